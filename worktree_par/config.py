@@ -1,0 +1,180 @@
+"""Configuration: ``.wtp.toml`` at the repository root, or ``[tool.wtp]`` in pyproject.toml.
+
+Every key has a default (CONTRACT.md).  Unknown keys, wrong types, broken TOML and
+absurd values are ConfigError (exit 2) naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+CONFIG_FILE = ".wtp.toml"
+STRATEGIES = ("rebase", "squash", "merge")
+
+
+@dataclass(frozen=True)
+class Config:
+    base: str = ""
+    remote: str = "origin"
+    max_active: int = 3
+    worktree_root: str = "../{repo}.worktrees"
+    branch_prefix: str = "wtp/"
+    port_base: int = 4100
+    setup_copy: tuple[str, ...] = ()
+    setup_run: tuple[str, ...] = ()
+    land_strategy: str = "rebase"
+    land_gate: str = ""
+    land_timeout: float = 1800
+    check_hot: tuple[str, ...] = ()
+    source: Path | None = field(default=None, compare=False)
+
+    def worktree_root_path(self, main_root: Path) -> Path:
+        rel = self.worktree_root.replace("{repo}", main_root.name)
+        return Path(main_root, rel).resolve()
+
+
+# key -> (type, attribute) for each table; "" is the top level
+_SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
+    "": {
+        "base": (str, "base"),
+        "remote": (str, "remote"),
+        "max_active": (int, "max_active"),
+        "worktree_root": (str, "worktree_root"),
+        "branch_prefix": (str, "branch_prefix"),
+        "port_base": (int, "port_base"),
+    },
+    "setup": {"copy": (list, "setup_copy"), "run": (list, "setup_run")},
+    "land": {"strategy": (str, "land_strategy"), "gate": (str, "land_gate"), "timeout": ((int, float), "land_timeout")},
+    "check": {"hot": (list, "check_hot")},
+}
+_MAX_TASK_PORTS = 1000  # port_base + this must stay a valid port
+
+
+def _type_name(t: type | tuple[type, ...]) -> str:
+    if isinstance(t, tuple):
+        return "a number"
+    return {str: "a string", int: "a whole number", list: "a list of strings"}[t]
+
+
+def _parse(data: dict[str, Any], where: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, val in data.items():
+        if key in _SCHEMA[""]:
+            tables = {"": {key: val}}
+        elif key in _SCHEMA and key != "":
+            if not isinstance(val, dict):
+                raise ConfigError(f"{where}: '{key}' must be a table ([{key}])")
+            tables = {key: val}
+        else:
+            raise ConfigError(f"{where}: unknown key '{key}': see 'wtp init' for the keys wtp reads")
+        for table, items in tables.items():
+            for k, v in items.items():
+                name = f"{table}.{k}" if table else k
+                if k not in _SCHEMA[table]:
+                    raise ConfigError(f"{where}: unknown key '{name}': see 'wtp init' for the keys wtp reads")
+                typ, attr = _SCHEMA[table][k]
+                if isinstance(v, bool) or not isinstance(v, typ):
+                    raise ConfigError(f"{where}: '{name}' must be {_type_name(typ)}, not {v!r}")
+                if typ is list:
+                    if not all(isinstance(x, str) and x for x in v):
+                        raise ConfigError(f"{where}: '{name}' must be a list of non-empty strings")
+                    v = tuple(v)
+                values[attr] = v
+    return values
+
+
+def _validate(cfg: Config, where: str) -> None:
+    if cfg.max_active < 1:
+        raise ConfigError(f"{where}: 'max_active' must be 1 or more, not {cfg.max_active}")
+    if not 1024 <= cfg.port_base <= 65535 - _MAX_TASK_PORTS:
+        raise ConfigError(
+            f"{where}: 'port_base' must be between 1024 and {65535 - _MAX_TASK_PORTS} "
+            f"so that task ports stay valid, not {cfg.port_base}"
+        )
+    if cfg.land_strategy not in STRATEGIES:
+        raise ConfigError(f"{where}: 'land.strategy' must be one of {', '.join(STRATEGIES)}, not {cfg.land_strategy!r}")
+    if cfg.land_timeout <= 0:
+        raise ConfigError(f"{where}: 'land.timeout' must be a positive number of seconds, not {cfg.land_timeout}")
+    if not cfg.worktree_root.strip():
+        raise ConfigError(f"{where}: 'worktree_root' must not be empty")
+    for s in cfg.setup_copy:
+        p = Path(s)
+        if p.is_absolute() or ".." in p.parts:
+            raise ConfigError(f"{where}: 'setup.copy' entry {s!r} must be a path inside the repository")
+
+
+def load(main_root: Path) -> Config:
+    """Read the config of the repository whose main worktree is ``main_root``."""
+    path = main_root / CONFIG_FILE
+    data: dict[str, Any] | None = None
+    if path.is_file():
+        data = _read_toml(path)
+        where = str(path)
+    else:
+        py = main_root / "pyproject.toml"
+        if py.is_file():
+            tool = _read_toml(py).get("tool", {})
+            if isinstance(tool, dict) and "wtp" in tool:
+                data = tool["wtp"]
+                where = f"{py} [tool.wtp]"
+                if not isinstance(data, dict):
+                    raise ConfigError(f"{where}: must be a table")
+    if data is None:
+        return Config()
+    cfg = Config(**_parse(data, where), source=path if path.is_file() else main_root / "pyproject.toml")
+    _validate(cfg, where)
+    return cfg
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e}): fix the file or move it aside") from e
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror})") from e
+
+
+def render_default(base: str, remote: str, max_active: int) -> str:
+    """The commented ``.wtp.toml`` that ``wtp init`` writes."""
+    return f"""\
+# wtp configuration: committed and shared by the team.  Every key is optional.
+
+# Branch tasks fork from and land onto ("" = detect: the remote's HEAD, else main, else master).
+base = {json.dumps(base)}
+# Remote that landing publishes to ("" = none: landing moves the local base branch).
+remote = {json.dumps(remote)}
+# Active tasks at once; more are queued until a slot frees.
+max_active = {max_active}
+# Where task worktrees go, relative to the repository root ({{repo}} = its folder name).
+worktree_root = "../{{repo}}.worktrees"
+# Task branches are <branch_prefix><task>.
+branch_prefix = "wtp/"
+# PORT for tasks: port_base, port_base+1, ... unique among live tasks.
+port_base = 4100
+
+[setup]
+# Gitignored paths copied (copy-on-write where possible) from the main worktree, e.g. ["node_modules", ".env"].
+copy = []
+# Commands run in each new worktree with the task's environment (need 'wtp trust'), e.g. ["npm ci --prefer-offline"].
+run = []
+
+[land]
+# rebase | squash | merge
+strategy = "rebase"
+# Command that must pass on the candidate before it is published (needs 'wtp trust'), e.g. "make test".
+gate = ""
+# Seconds the gate may run.
+timeout = 1800
+
+[check]
+# Extra hot-file globs, added to the built-in list (lockfiles, changelogs, version files, migrations).
+hot = []
+"""

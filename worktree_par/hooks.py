@@ -1,0 +1,18 @@
+"""Test hook for crash-safety tests (issue 6).  Off unless WTP_TEST_KILL_AT is set.
+
+``WTP_TEST_KILL_AT=<step>`` makes wtp SIGKILL itself when it reaches the named step
+boundary (for example ``land:before-publish``), so tests can show that the next
+command completes or rolls back every interrupted operation.  Steps are marked in
+the code with ``hooks.step("...")``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+def step(name: str) -> None:
+    target = os.environ.get("WTP_TEST_KILL_AT")
+    if target and target == name:
+        os.kill(os.getpid(), signal.SIGKILL)

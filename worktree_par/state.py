@@ -1,0 +1,194 @@
+"""The task registry: versioned JSON under ``<git-common-dir>/wtp/``.
+
+Written to a temp file in the same folder then ``os.replace``d (pre-commit's
+store.py), under a separate lock file (filelock's docs: don't lock the file you
+write).  The previous good copy is kept as ``state.json.bak`` so a corrupt file
+is never silent loss of the registry.  Readers that do not change anything read
+without the lock: ``os.replace`` makes every read see a whole file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import StateError
+from .locks import Lock
+
+VERSION = 1
+
+QUEUED = "queued"
+ACTIVE = "active"
+LANDING = "landing"
+BLOCKED = "blocked"
+LANDED = "landed"
+ABANDONED = "abandoned"
+FINAL = (LANDED, ABANDONED)
+LIVE = (ACTIVE, LANDING, BLOCKED)  # states that own a branch, a worktree and a port
+
+
+@dataclass
+class Task:
+    name: str
+    state: str
+    branch: str
+    base: str  # branch the task lands onto
+    seq: int  # arrival order, for the queue
+    path: str | None = None  # absolute worktree path; None while queued
+    fork: str | None = None  # commit the task was started from
+    start_ref: str | None = None  # what --base asked for, resolved when admitted
+    port: int | None = None
+    touch: list[str] = field(default_factory=list)
+    use: list[str] = field(default_factory=list)
+    created: float = 0.0
+    # An operation in flight ("creating", "setup", "removing", "landing"), with its holder;
+    # a dead holder means the operation was interrupted and must be completed or rolled back.
+    phase: str = ""
+    holder: dict[str, Any] | None = None
+    setup: str = ""  # "", "done", "failed: <why>"
+    commit: str | None = None  # landed tip
+    paths: list[str] = field(default_factory=list)  # conflicting paths when blocked
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Task:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class State:
+    seq: int = 0
+    tasks: dict[str, Task] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # other modules' small records (trust, ...)
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def live(self) -> list[Task]:
+        return sorted((t for t in self.tasks.values() if t.state in LIVE), key=lambda t: t.seq)
+
+    def queued(self) -> list[Task]:
+        return sorted((t for t in self.tasks.values() if t.state == QUEUED), key=lambda t: t.seq)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "seq": self.seq,
+            "tasks": [t.to_json() for t in sorted(self.tasks.values(), key=lambda t: t.seq)],
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+class Store:
+    def __init__(self, common_dir: Path) -> None:
+        self.dir = common_dir / "wtp"
+        self.file = self.dir / "state.json"
+        self.backup = self.dir / "state.json.bak"
+        self.lock_file = self.dir / "state.lock"
+
+    def ensure_dir(self) -> Path:
+        if self.dir.is_symlink():
+            raise StateError(f"{self.dir} is a symlink: wtp keeps its state only in a real directory; remove the link")
+        self.dir.mkdir(exist_ok=True)
+        return self.dir
+
+    def subdir(self, name: str) -> Path:
+        d = self.ensure_dir() / name
+        if d.is_symlink():
+            raise StateError(f"{d} is a symlink: remove it, wtp will recreate the directory")
+        d.mkdir(exist_ok=True)
+        return d
+
+    def read(self) -> State:
+        raw = self._read_bytes(self.file)
+        if raw is None:
+            return State()
+        return self._decode(raw, self.file)
+
+    def _read_bytes(self, path: Path) -> bytes | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            hint = "it is a symlink: remove it" if path.is_symlink() else e.strerror
+            raise StateError(f"state file {path} cannot be read ({hint})") from e
+        with os.fdopen(fd, "rb") as f:
+            return f.read()
+
+    def _decode(self, raw: bytes, path: Path) -> State:
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or not isinstance(data.get("version"), int):
+                raise ValueError("no version field")
+            if data["version"] > VERSION:
+                raise StateError(
+                    f"state file {path} was written by a newer wtp (format {data['version']}, "
+                    f"this wtp reads {VERSION}): upgrade wtp"
+                )
+            tasks = {}
+            for d in data.get("tasks", []):
+                t = Task.from_json(d)
+                tasks[t.name] = t
+            return State(seq=int(data.get("seq", 0)), tasks=tasks, extra=dict(data.get("extra", {})))
+        except StateError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            hint = "run 'wtp doctor --fix' to restore the previous good copy"
+            if path == self.backup or not self.backup.exists():
+                hint = "move it aside and run 'wtp doctor' to rebuild the registry from git"
+            raise StateError(f"state file {path} is corrupt ({e.__class__.__name__}: {e}): {hint}") from e
+
+    def restore_backup(self) -> bool:
+        """Replace a corrupt state file by the kept previous copy; False when there is none."""
+        raw = self._read_bytes(self.backup)
+        if raw is None:
+            return False
+        self._decode(raw, self.backup)  # only a good copy is restored
+        self._write_bytes(self.file, raw)
+        return True
+
+    def _write_bytes(self, path: Path, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".state-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            # mkstemp makes 0600; give the file the permissions the user's umask allows.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)  # replaces a planted symlink instead of following it
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def lock(self) -> Lock:
+        self.ensure_dir()
+        return Lock(self.lock_file)
+
+    @contextmanager
+    def transaction(self) -> Iterator[State]:
+        """Lock, read, let the caller change the state, write it back if it changed."""
+        with self.lock():
+            raw = self._read_bytes(self.file)
+            state = self._decode(raw, self.file) if raw is not None else State()
+            before = json.dumps(state.to_json(), sort_keys=True)
+            yield state
+            after = json.dumps(state.to_json(), indent=1, sort_keys=True)
+            if json.dumps(json.loads(after), sort_keys=True) != before:
+                if raw is not None:
+                    self._write_bytes(self.backup, raw)
+                self._write_bytes(self.file, after.encode())
