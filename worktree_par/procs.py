@@ -1,0 +1,139 @@
+"""Processes: which live processes work inside a worktree, and running a command so
+that it can never outlive the wtp process guarding it (gates, land gates)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    name: str
+
+
+def processes_in(paths: list[Path]) -> dict[Path, list[Proc]]:
+    """Live processes whose working directory lies inside each path (one scan for all)."""
+    import psutil
+
+    found: dict[Path, list[Proc]] = {p: [] for p in paths}
+    if not paths:
+        return found
+    roots = [(str(p.resolve()), p) for p in paths]
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid", "name", "cwd"]):
+        cwd = proc.info.get("cwd")
+        if not cwd or proc.info["pid"] == me:
+            continue
+        for root, p in roots:
+            if cwd == root or cwd.startswith(root + os.sep):
+                found[p].append(Proc(proc.info["pid"], proc.info["name"] or "?"))
+    return found
+
+
+# The guardian: a tiny process that waits for its stdin (a pipe only wtp writes) to
+# close, which happens when wtp exits for any reason, SIGKILL included, and then kills
+# the command's whole process group.  PR_SET_PDEATHSIG alone would only reach the
+# direct child, not the grandchildren a shell starts.
+_GUARDIAN = """
+import os, signal, sys
+pgid = int(sys.argv[1])
+sys.stdin.buffer.read()
+try:
+    os.killpg(pgid, signal.SIGKILL)
+except OSError:
+    pass
+"""
+
+
+def _child_setup() -> None:  # runs in the child between fork and exec
+    os.setpgid(0, 0)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the wtp process
+        except Exception:
+            pass  # the guardian still stops the group
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    timed_out: bool
+    seconds: float
+
+
+def run_guarded(
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    *,
+    timeout: float | None = None,
+    log: Path | None = None,
+) -> Outcome:
+    """Run argv in its own process group, bound to our life; kill the group on timeout,
+    on Ctrl-C, when we die, and when it exits (no stray background process survives)."""
+    out = open(log, "ab") if log else None
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            preexec_fn=_child_setup,
+        )
+    except FileNotFoundError as e:
+        if out:
+            out.close()
+        raise UsageError(f"command not found: {argv[0]}") from e
+    except PermissionError as e:
+        if out:
+            out.close()
+        raise UsageError(f"command cannot be run (permission denied): {argv[0]}") from e
+    guardian = subprocess.Popen(
+        [sys.executable, "-S", "-c", _GUARDIAN, str(proc.pid)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C to our group must not kill the guardian first
+    )
+    timed_out = False
+    try:
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc.pid)
+            code = proc.wait()
+    except KeyboardInterrupt:
+        _kill_group(proc.pid)
+        proc.wait()
+        raise
+    finally:
+        if out:
+            out.close()
+        assert guardian.stdin is not None
+        guardian.stdin.close()  # the guardian now stops whatever is left of the group
+        guardian.wait()
+    return Outcome(code if code >= 0 else 128 - code, timed_out, time.monotonic() - t0)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+        time.sleep(0.2)
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
