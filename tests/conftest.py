@@ -1,0 +1,185 @@
+"""Hermetic real-git fixtures (after git-revise's hermetic_seal and pre-commit's
+dont_write_to_home_directory): git never sees the developer's config, every repo
+lives in tmp, and tests drive the real CLI, in-process or as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="wtp-test-home-"))
+    (home / ".gitconfig").write_text(
+        "[init]\n\tdefaultBranch = main\n[user]\n\tname = Test\n\temail = test@example.com\n"
+        '[protocol "file"]\n\tallow = always\n[advice]\n\tdetachedHead = false\n'
+    )
+    for k in list(os.environ):
+        if k.startswith("GIT_") or k.startswith("WTP_"):
+            del os.environ[k]
+    os.environ.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
+        GIT_AUTHOR_NAME="Test",
+        GIT_AUTHOR_EMAIL="test@example.com",
+        GIT_COMMITTER_NAME="Test",
+        GIT_COMMITTER_EMAIL="test@example.com",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {res.stderr}")
+    return res.stdout.strip()
+
+
+@dataclass
+class Out:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> dict:
+        return json.loads(self.out)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+
+@dataclass
+class Repo:
+    path: Path
+    remote: Path | None = None
+
+    def git(self, *args: str, cwd: Path | None = None, check: bool = True) -> str:
+        return git(cwd or self.path, *args, check=check)
+
+    def write(self, rel: str, text: str, cwd: Path | None = None) -> Path:
+        p = (cwd or self.path) / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        return p
+
+    def commit(self, files: dict[str, str], msg: str = "change", cwd: Path | None = None) -> str:
+        for rel, text in files.items():
+            self.write(rel, text, cwd)
+        self.git("add", "-A", cwd=cwd)
+        self.git("commit", "-q", "-m", msg, cwd=cwd)
+        return self.git("rev-parse", "HEAD", cwd=cwd)
+
+    def wtp(self, *args: str, cwd: Path | None = None, input: str | None = None) -> Out:
+        """Run the CLI in-process (typer's CliRunner), as if started in cwd."""
+        from typer.testing import CliRunner
+
+        from worktree_par.cli import app
+
+        runner = CliRunner()
+        res = runner.invoke(app, ["-C", str(cwd or self.path), *args], input=input, catch_exceptions=False)
+        return Out(res.exit_code, res.stdout, res.stderr)
+
+    def wtp_proc(
+        self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> Out:
+        """Run the CLI as a real subprocess."""
+        res = subprocess.run(
+            [sys.executable, "-m", "worktree_par", *args],
+            cwd=cwd or self.path,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=timeout,
+        )
+        return Out(res.returncode, res.stdout, res.stderr)
+
+    def spawn(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "worktree_par", *args],
+            cwd=cwd or self.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / ".git" / "wtp" / "state.json"
+
+    def state(self) -> dict:
+        return json.loads(self.state_file.read_text())
+
+    def branches(self) -> list[str]:
+        return self.git("for-each-ref", "--format=%(refname:short)", "refs/heads/").split()
+
+
+def make_repo(base: Path, *, fixture: str | None = "webapp", remote: bool = False, name: str = "repo") -> Repo:
+    """A repository with one commit of a fixture tree on main; with a bare 'origin' if asked."""
+    path = base / name
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    if fixture:
+        shutil.copytree(FIXTURES / fixture, path, dirs_exist_ok=True)
+    else:
+        (path / "README.md").write_text("hello\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    repo = Repo(path)
+    if remote:
+        bare = base / "origin.git"
+        git(base, "init", "-q", "--bare", "-b", "main", str(bare))
+        git(path, "remote", "add", "origin", str(bare))
+        git(path, "push", "-q", "-u", "origin", "main")
+        git(path, "remote", "set-head", "origin", "main")
+        repo.remote = bare
+    return repo
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    return make_repo(tmp_path)
+
+
+@pytest.fixture
+def remote_repo(tmp_path: Path) -> Repo:
+    return make_repo(tmp_path, remote=True)
+
+
+@pytest.fixture
+def repo_factory(tmp_path: Path) -> Iterator:
+    n = 0
+
+    def factory(**kw: object) -> Repo:
+        nonlocal n
+        n += 1
+        sub = tmp_path / f"r{n}"
+        sub.mkdir()
+        return make_repo(sub, **kw)  # type: ignore[arg-type]
+
+    yield factory
+
+
+@pytest.fixture(autouse=True)
+def _no_writes_to_real_home() -> Iterator[None]:
+    """Fail a test that writes git config into the home the suite did not create."""
+    home = Path(os.environ["HOME"])
+    before = (home / ".gitconfig").read_text()
+    yield
+    assert (home / ".gitconfig").read_text() == before, "a test changed the global git config"

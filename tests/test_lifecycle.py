@@ -1,0 +1,302 @@
+"""The task lifecycle (issue 2): start, list, path, run, rm, init, from any worktree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo, make_repo
+
+
+def test_three_tasks_get_branches_and_worktrees_outside_the_main_worktree(repo: Repo) -> None:
+    paths = []
+    for name in "abc":
+        out = repo.wtp("start", name)
+        assert out.code == 0, out.err
+        paths.append(Path(out.lines[-1]))
+    root = repo.path.parent / "repo.worktrees"
+    assert paths == [root / "a", root / "b", root / "c"]
+    for name, p in zip("abc", paths):
+        assert repo.git("rev-parse", "--abbrev-ref", "HEAD", cwd=p) == f"wtp/{name}"
+        assert repo.path not in p.parents
+    wt = repo.git("worktree", "list", "--porcelain")
+    assert wt.count("branch refs/heads/wtp/") == 3
+    # list --json from the main worktree and from each linked worktree shows all three
+    for where in [repo.path, *paths]:
+        data = repo.wtp("list", "--json", cwd=where).json()
+        assert [(t["name"], t["state"], t["branch"], t["path"]) for t in data["tasks"]] == [
+            (n, "active", f"wtp/{n}", str(p)) for n, p in zip("abc", paths)
+        ]
+    ports = [t["port"] for t in data["tasks"]]
+    assert ports == [4100, 4101, 4102]
+
+
+def test_list_counts_ahead_behind_dirty_and_changed(repo: Repo) -> None:
+    p = Path(repo.wtp("start", "feed").lines[-1])
+    repo.commit({"src/app.js": "changed\n"}, cwd=p)
+    repo.write("src/new.js", "x\n", cwd=p)  # untracked
+    repo.write("README.md", "edited\n", cwd=p)  # unstaged
+    repo.commit({"CHANGELOG.md": "moved on\n"})  # base moves ahead
+    t = repo.wtp("list", "--json").json()["tasks"][0]
+    assert (t["ahead"], t["behind"], t["dirty"], t["changed"]) == (1, 1, 2, 3)
+    table = repo.wtp("list")
+    assert table.lines[0].split() == [
+        "TASK",
+        "STATE",
+        "BRANCH",
+        "PATH",
+        "BASE",
+        "AHEAD/BEHIND",
+        "DIRTY",
+        "CHANGED",
+        "PROCS",
+        "PORT",
+        "NOTE",
+    ]
+    assert table.lines[1].split()[:8] == ["feed", "active", "wtp/feed", str(p), "main", "+1/-1", "2", "3"]
+
+
+def test_status_is_an_alias_of_list(repo: Repo) -> None:
+    repo.wtp("start", "a")
+    assert repo.wtp("status", "--json").json() == repo.wtp("list", "--json").json()
+
+
+def test_path_and_run_use_the_task_environment(repo: Repo) -> None:
+    p = repo.wtp("start", "feed").lines[-1]
+    assert repo.wtp("path", "feed").out == p + "\n"
+    out = repo.wtp_proc(
+        "run", "feed", "--", "sh", "-c", 'echo "$WTP_TASK|$WTP_WORKTREE|$WTP_BRANCH|$WTP_BASE|$PORT|$PWD"; exit 7'
+    )
+    assert out.code == 7
+    assert out.out.strip() == f"feed|{p}|wtp/feed|main|4100|{p}"
+
+
+def test_run_reports_a_missing_command(repo: Repo) -> None:
+    repo.wtp("start", "feed")
+    out = repo.wtp_proc("run", "feed", "--", "no-such-command-xyz")
+    assert (out.code, out.err) == (127, "wtp: command not found: no-such-command-xyz\n")
+
+
+def test_start_is_idempotent_and_reports_the_existing_task(repo: Repo) -> None:
+    first = repo.wtp("start", "a")
+    again = repo.wtp("start", "a")
+    assert again.code == 0
+    assert again.lines == first.lines
+    assert "already active" in again.err
+    assert len(repo.state()["tasks"]) == 1
+
+
+def test_start_adopts_an_existing_branch(repo: Repo) -> None:
+    repo.git("branch", "wtp/old")
+    repo.commit({"x.txt": "x\n"})
+    repo.git("branch", "-f", "wtp/old", "HEAD~1")
+    out = repo.wtp("start", "old")
+    assert out.code == 0
+    assert "using the existing branch 'wtp/old'" in out.err
+    assert repo.git("rev-parse", "HEAD", cwd=Path(out.lines[-1])) == repo.git("rev-parse", "HEAD~1")
+
+
+def test_start_from_a_commit_ish(repo: Repo) -> None:
+    first = repo.git("rev-parse", "HEAD")
+    repo.commit({"x.txt": "x\n"})
+    repo.git("tag", "v1", first)
+    p = Path(repo.wtp("start", "old", "--base", "v1").lines[-1])
+    assert repo.git("rev-parse", "HEAD", cwd=p) == first
+    assert repo.wtp("list", "--json").json()["tasks"][0]["base"] == "main"
+    bad = repo.wtp("start", "nope", "--base", "no-such-ref")
+    assert (bad.code, bad.err) == (
+        2,
+        "wtp: --base 'no-such-ref' names no branch or commit: pass a branch, tag or commit id\n",
+    )
+
+
+def test_base_is_the_remote_head_branch(tmp_path: Path) -> None:
+    r = make_repo(tmp_path, remote=True)
+    r.git("checkout", "-q", "-b", "trunk")
+    r.git("push", "-q", "origin", "trunk")
+    r.git("symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/trunk")
+    r.commit({"local-only.txt": "not pushed\n"})  # the task must fork from what the remote has
+    p = Path(r.wtp("start", "t").lines[-1])
+    task = r.wtp("list", "--json").json()["tasks"][0]
+    assert task["base"] == "trunk"
+    assert r.git("rev-parse", "HEAD", cwd=p) == r.git("rev-parse", "origin/trunk")
+    # the task branch must not track the base: a plain 'git push' must never push to it
+    assert r.git("config", "--get", "branch.wtp/t.merge", check=False) == ""
+
+
+def test_base_falls_back_to_master(tmp_path: Path) -> None:
+    r = make_repo(tmp_path)
+    r.git("branch", "-m", "main", "master")
+    r.wtp("start", "t")
+    assert r.wtp("list", "--json").json()["tasks"][0]["base"] == "master"
+
+
+def test_no_base_branch_is_a_clear_error(tmp_path: Path) -> None:
+    r = make_repo(tmp_path)
+    r.git("branch", "-m", "main", "trunk")
+    out = r.wtp("start", "t")
+    assert out.code == 2
+    assert out.err.startswith("wtp: cannot tell the base branch")
+    assert not r.state_file.exists()
+
+
+# --- rm -------------------------------------------------------------------------------
+
+
+def test_rm_removes_a_task_without_work(repo: Repo) -> None:
+    p = Path(repo.wtp("start", "a").lines[-1])
+    out = repo.wtp("rm", "a")
+    assert (out.code, out.lines) == (0, ["removed task 'a' (worktree and branch 'wtp/a')"])
+    assert not p.exists()
+    assert "wtp/a" not in repo.branches()
+    assert repo.wtp("list", "--json").json() == {"tasks": []}
+    assert [t["state"] for t in repo.wtp("list", "--json", "--all").json()["tasks"]] == ["abandoned"]
+
+
+def test_rm_refuses_unlanded_commits_and_force_archives_them(repo: Repo) -> None:
+    p = Path(repo.wtp("start", "a").lines[-1])
+    tip = repo.commit({"src/app.js": "new\n"}, cwd=p)
+    out = repo.wtp("rm", "a")
+    assert out.code == 1
+    assert (
+        out.err
+        == "wtp: task 'a' has 1 commit not on 'main': land it, or run 'wtp rm a --force' to archive and remove it\n"
+    )
+    assert p.exists() and "wtp/a" in repo.branches()
+    forced = repo.wtp("rm", "a", "--force")
+    assert forced.code == 0
+    assert "archived 1 commit not on 'main' of task 'a' under refs/wtp/archive/a" in forced.out
+    assert repo.git("rev-parse", "refs/wtp/archive/a") == tip
+    assert not p.exists()
+
+
+def test_rm_refuses_a_dirty_tree_and_force_keeps_the_uncommitted_files(repo: Repo) -> None:
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.write("src/app.js", "edited\n", cwd=p)
+    repo.write("notes.txt", "untracked\n", cwd=p)
+    out = repo.wtp("rm", "a")
+    assert out.code == 1
+    assert (
+        out.err
+        == "wtp: task 'a' has 2 uncommitted files (notes.txt, src/app.js): land it, or run 'wtp rm a --force' to archive and remove it\n"
+    )
+    repo.wtp("rm", "a", "--force")
+    assert repo.git("show", "refs/wtp/archive/a:notes.txt") == "untracked"
+    assert repo.git("show", "refs/wtp/archive/a:src/app.js") == "edited"
+    assert repo.git("rev-parse", "refs/wtp/archive/a^") == repo.git("rev-parse", "main")
+
+
+def test_rm_keeps_an_older_archive_of_the_same_name(repo: Repo) -> None:
+    p = Path(repo.wtp("start", "a").lines[-1])
+    first = repo.commit({"one.txt": "1\n"}, cwd=p)
+    repo.wtp("rm", "a", "--force")
+    p = Path(repo.wtp("start", "a").lines[-1])
+    second = repo.commit({"two.txt": "2\n"}, cwd=p)
+    repo.wtp("rm", "a", "--force")
+    assert repo.git("rev-parse", "refs/wtp/archive/a") == second
+    kept = repo.git("for-each-ref", "--format=%(objectname)", "refs/wtp/archive-prev/a/")
+    assert kept == first
+
+
+def test_rm_allows_work_that_is_already_on_the_base(repo: Repo) -> None:
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"src/app.js": "new\n"}, cwd=p)
+    repo.git("merge", "-q", "--ff-only", "wtp/a")
+    assert repo.wtp("rm", "a").code == 0
+
+
+def test_rm_refuses_while_a_process_runs_inside(repo: Repo) -> None:
+    import subprocess
+
+    p = Path(repo.wtp("start", "a").lines[-1])
+    proc = subprocess.Popen(["sleep", "30"], cwd=p)
+    try:
+        out = repo.wtp("rm", "a")
+        assert out.code == 1
+        assert f"1 process running inside (sleep[{proc.pid}])" in out.err
+        listed = repo.wtp("list", "--json").json()["tasks"][0]["processes"]
+        assert listed == [proc.pid]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert repo.wtp("rm", "a").code == 0
+
+
+def test_rm_of_a_queued_task_just_drops_it(repo: Repo) -> None:
+    for n in "abcd":
+        repo.wtp("start", n)
+    assert repo.wtp("rm", "d").lines == ["removed queued task 'd'"]
+    assert "wtp/d" not in repo.branches()
+
+
+def test_abandon_is_an_alias_of_rm(repo: Repo) -> None:
+    repo.wtp("start", "a")
+    assert repo.wtp("abandon", "a").code == 0
+
+
+def test_a_name_can_be_reused_after_rm(repo: Repo) -> None:
+    repo.wtp("start", "a")
+    repo.wtp("rm", "a")
+    out = repo.wtp("start", "a")
+    assert out.code == 0 and Path(out.lines[-1]).is_dir()
+
+
+# --- init -----------------------------------------------------------------------------
+
+
+def test_init_writes_a_config_that_loads_back(remote_repo: Repo) -> None:
+    out = remote_repo.wtp("init", "--max-active", "4")
+    assert out.lines == [f"wrote {remote_repo.path / '.wtp.toml'} (base 'main', remote 'origin', max_active 4)"]
+    from worktree_par.config import Config, load
+
+    cfg = load(remote_repo.path)
+    assert cfg == Config(base="main", remote="origin", max_active=4)
+    again = remote_repo.wtp("init")
+    assert again.code == 1 and "already exists" in again.err
+    assert remote_repo.wtp("init", "--no-remote", "--force").code == 0
+    assert load(remote_repo.path).remote == ""
+
+
+def test_config_in_pyproject(repo: Repo) -> None:
+    repo.write("pyproject.toml", '[project]\nname = "x"\n\n[tool.wtp]\nmax_active = 1\nbranch_prefix = "task/"\n')
+    repo.wtp("start", "a")
+    assert repo.wtp("start", "b").lines == ["task 'b' is queued (place 1): waits because all 1 slots are taken"]
+    assert "task/a" in repo.branches()
+
+
+def test_worktree_root_inside_the_repo_is_refused(repo: Repo) -> None:
+    repo.write(".wtp.toml", 'worktree_root = ".worktrees"\n')
+    out = repo.wtp("start", "a")
+    assert out.code == 2
+    assert "is inside the worktree" in out.err
+    assert not repo.state_file.exists()
+
+
+# --- concurrency ----------------------------------------------------------------------
+
+
+def test_concurrent_starts_lose_no_entry_and_share_no_port(repo: Repo) -> None:
+    repo.write(".wtp.toml", "max_active = 20\n")
+    names = [f"t{i}" for i in range(10)]
+    procs = [repo.spawn("start", n, "--json") for n in names]
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    assert [r[2] for r in results] == [0] * 10, [r[1] for r in results]
+    tasks = repo.wtp("list", "--json").json()["tasks"]
+    assert sorted(t["name"] for t in tasks) == sorted(names)
+    assert all(t["state"] == "active" for t in tasks)
+    ports = [t["port"] for t in tasks]
+    assert sorted(ports) == list(range(4100, 4110))
+    assert len(repo.git("worktree", "list").splitlines()) == 11
+    # starts from linked worktrees share the same registry
+    inner = Path(tasks[0]["path"])
+    assert repo.wtp_proc("start", "from-inside", cwd=inner).code == 0
+    assert len(json.loads(repo.wtp_proc("list", "--json").out)["tasks"]) == 11
+
+
+@pytest.mark.parametrize("cmd", [["path", "ghost"], ["run", "ghost", "--", "true"], ["rm", "ghost"]])
+def test_unknown_task_is_exit_2(repo: Repo, cmd: list[str]) -> None:
+    repo.wtp("start", "a")
+    out = repo.wtp(*cmd)
+    assert (out.code, out.err) == (2, "wtp: no task named 'ghost' (tasks: a): see 'wtp list'\n")
