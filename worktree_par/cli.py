@@ -151,6 +151,10 @@ def init(
     c = Ctx(repo=repo, cfg=config.Config(remote=remote or ""), store=Store(repo.common_dir))
     detected = base or c.detect_base()
     target.write_text(config.render_default(detected, remote or "", max_active))
+    from . import isolate
+
+    with c.store.transaction() as st:  # init trusts what it writes
+        isolate.trust(Ctx(repo=repo, cfg=config.load(repo.main_root), store=c.store), st)
     print(f"wrote {target} (base '{detected}', remote '{remote or 'none'}', max_active {max_active})")
 
 
@@ -233,7 +237,7 @@ def path(ctx: typer.Context, task: str) -> None:
     print(t.path)
 
 
-@app.command(context_settings={"allow_interspersed_args": False})
+@app.command()
 def run(
     ctx: typer.Context, task: str, cmd: list[str] = typer.Argument(..., help="Command and its arguments, after --.")
 ) -> None:
@@ -333,7 +337,7 @@ def status(
 # --- gates and trust ------------------------------------------------------------------
 
 
-@app.command(context_settings={"allow_interspersed_args": False})
+@app.command()
 def gate(
     ctx: typer.Context,
     resource: str = typer.Argument(..., help="Gate name, e.g. deploy:prod."),

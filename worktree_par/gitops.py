@@ -125,6 +125,10 @@ def discover(path: Path) -> RepoInfo:
         check=False,
     )
     if res.code != 0:
+        if "must be run in a work tree" in res.err:
+            raise NotARepo(
+                f"{path} is a bare repository or a .git directory: wtp needs a working tree (clone it first)"
+            )
         if "not a git repository" in res.err:
             raise NotARepo(f"{path} is not inside a git repository: run wtp from a clone, or pass -C REPO")
         raise GitError(["rev-parse"], res.code, res.out, res.err)

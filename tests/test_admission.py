@@ -1,0 +1,247 @@
+"""Admission control, gates, ports and warm worktrees (issue 3), with real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from .conftest import Repo
+
+
+def test_the_fourth_start_is_queued_and_starts_when_a_slot_frees(repo: Repo) -> None:
+    for n in "abc":
+        assert repo.wtp("start", n).code == 0
+    out = repo.wtp("start", "d", "--json")
+    assert out.code == 0
+    d = out.json()
+    assert (d["state"], d["path"], d["port"]) == ("queued", None, None)
+    assert "wtp/d" not in repo.branches()
+    human = repo.wtp("start", "e")
+    assert human.lines == ["task 'e' is queued (place 2): waits because all 3 slots are taken"]
+    rm = repo.wtp("rm", "b")
+    assert rm.code == 0
+    assert "started queued task 'd'" in rm.err
+    tasks = {t["name"]: t for t in repo.wtp("list", "--json").json()["tasks"]}
+    assert tasks["d"]["state"] == "active" and Path(tasks["d"]["path"]).is_dir()
+    assert tasks["d"]["port"] == 4101  # b's port, reused
+    assert tasks["e"]["state"] == "queued"
+
+
+def test_wait_blocks_until_admitted_and_times_out_with_exit_3(repo: Repo) -> None:
+    repo.write(".wtp.toml", "max_active = 1\n")
+    repo.wtp("start", "a")
+    out = repo.wtp_proc("start", "b", "--wait", "--timeout", "0.5")
+    assert out.code == 3
+    assert out.err.splitlines()[-1] == "wtp: timed out after 0.5s; task 'b' stays queued (all 1 slots are taken)"
+    waiter = repo.spawn("start", "c", "--wait", "--timeout", "60")
+    time.sleep(1.0)
+    assert waiter.poll() is None
+    assert repo.wtp("rm", "a").code == 0  # frees the slot: b is first in line
+    assert repo.wtp("rm", "b").code == 0  # and c gets the next one
+    stdout, stderr = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0, stderr
+    assert stdout.splitlines()[-1] == str(repo.path.parent / "repo.worktrees" / "c")
+    assert "waiting for a slot for 'c'" in stderr
+
+
+def test_declared_path_collision_queues_and_names_the_earlier_task(repo: Repo) -> None:
+    repo.wtp("start", "posts", "--touch", "content/posts/**")
+    out = repo.wtp("start", "index", "--touch", "content/posts/index.md")
+    assert out.lines == [
+        "task 'index' is queued (place 1): waits because path content/posts/index.md ~ content/posts/** with task 'posts'"
+    ]
+    assert repo.wtp("start", "api", "--touch", "src/**").code == 0  # independent: starts
+    assert [t["state"] for t in repo.wtp("list", "--json").json()["tasks"]] == ["active", "queued", "active"]
+    forced = repo.wtp("start", "index2", "--touch", "content", "--force")
+    assert forced.code == 0
+    assert "--force: started despite path content ~ content/posts/** with task 'posts'" in forced.err
+
+
+def test_resource_collision_and_fifo_among_queued_tasks(repo: Repo) -> None:
+    repo.wtp("start", "deploy1", "--use", "deploy:prod")
+    out = repo.wtp("start", "deploy2", "--use", "deploy:prod")
+    assert "resource deploy:prod with task 'deploy1'" in out.out
+    # a newcomer that collides with a queued task does not overtake it
+    out3 = repo.wtp("start", "deploy3", "--use", "deploy")
+    assert "deploy ~ deploy:prod with task 'deploy1'" in out3.out and "task 'deploy2'" in out3.out
+    repo.wtp("rm", "deploy1")
+    states = {t["name"]: t["state"] for t in repo.wtp("list", "--json").json()["tasks"]}
+    assert states == {"deploy2": "active", "deploy3": "queued"}
+
+
+def test_next_starts_what_can_run(repo: Repo) -> None:
+    repo.write(".wtp.toml", "max_active = 1\n")
+    repo.wtp("start", "a")
+    repo.wtp("start", "b")
+    assert repo.wtp("next").lines == ["nothing to start; 1 queued: b: all 1 slots are taken"]
+    repo.write(".wtp.toml", "max_active = 2\n")
+    out = repo.wtp("next")
+    assert out.lines == [f"b\t{repo.path.parent / 'repo.worktrees' / 'b'}"]
+
+
+def test_concurrent_starts_respect_the_cap(repo: Repo) -> None:
+    procs = [repo.spawn("start", f"t{i}", "--json") for i in range(8)]
+    for p in procs:
+        p.communicate(timeout=120)
+        assert p.returncode == 0
+    tasks = repo.wtp("list", "--json").json()["tasks"]
+    assert sorted(t["state"] for t in tasks) == ["active"] * 3 + ["queued"] * 5
+    assert len(repo.git("worktree", "list").splitlines()) == 4
+
+
+# --- gates ----------------------------------------------------------------------------
+
+
+def _gate_cmd(log: Path, tag: str, secs: float) -> list[str]:
+    return [
+        "sh",
+        "-c",
+        f'echo "start {tag} $(date +%s.%N)" >> {log}; sleep {secs}; echo "end {tag} $(date +%s.%N)" >> {log}',
+    ]
+
+
+def _intervals(log: Path) -> dict[str, tuple[float, float]]:
+    spans: dict[str, list[float]] = {}
+    for line in log.read_text().splitlines():
+        kind, tag, t = line.split()
+        spans.setdefault(tag, [0.0, 0.0])[0 if kind == "start" else 1] = float(t)
+    return {k: (v[0], v[1]) for k, v in spans.items()}
+
+
+def test_holders_of_one_gate_never_overlap_and_run_in_arrival_order(repo: Repo, tmp_path: Path) -> None:
+    log = tmp_path / "gate.log"
+    procs = []
+    for i in range(3):
+        procs.append(repo.spawn("gate", "deploy:prod", "--", *_gate_cmd(log, f"g{i}", 0.4)))
+        time.sleep(0.3)  # arrival order g0, g1, g2
+    for p in procs:
+        p.communicate(timeout=60)
+        assert p.returncode == 0
+    spans = sorted(_intervals(log).items(), key=lambda kv: kv[1][0])
+    assert [k for k, _ in spans] == ["g0", "g1", "g2"]
+    for (_, a), (_, b) in zip(spans, spans[1:]):
+        assert a[1] <= b[0], "two holders of one gate overlapped"
+
+
+def test_different_gates_run_side_by_side(repo: Repo, tmp_path: Path) -> None:
+    log = tmp_path / "gate.log"
+    procs = [repo.spawn("gate", f"db:{i}", "--", *_gate_cmd(log, f"g{i}", 1.0)) for i in range(3)]
+    for p in procs:
+        p.communicate(timeout=60)
+        assert p.returncode == 0
+    spans = list(_intervals(log).values())
+    assert max(s for s, _ in spans) < min(e for _, e in spans), "different gates did not overlap"
+
+
+def test_gate_exit_code_is_the_commands(repo: Repo) -> None:
+    assert repo.wtp_proc("gate", "x", "--", "sh", "-c", "exit 5").code == 5
+
+
+def test_a_killed_holder_neither_blocks_the_gate_nor_leaves_its_command_running(repo: Repo, tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    holder = repo.spawn("gate", "deploy", "--", "sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait")
+    for _ in range(200):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        time.sleep(0.05)
+    grandchild = int(pidfile.read_text())
+    waiter = repo.spawn("gate", "deploy", "--timeout", "30", "--", "true")
+    time.sleep(0.5)
+    assert waiter.poll() is None
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    out, err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0, err
+    assert "waiting for deploy (place 2): held by pid" in err
+    for _ in range(100):
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the gate's command outlived its killed holder")
+
+
+def test_gate_wait_times_out_with_exit_3(repo: Repo) -> None:
+    holder = repo.spawn("gate", "g", "--", "sleep", "5")
+    time.sleep(0.5)
+    out = repo.wtp_proc("gate", "g", "--timeout", "0.3", "--", "true")
+    assert out.code == 3 and "timed out after 0.3s waiting for g, held by pid" in out.err
+    holder.kill()
+    holder.wait()
+
+
+# --- warm worktrees and trust -----------------------------------------------------------
+
+
+def _warm_repo(repo: Repo) -> None:
+    nm = repo.path / "node_modules"
+    (nm / "left-pad").mkdir(parents=True)
+    (nm / "left-pad" / "index.js").write_text("module.exports = 1;\n")
+    (nm / ".bin").mkdir()
+    (nm / ".bin" / "left-pad").symlink_to("../left-pad/index.js")
+    (repo.path / ".env").write_text("SECRET=1\n")
+    repo.commit(
+        {
+            ".wtp.toml": '[setup]\ncopy = ["node_modules", ".env", "package.json"]\nrun = ["echo $WTP_TASK:$PORT > setup-ran.txt"]\n'
+        }
+    )
+
+
+def test_setup_needs_trust_then_copies_and_runs(repo: Repo) -> None:
+    _warm_repo(repo)
+    out = repo.wtp("start", "a")
+    assert out.code == 1
+    assert (
+        out.err
+        == f"wtp: setup.run in {repo.path / '.wtp.toml'} runs commands you have not trusted yet (echo $WTP_TASK:$PORT > setup-ran.txt): review them, then run 'wtp trust'\n"
+    )
+    assert not repo.state_file.exists() or repo.state()["tasks"] == []
+    assert repo.wtp("trust").lines == ["trusted setup.run: echo $WTP_TASK:$PORT > setup-ran.txt"]
+    out = repo.wtp("start", "a")
+    assert out.code == 0, out.err
+    p = Path(out.lines[-1])
+    assert (p / "setup-ran.txt").read_text() == "a:4100\n"
+    assert "not copying 'package.json': it is not ignored" in out.err
+    link = p / "node_modules" / ".bin" / "left-pad"
+    assert link.is_symlink() and os.readlink(link) == "../left-pad/index.js"
+    copied = p / "node_modules" / "left-pad" / "index.js"
+    orig = repo.path / "node_modules" / "left-pad" / "index.js"
+    assert copied.stat().st_ino != orig.stat().st_ino
+    copied.write_text("changed\n")
+    assert orig.read_text() == "module.exports = 1;\n"
+    assert (p / ".env").read_text() == "SECRET=1\n"
+    assert repo.wtp("list", "--json").json()["tasks"][0]["setup"] == "done"
+    # a changed command needs trust again, and says what is new
+    repo.commit({".wtp.toml": '[setup]\nrun = ["make deps"]\n'})
+    again = repo.wtp("start", "b")
+    assert again.code == 1 and "(make deps)" in again.err
+
+
+def test_failed_setup_is_marked_and_retried(repo: Repo) -> None:
+    repo.commit({".wtp.toml": '[setup]\nrun = ["test -f ok || exit 3"]\n'})
+    repo.wtp("trust")
+    out = repo.wtp("start", "a")
+    assert out.code == 0
+    assert "setup of task 'a' failed: 'test -f ok || exit 3' exited 3" in out.err
+    t = repo.wtp("list", "--json").json()["tasks"][0]
+    assert (t["state"], t["setup"]) == ("active", "failed: 'test -f ok || exit 3' exited 3")
+    log = repo.path / ".git" / "wtp" / "logs" / "setup-a.log"
+    assert "$ test -f ok || exit 3" in log.read_text()
+    Path(t["path"], "ok").write_text("")
+    retry = repo.wtp("start", "a")
+    assert retry.code == 0 and "resuming" in retry.err
+    assert repo.wtp("list", "--json").json()["tasks"][0]["setup"] == "done"
+
+
+def test_ports_are_unique_stable_and_reused(repo: Repo) -> None:
+    repo.write(".wtp.toml", "max_active = 5\nport_base = 5000\n")
+    for n in "abc":
+        repo.wtp("start", n)
+    repo.wtp("rm", "a")
+    repo.wtp("start", "d")
+    ports = {t["name"]: t["port"] for t in repo.wtp("list", "--json").json()["tasks"]}
+    assert ports == {"b": 5001, "c": 5002, "d": 5000}

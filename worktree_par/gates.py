@@ -1,0 +1,149 @@
+"""Named gates: FIFO mutual exclusion across processes for shared state beyond files
+(a deploy target, a database).  The land push queue is a gate too.
+
+A gate is a folder under the state dir with a ticket list (arrival order, each
+ticket naming its holder) and a hold lock (flock).  The first live ticket takes
+the hold lock and runs; tickets of dead processes are skipped, and the kernel
+drops the hold lock of a killed holder, so nothing ever needs a manual unlock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import locks
+from .errors import UsageError, WaitTimeout
+from .state import Store
+
+_GATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}")
+
+
+def validate_gate(name: str) -> None:
+    if not _GATE_NAME.fullmatch(name):
+        raise UsageError(
+            f"invalid gate name {name!r}: use up to 100 letters, digits and . _ : / @ + -, "
+            "starting with a letter or digit (like 'deploy:prod')"
+        )
+
+
+class Gate:
+    def __init__(self, store: Store, name: str) -> None:
+        self.name = name
+        key = hashlib.sha1(name.encode()).hexdigest()[:16]
+        self.dir = store.subdir("gates") / key
+        if self.dir.is_symlink():
+            raise UsageError(f"{self.dir} is a symlink: remove it")
+        self.dir.mkdir(exist_ok=True)
+        self.file = self.dir / "tickets.json"
+        self.meta = locks.Lock(self.dir / "tickets.lock")
+        self.hold = locks.Lock(self.dir / "hold.lock")
+        self.seq: int | None = None
+
+    # -- the ticket list, always read and written under the meta lock --
+    def _read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.file.read_text())
+            if isinstance(data, dict) and isinstance(data.get("tickets"), list):
+                return data
+        except (OSError, ValueError):
+            pass  # a missing or torn ticket file only loses waiters' places, never a hold
+        return {"version": 1, "name": self.name, "seq": 0, "tickets": []}
+
+    def _write(self, data: dict[str, Any]) -> None:
+        tmp = self.dir / f".tickets-{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.file)
+
+    @staticmethod
+    def _prune(data: dict[str, Any]) -> bool:
+        before = len(data["tickets"])
+        data["tickets"] = [t for t in data["tickets"] if locks.is_alive(locks.Holder.from_json(t["holder"]))]
+        return len(data["tickets"]) != before
+
+    def tickets(self) -> list[dict[str, Any]]:
+        with self.meta:
+            data = self._read()
+            if self._prune(data):
+                self._write(data)
+            return list(data["tickets"])
+
+    def acquire(self, timeout: float | None = None, say: Callable[[str], None] | None = None, label: str = "") -> None:
+        """Join the queue and wait for our turn; WaitTimeout (exit 3) after ``timeout`` seconds."""
+        me = locks.me()
+        with self.meta:
+            data = self._read()
+            self._prune(data)
+            data["seq"] += 1
+            self.seq = data["seq"]
+            data["tickets"].append({"seq": self.seq, "holder": me.to_json(), "label": label, "granted": None})
+            self._write(data)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = ""
+        try:
+            while True:
+                with self.meta:
+                    data = self._read()
+                    changed = self._prune(data)
+                    mine = [t for t in data["tickets"] if t["seq"] == self.seq]
+                    if not mine:  # our ticket was lost (a torn file): queue again at the end
+                        data["seq"] += 1
+                        self.seq = data["seq"]
+                        data["tickets"].append(
+                            {"seq": self.seq, "holder": me.to_json(), "label": label, "granted": None}
+                        )
+                        changed = True
+                    first = data["tickets"][0]
+                    if first["seq"] == self.seq and self.hold.try_acquire():
+                        first["granted"] = time.time()
+                        self._write(data)
+                        return
+                    if changed:
+                        self._write(data)
+                place = next(i for i, t in enumerate(data["tickets"]) if t["seq"] == self.seq)
+                if say is not None:
+                    head = data["tickets"][0]
+                    msg = f"waiting for {self.name} (place {place + 1}): held by {self.describe(head)}"
+                    if msg.split(", for")[0] != last:
+                        say(msg)
+                        last = msg.split(", for")[0]
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise WaitTimeout(
+                        f"timed out after {timeout:g}s waiting for {self.name}, held by {self.describe(data['tickets'][0])}"
+                    )
+                time.sleep(0.05)
+        except BaseException:
+            self._leave()
+            raise
+
+    @staticmethod
+    def describe(ticket: dict[str, Any]) -> str:
+        h = locks.Holder.from_json(ticket["holder"])
+        label = f"task '{ticket['label']}', " if ticket.get("label") else ""
+        if h is None:
+            return "nobody"
+        since = ticket.get("granted") or h.since
+        return f"{label}pid {h.pid} ({h.cmd}), for {max(0, int(time.time() - since))}s"
+
+    def _leave(self) -> None:
+        with self.meta:
+            data = self._read()
+            data["tickets"] = [t for t in data["tickets"] if t["seq"] != self.seq]
+            self._prune(data)
+            self._write(data)
+
+    def release(self) -> None:
+        self._leave()
+        self.hold.release()
+
+    def __enter__(self) -> Gate:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
