@@ -334,6 +334,52 @@ def status(
     _list(ctx, as_json, all_tasks)
 
 
+# --- land ---------------------------------------------------------------------------
+
+
+@app.command()
+def land(
+    ctx: typer.Context,
+    task: str,
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="rebase | squash | merge (default: config)."),
+    gate: Optional[str] = typer.Option(
+        None, "--gate", help="Command that must pass on the candidate (default: config land.gate)."
+    ),
+    no_push: bool = typer.Option(False, "--no-push", help="Move the local base branch only, even with a remote."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the worktree and branch after landing."),
+    timeout: Optional[float] = typer.Option(
+        None, "--timeout", min=0, help="Give up waiting in the queue after S seconds (exit 3)."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Join the push queue and land TASK onto the base: rebase, gate, publish with compare-and-swap."""
+    from . import land as landing
+    from .config import STRATEGIES
+    from .errors import GateFailed, LandConflict, UsageError
+
+    if strategy is not None and strategy not in STRATEGIES:
+        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    c = _open(ctx)
+    try:
+        result = landing.land(
+            c, task, strategy=strategy, gate=gate, push=not no_push, keep=keep, timeout=timeout, say=_say
+        )
+    except (LandConflict, GateFailed) as e:
+        if as_json:
+            _emit(
+                {"task": task, "state": "blocked", "commit": None, "attempts": None, "paths": getattr(e, "paths", [])}
+            )
+        raise
+    if as_json:
+        for m in result.messages:
+            err(m)
+        _emit(result.to_json())
+        return
+    for m in result.messages:
+        print(m)
+    print(f"landed '{task}' at {result.commit}")
+
+
 # --- gates and trust ------------------------------------------------------------------
 
 

@@ -33,8 +33,9 @@ def validate_gate(name: str) -> None:
 
 
 class Gate:
-    def __init__(self, store: Store, name: str) -> None:
+    def __init__(self, store: Store, name: str, title: str | None = None) -> None:
         self.name = name
+        self.title = title or name
         key = hashlib.sha1(name.encode()).hexdigest()[:16]
         self.dir = store.subdir("gates") / key
         if self.dir.is_symlink():
@@ -108,13 +109,13 @@ class Gate:
                 place = next(i for i, t in enumerate(data["tickets"]) if t["seq"] == self.seq)
                 if say is not None:
                     head = data["tickets"][0]
-                    msg = f"waiting for {self.name} (place {place + 1}): held by {self.describe(head)}"
+                    msg = f"waiting for {self.title} (place {place + 1}): held by {self.describe(head)}"
                     if msg.split(", for")[0] != last:
                         say(msg)
                         last = msg.split(", for")[0]
                 if deadline is not None and time.monotonic() >= deadline:
                     raise WaitTimeout(
-                        f"timed out after {timeout:g}s waiting for {self.name}, held by {self.describe(data['tickets'][0])}"
+                        f"timed out after {timeout:g}s waiting for {self.title}, held by {self.describe(data['tickets'][0])}"
                     )
                 time.sleep(0.05)
         except BaseException:

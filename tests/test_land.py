@@ -1,0 +1,306 @@
+"""The push queue (issue 5): real processes, a bare remote and a loopback git daemon."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo, git, make_repo
+
+
+def _task_with_commit(r: Repo, name: str, files: dict[str, str], *extra: str) -> Path:
+    out = r.wtp("start", name, *extra)
+    assert out.code == 0, out.err
+    p = Path(out.lines[-1])
+    r.commit(files, msg=f"{name}: work", cwd=p)
+    return p
+
+
+def _linear(r: Repo, ref: str) -> list[str]:
+    merges = r.git("rev-list", "--merges", ref)
+    assert merges == "", "history is not linear"
+    return r.git("log", "--format=%s", ref).splitlines()
+
+
+def test_land_without_remote_moves_main_and_keeps_a_dirty_main_worktree(repo: Repo) -> None:
+    p = _task_with_commit(repo, "feed", {"src/feed.js": "feed\n"})
+    repo.write("README.md", "my local edit\n")  # unrelated uncommitted change in the main worktree
+    out = repo.wtp("land", "feed", "--json")
+    assert out.code == 0, out.err
+    data = out.json()
+    assert data == {
+        "task": "feed",
+        "state": "landed",
+        "commit": repo.git("rev-parse", "main"),
+        "attempts": 1,
+        "paths": [],
+    }
+    assert _linear(repo, "main") == ["feed: work", "initial"]
+    assert (repo.path / "src/feed.js").read_text() == "feed\n"  # the main worktree's files followed
+    assert (repo.path / "README.md").read_text() == "my local edit\n"
+    assert repo.git("status", "--porcelain") == "M README.md"
+    assert not p.exists() and "wtp/feed" not in repo.branches()
+    assert repo.git("for-each-ref", "refs/wtp/backup/") == ""
+    assert repo.wtp("list", "--json", "--all").json()["tasks"][0]["state"] == "landed"
+
+
+def test_land_never_makes_dirty_changes_look_reverted(repo: Repo) -> None:
+    _task_with_commit(repo, "feed", {"src/app.js": "from the task\n"})
+    repo.write("src/app.js", "my uncommitted edit\n")
+    before = repo.git("rev-parse", "main")
+    out = repo.wtp("land", "feed")
+    assert out.code == 0, out.err
+    assert "left detached at the previous commit" in out.err
+    assert repo.git("rev-parse", "main") != before
+    assert repo.git("rev-parse", "HEAD") == before  # the worktree still sits where its edits were made
+    assert (repo.path / "src/app.js").read_text() == "my uncommitted edit\n"
+    assert repo.git("status", "--porcelain") == "M src/app.js"
+
+
+def test_land_to_a_remote_is_linear_and_confirmed(remote_repo: Repo) -> None:
+    r = remote_repo
+    _task_with_commit(r, "a", {"a.txt": "a\n"})
+    _task_with_commit(r, "b", {"b.txt": "b\n"})
+    assert r.wtp("land", "a").code == 0
+    out = r.wtp("land", "b")
+    assert out.code == 0, out.err
+    assert _linear(r, "origin/main") == ["b: work", "a: work", "initial"]
+    assert git(r.remote, "rev-parse", "main") == r.git("rev-parse", "origin/main")  # type: ignore[arg-type]
+    assert r.git("rev-parse", "main") == r.git("rev-parse", "origin/main")  # local main followed
+
+
+def test_a_dirty_task_is_refused_and_nothing_changes(repo: Repo) -> None:
+    p = _task_with_commit(repo, "feed", {"src/feed.js": "feed\n"})
+    repo.write("src/feed.js", "more\n", cwd=p)
+    before = repo.git("rev-parse", "main")
+    out = repo.wtp("land", "feed")
+    assert (out.code, out.err) == (
+        1,
+        "wtp: task 'feed' has 1 uncommitted file (src/feed.js): commit or stash them, then run 'wtp land feed' again\n",
+    )
+    assert repo.git("rev-parse", "main") == before
+    assert repo.wtp("list", "--json").json()["tasks"][0]["state"] == "active"
+
+
+def test_a_conflict_blocks_the_task_names_paths_and_lands_after_resolution(remote_repo: Repo) -> None:
+    r = remote_repo
+    pa = _task_with_commit(r, "a", {"src/app.js": "version a\n"})
+    pb = _task_with_commit(r, "b", {"src/app.js": "version b\n", "b.txt": "b\n"})
+    tip_b = r.git("rev-parse", "HEAD", cwd=pb)
+    assert r.wtp("land", "a").code == 0
+    out = r.wtp("land", "b", "--json")
+    assert out.code == 1
+    assert out.json() == {"task": "b", "state": "blocked", "commit": None, "attempts": None, "paths": ["src/app.js"]}
+    assert "conflicts with 'main' in 1 path (src/app.js)" in out.err
+    assert r.git("rev-parse", "HEAD", cwd=pb) == tip_b  # commits intact, not mid-rebase
+    assert r.git("status", "--porcelain", cwd=pb) == ""
+    assert not Path(r.git("rev-parse", "--git-path", "rebase-merge", cwd=pb)).exists()
+    assert r.wtp("list", "--json").json()["tasks"][0]["state"] == "blocked"
+    assert r.git("rev-parse", "refs/wtp/backup/b") == tip_b
+    # the user resolves: rebase onto origin/main taking both
+    r.git("rebase", "origin/main", cwd=pb, check=False)
+    r.write("src/app.js", "version a\nversion b\n", cwd=pb)
+    r.git("add", "src/app.js", cwd=pb)
+    subprocess.run(["git", "-c", "core.editor=true", "rebase", "--continue"], cwd=pb, check=True, capture_output=True)
+    again = r.wtp("land", "b")
+    assert again.code == 0, again.err
+    assert r.git("show", "origin/main:src/app.js") == "version a\nversion b"
+    assert not pa.exists()
+
+
+def test_a_failing_gate_leaves_main_untouched(remote_repo: Repo) -> None:
+    r = remote_repo
+    p = _task_with_commit(r, "feed", {"src/feed.js": "feed\n"})
+    tip = r.git("rev-parse", "HEAD", cwd=p)
+    before = git(r.remote, "rev-parse", "main")  # type: ignore[arg-type]
+    out = r.wtp("land", "feed", "--gate", "echo checking $WTP_CANDIDATE; echo broken >&2; exit 4")
+    assert out.code == 1
+    assert "gate 'echo checking $WTP_CANDIDATE; echo broken >&2; exit 4' exited 4" in out.err
+    assert "broken" in out.err and "full log: " in out.err
+    assert git(r.remote, "rev-parse", "main") == before  # type: ignore[arg-type]
+    assert r.git("rev-parse", "HEAD", cwd=p) == tip
+    assert r.wtp("list", "--json").json()["tasks"][0]["state"] == "blocked"
+    ok = r.wtp("land", "feed", "--gate", "test -f src/feed.js")
+    assert ok.code == 0, ok.err
+
+
+def test_config_gate_needs_trust(repo: Repo) -> None:
+    repo.commit({".wtp.toml": '[land]\ngate = "true"\n'})
+    _task_with_commit(repo, "feed", {"src/feed.js": "feed\n"})
+    out = repo.wtp("land", "feed")
+    assert out.code == 1 and "land.gate" in out.err and "wtp trust" in out.err
+    repo.wtp("trust")
+    assert repo.wtp("land", "feed").code == 0
+
+
+def test_a_base_that_moves_during_the_gate_is_absorbed_by_a_retry(remote_repo: Repo, tmp_path: Path) -> None:
+    r = remote_repo
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(r.remote), str(other))
+    marker = tmp_path / "moved"
+    # The first gate run pushes a commit from another clone: the base moves under the lander.
+    gate = (
+        f"if [ ! -e {marker} ]; then touch {marker}; cd {other} && echo x > other.txt && git add other.txt "
+        f"&& git commit -qm other && git push -q origin HEAD:main; fi"
+    )
+    _task_with_commit(r, "feed", {"src/feed.js": "feed\n"})
+    out = r.wtp("land", "feed", "--gate", gate, "--json")
+    assert out.code == 0, out.err
+    assert out.json()["attempts"] == 2
+    assert "moved while landing 'feed'" in out.err
+    assert _linear(r, "origin/main") == ["feed: work", "other", "initial"]
+
+
+@pytest.mark.parametrize(
+    "strategy,subjects,parents", [("squash", ["feed: squashed", "initial"], 1), ("merge", None, 2)]
+)
+def test_squash_and_merge_strategies(repo: Repo, strategy: str, subjects: list[str] | None, parents: int) -> None:
+    p = _task_with_commit(repo, "feed", {"src/feed.js": "feed\n"})
+    repo.commit({"src/feed2.js": "feed2\n"}, msg="second", cwd=p)
+    repo.commit({"other.txt": "moved on\n"}, msg="base moved")
+    out = repo.wtp("land", "feed", "--strategy", strategy)
+    assert out.code == 0, out.err
+    assert len(repo.git("log", "-1", "--format=%P", "main").split()) == parents
+    assert repo.git("show", "main:src/feed2.js") == "feed2"
+    if strategy == "squash":
+        assert repo.git("log", "--format=%s", "main").splitlines() == ["feed: squashed", "base moved", "initial"]
+        assert "second" in repo.git("log", "-1", "--format=%B", "main")
+
+
+def test_six_landers_at_once_all_land_exactly_once_in_linear_history(remote_repo: Repo) -> None:
+    r = remote_repo
+    r.write(".wtp.toml", "max_active = 6\n")
+    for i in range(6):
+        _task_with_commit(r, f"t{i}", {f"f{i}.txt": f"{i}\n"})
+    procs = [r.spawn("land", f"t{i}", "--json") for i in range(6)]
+    for p in procs:
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+    subjects = _linear(r, "origin/main")
+    assert sorted(subjects) == sorted([f"t{i}: work" for i in range(6)] + ["initial"])
+    assert len(subjects) == len(set(subjects)) == 7
+    assert all(t["state"] == "landed" for t in r.wtp("list", "--json", "--all").json()["tasks"])
+
+
+def test_a_lander_killed_mid_gate_neither_wedges_the_queue_nor_loses_commits(remote_repo: Repo, tmp_path: Path) -> None:
+    r = remote_repo
+    pa = _task_with_commit(r, "a", {"a.txt": "a\n"})
+    _task_with_commit(r, "b", {"b.txt": "b\n"})
+    tip_a = r.git("rev-parse", "HEAD", cwd=pa)
+    started = tmp_path / "gate-started"
+    lander = r.spawn("land", "a", "--gate", f"touch {started}; sleep 60")
+    for _ in range(300):
+        if started.exists():
+            break
+        time.sleep(0.05)
+    assert started.exists()
+    os.kill(lander.pid, signal.SIGKILL)
+    lander.wait()
+    b = r.wtp_proc("land", "b", "--timeout", "30")
+    assert b.code == 0, b.err
+    assert git(r.remote, "log", "--format=%s", "main").splitlines() == ["b: work", "initial"]  # type: ignore[arg-type]
+    assert r.git("rev-parse", "refs/wtp/backup/a") == tip_a
+    again = r.wtp_proc("land", "a")
+    assert again.code == 0, again.err
+    assert "rolled back the interrupted land of 'a'" in again.err
+    assert _linear(r, "origin/main") == ["a: work", "b: work", "initial"]
+
+
+def test_queue_wait_times_out_with_exit_3(repo: Repo, tmp_path: Path) -> None:
+    _task_with_commit(repo, "a", {"a.txt": "a\n"})
+    _task_with_commit(repo, "b", {"b.txt": "b\n"})
+    started = tmp_path / "started"
+    lander = repo.spawn("land", "a", "--gate", f"touch {started}; sleep 5")
+    while not started.exists():
+        time.sleep(0.05)
+    out = repo.wtp_proc("land", "b", "--timeout", "0.3")
+    assert out.code == 3
+    assert "timed out after 0.3s waiting for the land queue, held by task 'a'" in out.err
+    lander.communicate(timeout=30)
+    assert repo.wtp_proc("land", "b").code == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _clones_land_at_once(url: str, tmp_path: Path, n: int) -> list[subprocess.Popen[str]]:
+    procs = []
+    for i in range(n):
+        c = tmp_path / f"clone{i}"
+        git(tmp_path, "clone", "-q", url, str(c))
+        cr = Repo(c)
+        _task_with_commit(cr, f"c{i}", {f"clone{i}.txt": f"{i}\n"})
+        procs.append(cr.spawn("land", f"c{i}"))
+    return procs
+
+
+def test_clones_sharing_only_a_bare_remote_all_land(remote_repo: Repo, tmp_path: Path) -> None:
+    procs = _clones_land_at_once(str(remote_repo.remote), tmp_path, 4)
+    for p in procs:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+    log = git(remote_repo.remote, "log", "--format=%s", "main").splitlines()  # type: ignore[arg-type]
+    assert sorted(log) == sorted([f"c{i}: work" for i in range(4)] + ["initial"])
+    assert git(remote_repo.remote, "rev-list", "--merges", "main") == ""  # type: ignore[arg-type]
+
+
+def test_clones_landing_through_a_loopback_git_daemon(tmp_path: Path) -> None:
+    seed = make_repo(tmp_path / "seed-base", remote=True)
+    port = _free_port()
+    daemon = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--enable=receive-pack",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            f"--base-path={seed.remote.parent}",
+            str(seed.remote.parent),
+        ],  # type: ignore[union-attr]
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"git://127.0.0.1:{port}/origin.git"
+        for _ in range(100):
+            if subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        procs = _clones_land_at_once(url, tmp_path, 3)
+        for p in procs:
+            _, err = p.communicate(timeout=180)
+            assert p.returncode == 0, err
+        log = git(seed.remote, "log", "--format=%s", "main").splitlines()  # type: ignore[arg-type]
+        assert sorted(log) == sorted([f"c{i}: work" for i in range(3)] + ["initial"])
+        assert git(seed.remote, "rev-list", "--merges", "main") == ""  # type: ignore[arg-type]
+    finally:
+        daemon.terminate()  # only the daemon this test started, by pid
+        daemon.wait(timeout=10)
+
+
+def test_land_keep_and_a_queued_task_starts_after_landing(repo: Repo) -> None:
+    repo.write(".wtp.toml", "max_active = 1\n")
+    p = _task_with_commit(repo, "a", {"a.txt": "a\n"})
+    repo.wtp("start", "b")
+    out = repo.wtp("land", "a", "--keep")
+    assert out.code == 0 and f"kept the worktree {p} (--keep)" in out.out
+    assert p.exists()
+    assert repo.wtp("rm", "a").code == 0  # landed: nothing to lose
+    assert {t["name"]: t["state"] for t in repo.wtp("list", "--json").json()["tasks"]} == {"b": "active"}
+
+
+def test_landing_a_task_without_commits_is_refused(repo: Repo) -> None:
+    repo.wtp("start", "a")
+    out = repo.wtp("land", "a")
+    assert out.code == 1 and "has no commits to land" in out.err
