@@ -334,6 +334,33 @@ def status(
     _list(ctx, as_json, all_tasks)
 
 
+# --- check --------------------------------------------------------------------------
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    tasks: Optional[list[str]] = typer.Argument(None, help="Limit the report to pairs involving these tasks."),
+    fail_on: str = typer.Option(
+        "overlap", "--fail-on", help="Exit 1 at or above: conflict | overlap | declared | never."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Report tasks whose work collides: declared, overlap, conflict (and hot files)."""
+    from . import overlap, render
+    from .errors import UsageError
+
+    if fail_on not in overlap.FAIL_ON:
+        raise UsageError(f"--fail-on must be one of conflict, overlap, declared, never, not {fail_on!r}")
+    report = overlap.check(_open(ctx), tasks or None)
+    if as_json:
+        _emit(report.to_json())
+    else:
+        render.check_report(report)
+    if report.worst() >= overlap.FAIL_ON[fail_on]:
+        raise typer.Exit(1)
+
+
 # --- land ---------------------------------------------------------------------------
 
 

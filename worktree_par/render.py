@@ -6,6 +6,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .overlap import Report
     from .repo import Ctx
     from .tasks import TaskInfo
 
@@ -59,3 +60,40 @@ def task_table(infos: list[TaskInfo], ctx: Ctx) -> None:
     table(
         ["TASK", "STATE", "BRANCH", "PATH", "BASE", "AHEAD/BEHIND", "DIRTY", "CHANGED", "PROCS", "PORT", "NOTE"], rows
     )
+
+
+_MARK = {"conflict": "C", "overlap": "O", "declared": "d", "resource": "r"}
+
+
+def check_report(report: Report) -> None:
+    names = [str(t["name"]) for t in report.tasks]
+    if not report.collisions:
+        print(f"no collisions among {len(names)} task{'s' * (len(names) != 1)} and '{report.base}'")
+        return
+    rows = []
+    order = {"conflict": 0, "overlap": 1, "declared": 2, "resource": 3}
+    for c in sorted(report.collisions, key=lambda c: (order[c.kind], c.tasks)):
+        shown = ", ".join(c.paths[:5]) + (f", and {len(c.paths) - 5} more" if len(c.paths) > 5 else "")
+        rows.append(
+            [
+                c.kind.upper() if c.kind == "conflict" else c.kind,
+                f"{c.tasks[0]} <> {c.tasks[1]}",
+                shown + (" (hot)" if c.hot else ""),
+            ]
+        )
+    table(["KIND", "TASKS", "PATHS"], rows)
+    if len(names) > 4:  # a matrix shows the shape at a glance when there are many tasks
+        cols = names + [report.base]
+        worst: dict[tuple[str, str], str] = {}
+        rank = {"resource": 1, "declared": 1, "overlap": 2, "conflict": 3}
+        for c in report.collisions:
+            a, b = c.tasks
+            for key in ((a, b), (b, a)):
+                if key not in worst or rank[c.kind] > rank[_KIND[worst[key]]]:
+                    worst[key] = _MARK[c.kind]
+        print()
+        table([""] + cols, [[r] + [("-" if r == col else worst.get((r, col), ".")) for col in cols] for r in names])
+        print("C conflict, O overlap, d declared paths, r resource")
+
+
+_KIND = {v: k for k, v in _MARK.items()}

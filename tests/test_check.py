@@ -1,0 +1,214 @@
+"""wtp check (issue 4): layers, live work, and agreement with git's own merge."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo
+
+
+def _start(r: Repo, name: str, *extra: str) -> Path:
+    out = r.wtp("start", name, *extra)
+    assert out.code == 0, out.err
+    return Path(out.lines[-1])
+
+
+def _collisions(r: Repo, *args: str) -> list[tuple[tuple[str, str], str, tuple[str, ...], bool]]:
+    out = r.wtp("check", "--json", "--fail-on", "never", *args)
+    assert out.code == 0, out.err
+    return sorted((tuple(c["tasks"]), c["kind"], tuple(c["paths"]), c["hot"]) for c in out.json()["collisions"])
+
+
+def test_the_scenario_reports_exactly_the_true_collisions(repo: Repo) -> None:
+    repo.write(".wtp.toml", "max_active = 12\n")
+    repo.commit({"src/app.js": "".join(f"line {i}\n" for i in range(1, 21))}, msg="longer app")
+    clean1, clean2 = _start(repo, "hunk-top"), _start(repo, "hunk-bottom")
+    same1, same2 = _start(repo, "same-a"), _start(repo, "same-b")
+    add1, add2 = _start(repo, "add-a"), _start(repo, "add-b")
+    lock1, lock2 = _start(repo, "lock-a"), _start(repo, "lock-b")
+    indep = _start(repo, "independent")
+    mover = _start(repo, "mover")
+    # clean same-file overlap: different hunks of one file, one side committed, one not
+    repo.commit({"src/app.js": (clean1 / "src/app.js").read_text().replace("line 1\n", "line one\n")}, cwd=clean1)
+    (clean2 / "src/app.js").write_text((clean2 / "src/app.js").read_text().replace("line 20\n", "line twenty\n"))
+    # same-line conflict with one side uncommitted
+    repo.commit({"src/util.js": "function slug(s) { return s; }\n"}, cwd=same1)
+    (same2 / "src/util.js").write_text("function slug(s) { return s.trim(); }\n")
+    # untracked add/add conflict
+    (add1 / "content/posts/new.md").write_text("one\n")
+    (add2 / "content/posts/new.md").write_text("two\n")
+    # hot file overlap (a lockfile), merging cleanly
+    repo.write("package-lock.json", '{\n  "a": 1,\n\n\n\n  "z": 1\n}\n')
+    repo.commit({}, msg="lock")
+    for p in (lock1, lock2):
+        repo.git("merge", "-q", "main", cwd=p)
+    (lock1 / "package-lock.json").write_text('{\n  "a": 2,\n\n\n\n  "z": 1\n}\n')
+    (lock2 / "package-lock.json").write_text('{\n  "a": 1,\n\n\n\n  "z": 2\n}\n')
+    # an independent task
+    repo.commit({"docs/guide.md": "guide\n"}, cwd=indep)
+    # a task whose file the base changes meanwhile
+    (mover / "VERSION").write_text("1.1.0\n")
+    repo.commit({"VERSION": "2.0.0\n"}, msg="release 2.0.0")
+    found = _collisions(repo)
+    assert found == sorted(
+        [
+            (("hunk-top", "hunk-bottom"), "overlap", ("src/app.js",), False),
+            (("same-a", "same-b"), "conflict", ("src/util.js",), False),
+            (("add-a", "add-b"), "conflict", ("content/posts/new.md",), False),
+            (("lock-a", "lock-b"), "overlap", ("package-lock.json",), True),
+            (("mover", "main"), "conflict", ("VERSION",), True),
+        ]
+    )
+    # nothing about the independent task, and the user's files were not touched
+    assert repo.git("status", "--porcelain", cwd=add1) == "?? content/posts/new.md"
+    assert repo.git("status", "--porcelain", cwd=clean2) == "M src/app.js"
+    assert _collisions(repo, "independent") == []
+    human = repo.wtp("check")
+    assert human.code == 1
+    assert human.lines[0].split() == ["KIND", "TASKS", "PATHS"]
+    assert "CONFLICT  add-a <> add-b" in human.out.replace("   ", "  ")
+
+
+def test_fail_on_levels_and_limits(repo: Repo) -> None:
+    a, b = _start(repo, "a", "--touch", "src/**"), _start(repo, "b", "--touch", "src/app.js", "--force")
+    assert repo.wtp("check").code == 0  # declared only: below the default 'overlap'
+    assert repo.wtp("check", "--fail-on", "declared").code == 1
+    (a / "src/app.js").write_text("a\n")
+    (b / "src/app.js").write_text("a\n")  # same change both sides: overlap, merges cleanly
+    assert repo.wtp("check").code == 1
+    assert repo.wtp("check", "--fail-on", "conflict").code == 0
+    (b / "src/app.js").write_text("b\n")
+    assert repo.wtp("check", "--fail-on", "conflict").code == 1
+    assert repo.wtp("check", "--fail-on", "never").code == 0
+    bad = repo.wtp("check", "--fail-on", "sometimes")
+    assert bad.code == 2
+
+
+def test_declared_and_resource_layers(repo: Repo) -> None:
+    _start(repo, "a", "--touch", "content/posts/**", "--use", "db:dev")
+    repo.wtp("start", "b", "--touch", "content/posts/index.md", "--use", "db:dev")  # queued
+    assert _collisions(repo) == [
+        (("a", "b"), "declared", ("content/posts/** ~ content/posts/index.md",), False),
+        (("a", "b"), "resource", ("db:dev",), False),
+    ]
+
+
+def test_file_against_directory_and_migrations(repo: Repo) -> None:
+    a, b = _start(repo, "a"), _start(repo, "b")
+    (a / "assets").write_text("a file\n")
+    (b / "assets").mkdir()
+    (b / "assets" / "logo.svg").write_text("<svg/>\n")
+    (a / "db" / "migrations").mkdir(parents=True)
+    (a / "db" / "migrations" / "0002_add_user.py").write_text("a\n")
+    (b / "db" / "migrations").mkdir(parents=True)
+    (b / "db" / "migrations" / "0002_add_post.py").write_text("b\n")
+    [(tasks, kind, paths, hot)] = _collisions(repo)
+    assert tasks == ("a", "b") and kind == "conflict" and hot is True
+    assert paths == ("assets", "db/migrations/0002_add_post.py", "db/migrations/0002_add_user.py") or "assets" in paths
+
+
+def test_merge_attributes_are_respected(repo: Repo) -> None:
+    repo.commit({".gitattributes": "NOTES.md merge=union\n", "NOTES.md": "start\n"})
+    a, b = _start(repo, "a"), _start(repo, "b")
+    (a / "NOTES.md").write_text("start\nfrom a\n")
+    (b / "NOTES.md").write_text("start\nfrom b\n")
+    assert _collisions(repo) == [(("a", "b"), "overlap", ("NOTES.md",), False)]
+
+
+# --- agreement with git's own merge ----------------------------------------------------
+
+BINARY_A = bytes(range(256)) * 4
+BINARY_B = bytes(reversed(range(256))) * 4
+
+
+def _case_setup(r: Repo, case: str, a: Path, b: Path) -> None:
+    def w(p: Path, rel: str, data: str | bytes) -> None:
+        f = p / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(data) if isinstance(data, bytes) else f.write_text(data)
+
+    def gm(p: Path, *args: str) -> None:
+        r.git(*args, cwd=p)
+
+    if case == "content":
+        w(a, "src/util.js", "A\n"), w(b, "src/util.js", "B\n")
+    elif case == "different-hunks":
+        base = "".join(f"{i}\n" for i in range(30))
+        r.commit({"long.txt": base})
+        for p in (a, b):
+            gm(p, "merge", "-q", "main")
+        w(a, "long.txt", base.replace("0\n", "zero\n", 1)), w(b, "long.txt", base.replace("29\n", "end\n"))
+    elif case == "modify-delete":
+        w(a, "src/util.js", "changed\n"), (b / "src/util.js").unlink()
+    elif case == "rename-delete":
+        gm(a, "mv", "src/util.js", "src/helpers.js"), (b / "src/util.js").unlink()
+    elif case == "rename-rename":
+        gm(a, "mv", "src/util.js", "src/one.js"), gm(b, "mv", "src/util.js", "src/two.js")
+    elif case == "add-add":
+        w(a, "new.txt", "a\n"), w(b, "new.txt", "b\n")
+    elif case == "add-add-same":
+        w(a, "new.txt", "same\n"), w(b, "new.txt", "same\n")
+    elif case == "file-directory":
+        w(a, "thing", "file\n"), w(b, "thing/inside.txt", "dir\n")
+    elif case == "binary":
+        (r.path / "logo.bin").write_bytes(b"\0" + BINARY_A[:10])
+        r.commit({}, msg="binary")
+        for p in (a, b):
+            gm(p, "merge", "-q", "main")
+        w(a, "logo.bin", BINARY_A), w(b, "logo.bin", BINARY_B)
+    elif case == "independent":
+        w(a, "a.txt", "a\n"), w(b, "b.txt", "b\n")
+    for p in (a, b):
+        gm(p, "add", "-A")
+        gm(p, "commit", "-q", "-m", f"{case} side")
+
+
+def _git_merge_verdict(r: Repo, a: Path, b: Path, tmp: Path) -> set[str] | None:
+    """What a real 'git merge' of the two branches says: None (clean) or the unmerged paths."""
+    wt = tmp / "merge-check"
+    r.git("worktree", "add", "-q", "--detach", str(wt), r.git("rev-parse", "HEAD", cwd=a))
+    res = subprocess.run(
+        ["git", "merge", "--no-edit", "-q", r.git("rev-parse", "HEAD", cwd=b)], cwd=wt, capture_output=True, text=True
+    )
+    # git names the file side of a file/directory conflict 'path~<side>'; compare plain paths
+    unmerged = {p.split("~")[0] for p in r.git("diff", "--name-only", "--diff-filter=U", cwd=wt).split()}
+    r.git("merge", "--abort", cwd=wt, check=False)
+    r.git("worktree", "remove", "--force", str(wt))
+    return None if res.returncode == 0 else unmerged
+
+
+CASES = [
+    "content",
+    "different-hunks",
+    "modify-delete",
+    "rename-delete",
+    "rename-rename",
+    "add-add",
+    "add-add-same",
+    "file-directory",
+    "binary",
+    "independent",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_conflict_layer_agrees_with_git_merge(repo: Repo, tmp_path: Path, case: str) -> None:
+    a, b = _start(repo, "a"), _start(repo, "b")
+    _case_setup(repo, case, a, b)
+    truth = _git_merge_verdict(repo, a, b, tmp_path)
+    found = [
+        c for c in repo.wtp("check", "--json", "--fail-on", "never").json()["collisions"] if c["tasks"] == ["a", "b"]
+    ]
+    kinds = {c["kind"] for c in found}
+    if truth is None:
+        assert "conflict" not in kinds
+    else:
+        assert kinds == {"conflict"}
+        assert set(found[0]["paths"]) >= truth
+    if case == "independent":
+        assert found == []
+    else:
+        assert found, "an overlap went unreported"

@@ -1,0 +1,297 @@
+"""``wtp check``: which tasks collide, and how badly.
+
+Layers, for every pair of tasks and for each task against the base as it is now:
+  declared / resource  -- declared --touch globs or --use resources intersect;
+  overlap              -- both changed a path since their fork point (committed,
+                          staged, unstaged and untracked work all count; a file on
+                          one side and a directory on the other counts);
+  conflict             -- merging their current work gives a textual conflict, as
+                          ``git merge-tree --write-tree`` decides;
+and overlaps on hot files (lockfiles, changelogs, version files, migrations) are
+marked ``hot``.
+
+Live work is compared through snapshot commits made with a throw-away index, so
+the user's index, files and refs are never touched.  Cost grows with changed paths:
+only pairs whose path sets intersect get a merge simulation, and verdicts are
+cached by the pair of snapshot trees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import gitops, schedule
+from .gitops import HEX40
+from .repo import Ctx
+from .state import FINAL, LIVE, Task
+
+RANK = {"declared": 1, "resource": 1, "overlap": 2, "conflict": 3}
+FAIL_ON = {"never": 99, "declared": 1, "overlap": 2, "conflict": 3}
+
+HOT_GLOBS = (
+    # lockfiles
+    "**/package-lock.json",
+    "**/npm-shrinkwrap.json",
+    "**/yarn.lock",
+    "**/pnpm-lock.yaml",
+    "**/poetry.lock",
+    "**/uv.lock",
+    "**/Pipfile.lock",
+    "**/Cargo.lock",
+    "**/go.sum",
+    "**/go.mod",
+    "**/Gemfile.lock",
+    "**/composer.lock",
+    "**/mix.lock",
+    "**/pubspec.lock",
+    "**/flake.lock",
+    # changelogs and release notes
+    "**/CHANGELOG*",
+    "**/CHANGES*",
+    "**/HISTORY*",
+    "**/NEWS*",
+    "**/RELEASE_NOTES*",
+    # version files
+    "**/VERSION",
+    "**/version.txt",
+    "**/version.py",
+    "**/_version.py",
+    "**/__version__.py",
+    "**/.version",
+)
+_SIDE_SUFFIX = re.compile(r"~[0-9a-f]{40}$")
+_MIGRATION_DIRS = ("migrations", "migrate", "versions", "alembic")
+
+
+@dataclass
+class Side:
+    """One task's work as of now."""
+
+    name: str
+    task: Task | None
+    commit: str  # HEAD, or a snapshot commit holding uncommitted work
+    tree: str
+    fork: str  # merge-base with the base tip
+    changed: set[str] = field(default_factory=set)
+    added: set[str] = field(default_factory=set)
+    dirs: set[str] = field(default_factory=set)  # every parent dir of a changed path
+
+
+@dataclass
+class Collision:
+    tasks: list[str]
+    kind: str
+    paths: list[str]
+    hot: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {"tasks": self.tasks, "kind": self.kind, "paths": self.paths, "hot": self.hot}
+
+
+@dataclass
+class Report:
+    tasks: list[dict[str, object]]
+    collisions: list[Collision]
+    base: str
+
+    def worst(self) -> int:
+        return max((RANK[c.kind] for c in self.collisions), default=0)
+
+    def to_json(self) -> dict[str, object]:
+        return {"tasks": self.tasks, "collisions": [c.to_json() for c in self.collisions]}
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _side(ctx: Ctx, t: Task, base_tip: str) -> Side:
+    assert t.path is not None
+    wt = Path(t.path)
+    dirty = gitops.status_paths(wt)
+    commit = gitops.snapshot(wt) if dirty else gitops.rev_parse(wt, "HEAD")
+    assert commit is not None
+    tree = gitops.run(["rev-parse", f"{commit}^{{tree}}"], ctx.root).out.strip()
+    fork = gitops.merge_base(ctx.root, base_tip, commit) or base_tip
+    side = Side(t.name, t, commit, tree, fork)
+    _fill(ctx, side, fork, commit)
+    return side
+
+
+def _fill(ctx: Ctx, side: Side, a: str, b: str) -> None:
+    fields = gitops.run(["diff", "--name-status", "-z", "--no-renames", a, b, "--"], ctx.root).z()
+    for status, path in zip(fields[::2], fields[1::2]):
+        side.changed.add(path)
+        if status == "A":
+            side.added.add(path)
+        side.dirs.update(_parents(path))
+
+
+def _overlap(a: Side, b: Side) -> set[str]:
+    common = a.changed & b.changed
+    common |= a.changed & b.dirs  # a file on one side, a directory on the other
+    common |= b.changed & a.dirs
+    return common
+
+
+def _migration_clash(a: Side, b: Side) -> set[str]:
+    """Two new files in one migrations directory: they will clash on ordering."""
+
+    def dirs(s: Side) -> set[str]:
+        return {
+            p.rsplit("/", 1)[0] for p in s.added if "/" in p and p.rsplit("/", 1)[0].split("/")[-1] in _MIGRATION_DIRS
+        }
+
+    return {d + "/" for d in dirs(a) & dirs(b)}
+
+
+class _Cache:
+    """Merge verdicts keyed by the two snapshot trees and their merge base."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.file = ctx.store.ensure_dir() / "check-cache.json"
+        try:
+            self.data: dict[str, list[str] | None] = json.loads(self.file.read_text())
+        except (OSError, ValueError):
+            self.data = {}
+        self.dirty = False
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        items = list(self.data.items())[-2000:]  # bounded
+        tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(dict(items)))
+        os.replace(tmp, self.file)
+
+
+def merge_conflicts(ctx: Ctx, a: str, b: str) -> list[str] | None:
+    """Paths that conflict when merging commits a and b (None: merges cleanly)."""
+    res = gitops.run(
+        ["merge-tree", "--write-tree", "--name-only", "-z", "--no-messages", a, b],
+        ctx.root,
+        check=False,
+        ok_codes=(0, 1),
+    )
+    fields = res.out.split("\0")
+    # A conflict is exit 1 *and* a tree id first; a bad revision is exit 1 too, without one (git 2.39).
+    if res.code not in (0, 1) or not HEX40.match(fields[0]):
+        raise gitops.GitError(["merge-tree", "--write-tree", a, b], res.code, res.out, res.err)
+    if res.code == 0:
+        return None
+    # The file side of a file/directory conflict is renamed 'path~<side>': report the path itself.
+    return sorted({_SIDE_SUFFIX.sub("", f) for f in fields[1:] if f})
+
+
+def _conflicts_cached(ctx: Ctx, cache: _Cache, a: Side | str, b: Side) -> list[str] | None:
+    a_commit = a.commit if isinstance(a, Side) else a
+    a_tree = a.tree if isinstance(a, Side) else a
+    key = hashlib.sha1(
+        f"{a_tree} {b.tree} {a_commit if not isinstance(a, Side) else a.fork} {b.fork}".encode()
+    ).hexdigest()
+    if key in cache.data:
+        return cache.data[key]
+    verdict = merge_conflicts(ctx, a_commit, b.commit)
+    cache.data[key] = verdict
+    cache.dirty = True
+    return verdict
+
+
+def check(ctx: Ctx, only: list[str] | None = None) -> Report:
+    st = ctx.store.read()
+    all_tasks = sorted((t for t in st.tasks.values() if t.state not in FINAL), key=lambda t: t.seq)
+    if only:
+        from .tasks import get
+
+        for n in only:
+            get(st, n)
+    base = ctx.detect_base()
+    base_ref = ctx.base_tip_ref(base)
+    base_tip = gitops.rev_parse(ctx.root, base_ref)
+    if base_tip is None:
+        from .errors import UsageError
+
+        raise UsageError(f"base branch '{base}' does not exist")
+    live = [t for t in all_tasks if t.state in LIVE and t.path and Path(t.path).is_dir()]
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(live)))) as pool:
+        sides = list(pool.map(lambda t: _side(ctx, t, base_tip), live))
+    hot_globs = HOT_GLOBS + tuple(ctx.cfg.check_hot)
+
+    def is_hot(paths: set[str]) -> bool:
+        return any(
+            schedule.glob_matches(g, p) or schedule.glob_matches(g, p.rstrip("/")) for p in paths for g in hot_globs
+        )
+
+    def wanted(*names: str) -> bool:
+        return not only or any(n in only for n in names)
+
+    collisions: list[Collision] = []
+    # layer 1: declared globs and resources, between every pair (queued tasks included)
+    for i, a in enumerate(all_tasks):
+        for b in all_tasks[i + 1 :]:
+            if not wanted(a.name, b.name):
+                continue
+            found = schedule.collisions(a, [b])
+            for kind in ("declared", "resource"):
+                what = sorted({c.what for c in found if c.kind == kind})
+                if what:
+                    collisions.append(Collision([a.name, b.name], kind, what))
+    cache = _Cache(ctx)
+    # layers 2-4 between pairs of tasks
+    for i, a in enumerate(sides):
+        for b in sides[i + 1 :]:
+            if not wanted(a.name, b.name):
+                continue
+            common = _overlap(a, b)
+            clash = _migration_clash(a, b)
+            if not common and not clash:
+                continue
+            conflict = _conflicts_cached(ctx, cache, a, b) if common else None
+            paths = set(conflict) if conflict else common | clash
+            collisions.append(
+                Collision(
+                    [a.name, b.name],
+                    "conflict" if conflict else "overlap",
+                    sorted(paths),
+                    is_hot(common) or bool(clash),
+                )
+            )
+    # each task against the base as it is now
+    base_sides: dict[str, Side] = {}
+    for s in sides:
+        if not wanted(s.name):
+            continue
+        if s.fork == base_tip:
+            continue  # the base has not moved since this task forked
+        bs = base_sides.get(s.fork)
+        if bs is None:
+            tree = gitops.run(["rev-parse", f"{base_tip}^{{tree}}"], ctx.root).out.strip()
+            bs = Side(base, None, base_tip, tree, s.fork)
+            _fill(ctx, bs, s.fork, base_tip)
+            base_sides[s.fork] = bs
+        common = _overlap(s, bs)
+        clash = _migration_clash(s, bs)
+        if not common and not clash:
+            continue
+        conflict = _conflicts_cached(ctx, cache, bs, s) if common else None
+        paths = set(conflict) if conflict else common | clash
+        collisions.append(
+            Collision(
+                [s.name, base], "conflict" if conflict else "overlap", sorted(paths), is_hot(common) or bool(clash)
+            )
+        )
+    cache.save()
+    changed = {s.name: len(s.changed) for s in sides}
+    tasks_json: list[dict[str, object]] = [
+        {"name": t.name, "state": t.state, "branch": t.branch, "base": t.base, "changed": changed.get(t.name)}
+        for t in all_tasks
+        if wanted(t.name)
+    ]
+    return Report(tasks_json, collisions, base)
