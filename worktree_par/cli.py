@@ -456,5 +456,33 @@ def trust(ctx: typer.Context) -> None:
             print(f"trusted {key}: {cmd}" + ("" if cmd in new.get(key, []) else " (unchanged)"))
 
 
+@app.command()
+def doctor(
+    ctx: typer.Context,
+    fix: bool = typer.Option(False, "--fix", help="Repair what it finds, without losing work."),
+    adopt: bool = typer.Option(False, "--adopt", help="With --fix: register wtp worktrees the registry does not know."),
+    as_json: bool = JSON,
+) -> None:
+    """Find drift and stale state (dead holders, missing worktrees, interrupted operations) and repair it."""
+    from . import doctor as doc
+
+    findings = doc.doctor(_open(ctx), fix, adopt)
+    if as_json:
+        _emit(
+            {"healthy": not findings, "findings": [{"problem": f.problem, "fixed": f.fixed or None} for f in findings]}
+        )
+    elif not findings:
+        print("healthy: nothing to fix")
+    for f in findings if not as_json else []:
+        print(f"problem: {f.problem}")
+        if f.fixed:
+            print(f"  fixed: {f.fixed}")
+        elif fix:
+            print("  not fixed automatically: see above")
+    if not fix and any(f.fix for f in findings) and not as_json:
+        print("run 'wtp doctor --fix' to repair")
+    raise typer.Exit(1 if findings else 0)
+
+
 def main() -> None:
     app()

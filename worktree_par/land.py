@@ -72,6 +72,7 @@ def _rebase_in_progress(wt: Path) -> bool:
 
 def recover(ctx: Ctx, t: Task, say: Say) -> str:
     """Finish or roll back a land whose process died.  Returns what was done."""
+    Gate(ctx.store, QUEUE).tickets()  # drops the dead lander's ticket
     wt = Path(t.path) if t.path else None
     if wt and wt.is_dir() and _rebase_in_progress(wt):
         gitops.run(["rebase", "--abort"], wt, check=False)
@@ -82,7 +83,7 @@ def recover(ctx: Ctx, t: Task, say: Say) -> str:
         and tip != t.fork
         and any(gitops.is_ancestor(ctx.root, tip, ref) for ref in tasks.landed_tips(ctx, t.base))
     )
-    if pushed and backup is not None and tip != backup or (pushed and backup is None):
+    if pushed:
         _mark_landed(ctx, t, tip)  # type: ignore[arg-type]
         return f"the interrupted land of '{t.name}' had published {tip[:12]}: marked landed"  # type: ignore[index]
     if backup is not None and tip != backup and wt and wt.is_dir():
@@ -129,9 +130,11 @@ def land(
         say(recover(ctx, t, say))
         t = tasks.get(ctx.store.read(), name)
         if t.state == LANDED:
-            return LandResult(
+            done = LandResult(
                 name, LANDED, t.commit, 0, messages=[f"task '{name}' is landed at {(t.commit or '')[:12]}"]
             )
+            done.messages += _cleanup(ctx, name, keep, say)
+            return done
     elif _rebase_in_progress(wt):
         raise Refusal(f"task '{name}' has a rebase in progress in {wt}: finish it or run 'git -C {wt} rebase --abort'")
     dirty = gitops.status_paths(wt)

@@ -290,7 +290,9 @@ def archive(ctx: Ctx, name: str, commit: str) -> str:
     """Keep ``commit`` under refs/wtp/archive/<name>; an older archive there is kept aside."""
     ref = f"refs/wtp/archive/{name}"
     old = gitops.ref_value(ctx.root, ref)
-    if old and old != commit and not gitops.is_ancestor(ctx.root, old, commit):
+    if old and gitops.is_ancestor(ctx.root, commit, old):
+        return ref  # already kept there (a resumed rm)
+    if old and not gitops.is_ancestor(ctx.root, old, commit):
         gitops.update_ref(
             ctx.root, f"refs/wtp/archive-prev/{name}/{int(time.time())}", old, None, f"older archive of {name}"
         )

@@ -1,0 +1,205 @@
+"""wtp doctor and crash safety (issue 6): kill wtp at every step boundary, then show the
+next command completes or rolls back, with no commit lost and nothing left blocking."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo
+
+
+def _doctor(r: Repo, *args: str) -> tuple[int, str]:
+    out = r.wtp_proc("doctor", *args)
+    assert "Traceback" not in out.err
+    return out.code, out.out
+
+
+def test_a_healthy_repo_is_left_alone(repo: Repo) -> None:
+    repo.wtp_proc("start", "a")  # its creating process has exited: the task is not dead
+    before = repo.state_file.read_text()
+    assert _doctor(repo) == (0, "healthy: nothing to fix\n")
+    assert _doctor(repo, "--fix") == (0, "healthy: nothing to fix\n")
+    assert repo.state_file.read_text() == before
+    assert Path(json.loads(repo.wtp_proc("list", "--json").out)["tasks"][0]["path"]).is_dir()
+
+
+def test_a_deleted_worktree_folder_is_recreated_from_its_branch(repo: Repo) -> None:
+    p = Path(repo.wtp_proc("start", "a").out.strip())
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    tip = repo.git("rev-parse", "wtp/a")
+    shutil.rmtree(p)
+    code, out = _doctor(repo)
+    assert code == 1 and f"the worktree of task 'a' ({p}) is gone; its branch is kept" in out
+    code, out = _doctor(repo, "--fix")
+    assert code == 1 and "recreated the worktree of 'a'" in out
+    assert repo.git("rev-parse", "HEAD", cwd=p) == tip
+    assert _doctor(repo)[0] == 0
+
+
+def test_unknown_worktrees_are_reported_and_adopted_only_when_asked(repo: Repo) -> None:
+    root = repo.path.parent / "repo.worktrees"
+    repo.git("worktree", "add", "-q", "-b", "wtp/stray", str(root / "stray"))
+    code, out = _doctor(repo, "--fix")
+    assert code == 1 and "is not in the registry: 'wtp doctor --fix --adopt' adopts it" in out
+    assert not repo.state_file.exists() or "stray" not in repo.state_file.read_text()
+    code, out = _doctor(repo, "--fix", "--adopt")
+    assert "adopted" in out
+    assert [t["name"] for t in json.loads(repo.wtp_proc("list", "--json").out)["tasks"]] == ["stray"]
+
+
+def test_dead_gate_tickets_are_dropped(repo: Repo) -> None:
+    from worktree_par.gates import Gate
+    from worktree_par.state import Store
+
+    g = Gate(Store(repo.path / ".git"), "deploy")
+    g.dir.joinpath("tickets.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "name": "deploy",
+                "seq": 1,
+                "tickets": [
+                    {
+                        "seq": 1,
+                        "holder": {
+                            "pid": 999999,
+                            "start": 1.0,
+                            "host": __import__("socket").gethostname(),
+                            "cmd": "wtp gate deploy",
+                            "since": 1.0,
+                        },
+                        "label": "",
+                        "granted": 1.0,
+                    }
+                ],
+            }
+        )
+    )
+    code, out = _doctor(repo, "--fix")
+    assert code == 1 and "gate 'deploy' has 1 ticket(s) of dead processes" in out
+    assert _doctor(repo) == (0, "healthy: nothing to fix\n")
+    assert repo.wtp_proc("gate", "deploy", "--timeout", "2", "--", "true").code == 0
+
+
+# --- kill at every step --------------------------------------------------------------
+
+
+def _killed(r: Repo, step: str, *args: str) -> None:
+    out = r.wtp_proc(*args, env={"WTP_TEST_KILL_AT": step})
+    assert out.code == -9, (out.code, out.err)
+
+
+def _no_lock_left(r: Repo) -> None:
+    assert _doctor(r)[0] == 0
+    for d in (r.path / ".git" / "wtp" / "gates").glob("*"):
+        assert json.loads((d / "tickets.json").read_text())["tickets"] == []
+
+
+@pytest.mark.parametrize("step", ["start:before-worktree", "start:before-setup"])
+def test_killed_start_is_completed_by_the_next_start(repo: Repo, step: str) -> None:
+    _killed(repo, step, "start", "a")
+    out = repo.wtp_proc("start", "a")
+    assert out.code == 0, out.err
+    p = Path(out.out.strip().splitlines()[-1])
+    assert repo.git("rev-parse", "--abbrev-ref", "HEAD", cwd=p) == "wtp/a"
+    _no_lock_left(repo)
+
+
+def test_killed_start_is_completed_by_doctor(repo: Repo) -> None:
+    _killed(repo, "start:before-worktree", "start", "a")
+    code, out = _doctor(repo, "--fix")
+    assert "completed the start of 'a'" in out
+    assert _doctor(repo)[0] == 0
+
+
+@pytest.mark.parametrize("step", ["rm:before-archive", "rm:before-worktree", "rm:before-branch"])
+def test_killed_rm_is_completed_and_loses_nothing(repo: Repo, step: str) -> None:
+    p = Path(repo.wtp_proc("start", "a").out.strip())
+    tip = repo.commit({"a.txt": "a\n"}, cwd=p)
+    repo.write("wip.txt", "uncommitted\n", cwd=p)
+    _killed(repo, step, "rm", "a", "--force")
+    out = repo.wtp_proc("rm", "a", "--force")
+    assert out.code == 0, out.err
+    assert not p.exists() and "wtp/a" not in repo.branches()
+    archived = repo.git("rev-parse", "refs/wtp/archive/a")
+    assert repo.git("show", f"{archived}:wip.txt") == "uncommitted"
+    assert repo.git("merge-base", "--is-ancestor", tip, archived, check=False) == ""
+    _no_lock_left(repo)
+
+
+LAND_STEPS = ["land:queued", "land:before-candidate", "land:before-gate", "land:before-publish", "land:after-publish"]
+
+
+@pytest.mark.parametrize("step", LAND_STEPS)
+def test_killed_land_is_completed_or_rolled_back(remote_repo: Repo, step: str) -> None:
+    r = remote_repo
+    p = Path(r.wtp_proc("start", "a").out.strip())
+    r.commit({"a.txt": "a\n"}, msg="a: work", cwd=p)
+    r.commit({"other.txt": "o\n"}, msg="base moved")
+    r.git("push", "-q", "origin", "main")
+    _killed(r, step, "land", "a", "--gate", "true")
+    out = r.wtp_proc("land", "a", "--gate", "true")
+    assert out.code == 0, out.err
+    log = r.git("log", "--format=%s", "origin/main").splitlines()
+    assert log == ["a: work", "base moved", "initial"]  # landed exactly once
+    assert not p.exists()
+    assert r.git("for-each-ref", "refs/wtp/backup/") == ""
+    _no_lock_left(r)
+
+
+def test_killed_land_is_recovered_by_doctor(remote_repo: Repo) -> None:
+    r = remote_repo
+    p = Path(r.wtp_proc("start", "a").out.strip())
+    tip = r.commit({"a.txt": "a\n"}, cwd=p)
+    r.commit({"other.txt": "o\n"}, msg="base moved")
+    r.git("push", "-q", "origin", "main")
+    _killed(r, "land:before-publish", "land", "a")
+    code, out = _doctor(r, "--fix")
+    assert code == 1 and "rolled back the interrupted land of 'a'" in out
+    assert r.git("rev-parse", "wtp/a") == tip  # back to the pre-land tip
+    assert r.git("rev-parse", "refs/wtp/backup/a") == tip
+    assert _doctor(r)[0] == 0
+    assert r.wtp_proc("land", "a").code == 0
+
+
+def test_doctor_never_deletes_unlanded_work(repo: Repo) -> None:
+    p = Path(repo.wtp_proc("start", "a").out.strip())
+    tip = repo.commit({"a.txt": "a\n"}, cwd=p)
+    repo.write("wip.txt", "x\n", cwd=p)
+    # hand-edit: the registry claims a removal was interrupted by a dead process
+    data = json.loads(repo.state_file.read_text())
+    data["tasks"][0].update(
+        phase="removing",
+        holder={"pid": 999999, "start": 1.0, "host": __import__("socket").gethostname(), "cmd": "x", "since": 1.0},
+    )
+    repo.state_file.write_text(json.dumps(data))
+    _doctor(repo, "--fix")
+    # the branch holds unlanded commits and has no archive: it must survive
+    assert repo.git("rev-parse", "wtp/a") == tip
+
+
+def test_crash_log_for_unexpected_errors(repo: Repo) -> None:
+    repo.wtp_proc("start", "a")
+    data = json.loads(repo.state_file.read_text())
+    data["tasks"][0]["seq"] = "not a number"
+    repo.state_file.write_text(json.dumps(data))
+    out = repo.wtp_proc("start", "b")
+    assert out.code in (1, 2)
+    assert len(out.err.splitlines()) == 1 and "Traceback" not in out.err
+
+
+def test_subprocess_help_is_fast_path(repo: Repo) -> None:
+    out = subprocess.run(
+        [__import__("sys").executable, "-X", "importtime", "-m", "worktree_par", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=repo.path,
+    )
+    assert out.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "git" not in imported and "psutil" not in imported and "filelock" not in imported
