@@ -17,7 +17,7 @@ from pathlib import Path
 from . import gitops, locks, tasks
 from .errors import StateError
 from .repo import Ctx
-from .state import ABANDONED, ACTIVE, FINAL, LANDING, LIVE, QUEUED, Task
+from .state import ABANDONED, ACTIVE, FINAL, LANDING, QUEUED, Task
 
 
 @dataclass
