@@ -15,6 +15,8 @@ arbiter between clones on different machines.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ from .gitops import HEX40
 from .repo import Ctx
 from .state import ACTIVE, BLOCKED, LANDED, LANDING, LIVE, QUEUED, Task
 
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 10  # rebuilds when the base moves under us (other clones landing)
 QUEUE = "#land"  # '#' keeps it apart from every user gate name
 Say = Callable[[str], None]
 
@@ -225,8 +227,11 @@ def _attempts(
                     f"landed after {attempt} attempts: '{t.base}' moved {attempt - 1} time(s) meanwhile"
                 )
             return result
-        say(f"'{t.base}' moved while landing '{t.name}': rebuilding (attempt {attempt + 1}/{MAX_ATTEMPTS})")
         gitops.run(["reset", "--quiet", "--keep", tip], wt)  # start the next attempt from the pre-land tip
+        if attempt < MAX_ATTEMPTS:
+            say(f"'{t.base}' moved while landing '{t.name}': rebuilding (attempt {attempt + 1}/{MAX_ATTEMPTS})")
+            # Landers in other clones race us only through the remote: back off with jitter so one wins.
+            time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
     raise _Blocked(
         "refused", f"'{t.base}' kept moving: gave up after {MAX_ATTEMPTS} attempts; run 'wtp land {t.name}' again"
     )

@@ -21,17 +21,20 @@ class Proc:
 
 
 def processes_in(paths: list[Path]) -> dict[Path, list[Proc]]:
-    """Live processes whose working directory lies inside each path (one scan for all)."""
+    """Live processes whose working directory lies inside each path (one scan for all),
+    not counting this process and its ancestors."""
     import psutil
 
     found: dict[Path, list[Proc]] = {p: [] for p in paths}
     if not paths:
         return found
     roots = [(str(p.resolve()), p) for p in paths]
-    me = os.getpid()
+    # Ourselves and the shells that started us (an agent running 'wtp land' from inside the
+    # worktree) do not hold the worktree: they are the ones asking to remove it.
+    mine = {os.getpid()} | {p.pid for p in psutil.Process().parents()}
     for proc in psutil.process_iter(["pid", "name", "cwd"]):
         cwd = proc.info.get("cwd")
-        if not cwd or proc.info["pid"] == me:
+        if not cwd or proc.info["pid"] in mine:
             continue
         for root, p in roots:
             if cwd == root or cwd.startswith(root + os.sep):
