@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -191,15 +190,3 @@ def test_crash_log_for_unexpected_errors(repo: Repo) -> None:
     out = repo.wtp_proc("start", "b")
     assert out.code in (1, 2)
     assert len(out.err.splitlines()) == 1 and "Traceback" not in out.err
-
-
-def test_subprocess_help_is_fast_path(repo: Repo) -> None:
-    out = subprocess.run(
-        [__import__("sys").executable, "-X", "importtime", "-m", "worktree_par", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=repo.path,
-    )
-    assert out.returncode == 0
-    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
-    assert "git" not in imported and "psutil" not in imported and "filelock" not in imported

@@ -3,10 +3,8 @@ ignored caches, setup commands, and the trust that config commands need."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -47,6 +45,8 @@ def config_commands(ctx: Ctx) -> dict[str, list[str]]:
 
 
 def _digest(cmds: dict[str, list[str]]) -> str:
+    import hashlib
+
     return hashlib.sha256(json.dumps(cmds, sort_keys=True).encode()).hexdigest()
 
 
@@ -81,6 +81,8 @@ def trust(ctx: Ctx, state: State) -> dict[str, list[str]]:
 def copy_ignored(ctx: Ctx, task: Task, say: Callable[[str], None]) -> list[str]:
     """Copy configured gitignored paths from the main worktree; symlinks stay symlinks,
     copy-on-write where the filesystem can, never hard links to the original."""
+    import shutil
+
     entries = [e for e in ctx.cfg.setup_copy if (ctx.root / e).exists() or (ctx.root / e).is_symlink()]
     if not entries:
         return []
