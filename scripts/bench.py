@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""wtp benchmark suite: every command against plain git doing the same work, in one run.
+
+    python3 scripts/bench.py [--quick] [--out bench-results/bench.json]
+
+Builds repositories of 2,000 and 20,000 files, measures medians over repeated runs
+and peak RSS, prints a table with the ratio to git and whether each target is met,
+and writes it as JSON.  --quick skips the 20,000-file repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib as b  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="only the 2,000-file repository")
+    ap.add_argument("--out", type=Path, default=b.ROOT / "bench-results" / "bench.json")
+    args = ap.parse_args()
+    res = b.Results()
+    print(f"machine: {res.machine}")
+    print(b.HEADER)
+    t0 = time.time()
+    base = b.tmpdir()
+    try:
+        for nfiles in (2000,) if args.quick else (2000, 20000):
+            repo = b.make_repo(base, nfiles)
+            if nfiles == 2000:
+                b.part_help(res, repo)
+            for ntasks in (3, 10, 30):
+                b.part_list_path(res, repo, nfiles, ntasks)
+            b.part_start(res, repo, nfiles)
+            b.part_warm(res, repo, nfiles)
+            for ntasks in (3, 10, 30):
+                for nchanged in (50, 500):
+                    b.part_check(res, repo, nfiles, ntasks, nchanged)
+            for concurrent in (False, True):
+                b.part_land(res, base, nfiles, 4, concurrent)
+    finally:
+        b.cleanup(base)
+    res.write(args.out)
+    met = [r for r in res.rows if r.met is not None]
+    print(
+        f"\n{sum(r.met for r in met)}/{len(met)} targets met; {len(res.rows)} figures in {time.time() - t0:.0f}s; written to {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
