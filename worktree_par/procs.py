@@ -23,23 +23,61 @@ class Proc:
 def processes_in(paths: list[Path]) -> dict[Path, list[Proc]]:
     """Live processes whose working directory lies inside each path (one scan for all),
     not counting this process and its ancestors."""
-    import psutil
-
     found: dict[Path, list[Proc]] = {p: [] for p in paths}
     if not paths:
         return found
     roots = [(str(p.resolve()), p) for p in paths]
     # Ourselves and the shells that started us (an agent running 'wtp land' from inside the
     # worktree) do not hold the worktree: they are the ones asking to remove it.
-    mine = {os.getpid()} | {p.pid for p in psutil.Process().parents()}
-    for proc in psutil.process_iter(["pid", "name", "cwd"]):
-        cwd = proc.info.get("cwd")
-        if not cwd or proc.info["pid"] in mine:
+    mine = _ancestors()
+    for pid, name, cwd in _cwds():
+        if pid in mine:
             continue
         for root, p in roots:
             if cwd == root or cwd.startswith(root + os.sep):
-                found[p].append(Proc(proc.info["pid"], proc.info["name"] or "?"))
+                found[p].append(Proc(pid, name))
     return found
+
+
+def _ancestors() -> set[int]:
+    pids = {os.getpid()}
+    if os.path.isdir("/proc/self"):
+        pid = os.getpid()
+        while pid > 1:
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    pid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                break
+            pids.add(pid)
+        return pids
+    import psutil
+
+    return pids | {p.pid for p in psutil.Process().parents()}
+
+
+def _cwds() -> list[tuple[int, str, str]]:
+    """(pid, name, cwd) of every process we may inspect.  On Linux read /proc directly:
+    a third of the time of psutil's scan, without its import."""
+    out = []
+    if os.path.isdir("/proc/self"):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                cwd = os.readlink(f"/proc/{entry}/cwd")
+                with open(f"/proc/{entry}/comm") as f:
+                    name = f.read().strip()
+            except OSError:
+                continue  # gone, or not ours to inspect
+            out.append((int(entry), name, cwd))
+        return out
+    import psutil
+
+    for proc in psutil.process_iter(["pid", "name", "cwd"]):
+        if proc.info.get("cwd"):
+            out.append((proc.info["pid"], proc.info["name"] or "?", proc.info["cwd"]))
+    return out
 
 
 # The guardian: a tiny process that waits for its stdin (a pipe only wtp writes) to
