@@ -178,7 +178,7 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
 
 
 def _prune(ctx: Ctx) -> str:
-    gitops.run(["worktree", "prune"], ctx.root)
+    tasks.git_worktree(ctx, ["prune"])
     return "pruned git's records of worktrees whose folder is gone"
 
 
@@ -214,8 +214,8 @@ def _complete_start(ctx: Ctx, t: Task) -> str:
 def _complete_rm(ctx: Ctx, t: Task) -> str:
     # rm sets 'removing' only after its checks passed and any archive was written.
     if t.path and Path(t.path).is_dir():
-        gitops.run(["worktree", "remove", "--force", "--force", t.path], ctx.root)
-    gitops.run(["worktree", "prune"], ctx.root)
+        tasks.git_worktree(ctx, ["remove", "--force", "--force", t.path])
+    tasks.git_worktree(ctx, ["prune"])
     tip = gitops.ref_value(ctx.root, f"refs/heads/{t.branch}")
     if tip and (
         t.state == "landed"
@@ -228,10 +228,10 @@ def _complete_rm(ctx: Ctx, t: Task) -> str:
 
 
 def _recreate(ctx: Ctx, t: Task) -> str:
-    gitops.run(["worktree", "prune"], ctx.root)
+    tasks.git_worktree(ctx, ["prune"])
     assert t.path is not None
     Path(t.path).parent.mkdir(parents=True, exist_ok=True)
-    gitops.run(["worktree", "add", "--quiet", t.path, t.branch], ctx.root)
+    tasks.git_worktree(ctx, ["add", "--quiet", t.path, t.branch])
     return f"recreated the worktree of '{t.name}' at {t.path} from its branch"
 
 

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NewType
@@ -213,7 +214,15 @@ class Worktree:
 
 def worktrees(cwd: Path) -> list[Worktree]:
     """``git worktree list --porcelain -z`` parsed; the main worktree comes first."""
-    fields = run(["worktree", "list", "--porcelain", "-z"], cwd).out.split("\0")
+    for attempt in range(5):
+        # Another process adding or removing a worktree can make the listing fail for a moment.
+        res = run(["worktree", "list", "--porcelain", "-z"], cwd, check=False)
+        if res.code == 0 or "failed to read" not in res.err:
+            break
+        time.sleep(0.05 * (attempt + 1))
+    if res.code != 0:
+        raise GitError(["worktree", "list"], res.code, res.out, res.err)
+    fields = res.out.split("\0")
     result: list[Worktree] = []
     cur: dict[str, str] = {}
     for f in fields + [""]:

@@ -65,11 +65,10 @@ def backup_ref(name: str) -> str:
 
 
 def _rebase_in_progress(wt: Path) -> bool:
-    for what in ("rebase-merge", "rebase-apply"):
-        p = gitops.run(["rev-parse", "--path-format=absolute", "--git-path", what], wt).out.strip()
-        if Path(p).exists():
-            return True
-    return False
+    out = gitops.run(
+        ["rev-parse", "--path-format=absolute", "--git-path", "rebase-merge", "--git-path", "rebase-apply"], wt
+    )
+    return any(Path(p).exists() for p in out.out.splitlines())
 
 
 def recover(ctx: Ctx, t: Task, say: Say) -> str:
@@ -201,7 +200,7 @@ def _attempts(
     for attempt in range(1, MAX_ATTEMPTS + 1):
         result.attempts = attempt
         if remote:
-            gitops.run(["fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{t.base}:{base_ref}"], ctx.root)
+            _fetch(ctx, remote, t.base, base_ref)
         base_tip = gitops.ref_value(ctx.root, base_ref)
         if base_tip is None:
             raise _Blocked("refused", f"base branch '{t.base}' does not exist{' on ' + remote if remote else ''}")
@@ -235,6 +234,18 @@ def _attempts(
     raise _Blocked(
         "refused", f"'{t.base}' kept moving: gave up after {MAX_ATTEMPTS} attempts; run 'wtp land {t.name}' again"
     )
+
+
+def _fetch(ctx: Ctx, remote: str, base: str, base_ref: str) -> None:
+    """Fetch the base; retried, because a fetch racing pushes (and the repacks they trigger)
+    into the same remote can fail once with 'did not send all necessary objects'."""
+    args = ["fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{base}:{base_ref}"]
+    for attempt in range(3):
+        res = gitops.run(args, ctx.root, check=False)
+        if res.code == 0:
+            return
+        time.sleep(0.2 * (attempt + 1))
+    raise gitops.GitError(args, res.code, res.out, res.err)
 
 
 def _candidate(ctx: Ctx, t: Task, wt: Path, tip: str, base_tip: str, strategy: str) -> str:

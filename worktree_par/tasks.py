@@ -47,6 +47,14 @@ def _interrupted(t: Task) -> bool:
     return bool(t.phase) and not locks.is_alive(locks.Holder.from_json(t.holder))
 
 
+def git_worktree(ctx: Ctx, args: list[str]) -> None:
+    """Run 'git worktree add/remove/prune' under our repo-wide worktree lock: git reads
+    every worktree's admin folder while adding one, and fails ('failed to read
+    .git/worktrees/x/commondir') when another process is creating or deleting one."""
+    with locks.Lock(ctx.store.ensure_dir() / "worktrees.lock"):
+        gitops.run(["worktree", *args], ctx.root)
+
+
 def worktree_path(ctx: Ctx, name: str) -> Path:
     root = ctx.worktree_root()
     path = (root / name).resolve()
@@ -173,10 +181,10 @@ def materialize(ctx: Ctx, t: Task, say: Say = _quiet) -> list[str]:
             path.parent.mkdir(parents=True, exist_ok=True)
             if gitops.ref_value(ctx.root, ref):
                 messages.append(f"using the existing branch '{t.branch}'")
-                gitops.run(["worktree", "add", "--quiet", str(path), t.branch], ctx.root)
+                git_worktree(ctx, ["add", "--quiet", str(path), t.branch])
             else:
                 fork = t.fork or gitops.rev_parse(ctx.root, ctx.base_tip_ref(t.base))
-                gitops.run(["worktree", "add", "--quiet", "--no-track", "-b", t.branch, str(path), str(fork)], ctx.root)
+                git_worktree(ctx, ["add", "--quiet", "--no-track", "-b", t.branch, str(path), str(fork)])
         elif wt.branch != ref:
             raise Refusal(
                 f"{path} is a worktree of '{wt.branch or 'a detached HEAD'}', not of '{t.branch}': remove it first"
@@ -359,9 +367,9 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = _quiet) -> list[s
     hooks.step("rm:before-worktree")
     if path is not None:
         if exists:
-            gitops.run(["worktree", "remove", "--force", "--force", str(path)], ctx.root)
+            git_worktree(ctx, ["remove", "--force", "--force", str(path)])
         else:
-            gitops.run(["worktree", "prune"], ctx.root)
+            git_worktree(ctx, ["prune"])
     hooks.step("rm:before-branch")
     if tip is not None:
         gitops.delete_ref(ctx.root, ref, tip)
