@@ -24,6 +24,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="only the 2,000-file repository")
     ap.add_argument("--out", type=Path, default=b.ROOT / "bench-results" / "bench.json")
     args = ap.parse_args()
+    # Byte-compile first: with PYTHONDONTWRITEBYTECODE set (as on some CI machines) every run
+    # would otherwise recompile wtp from source, which is not what an installed wtp does.
+    import compileall
+
+    compileall.compile_dir(str(b.ROOT / "worktree_par"), quiet=1)
     res = b.Results()
     print(f"machine: {res.machine}")
     print(b.HEADER)

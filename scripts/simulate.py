@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""The parallel-throughput study: how much faster do N tasks finish with wtp running
+1, 2, 3 or 4 of them at once than one after another, and does anything break?
+
+    python3 scripts/simulate.py [--tasks 12] [--levels 1,2,3,4] [--plot docs/speedup.png]
+
+A reproducible workload (fixed seed) of tasks, each with an edit phase (writes and
+commits its change), a build phase that mostly waits, as real builds and deploys do
+(plus a little CPU), and a land phase (wtp land with a gate that runs the project's
+test).  A share of tasks collide: on a file (declared with --touch) or on a deploy
+target (--use deploy:prod, and their deploy runs under 'wtp gate deploy:prod').
+Workers behave as the practice says: start a task; if wtp queues it because it
+shares state with one in flight, switch to another task and come back later.
+
+Reported per level: wall time, speed-up over one at a time, tasks landed,
+collisions caught before start, land refusals, and whether main passed its test
+after every land (every commit on main is re-checked at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCRIPT = Path(sys.executable).parent / "wtp"
+WTP = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "worktree_par"]
+ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "sim",
+    "GIT_AUTHOR_EMAIL": "sim@example.com",
+    "GIT_COMMITTER_NAME": "sim",
+    "GIT_COMMITTER_EMAIL": "sim@example.com",
+}
+# The project's test: every counter file holds one integer line, and the shared log is well formed.
+TEST = """import pathlib, sys
+for f in pathlib.Path('src').glob('*.txt'):
+    for line in f.read_text().splitlines():
+        if not (line.startswith('task ') and line.split()[1].isdigit()):
+            sys.exit(f'bad line in {f}: {line!r}')
+"""
+
+
+@dataclass
+class Spec:
+    name: str
+    kind: str  # independent | file | deploy
+    edit: float
+    build: float
+
+
+def workload(n: int, seed: int, edit: float, build: float, collide: float) -> list[Spec]:
+    rng = random.Random(seed)
+    specs = []
+    for i in range(n):
+        r = rng.random()
+        kind = "file" if r < collide / 2 else "deploy" if r < collide else "independent"
+        specs.append(Spec(f"t{i:02d}", kind, edit * rng.uniform(0.7, 1.3), build * rng.uniform(0.7, 1.3)))
+    return specs
+
+
+def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {res.stderr.strip()}")
+    return res
+
+
+def make_repo(base: Path, level: int) -> Path:
+    repo = base / f"level{level}" / "proj"
+    repo.mkdir(parents=True)
+    sh(["git", "init", "-q", "-b", "main"], repo)
+    (repo / "src").mkdir()
+    (repo / "src" / "shared.txt").write_text("task 0 start\n")
+    (repo / "test_project.py").write_text(TEST)
+    (repo / ".wtp.toml").write_text(f"max_active = {level}\n")
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-q", "-m", "initial"], repo)
+    bare = repo.parent / "origin.git"
+    sh(["git", "init", "-q", "--bare", "-b", "main", str(bare)], repo.parent)
+    sh(["git", "remote", "add", "origin", str(bare)], repo)
+    sh(["git", "push", "-q", "-u", "origin", "main"], repo)
+    sh(["git", "remote", "set-head", "origin", "main"], repo)
+    return repo
+
+
+def burn(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def run_level(base: Path, specs: list[Spec], level: int, cpu: float) -> dict[str, object]:
+    repo = make_repo(base, level)
+    todo = list(specs)
+    parked: list[Spec] = []  # queued by wtp: come back to them later
+    lock = threading.Lock()
+    stats = {"landed": 0, "caught": 0, "refused": 0, "errors": []}
+
+    def start_args(s: Spec) -> list[str]:
+        extra = (
+            ["--touch", "src/shared.txt"]
+            if s.kind == "file"
+            else ["--use", "deploy:prod"]
+            if s.kind == "deploy"
+            else []
+        )
+        return [*WTP, "start", s.name, "--json", *extra]
+
+    def work(s: Spec, path: Path) -> None:
+        time.sleep(s.edit)  # edit phase
+        target = path / "src" / ("shared.txt" if s.kind == "file" else f"{s.name}.txt")
+        with target.open("a") as f:
+            f.write(f"task {int(s.name[1:])} edited\n")
+        sh(["git", "add", "-A"], path)
+        sh(["git", "commit", "-q", "-m", f"{s.name}: {s.kind} change"], path)
+        build = ["sh", "-c", f"sleep {s.build:.3f}"]  # build phase: mostly waiting
+        burn(cpu)
+        if s.kind == "deploy":  # one deploy to prod at a time
+            sh([*WTP, "gate", "deploy:prod", "--", *build], path)
+        else:
+            sh(build, path)
+        res = sh(
+            [*WTP, "land", s.name, "--gate", f"{sys.executable} test_project.py", "--timeout", "600"], repo, check=False
+        )
+        with lock:
+            if res.returncode == 0:
+                stats["landed"] += 1
+            else:
+                stats["refused"] += 1
+                stats["errors"].append(res.stderr.strip()[-300:])
+
+    def worker() -> None:
+        while True:
+            with lock:
+                ready = None
+                if parked:  # a parked task whose collision cleared: wtp started it meanwhile
+                    states = {t["name"]: t for t in json.loads(sh([*WTP, "list", "--json"], repo).stdout)["tasks"]}
+                    for p in parked:
+                        if states.get(p.name, {}).get("state") == "active":
+                            ready = p
+                            parked.remove(p)
+                            break
+                s = ready or (todo.pop(0) if todo else None)
+                if s is None and not parked:
+                    return
+            if s is None:
+                time.sleep(0.1)
+                continue
+            if ready is None:
+                out = json.loads(sh(start_args(s), repo).stdout)
+                if out["state"] == "queued":
+                    with lock:
+                        if "with task" in (out.get("note") or ""):
+                            stats["caught"] += 1
+                        parked.append(s)
+                    continue
+                path = Path(out["path"])
+            else:
+                path = Path(sh([*WTP, "path", s.name], repo).stdout.strip())
+            work(s, path)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(level)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    # main passed its test after every land: re-check every commit on main
+    sh(["git", "fetch", "-q", "origin"], repo)
+    commits = sh(["git", "rev-list", "origin/main"], repo).stdout.split()
+    check = repo.parent / "check"
+    sh(["git", "worktree", "add", "-q", "--detach", str(check), "origin/main"], repo)
+    all_pass = True
+    for c in commits:
+        sh(["git", "checkout", "-q", "--detach", c], check)
+        all_pass &= subprocess.run([sys.executable, "test_project.py"], cwd=check, capture_output=True).returncode == 0
+    linear = sh(["git", "rev-list", "--merges", "origin/main"], repo).stdout.strip() == ""
+    return {
+        "level": level,
+        "wall_s": round(wall, 2),
+        "landed": stats["landed"],
+        "tasks": len(specs),
+        "collisions_caught_before_start": stats["caught"],
+        "land_refusals": stats["refused"],
+        "main_passed_after_every_land": all_pass and linear and len(commits) == stats["landed"] + 1,
+        "errors": stats["errors"][:3],
+    }
+
+
+def plot(rows: list[dict[str, object]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install -e '.[bench]'): no plot drawn")
+        return False
+    levels = [r["level"] for r in rows]
+    speed = [r["speedup"] for r in rows]
+    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=110)
+    ax.plot(levels, levels, "--", color="grey", label="ideal")
+    ax.plot(levels, speed, "o-", color="tab:blue", label="wtp")
+    for x, y in zip(levels, speed):
+        ax.annotate(f"{y:.2f}x", (x, y), textcoords="offset points", xytext=(0, 7), ha="center")
+    ax.set_xlabel("tasks at once")
+    ax.set_ylabel("speed-up over one at a time")
+    ax.set_xticks(levels)
+    ax.set_title("Throughput of parallel tasks with wtp")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return True
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=12)
+    ap.add_argument("--levels", default="1,2,3,4")
+    ap.add_argument("--edit", type=float, default=0.6, help="seconds of editing per task")
+    ap.add_argument("--build", type=float, default=2.0, help="seconds a build or deploy waits")
+    ap.add_argument("--cpu", type=float, default=0.3, help="CPU seconds each build burns")
+    ap.add_argument(
+        "--collide", type=float, default=0.34, help="share of tasks that collide (half on a file, half on deploy)"
+    )
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    specs = workload(args.tasks, args.seed, args.edit, args.build, args.collide)
+    kinds = {k: sum(s.kind == k for s in specs) for k in ("independent", "file", "deploy")}
+    print(
+        f"workload: {args.tasks} tasks ({kinds}), edit ~{args.edit}s, build ~{args.build}s + {args.cpu}s CPU, seed {args.seed}"
+    )
+    base = Path(tempfile.mkdtemp(prefix="wtp-sim-"))
+    rows = []
+    try:
+        for level in (int(x) for x in args.levels.split(",")):
+            rows.append(run_level(base, specs, level, args.cpu))
+            print(f"  level {level}: {rows[-1]['wall_s']}s", flush=True)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    one = next((r["wall_s"] for r in rows if r["level"] == 1), rows[0]["wall_s"])
+    print(
+        f"\n{'at once':>7} {'wall s':>7} {'speed-up':>8} {'landed':>7} {'caught':>7} {'refused':>7}  main always green"
+    )
+    for r in rows:
+        r["speedup"] = round(one / r["wall_s"], 2)  # type: ignore[operator]
+        print(
+            f"{r['level']:>7} {r['wall_s']:>7} {r['speedup']:>7}x {r['landed']:>4}/{r['tasks']:<2} {r['collisions_caught_before_start']:>7} {r['land_refusals']:>7}  {r['main_passed_after_every_land']}"
+        )
+    if args.plot and plot(rows, args.plot):
+        print(f"plot: {args.plot}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {"workload": vars(args) | {"plot": str(args.plot), "json": str(args.json)}, "rows": rows}, indent=1
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
