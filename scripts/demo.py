@@ -28,12 +28,11 @@ ENV = {
 
 def sh(args: list[str], cwd: Path, show: bool = True, ok: tuple[int, ...] = (0,)) -> str:
     if show:
-        print(f"\n$ {' '.join(args)}", flush=True)
+        shown = ["wtp" if a == sys.executable else a for a in args if a not in ("-m", "worktree_par")]
+        print(f"\n$ {' '.join(shown)}", flush=True)
     res = subprocess.run(args, cwd=cwd, env=ENV, text=True, capture_output=True)
-    if show:
-        print(res.stdout, end="")
-        if res.stderr:
-            print(res.stderr, end="", file=sys.stderr)
+    if show:  # progress (stderr) came first as it ran
+        print(res.stderr + res.stdout, end="", flush=True)
     if res.returncode not in ok:
         sys.exit(f"demo step failed: {' '.join(args)} exited {res.returncode}")
     return res.stdout
@@ -59,21 +58,40 @@ def main() -> None:
         paths = {}
         for task, touch in [("posts", "content/posts/**"), ("api", "src/**"), ("docs", "README.md")]:
             paths[task] = Path(sh(wtp + ["start", task, "--touch", touch], repo).strip().splitlines()[-1])
-        sh(wtp + ["start", "more-posts", "--touch", "content/posts/new.md"], repo)
+        # a fourth task is queued: three slots are taken, and it collides with 'posts'
+        sh(wtp + ["start", "more-posts", "--touch", "content/posts/index.md"], repo)
 
-        (paths["posts"] / "content/posts/post-4.md").write_text("---\ntitle: Post 4\n---\n\nNew post.\n")
-        sh(["git", "add", "-A"], paths["posts"], show=False)
-        sh(["git", "commit", "-q", "-m", "Add post 4"], paths["posts"], show=False)
-        (paths["api"] / "src/app.js").write_text((paths["api"] / "src/app.js").read_text() + "\n// wip\n")
+        def commit(task: str, rel: str, text: str, msg: str) -> None:
+            f = paths[task] / rel
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(text)
+            sh(["git", "add", "-A"], paths[task], show=False)
+            sh(["git", "commit", "-q", "-m", msg], paths[task], show=False)
 
-        sh(wtp + ["list"], repo)
-        sh(wtp + ["run", "docs", "--", "sh", "-c", "echo task $WTP_TASK on port $PORT in $PWD"], repo)
-        sh(wtp + ["rm", "docs"], repo)
-        sh(wtp + ["rm", "posts"], repo, ok=(1,))
-        sh(wtp + ["list"], repo)
-        print(
-            "\ndemo finished: tasks ran side by side in their own worktrees; the queued task started when a slot freed"
+        commit("posts", "content/posts/post-4.md", "---\ntitle: Post 4\n---\n\nNew post.\n", "Add post 4")
+        commit(
+            "api",
+            "src/app.js",
+            (paths["api"] / "src/app.js").read_text().replace('"hello "', '"hi "'),
+            "Friendlier greeting",
         )
+        # 'docs' edits the same line of app.js without committing: check sees uncommitted work too
+        (paths["docs"] / "src/app.js").write_text(
+            (paths["docs"] / "src/app.js").read_text().replace('"hello "', '"hey "')
+        )
+        sh(wtp + ["list"], repo)
+        sh(wtp + ["check"], repo, ok=(0, 1))
+        sh(wtp + ["run", "api", "--", "sh", "-c", "echo task $WTP_TASK on port $PORT in $PWD"], repo)
+        # land through the push queue, gated by the project's test; main only moves to tested commits
+        gate = "node test.js" if shutil.which("node") else "test -f src/app.js"
+        sh(wtp + ["land", "api", "--gate", gate], repo)
+        sh(wtp + ["land", "posts"], repo)  # frees the slot: 'more-posts' starts by itself
+        sh(wtp + ["rm", "docs"], repo, ok=(1,))  # refused: uncommitted work would be lost
+        sh(wtp + ["rm", "docs", "--force"], repo)  # archived under refs/wtp/archive/docs, then removed
+        sh(wtp + ["list", "--all"], repo)
+        sh(["git", "log", "--oneline", "origin/main"], repo)
+        print("\ndemo finished: tasks ran side by side in their own worktrees, collisions were caught before")
+        print("they cost anything, and main moved one tested commit at a time")
     finally:
         if keep:
             print(f"kept {tmp}")

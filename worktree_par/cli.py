@@ -402,9 +402,9 @@ def land(
             err(m)
         _emit(result.to_json())
         return
+    print(f"landed '{task}' at {result.commit}" + (f" after {result.attempts} attempts" if result.attempts > 1 else ""))
     for m in result.messages:
         print(m)
-    print(f"landed '{task}' at {result.commit}")
 
 
 # --- gates and trust ------------------------------------------------------------------
