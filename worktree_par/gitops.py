@@ -44,7 +44,9 @@ def base_env() -> dict[str, str]:
     if _env_cache is None:
         env = {k: v for k, v in os.environ.items() if k not in _REPO_ENV}
         env["GIT_TERMINAL_PROMPT"] = "0"
-        env.setdefault("GIT_OPTIONAL_LOCKS", "0")  # status must not fight other writers
+        # GIT_OPTIONAL_LOCKS stays on: 'git status' then saves the index it refreshed, which is
+        # what keeps the next status fast; with it off, every status re-reads racily-clean files
+        # (1.85x slower 'wtp list' on a fresh 20,000-file worktree).
         env["LC_ALL"] = "C"
         _env_cache = env
     return _env_cache
