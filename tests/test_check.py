@@ -212,3 +212,19 @@ def test_conflict_layer_agrees_with_git_merge(repo: Repo, tmp_path: Path, case: 
         assert found == []
     else:
         assert found, "an overlap went unreported"
+
+
+def test_many_tasks_get_a_matrix_view(repo: Repo) -> None:
+    repo.write(".wtp.toml", "max_active = 6\n")
+    paths = [_start(repo, f"t{i}") for i in range(5)]
+    (paths[0] / "src/app.js").write_text("zero\n")
+    (paths[1] / "src/app.js").write_text("one\n")
+    (paths[2] / "src/util.js").write_text((paths[2] / "src/util.js").read_text() + "// two\n")
+    (paths[3] / "src/util.js").write_text("// three\n" + (paths[3] / "src/util.js").read_text())
+    out = repo.wtp("check")
+    assert out.code == 1
+    matrix = out.lines[out.lines.index("") + 1 :]
+    assert matrix[0].split() == ["t0", "t1", "t2", "t3", "t4", "main"]
+    assert matrix[1].split() == ["t0", "-", "C", ".", ".", ".", "."]
+    assert matrix[3].split() == ["t2", ".", ".", "-", "O", ".", "."]
+    assert matrix[-1] == "C conflict, O overlap, d declared paths, r resource"
