@@ -259,13 +259,6 @@ def run(
     raise typer.Exit(code if code >= 0 else 128 - code)
 
 
-def _rm(ctx: typer.Context, task: str, force: bool) -> None:
-    from . import tasks
-
-    for m in tasks.rm(_open(ctx), task, force=force, say=_say):
-        print(m)
-
-
 @app.command()
 def rm(
     ctx: typer.Context,
@@ -275,43 +268,16 @@ def rm(
     ),
 ) -> None:
     """Remove TASK's worktree and branch; refuses to lose work unless --force."""
-    _rm(ctx, task, force)
+    from . import tasks
+
+    for m in tasks.rm(_open(ctx), task, force=force, say=_say):
+        print(m)
 
 
-@app.command()
-def abandon(
-    ctx: typer.Context,
-    task: str,
-    force: bool = typer.Option(False, "--force", help="Archive unlanded work and remove anyway."),
-) -> None:
-    """Alias of rm."""
-    _rm(ctx, task, force)
+app.command("abandon", help="Alias of rm.")(rm)
 
 
 # --- list ----------------------------------------------------------------------------
-
-
-def _list(ctx: typer.Context, as_json: bool, all_tasks: bool) -> None:
-    from . import render, tasks
-
-    c = _open(ctx)
-    infos = tasks.list_tasks(c, all_tasks=all_tasks)
-    if as_json:
-        out = []
-        for i in infos:
-            d = tasks.task_json(i.task)
-            d.update(
-                ahead=i.ahead,
-                behind=i.behind,
-                dirty=i.dirty,
-                changed=i.changed,
-                processes=i.processes,
-                problem=i.problem or None,
-            )
-            out.append(d)
-        _emit({"tasks": out})
-        return
-    render.task_table(infos, c)
 
 
 @app.command("list")
@@ -321,17 +287,29 @@ def list_(
     all_tasks: bool = typer.Option(False, "--all", help="Include landed and abandoned tasks."),
 ) -> None:
     """Every task: state, branch, path, ahead/behind base, dirty and changed files, processes."""
-    _list(ctx, as_json, all_tasks)
+    from . import render, tasks
+
+    c = _open(ctx)
+    infos = tasks.list_tasks(c, all_tasks=all_tasks)
+    if not as_json:
+        render.task_table(infos, c)
+        return
+    out = []
+    for i in infos:
+        d = tasks.task_json(i.task)
+        d.update(
+            ahead=i.ahead,
+            behind=i.behind,
+            dirty=i.dirty,
+            changed=i.changed,
+            processes=i.processes,
+            problem=i.problem or None,
+        )
+        out.append(d)
+    _emit({"tasks": out})
 
 
-@app.command()
-def status(
-    ctx: typer.Context,
-    as_json: bool = JSON,
-    all_tasks: bool = typer.Option(False, "--all", help="Include landed and abandoned tasks."),
-) -> None:
-    """Alias of list."""
-    _list(ctx, as_json, all_tasks)
+app.command("status", help="Alias of list.")(list_)
 
 
 # --- check --------------------------------------------------------------------------

@@ -190,15 +190,11 @@ def merge_conflicts(ctx: Ctx, a: str, b: str) -> list[str] | None:
     return sorted({_SIDE_SUFFIX.sub("", f) for f in fields[1:] if f})
 
 
-def _conflicts_cached(ctx: Ctx, cache: _Cache, a: Side | str, b: Side) -> list[str] | None:
-    a_commit = a.commit if isinstance(a, Side) else a
-    a_tree = a.tree if isinstance(a, Side) else a
-    key = hashlib.sha1(
-        f"{a_tree} {b.tree} {a_commit if not isinstance(a, Side) else a.fork} {b.fork}".encode()
-    ).hexdigest()
+def _conflicts_cached(ctx: Ctx, cache: _Cache, a: Side, b: Side) -> list[str] | None:
+    key = hashlib.sha1(f"{a.tree} {b.tree} {a.fork} {b.fork}".encode()).hexdigest()
     if key in cache.data:
         return cache.data[key]
-    verdict = merge_conflicts(ctx, a_commit, b.commit)
+    verdict = merge_conflicts(ctx, a.commit, b.commit)
     cache.data[key] = verdict
     cache.dirty = True
     return verdict
@@ -244,49 +240,35 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
                 if what:
                     collisions.append(Collision([a.name, b.name], kind, what))
     cache = _Cache(ctx)
-    # layers 2-4 between pairs of tasks
+
+    def compare(a: Side, b: Side, names: list[str]) -> None:
+        """Layers 2-4 for one pair: overlap, then a merge simulation only if paths intersect."""
+        common = _overlap(a, b)
+        clash = _migration_clash(a, b)
+        if not common and not clash:
+            return
+        conflict = _conflicts_cached(ctx, cache, a, b) if common else None
+        paths = set(conflict) if conflict else common | clash
+        kind = "conflict" if conflict else "overlap"
+        collisions.append(Collision(names, kind, sorted(paths), is_hot(common) or bool(clash)))
+
     for i, a in enumerate(sides):
         for b in sides[i + 1 :]:
-            if not wanted(a.name, b.name):
-                continue
-            common = _overlap(a, b)
-            clash = _migration_clash(a, b)
-            if not common and not clash:
-                continue
-            conflict = _conflicts_cached(ctx, cache, a, b) if common else None
-            paths = set(conflict) if conflict else common | clash
-            collisions.append(
-                Collision(
-                    [a.name, b.name],
-                    "conflict" if conflict else "overlap",
-                    sorted(paths),
-                    is_hot(common) or bool(clash),
-                )
-            )
+            if wanted(a.name, b.name):
+                compare(a, b, [a.name, b.name])
     # each task against the base as it is now
     base_sides: dict[str, Side] = {}
+    base_tree = ""
     for s in sides:
-        if not wanted(s.name):
-            continue
-        if s.fork == base_tip:
+        if not wanted(s.name) or s.fork == base_tip:
             continue  # the base has not moved since this task forked
         bs = base_sides.get(s.fork)
         if bs is None:
-            tree = gitops.run(["rev-parse", f"{base_tip}^{{tree}}"], ctx.root).out.strip()
-            bs = Side(base, None, base_tip, tree, s.fork)
+            base_tree = base_tree or gitops.run(["rev-parse", f"{base_tip}^{{tree}}"], ctx.root).out.strip()
+            bs = Side(base, None, base_tip, base_tree, s.fork)
             _fill(ctx, bs, s.fork, base_tip)
             base_sides[s.fork] = bs
-        common = _overlap(s, bs)
-        clash = _migration_clash(s, bs)
-        if not common and not clash:
-            continue
-        conflict = _conflicts_cached(ctx, cache, bs, s) if common else None
-        paths = set(conflict) if conflict else common | clash
-        collisions.append(
-            Collision(
-                [s.name, base], "conflict" if conflict else "overlap", sorted(paths), is_hot(common) or bool(clash)
-            )
-        )
+        compare(bs, s, [s.name, base])
     cache.save()
     changed = {s.name: len(s.changed) for s in sides}
     tasks_json: list[dict[str, object]] = [
