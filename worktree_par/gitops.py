@@ -249,9 +249,13 @@ def worktrees(cwd: Path) -> list[Worktree]:
 # --- working tree state -----------------------------------------------------------
 
 
-def status_paths(worktree: Path) -> list[str]:
-    """Paths with staged, unstaged or untracked (not ignored) changes, renames under both names."""
-    return parse_status(run(STATUS_ARGS, worktree).out)
+def status_paths(worktree: Path, only: list[str] | None = None) -> list[str]:
+    """Paths with staged, unstaged or untracked (not ignored) changes, renames under both
+    names; limited to the ``only`` paths (and what lies below them) when given."""
+    scope = ["--", *(f":(literal){p}" for p in only)] if only is not None else []
+    if only is not None and not only:
+        return []
+    return parse_status(run([*STATUS_ARGS, *scope], worktree).out)
 
 
 STATUS_ARGS = ["status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"]

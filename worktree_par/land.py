@@ -375,8 +375,11 @@ def sync_base(ctx: Ctx, base: str, old: str, new: str) -> list[str] | None:
     if not checked:
         return [] if gitops.update_ref(ctx.root, ref, new, old, f"land onto {base}") else None
     w = checked[0].path
-    dirty = set(gitops.status_paths(w))
     changed = set(gitops.diff_names(ctx.root, old, new))
+    # Only the paths the landing changes (and the folders holding them) can clash with the
+    # user's edits: limit status to them so the cost follows the change, not the repository.
+    scope = sorted(changed | {p.rsplit("/", 1)[0] for p in changed if "/" in p})
+    dirty = set(gitops.status_paths(w, scope if len(scope) <= 1000 else None))
     touched = sorted(dirty & changed) + sorted(
         d for d in dirty for c in changed if c.startswith(d.rstrip("/") + "/") or d.startswith(c + "/")
     )
@@ -432,7 +435,4 @@ def _cleanup(ctx: Ctx, name: str, keep: bool, say: Say) -> list[str]:
             return [
                 f"kept the worktree {t.path}: processes still run inside ({pids}); 'wtp rm {name}' when they are done"
             ]
-    try:
-        return tasks.rm(ctx, name, say=say)
-    except Refusal as e:
-        return [f"kept the worktree {t.path}: {e}"]
+    return tasks.remove_landed(ctx, name, say)

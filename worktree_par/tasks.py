@@ -361,24 +361,52 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = _quiet) -> list[s
         messages.append(
             f"left {len(procs)} process(es) running in the removed directory: {_few([str(p.pid) for p in procs])}"
         )
-    with ctx.store.transaction() as st2:
-        cur = get(st2, name)
+    _remove(ctx, t, path, exists, tip)
+    messages.insert(0, f"removed task '{name}' (worktree and branch '{t.branch}')")
+    promote(ctx, say)
+    return messages
+
+
+def _remove(ctx: Ctx, t: Task, path: Path | None, exists: bool, tip: str | None, *, strict: bool = False) -> bool:
+    """Remove worktree and branch in a recorded phase.  ``strict``: let git refuse a worktree
+    holding modified or untracked files (False, nothing changed) instead of checking first."""
+    with ctx.store.transaction() as st:
+        cur = get(st, t.name)
         cur.phase, cur.holder = "removing", locks.me().to_json()
     hooks.step("rm:before-worktree")
     if path is not None:
         if exists:
-            git_worktree(ctx, ["remove", "--force", "--force", str(path)])
+            try:
+                git_worktree(ctx, ["remove", str(path)] if strict else ["remove", "--force", "--force", str(path)])
+            except gitops.GitError:
+                with ctx.store.transaction() as st:
+                    cur = get(st, t.name)
+                    cur.phase, cur.holder = "", None
+                if strict:
+                    return False
+                raise
         else:
             git_worktree(ctx, ["prune"])
     hooks.step("rm:before-branch")
     if tip is not None:
-        gitops.delete_ref(ctx.root, ref, tip)
-    with ctx.store.transaction() as st2:
-        cur = get(st2, name)
+        gitops.delete_ref(ctx.root, f"refs/heads/{t.branch}", tip)
+    with ctx.store.transaction() as st:
+        cur = get(st, t.name)
         if cur.state != LANDED:
             cur.state = ABANDONED
         cur.path, cur.port, cur.phase, cur.holder = None, None, "", None
-    messages.insert(0, f"removed task '{name}' (worktree and branch '{t.branch}')")
+    return True
+
+
+def remove_landed(ctx: Ctx, name: str, say: Say = _quiet) -> list[str]:
+    """Clean up after a land: git itself refuses if the worktree gained modified or
+    untracked files (a gate's output, say), so no separate status scan is needed."""
+    t = get(ctx.store.read(), name)
+    path = Path(t.path) if t.path else None
+    tip = gitops.ref_value(ctx.root, f"refs/heads/{t.branch}")
+    if not _remove(ctx, t, path, path is not None and path.is_dir(), tip, strict=True):
+        return [f"kept the worktree {path}: it has modified or untracked files; 'wtp rm {name}' lists them"]
+    messages = [f"removed task '{name}' (worktree and branch '{t.branch}')"]
     promote(ctx, say)
     return messages
 
