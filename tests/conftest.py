@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,3 +186,37 @@ def _no_writes_to_real_home() -> Iterator[None]:
     before = (home / ".gitconfig").read_text()
     yield
     assert (home / ".gitconfig").read_text() == before, "a test changed the global git config"
+
+
+@contextmanager
+def git_daemon(base: Path) -> Iterator[str]:
+    """A git daemon serving the repositories under ``base`` (pushes allowed), bound to
+    127.0.0.1 only; yields its git:// URL prefix and stops the daemon it started, by pid."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    daemon = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--enable=receive-pack",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            f"--base-path={base}",
+            str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"git://127.0.0.1:{port}"
+        for _ in range(100):
+            if subprocess.run(["git", "ls-remote", f"{url}/origin.git"], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        yield url
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)

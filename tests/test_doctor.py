@@ -182,11 +182,12 @@ def test_doctor_never_deletes_unlanded_work(repo: Repo) -> None:
     assert repo.git("rev-parse", "wtp/a") == tip
 
 
-def test_crash_log_for_unexpected_errors(repo: Repo) -> None:
-    repo.wtp_proc("start", "a")
-    data = json.loads(repo.state_file.read_text())
-    data["tasks"][0]["seq"] = "not a number"
-    repo.state_file.write_text(json.dumps(data))
-    out = repo.wtp_proc("start", "b")
-    assert out.code in (1, 2)
+def test_an_unexpected_error_is_one_line_with_a_log(repo: Repo) -> None:
+    (repo.path / ".git" / "wtp").write_text("a file where the state folder belongs\n")
+    out = repo.wtp_proc("start", "a")
+    assert out.code == 1
     assert len(out.err.splitlines()) == 1 and "Traceback" not in out.err
+    assert out.err.startswith("wtp: internal error (FileExistsError")
+    log = Path(out.err.rsplit("details in ", 1)[1].strip())
+    assert "Traceback" in log.read_text()
+    log.unlink()

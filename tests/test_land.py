@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import Repo, git, make_repo
+from .conftest import Repo, git, git_daemon, make_repo
 
 
 def _task_with_commit(r: Repo, name: str, files: dict[str, str], *extra: str) -> Path:
@@ -226,12 +225,6 @@ def test_queue_wait_times_out_with_exit_3(repo: Repo, tmp_path: Path) -> None:
     assert repo.wtp_proc("land", "b").code == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _clones_land_at_once(url: str, tmp_path: Path, n: int) -> list[subprocess.Popen[str]]:
     procs = []
     for i in range(n):
@@ -255,38 +248,15 @@ def test_clones_sharing_only_a_bare_remote_all_land(remote_repo: Repo, tmp_path:
 
 def test_clones_landing_through_a_loopback_git_daemon(tmp_path: Path) -> None:
     seed = make_repo(tmp_path / "seed-base", remote=True)
-    port = _free_port()
-    daemon = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            "--enable=receive-pack",
-            "--listen=127.0.0.1",
-            f"--port={port}",
-            f"--base-path={seed.remote.parent}",
-            str(seed.remote.parent),
-        ],  # type: ignore[union-attr]
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"git://127.0.0.1:{port}/origin.git"
-        for _ in range(100):
-            if subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        procs = _clones_land_at_once(url, tmp_path, 3)
+    assert seed.remote is not None
+    with git_daemon(seed.remote.parent) as url:
+        procs = _clones_land_at_once(f"{url}/origin.git", tmp_path, 3)
         for p in procs:
             _, err = p.communicate(timeout=180)
             assert p.returncode == 0, err
-        log = git(seed.remote, "log", "--format=%s", "main").splitlines()  # type: ignore[arg-type]
-        assert sorted(log) == sorted([f"c{i}: work" for i in range(3)] + ["initial"])
-        assert git(seed.remote, "rev-list", "--merges", "main") == ""  # type: ignore[arg-type]
-    finally:
-        daemon.terminate()  # only the daemon this test started, by pid
-        daemon.wait(timeout=10)
+    log = git(seed.remote, "log", "--format=%s", "main").splitlines()
+    assert sorted(log) == sorted([f"c{i}: work" for i in range(3)] + ["initial"])
+    assert git(seed.remote, "rev-list", "--merges", "main") == ""
 
 
 def test_land_keep_and_a_queued_task_starts_after_landing(repo: Repo) -> None:

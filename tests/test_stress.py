@@ -5,15 +5,13 @@ Run alone with: python3 -m pytest -m stress"""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import git, make_repo
+from .conftest import git, git_daemon, make_repo
 
 WTP = f"{sys.executable} -m worktree_par"
 
@@ -34,28 +32,8 @@ def _script(i: int, finish: str) -> str:
 def test_many_processes_at_once_keep_every_invariant(tmp_path: Path) -> None:
     r = make_repo(tmp_path, remote=True)
     r.write(".wtp.toml", "max_active = 4\n")
-    port = _free_port()
-    daemon = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            "--enable=receive-pack",
-            "--listen=127.0.0.1",
-            f"--port={port}",
-            f"--base-path={tmp_path}",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"git://127.0.0.1:{port}/origin.git"
-        for _ in range(100):
-            if subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
+    with git_daemon(tmp_path) as base_url:
+        url = f"{base_url}/origin.git"
         clones = []
         for i in range(3):
             c = tmp_path / f"clone{i}"
@@ -91,9 +69,6 @@ def test_many_processes_at_once_keep_every_invariant(tmp_path: Path) -> None:
         for p in procs + gates + clone_procs:
             out, err = p.communicate(timeout=300)
             assert p.returncode == 0, err
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
     # each landed commit is on the base exactly once, in linear history
     r.git("fetch", "-q", "origin")
     subjects = r.git("log", "--format=%s", "origin/main").splitlines()
@@ -115,9 +90,3 @@ def test_many_processes_at_once_keep_every_invariant(tmp_path: Path) -> None:
     # the gate never had two holders inside at once
     lines = (tmp_path / "gate.log").read_text().split()
     assert lines == ["in", "out"] * 6
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
