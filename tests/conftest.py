@@ -22,10 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 
 
+_HOME = pytest.StashKey[Path]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     import tempfile
 
     home = Path(tempfile.mkdtemp(prefix="wtp-test-home-"))
+    config.stash[_HOME] = home
     (home / ".gitconfig").write_text(
         "[init]\n\tdefaultBranch = main\n[user]\n\tname = Test\n\temail = test@example.com\n"
         '[protocol "file"]\n\tallow = always\n[advice]\n\tdetachedHead = false\n'
@@ -44,6 +48,12 @@ def pytest_configure(config: pytest.Config) -> None:
         GIT_COMMITTER_EMAIL="test@example.com",
         PYTHONDONTWRITEBYTECODE="1",
     )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = config.stash.get(_HOME, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:
