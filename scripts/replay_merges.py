@@ -10,7 +10,7 @@ parents alone:
 The truth is git's own merge of the same parents, done for real in a scratch
 worktree (``git merge --no-commit``): a conflict when it stops with unmerged
 paths, an overlap when it had to merge a path changed on both sides
-("Auto-merging" or CONFLICT lines).  Prints precision and recall of each layer,
+("Auto-merging" lines, and the unmerged paths).  Prints precision and recall of each layer,
 per merge and per path.  Nothing of the repository is changed: it works in a
 temporary shared clone.
 """
@@ -47,12 +47,8 @@ def truth(wt: Path, p1: str, p2: str) -> tuple[set[str], set[str]]:
     git(wt, "checkout", "-q", "-f", "--detach", p1)
     git(wt, "clean", "-qfdx")
     res = git(wt, "merge", "--no-commit", "--no-ff", p2, check=False)
-    merged = set()
-    for line in res.stdout.splitlines():
-        if line.startswith("Auto-merging "):
-            merged.add(line[len("Auto-merging ") :])
-        elif line.startswith("CONFLICT") and " in " in line:
-            merged.add(line.rsplit(" in ", 1)[1].strip())
+    # CONFLICT lines are prose ("... left in tree."): the unmerged paths below name them exactly.
+    merged = {line[len("Auto-merging ") :] for line in res.stdout.splitlines() if line.startswith("Auto-merging ")}
     unmerged = {_SIDE.sub("", p) for p in git(wt, "diff", "--name-only", "--diff-filter=U").stdout.split("\n") if p}
     git(wt, "merge", "--abort", check=False)
     git(wt, "reset", "-q", "--hard")
