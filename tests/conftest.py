@@ -230,3 +230,26 @@ def git_daemon(base: Path) -> Iterator[str]:
     finally:
         daemon.terminate()
         daemon.wait(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _cwd_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test from its own tmp folder, so a relative path can never land in the project."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _project_untouched() -> Iterator[None]:
+    """Fail the run if a test committed into, or left files in, this project's own repository."""
+
+    def snapshot() -> tuple[str, str]:
+        return git(ROOT, "rev-parse", "HEAD", check=False), git(
+            ROOT, "status", "--porcelain", "--untracked-files=all", check=False
+        )
+
+    if not (ROOT / ".git").exists():
+        yield
+        return
+    before = snapshot()
+    yield
+    assert snapshot() == before, "a test changed the project's own repository (HEAD or files)"
