@@ -248,7 +248,7 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
         if not common and not clash:
             return
         conflict = _conflicts_cached(ctx, cache, a, b) if common else None
-        paths = set(conflict) if conflict else common | clash
+        paths = (set(conflict) if conflict else common) | clash
         kind = "conflict" if conflict else "overlap"
         collisions.append(Collision(names, kind, sorted(paths), is_hot(common) or bool(clash)))
 
