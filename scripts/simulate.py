@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -32,15 +31,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-_SCRIPT = Path(sys.executable).parent / "wtp"
-WTP = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "worktree_par"]
-ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "sim",
-    "GIT_AUTHOR_EMAIL": "sim@example.com",
-    "GIT_COMMITTER_NAME": "sim",
-    "GIT_COMMITTER_EMAIL": "sim@example.com",
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import ENV, WTP  # noqa: E402
+
 # The project's test: every counter file holds one integer line, and the shared log is well formed.
 TEST = """import pathlib, sys
 for f in pathlib.Path('src').glob('*.txt'):

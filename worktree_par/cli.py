@@ -396,7 +396,7 @@ def gate(
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Give up waiting after S seconds (exit 3)."),
 ) -> None:
     """Run CMD holding the named gate; other holders of the gate wait their turn (FIFO)."""
-    from . import gates, isolate, tasks
+    from . import gates, isolate
     from .procs import run_guarded
 
     cmd = _after_dashes(cmd)
@@ -414,7 +414,6 @@ def gate(
         outcome = run_guarded(cmd, Path.cwd(), env)
     finally:
         g.release()
-    del tasks
     raise typer.Exit(outcome.code)
 
 

@@ -3,7 +3,6 @@ ignored caches, setup commands, and the trust that config commands need."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -44,12 +43,6 @@ def config_commands(ctx: Ctx) -> dict[str, list[str]]:
     return cmds
 
 
-def _digest(cmds: dict[str, list[str]]) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(cmds, sort_keys=True).encode()).hexdigest()
-
-
 def untrusted(ctx: Ctx, state: State, key: str) -> list[str]:
     """The config commands under ``key`` that the user has not trusted yet."""
     cmds = config_commands(ctx).get(key, [])
@@ -71,7 +64,6 @@ def trust(ctx: Ctx, state: State) -> dict[str, list[str]]:
     cmds = config_commands(ctx)
     before = state.extra.get("trusted", {})
     state.extra["trusted"] = cmds
-    state.extra["trusted_digest"] = _digest(cmds)
     return {k: [c for c in v if c not in before.get(k, [])] for k, v in cmds.items() if v}
 
 

@@ -241,7 +241,7 @@ def promote(ctx: Ctx, say: Say = _quiet) -> list[Task]:
         for t in st.queued():
             d = schedule.decide(st, t, ctx.cfg.max_active, earlier_queued=still_waiting)
             if d.admit:
-                base, fork = ctx.resolve_start(t.start_ref) if t.start_ref else (t.base, None)
+                fork = ctx.resolve_start(t.start_ref)[1] if t.start_ref else None
                 _activate(ctx, st, t, worktree_path(ctx, t.name), fork)
                 started.append(t)
             else:
