@@ -185,11 +185,6 @@ def is_ancestor(cwd: Path, a: str, b: str) -> bool:
     return res.code == 0
 
 
-def count_ahead_behind(cwd: Path, base: str, tip: str) -> tuple[int, int]:
-    out = run(["rev-list", "--left-right", "--count", f"{base}...{tip}"], cwd).out.split()
-    return int(out[1]), int(out[0])
-
-
 def remotes(cwd: Path) -> list[str]:
     return run(["remote"], cwd).out.split()
 
@@ -293,16 +288,16 @@ def merge_base(cwd: Path, a: str, b: str) -> Sha | None:
     return Sha(res.out.strip()) if res.code == 0 else None
 
 
-def snapshot(worktree: Path, git_dir_index: Path | None = None) -> Sha:
-    """A commit holding the worktree's current files (tracked and untracked, not ignored).
+def snapshot(worktree: Path) -> tuple[Sha, str]:
+    """(commit, tree) holding the worktree's current files (tracked and untracked, not ignored).
 
     Built with a throw-away index so the user's index, files and refs are untouched;
     its parent is HEAD.  Used to archive uncommitted work and to compare live work.
     """
-    head = rev_parse(worktree, "HEAD")
-    index = git_dir_index or Path(
-        run(["rev-parse", "--path-format=absolute", "--git-path", "index"], worktree).out.strip()
-    )
+    res = run(["rev-parse", "--path-format=absolute", "--git-path", "index", "HEAD"], worktree, check=False)
+    lines = res.out.splitlines()
+    index = Path(lines[0])
+    head = lines[1] if res.code == 0 and len(lines) > 1 and HEX40.match(lines[1]) else None
     with tempfile.TemporaryDirectory(prefix="wtp-index-") as tmp:
         tmp_index = Path(tmp) / "index"
         if index.exists():
@@ -314,4 +309,4 @@ def snapshot(worktree: Path, git_dir_index: Path | None = None) -> Sha:
     args = ["commit-tree", tree, "-m", "wtp snapshot of uncommitted work"]
     if head:
         args[2:2] = ["-p", head]
-    return Sha(run(args, worktree).out.strip())
+    return Sha(run(args, worktree).out.strip()), tree

@@ -116,9 +116,10 @@ def _side(ctx: Ctx, t: Task, base_tip: str) -> Side:
     assert t.path is not None
     wt = Path(t.path)
     dirty = gitops.status_paths(wt)
-    commit = gitops.snapshot(wt) if dirty else gitops.rev_parse(wt, "HEAD")
-    assert commit is not None
-    tree = gitops.run(["rev-parse", f"{commit}^{{tree}}"], ctx.root).out.strip()
+    if dirty:
+        commit, tree = gitops.snapshot(wt)
+    else:
+        commit, tree = gitops.run(["rev-parse", "HEAD", "HEAD^{tree}"], wt).out.split()
     fork = gitops.merge_base(ctx.root, base_tip, commit) or base_tip
     side = Side(t.name, t, commit, tree, fork)
     _fill(ctx, side, fork, commit)

@@ -111,7 +111,6 @@ def _child_setup() -> None:  # runs in the child between fork and exec
 class Outcome:
     code: int
     timed_out: bool
-    seconds: float
 
 
 def run_guarded(
@@ -125,7 +124,6 @@ def run_guarded(
     """Run argv in its own process group, bound to our life; kill the group on timeout,
     on Ctrl-C, when we die, and when it exits (no stray background process survives)."""
     out = open(log, "ab") if log else None
-    t0 = time.monotonic()
     try:
         proc = subprocess.Popen(
             argv,
@@ -168,7 +166,7 @@ def run_guarded(
         assert guardian.stdin is not None
         guardian.stdin.close()  # the guardian now stops whatever is left of the group
         guardian.wait()
-    return Outcome(code if code >= 0 else 128 - code, timed_out, time.monotonic() - t0)
+    return Outcome(code if code >= 0 else 128 - code, timed_out)
 
 
 def _kill_group(pgid: int) -> None:

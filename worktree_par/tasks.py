@@ -352,7 +352,7 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = _quiet) -> list[s
         )
     hooks.step("rm:before-archive")
     if force and (unlanded or dirty):
-        keep = gitops.snapshot(path) if dirty and path else tip
+        keep = gitops.snapshot(path)[0] if dirty and path else tip
         assert keep is not None
         aref = archive(ctx, name, keep)
         what = ", ".join(p for p in problems if "process" not in p)
