@@ -163,8 +163,54 @@ def ref_value(cwd: Path, ref: str) -> Sha | None:
     return Sha(res.out.strip()) if res.code == 0 else None
 
 
+_PLAIN_REF = re.compile(r"[A-Za-z0-9._/-]+")
+
+
 def check_ref_format(cwd: Path, ref: str) -> bool:
+    """git's rules for a ref name.  Names made only of letters, digits and ``._/-`` (every
+    wtp branch with the default prefix) are checked here by the rules that can apply to
+    them, saving a git call per command; anything else is asked of git itself."""
+    if _PLAIN_REF.fullmatch(ref):
+        parts = ref.split("/")
+        return not (
+            len(parts) < 2
+            or "" in parts
+            or ".." in ref
+            or ref.endswith(".")
+            or any(p.startswith(".") or p.endswith(".lock") for p in parts)
+        )
     return run(["check-ref-format", ref], cwd, check=False).code == 0
+
+
+@dataclass(frozen=True)
+class RefInfo:
+    commit: Sha | None  # the commit the ref peels to, None when it names no commit
+    symref: str  # the target of a symbolic ref, else ""
+
+
+def refs(cwd: Path, names: list[str]) -> dict[str, RefInfo]:
+    """The refs among ``names`` that exist, looked up in one ``for-each-ref`` call."""
+    if not names:
+        return {}
+    fmt = "%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)%00%(symref)"
+    out = run(["for-each-ref", f"--format={fmt}", *names], cwd).out
+    wanted = set(names)
+    found: dict[str, RefInfo] = {}
+    for line in out.splitlines():
+        f = line.split("\0")
+        if len(f) != 6 or f[0] not in wanted:  # patterns also match refs below a name
+            continue
+        commit = f[2] if f[1] == "commit" else f[4] if f[3] == "commit" else None
+        found[f[0]] = RefInfo(Sha(commit) if commit else None, f[5])
+    return found
+
+
+def config_values(cwd: Path, pattern: str) -> list[tuple[str, str]]:
+    """(key, value) pairs of the git config whose key matches the regular expression."""
+    res = run(["config", "-z", "--get-regexp", pattern], cwd, check=False, ok_codes=(0, 1))
+    if res.code not in (0, 1):
+        raise GitError(["config", "--get-regexp", pattern], res.code, res.out, res.err)
+    return [tuple(e.split("\n", 1)) if "\n" in e else (e, "") for e in res.z()]  # type: ignore[misc]
 
 
 def update_ref(cwd: Path, ref: str, new: str, old: str | None, why: str) -> bool:

@@ -20,8 +20,8 @@ class Ctx:
     repo: gitops.RepoInfo
     cfg: config.Config
     store: Store
-    _remote: str | None = field(default=None, init=False)
-    _remote_known: bool = field(default=False, init=False)
+    _git_config: list[tuple[str, str]] | None = field(default=None, init=False)
+    _refs: dict[str, gitops.RefInfo | None] = field(default_factory=dict, init=False)
 
     @property
     def root(self) -> Path:
@@ -30,13 +30,41 @@ class Ctx:
     def worktree_root(self) -> Path:
         return self.cfg.worktree_root_path(self.root)
 
+    def git_config(self) -> list[tuple[str, str]]:
+        """The git settings wtp reads (remotes, checkout.workers), in one call per command."""
+        if self._git_config is None:
+            self._git_config = gitops.config_values(self.root, r"^(remote\.|checkout\.workers$)")
+        return self._git_config
+
+    def git_setting(self, key: str) -> str | None:
+        return next((v for k, v in self.git_config() if k == key), None)
+
+    def remotes(self) -> list[str]:
+        names = [k[len("remote.") : k.rindex(".")] for k, _ in self.git_config() if k.startswith("remote.")]
+        return list(dict.fromkeys(names))
+
     def remote(self) -> str | None:
         """The configured remote when it exists in this clone, else None (land updates locally)."""
-        if not self._remote_known:
-            name = self.cfg.remote
-            self._remote = name if name and name in gitops.remotes(self.root) else None
-            self._remote_known = True
-        return self._remote
+        name = self.cfg.remote
+        return name if name and name in self.remotes() else None
+
+    def _ref(self, name: str, *likely: str) -> gitops.RefInfo | None:
+        """A ref as it was when this command first asked (base detection only: refs that a
+        command moves are read fresh).  ``likely`` names are fetched in the same git call."""
+        if name not in self._refs:
+            wanted = [n for n in dict.fromkeys([name, *likely]) if n not in self._refs]
+            found = gitops.refs(self.root, wanted)
+            for n in wanted:
+                self._refs[n] = found.get(n)
+        return self._refs[name]
+
+    def _base_candidates(self) -> list[str]:
+        remote = self.remote()
+        names = [b for b in (self.cfg.base, "main", "master") if b]
+        out = [f"refs/heads/{b}" for b in names]
+        if remote:
+            out += [f"refs/remotes/{remote}/HEAD", *(f"refs/remotes/{remote}/{b}" for b in names)]
+        return out
 
     def branch_of(self, task: str) -> str:
         return f"{self.cfg.branch_prefix}{task}"
@@ -44,7 +72,7 @@ class Ctx:
     def base_tip_ref(self, base: str) -> str:
         """The ref holding the newest known state of ``base``: remote-tracking when there is a remote."""
         remote = self.remote()
-        if remote and gitops.ref_value(self.root, f"refs/remotes/{remote}/{base}"):
+        if remote and self._ref(f"refs/remotes/{remote}/{base}", *self._base_candidates()):
             return f"refs/remotes/{remote}/{base}"
         return f"refs/heads/{base}"
 
@@ -52,26 +80,30 @@ class Ctx:
         if self.cfg.base:
             return self.cfg.base
         remote = self.remote()
+        likely = self._base_candidates()
         if remote:
-            head = gitops.remote_head(self.root, remote)
-            if head:
-                return head
+            head = self._ref(f"refs/remotes/{remote}/HEAD", *likely)
+            if head and head.symref.startswith(f"refs/remotes/{remote}/"):
+                return head.symref[len(f"refs/remotes/{remote}/") :]
         for b in ("main", "master"):
-            if gitops.ref_value(self.root, f"refs/heads/{b}") or (
-                remote and gitops.ref_value(self.root, f"refs/remotes/{remote}/{b}")
-            ):
+            if self._ref(f"refs/heads/{b}", *likely) or (remote and self._ref(f"refs/remotes/{remote}/{b}", *likely)):
                 return b
         raise UsageError(
             "cannot tell the base branch (no remote HEAD, no 'main', no 'master'): "
             "set base in .wtp.toml or pass --base BRANCH"
         )
 
+    def base_tip(self, base: str) -> Sha | None:
+        """The commit a new task on ``base`` forks from."""
+        info = self._ref(self.base_tip_ref(base), *self._base_candidates())
+        return info.commit if info else None
+
     def resolve_start(self, ref: str | None) -> tuple[str, Sha]:
         """(base branch to land onto, commit to fork from) for ``wtp start --base ref``."""
         remote = self.remote()
-        if ref is None or gitops.ref_value(self.root, f"refs/heads/{ref}"):
+        if ref is None or self._ref(f"refs/heads/{ref}", *self._base_candidates()):
             base = ref or self.detect_base()
-            tip = gitops.rev_parse(self.root, self.base_tip_ref(base))
+            tip = self.base_tip(base)
             if tip is None:
                 raise UsageError(
                     f"base branch '{base}' does not exist (or has no commits): "

@@ -47,12 +47,17 @@ def _interrupted(t: Task) -> bool:
     return bool(t.phase) and not locks.is_alive(locks.Holder.from_json(t.holder))
 
 
-def git_worktree(ctx: Ctx, args: list[str]) -> None:
+def git_worktree(ctx: Ctx, args: list[str], check: bool = True) -> gitops.Result:
     """Run 'git worktree add/remove/prune' under our repo-wide worktree lock: git reads
     every worktree's admin folder while adding one, and fails ('failed to read
     .git/worktrees/x/commondir') when another process is creating or deleting one."""
+    opts = []
+    if args[0] == "add" and ctx.git_setting("checkout.workers") is None:
+        # git's parallel checkout (one worker per core; git itself keeps small checkouts
+        # sequential), unless the user chose a setting of their own.
+        opts = ["-c", "checkout.workers=0"]
     with locks.Lock(ctx.store.ensure_dir() / "worktrees.lock"):
-        gitops.run(["worktree", *args], ctx.root)
+        return gitops.run([*opts, "worktree", *args], ctx.root, check=check)
 
 
 def worktree_path(ctx: Ctx, name: str) -> Path:
@@ -171,7 +176,14 @@ def materialize(ctx: Ctx, t: Task, say: Say = _quiet) -> list[str]:
     messages: list[str] = []
     hooks.step("start:before-worktree")
     try:
-        registered = {w.path: w for w in gitops.worktrees(ctx.root)}
+        if t.fork and not path.exists():
+            # The usual case, a new task: one 'worktree add', which itself refuses an existing
+            # branch or a registered path; only then look closer.
+            res = git_worktree(ctx, ["add", "--quiet", "--no-track", "-b", t.branch, str(path), t.fork], check=False)
+            wt = None if res.code != 0 else gitops.Worktree(path, t.fork, ref, False, False)
+        else:
+            wt = None
+        registered = {w.path: w for w in gitops.worktrees(ctx.root)} if wt is None else {path: wt}
         wt = registered.get(path)
         if wt is None:
             if path.exists() and any(path.iterdir()):
