@@ -117,7 +117,8 @@ class Gate:
                     raise WaitTimeout(
                         f"timed out after {timeout:g}s waiting for {self.title}, held by {self.describe(data['tickets'][0])}"
                     )
-                time.sleep(0.05)
+                # The next in line looks often, so the hand-over costs ms; the rest less often.
+                time.sleep(0.005 if place <= 1 else 0.05)
         except BaseException:
             self._leave()
             raise

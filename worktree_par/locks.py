@@ -109,7 +109,9 @@ class Lock:
         from filelock import Timeout
 
         try:
-            self._lock.acquire(timeout=timeout, poll_interval=0.02)
+            # Held for milliseconds (a state write, a ticket update): poll finely, so a waiter
+            # takes over within a few ms instead of a coarse tick (flock itself cannot time out).
+            self._lock.acquire(timeout=timeout, poll_interval=0.004)
         except Timeout as e:
             raise WaitTimeout(f"timed out after {timeout:g}s waiting for the {what} ({self.path})") from e
 
