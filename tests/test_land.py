@@ -62,6 +62,32 @@ def test_land_never_makes_dirty_changes_look_reverted(repo: Repo) -> None:
     assert repo.git("status", "--porcelain") == "M src/app.js"
 
 
+def test_an_untracked_file_in_the_main_worktree_that_the_landing_adds_is_kept(repo: Repo) -> None:
+    _task_with_commit(repo, "feed", {"notes.txt": "from the task\n"})
+    repo.write("notes.txt", "my own untracked notes\n")
+    before = repo.git("rev-parse", "main")
+    out = repo.wtp("land", "feed")
+    assert out.code == 0, out.err
+    assert "left detached at the previous commit" in out.err and "notes.txt" in out.err
+    assert repo.git("log", "-1", "--format=%s", "main") == "feed: work"
+    assert repo.git("rev-parse", "HEAD") == before
+    assert (repo.path / "notes.txt").read_text() == "my own untracked notes\n"
+
+
+def test_the_same_task_landed_twice_at_once_lands_once(remote_repo: Repo) -> None:
+    r = remote_repo
+    _task_with_commit(r, "a", {"a.txt": "a\n"})
+    procs = [r.spawn("land", "a", "--timeout", "60") for _ in range(2)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    landed = [i for i, (out, _) in enumerate(outs) if "removed task 'a'" in out]
+    assert len(landed) == 1 and procs[landed[0]].returncode == 0, outs
+    # The other one either met the land under way (busy, exit 1) or waited for it in the queue.
+    (out, err), code = outs[1 - landed[0]], procs[1 - landed[0]].returncode
+    assert (code == 1 and "is busy (landing)" in err) or (code == 0 and "landed meanwhile" in out + err), outs
+    assert _linear(r, "origin/main") == ["a: work", "initial"]
+    assert r.git("for-each-ref", "refs/wtp/backup/") == ""
+
+
 def test_land_to_a_remote_is_linear_and_confirmed(remote_repo: Repo) -> None:
     r = remote_repo
     _task_with_commit(r, "a", {"a.txt": "a\n"})

@@ -290,6 +290,21 @@ def worktrees(cwd: Path) -> list[Worktree]:
 # --- working tree state -----------------------------------------------------------
 
 
+def git_dir_of(worktree: Path) -> Path:
+    """The private git dir of a worktree (``.git`` or the ``gitdir:`` its .git file names),
+    read without a git call; asks git when the .git entry is anything else."""
+    dot = worktree / ".git"
+    if dot.is_dir():
+        return dot
+    try:
+        text = dot.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        text = ""
+    if text.startswith("gitdir: ") and text.count("\n") <= 1:
+        return (worktree / text[len("gitdir: ") :].strip("\n")).resolve()
+    return Path(run(["rev-parse", "--path-format=absolute", "--git-dir"], worktree).out.strip())
+
+
 def status_paths(worktree: Path, only: list[str] | None = None) -> list[str]:
     """Paths with staged, unstaged or untracked (not ignored) changes, renames under both
     names; limited to the ``only`` paths (and what lies below them) when given."""

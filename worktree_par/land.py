@@ -16,6 +16,7 @@ arbiter between clones on different machines.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,10 +66,8 @@ def backup_ref(name: str) -> str:
 
 
 def _rebase_in_progress(wt: Path) -> bool:
-    out = gitops.run(
-        ["rev-parse", "--path-format=absolute", "--git-path", "rebase-merge", "--git-path", "rebase-apply"], wt
-    )
-    return any(Path(p).exists() for p in out.out.splitlines())
+    gd = gitops.git_dir_of(wt)
+    return (gd / "rebase-merge").exists() or (gd / "rebase-apply").exists()
 
 
 def recover(ctx: Ctx, t: Task, say: Say) -> str:
@@ -86,6 +85,8 @@ def recover(ctx: Ctx, t: Task, say: Say) -> str:
     )
     if pushed:
         _mark_landed(ctx, t, tip)  # type: ignore[arg-type]
+        if backup is not None:
+            gitops.delete_ref(ctx.root, backup_ref(t.name), backup)
         return f"the interrupted land of '{t.name}' had published {tip[:12]}: marked landed"  # type: ignore[index]
     if backup is not None and tip != backup and wt and wt.is_dir():
         gitops.run(["reset", "--quiet", "--keep", backup], wt)
@@ -150,16 +151,26 @@ def land(
     if tip == t.fork:
         raise Refusal(f"task '{name}' has no commits to land: commit your work in {wt} first")
     remote = ctx.remote() if push else None
+    # The pre-land tip is kept before anything can change the branch (and outside the queue,
+    # which only serializes what must be serial).
+    gitops.run(
+        ["update-ref", "--create-reflog", "-m", f"wtp: pre-land tip of {name}", backup_ref(name), tip], ctx.root
+    )
 
     queue = Gate(ctx.store, QUEUE, title="the land queue")
     queue.acquire(timeout, say=say, label=name)
     try:
         with ctx.store.transaction() as st2:
             cur = tasks.get(st2, name)
-            cur.state, cur.phase, cur.holder = LANDING, "landing", locks.me().to_json()
-        gitops.run(
-            ["update-ref", "--create-reflog", "-m", f"wtp: pre-land tip of {name}", backup_ref(name), tip], ctx.root
-        )
+            changed = cur.seq != t.seq or cur.state != t.state or cur.phase != t.phase
+            if not changed:
+                cur.state, cur.phase, cur.holder = LANDING, "landing", locks.me().to_json()
+        if changed:  # another 'wtp land' of the same task got through the queue first
+            if cur.state == LANDED and cur.seq == t.seq:
+                return LandResult(
+                    name, LANDED, cur.commit, 0, messages=[f"task '{name}' was landed meanwhile, at {(cur.commit or '')[:12]}"]
+                )
+            raise Refusal(f"task '{name}' changed while waiting in the land queue (now {cur.state}): see 'wtp list'")
         hooks.step("land:queued")
         try:
             result = _attempts(ctx, t, wt, tip, strategy, gate_cmd, remote, say)
@@ -188,7 +199,11 @@ def land(
         _mark_landed(ctx, t, result.commit)  # type: ignore[arg-type]
     finally:
         queue.release()
-    result.messages += _cleanup(ctx, name, keep, say)
+    gitops.delete_ref(ctx.root, backup_ref(name), tip)
+    if remote:
+        # Bringing the local base along is a convenience, not part of landing: done outside the queue.
+        result.messages += follow_remote(ctx, t.base, remote)
+    result.messages += _cleanup(ctx, name, keep, say, result.commit)
     return result
 
 
@@ -217,9 +232,10 @@ def _attempts(
         hooks.step("land:before-publish")
         if _publish(ctx, t, cand, base_tip, remote, say):
             hooks.step("land:after-publish")
-            confirmed = gitops.ref_value(ctx.root, base_ref)
-            if confirmed is None or not gitops.is_ancestor(ctx.root, cand, confirmed):
-                raise _Blocked("refused", f"the push of {cand[:12]} was accepted but '{t.base}' does not contain it")
+            if not remote:  # a push is confirmed by the remote's own report (see _publish)
+                confirmed = gitops.ref_value(ctx.root, base_ref)
+                if confirmed is None or not gitops.is_ancestor(ctx.root, cand, confirmed):
+                    raise _Blocked("refused", f"'{t.base}' was moved to {cand[:12]} but no longer contains it")
             result.commit = cand
             if attempt > 1:
                 result.messages.append(
@@ -317,30 +333,20 @@ def _run_gate(ctx: Ctx, t: Task, wt: Path, cmd: str, cand: str) -> None:
 def _publish(ctx: Ctx, t: Task, cand: str, base_tip: str, remote: str | None, say: Say) -> bool:
     """Compare-and-swap the base from base_tip to cand; False when the base moved."""
     if remote:
+        dest = f"refs/heads/{t.base}"
         res = gitops.run(
-            [
-                "push",
-                "--porcelain",
-                "--quiet",
-                f"--force-with-lease=refs/heads/{t.base}:{base_tip}",
-                remote,
-                f"{cand}:refs/heads/{t.base}",
-            ],
+            ["push", "--porcelain", f"--force-with-lease={dest}:{base_tip}", remote, f"{cand}:{dest}"],
             ctx.root,
             check=False,
         )
-        if res.code != 0:
+        if res.code != 0 or "\t[rejected]" in res.out:
             if _push_lost_race(res.out + res.err):
                 return False
             raise gitops.GitError(["push", remote, t.base], res.code, res.out, res.err)
+        # The remote's report for our ref: ' ' fast-forward, '+' forced, '*' new, '=' up to date.
+        if not any(line[:1] in " +*=" and line[1:].startswith(f"\t{cand}:{dest}\t") for line in res.out.splitlines()):
+            raise _Blocked("refused", f"the push of {cand[:12]} to {remote} reported no update of '{t.base}'")
         gitops.run(["update-ref", "-m", "wtp: landed", f"refs/remotes/{remote}/{t.base}", cand], ctx.root)
-        local = gitops.ref_value(ctx.root, f"refs/heads/{t.base}")
-        if local is not None and local != cand:
-            if gitops.is_ancestor(ctx.root, local, cand):
-                for m in sync_base(ctx, t.base, local, cand):
-                    say(m)
-            else:
-                say(f"local '{t.base}' has commits that are not on {remote}/{t.base}: left as it is")
         return True
     msgs = sync_base(ctx, t.base, base_tip, cand)
     if msgs is None:
@@ -367,6 +373,25 @@ def _push_lost_race(output: str) -> bool:
     return any(m in output for m in _RACE_MARKS)
 
 
+def follow_remote(ctx: Ctx, base: str, remote: str) -> list[str]:
+    """After a land to the remote, fast-forward the local ``base`` (and the worktree that has
+    it checked out) to the remote-tracking one, as 'git pull --ff-only' would."""
+    local_ref, tracking_ref = f"refs/heads/{base}", f"refs/remotes/{remote}/{base}"
+    with locks.Lock(ctx.store.ensure_dir() / "follow.lock"):  # one lander at a time moves it
+        found = gitops.refs(ctx.root, [local_ref, tracking_ref])
+        local, tracking = (found[r].commit if r in found else None for r in (local_ref, tracking_ref))
+        if local is None or tracking is None or local == tracking:
+            return []
+        if not gitops.is_ancestor(ctx.root, local, tracking):
+            if gitops.is_ancestor(ctx.root, tracking, local):
+                return []
+            return [f"local '{base}' has commits that are not on {remote}/{base}: left as it is"]
+        return sync_base(ctx, base, local, tracking) or []
+
+
+_NAMED = re.compile(r"'([^']+)'")
+
+
 def sync_base(ctx: Ctx, base: str, old: str, new: str) -> list[str] | None:
     """Move local ``base`` from old to new (CAS), keeping a worktree that has it checked out
     in step without touching its uncommitted changes.  None when ``base`` was not at old."""
@@ -375,30 +400,28 @@ def sync_base(ctx: Ctx, base: str, old: str, new: str) -> list[str] | None:
     if not checked:
         return [] if gitops.update_ref(ctx.root, ref, new, old, f"land onto {base}") else None
     w = checked[0].path
-    changed = set(gitops.diff_names(ctx.root, old, new))
-    # Only the paths the landing changes (and the folders holding them) can clash with the
-    # user's edits: limit status to them so the cost follows the change, not the repository.
-    scope = sorted(changed | {p.rsplit("/", 1)[0] for p in changed if "/" in p})
-    dirty = set(gitops.status_paths(w, scope if len(scope) <= 1000 else None))
-    touched = sorted(dirty & changed) + sorted(
-        d for d in dirty for c in changed if c.startswith(d.rstrip("/") + "/") or d.startswith(c + "/")
-    )
-    if not touched:
-        if not gitops.update_ref(ctx.root, ref, new, old, f"land onto {base}"):
-            return None
-        res = gitops.run(["read-tree", "-m", "-u", old, new], w, check=False)
-        if res.code != 0:
-            return [f"moved '{base}' but could not update the files in {w}: run 'git -C {w} reset --keep {base}'"]
-        return []
-    # The landing changes files the user is editing there: park that worktree on the old commit
-    # (detached) so its changes do not look reverted, move the branch, and say how to catch up.
+    # Detach that worktree at the old commit first: while its files are brought along, a
+    # commit made there cannot land on the moved branch with the old files.
     gitops.run(["update-ref", "--no-deref", "-m", "wtp: keep the worktree as it was", "HEAD", old], w)
     if not gitops.update_ref(ctx.root, ref, new, old, f"land onto {base}"):
         gitops.run(["symbolic-ref", "HEAD", ref], w)
         return None
-    files = tasks._few(sorted(set(touched)))
+    # A two-tree read-tree updates only the files the landing changed, and refuses (changing
+    # nothing) when the user's uncommitted work touches one of them: its cost follows the change.
+    res = gitops.run(["read-tree", "-m", "-u", old, new], w, check=False)
+    if res.code == 0:
+        gitops.run(["symbolic-ref", "-m", f"wtp: follow {base}", "HEAD", ref], w)
+        return []
+    # It stays detached at the old commit, so its changes do not look reverted: say how to catch up.
+    touched = sorted({m for line in res.err.splitlines() for m in _NAMED.findall(line)})
+    touched += sorted({line.strip() for line in res.err.splitlines() if line.startswith("\t")} - set(touched))
+    why = (
+        f"has uncommitted changes to files the landing changed ({tasks._few(touched)})"
+        if touched
+        else f"could not be updated ({res.err.strip().splitlines()[-1] if res.err.strip() else 'git read-tree failed'})"
+    )
     return [
-        f"'{base}' moved, but {w} has uncommitted changes to files the landing changed ({files}); "
+        f"'{base}' moved, but {w} {why}; "
         f"it was left detached at the previous commit so nothing looks reverted: run "
         f"'git -C {w} stash && git -C {w} switch {base} && git -C {w} stash pop'"
     ]
@@ -414,15 +437,13 @@ def _restore(ctx: Ctx, t: Task, wt: Path, tip: str) -> None:
 
 
 def _mark_landed(ctx: Ctx, t: Task, commit: str) -> None:
+    """Record the land; the caller drops the backup ref (in recovery, here)."""
     with ctx.store.transaction() as st:
         cur = tasks.get(st, t.name)
         cur.state, cur.commit, cur.phase, cur.holder, cur.paths, cur.note = LANDED, commit, "", None, [], ""
-    old = gitops.ref_value(ctx.root, backup_ref(t.name))
-    if old:
-        gitops.delete_ref(ctx.root, backup_ref(t.name), old)
 
 
-def _cleanup(ctx: Ctx, name: str, keep: bool, say: Say) -> list[str]:
+def _cleanup(ctx: Ctx, name: str, keep: bool, say: Say, tip: str | None = None) -> list[str]:
     t = tasks.get(ctx.store.read(), name)
     if keep:
         return [f"kept the worktree {t.path} (--keep)"]
@@ -435,4 +456,4 @@ def _cleanup(ctx: Ctx, name: str, keep: bool, say: Say) -> list[str]:
             return [
                 f"kept the worktree {t.path}: processes still run inside ({pids}); 'wtp rm {name}' when they are done"
             ]
-    return tasks.remove_landed(ctx, name, say)
+    return tasks.remove_landed(ctx, name, say, tip)

@@ -410,12 +410,13 @@ def _remove(ctx: Ctx, t: Task, path: Path | None, exists: bool, tip: str | None,
     return True
 
 
-def remove_landed(ctx: Ctx, name: str, say: Say = _quiet) -> list[str]:
+def remove_landed(ctx: Ctx, name: str, say: Say = _quiet, tip: str | None = None) -> list[str]:
     """Clean up after a land: git itself refuses if the worktree gained modified or
-    untracked files (a gate's output, say), so no separate status scan is needed."""
+    untracked files (a gate's output, say), so no separate status scan is needed.
+    ``tip``: the landed commit the branch was left at (the branch is deleted only from it)."""
     t = get(ctx.store.read(), name)
     path = Path(t.path) if t.path else None
-    tip = gitops.ref_value(ctx.root, f"refs/heads/{t.branch}")
+    tip = tip or gitops.ref_value(ctx.root, f"refs/heads/{t.branch}")
     if not _remove(ctx, t, path, path is not None and path.is_dir(), tip, strict=True):
         return [f"kept the worktree {path}: it has modified or untracked files; 'wtp rm {name}' lists them"]
     messages = [f"removed task '{name}' (worktree and branch '{t.branch}')"]
