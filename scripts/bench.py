@@ -36,18 +36,22 @@ def main() -> None:
     base = b.tmpdir()
     try:
         for nfiles in (2000,) if args.quick else (2000, 20000):
-            repo = b.make_repo(base, nfiles)
+            repo = b.make_repo(base / f"r{nfiles}", nfiles, remote=True)
             if nfiles == 2000:
                 b.part_help(res, repo)
+            pool = b.TaskPool(repo, nfiles)
             for ntasks in (3, 10, 30):
-                b.part_list_path(res, repo, nfiles, ntasks)
+                pool.reset()
+                pool.grow(ntasks)
+                b.part_list_path(res, pool)
+                for nchanged in (50, 500):
+                    b.part_check(res, pool, nchanged)
+            pool.remove()
             b.part_start(res, repo, nfiles)
             b.part_warm(res, repo, nfiles)
-            for ntasks in (3, 10, 30):
-                for nchanged in (50, 500):
-                    b.part_check(res, repo, nfiles, ntasks, nchanged)
             for concurrent in (False, True):
-                b.part_land(res, base, nfiles, 4, concurrent)
+                b.part_land(res, repo, nfiles, 4, concurrent)
+            b.cleanup(repo.parent)
     finally:
         b.cleanup(base)
     res.write(args.out)

@@ -25,10 +25,12 @@ def main() -> None:
     print(f"machine: {res.machine}\n{b.HEADER}")
     base = b.tmpdir()
     try:
-        repo = b.make_repo(base, args.files)
-        for n in (int(x) for x in args.tasks.split(",")):
-            for c in (int(x) for x in args.changed.split(",")):
-                b.part_check(res, repo, args.files, n, c)
+        pool = b.TaskPool(b.make_repo(base, args.files), args.files)
+        for n in sorted(int(x) for x in args.tasks.split(",")):
+            pool.reset()
+            pool.grow(n)
+            for c in sorted(int(x) for x in args.changed.split(",")):
+                b.part_check(res, pool, c)
     finally:
         b.cleanup(base)
 

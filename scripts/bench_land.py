@@ -24,8 +24,9 @@ def main() -> None:
     print(f"machine: {res.machine}\n{b.HEADER}")
     base = b.tmpdir()
     try:
+        repo = b.make_repo(base, args.files, remote=True)
         for concurrent in (False, True):
-            b.part_land(res, base, args.files, args.tasks, concurrent)
+            b.part_land(res, repo, args.files, args.tasks, concurrent)
     finally:
         b.cleanup(base)
 
