@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .conftest import Repo
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -26,3 +28,23 @@ def test_help_does_not_import_typer_or_gitpython() -> None:
     assert out.returncode == 0 and out.stdout.startswith("Usage: wtp [OPTIONS] COMMAND [ARGS]...")
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
     assert not imported & {"typer", "git", "psutil", "filelock", "rich"}
+
+
+def test_fast_path_command_answers_as_typer_does_without_importing_it(repo: Repo) -> None:
+    """'wtp [-C DIR] path TASK' skips typer (entry.py); output, errors and exit codes must not change."""
+    assert repo.wtp("start", "a").code == 0
+    for args in (["path", "a"], ["path", "nosuch"], ["-C", str(repo.path), "path", "a"], ["path", "bad/name"]):
+        fast = repo.wtp_proc(*args)
+        typer_way = repo.wtp(*args)
+        assert (fast.code, fast.out, fast.err) == (typer_way.code, typer_way.out, typer_way.err), args
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "worktree_par", "path", "a"],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("/a")
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "typer" not in imported
+    outside = subprocess.run([sys.executable, "-m", "worktree_par", "-C", "/", "path", "a"], capture_output=True, text=True)
+    assert outside.returncode == 2 and outside.stderr.count("\n") == 1 and "Traceback" not in outside.stderr

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-import traceback
 from pathlib import Path
 from typing import Any, NoReturn, Optional
 
@@ -23,24 +21,8 @@ try:  # typer 0.20+ vendors click; older ones use the click package
 except ImportError:  # pragma: no cover
     from click import exceptions as _cx  # type: ignore[no-redef]
 
-from .errors import INTERRUPTED, USAGE, WtpError
-
-_state_dir: Path | None = None  # set once a repo is opened: where crash logs go
-
-
-def err(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _crash_log() -> Path:
-    import tempfile
-
-    base = _state_dir / "logs" if _state_dir and _state_dir.is_dir() else Path(tempfile.gettempdir())
-    base.mkdir(exist_ok=True)
-    path = base / f"wtp-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    path.write_text(f"wtp {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}")
-    return path
-
+from .errors import USAGE
+from .outcome import err, exit_for, open_repo
 
 class WtpGroup(TyperGroup):
     def main(
@@ -60,15 +42,10 @@ class WtpGroup(TyperGroup):
         except _cx.ClickException as e:
             err(f"wtp: {e.format_message()}")
             sys.exit(e.exit_code)
-        except (typer.Abort, KeyboardInterrupt):
-            err("wtp: interrupted")
-            sys.exit(INTERRUPTED)
-        except WtpError as e:
-            err(f"wtp: {e.message}")
-            sys.exit(e.exit_code)
-        except Exception as e:  # noqa: BLE001 - the one place that turns the unexpected into a line
-            err(f"wtp: internal error ({e.__class__.__name__}: {e}); details in {_crash_log()}")
-            sys.exit(1)
+        except typer.Abort:
+            exit_for(KeyboardInterrupt())
+        except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - outcome turns it into one line
+            exit_for(e)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -96,12 +73,7 @@ def _root(
 
 
 def _open(ctx: typer.Context):  # type: ignore[no-untyped-def]
-    global _state_dir
-    from .repo import open_ctx
-
-    c = open_ctx(Path(ctx.obj or ".").absolute() if ctx.obj else Path.cwd())
-    _state_dir = c.store.dir
-    return c
+    return open_repo(ctx.obj)
 
 
 def _after_dashes(cmd: list[str]) -> list[str]:
