@@ -5,7 +5,6 @@ The only layer that knows typer.  Errors from the core are caught once, in
 Core modules are imported inside commands so that ``wtp --help`` stays fast.
 """
 
-from __future__ import annotations
 
 import json
 import os

@@ -10,7 +10,6 @@ dies, so a killed process never wedges anything.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -39,7 +38,7 @@ class Holder:
 
     def describe(self) -> str:
         age = max(0, int(time.time() - self.since))
-        where = "" if self.host == socket.gethostname() else f" on {self.host}"
+        where = "" if self.host == _host() else f" on {self.host}"
         return f"pid {self.pid}{where} ({self.cmd}), for {age}s"
 
 
@@ -80,7 +79,7 @@ def me() -> Holder:
     global _me
     if _me is None:
         cmd = " ".join(["wtp", *sys.argv[1:]])[:200]
-        _me = Holder(os.getpid(), process_start(os.getpid()), socket.gethostname(), cmd, time.time())
+        _me = Holder(os.getpid(), process_start(os.getpid()), _host(), cmd, time.time())
     return _me
 
 
@@ -88,12 +87,16 @@ def is_alive(h: Holder | None) -> bool:
     """True while the holder's process runs.  A holder on another host is assumed alive."""
     if h is None:
         return False
-    if h.host != socket.gethostname():
+    if h.host != _host():
         return True
     if h.pid == os.getpid():
         return True
     start = process_start(h.pid)
     return start != 0.0 and abs(start - h.start) < 1.0
+
+
+def _host() -> str:
+    return os.uname().nodename  # what socket.gethostname() returns, without importing socket
 
 
 class Lock:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -479,6 +478,8 @@ def list_tasks(ctx: Ctx, *, all_tasks: bool = False, details: bool = True) -> li
         return [TaskInfo(t) for t in tasks]
     base_refs = {b: ctx.base_tip_ref(b) for b in {t.base for t in tasks if t.state in LIVE}}
     workers = min(8, max(1, len(tasks)))
+    from concurrent.futures import ThreadPoolExecutor  # only list needs threads
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
         infos = list(pool.map(lambda t: _info(ctx, t, base_refs), tasks))
     live_paths = [
