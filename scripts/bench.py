@@ -2,6 +2,7 @@
 """wtp benchmark suite: every command against plain git doing the same work, in one run.
 
     python3 scripts/bench.py [--quick] [--out bench-results/bench.json]
+    python3 scripts/bench.py --table docs/bench.json    # the README's markdown table
 
 Builds repositories of 2,000 and 20,000 files, measures medians over repeated runs
 and peak RSS, prints a table with the ratio to git and whether each target is met,
@@ -23,7 +24,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="only the 2,000-file repository")
     ap.add_argument("--out", type=Path, default=b.ROOT / "bench-results" / "bench.json")
+    ap.add_argument("--table", type=Path, help="print a saved result as the README's markdown table, and exit")
     args = ap.parse_args()
+    if args.table:
+        print(markdown(args.table))
+        return
     # Byte-compile first: with PYTHONDONTWRITEBYTECODE set (as on some CI machines) every run
     # would otherwise recompile wtp from source, which is not what an installed wtp does.
     import compileall
@@ -59,6 +64,28 @@ def main() -> None:
     print(
         f"\n{sum(r.met for r in met)}/{len(met)} targets met; {len(res.rows)} figures in {time.time() - t0:.0f}s; written to {args.out}"
     )
+
+
+def markdown(path: Path) -> str:
+    import json
+
+    data = json.loads(path.read_text())
+    rows = data["rows"]
+    met = [r for r in rows if r["met"] is not None]
+    out = [
+        f"Machine: {data['machine']}. {sum(r['met'] for r in met)} of {len(met)} targets met.",
+        "",
+        "| case | wtp ms | git ms | ratio | peak RSS MB | target |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        git = f"{r['git_ms']:.0f}" if r["git_ms"] is not None else "-"
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
+        case = r["case"] + (f" ({r['note']})" if r["note"] and not r["target"] else "")
+        target = r["target"] + (f" ({r['note']})" if r["note"] and r["target"] else "")
+        verdict = "" if r["met"] is None else (" met" if r["met"] else " **missed**")
+        out.append(f"| {case} | {r['wtp_ms']:.0f} | {git} | {ratio} | {r['rss_mb']:.0f} | {target}{verdict} |")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
