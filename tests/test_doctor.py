@@ -51,6 +51,21 @@ def test_unknown_worktrees_are_reported_and_adopted_only_when_asked(repo: Repo) 
     assert [t["name"] for t in json.loads(repo.wtp_proc("list", "--json").out)["tasks"]] == ["stray"]
 
 
+def test_the_leftover_of_an_interrupted_worktree_deletion_is_cleaned_up(repo: Repo) -> None:
+    p = Path(repo.wtp_proc("start", "a").out.strip())
+    assert repo.wtp_proc("rm", "a").code == 0
+    assert not p.exists() and list(p.parent.iterdir()) == []  # removal leaves no trash behind
+    # A removal killed after git dropped the worktree's record, while deleting its files:
+    trash = p.parent / ".wtp-trash-b-999999999"
+    (trash / "src").mkdir(parents=True)
+    (trash / "src" / "x.py").write_text("x\n")
+    code, out = _doctor(repo)
+    assert code == 1 and f"{trash} is the leftover of an interrupted worktree removal" in out
+    code, out = _doctor(repo, "--fix")
+    assert f"deleted {trash}" in out and not trash.exists()
+    assert _doctor(repo)[0] == 0
+
+
 def test_dead_gate_tickets_are_dropped(repo: Repo) -> None:
     from worktree_par.gates import Gate
     from worktree_par.state import Store

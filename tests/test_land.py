@@ -300,3 +300,12 @@ def test_landing_a_task_without_commits_is_refused(repo: Repo) -> None:
     repo.wtp("start", "a")
     out = repo.wtp("land", "a")
     assert out.code == 1 and "has no commits to land" in out.err
+
+
+def test_a_gate_that_leaves_untracked_files_keeps_the_worktree(repo: Repo) -> None:
+    p = _task_with_commit(repo, "a", {"a.txt": "a\n"})
+    out = repo.wtp("land", "a", "--gate", "echo results > report.txt")
+    assert out.code == 0, out.err
+    assert f"kept the worktree {p}: it has modified or untracked files" in out.out + out.err
+    assert (p / "report.txt").read_text() == "results\n" and (p / "a.txt").exists()
+    assert "wtp/a" in repo.branches() and not list(p.parent.glob(".wtp-trash-*"))

@@ -93,6 +93,17 @@ def diagnose(ctx: Ctx, adopt: bool = False) -> list[Finding]:
                         f"worktree {path} ({w.branch}) is not in the registry: 'wtp doctor --fix --adopt' adopts it"
                     )
                 )
+    if root.is_dir():
+        for trash in sorted(root.glob(f"{tasks.TRASH_PREFIX}*")):
+            pid = trash.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and locks.pid_alive(int(pid)):
+                continue  # a removal still under way
+            findings.append(
+                Finding(
+                    f"{trash} is the leftover of an interrupted worktree removal (its record was already removed)",
+                    lambda p=trash: _delete_trash(p),
+                )
+            )
     findings += _gate_findings(ctx)
     waiting = [t for t in st.queued()]
     if waiting:
@@ -175,6 +186,13 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
     if t.setup.startswith("failed"):
         out.append(Finding(f"setup of task '{t.name}' {t.setup}: 'wtp start {t.name}' retries it"))
     return out
+
+
+def _delete_trash(path: Path) -> str:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    return f"deleted {path}"
 
 
 def _prune(ctx: Ctx) -> str:

@@ -83,6 +83,16 @@ def me() -> Holder:
     return _me
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def is_alive(h: Holder | None) -> bool:
     """True while the holder's process runs.  A holder on another host is assumed alive."""
     if h is None:

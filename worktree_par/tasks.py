@@ -378,6 +378,34 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = _quiet) -> list[s
     return messages
 
 
+TRASH_PREFIX = ".wtp-trash-"
+
+
+class _NotClean(Exception):
+    pass
+
+
+def _delete_worktree(ctx: Ctx, path: Path, strict: bool) -> None:
+    """'git worktree remove', with the files deleted outside the repo-wide worktree lock.
+
+    The folder is renamed aside (atomic, same parent), git drops its record of the now
+    missing worktree under the lock, and the files are deleted after it, so several
+    landers' clean-ups run side by side instead of one after another.  ``strict`` refuses
+    (nothing changed) a worktree with modified or untracked files, as git itself would."""
+    if strict and gitops.status_paths(path):
+        raise _NotClean(str(path))
+    trash = path.with_name(f"{TRASH_PREFIX}{path.name}-{os.getpid()}")
+    os.rename(path, trash)
+    try:
+        git_worktree(ctx, ["remove", str(path)] if strict else ["remove", "--force", "--force", str(path)])
+    except BaseException:
+        os.rename(trash, path)  # git refused (a locked worktree, say): put it back as it was
+        raise
+    import shutil
+
+    shutil.rmtree(trash, ignore_errors=True)  # what is left, doctor reports and --fix deletes
+
+
 def _remove(ctx: Ctx, t: Task, path: Path | None, exists: bool, tip: str | None, *, strict: bool = False) -> bool:
     """Remove worktree and branch in a recorded phase.  ``strict``: let git refuse a worktree
     holding modified or untracked files (False, nothing changed) instead of checking first."""
@@ -388,8 +416,8 @@ def _remove(ctx: Ctx, t: Task, path: Path | None, exists: bool, tip: str | None,
     if path is not None:
         if exists:
             try:
-                git_worktree(ctx, ["remove", str(path)] if strict else ["remove", "--force", "--force", str(path)])
-            except gitops.GitError:
+                _delete_worktree(ctx, path, strict)
+            except (gitops.GitError, _NotClean):
                 with ctx.store.transaction() as st:
                     cur = get(st, t.name)
                     cur.phase, cur.holder = "", None
