@@ -41,21 +41,28 @@ def main() -> None:
     base = b.tmpdir()
     try:
         for nfiles in (2000,) if args.quick else (2000, 20000):
-            repo = b.make_repo(base / f"r{nfiles}", nfiles, remote=True)
+            with b.phase(f"repository of {nfiles} files"):
+                repo = b.make_repo(base / f"r{nfiles}", nfiles, remote=True)
             if nfiles == 2000:
                 b.part_help(res, repo)
             pool = b.TaskPool(repo, nfiles)
             for ntasks in (3, 10, 30):
-                pool.reset()
-                pool.grow(ntasks)
+                with b.phase(f"{ntasks} task worktrees"):
+                    pool.reset()
+                    pool.grow(ntasks)
                 b.part_list_path(res, pool)
                 for nchanged in (50, 500):
-                    b.part_check(res, pool, nchanged)
-            pool.remove()
-            b.part_start(res, repo, nfiles)
-            b.part_warm(res, repo, nfiles)
+                    with b.phase(f"check {ntasks} x {nchanged}"):
+                        b.part_check(res, pool, nchanged)
+            with b.phase("removing the task worktrees"):
+                pool.remove()
+            with b.phase("start"):
+                b.part_start(res, repo, nfiles)
+            with b.phase("warm start"):
+                b.part_warm(res, repo, nfiles)
             for concurrent in (False, True):
-                b.part_land(res, repo, nfiles, 4, concurrent)
+                with b.phase("land"):
+                    b.part_land(res, repo, nfiles, 4, concurrent)
             b.cleanup(repo.parent)
     finally:
         b.cleanup(base)

@@ -16,7 +16,8 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -81,6 +82,14 @@ def sh(args: list[str], cwd: Path, env: dict[str, str] | None = None, check: boo
     if check and res.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed in {cwd}: {res.stderr}")
     return res.stdout
+
+
+@contextmanager
+def phase(what: str) -> Iterator[None]:
+    """Say on stderr how long a part of the run took (where a run's minutes go)."""
+    t0 = time.perf_counter()
+    yield
+    print(f"  [{what}: {time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
 
 
 def settle() -> None:
