@@ -5,7 +5,6 @@ The only layer that knows typer.  Errors from the core are caught once, in
 Core modules are imported inside commands so that ``wtp --help`` stays fast.
 """
 
-
 import json
 import os
 import sys
@@ -22,6 +21,7 @@ except ImportError:  # pragma: no cover
 
 from .errors import USAGE
 from .outcome import err, exit_for, open_repo
+
 
 class WtpGroup(TyperGroup):
     def main(
@@ -116,10 +116,11 @@ def init(
     target = repo.main_root / config.CONFIG_FILE
     if target.exists() and not force:
         raise Refusal(f"{target} already exists: edit it, or pass --force to overwrite it")
-    if remote is None:
-        found = gitops.remotes(repo.main_root)
-        remote = "" if no_remote else ("origin" if "origin" in found or not found else found[0])
     c = Ctx(repo=repo, cfg=config.Config(remote=remote or ""), store=Store(repo.common_dir))
+    if remote is None:
+        found = c.remotes()
+        remote = "" if no_remote else ("origin" if "origin" in found or not found else found[0])
+        c.cfg = config.Config(remote=remote)
     detected = base or c.detect_base()
     target.write_text(config.render_default(detected, remote or "", max_active))
     from . import isolate

@@ -232,7 +232,7 @@ def _complete_start(ctx: Ctx, t: Task) -> str:
 def _complete_rm(ctx: Ctx, t: Task) -> str:
     # rm sets 'removing' only after its checks passed and any archive was written.
     if t.path and Path(t.path).is_dir():
-        tasks.git_worktree(ctx, ["remove", "--force", "--force", t.path])
+        tasks.delete_worktree(ctx, Path(t.path), strict=False)
     tasks.git_worktree(ctx, ["prune"])
     tip = gitops.ref_value(ctx.root, f"refs/heads/{t.branch}")
     if tip and (

@@ -231,18 +231,6 @@ def is_ancestor(cwd: Path, a: str, b: str) -> bool:
     return res.code == 0
 
 
-def remotes(cwd: Path) -> list[str]:
-    return run(["remote"], cwd).out.split()
-
-
-def remote_head(cwd: Path, remote: str) -> str | None:
-    """The branch ``refs/remotes/<remote>/HEAD`` points to, if known locally."""
-    res = run(["symbolic-ref", "--quiet", f"refs/remotes/{remote}/HEAD"], cwd, check=False)
-    if res.code != 0:
-        return None
-    return res.out.strip().removeprefix(f"refs/remotes/{remote}/")
-
-
 # --- worktrees --------------------------------------------------------------------
 
 
@@ -305,13 +293,9 @@ def git_dir_of(worktree: Path) -> Path:
     return Path(run(["rev-parse", "--path-format=absolute", "--git-dir"], worktree).out.strip())
 
 
-def status_paths(worktree: Path, only: list[str] | None = None) -> list[str]:
-    """Paths with staged, unstaged or untracked (not ignored) changes, renames under both
-    names; limited to the ``only`` paths (and what lies below them) when given."""
-    scope = ["--", *(f":(literal){p}" for p in only)] if only is not None else []
-    if only is not None and not only:
-        return []
-    return parse_status(run([*STATUS_ARGS, *scope], worktree).out)
+def status_paths(worktree: Path) -> list[str]:
+    """Paths with staged, unstaged or untracked (not ignored) changes, renames under both names."""
+    return parse_status(run(STATUS_ARGS, worktree).out)
 
 
 STATUS_ARGS = ["status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"]
@@ -338,10 +322,6 @@ def parse_status(out: str) -> list[str]:
         elif kind == "?":
             paths.append(f[2:])
     return paths
-
-
-def diff_names(cwd: Path, a: str, b: str) -> list[str]:
-    return run(["diff", "--name-only", "-z", "--no-renames", a, b, "--"], cwd).z()
 
 
 def merge_base(cwd: Path, a: str, b: str) -> Sha | None:

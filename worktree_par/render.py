@@ -84,16 +84,18 @@ def check_report(report: Report) -> None:
     table(["KIND", "TASKS", "PATHS"], rows)
     if len(names) > 4:  # a matrix shows the shape at a glance when there are many tasks
         cols = names + [report.base]
-        worst: dict[tuple[str, str], str] = {}
+        worst: dict[tuple[str, str], str] = {}  # the worst kind of collision per pair
         rank = {"resource": 1, "declared": 1, "overlap": 2, "conflict": 3}
         for c in report.collisions:
             a, b = c.tasks
             for key in ((a, b), (b, a)):
-                if key not in worst or rank[c.kind] > rank[_KIND[worst[key]]]:
-                    worst[key] = _MARK[c.kind]
+                if key not in worst or rank[c.kind] > rank[worst[key]]:
+                    worst[key] = c.kind
         print()
-        table([""] + cols, [[r] + [("-" if r == col else worst.get((r, col), ".")) for col in cols] for r in names])
+
+        def mark(r: str, col: str) -> str:
+            return "-" if r == col else _MARK[worst[r, col]] if (r, col) in worst else "."
+
+        table([""] + cols, [[r] + [mark(r, col) for col in cols] for r in names])
         print("C conflict, O overlap, d declared paths, r resource")
 
-
-_KIND = {v: k for k, v in _MARK.items()}

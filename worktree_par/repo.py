@@ -48,11 +48,11 @@ class Ctx:
         name = self.cfg.remote
         return name if name and name in self.remotes() else None
 
-    def _ref(self, name: str, *likely: str) -> gitops.RefInfo | None:
+    def _ref(self, name: str) -> gitops.RefInfo | None:
         """A ref as it was when this command first asked (base detection only: refs that a
-        command moves are read fresh).  ``likely`` names are fetched in the same git call."""
+        command moves are read fresh).  The refs base detection may need come in the same call."""
         if name not in self._refs:
-            wanted = [n for n in dict.fromkeys([name, *likely]) if n not in self._refs]
+            wanted = [n for n in dict.fromkeys([name, *self._base_candidates()]) if n not in self._refs]
             found = gitops.refs(self.root, wanted)
             for n in wanted:
                 self._refs[n] = found.get(n)
@@ -72,7 +72,7 @@ class Ctx:
     def base_tip_ref(self, base: str) -> str:
         """The ref holding the newest known state of ``base``: remote-tracking when there is a remote."""
         remote = self.remote()
-        if remote and self._ref(f"refs/remotes/{remote}/{base}", *self._base_candidates()):
+        if remote and self._ref(f"refs/remotes/{remote}/{base}"):
             return f"refs/remotes/{remote}/{base}"
         return f"refs/heads/{base}"
 
@@ -80,13 +80,12 @@ class Ctx:
         if self.cfg.base:
             return self.cfg.base
         remote = self.remote()
-        likely = self._base_candidates()
         if remote:
-            head = self._ref(f"refs/remotes/{remote}/HEAD", *likely)
+            head = self._ref(f"refs/remotes/{remote}/HEAD")
             if head and head.symref.startswith(f"refs/remotes/{remote}/"):
                 return head.symref[len(f"refs/remotes/{remote}/") :]
         for b in ("main", "master"):
-            if self._ref(f"refs/heads/{b}", *likely) or (remote and self._ref(f"refs/remotes/{remote}/{b}", *likely)):
+            if self._ref(f"refs/heads/{b}") or (remote and self._ref(f"refs/remotes/{remote}/{b}")):
                 return b
         raise UsageError(
             "cannot tell the base branch (no remote HEAD, no 'main', no 'master'): "
@@ -95,13 +94,13 @@ class Ctx:
 
     def base_tip(self, base: str) -> Sha | None:
         """The commit a new task on ``base`` forks from."""
-        info = self._ref(self.base_tip_ref(base), *self._base_candidates())
+        info = self._ref(self.base_tip_ref(base))
         return info.commit if info else None
 
     def resolve_start(self, ref: str | None) -> tuple[str, Sha]:
         """(base branch to land onto, commit to fork from) for ``wtp start --base ref``."""
         remote = self.remote()
-        if ref is None or self._ref(f"refs/heads/{ref}", *self._base_candidates()):
+        if ref is None or self._ref(f"refs/heads/{ref}"):
             base = ref or self.detect_base()
             tip = self.base_tip(base)
             if tip is None:

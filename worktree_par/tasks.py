@@ -171,35 +171,14 @@ def materialize(ctx: Ctx, t: Task, say: Say = _quiet) -> list[str]:
     so an interrupted start is completed by running it again."""
     assert t.path is not None
     path = Path(t.path)
-    ref = f"refs/heads/{t.branch}"
     messages: list[str] = []
     hooks.step("start:before-worktree")
     try:
-        if t.fork and not path.exists():
-            # The usual case, a new task: one 'worktree add', which itself refuses an existing
-            # branch or a registered path; only then look closer.
-            res = git_worktree(ctx, ["add", "--quiet", "--no-track", "-b", t.branch, str(path), t.fork], check=False)
-            wt = None if res.code != 0 else gitops.Worktree(path, t.fork, ref, False, False)
-        else:
-            wt = None
-        registered = {w.path: w for w in gitops.worktrees(ctx.root)} if wt is None else {path: wt}
-        wt = registered.get(path)
-        if wt is None:
-            if path.exists() and any(path.iterdir()):
-                raise Refusal(
-                    f"{path} already exists and is not a worktree of this repository: move it away, then run 'wtp start {t.name}' again"
-                )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if gitops.ref_value(ctx.root, ref):
-                messages.append(f"using the existing branch '{t.branch}'")
-                git_worktree(ctx, ["add", "--quiet", str(path), t.branch])
-            else:
-                fork = t.fork or gitops.rev_parse(ctx.root, ctx.base_tip_ref(t.base))
-                git_worktree(ctx, ["add", "--quiet", "--no-track", "-b", t.branch, str(path), str(fork)])
-        elif wt.branch != ref:
-            raise Refusal(
-                f"{path} is a worktree of '{wt.branch or 'a detached HEAD'}', not of '{t.branch}': remove it first"
-            )
+        # The usual case, a new task: one 'worktree add', which itself refuses an existing
+        # branch or a registered path; only when it does, look closer.
+        add = ["add", "--quiet", "--no-track", "-b", t.branch, str(path), str(t.fork)]
+        if not (t.fork and not path.exists() and git_worktree(ctx, add, check=False).code == 0):
+            _make_worktree(ctx, t, path, messages)
     except BaseException:
         _rollback_start(ctx, t)
         raise
@@ -225,6 +204,30 @@ def materialize(ctx: Ctx, t: Task, say: Say = _quiet) -> list[str]:
             t.setup = cur.setup
             t.phase = ""
     return messages
+
+
+def _make_worktree(ctx: Ctx, t: Task, path: Path, messages: list[str]) -> None:
+    """Create the task's worktree whatever is already there: its registered worktree
+    (nothing to do), its branch without a worktree, or nothing yet."""
+    ref = f"refs/heads/{t.branch}"
+    wt = {w.path: w for w in gitops.worktrees(ctx.root)}.get(path)
+    if wt is not None:
+        if wt.branch != ref:
+            raise Refusal(
+                f"{path} is a worktree of '{wt.branch or 'a detached HEAD'}', not of '{t.branch}': remove it first"
+            )
+        return
+    if path.exists() and any(path.iterdir()):
+        raise Refusal(
+            f"{path} already exists and is not a worktree of this repository: move it away, then run 'wtp start {t.name}' again"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gitops.ref_value(ctx.root, ref):
+        messages.append(f"using the existing branch '{t.branch}'")
+        git_worktree(ctx, ["add", "--quiet", str(path), t.branch])
+    else:
+        fork = t.fork or gitops.rev_parse(ctx.root, ctx.base_tip_ref(t.base))
+        git_worktree(ctx, ["add", "--quiet", "--no-track", "-b", t.branch, str(path), str(fork)])
 
 
 def _rollback_start(ctx: Ctx, t: Task) -> None:
@@ -385,7 +388,7 @@ class _NotClean(Exception):
     pass
 
 
-def _delete_worktree(ctx: Ctx, path: Path, strict: bool) -> None:
+def delete_worktree(ctx: Ctx, path: Path, strict: bool) -> None:
     """'git worktree remove', with the files deleted outside the repo-wide worktree lock.
 
     The folder is renamed aside (atomic, same parent), git drops its record of the now
@@ -407,8 +410,8 @@ def _delete_worktree(ctx: Ctx, path: Path, strict: bool) -> None:
 
 
 def _remove(ctx: Ctx, t: Task, path: Path | None, exists: bool, tip: str | None, *, strict: bool = False) -> bool:
-    """Remove worktree and branch in a recorded phase.  ``strict``: let git refuse a worktree
-    holding modified or untracked files (False, nothing changed) instead of checking first."""
+    """Remove worktree and branch in a recorded phase.  ``strict``: refuse a worktree holding
+    modified or untracked files, or one git will not remove (False, nothing changed)."""
     with ctx.store.transaction() as st:
         cur = get(st, t.name)
         cur.phase, cur.holder = "removing", locks.me().to_json()
@@ -416,7 +419,7 @@ def _remove(ctx: Ctx, t: Task, path: Path | None, exists: bool, tip: str | None,
     if path is not None:
         if exists:
             try:
-                _delete_worktree(ctx, path, strict)
+                delete_worktree(ctx, path, strict)
             except (gitops.GitError, _NotClean):
                 with ctx.store.transaction() as st:
                     cur = get(st, t.name)
@@ -438,9 +441,9 @@ def _remove(ctx: Ctx, t: Task, path: Path | None, exists: bool, tip: str | None,
 
 
 def remove_landed(ctx: Ctx, name: str, say: Say = _quiet, tip: str | None = None) -> list[str]:
-    """Clean up after a land: git itself refuses if the worktree gained modified or
-    untracked files (a gate's output, say), so no separate status scan is needed.
-    ``tip``: the landed commit the branch was left at (the branch is deleted only from it)."""
+    """Clean up after a land, keeping a worktree that gained modified or untracked files
+    (a gate's output, say).  ``tip``: the landed commit the branch was left at (the branch
+    is deleted only from it)."""
     t = get(ctx.store.read(), name)
     path = Path(t.path) if t.path else None
     tip = tip or gitops.ref_value(ctx.root, f"refs/heads/{t.branch}")
