@@ -21,18 +21,16 @@ def main() -> None:
     ap.add_argument("--tasks", default="10,30")
     ap.add_argument("--changed", default="50,500")
     args = ap.parse_args()
-    res = b.Results()
-    print(f"machine: {res.machine}\n{b.HEADER}")
-    base = b.tmpdir()
-    try:
+
+    def checks(res: b.Results, base: Path) -> None:
         pool = b.TaskPool(b.make_repo(base, args.files), args.files)
         for n in sorted(int(x) for x in args.tasks.split(",")):
             pool.reset()
             pool.grow(n)
             for c in sorted(int(x) for x in args.changed.split(",")):
                 b.part_check(res, pool, c)
-    finally:
-        b.cleanup(base)
+
+    b.run_alone(checks)
 
 
 if __name__ == "__main__":

@@ -20,15 +20,13 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--tasks", type=int, default=6)
     args = ap.parse_args()
-    res = b.Results()
-    print(f"machine: {res.machine}\n{b.HEADER}")
-    base = b.tmpdir()
-    try:
+
+    def both_modes(res: b.Results, base: Path) -> None:
         repo = b.make_repo(base, args.files, remote=True)
         for concurrent in (False, True):
             b.part_land(res, repo, args.files, args.tasks, concurrent)
-    finally:
-        b.cleanup(base)
+
+    b.run_alone(both_modes)
 
 
 if __name__ == "__main__":

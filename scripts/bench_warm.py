@@ -19,13 +19,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=2000)
     args = ap.parse_args()
-    res = b.Results()
-    print(f"machine: {res.machine}\n{b.HEADER}")
-    base = b.tmpdir()
-    try:
-        b.part_warm(res, b.make_repo(base, args.files), args.files)
-    finally:
-        b.cleanup(base)
+    b.run_alone(lambda res, base: b.part_warm(res, b.make_repo(base, args.files), args.files))
 
 
 if __name__ == "__main__":

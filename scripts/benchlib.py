@@ -159,6 +159,17 @@ def make_node_modules(repo: Path, npkg: int = 300, files: int = 20) -> Path:
     return tar
 
 
+def run_alone(part: Callable[[Results, Path], None]) -> None:
+    """Run one part of the suite on its own, in a temporary folder (the bench_*.py scripts)."""
+    res = Results()
+    print(f"machine: {res.machine}\n{HEADER}")
+    base = tmpdir()
+    try:
+        part(res, base)
+    finally:
+        cleanup(base)
+
+
 def tmpdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="wtp-bench-"))
 
