@@ -75,15 +75,29 @@ def test_an_untracked_file_in_the_main_worktree_that_the_landing_adds_is_kept(re
 
 
 def test_the_same_task_landed_twice_at_once_lands_once(remote_repo: Repo) -> None:
+    from worktree_par.gates import Gate
+    from worktree_par.land import QUEUE
+    from worktree_par.state import Store
+
     r = remote_repo
     _task_with_commit(r, "a", {"a.txt": "a\n"})
-    procs = [r.spawn("land", "a", "--timeout", "60") for _ in range(2)]
+    # Hold the land queue so both landers pass their checks and wait in it: the second
+    # one through must see that the first landed the task meanwhile.
+    queue = Gate(Store(r.path / ".git"), QUEUE)
+    queue.acquire()
+    try:
+        procs = [r.spawn("land", "a", "--timeout", "60") for _ in range(2)]
+        deadline = time.monotonic() + 30
+        while len(queue.tickets()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(queue.tickets()) == 3
+    finally:
+        queue.release()
     outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
     landed = [i for i, (out, _) in enumerate(outs) if "removed task 'a'" in out]
-    assert len(landed) == 1 and procs[landed[0]].returncode == 0, outs
-    # The other one either met the land under way (busy, exit 1) or waited for it in the queue.
-    (out, err), code = outs[1 - landed[0]], procs[1 - landed[0]].returncode
-    assert (code == 1 and "is busy (landing)" in err) or (code == 0 and "landed meanwhile" in out + err), outs
+    assert len(landed) == 1, outs
+    assert "landed meanwhile" in outs[1 - landed[0]][0], outs
     assert _linear(r, "origin/main") == ["a: work", "initial"]
     assert r.git("for-each-ref", "refs/wtp/backup/") == ""
 
