@@ -3,12 +3,13 @@
 Every lock, ticket and gate records its holder (pid, process start time, host,
 command) so that ``list``, ``doctor`` and error messages can say who holds it,
 and so that a dead holder (or a reused pid) is told from a live one.  The locks
-themselves are ``flock``-based (filelock): the kernel drops them when the holder
+themselves are ``flock``-based: the kernel drops them when the holder
 dies, so a killed process never wedges anything.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import time
@@ -110,35 +111,59 @@ def _host() -> str:
 
 
 class Lock:
-    """An exclusive lock on ``path`` (a file that is never written by anyone else)."""
+    """An exclusive lock on ``path`` (a file that is never written by anyone else).
+
+    ``flock`` on a descriptor of our own: the kernel drops it when the holder dies.  Not
+    filelock: since 3.15 importing it pulls in asyncio, logging and hashlib, about 25 ms
+    of every command's start-up (issue 7), for the few lines below.  Re-entrant on the
+    same object, like filelock's; two objects on one path exclude each other."""
 
     def __init__(self, path: Path) -> None:
-        from filelock import FileLock
-
         self.path = path
-        self._lock = FileLock(str(path), thread_local=False)
+        self._fd: int | None = None
+        self._depth = 0
+
+    def _take(self, block: bool) -> bool:
+        if self._fd is not None:
+            self._depth += 1
+            return True
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if block else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            except BaseException:
+                os.close(fd)
+                raise
+            if os.fstat(fd).st_nlink:
+                self._fd, self._depth = fd, 1
+                return True
+            os.close(fd)  # the file was removed while we waited: lock the one now at path
 
     def acquire(self, timeout: float = -1, what: str = "lock") -> None:
-        from filelock import Timeout
-
-        try:
-            # Held for milliseconds (a state write, a ticket update): poll finely, so a waiter
-            # takes over within a few ms instead of a coarse tick (flock itself cannot time out).
-            self._lock.acquire(timeout=timeout, poll_interval=0.004)
-        except Timeout as e:
-            raise WaitTimeout(f"timed out after {timeout:g}s waiting for the {what} ({self.path})") from e
+        if timeout < 0:
+            self._take(block=True)
+            return
+        deadline = time.monotonic() + timeout
+        # Held for milliseconds (a state write, a ticket update): poll finely, so a waiter
+        # takes over within a few ms of the release (flock itself cannot time out).
+        while not self._take(block=False):
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(f"timed out after {timeout:g}s waiting for the {what} ({self.path})")
+            time.sleep(0.004)
 
     def try_acquire(self) -> bool:
-        from filelock import Timeout
-
-        try:
-            self._lock.acquire(timeout=0)
-            return True
-        except Timeout:
-            return False
+        return self._take(block=False)
 
     def release(self) -> None:
-        self._lock.release()
+        if self._fd is None:
+            return
+        self._depth -= 1
+        if self._depth == 0:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the last descriptor drops the flock
 
     def __enter__(self) -> Lock:
         self.acquire()

@@ -1,0 +1,71 @@
+"""The flock-based Lock every state write, ticket and gate stands on: exclusion between
+holders, timeouts, re-entry, and release when the holder dies (a real process, killed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from worktree_par.errors import WaitTimeout
+from worktree_par.locks import Lock
+
+
+def test_two_holders_exclude_each_other_and_reentry_counts(tmp_path: Path) -> None:
+    a, b = Lock(tmp_path / "x.lock"), Lock(tmp_path / "x.lock")
+    a.acquire()
+    a.acquire()  # re-entrant on the same object
+    assert not b.try_acquire()
+    a.release()
+    assert not b.try_acquire(), "released once of twice: still held"
+    a.release()
+    assert b.try_acquire()
+    with pytest.raises(WaitTimeout, match="timed out after 0.05s waiting for the state lock"):
+        a.acquire(timeout=0.05, what="state lock")
+    b.release()
+    with a:
+        assert not b.try_acquire()
+    assert b.try_acquire()
+
+
+def test_a_killed_holder_releases_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from worktree_par.locks import Lock; "
+            f"Lock(__import__('pathlib').Path({str(path)!r})).acquire(); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        waiter = Lock(path)
+        assert not waiter.try_acquire()
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+        waiter.acquire(timeout=5)
+        waiter.release()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
+def test_the_lock_is_not_inherited_by_child_processes(tmp_path: Path) -> None:
+    """A gate held around 'wtp run' must end with wtp, not with the longest-lived child."""
+    lock = Lock(tmp_path / "x.lock")
+    lock.acquire()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], close_fds=False)
+    try:
+        lock.release()
+        assert Lock(tmp_path / "x.lock").try_acquire()
+    finally:
+        child.kill()
+        child.wait()
