@@ -48,3 +48,30 @@ def test_fast_path_command_answers_as_typer_does_without_importing_it(repo: Repo
     assert "typer" not in imported
     outside = subprocess.run([sys.executable, "-m", "worktree_par", "-C", "/", "path", "a"], capture_output=True, text=True)
     assert outside.returncode == 2 and outside.stderr.count("\n") == 1 and "Traceback" not in outside.stderr
+
+
+def test_start_fast_path_answers_as_typer_does_without_importing_it(repo: Repo) -> None:
+    """'wtp [-C DIR] start TASK' skips typer too: admitted, resumed, queued and refused alike."""
+
+    def same(fast_args: list[str], typer_args: list[str], swap: tuple[str, str] = ("", "")) -> None:
+        fast, typer_way = repo.wtp_proc(*fast_args), repo.wtp(*typer_args)
+        assert fast.code == typer_way.code, fast_args
+        assert (fast.out, fast.err) == (typer_way.out.replace(*swap), typer_way.err.replace(*swap)), fast_args
+
+    same(["start", "a"], ["start", "b"], ("/b\n", "/a\n"))  # admitted: the path
+    same(["start", "a"], ["start", "a"])  # already active: the path, and a note on stderr
+    assert repo.wtp("start", "c").code == 0
+    queued = repo.wtp_proc("start", "d")  # the cap is reached: queued, the reason on stdout
+    assert queued.code == 0 and queued.out.startswith("task 'd' is queued (place 1): waits because")
+    same(["start", "d"], ["start", "d"])  # already queued
+    same(["-C", str(repo.path), "start", "d"], ["start", "d"])
+    for bad in ("bad/name", "x.lock", ".x", "x" * 65):
+        same(["start", bad], ["start", bad])
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "worktree_par", "start", "e"],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0 and "is queued (place 2)" in out.stdout
+    assert "typer" not in {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}

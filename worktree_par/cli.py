@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as _cx  # type: ignore[no-redef]
 
 from .errors import USAGE
-from .outcome import err, exit_for, open_repo
+from .outcome import err, exit_for, open_repo, report_start
 
 
 class WtpGroup(TyperGroup):
@@ -171,13 +171,7 @@ def start(
             err(m)
         _emit(tasks.task_json(t))
         return
-    if t.state == QUEUED:
-        for m in result.messages:
-            print(m)
-        return
-    for m in result.messages:
-        err(m)
-    print(t.path)
+    report_start(t, result.messages)
 
 
 @app.command("next")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -32,8 +31,23 @@ def err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def report_start(task, messages: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """What plain 'wtp start' prints: the worktree's path on stdout (notes on stderr), or
+    why the task waits on stdout when it was queued."""
+    from .state import QUEUED
+
+    if task.state == QUEUED:
+        for m in messages:
+            print(m)
+        return
+    for m in messages:
+        err(m)
+    print(task.path)
+
+
 def crash_log() -> Path:
     import tempfile
+    import traceback
 
     base = state_dir / "logs" if state_dir and state_dir.is_dir() else Path(tempfile.gettempdir())
     base.mkdir(exist_ok=True)
