@@ -62,8 +62,16 @@ def test_the_lock_is_not_inherited_by_child_processes(tmp_path: Path) -> None:
     """A gate held around 'wtp run' must end with wtp, not with the longest-lived child."""
     lock = Lock(tmp_path / "x.lock")
     lock.acquire()
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], close_fds=False)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+        close_fds=False,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
+        # Popen may return while exec is still closing the child's close-on-exec descriptors
+        # (vfork); once the child runs Python they are gone.
+        assert child.stdout is not None and child.stdout.readline().strip() == "up"
         lock.release()
         assert Lock(tmp_path / "x.lock").try_acquire()
     finally:

@@ -9,12 +9,13 @@ without the lock: ``os.replace`` makes every read see a whole file.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,10 @@ LANDED = "landed"
 ABANDONED = "abandoned"
 FINAL = (LANDED, ABANDONED)
 LIVE = (ACTIVE, LANDING, BLOCKED)  # states that own a branch, a worktree and a port
+# Finished tasks kept in the registry ('list --all', "already landed" answers).  Older ones
+# are forgotten when the state is next written, so a command's cost does not grow with the
+# repository's history: their work is on the base branch, or archived by 'rm'.
+KEEP_FINISHED = 200
 
 
 @dataclass
@@ -57,7 +62,13 @@ class Task:
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: its recursive deep copy made serializing a registry of a
+        # few hundred tasks cost tens of ms per transaction.  Lists and the holder are the
+        # only mutable fields; they are copied so a snapshot does not change with the task.
+        d = dict(self.__dict__)
+        d["touch"], d["use"], d["paths"] = list(self.touch), list(self.use), list(self.paths)
+        d["holder"] = dict(self.holder) if self.holder is not None else None
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Task:
@@ -81,12 +92,17 @@ class State:
     def queued(self) -> list[Task]:
         return sorted((t for t in self.tasks.values() if t.state == QUEUED), key=lambda t: t.seq)
 
+    def forget_old_finished(self) -> None:
+        done = sorted((t for t in self.tasks.values() if t.state in FINAL and not t.path), key=lambda t: t.seq)
+        for t in done[: max(0, len(done) - KEEP_FINISHED)]:
+            del self.tasks[t.name]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "version": VERSION,
             "seq": self.seq,
             "tasks": [t.to_json() for t in sorted(self.tasks.values(), key=lambda t: t.seq)],
-            **({"extra": self.extra} if self.extra else {}),
+            **({"extra": copy.deepcopy(self.extra)} if self.extra else {}),  # a snapshot, see transaction
         }
 
 
@@ -185,10 +201,11 @@ class Store:
         with self.lock():
             raw = self._read_bytes(self.file)
             state = self._decode(raw, self.file) if raw is not None else State()
-            before = json.dumps(state.to_json(), sort_keys=True)
+            before = state.to_json()
             yield state
-            after = json.dumps(state.to_json(), indent=1, sort_keys=True)
-            if json.dumps(json.loads(after), sort_keys=True) != before:
+            after = state.to_json()
+            if after != before:
+                state.forget_old_finished()
                 if raw is not None:
                     self._write_bytes(self.backup, raw)
-                self._write_bytes(self.file, after.encode())
+                self._write_bytes(self.file, json.dumps(state.to_json(), indent=1, sort_keys=True).encode())
