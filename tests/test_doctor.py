@@ -59,10 +59,12 @@ def test_the_leftover_of_an_interrupted_worktree_deletion_is_cleaned_up(repo: Re
     trash = p.parent / ".wtp-trash-b-999999999"
     (trash / "src").mkdir(parents=True)
     (trash / "src" / "x.py").write_text("x\n")
+    (trash / "elsewhere").symlink_to(repo.path / "src")  # deleting the link keeps what it points at
     code, out = _doctor(repo)
     assert code == 1 and f"{trash} is the leftover of an interrupted worktree removal" in out
     code, out = _doctor(repo, "--fix")
     assert f"deleted {trash}" in out and not trash.exists()
+    assert (repo.path / "src").is_dir() and any((repo.path / "src").iterdir())
     assert _doctor(repo)[0] == 0
 
 

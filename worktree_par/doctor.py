@@ -189,9 +189,7 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
 
 
 def _delete_trash(path: Path) -> str:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+    tasks.delete_tree(path)
     return f"deleted {path}"
 
 

