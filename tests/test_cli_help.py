@@ -75,3 +75,49 @@ def test_start_fast_path_answers_as_typer_does_without_importing_it(repo: Repo) 
     )
     assert out.returncode == 0 and "is queued (place 2)" in out.stdout
     assert "typer" not in {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+
+
+def test_land_fast_path_answers_as_typer_does_without_importing_it(remote_repo: Repo) -> None:
+    """'wtp [-C DIR] land TASK' skips typer too: landed, already landed, blocked and refused alike."""
+    repo = remote_repo
+
+    def work(task: str, files: dict[str, str]) -> None:
+        repo.commit(files, f"{task} work", cwd=Path(repo.wtp("start", task).out.strip()))
+
+    def same(fast_args: list[str], typer_args: list[str], swaps: list[tuple[str, str]]) -> None:
+        fast, typer_way = repo.wtp_proc(*fast_args), repo.wtp(*typer_args)
+        out, err = typer_way.out, typer_way.err
+        for a, b in swaps:
+            out, err = out.replace(a, b), err.replace(a, b)
+        assert (fast.code, fast.out, fast.err) == (typer_way.code, out, err), fast_args
+
+    def tip() -> str:
+        return repo.git("rev-parse", "main").strip()
+
+    work("a", {"a.txt": "a\n"})
+    work("b", {"b.txt": "b\n"})
+    typer_way = repo.wtp("land", "b")
+    b_at = tip()
+    fast = repo.wtp_proc("land", "a")
+    a_at = tip()
+    assert fast.code == typer_way.code == 0
+    assert (fast.out, fast.err) == (
+        typer_way.out.replace("'b'", "'a'").replace(b_at, a_at).replace("/b", "/a"),
+        typer_way.err,
+    )
+    same(["land", "a"], ["land", "a"], [])  # already landed
+    same(["-C", str(repo.path), "land", "nosuch"], ["land", "nosuch"], [])
+    same(["land", "bad/name"], ["land", "bad/name"], [])
+    work("c", {"a.txt": "c\n"})  # both conflict with what 'e' lands
+    work("d", {"a.txt": "d\n"})
+    work("e", {"a.txt": "e\n"})
+    assert repo.wtp("land", "e").code == 0
+    same(["land", "c"], ["land", "d"], [("'d'", "'c'"), ("/d,", "/c,"), ("land d'", "land c'")])
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "worktree_par", "land", "c"],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1, out.stderr[-300:]  # still blocked
+    assert "typer" not in {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as _cx  # type: ignore[no-redef]
 
 from .errors import USAGE
-from .outcome import err, exit_for, open_repo, report_start
+from .outcome import err, exit_for, open_repo, report_land, report_start
 
 
 class WtpGroup(TyperGroup):
@@ -346,9 +346,7 @@ def land(
             err(m)
         _emit(result.to_json())
         return
-    print(f"landed '{task}' at {result.commit}" + (f" after {result.attempts} attempts" if result.attempts > 1 else ""))
-    for m in result.messages:
-        print(m)
+    report_land(task, result)
 
 
 # --- gates and trust ------------------------------------------------------------------

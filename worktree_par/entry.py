@@ -1,8 +1,7 @@
 """Console entry point.  ``wtp`` and ``wtp --help`` are answered from a stored copy of
 the help text without importing typer (issue 7: --help under 80 ms), and so are the
-plain forms of the commands agents run most, ``wtp [-C DIR] path TASK`` and
-``wtp [-C DIR] start TASK``: typer's import and command building cost 15-20 ms, a third
-of ``path``'s fixed cost.  Everything else goes to the typer CLI.
+plain forms of the commands agents run most, ``wtp [-C DIR] path|start|land TASK``:
+typer's import and command building cost 15-20 ms, a third of ``path``'s fixed cost.  Everything else goes to the typer CLI.
 tests/test_cli_help.py keeps the stored copy identical to what typer renders
 (scripts/gen_help.py rewrites it) and the fast paths identical to the typer commands."""
 
@@ -37,7 +36,18 @@ def _start(where: str | None, task: str) -> None:
     outcome.finish(start)
 
 
-FAST = {"path": _path, "start": _start}
+def _land(where: str | None, task: str) -> None:
+    """``wtp land TASK`` (no options) exactly as cli.land does it."""
+    from . import land, outcome
+
+    def go() -> None:
+        ctx = outcome.open_repo(where)
+        outcome.report_land(task, land.land(ctx, task, strategy=None, gate=None, push=True, keep=False, timeout=None, say=outcome.err))
+
+    outcome.finish(go)
+
+
+FAST = {"path": _path, "start": _start, "land": _land}
 
 
 def main() -> None:

@@ -45,6 +45,13 @@ def report_start(task, messages: list[str]) -> None:  # type: ignore[no-untyped-
     print(task.path)
 
 
+def report_land(task: str, result) -> None:  # type: ignore[no-untyped-def]
+    """What plain 'wtp land' prints once the task landed."""
+    print(f"landed '{task}' at {result.commit}" + (f" after {result.attempts} attempts" if result.attempts > 1 else ""))
+    for m in result.messages:
+        print(m)
+
+
 def crash_log() -> Path:
     import tempfile
     import traceback
