@@ -252,7 +252,7 @@ def test_init_writes_a_config_that_loads_back(remote_repo: Repo) -> None:
     from worktree_par.config import Config, load
 
     cfg = load(remote_repo.path)
-    assert cfg == Config(base="main", remote="origin", max_active=4)
+    assert cfg == Config(base="main", remote="origin", max_active=4, source=remote_repo.path / ".wtp.toml")
     again = remote_repo.wtp("init")
     assert again.code == 1 and "already exists" in again.err
     assert remote_repo.wtp("init", "--no-remote", "--force").code == 0

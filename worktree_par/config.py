@@ -7,10 +7,8 @@ absurd values are ConfigError (exit 2) naming the file and the key.
 from __future__ import annotations
 
 import json
-import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigError
 
@@ -18,8 +16,7 @@ CONFIG_FILE = ".wtp.toml"
 STRATEGIES = ("rebase", "squash", "merge")
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     base: str = ""
     remote: str = "origin"
     max_active: int = 3
@@ -32,7 +29,7 @@ class Config:
     land_gate: str = ""
     land_timeout: float = 1800
     check_hot: tuple[str, ...] = ()
-    source: Path | None = field(default=None, compare=False)
+    source: Path | None = None  # the file it came from
 
     def worktree_root_path(self, main_root: Path) -> Path:
         rel = self.worktree_root.replace("{repo}", main_root.name)
@@ -133,6 +130,8 @@ def load(main_root: Path) -> Config:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # ~5 ms, paid only by repositories that have a config file
+
     try:
         with path.open("rb") as f:
             return tomllib.load(f)

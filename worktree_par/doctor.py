@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import gitops, locks, tasks
@@ -20,11 +19,11 @@ from .repo import Ctx
 from .state import ABANDONED, ACTIVE, FINAL, LANDING, QUEUED, Task
 
 
-@dataclass
 class Finding:
-    problem: str
-    fix: Callable[[], str] | None = None  # returns what it did
-    fixed: str = ""
+    def __init__(self, problem: str, fix: Callable[[], str] | None = None) -> None:
+        self.problem = problem
+        self.fix = fix  # returns what it did
+        self.fixed = ""
 
 
 def _gate_findings(ctx: Ctx) -> list[Finding]:

@@ -13,9 +13,8 @@ import re
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NewType
+from typing import NamedTuple, NewType
 
 from .errors import GitError, NotARepo, UsageError
 
@@ -52,8 +51,7 @@ def base_env() -> dict[str, str]:
     return _env_cache
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     code: int
     out: str
     err: str
@@ -104,8 +102,7 @@ def spawn(args: list[str], cwd: Path | str) -> subprocess.Popen[bytes]:
 # --- repository discovery -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RepoInfo:
+class RepoInfo(NamedTuple):
     cwd: Path  # where the command runs (a worktree, main or linked)
     toplevel: Path  # top of the worktree we are in
     common_dir: Path  # shared .git dir: state lives under it
@@ -182,8 +179,7 @@ def check_ref_format(cwd: Path, ref: str) -> bool:
     return run(["check-ref-format", ref], cwd, check=False).code == 0
 
 
-@dataclass(frozen=True)
-class RefInfo:
+class RefInfo(NamedTuple):
     commit: Sha | None  # the commit the ref peels to, None when it names no commit
     symref: str  # the target of a symbolic ref, else ""
 
@@ -234,8 +230,7 @@ def is_ancestor(cwd: Path, a: str, b: str) -> bool:
 # --- worktrees --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Worktree:
+class Worktree(NamedTuple):
     path: Path
     head: Sha | None
     branch: str | None  # full ref name, e.g. refs/heads/wtp/a

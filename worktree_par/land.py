@@ -19,7 +19,6 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import gitops, hooks, isolate, locks, tasks
@@ -34,15 +33,14 @@ QUEUE = "#land"  # '#' keeps it apart from every user gate name
 Say = Callable[[str], None]
 
 
-@dataclass
 class LandResult:
-    task: str
-    state: str
-    commit: str | None = None
-    attempts: int = 0
-    paths: list[str] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
-    log: str | None = None
+    def __init__(
+        self, task: str, state: str, commit: str | None = None, attempts: int = 0, messages: list[str] | None = None
+    ) -> None:
+        self.task, self.state, self.commit, self.attempts = task, state, commit, attempts
+        self.paths: list[str] = []
+        self.messages = messages if messages is not None else []
+        self.log: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {

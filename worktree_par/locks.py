@@ -13,15 +13,13 @@ import fcntl
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import WaitTimeout
 
 
-@dataclass(frozen=True)
-class Holder:
+class Holder(NamedTuple):
     pid: int
     start: float  # process start time (psutil create_time), tells a reused pid apart
     host: str
@@ -29,7 +27,7 @@ class Holder:
     since: float
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
     @classmethod
     def from_json(cls, d: dict[str, Any] | None) -> Holder | None:

@@ -23,8 +23,8 @@ import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from . import gitops, schedule
 from .gitops import HEX40
@@ -69,22 +69,20 @@ _SIDE_SUFFIX = re.compile(r"~[0-9a-f]{40}$")
 _MIGRATION_DIRS = ("migrations", "migrate", "versions", "alembic")
 
 
-@dataclass
 class Side:
     """One task's work as of now."""
 
-    name: str
-    task: Task | None
-    commit: str  # HEAD, or a snapshot commit holding uncommitted work
-    tree: str
-    fork: str  # merge-base with the base tip
-    changed: set[str] = field(default_factory=set)
-    added: set[str] = field(default_factory=set)
-    dirs: set[str] = field(default_factory=set)  # every parent dir of a changed path
+    def __init__(self, name: str, task: Task | None, commit: str, tree: str, fork: str) -> None:
+        self.name, self.task = name, task
+        self.commit = commit  # HEAD, or a snapshot commit holding uncommitted work
+        self.tree = tree
+        self.fork = fork  # merge-base with the base tip
+        self.changed: set[str] = set()
+        self.added: set[str] = set()
+        self.dirs: set[str] = set()  # every parent dir of a changed path
 
 
-@dataclass
-class Collision:
+class Collision(NamedTuple):
     tasks: list[str]
     kind: str
     paths: list[str]
@@ -94,8 +92,7 @@ class Collision:
         return {"tasks": self.tasks, "kind": self.kind, "paths": self.paths, "hot": self.hot}
 
 
-@dataclass
-class Report:
+class Report(NamedTuple):
     tasks: list[dict[str, object]]
     collisions: list[Collision]
     base: str

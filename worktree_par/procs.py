@@ -8,14 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import UsageError
 
 
-@dataclass(frozen=True)
-class Proc:
+class Proc(NamedTuple):
     pid: int
     name: str
 
@@ -107,8 +106,7 @@ def _child_setup() -> None:  # runs in the child between fork and exec
             pass  # the guardian still stops the group
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     code: int
     timed_out: bool
 

@@ -4,7 +4,6 @@ plus the few repository-wide facts (base branch, remote) derived from them."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config, gitops
@@ -15,13 +14,11 @@ from .state import Store
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-@dataclass
 class Ctx:
-    repo: gitops.RepoInfo
-    cfg: config.Config
-    store: Store
-    _git_config: list[tuple[str, str]] | None = field(default=None, init=False)
-    _refs: dict[str, gitops.RefInfo | None] = field(default_factory=dict, init=False)
+    def __init__(self, repo: gitops.RepoInfo, cfg: config.Config, store: Store) -> None:
+        self.repo, self.cfg, self.store = repo, cfg, store
+        self._git_config: list[tuple[str, str]] | None = None
+        self._refs: dict[str, gitops.RefInfo | None] = {}
 
     @property
     def root(self) -> Path:

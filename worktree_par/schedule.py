@@ -9,8 +9,8 @@ never overtakes an earlier task it collides with).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from .errors import UsageError
 from .state import LIVE, State, Task
@@ -18,8 +18,7 @@ from .state import LIVE, State, Task
 _WILD = re.compile(r"[*?\[]")
 
 
-@dataclass(frozen=True)
-class Collision:
+class Collision(NamedTuple):
     other: str  # the other task's name
     kind: str  # "declared" (paths) or "resource"
     what: str  # the path pair or resource
@@ -138,8 +137,7 @@ def collisions(task: Task, others: list[Task]) -> list[Collision]:
     return found
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     admit: bool
     full: bool  # the cap is reached
     collisions: list[Collision]

@@ -15,7 +15,6 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,28 +37,45 @@ LIVE = (ACTIVE, LANDING, BLOCKED)  # states that own a branch, a worktree and a 
 KEEP_FINISHED = 200
 
 
-@dataclass
+# Plain classes, not dataclasses, here and across the package: importing dataclasses (and
+# the inspect module it needs) and building each class costs ~12 ms of every command.
+
+
 class Task:
-    name: str
-    state: str
-    branch: str
-    base: str  # branch the task lands onto
-    seq: int  # arrival order, for the queue
-    path: str | None = None  # absolute worktree path; None while queued
-    fork: str | None = None  # commit the task was started from
-    start_ref: str | None = None  # what --base asked for, resolved when admitted
-    port: int | None = None
-    touch: list[str] = field(default_factory=list)
-    use: list[str] = field(default_factory=list)
-    created: float = 0.0
-    # An operation in flight ("creating", "setup", "removing", "landing"), with its holder;
-    # a dead holder means the operation was interrupted and must be completed or rolled back.
-    phase: str = ""
-    holder: dict[str, Any] | None = None
-    setup: str = ""  # "", "done", "failed: <why>"
-    commit: str | None = None  # landed tip
-    paths: list[str] = field(default_factory=list)  # conflicting paths when blocked
-    note: str = ""
+    def __init__(
+        self,
+        name: str,
+        state: str,
+        branch: str,
+        base: str,  # branch the task lands onto
+        seq: int,  # arrival order, for the queue
+        path: str | None = None,  # absolute worktree path; None while queued
+        fork: str | None = None,  # commit the task was started from
+        start_ref: str | None = None,  # what --base asked for, resolved when admitted
+        port: int | None = None,
+        touch: list[str] | None = None,
+        use: list[str] | None = None,
+        created: float = 0.0,
+        # An operation in flight ("creating", "setup", "removing", "landing"), with its holder;
+        # a dead holder means the operation was interrupted and must be completed or rolled back.
+        phase: str = "",
+        holder: dict[str, Any] | None = None,
+        setup: str = "",  # "", "done", "failed: <why>"
+        commit: str | None = None,  # landed tip
+        paths: list[str] | None = None,  # conflicting paths when blocked
+        note: str = "",
+    ) -> None:
+        self.name, self.state, self.branch, self.base, self.seq = name, state, branch, base, seq
+        self.path, self.fork, self.start_ref, self.port = path, fork, start_ref, port
+        self.touch, self.use, self.created = touch if touch is not None else [], use if use is not None else [], created
+        self.phase, self.holder, self.setup, self.commit = phase, holder, setup, commit
+        self.paths, self.note = paths if paths is not None else [], note
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Task) and self.__dict__ == other.__dict__
+
+    def __repr__(self) -> str:
+        return f"Task({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
 
     def to_json(self) -> dict[str, Any]:
         # Not dataclasses.asdict: its recursive deep copy made serializing a registry of a
@@ -72,15 +88,17 @@ class Task:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Task:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**{k: v for k, v in d.items() if k in _TASK_FIELDS})
 
 
-@dataclass
+_TASK_FIELDS = frozenset(Task.__init__.__code__.co_varnames[1 : Task.__init__.__code__.co_argcount])
+
+
 class State:
-    seq: int = 0
-    tasks: dict[str, Task] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)  # other modules' small records (trust, ...)
+    def __init__(self, seq: int = 0, tasks: dict[str, Task] | None = None, extra: dict[str, Any] | None = None) -> None:
+        self.seq = seq
+        self.tasks: dict[str, Task] = tasks if tasks is not None else {}
+        self.extra: dict[str, Any] = extra if extra is not None else {}  # other modules' small records (trust, ...)
 
     def next_seq(self) -> int:
         self.seq += 1

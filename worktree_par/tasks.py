@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import gitops, hooks, isolate, locks, schedule
@@ -25,12 +24,12 @@ def _quiet(_: str) -> None:
     pass
 
 
-@dataclass
 class StartResult:
-    task: Task
-    messages: list[str] = field(default_factory=list)
-    place: int = 0  # 1-based place in the queue when queued
-    pending: bool = False  # activated here: the worktree is still to be made
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.messages: list[str] = []
+        self.place = 0  # 1-based place in the queue when queued
+        self.pending = False  # activated here: the worktree is still to be made
 
 
 def get(state: State, name: str) -> Task:
@@ -473,15 +472,15 @@ def _few(items: list[str], n: int = 3) -> str:
 # --- list --------------------------------------------------------------------------
 
 
-@dataclass
 class TaskInfo:
-    task: Task
-    ahead: int | None = None
-    behind: int | None = None
-    dirty: int | None = None
-    changed: int | None = None
-    processes: list[int] = field(default_factory=list)
-    problem: str = ""
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.ahead: int | None = None
+        self.behind: int | None = None
+        self.dirty: int | None = None
+        self.changed: int | None = None
+        self.processes: list[int] = []
+        self.problem = ""
 
 
 def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
