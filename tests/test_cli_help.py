@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -120,4 +121,26 @@ def test_land_fast_path_answers_as_typer_does_without_importing_it(remote_repo: 
         text=True,
     )
     assert out.returncode == 1, out.stderr[-300:]  # still blocked
+    assert "typer" not in {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+
+
+def test_list_fast_path_answers_as_typer_does_without_importing_it(repo: Repo) -> None:
+    """'wtp [-C DIR] list [--json]' skips typer too, with the same table and JSON."""
+    assert repo.wtp("list").out == repo.wtp_proc("list").out  # no tasks yet
+    assert repo.wtp("start", "a").code == 0
+    repo.write("x.txt", "dirty\n", cwd=Path(repo.wtp("path", "a").out.strip()))
+    assert repo.wtp("start", "b").code == 0
+    for args in (["list"], ["list", "--json"], ["-C", str(repo.path), "list", "--json"]):
+        fast, typer_way = repo.wtp_proc(*args), repo.wtp(*args)
+        assert (fast.code, fast.out, fast.err) == (typer_way.code, typer_way.out, typer_way.err), args
+    assert [t["dirty"] for t in json.loads(repo.wtp_proc("list", "--json").out)["tasks"]] == [1, 0]
+    outside = repo.wtp_proc("-C", "/", "list")
+    assert outside.code == 2 and outside.err.count("\n") == 1 and "Traceback" not in outside.err
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "worktree_par", "list"],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0 and out.stdout.startswith("TASK  STATE")
     assert "typer" not in {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}

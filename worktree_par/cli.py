@@ -260,19 +260,7 @@ def list_(
     if not as_json:
         render.task_table(infos, c)
         return
-    out = []
-    for i in infos:
-        d = tasks.task_json(i.task)
-        d.update(
-            ahead=i.ahead,
-            behind=i.behind,
-            dirty=i.dirty,
-            changed=i.changed,
-            processes=i.processes,
-            problem=i.problem or None,
-        )
-        out.append(d)
-    _emit({"tasks": out})
+    _emit(tasks.list_json(infos))
 
 
 app.command("status", help="Alias of list.")(list_)

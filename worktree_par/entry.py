@@ -1,7 +1,8 @@
 """Console entry point.  ``wtp`` and ``wtp --help`` are answered from a stored copy of
 the help text without importing typer (issue 7: --help under 80 ms), and so are the
-plain forms of the commands agents run most, ``wtp [-C DIR] path|start|land TASK``:
-typer's import and command building cost 15-20 ms, a third of ``path``'s fixed cost.  Everything else goes to the typer CLI.
+plain forms of the commands agents run most, ``wtp [-C DIR] path|start|land TASK`` and
+``wtp [-C DIR] list [--json]``: typer's import and command building cost 15-20 ms, a
+third of ``path``'s fixed cost.  Everything else goes to the typer CLI.
 tests/test_cli_help.py keeps the stored copy identical to what typer renders
 (scripts/gen_help.py rewrites it) and the fast paths identical to the typer commands."""
 
@@ -47,6 +48,23 @@ def _land(where: str | None, task: str) -> None:
     outcome.finish(go)
 
 
+def _list(where: str | None, as_json: bool) -> None:
+    """``wtp list [--json]`` exactly as cli.list_ does it."""
+    from . import outcome, render, tasks
+
+    def show() -> None:
+        ctx = outcome.open_repo(where)
+        infos = tasks.list_tasks(ctx, all_tasks=False)
+        if as_json:
+            import json
+
+            print(json.dumps(tasks.list_json(infos), indent=2))
+        else:
+            render.task_table(infos, ctx)
+
+    outcome.finish(show)
+
+
 FAST = {"path": _path, "start": _start, "land": _land}
 
 
@@ -60,6 +78,8 @@ def main() -> None:
         where, args = args[1], args[2:]
     if len(args) == 2 and args[0] in FAST and not args[1].startswith("-"):
         FAST[args[0]](where, args[1])
+    if args in (["list"], ["list", "--json"]):
+        _list(where, len(args) == 2)
     from .cli import main as cli_main
 
     cli_main()

@@ -536,6 +536,23 @@ def list_tasks(ctx: Ctx, *, all_tasks: bool = False, details: bool = True) -> li
     return infos
 
 
+def list_json(infos: list[TaskInfo]) -> dict[str, object]:
+    """What 'wtp list --json' prints."""
+    out = []
+    for i in infos:
+        d = task_json(i.task)
+        d.update(
+            ahead=i.ahead,
+            behind=i.behind,
+            dirty=i.dirty,
+            changed=i.changed,
+            processes=i.processes,
+            problem=i.problem or None,
+        )
+        out.append(d)
+    return {"tasks": out}
+
+
 def task_json(t: Task) -> dict[str, object]:
     return {
         "name": t.name,
