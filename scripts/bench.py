@@ -39,7 +39,8 @@ def main() -> None:
     res = b.Results()
     t0 = time.time()
     base = b.tmpdir(args.dir)
-    print(f"machine: {res.machine}; working in {base}")
+    res.workdir = "/dev/shm (tmpfs)" if base.parent == Path("/dev/shm") else str(base.parent)
+    print(f"machine: {res.machine}; repositories in {res.workdir}")
     print(b.HEADER)
     try:
         for nfiles in (2000,) if args.quick else (2000, 20000):
@@ -83,7 +84,8 @@ def markdown(path: Path) -> str:
     rows = data["rows"]
     met = [r for r in rows if r["met"] is not None]
     out = [
-        f"Machine: {data['machine']}. {sum(r['met'] for r in met)} of {len(met)} targets met.",
+        f"Machine: {data['machine']}; repositories in {data.get('workdir') or 'the system temp folder'}. "
+        f"{sum(r['met'] for r in met)} of {len(met)} targets met.",
         "",
         "| case | wtp ms | git ms | ratio | peak RSS MB | target |",
         "|---|---:|---:|---:|---:|---|",

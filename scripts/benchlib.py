@@ -56,6 +56,7 @@ class Results:
         )
     )
     rows: list[Row] = field(default_factory=list)
+    workdir: str = ""  # where the repositories were built
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
@@ -63,7 +64,7 @@ class Results:
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"machine": self.machine, "rows": [asdict(r) for r in self.rows]}, indent=1))
+        path.write_text(json.dumps({"machine": self.machine, "workdir": self.workdir, "rows": [asdict(r) for r in self.rows]}, indent=1))
 
 
 def fmt_row(r: Row) -> str:
@@ -249,6 +250,25 @@ def part_help(res: Results, repo: Path, n: int = 9) -> None:
             f"python start-up alone {py_ms:.0f} ms",
         )
     )
+    # Where a command's fixed cost goes: the interpreter (and what its site hooks import),
+    # then wtp's own imports for the typer-free commands, then for the typer ones.
+    # Imports are timed under 'python -S' (site-packages put on sys.path by hand): site hooks
+    # that import modules of their own would otherwise have paid for part of wtp's imports.
+    import site
+
+    paths = f"import sys; sys.path[1:1] = {[*site.getsitepackages(), site.getusersitepackages()]!r}"
+
+    def bare(code: str) -> float:
+        return median_ms(lambda: subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, env=ENV, check=True), n)
+
+    bare_ms = bare(paths)
+    res.add(Row("cli", "python start-up", py_ms, None, None, None, "", None, f"{py_ms - bare_ms:.0f} ms of it site hooks"))
+    for what, mods in (
+        ("path/start/land/list", "worktree_par.entry, worktree_par.outcome, worktree_par.land, worktree_par.procs"),
+        ("typer commands", "worktree_par.cli, worktree_par.land, worktree_par.overlap, worktree_par.procs"),
+    ):
+        imp_ms = bare(f"{paths}; import {mods}") - bare_ms
+        res.add(Row("cli", f"wtp imports, {what}", imp_ms, None, None, None, "", None, "above python -S start-up"))
 
 
 class TaskPool:
