@@ -342,7 +342,7 @@ def part_list_path(res: Results, pool: TaskPool, n: int = 5) -> None:
     fixed_cost_row(res, "cli", f"path, {ntasks} tasks, {nfiles} files", wtp_ms, git_ms, rss)
 
 
-def part_start(res: Results, repo: Path, nfiles: int, n: int = 6) -> None:
+def part_start(res: Results, repo: Path, nfiles: int, n: int = 10) -> None:
     """wtp start against plain 'git worktree add', and against the same git work wtp does
     (a parallel checkout, checkout.workers=0), alternating who goes first."""
     variants: dict[str, list[str]] = {"wtp": [], "git": [], "git -c checkout.workers=0": []}
