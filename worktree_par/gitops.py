@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple, NewType
@@ -334,6 +333,8 @@ def snapshot(worktree: Path) -> tuple[Sha, str]:
     lines = res.out.splitlines()
     index = Path(lines[0])
     head = lines[1] if res.code == 0 and len(lines) > 1 and HEX40.match(lines[1]) else None
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="wtp-index-") as tmp:
         tmp_index = Path(tmp) / "index"
         if index.exists():
