@@ -96,7 +96,8 @@ def markdown(path: Path) -> str:
         case = r["case"] + (f" ({r['note']})" if r["note"] and not r["target"] else "")
         target = r["target"] + (f" ({r['note']})" if r["note"] and r["target"] else "")
         verdict = "" if r["met"] is None else (" met" if r["met"] else " **missed**")
-        out.append(f"| {case} | {r['wtp_ms']:.0f} | {git} | {ratio} | {r['rss_mb']:.0f} | {target}{verdict} |")
+        rss = f"{r['rss_mb']:.0f}" if r["rss_mb"] is not None else "-"
+        out.append(f"| {case} | {r['wtp_ms']:.0f} | {git} | {ratio} | {rss} | {target}{verdict} |")
     return "\n".join(out)
 
 
