@@ -347,7 +347,7 @@ def part_start(res: Results, repo: Path, nfiles: int, n: int = 10) -> None:
     (a parallel checkout, checkout.workers=0), alternating who goes first.  'wtp -S' is
     the same start with the interpreter's site hooks off (wtp's fast path for a plain
     'start' needs nothing from site-packages): what the command costs where no .pth hook
-    imports modules at every Python start-up."""
+    imports modules at every Python start-up.  WTP_BENCH_RAW=1 prints every sample."""
     variants: dict[str, list[str]] = {"wtp": [], "git": [], "git -c checkout.workers=0": [], "wtp -S": []}
     no_site = [sys.executable, "-S", "-c", "import sys; from worktree_par.entry import main; main()"]
     no_site_env = {**ENV, "PYTHONPATH": str(ROOT)}
