@@ -349,7 +349,7 @@ def part_start(res: Results, repo: Path, nfiles: int, n: int = 10) -> None:
     'start' needs nothing from site-packages): what the command costs where no .pth hook
     imports modules at every Python start-up.  WTP_BENCH_RAW=1 prints every sample."""
     variants: dict[str, list[str]] = {"wtp": [], "git": [], "git -c checkout.workers=0": [], "wtp -S": []}
-    no_site = [sys.executable, "-S", "-c", "import sys; from worktree_par.entry import main; main()"]
+    no_site = [sys.executable, "-S", "-c", "from worktree_par.entry import main; main()"]
     no_site_env = {**ENV, "PYTHONPATH": str(ROOT)}
     times: dict[str, list[float]] = {k: [] for k in variants}
     root = repo.parent / f"{repo.name}.worktrees"

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as _cx  # type: ignore[no-redef]
 
 from .errors import USAGE
-from .outcome import err, exit_for, open_repo, report_land, report_start
+from .outcome import err, exit_for, open_repo, report_land, report_list, report_start
 
 
 class WtpGroup(TyperGroup):
@@ -253,14 +253,7 @@ def list_(
     all_tasks: bool = typer.Option(False, "--all", help="Include landed and abandoned tasks."),
 ) -> None:
     """Every task: state, branch, path, ahead/behind base, dirty and changed files, processes."""
-    from . import render, tasks
-
-    c = _open(ctx)
-    infos = tasks.list_tasks(c, all_tasks=all_tasks)
-    if not as_json:
-        render.task_table(infos, c)
-        return
-    _emit(tasks.list_json(infos))
+    report_list(_open(ctx), as_json, all_tasks)
 
 
 app.command("status", help="Alias of list.")(list_)

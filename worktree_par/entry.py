@@ -42,27 +42,16 @@ def _land(where: str | None, task: str) -> None:
     from . import land, outcome
 
     def go() -> None:
-        ctx = outcome.open_repo(where)
-        outcome.report_land(task, land.land(ctx, task, strategy=None, gate=None, push=True, keep=False, timeout=None, say=outcome.err))
+        outcome.report_land(task, land.land(outcome.open_repo(where), task, say=outcome.err))
 
     outcome.finish(go)
 
 
 def _list(where: str | None, as_json: bool) -> None:
     """``wtp list [--json]`` exactly as cli.list_ does it."""
-    from . import outcome, render, tasks
+    from . import outcome
 
-    def show() -> None:
-        ctx = outcome.open_repo(where)
-        infos = tasks.list_tasks(ctx, all_tasks=False)
-        if as_json:
-            import json
-
-            print(json.dumps(tasks.list_json(infos), indent=2))
-        else:
-            render.task_table(infos, ctx)
-
-    outcome.finish(show)
+    outcome.finish(lambda: outcome.report_list(outcome.open_repo(where), as_json))
 
 
 FAST = {"path": _path, "start": _start, "land": _land}

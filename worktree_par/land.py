@@ -40,7 +40,6 @@ class LandResult:
         self.task, self.state, self.commit, self.attempts = task, state, commit, attempts
         self.paths: list[str] = []
         self.messages = messages if messages is not None else []
-        self.log: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -52,6 +52,19 @@ def report_land(task: str, result) -> None:  # type: ignore[no-untyped-def]
         print(m)
 
 
+def report_list(ctx, as_json: bool, all_tasks: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """What 'wtp list [--json] [--all]' prints."""
+    from . import render, tasks
+
+    infos = tasks.list_tasks(ctx, all_tasks=all_tasks)
+    if as_json:
+        import json
+
+        print(json.dumps(tasks.list_json(infos), indent=2))
+    else:
+        render.task_table(infos, ctx)
+
+
 def crash_log() -> Path:
     import tempfile
     import traceback
