@@ -64,7 +64,11 @@ class Results:
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"machine": self.machine, "workdir": self.workdir, "rows": [asdict(r) for r in self.rows]}, indent=1))
+        path.write_text(
+            json.dumps(
+                {"machine": self.machine, "workdir": self.workdir, "rows": [asdict(r) for r in self.rows]}, indent=1
+            )
+        )
 
 
 def fmt_row(r: Row) -> str:
@@ -262,9 +266,11 @@ def part_help(res: Results, repo: Path, n: int = 9) -> None:
         return median_ms(lambda: subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, env=ENV, check=True), n)
 
     bare_ms = bare(paths)
-    res.add(Row("cli", "python start-up", py_ms, None, None, None, "", None, f"{py_ms - bare_ms:.0f} ms of it site hooks"))
+    res.add(
+        Row("cli", "python start-up", py_ms, None, None, None, "", None, f"{py_ms - bare_ms:.0f} ms of it site hooks")
+    )
     for what, mods in (
-        ("path/start/land/list", "worktree_par.entry, worktree_par.outcome, worktree_par.land, worktree_par.procs"),
+        ("path/start/land/list", "worktree_par.entry, worktree_par.commands, worktree_par.land, worktree_par.procs"),
         ("typer commands", "worktree_par.cli, worktree_par.land, worktree_par.overlap, worktree_par.procs"),
     ):
         imp_ms = bare(f"{paths}; import {mods}") - bare_ms
@@ -373,7 +379,21 @@ def part_start(res: Results, repo: Path, nfiles: int, n: int = 10) -> None:
             else:
                 cfg = ["-c", "checkout.workers=0"] if "workers" in k else []
                 dst = root / f"plain-{len(cfg)}-s{i}"
-                sh(["git", *cfg, "worktree", "add", "-q", "--no-track", "-b", f"plain/{len(cfg)}-s{i}", str(dst), "main"], repo)
+                sh(
+                    [
+                        "git",
+                        *cfg,
+                        "worktree",
+                        "add",
+                        "-q",
+                        "--no-track",
+                        "-b",
+                        f"plain/{len(cfg)}-s{i}",
+                        str(dst),
+                        "main",
+                    ],
+                    repo,
+                )
             times[k].append((time.perf_counter() - t0) * 1000)
         # Each round's worktrees go before the next (untimed), so every sample checks out
         # into the same repository: with them kept, later checkouts ran ~50% slower.
@@ -395,9 +415,21 @@ def part_start(res: Results, repo: Path, nfiles: int, n: int = 10) -> None:
     else:
         fixed_cost_row(res, "start", case, w, g, rss)
     res.add(
-        Row("start", f"start vs parallel-checkout worktree add, {nfiles}", w, gp, w / gp, rss, "", None, "the same git work")
+        Row(
+            "start",
+            f"start vs parallel-checkout worktree add, {nfiles}",
+            w,
+            gp,
+            w / gp,
+            rss,
+            "",
+            None,
+            "the same git work",
+        )
     )
-    res.add(Row("start", f"start, python -S, vs worktree add, {nfiles}", ws, g, ws / g, None, "", None, "no site hooks"))
+    res.add(
+        Row("start", f"start, python -S, vs worktree add, {nfiles}", ws, g, ws / g, None, "", None, "no site hooks")
+    )
 
 
 def part_warm(res: Results, repo: Path, nfiles: int, n: int = 3) -> None:
@@ -543,9 +575,7 @@ def part_land(res: Results, repo: Path, nfiles: int, ntasks: int, concurrent: bo
         return (time.perf_counter() - t0) * 1000
 
     wtp_batch = [[*WTP, "land", f"l{tag}{i}"] for i in range(ntasks)]
-    hand_batch = [
-        ["sh", "-c", hand.format(q=root / f"plain{tag}{i}", repo=repo, i=f"{tag}{i}")] for i in range(ntasks)
-    ]
+    hand_batch = [["sh", "-c", hand.format(q=root / f"plain{tag}{i}", repo=repo, i=f"{tag}{i}")] for i in range(ntasks)]
     if concurrent:  # one batch each, the hand loop first
         g = run_batch(hand_batch, repo)
         w = run_batch(wtp_batch, repo)

@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from worktree_par import overlap  # noqa: E402
@@ -55,16 +54,14 @@ def truth(wt: Path, p1: str, p2: str) -> tuple[set[str], set[str]]:
     return merged | unmerged, unmerged
 
 
-def predict(ctx: SimpleNamespace, p1: str, p2: str) -> tuple[set[str], set[str] | None]:
-    mb = git(ctx.root, "merge-base", p1, p2, check=False).stdout.strip()
+def predict(root: Path, p1: str, p2: str) -> tuple[set[str], set[str] | None]:
+    mb = git(root, "merge-base", p1, p2, check=False).stdout.strip()
     if not mb:
         return set(), None
-    a = overlap.Side("p1", None, p1, "", mb)
-    b = overlap.Side("p2", None, p2, "", mb)
-    overlap._fill(ctx, a, mb, p1)  # type: ignore[arg-type]
-    overlap._fill(ctx, b, mb, p2)  # type: ignore[arg-type]
-    common = overlap._overlap(a, b)
-    conflicts = overlap.merge_conflicts(ctx, p1, p2) if common else None  # type: ignore[arg-type]
+    a = overlap.side_of(root, "p1", p1, mb)
+    b = overlap.side_of(root, "p2", p2, mb)
+    common = overlap.overlap(a, b)
+    conflicts = overlap.merge_conflicts(root, p1, p2) if common else None
     return common, set(conflicts) if conflicts is not None else None
 
 
@@ -85,7 +82,6 @@ def main() -> None:
     try:
         clone = tmp / "clone"
         git(tmp, "clone", "-q", "--shared", "--no-checkout", str(args.repo.resolve()), str(clone))
-        ctx = SimpleNamespace(root=clone)
         lines = git(
             clone, "rev-list", "--merges", "--parents", f"--max-count={args.limit * 2}", "--all"
         ).stdout.splitlines()
@@ -94,7 +90,7 @@ def main() -> None:
         disagreements = []
         for m, p1, p2 in merges:
             true_ov, true_cf = truth(clone, p1, p2)
-            pred_ov, pred_cf = predict(ctx, p1, p2)
+            pred_ov, pred_cf = predict(clone, p1, p2)
             for key, pred, true in (("ov", bool(pred_ov), bool(true_ov)), ("cf", pred_cf is not None, bool(true_cf))):
                 c[key][0 if pred and true else 1 if pred else 2 if true else 0] += pred or true
             for key, pred_s, true_s in (("ov_paths", pred_ov, true_ov), ("cf_paths", pred_cf or set(), true_cf)):

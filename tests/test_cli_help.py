@@ -47,7 +47,9 @@ def test_fast_path_command_answers_as_typer_does_without_importing_it(repo: Repo
     assert out.returncode == 0 and out.stdout.strip().endswith("/a")
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
     assert "typer" not in imported
-    outside = subprocess.run([sys.executable, "-m", "worktree_par", "-C", "/", "path", "a"], capture_output=True, text=True)
+    outside = subprocess.run(
+        [sys.executable, "-m", "worktree_par", "-C", "/", "path", "a"], capture_output=True, text=True
+    )
     assert outside.returncode == 2 and outside.stderr.count("\n") == 1 and "Traceback" not in outside.stderr
 
 

@@ -4,6 +4,7 @@ next command completes or rolls back, with no commit lost and nothing left block
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -199,12 +200,24 @@ def test_doctor_never_deletes_unlanded_work(repo: Repo) -> None:
     assert repo.git("rev-parse", "wtp/a") == tip
 
 
-def test_an_unexpected_error_is_one_line_with_a_log(repo: Repo) -> None:
+def test_a_file_where_the_state_folder_belongs_is_one_clear_line(repo: Repo) -> None:
     (repo.path / ".git" / "wtp").write_text("a file where the state folder belongs\n")
     out = repo.wtp_proc("start", "a")
-    assert out.code == 1
-    assert len(out.err.splitlines()) == 1 and "Traceback" not in out.err
-    assert out.err.startswith("wtp: internal error (FileExistsError")
-    log = Path(out.err.rsplit("details in ", 1)[1].strip())
-    assert "Traceback" in log.read_text()
-    log.unlink()
+    assert (out.code, out.out) == (2, "")
+    assert out.err == f"wtp: cannot create the state folder {repo.path / '.git' / 'wtp'} (File exists)\n"
+
+
+def test_an_unexpected_error_is_one_line_with_a_log(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = "from worktree_par import exits\ntry:\n    raise RuntimeError('boom')\nexcept RuntimeError as e:\n    exits.exit_for(e)\n"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "TMPDIR": str(tmp_path)}
+    )
+    assert out.returncode == 1
+    assert len(out.stderr.splitlines()) == 1 and out.stderr.startswith(
+        "wtp: internal error (RuntimeError: boom); details in "
+    )
+    log = Path(out.stderr.rsplit("details in ", 1)[1].strip())
+    assert log.parent == tmp_path and "Traceback" in log.read_text() and "RuntimeError: boom" in log.read_text()

@@ -162,12 +162,15 @@ def test_rm_refuses_unlanded_commits_and_force_archives_them(repo: Repo) -> None
     assert out.code == 1
     assert (
         out.err
-        == "wtp: task 'a' has 1 commit not on 'main': land it, or run 'wtp rm a --force' to archive and remove it\n"
+        == "wtp: task 'a' has 1 commit not on 'main' or any other branch (branch 'wtp/a'): land it, or run 'wtp rm a --force' to archive and remove it\n"
     )
     assert p.exists() and "wtp/a" in repo.branches()
     forced = repo.wtp("rm", "a", "--force")
     assert forced.code == 0
-    assert "archived 1 commit not on 'main' of task 'a' under refs/wtp/archive/a" in forced.out
+    assert forced.lines[1] == (
+        "archived 1 commit not on 'main' or any other branch (branch 'wtp/a') of task 'a' under refs/wtp/archive/a "
+        "(restore: 'git branch a-restored refs/wtp/archive/a')"
+    )
     assert repo.git("rev-parse", "refs/wtp/archive/a") == tip
     assert not p.exists()
 

@@ -11,25 +11,45 @@ from pathlib import Path
 
 import pytest
 
-from worktree_par.errors import WaitTimeout
 from worktree_par.locks import Lock
 
 
-def test_two_holders_exclude_each_other_and_reentry_counts(tmp_path: Path) -> None:
-    a, b = Lock(tmp_path / "x.lock"), Lock(tmp_path / "x.lock")
+def test_holders_exclude_each_other_and_a_second_acquire_raises_instead_of_hanging(tmp_path: Path) -> None:
+    a, b = Lock(tmp_path / "x.lock", what="the state lock"), Lock(tmp_path / "x.lock")
     a.acquire()
-    a.acquire()  # re-entrant on the same object
-    assert not b.try_acquire()
-    a.release()
-    assert not b.try_acquire(), "released once of twice: still held"
+    with pytest.raises(RuntimeError, match="is already held by this process"):
+        a.acquire()  # the same process taking it twice would wait for itself forever
+    with pytest.raises(RuntimeError, match="is already held by this process"):
+        b.acquire()
     a.release()
     assert b.try_acquire()
-    with pytest.raises(WaitTimeout, match="timed out after 0.05s waiting for the state lock"):
-        a.acquire(timeout=0.05, what="state lock")
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from pathlib import Path; from worktree_par.locks import Lock; Lock(Path({str(tmp_path / 'x.lock')!r}), what='the state lock').acquire(timeout=0.05)",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert "WaitTimeout: timed out after 0.05s waiting for the state lock" in other.stderr
+    assert f"held by pid {os.getpid()}" in other.stderr  # the waiter names the holder
     b.release()
     with a:
-        assert not b.try_acquire()
+        assert a.holder() is not None and a.holder().pid == os.getpid()
     assert b.try_acquire()
+    b.release()
+
+
+def test_a_lock_file_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_text("precious\n")
+    (tmp_path / "x.lock").symlink_to(target)
+    from worktree_par.errors import StateError
+
+    with pytest.raises(StateError, match="cannot open"):
+        Lock(tmp_path / "x.lock").acquire()
+    assert target.read_text() == "precious\n"
 
 
 def test_a_killed_holder_releases_the_lock(tmp_path: Path) -> None:

@@ -1,35 +1,32 @@
-"""Command line: parse arguments, call the core, render text or JSON.
+"""Command line: parse arguments with typer and call the command's one body in
+``commands`` (entry's fast path calls the same bodies).
 
 The only layer that knows typer.  Errors from the core are caught once, in
 ``WtpGroup.main``, and printed as one line with the contract's exit code.
-Core modules are imported inside commands so that ``wtp --help`` stays fast.
 """
 
-import json
-import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, Optional
 
 import typer
+from typer._click import exceptions as _cx  # typer vendors click since 0.26
 from typer.core import TyperGroup
 
-try:  # typer 0.20+ vendors click; older ones use the click package
-    from typer._click import exceptions as _cx
-except ImportError:  # pragma: no cover
-    from click import exceptions as _cx  # type: ignore[no-redef]
-
-from .errors import USAGE
-from .outcome import err, exit_for, open_repo, report_land, report_list, report_start
+from . import commands
+from .errors import ExitCode
+from .exits import err, exit_for
 
 
 class WtpGroup(TyperGroup):
     def main(
         self,
-        args: Any = None,
-        prog_name: Any = None,
-        complete_var: Any = None,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
         standalone_mode: bool = True,
+        windows_expand_args: bool = True,
         **extra: Any,
     ) -> NoReturn:
         try:
@@ -37,13 +34,13 @@ class WtpGroup(TyperGroup):
         except _cx.UsageError as e:
             where = e.ctx.command_path if e.ctx else "wtp"
             err(f"wtp: {e.format_message()} (see '{where} --help')")
-            sys.exit(USAGE)
+            sys.exit(ExitCode.USAGE)
         except _cx.ClickException as e:
             err(f"wtp: {e.format_message()}")
             sys.exit(e.exit_code)
         except typer.Abort:
             exit_for(KeyboardInterrupt())
-        except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - outcome turns it into one line
+        except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - exits turns it into one line
             exit_for(e)
         sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -53,7 +50,7 @@ app = typer.Typer(
     name="wtp",
     help="Run several tasks in parallel on one git repository, safely: one branch and worktree per task, "
     "admission control, an overlap checker and a push queue.",
-    no_args_is_help=True,
+    invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -68,28 +65,15 @@ def _root(
     ctx: typer.Context,
     chdir: Optional[Path] = typer.Option(None, "-C", help="Run as if started in PATH.", metavar="PATH"),
 ) -> None:
-    ctx.obj = chdir
+    ctx.obj = str(chdir) if chdir is not None else None
+    if ctx.invoked_subcommand is None:  # bare 'wtp': the help, on stdout, exit 0, at any width
+        print(ctx.get_help())
+        raise typer.Exit(0)
 
 
-def _open(ctx: typer.Context):  # type: ignore[no-untyped-def]
-    return open_repo(ctx.obj)
-
-
-def _after_dashes(cmd: list[str]) -> list[str]:
-    from .errors import UsageError
-
-    cmd = cmd[1:] if cmd and cmd[0] == "--" else cmd
-    if not cmd:
-        raise UsageError("no command given: put it after --, as in 'wtp run TASK -- make test'")
-    return cmd
-
-
-def _say(msg: str) -> None:
-    err(msg)
-
-
-def _emit(data: Any) -> None:
-    print(json.dumps(data, indent=2))
+def _done(code: int) -> None:
+    if code:
+        raise typer.Exit(code)
 
 
 # --- init ------------------------------------------------------------------------------
@@ -105,29 +89,7 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing .wtp.toml."),
 ) -> None:
     """Write a commented .wtp.toml with detected defaults (and trust its commands)."""
-    from . import config, gitops
-    from .errors import Refusal, UsageError
-    from .repo import Ctx
-    from .state import Store
-
-    if remote and no_remote:
-        raise UsageError("--remote and --no-remote exclude each other: pass one")
-    repo = gitops.discover(Path(ctx.obj).absolute() if ctx.obj else Path.cwd())
-    target = repo.main_root / config.CONFIG_FILE
-    if target.exists() and not force:
-        raise Refusal(f"{target} already exists: edit it, or pass --force to overwrite it")
-    c = Ctx(repo=repo, cfg=config.Config(remote=remote or ""), store=Store(repo.common_dir))
-    if remote is None:
-        found = c.remotes()
-        remote = "" if no_remote else ("origin" if "origin" in found or not found else found[0])
-        c.cfg = config.Config(remote=remote)
-    detected = base or c.detect_base()
-    target.write_text(config.render_default(detected, remote or "", max_active))
-    from . import isolate
-
-    with c.store.transaction() as st:  # init trusts what it writes
-        isolate.trust(Ctx(repo=repo, cfg=config.load(repo.main_root), store=c.store), st)
-    print(f"wrote {target} (base '{detected}', remote '{remote or 'none'}', max_active {max_active})")
+    _done(commands.init(ctx.obj, base=base, remote=remote, no_remote=no_remote, max_active=max_active, force=force))
 
 
 # --- start / next / path / run / rm -------------------------------------------------
@@ -152,55 +114,23 @@ def start(
     as_json: bool = JSON,
 ) -> None:
     """Admit, queue or refuse TASK; when admitted, create its branch and worktree and print its path."""
-    from . import tasks
-    from .errors import UsageError
-    from .state import QUEUED
-
-    if timeout is not None and not wait:
-        raise UsageError("--timeout goes with --wait: add --wait")
-    c = _open(ctx)
-    result = tasks.start(c, task, base_ref=base, touch=touch, use=use, force=force, say=_say)
-    t = result.task
-    if wait and t.state == QUEUED:
-        for m in result.messages:
-            err(m)
-        result.messages = []
-        t = tasks.wait_active(c, task, timeout, say=_say)
-    if as_json:
-        for m in result.messages:
-            err(m)
-        _emit(tasks.task_json(t))
-        return
-    report_start(t, result.messages)
+    _done(
+        commands.start(
+            ctx.obj, task, base=base, touch=touch, use=use, wait=wait, timeout=timeout, force=force, as_json=as_json
+        )
+    )
 
 
 @app.command("next")
 def next_(ctx: typer.Context, as_json: bool = JSON) -> None:
     """Start queued tasks whose slot and collisions have cleared."""
-    from . import tasks
-
-    c = _open(ctx)
-    started = tasks.promote(c, say=_say)
-    if as_json:
-        _emit({"started": [tasks.task_json(t) for t in started]})
-    elif not started:
-        waiting = c.store.read().queued()
-        print(
-            "nothing to start"
-            + (f"; {len(waiting)} queued: " + "; ".join(f"{t.name}: {t.note}" for t in waiting) if waiting else "")
-        )
-    else:
-        for t in started:
-            print(f"{t.name}\t{t.path}")
+    _done(commands.next_(ctx.obj, as_json))
 
 
 @app.command()
 def path(ctx: typer.Context, task: str) -> None:
     """Print TASK's worktree path, alone on stdout."""
-    from . import tasks
-
-    t, _ = tasks.run_in(_open(ctx), task)
-    print(t.path)
+    _done(commands.path(ctx.obj, task))
 
 
 @app.command()
@@ -208,21 +138,7 @@ def run(
     ctx: typer.Context, task: str, cmd: list[str] = typer.Argument(..., help="Command and its arguments, after --.")
 ) -> None:
     """Run CMD inside TASK's worktree with the task's environment; exit with CMD's code."""
-    import subprocess
-
-    from . import tasks
-
-    cmd = _after_dashes(cmd)
-    t, env = tasks.run_in(_open(ctx), task)
-    try:
-        code = subprocess.call(cmd, cwd=t.path, env=env)
-    except FileNotFoundError:
-        err(f"wtp: command not found: {cmd[0]}")
-        raise typer.Exit(127) from None
-    except PermissionError:
-        err(f"wtp: command cannot be run (permission denied): {cmd[0]}")
-        raise typer.Exit(126) from None
-    raise typer.Exit(code if code >= 0 else 128 - code)
+    _done(commands.run(ctx.obj, task, cmd))
 
 
 @app.command()
@@ -234,10 +150,7 @@ def rm(
     ),
 ) -> None:
     """Remove TASK's worktree and branch; refuses to lose work unless --force."""
-    from . import tasks
-
-    for m in tasks.rm(_open(ctx), task, force=force, say=_say):
-        print(m)
+    _done(commands.rm(ctx.obj, task, force))
 
 
 app.command("abandon", help="Alias of rm.")(rm)
@@ -253,7 +166,7 @@ def list_(
     all_tasks: bool = typer.Option(False, "--all", help="Include landed and abandoned tasks."),
 ) -> None:
     """Every task: state, branch, path, ahead/behind base, dirty and changed files, processes."""
-    report_list(_open(ctx), as_json, all_tasks)
+    _done(commands.list_(ctx.obj, as_json, all_tasks))
 
 
 app.command("status", help="Alias of list.")(list_)
@@ -272,18 +185,7 @@ def check(
     as_json: bool = JSON,
 ) -> None:
     """Report tasks whose work collides: declared, overlap, conflict (and hot files)."""
-    from . import overlap, render
-    from .errors import UsageError
-
-    if fail_on not in overlap.FAIL_ON:
-        raise UsageError(f"--fail-on must be one of conflict, overlap, declared, never, not {fail_on!r}")
-    report = overlap.check(_open(ctx), tasks or None)
-    if as_json:
-        _emit(report.to_json())
-    else:
-        render.check_report(report)
-    if report.worst() >= overlap.FAIL_ON[fail_on]:
-        raise typer.Exit(1)
+    _done(commands.check(ctx.obj, tasks, fail_on, as_json))
 
 
 # --- land ---------------------------------------------------------------------------
@@ -305,29 +207,11 @@ def land(
     as_json: bool = JSON,
 ) -> None:
     """Join the push queue and land TASK onto the base: rebase, gate, publish with compare-and-swap."""
-    from . import land as landing
-    from .config import STRATEGIES
-    from .errors import GateFailed, LandConflict, UsageError
-
-    if strategy is not None and strategy not in STRATEGIES:
-        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
-    c = _open(ctx)
-    try:
-        result = landing.land(
-            c, task, strategy=strategy, gate=gate, push=not no_push, keep=keep, timeout=timeout, say=_say
+    _done(
+        commands.land(
+            ctx.obj, task, strategy=strategy, gate=gate, no_push=no_push, keep=keep, timeout=timeout, as_json=as_json
         )
-    except (LandConflict, GateFailed) as e:
-        if as_json:
-            _emit(
-                {"task": task, "state": "blocked", "commit": None, "attempts": None, "paths": getattr(e, "paths", [])}
-            )
-        raise
-    if as_json:
-        for m in result.messages:
-            err(m)
-        _emit(result.to_json())
-        return
-    report_land(task, result)
+    )
 
 
 # --- gates and trust ------------------------------------------------------------------
@@ -341,41 +225,13 @@ def gate(
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Give up waiting after S seconds (exit 3)."),
 ) -> None:
     """Run CMD holding the named gate; other holders of the gate wait their turn (FIFO)."""
-    from . import gates, isolate
-    from .procs import run_guarded
-
-    cmd = _after_dashes(cmd)
-    gates.validate_gate(resource)
-    c = _open(ctx)
-    env = dict(os.environ)
-    label = ""
-    here = Path.cwd().resolve()
-    for t in c.store.read().live():  # running inside a task's worktree: the task's env
-        if t.path and (here == Path(t.path) or Path(t.path) in here.parents):
-            env, label = isolate.task_env(c, t), t.name
-    g = gates.Gate(c.store, resource)
-    g.acquire(timeout, say=_say, label=label)
-    try:
-        outcome = run_guarded(cmd, Path.cwd(), env)
-    finally:
-        g.release()
-    raise typer.Exit(outcome.code)
+    _done(commands.gate(ctx.obj, resource, cmd, timeout))
 
 
 @app.command()
 def trust(ctx: typer.Context) -> None:
     """Trust the commands in the committed config (setup.run, land.gate) as they are now."""
-    from . import isolate
-
-    c = _open(ctx)
-    with c.store.transaction() as st:
-        new = isolate.trust(c, st)
-    cmds = isolate.config_commands(c)
-    if not cmds:
-        print("the config has no commands to trust")
-    for key, items in cmds.items():
-        for cmd in items:
-            print(f"trusted {key}: {cmd}" + ("" if cmd in new.get(key, []) else " (unchanged)"))
+    _done(commands.trust(ctx.obj))
 
 
 @app.command()
@@ -386,24 +242,7 @@ def doctor(
     as_json: bool = JSON,
 ) -> None:
     """Find drift and stale state (dead holders, missing worktrees, interrupted operations) and repair it."""
-    from . import doctor as doc
-
-    findings = doc.doctor(_open(ctx), fix, adopt)
-    if as_json:
-        _emit(
-            {"healthy": not findings, "findings": [{"problem": f.problem, "fixed": f.fixed or None} for f in findings]}
-        )
-    elif not findings:
-        print("healthy: nothing to fix")
-    for f in findings if not as_json else []:
-        print(f"problem: {f.problem}")
-        if f.fixed:
-            print(f"  fixed: {f.fixed}")
-        elif fix:
-            print("  not fixed automatically: see above")
-    if not fix and any(f.fix for f in findings) and not as_json:
-        print("run 'wtp doctor --fix' to repair")
-    raise typer.Exit(1 if findings else 0)
+    _done(commands.doctor(ctx.obj, fix, adopt, as_json))
 
 
 def main() -> None:

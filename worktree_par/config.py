@@ -32,7 +32,7 @@ class Config(NamedTuple):
     source: Path | None = None  # the file it came from
 
     def worktree_root_path(self, main_root: Path) -> Path:
-        rel = self.worktree_root.replace("{repo}", main_root.name)
+        rel = self.worktree_root.replace("{repo}", main_root.name.removesuffix(".git"))
         return Path(main_root, rel).resolve()
 
 
@@ -78,7 +78,7 @@ def _parse(data: dict[str, Any], where: str) -> dict[str, Any]:
                 typ, attr = _SCHEMA[table][k]
                 if isinstance(v, bool) or not isinstance(v, typ):
                     raise ConfigError(f"{where}: '{name}' must be {_type_name(typ)}, not {v!r}")
-                if typ is list:
+                if isinstance(v, list):
                     if not all(isinstance(x, str) and x for x in v):
                         raise ConfigError(f"{where}: '{name}' must be a list of non-empty strings")
                     v = tuple(v)

@@ -9,14 +9,28 @@ interrupted, and only a dead holder makes it so.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
 
-from . import gitops, locks, tasks
-from .errors import StateError
+from . import gitops, guard, locks, removal, tasks
+from .errors import StateError, WouldLoseWork
 from .repo import Ctx
-from .state import ABANDONED, ACTIVE, FINAL, LANDING, QUEUED, Task
+from .state import (
+    ABANDONED,
+    ACTIVE,
+    CREATING,
+    FINAL,
+    LANDED,
+    LANDING,
+    LANDING_PHASE,
+    QUEUED,
+    REMOVING,
+    State,
+    Task,
+    interrupted,
+)
 
 
 class Finding:
@@ -26,10 +40,17 @@ class Finding:
         self.fixed = ""
 
 
+def _alive_ticket(ticket: object) -> bool:
+    try:
+        return isinstance(ticket, dict) and locks.is_alive(locks.Holder.from_json(ticket.get("holder")))
+    except ValueError:
+        return False
+
+
 def _gate_findings(ctx: Ctx) -> list[Finding]:
     from .gates import Gate
 
-    found = []
+    found: list[Finding] = []
     gates_dir = ctx.store.dir / "gates"
     if not gates_dir.is_dir():
         return found
@@ -39,9 +60,10 @@ def _gate_findings(ctx: Ctx) -> list[Finding]:
             data = json.loads(f.read_text())
         except (OSError, ValueError):
             continue
-        dead = [t for t in data.get("tickets", []) if not locks.is_alive(locks.Holder.from_json(t.get("holder")))]
+        tickets = data.get("tickets", []) if isinstance(data, dict) else []
+        dead = [t for t in tickets if not _alive_ticket(t)]
         if dead:
-            name = data.get("name", d.name)
+            name = str(data.get("name", d.name))
             title = "the land queue" if name == "#land" else f"gate '{name}'"
 
             def prune(name: str = name, title: str = title, n: int = len(dead)) -> str:
@@ -57,22 +79,22 @@ def diagnose(ctx: Ctx, adopt: bool = False) -> list[Finding]:
     try:
         st = ctx.store.read()
     except StateError as e:
-        if not ctx.store.backup.exists():
-            return [Finding(f"{e}; no previous copy is kept")]
 
         def restore() -> str:
-            ctx.store.restore_backup()
-            return f"restored {ctx.store.file} from {ctx.store.backup}"
+            if ctx.store.restore_backup():
+                return f"restored {ctx.store.file} from {ctx.store.backup}"
+            aside = ctx.store.quarantine()
+            return f"set the corrupt file aside as {aside}; " + rebuild(ctx)
 
-        findings.append(Finding(str(e).split(":")[0] + " is corrupt", restore))
+        findings.append(Finding(str(e).split(": run")[0], restore))
         return findings  # diagnose the rest once restored
-    wts = {w.path: w for w in gitops.worktrees(ctx.root)}
+    wts = {w.path: w for w in ctx.worktrees()}
     if any(w.prunable for w in wts.values()):
         n = sum(w.prunable for w in wts.values())
         findings.append(Finding(f"git lists {n} worktree(s) whose folder is gone", lambda: _prune(ctx)))
     for t in sorted(st.tasks.values(), key=lambda t: t.seq):
         findings += _task_findings(ctx, t, wts)
-    known = {Path(t.path) for t in st.tasks.values() if t.path and t.state not in FINAL}
+    known = {Path(t.path) for t in st.tasks.values() if t.path and (t.state not in FINAL or t.state == LANDED)}
     root = ctx.worktree_root()
     prefix = f"refs/heads/{ctx.cfg.branch_prefix}"
     for path, w in wts.items():
@@ -83,7 +105,8 @@ def diagnose(ctx: Ctx, adopt: bool = False) -> list[Finding]:
             if adopt:
                 findings.append(
                     Finding(
-                        f"worktree {path} ({w.branch}) is not in the registry", lambda n=name, p=path: _adopt(ctx, n, p)
+                        f"worktree {path} ({w.branch}) is not in the registry",
+                        functools.partial(_adopt, ctx, name, path),
                     )
                 )
             else:
@@ -93,17 +116,18 @@ def diagnose(ctx: Ctx, adopt: bool = False) -> list[Finding]:
                     )
                 )
     if root.is_dir():
-        for trash in sorted(root.glob(f"{tasks.TRASH_PREFIX}*")):
+        for trash in sorted(root.glob(f"{guard.TRASH_PREFIX}*")):
             pid = trash.name.rsplit("-", 1)[-1]
             if pid.isdigit() and locks.pid_alive(int(pid)):
                 continue  # a removal still under way
             findings.append(
                 Finding(
                     f"{trash} is the leftover of an interrupted worktree removal (its record was already removed)",
-                    lambda p=trash: _delete_trash(p),
+                    functools.partial(_delete_trash, trash),
                 )
             )
     findings += _gate_findings(ctx)
+    findings += _main_worktree_findings(ctx)
     waiting = [t for t in st.queued()]
     if waiting:
         from . import schedule
@@ -119,22 +143,22 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
     if t.state in FINAL or t.state == QUEUED:
         if t.state == QUEUED and t.phase:
             out.append(Finding(f"queued task '{t.name}' has a stale phase '{t.phase}'", lambda: _clear_phase(ctx, t)))
-        return out
-    holder = locks.Holder.from_json(t.holder)
-    interrupted = bool(t.phase) and not locks.is_alive(holder)
-    if t.phase and not interrupted:
-        return out  # an operation is running right now: leave it alone
-    if interrupted and t.phase == "creating":
+        if t.state == LANDED and t.path and not Path(t.path).is_dir():
+            out.append(Finding(f"landed task '{t.name}' kept a worktree that is gone", lambda: _forget(ctx, t)))
+        return out  # a landed task whose worktree was kept is not a problem: 'wtp rm' removes it
+    if t.phase and not interrupted(t):
+        return out  # an operation is running right now (here or where we cannot see): leave it alone
+    if t.phase == CREATING:
         out.append(Finding(f"the start of task '{t.name}' was interrupted", lambda: _complete_start(ctx, t)))
         return out
-    if interrupted and t.phase == "landing":
+    if t.phase == LANDING_PHASE:
         from . import land
 
         out.append(
             Finding(f"the land of task '{t.name}' was interrupted", lambda: land.recover(ctx, t, lambda _m: None))
         )
         return out
-    if interrupted and t.phase == "removing":
+    if t.phase == REMOVING:
         out.append(Finding(f"the removal of task '{t.name}' was interrupted", lambda: _complete_rm(ctx, t)))
         return out
     if t.state == LANDING:
@@ -152,7 +176,7 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
                 )
             )
         else:
-            archived = gitops.ref_value(ctx.root, f"refs/wtp/archive/{t.name}")
+            archived = gitops.ref_value(ctx.root, guard.archive_ref(t.name))
             note = f" (archived at {archived[:12]})" if archived else ""
             out.append(
                 Finding(
@@ -174,27 +198,63 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
                 f"the worktree of task '{t.name}' has {w.branch or 'a detached HEAD'} checked out instead of {t.branch}: 'git -C {path} switch {t.branch}'"
             )
         )
-    from .land import _rebase_in_progress
-
-    if _rebase_in_progress(path):
-        out.append(
-            Finding(
-                f"task '{t.name}' has a rebase in progress in {path}: finish it or run 'git -C {path} rebase --abort'"
-            )
-        )
+    op, _ = gitops.in_progress(path)
+    if op:
+        how = "'git rebase --continue' or '--abort'" if op == "rebase" else f"'git {op} --continue' or '--abort'"
+        out.append(Finding(f"task '{t.name}' has a {op} in progress in {path}: finish it with {how} (run in {path})"))
     if t.setup.startswith("failed"):
         out.append(Finding(f"setup of task '{t.name}' {t.setup}: 'wtp start {t.name}' retries it"))
     return out
 
 
+def _main_worktree_findings(ctx: Ctx) -> list[Finding]:
+    """The main worktree left detached by a land interrupted while its files were brought along."""
+    from .land import DETACH_WHY
+
+    if ctx.repo.bare:
+        return []
+    head, attached = gitops.head(ctx.root)
+    if attached is not None or head is None:
+        return []
+    last = gitops.run(["reflog", "-1", "--format=%gs", "HEAD"], ctx.root, check=False).out.strip()
+    if DETACH_WHY not in last:
+        return []
+    base = ctx.detect_base()
+    return [
+        Finding(
+            f"{ctx.root} was left detached at {head[:12]} by an interrupted land onto '{base}'",
+            lambda: _reattach(ctx, base, head),
+        )
+    ]
+
+
+def _reattach(ctx: Ctx, base: str, old: str) -> str:
+    new = gitops.ref_value(ctx.root, f"refs/heads/{base}")
+    if new is None:
+        return f"could not fix: '{base}' is gone"
+    if new == old:
+        gitops.attach_head(ctx.root, f"refs/heads/{base}", f"back on {base}")
+        return f"switched {ctx.root} back to '{base}'"
+    ok, touched = gitops.read_tree_2way(ctx.root, old, new)
+    if not ok:
+        return f"could not fix: uncommitted changes to {', '.join(touched[:3])}; stash them and 'git switch {base}'"
+    gitops.attach_head(ctx.root, f"refs/heads/{base}", f"follow {base}")
+    return f"brought {ctx.root} along to '{base}' ({new[:12]})"
+
+
 def _delete_trash(path: Path) -> str:
-    tasks.delete_tree(path)
+    guard.delete_tree(path)
     return f"deleted {path}"
 
 
 def _prune(ctx: Ctx) -> str:
-    tasks.git_worktree(ctx, ["prune"])
+    gitops.worktree(ctx.root, ["prune"], ctx.worktree_lock)
     return "pruned git's records of worktrees whose folder is gone"
+
+
+def _forget(ctx: Ctx, t: Task) -> str:
+    ctx.store.update(t, path=None, port=None)
+    return f"forgot the worktree path of landed task '{t.name}'"
 
 
 def _promote(ctx: Ctx) -> str:
@@ -203,74 +263,68 @@ def _promote(ctx: Ctx) -> str:
 
 
 def _clear_phase(ctx: Ctx, t: Task) -> str:
-    with ctx.store.transaction() as st:
-        cur = st.tasks[t.name]
-        cur.phase, cur.holder = "", None
+    ctx.store.update(t, phase="", holder=None)
     return f"cleared the stale phase of '{t.name}'"
 
 
 def _set_state(ctx: Ctx, t: Task, state: str, clear_path: bool = False) -> str:
-    with ctx.store.transaction() as st:
-        cur = st.tasks[t.name]
-        cur.state, cur.phase, cur.holder = state, "", None
-        if clear_path:
-            cur.path, cur.port = None, None
+    extra = {"path": None, "port": None} if clear_path else {}
+    ctx.store.update(t, state=state, phase="", holder=None, **extra)
     return f"marked task '{t.name}' {state}"
 
 
 def _complete_start(ctx: Ctx, t: Task) -> str:
-    with ctx.store.transaction() as st:
-        cur = st.tasks[t.name]
-        cur.holder = locks.me().to_json()
-    tasks.materialize(ctx, t)
-    return f"completed the start of '{t.name}'"
+    held = ctx.store.update(t, holder=locks.me().to_json())
+    if held is None:
+        return f"could not fix: task '{t.name}' changed meanwhile"
+    notes = tasks.materialize(ctx, held)
+    return "; ".join([f"completed the start of '{t.name}'", *notes])
 
 
 def _complete_rm(ctx: Ctx, t: Task) -> str:
-    # rm sets 'removing' only after its checks passed and any archive was written.
-    if t.path and Path(t.path).is_dir():
-        tasks.delete_worktree(ctx, Path(t.path), strict=False)
-    tasks.git_worktree(ctx, ["prune"])
-    tip = gitops.ref_value(ctx.root, f"refs/heads/{t.branch}")
-    if tip and (
-        t.state == "landed"
-        or tasks.unlanded_commits(ctx, tip, t.base) == 0
-        or gitops.ref_value(ctx.root, f"refs/wtp/archive/{t.name}")
-    ):
-        gitops.delete_ref(ctx.root, f"refs/heads/{t.branch}", tip)
-    _set_state(ctx, t, ABANDONED if t.state != "landed" else "landed", clear_path=True)
+    # rm sets 'removing' only after its checks passed; an archive it made is a ref that stays.
+    try:
+        with ctx.store.phase(t, REMOVING) as held:
+            guard.remove(ctx, held)
+            removal.forget_path(ctx, held)
+    except WouldLoseWork as e:
+        return f"could not fix: {e.message}"
     return f"completed the removal of '{t.name}'"
 
 
 def _recreate(ctx: Ctx, t: Task) -> str:
-    tasks.git_worktree(ctx, ["prune"])
+    gitops.worktree(ctx.root, ["prune"], ctx.worktree_lock)
     assert t.path is not None
     Path(t.path).parent.mkdir(parents=True, exist_ok=True)
-    tasks.git_worktree(ctx, ["add", "--quiet", t.path, t.branch])
+    gitops.worktree(ctx.root, ["add", "--quiet", t.path, t.branch], ctx.worktree_lock)
     return f"recreated the worktree of '{t.name}' at {t.path} from its branch"
 
 
 def _adopt(ctx: Ctx, name: str, path: Path) -> str:
-    from . import schedule
     from .repo import validate_name
 
     validate_name(name)
     with ctx.store.transaction() as st:
         if name in st.tasks and st.tasks[name].state not in FINAL:
             return f"'{name}' is already registered"
-        base = ctx.detect_base()
-        fork = gitops.merge_base(ctx.root, ctx.base_tip_ref(base), str(path))
-        st.tasks[name] = Task(
-            name=name,
-            state=ACTIVE,
-            branch=ctx.branch_of(name),
-            base=base,
-            seq=st.next_seq(),
-            path=str(path),
-            fork=fork,
-            port=schedule.free_port(st, ctx.cfg.port_base),
-        )
+        st.tasks[name] = _registered(ctx, st, name, path, gitops.head(path)[0], ctx.detect_base())
     return f"adopted {path} as task '{name}'"
+
+
+def _registered(ctx: Ctx, st: State, name: str, path: Path, head: str | None, base: str) -> Task:
+    """An active task for a wtp worktree found in git (adopted, or rebuilt after a lost registry)."""
+    from . import schedule
+
+    return Task(
+        name=name,
+        state=ACTIVE,
+        branch=ctx.branch_of(name),
+        base=base,
+        seq=st.next_seq(),
+        path=str(path),
+        fork=gitops.merge_base(ctx.root, ctx.base_tip_ref(base), head) if head else None,
+        port=schedule.free_port(st, ctx.cfg.port_base),
+    )
 
 
 def doctor(ctx: Ctx, fix: bool, adopt: bool = False) -> list[Finding]:
@@ -292,3 +346,27 @@ def doctor(ctx: Ctx, fix: bool, adopt: bool = False) -> list[Finding]:
             break
         findings = diagnose(ctx, adopt)
     return done
+
+
+def rebuild(ctx: Ctx) -> str:
+    """A registry rebuilt from git alone, after the state file was lost: every wtp worktree
+    becomes an active task again, and a task branch without a worktree is named."""
+    prefix = f"refs/heads/{ctx.cfg.branch_prefix}"
+    base = ctx.detect_base()
+    branches = gitops.refs_under(ctx.root, prefix)
+    by_branch = {w.branch: w for w in ctx.worktrees() if w.branch}
+    root = ctx.worktree_root()
+    names = []
+    with ctx.store.transaction() as st:
+        for ref in sorted(branches):
+            name = ref[len(prefix) :]
+            w = by_branch.get(ref)
+            if name in st.tasks or w is None or w.path.parent != root:
+                continue
+            st.tasks[name] = _registered(ctx, st, name, w.path, w.head, base)
+            names.append(name)
+    loose = sorted(r[len(prefix) :] for r in branches if r not in by_branch)
+    said = f"rebuilt the registry from git: {len(names)} task(s) ({', '.join(names) or 'none'})"
+    if loose:
+        said += f"; task branches without a worktree, kept as they are: {', '.join(loose)}"
+    return said

@@ -1,60 +1,71 @@
-"""Console entry point.  ``wtp`` and ``wtp --help`` are answered from a stored copy of
-the help text without importing typer (issue 7: --help under 80 ms), and so are the
-plain forms of the commands agents run most, ``wtp [-C DIR] path|start|land TASK`` and
-``wtp [-C DIR] list [--json]``: typer's import and command building cost 15-20 ms, a
-third of ``path``'s fixed cost.  Everything else goes to the typer CLI.
+"""Console entry point: the fast front door.  ``wtp`` and ``wtp --help`` are answered from a
+stored copy of the help text without importing typer, and so are the plain forms of the
+commands agents run most, ``wtp [-C DIR] path|start|land TASK`` and ``wtp [-C DIR] list
+[--json]``: typer's import and command building cost 15-20 ms (README, Performance).
+They call the same bodies in ``commands`` as the typer CLI; everything else goes to it.
 tests/test_cli_help.py keeps the stored copy identical to what typer renders
-(scripts/gen_help.py rewrites it) and the fast paths identical to the typer commands."""
+(scripts/gen_help.py rewrites it)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 HELP_FILE = Path(__file__).with_name("help.txt")
 
 
-def _path(where: str | None, task: str) -> None:
-    """``wtp path TASK`` exactly as cli.path does it (tests/test_cli_help.py compares them)."""
-    from . import outcome, tasks
+class Fast(NamedTuple):
+    """A command the fast path answers: does it take a TASK, may it take --json."""
 
-    def show() -> None:
-        t, _ = tasks.run_in(outcome.open_repo(where), task)
-        print(t.path)
-
-    outcome.finish(show)
+    task: bool
+    json: bool
 
 
-def _start(where: str | None, task: str) -> None:
-    """``wtp start TASK`` (no options) exactly as cli.start does it."""
-    from . import outcome, tasks
-
-    def start() -> None:
-        result = tasks.start(outcome.open_repo(where), task, say=outcome.err)
-        outcome.report_start(result.task, result.messages)
-
-    outcome.finish(start)
+FAST = {
+    "path": Fast(task=True, json=False),
+    "start": Fast(task=True, json=False),
+    "land": Fast(task=True, json=False),
+    "list": Fast(task=False, json=True),
+}
 
 
-def _land(where: str | None, task: str) -> None:
-    """``wtp land TASK`` (no options) exactly as cli.land does it."""
-    from . import land, outcome
-
-    def go() -> None:
-        outcome.report_land(task, land.land(outcome.open_repo(where), task, say=outcome.err))
-
-    outcome.finish(go)
+class Call(NamedTuple):
+    name: str
+    where: str | None
+    task: str | None
+    as_json: bool
 
 
-def _list(where: str | None, as_json: bool) -> None:
-    """``wtp list [--json]`` exactly as cli.list_ does it."""
-    from . import outcome
+def parse(args: list[str]) -> Call | None:
+    """``[-C DIR] CMD [TASK] [--json]`` for a command in FAST; None for anything else."""
+    where = None
+    if len(args) >= 2 and args[0] == "-C":
+        where, args = args[1], args[2:]
+    if not args or args[0] not in FAST:
+        return None
+    spec, rest = FAST[args[0]], args[1:]
+    as_json = spec.json and rest[-1:] == ["--json"]
+    if as_json:
+        rest = rest[:-1]
+    if spec.task:
+        if len(rest) != 1 or rest[0].startswith("-"):
+            return None
+        return Call(args[0], where, rest[0], False)
+    return Call(args[0], where, None, as_json) if not rest else None
 
-    outcome.finish(lambda: outcome.report_list(outcome.open_repo(where), as_json))
 
+def body(call: Call) -> Callable[[], int]:
+    """The ``commands`` function the call stands for, with its arguments."""
+    from . import commands
 
-FAST = {"path": _path, "start": _start, "land": _land}
+    if call.name == "list":
+        return lambda: commands.list_(call.where, call.as_json)
+    fn = {"path": commands.path, "start": commands.start, "land": commands.land}[call.name]
+    task = call.task or ""
+    return lambda: fn(call.where, task)
 
 
 def main() -> None:
@@ -62,13 +73,11 @@ def main() -> None:
     if args in ([], ["-h"], ["--help"]) and os.environ.get("COLUMNS", "80") == "80" and HELP_FILE.exists():
         sys.stdout.write(HELP_FILE.read_text())
         sys.exit(0)
-    where = None
-    if len(args) == 4 and args[0] == "-C":
-        where, args = args[1], args[2:]
-    if len(args) == 2 and args[0] in FAST and not args[1].startswith("-"):
-        FAST[args[0]](where, args[1])
-    if args in (["list"], ["list", "--json"]):
-        _list(where, len(args) == 2)
+    call = parse(args)
+    if call is not None:
+        from .exits import finish
+
+        finish(body(call))
     from .cli import main as cli_main
 
     cli_main()

@@ -1,23 +1,46 @@
 """Domain errors. Each carries the exit code the product contract assigns to it.
 
 The CLI catches ``WtpError`` once at the top and prints one line; core modules
-never print or exit themselves.
+never print or exit themselves.  Types shared across the core (the ``Say``
+callback) live here too, below every module that uses them.
 """
 
 from __future__ import annotations
 
-# Exit codes from ../shared/design/CONTRACT.md
-OK = 0
-FINDING = 1  # a finding or a refusal
-USAGE = 2  # bad input, unknown task, not a repo, bad config
-TIMEOUT = 3  # timed out waiting (slot, gate, queue)
-INTERRUPTED = 130
+from collections.abc import Callable
+from enum import IntEnum
+
+Say = Callable[[str], None]  # how the core reports progress: one line at a time, to stderr
+
+
+def quiet(_: str) -> None:
+    """A ``Say`` that says nothing."""
+
+
+class ExitCode(IntEnum):
+    """Exit codes from ../shared/design/CONTRACT.md."""
+
+    OK = 0
+    FINDING = 1  # a finding or a refusal
+    USAGE = 2  # bad input, unknown task, not a repo, bad config
+    TIMEOUT = 3  # timed out waiting (slot, gate, queue)
+    NOT_FOUND = 127  # the command to run does not exist (run, gate)
+    INTERRUPTED = 130
+
+
+OK, FINDING, USAGE, TIMEOUT, INTERRUPTED = (
+    ExitCode.OK,
+    ExitCode.FINDING,
+    ExitCode.USAGE,
+    ExitCode.TIMEOUT,
+    ExitCode.INTERRUPTED,
+)
 
 
 class WtpError(Exception):
     """Base of every error wtp reports to the user as one line."""
 
-    exit_code = USAGE
+    exit_code: int = ExitCode.USAGE
 
     def __init__(self, message: str, *, exit_code: int | None = None) -> None:
         super().__init__(message)
@@ -30,7 +53,7 @@ class WtpError(Exception):
 
 
 class UsageError(WtpError):
-    exit_code = USAGE
+    exit_code = ExitCode.USAGE
 
 
 class InvalidTaskName(UsageError):
@@ -56,35 +79,58 @@ class StateError(UsageError):
 class Refusal(WtpError):
     """The command understood the request but refuses it to protect work."""
 
-    exit_code = FINDING
+    exit_code = ExitCode.FINDING
 
 
 class DirtyWorktree(Refusal):
     pass
 
 
-class LandConflict(Refusal):
-    pass
+class WouldLoseWork(Refusal):
+    """The guard refused a destructive step: something the worktree holds is kept nowhere else."""
+
+    def __init__(self, message: str, lost: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.lost: list[str] = list(lost or [])
 
 
-class GateFailed(Refusal):
-    pass
+class LandBlocked(Refusal):
+    """A land was refused and the task is now blocked; ``paths`` names the conflicting paths."""
+
+    kind = "refused"
+
+    def __init__(self, message: str, paths: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.paths: list[str] = list(paths or [])
+
+
+class LandConflict(LandBlocked):
+    kind = "conflict"
+
+
+class GateFailed(LandBlocked):
+    kind = "gate"
 
 
 class WaitTimeout(WtpError):
-    exit_code = TIMEOUT
+    exit_code = ExitCode.TIMEOUT
 
 
 class GitError(WtpError):
-    """A git command failed in a way the caller did not expect."""
+    """A git command failed in a way the caller did not expect.  Built only by gitops.run."""
 
-    exit_code = FINDING
+    exit_code = ExitCode.FINDING
 
-    def __init__(self, cmd: list[str], code: int, stdout: str, stderr: str) -> None:
+    def __init__(self, cmd: list[str], code: int, stdout: str, stderr: str, cwd: str = "") -> None:
         self.cmd = cmd
         self.code = code
         self.stdout = stdout
         self.stderr = stderr
+        self.cwd = cwd
         detail = (stderr.strip() or stdout.strip()).splitlines()
         last = detail[-1] if detail else "no output"
         super().__init__(f"'git {' '.join(cmd)}' failed (exit {code}): {last}")
+
+    def details(self) -> str:
+        """Everything needed to reproduce the failure, for the crash log."""
+        return f"cwd: {self.cwd}\nargv: git {' '.join(self.cmd)}\nexit: {self.code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}\n"

@@ -14,11 +14,10 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 from . import locks
-from .errors import UsageError, WaitTimeout
+from .errors import Say, UsageError, WaitTimeout
 from .state import Store
 
 _GATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}")
@@ -32,6 +31,20 @@ def validate_gate(name: str) -> None:
         )
 
 
+def _well_formed(data: object) -> bool:
+    if not isinstance(data, dict) or not isinstance(data.get("tickets"), list) or not isinstance(data.get("seq"), int):
+        return False
+    for t in data["tickets"]:
+        if not isinstance(t, dict) or not isinstance(t.get("seq"), int) or not isinstance(t.get("label", ""), str):
+            return False
+        try:
+            if locks.Holder.from_json(t.get("holder")) is None:
+                return False
+        except ValueError:
+            return False
+    return True
+
+
 class Gate:
     def __init__(self, store: Store, name: str, title: str | None = None) -> None:
         self.name = name
@@ -42,19 +55,24 @@ class Gate:
             raise UsageError(f"{self.dir} is a symlink: remove it")
         self.dir.mkdir(exist_ok=True)
         self.file = self.dir / "tickets.json"
-        self.meta = locks.Lock(self.dir / "tickets.lock")
-        self.hold = locks.Lock(self.dir / "hold.lock")
+        self.meta = locks.Lock(self.dir / "tickets.lock", what=f"the ticket lock of {self.title}")
+        self.hold = locks.Lock(self.dir / "hold.lock", what=self.title)
         self.seq: int | None = None
 
     # -- the ticket list, always read and written under the meta lock --
     def _read(self) -> dict[str, Any]:
         try:
             data = json.loads(self.file.read_text())
-            if isinstance(data, dict) and isinstance(data.get("tickets"), list):
-                return data
         except (OSError, ValueError):
-            pass  # a missing or torn ticket file only loses waiters' places, never a hold
-        return {"version": 1, "name": self.name, "seq": 0, "tickets": []}
+            data = None  # a missing or torn ticket file only loses waiters' places, never a hold
+        if data is not None and not _well_formed(data):
+            # Valid JSON of the wrong shape: set it aside (never deleted) so it cannot wedge the gate.
+            try:
+                os.replace(self.file, self.dir / f"tickets.json.corrupt-{os.getpid()}-{time.monotonic_ns()}")
+            except OSError:
+                pass
+            data = None
+        return data if data is not None else {"version": 1, "name": self.name, "seq": 0, "tickets": []}
 
     def _write(self, data: dict[str, Any]) -> None:
         tmp = self.dir / f".tickets-{os.getpid()}.tmp"
@@ -74,7 +92,7 @@ class Gate:
                 self._write(data)
             return list(data["tickets"])
 
-    def acquire(self, timeout: float | None = None, say: Callable[[str], None] | None = None, label: str = "") -> None:
+    def acquire(self, timeout: float | None = None, say: Say | None = None, label: str = "") -> None:
         """Join the queue and wait for our turn; WaitTimeout (exit 3) after ``timeout`` seconds."""
         me = locks.me()
         with self.meta:

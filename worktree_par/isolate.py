@@ -1,5 +1,5 @@
 """Making a new worktree ready to build: the task environment, warm copies of
-ignored caches, setup commands, and the trust that config commands need."""
+ignored caches, and setup commands."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from . import gitops
-from .errors import Refusal
+from .errors import Say
 from .repo import Ctx
-from .state import State, Task
+from .state import Task
 
 
 def task_env(ctx: Ctx, task: Task) -> dict[str, str]:
@@ -31,69 +30,27 @@ def task_env(ctx: Ctx, task: Task) -> dict[str, str]:
     return env
 
 
-# --- trust ---------------------------------------------------------------------------
-
-
-def config_commands(ctx: Ctx) -> dict[str, list[str]]:
-    cmds = {}
-    if ctx.cfg.setup_run:
-        cmds["setup.run"] = list(ctx.cfg.setup_run)
-    if ctx.cfg.land_gate:
-        cmds["land.gate"] = [ctx.cfg.land_gate]
-    return cmds
-
-
-def untrusted(ctx: Ctx, state: State, key: str) -> list[str]:
-    """The config commands under ``key`` that the user has not trusted yet."""
-    cmds = config_commands(ctx).get(key, [])
-    trusted = state.extra.get("trusted", {}).get(key, [])
-    return [c for c in cmds if c not in trusted]
-
-
-def require_trust(ctx: Ctx, state: State, key: str) -> None:
-    new = untrusted(ctx, state, key)
-    if new:
-        raise Refusal(
-            f"{key} in {ctx.cfg.source} runs commands you have not trusted yet "
-            f"({'; '.join(new)}): review them, then run 'wtp trust'"
-        )
-
-
-def trust(ctx: Ctx, state: State) -> dict[str, list[str]]:
-    """Record the current config commands as trusted; return what is newly trusted."""
-    cmds = config_commands(ctx)
-    before = state.extra.get("trusted", {})
-    state.extra["trusted"] = cmds
-    return {k: [c for c in v if c not in before.get(k, [])] for k, v in cmds.items() if v}
-
-
 # --- setup ---------------------------------------------------------------------------
 
 
-def copy_ignored(ctx: Ctx, task: Task, say: Callable[[str], None]) -> list[str]:
+def copy_ignored(ctx: Ctx, task: Task, say: Say) -> list[str]:
     """Copy configured gitignored paths from the main worktree; symlinks stay symlinks,
     copy-on-write where the filesystem can, never hard links to the original."""
     import shutil
 
-    entries = [e for e in ctx.cfg.setup_copy if (ctx.root / e).exists() or (ctx.root / e).is_symlink()]
+    src_root = ctx.repo.config_root  # the main worktree (this one, in a bare repository)
+    entries = [e for e in ctx.cfg.setup_copy if (src_root / e).exists() or (src_root / e).is_symlink()]
     if not entries:
         return []
     # Only ignored paths: tracked ones are already in the new worktree, from the task's commit.
-    res = gitops.run(
-        ["check-ignore", "-z", "--no-index", "--stdin"],
-        ctx.root,
-        input="\0".join(entries) + "\0",
-        check=False,
-        ok_codes=(0, 1),
-    )
-    ignored = set(res.z())
+    ignored = gitops.check_ignore(src_root, entries)
     copied = []
     assert task.path is not None
     for e in entries:
         if e not in ignored:
             say(f"setup: not copying '{e}': it is not ignored by git (tracked files come with the branch)")
             continue
-        src, dst = ctx.root / e, Path(task.path) / e
+        src, dst = src_root / e, Path(task.path) / e
         if dst.exists() or dst.is_symlink():
             continue  # a resumed setup: already copied
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +66,7 @@ def copy_ignored(ctx: Ctx, task: Task, say: Callable[[str], None]) -> list[str]:
     return copied
 
 
-def run_setup(ctx: Ctx, task: Task, log: Path, say: Callable[[str], None]) -> str | None:
+def run_setup(ctx: Ctx, task: Task, log: Path, say: Say) -> str | None:
     """Run setup commands in the worktree; None on success, else what failed."""
     from .procs import run_guarded
 

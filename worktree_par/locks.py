@@ -1,85 +1,180 @@
 """Locks and holders.
 
-Every lock, ticket and gate records its holder (pid, process start time, host,
-command) so that ``list``, ``doctor`` and error messages can say who holds it,
-and so that a dead holder (or a reused pid) is told from a live one.  The locks
-themselves are ``flock``-based: the kernel drops them when the holder
-dies, so a killed process never wedges anything.
+Every lock, ticket and gate records its holder so that ``list``, ``doctor`` and error
+messages can say who holds it, and so that a dead holder (or a reused pid) is told from
+a live one.  A holder is (boot id, pid namespace, pid, start time in clock ticks since
+boot): no wall-clock time, which steps.  A holder this process cannot see (another
+boot, another pid namespace: a container sharing the checkout) is never judged by pid:
+it is alive while its heartbeat, a file it touches every few seconds, is fresh.
+
+The locks themselves are ``flock``-based: the kernel drops them when the holder dies,
+so a killed process never wedges anything.  A wait on a lock names its holder, says
+when that holder is stopped (Ctrl-Z) and gives up on a stopped one instead of hanging.
 """
 
 from __future__ import annotations
 
+import atexit
 import fcntl
+import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .errors import WaitTimeout
+from .errors import Say, StateError, WaitTimeout, quiet
+
+BEAT_EVERY = 2.0  # seconds between heartbeats
+STALE_AFTER = float(os.environ.get("WTP_STALE_AFTER", "30"))  # a foreign holder silent this long is gone
+notify: Say = quiet  # where a long wait says what it waits for (set by the front doors)
 
 
 class Holder(NamedTuple):
     pid: int
-    start: float  # process start time (psutil create_time), tells a reused pid apart
+    start: int  # start time in clock ticks since boot (/proc/<pid>/stat): tells a reused pid apart
+    boot: str  # the kernel's boot id
+    pidns: str  # the pid namespace the pid is valid in
     host: str
     cmd: str
-    since: float
+    since: float  # wall-clock time it took hold: for display only
 
     def to_json(self) -> dict[str, Any]:
         return self._asdict()
 
     @classmethod
-    def from_json(cls, d: dict[str, Any] | None) -> Holder | None:
+    def from_json(cls, d: object) -> Holder | None:
+        """The holder a record names; None for no holder.  A record of the wrong shape
+        raises ValueError (callers quarantine it)."""
         if not d:
             return None
-        return cls(int(d["pid"]), float(d["start"]), str(d["host"]), str(d["cmd"]), float(d["since"]))
+        if not isinstance(d, dict):
+            raise ValueError(f"a holder must be an object, not {type(d).__name__}")
+        try:
+            return cls(
+                int(d["pid"]),
+                int(d["start"]),
+                str(d.get("boot", "")),
+                str(d.get("pidns", "")),
+                str(d["host"]),
+                str(d["cmd"]),
+                float(d["since"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"bad holder record {d!r}: {e}") from None
 
     def describe(self) -> str:
         age = max(0, int(time.time() - self.since))
         where = "" if self.host == _host() else f" on {self.host}"
-        return f"pid {self.pid}{where} ({self.cmd}), for {age}s"
+        stopped = " (stopped: resume it with 'fg' or end it)" if self.local() and process_stopped(self.pid) else ""
+        return f"pid {self.pid}{where} ({self.cmd}), for {age}s{stopped}"
+
+    def local(self) -> bool:
+        """Whether this process can judge the holder by its pid."""
+        return self.boot == boot_id() and self.pidns == pid_namespace()
+
+    def beat_name(self) -> str:
+        return f"{self.boot}-{self.pidns}-{self.pid}-{self.start}"
 
 
-def process_start(pid: int) -> float:
-    """When the process started (seconds since the epoch), 0.0 when there is none.
-    Tells a reused pid apart.  Linux: from /proc without importing psutil."""
+def process_start(pid: int) -> int:
+    """When the process started, in clock ticks since boot; 0 when there is none.  Linux
+    reads /proc without importing psutil; elsewhere psutil's creation time (in ms)."""
     if os.path.isdir("/proc/self"):
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
-                ticks = int(f.read().rsplit(b")", 1)[1].split()[19])
-            return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+                return int(f.read().rsplit(b")", 1)[1].split()[19])
         except (OSError, ValueError, IndexError):
-            return 0.0
+            return 0
+    return _psutil_start(pid)
+
+
+def _psutil_start(pid: int) -> int:
     import psutil
 
     try:
-        return psutil.Process(pid).create_time()
+        return int(psutil.Process(pid).create_time() * 1000)
     except psutil.Error:
-        return 0.0
+        return 0
 
 
-_boot: float | None = None
+def process_stopped(pid: int) -> bool:
+    """True when the process is stopped (SIGSTOP, Ctrl-Z) or traced."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t")
+    except (OSError, IndexError):
+        return False
 
 
-def _boot_time() -> float:
-    global _boot
-    if _boot is None:
-        with open("/proc/stat") as f:
-            _boot = next(float(line.split()[1]) for line in f if line.startswith("btime"))
-    return _boot
+_ids: dict[str, str] = {}
+
+
+def boot_id() -> str:
+    if "boot" not in _ids:
+        try:
+            _ids["boot"] = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        except OSError:
+            _ids["boot"] = _host()  # no /proc: the host stands for the boot
+    return _ids["boot"]
+
+
+def pid_namespace() -> str:
+    if "pidns" not in _ids:
+        try:
+            _ids["pidns"] = str(os.stat("/proc/self/ns/pid").st_ino)
+        except OSError:
+            _ids["pidns"] = ""
+    return _ids["pidns"]
 
 
 _me: Holder | None = None
+_beats_dir: Path | None = None
+
+
+def set_beats_dir(path: Path) -> None:
+    """Where heartbeats are kept (the state dir); set when a repository is opened."""
+    global _beats_dir
+    _beats_dir = path
 
 
 def me() -> Holder:
-    """The holder record of this process."""
+    """The holder record of this process; recording it starts this process's heartbeat."""
     global _me
     if _me is None:
         cmd = " ".join(["wtp", *sys.argv[1:]])[:200]
-        _me = Holder(os.getpid(), process_start(os.getpid()), _host(), cmd, time.time())
+        pid = os.getpid()
+        _me = Holder(pid, process_start(pid), boot_id(), pid_namespace(), _host(), cmd, time.time())
+    _start_heartbeat()
     return _me
+
+
+_beating = False
+
+
+def _start_heartbeat() -> None:
+    global _beating
+    if _beating or _beats_dir is None or _me is None:
+        return
+    try:
+        _beats_dir.mkdir(parents=True, exist_ok=True)
+        beat = _beats_dir / _me.beat_name()
+        beat.touch()
+    except OSError:
+        return  # a read-only state dir: the write that needs it reports the error
+    _beating = True
+
+    def loop() -> None:
+        while True:
+            time.sleep(BEAT_EVERY)
+            try:
+                os.utime(beat)
+            except OSError:
+                return
+
+    threading.Thread(target=loop, name="wtp-heartbeat", daemon=True).start()
+    atexit.register(lambda: beat.unlink(missing_ok=True))
 
 
 def pid_alive(pid: int) -> bool:
@@ -92,43 +187,62 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def heartbeat_age(h: Holder) -> float | None:
+    """Seconds since the holder's last heartbeat, None when it has none."""
+    if _beats_dir is None:
+        return None
+    try:
+        return max(0.0, time.time() - (_beats_dir / h.beat_name()).stat().st_mtime)
+    except OSError:
+        return None
+
+
 def is_alive(h: Holder | None) -> bool:
-    """True while the holder's process runs.  A holder on another host is assumed alive."""
+    """True while the holder's process runs.  One this process cannot see (another boot or
+    pid namespace) is alive while its heartbeat is fresh."""
     if h is None:
         return False
-    if h.host != _host():
-        return True
+    if not h.local():
+        age = heartbeat_age(h)
+        if age is None and h.boot != boot_id():
+            return h.host != _host()  # a record from before heartbeats, or a host with no shared dir
+        return age is not None and age < STALE_AFTER
     if h.pid == os.getpid():
         return True
-    start = process_start(h.pid)
-    return start != 0.0 and abs(start - h.start) < 1.0
+    return process_start(h.pid) == h.start
 
 
 def _host() -> str:
     return os.uname().nodename  # what socket.gethostname() returns, without importing socket
 
 
+_held: dict[str, Lock] = {}  # path -> the Lock object of this process holding it
+
+
 class Lock:
-    """An exclusive lock on ``path`` (a file that is never written by anyone else).
+    """An exclusive lock on ``path``, a file only its holder writes (its holder record).
 
     ``flock`` on a descriptor of our own: the kernel drops it when the holder dies.  Not
-    filelock: since 3.15 importing it pulls in asyncio, logging and hashlib, about 25 ms
-    of every command's start-up (issue 7), for the few lines below.  Re-entrant on the
-    same object, like filelock's; two objects on one path exclude each other."""
+    filelock: it polls where flock blocks, and its import costs every command (README,
+    Dependencies).  Taking a lock this process already holds raises instead of hanging."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, what: str = "") -> None:
         self.path = path
+        self.what = what or f"lock {path.name}"
         self._fd: int | None = None
-        self._depth = 0
 
-    def _take(self, block: bool) -> bool:
-        if self._fd is not None:
-            self._depth += 1
-            return True
+    def _take(self) -> bool:
+        key = str(self.path)
+        if key in _held:
+            raise RuntimeError(f"{self.what} ({self.path}) is already held by this process")
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX if block else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # O_NOFOLLOW: a planted symlink never makes us create or lock another file.
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            except OSError as e:
+                raise StateError(f"cannot open {self.path} ({e.strerror}): check that the folder is writable") from e
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 return False
@@ -136,32 +250,66 @@ class Lock:
                 os.close(fd)
                 raise
             if os.fstat(fd).st_nlink:
-                self._fd, self._depth = fd, 1
+                self._fd = fd
+                _held[key] = self
+                self._record(fd)
                 return True
             os.close(fd)  # the file was removed while we waited: lock the one now at path
 
-    def acquire(self, timeout: float = -1, what: str = "lock") -> None:
-        if timeout < 0:
-            self._take(block=True)
+    @staticmethod
+    def _record(fd: int) -> None:
+        try:
+            data = json.dumps(me().to_json()).encode()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+        except OSError:
+            pass  # the holder record is a courtesy to waiters; the flock is what excludes
+
+    def holder(self) -> Holder | None:
+        """Who holds the lock now, as it recorded itself (None when unknown)."""
+        try:
+            with open(self.path, "rb") as f:
+                return Holder.from_json(json.loads(f.read() or b"null"))
+        except (OSError, ValueError):
+            return None
+
+    def acquire(self, timeout: float | None = None) -> None:
+        """Wait for the lock: up to ``timeout`` seconds (WaitTimeout, exit 3), or without a
+        timeout for as long as its holder runs.  A stopped holder is named, and given up on."""
+        if self._take():
             return
-        deadline = time.monotonic() + timeout
-        # Held for milliseconds (a state write, a ticket update): poll finely, so a waiter
-        # takes over within a few ms of the release (flock itself cannot time out).
-        while not self._take(block=False):
-            if time.monotonic() >= deadline:
-                raise WaitTimeout(f"timed out after {timeout:g}s waiting for the {what} ({self.path})")
-            time.sleep(0.004)
+        t0 = time.monotonic()
+        told = False
+        stopped_since: float | None = None
+        while not self._take():
+            waited = time.monotonic() - t0
+            h = self.holder() if waited > 0.5 else None
+            if h is not None and not told:
+                notify(f"waiting for {self.what}, held by {h.describe()}")
+                told = True
+            if h is not None and h.local() and process_stopped(h.pid):
+                stopped_since = stopped_since or time.monotonic()
+                if time.monotonic() - stopped_since > 3:
+                    raise WaitTimeout(f"{self.what} is held by {h.describe()}; nothing else can proceed until then")
+            else:
+                stopped_since = None
+            if timeout is not None and waited >= timeout:
+                h = h or self.holder()
+                who = f", held by {h.describe()}" if h else ""
+                raise WaitTimeout(f"timed out after {timeout:g}s waiting for {self.what} ({self.path}){who}")
+            # Held for milliseconds (a state write, a ticket update): poll finely at first, so a
+            # waiter takes over within a few ms of the release (flock itself cannot time out).
+            time.sleep(0.004 if waited < 1 else 0.02)
 
     def try_acquire(self) -> bool:
-        return self._take(block=False)
+        return self._take()
 
     def release(self) -> None:
         if self._fd is None:
             return
-        self._depth -= 1
-        if self._depth == 0:
-            fd, self._fd = self._fd, None
-            os.close(fd)  # closing the last descriptor drops the flock
+        fd, self._fd = self._fd, None
+        _held.pop(str(self.path), None)
+        os.close(fd)  # closing the last descriptor drops the flock
 
     def __enter__(self) -> Lock:
         self.acquire()

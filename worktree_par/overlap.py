@@ -21,14 +21,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
-from . import gitops, schedule
-from .gitops import HEX40
+from . import gitops
+from .errors import UsageError
+from .globs import glob_matches
 from .repo import Ctx
+from .schedule import collisions as declared_clashes
 from .state import FINAL, LIVE, Task
 
 RANK = {"declared": 1, "resource": 1, "overlap": 2, "conflict": 3}
@@ -65,7 +66,6 @@ HOT_GLOBS = (
     "**/__version__.py",
     "**/.version",
 )
-_SIDE_SUFFIX = re.compile(r"~[0-9a-f]{40}$")
 _MIGRATION_DIRS = ("migrations", "migrate", "versions", "alembic")
 
 
@@ -112,27 +112,29 @@ def _parents(path: str) -> list[str]:
 def _side(ctx: Ctx, t: Task, base_tip: str) -> Side:
     assert t.path is not None
     wt = Path(t.path)
-    dirty = gitops.status_paths(wt)
-    if dirty:
+    if gitops.status_paths(wt):
         commit, tree = gitops.snapshot(wt)
     else:
-        commit, tree = gitops.run(["rev-parse", "HEAD", "HEAD^{tree}"], wt).out.split()
+        commit = gitops.head(wt)[0] or gitops.Sha(base_tip)
+        tree = gitops.tree_of(wt, commit)
     fork = gitops.merge_base(ctx.root, base_tip, commit) or base_tip
-    side = Side(t.name, t, commit, tree, fork)
-    _fill(ctx, side, fork, commit)
-    return side
+    return side_of(ctx.root, t.name, commit, fork, task=t, tree=tree)
 
 
-def _fill(ctx: Ctx, side: Side, a: str, b: str) -> None:
-    fields = gitops.run(["diff", "--name-status", "-z", "--no-renames", a, b, "--"], ctx.root).z()
-    for status, path in zip(fields[::2], fields[1::2]):
+def side_of(root: Path, name: str, commit: str, fork: str, *, task: Task | None = None, tree: str = "") -> Side:
+    """One side of a comparison: what ``commit`` changed since ``fork`` (public: the merge
+    replay in scripts/ builds its sides with it)."""
+    side = Side(name, task, commit, tree, fork)
+    for status, path in gitops.diff_names(root, fork, commit):
         side.changed.add(path)
         if status == "A":
             side.added.add(path)
         side.dirs.update(_parents(path))
+    return side
 
 
-def _overlap(a: Side, b: Side) -> set[str]:
+def overlap(a: Side, b: Side) -> set[str]:
+    """Paths both sides changed; a file on one side and a folder on the other count."""
     common = a.changed & b.changed
     common |= a.changed & b.dirs  # a file on one side, a directory on the other
     common |= b.changed & a.dirs
@@ -170,29 +172,16 @@ class _Cache:
         os.replace(tmp, self.file)
 
 
-def merge_conflicts(ctx: Ctx, a: str, b: str) -> list[str] | None:
+def merge_conflicts(root: Path, a: str, b: str) -> list[str] | None:
     """Paths that conflict when merging commits a and b (None: merges cleanly)."""
-    res = gitops.run(
-        ["merge-tree", "--write-tree", "--name-only", "-z", "--no-messages", a, b],
-        ctx.root,
-        check=False,
-        ok_codes=(0, 1),
-    )
-    fields = res.out.split("\0")
-    # A conflict is exit 1 *and* a tree id first; a bad revision is exit 1 too, without one (git 2.39).
-    if res.code not in (0, 1) or not HEX40.match(fields[0]):
-        raise gitops.GitError(["merge-tree", "--write-tree", a, b], res.code, res.out, res.err)
-    if res.code == 0:
-        return None
-    # The file side of a file/directory conflict is renamed 'path~<side>': report the path itself.
-    return sorted({_SIDE_SUFFIX.sub("", f) for f in fields[1:] if f})
+    return gitops.merge_tree(root, a, b).conflicts or None
 
 
 def _conflicts_cached(ctx: Ctx, cache: _Cache, a: Side, b: Side) -> list[str] | None:
     key = hashlib.sha1(f"{a.tree} {b.tree} {a.fork} {b.fork}".encode()).hexdigest()
     if key in cache.data:
         return cache.data[key]
-    verdict = merge_conflicts(ctx, a.commit, b.commit)
+    verdict = merge_conflicts(ctx.root, a.commit, b.commit)
     cache.data[key] = verdict
     cache.dirty = True
     return verdict
@@ -205,13 +194,11 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
         from .tasks import get
 
         for n in only:
-            get(st, n)
+            get(st, n)  # an unknown name is an error, not an empty report
     base = ctx.detect_base()
     base_ref = ctx.base_tip_ref(base)
     base_tip = gitops.rev_parse(ctx.root, base_ref)
     if base_tip is None:
-        from .errors import UsageError
-
         raise UsageError(f"base branch '{base}' does not exist")
     live = [t for t in all_tasks if t.state in LIVE and t.path and Path(t.path).is_dir()]
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(live)))) as pool:
@@ -219,9 +206,7 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
     hot_globs = HOT_GLOBS + tuple(ctx.cfg.check_hot)
 
     def is_hot(paths: set[str]) -> bool:
-        return any(
-            schedule.glob_matches(g, p) or schedule.glob_matches(g, p.rstrip("/")) for p in paths for g in hot_globs
-        )
+        return any(glob_matches(g, p) or glob_matches(g, p.rstrip("/")) for p in paths for g in hot_globs)
 
     def wanted(*names: str) -> bool:
         return not only or any(n in only for n in names)
@@ -232,7 +217,7 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
         for b in all_tasks[i + 1 :]:
             if not wanted(a.name, b.name):
                 continue
-            found = schedule.collisions(a, [b])
+            found = declared_clashes(a, [b])
             for kind in ("declared", "resource"):
                 what = sorted({c.what for c in found if c.kind == kind})
                 if what:
@@ -241,7 +226,7 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
 
     def compare(a: Side, b: Side, names: list[str]) -> None:
         """Layers 2-4 for one pair: overlap, then a merge simulation only if paths intersect."""
-        common = _overlap(a, b)
+        common = overlap(a, b)
         clash = _migration_clash(a, b)
         if not common and not clash:
             return
@@ -250,10 +235,10 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
         kind = "conflict" if conflict else "overlap"
         collisions.append(Collision(names, kind, sorted(paths), is_hot(common) or bool(clash)))
 
-    for i, a in enumerate(sides):
-        for b in sides[i + 1 :]:
-            if wanted(a.name, b.name):
-                compare(a, b, [a.name, b.name])
+    for i, sa in enumerate(sides):
+        for sb in sides[i + 1 :]:
+            if wanted(sa.name, sb.name):
+                compare(sa, sb, [sa.name, sb.name])
     # each task against the base as it is now
     base_sides: dict[str, Side] = {}
     base_tree = ""
@@ -262,9 +247,8 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
             continue  # the base has not moved since this task forked
         bs = base_sides.get(s.fork)
         if bs is None:
-            base_tree = base_tree or gitops.run(["rev-parse", f"{base_tip}^{{tree}}"], ctx.root).out.strip()
-            bs = Side(base, None, base_tip, base_tree, s.fork)
-            _fill(ctx, bs, s.fork, base_tip)
+            base_tree = base_tree or gitops.tree_of(ctx.root, base_tip)
+            bs = side_of(ctx.root, base, base_tip, s.fork, tree=base_tree)
             base_sides[s.fork] = bs
         compare(bs, s, [s.name, base])
     cache.save()

@@ -6,9 +6,9 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .listing import TaskInfo
     from .overlap import Report
     from .repo import Ctx
-    from .tasks import TaskInfo
 
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
@@ -98,4 +98,3 @@ def check_report(report: Report) -> None:
 
         table([""] + cols, [[r] + [mark(r, col) for col in cols] for r in names])
         print("C conflict, O overlap, d declared paths, r resource")
-

@@ -27,6 +27,24 @@ class Ctx:
     def worktree_root(self) -> Path:
         return self.cfg.worktree_root_path(self.root)
 
+    def worktrees(self) -> list[gitops.Worktree]:
+        """git's worktree list, with the main worktree's real path (git 2.39 names the git
+        dir itself for a checkout made with 'git init --separate-git-dir')."""
+        found = gitops.worktrees(self.root)
+        if found and not self.repo.bare and found[0].path == self.repo.common_dir != self.root:
+            found[0] = found[0]._replace(path=self.root)
+        return found
+
+    @property
+    def worktree_lock(self) -> Path:
+        """The repo-wide lock every 'git worktree add/remove/prune' is run under."""
+        return self.store.ensure_dir() / "worktrees.lock"
+
+    @property
+    def parallel_checkout(self) -> bool:
+        """Ask git for a parallel checkout unless the user chose checkout.workers themselves."""
+        return self.git_setting("checkout.workers") is None
+
     def git_config(self) -> list[tuple[str, str]]:
         """The git settings wtp reads (remotes, checkout.workers), in one call per command."""
         if self._git_config is None:
@@ -118,13 +136,19 @@ class Ctx:
 
 def open_ctx(cwd: Path) -> Ctx:
     repo = gitops.discover(cwd.resolve())
-    cfg = config.load(repo.main_root)
+    cfg = config.load(repo.config_root)
     return Ctx(repo=repo, cfg=cfg, store=Store(repo.common_dir))
 
 
 def shown(name: str) -> str:
     """A name as it is safe to print: control and odd characters escaped."""
     return name.encode("unicode_escape").decode("ascii")
+
+
+def few(items: list[str], n: int = 3) -> str:
+    """The first ``n`` items, printable, and how many more."""
+    out = ", ".join(shown(i) for i in items[:n])
+    return out + (f", and {len(items) - n} more" if len(items) > n else "")
 
 
 def validate_name(name: str) -> None:
@@ -147,10 +171,15 @@ def validate_name(name: str) -> None:
         raise InvalidTaskName(f"invalid task name '{shown(name)}': {bad}; try something like 'fix-login'")
 
 
-def validate_branch(ctx: Ctx, name: str) -> None:
+def validate_branch(ctx: Ctx, name: str, base: str = "") -> None:
     ref = f"refs/heads/{ctx.branch_of(name)}"
     if not gitops.check_ref_format(ctx.root, ref):
         raise InvalidTaskName(
             f"task name '{shown(name)}' gives the invalid branch name '{ctx.branch_of(name)}': "
             "choose another name or fix branch_prefix in .wtp.toml"
+        )
+    if ctx.branch_of(name) in {base, ctx.cfg.base} - {""}:
+        raise InvalidTaskName(
+            f"task name '{shown(name)}' gives the branch '{ctx.branch_of(name)}', which is the base branch: "
+            "a task never works on the base itself; choose another name or set branch_prefix in .wtp.toml"
         )

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StateError
-from .locks import Lock
+from .locks import Holder, Lock, is_alive, me, set_beats_dir
 
 VERSION = 1
 
@@ -31,6 +31,13 @@ LANDED = "landed"
 ABANDONED = "abandoned"
 FINAL = (LANDED, ABANDONED)
 LIVE = (ACTIVE, LANDING, BLOCKED)  # states that own a branch, a worktree and a port
+STATES = (QUEUED, *LIVE, *FINAL)
+# Phases: an operation in flight on a task, recorded with its holder.  A dead holder means
+# the operation was interrupted, and the next command meeting it completes or undoes it.
+CREATING = "creating"
+REMOVING = "removing"
+LANDING_PHASE = "landing"
+PHASES = ("", CREATING, REMOVING, LANDING_PHASE)
 # Finished tasks kept in the registry ('list --all', "already landed" answers).  Older ones
 # are forgotten when the state is next written, so a command's cost does not grow with the
 # repository's history: their work is on the base branch, or archived by 'rm'.
@@ -64,12 +71,14 @@ class Task:
         commit: str | None = None,  # landed tip
         paths: list[str] | None = None,  # conflicting paths when blocked
         note: str = "",
+        candidate: str | None = None,  # the commit a land is publishing (recovery asks the remote for it)
     ) -> None:
         self.name, self.state, self.branch, self.base, self.seq = name, state, branch, base, seq
         self.path, self.fork, self.start_ref, self.port = path, fork, start_ref, port
         self.touch, self.use, self.created = touch if touch is not None else [], use if use is not None else [], created
         self.phase, self.holder, self.setup, self.commit = phase, holder, setup, commit
         self.paths, self.note = paths if paths is not None else [], note
+        self.candidate = candidate
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Task) and self.__dict__ == other.__dict__
@@ -87,11 +96,46 @@ class Task:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Task:
-        return cls(**{k: v for k, v in d.items() if k in _TASK_FIELDS})
+    def from_json(cls, d: object) -> Task:
+        """A task from its record; ValueError naming the field when the record has the wrong shape."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a task must be an object, not {type(d).__name__}")
+        fields = {k: v for k, v in d.items() if k in _TASK_TYPES}
+        for k, types in _TASK_TYPES.items():
+            if k in fields and not isinstance(fields[k], types) or (k in _REQUIRED and k not in fields):
+                raise ValueError(f"task field {k!r} is {fields.get(k)!r}")
+        for k in ("touch", "use", "paths"):
+            if not all(isinstance(x, str) for x in fields.get(k) or []):
+                raise ValueError(f"task field {k!r} must list strings")
+        if fields["state"] not in STATES or fields.get("phase", "") not in PHASES:
+            raise ValueError(f"task {fields['name']!r} has an unknown state or phase")
+        Holder.from_json(fields.get("holder"))  # raises on a bad holder
+        return cls(**fields)
 
 
-_TASK_FIELDS = frozenset(Task.__init__.__code__.co_varnames[1 : Task.__init__.__code__.co_argcount])
+_S, _N, _I = (str,), (str, type(None)), (int,)
+_TASK_TYPES: dict[str, tuple[type, ...]] = {
+    "name": _S,
+    "state": _S,
+    "branch": _S,
+    "base": _S,
+    "seq": _I,
+    "path": _N,
+    "fork": _N,
+    "start_ref": _N,
+    "port": (int, type(None)),
+    "touch": (list,),
+    "use": (list,),
+    "created": (int, float),
+    "phase": _S,
+    "holder": (dict, type(None)),
+    "setup": _S,
+    "commit": _N,
+    "paths": (list,),
+    "note": _S,
+    "candidate": _N,
+}
+_REQUIRED = ("name", "state", "branch", "base", "seq")
 
 
 class State:
@@ -130,18 +174,25 @@ class Store:
         self.file = self.dir / "state.json"
         self.backup = self.dir / "state.json.bak"
         self.lock_file = self.dir / "state.lock"
+        set_beats_dir(self.dir / "beats")
 
     def ensure_dir(self) -> Path:
         if self.dir.is_symlink():
             raise StateError(f"{self.dir} is a symlink: wtp keeps its state only in a real directory; remove the link")
-        self.dir.mkdir(exist_ok=True)
+        try:
+            self.dir.mkdir(exist_ok=True)
+        except OSError as e:
+            raise StateError(f"cannot create the state folder {self.dir} ({e.strerror})") from e
         return self.dir
 
     def subdir(self, name: str) -> Path:
         d = self.ensure_dir() / name
         if d.is_symlink():
             raise StateError(f"{d} is a symlink: remove it, wtp will recreate the directory")
-        d.mkdir(exist_ok=True)
+        try:
+            d.mkdir(exist_ok=True)
+        except OSError as e:
+            raise StateError(f"cannot create {d} ({e.strerror}): check that {self.dir} is writable") from e
         return d
 
     def read(self) -> State:
@@ -171,46 +222,66 @@ class Store:
                     f"state file {path} was written by a newer wtp (format {data['version']}, "
                     f"this wtp reads {VERSION}): upgrade wtp"
                 )
+            records, extra, seq = data.get("tasks", []), data.get("extra", {}), data.get("seq", 0)
+            if not isinstance(records, list) or not isinstance(extra, dict) or not isinstance(seq, int):
+                raise ValueError("'tasks' must be a list, 'extra' an object and 'seq' a number")
             tasks = {}
-            for d in data.get("tasks", []):
+            for d in records:
                 t = Task.from_json(d)
                 tasks[t.name] = t
-            return State(seq=int(data.get("seq", 0)), tasks=tasks, extra=dict(data.get("extra", {})))
+            return State(seq=seq, tasks=tasks, extra=dict(extra))
         except StateError:
             raise
         except (ValueError, TypeError, KeyError, AttributeError) as e:
             hint = "run 'wtp doctor --fix' to restore the previous good copy"
             if path == self.backup or not self.backup.exists():
-                hint = "move it aside and run 'wtp doctor' to rebuild the registry from git"
+                hint = "run 'wtp doctor --fix': it sets the file aside and rebuilds the registry from git"
             raise StateError(f"state file {path} is corrupt ({e.__class__.__name__}: {e}): {hint}") from e
 
     def restore_backup(self) -> bool:
-        """Replace a corrupt state file by the kept previous copy; False when there is none."""
+        """Replace a corrupt state file by the kept previous copy; False when there is none
+        or it is no good either."""
         raw = self._read_bytes(self.backup)
         if raw is None:
             return False
-        self._decode(raw, self.backup)  # only a good copy is restored
+        try:
+            self._decode(raw, self.backup)  # only a good copy is restored
+        except StateError:
+            return False
         self._write_bytes(self.file, raw)
         return True
+
+    def quarantine(self) -> Path:
+        """Set a corrupt state file aside (never deleted) and start from an empty registry."""
+        aside = self.dir / f"state.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        with self.lock():
+            os.replace(self.file, aside)
+        return aside
 
     def _write_bytes(self, path: Path, data: bytes) -> None:
         # A name of our own, created exclusively (not tempfile.mkstemp: importing tempfile
         # costs every command ~3 ms); 0o666 less the user's umask, as any file they write.
         tmp = self.dir / f".state-{os.getpid()}-{time.monotonic_ns()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)  # replaces a planted symlink instead of following it
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)  # replaces a planted symlink instead of following it
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as e:
+            # ENOSPC, EROFS, EACCES: nothing was changed, the old file is whole.
+            raise StateError(
+                f"cannot write {path} ({e.strerror}); nothing was changed: free space or make {self.dir} writable"
+            ) from None
 
     def lock(self) -> Lock:
         self.ensure_dir()
-        return Lock(self.lock_file)
+        return Lock(self.lock_file, what="the state lock")
 
     @contextmanager
     def transaction(self) -> Iterator[State]:
@@ -226,3 +297,62 @@ class Store:
                 if raw is not None:
                     self._write_bytes(self.backup, raw)
                 self._write_bytes(self.file, json.dumps(state.to_json(), indent=1, sort_keys=True).encode())
+
+    def update(self, task: Task, **fields: Any) -> Task | None:
+        """Re-read ``task`` under the lock and, if it is still the same task (same seq), set
+        ``fields`` on it; the task as stored now, or None when it is gone or was replaced.
+        The one way the core changes a task it read earlier (re-check after the lock)."""
+        with self.transaction() as st:
+            cur = st.tasks.get(task.name)
+            if cur is None or cur.seq != task.seq:
+                return None
+            for k, v in fields.items():
+                setattr(cur, k, v)
+            return cur
+
+    @contextmanager
+    def phase(self, task: Task, name: str, *, expect_idle: bool = True, **fields: Any) -> Iterator[Task]:
+        """Record that ``task`` is mid-operation ``name``, held by this process, for the body;
+        cleared when the body ends (unless it set another phase or state itself).  Refuses
+        when another live process holds an operation on the task, or the task changed."""
+        from .errors import Refusal
+
+        with self.transaction() as st:
+            cur = st.tasks.get(task.name)
+            if cur is None or cur.seq != task.seq:
+                raise Refusal(f"task '{task.name}' changed meanwhile: see 'wtp list'")
+            if cur.phase and expect_idle:
+                holder = Holder.from_json(cur.holder)
+                if is_alive(holder) and (holder is None or holder.pid != os.getpid()):
+                    raise Refusal(
+                        f"task '{task.name}' is busy ({cur.phase}) by {holder.describe() if holder else 'another process'}: wait for it"
+                    )
+            cur.phase, cur.holder = name, me().to_json()
+            for k, v in fields.items():
+                setattr(cur, k, v)
+            held = Task.from_json(cur.to_json())
+        try:
+            yield held
+        finally:
+            with self.transaction() as st:
+                cur = st.tasks.get(task.name)
+                if cur is not None and cur.seq == task.seq and cur.phase == name and _mine(cur.holder):
+                    cur.phase, cur.holder = "", None
+
+
+def _mine(holder: dict[str, Any] | None) -> bool:
+    try:
+        h = Holder.from_json(holder)
+    except ValueError:
+        return False
+    return h is not None and h.pid == os.getpid() and h.start == me().start
+
+
+def interrupted(t: Task) -> bool:
+    """The task is mid-operation and the process doing it is gone."""
+    if not t.phase:
+        return False
+    try:
+        return not is_alive(Holder.from_json(t.holder))
+    except ValueError:
+        return True

@@ -1,9 +1,9 @@
-"""Test hook for crash-safety tests (issue 6).  Off unless WTP_TEST_KILL_AT is set.
+"""Crash points for the crash-safety tests.  Off unless WTP_TEST_KILL_AT is set.
 
 ``WTP_TEST_KILL_AT=<step>`` makes wtp SIGKILL itself when it reaches the named step
 boundary (for example ``land:before-publish``), so tests can show that the next
 command completes or rolls back every interrupted operation.  Steps are marked in
-the code with ``hooks.step("...")``.
+the code with ``crashpoints.step("...")``.  (Not git hooks: those are in ``agents``.)
 """
 
 from __future__ import annotations

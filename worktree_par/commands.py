@@ -1,0 +1,275 @@
+"""One body per command, free of typer.  Both front doors call these: ``cli`` (typer)
+after parsing, and ``entry``'s fast path for the commands agents run most.  Each takes
+the parsed arguments (``where``: the -C directory), prints what the command prints, and
+returns its exit code; errors are raised and turned into one line by ``exits``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import ExitCode, UsageError
+from .exits import err, open_repo
+
+
+def emit(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def after_dashes(cmd: list[str]) -> list[str]:
+    cmd = cmd[1:] if cmd and cmd[0] == "--" else cmd
+    if not cmd:
+        raise UsageError("no command given: put it after --, as in 'wtp run TASK -- make test'")
+    return cmd
+
+
+def path(where: str | None, task: str) -> int:
+    from . import tasks
+
+    t, _ = tasks.run_in(open_repo(where), task)
+    print(t.path)
+    return 0
+
+
+def start(
+    where: str | None,
+    task: str,
+    *,
+    base: str | None = None,
+    touch: list[str] | None = None,
+    use: list[str] | None = None,
+    wait: bool = False,
+    timeout: float | None = None,
+    force: bool = False,
+    as_json: bool = False,
+) -> int:
+    from . import listing, tasks
+    from .state import QUEUED
+
+    if timeout is not None and not wait:
+        raise UsageError("--timeout goes with --wait: add --wait")
+    c = open_repo(where)
+    result = tasks.start(c, task, base_ref=base, touch=touch, use=use, force=force, say=err)
+    t = result.task
+    if wait and t.state == QUEUED:
+        for m in result.messages:
+            err(m)
+        result.messages = []
+        t = tasks.wait_active(c, task, timeout, say=err)
+    if as_json:
+        for m in result.messages:
+            err(m)
+        emit(listing.task_json(t))
+        return 0
+    if t.state == QUEUED:
+        for m in result.messages:
+            print(m)
+        return 0
+    for m in result.messages:
+        err(m)
+    print(t.path)
+    return 0
+
+
+def next_(where: str | None, as_json: bool = False) -> int:
+    from . import listing, tasks
+
+    c = open_repo(where)
+    started = tasks.promote(c, say=err)
+    if as_json:
+        emit({"started": [listing.task_json(t) for t in started]})
+    elif not started:
+        waiting = c.store.read().queued()
+        print(
+            "nothing to start"
+            + (f"; {len(waiting)} queued: " + "; ".join(f"{t.name}: {t.note}" for t in waiting) if waiting else "")
+        )
+    else:
+        for t in started:
+            print(f"{t.name}\t{t.path}")
+    return 0
+
+
+def run(where: str | None, task: str, cmd: list[str]) -> int:
+    import subprocess
+
+    from . import tasks
+
+    cmd = after_dashes(cmd)
+    t, env = tasks.run_in(open_repo(where), task)
+    try:
+        code = subprocess.call(cmd, cwd=t.path, env=env)
+    except FileNotFoundError:
+        err(f"wtp: command not found: {cmd[0]}")
+        return ExitCode.NOT_FOUND
+    except PermissionError:
+        err(f"wtp: command cannot be run (permission denied): {cmd[0]}")
+        return 126
+    return code if code >= 0 else 128 - code
+
+
+def rm(where: str | None, task: str, force: bool = False) -> int:
+    from . import removal
+
+    for m in removal.rm(open_repo(where), task, force=force, say=err):
+        print(m)
+    return 0
+
+
+def list_(where: str | None, as_json: bool = False, all_tasks: bool = False) -> int:
+    from . import listing
+
+    c = open_repo(where)
+    infos = listing.list_tasks(c, all_tasks=all_tasks)
+    if as_json:
+        emit(listing.list_json(infos))
+    else:
+        from . import render
+
+        render.task_table(infos, c)
+    return 0
+
+
+def check(where: str | None, names: list[str] | None, fail_on: str = "overlap", as_json: bool = False) -> int:
+    from . import overlap, render
+
+    if fail_on not in overlap.FAIL_ON:
+        raise UsageError(f"--fail-on must be one of conflict, overlap, declared, never, not {fail_on!r}")
+    report = overlap.check(open_repo(where), names or None)
+    if as_json:
+        emit(report.to_json())
+    else:
+        render.check_report(report)
+    return ExitCode.FINDING if report.worst() >= overlap.FAIL_ON[fail_on] else 0
+
+
+def land(
+    where: str | None,
+    task: str,
+    *,
+    strategy: str | None = None,
+    gate: str | None = None,
+    no_push: bool = False,
+    keep: bool = False,
+    timeout: float | None = None,
+    as_json: bool = False,
+) -> int:
+    from . import land as landing
+    from .config import STRATEGIES
+    from .errors import LandBlocked
+
+    if strategy is not None and strategy not in STRATEGIES:
+        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    c = open_repo(where)
+    try:
+        result = landing.land(
+            c, task, strategy=strategy, gate=gate, push=not no_push, keep=keep, timeout=timeout, say=err
+        )
+    except LandBlocked as e:
+        if as_json:
+            emit({"task": task, "state": "blocked", "commit": None, "attempts": None, "paths": e.paths})
+        raise
+    if as_json:
+        for m in result.messages:
+            err(m)
+        emit(result.to_json())
+        return 0
+    print(f"landed '{task}' at {result.commit}" + (f" after {result.attempts} attempts" if result.attempts > 1 else ""))
+    for m in result.messages:
+        print(m)
+    return 0
+
+
+def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None = None) -> int:
+    from . import gates, isolate
+    from .procs import run_guarded
+
+    cmd = after_dashes(cmd)
+    gates.validate_gate(resource)
+    c = open_repo(where)
+    env = dict(os.environ)
+    label = ""
+    here = Path.cwd().resolve()
+    for t in c.store.read().live():  # running inside a task's worktree: the task's env
+        if t.path and (here == Path(t.path) or Path(t.path) in here.parents):
+            env, label = isolate.task_env(c, t), t.name
+    g = gates.Gate(c.store, resource)
+    g.acquire(timeout, say=err, label=label)
+    try:
+        outcome = run_guarded(cmd, Path.cwd(), env)
+    finally:
+        g.release()
+    return outcome.code
+
+
+def trust(where: str | None) -> int:
+    from . import trust as trusting
+
+    c = open_repo(where)
+    with c.store.transaction() as st:
+        new = trusting.trust(c, st)
+    cmds = trusting.config_commands(c)
+    if not cmds:
+        print("the config has no commands to trust")
+    for key, items in cmds.items():
+        for cmd in items:
+            print(f"trusted {key}: {cmd}" + ("" if cmd in new.get(key, []) else " (unchanged)"))
+    return 0
+
+
+def doctor(where: str | None, fix: bool = False, adopt: bool = False, as_json: bool = False) -> int:
+    from . import doctor as doc
+
+    findings = doc.doctor(open_repo(where), fix, adopt)
+    if as_json:
+        emit(
+            {"healthy": not findings, "findings": [{"problem": f.problem, "fixed": f.fixed or None} for f in findings]}
+        )
+    elif not findings:
+        print("healthy: nothing to fix")
+    for f in findings if not as_json else []:
+        print(f"problem: {f.problem}")
+        if f.fixed:
+            print(f"  fixed: {f.fixed}")
+        elif fix:
+            print("  not fixed automatically: see above")
+    if not fix and any(f.fix for f in findings) and not as_json:
+        print("run 'wtp doctor --fix' to repair")
+    return ExitCode.FINDING if findings else 0
+
+
+def init(
+    where: str | None,
+    *,
+    base: str | None = None,
+    remote: str | None = None,
+    no_remote: bool = False,
+    max_active: int = 3,
+    force: bool = False,
+) -> int:
+    from . import config, gitops
+    from . import trust as trusting
+    from .errors import Refusal
+    from .exits import here
+    from .repo import Ctx
+    from .state import Store
+
+    if remote and no_remote:
+        raise UsageError("--remote and --no-remote exclude each other: pass one")
+    repo = gitops.discover(here(where))
+    target = repo.config_root / config.CONFIG_FILE
+    if target.exists() and not force:
+        raise Refusal(f"{target} already exists: edit it, or pass --force to overwrite it")
+    c = Ctx(repo=repo, cfg=config.Config(remote=remote or ""), store=Store(repo.common_dir))
+    if remote is None:
+        found = c.remotes()
+        remote = "" if no_remote else ("origin" if "origin" in found or not found else found[0])
+        c.cfg = config.Config(remote=remote)
+    detected = base or c.detect_base()
+    target.write_text(config.render_default(detected, remote or "", max_active))
+    with c.store.transaction() as st:  # init trusts what it writes
+        trusting.trust(Ctx(repo=repo, cfg=config.load(repo.config_root), store=c.store), st)
+    print(f"wrote {target} (base '{detected}', remote '{remote or 'none'}', max_active {max_active})")
+    return 0

@@ -1,0 +1,97 @@
+"""How a command ends: the one place that turns an error into one line on stderr and the
+contract's exit code (CONTRACT.md), shared by the typer CLI and entry's fast path, and
+kept free of typer so the fast path does not import it."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from .errors import ExitCode, GitError, UsageError, WtpError
+
+if TYPE_CHECKING:
+    from .repo import Ctx
+
+state_dir: Path | None = None  # set once a repo is opened: where crash logs go
+
+
+def here(where: str | None) -> Path:
+    """The directory a command runs as if started in (-C, else the current one)."""
+    try:
+        cwd = Path(os.getcwd())
+    except FileNotFoundError:
+        if where and os.path.isabs(where):
+            return Path(where)
+        raise UsageError(
+            "the current directory no longer exists (a worktree removed by 'wtp land' or 'wtp rm'?): "
+            "cd to the repository, or pass -C REPO"
+        ) from None
+    return cwd / where if where else cwd
+
+
+def open_repo(where: str | None) -> Ctx:
+    """The Ctx of the repository at ``where`` (-C) or the current directory; crash logs go
+    to its state dir from then on."""
+    global state_dir
+    from . import locks
+    from .repo import open_ctx
+
+    locks.notify = err
+    c = open_ctx(here(where))
+    state_dir = c.store.dir
+    return c
+
+
+def err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def crash_log(details: str = "") -> str:
+    """Write the traceback (and ``details``) to a log; its path, or why none could be written."""
+    import tempfile
+    import traceback
+
+    text = f"wtp {' '.join(sys.argv[1:])}\n\n{details}\n{traceback.format_exc()}"
+    name = f"wtp-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    tried = []
+    for base in ([state_dir / "logs"] if state_dir else []) + [Path(tempfile.gettempdir())]:
+        try:
+            base.mkdir(exist_ok=True)
+            (base / name).write_text(text)
+            return str(base / name)
+        except OSError as e:
+            tried.append(f"{base}: {e.strerror}")
+    return f"no log could be written ({'; '.join(tried)})"
+
+
+def exit_for(e: BaseException) -> NoReturn:
+    """Report an exception raised by a command (call it from the except clause) and exit."""
+    if isinstance(e, KeyboardInterrupt):
+        err("wtp: interrupted")
+        sys.exit(ExitCode.INTERRUPTED)
+    if isinstance(e, GitError):
+        err(f"wtp: {e.message}; details in {crash_log(e.details())}")
+        sys.exit(e.exit_code)
+    if isinstance(e, WtpError):
+        err(f"wtp: {e.message}")
+        sys.exit(e.exit_code)
+    if isinstance(e, OSError) and e.errno is not None:
+        # The machine said no (no space, read-only, permissions): not a bug of wtp's.
+        where = f" ({e.filename})" if e.filename else ""
+        err(f"wtp: {e.strerror}{where}: free space or fix the permissions, then run the command again")
+        sys.exit(ExitCode.USAGE)
+    err(f"wtp: internal error ({e.__class__.__name__}: {e}); details in {crash_log()}")
+    sys.exit(ExitCode.FINDING)
+
+
+def finish(fn: Callable[[], int | None]) -> NoReturn:
+    """Run a command body and exit with its code, or with the one its error stands for."""
+    try:
+        code = fn()
+    except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - the one place errors become a line
+        exit_for(e)
+    sys.exit(code or 0)

@@ -1,0 +1,101 @@
+"""What ``wtp list`` shows: every task with its state, and for the live ones ahead/behind
+the base, dirty and changed files and the processes inside, gathered side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import gitops
+from .repo import Ctx
+from .state import FINAL, LANDED, LIVE, Task, interrupted
+
+
+class TaskInfo:
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.ahead: int | None = None
+        self.behind: int | None = None
+        self.dirty: int | None = None
+        self.changed: int | None = None
+        self.processes: list[int] = []
+        self.problem = ""
+
+
+def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
+    info = TaskInfo(t)
+    if t.state not in LIVE or not t.path:
+        if t.state == LANDED and t.path and Path(t.path).is_dir():
+            info.problem = f"landed; its worktree was kept ('wtp rm {t.name}' removes it)"
+        return info
+    path = Path(t.path)
+    if not path.is_dir():
+        info.problem = "worktree missing (run 'wtp doctor')"
+        return info
+    if interrupted(t):
+        info.problem = f"interrupted while {t.phase} (run 'wtp start {t.name}' or 'wtp doctor --fix')"
+    base_ref = base_refs.get(t.base) or f"refs/heads/{t.base}"
+    ref = f"refs/heads/{t.branch}"
+    summary = gitops.branch_summary(path, ctx.root, base_ref, ref)
+    dirty, committed = summary.dirty, summary.committed
+    info.ahead, info.behind = summary.ahead, summary.behind
+    info.dirty = len(dirty)
+    info.changed = len(committed | set(dirty))
+    return info
+
+
+def list_tasks(ctx: Ctx, *, all_tasks: bool = False, details: bool = True) -> list[TaskInfo]:
+    st = ctx.store.read()
+    shown = [t for t in st.tasks.values() if all_tasks or t.state not in FINAL or (t.state == LANDED and t.path)]
+    tasks = sorted(shown, key=lambda t: t.seq)
+    if not details:
+        return [TaskInfo(t) for t in tasks]
+    base_refs = {b: ctx.base_tip_ref(b) for b in {t.base for t in tasks if t.state in LIVE}}
+    workers = min(8, max(1, len(tasks)))
+    from concurrent.futures import ThreadPoolExecutor  # only list needs threads
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        infos = list(pool.map(lambda t: _info(ctx, t, base_refs), tasks))
+    live_paths = [
+        Path(i.task.path) for i in infos if i.task.state in LIVE and i.task.path and Path(i.task.path).is_dir()
+    ]
+    if live_paths:
+        from .procs import processes_in
+
+        found = processes_in(live_paths)
+        for i in infos:
+            if i.task.path and Path(i.task.path) in found:
+                i.processes = [p.pid for p in found[Path(i.task.path)]]
+    return infos
+
+
+def list_json(infos: list[TaskInfo]) -> dict[str, object]:
+    """What 'wtp list --json' prints."""
+    out = []
+    for i in infos:
+        d = task_json(i.task)
+        d.update(
+            ahead=i.ahead,
+            behind=i.behind,
+            dirty=i.dirty,
+            changed=i.changed,
+            processes=i.processes,
+            problem=i.problem or None,
+        )
+        out.append(d)
+    return {"tasks": out}
+
+
+def task_json(t: Task) -> dict[str, object]:
+    return {
+        "name": t.name,
+        "state": t.state,
+        "branch": t.branch,
+        "path": t.path if t.state in LIVE or (t.state == LANDED and t.path) else None,
+        "base": t.base,
+        "port": t.port if t.state in LIVE else None,
+        "touch": list(t.touch),
+        "use": list(t.use),
+        "setup": t.setup or None,
+        "commit": t.commit,
+        "note": t.note or None,
+    }

@@ -1,0 +1,81 @@
+"""Removing tasks: ``wtp rm`` and the clean-up after a land.  What may be deleted is the
+guard's to decide (guard.py); this module says what the user asked and what happened."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import crashpoints, guard, tasks
+from .errors import Refusal, Say, WouldLoseWork, quiet
+from .repo import Ctx, few
+from .state import ABANDONED, FINAL, LANDED, QUEUED, REMOVING, Task
+
+
+def _processes(path: Path | None) -> list[str]:
+    if path is None or not path.is_dir():
+        return []
+    from .procs import processes_in
+
+    return [f"{p.name}[{p.pid}]" for p in processes_in([path])[path]]
+
+
+def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[str]:
+    """Remove a task's worktree and branch.  Refuses to lose anything the worktree holds, or
+    a worktree in use, unless forced; forced, it archives first and says what."""
+    t = tasks.get(ctx.store.read(), name)
+    if t.state == QUEUED or (t.state in FINAL and not t.path):
+        if t.state == LANDED:
+            return [f"task '{name}' is landed and has no worktree left: nothing to remove"]
+        if t.state == ABANDONED:
+            return [f"task '{name}' is already removed"]
+        if ctx.store.update(t, state=ABANDONED, note="") is None:
+            raise Refusal(f"task '{name}' changed meanwhile: see 'wtp list'")
+        return [f"removed queued task '{name}'"]
+    path = Path(t.path) if t.path else None
+    procs = _processes(path)
+    if procs and not force:
+        raise Refusal(
+            f"task '{name}' has {len(procs)} process{'es' * (len(procs) != 1)} running inside ({few(procs)}): "
+            f"stop them, or run 'wtp rm {name} --force'"
+        )
+    crashpoints.step("rm:before-archive")
+    with ctx.store.phase(t, REMOVING) as held:
+        messages = guard.remove(ctx, held, force=force)
+        forget_path(ctx, held)
+    messages.insert(0, f"removed task '{name}' (worktree and branch '{t.branch}')")
+    if procs:
+        messages.append(f"left {len(procs)} process(es) running in the removed directory: {few(procs)}")
+    tasks.promote_quietly(ctx, say)
+    return messages
+
+
+def forget_path(ctx: Ctx, t: Task) -> None:
+    """The task no longer has a worktree: landed stays landed, anything else is abandoned."""
+    ctx.store.update(
+        t, state=LANDED if t.state == LANDED else ABANDONED, path=None, port=None, phase="", holder=None, note=""
+    )
+
+
+def remove_landed(ctx: Ctx, t: Task, *, keep: bool, say: Say = quiet) -> list[str]:
+    """Clean up after a land: remove the worktree and branch unless asked to keep them,
+    processes still run inside, or the guard finds something there that is kept nowhere
+    else (a gate's output, a commit made meanwhile); then the task is landed-and-kept."""
+    path = Path(t.path) if t.path else None
+    if keep:
+        return [f"kept the worktree {t.path} (--keep); 'wtp rm {t.name}' removes it"]
+    procs = _processes(path)
+    if procs:
+        return [
+            f"kept the worktree {t.path}: processes still run inside ({few(procs)}); 'wtp rm {t.name}' when they are done"
+        ]
+    try:
+        with ctx.store.phase(t, REMOVING) as held:
+            guard.remove(ctx, held, keep=[t.commit] if t.commit else None)
+            forget_path(ctx, held)
+    except WouldLoseWork as e:
+        return [
+            f"kept the worktree {t.path}: it has {'; '.join(e.lost)}; 'wtp rm {t.name}' removes it once that is kept"
+        ]
+    messages = [f"removed task '{t.name}' (worktree and branch '{t.branch}')"]
+    tasks.promote_quietly(ctx, say)
+    return messages

@@ -1,0 +1,42 @@
+"""Trust for commands from the committed config (``setup.run``, ``land.gate``): they run
+only once the user has trusted them as they are (``wtp trust``), and a change to them
+is refused, naming the commands, until trusted again."""
+
+from __future__ import annotations
+
+from .errors import Refusal
+from .repo import Ctx
+from .state import State
+
+
+def config_commands(ctx: Ctx) -> dict[str, list[str]]:
+    cmds = {}
+    if ctx.cfg.setup_run:
+        cmds["setup.run"] = list(ctx.cfg.setup_run)
+    if ctx.cfg.land_gate:
+        cmds["land.gate"] = [ctx.cfg.land_gate]
+    return cmds
+
+
+def untrusted(ctx: Ctx, state: State, key: str) -> list[str]:
+    """The config commands under ``key`` that the user has not trusted yet."""
+    cmds = config_commands(ctx).get(key, [])
+    trusted = state.extra.get("trusted", {}).get(key, [])
+    return [c for c in cmds if c not in trusted]
+
+
+def require_trust(ctx: Ctx, state: State, key: str) -> None:
+    new = untrusted(ctx, state, key)
+    if new:
+        raise Refusal(
+            f"{key} in {ctx.cfg.source} runs commands you have not trusted yet "
+            f"({'; '.join(new)}): review them, then run 'wtp trust'"
+        )
+
+
+def trust(ctx: Ctx, state: State) -> dict[str, list[str]]:
+    """Record the current config commands as trusted; return what is newly trusted."""
+    cmds = config_commands(ctx)
+    before = state.extra.get("trusted", {})
+    state.extra["trusted"] = cmds
+    return {k: [c for c in v if c not in before.get(k, [])] for k, v in cmds.items() if v}
