@@ -347,3 +347,21 @@ def forget_backup(ctx: Ctx, name: str) -> None:
     backup = gitops.ref_value(ctx.root, backup_ref(name))
     if backup is not None:
         gitops.delete_ref(ctx.root, backup_ref(name), backup)
+
+
+def backed_up(ctx: Ctx, t: Task, tip: Sha) -> None:
+    """Before a land rewrites the task branch into a candidate: its tip must be kept by the
+    backup ref (refs/wtp/backup/<task>), or nothing is rewritten."""
+    kept = gitops.ref_value(ctx.root, backup_ref(t.name))
+    if kept is None or not gitops.is_ancestor(ctx.root, tip, kept):
+        raise WouldLoseWork(
+            f"the pre-land tip of '{t.name}' is not kept under {backup_ref(t.name)}: nothing was changed"
+        )
+
+
+def advance(ctx: Ctx, t: Task, wt: Path, tip: Sha, to: Sha) -> None:
+    """Move the task branch (checked out, clean) to a candidate wtp built from ``tip``, once
+    that pre-land tip is proven kept by the backup ref."""
+    backed_up(ctx, t, tip)
+    if not gitops.reset_keep(wt, to):
+        raise WouldLoseWork(f"could not move the worktree of '{t.name}' to its candidate: nothing was changed")

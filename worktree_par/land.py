@@ -329,6 +329,7 @@ def _fork(ctx: Ctx, t: Task, tip: Sha, before: Sha | None) -> Sha:
 def _candidate(ctx: Ctx, t: Task, wt: Path, tip: Sha, base_tip: Sha, fork: Sha, strategy: str) -> Sha:
     """Build the candidate on base_tip from the task's commits after ``fork``; the task branch
     (and its clean worktree) moves to it."""
+    guard.backed_up(ctx, t, tip)
     if strategy == "merge":
         dropped = gitops.commits_not_in(ctx.root, [fork], [base_tip])
         if dropped:
@@ -353,8 +354,7 @@ def _candidate(ctx: Ctx, t: Task, wt: Path, tip: Sha, base_tip: Sha, fork: Sha, 
         msgs, author = gitops.log_messages(ctx.root, fork, tip)
         msg = f"{t.name}: squashed\n\n{msgs}\n" if "\n" in msgs else msgs
         cand = gitops.commit_tree(ctx.root, gitops.tree_of(ctx.root, rebased), [base_tip], msg or t.name, env=author)
-    if not gitops.reset_keep(wt, cand):
-        raise LandBlocked(f"could not move the worktree of '{t.name}' to its candidate")
+    guard.advance(ctx, t, wt, tip, cand)
     return cand
 
 
