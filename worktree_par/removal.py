@@ -32,14 +32,14 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[st
             raise Refusal(f"task '{name}' changed meanwhile: see 'wtp list'")
         return [f"removed queued task '{name}'"]
     path = Path(t.path) if t.path else None
-    procs = _processes(path)
-    if procs and not force:
-        raise Refusal(
-            f"task '{name}' has {len(procs)} process{'es' * (len(procs) != 1)} running inside ({few(procs)}): "
-            f"stop them, or run 'wtp rm {name} --force'"
-        )
-    crashpoints.step("rm:before-archive")
-    with ctx.store.phase(t, REMOVING) as held:
+    with ctx.store.phase(t, REMOVING) as held:  # a second 'wtp rm' of the task is told it is busy
+        procs = _processes(path)
+        if procs and not force:
+            raise Refusal(
+                f"task '{name}' has {len(procs)} process{'es' * (len(procs) != 1)} running inside ({few(procs)}): "
+                f"stop them, or run 'wtp rm {name} --force'"
+            )
+        crashpoints.step("rm:before-archive")
         messages = guard.remove(ctx, held, force=force)
         forget_path(ctx, held)
     messages.insert(0, f"removed task '{name}' (worktree and branch '{t.branch}')")
