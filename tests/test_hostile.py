@@ -4,7 +4,9 @@ what is wrong and what to do, no traceback, and nothing written before validatio
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -191,3 +193,162 @@ def test_state_files_follow_the_umask(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert oct(r.state_file.stat().st_mode & 0o777) == oct(0o640)
+
+
+# --- issue 14: repositories and machines as users and agents leave them ---------------
+
+
+def test_12_a_bare_clone_with_linked_worktrees_reads_the_committed_config(tmp_path: Path) -> None:
+    src = make_repo(tmp_path, name="src")
+    src.commit({".wtp.toml": "max_active = 1\n[land]\ngate = 'exit 3'\n"}, "config")
+    bare = tmp_path / "b.git"
+    git(tmp_path, "clone", "-q", "--bare", str(src.path), str(bare))
+    wt = tmp_path / "main-wt"
+    git(bare, "worktree", "add", "-q", str(wt), "main")
+    r = Repo(wt)
+    assert r.wtp("trust").code == 0
+    p = Path(r.wtp("start", "a").lines[-1])
+    assert p.parent == tmp_path / "b.worktrees"
+    queued = r.wtp("start", "b")
+    assert queued.code == 0 and queued.lines[0].startswith("task 'b' is queued (place 1): waits because all 1 slots")
+    r.commit({"a.txt": "a\n"}, cwd=p)
+    out = r.wtp("land", "a")
+    assert out.code == 1 and "gate 'exit 3' exited 3" in out.err  # the committed gate ran
+
+
+def test_13_a_separate_git_dir_checkout_lands_and_follows(tmp_path: Path) -> None:
+    top, gd = tmp_path / "checkout", tmp_path / "gitdir"
+    git(tmp_path, "init", "-q", "-b", "main", f"--separate-git-dir={gd}", str(top))
+    r = Repo(top)
+    r.commit({"README.md": "hi\n"}, "initial")
+    p = Path(r.wtp("start", "a").lines[-1])
+    r.commit({"a.txt": "a\n"}, cwd=p)
+    lister = r.wtp("list", "--json", cwd=p).json()  # from the linked worktree too
+    assert lister["tasks"][0]["name"] == "a"
+    out = r.wtp("land", "a")
+    assert out.code == 0, out.err
+    assert r.git("rev-parse", "--abbrev-ref", "HEAD") == "main"  # the real checkout followed
+    assert (top / "a.txt").read_text() == "a\n" and r.git("status", "--porcelain") == ""
+
+
+def test_21_a_process_deeper_than_path_max_still_keeps_its_worktree(repo: Repo) -> None:
+    p = Path(repo.wtp("start", "a").lines[-1])
+    deep = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, time\nfor _ in range(25):\n    os.mkdir('d' * 200)\n    os.chdir('d' * 200)\nprint('ready', flush=True)\ntime.sleep(60)",
+        ],
+        cwd=p,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert deep.stdout is not None and deep.stdout.readline() == "ready\n"
+        out = repo.wtp("rm", "a")
+        assert out.code == 1 and f"1 process running inside (python3[{deep.pid}])" in out.err.replace(
+            "python[", "python3["
+        )
+        assert p.is_dir()
+    finally:
+        deep.kill()
+        deep.wait()
+
+
+def _mount(*args: str) -> bool:
+    return os.geteuid() == 0 and subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a full or read-only filesystem")
+
+
+@needs_root
+def test_27_a_full_state_filesystem_is_one_clear_line(repo: Repo) -> None:
+    repo.wtp("start", "a")
+    state = repo.path / ".git" / "wtp"
+    saved = {f.name: f.read_bytes() for f in state.iterdir() if f.is_file()}
+    if not _mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", str(state)):
+        pytest.skip("mount failed")
+    try:
+        for name, data in saved.items():
+            (state / name).write_bytes(data)
+        with open(state / "filler", "wb") as f:
+            try:
+                f.write(b"x" * (1 << 20))
+            except OSError:
+                pass
+        out = repo.wtp_proc("start", "b")
+        assert out.code == 2 and out.out == "" and "Traceback" not in out.err
+        assert len(out.err.splitlines()) == 1 and "No space left on device" in out.err
+        assert json.loads((state / "state.json").read_text())["tasks"][0]["name"] == "a"  # unharmed
+    finally:
+        subprocess.run(["umount", str(state)], check=True)
+
+
+@needs_root
+def test_28_a_read_only_state_dir_is_one_clear_line_and_reads_still_work(repo: Repo) -> None:
+    repo.wtp("start", "a")
+    state = repo.path / ".git" / "wtp"
+    if not _mount("--bind", str(state), str(state)):
+        pytest.skip("mount failed")
+    try:
+        assert _mount("-o", "remount,ro,bind", str(state))
+        out = repo.wtp_proc("start", "b")
+        assert out.code == 2 and "Traceback" not in out.err and len(out.err.splitlines()) == 1
+        assert "Read-only file system" in out.err
+        listed = repo.wtp_proc("list", "--json")
+        assert listed.code == 0 and json.loads(listed.out)["tasks"][0]["name"] == "a"
+    finally:
+        subprocess.run(["umount", str(state)], check=True)
+
+
+def test_29_a_command_run_from_a_deleted_directory_is_one_clear_line(repo: Repo) -> None:
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    script = f"cd {p} && {sys.executable} -m worktree_par land a >/dev/null && {sys.executable} -m worktree_par list"
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr == (
+        "wtp: the current directory no longer exists (a worktree removed by 'wtp land' or 'wtp rm'?): "
+        "cd to the repository, or pass -C REPO\n"
+    )
+
+
+BAD_STATES = [
+    {"version": 1, "tasks": {"a": 1}},
+    {"version": 1, "tasks": [{"name": 5, "state": "active", "branch": "wtp/a", "base": "main", "seq": 1}]},
+    {"version": 1, "tasks": [{"name": "a", "state": "flying", "branch": "wtp/a", "base": "main", "seq": 1}]},
+    {
+        "version": 1,
+        "tasks": [{"name": "a", "state": "active", "branch": "wtp/a", "base": "main", "seq": 1, "holder": [1]}],
+    },
+    {"version": 1, "seq": "x", "tasks": []},
+]
+
+
+@pytest.mark.parametrize("bad", BAD_STATES)
+def test_30_a_state_file_of_the_wrong_shape_is_quarantined_and_rebuilt_from_git(repo: Repo, bad: dict) -> None:
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    repo.state_file.write_text(json.dumps(bad))
+    (repo.path / ".git" / "wtp" / "state.json.bak").write_text(json.dumps(bad))
+    for args in (["list"], ["start", "b"], ["land", "a"], ["doctor"]):
+        out = repo.wtp_proc(*args)
+        assert out.code in (1, 2) and "Traceback" not in out.err and "internal error" not in out.err, (args, out.err)
+    out = repo.wtp_proc("doctor", "--fix")
+    assert "Traceback" not in out.err and "rebuilt the registry from git: 1 task(s) (a)" in out.out
+    assert list((repo.path / ".git" / "wtp").glob("state.json.corrupt-*"))  # set aside, not deleted
+    listed = repo.wtp("list", "--json").json()["tasks"]
+    assert [(t["name"], t["state"], t["path"]) for t in listed] == [("a", "active", str(p))]
+    assert repo.wtp("land", "a").code == 0
+
+
+def test_30_a_ticket_file_of_the_wrong_shape_does_not_wedge_its_gate(repo: Repo) -> None:
+    from worktree_par.gates import Gate
+    from worktree_par.state import Store
+
+    g = Gate(Store(repo.path / ".git"), "deploy")
+    g.file.write_text(json.dumps({"version": 1, "seq": 1, "tickets": [{"seq": "one", "holder": 3}]}))
+    out = repo.wtp_proc("gate", "deploy", "--timeout", "5", "--", "true")
+    assert out.code == 0 and "Traceback" not in out.err
+    assert repo.wtp_proc("doctor").code == 0

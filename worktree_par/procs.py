@@ -21,21 +21,64 @@ class Proc(NamedTuple):
 
 def processes_in(paths: list[Path]) -> dict[Path, list[Proc]]:
     """Live processes whose working directory lies inside each path (one scan for all),
-    not counting this process and its ancestors."""
+    not counting this process and its ancestors.  A cwd is matched by device and inode,
+    walking up from /proc/<pid>/cwd, wherever its path cannot be read as ours: longer than
+    PATH_MAX, or seen through another mount namespace (a container's bind mount)."""
     found: dict[Path, list[Proc]] = {p: [] for p in paths}
     if not paths:
         return found
     roots = [(str(p.resolve()), p) for p in paths]
+    ids: dict[tuple[int, int], Path] = {}
+    for p in paths:
+        try:
+            st = os.stat(p)
+            ids[(st.st_dev, st.st_ino)] = p
+        except OSError:
+            pass
     # Ourselves and the shells that started us (an agent running 'wtp land' from inside the
     # worktree) do not hold the worktree: they are the ones asking to remove it.
     mine = _ancestors()
     for pid, name, cwd in _cwds():
         if pid in mine:
             continue
-        for root, p in roots:
-            if cwd == root or cwd.startswith(root + os.sep):
-                found[p].append(Proc(pid, name))
+        hit = next((p for root, p in roots if cwd == root or cwd.startswith(root + os.sep)), None) if cwd else None
+        if hit is None and (not cwd or not _same_dir(pid, cwd)):
+            hit = _inside_by_inode(pid, ids)
+        if hit is not None:
+            found[hit].append(Proc(pid, name))
     return found
+
+
+def _same_dir(pid: int, cwd: str) -> bool:
+    """Whether the path /proc/<pid>/cwd names is that directory as this process sees it."""
+    try:
+        a, b = os.stat(cwd), os.stat(f"/proc/{pid}/cwd")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _inside_by_inode(pid: int, ids: dict[tuple[int, int], Path]) -> Path | None:
+    try:
+        fd = os.open(f"/proc/{pid}/cwd", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        for _ in range(4096):
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) in ids:
+                return ids[(st.st_dev, st.st_ino)]
+            up = os.open("..", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            top = os.fstat(up)
+            os.close(fd)
+            fd = up
+            if (top.st_dev, top.st_ino) == (st.st_dev, st.st_ino):
+                return None  # reached /
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None
 
 
 def _ancestors() -> set[int]:
@@ -56,7 +99,7 @@ def _ancestors() -> set[int]:
 
 
 def _cwds() -> list[tuple[int, str, str]]:
-    """(pid, name, cwd) of every process we may inspect.  On Linux read /proc directly:
+    """(pid, name, cwd; "" when unreadable) of every process we may inspect.  On Linux read /proc directly:
     a third of the time of psutil's scan, without its import."""
     out = []
     if os.path.isdir("/proc/self"):
@@ -64,11 +107,14 @@ def _cwds() -> list[tuple[int, str, str]]:
             if not entry.isdigit():
                 continue
             try:
-                cwd = os.readlink(f"/proc/{entry}/cwd")
                 with open(f"/proc/{entry}/comm") as f:
                     name = f.read().strip()
             except OSError:
                 continue  # gone, or not ours to inspect
+            try:
+                cwd = os.readlink(f"/proc/{entry}/cwd")
+            except OSError:
+                cwd = ""  # a path longer than PATH_MAX, say: matched by inode instead
             out.append((int(entry), name, cwd))
         return out
     import psutil
