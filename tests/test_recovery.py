@@ -104,6 +104,18 @@ def test_15_a_kill_while_the_main_worktree_follows_a_local_land_is_found_and_fix
     assert repo.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed"
 
 
+def test_15_ctrl_c_while_the_main_worktree_follows_a_local_land_ends_landed_and_attached(repo: Repo) -> None:
+    p = _start(repo, "a")
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    out = repo.wtp_proc("land", "a", env={"WTP_TEST_INT_AT": "land:base-detached"})
+    assert "Traceback" not in out.err
+    assert out.code == 0 and "interrupted after 'main' took the candidate: task 'a' is landed" in out.out
+    assert repo.git("rev-parse", "--abbrev-ref", "HEAD") == "main"
+    assert (repo.path / "a.txt").read_text() == "a\n" and repo.git("status", "--porcelain") == ""
+    assert repo.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed"
+    assert repo.wtp_proc("doctor").code == 0
+
+
 def _unshare(*args: str, uts: bool = False) -> list[str]:
     return ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", *(["--uts"] if uts else []), *args]
 

@@ -2,7 +2,8 @@
 
 ``WTP_TEST_KILL_AT=<step>`` makes wtp SIGKILL itself when it reaches the named step
 boundary (for example ``land:before-publish``), so tests can show that the next
-command completes or rolls back every interrupted operation.  Steps are marked in
+command completes or rolls back every interrupted operation; ``WTP_TEST_INT_AT=<step>``
+sends it SIGINT there instead, as a Ctrl-C at that moment would.  Steps are marked in
 the code with ``crashpoints.step("...")``.  (Not git hooks: those are in ``agents``.)
 """
 
@@ -13,6 +14,7 @@ import signal
 
 
 def step(name: str) -> None:
-    target = os.environ.get("WTP_TEST_KILL_AT")
-    if target and target == name:
+    if os.environ.get("WTP_TEST_KILL_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("WTP_TEST_INT_AT") == name:
+        os.kill(os.getpid(), signal.SIGINT)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -436,15 +437,15 @@ def sync_base(ctx: Ctx, base: str, old: str, new: str) -> list[str] | None:
     # before the files are touched, it is attached again at once; interrupted while they
     # are brought along, doctor finds it detached and finishes the job.
     gitops.update_ref(w, "HEAD", old, old, DETACH_WHY, no_deref=True)
-    stage = "detached"
+    moved = False
     try:
         if not gitops.update_ref(ctx.root, ref, new, old, f"land onto {base}"):
             return None
+        moved = True
         crashpoints.step("land:base-detached")
-        stage = "files"
         ok, touched = gitops.read_tree_2way(w, old, new)
-        stage = "done" if ok else "refused"
         if ok:
+            gitops.attach_head(w, ref, f"follow {base}")
             return []
         return [
             f"'{base}' moved, but {w} has uncommitted changes to files the landing changed ({few(touched)}); "
@@ -452,8 +453,21 @@ def sync_base(ctx: Ctx, base: str, old: str, new: str) -> list[str] | None:
             f"'git -C {w} stash && git -C {w} switch {base} && git -C {w} stash pop'"
         ]
     finally:
-        if stage in ("detached", "done"):
+        if not moved:
+            gitops.attach_head(w, ref, f"back on {base}")  # nothing moved: as it was
+        elif sys.exc_info()[0] is not None:
+            _finish_follow(w, ref, base, old, new)
+
+
+def _finish_follow(w: Path, ref: str, base: str, old: str, new: str) -> None:
+    """Interrupted (Ctrl-C) after the branch moved: bring the files along before leaving,
+    so the worktree is not left detached; where that cannot be done, doctor says so."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        if gitops.read_tree_2way(w, old, new)[0]:
             gitops.attach_head(w, ref, f"follow {base}")
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 DETACH_WHY = "keep the worktree as it was"  # doctor looks for this in the reflog
