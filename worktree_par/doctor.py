@@ -209,14 +209,14 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
 
 def _main_worktree_findings(ctx: Ctx) -> list[Finding]:
     """The main worktree left detached by a land interrupted while its files were brought along."""
-    from .land import DETACH_WHY
+    from .publish import DETACH_WHY
 
     if ctx.repo.bare:
         return []
     head, attached = gitops.head(ctx.root)
     if attached is not None or head is None:
         return []
-    last = gitops.run(["reflog", "-1", "--format=%gs", "HEAD"], ctx.root, check=False).out.strip()
+    last = gitops.last_reflog_message(ctx.root, "HEAD")
     if DETACH_WHY not in last:
         return []
     base = ctx.detect_base()

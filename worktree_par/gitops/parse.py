@@ -1,5 +1,5 @@
 """Parsers of git's porcelain output: pure functions, no git calls, tested on recorded
-output (tests/test_gitparse.py).  gitops runs git and hands its output here, so no
+output (tests/test_gitparse.py).  The other gitops modules run git and hands its output here, so no
 other module ever reads git's text."""
 
 from __future__ import annotations

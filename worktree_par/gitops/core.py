@@ -1,0 +1,198 @@
+"""The chokepoint: every git call runs through ``run``, with a clean environment; and
+finding the repository a command runs in."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+from ..errors import GitError, NotARepo, UsageError
+from .parse import Worktree, parse_version, parse_worktrees
+
+# Variables that point git at another repository or index.  Inherited from a
+# hook or an outer git process they would make us operate on the wrong repo
+# (pre-commit issue #300), so they never reach our git calls.
+_REPO_ENV = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+    "GIT_QUARANTINE_PATH",
+)
+_env_cache: dict[str, str] | None = None
+ZERO = "0" * 40
+MIN_VERSION = (2, 38)  # merge-tree --write-tree
+
+
+def base_env() -> dict[str, str]:
+    global _env_cache
+    if _env_cache is None:
+        env = {k: v for k, v in os.environ.items() if k not in _REPO_ENV}
+        env["GIT_TERMINAL_PROMPT"] = "0"
+        # GIT_OPTIONAL_LOCKS stays on: 'git status' then saves the index it refreshed, which is
+        # what keeps the next status fast (README, Performance).
+        env["LC_ALL"] = "C"
+        _env_cache = env
+    return _env_cache
+
+
+class Result(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+    def z(self) -> list[str]:
+        """Split NUL-terminated output into its fields."""
+        return [f for f in self.out.split("\0") if f]
+
+
+_TRACE = os.environ.get("WTP_TRACE") == "1"
+
+
+def run(
+    args: list[str],
+    cwd: Path | str,
+    *,
+    check: bool = True,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+    ok_codes: tuple[int, ...] = (0,),
+) -> Result:
+    """Run ``git <args>`` in ``cwd``; raise GitError unless the exit code is in ok_codes."""
+    full_env = base_env() if not env else {**base_env(), **env}
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            input=input.encode("utf-8", "surrogateescape") if input is not None else None,
+            capture_output=True,
+            env=full_env,
+        )
+    except FileNotFoundError as e:
+        if not Path(cwd).is_dir():
+            raise UsageError(f"directory {cwd} does not exist") from e
+        raise UsageError("git is not installed or not on PATH: install git 2.38 or newer") from e
+    res = Result(
+        proc.returncode,
+        proc.stdout.decode("utf-8", "surrogateescape"),
+        proc.stderr.decode("utf-8", "surrogateescape"),
+    )
+    if _TRACE:
+        ms = (time.monotonic() - t0) * 1000
+        print(f"wtp trace: git {' '.join(args)}  [in {cwd}] -> {res.code} ({ms:.1f} ms)", file=sys.stderr)
+    if check and res.code not in ok_codes:
+        raise GitError(args, res.code, res.out, res.err, str(cwd))
+    return res
+
+
+def spawn(args: list[str], cwd: Path | str) -> subprocess.Popen[bytes]:
+    """Start ``git <args>`` without waiting, for callers that run several at once."""
+    return subprocess.Popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env())
+
+
+def require_version(cwd: Path) -> None:
+    """Refuse a git older than wtp needs (checked where the newer feature failed)."""
+    found = parse_version(run(["version"], cwd).out)
+    if found < MIN_VERSION:
+        raise UsageError(f"wtp needs git {'.'.join(map(str, MIN_VERSION))} or newer, found {found[0]}.{found[1]}")
+
+
+# --- repository discovery -------------------------------------------------------------
+
+
+class RepoInfo(NamedTuple):
+    cwd: Path  # where the command runs (a worktree, main or linked)
+    toplevel: Path  # top of the worktree we are in
+    common_dir: Path  # shared git dir: state lives under it
+    main_root: Path  # the main worktree's top level (the bare repository when there is none)
+    bare: bool = False  # a bare repository with linked worktrees: there is no main worktree
+
+    @property
+    def config_root(self) -> Path:
+        """Where the committed config is read: the main worktree, or this worktree when bare."""
+        return self.toplevel if self.bare else self.main_root
+
+
+MAIN_ROOT_FILE = "main-root"  # under <common>/wtp: the main worktree, where git cannot tell it
+
+
+def discover(path: Path) -> RepoInfo:
+    """Find the repository containing ``path``; refuse bare repos and non-repos."""
+    if not path.is_dir():
+        raise UsageError(f"directory {path} does not exist: pass an existing path to -C")
+    res = run(
+        [
+            "rev-parse",
+            "--path-format=absolute",
+            "--is-bare-repository",
+            "--git-dir",
+            "--git-common-dir",
+            "--show-toplevel",
+        ],
+        path,
+        check=False,
+    )
+    if res.code != 0:
+        if "must be run in a work tree" in res.err:
+            raise NotARepo(
+                f"{path} is a bare repository or a .git directory: wtp needs a working tree (clone it first)"
+            )
+        if "not a git repository" in res.err:
+            raise NotARepo(f"{path} is not inside a git repository: run wtp from a clone, or pass -C REPO")
+        raise GitError(["rev-parse"], res.code, res.out, res.err, str(path))
+    lines = res.out.splitlines()
+    if lines and lines[0] == "true":
+        raise NotARepo(f"{path} is a bare repository: wtp needs a repository with a working tree (clone it first)")
+    if len(lines) < 4:
+        raise NotARepo(f"{path} is inside a .git directory, not a working tree: run wtp from the work tree")
+    git_dir, common, top = Path(lines[1]), Path(lines[2]), Path(lines[3])
+    record = common / "wtp" / MAIN_ROOT_FILE
+    if git_dir == common:  # we stand in the main worktree
+        if common != top / ".git":  # git init --separate-git-dir: remember where the checkout is
+            _remember_main(record, top)
+        return RepoInfo(path, top, common, top)
+    if common.name == ".git" and (common.parent / ".git").is_dir():
+        return RepoInfo(path, top, common, common.parent)
+    first = worktrees(top)[0]
+    if first.bare:
+        return RepoInfo(path, top, common, first.path, bare=True)
+    if first.path == common:  # git 2.39 names the git dir itself for a separate-git-dir checkout
+        try:
+            return RepoInfo(path, top, common, Path(record.read_text().strip()))
+        except OSError:
+            raise NotARepo(
+                f"the git dir {common} is kept apart from its checkout, and git cannot say where that is: "
+                "run any wtp command once from the main checkout"
+            ) from None
+    return RepoInfo(path, top, common, first.path)
+
+
+def _remember_main(record: Path, top: Path) -> None:
+    try:
+        if not record.is_file() or record.read_text().strip() != str(top):
+            record.parent.mkdir(exist_ok=True)
+            record.write_text(f"{top}\n")
+    except OSError:
+        pass  # a read-only state dir: the error comes where state is written
+
+
+def worktrees(cwd: Path) -> list[Worktree]:
+    """``git worktree list --porcelain -z`` parsed; the main worktree comes first."""
+    for attempt in range(5):
+        # Another process adding or removing a worktree can make the listing fail for a moment.
+        res = run(["worktree", "list", "--porcelain", "-z"], cwd, check=False)
+        if res.code == 0 or "failed to read" not in res.err:
+            break
+        time.sleep(0.05 * (attempt + 1))
+    if res.code != 0:
+        raise GitError(["worktree", "list"], res.code, res.out, res.err, str(cwd))
+    return parse_worktrees(res.out)

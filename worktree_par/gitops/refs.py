@@ -1,0 +1,155 @@
+"""Refs and commits: reading them, moving them only by compare-and-swap, and asking what
+reaches what."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from .core import ZERO, run
+from .parse import Sha
+
+# --- refs -------------------------------------------------------------------------
+
+
+def rev_parse(cwd: Path, rev: str) -> Sha | None:
+    """The commit ``rev`` names, or None when it names no commit."""
+    res = run(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"], cwd, check=False)
+    return Sha(res.out.strip()) if res.code == 0 else None
+
+
+def ref_value(cwd: Path, ref: str) -> Sha | None:
+    res = run(["rev-parse", "--verify", "--quiet", "--end-of-options", ref], cwd, check=False)
+    return Sha(res.out.strip()) if res.code == 0 else None
+
+
+def tree_of(cwd: Path, rev: str) -> Sha:
+    return Sha(run(["rev-parse", "--verify", "--end-of-options", f"{rev}^{{tree}}"], cwd).out.strip())
+
+
+def head(wt: Path) -> tuple[Sha | None, str | None]:
+    """(HEAD commit, the branch it is attached to or None when detached) of a worktree."""
+    res = run(["rev-parse", "--verify", "--quiet", "HEAD"], wt, check=False)
+    sym = run(["symbolic-ref", "--quiet", "HEAD"], wt, check=False)
+    return (Sha(res.out.strip()) if res.code == 0 else None), (sym.out.strip() if sym.code == 0 else None)
+
+
+_PLAIN_REF = re.compile(r"[A-Za-z0-9._/-]+")
+
+
+def check_ref_format(cwd: Path, ref: str) -> bool:
+    """git's rules for a ref name.  Names made only of letters, digits and ``._/-`` (every
+    wtp branch with the default prefix) are checked here by the rules that can apply to
+    them, saving a git call per command; anything else is asked of git itself."""
+    if _PLAIN_REF.fullmatch(ref):
+        parts = ref.split("/")
+        return not (
+            len(parts) < 2
+            or "" in parts
+            or ".." in ref
+            or ref.endswith(".")
+            or any(p.startswith(".") or p.endswith(".lock") for p in parts)
+        )
+    return run(["check-ref-format", ref], cwd, check=False).code == 0
+
+
+class RefInfo(NamedTuple):
+    commit: Sha | None  # the commit the ref peels to, None when it names no commit
+    symref: str  # the target of a symbolic ref, else ""
+
+
+def refs(cwd: Path, names: list[str]) -> dict[str, RefInfo]:
+    """The refs among ``names`` that exist, looked up in one ``for-each-ref`` call."""
+    if not names:
+        return {}
+    fmt = "%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)%00%(symref)"
+    out = run(["for-each-ref", f"--format={fmt}", *names], cwd).out
+    wanted = set(names)
+    found: dict[str, RefInfo] = {}
+    for line in out.splitlines():
+        f = line.split("\0")
+        if len(f) != 6 or f[0] not in wanted:  # patterns also match refs below a name
+            continue
+        commit = f[2] if f[1] == "commit" else f[4] if f[3] == "commit" else None
+        found[f[0]] = RefInfo(Sha(commit) if commit else None, f[5])
+    return found
+
+
+def refs_under(cwd: Path, prefix: str) -> dict[str, Sha]:
+    """Every ref below ``prefix`` (e.g. 'refs/heads/wtp/') with the object it names."""
+    out = run(["for-each-ref", "--format=%(refname)%00%(objectname)", prefix], cwd).out
+    return {f[0]: Sha(f[1]) for f in (line.split("\0") for line in out.splitlines()) if len(f) == 2}
+
+
+def config_values(cwd: Path, pattern: str) -> list[tuple[str, str]]:
+    """(key, value) pairs of the git config whose key matches the regular expression."""
+    res = run(["config", "-z", "--get-regexp", pattern], cwd, ok_codes=(0, 1))
+    return [(k, v) for k, _, v in (e.partition("\n") for e in res.z())]
+
+
+def update_ref(cwd: Path, ref: str, new: str, old: str | None, why: str, *, no_deref: bool = False) -> bool:
+    """Compare-and-swap ``ref`` from ``old`` (None: must not exist) to ``new``."""
+    expected = old if old is not None else ZERO
+    args = [
+        "update-ref",
+        "--create-reflog",
+        "-m",
+        f"wtp: {why}",
+        *(["--no-deref"] if no_deref else []),
+        ref,
+        new,
+        expected,
+    ]
+    return run(args, cwd, check=False).code == 0
+
+
+def delete_ref(cwd: Path, ref: str, old: str) -> bool:
+    """Delete ``ref`` if it still names ``old`` (only the guard calls this for task refs)."""
+    return run(["update-ref", "-d", ref, old], cwd, check=False).code == 0
+
+
+def attach_head(wt: Path, ref: str, why: str) -> None:
+    run(["symbolic-ref", "-m", f"wtp: {why}", "HEAD", ref], wt)
+
+
+def is_ancestor(cwd: Path, a: str, b: str) -> bool:
+    return run(["merge-base", "--is-ancestor", a, b], cwd, ok_codes=(0, 1)).code == 0
+
+
+def merge_base(cwd: Path, a: str, b: str) -> Sha | None:
+    res = run(["merge-base", a, b], cwd, check=False)
+    return Sha(res.out.strip()) if res.code == 0 else None
+
+
+def commits_not_in(cwd: Path, tips: Sequence[str], keep: Sequence[str], keep_globs: tuple[str, ...] = ()) -> list[Sha]:
+    """Commits reachable from ``tips`` but from none of ``keep`` (refs or commits) nor the
+    refs matching ``keep_globs`` (``--glob`` patterns): what deleting the tips would lose."""
+    if not tips:
+        return []
+    args = ["rev-list", *tips, "--not", *keep, *(f"--glob={g}" for g in keep_globs), "--"]
+    return [Sha(s) for s in run(args, cwd).out.split()]
+
+
+def unmatched_commits(cwd: Path, left: str, right: str) -> list[Sha]:
+    """Commits of ``right`` not on ``left`` whose change ``left`` has no copy of (by patch id)."""
+    out = run(["rev-list", "--cherry-pick", "--right-only", "--no-merges", f"{left}...{right}", "--"], cwd).out
+    return [Sha(s) for s in out.split()]
+
+
+def count_commits(cwd: Path, tip: str, exclude: Sequence[str]) -> int:
+    return int(run(["rev-list", "--count", tip, *(f"^{b}" for b in exclude), "--"], cwd).out.strip())
+
+
+def subjects(cwd: Path, commits: Sequence[str]) -> dict[str, str]:
+    """The one-line subject of each commit."""
+    if not commits:
+        return {}
+    out = run(["log", "--no-walk=unsorted", "--format=%H%x00%s", *commits, "--"], cwd).out
+    return dict(line.split("\0", 1) for line in out.splitlines() if "\0" in line)
+
+
+def last_reflog_message(cwd: Path, ref: str) -> str:
+    """Why ``ref`` last moved, as its reflog says ('' without a reflog)."""
+    return run(["reflog", "-1", "--format=%gs", ref, "--"], cwd, check=False).out.strip()

@@ -1,0 +1,235 @@
+"""Worktrees and what is in them: the worktree list, status, stopped operations,
+snapshots, rebases, merges and the checkout's files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from .. import locks
+from ..errors import GitError
+from .core import Result, require_version, run, spawn
+from .parse import (
+    HEX40,
+    MergeTree,
+    Sha,
+    commit_ids,
+    parse_merge_tree,
+    parse_read_tree_refusal,
+    parse_status,
+    parse_status_entries,
+)
+
+# --- worktrees --------------------------------------------------------------------
+
+
+def worktree(root: Path, args: list[str], lock: Path, *, parallel_checkout: bool = False, check: bool = True) -> Result:
+    """'git worktree add/remove/prune/unlock' under the repo-wide worktree lock ``lock``: git
+    reads every worktree's admin folder while adding one, and fails ('failed to read
+    .git/worktrees/x/commondir') when another process is creating or deleting one."""
+    # git's parallel checkout (one worker per core; git keeps small checkouts sequential).
+    opts = ["-c", "checkout.workers=0"] if parallel_checkout and args[0] == "add" else []
+    with locks.Lock(lock, what="the worktree lock"):
+        return run([*opts, "worktree", *args], root, check=check)
+
+
+def git_dir_of(wt: Path) -> Path:
+    """The private git dir of a worktree (``.git`` or the ``gitdir:`` its .git file names),
+    read without a git call; asks git when the .git entry is anything else."""
+    dot = wt / ".git"
+    if dot.is_dir():
+        return dot
+    try:
+        text = dot.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        text = ""
+    if text.startswith("gitdir: ") and text.count("\n") <= 1:
+        return (wt / text[len("gitdir: ") :].strip("\n")).resolve()
+    return Path(run(["rev-parse", "--path-format=absolute", "--git-dir"], wt).out.strip())
+
+
+STATUS_ARGS = ["status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"]
+
+
+def status_paths(wt: Path) -> list[str]:
+    """Paths with staged, unstaged or untracked (not ignored) changes, renames under both names."""
+    return parse_status(run(STATUS_ARGS, wt).out)
+
+
+def ignored_paths(wt: Path) -> list[str]:
+    """Ignored files and folders in a worktree (a folder wholly ignored is named once, with '/')."""
+    out = run(["status", "--porcelain=v2", "-z", "--ignored=matching", "--untracked-files=normal"], wt).out
+    return [e.path for e in parse_status_entries(out) if e.kind == "!"]
+
+
+def in_progress(wt: Path) -> tuple[str, list[Sha]]:
+    """The operation stopped in a worktree ("rebase", "merge", "cherry-pick", "revert", "am"
+    or "") and the commits it holds: the original head and every commit it still has to
+    replay, the merged heads, the picked commit."""
+    gd = git_dir_of(wt)
+
+    def read(p: Path) -> str:
+        try:
+            return p.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    for d, name in (
+        (gd / "rebase-merge", "rebase"),
+        (gd / "rebase-apply", "am" if (gd / "rebase-apply" / "applying").exists() else "rebase"),
+    ):
+        if d.is_dir():
+            text = "\n".join(read(d / f) for f in ("orig-head", "stopped-sha", "git-rebase-todo", "done", "amend"))
+            return name, commit_ids(text)
+    for f, name in (("MERGE_HEAD", "merge"), ("CHERRY_PICK_HEAD", "cherry-pick"), ("REVERT_HEAD", "revert")):
+        text = read(gd / f)
+        if text:
+            return name, commit_ids(text)
+    return "", []
+
+
+def rebase_in_progress(wt: Path) -> bool:
+    return in_progress(wt)[0] in ("rebase", "am")
+
+
+def snapshot(wt: Path, extra: list[str] | None = None) -> tuple[Sha, Sha]:
+    """(commit, tree) holding the worktree's current files (tracked and untracked, not ignored,
+    plus the ignored ``extra`` paths).  Built with a throw-away index so the user's index,
+    files and refs are untouched; its parent is HEAD."""
+    res = run(["rev-parse", "--path-format=absolute", "--git-path", "index", "HEAD"], wt, check=False)
+    lines = res.out.splitlines()
+    index = Path(lines[0])
+    head_sha = lines[1] if res.code == 0 and len(lines) > 1 and HEX40.match(lines[1]) else None
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="wtp-index-") as tmp:
+        tmp_index = Path(tmp) / "index"
+        if index.exists():
+            # Starting from the real index keeps its stat cache, so add -A only re-hashes what changed.
+            tmp_index.write_bytes(index.read_bytes())
+        env = {"GIT_INDEX_FILE": str(tmp_index)}
+        run(["add", "--all", "--", "."], wt, env=env)
+        if extra:
+            run(["add", "--force", "--", *extra], wt, env=env)
+        tree = Sha(run(["write-tree"], wt, env=env).out.strip())
+    return commit_tree(wt, tree, [head_sha] if head_sha else [], "wtp snapshot of uncommitted work"), tree
+
+
+def commit_tree(cwd: Path, tree: str, parents: Sequence[str], message: str, env: dict[str, str] | None = None) -> Sha:
+    args = ["commit-tree", tree, *(a for p in dict.fromkeys(parents) for a in ("-p", p)), "-m", message]
+    return Sha(run(args, cwd, env=env).out.strip())
+
+
+def reset_keep(wt: Path, commit: str) -> bool:
+    """Move the worktree's branch (and its clean files) to ``commit``; False when git refuses."""
+    return run(["reset", "--quiet", "--keep", commit], wt, check=False).code == 0
+
+
+def read_tree_2way(wt: Path, old: str, new: str) -> tuple[bool, list[str]]:
+    """Bring a worktree's files from ``old`` to ``new`` where they were not changed by the user.
+    (True, []) when done; (False, files in the way) when git refused and changed nothing."""
+    res = run(["read-tree", "-m", "-u", old, new], wt, check=False)
+    if res.code == 0:
+        return True, []
+    paths = parse_read_tree_refusal(res.err)
+    if not paths:
+        paths = [res.err.strip().splitlines()[-1] if res.err.strip() else "git read-tree failed"]
+    return False, paths
+
+
+class Rebase(NamedTuple):
+    ok: bool
+    conflicts: list[str]
+    error: str  # git's last line when it failed without a conflict
+
+
+def rebase_onto(wt: Path, onto: str, upstream: str) -> Rebase:
+    """``git rebase --onto onto upstream``: replay only the commits after ``upstream``.  On
+    failure the rebase is aborted, so the branch and files are as before."""
+    res = run(
+        ["rebase", "--quiet", "--no-autostash", "--onto", onto, upstream], wt, check=False, env={"GIT_EDITOR": "true"}
+    )
+    if res.code == 0:
+        return Rebase(True, [], "")
+    paths = run(["diff", "--name-only", "-z", "--diff-filter=U"], wt, check=False).z()
+    rebase_abort(wt)
+    last = res.err.strip().splitlines()[-1] if res.err.strip() else "no output"
+    return Rebase(False, sorted(paths), last)
+
+
+def rebase_abort(wt: Path) -> None:
+    run(["rebase", "--abort"], wt, check=False)
+
+
+def merge_tree(cwd: Path, a: str, b: str) -> MergeTree:
+    """The tree merging commits a and b gives, and the paths that conflict (none: clean)."""
+    res = run(["merge-tree", "--write-tree", "--name-only", "-z", "--no-messages", a, b], cwd, check=False)
+    parsed = parse_merge_tree(res.code, res.out)
+    if parsed is None:
+        if res.code == 129:
+            require_version(cwd)
+        raise GitError(["merge-tree", "--write-tree", a, b], res.code, res.out, res.err, str(cwd))
+    return parsed
+
+
+def log_messages(cwd: Path, upstream: str, tip: str) -> tuple[str, dict[str, str]]:
+    """(the messages of upstream..tip, oldest first; the author env of the oldest one)."""
+    msgs = run(["log", "--reverse", "--format=%B", f"{upstream}..{tip}", "--"], cwd).out.strip()
+    first = run(["log", "-1", "--reverse", "--format=%an%x00%ae%x00%aI", f"{upstream}..{tip}", "--"], cwd).out
+    an, ae, ad = (first.strip("\n").split("\0") + ["", "", ""])[:3]
+    env = {"GIT_AUTHOR_NAME": an, "GIT_AUTHOR_EMAIL": ae, "GIT_AUTHOR_DATE": ad} if an else {}
+    return msgs, env
+
+
+def diff_names(cwd: Path, a: str, b: str) -> list[tuple[str, str]]:
+    """(status letter, path) of every path that differs between commits a and b, no renames."""
+    fields = run(["diff", "--name-status", "-z", "--no-renames", a, b, "--"], cwd).z()
+    return list(zip(fields[::2], fields[1::2]))
+
+
+def check_ignore(cwd: Path, paths: list[str]) -> set[str]:
+    """The paths among ``paths`` that git ignores."""
+    res = run(["check-ignore", "-z", "--no-index", "--stdin"], cwd, input="\0".join(paths) + "\0", ok_codes=(0, 1))
+    return set(res.z())
+
+
+def gitlinks(wt: Path) -> list[tuple[str, Sha]]:
+    """(path, recorded commit) of every submodule in the worktree's index."""
+    out = run(["ls-files", "--stage", "-z"], wt).out
+    found = []
+    for entry in out.split("\0"):
+        if entry.startswith("160000 "):
+            meta, _, path = entry.partition("\t")
+            found.append((path, Sha(meta.split()[1])))
+    return found
+
+
+def finish_checkout(wt: Path) -> list[str]:
+    """Complete a checkout a killed 'git worktree add' left half done: the index from HEAD,
+    then every missing file.  Files already there are not overwritten: the ones that differ
+    from HEAD are returned."""
+    run(["read-tree", "HEAD"], wt)
+    run(["checkout-index", "--all", "--quiet"], wt, check=False)
+    return status_paths(wt)
+
+
+class BranchSummary(NamedTuple):
+    dirty: list[str]  # uncommitted and untracked paths in the worktree
+    ahead: int | None  # commits on the branch not on the base
+    behind: int | None  # commits on the base not on the branch
+    committed: set[str]  # paths the branch changed since it forked
+
+
+def branch_summary(wt: Path, root: Path, base_ref: str, ref: str) -> BranchSummary:
+    """What 'wtp list' shows of a task: three git calls run side by side."""
+    st = spawn(STATUS_ARGS, wt)
+    ab = spawn(["rev-list", "--left-right", "--count", f"{base_ref}...{ref}", "--"], root)
+    ch = spawn(["diff", "--name-only", "-z", "--no-renames", f"{base_ref}...{ref}", "--"], root)
+    st_out, ab_out, ch_out = (p.communicate()[0].decode("utf-8", "surrogateescape") for p in (st, ab, ch))
+    dirty = parse_status(st_out) if st.returncode == 0 else []
+    ahead = behind = None
+    if ab.returncode == 0:
+        behind, ahead = (int(x) for x in ab_out.split())
+    committed = set(ch_out.split("\0")) - {""} if ch.returncode == 0 else set()
+    return BranchSummary(dirty, ahead, behind, committed)
