@@ -46,6 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
         GIT_AUTHOR_EMAIL="test@example.com",
         GIT_COMMITTER_NAME="Test",
         GIT_COMMITTER_EMAIL="test@example.com",
+        GIT_AUTHOR_DATE="2026-01-01T00:00:00Z",
+        GIT_COMMITTER_DATE="2026-01-01T00:00:00Z",
+        GIT_EDITOR="false",  # a git call that would open an editor fails instead of hanging
         PYTHONDONTWRITEBYTECODE="1",
     )
 
@@ -240,11 +243,12 @@ def _cwd_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True, scope="session")
 def _project_untouched() -> Iterator[None]:
-    """Fail the run if a test committed into, or left files in, this project's own repository."""
+    """Fail the run if a test committed into, or changed a tracked file of, this project's own
+    repository (untracked files, such as a virtualenv a developer keeps there, do not count)."""
 
     def snapshot() -> tuple[str, str]:
         return git(ROOT, "rev-parse", "HEAD", check=False), git(
-            ROOT, "status", "--porcelain", "--untracked-files=all", check=False
+            ROOT, "status", "--porcelain", "--untracked-files=no", check=False
         )
 
     if not (ROOT / ".git").exists():

@@ -146,7 +146,8 @@ def test_a_conflict_blocks_the_task_names_paths_and_lands_after_resolution(remot
     r.git("rebase", "origin/main", cwd=pb, check=False)
     r.write("src/app.js", "version a\nversion b\n", cwd=pb)
     r.git("add", "src/app.js", cwd=pb)
-    subprocess.run(["git", "-c", "core.editor=true", "rebase", "--continue"], cwd=pb, check=True, capture_output=True)
+    env = {**os.environ, "GIT_EDITOR": "true"}  # keep the message as it is (the suite sets GIT_EDITOR=false)
+    subprocess.run(["git", "rebase", "--continue"], cwd=pb, check=True, capture_output=True, env=env)
     again = r.wtp("land", "b")
     assert again.code == 0, again.err
     assert r.git("show", "origin/main:src/app.js") == "version a\nversion b"
@@ -254,13 +255,15 @@ def test_a_lander_killed_mid_gate_neither_wedges_the_queue_nor_loses_commits(rem
 def test_queue_wait_times_out_with_exit_3(repo: Repo, tmp_path: Path) -> None:
     _task_with_commit(repo, "a", {"a.txt": "a\n"})
     _task_with_commit(repo, "b", {"b.txt": "b\n"})
-    started = tmp_path / "started"
-    lander = repo.spawn("land", "a", "--gate", f"touch {started}; sleep 5")
+    started, stop = tmp_path / "started", tmp_path / "stop"
+    gate = f"touch {started}; while [ ! -e {stop} ]; do sleep 0.05; done"  # holds the queue until told
+    lander = repo.spawn("land", "a", "--gate", gate)
     while not started.exists():
         time.sleep(0.05)
     out = repo.wtp_proc("land", "b", "--timeout", "0.3")
     assert out.code == 3
-    assert "timed out after 0.3s waiting for the land queue, held by task 'a'" in out.err
+    assert out.err.splitlines()[-1].startswith("wtp: timed out after 0.3s waiting for the land queue, held by task 'a'")
+    stop.touch()
     lander.communicate(timeout=30)
     assert repo.wtp_proc("land", "b").code == 0
 

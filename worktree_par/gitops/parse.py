@@ -93,17 +93,26 @@ class MergeTree(NamedTuple):
 _SIDE_SUFFIX = re.compile(r"~[0-9a-f]{40}$")
 
 
-def parse_merge_tree(code: int, out: str) -> MergeTree | None:
-    """``git merge-tree --write-tree --name-only -z --no-messages`` output; None when it is
-    not a merge result at all.  git 2.39 exits 1 both for a conflict and for a bad
+def parse_merge_tree(code: int, out: str, sides: tuple[str, ...] = ()) -> MergeTree | None:
+    """``git merge-tree --write-tree --name-only -z --no-messages A B`` output; None when it
+    is not a merge result at all.  git 2.39 exits 1 both for a conflict and for a bad
     revision: a conflict is exit 1 *and* a first field that is a tree id."""
     fields = out.split("\0")
     if code not in (0, 1) or not HEX40.match(fields[0]):
         return None
     if code == 0:
         return MergeTree(Sha(fields[0]), [])
-    # The file side of a file/directory conflict is renamed 'path~<side>': name the path itself.
-    return MergeTree(Sha(fields[0]), sorted({_SIDE_SUFFIX.sub("", f) for f in fields[1:] if f}))
+    # The file side of a file/directory conflict is renamed 'path~<side>' (<side>: the
+    # revision as given, A or B): name the path itself.
+    suffixes = tuple(f"~{s}" for s in sides)
+
+    def path(f: str) -> str:
+        for suffix in suffixes:
+            if f.endswith(suffix):
+                return f[: -len(suffix)]
+        return _SIDE_SUFFIX.sub("", f)
+
+    return MergeTree(Sha(fields[0]), sorted({path(f) for f in fields[1:] if f}))
 
 
 class PushResult(NamedTuple):
@@ -114,7 +123,8 @@ class PushResult(NamedTuple):
 
     @property
     def updated(self) -> bool:
-        return self.flag in (" ", "+", "*")
+        """The remote's ref now holds what was pushed ('=': it already did)."""
+        return self.flag in (" ", "+", "*", "=")
 
     @property
     def lost_race(self) -> bool:

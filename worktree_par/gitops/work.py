@@ -165,7 +165,7 @@ def rebase_abort(wt: Path) -> None:
 def merge_tree(cwd: Path, a: str, b: str) -> MergeTree:
     """The tree merging commits a and b gives, and the paths that conflict (none: clean)."""
     res = run(["merge-tree", "--write-tree", "--name-only", "-z", "--no-messages", a, b], cwd, check=False)
-    parsed = parse_merge_tree(res.code, res.out)
+    parsed = parse_merge_tree(res.code, res.out, (a, b))
     if parsed is None:
         if res.code == 129:
             require_version(cwd)
