@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,8 @@ def start(
     task: str,
     *,
     base: str | None = None,
-    touch: list[str] | None = None,
-    use: list[str] | None = None,
+    touch: Sequence[str] = (),
+    use: Sequence[str] = (),
     wait: bool = False,
     timeout: float | None = None,
     force: bool = False,
@@ -51,7 +52,7 @@ def start(
     if timeout is not None and not wait:
         raise UsageError("--timeout goes with --wait: add --wait")
     c = open_repo(where)
-    result = tasks.start(c, task, base_ref=base, touch=touch, use=use, force=force, say=err)
+    result = tasks.start(c, task, base_ref=base, touch=list(touch), use=list(use), force=force, say=err)
     t = result.task
     if wait and t.state == QUEUED:
         for m in result.messages:

@@ -153,9 +153,12 @@ def rebase_onto(wt: Path, onto: str, upstream: str) -> Rebase:
     if res.code == 0:
         return Rebase(True, [], "")
     paths = run(["diff", "--name-only", "-z", "--diff-filter=U"], wt, check=False).z()
+    # A file/directory conflict parks the file side as 'path~<side>' next to the folder 'path':
+    # name the path itself, as merge-tree's parser does.
+    named = {p.rsplit("~", 1)[0] if "~" in p and (wt / p.rsplit("~", 1)[0]).is_dir() else p for p in paths}
     rebase_abort(wt)
     last = res.err.strip().splitlines()[-1] if res.err.strip() else "no output"
-    return Rebase(False, sorted(paths), last)
+    return Rebase(False, sorted(named), last)
 
 
 def rebase_abort(wt: Path) -> None:

@@ -1,0 +1,151 @@
+"""Code health (issue 15): one body per command behind both front doors, the defects the
+review found, and the debugging aids (WTP_TRACE, the crash log of a git failure)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import Repo
+
+
+def _bound(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    b = inspect.signature(fn).bind(*args, **kwargs)
+    b.apply_defaults()
+    return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in b.arguments.items()}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["path", "a"],
+        ["start", "a"],
+        ["land", "a"],
+        ["list"],
+        ["list", "--json"],
+        ["-C", "/some/where", "list"],  # defect 6: this form missed the fast path
+        ["-C", "/some/where", "list", "--json"],
+        ["-C", "/some/where", "start", "b"],
+    ],
+)
+def test_both_front_doors_call_the_same_body_with_the_same_arguments(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from worktree_par import commands, entry
+    from worktree_par.cli import app
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for name in ("path", "start", "land", "list_"):
+        real = getattr(commands, name)
+
+        def record(*a: Any, _real: Any = real, _name: str = name, **k: Any) -> int:
+            calls.append((_name, _bound(_real, a, k)))
+            return 0
+
+        monkeypatch.setattr(commands, name, record)
+    call = entry.parse(argv)
+    assert call is not None, "the fast path should answer this"
+    assert entry.body(call)() == 0
+    res = CliRunner().invoke(app, argv, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert len(calls) == 2 and calls[0] == calls[1]
+
+
+def test_the_fast_path_leaves_every_other_form_to_typer() -> None:
+    from worktree_par import entry
+
+    for argv in (
+        ["path"],
+        ["path", "a", "b"],
+        ["start", "a", "--wait"],
+        ["land", "--json", "a"],
+        ["list", "--all"],
+        ["rm", "a"],
+        ["-C"],
+        [],
+    ):
+        assert entry.parse(argv) is None, argv
+
+
+@pytest.mark.parametrize("columns", ["80", "100", "40"])
+def test_1_bare_wtp_prints_help_on_stdout_and_exits_0_at_any_width(columns: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "worktree_par"], capture_output=True, text=True, env={**os.environ, "COLUMNS": columns}
+    )
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout.startswith("Usage: wtp [OPTIONS] COMMAND [ARGS]...")
+
+
+def test_2_adopt_records_the_fork_point(repo: Repo) -> None:
+    root = repo.path.parent / "repo.worktrees"
+    repo.git("worktree", "add", "-q", "-b", "wtp/stray", str(root / "stray"))
+    repo.commit({"s.txt": "s\n"}, cwd=root / "stray")
+    fork = repo.git("rev-parse", "main")
+    repo.commit({"later.txt": "base moved\n"})
+    assert repo.wtp_proc("doctor", "--fix", "--adopt").code == 1
+    assert repo.state()["tasks"][0]["fork"] == fork
+
+
+@pytest.mark.parametrize("strategy", ["merge", "squash", "rebase"])
+def test_3_land_and_check_name_a_file_directory_conflict_alike(repo: Repo, strategy: str) -> None:
+    repo.commit({"thing": "a file\n"})
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.git("rm", "-q", "thing", cwd=p)
+    repo.commit({"thing/inside.txt": "now a folder\n"}, cwd=p)
+    repo.commit({"thing": "the file, edited on main\n"})
+    checked = repo.wtp("check", "--json").json()["collisions"]
+    assert [(c["kind"], c["paths"]) for c in checked] == [("conflict", ["thing"])]
+    out = repo.wtp("land", "a", "--strategy", strategy, "--json")
+    assert out.code == 1
+    assert json.loads(out.out)["paths"] == ["thing"]
+
+
+def test_wtp_trace_prints_each_git_call(repo: Repo) -> None:
+    repo.wtp("start", "a")
+    out = repo.wtp_proc("path", "a", env={"WTP_TRACE": "1"})
+    assert out.code == 0
+    traced = [line for line in out.err.splitlines() if line.startswith("wtp trace: git ")]
+    assert traced and all(
+        f"[in {repo.path}]" in line and " -> 0 (" in line and line.endswith(" ms)") for line in traced
+    )
+
+
+def test_a_git_failure_writes_its_argv_and_output_to_the_crash_log(remote_repo: Repo) -> None:
+    r = remote_repo
+    p = Path(r.wtp("start", "a").lines[-1])
+    r.commit({"a.txt": "a\n"}, cwd=p)
+    r.git("remote", "set-url", "origin", str(r.path.parent / "gone.git"))
+    out = r.wtp_proc("land", "a")
+    assert out.code == 1 and len(out.err.strip().splitlines()) == 1, out.err
+    assert out.err.startswith(
+        "wtp: 'git fetch --quiet --no-tags origin +refs/heads/main:refs/remotes/origin/main' failed (exit 128)"
+    )
+    log = Path(out.err.rsplit("details in ", 1)[1].strip())
+    text = log.read_text()
+    assert f"cwd: {r.path}" in text and "argv: git fetch" in text and "--- stderr" in text and "gone.git" in text
+    assert r.wtp("list", "--json").json()["tasks"][0]["state"] == "active"  # rolled back, nothing lost
+
+
+def test_the_psutil_path_finds_processes_and_start_times(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where /proc is missing (macOS, BSD), wtp asks psutil: forced here so that path runs."""
+    from worktree_par import locks, procs
+
+    child = subprocess.Popen(["sleep", "30"], cwd=tmp_path)
+    try:
+        real_isdir = os.path.isdir
+        monkeypatch.setattr(os.path, "isdir", lambda p: False if str(p) == "/proc/self" else real_isdir(p))
+        assert procs.processes_in([tmp_path])[tmp_path] == [procs.Proc(child.pid, "sleep")]
+        start = locks.process_start(child.pid)
+        assert start > 0 and locks.process_start(child.pid) == start
+    finally:
+        child.kill()
+        child.wait()
