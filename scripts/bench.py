@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as b  # noqa: E402
+import benchparts as bp  # noqa: E402
 
 
 def main() -> None:
@@ -47,25 +48,25 @@ def main() -> None:
             with b.phase(f"repository of {nfiles} files"):
                 repo = b.make_repo(base / f"r{nfiles}", nfiles, remote=True)
             if nfiles == 2000:
-                b.part_help(res, repo)
+                bp.part_help(res, repo)
             # start, warm start and land first, on a repository with no other worktrees: a
             # mass deletion just before would stall their checkouts on a disk with discard.
             with b.phase("start"):
-                b.part_start(res, repo, nfiles)
+                bp.part_start(res, repo, nfiles)
             with b.phase("warm start"):
-                b.part_warm(res, repo, nfiles)
+                bp.part_warm(res, repo, nfiles)
             for concurrent in (False, True):
                 with b.phase("land"):
-                    b.part_land(res, repo, nfiles, 4, concurrent)
-            pool = b.TaskPool(repo, nfiles)
+                    bp.part_land(res, repo, nfiles, 4, concurrent)
+            pool = bp.TaskPool(repo, nfiles)
             for ntasks in (3, 10, 30):
                 with b.phase(f"{ntasks} task worktrees"):
                     pool.reset()
                     pool.grow(ntasks)
-                b.part_list_path(res, pool)
+                bp.part_list_path(res, pool)
                 for nchanged in (50, 500):
                     with b.phase(f"check {ntasks} x {nchanged}"):
-                        b.part_check(res, pool, nchanged)
+                        bp.part_check(res, pool, nchanged)
             with b.phase("deleting the repository and its worktrees"):
                 b.cleanup(repo.parent)
     finally:

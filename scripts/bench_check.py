@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as b  # noqa: E402
+import benchparts as bp  # noqa: E402
 
 
 def main() -> None:
@@ -23,12 +24,12 @@ def main() -> None:
     args = ap.parse_args()
 
     def checks(res: b.Results, base: Path) -> None:
-        pool = b.TaskPool(b.make_repo(base, args.files), args.files)
+        pool = bp.TaskPool(b.make_repo(base, args.files), args.files)
         for n in sorted(int(x) for x in args.tasks.split(",")):
             pool.reset()
             pool.grow(n)
             for c in sorted(int(x) for x in args.changed.split(",")):
-                b.part_check(res, pool, c)
+                bp.part_check(res, pool, c)
 
     b.run_alone(checks)
 

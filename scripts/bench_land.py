@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as b  # noqa: E402
+import benchparts as bp  # noqa: E402
 
 
 def main() -> None:
@@ -24,7 +25,7 @@ def main() -> None:
     def both_modes(res: b.Results, base: Path) -> None:
         repo = b.make_repo(base, args.files, remote=True)
         for concurrent in (False, True):
-            b.part_land(res, repo, args.files, args.tasks, concurrent)
+            bp.part_land(res, repo, args.files, args.tasks, concurrent)
 
     b.run_alone(both_modes)
 

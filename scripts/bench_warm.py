@@ -13,13 +13,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as b  # noqa: E402
+import benchparts as bp  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=2000)
     args = ap.parse_args()
-    b.run_alone(lambda res, base: b.part_warm(res, b.make_repo(base, args.files), args.files))
+    b.run_alone(lambda res, base: bp.part_warm(res, b.make_repo(base, args.files), args.files))
 
 
 if __name__ == "__main__":

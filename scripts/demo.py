@@ -17,6 +17,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import repos  # noqa: E402  (the repository builder tests, benchmarks and the demo share)
+
 ENV = {
     **os.environ,
     "GIT_AUTHOR_NAME": os.environ.get("GIT_AUTHOR_NAME", "wtp demo"),
@@ -43,15 +46,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wtp-demo-"))
     wtp = [sys.executable, "-m", "worktree_par"]
     try:
-        repo = tmp / "webapp"
-        shutil.copytree(ROOT / "fixtures" / "webapp", repo)
-        sh(["git", "init", "-q", "-b", "main"], repo, show=False)
-        sh(["git", "add", "-A"], repo, show=False)
-        sh(["git", "commit", "-q", "-m", "initial"], repo, show=False)
-        sh(["git", "init", "-q", "--bare", "-b", "main", str(tmp / "origin.git")], tmp, show=False)
-        sh(["git", "remote", "add", "origin", str(tmp / "origin.git")], repo, show=False)
-        sh(["git", "push", "-q", "-u", "origin", "main"], repo, show=False)
-        sh(["git", "remote", "set-head", "origin", "main"], repo, show=False)
+        repo = repos.build(tmp / "webapp", tree=ROOT / "fixtures" / "webapp", origin=tmp / "origin.git", env=ENV)
         print(f"demo repository: {repo}")
 
         sh(wtp + ["init"], repo)

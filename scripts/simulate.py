@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import repos  # noqa: E402
 from benchlib import ENV, WTP  # noqa: E402
 
 # The project's test: every counter file holds one integer line, and the shared log is well formed.
@@ -69,21 +70,9 @@ def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 
 
 def make_repo(base: Path, level: int) -> Path:
+    files = {"src/shared.txt": "task 0 start\n", "test_project.py": TEST, ".wtp.toml": f"max_active = {level}\n"}
     repo = base / f"level{level}" / "proj"
-    repo.mkdir(parents=True)
-    sh(["git", "init", "-q", "-b", "main"], repo)
-    (repo / "src").mkdir()
-    (repo / "src" / "shared.txt").write_text("task 0 start\n")
-    (repo / "test_project.py").write_text(TEST)
-    (repo / ".wtp.toml").write_text(f"max_active = {level}\n")
-    sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-q", "-m", "initial"], repo)
-    bare = repo.parent / "origin.git"
-    sh(["git", "init", "-q", "--bare", "-b", "main", str(bare)], repo.parent)
-    sh(["git", "remote", "add", "origin", str(bare)], repo)
-    sh(["git", "push", "-q", "-u", "origin", "main"], repo)
-    sh(["git", "remote", "set-head", "origin", "main"], repo)
-    return repo
+    return repos.build(repo, files=files, origin=repo.parent / "origin.git", env=ENV)
 
 
 def burn(seconds: float) -> None:

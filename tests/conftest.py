@@ -20,7 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-
+sys.path.insert(0, str(ROOT / "scripts"))
+import repos  # noqa: E402  (scripts/repos.py: the repository builder tests, benchmarks and demo share)
 
 _HOME = pytest.StashKey[Path]()
 
@@ -149,23 +150,13 @@ class Repo:
 def make_repo(base: Path, *, fixture: str | None = "webapp", remote: bool = False, name: str = "repo") -> Repo:
     """A repository with one commit of a fixture tree on main; with a bare 'origin' if asked."""
     path = base / name
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    if fixture:
-        shutil.copytree(FIXTURES / fixture, path, dirs_exist_ok=True)
-    else:
-        (path / "README.md").write_text("hello\n")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "initial")
-    repo = Repo(path)
-    if remote:
-        bare = base / "origin.git"
-        git(base, "init", "-q", "--bare", "-b", "main", str(bare))
-        git(path, "remote", "add", "origin", str(bare))
-        git(path, "push", "-q", "-u", "origin", "main")
-        git(path, "remote", "set-head", "origin", "main")
-        repo.remote = bare
-    return repo
+    repos.build(
+        path,
+        tree=FIXTURES / fixture if fixture else None,
+        files=None if fixture else {"README.md": "hello\n"},
+        origin=base / "origin.git" if remote else None,
+    )
+    return Repo(path, base / "origin.git" if remote else None)
 
 
 @pytest.fixture
