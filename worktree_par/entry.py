@@ -1,7 +1,7 @@
 """Console entry point: the fast front door.  ``wtp`` and ``wtp --help`` are answered from a
 stored copy of the help text without importing typer, and so are the plain forms of the
 commands agents run most, ``wtp [-C DIR] path|start|land TASK`` and ``wtp [-C DIR] list
-[--json]``: typer's import and command building cost 15-20 ms (README, Performance).
+[--json]``: typer's import and command building are a third of their fixed cost (README, Performance).
 They call the same bodies in ``commands`` as the typer CLI; everything else goes to it.
 tests/test_cli_help.py keeps the stored copy identical to what typer renders
 (scripts/gen_help.py rewrites it)."""

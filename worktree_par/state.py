@@ -45,7 +45,7 @@ KEEP_FINISHED = 200
 
 
 # Plain classes, not dataclasses, here and across the package: importing dataclasses (and
-# the inspect module it needs) and building each class costs ~12 ms of every command.
+# the inspect module it needs) and building each class is paid by every command (README, Performance).
 
 
 class Task:
@@ -260,7 +260,7 @@ class Store:
 
     def _write_bytes(self, path: Path, data: bytes) -> None:
         # A name of our own, created exclusively (not tempfile.mkstemp: importing tempfile
-        # costs every command ~3 ms); 0o666 less the user's umask, as any file they write.
+        # costs every command start-up time); 0o666 less the user's umask, as any file they write.
         tmp = self.dir / f".state-{os.getpid()}-{time.monotonic_ns()}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)

@@ -3,7 +3,7 @@ verb wtp uses has one typed helper here, so callers never build git argument lis
 read git's text (the parsers are in gitops.parse).
 
 We call the git binary with argument lists (never a shell string).  GitPython is not
-used: its import costs ~40 ms and it has no worktree API, so every call would be the
+used: its import is slow and it has no worktree API, so every call would be the
 same subprocess as this one (README, Dependencies).  ``WTP_TRACE=1`` prints each call
 with its directory, exit code and duration on stderr.
 """
