@@ -136,7 +136,10 @@ def test_a_conflict_blocks_the_task_names_paths_and_lands_after_resolution(remot
     out = r.wtp("land", "b", "--json")
     assert out.code == 1
     assert out.json() == {"task": "b", "state": "blocked", "commit": None, "attempts": None, "paths": ["src/app.js"]}
-    assert "conflicts with 'main' in 1 path (src/app.js)" in out.err
+    assert out.err == (
+        "wtp: task 'b' conflicts with 'main' in 1 path (src/app.js): it is blocked with its commits intact; "
+        f"rebase it onto 'main' and resolve them in {pb}, then run 'wtp land b' again\n"
+    )
     assert r.git("rev-parse", "HEAD", cwd=pb) == tip_b  # commits intact, not mid-rebase
     assert r.git("status", "--porcelain", cwd=pb) == ""
     assert not Path(r.git("rev-parse", "--git-path", "rebase-merge", cwd=pb)).exists()
@@ -307,16 +310,16 @@ def test_land_keep_and_a_queued_task_starts_after_landing(repo: Repo) -> None:
     p = _task_with_commit(repo, "a", {"a.txt": "a\n"})
     repo.wtp("start", "b")
     out = repo.wtp("land", "a", "--keep")
-    assert out.code == 0 and f"kept the worktree {p} (--keep)" in out.out
+    assert out.code == 0 and out.lines[1] == f"kept the worktree {p} (--keep); 'wtp rm a' removes it"
     assert p.exists()
     assert repo.wtp("rm", "a").code == 0  # landed: nothing to lose
     assert {t["name"]: t["state"] for t in repo.wtp("list", "--json").json()["tasks"]} == {"b": "active"}
 
 
 def test_landing_a_task_without_commits_is_refused(repo: Repo) -> None:
-    repo.wtp("start", "a")
+    p = repo.wtp("start", "a").lines[-1]
     out = repo.wtp("land", "a")
-    assert out.code == 1 and "has no commits to land" in out.err
+    assert (out.code, out.err) == (1, f"wtp: task 'a' has no commits to land: commit your work in {p} first\n")
 
 
 def test_a_gate_that_leaves_untracked_files_keeps_the_worktree(repo: Repo) -> None:

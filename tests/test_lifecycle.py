@@ -218,7 +218,10 @@ def test_rm_refuses_while_a_process_runs_inside(repo: Repo) -> None:
     try:
         out = repo.wtp("rm", "a")
         assert out.code == 1
-        assert f"1 process running inside (sleep[{proc.pid}])" in out.err
+        assert (
+            out.err
+            == f"wtp: task 'a' has 1 process running inside (sleep[{proc.pid}]): stop them, or run 'wtp rm a --force'\n"
+        )
         listed = repo.wtp("list", "--json").json()["tasks"][0]["processes"]
         assert listed == [proc.pid]
     finally:
