@@ -14,6 +14,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import locks
@@ -92,36 +93,51 @@ class Gate:
                 self._write(data)
             return list(data["tickets"])
 
-    def acquire(self, timeout: float | None = None, say: Say | None = None, label: str = "") -> None:
-        """Join the queue and wait for our turn; WaitTimeout (exit 3) after ``timeout`` seconds."""
+    def acquire(
+        self,
+        timeout: float | None = None,
+        say: Say | None = None,
+        label: str = "",
+        data: dict[str, Any] | None = None,
+        until: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Join the queue and wait for our turn (True); WaitTimeout (exit 3) after ``timeout``
+        seconds.  ``data`` rides on the ticket for whoever holds the gate to read; ``until``:
+        stop waiting, leave the queue and return False once it is true (the holder did our
+        work for us: a conductor landed our task in its stack)."""
         me = locks.me()
+        ticket = {"seq": 0, "holder": me.to_json(), "label": label, "granted": None, **({"data": data} if data else {})}
         with self.meta:
-            data = self._read()
-            self._prune(data)
-            data["seq"] += 1
-            self.seq = data["seq"]
-            data["tickets"].append({"seq": self.seq, "holder": me.to_json(), "label": label, "granted": None})
-            self._write(data)
+            state = self._read()
+            self._prune(state)
+            state["seq"] += 1
+            self.seq = ticket["seq"] = state["seq"]
+            state["tickets"].append(ticket)
+            self._write(state)
         deadline = None if timeout is None else time.monotonic() + timeout
         last = ""
+        looked = 0.0
         try:
             while True:
+                if until is not None and time.monotonic() - looked > 0.05:
+                    looked = time.monotonic()
+                    if until():
+                        self._leave()
+                        return False
                 with self.meta:
                     data = self._read()
                     changed = self._prune(data)
                     mine = [t for t in data["tickets"] if t["seq"] == self.seq]
                     if not mine:  # our ticket was lost (a torn file): queue again at the end
                         data["seq"] += 1
-                        self.seq = data["seq"]
-                        data["tickets"].append(
-                            {"seq": self.seq, "holder": me.to_json(), "label": label, "granted": None}
-                        )
+                        self.seq = ticket["seq"] = data["seq"]
+                        data["tickets"].append(dict(ticket))
                         changed = True
                     first = data["tickets"][0]
                     if first["seq"] == self.seq and self.hold.try_acquire():
                         first["granted"] = time.time()
                         self._write(data)
-                        return
+                        return True
                     if changed:
                         self._write(data)
                 place = next(i for i, t in enumerate(data["tickets"]) if t["seq"] == self.seq)

@@ -157,6 +157,74 @@ class Outcome(NamedTuple):
     timed_out: bool
 
 
+class Guarded:
+    """A command running in its own process group, bound to our life: a guardian kills the
+    group when this process ends for any reason (SIGKILL included); ``stop`` kills it now.
+    Several can run at once (the land queue gates candidates side by side)."""
+
+    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], log: Path | None = None) -> None:
+        out = open(log, "ab") if log else None
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
+                preexec_fn=_child_setup,
+            )
+        except FileNotFoundError as e:
+            raise UsageError(f"command not found: {argv[0]}") from e
+        except PermissionError as e:
+            raise UsageError(f"command cannot be run (permission denied): {argv[0]}") from e
+        finally:
+            if out:
+                out.close()  # the child has its own copy
+        self.guardian = subprocess.Popen(
+            [sys.executable, "-S", "-c", _GUARDIAN, str(self.proc.pid)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C to our group must not kill the guardian first
+        )
+        self.started = time.monotonic()
+        self.code: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit code once the command ended (a signal n gives 128+n), else None."""
+        if self.code is None:
+            rc = self.proc.poll()
+            if rc is not None:
+                self._done(rc)
+        return self.code
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the command; on timeout or Ctrl-C its whole group is killed."""
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+        self._done(rc)
+        assert self.code is not None
+        return self.code
+
+    def stop(self) -> None:
+        """Kill the command's whole process group now."""
+        _kill_group(self.proc.pid)
+        self._done(self.proc.wait())
+
+    def _done(self, rc: int) -> None:
+        if self.code is None:
+            self.code = rc if rc >= 0 else 128 - rc
+            assert self.guardian.stdin is not None
+            self.guardian.stdin.close()  # the guardian now stops whatever is left of the group
+            self.guardian.wait()
+
+
 def run_guarded(
     argv: list[str],
     cwd: Path,
@@ -167,50 +235,11 @@ def run_guarded(
 ) -> Outcome:
     """Run argv in its own process group, bound to our life; kill the group on timeout,
     on Ctrl-C, when we die, and when it exits (no stray background process survives)."""
-    out = open(log, "ab") if log else None
+    g = Guarded(argv, cwd, env, log)
     try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT if out else None,
-            preexec_fn=_child_setup,
-        )
-    except FileNotFoundError as e:
-        if out:
-            out.close()
-        raise UsageError(f"command not found: {argv[0]}") from e
-    except PermissionError as e:
-        if out:
-            out.close()
-        raise UsageError(f"command cannot be run (permission denied): {argv[0]}") from e
-    guardian = subprocess.Popen(
-        [sys.executable, "-S", "-c", _GUARDIAN, str(proc.pid)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # a Ctrl-C to our group must not kill the guardian first
-    )
-    timed_out = False
-    try:
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc.pid)
-            code = proc.wait()
-    except KeyboardInterrupt:
-        _kill_group(proc.pid)
-        proc.wait()
-        raise
-    finally:
-        if out:
-            out.close()
-        assert guardian.stdin is not None
-        guardian.stdin.close()  # the guardian now stops whatever is left of the group
-        guardian.wait()
-    return Outcome(code if code >= 0 else 128 - code, timed_out)
+        return Outcome(g.wait(timeout), False)
+    except subprocess.TimeoutExpired:
+        return Outcome(g.code if g.code is not None else 137, True)
 
 
 def _kill_group(pgid: int) -> None:
