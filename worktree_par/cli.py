@@ -204,14 +204,33 @@ def land(
     timeout: Optional[float] = typer.Option(
         None, "--timeout", min=0, help="Give up waiting in the queue after S seconds (exit 3)."
     ),
+    mode: Optional[str] = typer.Option(
+        None, "--mode", help="speculative | batch | serial: how the queue gates candidates (default: config)."
+    ),
+    detach: bool = typer.Option(False, "--detach", help="Queue the land and return at once; it goes on alone."),
     as_json: bool = JSON,
 ) -> None:
     """Join the push queue and land TASK onto the base: rebase, gate, publish with compare-and-swap."""
     _done(
         commands.land(
-            ctx.obj, task, strategy=strategy, gate=gate, no_push=no_push, keep=keep, timeout=timeout, as_json=as_json
+            ctx.obj,
+            task,
+            strategy=strategy,
+            gate=gate,
+            no_push=no_push,
+            keep=keep,
+            timeout=timeout,
+            mode=mode,
+            detach=detach,
+            as_json=as_json,
         )
     )
+
+
+@app.command()
+def queue(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """The land queue in order: each entry's task, mode, candidate and gate state."""
+    _done(commands.queue(ctx.obj, as_json))
 
 
 # --- gates and trust ------------------------------------------------------------------

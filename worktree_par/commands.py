@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -155,18 +156,38 @@ def land(
     no_push: bool = False,
     keep: bool = False,
     timeout: float | None = None,
+    mode: str | None = None,
+    detach: bool = False,
     as_json: bool = False,
 ) -> int:
     from . import land as landing
-    from .config import STRATEGIES
+    from .config import MODES, STRATEGIES
     from .errors import LandBlocked
 
     if strategy is not None and strategy not in STRATEGIES:
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    if mode is not None and mode not in MODES:
+        raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     c = open_repo(where)
+    if detach:
+        argv = [
+            *(["--strategy", strategy] if strategy else []),
+            *(["--gate", gate] if gate is not None else []),
+            *(["--no-push"] if no_push else []),
+            *(["--keep"] if keep else []),
+            *(["--mode", mode] if mode else []),
+        ]
+        place, log = landing.detach(c, task, argv, say=err)
+        if as_json:
+            emit({"task": task, "state": "landing", "place": place, "log": log})
+        elif place:
+            print(f"queued '{task}' to land at place {place}; 'wtp queue' follows it (log: {log})")
+        else:
+            print(f"'{task}' was handled at once; 'wtp list --all' shows how (log: {log})")
+        return 0
     try:
         result = landing.land(
-            c, task, strategy=strategy, gate=gate, push=not no_push, keep=keep, timeout=timeout, say=err
+            c, task, strategy=strategy, gate=gate, push=not no_push, keep=keep, timeout=timeout, mode=mode, say=err
         )
     except LandBlocked as e:
         if as_json:
@@ -273,4 +294,59 @@ def init(
     with c.store.transaction() as st:  # init trusts what it writes
         trusting.trust(Ctx(repo=repo, cfg=config.load(repo.config_root), store=c.store), st)
     print(f"wrote {target} (base '{detected}', remote '{remote or 'none'}', max_active {max_active})")
+    return 0
+
+
+def queue(where: str | None, as_json: bool = False) -> int:
+    from . import conductor, render
+    from .gates import Gate
+    from .land import QUEUE
+
+    c = open_repo(where)
+    st = c.store.read()
+    status = conductor.read_status(c)
+    doing = status.get("entries") if isinstance(status.get("entries"), dict) else {}
+    assert isinstance(doing, dict)
+    rows = []
+    for place, ticket in enumerate(Gate(c.store, QUEUE).tickets(), 1):
+        name = str(ticket.get("label", ""))
+        raw = ticket.get("data")
+        data: dict[str, object] = raw if isinstance(raw, dict) else {}
+        t = st.tasks.get(name)
+        now = doing.get(name) if t is not None and t.phase else None
+        gate = "waiting"
+        if isinstance(now, dict):
+            gate = str(now.get("gate", "waiting"))
+            if gate == "gating" and isinstance(now.get("since"), (int, float)):
+                gate = f"gating {int(time.time() - now['since'])}s"
+        rows.append(
+            {
+                "place": place,
+                "task": name,
+                "mode": data.get("mode"),
+                "candidate": t.candidate if t is not None else None,
+                "gate": gate,
+                "pid": ticket["holder"]["pid"],
+                "conductor": status.get("conductor") if t is not None and t.phase else None,
+            }
+        )
+    if as_json:
+        emit({"entries": rows})
+    elif not rows:
+        print("the land queue is empty")
+    else:
+        render.table(
+            ["PLACE", "TASK", "MODE", "CANDIDATE", "GATE", "PID"],
+            [
+                [
+                    str(r["place"]),
+                    str(r["task"]),
+                    str(r["mode"] or "-"),
+                    str(r["candidate"] or "-")[:12],
+                    str(r["gate"]),
+                    str(r["pid"]),
+                ]
+                for r in rows
+            ],
+        )
     return 0

@@ -14,6 +14,7 @@ from .errors import ConfigError
 
 CONFIG_FILE = ".wtp.toml"
 STRATEGIES = ("rebase", "squash", "merge")
+MODES = ("speculative", "batch", "serial")  # how many candidates the land queue gates at once
 
 
 class Config(NamedTuple):
@@ -28,6 +29,8 @@ class Config(NamedTuple):
     land_strategy: str = "rebase"
     land_gate: str = ""
     land_timeout: float = 1800
+    land_mode: str = "speculative"
+    land_depth: int = 0  # candidates in flight (speculative) or per batch; 0 = max_active
     check_hot: tuple[str, ...] = ()
     source: Path | None = None  # the file it came from
 
@@ -47,7 +50,13 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "port_base": (int, "port_base"),
     },
     "setup": {"copy": (list, "setup_copy"), "run": (list, "setup_run")},
-    "land": {"strategy": (str, "land_strategy"), "gate": (str, "land_gate"), "timeout": ((int, float), "land_timeout")},
+    "land": {
+        "strategy": (str, "land_strategy"),
+        "gate": (str, "land_gate"),
+        "timeout": ((int, float), "land_timeout"),
+        "mode": (str, "land_mode"),
+        "depth": (int, "land_depth"),
+    },
     "check": {"hot": (list, "check_hot")},
 }
 _MAX_TASK_PORTS = 1000  # port_base + this must stay a valid port
@@ -96,6 +105,10 @@ def _validate(cfg: Config, where: str) -> None:
         )
     if cfg.land_strategy not in STRATEGIES:
         raise ConfigError(f"{where}: 'land.strategy' must be one of {', '.join(STRATEGIES)}, not {cfg.land_strategy!r}")
+    if cfg.land_mode not in MODES:
+        raise ConfigError(f"{where}: 'land.mode' must be one of {', '.join(MODES)}, not {cfg.land_mode!r}")
+    if cfg.land_depth < 0:
+        raise ConfigError(f"{where}: 'land.depth' must be 0 (= max_active) or more, not {cfg.land_depth}")
     if cfg.land_timeout <= 0:
         raise ConfigError(f"{where}: 'land.timeout' must be a positive number of seconds, not {cfg.land_timeout}")
     if not cfg.worktree_root.strip():
@@ -172,6 +185,12 @@ strategy = "rebase"
 gate = ""
 # Seconds the gate may run.
 timeout = 1800
+# speculative | batch | serial: speculative gates the next candidates side by side, each
+# built on the one before it; batch gates the top of the stack once and bisects on failure.
+mode = "speculative"
+# Candidates in flight (speculative) or per batch; 0 = max_active.  Lower it if parallel
+# gates overload the machine.
+depth = 0
 
 [check]
 # Extra hot-file globs, added to the built-in list (lockfiles, changelogs, version files, migrations).

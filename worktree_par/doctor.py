@@ -161,7 +161,7 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
     if t.phase == REMOVING:
         out.append(Finding(f"the removal of task '{t.name}' was interrupted", lambda: _complete_rm(ctx, t)))
         return out
-    if t.state == LANDING:
+    if t.state == LANDING and not _in_land_queue(ctx, t.name):
         out.append(
             Finding(f"task '{t.name}' is marked landing but no lander holds it", lambda: _set_state(ctx, t, ACTIVE))
         )
@@ -205,6 +205,14 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
     if t.setup.startswith("failed"):
         out.append(Finding(f"setup of task '{t.name}' {t.setup}: 'wtp start {t.name}' retries it"))
     return out
+
+
+def _in_land_queue(ctx: Ctx, name: str) -> bool:
+    """A live 'wtp land' of the task is waiting in the queue."""
+    from .gates import Gate
+    from .land import QUEUE
+
+    return any(ticket.get("label") == name for ticket in Gate(ctx.store, QUEUE).tickets())
 
 
 def _main_worktree_findings(ctx: Ctx) -> list[Finding]:

@@ -72,6 +72,8 @@ class Task:
         paths: list[str] | None = None,  # conflicting paths when blocked
         note: str = "",
         candidate: str | None = None,  # the commit a land is publishing (recovery asks the remote for it)
+        ticket: int | None = None,  # the land queue ticket whose request the conductor served
+        attempts: int = 0,  # how many times the conductor built the task's candidate
     ) -> None:
         self.name, self.state, self.branch, self.base, self.seq = name, state, branch, base, seq
         self.path, self.fork, self.start_ref, self.port = path, fork, start_ref, port
@@ -79,6 +81,7 @@ class Task:
         self.phase, self.holder, self.setup, self.commit = phase, holder, setup, commit
         self.paths, self.note = paths if paths is not None else [], note
         self.candidate = candidate
+        self.ticket, self.attempts = ticket, attempts
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Task) and self.__dict__ == other.__dict__
@@ -134,6 +137,8 @@ _TASK_TYPES: dict[str, tuple[type, ...]] = {
     "paths": (list,),
     "note": _S,
     "candidate": _N,
+    "ticket": (int, type(None)),
+    "attempts": (int,),
 }
 _REQUIRED = ("name", "state", "branch", "base", "seq")
 

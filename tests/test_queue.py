@@ -1,0 +1,192 @@
+"""The land queue with several candidates in flight (issue 16): speculative and batch modes,
+verdicts by tree, --detach, 'wtp queue', and a conductor killed mid-gate.  The tests count
+gate runs and check outcomes; how fast it is lives in scripts/bench_queue.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo, git
+
+CHECK = "#!/bin/sh\n# the project's test: fails while a BROKEN file is in the tree\ntest ! -e BROKEN\n"
+
+
+@pytest.fixture
+def project(remote_repo: Repo, tmp_path: Path) -> Repo:
+    r = remote_repo
+    r.commit({"check.sh": CHECK, ".wtp.toml": "max_active = 5\n"}, "the test")
+    (r.path / "check.sh").chmod(0o755)
+    r.git("commit", "-q", "--amend", "--no-edit", "-a")
+    r.git("push", "-q", "--force", "origin", "main")
+    return r
+
+
+def _tasks(r: Repo, n: int, broken: set[int] | None = None) -> None:
+    for i in range(1, n + 1):
+        p = Path(r.wtp("start", f"t{i}").lines[-1])
+        files = {f"f{i}.txt": f"{i}\n", **({"BROKEN": "yes\n"} if i in (broken or set()) else {})}
+        r.commit(files, f"t{i} work", cwd=p)
+
+
+def _gate(tmp: Path) -> str:
+    return f"echo run >> {tmp}/runs; ./check.sh"
+
+
+def _runs(tmp: Path) -> int:
+    f = tmp / "runs"
+    return len(f.read_text().splitlines()) if f.exists() else 0
+
+
+def _land_all_at_once(r: Repo, names: list[str], *extra: str) -> list[tuple[int, str, str]]:
+    """Start every lander while the queue is held, so they all wait in it; then let go."""
+    from worktree_par.gates import Gate
+    from worktree_par.land import QUEUE
+    from worktree_par.state import Store
+
+    queue = Gate(Store(r.path / ".git"), QUEUE)
+    queue.acquire()
+    try:
+        procs = [r.spawn("land", n, *extra) for n in names]
+        deadline = time.monotonic() + 30
+        while len(queue.tickets()) < len(names) + 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(queue.tickets()) == len(names) + 1
+    finally:
+        queue.release()
+    outs = [p.communicate(timeout=120) for p in procs]
+    return [(p.returncode, o, e) for p, (o, e) in zip(procs, outs)]
+
+
+def _first_parents_pass(r: Repo) -> list[str]:
+    """Every first-parent commit on origin/main, each checked with the project's test."""
+    r.git("fetch", "-q", "origin")
+    commits = r.git("rev-list", "--first-parent", "origin/main").split()
+    for c in commits:
+        files = r.git("ls-tree", "--name-only", c).split()
+        assert "BROKEN" not in files, f"{c} would fail the test"
+    return [r.git("log", "-1", "--format=%s", c) for c in commits]
+
+
+def test_speculative_lands_five_tasks_with_one_gate_run_each(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, 5)
+    results = _land_all_at_once(project, [f"t{i}" for i in range(1, 6)], "--gate", _gate(tmp_path))
+    assert [code for code, _, _ in results] == [0] * 5, results
+    assert _runs(tmp_path) == 5  # side by side, each candidate gated once
+    assert sorted(_first_parents_pass(project)) == sorted([f"t{i} work" for i in range(1, 6)] + ["the test", "initial"])
+    assert all(out.splitlines()[0].startswith(f"landed 't{i}' at ") for i, (_, out, _) in enumerate(results, 1))
+
+
+def test_speculative_blocks_the_red_task_and_lands_the_others(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, 5, broken={3})
+    results = _land_all_at_once(project, [f"t{i}" for i in range(1, 6)], "--gate", _gate(tmp_path))
+    assert [code for code, _, _ in results] == [0, 0, 1, 0, 0], results
+    assert "gate 'echo run" in results[2][2] and "exited 1 on the candidate of 't3'" in results[2][2]
+    assert "rebuilt without 't3', which was blocked" in results[3][1]
+    subjects = _first_parents_pass(project)
+    assert sorted(subjects) == sorted(["t1 work", "t2 work", "t4 work", "t5 work", "the test", "initial"])
+    tasks = {t["name"]: t for t in project.wtp("list", "--json").json()["tasks"]}
+    assert tasks["t3"]["state"] == "blocked"  # kept with its commits, nothing lost
+    assert project.git("log", "-1", "--format=%s", "wtp/t3") == "t3 work"
+
+
+def test_batch_lands_four_clean_tasks_with_one_gate_run(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, 4)
+    results = _land_all_at_once(project, [f"t{i}" for i in range(1, 5)], "--mode", "batch", "--gate", _gate(tmp_path))
+    assert [code for code, _, _ in results] == [0] * 4, results
+    assert _runs(tmp_path) == 1
+    assert "landed in one push together with" in results[0][1]
+    assert sorted(_first_parents_pass(project)) == sorted([f"t{i} work" for i in range(1, 5)] + ["the test", "initial"])
+
+
+def test_batch_bisects_to_the_red_task_and_lands_the_green_ones(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, 4, broken={2})
+    results = _land_all_at_once(project, [f"t{i}" for i in range(1, 5)], "--mode", "batch", "--gate", _gate(tmp_path))
+    assert [code for code, _, _ in results] == [0, 1, 0, 0], results
+    assert sorted(_first_parents_pass(project)) == sorted(["t1 work", "t3 work", "t4 work", "the test", "initial"])
+    assert _runs(tmp_path) <= 5
+
+
+def test_a_tree_that_passed_the_gate_is_not_gated_again(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, 1)
+    assert project.remote is not None
+    hook = project.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'main is frozen for the release'\nexit 1\n")
+    hook.chmod(0o755)
+    out = project.wtp("land", "t1", "--gate", _gate(tmp_path))
+    assert out.code == 1
+    assert out.err.splitlines()[-1].startswith(
+        "wtp: origin refused 'main' (pre-receive hook declined): main is frozen for the release; nothing was published"
+    )
+    hook.unlink()
+    out = project.wtp("land", "t1", "--gate", _gate(tmp_path))
+    assert out.code == 0, out.err
+    assert "gate passed earlier on this tree" in out.lines
+    assert _runs(tmp_path) == 1
+
+
+def test_detach_returns_at_once_and_the_queue_finishes_alone(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, 3)
+    stop = tmp_path / "go"
+    gate = f"while [ ! -e {stop} ]; do sleep 0.05; done; ./check.sh"
+    for i in (1, 2, 3):
+        out = project.wtp_proc("land", f"t{i}", "--detach", "--gate", gate)
+        assert out.code == 0, out.err
+        assert out.out.startswith(f"queued 't{i}' to land at place {i}; 'wtp queue' follows it (log: ")
+    q = json.loads(project.wtp_proc("queue", "--json").out)["entries"]
+    assert [e["task"] for e in q] == ["t1", "t2", "t3"]
+    stop.touch()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        states = [t["state"] for t in project.wtp("list", "--all", "--json").json()["tasks"]]
+        if states == ["landed"] * 3:
+            break
+        time.sleep(0.1)
+    assert states == ["landed"] * 3
+    assert _first_parents_pass(project) == ["t3 work", "t2 work", "t1 work", "the test", "initial"]
+    assert project.wtp_proc("queue").out == "the land queue is empty\n"
+
+
+def test_a_conductor_killed_mid_gate_loses_nothing_and_a_rerun_finishes(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, 3)
+    tips = {f"t{i}": project.git("rev-parse", f"wtp/t{i}") for i in (1, 2, 3)}
+    started = tmp_path / "started"
+    gate = f"touch {started}; sleep 60"
+    conductor = project.spawn("land", "t1", "--gate", gate)
+    while not started.exists():
+        time.sleep(0.02)
+    followers = [project.spawn("land", n, "--gate", "./check.sh") for n in ("t2", "t3")]
+    time.sleep(0.3)
+    conductor.kill()  # SIGKILL: its gate dies with it (the guardian), its task is mid-land
+    conductor.wait()
+    outs = [p.communicate(timeout=120) for p in followers]
+    assert [p.returncode for p in followers] == [0, 0], outs
+    again = project.wtp("land", "t1", "--gate", "./check.sh")
+    assert again.code == 0, again.err
+    assert "rolled back the interrupted land of 't1'" in again.err
+    assert sorted(_first_parents_pass(project)) == sorted(["t1 work", "t2 work", "t3 work", "the test", "initial"])
+    for name, tip in tips.items():  # every task's work is on main: nothing lost
+        assert project.git("show", f"origin/main:f{name[1:]}.txt") == name[1:], tip
+    assert subprocess.run(["pgrep", "-f", f"touch {started}"], capture_output=True).stdout == b""
+
+
+def test_two_clones_landing_stacks_at_once_all_land(remote_repo: Repo, tmp_path: Path) -> None:
+    assert remote_repo.remote is not None
+    procs = []
+    for c in range(2):
+        clone = tmp_path / f"clone{c}"
+        git(tmp_path, "clone", "-q", str(remote_repo.remote), str(clone))
+        cr = Repo(clone)
+        for i in range(3):
+            p = Path(cr.wtp("start", f"c{c}t{i}").lines[-1])
+            cr.commit({f"c{c}t{i}.txt": "x\n"}, f"c{c}t{i} work", cwd=p)
+        procs += [cr.spawn("land", f"c{c}t{i}") for i in range(3)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, outs
+    log = git(remote_repo.remote, "log", "--first-parent", "--format=%s", "main").splitlines()
+    assert sorted(log) == sorted([f"c{c}t{i} work" for c in range(2) for i in range(3)] + ["initial"])
+    assert len(log) == len(set(log))
