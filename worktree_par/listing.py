@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import gitops
 from .repo import Ctx
-from .state import FINAL, LANDED, LIVE, Task, interrupted
+from .state import FINAL, LANDED, LANDING, LIVE, Task, interrupted
 
 
 class TaskInfo:
@@ -19,6 +19,7 @@ class TaskInfo:
         self.changed: int | None = None
         self.processes: list[int] = []
         self.problem = ""
+        self.place: int | None = None  # its place in the land queue, while it is landing
 
 
 def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
@@ -65,6 +66,14 @@ def list_tasks(ctx: Ctx, *, all_tasks: bool = False, details: bool = True) -> li
         for i in infos:
             if i.task.path and Path(i.task.path) in found:
                 i.processes = [p.pid for p in found[Path(i.task.path)]]
+    if any(i.task.state == LANDING for i in infos):
+        from .gates import Gate
+        from .land import QUEUE
+
+        places = {str(k.get("label")): n for n, k in reversed(list(enumerate(Gate(ctx.store, QUEUE).tickets(), 1)))}
+        for i in infos:
+            if i.task.state == LANDING:
+                i.place = places.get(i.task.name)
     return infos
 
 
@@ -80,6 +89,7 @@ def list_json(infos: list[TaskInfo]) -> dict[str, object]:
             changed=i.changed,
             processes=i.processes,
             problem=i.problem or None,
+            queue_place=i.place,
         )
         out.append(d)
     return {"tasks": out}

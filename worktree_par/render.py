@@ -42,6 +42,8 @@ def task_table(infos: list[TaskInfo], ctx: Ctx) -> None:
         )
         ab = "-" if i.ahead is None else f"+{i.ahead}/-{i.behind}"
         note = i.problem or t.note or (f"landed {t.commit[:10]}" if t.commit else "")
+        if i.place:
+            note = f"land queue place {i.place}" + (f"; {note}" if note and not note.startswith("waiting") else "")
         rows.append(
             [
                 t.name,
