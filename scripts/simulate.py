@@ -81,7 +81,15 @@ def burn(seconds: float) -> None:
         pass
 
 
-def run_level(base: Path, specs: list[Spec], level: int, cpu: float) -> dict[str, object]:
+def run_level(
+    base: Path,
+    specs: list[Spec],
+    level: int,
+    cpu: float,
+    gate_seconds: float = 0.0,
+    mode: str = "",
+    detach: bool = False,
+) -> dict[str, object]:
     repo = make_repo(base, level)
     todo = list(specs)
     parked: list[Spec] = []  # queued by wtp: come back to them later
@@ -111,9 +119,24 @@ def run_level(base: Path, specs: list[Spec], level: int, cpu: float) -> dict[str
             sh([*WTP, "gate", "deploy:prod", "--", *build], path)
         else:
             sh(build, path)
+        gate = f"{sys.executable} test_project.py"
+        if gate_seconds:  # a test suite as long as the build: the land queue's gates matter
+            gate = f"sleep {gate_seconds:g}; {gate}"
         res = sh(
-            [*WTP, "land", s.name, "--gate", f"{sys.executable} test_project.py", "--timeout", "600"], repo, check=False
+            [
+                *WTP,
+                "land",
+                s.name,
+                "--gate",
+                gate,
+                *(["--detach"] if detach else ["--timeout", "600"]),
+                *(["--mode", mode] if mode else []),
+            ],
+            repo,
+            check=False,
         )
+        if detach and res.returncode == 0:
+            return  # switch to the next task while it lands; counted when the queue is done
         with lock:
             if res.returncode == 0:
                 stats["landed"] += 1
@@ -157,6 +180,15 @@ def run_level(base: Path, specs: list[Spec], level: int, cpu: float) -> dict[str
         t.start()
     for t in threads:
         t.join()
+    if detach:  # the lands go on alone: the work is done when every task has landed or is blocked
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            states = [t["state"] for t in json.loads(sh([*WTP, "list", "--all", "--json"], repo).stdout)["tasks"]]
+            if all(st in ("landed", "blocked", "abandoned") for st in states):
+                break
+            time.sleep(0.05)
+        stats["landed"] = states.count("landed")
+        stats["refused"] = states.count("blocked")
     wall = time.perf_counter() - t0
     # main passed its test after every land: re-check every commit on main
     sh(["git", "fetch", "-q", "origin"], repo)
@@ -218,19 +250,23 @@ def main() -> None:
         "--collide", type=float, default=0.34, help="share of tasks that collide (half on a file, half on deploy)"
     )
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--gate-seconds", type=float, default=0.0, help="seconds the land gate waits before the test")
+    ap.add_argument("--mode", default="", help="land queue mode (default: wtp's, speculative)")
+    ap.add_argument("--detach", action="store_true", help="land with --detach: switch to the next task at once")
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     specs = workload(args.tasks, args.seed, args.edit, args.build, args.collide)
     kinds = {k: sum(s.kind == k for s in specs) for k in ("independent", "file", "deploy")}
     print(
-        f"workload: {args.tasks} tasks ({kinds}), edit ~{args.edit}s, build ~{args.build}s + {args.cpu}s CPU, seed {args.seed}"
+        f"workload: {args.tasks} tasks ({kinds}), edit ~{args.edit}s, build ~{args.build}s + {args.cpu}s CPU, "
+        f"gate +{args.gate_seconds:g}s, land mode {args.mode or 'default'}{', detached' if args.detach else ''}, seed {args.seed}"
     )
     base = Path(tempfile.mkdtemp(prefix="wtp-sim-"))
     rows = []
     try:
         for level in (int(x) for x in args.levels.split(",")):
-            rows.append(run_level(base, specs, level, args.cpu))
+            rows.append(run_level(base, specs, level, args.cpu, args.gate_seconds, args.mode, args.detach))
             print(f"  level {level}: {rows[-1]['wall_s']}s", flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
