@@ -259,7 +259,7 @@ def test_queue_wait_times_out_with_exit_3(repo: Repo, tmp_path: Path) -> None:
     _task_with_commit(repo, "a", {"a.txt": "a\n"})
     _task_with_commit(repo, "b", {"b.txt": "b\n"})
     started, stop = tmp_path / "started", tmp_path / "stop"
-    gate = f"touch {started}; while [ ! -e {stop} ]; do sleep 0.05; done"  # holds the queue until told
+    gate = f"touch {started}; i=0; while [ ! -e {stop} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done"
     lander = repo.spawn("land", "a", "--gate", gate)
     while not started.exists():
         time.sleep(0.05)
