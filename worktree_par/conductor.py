@@ -298,8 +298,9 @@ def _fork(ctx: Ctx, t: Task, tip: Sha, before: Sha | None) -> Sha:
     """Where the task's own commits begin: the newest of the commit it was started from and
     its merge-base with the base as known before this land.  A base force-pushed since does
     not move it back, so commits dropped from the base are never replayed."""
-    options = [c for c in (t.fork, gitops.merge_base(ctx.root, tip, before) if before else None) if c]
-    options = [c for c in options if gitops.is_ancestor(ctx.root, c, tip)]
+    mb = gitops.merge_base(ctx.root, tip, before) if before else None  # an ancestor of tip by definition
+    options = [c for c in (t.fork, mb) if c and (c == mb or gitops.is_ancestor(ctx.root, c, tip))]
+    options = list(dict.fromkeys(options))
     best = options[0] if options else gitops.merge_base(ctx.root, tip, f"refs/heads/{t.base}") or tip
     for c in options[1:]:
         if gitops.is_ancestor(ctx.root, best, c):
@@ -372,7 +373,7 @@ def _settle_landed(ctx: Ctx, e: Entry, commit: Sha) -> None:
         ticket=e.ticket,
         attempts=e.attempts,
     )
-    guard.forget_backup(ctx, e.name)
+    guard.forget_backup(ctx, e.name, e.tip)
 
 
 def _settle_blocked(ctx: Ctx, e: Entry, err: LandBlocked | WouldLoseWork) -> None:

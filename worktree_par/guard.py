@@ -96,8 +96,9 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     """What the task's worktree (if it still exists) and branch hold right now."""
     path = Path(t.path) if t.path and Path(t.path).is_dir() else None
     h = Holdings(t, path)
-    h.branch_tip = gitops.ref_value(ctx.root, f"refs/heads/{t.branch}")
-    h.backup = gitops.ref_value(ctx.root, backup_ref(t.name))
+    found = gitops.refs(ctx.root, [f"refs/heads/{t.branch}", backup_ref(t.name)])  # both in one call
+    h.branch_tip = found[f"refs/heads/{t.branch}"].commit if f"refs/heads/{t.branch}" in found else None
+    h.backup = found[backup_ref(t.name)].commit if backup_ref(t.name) in found else None
     if path is None:
         return h
     h.head, h.head_ref = gitops.head(path)
@@ -107,7 +108,8 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     h.dirty = sorted(set(gitops.status_paths(path)))
     copied = tuple(e.rstrip("/") for e in ctx.cfg.setup_copy)
     h.ignored = [p for p in gitops.ignored_paths(path) if not _regenerable(p, copied)]
-    for sub, _ in gitops.gitlinks(path):
+    # Submodules are initialised from .gitmodules; without one, no submodule lives here.
+    for sub, _ in gitops.gitlinks(path) if (path / ".gitmodules").exists() else []:
         repo = path / sub
         if not (repo / ".git").exists():
             continue  # not initialised: nothing of it lives here
@@ -342,9 +344,10 @@ def rewind(ctx: Ctx, t: Task, wt: Path, target: Sha, ours: list[Sha]) -> None:
         gitops.update_ref(ctx.root, ref, target, cur, "restore the pre-land tip")
 
 
-def forget_backup(ctx: Ctx, name: str) -> None:
-    """Drop the pre-land tip of a task that has landed: the land superseded it."""
-    backup = gitops.ref_value(ctx.root, backup_ref(name))
+def forget_backup(ctx: Ctx, name: str, backup: str | None = None) -> None:
+    """Drop the pre-land tip of a task that has landed: the land superseded it.  ``backup``:
+    what it is known to hold (it is deleted only from that)."""
+    backup = backup or gitops.ref_value(ctx.root, backup_ref(name))
     if backup is not None:
         gitops.delete_ref(ctx.root, backup_ref(name), backup)
 
@@ -353,15 +356,14 @@ def backed_up(ctx: Ctx, t: Task, tip: Sha) -> None:
     """Before a land rewrites the task branch into a candidate: its tip must be kept by the
     backup ref (refs/wtp/backup/<task>), or nothing is rewritten."""
     kept = gitops.ref_value(ctx.root, backup_ref(t.name))
-    if kept is None or not gitops.is_ancestor(ctx.root, tip, kept):
+    if kept != tip and (kept is None or not gitops.is_ancestor(ctx.root, tip, kept)):
         raise WouldLoseWork(
             f"the pre-land tip of '{t.name}' is not kept under {backup_ref(t.name)}: nothing was changed"
         )
 
 
 def advance(ctx: Ctx, t: Task, wt: Path, tip: Sha, to: Sha) -> None:
-    """Move the task branch (checked out, clean) to a candidate wtp built from ``tip``, once
-    that pre-land tip is proven kept by the backup ref."""
-    backed_up(ctx, t, tip)
+    """Move the task branch (checked out, clean) to a candidate wtp built from ``tip``; the
+    caller proved that pre-land tip kept by the backup ref (``backed_up``) first."""
     if not gitops.reset_keep(wt, to):
         raise WouldLoseWork(f"could not move the worktree of '{t.name}' to its candidate: nothing was changed")

@@ -29,8 +29,8 @@ def publish(ctx: Ctx, t: Task, cand: Sha, base_tip: Sha, remote: str | None, say
                 f"{remote} refused '{t.base}' ({pushed.reason or pushed.summary}){': ' + said if said else ''}; "
                 f"nothing was published: fix that on the remote's side, then run 'wtp land {t.name}' again"
             )
-        tracking = f"refs/remotes/{remote}/{t.base}"
-        gitops.update_ref(ctx.root, tracking, cand, gitops.ref_value(ctx.root, tracking), "landed")
+        # Just fetched: the tracking ref holds what we pushed against (CAS from it).
+        gitops.update_ref(ctx.root, f"refs/remotes/{remote}/{t.base}", cand, base_tip, "landed")
         return True
     msgs = sync_base(ctx, t.base, base_tip, cand)
     if msgs is None:

@@ -31,9 +31,14 @@ def tree_of(cwd: Path, rev: str) -> Sha:
 
 def head(wt: Path) -> tuple[Sha | None, str | None]:
     """(HEAD commit, the branch it is attached to or None when detached) of a worktree."""
-    res = run(["rev-parse", "--verify", "--quiet", "HEAD"], wt, check=False)
-    sym = run(["symbolic-ref", "--quiet", "HEAD"], wt, check=False)
-    return (Sha(res.out.strip()) if res.code == 0 else None), (sym.out.strip() if sym.code == 0 else None)
+    res = run(["rev-parse", "HEAD", "--symbolic-full-name", "HEAD"], wt, check=False)
+    lines = res.out.split()
+    commit = Sha(lines[0]) if res.code == 0 and lines and len(lines[0]) == 40 else None
+    branch = lines[1] if commit and len(lines) > 1 and lines[1].startswith("refs/") else None
+    if commit is None:  # an unborn branch: HEAD names it, but no commit yet
+        sym = run(["symbolic-ref", "--quiet", "HEAD"], wt, check=False)
+        return None, sym.out.strip() if sym.code == 0 else None
+    return commit, branch
 
 
 _PLAIN_REF = re.compile(r"[A-Za-z0-9._/-]+")
