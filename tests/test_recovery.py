@@ -278,3 +278,27 @@ def test_24_a_stopped_process_holding_the_state_lock_is_named_and_nothing_hangs(
         holder.kill()
         holder.wait()
     assert repo.wtp("start", "b").code == 0
+
+
+def test_24_a_command_timeout_bounds_its_wait_on_a_busy_internal_lock(repo: Repo) -> None:
+    repo.wtp("start", "a")  # the state dir exists
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; from pathlib import Path; from worktree_par.locks import Lock; "
+            f"l = Lock(Path({str(repo.path / '.git' / 'wtp' / 'state.lock')!r})); l.acquire(); "
+            "print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        out = repo.wtp_proc("start", "b", "--wait", "--timeout", "1", timeout=30)
+        assert out.code == 3, out.err
+        assert out.err.strip().splitlines()[-1].startswith("wtp: timed out after 1s waiting for the state lock")
+        assert f"held by pid {holder.pid}" in out.err
+    finally:
+        holder.kill()
+        holder.wait()

@@ -16,6 +16,14 @@ from .errors import ExitCode, UsageError
 from .exits import err, open_repo
 
 
+def bound_waits(timeout: float | None) -> None:
+    """A command's --timeout bounds every wait it makes, internal locks included."""
+    if timeout is not None:
+        from . import locks
+
+        locks.deadline = time.monotonic() + timeout
+
+
 def emit(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
@@ -52,6 +60,7 @@ def start(
 
     if timeout is not None and not wait:
         raise UsageError("--timeout goes with --wait: add --wait")
+    bound_waits(timeout)
     c = open_repo(where)
     result = tasks.start(c, task, base_ref=base, touch=list(touch), use=list(use), force=force, say=err)
     t = result.task
@@ -168,6 +177,7 @@ def land(
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     if mode is not None and mode not in MODES:
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    bound_waits(timeout)
     c = open_repo(where)
     if detach:
         argv = [
@@ -210,6 +220,7 @@ def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None
 
     cmd = after_dashes(cmd)
     gates.validate_gate(resource)
+    bound_waits(timeout)
     c = open_repo(where)
     env = dict(os.environ)
     label = ""

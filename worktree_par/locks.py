@@ -29,6 +29,7 @@ from .errors import Say, StateError, WaitTimeout, quiet
 BEAT_EVERY = 2.0  # seconds between heartbeats
 STALE_AFTER = float(os.environ.get("WTP_STALE_AFTER", "30"))  # a foreign holder silent this long is gone
 notify: Say = quiet  # where a long wait says what it waits for (set by the front doors)
+deadline: float | None = None  # a command's --timeout (monotonic): lock waits end there too
 
 
 class Holder(NamedTuple):
@@ -278,6 +279,9 @@ class Lock:
         timeout for as long as its holder runs.  A stopped holder is named, and given up on."""
         if self._take():
             return
+        asked = timeout
+        if timeout is None and deadline is not None:
+            timeout = max(0.0, deadline - time.monotonic())
         t0 = time.monotonic()
         told = False
         stopped_since: float | None = None
@@ -296,7 +300,9 @@ class Lock:
             if timeout is not None and waited >= timeout:
                 h = h or self.holder()
                 who = f", held by {h.describe()}" if h else ""
-                raise WaitTimeout(f"timed out after {timeout:g}s waiting for {self.what} ({self.path}){who}")
+                raise WaitTimeout(
+                    f"timed out after {asked if asked is not None else round(waited):g}s waiting for {self.what} ({self.path}){who}"
+                )
             # Held for milliseconds (a state write, a ticket update): poll finely at first, so a
             # waiter takes over within a few ms of the release (flock itself cannot time out).
             time.sleep(0.004 if waited < 1 else 0.02)
