@@ -252,21 +252,27 @@ def test_20_a_checkout_killed_half_way_is_completed_not_accepted(repo: Repo) -> 
     assert repo.wtp_proc("doctor").code == 0
 
 
-def test_24_a_stopped_process_holding_the_state_lock_is_named_and_nothing_hangs(repo: Repo) -> None:
-    repo.wtp("start", "a")
+def _hold_state_lock(repo: Repo, then: str) -> subprocess.Popen[str]:
+    """A process of our own holding the state lock, then doing ``then`` (stopping itself, say)."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import os, signal, sys; from pathlib import Path; from worktree_par.locks import Lock; "
+            "import os, signal, time; from pathlib import Path; from worktree_par.locks import Lock; "
             f"l = Lock(Path({str(repo.path / '.git' / 'wtp' / 'state.lock')!r})); l.acquire(); "
-            "print('held', flush=True); os.kill(os.getpid(), signal.SIGSTOP)",
+            f"print('held', flush=True); {then}",
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_24_a_stopped_process_holding_the_state_lock_is_named_and_nothing_hangs(repo: Repo) -> None:
+    repo.wtp("start", "a")
+    holder = _hold_state_lock(repo, "os.kill(os.getpid(), signal.SIGSTOP)")
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         t0 = time.monotonic()
         out = repo.wtp_proc("start", "b", timeout=30)
         assert time.monotonic() - t0 < 15
@@ -282,19 +288,8 @@ def test_24_a_stopped_process_holding_the_state_lock_is_named_and_nothing_hangs(
 
 def test_24_a_command_timeout_bounds_its_wait_on_a_busy_internal_lock(repo: Repo) -> None:
     repo.wtp("start", "a")  # the state dir exists
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time; from pathlib import Path; from worktree_par.locks import Lock; "
-            f"l = Lock(Path({str(repo.path / '.git' / 'wtp' / 'state.lock')!r})); l.acquire(); "
-            "print('held', flush=True); time.sleep(30)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = _hold_state_lock(repo, "time.sleep(30)")
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         out = repo.wtp_proc("start", "b", "--wait", "--timeout", "1", timeout=30)
         assert out.code == 3, out.err
         assert out.err.strip().splitlines()[-1].startswith("wtp: timed out after 1s waiting for the state lock")

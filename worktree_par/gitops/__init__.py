@@ -46,7 +46,6 @@ from .refs import (
     check_ref_format,
     commits_not_in,
     config_values,
-    count_commits,
     delete_ref,
     head,
     is_ancestor,
@@ -65,7 +64,6 @@ from .remote import (
     fetch_branch,
     fetch_commits,
     push_cas,
-    remote_tip,
 )
 from .work import (
     STATUS_ARGS,
@@ -119,7 +117,6 @@ __all__ = [
     "commit_tree",
     "commits_not_in",
     "config_values",
-    "count_commits",
     "delete_ref",
     "diff_names",
     "discover",
@@ -150,7 +147,6 @@ __all__ = [
     "ref_value",
     "refs",
     "refs_under",
-    "remote_tip",
     "require_version",
     "reset_keep",
     "rev_parse",

@@ -143,10 +143,6 @@ def unmatched_commits(cwd: Path, left: str, right: str) -> list[Sha]:
     return [Sha(s) for s in out.split()]
 
 
-def count_commits(cwd: Path, tip: str, exclude: Sequence[str]) -> int:
-    return int(run(["rev-list", "--count", tip, *(f"^{b}" for b in exclude), "--"], cwd).out.strip())
-
-
 def subjects(cwd: Path, commits: Sequence[str]) -> dict[str, str]:
     """The one-line subject of each commit."""
     if not commits:

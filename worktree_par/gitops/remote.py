@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import GitError
 from .core import run
-from .parse import PushResult, Sha, parse_push
+from .parse import PushResult, parse_push
 
 # --- remotes ----------------------------------------------------------------------
 
@@ -30,16 +30,6 @@ def fetch_commits(cwd: Path, source: str, pairs: Sequence[tuple[str, str]]) -> N
     """Fetch commits (by id) from another repository into refs here: [(commit, ref), ...]."""
     if pairs:
         run(["fetch", "--quiet", "--no-tags", source, *(f"+{c}:{r}" for c, r in pairs)], cwd)
-
-
-def remote_tip(cwd: Path, remote: str, branch: str) -> Sha | None:
-    """What ``branch`` names on the remote right now (asks it: ls-remote)."""
-    res = run(["ls-remote", "--exit-code", remote, f"refs/heads/{branch}"], cwd, ok_codes=(0, 2))
-    for line in res.out.splitlines():
-        sha, _, name = line.partition("\t")
-        if name == f"refs/heads/{branch}":
-            return Sha(sha)
-    return None
 
 
 def push_cas(cwd: Path, remote: str, ref: str, new: str, expected: str) -> PushResult:
