@@ -162,7 +162,7 @@ def run_level(
                 time.sleep(0.1)
                 continue
             if ready is None:
-                out = json.loads(sh(start_args(s), repo).stdout)
+                out = json.loads(sh(start_args(s), repo, check=False).stdout)  # exit 4: queued
                 if out["state"] == "queued":
                     with lock:
                         if "with task" in (out.get("note") or ""):

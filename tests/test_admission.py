@@ -14,12 +14,13 @@ def test_the_fourth_start_is_queued_and_starts_when_a_slot_frees(repo: Repo) -> 
     for n in "abc":
         assert repo.wtp("start", n).code == 0
     out = repo.wtp("start", "d", "--json")
-    assert out.code == 0
+    assert out.code == 4  # accepted, not started
     d = out.json()
     assert (d["state"], d["path"], d["port"]) == ("queued", None, None)
     assert "wtp/d" not in repo.branches()
     human = repo.wtp("start", "e")
-    assert human.lines == ["task 'e' is queued (place 2): waits because all 3 slots are taken"]
+    assert (human.code, human.out) == (4, "")  # stdout stays for the path: 'cd "$(wtp start e)"' is safe
+    assert human.err == "task 'e' is queued (place 2): waits because all 3 slots are taken\n"
     rm = repo.wtp("rm", "b")
     assert rm.code == 0
     assert "started queued task 'd'" in rm.err
@@ -49,7 +50,8 @@ def test_wait_blocks_until_admitted_and_times_out_with_exit_3(repo: Repo) -> Non
 def test_declared_path_collision_queues_and_names_the_earlier_task(repo: Repo) -> None:
     repo.wtp("start", "posts", "--touch", "content/posts/**")
     out = repo.wtp("start", "index", "--touch", "content/posts/index.md")
-    assert out.lines == [
+    assert (out.code, out.out) == (4, "")
+    assert out.err.splitlines() == [
         "task 'index' is queued (place 1): waits because path content/posts/index.md ~ content/posts/** with task 'posts'"
     ]
     assert repo.wtp("start", "api", "--touch", "src/**").code == 0  # independent: starts
@@ -62,10 +64,10 @@ def test_declared_path_collision_queues_and_names_the_earlier_task(repo: Repo) -
 def test_resource_collision_and_fifo_among_queued_tasks(repo: Repo) -> None:
     repo.wtp("start", "deploy1", "--use", "deploy:prod")
     out = repo.wtp("start", "deploy2", "--use", "deploy:prod")
-    assert "resource deploy:prod with task 'deploy1'" in out.out
+    assert out.code == 4 and "resource deploy:prod with task 'deploy1'" in out.err
     # a newcomer that collides with a queued task does not overtake it
     out3 = repo.wtp("start", "deploy3", "--use", "deploy")
-    assert "deploy ~ deploy:prod with task 'deploy1'" in out3.out and "task 'deploy2'" in out3.out
+    assert "deploy ~ deploy:prod with task 'deploy1'" in out3.err and "task 'deploy2'" in out3.err
     repo.wtp("rm", "deploy1")
     states = {t["name"]: t["state"] for t in repo.wtp("list", "--json").json()["tasks"]}
     assert states == {"deploy2": "active", "deploy3": "queued"}
@@ -85,7 +87,7 @@ def test_concurrent_starts_respect_the_cap(repo: Repo) -> None:
     procs = [repo.spawn("start", f"t{i}", "--json") for i in range(8)]
     for p in procs:
         p.communicate(timeout=120)
-        assert p.returncode == 0
+    assert sorted(p.returncode for p in procs) == [0] * 3 + [4] * 5  # started, or queued
     tasks = repo.wtp("list", "--json").json()["tasks"]
     assert sorted(t["state"] for t in tasks) == ["active"] * 3 + ["queued"] * 5
     assert len(repo.git("worktree", "list").splitlines()) == 4

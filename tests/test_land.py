@@ -135,7 +135,9 @@ def test_a_conflict_blocks_the_task_names_paths_and_lands_after_resolution(remot
     assert r.wtp("land", "a").code == 0
     out = r.wtp("land", "b", "--json")
     assert out.code == 1
-    assert out.json() == {"task": "b", "state": "blocked", "commit": None, "attempts": None, "paths": ["src/app.js"]}
+    blocked = out.json()
+    assert blocked.pop("error") == out.err.removeprefix("wtp: ").rstrip("\n")
+    assert blocked == {"task": "b", "state": "blocked", "commit": None, "attempts": None, "paths": ["src/app.js"]}
     assert out.err == (
         "wtp: task 'b' conflicts with 'main' in 1 path (src/app.js): it is blocked with its commits intact; "
         f"rebase it onto 'main' and resolve them in {pb}, then run 'wtp land b' again\n"

@@ -268,7 +268,12 @@ def test_init_writes_a_config_that_loads_back(remote_repo: Repo) -> None:
 def test_config_in_pyproject(repo: Repo) -> None:
     repo.write("pyproject.toml", '[project]\nname = "x"\n\n[tool.wtp]\nmax_active = 1\nbranch_prefix = "task/"\n')
     repo.wtp("start", "a")
-    assert repo.wtp("start", "b").lines == ["task 'b' is queued (place 1): waits because all 1 slots are taken"]
+    queued = repo.wtp("start", "b")
+    assert (queued.code, queued.out, queued.err) == (
+        4,
+        "",
+        "task 'b' is queued (place 1): waits because all 1 slots are taken\n",
+    )
     assert "task/a" in repo.branches()
 
 

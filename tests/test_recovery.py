@@ -205,8 +205,8 @@ def test_18_23_a_queued_task_that_cannot_start_blocks_only_itself(repo: Repo) ->
     repo.git("branch", "feature")
     pa = _start(repo, "a")
     repo.commit({"a.txt": "a\n"}, cwd=pa)
-    assert repo.wtp("start", "b", "--base", "feature").code == 0  # queued
-    assert repo.wtp("start", "c").code == 0  # queued behind b
+    assert repo.wtp("start", "b", "--base", "feature").code == 4  # queued
+    assert repo.wtp("start", "c").code == 4  # queued behind b
     repo.git("branch", "-D", "feature")  # b's --base is gone
     out = repo.wtp("land", "a")
     assert out.code == 0, out.err  # the land succeeded; a broken promotion does not change that
@@ -218,7 +218,7 @@ def test_18_23_a_queued_task_that_cannot_start_blocks_only_itself(repo: Repo) ->
     assert "Traceback" not in doc.err and doc.code in (0, 1)
     # a branch checked out elsewhere: the promotion fails in git, the task stays queued
     repo.wtp("rm", "b")
-    assert repo.wtp("start", "d").code == 0  # queued: c holds the slot
+    assert repo.wtp("start", "d").code == 4  # queued: c holds the slot
     repo.git("worktree", "add", "-q", "-b", "wtp/d", str(repo.path.parent / "elsewhere"))
     out = repo.wtp("rm", "c")
     assert out.code == 0, out.err

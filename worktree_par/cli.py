@@ -64,7 +64,13 @@ JSON = typer.Option(False, "--json", help="Print JSON (stable shape, see README)
 def _root(
     ctx: typer.Context,
     chdir: Optional[Path] = typer.Option(None, "-C", help="Run as if started in PATH.", metavar="PATH"),
+    version: bool = typer.Option(False, "--version", help="Print wtp's version and exit.", is_eager=True),
 ) -> None:
+    if version:
+        from . import __version__
+
+        print(f"wtp {__version__}")
+        raise typer.Exit(0)
     ctx.obj = str(chdir) if chdir is not None else None
     if ctx.invoked_subcommand is None:  # bare 'wtp': the help, on stdout, exit 0, at any width
         print(ctx.get_help())

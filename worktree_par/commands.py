@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ def start(
     force: bool = False,
     as_json: bool = False,
 ) -> int:
+    """Stdout is the worktree's path and nothing else (so 'cd "$(wtp start x)"' is safe), or
+    empty with exit 4 when the task was queued; notes and reasons go to stderr."""
     from . import listing, tasks
     from .state import QUEUED
 
@@ -62,26 +65,32 @@ def start(
         raise UsageError("--timeout goes with --wait: add --wait")
     bound_waits(timeout)
     c = open_repo(where)
-    result = tasks.start(c, task, base_ref=base, touch=list(touch), use=list(use), force=force, say=err)
-    t = result.task
-    if wait and t.state == QUEUED:
+    with json_refusals(as_json, task):
+        result = tasks.start(c, task, base_ref=base, touch=list(touch), use=list(use), force=force, say=err)
+        t = result.task
         for m in result.messages:
             err(m)
-        result.messages = []
-        t = tasks.wait_active(c, task, timeout, say=err)
+        if wait and t.state == QUEUED:
+            t = tasks.wait_active(c, task, timeout, say=err)
     if as_json:
-        for m in result.messages:
-            err(m)
         emit(listing.task_json(t))
-        return 0
-    if t.state == QUEUED:
-        for m in result.messages:
-            print(m)
-        return 0
-    for m in result.messages:
-        err(m)
-    print(t.path)
-    return 0
+    elif t.state != QUEUED:
+        print(t.path)
+    return ExitCode.QUEUED if t.state == QUEUED else 0
+
+
+@contextmanager
+def json_refusals(as_json: bool, task: str) -> Iterator[None]:
+    """Under --json a refusal is JSON on stdout too (and still one line on stderr and its exit code)."""
+    from .errors import WtpError
+
+    try:
+        yield
+    except WtpError as e:
+        if as_json:
+            paths = getattr(e, "paths", [])
+            emit({"task": task, "state": "refused", "error": e.message, "paths": list(paths), "exit": int(e.exit_code)})
+        raise
 
 
 def next_(where: str | None, as_json: bool = False) -> int:
@@ -171,7 +180,7 @@ def land(
 ) -> int:
     from . import land as landing
     from .config import MODES, STRATEGIES
-    from .errors import LandBlocked
+    from .errors import LandBlocked, WtpError
 
     if strategy is not None and strategy not in STRATEGIES:
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
@@ -201,7 +210,20 @@ def land(
         )
     except LandBlocked as e:
         if as_json:
-            emit({"task": task, "state": "blocked", "commit": None, "attempts": None, "paths": e.paths})
+            emit(
+                {
+                    "task": task,
+                    "state": "blocked",
+                    "commit": None,
+                    "attempts": None,
+                    "paths": e.paths,
+                    "error": e.message,
+                }
+            )
+        raise
+    except WtpError as e:
+        if as_json:
+            emit({"task": task, "state": "refused", "commit": None, "attempts": None, "paths": [], "error": e.message})
         raise
     if as_json:
         for m in result.messages:
@@ -220,6 +242,9 @@ def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None
 
     cmd = after_dashes(cmd)
     gates.validate_gate(resource)
+    if not _runnable(cmd[0]):  # found out before waiting for a turn, as 'wtp run' says it
+        err(f"wtp: command not found: {cmd[0]}")
+        return ExitCode.NOT_FOUND
     bound_waits(timeout)
     c = open_repo(where)
     env = dict(os.environ)
@@ -235,6 +260,12 @@ def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None
     finally:
         g.release()
     return outcome.code
+
+
+def _runnable(program: str) -> bool:
+    import shutil
+
+    return shutil.which(program) is not None or (os.sep in program and os.access(program, os.X_OK))
 
 
 def trust(where: str | None) -> int:
@@ -270,6 +301,8 @@ def doctor(where: str | None, fix: bool = False, adopt: bool = False, as_json: b
             print("  not fixed automatically: see above")
     if not fix and any(f.fix for f in findings) and not as_json:
         print("run 'wtp doctor --fix' to repair")
+    if fix:  # 'wtp doctor --fix && ...': 0 once everything it found is fixed
+        return ExitCode.FINDING if any(not f.fixed or f.fixed.startswith("could not fix") for f in findings) else 0
     return ExitCode.FINDING if findings else 0
 
 

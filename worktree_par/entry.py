@@ -56,6 +56,11 @@ def run_fast(call: Call) -> int:
 
 def main() -> None:
     args = sys.argv[1:]
+    if args == ["--version"]:
+        from . import __version__
+
+        sys.stdout.write(f"wtp {__version__}\n")
+        sys.exit(0)
     if args in ([], ["-h"], ["--help"]) and os.environ.get("COLUMNS", "80") == "80" and HELP_FILE.exists():
         sys.stdout.write(HELP_FILE.read_text())
         sys.exit(0)

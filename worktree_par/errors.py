@@ -24,6 +24,7 @@ class ExitCode(IntEnum):
     FINDING = 1  # a finding or a refusal
     USAGE = 2  # bad input, unknown task, not a repo, bad config
     TIMEOUT = 3  # timed out waiting (slot, gate, queue)
+    QUEUED = 4  # accepted but not started: 'wtp start' queued the task (stdout stays empty)
     NOT_FOUND = 127  # the command to run does not exist (run, gate)
     INTERRUPTED = 130
 

@@ -84,7 +84,7 @@ def start(
     with ctx.store.transaction() as st:
         t = st.tasks.get(name)
         if t is not None and t.state not in FINAL:
-            result = _resume(ctx, st, t, path)
+            result = _resume(ctx, st, t, path, force)
         else:
             if t is not None and t.path and Path(t.path).exists():
                 raise Refusal(f"finished task '{name}' still has its worktree at {t.path}: run 'wtp rm {name}' first")
@@ -120,12 +120,15 @@ def start(
     return result
 
 
-def _resume(ctx: Ctx, st: State, t: Task, path: Path) -> StartResult:
-    """``wtp start`` on a task that exists: report it, or take over what was interrupted."""
+def _resume(ctx: Ctx, st: State, t: Task, path: Path, force: bool = False) -> StartResult:
+    """``wtp start`` on a task that exists: report it, start it (a queued one, with --force),
+    or take over what was interrupted."""
     result = StartResult(t)
-    if t.state == QUEUED and t.note.startswith(CANNOT_START):
+    if t.state == QUEUED and (force or t.note.startswith(CANNOT_START)):
         d = schedule.decide(st, t, ctx.cfg.max_active)
-        if d.admit:  # retry a start that failed before: the user may have fixed the cause
+        if d.admit or force:  # --force, or a retry of a start that failed before (the cause may be fixed)
+            if not d.admit:
+                result.messages.append(f"--force: started despite {d.reason(ctx.cfg.max_active)}")
             fork = ctx.resolve_start(t.start_ref)[1] if t.start_ref else None
             _activate(ctx, st, t, path, fork)
             result.pending = True

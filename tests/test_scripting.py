@@ -1,0 +1,85 @@
+"""Scripts and agents (issue 17): stdout of 'wtp start' is the path or nothing, a queued
+start has its own exit code, refusals under --json are JSON, run and gate agree on a
+missing command, --force starts a queued task, --version, and doctor --fix's exit code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .conftest import Repo
+
+
+def test_a_queued_start_prints_nothing_on_stdout_and_exits_4(repo: Repo) -> None:
+    repo.write(".wtp.toml", "max_active = 1\n")
+    assert repo.wtp_proc("start", "a").code == 0
+    out = repo.wtp_proc("start", "b")
+    assert (out.code, out.out) == (4, "")
+    assert out.err == "task 'b' is queued (place 1): waits because all 1 slots are taken\n"
+    wtp = f"{sys.executable} -m worktree_par"
+    cd = subprocess.run(["sh", "-c", f'cd "$({wtp} start b)" && pwd'], cwd=repo.path, capture_output=True, text=True)
+    assert cd.stdout == f"{repo.path}\n"  # stayed put: never cd'ed into a message
+    chained = subprocess.run(
+        ["sh", "-c", f"{wtp} start b && echo started"], cwd=repo.path, capture_output=True, text=True
+    )
+    assert (chained.returncode, chained.stdout) == (4, "")
+    again = repo.wtp("start", "b", "--json")
+    assert again.code == 4 and again.json()["state"] == "queued"
+
+
+def test_force_starts_an_already_queued_task(repo: Repo) -> None:
+    repo.write(".wtp.toml", "max_active = 1\n")
+    repo.wtp("start", "a")
+    assert repo.wtp("start", "b").code == 4
+    out = repo.wtp("start", "b", "--force")
+    assert out.code == 0 and out.out == f"{repo.path.parent / 'repo.worktrees' / 'b'}\n"
+    assert out.err == "--force: started despite all 1 slots are taken\n"
+    assert [t["state"] for t in repo.wtp("list", "--json").json()["tasks"]] == ["active", "active"]
+
+
+def test_a_refusal_under_json_is_json_with_the_same_exit_code(repo: Repo) -> None:
+    out = repo.wtp("start", "bad/name", "--json")
+    assert out.code == 2
+    data = out.json()
+    assert data == {
+        "task": "bad/name",
+        "state": "refused",
+        "error": out.err.removeprefix("wtp: ").rstrip("\n"),
+        "paths": [],
+        "exit": 2,
+    }
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.write("dirty.txt", "x\n", cwd=p)
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    repo.write("dirty2.txt", "x\n", cwd=p)
+    landed = repo.wtp("land", "a", "--json")
+    assert landed.code == 1 and landed.json()["state"] == "refused"
+    assert landed.json()["error"].startswith("task 'a' has 1 uncommitted file (dirty2.txt)")
+
+
+def test_run_and_gate_agree_on_a_missing_command_and_gate_says_so_before_waiting(repo: Repo, tmp_path: Path) -> None:
+    repo.wtp("start", "a")
+    ran = repo.wtp_proc("run", "a", "--", "no-such-command-xyz")
+    started = tmp_path / "holding"
+    holder = repo.spawn("gate", "deploy", "--", "sh", "-c", f"touch {started}; sleep 20")
+    try:
+        while not started.exists():
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        gated = repo.wtp_proc("gate", "deploy", "--", "no-such-command-xyz")
+        assert time.monotonic() - t0 < 10  # it did not wait for the holder's 20 s
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (ran.code, ran.err) == (gated.code, gated.err) == (127, "wtp: command not found: no-such-command-xyz\n")
+
+
+def test_version_on_both_doors(repo: Repo) -> None:
+    from worktree_par import __version__
+
+    fast = repo.wtp_proc("--version")
+    assert (fast.code, fast.out) == (0, f"wtp {__version__}\n")
+    typer_way = repo.wtp("--version")
+    assert (typer_way.code, typer_way.out) == (0, f"wtp {__version__}\n")
