@@ -33,6 +33,8 @@ def _bound(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, 
         ["-C", "/some/where", "list"],  # defect 6: this form missed the fast path
         ["-C", "/some/where", "list", "--json"],
         ["-C", "/some/where", "start", "b"],
+        ["path"],  # the task of the worktree it runs in
+        ["land"],
     ],
 )
 def test_both_front_doors_call_the_same_body_with_the_same_arguments(
@@ -64,7 +66,7 @@ def test_the_fast_path_leaves_every_other_form_to_typer() -> None:
     from worktree_par import entry
 
     for argv in (
-        ["path"],
+        ["start"],
         ["path", "a", "b"],
         ["start", "a", "--wait"],
         ["land", "--json", "a"],

@@ -83,3 +83,22 @@ def test_version_on_both_doors(repo: Repo) -> None:
     assert (fast.code, fast.out) == (0, f"wtp {__version__}\n")
     typer_way = repo.wtp("--version")
     assert (typer_way.code, typer_way.out) == (0, f"wtp {__version__}\n")
+
+
+def test_inside_a_task_worktree_path_land_and_rm_take_that_task(repo: Repo) -> None:
+    p = Path(repo.wtp("start", "a").lines[-1])
+    sub = p / "src"
+    assert repo.wtp_proc("path", cwd=sub).out == f"{p}\n"  # the fast path
+    assert repo.wtp("path", cwd=sub).out == f"{p}\n"  # and typer's
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    landed = repo.wtp_proc("land", cwd=sub)
+    assert landed.code == 0 and landed.out.startswith("landed 'a' at ")
+    assert landed.err.splitlines()[-1] == f"the worktree you are in was removed: cd {repo.path}"
+    q = Path(repo.wtp("start", "b").lines[-1])
+    out = repo.wtp("rm", cwd=q)
+    assert out.code == 0 and out.lines[0] == "removed task 'b' (worktree and branch 'wtp/b')"
+    outside = repo.wtp("path")
+    assert (outside.code, outside.err) == (
+        2,
+        "wtp: name a task, or run this inside a task's worktree: see 'wtp list'\n",
+    )

@@ -133,8 +133,11 @@ def next_(ctx: typer.Context, as_json: bool = JSON) -> None:
     _done(commands.next_(ctx.obj, as_json))
 
 
+CURRENT = "Task name (default: the task whose worktree you are in)."
+
+
 @app.command()
-def path(ctx: typer.Context, task: str) -> None:
+def path(ctx: typer.Context, task: Optional[str] = typer.Argument(None, help=CURRENT)) -> None:
     """Print TASK's worktree path, alone on stdout."""
     _done(commands.path(ctx.obj, task))
 
@@ -150,7 +153,7 @@ def run(
 @app.command()
 def rm(
     ctx: typer.Context,
-    task: str,
+    task: Optional[str] = typer.Argument(None, help=CURRENT),
     force: bool = typer.Option(
         False, "--force", help="Archive unlanded work under refs/wtp/archive/TASK and remove anyway."
     ),
@@ -200,7 +203,7 @@ def check(
 @app.command()
 def land(
     ctx: typer.Context,
-    task: str,
+    task: Optional[str] = typer.Argument(None, help=CURRENT),
     strategy: Optional[str] = typer.Option(None, "--strategy", help="rebase | squash | merge (default: config)."),
     gate: Optional[str] = typer.Option(
         None, "--gate", help="Command that must pass on the candidate (default: config land.gate)."

@@ -11,10 +11,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ExitCode, UsageError
 from .exits import err, open_repo
+
+if TYPE_CHECKING:
+    from .repo import Ctx
 
 
 def bound_waits(timeout: float | None) -> None:
@@ -36,10 +39,24 @@ def after_dashes(cmd: list[str]) -> list[str]:
     return cmd
 
 
-def path(where: str | None, task: str) -> int:
+def current_task(ctx: Ctx, where: str | None, task: str | None) -> str:
+    """The task named, or else the one whose worktree the command runs in (any subfolder)."""
+    if task:
+        return task
+    from .exits import here
+
+    cwd = here(where).resolve()
+    for t in sorted(ctx.store.read().tasks.values(), key=lambda t: -t.seq):
+        if t.path and (cwd == Path(t.path) or Path(t.path) in cwd.parents):
+            return t.name
+    raise UsageError("name a task, or run this inside a task's worktree: see 'wtp list'")
+
+
+def path(where: str | None, task: str | None) -> int:
     from . import tasks
 
-    t, _ = tasks.run_in(open_repo(where), task)
+    c = open_repo(where)
+    t, _ = tasks.run_in(c, current_task(c, where, task))
     print(t.path)
     return 0
 
@@ -130,12 +147,25 @@ def run(where: str | None, task: str, cmd: list[str]) -> int:
     return code if code >= 0 else 128 - code
 
 
-def rm(where: str | None, task: str, force: bool = False) -> int:
+def rm(where: str | None, task: str | None, force: bool = False) -> int:
     from . import removal
 
-    for m in removal.rm(open_repo(where), task, force=force, say=err):
+    c = open_repo(where)
+    name = current_task(c, where, task)
+    for m in removal.rm(c, name, force=force, say=err):
         print(m)
+    _left_behind(c, where)
     return 0
+
+
+def _left_behind(ctx: Ctx, where: str | None) -> None:
+    """The command removed the worktree it was run from: say where to go."""
+    try:
+        gone = not os.path.isdir(os.getcwd())
+    except FileNotFoundError:
+        gone = True
+    if gone and where is None:
+        err(f"the worktree you are in was removed: cd {ctx.repo.config_root}")
 
 
 def list_(where: str | None, as_json: bool = False, all_tasks: bool = False) -> int:
@@ -167,7 +197,7 @@ def check(where: str | None, names: list[str] | None, fail_on: str = "overlap", 
 
 def land(
     where: str | None,
-    task: str,
+    task: str | None,
     *,
     strategy: str | None = None,
     gate: str | None = None,
@@ -188,6 +218,7 @@ def land(
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     bound_waits(timeout)
     c = open_repo(where)
+    task = current_task(c, where, task)
     if detach:
         argv = [
             *(["--strategy", strategy] if strategy else []),
@@ -233,6 +264,7 @@ def land(
     print(f"landed '{task}' at {result.commit}" + (f" after {result.attempts} attempts" if result.attempts > 1 else ""))
     for m in result.messages:
         print(m)
+    _left_behind(c, where)
     return 0
 
 

@@ -17,6 +17,7 @@ HELP_FILE = Path(__file__).with_name("help.txt")
 # The commands the fast path answers: (takes a TASK, may take --json).  Plain tuples and a
 # plain class: importing typing (for NamedTuple) would cost 'wtp --help' ~2 ms.
 FAST = {"path": (True, False), "start": (True, False), "land": (True, False), "list": (False, True)}
+OPTIONAL_TASK = ("path", "land")  # inside a task's worktree, these take that task
 
 
 class Call:
@@ -38,9 +39,9 @@ def parse(args: list[str]) -> Call | None:
     if as_json:
         rest = rest[:-1]
     if takes_task:
-        if len(rest) != 1 or rest[0].startswith("-"):
+        if len(rest) > 1 or (rest and rest[0].startswith("-")) or (not rest and args[0] not in OPTIONAL_TASK):
             return None
-        return Call(args[0], where, rest[0], False)
+        return Call(args[0], where, rest[0] if rest else None, False)
     return Call(args[0], where, None, as_json) if not rest else None
 
 
@@ -50,8 +51,9 @@ def run_fast(call: Call) -> int:
 
     if call.name == "list":
         return commands.list_(call.where, call.as_json)
-    fn = {"path": commands.path, "start": commands.start, "land": commands.land}[call.name]
-    return fn(call.where, call.task or "")
+    if call.name == "start":
+        return commands.start(call.where, call.task or "")
+    return (commands.path if call.name == "path" else commands.land)(call.where, call.task)
 
 
 def main() -> None:
