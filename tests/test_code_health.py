@@ -126,7 +126,7 @@ def test_a_git_failure_writes_its_argv_and_output_to_the_crash_log(remote_repo: 
     p = Path(r.wtp("start", "a").lines[-1])
     r.commit({"a.txt": "a\n"}, cwd=p)
     r.git("remote", "set-url", "origin", str(r.path.parent / "gone.git"))
-    out = r.wtp_proc("land", "a")
+    out = r.wtp_proc("land", "a", "--gate", "true")
     assert out.code == 1 and len(out.err.strip().splitlines()) == 1, out.err
     assert out.err.startswith(
         "wtp: 'git fetch --quiet --no-tags origin +refs/heads/main:refs/remotes/origin/main' failed (exit 128)"

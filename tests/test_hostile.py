@@ -309,6 +309,7 @@ def test_29_a_command_run_from_a_deleted_directory_is_one_clear_line(repo: Repo)
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr == (
+        "warning: landing 'a' untested: no gate (pass --gate CMD, or set [land] gate in .wtp.toml)\n"
         f"the worktree you are in was removed: cd {repo.path}\n"  # land said where to go
         "wtp: the current directory no longer exists (a worktree removed by 'wtp land' or 'wtp rm'?): "
         "cd to the repository, or pass -C REPO\n"

@@ -136,9 +136,10 @@ def test_a_conflict_blocks_the_task_names_paths_and_lands_after_resolution(remot
     out = r.wtp("land", "b", "--json")
     assert out.code == 1
     blocked = out.json()
-    assert blocked.pop("error") == out.err.removeprefix("wtp: ").rstrip("\n")
+    assert blocked.pop("error") == out.err.splitlines()[-1].removeprefix("wtp: ")
     assert blocked == {"task": "b", "state": "blocked", "commit": None, "attempts": None, "paths": ["src/app.js"]}
     assert out.err == (
+        "warning: landing 'b' untested: no gate (pass --gate CMD, or set [land] gate in .wtp.toml)\n"
         "wtp: task 'b' conflicts with 'main' in 1 path (src/app.js): it is blocked with its commits intact; "
         f"rebase it onto 'main' and resolve them in {pb}, then run 'wtp land b' again\n"
     )

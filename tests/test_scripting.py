@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .conftest import Repo
+from .conftest import Repo, make_repo
 
 
 def test_a_queued_start_prints_nothing_on_stdout_and_exits_4(repo: Repo) -> None:
@@ -102,3 +102,18 @@ def test_inside_a_task_worktree_path_land_and_rm_take_that_task(repo: Repo) -> N
         2,
         "wtp: name a task, or run this inside a task's worktree: see 'wtp list'\n",
     )
+
+
+def test_require_gate_refuses_a_land_without_one_and_init_detects_the_test_command(repo: Repo) -> None:
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    repo.write(".wtp.toml", "[land]\nrequire_gate = true\n")
+    out = repo.wtp("land", "a")
+    assert (out.code, out.err) == (
+        1,
+        "wtp: no gate to test 'a' with, and [land] require_gate is true: pass --gate CMD or set [land] gate\n",
+    )
+    assert repo.wtp("land", "a", "--gate", "true").code == 0
+    bare = make_repo(repo.path.parent, fixture=None, name="plain")
+    bare.write("Makefile", "all:\n\ttrue\ntest:\n\ttrue\n")
+    assert bare.wtp("init").lines[0].endswith("land gate 'make test' (detected; trusted))")

@@ -366,10 +366,14 @@ def init(
         remote = "" if no_remote else ("origin" if "origin" in found or not found else found[0])
         c.cfg = config.Config(remote=remote)
     detected = base or c.detect_base()
-    target.write_text(config.render_default(detected, remote or "", max_active))
+    gate = config.detect_test_command(repo.config_root)
+    target.write_text(config.render_default(detected, remote or "", max_active, gate))
     with c.store.transaction() as st:  # init trusts what it writes
         trusting.trust(Ctx(repo=repo, cfg=config.load(repo.config_root), store=c.store), st)
-    print(f"wrote {target} (base '{detected}', remote '{remote or 'none'}', max_active {max_active})")
+    print(
+        f"wrote {target} (base '{detected}', remote '{remote or 'none'}', max_active {max_active}, "
+        f"land gate {gate!r} {'(detected; trusted)' if gate else '(none found: set [land] gate)'})"
+    )
     return 0
 
 

@@ -30,6 +30,7 @@ class Config(NamedTuple):
     land_gate: str = ""
     land_timeout: float = 1800
     land_mode: str = "speculative"
+    land_require_gate: bool = False
     land_depth: int = 0  # candidates in flight (speculative) or per batch; 0 = max_active
     check_hot: tuple[str, ...] = ()
     source: Path | None = None  # the file it came from
@@ -56,6 +57,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "timeout": ((int, float), "land_timeout"),
         "mode": (str, "land_mode"),
         "depth": (int, "land_depth"),
+        "require_gate": (bool, "land_require_gate"),
     },
     "check": {"hot": (list, "check_hot")},
 }
@@ -65,7 +67,7 @@ _MAX_TASK_PORTS = 1000  # port_base + this must stay a valid port
 def _type_name(t: type | tuple[type, ...]) -> str:
     if isinstance(t, tuple):
         return "a number"
-    return {str: "a string", int: "a whole number", list: "a list of strings"}[t]
+    return {str: "a string", int: "a whole number", list: "a list of strings", bool: "true or false"}[t]
 
 
 def _parse(data: dict[str, Any], where: str) -> dict[str, Any]:
@@ -85,7 +87,7 @@ def _parse(data: dict[str, Any], where: str) -> dict[str, Any]:
                 if k not in _SCHEMA[table]:
                     raise ConfigError(f"{where}: unknown key '{name}': see 'wtp init' for the keys wtp reads")
                 typ, attr = _SCHEMA[table][k]
-                if isinstance(v, bool) or not isinstance(v, typ):
+                if (isinstance(v, bool) and typ is not bool) or not isinstance(v, typ):
                     raise ConfigError(f"{where}: '{name}' must be {_type_name(typ)}, not {v!r}")
                 if isinstance(v, list):
                     if not all(isinstance(x, str) and x for x in v):
@@ -154,7 +156,37 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot be read ({e.strerror})") from e
 
 
-def render_default(base: str, remote: str, max_active: int) -> str:
+def detect_test_command(root: Path) -> str:
+    """The project's own test command, as a newcomer would guess it ("" when none is found)."""
+    pkg = root / "package.json"
+    if pkg.is_file():
+        try:
+            scripts = json.loads(pkg.read_text()).get("scripts", {})
+        except (OSError, ValueError, AttributeError):
+            scripts = {}
+        if (
+            isinstance(scripts, dict)
+            and isinstance(scripts.get("test"), str)
+            and "no test specified" not in scripts["test"]
+        ):
+            return "npm test"
+    if (root / "Cargo.toml").is_file():
+        return "cargo test"
+    if (root / "go.mod").is_file():
+        return "go test ./..."
+    makefile = root / "Makefile"
+    if makefile.is_file() and any(
+        line.startswith("test:") for line in makefile.read_text(errors="replace").splitlines()
+    ):
+        return "make test"
+    if any((root / f).exists() for f in ("pytest.ini", "conftest.py", "tests", "test")) or "[tool.pytest" in (
+        (root / "pyproject.toml").read_text(errors="replace") if (root / "pyproject.toml").is_file() else ""
+    ):
+        return "python -m pytest"
+    return ""
+
+
+def render_default(base: str, remote: str, max_active: int, gate: str = "") -> str:
     """The commented ``.wtp.toml`` that ``wtp init`` writes."""
     return f"""\
 # wtp configuration: committed and shared by the team.  Every key is optional.
@@ -182,7 +214,9 @@ run = []
 # rebase | squash | merge
 strategy = "rebase"
 # Command that must pass on the candidate before it is published (needs 'wtp trust'), e.g. "make test".
-gate = ""
+gate = {json.dumps(gate)}
+# true: refuse to land without a gate (without one, land warns that nothing was tested).
+require_gate = false
 # Seconds the gate may run.
 timeout = 1800
 # speculative | batch | serial: speculative gates the next candidates side by side, each

@@ -116,6 +116,11 @@ def land(
     gate_cmd = gate if gate is not None else ctx.cfg.land_gate
     if gate is None and gate_cmd:
         trust.require_trust(ctx, st, "land.gate")
+    if not gate_cmd and ctx.cfg.land_require_gate:
+        raise Refusal(
+            f"no gate to test '{name}' with, and [land] require_gate is true: pass --gate CMD or set [land] gate"
+        )
+
     if t.phase == LANDING_PHASE:
         say(recover(ctx, t, say))
         t = tasks.get(ctx.store.read(), name)
@@ -126,6 +131,8 @@ def land(
             done.messages += removal.remove_landed(ctx, t, keep=keep, say=say)
             return done
     tip = _check_worktree(ctx, t, wt)
+    if not gate_cmd:
+        say(f"warning: landing '{name}' untested: no gate (pass --gate CMD, or set [land] gate in .wtp.toml)")
     # The pre-land tip is kept before anything can change the branch (and outside the queue,
     # which only serializes what must be serial).
     old_backup = gitops.ref_value(ctx.root, guard.backup_ref(name))
