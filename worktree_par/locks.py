@@ -176,6 +176,16 @@ def _start_heartbeat() -> None:
 
     threading.Thread(target=loop, name="wtp-heartbeat", daemon=True).start()
     atexit.register(lambda: beat.unlink(missing_ok=True))
+    try:
+        beats = list(_beats_dir.iterdir())
+    except OSError:
+        beats = []
+    for old in beats:  # beats of processes killed long ago (SIGKILL leaves them)
+        try:
+            if time.time() - old.stat().st_mtime > 86400:
+                old.unlink()
+        except OSError:
+            pass  # another process got there first
 
 
 def pid_alive(pid: int) -> bool:
