@@ -105,9 +105,10 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     h.worktree_refs = gitops.refs_under(path, "refs/worktree/")
     h.op, h.op_commits = gitops.in_progress(path)
     h.op_commits = [c for c in h.op_commits if gitops.rev_parse(ctx.root, c)]  # ids of commits only
-    h.dirty = sorted(set(gitops.status_paths(path)))
+    dirty, ignored = gitops.worktree_contents(path)
+    h.dirty = sorted(set(dirty))
     copied = tuple(e.rstrip("/") for e in ctx.cfg.setup_copy)
-    h.ignored = [p for p in gitops.ignored_paths(path) if not _regenerable(p, copied)]
+    h.ignored = [p for p in ignored if not _regenerable(p, copied)]
     # Submodules are initialised from .gitmodules; without one, no submodule lives here.
     for sub, _ in gitops.gitlinks(path) if (path / ".gitmodules").exists() else []:
         repo = path / sub

@@ -76,7 +76,6 @@ from .work import (
     finish_checkout,
     git_dir_of,
     gitlinks,
-    ignored_paths,
     in_progress,
     log_messages,
     merge_tree,
@@ -88,6 +87,7 @@ from .work import (
     snapshot,
     status_paths,
     worktree,
+    worktree_contents,
 )
 
 __all__ = [
@@ -126,7 +126,7 @@ __all__ = [
     "git_dir_of",
     "gitlinks",
     "head",
-    "ignored_paths",
+    "worktree_contents",
     "in_progress",
     "is_ancestor",
     "log_messages",

@@ -57,10 +57,12 @@ def status_paths(wt: Path) -> list[str]:
     return parse_status(run(STATUS_ARGS, wt).out)
 
 
-def ignored_paths(wt: Path) -> list[str]:
-    """Ignored files and folders in a worktree (a folder wholly ignored is named once, with '/')."""
+def worktree_contents(wt: Path) -> tuple[list[str], list[str]]:
+    """(uncommitted and untracked paths, ignored paths) of a worktree in one status call; a
+    folder that is wholly untracked or wholly ignored is named once, with '/'."""
     out = run(["status", "--porcelain=v2", "-z", "--ignored=matching", "--untracked-files=normal"], wt).out
-    return [e.path for e in parse_status_entries(out) if e.kind == "!"]
+    entries = parse_status_entries(out)
+    return [e.path for e in entries if e.kind != "!"], [e.path for e in entries if e.kind == "!"]
 
 
 def in_progress(wt: Path) -> tuple[str, list[Sha]]:
