@@ -216,22 +216,32 @@ def _verify(
 
 
 def _bisect(ctx: Ctx, stack: list[Entry], say: Say, status: QueueStatus) -> tuple[int, list[Entry]]:
-    """Gate the top; on failure, halve the stack until the first failing candidate is found.
-    The candidates below it are green (each contains the ones before it)."""
-    green, failing = 0, len(stack) - 1  # stack[:green] passed; stack[failing] fails, once gated
-    probe = failing
-    while True:
-        e = stack[probe]
-        _start_gate(ctx, e, say, status)
-        if _gate_passed(ctx, e, status):
-            if probe == len(stack) - 1:
-                return len(stack), []
-            green = probe + 1
-        else:
-            failing = probe
-        if green == failing:
-            return green, [stack[failing]]
-        probe = (green + failing - 1) // 2
+    """Gate the top; on failure, gate probes spread over the rest side by side (up to the
+    depth, less the failed top) until the first failing candidate is found.  The candidates
+    below it are green: each contains the ones before it."""
+    top = stack[-1]
+    _start_gate(ctx, top, say, status)
+    if _gate_passed(ctx, top, status):
+        return len(stack), []
+    width = max(1, (ctx.cfg.land_depth or ctx.cfg.max_active) - 1)
+    green, failing = 0, len(stack) - 1  # stack[:green] passed; stack[failing] failed
+    while green < failing:
+        span = failing - green
+        probes = sorted({green + (span * (k + 1)) // (min(width, span) + 1) for k in range(min(width, span))})
+        probes = [p for p in probes if green <= p < failing] or [green]
+        for p in probes:
+            _start_gate(ctx, stack[p], say, status)
+        for p in probes:  # in order: the first failure bounds the search, the passes below it raise 'green'
+            if _gate_passed(ctx, stack[p], status):
+                green = max(green, p + 1)
+            else:
+                failing = p
+                break
+        for p in probes:
+            run = stack[p].run
+            if run is not None and run.code is None:
+                run.stop()  # above the failure: its verdict is not needed
+    return green, [stack[failing]]
 
 
 def _start_gate(ctx: Ctx, e: Entry, say: Say, status: QueueStatus) -> None:
