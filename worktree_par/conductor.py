@@ -6,8 +6,9 @@ T1, C2 = C1 + T2, ...), each in its own task's worktree, and verifies it by mode
 - ``speculative``: the gates of every candidate run side by side; the base moves to Cj once
   C1..Cj passed (one push lands them all); a failing Ci blocks Ti, the gates above it are
   stopped, and the tasks above it are rebuilt without it and gated again.
-- ``batch``: only the top of the stack is gated (one run for k tasks); when it fails, the
-  stack is bisected until the culprit is found, landing the green prefix.
+- ``batch``: only the top of the stack is gated (one run for k tasks); when it fails,
+  probes spread over the stack are gated side by side until the culprit is found, landing
+  the green prefix.
 - ``serial``: one candidate at a time.
 
 Publishing stays compare-and-swap and in queue order: the base only ever moves to a
