@@ -228,3 +228,21 @@ def test_many_tasks_get_a_matrix_view(repo: Repo) -> None:
     assert matrix[1].split() == ["t0", "-", "C", ".", ".", ".", "."]
     assert matrix[3].split() == ["t2", ".", ".", "-", "O", ".", "."]
     assert matrix[-1] == "C conflict, O overlap, d declared paths, r resource"
+
+
+def test_undeclared_writes_and_hot_paths_are_reported(repo: Repo) -> None:
+    pa = Path(repo.wtp("start", "a", "--touch", "src/**").lines[-1])
+    pb = Path(repo.wtp("start", "b", "--touch", "content/**").lines[-1])
+    repo.commit({"src/x.js": "x\n", "README.md": "a edits it\n", "CHANGELOG.md": "a\n"}, cwd=pa)
+    repo.commit({"content/y.md": "y\n", "CHANGELOG.md": "b\n"}, cwd=pb)
+    report = repo.wtp("check", "--json").json()["collisions"]
+    undeclared = [c for c in report if c["kind"] == "undeclared"]
+    assert undeclared == [
+        {"tasks": ["a"], "kind": "undeclared", "paths": ["CHANGELOG.md", "README.md"], "hot": False, "hot_paths": []},
+        {"tasks": ["b"], "kind": "undeclared", "paths": ["CHANGELOG.md"], "hot": False, "hot_paths": []},
+    ]
+    clash = next(c for c in report if c["tasks"] == ["a", "b"] and c["kind"] in ("overlap", "conflict"))
+    assert (clash["hot"], clash["hot_paths"]) == (True, ["CHANGELOG.md"])
+    rows = [line.split() for line in repo.wtp("check").lines]
+    assert ["undeclared", "a", "(outside", "its", "--touch)", "CHANGELOG.md,", "README.md"] in rows
+    assert any(row[-2:] == ["CHANGELOG.md", "(hot)"] for row in rows)

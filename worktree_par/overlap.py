@@ -32,7 +32,7 @@ from .repo import Ctx
 from .schedule import collisions as declared_clashes
 from .state import FINAL, LIVE, Task
 
-RANK = {"declared": 1, "resource": 1, "overlap": 2, "conflict": 3}
+RANK = {"declared": 1, "resource": 1, "undeclared": 1, "overlap": 2, "conflict": 3}
 FAIL_ON = {"never": 99, "declared": 1, "overlap": 2, "conflict": 3}
 
 HOT_GLOBS = (
@@ -83,13 +83,20 @@ class Side:
 
 
 class Collision(NamedTuple):
-    tasks: list[str]
+    tasks: list[str]  # two tasks (the second may be the base); one for 'undeclared'
     kind: str
     paths: list[str]
     hot: bool = False
+    hot_paths: list[str] = []
 
     def to_json(self) -> dict[str, object]:
-        return {"tasks": self.tasks, "kind": self.kind, "paths": self.paths, "hot": self.hot}
+        return {
+            "tasks": self.tasks,
+            "kind": self.kind,
+            "paths": self.paths,
+            "hot": self.hot,
+            "hot_paths": self.hot_paths,
+        }
 
 
 class Report(NamedTuple):
@@ -205,8 +212,8 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
         sides = list(pool.map(lambda t: _side(ctx, t, base_tip), live))
     hot_globs = HOT_GLOBS + tuple(ctx.cfg.check_hot)
 
-    def is_hot(paths: set[str]) -> bool:
-        return any(glob_matches(g, p) or glob_matches(g, p.rstrip("/")) for p in paths for g in hot_globs)
+    def hot_of(paths: set[str]) -> list[str]:
+        return sorted(p for p in paths if any(glob_matches(g, p) or glob_matches(g, p.rstrip("/")) for g in hot_globs))
 
     def wanted(*names: str) -> bool:
         return not only or any(n in only for n in names)
@@ -233,12 +240,19 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
         conflict = _conflicts_cached(ctx, cache, a, b) if common else None
         paths = (set(conflict) if conflict else common) | clash
         kind = "conflict" if conflict else "overlap"
-        collisions.append(Collision(names, kind, sorted(paths), is_hot(common) or bool(clash)))
+        hot = sorted(set(hot_of(common)) | clash)
+        collisions.append(Collision(names, kind, sorted(paths), bool(hot), hot))
 
     for i, sa in enumerate(sides):
         for sb in sides[i + 1 :]:
             if wanted(sa.name, sb.name):
                 compare(sa, sb, [sa.name, sb.name])
+    # a task that changed files outside its --touch: admission is only as good as declarations
+    for sd in sides:
+        if sd.task is not None and sd.task.touch and wanted(sd.name):
+            outside = sorted(p for p in sd.changed if not any(glob_matches(g, p) for g in sd.task.touch))
+            if outside:
+                collisions.append(Collision([sd.name], "undeclared", outside))
     # each task against the base as it is now
     base_sides: dict[str, Side] = {}
     base_tree = ""

@@ -65,6 +65,7 @@ def task_table(infos: list[TaskInfo], ctx: Ctx) -> None:
 
 
 _MARK = {"conflict": "C", "overlap": "O", "declared": "d", "resource": "r"}
+_ORDER = {"conflict": 0, "overlap": 1, "declared": 2, "resource": 3, "undeclared": 4}
 
 
 def check_report(report: Report) -> None:
@@ -73,14 +74,14 @@ def check_report(report: Report) -> None:
         print(f"no collisions among {len(names)} task{'s' * (len(names) != 1)} and '{report.base}'")
         return
     rows = []
-    order = {"conflict": 0, "overlap": 1, "declared": 2, "resource": 3}
-    for c in sorted(report.collisions, key=lambda c: (order[c.kind], c.tasks)):
-        shown = ", ".join(c.paths[:5]) + (f", and {len(c.paths) - 5} more" if len(c.paths) > 5 else "")
+    for c in sorted(report.collisions, key=lambda c: (_ORDER[c.kind], c.tasks)):
+        named = [p + (" (hot)" if p in c.hot_paths else "") for p in c.paths[:5]]
+        shown = ", ".join(named) + (f", and {len(c.paths) - 5} more" if len(c.paths) > 5 else "")
         rows.append(
             [
                 c.kind.upper() if c.kind == "conflict" else c.kind,
-                f"{c.tasks[0]} <> {c.tasks[1]}",
-                shown + (" (hot)" if c.hot else ""),
+                " <> ".join(c.tasks) if len(c.tasks) > 1 else f"{c.tasks[0]} (outside its --touch)",
+                shown + (" (hot)" if c.hot and not any(p in c.hot_paths for p in c.paths[:5]) else ""),
             ]
         )
     table(["KIND", "TASKS", "PATHS"], rows)
@@ -89,6 +90,8 @@ def check_report(report: Report) -> None:
         worst: dict[tuple[str, str], str] = {}  # the worst kind of collision per pair
         rank = {"resource": 1, "declared": 1, "overlap": 2, "conflict": 3}
         for c in report.collisions:
+            if len(c.tasks) < 2:
+                continue  # 'undeclared' concerns one task
             a, b = c.tasks
             for key in ((a, b), (b, a)):
                 if key not in worst or rank[c.kind] > rank[worst[key]]:
