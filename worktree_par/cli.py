@@ -137,9 +137,19 @@ CURRENT = "Task name (default: the task whose worktree you are in)."
 
 
 @app.command()
-def path(ctx: typer.Context, task: Optional[str] = typer.Argument(None, help=CURRENT)) -> None:
+def path(
+    ctx: typer.Context,
+    task: Optional[str] = typer.Argument(None, help=CURRENT),
+    main: bool = typer.Option(False, "--main", help="The main worktree instead."),
+) -> None:
     """Print TASK's worktree path, alone on stdout."""
-    _done(commands.path(ctx.obj, task))
+    _done(commands.path(ctx.obj, task, main))
+
+
+@app.command("shell-init")
+def shell_init(shell: str = typer.Argument(..., help="bash | zsh | fish")) -> None:
+    """Print the shell function for 'wtp cd TASK' and 'wtp start --cd': eval "$(wtp shell-init bash)"."""
+    _done(commands.shell_init(shell))
 
 
 @app.command()

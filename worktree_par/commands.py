@@ -52,10 +52,13 @@ def current_task(ctx: Ctx, where: str | None, task: str | None) -> str:
     raise UsageError("name a task, or run this inside a task's worktree: see 'wtp list'")
 
 
-def path(where: str | None, task: str | None) -> int:
+def path(where: str | None, task: str | None, main: bool = False) -> int:
     from . import tasks
 
     c = open_repo(where)
+    if main:  # the main worktree (where 'wtp cd' alone goes)
+        print(c.repo.config_root)
+        return 0
     t, _ = tasks.run_in(c, current_task(c, where, task))
     print(t.path)
     return 0
@@ -430,3 +433,81 @@ def queue(where: str | None, as_json: bool = False) -> int:
             ],
         )
     return 0
+
+
+SHELLS = ("bash", "zsh", "fish")
+
+
+def shell_init(shell: str) -> int:
+    """Print the shell function that gives 'wtp cd TASK', 'wtp start --cd' and a shell moved
+    to the main worktree after 'wtp land' or 'wtp rm' removed the one it stood in."""
+    if shell not in SHELLS:
+        raise UsageError(f"shell must be one of {', '.join(SHELLS)}, not {shell!r}")
+    if shell == "fish":
+        print(_FISH)
+    else:
+        print(_POSIX)
+    return 0
+
+
+_POSIX = """\
+# wtp shell integration: eval "$(wtp shell-init bash)" (or zsh) in your rc file.
+wtp() {
+  local _wtp_dir _wtp_main _wtp_rc _wtp_arg _wtp_cd=0
+  case "$1" in
+    cd)
+      shift
+      if [ $# -eq 0 ]; then _wtp_dir=$(command wtp path --main) || return
+      else _wtp_dir=$(command wtp path "$1") || return; fi
+      cd "$_wtp_dir" ;;
+    start)
+      local -a _wtp_args
+      for _wtp_arg in "$@"; do
+        if [ "$_wtp_arg" = "--cd" ]; then _wtp_cd=1; else _wtp_args+=("$_wtp_arg"); fi
+      done
+      if [ "$_wtp_cd" = 1 ]; then
+        _wtp_dir=$(command wtp "${_wtp_args[@]}"); _wtp_rc=$?
+        [ $_wtp_rc -eq 0 ] && [ -n "$_wtp_dir" ] && cd "$_wtp_dir"
+        return $_wtp_rc
+      fi
+      command wtp "$@" ;;
+    land|rm|abandon)
+      _wtp_main=$(command wtp path --main 2>/dev/null)
+      command wtp "$@"; _wtp_rc=$?
+      if [ ! -d "$PWD" ] && [ -n "$_wtp_main" ]; then cd "$_wtp_main"; fi
+      return $_wtp_rc ;;
+    *) command wtp "$@" ;;
+  esac
+}"""
+
+_FISH = """\
+# wtp shell integration: wtp shell-init fish | source   (in config.fish)
+function wtp
+    switch $argv[1]
+        case cd
+            if test (count $argv) -eq 1
+                set -l dir (command wtp path --main); or return
+                cd $dir
+            else
+                set -l dir (command wtp path $argv[2]); or return
+                cd $dir
+            end
+        case start
+            if contains -- --cd $argv
+                set -l dir (command wtp (string match -v -- --cd $argv)); or return $status
+                test -n "$dir"; and cd $dir
+            else
+                command wtp $argv
+            end
+        case land rm abandon
+            set -l main (command wtp path --main 2>/dev/null)
+            command wtp $argv
+            set -l rc $status
+            if not test -d $PWD; and test -n "$main"
+                cd $main
+            end
+            return $rc
+        case '*'
+            command wtp $argv
+    end
+end"""

@@ -1,0 +1,50 @@
+"""The shell integration (issue 17), in a real bash: 'wtp cd TASK', 'wtp cd' back to the
+main worktree, 'wtp start --cd', and a shell moved out of a worktree that 'wtp land'
+removed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_function_cd_start_and_land(repo: Repo, tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "wtp").write_text(f'#!/bin/sh\nexec {sys.executable} -m worktree_par "$@"\n')
+    (bindir / "wtp").chmod(0o755)
+    script = """
+eval "$(wtp shell-init bash)"
+wtp start --cd a > /dev/null; echo "started: $PWD"
+wtp cd; echo "main: $PWD"
+wtp cd a; echo "in a: $PWD"
+git commit -q --allow-empty -m work
+wtp land --gate true > /dev/null 2>&1; echo "landed $?: $PWD"
+wtp cd nosuch 2> /dev/null; echo "unknown $?: $PWD"
+"""
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    out = subprocess.run(["bash", "-c", script], cwd=repo.path, env=env, capture_output=True, text=True)
+    wt = repo.path.parent / "repo.worktrees" / "a"
+    assert out.stdout.splitlines() == [
+        f"started: {wt}",
+        f"main: {repo.path}",
+        f"in a: {wt}",
+        f"landed 0: {repo.path}",  # the worktree it stood in was removed: moved to the main one
+        f"unknown 2: {repo.path}",
+    ], out.stderr
+
+
+def test_shell_init_knows_three_shells_and_refuses_others(repo: Repo) -> None:
+    for shell in ("bash", "zsh", "fish"):
+        out = repo.wtp("shell-init", shell)
+        assert out.code == 0 and "wtp path --main" in out.out
+    bad = repo.wtp("shell-init", "tcsh")
+    assert (bad.code, bad.err) == (2, "wtp: shell must be one of bash, zsh, fish, not 'tcsh'\n")
