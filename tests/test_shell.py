@@ -48,3 +48,38 @@ def test_shell_init_knows_three_shells_and_refuses_others(repo: Repo) -> None:
         assert out.code == 0 and "wtp path --main" in out.out
     bad = repo.wtp("shell-init", "tcsh")
     assert (bad.code, bad.err) == (2, "wtp: shell must be one of bash, zsh, fish, not 'tcsh'\n")
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_completion_offers_commands_options_and_live_task_names(repo: Repo, tmp_path: Path) -> None:
+    repo.wtp("start", "feed")
+    repo.wtp("start", "fix-login")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "wtp").write_text(f'#!/bin/sh\nexec {sys.executable} -m worktree_par "$@"\n')
+    (bindir / "wtp").chmod(0o755)
+
+    def complete(*words: str) -> list[str]:
+        line = " ".join(["wtp", *words])
+        script = f"""
+eval "$(wtp completion bash)"
+COMP_WORDS=({line}); COMP_CWORD={len(words)}
+_wtp_complete; printf '%s\\n' "${{COMPREPLY[@]}}"
+"""
+        env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+        out = subprocess.run(["bash", "-c", script], cwd=repo.path, env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return sorted(out.stdout.split())
+
+    assert complete("la") == ["land"]
+    assert complete("land", "f") == ["feed", "fix-login"]
+    assert complete("land", "--d") == ["--detach"]
+    assert complete("start", "--w") == ["--wait"]
+    fast = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "worktree_par", "__tasks"],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+    )
+    assert fast.stdout.split() == ["feed", "fix-login"]
+    assert "typer" not in {line.split("|")[-1].strip() for line in fast.stderr.splitlines() if "|" in line}

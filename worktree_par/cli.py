@@ -146,6 +146,17 @@ def path(
     _done(commands.path(ctx.obj, task, main))
 
 
+@app.command()
+def completion(shell: str = typer.Argument(..., help="bash | zsh | fish")) -> None:
+    """Print a completion script (commands, options, task names): eval "$(wtp completion bash)"."""
+    group = typer.main.get_command(app)
+    spec = {
+        name: sorted({o for p in cmd.params for o in getattr(p, "opts", []) if o.startswith("-")})
+        for name, cmd in getattr(group, "commands", {}).items()
+    }
+    _done(commands.completion(shell, spec))
+
+
 @app.command("shell-init")
 def shell_init(shell: str = typer.Argument(..., help="bash | zsh | fish")) -> None:
     """Print the shell function for 'wtp cd TASK' and 'wtp start --cd': eval "$(wtp shell-init bash)"."""

@@ -66,6 +66,11 @@ def main() -> None:
     if args in ([], ["-h"], ["--help"]) and os.environ.get("COLUMNS", "80") == "80" and HELP_FILE.exists():
         sys.stdout.write(HELP_FILE.read_text())
         sys.exit(0)
+    if args[-1:] == ["__tasks"] and len(args) in (1, 3):  # shell completion's task names, fast
+        from . import commands
+        from .exits import finish
+
+        finish(lambda: commands.task_names(args[1] if len(args) == 3 else None))
     call = parse(args)
     if call is not None:
         from .exits import finish
