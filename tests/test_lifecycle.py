@@ -42,20 +42,9 @@ def test_list_counts_ahead_behind_dirty_and_changed(repo: Repo) -> None:
     t = repo.wtp("list", "--json").json()["tasks"][0]
     assert (t["ahead"], t["behind"], t["dirty"], t["changed"]) == (1, 1, 2, 3)
     table = repo.wtp("list")
-    assert table.lines[0].split() == [
-        "TASK",
-        "STATE",
-        "BRANCH",
-        "PATH",
-        "BASE",
-        "AHEAD/BEHIND",
-        "DIRTY",
-        "CHANGED",
-        "PROCS",
-        "PORT",
-        "NOTE",
-    ]
-    assert table.lines[1].split()[:8] == ["feed", "active", "wtp/feed", str(p), "main", "+1/-1", "2", "3"]
+    assert table.lines[0].split() == ["TASK", "STATE", "+/-", "DIRTY", "CHANGED", "PORT", "LAST", "COMMIT"]
+    assert table.lines[1].split()[:7] == ["feed", "active", "+1/-1", "2", "3", "4100", "change"]
+    assert table.lines[-1] == "worktrees: ../repo.worktrees/<task>"  # said once, not in every row
 
 
 def test_status_is_an_alias_of_list(repo: Repo) -> None:

@@ -83,3 +83,54 @@ _wtp_complete; printf '%s\\n' "${{COMPREPLY[@]}}"
     )
     assert fast.stdout.split() == ["feed", "fix-login"]
     assert "typer" not in {line.split("|")[-1].strip() for line in fast.stderr.splitlines() if "|" in line}
+
+
+def test_list_fits_80_columns_in_a_terminal_and_never_cuts_a_task_name(repo: Repo) -> None:
+    """'wtp list' in a real pseudo-terminal 80 columns wide."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    names = ["search-results-paging", "fix-login", "q"]
+    for n in names:
+        p = Path(repo.wtp("start", n).lines[-1])
+        repo.commit({f"{n}.txt": "x\n"}, "a rather long commit subject that would not fit in the row at all", cwd=p)
+    repo.write(".wtp.toml", "max_active = 3\n")
+    repo.wtp("start", "waiting-one")  # queued: its reason goes on a line of its own
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "COLUMNS": "80", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worktree_par", "list"],
+        cwd=repo.path,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    out = b""
+    while True:
+        r, _, _ = select.select([master], [], [], 10)
+        if not r:
+            break
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(timeout=30)
+    os.close(master)
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.decode()).replace("\r", "")
+    lines = [line for line in text.splitlines() if line]
+    assert lines[0].split()[:3] == ["TASK", "STATE", "+/-"]
+    assert all(len(line) <= 80 for line in lines if not line.startswith("  └")), lines
+    for n in names + ["waiting-one"]:
+        assert any(line.split()[0] == n for line in lines[1:]), (n, lines)
+    assert any(line.startswith("  └ all 3 slots are taken") for line in lines), lines

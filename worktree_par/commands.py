@@ -180,8 +180,13 @@ def list_(where: str | None, as_json: bool = False, all_tasks: bool = False) -> 
         emit(listing.list_json(infos))
     else:
         from . import render
+        from .exits import here
 
-        render.task_table(infos, c)
+        try:
+            cwd = str(here(where).resolve())
+        except UsageError:
+            cwd = None
+        render.task_table(infos, c, cwd)
     return 0
 
 

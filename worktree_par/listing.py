@@ -20,6 +20,8 @@ class TaskInfo:
         self.processes: list[int] = []
         self.problem = ""
         self.place: int | None = None  # its place in the land queue, while it is landing
+        self.subject = ""  # the branch's last commit, and when it was made
+        self.when = 0
 
 
 def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
@@ -39,6 +41,7 @@ def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
     summary = gitops.branch_summary(path, ctx.root, base_ref, ref)
     dirty, committed = summary.dirty, summary.committed
     info.ahead, info.behind = summary.ahead, summary.behind
+    info.subject, info.when = summary.subject, summary.when
     info.dirty = len(dirty)
     info.changed = len(committed | set(dirty))
     return info

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,38 +31,105 @@ def _n(v: int | None) -> str:
     return "-" if v is None else str(v)
 
 
-def task_table(infos: list[TaskInfo], ctx: Ctx) -> None:
+def _age(when: int) -> str:
+    import time
+
+    if not when:
+        return ""
+    secs = max(0, int(time.time()) - when)
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= n:
+            return f"{secs // n}{unit}"
+    return f"{secs}s"
+
+
+def _short(path: str | None, ctx: Ctx) -> str:
+    """A worktree path as short as it can be said: relative to the main worktree's parent."""
+    if not path:
+        return "-"
+    import os
+
+    rel = os.path.relpath(path, ctx.root.parent)
+    return rel if not rel.startswith("..") and len(rel) < len(path) else path
+
+
+def task_table(infos: list[TaskInfo], ctx: Ctx, here: str | None = None) -> None:
+    """What 'wtp list' prints: one row a task that fits 80 columns (the branch is always
+    <prefix><task>, so it is not repeated), the task you stand in marked '*', and a note
+    on its own line below the row."""
     if not infos:
         print("no tasks: start one with 'wtp start NAME'")
         return
-    rows = []
+    rows, notes = [], []
     for i in infos:
         t = i.task
         state = (
             t.state + (f" ({t.phase})" if t.phase else "") + (" setup-failed" if t.setup.startswith("failed") else "")
         )
         ab = "-" if i.ahead is None else f"+{i.ahead}/-{i.behind}"
-        note = i.problem or t.note or (f"landed {t.commit[:10]}" if t.commit else "")
+        note = i.problem or (t.note if t.state in ("queued", "blocked", "landing") else "")
+        if t.state == "landed" and t.commit and not i.problem:
+            note = f"landed {t.commit[:10]}"
         if i.place:
             note = f"land queue place {i.place}" + (f"; {note}" if note and not note.startswith("waiting") else "")
-        rows.append(
-            [
-                t.name,
-                state,
-                t.branch,
-                t.path or "-",
-                t.base,
-                ab,
-                _n(i.dirty),
-                _n(i.changed),
-                ",".join(map(str, i.processes)) or "-",
-                _n(t.port),
-                note,
-            ]
-        )
-    table(
-        ["TASK", "STATE", "BRANCH", "PATH", "BASE", "AHEAD/BEHIND", "DIRTY", "CHANGED", "PROCS", "PORT", "NOTE"], rows
-    )
+        last = f"{i.subject} ({_age(i.when)})" if i.subject else "-"
+        mark = "*" if here and t.path and (here == t.path or here.startswith(t.path + "/")) else ""
+        procs = ",".join(map(str, i.processes))
+        rows.append([mark + t.name, state, ab, _n(i.dirty), _n(i.changed), _n(t.port), _short(t.path, ctx), last])
+        notes.append("; ".join(x for x in (note, f"processes inside: {procs}" if procs else "") if x))
+    headers = ["TASK", "STATE", "+/-", "DIRTY", "CHANGED", "PORT", "PATH", "LAST COMMIT"]
+    root = ctx.worktree_root()
+    usual = all(not i.task.path or Path(i.task.path) == root / i.task.name for i in infos)
+    if usual:  # every worktree is where wtp puts it: say so once instead of in every row
+        headers.pop(6)
+        for r in rows:
+            r.pop(6)
+    widths = [max(len(h), *(len(r[k]) for r in rows)) for k, h in enumerate(headers)]
+    tty = sys.stdout.isatty()
+    if tty:  # fit the terminal: the last commit, then the path give way; never the task name
+        import shutil
+
+        room = shutil.get_terminal_size((80, 24)).columns
+        for k in range(len(widths) - 1, 5, -1):  # the last commit, then the path
+            over = sum(widths) + 2 * (len(widths) - 1) - room
+            if over > 0:
+                widths[k] = max(len(headers[k]), widths[k] - over)
+    print(_line(headers, widths, tty, bold=True))
+    for r, note in zip(rows, notes):
+        print(_line(r, widths, tty))
+        if note:
+            print(f"  └ {note}")
+    if usual and any(i.task.path for i in infos):
+        print(f"worktrees: {_nearest(str(root), here)}/<task>")
+
+
+def _nearest(path: str, here: str | None) -> str:
+    """``path`` absolute, or relative to where the command runs when that is shorter."""
+    import os
+
+    rel = os.path.relpath(path, here) if here else path
+    return rel if len(rel) < len(path) else path
+
+
+def _cell(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def _line(cells: list[str], widths: list[int], tty: bool, bold: bool = False) -> str:
+    out = "  ".join(_cell(c, w).ljust(w) for c, w in zip(cells, widths)).rstrip()
+    if not tty:
+        return out
+    if bold:
+        return f"\033[1m{out}\033[0m"
+    colour = _STATE_COLOUR.get(cells[1].split()[0] if cells[1] else "")
+    if colour:  # the state stands out; the rest stays plain
+        start = len("  ".join(_cell(c, w).ljust(w) for c, w in zip(cells[:1], widths[:1]))) + 2
+        end = start + len(_cell(cells[1], widths[1]))
+        out = f"{out[:start]}\033[{colour}m{out[start:end]}\033[0m{out[end:]}"
+    return out
+
+
+_STATE_COLOUR = {"queued": "33", "landing": "36", "blocked": "1;31", "landed": "32", "abandoned": "2"}
 
 
 _MARK = {"conflict": "C", "overlap": "O", "declared": "d", "resource": "r"}

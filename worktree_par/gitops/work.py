@@ -224,6 +224,8 @@ class BranchSummary(NamedTuple):
     ahead: int | None  # commits on the branch not on the base
     behind: int | None  # commits on the base not on the branch
     committed: set[str]  # paths the branch changed since it forked
+    subject: str = ""  # the branch's last commit
+    when: int = 0  # its committer time (seconds since the epoch)
 
 
 def branch_summary(wt: Path, root: Path, base_ref: str, ref: str) -> BranchSummary:
@@ -231,10 +233,12 @@ def branch_summary(wt: Path, root: Path, base_ref: str, ref: str) -> BranchSumma
     st = spawn(STATUS_ARGS, wt)
     ab = spawn(["rev-list", "--left-right", "--count", f"{base_ref}...{ref}", "--"], root)
     ch = spawn(["diff", "--name-only", "-z", "--no-renames", f"{base_ref}...{ref}", "--"], root)
-    st_out, ab_out, ch_out = (p.communicate()[0].decode("utf-8", "surrogateescape") for p in (st, ab, ch))
+    lg = spawn(["log", "-1", "--format=%ct%x00%s", ref, "--"], root)
+    st_out, ab_out, ch_out, lg_out = (p.communicate()[0].decode("utf-8", "surrogateescape") for p in (st, ab, ch, lg))
     dirty = parse_status(st_out) if st.returncode == 0 else []
     ahead = behind = None
     if ab.returncode == 0:
         behind, ahead = (int(x) for x in ab_out.split())
     committed = set(ch_out.split("\0")) - {""} if ch.returncode == 0 else set()
-    return BranchSummary(dirty, ahead, behind, committed)
+    when, _, subject = lg_out.strip("\n").partition("\0")
+    return BranchSummary(dirty, ahead, behind, committed, subject, int(when) if when.isdigit() else 0)
