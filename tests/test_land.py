@@ -165,10 +165,21 @@ def test_a_failing_gate_leaves_main_untouched(remote_repo: Repo) -> None:
     p = _task_with_commit(r, "feed", {"src/feed.js": "feed\n"})
     tip = r.git("rev-parse", "HEAD", cwd=p)
     before = git(r.remote, "rev-parse", "main")  # type: ignore[arg-type]
-    out = r.wtp("land", "feed", "--gate", "echo checking $WTP_CANDIDATE; echo broken >&2; exit 4")
+    gate = "echo checking $WTP_CANDIDATE; for i in $(seq 1 25); do echo line $i; done; echo broken >&2; exit 4"
+    out = r.wtp("land", "feed", "--gate", gate)
     assert out.code == 1
-    assert "gate 'echo checking $WTP_CANDIDATE; echo broken >&2; exit 4' exited 4" in out.err
-    assert "broken" in out.err and "full log: " in out.err
+    log = r.path / ".git" / "wtp" / "logs" / "land-feed.log"
+    err = out.err.splitlines()
+    # the last 20 lines of its output as they are, one per line, then the one-line error
+    assert err[-22:-1] == [
+        f"--- the last 20 lines of the gate's output ({log}):",
+        *[f"line {i}" for i in range(7, 26)],
+        "broken",
+    ]
+    assert err[-1] == (
+        f"wtp: gate '{gate}' exited 4 on the candidate of 'feed'; 'main' is untouched "
+        f"(its output: {log}; the task is blocked: fix it and land again)"
+    )
     assert git(r.remote, "rev-parse", "main") == before  # type: ignore[arg-type]
     assert r.git("rev-parse", "HEAD", cwd=p) == tip
     assert r.wtp("list", "--json").json()["tasks"][0]["state"] == "blocked"

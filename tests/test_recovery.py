@@ -297,3 +297,26 @@ def test_24_a_command_timeout_bounds_its_wait_on_a_busy_internal_lock(repo: Repo
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_ctrl_c_during_the_gate_says_what_it_left(repo: Repo, tmp_path: Path) -> None:
+    p = _start(repo, "a")
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    started = tmp_path / "gating"
+    lander = subprocess.Popen(
+        [sys.executable, "-m", "worktree_par", "land", "a", "--gate", f"touch {started}; sleep 30"],
+        cwd=repo.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    _wait_for(started)
+    os.killpg(lander.pid, signal.SIGINT)
+    _, err = lander.communicate(timeout=60)
+    assert lander.returncode == 130
+    assert err.splitlines()[-2:] == [
+        "interrupted: 'main' untouched by this land, task 'a' is active again",
+        "wtp: interrupted",
+    ]
+    assert repo.git("rev-parse", "wtp/a") == repo.git("rev-parse", "HEAD", cwd=p)

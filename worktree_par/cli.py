@@ -20,6 +20,12 @@ from .exits import err, exit_for
 
 
 class WtpGroup(TyperGroup):
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:  # typer would turn it into a silent exit 130
+            exit_for(e)
+
     def main(
         self,
         args: Sequence[str] | None = None,

@@ -264,6 +264,11 @@ def land(
         if as_json:
             emit({"task": task, "state": "refused", "commit": None, "attempts": None, "paths": [], "error": e.message})
         raise
+    except KeyboardInterrupt:
+        cur = c.store.read().tasks.get(task)
+        if cur is not None:  # say what state Ctrl-C left, before the 'interrupted' line
+            err(f"interrupted: '{cur.base}' untouched by this land, task '{task}' is {cur.state} again")
+        raise
     if as_json:
         for m in result.messages:
             err(m)

@@ -285,12 +285,10 @@ def _poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
             return None
         code = e.run.code
         if code != 0 or timed_out:
-            tail = e.log.read_text(errors="replace").strip().splitlines()[-5:]
             why = f"timed out after {timeout:g}s" if timed_out else f"exited {code}"
             e.error = GateFailed(
-                f"gate '{e.gate}' {why} on the candidate of '{e.name}'; '{e.task.base}' is untouched. Last lines: "
-                + " | ".join(tail[-3:])
-                + f" (full log: {e.log})"
+                f"gate '{e.gate}' {why} on the candidate of '{e.name}'; '{e.task.base}' is untouched "
+                f"(its output: {e.log}; the task is blocked: fix it and land again)"
             )
             status.set(e, "failed")
             return False

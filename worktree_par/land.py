@@ -266,9 +266,26 @@ def _finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say) -> LandRes
         if cur.paths:
             raise LandConflict(cur.note, cur.paths)
         if cur.note.startswith("gate '"):
+            _show_gate_tail(ctx, t.name, say)
             raise GateFailed(cur.note)
         raise LandBlocked(cur.note)
     raise Refusal(f"task '{t.name}' was taken out of the land queue (now {cur.state}): see 'wtp list'")
+
+
+GATE_TAIL = 20  # lines of a failed gate's output shown as they are
+
+
+def _show_gate_tail(ctx: Ctx, name: str, say: Say) -> None:
+    """The last lines of a failed gate's output, verbatim, one per line (the log has all)."""
+    log = ctx.store.dir / "logs" / f"land-{name}.log"
+    try:
+        lines = log.read_text(errors="replace").rstrip("\n").splitlines()[2:]  # past the '$ cmd' header
+    except OSError:
+        return
+    if lines:
+        say(f"--- the last {min(GATE_TAIL, len(lines))} lines of the gate's output ({log}):")
+        for line in lines[-GATE_TAIL:]:
+            say(line)
 
 
 def _check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
