@@ -312,9 +312,13 @@ def test_ctrl_c_during_the_gate_says_what_it_left(repo: Repo, tmp_path: Path) ->
         start_new_session=True,
     )
     _wait_for(started)
+    status = repo.path / ".git" / "wtp" / "queue-status.json"
+    deadline = time.monotonic() + 30
+    while '"gating"' not in (status.read_text() if status.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.02)  # the conductor has its gate in hand: Ctrl-C now is Ctrl-C during the gate
     os.killpg(lander.pid, signal.SIGINT)
     _, err = lander.communicate(timeout=60)
-    assert lander.returncode == 130
+    assert lander.returncode == 130, err
     assert err.splitlines()[-2:] == [
         "interrupted: 'main' untouched by this land, task 'a' is active again",
         "wtp: interrupted",

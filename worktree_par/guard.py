@@ -333,7 +333,12 @@ def rewind(ctx: Ctx, t: Task, wt: Path, target: Sha, ours: list[Sha]) -> None:
     if ours and left:
         left -= set(gitops.commits_not_in(ctx.root, ours, [target]))
     if left:
-        left &= set(gitops.unmatched_commits(ctx.root, target, cur))  # not a rebased copy
+        left &= set(gitops.unmatched_commits(ctx.root, target, cur))  # not a rebased copy of the task's own
+    if left:  # nor a copy of another task's commit, stacked under this one by a conductor
+        for other in gitops.refs_under(ctx.root, BACKUP).values():
+            left &= set(gitops.unmatched_commits(ctx.root, other, cur))
+            if not left:
+                break
     if left:
         subj = gitops.subjects(ctx.root, sorted(left))
         shown = [f"{c[:10]} {subj.get(c, '')}".strip() for c in sorted(left)]

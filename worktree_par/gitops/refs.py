@@ -4,10 +4,12 @@ reaches what."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from ..errors import GitError
 from .core import ZERO, run
 from .parse import Sha
 
@@ -134,7 +136,16 @@ def commits_not_in(cwd: Path, tips: Sequence[str], keep: Sequence[str], keep_glo
     if not tips:
         return []
     args = ["rev-list", *tips, "--not", *keep, *(f"--glob={g}" for g in keep_globs), "--"]
-    return [Sha(s) for s in run(args, cwd).out.split()]
+    for attempt in range(3):
+        res = run(args, cwd, check=False)
+        # A ref deleted by another process while git walks --branches reads as a bad object:
+        # that race is over in moments, so look again.
+        if res.code == 0 or "bad object" not in res.err or attempt == 2:
+            break
+        time.sleep(0.05)
+    if res.code != 0:
+        raise GitError(args, res.code, res.out, res.err, str(cwd))
+    return [Sha(s) for s in res.out.split()]
 
 
 def unmatched_commits(cwd: Path, left: str, right: str) -> list[Sha]:
