@@ -291,7 +291,9 @@ class Lock:
             return
         asked = timeout
         if timeout is None and deadline is not None:
-            timeout = max(0.0, deadline - time.monotonic())
+            # The command's --timeout, with a second's grace: a lock held for milliseconds is
+            # still taken after the deadline passed, so the wait that owns the timeout reports it.
+            timeout = max(1.0, deadline - time.monotonic())
         t0 = time.monotonic()
         told = False
         stopped_since: float | None = None
