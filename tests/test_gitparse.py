@@ -106,3 +106,20 @@ def test_commit_ids_and_version() -> None:
     assert commit_ids(todo) == [A, B]
     assert parse_version("git version 2.39.5\n") == (2, 39)
     assert parse_version("git version 2.45.1.windows.1\n") == (2, 45)
+
+
+def test_existing_commits_keeps_only_commit_ids() -> None:
+    """One cat-file call tells commits from trees and from ids the repository does not have."""
+    import subprocess
+    import tempfile
+
+    from worktree_par import gitops
+
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+        subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=root, check=True)
+        head = gitops.ref_value(root, "HEAD")
+        assert head is not None
+        tree = gitops.tree_of(root, "HEAD")
+        assert gitops.existing_commits(root, [head, tree, "0" * 40]) == [head]

@@ -104,7 +104,7 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     h.head, h.head_ref = gitops.head(path)
     h.worktree_refs = gitops.refs_under(path, "refs/worktree/")
     h.op, h.op_commits = gitops.in_progress(path)
-    h.op_commits = [c for c in h.op_commits if gitops.rev_parse(ctx.root, c)]  # ids of commits only
+    h.op_commits = gitops.existing_commits(ctx.root, h.op_commits)  # ids of commits only, in one call
     dirty, ignored = gitops.worktree_contents(path)
     h.dirty = sorted(set(dirty))
     copied = tuple(e.rstrip("/") for e in ctx.cfg.setup_copy)

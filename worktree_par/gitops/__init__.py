@@ -47,6 +47,7 @@ from .refs import (
     commits_not_in,
     config_values,
     delete_ref,
+    existing_commits,
     head,
     is_ancestor,
     last_reflog_message,
@@ -91,6 +92,7 @@ from .work import (
 )
 
 __all__ = [
+    "existing_commits",
     "last_reflog_message",
     "HEX40",
     "Sha",

@@ -165,3 +165,11 @@ def subjects(cwd: Path, commits: Sequence[str]) -> dict[str, str]:
 def last_reflog_message(cwd: Path, ref: str) -> str:
     """Why ``ref`` last moved, as its reflog says ('' without a reflog)."""
     return run(["reflog", "-1", "--format=%gs", ref, "--"], cwd, check=False).out.strip()
+
+
+def existing_commits(cwd: Path, ids: Sequence[str]) -> list[Sha]:
+    """The ids among ``ids`` that name commits in the repository, asked in one call."""
+    if not ids:
+        return []
+    res = run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd, input="\n".join(ids) + "\n", check=False)
+    return [Sha(f[0]) for f in (line.split() for line in res.out.splitlines()) if len(f) == 2 and f[1] == "commit"]
