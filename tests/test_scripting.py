@@ -117,3 +117,61 @@ def test_require_gate_refuses_a_land_without_one_and_init_detects_the_test_comma
     bare = make_repo(repo.path.parent, fixture=None, name="plain")
     bare.write("Makefile", "all:\n\ttrue\ntest:\n\ttrue\n")
     assert bare.wtp("init").lines[0].endswith("land gate 'make test' (detected; trusted))")
+
+
+def test_start_on_an_existing_task_adds_declarations_or_refuses_saying_why(repo: Repo) -> None:
+    repo.wtp("start", "a", "--touch", "src/a/**")
+    repo.wtp("start", "b", "--touch", "src/b/**")
+    added = repo.wtp("start", "a", "--touch", "config/*.yml", "--use", "db")
+    assert added.code == 0 and "task 'a' now also declares --touch config/*.yml, --use db" in added.err
+    assert _task(repo, "a")["touch"] == ["config/*.yml", "src/a/**"] and _task(repo, "a")["use"] == ["db"]
+    refused = repo.wtp("start", "b", "--touch", "config/app.yml")
+    assert refused.code == 1
+    assert refused.err == (
+        "wtp: cannot add to the declarations of 'b': path config/app.yml ~ config/*.yml with task 'a': "
+        "land or remove the other task first, or pass --force\n"
+    )
+    assert _task(repo, "b")["touch"] == ["src/b/**"]  # unchanged
+    again = repo.wtp("start", "a", "--touch", "src/a/**")  # nothing new: just reported
+    assert again.code == 0 and "declares" not in again.err
+    # A queued task takes new declarations and its reason is re-decided.
+    repo.write(".wtp.toml", "max_active = 2\n")
+    assert repo.wtp("start", "q").code == 4
+    queued = repo.wtp("start", "q", "--use", "db", "--json")
+    assert queued.code == 4 and queued.json()["use"] == ["db"]
+    assert _task(repo, "q")["note"] == "all 2 slots are taken; resource db with task 'a'"
+
+
+def _task(repo: Repo, name: str) -> dict:
+    return next(t for t in repo.state()["tasks"] if t["name"] == name)
+
+
+def _task(repo: Repo, name: str) -> dict:
+    return next(t for t in repo.state()["tasks"] if t["name"] == name)
+
+
+def test_help_lists_choices_and_plain_metavars_and_wtp_help_shows_a_command() -> None:
+    from typer.testing import CliRunner
+
+    from worktree_par.cli import app
+
+    runner = CliRunner()
+    land = runner.invoke(app, ["help", "land"], env={"COLUMNS": "100"})
+    assert land.exit_code == 0
+    for piece in ("--strategy rebase|squash|merge", "--mode speculative|batch|serial", "--gate CMD", "--timeout S"):
+        assert piece in land.stdout, piece
+    assert "Example: wtp land feed --gate 'make test'" in land.stdout
+    assert "<str>" not in land.stdout and "<float" not in land.stdout
+    check = runner.invoke(app, ["check", "--help"], env={"COLUMNS": "100"})
+    assert "--fail-on conflict|overlap|declared|never" in check.stdout
+    group = __import__("typer").main.get_command(app)
+    for name, cmd in group.commands.items():  # one example per command (aliases share theirs)
+        if name not in ("abandon", "status"):
+            assert (
+                "Example: wtp " in (cmd.help or "")
+                or "Example: cd " in (cmd.help or "")
+                or "Example: eval " in (cmd.help or "")
+            ), name
+    unknown = runner.invoke(app, ["help", "nosuch"])
+    assert unknown.exit_code == 2 and unknown.stderr.startswith("wtp: no command named 'nosuch': one of init, start")
+    assert runner.invoke(app, ["help"]).stdout.startswith("Usage: wtp [OPTIONS] COMMAND [ARGS]...")

@@ -84,7 +84,9 @@ def start(
     with ctx.store.transaction() as st:
         t = st.tasks.get(name)
         if t is not None and t.state not in FINAL:
+            declared = _redeclare(ctx, st, t, globs, res_names, force)
             result = _resume(ctx, st, t, path, force)
+            result.messages[:0] = declared
         else:
             if t is not None and t.path and Path(t.path).exists():
                 raise Refusal(f"finished task '{name}' still has its worktree at {t.path}: run 'wtp rm {name}' first")
@@ -118,6 +120,32 @@ def start(
             _undo_start(ctx, result.task, keep_queued=False)
             raise
     return result
+
+
+def _redeclare(ctx: Ctx, st: State, t: Task, globs: list[str], res_names: list[str], force: bool) -> list[str]:
+    """``wtp start TASK --touch/--use`` on a task that exists adds to its declarations, after
+    the same collision check as admission: a live task's new declarations must not collide
+    with another live task's (refused, exit 1, unless --force); a queued task's are simply
+    taken and its place re-decided."""
+    touch = sorted(set(t.touch) | set(globs))
+    use = sorted(set(t.use) | set(res_names))
+    if (touch, use) == (sorted(t.touch), sorted(t.use)):
+        return []
+    if t.state in LIVE:
+        trial = Task(name=t.name, state=t.state, branch=t.branch, base=t.base, seq=t.seq, touch=touch, use=use)
+        others = [o for o in st.tasks.values() if o.state in LIVE and o.name != t.name]
+        clashes = schedule.collisions(trial, others)
+        if clashes and not force:
+            raise Refusal(
+                f"cannot add to the declarations of '{t.name}': "
+                + "; ".join(c.describe() for c in clashes)
+                + ": land or remove the other task first, or pass --force"
+            )
+    added = [f"--touch {g}" for g in touch if g not in t.touch] + [f"--use {r}" for r in use if r not in t.use]
+    t.touch, t.use = touch, use
+    if t.state == QUEUED and not t.note.startswith(CANNOT_START):
+        t.note = schedule.decide(st, t, ctx.cfg.max_active).reason(ctx.cfg.max_active)
+    return [f"task '{t.name}' now also declares {', '.join(added)}"]
 
 
 def _resume(ctx: Ctx, st: State, t: Task, path: Path, force: bool = False) -> StartResult:
