@@ -35,6 +35,7 @@ def _bound(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, 
         ["-C", "/some/where", "start", "b"],
         ["path"],  # the task of the worktree it runs in
         ["land"],
+        ["run", "a", "--", "make", "test"],
     ],
 )
 def test_both_front_doors_call_the_same_body_with_the_same_arguments(
@@ -46,7 +47,7 @@ def test_both_front_doors_call_the_same_body_with_the_same_arguments(
     from worktree_par.cli import app
 
     calls: list[tuple[str, dict[str, Any]]] = []
-    for name in ("path", "start", "land", "list_"):
+    for name in ("path", "start", "land", "list_", "run"):
         real = getattr(commands, name)
 
         def record(*a: Any, _real: Any = real, _name: str = name, **k: Any) -> int:

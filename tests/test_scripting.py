@@ -119,6 +119,35 @@ def test_require_gate_refuses_a_land_without_one_and_init_detects_the_test_comma
     assert bare.wtp("init").lines[0].endswith("land gate 'make test' (detected; trusted))")
 
 
+def test_run_check_and_gate_take_the_task_you_stand_in(repo: Repo) -> None:
+    p = Path(repo.wtp("start", "a", "--touch", "src/**").lines[-1])
+    q = Path(repo.wtp("start", "b").lines[-1])
+    sub = p / "src"
+    for out in (
+        repo.wtp_proc("run", "--", "sh", "-c", 'echo "$WTP_TASK $PWD"', cwd=sub),
+        repo.wtp_proc("run", "a", "--", "sh", "-c", 'echo "$WTP_TASK $PWD"'),
+    ):
+        assert (out.code, out.out) == (0, f"a {p}\n")
+    outside = repo.wtp_proc("run", "--", "true")
+    assert (outside.code, outside.err) == (
+        2,
+        "wtp: name a task, or run this inside a task's worktree: see 'wtp list'\n",
+    )
+    repo.commit({"shared.txt": "a\n"}, cwd=p)
+    repo.commit({"shared.txt": "b\n"}, cwd=q)
+    c = repo.wtp("start", "c")
+    assert c.code == 0
+    # Inside 'a': the report is about 'a' (its overlap with b, its undeclared write); --all: every pair.
+    mine = repo.wtp("check", "--json", cwd=sub).json()
+    assert {tuple(x["tasks"]) for x in mine["collisions"]} == {("a", "b"), ("a",)}
+    every = repo.wtp("check", "--all", "--json", cwd=sub).json()
+    assert ("a", "b") in {tuple(x["tasks"]) for x in every["collisions"]}
+    assert repo.wtp("check", "a", "--all").code == 2
+    # The gate's holder is the task whose worktree it runs in, and the command gets its env.
+    out = repo.wtp_proc("gate", "deploy", "--", "sh", "-c", 'echo "$WTP_TASK"', cwd=sub)
+    assert (out.code, out.out) == (0, "a\n")
+
+
 def test_start_on_an_existing_task_adds_declarations_or_refuses_saying_why(repo: Repo) -> None:
     repo.wtp("start", "a", "--touch", "src/a/**")
     repo.wtp("start", "b", "--touch", "src/b/**")
@@ -140,10 +169,6 @@ def test_start_on_an_existing_task_adds_declarations_or_refuses_saying_why(repo:
     queued = repo.wtp("start", "q", "--use", "db", "--json")
     assert queued.code == 4 and queued.json()["use"] == ["db"]
     assert _task(repo, "q")["note"] == "all 2 slots are taken; resource db with task 'a'"
-
-
-def _task(repo: Repo, name: str) -> dict:
-    return next(t for t in repo.state()["tasks"] if t["name"] == name)
 
 
 def _task(repo: Repo, name: str) -> dict:

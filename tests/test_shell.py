@@ -85,26 +85,20 @@ _wtp_complete; printf '%s\\n' "${{COMPREPLY[@]}}"
     assert "typer" not in {line.split("|")[-1].strip() for line in fast.stderr.splitlines() if "|" in line}
 
 
-def test_list_fits_80_columns_in_a_terminal_and_never_cuts_a_task_name(repo: Repo) -> None:
-    """'wtp list' in a real pseudo-terminal 80 columns wide."""
+def in_pty(repo: Repo, *args: str, cwd: Path | None = None, columns: int = 80) -> tuple[int, str]:
+    """Run wtp in a real pseudo-terminal ``columns`` wide; its exit code and all it wrote."""
     import fcntl
     import pty
     import select
     import struct
     import termios
 
-    names = ["search-results-paging", "fix-login", "q"]
-    for n in names:
-        p = Path(repo.wtp("start", n).lines[-1])
-        repo.commit({f"{n}.txt": "x\n"}, "a rather long commit subject that would not fit in the row at all", cwd=p)
-    repo.write(".wtp.toml", "max_active = 3\n")
-    repo.wtp("start", "waiting-one")  # queued: its reason goes on a line of its own
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    env = {**os.environ, "COLUMNS": "80", "TERM": "xterm"}
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {**os.environ, "COLUMNS": str(columns), "TERM": "xterm"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "worktree_par", "list"],
-        cwd=repo.path,
+        [sys.executable, "-m", "worktree_par", *args],
+        cwd=cwd or repo.path,
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -113,7 +107,7 @@ def test_list_fits_80_columns_in_a_terminal_and_never_cuts_a_task_name(repo: Rep
     os.close(slave)
     out = b""
     while True:
-        r, _, _ = select.select([master], [], [], 10)
+        r, _, _ = select.select([master], [], [], 30)
         if not r:
             break
         try:
@@ -123,14 +117,76 @@ def test_list_fits_80_columns_in_a_terminal_and_never_cuts_a_task_name(repo: Rep
         if not chunk:
             break
         out += chunk
-    proc.wait(timeout=30)
+    code = proc.wait(timeout=30)
     os.close(master)
+    return code, out.decode(errors="replace")
+
+
+def test_list_fits_80_columns_in_a_terminal_and_never_cuts_a_task_name(repo: Repo) -> None:
+    """'wtp list' in a real pseudo-terminal 80 columns wide."""
+    names = ["search-results-paging", "fix-login", "q"]
+    for n in names:
+        p = Path(repo.wtp("start", n).lines[-1])
+        repo.commit({f"{n}.txt": "x\n"}, "a rather long commit subject that would not fit in the row at all", cwd=p)
+    repo.write(".wtp.toml", "max_active = 3\n")
+    repo.wtp("start", "waiting-one")  # queued: its reason goes on a line of its own
+    _, raw = in_pty(repo, "list")
     import re
 
-    text = re.sub(r"\x1b\[[0-9;]*m", "", out.decode()).replace("\r", "")
+    text = re.sub(r"\x1b\[[0-9;]*m", "", raw).replace("\r", "")
     lines = [line for line in text.splitlines() if line]
     assert lines[0].split()[:3] == ["TASK", "STATE", "+/-"]
     assert all(len(line) <= 80 for line in lines if not line.startswith("  └")), lines
     for n in names + ["waiting-one"]:
         assert any(line.split()[0] == n for line in lines[1:]), (n, lines)
     assert any(line.startswith("  └ all 3 slots are taken") for line in lines), lines
+
+
+GATE = "echo compiling; sleep 1.2; echo tests passed"
+
+
+def test_land_on_a_terminal_shows_one_updating_line_with_time_state_and_latest_output(repo: Repo) -> None:
+    import re
+
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    code, raw = in_pty(repo, "land", "a", "--gate", GATE)
+    assert code == 0, raw
+    # rich redraws the line in place: carriage returns and erase-line codes, never a new line each time
+    assert "\x1b[2K" in raw or "\r" in raw
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+    frames = [f for f in re.split(r"[\r\n]", plain) if "landing 'a'" in f]
+    assert any(re.search(r"landing 'a' \ds · gating \ds · compiling", f) for f in frames), frames
+    assert all(len(f) <= 80 for f in frames)
+    final = [ln for ln in plain.replace("\r", "\n").splitlines() if ln.strip()]
+    assert any(ln.startswith("landed 'a' at ") for ln in final) and "landing 'a'" not in final[-1]
+
+
+def test_follow_streams_the_gate_output_and_plain_output_has_no_redraws(repo: Repo) -> None:
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    out = repo.wtp_proc("land", "a", "--gate", GATE, "--follow")
+    assert out.code == 0, out.err
+    lines = out.err.splitlines()
+    assert "compiling" in lines and "tests passed" in lines
+    assert lines.index("compiling") < lines.index("tests passed")
+    assert "\x1b" not in out.err and "\r" not in out.err
+    q = Path(repo.wtp("start", "b").lines[-1])
+    repo.commit({"b.txt": "b\n"}, cwd=q)
+    quiet = repo.wtp_proc("land", "b", "--gate", GATE)  # without --follow, not on a terminal: no output lines
+    assert quiet.code == 0 and "compiling" not in quiet.err.splitlines()
+    assert any(ln.startswith("gate: ") and "log: " in ln for ln in quiet.err.splitlines())
+
+
+def test_a_wait_for_a_slot_on_a_terminal_shows_the_reason_and_time(repo: Repo) -> None:
+    import re
+    import threading
+
+    repo.write(".wtp.toml", "max_active = 1\n")
+    repo.wtp("start", "a")
+    threading.Timer(1.2, lambda: repo.wtp_proc("rm", "a")).start()
+    code, raw = in_pty(repo, "start", "b", "--wait", "--timeout", "20")
+    assert code == 0, raw
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+    assert re.search(r"waiting for a slot for 'b' \ds · all 1 slots are taken", plain), plain
+    assert [ln for ln in plain.replace("\r", "\n").splitlines() if ln.strip()][-1].endswith("/b")

@@ -90,28 +90,34 @@ def _done(code: int) -> None:
 
 # --- init ------------------------------------------------------------------------------
 
+TIMEOUT_HELP = "Give up waiting after S seconds (exit 3)."
 
-@app.command()
+
+@app.command(short_help="Write a commented .wtp.toml with detected defaults.")
 def init(
     ctx: typer.Context,
-    base: Optional[str] = typer.Option(None, help="Base branch (default: detected)."),
-    remote: Optional[str] = typer.Option(None, help="Remote to land to."),
+    base: Optional[str] = typer.Option(None, help="Base branch (default: detected).", metavar="BRANCH"),
+    remote: Optional[str] = typer.Option(None, help="Remote to land to.", metavar="REMOTE"),
     no_remote: bool = typer.Option(False, "--no-remote", help="Land by moving the local base branch."),
-    max_active: int = typer.Option(3, "--max-active", min=1, help="Active tasks at once."),
+    max_active: int = typer.Option(3, "--max-active", min=1, help="Active tasks at once.", metavar="N"),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing .wtp.toml."),
 ) -> None:
-    """Write a commented .wtp.toml with detected defaults (and trust its commands)."""
+    """Write a commented .wtp.toml with detected defaults, the project's test command as the
+    land gate included, and trust its commands.
+
+    \b
+    Example: wtp init --max-active 3"""
     _done(commands.init(ctx.obj, base=base, remote=remote, no_remote=no_remote, max_active=max_active, force=force))
 
 
 # --- start / next / path / run / rm -------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Start a task (branch + worktree) or queue it; prints its path.")
 def start(
     ctx: typer.Context,
-    task: str = typer.Argument(..., help="Task name: letters, digits, '.', '_', '-'."),
-    base: Optional[str] = typer.Option(None, "--base", help="Branch or commit to fork from."),
+    task: str = typer.Argument(..., help="Task name: letters, digits, '.', '_', '-'.", metavar="TASK"),
+    base: Optional[str] = typer.Option(None, "--base", help="Branch or commit to fork from.", metavar="REF"),
     touch: list[str] = typer.Option(
         [], "--touch", help="Glob of paths the task will write (repeatable).", metavar="GLOB"
     ),
@@ -120,12 +126,18 @@ def start(
     ),
     wait: bool = typer.Option(False, "--wait", help="Block until the task is admitted."),
     timeout: Optional[float] = typer.Option(
-        None, "--timeout", min=0, help="With --wait: give up after S seconds (exit 3)."
+        None, "--timeout", min=0, help="With --wait: give up after S seconds (exit 3).", metavar="S"
     ),
     force: bool = typer.Option(False, "--force", help="Start despite the cap or declared collisions."),
     as_json: bool = JSON,
 ) -> None:
-    """Admit, queue or refuse TASK; when admitted, create its branch and worktree and print its path."""
+    """Admit, queue or refuse TASK; when admitted, create its branch and worktree and print
+    its path, alone on stdout.  Queued: stdout stays empty, the reason goes to stderr, exit 4.
+    On a task that exists, --touch and --use add to its declarations (refused, exit 1, when
+    they collide with another task's).
+
+    \b
+    Example: cd "$(wtp start feed --touch 'src/feed/**')\""""
     _done(
         commands.start(
             ctx.obj, task, base=base, touch=touch, use=use, wait=wait, timeout=timeout, force=force, as_json=as_json
@@ -133,28 +145,41 @@ def start(
     )
 
 
-@app.command("next")
+@app.command("next", short_help="Start queued tasks whose slot and collisions have cleared.")
 def next_(ctx: typer.Context, as_json: bool = JSON) -> None:
-    """Start queued tasks whose slot and collisions have cleared."""
+    """Start queued tasks whose slot and collisions have cleared.
+
+    \b
+    Example: wtp next"""
     _done(commands.next_(ctx.obj, as_json))
 
 
 CURRENT = "Task name (default: the task whose worktree you are in)."
 
 
-@app.command()
+def _task() -> Any:
+    return typer.Argument(None, help=CURRENT, metavar="[TASK]")
+
+
+@app.command(short_help="Print a task's worktree path, alone on stdout.")
 def path(
     ctx: typer.Context,
-    task: Optional[str] = typer.Argument(None, help=CURRENT),
+    task: Optional[str] = _task(),
     main: bool = typer.Option(False, "--main", help="The main worktree instead."),
 ) -> None:
-    """Print TASK's worktree path, alone on stdout."""
+    """Print TASK's worktree path, alone on stdout.
+
+    \b
+    Example: cd "$(wtp path feed)\""""
     _done(commands.path(ctx.obj, task, main))
 
 
-@app.command()
-def completion(shell: str = typer.Argument(..., help="bash | zsh | fish")) -> None:
-    """Print a completion script (commands, options, task names): eval "$(wtp completion bash)"."""
+@app.command(short_help="Print a completion script for bash, zsh or fish.")
+def completion(shell: str = typer.Argument(..., help="bash | zsh | fish", metavar="SHELL")) -> None:
+    """Print a completion script: commands, options and live task names.
+
+    \b
+    Example: eval "$(wtp completion bash)\""""
     group = typer.main.get_command(app)
     spec = {
         name: sorted({o for p in cmd.params for o in getattr(p, "opts", []) if o.startswith("-")})
@@ -163,29 +188,43 @@ def completion(shell: str = typer.Argument(..., help="bash | zsh | fish")) -> No
     _done(commands.completion(shell, spec))
 
 
-@app.command("shell-init")
-def shell_init(shell: str = typer.Argument(..., help="bash | zsh | fish")) -> None:
-    """Print the shell function for 'wtp cd TASK' and 'wtp start --cd': eval "$(wtp shell-init bash)"."""
+@app.command("shell-init", short_help="Print the shell function behind 'wtp cd' and 'start --cd'.")
+def shell_init(shell: str = typer.Argument(..., help="bash | zsh | fish", metavar="SHELL")) -> None:
+    """Print the shell function for 'wtp cd [TASK]', 'wtp start --cd' and a shell moved to the
+    main worktree after 'wtp land' or 'wtp rm' removed the one it stood in.
+
+    \b
+    Example: eval "$(wtp shell-init bash)\""""
     _done(commands.shell_init(shell))
 
 
-@app.command()
+@app.command(short_help="Run a command in a task's worktree with the task's environment.")
 def run(
-    ctx: typer.Context, task: str, cmd: list[str] = typer.Argument(..., help="Command and its arguments, after --.")
+    ctx: typer.Context,
+    task: str = typer.Argument(..., help=CURRENT, metavar="[TASK]"),
+    cmd: list[str] = typer.Argument(..., help="Command and its arguments, after --.", metavar="-- CMD..."),
 ) -> None:
-    """Run CMD inside TASK's worktree with the task's environment; exit with CMD's code."""
+    """Run CMD inside TASK's worktree with the task's environment (WTP_TASK, PORT, ...); exit
+    with CMD's code (127: not found).  Inside a task's worktree TASK may be left out.
+
+    \b
+    Example: wtp run feed -- npm test"""
     _done(commands.run(ctx.obj, task, cmd))
 
 
-@app.command()
+@app.command(short_help="Remove a task's worktree and branch; refuses to lose work.")
 def rm(
     ctx: typer.Context,
-    task: Optional[str] = typer.Argument(None, help=CURRENT),
+    task: Optional[str] = _task(),
     force: bool = typer.Option(
         False, "--force", help="Archive unlanded work under refs/wtp/archive/TASK and remove anyway."
     ),
 ) -> None:
-    """Remove TASK's worktree and branch; refuses to lose work unless --force."""
+    """Remove TASK's worktree and branch; refuses to lose work unless --force, which archives
+    it first and says what it dropped.
+
+    \b
+    Example: wtp rm feed"""
     _done(commands.rm(ctx.obj, task, force))
 
 
@@ -195,13 +234,17 @@ app.command("abandon", help="Alias of rm.")(rm)
 # --- list ----------------------------------------------------------------------------
 
 
-@app.command("list")
+@app.command("list", short_help="Every task: state, ahead/behind, changes, last commit.")
 def list_(
     ctx: typer.Context,
     as_json: bool = JSON,
     all_tasks: bool = typer.Option(False, "--all", help="Include landed and abandoned tasks."),
 ) -> None:
-    """Every task: state, branch, path, ahead/behind base, dirty and changed files, processes."""
+    """Every task: state, ahead/behind base, dirty and changed files, processes, its last
+    commit; '*' marks the task you stand in.
+
+    \b
+    Example: wtp list --json"""
     _done(commands.list_(ctx.obj, as_json, all_tasks))
 
 
@@ -211,42 +254,57 @@ app.command("status", help="Alias of list.")(list_)
 # --- check --------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Report tasks whose work collides (declared, overlap, conflict).")
 def check(
     ctx: typer.Context,
-    tasks: Optional[list[str]] = typer.Argument(None, help="Limit the report to pairs involving these tasks."),
+    tasks: Optional[list[str]] = typer.Argument(
+        None, help="Limit the report to pairs involving these tasks.", metavar="[TASK]..."
+    ),
+    all_tasks: bool = typer.Option(False, "--all", help="Every pair, even inside a task's worktree."),
     fail_on: str = typer.Option(
-        "overlap", "--fail-on", help="Exit 1 at or above: conflict | overlap | declared | never."
+        "overlap", "--fail-on", help="Exit 1 at or above this level.", metavar="conflict|overlap|declared|never"
     ),
     as_json: bool = JSON,
 ) -> None:
-    """Report tasks whose work collides: declared, overlap, conflict (and hot files)."""
-    _done(commands.check(ctx.obj, tasks, fail_on, as_json))
+    """Report tasks whose work collides: declared, overlap, conflict (and hot files), and
+    tasks that changed files outside their --touch.  Inside a task's worktree the report is
+    about that task, unless --all.
+
+    \b
+    Example: wtp check --fail-on conflict"""
+    _done(commands.check(ctx.obj, tasks, fail_on, as_json, all_tasks=all_tasks))
 
 
 # --- land ---------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Land a task through the push queue: rebase, gate, publish.")
 def land(
     ctx: typer.Context,
-    task: Optional[str] = typer.Argument(None, help=CURRENT),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="rebase | squash | merge (default: config)."),
+    task: Optional[str] = _task(),
+    strategy: Optional[str] = typer.Option(
+        None, "--strategy", help="How the task's commits land (default: config).", metavar="rebase|squash|merge"
+    ),
     gate: Optional[str] = typer.Option(
-        None, "--gate", help="Command that must pass on the candidate (default: config land.gate)."
+        None, "--gate", help="Command that must pass on the candidate (default: config land.gate).", metavar="CMD"
     ),
     no_push: bool = typer.Option(False, "--no-push", help="Move the local base branch only, even with a remote."),
     keep: bool = typer.Option(False, "--keep", help="Keep the worktree and branch after landing."),
     timeout: Optional[float] = typer.Option(
-        None, "--timeout", min=0, help="Give up waiting in the queue after S seconds (exit 3)."
+        None, "--timeout", min=0, help="Give up waiting in the queue after S seconds (exit 3).", metavar="S"
     ),
     mode: Optional[str] = typer.Option(
-        None, "--mode", help="speculative | batch | serial: how the queue gates candidates (default: config)."
+        None, "--mode", help="How the queue gates candidates (default: config).", metavar="speculative|batch|serial"
     ),
     detach: bool = typer.Option(False, "--detach", help="Queue the land and return at once; it goes on alone."),
+    follow: bool = typer.Option(False, "--follow", help="Stream the gate's output to stderr as it runs."),
     as_json: bool = JSON,
 ) -> None:
-    """Join the push queue and land TASK onto the base: rebase, gate, publish with compare-and-swap."""
+    """Join the push queue and land TASK onto the base: rebase, gate, publish with
+    compare-and-swap; exit 0 landed, 1 blocked, 3 timed out.
+
+    \b
+    Example: wtp land feed --gate 'make test'"""
     _done(
         commands.land(
             ctx.obj,
@@ -258,46 +316,82 @@ def land(
             timeout=timeout,
             mode=mode,
             detach=detach,
+            follow=follow,
             as_json=as_json,
         )
     )
 
 
-@app.command()
+@app.command(short_help="The land queue: place, task, candidate, gate state.")
 def queue(ctx: typer.Context, as_json: bool = JSON) -> None:
-    """The land queue in order: each entry's task, mode, candidate and gate state."""
+    """The land queue in order: each entry's task, mode, candidate and gate state (waiting,
+    building, gating Ns, passed, failed, publishing).
+
+    \b
+    Example: wtp queue --json"""
     _done(commands.queue(ctx.obj, as_json))
 
 
 # --- gates and trust ------------------------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Run a command holding a named gate, one holder at a time (FIFO).")
 def gate(
     ctx: typer.Context,
-    resource: str = typer.Argument(..., help="Gate name, e.g. deploy:prod."),
-    cmd: list[str] = typer.Argument(..., help="Command to run holding the gate, after --."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Give up waiting after S seconds (exit 3)."),
+    resource: str = typer.Argument(..., help="Gate name, e.g. deploy:prod.", metavar="NAME"),
+    cmd: list[str] = typer.Argument(..., help="Command to run holding the gate, after --.", metavar="-- CMD..."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help=TIMEOUT_HELP, metavar="S"),
 ) -> None:
-    """Run CMD holding the named gate; other holders of the gate wait their turn (FIFO)."""
+    """Run CMD holding the named gate; other holders of the gate wait their turn (FIFO).
+    Exits with CMD's code (127, before waiting, when CMD is not found).  Inside a task's
+    worktree CMD gets the task's environment and the gate names the task as its holder.
+
+    \b
+    Example: wtp gate deploy:prod -- ./deploy.sh"""
     _done(commands.gate(ctx.obj, resource, cmd, timeout))
 
 
-@app.command()
+@app.command(short_help="Trust the commands in the committed config.")
 def trust(ctx: typer.Context) -> None:
-    """Trust the commands in the committed config (setup.run, land.gate) as they are now."""
+    """Trust the commands in the committed config (setup.run, land.gate) as they are now.
+
+    \b
+    Example: wtp trust"""
     _done(commands.trust(ctx.obj))
 
 
-@app.command()
+@app.command(short_help="Find drift and stale state; --fix repairs it without losing work.")
 def doctor(
     ctx: typer.Context,
     fix: bool = typer.Option(False, "--fix", help="Repair what it finds, without losing work."),
     adopt: bool = typer.Option(False, "--adopt", help="With --fix: register wtp worktrees the registry does not know."),
     as_json: bool = JSON,
 ) -> None:
-    """Find drift and stale state (dead holders, missing worktrees, interrupted operations) and repair it."""
+    """Find drift and stale state (dead holders, missing worktrees, interrupted operations)
+    and, with --fix, repair it; exit 0 when healthy or everything found was fixed.
+
+    \b
+    Example: wtp doctor --fix"""
     _done(commands.doctor(ctx.obj, fix, adopt, as_json))
+
+
+@app.command("help", short_help="Show a command's help: wtp help land.")
+def help_(ctx: typer.Context, command: Optional[str] = typer.Argument(None, metavar="[COMMAND]")) -> None:
+    """Show the help of COMMAND, or of wtp.
+
+    \b
+    Example: wtp help land"""
+    root = ctx.parent
+    assert root is not None and isinstance(root.command, TyperGroup)
+    if command is None:
+        print(root.get_help())
+        return
+    sub = root.command.get_command(root, command)
+    if sub is None:
+        err(f"wtp: no command named {command!r}: one of {', '.join(root.command.list_commands(root))}")
+        raise typer.Exit(ExitCode.USAGE)
+    with sub.make_context(command, [], parent=root, resilient_parsing=True) as sub_ctx:
+        print(sub.get_help(sub_ctx))
 
 
 def main() -> None:

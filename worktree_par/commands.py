@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ExitCode, UsageError
-from .exits import err, open_repo
+from .exits import err, here, open_repo
 
 if TYPE_CHECKING:
     from .repo import Ctx
@@ -39,17 +39,21 @@ def after_dashes(cmd: list[str]) -> list[str]:
     return cmd
 
 
-def current_task(ctx: Ctx, where: str | None, task: str | None) -> str:
-    """The task named, or else the one whose worktree the command runs in (any subfolder)."""
-    if task:
-        return task
-    from .exits import here
-
+def task_here(ctx: Ctx, where: str | None) -> str | None:
+    """The task whose worktree the command runs in (any subfolder), if any."""
     cwd = here(where).resolve()
     for t in sorted(ctx.store.read().tasks.values(), key=lambda t: -t.seq):
         if t.path and (cwd == Path(t.path) or Path(t.path) in cwd.parents):
             return t.name
-    raise UsageError("name a task, or run this inside a task's worktree: see 'wtp list'")
+    return None
+
+
+def current_task(ctx: Ctx, where: str | None, task: str | None) -> str:
+    """The task named, or else the one whose worktree the command runs in."""
+    name = task or task_here(ctx, where)
+    if name is None:
+        raise UsageError("name a task, or run this inside a task's worktree: see 'wtp list'")
+    return name
 
 
 def path(where: str | None, task: str | None, main: bool = False) -> int:
@@ -79,19 +83,28 @@ def start(
     """Stdout is the worktree's path and nothing else (so 'cd "$(wtp start x)"' is safe), or
     empty with exit 4 when the task was queued; notes and reasons go to stderr."""
     from . import listing, tasks
+    from .progress import Watch
     from .state import QUEUED
 
     if timeout is not None and not wait:
         raise UsageError("--timeout goes with --wait: add --wait")
     bound_waits(timeout)
     c = open_repo(where)
+    setup_log = c.store.dir / "logs" / f"setup-{task}.log"
+
+    def note() -> str:
+        cur = c.store.read().tasks.get(task)
+        return cur.note if cur is not None and cur.state == QUEUED else ""
+
     with json_refusals(as_json, task):
-        result = tasks.start(c, task, base_ref=base, touch=list(touch), use=list(use), force=force, say=err)
+        with Watch(f"starting '{task}'", err, log=lambda: setup_log) as w:
+            result = tasks.start(c, task, base_ref=base, touch=list(touch), use=list(use), force=force, say=w.say)
         t = result.task
         for m in result.messages:
             err(m)
         if wait and t.state == QUEUED:
-            t = tasks.wait_active(c, task, timeout, say=err)
+            with Watch(f"waiting for a slot for '{task}'", err, detail=note, log=lambda: setup_log) as w:
+                t = tasks.wait_active(c, task, timeout, say=w.say)
     if as_json:
         emit(listing.task_json(t))
     elif t.state != QUEUED:
@@ -132,13 +145,14 @@ def next_(where: str | None, as_json: bool = False) -> int:
     return 0
 
 
-def run(where: str | None, task: str, cmd: list[str]) -> int:
+def run(where: str | None, task: str | None, cmd: list[str]) -> int:
     import subprocess
 
     from . import tasks
 
     cmd = after_dashes(cmd)
-    t, env = tasks.run_in(open_repo(where), task)
+    c = open_repo(where)
+    t, env = tasks.run_in(c, current_task(c, where, task))
     try:
         code = subprocess.call(cmd, cwd=t.path, env=env)
     except FileNotFoundError:
@@ -180,7 +194,6 @@ def list_(where: str | None, as_json: bool = False, all_tasks: bool = False) -> 
         emit(listing.list_json(infos))
     else:
         from . import render
-        from .exits import here
 
         try:
             cwd = str(here(where).resolve())
@@ -190,12 +203,26 @@ def list_(where: str | None, as_json: bool = False, all_tasks: bool = False) -> 
     return 0
 
 
-def check(where: str | None, names: list[str] | None, fail_on: str = "overlap", as_json: bool = False) -> int:
+def check(
+    where: str | None,
+    names: list[str] | None,
+    fail_on: str = "overlap",
+    as_json: bool = False,
+    *,
+    all_tasks: bool = False,
+) -> int:
+    """Inside a task's worktree, with no task named, the report is about that task (--all: every pair)."""
     from . import overlap, render
 
     if fail_on not in overlap.FAIL_ON:
         raise UsageError(f"--fail-on must be one of conflict, overlap, declared, never, not {fail_on!r}")
-    report = overlap.check(open_repo(where), names or None)
+    if names and all_tasks:
+        raise UsageError("--all reports every pair: leave out the task names, or drop --all")
+    c = open_repo(where)
+    if not names and not all_tasks:
+        mine = task_here(c, where)
+        names = [mine] if mine else None
+    report = overlap.check(c, names or None)
     if as_json:
         emit(report.to_json())
     else:
@@ -214,11 +241,13 @@ def land(
     timeout: float | None = None,
     mode: str | None = None,
     detach: bool = False,
+    follow: bool = False,
     as_json: bool = False,
 ) -> int:
     from . import land as landing
     from .config import MODES, STRATEGIES
     from .errors import LandBlocked, WtpError
+    from .progress import Watch
 
     if strategy is not None and strategy not in STRATEGIES:
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
@@ -243,10 +272,21 @@ def land(
         else:
             print(f"'{task}' was handled at once; 'wtp list --all' shows how (log: {log})")
         return 0
+    gate_log = c.store.dir / "logs" / f"land-{task}.log"
+    watch = Watch(f"landing '{task}'", err, detail=lambda: _land_detail(c, task), log=lambda: gate_log, follow=follow)
     try:
-        result = landing.land(
-            c, task, strategy=strategy, gate=gate, push=not no_push, keep=keep, timeout=timeout, mode=mode, say=err
-        )
+        with watch:
+            result = landing.land(
+                c,
+                task,
+                strategy=strategy,
+                gate=gate,
+                push=not no_push,
+                keep=keep,
+                timeout=timeout,
+                mode=mode,
+                say=watch.say,
+            )
     except LandBlocked as e:
         if as_json:
             emit(
@@ -281,9 +321,24 @@ def land(
     return 0
 
 
+def _land_detail(ctx: Ctx, task: str) -> str:
+    """What the queue is doing with the task now, for the live line."""
+    from . import conductor
+
+    entries = conductor.read_status(ctx).get("entries")
+    now = entries.get(task) if isinstance(entries, dict) else None
+    if isinstance(now, dict):
+        what, since = str(now.get("gate", "")), now.get("since")
+        return f"{what} {int(time.time() - since)}s" if isinstance(since, (int, float)) and what == "gating" else what
+    t = ctx.store.read().tasks.get(task)
+    return t.note if t is not None else ""
+
+
 def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None = None) -> int:
     from . import gates, isolate
     from .procs import run_guarded
+    from .progress import Watch
+    from .state import LIVE
 
     cmd = after_dashes(cmd)
     gates.validate_gate(resource)
@@ -292,16 +347,17 @@ def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None
         return ExitCode.NOT_FOUND
     bound_waits(timeout)
     c = open_repo(where)
-    env = dict(os.environ)
-    label = ""
-    here = Path.cwd().resolve()
-    for t in c.store.read().live():  # running inside a task's worktree: the task's env
-        if t.path and (here == Path(t.path) or Path(t.path) in here.parents):
-            env, label = isolate.task_env(c, t), t.name
+    env, label = dict(os.environ), task_here(c, where) or ""
+    t = c.store.read().tasks.get(label)
+    if t is not None and t.state in LIVE:  # running inside a task's worktree: the task's env and label
+        env = isolate.task_env(c, t)
+    else:
+        label = ""
     g = gates.Gate(c.store, resource)
-    g.acquire(timeout, say=err, label=label)
+    with Watch(f"waiting for gate '{resource}'", err) as w:
+        g.acquire(timeout, say=w.say, label=label)
     try:
-        outcome = run_guarded(cmd, Path.cwd(), env)
+        outcome = run_guarded(cmd, here(where), env)
     finally:
         g.release()
     return outcome.code
@@ -363,7 +419,6 @@ def init(
     from . import config, gitops
     from . import trust as trusting
     from .errors import Refusal
-    from .exits import here
     from .repo import Ctx
     from .state import Store
 

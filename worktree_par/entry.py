@@ -27,11 +27,25 @@ class Call:
         self.name, self.where, self.task, self.as_json = name, where, task, as_json
 
 
-def parse(args: list[str]) -> Call | None:
-    """``[-C DIR] CMD [TASK] [--json]`` for a command in FAST; None for anything else."""
+class RunCall:
+    """``wtp [-C DIR] run [TASK] -- CMD...``: typer cannot tell a left-out TASK from CMD's first word."""
+
+    def __init__(self, where: str | None, task: str | None, cmd: list[str]) -> None:
+        self.where, self.task, self.cmd = where, task, cmd
+
+
+def parse(args: list[str]) -> Call | RunCall | None:
+    """``[-C DIR] CMD [TASK] [--json]`` for a command in FAST, ``run [TASK] -- CMD...``; None
+    for anything else."""
     where = None
     if len(args) >= 2 and args[0] == "-C":
         where, args = args[1], args[2:]
+    if args[:1] == ["run"]:
+        if args[1:2] == ["--"]:
+            return RunCall(where, None, args[2:])
+        if args[2:3] == ["--"] and not args[1].startswith("-"):
+            return RunCall(where, args[1], args[3:])
+        return None
     if not args or args[0] not in FAST:
         return None
     (takes_task, takes_json), rest = FAST[args[0]], args[1:]
@@ -45,10 +59,12 @@ def parse(args: list[str]) -> Call | None:
     return Call(args[0], where, None, as_json) if not rest else None
 
 
-def run_fast(call: Call) -> int:
+def run_fast(call: Call | RunCall) -> int:
     """Run the ``commands`` body the call stands for, with its arguments."""
     from . import commands
 
+    if isinstance(call, RunCall):
+        return commands.run(call.where, call.task, call.cmd)
     if call.name == "list":
         return commands.list_(call.where, call.as_json)
     if call.name == "start":
