@@ -283,7 +283,8 @@ def _show_gate_tail(ctx: Ctx, name: str, say: Say) -> None:
     except OSError:
         return
     if lines:
-        say(f"--- the last {min(GATE_TAIL, len(lines))} lines of the gate's output ({log}):")
+        n = min(GATE_TAIL, len(lines))
+        say(f"--- the last {f'{n} lines' if n > 1 else 'line'} of the gate's output ({log}):")
         for line in lines[-GATE_TAIL:]:
             say(line)
 
