@@ -192,11 +192,7 @@ def test_help_lists_choices_and_plain_metavars_and_wtp_help_shows_a_command() ->
     group = __import__("typer").main.get_command(app)
     for name, cmd in group.commands.items():  # one example per command (aliases share theirs)
         if name not in ("abandon", "status"):
-            assert (
-                "Example: wtp " in (cmd.help or "")
-                or "Example: cd " in (cmd.help or "")
-                or "Example: eval " in (cmd.help or "")
-            ), name
+            assert "\nExample: " in (cmd.help or ""), name
     unknown = runner.invoke(app, ["help", "nosuch"])
     assert unknown.exit_code == 2 and unknown.stderr.startswith("wtp: no command named 'nosuch': one of init, start")
     assert runner.invoke(app, ["help"]).stdout.startswith("Usage: wtp [OPTIONS] COMMAND [ARGS]...")

@@ -101,13 +101,21 @@ def init(
     no_remote: bool = typer.Option(False, "--no-remote", help="Land by moving the local base branch."),
     max_active: int = typer.Option(3, "--max-active", min=1, help="Active tasks at once.", metavar="N"),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing .wtp.toml."),
+    agents: bool = typer.Option(
+        False, "--agents", help="Also write the wtp section of AGENTS.md and CLAUDE.md (kept between markers)."
+    ),
 ) -> None:
     """Write a commented .wtp.toml with detected defaults, the project's test command as the
-    land gate included, and trust its commands.
+    land gate included, and trust its commands.  --agents also tells coding agents how to
+    work here, in AGENTS.md and CLAUDE.md (an existing .wtp.toml is then kept).
 
     \b
     Example: wtp init --max-active 3"""
-    _done(commands.init(ctx.obj, base=base, remote=remote, no_remote=no_remote, max_active=max_active, force=force))
+    _done(
+        commands.init(
+            ctx.obj, base=base, remote=remote, no_remote=no_remote, max_active=max_active, force=force, agents=agents
+        )
+    )
 
 
 # --- start / next / path / run / rm -------------------------------------------------
@@ -339,8 +347,12 @@ def queue(ctx: typer.Context, as_json: bool = JSON) -> None:
 def gate(
     ctx: typer.Context,
     resource: str = typer.Argument(..., help="Gate name, e.g. deploy:prod.", metavar="NAME"),
-    cmd: list[str] = typer.Argument(..., help="Command to run holding the gate, after --.", metavar="-- CMD..."),
+    cmd: Optional[list[str]] = typer.Argument(
+        None, help="Command to run holding the gate, after --.", metavar="-- CMD..."
+    ),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help=TIMEOUT_HELP, metavar="S"),
+    status: bool = typer.Option(False, "--status", help="Show who holds the gate and who waits, instead."),
+    as_json: bool = JSON,
 ) -> None:
     """Run CMD holding the named gate; other holders of the gate wait their turn (FIFO).
     Exits with CMD's code (127, before waiting, when CMD is not found).  Inside a task's
@@ -348,7 +360,10 @@ def gate(
 
     \b
     Example: wtp gate deploy:prod -- ./deploy.sh"""
-    _done(commands.gate(ctx.obj, resource, cmd, timeout))
+    if status:
+        _done(commands.gate_status(ctx.obj, resource, as_json))
+    else:
+        _done(commands.gate(ctx.obj, resource, cmd or [], timeout))
 
 
 @app.command(short_help="Trust the commands in the committed config.")
@@ -373,6 +388,75 @@ def doctor(
     \b
     Example: wtp doctor --fix"""
     _done(commands.doctor(ctx.obj, fix, adopt, as_json))
+
+
+# --- agents ---------------------------------------------------------------------------
+
+hook_app = typer.Typer(
+    cls=TyperGroup,
+    help="Agents' hooks: ask before an edit or a commit whether another task claims the file.\n\n"
+    "\b\nExample: wtp hook install claude",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(hook_app, name="hook", short_help="Hooks for coding agents and git: install, and the hooks' bodies.")
+
+
+@hook_app.command("pre-edit")
+def hook_pre_edit() -> None:
+    """Claude Code's PreToolUse hook: reads the hook's JSON on stdin; answers deny (or ask, or
+    warn, per [hook] on_collision) when another live task declared, changed or is editing
+    the file, as JSON on stdout; records the path for the task otherwise.
+
+    \b
+    Example: wtp hook install claude   (puts 'wtp hook pre-edit' in .claude/settings.json)"""
+    _done(commands.hook_pre_edit())
+
+
+@hook_app.command("pre-commit")
+def hook_pre_commit(ctx: typer.Context) -> None:
+    """The git pre-commit hook's body: refuses (exit 1) a commit in a task's worktree that
+    touches a path another live task declared, changed or edited.
+
+    \b
+    Example: wtp hook install git"""
+    _done(commands.hook_pre_commit(ctx.find_root().obj))
+
+
+@hook_app.command("install")
+def hook_install(
+    ctx: typer.Context, target: str = typer.Argument(..., help="claude | git", metavar="claude|git")
+) -> None:
+    """Install a hook: 'claude' merges the pre-edit hook into .claude/settings.json (keeping
+    every other setting and hook; new task worktrees get it too); 'git' adds a pre-commit
+    hook to the shared hooks folder (core.hooksPath honoured, an existing hook chained).
+    Idempotent.
+
+    \b
+    Example: wtp hook install claude"""
+    _done(commands.hook_install(ctx.find_root().obj, target))
+
+
+@hook_app.command("uninstall")
+def hook_uninstall(
+    ctx: typer.Context, target: str = typer.Argument(..., help="claude | git", metavar="claude|git")
+) -> None:
+    """Remove exactly what 'wtp hook install' added (a chained git hook is put back).
+
+    \b
+    Example: wtp hook uninstall claude"""
+    _done(commands.hook_install(ctx.find_root().obj, target, remove=True))
+
+
+@app.command(short_help="Serve wtp to agents over MCP (stdio); needs the 'mcp' extra.")
+def mcp(ctx: typer.Context) -> None:
+    """A Model Context Protocol server over stdio: tools start, list, check, land, path,
+    queue, gate_status and next, each answering with the CLI's --json.  Needs the optional
+    extra: pip install 'worktree-par[mcp]'.
+
+    \b
+    Example: claude mcp add wtp -- wtp mcp"""
+    _done(commands.mcp(ctx.obj))
 
 
 @app.command("help", short_help="Show a command's help: wtp help land.")

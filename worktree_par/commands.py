@@ -334,6 +334,37 @@ def _land_detail(ctx: Ctx, task: str) -> str:
     return t.note if t is not None else ""
 
 
+def gate_status(where: str | None, resource: str, as_json: bool = True) -> int:
+    """Who holds gate ``resource`` and who waits, in order."""
+    from . import gates
+    from .locks import Holder
+
+    gates.validate_gate(resource)
+    c = open_repo(where)
+    rows = []
+    for place, ticket in enumerate(gates.Gate(c.store, resource).tickets(), 1):
+        h = Holder.from_json(ticket["holder"])
+        rows.append(
+            {
+                "place": place,
+                "task": ticket.get("label") or None,
+                "pid": h.pid if h else None,
+                "command": h.cmd if h else None,
+                "holds": bool(ticket.get("granted")),
+                "since": ticket.get("granted"),
+            }
+        )
+    if as_json:
+        emit({"gate": resource, "tickets": rows})
+    elif not rows:
+        print(f"nobody holds or waits for gate '{resource}'")
+    else:
+        for r in rows:
+            who = f"task '{r['task']}', " if r["task"] else ""
+            print(f"{r['place']}. {'holds' if r['holds'] else 'waits'}: {who}pid {r['pid']} ({r['command']})")
+    return 0
+
+
 def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None = None) -> int:
     from . import gates, isolate
     from .procs import run_guarded
@@ -415,6 +446,7 @@ def init(
     no_remote: bool = False,
     max_active: int = 3,
     force: bool = False,
+    agents: bool = False,
 ) -> int:
     from . import config, gitops
     from . import trust as trusting
@@ -426,6 +458,14 @@ def init(
         raise UsageError("--remote and --no-remote exclude each other: pass one")
     repo = gitops.discover(here(where))
     target = repo.config_root / config.CONFIG_FILE
+    if agents:
+        from . import hooks
+
+        for line in hooks.write_agents(repo.config_root):
+            print(line)
+        if target.exists() and not force:
+            print(f"kept the existing {target}")
+            return 0
     if target.exists() and not force:
         raise Refusal(f"{target} already exists: edit it, or pass --force to overwrite it")
     c = Ctx(repo=repo, cfg=config.Config(remote=remote or ""), store=Store(repo.common_dir))
@@ -625,4 +665,76 @@ def completion(shell: str, spec: dict[str, list[str]]) -> int:
 }}
 complete -F _wtp_complete wtp"""
     )
+    return 0
+
+
+HOOK_TARGETS = ("claude", "git")
+
+
+def hook_pre_edit() -> int:
+    """Claude Code's PreToolUse hook.  A failure of wtp itself never blocks the edit: it is
+    one line on stderr and exit 1, the protocol's non-blocking error (never a traceback)."""
+    import sys
+
+    from .errors import WtpError
+
+    try:
+        from . import hooks
+
+        ans = hooks.pre_edit(sys.stdin.read())
+    except Exception as e:  # noqa: BLE001 - see above
+        why = e.message if isinstance(e, WtpError) else f"{type(e).__name__}: {e}"
+        err(f"wtp hook pre-edit: {why}; the edit goes ahead unchecked")
+        return 1
+    sys.stdout.write(ans.out)
+    sys.stderr.write(ans.err)
+    return ans.code
+
+
+def hook_pre_commit(where: str | None) -> int:
+    """The git pre-commit hook: 1 refuses the commit.  A failure of wtp itself lets the commit
+    through with a warning (a broken check must not stop all work)."""
+    import sys
+
+    from .errors import WtpError
+
+    try:
+        from . import hooks
+
+        ans = hooks.pre_commit(here(where))
+    except Exception as e:  # noqa: BLE001 - see above
+        why = e.message if isinstance(e, WtpError) else f"{type(e).__name__}: {e}"
+        err(f"wtp pre-commit hook: {why}; the commit was not checked")
+        return 0
+    sys.stderr.write(ans.err)
+    return ans.code
+
+
+def hook_install(where: str | None, target: str, remove: bool = False) -> int:
+    from . import hooks
+
+    if target not in HOOK_TARGETS:
+        raise UsageError(f"install the hook for one of {', '.join(HOOK_TARGETS)}, not {target!r}")
+    c = open_repo(where)
+    if target == "claude":
+        said = hooks.uninstall_claude(c) if remove else hooks.install_claude(c)
+    else:
+        said = hooks.uninstall_git(c) if remove else hooks.install_git(c)
+    for line in said:
+        print(line)
+    return 0
+
+
+def mcp(where: str | None) -> int:
+    """Serve the MCP tools over stdio until the client closes it."""
+    try:
+        from . import mcp_server
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] in ("mcp", "mcp_types"):
+            raise UsageError(
+                "'wtp mcp' needs the MCP SDK, an optional extra: pip install 'worktree-par[mcp]'"
+            ) from None
+        raise
+    open_repo(where)  # a bad directory is one line now, not a tool error later
+    mcp_server.serve(where)
     return 0

@@ -15,6 +15,7 @@ from .errors import ConfigError
 CONFIG_FILE = ".wtp.toml"
 STRATEGIES = ("rebase", "squash", "merge")
 MODES = ("speculative", "batch", "serial")  # how many candidates the land queue gates at once
+ON_COLLISION = ("deny", "ask", "warn")  # what the agent hook answers to an edit another task claims
 
 
 class Config(NamedTuple):
@@ -33,6 +34,7 @@ class Config(NamedTuple):
     land_require_gate: bool = False
     land_depth: int = 0  # candidates in flight (speculative) or per batch; 0 = max_active
     check_hot: tuple[str, ...] = ()
+    hook_on_collision: str = "deny"
     source: Path | None = None  # the file it came from
 
     def worktree_root_path(self, main_root: Path) -> Path:
@@ -60,6 +62,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "require_gate": (bool, "land_require_gate"),
     },
     "check": {"hot": (list, "check_hot")},
+    "hook": {"on_collision": (str, "hook_on_collision")},
 }
 _MAX_TASK_PORTS = 1000  # port_base + this must stay a valid port
 
@@ -109,6 +112,10 @@ def _validate(cfg: Config, where: str) -> None:
         raise ConfigError(f"{where}: 'land.strategy' must be one of {', '.join(STRATEGIES)}, not {cfg.land_strategy!r}")
     if cfg.land_mode not in MODES:
         raise ConfigError(f"{where}: 'land.mode' must be one of {', '.join(MODES)}, not {cfg.land_mode!r}")
+    if cfg.hook_on_collision not in ON_COLLISION:
+        raise ConfigError(
+            f"{where}: 'hook.on_collision' must be one of {', '.join(ON_COLLISION)}, not {cfg.hook_on_collision!r}"
+        )
     if cfg.land_depth < 0:
         raise ConfigError(f"{where}: 'land.depth' must be 0 (= max_active) or more, not {cfg.land_depth}")
     if cfg.land_timeout <= 0:
@@ -229,4 +236,9 @@ depth = 0
 [check]
 # Extra hot-file globs, added to the built-in list (lockfiles, changelogs, version files, migrations).
 hot = []
+
+[hook]
+# What the agent hook ('wtp hook install claude') answers to an edit of a file another task
+# declared, changed or edited: deny | ask (the user decides) | warn (allowed, the agent is told).
+on_collision = "deny"
 """

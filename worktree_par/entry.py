@@ -87,6 +87,10 @@ def main() -> None:
         from .exits import finish
 
         finish(lambda: commands.task_names(args[1] if len(args) == 3 else None))
+    if args in (["hook", "pre-edit"], ["hook", "pre-commit"]):  # on every edit or commit: no typer
+        from . import commands
+
+        sys.exit(commands.hook_pre_edit() if args[1] == "pre-edit" else commands.hook_pre_commit(None))
     call = parse(args)
     if call is not None:
         from .exits import finish

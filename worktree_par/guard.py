@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from . import crashpoints, gitops
+from . import agentfiles, crashpoints, gitops
 from .errors import WouldLoseWork
 from .gitops import Sha
 from .repo import Ctx, few
@@ -108,7 +108,7 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     dirty, ignored = gitops.worktree_contents(path)
     h.dirty = sorted(set(dirty))
     copied = tuple(e.rstrip("/") for e in ctx.cfg.setup_copy)
-    h.ignored = [p for p in ignored if not _regenerable(p, copied)]
+    h.ignored = [p for p in ignored if not _regenerable(p, copied) and not agentfiles.is_wtp_made(path, p)]
     # Submodules are initialised from .gitmodules; without one, no submodule lives here.
     for sub, _ in gitops.gitlinks(path) if (path / ".gitmodules").exists() else []:
         repo = path / sub

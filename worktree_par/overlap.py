@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
-from . import gitops
+from . import claims, gitops
 from .errors import UsageError
 from .globs import glob_matches
 from .repo import Ctx
@@ -219,12 +219,13 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
         return not only or any(n in only for n in names)
 
     collisions: list[Collision] = []
+    recorded = claims.declarations(ctx, st)  # paths the agent hook recorded count as declared
     # layer 1: declared globs and resources, between every pair (queued tasks included)
     for i, a in enumerate(all_tasks):
         for b in all_tasks[i + 1 :]:
             if not wanted(a.name, b.name):
                 continue
-            found = declared_clashes(a, [b])
+            found = declared_clashes(a, [b], recorded)
             for kind in ("declared", "resource"):
                 what = sorted({c.what for c in found if c.kind == kind})
                 if what:
@@ -250,7 +251,8 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
     # a task that changed files outside its --touch: admission is only as good as declarations
     for sd in sides:
         if sd.task is not None and sd.task.touch and wanted(sd.name):
-            outside = sorted(p for p in sd.changed if not any(glob_matches(g, p) for g in sd.task.touch))
+            declared = [*sd.task.touch, *recorded.get(sd.name, ())]
+            outside = sorted(p for p in sd.changed if not any(glob_matches(g, p) for g in declared))
             if outside:
                 collisions.append(Collision([sd.name], "undeclared", outside))
     # each task against the base as it is now

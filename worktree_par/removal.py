@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import crashpoints, guard, tasks
+from . import claims, crashpoints, guard, tasks
 from .errors import Refusal, Say, WouldLoseWork, quiet
 from .repo import Ctx, few
 from .state import ABANDONED, FINAL, LANDED, QUEUED, REMOVING, Task
@@ -50,7 +50,9 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[st
 
 
 def forget_path(ctx: Ctx, t: Task) -> None:
-    """The task no longer has a worktree: landed stays landed, anything else is abandoned."""
+    """The task no longer has a worktree: landed stays landed, anything else is abandoned
+    (and the paths the agent hook recorded for it go)."""
+    claims.forget(ctx, t)
     ctx.store.update(
         t, state=LANDED if t.state == LANDED else ABANDONED, path=None, port=None, phase="", holder=None, note=""
     )

@@ -39,13 +39,17 @@ def resources_collide(a: str, b: str) -> bool:
     return a == b or a.startswith(b + ":") or b.startswith(a + ":")
 
 
-def collisions(task: Task, others: list[Task]) -> list[Clash]:
+def collisions(task: Task, others: list[Task], recorded: dict[str, list[str]] | None = None) -> list[Clash]:
+    """Declared collisions of ``task`` with ``others``; ``recorded``: paths the agent hook
+    recorded per task (as globs), which count like declared ones."""
     found: list[Clash] = []
+    extra = recorded or {}
+    mine = [*task.touch, *extra.get(task.name, ())]
     for o in others:
         if o.name == task.name:
             continue
-        for g in task.touch:
-            for h in o.touch:
+        for g in mine:
+            for h in [*o.touch, *extra.get(o.name, ())]:
                 if globs_intersect(g, h):
                     found.append(Clash(o.name, "declared", g if g == h else f"{g} ~ {h}"))
         for r in task.use:
@@ -68,12 +72,18 @@ class Decision(NamedTuple):
         return "; ".join(why)
 
 
-def decide(state: State, task: Task, max_active: int, earlier_queued: list[Task] | None = None) -> Decision:
-    """May ``task`` become active now?"""
+def decide(
+    state: State,
+    task: Task,
+    max_active: int,
+    earlier_queued: list[Task] | None = None,
+    recorded: dict[str, list[str]] | None = None,
+) -> Decision:
+    """May ``task`` become active now?  (``recorded``: as for ``collisions``.)"""
     live = [t for t in state.tasks.values() if t.state in LIVE and t.name != task.name]
     if earlier_queued is None:
         earlier_queued = [t for t in state.queued() if t.seq < task.seq and t.name != task.name]
-    coll = collisions(task, live + earlier_queued)
+    coll = collisions(task, live + earlier_queued, recorded)
     full = len(live) >= max_active
     return Decision(admit=not full and not coll, full=full, collisions=coll)
 

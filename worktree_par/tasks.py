@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from . import crashpoints, gitops, isolate, schedule, trust
+from . import claims, crashpoints, gitops, isolate, schedule, trust
 from .errors import Refusal, Say, TaskNotFound, UsageError, WaitTimeout, WtpError, quiet
 from .globs import normalize_glob
 from .locks import me
@@ -101,7 +101,7 @@ def start(
                 use=res_names,
                 created=time.time(),
             )
-            decision = schedule.decide(st, t, ctx.cfg.max_active)
+            decision = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st))
             result = StartResult(t)
             st.tasks[name] = t
             if decision.admit or force:
@@ -134,7 +134,7 @@ def _redeclare(ctx: Ctx, st: State, t: Task, globs: list[str], res_names: list[s
     if t.state in LIVE:
         trial = Task(name=t.name, state=t.state, branch=t.branch, base=t.base, seq=t.seq, touch=touch, use=use)
         others = [o for o in st.tasks.values() if o.state in LIVE and o.name != t.name]
-        clashes = schedule.collisions(trial, others)
+        clashes = schedule.collisions(trial, others, claims.declarations(ctx, st))
         if clashes and not force:
             raise Refusal(
                 f"cannot add to the declarations of '{t.name}': "
@@ -144,7 +144,9 @@ def _redeclare(ctx: Ctx, st: State, t: Task, globs: list[str], res_names: list[s
     added = [f"--touch {g}" for g in touch if g not in t.touch] + [f"--use {r}" for r in use if r not in t.use]
     t.touch, t.use = touch, use
     if t.state == QUEUED and not t.note.startswith(CANNOT_START):
-        t.note = schedule.decide(st, t, ctx.cfg.max_active).reason(ctx.cfg.max_active)
+        t.note = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st)).reason(
+            ctx.cfg.max_active
+        )
     return [f"task '{t.name}' now also declares {', '.join(added)}"]
 
 
@@ -153,7 +155,7 @@ def _resume(ctx: Ctx, st: State, t: Task, path: Path, force: bool = False) -> St
     or take over what was interrupted."""
     result = StartResult(t)
     if t.state == QUEUED and (force or t.note.startswith(CANNOT_START)):
-        d = schedule.decide(st, t, ctx.cfg.max_active)
+        d = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st))
         if d.admit or force:  # --force, or a retry of a start that failed before (the cause may be fixed)
             if not d.admit:
                 result.messages.append(f"--force: started despite {d.reason(ctx.cfg.max_active)}")
@@ -196,6 +198,11 @@ def materialize(ctx: Ctx, t: Task, say: Say = quiet) -> list[str]:
     add = ["add", "--quiet", "--no-track", "-b", t.branch, str(path), str(t.fork)]
     if not (t.fork and not path.exists() and _worktree(ctx, add, check=False).code == 0):
         _make_worktree(ctx, t, path, messages)
+    if (ctx.repo.config_root / ".claude" / "settings.json").is_file():  # the agent hook goes along
+        from . import hooks
+
+        if (done := hooks.prepare_worktree(ctx, path)) is not None:
+            messages.append(done)
     crashpoints.step("start:before-setup")
     failure = None
     if ctx.cfg.setup_copy or ctx.cfg.setup_run:
@@ -286,8 +293,9 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
                 t.holder = me().to_json()
                 resumed.append(t)
         still_waiting: list[Task] = []
+        recorded = claims.declarations(ctx, st)
         for t in st.queued():
-            d = schedule.decide(st, t, ctx.cfg.max_active, earlier_queued=still_waiting)
+            d = schedule.decide(st, t, ctx.cfg.max_active, earlier_queued=still_waiting, recorded=recorded)
             if not d.admit:
                 if not t.note.startswith(CANNOT_START):
                     t.note = d.reason(ctx.cfg.max_active)

@@ -173,3 +173,9 @@ def existing_commits(cwd: Path, ids: Sequence[str]) -> list[Sha]:
         return []
     res = run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd, input="\n".join(ids) + "\n", check=False)
     return [Sha(f[0]) for f in (line.split() for line in res.out.splitlines()) if len(f) == 2 and f[1] == "commit"]
+
+
+def config_value(cwd: Path, key: str) -> str | None:
+    """One git setting, as git resolves it (None when unset)."""
+    res = run(["config", "--get", key], cwd, check=False)
+    return res.out.strip("\n") if res.code == 0 else None

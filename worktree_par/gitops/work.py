@@ -3,6 +3,7 @@ snapshots, rebases, merges and the checkout's files."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -242,3 +243,46 @@ def branch_summary(wt: Path, root: Path, base_ref: str, ref: str) -> BranchSumma
     committed = set(ch_out.split("\0")) - {""} if ch.returncode == 0 else set()
     when, _, subject = lg_out.strip("\n").partition("\0")
     return BranchSummary(dirty, ahead, behind, committed, subject, int(when) if when.isdigit() else 0)
+
+
+PATHSPEC_LIMIT = 200  # more paths than this: ask about everything and pick the answers
+
+
+def changed_among(root: Path, tasks: Sequence[tuple[Path, str, str]], paths: Sequence[str]) -> list[dict[str, str]]:
+    """For each (worktree, base ref, branch ref): which of ``paths`` its task changed, and how
+    ("committed", "uncommitted" or "untracked"); every git call of every task runs side by
+    side (two per task: the branch since its fork point, and the worktree's status)."""
+    if not tasks or not paths:
+        return [{} for _ in tasks]
+    spec = ["--", *paths] if len(paths) <= PATHSPEC_LIMIT else ["--"]
+    lit = ["--literal-pathspecs"]
+    procs = [
+        (
+            spawn([*lit, "diff", "--name-only", "-z", "--no-renames", f"{base}...{branch}", *spec], root),
+            spawn([*lit, *STATUS_ARGS, *spec], wt),
+        )
+        for wt, base, branch in tasks
+    ]
+    wanted = set(paths)
+    out: list[dict[str, str]] = []
+    for diff, status in procs:
+        d_out, s_out = (p.communicate()[0].decode("utf-8", "surrogateescape") for p in (diff, status))
+        found: dict[str, str] = {}
+        if diff.returncode == 0:
+            found.update((p, "committed") for p in d_out.split("\0") if p in wanted)
+        if status.returncode == 0:
+            for e in parse_status_entries(s_out):
+                if e.path in wanted and e.kind != "!":
+                    found[e.path] = "untracked" if e.kind == "?" else "uncommitted"
+        out.append(found)
+    return out
+
+
+def staged_paths(wt: Path) -> list[str]:
+    """Paths the commit being made would change.  In a pre-commit hook git points
+    GIT_INDEX_FILE at the index it commits ('commit -a', 'commit PATH' use a temporary one):
+    read that one, made absolute, since it is the commit's."""
+    index = os.environ.get("GIT_INDEX_FILE")
+    env = {"GIT_INDEX_FILE": os.path.abspath(index)} if index else None
+    res = run(["diff", "--cached", "--name-only", "-z", "--no-renames"], wt, env=env)
+    return res.z()

@@ -1,0 +1,268 @@
+"""Agents (issue 18): the pre-edit hook in Claude Code's PreToolUse protocol, the recorded
+paths admission and check see, the installers, the git pre-commit hook, AGENTS.md, and the
+MCP server driven by the official SDK's own stdio client."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo
+
+
+def hook(repo: Repo, data: object, cwd: Path | None = None) -> tuple[int, str, str]:
+    raw = data if isinstance(data, str) else json.dumps(data)
+    res = subprocess.run(
+        [sys.executable, "-m", "worktree_par", "hook", "pre-edit"],
+        input=raw,
+        capture_output=True,
+        text=True,
+        cwd=cwd or repo.path,
+    )
+    return res.returncode, res.stdout, res.stderr
+
+
+def edit(path: Path, tool: str = "Edit", cwd: Path | None = None) -> dict[str, object]:
+    key = "notebook_path" if tool == "NotebookEdit" else "file_path"
+    return {
+        "session_id": "s",
+        "hook_event_name": "PreToolUse",
+        "cwd": str(cwd or path.parent),
+        "tool_name": tool,
+        "tool_input": {key: str(path), "old_string": "a", "new_string": "b"},
+    }
+
+
+def decision(out: str) -> tuple[str, str]:
+    d = json.loads(out)["hookSpecificOutput"]
+    assert d["hookEventName"] == "PreToolUse"
+    return d.get("permissionDecision", "warn"), d.get("permissionDecisionReason") or d["additionalContext"]
+
+
+def test_an_edit_another_task_declared_changed_or_edited_is_denied_naming_it(repo: Repo) -> None:
+    a = Path(repo.wtp("start", "a", "--touch", "src/app.js").lines[-1])
+    b = Path(repo.wtp("start", "b").lines[-1])
+    # declared by a
+    code, out, err = hook(repo, edit(b / "src/app.js"))
+    assert (code, err) == (0, "")
+    verdict, reason = decision(out)
+    assert verdict == "deny"
+    assert reason.startswith("wtp: src/app.js is declared by task 'a' (--touch src/app.js), so task 'b' should not")
+    assert "wait for it to land" in reason and "pick another file" in reason
+    # the owner itself may edit its own file; nobody's file: allowed, silently, and recorded for the task
+    assert hook(repo, edit(a / "src/app.js")) == (0, "", "")
+    for tool in ("Write", "MultiEdit"):
+        assert hook(repo, edit(a / f"src/new/{tool}.js", tool)) == (0, "", "")
+    # ... so the other task is refused it before anything was written
+    verdict, reason = decision(hook(repo, edit(b / "src/new/Write.js", "Write"))[1])
+    assert verdict == "deny" and "src/new/Write.js was already edited by task 'a' (through the agent hook)" in reason
+    # changed by a, uncommitted then committed (relative paths are taken from the hook's cwd)
+    (a / "src/util.js").write_text("changed\n")
+    nb = {**edit(b / "x", "NotebookEdit", cwd=b), "tool_input": {"notebook_path": "src/util.js"}}
+    verdict, reason = decision(hook(repo, nb)[1])
+    assert "src/util.js was changed by task 'a' (uncommitted)" in reason
+    repo.git("add", "-A", cwd=a)
+    repo.git("commit", "-qm", "util", cwd=a)
+    assert "src/util.js was changed by task 'a' (committed)" in decision(hook(repo, nb)[1])[1]
+    (a / "fresh.txt").write_text("new\n")
+    assert "(untracked)" in decision(hook(repo, edit(b / "fresh.txt", "Write"))[1])[1]
+    # the main worktree is refused a task's file, and allowed (silently) anything else
+    assert decision(hook(repo, edit(repo.path / "src/app.js"))[1])[0] == "deny"
+    assert hook(repo, edit(repo.path / "README.md")) == (0, "", "")
+
+
+def test_other_tools_outside_paths_and_malformed_input(repo: Repo, tmp_path: Path) -> None:
+    repo.wtp("start", "a", "--touch", "src/**")
+    assert hook(repo, {"tool_name": "Bash", "tool_input": {"command": "rm -rf /"}}) == (0, "", "")
+    assert hook(repo, {"tool_name": "Read", "tool_input": {"file_path": str(repo.path / "src/app.js")}}) == (0, "", "")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    assert hook(repo, edit(outside / "f.txt", "Write")) == (0, "", "")
+    assert hook(repo, edit(repo.path / ".git/config")) == (0, "", "")  # git's own files
+    for bad, why in (
+        ("not json", "stdin is not JSON (Expecting value at line 1 column 1)"),
+        ("[]", "stdin must be a JSON object"),
+        ({"tool_input": {}}, "the input has no 'tool_name' string"),
+        ({"tool_name": "Edit", "tool_input": {}}, "Edit input has no 'file_path' string"),
+        ({"tool_name": "NotebookEdit", "tool_input": "x"}, "NotebookEdit input has no 'notebook_path' string"),
+    ):
+        code, out, err = hook(repo, bad)
+        assert (code, out) == (1, ""), bad
+        assert err.count("\n") == 1 and why in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("policy", ["ask", "warn"])
+def test_on_collision_ask_or_warn(repo: Repo, policy: str) -> None:
+    repo.write(".wtp.toml", f'[hook]\non_collision = "{policy}"\n')
+    repo.wtp("start", "a", "--touch", "src/app.js")
+    b = Path(repo.wtp("start", "b").lines[-1])
+    verdict, reason = decision(hook(repo, edit(b / "src/app.js"))[1])
+    assert verdict == policy and "declared by task 'a'" in reason
+    if policy == "warn":  # allowed: recorded for b
+        assert (repo.path / ".git/wtp/touched").is_dir()
+        assert "src/app.js" in "".join(p.read_text() for p in (repo.path / ".git/wtp/touched").iterdir())
+    repo.write(".wtp.toml", '[hook]\non_collision = "maybe"\n')
+    code, out, err = hook(repo, edit(b / "src/app.js"))
+    assert (code, out) == (1, "") and "'hook.on_collision' must be one of deny, ask, warn" in err
+
+
+def test_admission_and_check_see_recorded_paths_and_they_go_with_the_task(repo: Repo) -> None:
+    a = Path(repo.wtp("start", "a").lines[-1])
+    assert hook(repo, edit(a / "src/app.js")) == (0, "", "")
+    c = repo.wtp("start", "c", "--touch", "src/app.js")
+    assert c.code == 4 and "path src/app.js with task 'a'" in c.err
+    report = repo.wtp("check", "--json").json()
+    assert {"tasks": ["a", "c"], "kind": "declared"}.items() <= report["collisions"][0].items()
+    # an edit through the hook is a declaration: not reported as undeclared
+    repo.wtp("start", "a", "--touch", "README.md")
+    (a / "src/app.js").write_text("x\n")
+    kinds = {x["kind"] for x in repo.wtp("check", "a", "--json").json()["collisions"]}
+    assert "undeclared" not in kinds
+    (a / "src/app.js").write_text(repo.git("show", "HEAD:src/app.js", cwd=a) + "\n")
+    repo.git("checkout", "--", "src/app.js", cwd=a)
+    assert repo.wtp("rm", "a").code == 0
+    assert not any((repo.path / ".git/wtp/touched").iterdir())
+    assert repo.wtp("next").code == 0 and repo.wtp("path", "c").code == 0  # c is admitted now
+
+
+def test_install_claude_merges_keeps_other_settings_is_idempotent_and_uninstalls_exactly(repo: Repo) -> None:
+    settings = repo.path / ".claude" / "settings.json"
+    settings.parent.mkdir()
+    original = {
+        "model": "opus",
+        "permissions": {"allow": ["Bash(npm test)"]},
+        "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "./guard.sh"}]}]},
+    }
+    settings.write_text(json.dumps(original, indent=2))
+    out = repo.wtp("hook", "install", "claude")
+    assert out.code == 0 and out.lines[0].startswith("added the PreToolUse hook 'wtp hook pre-edit'")
+    data = json.loads(settings.read_text())
+    assert data["model"] == "opus" and data["permissions"] == original["permissions"]
+    groups = data["hooks"]["PreToolUse"]
+    assert groups[0] == original["hooks"]["PreToolUse"][0]
+    assert groups[1]["matcher"] == "Edit|MultiEdit|Write|NotebookEdit"
+    assert groups[1]["hooks"][0]["command"].endswith("hook pre-edit")
+    before = settings.read_bytes()
+    again = repo.wtp("hook", "install", "claude")
+    assert again.code == 0 and "already" in again.out and settings.read_bytes() == before
+    # a new task worktree gets the hook (the settings are not committed), ignored by git and by the guard
+    p = Path(repo.wtp("start", "a").lines[-1])
+    local = json.loads((p / ".claude" / "settings.local.json").read_text())
+    assert local["hooks"]["PreToolUse"][0]["matcher"] == "Edit|MultiEdit|Write|NotebookEdit"
+    assert repo.git("status", "--porcelain", cwd=p) == ""
+    assert repo.wtp("rm", "a").code == 0  # not counted as the user's ignored files
+    removed = repo.wtp("hook", "uninstall", "claude")
+    assert removed.code == 0 and json.loads(settings.read_text()) == original
+    assert repo.wtp("hook", "uninstall", "claude").out.startswith("no wtp hook in")
+    assert repo.wtp("hook", "install", "cursor").code == 2
+
+
+def test_install_claude_from_nothing_and_uninstall_leaves_nothing(repo: Repo) -> None:
+    assert repo.wtp("hook", "install", "claude").code == 0
+    repo.wtp("hook", "uninstall", "claude")
+    assert not (repo.path / ".claude" / "settings.json").exists()
+
+
+def test_git_pre_commit_hook_refuses_a_colliding_commit_and_chains_the_existing_one(repo: Repo) -> None:
+    hooks = repo.path / ".git" / "hooks"
+    mine = hooks / "pre-commit"
+    mine.write_text("#!/bin/sh\necho 'own hook ran' >&2\n")
+    mine.chmod(0o755)
+    out = repo.wtp("hook", "install", "git")
+    assert out.code == 0 and "the existing pre-commit hook now runs first" in out.out
+    assert repo.wtp("hook", "install", "git").out.startswith("the wtp pre-commit hook is already in")
+    a = Path(repo.wtp("start", "a", "--touch", "src/app.js").lines[-1])
+    b = Path(repo.wtp("start", "b").lines[-1])
+    (b / "src/app.js").write_text("b's\n")
+    (b / "notes.txt").write_text("b\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    res = subprocess.run(["git", "commit", "-qam", "b"], cwd=b, capture_output=True, text=True, env=env)
+    assert res.returncode == 1
+    assert "own hook ran" in res.stderr
+    assert "this commit of task 'b' touches paths another task claims" in res.stderr
+    assert "src/app.js is declared by task 'a' (--touch src/app.js)" in res.stderr
+    assert "--no-verify" in res.stderr
+    subprocess.run(["git", "add", "notes.txt"], cwd=b, check=True)
+    subprocess.run(["git", "reset", "-q", "src/app.js"], cwd=b, check=True)
+    ok = subprocess.run(["git", "commit", "-qm", "notes"], cwd=b, capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr  # a commit of nobody's path goes through
+    forced = subprocess.run(["git", "commit", "-qam", "b", "--no-verify"], cwd=b, capture_output=True, text=True)
+    assert forced.returncode == 0
+    (a / "src/app.js").write_text("a's\n")
+    own = subprocess.run(["git", "commit", "-qam", "a"], cwd=a, capture_output=True, text=True, env=env)
+    assert own.returncode == 1 and "src/app.js was changed by task 'b' (committed)" in own.stderr
+    assert repo.wtp("hook", "uninstall", "git").code == 0
+    assert mine.read_text() == "#!/bin/sh\necho 'own hook ran' >&2\n"
+
+
+def test_git_hook_honours_core_hookspath(repo: Repo, tmp_path: Path) -> None:
+    shared = tmp_path / "shared-hooks"
+    repo.git("config", "core.hooksPath", str(shared))
+    assert repo.wtp("hook", "install", "git").code == 0
+    assert "installed by wtp" in (shared / "pre-commit").read_text()
+
+
+def test_init_agents_writes_the_section_between_markers_and_keeps_the_rest(repo: Repo) -> None:
+    (repo.path / "CLAUDE.md").write_text("# Project rules\n\nUse tabs.\n")
+    out = repo.wtp("init", "--agents")
+    assert out.code == 0
+    for name in ("AGENTS.md", "CLAUDE.md"):
+        text = (repo.path / name).read_text()
+        assert "<!-- wtp:begin" in text and "<!-- wtp:end -->" in text and "wtp land --detach" in text
+    assert (repo.path / "CLAUDE.md").read_text().startswith("# Project rules\n\nUse tabs.\n")
+    before = {n: (repo.path / n).read_text() for n in ("AGENTS.md", "CLAUDE.md")}
+    again = repo.wtp("init", "--agents")
+    assert again.code == 0 and "kept the existing" in again.out and "up to date" in again.out
+    assert before == {n: (repo.path / n).read_text() for n in ("AGENTS.md", "CLAUDE.md")}
+
+
+def test_mcp_server_lists_tools_and_answers_through_the_official_client(repo: Repo) -> None:
+    pytest.importorskip("mcp")
+    import anyio
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    repo.wtp("start", "a", "--touch", "src/**")
+    cli = repo.wtp("list", "--json").json()
+
+    async def session() -> tuple[list[str], object, object, object]:
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "worktree_par", "-C", str(repo.path), "mcp"], cwd=str(repo.path)
+        )
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
+            await s.initialize()
+            tools = sorted(t.name for t in (await s.list_tools()).tools)
+            listed = await s.call_tool("list", {})
+            bad = await s.call_tool("start", {"task": "bad/name"})
+            started = await s.call_tool("start", {"task": "b", "touch": ["src/app.js"]})
+            return tools, listed, bad, started
+
+    tools, listed, bad, started = anyio.run(session)
+    assert {"start", "list", "check", "land", "path", "gate_status", "queue", "next"} <= set(tools)
+    assert not listed.is_error  # type: ignore[attr-defined]
+    data = json.loads(listed.content[0].text)  # type: ignore[attr-defined]
+    assert data == cli
+    assert bad.is_error  # type: ignore[attr-defined]
+    assert "invalid task name" in bad.content[0].text or "bad/name" in bad.content[0].text  # type: ignore[attr-defined]
+    got = json.loads(started.content[0].text)  # type: ignore[attr-defined]
+    assert got["name"] == "b" and got["state"] == "queued"  # collides with a's src/**
+
+
+def test_mcp_without_the_sdk_says_how_to_install_it(repo: Repo, tmp_path: Path) -> None:
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "mcp.py").write_text("raise ModuleNotFoundError('No module named mcp', name='mcp')\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "worktree_par", "mcp"],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(blocker)},
+    )
+    assert res.returncode == 2
+    assert res.stderr == "wtp: 'wtp mcp' needs the MCP SDK, an optional extra: pip install 'worktree-par[mcp]'\n"

@@ -1,0 +1,105 @@
+"""Who else has a claim on a path: declared by another live task (``--touch``), recorded by
+the agent hook when another task edited it, or changed by another task (committed, staged,
+unstaged or untracked).  The question the pre-edit hook, the pre-commit hook and
+admission ask.
+
+Recorded paths live in one append-only file per task under the state dir
+(``touched/<task>-<seq>``, one path per line): a small ``O_APPEND`` write needs no lock,
+so an edit is recorded without taking the state lock, and a file that belongs to an
+earlier task of the same name is never read (the seq differs).  They go when the task
+lands or is removed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from . import gitops
+from .globs import glob_matches
+from .repo import Ctx
+from .state import LIVE, State, Task
+
+TOUCHED = "touched"
+
+
+class Claim(NamedTuple):
+    task: str  # the other task
+    path: str  # the path asked about
+    how: str  # "declared", "recorded" or "changed"
+    detail: str  # the glob it declared, or what kind of change
+
+    def describe(self) -> str:
+        if self.how == "declared":
+            return f"{self.path} is declared by task '{self.task}' (--touch {self.detail})"
+        if self.how == "recorded":
+            return f"{self.path} was already edited by task '{self.task}' (through the agent hook)"
+        return f"{self.path} was changed by task '{self.task}' ({self.detail})"
+
+
+def literal_glob(path: str) -> str:
+    """A path as a --touch glob that matches exactly it."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in path)
+
+
+def _file(ctx: Ctx, t: Task) -> Path:
+    return ctx.store.dir / TOUCHED / f"{t.name}-{t.seq}"
+
+
+def recorded(ctx: Ctx, t: Task) -> list[str]:
+    """The paths the agent hook recorded for ``t``, in the order first recorded."""
+    try:
+        text = _file(ctx, t).read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        return []
+    return list(dict.fromkeys(line for line in text.split("\n") if line))
+
+
+def record(ctx: Ctx, t: Task, rel: str, known: list[str] | None = None) -> None:
+    """Note that ``t`` edits ``rel`` (once per path; no lock: one appended line)."""
+    if rel in (known if known is not None else recorded(ctx, t)):
+        return
+    d = ctx.store.ensure_dir() / TOUCHED
+    d.mkdir(exist_ok=True)
+    fd = os.open(_file(ctx, t), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+    try:
+        os.write(fd, (rel + "\n").encode("utf-8", "surrogateescape"))
+    finally:
+        os.close(fd)
+
+
+def forget(ctx: Ctx, t: Task) -> None:
+    try:
+        _file(ctx, t).unlink()
+    except OSError:
+        pass
+
+
+def declarations(ctx: Ctx, st: State) -> dict[str, list[str]]:
+    """Each live or queued task's recorded paths, as globs, for admission and check."""
+    return {t.name: [literal_glob(p) for p in recorded(ctx, t)] for t in st.tasks.values() if t.state in LIVE}
+
+
+def claims_on(ctx: Ctx, st: State, me: Task | None, paths: list[str], *, changed: bool = True) -> list[Claim]:
+    """Every other live task's claim on ``paths`` (relative to the repository's top)."""
+    found: list[Claim] = []
+    others = [o for o in st.tasks.values() if o.state in LIVE and (me is None or o.name != me.name)]
+    for o in others:
+        for p in paths:
+            g = next((g for g in o.touch if glob_matches(g, p)), None)
+            if g is not None:
+                found.append(Claim(o.name, p, "declared", g))
+        done = {c.path for c in found if c.task == o.name}
+        mine = set(recorded(ctx, o))
+        found += [Claim(o.name, p, "recorded", "") for p in paths if p in mine and p not in done]
+    if changed:
+        claimed = {(c.task, c.path) for c in found}
+        with_tree = [o for o in others if o.path and os.path.isdir(o.path)]
+        bases = {o.base: ctx.base_tip_ref(o.base) for o in with_tree}
+        hits = gitops.changed_among(
+            ctx.root, [(Path(str(o.path)), bases[o.base], f"refs/heads/{o.branch}") for o in with_tree], paths
+        )
+        for o, changes in zip(with_tree, hits, strict=True):
+            found += [Claim(o.name, p, "changed", how) for p, how in changes.items() if (o.name, p) not in claimed]
+    return found
