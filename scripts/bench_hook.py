@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""The agent hook's latency: 'wtp hook pre-edit' as Claude Code runs it (a new process per
+edit, the interpreter included) on a repository of 20,000 files with three active tasks,
+each with committed and uncommitted work.  Target: median under 100 ms.
+
+Beside it, in the same run: Python's own start-up, and the git calls the hook cannot do
+without done by hand (one 'git rev-parse' to find the repository, then for each of the two
+other tasks a 'git diff base...branch -- PATH' and a 'git status -- PATH'), one after
+another.
+
+    python3 scripts/bench_hook.py [--files 20000] [--runs 30] [--json docs/bench-hook.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib as b  # noqa: E402
+
+TARGET_MS = 100.0
+
+
+def sample(args: list[str], cwd: Path, stdin: str = "") -> float:
+    t0 = time.perf_counter()
+    res = subprocess.run(args, cwd=cwd, input=stdin, capture_output=True, text=True, env=b.ENV)
+    took = (time.perf_counter() - t0) * 1000
+    if res.returncode not in (0,):
+        raise SystemExit(f"{' '.join(args)} exited {res.returncode}: {res.stderr}")
+    return took
+
+
+def median(fn: object, runs: int) -> float:
+    assert callable(fn)
+    fn()  # warm the page cache and git's index
+    return statistics.median(fn() for _ in range(runs))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=20000)
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = ap.parse_args()
+    base = b.tmpdir(need_gb=1.0)
+    try:
+        repo = b.make_repo(base, args.files)
+        paths = {}
+        for i, task in enumerate(("feed", "auth", "search")):
+            out = subprocess.run(
+                [*b.WTP, "start", task, "--touch", f"src/pkg{i:04d}/**"],
+                cwd=repo,
+                capture_output=True,
+                text=True,
+                env=b.ENV,
+                check=True,
+            )
+            wt = Path(out.stdout.strip())
+            paths[task] = wt
+            for k in range(5):  # committed work
+                f = wt / "src" / f"pkg{i + 10:04d}" / f"mod{k:03d}.py"
+                f.write_text(f.read_text() + f"# {task}\n")
+            b.sh(["git", "commit", "-qam", f"{task} work"], wt)
+            for k in range(5, 8):  # uncommitted work
+                f = wt / "src" / f"pkg{i + 10:04d}" / f"mod{k:03d}.py"
+                f.write_text(f.read_text() + f"# {task} wip\n")
+
+        def event(wt: Path, rel: str) -> str:
+            return json.dumps(
+                {
+                    "hook_event_name": "PreToolUse",
+                    "cwd": str(wt),
+                    "tool_name": "Edit",
+                    "tool_input": {"file_path": str(wt / rel), "old_string": "a", "new_string": "b"},
+                }
+            )
+
+        hook = [*b.WTP, "hook", "pre-edit"]
+        feed = paths["feed"]
+        allowed = event(feed, "src/pkg0050/mod001.py")  # nobody's file (recorded once, then known)
+        denied = event(feed, "src/pkg0011/mod001.py")  # committed by 'auth'
+        rel = "src/pkg0050/mod001.py"
+        hand = [(["git", "rev-parse", "--git-dir", "--git-common-dir", "--show-toplevel"], feed)]
+        for task in ("auth", "search"):
+            hand += [
+                (["git", "diff", "--name-only", f"main...wtp/{task}", "--", rel], repo),
+                (["git", "status", "--porcelain", "--", rel], paths[task]),
+            ]
+
+        def by_hand() -> float:
+            t0 = time.perf_counter()
+            for cmd, cwd in hand:
+                subprocess.run(cmd, cwd=cwd, capture_output=True, env=b.ENV, check=True)
+            return (time.perf_counter() - t0) * 1000
+
+        rows = {
+            "hook pre-edit, allowed": median(lambda: sample(hook, feed, allowed), args.runs),
+            "hook pre-edit, denied": median(lambda: sample(hook, feed, denied), args.runs),
+            "python start-up (python -c pass)": median(lambda: sample([sys.executable, "-c", "pass"], feed), args.runs),
+            "the same git calls by hand, one after another": median(by_hand, args.runs),
+        }
+        check = subprocess.run(hook, cwd=feed, input=denied, capture_output=True, text=True, env=b.ENV)
+        assert '"permissionDecision": "deny"' in check.stdout, check.stdout
+    finally:
+        b.cleanup(base)
+    print(f"machine: {b.Results().machine}; {args.files} files, 3 tasks, {args.runs} runs each, medians")
+    print("| case | ms |\n|---|---:|")
+    for case, ms in rows.items():
+        print(f"| {case} | {ms:.1f} |")
+    worst = max(rows["hook pre-edit, allowed"], rows["hook pre-edit, denied"])
+    met = worst < TARGET_MS
+    print(
+        f"target: median under {TARGET_MS:.0f} ms, the interpreter included: {'met' if met else 'MISSED'} ({worst:.1f} ms)"
+    )
+    if args.json:
+        args.json.write_text(
+            json.dumps({"machine": b.Results().machine, "files": args.files, "runs": args.runs, "ms": rows}, indent=2)
+            + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()
