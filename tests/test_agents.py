@@ -266,3 +266,19 @@ def test_mcp_without_the_sdk_says_how_to_install_it(repo: Repo, tmp_path: Path) 
     )
     assert res.returncode == 2
     assert res.stderr == "wtp: 'wtp mcp' needs the MCP SDK, an optional extra: pip install 'worktree-par[mcp]'\n"
+
+
+def test_the_hook_answers_while_another_process_holds_the_state_lock(repo: Repo) -> None:
+    """It runs on every edit: reads never wait for the state lock."""
+    import time
+
+    from worktree_par.state import Store
+
+    a = Path(repo.wtp("start", "a", "--touch", "src/app.js").lines[-1])
+    b = Path(repo.wtp("start", "b").lines[-1])
+    with Store(repo.path / ".git").lock():
+        t0 = time.monotonic()
+        code, out, _ = hook(repo, edit(b / "src/app.js"))
+        assert decision(out)[0] == "deny"
+        assert hook(repo, edit(a / "src/new.js", "Write")) == (0, "", "")  # recorded without the lock
+        assert time.monotonic() - t0 < 10
