@@ -89,12 +89,17 @@ def run_level(
     gate_seconds: float = 0.0,
     mode: str = "",
     detach: bool = False,
+    timeline: bool = False,
 ) -> dict[str, object]:
     repo = make_repo(base, level)
     todo = list(specs)
     parked: list[Spec] = []  # queued by wtp: come back to them later
     lock = threading.Lock()
     stats = {"landed": 0, "caught": 0, "refused": 0, "errors": []}
+    events: list[tuple[float, str, str]] = []  # (seconds since the start, task, what happened)
+
+    def note(s: Spec, what: str) -> None:
+        events.append((time.perf_counter() - t0, s.name, what))
 
     def start_args(s: Spec) -> list[str]:
         extra = (
@@ -107,6 +112,7 @@ def run_level(
         return [*WTP, "start", s.name, "--json", *extra]
 
     def work(s: Spec, path: Path) -> None:
+        note(s, f"working ({s.kind})")
         time.sleep(s.edit)  # edit phase
         target = path / "src" / ("shared.txt" if s.kind == "file" else f"{s.name}.txt")
         with target.open("a") as f:
@@ -119,6 +125,7 @@ def run_level(
             sh([*WTP, "gate", "deploy:prod", "--", *build], path)
         else:
             sh(build, path)
+        note(s, "built; landing")
         gate = f"{sys.executable} test_project.py"
         if gate_seconds:  # a test suite as long as the build: the land queue's gates matter
             gate = f"sleep {gate_seconds:g}; {gate}"
@@ -135,6 +142,7 @@ def run_level(
             repo,
             check=False,
         )
+        note(s, f"land exited {res.returncode}")
         if detach and res.returncode == 0:
             return  # switch to the next task while it lands; counted when the queue is done
         with lock:
@@ -168,6 +176,7 @@ def run_level(
                         if "with task" in (out.get("note") or ""):
                             stats["caught"] += 1
                         parked.append(s)
+                    note(s, f"queued by wtp: {out.get('note')}")
                     continue
                 path = Path(out["path"])
             else:
@@ -209,6 +218,7 @@ def run_level(
         "land_refusals": stats["refused"],
         "main_passed_after_every_land": all_pass and linear and len(commits) == stats["landed"] + 1,
         "errors": stats["errors"][:3],
+        **({"timeline": [f"{at:7.2f}s {name} {what}" for at, name, what in sorted(events)]} if timeline else {}),
     }
 
 
@@ -253,6 +263,7 @@ def main() -> None:
     ap.add_argument("--gate-seconds", type=float, default=0.0, help="seconds the land gate waits before the test")
     ap.add_argument("--mode", default="", help="land queue mode (default: wtp's, speculative)")
     ap.add_argument("--detach", action="store_true", help="land with --detach: switch to the next task at once")
+    ap.add_argument("--timeline", action="store_true", help="record when each task started, built and landed")
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -266,7 +277,9 @@ def main() -> None:
     rows = []
     try:
         for level in (int(x) for x in args.levels.split(",")):
-            rows.append(run_level(base, specs, level, args.cpu, args.gate_seconds, args.mode, args.detach))
+            rows.append(
+                run_level(base, specs, level, args.cpu, args.gate_seconds, args.mode, args.detach, args.timeline)
+            )
             print(f"  level {level}: {rows[-1]['wall_s']}s", flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -194,3 +194,43 @@ def test_two_clones_landing_stacks_at_once_all_land(remote_repo: Repo, tmp_path:
     log = git(remote_repo.remote, "log", "--first-parent", "--format=%s", "main").splitlines()
     assert sorted(log) == sorted([f"c{c}t{i} work" for c in range(2) for i in range(3)] + ["initial"])
     assert len(log) == len(set(log))
+
+
+def test_a_candidate_lands_as_soon_as_it_passes_not_when_the_gates_above_it_end(project: Repo, tmp_path: Path) -> None:
+    """C1 is published, marked landed, and what waited for it is started, while C2's gate still runs."""
+    for name in ("t1", "t2"):
+        p = Path(project.wtp("start", name, *(["--touch", "f1.txt"] if name == "t1" else [])).lines[-1])
+        project.commit({f"{name}.txt": "x\n"}, f"{name} work", cwd=p)
+    assert project.wtp("start", "q", "--touch", "f1.txt").code == 4  # waits for t1
+    release = tmp_path / "release"
+    gate = f'if [ "$WTP_TASK" = t2 ]; then while [ ! -f {release} ]; do sleep 0.05; done; fi; ./check.sh'
+    from worktree_par.gates import Gate
+    from worktree_par.land import QUEUE
+    from worktree_par.state import Store
+
+    queue = Gate(Store(project.path / ".git"), QUEUE)
+    queue.acquire()  # both join before either conducts: one stack, t2 on top of t1
+    try:
+        procs = [project.spawn("land", n, "--gate", gate) for n in ("t1", "t2")]
+        deadline = time.monotonic() + 30
+        while len(queue.tickets()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        queue.release()
+    try:
+        deadline = time.monotonic() + 60
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            states = {t["name"]: t["state"] for t in project.wtp("list", "--all", "--json").json()["tasks"]}
+            if states.get("t1") == "landed" and states.get("q") == "active":
+                break
+            time.sleep(0.1)
+        assert (states["t1"], states["q"], states["t2"]) == ("landed", "active", "landing")
+        assert not release.exists() and all(p.poll() is None for p in procs[1:])  # t2's gate still waits
+        project.git("fetch", "-q", "origin")
+        assert project.git("log", "-1", "--format=%s", "origin/main") == "t1 work"
+    finally:
+        release.write_text("go\n")
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    assert _first_parents_pass(project)[:2] == ["t2 work", "t1 work"]

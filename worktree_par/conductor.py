@@ -3,9 +3,10 @@
 It builds a stack from the queue's head, each candidate on the one before it (C1 = base +
 T1, C2 = C1 + T2, ...), each in its own task's worktree, and verifies it by mode:
 
-- ``speculative``: the gates of every candidate run side by side; the base moves to Cj once
-  C1..Cj passed (one push lands them all); a failing Ci blocks Ti, the gates above it are
-  stopped, and the tasks above it are rebuilt without it and gated again.
+- ``speculative``: the gates of every candidate run side by side; the base moves to Cj as
+  soon as C1..Cj passed, while the gates above still run (candidates that pass together go
+  in one push); a failing Ci blocks Ti, the gates above it are stopped, and the tasks above
+  it are rebuilt without it and gated again.
 - ``batch``: only the top of the stack is gated (one run for k tasks); when it fails,
   probes spread over the stack are gated side by side until the culprit is found, landing
   the green prefix.
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import crashpoints, gitops, guard, publish
+from . import crashpoints, gitops, guard, publish, tasks
 from .errors import GateFailed, LandBlocked, LandConflict, Say, WouldLoseWork
 from .gitops import Sha
 from .procs import Guarded
@@ -106,29 +107,40 @@ def conduct(
                     top = stack[-1].cand if stack else base_tip
                     stack.extend(_build(ctx, new, top or base_tip, before, attempt, status))
 
-            green, failed = _verify(ctx, stack, mode, say, status, grow)
-            published = True
-            if green:
-                top = stack[green - 1]
+            landed = 0  # how many of the stack are published
+
+            def land_prefix(k: int, stack: list[Entry] = stack) -> bool:
+                """Publish stack[:k], all green, in one compare-and-swap push of its top."""
+                nonlocal base_tip, landed
+                top = stack[k - 1]
                 status.set(top, "publishing")
                 crashpoints.step("land:before-publish")
-                published = publish.publish(ctx, top.task, top.cand or top.tip, base_tip, remote, say)
-                if published:
-                    crashpoints.step("land:after-publish")
-                    together = [e.name for e in stack[:green]]
-                    for e in stack[:green]:
-                        if len(together) > 1:
-                            others = ", ".join(f"'{n}'" for n in together if n != e.name)
-                            e.messages.append(f"landed in one push together with {others}")
-                        _settle_landed(ctx, e, e.cand or e.tip)
+                assert base_tip is not None
+                if not publish.publish(ctx, top.task, top.cand or top.tip, base_tip, remote, say):
+                    return False
+                crashpoints.step("land:after-publish")
+                together = [e.name for e in stack[landed:k]]
+                for e in stack[landed:k]:
+                    if len(together) > 1:
+                        others = ", ".join(f"'{n}'" for n in together if n != e.name)
+                        e.messages.append(f"landed in one push together with {others}")
+                    _settle_landed(ctx, e, e.cand or e.tip)
+                base_tip, landed = Sha(top.cand or top.tip), k
+                # What waited for these tasks' slots or files starts now, not when the
+                # gates still running above them end.
+                tasks.promote_quietly(ctx, say)
+                return True
+
+            failed, published = _verify(ctx, stack, mode, say, status, land_prefix, grow)
             for e in failed:
                 _settle_blocked(ctx, e, e.error or LandBlocked(f"the land of '{e.name}' failed"))
                 for above in stack[stack.index(e) + 1 :]:
                     above.messages.append(f"rebuilt without '{e.name}', which was blocked")
             if not published:
-                for e in stack:
+                behind = [e for e in stack if not e.outcome]
+                for e in behind:
                     e.races += 1
-                names = ", ".join(f"'{e.name}'" for e in stack)
+                names = ", ".join(f"'{e.name}'" for e in behind)
                 say(f"'{base}' moved while landing {names}: rebuilding (attempt {attempt + 1}/{MAX_ATTEMPTS})")
                 time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
             pending = [e for e in pending if not e.outcome]
@@ -182,17 +194,25 @@ def _verify(
     mode: str,
     say: Say,
     status: QueueStatus,
+    land_prefix: Callable[[int], bool],
     grow: Callable[[int], None] | None = None,
-) -> tuple[int, list[Entry]]:
-    """How many candidates from the bottom of the stack are green, and the ones that failed."""
+) -> tuple[list[Entry], bool]:
+    """Gate the stack and publish what passed: (the entries that failed, False when a push
+    lost the race to another clone and the rest must be rebuilt on the new base).
+
+    Speculative (and serial, a stack of one): every gate runs side by side, and the green
+    prefix is published as soon as it is known, C1 while C2 still runs, so a task never
+    waits for the gates of the tasks queued behind it; candidates that pass together go in
+    one push.  Batch: gate the top once, bisect on failure, publish the green prefix."""
     if not stack:
-        return 0, []
+        return [], True
     if mode == "batch":
-        return _bisect(ctx, stack, say, status)
+        green, failed = _bisect(ctx, stack, say, status)
+        return failed, land_prefix(green) if green else True
     crashpoints.step("land:before-gate")
     depth = ctx.cfg.land_depth or ctx.cfg.max_active
     started: set[str] = set()
-    i = 0
+    i = published = 0
     looked = 0.0
     while i < len(stack):
         for e in stack:
@@ -207,13 +227,26 @@ def _verify(
             time.sleep(0.01)
             continue
         if not verdict:
-            for above in stack[i + 1 :]:
-                if above.run is not None and above.run.code is None:
-                    above.run.stop()  # its candidate contains the failed task: rebuilt without it
-                status.set(above, "waiting")
-            return i, [stack[i]]
+            if i > published and not land_prefix(i):
+                _stop_gates(stack[i + 1 :], status)
+                return [], False
+            _stop_gates(stack[i + 1 :], status)  # their candidates contain the failed task: rebuilt without it
+            return [stack[i]], True
         i += 1
-    return len(stack), []
+        while i < len(stack) and _poll_gate(ctx, stack[i], status):  # passed meanwhile: the same push
+            i += 1
+        if not land_prefix(i):
+            _stop_gates(stack[i:], status)
+            return [], False
+        published = i
+    return [], True
+
+
+def _stop_gates(entries: list[Entry], status: QueueStatus) -> None:
+    for e in entries:
+        if e.run is not None and e.run.code is None:
+            e.run.stop()
+        status.set(e, "waiting")
 
 
 def _bisect(ctx: Ctx, stack: list[Entry], say: Say, status: QueueStatus) -> tuple[int, list[Entry]]:

@@ -256,6 +256,9 @@ def _finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say) -> LandRes
         notes = [n for n in cur.note.split("; ") if n]
         result.messages = notes if mine else [f"task '{t.name}' was landed meanwhile, at {(cur.commit or '')[:12]}"]
         if mine:
+            # The slot and the task's claims are free from the moment it landed: start what
+            # waited for them before the clean-up, which takes a while in a large checkout.
+            tasks.promote_quietly(ctx, say)
             remote = ctx.remote()
             if remote:
                 # Bringing the local base along is a convenience, not part of landing: outside the queue.
