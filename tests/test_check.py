@@ -227,7 +227,7 @@ def test_many_tasks_get_a_matrix_view(repo: Repo) -> None:
     assert matrix[0].split() == ["t0", "t1", "t2", "t3", "t4", "main"]
     assert matrix[1].split() == ["t0", "-", "C", ".", ".", ".", "."]
     assert matrix[3].split() == ["t2", ".", ".", "-", "O", ".", "."]
-    assert matrix[-1] == "C conflict, O overlap, d declared paths, r resource"
+    assert matrix[-1] == "C conflict, O overlap, l likely (history), d declared paths, r resource"
 
 
 def test_undeclared_writes_and_hot_paths_are_reported(repo: Repo) -> None:

@@ -245,13 +245,19 @@ def test_init_writes_a_config_that_loads_back(remote_repo: Repo) -> None:
     out = remote_repo.wtp("init", "--max-active", "4")
     assert out.lines == [
         f"wrote {remote_repo.path / '.wtp.toml'} (base 'main', remote 'origin', max_active 4, "
-        "land gate 'npm test' (detected; trusted))"  # the fixture's package.json has a test script
+        "land gate 'npm test' (detected; trusted))",  # the fixture's package.json has a test script
+        "co-change layer off: too few merges to tell (0 usable pairs; 20 needed)",  # one commit, no merges
     ]
     from worktree_par.config import Config, load
 
     cfg = load(remote_repo.path)
     assert cfg == Config(
-        base="main", remote="origin", max_active=4, land_gate="npm test", source=remote_repo.path / ".wtp.toml"
+        base="main",
+        remote="origin",
+        max_active=4,
+        land_gate="npm test",
+        check_cochange="off",
+        source=remote_repo.path / ".wtp.toml",
     )
     again = remote_repo.wtp("init")
     assert again.code == 1 and "already exists" in again.err

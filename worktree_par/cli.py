@@ -137,6 +137,9 @@ def start(
         None, "--timeout", min=0, help="With --wait: give up after S seconds (exit 3).", metavar="S"
     ),
     force: bool = typer.Option(False, "--force", help="Start despite the cap or declared collisions."),
+    touch_suggested: bool = typer.Option(
+        False, "--touch-suggested", help="Also declare the files that usually change with the --touch ones."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Admit, queue or refuse TASK; when admitted, create its branch and worktree and print
@@ -148,7 +151,16 @@ def start(
     Example: cd "$(wtp start feed --touch 'src/feed/**')\""""
     _done(
         commands.start(
-            ctx.obj, task, base=base, touch=touch, use=use, wait=wait, timeout=timeout, force=force, as_json=as_json
+            ctx.obj,
+            task,
+            base=base,
+            touch=touch,
+            use=use,
+            wait=wait,
+            timeout=timeout,
+            force=force,
+            as_json=as_json,
+            touch_suggested=touch_suggested,
         )
     )
 
@@ -270,7 +282,7 @@ def check(
     ),
     all_tasks: bool = typer.Option(False, "--all", help="Every pair, even inside a task's worktree."),
     fail_on: str = typer.Option(
-        "overlap", "--fail-on", help="Exit 1 at or above this level.", metavar="conflict|overlap|declared|never"
+        "overlap", "--fail-on", help="Exit 1 at or above this level.", metavar="conflict|overlap|likely|declared|never"
     ),
     as_json: bool = JSON,
 ) -> None:
@@ -388,6 +400,24 @@ def doctor(
     \b
     Example: wtp doctor --fix"""
     _done(commands.doctor(ctx.obj, fix, adopt, as_json))
+
+
+@app.command("cochange", short_help="Files that usually change together; --calibrate the layer.")
+def cochange_(
+    ctx: typer.Context,
+    files: Optional[list[str]] = typer.Argument(None, help="Files to ask about.", metavar="[FILE]..."),
+    calibrate: bool = typer.Option(
+        False, "--calibrate", help="Replay this repository's merges and turn the layer on only if it helps here."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """The files that usually changed together with FILEs in the base's history (the index
+    start and check use), or, with --calibrate, whether that layer helps in this repository:
+    its merges replayed, the verdict and its figures written to .wtp.toml.
+
+    \b
+    Example: wtp cochange src/feed.py"""
+    _done(commands.cochange_cmd(ctx.obj, files or [], calibrate, as_json))
 
 
 # --- agents ---------------------------------------------------------------------------

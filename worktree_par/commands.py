@@ -79,6 +79,7 @@ def start(
     timeout: float | None = None,
     force: bool = False,
     as_json: bool = False,
+    touch_suggested: bool = False,
 ) -> int:
     """Stdout is the worktree's path and nothing else (so 'cd "$(wtp start x)"' is safe), or
     empty with exit 4 when the task was queued; notes and reasons go to stderr."""
@@ -98,7 +99,16 @@ def start(
 
     with json_refusals(as_json, task):
         with Watch(f"starting '{task}'", err, log=lambda: setup_log) as w:
-            result = tasks.start(c, task, base_ref=base, touch=list(touch), use=list(use), force=force, say=w.say)
+            result = tasks.start(
+                c,
+                task,
+                base_ref=base,
+                touch=list(touch),
+                use=list(use),
+                force=force,
+                touch_suggested=touch_suggested,
+                say=w.say,
+            )
         t = result.task
         for m in result.messages:
             err(m)
@@ -215,7 +225,7 @@ def check(
     from . import overlap, render
 
     if fail_on not in overlap.FAIL_ON:
-        raise UsageError(f"--fail-on must be one of conflict, overlap, declared, never, not {fail_on!r}")
+        raise UsageError(f"--fail-on must be one of {', '.join(overlap.FAIL_ON)}, not {fail_on!r}")
     if names and all_tasks:
         raise UsageError("--all reports every pair: leave out the task names, or drop --all")
     c = open_repo(where)
@@ -475,13 +485,79 @@ def init(
         c.cfg = config.Config(remote=remote)
     detected = base or c.detect_base()
     gate = config.detect_test_command(repo.config_root)
-    target.write_text(config.render_default(detected, remote or "", max_active, gate))
+    mode, why = _calibrate(c, detected)
+    target.write_text(config.render_default(detected, remote or "", max_active, gate, (mode, why)))
     with c.store.transaction() as st:  # init trusts what it writes
         trusting.trust(Ctx(repo=repo, cfg=config.load(repo.config_root), store=c.store), st)
     print(
         f"wrote {target} (base '{detected}', remote '{remote or 'none'}', max_active {max_active}, "
         f"land gate {gate!r} {'(detected; trusted)' if gate else '(none found: set [land] gate)'})"
     )
+    print(f"co-change layer {'on (warn)' if mode == 'warn' else 'off'}: {why}")
+    return 0
+
+
+def _calibrate(ctx: Ctx, base: str, limit: int = 2000) -> tuple[str, str]:
+    """Replay the base's merges: ("warn", figures) where the co-change layer helps, else ("off", why)."""
+    from . import calibration
+    from .globs import HOT_GLOBS
+
+    tip = ctx.base_tip(base)
+    if tip is None:
+        return "off", f"'{base}' has no commits yet"
+    cal = calibration.calibrate(ctx.root, tip, HOT_GLOBS + tuple(ctx.cfg.check_hot), limit)
+    return ("warn" if cal.on else "off"), cal.why
+
+
+def cochange_cmd(where: str | None, files: list[str], calibrate: bool = False, as_json: bool = False) -> int:
+    """What the base's history couples: the companions of FILEs, the index, or (--calibrate)
+    whether the layer helps in this repository, written to the config."""
+    from . import cochange, config
+    from .globs import HOT_GLOBS
+
+    c = open_repo(where)
+    base = c.detect_base()
+    if calibrate:
+        if files:
+            raise UsageError("--calibrate replays the whole history: leave out the files")
+        target = c.cfg.source or (c.repo.config_root / config.CONFIG_FILE)
+        if target.name != config.CONFIG_FILE:
+            raise UsageError(f"the config is {target} [tool.wtp]: set [tool.wtp.check] cochange there by hand")
+        err(f"replaying the merges of '{base}' ...")
+        mode, why = _calibrate(c, base)
+        text = target.read_text() if target.exists() else ""
+        target.write_text(config.set_cochange(text, mode, why))
+        config.load(c.repo.config_root)  # still valid
+        if as_json:
+            emit({"mode": mode, "why": why, "config": str(target)})
+        else:
+            print(f"co-change layer {'on (warn)' if mode == 'warn' else 'off'}: {why}")
+            print(f'wrote cochange = "{mode}" to {target}')
+        return 0
+    ref = c.base_tip_ref(base)
+    h = cochange.load(c.root, c.store.ensure_dir(), ref, HOT_GLOBS + tuple(c.cfg.check_hot), c.base_tip(base))
+    if h is None:
+        raise UsageError(f"base branch '{base}' has no commits")
+    if as_json:
+        emit(
+            {
+                "base": base,
+                "tip": h.tip,
+                "commits": len(h.commits),
+                "files": {f: [e.to_json() for e in h.companions(f)] for f in files},
+            }
+        )
+        return 0
+    if not files:
+        print(
+            f"the history of '{base}' at {h.tip[:12]}: {len(h.commits)} commits of at most {cochange.MAX_FILES} files"
+        )
+    for f in files:
+        found = h.companions(f)
+        if not found:
+            print(f"{f}: no file usually changes with it")
+        for e in found:
+            print(e.describe())
     return 0
 
 

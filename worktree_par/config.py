@@ -15,7 +15,12 @@ from .errors import ConfigError
 CONFIG_FILE = ".wtp.toml"
 STRATEGIES = ("rebase", "squash", "merge")
 MODES = ("speculative", "batch", "serial")  # how many candidates the land queue gates at once
-ON_COLLISION = ("deny", "ask", "warn")  # what the agent hook answers to an edit another task claims
+ON_COLLISION = ("deny", "ask", "warn")
+COCHANGE = (
+    "warn",
+    "hold",
+    "off",
+)  # what a likely collision (files that changed together) does at start  # what the agent hook answers to an edit another task claims
 
 
 class Config(NamedTuple):
@@ -34,6 +39,7 @@ class Config(NamedTuple):
     land_require_gate: bool = False
     land_depth: int = 0  # candidates in flight (speculative) or per batch; 0 = max_active
     check_hot: tuple[str, ...] = ()
+    check_cochange: str = "warn"
     hook_on_collision: str = "deny"
     source: Path | None = None  # the file it came from
 
@@ -61,7 +67,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "depth": (int, "land_depth"),
         "require_gate": (bool, "land_require_gate"),
     },
-    "check": {"hot": (list, "check_hot")},
+    "check": {"hot": (list, "check_hot"), "cochange": (str, "check_cochange")},
     "hook": {"on_collision": (str, "hook_on_collision")},
 }
 _MAX_TASK_PORTS = 1000  # port_base + this must stay a valid port
@@ -112,6 +118,8 @@ def _validate(cfg: Config, where: str) -> None:
         raise ConfigError(f"{where}: 'land.strategy' must be one of {', '.join(STRATEGIES)}, not {cfg.land_strategy!r}")
     if cfg.land_mode not in MODES:
         raise ConfigError(f"{where}: 'land.mode' must be one of {', '.join(MODES)}, not {cfg.land_mode!r}")
+    if cfg.check_cochange not in COCHANGE:
+        raise ConfigError(f"{where}: 'check.cochange' must be one of {', '.join(COCHANGE)}, not {cfg.check_cochange!r}")
     if cfg.hook_on_collision not in ON_COLLISION:
         raise ConfigError(
             f"{where}: 'hook.on_collision' must be one of {', '.join(ON_COLLISION)}, not {cfg.hook_on_collision!r}"
@@ -193,7 +201,49 @@ def detect_test_command(root: Path) -> str:
     return ""
 
 
-def render_default(base: str, remote: str, max_active: int, gate: str = "") -> str:
+COCHANGE_NOTE = "# co-change calibration: "
+
+
+def cochange_lines(mode: str, why: str) -> str:
+    """The [check] cochange setting with the figures that chose it, as 'wtp init' and
+    'wtp cochange --calibrate' write them."""
+    return (
+        "# Files that usually changed together in this repository's history: warn | hold | off.\n"
+        f"{COCHANGE_NOTE}{why}\n"
+        f"cochange = {json.dumps(mode)}\n"
+    )
+
+
+def set_cochange(text: str, mode: str, why: str) -> str:
+    """``text`` (a .wtp.toml) with its [check] cochange setting replaced by ``mode``."""
+    lines = [ln for ln in text.splitlines(keepends=True) if not ln.startswith(COCHANGE_NOTE)]
+    lines = [ln for ln in lines if not ln.startswith("# Files that usually changed together")]
+    block = cochange_lines(mode, why)
+    out: list[str] = []
+    table, placed = "", False
+    for ln in lines:
+        stripped = ln.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            if table == "check" and not placed:
+                out.append(block)
+                placed = True
+            table = stripped[1:-1].strip()
+        if table == "check" and stripped.replace(" ", "").startswith("cochange="):
+            out.append(block)
+            placed = True
+            continue
+        out.append(ln)
+    if not placed:
+        if table == "check":
+            out.append(("" if not out or out[-1].endswith("\n") else "\n") + block)
+        else:
+            out.append(("\n" if out and out[-1].strip() else "") + "[check]\n" + block)
+    return "".join(out)
+
+
+def render_default(
+    base: str, remote: str, max_active: int, gate: str = "", cochange: tuple[str, str] = ("warn", "not calibrated")
+) -> str:
     """The commented ``.wtp.toml`` that ``wtp init`` writes."""
     return f"""\
 # wtp configuration: committed and shared by the team.  Every key is optional.
@@ -236,7 +286,7 @@ depth = 0
 [check]
 # Extra hot-file globs, added to the built-in list (lockfiles, changelogs, version files, migrations).
 hot = []
-
+{cochange_lines(*cochange)}
 [hook]
 # What the agent hook ('wtp hook install claude') answers to an edit of a file another task
 # declared, changed or edited: deny | ask (the user decides) | warn (allowed, the agent is told).

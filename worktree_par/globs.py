@@ -13,6 +13,40 @@ from .errors import UsageError
 
 _WILD = re.compile(r"[*?\[]")
 
+# Files that many tasks touch (``wtp check`` marks an overlap on them 'hot'; the co-change
+# index leaves them out): lockfiles, changelogs and release notes, version files.
+HOT_GLOBS = (
+    # lockfiles
+    "**/package-lock.json",
+    "**/npm-shrinkwrap.json",
+    "**/yarn.lock",
+    "**/pnpm-lock.yaml",
+    "**/poetry.lock",
+    "**/uv.lock",
+    "**/Pipfile.lock",
+    "**/Cargo.lock",
+    "**/go.sum",
+    "**/go.mod",
+    "**/Gemfile.lock",
+    "**/composer.lock",
+    "**/mix.lock",
+    "**/pubspec.lock",
+    "**/flake.lock",
+    # changelogs and release notes
+    "**/CHANGELOG*",
+    "**/CHANGES*",
+    "**/HISTORY*",
+    "**/NEWS*",
+    "**/RELEASE_NOTES*",
+    # version files
+    "**/VERSION",
+    "**/version.txt",
+    "**/version.py",
+    "**/_version.py",
+    "**/__version__.py",
+    "**/.version",
+)
+
 
 def normalize_glob(g: str) -> str:
     """Clean a --touch glob; refuse ones that point outside the repository."""

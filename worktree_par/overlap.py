@@ -21,51 +21,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
 from . import claims, gitops
 from .errors import UsageError
-from .globs import glob_matches
+from .globs import HOT_GLOBS, glob_matches
 from .repo import Ctx
 from .schedule import collisions as declared_clashes
 from .state import FINAL, LIVE, Task
 
-RANK = {"declared": 1, "resource": 1, "undeclared": 1, "overlap": 2, "conflict": 3}
-FAIL_ON = {"never": 99, "declared": 1, "overlap": 2, "conflict": 3}
+RANK = {"declared": 1, "resource": 1, "undeclared": 1, "likely": 1.5, "overlap": 2, "conflict": 3}
+FAIL_ON = {"conflict": 3, "overlap": 2, "likely": 1.5, "declared": 1, "never": 99}
 
-HOT_GLOBS = (
-    # lockfiles
-    "**/package-lock.json",
-    "**/npm-shrinkwrap.json",
-    "**/yarn.lock",
-    "**/pnpm-lock.yaml",
-    "**/poetry.lock",
-    "**/uv.lock",
-    "**/Pipfile.lock",
-    "**/Cargo.lock",
-    "**/go.sum",
-    "**/go.mod",
-    "**/Gemfile.lock",
-    "**/composer.lock",
-    "**/mix.lock",
-    "**/pubspec.lock",
-    "**/flake.lock",
-    # changelogs and release notes
-    "**/CHANGELOG*",
-    "**/CHANGES*",
-    "**/HISTORY*",
-    "**/NEWS*",
-    "**/RELEASE_NOTES*",
-    # version files
-    "**/VERSION",
-    "**/version.txt",
-    "**/version.py",
-    "**/_version.py",
-    "**/__version__.py",
-    "**/.version",
-)
 _MIGRATION_DIRS = ("migrations", "migrate", "versions", "alembic")
 
 
@@ -88,6 +58,7 @@ class Collision(NamedTuple):
     paths: list[str]
     hot: bool = False
     hot_paths: list[str] = []
+    evidence: list[dict[str, object]] = []  # 'likely': which file usually changes with which, how often
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -96,6 +67,7 @@ class Collision(NamedTuple):
             "paths": self.paths,
             "hot": self.hot,
             "hot_paths": self.hot_paths,
+            **({"evidence": self.evidence} if self.kind == "likely" else {}),
         }
 
 
@@ -104,7 +76,7 @@ class Report(NamedTuple):
     collisions: list[Collision]
     base: str
 
-    def worst(self) -> int:
+    def worst(self) -> float:
         return max((RANK[c.kind] for c in self.collisions), default=0)
 
     def to_json(self) -> dict[str, object]:
@@ -194,6 +166,43 @@ def _conflicts_cached(ctx: Ctx, cache: _Cache, a: Side, b: Side) -> list[str] | 
     return verdict
 
 
+def _likely(
+    ctx: Ctx,
+    base_ref: str,
+    base_tip: str,
+    sides: list[Side],
+    recorded: dict[str, list[str]],
+    found: list[Collision],
+    wanted: Callable[..., bool],
+) -> list[Collision]:
+    """The 'likely' layer: pairs whose files usually change together in the base's history
+    (one-sided, from each task's declared and changed files), where no overlap is found yet."""
+    from . import cochange
+
+    h = cochange.load(ctx.root, ctx.store.ensure_dir(), base_ref, HOT_GLOBS + tuple(ctx.cfg.check_hot), base_tip)
+    if h is None:
+        return []
+    done = {frozenset(c.tasks) for c in found if c.kind in ("overlap", "conflict")}
+    out = []
+    for i, a in enumerate(sides):
+        for b in sides[i + 1 :]:
+            if not wanted(a.name, b.name) or frozenset((a.name, b.name)) in done or a.task is None or b.task is None:
+                continue
+            hit = cochange.likely(
+                h,
+                a.name,
+                [*a.task.touch, *recorded.get(a.name, ())],
+                sorted(a.changed),
+                b.name,
+                [*b.task.touch, *recorded.get(b.name, ())],
+                sorted(b.changed),
+            )
+            if hit is not None:
+                paths = sorted({e.file for e in hit.evidence})
+                out.append(Collision([hit.a, hit.b], "likely", paths, evidence=[e.to_json() for e in hit.evidence]))
+    return out
+
+
 def check(ctx: Ctx, only: list[str] | None = None) -> Report:
     st = ctx.store.read()
     all_tasks = sorted((t for t in st.tasks.values() if t.state not in FINAL), key=lambda t: t.seq)
@@ -248,6 +257,8 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
         for sb in sides[i + 1 :]:
             if wanted(sa.name, sb.name):
                 compare(sa, sb, [sa.name, sb.name])
+    if ctx.cfg.check_cochange != "off":
+        collisions += _likely(ctx, base_ref, base_tip, sides, recorded, collisions, wanted)
     # a task that changed files outside its --touch: admission is only as good as declarations
     for sd in sides:
         if sd.task is not None and sd.task.touch and wanted(sd.name):

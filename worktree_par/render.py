@@ -132,8 +132,8 @@ def _line(cells: list[str], widths: list[int], tty: bool, bold: bool = False) ->
 _STATE_COLOUR = {"queued": "33", "landing": "36", "blocked": "1;31", "landed": "32", "abandoned": "2"}
 
 
-_MARK = {"conflict": "C", "overlap": "O", "declared": "d", "resource": "r"}
-_ORDER = {"conflict": 0, "overlap": 1, "declared": 2, "resource": 3, "undeclared": 4}
+_MARK = {"conflict": "C", "overlap": "O", "likely": "l", "declared": "d", "resource": "r"}
+_ORDER = {"conflict": 0, "overlap": 1, "likely": 2, "declared": 3, "resource": 4, "undeclared": 5}
 
 
 def check_report(report: Report) -> None:
@@ -144,6 +144,10 @@ def check_report(report: Report) -> None:
     rows = []
     for c in sorted(report.collisions, key=lambda c: (_ORDER[c.kind], c.tasks)):
         named = [p + (" (hot)" if p in c.hot_paths else "") for p in c.paths[:5]]
+        if c.kind == "likely":  # the evidence: which file usually changes with which
+            named = [
+                f"{e['file']} usually with {e['with']} ({e['shared']} of {e['of']} commits)" for e in c.evidence[:5]
+            ]
         shown = ", ".join(named) + (f", and {len(c.paths) - 5} more" if len(c.paths) > 5 else "")
         rows.append(
             [
@@ -156,7 +160,7 @@ def check_report(report: Report) -> None:
     if len(names) > 4:  # a matrix shows the shape at a glance when there are many tasks
         cols = names + [report.base]
         worst: dict[tuple[str, str], str] = {}  # the worst kind of collision per pair
-        rank = {"resource": 1, "declared": 1, "overlap": 2, "conflict": 3}
+        rank = {"resource": 1, "declared": 1, "likely": 1.5, "overlap": 2, "conflict": 3}
         for c in report.collisions:
             if len(c.tasks) < 2:
                 continue  # 'undeclared' concerns one task
@@ -170,4 +174,4 @@ def check_report(report: Report) -> None:
             return "-" if r == col else _MARK[worst[r, col]] if (r, col) in worst else "."
 
         table([""] + cols, [[r] + [mark(r, col) for col in cols] for r in names])
-        print("C conflict, O overlap, d declared paths, r resource")
+        print("C conflict, O overlap, l likely (history), d declared paths, r resource")

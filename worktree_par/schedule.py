@@ -23,6 +23,8 @@ class Clash(NamedTuple):
     what: str  # the path pair or resource
 
     def describe(self) -> str:
+        if self.kind == "likely":
+            return f"{self.what} with task '{self.other}' (its history; [check] cochange = \"hold\")"
         noun = "path" if self.kind == "declared" else "resource"
         return f"{noun} {self.what} with task '{self.other}'"
 
@@ -56,6 +58,8 @@ def collisions(task: Task, others: list[Task], recorded: dict[str, list[str]] | 
             for s in o.use:
                 if resources_collide(r, s):
                     found.append(Clash(o.name, "resource", r if r == s else f"{r} ~ {s}"))
+        if o.name in task.held:  # held at start: the history says they likely collide
+            found.append(Clash(o.name, "likely", "files that usually change together"))
     return found
 
 

@@ -74,6 +74,7 @@ class Task:
         candidate: str | None = None,  # the commit a land is publishing (recovery asks the remote for it)
         ticket: int | None = None,  # the land queue ticket whose request the conductor served
         attempts: int = 0,  # how many times the conductor built the task's candidate
+        held: list[str] | None = None,  # tasks it likely collides with ([check] cochange = "hold")
     ) -> None:
         self.name, self.state, self.branch, self.base, self.seq = name, state, branch, base, seq
         self.path, self.fork, self.start_ref, self.port = path, fork, start_ref, port
@@ -82,6 +83,7 @@ class Task:
         self.paths, self.note = paths if paths is not None else [], note
         self.candidate = candidate
         self.ticket, self.attempts = ticket, attempts
+        self.held = held if held is not None else []
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Task) and self.__dict__ == other.__dict__
@@ -94,7 +96,12 @@ class Task:
         # few hundred tasks cost tens of ms per transaction.  Lists and the holder are the
         # only mutable fields; they are copied so a snapshot does not change with the task.
         d = dict(self.__dict__)
-        d["touch"], d["use"], d["paths"] = list(self.touch), list(self.use), list(self.paths)
+        d["touch"], d["use"], d["paths"], d["held"] = (
+            list(self.touch),
+            list(self.use),
+            list(self.paths),
+            list(self.held),
+        )
         d["holder"] = dict(self.holder) if self.holder is not None else None
         return d
 
@@ -107,7 +114,7 @@ class Task:
         for k, types in _TASK_TYPES.items():
             if k in fields and not isinstance(fields[k], types) or (k in _REQUIRED and k not in fields):
                 raise ValueError(f"task field {k!r} is {fields.get(k)!r}")
-        for k in ("touch", "use", "paths"):
+        for k in ("touch", "use", "paths", "held"):
             if not all(isinstance(x, str) for x in fields.get(k) or []):
                 raise ValueError(f"task field {k!r} must list strings")
         if fields["state"] not in STATES or fields.get("phase", "") not in PHASES:
@@ -139,6 +146,7 @@ _TASK_TYPES: dict[str, tuple[type, ...]] = {
     "candidate": _N,
     "ticket": (int, type(None)),
     "attempts": (int,),
+    "held": (list,),
 }
 _REQUIRED = ("name", "state", "branch", "base", "seq")
 
@@ -211,6 +219,8 @@ class Store:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return None
+        except NotADirectoryError as e:
+            raise StateError(f"cannot create the state folder {self.dir} (File exists)") from e
         except OSError as e:
             hint = "it is a symlink: remove it" if path.is_symlink() else e.strerror
             raise StateError(f"state file {path} cannot be read ({hint})") from e

@@ -68,6 +68,7 @@ def start(
     touch: list[str] | None = None,
     use: list[str] | None = None,
     force: bool = False,
+    touch_suggested: bool = False,
     say: Say = quiet,
 ) -> StartResult:
     """Admit, queue or resume a task.  Everything is validated before anything is written."""
@@ -80,6 +81,12 @@ def start(
     path = worktree_path(ctx, name)
     if ctx.cfg.setup_run:
         trust.require_trust(ctx, ctx.store.read(), "setup.run")
+    history: list[str] = []
+    held: list[str] = []
+    if globs and ctx.cfg.check_cochange != "off":
+        cur = ctx.store.read().tasks.get(name)
+        if cur is None or cur.state in FINAL:  # a new task: what does the history say?
+            globs, held, history = _cochange(ctx, name, base, globs, touch_suggested)
 
     with ctx.store.transaction() as st:
         t = st.tasks.get(name)
@@ -100,9 +107,11 @@ def start(
                 touch=globs,
                 use=res_names,
                 created=time.time(),
+                held=[h for h in held if h in st.tasks and st.tasks[h].state in LIVE],
             )
             decision = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st))
             result = StartResult(t)
+            result.messages += history
             st.tasks[name] = t
             if decision.admit or force:
                 if not decision.admit:
@@ -120,6 +129,63 @@ def start(
             _undo_start(ctx, result.task, keep_queued=False)
             raise
     return result
+
+
+SUGGESTED_SHOWN = 5
+
+
+def _cochange(ctx: Ctx, name: str, base: str, globs: list[str], take: bool) -> tuple[list[str], list[str], list[str]]:
+    """What the base's history says about a new task's declarations: the files that usually
+    change with them (taken into the declaration with --touch-suggested), and the live tasks
+    it likely collides with (one-sided: its expansion hits their declared, recorded or
+    changed files, or theirs hits its declared ones).  (globs, tasks to hold it behind under
+    'hold', messages.)"""
+    from . import cochange
+    from .globs import HOT_GLOBS
+
+    ref = ctx.base_tip_ref(base)
+    tip = ctx.base_tip(base)
+    h = cochange.load(ctx.root, ctx.store.ensure_dir(), ref, HOT_GLOBS + tuple(ctx.cfg.check_hot), tip)
+    if h is None:
+        return globs, [], []
+    said: list[str] = []
+    suggested = h.expand(globs)
+    if suggested:
+        said += [e.describe() for e in suggested[:SUGGESTED_SHOWN]]
+        if len(suggested) > SUGGESTED_SHOWN:
+            said.append(f"... and {len(suggested) - SUGGESTED_SHOWN} more files that usually change with these")
+        if take:
+            globs = sorted(set(globs) | {claims.literal_glob(e.file) for e in suggested})
+            said.append(
+                f"--touch-suggested: '{name}' also declares {len(suggested)} file(s) that usually change with its own"
+            )
+        else:
+            said.append(f"declare them too with 'wtp start {name} --touch-suggested ...' if the task will write them")
+    st = ctx.store.read()
+    others = [o for o in st.tasks.values() if o.state in LIVE and o.name != name]
+    if not others:
+        return globs, [], said
+    recorded = claims.declarations(ctx, st)
+    asked = [e.file for e in h.expand(globs)]
+    with_tree = [o for o in others if o.path and os.path.isdir(o.path)]
+    changed: dict[str, list[str]] = {o.name: [] for o in others}
+    for o, found in zip(
+        with_tree,
+        gitops.changed_among(ctx.root, [(Path(str(o.path)), ref, f"refs/heads/{o.branch}") for o in with_tree], asked),
+        strict=True,
+    ):
+        changed[o.name] = list(found)
+    held = []
+    for o in others:
+        hit = cochange.likely(h, name, globs, [], o.name, [*o.touch, *recorded.get(o.name, ())], changed[o.name])
+        if hit is None:
+            continue
+        held.append(o.name)
+        if ctx.cfg.check_cochange == "hold":
+            said.append(f'{hit.describe()}: held until it lands ([check] cochange = "hold"; --force starts anyway)')
+        else:
+            said.append(f'warning: {hit.describe()} ([check] cochange = "warn": started anyway)')
+    return globs, held if ctx.cfg.check_cochange == "hold" else [], said
 
 
 def _redeclare(ctx: Ctx, st: State, t: Task, globs: list[str], res_names: list[str], force: bool) -> list[str]:

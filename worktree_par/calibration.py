@@ -1,0 +1,178 @@
+"""Does the co-change layer help in this repository?  Its merge history replayed the way
+the study behind it was (issue 20): both sides of each two-parent merge treated as two
+tasks that ran in parallel, each declaring only its first commit's main file; the layer
+is turned on only where its extra holds are worth it here.  Used by 'wtp init', 'wtp
+cochange --calibrate' and scripts/replay_cochange.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from . import gitops
+from .cochange import LOG_ARGS, History
+from .globs import glob_matches
+
+LIFT_MIN = 1.5
+PRECISION_MIN = 0.65
+BOOTSTRAP = 1000
+
+
+class Pair(NamedTuple):
+    """Both sides of one merge, as two tasks that ran in parallel."""
+
+    merge: str
+    decl_a: str  # each side's declaration: its first commit's main file
+    decl_b: str
+    overlap: bool  # truth: both sides changed a (non-hot) path
+    declared: bool  # held by the declarations alone (the same file)
+    onesided: bool  # held once each declaration is expanded with its companions
+
+
+def replay(root: Path, tip: str, hot: Sequence[str], limit: int = 2000) -> list[Pair]:
+    """Treat both sides of each of the newest ``limit`` two-parent merges reachable from
+    ``tip`` as two tasks: each declares only its first commit's main file (the one with the
+    most changed lines); the truth is whether both sides changed a (non-hot) path.
+    Companions are mined from the commits before the fork point (in topological order)
+    only.  Four git calls for the whole history, two per merge, and one for every side's
+    diff."""
+    # "Older than the fork" in topological order: commit times tie (a rebase, a script) and
+    # lie (clocks); the place in 'git log --topo-order' does neither.
+    order = {
+        sha: n
+        for n, sha in enumerate(
+            gitops.run(["log", "--topo-order", "--reverse", "--format=%H", tip, "--"], root).out.split()
+        )
+    }
+    h = History(tip, hot)
+    h.shas = []
+    h.add_log(gitops.run([*LOG_ARGS[:-1], "--topo-order", "--format=%x01%H %ct", tip, "--"], root).out)
+    h.times = [order.get(sha, 0) for sha in h.shas]
+    when = order
+    lines: dict[str, list[tuple[str, int]]] = {}
+    for chunk in gitops.run(
+        ["log", "--no-merges", "--no-renames", "--numstat", "--format=%x01%H", tip, "--"], root
+    ).out.split("\x01"):
+        sha, _, body = chunk.partition("\n")
+        if not sha:
+            continue
+        files = []
+        for row in body.splitlines():
+            parts = row.split("\t")
+            if len(parts) == 3 and not any(glob_matches(g, parts[2]) for g in hot):
+                files.append((parts[2], sum(int(x) for x in parts[:2] if x.isdigit())))
+        lines[sha] = files
+    merges = gitops.run(
+        ["log", "--merges", "--min-parents=2", "--max-parents=2", "--format=%H %P", "-n", str(limit), tip, "--"], root
+    )
+    todo = []  # (merge, fork base, fork time, [(side tip, its declaration)])
+    for row in merges.out.splitlines():
+        m, p1, p2 = row.split()
+        base = gitops.merge_base(root, p1, p2)
+        if base is None:
+            continue
+        out = gitops.run(["rev-list", "--left-right", "--reverse", f"{p1}...{p2}", "--"], root).out.split()
+        decls = []
+        for mark in "<>":
+            commits = [c[1:] for c in out if c[0] == mark and c[1:] in lines]
+            first = commits[0] if commits else None  # what "git log --reverse BASE..SIDE" shows first
+            decls.append(max(lines[first], key=lambda fl: fl[1])[0] if first and lines[first] else None)
+        if decls[0] and decls[1]:
+            todo.append((m, base, when.get(base, 0), [(p1, decls[0]), (p2, decls[1])]))
+    # The truth, as wtp's overlap layer sees it: what each side changed since the fork
+    # point, both diffs of every merge in one 'git diff-tree --stdin'.
+    ask = "".join(f"{base} {tip_}\n" for _, base, _, sides in todo for tip_, _ in sides)
+    text = gitops.run(
+        ["diff-tree", "--stdin", "--always", "-r", "-z", "--name-only", "--no-renames"], root, input=ask
+    ).out
+    heads = [base for _, base, _, sides in todo for _ in sides]  # the header of each diff, in order
+    fields = [f.strip("\n") for f in text.split("\0")]
+    diffs: list[set[str]] = []
+    k = 0
+    for n, head in enumerate(heads):
+        while k < len(fields) and fields[k] != head:
+            k += 1
+        k += 1
+        nxt = heads[n + 1] if n + 1 < len(heads) else None
+        names: set[str] = set()
+        while k < len(fields) and fields[k] != nxt:
+            if fields[k] and not any(glob_matches(g, fields[k]) for g in hot):
+                names.add(fields[k])
+            k += 1
+        diffs.append(names)
+    pairs: list[Pair] = []
+    for n, (m, _, fork, sides) in enumerate(todo):
+        (_, da), (_, db) = sides
+        ca, cb = diffs[2 * n], diffs[2 * n + 1]
+        exp_a = {e.file for e in h.companions(da, before=fork)}
+        exp_b = {e.file for e in h.companions(db, before=fork)}
+        declared = da == db
+        pairs.append(Pair(m, da, db, bool(ca & cb), declared, declared or db in exp_a or da in exp_b))
+    return pairs
+
+
+class Figures(NamedTuple):
+    pairs: int
+    overlaps: int
+    holds: int
+    precision: float
+    recall: float
+
+    @classmethod
+    def of(cls, pairs: Sequence[Pair], rule: str) -> Figures:
+        held = [p for p in pairs if getattr(p, rule)]
+        tp = sum(p.overlap for p in held)
+        overlaps = sum(p.overlap for p in pairs)
+        return cls(len(pairs), overlaps, len(held), tp / len(held) if held else 0.0, tp / overlaps if overlaps else 0.0)
+
+
+def lift(pairs: Sequence[Pair]) -> float:
+    """How much likelier an extra hold (held by the expansion, not the declarations) is a
+    real overlap than a random pair."""
+    extra = [p for p in pairs if p.onesided and not p.declared]
+    base = sum(p.overlap for p in pairs) / len(pairs) if pairs else 0.0
+    if not extra or not base:
+        return 0.0
+    return (sum(p.overlap for p in extra) / len(extra)) / base
+
+
+def bootstrap(pairs: Sequence[Pair], stat: Callable[[Sequence[Pair]], float], seed: int = 1) -> tuple[float, float]:
+    """A 95% percentile interval of ``stat`` over resamples of the pairs."""
+    import random
+
+    rng = random.Random(seed)
+    values = sorted(stat([pairs[rng.randrange(len(pairs))] for _ in pairs]) for _ in range(BOOTSTRAP))
+    return values[int(0.025 * BOOTSTRAP)], values[int(0.975 * BOOTSTRAP) - 1]
+
+
+class Calibration(NamedTuple):
+    on: bool
+    why: str
+    pairs: int
+    lift: float
+    lift_low: float
+    lift_high: float
+    precision: float
+    recall: float
+    recall_declared: float
+
+
+def calibrate(root: Path, tip: str, hot: Sequence[str], limit: int = 2000) -> Calibration:
+    """The replay's verdict: the layer is on only where its extra holds are worth it here."""
+    pairs = replay(root, tip, hot, limit)
+    if len(pairs) < 20 or not any(p.overlap for p in pairs):
+        return Calibration(
+            False, f"too few merges to tell ({len(pairs)} usable pairs; 20 needed)", len(pairs), 0, 0, 0, 0, 0, 0
+        )
+    one, decl = Figures.of(pairs, "onesided"), Figures.of(pairs, "declared")
+    li = lift(pairs)
+    low, high = bootstrap(pairs, lift)
+    on = li >= LIFT_MIN and low > 1 and one.precision >= PRECISION_MIN
+    why = (
+        f"lift {li:.2f} (95% {low:.2f}-{high:.2f}), precision {one.precision:.2f}, recall {one.recall:.2f} "
+        f"(declarations alone {decl.recall:.2f}) on {len(pairs)} merges"
+    )
+    if not on:
+        why += f": off (it needs lift >= {LIFT_MIN} with its lower bound above 1 and precision >= {PRECISION_MIN})"
+    return Calibration(on, why, len(pairs), li, low, high, one.precision, one.recall, decl.recall)

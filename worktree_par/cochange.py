@@ -1,0 +1,281 @@
+"""Hidden shared state from the repository's own history: files that changed together before
+will change together again (association rules over commits, Zimmermann et al., "Mining
+Version Histories to Guide Software Changes", ICSE 2004).
+
+The index is the base's history as it matters here: each non-merge commit of at most
+``MAX_FILES`` files, as the list of files it changed, hot files (changelogs, lockfiles,
+version files: overlap.HOT_GLOBS and ``[check] hot``) left out, renames followed where git
+reports them (a file's history goes on under its new name).  Mined once (one ``git log``),
+cached under the state dir with the tip it was mined at, and brought up to date with only
+the commits since when the base moves forward.
+
+A file g is a likely companion of a file f when at least ``MIN_SHARED`` commits changed
+both and at least ``MIN_CONFIDENCE`` of the commits that changed f changed g too.  The
+layer is one-sided: a task whose expansion (its files and their companions) hits another
+task's own declared or changed files, or the reverse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from . import gitops
+from .globs import glob_matches
+
+MAX_FILES = 30  # commits touching more files say little about coupling (mass renames, formatting)
+MIN_SHARED = 2
+MIN_CONFIDENCE = 0.2
+VERSION = 2
+MAX_SOURCES = 200  # files of a glob declaration expanded at most
+
+
+class Evidence:
+    """``file`` usually changes with ``with_``: ``shared`` of the ``of`` commits that changed it."""
+
+    __slots__ = ("file", "with_", "shared", "of")
+
+    def __init__(self, file: str, with_: str, shared: int, of: int) -> None:
+        self.file, self.with_, self.shared, self.of = file, with_, shared, of
+
+    @property
+    def confidence(self) -> float:
+        return self.shared / self.of
+
+    def describe(self) -> str:
+        return f"{self.file} usually changes with {self.with_}: {self.shared} of {self.of} commits"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "with": self.with_,
+            "shared": self.shared,
+            "of": self.of,
+            "confidence": round(self.confidence, 2),
+        }
+
+
+class History:
+    """The mined commits: file names interned, each commit the ids of its files (and, when
+    freshly mined, its time: the replay asks what was known before a fork; the cache keeps
+    no times, to load fast on every start)."""
+
+    def __init__(self, tip: str = "", hot: Sequence[str] = ()) -> None:
+        self.tip = tip
+        self.hot = tuple(hot)
+        self.files: list[str] = []
+        self.ids: dict[str, int] = {}
+        self.commits: list[list[int]] = []
+        self.times: list[int] = []  # a commit's time, or any key that orders the history
+        self.shas: list[str] | None = None  # each commit's id, when asked for (the replay)
+        self._by_file: dict[int, list[int]] | None = None
+
+    # --- mining ------------------------------------------------------------------------
+
+    def _id(self, path: str) -> int:
+        i = self.ids.get(path)
+        if i is None:
+            i = self.ids[path] = len(self.files)
+            self.files.append(path)
+        return i
+
+    def _hot(self, path: str) -> bool:
+        return any(glob_matches(g, path) for g in self.hot)
+
+    def add_log(self, text: str) -> None:
+        """Take ``git log -z --reverse --no-merges -M --name-status --format=%x01%ct`` output."""
+        for chunk in text.split("\x01"):
+            if not chunk:
+                continue
+            head, _, body = chunk.partition("\0")
+            fields = body.lstrip("\n").split("\0")
+            changed: list[str] = []
+            k = 0
+            while k < len(fields):
+                status = fields[k].strip("\n")
+                if not status:
+                    k += 1
+                    continue
+                if status[0] in "RC" and k + 2 < len(fields):
+                    old, new = fields[k + 1], fields[k + 2]
+                    if status[0] == "R" and old in self.ids and new not in self.ids:
+                        i = self.ids.pop(old)  # the history goes on under the new name
+                        self.ids[new], self.files[i] = i, new
+                    changed.append(new)
+                    k += 3
+                else:
+                    if k + 1 < len(fields):
+                        changed.append(fields[k + 1])
+                    k += 2
+            kept = [p for p in dict.fromkeys(changed) if not self._hot(p)]
+            if 0 < len(changed) <= MAX_FILES and kept:
+                self.commits.append([self._id(p) for p in kept])
+                words = head.split()  # "%ct", or "%H %ct" when the caller keeps the ids
+                self.times.append(int(words[-1]) if words and words[-1].isdigit() else 0)
+                if self.shas is not None and words:
+                    self.shas.append(words[0])
+        self._by_file = None
+
+    # --- queries -----------------------------------------------------------------------
+
+    def _index(self) -> dict[int, list[int]]:
+        if self._by_file is None:
+            by: dict[int, list[int]] = {}
+            for n, ids in enumerate(self.commits):
+                for i in ids:
+                    by.setdefault(i, []).append(n)
+            self._by_file = by
+        return self._by_file
+
+    def companions(self, path: str, before: int | None = None) -> list[Evidence]:
+        """The files that usually change with ``path`` (strongest first)."""
+        i = self.ids.get(path)
+        if i is None:
+            return []
+        seen = [n for n in self._index().get(i, []) if before is None or self.times[n] < before]
+        if len(seen) < MIN_SHARED:
+            return []
+        counts: Counter[int] = Counter()
+        for n in seen:
+            counts.update(j for j in self.commits[n] if j != i)
+        out = [
+            Evidence(self.files[j], path, c, len(seen))
+            for j, c in counts.items()
+            if c >= MIN_SHARED and c / len(seen) >= MIN_CONFIDENCE
+        ]
+        return sorted(out, key=lambda e: (-e.confidence, -e.shared, e.file))
+
+    def matching(self, glob: str) -> list[str]:
+        """Indexed files a --touch glob covers (at most MAX_SOURCES)."""
+        if glob in self.ids:
+            return [glob]
+        return [p for p in self.ids if glob_matches(glob, p)][:MAX_SOURCES]
+
+    def expand(self, globs: Iterable[str], files: Iterable[str] = ()) -> list[Evidence]:
+        """Companions of a task's declared globs and changed files, outside them."""
+        sources = list(dict.fromkeys([p for g in globs for p in self.matching(g)] + list(files)))[:MAX_SOURCES]
+        own = set(sources)
+        best: dict[str, Evidence] = {}
+        for s in sources:
+            for e in self.companions(s):
+                if e.file not in own and (e.file not in best or e.confidence > best[e.file].confidence):
+                    best[e.file] = e
+        return sorted(best.values(), key=lambda e: (-e.confidence, -e.shared, e.file))
+
+    # --- the cache -----------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "version": VERSION,
+            "tip": self.tip,
+            "hot": list(self.hot),
+            "files": self.files,
+            "commits": self.commits,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> History | None:
+        """The cached index; None when it has the wrong shape (then it is mined again).  The
+        one pass that checks every file id also builds the index queries need."""
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            return None
+        try:
+            h = cls(str(data["tip"]), [str(g) for g in data["hot"]])
+            files, commits = data["files"], data["commits"]
+            if not isinstance(files, list) or not isinstance(commits, list):
+                return None
+            h.files = files
+            h.ids = {f: i for i, f in enumerate(files)}
+            n_files = len(files)
+            by: dict[int, list[int]] = {}
+            for n, ids in enumerate(commits):
+                for i in ids:
+                    if type(i) is not int or not 0 <= i < n_files:
+                        return None
+                    by.setdefault(i, []).append(n)
+            h.commits, h._by_file = commits, by
+            h.times = [0] * len(commits)  # not kept: only a fresh mining answers 'before'
+        except (KeyError, TypeError, ValueError):
+            return None
+        return h
+
+
+LOG_ARGS = ["log", "-z", "--reverse", "--no-merges", "-M", "--name-status", "--format=%x01%ct"]
+
+
+def mine(root: Path, tip: str, since: str | None = None, hot: Sequence[str] = ()) -> History:
+    h = History(tip, hot)
+    h.add_log(gitops.run([*LOG_ARGS, f"{since}..{tip}" if since else tip, "--"], root).out)
+    return h
+
+
+def load(root: Path, cache_dir: Path, base_ref: str, hot: Sequence[str], tip: str | None = None) -> History | None:
+    """The index of the history of ``base_ref`` (at ``tip`` when the caller knows it), from
+    the cache when it is up to date, else brought up to date (only the new commits mined
+    when the base moved forward) and saved.  None when the base has no commits."""
+    tip = tip or gitops.rev_parse(root, base_ref)
+    if tip is None:
+        return None
+    name = base_ref.replace("/", "_")
+    path = cache_dir / f"cochange-{name}.json"
+    cached: History | None = None
+    try:
+        cached = History.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        cached = None
+    if cached is not None and tuple(cached.hot) == tuple(hot):
+        if cached.tip == tip:
+            return cached
+        if cached.tip and gitops.is_ancestor(root, cached.tip, tip):
+            cached.add_log(gitops.run([*LOG_ARGS, f"{cached.tip}..{tip}", "--"], root).out)
+            cached.tip = tip
+            _save(path, cached)
+            return cached
+    fresh = mine(root, tip, hot=hot)
+    _save(path, fresh)
+    return fresh
+
+
+def _save(path: Path, h: History) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(h.to_json(), separators=(",", ":")))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache: losing it costs one mining
+
+
+class Likely:
+    """A likely collision: ``a``'s expansion hits ``b``'s own files (one-sided)."""
+
+    def __init__(self, a: str, b: str, evidence: list[Evidence]) -> None:
+        self.a, self.b, self.evidence = a, b, evidence  # companions of a's files that are b's files
+
+    def describe(self) -> str:
+        e = self.evidence[0]
+        more = f" (and {len(self.evidence) - 1} more)" if len(self.evidence) > 1 else ""
+        return f"task '{self.a}' likely collides with task '{self.b}': {e.describe()}{more}"
+
+
+def likely(
+    h: History,
+    a: str,
+    a_globs: Sequence[str],
+    a_files: Sequence[str],
+    b: str,
+    b_globs: Sequence[str],
+    b_files: Sequence[str],
+) -> Likely | None:
+    """Does a's expansion hit b's declared or changed files, or the reverse?"""
+
+    def owns(globs: Sequence[str], files: Sequence[str], path: str) -> bool:
+        return path in files or any(glob_matches(g, path) for g in globs)
+
+    hits = [e for e in h.expand(a_globs, a_files) if owns(b_globs, b_files, e.file)]
+    if hits:
+        return Likely(a, b, hits)
+    back = [e for e in h.expand(b_globs, b_files) if owns(a_globs, a_files, e.file)]
+    return Likely(b, a, back) if back else None
