@@ -364,18 +364,23 @@ def gate(
     ),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help=TIMEOUT_HELP, metavar="S"),
     status: bool = typer.Option(False, "--status", help="Show who holds the gate and who waits, instead."),
+    remote: bool = typer.Option(
+        False, "--remote", help="Hold the gate through the remote, so other clones and machines wait too."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Run CMD holding the named gate; other holders of the gate wait their turn (FIFO).
     Exits with CMD's code (127, before waiting, when CMD is not found).  Inside a task's
     worktree CMD gets the task's environment and the gate names the task as its holder.
+    --remote (or [gate] remote) holds it through the remote, with a lease and a fencing
+    token in WTP_GATE_TOKEN, so clones on other machines wait too.
 
     \b
     Example: wtp gate deploy:prod -- ./deploy.sh"""
     if status:
-        _done(commands.gate_status(ctx.obj, resource, as_json))
+        _done(commands.gate_status(ctx.obj, resource, as_json, remote))
     else:
-        _done(commands.gate(ctx.obj, resource, cmd or [], timeout))
+        _done(commands.gate(ctx.obj, resource, cmd or [], timeout, remote))
 
 
 @app.command(short_help="Trust the commands in the committed config.")

@@ -344,13 +344,24 @@ def _land_detail(ctx: Ctx, task: str) -> str:
     return t.note if t is not None else ""
 
 
-def gate_status(where: str | None, resource: str, as_json: bool = True) -> int:
-    """Who holds gate ``resource`` and who waits, in order."""
-    from . import gates
+def gate_status(where: str | None, resource: str, as_json: bool = True, remote: bool = False) -> int:
+    """Who holds gate ``resource`` and who waits, in order (a remote gate: from the remote)."""
+    from . import gates, remote_gates
     from .locks import Holder
 
     gates.validate_gate(resource)
     c = open_repo(where)
+    through = remote_gates.remote_for(c, resource, remote)
+    if through is not None:
+        st = remote_gates.RemoteGate(c, resource, through, c.cfg.gate_lease, err).status()
+        if as_json:
+            emit(st)
+        elif not st["tickets"]:
+            print(f"nobody holds or waits for remote gate '{resource}' on '{through}' (last token {st['token']})")
+        else:
+            for n, t in enumerate(st["tickets"], 1):
+                print(f"{n}. {remote_gates.describe(t)}; lease {t.get('lease')}s, beat {t.get('beat')}")
+        return 0
     rows = []
     for place, ticket in enumerate(gates.Gate(c.store, resource).tickets(), 1):
         h = Holder.from_json(ticket["holder"])
@@ -375,8 +386,8 @@ def gate_status(where: str | None, resource: str, as_json: bool = True) -> int:
     return 0
 
 
-def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None = None) -> int:
-    from . import gates, isolate
+def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None = None, remote: bool = False) -> int:
+    from . import gates, isolate, remote_gates
     from .procs import run_guarded
     from .progress import Watch
     from .state import LIVE
@@ -394,6 +405,9 @@ def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None
         env = isolate.task_env(c, t)
     else:
         label = ""
+    through = remote_gates.remote_for(c, resource, remote)
+    if through is not None:  # held through the remote: every clone waits its turn
+        return remote_gates.run_holding(c, resource, through, cmd, here(where), env, timeout, label, err)
     g = gates.Gate(c.store, resource)
     with Watch(f"waiting for gate '{resource}'", err) as w:
         g.acquire(timeout, say=w.say, label=label)

@@ -30,6 +30,7 @@ class Config(NamedTuple):
     worktree_root: str = "../{repo}.worktrees"
     branch_prefix: str = "wtp/"
     port_base: int = 4100
+    share: bool = False  # publish task claims to the remote so other clones see them
     setup_copy: tuple[str, ...] = ()
     setup_run: tuple[str, ...] = ()
     land_strategy: str = "rebase"
@@ -41,6 +42,8 @@ class Config(NamedTuple):
     check_hot: tuple[str, ...] = ()
     check_cochange: str = "warn"
     hook_on_collision: str = "deny"
+    gate_remote: tuple[str, ...] = ()  # globs of gate names always held through the remote
+    gate_lease: float = 30
     source: Path | None = None  # the file it came from
 
     def worktree_root_path(self, main_root: Path) -> Path:
@@ -57,6 +60,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "worktree_root": (str, "worktree_root"),
         "branch_prefix": (str, "branch_prefix"),
         "port_base": (int, "port_base"),
+        "share": (bool, "share"),
     },
     "setup": {"copy": (list, "setup_copy"), "run": (list, "setup_run")},
     "land": {
@@ -69,6 +73,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
     },
     "check": {"hot": (list, "check_hot"), "cochange": (str, "check_cochange")},
     "hook": {"on_collision": (str, "hook_on_collision")},
+    "gate": {"remote": (list, "gate_remote"), "lease": ((int, float), "gate_lease")},
 }
 _MAX_TASK_PORTS = 1000  # port_base + this must stay a valid port
 
@@ -124,6 +129,8 @@ def _validate(cfg: Config, where: str) -> None:
         raise ConfigError(
             f"{where}: 'hook.on_collision' must be one of {', '.join(ON_COLLISION)}, not {cfg.hook_on_collision!r}"
         )
+    if not 3 <= cfg.gate_lease <= 3600:
+        raise ConfigError(f"{where}: 'gate.lease' must be between 3 and 3600 seconds, not {cfg.gate_lease}")
     if cfg.land_depth < 0:
         raise ConfigError(f"{where}: 'land.depth' must be 0 (= max_active) or more, not {cfg.land_depth}")
     if cfg.land_timeout <= 0:
@@ -260,6 +267,8 @@ worktree_root = "../{{repo}}.worktrees"
 branch_prefix = "wtp/"
 # PORT for tasks: port_base, port_base+1, ... unique among live tasks.
 port_base = 4100
+# true: publish each task's declarations to the remote, so other clones' admission sees them.
+share = false
 
 [setup]
 # Gitignored paths copied (copy-on-write where possible) from the main worktree, e.g. ["node_modules", ".env"].
@@ -287,6 +296,12 @@ depth = 0
 # Extra hot-file globs, added to the built-in list (lockfiles, changelogs, version files, migrations).
 hot = []
 {cochange_lines(*cochange)}
+[gate]
+# Globs of gate names held through the remote, so clones on other machines wait too, e.g. ["deploy*"].
+remote = []
+# Seconds a remote gate's holder keeps it without renewing (it renews about every third of it).
+lease = 30
+
 [hook]
 # What the agent hook ('wtp hook install claude') answers to an edit of a file another task
 # declared, changed or edited: deny | ask (the user decides) | warn (allowed, the agent is told).

@@ -129,10 +129,19 @@ def _cwds() -> list[tuple[int, str, str]]:
 # close, which happens when wtp exits for any reason, SIGKILL included, and then kills
 # the command's whole process group.  PR_SET_PDEATHSIG alone would only reach the
 # direct child, not the grandchildren a shell starts.
+#
+# With a lease (argv[2], seconds), the guardian also kills the group when wtp has not fed it
+# a byte for that long: a remote gate's holder that cannot renew its lease (stopped,
+# partitioned) loses the command even while wtp itself is frozen.
 _GUARDIAN = """
-import os, signal, sys
+import os, select, signal, sys
 pgid = int(sys.argv[1])
-sys.stdin.buffer.read()
+lease = float(sys.argv[2]) if len(sys.argv) > 2 else None
+fd = sys.stdin.fileno()
+while True:
+    ready, _, _ = select.select([fd], [], [], lease)
+    if not ready or not os.read(fd, 4096):
+        break
 try:
     os.killpg(pgid, signal.SIGKILL)
 except OSError:
@@ -162,7 +171,9 @@ class Guarded:
     group when this process ends for any reason (SIGKILL included); ``stop`` kills it now.
     Several can run at once (the land queue gates candidates side by side)."""
 
-    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], log: Path | None = None) -> None:
+    def __init__(
+        self, argv: list[str], cwd: Path, env: dict[str, str], log: Path | None = None, lease: float | None = None
+    ) -> None:
         out = open(log, "ab") if log else None
         try:
             self.proc = subprocess.Popen(
@@ -181,7 +192,7 @@ class Guarded:
             if out:
                 out.close()  # the child has its own copy
         self.guardian = subprocess.Popen(
-            [sys.executable, "-S", "-c", _GUARDIAN, str(self.proc.pid)],
+            [sys.executable, "-S", "-c", _GUARDIAN, str(self.proc.pid), *([f"{lease:g}"] if lease else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -189,6 +200,15 @@ class Guarded:
         )
         self.started = time.monotonic()
         self.code: int | None = None
+
+    def feed(self) -> None:
+        """Tell a guardian with a lease that the lease was renewed."""
+        try:
+            assert self.guardian.stdin is not None
+            self.guardian.stdin.write(b".")
+            self.guardian.stdin.flush()
+        except (OSError, ValueError):
+            pass  # the command has ended
 
     def poll(self) -> int | None:
         """The exit code once the command ended (a signal n gives 128+n), else None."""

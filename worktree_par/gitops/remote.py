@@ -39,3 +39,58 @@ def push_cas(cwd: Path, remote: str, ref: str, new: str, expected: str) -> PushR
     if not result.flag and res.code != 0 and not result.messages:
         raise GitError(["push", remote, ref], res.code, res.out, res.err, str(cwd))
     return result
+
+
+# --- refs kept on the remote for coordination (remote gates, shared claims) ----------------
+
+UNREACHABLE = (
+    "could not read from remote",
+    "unable to access",
+    "does not appear to be a git repository",
+    "connection refused",
+    "could not resolve host",
+    "unable to connect",
+    "no such remote",
+    "timed out",
+)
+
+
+def remote_unreachable(err: str) -> bool:
+    low = err.lower()
+    return any(s in low for s in UNREACHABLE)
+
+
+def ls_remote(cwd: Path, remote: str, patterns: Sequence[str]) -> dict[str, str] | None:
+    """The remote's refs matching ``patterns`` (ref -> id), or None when it cannot be reached."""
+    res = run(["ls-remote", "--refs", remote, *patterns], cwd, check=False)
+    if res.code != 0:
+        if remote_unreachable(res.err) or res.code == 128:
+            return None
+        raise GitError(["ls-remote", remote], res.code, res.out, res.err, str(cwd))
+    out = {}
+    for line in res.out.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref:
+            out[ref] = sha
+    return out
+
+
+def fetch_refs(cwd: Path, remote: str, pairs: Sequence[tuple[str, str]]) -> bool:
+    """Fetch remote refs into local ones ([(remote ref, local ref)]); False when the remote
+    cannot be reached or no longer has one of them."""
+    if not pairs:
+        return True
+    res = run(["fetch", "--quiet", "--no-tags", remote, *(f"+{r}:{dest}" for r, dest in pairs)], cwd, check=False)
+    return res.code == 0
+
+
+def push_ref(cwd: Path, remote: str, ref: str, new: str | None, expected: str | None) -> PushResult:
+    """Set (``new``) or delete (None) ``ref`` on the remote only if it still holds ``expected``
+    (None: only if it does not exist)."""
+    spec = f"{new}:{ref}" if new else f":{ref}"
+    res = run(
+        ["push", "--porcelain", "--no-verify", f"--force-with-lease={ref}:{expected or ''}", remote, spec],
+        cwd,
+        check=False,
+    )
+    return parse_push(res.out, res.err, ref)

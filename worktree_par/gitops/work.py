@@ -286,3 +286,26 @@ def staged_paths(wt: Path) -> list[str]:
     env = {"GIT_INDEX_FILE": os.path.abspath(index)} if index else None
     res = run(["diff", "--cached", "--name-only", "-z", "--no-renames"], wt, env=env)
     return res.z()
+
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+def data_commit(cwd: Path, message: str) -> Sha:
+    """A commit of the empty tree carrying ``message``: how a record (a remote gate's tickets,
+    a task's claim) travels in a ref."""
+    run(["hash-object", "-t", "tree", "-w", "--stdin"], cwd, input="")  # the empty tree may be missing
+    return commit_tree(cwd, EMPTY_TREE, [], message, env=_DATA_AUTHOR)
+
+
+_DATA_AUTHOR = {
+    "GIT_AUTHOR_NAME": "wtp",
+    "GIT_AUTHOR_EMAIL": "wtp@localhost",
+    "GIT_COMMITTER_NAME": "wtp",
+    "GIT_COMMITTER_EMAIL": "wtp@localhost",
+}
+
+
+def commit_message(cwd: Path, rev: str) -> str:
+    out = run(["cat-file", "commit", rev], cwd).out
+    return out.partition("\n\n")[2]

@@ -1,0 +1,138 @@
+"""Beyond one machine (issue 19): gates held through the remote, FIFO across clones, with
+leases, fencing tokens and a holder that finds out it lost the gate; shared claims that
+admission in another clone sees."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from .conftest import Repo, git, git_daemon
+
+
+def clone(r: Repo, name: str, url: str | None = None) -> Repo:
+    assert r.remote is not None
+    path = r.path.parent / name
+    git(r.path.parent, "clone", "-q", url or str(r.remote), str(path))
+    git(path, "config", "user.name", "other")
+    git(path, "config", "user.email", "other@example.com")
+    return Repo(path, r.remote)
+
+
+def wait_for(cond: object, what: str, timeout: float = 30) -> None:
+    assert callable(cond)
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def holding(out: Path) -> str:
+    """A gated command that records its token, then waits for a 'go' file next to it."""
+    return f'echo "$WTP_GATE_TOKEN" > {out}.token; while [ ! -f {out}.go ]; do sleep 0.05; done; echo done > {out}.done'
+
+
+def test_a_remote_gate_is_fifo_across_clones_over_git_daemon(remote_repo: Repo, tmp_path: Path) -> None:
+    with git_daemon(tmp_path) as url:
+        git(remote_repo.path, "remote", "set-url", "origin", f"{url}/origin.git")
+        other = clone(remote_repo, "other", f"{url}/origin.git")
+        a, b = tmp_path / "a", tmp_path / "b"
+        first = remote_repo.spawn("gate", "deploy:prod", "--remote", "--", "sh", "-c", holding(a))
+        wait_for(lambda: (a.with_suffix(".token")).exists(), "the first holder")
+        second = other.spawn("gate", "deploy:prod", "--remote", "--", "sh", "-c", holding(b))
+        status = other.wtp("gate", "deploy:prod", "--status", "--remote", "--json")
+        wait_for(
+            lambda: len(other.wtp("gate", "deploy:prod", "--status", "--remote", "--json").json()["tickets"]) == 2,
+            "the second clone to queue",
+        )
+        assert not b.with_suffix(".token").exists()  # it waits its turn, on another clone
+        assert status.code == 0
+        a.with_suffix(".go").write_text("")
+        assert first.wait(timeout=30) == 0
+        wait_for(lambda: b.with_suffix(".token").exists(), "the second holder")
+        b.with_suffix(".go").write_text("")
+        assert second.wait(timeout=30) == 0, second.stderr.read() if second.stderr else ""
+        tokens = [int(p.with_suffix(".token").read_text()) for p in (a, b)]
+        assert tokens[1] > tokens[0] >= 1  # fencing tokens only grow
+        final = remote_repo.wtp("gate", "deploy:prod", "--status", "--remote", "--json").json()
+        assert final["tickets"] == [] and final["token"] == tokens[1]
+        for p in (first, second):
+            p.communicate()
+
+
+def test_a_stopped_holder_loses_the_gate_its_command_is_stopped_and_it_says_so(
+    remote_repo: Repo, tmp_path: Path
+) -> None:
+    remote_repo.write(".wtp.toml", "[gate]\nlease = 3\n")
+    other = clone(remote_repo, "other")
+    other.write(".wtp.toml", "[gate]\nlease = 3\n")
+    a, b = tmp_path / "a", tmp_path / "b"
+    first = remote_repo.spawn("gate", "deploy:prod", "--remote", "--", "sh", "-c", f"{holding(a)}; sleep 60")
+    wait_for(lambda: a.with_suffix(".token").exists(), "the first holder")
+    os.kill(first.pid, signal.SIGSTOP)  # a laptop lid closed, a partition: it cannot renew
+    try:
+        second = other.spawn("gate", "deploy:prod", "--remote", "--", "sh", "-c", f'echo "$WTP_GATE_TOKEN" > {b}.token')
+        assert second.wait(timeout=30) == 0, second.communicate()
+        assert int(b.with_suffix(".token").read_text()) > int(a.with_suffix(".token").read_text())
+        _, err = second.communicate()
+        assert "did not renew for a whole lease: dropped" in err
+        a.with_suffix(".go").write_text("")  # too late: its guardian stopped the command already
+        time.sleep(0.5)
+        assert not a.with_suffix(".done").exists()
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    out, err = first.communicate(timeout=30)
+    assert first.returncode == 1
+    assert err.splitlines()[-1].startswith("wtp: lost remote gate 'deploy:prod' while its command ran: ")
+    assert "is stale now" in err and "Traceback" not in err
+
+
+def test_configured_gates_go_through_the_remote_and_local_ones_stay_local(remote_repo: Repo) -> None:
+    remote_repo.write(".wtp.toml", '[gate]\nremote = ["deploy*"]\n')
+    assert remote_repo.wtp_proc("gate", "deploy:prod", "--", "true").code == 0
+    assert remote_repo.wtp_proc("gate", "db", "--", "true").code == 0
+    refs = git(remote_repo.path, "ls-remote", "origin", "refs/wtp/*")
+    assert "refs/wtp/gates/deploy%3Aprod" in refs and "gates/db" not in refs
+
+
+def test_an_unreachable_remote_or_a_corrupt_gate_is_one_line(remote_repo: Repo, tmp_path: Path) -> None:
+    git(remote_repo.path, "remote", "set-url", "origin", str(tmp_path / "gone.git"))
+    out = remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "true")
+    assert out.code == 2 and out.err.count("\n") == 1
+    assert out.err.startswith("wtp: cannot reach remote 'origin' for gate 'deploy'")
+    git(remote_repo.path, "remote", "set-url", "origin", str(remote_repo.remote))
+    junk = git(remote_repo.path, "rev-parse", "HEAD")
+    git(remote_repo.path, "push", "-q", "origin", f"{junk}:refs/wtp/gates/deploy")
+    bad = remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "true")
+    assert (
+        bad.code == 2 and "is not a wtp gate record: reset it with 'git push origin :refs/wtp/gates/deploy'" in bad.err
+    )
+    no_remote = Repo(remote_repo.path, None)
+    git(no_remote.path, "remote", "remove", "origin")
+    none = no_remote.wtp_proc("gate", "deploy", "--remote", "--", "true")
+    assert none.code == 2 and "--remote needs a remote" in none.err
+
+
+def test_the_command_dies_with_a_killed_remote_holder_and_the_gate_frees(remote_repo: Repo, tmp_path: Path) -> None:
+    remote_repo.write(".wtp.toml", "[gate]\nlease = 3\n")
+    a = tmp_path / "a"
+    first = remote_repo.spawn("gate", "deploy", "--remote", "--", "sh", "-c", f"{holding(a)}; sleep 60")
+    wait_for(lambda: a.with_suffix(".token").exists(), "the holder")
+    first.kill()
+    first.wait()
+    t0 = time.monotonic()
+    out = remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "true", timeout=60)
+    assert out.code == 0 and time.monotonic() - t0 < 30
+    # no process of the killed holder's command is left
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(a) not in ps
+
+
+def test_status_of_a_remote_gate_in_json(remote_repo: Repo) -> None:
+    data = remote_repo.wtp("gate", "deploy", "--status", "--remote", "--json").json()
+    assert data == {"gate": "deploy", "remote": "origin", "token": 0, "tickets": []}
+    text = remote_repo.wtp("gate", "deploy", "--status", "--remote")
+    assert text.out == "nobody holds or waits for remote gate 'deploy' on 'origin' (last token 0)\n"

@@ -1,0 +1,376 @@
+"""Gates held through the remote: one deploy to prod at a time across every clone, laptop,
+CI runner and cloud agent that shares the remote, with no server of our own.
+
+The gate is a ref on the remote, ``refs/wtp/gates/<name>``: a commit whose message is the
+gate's record (its ticket list in arrival order, the last fencing token granted), changed
+only by compare-and-swap pushes (``--force-with-lease``), so it is FIFO across machines.
+The first ticket, once it has a token, holds the gate.
+
+Leases, clock-free.  The holder renews by bumping its ticket's ``beat`` about every third of
+the lease.  A waiter never compares clocks with the holder: it notes, on its own clock, when
+it first saw the holder's current beat, and only when that beat has not changed for a
+whole lease does it take the holder's ticket out (the next in line then takes the gate with
+the next token).  A holder that cannot renew (stopped, partitioned, asleep) must not run on
+as if it held the gate: its command runs under a guardian that kills the command's whole
+process group when it has not heard of a renewal for ``lease - margin`` seconds (the
+guardian is its own process, so this happens even while wtp itself is frozen), and wtp,
+when it runs again and finds its lease gone, exits non-zero with a clear line.  The token
+(``WTP_GATE_TOKEN``) only grows, so a deploy script can refuse a holder older than the
+newest it has seen.
+
+What this assumes: clocks tick at about the same rate (not that they agree on the time);
+the remote applies each compare-and-swap push atomically.  What it does not give: a
+guarantee that a command stopped by its guardian had not yet done harm; that is what the
+token is for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from . import gitops, locks
+from .errors import ExitCode, Say, UsageError, WaitTimeout, WtpError
+from .repo import Ctx
+
+PREFIX = "refs/wtp/gates/"
+MIRROR = "refs/wtp/remote-gates/"
+VERSION = 1
+
+
+class RemoteGateError(WtpError):
+    exit_code = ExitCode.USAGE
+
+
+class LeaseLost(WtpError):
+    exit_code = ExitCode.FINDING
+
+
+def ref_safe(name: str) -> str:
+    """A gate name as one ref component: 'deploy:prod' -> 'deploy%3Aprod' (git refuses ':' in
+    a ref name, and '.', '/' and '@' have rules of their own there)."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "_+-") else f"%{ord(c):02X}" for c in name)
+
+
+def boottime() -> float:
+    """Seconds on a clock that keeps counting while the machine sleeps (a suspended laptop
+    must find its lease expired when it wakes)."""
+    clock = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(clock) if clock is not None else time.monotonic()
+
+
+def clone_id(ctx: Ctx) -> str:
+    """This clone's id, made once and kept under the state dir."""
+    path = ctx.store.ensure_dir() / "clone-id"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        cid = uuid.uuid4().hex[:12]
+        tmp = path.with_name(f".clone-id-{os.getpid()}")
+        tmp.write_text(cid + "\n")
+        try:
+            os.link(tmp, path)  # first writer wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        return path.read_text().strip()
+
+
+class RemoteGate:
+    def __init__(self, ctx: Ctx, name: str, remote: str, lease: float, say: Say) -> None:
+        self.ctx, self.name, self.remote, self.lease, self.say = ctx, name, remote, lease, say
+        self.ref = PREFIX + ref_safe(name)
+        self.mirror = MIRROR + ref_safe(name)
+        self.ticket: dict[str, Any] | None = None
+        self.token = 0
+
+    # --- the record on the remote ----------------------------------------------------------
+
+    def read(self) -> tuple[str | None, dict[str, Any]]:
+        """(the ref's commit on the remote or None, the record) as the remote has it now."""
+        found = gitops.ls_remote(self.ctx.root, self.remote, [self.ref])
+        if found is None:
+            raise RemoteGateError(
+                f"cannot reach remote '{self.remote}' for gate '{self.name}': check the network or the remote's URL, "
+                "or use a local gate (without --remote)"
+            )
+        sha = found.get(self.ref)
+        if sha is None:
+            return None, {"v": VERSION, "name": self.name, "token": 0, "tickets": []}
+        if not gitops.ref_value(self.ctx.root, self.mirror) == sha:
+            if not gitops.fetch_refs(self.ctx.root, self.remote, [(self.ref, self.mirror)]):
+                return self.read()  # it moved between the two calls: look again
+        return sha, self._parse(gitops.commit_message(self.ctx.root, sha))
+
+    def _parse(self, text: str) -> dict[str, Any]:
+        try:
+            data = json.loads(text)
+            ok = (
+                isinstance(data, dict)
+                and isinstance(data.get("tickets"), list)
+                and isinstance(data.get("token"), int)
+                and all(isinstance(t, dict) and isinstance(t.get("id"), str) for t in data["tickets"])
+            )
+        except ValueError:
+            ok = False
+        if not ok:
+            raise RemoteGateError(
+                f"the remote gate '{self.name}' ({self.ref} on {self.remote}) is not a wtp gate record: reset it with "
+                f"'git push {self.remote} :{self.ref}' once nobody is using it"
+            )
+        record: dict[str, Any] = data
+        return record
+
+    def write(self, old: str | None, data: dict[str, Any]) -> bool:
+        """Compare-and-swap the record; False when someone else changed it first."""
+        new = gitops.data_commit(self.ctx.root, json.dumps(data, sort_keys=True))
+        pushed = gitops.push_ref(self.ctx.root, self.remote, self.ref, new, old)
+        if pushed.updated:
+            gitops.update_ref(self.ctx.root, self.mirror, new, None, "remote gate")
+            return True
+        if pushed.lost_race or pushed.flag == "!":
+            if gitops.remote_unreachable(pushed.reason) or "unable to access" in pushed.reason:
+                raise RemoteGateError(f"cannot reach remote '{self.remote}' for gate '{self.name}': {pushed.reason}")
+            return False
+        raise RemoteGateError(
+            f"remote '{self.remote}' refused gate '{self.name}' ({pushed.reason or pushed.summary}): "
+            "it must accept pushes to refs/wtp/*"
+        )
+
+    def _update(self, change: Any) -> dict[str, Any] | None:
+        """Read, change (a function of the record: True to write it, False to leave it), write;
+        retried with jitter when another clone wins the race.  The record written, or None."""
+        for attempt in range(50):
+            sha, data = self.read()
+            if not change(data):
+                return None
+            if self.write(sha, data):
+                return data
+            time.sleep(random.uniform(0.02, 0.1) * min(attempt + 1, 5))
+        raise RemoteGateError(f"gate '{self.name}' on '{self.remote}' kept changing under us: try again")
+
+    # --- holding it ------------------------------------------------------------------------
+
+    def _my_ticket(self, label: str) -> dict[str, Any]:
+        h = locks.me()
+        return {
+            "id": uuid.uuid4().hex,
+            "clone": clone_id(self.ctx),
+            "host": socket.gethostname(),
+            "user": os.environ.get("USER") or os.environ.get("USERNAME") or "",
+            "pid": h.pid,
+            "cmd": h.cmd,
+            "task": label,
+            "joined": time.time(),  # shown to people; never compared with another clock
+            "lease": self.lease,
+            "beat": 0,
+        }
+
+    def acquire(self, timeout: float | None, label: str = "") -> int:
+        """Queue on the remote and wait for our turn; the fencing token we were granted."""
+        mine = self._my_ticket(label)
+        self._update(lambda d: d["tickets"].append(mine) or True)
+        self.ticket = mine
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen: dict[tuple[str, int, int], float] = {}  # (ticket id, beat, token) -> when we first saw it
+        last = ""
+        try:
+            while True:
+                sha, data = self.read()
+                tickets = data["tickets"]
+                ids = [t["id"] for t in tickets]
+                if mine["id"] not in ids:  # taken out as dead (we were stopped too long): queue again
+                    self.say(f"our ticket for gate '{self.name}' was dropped: queueing again")
+                    self._update(lambda d: d["tickets"].append(mine) or True)
+                    continue
+                head = tickets[0]
+                if head["id"] == mine["id"]:
+                    if head.get("token"):
+                        self.token = int(head["token"])
+                        return self.token
+                    granted = self._take(sha, data)
+                    if granted:
+                        return granted
+                    continue
+                key = (head["id"], int(head.get("beat", 0)), int(head.get("token") or 0))
+                first = seen.setdefault(key, time.monotonic())
+                if time.monotonic() - first > float(head.get("lease") or self.lease):
+                    self._drop(head)
+                    continue
+                msg = f"waiting for remote gate '{self.name}' (place {ids.index(mine['id']) + 1}): {describe(head)}"
+                if msg != last:
+                    self.say(msg)
+                    last = msg
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise WaitTimeout(
+                        f"timed out after {timeout:g}s waiting for remote gate '{self.name}', {describe(head)}"
+                    )
+                time.sleep(0.3 if ids.index(mine["id"]) == 1 else 1.0)
+        except BaseException:
+            self.release()
+            raise
+
+    def _take(self, sha: str | None, data: dict[str, Any]) -> int:
+        head = data["tickets"][0]
+        data["token"] = int(data["token"]) + 1
+        head["token"], head["beat"] = data["token"], 0
+        if self.write(sha, data):
+            self.token = data["token"]
+            assert self.ticket is not None
+            self.ticket.update(token=self.token, beat=0)
+            return self.token
+        return 0
+
+    def _drop(self, stale: dict[str, Any]) -> None:
+        """Take out a ticket whose owner stopped renewing it for a whole lease."""
+
+        def change(d: dict[str, Any]) -> bool:
+            if (
+                not d["tickets"]
+                or d["tickets"][0]["id"] != stale["id"]
+                or d["tickets"][0].get("beat") != stale.get("beat")
+            ):
+                return False  # it moved meanwhile: alive after all
+            d["tickets"].pop(0)
+            return True
+
+        if self._update(change) is not None:
+            what = "holder" if stale.get("token") else "first in line"
+            self.say(
+                f"remote gate '{self.name}': its {what} ({describe(stale)}) did not renew for a whole lease: dropped"
+            )
+
+    def renew(self) -> bool:
+        """Bump our beat; False when we no longer hold the gate (someone took it over)."""
+        assert self.ticket is not None
+        lost = False
+
+        def change(d: dict[str, Any]) -> bool:
+            nonlocal lost
+            head = d["tickets"][0] if d["tickets"] else None
+            if head is None or head["id"] != self.ticket["id"] or head.get("token") != self.token:  # type: ignore[index]
+                lost = True
+                return False
+            head["beat"] = int(head.get("beat", 0)) + 1
+            return True
+
+        self._update(change)
+        return not lost
+
+    def release(self) -> None:
+        """Leave the gate (or its queue).  Best effort: a ticket left behind expires."""
+        if self.ticket is None:
+            return
+        mine = self.ticket["id"]
+        self.ticket = None
+        try:
+            self._update(lambda d: _remove(d, mine))
+        except WtpError:
+            pass
+
+    def status(self) -> dict[str, Any]:
+        sha, data = self.read()
+        return {"gate": self.name, "remote": self.remote, "token": data["token"], "tickets": data["tickets"]}
+
+
+def _remove(d: dict[str, Any], ticket_id: str) -> bool:
+    before = len(d["tickets"])
+    d["tickets"] = [t for t in d["tickets"] if t["id"] != ticket_id]
+    return len(d["tickets"]) != before
+
+
+def describe(t: dict[str, Any]) -> str:
+    who = f"task '{t['task']}' " if t.get("task") else ""
+    state = f"holds it (token {t['token']})" if t.get("token") else "is first in line"
+    return f"{who}pid {t.get('pid')} on {t.get('host')} (clone {t.get('clone')}, {t.get('cmd')}) {state}"
+
+
+def run_holding(
+    ctx: Ctx,
+    name: str,
+    remote: str,
+    cmd: list[str],
+    cwd: Any,
+    env: dict[str, str],
+    timeout: float | None,
+    label: str,
+    say: Say,
+) -> int:
+    """``wtp gate NAME --remote -- CMD``: CMD runs holding the remote gate, its lease renewed
+    while it runs; a lost lease stops CMD's process group and ends with LeaseLost."""
+    from .procs import Guarded
+
+    lease = ctx.cfg.gate_lease
+    gate = RemoteGate(ctx, name, remote, lease, say)
+    token = gate.acquire(timeout, label)
+    margin = max(1.0, lease / 6)
+    say(f"holding remote gate '{name}' on '{remote}' (token {token}, lease {lease:g}s)")
+    run = Guarded(cmd, cwd, {**env, "WTP_GATE_TOKEN": str(token), "WTP_GATE": name}, lease=lease - margin)
+    lost: list[str] = []
+    renewed = [boottime()]  # when the last successful renewal began
+    stop = threading.Event()
+
+    def expired() -> bool:
+        late = boottime() - renewed[0]
+        if late > lease - margin and not lost:
+            lost.append(f"could not renew its lease for {late:.0f}s (lease {lease:g}s)")
+        return bool(lost)
+
+    def keep() -> None:
+        while not stop.wait(lease / 3):
+            started = boottime()
+            if expired():
+                break
+            try:
+                if not gate.renew():
+                    lost.append("another holder took it over (our lease had expired)")
+                    break
+                renewed[0] = started  # the renewal began before anyone could see it
+                run.feed()
+            except WtpError:
+                continue  # the remote is unreachable for now: try again, until the lease runs out
+        if lost:
+            run.stop()
+
+    keeper = threading.Thread(target=keep, name="wtp-lease", daemon=True)
+    keeper.start()
+    try:
+        code = run.wait()
+    finally:
+        stop.set()
+        keeper.join(timeout=5)
+        expired()  # a command the guardian stopped while we were frozen: we find out now
+        if not lost:
+            gate.release()
+    if lost:
+        raise LeaseLost(
+            f"lost remote gate '{name}' while its command ran: {lost[0]}; the command's process group was stopped "
+            f"(token {token} is stale now: a deploy script that checks WTP_GATE_TOKEN refuses it)"
+        )
+    return code
+
+
+def remote_for(ctx: Ctx, name: str, asked: bool) -> str | None:
+    """The remote a gate is held through: asked with --remote, or configured ([gate] remote
+    globs) when a remote exists; None for a local gate."""
+    from .globs import glob_matches
+
+    configured = any(glob_matches(g, name) or g == name for g in ctx.cfg.gate_remote)
+    if not asked and not configured:
+        return None
+    remote = ctx.remote()
+    if remote is None:
+        if asked:
+            raise UsageError(
+                f"gate '{name}' --remote needs a remote, and '{ctx.cfg.remote or 'none'}' is not one here: "
+                "add it ('git remote add ...') or set remote in .wtp.toml"
+            )
+        return None
+    return remote
