@@ -4,6 +4,7 @@ admission in another clone sees."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -136,3 +137,83 @@ def test_status_of_a_remote_gate_in_json(remote_repo: Repo) -> None:
     assert data == {"gate": "deploy", "remote": "origin", "token": 0, "tickets": []}
     text = remote_repo.wtp("gate", "deploy", "--status", "--remote")
     assert text.out == "nobody holds or waits for remote gate 'deploy' on 'origin' (last token 0)\n"
+
+
+def _share(*repos: Repo) -> None:
+    for r in repos:
+        r.write(".wtp.toml", "share = true\n")
+
+
+def test_shared_claims_hold_back_a_colliding_task_in_another_clone(remote_repo: Repo) -> None:
+    other = clone(remote_repo, "other")
+    _share(remote_repo, other)
+    assert remote_repo.wtp_proc("start", "feed", "--touch", "src/feed/**", "--use", "db").code == 0
+    refs = git(remote_repo.path, "ls-remote", "origin", "refs/wtp/claims/*")
+    assert refs.count("\n") == 0 and refs.endswith("/feed")
+    held = other.wtp_proc("start", "mine", "--touch", "src/feed/list.js")
+    assert (held.code, held.out) == (4, "")
+    assert "path src/feed/list.js ~ src/feed/** with task 'feed (clone " in held.err and " old)'" in held.err
+    resource = other.wtp_proc("start", "migrate", "--use", "db")
+    assert resource.code == 4 and "resource db with task 'feed (clone" in resource.err
+    free = other.wtp_proc("start", "docs", "--touch", "README.md")
+    assert free.code == 0  # nothing in common: admitted
+    seen = other.wtp("list", "--remote", "--json").json()
+    assert [(t["task"], t["touch"], t["use"]) for t in seen["tasks"]] == [("feed", ["src/feed/**"], ["db"])]
+    table = other.wtp("list", "--remote").out
+    assert table.splitlines()[0].split() == ["TASK", "CLONE", "HOST", "AGE", "DECLARES"] and "feed" in table
+    # the claim goes when the task goes, and the other clone's next admits what waited
+    assert remote_repo.wtp_proc("rm", "feed").code == 0
+    assert git(remote_repo.path, "ls-remote", "origin", "refs/wtp/claims/*").count("/feed") == 0
+    started = other.wtp_proc("next")
+    assert started.code == 0 and "mine" in started.out and "migrate" in started.out
+    assert len(git(other.path, "ls-remote", "origin", "refs/wtp/claims/*").splitlines()) == 3  # docs, mine, migrate
+
+
+def test_a_landed_task_withdraws_its_claim(remote_repo: Repo) -> None:
+    _share(remote_repo)
+    p = Path(remote_repo.wtp_proc("start", "feed", "--touch", "src/**").out.strip())
+    remote_repo.commit({"src/feed.txt": "x\n"}, cwd=p)
+    assert "/feed" in git(remote_repo.path, "ls-remote", "origin", "refs/wtp/claims/*")
+    assert remote_repo.wtp_proc("land", "feed").code == 0
+    assert git(remote_repo.path, "ls-remote", "origin", "refs/wtp/claims/*") == ""
+
+
+def test_sharing_with_an_unreachable_remote_is_one_line(remote_repo: Repo, tmp_path: Path) -> None:
+    _share(remote_repo)
+    git(remote_repo.path, "remote", "set-url", "origin", str(tmp_path / "gone.git"))
+    out = remote_repo.wtp_proc("start", "feed", "--touch", "src/**")
+    assert out.code == 2 and out.out == "" and out.err.count("\n") == 1
+    assert out.err.startswith("wtp: cannot reach remote 'origin' to read the other clones' claims (share = true)")
+
+
+def test_doctor_withdraws_our_stale_claims_and_clears_old_ones_of_others_only_when_asked(remote_repo: Repo) -> None:
+    other = clone(remote_repo, "other")
+    _share(remote_repo, other)
+    assert other.wtp_proc("start", "ghost", "--touch", "src/**").code == 0
+    # the other clone vanishes without cleaning up, long ago: make its claim old
+    ref = git(remote_repo.path, "ls-remote", "origin", "refs/wtp/claims/*").split("\t")[1]
+    git(remote_repo.path, "fetch", "-q", "origin", f"{ref}:refs/tmp/claim")
+    data = json.loads(git(remote_repo.path, "log", "-1", "--format=%B", "refs/tmp/claim"))
+    data["since"] -= 30 * 86400
+    (remote_repo.path / "claim.json").write_text(json.dumps(data))
+    git(remote_repo.path, "hash-object", "-t", "tree", "-w", "/dev/null")  # the empty tree, for the commit
+    commit = git(remote_repo.path, "commit-tree", "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "-F", "claim.json")
+    (remote_repo.path / "claim.json").unlink()
+    git(remote_repo.path, "push", "-q", "-f", "origin", f"{commit}:{ref}")
+    report = remote_repo.wtp("doctor")
+    assert report.code == 1
+    assert "the shared claim of task 'ghost' (clone " in report.out and "is 30d old" in report.out
+    assert "'wtp doctor --fix --stale-claims 7' clears it" in report.out
+    assert remote_repo.wtp("doctor", "--fix").code == 1  # not cleared without being asked
+    assert ref in git(remote_repo.path, "ls-remote", "origin", "refs/wtp/claims/*")
+    cleared = remote_repo.wtp("doctor", "--fix", "--stale-claims", "7")
+    assert cleared.code == 0 and f"cleared {ref} on 'origin'" in cleared.out
+    # our own claim of a task we no longer run (its removal could not reach the remote)
+    assert remote_repo.wtp_proc("start", "mine", "--touch", "docs/**").code == 0
+    assert any(t["name"] == "mine" for t in remote_repo.state()["tasks"])
+    git(remote_repo.path, "remote", "set-url", "origin", "/nonexistent/repo.git")
+    assert remote_repo.wtp_proc("rm", "mine").code == 0  # the withdrawal could not reach the remote
+    git(remote_repo.path, "remote", "set-url", "origin", str(remote_repo.remote))
+    found = remote_repo.wtp("doctor", "--fix")
+    assert found.code == 0 and "is of a task this clone no longer runs" in found.out
+    assert git(remote_repo.path, "ls-remote", "origin", "refs/wtp/claims/*") == ""

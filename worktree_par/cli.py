@@ -259,13 +259,15 @@ def list_(
     ctx: typer.Context,
     as_json: bool = JSON,
     all_tasks: bool = typer.Option(False, "--all", help="Include landed and abandoned tasks."),
+    remote: bool = typer.Option(False, "--remote", help="The tasks of other clones, from their shared claims."),
 ) -> None:
     """Every task: state, ahead/behind base, dirty and changed files, processes, its last
-    commit; '*' marks the task you stand in.
+    commit; '*' marks the task you stand in.  --remote: the tasks other clones share
+    through the remote (share = true), with their clone, host, age and declarations.
 
     \b
     Example: wtp list --json"""
-    _done(commands.list_(ctx.obj, as_json, all_tasks))
+    _done(commands.list_(ctx.obj, as_json, all_tasks, remote))
 
 
 app.command("status", help="Alias of list.")(list_)
@@ -397,6 +399,13 @@ def doctor(
     ctx: typer.Context,
     fix: bool = typer.Option(False, "--fix", help="Repair what it finds, without losing work."),
     adopt: bool = typer.Option(False, "--adopt", help="With --fix: register wtp worktrees the registry does not know."),
+    stale_claims: Optional[float] = typer.Option(
+        None,
+        "--stale-claims",
+        min=0,
+        help="With --fix: clear other clones' shared claims older than DAYS.",
+        metavar="DAYS",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Find drift and stale state (dead holders, missing worktrees, interrupted operations)
@@ -404,7 +413,7 @@ def doctor(
 
     \b
     Example: wtp doctor --fix"""
-    _done(commands.doctor(ctx.obj, fix, adopt, as_json))
+    _done(commands.doctor(ctx.obj, fix, adopt, as_json, stale_claims))
 
 
 @app.command("cochange", short_help="Files that usually change together; --calibrate the layer.")

@@ -195,10 +195,12 @@ def _left_behind(ctx: Ctx, where: str | None) -> None:
         err(f"the worktree you are in was removed: cd {ctx.repo.config_root}")
 
 
-def list_(where: str | None, as_json: bool = False, all_tasks: bool = False) -> int:
+def list_(where: str | None, as_json: bool = False, all_tasks: bool = False, remote: bool = False) -> int:
     from . import listing
 
     c = open_repo(where)
+    if remote:
+        return _list_remote(c, as_json)
     infos = listing.list_tasks(c, all_tasks=all_tasks)
     if as_json:
         emit(listing.list_json(infos))
@@ -210,6 +212,27 @@ def list_(where: str | None, as_json: bool = False, all_tasks: bool = False) -> 
         except UsageError:
             cwd = None
         render.task_table(infos, c, cwd)
+    return 0
+
+
+def _list_remote(c: Ctx, as_json: bool) -> int:
+    """The tasks of other clones, from their claims on the remote."""
+    from . import render, sharing
+
+    name = c.remote()
+    if name is None:
+        raise UsageError(f"--remote needs a remote, and '{c.cfg.remote or 'none'}' is not one here")
+    found = sharing.others(c, name)
+    if as_json:
+        emit({"remote": name, "tasks": [x.to_json() for x in found]})
+        return 0
+    if not found:
+        print(f"no other clone shares a task through '{name}'" + ("" if c.cfg.share else " (share = false here)"))
+        return 0
+    render.table(
+        ["TASK", "CLONE", "HOST", "AGE", "DECLARES"],
+        [[x.task, x.clone, x.host, x.age(), ", ".join([*x.touch, *x.use, *x.recorded]) or "-"] for x in found],
+    )
     return 0
 
 
@@ -439,10 +462,14 @@ def trust(where: str | None) -> int:
     return 0
 
 
-def doctor(where: str | None, fix: bool = False, adopt: bool = False, as_json: bool = False) -> int:
+def doctor(
+    where: str | None, fix: bool = False, adopt: bool = False, as_json: bool = False, stale_claims: float | None = None
+) -> int:
     from . import doctor as doc
 
-    findings = doc.doctor(open_repo(where), fix, adopt)
+    if stale_claims is not None and not fix:
+        raise UsageError("--stale-claims clears claims: it goes with --fix")
+    findings = doc.doctor(open_repo(where), fix, adopt, stale_claims)
     if as_json:
         emit(
             {"healthy": not findings, "findings": [{"problem": f.problem, "fixed": f.fixed or None} for f in findings]}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from .state import (
     LANDED,
     LANDING,
     LANDING_PHASE,
+    LIVE,
     QUEUED,
     REMOVING,
     State,
@@ -74,7 +76,55 @@ def _gate_findings(ctx: Ctx) -> list[Finding]:
     return found
 
 
-def diagnose(ctx: Ctx, adopt: bool = False) -> list[Finding]:
+STALE_CLAIM_DAYS = 7  # other clones' claims older than this are reported
+
+
+def _claim_findings(ctx: Ctx, st: State, stale_days: float | None) -> list[Finding]:
+    """Shared claims on the remote: this clone's claims of tasks that are no longer live
+    (withdrawn), and other clones' old ones (cleared only with --stale-claims DAYS)."""
+    from . import sharing
+    from .remote_gates import clone_id, ref_safe
+
+    remote = ctx.remote()
+    if remote is None or not (ctx.cfg.share or stale_days is not None):
+        return []
+    found = gitops.ls_remote(ctx.root, remote, [f"{sharing.PREFIX}*"])
+    if found is None:
+        return [Finding(f"cannot reach remote '{remote}' to check the shared claims")]
+    out: list[Finding] = []
+    mine = f"{sharing.PREFIX}{clone_id(ctx)}/"
+    live = {ref_safe(t.name) for t in st.tasks.values() if t.state in LIVE}
+    for ref in sorted(found):
+        if ref.startswith(mine) and ref[len(mine) :] not in live:
+            out.append(
+                Finding(
+                    f"the shared claim {ref} is of a task this clone no longer runs",
+                    functools.partial(_clear_claim, ctx, remote, ref),
+                )
+            )
+    limit = (stale_days if stale_days is not None else STALE_CLAIM_DAYS) * 86400
+    for c in sharing.others(ctx, remote):
+        old = time.time() - c.since
+        if old <= limit:
+            continue
+        what = f"the shared claim of task '{c.task}' (clone {c.clone} on {c.host}) is {c.age()} old"
+        if stale_days is None:
+            out.append(
+                Finding(
+                    f"{what}: if that clone is gone, 'wtp doctor --fix --stale-claims {STALE_CLAIM_DAYS}' clears it"
+                )
+            )
+        else:
+            out.append(Finding(what, functools.partial(_clear_claim, ctx, remote, c.ref)))
+    return out
+
+
+def _clear_claim(ctx: Ctx, remote: str, ref: str) -> str:
+    pushed = gitops.set_ref(ctx.root, remote, ref, None)
+    return f"cleared {ref} on '{remote}'" if pushed.updated else f"could not fix: {pushed.reason or pushed.summary}"
+
+
+def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -> list[Finding]:
     findings: list[Finding] = []
     try:
         st = ctx.store.read()
@@ -128,6 +178,7 @@ def diagnose(ctx: Ctx, adopt: bool = False) -> list[Finding]:
             )
     findings += _gate_findings(ctx)
     findings += _main_worktree_findings(ctx)
+    findings += _claim_findings(ctx, st, stale_claims)
     waiting = [t for t in st.queued()]
     if waiting:
         from . import schedule
@@ -335,8 +386,8 @@ def _registered(ctx: Ctx, st: State, name: str, path: Path, head: str | None, ba
     )
 
 
-def doctor(ctx: Ctx, fix: bool, adopt: bool = False) -> list[Finding]:
-    findings = diagnose(ctx, adopt)
+def doctor(ctx: Ctx, fix: bool, adopt: bool = False, stale_claims: float | None = None) -> list[Finding]:
+    findings = diagnose(ctx, adopt, stale_claims)
     if not fix:
         return findings
     done: list[Finding] = []
@@ -352,7 +403,7 @@ def doctor(ctx: Ctx, fix: bool, adopt: bool = False) -> list[Finding]:
             done.append(f)
         if not any("restored" in f.fixed for f in findings):
             break
-        findings = diagnose(ctx, adopt)
+        findings = diagnose(ctx, adopt, stale_claims)
     return done
 
 

@@ -258,6 +258,10 @@ def _finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say) -> LandRes
         if mine:
             # The slot and the task's claims are free from the moment it landed: start what
             # waited for them before the clean-up, which takes a while in a large checkout.
+            if ctx.cfg.share:  # landed: the task no longer claims anything
+                from . import sharing
+
+                sharing.withdraw(ctx, t.name)
             tasks.promote_quietly(ctx, say)
             remote = ctx.remote()
             if remote:

@@ -53,6 +53,10 @@ def forget_path(ctx: Ctx, t: Task) -> None:
     """The task no longer has a worktree: landed stays landed, anything else is abandoned
     (and the paths the agent hook recorded for it go)."""
     claims.forget(ctx, t)
+    if ctx.cfg.share:
+        from . import sharing
+
+        sharing.withdraw(ctx, t.name)
     ctx.store.update(
         t, state=LANDED if t.state == LANDED else ABANDONED, path=None, port=None, phase="", holder=None, note=""
     )

@@ -82,12 +82,14 @@ def decide(
     max_active: int,
     earlier_queued: list[Task] | None = None,
     recorded: dict[str, list[str]] | None = None,
+    remote: list[Task] | None = None,
 ) -> Decision:
-    """May ``task`` become active now?  (``recorded``: as for ``collisions``.)"""
+    """May ``task`` become active now?  (``recorded``: as for ``collisions``; ``remote``: the
+    live tasks of other clones, from their shared claims: they collide, but take no slot.)"""
     live = [t for t in state.tasks.values() if t.state in LIVE and t.name != task.name]
     if earlier_queued is None:
         earlier_queued = [t for t in state.queued() if t.seq < task.seq and t.name != task.name]
-    coll = collisions(task, live + earlier_queued, recorded)
+    coll = collisions(task, live + earlier_queued + (remote or []), recorded)
     full = len(live) >= max_active
     return Decision(admit=not full and not coll, full=full, collisions=coll)
 

@@ -29,6 +29,7 @@ class StartResult:
         self.messages: list[str] = []
         self.place = 0  # 1-based place in the queue when queued
         self.pending = False  # activated here: the worktree is still to be made
+        self.redeclared = False  # an existing task took new declarations
 
 
 def get(state: State, name: str) -> Task:
@@ -88,12 +89,14 @@ def start(
         if cur is None or cur.state in FINAL:  # a new task: what does the history say?
             globs, held, history = _cochange(ctx, name, base, globs, touch_suggested)
 
+    remote = _remote_tasks(ctx)
     with ctx.store.transaction() as st:
         t = st.tasks.get(name)
         if t is not None and t.state not in FINAL:
             declared = _redeclare(ctx, st, t, globs, res_names, force)
-            result = _resume(ctx, st, t, path, force)
+            result = _resume(ctx, st, t, path, force, remote)
             result.messages[:0] = declared
+            result.redeclared = bool(declared)
         else:
             if t is not None and t.path and Path(t.path).exists():
                 raise Refusal(f"finished task '{name}' still has its worktree at {t.path}: run 'wtp rm {name}' first")
@@ -109,7 +112,7 @@ def start(
                 created=time.time(),
                 held=[h for h in held if h in st.tasks and st.tasks[h].state in LIVE],
             )
-            decision = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st))
+            decision = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st), remote=remote)
             result = StartResult(t)
             result.messages += history
             st.tasks[name] = t
@@ -128,7 +131,21 @@ def start(
         except BaseException:
             _undo_start(ctx, result.task, keep_queued=False)
             raise
+    if remote is not None and (result.pending or result.redeclared) and result.task.state in LIVE:
+        from . import sharing
+
+        if (note := sharing.publish(ctx, result.task)) is not None:
+            result.messages.append(note)
     return result
+
+
+def _remote_tasks(ctx: Ctx) -> list[Task] | None:
+    """Other clones' live tasks, from their shared claims (None when sharing is off)."""
+    if not ctx.cfg.share or ctx.remote() is None:
+        return None
+    from . import sharing
+
+    return [c.as_task() for c in sharing.others(ctx)]
 
 
 SUGGESTED_SHOWN = 5
@@ -216,12 +233,14 @@ def _redeclare(ctx: Ctx, st: State, t: Task, globs: list[str], res_names: list[s
     return [f"task '{t.name}' now also declares {', '.join(added)}"]
 
 
-def _resume(ctx: Ctx, st: State, t: Task, path: Path, force: bool = False) -> StartResult:
+def _resume(
+    ctx: Ctx, st: State, t: Task, path: Path, force: bool = False, remote: list[Task] | None = None
+) -> StartResult:
     """``wtp start`` on a task that exists: report it, start it (a queued one, with --force),
     or take over what was interrupted."""
     result = StartResult(t)
     if t.state == QUEUED and (force or t.note.startswith(CANNOT_START)):
-        d = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st))
+        d = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st), remote=remote)
         if d.admit or force:  # --force, or a retry of a start that failed before (the cause may be fixed)
             if not d.admit:
                 result.messages.append(f"--force: started despite {d.reason(ctx.cfg.max_active)}")
@@ -353,6 +372,13 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
     cannot start stays queued with the reason, and the others go on."""
     started: list[Task] = []
     resumed: list[Task] = []
+    try:
+        remote = _remote_tasks(ctx)
+    except WtpError as e:  # other clones' claims cannot be read: nothing queued starts blind
+        say(f"queued tasks stay queued: {e.message}")
+        remote = None
+        if ctx.store.read().queued():
+            return []
     with ctx.store.transaction() as st:
         for t in st.tasks.values():
             if t.state == ACTIVE and t.phase == CREATING and interrupted(t):
@@ -361,7 +387,9 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
         still_waiting: list[Task] = []
         recorded = claims.declarations(ctx, st)
         for t in st.queued():
-            d = schedule.decide(st, t, ctx.cfg.max_active, earlier_queued=still_waiting, recorded=recorded)
+            d = schedule.decide(
+                st, t, ctx.cfg.max_active, earlier_queued=still_waiting, recorded=recorded, remote=remote
+            )
             if not d.admit:
                 if not t.note.startswith(CANNOT_START):
                     t.note = d.reason(ctx.cfg.max_active)
@@ -385,6 +413,11 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
             continue
         done.append(t)
         say(f"started queued task '{t.name}' at {t.path}" if t in started else f"completed the start of '{t.name}'")
+        if remote is not None:
+            from . import sharing
+
+            if (note := sharing.publish(ctx, t)) is not None:
+                say(note)
     return done
 
 

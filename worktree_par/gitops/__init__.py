@@ -70,6 +70,7 @@ from .remote import (
     push_cas,
     push_ref,
     remote_unreachable,
+    set_ref,
 )
 from .work import (
     STATUS_ARGS,
@@ -156,6 +157,7 @@ __all__ = [
     "parse_worktrees",
     "push_cas",
     "push_ref",
+    "set_ref",
     "fetch_refs",
     "ls_remote",
     "remote_unreachable",

@@ -123,8 +123,8 @@ class PushResult(NamedTuple):
 
     @property
     def updated(self) -> bool:
-        """The remote's ref now holds what was pushed ('=': it already did)."""
-        return self.flag in (" ", "+", "*", "=")
+        """The remote's ref now holds what was pushed ('=': it already did; '-': deleted)."""
+        return self.flag in (" ", "+", "*", "=", "-")
 
     @property
     def lost_race(self) -> bool:

@@ -94,3 +94,9 @@ def push_ref(cwd: Path, remote: str, ref: str, new: str | None, expected: str | 
         check=False,
     )
     return parse_push(res.out, res.err, ref)
+
+
+def set_ref(cwd: Path, remote: str, ref: str, new: str | None) -> PushResult:
+    """Set (``new``) or delete (None) a ref on the remote that only this clone writes."""
+    res = run(["push", "--porcelain", "--no-verify", remote, f"+{new}:{ref}" if new else f":{ref}"], cwd, check=False)
+    return parse_push(res.out, res.err, ref)

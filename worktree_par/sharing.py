@@ -1,0 +1,145 @@
+"""Claims shared through the remote (``share = true``): every clone publishes what its live
+tasks declared (``--touch``, ``--use``, and the paths the agent hook recorded when the claim
+was written) as a ref, ``refs/wtp/claims/<clone id>/<task>``, and admission in every other
+clone sees them, so a task colliding with one in flight on another machine is held back
+too.  A clone writes only its own refs; a claim goes when its task lands or is removed.  A
+claim whose clone vanished is never cleared silently: ``wtp doctor --fix --stale-claims
+DAYS`` clears the ones older than the user chooses."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any
+
+from . import claims, gitops
+from .errors import ExitCode, WtpError
+from .remote_gates import clone_id, ref_safe
+from .repo import Ctx
+from .state import ACTIVE, Task
+
+PREFIX = "refs/wtp/claims/"
+MIRROR = "refs/wtp/remote-claims/"
+
+
+class ShareError(WtpError):
+    exit_code = ExitCode.USAGE
+
+
+def enabled(ctx: Ctx) -> str | None:
+    """The remote claims are shared through, when sharing is on and there is one."""
+    return ctx.remote() if ctx.cfg.share else None
+
+
+def _ref(cid: str, task: str) -> str:
+    return f"{PREFIX}{cid}/{ref_safe(task)}"
+
+
+def publish(ctx: Ctx, t: Task) -> str | None:
+    """Publish (or refresh) the claim of a live task; a note when it could not be published."""
+    remote = enabled(ctx)
+    if remote is None:
+        return None
+    record = {
+        "v": 1,
+        "task": t.name,
+        "clone": clone_id(ctx),
+        "host": socket.gethostname(),
+        "base": t.base,
+        "touch": t.touch,
+        "use": t.use,
+        "recorded": claims.recorded(ctx, t),
+        "since": t.created or time.time(),
+    }
+    commit = gitops.data_commit(ctx.root, json.dumps(record, sort_keys=True))
+    pushed = gitops.set_ref(ctx.root, remote, _ref(clone_id(ctx), t.name), commit)
+    if not pushed.updated:
+        return f"could not publish the claim of '{t.name}' to '{remote}' ({pushed.reason or pushed.summary}): other clones do not see it"
+    return None
+
+
+def withdraw(ctx: Ctx, name: str, cid: str | None = None) -> None:
+    """Remove a task's claim from the remote (best effort: 'wtp doctor' finds what is left)."""
+    remote = enabled(ctx)
+    if remote is None:
+        return
+    try:
+        gitops.set_ref(ctx.root, remote, _ref(cid or clone_id(ctx), name), None)
+    except WtpError:
+        pass
+
+
+class RemoteClaim:
+    def __init__(self, ref: str, data: dict[str, Any]) -> None:
+        self.ref = ref
+        self.task = str(data.get("task", "?"))
+        self.clone = str(data.get("clone", "?"))
+        self.host = str(data.get("host", "?"))
+        self.touch = [str(g) for g in data.get("touch", []) if isinstance(g, str)]
+        self.use = [str(r) for r in data.get("use", []) if isinstance(r, str)]
+        self.recorded = [str(p) for p in data.get("recorded", []) if isinstance(p, str)]
+        since = data.get("since")
+        self.since = float(since) if isinstance(since, (int, float)) else 0.0
+
+    def age(self) -> str:
+        s = max(0, int(time.time() - self.since))
+        return (
+            f"{s // 86400}d" if s >= 86400 else f"{s // 3600}h" if s >= 3600 else f"{s // 60}m" if s >= 60 else f"{s}s"
+        )
+
+    def as_task(self) -> Task:
+        """The claim as admission sees it: a live task of another clone."""
+        return Task(
+            name=f"{self.task} (clone {self.clone} on {self.host}, {self.age()} old)",
+            state=ACTIVE,
+            branch="",
+            base="",
+            seq=-1,
+            touch=[*self.touch, *(claims.literal_glob(p) for p in self.recorded)],
+            use=self.use,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "task": self.task,
+            "clone": self.clone,
+            "host": self.host,
+            "age_s": max(0, int(time.time() - self.since)),
+            "touch": self.touch,
+            "use": self.use,
+            "recorded": self.recorded,
+        }
+
+
+def others(ctx: Ctx, remote: str | None = None) -> list[RemoteClaim]:
+    """The claims of every other clone, as ``remote`` (default: the one claims are shared
+    through) has them now: one ls-remote, and one fetch of what changed."""
+    remote = remote or enabled(ctx)
+    if remote is None:
+        return []
+    found = gitops.ls_remote(ctx.root, remote, [f"{PREFIX}*"])
+    if found is None:
+        raise ShareError(
+            f"cannot reach remote '{remote}' to read the other clones' claims (share = true): check the network, "
+            "or set share = false in .wtp.toml to work without them"
+        )
+    mine = f"{PREFIX}{clone_id(ctx)}/"
+    wanted = {ref: sha for ref, sha in found.items() if not ref.startswith(mine)}
+    have = gitops.refs(ctx.root, [MIRROR + ref[len(PREFIX) :] for ref in wanted])
+    fetch = [
+        (ref, MIRROR + ref[len(PREFIX) :])
+        for ref, sha in wanted.items()
+        if (MIRROR + ref[len(PREFIX) :]) not in have or have[MIRROR + ref[len(PREFIX) :]].commit != sha
+    ]
+    if fetch and not gitops.fetch_refs(ctx.root, remote, fetch):
+        return others(ctx, remote)  # a claim went away between the two calls: look again
+    out = []
+    for ref, sha in sorted(wanted.items()):
+        try:
+            data = json.loads(gitops.commit_message(ctx.root, sha))
+        except (ValueError, WtpError):
+            continue  # not a claim wtp wrote: ignored (doctor reports it)
+        if isinstance(data, dict):
+            out.append(RemoteClaim(ref, data))
+    return out
