@@ -104,6 +104,9 @@ def test_an_unreachable_remote_or_a_corrupt_gate_is_one_line(remote_repo: Repo, 
     out = remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "true")
     assert out.code == 2 and out.err.count("\n") == 1
     assert out.err.startswith("wtp: cannot reach remote 'origin' for gate 'deploy'")
+    waited = remote_repo.wtp_proc("gate", "deploy", "--remote", "--timeout", "1", "--", "true")
+    assert waited.code == 3 and "trying again until the timeout" in waited.err
+    assert waited.err.splitlines()[-1].startswith("wtp: timed out waiting for remote 'origin' to answer")
     git(remote_repo.path, "remote", "set-url", "origin", str(remote_repo.remote))
     junk = git(remote_repo.path, "rev-parse", "HEAD")
     git(remote_repo.path, "push", "-q", "origin", f"{junk}:refs/wtp/gates/deploy")

@@ -173,12 +173,31 @@ class RemoteGate:
             "beat": 0,
         }
 
+    def _reachable(self, deadline: float | None) -> None:
+        """An unreachable remote is one line and exit 2 at once; with --timeout, wait for it
+        to come back until then (exit 3 after)."""
+        said = False
+        while True:
+            try:
+                self.read()
+                return
+            except RemoteGateError as e:
+                if deadline is None or "cannot reach" not in e.message:
+                    raise
+                if time.monotonic() >= deadline:
+                    raise WaitTimeout(f"timed out waiting for remote '{self.remote}' to answer: {e.message}") from None
+                if not said:
+                    self.say(f"{e.message}; trying again until the timeout")
+                    said = True
+                time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))
+
     def acquire(self, timeout: float | None, label: str = "") -> int:
         """Queue on the remote and wait for our turn; the fencing token we were granted."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._reachable(deadline)
         mine = self._my_ticket(label)
         self._update(lambda d: d["tickets"].append(mine) or True)
         self.ticket = mine
-        deadline = None if timeout is None else time.monotonic() + timeout
         seen: dict[tuple[str, int, int], float] = {}  # (ticket id, beat, token) -> when we first saw it
         last = ""
         try:
