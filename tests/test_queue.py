@@ -211,10 +211,12 @@ def test_a_candidate_lands_as_soon_as_it_passes_not_when_the_gates_above_it_end(
     queue = Gate(Store(project.path / ".git"), QUEUE)
     queue.acquire()  # both join before either conducts: one stack, t2 on top of t1
     try:
-        procs = [project.spawn("land", n, "--gate", gate) for n in ("t1", "t2")]
-        deadline = time.monotonic() + 30
-        while len(queue.tickets()) < 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        procs = []
+        for n, name in enumerate(("t1", "t2"), 2):  # t1 first in the queue, then t2
+            procs.append(project.spawn("land", name, "--gate", gate))
+            deadline = time.monotonic() + 30
+            while len(queue.tickets()) < n and time.monotonic() < deadline:
+                time.sleep(0.02)
     finally:
         queue.release()
     try:
