@@ -97,3 +97,23 @@ def test_the_lock_is_not_inherited_by_child_processes(tmp_path: Path) -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_lock_interrupted_while_being_taken_is_not_left_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C between the flock and the end of 'with lock:' setting up: the lock is given back,
+    so the clean-up that takes it again does not find it 'already held by this process'."""
+    from worktree_par import locks
+
+    lock = locks.Lock(tmp_path / "x.lock", what="the test lock")
+
+    def interrupted(fd: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(locks.Lock, "_record", staticmethod(interrupted))
+    with pytest.raises(KeyboardInterrupt):
+        with lock:
+            raise AssertionError("not reached")
+    monkeypatch.undo()
+    with lock:  # taken again at once: nothing was left behind
+        pass
+    assert str(tmp_path / "x.lock") not in locks._held

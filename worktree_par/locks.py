@@ -18,9 +18,12 @@ import atexit
 import fcntl
 import json
 import os
+import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -230,6 +233,20 @@ def _host() -> str:
 _held: dict[str, Lock] = {}  # path -> the Lock object of this process holding it
 
 
+@contextmanager
+def _no_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done (in the main thread; other threads never
+    get them): taking or dropping a lock is never left half done by Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class Lock:
     """An exclusive lock on ``path``, a file only its holder writes (its holder record).
 
@@ -246,6 +263,10 @@ class Lock:
         key = str(self.path)
         if key in _held:
             raise RuntimeError(f"{self.what} ({self.path}) is already held by this process")
+        with _no_interrupt():  # a Ctrl-C between the flock and its bookkeeping would leave it held
+            return self._take_now(key)
+
+    def _take_now(self, key: str) -> bool:
         while True:
             try:
                 # O_NOFOLLOW: a planted symlink never makes us create or lock another file.
@@ -325,13 +346,18 @@ class Lock:
     def release(self) -> None:
         if self._fd is None:
             return
-        fd, self._fd = self._fd, None
-        _held.pop(str(self.path), None)
-        os.close(fd)  # closing the last descriptor drops the flock
+        with _no_interrupt():
+            fd, self._fd = self._fd, None
+            _held.pop(str(self.path), None)
+            os.close(fd)  # closing the last descriptor drops the flock
 
     def __enter__(self) -> Lock:
-        self.acquire()
-        return self
+        try:
+            self.acquire()
+            return self
+        except BaseException:
+            self.release()  # interrupted once it was ours: give it back, as __exit__ will not run
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.release()
