@@ -220,3 +220,16 @@ def test_doctor_withdraws_our_stale_claims_and_clears_old_ones_of_others_only_wh
     found = remote_repo.wtp("doctor", "--fix")
     assert found.code == 0 and "is of a task this clone no longer runs" in found.out
     assert git(remote_repo.path, "ls-remote", "origin", "refs/wtp/claims/*") == ""
+
+
+def test_a_guardian_with_a_lease_stops_the_command_when_no_renewal_comes(tmp_path: Path) -> None:
+    from worktree_par.procs import Guarded
+
+    fed = Guarded(["sh", "-c", "sleep 1.5; echo ok"], tmp_path, dict(os.environ), lease=1)
+    for _ in range(3):  # renewed in time: runs to its end
+        time.sleep(0.5)
+        fed.feed()
+    assert fed.wait(timeout=10) == 0 and not fed.lease_expired
+    starved = Guarded(["sh", "-c", f"sleep 5; touch {tmp_path}/late"], tmp_path, dict(os.environ), lease=1)
+    assert starved.wait(timeout=10) == 137 and starved.lease_expired
+    assert not (tmp_path / "late").exists()

@@ -138,14 +138,19 @@ import os, select, signal, sys
 pgid = int(sys.argv[1])
 lease = float(sys.argv[2]) if len(sys.argv) > 2 else None
 fd = sys.stdin.fileno()
+expired = False
 while True:
     ready, _, _ = select.select([fd], [], [], lease)
-    if not ready or not os.read(fd, 4096):
+    if not ready:
+        expired = True
+        break
+    if not os.read(fd, 4096):
         break
 try:
     os.killpg(pgid, signal.SIGKILL)
 except OSError:
     pass
+sys.exit(3 if expired else 0)
 """
 
 
@@ -200,6 +205,7 @@ class Guarded:
         )
         self.started = time.monotonic()
         self.code: int | None = None
+        self.lease_expired = False  # the guardian stopped the command: its lease was not renewed in time
 
     def feed(self) -> None:
         """Tell a guardian with a lease that the lease was renewed."""
@@ -241,8 +247,11 @@ class Guarded:
         if self.code is None:
             self.code = rc if rc >= 0 else 128 - rc
             assert self.guardian.stdin is not None
-            self.guardian.stdin.close()  # the guardian now stops whatever is left of the group
-            self.guardian.wait()
+            try:
+                self.guardian.stdin.close()  # the guardian now stops whatever is left of the group
+            except OSError:
+                pass  # it is gone already (it stopped the group when the lease ran out)
+            self.lease_expired = self.guardian.wait() == 3
 
 
 def run_guarded(

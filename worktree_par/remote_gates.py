@@ -366,6 +366,8 @@ def run_holding(
         stop.set()
         keeper.join(timeout=5)
         expired()  # a command the guardian stopped while we were frozen: we find out now
+        if run.lease_expired and not lost:
+            lost.append(f"its lease was not renewed within {lease - margin:g}s, so its guardian stopped the command")
         if not lost:
             gate.release()
     if lost:
