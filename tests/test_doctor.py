@@ -170,6 +170,24 @@ def test_killed_land_is_completed_or_rolled_back(remote_repo: Repo, step: str) -
     _no_lock_left(r)
 
 
+@pytest.mark.parametrize("strategy", ["squash", "merge"])
+def test_a_land_killed_once_the_branch_is_on_a_squash_or_merge_candidate_is_rolled_back(
+    remote_repo: Repo, strategy: str
+) -> None:
+    """A squash or merge candidate is no copy of the task's commits: recovery knows it as
+    wtp's own only because it was recorded before the branch moved to it."""
+    r = remote_repo
+    p = Path(r.wtp_proc("start", "a").out.strip())
+    r.commit({"a.txt": "a\n"}, cwd=p)
+    tip = r.commit({"a2.txt": "a\n"}, cwd=p)
+    _killed(r, "land:after-candidate", "land", "a", "--strategy", strategy, "--gate", "true")
+    assert r.git("rev-parse", "wtp/a") != tip  # the branch is on the candidate
+    code, out = _doctor(r, "--fix")
+    assert code == 0 and "rolled back the interrupted land of 'a'" in out, out
+    assert r.git("rev-parse", "wtp/a") == tip
+    assert r.wtp_proc("land", "a", "--strategy", strategy, "--gate", "true").code == 0
+
+
 def test_killed_land_is_recovered_by_doctor(remote_repo: Repo) -> None:
     r = remote_repo
     p = Path(r.wtp_proc("start", "a").out.strip())

@@ -379,7 +379,12 @@ def _candidate(ctx: Ctx, e: Entry, onto: Sha, fork: Sha) -> Sha:
         msgs, author = gitops.log_messages(ctx.root, fork, tip)
         msg = f"{t.name}: squashed\n\n{msgs}\n" if "\n" in msgs else msgs
         cand = gitops.commit_tree(ctx.root, gitops.tree_of(ctx.root, rebased), [onto], msg or t.name, env=author)
+    # Recorded before the branch moves to it: a land killed in between leaves a branch on a
+    # commit recovery knows to be wtp's own (a squash or merge commit is no copy of the
+    # task's commits), so it can be rewound instead of refused.
+    ctx.store.update(t, candidate=cand)
     guard.advance(ctx, t, wt, tip, cand)
+    crashpoints.step("land:after-candidate")
     return cand
 
 
