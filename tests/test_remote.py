@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -233,3 +234,23 @@ def test_a_guardian_with_a_lease_stops_the_command_when_no_renewal_comes(tmp_pat
     starved = Guarded(["sh", "-c", f"sleep 5; touch {tmp_path}/late"], tmp_path, dict(os.environ), lease=1)
     assert starved.wait(timeout=10) == 137 and starved.lease_expired
     assert not (tmp_path / "late").exists()
+
+
+def test_an_edit_the_agent_hook_allowed_reaches_the_other_clones_claims(remote_repo: Repo) -> None:
+    other = clone(remote_repo, "other")
+    _share(remote_repo, other)
+    p = Path(remote_repo.wtp_proc("start", "feed").out.strip())
+    event = {"tool_name": "Edit", "cwd": str(p), "tool_input": {"file_path": str(p / "src/app.js")}}
+    hook = subprocess.run(
+        [sys.executable, "-m", "worktree_par", "hook", "pre-edit"],
+        input=json.dumps(event),
+        capture_output=True,
+        text=True,
+    )
+    assert (hook.returncode, hook.stdout) == (0, "")  # allowed at once; the claim is refreshed in the background
+    wait_for(
+        lambda: any("src/app.js" in t["recorded"] for t in other.wtp("list", "--remote", "--json").json()["tasks"]),
+        "the recorded edit to reach the remote",
+    )
+    held = other.wtp_proc("start", "mine", "--touch", "src/app.js")
+    assert held.code == 4 and "with task 'feed (clone" in held.err

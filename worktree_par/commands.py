@@ -785,6 +785,29 @@ complete -F _wtp_complete wtp"""
     return 0
 
 
+def share_claim(where: str | None, task: str) -> int:
+    """Refresh a live task's claim on the remote (run by the agent hook in the background).
+    Under a lock of the task's own, so the last to publish reads the newest recorded paths."""
+    from . import sharing
+    from .locks import Lock
+    from .repo import validate_name
+    from .state import LIVE
+
+    validate_name(task)
+    c = open_repo(where)
+    if sharing.enabled(c) is None:
+        return 0
+    with Lock(c.store.ensure_dir() / f"share-{task}.lock", what=f"the claim of '{task}'"):
+        t = c.store.read().tasks.get(task)
+        if t is None or t.state not in LIVE:
+            return 0
+        note = sharing.publish(c, t)
+    if note:
+        err(note)
+        return 1
+    return 0
+
+
 HOOK_TARGETS = ("claude", "git")
 
 

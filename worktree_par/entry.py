@@ -87,6 +87,11 @@ def main() -> None:
         from .exits import finish
 
         finish(lambda: commands.task_names(args[1] if len(args) == 3 else None))
+    if len(args) == 4 and args[0] == "-C" and args[2] == "__share":  # the agent hook's claim refresh
+        from . import commands
+        from .exits import finish
+
+        finish(lambda: commands.share_claim(args[1], args[3]))
     if args in (["hook", "pre-edit"], ["hook", "pre-commit"]):  # on every edit or commit: no typer
         from . import commands
 

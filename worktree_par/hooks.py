@@ -115,7 +115,7 @@ def pre_edit(raw: str) -> Answer:
     on = claims.claims_on(ctx, st, me, [rel])
     if not on:
         if me is not None:
-            claims.record(ctx, me, rel, known)
+            _record(ctx, me, rel, known)
         return ALLOW
     who = "this task" if me is None else f"task '{me.name}'"
     reason = f"wtp: {'; '.join(c.describe() for c in on)}, so {who} should not edit it now: {WHAT_TO_DO}"
@@ -125,12 +125,30 @@ def pre_edit(raw: str) -> Answer:
     out: dict[str, Any] = {"hookEventName": "PreToolUse"}
     if policy == "warn":
         if me is not None:
-            claims.record(ctx, me, rel, known)
+            _record(ctx, me, rel, known)
         out["additionalContext"] = reason.replace("should not edit it now", "may collide with it")
     else:
         out["permissionDecision"] = policy
         out["permissionDecisionReason"] = reason
     return Answer(0, json.dumps({"hookSpecificOutput": out}) + "\n")
+
+
+def _record(ctx: Ctx, t: Task, rel: str, known: list[str]) -> None:
+    """Record an edit for the task; with share = true, its claim on the remote is refreshed by
+    a process of its own, so the edit is never kept waiting for the network."""
+    if rel in known:
+        return
+    claims.record(ctx, t, rel, known)
+    if ctx.cfg.share:
+        import subprocess
+
+        subprocess.Popen(
+            [sys.executable, "-m", "worktree_par", "-C", str(ctx.repo.config_root), "__share", t.name],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def pre_commit(cwd: Path) -> Answer:
