@@ -196,3 +196,9 @@ def test_help_lists_choices_and_plain_metavars_and_wtp_help_shows_a_command() ->
     unknown = runner.invoke(app, ["help", "nosuch"])
     assert unknown.exit_code == 2 and unknown.stderr.startswith("wtp: no command named 'nosuch': one of init, start")
     assert runner.invoke(app, ["help"]).stdout.startswith("Usage: wtp [OPTIONS] COMMAND [ARGS]...")
+
+
+def test_a_command_group_alone_prints_its_help_and_exits_0() -> None:
+    out = subprocess.run([sys.executable, "-m", "worktree_par", "hook"], capture_output=True, text=True)
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout.startswith("Usage: wtp hook [OPTIONS] COMMAND [ARGS]...")

@@ -37,6 +37,9 @@ class WtpGroup(TyperGroup):
     ) -> NoReturn:
         try:
             rv = super().main(args, prog_name or "wtp", complete_var, standalone_mode=False, **extra)
+        except _cx.NoArgsIsHelpError as e:  # 'wtp hook' alone: its help, on stdout, as bare 'wtp' does
+            print(e.ctx.get_help() if e.ctx else e.format_message())
+            sys.exit(0)
         except _cx.UsageError as e:
             where = e.ctx.command_path if e.ctx else "wtp"
             err(f"wtp: {e.format_message()} (see '{where} --help')")
