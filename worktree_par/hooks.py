@@ -220,6 +220,10 @@ def uninstall_claude(ctx: Ctx) -> list[str]:
         _write_json(path, data)
     else:
         path.unlink()
+        try:
+            path.parent.rmdir()  # the folder too, when the install made it and nothing else is in it
+        except OSError:
+            pass
     return [f"removed the wtp hook from {path}"]
 
 
