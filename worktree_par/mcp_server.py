@@ -89,9 +89,12 @@ def build(where: str | None) -> MCPServer:
     def queue() -> Any:
         return _call(lambda: commands.queue(where, True))
 
-    @server.tool(description="Who holds a named gate (e.g. deploy:prod) and who waits for it, in order.")
-    def gate_status(name: str) -> Any:
-        return _call(lambda: commands.gate_status(where, name))
+    @server.tool(
+        description="Who holds a named gate (e.g. deploy:prod) and who waits for it, in order; "
+        "remote=true for a gate held through the remote (its lease and fencing token too)."
+    )
+    def gate_status(name: str, remote: bool = False) -> Any:
+        return _call(lambda: commands.gate_status(where, name, True, remote))
 
     @server.tool(
         name="next", description="Start queued tasks whose slot and collisions have cleared (as 'wtp next --json')."
