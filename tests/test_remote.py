@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from .conftest import Repo, git, git_daemon
 
 
@@ -254,3 +256,27 @@ def test_an_edit_the_agent_hook_allowed_reaches_the_other_clones_claims(remote_r
     )
     held = other.wtp_proc("start", "mine", "--touch", "src/app.js")
     assert held.code == 4 and "with task 'feed (clone" in held.err
+
+
+@pytest.mark.stress
+def test_racing_clones_never_hold_a_remote_gate_at_once(remote_repo: Repo, tmp_path: Path) -> None:
+    """Three clones (one of them twice) race for one remote gate, three times each: the
+    commands never overlap, and every grant has a token of its own, in increasing order."""
+    others = [clone(remote_repo, f"c{i}") for i in range(2)]
+    inside, log = tmp_path / "inside", tmp_path / "log"
+    # mkdir is atomic: a second holder inside the critical section would fail it and say so
+    body = (
+        f'mkdir {inside} 2>/dev/null || echo OVERLAP >> {log}; echo "$WTP_GATE_TOKEN" >> {log}; '
+        f"sleep 0.2; rmdir {inside}"
+    )
+    procs = []
+    for r in [remote_repo, remote_repo, *others]:
+        for _ in range(3):
+            procs.append(r.spawn("gate", "deploy", "--remote", "--timeout", "120", "--", "sh", "-c", body))
+    for p in procs:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+    lines = log.read_text().split()
+    assert "OVERLAP" not in lines
+    tokens = [int(t) for t in lines]
+    assert len(tokens) == 12 and sorted(tokens) == tokens and len(set(tokens)) == 12
