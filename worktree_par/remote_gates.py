@@ -104,10 +104,21 @@ class RemoteGate:
         sha = found.get(self.ref)
         if sha is None:
             return None, {"v": VERSION, "name": self.name, "token": 0, "tickets": []}
-        if not gitops.ref_value(self.ctx.root, self.mirror) == sha:
-            if not gitops.fetch_refs(self.ctx.root, self.remote, [(self.ref, self.mirror)]):
-                return self.read()  # it moved between the two calls: look again
-        return sha, self._parse(gitops.commit_message(self.ctx.root, sha))
+        for attempt in range(20):
+            if gitops.ref_value(self.ctx.root, self.mirror) == sha or gitops.fetch_refs(
+                self.ctx.root, self.remote, [(self.ref, self.mirror)]
+            ):
+                break
+            # Gone since we listed it, or another process of this clone fetching the same ref.
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        else:
+            raise RemoteGateError(f"could not fetch gate '{self.name}' from '{self.remote}': try again")
+        # What we fetched, which may be newer than what ls-remote listed: the record we read and
+        # the value the next compare-and-swap expects.
+        have = gitops.ref_value(self.ctx.root, self.mirror)
+        if have is None:
+            return self.read()
+        return have, self._parse(gitops.commit_message(self.ctx.root, have))
 
     def _parse(self, text: str) -> dict[str, Any]:
         try:
@@ -133,7 +144,8 @@ class RemoteGate:
         new = gitops.data_commit(self.ctx.root, json.dumps(data, sort_keys=True))
         pushed = gitops.push_ref(self.ctx.root, self.remote, self.ref, new, old)
         if pushed.updated:
-            gitops.update_ref(self.ctx.root, self.mirror, new, None, "remote gate")
+            # The mirror follows (it held ``old``, just read): the next read then need not fetch.
+            gitops.update_ref(self.ctx.root, self.mirror, new, old, "remote gate")
             return True
         if pushed.lost_race or pushed.flag == "!":
             if gitops.remote_unreachable(pushed.reason) or "unable to access" in pushed.reason:

@@ -134,10 +134,14 @@ def others(ctx: Ctx, remote: str | None = None) -> list[RemoteClaim]:
     ]
     if fetch and not gitops.fetch_refs(ctx.root, remote, fetch):
         return others(ctx, remote)  # a claim went away between the two calls: look again
+    fetched = gitops.refs(ctx.root, [MIRROR + ref[len(PREFIX) :] for ref in wanted])
     out = []
-    for ref, sha in sorted(wanted.items()):
-        try:
-            data = json.loads(gitops.commit_message(ctx.root, sha))
+    for ref in sorted(wanted):
+        got = fetched.get(MIRROR + ref[len(PREFIX) :])
+        if got is None or got.commit is None:
+            continue
+        try:  # what was fetched, which may be newer than what ls-remote listed
+            data = json.loads(gitops.commit_message(ctx.root, got.commit))
         except (ValueError, WtpError):
             continue  # not a claim wtp wrote: ignored (doctor reports it)
         if isinstance(data, dict):
