@@ -66,8 +66,10 @@ def published(ctx: Ctx, t: Task) -> bool:
     )
 
 
-def recover(ctx: Ctx, t: Task, say: Say) -> str:
-    """Finish or roll back a land whose process died.  Returns what was done."""
+def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
+    """Finish or roll back a land whose process died.  Returns what was done.  ``retake``: a
+    conductor's queue ticket for the task; a rolled-back task is then landing again under
+    it in the same state write, so its own waiting lander never sees it idle in between."""
     Gate(ctx.store, QUEUE).tickets()  # drops the dead lander's ticket
     wt = Path(t.path) if t.path else None
     if wt and wt.is_dir() and gitops.rebase_in_progress(wt):
@@ -81,7 +83,10 @@ def recover(ctx: Ctx, t: Task, say: Say) -> str:
     backup = gitops.ref_value(ctx.root, guard.backup_ref(t.name))
     if backup is not None and wt and wt.is_dir():
         guard.rewind(ctx, t, wt, backup, [Sha(t.candidate)] if t.candidate else [])
-    ctx.store.update(t, state=ACTIVE, phase="", holder=None, candidate=None)
+    if retake is not None and backup is not None:
+        ctx.store.update(t, state=LANDING, phase=LANDING_PHASE, holder=me().to_json(), candidate=None, ticket=retake)
+    else:
+        ctx.store.update(t, state=ACTIVE, phase="", holder=None, candidate=None)
     return f"rolled back the interrupted land of '{t.name}' to its pre-land tip"
 
 
@@ -230,17 +235,19 @@ def _take(ctx: Ctx, data: dict[str, object], seq: int, say: Say) -> conductor.En
     cur = ctx.store.read().tasks.get(name)
     if cur is None or cur.seq != data.get("seq") or cur.state != LANDING:
         return None
+    tip = gitops.ref_value(ctx.root, guard.backup_ref(name))
     if cur.phase and interrupted(cur):
-        say(recover(ctx, cur, say))
-        cur = ctx.store.read().tasks.get(name)
-        if cur is None or cur.state != ACTIVE:
+        say(recover(ctx, cur, say, retake=seq))  # ours again in the same write, or landed
+        held = ctx.store.read().tasks.get(name)
+        if held is None or held.state != LANDING or held.ticket != seq or held.holder != me().to_json():
             return None
-        ctx.store.update(cur, state=LANDING)
     elif cur.phase:
         return None
-    tip = gitops.ref_value(ctx.root, guard.backup_ref(name))
-    held = ctx.store.update(cur, phase=LANDING_PHASE, holder=me().to_json(), ticket=seq) if tip else None
+    else:
+        held = ctx.store.update(cur, phase=LANDING_PHASE, holder=me().to_json(), ticket=seq) if tip else None
     if held is None or tip is None:
+        if held is not None and held.phase:
+            ctx.store.update(held, state=ACTIVE, phase="", holder=None, ticket=None)
         return None
     return conductor.Entry(held, tip, str(data.get("strategy") or "rebase"), str(data.get("gate") or ""), seq)
 
