@@ -260,22 +260,31 @@ class Likely:
         return f"task '{self.a}' likely collides with task '{self.b}': {e.describe()}{more}"
 
 
-def likely(
-    h: History,
-    a: str,
-    a_globs: Sequence[str],
-    a_files: Sequence[str],
-    b: str,
-    b_globs: Sequence[str],
-    b_files: Sequence[str],
-) -> Likely | None:
+class Claimant:
+    """One side of the one-sided rule: a task's declared globs and changed files, and (once
+    asked for) their companions, computed once however many tasks it is compared with."""
+
+    __slots__ = ("name", "globs", "files", "_expansion")
+
+    def __init__(
+        self, name: str, globs: Sequence[str], files: Sequence[str] = (), expansion: list[Evidence] | None = None
+    ) -> None:
+        self.name, self.globs, self.files = name, list(globs), list(files)
+        self._expansion = expansion  # when the caller has it already
+
+    def expansion(self, h: History) -> list[Evidence]:
+        if self._expansion is None:
+            self._expansion = h.expand(self.globs, self.files)
+        return self._expansion
+
+    def owns(self, path: str) -> bool:
+        return path in self.files or any(glob_matches(g, path) for g in self.globs)
+
+
+def likely(h: History, a: Claimant, b: Claimant) -> Likely | None:
     """Does a's expansion hit b's declared or changed files, or the reverse?"""
-
-    def owns(globs: Sequence[str], files: Sequence[str], path: str) -> bool:
-        return path in files or any(glob_matches(g, path) for g in globs)
-
-    hits = [e for e in h.expand(a_globs, a_files) if owns(b_globs, b_files, e.file)]
+    hits = [e for e in a.expansion(h) if b.owns(e.file)]
     if hits:
-        return Likely(a, b, hits)
-    back = [e for e in h.expand(b_globs, b_files) if owns(a_globs, a_files, e.file)]
-    return Likely(b, a, back) if back else None
+        return Likely(a.name, b.name, hits)
+    back = [e for e in b.expansion(h) if a.owns(e.file)]
+    return Likely(b.name, a.name, back) if back else None

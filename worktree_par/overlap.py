@@ -183,20 +183,17 @@ def _likely(
     if h is None:
         return []
     done = {frozenset(c.tasks) for c in found if c.kind in ("overlap", "conflict")}
+    claimants = {
+        s.name: cochange.Claimant(s.name, [*s.task.touch, *recorded.get(s.name, ())], sorted(s.changed))
+        for s in sides
+        if s.task is not None
+    }  # each task's companions computed once, not once per pair
     out = []
     for i, a in enumerate(sides):
         for b in sides[i + 1 :]:
             if not wanted(a.name, b.name) or frozenset((a.name, b.name)) in done or a.task is None or b.task is None:
                 continue
-            hit = cochange.likely(
-                h,
-                a.name,
-                [*a.task.touch, *recorded.get(a.name, ())],
-                sorted(a.changed),
-                b.name,
-                [*b.task.touch, *recorded.get(b.name, ())],
-                sorted(b.changed),
-            )
+            hit = cochange.likely(h, claimants[a.name], claimants[b.name])
             if hit is not None:
                 paths = sorted({e.file for e in hit.evidence})
                 out.append(Collision([hit.a, hit.b], "likely", paths, evidence=[e.to_json() for e in hit.evidence]))

@@ -166,7 +166,7 @@ def _cochange(ctx: Ctx, name: str, base: str, globs: list[str], take: bool) -> t
     if h is None:
         return globs, [], []
     said: list[str] = []
-    suggested = h.expand(globs)
+    suggested = h.expand(globs)  # without --touch-suggested, also the expansion the rule below uses
     if suggested:
         said += [e.describe() for e in suggested[:SUGGESTED_SHOWN]]
         if len(suggested) > SUGGESTED_SHOWN:
@@ -183,7 +183,8 @@ def _cochange(ctx: Ctx, name: str, base: str, globs: list[str], take: bool) -> t
     if not others:
         return globs, [], said
     recorded = claims.declarations(ctx, st)
-    asked = [e.file for e in h.expand(globs)]
+    mine = cochange.Claimant(name, globs, expansion=None if take else suggested)  # the same globs: expanded once
+    asked = [e.file for e in mine.expansion(h)]
     with_tree = [o for o in others if o.path and os.path.isdir(o.path)]
     changed: dict[str, list[str]] = {o.name: [] for o in others}
     for o, found in zip(
@@ -194,7 +195,9 @@ def _cochange(ctx: Ctx, name: str, base: str, globs: list[str], take: bool) -> t
         changed[o.name] = list(found)
     held = []
     for o in others:
-        hit = cochange.likely(h, name, globs, [], o.name, [*o.touch, *recorded.get(o.name, ())], changed[o.name])
+        hit = cochange.likely(
+            h, mine, cochange.Claimant(o.name, [*o.touch, *recorded.get(o.name, ())], changed[o.name])
+        )
         if hit is None:
             continue
         held.append(o.name)
