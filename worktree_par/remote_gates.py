@@ -116,8 +116,8 @@ class RemoteGate:
         # What we fetched, which may be newer than what ls-remote listed: the record we read and
         # the value the next compare-and-swap expects.
         have = gitops.ref_value(self.ctx.root, self.mirror)
-        if have is None:
-            return self.read()
+        if have is None:  # a fetch that succeeded left no ref: not something to retry
+            raise RemoteGateError(f"could not fetch gate '{self.name}' from '{self.remote}': try again")
         return have, self._parse(gitops.commit_message(self.ctx.root, have))
 
     def _parse(self, text: str) -> dict[str, Any]:

@@ -59,13 +59,13 @@ def publish(ctx: Ctx, t: Task) -> str | None:
     return None
 
 
-def withdraw(ctx: Ctx, name: str, cid: str | None = None) -> None:
+def withdraw(ctx: Ctx, name: str) -> None:
     """Remove a task's claim from the remote (best effort: 'wtp doctor' finds what is left)."""
     remote = enabled(ctx)
     if remote is None:
         return
     try:
-        gitops.set_ref(ctx.root, remote, _ref(cid or clone_id(ctx), name), None)
+        gitops.set_ref(ctx.root, remote, _ref(clone_id(ctx), name), None)
     except WtpError:
         pass
 
@@ -118,6 +118,15 @@ def others(ctx: Ctx, remote: str | None = None) -> list[RemoteClaim]:
     remote = remote or enabled(ctx)
     if remote is None:
         return []
+    for _ in range(5):
+        found = _listed_and_fetched(ctx, remote)
+        if found is not None:
+            return found
+    raise ShareError(f"the claims on remote '{remote}' kept changing while they were read: try again")
+
+
+def _listed_and_fetched(ctx: Ctx, remote: str) -> list[RemoteClaim] | None:
+    """None when a claim went away between listing and fetching (look again)."""
     found = gitops.ls_remote(ctx.root, remote, [f"{PREFIX}*"])
     if found is None:
         raise ShareError(
@@ -126,18 +135,17 @@ def others(ctx: Ctx, remote: str | None = None) -> list[RemoteClaim]:
         )
     mine = f"{PREFIX}{clone_id(ctx)}/"
     wanted = {ref: sha for ref, sha in found.items() if not ref.startswith(mine)}
-    have = gitops.refs(ctx.root, [MIRROR + ref[len(PREFIX) :] for ref in wanted])
+    mirror = {ref: MIRROR + ref[len(PREFIX) :] for ref in wanted}  # where each is fetched to
+    have = gitops.refs(ctx.root, list(mirror.values()))
     fetch = [
-        (ref, MIRROR + ref[len(PREFIX) :])
-        for ref, sha in wanted.items()
-        if (MIRROR + ref[len(PREFIX) :]) not in have or have[MIRROR + ref[len(PREFIX) :]].commit != sha
+        (ref, mirror[ref]) for ref, sha in wanted.items() if mirror[ref] not in have or have[mirror[ref]].commit != sha
     ]
     if fetch and not gitops.fetch_refs(ctx.root, remote, fetch):
-        return others(ctx, remote)  # a claim went away between the two calls: look again
-    fetched = gitops.refs(ctx.root, [MIRROR + ref[len(PREFIX) :] for ref in wanted])
+        return None
+    fetched = gitops.refs(ctx.root, list(mirror.values())) if fetch else have
     out = []
     for ref in sorted(wanted):
-        got = fetched.get(MIRROR + ref[len(PREFIX) :])
+        got = fetched.get(mirror[ref])
         if got is None or got.commit is None:
             continue
         try:  # what was fetched, which may be newer than what ls-remote listed
