@@ -23,6 +23,7 @@ def hook(repo: Repo, data: object, cwd: Path | None = None) -> tuple[int, str, s
         capture_output=True,
         text=True,
         cwd=cwd or repo.path,
+        timeout=30,  # a hook that waited for a lock would fail the test, not hang it
     )
     return res.returncode, res.stdout, res.stderr
 

@@ -188,6 +188,40 @@ def test_a_land_killed_once_the_branch_is_on_a_squash_or_merge_candidate_is_roll
     assert r.wtp_proc("land", "a", "--strategy", strategy, "--gate", "true").code == 0
 
 
+def test_a_conductor_takes_over_a_dead_conductors_entry_without_showing_it_idle(
+    remote_repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entry is rolled back and taken again in one state write: never 'active' in
+    between, where its own waiting lander would see it settled and give up."""
+    from worktree_par import land
+    from worktree_par.repo import open_ctx
+    from worktree_par.state import Store
+
+    r = remote_repo
+    p = Path(r.wtp_proc("start", "a").out.strip())
+    tip = r.commit({"a.txt": "a\n"}, cwd=p)
+    _killed(r, "land:before-gate", "land", "a", "--gate", "true")
+    ctx = open_ctx(r.path)
+    t = ctx.store.read().tasks["a"]
+    assert t.phase == "landing" and t.state == "landing"  # left by the dead conductor
+    written: list[dict[str, object]] = []
+    real = Store.update
+
+    def update(self: Store, task: object, **fields: object) -> object:
+        if getattr(task, "name", "") == "a":
+            written.append(fields)
+        return real(self, task, **fields)
+
+    monkeypatch.setattr(Store, "update", update)
+    data = {"task": "a", "seq": t.seq, "strategy": "rebase", "gate": "true", "push": True, "mode": "speculative"}
+    entry = land._take(ctx, data, 7, lambda _m: None)
+    assert entry is not None and entry.tip == tip
+    assert all(w.get("state") != "active" for w in written), written
+    now = ctx.store.read().tasks["a"]
+    assert (now.state, now.phase, now.ticket) == ("landing", "landing", 7)
+    assert r.git("rev-parse", "wtp/a") == tip  # rolled back to the pre-land tip
+
+
 def test_killed_land_is_recovered_by_doctor(remote_repo: Repo) -> None:
     r = remote_repo
     p = Path(r.wtp_proc("start", "a").out.strip())

@@ -280,3 +280,25 @@ def test_racing_clones_never_hold_a_remote_gate_at_once(remote_repo: Repo, tmp_p
     assert "OVERLAP" not in lines
     tokens = [int(t) for t in lines]
     assert len(tokens) == 12 and sorted(tokens) == tokens and len(set(tokens)) == 12
+
+
+def test_a_gate_record_that_moved_after_it_was_listed_is_read_as_fetched(
+    remote_repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ls-remote names one record, the fetch right after brings a newer one: the newer one is
+    read (and is what the next compare-and-swap expects), not the listed id this clone never got."""
+    from worktree_par import gitops
+    from worktree_par.remote_gates import RemoteGate
+    from worktree_par.repo import open_ctx
+
+    other = clone(remote_repo, "other")
+    ref = "refs/wtp/gates/deploy"
+    assert remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "true").code == 0
+    listed = git(remote_repo.path, "ls-remote", "origin", ref).split()[0]
+    assert remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "true").code == 0
+    newest = git(remote_repo.path, "ls-remote", "origin", ref).split()[0]
+    assert newest != listed
+    real = gitops.ls_remote
+    monkeypatch.setattr(gitops, "ls_remote", lambda cwd, remote, patterns: {**real(cwd, remote, patterns), ref: listed})
+    sha, record = RemoteGate(open_ctx(other.path), "deploy", "origin", 30, lambda _m: None).read()
+    assert (sha, record["token"]) == (newest, 2)
