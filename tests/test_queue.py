@@ -150,7 +150,8 @@ def test_detach_returns_at_once_and_the_queue_finishes_alone(project: Repo, tmp_
         if states == ["landed"] * 3:
             break
         time.sleep(0.1)
-    assert states == ["landed"] * 3
+    notes = [t["note"] for t in project.wtp("list", "--all", "--json").json()["tasks"]]
+    assert states == ["landed"] * 3, notes
     assert _first_parents_pass(project) == ["t3 work", "t2 work", "t1 work", "the test", "initial"]
     assert project.wtp_proc("queue").out == "the land queue is empty\n"
 
