@@ -193,7 +193,8 @@ def test_a_conductor_takes_over_a_dead_conductors_entry_without_showing_it_idle(
 ) -> None:
     """The entry is rolled back and taken again in one state write: never 'active' in
     between, where its own waiting lander would see it settled and give up."""
-    from worktree_par import land
+    from worktree_par.land import queue
+    from worktree_par.land.request import LandRequest
     from worktree_par.repo import open_ctx
     from worktree_par.state import Store
 
@@ -213,8 +214,8 @@ def test_a_conductor_takes_over_a_dead_conductors_entry_without_showing_it_idle(
         return real(self, task, **fields)
 
     monkeypatch.setattr(Store, "update", update)
-    data = {"task": "a", "seq": t.seq, "strategy": "rebase", "gate": "true", "push": True, "mode": "speculative"}
-    entry = land._take(ctx, data, 7, lambda _m: None)
+    req = LandRequest("a", t.seq, strategy="rebase", gate="true", push=True, mode="speculative")
+    entry = queue._take(ctx, req, 7, lambda _m: None)
     assert entry is not None and entry.tip == tip
     assert all(w.get("state") != "active" for w in written), written
     now = ctx.store.read().tasks["a"]

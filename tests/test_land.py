@@ -76,7 +76,7 @@ def test_an_untracked_file_in_the_main_worktree_that_the_landing_adds_is_kept(re
 
 def test_the_same_task_landed_twice_at_once_lands_once(remote_repo: Repo) -> None:
     from worktree_par.gates import Gate
-    from worktree_par.land import QUEUE
+    from worktree_par.land.request import QUEUE
     from worktree_par.state import Store
 
     r = remote_repo

@@ -45,7 +45,7 @@ def _runs(tmp: Path) -> int:
 def _land_all_at_once(r: Repo, names: list[str], *extra: str) -> list[tuple[int, str, str]]:
     """Start every lander while the queue is held, so they all wait in it; then let go."""
     from worktree_par.gates import Gate
-    from worktree_par.land import QUEUE
+    from worktree_par.land.request import QUEUE
     from worktree_par.state import Store
 
     queue = Gate(Store(r.path / ".git"), QUEUE)
@@ -206,7 +206,7 @@ def test_a_candidate_lands_as_soon_as_it_passes_not_when_the_gates_above_it_end(
     release = tmp_path / "release"
     gate = f'if [ "$WTP_TASK" = t2 ]; then while [ ! -f {release} ]; do sleep 0.05; done; fi; ./check.sh'
     from worktree_par.gates import Gate
-    from worktree_par.land import QUEUE
+    from worktree_par.land.request import QUEUE
     from worktree_par.state import Store
 
     queue = Gate(Store(project.path / ".git"), QUEUE)

@@ -17,7 +17,10 @@ from .errors import ExitCode, UsageError
 from .exits import err, here, open_repo
 
 if TYPE_CHECKING:
+    from .land.lander import LandResult
+    from .land.request import LandRequest
     from .repo import Ctx
+    from .state import Task
 
 
 def bound_waits(timeout: float | None) -> None:
@@ -277,10 +280,9 @@ def land(
     follow: bool = False,
     as_json: bool = False,
 ) -> int:
-    from . import land as landing
+    from . import tasks
     from .config import MODES, STRATEGIES
-    from .errors import LandBlocked, WtpError
-    from .progress import Watch
+    from .land import lander
 
     if strategy is not None and strategy not in STRATEGIES:
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
@@ -288,43 +290,57 @@ def land(
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     bound_waits(timeout)
     c = open_repo(where)
-    task = current_task(c, where, task)
+    t = tasks.get(c.store.read(), current_task(c, where, task))
+    if not detach:
+        done = lander.landable(t)
+        if done is not None:
+            return _report(c, where, done, as_json)
+    req = lander.request(c, t, strategy=strategy, gate=gate, push=not no_push, keep=keep, mode=mode, timeout=timeout)
     if detach:
-        argv = [
-            *(["--strategy", strategy] if strategy else []),
-            *(["--gate", gate] if gate is not None else []),
-            *(["--no-push"] if no_push else []),
-            *(["--keep"] if keep else []),
-            *(["--mode", mode] if mode else []),
-        ]
-        place, log = landing.detach(c, task, argv, say=err)
+        place, log = lander.detach(c, t, req, say=err)
         if as_json:
-            emit({"task": task, "state": "landing", "place": place, "log": log})
+            emit({"task": t.name, "state": "landing", "place": place, "log": log})
         elif place:
-            print(f"queued '{task}' to land at place {place}; 'wtp queue' follows it (log: {log})")
+            print(f"queued '{t.name}' to land at place {place}; 'wtp queue' follows it (log: {log})")
         else:
-            print(f"'{task}' was handled at once; 'wtp list --all' shows how (log: {log})")
+            print(f"'{t.name}' was handled at once; 'wtp list --all' shows how (log: {log})")
         return 0
-    gate_log = c.store.dir / "logs" / f"land-{task}.log"
-    watch = Watch(f"landing '{task}'", err, detail=lambda: _land_detail(c, task), log=lambda: gate_log, follow=follow)
+    return _land(c, where, t, req, follow, as_json)
+
+
+def land_detached(where: str | None, request: str) -> int:
+    """The detached child of 'wtp land --detach': the request it was handed, whole."""
+    from . import tasks
+    from .land.request import LandRequest
+
+    req = LandRequest.loads(request)
+    if req is None:
+        raise UsageError("the detached land was handed a request it cannot read: run 'wtp land TASK' again")
+    bound_waits(req.timeout)
+    c = open_repo(where)
+    t = tasks.get(c.store.read(), req.task)
+    if t.seq != req.seq:
+        raise UsageError(f"task '{req.task}' was replaced since its land was detached: see 'wtp list'")
+    return _land(c, where, t, req, False, False)
+
+
+def _land(c: Ctx, where: str | None, t: Task, req: LandRequest, follow: bool, as_json: bool) -> int:
+    from .errors import LandBlocked, WtpError
+    from .land import lander
+    from .progress import Watch
+
+    gate_log = c.store.dir / "logs" / f"land-{t.name}.log"
+    watch = Watch(
+        f"landing '{t.name}'", err, detail=lambda: _land_detail(c, t.name), log=lambda: gate_log, follow=follow
+    )
     try:
         with watch:
-            result = landing.land(
-                c,
-                task,
-                strategy=strategy,
-                gate=gate,
-                push=not no_push,
-                keep=keep,
-                timeout=timeout,
-                mode=mode,
-                say=watch.say,
-            )
+            result = lander.land(c, t, req, say=watch.say)
     except LandBlocked as e:
         if as_json:
             emit(
                 {
-                    "task": task,
+                    "task": t.name,
                     "state": "blocked",
                     "commit": None,
                     "attempts": None,
@@ -335,19 +351,24 @@ def land(
         raise
     except WtpError as e:
         if as_json:
-            emit({"task": task, "state": "refused", "commit": None, "attempts": None, "paths": [], "error": e.message})
+            emit(
+                {"task": t.name, "state": "refused", "commit": None, "attempts": None, "paths": [], "error": e.message}
+            )
         raise
     except KeyboardInterrupt:
-        cur = c.store.read().tasks.get(task)
-        if cur is not None:  # say what state Ctrl-C left, before the 'interrupted' line
-            err(f"interrupted: '{cur.base}' untouched by this land, task '{task}' is {cur.state} again")
+        err(lander.interrupted(c, t))  # say what Ctrl-C left, before the 'interrupted' line
         raise
+    return _report(c, where, result, as_json)
+
+
+def _report(c: Ctx, where: str | None, result: LandResult, as_json: bool) -> int:
     if as_json:
         for m in result.messages:
             err(m)
         emit(result.to_json())
         return 0
-    print(f"landed '{task}' at {result.commit}" + (f" after {result.attempts} attempts" if result.attempts > 1 else ""))
+    more = f" after {result.attempts} attempts" if result.attempts > 1 else ""
+    print(f"landed '{result.task}' at {result.commit}{more}")
     for m in result.messages:
         print(m)
     _left_behind(c, where)
@@ -356,13 +377,11 @@ def land(
 
 def _land_detail(ctx: Ctx, task: str) -> str:
     """What the queue is doing with the task now, for the live line."""
-    from . import conductor
+    from .land import status
 
-    entries = conductor.read_status(ctx).get("entries")
-    now = entries.get(task) if isinstance(entries, dict) else None
-    if isinstance(now, dict):
-        what, since = str(now.get("gate", "")), now.get("since")
-        return f"{what} {int(time.time() - since)}s" if isinstance(since, (int, float)) and what == "gating" else what
+    now = status.describe(status.doing(ctx).get(task))
+    if now:
+        return now
     t = ctx.store.read().tasks.get(task)
     return t.note if t is not None else ""
 
@@ -603,15 +622,15 @@ def cochange_cmd(where: str | None, files: list[str], calibrate: bool = False, a
 
 
 def queue(where: str | None, as_json: bool = False) -> int:
-    from . import conductor, render
+    from . import render
     from .gates import Gate
-    from .land import QUEUE
+    from .land import status as queue_status
+    from .land.request import QUEUE
 
     c = open_repo(where)
     st = c.store.read()
-    status = conductor.read_status(c)
-    doing = status.get("entries") if isinstance(status.get("entries"), dict) else {}
-    assert isinstance(doing, dict)
+    status = queue_status.read(c)
+    doing = queue_status.doing(c)
     rows = []
     for place, ticket in enumerate(Gate(c.store, QUEUE).tickets(), 1):
         name = str(ticket.get("label", ""))
@@ -619,11 +638,7 @@ def queue(where: str | None, as_json: bool = False) -> int:
         data: dict[str, object] = raw if isinstance(raw, dict) else {}
         t = st.tasks.get(name)
         now = doing.get(name) if t is not None and t.phase else None
-        gate = "waiting"
-        if isinstance(now, dict):
-            gate = str(now.get("gate", "waiting"))
-            if gate == "gating" and isinstance(now.get("since"), (int, float)):
-                gate = f"gating {int(time.time() - now['since'])}s"
+        gate = queue_status.describe(now) or "waiting"
         rows.append(
             {
                 "place": place,

@@ -203,10 +203,10 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
         out.append(Finding(f"the start of task '{t.name}' was interrupted", lambda: _complete_start(ctx, t)))
         return out
     if t.phase == LANDING_PHASE:
-        from . import land
+        from .land import recovery
 
         out.append(
-            Finding(f"the land of task '{t.name}' was interrupted", lambda: land.recover(ctx, t, lambda _m: None))
+            Finding(f"the land of task '{t.name}' was interrupted", lambda: recovery.recover(ctx, t, lambda _m: None))
         )
         return out
     if t.phase == REMOVING:
@@ -261,14 +261,14 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
 def _in_land_queue(ctx: Ctx, name: str) -> bool:
     """A live 'wtp land' of the task is waiting in the queue."""
     from .gates import Gate
-    from .land import QUEUE
+    from .land.request import QUEUE
 
     return any(ticket.get("label") == name for ticket in Gate(ctx.store, QUEUE).tickets())
 
 
 def _main_worktree_findings(ctx: Ctx) -> list[Finding]:
     """The main worktree left detached by a land interrupted while its files were brought along."""
-    from .publish import DETACH_WHY
+    from .land.publish import DETACH_WHY
 
     if ctx.repo.bare:
         return []

@@ -92,6 +92,11 @@ def main() -> None:
         from .exits import finish
 
         finish(lambda: commands.share_claim(args[1], args[3]))
+    if len(args) == 4 and args[0] == "-C" and args[2] == "__land":  # a detached land's child, handed its request
+        from . import commands
+        from .exits import finish
+
+        finish(lambda: commands.land_detached(args[1], args[3]))
     if args in (["hook", "pre-edit"], ["hook", "pre-commit"]):  # on every edit or commit: no typer
         from . import commands
 

@@ -71,7 +71,7 @@ def list_tasks(ctx: Ctx, *, all_tasks: bool = False, details: bool = True) -> li
                 i.processes = [p.pid for p in found[Path(i.task.path)]]
     if any(i.task.state == LANDING for i in infos):
         from .gates import Gate
-        from .land import QUEUE
+        from .land.request import QUEUE
 
         places = {str(k.get("label")): n for n, k in reversed(list(enumerate(Gate(ctx.store, QUEUE).tickets(), 1)))}
         for i in infos:

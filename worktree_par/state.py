@@ -38,6 +38,9 @@ CREATING = "creating"
 REMOVING = "removing"
 LANDING_PHASE = "landing"
 PHASES = ("", CREATING, REMOVING, LANDING_PHASE)
+PUBLISHING = "publishing"
+WITHDRAWN = "withdrawn"
+INTENTS = ("", PUBLISHING, WITHDRAWN)
 # Finished tasks kept in the registry ('list --all', "already landed" answers).  Older ones
 # are forgotten when the state is next written, so a command's cost does not grow with the
 # repository's history: their work is on the base branch, or archived by 'rm'.
@@ -75,6 +78,10 @@ class Task:
         ticket: int | None = None,  # the land queue ticket whose request the conductor served
         attempts: int = 0,  # how many times the conductor built the task's candidate
         held: list[str] | None = None,  # tasks it likely collides with ([check] cochange = "hold")
+        # While a conductor holds the task's land: "publishing" once the publication point has
+        # committed to pushing it (its lander can no longer withdraw it), "withdrawn" when its
+        # lander (Ctrl-C) or 'wtp rm' took it back before that.
+        intent: str = "",
     ) -> None:
         self.name, self.state, self.branch, self.base, self.seq = name, state, branch, base, seq
         self.path, self.fork, self.start_ref, self.port = path, fork, start_ref, port
@@ -84,6 +91,7 @@ class Task:
         self.candidate = candidate
         self.ticket, self.attempts = ticket, attempts
         self.held = held if held is not None else []
+        self.intent = intent
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Task) and self.__dict__ == other.__dict__
@@ -117,7 +125,11 @@ class Task:
         for k in ("touch", "use", "paths", "held"):
             if not all(isinstance(x, str) for x in fields.get(k) or []):
                 raise ValueError(f"task field {k!r} must list strings")
-        if fields["state"] not in STATES or fields.get("phase", "") not in PHASES:
+        if (
+            fields["state"] not in STATES
+            or fields.get("phase", "") not in PHASES
+            or fields.get("intent", "") not in INTENTS
+        ):
             raise ValueError(f"task {fields['name']!r} has an unknown state or phase")
         Holder.from_json(fields.get("holder"))  # raises on a bad holder
         return cls(**fields)
@@ -147,6 +159,7 @@ _TASK_TYPES: dict[str, tuple[type, ...]] = {
     "ticket": (int, type(None)),
     "attempts": (int,),
     "held": (list,),
+    "intent": _S,
 }
 _REQUIRED = ("name", "state", "branch", "base", "seq")
 

@@ -1,0 +1,178 @@
+"""Building a candidate (the task's own commits on top of what is below it in the stack)
+and gating it (the task's gate run in its worktree, its verdict recorded by tree)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .. import crashpoints, gitops, guard
+from ..errors import DirtyWorktree, GateFailed, LandBlocked, LandConflict, Refusal, Say, WouldLoseWork
+from ..gitops import Sha
+from ..procs import Guarded
+from ..repo import Ctx, few
+from ..state import Task
+from . import verdicts
+from .entry import Entry
+from .status import QueueStatus
+
+
+def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
+    """The task branch's tip, once the worktree is fit to land: the task branch checked out,
+    nothing in progress, nothing uncommitted."""
+    head, attached = gitops.head(wt)
+    if attached != f"refs/heads/{t.branch}":
+        what = (
+            f"branch '{attached.removeprefix('refs/heads/')}'" if attached else f"a detached HEAD ({(head or '')[:12]})"
+        )
+        raise Refusal(
+            f"the worktree of task '{t.name}' has {what} checked out, not '{t.branch}': "
+            f"'git -C {wt} switch {t.branch}' (after committing what you want to land there), then land again"
+        )
+    op, _ = gitops.in_progress(wt)
+    if op:
+        raise Refusal(
+            f"task '{t.name}' has a {op} in progress in {wt}: finish it or abort it ('git -C {wt} {op} --abort')"
+        )
+    dirty = sorted(set(gitops.status_paths(wt)))
+    if dirty:
+        raise DirtyWorktree(
+            f"task '{t.name}' has {len(dirty)} uncommitted file{'s' * (len(dirty) != 1)} ({few(dirty)}): "
+            f"commit or stash them, then run 'wtp land {t.name}' again"
+        )
+    if head is None:
+        raise Refusal(f"branch '{t.branch}' of task '{t.name}' has no commit: run 'wtp doctor'")
+    if head == t.fork:
+        raise Refusal(f"task '{t.name}' has no commits to land: commit your work in {wt} first")
+    return head
+
+
+def fork(ctx: Ctx, t: Task, tip: Sha, before: Sha | None) -> Sha:
+    """Where the task's own commits begin: the newest of the commit it was started from and
+    its merge-base with the base as known before this land.  A base force-pushed since does
+    not move it back, so commits dropped from the base are never replayed."""
+    mb = gitops.merge_base(ctx.root, tip, before) if before else None  # an ancestor of tip by definition
+    options = [c for c in (t.fork, mb) if c and (c == mb or gitops.is_ancestor(ctx.root, c, tip))]
+    options = list(dict.fromkeys(options))
+    best = options[0] if options else gitops.merge_base(ctx.root, tip, f"refs/heads/{t.base}") or tip
+    for c in options[1:]:
+        if gitops.is_ancestor(ctx.root, best, c):
+            best = c
+    return Sha(best)
+
+
+def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha) -> Sha:
+    """Build the candidate on ``onto`` from the task's commits after ``fork``; the task branch
+    (and its clean worktree) moves to it."""
+    t, wt, tip = e.task, e.wt, e.tip
+    guard.backed_up(ctx, t, tip)
+    if e.strategy == "merge":
+        dropped = gitops.commits_not_in(ctx.root, [fork], [onto])
+        if dropped:
+            raise LandBlocked(
+                f"'{t.base}' no longer has {len(dropped)} commit(s) that task '{t.name}' was started on (the base was "
+                f"rewritten): a merge would bring them back; land with '--strategy rebase' or 'squash'"
+            )
+        merged = gitops.merge_tree(ctx.root, onto, tip)
+        if merged.conflicts:
+            raise LandConflict(_conflict_msg(t, merged.conflicts), merged.conflicts)
+        cand = gitops.commit_tree(ctx.root, merged.tree, [onto, tip], f"Merge task '{t.name}' ({t.branch})")
+    else:
+        reb = gitops.rebase_onto(wt, onto, fork)
+        if not reb.ok:
+            if reb.conflicts:
+                raise LandConflict(_conflict_msg(t, reb.conflicts), reb.conflicts)
+            raise LandBlocked(f"rebase of '{t.name}' onto '{t.base}' failed: {reb.error}")
+        rebased = gitops.head(wt)[0]
+        assert rebased is not None
+        if e.strategy == "rebase":
+            return rebased
+        msgs, author = gitops.log_messages(ctx.root, fork, tip)
+        msg = f"{t.name}: squashed\n\n{msgs}\n" if "\n" in msgs else msgs
+        cand = gitops.commit_tree(ctx.root, gitops.tree_of(ctx.root, rebased), [onto], msg or t.name, env=author)
+    # Recorded before the branch moves to it: a land killed in between leaves a branch on a
+    # commit recovery knows to be wtp's own (a squash or merge commit is no copy of the
+    # task's commits), so it can be rewound instead of refused.
+    ctx.store.update(t, candidate=cand)
+    guard.advance(ctx, t, wt, tip, cand)
+    crashpoints.step("land:after-candidate")
+    return cand
+
+
+def _conflict_msg(t: Task, paths: list[str]) -> str:
+    return (
+        f"task '{t.name}' conflicts with '{t.base}' in {len(paths)} path{'s' * (len(paths) != 1)} ({few(paths, 5)}): "
+        f"it is blocked with its commits intact; rebase it onto '{t.base}' and resolve them in {t.path}, then run 'wtp land {t.name}' again"
+    )
+
+
+# --- gating -------------------------------------------------------------------------
+
+
+def start_gate(ctx: Ctx, e: Entry, say: Say, status: QueueStatus) -> None:
+    from .. import isolate
+
+    if not e.gate:
+        return
+    tree = gitops.tree_of(ctx.root, e.published_commit)
+    if verdicts.passed(ctx, e.gate, tree):
+        e.cached = True
+        e.messages.append("gate passed earlier on this tree")
+        return
+    e.log = ctx.store.subdir("logs") / f"land-{e.name}.log"
+    e.log.write_text(f"$ {e.gate}\n# candidate {e.cand}\n")
+    say(f"gate: {e.gate} on the candidate of '{e.name}' (attempt {e.attempts}); log: {e.log}")
+    env = {**isolate.task_env(ctx, e.task), "WTP_CANDIDATE": e.published_commit}
+    e.run = Guarded(["/bin/sh", "-c", e.gate], e.wt, env, e.log)
+    status.set(e, "gating")
+
+
+def stop_gates(entries: list[Entry], status: QueueStatus) -> None:
+    for e in entries:
+        if e.run is not None and e.run.code is None:
+            e.run.stop()
+        status.set(e, "waiting")
+
+
+def gate_passed(ctx: Ctx, e: Entry, status: QueueStatus) -> bool:
+    """Wait for the entry's gate; True when it passed and the branch is still its candidate."""
+    while True:
+        verdict = poll_gate(ctx, e, status)
+        if verdict is not None:
+            return verdict
+        time.sleep(0.01)
+
+
+def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
+    """The entry's verdict once its gate is done (None while it runs): True when it passed
+    and the branch is still its candidate."""
+    if e.gate and not e.cached:
+        assert e.run is not None and e.log is not None
+        timeout = ctx.cfg.land_timeout
+        timed_out = e.run.poll() is None and time.monotonic() - e.run.started > timeout
+        if timed_out:
+            e.run.stop()
+        elif e.run.code is None:
+            return None
+        code = e.run.code
+        if code != 0 or timed_out:
+            why = f"timed out after {timeout:g}s" if timed_out else f"exited {code}"
+            e.error = GateFailed(
+                f"gate '{e.gate}' {why} on the candidate of '{e.name}'; '{e.task.base}' is untouched "
+                f"(its output: {e.log}; the task is blocked: fix it and land again)"
+            )
+            status.set(e, "failed")
+            return False
+        verdicts.record(ctx, e.gate, gitops.tree_of(ctx.root, e.published_commit))
+    if gitops.ref_value(ctx.root, f"refs/heads/{e.task.branch}") != e.cand:
+        e.error = branch_moved(e)
+        return False
+    status.set(e, "passed")
+    return True
+
+
+def branch_moved(e: Entry) -> WouldLoseWork:
+    return WouldLoseWork(
+        f"branch '{e.task.branch}' moved while the gate ran (a commit made in {e.wt}?): nothing was published "
+        f"and the new commit is kept on the branch, untested; run 'wtp land {e.name}' again to test and land it"
+    )

@@ -1,0 +1,43 @@
+"""One task in a conductor's stack, with how it is to be landed and how far it got."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import LandBlocked, WouldLoseWork
+from ..gitops import Sha
+from ..procs import Guarded
+from ..state import Task
+
+
+class Withdrawn(LandBlocked):
+    """The task's lander no longer wants it landed (Ctrl-C, or 'wtp rm'): it is given back."""
+
+
+class Entry:
+    """One task in the conductor's stack: the task as taken, its pre-land tip, its strategy
+    and gate, the queue ticket it serves, and what happened to it (its candidate, the gate
+    run, the outcome and the messages its lander shows)."""
+
+    def __init__(self, task: Task, tip: Sha, strategy: str, gate: str, ticket: int | None = None) -> None:
+        self.task, self.tip, self.strategy, self.gate, self.ticket = task, tip, strategy, gate, ticket
+        self.wt = Path(task.path or "")
+        self.cand: Sha | None = None
+        self.run: Guarded | None = None
+        self.log: Path | None = None
+        self.cached = False  # its tree passed this gate before
+        self.outcome = ""  # LANDED or BLOCKED once settled
+        self.commit: Sha | None = None
+        self.messages: list[str] = []
+        self.error: LandBlocked | WouldLoseWork | None = None
+        self.attempts = 0
+        self.races = 0  # rebuilds because the base moved under us
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    @property
+    def published_commit(self) -> Sha:
+        """What the base takes for this entry: its candidate (the tip, when already on the base)."""
+        return self.cand or self.tip

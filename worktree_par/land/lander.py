@@ -1,0 +1,292 @@
+"""``wtp land``: the land queue's front door.  The base only ever moves to a commit that was
+built on it and tested, and no commit is ever lost.
+
+Each lander checks its worktree (nothing uncommitted, the task branch checked out, nothing
+in progress), keeps the pre-land tip under refs/wtp/backup/<task>, and joins the FIFO land
+queue with its typed request on its ticket.  Whoever holds the queue conducts (queue.py):
+it lands its own task and the ones waiting behind it, up to the depth, in a stack; the
+others follow their entry and exit with its result (0 landed, 1 blocked, 3 timed out), and
+clean up their own worktree.  A lander interrupted while waiting withdraws its task: the
+conductor gives it back before publishing anything of it, or, when the publication point
+had already committed to it, the lander says it landed anyway.
+
+Correctness never rests on the local queue: the remote's compare-and-swap is the arbiter
+between clones, and whether an interrupted land published is decided by asking the remote.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .. import crashpoints, gitops, guard, removal, tasks, trust
+from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say
+from ..gates import Gate
+from ..repo import Ctx
+from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, WITHDRAWN, Task
+from ..state import interrupted as is_interrupted
+from . import publish, queue, recovery
+from .candidate import check_worktree
+from .request import QUEUE, LandRequest
+
+
+class LandResult:
+    """What ``wtp land`` reports: the task, its state, the landed commit, the attempts, the
+    conflicting paths when blocked, and messages for its lander."""
+
+    def __init__(
+        self, task: str, state: str, commit: str | None = None, attempts: int = 0, messages: list[str] | None = None
+    ) -> None:
+        self.task, self.state, self.commit, self.attempts = task, state, commit, attempts
+        self.paths: list[str] = []
+        self.messages = messages if messages is not None else []
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "task": self.task,
+            "state": self.state,
+            "commit": self.commit,
+            "attempts": self.attempts,
+            "paths": self.paths,
+        }
+
+
+def request(
+    ctx: Ctx,
+    t: Task,
+    *,
+    strategy: str | None = None,
+    gate: str | None = None,
+    push: bool = True,
+    keep: bool = False,
+    mode: str | None = None,
+    timeout: float | None = None,
+) -> LandRequest:
+    """The land request for ``t``: the options given, the config's for the rest; refuses an
+    untrusted configured gate, or no gate where one is required."""
+    gate_cmd = gate if gate is not None else ctx.cfg.land_gate
+    if gate is None and gate_cmd:
+        trust.require_trust(ctx, ctx.store.read(), "land.gate")
+    if not gate_cmd and ctx.cfg.land_require_gate:
+        raise Refusal(
+            f"no gate to test '{t.name}' with, and [land] require_gate is true: pass --gate CMD or set [land] gate"
+        )
+    return LandRequest(
+        t.name,
+        t.seq,
+        strategy=strategy or ctx.cfg.land_strategy,
+        gate=gate_cmd,
+        push=push,
+        keep=keep,
+        mode=mode or ctx.cfg.land_mode,
+        timeout=timeout,
+    )
+
+
+def landable(t: Task) -> LandResult | None:
+    """Refuse a task that cannot land now; a LandResult when it already has."""
+    if t.state == LANDED:
+        return LandResult(
+            t.name, LANDED, t.commit, 0, messages=[f"task '{t.name}' is already landed at {(t.commit or '')[:12]}"]
+        )
+    if t.state == QUEUED:
+        raise Refusal(f"task '{t.name}' is queued and has no work yet: start it first ('wtp start {t.name} --wait')")
+    if t.state not in LIVE or not t.path:
+        raise Refusal(f"task '{t.name}' is {t.state}: nothing to land")
+    if t.phase and not is_interrupted(t):
+        raise Refusal(f"task '{t.name}' is busy ({t.phase}): wait for it")
+    if not Path(t.path).is_dir():
+        raise Refusal(f"the worktree of task '{t.name}' ({t.path}) is missing: run 'wtp doctor'")
+    return None
+
+
+def land(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult:
+    """Land ``t`` as ``req`` asks: join the queue, conduct it or follow the conductor."""
+    done = landable(t)
+    if done is not None:
+        return done
+    if t.phase == LANDING_PHASE:
+        say(recovery.recover(ctx, t, say))
+        t = tasks.get(ctx.store.read(), t.name)
+        if t.state == LANDED:
+            msg = f"task '{t.name}' is landed at {(t.commit or '')[:12]}"
+            result = LandResult(t.name, LANDED, t.commit, 0, messages=[msg])
+            result.messages += removal.remove_landed(ctx, t, keep=req.keep, say=say)
+            return result
+    tip = check_worktree(ctx, t, Path(t.path or ""))
+    if not req.gate:
+        say(f"warning: landing '{t.name}' untested: no gate (pass --gate CMD, or set [land] gate in .wtp.toml)")
+    # The pre-land tip is kept before anything can change the branch (and outside the queue,
+    # which only serializes what must be serial).
+    old_backup = gitops.ref_value(ctx.root, guard.backup_ref(t.name))
+    gitops.update_ref(ctx.root, guard.backup_ref(t.name), tip, old_backup, f"pre-land tip of {t.name}")
+    waiting = ctx.store.update(
+        t, state=LANDING, note="waiting in the land queue", candidate=None, ticket=None, intent=""
+    )
+    if waiting is None:
+        raise Refusal(f"task '{t.name}' changed meanwhile: see 'wtp list'")
+    q = Gate(ctx.store, QUEUE, title="the land queue")
+    try:
+        led = q.acquire(req.timeout, say=say, label=t.name, data=req.to_json(), until=lambda: _settled(ctx, t))
+    except BaseException:
+        withdraw(ctx, t)
+        raise
+    if led:
+        try:
+            crashpoints.step("land:queued")
+            queue.lead(ctx, req, q, say)
+        except KeyboardInterrupt:
+            cur = ctx.store.read().tasks.get(t.name)
+            if cur is None or cur.state != LANDED or cur.ticket != q.seq:
+                withdraw(ctx, t)
+                raise
+            # Ctrl-C after the base took the candidate: the task has landed; finish the job.
+        except BaseException:
+            withdraw(ctx, t)
+            raise
+        finally:
+            q.release()
+    return _finish(ctx, t, q.seq, req.keep, say)
+
+
+def _settled(ctx: Ctx, t: Task) -> bool:
+    """A conductor settled the task while we waited (landed, blocked, or handed back)."""
+    cur = ctx.store.read().tasks.get(t.name)
+    return cur is None or cur.seq != t.seq or (cur.state != LANDING and not cur.phase)
+
+
+def withdraw(ctx: Ctx, t: Task) -> str:
+    """The lander gives up (timeout, Ctrl-C) or 'wtp rm' takes the task back: the task is
+    active again when no conductor holds it; a conductor that holds it is told (the intent
+    'withdrawn') and gives it back before publishing anything of it.  Once the publication
+    point has committed to it, it can no longer be withdrawn.  What happened, in a line."""
+    with ctx.store.transaction() as st:
+        cur = st.tasks.get(t.name)
+        if cur is None or cur.seq != t.seq:
+            return ""
+        if cur.state == LANDED:
+            return "publishing"  # settled: interrupted() says it landed anyway
+        if cur.state != LANDING:
+            return ""
+        if cur.intent == PUBLISHING:
+            return "publishing"
+        if not cur.phase:
+            cur.state, cur.note, cur.intent = ACTIVE, "", ""
+            return f"'{t.base}' untouched by this land, task '{t.name}' is active again"
+        cur.intent = WITHDRAWN
+    return f"task '{t.name}' is withdrawn: the conductor gives it back to its pre-land tip, '{t.base}' untouched by it"
+
+
+def interrupted(ctx: Ctx, t: Task, wait: float = 60.0) -> str:
+    """After Ctrl-C: withdraw the task, or, when it was already being published, wait for
+    the push to settle and say whether it landed anyway."""
+    said = withdraw(ctx, t)
+    if said != "publishing":
+        if said:
+            return f"interrupted: {said}"
+        cur = ctx.store.read().tasks.get(t.name)
+        return f"interrupted: '{t.base}' untouched by this land, task '{t.name}' is {cur.state if cur else 'gone'} again"
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        cur = ctx.store.read().tasks.get(t.name)
+        if cur is None or cur.seq != t.seq or cur.intent != PUBLISHING:
+            break
+        time.sleep(0.05)
+    cur = ctx.store.read().tasks.get(t.name)
+    if cur is not None and cur.state == LANDED:
+        return f"task '{t.name}' landed anyway at {cur.commit}"
+    return f"task '{t.name}' was being published when interrupted: see 'wtp list' for how it ended"
+
+
+def _finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say) -> LandResult:
+    """Our land's result, from the state the conductor left (ours or another's)."""
+    cur = tasks.get(ctx.store.read(), t.name)
+    if cur.seq != t.seq:
+        raise Refusal(f"task '{t.name}' changed while waiting in the land queue: see 'wtp list'")
+    if cur.state == LANDED:
+        mine = cur.ticket == seq
+        result = LandResult(t.name, LANDED, cur.commit, max(1, cur.attempts))
+        notes = [n for n in cur.note.split("; ") if n]
+        result.messages = notes if mine else [f"task '{t.name}' was landed meanwhile, at {(cur.commit or '')[:12]}"]
+        if mine:
+            # The slot and the task's claims are free from the moment it landed: start what
+            # waited for them before the clean-up, which takes a while in a large checkout.
+            if ctx.cfg.share:  # landed: the task no longer claims anything
+                from .. import sharing
+
+                sharing.withdraw(ctx, t.name)
+            tasks.promote_quietly(ctx, say)
+            remote = ctx.remote()
+            if remote:
+                # Bringing the local base along is a convenience, not part of landing: outside the queue.
+                result.messages += publish.follow_remote(ctx, t.base, remote)
+            result.messages += removal.remove_landed(ctx, cur, keep=keep, say=say)
+        return result
+    if cur.state == BLOCKED:
+        if cur.paths:
+            raise LandConflict(cur.note, cur.paths)
+        if cur.note.startswith("gate '"):
+            _show_gate_tail(ctx, t.name, say)
+            raise GateFailed(cur.note)
+        raise LandBlocked(cur.note)
+    if cur.state == ACTIVE and cur.note.startswith(f"task '{t.name}' was withdrawn"):
+        raise Refusal(cur.note)
+    raise Refusal(f"task '{t.name}' was taken out of the land queue (now {cur.state}): see 'wtp list'")
+
+
+GATE_TAIL = 20  # lines of a failed gate's output shown as they are
+
+
+def _show_gate_tail(ctx: Ctx, name: str, say: Say) -> None:
+    """The last lines of a failed gate's output, verbatim, one per line (the log has all)."""
+    log = ctx.store.dir / "logs" / f"land-{name}.log"
+    try:
+        lines = log.read_text(errors="replace").rstrip("\n").splitlines()[2:]  # past the '$ cmd' header
+    except OSError:
+        return
+    if lines:
+        n = min(GATE_TAIL, len(lines))
+        say(f"--- the last {f'{n} lines' if n > 1 else 'line'} of the gate's output ({log}):")
+        for line in lines[-GATE_TAIL:]:
+            say(line)
+
+
+def detach(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> tuple[int, str]:
+    """``wtp land TASK --detach``: the land goes on in a background process of its own (its
+    own session, its log under the state dir) that joins the queue, conducting it if nobody
+    does; it is handed ``req`` whole.  Returns once its ticket is in the queue: (place, log)."""
+    import subprocess
+    import sys
+
+    if t.state == LANDED:
+        raise Refusal(f"task '{t.name}' is already landed at {(t.commit or '')[:12]}")
+    if t.state not in LIVE or not t.path or not Path(t.path).is_dir():
+        raise Refusal(f"task '{t.name}' is {t.state} and has no worktree to land")
+    check_worktree(ctx, t, Path(t.path))  # refusals come now, not in a log nobody reads
+    log = ctx.store.subdir("logs") / f"land-detached-{t.name}.log"
+    with open(log, "ab") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "worktree_par", "-C", str(ctx.root), "__land", req.dumps()],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the shell, or the shell closing, does not stop it
+        )
+    q = Gate(ctx.store, QUEUE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        tickets = q.tickets()
+        place = next(
+            (i + 1 for i, k in enumerate(tickets) if k.get("label") == t.name and k["holder"]["pid"] == child.pid), 0
+        )
+        if place:
+            return place, str(log)
+        if child.poll() is not None:  # it finished (or failed) before we looked
+            cur = tasks.get(ctx.store.read(), t.name)
+            if child.returncode == 0:
+                return 0, str(log)
+            raise Refusal(
+                f"the detached land of '{t.name}' exited {child.returncode} ({cur.note or 'see ' + str(log)})"
+            )
+        time.sleep(0.02)
+    return 0, str(log)

@@ -1,0 +1,203 @@
+"""The conductor: whoever holds the land queue lands the tasks at its head, several at once.
+
+It builds a stack from the queue's head, each candidate on the one before it (C1 = base +
+T1, C2 = C1 + T2, ...), each in its own task's worktree, verifies it by mode (speculate.py
+for speculative and serial, batch.py for batch) and publishes it, in queue order, through
+the one publication point (publish.py).  A push that loses the race to another clone
+rebuilds what was not published on the new base (bounded).  The queue's tickets carry each
+lander's typed request; the conductor takes the ones behind its own that it can stack.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from .. import crashpoints, gitops, guard
+from ..errors import LandBlocked, Say, WouldLoseWork
+from ..gates import Gate
+from ..gitops import Sha
+from ..locks import me
+from ..repo import Ctx
+from ..state import ACTIVE, LANDING, LANDING_PHASE, interrupted
+from . import batch, candidate, recovery, settle, speculate
+from .entry import Entry, Withdrawn
+from .request import LandRequest
+from .round import Round
+from .status import QueueStatus
+
+MAX_ATTEMPTS = 10  # rebuilds when the base moves under us (other clones landing)
+
+
+def lead(ctx: Ctx, req: LandRequest, queue: Gate, say: Say) -> None:
+    """Holding the queue: conduct our task and the ones waiting behind it, up to the depth."""
+    depth = 1 if req.mode == "serial" else (ctx.cfg.land_depth or ctx.cfg.max_active)
+    tickets = queue.tickets()
+    if not any(k["seq"] == queue.seq for k in tickets):
+        return
+    own = _take(ctx, req, queue.seq or 0, say)
+    if own is None:
+        return  # settled meanwhile (a conductor landed it just before handing the queue on)
+    taker = _Taker(ctx, req, own, queue, say)
+    entries = [own, *taker.followers(depth - 1, tickets)]
+    conduct(
+        ctx, entries, req.mode, ctx.remote() if req.push else None, say, taker if req.mode == "speculative" else None
+    )
+
+
+class _Taker:
+    """Takes the entries waiting behind the conductor's own that its stack can hold: the same
+    base, push and mode, and, in batch mode, the same gate (the top's verdict is each one's)."""
+
+    def __init__(self, ctx: Ctx, req: LandRequest, own: Entry, queue: Gate, say: Say) -> None:
+        self.ctx, self.req, self.own, self.queue, self.say = ctx, req, own, queue, say
+        self.seen = {own.name}
+
+    def followers(self, n: int, tickets: list[dict[str, object]] | None = None) -> list[Entry]:
+        found: list[Entry] = []
+        for ticket in self.queue.tickets() if tickets is None else tickets:
+            if len(found) >= n:
+                break
+            other = LandRequest.from_json(ticket.get("data"))
+            if other is None or other.task in self.seen or other.push != self.req.push or other.mode != self.req.mode:
+                continue
+            if self.req.mode == "batch" and other.gate != self.req.gate:
+                continue
+            e = _take(self.ctx, other, int(str(ticket["seq"])), self.say)
+            if e is None:
+                continue
+            self.seen.add(e.name)
+            if e.task.base != self.own.task.base:
+                self.ctx.store.update(e.task, phase="", holder=None, ticket=None)  # not ours to land this time
+                continue
+            found.append(e)
+        if found:
+            self.say(f"landing {', '.join(repr(e.name) for e in found)} behind '{self.own.name}' ({self.req.mode})")
+        return found
+
+
+def _take(ctx: Ctx, req: LandRequest, seq: int, say: Say) -> Entry | None:
+    """The entry a queue ticket asks for, once its task is ours to land (recovered first if
+    a conductor died holding it); None when it is not waiting to land."""
+    cur = ctx.store.read().tasks.get(req.task)
+    if cur is None or cur.seq != req.seq or cur.state != LANDING:
+        return None
+    tip = gitops.ref_value(ctx.root, guard.backup_ref(req.task))
+    if cur.phase and interrupted(cur):
+        say(recovery.recover(ctx, cur, say, retake=seq))  # ours again in the same write, or landed
+        held = ctx.store.read().tasks.get(req.task)
+        if held is None or held.state != LANDING or held.ticket != seq or held.holder != me().to_json():
+            return None
+    elif cur.phase or cur.intent:
+        return None
+    else:
+        held = ctx.store.update(cur, phase=LANDING_PHASE, holder=me().to_json(), ticket=seq) if tip else None
+    if held is None or tip is None:
+        if held is not None and held.phase:
+            ctx.store.update(held, state=ACTIVE, phase="", holder=None, ticket=None)
+        return None
+    return Entry(held, tip, req.strategy, req.gate, seq)
+
+
+def conduct(
+    ctx: Ctx, entries: list[Entry], mode: str, remote: str | None, say: Say, taker: _Taker | None = None
+) -> None:
+    """Land ``entries`` (queue order, one base), leaving each landed or blocked in the state.
+    ``taker``: where further entries that joined the queue meanwhile come from (speculative
+    mode stacks them on top while the gates below run).  Interrupted, it gives back what it
+    had not published and re-raises."""
+    _Conductor(ctx, entries, mode, remote, say, taker).run()
+
+
+class _Conductor:
+    """The rounds of one conduct: each builds the stack of what is still pending on the base
+    as fetched now, and verifies and publishes it; a lost race starts the next round."""
+
+    def __init__(
+        self, ctx: Ctx, entries: list[Entry], mode: str, remote: str | None, say: Say, taker: _Taker | None
+    ) -> None:
+        self.ctx, self.entries, self.mode, self.remote, self.say, self.taker = ctx, entries, mode, remote, say, taker
+        self.base = entries[0].task.base
+        self.base_ref = f"refs/remotes/{remote}/{self.base}" if remote else f"refs/heads/{self.base}"
+        self.before = gitops.ref_value(ctx.root, self.base_ref)  # the base as known before fetching: a fork bound
+        self.pending = list(entries)
+        self.status = QueueStatus(ctx)
+        self.attempt = 0
+
+    def run(self) -> None:
+        try:
+            for self.attempt in range(1, MAX_ATTEMPTS + 1):
+                if not self.pending or not self._round():
+                    return
+                self.pending = [e for e in self.pending if not e.outcome]
+            for e in self.pending:
+                why = f"'{self.base}' kept moving: gave up after {MAX_ATTEMPTS} attempts; run 'wtp land {e.name}' again"
+                settle.blocked(self.ctx, e, LandBlocked(why))
+        except BaseException:
+            recovery.interrupted(self.ctx, [e for e in self.entries if not e.outcome])
+            raise
+        finally:
+            for e in self.entries:
+                if e.run is not None and e.run.code is None:
+                    e.run.stop()
+            self.status.clear()
+
+    def _round(self) -> bool:
+        """One attempt; False when there is nothing more to do."""
+        ctx = self.ctx
+        if self.remote:
+            gitops.fetch_branch(ctx.root, self.remote, self.base, self.base_ref)
+        base_tip = gitops.ref_value(ctx.root, self.base_ref)
+        if base_tip is None:
+            for e in self.pending:
+                where = f" on {self.remote}" if self.remote else ""
+                settle.blocked(ctx, e, LandBlocked(f"base branch '{self.base}' does not exist{where}"))
+            return False
+        stack = self._build(self.pending, base_tip)
+        r = Round(ctx, stack, base_tip, self.remote, self.say, self.status, self._grow if self.taker else None)
+        failed, ok = batch.verify(r) if self.mode == "batch" else speculate.verify(r)
+        for e in failed:
+            settle.blocked(ctx, e, e.error or LandBlocked(f"the land of '{e.name}' failed"))
+            why = "withdrawn" if isinstance(e.error, Withdrawn) else "blocked"
+            for above in stack[stack.index(e) + 1 :]:
+                above.messages.append(f"rebuilt without '{e.name}', which was {why}")
+        if not ok:
+            behind = [e for e in stack if not e.outcome]
+            for e in behind:
+                e.races += 1
+            names = ", ".join(f"'{e.name}'" for e in behind)
+            self.say(
+                f"'{self.base}' moved while landing {names}: rebuilding (attempt {self.attempt + 1}/{MAX_ATTEMPTS})"
+            )
+            time.sleep(min(2.0, 0.05 * 2**self.attempt) * random.uniform(0.5, 1.5))
+        return True
+
+    def _grow(self, r: Round, n: int) -> None:
+        """Stack up to n entries that joined the queue meanwhile on top of ``r``."""
+        assert self.taker is not None
+        new = self.taker.followers(n)
+        self.entries.extend(new)
+        self.pending.extend(new)
+        r.stack.extend(self._build(new, r.stack[-1].published_commit if r.stack else r.base_tip))
+
+    def _build(self, pending: list[Entry], base_tip: Sha) -> list[Entry]:
+        """The stack on ``base_tip``; a task that conflicts is blocked at once and left out."""
+        ctx, stack, prev = self.ctx, [], base_tip
+        for e in pending:
+            e.attempts = self.attempt
+            if self.attempt == 1 and gitops.is_ancestor(ctx.root, e.tip, base_tip):
+                e.messages.append(f"task '{e.name}' is already on '{e.task.base}'")
+                settle.landed(ctx, e, e.tip)
+                continue
+            self.status.set(e, "building")
+            try:
+                settle.give_back(ctx, e)  # every build starts from the pre-land tip
+                crashpoints.step("land:before-candidate")
+                e.cand = candidate.build(ctx, e, prev, candidate.fork(ctx, e.task, e.tip, self.before))
+            except (LandBlocked, WouldLoseWork) as b:
+                settle.blocked(ctx, e, b)
+                continue
+            ctx.store.update(e.task, candidate=e.cand)  # from here, recovery asks the remote whether it landed
+            stack.append(e)
+            prev = e.cand
+        return stack

@@ -1,0 +1,101 @@
+"""Finishing or rolling back a land whose conductor died or was interrupted.  Whether a
+candidate was published is decided by asking the remote (a fetch), never from a
+remote-tracking ref left from before."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from .. import gitops, guard
+from ..errors import Say, WouldLoseWork
+from ..gates import Gate
+from ..gitops import Sha
+from ..locks import me
+from ..repo import Ctx
+from ..state import ACTIVE, LANDED, LANDING, LANDING_PHASE, WITHDRAWN, Task
+from . import settle
+from .entry import Entry
+from .request import QUEUE
+
+
+def published(ctx: Ctx, base: str, candidate: str, remote: str | None) -> bool:
+    """Whether ``candidate`` is on ``base``, as the remote says now (a fetch), or the local
+    base when landing without a remote.  A remote that cannot be asked raises."""
+    ref = f"refs/heads/{base}"
+    if remote:
+        ref = f"refs/remotes/{remote}/{base}"
+        gitops.fetch_branch(ctx.root, remote, base, ref)
+    tip = gitops.ref_value(ctx.root, ref)
+    return (
+        tip is not None
+        and gitops.rev_parse(ctx.root, candidate) is not None
+        and gitops.is_ancestor(ctx.root, candidate, tip)
+    )
+
+
+def task_published(ctx: Ctx, t: Task) -> bool:
+    return bool(t.candidate) and published(ctx, t.base, t.candidate or "", ctx.remote())
+
+
+def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
+    """Finish or roll back a land whose process died.  Returns what was done.  ``retake``: a
+    conductor's queue ticket for the task; a rolled-back task is then landing again under
+    it in the same state write, so its own waiting lander never sees it idle in between."""
+    Gate(ctx.store, QUEUE).tickets()  # drops the dead lander's ticket
+    wt = Path(t.path) if t.path else None
+    if wt and wt.is_dir() and gitops.rebase_in_progress(wt):
+        gitops.rebase_abort(wt)
+    if task_published(ctx, t):
+        ctx.store.update(
+            t,
+            state=LANDED,
+            commit=t.candidate,
+            phase="",
+            holder=None,
+            paths=[],
+            note="",
+            candidate=None,
+            ticket=None,
+            intent="",
+        )
+        guard.forget_backup(ctx, t.name)
+        return f"the interrupted land of '{t.name}' had published {(t.candidate or '')[:12]}: marked landed"
+    backup = gitops.ref_value(ctx.root, guard.backup_ref(t.name))
+    if backup is not None and wt and wt.is_dir():
+        guard.rewind(ctx, t, wt, backup, [Sha(t.candidate)] if t.candidate else [])
+    if retake is not None and backup is not None and t.intent != WITHDRAWN:
+        ctx.store.update(
+            t, state=LANDING, phase=LANDING_PHASE, holder=me().to_json(), candidate=None, ticket=retake, intent=""
+        )
+    else:
+        ctx.store.update(t, state=ACTIVE, phase="", holder=None, candidate=None, intent="")
+    return f"rolled back the interrupted land of '{t.name}' to its pre-land tip"
+
+
+def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
+    """Ctrl-C or a failure mid-way: a candidate the base already took is landed (never rolled
+    back); the rest goes back to its pre-land tip, waiting in the queue again (or active,
+    when its lander withdrew it)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for e in open_entries:
+            cur = ctx.store.read().tasks.get(e.name)
+            try:
+                landed = cur is not None and task_published(ctx, cur)
+            except Exception:  # noqa: BLE001 - the remote cannot be asked: keep what is there
+                landed = False
+            if landed and cur is not None:
+                e.messages.append(f"interrupted after '{e.task.base}' took the candidate: task '{e.name}' is landed")
+                settle.landed(ctx, e, Sha(cur.candidate or ""))
+                continue
+            try:
+                settle.give_back(ctx, e)
+            except WouldLoseWork:
+                pass  # the branch keeps the new commit; the task goes back as it is
+            withdrawn = cur is not None and cur.intent == WITHDRAWN
+            ctx.store.update(
+                e.task, state=ACTIVE if withdrawn else LANDING, phase="", holder=None, candidate=None, intent=""
+            )
+    finally:
+        signal.signal(signal.SIGINT, previous)

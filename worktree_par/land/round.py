@@ -1,0 +1,70 @@
+"""One round of the conductor: a stack built on one base tip, verified by the queue's
+mode, published in prefixes through the publication point."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ..errors import Say
+from ..gitops import Sha
+from ..repo import Ctx
+from ..state import WITHDRAWN
+from . import publish
+from .entry import Entry, Withdrawn
+from .status import QueueStatus
+
+
+class Round:
+    """The stack of one attempt on ``base_tip``: ``done`` of its entries are on the base.
+    ``grow(n)`` stacks up to n entries that joined the queue meanwhile (speculative mode)."""
+
+    def __init__(
+        self,
+        ctx: Ctx,
+        stack: list[Entry],
+        base_tip: Sha,
+        remote: str | None,
+        say: Say,
+        status: QueueStatus,
+        grow: Callable[[Round, int], None] | None = None,
+    ) -> None:
+        self.ctx, self.stack, self.base_tip, self.remote, self.say, self.status = (
+            ctx,
+            stack,
+            base_tip,
+            remote,
+            say,
+            status,
+        )
+        self.done = 0
+        self._grow = grow
+        self._looked = 0.0
+
+    def publish(self, k: int) -> publish.Outcome:
+        """Publish stack[done:k] through the publication point; what waited for the landed
+        tasks' slots or files starts at once, not when the gates above them end."""
+        self.status.set(self.stack[k - 1], "publishing")
+        out = publish.publish(self.ctx, self.stack, self.done, k, self.base_tip, self.remote, self.say)
+        if out.done > self.done:
+            self.base_tip, self.done = self.stack[out.done - 1].published_commit, out.done
+            from .. import tasks
+
+            tasks.promote_quietly(self.ctx, self.say)
+        return out
+
+    def grow(self, depth: int) -> None:
+        """Stack what joined the queue meanwhile on the top (at most every 0.1 s)."""
+        if self._grow is not None and len(self.stack) < depth and time.monotonic() - self._looked > 0.1:
+            self._looked = time.monotonic()
+            self._grow(self, depth - len(self.stack))
+
+    def withdrawn(self) -> Entry | None:
+        """The lowest unpublished entry whose lander withdrew it (its error set)."""
+        st = self.ctx.store.read()
+        for e in self.stack[self.done :]:
+            cur = st.tasks.get(e.name)
+            if cur is not None and cur.seq == e.task.seq and cur.intent == WITHDRAWN:
+                e.error = Withdrawn(f"task '{e.name}' was withdrawn from the land by its lander")
+                return e
+        return None

@@ -1,0 +1,58 @@
+"""An entry's outcome, written to the state: landed (the base has its candidate) or blocked
+(given back to its pre-land tip, with the reason its lander shows)."""
+
+from __future__ import annotations
+
+from .. import gitops, guard
+from ..errors import LandBlocked, WouldLoseWork
+from ..gitops import Sha
+from ..repo import Ctx
+from ..state import ACTIVE, BLOCKED, LANDED
+from .entry import Entry, Withdrawn
+
+
+def give_back(ctx: Ctx, e: Entry) -> None:
+    """Put the task branch back to its pre-land tip, leaving no commit behind but wtp's own
+    (WouldLoseWork when someone committed there meanwhile: then it stays)."""
+    if gitops.rebase_in_progress(e.wt):
+        gitops.rebase_abort(e.wt)
+    guard.rewind(ctx, e.task, e.wt, e.tip, [e.cand] if e.cand else [])
+
+
+def landed(ctx: Ctx, e: Entry, commit: Sha) -> None:
+    e.outcome, e.commit = LANDED, commit
+    if e.races:
+        e.messages.append(f"landed after {e.attempts} attempts: '{e.task.base}' moved {e.races} time(s) meanwhile")
+    note = "; ".join(e.messages)
+    ctx.store.update(
+        e.task,
+        state=LANDED,
+        commit=commit,
+        phase="",
+        holder=None,
+        paths=[],
+        note=note,
+        candidate=None,
+        ticket=e.ticket,
+        attempts=e.attempts,
+        intent="",
+    )
+    guard.forget_backup(ctx, e.name, e.tip)
+
+
+def blocked(ctx: Ctx, e: Entry, err: LandBlocked | WouldLoseWork) -> None:
+    """The task is given back to its pre-land tip and blocked with ``err`` (or, withdrawn by
+    its lander, simply active again)."""
+    kept = ""
+    if not isinstance(err, WouldLoseWork):
+        try:
+            give_back(ctx, e)
+        except WouldLoseWork as w:
+            kept = w.message
+    e.outcome, e.error = BLOCKED, err
+    paths = err.paths if isinstance(err, LandBlocked) else []
+    note = f"{err}; {kept}" if kept else str(err)
+    state = ACTIVE if isinstance(err, Withdrawn) else BLOCKED
+    ctx.store.update(
+        e.task, state=state, phase="", holder=None, paths=paths, note=note, candidate=None, ticket=e.ticket, intent=""
+    )

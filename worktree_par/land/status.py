@@ -1,0 +1,62 @@
+"""What the conductor is doing with each entry, for 'wtp queue' and a lander's live line (a
+courtesy file: losing it loses nothing)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from ..repo import Ctx
+from .entry import Entry
+
+
+class QueueStatus:
+    """The conductor's side: one record per entry (building, gating, passed, failed, publishing)."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.path = ctx.store.ensure_dir() / "queue-status.json"
+        self.entries: dict[str, dict[str, object]] = {}
+
+    def set(self, e: Entry, what: str) -> None:
+        self.entries[e.name] = {"gate": what, "since": time.time(), "candidate": e.cand}
+        tmp = self.path.with_name(f".queue-status-{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps({"conductor": os.getpid(), "entries": self.entries}))
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
+
+    def clear(self) -> None:
+        try:
+            data = json.loads(self.path.read_text())
+            if data.get("conductor") == os.getpid():
+                self.path.unlink()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+def read(ctx: Ctx) -> dict[str, object]:
+    try:
+        data = json.loads((ctx.store.dir / "queue-status.json").read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def doing(ctx: Ctx) -> dict[str, dict[str, object]]:
+    """Entry name -> what the conductor does with it now."""
+    entries = read(ctx).get("entries")
+    if not isinstance(entries, dict):
+        return {}
+    return {k: v for k, v in entries.items() if isinstance(k, str) and isinstance(v, dict)}
+
+
+def describe(now: dict[str, object] | None) -> str:
+    """'gating 12s', 'publishing', ...; '' when the conductor has said nothing."""
+    if not now:
+        return ""
+    what, since = str(now.get("gate", "")), now.get("since")
+    if what == "gating" and isinstance(since, (int, float)):
+        return f"gating {int(time.time() - since)}s"
+    return what
