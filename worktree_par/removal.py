@@ -8,7 +8,7 @@ from pathlib import Path
 from . import claims, crashpoints, guard, tasks
 from .errors import Refusal, Say, WouldLoseWork, quiet
 from .repo import Ctx, few
-from .state import ABANDONED, FINAL, LANDED, QUEUED, REMOVING, Task
+from .state import ABANDONED, FINAL, LANDED, LANDING, LANDING_PHASE, QUEUED, REMOVING, Task, interrupted
 
 
 def _processes(path: Path | None) -> list[str]:
@@ -31,6 +31,8 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[st
         if ctx.store.update(t, state=ABANDONED, note="") is None:
             raise Refusal(f"task '{name}' changed meanwhile: see 'wtp list'")
         return [f"removed queued task '{name}'"]
+    if t.state == LANDING and t.phase == LANDING_PHASE and not interrupted(t):
+        t = _withdraw_from_land(ctx, t, say)
     path = Path(t.path) if t.path else None
     with ctx.store.phase(t, REMOVING) as held:  # a second 'wtp rm' of the task is told it is busy
         procs = _processes(path)
@@ -47,6 +49,27 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[st
         messages.append(f"left {len(procs)} process(es) running in the removed directory: {few(procs)}")
     tasks.promote_quietly(ctx, say)
     return messages
+
+
+WITHDRAW_WAIT = 60.0  # seconds 'wtp rm' waits for a conductor to give a withdrawn task back
+
+
+def _withdraw_from_land(ctx: Ctx, t: Task, say: Say) -> Task:
+    """A conductor holds the task's land: withdraw it (nothing of it is published from now
+    on) and wait for the conductor to give it back; the task as it is then."""
+    from .land.withdraw import given_back, withdraw
+
+    said = withdraw(ctx, t)
+    if said == "publishing":
+        raise Refusal(f"task '{t.name}' is being published right now: see 'wtp list' in a moment (it is then landed)")
+    if said:
+        say(said)
+    if not given_back(ctx, t, WITHDRAW_WAIT):
+        raise Refusal(
+            f"task '{t.name}' is withdrawn from the land, and its conductor has not given it back yet "
+            f"(it does when its current step ends): run 'wtp rm {t.name}' again"
+        )
+    return tasks.get(ctx.store.read(), t.name)
 
 
 def forget_path(ctx: Ctx, t: Task) -> None:

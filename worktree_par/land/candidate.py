@@ -11,10 +11,12 @@ from ..errors import DirtyWorktree, GateFailed, LandBlocked, LandConflict, Refus
 from ..gitops import Sha
 from ..procs import Guarded
 from ..repo import Ctx, few
-from ..state import Task
+from ..state import WITHDRAWN, Task
 from . import verdicts
-from .entry import Entry
+from .entry import Entry, Withdrawn
 from .status import QueueStatus
+
+WITHDRAW_LOOK = 0.2  # seconds between looks for a withdrawn entry while its gate runs
 
 
 def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
@@ -135,11 +137,21 @@ def stop_gates(entries: list[Entry], status: QueueStatus) -> None:
 
 
 def gate_passed(ctx: Ctx, e: Entry, status: QueueStatus) -> bool:
-    """Wait for the entry's gate; True when it passed and the branch is still its candidate."""
+    """Wait for the entry's gate; True when it passed and the branch is still its candidate
+    (False at once when its lander withdraws it meanwhile)."""
+    looked = time.monotonic()
     while True:
         verdict = poll_gate(ctx, e, status)
         if verdict is not None:
             return verdict
+        if time.monotonic() - looked > WITHDRAW_LOOK:
+            looked = time.monotonic()
+            cur = ctx.store.read().tasks.get(e.name)
+            if cur is not None and cur.seq == e.task.seq and cur.intent == WITHDRAWN:
+                if e.run is not None:
+                    e.run.stop()
+                e.error = Withdrawn(f"task '{e.name}' was withdrawn from the land by its lander")
+                return False
         time.sleep(0.01)
 
 

@@ -23,11 +23,12 @@ from .. import crashpoints, gitops, guard, removal, tasks, trust
 from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say
 from ..gates import Gate
 from ..repo import Ctx
-from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, WITHDRAWN, Task
+from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, Task
 from ..state import interrupted as is_interrupted
 from . import publish, queue, recovery
 from .candidate import check_worktree
 from .request import QUEUE, LandRequest
+from .withdraw import withdraw
 
 
 class LandResult:
@@ -155,28 +156,6 @@ def _settled(ctx: Ctx, t: Task) -> bool:
     return cur is None or cur.seq != t.seq or (cur.state != LANDING and not cur.phase)
 
 
-def withdraw(ctx: Ctx, t: Task) -> str:
-    """The lander gives up (timeout, Ctrl-C) or 'wtp rm' takes the task back: the task is
-    active again when no conductor holds it; a conductor that holds it is told (the intent
-    'withdrawn') and gives it back before publishing anything of it.  Once the publication
-    point has committed to it, it can no longer be withdrawn.  What happened, in a line."""
-    with ctx.store.transaction() as st:
-        cur = st.tasks.get(t.name)
-        if cur is None or cur.seq != t.seq:
-            return ""
-        if cur.state == LANDED:
-            return "publishing"  # settled: interrupted() says it landed anyway
-        if cur.state != LANDING:
-            return ""
-        if cur.intent == PUBLISHING:
-            return "publishing"
-        if not cur.phase:
-            cur.state, cur.note, cur.intent = ACTIVE, "", ""
-            return f"'{t.base}' untouched by this land, task '{t.name}' is active again"
-        cur.intent = WITHDRAWN
-    return f"task '{t.name}' is withdrawn: the conductor gives it back to its pre-land tip, '{t.base}' untouched by it"
-
-
 def interrupted(ctx: Ctx, t: Task, wait: float = 60.0) -> str:
     """After Ctrl-C: withdraw the task, or, when it was already being published, wait for
     the push to settle and say whether it landed anyway."""
@@ -185,7 +164,9 @@ def interrupted(ctx: Ctx, t: Task, wait: float = 60.0) -> str:
         if said:
             return f"interrupted: {said}"
         cur = ctx.store.read().tasks.get(t.name)
-        return f"interrupted: '{t.base}' untouched by this land, task '{t.name}' is {cur.state if cur else 'gone'} again"
+        return (
+            f"interrupted: '{t.base}' untouched by this land, task '{t.name}' is {cur.state if cur else 'gone'} again"
+        )
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         cur = ctx.store.read().tasks.get(t.name)

@@ -159,7 +159,7 @@ class _Conductor:
         for e in failed:
             settle.blocked(ctx, e, e.error or LandBlocked(f"the land of '{e.name}' failed"))
             why = "withdrawn" if isinstance(e.error, Withdrawn) else "blocked"
-            for above in stack[stack.index(e) + 1 :]:
+            for above in stack[stack.index(e) + 1 :] if e in stack else []:
                 above.messages.append(f"rebuilt without '{e.name}', which was {why}")
         if not ok:
             behind = [e for e in stack if not e.outcome]

@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 
 from .. import crashpoints
-from .candidate import poll_gate, start_gate, stop_gates
-from .entry import Entry
+from . import settle
+from .candidate import WITHDRAW_LOOK, poll_gate, start_gate, stop_gates
+from .entry import Entry, Withdrawn
 from .round import Round
-
-WITHDRAW_LOOK = 0.2  # seconds between looks for a withdrawn entry while gates run
 
 
 def verify(r: Round) -> tuple[list[Entry], bool]:
@@ -37,14 +36,21 @@ def verify(r: Round) -> tuple[list[Entry], bool]:
             if time.monotonic() - looked > WITHDRAW_LOOK:
                 looked = time.monotonic()
                 gone = r.withdrawn()
-                if gone is not None:
-                    verdict, i = False, stack.index(gone)
+                if gone is stack[i]:
+                    verdict = False
+                elif gone is not None:  # above: given back now; what stands on it leaves this round
+                    j = stack.index(gone)
+                    stop_gates(stack[j:], r.status)
+                    settle.blocked(r.ctx, gone, gone.error or Withdrawn(f"task '{gone.name}' was withdrawn"))
+                    del stack[j:]
+                    continue
             if verdict is None:
                 r.grow(depth)
                 time.sleep(0.01)
                 continue
         if not verdict:
-            return _kept_out(r, i)
+            kept, ok = _kept_out(r, i)
+            return kept, ok
         i += 1
         while i < len(stack) and poll_gate(r.ctx, stack[i], r.status):  # passed meanwhile: the same push
             i += 1
@@ -53,7 +59,8 @@ def verify(r: Round) -> tuple[list[Entry], bool]:
             stop_gates(stack[r.done :], r.status)
             return [], False
         if out.refused is not None:
-            return _kept_out(r, out.done)
+            kept, ok = _kept_out(r, out.done)
+            return kept, ok
     return [], True
 
 

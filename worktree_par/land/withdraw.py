@@ -1,0 +1,43 @@
+"""A lander taking its task back: Ctrl-C or a timeout while it waits, or 'wtp rm' of a task
+a conductor holds.  Below the rest of the wing, so that removal can withdraw too."""
+
+from __future__ import annotations
+
+import time
+
+from ..repo import Ctx
+from ..state import ACTIVE, LANDED, LANDING, LANDING_PHASE, PUBLISHING, WITHDRAWN, Task
+
+
+def withdraw(ctx: Ctx, t: Task) -> str:
+    """The lander gives up (timeout, Ctrl-C) or 'wtp rm' takes the task back: the task is
+    active again when no conductor holds it; a conductor that holds it is told (the intent
+    'withdrawn') and gives it back before publishing anything of it.  Once the publication
+    point has committed to it, it can no longer be withdrawn.  What happened, in a line."""
+    with ctx.store.transaction() as st:
+        cur = st.tasks.get(t.name)
+        if cur is None or cur.seq != t.seq:
+            return ""
+        if cur.state == LANDED:
+            return "publishing"  # settled: interrupted() says it landed anyway
+        if cur.state != LANDING:
+            return ""
+        if cur.intent == PUBLISHING:
+            return "publishing"
+        if not cur.phase:
+            cur.state, cur.note, cur.intent = ACTIVE, "", ""
+            return f"'{t.base}' untouched by this land, task '{t.name}' is active again"
+        cur.intent = WITHDRAWN
+    return f"task '{t.name}' is withdrawn: the conductor gives it back to its pre-land tip, '{t.base}' untouched by it"
+
+
+def given_back(ctx: Ctx, t: Task, wait: float) -> bool:
+    """Wait (up to ``wait`` seconds) until no conductor holds the task's land any more."""
+    deadline = time.monotonic() + wait
+    while True:
+        cur = ctx.store.read().tasks.get(t.name)
+        if cur is None or cur.seq != t.seq or cur.phase != LANDING_PHASE:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
