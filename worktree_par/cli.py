@@ -14,7 +14,17 @@ import typer
 from typer._click import exceptions as _cx  # typer vendors click since 0.26
 from typer.core import TyperGroup
 
-from . import commands
+from .commands import check as c_check
+from .commands import doctor as c_doctor
+from .commands import gate as c_gate
+from .commands import hook as c_hook
+from .commands import init as c_init
+from .commands import land as c_land
+from .commands import lists as c_lists
+from .commands import rm as c_rm
+from .commands import run as c_run
+from .commands import shell as c_shell
+from .commands import start as c_start
 from .errors import ExitCode
 from .exits import err, exit_for
 
@@ -115,7 +125,7 @@ def init(
     \b
     Example: wtp init --max-active 3"""
     _done(
-        commands.init(
+        c_init.init(
             ctx.obj, base=base, remote=remote, no_remote=no_remote, max_active=max_active, force=force, agents=agents
         )
     )
@@ -153,7 +163,7 @@ def start(
     \b
     Example: cd "$(wtp start feed --touch 'src/feed/**')\""""
     _done(
-        commands.start(
+        c_start.start(
             ctx.obj,
             task,
             base=base,
@@ -174,7 +184,7 @@ def next_(ctx: typer.Context, as_json: bool = JSON) -> None:
 
     \b
     Example: wtp next"""
-    _done(commands.next_(ctx.obj, as_json))
+    _done(c_start.next_(ctx.obj, as_json))
 
 
 CURRENT = "Task name (default: the task whose worktree you are in)."
@@ -194,7 +204,7 @@ def path(
 
     \b
     Example: cd "$(wtp path feed)\""""
-    _done(commands.path(ctx.obj, task, main))
+    _done(c_run.path(ctx.obj, task, main))
 
 
 @app.command(short_help="Print a completion script for bash, zsh or fish.")
@@ -208,7 +218,7 @@ def completion(shell: str = typer.Argument(..., help="bash | zsh | fish", metava
         name: sorted({o for p in cmd.params for o in getattr(p, "opts", []) if o.startswith("-")})
         for name, cmd in getattr(group, "commands", {}).items()
     }
-    _done(commands.completion(shell, spec))
+    _done(c_shell.completion(shell, spec))
 
 
 @app.command("shell-init", short_help="Print the shell function behind 'wtp cd' and 'start --cd'.")
@@ -218,7 +228,7 @@ def shell_init(shell: str = typer.Argument(..., help="bash | zsh | fish", metava
 
     \b
     Example: eval "$(wtp shell-init bash)\""""
-    _done(commands.shell_init(shell))
+    _done(c_shell.shell_init(shell))
 
 
 @app.command(short_help="Run a command in a task's worktree with the task's environment.")
@@ -232,7 +242,7 @@ def run(
 
     \b
     Example: wtp run feed -- npm test"""
-    _done(commands.run(ctx.obj, task, cmd))
+    _done(c_run.run(ctx.obj, task, cmd))
 
 
 @app.command(short_help="Remove a task's worktree and branch; refuses to lose work.")
@@ -248,7 +258,7 @@ def rm(
 
     \b
     Example: wtp rm feed"""
-    _done(commands.rm(ctx.obj, task, force))
+    _done(c_rm.rm(ctx.obj, task, force))
 
 
 app.command("abandon", help="Alias of rm.")(rm)
@@ -270,7 +280,7 @@ def list_(
 
     \b
     Example: wtp list --json"""
-    _done(commands.list_(ctx.obj, as_json, all_tasks, remote))
+    _done(c_lists.list_(ctx.obj, as_json, all_tasks, remote))
 
 
 app.command("status", help="Alias of list.")(list_)
@@ -297,7 +307,7 @@ def check(
 
     \b
     Example: wtp check --fail-on conflict"""
-    _done(commands.check(ctx.obj, tasks, fail_on, as_json, all_tasks=all_tasks))
+    _done(c_check.check(ctx.obj, tasks, fail_on, as_json, all_tasks=all_tasks))
 
 
 # --- land ---------------------------------------------------------------------------
@@ -331,7 +341,7 @@ def land(
     \b
     Example: wtp land feed --gate 'make test'"""
     _done(
-        commands.land(
+        c_land.land(
             ctx.obj,
             task,
             strategy=strategy,
@@ -354,7 +364,7 @@ def queue(ctx: typer.Context, as_json: bool = JSON) -> None:
 
     \b
     Example: wtp queue --json"""
-    _done(commands.queue(ctx.obj, as_json))
+    _done(c_lists.queue(ctx.obj, as_json))
 
 
 # --- gates and trust ------------------------------------------------------------------
@@ -383,9 +393,9 @@ def gate(
     \b
     Example: wtp gate deploy:prod -- ./deploy.sh"""
     if status:
-        _done(commands.gate_status(ctx.obj, resource, as_json, remote))
+        _done(c_gate.gate_status(ctx.obj, resource, as_json, remote))
     else:
-        _done(commands.gate(ctx.obj, resource, cmd or [], timeout, remote))
+        _done(c_gate.gate(ctx.obj, resource, cmd or [], timeout, remote))
 
 
 @app.command(short_help="Trust the commands in the committed config.")
@@ -394,7 +404,7 @@ def trust(ctx: typer.Context) -> None:
 
     \b
     Example: wtp trust"""
-    _done(commands.trust(ctx.obj))
+    _done(c_doctor.trust(ctx.obj))
 
 
 @app.command(short_help="Find drift and stale state; --fix repairs it without losing work.")
@@ -416,7 +426,7 @@ def doctor(
 
     \b
     Example: wtp doctor --fix"""
-    _done(commands.doctor(ctx.obj, fix, adopt, as_json, stale_claims))
+    _done(c_doctor.doctor(ctx.obj, fix, adopt, as_json, stale_claims))
 
 
 @app.command("cochange", short_help="Files that usually change together; --calibrate the layer.")
@@ -434,7 +444,7 @@ def cochange_(
 
     \b
     Example: wtp cochange src/feed.py"""
-    _done(commands.cochange_cmd(ctx.obj, files or [], calibrate, as_json))
+    _done(c_init.cochange_cmd(ctx.obj, files or [], calibrate, as_json))
 
 
 # --- agents ---------------------------------------------------------------------------
@@ -457,7 +467,7 @@ def hook_pre_edit() -> None:
 
     \b
     Example: wtp hook install claude   (puts 'wtp hook pre-edit' in .claude/settings.json)"""
-    _done(commands.hook_pre_edit())
+    _done(c_hook.hook_pre_edit())
 
 
 @hook_app.command("pre-commit")
@@ -467,7 +477,7 @@ def hook_pre_commit(ctx: typer.Context) -> None:
 
     \b
     Example: wtp hook install git"""
-    _done(commands.hook_pre_commit(ctx.find_root().obj))
+    _done(c_hook.hook_pre_commit(ctx.find_root().obj))
 
 
 @hook_app.command("install")
@@ -481,7 +491,7 @@ def hook_install(
 
     \b
     Example: wtp hook install claude"""
-    _done(commands.hook_install(ctx.find_root().obj, target))
+    _done(c_hook.hook_install(ctx.find_root().obj, target))
 
 
 @hook_app.command("uninstall")
@@ -492,7 +502,7 @@ def hook_uninstall(
 
     \b
     Example: wtp hook uninstall claude"""
-    _done(commands.hook_install(ctx.find_root().obj, target, remove=True))
+    _done(c_hook.hook_install(ctx.find_root().obj, target, remove=True))
 
 
 @app.command(short_help="Serve wtp to agents over MCP (stdio); needs the 'mcp' extra.")
@@ -503,7 +513,7 @@ def mcp(ctx: typer.Context) -> None:
 
     \b
     Example: claude mcp add wtp -- wtp mcp"""
-    _done(commands.mcp(ctx.obj))
+    _done(c_hook.mcp(ctx.obj))
 
 
 @app.command("help", short_help="Show a command's help: wtp help land.")

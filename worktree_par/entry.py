@@ -60,16 +60,26 @@ def parse(args: list[str]) -> Call | RunCall | None:
 
 
 def run_fast(call: Call | RunCall) -> int:
-    """Run the ``commands`` body the call stands for, with its arguments."""
-    from . import commands
-
+    """Run the ``commands`` body the call stands for, with its arguments (importing only its module)."""
     if isinstance(call, RunCall):
-        return commands.run(call.where, call.task, call.cmd)
+        from .commands import run as c_run
+
+        return c_run.run(call.where, call.task, call.cmd)
     if call.name == "list":
-        return commands.list_(call.where, call.as_json)
+        from .commands import lists as c_lists
+
+        return c_lists.list_(call.where, call.as_json)
     if call.name == "start":
-        return commands.start(call.where, call.task or "")
-    return (commands.path if call.name == "path" else commands.land)(call.where, call.task)
+        from .commands import start as c_start
+
+        return c_start.start(call.where, call.task or "")
+    if call.name == "path":
+        from .commands import run as c_run
+
+        return c_run.path(call.where, call.task)
+    from .commands import land as c_land
+
+    return c_land.land(call.where, call.task)
 
 
 def main() -> None:
@@ -83,24 +93,24 @@ def main() -> None:
         sys.stdout.write(HELP_FILE.read_text())
         sys.exit(0)
     if args[-1:] == ["__tasks"] and len(args) in (1, 3):  # shell completion's task names, fast
-        from . import commands
+        from .commands import lists as c_lists
         from .exits import finish
 
-        finish(lambda: commands.task_names(args[1] if len(args) == 3 else None))
+        finish(lambda: c_lists.task_names(args[1] if len(args) == 3 else None))
     if len(args) == 4 and args[0] == "-C" and args[2] == "__share":  # the agent hook's claim refresh
-        from . import commands
+        from .commands import hook as c_hook
         from .exits import finish
 
-        finish(lambda: commands.share_claim(args[1], args[3]))
+        finish(lambda: c_hook.share_claim(args[1], args[3]))
     if len(args) == 4 and args[0] == "-C" and args[2] == "__land":  # a detached land's child, handed its request
-        from . import commands
+        from .commands import land as c_land
         from .exits import finish
 
-        finish(lambda: commands.land_detached(args[1], args[3]))
+        finish(lambda: c_land.land_detached(args[1], args[3]))
     if args in (["hook", "pre-edit"], ["hook", "pre-commit"]):  # on every edit or commit: no typer
-        from . import commands
+        from .commands import hook as c_hook
 
-        sys.exit(commands.hook_pre_edit() if args[1] == "pre-edit" else commands.hook_pre_commit(None))
+        sys.exit(c_hook.hook_pre_edit() if args[1] == "pre-edit" else c_hook.hook_pre_commit(None))
     call = parse(args)
     if call is not None:
         from .exits import finish

@@ -16,7 +16,13 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from . import __version__, commands
+from . import __version__
+from .commands import check as c_check
+from .commands import gate as c_gate
+from .commands import land as c_land
+from .commands import lists as c_lists
+from .commands import run as c_run
+from .commands import start as c_start
 from .errors import WtpError
 
 INSTRUCTIONS = """\
@@ -57,18 +63,18 @@ def build(where: str | None) -> MCPServer:
         description="Every task: state, ahead/behind, dirty and changed files, processes (as 'wtp list --json').",
     )
     def list_tasks(all_tasks: bool = False) -> Any:
-        return _call(lambda: commands.list_(where, True, all_tasks))
+        return _call(lambda: c_lists.list_(where, True, all_tasks))
 
     @server.tool(
         description="Start a task (branch + worktree) or queue it (as 'wtp start --json'); "
         "touch: globs of paths it will write; use: shared resources it holds. state 'queued' means it waits."
     )
     def start(task: str, touch: list[str] | None = None, use: list[str] | None = None, base: str | None = None) -> Any:
-        return _call(lambda: commands.start(where, task, base=base, touch=touch or (), use=use or (), as_json=True))
+        return _call(lambda: c_start.start(where, task, base=base, touch=touch or (), use=use or (), as_json=True))
 
     @server.tool(description="The worktree path of a task (where to work on it).")
     def path(task: str) -> Any:
-        out = _call(lambda: commands.path(where, task))
+        out = _call(lambda: c_run.path(where, task))
         return {"task": task, "path": str(out.get("output", "")).strip()}
 
     @server.tool(
@@ -76,31 +82,31 @@ def build(where: str | None) -> MCPServer:
         "tasks: limit to pairs involving these."
     )
     def check(tasks: list[str] | None = None) -> Any:
-        return _call(lambda: commands.check(where, tasks or None, "never", True, all_tasks=not tasks))
+        return _call(lambda: c_check.check(where, tasks or None, "never", True, all_tasks=not tasks))
 
     @server.tool(
         description="Land a task through the push queue: rebase, gate, publish (as 'wtp land --json'). "
         "detach=true (default) queues it and returns at once; follow it with 'queue' or 'list'."
     )
     def land(task: str, detach: bool = True, strategy: str | None = None, gate: str | None = None) -> Any:
-        return _call(lambda: commands.land(where, task, strategy=strategy, gate=gate, detach=detach, as_json=True))
+        return _call(lambda: c_land.land(where, task, strategy=strategy, gate=gate, detach=detach, as_json=True))
 
     @server.tool(description="The land queue in order: task, mode, candidate, gate state (as 'wtp queue --json').")
     def queue() -> Any:
-        return _call(lambda: commands.queue(where, True))
+        return _call(lambda: c_lists.queue(where, True))
 
     @server.tool(
         description="Who holds a named gate (e.g. deploy:prod) and who waits for it, in order; "
         "remote=true for a gate held through the remote (its lease and fencing token too)."
     )
     def gate_status(name: str, remote: bool = False) -> Any:
-        return _call(lambda: commands.gate_status(where, name, True, remote))
+        return _call(lambda: c_gate.gate_status(where, name, True, remote))
 
     @server.tool(
         name="next", description="Start queued tasks whose slot and collisions have cleared (as 'wtp next --json')."
     )
     def next_tasks() -> Any:
-        return _call(lambda: commands.next_(where, True))
+        return _call(lambda: c_start.next_(where, True))
 
     return server
 

@@ -1,0 +1,78 @@
+"""What every command body shares: JSON output, the arguments after --, the task a
+command stands in, refusals as JSON, bounded waits."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UsageError
+from ..exits import err, here
+
+if TYPE_CHECKING:
+    from ..repo import Ctx
+
+
+def bound_waits(timeout: float | None) -> None:
+    """A command's --timeout bounds every wait it makes, internal locks included."""
+    if timeout is not None:
+        from .. import locks
+
+        locks.deadline = time.monotonic() + timeout
+
+
+def emit(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def after_dashes(cmd: list[str]) -> list[str]:
+    cmd = cmd[1:] if cmd and cmd[0] == "--" else cmd
+    if not cmd:
+        raise UsageError("no command given: put it after --, as in 'wtp run TASK -- make test'")
+    return cmd
+
+
+def task_here(ctx: Ctx, where: str | None) -> str | None:
+    """The task whose worktree the command runs in (any subfolder), if any."""
+    cwd = here(where).resolve()
+    for t in sorted(ctx.store.read().tasks.values(), key=lambda t: -t.seq):
+        if t.path and (cwd == Path(t.path) or Path(t.path) in cwd.parents):
+            return t.name
+    return None
+
+
+def current_task(ctx: Ctx, where: str | None, task: str | None) -> str:
+    """The task named, or else the one whose worktree the command runs in."""
+    name = task or task_here(ctx, where)
+    if name is None:
+        raise UsageError("name a task, or run this inside a task's worktree: see 'wtp list'")
+    return name
+
+
+@contextmanager
+def json_refusals(as_json: bool, task: str) -> Iterator[None]:
+    """Under --json a refusal is JSON on stdout too (and still one line on stderr and its exit code)."""
+    from ..errors import WtpError
+
+    try:
+        yield
+    except WtpError as e:
+        if as_json:
+            paths = getattr(e, "paths", [])
+            emit({"task": task, "state": "refused", "error": e.message, "paths": list(paths), "exit": int(e.exit_code)})
+        raise
+
+
+def left_behind(ctx: Ctx, where: str | None) -> None:
+    """The command removed the worktree it was run from: say where to go."""
+    try:
+        gone = not os.path.isdir(os.getcwd())
+    except FileNotFoundError:
+        gone = True
+    if gone and where is None:
+        err(f"the worktree you are in was removed: cd {ctx.repo.config_root}")

@@ -1,0 +1,93 @@
+"""'wtp gate': running a command holding a named gate, and who holds it."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from ..errors import ExitCode
+from ..exits import err, here, open_repo
+from .common import after_dashes, bound_waits, emit, task_here
+
+if TYPE_CHECKING:
+    pass
+
+
+def gate_status(where: str | None, resource: str, as_json: bool = True, remote: bool = False) -> int:
+    """Who holds gate ``resource`` and who waits, in order (a remote gate: from the remote)."""
+    from .. import gates, remote_gates
+    from ..locks import Holder
+
+    gates.validate_gate(resource)
+    c = open_repo(where)
+    through = remote_gates.remote_for(c, resource, remote)
+    if through is not None:
+        st = remote_gates.RemoteGate(c, resource, through, c.cfg.gate_lease, err).status()
+        if as_json:
+            emit(st)
+        elif not st["tickets"]:
+            print(f"nobody holds or waits for remote gate '{resource}' on '{through}' (last token {st['token']})")
+        else:
+            for n, t in enumerate(st["tickets"], 1):
+                print(f"{n}. {remote_gates.describe(t)}; lease {t.get('lease')}s, beat {t.get('beat')}")
+        return 0
+    rows = []
+    for place, ticket in enumerate(gates.Gate(c.store, resource).tickets(), 1):
+        h = Holder.from_json(ticket["holder"])
+        rows.append(
+            {
+                "place": place,
+                "task": ticket.get("label") or None,
+                "pid": h.pid if h else None,
+                "command": h.cmd if h else None,
+                "holds": bool(ticket.get("granted")),
+                "since": ticket.get("granted"),
+            }
+        )
+    if as_json:
+        emit({"gate": resource, "tickets": rows})
+    elif not rows:
+        print(f"nobody holds or waits for gate '{resource}'")
+    else:
+        for r in rows:
+            who = f"task '{r['task']}', " if r["task"] else ""
+            print(f"{r['place']}. {'holds' if r['holds'] else 'waits'}: {who}pid {r['pid']} ({r['command']})")
+    return 0
+
+
+def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None = None, remote: bool = False) -> int:
+    from .. import gates, isolate, remote_gates
+    from ..procs import run_guarded
+    from ..progress import Watch
+    from ..state import LIVE
+
+    cmd = after_dashes(cmd)
+    gates.validate_gate(resource)
+    if not _runnable(cmd[0]):  # found out before waiting for a turn, as 'wtp run' says it
+        err(f"wtp: command not found: {cmd[0]}")
+        return ExitCode.NOT_FOUND
+    bound_waits(timeout)
+    c = open_repo(where)
+    env, label = dict(os.environ), task_here(c, where) or ""
+    t = c.store.read().tasks.get(label)
+    if t is not None and t.state in LIVE:  # running inside a task's worktree: the task's env and label
+        env = isolate.task_env(c, t)
+    else:
+        label = ""
+    through = remote_gates.remote_for(c, resource, remote)
+    if through is not None:  # held through the remote: every clone waits its turn
+        return remote_gates.run_holding(c, resource, through, cmd, here(where), env, timeout, label, err)
+    g = gates.Gate(c.store, resource)
+    with Watch(f"waiting for gate '{resource}'", err) as w:
+        g.acquire(timeout, say=w.say, label=label)
+    try:
+        outcome = run_guarded(cmd, here(where), env)
+    finally:
+        g.release()
+    return outcome.code
+
+
+def _runnable(program: str) -> bool:
+    import shutil
+
+    return shutil.which(program) is not None or (os.sep in program and os.access(program, os.X_OK))

@@ -1,0 +1,125 @@
+"""'wtp init' and 'wtp cochange': the config, and whether co-change helps here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import UsageError
+from ..exits import err, here, open_repo
+from .common import emit
+
+if TYPE_CHECKING:
+    from ..repo import Ctx
+
+
+def init(
+    where: str | None,
+    *,
+    base: str | None = None,
+    remote: str | None = None,
+    no_remote: bool = False,
+    max_active: int = 3,
+    force: bool = False,
+    agents: bool = False,
+) -> int:
+    from .. import config, gitops
+    from .. import trust as trusting
+    from ..errors import Refusal
+    from ..repo import Ctx
+    from ..state import Store
+
+    if remote and no_remote:
+        raise UsageError("--remote and --no-remote exclude each other: pass one")
+    repo = gitops.discover(here(where))
+    target = repo.config_root / config.CONFIG_FILE
+    if agents:
+        from .. import hooks
+
+        for line in hooks.write_agents(repo.config_root):
+            print(line)
+        if target.exists() and not force:
+            print(f"kept the existing {target}")
+            return 0
+    if target.exists() and not force:
+        raise Refusal(f"{target} already exists: edit it, or pass --force to overwrite it")
+    c = Ctx(repo=repo, cfg=config.Config(remote=remote or ""), store=Store(repo.common_dir))
+    if remote is None:
+        found = c.remotes()
+        remote = "" if no_remote else ("origin" if "origin" in found or not found else found[0])
+        c.cfg = config.Config(remote=remote)
+    detected = base or c.detect_base()
+    gate = config.detect_test_command(repo.config_root)
+    mode, why = _calibrate(c, detected)
+    target.write_text(config.render_default(detected, remote or "", max_active, gate, (mode, why)))
+    with c.store.transaction() as st:  # init trusts what it writes
+        trusting.trust(Ctx(repo=repo, cfg=config.load(repo.config_root), store=c.store), st)
+    print(
+        f"wrote {target} (base '{detected}', remote '{remote or 'none'}', max_active {max_active}, "
+        f"land gate {gate!r} {'(detected; trusted)' if gate else '(none found: set [land] gate)'})"
+    )
+    print(f"co-change layer {'on (warn)' if mode == 'warn' else 'off'}: {why}")
+    return 0
+
+
+def _calibrate(ctx: Ctx, base: str, limit: int = 2000) -> tuple[str, str]:
+    """Replay the base's merges: ("warn", figures) where the co-change layer helps, else ("off", why)."""
+    from .. import calibration
+    from ..globs import HOT_GLOBS
+
+    tip = ctx.base_tip(base)
+    if tip is None:
+        return "off", f"'{base}' has no commits yet"
+    cal = calibration.calibrate(ctx.root, tip, HOT_GLOBS + tuple(ctx.cfg.check_hot), limit)
+    return ("warn" if cal.on else "off"), cal.why
+
+
+def cochange_cmd(where: str | None, files: list[str], calibrate: bool = False, as_json: bool = False) -> int:
+    """What the base's history couples: the companions of FILEs, the index, or (--calibrate)
+    whether the layer helps in this repository, written to the config."""
+    from .. import cochange, config
+    from ..globs import HOT_GLOBS
+
+    c = open_repo(where)
+    base = c.detect_base()
+    if calibrate:
+        if files:
+            raise UsageError("--calibrate replays the whole history: leave out the files")
+        target = c.cfg.source or (c.repo.config_root / config.CONFIG_FILE)
+        if target.name != config.CONFIG_FILE:
+            raise UsageError(f"the config is {target} [tool.wtp]: set [tool.wtp.check] cochange there by hand")
+        err(f"replaying the merges of '{base}' ...")
+        mode, why = _calibrate(c, base)
+        text = target.read_text() if target.exists() else ""
+        target.write_text(config.set_cochange(text, mode, why))
+        config.load(c.repo.config_root)  # still valid
+        if as_json:
+            emit({"mode": mode, "why": why, "config": str(target)})
+        else:
+            print(f"co-change layer {'on (warn)' if mode == 'warn' else 'off'}: {why}")
+            print(f'wrote cochange = "{mode}" to {target}')
+        return 0
+    ref = c.base_tip_ref(base)
+    h = cochange.load(c.root, c.store.ensure_dir(), ref, HOT_GLOBS + tuple(c.cfg.check_hot), c.base_tip(base))
+    if h is None:
+        raise UsageError(f"base branch '{base}' has no commits")
+    if as_json:
+        emit(
+            {
+                "base": base,
+                "tip": h.tip,
+                "commits": len(h.commits),
+                "files": {f: [e.to_json() for e in h.companions(f)] for f in files},
+            }
+        )
+        return 0
+    if not files:
+        print(
+            f"the history of '{base}' at {h.tip[:12]}: {len(h.commits)} commits of at most {cochange.MAX_FILES} files"
+        )
+    for f in files:
+        found = h.companions(f)
+        if not found:
+            print(f"{f}: no file usually changes with it")
+        for e in found:
+            print(e.describe())
+    return 0

@@ -1,0 +1,135 @@
+"""'wtp land': building the typed request, landing now or detached, and reporting."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import UsageError
+from ..exits import err, open_repo
+from .common import bound_waits, current_task, emit, left_behind
+
+if TYPE_CHECKING:
+    from ..land.lander import LandResult
+    from ..land.request import LandRequest
+    from ..repo import Ctx
+    from ..state import Task
+
+
+def land(
+    where: str | None,
+    task: str | None,
+    *,
+    strategy: str | None = None,
+    gate: str | None = None,
+    no_push: bool = False,
+    keep: bool = False,
+    timeout: float | None = None,
+    mode: str | None = None,
+    detach: bool = False,
+    follow: bool = False,
+    as_json: bool = False,
+) -> int:
+    from .. import tasks
+    from ..config import MODES, STRATEGIES
+    from ..land import lander
+
+    if strategy is not None and strategy not in STRATEGIES:
+        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    if mode is not None and mode not in MODES:
+        raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    bound_waits(timeout)
+    c = open_repo(where)
+    t = tasks.get(c.store.read(), current_task(c, where, task))
+    if not detach:
+        done = lander.landable(t)
+        if done is not None:
+            return _report(c, where, done, as_json)
+    req = lander.request(c, t, strategy=strategy, gate=gate, push=not no_push, keep=keep, mode=mode, timeout=timeout)
+    if detach:
+        place, log = lander.detach(c, t, req, say=err)
+        if as_json:
+            emit({"task": t.name, "state": "landing", "place": place, "log": log})
+        elif place:
+            print(f"queued '{t.name}' to land at place {place}; 'wtp queue' follows it (log: {log})")
+        else:
+            print(f"'{t.name}' was handled at once; 'wtp list --all' shows how (log: {log})")
+        return 0
+    return _land(c, where, t, req, follow, as_json)
+
+
+def land_detached(where: str | None, request: str) -> int:
+    """The detached child of 'wtp land --detach': the request it was handed, whole."""
+    from .. import tasks
+    from ..land.request import LandRequest
+
+    req = LandRequest.loads(request)
+    if req is None:
+        raise UsageError("the detached land was handed a request it cannot read: run 'wtp land TASK' again")
+    bound_waits(req.timeout)
+    c = open_repo(where)
+    t = tasks.get(c.store.read(), req.task)
+    if t.seq != req.seq:
+        raise UsageError(f"task '{req.task}' was replaced since its land was detached: see 'wtp list'")
+    return _land(c, where, t, req, False, False)
+
+
+def _land(c: Ctx, where: str | None, t: Task, req: LandRequest, follow: bool, as_json: bool) -> int:
+    from ..errors import LandBlocked, WtpError
+    from ..land import lander
+    from ..progress import Watch
+
+    gate_log = c.store.dir / "logs" / f"land-{t.name}.log"
+    watch = Watch(
+        f"landing '{t.name}'", err, detail=lambda: _land_detail(c, t.name), log=lambda: gate_log, follow=follow
+    )
+    try:
+        with watch:
+            result = lander.land(c, t, req, say=watch.say)
+    except LandBlocked as e:
+        if as_json:
+            emit(
+                {
+                    "task": t.name,
+                    "state": "blocked",
+                    "commit": None,
+                    "attempts": None,
+                    "paths": e.paths,
+                    "error": e.message,
+                }
+            )
+        raise
+    except WtpError as e:
+        if as_json:
+            emit(
+                {"task": t.name, "state": "refused", "commit": None, "attempts": None, "paths": [], "error": e.message}
+            )
+        raise
+    except KeyboardInterrupt:
+        err(lander.interrupted(c, t))  # say what Ctrl-C left, before the 'interrupted' line
+        raise
+    return _report(c, where, result, as_json)
+
+
+def _report(c: Ctx, where: str | None, result: LandResult, as_json: bool) -> int:
+    if as_json:
+        for m in result.messages:
+            err(m)
+        emit(result.to_json())
+        return 0
+    more = f" after {result.attempts} attempts" if result.attempts > 1 else ""
+    print(f"landed '{result.task}' at {result.commit}{more}")
+    for m in result.messages:
+        print(m)
+    left_behind(c, where)
+    return 0
+
+
+def _land_detail(ctx: Ctx, task: str) -> str:
+    """What the queue is doing with the task now, for the live line."""
+    from ..land import status
+
+    now = status.describe(status.doing(ctx).get(task))
+    if now:
+        return now
+    t = ctx.store.read().tasks.get(task)
+    return t.note if t is not None else ""

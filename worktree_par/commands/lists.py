@@ -1,0 +1,115 @@
+"""'wtp list', 'wtp queue' and the task names shell completion offers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import UsageError
+from ..exits import here, open_repo
+from .common import emit
+
+if TYPE_CHECKING:
+    from ..repo import Ctx
+
+
+def list_(where: str | None, as_json: bool = False, all_tasks: bool = False, remote: bool = False) -> int:
+    from .. import listing
+
+    c = open_repo(where)
+    if remote:
+        return _list_remote(c, as_json)
+    infos = listing.list_tasks(c, all_tasks=all_tasks)
+    if as_json:
+        emit(listing.list_json(infos))
+    else:
+        from .. import render
+
+        try:
+            cwd = str(here(where).resolve())
+        except UsageError:
+            cwd = None
+        render.task_table(infos, c, cwd)
+    return 0
+
+
+def _list_remote(c: Ctx, as_json: bool) -> int:
+    """The tasks of other clones, from their claims on the remote."""
+    from .. import render, sharing
+
+    name = c.remote()
+    if name is None:
+        raise UsageError(f"--remote needs a remote, and '{c.cfg.remote or 'none'}' is not one here")
+    found = sharing.others(c, name)
+    if as_json:
+        emit({"remote": name, "tasks": [x.to_json() for x in found]})
+        return 0
+    if not found:
+        print(f"no other clone shares a task through '{name}'" + ("" if c.cfg.share else " (share = false here)"))
+        return 0
+    render.table(
+        ["TASK", "CLONE", "HOST", "AGE", "DECLARES"],
+        [[x.task, x.clone, x.host, x.age(), ", ".join([*x.touch, *x.use, *x.recorded]) or "-"] for x in found],
+    )
+    return 0
+
+
+def queue(where: str | None, as_json: bool = False) -> int:
+    from .. import render
+    from ..gates import Gate
+    from ..land import status as queue_status
+    from ..land.request import QUEUE
+
+    c = open_repo(where)
+    st = c.store.read()
+    status = queue_status.read(c)
+    doing = queue_status.doing(c)
+    rows = []
+    for place, ticket in enumerate(Gate(c.store, QUEUE).tickets(), 1):
+        name = str(ticket.get("label", ""))
+        raw = ticket.get("data")
+        data: dict[str, object] = raw if isinstance(raw, dict) else {}
+        t = st.tasks.get(name)
+        now = doing.get(name) if t is not None and t.phase else None
+        gate = queue_status.describe(now) or "waiting"
+        rows.append(
+            {
+                "place": place,
+                "task": name,
+                "mode": data.get("mode"),
+                "candidate": t.candidate if t is not None else None,
+                "gate": gate,
+                "pid": ticket["holder"]["pid"],
+                "conductor": status.get("conductor") if t is not None and t.phase else None,
+            }
+        )
+    if as_json:
+        emit({"entries": rows})
+    elif not rows:
+        print("the land queue is empty")
+    else:
+        render.table(
+            ["PLACE", "TASK", "MODE", "CANDIDATE", "GATE", "PID"],
+            [
+                [
+                    str(r["place"]),
+                    str(r["task"]),
+                    str(r["mode"] or "-"),
+                    str(r["candidate"] or "-")[:12],
+                    str(r["gate"]),
+                    str(r["pid"]),
+                ]
+                for r in rows
+            ],
+        )
+    return 0
+
+
+def task_names(where: str | None) -> int:
+    """The names shell completion offers (answered without typer or git beyond discovery)."""
+    from ..state import FINAL, LANDED
+
+    c = open_repo(where)
+    for t in sorted(c.store.read().tasks.values(), key=lambda t: t.seq):
+        if t.state not in FINAL or (t.state == LANDED and t.path):
+            print(t.name)
+    return 0

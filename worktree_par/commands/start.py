@@ -1,0 +1,86 @@
+"""'wtp start' and 'wtp next': admitting, queueing and starting tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..errors import ExitCode, UsageError
+from ..exits import err, open_repo
+from .common import bound_waits, emit, json_refusals
+
+if TYPE_CHECKING:
+    pass
+
+
+def start(
+    where: str | None,
+    task: str,
+    *,
+    base: str | None = None,
+    touch: Sequence[str] = (),
+    use: Sequence[str] = (),
+    wait: bool = False,
+    timeout: float | None = None,
+    force: bool = False,
+    as_json: bool = False,
+    touch_suggested: bool = False,
+) -> int:
+    """Stdout is the worktree's path and nothing else (so 'cd "$(wtp start x)"' is safe), or
+    empty with exit 4 when the task was queued; notes and reasons go to stderr."""
+    from .. import listing, tasks
+    from ..progress import Watch
+    from ..state import QUEUED
+
+    if timeout is not None and not wait:
+        raise UsageError("--timeout goes with --wait: add --wait")
+    bound_waits(timeout)
+    c = open_repo(where)
+    setup_log = c.store.dir / "logs" / f"setup-{task}.log"
+
+    def note() -> str:
+        cur = c.store.read().tasks.get(task)
+        return cur.note if cur is not None and cur.state == QUEUED else ""
+
+    with json_refusals(as_json, task):
+        with Watch(f"starting '{task}'", err, log=lambda: setup_log) as w:
+            result = tasks.start(
+                c,
+                task,
+                base_ref=base,
+                touch=list(touch),
+                use=list(use),
+                force=force,
+                touch_suggested=touch_suggested,
+                say=w.say,
+            )
+        t = result.task
+        for m in result.messages:
+            err(m)
+        if wait and t.state == QUEUED:
+            with Watch(f"waiting for a slot for '{task}'", err, detail=note, log=lambda: setup_log) as w:
+                t = tasks.wait_active(c, task, timeout, say=w.say)
+    if as_json:
+        emit(listing.task_json(t))
+    elif t.state != QUEUED:
+        print(t.path)
+    return ExitCode.QUEUED if t.state == QUEUED else 0
+
+
+def next_(where: str | None, as_json: bool = False) -> int:
+    from .. import listing, tasks
+
+    c = open_repo(where)
+    started = tasks.promote(c, say=err)
+    if as_json:
+        emit({"started": [listing.task_json(t) for t in started]})
+    elif not started:
+        waiting = c.store.read().queued()
+        print(
+            "nothing to start"
+            + (f"; {len(waiting)} queued: " + "; ".join(f"{t.name}: {t.note}" for t in waiting) if waiting else "")
+        )
+    else:
+        for t in started:
+            print(f"{t.name}\t{t.path}")
+    return 0
