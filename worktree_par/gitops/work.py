@@ -12,10 +12,10 @@ from .. import locks
 from ..errors import GitError
 from .core import Result, require_version, run, spawn
 from .parse import (
-    HEX40,
     MergeTree,
     Sha,
     commit_ids,
+    is_object_id,
     parse_merge_tree,
     parse_read_tree_refusal,
     parse_status,
@@ -103,7 +103,7 @@ def snapshot(wt: Path, extra: list[str] | None = None) -> tuple[Sha, Sha]:
     res = run(["rev-parse", "--path-format=absolute", "--git-path", "index", "HEAD"], wt, check=False)
     lines = res.out.splitlines()
     index = Path(lines[0])
-    head_sha = lines[1] if res.code == 0 and len(lines) > 1 and HEX40.match(lines[1]) else None
+    head_sha = lines[1] if res.code == 0 and len(lines) > 1 and is_object_id(lines[1]) else None
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="wtp-index-") as tmp:
@@ -288,14 +288,12 @@ def staged_paths(wt: Path) -> list[str]:
     return res.z()
 
 
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-
-
 def data_commit(cwd: Path, message: str) -> Sha:
     """A commit of the empty tree carrying ``message``: how a record (a remote gate's tickets,
     a task's claim) travels in a ref."""
-    run(["hash-object", "-t", "tree", "-w", "--stdin"], cwd, input="")  # the empty tree may be missing
-    return commit_tree(cwd, EMPTY_TREE, [], message, env=_DATA_AUTHOR)
+    # Written, since it may be missing; its id depends on the object format (sha1 or sha256).
+    empty_tree = run(["hash-object", "-t", "tree", "-w", "--stdin"], cwd, input="").out.strip()
+    return commit_tree(cwd, empty_tree, [], message, env=_DATA_AUTHOR)
 
 
 _DATA_AUTHOR = {
