@@ -96,27 +96,43 @@ def rebase_in_progress(wt: Path) -> bool:
     return in_progress(wt)[0] in ("rebase", "am")
 
 
-def snapshot(wt: Path, extra: list[str] | None = None) -> tuple[Sha, Sha]:
+def snapshot(
+    wt: Path,
+    extra: list[str] | None = None,
+    *,
+    exclude: Sequence[str] = (),
+    grafts: Sequence[tuple[str, str]] = (),
+) -> tuple[Sha, Sha]:
     """(commit, tree) holding the worktree's current files (tracked and untracked, not ignored,
     plus the ignored ``extra`` paths).  Built with a throw-away index so the user's index,
-    files and refs are untouched; its parent is HEAD."""
+    files and refs are untouched; its parent is HEAD.  ``exclude``: folders left out (nested
+    repositories, which 'git add' would record as a bare pointer or refuse); ``grafts``:
+    (folder, tree) pairs whose files are put at that folder instead, as real files."""
     res = run(["rev-parse", "--path-format=absolute", "--git-path", "index", "HEAD"], wt, check=False)
     lines = res.out.splitlines()
     index = Path(lines[0])
     head_sha = lines[1] if res.code == 0 and len(lines) > 1 and is_object_id(lines[1]) else None
     import tempfile
 
+    skip = [f":(exclude,literal){p}" for p in exclude]
+    # 'git add' without --force refuses a pathspec naming an ignored path, excluded or not.
+    # (A trailing '/' lets a pattern that matches only folders, 'dep/', match.)
+    hidden = check_ignore(wt, [f"{p}/" for p in exclude]) if exclude else set()
+    skip_shown = [f":(exclude,literal){p}" for p in exclude if f"{p}/" not in hidden]
     with tempfile.TemporaryDirectory(prefix="wtp-index-") as tmp:
         tmp_index = Path(tmp) / "index"
         if index.exists():
             # Starting from the real index keeps its stat cache, so add -A only re-hashes what changed.
             tmp_index.write_bytes(index.read_bytes())
         env = {"GIT_INDEX_FILE": str(tmp_index)}
-        run(["add", "--all", "--", "."], wt, env=env)
+        run(["add", "--all", "--", ".", *skip_shown], wt, env=env)
         if extra:
-            run(["add", "--force", "--", *extra], wt, env=env)
-        tree = Sha(run(["write-tree"], wt, env=env).out.strip())
-    return commit_tree(wt, tree, [head_sha] if head_sha else [], "wtp snapshot of uncommitted work"), tree
+            run(["add", "--force", "--", *extra, *skip], wt, env=env)
+        for folder, tree in sorted(grafts):  # outer folders first
+            run(["update-index", "--force-remove", "--", folder], wt, env=env)  # a pointer staged there
+            run(["read-tree", f"--prefix={folder}/", tree], wt, env=env)
+        tree_id = Sha(run(["write-tree"], wt, env=env).out.strip())
+    return commit_tree(wt, tree_id, [head_sha] if head_sha else [], "wtp snapshot of uncommitted work"), tree_id
 
 
 def commit_tree(cwd: Path, tree: str, parents: Sequence[str], message: str, env: dict[str, str] | None = None) -> Sha:
