@@ -91,8 +91,11 @@ def _parents(path: str) -> list[str]:
 def _side(ctx: Ctx, t: Task, base_tip: str) -> Side:
     assert t.path is not None
     wt = Path(t.path)
-    if gitops.status_paths(wt):
-        commit, tree = gitops.snapshot(wt)
+    dirty = gitops.status_paths(wt)
+    if dirty:
+        # With every untracked file listed, a folder named with '/' is a nested repository:
+        # not this repository's files ('git add' would refuse one without a commit).
+        commit, tree = gitops.snapshot(wt, exclude=[p.rstrip("/") for p in dirty if p.endswith("/")])
     else:
         commit = gitops.head(wt)[0] or gitops.Sha(base_tip)
         tree = gitops.tree_of(wt, commit)
