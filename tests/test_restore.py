@@ -7,6 +7,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from .conftest import Repo, git
 
 
@@ -113,3 +115,83 @@ def test_check_looks_past_a_nested_repository_without_a_commit(repo: Repo) -> No
     out = repo.wtp("check", "--json")
     assert out.code == 0, out.err
     assert out.json()["collisions"] == []
+
+
+def _broken(repo: Repo, how: str) -> tuple[Path, dict[str, str]]:
+    """Task 'a' with a commit on its branch, a staged and an untracked file, whose link to
+    the repository is then broken: its .git file deleted, or its admin folder."""
+    p = _start(repo, "a")
+    held = {"commit": repo.commit({"a.txt": "committed\n"}, "a work", cwd=p)}
+    repo.write("staged.txt", "staged\n", cwd=p)
+    repo.git("add", "staged.txt", cwd=p)
+    repo.write("untracked.txt", "untracked\n", cwd=p)
+    admin = Path(repo.git("rev-parse", "--path-format=absolute", "--git-dir", cwd=p))
+    if how == "git-file":
+        (p / ".git").unlink()
+        held["problem"] = "its .git file is missing"
+    else:
+        subprocess.run(["rm", "-rf", str(admin)], check=True)
+        held["problem"] = f"its admin folder {admin} is gone"
+    return p, held
+
+
+@pytest.mark.parametrize("how", ["git-file", "admin-folder"])
+def test_list_and_doctor_report_a_broken_worktree_and_doctor_fix_mends_it(repo: Repo, how: str) -> None:
+    p, held = _broken(repo, how)
+    info = repo.wtp("list", "--json").json()["tasks"][0]
+    assert (info["name"], info["dirty"], info["problem"]) == (
+        "a",
+        None,
+        f"broken: {held['problem']} (run 'wtp doctor --fix')",
+    )
+    out = repo.wtp("doctor", "--json")
+    assert (out.code, out.json()) == (
+        1,
+        {
+            "healthy": False,
+            "findings": [{"problem": f"the worktree of task 'a' ({p}) is broken: {held['problem']}", "fixed": None}],
+        },
+    )
+    out = repo.wtp("doctor", "--fix", "--json")
+    assert out.code == 0, out.err
+    fixed = out.json()["findings"][0]["fixed"]
+    status = repo.git("status", "--porcelain", cwd=p).splitlines()
+    if how == "git-file":  # the admin folder was kept: HEAD and index exactly as they were
+        assert fixed.startswith(
+            "the worktree of task 'a' was broken (its .git file is missing): wrote back its .git file"
+        )
+        assert status == ["A  staged.txt", "?? untracked.txt"]
+    else:  # the index was lost with its folder: what was staged is untracked now, no file touched
+        assert fixed == (
+            f"the worktree of task 'a' was broken ({held['problem']}): "
+            "made its admin folder again from branch 'wtp/a' (what was staged is now unstaged)"
+        )
+        assert status == ["?? staged.txt", "?? untracked.txt"]
+    assert repo.git("rev-parse", "HEAD", cwd=p) == held["commit"]
+    assert repo.git("symbolic-ref", "HEAD", cwd=p) == "refs/heads/wtp/a"
+    assert repo.wtp("doctor", "--json").json() == {"healthy": True, "findings": []}
+    assert repo.wtp("list", "--json").json()["tasks"][0]["dirty"] == 2
+
+
+@pytest.mark.parametrize("how", ["git-file", "admin-folder"])
+def test_rm_force_mends_a_broken_worktree_then_archives_what_it_holds(repo: Repo, how: str) -> None:
+    p, held = _broken(repo, how)
+    out = repo.wtp("rm", "a", "--force")
+    assert out.code == 0, out.err
+    assert out.lines[1].startswith(f"the worktree of task 'a' was broken ({held['problem']}): ")
+    assert not p.exists()
+    repo.git("merge-base", "--is-ancestor", held["commit"], "refs/wtp/archive/a")
+    assert repo.git("show", "refs/wtp/archive/a:untracked.txt") == "untracked"
+    assert repo.git("show", "refs/wtp/archive/a:staged.txt") == "staged"
+    assert repo.wtp("doctor", "--json").json() == {"healthy": True, "findings": []}
+
+
+def test_plain_rm_of_a_broken_worktree_refuses_in_one_line_naming_what_it_holds(repo: Repo) -> None:
+    p, _ = _broken(repo, "git-file")
+    out = repo.wtp("rm", "a")
+    assert (out.code, out.err) == (
+        1,
+        "wtp: task 'a' has 1 commit not on 'main' or any other branch (branch 'wtp/a'); "
+        "2 uncommitted files (staged.txt, untracked.txt): land it, or run 'wtp rm a --force' to archive and remove it\n",
+    )
+    assert (p / "staged.txt").is_file() and repo.git("status", "--porcelain", cwd=p).splitlines()[0] == "A  staged.txt"

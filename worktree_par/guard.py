@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import agentfiles, crashpoints, gitops, nested
-from .errors import WouldLoseWork
+from .errors import GitError, WouldLoseWork
 from .gitops import Sha
 from .repo import Ctx, few
 from .state import Task
@@ -272,11 +272,31 @@ def _size(path: Path) -> int:
     return total
 
 
+def mend(ctx: Ctx, t: Task) -> str:
+    """Mend the task's worktree if its link to the repository is broken (its .git file
+    missing, its admin folder gone), before anything reads it: git would otherwise answer
+    for the repository of a parent folder, or fail.  Says what it did ("" if nothing)."""
+    path = Path(t.path) if t.path else None
+    problem = gitops.link_problem(path) if path is not None and path.is_dir() else ""
+    if not problem:
+        return ""
+    assert path is not None
+    try:
+        did = gitops.relink(ctx.root, ctx.repo.common_dir, path, t.branch, ctx.worktree_lock)
+    except GitError as e:
+        raise WouldLoseWork(
+            f"the worktree of task '{t.name}' is broken ({problem}) and cannot be mended ({e.message}): "
+            f"nothing was deleted; move {path} aside, then run 'wtp doctor --fix'"
+        ) from None
+    return f"the worktree of task '{t.name}' was broken ({problem}): {did}"
+
+
 def remove(ctx: Ctx, t: Task, *, force: bool = False, keep: list[str] | None = None) -> list[str]:
     """Delete the task's worktree, branch and backup ref, once everything they hold is proven
     kept elsewhere; forced, archive it first.  WouldLoseWork (nothing deleted) otherwise."""
+    mended = mend(ctx, t)
     h = collect(ctx, t)
-    messages: list[str] = []
+    messages: list[str] = [mended] if mended else []
     lost = losses(ctx, h, keep)
     if lost and not force:
         raise WouldLoseWork(

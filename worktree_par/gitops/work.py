@@ -50,6 +50,70 @@ def git_dir_of(wt: Path) -> Path:
     return Path(run(["rev-parse", "--path-format=absolute", "--git-dir"], wt).out.strip())
 
 
+def link_problem(wt: Path) -> str:
+    """What breaks the link between a linked worktree and its repository, "" when nothing
+    does: its ``.git`` file is missing, or the admin folder it names (under the common git
+    dir's ``worktrees/``) is gone.  Read without a git call: git, finding no repository
+    there, would go on to the parent folders and answer for whatever repository holds them."""
+    dot = wt / ".git"
+    if dot.is_dir():
+        return ""
+    try:
+        text = dot.read_text(encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        return "its .git file is missing"
+    except OSError as e:
+        return f"its .git file cannot be read ({e.strerror})"
+    if not text.startswith("gitdir: "):
+        return "its .git file does not name a git dir"
+    admin = wt / text[len("gitdir: ") :].strip()
+    if not (admin / "HEAD").is_file() or not (admin / "commondir").is_file():
+        return f"its admin folder {admin} is gone"
+    return ""
+
+
+def _admin_of(common: Path, wt: Path) -> Path | None:
+    """The admin folder under ``common``/worktrees whose ``gitdir`` file names ``wt``/.git."""
+    want = (wt / ".git").resolve()
+    for admin in sorted((common / "worktrees").glob("*")):
+        try:
+            named = (admin / (admin / "gitdir").read_text().strip()).resolve()
+        except OSError:
+            continue
+        if named == want and (admin / "HEAD").is_file():
+            return admin
+    return None
+
+
+def relink(root: Path, common: Path, wt: Path, branch: str, lock: Path) -> str:
+    """Mend a worktree whose link is broken (``link_problem``), touching none of its files;
+    says what it did.  A missing .git file is written back when its admin folder is still
+    there (its HEAD, index and stopped operation are kept); a lost admin folder is made
+    again from ``branch`` (the index, which lived there, is rebuilt from the branch)."""
+    admin = _admin_of(common, wt)
+    if admin is not None:
+        (wt / ".git").write_text(f"gitdir: {admin}\n")
+        return f"wrote back its .git file (its admin folder {admin} was kept)"
+    if run(["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"], root, check=False).code != 0:
+        raise GitError(["worktree", "add", branch], 1, "", f"branch '{branch}' does not exist", str(root))
+    # 'git worktree add' makes an admin folder only for an empty path: make one beside the
+    # worktree, with the same name, and move its .git file into the worktree.
+    spare = wt.parent / f".wtp-relink-{os.getpid()}" / wt.name
+    spare.parent.mkdir(exist_ok=True)
+    try:
+        worktree(root, ["add", "--no-checkout", "--quiet", str(spare), branch], lock)
+        os.replace(spare / ".git", wt / ".git")
+        worktree(root, ["repair", str(wt)], lock)  # the admin folder's gitdir now names wt
+    finally:
+        for d in (spare, spare.parent):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+    run(["read-tree", branch], wt)  # the index from the branch; every file stays as it is
+    return f"made its admin folder again from branch '{branch}' (what was staged is now unstaged)"
+
+
 STATUS_ARGS = ["status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"]
 
 
