@@ -195,3 +195,34 @@ def test_plain_rm_of_a_broken_worktree_refuses_in_one_line_naming_what_it_holds(
         "2 uncommitted files (staged.txt, untracked.txt): land it, or run 'wtp rm a --force' to archive and remove it\n",
     )
     assert (p / "staged.txt").is_file() and repo.git("status", "--porcelain", cwd=p).splitlines()[0] == "A  staged.txt"
+
+
+def test_check_on_a_broken_worktree_says_so_in_one_line(repo: Repo) -> None:
+    p, held = _broken(repo, "git-file")
+    _start(repo, "b")
+    out = repo.wtp("check")
+    assert (out.code, out.err) == (
+        1,
+        f"wtp: the worktree of task 'a' is broken ({held['problem']}): run 'wtp doctor --fix', then check again\n",
+    )
+    assert repo.wtp("doctor", "--fix").code == 0
+    assert repo.wtp("check").code == 0
+
+
+def test_doctor_fix_writes_back_a_lost_git_file_of_a_worktree_wtp_does_not_own_instead_of_pruning_it(
+    repo: Repo,
+) -> None:
+    mine = repo.path.parent / "mine"
+    gone = repo.path.parent / "gone"
+    repo.git("worktree", "add", "-q", "-b", "mine", str(mine))
+    repo.git("worktree", "add", "-q", "-b", "gone", str(gone))
+    repo.git("checkout", "-q", "--detach", cwd=mine)
+    detached = repo.commit({"only-here.txt": "x\n"}, "held only by this worktree's HEAD", cwd=mine)
+    (mine / ".git").unlink()
+    subprocess.run(["rm", "-rf", str(gone)], check=True)
+    out = repo.wtp("doctor", "--json")
+    assert out.json()["findings"][0]["problem"] == "git lists 1 worktree(s) whose folder is gone"
+    assert repo.wtp("doctor", "--fix").code == 0
+    assert repo.git("rev-parse", "HEAD", cwd=mine) == detached
+    listed = repo.git("worktree", "list", "--porcelain").split("\n\n")
+    assert [w.splitlines()[0] for w in listed] == [f"worktree {repo.path}", f"worktree {mine}"]
