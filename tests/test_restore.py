@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Repo, git
+from .conftest import Repo, git, make_repo
 
 
 def _start(r: Repo, name: str) -> Path:
@@ -226,3 +226,19 @@ def test_doctor_fix_writes_back_a_lost_git_file_of_a_worktree_wtp_does_not_own_i
     assert repo.git("rev-parse", "HEAD", cwd=mine) == detached
     listed = repo.git("worktree", "list", "--porcelain").split("\n\n")
     assert [w.splitlines()[0] for w in listed] == [f"worktree {repo.path}", f"worktree {mine}"]
+
+
+def test_a_second_archive_of_the_task_keeps_the_first_ones_submodule_commits(tmp_path: Path) -> None:
+    lib = make_repo(tmp_path, fixture=None, name="lib")
+    r = make_repo(tmp_path, fixture=None, name="repo")
+    git(r.path, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib.path), "lib")
+    git(r.path, "commit", "-q", "-m", "add lib")
+    kept = []
+    for i in range(2):
+        p = _start(r, "a")
+        git(p, "-c", "protocol.file.allow=always", "submodule", "update", "-q", "--init")
+        git(p / "lib", "switch", "-q", "-c", f"work{i}")
+        kept.append(r.commit({"lib.txt": f"only copy {i}\n"}, cwd=p / "lib"))
+        assert r.wtp("rm", "a", "--force").code == 0
+    held = r.git("for-each-ref", "--format=%(objectname)", "refs/wtp/archive-sub/a/").split()
+    assert all(c in held for c in kept)

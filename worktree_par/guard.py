@@ -221,7 +221,8 @@ def archive(ctx: Ctx, h: Holdings) -> Archived:
         tips = list(s.tips)
         if s.dirty:
             tips.append(gitops.snapshot(s.repo)[0])
-        refs = [(c, f"{ARCHIVE_SUB}{t.name}/{i}-{j}") for j, c in enumerate(tips)]
+        # The commit in the name keeps a later archive of the task from overwriting this one's.
+        refs = [(c, f"{ARCHIVE_SUB}{t.name}/{i}-{j}-{c[:12]}") for j, c in enumerate(tips)]
         gitops.fetch_commits(ctx.root, str(s.repo), refs)
         subs += refs
     subs += [r for k in kept_nested for r in k.refs]
