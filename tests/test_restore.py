@@ -242,3 +242,23 @@ def test_a_second_archive_of_the_task_keeps_the_first_ones_submodule_commits(tmp
         assert r.wtp("rm", "a", "--force").code == 0
     held = r.git("for-each-ref", "--format=%(objectname)", "refs/wtp/archive-sub/a/").split()
     assert all(c in held for c in kept)
+
+
+def test_a_worktree_of_another_repository_inside_the_task_is_kept_by_its_head_and_files(
+    repo: Repo, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    git(tmp_path, "init", "-q", "-b", "main", str(other))
+    repo.commit({"o.txt": "o\n"}, cwd=other)
+    git(other, "branch", "side")
+    p = _start(repo, "a")
+    git(other, "worktree", "add", "-q", str(p / "linked"), "side")
+    repo.write("o.txt", "edited in the linked worktree\n", cwd=p / "linked")
+    out = repo.wtp("rm", "a")
+    assert out.err == (
+        "wtp: task 'a' has the nested repository 'linked' (0 refs, 1 uncommitted file): "
+        "land it, or run 'wtp rm a --force' to archive and remove it\n"
+    )
+    assert repo.wtp("rm", "a", "--force").code == 0
+    assert repo.git("show", "refs/wtp/archive/a:linked/o.txt") == "edited in the linked worktree"
+    assert repo.git("for-each-ref", "--format=%(refname)", "refs/wtp/archive-sub/a/").split()[0].endswith("/wtp/HEAD")

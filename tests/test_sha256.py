@@ -12,7 +12,7 @@ import pytest
 
 from worktree_par import gitops
 
-from .conftest import FIXTURES, Repo, repos
+from .conftest import FIXTURES, Repo, git, repos
 
 
 def _repo(base: Path, fmt: str, remote: bool) -> Repo:
@@ -70,3 +70,19 @@ def test_parsers_take_ids_of_either_length() -> None:
     assert gitops.commit_ids(f"pick {sha256} x\npick {sha1} y\n") == [sha256, sha1]
     parsed = gitops.parse_merge_tree(1, f"{sha256}\0a.txt\0b.txt~{sha256}\0")
     assert parsed == gitops.MergeTree(gitops.Sha(sha256), ["a.txt", "b.txt"])
+
+
+def test_a_nested_repository_of_the_other_format_is_refused_and_nothing_is_deleted(tmp_path: Path) -> None:
+    r = _repo(tmp_path, "sha256", remote=False)
+    out = r.wtp("start", "a")
+    p = Path(out.lines[-1])
+    (p / "old").mkdir()
+    git(p / "old", "init", "-q", "--object-format=sha1")
+    r.commit({"x.txt": "x\n"}, cwd=p / "old")
+    out = r.wtp("rm", "a", "--force")
+    assert (out.code, out.err) == (
+        1,
+        "wtp: the nested repository 'old' uses sha1 object ids and this repository sha256: it cannot be "
+        "archived here; move it out of the worktree, then run the command again\n",
+    )
+    assert (p / "old" / "x.txt").is_file() and r.wtp("list", "--json").json()["tasks"][0]["state"] == "active"

@@ -65,7 +65,11 @@ def find(wt: Path, folders: list[str], skip: frozenset[str]) -> tuple[list[Neste
         repo = wt / rel
         try:
             head, head_ref = gitops.head(repo)
-            out.append(Nested(rel, repo, head, head_ref, gitops.refs_under(repo, "refs/"), gitops.status_paths(repo)))
+            # A linked worktree of a repository outside (its .git a file naming a git dir
+            # elsewhere) keeps its commits there: only its HEAD and files live here.
+            outside = not gitops.git_dir_of(repo).resolve().is_relative_to(wt.resolve())
+            refs = {} if outside else gitops.refs_under(repo, "refs/")
+            out.append(Nested(rel, repo, head, head_ref, refs, gitops.status_paths(repo)))
         except GitError:
             only_repos.clear()  # a '.git' git cannot open: git adds that folder's files as plain files
     return out, only_repos
