@@ -139,8 +139,10 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
         findings.append(Finding(str(e).split(": run")[0], restore))
         return findings  # diagnose the rest once restored
     wts = {w.path: w for w in ctx.worktrees()}
-    if any(w.prunable for w in wts.values()):
-        n = sum(w.prunable for w in wts.values())
+    # A folder that is still there lost only its .git file: mended, never pruned (its admin
+    # folder holds its HEAD, index and any stopped operation).
+    if any(w.prunable and not w.path.is_dir() for w in wts.values()):
+        n = sum(w.prunable and not w.path.is_dir() for w in wts.values())
         findings.append(Finding(f"git lists {n} worktree(s) whose folder is gone", lambda: _prune(ctx)))
     for t in sorted(st.tasks.values(), key=lambda t: t.seq):
         findings += _task_findings(ctx, t, wts)
@@ -236,6 +238,12 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
                 )
             )
         return out
+    problem = gitops.link_problem(path)
+    if problem:
+        out.append(
+            Finding(f"the worktree of task '{t.name}' ({path}) is broken: {problem}", lambda: guard.mend(ctx, t))
+        )
+        return out  # git cannot read it until it is mended
     w = wts.get(path)
     if w is None:
         out.append(
@@ -307,6 +315,9 @@ def _delete_trash(path: Path) -> str:
 
 
 def _prune(ctx: Ctx) -> str:
+    for w in ctx.worktrees():
+        if w.prunable and w.path.is_dir():  # its .git file is missing: write it back, never prune it
+            gitops.relink(ctx.root, ctx.repo.common_dir, w.path, "", ctx.worktree_lock)
     gitops.worktree(ctx.root, ["prune"], ctx.worktree_lock)
     return "pruned git's records of worktrees whose folder is gone"
 

@@ -4,7 +4,8 @@ moves a task ref backwards, goes through here (CONTRACT.md, "Nothing is lost").
 It collects everything a worktree holds: HEAD (attached or detached), the task branch,
 ``refs/worktree/*``, a stopped rebase, merge or cherry-pick (its original head and every
 commit still to replay), commits and changes inside initialised submodules, uncommitted
-and untracked files, and ignored files that wtp did not put there.  Then it proves all of
+and untracked files, ignored files that wtp did not put there, and nested repositories
+(their refs and files, kept as objects: nested.py).  Then it proves all of
 it reachable from refs that stay (branches, tags, remote-tracking refs, archives, the
 stash), checked with git, or refuses naming what would be lost.  Forced, it archives all
 of it under one commit, ``refs/wtp/archive/<task>`` (parents: every tip found; tree: the
@@ -18,8 +19,8 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from . import agentfiles, crashpoints, gitops
-from .errors import WouldLoseWork
+from . import agentfiles, crashpoints, gitops, nested
+from .errors import GitError, WouldLoseWork
 from .gitops import Sha
 from .repo import Ctx, few
 from .state import Task
@@ -86,6 +87,7 @@ class Holdings:
         self.dirty: list[str] = []  # uncommitted and untracked files
         self.ignored: list[str] = []  # ignored files wtp did not put there
         self.submodules: list[Submodule] = []
+        self.nested: list[nested.Nested] = []  # git repositories in untracked or ignored folders
 
     def tips(self) -> list[Sha]:
         found = [self.head, self.branch_tip, self.backup, *self.worktree_refs.values(), *self.op_commits]
@@ -109,6 +111,12 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     h.dirty = sorted(set(dirty))
     copied = tuple(e.rstrip("/") for e in ctx.cfg.setup_copy)
     h.ignored = [p for p in ignored if not _regenerable(p, copied) and not agentfiles.is_wtp_made(path, p)]
+    folders = [p for p in (*h.dirty, *h.ignored) if p.endswith("/")]
+    if folders:
+        h.nested, only_repos = nested.find(path, folders, CACHES)
+        # A folder holding nothing but nested repositories is named as them, not as files.
+        h.dirty = [p for p in h.dirty if p not in only_repos]
+        h.ignored = [p for p in h.ignored if p not in only_repos]
     # Submodules are initialised from .gitmodules; without one, no submodule lives here.
     for sub, _ in gitops.gitlinks(path) if (path / ".gitmodules").exists() else []:
         repo = path / sub
@@ -168,6 +176,7 @@ def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
         out.append(
             f"{len(h.ignored)} ignored file{'s' * (len(h.ignored) != 1)} made in the worktree ({few(h.ignored)})"
         )
+    out += [n.phrase() for n in h.nested]
     for s in h.submodules:
         if s.unpushed:
             out.append(f"{len(s.unpushed)} unpushed commit(s) in submodule '{s.path}'")
@@ -181,6 +190,7 @@ class Archived(NamedTuple):
     commit: Sha
     kept: list[str]  # what it holds, one phrase each
     dropped: list[str]  # what was deleted without being archived (large ignored files)
+    nested: list[nested.Kept]  # the nested repositories, kept as objects
 
 
 def archive(ctx: Ctx, h: Holdings) -> Archived:
@@ -191,25 +201,31 @@ def archive(ctx: Ctx, h: Holdings) -> Archived:
     if h.path is not None and h.ignored:
         small, dropped = _split_by_size(h.path, h.ignored)
     parents = h.tips()
-    files = h.path is not None and bool(h.dirty or small or h.submodules or h.op)
+    # Nested repositories first: their objects must be here before their files join the tree.
+    kept_nested = nested.archive(ctx.root, t.name, ARCHIVE_SUB, h.nested)
+    files = h.path is not None and bool(h.dirty or small or h.submodules or h.op or h.nested)
     if files:
         assert h.path is not None
-        tree = gitops.snapshot(h.path, small)[1]
+        grafts = [(k.nested.path, k.tree) for k in kept_nested]
+        tree = gitops.snapshot(h.path, small, exclude=[n.path for n in h.nested], grafts=grafts)[1]
     else:
         tree = gitops.tree_of(ctx.root, parents[0]) if parents else gitops.tree_of(ctx.root, f"refs/heads/{t.base}")
     if len(parents) == 1 and not files:
         commit = parents[0]  # one tip and nothing else: the archive is that commit itself
     else:
         message = f"wtp archive of task '{t.name}'\n\n" + "".join(f"- {k}\n" for k in kept)
+        message += "".join(f"\nthe nested repository '{k.nested.path}': refs under {k.at}" for k in kept_nested)
         commit = gitops.commit_tree(ctx.root, tree, parents, message)
     subs = []
     for i, s in enumerate(h.submodules):
         tips = list(s.tips)
         if s.dirty:
             tips.append(gitops.snapshot(s.repo)[0])
-        refs = [(c, f"{ARCHIVE_SUB}{t.name}/{i}-{j}") for j, c in enumerate(tips)]
+        # The commit in the name keeps a later archive of the task from overwriting this one's.
+        refs = [(c, f"{ARCHIVE_SUB}{t.name}/{i}-{j}-{c[:12]}") for j, c in enumerate(tips)]
         gitops.fetch_commits(ctx.root, str(s.repo), refs)
         subs += refs
+    subs += [r for k in kept_nested for r in k.refs]
     ref = archive_ref(t.name)
     old = gitops.ref_value(ctx.root, ref)
     if old is not None:  # an older archive of the same name is kept aside, under its own id
@@ -223,7 +239,7 @@ def archive(ctx: Ctx, h: Holdings) -> Archived:
     missing = gitops.commits_not_in(ctx.root, h.tips(), [ref])
     if missing or gitops.tree_of(ctx.root, ref) != tree or any(gitops.ref_value(ctx.root, r) != c for c, r in subs):
         raise WouldLoseWork(f"the archive {ref} of task '{t.name}' does not hold everything: nothing was deleted")
-    return Archived(ref, commit, kept, dropped)
+    return Archived(ref, commit, kept, dropped, kept_nested)
 
 
 def _split_by_size(root: Path, paths: list[str]) -> tuple[list[str], list[str]]:
@@ -257,11 +273,31 @@ def _size(path: Path) -> int:
     return total
 
 
+def mend(ctx: Ctx, t: Task) -> str:
+    """Mend the task's worktree if its link to the repository is broken (its .git file
+    missing, its admin folder gone), before anything reads it: git would otherwise answer
+    for the repository of a parent folder, or fail.  Says what it did ("" if nothing)."""
+    path = Path(t.path) if t.path else None
+    problem = gitops.link_problem(path) if path is not None and path.is_dir() else ""
+    if not problem:
+        return ""
+    assert path is not None
+    try:
+        did = gitops.relink(ctx.root, ctx.repo.common_dir, path, t.branch, ctx.worktree_lock)
+    except GitError as e:
+        raise WouldLoseWork(
+            f"the worktree of task '{t.name}' is broken ({problem}) and cannot be mended ({e.message}): "
+            f"nothing was deleted; move {path} aside, then run 'wtp doctor --fix'"
+        ) from None
+    return f"the worktree of task '{t.name}' was broken ({problem}): {did}"
+
+
 def remove(ctx: Ctx, t: Task, *, force: bool = False, keep: list[str] | None = None) -> list[str]:
     """Delete the task's worktree, branch and backup ref, once everything they hold is proven
     kept elsewhere; forced, archive it first.  WouldLoseWork (nothing deleted) otherwise."""
+    mended = mend(ctx, t)
     h = collect(ctx, t)
-    messages: list[str] = []
+    messages: list[str] = [mended] if mended else []
     lost = losses(ctx, h, keep)
     if lost and not force:
         raise WouldLoseWork(
@@ -273,6 +309,11 @@ def remove(ctx: Ctx, t: Task, *, force: bool = False, keep: list[str] | None = N
         messages.append(
             f"archived {'; '.join(a.kept)} of task '{t.name}' under {a.ref} (restore: 'git branch {t.name}-restored {a.ref}')"
         )
+        for k in a.nested:
+            messages.append(
+                f"kept the nested repository '{k.nested.path}' as objects under {k.at} "
+                f"(restore: '{nested.restore_hint(ctx.root, k.nested, k.at)}')"
+            )
         if a.dropped:
             messages.append(
                 f"deleted {len(a.dropped)} large ignored file(s) without archiving them: {few(a.dropped, 10)}"

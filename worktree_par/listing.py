@@ -34,6 +34,10 @@ def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
     if not path.is_dir():
         info.problem = "worktree missing (run 'wtp doctor')"
         return info
+    broken = gitops.link_problem(path)
+    if broken:  # git cannot read it: nothing is shown as clean
+        info.problem = f"broken: {broken} (run 'wtp doctor --fix')"
+        return info
     if interrupted(t):
         info.problem = f"interrupted while {t.phase} (run 'wtp start {t.name}' or 'wtp doctor --fix')"
     base_ref = base_refs.get(t.base) or f"refs/heads/{t.base}"

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import claims, gitops
-from .errors import UsageError
+from .errors import Refusal, UsageError
 from .globs import HOT_GLOBS, glob_matches
 from .repo import Ctx
 from .schedule import collisions as declared_clashes
@@ -91,8 +91,14 @@ def _parents(path: str) -> list[str]:
 def _side(ctx: Ctx, t: Task, base_tip: str) -> Side:
     assert t.path is not None
     wt = Path(t.path)
-    if gitops.status_paths(wt):
-        commit, tree = gitops.snapshot(wt)
+    broken = gitops.link_problem(wt)
+    if broken:  # git would read a parent folder's repository, or fail
+        raise Refusal(f"the worktree of task '{t.name}' is broken ({broken}): run 'wtp doctor --fix', then check again")
+    dirty = gitops.status_paths(wt)
+    if dirty:
+        # With every untracked file listed, a folder named with '/' is a nested repository:
+        # not this repository's files ('git add' would refuse one without a commit).
+        commit, tree = gitops.snapshot(wt, exclude=[p.rstrip("/") for p in dirty if p.endswith("/")])
     else:
         commit = gitops.head(wt)[0] or gitops.Sha(base_tip)
         tree = gitops.tree_of(wt, commit)

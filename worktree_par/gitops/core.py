@@ -28,7 +28,6 @@ _REPO_ENV = (
     "GIT_QUARANTINE_PATH",
 )
 _env_cache: dict[str, str] | None = None
-ZERO = "0" * 40
 MIN_VERSION = (2, 38)  # merge-tree --write-tree
 
 
@@ -196,3 +195,31 @@ def worktrees(cwd: Path) -> list[Worktree]:
     if res.code != 0:
         raise GitError(["worktree", "list"], res.code, res.out, res.err, str(cwd))
     return parse_worktrees(res.out)
+
+
+# --- object format ----------------------------------------------------------------------
+
+
+class ObjectFormat(NamedTuple):
+    """The hash a repository names its objects with: ``sha1`` (40 hex digits) or ``sha256`` (64)."""
+
+    name: str
+    hexlen: int
+
+    @property
+    def null_id(self) -> str:
+        """The all-zero id git uses for "no object" (a ref that does not exist)."""
+        return "0" * self.hexlen
+
+
+_formats: dict[str, ObjectFormat] = {}
+
+
+def object_format(cwd: Path) -> ObjectFormat:
+    """The object format of the repository at ``cwd``, asked of git once per directory:
+    the one place wtp learns how long an object id is (never assume 40)."""
+    key = str(cwd)
+    if key not in _formats:
+        name = run(["rev-parse", "--show-object-format"], cwd).out.strip() or "sha1"
+        _formats[key] = ObjectFormat(name, 64 if name == "sha256" else 40)
+    return _formats[key]

@@ -9,8 +9,17 @@ from pathlib import Path
 from typing import NamedTuple, NewType
 
 Sha = NewType("Sha", str)
-HEX40 = re.compile(r"^[0-9a-f]{40}$")
-_HEX_WORD = re.compile(r"\b[0-9a-f]{40}\b")
+# An object id is 40 hex digits in a sha1 repository and 64 in a sha256 one
+# (git init --object-format=sha256).  Parsers accept either: git never prints an id of the
+# other length, and what the repository uses is known in one place (core.object_format).
+_OID = r"(?:[0-9a-f]{64}|[0-9a-f]{40})"
+_OBJECT_ID = re.compile(_OID)
+_HEX_WORD = re.compile(rf"\b{_OID}\b")
+
+
+def is_object_id(text: str, hexlen: int | None = None) -> bool:
+    """``text`` is a full object id (of ``hexlen`` digits, when the format is known)."""
+    return _OBJECT_ID.fullmatch(text) is not None and (hexlen is None or len(text) == hexlen)
 
 
 class Worktree(NamedTuple):
@@ -90,7 +99,7 @@ class MergeTree(NamedTuple):
     conflicts: list[str]  # conflicting paths; empty when the merge is clean
 
 
-_SIDE_SUFFIX = re.compile(r"~[0-9a-f]{40}$")
+_SIDE_SUFFIX = re.compile(rf"~{_OID}$")
 
 
 def parse_merge_tree(code: int, out: str, sides: tuple[str, ...] = ()) -> MergeTree | None:
@@ -98,7 +107,7 @@ def parse_merge_tree(code: int, out: str, sides: tuple[str, ...] = ()) -> MergeT
     is not a merge result at all.  git 2.39 exits 1 both for a conflict and for a bad
     revision: a conflict is exit 1 *and* a first field that is a tree id."""
     fields = out.split("\0")
-    if code not in (0, 1) or not HEX40.match(fields[0]):
+    if code not in (0, 1) or not is_object_id(fields[0]):
         return None
     if code == 0:
         return MergeTree(Sha(fields[0]), [])

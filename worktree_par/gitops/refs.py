@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import GitError
-from .core import ZERO, run
-from .parse import Sha
+from .core import run
+from .parse import Sha, is_object_id
 
 # --- refs -------------------------------------------------------------------------
 
@@ -35,7 +35,7 @@ def head(wt: Path) -> tuple[Sha | None, str | None]:
     """(HEAD commit, the branch it is attached to or None when detached) of a worktree."""
     res = run(["rev-parse", "HEAD", "--symbolic-full-name", "HEAD"], wt, check=False)
     lines = res.out.split()
-    commit = Sha(lines[0]) if res.code == 0 and lines and len(lines[0]) == 40 else None
+    commit = Sha(lines[0]) if res.code == 0 and lines and is_object_id(lines[0]) else None
     branch = lines[1] if commit and len(lines) > 1 and lines[1].startswith("refs/") else None
     if commit is None:  # an unborn branch: HEAD names it, but no commit yet
         sym = run(["symbolic-ref", "--quiet", "HEAD"], wt, check=False)
@@ -98,7 +98,7 @@ def config_values(cwd: Path, pattern: str) -> list[tuple[str, str]]:
 
 def update_ref(cwd: Path, ref: str, new: str, old: str | None, why: str, *, no_deref: bool = False) -> bool:
     """Compare-and-swap ``ref`` from ``old`` (None: must not exist) to ``new``."""
-    expected = old if old is not None else ZERO
+    expected = old if old is not None else ""  # git's "must not exist", in every object format
     args = [
         "update-ref",
         "--create-reflog",

@@ -12,10 +12,10 @@ from .. import locks
 from ..errors import GitError
 from .core import Result, require_version, run, spawn
 from .parse import (
-    HEX40,
     MergeTree,
     Sha,
     commit_ids,
+    is_object_id,
     parse_merge_tree,
     parse_read_tree_refusal,
     parse_status,
@@ -48,6 +48,70 @@ def git_dir_of(wt: Path) -> Path:
     if text.startswith("gitdir: ") and text.count("\n") <= 1:
         return (wt / text[len("gitdir: ") :].strip("\n")).resolve()
     return Path(run(["rev-parse", "--path-format=absolute", "--git-dir"], wt).out.strip())
+
+
+def link_problem(wt: Path) -> str:
+    """What breaks the link between a linked worktree and its repository, "" when nothing
+    does: its ``.git`` file is missing, or the admin folder it names (under the common git
+    dir's ``worktrees/``) is gone.  Read without a git call: git, finding no repository
+    there, would go on to the parent folders and answer for whatever repository holds them."""
+    dot = wt / ".git"
+    if dot.is_dir():
+        return ""
+    try:
+        text = dot.read_text(encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        return "its .git file is missing"
+    except OSError as e:
+        return f"its .git file cannot be read ({e.strerror})"
+    if not text.startswith("gitdir: "):
+        return "its .git file does not name a git dir"
+    admin = wt / text[len("gitdir: ") :].strip()
+    if not (admin / "HEAD").is_file() or not (admin / "commondir").is_file():
+        return f"its admin folder {admin} is gone"
+    return ""
+
+
+def _admin_of(common: Path, wt: Path) -> Path | None:
+    """The admin folder under ``common``/worktrees whose ``gitdir`` file names ``wt``/.git."""
+    want = (wt / ".git").resolve()
+    for admin in sorted((common / "worktrees").glob("*")):
+        try:
+            named = (admin / (admin / "gitdir").read_text().strip()).resolve()
+        except OSError:
+            continue
+        if named == want and (admin / "HEAD").is_file():
+            return admin
+    return None
+
+
+def relink(root: Path, common: Path, wt: Path, branch: str, lock: Path) -> str:
+    """Mend a worktree whose link is broken (``link_problem``), touching none of its files;
+    says what it did.  A missing .git file is written back when its admin folder is still
+    there (its HEAD, index and stopped operation are kept); a lost admin folder is made
+    again from ``branch`` (the index, which lived there, is rebuilt from the branch)."""
+    admin = _admin_of(common, wt)
+    if admin is not None:
+        (wt / ".git").write_text(f"gitdir: {admin}\n")
+        return f"wrote back its .git file (its admin folder {admin} was kept)"
+    if run(["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"], root, check=False).code != 0:
+        raise GitError(["worktree", "add", branch], 1, "", f"branch '{branch}' does not exist", str(root))
+    # 'git worktree add' makes an admin folder only for an empty path: make one beside the
+    # worktree, with the same name, and move its .git file into the worktree.
+    spare = wt.parent / f".wtp-relink-{os.getpid()}" / wt.name
+    spare.parent.mkdir(exist_ok=True)
+    try:
+        worktree(root, ["add", "--no-checkout", "--quiet", str(spare), branch], lock)
+        os.replace(spare / ".git", wt / ".git")
+        worktree(root, ["repair", str(wt)], lock)  # the admin folder's gitdir now names wt
+    finally:
+        for d in (spare, spare.parent):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+    run(["read-tree", branch], wt)  # the index from the branch; every file stays as it is
+    return f"made its admin folder again from branch '{branch}' (what was staged is now unstaged)"
 
 
 STATUS_ARGS = ["status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"]
@@ -96,27 +160,43 @@ def rebase_in_progress(wt: Path) -> bool:
     return in_progress(wt)[0] in ("rebase", "am")
 
 
-def snapshot(wt: Path, extra: list[str] | None = None) -> tuple[Sha, Sha]:
+def snapshot(
+    wt: Path,
+    extra: list[str] | None = None,
+    *,
+    exclude: Sequence[str] = (),
+    grafts: Sequence[tuple[str, str]] = (),
+) -> tuple[Sha, Sha]:
     """(commit, tree) holding the worktree's current files (tracked and untracked, not ignored,
     plus the ignored ``extra`` paths).  Built with a throw-away index so the user's index,
-    files and refs are untouched; its parent is HEAD."""
+    files and refs are untouched; its parent is HEAD.  ``exclude``: folders left out (nested
+    repositories, which 'git add' would record as a bare pointer or refuse); ``grafts``:
+    (folder, tree) pairs whose files are put at that folder instead, as real files."""
     res = run(["rev-parse", "--path-format=absolute", "--git-path", "index", "HEAD"], wt, check=False)
     lines = res.out.splitlines()
     index = Path(lines[0])
-    head_sha = lines[1] if res.code == 0 and len(lines) > 1 and HEX40.match(lines[1]) else None
+    head_sha = lines[1] if res.code == 0 and len(lines) > 1 and is_object_id(lines[1]) else None
     import tempfile
 
+    skip = [f":(exclude,literal){p}" for p in exclude]
+    # 'git add' without --force refuses a pathspec naming an ignored path, excluded or not.
+    # (A trailing '/' lets a pattern that matches only folders, 'dep/', match.)
+    hidden = check_ignore(wt, [f"{p}/" for p in exclude]) if exclude else set()
+    skip_shown = [f":(exclude,literal){p}" for p in exclude if f"{p}/" not in hidden]
     with tempfile.TemporaryDirectory(prefix="wtp-index-") as tmp:
         tmp_index = Path(tmp) / "index"
         if index.exists():
             # Starting from the real index keeps its stat cache, so add -A only re-hashes what changed.
             tmp_index.write_bytes(index.read_bytes())
         env = {"GIT_INDEX_FILE": str(tmp_index)}
-        run(["add", "--all", "--", "."], wt, env=env)
+        run(["add", "--all", "--", ".", *skip_shown], wt, env=env)
         if extra:
-            run(["add", "--force", "--", *extra], wt, env=env)
-        tree = Sha(run(["write-tree"], wt, env=env).out.strip())
-    return commit_tree(wt, tree, [head_sha] if head_sha else [], "wtp snapshot of uncommitted work"), tree
+            run(["add", "--force", "--", *extra, *skip], wt, env=env)
+        for folder, tree in sorted(grafts):  # outer folders first
+            run(["update-index", "--force-remove", "--", folder], wt, env=env)  # a pointer staged there
+            run(["read-tree", f"--prefix={folder}/", tree], wt, env=env)
+        tree_id = Sha(run(["write-tree"], wt, env=env).out.strip())
+    return commit_tree(wt, tree_id, [head_sha] if head_sha else [], "wtp snapshot of uncommitted work"), tree_id
 
 
 def commit_tree(cwd: Path, tree: str, parents: Sequence[str], message: str, env: dict[str, str] | None = None) -> Sha:
@@ -288,14 +368,12 @@ def staged_paths(wt: Path) -> list[str]:
     return res.z()
 
 
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-
-
 def data_commit(cwd: Path, message: str) -> Sha:
     """A commit of the empty tree carrying ``message``: how a record (a remote gate's tickets,
     a task's claim) travels in a ref."""
-    run(["hash-object", "-t", "tree", "-w", "--stdin"], cwd, input="")  # the empty tree may be missing
-    return commit_tree(cwd, EMPTY_TREE, [], message, env=_DATA_AUTHOR)
+    # Written, since it may be missing; its id depends on the object format (sha1 or sha256).
+    empty_tree = run(["hash-object", "-t", "tree", "-w", "--stdin"], cwd, input="").out.strip()
+    return commit_tree(cwd, empty_tree, [], message, env=_DATA_AUTHOR)
 
 
 _DATA_AUTHOR = {
