@@ -262,3 +262,15 @@ def test_a_worktree_of_another_repository_inside_the_task_is_kept_by_its_head_an
     assert repo.wtp("rm", "a", "--force").code == 0
     assert repo.git("show", "refs/wtp/archive/a:linked/o.txt") == "edited in the linked worktree"
     assert repo.git("for-each-ref", "--format=%(refname)", "refs/wtp/archive-sub/a/").split()[0].endswith("/wtp/HEAD")
+
+
+def test_land_of_a_broken_worktree_says_so_in_one_line(repo: Repo) -> None:
+    """Before: 'has a detached HEAD () checked out'."""
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    (p / ".git").unlink()
+    out = repo.wtp("land", "a")
+    assert out.code == 1
+    assert out.err == (
+        "wtp: the worktree of task 'a' is broken (its .git file is missing): run 'wtp doctor --fix', then land again\n"
+    )

@@ -22,6 +22,9 @@ WITHDRAW_LOOK = 0.2  # seconds between looks for a withdrawn entry while its gat
 def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
     """The task branch's tip, once the worktree is fit to land: the task branch checked out,
     nothing in progress, nothing uncommitted."""
+    broken = gitops.link_problem(wt)
+    if broken:
+        raise Refusal(f"the worktree of task '{t.name}' is broken ({broken}): run 'wtp doctor --fix', then land again")
     head, attached = gitops.head(wt)
     if attached != f"refs/heads/{t.branch}":
         what = (
