@@ -4,9 +4,14 @@ the history of finished tasks is bounded so no command's cost grows with it."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import pytest
+
 from worktree_par.state import ACTIVE, KEEP_FINISHED, LANDED, Store, Task
+
+from .conftest import ROOT, Repo
 
 
 def _task(name: str, seq: int, state: str = ACTIVE) -> Task:
@@ -42,3 +47,34 @@ def test_only_the_newest_finished_tasks_are_kept(tmp_path: Path) -> None:
     names = {t["name"] for t in json.loads(store.file.read_text())["tasks"]}
     assert "live" in names and len(names) == KEEP_FINISHED + 1
     assert {f"done{i}" for i in range(5)}.isdisjoint(names) and f"done{KEEP_FINISHED + 4}" in names
+
+
+def test_a_misspelt_store_update_field_is_refused_at_run_time_and_by_mypy(repo: Repo, tmp_path: Path) -> None:
+    """Before: Store.update(**fields) wrote 'stat' into state.json and left the task active."""
+    import subprocess
+    import sys
+
+    from worktree_par.repo import open_ctx
+
+    repo.wtp("start", "a")
+    ctx = open_ctx(repo.path)
+    t = ctx.store.read().tasks["a"]
+    with pytest.raises(TypeError, match="stat"):
+        ctx.store.update(t, stat="landed")  # type: ignore[call-arg]
+    assert ctx.store.read().tasks["a"].state == "active"
+    assert all("stat" not in t for t in repo.state()["tasks"])
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from worktree_par.state import Store, Task\n"
+        "def f(s: Store, t: Task) -> None:\n"
+        "    s.update(t, stat='landed')\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=silent", str(probe)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MYPYPATH": str(ROOT)},
+    )
+    assert res.returncode == 1, res.stdout
+    assert 'Unexpected keyword argument "stat" for "update" of "Store"' in res.stdout

@@ -338,8 +338,10 @@ def _clear_phase(ctx: Ctx, t: Task) -> str:
 
 
 def _set_state(ctx: Ctx, t: Task, state: str, clear_path: bool = False) -> str:
-    extra = {"path": None, "port": None} if clear_path else {}
-    ctx.store.update(t, state=state, phase="", holder=None, **extra)
+    if clear_path:
+        ctx.store.update(t, state=state, phase="", holder=None, path=None, port=None)
+    else:
+        ctx.store.update(t, state=state, phase="", holder=None)
     return f"marked task '{t.name}' {state}"
 
 

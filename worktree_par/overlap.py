@@ -210,10 +210,8 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
     st = ctx.store.read()
     all_tasks = sorted((t for t in st.tasks.values() if t.state not in FINAL), key=lambda t: t.seq)
     if only:
-        from .tasks import get
-
         for n in only:
-            get(st, n)  # an unknown name is an error, not an empty report
+            st.task(n)  # an unknown name is an error, not an empty report
     base = ctx.detect_base()
     base_ref = ctx.base_tip_ref(base)
     base_tip = gitops.rev_parse(ctx.root, base_ref)

@@ -22,7 +22,7 @@ def _processes(path: Path | None) -> list[str]:
 def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[str]:
     """Remove a task's worktree and branch.  Refuses to lose anything the worktree holds, or
     a worktree in use, unless forced; forced, it archives first and says what."""
-    t = tasks.get(ctx.store.read(), name)
+    t = ctx.store.read().task(name)
     if t.state == QUEUED or (t.state in FINAL and not t.path):
         if t.state == LANDED:
             return [f"task '{name}' is landed and has no worktree left: nothing to remove"]
@@ -69,7 +69,7 @@ def _withdraw_from_land(ctx: Ctx, t: Task, say: Say) -> Task:
             f"task '{t.name}' is withdrawn from the land, and its conductor has not given it back yet "
             f"(it does when its current step ends): run 'wtp rm {t.name}' again"
         )
-    return tasks.get(ctx.store.read(), t.name)
+    return ctx.store.read().task(t.name)
 
 
 def forget_path(ctx: Ctx, t: Task) -> None:

@@ -3,15 +3,14 @@ plus the few repository-wide facts (base branch, remote) derived from them."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from . import config, gitops
 from .errors import InvalidTaskName, UsageError
 from .gitops import Sha
-from .state import Store
+from .state import Store, shown, validate_name
 
-_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+__all__ = ["Ctx", "few", "open_ctx", "shown", "validate_branch", "validate_name"]
 
 
 class Ctx:
@@ -140,35 +139,10 @@ def open_ctx(cwd: Path) -> Ctx:
     return Ctx(repo=repo, cfg=cfg, store=Store(repo.common_dir))
 
 
-def shown(name: str) -> str:
-    """A name as it is safe to print: control and odd characters escaped."""
-    return name.encode("unicode_escape").decode("ascii")
-
-
 def few(items: list[str], n: int = 3) -> str:
     """The first ``n`` items, printable, and how many more."""
     out = ", ".join(shown(i) for i in items[:n])
     return out + (f", and {len(items) - n} more" if len(items) > n else "")
-
-
-def validate_name(name: str) -> None:
-    """Contract: 1-64 of [A-Za-z0-9._-], no leading '-' or '.', no '..', not ending in '.lock'."""
-    bad = None
-    if not _NAME.fullmatch(name):
-        if not name:
-            bad = "it is empty"
-        elif len(name) > 64:
-            bad = f"it is {len(name)} characters long (64 at most)"
-        else:
-            bad = "it may only contain letters, digits, '.', '_' and '-'"
-    elif name[0] in "-.":
-        bad = f"it may not start with '{name[0]}'"
-    elif ".." in name:
-        bad = "it may not contain '..'"
-    elif name.endswith(".lock"):
-        bad = "it may not end in '.lock'"
-    if bad:
-        raise InvalidTaskName(f"invalid task name '{shown(name)}': {bad}; try something like 'fix-login'")
 
 
 def validate_branch(ctx: Ctx, name: str, base: str = "") -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import StateError
+from .errors import InvalidTaskName, StateError, TaskNotFound
 from .locks import Holder, Lock, is_alive, me, set_beats_dir
 
 VERSION = 1
@@ -164,11 +165,68 @@ _TASK_TYPES: dict[str, tuple[type, ...]] = {
 _REQUIRED = ("name", "state", "branch", "base", "seq")
 
 
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def shown(name: str) -> str:
+    """A name as it is safe to print: control and odd characters escaped."""
+    return name.encode("unicode_escape").decode("ascii")
+
+
+def validate_name(name: str) -> None:
+    """Contract: 1-64 of [A-Za-z0-9._-], no leading '-' or '.', no '..', not ending in '.lock'."""
+    bad = None
+    if not _NAME.fullmatch(name):
+        if not name:
+            bad = "it is empty"
+        elif len(name) > 64:
+            bad = f"it is {len(name)} characters long (64 at most)"
+        else:
+            bad = "it may only contain letters, digits, '.', '_' and '-'"
+    elif name[0] in "-.":
+        bad = f"it may not start with '{name[0]}'"
+    elif ".." in name:
+        bad = "it may not contain '..'"
+    elif name.endswith(".lock"):
+        bad = "it may not end in '.lock'"
+    if bad:
+        raise InvalidTaskName(f"invalid task name '{shown(name)}': {bad}; try something like 'fix-login'")
+
+
+class Unset:
+    """The default of a field ``Store.update`` leaves as it is."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = Unset()
+
+
 class State:
     def __init__(self, seq: int = 0, tasks: dict[str, Task] | None = None, extra: dict[str, Any] | None = None) -> None:
         self.seq = seq
         self.tasks: dict[str, Task] = tasks if tasks is not None else {}
         self.extra: dict[str, Any] = extra if extra is not None else {}  # other modules' small records (trust, ...)
+
+    def task(self, name: str) -> Task:
+        """The task named ``name``: InvalidTaskName or TaskNotFound (naming the live ones)."""
+        validate_name(name)
+        t = self.tasks.get(name)
+        if t is None:
+            known = ", ".join(sorted(n for n, t in self.tasks.items() if t.state not in FINAL)) or "none"
+            raise TaskNotFound(f"no task named '{name}' (tasks: {known}): see 'wtp list'")
+        return t
+
+    def task_at(self, path: Path | str) -> Task | None:
+        """The task whose worktree holds ``path`` (an absolute path, resolved by the caller):
+        the one answer to "which task do I stand in?" (the newest, should an old record
+        still name the folder)."""
+        p = str(path)
+        for t in sorted(self.tasks.values(), key=lambda t: -t.seq):
+            if t.path and (p == t.path or p.startswith(t.path.rstrip("/") + "/")):
+                return t
+        return None
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -326,10 +384,34 @@ class Store:
                     self._write_bytes(self.backup, raw)
                 self._write_bytes(self.file, json.dumps(state.to_json(), indent=1, sort_keys=True).encode())
 
-    def update(self, task: Task, **fields: Any) -> Task | None:
+    def update(
+        self,
+        task: Task,
+        *,
+        state: str | Unset = UNSET,
+        path: str | None | Unset = UNSET,
+        fork: str | None | Unset = UNSET,
+        port: int | None | Unset = UNSET,
+        touch: list[str] | Unset = UNSET,
+        use: list[str] | Unset = UNSET,
+        phase: str | Unset = UNSET,
+        holder: dict[str, Any] | None | Unset = UNSET,
+        setup: str | Unset = UNSET,
+        commit: str | None | Unset = UNSET,
+        paths: list[str] | Unset = UNSET,
+        note: str | Unset = UNSET,
+        candidate: str | None | Unset = UNSET,
+        ticket: int | None | Unset = UNSET,
+        attempts: int | Unset = UNSET,
+        held: list[str] | Unset = UNSET,
+        intent: str | Unset = UNSET,
+    ) -> Task | None:
         """Re-read ``task`` under the lock and, if it is still the same task (same seq), set
-        ``fields`` on it; the task as stored now, or None when it is gone or was replaced.
-        The one way the core changes a task it read earlier (re-check after the lock)."""
+        the fields given on it; the task as stored now, or None when it is gone or was
+        replaced.  The one way the core changes a task it read earlier (re-check after the
+        lock).  The fields are keyword-only and typed: a misspelt one is a type error for
+        mypy and a TypeError at run time, never junk in state.json."""
+        fields = {k: v for k, v in locals().items() if k not in ("self", "task") and not isinstance(v, Unset)}
         with self.transaction() as st:
             cur = st.tasks.get(task.name)
             if cur is None or cur.seq != task.seq:
@@ -339,7 +421,7 @@ class Store:
             return cur
 
     @contextmanager
-    def phase(self, task: Task, name: str, *, expect_idle: bool = True, **fields: Any) -> Iterator[Task]:
+    def phase(self, task: Task, name: str, *, expect_idle: bool = True) -> Iterator[Task]:
         """Record that ``task`` is mid-operation ``name``, held by this process, for the body;
         cleared when the body ends (unless it set another phase or state itself).  Refuses
         when another live process holds an operation on the task, or the task changed."""
@@ -356,8 +438,6 @@ class Store:
                         f"task '{task.name}' is busy ({cur.phase}) by {holder.describe() if holder else 'another process'}: wait for it"
                     )
             cur.phase, cur.holder = name, me().to_json()
-            for k, v in fields.items():
-                setattr(cur, k, v)
             held = Task.from_json(cur.to_json())
         try:
             yield held

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import claims, crashpoints, gitops, isolate, schedule, trust
-from .errors import Refusal, Say, TaskNotFound, UsageError, WaitTimeout, WtpError, quiet
+from .errors import Refusal, Say, UsageError, WaitTimeout, WtpError, quiet
 from .globs import normalize_glob
 from .locks import me
 from .repo import Ctx, validate_branch, validate_name
@@ -30,15 +30,6 @@ class StartResult:
         self.place = 0  # 1-based place in the queue when queued
         self.pending = False  # activated here: the worktree is still to be made
         self.redeclared = False  # an existing task took new declarations
-
-
-def get(state: State, name: str) -> Task:
-    validate_name(name)
-    t = state.tasks.get(name)
-    if t is None:
-        known = ", ".join(sorted(n for n, t in state.tasks.items() if t.state not in FINAL)) or "none"
-        raise TaskNotFound(f"no task named '{name}' (tasks: {known}): see 'wtp list'")
-    return t
 
 
 def worktree_path(ctx: Ctx, name: str) -> Path:
@@ -439,7 +430,7 @@ def wait_active(ctx: Ctx, name: str, timeout: float | None, say: Say = quiet) ->
     last = ""
     while True:
         promote(ctx, say)
-        t = get(ctx.store.read(), name)
+        t = ctx.store.read().task(name)
         if t.state in LIVE and not t.phase:
             return t
         if t.state in FINAL:
@@ -457,7 +448,7 @@ def wait_active(ctx: Ctx, name: str, timeout: float | None, say: Say = quiet) ->
 
 def run_in(ctx: Ctx, name: str) -> tuple[Task, dict[str, str]]:
     """The task whose worktree a command runs in, and its environment."""
-    t = get(ctx.store.read(), name)
+    t = ctx.store.read().task(name)
     if not t.path or t.state == QUEUED or (t.state in FINAL and not os.path.isdir(t.path)):
         raise Refusal(
             f"task '{name}' is {t.state} and has no worktree"

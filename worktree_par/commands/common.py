@@ -8,7 +8,6 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
@@ -39,11 +38,8 @@ def after_dashes(cmd: list[str]) -> list[str]:
 
 def task_here(ctx: Ctx, where: str | None) -> str | None:
     """The task whose worktree the command runs in (any subfolder), if any."""
-    cwd = here(where).resolve()
-    for t in sorted(ctx.store.read().tasks.values(), key=lambda t: -t.seq):
-        if t.path and (cwd == Path(t.path) or Path(t.path) in cwd.parents):
-            return t.name
-    return None
+    t = ctx.store.read().task_at(here(where).resolve())
+    return t.name if t is not None else None
 
 
 def current_task(ctx: Ctx, where: str | None, task: str | None) -> str:

@@ -29,7 +29,6 @@ def land(
     follow: bool = False,
     as_json: bool = False,
 ) -> int:
-    from .. import tasks
     from ..config import MODES, STRATEGIES
     from ..land import lander
 
@@ -39,7 +38,7 @@ def land(
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     bound_waits(timeout)
     c = open_repo(where)
-    t = tasks.get(c.store.read(), current_task(c, where, task))
+    t = c.store.read().task(current_task(c, where, task))
     if not detach:
         done = lander.landable(t)
         if done is not None:
@@ -59,7 +58,6 @@ def land(
 
 def land_detached(where: str | None, request: str) -> int:
     """The detached child of 'wtp land --detach': the request it was handed, whole."""
-    from .. import tasks
     from ..land.request import LandRequest
 
     req = LandRequest.loads(request)
@@ -67,7 +65,7 @@ def land_detached(where: str | None, request: str) -> int:
         raise UsageError("the detached land was handed a request it cannot read: run 'wtp land TASK' again")
     bound_waits(req.timeout)
     c = open_repo(where)
-    t = tasks.get(c.store.read(), req.task)
+    t = c.store.read().task(req.task)
     if t.seq != req.seq:
         raise UsageError(f"task '{req.task}' was replaced since its land was detached: see 'wtp list'")
     return _land(c, where, t, req, False, False)

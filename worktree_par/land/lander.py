@@ -108,7 +108,7 @@ def land(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult:
         return done
     if t.phase == LANDING_PHASE:
         say(recovery.recover(ctx, t, say))
-        t = tasks.get(ctx.store.read(), t.name)
+        t = ctx.store.read().task(t.name)
         if t.state == LANDED:
             msg = f"task '{t.name}' is landed at {(t.commit or '')[:12]}"
             result = LandResult(t.name, LANDED, t.commit, 0, messages=[msg])
@@ -181,7 +181,7 @@ def interrupted(ctx: Ctx, t: Task, wait: float = 60.0) -> str:
 
 def _finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say) -> LandResult:
     """Our land's result, from the state the conductor left (ours or another's)."""
-    cur = tasks.get(ctx.store.read(), t.name)
+    cur = ctx.store.read().task(t.name)
     if cur.seq != t.seq:
         raise Refusal(f"task '{t.name}' changed while waiting in the land queue: see 'wtp list'")
     if cur.state == LANDED:
@@ -263,7 +263,7 @@ def detach(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> tuple[int, str]:
         if place:
             return place, str(log)
         if child.poll() is not None:  # it finished (or failed) before we looked
-            cur = tasks.get(ctx.store.read(), t.name)
+            cur = ctx.store.read().task(t.name)
             if child.returncode == 0:
                 return 0, str(log)
             raise Refusal(
