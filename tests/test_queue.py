@@ -156,6 +156,30 @@ def test_detach_returns_at_once_and_the_queue_finishes_alone(project: Repo, tmp_
     assert project.wtp_proc("queue").out == "the land queue is empty\n"
 
 
+def test_a_detached_land_honours_its_timeout(project: Repo, tmp_path: Path) -> None:
+    """The child is handed the typed request, timeout included (before: the argv it was
+    re-parsed from lost --timeout, and it waited behind the queue for ever)."""
+    from worktree_par.gates import Gate
+    from worktree_par.land.request import QUEUE
+    from worktree_par.state import Store
+
+    _tasks(project, 1)
+    queue = Gate(Store(project.path / ".git"), QUEUE)
+    queue.acquire()
+    try:
+        out = project.wtp_proc("land", "t1", "--detach", "--timeout", "1", "--gate", "true")
+        assert out.code == 0, out.err
+        log = Path(out.out.rsplit("(log: ", 1)[1].rstrip(")\n"))
+        deadline = time.monotonic() + 60
+        while project.wtp("list", "--json").json()["tasks"][0]["state"] != "active":
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+    finally:
+        queue.release()
+    assert "timed out" in log.read_text()
+    assert project.git("rev-parse", "main") == project.git("rev-parse", "origin/main")
+
+
 def test_a_conductor_killed_mid_gate_loses_nothing_and_a_rerun_finishes(project: Repo, tmp_path: Path) -> None:
     _tasks(project, 3)
     tips = {f"t{i}": project.git("rev-parse", f"wtp/t{i}") for i in (1, 2, 3)}
