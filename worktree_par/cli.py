@@ -5,19 +5,18 @@ The only layer that knows typer.  Errors from the core are caught once, in
 ``WtpGroup.main``, and printed as one line with the contract's exit code.
 """
 
-import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, Optional
 
 import typer
-from typer._click import exceptions as _cx  # typer vendors click since 0.26
 from typer.core import TyperGroup
 
+from . import cli_agents
+from .cli_base import JSON, WtpGroup
+from .cli_base import done as _done
 from .commands import check as c_check
 from .commands import doctor as c_doctor
 from .commands import gate as c_gate
-from .commands import hook as c_hook
 from .commands import init as c_init
 from .commands import land as c_land
 from .commands import lists as c_lists
@@ -26,43 +25,7 @@ from .commands import run as c_run
 from .commands import shell as c_shell
 from .commands import start as c_start
 from .errors import ExitCode
-from .exits import err, exit_for
-
-
-class WtpGroup(TyperGroup):
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except KeyboardInterrupt as e:  # typer would turn it into a silent exit 130
-            exit_for(e)
-
-    def main(
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        windows_expand_args: bool = True,
-        **extra: Any,
-    ) -> NoReturn:
-        try:
-            rv = super().main(args, prog_name or "wtp", complete_var, standalone_mode=False, **extra)
-        except _cx.NoArgsIsHelpError as e:  # 'wtp hook' alone: its help, on stdout, as bare 'wtp' does
-            print(e.ctx.get_help() if e.ctx else e.format_message())
-            sys.exit(0)
-        except _cx.UsageError as e:
-            where = e.ctx.command_path if e.ctx else "wtp"
-            err(f"wtp: {e.format_message()} (see '{where} --help')")
-            sys.exit(ExitCode.USAGE)
-        except _cx.ClickException as e:
-            err(f"wtp: {e.format_message()}")
-            sys.exit(e.exit_code)
-        except typer.Abort:
-            exit_for(KeyboardInterrupt())
-        except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - exits turns it into one line
-            exit_for(e)
-        sys.exit(rv if isinstance(rv, int) else 0)
-
+from .exits import err
 
 app = typer.Typer(
     cls=WtpGroup,
@@ -75,8 +38,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-JSON = typer.Option(False, "--json", help="Print JSON (stable shape, see README).")
 
 
 @app.callback()
@@ -94,11 +55,6 @@ def _root(
     if ctx.invoked_subcommand is None:  # bare 'wtp': the help, on stdout, exit 0, at any width
         print(ctx.get_help())
         raise typer.Exit(0)
-
-
-def _done(code: int) -> None:
-    if code:
-        raise typer.Exit(code)
 
 
 # --- init ------------------------------------------------------------------------------
@@ -447,73 +403,9 @@ def cochange_(
     _done(c_init.cochange_cmd(ctx.obj, files or [], calibrate, as_json))
 
 
-# --- agents ---------------------------------------------------------------------------
+# --- agents (their commands live in cli_agents) ----------------------------------------
 
-hook_app = typer.Typer(
-    cls=TyperGroup,
-    help="Agents' hooks: ask before an edit or a commit whether another task claims the file.\n\n"
-    "\b\nExample: wtp hook install claude",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-app.add_typer(hook_app, name="hook", short_help="Hooks for coding agents and git: install, and the hooks' bodies.")
-
-
-@hook_app.command("pre-edit")
-def hook_pre_edit() -> None:
-    """Claude Code's PreToolUse hook: reads the hook's JSON on stdin; answers deny (or ask, or
-    warn, per [hook] on_collision) when another live task declared, changed or is editing
-    the file, as JSON on stdout; records the path for the task otherwise.
-
-    \b
-    Example: wtp hook install claude   (puts 'wtp hook pre-edit' in .claude/settings.json)"""
-    _done(c_hook.hook_pre_edit())
-
-
-@hook_app.command("pre-commit")
-def hook_pre_commit(ctx: typer.Context) -> None:
-    """The git pre-commit hook's body: refuses (exit 1) a commit in a task's worktree that
-    touches a path another live task declared, changed or edited.
-
-    \b
-    Example: wtp hook install git"""
-    _done(c_hook.hook_pre_commit(ctx.find_root().obj))
-
-
-@hook_app.command("install")
-def hook_install(
-    ctx: typer.Context, target: str = typer.Argument(..., help="claude | git", metavar="claude|git")
-) -> None:
-    """Install a hook: 'claude' merges the pre-edit hook into .claude/settings.json (keeping
-    every other setting and hook; new task worktrees get it too); 'git' adds a pre-commit
-    hook to the shared hooks folder (core.hooksPath honoured, an existing hook chained).
-    Idempotent.
-
-    \b
-    Example: wtp hook install claude"""
-    _done(c_hook.hook_install(ctx.find_root().obj, target))
-
-
-@hook_app.command("uninstall")
-def hook_uninstall(
-    ctx: typer.Context, target: str = typer.Argument(..., help="claude | git", metavar="claude|git")
-) -> None:
-    """Remove exactly what 'wtp hook install' added (a chained git hook is put back).
-
-    \b
-    Example: wtp hook uninstall claude"""
-    _done(c_hook.hook_install(ctx.find_root().obj, target, remove=True))
-
-
-@app.command(short_help="Serve wtp to agents over MCP (stdio); needs the 'mcp' extra.")
-def mcp(ctx: typer.Context) -> None:
-    """A Model Context Protocol server over stdio: tools start, list, check, land, path,
-    queue, gate_status and next, each answering with the CLI's --json.  Needs the optional
-    extra: pip install 'worktree-par[mcp]'.
-
-    \b
-    Example: claude mcp add wtp -- wtp mcp"""
-    _done(c_hook.mcp(ctx.obj))
+cli_agents.register(app)
 
 
 @app.command("help", short_help="Show a command's help: wtp help land.")

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from . import gitops
-from .errors import Say
+from .errors import Refusal, Say
 from .repo import Ctx
-from .state import Task
+from .state import FINAL, QUEUED, Task
 
 
 def task_env(ctx: Ctx, task: Task) -> dict[str, str]:
@@ -81,3 +81,16 @@ def run_setup(ctx: Ctx, task: Task, log: Path, say: Say) -> str | None:
         if outcome.code != 0:
             return f"'{cmd}' exited {outcome.code}"
     return None
+
+
+def run_in(ctx: Ctx, name: str) -> tuple[Task, dict[str, str]]:
+    """The task whose worktree a command runs in, and its environment."""
+    t = ctx.store.read().task(name)
+    if not t.path or t.state == QUEUED or (t.state in FINAL and not os.path.isdir(t.path)):
+        raise Refusal(
+            f"task '{name}' is {t.state} and has no worktree"
+            + (f": start it with 'wtp start {name} --wait'" if t.state == QUEUED else "")
+        )
+    if not os.path.isdir(t.path):
+        raise Refusal(f"the worktree of task '{name}' ({t.path}) is missing: run 'wtp doctor'")
+    return t, task_env(ctx, t)

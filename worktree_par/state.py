@@ -12,15 +12,17 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidTaskName, StateError, TaskNotFound
+from .errors import StateError, TaskNotFound
 from .locks import Holder, Lock, is_alive, me, set_beats_dir
+from .names import shown, validate_name
+
+__all__ = ["shown", "validate_name"]  # the task name contract, with the task
 
 VERSION = 1
 
@@ -163,34 +165,6 @@ _TASK_TYPES: dict[str, tuple[type, ...]] = {
     "intent": _S,
 }
 _REQUIRED = ("name", "state", "branch", "base", "seq")
-
-
-_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-
-def shown(name: str) -> str:
-    """A name as it is safe to print: control and odd characters escaped."""
-    return name.encode("unicode_escape").decode("ascii")
-
-
-def validate_name(name: str) -> None:
-    """Contract: 1-64 of [A-Za-z0-9._-], no leading '-' or '.', no '..', not ending in '.lock'."""
-    bad = None
-    if not _NAME.fullmatch(name):
-        if not name:
-            bad = "it is empty"
-        elif len(name) > 64:
-            bad = f"it is {len(name)} characters long (64 at most)"
-        else:
-            bad = "it may only contain letters, digits, '.', '_' and '-'"
-    elif name[0] in "-.":
-        bad = f"it may not start with '{name[0]}'"
-    elif ".." in name:
-        bad = "it may not contain '..'"
-    elif name.endswith(".lock"):
-        bad = "it may not end in '.lock'"
-    if bad:
-        raise InvalidTaskName(f"invalid task name '{shown(name)}': {bad}; try something like 'fix-login'")
 
 
 class Unset:

@@ -444,16 +444,3 @@ def wait_active(ctx: Ctx, name: str, timeout: float | None, say: Say = quiet) ->
         if deadline is not None and time.monotonic() >= deadline:
             raise WaitTimeout(f"timed out after {timeout:g}s; task '{name}' stays queued ({t.note})")
         time.sleep(0.2 if deadline is None else max(0.01, min(0.2, deadline - time.monotonic())))
-
-
-def run_in(ctx: Ctx, name: str) -> tuple[Task, dict[str, str]]:
-    """The task whose worktree a command runs in, and its environment."""
-    t = ctx.store.read().task(name)
-    if not t.path or t.state == QUEUED or (t.state in FINAL and not os.path.isdir(t.path)):
-        raise Refusal(
-            f"task '{name}' is {t.state} and has no worktree"
-            + (f": start it with 'wtp start {name} --wait'" if t.state == QUEUED else "")
-        )
-    if not os.path.isdir(t.path):
-        raise Refusal(f"the worktree of task '{name}' ({t.path}) is missing: run 'wtp doctor'")
-    return t, isolate.task_env(ctx, t)

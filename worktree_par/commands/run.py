@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .. import isolate
 from ..errors import ExitCode
 from ..exits import err, open_repo
 from .common import after_dashes, current_task
@@ -13,13 +14,12 @@ if TYPE_CHECKING:
 
 
 def path(where: str | None, task: str | None, main: bool = False) -> int:
-    from .. import tasks
 
     c = open_repo(where)
     if main:  # the main worktree (where 'wtp cd' alone goes)
         print(c.repo.config_root)
         return 0
-    t, _ = tasks.run_in(c, current_task(c, where, task))
+    t, _ = isolate.run_in(c, current_task(c, where, task))
     print(t.path)
     return 0
 
@@ -27,11 +27,9 @@ def path(where: str | None, task: str | None, main: bool = False) -> int:
 def run(where: str | None, task: str | None, cmd: list[str]) -> int:
     import subprocess
 
-    from .. import tasks
-
     cmd = after_dashes(cmd)
     c = open_repo(where)
-    t, env = tasks.run_in(c, current_task(c, where, task))
+    t, env = isolate.run_in(c, current_task(c, where, task))
     try:
         code = subprocess.call(cmd, cwd=t.path, env=env)
     except FileNotFoundError:

@@ -1,0 +1,35 @@
+"""The task name contract (CONTRACT.md, Words): what a task may be called, and how a name
+is printed safely."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidTaskName
+
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def shown(name: str) -> str:
+    """A name as it is safe to print: control and odd characters escaped."""
+    return name.encode("unicode_escape").decode("ascii")
+
+
+def validate_name(name: str) -> None:
+    """Contract: 1-64 of [A-Za-z0-9._-], no leading '-' or '.', no '..', not ending in '.lock'."""
+    bad = None
+    if not _NAME.fullmatch(name):
+        if not name:
+            bad = "it is empty"
+        elif len(name) > 64:
+            bad = f"it is {len(name)} characters long (64 at most)"
+        else:
+            bad = "it may only contain letters, digits, '.', '_' and '-'"
+    elif name[0] in "-.":
+        bad = f"it may not start with '{name[0]}'"
+    elif ".." in name:
+        bad = "it may not contain '..'"
+    elif name.endswith(".lock"):
+        bad = "it may not end in '.lock'"
+    if bad:
+        raise InvalidTaskName(f"invalid task name '{shown(name)}': {bad}; try something like 'fix-login'")
