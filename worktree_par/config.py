@@ -44,6 +44,7 @@ class Config(NamedTuple):
     hook_on_collision: str = "deny"
     gate_remote: tuple[str, ...] = ()  # globs of gate names always held through the remote
     gate_lease: float = 30
+    remote_timeout: float = 30  # seconds any one git network call may take ([remote] timeout)
     source: Path | None = None  # the file it came from
 
     def worktree_root_path(self, main_root: Path) -> Path:
@@ -74,6 +75,9 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
     "check": {"hot": (list, "check_hot"), "cochange": (str, "check_cochange")},
     "hook": {"on_collision": (str, "hook_on_collision")},
     "gate": {"remote": (list, "gate_remote"), "lease": ((int, float), "gate_lease")},
+    # TOML cannot hold both 'remote = "origin"' and a [remote] table, so the table names the
+    # remote itself too: [remote] name = "origin", timeout = 30.
+    "remote": {"name": (str, "remote"), "timeout": ((int, float), "remote_timeout")},
 }
 _MAX_TASK_PORTS = 1000  # port_base + this must stay a valid port
 
@@ -87,7 +91,7 @@ def _type_name(t: type | tuple[type, ...]) -> str:
 def _parse(data: dict[str, Any], where: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, val in data.items():
-        if key in _SCHEMA[""]:
+        if key in _SCHEMA[""] and not (key in _SCHEMA and isinstance(val, dict)):
             tables = {"": {key: val}}
         elif key in _SCHEMA and key != "":
             if not isinstance(val, dict):
@@ -131,6 +135,8 @@ def _validate(cfg: Config, where: str) -> None:
         )
     if not 3 <= cfg.gate_lease <= 3600:
         raise ConfigError(f"{where}: 'gate.lease' must be between 3 and 3600 seconds, not {cfg.gate_lease}")
+    if not 1 <= cfg.remote_timeout <= 3600:
+        raise ConfigError(f"{where}: 'remote.timeout' must be between 1 and 3600 seconds, not {cfg.remote_timeout}")
     if cfg.land_depth < 0:
         raise ConfigError(f"{where}: 'land.depth' must be 0 (= max_active) or more, not {cfg.land_depth}")
     if cfg.land_timeout <= 0:

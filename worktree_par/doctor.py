@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import gitops, guard, locks, removal, tasks
-from .errors import StateError, WouldLoseWork
+from .errors import RemoteTimeout, StateError, WouldLoseWork
 from .repo import Ctx
 from .state import (
     ABANDONED,
@@ -82,12 +82,19 @@ STALE_CLAIM_DAYS = 7  # other clones' claims older than this are reported
 def _claim_findings(ctx: Ctx, st: State, stale_days: float | None) -> list[Finding]:
     """Shared claims on the remote: this clone's claims of tasks that are no longer live
     (withdrawn), and other clones' old ones (cleared only with --stale-claims DAYS)."""
-    from . import sharing
-    from .remote_gates import clone_id, ref_safe
-
     remote = ctx.remote()
     if remote is None or not (ctx.cfg.share or stale_days is not None):
         return []
+    try:
+        return _claims_on(ctx, st, remote, stale_days)
+    except RemoteTimeout as e:  # one finding, and doctor goes on with the rest
+        return [Finding(f"shared claims not checked: {e.message}")]
+
+
+def _claims_on(ctx: Ctx, st: State, remote: str, stale_days: float | None) -> list[Finding]:
+    from . import sharing
+    from .remote_gates import clone_id, ref_safe
+
     found = gitops.ls_remote(ctx.root, remote, [f"{sharing.PREFIX}*"])
     if found is None:
         return [Finding(f"cannot reach remote '{remote}' to check the shared claims")]

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from . import claims, gitops
-from .errors import ExitCode, WtpError
+from .errors import ExitCode, RemoteTimeout, WtpError
 from .remote_gates import clone_id, ref_safe
 from .repo import Ctx
 from .state import ACTIVE, Task
@@ -53,7 +53,10 @@ def publish(ctx: Ctx, t: Task) -> str | None:
         "since": t.created or time.time(),
     }
     commit = gitops.data_commit(ctx.root, json.dumps(record, sort_keys=True))
-    pushed = gitops.set_ref(ctx.root, remote, _ref(clone_id(ctx), t.name), commit)
+    try:
+        pushed = gitops.set_ref(ctx.root, remote, _ref(clone_id(ctx), t.name), commit)
+    except RemoteTimeout as e:  # the task exists already: say so, do not undo it
+        return f"could not publish the claim of '{t.name}': {e.message}; other clones do not see it"
     if not pushed.updated:
         return f"could not publish the claim of '{t.name}' to '{remote}' ({pushed.reason or pushed.summary}): other clones do not see it"
     return None

@@ -14,13 +14,18 @@ from ..errors import GitError
 from .core import (
     MAIN_ROOT_FILE,
     MIN_VERSION,
+    NETWORK_TIMEOUT,
     ZERO,
     RepoInfo,
     Result,
     base_env,
     discover,
+    network_budget,
+    network_deadline,
     require_version,
     run,
+    run_network,
+    set_network_timeout,
     spawn,
     worktrees,
 )
@@ -102,6 +107,7 @@ from .work import (
 )
 
 __all__ = [
+    "NETWORK_TIMEOUT",
     "existing_commits",
     "last_reflog_message",
     "HEX40",
@@ -136,6 +142,10 @@ __all__ = [
     "delete_ref",
     "diff_names",
     "discover",
+    "network_budget",
+    "network_deadline",
+    "run_network",
+    "set_network_timeout",
     "fetch_branch",
     "fetch_commits",
     "finish_checkout",
