@@ -93,7 +93,8 @@ def _claim_findings(ctx: Ctx, st: State, stale_days: float | None) -> list[Findi
 
 def _claims_on(ctx: Ctx, st: State, remote: str, stale_days: float | None) -> list[Finding]:
     from . import sharing
-    from .remote_gates import clone_id, ref_safe
+    from .identity import clone_id
+    from .remote_gates import ref_safe
 
     found = gitops.ls_remote(ctx.root, remote, [f"{sharing.PREFIX}*"])
     if found is None:

@@ -37,6 +37,7 @@ from typing import Any
 
 from . import gitops, locks
 from .errors import ExitCode, Say, UsageError, WaitTimeout, WtpError
+from .identity import clone_id
 from .repo import Ctx
 
 PREFIX = "refs/wtp/gates/"
@@ -63,24 +64,6 @@ def boottime() -> float:
     must find its lease expired when it wakes)."""
     clock = getattr(time, "CLOCK_BOOTTIME", None)
     return time.clock_gettime(clock) if clock is not None else time.monotonic()
-
-
-def clone_id(ctx: Ctx) -> str:
-    """This clone's id, made once and kept under the state dir."""
-    path = ctx.store.ensure_dir() / "clone-id"
-    try:
-        return path.read_text().strip()
-    except OSError:
-        cid = uuid.uuid4().hex[:12]
-        tmp = path.with_name(f".clone-id-{os.getpid()}")
-        tmp.write_text(cid + "\n")
-        try:
-            os.link(tmp, path)  # first writer wins
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-        return path.read_text().strip()
 
 
 class RemoteGate:

@@ -15,7 +15,8 @@ from typing import Any
 
 from . import claims, gitops
 from .errors import ExitCode, RemoteTimeout, WtpError
-from .remote_gates import clone_id, ref_safe
+from .identity import clone_id
+from .remote_gates import ref_safe
 from .repo import Ctx
 from .state import ACTIVE, Task
 
