@@ -114,9 +114,11 @@ def test_an_unreachable_remote_or_a_corrupt_gate_is_one_line(remote_repo: Repo, 
     junk = git(remote_repo.path, "rev-parse", "HEAD")
     git(remote_repo.path, "push", "-q", "origin", f"{junk}:refs/wtp/gates/deploy")
     bad = remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "true")
-    assert (
-        bad.code == 2 and "is not a wtp gate record: reset it with 'git push origin :refs/wtp/gates/deploy'" in bad.err
+    assert bad.code == 2 and bad.err.count("\n") == 1
+    assert bad.err.startswith(
+        "wtp: the remote gate 'deploy' (refs/wtp/gates/deploy on origin) is not a wtp gate record ("
     )
+    assert bad.err.endswith("): reset it with 'git push origin :refs/wtp/gates/deploy' once nobody is using it\n")
     no_remote = Repo(remote_repo.path, None)
     git(no_remote.path, "remote", "remove", "origin")
     none = no_remote.wtp_proc("gate", "deploy", "--remote", "--", "true")

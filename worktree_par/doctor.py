@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,9 +110,9 @@ def _claims_on(ctx: Ctx, st: State, remote: str, stale_days: float | None) -> li
                 )
             )
     limit = (stale_days if stale_days is not None else STALE_CLAIM_DAYS) * 86400
-    for c in sharing.others(ctx, remote):
-        old = time.time() - c.since
-        if old <= limit:
+    malformed: list[tuple[str, str]] = []
+    for c in sharing.others(ctx, remote, malformed):
+        if c.age_s() <= limit:
             continue
         what = f"the shared claim of task '{c.task}' (clone {c.clone} on {c.host}) is {c.age()} old"
         if stale_days is None:
@@ -124,6 +123,7 @@ def _claims_on(ctx: Ctx, st: State, remote: str, stale_days: float | None) -> li
             )
         else:
             out.append(Finding(what, functools.partial(_clear_claim, ctx, remote, c.ref)))
+    out += [Finding(line) for _, line in malformed]
     return out
 
 

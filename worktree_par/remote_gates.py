@@ -35,7 +35,7 @@ import time
 import uuid
 from typing import Any
 
-from . import gitops, locks
+from . import gitops, locks, records
 from .errors import ExitCode, Say, UsageError, WaitTimeout, WtpError
 from .identity import clone_id
 from .repo import Ctx
@@ -73,6 +73,7 @@ class RemoteGate:
         self.mirror = MIRROR + ref_safe(name)
         self.ticket: dict[str, Any] | None = None
         self.token = 0
+        self._reported: set[str] = set()
 
     # --- the record on the remote ----------------------------------------------------------
 
@@ -104,23 +105,32 @@ class RemoteGate:
         return have, self._parse(gitops.commit_message(self.ctx.root, have))
 
     def _parse(self, text: str) -> dict[str, Any]:
+        """The record, every field checked (another machine wrote it).  A ticket that is not
+        one wtp writes is left out, said once, and goes with our next write; a record whose
+        token cannot be read is refused: the token only grows, so it is never guessed."""
         try:
-            data = json.loads(text)
-            ok = (
-                isinstance(data, dict)
-                and isinstance(data.get("tickets"), list)
-                and isinstance(data.get("token"), int)
-                and all(isinstance(t, dict) and isinstance(t.get("id"), str) for t in data["tickets"])
-            )
-        except ValueError:
-            ok = False
-        if not ok:
+            data = records.parse_object(text)
+            token = records.integer(data, "token")
+            if not isinstance(data.get("tickets"), list) or len(data["tickets"]) > records.MAX_ITEMS:
+                raise records.Malformed("'tickets' must be a list")
+        except records.Malformed as e:
             raise RemoteGateError(
-                f"the remote gate '{self.name}' ({self.ref} on {self.remote}) is not a wtp gate record: reset it with "
-                f"'git push {self.remote} :{self.ref}' once nobody is using it"
-            )
-        record: dict[str, Any] = data
-        return record
+                f"the remote gate '{self.name}' ({self.ref} on {self.remote}) is not a wtp gate record ({e}): "
+                f"reset it with 'git push {self.remote} :{self.ref}' once nobody is using it"
+            ) from None
+        tickets = []
+        for n, t in enumerate(data["tickets"], 1):
+            try:
+                tickets.append(_ticket(t, token, self.lease))
+            except records.Malformed as e:
+                line = (
+                    f"ignored ticket {n} of remote gate '{self.name}' ({self.ref} on {self.remote}): {e}; "
+                    "it is not one wtp writes and goes with the next change to the gate"
+                )
+                if line not in self._reported:
+                    self._reported.add(line)
+                    self.say(line)
+        return {"v": VERSION, "name": self.name, "token": token, "tickets": tickets}
 
     def write(self, old: str | None, data: dict[str, Any]) -> bool:
         """Compare-and-swap the record; False when someone else changed it first."""
@@ -292,6 +302,22 @@ class RemoteGate:
     def status(self) -> dict[str, Any]:
         sha, data = self.read()
         return {"gate": self.name, "remote": self.remote, "token": data["token"], "tickets": data["tickets"]}
+
+
+def _ticket(t: object, token: int, lease: float) -> dict[str, Any]:
+    """A ticket as read from the remote, each field checked and typed (README: remote gates)."""
+    if not isinstance(t, dict):
+        raise records.Malformed("it is not an object")
+    shown = {k: records.text(t, k, required=False, empty=True) for k in ("clone", "host", "user", "cmd", "task")}
+    return {
+        **shown,
+        "id": records.text(t, "id"),
+        "pid": records.integer(t, "pid", default=0),
+        "joined": records.number(t, "joined", 0, 1e11, default=0),
+        "lease": records.number(t, "lease", 3, 3600, default=lease),
+        "beat": records.integer(t, "beat", default=0),
+        "token": records.integer(t, "token", 0, token, default=0),
+    }
 
 
 def _remove(d: dict[str, Any], ticket_id: str) -> bool:

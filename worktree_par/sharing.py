@@ -13,7 +13,7 @@ import socket
 import time
 from typing import Any
 
-from . import claims, gitops
+from . import claims, gitops, locks, records
 from .errors import ExitCode, RemoteTimeout, WtpError
 from .identity import clone_id
 from .remote_gates import ref_safe
@@ -75,19 +75,25 @@ def withdraw(ctx: Ctx, name: str) -> None:
 
 
 class RemoteClaim:
+    """Another clone's claim as this clone can trust it: every field checked."""
+
     def __init__(self, ref: str, data: dict[str, Any]) -> None:
         self.ref = ref
-        self.task = str(data.get("task", "?"))
-        self.clone = str(data.get("clone", "?"))
-        self.host = str(data.get("host", "?"))
-        self.touch = [str(g) for g in data.get("touch", []) if isinstance(g, str)]
-        self.use = [str(r) for r in data.get("use", []) if isinstance(r, str)]
-        self.recorded = [str(p) for p in data.get("recorded", []) if isinstance(p, str)]
-        since = data.get("since")
-        self.since = float(since) if isinstance(since, (int, float)) else 0.0
+        self.task = records.text(data, "task")
+        self.clone = records.text(data, "clone")
+        self.host = records.text(data, "host", required=False, empty=True) or "?"
+        self.touch = records.texts(data, "touch")
+        self.use = records.texts(data, "use")
+        self.recorded = records.texts(data, "recorded")
+        self.since = records.number(data, "since", 0, 1e11, default=0)
+        if records.integer(data, "v", 1, 1) != 1 or not ref.startswith(f"{PREFIX}{self.clone}/"):
+            raise records.Malformed(f"its 'clone' ({self.clone}) is not the clone its ref names")
+
+    def age_s(self) -> int:
+        return max(0, int(time.time() - self.since))
 
     def age(self) -> str:
-        s = max(0, int(time.time() - self.since))
+        s = self.age_s()
         return (
             f"{s // 86400}d" if s >= 86400 else f"{s // 3600}h" if s >= 3600 else f"{s // 60}m" if s >= 60 else f"{s}s"
         )
@@ -109,28 +115,45 @@ class RemoteClaim:
             "task": self.task,
             "clone": self.clone,
             "host": self.host,
-            "age_s": max(0, int(time.time() - self.since)),
+            "age_s": self.age_s(),
             "touch": self.touch,
             "use": self.use,
             "recorded": self.recorded,
         }
 
 
-def others(ctx: Ctx, remote: str | None = None) -> list[RemoteClaim]:
+_reported: set[tuple[str, str]] = set()  # (ref, object id) already reported by this process
+
+
+def others(ctx: Ctx, remote: str | None = None, malformed: list[tuple[str, str]] | None = None) -> list[RemoteClaim]:
     """The claims of every other clone, as ``remote`` (default: the one claims are shared
-    through) has them now: one ls-remote, and one fetch of what changed."""
+    through) has them now: one ls-remote, and one fetch of what changed.  A record that is
+    not a valid claim is left out; it goes to ``malformed`` as (ref, one line), or, without
+    that list, is reported once through ``locks.notify``."""
     remote = remote or enabled(ctx)
     if remote is None:
         return []
     for _ in range(5):
         found = _listed_and_fetched(ctx, remote)
         if found is not None:
-            return found
+            good, bad = found
+            for ref, oid, why in bad:
+                line = (
+                    f"ignored the shared claim {ref} on '{remote}': {why}; it is not a claim wtp wrote, "
+                    f"remove it with 'git push {remote} :{ref}'"
+                )
+                if malformed is not None:
+                    malformed.append((ref, line))
+                elif (ref, oid) not in _reported:
+                    _reported.add((ref, oid))
+                    locks.notify(f"wtp: {line}")
+            return good
     raise ShareError(f"the claims on remote '{remote}' kept changing while they were read: try again")
 
 
-def _listed_and_fetched(ctx: Ctx, remote: str) -> list[RemoteClaim] | None:
-    """None when a claim went away between listing and fetching (look again)."""
+def _listed_and_fetched(ctx: Ctx, remote: str) -> tuple[list[RemoteClaim], list[tuple[str, str, str]]] | None:
+    """(valid claims, [(ref, object id, why)] for the others); None when a claim went away
+    between listing and fetching (look again)."""
     found = gitops.ls_remote(ctx.root, remote, [f"{PREFIX}*"])
     if found is None:
         raise ShareError(
@@ -147,15 +170,18 @@ def _listed_and_fetched(ctx: Ctx, remote: str) -> list[RemoteClaim] | None:
     if fetch and not gitops.fetch_refs(ctx.root, remote, fetch):
         return None
     fetched = gitops.refs(ctx.root, list(mirror.values())) if fetch else have
-    out = []
-    for ref in sorted(wanted):
-        got = fetched.get(mirror[ref])
-        if got is None or got.commit is None:
-            continue
-        try:  # what was fetched, which may be newer than what ls-remote listed
-            data = json.loads(gitops.commit_message(ctx.root, got.commit))
-        except (ValueError, WtpError):
-            continue  # not a claim wtp wrote: ignored (doctor reports it)
-        if isinstance(data, dict):
-            out.append(RemoteClaim(ref, data))
-    return out
+    # What was fetched, which may be newer than what ls-remote listed.
+    now: dict[str, str] = {
+        ref: got.commit for ref in wanted if (got := fetched.get(mirror[ref])) is not None and got.commit
+    }
+    good: list[RemoteClaim] = []
+    bad: list[tuple[str, str, str]] = []
+    for ref in sorted(now):
+        try:
+            data = records.parse_object(gitops.commit_message(ctx.root, now[ref]))
+            good.append(RemoteClaim(ref, data))
+        except records.Malformed as e:
+            bad.append((ref, now[ref], str(e)))
+        except WtpError:
+            bad.append((ref, now[ref], "it is not a commit"))
+    return good, bad
