@@ -194,6 +194,15 @@ def test_sharing_with_an_unreachable_remote_is_one_line(remote_repo: Repo, tmp_p
     assert out.err.startswith("wtp: cannot reach remote 'origin' to read the other clones' claims (share = true)")
 
 
+def seen_long_ago(r: Repo, ref: str, oid: str, days: float) -> None:
+    """Make this clone have first seen ``ref`` holding ``oid`` ``days`` ago (the file ages
+    are judged from: README, shared claims), instead of waiting days."""
+    path = r.path / ".git" / "wtp" / "remote-seen.json"
+    data = json.loads(path.read_text()) if path.exists() else {"version": 1, "seen": {}}
+    data["seen"][f"origin {ref}"] = {"id": oid, "first": time.time() - days * 86400}
+    path.write_text(json.dumps(data))
+
+
 def test_doctor_withdraws_our_stale_claims_and_clears_old_ones_of_others_only_when_asked(remote_repo: Repo) -> None:
     other = clone(remote_repo, "other")
     _share(remote_repo, other)
@@ -208,6 +217,8 @@ def test_doctor_withdraws_our_stale_claims_and_clears_old_ones_of_others_only_wh
     commit = git(remote_repo.path, "commit-tree", "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "-F", "claim.json")
     (remote_repo.path / "claim.json").unlink()
     git(remote_repo.path, "push", "-q", "-f", "origin", f"{commit}:{ref}")
+    assert "is 30d old" not in remote_repo.wtp("doctor").out  # its writer says so; this clone has not seen it that long
+    seen_long_ago(remote_repo, ref, commit, days=30)
     report = remote_repo.wtp("doctor")
     assert report.code == 1
     assert "the shared claim of task 'ghost' (clone " in report.out and "is 30d old" in report.out

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from .conftest import Repo, git
+from .test_remote import seen_long_ago
 
 EVIL = "refs/wtp/claims/e0e0e0e0e0e0/"
 
@@ -125,3 +127,28 @@ def test_a_clone_copied_with_cp_a_has_its_own_id_and_never_takes_the_originals_c
     assert len(ids) == 2
     twin.wtp_proc("doctor", "--fix")  # the copy runs no 'feed': still not its claim to withdraw
     assert git(remote_repo.path, "ls-remote", "origin", "refs/wtp/claims/*").count("/feed") == 1
+
+
+def test_a_claim_from_a_clock_far_ahead_ages_on_this_clones_clock(remote_repo: Repo) -> None:
+    _share(remote_repo)
+    ref = EVIL + "ahead"
+    oid = plant(remote_repo, ref, claim("ahead", touch=["src/**"], since=time.time() + 365 * 86400))
+    first = remote_repo.wtp_proc("doctor", "--fix", "--stale-claims", "7")
+    assert "'ahead'" not in first.out  # just seen: young
+    seen_long_ago(remote_repo, ref, oid, days=8)  # as if this clone had seen it, unchanged, 8 days ago
+    cleared = remote_repo.wtp_proc("doctor", "--fix", "--stale-claims", "7")
+    assert f"cleared {ref} on 'origin'" in cleared.out, cleared.out
+    assert git(remote_repo.path, "ls-remote", "origin", ref) == ""
+
+
+def test_a_record_of_first_sightings_that_is_not_ours_is_set_aside_in_one_line(remote_repo: Repo) -> None:
+    _share(remote_repo)
+    plant(remote_repo, EVIL + "good", claim("good", touch=["docs/**"]))
+    seen = remote_repo.path / ".git" / "wtp" / "remote-seen.json"
+    seen.parent.mkdir(exist_ok=True)
+    seen.write_text('{"version": 1, "seen": {"origin x": {"id": "a", "first": "long ago"}}}')
+    out = remote_repo.wtp_proc("list", "--remote", "--json")
+    assert out.code == 0 and [t["task"] for t in json.loads(out.out)["tasks"]] == ["good"]
+    [line] = out.err.splitlines()
+    assert line.startswith(f"wtp: {seen} was not readable, set aside as remote-seen.json.bad-")
+    assert json.loads(seen.read_text())["seen"][f"origin {EVIL}good"]["first"] <= time.time()

@@ -112,7 +112,7 @@ def _claims_on(ctx: Ctx, st: State, remote: str, stale_days: float | None) -> li
     limit = (stale_days if stale_days is not None else STALE_CLAIM_DAYS) * 86400
     malformed: list[tuple[str, str]] = []
     for c in sharing.others(ctx, remote, malformed):
-        if c.age_s() <= limit:
+        if c.age_s() <= limit:  # since this clone first saw it unchanged: its writer's clock is not asked
             continue
         what = f"the shared claim of task '{c.task}' (clone {c.clone} on {c.host}) is {c.age()} old"
         if stale_days is None:

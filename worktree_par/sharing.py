@@ -13,7 +13,7 @@ import socket
 import time
 from typing import Any
 
-from . import claims, gitops, locks, records
+from . import claims, gitops, locks, observed, records
 from .errors import ExitCode, RemoteTimeout, WtpError
 from .identity import clone_id
 from .remote_gates import ref_safe
@@ -75,22 +75,23 @@ def withdraw(ctx: Ctx, name: str) -> None:
 
 
 class RemoteClaim:
-    """Another clone's claim as this clone can trust it: every field checked."""
+    """Another clone's claim as this clone can trust it: every field checked (``check``),
+    its age measured from when this clone first saw it unchanged (``seen``, our own clock)."""
 
-    def __init__(self, ref: str, data: dict[str, Any]) -> None:
-        self.ref = ref
+    def __init__(self, ref: str, data: dict[str, Any], seen: float) -> None:
+        self.ref, self.seen = ref, seen
         self.task = records.text(data, "task")
         self.clone = records.text(data, "clone")
         self.host = records.text(data, "host", required=False, empty=True) or "?"
         self.touch = records.texts(data, "touch")
         self.use = records.texts(data, "use")
         self.recorded = records.texts(data, "recorded")
-        self.since = records.number(data, "since", 0, 1e11, default=0)
+        self.since = records.number(data, "since", 0, 1e11, default=0)  # the writer's clock: shown, never judged
         if records.integer(data, "v", 1, 1) != 1 or not ref.startswith(f"{PREFIX}{self.clone}/"):
             raise records.Malformed(f"its 'clone' ({self.clone}) is not the clone its ref names")
 
     def age_s(self) -> int:
-        return max(0, int(time.time() - self.since))
+        return max(0, int(time.time() - self.seen))
 
     def age(self) -> str:
         s = self.age_s()
@@ -174,12 +175,13 @@ def _listed_and_fetched(ctx: Ctx, remote: str) -> tuple[list[RemoteClaim], list[
     now: dict[str, str] = {
         ref: got.commit for ref in wanted if (got := fetched.get(mirror[ref])) is not None and got.commit
     }
+    seen = observed.first_seen(ctx, remote, now)
     good: list[RemoteClaim] = []
     bad: list[tuple[str, str, str]] = []
     for ref in sorted(now):
         try:
             data = records.parse_object(gitops.commit_message(ctx.root, now[ref]))
-            good.append(RemoteClaim(ref, data))
+            good.append(RemoteClaim(ref, data, seen[ref]))
         except records.Malformed as e:
             bad.append((ref, now[ref], str(e)))
         except WtpError:
