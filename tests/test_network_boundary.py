@@ -151,3 +151,80 @@ def test_a_command_deadline_shortens_every_network_call_and_stays_in_its_context
     assert time.monotonic() - t0 < WITHIN
     assert "did not answer within 1s (listing its refs)" in caught.value.message
     assert gitops.network_budget() == gitops.NETWORK_TIMEOUT
+
+
+# A receive-pack that applies a push at once and answers late (mode "slow": the report goes
+# out 5 s after the push was applied), or never (mode "hang"), switched by a flag file.
+_SLOW_ACK = """#!{python}
+import os, subprocess, sys, threading, time
+flag, pids = {flag!r}, {pids!r}
+mode = open(flag).read().strip() if os.path.exists(flag) else "fast"
+with open(pids, "a") as f:
+    f.write(f"{{os.getpid()}}\\n")
+if mode == "hang":
+    time.sleep(3600)
+p = subprocess.Popen(["git", "receive-pack", *sys.argv[1:]], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+asked = threading.Event()
+def up():
+    while chunk := os.read(0, 65536):
+        asked.set()
+        p.stdin.write(chunk)
+        p.stdin.flush()
+    p.stdin.close()
+threading.Thread(target=up, daemon=True).start()
+late = mode == "slow"
+while chunk := os.read(p.stdout.fileno(), 65536):
+    if asked.is_set() and late:  # the update is applied: its report is what comes now
+        time.sleep(5)
+        late = False
+    os.write(1, chunk)
+sys.exit(p.wait())
+"""
+
+
+def test_a_lease_is_timed_from_the_renewal_sent_so_late_acks_then_a_dead_link_stop_the_holder_first(
+    remote_repo: Repo, tmp_path: Path, hang: Hang
+) -> None:
+    """Acknowledgements 5 s late, then none: the holder's command is stopped before the
+    waiter's starts.  Lease 18 s, margin 3 s: the command stops 15 s after the last renewal
+    that was acknowledged was *sent*; the waiter starts no sooner than 18 s after it saw it."""
+    import sys
+
+    from .test_remote import clone, wait_for
+
+    flag = tmp_path / "link"
+    wrapper = tmp_path / "slow-ack"
+    wrapper.write_text(_SLOW_ACK.format(python=sys.executable, flag=str(flag), pids=str(hang.pids)))
+    wrapper.chmod(0o755)
+    other = clone(remote_repo, "other")
+    for r in (remote_repo, other):
+        r.write(".wtp.toml", "[gate]\nlease = 18\n")
+    remote_repo.git("config", "remote.origin.receivepack", str(wrapper))
+    flag.write_text("slow")
+    beats, started = tmp_path / "beats", tmp_path / "waiter"
+    holder = remote_repo.spawn(
+        "gate", "deploy", "--remote", "--", "sh", "-c", f"while :; do date +%s.%N >> {beats}; sleep 0.05; done"
+    )
+    spawned = [holder]
+    try:
+        wait_for(lambda: beats.exists(), "the holder's command", timeout=60)
+        waiter = other.spawn("gate", "deploy", "--remote", "--", "sh", "-c", f"date +%s.%N > {started}")
+        spawned.append(waiter)
+
+        def head_beat() -> int:
+            tickets = other.wtp("gate", "deploy", "--status", "--remote", "--json").json()["tickets"]
+            return int(tickets[0]["beat"]) if len(tickets) == 2 else -1
+
+        wait_for(lambda: head_beat() >= 2, "two renewals acknowledged 5 s late", timeout=60)
+        flag.write_text("hang")  # the link dies
+        assert holder.wait(timeout=120) == 1
+        assert waiter.wait(timeout=120) == 0
+    finally:
+        for p in spawned:  # by pid, whatever happened
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    err = holder.stderr.read() if holder.stderr else ""
+    assert "lost remote gate 'deploy' while its command ran" in err
+    last = float(beats.read_text().split()[-1])
+    assert last < float(started.read_text()), "the waiter's command started while the holder's still ran"

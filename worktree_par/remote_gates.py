@@ -12,8 +12,10 @@ it first saw the holder's current beat, and only when that beat has not changed 
 whole lease does it take the holder's ticket out (the next in line then takes the gate with
 the next token).  A holder that cannot renew (stopped, partitioned, asleep) must not run on
 as if it held the gate: its command runs under a guardian that kills the command's whole
-process group when it has not heard of a renewal for ``lease - margin`` seconds (the
-guardian is its own process, so this happens even while wtp itself is frozen), and wtp,
+process group ``lease - margin`` seconds after the last acknowledged renewal was *sent*
+(not when its acknowledgement arrived: a beat cannot be seen before it is sent, so however
+late acknowledgements come, the command stops at least ``margin`` before any waiter can take
+over; the guardian is its own process, so this happens even while wtp is frozen), and wtp,
 when it runs again and finds its lease gone, exits non-zero with a clear line.  The token
 (``WTP_GATE_TOKEN``) only grows, so a deploy script can refuse a holder older than the
 newest it has seen.
@@ -35,7 +37,7 @@ import time
 import uuid
 from typing import Any
 
-from . import gitops, locks, records
+from . import gitops, locks, procs, records
 from .errors import ExitCode, Say, UsageError, WaitTimeout, WtpError
 from .identity import clone_id
 from .repo import Ctx
@@ -61,9 +63,8 @@ def ref_safe(name: str) -> str:
 
 def boottime() -> float:
     """Seconds on a clock that keeps counting while the machine sleeps (a suspended laptop
-    must find its lease expired when it wakes)."""
-    clock = getattr(time, "CLOCK_BOOTTIME", None)
-    return time.clock_gettime(clock) if clock is not None else time.monotonic()
+    must find its lease expired when it wakes), shared with the command's guardian."""
+    return procs.lease_clock()
 
 
 class RemoteGate:
@@ -74,6 +75,8 @@ class RemoteGate:
         self.ticket: dict[str, Any] | None = None
         self.token = 0
         self._reported: set[str] = set()
+        self.granted_at: float | None = None  # (boottime) when the write that granted us the gate was sent
+        self._first_take: float | None = None
 
     # --- the record on the remote ----------------------------------------------------------
 
@@ -216,8 +219,9 @@ class RemoteGate:
                     continue
                 head = tickets[0]
                 if head["id"] == mine["id"]:
-                    if head.get("token"):
+                    if head.get("token"):  # granted by a write of ours whose answer we missed
                         self.token = int(head["token"])
+                        self.granted_at = self._first_take if self._first_take is not None else boottime()
                         return self.token
                     granted = self._take(sha, data)
                     if granted:
@@ -245,7 +249,11 @@ class RemoteGate:
         head = data["tickets"][0]
         data["token"] = int(data["token"]) + 1
         head["token"], head["beat"] = data["token"], 0
+        sent = boottime()  # the lease runs from when the grant was sent, not from its answer
+        if self._first_take is None:
+            self._first_take = sent
         if self.write(sha, data):
+            self.granted_at = sent
             self.token = data["token"]
             assert self.ticket is not None
             self.ticket.update(token=self.token, beat=0)
@@ -352,9 +360,14 @@ def run_holding(
     token = gate.acquire(timeout, label)
     margin = max(1.0, lease / 6)
     say(f"holding remote gate '{name}' on '{remote}' (token {token}, lease {lease:g}s)")
-    run = Guarded(cmd, cwd, {**env, "WTP_GATE_TOKEN": str(token), "WTP_GATE": name}, lease=lease - margin)
+    granted = gate.granted_at if gate.granted_at is not None else boottime()
+    env = {**env, "WTP_GATE_TOKEN": str(token), "WTP_GATE": name}
+    run = Guarded(cmd, cwd, env, lease=lease - margin, since=granted)
     lost: list[str] = []
-    renewed = [boottime()]  # when the last successful renewal began
+    # When the last acknowledged renewal was sent.  A waiter cannot see a beat before it was
+    # sent, and takes over only a whole lease after it first saw the last one; the command is
+    # stopped lease - margin after the send, however late the acknowledgement came (README).
+    renewed = [granted]
     stop = threading.Event()
 
     def expired() -> bool:
@@ -364,16 +377,17 @@ def run_holding(
         return bool(lost)
 
     def keep() -> None:
-        while not stop.wait(lease / 3):
-            started = boottime()
+        last = granted  # renewals go out every third of the lease, counted from each send
+        while not stop.wait(max(0.0, last + lease / 3 - boottime())):
+            started = last = boottime()
             if expired():
                 break
             try:
                 if not gate.renew():
                     lost.append("another holder took it over (our lease had expired)")
                     break
-                renewed[0] = started  # the renewal began before anyone could see it
-                run.feed()
+                renewed[0] = started  # sent no sooner than this, however late the answer came
+                run.feed(started)
             except WtpError:
                 continue  # the remote is unreachable for now: try again, until the lease runs out
         if lost:
