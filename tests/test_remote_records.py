@@ -150,5 +150,8 @@ def test_a_record_of_first_sightings_that_is_not_ours_is_set_aside_in_one_line(r
     out = remote_repo.wtp_proc("list", "--remote", "--json")
     assert out.code == 0 and [t["task"] for t in json.loads(out.out)["tasks"]] == ["good"]
     [line] = out.err.splitlines()
-    assert line.startswith(f"wtp: {seen} was not readable, set aside as remote-seen.json.bad-")
+    assert line.startswith(
+        f"wtp: the record of remote sightings {seen} is not one wtp wrote (set aside as {seen.name}.bad-"
+    )
+    assert line.endswith("): ages of remote records start from now")
     assert json.loads(seen.read_text())["seen"][f"origin {EVIL}good"]["first"] <= time.time()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import locks
+from . import records
 from .repo import Ctx
 
 FILE = "remote-seen.json"
@@ -40,13 +40,8 @@ def _load(ctx: Ctx) -> dict[str, dict[str, Any]]:
             for k, v in seen.items()
         ):
             raise ValueError("not a record of first sightings")
-    except (ValueError, KeyError, TypeError, RecursionError, UnicodeDecodeError):
-        aside = path.with_name(f"{FILE}.bad-{int(time.time())}")
-        try:
-            os.replace(path, aside)
-        except OSError:
-            aside = path
-        locks.notify(f"wtp: {path} was not readable, set aside as {aside.name}: ages of remote records start from now")
+    except (ValueError, KeyError, TypeError, RecursionError):
+        records.set_aside(path, "the record of remote sightings", "ages of remote records start from now")
         return {}
     return seen
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 MAX_TEXT = 65536  # longest string field we take (a path, a glob, a command line)
@@ -27,6 +30,20 @@ def parse_object(text: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise Malformed("it is not a JSON object")
     return data
+
+
+def set_aside(path: Path, what: str, then: str) -> None:
+    """One of wtp's own files that is not what wtp writes (hand-edited, truncated, planted):
+    renamed aside, kept for a look, and said in one line; the caller starts afresh."""
+    from . import locks
+
+    aside = path.with_name(f"{path.name}.bad-{int(time.time())}")
+    try:
+        os.replace(path, aside)
+        where = f"set aside as {aside.name}"
+    except OSError:
+        where = "left as it is"
+    locks.notify(f"wtp: {what} {path} is not one wtp wrote ({where}): {then}")
 
 
 def text(data: dict[str, Any], key: str, *, required: bool = True, empty: bool = False) -> str:
