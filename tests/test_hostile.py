@@ -381,3 +381,12 @@ def test_a_damaged_cochange_cache_is_set_aside_in_one_line_and_mined_again(tmp_p
     assert line.endswith("): it is mined again")
     assert json.loads(cache.read_text()) == good  # mined again, as it was
     assert not (r.path / "planted").exists()
+
+
+def test_a_local_gate_ticket_file_nested_past_reason_is_set_aside(repo: Repo) -> None:
+    assert repo.wtp_proc("gate", "build", "--", "true").code == 0
+    [tickets] = (repo.path / ".git" / "wtp" / "gates").glob("*/tickets.json")
+    tickets.write_text("[" * 100_000 + "]" * 100_000)
+    out = repo.wtp_proc("gate", "build", "--", "true")
+    assert (out.code, out.err) == (0, "")
+    assert list(tickets.parent.glob("tickets.json.corrupt-*"))
