@@ -228,3 +228,33 @@ def test_a_lease_is_timed_from_the_renewal_sent_so_late_acks_then_a_dead_link_st
     assert "lost remote gate 'deploy' while its command ran" in err
     last = float(beats.read_text().split()[-1])
     assert last < float(started.read_text()), "the waiter's command started while the holder's still ran"
+
+
+@pytest.mark.parametrize(
+    ("toml", "error"),
+    [
+        ("[remote]\ntimeout = 0\n", "'remote.timeout' must be between 1 and 3600 seconds, not 0"),
+        ('[remote]\ntimeout = "2"\n', "'remote.timeout' must be a number, not '2'"),
+        ("[remote]\nwait = 2\n", "unknown key 'remote.wait'"),
+    ],
+)
+def test_the_remote_timeout_key_is_validated_like_the_others(repo: Repo, toml: str, error: str) -> None:
+    repo.write(".wtp.toml", toml)
+    out = repo.wtp("list")
+    assert (
+        out.code == 2
+        and out.err
+        == f"wtp: {repo.path / '.wtp.toml'}: {error}"
+        + ("" if "unknown" not in error else ": see 'wtp init' for the keys wtp reads")
+        + "\n"
+    )
+
+
+def test_the_remote_table_names_the_remote_and_its_timeout(remote_repo: Repo) -> None:
+    from worktree_par import config
+
+    remote_repo.write(".wtp.toml", '[remote]\nname = "origin"\ntimeout = 7\n')
+    cfg = config.load(remote_repo.path)
+    assert (cfg.remote, cfg.remote_timeout) == ("origin", 7)
+    remote_repo.write(".wtp.toml", 'remote = "origin"\n')
+    assert config.load(remote_repo.path).remote_timeout == 30
