@@ -91,6 +91,14 @@ def test_a_remote_gate_against_a_hung_remote_is_one_line_within_the_deadline(rem
     _one_line_timeout(out, hang, took, "listing its refs")
 
 
+def test_gate_timeout_bounds_the_wait_for_a_hung_remote_too(remote_repo: Repo, hang: Hang) -> None:
+    hang.on(remote_repo)  # [remote] timeout stays 30 s: --timeout 2 is what ends it
+    out, took = _timed(remote_repo, "gate", "deploy", "--remote", "--timeout", "2", "--", "true")
+    assert (out.code, out.out) == (3, "") and "Traceback" not in out.err  # type: ignore[attr-defined]
+    assert out.err.startswith("wtp: timed out waiting for remote 'origin' to answer: remote 'origin' did not answer")  # type: ignore[attr-defined]
+    assert took < WITHIN and not any(_alive(p) for p in hang.started())
+
+
 def test_a_shared_start_and_list_remote_against_a_hung_remote(remote_repo: Repo, hang: Hang) -> None:
     _config(remote_repo, "share = true\n")
     hang.on(remote_repo)

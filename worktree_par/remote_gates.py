@@ -28,6 +28,7 @@ token is for.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import random
@@ -38,7 +39,7 @@ import uuid
 from typing import Any
 
 from . import gitops, locks, procs, records
-from .errors import ExitCode, Say, UsageError, WaitTimeout, WtpError
+from .errors import ExitCode, RemoteTimeout, Say, UsageError, WaitTimeout, WtpError
 from .identity import clone_id
 from .repo import Ctx
 
@@ -187,10 +188,14 @@ class RemoteGate:
         said = False
         while True:
             try:
-                self.read()
+                if deadline is None:
+                    self.read()
+                else:  # --timeout bounds the network calls too: a hung remote is waited for no longer
+                    with gitops.network_deadline(max(0.0, deadline - time.monotonic())):
+                        self.read()
                 return
-            except RemoteGateError as e:
-                if deadline is None or "cannot reach" not in e.message:
+            except (RemoteGateError, RemoteTimeout) as e:
+                if deadline is None or not (isinstance(e, RemoteTimeout) or "cannot reach" in e.message):
                     raise
                 if time.monotonic() >= deadline:
                     raise WaitTimeout(f"timed out waiting for remote '{self.remote}' to answer: {e.message}") from None
@@ -383,7 +388,10 @@ def run_holding(
             if expired():
                 break
             try:
-                if not gate.renew():
+                # A renewal that cannot be sent before the lease runs out is of no use: stop it then.
+                with gitops.network_deadline(max(1.0, renewed[0] + lease - margin - boottime())):
+                    kept = gate.renew()
+                if not kept:
                     lost.append("another holder took it over (our lease had expired)")
                     break
                 renewed[0] = started  # sent no sooner than this, however late the answer came
@@ -393,7 +401,9 @@ def run_holding(
         if lost:
             run.stop()
 
-    keeper = threading.Thread(target=keep, name="wtp-lease", daemon=True)
+    # In this command's context: [remote] timeout is a context variable, and a new thread
+    # would start without it.
+    keeper = threading.Thread(target=contextvars.copy_context().run, args=(keep,), name="wtp-lease", daemon=True)
     keeper.start()
     try:
         code = run.wait()
