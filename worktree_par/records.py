@@ -2,7 +2,9 @@
 field before any of it is used: a record is data another clone, or anyone who can push to
 the remote, wrote.  A checker returns the record's fields with their types proven, or
 raises ``Malformed`` saying which field is wrong; the caller then reports the ref in one
-line, with how to reset it, and goes on without it (issue 24)."""
+line, with how to reset it, and goes on without it (issue 24).  wtp's own files get the
+same suspicion (anything can write under .git): one that is not what wtp writes is set
+aside with one line (``set_aside``), never a traceback."""
 
 from __future__ import annotations
 
