@@ -160,6 +160,13 @@ def test_a_command_deadline_shortens_every_network_call_and_stays_in_its_context
     assert "did not answer within 1s (listing its refs)" in caught.value.message
     assert gitops.network_budget() == gitops.NETWORK_TIMEOUT
 
+    def command_with_timeout() -> float:  # what a front door's bound_waits(--timeout) does
+        gitops.narrow_network(5)
+        return gitops.network_budget()
+
+    assert 0 < contextvars.copy_context().run(command_with_timeout) <= 5
+    assert gitops.network_budget() == gitops.NETWORK_TIMEOUT  # the next command starts afresh
+
 
 # A receive-pack that applies a push at once and answers late (mode "slow": the report goes
 # out 5 s after the push was applied), or never (mode "hang"), switched by a flag file.

@@ -132,6 +132,15 @@ def network_deadline(seconds: float) -> Iterator[None]:
         _until.reset(token)
 
 
+def narrow_network(seconds: float) -> None:
+    """Every network call from here on in this context ends by ``seconds`` from now: a
+    command's --timeout, set once where it bounds the command's other waits (each command
+    runs in a context of its own: the MCP server's calls each run in a copy)."""
+    end = time.monotonic() + seconds
+    outer = _until.get()
+    _until.set(end if outer is None else min(outer, end))
+
+
 def network_budget() -> float:
     """Seconds the next network call may take: the configured timeout, or less when the
     command's deadline comes sooner."""
