@@ -354,3 +354,39 @@ def test_30_a_ticket_file_of_the_wrong_shape_does_not_wedge_its_gate(repo: Repo)
     out = repo.wtp_proc("gate", "deploy", "--timeout", "5", "--", "true")
     assert out.code == 0 and "Traceback" not in out.err
     assert repo.wtp_proc("doctor").code == 0
+
+
+COCHANGE_DAMAGE = {
+    "nested past reason": lambda good: "[" * 100_000 + "]" * 100_000,
+    "file names that are numbers": lambda good: json.dumps({**good, "files": list(range(len(good["files"])))}),
+    "a tip that is a git option": lambda good: json.dumps({**good, "tip": "--output=planted"}),
+    "a commit that is a string": lambda good: json.dumps({**good, "commits": ["0"]}),
+    "hot globs that are a string": lambda good: json.dumps({**good, "hot": "CHANGELOG.md"}),
+}
+
+
+@pytest.mark.parametrize("damage", COCHANGE_DAMAGE)
+def test_a_damaged_cochange_cache_is_set_aside_in_one_line_and_mined_again(tmp_path: Path, damage: str) -> None:
+    r = make_repo(tmp_path, fixture=None)
+    for i in range(4):  # a history where src/feed.py and config/routes.yml change together
+        r.commit({"src/feed.py": f"v{i}\n", "config/routes.yml": f"v{i}\n", "src/other.py": "v0\n"}, f"feed {i}")
+    assert r.wtp_proc("start", "a", "--touch", "src/feed.py").code == 0
+    cache = r.path / ".git" / "wtp" / "cochange-refs_heads_main.json"
+    good = json.loads(cache.read_text())
+    cache.write_text(COCHANGE_DAMAGE[damage](good))
+    out = r.wtp_proc("start", "b", "--touch", "src/other.py")
+    assert out.code == 0 and "Traceback" not in out.err, out.err
+    [line] = [x for x in out.err.splitlines() if "co-change cache" in x]
+    assert line.startswith(f"wtp: the co-change cache {cache} is not one wtp wrote (set aside as {cache.name}.bad-")
+    assert line.endswith("): it is mined again")
+    assert json.loads(cache.read_text()) == good  # mined again, as it was
+    assert not (r.path / "planted").exists()
+
+
+def test_a_local_gate_ticket_file_nested_past_reason_is_set_aside(repo: Repo) -> None:
+    assert repo.wtp_proc("gate", "build", "--", "true").code == 0
+    [tickets] = (repo.path / ".git" / "wtp" / "gates").glob("*/tickets.json")
+    tickets.write_text("[" * 100_000 + "]" * 100_000)
+    out = repo.wtp_proc("gate", "build", "--", "true")
+    assert (out.code, out.err) == (0, "")
+    assert list(tickets.parent.glob("tickets.json.corrupt-*"))

@@ -114,9 +114,11 @@ def test_an_unreachable_remote_or_a_corrupt_gate_is_one_line(remote_repo: Repo, 
     junk = git(remote_repo.path, "rev-parse", "HEAD")
     git(remote_repo.path, "push", "-q", "origin", f"{junk}:refs/wtp/gates/deploy")
     bad = remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "true")
-    assert (
-        bad.code == 2 and "is not a wtp gate record: reset it with 'git push origin :refs/wtp/gates/deploy'" in bad.err
+    assert bad.code == 2 and bad.err.count("\n") == 1
+    assert bad.err.startswith(
+        "wtp: the remote gate 'deploy' (refs/wtp/gates/deploy on origin) is not a wtp gate record ("
     )
+    assert bad.err.endswith("): reset it with 'git push origin :refs/wtp/gates/deploy' once nobody is using it\n")
     no_remote = Repo(remote_repo.path, None)
     git(no_remote.path, "remote", "remove", "origin")
     none = no_remote.wtp_proc("gate", "deploy", "--remote", "--", "true")
@@ -192,6 +194,15 @@ def test_sharing_with_an_unreachable_remote_is_one_line(remote_repo: Repo, tmp_p
     assert out.err.startswith("wtp: cannot reach remote 'origin' to read the other clones' claims (share = true)")
 
 
+def seen_long_ago(r: Repo, ref: str, oid: str, days: float) -> None:
+    """Make this clone have first seen ``ref`` holding ``oid`` ``days`` ago (the file ages
+    are judged from: README, shared claims), instead of waiting days."""
+    path = r.path / ".git" / "wtp" / "remote-seen.json"
+    data = json.loads(path.read_text()) if path.exists() else {"version": 1, "seen": {}}
+    data["seen"][f"origin {ref}"] = {"id": oid, "first": time.time() - days * 86400}
+    path.write_text(json.dumps(data))
+
+
 def test_doctor_withdraws_our_stale_claims_and_clears_old_ones_of_others_only_when_asked(remote_repo: Repo) -> None:
     other = clone(remote_repo, "other")
     _share(remote_repo, other)
@@ -206,6 +217,8 @@ def test_doctor_withdraws_our_stale_claims_and_clears_old_ones_of_others_only_wh
     commit = git(remote_repo.path, "commit-tree", "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "-F", "claim.json")
     (remote_repo.path / "claim.json").unlink()
     git(remote_repo.path, "push", "-q", "-f", "origin", f"{commit}:{ref}")
+    assert "is 30d old" not in remote_repo.wtp("doctor").out  # its writer says so; this clone has not seen it that long
+    seen_long_ago(remote_repo, ref, commit, days=30)
     report = remote_repo.wtp("doctor")
     assert report.code == 1
     assert "the shared claim of task 'ghost' (clone " in report.out and "is 30d old" in report.out
@@ -288,7 +301,7 @@ def test_a_gate_record_that_moved_after_it_was_listed_is_read_as_fetched(
     """ls-remote names one record, the fetch right after brings a newer one: the newer one is
     read (and is what the next compare-and-swap expects), not the listed id this clone never got."""
     from worktree_par import gitops
-    from worktree_par.remote_gates import RemoteGate
+    from worktree_par.remote.gates import RemoteGate
     from worktree_par.repo import open_ctx
 
     other = clone(remote_repo, "other")

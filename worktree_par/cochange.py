@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TypeGuard
 
-from . import gitops
+from . import gitops, records
 from .globs import glob_matches
 
 MAX_FILES = 30  # commits touching more files say little about coupling (mass renames, formatting)
@@ -178,29 +180,40 @@ class History:
 
     @classmethod
     def from_json(cls, data: object) -> History | None:
-        """The cached index; None when it has the wrong shape (then it is mined again).  The
-        one pass that checks every file id also builds the index queries need."""
-        if not isinstance(data, dict) or data.get("version") != VERSION:
+        """The cached index, every field checked; None when it is of another version (then it
+        is mined again); ValueError when it is not what we write.  The one pass that checks
+        every file id also builds the index queries need."""
+        if not isinstance(data, dict) or "version" not in data:
+            raise ValueError("not a co-change index")
+        if data["version"] != VERSION:
             return None
-        try:
-            h = cls(str(data["tip"]), [str(g) for g in data["hot"]])
-            files, commits = data["files"], data["commits"]
-            if not isinstance(files, list) or not isinstance(commits, list):
-                return None
-            h.files = files
-            h.ids = {f: i for i, f in enumerate(files)}
-            n_files = len(files)
-            by: dict[int, list[int]] = {}
-            for n, ids in enumerate(commits):
-                for i in ids:
-                    if type(i) is not int or not 0 <= i < n_files:
-                        return None
-                    by.setdefault(i, []).append(n)
-            h.commits, h._by_file = commits, by
-            h.times = [0] * len(commits)  # not kept: only a fresh mining answers 'before'
-        except (KeyError, TypeError, ValueError):
-            return None
+        tip, hot, files, commits = (data.get(k) for k in ("tip", "hot", "files", "commits"))
+        if not isinstance(tip, str) or not _OBJECT_ID.fullmatch(tip):
+            raise ValueError("its tip is not a commit id")  # it reaches git's command line
+        if not _strings(hot) or not _strings(files) or not isinstance(commits, list):
+            raise ValueError("its hot, files or commits are not lists of the right kind")
+        h = cls(tip, hot)
+        h.files = files
+        h.ids = {f: i for i, f in enumerate(files)}
+        n_files = len(files)
+        by: dict[int, list[int]] = {}
+        for n, ids in enumerate(commits):
+            if not isinstance(ids, list):
+                raise ValueError("a commit is not a list of file ids")
+            for i in ids:
+                if type(i) is not int or not 0 <= i < n_files:
+                    raise ValueError("a commit names a file id it does not have")
+                by.setdefault(i, []).append(n)
+        h.commits, h._by_file = commits, by
+        h.times = [0] * len(commits)  # not kept: only a fresh mining answers 'before'
         return h
+
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # sha1 or sha256
+
+
+def _strings(v: object) -> TypeGuard[list[str]]:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
 LOG_ARGS = ["log", "-z", "--reverse", "--no-merges", "-M", "--name-status", "--format=%x01%ct"]
@@ -223,9 +236,14 @@ def load(root: Path, cache_dir: Path, base_ref: str, hot: Sequence[str], tip: st
     path = cache_dir / f"cochange-{name}.json"
     cached: History | None = None
     try:
-        cached = History.from_json(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        cached = None
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        text = None  # no cache yet
+    if text is not None:
+        try:
+            cached = History.from_json(json.loads(text))
+        except (ValueError, RecursionError):  # a planted or damaged cache: never trusted, never fatal
+            records.set_aside(path, "the co-change cache", "it is mined again")
     if cached is not None and tuple(cached.hot) == tuple(hot):
         if cached.tip == tip:
             return cached

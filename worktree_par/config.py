@@ -44,6 +44,7 @@ class Config(NamedTuple):
     hook_on_collision: str = "deny"
     gate_remote: tuple[str, ...] = ()  # globs of gate names always held through the remote
     gate_lease: float = 30
+    remote_timeout: float = 30  # seconds any one git network call may take ([remote] timeout)
     source: Path | None = None  # the file it came from
 
     def worktree_root_path(self, main_root: Path) -> Path:
@@ -74,6 +75,9 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
     "check": {"hot": (list, "check_hot"), "cochange": (str, "check_cochange")},
     "hook": {"on_collision": (str, "hook_on_collision")},
     "gate": {"remote": (list, "gate_remote"), "lease": ((int, float), "gate_lease")},
+    # TOML cannot hold both 'remote = "origin"' and a [remote] table, so the table names the
+    # remote itself too: [remote] name = "origin", timeout = 30.
+    "remote": {"name": (str, "remote"), "timeout": ((int, float), "remote_timeout")},
 }
 _MAX_TASK_PORTS = 1000  # port_base + this must stay a valid port
 
@@ -87,7 +91,7 @@ def _type_name(t: type | tuple[type, ...]) -> str:
 def _parse(data: dict[str, Any], where: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, val in data.items():
-        if key in _SCHEMA[""]:
+        if key in _SCHEMA[""] and not (key in _SCHEMA and isinstance(val, dict)):
             tables = {"": {key: val}}
         elif key in _SCHEMA and key != "":
             if not isinstance(val, dict):
@@ -131,6 +135,8 @@ def _validate(cfg: Config, where: str) -> None:
         )
     if not 3 <= cfg.gate_lease <= 3600:
         raise ConfigError(f"{where}: 'gate.lease' must be between 3 and 3600 seconds, not {cfg.gate_lease}")
+    if not 1 <= cfg.remote_timeout <= 3600:
+        raise ConfigError(f"{where}: 'remote.timeout' must be between 1 and 3600 seconds, not {cfg.remote_timeout}")
     if cfg.land_depth < 0:
         raise ConfigError(f"{where}: 'land.depth' must be 0 (= max_active) or more, not {cfg.land_depth}")
     if cfg.land_timeout <= 0:
@@ -257,8 +263,6 @@ def render_default(
 
 # Branch tasks fork from and land onto ("" = detect: the remote's HEAD, else main, else master).
 base = {json.dumps(base)}
-# Remote that landing publishes to ("" = none: landing moves the local base branch).
-remote = {json.dumps(remote)}
 # Active tasks at once; more are queued until a slot frees.
 max_active = {max_active}
 # Where task worktrees go, relative to the repository root ({{repo}} = its folder name).
@@ -269,6 +273,13 @@ branch_prefix = "wtp/"
 port_base = 4100
 # true: publish each task's declarations to the remote, so other clones' admission sees them.
 share = false
+
+[remote]
+# Remote that landing publishes to ("" = none: landing moves the local base branch).  (A
+# top-level 'remote = "..."' works too, without this table: TOML cannot hold both.)
+name = {json.dumps(remote)}
+# Seconds any one git network call (fetch, ls-remote, push) may take before it is stopped.
+timeout = 30
 
 [setup]
 # Gitignored paths copied (copy-on-write where possible) from the main worktree, e.g. ["node_modules", ".env"].

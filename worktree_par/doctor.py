@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from .state import (
     LANDED,
     LANDING,
     LANDING_PHASE,
-    LIVE,
     QUEUED,
     REMOVING,
     State,
@@ -60,7 +58,7 @@ def _gate_findings(ctx: Ctx) -> list[Finding]:
         f = d / "tickets.json"
         try:
             data = json.loads(f.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         tickets = data.get("tickets", []) if isinstance(data, dict) else []
         dead = [t for t in tickets if not _alive_ticket(t)]
@@ -76,52 +74,11 @@ def _gate_findings(ctx: Ctx) -> list[Finding]:
     return found
 
 
-STALE_CLAIM_DAYS = 7  # other clones' claims older than this are reported
-
-
 def _claim_findings(ctx: Ctx, st: State, stale_days: float | None) -> list[Finding]:
-    """Shared claims on the remote: this clone's claims of tasks that are no longer live
-    (withdrawn), and other clones' old ones (cleared only with --stale-claims DAYS)."""
-    from . import sharing
-    from .remote_gates import clone_id, ref_safe
+    """Shared claims on the remote (remote/sharing.py says what is wrong with them)."""
+    from .remote import sharing
 
-    remote = ctx.remote()
-    if remote is None or not (ctx.cfg.share or stale_days is not None):
-        return []
-    found = gitops.ls_remote(ctx.root, remote, [f"{sharing.PREFIX}*"])
-    if found is None:
-        return [Finding(f"cannot reach remote '{remote}' to check the shared claims")]
-    out: list[Finding] = []
-    mine = f"{sharing.PREFIX}{clone_id(ctx)}/"
-    live = {ref_safe(t.name) for t in st.tasks.values() if t.state in LIVE}
-    for ref in sorted(found):
-        if ref.startswith(mine) and ref[len(mine) :] not in live:
-            out.append(
-                Finding(
-                    f"the shared claim {ref} is of a task this clone no longer runs",
-                    functools.partial(_clear_claim, ctx, remote, ref),
-                )
-            )
-    limit = (stale_days if stale_days is not None else STALE_CLAIM_DAYS) * 86400
-    for c in sharing.others(ctx, remote):
-        old = time.time() - c.since
-        if old <= limit:
-            continue
-        what = f"the shared claim of task '{c.task}' (clone {c.clone} on {c.host}) is {c.age()} old"
-        if stale_days is None:
-            out.append(
-                Finding(
-                    f"{what}: if that clone is gone, 'wtp doctor --fix --stale-claims {STALE_CLAIM_DAYS}' clears it"
-                )
-            )
-        else:
-            out.append(Finding(what, functools.partial(_clear_claim, ctx, remote, c.ref)))
-    return out
-
-
-def _clear_claim(ctx: Ctx, remote: str, ref: str) -> str:
-    pushed = gitops.set_ref(ctx.root, remote, ref, None)
-    return f"cleared {ref} on '{remote}'" if pushed.updated else f"could not fix: {pushed.reason or pushed.summary}"
+    return [Finding(problem, fix) for problem, fix in sharing.findings(ctx, st, stale_days)]
 
 
 def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -> list[Finding]:

@@ -117,6 +117,11 @@ class WaitTimeout(WtpError):
     exit_code = ExitCode.TIMEOUT
 
 
+class RemoteTimeout(WaitTimeout):
+    """A git network call (fetch, ls-remote, push) ran past its deadline ([remote] timeout,
+    or a command's --timeout) and its process group was stopped."""
+
+
 class GitError(WtpError):
     """A git command failed in a way the caller did not expect.  Built only by gitops.run."""
 

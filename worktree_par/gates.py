@@ -66,6 +66,8 @@ class Gate:
             data = json.loads(self.file.read_text())
         except (OSError, ValueError):
             data = None  # a missing or torn ticket file only loses waiters' places, never a hold
+        except RecursionError:  # nested past reason: not ours, so set aside as below
+            data = []
         if data is not None and not _well_formed(data):
             # Valid JSON of the wrong shape: set it aside (never deleted) so it cannot wedge the gate.
             try:

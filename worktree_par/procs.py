@@ -130,28 +130,52 @@ def _cwds() -> list[tuple[int, str, str]]:
 # the command's whole process group.  PR_SET_PDEATHSIG alone would only reach the
 # direct child, not the grandchildren a shell starts.
 #
-# With a lease (argv[2], seconds), the guardian also kills the group when wtp has not fed it
-# a byte for that long: a remote gate's holder that cannot renew its lease (stopped,
-# partitioned) loses the command even while wtp itself is frozen.
+# With a lease (argv[2], seconds), the guardian also kills the group once the lease runs out:
+# a remote gate's holder that cannot renew it (stopped, partitioned) loses the command even
+# while wtp itself is frozen.  The lease is timed from when each renewal was *sent*: wtp
+# writes that moment (a line, on the shared clock below) once the renewal is acknowledged,
+# so a late acknowledgement never stretches the lease past what a waiter sees (issue 24).
+# argv[3], when given, is when the grant itself was sent.  The guardian looks at the clock
+# at least every second: a machine that slept wakes to find the lease gone.
 _GUARDIAN = """
-import os, select, signal, sys
+import os, select, signal, sys, time
 pgid = int(sys.argv[1])
 lease = float(sys.argv[2]) if len(sys.argv) > 2 else None
+clock = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+now = lambda: time.clock_gettime(clock)
+until = None if lease is None else (float(sys.argv[3]) if len(sys.argv) > 3 else now()) + lease
 fd = sys.stdin.fileno()
 expired = False
+buf = b""
 while True:
-    ready, _, _ = select.select([fd], [], [], lease)
-    if not ready:
+    wait = None if until is None else until - now()
+    if wait is not None and wait <= 0:
         expired = True
         break
-    if not os.read(fd, 4096):
+    ready, _, _ = select.select([fd], [], [], None if wait is None else min(wait, 1.0))
+    if not ready:
+        continue
+    chunk = os.read(fd, 4096)
+    if not chunk:
         break
+    *lines, buf = (buf + chunk).split(b"\\n")
+    for line in lines:
+        try:
+            until = max(until, float(line) + lease)
+        except (TypeError, ValueError):
+            pass
 try:
     os.killpg(pgid, signal.SIGKILL)
 except OSError:
     pass
 sys.exit(3 if expired else 0)
 """
+
+
+def lease_clock() -> float:
+    """Seconds on the clock leases are timed on, the same in every process of this machine,
+    that keeps counting while the machine sleeps (where there is one: CLOCK_BOOTTIME)."""
+    return time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
 
 
 def _child_setup() -> None:  # runs in the child between fork and exec
@@ -177,7 +201,13 @@ class Guarded:
     Several can run at once (the land queue gates candidates side by side)."""
 
     def __init__(
-        self, argv: list[str], cwd: Path, env: dict[str, str], log: Path | None = None, lease: float | None = None
+        self,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        log: Path | None = None,
+        lease: float | None = None,
+        since: float | None = None,
     ) -> None:
         out = open(log, "ab") if log else None
         try:
@@ -197,7 +227,15 @@ class Guarded:
             if out:
                 out.close()  # the child has its own copy
         self.guardian = subprocess.Popen(
-            [sys.executable, "-S", "-c", _GUARDIAN, str(self.proc.pid), *([f"{lease:g}"] if lease else [])],
+            [
+                sys.executable,
+                "-S",
+                "-c",
+                _GUARDIAN,
+                str(self.proc.pid),
+                *([f"{lease:g}"] if lease else []),
+                *([repr(since)] if lease and since is not None else []),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -207,11 +245,12 @@ class Guarded:
         self.code: int | None = None
         self.lease_expired = False  # the guardian stopped the command: its lease was not renewed in time
 
-    def feed(self) -> None:
-        """Tell a guardian with a lease that the lease was renewed."""
+    def feed(self, sent: float | None = None) -> None:
+        """Tell a guardian with a lease that the lease was renewed by a renewal sent at
+        ``sent`` (``lease_clock``; default now): the lease runs from then."""
         try:
             assert self.guardian.stdin is not None
-            self.guardian.stdin.write(b".")
+            self.guardian.stdin.write(f"{lease_clock() if sent is None else sent!r}\n".encode())
             self.guardian.stdin.flush()
         except (OSError, ValueError):
             pass  # the command has ended

@@ -77,7 +77,7 @@ def forget_path(ctx: Ctx, t: Task) -> None:
     (and the paths the agent hook recorded for it go)."""
     claims.forget(ctx, t)
     if ctx.cfg.share:
-        from . import sharing
+        from .remote import sharing
 
         sharing.withdraw(ctx, t.name)
     ctx.store.update(

@@ -136,6 +136,7 @@ class Ctx:
 def open_ctx(cwd: Path) -> Ctx:
     repo = gitops.discover(cwd.resolve())
     cfg = config.load(repo.config_root)
+    gitops.set_network_timeout(cfg.remote_timeout)  # this command's network deadline (README)
     return Ctx(repo=repo, cfg=cfg, store=Store(repo.common_dir))
 
 

@@ -292,7 +292,7 @@ class Store:
             return State(seq=seq, tasks=tasks, extra=dict(extra))
         except StateError:
             raise
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
             hint = "run 'wtp doctor --fix' to restore the previous good copy"
             if path == self.backup or not self.backup.exists():
                 hint = "run 'wtp doctor --fix': it sets the file aside and rebuilds the registry from git"

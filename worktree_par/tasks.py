@@ -123,7 +123,7 @@ def start(
             _undo_start(ctx, result.task, keep_queued=False)
             raise
     if remote is not None and (result.pending or result.redeclared) and result.task.state in LIVE:
-        from . import sharing
+        from .remote import sharing
 
         if (note := sharing.publish(ctx, result.task)) is not None:
             result.messages.append(note)
@@ -134,7 +134,7 @@ def _remote_tasks(ctx: Ctx) -> list[Task] | None:
     """Other clones' live tasks, from their shared claims (None when sharing is off)."""
     if not ctx.cfg.share or ctx.remote() is None:
         return None
-    from . import sharing
+    from .remote import sharing
 
     return [c.as_task() for c in sharing.others(ctx)]
 
@@ -408,7 +408,7 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
         done.append(t)
         say(f"started queued task '{t.name}' at {t.path}" if t in started else f"completed the start of '{t.name}'")
         if remote is not None:
-            from . import sharing
+            from .remote import sharing
 
             if (note := sharing.publish(ctx, t)) is not None:
                 say(note)

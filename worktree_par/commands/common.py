@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 def bound_waits(timeout: float | None) -> None:
     """A command's --timeout bounds every wait it makes, internal locks included."""
     if timeout is not None:
-        from .. import locks
+        from .. import gitops, locks
 
         locks.deadline = time.monotonic() + timeout
+        gitops.narrow_network(timeout)
 
 
 def emit(data: Any) -> None:

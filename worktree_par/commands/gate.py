@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
 def gate_status(where: str | None, resource: str, as_json: bool = True, remote: bool = False) -> int:
     """Who holds gate ``resource`` and who waits, in order (a remote gate: from the remote)."""
-    from .. import gates, remote_gates
+    from .. import gates
     from ..locks import Holder
+    from ..remote import gates as remote_gates
 
     gates.validate_gate(resource)
     c = open_repo(where)
@@ -56,9 +57,10 @@ def gate_status(where: str | None, resource: str, as_json: bool = True, remote: 
 
 
 def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None = None, remote: bool = False) -> int:
-    from .. import gates, isolate, remote_gates
+    from .. import gates, isolate
     from ..procs import run_guarded
     from ..progress import Watch
+    from ..remote import gates as remote_gates
     from ..state import LIVE
 
     cmd = after_dashes(cmd)

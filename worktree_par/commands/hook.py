@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 def share_claim(where: str | None, task: str) -> int:
     """Refresh a live task's claim on the remote (run by the agent hook in the background).
     Under a lock of the task's own, so the last to publish reads the newest recorded paths."""
-    from .. import sharing
     from ..locks import Lock
+    from ..remote import sharing
     from ..repo import validate_name
     from ..state import LIVE
 

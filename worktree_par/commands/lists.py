@@ -34,7 +34,8 @@ def list_(where: str | None, as_json: bool = False, all_tasks: bool = False, rem
 
 def _list_remote(c: Ctx, as_json: bool) -> int:
     """The tasks of other clones, from their claims on the remote."""
-    from .. import render, sharing
+    from .. import render
+    from ..remote import sharing
 
     name = c.remote()
     if name is None:

@@ -14,14 +14,20 @@ from ..errors import GitError
 from .core import (
     MAIN_ROOT_FILE,
     MIN_VERSION,
+    NETWORK_TIMEOUT,
     ObjectFormat,
     RepoInfo,
     Result,
     base_env,
     discover,
+    narrow_network,
+    network_budget,
+    network_deadline,
     object_format,
     require_version,
     run,
+    run_network,
+    set_network_timeout,
     spawn,
     worktrees,
 )
@@ -105,6 +111,7 @@ from .work import (
 )
 
 __all__ = [
+    "NETWORK_TIMEOUT",
     "existing_commits",
     "last_reflog_message",
     "Sha",
@@ -139,6 +146,11 @@ __all__ = [
     "delete_ref",
     "diff_names",
     "discover",
+    "narrow_network",
+    "network_budget",
+    "network_deadline",
+    "run_network",
+    "set_network_timeout",
     "fetch_branch",
     "fetch_commits",
     "finish_checkout",

@@ -3,14 +3,19 @@ finding the repository a command runs in."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import NamedTuple
 
-from ..errors import GitError, NotARepo, UsageError
+from ..errors import GitError, NotARepo, RemoteTimeout, UsageError
 from .parse import Worktree, parse_version, parse_worktrees
 
 # Variables that point git at another repository or index.  Inherited from a
@@ -96,6 +101,114 @@ def run(
 def spawn(args: list[str], cwd: Path | str) -> subprocess.Popen[bytes]:
     """Start ``git <args>`` without waiting, for callers that run several at once."""
     return subprocess.Popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env())
+
+
+# --- the network boundary: every git call that talks to a remote has a deadline ------------
+
+NETWORK_TIMEOUT = 30.0  # [remote] timeout when the config says nothing
+# Per context, not per process: the MCP server runs many commands in one process, and one
+# command's --timeout must not shorten another's.
+_timeout: ContextVar[float] = ContextVar("wtp_network_timeout", default=NETWORK_TIMEOUT)
+_until: ContextVar[float | None] = ContextVar("wtp_network_until", default=None)
+_live: set[int] = set()  # process groups of network calls still running, ended at exit
+
+
+def set_network_timeout(seconds: float) -> None:
+    """The longest any one network call of this command may take ([remote] timeout)."""
+    _timeout.set(float(seconds))
+
+
+@contextmanager
+def network_deadline(seconds: float) -> Iterator[None]:
+    """Every network call inside ends by ``seconds`` from now (a command's --timeout); an
+    enclosing deadline that ends sooner still holds."""
+    end = time.monotonic() + seconds
+    outer = _until.get()
+    token = _until.set(end if outer is None else min(outer, end))
+    try:
+        yield
+    finally:
+        _until.reset(token)
+
+
+def narrow_network(seconds: float) -> None:
+    """Every network call from here on in this context ends by ``seconds`` from now: a
+    command's --timeout, set once where it bounds the command's other waits (each command
+    runs in a context of its own: the MCP server's calls each run in a copy)."""
+    end = time.monotonic() + seconds
+    outer = _until.get()
+    _until.set(end if outer is None else min(outer, end))
+
+
+def network_budget() -> float:
+    """Seconds the next network call may take: the configured timeout, or less when the
+    command's deadline comes sooner."""
+    until = _until.get()
+    budget = _timeout.get()
+    return budget if until is None else max(0.0, min(budget, until - time.monotonic()))
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass  # already gone
+
+
+@atexit.register
+def _end_live() -> None:
+    # A renewal thread can still be inside a network call when wtp exits: its git (and the
+    # ssh or helper it started) must not outlive us.
+    for pgid in list(_live):
+        _kill_group(pgid)
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    # Not communicate(): a helper that left the group could hold the pipes open forever.
+    proc.wait()
+    for f in (proc.stdout, proc.stderr):
+        if f is not None:
+            f.close()
+
+
+def run_network(args: list[str], cwd: Path | str, remote: str, what: str) -> Result:
+    """Run ``git <args>`` that talks to ``remote`` under the deadline: past it, the whole
+    process group (git, ssh, a helper) is killed and RemoteTimeout says so in one line."""
+    budget = network_budget()
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=base_env(),
+            start_new_session=True,  # its own group: killpg reaches everything it started
+        )
+    except FileNotFoundError as e:
+        raise UsageError("git is not installed or not on PATH: install git 2.38 or newer") from e
+    _live.add(proc.pid)
+    try:
+        out, err = proc.communicate(timeout=budget)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        _reap(proc)
+        raise RemoteTimeout(
+            f"remote '{remote}' did not answer within {budget:.3g}s ({what}): its git process was stopped; "
+            "check the network and the remote's URL, then try again (or raise [remote] timeout in .wtp.toml)"
+        ) from None
+    except BaseException:  # Ctrl-C: the group is not ours in the terminal's eyes, so end it here
+        _kill_group(proc.pid)
+        _reap(proc)
+        raise
+    finally:
+        _live.discard(proc.pid)
+    res = Result(proc.returncode, out.decode("utf-8", "surrogateescape"), err.decode("utf-8", "surrogateescape"))
+    if _TRACE:
+        ms = (time.monotonic() - t0) * 1000
+        print(f"wtp trace: git {' '.join(args)}  [in {cwd}] -> {res.code} ({ms:.1f} ms)", file=sys.stderr)
+    return res
 
 
 def require_version(cwd: Path) -> None:

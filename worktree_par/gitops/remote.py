@@ -1,4 +1,5 @@
-"""Remotes: fetching the base, asking the remote what it holds, and the compare-and-swap push."""
+"""Remotes: fetching the base, asking the remote what it holds, and the compare-and-swap push.
+Every call here talks to a remote, so each runs under the network deadline (core.run_network)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import GitError
-from .core import run
+from .core import Result, run_network
 from .parse import PushResult, parse_push
 
 # --- remotes ----------------------------------------------------------------------
@@ -19,7 +20,7 @@ def fetch_branch(cwd: Path, remote: str, branch: str, dest_ref: str) -> None:
     send all necessary objects'."""
     args = ["fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:{dest_ref}"]
     for attempt in range(3):
-        res = run(args, cwd, check=False)
+        res = run_network(args, cwd, remote, f"fetching '{branch}'")  # a timeout is not retried
         if res.code == 0:
             return
         time.sleep(0.2 * (attempt + 1))
@@ -29,16 +30,24 @@ def fetch_branch(cwd: Path, remote: str, branch: str, dest_ref: str) -> None:
 def fetch_commits(cwd: Path, source: str, pairs: Sequence[tuple[str, str]]) -> None:
     """Fetch commits (by id) from another repository into refs here: [(commit, ref), ...]."""
     if pairs:
-        run(["fetch", "--quiet", "--no-tags", source, *(f"+{c}:{r}" for c, r in pairs)], cwd)
+        args = ["fetch", "--quiet", "--no-tags", source, *(f"+{c}:{r}" for c, r in pairs)]
+        _checked(args, cwd, run_network(args, cwd, source, "fetching commits"))
 
 
 def push_cas(cwd: Path, remote: str, ref: str, new: str, expected: str) -> PushResult:
     """Push ``new`` to ``ref`` on ``remote`` only if the remote still holds ``expected``."""
-    res = run(["push", "--porcelain", f"--force-with-lease={ref}:{expected}", remote, f"{new}:{ref}"], cwd, check=False)
+    args = ["push", "--porcelain", f"--force-with-lease={ref}:{expected}", remote, f"{new}:{ref}"]
+    res = run_network(args, cwd, remote, f"pushing {ref}")
     result = parse_push(res.out, res.err, ref)
     if not result.flag and res.code != 0 and not result.messages:
         raise GitError(["push", remote, ref], res.code, res.out, res.err, str(cwd))
     return result
+
+
+def _checked(args: list[str], cwd: Path, res: Result) -> Result:
+    if res.code != 0:
+        raise GitError(args, res.code, res.out, res.err, str(cwd))
+    return res
 
 
 # --- refs kept on the remote for coordination (remote gates, shared claims) ----------------
@@ -62,7 +71,7 @@ def remote_unreachable(err: str) -> bool:
 
 def ls_remote(cwd: Path, remote: str, patterns: Sequence[str]) -> dict[str, str] | None:
     """The remote's refs matching ``patterns`` (ref -> id), or None when it cannot be reached."""
-    res = run(["ls-remote", "--refs", remote, *patterns], cwd, check=False)
+    res = run_network(["ls-remote", "--refs", remote, *patterns], cwd, remote, "listing its refs")
     if res.code != 0:
         if remote_unreachable(res.err) or res.code == 128:
             return None
@@ -80,7 +89,8 @@ def fetch_refs(cwd: Path, remote: str, pairs: Sequence[tuple[str, str]]) -> bool
     cannot be reached or no longer has one of them."""
     if not pairs:
         return True
-    res = run(["fetch", "--quiet", "--no-tags", remote, *(f"+{r}:{dest}" for r, dest in pairs)], cwd, check=False)
+    args = ["fetch", "--quiet", "--no-tags", remote, *(f"+{r}:{dest}" for r, dest in pairs)]
+    res = run_network(args, cwd, remote, f"fetching {pairs[0][0]}{' and more' if len(pairs) > 1 else ''}")
     return res.code == 0
 
 
@@ -88,15 +98,13 @@ def push_ref(cwd: Path, remote: str, ref: str, new: str | None, expected: str | 
     """Set (``new``) or delete (None) ``ref`` on the remote only if it still holds ``expected``
     (None: only if it does not exist)."""
     spec = f"{new}:{ref}" if new else f":{ref}"
-    res = run(
-        ["push", "--porcelain", "--no-verify", f"--force-with-lease={ref}:{expected or ''}", remote, spec],
-        cwd,
-        check=False,
-    )
+    args = ["push", "--porcelain", "--no-verify", f"--force-with-lease={ref}:{expected or ''}", remote, spec]
+    res = run_network(args, cwd, remote, f"pushing {ref}")
     return parse_push(res.out, res.err, ref)
 
 
 def set_ref(cwd: Path, remote: str, ref: str, new: str | None) -> PushResult:
     """Set (``new``) or delete (None) a ref on the remote that only this clone writes."""
-    res = run(["push", "--porcelain", "--no-verify", remote, f"+{new}:{ref}" if new else f":{ref}"], cwd, check=False)
+    spec = f"+{new}:{ref}" if new else f":{ref}"
+    res = run_network(["push", "--porcelain", "--no-verify", remote, spec], cwd, remote, f"pushing {ref}")
     return parse_push(res.out, res.err, ref)

@@ -193,7 +193,7 @@ def _finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say) -> LandRes
             # The slot and the task's claims are free from the moment it landed: start what
             # waited for them before the clean-up, which takes a while in a large checkout.
             if ctx.cfg.share:  # landed: the task no longer claims anything
-                from .. import sharing
+                from ..remote import sharing
 
                 sharing.withdraw(ctx, t.name)
             tasks.promote_quietly(ctx, say)

@@ -32,7 +32,7 @@ class QueueStatus:
             data = json.loads(self.path.read_text())
             if data.get("conductor") == os.getpid():
                 self.path.unlink()
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             pass
 
 
@@ -40,7 +40,7 @@ def read(ctx: Ctx) -> dict[str, object]:
     try:
         data = json.loads((ctx.store.dir / "queue-status.json").read_text())
         return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
 
 

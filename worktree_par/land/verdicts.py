@@ -23,7 +23,7 @@ def _key(gate: str, tree: str) -> str:
 def _read(path: Path) -> dict[str, float]:
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict):
         return {}

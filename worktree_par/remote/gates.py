@@ -12,8 +12,10 @@ it first saw the holder's current beat, and only when that beat has not changed 
 whole lease does it take the holder's ticket out (the next in line then takes the gate with
 the next token).  A holder that cannot renew (stopped, partitioned, asleep) must not run on
 as if it held the gate: its command runs under a guardian that kills the command's whole
-process group when it has not heard of a renewal for ``lease - margin`` seconds (the
-guardian is its own process, so this happens even while wtp itself is frozen), and wtp,
+process group ``lease - margin`` seconds after the last acknowledged renewal was *sent*
+(not when its acknowledgement arrived: a beat cannot be seen before it is sent, so however
+late acknowledgements come, the command stops at least ``margin`` before any waiter can take
+over; the guardian is its own process, so this happens even while wtp is frozen), and wtp,
 when it runs again and finds its lease gone, exits non-zero with a clear line.  The token
 (``WTP_GATE_TOKEN``) only grows, so a deploy script can refuse a holder older than the
 newest it has seen.
@@ -26,6 +28,7 @@ token is for.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import random
@@ -35,9 +38,10 @@ import time
 import uuid
 from typing import Any
 
-from . import gitops, locks
-from .errors import ExitCode, Say, UsageError, WaitTimeout, WtpError
-from .repo import Ctx
+from .. import gitops, locks, procs, records
+from ..errors import ExitCode, RemoteTimeout, Say, UsageError, WaitTimeout, WtpError
+from ..repo import Ctx
+from .identity import clone_id
 
 PREFIX = "refs/wtp/gates/"
 MIRROR = "refs/wtp/remote-gates/"
@@ -60,27 +64,8 @@ def ref_safe(name: str) -> str:
 
 def boottime() -> float:
     """Seconds on a clock that keeps counting while the machine sleeps (a suspended laptop
-    must find its lease expired when it wakes)."""
-    clock = getattr(time, "CLOCK_BOOTTIME", None)
-    return time.clock_gettime(clock) if clock is not None else time.monotonic()
-
-
-def clone_id(ctx: Ctx) -> str:
-    """This clone's id, made once and kept under the state dir."""
-    path = ctx.store.ensure_dir() / "clone-id"
-    try:
-        return path.read_text().strip()
-    except OSError:
-        cid = uuid.uuid4().hex[:12]
-        tmp = path.with_name(f".clone-id-{os.getpid()}")
-        tmp.write_text(cid + "\n")
-        try:
-            os.link(tmp, path)  # first writer wins
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-        return path.read_text().strip()
+    must find its lease expired when it wakes), shared with the command's guardian."""
+    return procs.lease_clock()
 
 
 class RemoteGate:
@@ -90,6 +75,9 @@ class RemoteGate:
         self.mirror = MIRROR + ref_safe(name)
         self.ticket: dict[str, Any] | None = None
         self.token = 0
+        self._reported: set[str] = set()
+        self.granted_at: float | None = None  # (boottime) when the write that granted us the gate was sent
+        self._first_take: float | None = None
 
     # --- the record on the remote ----------------------------------------------------------
 
@@ -121,23 +109,32 @@ class RemoteGate:
         return have, self._parse(gitops.commit_message(self.ctx.root, have))
 
     def _parse(self, text: str) -> dict[str, Any]:
+        """The record, every field checked (another machine wrote it).  A ticket that is not
+        one wtp writes is left out, said once, and goes with our next write; a record whose
+        token cannot be read is refused: the token only grows, so it is never guessed."""
         try:
-            data = json.loads(text)
-            ok = (
-                isinstance(data, dict)
-                and isinstance(data.get("tickets"), list)
-                and isinstance(data.get("token"), int)
-                and all(isinstance(t, dict) and isinstance(t.get("id"), str) for t in data["tickets"])
-            )
-        except ValueError:
-            ok = False
-        if not ok:
+            data = records.parse_object(text)
+            token = records.integer(data, "token")
+            if not isinstance(data.get("tickets"), list) or len(data["tickets"]) > records.MAX_ITEMS:
+                raise records.Malformed("'tickets' must be a list")
+        except records.Malformed as e:
             raise RemoteGateError(
-                f"the remote gate '{self.name}' ({self.ref} on {self.remote}) is not a wtp gate record: reset it with "
-                f"'git push {self.remote} :{self.ref}' once nobody is using it"
-            )
-        record: dict[str, Any] = data
-        return record
+                f"the remote gate '{self.name}' ({self.ref} on {self.remote}) is not a wtp gate record ({e}): "
+                f"reset it with 'git push {self.remote} :{self.ref}' once nobody is using it"
+            ) from None
+        tickets = []
+        for n, t in enumerate(data["tickets"], 1):
+            try:
+                tickets.append(_ticket(t, token, self.lease))
+            except records.Malformed as e:
+                line = (
+                    f"ignored ticket {n} of remote gate '{self.name}' ({self.ref} on {self.remote}): {e}; "
+                    "it is not one wtp writes and goes with the next change to the gate"
+                )
+                if line not in self._reported:
+                    self._reported.add(line)
+                    self.say(line)
+        return {"v": VERSION, "name": self.name, "token": token, "tickets": tickets}
 
     def write(self, old: str | None, data: dict[str, Any]) -> bool:
         """Compare-and-swap the record; False when someone else changed it first."""
@@ -191,10 +188,14 @@ class RemoteGate:
         said = False
         while True:
             try:
-                self.read()
+                if deadline is None:
+                    self.read()
+                else:  # --timeout bounds the network calls too: a hung remote is waited for no longer
+                    with gitops.network_deadline(max(0.0, deadline - time.monotonic())):
+                        self.read()
                 return
-            except RemoteGateError as e:
-                if deadline is None or "cannot reach" not in e.message:
+            except (RemoteGateError, RemoteTimeout) as e:
+                if deadline is None or not (isinstance(e, RemoteTimeout) or "cannot reach" in e.message):
                     raise
                 if time.monotonic() >= deadline:
                     raise WaitTimeout(f"timed out waiting for remote '{self.remote}' to answer: {e.message}") from None
@@ -223,8 +224,9 @@ class RemoteGate:
                     continue
                 head = tickets[0]
                 if head["id"] == mine["id"]:
-                    if head.get("token"):
+                    if head.get("token"):  # granted by a write of ours whose answer we missed
                         self.token = int(head["token"])
+                        self.granted_at = self._first_take if self._first_take is not None else boottime()
                         return self.token
                     granted = self._take(sha, data)
                     if granted:
@@ -252,7 +254,11 @@ class RemoteGate:
         head = data["tickets"][0]
         data["token"] = int(data["token"]) + 1
         head["token"], head["beat"] = data["token"], 0
+        sent = boottime()  # the lease runs from when the grant was sent, not from its answer
+        if self._first_take is None:
+            self._first_take = sent
         if self.write(sha, data):
+            self.granted_at = sent
             self.token = data["token"]
             assert self.ticket is not None
             self.ticket.update(token=self.token, beat=0)
@@ -311,6 +317,22 @@ class RemoteGate:
         return {"gate": self.name, "remote": self.remote, "token": data["token"], "tickets": data["tickets"]}
 
 
+def _ticket(t: object, token: int, lease: float) -> dict[str, Any]:
+    """A ticket as read from the remote, each field checked and typed (README: remote gates)."""
+    if not isinstance(t, dict):
+        raise records.Malformed("it is not an object")
+    shown = {k: records.text(t, k, required=False, empty=True) for k in ("clone", "host", "user", "cmd", "task")}
+    return {
+        **shown,
+        "id": records.text(t, "id"),
+        "pid": records.integer(t, "pid", default=0),
+        "joined": records.number(t, "joined", 0, 1e11, default=0),
+        "lease": records.number(t, "lease", 3, 3600, default=lease),
+        "beat": records.integer(t, "beat", default=0),
+        "token": records.integer(t, "token", 0, token, default=0),
+    }
+
+
 def _remove(d: dict[str, Any], ticket_id: str) -> bool:
     before = len(d["tickets"])
     d["tickets"] = [t for t in d["tickets"] if t["id"] != ticket_id]
@@ -336,16 +358,21 @@ def run_holding(
 ) -> int:
     """``wtp gate NAME --remote -- CMD``: CMD runs holding the remote gate, its lease renewed
     while it runs; a lost lease stops CMD's process group and ends with LeaseLost."""
-    from .procs import Guarded
+    from ..procs import Guarded
 
     lease = ctx.cfg.gate_lease
     gate = RemoteGate(ctx, name, remote, lease, say)
     token = gate.acquire(timeout, label)
     margin = max(1.0, lease / 6)
     say(f"holding remote gate '{name}' on '{remote}' (token {token}, lease {lease:g}s)")
-    run = Guarded(cmd, cwd, {**env, "WTP_GATE_TOKEN": str(token), "WTP_GATE": name}, lease=lease - margin)
+    granted = gate.granted_at if gate.granted_at is not None else boottime()
+    env = {**env, "WTP_GATE_TOKEN": str(token), "WTP_GATE": name}
+    run = Guarded(cmd, cwd, env, lease=lease - margin, since=granted)
     lost: list[str] = []
-    renewed = [boottime()]  # when the last successful renewal began
+    # When the last acknowledged renewal was sent.  A waiter cannot see a beat before it was
+    # sent, and takes over only a whole lease after it first saw the last one; the command is
+    # stopped lease - margin after the send, however late the acknowledgement came (README).
+    renewed = [granted]
     stop = threading.Event()
 
     def expired() -> bool:
@@ -355,22 +382,28 @@ def run_holding(
         return bool(lost)
 
     def keep() -> None:
-        while not stop.wait(lease / 3):
-            started = boottime()
+        last = granted  # renewals go out every third of the lease, counted from each send
+        while not stop.wait(max(0.0, last + lease / 3 - boottime())):
+            started = last = boottime()
             if expired():
                 break
             try:
-                if not gate.renew():
+                # A renewal that cannot be sent before the lease runs out is of no use: stop it then.
+                with gitops.network_deadline(max(1.0, renewed[0] + lease - margin - boottime())):
+                    kept = gate.renew()
+                if not kept:
                     lost.append("another holder took it over (our lease had expired)")
                     break
-                renewed[0] = started  # the renewal began before anyone could see it
-                run.feed()
+                renewed[0] = started  # sent no sooner than this, however late the answer came
+                run.feed(started)
             except WtpError:
                 continue  # the remote is unreachable for now: try again, until the lease runs out
         if lost:
             run.stop()
 
-    keeper = threading.Thread(target=keep, name="wtp-lease", daemon=True)
+    # In this command's context: [remote] timeout is a context variable, and a new thread
+    # would start without it.
+    keeper = threading.Thread(target=contextvars.copy_context().run, args=(keep,), name="wtp-lease", daemon=True)
     keeper.start()
     try:
         code = run.wait()
@@ -393,7 +426,7 @@ def run_holding(
 def remote_for(ctx: Ctx, name: str, asked: bool) -> str | None:
     """The remote a gate is held through: asked with --remote, or configured ([gate] remote
     globs) when a remote exists; None for a local gate."""
-    from .globs import glob_matches
+    from ..globs import glob_matches
 
     configured = any(glob_matches(g, name) or g == name for g in ctx.cfg.gate_remote)
     if not asked and not configured:

@@ -1,0 +1,157 @@
+"""Records from other machines (issue 24, C): shared claims and remote gate tickets are
+checked field by field, and a bad one is named in one line and otherwise ignored; a clone
+copied with 'cp -a' is a clone of its own; a claim's age is this clone's observation, not
+its writer's clock.  Hostile records are written into the bare remote with plain git."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo, git
+from .test_remote import seen_long_ago
+
+EVIL = "refs/wtp/claims/e0e0e0e0e0e0/"
+
+
+def plant(r: Repo, ref: str, message: str) -> str:
+    """Write ``message`` as a record commit at ``ref`` in the bare remote, as anyone who
+    can push there could."""
+    bare = r.remote
+    assert bare is not None
+    tree = subprocess.run(
+        ["git", "hash-object", "-t", "tree", "-w", "--stdin"], cwd=bare, input="", capture_output=True, text=True
+    ).stdout.strip()
+    commit = subprocess.run(
+        ["git", "commit-tree", tree], cwd=bare, input=message, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    git(bare, "update-ref", ref, commit)
+    return commit
+
+
+def claim(task: str, clone: str = "e0e0e0e0e0e0", **fields: object) -> str:
+    record = {"v": 1, "task": task, "clone": clone, "host": "h", "touch": [], "use": [], "recorded": [], "since": 0}
+    return json.dumps({**record, **fields})
+
+
+def _share(*repos: Repo) -> None:
+    for r in repos:
+        r.write(".wtp.toml", "share = true\n")
+
+
+def ignored(ref: str, why: str) -> str:
+    return (
+        f"wtp: ignored the shared claim {ref} on 'origin': {why}; it is not a claim wtp wrote, "
+        f"remove it with 'git push origin :{ref}'"
+    )
+
+
+def test_a_claim_whose_touch_is_a_string_holds_nothing_back_and_is_named_once(remote_repo: Repo) -> None:
+    _share(remote_repo)
+    plant(remote_repo, EVIL + "bad", claim("bad", touch="README.md"))  # not ["README.md"]: "R", "E", ...
+    out = remote_repo.wtp_proc("start", "mine", "--touch", "R")
+    assert out.code == 0, out.err
+    assert out.out.splitlines()[-1].endswith("/mine")
+    why = 'touch\' must be a list of non-empty strings, not "README.md"'
+    assert out.err.splitlines() == [ignored(EVIL + "bad", "'" + why)]
+
+
+def test_malformed_claims_are_left_out_named_and_never_crash_list_or_doctor(remote_repo: Repo) -> None:
+    _share(remote_repo)
+    plant(remote_repo, EVIL + "good", claim("good", touch=["docs/**"]))
+    plant(remote_repo, EVIL + "deep", "[" * 100_000 + "]" * 100_000)
+    plant(remote_repo, EVIL + "use", claim("use", use={"db": 1}))
+    plant(remote_repo, EVIL + "since", claim("since", since="yesterday"))
+    plant(remote_repo, EVIL + "other", claim("other", clone="f1f1f1f1f1f1"))  # not the clone its ref names
+    listed = remote_repo.wtp_proc("list", "--remote", "--json")
+    assert listed.code == 0 and "Traceback" not in listed.err
+    assert [t["task"] for t in json.loads(listed.out)["tasks"]] == ["good"]
+    assert listed.err.splitlines() == [
+        ignored(EVIL + "deep", "it is not JSON"),
+        ignored(EVIL + "other", "its 'clone' (f1f1f1f1f1f1) is not the clone its ref names"),
+        ignored(EVIL + "since", "'since' must be a number from 0 to 1e+11, not \"yesterday\""),
+        ignored(EVIL + "use", "'use' must be a list of non-empty strings, not dict"),
+    ]
+    # a resource named like the dict's key is not held back
+    assert remote_repo.wtp_proc("start", "migrate", "--use", "db").code == 0
+    report = remote_repo.wtp_proc("doctor")
+    assert report.code == 1 and "Traceback" not in report.err
+    for name in ("deep", "other", "since", "use"):
+        assert ignored(EVIL + name, "")[len("wtp: ") :].split(":")[0] in report.out
+
+
+@pytest.mark.parametrize(
+    "ticket",
+    [
+        {"id": "x", "token": 3, "beat": "soon", "lease": 30},  # crashed the waiter (int("soon"))
+        {"id": "x", "token": 3, "beat": 0, "lease": 1e308},  # held the gate for ever
+        {"id": "x", "token": 3, "beat": 0, "lease": 30, "task": ["a"]},
+    ],
+)
+def test_a_malformed_gate_ticket_is_named_and_does_not_hold_the_gate(
+    remote_repo: Repo, tmp_path: Path, ticket: dict
+) -> None:
+    plant(remote_repo, "refs/wtp/gates/deploy", json.dumps({"v": 1, "name": "deploy", "token": 3, "tickets": [ticket]}))
+    out = remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "sh", "-c", f'echo "$WTP_GATE_TOKEN" > {tmp_path}/t')
+    assert out.code == 0, out.err
+    assert (tmp_path / "t").read_text() == "4\n"  # the token still only grows
+    assert out.err.splitlines()[0].startswith(
+        "ignored ticket 1 of remote gate 'deploy' (refs/wtp/gates/deploy on origin): '"
+    )
+
+
+def test_a_gate_record_nested_past_reason_is_refused_in_one_line(remote_repo: Repo) -> None:
+    plant(remote_repo, "refs/wtp/gates/deploy", "[" * 100_000 + "]" * 100_000)
+    out = remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "true")
+    assert (out.code, out.out) == (2, "")
+    assert out.err.splitlines() == [
+        "wtp: the remote gate 'deploy' (refs/wtp/gates/deploy on origin) is not a wtp gate record (it is not JSON): "
+        "reset it with 'git push origin :refs/wtp/gates/deploy' once nobody is using it"
+    ]
+
+
+def test_a_clone_copied_with_cp_a_has_its_own_id_and_never_takes_the_originals_claims(remote_repo: Repo) -> None:
+    _share(remote_repo)
+    assert remote_repo.wtp_proc("list", "--remote").code == 0  # the original has its id now
+    copy = remote_repo.path.parent / "copy"
+    subprocess.run(["cp", "-a", str(remote_repo.path), str(copy)], check=True)
+    twin = Repo(copy, remote_repo.remote)
+    assert remote_repo.wtp_proc("start", "feed", "--touch", "src/**").code == 0  # after the copy was made
+    held = twin.wtp_proc("start", "mine", "--touch", "src/feed.txt")
+    assert (held.code, held.out) == (4, ""), held.err  # the original's claim is another clone's
+    ids = {(r.path / ".git" / "wtp" / "clone-id").read_text().split()[0] for r in (remote_repo, twin)}
+    assert len(ids) == 2
+    twin.wtp_proc("doctor", "--fix")  # the copy runs no 'feed': still not its claim to withdraw
+    assert git(remote_repo.path, "ls-remote", "origin", "refs/wtp/claims/*").count("/feed") == 1
+
+
+def test_a_claim_from_a_clock_far_ahead_ages_on_this_clones_clock(remote_repo: Repo) -> None:
+    _share(remote_repo)
+    ref = EVIL + "ahead"
+    oid = plant(remote_repo, ref, claim("ahead", touch=["src/**"], since=time.time() + 365 * 86400))
+    first = remote_repo.wtp_proc("doctor", "--fix", "--stale-claims", "7")
+    assert "'ahead'" not in first.out  # just seen: young
+    seen_long_ago(remote_repo, ref, oid, days=8)  # as if this clone had seen it, unchanged, 8 days ago
+    cleared = remote_repo.wtp_proc("doctor", "--fix", "--stale-claims", "7")
+    assert f"cleared {ref} on 'origin'" in cleared.out, cleared.out
+    assert git(remote_repo.path, "ls-remote", "origin", ref) == ""
+
+
+def test_a_record_of_first_sightings_that_is_not_ours_is_set_aside_in_one_line(remote_repo: Repo) -> None:
+    _share(remote_repo)
+    plant(remote_repo, EVIL + "good", claim("good", touch=["docs/**"]))
+    seen = remote_repo.path / ".git" / "wtp" / "remote-seen.json"
+    seen.parent.mkdir(exist_ok=True)
+    seen.write_text('{"version": 1, "seen": {"origin x": {"id": "a", "first": "long ago"}}}')
+    out = remote_repo.wtp_proc("list", "--remote", "--json")
+    assert out.code == 0 and [t["task"] for t in json.loads(out.out)["tasks"]] == ["good"]
+    [line] = out.err.splitlines()
+    assert line.startswith(
+        f"wtp: the record of remote sightings {seen} is not one wtp wrote (set aside as {seen.name}.bad-"
+    )
+    assert line.endswith("): ages of remote records start from now")
+    assert json.loads(seen.read_text())["seen"][f"origin {EVIL}good"]["first"] <= time.time()

@@ -1,0 +1,88 @@
+"""Records read from another machine (shared claims, remote gate tickets), checked field by
+field before any of it is used: a record is data another clone, or anyone who can push to
+the remote, wrote.  A checker returns the record's fields with their types proven, or
+raises ``Malformed`` saying which field is wrong; the caller then reports the ref in one
+line, with how to reset it, and goes on without it (issue 24).  wtp's own files get the
+same suspicion (anything can write under .git): one that is not what wtp writes is set
+aside with one line (``set_aside``), never a traceback."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+MAX_TEXT = 65536  # longest string field we take (a path, a glob, a command line)
+MAX_ITEMS = 10_000  # longest list we take (globs, recorded paths, tickets)
+
+
+class Malformed(ValueError):
+    """A record that is not what wtp writes: ``str(e)`` says which field and why."""
+
+
+def parse_object(text: str) -> dict[str, Any]:
+    """A JSON object, or Malformed (not JSON, nested past reason, not an object)."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise Malformed("it is not JSON") from None
+    if not isinstance(data, dict):
+        raise Malformed("it is not a JSON object")
+    return data
+
+
+def set_aside(path: Path, what: str, then: str) -> None:
+    """One of wtp's own files that is not what wtp writes (hand-edited, truncated, planted):
+    renamed aside, kept for a look, and said in one line; the caller starts afresh."""
+    from . import locks
+
+    aside = path.with_name(f"{path.name}.bad-{int(time.time())}")
+    try:
+        os.replace(path, aside)
+        where = f"set aside as {aside.name}"
+    except OSError:
+        where = "left as it is"
+    locks.notify(f"wtp: {what} {path} is not one wtp wrote ({where}): {then}")
+
+
+def text(data: dict[str, Any], key: str, *, required: bool = True, empty: bool = False) -> str:
+    v = data.get(key)
+    if v is None and not required:
+        return ""
+    if not isinstance(v, str) or (not v and not empty) or len(v) > MAX_TEXT:
+        raise Malformed(f"'{key}' must be a {'' if empty else 'non-empty '}string, not {_shown(v)}")
+    return v
+
+
+def texts(data: dict[str, Any], key: str) -> list[str]:
+    """A list of non-empty strings (absent: empty).  A string is not a list of its letters."""
+    v = data.get(key, [])
+    if (
+        not isinstance(v, list)
+        or len(v) > MAX_ITEMS
+        or not all(isinstance(x, str) and x and len(x) <= MAX_TEXT for x in v)
+    ):
+        raise Malformed(f"'{key}' must be a list of non-empty strings, not {_shown(v)}")
+    return list(v)
+
+
+def integer(data: dict[str, Any], key: str, lo: int = 0, hi: int = 2**53, *, default: int | None = None) -> int:
+    v = data.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise Malformed(f"'{key}' must be a whole number from {lo} to {hi}, not {_shown(v)}")
+    return v
+
+
+def number(data: dict[str, Any], key: str, lo: float, hi: float, *, default: float | None = None) -> float:
+    v = data.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+        raise Malformed(f"'{key}' must be a number from {lo:g} to {hi:g}, not {_shown(v)}")
+    return float(v)
+
+
+def _shown(v: object) -> str:
+    s = json.dumps(v) if isinstance(v, (str, int, float, bool, type(None))) else type(v).__name__
+    return s if len(s) <= 40 else s[:37] + "..."
