@@ -1,0 +1,215 @@
+"""Installing the agent hooks: the Claude Code PreToolUse hook merged into (and removed
+from) ``.claude/settings.json``, the same hook given to a new task worktree while the
+settings are not committed yet, and the git pre-commit hook (chaining one already there).
+The AGENTS.md / CLAUDE.md section that tells agents how to work with wtp is written here
+too."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import gitops
+from .agentfiles import (
+    CLAUDE_LOCAL,
+    CLAUDE_SETTINGS,
+    MATCHER,
+    merge_claude_hook,
+    read_settings,
+    unmerge_claude_hook,
+)
+from .errors import Refusal
+from .repo import Ctx
+
+
+def wtp_command(sub: str) -> str:
+    """How a hook calls this wtp: 'wtp ...' when that is the one on PATH, else by full path."""
+    import shlex
+    import shutil
+
+    found = shutil.which("wtp")
+    argv0 = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    if found and (argv0 is None or argv0.name != "wtp" or Path(found).resolve() == argv0):
+        return f"wtp {sub}"
+    return f"{shlex.quote(sys.executable)} -m worktree_par {sub}"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.wtp-{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def install_claude(ctx: Ctx) -> list[str]:
+    path = ctx.repo.config_root / CLAUDE_SETTINGS
+    data = read_settings(path)
+    if not merge_claude_hook(data, wtp_command("hook pre-edit")):
+        return [f"the wtp hook is already in {path}"]
+    _write_json(path, data)
+    return [
+        f"added the PreToolUse hook 'wtp hook pre-edit' for {MATCHER} to {path}",
+        f"commit it ('git add {CLAUDE_SETTINGS} && git commit') so every task's branch has it; "
+        "until then, new task worktrees get it in their .claude/settings.local.json",
+    ]
+
+
+def uninstall_claude(ctx: Ctx) -> list[str]:
+    path = ctx.repo.config_root / CLAUDE_SETTINGS
+    data = read_settings(path)
+    if not unmerge_claude_hook(data):
+        return [f"no wtp hook in {path}"]
+    if data:
+        _write_json(path, data)
+    else:
+        path.unlink()
+        try:
+            path.parent.rmdir()  # the folder too, when the install made it and nothing else is in it
+        except OSError:
+            pass
+    return [f"removed the wtp hook from {path}"]
+
+
+def claude_installed(ctx: Ctx) -> bool:
+    try:
+        data = read_settings(ctx.repo.config_root / CLAUDE_SETTINGS)
+    except Refusal:
+        return False
+    return not merge_claude_hook(json.loads(json.dumps(data)), "")
+
+
+def local_settings_text(command: str) -> str:
+    data: dict[str, Any] = {}
+    merge_claude_hook(data, command)
+    return json.dumps(data, indent=2) + "\n"
+
+
+def prepare_worktree(ctx: Ctx, wt: Path) -> str | None:
+    """A new task worktree gets the agent hook when the main worktree has it installed but
+    the task's checkout does not (the settings are not committed yet): in its
+    .claude/settings.local.json, which git is told to ignore.  Returns what was done."""
+    if not claude_installed(ctx):
+        return None
+    try:
+        mine = read_settings(wt / CLAUDE_SETTINGS)
+    except Refusal:
+        return None
+    if not merge_claude_hook(mine, ""):
+        return None  # the branch has it already
+    local = wt / CLAUDE_LOCAL
+    if local.exists():
+        return None  # the user's own local settings: left alone
+    exclude = ctx.repo.common_dir / "info" / "exclude"
+    line = f"/{CLAUDE_LOCAL.as_posix()}"
+    try:
+        text = exclude.read_text() if exclude.exists() else ""
+        if line not in text.splitlines():
+            exclude.parent.mkdir(exist_ok=True)
+            exclude.write_text(text + ("" if not text or text.endswith("\n") else "\n") + line + "\n")
+    except OSError:
+        return None
+    local.parent.mkdir(exist_ok=True)
+    local.write_text(local_settings_text(wtp_command("hook pre-edit")))
+    return f"the agent hook is in {local} (the branch's .claude/settings.json does not have it yet)"
+
+
+GIT_HOOK_MARK = "# installed by wtp: refuses a commit that collides with another task"
+CHAINED = "pre-commit.wtp-chained"
+
+
+def hooks_dir(ctx: Ctx) -> Path:
+    configured = gitops.config_value(ctx.root, "core.hooksPath")
+    if configured:
+        p = Path(os.path.expanduser(configured))
+        return p if p.is_absolute() else ctx.root / p
+    return ctx.repo.common_dir / "hooks"
+
+
+def install_git(ctx: Ctx) -> list[str]:
+    d = hooks_dir(ctx)
+    hook = d / "pre-commit"
+    if hook.exists() and GIT_HOOK_MARK in hook.read_text(errors="replace"):
+        return [f"the wtp pre-commit hook is already in {hook}"]
+    d.mkdir(parents=True, exist_ok=True)
+    said = []
+    if hook.exists() or hook.is_symlink():
+        chained = d / CHAINED
+        if chained.exists():
+            raise Refusal(f"{chained} exists already: move it away, then install again")
+        os.replace(hook, chained)
+        said.append(f"the existing pre-commit hook now runs first, from {chained}")
+    script = f"""#!/bin/sh
+{GIT_HOOK_MARK}
+# ('wtp hook uninstall git' removes it and puts back a hook it chained).
+here=$(dirname "$0")
+if [ -x "$here/{CHAINED}" ]; then "$here/{CHAINED}" "$@" || exit $?; fi
+exec {wtp_command("hook pre-commit")}
+"""
+    tmp = d / f".pre-commit.wtp-{os.getpid()}"
+    tmp.write_text(script)
+    tmp.chmod(0o755)
+    os.replace(tmp, hook)
+    return [f"installed the pre-commit hook {hook}", *said]
+
+
+def uninstall_git(ctx: Ctx) -> list[str]:
+    d = hooks_dir(ctx)
+    hook = d / "pre-commit"
+    if not hook.exists() or GIT_HOOK_MARK not in hook.read_text(errors="replace"):
+        return [f"no wtp pre-commit hook in {d}"]
+    chained = d / CHAINED
+    if chained.exists() or chained.is_symlink():
+        os.replace(chained, hook)
+        return [f"removed the wtp pre-commit hook; the one it chained is back at {hook}"]
+    hook.unlink()
+    return [f"removed the wtp pre-commit hook {hook}"]
+
+
+# --- AGENTS.md / CLAUDE.md ----------------------------------------------------------------
+
+BEGIN, END = (
+    "<!-- wtp:begin (written by 'wtp init --agents'; edits between the markers are replaced) -->",
+    "<!-- wtp:end -->",
+)
+AGENTS_TEXT = """\
+## Working on this repository with wtp
+
+Several tasks run here at once, each in its own git worktree and branch, managed by `wtp`.
+
+- Start a task before editing: `cd "$(wtp start TASK --touch 'GLOB')"` (declare the files
+  you expect to write). Exit 4 means it is queued: another task holds those files or all
+  slots are taken; wait with `wtp start TASK --wait`, or pick other work.
+- Work only inside your task's worktree (`wtp path TASK`); never edit the main worktree.
+- An edit denied by the wtp hook means another live task declared, changed or is editing
+  that file. Do not work around it: wait for that task to land (`wtp list`), choose another
+  file, or say that the two tasks must be coordinated.
+- `wtp check` shows collisions with other tasks before landing. Commit atomically.
+- Land with `wtp land --detach` from the worktree (it rebases, runs the gate, publishes);
+  follow it with `wtp queue` or `wtp list`. Exit 1 means blocked: read the message, fix,
+  land again.
+"""
+AGENT_FILES = ("AGENTS.md", "CLAUDE.md")
+
+
+def write_agents(root: Path) -> list[str]:
+    """Write or update the wtp section of AGENTS.md and CLAUDE.md, between markers."""
+    said = []
+    block = f"{BEGIN}\n{AGENTS_TEXT}{END}\n"
+    for name in AGENT_FILES:
+        path = root / name
+        text = path.read_text() if path.exists() else ""
+        if BEGIN in text and END in text:
+            head, _, rest = text.partition(BEGIN)
+            _, _, tail = rest.partition(END)
+            new = head + block.rstrip("\n") + tail
+        else:
+            new = text + ("\n" if text and not text.endswith("\n\n") else "") + block if text else block
+        if new == text:
+            said.append(f"{path}: the wtp section is up to date")
+            continue
+        path.write_text(new)
+        said.append(f"{path}: {'updated' if text else 'wrote'} the wtp section")
+    return said
