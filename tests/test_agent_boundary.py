@@ -1,0 +1,79 @@
+"""The agent boundary (issue 24, D and the Claude-settings item of C): the pre-edit hook
+judges the file that will be written (symlinks resolved), 'hook install claude' through a
+symlinked settings file, the Claude settings parsed defensively (and 'wtp start' never
+failing because of them), and the MCP server answering while a land waits in the queue."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo
+from .test_agents import decision, edit, hook
+
+
+def _touched(repo: Repo) -> str:
+    d = repo.path / ".git" / "wtp" / "touched"
+    return "".join(p.read_text() for p in d.iterdir()) if d.is_dir() else ""
+
+
+# --- 1. the pre-edit hook judges the file that will be written --------------------------
+
+
+def test_a_tracked_symlink_is_judged_as_the_file_it_points_to(repo: Repo, tmp_path: Path) -> None:
+    os.symlink("src/app.js", repo.path / "app-link.js")
+    os.symlink("src", repo.path / "code")
+    repo.git("add", "app-link.js", "code")
+    repo.git("commit", "-qm", "links")
+    repo.wtp("start", "a", "--touch", "src/app.js")
+    b = Path(repo.wtp("start", "b").lines[-1])
+    for named in (b / "app-link.js", b / "code" / "app.js"):
+        code, out, err = hook(repo, edit(named))
+        assert (code, err) == (0, "")
+        verdict, reason = decision(out)
+        assert verdict == "deny", named
+        assert reason.startswith("wtp: src/app.js is declared by task 'a' (--touch src/app.js), so task 'b'"), reason
+    # a worktree reached through a link is still the worktree the agent works in
+    os.symlink(b, tmp_path / "current")
+    verdict, reason = decision(hook(repo, edit(tmp_path / "current" / "code" / "app.js"))[1])
+    assert verdict == "deny" and "src/app.js is declared by task 'a'" in reason and "so task 'b'" in reason
+    # b's own file through a link: allowed, and recorded under the name of the file written
+    assert hook(repo, edit(b / "code" / "util.js")) == (0, "", "")
+    assert _touched(repo) == "src/util.js\n"
+
+
+@pytest.mark.parametrize("policy", ["deny", "ask", "warn"])
+def test_a_folder_symlink_into_another_tasks_worktree_is_an_edit_of_that_tasks_file(repo: Repo, policy: str) -> None:
+    repo.write(".wtp.toml", f'[hook]\non_collision = "{policy}"\n')
+    a = Path(repo.wtp("start", "a").lines[-1])
+    b = Path(repo.wtp("start", "b").lines[-1])
+    os.symlink(a / "src", b / "peek")  # untracked, absolute: a's files seen from b
+    os.symlink(a / "src" / "util.js", repo.path / "util-of-a.js")  # ... and from the main worktree
+    for named, who in ((b / "peek" / "app.js", "task 'b'"), (repo.path / "util-of-a.js", "the main worktree")):
+        code, out, err = hook(repo, edit(named, "Write"))
+        assert (code, err) == (0, "")
+        verdict, reason = decision(out)
+        assert verdict == policy
+        rel = "src/app.js" if who == "task 'b'" else "src/util.js"
+        said = "may collide with it" if policy == "warn" else "should not edit it now"
+        assert reason.startswith(f"wtp: {named} resolves to {a / rel}, in the worktree of task 'a', so {who} {said}: ")
+    assert _touched(repo) == ""  # nothing recorded for a (it did not edit) nor for b (not its file)
+
+
+def test_a_symlink_out_of_a_tasks_worktree_is_refused_and_the_main_worktrees_is_not(repo: Repo, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    b = Path(repo.wtp("start", "b").lines[-1])
+    os.symlink(outside / "notes.txt", b / "notes.txt")
+    verdict, reason = decision(hook(repo, edit(b / "notes.txt", "Write"))[1])
+    assert verdict == "deny"
+    assert reason.startswith(
+        f"wtp: {b / 'notes.txt'} resolves to {outside / 'notes.txt'}, outside the worktree of task 'b', "
+        "so the edit would not be part of its work and no other task would see it:"
+    ), reason
+    os.symlink(outside / "notes.txt", repo.path / "notes.txt")
+    assert hook(repo, edit(repo.path / "notes.txt", "Write")) == (0, "", "")  # not a task's edit: not wtp's business
+    assert hook(repo, edit(outside / "plain.txt", "Write")) == (0, "", "")
+    assert _touched(repo) == ""
