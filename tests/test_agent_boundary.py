@@ -5,6 +5,7 @@ failing because of them), and the MCP server answering while a land waits in the
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -77,3 +78,68 @@ def test_a_symlink_out_of_a_tasks_worktree_is_refused_and_the_main_worktrees_is_
     assert hook(repo, edit(repo.path / "notes.txt", "Write")) == (0, "", "")  # not a task's edit: not wtp's business
     assert hook(repo, edit(outside / "plain.txt", "Write")) == (0, "", "")
     assert _touched(repo) == ""
+
+
+# --- 4. the Claude settings parsed defensively ------------------------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+HOOKED = {
+    "hooks": {"PreToolUse": [{"matcher": "Edit", "hooks": [{"type": "command", "command": "wtp hook pre-edit"}]}]}
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('{"hooks": null}', "has 'hooks' that is null, not an object"),
+        ('{"hooks": {"PreToolUse": {"matcher": "Edit"}}}', "has 'hooks.PreToolUse' that is an object, not a list"),
+        ('{"hooks": {"PreToolUse": [{"hooks": null}, {"hooks": 5}, 7]}}', None),  # not ours: kept as they are
+        ('{"x": ' + "[" * 5000 + "]" * 5000 + "}", "is nested too deeply"),
+        (DEEP, "is nested too deeply"),
+    ],
+)
+def test_install_claude_on_a_wrongly_typed_or_deep_settings_file_refuses_in_one_line(
+    repo: Repo, text: str, why: str | None
+) -> None:
+    settings = repo.write(".claude/settings.json", text)
+    out = repo.wtp("hook", "install", "claude")
+    if why is None:
+        assert out.code == 0, out.err
+        groups = json.loads(settings.read_text())["hooks"]["PreToolUse"]
+        assert groups[:3] == [{"hooks": None}, {"hooks": 5}, 7]
+        assert repo.wtp("hook", "uninstall", "claude").code == 0
+        assert json.loads(settings.read_text()) == json.loads(text)
+        return
+    assert (out.code, out.out) == (1, "")
+    assert out.err.startswith(f"wtp: {settings} ") and why in out.err and out.err.count("\n") == 1, out.err
+    assert settings.read_text() == text
+    assert repo.wtp("hook", "uninstall", "claude").code in (0, 1)  # one line either way, never a traceback
+
+
+@pytest.mark.parametrize("broken", ['{"hooks": null}', DEEP, '{"hooks": {"PreToolUse": [{"hooks": null}]}}'])
+def test_start_never_fails_because_of_a_settings_file_and_keeps_its_registry_entry(repo: Repo, broken: str) -> None:
+    usable = "PreToolUse" in broken  # a group wtp does not know is kept, and the hook added beside it
+    # committed as other tools left it; the main worktree has the wtp hook, not committed yet
+    repo.commit({".claude/settings.json": broken}, "other tools' settings")
+    repo.write(".claude/settings.json", json.dumps(HOOKED))
+    out = repo.wtp("start", "a")
+    assert out.code == 0, out.err
+    a = Path(out.lines[-1])
+    assert repo.wtp("list", "--json").json()["tasks"][0]["path"] == str(a)
+    said = f"the agent hook is in {a}/.claude" if usable else f"the agent hook was not added to task worktree {a}: "
+    assert out.err.startswith(said), out.err
+    # and the other way round: the main worktree's settings are broken, the task's fine
+    repo.write(".claude/settings.json", broken)
+    out = repo.wtp("start", "b")
+    assert out.code == 0 and "agent hook" not in out.err, out.err
+    assert [t["name"] for t in repo.wtp("list", "--json").json()["tasks"]] == ["a", "b"]
+
+
+def test_rm_judges_a_deep_local_settings_file_as_the_users_own(repo: Repo) -> None:
+    a = Path(repo.wtp("start", "a").lines[-1])
+    with (repo.path / ".git" / "info" / "exclude").open("a") as f:
+        f.write("/.claude/settings.local.json\n")
+    repo.write(".claude/settings.local.json", DEEP, cwd=a)
+    out = repo.wtp("rm", "a")
+    assert out.code == 1 and ".claude/settings.local.json" in out.err and "Traceback" not in out.err, out.err
+    assert (a / ".claude" / "settings.local.json").read_text() == DEEP

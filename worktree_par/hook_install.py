@@ -17,11 +17,13 @@ from .agentfiles import (
     CLAUDE_LOCAL,
     CLAUDE_SETTINGS,
     MATCHER,
+    has_claude_hook,
     merge_claude_hook,
+    parse_settings,
     read_settings,
     unmerge_claude_hook,
 )
-from .errors import Refusal
+from .errors import Refusal, WtpError
 from .repo import Ctx
 
 
@@ -75,10 +77,9 @@ def uninstall_claude(ctx: Ctx) -> list[str]:
 
 def claude_installed(ctx: Ctx) -> bool:
     try:
-        data = read_settings(ctx.repo.config_root / CLAUDE_SETTINGS)
+        return has_claude_hook(read_settings(ctx.repo.config_root / CLAUDE_SETTINGS))
     except Refusal:
-        return False
-    return not merge_claude_hook(json.loads(json.dumps(data)), "")
+        return False  # another tool's file wtp cannot read: not wtp's hook, and not its business
 
 
 def local_settings_text(command: str) -> str:
@@ -90,27 +91,39 @@ def local_settings_text(command: str) -> str:
 def prepare_worktree(ctx: Ctx, wt: Path) -> str | None:
     """A new task worktree gets the agent hook when the main worktree has it installed but
     the task's checkout does not (the settings are not committed yet): in its
-    .claude/settings.local.json, which git is told to ignore.  Returns what was done."""
+    .claude/settings.local.json, which git is told to ignore.  Returns what was done, or
+    why not when the task's settings cannot be read.  Never raises: a settings file must
+    not fail 'wtp start' after its worktree exists (issue 24)."""
+    try:
+        return _prepare(ctx, wt)
+    except (WtpError, OSError, ValueError, RecursionError) as e:
+        why = e.message if isinstance(e, WtpError) else str(e)
+        return f"the agent hook was not added to task worktree {wt}: {why}"
+
+
+def _prepare(ctx: Ctx, wt: Path) -> str | None:
     if not claude_installed(ctx):
         return None
+    mine = wt / CLAUDE_SETTINGS
     try:
-        mine = read_settings(wt / CLAUDE_SETTINGS)
-    except Refusal:
-        return None
-    if not merge_claude_hook(mine, ""):
-        return None  # the branch has it already
+        if mine.exists() and has_claude_hook(parse_settings(mine.read_text(encoding="utf-8"))):
+            return None  # the branch has it already
+    except ValueError as e:
+        return (
+            f"the agent hook was not added to task worktree {wt}: its {CLAUDE_SETTINGS} {e}, "
+            "so its agent works without the wtp hook until that file is fixed"
+        )
     local = wt / CLAUDE_LOCAL
-    if local.exists():
+    if local.exists() or local.is_symlink():
         return None  # the user's own local settings: left alone
+    if Path(os.path.realpath(local.parent)) != Path(os.path.realpath(wt)) / CLAUDE_LOCAL.parent:
+        return None  # a linked .claude folder: writing there would write outside the worktree
     exclude = ctx.repo.common_dir / "info" / "exclude"
     line = f"/{CLAUDE_LOCAL.as_posix()}"
-    try:
-        text = exclude.read_text() if exclude.exists() else ""
-        if line not in text.splitlines():
-            exclude.parent.mkdir(exist_ok=True)
-            exclude.write_text(text + ("" if not text or text.endswith("\n") else "\n") + line + "\n")
-    except OSError:
-        return None
+    text = exclude.read_text() if exclude.exists() else ""
+    if line not in text.splitlines():
+        exclude.parent.mkdir(exist_ok=True)
+        exclude.write_text(text + ("" if not text or text.endswith("\n") else "\n") + line + "\n")
     local.parent.mkdir(exist_ok=True)
     local.write_text(local_settings_text(wtp_command("hook pre-edit")))
     return f"the agent hook is in {local} (the branch's .claude/settings.json does not have it yet)"
