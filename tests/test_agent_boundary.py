@@ -80,6 +80,66 @@ def test_a_symlink_out_of_a_tasks_worktree_is_refused_and_the_main_worktrees_is_
     assert _touched(repo) == ""
 
 
+# --- 2. 'hook install claude' through a symlinked settings file ---------------------------
+
+ORIGINAL = (
+    '{\n    "model": "opus",\n    "permissions": {"allow": ["Bash(npm test)"]}\n}'  # the user's layout, no newline
+)
+
+
+def test_install_claude_edits_the_file_a_symlinked_settings_file_points_to_and_uninstall_restores_it(
+    repo: Repo,
+) -> None:
+    shared = repo.write("config/claude.json", ORIGINAL)
+    settings = repo.path / ".claude" / "settings.json"
+    settings.parent.mkdir()
+    os.symlink("../config/claude.json", settings)
+    out = repo.wtp("hook", "install", "claude")
+    assert out.code == 0, out.err
+    assert out.lines[0] == (
+        f"added the PreToolUse hook 'wtp hook pre-edit' for Edit|MultiEdit|Write|NotebookEdit to {shared} "
+        f"(the file {settings} links to)"
+    )
+    assert os.readlink(settings) == "../config/claude.json"  # still the user's link
+    data = json.loads(shared.read_text())
+    assert data["model"] == "opus" and data["hooks"]["PreToolUse"][0]["hooks"][0]["command"].endswith("pre-edit")
+    assert repo.wtp("hook", "install", "claude").out.startswith("the wtp hook is already in")
+    out = repo.wtp("hook", "uninstall", "claude")
+    assert (out.code, out.out) == (0, f"removed the wtp hook from {shared} (the file {settings} links to)\n")
+    assert os.readlink(settings) == "../config/claude.json"
+    assert shared.read_text() == ORIGINAL  # byte for byte, the user's layout included
+
+
+def test_install_claude_refuses_a_settings_link_out_of_the_repository(repo: Repo, tmp_path: Path) -> None:
+    dotfile = tmp_path / "dotfiles" / "claude.json"
+    dotfile.parent.mkdir()
+    dotfile.write_text(ORIGINAL)
+    settings = repo.path / ".claude" / "settings.json"
+    settings.parent.mkdir()
+    os.symlink(dotfile, settings)
+    for verb in ("install", "uninstall"):
+        out = repo.wtp("hook", verb, "claude")
+        assert (out.code, out.out) == (1, "")
+        assert out.err == (
+            f"wtp: {settings} links to {dotfile}, outside the repository, which other projects may share: "
+            "add the hook there yourself, or replace the link with a file of this repository\n"
+        )
+    assert os.readlink(settings) == str(dotfile) and dotfile.read_text() == ORIGINAL
+
+
+def test_uninstall_claude_restores_a_plain_settings_file_byte_for_byte(repo: Repo) -> None:
+    settings = repo.write(".claude/settings.json", ORIGINAL)
+    assert repo.wtp("hook", "install", "claude").code == 0
+    assert repo.wtp("hook", "uninstall", "claude").code == 0
+    assert settings.read_text() == ORIGINAL
+    # edited since the install: the hook alone is taken out, the edit kept
+    assert repo.wtp("hook", "install", "claude").code == 0
+    data = json.loads(settings.read_text())
+    settings.write_text(json.dumps({**data, "model": "sonnet"}))
+    assert repo.wtp("hook", "uninstall", "claude").code == 0
+    assert json.loads(settings.read_text()) == {**json.loads(ORIGINAL), "model": "sonnet"}
+
+
 # --- 4. the Claude settings parsed defensively ------------------------------------------
 
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -107,8 +167,7 @@ def test_install_claude_on_a_wrongly_typed_or_deep_settings_file_refuses_in_one_
         assert out.code == 0, out.err
         groups = json.loads(settings.read_text())["hooks"]["PreToolUse"]
         assert groups[:3] == [{"hooks": None}, {"hooks": 5}, 7]
-        assert repo.wtp("hook", "uninstall", "claude").code == 0
-        assert json.loads(settings.read_text()) == json.loads(text)
+        assert repo.wtp("hook", "uninstall", "claude").code == 0 and settings.read_text() == text
         return
     assert (out.code, out.out) == (1, "")
     assert out.err.startswith(f"wtp: {settings} ") and why in out.err and out.err.count("\n") == 1, out.err

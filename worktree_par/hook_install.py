@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,40 +40,91 @@ def wtp_command(sub: str) -> str:
     return f"{shlex.quote(sys.executable)} -m worktree_par {sub}"
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def _write_text(path: Path, text: str) -> None:
+    """Replace the file at ``path`` (never a link: callers pass the file a link points to)
+    atomically, keeping its permissions."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.wtp-{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.write_text(text, encoding="utf-8")
+    if path.exists():
+        os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
     os.replace(tmp, path)
 
 
-def install_claude(ctx: Ctx) -> list[str]:
+def _settings_file(ctx: Ctx) -> tuple[Path, str]:
+    """The file the Claude settings are in, and how to name it.  A settings file that is a
+    link (or sits in a linked folder) is edited where it points, so the link stays the
+    user's; unless it points out of the repository: a file shared with other projects
+    (dotfiles, say) would give them all this repository's hook, so that is refused."""
     path = ctx.repo.config_root / CLAUDE_SETTINGS
-    data = read_settings(path)
+    if not (path.is_symlink() or path.parent.is_symlink()):
+        return path, str(path)
+    real = Path(os.path.realpath(path))
+    if Path(os.path.realpath(ctx.repo.config_root)) not in real.parents:
+        raise Refusal(
+            f"{path} links to {real}, outside the repository, which other projects may share: "
+            "add the hook there yourself, or replace the link with a file of this repository"
+        )
+    return real, f"{real} (the file {path} links to)"
+
+
+# What the settings file held before the install, so uninstall gives it back byte for byte
+# (the user's layout, not json.dumps's) when nothing else changed in it since.
+BEFORE = "claude-settings-before.json"
+
+
+def _remember(ctx: Ctx, file: Path, before: str | None) -> None:
+    record = {"version": 1, "file": str(file), "before": before}
+    _write_text(ctx.store.ensure_dir() / BEFORE, json.dumps(record) + "\n")
+
+
+def _before(ctx: Ctx, file: Path, data: dict[str, Any]) -> tuple[bool, str | None]:
+    """(True, text) when the text from before the install is ``data`` exactly (None: there
+    was no file); (False, None) when it is unknown or the file was edited since."""
+    try:
+        record = json.loads((ctx.store.dir / BEFORE).read_text(encoding="utf-8"))
+        before = record["before"]
+        if record["file"] != str(file) or not (before is None or isinstance(before, str)):
+            return False, None
+        return (before is None and not data) or (before is not None and parse_settings(before) == data), before
+    except (OSError, ValueError, TypeError, KeyError):
+        return False, None
+
+
+def install_claude(ctx: Ctx) -> list[str]:
+    file, shown = _settings_file(ctx)
+    data = read_settings(file)
+    before = file.read_text(encoding="utf-8") if file.exists() else None
     if not merge_claude_hook(data, wtp_command("hook pre-edit")):
-        return [f"the wtp hook is already in {path}"]
-    _write_json(path, data)
+        return [f"the wtp hook is already in {shown}"]
+    _remember(ctx, file, before)
+    _write_text(file, json.dumps(data, indent=2) + "\n")
     return [
-        f"added the PreToolUse hook 'wtp hook pre-edit' for {MATCHER} to {path}",
+        f"added the PreToolUse hook 'wtp hook pre-edit' for {MATCHER} to {shown}",
         f"commit it ('git add {CLAUDE_SETTINGS} && git commit') so every task's branch has it; "
         "until then, new task worktrees get it in their .claude/settings.local.json",
     ]
 
 
 def uninstall_claude(ctx: Ctx) -> list[str]:
-    path = ctx.repo.config_root / CLAUDE_SETTINGS
-    data = read_settings(path)
+    file, shown = _settings_file(ctx)
+    data = read_settings(file)
     if not unmerge_claude_hook(data):
-        return [f"no wtp hook in {path}"]
-    if data:
-        _write_json(path, data)
+        return [f"no wtp hook in {shown}"]
+    same, before = _before(ctx, file, data)
+    if same and before is not None:
+        _write_text(file, before)
+    elif data:
+        _write_text(file, json.dumps(data, indent=2) + "\n")
     else:
-        path.unlink()
-        try:
-            path.parent.rmdir()  # the folder too, when the install made it and nothing else is in it
-        except OSError:
-            pass
-    return [f"removed the wtp hook from {path}"]
+        file.unlink()
+        if file == ctx.repo.config_root / CLAUDE_SETTINGS:
+            try:
+                file.parent.rmdir()  # the folder too, when the install made it and nothing else is in it
+            except OSError:
+                pass
+    (ctx.store.dir / BEFORE).unlink(missing_ok=True)
+    return [f"removed the wtp hook from {shown}"]
 
 
 def claude_installed(ctx: Ctx) -> bool:
