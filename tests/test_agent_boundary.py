@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -202,3 +207,123 @@ def test_rm_judges_a_deep_local_settings_file_as_the_users_own(repo: Repo) -> No
     out = repo.wtp("rm", "a")
     assert out.code == 1 and ".claude/settings.local.json" in out.err and "Traceback" not in out.err, out.err
     assert (a / ".claude" / "settings.local.json").read_text() == DEEP
+
+
+# --- 3. the MCP server answers while a land waits in the queue --------------------------
+
+
+@contextmanager
+def a_holds_the_queue(repo: Repo, tmp_path: Path) -> Iterator[Path]:
+    """Tasks a and b with a commit each; a lands, its gate waiting for the 'go' file
+    yielded; the lander is ended (by 'go') and must have landed a.  Serial mode: a's lander
+    takes only a, so a land of b waits for the queue itself."""
+    repo.write(".wtp.toml", '[land]\nmode = "serial"\n')
+    for name in ("a", "b"):
+        wt = Path(repo.wtp("start", name).lines[-1])
+        repo.commit({f"{name}.txt": f"{name}\n"}, f"{name} work", cwd=wt)
+    started, go = tmp_path / "started", tmp_path / "go"
+    lander = repo.spawn("land", "a", "--gate", f"touch {started}; while [ ! -f {go} ]; do sleep 0.05; done")
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert lander.poll() is None, lander.communicate()
+            assert time.monotonic() < deadline, "a's gate never started"
+            time.sleep(0.02)
+        yield go
+    finally:
+        go.touch()
+        out = lander.communicate(timeout=120)
+    assert lander.returncode == 0, out
+
+
+def mcp_session(repo: Repo) -> Any:
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    @asynccontextmanager
+    async def session() -> AsyncIterator[ClientSession]:
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "worktree_par", "-C", str(repo.path), "mcp"], cwd=str(repo.path)
+        )
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
+            await s.initialize()
+            yield s
+
+    return session()
+
+
+def data(result: Any) -> dict:
+    assert not result.is_error, result.content[0].text
+    return json.loads(result.content[0].text)
+
+
+async def wait_for_queue(s: Any, tasks: list[str]) -> None:
+    import anyio
+
+    with anyio.fail_after(60):
+        while [e["task"] for e in data(await s.call_tool("queue", {}))["entries"]] != tasks:
+            await anyio.sleep(0.05)
+
+
+def test_mcp_answers_list_queue_check_and_gate_status_while_a_land_waits_in_the_queue(
+    repo: Repo, tmp_path: Path
+) -> None:
+    pytest.importorskip("mcp")
+    import anyio
+
+    with a_holds_the_queue(repo, tmp_path) as go:
+
+        async def talk() -> tuple[dict, dict, dict, dict, dict]:
+            async with mcp_session(repo) as s:
+                landed: dict = {}
+
+                async def land_b() -> None:
+                    landed.update(data(await s.call_tool("land", {"task": "b", "detach": False, "gate": "true"})))
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(land_b)
+                    await wait_for_queue(s, ["a", "b"])  # b joins the queue behind a, and waits there
+                    with anyio.fail_after(30):  # ... while the other tools keep answering
+                        listed = data(await s.call_tool("list", {}))
+                        checked = data(await s.call_tool("check", {}))
+                        gates = data(await s.call_tool("gate_status", {"name": "deploy"}))
+                        queue = data(await s.call_tool("queue", {}))
+                    assert not landed  # b is still waiting behind a
+                    go.touch()
+                    with anyio.fail_after(120):
+                        while not landed:
+                            await anyio.sleep(0.05)
+                return listed, checked, gates, queue, landed
+
+        listed, checked, gates, queue, landed = anyio.run(talk)
+    assert {t["name"]: t["state"] for t in listed["tasks"]} == {"a": "landing", "b": "landing"}
+    assert {"tasks", "collisions"} <= checked.keys()
+    assert gates == {"gate": "deploy", "tickets": []}
+    assert [e["task"] for e in queue["entries"]] == ["a", "b"]
+    assert (landed["task"], landed["state"]) == ("b", "landed")
+    assert repo.git("log", "--format=%s", "main").splitlines()[:2] == ["b work", "a work"]
+
+
+def test_a_cancelled_mcp_land_leaves_the_queue_as_ctrl_c_would(repo: Repo, tmp_path: Path) -> None:
+    pytest.importorskip("mcp")
+    import anyio
+
+    with a_holds_the_queue(repo, tmp_path):
+
+        async def talk() -> None:
+            async with mcp_session(repo) as s:
+                async with anyio.create_task_group() as tg:
+
+                    async def land_b() -> None:
+                        await s.call_tool("land", {"task": "b", "detach": False, "gate": "true"})
+
+                    tg.start_soon(land_b)
+                    await wait_for_queue(s, ["a", "b"])
+                    tg.cancel_scope.cancel()  # the client gives up on the call
+                await wait_for_queue(s, ["a"])  # its land left the queue (SIGINT: it cleans up, then exits)
+                states = {t["name"]: t["state"] for t in data(await s.call_tool("list", {}))["tasks"]}
+                assert states == {"a": "landing", "b": "active"}
+
+        anyio.run(talk)
+    assert repo.wtp("list", "--json").json()["tasks"][0]["state"] == "active"  # a landed, b is back, not landed
+    assert repo.git("log", "--format=%s", "main").splitlines()[0] == "a work"
