@@ -45,6 +45,9 @@ def test_a_tracked_symlink_is_judged_as_the_file_it_points_to(repo: Repo, tmp_pa
     os.symlink(b, tmp_path / "current")
     verdict, reason = decision(hook(repo, edit(tmp_path / "current" / "code" / "app.js"))[1])
     assert verdict == "deny" and "src/app.js is declared by task 'a'" in reason and "so task 'b'" in reason
+    # a relative cwd is taken from the hook's own working folder
+    rel = {**edit(b / "code" / "app.js"), "cwd": "code", "tool_input": {"file_path": "app.js"}}
+    assert decision(hook(repo, rel, cwd=b)[1])[0] == "deny"
     # b's own file through a link: allowed, and recorded under the name of the file written
     assert hook(repo, edit(b / "code" / "util.js")) == (0, "", "")
     assert _touched(repo) == "src/util.js\n"

@@ -161,7 +161,7 @@ def pre_edit(raw: str) -> Answer:
         return _malformed(f"{tool} input has no '{key}' string")
     cwd = data.get("cwd")
     base = Path(cwd) if isinstance(cwd, str) and cwd else Path.cwd()
-    found = locate(Path(os.path.normpath(base / path)))
+    found = locate(Path(os.path.abspath(base / path)))  # abspath: normalized, and from our cwd if relative
     if found is None:
         return ALLOW  # outside any repository, or git's own files
     ctx, st, me, rel = found.ctx, found.st, found.me, found.rel
