@@ -5,10 +5,13 @@ user's own.  No I/O beyond reading one file; the guard asks it about ignored fil
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import Refusal
+from .errors import Refusal, WtpError
+from .repo import Ctx
 
 EDIT_TOOLS = {"Edit": "file_path", "MultiEdit": "file_path", "Write": "file_path", "NotebookEdit": "notebook_path"}
 MATCHER = "|".join(EDIT_TOOLS)
@@ -20,35 +23,87 @@ def _is_ours(command: object, sub: str) -> bool:
     return isinstance(command, str) and command.endswith(sub) and ("wtp" in command or "worktree_par" in command)
 
 
-CLAUDE_SETTINGS = Path(".claude") / "settings.json"
-CLAUDE_LOCAL = Path(".claude") / "settings.local.json"
+MAX_DEPTH = 100  # Claude settings are a few levels deep; deeper is not settings, and json would recurse
 
 
-def read_settings(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
+def _kind(v: object) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true or false"
+    kinds: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
+    return kinds.get(type(v), "a number")
+
+
+def _too_deep(data: object) -> bool:
+    """Deeper than MAX_DEPTH, measured without recursion."""
+    stack = [(data, 1)]
+    while stack:
+        v, d = stack.pop()
+        if d > MAX_DEPTH:
+            return True
+        if isinstance(v, dict):
+            stack += [(x, d + 1) for x in v.values()]
+        elif isinstance(v, list):
+            stack += [(x, d + 1) for x in v]
+    return False
+
+
+def parse_settings(text: str) -> dict[str, Any]:
+    """Claude settings as an object whose 'hooks' and 'hooks.PreToolUse' have the types wtp
+    edits; ValueError saying what is wrong otherwise (never a RecursionError)."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise Refusal(f"{path} is not valid JSON ({e}): fix it, then install again") from None
+        data = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"is nested too deeply (more than {MAX_DEPTH} levels)") from None
+    except ValueError as e:
+        raise ValueError(f"is not valid JSON ({e})") from None
     if not isinstance(data, dict):
-        raise Refusal(f"{path} is not a JSON object: fix it, then install again")
+        raise ValueError(f"is {_kind(data)}, not a JSON object")
+    if _too_deep(data):
+        raise ValueError(f"is nested too deeply (more than {MAX_DEPTH} levels)")
+    if "hooks" in data:
+        hooks = data["hooks"]
+        if not isinstance(hooks, dict):
+            raise ValueError(f"has 'hooks' that is {_kind(hooks)}, not an object")
+        if "PreToolUse" in hooks and not isinstance(hooks["PreToolUse"], list):
+            raise ValueError(f"has 'hooks.PreToolUse' that is {_kind(hooks['PreToolUse'])}, not a list")
     return data
 
 
+def read_settings(path: Path) -> dict[str, Any]:
+    """The Claude settings in ``path`` ({} when there is none); Refusal in one line when they
+    cannot be read or are not what Claude Code reads as settings."""
+    if not path.exists():
+        return {}
+    try:
+        return parse_settings(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+        raise Refusal(f"{path} {e}: fix it (or set it aside), then run 'wtp hook install claude' again") from None
+
+
+def _ours(group: object) -> bool:
+    inner = group.get("hooks") if isinstance(group, dict) else None
+    return isinstance(inner, list) and any(
+        isinstance(h, dict) and _is_ours(h.get("command"), "hook pre-edit") for h in inner
+    )
+
+
+def has_claude_hook(data: dict[str, Any]) -> bool:
+    hooks = data.get("hooks")
+    groups = hooks.get("PreToolUse") if isinstance(hooks, dict) else None
+    return isinstance(groups, list) and any(_ours(g) for g in groups)
+
+
 def merge_claude_hook(data: dict[str, Any], command: str) -> bool:
-    """Add the PreToolUse hook to Claude Code settings ``data``; False when it was there."""
+    """Add the PreToolUse hook to Claude Code settings ``data`` (as ``parse_settings``
+    returns them); False when it was there."""
+    if has_claude_hook(data):
+        return False
     hooks = data.setdefault("hooks", {})
-    if not isinstance(hooks, dict):
-        raise Refusal("the 'hooks' of the Claude settings is not an object: fix it, then install again")
-    groups = hooks.setdefault("PreToolUse", [])
+    groups = hooks.setdefault("PreToolUse", []) if isinstance(hooks, dict) else None
     if not isinstance(groups, list):
-        raise Refusal("'hooks.PreToolUse' of the Claude settings is not a list: fix it, then install again")
-    for g in groups:
-        if isinstance(g, dict) and any(
-            isinstance(h, dict) and _is_ours(h.get("command"), "hook pre-edit") for h in g.get("hooks", [])
-        ):
-            return False
+        raise Refusal("the Claude settings' 'hooks.PreToolUse' is not a list: fix it, then install again")
     groups.append({"matcher": MATCHER, "hooks": [{"type": "command", "command": command}]})
     return True
 
@@ -87,7 +142,76 @@ def is_wtp_made(wt: Path, rel: str) -> bool:
     if rel != CLAUDE_LOCAL.as_posix():
         return False
     try:
-        data = json.loads((wt / rel).read_text())
+        data = parse_settings((wt / rel).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and unmerge_claude_hook(data) and not data
+    return unmerge_claude_hook(data) and not data
+
+
+# --- a new task worktree gets the hook (tasks calls this; the installers live in agents/) ---
+
+
+def wtp_command(sub: str) -> str:
+    """How a hook calls this wtp: 'wtp ...' when that is the one on PATH, else by full path."""
+    import shlex
+    import shutil
+
+    found = shutil.which("wtp")
+    argv0 = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    if found and (argv0 is None or argv0.name != "wtp" or Path(found).resolve() == argv0):
+        return f"wtp {sub}"
+    return f"{shlex.quote(sys.executable)} -m worktree_par {sub}"
+
+
+def claude_installed(ctx: Ctx) -> bool:
+    try:
+        return has_claude_hook(read_settings(ctx.repo.config_root / CLAUDE_SETTINGS))
+    except Refusal:
+        return False  # another tool's file wtp cannot read: not wtp's hook, and not its business
+
+
+def local_settings_text(command: str) -> str:
+    data: dict[str, Any] = {}
+    merge_claude_hook(data, command)
+    return json.dumps(data, indent=2) + "\n"
+
+
+def prepare_worktree(ctx: Ctx, wt: Path) -> str | None:
+    """A new task worktree gets the agent hook when the main worktree has it installed but
+    the task's checkout does not (the settings are not committed yet): in its
+    .claude/settings.local.json, which git is told to ignore.  Returns what was done, or
+    why not when the task's settings cannot be read.  Never raises: a settings file must
+    not fail 'wtp start' after its worktree exists (issue 24)."""
+    try:
+        return _prepare(ctx, wt)
+    except (WtpError, OSError, ValueError, RecursionError) as e:
+        why = e.message if isinstance(e, WtpError) else str(e)
+        return f"the agent hook was not added to task worktree {wt}: {why}"
+
+
+def _prepare(ctx: Ctx, wt: Path) -> str | None:
+    if not claude_installed(ctx):
+        return None
+    mine = wt / CLAUDE_SETTINGS
+    try:
+        if mine.exists() and has_claude_hook(parse_settings(mine.read_text(encoding="utf-8"))):
+            return None  # the branch has it already
+    except ValueError as e:
+        return (
+            f"the agent hook was not added to task worktree {wt}: its {CLAUDE_SETTINGS} {e}, "
+            "so its agent works without the wtp hook until that file is fixed"
+        )
+    local = wt / CLAUDE_LOCAL
+    if local.exists() or local.is_symlink():
+        return None  # the user's own local settings: left alone
+    if Path(os.path.realpath(local.parent)) != Path(os.path.realpath(wt)) / CLAUDE_LOCAL.parent:
+        return None  # a linked .claude folder: writing there would write outside the worktree
+    exclude = ctx.repo.common_dir / "info" / "exclude"
+    line = f"/{CLAUDE_LOCAL.as_posix()}"
+    text = exclude.read_text() if exclude.exists() else ""
+    if line not in text.splitlines():
+        exclude.parent.mkdir(exist_ok=True)
+        exclude.write_text(text + ("" if not text or text.endswith("\n") else "\n") + line + "\n")
+    local.parent.mkdir(exist_ok=True)
+    local.write_text(local_settings_text(wtp_command("hook pre-edit")))
+    return f"the agent hook is in {local} (the branch's .claude/settings.json does not have it yet)"

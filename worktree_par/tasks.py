@@ -120,7 +120,11 @@ def start(
         try:
             result.messages += materialize(ctx, result.task, say)
         except BaseException:
-            _undo_start(ctx, result.task, keep_queued=False)
+            # Once its worktree exists, the task keeps its entry (active, phase 'creating'
+            # held by this process): the next start, 'wtp next' or doctor completes it.
+            # Forgetting it here would leave a worktree and a branch no registry names.
+            if not (result.task.path and Path(result.task.path).exists()):
+                _undo_start(ctx, result.task, keep_queued=False)
             raise
     if remote is not None and (result.pending or result.redeclared) and result.task.state in LIVE:
         from .remote import sharing
@@ -278,9 +282,9 @@ def materialize(ctx: Ctx, t: Task, say: Say = quiet) -> list[str]:
     if not (t.fork and not path.exists() and _worktree(ctx, add, check=False).code == 0):
         _make_worktree(ctx, t, path, messages)
     if (ctx.repo.config_root / ".claude" / "settings.json").is_file():  # the agent hook goes along
-        from . import hooks
+        from . import agentfiles
 
-        if (done := hooks.prepare_worktree(ctx, path)) is not None:
+        if (done := agentfiles.prepare_worktree(ctx, path)) is not None:
             messages.append(done)
     crashpoints.step("start:before-setup")
     failure = None

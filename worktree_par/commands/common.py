@@ -17,13 +17,15 @@ if TYPE_CHECKING:
     from ..repo import Ctx
 
 
-def bound_waits(timeout: float | None) -> None:
-    """A command's --timeout bounds every wait it makes, internal locks included."""
+def bound_waits(timeout: float | None, *, network: bool = True) -> None:
+    """A command's --timeout bounds every wait it makes, internal locks included, and (unless
+    the command bounds its network waits itself, as a remote gate does) each network call."""
     if timeout is not None:
         from .. import gitops, locks
 
         locks.deadline = time.monotonic() + timeout
-        gitops.narrow_network(timeout)
+        if network:
+            gitops.narrow_network(timeout)
 
 
 def emit(data: Any) -> None:

@@ -68,7 +68,7 @@ def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None
     if not _runnable(cmd[0]):  # found out before waiting for a turn, as 'wtp run' says it
         err(f"wtp: command not found: {cmd[0]}")
         return ExitCode.NOT_FOUND
-    bound_waits(timeout)
+    bound_waits(timeout, network=False)  # a remote gate waits out a hung remote until its timeout
     c = open_repo(where)
     env, label = dict(os.environ), task_here(c, where) or ""
     t = c.store.read().tasks.get(label)

@@ -46,7 +46,7 @@ def hook_pre_edit() -> int:
     from ..errors import WtpError
 
     try:
-        from .. import hooks
+        from ..agents import hooks
 
         ans = hooks.pre_edit(sys.stdin.read())
     except Exception as e:  # noqa: BLE001 - see above
@@ -66,7 +66,7 @@ def hook_pre_commit(where: str | None) -> int:
     from ..errors import WtpError
 
     try:
-        from .. import hooks
+        from ..agents import hooks
 
         ans = hooks.pre_commit(here(where))
     except Exception as e:  # noqa: BLE001 - see above
@@ -78,15 +78,15 @@ def hook_pre_commit(where: str | None) -> int:
 
 
 def hook_install(where: str | None, target: str, remove: bool = False) -> int:
-    from .. import hooks
+    from ..agents import install
 
     if target not in HOOK_TARGETS:
         raise UsageError(f"install the hook for one of {', '.join(HOOK_TARGETS)}, not {target!r}")
     c = open_repo(where)
     if target == "claude":
-        said = hooks.uninstall_claude(c) if remove else hooks.install_claude(c)
+        said = install.uninstall_claude(c) if remove else install.install_claude(c)
     else:
-        said = hooks.uninstall_git(c) if remove else hooks.install_git(c)
+        said = install.uninstall_git(c) if remove else install.install_git(c)
     for line in said:
         print(line)
     return 0
@@ -95,7 +95,7 @@ def hook_install(where: str | None, target: str, remove: bool = False) -> int:
 def mcp(where: str | None) -> int:
     """Serve the MCP tools over stdio until the client closes it."""
     try:
-        from .. import mcp_server
+        from ..agents import mcp_server
     except ModuleNotFoundError as e:
         if e.name and e.name.split(".")[0] in ("mcp", "mcp_types"):
             raise UsageError(

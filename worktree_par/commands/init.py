@@ -33,9 +33,9 @@ def init(
     repo = gitops.discover(here(where))
     target = repo.config_root / config.CONFIG_FILE
     if agents:
-        from .. import hooks
+        from ..agents import install
 
-        for line in hooks.write_agents(repo.config_root):
+        for line in install.write_agents(repo.config_root):
             print(line)
         if target.exists() and not force:
             print(f"kept the existing {target}")
