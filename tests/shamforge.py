@@ -44,6 +44,12 @@ from typing import Any
 import pytest
 
 BOT = {"github": "GitHub", "gitlab": "GitLab", "gitea": "Gitea"}
+IDENT = {  # the forge's own commits do not depend on the caller's git identity
+    "GIT_AUTHOR_NAME": "Someone Else",
+    "GIT_AUTHOR_EMAIL": "else@sham.invalid",
+    "GIT_COMMITTER_NAME": "Someone Else",
+    "GIT_COMMITTER_EMAIL": "else@sham.invalid",
+}
 
 
 @dataclass
@@ -150,7 +156,7 @@ class ShamForge:
             text=True,
             check=True,
         ).stdout.strip()
-        first = self.git("commit-tree", tree, "-m", "initial")
+        first = self.git("commit-tree", tree, "-m", "initial", env=IDENT)
         self.publish(first, None)
 
     @property
@@ -189,7 +195,7 @@ class ShamForge:
             self.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{name}", env=env)
             tree = self.git("write-tree", env=env)
             idx.unlink()
-            new = self.git("commit-tree", tree, "-p", old, "-m", f"add {name}")
+            new = self.git("commit-tree", tree, "-p", old, "-m", f"add {name}", env=IDENT)
             assert self.publish(new, old)
             return new
 
@@ -230,6 +236,7 @@ class ShamForge:
         assert head
         tree = f"{head}^{{tree}}"
         bot = {
+            **IDENT,
             "GIT_COMMITTER_NAME": BOT[self.kind],
             "GIT_COMMITTER_EMAIL": "noreply@sham.invalid",
             "GIT_COMMITTER_DATE": "2026-02-02T00:00:00Z",
