@@ -547,6 +547,18 @@ def _github(s: ShamForge, m: str, path: str, q: dict[str, str], body: Any) -> An
 
 def _graphql(s: ShamForge, body: Any) -> Answer:
     query, var = body.get("query", ""), body.get("variables") or {}
+    if "isInMergeQueue" in query:
+        if var.get("owner") + "/" + var.get("name") != s.repo or int(var.get("number", 0)) not in s.pulls:
+            return 200, {
+                "data": {"repository": None},
+                "errors": [{"type": "NOT_FOUND", "message": "Could not resolve"}],
+            }
+        q = s.pulls[int(var["number"])].queued
+        state = {
+            "isInMergeQueue": q is not None and q["how"] == "merge-queue",
+            "autoMergeRequest": {"enabledAt": WHEN} if q is not None and q["how"] == "auto-merge" else None,
+        }
+        return 200, {"data": {"repository": {"pullRequest": state}}}
     mt = re.fullmatch(r"PR_(\d+)", str(var.get("id", "")))
     p = s.pulls.get(int(mt[1])) if mt else None
 

@@ -47,6 +47,9 @@ MOVED_WORDS = re.compile(r"modified|out of date|not up to date|up-to-date|behind
 ENQUEUE = """mutation($id: ID!, $oid: GitObjectID) {
   enqueuePullRequest(input: {pullRequestId: $id, expectedHeadOid: $oid}) { mergeQueueEntry { id state } }
 }"""
+QUEUE_STATE = """query($owner: String!, $name: String!, $number: Int!) {
+  repository(owner: $owner, name: $name) { pullRequest(number: $number) { isInMergeQueue autoMergeRequest { enabledAt } } }
+}"""
 AUTO_MERGE = """mutation($id: ID!, $oid: GitObjectID, $method: PullRequestMergeMethod) {
   enablePullRequestAutoMerge(input: {pullRequestId: $id, expectedHeadOid: $oid, mergeMethod: $method}) {
     pullRequest { number }
@@ -102,8 +105,19 @@ class GitHub:
         return self.http.call("GET", f"{self._path}/pulls/{number}", what=f"pull request #{number}").data
 
     def get(self, number: int) -> Request:
-        """The pull request as GitHub reports it now, with its head's combined status."""
-        return self._request(self._raw(number))
+        """The pull request as GitHub reports it now, with its head's combined status; while it
+        is open, ``queued`` also says whether it is in the merge queue (which REST does not show)."""
+        req = self._request(self._raw(number))
+        if req.state != "open" or req.queued:
+            return req
+        owner, name = self.repo.split("/")
+        data, errors = self._graphql(QUEUE_STATE, {"owner": owner, "name": name, "number": number})
+        if errors:  # a server without merge queues (older Enterprise): auto-merge from REST is all there is
+            return req
+        pr = data.get("repository", {}).get("pullRequest") if isinstance(data.get("repository"), dict) else None
+        if isinstance(pr, dict) and (pr.get("isInMergeQueue") is True or pr.get("autoMergeRequest")):
+            return Request(**{**req.__dict__, "queued": True})
+        return req
 
     def _find(self, head: str, base: str) -> Request | None:
         query: dict[str, str | int] = {"state": "open", "head": f"{self.owner}:{head}", "base": base, "per_page": 100}
@@ -213,10 +227,10 @@ class GitHub:
         if not isinstance(now, Request):
             return now
         node = Fields(data, "pull request", "GitHub").text("node_id")
-        errors = self._graphql(ENQUEUE, {"id": node, "oid": head_sha})
+        errors = self._graphql(ENQUEUE, {"id": node, "oid": head_sha})[1]
         if not errors:
             return Queued("merge queue")
-        errors2 = self._graphql(AUTO_MERGE, {"id": node, "oid": head_sha, "method": method.upper()})
+        errors2 = self._graphql(AUTO_MERGE, {"id": node, "oid": head_sha, "method": method.upper()})[1]
         if not errors2:
             return Queued("auto-merge")
         if "clean status" in errors2.lower():
@@ -228,18 +242,20 @@ class GitHub:
             'or auto-merge for the base branch, or set [forge] merge = "direct"'
         )
 
-    def _graphql(self, query: str, variables: dict[str, str]) -> str:
-        """Run one mutation; its errors joined on one line, '' when it succeeded."""
+    def _graphql(self, query: str, variables: dict[str, str | int]) -> tuple[dict[str, Any], str]:
+        """Run one GraphQL query: its ``data`` and its errors joined on one line ('' when none)."""
         prefix = self.http.prefix  # Enterprise: /api/v3 for REST, /api/graphql for GraphQL
         gql = prefix[: -len("/v3")] + "/graphql" if prefix.endswith("/api/v3") else prefix + "/graphql"
         reply = self.http.call("POST", gql, body={"query": query, "variables": variables}, absolute=True)
         body = Fields(reply.data, "GraphQL answer", "GitHub")
+        data = body.data.get("data")
+        data = data if isinstance(data, dict) else {}
         errs = body.data.get("errors")
         if not errs:
-            return ""
+            return data, ""
         items = errs if isinstance(errs, list) else [errs]
         texts = [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in items]
-        return self.http.clean("; ".join(texts))
+        return data, self.http.clean("; ".join(texts))
 
     def close_branch(self, head: str) -> bool:
         """Delete the head branch (``DELETE .../git/refs/heads/{head}``); False if already gone."""
