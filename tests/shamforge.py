@@ -90,6 +90,7 @@ class Fault:
     headers: dict[str, str]
     message: str
     stall: bool = False
+    after: bool = False  # do the call, then answer the fault (a 502 from a proxy after the work was done)
 
 
 @dataclass
@@ -300,11 +301,20 @@ class ShamForge:
             self.pulls[number].queued = None
 
     def fail(
-        self, status: int, *, times: int = 1, match: str = "", headers: dict[str, str] | None = None, message: str = ""
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        match: str = "",
+        headers: dict[str, str] | None = None,
+        message: str = "",
+        after: bool = False,
     ) -> None:
-        """Answer the next ``times`` calls whose 'METHOD path' contains ``match`` with ``status``."""
+        """Answer the next ``times`` calls whose 'METHOD path' contains ``match`` with ``status``
+        (with ``after``, once the call has done its work)."""
         with self.lock:
-            self.faults.append(Fault(status, match, times, dict(headers or {}), message or f"sham fault {status}"))
+            fault = Fault(status, match, times, dict(headers or {}), message or f"sham fault {status}", after=after)
+            self.faults.append(fault)
 
     def stall(self, *, times: int = 1, match: str = "") -> None:
         """Never answer the next ``times`` matching calls (until the server stops)."""
@@ -365,7 +375,7 @@ class ShamForge:
             self.stopping.wait(60)
             h.close_connection = True
             return
-        if fault:
+        if fault and not fault.after:
             status, data, headers = fault.status, self.error_body(fault.message), fault.headers
         elif not self.authorized(h):
             status, data, headers = 401, self.error_body(self.unauthorized_text()), {}
@@ -375,6 +385,8 @@ class ShamForge:
             with self.lock:
                 status, data = route(self, h.command, parts.path, query, body)
             headers = {}
+            if fault:
+                status, data, headers = fault.status, self.error_body(fault.message), fault.headers
         payload = b"" if data is None else json.dumps(data).encode()
         h.send_response(status)
         h.send_header("Content-Type", "application/json")

@@ -107,6 +107,24 @@ def test_find_or_open_never_opens_a_second_request(sham: ShamForge, work: Work) 
     )  # the same request follows its branch
 
 
+def test_a_create_answered_502_after_it_was_done_opens_no_second(sham: ShamForge, work: Work) -> None:
+    work.candidate()
+    sham.fail(502, match="POST", after=True)
+    req = client(sham).find_or_open("wtp/a", "main", "Land a", "")
+    assert (req.number, len(sham.pulls)) == (1, 1)
+
+
+def test_a_merge_answered_502_after_it_was_done_is_merged(sham: ShamForge, work: Work) -> None:
+    sham.gitlab_merge_method = "merge"
+    base = sham.tip("main")
+    cand = work.candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    sham.fail(502, match="/merge", after=True)
+    assert forge.merge(req.number, cand, "merge", base_sha=base) == Merged(sham.tip("main") or "")
+    assert sham.git("rev-list", "--count", "main") == "3"  # merged once
+
+
 def test_the_gate_verdict_is_posted_as_a_commit_status(sham: ShamForge, work: Work) -> None:
     cand = work.candidate()
     forge = client(sham)
@@ -234,7 +252,8 @@ def test_queue_mode_merges_when_the_forge_says(sham: ShamForge, work: Work) -> N
     forge.post_status(cand, "success", "gate passed")
     assert isinstance(forge.enqueue(req.number, cand, "rebase"), Queued)
     sham.release(req.number)  # ci has not reported: the queue waits
-    assert forge.get(req.number).state == "open"
+    got = forge.get(req.number)
+    assert (got.state, got.queued) == ("open", True)
     sham.set_status(cand, "success", "ci")
     sham.release(req.number)
     got = forge.get(req.number)

@@ -39,7 +39,7 @@ from .base import (
     StatusState,
     checks_of,
 )
-from .errors import ForgeConfigError, ForgeError
+from .errors import ForgeAuthError, ForgeConfigError, ForgeError, ForgeNotFound
 from .http import Http
 
 DO = {"rebase": "fast-forward-only", "squash": "squash", "merge": "merge"}
@@ -171,10 +171,18 @@ class Gitea:
             body["merge_when_checks_succeed"] = True
         path = f"{self._path}/pulls/{number}/merge"
         what = f"pull request #{number}"
-        reply = self.http.call("POST", path, body=body, allow=(405, 409, 422), what=what)
-        if reply.status == 422 and body["Do"] == "fast-forward-only":
-            body["Do"] = "rebase"  # a server older than fast-forward-only
+        try:
             reply = self.http.call("POST", path, body=body, allow=(405, 409, 422), what=what)
+            if reply.status == 422 and body["Do"] == "fast-forward-only":
+                body["Do"] = "rebase"  # a server older than fast-forward-only
+                reply = self.http.call("POST", path, body=body, allow=(405, 409, 422), what=what)
+        except (ForgeAuthError, ForgeNotFound, ForgeConfigError):
+            raise
+        except ForgeError:
+            # A POST is not retried: a 5xx may come after the merge was done.  Ask before failing.
+            if isinstance(now := self._check(self._raw(number), head_sha, None), Merged):
+                return now
+            raise
         after = self._check(self._raw(number), head_sha, base_sha if reply.status >= 300 else None)
         if reply.status < 300:
             if isinstance(after, Merged):
