@@ -321,6 +321,17 @@ class ShamForge:
         with self.lock:
             self.faults.append(Fault(0, match, times, {}, "", stall=True))
 
+    def env(self) -> dict[str, str]:
+        """The token variable a wtp process reads for this forge, set to the stand-in's token."""
+        return {{"github": "GITHUB_TOKEN", "gitlab": "GITLAB_TOKEN", "gitea": "GITEA_TOKEN"}[self.kind]: self.token}
+
+    def wtp_toml(self, merge: str = "direct", method: str = "") -> str:
+        """The ``[land]`` and ``[forge]`` sections that make wtp land through this stand-in."""
+        return (
+            f'[land]\nvia = "{self.kind}"\n\n[forge]\napi = "{self.api}"\nrepo = "{self.repo}"\n'
+            f'merge = "{merge}"\nmethod = "{method}"\n'
+        )
+
     def calls(self, method: str = "", contains: str = "") -> list[Hit]:
         with self.lock:
             return [h for h in self.hits if (not method or h.method == method) and contains in h.path]
