@@ -358,6 +358,10 @@ def test_5xx_and_rate_limits_are_retried_honouring_retry_after(sham: ShamForge, 
         forge.get(req.number)
     assert time.monotonic() - started < 5
     assert e.value.exit_code == 3 and "rate limit" in one_line(e.value, sham)
+    sham.fail(429, times=50, match="GET", message="API rate limit exceeded")  # no Retry-After: backoff
+    with pytest.raises(ForgeTimeout) as e:
+        forge.get(req.number)
+    assert e.value.exit_code == 3 and "rate limit held through 4 retries" in one_line(e.value, sham)
 
 
 def test_a_forge_that_never_answers_times_out(sham: ShamForge) -> None:

@@ -109,10 +109,6 @@ class Http:
     def __repr__(self) -> str:  # never the headers: they hold the token
         return f"Http({self.api!r}, forge={self.forge!r})"
 
-    def url(self, path: str) -> str:
-        """The full URL of an API path, for messages (never holds the token)."""
-        return self.api + path
-
     def call(
         self,
         method: str,
@@ -220,10 +216,7 @@ class Http:
         if attempt > self.retries:
             return None
         h = reply.headers
-        limited = reply.status == 429 or (
-            reply.status == 403 and (h.get("x-ratelimit-remaining") == "0" or "retry-after" in h)
-        )
-        if limited:
+        if _rate_limited(reply):
             after = _seconds(h.get("retry-after"))
             if after is None and h.get("x-ratelimit-reset"):
                 # An epoch on the forge's clock: only a hint, so bounded like Retry-After.
@@ -263,6 +256,8 @@ class Http:
     def _error(self, method: str, path: str, reply: Reply, what: str) -> ForgeError:
         msg = self._message(reply) or http.client.responses.get(reply.status, "")
         said = f"{self.forge} answered {reply.status} to {method} {path} ({msg})"
+        if _rate_limited(reply):
+            return ForgeTimeout(f"{said}: the rate limit held through {self.retries} retries; try again later")
         if reply.status == 401:
             return ForgeAuthError(f"{said}: the token was refused; set {self.token_hint} to a valid token")
         if reply.status == 403:
@@ -279,6 +274,14 @@ class Http:
         if reply.status >= 500:
             return ForgeError(f"{said}: the forge failed; try again later")
         return ForgeError(said)
+
+
+def _rate_limited(reply: Reply) -> bool:
+    """429, or GitHub's 403 with no requests left or a Retry-After (its secondary limits)."""
+    h = reply.headers
+    return reply.status == 429 or (
+        reply.status == 403 and (h.get("x-ratelimit-remaining") == "0" or "retry-after" in h)
+    )
 
 
 def _flat(value: Any) -> str:
