@@ -21,6 +21,7 @@ does not know that style (422) is asked for ``rebase``, which is then a fast-for
 from __future__ import annotations
 
 import urllib.parse
+from dataclasses import replace
 from typing import Any
 
 from .base import (
@@ -89,7 +90,7 @@ class Gitea:
         state_, summary = checks_of(statuses, "Gitea", "status")
         # A scheduled merge waits for green checks: with a failing one it will not happen.
         queued = req.queued and state_ != "failure"
-        return Request(**{**req.__dict__, "checks": state_, "checks_summary": summary, "queued": queued})
+        return replace(req, checks=state_, checks_summary=summary, queued=queued)
 
     def _raw(self, number: int) -> Any:
         return self.http.call("GET", f"{self._path}/pulls/{number}", what=f"pull request #{number}").data

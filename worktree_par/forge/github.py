@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from dataclasses import replace
 from typing import Any
 
 from .base import (
@@ -99,7 +100,7 @@ class GitHub:
         reply = self.http.call("GET", f"{self._path}/commits/{head_sha}/status", what=f"commit {head_sha[:12]}")
         combined = Fields(reply.data, "combined status", "GitHub")
         state_, summary = checks_of(combined.data.get("statuses", []), "GitHub")
-        return Request(**{**req.__dict__, "checks": state_, "checks_summary": summary})
+        return replace(req, checks=state_, checks_summary=summary)
 
     def _raw(self, number: int) -> Any:
         return self.http.call("GET", f"{self._path}/pulls/{number}", what=f"pull request #{number}").data
@@ -116,7 +117,7 @@ class GitHub:
             return req
         pr = data.get("repository", {}).get("pullRequest") if isinstance(data.get("repository"), dict) else None
         if isinstance(pr, dict) and (pr.get("isInMergeQueue") is True or pr.get("autoMergeRequest")):
-            return Request(**{**req.__dict__, "queued": True})
+            return replace(req, queued=True)
         return req
 
     def _find(self, head: str, base: str) -> Request | None:

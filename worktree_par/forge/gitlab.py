@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from dataclasses import replace
 from typing import Any
 
 from .base import (
@@ -34,6 +35,7 @@ from .base import (
     Queued,
     Refused,
     Request,
+    RequestState,
     StatusState,
     checks_of,
 )
@@ -41,7 +43,7 @@ from .errors import ForgeError, ForgeNotFound
 from .http import Http
 
 API = "https://gitlab.com/api/v4"
-STATES = {"opened": "open", "merged": "merged", "closed": "closed", "locked": "closed"}
+STATES: dict[str, RequestState] = {"opened": "open", "merged": "merged", "closed": "closed", "locked": "closed"}
 UNDECIDED = ("unchecked", "checking", "preparing", "approvals_syncing", "cannot_be_merged_recheck")
 MOVED_WORDS = re.compile(r"rebase|sha does not match|not up to date|behind|cannot be merged|conflict", re.I)
 STATUS = {"success": "success", "failure": "failed", "pending": "pending"}
@@ -70,7 +72,7 @@ class GitLab:
         merged_sha = f.opt_text("merge_commit_sha") or f.opt_text("squash_commit_sha") or head_sha
         req = Request(
             number=f.num("iid"),
-            state=state,  # type: ignore[arg-type]
+            state=state,
             head=f.text("source_branch"),
             head_sha=head_sha,
             base=f.text("target_branch"),
@@ -84,7 +86,7 @@ class GitLab:
             return req
         reply = self.http.call("GET", f"{self._path}/repository/commits/{head_sha}/statuses", query={"per_page": 100})
         state_, summary = checks_of(reply.data, "GitLab", "status")
-        return Request(**{**req.__dict__, "checks": state_, "checks_summary": summary})
+        return replace(req, checks=state_, checks_summary=summary)
 
     def _raw(self, number: int) -> Any:
         return self.http.call("GET", f"{self._path}/merge_requests/{number}", what=f"merge request !{number}").data
