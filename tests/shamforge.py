@@ -103,6 +103,7 @@ class ShamForge:
     queue_method: str = "merge"  # how GitHub's merge queue merges (a ruleset setting)
     gitlab_merge_method: str = "ff"  # merge | rebase_merge | ff (a GitLab project setting)
     github_merge_queue: bool = True
+    gitea_fast_forward_only: bool = True  # False: a server older than Gitea 1.21 / Forgejo 7
     required: set[str] = field(default_factory=set)  # contexts that must be green to merge
     token: str = field(default_factory=lambda: "sham-" + secrets.token_hex(16))
     pulls: dict[int, Pull] = field(default_factory=dict)
@@ -748,7 +749,7 @@ def _gitea(s: ShamForge, m: str, path: str, q: dict[str, str], body: Any) -> Ans
             "squash": "squash",
             "fast-forward-only": "ff",
         }
-        if body.get("Do") not in styles:
+        if body.get("Do") not in styles or (body["Do"] == "fast-forward-only" and not s.gitea_fast_forward_only):
             return 422, [{"fieldNames": ["Do"], "classification": "InvalidValue", "message": "In"}]
         if p.state != "open":
             return 405, s.error_body("The PR is already merged" if p.state == "merged" else "The PR is closed")

@@ -241,6 +241,15 @@ def test_a_failing_check_or_a_closed_request_is_refused(sham: ShamForge, work: W
     assert sham.tip("main") == base
 
 
+def test_an_older_gitea_without_fast_forward_only_is_asked_to_rebase(shamforge: Make, tmp_path: Path) -> None:  # noqa: F811
+    sham = shamforge("gitea", gitea_fast_forward_only=False)
+    cand = Work(sham, tmp_path / "w").candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    assert forge.merge(req.number, cand, "rebase") == Merged(cand)
+    assert [h.body["Do"] for h in sham.calls("POST", "/merge")] == ["fast-forward-only", "rebase"]
+
+
 # -- queue mode -------------------------------------------------------------------------------
 
 
