@@ -4,6 +4,22 @@
 publisher calls the ``Forge`` verbs (find_or_open, post_status, merge, enqueue, get,
 close_branch) and acts on their typed outcomes (``Merged``, ``Moved``, ``Refused``,
 ``Queued``).  Errors are ``ForgeError``s: one line, the contract's exit code, no token.
+
+A publisher, in outline (the candidate is already pushed to ``head`` with a
+compare-and-swap push, and the request's number is recorded before anything is merged)::
+
+    f = connect(via, repo=cfg_repo, api=cfg_api, remote_url=url, timeout=remote_timeout)
+    req = f.find_or_open(head, base, title, body)          # record req.number now
+    f.post_status(candidate, "success", "wtp gate passed")
+    result = f.merge(req.number, candidate, method, base_sha=parent)   # merge = "direct"
+    # Merged(sha): fetch, check the base is sha with the tested tree; Moved: rebuild;
+    # Refused(reason): blocked, with reason and req.url.
+    # merge = "queue": f.enqueue(...) then poll f.get(number) until merged, closed, or
+    # open with queued False (the queue dropped it: checks_summary says why).
+    f.close_branch(head)
+
+A resumed land asks ``get(recorded number)``; ``find_or_open`` finds only open requests.
+Import this package only when ``[land] via`` names a forge: it brings in ``http.client``.
 """
 
 from __future__ import annotations
