@@ -373,6 +373,19 @@ def test_5xx_and_rate_limits_are_retried_honouring_retry_after(sham: ShamForge, 
     assert e.value.exit_code == 3 and "rate limit held through 4 retries" in one_line(e.value, sham)
 
 
+def test_a_redirect_is_not_followed_and_an_odd_answer_is_one_line(sham: ShamForge) -> None:
+    forge = client(sham)
+    sham.fail(301, match="GET", headers={"Location": "https://elsewhere.invalid/api"})
+    with pytest.raises(ForgeConfigError) as moved:
+        forge.get(1)
+    assert "elsewhere.invalid" in one_line(moved.value, sham) and "[forge] api" in str(moved.value)
+    assert len(sham.calls()) == 1
+    sham.fail(200, match="GET", message="<html>a proxy's login page</html>")
+    with pytest.raises(ForgeError) as odd:
+        forge.find_or_open("wtp/a", "main", "t", "")
+    assert odd.value.exit_code == 1 and "is [forge] api right?" in one_line(odd.value, sham)
+
+
 def test_a_forge_that_never_answers_times_out(sham: ShamForge) -> None:
     sham.stall()
     started = time.monotonic()
