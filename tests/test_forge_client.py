@@ -1,0 +1,486 @@
+"""The forge clients (issue 26) against the stand-in forge (tests/shamforge.py), for GitHub,
+GitLab and Gitea: real HTTP over 127.0.0.1, a real bare repository, real merges."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from worktree_par.errors import ExitCode
+from worktree_par.forge import (
+    Forge,
+    ForgeAuthError,
+    ForgeConfigError,
+    ForgeError,
+    ForgeNotFound,
+    ForgeTimeout,
+    ForgeUnreachable,
+    Merged,
+    Moved,
+    Queued,
+    Refused,
+    Token,
+    connect,
+    find_token,
+    from_remote_url,
+)
+
+from .shamforge import ShamForge, shamforge  # noqa: F401  (the fixture)
+
+KINDS = ["github", "gitlab", "gitea"]
+Make = Callable[..., ShamForge]
+
+
+@pytest.fixture(params=KINDS)
+def sham(request: pytest.FixtureRequest, shamforge: Make) -> ShamForge:  # noqa: F811
+    return shamforge(request.param)
+
+
+def client(sham: ShamForge, *, timeout: float = 10, token: str | None = None, repo: str | None = None) -> Forge:
+    return connect(
+        sham.kind,
+        repo=sham.repo if repo is None else repo,
+        api=sham.api,
+        token=Token(sham.token if token is None else token, "test"),
+        timeout=timeout,
+        backoff=0.01,
+    )
+
+
+def git(cwd: Path, *args: str) -> str:
+    res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    assert res.returncode == 0, f"git {' '.join(args)}: {res.stderr}"
+    return res.stdout.strip()
+
+
+class Work:
+    """A clone of the stand-in's repository, where candidates are built and pushed."""
+
+    def __init__(self, sham: ShamForge, path: Path) -> None:
+        subprocess.run(["git", "clone", "-q", sham.url, str(path)], check=True)
+        self.path = path
+
+    def candidate(self, branch: str = "wtp/a", files: dict[str, str] | None = None, msg: str = "task a") -> str:
+        """A commit on the remote's base tip, pushed to ``branch`` (force: a rebuilt candidate)."""
+        git(self.path, "fetch", "-q", "origin")
+        git(self.path, "checkout", "-q", "-B", "cand", "origin/main")
+        for name, text in (files or {"a.txt": "a\n"}).items():
+            (self.path / name).write_text(text)
+        git(self.path, "add", "-A")
+        git(self.path, "commit", "-q", "-m", msg)
+        git(self.path, "push", "-q", "-f", "origin", f"HEAD:refs/heads/{branch}")
+        return git(self.path, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def work(sham: ShamForge, tmp_path: Path) -> Work:
+    return Work(sham, tmp_path / "work")
+
+
+def one_line(e: ForgeError, sham: ShamForge) -> str:
+    text = str(e)
+    assert "\n" not in text and text.strip() == text
+    assert sham.token not in text
+    return text
+
+
+# -- requests and statuses ------------------------------------------------------------------
+
+
+def test_find_or_open_never_opens_a_second_request(sham: ShamForge, work: Work) -> None:
+    cand = work.candidate()
+    forge = client(sham)
+    first = forge.find_or_open("wtp/a", "main", "Land a", "body")
+    again = client(sham).find_or_open("wtp/a", "main", "Land a", "body")
+    assert (first.number, first.state, first.head, first.head_sha, first.base) == (1, "open", "wtp/a", cand, "main")
+    assert again == first and first.url
+    assert len(sham.pulls) == 1
+    assert len([h for h in sham.calls("POST") if h.path.endswith(("/pulls", "/merge_requests"))]) == 1
+    newer = work.candidate(msg="task a, rebuilt")
+    assert (
+        forge.find_or_open("wtp/a", "main", "Land a", "body").head_sha == newer
+    )  # the same request follows its branch
+
+
+def test_a_create_answered_502_after_it_was_done_opens_no_second(sham: ShamForge, work: Work) -> None:
+    work.candidate()
+    sham.fail(502, match="POST", after=True)
+    req = client(sham).find_or_open("wtp/a", "main", "Land a", "")
+    assert (req.number, len(sham.pulls)) == (1, 1)
+
+
+def test_a_merge_answered_502_after_it_was_done_is_merged(sham: ShamForge, work: Work) -> None:
+    sham.gitlab_merge_method = "merge"
+    base = sham.tip("main")
+    cand = work.candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    sham.fail(502, match="/merge", after=True)
+    assert forge.merge(req.number, cand, "merge", base_sha=base) == Merged(sham.tip("main") or "")
+    assert sham.git("rev-list", "--count", "main") == "3"  # merged once
+
+
+def test_the_gate_verdict_is_posted_as_a_commit_status(sham: ShamForge, work: Work) -> None:
+    cand = work.candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    forge.post_status(cand, "pending", "gate running")
+    assert forge.get(req.number).checks == "pending"
+    forge.post_status(cand, "success", "gate passed in 3 s")
+    assert sham.latest(cand) == {"wtp/gate": "success"}
+    assert forge.get(req.number).checks == "success"
+    forge.post_status(cand, "failure", "gate failed")
+    got = forge.get(req.number)
+    assert (got.checks, got.checks_summary) == ("failure", "failing: wtp/gate")
+    assert sham.latest(cand) == {"wtp/gate": "failed" if sham.kind == "gitlab" else "failure"}
+
+
+def test_a_direct_push_to_the_protected_base_is_refused(sham: ShamForge, work: Work) -> None:
+    work.candidate()
+    res = subprocess.run(["git", "push", "origin", "HEAD:main"], cwd=work.path, capture_output=True, text=True)
+    assert res.returncode != 0 and "protected branch hook declined" in res.stderr
+
+
+# -- direct merges ----------------------------------------------------------------------------
+
+# What each forge puts on the base for each method, for a candidate already on the base:
+# ff = the candidate itself; rewrite = the candidate's commit replayed by the forge;
+# squash = one new commit; merge = a merge commit of the base and the candidate.
+SHAPES = {
+    ("github", "rebase"): "rewrite",
+    ("github", "squash"): "squash",
+    ("github", "merge"): "merge",
+    ("gitlab", "rebase"): "ff",
+    ("gitlab", "squash"): "squash",
+    ("gitlab", "merge"): "merge",
+    ("gitea", "rebase"): "ff",
+    ("gitea", "squash"): "squash",
+    ("gitea", "merge"): "merge",
+}
+
+
+@pytest.mark.parametrize("method", ["rebase", "squash", "merge"])
+def test_a_direct_merge_puts_the_tested_tree_on_the_base(sham: ShamForge, work: Work, method: str) -> None:
+    if sham.kind == "gitlab":
+        sham.gitlab_merge_method = "merge" if method == "merge" else "ff"
+    base = sham.tip("main")
+    cand = work.candidate(files={"a.txt": "a\n", "b.txt": "b\n"})
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    result = forge.merge(req.number, cand, method, base_sha=base)  # type: ignore[arg-type]
+    tip = sham.tip("main")
+    assert result == Merged(tip or "")
+    got = forge.get(req.number)
+    assert (got.state, got.merge_sha) == ("merged", tip)
+    assert sham.git("rev-parse", f"{tip}^{{tree}}") == sham.git("rev-parse", f"{cand}^{{tree}}")
+    parents = sham.git("rev-list", "--parents", "-n1", tip or "").split()[1:]
+    shape = SHAPES[(sham.kind, method)]
+    if shape == "ff":
+        assert tip == cand
+    elif shape == "merge":
+        assert parents == [base, cand]
+    else:
+        assert tip != cand and parents == [base]
+        if shape == "rewrite":
+            assert sham.git("log", "-1", "--format=%s|%cn", tip or "") == "task a|GitHub"
+    assert forge.close_branch("wtp/a") is True
+    assert sham.tip("wtp/a") is None
+    assert forge.close_branch("wtp/a") is False
+
+
+def test_a_head_that_is_not_the_guarded_commit_is_moved(sham: ShamForge, work: Work) -> None:
+    base = sham.tip("main")
+    old = work.candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    work.candidate(msg="someone pushed to the head")
+    result = forge.merge(req.number, old, "rebase", base_sha=base)
+    assert isinstance(result, Moved), result
+    assert sham.tip("main") == base
+
+
+@pytest.mark.parametrize("guard_base", [True, False])
+def test_a_base_that_moved_is_moved_and_a_rebuilt_candidate_lands(
+    sham: ShamForge, work: Work, guard_base: bool
+) -> None:
+    base = sham.tip("main")
+    cand = work.candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    moved = sham.advance_base()
+    result = forge.merge(req.number, cand, "rebase", base_sha=base if guard_base else None)
+    if guard_base or sham.kind != "gitlab":
+        assert isinstance(result, Moved), result
+    else:
+        # GitLab answers a bare "405 Method Not Allowed": without base_sha it cannot be told
+        # from any other refusal.  This is why a lander passes base_sha.
+        assert isinstance(result, Refused) and "405" in result.reason
+    assert sham.tip("main") == moved
+    rebuilt = work.candidate()
+    assert isinstance(forge.merge(req.number, rebuilt, "rebase", base_sha=moved), Merged)
+    assert sham.git("merge-base", "--is-ancestor", moved, "main") == ""
+
+
+def test_a_failing_check_or_a_closed_request_is_refused(sham: ShamForge, work: Work) -> None:
+    base = sham.tip("main")
+    cand = work.candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    sham.set_status(cand, "failed" if sham.kind == "gitlab" else "failure", "ci")
+    result = forge.merge(req.number, cand, "rebase", base_sha=base)
+    assert isinstance(result, Refused) and "merge of" in result.reason, result
+    sham.close(req.number)
+    result = forge.merge(req.number, cand, "rebase", base_sha=base)
+    assert isinstance(result, Refused) and "closed" in result.reason and req.url in result.reason
+    assert forge.get(req.number).state == "closed"
+    assert sham.tip("main") == base
+
+
+def test_an_older_gitea_without_fast_forward_only_is_asked_to_rebase(shamforge: Make, tmp_path: Path) -> None:  # noqa: F811
+    sham = shamforge("gitea", gitea_fast_forward_only=False)
+    cand = Work(sham, tmp_path / "w").candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    assert forge.merge(req.number, cand, "rebase") == Merged(cand)
+    assert [h.body["Do"] for h in sham.calls("POST", "/merge")] == ["fast-forward-only", "rebase"]
+
+
+# -- queue mode -------------------------------------------------------------------------------
+
+
+def test_queue_mode_merges_when_the_forge_says(sham: ShamForge, work: Work) -> None:
+    sham.required = {"ci"}
+    cand = work.candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    forge.post_status(cand, "success", "gate passed")
+    assert isinstance(forge.enqueue(req.number, cand, "rebase"), Queued)
+    sham.release(req.number)  # ci has not reported: the queue waits
+    got = forge.get(req.number)
+    assert (got.state, got.queued) == ("open", True)
+    sham.set_status(cand, "success", "ci")
+    sham.release(req.number)
+    got = forge.get(req.number)
+    assert got.state == "merged" and got.merge_sha == sham.tip("main")
+
+
+def test_queue_mode_merges_at_the_next_poll(shamforge: Make, tmp_path: Path) -> None:  # noqa: F811
+    for kind in KINDS:
+        sham = shamforge(kind, queue_policy="on_poll", required={"ci"})
+        cand = Work(sham, tmp_path / kind).candidate()
+        forge = client(sham)
+        req = forge.find_or_open("wtp/a", "main", "Land a", "")
+        assert isinstance(forge.enqueue(req.number, cand, "squash"), Queued)
+        assert forge.get(req.number).state == "open"
+        sham.set_status(cand, "success", "ci")
+        assert forge.get(req.number).state == "merged", kind
+
+
+def test_a_queued_request_whose_check_fails_leaves_the_queue(sham: ShamForge, work: Work) -> None:
+    sham.required = {"ci"}
+    cand = work.candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    assert isinstance(forge.enqueue(req.number, cand, "merge"), Queued)
+    sham.set_status(cand, "failed" if sham.kind == "gitlab" else "failure", "ci")
+    sham.release(req.number)
+    got = forge.get(req.number)
+    assert (got.state, got.queued, got.checks) == ("open", False, "failure")
+
+
+def test_github_without_a_merge_queue_uses_auto_merge_or_merges_a_clean_request(
+    shamforge: Make,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    sham = shamforge("github", github_merge_queue=False, required={"ci"})
+    work = Work(sham, tmp_path / "w")
+    cand = work.candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    assert forge.enqueue(req.number, cand, "squash") == Queued("auto-merge")
+    assert forge.get(req.number).queued is True
+    sham.set_status(cand, "success", "ci")
+    sham.release(req.number)
+    assert forge.get(req.number).state == "merged"
+    assert sham.git("rev-list", "--count", "main") == "2"  # squashed
+    cand2 = work.candidate("wtp/b", {"b.txt": "b\n"}, "task b")
+    sham.set_status(cand2, "success", "ci")
+    req2 = forge.find_or_open("wtp/b", "main", "Land b", "")
+    assert forge.enqueue(req2.number, cand2, "rebase") == Merged(sham.tip("main") or "")  # "clean status"
+
+
+# -- failures: one line, the contract's exit code, never the token -----------------------------
+
+
+def test_a_refused_token_is_one_line_naming_the_variable(sham: ShamForge) -> None:
+    with pytest.raises(ForgeAuthError) as e:
+        client(sham, token="wrong-secret-value").get(1)
+    text = one_line(e.value, sham)
+    assert e.value.exit_code == ExitCode.USAGE and "wrong-secret-value" not in text
+    assert {"github": "GITHUB_TOKEN (or GH_TOKEN)", "gitlab": "GITLAB_TOKEN", "gitea": "GITEA_TOKEN"}[sham.kind] in text
+    assert sham.unauthorized_text() in text  # the forge's own message
+
+
+def test_403_404_and_5xx_are_one_line_with_their_exit_codes(sham: ShamForge, work: Work) -> None:
+    work.candidate()
+    forge = client(sham)
+    sham.fail(403, message="Resource not accessible by integration")
+    with pytest.raises(ForgeAuthError) as e403:
+        forge.find_or_open("wtp/a", "main", "t", "")
+    assert e403.value.exit_code == 2 and "Resource not accessible" in one_line(e403.value, sham)
+    with pytest.raises(ForgeNotFound) as e404:
+        client(sham, repo="acme/nope").find_or_open("wtp/a", "main", "t", "")
+    assert e404.value.exit_code == 2 and "[forge] repo = 'acme/nope'" in one_line(e404.value, sham)
+    with pytest.raises(ForgeNotFound) as missing:
+        forge.get(99)
+    assert "#99" in one_line(missing.value, sham) or "!99" in str(missing.value)
+    sham.fail(500, times=50, match="GET", message=f"internal error near {sham.token}")
+    with pytest.raises(ForgeError) as e500:
+        forge.get(1)
+    text = one_line(e500.value, sham)
+    assert e500.value.exit_code == 1 and "internal error near ***" in text and "try again later" in text
+    assert len(sham.calls("GET")) >= 5  # retried with backoff first
+
+
+def test_5xx_and_rate_limits_are_retried_honouring_retry_after(sham: ShamForge, work: Work) -> None:
+    work.candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "t", "")
+    sham.fail(502, times=2, match="GET")
+    assert forge.get(req.number).number == req.number
+    sham.hits.clear()
+    sham.fail(429, match="GET", headers={"Retry-After": "1"}, message="API rate limit exceeded")
+    assert forge.get(req.number).number == req.number
+    first, second = sham.calls("GET")[:2]
+    assert second.at - first.at >= 0.9
+    sham.hits.clear()
+    sham.fail(403, match="GET", headers={"X-RateLimit-Remaining": "0", "Retry-After": "0"})
+    assert forge.get(req.number).number == req.number
+    sham.fail(429, match="GET", headers={"Retry-After": "3600"}, message="API rate limit exceeded")
+    started = time.monotonic()
+    with pytest.raises(ForgeTimeout) as e:
+        forge.get(req.number)
+    assert time.monotonic() - started < 5
+    assert e.value.exit_code == 3 and "rate limit" in one_line(e.value, sham)
+    sham.fail(429, times=50, match="GET", message="API rate limit exceeded")  # no Retry-After: backoff
+    with pytest.raises(ForgeTimeout) as e:
+        forge.get(req.number)
+    assert e.value.exit_code == 3 and "rate limit held through 4 retries" in one_line(e.value, sham)
+
+
+def test_a_redirect_is_not_followed_and_an_odd_answer_is_one_line(sham: ShamForge) -> None:
+    forge = client(sham)
+    sham.fail(301, match="GET", headers={"Location": "https://elsewhere.invalid/api"})
+    with pytest.raises(ForgeConfigError) as moved:
+        forge.get(1)
+    assert "elsewhere.invalid" in one_line(moved.value, sham) and "[forge] api" in str(moved.value)
+    assert len(sham.calls()) == 1
+    sham.fail(200, match="GET", message="<html>a proxy's login page</html>")
+    with pytest.raises(ForgeError) as odd:
+        forge.find_or_open("wtp/a", "main", "t", "")
+    assert odd.value.exit_code == 1 and "is [forge] api right?" in one_line(odd.value, sham)
+
+
+def test_a_forge_that_never_answers_times_out(sham: ShamForge) -> None:
+    sham.stall()
+    started = time.monotonic()
+    with pytest.raises(ForgeTimeout) as e:
+        client(sham, timeout=1).get(1)
+    assert time.monotonic() - started < 5
+    assert e.value.exit_code == 3 and "did not answer" in one_line(e.value, sham)
+
+
+def test_an_unreachable_forge_is_one_line(shamforge: Make) -> None:  # noqa: F811
+    sham = shamforge("github")
+    api = sham.api
+    sham.stop()
+    forge = connect("github", repo="acme/app", api=api, token=Token(sham.token, "test"), timeout=3)
+    with pytest.raises(ForgeUnreachable) as e:
+        forge.get(1)
+    assert e.value.exit_code == 1 and "cannot be reached" in one_line(e.value, sham)
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url,want",
+    [
+        ("https://github.com/acme/app.git", ("github", "acme/app")),
+        ("https://github.com/acme/app", ("github", "acme/app")),
+        ("https://x-access-token:s3cret@github.com/acme/app.git", ("github", "acme/app")),
+        ("git@github.com:acme/app.git", ("github", "acme/app")),
+        ("ssh://git@github.com/acme/app.git", ("github", "acme/app")),
+        ("ssh://git@github.example.com:2222/acme/app.git", ("github", "acme/app")),
+        ("https://gitlab.com/acme/tools/app.git", ("gitlab", "acme/tools/app")),
+        ("git@gitlab.com:acme/tools/deep/app.git", ("gitlab", "acme/tools/deep/app")),
+        ("ssh://git@gitlab.example.org:2222/grp/sub/app.git", ("gitlab", "grp/sub/app")),
+        ("https://codeberg.org/acme/app.git", ("gitea", "acme/app")),
+        ("git@gitea.example.com:acme/app.git", ("gitea", "acme/app")),
+        ("https://git.example.com/acme/app.git", (None, "acme/app")),
+    ],
+)
+def test_from_remote_url(url: str, want: tuple[str | None, str]) -> None:
+    assert from_remote_url(url) == want
+
+
+@pytest.mark.parametrize("url", ["/srv/git/app.git", "file:///srv/app.git", "https://github.com/app", "C:/repo"])
+def test_a_remote_url_without_a_repository_names_the_setting(url: str) -> None:
+    with pytest.raises(ForgeConfigError) as e:
+        from_remote_url(url)
+    assert e.value.exit_code == 2 and "[forge] repo" in str(e.value)
+
+
+def test_remote_url_credentials_never_reach_a_message() -> None:
+    with pytest.raises(ForgeConfigError) as e:
+        from_remote_url("https://user:s3cret@example.com/")
+    assert "s3cret" not in str(e.value)
+
+
+@pytest.mark.parametrize("api", ["http://example.com", "http://10.0.0.1:8080/api/v4", "ftp://example.com"])
+def test_plain_http_is_refused_unless_loopback(api: str) -> None:
+    with pytest.raises(ForgeConfigError) as e:
+        connect("gitlab", repo="a/b", api=api, token=Token("t", "test"))
+    assert e.value.exit_code == 2
+
+
+@pytest.mark.parametrize("api", ["http://127.0.0.1:9", "http://localhost:9/api/v1", "http://[::1]:9"])
+def test_plain_http_is_accepted_on_loopback(api: str) -> None:
+    assert connect("gitea", repo="a/b", api=api, token=Token("t", "test")).repo == "a/b"
+
+
+def test_the_token_comes_from_the_environment_then_the_forge_cli(tmp_path: Path) -> None:
+    assert find_token("github", env={"GH_TOKEN": "b", "GITHUB_TOKEN": "a"}).source == "GITHUB_TOKEN"
+    assert find_token("github", env={"GH_TOKEN": "b"}).value == "b"
+    token = find_token("gitlab", env={"GITLAB_TOKEN": "glpat-x"})
+    assert "glpat-x" not in repr(token) and "glpat-x" not in str(token)
+    with pytest.raises(ForgeAuthError) as e:
+        find_token("gitea", env={}, use_cli=False)
+    assert e.value.exit_code == 2 and "GITEA_TOKEN" in str(e.value)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gh = bin_dir / "gh"
+    gh.write_text('#!/bin/sh\n[ "$1 $2" = "auth token" ] && echo gho_fromcli\n')
+    gh.chmod(0o755)
+    old = os.environ["PATH"]
+    os.environ["PATH"] = f"{bin_dir}:{old}"
+    try:
+        assert find_token("github", "api.github.com", env={}) == Token("gho_fromcli", "gh auth token")
+    finally:
+        os.environ["PATH"] = old
+    (tmp_path / "tea").mkdir()
+    (tmp_path / "tea" / "config.yml").write_text(
+        "logins:\n- name: work\n  url: https://git.example.com\n  token: tea-secret\n  default: true\n"
+    )
+    found = find_token("gitea", "git.example.com", env={"XDG_CONFIG_HOME": str(tmp_path)})
+    assert found.value == "tea-secret"
+
+
+def test_an_unknown_forge_kind_is_a_config_error() -> None:
+    with pytest.raises(ForgeConfigError):
+        connect("bitbucket", repo="a/b", api="https://example.com", token=Token("t", "test"))
