@@ -15,12 +15,10 @@ from .errors import ConfigError
 CONFIG_FILE = ".wtp.toml"
 STRATEGIES = ("rebase", "squash", "merge")
 MODES = ("speculative", "batch", "serial")  # how many candidates the land queue gates at once
-ON_COLLISION = ("deny", "ask", "warn")
-COCHANGE = (
-    "warn",
-    "hold",
-    "off",
-)  # what a likely collision (files that changed together) does at start  # what the agent hook answers to an edit another task claims
+ON_COLLISION = ("deny", "ask", "warn")  # what the agent hook answers to an edit another task claims
+COCHANGE = ("warn", "hold", "off")  # what a likely collision (files that changed together) does at start
+VIA = ("push", "github", "gitlab", "gitea")  # how land publishes: a push, or a forge's pull/merge requests
+FORGE_MERGE = ("direct", "queue")
 
 
 class Config(NamedTuple):
@@ -45,6 +43,11 @@ class Config(NamedTuple):
     gate_remote: tuple[str, ...] = ()  # globs of gate names always held through the remote
     gate_lease: float = 30
     remote_timeout: float = 30  # seconds any one git network call may take ([remote] timeout)
+    land_via: str = "push"  # push | github | gitlab | gitea
+    forge_api: str = ""  # the forge's API base URL; "" = its public default
+    forge_repo: str = ""  # owner/name (GitLab: the project path); "" = from the remote's URL
+    forge_merge: str = "direct"  # direct (wtp merges with the head-SHA guard) | queue (the forge's queue)
+    forge_method: str = ""  # rebase | squash | merge; "" = land_strategy
     source: Path | None = None  # the file it came from
 
     def worktree_root_path(self, main_root: Path) -> Path:
@@ -71,6 +74,13 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "mode": (str, "land_mode"),
         "depth": (int, "land_depth"),
         "require_gate": (bool, "land_require_gate"),
+        "via": (str, "land_via"),
+    },
+    "forge": {
+        "api": (str, "forge_api"),
+        "repo": (str, "forge_repo"),
+        "merge": (str, "forge_merge"),
+        "method": (str, "forge_method"),
     },
     "check": {"hot": (list, "check_hot"), "cochange": (str, "check_cochange")},
     "hook": {"on_collision": (str, "hook_on_collision")},
@@ -137,6 +147,14 @@ def _validate(cfg: Config, where: str) -> None:
         raise ConfigError(f"{where}: 'gate.lease' must be between 3 and 3600 seconds, not {cfg.gate_lease}")
     if not 1 <= cfg.remote_timeout <= 3600:
         raise ConfigError(f"{where}: 'remote.timeout' must be between 1 and 3600 seconds, not {cfg.remote_timeout}")
+    if cfg.land_via not in VIA:
+        raise ConfigError(f"{where}: 'land.via' must be one of {', '.join(VIA)}, not {cfg.land_via!r}")
+    if cfg.forge_merge not in FORGE_MERGE:
+        raise ConfigError(f"{where}: 'forge.merge' must be one of {', '.join(FORGE_MERGE)}, not {cfg.forge_merge!r}")
+    if cfg.forge_method and cfg.forge_method not in STRATEGIES:
+        raise ConfigError(
+            f"{where}: 'forge.method' must be one of {', '.join(STRATEGIES)} (or \"\"), not {cfg.forge_method!r}"
+        )
     if cfg.land_depth < 0:
         raise ConfigError(f"{where}: 'land.depth' must be 0 (= max_active) or more, not {cfg.land_depth}")
     if cfg.land_timeout <= 0:
@@ -255,9 +273,21 @@ def set_cochange(text: str, mode: str, why: str) -> str:
 
 
 def render_default(
-    base: str, remote: str, max_active: int, gate: str = "", cochange: tuple[str, str] = ("warn", "not calibrated")
+    base: str,
+    remote: str,
+    max_active: int,
+    gate: str = "",
+    cochange: tuple[str, str] = ("warn", "not calibrated"),
+    forge: str | None = None,
 ) -> str:
-    """The commented ``.wtp.toml`` that ``wtp init`` writes."""
+    """The commented ``.wtp.toml`` that ``wtp init`` writes (``forge``: the forge the
+    remote's URL names, proposed for [land] via)."""
+    via_note = (
+        f'# The remote is on {forge}: via = "{forge}" lands through its pull/merge requests (needed\n'
+        f"# when the base branch is protected; the token comes from the environment, see README).\n"
+        if forge
+        else ""
+    )
     return f"""\
 # wtp configuration: committed and shared by the team.  Every key is optional.
 
@@ -302,6 +332,19 @@ mode = "speculative"
 # Candidates in flight (speculative) or per batch; 0 = max_active.  Lower it if parallel
 # gates overload the machine.
 depth = 0
+# push: publish by a compare-and-swap push | github | gitlab | gitea: through the forge's
+# pull/merge requests, with [forge] below.
+{via_note}via = "push"
+
+[forge]
+# API base URL; "" = the forge's public one (GitHub Enterprise, self-hosted GitLab/Gitea: set it).
+api = ""
+# owner/name (GitLab: the project path); "" = read from the remote's URL.
+repo = ""
+# direct: wtp merges with the head-SHA guard | queue: the forge's merge queue, train or auto-merge.
+merge = "direct"
+# rebase | squash | merge; "" = [land] strategy.
+method = ""
 
 [check]
 # Extra hot-file globs, added to the built-in list (lockfiles, changelogs, version files, migrations).

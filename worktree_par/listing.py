@@ -115,4 +115,5 @@ def task_json(t: Task) -> dict[str, object]:
         "setup": t.setup or None,
         "commit": t.commit,
         "note": t.note or None,
+        "request": t.request,  # the forge's pull/merge request number ([land] via a forge), else null
     }

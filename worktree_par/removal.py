@@ -99,7 +99,7 @@ def remove_landed(ctx: Ctx, t: Task, *, keep: bool, say: Say = quiet) -> list[st
         ]
     try:
         with ctx.store.phase(t, REMOVING) as held:
-            guard.remove(ctx, held, keep=[t.commit] if t.commit else None)
+            guard.remove(ctx, held, keep=_landed_as(ctx, t))
             forget_path(ctx, held)
     except WouldLoseWork as e:
         return [
@@ -108,3 +108,23 @@ def remove_landed(ctx: Ctx, t: Task, *, keep: bool, say: Say = quiet) -> list[st
     messages = [f"removed task '{t.name}' (worktree and branch '{t.branch}')"]
     tasks.promote_quietly(ctx, say)
     return messages
+
+
+def _landed_as(ctx: Ctx, t: Task) -> list[str] | None:
+    """What counts as kept for a landed task: its landed commit, and, when a forge merged it
+    (its commits rewritten by the forge's rebase or squash), the task branch's tip too once
+    the recorded merge commit holds exactly its tree: its changes reached the base."""
+    if not t.commit:
+        return None
+    keep = [t.commit]
+    if t.request is not None:
+        from . import gitops
+
+        tip = gitops.ref_value(ctx.root, f"refs/heads/{t.branch}")
+        if (
+            tip
+            and gitops.rev_parse(ctx.root, t.commit)
+            and gitops.tree_of(ctx.root, tip) == gitops.tree_of(ctx.root, t.commit)
+        ):
+            keep.append(tip)
+    return keep

@@ -85,6 +85,7 @@ class Task:
         # committed to pushing it (its lander can no longer withdraw it), "withdrawn" when its
         # lander (Ctrl-C) or 'wtp rm' took it back before that.
         intent: str = "",
+        request: int | None = None,  # the forge's pull/merge request number ([land] via a forge)
     ) -> None:
         self.name, self.state, self.branch, self.base, self.seq = name, state, branch, base, seq
         self.path, self.fork, self.start_ref, self.port = path, fork, start_ref, port
@@ -95,6 +96,7 @@ class Task:
         self.ticket, self.attempts = ticket, attempts
         self.held = held if held is not None else []
         self.intent = intent
+        self.request = request
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Task) and self.__dict__ == other.__dict__
@@ -163,6 +165,7 @@ _TASK_TYPES: dict[str, tuple[type, ...]] = {
     "attempts": (int,),
     "held": (list,),
     "intent": _S,
+    "request": (int, type(None)),
 }
 _REQUIRED = ("name", "state", "branch", "base", "seq")
 
@@ -379,6 +382,7 @@ class Store:
         attempts: int | Unset = UNSET,
         held: list[str] | Unset = UNSET,
         intent: str | Unset = UNSET,
+        request: int | None | Unset = UNSET,
     ) -> Task | None:
         """Re-read ``task`` under the lock and, if it is still the same task (same seq), set
         the fields given on it; the task as stored now, or None when it is gone or was

@@ -50,7 +50,8 @@ def init(
     detected = base or c.detect_base()
     gate = config.detect_test_command(repo.config_root)
     mode, why = _calibrate(c, detected)
-    target.write_text(config.render_default(detected, remote or "", max_active, gate, (mode, why)))
+    forge = _forge_of(c, remote or "")
+    target.write_text(config.render_default(detected, remote or "", max_active, gate, (mode, why), forge))
     with c.store.transaction() as st:  # init trusts what it writes
         trusting.trust(Ctx(repo=repo, cfg=config.load(repo.config_root), store=c.store), st)
     print(
@@ -58,7 +59,22 @@ def init(
         f"land gate {gate!r} {'(detected; trusted)' if gate else '(none found: set [land] gate)'})"
     )
     print(f"co-change layer {'on (warn)' if mode == 'warn' else 'off'}: {why}")
+    if forge:
+        print(f"the remote is on {forge}: if '{detected}' is protected, set [land] via = \"{forge}\" in {target.name}")
     return 0
+
+
+def _forge_of(ctx: Ctx, remote: str) -> str | None:
+    """The forge the remote's URL names (github, gitlab, gitea), proposed for [land] via."""
+    url = ctx.git_setting(f"remote.{remote}.url") if remote else None
+    if not url:
+        return None
+    from ..forge import from_remote_url
+
+    try:
+        return from_remote_url(url)[0]
+    except Exception:  # noqa: BLE001 - a URL we cannot read proposes nothing
+        return None
 
 
 def _calibrate(ctx: Ctx, base: str, limit: int = 2000) -> tuple[str, str]:

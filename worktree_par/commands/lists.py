@@ -78,6 +78,7 @@ def queue(where: str | None, as_json: bool = False) -> int:
                 "task": name,
                 "mode": data.get("mode"),
                 "candidate": t.candidate if t is not None else None,
+                "request": t.request if t is not None else None,
                 "gate": gate,
                 "pid": ticket["holder"]["pid"],
                 "conductor": status.get("conductor") if t is not None and t.phase else None,

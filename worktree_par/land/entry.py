@@ -32,6 +32,7 @@ class Entry:
         self.error: LandBlocked | WouldLoseWork | None = None
         self.attempts = 0
         self.races = 0  # rebuilds because the base moved under us
+        self.landed_as: Sha | None = None  # the commit a forge's merge put on the base for it
 
     @property
     def name(self) -> str:

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 from .. import crashpoints, gitops, guard, removal, tasks, trust
-from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say
+from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, quiet
 from ..gates import Gate
 from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, Task
 from ..state import interrupted as is_interrupted
-from . import publish, queue, recovery
+from . import forge_lane, publish, queue, recovery
 from .candidate import check_worktree
 from .request import QUEUE, LandRequest
 from .withdraw import withdraw
@@ -68,6 +68,13 @@ def request(
     gate_cmd = gate if gate is not None else ctx.cfg.land_gate
     if gate is None and gate_cmd:
         trust.require_trust(ctx, ctx.store.read(), "land.gate")
+    if push and forge_lane.enabled(ctx):
+        if ctx.remote() is None:
+            raise Refusal(
+                f"[land] via = '{ctx.cfg.land_via}' lands through the forge, and there is no remote "
+                f"'{ctx.cfg.remote}' here: add it, or pass --no-push to land locally"
+            )
+        forge_lane.connect(ctx, quiet)  # a missing token or repository is one line now, not after the gate
     if not gate_cmd and ctx.cfg.land_require_gate:
         raise Refusal(
             f"no gate to test '{t.name}' with, and [land] require_gate is true: pass --gate CMD or set [land] gate"
@@ -122,7 +129,7 @@ def land(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult:
     old_backup = gitops.ref_value(ctx.root, guard.backup_ref(t.name))
     gitops.update_ref(ctx.root, guard.backup_ref(t.name), tip, old_backup, f"pre-land tip of {t.name}")
     waiting = ctx.store.update(
-        t, state=LANDING, note="waiting in the land queue", candidate=None, ticket=None, intent=""
+        t, state=LANDING, note="waiting in the land queue", candidate=None, ticket=None, intent="", request=None
     )
     if waiting is None:
         raise Refusal(f"task '{t.name}' changed meanwhile: see 'wtp list'")

@@ -27,7 +27,7 @@ from ..gitops import Sha
 from ..locks import Lock, me
 from ..repo import Ctx, few
 from ..state import LANDING, LANDING_PHASE, PUBLISHING, WITHDRAWN, State, Task
-from . import settle
+from . import forge_lane, settle
 from .candidate import branch_moved
 from .entry import Entry, Withdrawn
 from .verdicts import Proofs
@@ -45,6 +45,8 @@ def publish(ctx: Ctx, stack: list[Entry], done: int, k: int, base_tip: Sha, remo
     """Publish ``stack[done:k]`` (the base is ``base_tip``, holding ``stack[:done]``) in one
     compare-and-swap of the top that passes every proof, and settle those entries landed."""
     cut, refused = _prove(ctx, stack, done, k)
+    if remote and forge_lane.enabled(ctx) and cut > done + 1:
+        cut, refused = done + 1, None  # a forge merges one request at a time: the rest next
     if cut == done:
         return Outcome(done, refused=refused)
     going = stack[done:cut]
@@ -54,7 +56,16 @@ def publish(ctx: Ctx, stack: list[Entry], done: int, k: int, base_tip: Sha, remo
     top = going[-1]
     crashpoints.step("land:before-publish")
     try:
-        moved = _cas(ctx, top.task, top.published_commit, base_tip, remote, say)
+        if remote and forge_lane.enabled(ctx):
+            try:
+                top.landed_as = forge_lane.publish(ctx, top, base_tip, remote, say)
+            except LandBlocked as refused_by_forge:  # closed, a failing required check: the task is blocked
+                _uncommit(ctx, going)
+                top.error = refused_by_forge
+                return Outcome(done, refused=top)
+            moved = top.landed_as is not None
+        else:
+            moved = _cas(ctx, top.task, top.published_commit, base_tip, remote, say)
     except BaseException:
         if not _base_has(ctx, top, remote):
             _uncommit(ctx, going)
@@ -68,7 +79,7 @@ def publish(ctx: Ctx, stack: list[Entry], done: int, k: int, base_tip: Sha, remo
         if len(together) > 1:
             others = ", ".join(f"'{n}'" for n in together if n != e.name)
             e.messages.append(f"landed in one push together with {others}")
-        settle.landed(ctx, e, e.published_commit)
+        settle.landed(ctx, e, e.landed_as or e.published_commit)
     return Outcome(cut, refused=refused)
 
 
@@ -142,10 +153,11 @@ def _clear(st: State, entries: list[Entry]) -> None:
 
 def _base_has(ctx: Ctx, e: Entry, remote: str | None) -> bool:
     """Interrupted around the push: whether the base took it (then it stays committed)."""
-    from .recovery import published
+    from .recovery import landed_commit
 
     try:
-        return published(ctx, e.task.base, e.published_commit, remote)
+        cur = ctx.store.read().tasks.get(e.name)
+        return cur is not None and landed_commit(ctx, cur) is not None
     except Exception:  # noqa: BLE001 - cannot ask: recovery asks again and decides
         return True
 
@@ -162,6 +174,7 @@ def _cas(ctx: Ctx, t: Task, cand: Sha, base_tip: Sha, remote: str | None, say: S
             raise LandBlocked(
                 f"{remote} refused '{t.base}' ({pushed.reason or pushed.summary}){': ' + said if said else ''}; "
                 f"nothing was published: fix that on the remote's side, then run 'wtp land {t.name}' again"
+                + forge_lane.suggestion(ctx, remote)
             )
         # Just fetched: the tracking ref holds what we pushed against (CAS from it).
         gitops.update_ref(ctx.root, f"refs/remotes/{remote}/{t.base}", cand, base_tip, "landed")

@@ -13,8 +13,8 @@ from ..gates import Gate
 from ..gitops import Sha
 from ..locks import me
 from ..repo import Ctx
-from ..state import ACTIVE, LANDED, LANDING, LANDING_PHASE, WITHDRAWN, Task
-from . import settle
+from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, WITHDRAWN, Task
+from . import forge_lane, settle
 from .entry import Entry
 from .request import QUEUE
 
@@ -34,8 +34,17 @@ def published(ctx: Ctx, base: str, candidate: str, remote: str | None) -> bool:
     )
 
 
-def task_published(ctx: Ctx, t: Task) -> bool:
-    return bool(t.candidate) and published(ctx, t.base, t.candidate or "", ctx.remote())
+def landed_commit(ctx: Ctx, t: Task) -> str | None:
+    """The commit the base took for ``t``'s interrupted land, asked of the remote (its
+    candidate, if on the base) or, through a forge, of its recorded request (the merge
+    commit, once merged); None when it did not land.  A remote or forge that cannot be
+    asked raises."""
+    if t.request is not None and forge_lane.enabled(ctx):
+        state, sha = forge_lane.landed_commit(ctx, t)
+        return sha if state == "merged" else None
+    if t.candidate and published(ctx, t.base, t.candidate, ctx.remote()):
+        return t.candidate
+    return None
 
 
 def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
@@ -46,11 +55,12 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
     wt = Path(t.path) if t.path else None
     if wt and wt.is_dir() and gitops.rebase_in_progress(wt):
         gitops.rebase_abort(wt)
-    if task_published(ctx, t):
+    landed = landed_commit(ctx, t)
+    if landed is not None:
         ctx.store.update(
             t,
             state=LANDED,
-            commit=t.candidate,
+            commit=landed,
             phase="",
             holder=None,
             paths=[],
@@ -60,7 +70,7 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
             intent="",
         )
         guard.forget_backup(ctx, t.name)
-        return f"the interrupted land of '{t.name}' had published {(t.candidate or '')[:12]}: marked landed"
+        return f"the interrupted land of '{t.name}' had published {landed[:12]}: marked landed"
     backup = gitops.ref_value(ctx.root, guard.backup_ref(t.name))
     if backup is not None and wt and wt.is_dir():
         guard.rewind(ctx, t, wt, backup, [Sha(t.candidate)] if t.candidate else [])
@@ -70,6 +80,10 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
         )
     else:
         ctx.store.update(t, state=ACTIVE, phase="", holder=None, candidate=None, intent="")
+    if t.request is not None and forge_lane.enabled(ctx) and forge_lane.landed_commit(ctx, t)[0] == "closed":
+        note = f"its request #{t.request} was closed on the forge: reopen it there, or land again for a new one"
+        ctx.store.update(t, state=BLOCKED, phase="", holder=None, note=note, request=None)
+        return f"the interrupted land of '{t.name}' is blocked: {note}"
     return f"rolled back the interrupted land of '{t.name}' to its pre-land tip"
 
 
@@ -82,12 +96,12 @@ def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
         for e in open_entries:
             cur = ctx.store.read().tasks.get(e.name)
             try:
-                landed = cur is not None and task_published(ctx, cur)
+                landed = landed_commit(ctx, cur) if cur is not None else None
             except Exception:  # noqa: BLE001 - the remote cannot be asked: keep what is there
-                landed = False
-            if landed and cur is not None:
+                landed = None
+            if landed is not None:
                 e.messages.append(f"interrupted after '{e.task.base}' took the candidate: task '{e.name}' is landed")
-                settle.landed(ctx, e, Sha(cur.candidate or ""))
+                settle.landed(ctx, e, Sha(landed))
                 continue
             try:
                 settle.give_back(ctx, e)

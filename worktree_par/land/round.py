@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from .. import tasks
 from ..errors import Say
 from ..gitops import Sha
 from ..repo import Ctx
@@ -45,13 +46,15 @@ class Round:
         """Publish stack[done:k] through the publication point; what waited for the landed
         tasks' slots or files starts at once, not when the gates above them end."""
         self.status.set(self.stack[k - 1], "publishing")
-        out = publish.publish(self.ctx, self.stack, self.done, k, self.base_tip, self.remote, self.say)
-        if out.done > self.done:
-            self.base_tip, self.done = self.stack[out.done - 1].published_commit, out.done
-            from .. import tasks
-
-            tasks.promote_quietly(self.ctx, self.say)
-        return out
+        while True:  # one push publishes them all; a forge merges one request at a time
+            before = self.done
+            out = publish.publish(self.ctx, self.stack, before, k, self.base_tip, self.remote, self.say)
+            if out.done > before:
+                top = self.stack[out.done - 1]
+                self.base_tip, self.done = top.landed_as or top.published_commit, out.done
+                tasks.promote_quietly(self.ctx, self.say)
+            if out.race or out.refused is not None or out.done >= k or out.done == before:
+                return out
 
     def grow(self, depth: int) -> None:
         """Stack what joined the queue meanwhile on the top (at most every 0.1 s)."""

@@ -1,0 +1,208 @@
+"""Landing through a forge (issue 26) with the real CLI against the stand-in forge
+(tests/shamforge.py): a protected base, pull/merge requests, the wtp/gate status, the
+head-SHA guarded merge, the forge's queue, a moved base, a red gate, a closed request,
+crashes after the request was opened and after the merge, and a missing token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo, git
+from .shamforge import ShamForge, shamforge  # noqa: F401  (the fixture)
+
+KINDS = ("github", "gitlab", "gitea")
+
+
+def _project(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    merge: str = "direct",
+    **kw: object,
+) -> tuple[Repo, ShamForge]:
+    sham = shamforge(kind, **kw)
+    path = tmp_path / "work"
+    git(tmp_path, "clone", "-q", sham.url, str(path))
+    r = Repo(path, Path(sham.url))
+    r.write(".wtp.toml", "max_active = 5\n" + sham.wtp_toml(merge))
+    r.write(".git/info/exclude", ".wtp.toml\n")
+    for k, v in sham.env().items():
+        monkeypatch.setenv(k, v)
+    return r, sham
+
+
+def _task(r: Repo, name: str) -> Path:
+    p = Path(r.wtp("start", name).lines[-1])
+    r.commit({f"{name}.txt": f"{name}\n"}, f"{name} work", cwd=p)
+    return p
+
+
+def _base_log(r: Repo, sham: ShamForge) -> list[str]:
+    return git(sham.bare, "log", "--format=%s", "main").splitlines()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_three_tasks_land_through_requests_in_order(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    r, sham = _project(shamforge, tmp_path, monkeypatch, kind)
+    for name in ("t1", "t2", "t3"):
+        _task(r, name)
+    for name in ("t1", "t2", "t3"):
+        out = r.wtp("land", name, "--gate", "true", "--json")
+        assert out.code == 0, out.err
+        assert out.json()["state"] == "landed"
+        assert "request #" in out.err
+    log = _base_log(r, sham)
+    assert [s for s in log if s.endswith("work")][:3] == ["t3 work", "t2 work", "t1 work"]
+    assert len(git(sham.bare, "rev-list", "--min-parents=2", "main").split()) == 0  # linear
+    pulls = sorted(sham.pulls.values(), key=lambda p: p.number)
+    assert [p.head for p in pulls] == ["wtp/t1", "wtp/t2", "wtp/t3"]  # one request each, never a second
+    for p in pulls:
+        assert p.state == "merged"
+        assert sham.latest(p.head_sha(sham)).get("wtp/gate") == "success"  # the gated candidate carries the verdict
+    assert all(sham.tip(f"wtp/{n}") is None for n in ("t1", "t2", "t3"))  # head branches deleted
+    tasks = {t["name"]: t for t in r.wtp("list", "--all", "--json").json()["tasks"]}
+    assert all(tasks[n]["state"] == "landed" and tasks[n]["path"] is None for n in ("t1", "t2", "t3"))
+    assert [tasks[n]["request"] for n in ("t1", "t2", "t3")] == [p.number for p in pulls]
+
+
+def test_a_direct_push_to_the_protected_base_is_refused_and_suggests_via(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    r, sham = _project(shamforge, tmp_path, monkeypatch, "github")
+    r.write(".wtp.toml", "max_active = 5\n")  # via = "push"
+    # The remote's URL names GitHub; git reaches the stand-in's repository behind it.
+    r.git("remote", "set-url", "origin", "https://github.com/acme/app.git")
+    r.git("config", f"url.{sham.url}.insteadOf", "https://github.com/acme/app.git")
+    _task(r, "t1")
+    out = r.wtp("land", "t1", "--gate", "true")
+    assert out.code == 1
+    assert "protected branch hook declined" in out.err
+    assert out.err.rstrip().endswith('set [land] via = "github"'), out.err
+    assert _base_log(r, sham) == ["initial"]
+
+
+def test_a_base_moved_by_another_merge_while_the_gate_runs_is_rebuilt_and_landed(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The base moves on the forge while t1's gate runs (another merge): the guarded merge
+    answers 'moved', wtp rebuilds on the new base, gates that candidate, and lands it; the
+    forge never merges a head that was not gated on its final parent."""
+    r, sham = _project(shamforge, tmp_path, monkeypatch, "github")
+    _task(r, "t1")
+    runs = tmp_path / "runs"
+    flag = tmp_path / "moved-once"
+    # The gate's first run asks the test (through a file) to move the base, and waits for it.
+    ask, done = tmp_path / "ask", tmp_path / "done"
+    gate = f"echo run >> {runs}; if [ ! -e {flag} ]; then touch {flag} {ask}; while [ ! -e {done} ]; do sleep 0.02; done; fi"
+    import threading
+    import time
+
+    def mover() -> None:
+        deadline = time.monotonic() + 60
+        while not ask.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sham.advance_base()
+        done.touch()
+
+    th = threading.Thread(target=mover)
+    th.start()
+    out = r.wtp("land", "t1", "--gate", gate)
+    th.join()
+    assert out.code == 0, out.err
+    assert len(runs.read_text().splitlines()) == 2  # gated again on the moved base
+    log = _base_log(r, sham)
+    assert log[:2] == ["t1 work", "another change"] or log[0] == "t1 work"
+    merged = [p for p in sham.pulls.values() if p.state == "merged"]
+    assert len(merged) == 1 and sham.latest(merged[0].head_sha(sham)).get("wtp/gate") == "success"
+    # what the forge merged is exactly the candidate that was gated last: its parent is the moved base
+    head = merged[0].head_sha(sham)
+    assert git(sham.bare, "rev-parse", f"{head}^") == git(sham.bare, "rev-parse", "main~1")
+
+
+def test_a_red_gate_opens_no_request_and_a_closed_request_blocks(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    r, sham = _project(shamforge, tmp_path, monkeypatch, "github", merge="queue", required={"ci"})
+    _task(r, "t1")
+    out = r.wtp("land", "t1", "--gate", "false")
+    assert out.code == 1 and "gate 'false' exited 1" in out.err
+    assert sham.pulls == {} and _base_log(r, sham) == ["initial"]
+    # Queue mode: the request waits in the forge's queue; closed there, the task is blocked.
+    import threading
+
+    def close_when_queued() -> None:
+        import time
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            queued = [p for p in sham.pulls.values() if getattr(p, "queued", False)]
+            if queued:
+                sham.close(queued[0].number)
+                return
+            time.sleep(0.02)
+
+    closer = threading.Thread(target=close_when_queued)
+    closer.start()
+    out = r.wtp("land", "t1", "--gate", "true")
+    closer.join()
+    assert out.code == 1, out.err
+    assert "request #1" in out.err and "closed" in out.err, out.err
+    t = r.wtp("list", "--json").json()["tasks"][0]
+    assert t["state"] == "blocked" and _base_log(r, sham) == ["initial"]
+    assert t["request"] == 1
+
+
+@pytest.mark.parametrize("step", ["land:forge-opened", "land:forge-merged"])
+def test_a_land_killed_after_the_request_opened_or_merged_is_finished_by_the_next(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
+) -> None:
+    r, sham = _project(shamforge, tmp_path, monkeypatch, "github")
+    _task(r, "t1")
+    killed = r.wtp_proc("land", "t1", "--gate", "true", env={"WTP_TEST_KILL_AT": step, **sham.env()})
+    assert killed.code == -9, killed.err
+    out = r.wtp("land", "t1", "--gate", "true")
+    assert out.code == 0, out.err
+    assert len(sham.pulls) == 1  # never a second request
+    merges = sham.calls("PUT", "/merge")
+    assert len(merges) == 1  # never merged twice
+    assert _base_log(r, sham)[0] == "t1 work"
+    assert r.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed"
+
+
+def test_a_missing_token_is_one_line_naming_the_variable(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    r, sham = _project(shamforge, tmp_path, monkeypatch, "github")
+    monkeypatch.delenv("GITHUB_TOKEN")
+    monkeypatch.delenv("GH_TOKEN", raising=False)
+    import shutil
+
+    only_git = tmp_path / "bin"
+    only_git.mkdir()
+    (only_git / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    monkeypatch.setenv("PATH", str(only_git))  # no 'gh' to ask either
+    _task(r, "t1")
+    out = r.wtp("land", "t1", "--gate", "true")
+    assert out.code == 2
+    assert out.err.count("\n") == 1 and "GITHUB_TOKEN" in out.err and sham.token not in out.err
+    assert r.wtp("list", "--json").json()["tasks"][0]["state"] == "active"
