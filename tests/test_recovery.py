@@ -47,6 +47,7 @@ def _subjects(r: Repo, ref: str) -> list[str]:
 
 def test_8_sigkill_after_the_remote_took_the_push_is_landed_once(remote_repo: Repo) -> None:
     r = remote_repo
+    assert r.remote is not None
     p = _start(r, "a")
     r.commit({"a.txt": "a\n"}, "a work", cwd=p)
     marker = _slow_post_receive(r, 3)

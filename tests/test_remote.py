@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,7 +199,7 @@ def seen_long_ago(r: Repo, ref: str, oid: str, days: float) -> None:
     """Make this clone have first seen ``ref`` holding ``oid`` ``days`` ago (the file ages
     are judged from: README, shared claims), instead of waiting days."""
     path = r.path / ".git" / "wtp" / "remote-seen.json"
-    data = json.loads(path.read_text()) if path.exists() else {"version": 1, "seen": {}}
+    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"version": 1, "seen": {}}
     data["seen"][f"origin {ref}"] = {"id": oid, "first": time.time() - days * 86400}
     path.write_text(json.dumps(data))
 
@@ -312,6 +313,8 @@ def test_a_gate_record_that_moved_after_it_was_listed_is_read_as_fetched(
     newest = git(remote_repo.path, "ls-remote", "origin", ref).split()[0]
     assert newest != listed
     real = gitops.ls_remote
-    monkeypatch.setattr(gitops, "ls_remote", lambda cwd, remote, patterns: {**real(cwd, remote, patterns), ref: listed})
+    monkeypatch.setattr(
+        gitops, "ls_remote", lambda cwd, remote, patterns: {**(real(cwd, remote, patterns) or {}), ref: listed}
+    )
     sha, record = RemoteGate(open_ctx(other.path), "deploy", "origin", 30, lambda _m: None).read()
     assert (sha, record["token"]) == (newest, 2)
