@@ -60,6 +60,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60) -> None:
+    """Poll ``predicate`` until it is true; fail naming ``what`` after ``timeout`` seconds.
+    Tests wait on state they can see (a file, a queue entry), never on a sleep that
+    assumes another process got there meanwhile: under load it has not."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        time.sleep(0.02)
+
+
 def git(cwd: Path, *args: str, check: bool = True) -> str:
     res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if check and res.returncode != 0:

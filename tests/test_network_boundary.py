@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Out, Repo, git
+from .conftest import Out, Repo, git, wait_for
 
 TIMEOUT = 2  # [remote] timeout in these tests
 WITHIN = 20  # seconds a command may take in all, on a loaded machine: far below a hang
@@ -205,7 +205,7 @@ def test_a_lease_is_timed_from_the_renewal_sent_so_late_acks_then_a_dead_link_st
     that was acknowledged was *sent*; the waiter starts no sooner than 18 s after it saw it."""
     import sys
 
-    from .test_remote import clone, wait_for
+    from .test_remote import clone
 
     flag = tmp_path / "link"
     wrapper = tmp_path / "slow-ack"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Repo, git, git_daemon
+from .conftest import Repo, git, git_daemon, wait_for
 
 
 def clone(r: Repo, name: str, url: str | None = None) -> Repo:
@@ -25,14 +25,6 @@ def clone(r: Repo, name: str, url: str | None = None) -> Repo:
     git(path, "config", "user.name", "other")
     git(path, "config", "user.email", "other@example.com")
     return Repo(path, r.remote)
-
-
-def wait_for(cond: object, what: str, timeout: float = 30) -> None:
-    assert callable(cond)
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def holding(out: Path) -> str:
