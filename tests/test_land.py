@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Repo, git, git_daemon, make_repo
+from .conftest import Repo, git, git_daemon, make_repo, wait_for
 
 
 def _task_with_commit(r: Repo, name: str, files: dict[str, str], *extra: str) -> Path:
@@ -278,8 +278,7 @@ def test_queue_wait_times_out_with_exit_3(repo: Repo, tmp_path: Path) -> None:
     started, stop = tmp_path / "started", tmp_path / "stop"
     gate = f"touch {started}; i=0; while [ ! -e {stop} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done"
     lander = repo.spawn("land", "a", "--gate", gate)
-    while not started.exists():
-        time.sleep(0.05)
+    wait_for(started.exists, "a's gate to start")
     out = repo.wtp_proc("land", "b", "--timeout", "0.3")
     assert out.code == 3
     assert out.err.splitlines()[-1].startswith("wtp: timed out after 0.3s waiting for the land queue, held by task 'a'")
