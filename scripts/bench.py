@@ -74,7 +74,7 @@ def main() -> None:
     res.write(args.out)
     met = [r for r in res.rows if r.met is not None]
     print(
-        f"\n{sum(r.met for r in met)}/{len(met)} targets met; {len(res.rows)} figures in {time.time() - t0:.0f}s; written to {args.out}"
+        f"\n{sum(1 for r in met if r.met)}/{len(met)} targets met; {len(res.rows)} figures in {time.time() - t0:.0f}s; written to {args.out}"
     )
 
 

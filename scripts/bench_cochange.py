@@ -76,7 +76,8 @@ def main() -> None:
         git_log = statistics.median(
             run(["git", *cochange.LOG_ARGS, tip], repo) for _ in range(5)
         )  # the one git call inside it
-        off, warm = [], []
+        off: list[float] = []
+        warm: list[float] = []
         run([*b.WTP, "cochange"], repo)  # builds and caches the index
         for i in range(args.runs):
             for mode, into in (("off", off), ("warn", warm)):

@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,8 +37,7 @@ def sample(args: list[str], cwd: Path, stdin: str = "") -> float:
     return took
 
 
-def median(fn: object, runs: int) -> float:
-    assert callable(fn)
+def median(fn: Callable[[], float], runs: int) -> float:
     fn()  # warm the page cache and git's index
     return statistics.median(fn() for _ in range(runs))
 

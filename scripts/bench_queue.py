@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import repos  # noqa: E402
@@ -30,6 +31,7 @@ from benchlib import ENV, WTP  # noqa: E402
 
 CHECK = "#!/bin/sh\n# the project's test: fails while a BROKEN file is in the tree\ntest ! -e BROKEN\n"
 N = 5
+Row = dict[str, Any]  # one line of the results table, as written to --json
 
 
 def scenario(base: Path, red: bool, with_wtp_config: str = "") -> Path:
@@ -81,7 +83,7 @@ def main_is_green(repo: Path) -> bool:
     return True
 
 
-def run_wtp(tmp: Path, mode: str, depth: int, red: bool, seconds: float) -> dict[str, object]:
+def run_wtp(tmp: Path, mode: str, depth: int, red: bool, seconds: float) -> Row:
     base = tmp / f"wtp-{mode}-{depth}-{int(red)}"
     repo = scenario(base, red, f'max_active = {N}\n[land]\nmode = "{mode}"\ndepth = {depth}\n')
     for i in range(1, N + 1):
@@ -129,7 +131,7 @@ def ensure_mergetrain() -> list[str] | None:
     return [str(exe)]
 
 
-def run_mergetrain(tmp: Path, mt: list[str], reuse: bool, red: bool, seconds: float) -> dict[str, object]:
+def run_mergetrain(tmp: Path, mt: list[str], reuse: bool, red: bool, seconds: float) -> Row:
     base = tmp / f"mergetrain-{int(reuse)}-{int(red)}"
     repo = scenario(base, red)
     runs = base / "runs"
@@ -175,7 +177,7 @@ def run_mergetrain(tmp: Path, mt: list[str], reuse: bool, red: bool, seconds: fl
     }
 
 
-def table(rows: list[dict[str, object]]) -> str:
+def table(rows: list[Row]) -> str:
     out = [
         "| scenario | tool | mode | depth | wall s | gate runs | landed | main green |",
         "|---|---|---|---:|---:|---:|---:|---|",
@@ -200,7 +202,7 @@ def main() -> None:
         return
     mt = None if args.no_peer else ensure_mergetrain()
     tmp = Path(tempfile.mkdtemp(prefix="wtp-bench-queue-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
-    rows: list[dict[str, object]] = []
+    rows: list[Row] = []
     try:
         for red in (False, True):
             for mode, depth in (

@@ -269,6 +269,8 @@ def part_check(res: Results, pool: TaskPool, nchanged: int, n: int = 3) -> None:
     touched = [pool.touched(i, nchanged) for i in range(ntasks)]
     cache = repo / ".git" / "wtp" / "check-cache.json"
 
+    rss = 0.0
+
     def wtp_once() -> float:
         cache.unlink(missing_ok=True)  # cold: every merge simulation runs
         s, r, _ = run_rss([*WTP, "check", "--json", "--fail-on", "never"], repo)
@@ -276,7 +278,6 @@ def part_check(res: Results, pool: TaskPool, nchanged: int, n: int = 3) -> None:
         rss = max(rss, r)
         return s * 1000
 
-    rss = 0.0
     first = wtp_once()
     if first > 5000:
         n = 1  # the heaviest cases (seconds of git work) are measured once each side
@@ -358,7 +359,7 @@ def part_land(res: Results, repo: Path, nfiles: int, ntasks: int, concurrent: bo
                 _, status, usage = os.wait4(p.pid, 0)
                 rss = max(rss, usage.ru_maxrss / 1024)
                 if os.waitstatus_to_exitcode(status) != 0:
-                    raise SystemExit(f"land failed: {p.args}")
+                    raise SystemExit(f"land failed: {p.args!r}")
         else:
             for c in cmds:
                 _, r, code = run_rss(c, cwd)

@@ -25,7 +25,9 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from worktree_par import calibration, overlap  # noqa: E402
@@ -46,15 +48,15 @@ def main() -> None:
     took = time.perf_counter() - t0
     if not pairs:
         raise SystemExit("no usable two-parent merges")
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for rule, label in (("declared", "declarations alone"), ("onesided", "one-sided expansion")):
         f = calibration.Figures.of(pairs, rule)
 
-        def prec(ps: object, rule: str = rule) -> float:
-            return calibration.Figures.of(ps, rule).precision  # type: ignore[arg-type]
+        def prec(ps: Sequence[calibration.Pair], rule: str = rule) -> float:
+            return calibration.Figures.of(ps, rule).precision
 
-        def rec(ps: object, rule: str = rule) -> float:
-            return calibration.Figures.of(ps, rule).recall  # type: ignore[arg-type]
+        def rec(ps: Sequence[calibration.Pair], rule: str = rule) -> float:
+            return calibration.Figures.of(ps, rule).recall
 
         rows[label] = {
             "holds": f.holds,

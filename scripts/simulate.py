@@ -30,6 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import repos  # noqa: E402
@@ -90,12 +91,13 @@ def run_level(
     mode: str = "",
     detach: bool = False,
     timeline: bool = False,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     repo = make_repo(base, level)
     todo = list(specs)
     parked: list[Spec] = []  # queued by wtp: come back to them later
     lock = threading.Lock()
-    stats = {"landed": 0, "caught": 0, "refused": 0, "errors": []}
+    stats = {"landed": 0, "caught": 0, "refused": 0}
+    errors: list[str] = []
     events: list[tuple[float, str, str]] = []  # (seconds since the start, task, what happened)
 
     def note(s: Spec, what: str) -> None:
@@ -150,7 +152,7 @@ def run_level(
                 stats["landed"] += 1
             else:
                 stats["refused"] += 1
-                stats["errors"].append(res.stderr.strip()[-300:])
+                errors.append(res.stderr.strip()[-300:])
 
     def worker() -> None:
         while True:
@@ -217,12 +219,12 @@ def run_level(
         "collisions_caught_before_start": stats["caught"],
         "land_refusals": stats["refused"],
         "main_passed_after_every_land": all_pass and linear and len(commits) == stats["landed"] + 1,
-        "errors": stats["errors"][:3],
+        "errors": errors[:3],
         **({"timeline": [f"{at:7.2f}s {name} {what}" for at, name, what in sorted(events)]} if timeline else {}),
     }
 
 
-def plot(rows: list[dict[str, object]], path: Path) -> bool:
+def plot(rows: list[dict[str, Any]], path: Path) -> bool:
     try:
         import matplotlib
 
@@ -274,7 +276,7 @@ def main() -> None:
         f"gate +{args.gate_seconds:g}s, land mode {args.mode or 'default'}{', detached' if args.detach else ''}, seed {args.seed}"
     )
     base = Path(tempfile.mkdtemp(prefix="wtp-sim-"))
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         for level in (int(x) for x in args.levels.split(",")):
             rows.append(
@@ -288,7 +290,7 @@ def main() -> None:
         f"\n{'at once':>7} {'wall s':>7} {'speed-up':>8} {'landed':>7} {'caught':>7} {'refused':>7}  main always green"
     )
     for r in rows:
-        r["speedup"] = round(one / r["wall_s"], 2)  # type: ignore[operator]
+        r["speedup"] = round(one / r["wall_s"], 2)
         print(
             f"{r['level']:>7} {r['wall_s']:>7} {r['speedup']:>7}x {r['landed']:>4}/{r['tasks']:<2} {r['collisions_caught_before_start']:>7} {r['land_refusals']:>7}  {r['main_passed_after_every_land']}"
         )

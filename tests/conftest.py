@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +60,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60) -> None:
+    """Poll ``predicate`` until it is true; fail naming ``what`` after ``timeout`` seconds.
+    Tests wait on state they can see (a file, a queue entry), never on a sleep that
+    assumes another process got there meanwhile: under load it has not."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        time.sleep(0.02)
+
+
 def git(cwd: Path, *args: str, check: bool = True) -> str:
     res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if check and res.returncode != 0:
@@ -74,7 +84,9 @@ class Out:
     err: str
 
     def json(self) -> dict:
-        return json.loads(self.out)
+        data = json.loads(self.out)
+        assert isinstance(data, dict), self.out
+        return data
 
     @property
     def lines(self) -> list[str]:
@@ -141,7 +153,9 @@ class Repo:
         return self.path / ".git" / "wtp" / "state.json"
 
     def state(self) -> dict:
-        return json.loads(self.state_file.read_text())
+        data = json.loads(self.state_file.read_text())
+        assert isinstance(data, dict), data
+        return data
 
     def branches(self) -> list[str]:
         return self.git("for-each-ref", "--format=%(refname:short)", "refs/heads/").split()
@@ -170,15 +184,15 @@ def remote_repo(tmp_path: Path) -> Repo:
 
 
 @pytest.fixture
-def repo_factory(tmp_path: Path) -> Iterator:
+def repo_factory(tmp_path: Path) -> Iterator[Callable[..., Repo]]:
     n = 0
 
-    def factory(**kw: object) -> Repo:
+    def factory(*, fixture: str | None = "webapp", remote: bool = False) -> Repo:
         nonlocal n
         n += 1
         sub = tmp_path / f"r{n}"
         sub.mkdir()
-        return make_repo(sub, **kw)  # type: ignore[arg-type]
+        return make_repo(sub, fixture=fixture, remote=remote)
 
     yield factory
 

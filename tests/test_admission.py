@@ -4,10 +4,28 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from .conftest import Repo
+from .conftest import Repo, wait_for
+
+
+def _state_of(repo: Repo, name: str) -> str | None:
+    """Task ``name``'s state in the registry as stored now (None while it has no entry)."""
+    if not repo.state_file.exists():
+        return None
+    return next((t["state"] for t in repo.state()["tasks"] if t["name"] == name), None)
+
+
+def _arrived(repo: Repo, gate: str, proc: subprocess.Popen[str]) -> Callable[[], bool]:
+    """Has ``proc`` taken its place in line for ``gate`` (a ticket, waiting or holding), or
+    already ended (then it had its turn)?"""
+    return lambda: (
+        proc.poll() is not None
+        or any(t["pid"] == proc.pid for t in repo.wtp("gate", gate, "--status", "--json").json()["tickets"])
+    )
 
 
 def test_the_fourth_start_is_queued_and_starts_when_a_slot_frees(repo: Repo) -> None:
@@ -37,7 +55,7 @@ def test_wait_blocks_until_admitted_and_times_out_with_exit_3(repo: Repo) -> Non
     assert out.code == 3
     assert out.err.splitlines()[-1] == "wtp: timed out after 0.5s; task 'b' stays queued (all 1 slots are taken)"
     waiter = repo.spawn("start", "c", "--wait", "--timeout", "60")
-    time.sleep(1.0)
+    wait_for(lambda: _state_of(repo, "c") == "queued", "'c' to join the queue")
     assert waiter.poll() is None
     assert repo.wtp("rm", "a").code == 0  # frees the slot: b is first in line
     assert repo.wtp("rm", "b").code == 0  # and c gets the next one
@@ -117,7 +135,7 @@ def test_holders_of_one_gate_never_overlap_and_run_in_arrival_order(repo: Repo, 
     procs = []
     for i in range(3):
         procs.append(repo.spawn("gate", "deploy:prod", "--", *_gate_cmd(log, f"g{i}", 0.4)))
-        time.sleep(0.3)  # arrival order g0, g1, g2
+        wait_for(_arrived(repo, "deploy:prod", procs[-1]), f"g{i} to arrive")  # arrival order g0, g1, g2
     for p in procs:
         p.communicate(timeout=60)
         assert p.returncode == 0
@@ -150,7 +168,7 @@ def test_a_killed_holder_neither_blocks_the_gate_nor_leaves_its_command_running(
         time.sleep(0.05)
     grandchild = int(pidfile.read_text())
     waiter = repo.spawn("gate", "deploy", "--timeout", "30", "--", "true")
-    time.sleep(0.5)
+    wait_for(_arrived(repo, "deploy", waiter), "the waiter to queue behind the holder")
     assert waiter.poll() is None
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
@@ -168,8 +186,13 @@ def test_a_killed_holder_neither_blocks_the_gate_nor_leaves_its_command_running(
 
 
 def test_gate_wait_times_out_with_exit_3(repo: Repo) -> None:
-    holder = repo.spawn("gate", "g", "--", "sleep", "5")
-    time.sleep(0.5)
+    holder = repo.spawn("gate", "g", "--", "sleep", "30")
+    wait_for(
+        lambda: any(
+            t["pid"] == holder.pid and t["holds"] for t in repo.wtp("gate", "g", "--status", "--json").json()["tickets"]
+        ),
+        "the holder to hold g",
+    )
     out = repo.wtp_proc("gate", "g", "--timeout", "0.3", "--", "true")
     assert out.code == 3 and "timed out after 0.3s waiting for g, held by pid" in out.err
     holder.kill()

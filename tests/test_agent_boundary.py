@@ -268,7 +268,9 @@ def mcp_session(repo: Repo) -> Any:
 
 def data(result: Any) -> dict:
     assert not result.is_error, result.content[0].text
-    return json.loads(result.content[0].text)
+    loaded = json.loads(result.content[0].text)
+    assert isinstance(loaded, dict), loaded
+    return loaded
 
 
 async def wait_for_queue(s: Any, tasks: list[str]) -> None:

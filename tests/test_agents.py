@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,7 +135,7 @@ def test_admission_and_check_see_recorded_paths_and_they_go_with_the_task(repo: 
 def test_install_claude_merges_keeps_other_settings_is_idempotent_and_uninstalls_exactly(repo: Repo) -> None:
     settings = repo.path / ".claude" / "settings.json"
     settings.parent.mkdir()
-    original = {
+    original: dict[str, Any] = {
         "model": "opus",
         "permissions": {"allow": ["Bash(npm test)"]},
         "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "./guard.sh"}]}]},
@@ -227,11 +228,17 @@ def test_mcp_server_lists_tools_and_answers_through_the_official_client(repo: Re
     import anyio
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
+    from mcp.types import CallToolResult, TextContent
+
+    def text(result: CallToolResult) -> str:
+        block = result.content[0]
+        assert isinstance(block, TextContent), block
+        return block.text
 
     repo.wtp("start", "a", "--touch", "src/**")
     cli = repo.wtp("list", "--json").json()
 
-    async def session() -> tuple[list[str], object, object, object]:
+    async def session() -> tuple[list[str], CallToolResult, CallToolResult, CallToolResult]:
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "worktree_par", "-C", str(repo.path), "mcp"], cwd=str(repo.path)
         )
@@ -245,12 +252,12 @@ def test_mcp_server_lists_tools_and_answers_through_the_official_client(repo: Re
 
     tools, listed, bad, started = anyio.run(session)
     assert {"start", "list", "check", "land", "path", "gate_status", "queue", "next"} <= set(tools)
-    assert not listed.is_error  # type: ignore[attr-defined]
-    data = json.loads(listed.content[0].text)  # type: ignore[attr-defined]
+    assert not listed.is_error
+    data = json.loads(text(listed))
     assert data == cli
-    assert bad.is_error  # type: ignore[attr-defined]
-    assert "invalid task name" in bad.content[0].text or "bad/name" in bad.content[0].text  # type: ignore[attr-defined]
-    got = json.loads(started.content[0].text)  # type: ignore[attr-defined]
+    assert bad.is_error
+    assert "invalid task name" in text(bad) or "bad/name" in text(bad)
+    got = json.loads(text(started))
     assert got["name"] == "b" and got["state"] == "queued"  # collides with a's src/**
 
 

@@ -134,33 +134,43 @@ def _case_setup(r: Repo, case: str, a: Path, b: Path) -> None:
         r.git(*args, cwd=p)
 
     if case == "content":
-        w(a, "src/util.js", "A\n"), w(b, "src/util.js", "B\n")
+        w(a, "src/util.js", "A\n")
+        w(b, "src/util.js", "B\n")
     elif case == "different-hunks":
         base = "".join(f"{i}\n" for i in range(30))
         r.commit({"long.txt": base})
         for p in (a, b):
             gm(p, "merge", "-q", "main")
-        w(a, "long.txt", base.replace("0\n", "zero\n", 1)), w(b, "long.txt", base.replace("29\n", "end\n"))
+        w(a, "long.txt", base.replace("0\n", "zero\n", 1))
+        w(b, "long.txt", base.replace("29\n", "end\n"))
     elif case == "modify-delete":
-        w(a, "src/util.js", "changed\n"), (b / "src/util.js").unlink()
+        w(a, "src/util.js", "changed\n")
+        (b / "src/util.js").unlink()
     elif case == "rename-delete":
-        gm(a, "mv", "src/util.js", "src/helpers.js"), (b / "src/util.js").unlink()
+        gm(a, "mv", "src/util.js", "src/helpers.js")
+        (b / "src/util.js").unlink()
     elif case == "rename-rename":
-        gm(a, "mv", "src/util.js", "src/one.js"), gm(b, "mv", "src/util.js", "src/two.js")
+        gm(a, "mv", "src/util.js", "src/one.js")
+        gm(b, "mv", "src/util.js", "src/two.js")
     elif case == "add-add":
-        w(a, "new.txt", "a\n"), w(b, "new.txt", "b\n")
+        w(a, "new.txt", "a\n")
+        w(b, "new.txt", "b\n")
     elif case == "add-add-same":
-        w(a, "new.txt", "same\n"), w(b, "new.txt", "same\n")
+        w(a, "new.txt", "same\n")
+        w(b, "new.txt", "same\n")
     elif case == "file-directory":
-        w(a, "thing", "file\n"), w(b, "thing/inside.txt", "dir\n")
+        w(a, "thing", "file\n")
+        w(b, "thing/inside.txt", "dir\n")
     elif case == "binary":
         (r.path / "logo.bin").write_bytes(b"\0" + BINARY_A[:10])
         r.commit({}, msg="binary")
         for p in (a, b):
             gm(p, "merge", "-q", "main")
-        w(a, "logo.bin", BINARY_A), w(b, "logo.bin", BINARY_B)
+        w(a, "logo.bin", BINARY_A)
+        w(b, "logo.bin", BINARY_B)
     elif case == "independent":
-        w(a, "a.txt", "a\n"), w(b, "b.txt", "b\n")
+        w(a, "a.txt", "a\n")
+        w(b, "b.txt", "b\n")
     for p in (a, b):
         gm(p, "add", "-A")
         gm(p, "commit", "-q", "-m", f"{case} side")

@@ -159,8 +159,8 @@ def _merges(r: Repo, coupled: int, apart: int) -> None:
 
 
 def test_calibration_turns_the_layer_on_only_where_the_history_says_it_helps(tmp_path: Path) -> None:
-    few = make_repo(tmp_path / "few", fixture=None) if (tmp_path / "few").mkdir() is None else None
-    assert few is not None
+    (tmp_path / "few").mkdir()
+    few = make_repo(tmp_path / "few", fixture=None)
     off = few.wtp("cochange", "--calibrate")
     assert off.code == 0 and "co-change layer off: too few merges to tell (0 usable pairs; 20 needed)" in off.out
     again = few.wtp("cochange", "--calibrate")

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -196,7 +197,7 @@ def test_a_conductor_takes_over_a_dead_conductors_entry_without_showing_it_idle(
     from worktree_par.land import queue
     from worktree_par.land.request import LandRequest
     from worktree_par.repo import open_ctx
-    from worktree_par.state import Store
+    from worktree_par.state import Store, Task
 
     r = remote_repo
     p = Path(r.wtp_proc("start", "a").out.strip())
@@ -205,10 +206,10 @@ def test_a_conductor_takes_over_a_dead_conductors_entry_without_showing_it_idle(
     ctx = open_ctx(r.path)
     t = ctx.store.read().tasks["a"]
     assert t.phase == "landing" and t.state == "landing"  # left by the dead conductor
-    written: list[dict[str, object]] = []
+    written: list[dict[str, Any]] = []
     real = Store.update
 
-    def update(self: Store, task: object, **fields: object) -> object:
+    def update(self: Store, task: Task, **fields: Any) -> Task | None:
         if getattr(task, "name", "") == "a":
             written.append(fields)
         return real(self, task, **fields)

@@ -8,6 +8,7 @@ from pathlib import Path
 from worktree_par.gitops.parse import (
     MergeTree,
     PushResult,
+    Sha,
     commit_ids,
     parse_merge_tree,
     parse_push,
@@ -18,7 +19,7 @@ from worktree_par.gitops.parse import (
     parse_worktrees,
 )
 
-TREE = "43f96dc181c0c9318bf3486c4b9fc32b77236a88"
+TREE = Sha("43f96dc181c0c9318bf3486c4b9fc32b77236a88")
 A, B = "1588b2a9568811a57408d23261c4adac0ebdcbc5", "7f09a7d4c2b1e0f3a5968d7c6b5a4f3e2d1c0b9a"
 
 

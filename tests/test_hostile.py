@@ -316,7 +316,7 @@ def test_29_a_command_run_from_a_deleted_directory_is_one_clear_line(repo: Repo)
     )
 
 
-BAD_STATES = [
+BAD_STATE_SHAPES = [
     {"version": 1, "tasks": {"a": 1}},
     {"version": 1, "tasks": [{"name": 5, "state": "active", "branch": "wtp/a", "base": "main", "seq": 1}]},
     {"version": 1, "tasks": [{"name": "a", "state": "flying", "branch": "wtp/a", "base": "main", "seq": 1}]},
@@ -328,7 +328,7 @@ BAD_STATES = [
 ]
 
 
-@pytest.mark.parametrize("bad", BAD_STATES)
+@pytest.mark.parametrize("bad", BAD_STATE_SHAPES)
 def test_30_a_state_file_of_the_wrong_shape_is_quarantined_and_rebuilt_from_git(repo: Repo, bad: dict) -> None:
     p = Path(repo.wtp("start", "a").lines[-1])
     repo.commit({"a.txt": "a\n"}, cwd=p)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Repo, git, git_daemon, make_repo
+from .conftest import Repo, git, git_daemon, make_repo, wait_for
 
 
 def _task_with_commit(r: Repo, name: str, files: dict[str, str], *extra: str) -> Path:
@@ -104,13 +104,14 @@ def test_the_same_task_landed_twice_at_once_lands_once(remote_repo: Repo) -> Non
 
 def test_land_to_a_remote_is_linear_and_confirmed(remote_repo: Repo) -> None:
     r = remote_repo
+    assert r.remote is not None
     _task_with_commit(r, "a", {"a.txt": "a\n"})
     _task_with_commit(r, "b", {"b.txt": "b\n"})
     assert r.wtp("land", "a").code == 0
     out = r.wtp("land", "b")
     assert out.code == 0, out.err
     assert _linear(r, "origin/main") == ["b: work", "a: work", "initial"]
-    assert git(r.remote, "rev-parse", "main") == r.git("rev-parse", "origin/main")  # type: ignore[arg-type]
+    assert git(r.remote, "rev-parse", "main") == r.git("rev-parse", "origin/main")
     assert r.git("rev-parse", "main") == r.git("rev-parse", "origin/main")  # local main followed
 
 
@@ -162,9 +163,10 @@ def test_a_conflict_blocks_the_task_names_paths_and_lands_after_resolution(remot
 
 def test_a_failing_gate_leaves_main_untouched(remote_repo: Repo) -> None:
     r = remote_repo
+    assert r.remote is not None
     p = _task_with_commit(r, "feed", {"src/feed.js": "feed\n"})
     tip = r.git("rev-parse", "HEAD", cwd=p)
-    before = git(r.remote, "rev-parse", "main")  # type: ignore[arg-type]
+    before = git(r.remote, "rev-parse", "main")
     gate = "echo checking $WTP_CANDIDATE; for i in $(seq 1 25); do echo line $i; done; echo broken >&2; exit 4"
     out = r.wtp("land", "feed", "--gate", gate)
     assert out.code == 1
@@ -180,7 +182,7 @@ def test_a_failing_gate_leaves_main_untouched(remote_repo: Repo) -> None:
         f"wtp: gate '{gate}' exited 4 on the candidate of 'feed'; 'main' is untouched "
         f"(its output: {log}; the task is blocked: fix it and land again)"
     )
-    assert git(r.remote, "rev-parse", "main") == before  # type: ignore[arg-type]
+    assert git(r.remote, "rev-parse", "main") == before
     assert r.git("rev-parse", "HEAD", cwd=p) == tip
     assert r.wtp("list", "--json").json()["tasks"][0]["state"] == "blocked"
     ok = r.wtp("land", "feed", "--gate", "test -f src/feed.js")
@@ -247,6 +249,7 @@ def test_six_landers_at_once_all_land_exactly_once_in_linear_history(remote_repo
 
 def test_a_lander_killed_mid_gate_neither_wedges_the_queue_nor_loses_commits(remote_repo: Repo, tmp_path: Path) -> None:
     r = remote_repo
+    assert r.remote is not None
     pa = _task_with_commit(r, "a", {"a.txt": "a\n"})
     _task_with_commit(r, "b", {"b.txt": "b\n"})
     tip_a = r.git("rev-parse", "HEAD", cwd=pa)
@@ -261,7 +264,7 @@ def test_a_lander_killed_mid_gate_neither_wedges_the_queue_nor_loses_commits(rem
     lander.wait()
     b = r.wtp_proc("land", "b", "--timeout", "30")
     assert b.code == 0, b.err
-    assert git(r.remote, "log", "--format=%s", "main").splitlines() == ["b: work", "initial"]  # type: ignore[arg-type]
+    assert git(r.remote, "log", "--format=%s", "main").splitlines() == ["b: work", "initial"]
     assert r.git("rev-parse", "refs/wtp/backup/a") == tip_a
     again = r.wtp_proc("land", "a")
     assert again.code == 0, again.err
@@ -275,8 +278,7 @@ def test_queue_wait_times_out_with_exit_3(repo: Repo, tmp_path: Path) -> None:
     started, stop = tmp_path / "started", tmp_path / "stop"
     gate = f"touch {started}; i=0; while [ ! -e {stop} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done"
     lander = repo.spawn("land", "a", "--gate", gate)
-    while not started.exists():
-        time.sleep(0.05)
+    wait_for(started.exists, "a's gate to start")
     out = repo.wtp_proc("land", "b", "--timeout", "0.3")
     assert out.code == 3
     assert out.err.splitlines()[-1].startswith("wtp: timed out after 0.3s waiting for the land queue, held by task 'a'")
@@ -297,13 +299,14 @@ def _clones_land_at_once(url: str, tmp_path: Path, n: int) -> list[subprocess.Po
 
 
 def test_clones_sharing_only_a_bare_remote_all_land(remote_repo: Repo, tmp_path: Path) -> None:
+    assert remote_repo.remote is not None
     procs = _clones_land_at_once(str(remote_repo.remote), tmp_path, 4)
     for p in procs:
         _, err = p.communicate(timeout=180)
         assert p.returncode == 0, err
-    log = git(remote_repo.remote, "log", "--format=%s", "main").splitlines()  # type: ignore[arg-type]
+    log = git(remote_repo.remote, "log", "--format=%s", "main").splitlines()
     assert sorted(log) == sorted([f"c{i}: work" for i in range(4)] + ["initial"])
-    assert git(remote_repo.remote, "rev-list", "--merges", "main") == ""  # type: ignore[arg-type]
+    assert git(remote_repo.remote, "rev-list", "--merges", "main") == ""
 
 
 def test_clones_landing_through_a_loopback_git_daemon(tmp_path: Path) -> None:

@@ -36,7 +36,8 @@ def test_holders_exclude_each_other_and_a_second_acquire_raises_instead_of_hangi
     assert f"held by pid {os.getpid()}" in other.stderr  # the waiter names the holder
     b.release()
     with a:
-        assert a.holder() is not None and a.holder().pid == os.getpid()
+        holder = a.holder()
+        assert holder is not None and holder.pid == os.getpid()
     assert b.try_acquire()
     b.release()
 

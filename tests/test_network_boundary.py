@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Repo, git
+from .conftest import Out, Repo, git, wait_for
 
 TIMEOUT = 2  # [remote] timeout in these tests
 WITHIN = 20  # seconds a command may take in all, on a loaded machine: far below a hang
@@ -68,8 +68,8 @@ def _config(r: Repo, extra: str = "") -> None:
     r.write(".wtp.toml", f"{extra}[remote]\ntimeout = {TIMEOUT}\n")
 
 
-def _one_line_timeout(out: object, hang: Hang, took: float, what: str) -> None:
-    code, stdout, err = out.code, out.out, out.err  # type: ignore[attr-defined]
+def _one_line_timeout(out: Out, hang: Hang, took: float, what: str) -> None:
+    code, stdout, err = out.code, out.out, out.err
     assert (code, stdout) == (3, ""), (code, stdout, err)
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith(f"wtp: remote 'origin' did not answer within {TIMEOUT}s ({what})"), err
@@ -78,7 +78,7 @@ def _one_line_timeout(out: object, hang: Hang, took: float, what: str) -> None:
     assert hang.started() and not any(_alive(p) for p in hang.started())  # its process group was ended
 
 
-def _timed(r: Repo, *args: str) -> tuple[object, float]:
+def _timed(r: Repo, *args: str) -> tuple[Out, float]:
     t0 = time.monotonic()
     out = r.wtp_proc(*args, timeout=60)
     return out, time.monotonic() - t0
@@ -94,8 +94,8 @@ def test_a_remote_gate_against_a_hung_remote_is_one_line_within_the_deadline(rem
 def test_gate_timeout_bounds_the_wait_for_a_hung_remote_too(remote_repo: Repo, hang: Hang) -> None:
     hang.on(remote_repo)  # [remote] timeout stays 30 s: --timeout 2 is what ends it
     out, took = _timed(remote_repo, "gate", "deploy", "--remote", "--timeout", "2", "--", "true")
-    assert (out.code, out.out) == (3, "") and "Traceback" not in out.err  # type: ignore[attr-defined]
-    assert out.err.startswith("wtp: timed out waiting for remote 'origin' to answer: remote 'origin' did not answer")  # type: ignore[attr-defined]
+    assert (out.code, out.out) == (3, "") and "Traceback" not in out.err
+    assert out.err.startswith("wtp: timed out waiting for remote 'origin' to answer: remote 'origin' did not answer")
     assert took < WITHIN and not any(_alive(p) for p in hang.started())
 
 
@@ -117,8 +117,8 @@ def test_doctor_reports_a_hung_remote_in_one_finding_and_checks_the_rest(remote_
     _config(remote_repo, "share = true\n")
     hang.on(remote_repo)
     out, took = _timed(remote_repo, "doctor")
-    assert out.code == 1 and "Traceback" not in out.err  # type: ignore[attr-defined]
-    assert f"shared claims not checked: remote 'origin' did not answer within {TIMEOUT}s" in out.out  # type: ignore[attr-defined]
+    assert out.code == 1 and "Traceback" not in out.err
+    assert f"shared claims not checked: remote 'origin' did not answer within {TIMEOUT}s" in out.out
     assert took < WITHIN and not any(_alive(p) for p in hang.started())
 
 
@@ -129,9 +129,9 @@ def test_a_land_against_a_hung_remote_stops_and_frees_the_queue(remote_repo: Rep
     remote_repo.commit({"src/feed.txt": "x\n"}, cwd=p)
     hang.on(remote_repo, which)
     out, took = _timed(remote_repo, "land", "feed")
-    assert out.code == 3 and "Traceback" not in out.err, out.err  # type: ignore[attr-defined]
+    assert out.code == 3 and "Traceback" not in out.err, out.err
     what = "fetching 'main'" if which == "uploadpack" else "pushing refs/heads/main"
-    assert f"wtp: remote 'origin' did not answer within {TIMEOUT}s ({what})" in out.err  # type: ignore[attr-defined]
+    assert f"wtp: remote 'origin' did not answer within {TIMEOUT}s ({what})" in out.err
     assert took < WITHIN and not any(_alive(p) for p in hang.started())
     # the hung lander held nothing: with the link back, the next lander lands
     hang.off(remote_repo)
@@ -205,7 +205,7 @@ def test_a_lease_is_timed_from_the_renewal_sent_so_late_acks_then_a_dead_link_st
     that was acknowledged was *sent*; the waiter starts no sooner than 18 s after it saw it."""
     import sys
 
-    from .test_remote import clone, wait_for
+    from .test_remote import clone
 
     flag = tmp_path / "link"
     wrapper = tmp_path / "slow-ack"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Repo, git
+from .conftest import Repo, git, wait_for
 
 CHECK = "#!/bin/sh\n# the project's test: fails while a BROKEN file is in the tree\ntest ! -e BROKEN\n"
 
@@ -186,10 +186,12 @@ def test_a_conductor_killed_mid_gate_loses_nothing_and_a_rerun_finishes(project:
     started = tmp_path / "started"
     gate = f"touch {started}; sleep 60"
     conductor = project.spawn("land", "t1", "--gate", gate)
-    while not started.exists():
-        time.sleep(0.02)
+    wait_for(started.exists, "t1's gate to start")
     followers = [project.spawn("land", n, "--gate", "./check.sh") for n in ("t2", "t3")]
-    time.sleep(0.3)
+    wait_for(
+        lambda: sorted(e["task"] for e in project.wtp("queue", "--json").json()["entries"]) == ["t1", "t2", "t3"],
+        "t2 and t3 to wait in the queue behind t1",
+    )
     conductor.kill()  # SIGKILL: its gate dies with it (the guardian), its task is mid-land
     conductor.wait()
     outs = [p.communicate(timeout=120) for p in followers]

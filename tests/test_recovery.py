@@ -47,6 +47,7 @@ def _subjects(r: Repo, ref: str) -> list[str]:
 
 def test_8_sigkill_after_the_remote_took_the_push_is_landed_once(remote_repo: Repo) -> None:
     r = remote_repo
+    assert r.remote is not None
     p = _start(r, "a")
     r.commit({"a.txt": "a\n"}, "a work", cwd=p)
     marker = _slow_post_receive(r, 3)
@@ -134,11 +135,20 @@ needs_namespaces = pytest.mark.skipif(not _can_unshare(), reason="needs root for
 def test_16_doctor_in_another_pid_namespace_never_rolls_back_a_live_land(repo: Repo) -> None:
     p = _start(repo, "a")
     repo.commit({"a.txt": "a\n"}, cwd=p)
-    lander = repo.spawn("land", "a", "--gate", f"touch {repo.path.parent}/gating; sleep 4")
-    _wait_for(repo.path.parent / "gating")
-    doctor = subprocess.run(
-        _unshare(sys.executable, "-m", "worktree_par", "doctor", "--fix"), cwd=repo.path, capture_output=True, text=True
-    )
+    go = repo.path.parent / "go"
+    gate = f"touch {repo.path.parent}/gating; while [ ! -e {go} ]; do sleep 0.05; done"
+    lander = repo.spawn("land", "a", "--gate", gate)
+    try:
+        _wait_for(repo.path.parent / "gating")
+        doctor = subprocess.run(
+            _unshare(sys.executable, "-m", "worktree_par", "doctor", "--fix"),
+            cwd=repo.path,
+            capture_output=True,
+            text=True,
+        )
+        assert lander.poll() is None  # the land was live all the while doctor looked
+    finally:
+        go.touch()
     assert "rolled back" not in doctor.stdout and "Traceback" not in doctor.stderr
     out, err = lander.communicate(timeout=60)
     assert lander.returncode == 0, err

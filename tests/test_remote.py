@@ -11,10 +11,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .conftest import Repo, git, git_daemon
+from .conftest import Repo, git, git_daemon, wait_for
 
 
 def clone(r: Repo, name: str, url: str | None = None) -> Repo:
@@ -24,14 +25,6 @@ def clone(r: Repo, name: str, url: str | None = None) -> Repo:
     git(path, "config", "user.name", "other")
     git(path, "config", "user.email", "other@example.com")
     return Repo(path, r.remote)
-
-
-def wait_for(cond: object, what: str, timeout: float = 30) -> None:
-    assert callable(cond)
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def holding(out: Path) -> str:
@@ -198,7 +191,7 @@ def seen_long_ago(r: Repo, ref: str, oid: str, days: float) -> None:
     """Make this clone have first seen ``ref`` holding ``oid`` ``days`` ago (the file ages
     are judged from: README, shared claims), instead of waiting days."""
     path = r.path / ".git" / "wtp" / "remote-seen.json"
-    data = json.loads(path.read_text()) if path.exists() else {"version": 1, "seen": {}}
+    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"version": 1, "seen": {}}
     data["seen"][f"origin {ref}"] = {"id": oid, "first": time.time() - days * 86400}
     path.write_text(json.dumps(data))
 
@@ -312,6 +305,8 @@ def test_a_gate_record_that_moved_after_it_was_listed_is_read_as_fetched(
     newest = git(remote_repo.path, "ls-remote", "origin", ref).split()[0]
     assert newest != listed
     real = gitops.ls_remote
-    monkeypatch.setattr(gitops, "ls_remote", lambda cwd, remote, patterns: {**real(cwd, remote, patterns), ref: listed})
+    monkeypatch.setattr(
+        gitops, "ls_remote", lambda cwd, remote, patterns: {**(real(cwd, remote, patterns) or {}), ref: listed}
+    )
     sha, record = RemoteGate(open_ctx(other.path), "deploy", "origin", 30, lambda _m: None).read()
     assert (sha, record["token"]) == (newest, 2)

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .conftest import Repo, make_repo
+from .conftest import Repo, make_repo, wait_for
 
 
 def test_a_queued_start_prints_nothing_on_stdout_and_exits_4(repo: Repo) -> None:
@@ -65,8 +65,7 @@ def test_run_and_gate_agree_on_a_missing_command_and_gate_says_so_before_waiting
     started = tmp_path / "holding"
     holder = repo.spawn("gate", "deploy", "--", "sh", "-c", f"touch {started}; sleep 20")
     try:
-        while not started.exists():
-            time.sleep(0.02)
+        wait_for(started.exists, "the holder's command to start")
         t0 = time.monotonic()
         gated = repo.wtp_proc("gate", "deploy", "--", "no-such-command-xyz")
         assert time.monotonic() - t0 < 10  # it did not wait for the holder's 20 s

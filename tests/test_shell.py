@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -85,8 +86,15 @@ _wtp_complete; printf '%s\\n' "${{COMPREPLY[@]}}"
     assert "typer" not in {line.split("|")[-1].strip() for line in fast.stderr.splitlines() if "|" in line}
 
 
-def in_pty(repo: Repo, *args: str, cwd: Path | None = None, columns: int = 80) -> tuple[int, str]:
-    """Run wtp in a real pseudo-terminal ``columns`` wide; its exit code and all it wrote."""
+def in_pty(
+    repo: Repo,
+    *args: str,
+    cwd: Path | None = None,
+    columns: int = 80,
+    seen: Callable[[str], None] | None = None,
+) -> tuple[int, str]:
+    """Run wtp in a real pseudo-terminal ``columns`` wide; its exit code and all it wrote.
+    ``seen`` is shown all it wrote so far each time more comes (to act on what is on screen)."""
     import fcntl
     import pty
     import select
@@ -117,6 +125,8 @@ def in_pty(repo: Repo, *args: str, cwd: Path | None = None, columns: int = 80) -
         if not chunk:
             break
         out += chunk
+        if seen is not None:
+            seen(out.decode(errors="replace"))
     code = proc.wait(timeout=30)
     os.close(master)
     return code, out.decode(errors="replace")
@@ -184,9 +194,18 @@ def test_a_wait_for_a_slot_on_a_terminal_shows_the_reason_and_time(repo: Repo) -
 
     repo.write(".wtp.toml", "max_active = 1\n")
     repo.wtp("start", "a")
-    threading.Timer(1.2, lambda: repo.wtp_proc("rm", "a")).start()
-    code, raw = in_pty(repo, "start", "b", "--wait", "--timeout", "20")
+    live_line = r"waiting for a slot for 'b' \ds · all 1 slots are taken"
+    freeing: list[threading.Thread] = []
+
+    def free_the_slot_once_b_shows_its_wait(shown: str) -> None:
+        if not freeing and re.search(live_line, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)):
+            freeing.append(threading.Thread(target=repo.wtp_proc, args=("rm", "a")))
+            freeing[0].start()  # in a thread: the screen is still read while rm runs
+
+    code, raw = in_pty(repo, "start", "b", "--wait", "--timeout", "20", seen=free_the_slot_once_b_shows_its_wait)
+    for rm in freeing:
+        rm.join(timeout=60)
     assert code == 0, raw
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
-    assert re.search(r"waiting for a slot for 'b' \ds · all 1 slots are taken", plain), plain
+    assert re.search(live_line, plain), plain
     assert [ln for ln in plain.replace("\r", "\n").splitlines() if ln.strip()][-1].endswith("/b")
