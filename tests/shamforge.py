@@ -572,7 +572,7 @@ def _github(s: ShamForge, m: str, path: str, q: dict[str, str], body: Any) -> An
 def _graphql(s: ShamForge, body: Any) -> Answer:
     query, var = body.get("query", ""), body.get("variables") or {}
     if "isInMergeQueue" in query:
-        if var.get("owner") + "/" + var.get("name") != s.repo or int(var.get("number", 0)) not in s.pulls:
+        if f"{var.get('owner')}/{var.get('name')}" != s.repo or int(var.get("number", 0)) not in s.pulls:
             return 200, {
                 "data": {"repository": None},
                 "errors": [{"type": "NOT_FOUND", "message": "Could not resolve"}],
