@@ -153,3 +153,18 @@ def test_the_psutil_path_finds_processes_and_start_times(tmp_path: Path, monkeyp
     finally:
         child.kill()
         child.wait()
+
+
+def test_what_a_command_sets_for_itself_ends_with_it(repo: Repo) -> None:
+    """Issue 25: a process that runs many commands (the in-process CLI here; any embedding)
+    never carries one command's --timeout, reporter or crash-log folder into the next
+    (before: module globals set by one command and never reset)."""
+    from worktree_par import exits, gitops, locks
+
+    before = gitops.network_budget()
+    out = repo.wtp("start", "a", "--wait", "--timeout", "5")
+    assert out.code == 0, out.err
+    assert locks._deadline.get() is None
+    assert locks._notify.get() is not exits.err
+    assert exits._state_dir.get() is None
+    assert gitops.network_budget() == before

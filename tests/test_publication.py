@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .conftest import ROOT, Repo
@@ -18,9 +19,9 @@ from .test_queue import project  # noqa: F401  (the fixture)
 WAIT = 60
 
 
-def _wait(pred: object, what: str) -> None:
+def _wait(pred: Callable[[], object], what: str) -> None:
     deadline = time.monotonic() + WAIT
-    while not pred():  # type: ignore[operator]
+    while not pred():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
 

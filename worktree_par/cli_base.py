@@ -10,7 +10,7 @@ from typer._click import exceptions as _cx  # typer vendors click since 0.26
 from typer.core import TyperGroup
 
 from .errors import ExitCode
-from .exits import err, exit_for
+from .exits import err, exit_for, in_command
 
 JSON = typer.Option(False, "--json", help="Print JSON (stable shape, see README).")
 
@@ -32,7 +32,11 @@ class WtpGroup(TyperGroup):
         **extra: Any,
     ) -> NoReturn:
         try:
-            rv = super().main(args, prog_name or "wtp", complete_var, standalone_mode=False, **extra)
+            rv = in_command(
+                lambda: super(WtpGroup, self).main(
+                    args, prog_name or "wtp", complete_var, standalone_mode=False, **extra
+                )
+            )
         except _cx.NoArgsIsHelpError as e:  # 'wtp hook' alone: its help, on stdout, as bare 'wtp' does
             print(e.ctx.get_help() if e.ctx else e.format_message())
             sys.exit(0)

@@ -4,19 +4,29 @@ kept free of typer so the fast path does not import it."""
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from .errors import ExitCode, GitError, UsageError, WtpError
 
 if TYPE_CHECKING:
     from .repo import Ctx
 
-state_dir: Path | None = None  # set once a repo is opened: where crash logs go
+T = TypeVar("T")
+
+_state_dir: ContextVar[Path | None] = ContextVar("wtp_state_dir", default=None)  # where crash logs go
+
+
+def in_command(fn: Callable[[], T]) -> T:
+    """Run one command in a context of its own: what it sets for itself (its deadline, where
+    it reports, where its crash log goes, its network budget) ends with it."""
+    return contextvars.copy_context().run(fn)
 
 
 def here(where: str | None) -> Path:
@@ -36,13 +46,12 @@ def here(where: str | None) -> Path:
 def open_repo(where: str | None) -> Ctx:
     """The Ctx of the repository at ``where`` (-C) or the current directory; crash logs go
     to its state dir from then on."""
-    global state_dir
     from . import locks
     from .repo import open_ctx
 
-    locks.notify = err
+    locks.set_notify(err)
     c = open_ctx(here(where))
-    state_dir = c.store.dir
+    _state_dir.set(c.store.dir)
     return c
 
 
@@ -58,6 +67,7 @@ def crash_log(details: str = "") -> str:
     text = f"wtp {' '.join(sys.argv[1:])}\n\n{details}\n{traceback.format_exc()}"
     name = f"wtp-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     tried = []
+    state_dir = _state_dir.get()
     for base in ([state_dir / "logs"] if state_dir else []) + [Path(tempfile.gettempdir())]:
         try:
             base.mkdir(exist_ok=True)
@@ -91,7 +101,7 @@ def exit_for(e: BaseException) -> NoReturn:
 def finish(fn: Callable[[], int | None]) -> NoReturn:
     """Run a command body and exit with its code, or with the one its error stands for."""
     try:
-        code = fn()
+        code = in_command(fn)
     except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - the one place errors become a line
         exit_for(e)
     sys.exit(code or 0)

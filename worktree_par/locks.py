@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,8 +32,25 @@ from .errors import Say, StateError, WaitTimeout, quiet
 
 BEAT_EVERY = 2.0  # seconds between heartbeats
 STALE_AFTER = float(os.environ.get("WTP_STALE_AFTER", "30"))  # a foreign holder silent this long is gone
-notify: Say = quiet  # where a long wait says what it waits for (set by the front doors)
-deadline: float | None = None  # a command's --timeout (monotonic): lock waits end there too
+# Per command, not per process: each front door runs a command in a context of its own
+# (exits.in_command), so a long-lived process running many commands (the tests' in-process
+# CLI, any embedding) never carries one command's deadline or reporter into the next.
+_notify: ContextVar[Say] = ContextVar("wtp_notify", default=quiet)
+_deadline: ContextVar[float | None] = ContextVar("wtp_lock_deadline", default=None)
+
+
+def notify(msg: str) -> None:
+    """Say what a long wait waits for, where the running command reports (stderr from the CLI)."""
+    _notify.get()(msg)
+
+
+def set_notify(say: Say) -> None:
+    _notify.set(say)
+
+
+def set_deadline(monotonic: float | None) -> None:
+    """A command's --timeout (monotonic): lock waits end there too."""
+    _deadline.set(monotonic)
 
 
 class Holder(NamedTuple):
@@ -311,6 +329,7 @@ class Lock:
         if self._take():
             return
         asked = timeout
+        deadline = _deadline.get()
         if timeout is None and deadline is not None:
             # The command's --timeout, with a second's grace: a lock held for milliseconds is
             # still taken after the deadline passed, so the wait that owns the timeout reports it.

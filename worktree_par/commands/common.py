@@ -23,7 +23,7 @@ def bound_waits(timeout: float | None, *, network: bool = True) -> None:
     if timeout is not None:
         from .. import gitops, locks
 
-        locks.deadline = time.monotonic() + timeout
+        locks.set_deadline(time.monotonic() + timeout)
         if network:
             gitops.narrow_network(timeout)
 
