@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Repo, git
+from .conftest import Repo, git, wait_for
 from .shamforge import ShamForge, shamforge  # noqa: F401  (the fixture)
 
 KINDS = ("github", "gitlab", "gitea")
@@ -108,12 +108,9 @@ def test_a_base_moved_by_another_merge_while_the_gate_runs_is_rebuilt_and_landed
     ask, done = tmp_path / "ask", tmp_path / "done"
     gate = f"echo run >> {runs}; if [ ! -e {flag} ]; then touch {flag} {ask}; while [ ! -e {done} ]; do sleep 0.02; done; fi"
     import threading
-    import time
 
     def mover() -> None:
-        deadline = time.monotonic() + 60
-        while not ask.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(ask.exists, "the gate's first run")
         sham.advance_base()
         done.touch()
 
@@ -146,15 +143,8 @@ def test_a_red_gate_opens_no_request_and_a_closed_request_blocks(
     import threading
 
     def close_when_queued() -> None:
-        import time
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            queued = [p for p in sham.pulls.values() if getattr(p, "queued", False)]
-            if queued:
-                sham.close(queued[0].number)
-                return
-            time.sleep(0.02)
+        wait_for(lambda: any(p.queued for p in sham.pulls.values()), "the request in the forge's queue")
+        sham.close(next(p.number for p in sham.pulls.values() if p.queued))
 
     closer = threading.Thread(target=close_when_queued)
     closer.start()

@@ -9,21 +9,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .conftest import ROOT, Repo
+from .conftest import ROOT, Repo, wait_for
 from .test_queue import project  # noqa: F401  (the fixture)
 
 WAIT = 60
 
 
 def _wait(pred: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
+    wait_for(pred, what, WAIT)
 
 
 def _task(r: Repo, name: str, files: dict[str, str]) -> tuple[Path, str]:
