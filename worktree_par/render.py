@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .state import State
+
 if TYPE_CHECKING:
     from .listing import TaskInfo
     from .overlap import Report
@@ -61,6 +63,7 @@ def task_table(infos: list[TaskInfo], ctx: Ctx, here: str | None = None) -> None
         print("no tasks: start one with 'wtp start NAME'")
         return
     rows, notes = [], []
+    standing = State(tasks={i.task.name: i.task for i in infos}).task_at(here) if here else None
     for i in infos:
         t = i.task
         state = (
@@ -73,7 +76,7 @@ def task_table(infos: list[TaskInfo], ctx: Ctx, here: str | None = None) -> None
         if i.place:
             note = f"land queue place {i.place}" + (f"; {note}" if note and not note.startswith("waiting") else "")
         last = f"{i.subject} ({_age(i.when)})" if i.subject else "-"
-        mark = "*" if here and t.path and (here == t.path or here.startswith(t.path + "/")) else ""
+        mark = "*" if standing is not None and standing.name == t.name else ""
         procs = ",".join(map(str, i.processes))
         rows.append([mark + t.name, state, ab, _n(i.dirty), _n(i.changed), _n(t.port), _short(t.path, ctx), last])
         notes.append("; ".join(x for x in (note, f"processes inside: {procs}" if procs else "") if x))

@@ -58,10 +58,9 @@ def _nearest_dir(p: Path) -> Path:
 
 
 def _owner(st: State, target: str) -> Task | None:
-    for t in sorted(st.tasks.values(), key=lambda t: -t.seq):
-        if t.state in LIVE and t.path and (target == t.path or target.startswith(t.path.rstrip("/") + "/")):
-            return t
-    return None
+    """The live task whose worktree holds ``target`` (State.task_at: the one answer)."""
+    t = st.task_at(target)
+    return t if t is not None and t.state in LIVE else None
 
 
 def _within(p: Path, root: Path) -> bool:
