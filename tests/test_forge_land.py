@@ -196,3 +196,66 @@ def test_a_missing_token_is_one_line_naming_the_variable(
     assert out.code == 2
     assert out.err.count("\n") == 1 and "GITHUB_TOKEN" in out.err and sham.token not in out.err
     assert r.wtp("list", "--json").json()["tasks"][0]["state"] == "active"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "words"),
+    [(401, 2, "GITHUB_TOKEN"), (404, 2, "[forge] repo"), (500, 1, "500"), (0, 3, "did not answer")],
+)
+def test_a_forge_that_refuses_or_fails_is_one_line_and_loses_nothing(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    code: int,
+    words: str,
+) -> None:
+    """401, 404, a 5xx past the retries, and a forge that never answers (status 0: a stall,
+    under [remote] timeout = 2): one line, the documented exit code, no traceback, the task
+    back to active with its commit, the base untouched."""
+    r, sham = _project(shamforge, tmp_path, monkeypatch, "github")
+    r.write(".wtp.toml", r.path.joinpath(".wtp.toml").read_text() + "\n[remote]\ntimeout = 2\n")
+    p = _task(r, "t1")
+    tip = r.git("rev-parse", "HEAD", cwd=p)
+    if status:
+        sham.fail(status, times=50, match="/pulls", message=f"sham says {status}")
+    else:
+        sham.stall(times=50, match="/pulls")
+    out = r.wtp("land", "t1", "--gate", "true")
+    assert out.code == code, out.err
+    last = out.err.strip().splitlines()[-1]
+    assert last.startswith("wtp: ") and words in last and "Traceback" not in out.err, out.err
+    assert sham.token not in out.err
+    t = r.wtp("list", "--json").json()["tasks"][0]
+    assert t["state"] == "active"
+    assert r.git("rev-parse", "wtp/t1") == tip  # given back to its pre-land tip
+    assert _base_log(r, sham) == ["initial"]
+
+
+def test_queue_mode_waits_for_the_forge_and_wtp_queue_shows_the_request(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    r, sham = _project(shamforge, tmp_path, monkeypatch, "github", merge="queue", required={"ci"})
+    _task(r, "t1")
+    lander = r.spawn("land", "t1", "--gate", "true", env=sham.env())
+
+    def entry() -> dict[str, object]:
+        entries = r.wtp("queue", "--json").json()["entries"]
+        return entries[0] if entries else {}
+
+    wait_for(lambda: any(p.queued for p in sham.pulls.values()), "the request in the forge's queue")
+    wait_for(lambda: entry().get("request") == 1, "the request's number in 'wtp queue'")
+    shown = entry()
+    assert (shown["request_state"], shown["task"]) == ("open", "t1")
+    cand = sham.pulls[1].head_sha(sham)
+    sham.set_status(cand, "success", "ci")
+    sham.release(1)
+    out, err = lander.communicate(timeout=120)
+    assert lander.returncode == 0, err
+    assert _base_log(r, sham)[:2] == [
+        "Merge pull request #1 from wtp/t1",
+        "t1 work",
+    ]  # the queue merges (a ruleset setting)
+    assert r.wtp("list", "--all", "--json").json()["tasks"][0]["request"] == 1

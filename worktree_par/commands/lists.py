@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from ..exits import here, open_repo
+from ..exits import err, here, open_repo
 from .common import emit
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ def queue(where: str | None, as_json: bool = False) -> int:
                 "conductor": status.get("conductor") if t is not None and t.phase else None,
             }
         )
+    _forge_states(c, rows)
     if as_json:
         emit({"entries": rows})
     elif not rows:
@@ -97,13 +98,33 @@ def queue(where: str | None, as_json: bool = False) -> int:
                     str(r["task"]),
                     str(r["mode"] or "-"),
                     str(r["candidate"] or "-")[:12],
-                    str(r["gate"]),
+                    str(r["gate"])
+                    + (f"; request #{r['request']} {r.get('request_state') or ''}".rstrip() if r["request"] else ""),
                     str(r["pid"]),
                 ]
                 for r in rows
             ],
         )
     return 0
+
+
+def _forge_states(c: Ctx, rows: list[dict[str, object]]) -> None:
+    """Through a forge: each entry's request as the forge reports it now (state, checks);
+    a forge that cannot be asked leaves them out, with one line."""
+    from ..land import forge_lane
+
+    wanted = [r for r in rows if isinstance(r["request"], int)]
+    if not wanted or not forge_lane.enabled(c):
+        return
+    from ..errors import WtpError
+
+    try:
+        f = forge_lane.connect(c, err)
+        for r in wanted:
+            req = f.get(int(str(r["request"])))
+            r["request_state"], r["checks"] = req.state, req.checks_summary or req.checks or None
+    except WtpError as e:
+        err(f"wtp: the forge's view of the requests is left out: {e.message}")
 
 
 def task_names(where: str | None) -> int:
