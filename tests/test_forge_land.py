@@ -254,8 +254,6 @@ def test_queue_mode_waits_for_the_forge_and_wtp_queue_shows_the_request(
     sham.release(1)
     out, err = lander.communicate(timeout=120)
     assert lander.returncode == 0, err
-    assert _base_log(r, sham)[:2] == [
-        "Merge pull request #1 from wtp/t1",
-        "t1 work",
-    ]  # the queue merges (a ruleset setting)
+    log = _base_log(r, sham)
+    assert log[0] == "Merge pull request #1 from wtp/t1" and "t1 work" in log  # the queue merges (a ruleset setting)
     assert r.wtp("list", "--all", "--json").json()["tasks"][0]["request"] == 1
