@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from .errors import ForgeConfigError, ForgeError
+
+if TYPE_CHECKING:
+    from .http import Reply
 
 Kind = Literal["github", "gitlab", "gitea"]
 KINDS: tuple[Kind, ...] = ("github", "gitlab", "gitea")
@@ -277,3 +281,31 @@ def checks_of(statuses: Any, forge: str, state_key: str = "state") -> tuple[Chec
     if waiting:
         return "pending", "pending: " + ", ".join(waiting)
     return "success", f"{len(latest)} green"
+
+
+def open_once(
+    find: Callable[[], Request | None],
+    create: Callable[[], Reply],
+    parse: Callable[[Any], Request],
+    refused: Callable[[Reply], str],
+    conflict: tuple[int, ...],
+) -> Request:
+    """find_or_open's one rule for every forge: look first, and look again after a create the
+    forge refused (``conflict``: "one already exists") or failed (a 5xx may have created it),
+    so it never opens two.  ``refused(reply)``: the one-line error when none is found then."""
+    found = find()
+    if found:
+        return found
+    try:
+        reply = create()
+    except ForgeError:
+        found = find()
+        if found:
+            return found
+        raise
+    if reply.status in conflict:
+        found = find()
+        if found:
+            return found
+        raise ForgeError(refused(reply))
+    return parse(reply.data)

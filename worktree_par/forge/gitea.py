@@ -39,6 +39,7 @@ from .base import (
     RequestState,
     StatusState,
     checks_of,
+    open_once,
 )
 from .errors import ForgeAuthError, ForgeConfigError, ForgeError, ForgeNotFound
 from .http import Http
@@ -124,26 +125,17 @@ class Gitea:
     def find_or_open(self, head: str, base: str, title: str, body: str) -> Request:
         """The open pull request from ``head`` into ``base``, opened if there is none; Gitea
         answers 409 to a second one, and a 5xx create is looked for again, so never two."""
-        found = self._find(head, base)
-        if found:
-            return found
         payload = {"head": head, "base": base, "title": title, "body": body}
-        try:
-            reply = self.http.call("POST", f"{self._path}/pulls", body=payload, allow=(409, 422))
-        except ForgeError:
-            found = self._find(head, base)
-            if found:
-                return found
-            raise
-        if reply.status in (409, 422):
-            found = self._find(head, base)
-            if found:
-                return found
-            raise ForgeError(
+        return open_once(
+            lambda: self._find(head, base),
+            lambda: self.http.call("POST", f"{self._path}/pulls", body=payload, allow=(409, 422)),
+            self._request,
+            lambda reply: (
                 f"Gitea refused to open a pull request from '{head}' into '{base}' ({self.http.message(reply)}): "
                 "is the branch pushed, and does it differ from the base?"
-            )
-        return self._request(reply.data)
+            ),
+            (409, 422),
+        )
 
     def post_status(
         self, sha: str, state: StatusState, description: str, context: str = GATE_CONTEXT, url: str = ""

@@ -36,6 +36,7 @@ from .base import (
     RequestState,
     StatusState,
     checks_of,
+    open_once,
 )
 from .errors import ForgeConfigError, ForgeError, ForgeNotFound
 from .http import Http
@@ -150,26 +151,17 @@ class GitHub:
 
         Looks first, and looks again after a refused or failed create (GitHub answers 422
         "A pull request already exists"; a 5xx may have created it), so it never opens two."""
-        found = self._find(head, base)
-        if found:
-            return found
         payload = {"title": title, "head": head, "base": base, "body": body}
-        try:
-            reply = self.http.call("POST", f"{self._path}/pulls", body=payload, allow=(422,))
-        except ForgeError:
-            found = self._find(head, base)
-            if found:
-                return found
-            raise
-        if reply.status == 422:
-            found = self._find(head, base)
-            if found:
-                return found
-            raise ForgeError(
+        return open_once(
+            lambda: self._find(head, base),
+            lambda: self.http.call("POST", f"{self._path}/pulls", body=payload, allow=(422,)),
+            self._request,
+            lambda reply: (
                 f"GitHub refused to open a pull request from '{head}' into '{base}' ({self.http.message(reply)}): "
                 "is the branch pushed, and does it differ from the base?"
-            )
-        return self._request(reply.data)
+            ),
+            (422,),
+        )
 
     def post_status(
         self, sha: str, state: StatusState, description: str, context: str = GATE_CONTEXT, url: str = ""

@@ -38,6 +38,7 @@ from .base import (
     RequestState,
     StatusState,
     checks_of,
+    open_once,
 )
 from .errors import ForgeError, ForgeNotFound
 from .http import Http
@@ -121,26 +122,17 @@ class GitLab:
     def find_or_open(self, head: str, base: str, title: str, body: str) -> Request:
         """The open merge request from ``head`` into ``base``, opened if there is none; GitLab
         answers 409 to a second one, and a 5xx create is looked for again, so never two."""
-        found = self._find(head, base)
-        if found:
-            return found
         payload = {"source_branch": head, "target_branch": base, "title": title, "description": body}
-        try:
-            reply = self.http.call("POST", f"{self._path}/merge_requests", body=payload, allow=(409, 422))
-        except ForgeError:
-            found = self._find(head, base)
-            if found:
-                return found
-            raise
-        if reply.status in (409, 422):
-            found = self._find(head, base)
-            if found:
-                return found
-            raise ForgeError(
+        return open_once(
+            lambda: self._find(head, base),
+            lambda: self.http.call("POST", f"{self._path}/merge_requests", body=payload, allow=(409, 422)),
+            self._request,
+            lambda reply: (
                 f"GitLab refused to open a merge request from '{head}' into '{base}' ({self.http.message(reply)}): "
                 "is the branch pushed, and does it differ from the target?"
-            )
-        return self._request(reply.data)
+            ),
+            (409, 422),
+        )
 
     def post_status(
         self, sha: str, state: StatusState, description: str, context: str = GATE_CONTEXT, url: str = ""
