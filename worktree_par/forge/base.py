@@ -309,3 +309,22 @@ def open_once(
             return found
         raise ForgeError(refused(reply))
     return parse(reply.data)
+
+
+def mergeable_now(
+    req: Request, head_sha: str, base_sha: str | None, tip_of: Callable[[str], str | None], noun: str
+) -> Request | MergeResult:
+    """Merged, Refused (closed) or Moved (head or base not the guarded ones) as the request
+    is now; the request itself when a guarded merge may be tried.  ``noun``: how the forge
+    names a request ('pull request #', 'merge request !')."""
+    if req.state == "merged":
+        return Merged(req.merge_sha or "")
+    if req.state == "closed":
+        return Refused(f"{noun}{req.number} is closed: {req.url}")
+    if req.head_sha != head_sha:
+        return Moved(f"{noun}{req.number}'s head is {req.head_sha[:12]}, not {head_sha[:12]}")
+    if base_sha is not None:
+        tip = tip_of(req.base)
+        if tip != base_sha:
+            return Moved(f"'{req.base}' moved to {(tip or 'nothing')[:12]} since {base_sha[:12]}")
+    return req

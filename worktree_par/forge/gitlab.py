@@ -38,6 +38,7 @@ from .base import (
     RequestState,
     StatusState,
     checks_of,
+    mergeable_now,
     open_once,
 )
 from .errors import ForgeError, ForgeNotFound
@@ -188,18 +189,7 @@ class GitLab:
         return Refused(said)
 
     def _check(self, data: Any, head_sha: str, base_sha: str | None) -> Request | MergeResult:
-        req = self._request(data, checks=False)
-        if req.state == "merged":
-            return Merged(req.merge_sha or "")
-        if req.state == "closed":
-            return Refused(f"merge request !{req.number} is closed: {req.url}")
-        if req.head_sha != head_sha:
-            return Moved(f"merge request !{req.number}'s head is {req.head_sha[:12]}, not {head_sha[:12]}")
-        if base_sha is not None:
-            tip = self.branch_tip(req.base)
-            if tip != base_sha:
-                return Moved(f"'{req.base}' moved to {(tip or 'nothing')[:12]} since {base_sha[:12]}")
-        return req
+        return mergeable_now(self._request(data, checks=False), head_sha, base_sha, self.branch_tip, "merge request !")
 
     def enqueue(self, number: int, head_sha: str, method: Method) -> EnqueueResult:
         """Merge when the pipeline succeeds (the merge train, where the project has one),
