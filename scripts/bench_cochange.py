@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import benchlib as b  # noqa: E402
 
 from worktree_par import cochange, overlap  # noqa: E402
+from worktree_par.gitops.history import CHANGES_ARGS  # noqa: E402
 
 
 def history(repo: Path, commits: int, seed: int = 3) -> None:
@@ -74,7 +75,7 @@ def main() -> None:
             builds.append((time.perf_counter() - t0) * 1000)
         build = statistics.median(builds)
         git_log = statistics.median(
-            run(["git", *cochange.LOG_ARGS, tip], repo) for _ in range(5)
+            run(["git", *CHANGES_ARGS, tip], repo) for _ in range(5)
         )  # the one git call inside it
         off: list[float] = []
         warm: list[float] = []

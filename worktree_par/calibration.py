@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import gitops
-from .cochange import LOG_ARGS, History
+from .cochange import History
 from .globs import glob_matches
 
 LIFT_MIN = 1.5
@@ -39,68 +39,31 @@ def replay(root: Path, tip: str, hot: Sequence[str], limit: int = 2000) -> list[
     diff."""
     # "Older than the fork" in topological order: commit times tie (a rebase, a script) and
     # lie (clocks); the place in 'git log --topo-order' does neither.
-    order = {
-        sha: n
-        for n, sha in enumerate(
-            gitops.run(["log", "--topo-order", "--reverse", "--format=%H", tip, "--"], root).out.split()
-        )
-    }
+    when = {sha: n for n, sha in enumerate(gitops.topo_order(root, tip))}
     h = History(tip, hot)
     h.shas = []
-    h.add_log(gitops.run([*LOG_ARGS[:-1], "--topo-order", "--format=%x01%H %ct", tip, "--"], root).out)
-    h.times = [order.get(sha, 0) for sha in h.shas]
-    when = order
-    lines: dict[str, list[tuple[str, int]]] = {}
-    for chunk in gitops.run(
-        ["log", "--no-merges", "--no-renames", "--numstat", "--format=%x01%H", tip, "--"], root
-    ).out.split("\x01"):
-        sha, _, body = chunk.partition("\n")
-        if not sha:
-            continue
-        files = []
-        for row in body.splitlines():
-            parts = row.split("\t")
-            if len(parts) == 3 and not any(glob_matches(g, parts[2]) for g in hot):
-                files.append((parts[2], sum(int(x) for x in parts[:2] if x.isdigit())))
-        lines[sha] = files
-    merges = gitops.run(
-        ["log", "--merges", "--min-parents=2", "--max-parents=2", "--format=%H %P", "-n", str(limit), tip, "--"], root
-    )
+    h.add(gitops.changes(root, tip, with_sha=True, topo=True))
+    h.times = [when.get(sha, 0) for sha in h.shas]
+    lines = {
+        sha: [(f.path, f.lines) for f in files if not _hot(f.path, hot)]
+        for sha, files in gitops.numstat(root, tip).items()
+    }
     todo = []  # (merge, fork base, fork time, [(side tip, its declaration)])
-    for row in merges.out.splitlines():
-        m, p1, p2 = row.split()
+    for m, p1, p2 in gitops.merges(root, tip, limit):
         base = gitops.merge_base(root, p1, p2)
         if base is None:
             continue
-        out = gitops.run(["rev-list", "--left-right", "--reverse", f"{p1}...{p2}", "--"], root).out.split()
         decls = []
-        for mark in "<>":
-            commits = [c[1:] for c in out if c[0] == mark and c[1:] in lines]
+        for side in gitops.sides(root, p1, p2):
+            commits = [c for c in side if c in lines]
             first = commits[0] if commits else None  # what "git log --reverse BASE..SIDE" shows first
             decls.append(max(lines[first], key=lambda fl: fl[1])[0] if first and lines[first] else None)
         if decls[0] and decls[1]:
             todo.append((m, base, when.get(base, 0), [(p1, decls[0]), (p2, decls[1])]))
     # The truth, as wtp's overlap layer sees it: what each side changed since the fork
     # point, both diffs of every merge in one 'git diff-tree --stdin'.
-    ask = "".join(f"{base} {tip_}\n" for _, base, _, sides in todo for tip_, _ in sides)
-    text = gitops.run(
-        ["diff-tree", "--stdin", "--always", "-r", "-z", "--name-only", "--no-renames"], root, input=ask
-    ).out
-    heads = [base for _, base, _, sides in todo for _ in sides]  # the header of each diff, in order
-    fields = [f.strip("\n") for f in text.split("\0")]
-    diffs: list[set[str]] = []
-    k = 0
-    for n, head in enumerate(heads):
-        while k < len(fields) and fields[k] != head:
-            k += 1
-        k += 1
-        nxt = heads[n + 1] if n + 1 < len(heads) else None
-        names: set[str] = set()
-        while k < len(fields) and fields[k] != nxt:
-            if fields[k] and not any(glob_matches(g, fields[k]) for g in hot):
-                names.add(fields[k])
-            k += 1
-        diffs.append(names)
+    changed = gitops.changed_names(root, [(base, side) for _, base, _, sides in todo for side, _ in sides])
+    diffs = [{p for p in names if not _hot(p, hot)} for names in changed]
     pairs: list[Pair] = []
     for n, (m, _, fork, sides) in enumerate(todo):
         (_, da), (_, db) = sides
@@ -110,6 +73,10 @@ def replay(root: Path, tip: str, hot: Sequence[str], limit: int = 2000) -> list[
         declared = da == db
         pairs.append(Pair(m, da, db, bool(ca & cb), declared, declared or db in exp_a or da in exp_b))
     return pairs
+
+
+def _hot(path: str, hot: Sequence[str]) -> bool:
+    return any(glob_matches(g, path) for g in hot)
 
 
 class Figures(NamedTuple):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -72,7 +71,7 @@ class History:
         self.ids: dict[str, int] = {}
         self.commits: list[list[int]] = []
         self.times: list[int] = []  # a commit's time, or any key that orders the history
-        self.shas: list[str] | None = None  # each commit's id, when asked for (the replay)
+        self.shas: list[gitops.Sha] | None = None  # each commit's id, when asked for (the replay)
         self._by_file: dict[int, list[int]] | None = None
 
     # --- mining ------------------------------------------------------------------------
@@ -87,38 +86,19 @@ class History:
     def _hot(self, path: str) -> bool:
         return any(glob_matches(g, path) for g in self.hot)
 
-    def add_log(self, text: str) -> None:
-        """Take ``git log -z --reverse --no-merges -M --name-status --format=%x01%ct`` output."""
-        for chunk in text.split("\x01"):
-            if not chunk:
-                continue
-            head, _, body = chunk.partition("\0")
-            fields = body.lstrip("\n").split("\0")
-            changed: list[str] = []
-            k = 0
-            while k < len(fields):
-                status = fields[k].strip("\n")
-                if not status:
-                    k += 1
-                    continue
-                if status[0] in "RC" and k + 2 < len(fields):
-                    old, new = fields[k + 1], fields[k + 2]
-                    if status[0] == "R" and old in self.ids and new not in self.ids:
-                        i = self.ids.pop(old)  # the history goes on under the new name
-                        self.ids[new], self.files[i] = i, new
-                    changed.append(new)
-                    k += 3
-                else:
-                    if k + 1 < len(fields):
-                        changed.append(fields[k + 1])
-                    k += 2
-            kept = [p for p in dict.fromkeys(changed) if not self._hot(p)]
-            if 0 < len(changed) <= MAX_FILES and kept:
+    def add(self, commits: Iterable[gitops.CommitChanges]) -> None:
+        """Take mined commits, oldest first (gitops.changes)."""
+        for c in commits:
+            for old, new in c.renames:
+                if old in self.ids and new not in self.ids:
+                    i = self.ids.pop(old)  # the history goes on under the new name
+                    self.ids[new], self.files[i] = i, new
+            kept = [p for p in dict.fromkeys(c.paths) if not self._hot(p)]
+            if 0 < len(c.paths) <= MAX_FILES and kept:
                 self.commits.append([self._id(p) for p in kept])
-                words = head.split()  # "%ct", or "%H %ct" when the caller keeps the ids
-                self.times.append(int(words[-1]) if words and words[-1].isdigit() else 0)
-                if self.shas is not None and words:
-                    self.shas.append(words[0])
+                self.times.append(c.time)
+                if self.shas is not None and c.sha is not None:
+                    self.shas.append(c.sha)
         self._by_file = None
 
     # --- queries -----------------------------------------------------------------------
@@ -188,7 +168,7 @@ class History:
         if data["version"] != VERSION:
             return None
         tip, hot, files, commits = (data.get(k) for k in ("tip", "hot", "files", "commits"))
-        if not isinstance(tip, str) or not _OBJECT_ID.fullmatch(tip):
+        if not isinstance(tip, str) or not gitops.is_object_id(tip):
             raise ValueError("its tip is not a commit id")  # it reaches git's command line
         if not _strings(hot) or not _strings(files) or not isinstance(commits, list):
             raise ValueError("its hot, files or commits are not lists of the right kind")
@@ -209,19 +189,14 @@ class History:
         return h
 
 
-_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # sha1 or sha256
-
-
 def _strings(v: object) -> TypeGuard[list[str]]:
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
-LOG_ARGS = ["log", "-z", "--reverse", "--no-merges", "-M", "--name-status", "--format=%x01%ct"]
-
-
 def mine(root: Path, tip: str, since: str | None = None, hot: Sequence[str] = ()) -> History:
+    """The index of the commits reachable from ``tip`` (and not from ``since``): one git call."""
     h = History(tip, hot)
-    h.add_log(gitops.run([*LOG_ARGS, f"{since}..{tip}" if since else tip, "--"], root).out)
+    h.add(gitops.changes(root, tip, since=since))
     return h
 
 
@@ -248,7 +223,7 @@ def load(root: Path, cache_dir: Path, base_ref: str, hot: Sequence[str], tip: st
         if cached.tip == tip:
             return cached
         if cached.tip and gitops.is_ancestor(root, cached.tip, tip):
-            cached.add_log(gitops.run([*LOG_ARGS, f"{cached.tip}..{tip}", "--"], root).out)
+            cached.add(gitops.changes(root, tip, since=cached.tip))
             cached.tip = tip
             _save(path, cached)
             return cached

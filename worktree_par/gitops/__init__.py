@@ -1,6 +1,6 @@
 """The one chokepoint for git: every git call in wtp goes through ``run``, and every git
 verb wtp uses has one typed helper here, so callers never build git argument lists or
-read git's text (the parsers are in gitops.parse).
+read git's text (the parsers are in gitops.parse, and gitops.history's beside its helpers).
 
 We call the git binary with argument lists (never a shell string).  GitPython is not
 used: its import is slow and it has no worktree API, so every call would be the
@@ -30,6 +30,17 @@ from .core import (
     set_network_timeout,
     spawn,
     worktrees,
+)
+from .history import (
+    CommitChanges,
+    FileLines,
+    Merge,
+    changed_names,
+    changes,
+    merges,
+    numstat,
+    sides,
+    topo_order,
 )
 from .parse import (
     MergeTree,
@@ -200,4 +211,13 @@ __all__ = [
     "worktree",
     "worktrees",
     "GitError",
+    "CommitChanges",
+    "FileLines",
+    "Merge",
+    "changed_names",
+    "changes",
+    "merges",
+    "numstat",
+    "sides",
+    "topo_order",
 ]
