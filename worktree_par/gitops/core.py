@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..errors import GitError, NotARepo, RemoteTimeout, UsageError
 from .parse import Worktree, parse_version, parse_worktrees
@@ -99,8 +99,29 @@ def run(
 
 
 def spawn(args: list[str], cwd: Path | str) -> subprocess.Popen[bytes]:
-    """Start ``git <args>`` without waiting, for callers that run several at once."""
-    return subprocess.Popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env())
+    """Start ``git <args>`` without waiting, for callers that run several at once.  Under
+    ``WTP_TRACE=1`` its trace line is printed when it ends (when the caller waits for it)."""
+    popen = _TracedPopen if _TRACE else subprocess.Popen
+    return popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env())
+
+
+class _TracedPopen(subprocess.Popen[bytes]):
+    """A spawned git that prints the trace line ``run`` prints, once, the first time a wait
+    for it returns (``communicate`` ends with one).  Its duration runs from the start to
+    that wait: for calls run side by side, an upper bound of the time git took."""
+
+    def __init__(self, argv: list[str], cwd: Path | str, **kwargs: Any) -> None:
+        self._t0 = time.monotonic()
+        self._argv, self._cwd, self._traced = argv, cwd, False
+        super().__init__(argv, cwd=cwd, **kwargs)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = super().wait(timeout)
+        if not self._traced:
+            self._traced = True
+            ms = (time.monotonic() - self._t0) * 1000
+            print(f"wtp trace: {' '.join(self._argv)}  [in {self._cwd}] -> {code} ({ms:.1f} ms)", file=sys.stderr)
+        return code
 
 
 # --- the network boundary: every git call that talks to a remote has a deadline ------------
