@@ -29,15 +29,6 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
-OK, FINDING, USAGE, TIMEOUT, INTERRUPTED = (
-    ExitCode.OK,
-    ExitCode.FINDING,
-    ExitCode.USAGE,
-    ExitCode.TIMEOUT,
-    ExitCode.INTERRUPTED,
-)
-
-
 class WtpError(Exception):
     """Base of every error wtp reports to the user as one line."""
 

@@ -178,10 +178,3 @@ class Gate:
     def release(self) -> None:
         self._leave()
         self.hold.release()
-
-    def __enter__(self) -> Gate:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
