@@ -1,6 +1,6 @@
 """Configuration: ``.wtp.toml`` at the repository root, or ``[tool.wtp]`` in pyproject.toml.
 
-Every key has a default (CONTRACT.md).  Unknown keys, wrong types, broken TOML and
+Every key has a default (README, Configuration).  Unknown keys, wrong types, broken TOML and
 absurd values are ConfigError (exit 2) naming the file and the key.
 """
 
@@ -14,7 +14,7 @@ from .errors import ConfigError
 
 CONFIG_FILE = ".wtp.toml"
 STRATEGIES = ("rebase", "squash", "merge")
-MODES = ("speculative", "batch", "serial")  # how many candidates the land queue gates at once
+MODES = ("speculative", "batch", "serial")  # how the land queue gates its candidates (how many: land_depth)
 ON_COLLISION = ("deny", "ask", "warn")  # what the agent hook answers to an edit another task claims
 COCHANGE = ("warn", "hold", "off")  # what a likely collision (files that changed together) does at start
 VIA = ("push", "github", "gitlab", "gitea")  # how land publishes: a push, or a forge's pull/merge requests

@@ -6,7 +6,7 @@ command completes or rolls back every interrupted operation; ``WTP_TEST_INT_AT=<
 sends it SIGINT there instead, as a Ctrl-C at that moment would.  Steps are marked in
 the code with ``crashpoints.step("...")``.  ``WTP_TEST_HOLD_AT=<step>`` with
 ``WTP_TEST_HOLD_FILE=<path>`` holds it there instead: it creates ``<path>.reached`` and
-waits until ``<path>`` exists, so a test can act at exactly that moment.  (Not git hooks: those are in ``agents``.)
+waits until ``<path>`` exists, so a test can act at exactly that moment.  (Not git hooks: those are in ``agents.hooks``.)
 """
 
 from __future__ import annotations

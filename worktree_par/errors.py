@@ -18,7 +18,7 @@ def quiet(_: str) -> None:
 
 
 class ExitCode(IntEnum):
-    """Exit codes from ../shared/design/CONTRACT.md."""
+    """The exit codes of the product contract (README, Exit codes)."""
 
     OK = 0
     FINDING = 1  # a finding or a refusal

@@ -1,5 +1,5 @@
 """How a command ends: the one place that turns an error into one line on stderr and the
-contract's exit code (CONTRACT.md), shared by the typer CLI and entry's fast path, and
+contract's exit code (README, Exit codes), shared by the typer CLI and entry's fast path, and
 kept free of typer so the fast path does not import it."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The task name contract (CONTRACT.md, Words): what a task may be called, and how a name
+"""The task name contract (README, Usage: "Task names"): what a task may be called, and how a name
 is printed safely."""
 
 from __future__ import annotations
