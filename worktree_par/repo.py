@@ -14,6 +14,14 @@ __all__ = ["Ctx", "few", "open_ctx", "shown", "validate_branch", "validate_name"
 
 
 class Ctx:
+    """What one command works in: the repository (``repo``: where the command runs, the
+    main worktree, the common git dir), its config and its state ``Store``.  Built once
+    per command by ``open_ctx`` (``wtp init`` builds its own before a config exists) and
+    passed down whole, never kept past the command: it caches what a command may read once
+    (the git settings wtp uses, the refs base detection looks at), so a second command
+    needs a fresh one.  Refs a command moves are read fresh through gitops, never from
+    this cache; the state is read through ``store``, never kept here."""
+
     def __init__(self, repo: gitops.RepoInfo, cfg: config.Config, store: Store) -> None:
         self.repo, self.cfg, self.store = repo, cfg, store
         self._git_config: list[tuple[str, str]] | None = None

@@ -1,10 +1,7 @@
-"""The task registry: versioned JSON under ``<git-common-dir>/wtp/``.
-
-Written to a temp file in the same folder then ``os.replace``d (pre-commit's
-store.py), under a separate lock file (filelock's docs: don't lock the file you
-write).  The previous good copy is kept as ``state.json.bak`` so a corrupt file
-is never silent loss of the registry.  Readers that do not change anything read
-without the lock: ``os.replace`` makes every read see a whole file.
+"""The task registry: versioned JSON under ``<git-common-dir>/wtp/``, written to a temp file in the same folder
+then ``os.replace``d (pre-commit's store.py), under a separate lock file (filelock's docs: don't lock the file you
+write).  The previous good copy is kept as ``state.json.bak`` so a corrupt file is never silent loss of the registry.
+Readers that do not change anything read without the lock: ``os.replace`` makes every read see a whole file.
 """
 
 from __future__ import annotations
@@ -44,9 +41,8 @@ PHASES = ("", CREATING, REMOVING, LANDING_PHASE)
 PUBLISHING = "publishing"
 WITHDRAWN = "withdrawn"
 INTENTS = ("", PUBLISHING, WITHDRAWN)
-# Finished tasks kept in the registry ('list --all', "already landed" answers).  Older ones
-# are forgotten when the state is next written, so a command's cost does not grow with the
-# repository's history: their work is on the base branch, or archived by 'rm'.
+# Finished tasks kept in the registry ('list --all', "already landed" answers).  Older ones are forgotten when the
+# state is next written, so a command's cost does not grow with history: their work is on the base, or archived by 'rm'.
 KEEP_FINISHED = 200
 
 
@@ -55,6 +51,10 @@ KEEP_FINISHED = 200
 
 
 class Task:
+    """One task's record: its state, branch, base, absolute worktree path, port, declarations, and an operation in
+    flight (``phase`` and its ``holder``).  A snapshot of the record as read: setting attributes changes nothing on
+    disk; change a task through ``Store.update`` or ``Store.phase``, which act only while it is the same task (seq)."""
+
     def __init__(
         self,
         name: str,
@@ -69,9 +69,7 @@ class Task:
         touch: list[str] | None = None,
         use: list[str] | None = None,
         created: float = 0.0,
-        # An operation in flight ("creating", "setup", "removing", "landing"), with its holder;
-        # a dead holder means the operation was interrupted and must be completed or rolled back.
-        phase: str = "",
+        phase: str = "",  # an operation in flight (PHASES: creating, removing, landing), held by ``holder``
         holder: dict[str, Any] | None = None,
         setup: str = "",  # "", "done", "failed: <why>"
         commit: str | None = None,  # landed tip
@@ -81,9 +79,8 @@ class Task:
         ticket: int | None = None,  # the land queue ticket whose request the conductor served
         attempts: int = 0,  # how many times the conductor built the task's candidate
         held: list[str] | None = None,  # tasks it likely collides with ([check] cochange = "hold")
-        # While a conductor holds the task's land: "publishing" once the publication point has
-        # committed to pushing it (its lander can no longer withdraw it), "withdrawn" when its
-        # lander (Ctrl-C) or 'wtp rm' took it back before that.
+        # While a conductor holds the task's land: "publishing" once the publication point has committed to pushing
+        # it (its lander can no longer withdraw it), "withdrawn" when its lander (Ctrl-C) or 'wtp rm' took it back.
         intent: str = "",
         request: int | None = None,  # the forge's pull/merge request number ([land] via a forge)
     ) -> None:
@@ -181,6 +178,10 @@ UNSET = Unset()
 
 
 class State:
+    """The whole registry at one moment: tasks by name, the arrival counter, other modules' records (``extra``).
+    From ``Store.read`` it is a snapshot to read, maybe stale; only the one a ``Store.transaction`` yields may be
+    changed.  Look a task up here once, by name (``task``) or by path (``task_at``), and pass the object on."""
+
     def __init__(self, seq: int = 0, tasks: dict[str, Task] | None = None, extra: dict[str, Any] | None = None) -> None:
         self.seq = seq
         self.tasks: dict[str, Task] = tasks if tasks is not None else {}
@@ -230,6 +231,10 @@ class State:
 
 
 class Store:
+    """The registry on disk and the one way to change it: ``update`` re-reads a task under the lock and sets typed
+    fields only while it is the same task, ``phase`` marks one mid-operation for a body, ``transaction`` is for changes
+    across tasks.  Readers ``read`` without the lock; what they decide is re-checked by the write that acts on it."""
+
     def __init__(self, common_dir: Path) -> None:
         self.dir = common_dir / "wtp"
         self.file = self.dir / "state.json"
