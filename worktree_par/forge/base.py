@@ -1,7 +1,7 @@
 """What every forge client offers (``Forge``), the values it returns, and where a forge and
 its repository are read from a remote's URL.
 
-A land through a forge (issue 26; CONTRACT.md "Through a forge") needs six verbs: open or
+A land through a forge (issue 26; README, "Through a forge") needs six verbs: open or
 find the request for a head branch, read it, post the gate's verdict as a commit status,
 merge it with the head-SHA guard, hand it to the forge's queue, and delete its head branch.
 Outcomes a lander must act on (the base moved, the forge refuses) are values, not

@@ -1,4 +1,4 @@
-"""The forge layer's errors: one line each, with the contract's exit code (CONTRACT.md,
+"""The forge layer's errors: one line each, with the contract's exit code (README,
 "Exit codes"), what went wrong in the forge's own words, and what to do.  No message ever
 holds the token: ``Http`` removes it from anything the forge echoes before raising."""
 
@@ -39,6 +39,6 @@ class ForgeUnreachable(ForgeError):
 
 class ForgeTimeout(ForgeError):
     """The forge did not answer within the call's deadline, or its rate limit resets after
-    it: exit 3, as for every other wait that ran out (CONTRACT.md)."""
+    it: exit 3, as for every other wait that ran out (README, "Exit codes")."""
 
     exit_code = ExitCode.TIMEOUT

@@ -61,6 +61,12 @@ class Result(NamedTuple):
 _TRACE = os.environ.get("WTP_TRACE") == "1"
 
 
+def _trace(argv: list[str], cwd: Path | str, code: int, t0: float) -> None:
+    """WTP_TRACE's line for one git call: argv, directory, exit code, time."""
+    ms = (time.monotonic() - t0) * 1000
+    print(f"wtp trace: {' '.join(argv)}  [in {cwd}] -> {code} ({ms:.1f} ms)", file=sys.stderr)
+
+
 def run(
     args: list[str],
     cwd: Path | str,
@@ -91,8 +97,7 @@ def run(
         proc.stderr.decode("utf-8", "surrogateescape"),
     )
     if _TRACE:
-        ms = (time.monotonic() - t0) * 1000
-        print(f"wtp trace: git {' '.join(args)}  [in {cwd}] -> {res.code} ({ms:.1f} ms)", file=sys.stderr)
+        _trace(["git", *args], cwd, res.code, t0)
     if check and res.code not in ok_codes:
         raise GitError(args, res.code, res.out, res.err, str(cwd))
     return res
@@ -119,8 +124,7 @@ class _TracedPopen(subprocess.Popen[bytes]):
         code = super().wait(timeout)
         if not self._traced:
             self._traced = True
-            ms = (time.monotonic() - self._t0) * 1000
-            print(f"wtp trace: {' '.join(self._argv)}  [in {self._cwd}] -> {code} ({ms:.1f} ms)", file=sys.stderr)
+            _trace(self._argv, self._cwd, code, self._t0)
         return code
 
 
@@ -227,8 +231,7 @@ def run_network(args: list[str], cwd: Path | str, remote: str, what: str) -> Res
         _live.discard(proc.pid)
     res = Result(proc.returncode, out.decode("utf-8", "surrogateescape"), err.decode("utf-8", "surrogateescape"))
     if _TRACE:
-        ms = (time.monotonic() - t0) * 1000
-        print(f"wtp trace: git {' '.join(args)}  [in {cwd}] -> {res.code} ({ms:.1f} ms)", file=sys.stderr)
+        _trace(["git", *args], cwd, res.code, t0)
     return res
 
 
