@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from . import agentfiles, crashpoints, gitops, nested
 from .errors import GitError, WouldLoseWork
-from .gitops import Sha
+from .gitops import MergeTree, Sha, edits
 from .repo import Ctx, few
 from .state import Task
 
@@ -29,6 +29,7 @@ ARCHIVE = "refs/wtp/archive/"
 ARCHIVE_PREV = "refs/wtp/archive-prev/"
 ARCHIVE_SUB = "refs/wtp/archive-sub/"
 BACKUP = "refs/wtp/backup/"
+EDITS = "refs/wtp/archive-edits/"  # under archive*: a kept ref (KEEP_GLOBS)
 TRASH_PREFIX = ".wtp-trash-"
 # Refs that stay when a task goes: what proves a commit kept.  (The task's own backup ref
 # is not among them: it goes with the task.)
@@ -263,11 +264,7 @@ def _size(path: Path) -> int:
             return 0
     total = 0
     for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
+        total += sum(_size(Path(dirpath, f)) for f in files)  # a file: its lstat size, 0 if it vanished
         if total > ARCHIVE_FILE_LIMIT:
             break
     return total
@@ -360,15 +357,15 @@ def delete_tree(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def rewind(ctx: Ctx, t: Task, wt: Path, target: Sha, ours: list[Sha]) -> None:
-    """Move the task branch (checked out, clean, in ``wt``) back to ``target``.  Only commits
-    wtp made itself may be left behind: ``ours`` (a candidate it built) and copies of
-    commits ``target`` has (a rebase).  A commit anyone else made there (an agent
-    committing while the gate ran) refuses the move, naming it."""
+def rewind(ctx: Ctx, t: Task, wt: Path, target: Sha, ours: list[Sha]) -> str:
+    """Move the task branch (checked out in ``wt``) back to ``target``, with the user's edits
+    (``_carry``).  Only commits wtp made itself may be left behind: ``ours`` (a candidate it
+    built) and copies of commits ``target`` has (a rebase).  A commit anyone else made there
+    (an agent committing while the gate ran) refuses the move, naming it."""
     ref = f"refs/heads/{t.branch}"
     cur = gitops.ref_value(ctx.root, ref)
     if cur is None or cur == target:
-        return
+        return ""
     keepers = [target, f"--exclude={t.branch}", "--branches", "--tags", "--remotes"]
     left = set(gitops.commits_not_in(ctx.root, [cur], keepers, KEEP_GLOBS))
     if ours and left:
@@ -387,8 +384,45 @@ def rewind(ctx: Ctx, t: Task, wt: Path, target: Sha, ours: list[Sha]) -> None:
             f"branch '{t.branch}' gained {len(left)} commit(s) wtp did not make while landing ({few(shown)}): "
             f"they are kept on the branch, untested; run 'wtp land {t.name}' again to test and land them"
         )
-    if not gitops.reset_keep(wt, target):
-        gitops.update_ref(ctx.root, ref, target, cur, "restore the pre-land tip")
+    if gitops.head(wt) == (cur, ref):
+        return _carry(ctx, t, wt, cur, target)
+    if not gitops.update_ref(ctx.root, ref, target, cur, "restore the pre-land tip"):  # no files go with it
+        raise WouldLoseWork(f"branch '{t.branch}' moved while wtp restored it: it is kept where it is")
+    return ""
+
+
+def _carry(ctx: Ctx, t: Task, wt: Path, cur: Sha, target: Sha) -> str:
+    """Move the checked-out branch from ``cur`` to ``target`` with the user's edits: saved under
+    a ref first, re-applied by a 3-way merge (base ``cur``), checked; when they clash, the
+    files go to ``target`` and the one line returned says how to bring the edits back.
+    (Untracked files stay where they are: putting the files back never overwrites one.)"""
+    stay = WouldLoseWork(f"the worktree of task '{t.name}' could not go back to {target[:12]}: it is kept as it is")
+    try:
+        e = edits.save(wt, cur)
+    except GitError:  # an unmerged index: a merge the user started
+        raise stay from None
+    kept = f"{EDITS}{t.name}/{e.stash[:12]}" if e.stash else ""
+    if e.stash:
+        gitops.update_ref(ctx.root, kept, e.stash, None, f"uncommitted edits of {t.name}")
+    index, work = edits.rebased(wt, e, target)
+    clash = sorted({*index.conflicts, *work.conflicts}) or edits.put(wt, (e.staged, e.files), (index.tree, work.tree))
+    if clash:
+        index = work = MergeTree(gitops.tree_of(ctx.root, target), [])
+        if edits.put(wt, (e.staged, e.files), (index.tree, work.tree)):
+            raise stay  # refused, nothing changed: a file in the way (the edits are kept under the ref)
+    if not gitops.update_ref(ctx.root, f"refs/heads/{t.branch}", target, cur, "restore the pre-land tip"):
+        edits.put(wt, (index.tree, work.tree), (e.staged, e.files))  # the files as they were
+        raise stay
+    if not edits.holds(wt, index.tree, work.tree):
+        clash = clash or ["the files did not come back as expected"]
+    if clash and kept:
+        return (
+            f"the uncommitted edits in {wt} clash with undoing the rebase ({few(clash)}): they are kept under "
+            f"{kept}; bring them back with 'git -C {wt} stash apply --index {kept}'"
+        )
+    if kept:  # the worktree holds them again, checked
+        gitops.delete_ref(ctx.root, kept, e.stash or "")
+    return ""
 
 
 def forget_backup(ctx: Ctx, name: str, backup: str | None = None) -> None:
