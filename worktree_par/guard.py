@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from . import agentfiles, crashpoints, gitops, nested
+from . import agentfiles, crashpoints, gitops, nested, sizes
 from .errors import GitError, WouldLoseWork
 from .gitops import MergeTree, Sha, edits
 from .repo import Ctx, few
@@ -53,8 +53,6 @@ CACHES = frozenset(
         ".cache",
     }
 )
-ARCHIVE_FILE_LIMIT = 1 << 20  # ignored files up to 1 MiB each go into a forced archive
-ARCHIVE_TOTAL_LIMIT = 64 << 20
 
 
 def backup_ref(name: str) -> str:
@@ -200,7 +198,7 @@ def archive(ctx: Ctx, h: Holdings) -> Archived:
     kept, dropped = losses(ctx, h), list[str]()
     small: list[str] = []
     if h.path is not None and h.ignored:
-        small, dropped = _split_by_size(h.path, h.ignored)
+        small, dropped = sizes.split_by_size(h.path, h.ignored)
     parents = h.tips()
     # Nested repositories first: their objects must be here before their files join the tree.
     kept_nested = nested.archive(ctx.root, t.name, ARCHIVE_SUB, h.nested)
@@ -241,33 +239,6 @@ def archive(ctx: Ctx, h: Holdings) -> Archived:
     if missing or gitops.tree_of(ctx.root, ref) != tree or any(gitops.ref_value(ctx.root, r) != c for c, r in subs):
         raise WouldLoseWork(f"the archive {ref} of task '{t.name}' does not hold everything: nothing was deleted")
     return Archived(ref, commit, kept, dropped, kept_nested)
-
-
-def _split_by_size(root: Path, paths: list[str]) -> tuple[list[str], list[str]]:
-    """Ignored files small enough to archive, and the ones too large (deleted, and named)."""
-    small, large, total = [], [], 0
-    for p in paths:
-        size = _size(root / p)
-        if size <= ARCHIVE_FILE_LIMIT and total + size <= ARCHIVE_TOTAL_LIMIT:
-            small.append(p.rstrip("/"))
-            total += size
-        else:
-            large.append(p)
-    return small, large
-
-
-def _size(path: Path) -> int:
-    if path.is_symlink() or not path.is_dir():
-        try:
-            return path.lstat().st_size
-        except OSError:
-            return 0
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        total += sum(_size(Path(dirpath, f)) for f in files)  # a file: its lstat size, 0 if it vanished
-        if total > ARCHIVE_FILE_LIMIT:
-            break
-    return total
 
 
 def mend(ctx: Ctx, t: Task) -> str:
