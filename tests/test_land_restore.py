@@ -124,3 +124,30 @@ def test_edits_that_clash_with_undoing_the_rebase_are_kept_under_a_ref_named_in_
     subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True)
     assert "2.0.0 edited" in (p / "VERSION").read_text()
     assert (p / "notes.txt").read_text() == "a new file\n"
+
+
+def test_a_commit_on_a_squashed_candidate_keeps_the_pre_land_commits_after_the_next_land(
+    repo: Repo, tmp_path: Path
+) -> None:
+    """The branch keeps wtp's squash and the new commit on it; the task's own commits were
+    kept only by the backup ref, which the next land replaced: they must outlive it."""
+    p, tip = _task_and_base(repo)
+    first = repo.git("rev-parse", "HEAD~1", cwd=p)  # a second commit of the task, below its tip
+    repo.git("reset", "-q", "--hard", first, cwd=p)
+    own = [repo.commit({"src/t1.js": "one\n"}, "t: one", cwd=p), repo.commit({"src/t2.js": "two\n"}, "t: two", cwd=p)]
+    gate, started, go = _gate(tmp_path)
+    proc = repo.spawn("land", "t", "--strategy", "squash", "--gate", gate.replace("exit 1", "true"))
+    try:
+        _wait_for(started, proc)
+        late = repo.commit({"src/late.js": "late\n"}, "t: late", cwd=p)
+        go.touch()
+        _, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and "kept on the branch, untested" in err, err
+    assert repo.git("rev-parse", "wtp/t") == late
+    again = repo.wtp_proc("land", "t", "--gate", "exit 1")  # blocked: the backup ref now holds 'late'
+    assert again.code == 1, again
+    for c in own:
+        assert repo.git("for-each-ref", "--contains", c) != "", f"commit {c} of the task is lost"

@@ -29,7 +29,7 @@ ARCHIVE = "refs/wtp/archive/"
 ARCHIVE_PREV = "refs/wtp/archive-prev/"
 ARCHIVE_SUB = "refs/wtp/archive-sub/"
 BACKUP = "refs/wtp/backup/"
-EDITS = "refs/wtp/archive-edits/"  # under archive*: a kept ref (KEEP_GLOBS)
+EDITS, PRE_LAND = "refs/wtp/archive-edits/", "refs/wtp/archive-pre-land/"  # under archive*: kept refs
 TRASH_PREFIX = ".wtp-trash-"
 # Refs that stay when a task goes: what proves a commit kept.  (The task's own backup ref
 # is not among them: it goes with the task.)
@@ -349,11 +349,13 @@ def rewind(ctx: Ctx, t: Task, wt: Path, target: Sha, ours: list[Sha]) -> str:
             if not left:
                 break
     if left:
+        pre = keep_pre_land(ctx, t, target)
         subj = gitops.subjects(ctx.root, sorted(left))
         shown = [f"{c[:10]} {subj.get(c, '')}".strip() for c in sorted(left)]
         raise WouldLoseWork(
             f"branch '{t.branch}' gained {len(left)} commit(s) wtp did not make while landing ({few(shown)}): "
-            f"they are kept on the branch, untested; run 'wtp land {t.name}' again to test and land them"
+            f"they are kept on the branch, untested{f' (its pre-land tip: {pre})' if pre else ''}; "
+            f"run 'wtp land {t.name}' again to test and land them"
         )
     if gitops.head(wt) == (cur, ref):
         return _carry(ctx, t, wt, cur, target)
@@ -364,9 +366,8 @@ def rewind(ctx: Ctx, t: Task, wt: Path, target: Sha, ours: list[Sha]) -> str:
 
 def _carry(ctx: Ctx, t: Task, wt: Path, cur: Sha, target: Sha) -> str:
     """Move the checked-out branch from ``cur`` to ``target`` with the user's edits: saved under
-    a ref first, re-applied by a 3-way merge (base ``cur``), checked; when they clash, the
-    files go to ``target`` and the one line returned says how to bring the edits back.
-    (Untracked files stay where they are: putting the files back never overwrites one.)"""
+    a ref, re-applied by a 3-way merge (base ``cur``), checked; if they clash, the files go to
+    ``target`` and the line returned says how to get the edits back (untracked files stay)."""
     stay = WouldLoseWork(f"the worktree of task '{t.name}' could not go back to {target[:12]}: it is kept as it is")
     try:
         e = edits.save(wt, cur)
@@ -394,6 +395,18 @@ def _carry(ctx: Ctx, t: Task, wt: Path, cur: Sha, target: Sha) -> str:
     if kept:  # the worktree holds them again, checked
         gitops.delete_ref(ctx.root, kept, e.stash or "")
     return ""
+
+
+def keep_pre_land(ctx: Ctx, t: Task, tip: Sha) -> str:
+    """Keep a pre-land tip the task branch no longer holds (it stayed on wtp's candidate, which
+    a squash or merge makes of none of its commits) under a ref of its own, since the next
+    land replaces the backup ref; names that ref ("" when the branch still holds the tip)."""
+    cur = gitops.ref_value(ctx.root, f"refs/heads/{t.branch}")
+    if cur is not None and gitops.is_ancestor(ctx.root, tip, cur):
+        return ""
+    pre = f"{PRE_LAND}{t.name}/{tip[:12]}"
+    gitops.update_ref(ctx.root, pre, tip, None, f"pre-land tip of {t.name}")
+    return pre
 
 
 def forget_backup(ctx: Ctx, name: str, backup: str | None = None) -> None:
