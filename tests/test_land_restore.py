@@ -3,9 +3,13 @@ worktree's files and index as the user had them, relative to the task's own bran
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from .conftest import Repo
 
@@ -151,3 +155,48 @@ def test_a_commit_on_a_squashed_candidate_keeps_the_pre_land_commits_after_the_n
     assert again.code == 1, again
     for c in own:
         assert repo.git("for-each-ref", "--contains", c) != "", f"commit {c} of the task is lost"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs (root only; skipped where it cannot be mounted), unmounted afterwards."""
+    where = tmp_path / "small-disk"
+    where.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def test_a_full_disk_during_the_rebase_puts_the_worktree_back_and_land_works_with_room(
+    repo: Repo, small_disk: Path
+) -> None:
+    repo.commit({".wtp.toml": f'worktree_root = "{small_disk}"\n'}, "worktrees on the small disk")
+    p = Path(repo.wtp("start", "t").lines[-1])
+    assert p.parent == small_disk
+    tip = repo.commit({"task.txt": "the task's own file\n", "README.md": "readme by the task\n"}, "t: work", cwd=p)
+    repo.commit({"big.txt": "x" * 600_000 + "\n"}, "the base gains a big file")
+    free = os.statvfs(small_disk)
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - 100_000))  # 100 kB left: big.txt cannot fit
+    try:
+        out = repo.wtp_proc("land", "t", "--gate", "true")
+        assert out.code == 1, out
+        assert "Traceback" not in out.err and len(out.err.strip().splitlines()) == 1, out.err
+        assert "is full" in out.err and "wtp land t" in out.err, out.err
+        assert "commit" not in out.err.replace("commits", ""), out.err  # no advice to commit what the rebase did
+        # The worktree is the task's again: its files, nothing of the base's, nothing to commit.
+        assert repo.git("rev-parse", "HEAD", cwd=p) == tip
+        assert _status(p, "status", "--porcelain", "--untracked-files=all") == ""
+        assert (p / "task.txt").read_text() == "the task's own file\n"
+        assert not (p / "big.txt").exists()
+    finally:
+        filler.unlink()
+    again = repo.wtp_proc("land", "t", "--gate", "true")
+    assert again.code == 0, again
+    assert repo.git("show", "main:task.txt") == "the task's own file"

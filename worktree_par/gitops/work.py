@@ -225,6 +225,11 @@ class Rebase(NamedTuple):
     ok: bool
     conflicts: list[str]
     error: str  # git's last line when it failed without a conflict
+    no_space: bool = False  # it failed writing the worktree: the disk is full (ENOSPC)
+
+
+# strerror(ENOSPC), when git names it; a short write ('unable to write file x') has no strerror.
+NO_SPACE = ("No space left on device", "unable to write file")
 
 
 def rebase_onto(wt: Path, onto: str, upstream: str) -> Rebase:
@@ -241,7 +246,21 @@ def rebase_onto(wt: Path, onto: str, upstream: str) -> Rebase:
     named = {p.rsplit("~", 1)[0] if "~" in p and (wt / p.rsplit("~", 1)[0]).is_dir() else p for p in paths}
     rebase_abort(wt)
     last = res.err.strip().splitlines()[-1] if res.err.strip() else "no output"
-    return Rebase(False, sorted(named), last)
+    return Rebase(False, sorted(named), last, any(s in res.err for s in NO_SPACE))
+
+
+def put_back(wt: Path, tip: str, onto: str) -> bool:
+    """After a rebase of the worktree's branch (at ``tip``) onto ``onto`` stopped half-way on
+    a full disk: its files back to ``tip``, and the ones only ``onto`` has, which the rebase
+    began to write, gone.  The worktree was clean (git's rebase refuses otherwise), so no
+    file of the user's is touched.  True when it is clean at ``tip`` again."""
+    if in_progress(wt)[0]:
+        rebase_abort(wt)
+    if in_progress(wt)[0] or run(["rev-parse", "HEAD"], wt, check=False).out.strip() != tip:
+        return False
+    run(["read-tree", onto], wt, check=False)  # the index names every file the rebase may have written
+    reset = run(["reset", "--quiet", "--hard", tip], wt, check=False)
+    return reset.code == 0 and not status_paths(wt)
 
 
 def rebase_abort(wt: Path) -> None:
