@@ -4,6 +4,7 @@ worktree's files and index as the user had them, relative to the task's own bran
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -200,3 +201,25 @@ def test_a_full_disk_during_the_rebase_puts_the_worktree_back_and_land_works_wit
     again = repo.wtp_proc("land", "t", "--gate", "true")
     assert again.code == 0, again
     assert repo.git("show", "main:task.txt") == "the task's own file"
+
+
+def test_a_land_interrupted_during_its_gate_keeps_the_edits_made_meanwhile(repo: Repo, tmp_path: Path) -> None:
+    p, tip = _task_and_base(repo)
+    gate, started, go = _gate(tmp_path)
+    proc = repo.spawn("land", "t", "--gate", gate)
+    try:
+        _wait_for(started, proc)
+        repo.write("src/t.js", "task, staged edit\n", cwd=p)
+        repo.git("add", "src/t.js", cwd=p)
+        repo.write("src/app.js", "unstaged edit\n", cwd=p)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C, to the lander this test started
+        _, err = proc.communicate(timeout=WAIT)
+    finally:
+        go.touch()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert repo.git("rev-parse", "HEAD", cwd=p) == tip
+    assert _status(p, "diff", "--cached", "--name-status", "HEAD") == "M\tsrc/t.js\n"
+    assert _status(p, "diff", "--name-status") == "M\tsrc/app.js\n"
+    assert not (p / "src/base.js").exists() and (p / "VERSION").read_text() == "1.0.0\n"
