@@ -373,6 +373,8 @@ def _carry(ctx: Ctx, t: Task, wt: Path, cur: Sha, target: Sha) -> str:
         e = edits.save(wt, cur)
     except GitError:  # an unmerged index: a merge the user started
         raise stay from None
+    if e.stash is None and gitops.reset_keep(wt, target):
+        return ""  # nothing uncommitted: git moves the branch and the files in one step
     kept = f"{EDITS}{t.name}/{e.stash[:12]}" if e.stash else ""
     if e.stash:
         gitops.update_ref(ctx.root, kept, e.stash, None, f"uncommitted edits of {t.name}")
