@@ -26,6 +26,9 @@ from .conftest import Repo, make_repo
 ROUNDS = 24
 WAIT = 120.0  # a lander still running after this long is wedged
 GATE = "test ! -e RED"  # the project's test: a task that commits RED is red
+# A Ctrl-C that arrives while the lander's interpreter is already exiting (its work done, its
+# handlers reset) ends it by the signal: nothing of wtp's runs then, so nothing can be hurt.
+INTERRUPTED = (0, 1, 3, 130, -signal.SIGINT)
 OPS = ["start", "land", "land", "rm", "check", "batch", "detach", "interrupt", "commit-in-gate"]
 
 
@@ -176,7 +179,7 @@ def test_random_faults_lose_nothing_keep_main_green_and_doctor_heals(tmp_path: P
                     joined(names[0], proc)
                 time.sleep(rng.uniform(0.0, 0.35))  # the fault's moment: random on purpose
                 proc.send_signal(signal.SIGINT) if interrupt else proc.kill()  # by pid: only what we started
-                rnd.wait(proc, (0, 1, 3, 130) if interrupt else (0, 1, 2, 3, 4, -signal.SIGKILL))
+                rnd.wait(proc, INTERRUPTED if interrupt else (0, 1, 2, 3, 4, -signal.SIGKILL))
             elif op == "batch":  # two landers batched; one of them killed or interrupted
                 args = ["--mode", "batch", "--strategy", strategy, "--gate", GATE]
                 procs = [rnd.spawn("land", name, *args) for name in names]
@@ -187,7 +190,7 @@ def test_random_faults_lose_nothing_keep_main_green_and_doctor_heals(tmp_path: P
                 time.sleep(rng.uniform(0.0, 0.6))
                 victim.send_signal(signal.SIGINT) if interrupt else victim.kill()
                 for p in procs:
-                    rnd.wait(p, (0, 1, 130) if p is not victim or interrupt else (0, 1, 130, -signal.SIGKILL))
+                    rnd.wait(p, INTERRUPTED if p is not victim or interrupt else (0, 1, 130, -signal.SIGKILL))
             elif op == "detach":  # returns at once; the land goes on alone and must end
                 name = names[0]
                 out = r.wtp_proc("land", name, "--detach", "--strategy", strategy, "--gate", GATE)
@@ -203,7 +206,7 @@ def test_random_faults_lose_nothing_keep_main_green_and_doctor_heals(tmp_path: P
                     edit(follower)  # uncommitted work there must come back with the task
                 time.sleep(rng.uniform(0.0, 0.3))
                 lander.send_signal(signal.SIGINT)
-                err = rnd.wait(lander, (0, 1, 130))
+                err = rnd.wait(lander, INTERRUPTED)
                 rnd.go.touch()
                 rnd.wait(conductor, (0, 1))
                 if lander.returncode == 130 and "landed anyway" not in err:
