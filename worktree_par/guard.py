@@ -411,6 +411,13 @@ def keep_pre_land(ctx: Ctx, t: Task, tip: Sha) -> str:
     return pre
 
 
+def undo_rebase(wt: Path, tip: Sha, onto: Sha) -> bool:
+    """Put back the files of a worktree whose rebase from ``tip`` onto ``onto`` stopped
+    half-way (a full disk): only the rebase's own writes are undone, since git's rebase starts
+    only on a clean worktree.  True when the worktree is clean at ``tip`` again."""
+    return edits.put_back(wt, tip, onto)
+
+
 def forget_backup(ctx: Ctx, name: str, backup: str | None = None) -> None:
     """Drop the pre-land tip of a task that has landed: the land superseded it.  ``backup``:
     what it is known to hold (it is deleted only from that)."""

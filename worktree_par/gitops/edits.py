@@ -1,6 +1,7 @@
-"""A worktree's uncommitted edits carried across a move of its branch (issue 24 B): saved
-as a stash-like commit, rebased onto the new tip by a 3-way merge of the index and of the
-files, put back, and checked.  What moves the branch itself is the guard's."""
+"""Putting a worktree's files back (issue 24 B): the user's uncommitted edits carried across
+a move of its branch (saved as a stash-like commit, rebased onto the new tip by a 3-way
+merge of the index and of the files, put back, and checked), and the files a rebase stopped
+half-way had begun to write, undone.  Only the guard calls these; moving the branch is its."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import NamedTuple
 from .core import run
 from .parse import MergeTree, Sha
 from .refs import tree_of
-from .work import commit_tree, merge_tree, read_tree_2way
+from .work import commit_tree, in_progress, merge_tree, read_tree_2way, rebase_abort, status_paths
 
 
 class Edits(NamedTuple):
@@ -76,3 +77,17 @@ def holds(wt: Path, index: str, work: str) -> bool:
         (Path(tmp) / "index").write_bytes(real.read_bytes())
         run(["add", "--update", "--", "."], wt, env=env)
         return run(["write-tree"], wt, env=env).out.strip() == work
+
+
+def put_back(wt: Path, tip: str, onto: str) -> bool:
+    """After a rebase of the worktree's branch (at ``tip``) onto ``onto`` stopped half-way on
+    a full disk: its files back to ``tip``, and the ones only ``onto`` has, which the rebase
+    began to write, gone.  The worktree was clean (git's rebase refuses otherwise), so no
+    file of the user's is touched.  True when it is clean at ``tip`` again."""
+    if in_progress(wt)[0]:
+        rebase_abort(wt)
+    if in_progress(wt)[0] or run(["rev-parse", "HEAD"], wt, check=False).out.strip() != tip:
+        return False
+    run(["read-tree", onto], wt, check=False)  # the index names every file the rebase may have written
+    reset = run(["reset", "--quiet", "--hard", tip], wt, check=False)
+    return reset.code == 0 and not status_paths(wt)

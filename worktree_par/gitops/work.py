@@ -249,20 +249,6 @@ def rebase_onto(wt: Path, onto: str, upstream: str) -> Rebase:
     return Rebase(False, sorted(named), last, any(s in res.err for s in NO_SPACE))
 
 
-def put_back(wt: Path, tip: str, onto: str) -> bool:
-    """After a rebase of the worktree's branch (at ``tip``) onto ``onto`` stopped half-way on
-    a full disk: its files back to ``tip``, and the ones only ``onto`` has, which the rebase
-    began to write, gone.  The worktree was clean (git's rebase refuses otherwise), so no
-    file of the user's is touched.  True when it is clean at ``tip`` again."""
-    if in_progress(wt)[0]:
-        rebase_abort(wt)
-    if in_progress(wt)[0] or run(["rev-parse", "HEAD"], wt, check=False).out.strip() != tip:
-        return False
-    run(["read-tree", onto], wt, check=False)  # the index names every file the rebase may have written
-    reset = run(["reset", "--quiet", "--hard", tip], wt, check=False)
-    return reset.code == 0 and not status_paths(wt)
-
-
 def rebase_abort(wt: Path) -> None:
     run(["rebase", "--abort"], wt, check=False)
 

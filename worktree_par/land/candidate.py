@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import crashpoints, gitops, guard
 from ..errors import DirtyWorktree, GateFailed, LandBlocked, LandConflict, Refusal, Say, WouldLoseWork
-from ..gitops import Sha, work
+from ..gitops import Sha
 from ..procs import Guarded
 from ..repo import Ctx, few
 from ..state import WITHDRAWN, Task
@@ -111,7 +111,7 @@ def _no_space(t: Task, wt: Path, tip: Sha, onto: Sha) -> str:
     tip (never leaving the task's own files deleted, which 'git status' would offer to commit),
     or the one command that puts them back is named."""
     again = f"free space, then run 'wtp land {t.name}' again"
-    if work.put_back(wt, tip, onto):
+    if guard.undo_rebase(wt, tip, onto):
         return f"the disk holding {wt} is full: the rebase of '{t.name}' stopped and its worktree is back as it was; {again}"
     if gitops.in_progress(wt)[0]:
         undo = f"git -C {wt} rebase --abort"
