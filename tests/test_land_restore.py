@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,12 +44,12 @@ def _status(wt: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=wt, capture_output=True, text=True, check=True).stdout
 
 
-def _fail_gate_while(r: Repo, tmp: Path, edit: object) -> subprocess.CompletedProcess[str] | tuple[int, str, str]:
+def _fail_gate_while(r: Repo, tmp: Path, edit: Callable[[], None]) -> tuple[int, str, str]:
     gate, started, go = _gate(tmp)
     proc = r.spawn("land", "t", "--gate", gate)
     try:
         _wait_for(started, proc)
-        edit()  # type: ignore[operator]
+        edit()
         go.touch()
         out, err = proc.communicate(timeout=WAIT)
     finally:

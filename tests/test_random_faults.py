@@ -104,7 +104,7 @@ class Round:
         try:
             _, err = proc.communicate(timeout=WAIT)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"a lander is wedged: {self.why} {proc.args}")
+            pytest.fail(f"a lander is wedged: {self.why} {proc.args!r}")
         assert "Traceback" not in err, (self.why, proc.args, err)
         assert proc.returncode in codes, (self.why, proc.args, proc.returncode, err)
         return err
