@@ -19,9 +19,9 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from . import agentfiles, crashpoints, gitops, nested
+from . import agentfiles, crashpoints, gitops, nested, sizes
 from .errors import GitError, WouldLoseWork
-from .gitops import Sha
+from .gitops import MergeTree, Sha, edits
 from .repo import Ctx, few
 from .state import Task
 
@@ -29,6 +29,7 @@ ARCHIVE = "refs/wtp/archive/"
 ARCHIVE_PREV = "refs/wtp/archive-prev/"
 ARCHIVE_SUB = "refs/wtp/archive-sub/"
 BACKUP = "refs/wtp/backup/"
+EDITS, PRE_LAND = "refs/wtp/archive-edits/", "refs/wtp/archive-pre-land/"  # under archive*: kept refs
 TRASH_PREFIX = ".wtp-trash-"
 # Refs that stay when a task goes: what proves a commit kept.  (The task's own backup ref
 # is not among them: it goes with the task.)
@@ -52,8 +53,6 @@ CACHES = frozenset(
         ".cache",
     }
 )
-ARCHIVE_FILE_LIMIT = 1 << 20  # ignored files up to 1 MiB each go into a forced archive
-ARCHIVE_TOTAL_LIMIT = 64 << 20
 
 
 def backup_ref(name: str) -> str:
@@ -199,7 +198,7 @@ def archive(ctx: Ctx, h: Holdings) -> Archived:
     kept, dropped = losses(ctx, h), list[str]()
     small: list[str] = []
     if h.path is not None and h.ignored:
-        small, dropped = _split_by_size(h.path, h.ignored)
+        small, dropped = sizes.split_by_size(h.path, h.ignored)
     parents = h.tips()
     # Nested repositories first: their objects must be here before their files join the tree.
     kept_nested = nested.archive(ctx.root, t.name, ARCHIVE_SUB, h.nested)
@@ -240,37 +239,6 @@ def archive(ctx: Ctx, h: Holdings) -> Archived:
     if missing or gitops.tree_of(ctx.root, ref) != tree or any(gitops.ref_value(ctx.root, r) != c for c, r in subs):
         raise WouldLoseWork(f"the archive {ref} of task '{t.name}' does not hold everything: nothing was deleted")
     return Archived(ref, commit, kept, dropped, kept_nested)
-
-
-def _split_by_size(root: Path, paths: list[str]) -> tuple[list[str], list[str]]:
-    """Ignored files small enough to archive, and the ones too large (deleted, and named)."""
-    small, large, total = [], [], 0
-    for p in paths:
-        size = _size(root / p)
-        if size <= ARCHIVE_FILE_LIMIT and total + size <= ARCHIVE_TOTAL_LIMIT:
-            small.append(p.rstrip("/"))
-            total += size
-        else:
-            large.append(p)
-    return small, large
-
-
-def _size(path: Path) -> int:
-    if path.is_symlink() or not path.is_dir():
-        try:
-            return path.lstat().st_size
-        except OSError:
-            return 0
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-        if total > ARCHIVE_FILE_LIMIT:
-            break
-    return total
 
 
 def mend(ctx: Ctx, t: Task) -> str:
@@ -360,15 +328,15 @@ def delete_tree(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def rewind(ctx: Ctx, t: Task, wt: Path, target: Sha, ours: list[Sha]) -> None:
-    """Move the task branch (checked out, clean, in ``wt``) back to ``target``.  Only commits
-    wtp made itself may be left behind: ``ours`` (a candidate it built) and copies of
-    commits ``target`` has (a rebase).  A commit anyone else made there (an agent
-    committing while the gate ran) refuses the move, naming it."""
+def rewind(ctx: Ctx, t: Task, wt: Path, target: Sha, ours: list[Sha]) -> str:
+    """Move the task branch (checked out in ``wt``) back to ``target``, with the user's edits
+    (``_carry``).  Only commits wtp made itself may be left behind: ``ours`` (a candidate it
+    built) and copies of commits ``target`` has (a rebase).  A commit anyone else made there
+    (an agent committing while the gate ran) refuses the move, naming it."""
     ref = f"refs/heads/{t.branch}"
     cur = gitops.ref_value(ctx.root, ref)
     if cur is None or cur == target:
-        return
+        return ""
     keepers = [target, f"--exclude={t.branch}", "--branches", "--tags", "--remotes"]
     left = set(gitops.commits_not_in(ctx.root, [cur], keepers, KEEP_GLOBS))
     if ours and left:
@@ -381,14 +349,73 @@ def rewind(ctx: Ctx, t: Task, wt: Path, target: Sha, ours: list[Sha]) -> None:
             if not left:
                 break
     if left:
+        pre = keep_pre_land(ctx, t, target)
         subj = gitops.subjects(ctx.root, sorted(left))
         shown = [f"{c[:10]} {subj.get(c, '')}".strip() for c in sorted(left)]
         raise WouldLoseWork(
             f"branch '{t.branch}' gained {len(left)} commit(s) wtp did not make while landing ({few(shown)}): "
-            f"they are kept on the branch, untested; run 'wtp land {t.name}' again to test and land them"
+            f"they are kept on the branch, untested{f' (its pre-land tip: {pre})' if pre else ''}; "
+            f"run 'wtp land {t.name}' again to test and land them"
         )
-    if not gitops.reset_keep(wt, target):
-        gitops.update_ref(ctx.root, ref, target, cur, "restore the pre-land tip")
+    if gitops.head(wt) == (cur, ref):
+        return _carry(ctx, t, wt, cur, target)
+    if not gitops.update_ref(ctx.root, ref, target, cur, "restore the pre-land tip"):  # no files go with it
+        raise WouldLoseWork(f"branch '{t.branch}' moved while wtp restored it: it is kept where it is")
+    return ""
+
+
+def _carry(ctx: Ctx, t: Task, wt: Path, cur: Sha, target: Sha) -> str:
+    """Move the checked-out branch from ``cur`` to ``target`` with the user's edits: saved under
+    a ref, re-applied by a 3-way merge (base ``cur``), checked; if they clash, the files go to
+    ``target`` and the line returned says how to get the edits back (untracked files stay)."""
+    stay = WouldLoseWork(f"the worktree of task '{t.name}' could not go back to {target[:12]}: it is kept as it is")
+    try:
+        e = edits.save(wt, cur)
+    except GitError:  # an unmerged index: a merge the user started
+        raise stay from None
+    if e.stash is None and gitops.reset_keep(wt, target):
+        return ""  # nothing uncommitted: git moves the branch and the files in one step
+    kept = f"{EDITS}{t.name}/{e.stash[:12]}" if e.stash else ""
+    if e.stash:
+        gitops.update_ref(ctx.root, kept, e.stash, None, f"uncommitted edits of {t.name}")
+    index, work = edits.rebased(wt, e, target)
+    clash = sorted({*index.conflicts, *work.conflicts}) or edits.put(wt, (e.staged, e.files), (index.tree, work.tree))
+    if clash:
+        index = work = MergeTree(gitops.tree_of(ctx.root, target), [])
+        if edits.put(wt, (e.staged, e.files), (index.tree, work.tree)):
+            raise stay  # refused, nothing changed: a file in the way (the edits are kept under the ref)
+    if not gitops.update_ref(ctx.root, f"refs/heads/{t.branch}", target, cur, "restore the pre-land tip"):
+        edits.put(wt, (index.tree, work.tree), (e.staged, e.files))  # the files as they were
+        raise stay
+    if not edits.holds(wt, index.tree, work.tree):
+        clash = clash or ["the files did not come back as expected"]
+    if clash and kept:
+        return (
+            f"the uncommitted edits in {wt} clash with undoing the rebase ({few(clash)}): they are kept under "
+            f"{kept}; bring them back with 'git -C {wt} stash apply --index {kept}'"
+        )
+    if kept:  # the worktree holds them again, checked
+        gitops.delete_ref(ctx.root, kept, e.stash or "")
+    return ""
+
+
+def keep_pre_land(ctx: Ctx, t: Task, tip: Sha) -> str:
+    """Keep a pre-land tip the task branch no longer holds (it stayed on wtp's candidate, which
+    a squash or merge makes of none of its commits) under a ref of its own, since the next
+    land replaces the backup ref; names that ref ("" when the branch still holds the tip)."""
+    cur = gitops.ref_value(ctx.root, f"refs/heads/{t.branch}")
+    if cur is not None and gitops.is_ancestor(ctx.root, tip, cur):
+        return ""
+    pre = f"{PRE_LAND}{t.name}/{tip[:12]}"
+    gitops.update_ref(ctx.root, pre, tip, None, f"pre-land tip of {t.name}")
+    return pre
+
+
+def undo_rebase(wt: Path, tip: Sha, onto: Sha) -> bool:
+    """Put back the files of a worktree whose rebase from ``tip`` onto ``onto`` stopped
+    half-way (a full disk): only the rebase's own writes are undone, since git's rebase starts
+    only on a clean worktree.  True when the worktree is clean at ``tip`` again."""
+    return edits.put_back(wt, tip, onto)
 
 
 def forget_backup(ctx: Ctx, name: str, backup: str | None = None) -> None:

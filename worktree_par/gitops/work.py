@@ -225,6 +225,11 @@ class Rebase(NamedTuple):
     ok: bool
     conflicts: list[str]
     error: str  # git's last line when it failed without a conflict
+    no_space: bool = False  # it failed writing the worktree: the disk is full (ENOSPC)
+
+
+# strerror(ENOSPC), when git names it; a short write ('unable to write file x') has no strerror.
+NO_SPACE = ("No space left on device", "unable to write file")
 
 
 def rebase_onto(wt: Path, onto: str, upstream: str) -> Rebase:
@@ -241,7 +246,7 @@ def rebase_onto(wt: Path, onto: str, upstream: str) -> Rebase:
     named = {p.rsplit("~", 1)[0] if "~" in p and (wt / p.rsplit("~", 1)[0]).is_dir() else p for p in paths}
     rebase_abort(wt)
     last = res.err.strip().splitlines()[-1] if res.err.strip() else "no output"
-    return Rebase(False, sorted(named), last)
+    return Rebase(False, sorted(named), last, any(s in res.err for s in NO_SPACE))
 
 
 def rebase_abort(wt: Path) -> None:

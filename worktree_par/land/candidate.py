@@ -87,6 +87,8 @@ def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha) -> Sha:
         if not reb.ok:
             if reb.conflicts:
                 raise LandConflict(_conflict_msg(t, reb.conflicts), reb.conflicts)
+            if reb.no_space:
+                raise LandBlocked(_no_space(t, wt, tip, onto))
             raise LandBlocked(f"rebase of '{t.name}' onto '{t.base}' failed: {reb.error}")
         rebased = gitops.head(wt)[0]
         assert rebased is not None
@@ -102,6 +104,23 @@ def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha) -> Sha:
     guard.advance(ctx, t, wt, tip, cand)
     crashpoints.step("land:after-candidate")
     return cand
+
+
+def _no_space(t: Task, wt: Path, tip: Sha, onto: Sha) -> str:
+    """The disk filled up while the rebase wrote the worktree: its files go back to the task's
+    tip (never leaving the task's own files deleted, which 'git status' would offer to commit),
+    or the one command that puts them back is named."""
+    again = f"free space, then run 'wtp land {t.name}' again"
+    if guard.undo_rebase(wt, tip, onto):
+        return f"the disk holding {wt} is full: the rebase of '{t.name}' stopped and its worktree is back as it was; {again}"
+    if gitops.in_progress(wt)[0]:
+        undo = f"git -C {wt} rebase --abort"
+    else:
+        undo = f"git -C {wt} read-tree {onto} && git -C {wt} reset --hard {tip}"
+    return (
+        f"the disk holding {wt} is full: the rebase of '{t.name}' stopped half-way and its files are not all back "
+        f"(nothing is lost: its commits are on branch '{t.branch}'); free space, run '{undo}', then 'wtp land {t.name}'"
+    )
 
 
 def _conflict_msg(t: Task, paths: list[str]) -> str:

@@ -11,12 +11,13 @@ from ..state import ACTIVE, BLOCKED, LANDED
 from .entry import Entry, Withdrawn
 
 
-def give_back(ctx: Ctx, e: Entry) -> None:
-    """Put the task branch back to its pre-land tip, leaving no commit behind but wtp's own
-    (WouldLoseWork when someone committed there meanwhile: then it stays)."""
+def give_back(ctx: Ctx, e: Entry) -> str:
+    """Put the task branch back to its pre-land tip with the user's edits, leaving no commit
+    behind but wtp's own (WouldLoseWork when someone committed there meanwhile: then it
+    stays); says where edits that could not go along are kept ("" when they all did)."""
     if gitops.rebase_in_progress(e.wt):
         gitops.rebase_abort(e.wt)
-    guard.rewind(ctx, e.task, e.wt, e.tip, [e.cand] if e.cand else [])
+    return guard.rewind(ctx, e.task, e.wt, e.tip, [e.cand] if e.cand else [])
 
 
 def landed(ctx: Ctx, e: Entry, commit: Sha) -> None:
@@ -46,9 +47,11 @@ def blocked(ctx: Ctx, e: Entry, err: LandBlocked | WouldLoseWork) -> None:
     kept = ""
     if not isinstance(err, WouldLoseWork):
         try:
-            give_back(ctx, e)
+            kept = give_back(ctx, e)
         except WouldLoseWork as w:
             kept = w.message
+    elif pre := guard.keep_pre_land(ctx, e.task, e.tip):  # the branch stays on the candidate
+        kept = f"its pre-land tip is kept under {pre}"
     e.outcome, e.error = BLOCKED, err
     paths = err.paths if isinstance(err, LandBlocked) else []
     note = f"{err}; {kept}" if kept else str(err)
