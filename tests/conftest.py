@@ -36,7 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
         '[protocol "file"]\n\tallow = always\n[advice]\n\tdetachedHead = false\n'
     )
     for k in list(os.environ):
-        if k.startswith("GIT_") or k.startswith("WTP_"):
+        if (k.startswith("GIT_") or k.startswith("WTP_")) and k != "WTP_FAULT_SEED":
             del os.environ[k]
     os.environ.update(
         HOME=str(home),

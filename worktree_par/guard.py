@@ -1,5 +1,5 @@
 """The one guard for destruction.  Every step that deletes a task's worktree or branch, or
-moves a task ref backwards, goes through here (CONTRACT.md, "Nothing is lost").
+moves a task ref backwards, goes through here (README, "Nothing is lost, and nothing needs a manual unlock").
 
 It collects everything a worktree holds: HEAD (attached or detached), the task branch,
 ``refs/worktree/*``, a stopped rebase, merge or cherry-pick (its original head and every

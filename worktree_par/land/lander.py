@@ -127,6 +127,8 @@ def land(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult:
     # The pre-land tip is kept before anything can change the branch (and outside the queue,
     # which only serializes what must be serial).
     old_backup = gitops.ref_value(ctx.root, guard.backup_ref(t.name))
+    if old_backup and old_backup != tip and not gitops.is_ancestor(ctx.root, old_backup, tip):
+        guard.keep_pre_land(ctx, t, old_backup)  # replacing it must not drop a tip the branch no longer holds
     gitops.update_ref(ctx.root, guard.backup_ref(t.name), tip, old_backup, f"pre-land tip of {t.name}")
     waiting = ctx.store.update(
         t, state=LANDING, note="waiting in the land queue", candidate=None, ticket=None, intent="", request=None

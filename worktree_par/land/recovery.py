@@ -72,8 +72,9 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
         guard.forget_backup(ctx, t.name)
         return f"the interrupted land of '{t.name}' had published {landed[:12]}: marked landed"
     backup = gitops.ref_value(ctx.root, guard.backup_ref(t.name))
+    kept = ""  # where edits that could not go along with the rewind are kept
     if backup is not None and wt and wt.is_dir():
-        guard.rewind(ctx, t, wt, backup, [Sha(t.candidate)] if t.candidate else [])
+        kept = guard.rewind(ctx, t, wt, backup, [Sha(t.candidate)] if t.candidate else [])
     if retake is not None and backup is not None and t.intent != WITHDRAWN:
         ctx.store.update(
             t, state=LANDING, phase=LANDING_PHASE, holder=me().to_json(), candidate=None, ticket=retake, intent=""
@@ -84,7 +85,7 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
         note = f"its request #{t.request} was closed on the forge: reopen it there, or land again for a new one"
         ctx.store.update(t, state=BLOCKED, phase="", holder=None, note=note, request=None)
         return f"the interrupted land of '{t.name}' is blocked: {note}"
-    return f"rolled back the interrupted land of '{t.name}' to its pre-land tip"
+    return f"rolled back the interrupted land of '{t.name}' to its pre-land tip" + (f"; {kept}" if kept else "")
 
 
 def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
@@ -103,13 +104,16 @@ def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
                 e.messages.append(f"interrupted after '{e.task.base}' took the candidate: task '{e.name}' is landed")
                 settle.landed(ctx, e, Sha(landed))
                 continue
+            kept = ""
             try:
-                settle.give_back(ctx, e)
+                kept = settle.give_back(ctx, e)
             except WouldLoseWork:
                 pass  # the branch keeps the new commit; the task goes back as it is
             withdrawn = cur is not None and cur.intent == WITHDRAWN
-            ctx.store.update(
+            back = ctx.store.update(
                 e.task, state=ACTIVE if withdrawn else LANDING, phase="", holder=None, candidate=None, intent=""
             )
+            if kept and back is not None:
+                ctx.store.update(back, note=kept)  # the edits that could not go along, and where they are
     finally:
         signal.signal(signal.SIGINT, previous)
