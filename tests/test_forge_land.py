@@ -257,3 +257,32 @@ def test_queue_mode_waits_for_the_forge_and_wtp_queue_shows_the_request(
     log = _base_log(r, sham)
     assert log[0] == "Merge pull request #1 from wtp/t1" and "t1 work" in log  # the queue merges (a ruleset setting)
     assert r.wtp("list", "--all", "--json").json()["tasks"][0]["request"] == 1
+
+
+@pytest.mark.parametrize("how", [("--mode", "speculative"), ("--mode", "batch"), ("--detach",)])
+def test_landers_at_once_and_detached_land_through_the_forge_one_request_each(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    how: tuple[str, ...],
+) -> None:
+    """Every mode and --detach work the same way through a forge: the conductor stacks the
+    waiting landers, the publication point merges one request at a time, and a candidate
+    whose parent the forge rewrote is rebuilt (its tree was gated: not gated again)."""
+    r, sham = _project(shamforge, tmp_path, monkeypatch, "github")
+    names = ["t1", "t2", "t3"]
+    for n in names:
+        _task(r, n)
+    procs = [r.spawn("land", n, "--gate", "true", *how, env=sham.env()) for n in names]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    wait_for(
+        lambda: [t["state"] for t in r.wtp("list", "--all", "--json").json()["tasks"]] == ["landed"] * 3,
+        "every task landed",
+        300,  # three detached landers, each several processes: generous for a loaded machine
+    )
+    log = _base_log(r, sham)
+    assert sorted(s for s in log if s.endswith("work")) == ["t1 work", "t2 work", "t3 work"]
+    assert sorted(p.head for p in sham.pulls.values()) == ["wtp/t1", "wtp/t2", "wtp/t3"]
+    assert all(p.state == "merged" for p in sham.pulls.values())

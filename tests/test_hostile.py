@@ -390,3 +390,14 @@ def test_a_local_gate_ticket_file_nested_past_reason_is_set_aside(repo: Repo) ->
     out = repo.wtp_proc("gate", "build", "--", "true")
     assert (out.code, out.err) == (0, "")
     assert list(tickets.parent.glob("tickets.json.corrupt-*"))
+
+
+def test_a_state_file_nested_past_reason_is_one_line_not_an_internal_error(repo: Repo) -> None:
+    """Issue 24 C: json recursing on a deeply nested state.json raised RecursionError, which
+    ended as an internal error with a traceback log; now it is the state's one-line report."""
+    repo.wtp("start", "a")
+    repo.state_file.write_text('{"version": 1, "tasks": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    out = repo.wtp("list")
+    assert out.code == 2
+    assert out.err.startswith(f"wtp: state file {repo.state_file} is corrupt (RecursionError")
+    assert out.err.count("\n") == 1 and "internal error" not in out.err
