@@ -216,9 +216,7 @@ def test_a_base_that_moves_during_the_gate_is_absorbed_by_a_retry(remote_repo: R
     assert _linear(r, "origin/main") == ["feed: work", "other", "initial"]
 
 
-@pytest.mark.parametrize(
-    "strategy,subjects,parents", [("squash", ["feed: squashed", "initial"], 1), ("merge", None, 2)]
-)
+@pytest.mark.parametrize("strategy,subjects,parents", [("squash", ["feed: work", "initial"], 1), ("merge", None, 2)])
 def test_squash_and_merge_strategies(repo: Repo, strategy: str, subjects: list[str] | None, parents: int) -> None:
     p = _task_with_commit(repo, "feed", {"src/feed.js": "feed\n"})
     repo.commit({"src/feed2.js": "feed2\n"}, msg="second", cwd=p)
@@ -228,8 +226,10 @@ def test_squash_and_merge_strategies(repo: Repo, strategy: str, subjects: list[s
     assert len(repo.git("log", "-1", "--format=%P", "main").split()) == parents
     assert repo.git("show", "main:src/feed2.js") == "feed2"
     if strategy == "squash":
-        assert repo.git("log", "--format=%s", "main").splitlines() == ["feed: squashed", "base moved", "initial"]
-        assert "second" in repo.git("log", "-1", "--format=%B", "main")
+        # Issue 29: the title is the task's first commit's subject, not "feed: squashed"
+        assert repo.git("log", "--format=%s", "main").splitlines() == ["feed: work", "base moved", "initial"]
+        body = repo.git("log", "-1", "--format=%B", "main")
+        assert "Squashed from task 'feed':" in body and "second" in body
 
 
 def test_six_landers_at_once_all_land_exactly_once_in_linear_history(remote_repo: Repo) -> None:

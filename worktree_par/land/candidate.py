@@ -95,8 +95,8 @@ def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha) -> Sha:
         if e.strategy == "rebase":
             return rebased
         msgs, author = gitops.log_messages(ctx.root, fork, tip)
-        msg = f"{t.name}: squashed\n\n{msgs}\n" if "\n" in msgs else msgs
-        cand = gitops.commit_tree(ctx.root, gitops.tree_of(ctx.root, rebased), [onto], msg or t.name, env=author)
+        msg = squash_message(t.name, msgs)
+        cand = gitops.commit_tree(ctx.root, gitops.tree_of(ctx.root, rebased), [onto], msg, env=author)
     # Recorded before the branch moves to it: a land killed in between leaves a branch on a
     # commit recovery knows to be wtp's own (a squash or merge commit is no copy of the
     # task's commits), so it can be rewound instead of refused.
@@ -121,6 +121,17 @@ def _no_space(t: Task, wt: Path, tip: Sha, onto: Sha) -> str:
         f"the disk holding {wt} is full: the rebase of '{t.name}' stopped half-way and its files are not all back "
         f"(nothing is lost: its commits are on branch '{t.branch}'); free space, run '{undo}', then 'wtp land {t.name}'"
     )
+
+
+def squash_message(task: str, msgs: str) -> str:
+    """A squash commit's message, made from the task's commits (``msgs``: their messages,
+    oldest first): the first one's subject as the title, every message below it; one
+    commit's message stays as it is."""
+    whole = msgs.strip()
+    first = next((line.strip() for line in whole.splitlines() if line.strip()), task)
+    if "\n" not in whole:
+        return whole or task
+    return f"{first}\n\nSquashed from task '{task}':\n\n{whole}\n"
 
 
 def _conflict_msg(t: Task, paths: list[str]) -> str:
