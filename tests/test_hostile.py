@@ -14,8 +14,8 @@ import pytest
 from .conftest import Repo, git, make_repo
 
 BAD_NAMES = [
-    ("a/b", "may only contain letters"),
-    ("../escape", "may only contain letters"),
+    ("a/b", "may not contain '/'"),
+    ("../escape", "may not contain '/'"),
     ("-rf", "may not start with '-'"),
     (".hidden", "may not start with '.'"),
     ("a..b", "may not contain '..'"),
@@ -27,6 +27,7 @@ BAD_NAMES = [
     ("caf\u00e9", "may only contain letters"),
     ("x" * 65, "65 characters long"),
     ("", "it is empty"),
+    ("feat/login", "may not contain '/'"),
 ]
 
 
@@ -45,6 +46,17 @@ def test_bad_task_names(repo: Repo, name: str, why: str) -> None:
     assert why in out.err and "try something like" in out.err
     assert "\n" not in out.err.rstrip("\n") and "\t" not in out.err
     _nothing_written(repo)
+
+
+def test_a_name_with_a_slash_is_refused_with_the_rule_and_a_name_that_works(repo: Repo) -> None:
+    """Issue 29: 'feat/login' was refused with 'may only contain letters...' and 'try
+    something like fix-login'; now the rule is named and the suggestion is 'feat-login'."""
+    out = repo.wtp_proc("start", "feat/login")
+    assert out.code == 2
+    assert out.err == (
+        "wtp: invalid task name 'feat/login': it may not contain '/' (a task is one branch and one worktree "
+        "folder, not a path); try something like 'feat-login'\n"
+    )
 
 
 BAD_CONFIGS = [

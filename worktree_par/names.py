@@ -23,6 +23,8 @@ def validate_name(name: str) -> None:
             bad = "it is empty"
         elif len(name) > 64:
             bad = f"it is {len(name)} characters long (64 at most)"
+        elif "/" in name:
+            bad = "it may not contain '/' (a task is one branch and one worktree folder, not a path)"
         else:
             bad = "it may only contain letters, digits, '.', '_' and '-'"
     elif name[0] in "-.":
@@ -32,4 +34,11 @@ def validate_name(name: str) -> None:
     elif name.endswith(".lock"):
         bad = "it may not end in '.lock'"
     if bad:
-        raise InvalidTaskName(f"invalid task name '{shown(name)}': {bad}; try something like 'fix-login'")
+        raise InvalidTaskName(f"invalid task name '{shown(name)}': {bad}; try something like '{_suggest(name)}'")
+
+
+def _suggest(name: str) -> str:
+    """A valid name close to ``name`` ('feat/login' -> 'feat-login'), else 'fix-login'."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", name)[:64].lstrip("-.").removesuffix(".lock")
+    s = re.sub(r"\.{2,}", ".", s).rstrip("-.")
+    return s if s and _NAME.fullmatch(s) and s != name else "fix-login"
