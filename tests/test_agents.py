@@ -238,20 +238,26 @@ def test_mcp_server_lists_tools_and_answers_through_the_official_client(repo: Re
     repo.wtp("start", "a", "--touch", "src/**")
     cli = repo.wtp("list", "--json").json()
 
-    async def session() -> tuple[list[str], CallToolResult, CallToolResult, CallToolResult]:
+    errlog = repo.path.parent / "mcp-stderr.log"
+
+    async def session() -> tuple[list[str], CallToolResult, CallToolResult, CallToolResult, CallToolResult]:
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "worktree_par", "-C", str(repo.path), "mcp"], cwd=str(repo.path)
         )
-        async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
-            await s.initialize()
-            tools = sorted(t.name for t in (await s.list_tools()).tools)
-            listed = await s.call_tool("list", {})
-            bad = await s.call_tool("start", {"task": "bad/name"})
-            started = await s.call_tool("start", {"task": "b", "touch": ["src/app.js"]})
-            return tools, listed, bad, started
+        with errlog.open("w") as log:
+            async with stdio_client(params, errlog=log) as (read, write), ClientSession(read, write) as s:
+                await s.initialize()
+                tools = sorted(t.name for t in (await s.list_tools()).tools)
+                listed = await s.call_tool("list", {})
+                bad = await s.call_tool("start", {"task": "bad/name"})
+                started = await s.call_tool("start", {"task": "b", "touch": ["src/app.js"]})
+                removed = await s.call_tool("rm", {"task": "b"})
+                return tools, listed, bad, started, removed
 
-    tools, listed, bad, started = anyio.run(session)
-    assert {"start", "list", "check", "land", "path", "gate_status", "queue", "next"} <= set(tools)
+    tools, listed, bad, started, removed = anyio.run(session)
+    assert {"start", "list", "check", "land", "path", "gate_status", "queue", "next", "rm"} <= set(tools)
+    assert "INFO" not in errlog.read_text()  # issue 29: no SDK request logging on the agent's stderr
+    assert not removed.is_error and json.loads(text(removed))["removed"] is True
     assert not listed.is_error
     data = json.loads(text(listed))
     assert data == cli

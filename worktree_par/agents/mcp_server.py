@@ -99,7 +99,9 @@ def result(code: int, out: str, err: str) -> Any:
 
 
 def build(where: str | None) -> MCPServer:
-    server = MCPServer("wtp", instructions=INSTRUCTIONS, version=__version__)
+    # WARNING: the SDK's INFO lines ("Processing request of type ...") on stderr are noise
+    # in the agent's log for every call (issue 29).
+    server = MCPServer("wtp", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
 
     @server.tool(
         name="list",
@@ -152,6 +154,14 @@ def build(where: str | None) -> MCPServer:
     )
     async def gate_status(name: str, remote: bool = False) -> Any:
         return await wtp(where, ["gate", "--status", "--json", *(["--remote"] if remote else []), "--", name])
+
+    @server.tool(
+        description="Remove a task's worktree and branch (as 'wtp rm'); refuses to lose anything not kept elsewhere "
+        "(uncommitted work, unlanded commits) unless force=true, which archives all of it first and says where."
+    )
+    async def rm(task: str, force: bool = False) -> Any:
+        out = await wtp(where, ["rm", *(["--force"] if force else []), "--", task])
+        return {"task": task, "removed": True, "messages": str(out.get("output", "")).strip().splitlines()}
 
     @server.tool(
         name="next", description="Start queued tasks whose slot and collisions have cleared (as 'wtp next --json')."
