@@ -98,7 +98,9 @@ def test_5_land_keeps_a_worktree_whose_submodule_holds_the_only_copy_of_a_commit
     out = r.wtp("land", "a")
     assert out.code == 0, out.err
     assert out.lines[1] == (
-        f"kept the worktree {p}: it has 1 unpushed commit(s) in submodule 'lib'; 'wtp rm a' removes it once that is kept"
+        f"kept the worktree {p}: it has 1 unpushed commit(s) in submodule 'lib', kept nowhere else; "
+        "save what you need from it and run 'wtp rm a', "
+        "or run 'wtp rm a --force' to archive it under refs/wtp/archive/a and remove the worktree"
     )
     assert git(p / "lib", "cat-file", "-t", only_copy) == "commit"
     forced = r.wtp("rm", "a", "--force")

@@ -344,8 +344,9 @@ def test_a_gate_that_leaves_untracked_files_keeps_the_worktree(repo: Repo) -> No
     out = repo.wtp("land", "a", "--gate", "echo results > report.txt")
     assert out.code == 0, out.err
     assert (
-        out.lines[1]
-        == f"kept the worktree {p}: it has 1 uncommitted file (report.txt); 'wtp rm a' removes it once that is kept"
+        out.lines[1] == f"kept the worktree {p}: it has 1 uncommitted file (report.txt), kept nowhere else; "
+        "save what you need from it and run 'wtp rm a', "
+        "or run 'wtp rm a --force' to archive it under refs/wtp/archive/a and remove the worktree"
     )
     assert (p / "report.txt").read_text() == "results\n" and (p / "a.txt").exists()
     assert "wtp/a" in repo.branches() and not list(p.parent.glob(".wtp-trash-*"))

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from . import disposable
 from .errors import ConfigError
 
 CONFIG_FILE = ".wtp.toml"
@@ -38,6 +39,7 @@ class Config(NamedTuple):
     land_require_gate: bool = False
     land_depth: int = 0  # candidates in flight (speculative) or per batch; 0 = max_active
     check_hot: tuple[str, ...] = ()
+    rm_disposable: tuple[str, ...] = ()  # more globs of ignored build outputs ([rm] disposable)
     check_cochange: str = "warn"
     hook_on_collision: str = "deny"
     gate_remote: tuple[str, ...] = ()  # globs of gate names always held through the remote
@@ -83,6 +85,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "method": (str, "forge_method"),
     },
     "check": {"hot": (list, "check_hot"), "cochange": (str, "check_cochange")},
+    "rm": {"disposable": (list, "rm_disposable")},
     "hook": {"on_collision": (str, "hook_on_collision")},
     "gate": {"remote": (list, "gate_remote"), "lease": ((int, float), "gate_lease")},
     # TOML cannot hold both 'remote = "origin"' and a [remote] table, so the table names the
@@ -161,6 +164,10 @@ def _validate(cfg: Config, where: str) -> None:
         raise ConfigError(f"{where}: 'land.timeout' must be a positive number of seconds, not {cfg.land_timeout}")
     if not cfg.worktree_root.strip():
         raise ConfigError(f"{where}: 'worktree_root' must not be empty")
+    for g in cfg.rm_disposable:
+        why = disposable.bad_pattern(g)
+        if why:
+            raise ConfigError(f"{where}: 'rm.disposable' entry {g!r} {why}")
     for s in cfg.setup_copy:
         p = Path(s)
         if p.is_absolute() or ".." in p.parts:
@@ -350,6 +357,12 @@ method = ""
 # Extra hot-file globs, added to the built-in list (lockfiles, changelogs, version files, migrations).
 hot = []
 {cochange_lines(*cochange)}
+[rm]
+# Extra globs of ignored build outputs that land and rm delete with a worktree, added to the
+# built-in list (dist/, build/, target/, node_modules/, .venv/, coverage and docs builds...),
+# e.g. ["out/", "generated/**"].  Any other ignored file (.env, local settings, data) is kept.
+disposable = []
+
 [gate]
 # Globs of gate names held through the remote, so clones on other machines wait too, e.g. ["deploy*"].
 remote = []

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from . import agentfiles, crashpoints, gitops, nested, sizes
+from . import agentfiles, crashpoints, disposable, gitops, nested, sizes
 from .errors import GitError, WouldLoseWork
 from .gitops import MergeTree, Sha, edits
 from .repo import Ctx, few
@@ -34,25 +34,6 @@ TRASH_PREFIX = ".wtp-trash-"
 # Refs that stay when a task goes: what proves a commit kept.  (The task's own backup ref
 # is not among them: it goes with the task.)
 KEEP_GLOBS = ("refs/wtp/archive*", "refs/stas[h]")  # '[h]': a pattern, so git appends no '/*'
-# Ignored folders any build or test run regenerates: not user data.
-CACHES = frozenset(
-    {
-        "__pycache__",
-        ".pytest_cache",
-        ".mypy_cache",
-        ".ruff_cache",
-        ".hypothesis",
-        ".tox",
-        ".nox",
-        "node_modules",
-        ".next",
-        ".turbo",
-        ".parcel-cache",
-        ".gradle",
-        ".eggs",
-        ".cache",
-    }
-)
 
 
 def backup_ref(name: str) -> str:
@@ -84,7 +65,8 @@ class Holdings:
         self.op = ""  # a stopped rebase, merge, cherry-pick...
         self.op_commits: list[Sha] = []
         self.dirty: list[str] = []  # uncommitted and untracked files
-        self.ignored: list[str] = []  # ignored files wtp did not put there
+        self.ignored: list[str] = []  # ignored files wtp did not put there, other than build outputs
+        self.disposable: list[str] = []  # ignored build outputs and caches: deleted, never archived
         self.submodules: list[Submodule] = []
         self.nested: list[nested.Nested] = []  # git repositories in untracked or ignored folders
 
@@ -109,13 +91,17 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     dirty, ignored = gitops.worktree_contents(path)
     h.dirty = sorted(set(dirty))
     copied = tuple(e.rstrip("/") for e in ctx.cfg.setup_copy)
-    h.ignored = [p for p in ignored if not _regenerable(p, copied) and not agentfiles.is_wtp_made(path, p)]
-    folders = [p for p in (*h.dirty, *h.ignored) if p.endswith("/")]
+    made = [p for p in ignored if not _copied(p, copied) and not agentfiles.is_wtp_made(path, p)]
+    h.ignored, h.disposable = disposable.split(made, ctx.cfg.rm_disposable)
+    # A nested repository is kept even inside a build output (pip -e clones into .venv/src/).
+    built = [p for p in h.disposable if not disposable.refilled(p)]
+    folders = [p for p in (*h.dirty, *h.ignored, *built) if p.endswith("/")]
     if folders:
-        h.nested, only_repos = nested.find(path, folders, CACHES)
+        h.nested, only_repos = nested.find(path, folders, disposable.CACHE_FOLDERS)
         # A folder holding nothing but nested repositories is named as them, not as files.
         h.dirty = [p for p in h.dirty if p not in only_repos]
         h.ignored = [p for p in h.ignored if p not in only_repos]
+        h.disposable = [p for p in h.disposable if p not in only_repos]
     # Submodules are initialised from .gitmodules; without one, no submodule lives here.
     for sub, _ in gitops.gitlinks(path) if (path / ".gitmodules").exists() else []:
         repo = path / sub
@@ -132,12 +118,9 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     return h
 
 
-def _regenerable(path: str, copied: tuple[str, ...]) -> bool:
+def _copied(path: str, copied: tuple[str, ...]) -> bool:
     p = path.rstrip("/")
-    if any(p == c or p.startswith(c + "/") for c in copied):
-        return True  # setup.copy put it there
-    parts = p.split("/")
-    return any(part in CACHES for part in parts) or p.endswith((".pyc", ".pyo"))
+    return any(p == c or p.startswith(c + "/") for c in copied)  # setup.copy put it there
 
 
 def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
@@ -172,9 +155,9 @@ def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
     if h.dirty:
         out.append(f"{len(h.dirty)} uncommitted file{'s' * (len(h.dirty) != 1)} ({few(h.dirty)})")
     if h.ignored:
-        out.append(
-            f"{len(h.ignored)} ignored file{'s' * (len(h.ignored) != 1)} made in the worktree ({few(h.ignored)})"
-        )
+        n = len(h.ignored)
+        what = "that is not a build output" if n == 1 else "that are not build outputs"
+        out.append(f"{n} ignored file{'s' * (n != 1)} {what} ({few(h.ignored)})")
     out += [n.phrase() for n in h.nested]
     for s in h.submodules:
         if s.unpushed:
@@ -286,6 +269,9 @@ def remove(ctx: Ctx, t: Task, *, force: bool = False, keep: list[str] | None = N
             messages.append(
                 f"deleted {len(a.dropped)} large ignored file(s) without archiving them: {few(a.dropped, 10)}"
             )
+    built = [p for p in h.disposable if not disposable.refilled(p)]
+    if built:
+        messages.append(f"deleted {len(built)} build output(s), made again by a build: {few(built, 10)}")
     crashpoints.step("rm:before-worktree")
     if h.path is not None:
         delete_worktree(ctx, h.path)

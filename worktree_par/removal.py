@@ -102,8 +102,11 @@ def remove_landed(ctx: Ctx, t: Task, *, keep: bool, say: Say = quiet) -> list[st
             guard.remove(ctx, held, keep=_landed_as(ctx, t))
             forget_path(ctx, held)
     except WouldLoseWork as e:
+        # Build outputs alone never keep a worktree (disposable.py): what is named here is not one.
         return [
-            f"kept the worktree {t.path}: it has {'; '.join(e.lost)}; 'wtp rm {t.name}' removes it once that is kept"
+            f"kept the worktree {t.path}: it has {'; '.join(e.lost)}, kept nowhere else; "
+            f"save what you need from it and run 'wtp rm {t.name}', "
+            f"or run 'wtp rm {t.name} --force' to archive it under {guard.archive_ref(t.name)} and remove the worktree"
         ]
     messages = [f"removed task '{t.name}' (worktree and branch '{t.branch}')"]
     tasks.promote_quietly(ctx, say)

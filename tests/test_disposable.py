@@ -1,0 +1,203 @@
+"""Disposable build outputs (issue 29): ignored files a build makes again go with a task's
+worktree on land and rm, without --force and without an archive; any other ignored file
+(.env, local settings, data) and any untracked file that is not ignored stays the guard's
+to keep.  Real git, real files, the real CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worktree_par import config, disposable
+from worktree_par.errors import ConfigError
+
+from .conftest import Repo
+
+# What the project ignores: build outputs of several ecosystems, and a secret.
+GITIGNORE = "node_modules/\n.env\ndist/\ntarget/\n*.egg-info/\n.venv/\nout/\n"
+
+
+@pytest.fixture
+def built(repo: Repo) -> Repo:
+    repo.commit({".gitignore": GITIGNORE}, "ignore build outputs")
+    return repo
+
+
+def _start(r: Repo, name: str) -> Path:
+    out = r.wtp("start", name)
+    assert out.code == 0, out.err
+    return Path(out.lines[-1])
+
+
+def _build(p: Path) -> None:
+    """What a Python and a Rust build leave behind."""
+    (p / "dist").mkdir()
+    (p / "dist" / "app-1.0-py3-none-any.whl").write_bytes(b"PK\x03\x04 wheel")
+    (p / "target" / "debug").mkdir(parents=True)
+    (p / "target" / "debug" / "app").write_bytes(b"\x7fELF binary")
+
+
+def test_a_landed_task_holding_only_build_outputs_is_removed(built: Repo) -> None:
+    p = _start(built, "a")
+    built.commit({"src/a.js": "a\n"}, "a: work", cwd=p)
+    _build(p)
+    out = built.wtp("land", "a", "--gate", "true")
+    assert out.code == 0, out.err
+    assert out.lines[1:] == ["removed task 'a' (worktree and branch 'wtp/a')"]
+    assert not p.exists() and "wtp/a" not in built.branches()
+    assert built.git("for-each-ref", "refs/wtp/") == ""  # nothing archived: a build makes them again
+    assert built.git("show", "main:src/a.js") == "a"
+
+
+def test_a_landed_task_with_a_dotenv_is_kept_and_the_message_says_why(built: Repo) -> None:
+    p = _start(built, "a")
+    built.commit({"src/a.js": "a\n"}, "a: work", cwd=p)
+    _build(p)
+    built.write(".env", "SECRET=1\n", cwd=p)
+    out = built.wtp("land", "a", "--gate", "true")
+    assert out.code == 0, out.err
+    assert out.lines[1:] == [
+        f"kept the worktree {p}: it has 1 ignored file that is not a build output (.env), kept nowhere else; "
+        "save what you need from it and run 'wtp rm a', "
+        "or run 'wtp rm a --force' to archive it under refs/wtp/archive/a and remove the worktree"
+    ]
+    assert (p / ".env").read_text() == "SECRET=1\n" and (p / "dist").is_dir()
+
+
+def test_rm_of_a_task_holding_only_build_outputs_needs_no_force(built: Repo) -> None:
+    p = _start(built, "a")
+    _build(p)
+    (p / "pkg.egg-info").mkdir()
+    (p / "pkg.egg-info" / "PKG-INFO").write_text("Name: pkg\n")
+    out = built.wtp("rm", "a")
+    assert out.code == 0, out.err
+    assert out.lines == [
+        "removed task 'a' (worktree and branch 'wtp/a')",
+        "deleted 3 build output(s), made again by a build: dist/, pkg.egg-info/, target/",
+    ]
+    assert not p.exists() and "wtp/a" not in built.branches()
+    assert built.git("for-each-ref", "refs/wtp/") == ""
+
+
+def test_rm_of_a_task_with_a_dotenv_beside_its_build_outputs_still_needs_force(built: Repo) -> None:
+    p = _start(built, "a")
+    _build(p)
+    built.write(".env", "SECRET=1\n", cwd=p)
+    out = built.wtp("rm", "a")
+    assert (out.code, out.err) == (
+        1,
+        "wtp: task 'a' has 1 ignored file that is not a build output (.env): "
+        "land it, or run 'wtp rm a --force' to archive and remove it\n",
+    )
+    assert (p / "dist").is_dir() and (p / ".env").is_file()
+    out = built.wtp("rm", "a", "--force")
+    assert out.code == 0, out.err
+    assert built.git("show", "refs/wtp/archive/a:.env") == "SECRET=1"
+    listed = built.git("ls-tree", "-r", "--name-only", "refs/wtp/archive/a").split()
+    assert not [f for f in listed if f.startswith(("dist/", "target/"))]  # outputs are not archived
+
+
+def test_a_dist_folder_that_is_not_ignored_is_still_protected(repo: Repo) -> None:
+    repo.commit({".gitignore": "target/\n"}, "ignore only target/")  # dist/ is untracked, not ignored
+    p = _start(repo, "a")
+    repo.commit({"src/a.js": "a\n"}, "a: work", cwd=p)
+    _build(p)  # target/ is ignored: a build output; dist/ is not: the user's
+    out = repo.wtp("land", "a", "--gate", "true")  # land takes no untracked file along, nor loses one
+    assert (out.code, out.err) == (
+        1,
+        "wtp: task 'a' has 1 uncommitted file (dist/app-1.0-py3-none-any.whl): "
+        "commit or stash them, then run 'wtp land a' again\n",
+    )
+    assert (p / "dist" / "app-1.0-py3-none-any.whl").exists()
+    out = repo.wtp("rm", "a")
+    assert (out.code, out.err) == (
+        1,
+        "wtp: task 'a' has 1 commit not on 'main' or any other branch (branch 'wtp/a'); 1 uncommitted file (dist/): "
+        "land it, or run 'wtp rm a --force' to archive and remove it\n",
+    )
+    assert (p / "dist").is_dir()
+
+
+def test_rm_disposable_in_the_config_adds_the_project_outputs(built: Repo) -> None:
+    built.commit({".wtp.toml": '[rm]\ndisposable = ["out/"]\n'}, "out/ is a build output here")
+    p = _start(built, "a")
+    (p / "out" / "classes").mkdir(parents=True)
+    (p / "out" / "classes" / "App.class").write_bytes(b"\xca\xfe\xba\xbe")
+    out = built.wtp("rm", "a")
+    assert out.code == 0, out.err
+    assert out.lines[-1] == "deleted 1 build output(s), made again by a build: out/"
+    assert not p.exists()
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ("*", "matches every ignored file (a .env too): name the outputs, like 'out/'"),
+        ("**/", "matches every ignored file (a .env too): name the outputs, like 'out/'"),
+        ("../x", "must be a path or glob inside the repository, like 'out/' or 'generated/**'"),
+        ("!dist/", "must be a path or glob inside the repository, like 'out/' or 'generated/**'"),
+    ],
+)
+def test_rm_disposable_refuses_globs_that_would_take_user_files(tmp_path: Path, entry: str, why: str) -> None:
+    (tmp_path / ".wtp.toml").write_text(f"[rm]\ndisposable = [{entry!r}]\n".replace("'", '"'))
+    with pytest.raises(ConfigError) as e:
+        config.load(tmp_path)
+    assert str(e.value) == f"{tmp_path / '.wtp.toml'}: 'rm.disposable' entry {entry!r} {why}"
+
+
+def test_the_default_config_holds_rm_disposable_and_loads(tmp_path: Path) -> None:
+    text = config.render_default("main", "origin", 3)
+    assert "[rm]\n" in text and "\ndisposable = []\n" in text
+    (tmp_path / ".wtp.toml").write_text(text)
+    assert config.load(tmp_path).rm_disposable == ()
+
+
+@pytest.mark.parametrize(
+    ("path", "disposable_"),
+    [
+        ("dist/", True),
+        ("packages/web/dist/", True),  # a monorepo's package
+        ("packages/web/node_modules/", True),
+        ("crates/core/target/", True),
+        ("src/pkg.egg-info/", True),
+        (".coverage", True),
+        (".coverage.host.123.456", True),
+        ("docs/_build/", True),
+        ("cmake-build-debug/", True),
+        ("build/lib/x.o", True),  # a file inside an output folder
+        ("src/__pycache__/m.cpython-312.pyc", True),
+        (".env", False),
+        ("config/local.toml", False),
+        ("data/", False),
+        ("bin/", False),  # Go's bin/ may hold a person's scripts: the project opts in
+        ("out/", False),
+        ("dist", False),  # a file named like a folder output is not one
+        ("distribution/", False),
+    ],
+)
+def test_which_ignored_paths_are_build_outputs(path: str, disposable_: bool) -> None:
+    assert disposable.matches(path, disposable.DISPOSABLE) is disposable_
+
+
+def test_project_globs_follow_gitignore_anchoring() -> None:
+    assert disposable.matches("generated/api.py", ("generated/**",))
+    assert not disposable.matches("src/generated/api.py", ("generated/**",))  # a '/' anchors it at the root
+    assert disposable.matches("src/generated/", ("generated/",))  # a bare name matches at any depth
+    assert not disposable.matches("generated", ("generated/",))  # '/' at the end: folders only
+
+
+def test_a_repository_cloned_into_a_build_output_is_still_kept(built: Repo) -> None:
+    p = _start(built, "a")
+    dep = p / ".venv" / "src" / "dep"  # where 'pip install -e git+...' clones, and people edit
+    dep.mkdir(parents=True)
+    built.git("init", "-q", "-b", "main", cwd=dep)
+    built.commit({"dep.py": "edited\n"}, "local fix", cwd=dep)
+    (p / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    out = built.wtp("rm", "a")
+    assert (out.code, out.err) == (
+        1,
+        "wtp: task 'a' has the nested repository '.venv/src/dep' (1 ref, 0 uncommitted files): "
+        "land it, or run 'wtp rm a --force' to archive and remove it\n",
+    )
+    assert (dep / "dep.py").exists()
