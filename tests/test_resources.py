@@ -49,6 +49,9 @@ def test_gate_waits_for_a_task_using_the_resource_and_runs_once_it_is_removed(re
         _waiting(repo, tmp_path, "deploy:prod", marker, proc)
         status = repo.wtp("gate", "deploy:prod", "--status")
         assert status.lines[0] == HELD
+        assert repo.wtp("gate", "deploy", "--status", "--json").json()["tasks"] == [
+            {"task": "a", "resource": "deploy:prod"}
+        ]
         assert repo.wtp("rm", "a").code == 0
         assert proc.wait(timeout=60) == 0
         assert marker.exists()

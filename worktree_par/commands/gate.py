@@ -47,7 +47,8 @@ def gate_status(where: str | None, resource: str, as_json: bool = True, remote: 
         )
     uses = gates.TaskUses(c.store, resource)()
     if as_json:
-        emit({"gate": resource, "tickets": rows, "tasks": [u._asdict() for u in uses]})
+        # "tasks": the live tasks whose --use holds it (only when there are some: the shape stays as before)
+        emit({"gate": resource, "tickets": rows, **({"tasks": [u._asdict() for u in uses]} if uses else {})})
         return 0
     for u in uses:  # tasks that declared it hold it too (one meaning for a resource)
         print(u.describe())
