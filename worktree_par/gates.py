@@ -15,7 +15,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import locks
 from .errors import Say, UsageError, WaitTimeout
@@ -44,6 +44,52 @@ def _well_formed(data: object) -> bool:
         except ValueError:
             return False
     return True
+
+
+TASK_POLL = 0.2  # seconds between looks at the registry while a task holds the gate's resource
+
+
+class Use(NamedTuple):
+    """A live task that declared (``--use``) a resource of a gate's family."""
+
+    task: str
+    resource: str
+
+    def describe(self) -> str:
+        return f"task '{self.task}' holds {self.resource} (--use) until it lands or is removed"
+
+
+def _held_back(ticket: dict[str, Any], users: list[Use]) -> Use | None:
+    """The task that holds a ticket back: one holding the resource other than the ticket's own."""
+    return next((u for u in users if u.task != ticket.get("label")), None)
+
+
+class TaskUses:
+    """The live tasks that declared a gate's resource or one of its family, read from the
+    registry without its lock (the file is replaced whole, so a read is never torn) and read
+    again only when the file changed: a stat per look."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        self.store, self.name = store, name
+        self.seen: tuple[int, int, int, int] | None = None
+        self.read_at = 0.0
+        self.uses: list[Use] = []
+
+    def __call__(self) -> list[Use]:
+        from .schedule import resources_collide
+
+        try:
+            st = os.stat(self.store.file)
+            sig = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        except OSError:
+            sig = (0, 0, 0, 0)
+        # Also every few seconds: a rewrite within the clock's tick that reuses a freed inode
+        # would look unchanged.
+        if sig != self.seen or time.monotonic() - self.read_at > 2:
+            self.seen, self.read_at = sig, time.monotonic()
+            live = self.store.read().live()
+            self.uses = [Use(t.name, r) for t in live for r in t.use if resources_collide(r, self.name)]
+        return self.uses
 
 
 class Gate:
@@ -102,11 +148,14 @@ class Gate:
         label: str = "",
         data: dict[str, Any] | None = None,
         until: Callable[[], bool] | None = None,
+        tasks: Callable[[], list[Use]] | None = None,
     ) -> bool:
         """Join the queue and wait for our turn (True); WaitTimeout (exit 3) after ``timeout``
         seconds.  ``data`` rides on the ticket for whoever holds the gate to read; ``until``:
         stop waiting, leave the queue and return False once it is true (the holder did our
-        work for us: a conductor landed our task in its stack)."""
+        work for us: a conductor landed our task in its stack).  ``tasks``: the live tasks that
+        declared this gate's resource (``--use``); a ticket waits while one other than its own
+        task (its label) does, and steps aside meanwhile for the tickets that may run."""
         me = locks.me()
         ticket = {"seq": 0, "holder": me.to_json(), "label": label, "granted": None, **({"data": data} if data else {})}
         with self.meta:
@@ -126,6 +175,7 @@ class Gate:
                     if until():
                         self._leave()
                         return False
+                users = tasks() if tasks is not None else []  # outside the ticket lock: it reads a file
                 with self.meta:
                     data = self._read()
                     changed = self._prune(data)
@@ -135,26 +185,31 @@ class Gate:
                         self.seq = ticket["seq"] = data["seq"]
                         data["tickets"].append(dict(ticket))
                         changed = True
-                    first = data["tickets"][0]
-                    if first["seq"] == self.seq and self.hold.try_acquire():
+                    # Every waiter judges every ticket by the same registry, so a ticket held back
+                    # by a task never stands in the way of that task's own gate run (no deadlock).
+                    free = [t for t in data["tickets"] if not _held_back(t, users)]
+                    first = free[0] if free else None
+                    if first is not None and first["seq"] == self.seq and self.hold.try_acquire():
                         first["granted"] = time.time()
                         self._write(data)
                         return True
                     if changed:
                         self._write(data)
                 place = next(i for i, t in enumerate(data["tickets"]) if t["seq"] == self.seq)
+                blocker = _held_back(ticket, users)
+                head = next((t for t in data["tickets"] if t.get("granted")), first or data["tickets"][0])
+                why = blocker.describe() if blocker else f"held by {self.describe(head)}"
                 if say is not None:
-                    head = data["tickets"][0]
-                    msg = f"waiting for {self.title} (place {place + 1}): held by {self.describe(head)}"
+                    msg = f"waiting for {self.title} (place {place + 1}): {why}"
                     if msg.split(", for")[0] != last:
                         say(msg)
                         last = msg.split(", for")[0]
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise WaitTimeout(
-                        f"timed out after {timeout:g}s waiting for {self.title}, held by {self.describe(data['tickets'][0])}"
-                    )
-                # The next in line looks often, so the hand-over costs ms; the rest less often.
-                time.sleep(0.005 if place <= 1 else 0.05)
+                    sep = ": " if blocker else ", "
+                    raise WaitTimeout(f"timed out after {timeout:g}s waiting for {self.title}{sep}{why}")
+                # The next in line looks often, so the hand-over costs ms; the rest less often.  A
+                # ticket held back by a task waits for a registry write (a land, an rm): no hurry.
+                time.sleep(TASK_POLL if blocker else 0.005 if place <= 1 else 0.05)
         except BaseException:
             self._leave()
             raise

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from .errors import UsageError
 from .globs import globs_intersect
-from .state import LIVE, State, Task
+from .state import LIVE, QUEUED, State, Task
 
 
 class Clash(NamedTuple):
@@ -21,12 +21,15 @@ class Clash(NamedTuple):
     other: str  # the other task's name
     kind: str  # "declared" (paths) or "resource"
     what: str  # the path pair or resource
+    queued: bool = False  # the other task is queued too: it holds nothing yet, it is ahead in line
 
     def describe(self) -> str:
         if self.kind == "likely":
             return f"{self.what} with task '{self.other}' (its history; [check] cochange = \"hold\")"
         noun = "path" if self.kind == "declared" else "resource"
-        return f"{noun} {self.what} with task '{self.other}'"
+        # A queued task holds nothing until it starts: say it is ahead, not that it holds it.
+        ahead = ", queued ahead of it" if self.queued else ""
+        return f"{noun} {self.what} with task '{self.other}'{ahead}"
 
 
 def normalize_resource(r: str) -> str:
@@ -50,14 +53,15 @@ def collisions(task: Task, others: list[Task], recorded: dict[str, list[str]] | 
     for o in others:
         if o.name == task.name:
             continue
+        queued = o.state == QUEUED
         for g in mine:
             for h in [*o.touch, *extra.get(o.name, ())]:
                 if globs_intersect(g, h):
-                    found.append(Clash(o.name, "declared", g if g == h else f"{g} ~ {h}"))
+                    found.append(Clash(o.name, "declared", g if g == h else f"{g} ~ {h}", queued))
         for r in task.use:
             for s in o.use:
                 if resources_collide(r, s):
-                    found.append(Clash(o.name, "resource", r if r == s else f"{r} ~ {s}"))
+                    found.append(Clash(o.name, "resource", r if r == s else f"{r} ~ {s}", queued))
         if o.name in task.held:  # held at start: the history says they likely collide
             found.append(Clash(o.name, "likely", "files that usually change together"))
     return found

@@ -10,7 +10,7 @@ from ..exits import err, here, open_repo
 from .common import after_dashes, bound_waits, emit, task_here
 
 if TYPE_CHECKING:
-    pass
+    from ..repo import Ctx
 
 
 def gate_status(where: str | None, resource: str, as_json: bool = True, remote: bool = False) -> int:
@@ -45,14 +45,18 @@ def gate_status(where: str | None, resource: str, as_json: bool = True, remote: 
                 "since": ticket.get("granted"),
             }
         )
+    uses = gates.TaskUses(c.store, resource)()
     if as_json:
-        emit({"gate": resource, "tickets": rows})
-    elif not rows:
+        # "tasks": the live tasks whose --use holds it (only when there are some: the shape stays as before)
+        emit({"gate": resource, "tickets": rows, **({"tasks": [u._asdict() for u in uses]} if uses else {})})
+        return 0
+    for u in uses:  # tasks that declared it hold it too (one meaning for a resource)
+        print(u.describe())
+    if not rows and not uses:
         print(f"nobody holds or waits for gate '{resource}'")
-    else:
-        for r in rows:
-            who = f"task '{r['task']}', " if r["task"] else ""
-            print(f"{r['place']}. {'holds' if r['holds'] else 'waits'}: {who}pid {r['pid']} ({r['command']})")
+    for r in rows:
+        who = f"task '{r['task']}', " if r["task"] else ""
+        print(f"{r['place']}. {'holds' if r['holds'] else 'waits'}: {who}pid {r['pid']} ({r['command']})")
     return 0
 
 
@@ -70,9 +74,9 @@ def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None
         return ExitCode.NOT_FOUND
     bound_waits(timeout, network=False)  # a remote gate waits out a hung remote until its timeout
     c = open_repo(where)
-    env, label = dict(os.environ), task_here(c, where) or ""
+    env, label = dict(os.environ), _caller(c, where)
     t = c.store.read().tasks.get(label)
-    if t is not None and t.state in LIVE:  # running inside a task's worktree: the task's env and label
+    if t is not None and t.state in LIVE:  # run by a live task: the task's env and label
         env = isolate.task_env(c, t)
     else:
         label = ""
@@ -80,13 +84,28 @@ def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None
     if through is not None:  # held through the remote: every clone waits its turn
         return remote_gates.run_holding(c, resource, through, cmd, here(where), env, timeout, label, err)
     g = gates.Gate(c.store, resource)
+    # One meaning for a resource: a live task's --use of it (or of its family) holds the gate
+    # too, for every caller but that task itself.
     with Watch(f"waiting for gate '{resource}'", err) as w:
-        g.acquire(timeout, say=w.say, label=label)
+        g.acquire(timeout, say=w.say, label=label, tasks=gates.TaskUses(c.store, resource))
     try:
         outcome = run_guarded(cmd, here(where), env)
     finally:
         g.release()
     return outcome.code
+
+
+def _caller(c: Ctx, where: str | None) -> str:
+    """The task running the gate: the one whose worktree it runs in, or else the one whose
+    environment it carries (WTP_TASK and WTP_WORKTREE, as 'wtp run' sets them)."""
+    found = task_here(c, where)
+    if found is not None:
+        return found
+    name, path = os.environ.get("WTP_TASK", ""), os.environ.get("WTP_WORKTREE", "")
+    t = c.store.read().tasks.get(name) if name else None
+    if t is not None and t.path and path and os.path.realpath(path) == os.path.realpath(t.path):
+        return name
+    return ""
 
 
 def _runnable(program: str) -> bool:
