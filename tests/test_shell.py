@@ -149,6 +149,7 @@ def test_zsh_and_fish_scripts_carry_the_same_choices(repo: Repo) -> None:
         "complete -c wtp -f -n '__fish_seen_subcommand_from cd' -a '(command wtp __tasks 2>/dev/null)'",
         "complete -c wtp -f -n '__fish_seen_subcommand_from hook; and __fish_seen_subcommand_from install' -a 'claude git'",
         "complete -c wtp -f -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'",
+        "complete -c wtp -f -n __fish_use_subcommand -s C -x -a '(__fish_complete_directories)'",
     ):
         assert line in fish, line
     assert not any("strategy" in ln and "__tasks" in ln for ln in fish)

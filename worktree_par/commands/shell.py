@@ -124,7 +124,11 @@ complete -F _wtp_complete wtp"""
 
 def _fish(spec: dict[str, CommandSpec]) -> str:
     top = sorted(n for n in spec if " " not in n)
-    lines = [f"complete -c wtp -f -n __fish_use_subcommand -a '{_words(top)}'"]
+    lines = [
+        f"complete -c wtp -f -n __fish_use_subcommand -a '{_words(top)}'",
+        "complete -c wtp -f -n __fish_use_subcommand -s C -x -a '(__fish_complete_directories)'",
+        "complete -c wtp -f -n __fish_use_subcommand -l help -l version",
+    ]
     for name, cs in sorted(spec.items()):
         parts = name.split(" ")
         cond = f"__fish_seen_subcommand_from {parts[0]}"
