@@ -51,26 +51,36 @@ def test_shell_init_knows_three_shells_and_refuses_others(repo: Repo) -> None:
     assert (bad.code, bad.err) == (2, "wtp: shell must be one of bash, zsh, fish, not 'tcsh'\n")
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-def test_bash_completion_offers_commands_options_and_live_task_names(repo: Repo, tmp_path: Path) -> None:
-    repo.wtp("start", "feed")
-    repo.wtp("start", "fix-login")
+def wtp_on_path(tmp_path: Path) -> dict[str, str]:
+    """An environment whose PATH has a 'wtp' that runs this checkout's wtp."""
     bindir = tmp_path / "bin"
-    bindir.mkdir()
+    bindir.mkdir(exist_ok=True)
     (bindir / "wtp").write_text(f'#!/bin/sh\nexec {sys.executable} -m worktree_par "$@"\n')
     (bindir / "wtp").chmod(0o755)
+    return {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
 
-    def complete(*words: str) -> list[str]:
-        line = " ".join(["wtp", *words])
-        script = f"""
+
+def bash_complete(repo: Repo, env: dict[str, str], *words: str) -> list[str]:
+    """What bash offers for the last of ``words`` after 'wtp', the script loaded as a user would."""
+    line = " ".join(["wtp", *(w or "''" for w in words)])
+    script = f"""
 eval "$(wtp completion bash)"
 COMP_WORDS=({line}); COMP_CWORD={len(words)}
 _wtp_complete; printf '%s\\n' "${{COMPREPLY[@]}}"
 """
-        env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
-        out = subprocess.run(["bash", "-c", script], cwd=repo.path, env=env, capture_output=True, text=True)
-        assert out.returncode == 0, out.stderr
-        return sorted(out.stdout.split())
+    out = subprocess.run(["bash", "-c", script], cwd=repo.path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return sorted(out.stdout.split())
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_completion_offers_commands_options_and_live_task_names(repo: Repo, tmp_path: Path) -> None:
+    repo.wtp("start", "feed")
+    repo.wtp("start", "fix-login")
+    env = wtp_on_path(tmp_path)
+
+    def complete(*words: str) -> list[str]:
+        return bash_complete(repo, env, *words)
 
     assert complete("la") == ["land"]
     assert complete("land", "f") == ["feed", "fix-login"]
@@ -84,6 +94,109 @@ _wtp_complete; printf '%s\\n' "${{COMPREPLY[@]}}"
     )
     assert fast.stdout.split() == ["feed", "fix-login"]
     assert "typer" not in {line.split("|")[-1].strip() for line in fast.stderr.splitlines() if "|" in line}
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_completion_offers_cd_every_command_and_option_choices_not_task_names(repo: Repo, tmp_path: Path) -> None:
+    from typer.main import get_command
+
+    from worktree_par.cli import app
+    from worktree_par.config import MODES, STRATEGIES
+    from worktree_par.overlap import FAIL_ON
+
+    repo.wtp("start", "feed")
+    env = wtp_on_path(tmp_path)
+
+    def complete(*words: str) -> list[str]:
+        return bash_complete(repo, env, *words)
+
+    everything = sorted(getattr(get_command(app), "commands", {}))
+    assert "cd" in everything and complete("") == sorted([*everything, "-C", "--help", "--version"])
+    assert complete("c") == ["cd", "check", "cochange", "completion"]
+    assert complete("cd", "") == ["feed"]
+    assert complete("land", "--strategy", "") == sorted(STRATEGIES)
+    assert complete("land", "feed", "--mode", "s") == ["serial", "speculative"]
+    assert complete("land", "--mode", "") == sorted(MODES)
+    assert complete("check", "--fail-on", "") == sorted(FAIL_ON)
+    assert complete("hook", "") == ["install", "pre-commit", "pre-edit", "uninstall"]
+    assert complete("hook", "install", "") == ["claude", "git"]
+    assert complete("hook", "uninstall", "c") == ["claude"]
+    for shell_cmd in ("completion", "shell-init"):
+        assert complete(shell_cmd, "") == ["bash", "fish", "zsh"]
+    assert complete("help", "la") == ["land"]
+    # an option's own value that wtp cannot know (a command, a ref, a glob): nothing, not task names
+    for opt in (("land", "--gate"), ("start", "--base"), ("start", "--touch"), ("start", "x", "--timeout")):
+        assert complete(*opt, "") == [], opt
+    # -C takes a folder, and the command after it is completed as usual
+    assert complete("-C", str(repo.path), "land", "--strategy", "sq") == ["squash"]
+    assert complete("run", "feed", "--", "") == []  # CMD: the shell's own business
+
+
+def test_zsh_and_fish_scripts_carry_the_same_choices(repo: Repo) -> None:
+    """zsh and fish are not installed here (checked with 'which'), so their scripts are
+    checked as text: zsh loads the bash function through bashcompinit; fish gets one
+    'complete' line per option, choices with -x -a, free values with -r."""
+    zsh = repo.wtp("completion", "zsh").out
+    bash = repo.wtp("completion", "bash").out
+    assert zsh == "autoload -U +X bashcompinit && bashcompinit\n" + bash
+    fish = repo.wtp("completion", "fish").out.splitlines()
+    assert fish[0].startswith("complete -c wtp -f -n __fish_use_subcommand -a '") and " cd " in fish[0]
+    for line in (
+        "complete -c wtp -f -n '__fish_seen_subcommand_from land' -l strategy -x -a 'rebase squash merge'",
+        "complete -c wtp -f -n '__fish_seen_subcommand_from land' -l mode -x -a 'speculative batch serial'",
+        "complete -c wtp -f -n '__fish_seen_subcommand_from check' -l fail-on -x -a 'conflict overlap likely declared never'",
+        "complete -c wtp -f -n '__fish_seen_subcommand_from land' -l gate -r",
+        "complete -c wtp -f -n '__fish_seen_subcommand_from cd' -a '(command wtp __tasks 2>/dev/null)'",
+        "complete -c wtp -f -n '__fish_seen_subcommand_from hook; and __fish_seen_subcommand_from install' -a 'claude git'",
+        "complete -c wtp -f -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'",
+        "complete -c wtp -f -n __fish_use_subcommand -s C -x -a '(__fish_complete_directories)'",
+    ):
+        assert line in fish, line
+    assert not any("strategy" in ln and "__tasks" in ln for ln in fish)
+
+
+@pytest.mark.parametrize(
+    "login_shell, line",
+    [
+        ("/bin/bash", 'add this line to ~/.bashrc and open a new shell: eval "$(wtp shell-init bash)"'),
+        ("/usr/bin/zsh", 'add this line to ~/.zshrc and open a new shell: eval "$(wtp shell-init zsh)"'),
+        (
+            "/usr/bin/fish",
+            "add this line to ~/.config/fish/config.fish and open a new shell: wtp shell-init fish | source",
+        ),
+    ],
+)
+def test_wtp_cd_without_the_shell_function_says_the_line_to_add(repo: Repo, login_shell: str, line: str) -> None:
+    out = repo.wtp_proc("cd", "feed", env={**os.environ, "SHELL": login_shell})
+    assert (out.code, out.out) == (2, "")
+    assert out.err == (
+        "wtp: 'wtp cd' needs wtp's shell function (a program cannot move its shell): "
+        f'{line} (meanwhile: cd "$(wtp path feed)")\n'
+    )
+
+
+def test_wtp_cd_with_an_unknown_shell_lists_every_line(repo: Repo) -> None:
+    out = repo.wtp_proc("cd", env={**os.environ, "SHELL": "/bin/tcsh"})
+    assert (out.code, out.out) == (2, "")
+    assert out.err == (
+        "wtp: 'wtp cd' needs wtp's shell function (a program cannot move its shell): add the line for your "
+        'shell to its rc file: bash: eval "$(wtp shell-init bash)"; zsh: eval "$(wtp shell-init zsh)"; '
+        'fish: wtp shell-init fish | source (meanwhile: cd "$(wtp path --main)")\n'
+    )
+
+
+def test_an_unquoted_touch_glob_says_quote_the_glob(repo: Repo) -> None:
+    for name in ("a.py", "b.py", "c.py"):
+        repo.write(f"src/{name}", "x\n")
+    # what the shell passes for: wtp start feed --touch src/*.py --wait
+    out = repo.wtp_proc("start", "feed", "--touch", "src/a.py", "src/b.py", "src/c.py", "--wait")
+    assert (out.code, out.out) == (2, "")
+    assert out.err == (
+        "wtp: Got unexpected extra argument(s) (src/b.py src/c.py) (see 'wtp start --help'); the shell "
+        "expanded an unquoted --touch glob: quote the glob, e.g. --touch 'src/**'\n"
+    )
+    other = repo.wtp_proc("start", "feed", "--touch", "src/a.py", "nosuch")  # not paths: no guess
+    assert other.err == "wtp: Got unexpected extra argument(s) (nosuch) (see 'wtp start --help')\n"
 
 
 def in_pty(

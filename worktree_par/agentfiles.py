@@ -95,17 +95,24 @@ def has_claude_hook(data: dict[str, Any]) -> bool:
     return isinstance(groups, list) and any(_ours(g) for g in groups)
 
 
-def merge_claude_hook(data: dict[str, Any], command: str) -> bool:
+def merge_claude_hook(data: dict[str, Any], command: str) -> str | None:
     """Add the PreToolUse hook to Claude Code settings ``data`` (as ``parse_settings``
-    returns them); False when it was there."""
+    returns them): "added"; "updated" when wtp's hook was there with another command (an
+    older install calling 'wtp' through PATH, or another [hook] on_missing); None when it
+    was there as it is."""
     if has_claude_hook(data):
-        return False
+        changed = False
+        for g in data["hooks"]["PreToolUse"]:
+            for h in g.get("hooks", []) if _ours(g) else []:
+                if isinstance(h, dict) and _is_ours(h.get("command"), "hook pre-edit") and h["command"] != command:
+                    h["command"], changed = command, True
+        return "updated" if changed else None
     hooks = data.setdefault("hooks", {})
     groups = hooks.setdefault("PreToolUse", []) if isinstance(hooks, dict) else None
     if not isinstance(groups, list):
         raise Refusal("the Claude settings' 'hooks.PreToolUse' is not a list: fix it, then install again")
     groups.append({"matcher": MATCHER, "hooks": [{"type": "command", "command": command}]})
-    return True
+    return "added"
 
 
 def unmerge_claude_hook(data: dict[str, Any]) -> bool:
@@ -151,16 +158,54 @@ def is_wtp_made(wt: Path, rel: str) -> bool:
 # --- a new task worktree gets the hook (tasks calls this; the installers live in agents/) ---
 
 
-def wtp_command(sub: str) -> str:
-    """How a hook calls this wtp: 'wtp ...' when that is the one on PATH, else by full path."""
-    import shlex
-    import shutil
+def wtp_argv() -> tuple[list[str], list[str]]:
+    """This wtp as a command a hook can run, and the files that must exist for it to work:
+    the executable that is running (by absolute path: an agent's PATH may lack it, and a
+    hook that exits 127 lets every edit through, issue 29), or this Python with
+    '-m worktree_par' when wtp runs as a module."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name == "wtp" and os.path.isfile(argv0):  # the console script
+        script = os.path.abspath(argv0)
+        return [script], [sys.executable, script]
+    return [sys.executable, "-m", "worktree_par"], [sys.executable, str(Path(__file__).with_name("__main__.py"))]
 
-    found = shutil.which("wtp")
-    argv0 = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
-    if found and (argv0 is None or argv0.name != "wtp" or Path(found).resolve() == argv0):
-        return f"wtp {sub}"
-    return f"{shlex.quote(sys.executable)} -m worktree_par {sub}"
+
+def _installed(sub: str) -> str:
+    """Shell: exec this wtp when its files are still there (else go on to the next line)."""
+    import shlex
+
+    argv, needs = wtp_argv()
+    there = " && ".join(f"[ -e {shlex.quote(f)} ]" for f in needs)
+    return f"if {there}; then exec {shlex.join(argv)} {sub}; fi"
+
+
+def wtp_command(sub: str) -> str:
+    """A shell command line that runs this wtp, or 'wtp' on PATH once this one is gone."""
+    return f"{_installed(sub)}; exec wtp {sub}"
+
+
+def hook_command(sub: str = "hook pre-edit", on_missing: str = "deny") -> str:
+    """The Claude Code hook command: runs the wtp that installed it, else the one on PATH;
+    when neither is there, denies the edit saying why and what to do, in the PreToolUse
+    protocol (JSON on stdout, exit 0), or with on_missing "allow", lets it through with one
+    line on stderr and exit 1 (the protocol's non-blocking error)."""
+    import shlex
+
+    why = (
+        f"wtp is missing: this hook runs {shlex.join(wtp_argv()[0])}, which is gone, and no wtp is on "
+        "PATH, so the edit cannot be checked against the other tasks"
+    )
+    if on_missing == "allow":
+        answer = f"printf '%s\\n' {shlex.quote(f'wtp hook: {why}; the edit goes ahead unchecked')} >&2; exit 1;"
+    else:
+        decision = {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "deny",
+            "permissionDecisionReason": f"{why}: install wtp (or put it on PATH), then run: wtp hook install claude",
+        }
+        answer = f"printf '%s\\n' {shlex.quote(json.dumps({'hookSpecificOutput': decision}))}; exit 0;"
+    # it ends with 'wtp hook pre-edit', as every install did: that is how uninstall finds it
+    return f"{_installed(sub)}; command -v wtp >/dev/null 2>&1 || {{ {answer} }}; exec wtp {sub}"
 
 
 def claude_installed(ctx: Ctx) -> bool:
@@ -213,5 +258,5 @@ def _prepare(ctx: Ctx, wt: Path) -> str | None:
         exclude.parent.mkdir(exist_ok=True)
         exclude.write_text(text + ("" if not text or text.endswith("\n") else "\n") + line + "\n")
     local.parent.mkdir(exist_ok=True)
-    local.write_text(local_settings_text(wtp_command("hook pre-edit")))
+    local.write_text(local_settings_text(hook_command(on_missing=ctx.cfg.hook_on_missing)))
     return f"the agent hook is in {local} (the branch's .claude/settings.json does not have it yet)"

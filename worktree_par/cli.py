@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import cli_agents
-from .cli_base import JSON, WtpGroup
+from .cli_base import JSON, WtpGroup, completion_spec
 from .cli_base import done as _done
 from .commands import check as c_check
 from .commands import doctor as c_doctor
@@ -24,6 +24,7 @@ from .commands import rm as c_rm
 from .commands import run as c_run
 from .commands import shell as c_shell
 from .commands import start as c_start
+from .config import MODES, STRATEGIES
 from .errors import ExitCode
 from .exits import err
 
@@ -163,28 +164,39 @@ def path(
     _done(c_run.path(ctx.obj, task, main))
 
 
+SHELLS = "|".join(c_shell.SHELLS)
+
+
 @app.command(short_help="Print a completion script for bash, zsh or fish.")
-def completion(shell: str = typer.Argument(..., help="bash | zsh | fish", metavar="SHELL")) -> None:
-    """Print a completion script: commands, options and live task names.
+def completion(shell: str = typer.Argument(..., help="The shell.", metavar=SHELLS)) -> None:
+    """Print a completion script: commands, options, their choices and live task names.
 
     \b
     Example: eval "$(wtp completion bash)\""""
-    group = typer.main.get_command(app)
-    spec = {
-        name: sorted({o for p in cmd.params for o in getattr(p, "opts", []) if o.startswith("-")})
-        for name, cmd in getattr(group, "commands", {}).items()
-    }
-    _done(c_shell.completion(shell, spec))
+    _done(c_shell.completion(shell, completion_spec(typer.main.get_command(app))))
 
 
 @app.command("shell-init", short_help="Print the shell function behind 'wtp cd' and 'start --cd'.")
-def shell_init(shell: str = typer.Argument(..., help="bash | zsh | fish", metavar="SHELL")) -> None:
+def shell_init(shell: str = typer.Argument(..., help="The shell.", metavar=SHELLS)) -> None:
     """Print the shell function for 'wtp cd [TASK]', 'wtp start --cd' and a shell moved to the
     main worktree after 'wtp land' or 'wtp rm' removed the one it stood in.
 
     \b
     Example: eval "$(wtp shell-init bash)\""""
     _done(c_shell.shell_init(shell))
+
+
+@app.command("cd", short_help="Move the shell to a task's worktree (needs 'wtp shell-init').")
+def cd(
+    task: Optional[str] = typer.Argument(None, help="Task name (default: the main worktree).", metavar="[TASK]"),
+) -> None:
+    """Move the shell into TASK's worktree, or the main one without TASK.  Only the shell
+    function from 'wtp shell-init' can move a shell: run here, this prints (exit 2) the line
+    that loads it, for the shell in $SHELL.
+
+    \b
+    Example: eval "$(wtp shell-init bash)"; wtp cd feed"""
+    _done(c_shell.cd_without_function(task))
 
 
 @app.command(short_help="Run a command in a task's worktree with the task's environment.")
@@ -274,7 +286,7 @@ def land(
     ctx: typer.Context,
     task: Optional[str] = _task(),
     strategy: Optional[str] = typer.Option(
-        None, "--strategy", help="How the task's commits land (default: config).", metavar="rebase|squash|merge"
+        None, "--strategy", help="How the task's commits land (default: config).", metavar="|".join(STRATEGIES)
     ),
     gate: Optional[str] = typer.Option(
         None, "--gate", help="Command that must pass on the candidate (default: config land.gate).", metavar="CMD"
@@ -285,7 +297,7 @@ def land(
         None, "--timeout", min=0, help="Give up waiting in the queue after S seconds (exit 3).", metavar="S"
     ),
     mode: Optional[str] = typer.Option(
-        None, "--mode", help="How the queue gates candidates (default: config).", metavar="speculative|batch|serial"
+        None, "--mode", help="How the queue gates candidates (default: config).", metavar="|".join(MODES)
     ),
     detach: bool = typer.Option(False, "--detach", help="Queue the land and return at once; it goes on alone."),
     follow: bool = typer.Option(False, "--follow", help="Stream the gate's output to stderr as it runs."),

@@ -42,6 +42,7 @@ class Config(NamedTuple):
     rm_disposable: tuple[str, ...] = ()  # more globs of ignored build outputs ([rm] disposable)
     check_cochange: str = "warn"
     hook_on_collision: str = "deny"
+    hook_on_missing: str = "deny"  # what the Claude hook answers when no wtp can be found
     gate_remote: tuple[str, ...] = ()  # globs of gate names always held through the remote
     gate_lease: float = 30
     remote_timeout: float = 30  # seconds any one git network call may take ([remote] timeout)
@@ -86,7 +87,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
     },
     "check": {"hot": (list, "check_hot"), "cochange": (str, "check_cochange")},
     "rm": {"disposable": (list, "rm_disposable")},
-    "hook": {"on_collision": (str, "hook_on_collision")},
+    "hook": {"on_collision": (str, "hook_on_collision"), "on_missing": (str, "hook_on_missing")},
     "gate": {"remote": (list, "gate_remote"), "lease": ((int, float), "gate_lease")},
     # TOML cannot hold both 'remote = "origin"' and a [remote] table, so the table names the
     # remote itself too: [remote] name = "origin", timeout = 30.
@@ -146,6 +147,8 @@ def _validate(cfg: Config, where: str) -> None:
         raise ConfigError(
             f"{where}: 'hook.on_collision' must be one of {', '.join(ON_COLLISION)}, not {cfg.hook_on_collision!r}"
         )
+    if cfg.hook_on_missing not in ("deny", "allow"):
+        raise ConfigError(f"{where}: 'hook.on_missing' must be one of deny, allow, not {cfg.hook_on_missing!r}")
     if not 3 <= cfg.gate_lease <= 3600:
         raise ConfigError(f"{where}: 'gate.lease' must be between 3 and 3600 seconds, not {cfg.gate_lease}")
     if not 1 <= cfg.remote_timeout <= 3600:
@@ -370,6 +373,9 @@ remote = []
 lease = 30
 
 [hook]
+# What the agent hook answers when the wtp it runs is gone and none is on PATH: deny (every
+# edit, saying how to fix it) | allow (unchecked). Written into the hook by 'wtp hook install'.
+on_missing = "deny"
 # What the agent hook ('wtp hook install claude') answers to an edit of a file another task
 # declared, changed or edited: deny | ask (the user decides) | warn (allowed, the agent is told).
 on_collision = "deny"

@@ -16,6 +16,7 @@ from .. import gitops
 from ..agentfiles import (
     CLAUDE_SETTINGS,
     MATCHER,
+    hook_command,
     merge_claude_hook,
     parse_settings,
     read_settings,
@@ -81,12 +82,14 @@ def install_claude(ctx: Ctx) -> list[str]:
     file, shown = _settings_file(ctx)
     data = read_settings(file)
     before = file.read_text(encoding="utf-8") if file.exists() else None
-    if not merge_claude_hook(data, wtp_command("hook pre-edit")):
+    done = merge_claude_hook(data, hook_command(on_missing=ctx.cfg.hook_on_missing))
+    if done is None:
         return [f"the wtp hook is already in {shown}"]
-    _remember(ctx, file, before)
+    if done == "added":
+        _remember(ctx, file, before)
     _write_text(file, json.dumps(data, indent=2) + "\n")
     return [
-        f"added the PreToolUse hook 'wtp hook pre-edit' for {MATCHER} to {shown}",
+        f"{done} the PreToolUse hook 'wtp hook pre-edit' for {MATCHER} {'to' if done == 'added' else 'in'} {shown}",
         f"commit it ('git add {CLAUDE_SETTINGS} && git commit') so every task's branch has it; "
         "until then, new task worktrees get it in their .claude/settings.local.json",
     ]
@@ -143,7 +146,7 @@ def install_git(ctx: Ctx) -> list[str]:
 # ('wtp hook uninstall git' removes it and puts back a hook it chained).
 here=$(dirname "$0")
 if [ -x "$here/{CHAINED}" ]; then "$here/{CHAINED}" "$@" || exit $?; fi
-exec {wtp_command("hook pre-commit")}
+{wtp_command("hook pre-commit")}
 """
     tmp = d / f".pre-commit.wtp-{os.getpid()}"
     tmp.write_text(script)
