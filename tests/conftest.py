@@ -138,7 +138,11 @@ class Repo:
         )
         return Out(res.returncode, res.stdout, res.stderr)
 
-    def spawn(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    def spawn(
+        self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, new_session: bool = False
+    ) -> subprocess.Popen[str]:
+        """The CLI as a background process; ``new_session``: in a session of its own, so a
+        test's Ctrl-C (os.killpg) reaches it alone."""
         return subprocess.Popen(
             [sys.executable, "-m", "worktree_par", *args],
             cwd=cwd or self.path,
@@ -146,6 +150,7 @@ class Repo:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, **(env or {})},
+            start_new_session=new_session,
         )
 
     @property

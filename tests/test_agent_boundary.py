@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Repo
+from .conftest import Repo, wait_for
 from .test_agents import decision, edit, hook
 
 
@@ -238,11 +237,12 @@ def a_holds_the_queue(repo: Repo, tmp_path: Path) -> Iterator[Path]:
     started, go = tmp_path / "started", tmp_path / "go"
     lander = repo.spawn("land", "a", "--gate", f"touch {started}; while [ ! -f {go} ]; do sleep 0.05; done")
     try:
-        deadline = time.monotonic() + 60
-        while not started.exists():
+
+        def gating() -> bool:
             assert lander.poll() is None, lander.communicate()
-            assert time.monotonic() < deadline, "a's gate never started"
-            time.sleep(0.02)
+            return started.exists()
+
+        wait_for(gating, "a's gate to start")
         yield go
     finally:
         go.touch()

@@ -6,24 +6,24 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import Repo
+from .conftest import Repo, wait_for
 
 WAIT = 60.0
 
 
 def _wait_for(path: Path, proc: subprocess.Popen[str]) -> None:
     """Until ``path`` exists (the gate is running); fails at once if the lander ended."""
-    end = time.monotonic() + WAIT
-    while not path.exists():
+
+    def there() -> bool:
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < end, f"{path} never appeared"
-        time.sleep(0.02)
+        return path.exists()
+
+    wait_for(there, str(path), WAIT)
 
 
 def _gate(tmp: Path) -> tuple[str, Path, Path]:

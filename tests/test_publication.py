@@ -8,7 +8,6 @@ import ast
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,15 +27,7 @@ def _task(r: Repo, name: str, files: dict[str, str]) -> tuple[Path, str]:
 
 
 def _spawn(r: Repo, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "worktree_par", *args],
-        cwd=r.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,  # Ctrl-C goes to this lander alone (os.killpg)
-    )
+    return r.spawn(*args, env=env, new_session=True)  # Ctrl-C goes to this lander alone (os.killpg)
 
 
 def _ticket(r: Repo, name: str) -> bool:

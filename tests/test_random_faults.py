@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Repo, make_repo
+from .conftest import Repo, make_repo, wait_for
 
 ROUNDS = 24
 WAIT = 120.0  # a lander still running after this long is wedged
@@ -68,10 +68,7 @@ def _spawn(r: Repo, *args: str) -> subprocess.Popen[str]:
 
 
 def _until(pred: Callable[[], bool], what: object) -> None:
-    deadline = time.monotonic() + WAIT
-    while not pred():
-        assert time.monotonic() < deadline, ("wedged", what)
-        time.sleep(0.02)
+    wait_for(pred, f"wedged: {what}", WAIT)
 
 
 def _state(r: Repo, name: str) -> str:
