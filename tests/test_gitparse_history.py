@@ -6,6 +6,9 @@ an empty commit."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from worktree_par.gitops import CommitChanges, FileLines, Merge, Sha
 from worktree_par.gitops.history import (
     parse_changed_names,
@@ -101,3 +104,67 @@ def test_changed_names_split_by_the_from_commit_even_when_a_diff_is_empty() -> N
     out = f"{MOVE}\x00odd name.txt\x00routes.yml\x00{MOVE}\x00s.txt\x00{DEL}\x00"
     assert parse_changed_names(out, [MOVE, MOVE, DEL]) == [{"odd name.txt", "routes.yml"}, {"s.txt"}, set()]
     assert parse_changed_names("", []) == []
+
+
+def test_the_graph_walk_agrees_with_git_on_forks_and_sides(tmp_path: Path) -> None:
+    """Fork points and sides are walked in-process for calibration; on a history with
+    long branches, criss-cross merges and a root-less side they answer what git does."""
+    import subprocess
+
+    from worktree_par import gitops
+
+    n = 0
+
+    def git(*args: str) -> str:
+        when = {"GIT_COMMITTER_DATE": f"2026-01-01T00:{n:02d}:00Z", "GIT_AUTHOR_DATE": f"2026-01-01T00:{n:02d}:00Z"}
+        env = {**os.environ, **when}  # a clock that moves: ties in commit time are ordered arbitrarily
+        return subprocess.run(
+            ["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True, env=env
+        ).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+
+    def commit(branch: str) -> None:
+        nonlocal n
+        if git("branch", "--show-current") != branch:
+            git("checkout", "-q", branch)
+        n += 1
+        (tmp_path / f"f{n}").write_text(f"{n}\n")
+        git("add", "-A")
+        git("commit", "-q", "-m", f"c{n}")
+
+    commit("main")
+    git("branch", "a")
+    git("branch", "b")
+    for _ in range(3):
+        commit("a")
+        commit("b")
+        commit("main")
+    git("checkout", "-q", "a")
+    n += 1
+    git("merge", "-q", "--no-edit", "b")  # criss-cross: a takes b, b takes a's parent
+    git("checkout", "-q", "b")
+    n += 1
+    git("merge", "-q", "--no-edit", "a~1")
+    commit("a")
+    commit("b")
+    git("checkout", "-q", "main")
+    git("merge", "-q", "--no-edit", "a")
+    git("merge", "-q", "--no-edit", "b")
+    git("checkout", "-q", "--orphan", "lone")
+    git("rm", "-rfq", ".")
+    commit("lone")
+    git("checkout", "-q", "main")
+    git("merge", "-q", "--no-edit", "--allow-unrelated-histories", "lone")
+    tip = git("rev-parse", "main")
+    graph = gitops.Graph.of(tmp_path, tip)
+    merges = gitops.merges(tmp_path, tip, 100)
+    assert len(merges) == 5
+    for _, p1, p2 in merges:
+        base, left, right = graph.fork(p1, p2)
+        found = subprocess.run(["git", "merge-base", "--all", p1, p2], cwd=tmp_path, capture_output=True, text=True)
+        bases = set(found.stdout.split())  # none (exit 1) for the unrelated side
+        assert (base in bases) if bases else base is None
+        want_left, want_right = gitops.sides(tmp_path, p1, p2)
+        assert (set(left), set(right)) == (set(want_left), set(want_right))
+        assert left[0] == want_left[0] and right[0] == want_right[0]  # the oldest, as rev-list --reverse shows

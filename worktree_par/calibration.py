@@ -30,40 +30,53 @@ class Pair(NamedTuple):
     onesided: bool  # held once each declaration is expanded with its companions
 
 
-def replay(root: Path, tip: str, hot: Sequence[str], limit: int = 2000) -> list[Pair]:
+def replay(
+    root: Path, tip: str, hot: Sequence[str], limit: int = 2000, progress: Callable[[int, int], None] | None = None
+) -> list[Pair]:
     """Treat both sides of each of the newest ``limit`` two-parent merges reachable from
     ``tip`` as two tasks: each declares only its first commit's main file (the one with the
     most changed lines); the truth is whether both sides changed a (non-hot) path.
     Companions are mined from the commits before the fork point (in topological order)
-    only.  Four git calls for the whole history, two per merge, and one for every side's
-    diff."""
+    only.  Five git calls for the whole history, whatever its length: fork points and sides
+    are walked in-process (``gitops.Graph``).  ``progress(done, total)`` is told as merges
+    are replayed."""
     # "Older than the fork" in topological order: commit times tie (a rebase, a script) and
     # lie (clocks); the place in 'git log --topo-order' does neither.
-    when = {sha: n for n, sha in enumerate(gitops.topo_order(root, tip))}
+    graph = gitops.Graph.of(root, tip)
+    when = graph.at
     h = History(tip, hot)
     h.shas = []
     h.add(gitops.changes(root, tip, with_sha=True, topo=True))
     h.times = [when.get(sha, 0) for sha in h.shas]
+    cold = _Cold(hot)
     lines = {
-        sha: [(f.path, f.lines) for f in files if not _hot(f.path, hot)]
+        sha: [(f.path, f.lines) for f in files if not cold.hot(f.path)]
         for sha, files in gitops.numstat(root, tip).items()
     }
     todo = []  # (merge, fork base, fork time, [(side tip, its declaration)])
-    for m, p1, p2 in gitops.merges(root, tip, limit):
-        base = gitops.merge_base(root, p1, p2)
+    found = gitops.merges(root, tip, limit)
+    for n, (m, p1, p2) in enumerate(found):
+        if progress is not None and n % 50 == 0:
+            progress(n, len(found))
+        try:
+            base, *walked = graph.fork(p1, p2)
+        except KeyError:  # a parent outside the walked history (a shallow clone)
+            continue
         if base is None:
             continue
         decls = []
-        for side in gitops.sides(root, p1, p2):
+        for side in walked:
             commits = [c for c in side if c in lines]
-            first = commits[0] if commits else None  # what "git log --reverse BASE..SIDE" shows first
+            first = commits[0] if commits else None  # the side's oldest commit
             decls.append(max(lines[first], key=lambda fl: fl[1])[0] if first and lines[first] else None)
         if decls[0] and decls[1]:
             todo.append((m, base, when.get(base, 0), [(p1, decls[0]), (p2, decls[1])]))
+    if progress is not None:
+        progress(len(found), len(found))
     # The truth, as wtp's overlap layer sees it: what each side changed since the fork
     # point, both diffs of every merge in one 'git diff-tree --stdin'.
     changed = gitops.changed_names(root, [(base, side) for _, base, _, sides in todo for side, _ in sides])
-    diffs = [{p for p in names if not _hot(p, hot)} for names in changed]
+    diffs = [{p for p in names if not cold.hot(p)} for names in changed]
     pairs: list[Pair] = []
     for n, (m, _, fork, sides) in enumerate(todo):
         (_, da), (_, db) = sides
@@ -73,6 +86,20 @@ def replay(root: Path, tip: str, hot: Sequence[str], limit: int = 2000) -> list[
         declared = da == db
         pairs.append(Pair(m, da, db, bool(ca & cb), declared, declared or db in exp_a or da in exp_b))
     return pairs
+
+
+class _Cold:
+    """Whether a path is hot, each path matched against the globs once."""
+
+    def __init__(self, hot: Sequence[str]) -> None:
+        self.globs = hot
+        self.seen: dict[str, bool] = {}
+
+    def hot(self, path: str) -> bool:
+        found = self.seen.get(path)
+        if found is None:
+            found = self.seen[path] = _hot(path, self.globs)
+        return found
 
 
 def _hot(path: str, hot: Sequence[str]) -> bool:
@@ -109,7 +136,7 @@ def bootstrap(pairs: Sequence[Pair], stat: Callable[[Sequence[Pair]], float], se
     import random
 
     rng = random.Random(seed)
-    values = sorted(stat([pairs[rng.randrange(len(pairs))] for _ in pairs]) for _ in range(BOOTSTRAP))
+    values = sorted(stat(rng.choices(pairs, k=len(pairs))) for _ in range(BOOTSTRAP))
     return values[int(0.025 * BOOTSTRAP)], values[int(0.975 * BOOTSTRAP) - 1]
 
 
@@ -125,9 +152,11 @@ class Calibration(NamedTuple):
     recall_declared: float
 
 
-def calibrate(root: Path, tip: str, hot: Sequence[str], limit: int = 2000) -> Calibration:
+def calibrate(
+    root: Path, tip: str, hot: Sequence[str], limit: int = 2000, progress: Callable[[int, int], None] | None = None
+) -> Calibration:
     """The replay's verdict: the layer is on only where its extra holds are worth it here."""
-    pairs = replay(root, tip, hot, limit)
+    pairs = replay(root, tip, hot, limit, progress)
     if len(pairs) < 20 or not any(p.overlap for p in pairs):
         return Calibration(
             False, f"too few merges to tell ({len(pairs)} usable pairs; 20 needed)", len(pairs), 0, 0, 0, 0, 0, 0

@@ -34,6 +34,7 @@ from .core import (
 from .history import (
     CommitChanges,
     FileLines,
+    Graph,
     Merge,
     changed_names,
     changes,
@@ -213,6 +214,7 @@ __all__ = [
     "GitError",
     "CommitChanges",
     "FileLines",
+    "Graph",
     "Merge",
     "changed_names",
     "changes",

@@ -76,7 +76,86 @@ def parse_changes(text: str, *, with_sha: bool = False) -> list[CommitChanges]:
 def topo_order(root: Path, tip: str) -> list[Sha]:
     """Every commit reachable from ``tip``, oldest first in topological order (parents before
     children, whatever the clocks said)."""
-    return [Sha(s) for s in run(["log", "--topo-order", "--reverse", "--format=%H", tip, "--"], root).out.split()]
+    return Graph.of(root, tip).shas
+
+
+class Graph:
+    """The commits reachable from a tip with their parents, oldest first in topological
+    order, from one 'git log'; merge bases and the sides of a merge are then answered here,
+    in-process, the way 'git merge-base' walks (two calls per merge cost 8 s on Flask's
+    history; the walk costs milliseconds)."""
+
+    def __init__(self, rows: Sequence[GraphRow]) -> None:
+        self.shas = [r.sha for r in rows]
+        self.times = [r.time for r in rows]
+        self.at = {sha: n for n, sha in enumerate(self.shas)}
+        self.parents = [tuple(self.at[p] for p in r.parents if p in self.at) for r in rows]
+
+    @classmethod
+    def of(cls, root: Path, tip: str) -> Graph:
+        out = run(["log", "--topo-order", "--reverse", "--format=%H %ct %P", tip, "--"], root).out
+        return cls(parse_graph(out))
+
+    def fork(self, a: Sha, b: Sha) -> tuple[Sha | None, list[Sha], list[Sha]]:
+        """The merge base of ``a`` and ``b`` (the newest common ancestor in topological
+        order; None when they share none), and the commits only ``a`` reaches and those only
+        ``b`` reaches, each oldest first by commit time as 'git rev-list --reverse' lists
+        them (ties in topological order)."""
+        import heapq
+
+        if a not in self.at or b not in self.at:
+            raise KeyError(a if a not in self.at else b)
+        paint: dict[int, int] = {}
+        heap: list[int] = []
+
+        def push(n: int, flag: int) -> None:
+            old = paint.get(n, 0)
+            if old == 0:
+                heapq.heappush(heap, -n)
+            paint[n] = old | flag
+
+        push(self.at[a], 1)
+        push(self.at[b], 2)
+        base: int | None = None
+        sides: tuple[list[int], list[int]] = ([], [])
+        pending = 2  # queued commits one side reaches but not (yet) the other
+        while heap and (pending or base is None):
+            n = -heapq.heappop(heap)  # children before parents: its paint is final
+            flag = paint[n]
+            if flag != 3:
+                pending -= 1
+                sides[flag - 1].append(n)
+            elif base is None:
+                base = n
+            for p in self.parents[n]:
+                before = paint.get(p, 0)
+                push(p, flag)
+                after = paint[p]
+                if before in (1, 2):
+                    pending -= 1
+                if after in (1, 2):
+                    pending += 1
+        return (
+            None if base is None else self.shas[base],
+            [self.shas[n] for n in sorted(sides[0], key=lambda n: (self.times[n], n))],
+            [self.shas[n] for n in sorted(sides[1], key=lambda n: (self.times[n], n))],
+        )
+
+
+class GraphRow(NamedTuple):
+    sha: Sha
+    time: int  # committer time, seconds since the epoch
+    parents: tuple[Sha, ...]
+
+
+def parse_graph(text: str) -> list[GraphRow]:
+    """``git log --format='%H %ct %P'``: a commit, its committer time and its parents a line."""
+    rows = []
+    for row in text.splitlines():
+        words = row.split()
+        if len(words) >= 2:
+            rows.append(GraphRow(Sha(words[0]), int(words[1]), tuple(Sha(p) for p in words[2:])))
+    return rows
 
 
 class FileLines(NamedTuple):
