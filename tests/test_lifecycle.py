@@ -243,10 +243,15 @@ def test_a_name_can_be_reused_after_rm(repo: Repo) -> None:
 
 def test_init_writes_a_config_that_loads_back(remote_repo: Repo) -> None:
     out = remote_repo.wtp("init", "--max-active", "4")
+    root = remote_repo.path
     assert out.lines == [
-        f"wrote {remote_repo.path / '.wtp.toml'} (base 'main', remote 'origin', max_active 4, "
-        "land gate 'npm test' (detected; trusted))",  # the fixture's package.json has a test script
+        f"wrote {root / '.wtp.toml'} (base 'main', remote 'origin', max_active 4)",
+        # the fixture's package.json has a test script, and no node_modules
+        "land gate 'npm test': npm is here, but there is no node_modules yet: install it (npm ci), and give task "
+        'worktrees theirs with [setup] copy = ["node_modules"] or run = ["npm ci --prefer-offline"]; trusted',
         "co-change layer off: too few merges to tell (0 usable pairs; 20 needed)",  # one commit, no merges
+        f"commit .wtp.toml so task worktrees, agents and teammates see it: git -C {root} add .wtp.toml && "
+        f"git -C {root} commit -m 'wtp: configure'",
     ]
     from worktree_par.config import Config, load
 

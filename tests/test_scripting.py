@@ -115,7 +115,7 @@ def test_require_gate_refuses_a_land_without_one_and_init_detects_the_test_comma
     assert repo.wtp("land", "a", "--gate", "true").code == 0
     bare = make_repo(repo.path.parent, fixture=None, name="plain")
     bare.write("Makefile", "all:\n\ttrue\ntest:\n\ttrue\n")
-    assert bare.wtp("init").lines[0].endswith("land gate 'make test' (detected; trusted))")
+    assert bare.wtp("init").lines[1] == "land gate 'make test': the Makefile has a test target (checked); trusted"
 
 
 def test_run_check_and_gate_take_the_task_you_stand_in(repo: Repo) -> None:

@@ -212,36 +212,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot be read ({e.strerror})") from e
 
 
-def detect_test_command(root: Path) -> str:
-    """The project's own test command, as a newcomer would guess it ("" when none is found)."""
-    pkg = root / "package.json"
-    if pkg.is_file():
-        try:
-            scripts = json.loads(pkg.read_text()).get("scripts", {})
-        except (OSError, ValueError, AttributeError):
-            scripts = {}
-        if (
-            isinstance(scripts, dict)
-            and isinstance(scripts.get("test"), str)
-            and "no test specified" not in scripts["test"]
-        ):
-            return "npm test"
-    if (root / "Cargo.toml").is_file():
-        return "cargo test"
-    if (root / "go.mod").is_file():
-        return "go test ./..."
-    makefile = root / "Makefile"
-    if makefile.is_file() and any(
-        line.startswith("test:") for line in makefile.read_text(errors="replace").splitlines()
-    ):
-        return "make test"
-    if any((root / f).exists() for f in ("pytest.ini", "conftest.py", "tests", "test")) or "[tool.pytest" in (
-        (root / "pyproject.toml").read_text(errors="replace") if (root / "pyproject.toml").is_file() else ""
-    ):
-        return "python -m pytest"
-    return ""
-
-
 COCHANGE_NOTE = "# co-change calibration: "
 
 
@@ -289,9 +259,13 @@ def render_default(
     gate: str = "",
     cochange: tuple[str, str] = ("warn", "not calibrated"),
     forge: str | None = None,
+    unverified: tuple[str, str] = ("", ""),
 ) -> str:
     """The commented ``.wtp.toml`` that ``wtp init`` writes (``forge``: the forge the
-    remote's URL names, proposed for [land] via)."""
+    remote's URL names, proposed for [land] via; ``unverified``: a detected gate that could
+    not start, and why, written commented out)."""
+    tried, why = unverified
+    unverified_note = f"# Detected {json.dumps(tried)}, but {why}:\n# gate = {json.dumps(tried)}\n" if tried else ""
     via_note = (
         f'# The remote is on {forge}: via = "{forge}" lands through its pull/merge requests (needed\n'
         f"# when the base branch is protected; the token comes from the environment, see README).\n"
@@ -332,7 +306,7 @@ run = []
 strategy = "rebase"
 # Command that must pass on the candidate before it is published (needs 'wtp trust'), e.g. "make test".
 gate = {json.dumps(gate)}
-# true: refuse to land without a gate (without one, land warns that nothing was tested).
+{unverified_note}# true: refuse to land without a gate (without one, land warns that nothing was tested).
 require_gate = false
 # Seconds the gate may run.
 timeout = 1800

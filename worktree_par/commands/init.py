@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
@@ -32,13 +34,17 @@ def init(
         raise UsageError("--remote and --no-remote exclude each other: pass one")
     repo = gitops.discover(here(where))
     target = repo.config_root / config.CONFIG_FILE
+    written: list[str] = []
     if agents:
         from ..agents import install
 
         for line in install.write_agents(repo.config_root):
             print(line)
+        written = [n for n in install.AGENT_FILES if (repo.config_root / n).is_file()]
         if target.exists() and not force:
             print(f"kept the existing {target}")
+            if advice := _commit_advice(repo.config_root, written):
+                print(advice)
             return 0
     if target.exists() and not force:
         raise Refusal(f"{target} already exists: edit it, or pass --force to overwrite it")
@@ -48,20 +54,54 @@ def init(
         remote = "" if no_remote else ("origin" if "origin" in found or not found else found[0])
         c.cfg = config.Config(remote=remote)
     detected = base or c.detect_base()
-    gate = config.detect_test_command(repo.config_root)
-    mode, why = _calibrate(c, detected)
+    from ..gatecheck import Probe
+
+    err(f"wtp init: base '{detected}', remote '{remote or 'none'}'; checking the gate and the history ...")
+    probe = Probe(repo.config_root)  # runs while the history is replayed
+    try:
+        mode, why = _calibrate(c, detected)
+        gate = probe.verdict()
+    finally:
+        probe.stop()
     forge = _forge_of(c, remote or "")
-    target.write_text(config.render_default(detected, remote or "", max_active, gate, (mode, why), forge))
+    unverified = ("", "") if gate.ok or not gate.detected else (gate.detected, gate.note)
+    target.write_text(
+        config.render_default(detected, remote or "", max_active, gate.gate, (mode, why), forge, unverified)
+    )
     with c.store.transaction() as st:  # init trusts what it writes
         trusting.trust(Ctx(repo=repo, cfg=config.load(repo.config_root), store=c.store), st)
-    print(
-        f"wrote {target} (base '{detected}', remote '{remote or 'none'}', max_active {max_active}, "
-        f"land gate {gate!r} {'(detected; trusted)' if gate else '(none found: set [land] gate)'})"
-    )
+    print(f"wrote {target} (base '{detected}', remote '{remote or 'none'}', max_active {max_active})")
+    if gate.ok:
+        print(f"land gate {gate.gate!r}: {gate.note}; trusted")
+    elif gate.detected:
+        print(
+            f"land gate: none written: {gate.detected!r} was detected, but {gate.note}; "
+            f"set [land] gate in {target.name} once it starts (it is there, commented out)"
+        )
+    else:
+        print(f'land gate: none found: set [land] gate in {target.name} (e.g. "make test")')
     print(f"co-change layer {'on (warn)' if mode == 'warn' else 'off'}: {why}")
     if forge:
         print(f"the remote is on {forge}: if '{detected}' is protected, set [land] via = \"{forge}\" in {target.name}")
+    if advice := _commit_advice(repo.config_root, [target.name, *written]):
+        print(advice)
     return 0
+
+
+def _commit_advice(root: Path, names: list[str]) -> str:
+    """Task worktrees check out the base's commits: a config or agent file left uncommitted
+    is not in them, and teammates never see it ("" when all are committed as they are)."""
+    from .. import gitops
+
+    changed = set(gitops.status_paths(root))
+    names = [n for n in names if n in changed]
+    if not names:
+        return ""
+    return (
+        f"commit {' and '.join(names)} so task worktrees, agents and teammates see "
+        f"{'them' if len(names) > 1 else 'it'}: git -C {shlex.quote(str(root))} add {' '.join(names)} && "
+        f"git -C {shlex.quote(str(root))} commit -m 'wtp: configure'"
+    )
 
 
 def _forge_of(ctx: Ctx, remote: str) -> str | None:
@@ -81,11 +121,22 @@ def _calibrate(ctx: Ctx, base: str, limit: int = 2000) -> tuple[str, str]:
     """Replay the base's merges: ("warn", figures) where the co-change layer helps, else ("off", why)."""
     from .. import calibration
     from ..globs import HOT_GLOBS
+    from ..progress import Watch
 
     tip = ctx.base_tip(base)
     if tip is None:
         return "off", f"'{base}' has no commits yet"
-    cal = calibration.calibrate(ctx.root, tip, HOT_GLOBS + tuple(ctx.cfg.check_hot), limit)
+    done = [0, 0]
+
+    def seen(n: int, total: int) -> None:
+        done[:] = [n, total]
+
+    with Watch(
+        "calibrating co-change",
+        err,
+        detail=lambda: f"{done[0]}/{done[1]} merges replayed" if done[1] else "reading history",
+    ):
+        cal = calibration.calibrate(ctx.root, tip, HOT_GLOBS + tuple(ctx.cfg.check_hot), limit, seen)
     return ("warn" if cal.on else "off"), cal.why
 
 
