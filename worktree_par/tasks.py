@@ -9,11 +9,10 @@ elsewhere) stays queued with the reason, and blocks only itself.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
-from . import claims, crashpoints, gitops, isolate, schedule, trust
+from . import claims, cochange_start, crashpoints, gitops, isolate, schedule, trust
 from .errors import Refusal, Say, UsageError, WaitTimeout, WtpError, quiet
 from .globs import normalize_glob
 from .locks import me
@@ -78,7 +77,7 @@ def start(
     if globs and ctx.cfg.check_cochange != "off":
         cur = ctx.store.read().tasks.get(name)
         if cur is None or cur.state in FINAL:  # a new task: what does the history say?
-            globs, held, history = _cochange(ctx, name, base, globs, touch_suggested)
+            globs, held, history = cochange_start.advise(ctx, name, base, globs, touch_suggested)
 
     remote = _remote_tasks(ctx)
     with ctx.store.transaction() as st:
@@ -141,66 +140,6 @@ def _remote_tasks(ctx: Ctx) -> list[Task] | None:
     from .remote import sharing
 
     return [c.as_task() for c in sharing.others(ctx)]
-
-
-SUGGESTED_SHOWN = 5
-
-
-def _cochange(ctx: Ctx, name: str, base: str, globs: list[str], take: bool) -> tuple[list[str], list[str], list[str]]:
-    """What the base's history says about a new task's declarations: the files that usually
-    change with them (taken into the declaration with --touch-suggested), and the live tasks
-    it likely collides with (one-sided: its expansion hits their declared, recorded or
-    changed files, or theirs hits its declared ones).  (globs, tasks to hold it behind under
-    'hold', messages.)"""
-    from . import cochange
-    from .globs import HOT_GLOBS
-
-    ref = ctx.base_tip_ref(base)
-    tip = ctx.base_tip(base)
-    h = cochange.load(ctx.root, ctx.store.ensure_dir(), ref, HOT_GLOBS + tuple(ctx.cfg.check_hot), tip)
-    if h is None:
-        return globs, [], []
-    said: list[str] = []
-    suggested = h.expand(globs)  # without --touch-suggested, also the expansion the rule below uses
-    if suggested:
-        said += [e.describe() for e in suggested[:SUGGESTED_SHOWN]]
-        if len(suggested) > SUGGESTED_SHOWN:
-            said.append(f"... and {len(suggested) - SUGGESTED_SHOWN} more files that usually change with these")
-        if take:
-            globs = sorted(set(globs) | {claims.literal_glob(e.file) for e in suggested})
-            said.append(
-                f"--touch-suggested: '{name}' also declares {len(suggested)} file(s) that usually change with its own"
-            )
-        else:
-            said.append(f"declare them too with 'wtp start {name} --touch-suggested ...' if the task will write them")
-    st = ctx.store.read()
-    others = [o for o in st.tasks.values() if o.state in LIVE and o.name != name]
-    if not others:
-        return globs, [], said
-    recorded = claims.declarations(ctx, st)
-    mine = cochange.Claimant(name, globs, expansion=None if take else suggested)  # the same globs: expanded once
-    asked = [e.file for e in mine.expansion(h)]
-    with_tree = [o for o in others if o.path and os.path.isdir(o.path)]
-    changed: dict[str, list[str]] = {o.name: [] for o in others}
-    for o, found in zip(
-        with_tree,
-        gitops.changed_among(ctx.root, [(Path(str(o.path)), ref, f"refs/heads/{o.branch}") for o in with_tree], asked),
-        strict=True,
-    ):
-        changed[o.name] = list(found)
-    held = []
-    for o in others:
-        hit = cochange.likely(
-            h, mine, cochange.Claimant(o.name, [*o.touch, *recorded.get(o.name, ())], changed[o.name])
-        )
-        if hit is None:
-            continue
-        held.append(o.name)
-        if ctx.cfg.check_cochange == "hold":
-            said.append(f'{hit.describe()}: held until it lands ([check] cochange = "hold"; --force starts anyway)')
-        else:
-            said.append(f'warning: {hit.describe()} ([check] cochange = "warn": started anyway)')
-    return globs, held if ctx.cfg.check_cochange == "hold" else [], said
 
 
 def _redeclare(ctx: Ctx, st: State, t: Task, globs: list[str], res_names: list[str], force: bool) -> list[str]:
