@@ -38,7 +38,7 @@ def test_the_fourth_start_is_queued_and_starts_when_a_slot_frees(repo: Repo) -> 
     assert "wtp/d" not in repo.branches()
     human = repo.wtp("start", "e")
     assert (human.code, human.out) == (4, "")  # stdout stays for the path: 'cd "$(wtp start e)"' is safe
-    assert human.err == "task 'e' is queued (place 2): waits because all 3 slots are taken\n"
+    assert human.err == "task 'e' is queued (place 2): waits because no slot is free: 3 of 3 taken\n"
     rm = repo.wtp("rm", "b")
     assert rm.code == 0
     assert "started queued task 'd'" in rm.err
@@ -53,7 +53,9 @@ def test_wait_blocks_until_admitted_and_times_out_with_exit_3(repo: Repo) -> Non
     repo.wtp("start", "a")
     out = repo.wtp_proc("start", "b", "--wait", "--timeout", "0.5")
     assert out.code == 3
-    assert out.err.splitlines()[-1] == "wtp: timed out after 0.5s; task 'b' stays queued (all 1 slots are taken)"
+    assert (
+        out.err.splitlines()[-1] == "wtp: timed out after 0.5s; task 'b' stays queued (no slot is free: 1 of 1 taken)"
+    )
     waiter = repo.spawn("start", "c", "--wait", "--timeout", "60")
     wait_for(lambda: _state_of(repo, "c") == "queued", "'c' to join the queue")
     assert waiter.poll() is None
@@ -76,7 +78,7 @@ def test_declared_path_collision_queues_and_names_the_earlier_task(repo: Repo) -
     assert [t["state"] for t in repo.wtp("list", "--json").json()["tasks"]] == ["active", "queued", "active"]
     forced = repo.wtp("start", "index2", "--touch", "content", "--force")
     assert forced.code == 0
-    assert "--force: started despite path content ~ content/posts/** with task 'posts'" in forced.err
+    assert "--force: started although path content ~ content/posts/** with task 'posts'" in forced.err
 
 
 def test_resource_collision_and_fifo_among_queued_tasks(repo: Repo) -> None:
@@ -95,7 +97,7 @@ def test_next_starts_what_can_run(repo: Repo) -> None:
     repo.write(".wtp.toml", "max_active = 1\n")
     repo.wtp("start", "a")
     repo.wtp("start", "b")
-    assert repo.wtp("next").lines == ["nothing to start; 1 queued: b: all 1 slots are taken"]
+    assert repo.wtp("next").lines == ["nothing to start; 1 queued: b: no slot is free: 1 of 1 taken"]
     repo.write(".wtp.toml", "max_active = 2\n")
     out = repo.wtp("next")
     assert out.lines == [f"b\t{repo.path.parent / 'repo.worktrees' / 'b'}"]

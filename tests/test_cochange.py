@@ -34,7 +34,7 @@ def test_start_names_the_usual_companions_and_touch_suggested_takes_them(coupled
     assert "CHANGELOG.md" not in out.err  # hot files are left out of mining
     assert "--touch-suggested" in out.err
     taken = coupled.wtp("start", "b", "--touch", "src/other.py", "--touch", "src/feed.py", "--touch-suggested")
-    assert "also declares 1 file(s)" in taken.err
+    assert "also declares 1 file that" in taken.err
     task = next(t for t in coupled.state()["tasks"] if t["name"] == "b")
     assert task["touch"] == ["config/routes.yml", "src/feed.py", "src/other.py"]
 
@@ -49,6 +49,16 @@ def test_a_task_on_a_companion_file_is_warned_or_held_and_an_unrelated_one_hears
     ) in b.err
     c = coupled.wtp("start", "c", "--touch", "src/other.py")
     assert (c.code, c.err) == (0, "")
+    full = coupled.wtp("start", "d", "--touch", "config/routes.yml")  # no slot left: queued, and says only that
+    assert full.code == 4
+    assert full.err.splitlines() == [
+        "src/feed.py usually changes with config/routes.yml: 5 of 5 commits",
+        "declare them too with 'wtp start d --touch-suggested ...' if the task will write them",
+        "warning: task 'd' likely collides with task 'a': src/feed.py usually changes with config/routes.yml: "
+        '5 of 5 commits ([check] cochange = "warn": it does not hold the task back)',
+        "task 'd' is queued (place 1): waits because no slot is free: 3 of 3 taken; path config/routes.yml with task 'b'",
+    ]
+    coupled.wtp("rm", "d")
     coupled.wtp("rm", "b")
     coupled.write(".wtp.toml", '[check]\ncochange = "hold"\n')
     held = coupled.wtp("start", "b", "--touch", "config/routes.yml")

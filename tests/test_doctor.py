@@ -100,7 +100,7 @@ def test_dead_gate_tickets_are_dropped(repo: Repo) -> None:
         )
     )
     code, out = _doctor(repo, "--fix")
-    assert code == 0 and "gate 'deploy' has 1 ticket(s) of dead processes" in out
+    assert code == 0 and "gate 'deploy' has 1 ticket of dead processes" in out
     assert _doctor(repo) == (0, "healthy: nothing to fix\n")
     assert repo.wtp_proc("gate", "deploy", "--timeout", "2", "--", "true").code == 0
 

@@ -98,7 +98,7 @@ def test_5_land_keeps_a_worktree_whose_submodule_holds_the_only_copy_of_a_commit
     out = r.wtp("land", "a")
     assert out.code == 0, out.err
     assert out.lines[1] == (
-        f"kept the worktree {p}: it has 1 unpushed commit(s) in submodule 'lib', kept nowhere else; "
+        f"kept the worktree {p}: it has 1 unpushed commit in submodule 'lib', kept nowhere else; "
         "save what you need from it and run 'wtp rm a', "
         "or run 'wtp rm a --force' to archive it under refs/wtp/archive/a and remove the worktree"
     )
@@ -115,7 +115,7 @@ def test_6_force_rm_archives_uncommitted_changes_inside_a_submodule(tmp_path: Pa
     _init_submodule(p)
     (p / "lib" / "README.md").write_text("edited in the submodule\n")
     out = r.wtp("rm", "a")
-    assert out.code == 1 and "1 uncommitted file(s) in submodule 'lib' (README.md)" in out.err
+    assert out.code == 1 and "1 uncommitted file in submodule 'lib' (README.md)" in out.err
     assert r.wtp("rm", "a", "--force").code == 0
     snaps = git(r.path, "for-each-ref", "--format=%(objectname)", "refs/wtp/archive-sub/a/").split()
     assert any(git(r.path, "show", f"{s}:README.md", check=False) == "edited in the submodule" for s in snaps)
@@ -145,7 +145,7 @@ def test_10_a_commit_made_during_the_gate_is_never_dropped(repo: Repo) -> None:
     assert out.code == 1
     late = repo.git("log", "-1", "--format=%H %s", "wtp/a").split(" ", 1)
     assert late[1] == "made during the gate"
-    assert "1 commit(s) wtp did not make while landing" in out.err
+    assert "1 commit wtp did not make while landing" in out.err
     out = repo.wtp("rm", "a")
     assert out.code == 1  # the commit is not on main, nothing else keeps it
     assert _reachable(repo, late[0], "wtp/a")

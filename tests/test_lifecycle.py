@@ -277,7 +277,7 @@ def test_config_in_pyproject(repo: Repo) -> None:
     assert (queued.code, queued.out, queued.err) == (
         4,
         "",
-        "task 'b' is queued (place 1): waits because all 1 slots are taken\n",
+        "task 'b' is queued (place 1): waits because no slot is free: 1 of 1 taken\n",
     )
     assert "task/a" in repo.branches()
 

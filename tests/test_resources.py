@@ -132,7 +132,7 @@ def test_a_queued_task_holds_nothing_and_is_not_said_to(repo: Repo) -> None:
     r = repo.wtp("start", "r", "--use", "deploy")
     assert r.code == 4
     assert r.err.splitlines()[-1] == (
-        "task 'r' is queued (place 2): waits because all 1 slots are taken; "
+        "task 'r' is queued (place 2): waits because no slot is free: 1 of 1 taken; "
         "resource deploy ~ deploy:prod with task 'q', queued ahead of it"
     )
     # once q starts, it holds the resource

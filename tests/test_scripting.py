@@ -17,7 +17,7 @@ def test_a_queued_start_prints_nothing_on_stdout_and_exits_4(repo: Repo) -> None
     assert repo.wtp_proc("start", "a").code == 0
     out = repo.wtp_proc("start", "b")
     assert (out.code, out.out) == (4, "")
-    assert out.err == "task 'b' is queued (place 1): waits because all 1 slots are taken\n"
+    assert out.err == "task 'b' is queued (place 1): waits because no slot is free: 1 of 1 taken\n"
     wtp = f"{sys.executable} -m worktree_par"
     cd = subprocess.run(["sh", "-c", f'cd "$({wtp} start b)" && pwd'], cwd=repo.path, capture_output=True, text=True)
     assert cd.stdout == f"{repo.path}\n"  # stayed put: never cd'ed into a message
@@ -35,7 +35,7 @@ def test_force_starts_an_already_queued_task(repo: Repo) -> None:
     assert repo.wtp("start", "b").code == 4
     out = repo.wtp("start", "b", "--force")
     assert out.code == 0 and out.out == f"{repo.path.parent / 'repo.worktrees' / 'b'}\n"
-    assert out.err == "--force: started despite all 1 slots are taken\n"
+    assert out.err == "--force: started although no slot is free: 1 of 1 taken\n"
     assert [t["state"] for t in repo.wtp("list", "--json").json()["tasks"]] == ["active", "active"]
 
 
@@ -167,7 +167,7 @@ def test_start_on_an_existing_task_adds_declarations_or_refuses_saying_why(repo:
     assert repo.wtp("start", "q").code == 4
     queued = repo.wtp("start", "q", "--use", "db", "--json")
     assert queued.code == 4 and queued.json()["use"] == ["db"]
-    assert _task(repo, "q")["note"] == "all 2 slots are taken; resource db with task 'a'"
+    assert _task(repo, "q")["note"] == "no slot is free: 2 of 2 taken; resource db with task 'a'"
 
 
 def _task(repo: Repo, name: str) -> dict:

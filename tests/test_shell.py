@@ -262,7 +262,7 @@ def test_list_fits_80_columns_in_a_terminal_and_never_cuts_a_task_name(repo: Rep
     assert all(len(line) <= 80 for line in lines if not line.startswith("  └")), lines
     for n in names + ["waiting-one"]:
         assert any(line.split()[0] == n for line in lines[1:]), (n, lines)
-    assert any(line.startswith("  └ all 3 slots are taken") for line in lines), lines
+    assert any(line.startswith("  └ no slot is free: 3 of 3 taken") for line in lines), lines
 
 
 GATE = "echo compiling; sleep 1.2; echo tests passed"
@@ -307,7 +307,7 @@ def test_a_wait_for_a_slot_on_a_terminal_shows_the_reason_and_time(repo: Repo) -
 
     repo.write(".wtp.toml", "max_active = 1\n")
     repo.wtp("start", "a")
-    live_line = r"waiting for a slot for 'b' \ds · all 1 slots are taken"
+    live_line = r"waiting for a slot for 'b' \ds · no slot is free: 1 of 1 taken"
     freeing: list[threading.Thread] = []
 
     def free_the_slot_once_b_shows_its_wait(shown: str) -> None:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from . import claims, gitops
+from .errors import count
 from .repo import Ctx
 from .state import LIVE
 
@@ -37,7 +38,7 @@ def advise(ctx: Ctx, name: str, base: str, globs: list[str], take: bool) -> tupl
         if take:
             globs = sorted(set(globs) | {claims.literal_glob(e.file) for e in suggested})
             said.append(
-                f"--touch-suggested: '{name}' also declares {len(suggested)} file(s) that usually change with its own"
+                f"--touch-suggested: '{name}' also declares {count(len(suggested), 'file')} that usually change with its own"
             )
         else:
             said.append(f"declare them too with 'wtp start {name} --touch-suggested ...' if the task will write them")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import gitops, guard, locks, removal, tasks
-from .errors import StateError, WouldLoseWork
+from .errors import StateError, WouldLoseWork, count
 from .repo import Ctx
 from .state import (
     ABANDONED,
@@ -68,9 +68,9 @@ def _gate_findings(ctx: Ctx) -> list[Finding]:
 
             def prune(name: str = name, title: str = title, n: int = len(dead)) -> str:
                 Gate(ctx.store, name).tickets()  # reading under the lock drops dead tickets
-                return f"dropped {n} ticket(s) of dead processes from {title}"
+                return f"dropped {count(n, 'ticket')} of dead processes from {title}"
 
-            found.append(Finding(f"{title} has {len(dead)} ticket(s) of dead processes", prune))
+            found.append(Finding(f"{title} has {count(len(dead), 'ticket')} of dead processes", prune))
     return found
 
 

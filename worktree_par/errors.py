@@ -131,3 +131,8 @@ class GitError(WtpError):
     def details(self) -> str:
         """Everything needed to reproduce the failure, for the crash log."""
         return f"cwd: {self.cwd}\nargv: git {' '.join(self.cmd)}\nexit: {self.code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}\n"
+
+
+def count(n: int, noun: str) -> str:
+    """``count(1, "file")`` is "1 file", ``count(2, "file")`` "2 files"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import agentfiles, crashpoints, disposable, gitops, nested, sizes
-from .errors import GitError, WouldLoseWork
+from .errors import GitError, WouldLoseWork, count
 from .gitops import MergeTree, Sha, edits
 from .repo import Ctx, few
 from .state import Task
@@ -161,9 +161,9 @@ def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
     out += [n.phrase() for n in h.nested]
     for s in h.submodules:
         if s.unpushed:
-            out.append(f"{len(s.unpushed)} unpushed commit(s) in submodule '{s.path}'")
+            out.append(f"{count(len(s.unpushed), 'unpushed commit')} in submodule '{s.path}'")
         if s.dirty:
-            out.append(f"{len(s.dirty)} uncommitted file(s) in submodule '{s.path}' ({few(s.dirty)})")
+            out.append(f"{count(len(s.dirty), 'uncommitted file')} in submodule '{s.path}' ({few(s.dirty)})")
     return out
 
 
@@ -267,7 +267,7 @@ def remove(ctx: Ctx, t: Task, *, force: bool = False, keep: list[str] | None = N
             )
         if a.dropped:
             messages.append(
-                f"deleted {len(a.dropped)} large ignored file(s) without archiving them: {few(a.dropped, 10)}"
+                f"deleted {count(len(a.dropped), 'large ignored file')} without archiving them: {few(a.dropped, 10)}"
             )
     built = [p for p in h.disposable if not disposable.refilled(p)]
     if built:
@@ -339,7 +339,7 @@ def rewind(ctx: Ctx, t: Task, wt: Path, target: Sha, ours: list[Sha]) -> str:
         subj = gitops.subjects(ctx.root, sorted(left))
         shown = [f"{c[:10]} {subj.get(c, '')}".strip() for c in sorted(left)]
         raise WouldLoseWork(
-            f"branch '{t.branch}' gained {len(left)} commit(s) wtp did not make while landing ({few(shown)}): "
+            f"branch '{t.branch}' gained {count(len(left), 'commit')} wtp did not make while landing ({few(shown)}): "
             f"they are kept on the branch, untested{f' (its pre-land tip: {pre})' if pre else ''}; "
             f"run 'wtp land {t.name}' again to test and land them"
         )

@@ -75,7 +75,7 @@ class Decision(NamedTuple):
     def reason(self, max_active: int) -> str:
         why = []
         if self.full:
-            why.append(f"all {max_active} slots are taken")
+            why.append(f"no slot is free: {max_active} of {max_active} taken")
         why += [c.describe() for c in self.collisions]
         return "; ".join(why)
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import claims, cochange_start, crashpoints, gitops, isolate, schedule, trust
-from .errors import Refusal, Say, UsageError, WaitTimeout, WtpError, quiet
+from .errors import Refusal, Say, UsageError, WaitTimeout, WtpError, count, quiet
 from .globs import normalize_glob
 from .locks import me
 from .repo import Ctx, validate_branch, validate_name
@@ -108,7 +108,7 @@ def start(
             st.tasks[name] = t
             if decision.admit or force:
                 if not decision.admit:
-                    result.messages.append(f"--force: started despite {decision.reason(ctx.cfg.max_active)}")
+                    result.messages.append(f"--force: started although {decision.reason(ctx.cfg.max_active)}")
                 _activate(ctx, st, t, path, fork)
                 result.pending = True
             else:
@@ -180,7 +180,7 @@ def _resume(
         d = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st), remote=remote)
         if d.admit or force:  # --force, or a retry of a start that failed before (the cause may be fixed)
             if not d.admit:
-                result.messages.append(f"--force: started despite {d.reason(ctx.cfg.max_active)}")
+                result.messages.append(f"--force: started although {d.reason(ctx.cfg.max_active)}")
             fork = ctx.resolve_start(t.start_ref)[1] if t.start_ref else None
             _activate(ctx, st, t, path, fork)
             result.pending = True
@@ -267,7 +267,7 @@ def _make_worktree(ctx: Ctx, t: Task, path: Path, messages: list[str]) -> None:
             messages.append(
                 f"completed the checkout of '{t.name}' that was interrupted"
                 + (
-                    f"; {len(differ)} file(s) differ from the branch: check them ('git -C {path} status')"
+                    f"; {count(len(differ), 'file')} differ{'s' if len(differ) == 1 else ''} from the branch: check them ('git -C {path} status')"
                     if differ
                     else ""
                 )
