@@ -4,6 +4,7 @@ missing command, --force starts a queued task, --version, and doctor --fix's exi
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -168,6 +169,26 @@ def test_start_on_an_existing_task_adds_declarations_or_refuses_saying_why(repo:
     queued = repo.wtp("start", "q", "--use", "db", "--json")
     assert queued.code == 4 and queued.json()["use"] == ["db"]
     assert _task(repo, "q")["note"] == "no slot is free: 2 of 2 taken; resource db with task 'a'"
+
+
+def test_an_old_forced_collision_does_not_refuse_an_unrelated_addition_and_a_clash_is_named_once(repo: Repo) -> None:
+    a = Path(repo.wtp("start", "a", "--touch", "src/y.py").lines[-1])
+    # the agent hook records an edit of the declared file too: declared and recorded, one clash
+    hook = repo.wtp(
+        "hook",
+        "pre-edit",
+        cwd=a,
+        input=json.dumps({"tool_name": "Edit", "tool_input": {"file_path": str(a / "src/y.py")}}),
+    )
+    assert hook.code == 0
+    queued = repo.wtp("start", "b", "--touch", "src/y.py")
+    assert (queued.code, queued.err) == (4, "task 'b' is queued (place 1): waits because path src/y.py with task 'a'\n")
+    repo.wtp("rm", "b")
+    assert repo.wtp("start", "c", "--touch", "src/y.py", "--force").code == 0
+    added = repo.wtp("start", "a", "--touch", "notes.txt")
+    assert (added.code, added.err) == (0, "task 'a' now also declares --touch notes.txt\ntask 'a' is already active\n")
+    clash = repo.wtp("start", "a", "--use", "db", "--touch", "src/**")  # a new glob over c's file still refuses
+    assert clash.code == 1 and "path src/** ~ src/y.py with task 'c'" in clash.err
 
 
 def _task(repo: Repo, name: str) -> dict:

@@ -64,7 +64,7 @@ def collisions(task: Task, others: list[Task], recorded: dict[str, list[str]] | 
                     found.append(Clash(o.name, "resource", r if r == s else f"{r} ~ {s}", queued))
         if o.name in task.held:  # held at start: the history says they likely collide
             found.append(Clash(o.name, "likely", "files that usually change together"))
-    return found
+    return list(dict.fromkeys(found))  # a path both declared and recorded by the hook is one clash
 
 
 class Decision(NamedTuple):

@@ -152,9 +152,14 @@ def _redeclare(ctx: Ctx, st: State, t: Task, globs: list[str], res_names: list[s
     if (touch, use) == (sorted(t.touch), sorted(t.use)):
         return []
     if t.state in LIVE:
-        trial = Task(name=t.name, state=t.state, branch=t.branch, base=t.base, seq=t.seq, touch=touch, use=use)
+        # Only what is added is checked: a collision the task already had (forced, or
+        # declared before the other task started) does not refuse an unrelated addition.
+        new_touch = [g for g in touch if g not in t.touch]
+        new_use = [r for r in use if r not in t.use]
+        trial = Task(name=t.name, state=t.state, branch=t.branch, base=t.base, seq=t.seq, touch=new_touch, use=new_use)
         others = [o for o in st.tasks.values() if o.state in LIVE and o.name != t.name]
-        clashes = schedule.collisions(trial, others, claims.declarations(ctx, st))
+        recorded = {k: v for k, v in claims.declarations(ctx, st).items() if k != t.name}
+        clashes = schedule.collisions(trial, others, recorded)
         if clashes and not force:
             raise Refusal(
                 f"cannot add to the declarations of '{t.name}': "
