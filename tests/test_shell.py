@@ -249,20 +249,28 @@ def test_list_fits_80_columns_in_a_terminal_and_never_cuts_a_task_name(repo: Rep
     """'wtp list' in a real pseudo-terminal 80 columns wide."""
     names = ["search-results-paging", "fix-login", "q"]
     for n in names:
-        p = Path(repo.wtp("start", n).lines[-1])
+        p = Path(repo.wtp("start", n, "--touch", f"{n}.txt").lines[-1])
         repo.commit({f"{n}.txt": "x\n"}, "a rather long commit subject that would not fit in the row at all", cwd=p)
     repo.write(".wtp.toml", "max_active = 3\n")
-    repo.wtp("start", "waiting-one")  # queued: its reason goes on a line of its own
+    # queued: its (long) reason goes below its row, wrapped at words and indented
+    repo.wtp("start", "waiting-one", *(a for n in names for a in ("--touch", f"{n}.txt")))
     _, raw = in_pty(repo, "list")
     import re
 
     text = re.sub(r"\x1b\[[0-9;]*m", "", raw).replace("\r", "")
     lines = [line for line in text.splitlines() if line]
     assert lines[0].split()[:3] == ["TASK", "STATE", "+/-"]
-    assert all(len(line) <= 80 for line in lines if not line.startswith("  └")), lines
+    assert all(len(line) <= 80 for line in lines), lines
     for n in names + ["waiting-one"]:
         assert any(line.split()[0] == n for line in lines[1:]), (n, lines)
-    assert any(line.startswith("  └ no slot is free: 3 of 3 taken") for line in lines), lines
+    first = next(k for k, line in enumerate(lines) if line.startswith("  └ no slot is free: 3 of 3 taken"))
+    note = [lines[first]] + [line for line in lines[first + 1 :] if line.startswith("    ")]
+    assert len(note) > 1 and all(line.startswith("    ") for line in note[1:]), lines
+    words = " ".join(line.strip() for line in note)[2:].split()
+    assert " ".join(words) == (
+        "no slot is free: 3 of 3 taken; path search-results-paging.txt with task 'search-results-paging'; "
+        "path fix-login.txt with task 'fix-login'; path q.txt with task 'q'"
+    )
 
 
 GATE = "echo compiling; sleep 1.2; echo tests passed"

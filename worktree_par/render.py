@@ -101,9 +101,23 @@ def task_table(infos: list[TaskInfo], ctx: Ctx, here: str | None = None) -> None
     for r, note in zip(rows, notes):
         print(_line(r, widths, tty))
         if note:
-            print(f"  └ {note}")
+            print(_note(note, tty))
     if usual and any(i.task.path for i in infos):
         print(f"worktrees: {_nearest(str(root), here)}/<task>")
+
+
+def _note(note: str, tty: bool) -> str:
+    """A row's note below it; on a terminal wrapped at word boundaries to its width, the
+    lines after the first indented under the first (a pipe gets one line, for grep)."""
+    if not tty:
+        return f"  └ {note}"
+    import shutil
+    import textwrap
+
+    width = max(40, shutil.get_terminal_size((80, 24)).columns - 1)
+    return textwrap.fill(
+        note, width, initial_indent="  └ ", subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
+    )
 
 
 def _nearest(path: str, here: str | None) -> str:
