@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Repo
+from .conftest import Repo, wait_for
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
@@ -205,9 +206,11 @@ def in_pty(
     cwd: Path | None = None,
     columns: int = 80,
     seen: Callable[[str], None] | None = None,
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> tuple[int, str]:
     """Run wtp in a real pseudo-terminal ``columns`` wide; its exit code and all it wrote.
-    ``seen`` is shown all it wrote so far each time more comes (to act on what is on screen)."""
+    ``seen`` is shown all it wrote so far each time more comes (to act on what is on screen);
+    ``started`` is given the process."""
     import fcntl
     import pty
     import select
@@ -225,6 +228,8 @@ def in_pty(
         stderr=slave,
         env=env,
     )
+    if started is not None:
+        started(proc)
     os.close(slave)
     out = b""
     while True:
@@ -293,6 +298,28 @@ def test_land_on_a_terminal_shows_one_updating_line_with_time_state_and_latest_o
     assert any(ln.startswith("landed 'a' at ") for ln in final) and "landing 'a'" not in final[-1]
 
 
+def test_the_live_line_shows_no_log_header_and_is_gone_after_ctrl_c(repo: Repo) -> None:
+    import re
+
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    procs: list[subprocess.Popen[bytes]] = []
+    sent: list[bool] = []
+
+    def interrupt_while_gating(shown: str) -> None:
+        if not sent and re.search(r"landing 'a' \ds · gating", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)):
+            sent.append(True)
+            procs[0].send_signal(signal.SIGINT)  # Ctrl-C: the terminal signals the foreground process
+
+    code, raw = in_pty(repo, "land", "a", "--gate", "sleep 30", seen=interrupt_while_gating, started=procs.append)
+    assert code == 130, raw
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+    frames = [f for f in re.split(r"[\r\n]", plain) if "landing 'a'" in f]
+    assert frames and not any("# candidate" in f or "$ sleep" in f for f in frames), frames  # wtp's header is no output
+    screen = [ln for ln in plain.replace("\r", "\n").splitlines() if ln.strip()]
+    assert "landing 'a'" not in screen[-1] and not any(c in screen[-1] for c in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"), screen[-3:]
+
+
 def test_follow_streams_the_gate_output_and_plain_output_has_no_redraws(repo: Repo) -> None:
     p = Path(repo.wtp("start", "a").lines[-1])
     repo.commit({"a.txt": "a\n"}, cwd=p)
@@ -330,3 +357,47 @@ def test_a_wait_for_a_slot_on_a_terminal_shows_the_reason_and_time(repo: Repo) -
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
     assert re.search(live_line, plain), plain
     assert [ln for ln in plain.replace("\r", "\n").splitlines() if ln.strip()][-1].endswith("/b")
+
+
+def test_ctrl_c_during_a_wait_for_a_slot_leaves_no_live_line(repo: Repo) -> None:
+    import re
+
+    repo.write(".wtp.toml", "max_active = 1\n")
+    repo.wtp("start", "a")
+    procs: list[subprocess.Popen[bytes]] = []
+    sent: list[bool] = []
+
+    def interrupt_while_waiting(shown: str) -> None:
+        if not sent and re.search(r"waiting for a slot for 'b' \ds", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)):
+            sent.append(True)
+            procs[0].send_signal(signal.SIGINT)
+
+    code, raw = in_pty(repo, "start", "b", "--wait", seen=interrupt_while_waiting, started=procs.append)
+    assert code == 130, raw
+    screen = [ln for ln in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw).replace("\r", "\n").splitlines() if ln.strip()]
+    assert "waiting for a slot" not in screen[-1] and not any(c in screen[-1] for c in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"), screen[-3:]
+
+
+def test_ctrl_c_during_a_wait_for_a_gate_leaves_no_live_line(repo: Repo) -> None:
+    import re
+
+    held = repo.path.parent / "held"
+    holder = repo.spawn("gate", "deploy", "--", "sh", "-c", f"touch {held}; sleep 60", new_session=True)
+    try:
+        wait_for(held.exists, "the gate to be held")
+        procs: list[subprocess.Popen[bytes]] = []
+        sent: list[bool] = []
+
+        def interrupt_while_waiting(shown: str) -> None:
+            if not sent and re.search(r"waiting for gate 'deploy' \ds", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)):
+                sent.append(True)
+                procs[0].send_signal(signal.SIGINT)
+
+        code, raw = in_pty(repo, "gate", "deploy", "--", "true", seen=interrupt_while_waiting, started=procs.append)
+        assert code == 130, raw
+        plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw).replace("\r", "\n")
+        screen = [ln for ln in plain.splitlines() if ln.strip()]
+        assert "waiting for gate" not in screen[-1] and not any(c in screen[-1] for c in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"), screen[-3:]
+    finally:
+        os.killpg(holder.pid, signal.SIGTERM)  # the holder and its sleep: this test's own processes
+        holder.wait(timeout=30)

@@ -42,6 +42,9 @@ def last_line(path: Path | None, limit: int = 4096) -> str:
     except OSError:
         return ""
     lines = [ln.strip() for ln in tail.replace("\r", "\n").splitlines() if ln.strip()]
+    # wtp's own lines in a log (the command it runs, "$ CMD", and the candidate, "# candidate
+    # SHA") are not the command's output: the live line shows only what the command printed.
+    lines = [ln for ln in lines if not ln.startswith(("$ ", "# candidate "))]
     return lines[-1] if lines else ""
 
 
