@@ -276,3 +276,25 @@ def test_an_unexpected_error_is_one_line_with_a_log(tmp_path: Path) -> None:
     )
     log = Path(out.stderr.rsplit("details in ", 1)[1].strip())
     assert log.parent == tmp_path and "Traceback" in log.read_text() and "RuntimeError: boom" in log.read_text()
+
+
+def test_a_rebase_stopped_in_a_worktree_is_shown_by_list_and_doctor_gives_one_advice(repo: Repo) -> None:
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"x.txt": "from a\n"}, "a: x", cwd=p)
+    repo.commit({"x.txt": "from main\n"}, "main: x")
+    stopped = subprocess.run(["git", "rebase", "main"], cwd=p, capture_output=True, text=True)
+    assert stopped.returncode != 0  # the conflict stops it
+    listed = json.loads(repo.wtp_proc("list", "--json").out)["tasks"][0]
+    assert listed["operation"] == "rebase"
+    assert listed["problem"] == (
+        "a rebase is in progress in its worktree: finish it ('git rebase --continue') or abort it ('git rebase --abort')"
+    )
+    assert repo.wtp("list").lines[1].split()[:3] == ["a", "active", "(rebasing)"]
+    code, out = _doctor(repo)
+    # one piece of advice: finish or abort the rebase (not also "switch wtp/a", which a rebase's detached HEAD
+    # would have suggested and which would leave the rebase stranded)
+    assert (code, out) == (
+        1,
+        f"problem: task 'a' has a rebase in progress in {p}: finish it with 'git rebase --continue' or '--abort' "
+        f"(run in {p})\n",
+    )

@@ -202,19 +202,20 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
         )
         return out  # git cannot read it until it is mended
     w = wts.get(path)
+    op, _ = gitops.in_progress(path)
     if w is None:
         out.append(
             Finding(
                 f"{path} of task '{t.name}' exists but git does not know it as a worktree: move it aside and run 'wtp doctor --fix'"
             )
         )
-    elif w.branch != ref:
+    elif w.branch != ref and not (w.branch is None and op in ("rebase", "am")):
+        # (a rebase detaches HEAD until it ends: finishing it is the advice, not a switch)
         out.append(
             Finding(
                 f"the worktree of task '{t.name}' has {w.branch or 'a detached HEAD'} checked out instead of {t.branch}: 'git -C {path} switch {t.branch}'"
             )
         )
-    op, _ = gitops.in_progress(path)
     if op:
         how = "'git rebase --continue' or '--abort'" if op == "rebase" else f"'git {op} --continue' or '--abort'"
         out.append(Finding(f"task '{t.name}' has a {op} in progress in {path}: finish it with {how} (run in {path})"))

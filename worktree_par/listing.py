@@ -19,6 +19,7 @@ class TaskInfo:
         self.changed: int | None = None
         self.processes: list[int] = []
         self.problem = ""
+        self.op = ""  # a git operation stopped in its worktree: rebase, merge, cherry-pick, revert, am
         self.place: int | None = None  # its place in the land queue, while it is landing
         self.subject = ""  # the branch's last commit, and when it was made
         self.when = 0
@@ -40,6 +41,13 @@ def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
         return info
     if interrupted(t):
         info.problem = f"interrupted while {t.phase} (run 'wtp start {t.name}' or 'wtp doctor --fix')"
+    info.op, _ = gitops.in_progress(path)
+    if info.op and not info.problem:
+        verb = "rebase" if info.op == "am" else info.op
+        info.problem = (
+            f"a {info.op} is in progress in its worktree: finish it ('git {verb} --continue') "
+            f"or abort it ('git {verb} --abort')"
+        )
     base_ref = base_refs.get(t.base) or f"refs/heads/{t.base}"
     ref = f"refs/heads/{t.branch}"
     summary = gitops.branch_summary(path, ctx.root, base_ref, ref)
@@ -96,6 +104,7 @@ def list_json(infos: list[TaskInfo]) -> dict[str, object]:
             changed=i.changed,
             processes=i.processes,
             problem=i.problem or None,
+            operation=i.op or None,
             queue_place=i.place,
         )
         out.append(d)

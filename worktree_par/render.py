@@ -67,7 +67,10 @@ def task_table(infos: list[TaskInfo], ctx: Ctx, here: str | None = None) -> None
     for i in infos:
         t = i.task
         state = (
-            t.state + (f" ({t.phase})" if t.phase else "") + (" setup-failed" if t.setup.startswith("failed") else "")
+            t.state
+            + (f" ({t.phase})" if t.phase else "")
+            + (f" ({_ING.get(i.op, i.op)})" if i.op else "")
+            + (" setup-failed" if t.setup.startswith("failed") else "")
         )
         ab = "-" if i.ahead is None else f"+{i.ahead}/-{i.behind}"
         note = i.problem or (t.note if t.state in ("queued", "blocked", "landing") else "")
@@ -104,6 +107,15 @@ def task_table(infos: list[TaskInfo], ctx: Ctx, here: str | None = None) -> None
             print(_note(note, tty))
     if usual and any(i.task.path for i in infos):
         print(f"worktrees: {_nearest(str(root), here)}/<task>")
+
+
+_ING = {
+    "rebase": "rebasing",
+    "merge": "merging",
+    "cherry-pick": "cherry-picking",
+    "revert": "reverting",
+    "am": "applying",
+}
 
 
 def _note(note: str, tty: bool) -> str:
