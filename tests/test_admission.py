@@ -213,7 +213,7 @@ def _warm_repo(repo: Repo) -> None:
     (repo.path / ".env").write_text("SECRET=1\n")
     repo.commit(
         {
-            ".wtp.toml": '[setup]\ncopy = ["node_modules", ".env", "package.json"]\nrun = ["echo $WTP_TASK:$PORT > setup-ran.txt"]\n'
+            ".wtp.toml": '[setup]\ncopy = ["node_modules", ".env", "package.json", "scratch"]\nrun = ["echo $WTP_TASK:$PORT > setup-ran.txt"]\n'
         }
     )
 
@@ -228,11 +228,19 @@ def test_setup_needs_trust_then_copies_and_runs(repo: Repo) -> None:
     )
     assert not repo.state_file.exists() or repo.state()["tasks"] == []
     assert repo.wtp("trust").lines == ["trusted setup.run: echo $WTP_TASK:$PORT > setup-ran.txt"]
+    (repo.path / "scratch").mkdir()  # untracked, not ignored
+    (repo.path / "scratch" / "notes.txt").write_text("mine\n")
     out = repo.wtp("start", "a")
     assert out.code == 0, out.err
     p = Path(out.lines[-1])
     assert (p / "setup-ran.txt").read_text() == "a:4100\n"
-    assert "not copying 'package.json': it is not ignored" in out.err
+    said = [ln for ln in out.err.splitlines() if "not copying" in ln]
+    assert said == [
+        "setup: not copying 'package.json': git tracks it (tracked files come with the branch)",
+        "setup: not copying 'scratch': it is untracked but not ignored by git (only ignored paths are copied): "
+        "add it to .gitignore to have it copied, or commit it to have it come with the branch",
+    ]
+    assert not (p / "scratch").exists()
     link = p / "node_modules" / ".bin" / "left-pad"
     assert link.is_symlink() and os.readlink(link) == "../left-pad/index.js"
     copied = p / "node_modules" / "left-pad" / "index.js"

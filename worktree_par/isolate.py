@@ -44,11 +44,18 @@ def copy_ignored(ctx: Ctx, task: Task, say: Say) -> list[str]:
         return []
     # Only ignored paths: tracked ones are already in the new worktree, from the task's commit.
     ignored = gitops.check_ignore(src_root, entries)
+    tracked = gitops.tracked_among(src_root, [e for e in entries if e not in ignored])
     copied = []
     assert task.path is not None
     for e in entries:
+        if e in tracked:
+            say(f"setup: not copying '{e}': git tracks it (tracked files come with the branch)")
+            continue
         if e not in ignored:
-            say(f"setup: not copying '{e}': it is not ignored by git (tracked files come with the branch)")
+            say(
+                f"setup: not copying '{e}': it is untracked but not ignored by git (only ignored paths are copied): "
+                f"add it to .gitignore to have it copied, or commit it to have it come with the branch"
+            )
             continue
         src, dst = src_root / e, Path(task.path) / e
         if dst.exists() or dst.is_symlink():

@@ -118,6 +118,7 @@ from .work import (
     snapshot,
     staged_paths,
     status_paths,
+    tracked_among,
     worktree,
     worktree_contents,
 )
@@ -149,6 +150,7 @@ __all__ = [
     "commit_message",
     "data_commit",
     "check_ignore",
+    "tracked_among",
     "check_ref_format",
     "commit_ids",
     "commit_tree",

@@ -285,6 +285,14 @@ def check_ignore(cwd: Path, paths: list[str]) -> set[str]:
     return set(res.z())
 
 
+def tracked_among(cwd: Path, paths: list[str]) -> set[str]:
+    """The paths among ``paths`` that are tracked, or folders holding tracked files."""
+    if not paths:
+        return set()
+    found = run(["ls-files", "-z", "--", *paths], cwd).z()
+    return {p for p in paths if any(f == p or f.startswith(p.rstrip("/") + "/") for f in found)}
+
+
 def gitlinks(wt: Path) -> list[tuple[str, Sha]]:
     """(path, recorded commit) of every submodule in the worktree's index."""
     out = run(["ls-files", "--stage", "-z"], wt).out
