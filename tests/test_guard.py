@@ -225,3 +225,17 @@ def test_the_guard_is_the_only_code_that_deletes_worktrees_and_task_refs() -> No
         for m in verbs.finditer(f.read_text())
     ]
     assert offenders == []
+
+
+def test_a_new_task_named_like_an_archived_one_says_where_that_work_is(repo: Repo) -> None:
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"mine.txt": "work\n"}, "a: work", cwd=p)
+    assert repo.wtp("rm", "a", "--force").code == 0
+    again = repo.wtp("start", "a")
+    assert again.code == 0
+    assert again.err.splitlines() == [
+        "note: earlier work of a task 'a' is archived under refs/wtp/archive/a; this task starts afresh from its base "
+        "(see it: 'git log -p refs/wtp/archive/a'; restore it: 'git branch a-restored refs/wtp/archive/a')"
+    ]
+    assert not (Path(again.lines[-1]) / "mine.txt").exists()
+    assert repo.wtp("start", "b").err == ""  # no archive, no note

@@ -104,7 +104,7 @@ def start(
             )
             decision = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st), remote=remote)
             result = StartResult(t)
-            result.messages += history
+            result.messages += history + _archived(ctx, name)
             st.tasks[name] = t
             if decision.admit or force:
                 if not decision.admit:
@@ -131,6 +131,20 @@ def start(
         if (note := sharing.publish(ctx, result.task)) is not None:
             result.messages.append(note)
     return result
+
+
+def _archived(ctx: Ctx, name: str) -> list[str]:
+    """A new task named like one whose work 'wtp rm --force' archived starts afresh: say
+    where that work is, so it is not taken for lost (or forgotten)."""
+    from .guard import ARCHIVE
+
+    ref = ARCHIVE + name
+    if gitops.ref_value(ctx.root, ref) is None:
+        return []
+    return [
+        f"note: earlier work of a task '{name}' is archived under {ref}; this task starts afresh from its base "
+        f"(see it: 'git log -p {ref}'; restore it: 'git branch {name}-restored {ref}')"
+    ]
 
 
 def _remote_tasks(ctx: Ctx) -> list[Task] | None:
