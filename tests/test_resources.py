@@ -5,6 +5,7 @@ of its family; the task's own gate run passes through; a queued task holds nothi
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,16 @@ def test_a_queued_task_holds_nothing_and_is_not_said_to(repo: Repo) -> None:
     out = repo.wtp_proc("gate", "deploy:prod", "--timeout", "0.3", "--", "true")
     assert out.code == 3 and "task 'q' holds deploy:prod (--use)" in out.err
     assert os.path.isdir(repo.wtp("path", "q").out.strip())
+
+
+def test_a_gate_holders_command_line_is_shown_with_its_quoting(repo: Repo, tmp_path: Path) -> None:
+    held = tmp_path / "held"
+    holder = repo.spawn("gate", "deploy", "--", "sh", "-c", f"touch {held}; sleep 60", new_session=True)
+    try:
+        wait_for(held.exists, "the gate to be held")
+        out = repo.wtp_proc("gate", "deploy", "--timeout", "0.3", "--", "true")
+        assert out.code == 3
+        assert f"(wtp gate deploy -- sh -c 'touch {held}; sleep 60')" in out.err, out.err
+    finally:
+        os.killpg(holder.pid, signal.SIGTERM)
+        holder.wait(timeout=30)

@@ -165,7 +165,10 @@ def me() -> Holder:
     """The holder record of this process; recording it starts this process's heartbeat."""
     global _me
     if _me is None:
-        cmd = " ".join(["wtp", *sys.argv[1:]])[:200]
+        import shlex
+
+        cmd = shlex.join(["wtp", *sys.argv[1:]])  # quoted: shown to people as a command they could run
+        cmd = cmd if len(cmd) <= 200 else cmd[:199] + "…"
         pid = os.getpid()
         _me = Holder(pid, process_start(pid), boot_id(), pid_namespace(), _host(), cmd, time.time())
     _start_heartbeat()
