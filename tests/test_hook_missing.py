@@ -126,3 +126,39 @@ def test_on_missing_accepts_deny_or_allow(repo: Repo) -> None:
     out = repo.wtp("hook", "install", "claude")
     assert out.code == 2
     assert out.err == f"wtp: {repo.path / '.wtp.toml'}: 'hook.on_missing' must be one of deny, allow, not 'maybe'\n"
+
+
+@pytest.mark.skipif(shutil.which("wtp", path=BARE_PATH) is not None, reason="a wtp is installed system-wide")
+def test_the_git_hook_refuses_a_commit_saying_wtp_is_missing_or_lets_it_through_when_told(
+    repo: Repo, tmp_path: Path
+) -> None:
+    exe = console_script(tmp_path / "venv" / "bin")
+    out = subprocess.run([str(exe), "hook", "install", "git"], cwd=repo.path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    p = Path(repo.wtp("start", "a").lines[-1])
+    (p / "a.txt").write_text("a\n")
+    subprocess.run(["git", "add", "a.txt"], cwd=p, check=True)
+    env = {**os.environ, "PATH": BARE_PATH}
+
+    def commit() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "commit", "-q", "-m", "a"], cwd=p, capture_output=True, text=True, env=env)
+
+    exe.unlink()
+    refused = commit()
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        f"wtp pre-commit hook: wtp is missing: this hook runs {exe}, which is gone, and no wtp is on PATH, so the "
+        "commit cannot be checked against the other tasks: install wtp (or put it on PATH) and run 'wtp hook "
+        "install git', or commit with --no-verify\n",
+    )
+    repo.write(".wtp.toml", '[hook]\non_missing = "allow"\n')
+    console_script(tmp_path / "venv" / "bin")
+    again = subprocess.run([str(exe), "hook", "install", "git"], cwd=repo.path, capture_output=True, text=True)
+    assert again.stdout.splitlines()[0].startswith("updated the wtp pre-commit hook ")
+    exe.unlink()
+    through = commit()
+    assert (through.returncode, through.stderr) == (
+        0,
+        f"wtp pre-commit hook: wtp is missing: this hook runs {exe}, which is gone, and no wtp is on PATH; the "
+        "commit goes ahead unchecked\n",
+    )

@@ -179,11 +179,6 @@ def _installed(sub: str) -> str:
     return f"if {there}; then exec {shlex.join(argv)} {sub}; fi"
 
 
-def wtp_command(sub: str) -> str:
-    """A shell command line that runs this wtp, or 'wtp' on PATH once this one is gone."""
-    return f"{_installed(sub)}; exec wtp {sub}"
-
-
 def hook_command(sub: str = "hook pre-edit", on_missing: str = "deny") -> str:
     """The Claude Code hook command: runs the wtp that installed it, else the one on PATH;
     when neither is there, denies the edit saying why and what to do, in the PreToolUse
@@ -206,6 +201,25 @@ def hook_command(sub: str = "hook pre-edit", on_missing: str = "deny") -> str:
         answer = f"printf '%s\\n' {shlex.quote(json.dumps({'hookSpecificOutput': decision}))}; exit 0;"
     # it ends with 'wtp hook pre-edit', as every install did: that is how uninstall finds it
     return f"{_installed(sub)}; command -v wtp >/dev/null 2>&1 || {{ {answer} }}; exec wtp {sub}"
+
+
+def git_hook_command(sub: str = "hook pre-commit", on_missing: str = "deny") -> str:
+    """The git pre-commit hook's command: this wtp, else the one on PATH; when neither is
+    there, the commit is refused saying why (a bare 'exec wtp' would fail with 'wtp: not
+    found', exit 127, which refuses the commit without a word of what to do), or with
+    on_missing "allow", goes ahead with one line on stderr."""
+    import shlex
+
+    why = f"wtp is missing: this hook runs {shlex.join(wtp_argv()[0])}, which is gone, and no wtp is on PATH"
+    if on_missing == "allow":
+        say, code = f"wtp pre-commit hook: {why}; the commit goes ahead unchecked", 0
+    else:
+        say = (
+            f"wtp pre-commit hook: {why}, so the commit cannot be checked against the other tasks: install wtp "
+            "(or put it on PATH) and run 'wtp hook install git', or commit with --no-verify"
+        )
+        code = 1
+    return f"{_installed(sub)}; command -v wtp >/dev/null 2>&1 || {{ printf '%s\\n' {shlex.quote(say)} >&2; exit {code}; }}; exec wtp {sub}"
 
 
 def claude_installed(ctx: Ctx) -> bool:

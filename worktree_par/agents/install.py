@@ -16,12 +16,12 @@ from .. import gitops
 from ..agentfiles import (
     CLAUDE_SETTINGS,
     MATCHER,
+    git_hook_command,
     hook_command,
     merge_claude_hook,
     parse_settings,
     read_settings,
     unmerge_claude_hook,
-    wtp_command,
 )
 from ..errors import Refusal
 from ..repo import Ctx
@@ -131,28 +131,31 @@ def hooks_dir(ctx: Ctx) -> Path:
 def install_git(ctx: Ctx) -> list[str]:
     d = hooks_dir(ctx)
     hook = d / "pre-commit"
-    if hook.exists() and GIT_HOOK_MARK in hook.read_text(errors="replace"):
-        return [f"the wtp pre-commit hook is already in {hook}"]
-    d.mkdir(parents=True, exist_ok=True)
-    said = []
-    if hook.exists() or hook.is_symlink():
-        chained = d / CHAINED
-        if chained.exists():
-            raise Refusal(f"{chained} exists already: move it away, then install again")
-        os.replace(hook, chained)
-        said.append(f"the existing pre-commit hook now runs first, from {chained}")
     script = f"""#!/bin/sh
 {GIT_HOOK_MARK}
 # ('wtp hook uninstall git' removes it and puts back a hook it chained).
 here=$(dirname "$0")
 if [ -x "$here/{CHAINED}" ]; then "$here/{CHAINED}" "$@" || exit $?; fi
-{wtp_command("hook pre-commit")}
+{git_hook_command("hook pre-commit", ctx.cfg.hook_on_missing)}
 """
+    ours = hook.exists() and GIT_HOOK_MARK in hook.read_text(errors="replace")
+    if ours and hook.read_text(errors="replace") == script:
+        return [f"the wtp pre-commit hook is already in {hook}"]
+    d.mkdir(parents=True, exist_ok=True)
+    said = []
+    if ours:  # an older install (or another wtp, or [hook] on_missing changed): rewritten in place
+        said.append(f"updated the wtp pre-commit hook {hook}")
+    elif hook.exists() or hook.is_symlink():
+        chained = d / CHAINED
+        if chained.exists():
+            raise Refusal(f"{chained} exists already: move it away, then install again")
+        os.replace(hook, chained)
+        said.append(f"the existing pre-commit hook now runs first, from {chained}")
     tmp = d / f".pre-commit.wtp-{os.getpid()}"
     tmp.write_text(script)
     tmp.chmod(0o755)
     os.replace(tmp, hook)
-    return [f"installed the pre-commit hook {hook}", *said]
+    return said if ours else [f"installed the pre-commit hook {hook}", *said]
 
 
 def uninstall_git(ctx: Ctx) -> list[str]:
