@@ -155,3 +155,39 @@ def test_a_gate_holders_command_line_is_shown_with_its_quoting(repo: Repo, tmp_p
     finally:
         os.killpg(holder.pid, signal.SIGTERM)
         holder.wait(timeout=30)
+
+
+def test_a_remote_gate_waits_for_a_local_task_using_it_and_its_own_task_passes_through(
+    remote_repo: Repo, tmp_path: Path
+) -> None:
+    remote_repo.write(".wtp.toml", '[gate]\nremote = ["deploy*"]\n')
+    a = Path(remote_repo.wtp("start", "a", "--use", "deploy:prod").lines[-1])
+    marker = tmp_path / "deployed"
+    proc = _gate(remote_repo, tmp_path, "deploy:prod", marker)
+    try:
+        wait_for(lambda: HELD in _said(tmp_path, marker) or proc.poll() is not None, "the gate to wait for task 'a'")
+        assert proc.poll() is None and not marker.exists(), _said(tmp_path, marker)
+        # nobody holds the remote gate meanwhile: the waiter has not queued there yet
+        status = remote_repo.wtp("gate", "deploy:prod", "--status", "--json").json()
+        assert status["tickets"] == []
+        # the task's own deploy runs at once, through the remote
+        own = remote_repo.wtp_proc("gate", "deploy:prod", "--", "true", cwd=a)
+        assert own.code == 0 and "holding remote gate 'deploy:prod'" in own.err, own.err
+        assert remote_repo.wtp("rm", "a").code == 0
+        assert proc.wait(timeout=60) == 0
+        assert marker.exists()
+        said = _said(tmp_path, marker).splitlines()
+        assert said[0] == f"waiting for gate 'deploy:prod': {HELD}"
+        assert said[1].startswith("holding remote gate 'deploy:prod' on 'origin'")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    timed = remote_repo.wtp_proc("start", "b", "--use", "deploy")
+    assert timed.code == 0
+    out = remote_repo.wtp_proc("gate", "deploy:prod", "--timeout", "0.3", "--", "true")
+    assert (out.code, out.err.splitlines()[-1]) == (
+        3,
+        "wtp: timed out after 0.3s waiting for gate 'deploy:prod': task 'b' holds deploy (--use) until it lands or "
+        "is removed",
+    )

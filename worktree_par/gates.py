@@ -92,6 +92,22 @@ class TaskUses:
         return self.uses
 
 
+def wait_out_uses(uses: TaskUses, label: str, title: str, timeout: float | None, say: Say) -> None:
+    """Wait while a live task other than ``label`` declared the resource (for a gate held
+    through the remote, which has no local tickets to hold back); WaitTimeout after
+    ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    said = ""
+    while (blocker := _held_back({"label": label}, uses())) is not None:
+        why = blocker.describe()
+        if why != said:
+            say(f"waiting for {title}: {why}")
+            said = why
+        if deadline is not None and time.monotonic() >= deadline:
+            raise WaitTimeout(f"timed out after {timeout:g}s waiting for {title}: {why}")
+        time.sleep(TASK_POLL)
+
+
 class Gate:
     def __init__(self, store: Store, name: str, title: str | None = None) -> None:
         self.name = name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import TYPE_CHECKING
 
 from ..errors import ExitCode
@@ -82,7 +83,13 @@ def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None
         label = ""
     through = remote_gates.remote_for(c, resource, remote)
     if through is not None:  # held through the remote: every clone waits its turn
-        return remote_gates.run_holding(c, resource, through, cmd, here(where), env, timeout, label, err)
+        # A live task of this clone that declared it (--use) holds it here first, as for a
+        # local gate; then the remote's queue.
+        started = time.monotonic()
+        with Watch(f"waiting for gate '{resource}'", err) as w:
+            gates.wait_out_uses(gates.TaskUses(c.store, resource), label, f"gate '{resource}'", timeout, w.say)
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+        return remote_gates.run_holding(c, resource, through, cmd, here(where), env, left, label, err)
     g = gates.Gate(c.store, resource)
     # One meaning for a resource: a live task's --use of it (or of its family) holds the gate
     # too, for every caller but that task itself.
