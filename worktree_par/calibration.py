@@ -42,19 +42,24 @@ def replay(
     are replayed."""
     # "Older than the fork" in topological order: commit times tie (a rebase, a script) and
     # lie (clocks); the place in 'git log --topo-order' does neither.
-    graph = gitops.Graph.of(root, tip)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # The four reads of the history run side by side: each is one git process, and the
+    # line counts (numstat) alone take as long as the rest together.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        graph_f = pool.submit(gitops.Graph.of, root, tip)
+        changes_f = pool.submit(gitops.changes, root, tip, with_sha=True, topo=True)
+        counted_f = pool.submit(gitops.numstat, root, tip)
+        found_f = pool.submit(gitops.merges, root, tip, limit)
+        graph, changes, counted, found = graph_f.result(), changes_f.result(), counted_f.result(), found_f.result()
     when = graph.at
     h = History(tip, hot)
     h.shas = []
-    h.add(gitops.changes(root, tip, with_sha=True, topo=True))
+    h.add(changes)
     h.times = [when.get(sha, 0) for sha in h.shas]
     cold = _Cold(hot)
-    lines = {
-        sha: [(f.path, f.lines) for f in files if not cold.hot(f.path)]
-        for sha, files in gitops.numstat(root, tip).items()
-    }
+    lines = {sha: [(f.path, f.lines) for f in files if not cold.hot(f.path)] for sha, files in counted.items()}
     todo = []  # (merge, fork base, fork time, [(side tip, its declaration)])
-    found = gitops.merges(root, tip, limit)
     for n, (m, p1, p2) in enumerate(found):
         if progress is not None and n % 50 == 0:
             progress(n, len(found))
