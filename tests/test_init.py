@@ -121,3 +121,18 @@ def test_init_says_which_files_to_commit(repo: Repo) -> None:
 def test_init_shows_what_it_does_at_once(remote_repo: Repo) -> None:
     out = remote_repo.wtp("init")
     assert out.err.splitlines()[0] == "wtp init: base 'main', remote 'origin'; checking the gate and the history ..."
+
+
+def test_a_long_history_is_calibrated_later_on_request(remote_repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from worktree_par.commands import init
+
+    monkeypatch.setattr(init, "LONG_HISTORY", 0)  # this one-commit history counts as long
+    out = remote_repo.wtp("init")
+    assert out.code == 0
+    assert out.lines[2] == (
+        "co-change layer off: not calibrated yet: 1 commits is a long history to replay now; run 'wtp cochange "
+        "--calibrate' when convenient (it turns the layer on if it helps here)"
+    )
+    assert config.load(remote_repo.path).check_cochange == "off"
+    calibrated = remote_repo.wtp("cochange", "--calibrate")  # on request, whatever the length
+    assert calibrated.code == 0 and "too few merges to tell" in calibrated.out

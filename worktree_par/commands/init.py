@@ -59,7 +59,7 @@ def init(
     err(f"wtp init: base '{detected}', remote '{remote or 'none'}'; checking the gate and the history ...")
     probe = Probe(repo.config_root)  # runs while the history is replayed
     try:
-        mode, why = _calibrate(c, detected)
+        mode, why = _calibrate(c, detected, defer=True)
         gate = probe.verdict()
     finally:
         probe.stop()
@@ -117,7 +117,10 @@ def _forge_of(ctx: Ctx, remote: str) -> str | None:
         return None
 
 
-def _calibrate(ctx: Ctx, base: str, limit: int = 2000) -> tuple[str, str]:
+LONG_HISTORY = 50_000  # commits; init defers calibration beyond it
+
+
+def _calibrate(ctx: Ctx, base: str, limit: int = 2000, *, defer: bool = False) -> tuple[str, str]:
     """Replay the base's merges: ("warn", figures) where the co-change layer helps, else ("off", why)."""
     from .. import calibration
     from ..globs import HOT_GLOBS
@@ -126,6 +129,16 @@ def _calibrate(ctx: Ctx, base: str, limit: int = 2000) -> tuple[str, str]:
     tip = ctx.base_tip(base)
     if tip is None:
         return "off", f"'{base}' has no commits yet"
+    from .. import gitops
+
+    if defer and (n := gitops.commit_count(ctx.root, tip)) > LONG_HISTORY:
+        # The replay reads the whole history (about 3 s for Flask's 5,500 commits): on a
+        # history this long it would keep init from returning for minutes, so init leaves
+        # the layer off and says how to calibrate it when convenient.
+        return "off", (
+            f"not calibrated yet: {n:,} commits is a long history to replay now; "
+            f"run 'wtp cochange --calibrate' when convenient (it turns the layer on if it helps here)"
+        )
     done = [0, 0]
 
     def seen(n: int, total: int) -> None:

@@ -142,6 +142,11 @@ class Graph:
         )
 
 
+def commit_count(root: Path, tip: str) -> int:
+    """How many commits ``tip`` reaches (git counts them from the commit graph, quickly)."""
+    return int(run(["rev-list", "--count", tip, "--"], root).out.strip() or 0)
+
+
 class GraphRow(NamedTuple):
     sha: Sha
     time: int  # committer time, seconds since the epoch
