@@ -28,6 +28,14 @@ def console_script(folder: Path) -> Path:
     return exe
 
 
+def install(repo: Repo, tmp_path: Path, kind: str) -> Path:
+    """'wtp hook install KIND' run by a wtp of its own (a console script in a venv folder)."""
+    exe = console_script(tmp_path / "venv" / "bin")
+    out = subprocess.run([str(exe), "hook", "install", kind], cwd=repo.path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return exe
+
+
 def installed_command(repo: Repo) -> str:
     data = json.loads((repo.path / ".claude" / "settings.json").read_text())
     (group,) = data["hooks"]["PreToolUse"]
@@ -61,9 +69,7 @@ def reason(out: str) -> str:
 def test_the_hook_runs_its_own_wtp_then_the_one_on_path_then_denies_saying_wtp_is_missing(
     repo: Repo, tmp_path: Path
 ) -> None:
-    exe = console_script(tmp_path / "venv" / "bin")
-    out = subprocess.run([str(exe), "hook", "install", "claude"], cwd=repo.path, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    exe = install(repo, tmp_path, "claude")
     command = installed_command(repo)
     assert str(exe) in command  # by absolute path: the agent's PATH need not have it
     repo.wtp("start", "a", "--touch", "src/app.js")
@@ -132,9 +138,7 @@ def test_on_missing_accepts_deny_or_allow(repo: Repo) -> None:
 def test_the_git_hook_refuses_a_commit_saying_wtp_is_missing_or_lets_it_through_when_told(
     repo: Repo, tmp_path: Path
 ) -> None:
-    exe = console_script(tmp_path / "venv" / "bin")
-    out = subprocess.run([str(exe), "hook", "install", "git"], cwd=repo.path, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    exe = install(repo, tmp_path, "git")
     p = Path(repo.wtp("start", "a").lines[-1])
     (p / "a.txt").write_text("a\n")
     subprocess.run(["git", "add", "a.txt"], cwd=p, check=True)

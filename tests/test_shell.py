@@ -298,26 +298,40 @@ def test_land_on_a_terminal_shows_one_updating_line_with_time_state_and_latest_o
     assert any(ln.startswith("landed 'a' at ") for ln in final) and "landing 'a'" not in final[-1]
 
 
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+def ctrl_c_when(repo: Repo, shows: str, *args: str) -> tuple[int, str]:
+    """Run wtp in a pseudo-terminal and press Ctrl-C once the screen shows ``shows`` (a
+    regular expression); its exit code and all it wrote, without colour codes."""
+    import re
+
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def interrupt(shown: str) -> None:
+        if len(procs) == 1 and re.search(shows, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)):
+            procs[0].send_signal(signal.SIGINT)  # the terminal signals its foreground process
+            procs.append(procs[0])  # once
+
+    code, raw = in_pty(repo, *args, seen=interrupt, started=procs.append)
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+
+
+def last_screen_line(plain: str) -> str:
+    return [ln for ln in plain.replace("\r", "\n").splitlines() if ln.strip()][-1]
+
+
 def test_the_live_line_shows_no_log_header_and_is_gone_after_ctrl_c(repo: Repo) -> None:
     import re
 
     p = Path(repo.wtp("start", "a").lines[-1])
     repo.commit({"a.txt": "a\n"}, cwd=p)
-    procs: list[subprocess.Popen[bytes]] = []
-    sent: list[bool] = []
-
-    def interrupt_while_gating(shown: str) -> None:
-        if not sent and re.search(r"landing 'a' \ds · gating", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)):
-            sent.append(True)
-            procs[0].send_signal(signal.SIGINT)  # Ctrl-C: the terminal signals the foreground process
-
-    code, raw = in_pty(repo, "land", "a", "--gate", "sleep 30", seen=interrupt_while_gating, started=procs.append)
-    assert code == 130, raw
-    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+    code, plain = ctrl_c_when(repo, r"landing 'a' \ds · gating", "land", "a", "--gate", "sleep 30")
+    assert code == 130, plain
     frames = [f for f in re.split(r"[\r\n]", plain) if "landing 'a'" in f]
     assert frames and not any("# candidate" in f or "$ sleep" in f for f in frames), frames  # wtp's header is no output
-    screen = [ln for ln in plain.replace("\r", "\n").splitlines() if ln.strip()]
-    assert "landing 'a'" not in screen[-1] and not any(c in screen[-1] for c in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"), screen[-3:]
+    last = last_screen_line(plain)
+    assert "landing 'a'" not in last and not any(c in last for c in SPINNER), last
 
 
 def test_follow_streams_the_gate_output_and_plain_output_has_no_redraws(repo: Repo) -> None:
@@ -360,44 +374,23 @@ def test_a_wait_for_a_slot_on_a_terminal_shows_the_reason_and_time(repo: Repo) -
 
 
 def test_ctrl_c_during_a_wait_for_a_slot_leaves_no_live_line(repo: Repo) -> None:
-    import re
-
     repo.write(".wtp.toml", "max_active = 1\n")
     repo.wtp("start", "a")
-    procs: list[subprocess.Popen[bytes]] = []
-    sent: list[bool] = []
-
-    def interrupt_while_waiting(shown: str) -> None:
-        if not sent and re.search(r"waiting for a slot for 'b' \ds", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)):
-            sent.append(True)
-            procs[0].send_signal(signal.SIGINT)
-
-    code, raw = in_pty(repo, "start", "b", "--wait", seen=interrupt_while_waiting, started=procs.append)
-    assert code == 130, raw
-    screen = [ln for ln in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw).replace("\r", "\n").splitlines() if ln.strip()]
-    assert "waiting for a slot" not in screen[-1] and not any(c in screen[-1] for c in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"), screen[-3:]
+    code, plain = ctrl_c_when(repo, r"waiting for a slot for 'b' \ds", "start", "b", "--wait")
+    assert code == 130, plain
+    last = last_screen_line(plain)
+    assert "waiting for a slot" not in last and not any(c in last for c in SPINNER), last
 
 
 def test_ctrl_c_during_a_wait_for_a_gate_leaves_no_live_line(repo: Repo) -> None:
-    import re
-
     held = repo.path.parent / "held"
     holder = repo.spawn("gate", "deploy", "--", "sh", "-c", f"touch {held}; sleep 60", new_session=True)
     try:
         wait_for(held.exists, "the gate to be held")
-        procs: list[subprocess.Popen[bytes]] = []
-        sent: list[bool] = []
-
-        def interrupt_while_waiting(shown: str) -> None:
-            if not sent and re.search(r"waiting for gate 'deploy' \ds", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)):
-                sent.append(True)
-                procs[0].send_signal(signal.SIGINT)
-
-        code, raw = in_pty(repo, "gate", "deploy", "--", "true", seen=interrupt_while_waiting, started=procs.append)
-        assert code == 130, raw
-        plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw).replace("\r", "\n")
-        screen = [ln for ln in plain.splitlines() if ln.strip()]
-        assert "waiting for gate" not in screen[-1] and not any(c in screen[-1] for c in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"), screen[-3:]
+        code, plain = ctrl_c_when(repo, r"waiting for gate 'deploy' \ds", "gate", "deploy", "--", "true")
+        assert code == 130, plain
+        last = last_screen_line(plain)
+        assert "waiting for gate" not in last and not any(c in last for c in SPINNER), last
     finally:
         os.killpg(holder.pid, signal.SIGTERM)  # the holder and its sleep: this test's own processes
         holder.wait(timeout=30)
