@@ -1,0 +1,178 @@
+"""The culprit search: the merge of every live task is gated once; when it fails, each
+task alone (cached verdicts count), then pairs, then larger sets, until the smallest sets
+that fail together are found.
+
+Assumes what a merge queue assumes: a set that passes vouches for its subsets, and a set
+containing a failing set fails.  So a pair inside a passing set is not run, a larger set
+holding a failing pair is not run, and the search stops at the first size that explains
+the failure.  Pairs whose changes lie in separate top-level folders (no root-level files)
+are run last, only when no other pair explains it (``all_pairs``: every pair, always)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from itertools import combinations
+from pathlib import Path
+
+from .. import gitops
+from ..errors import Say, UsageError, quiet
+from ..repo import Ctx
+from ..state import LIVE
+from . import trees
+from .result import Result
+from .runs import CONFLICT, FAIL, PASS, TIMEOUT, Runner
+
+AUTO = "auto"
+
+
+def gate_of(ctx: Ctx) -> str:
+    """What 'check --test' runs: [check] test when it names a command, else the land gate."""
+    test = ctx.cfg.check_test.strip()
+    gate = ctx.cfg.land_gate if test in ("", AUTO) else test
+    if not gate:
+        raise UsageError("there is no gate to run: set [land] gate (or [check] test) in .wtp.toml")
+    return gate
+
+
+def independent(a: trees.Work, b: trees.Work) -> bool:
+    """Changes in separate top-level folders, neither touching a root-level file."""
+
+    def tops(w: trees.Work) -> set[str]:
+        return {p.split("/", 1)[0] if "/" in p else "" for p in w.changed}
+
+    ta, tb = tops(a), tops(b)
+    return "" not in ta and "" not in tb and not ta & tb
+
+
+def work_of(ctx: Ctx, names: list[str] | None) -> tuple[str, str, list[trees.Work]]:
+    """(base, base tip, each live task's work as of now: committed, staged, unstaged and
+    untracked, snapshotted as 'wtp check' does, without touching the task's worktree)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .. import overlap
+
+    st = ctx.store.read()
+    for n in names or ():
+        st.task(n)  # an unknown name is an error
+    base = ctx.detect_base()
+    tip = gitops.rev_parse(ctx.root, ctx.base_tip_ref(base))
+    if tip is None:
+        raise UsageError(f"base branch '{base}' does not exist")
+    live = sorted(
+        (t for t in st.tasks.values() if t.state in LIVE and t.path and Path(t.path).is_dir()), key=lambda t: t.seq
+    )
+    if names:
+        live = [t for t in live if t.name in names]
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(live)))) as pool:
+        sides = list(pool.map(lambda t: overlap._side(ctx, t, tip), live))
+    return base, tip, [trees.Work(s.name, s.commit, s.tree, frozenset(s.changed)) for s in sides]
+
+
+def inputs_key(gate: str, tip: str, work: list[trees.Work]) -> str:
+    text = "\0".join([gate, tip, *(f"{w.name}={w.tree}" for w in work)])
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def check_test(
+    ctx: Ctx,
+    names: list[str] | None,
+    *,
+    budget: int,
+    timeout: float,
+    all_pairs: bool = False,
+    cancelled: Callable[[], bool] | None = None,
+    say: Say = quiet,
+    prepared: tuple[str, str, list[trees.Work]] | None = None,
+) -> Result:
+    gate = gate_of(ctx)
+    trees.sweep(ctx)
+    base, tip, work = prepared or work_of(ctx, names)
+    merger = trees.Merger(ctx.root, tip, work)
+    # The set gated together: every task that merges cleanly with the ones before it; a
+    # textual conflict is reported by 'wtp check' as it always is, and not gated.
+    members: list[str] = []
+    skipped: dict[str, str] = {}
+    for w in work:
+        if isinstance(merger.merge([*members, w.name]), trees.Clash):
+            skipped[w.name] = _why_not(merger, members, w.name)
+        else:
+            members.append(w.name)
+    res = Result(gate, base, members, inputs_key(gate, tip, work))
+    res.skipped, res.budget = skipped, budget
+    by_name = {w.name: w for w in work}
+    runner = Runner(ctx, gate, base, merger, budget=budget, timeout=timeout, cancelled=cancelled, say=say)
+    if len(members) > 1:
+        _search(runner, res, members, lambda a, b: independent(by_name[a], by_name[b]), all_pairs)
+    res.runs, res.reused, res.peak = runner.runs, runner.reused, runner.peak
+    return res
+
+
+def _why_not(merger: trees.Merger, members: list[str], name: str) -> str:
+    alone = merger.merge([name])
+    if isinstance(alone, trees.Clash):
+        return f"conflicts with the base in {', '.join(alone.paths[:5])}"
+    for m in members:
+        pair = merger.merge([m, name])
+        if isinstance(pair, trees.Clash):
+            return f"conflicts with {m} in {', '.join(pair.paths[:5])}"
+    last = merger.merge([*members, name])
+    paths = last.paths if isinstance(last, trees.Clash) else []
+    return f"conflicts with the merge of {' + '.join(members)} in {', '.join(paths[:5])}"
+
+
+def _search(
+    runner: Runner, res: Result, members: list[str], indep: Callable[[str, str], bool], all_pairs: bool
+) -> None:
+    seen = res.outcomes
+
+    def run(sets: list[tuple[str, ...]], fresh: bool = False) -> dict[tuple[str, ...], str]:
+        got = runner.evaluate(sets, fresh=fresh)
+        seen.update(got)
+        res.timed_out += [k for k, o in got.items() if o.verdict == TIMEOUT]
+        return {k: o.verdict for k, o in got.items()}
+
+    whole = tuple(members)
+    if run([whole])[whole] != FAIL:
+        return
+    singles = run([(n,) for n in whole])
+    res.alone = [n for n in whole if singles[(n,)] == FAIL]
+    pool = tuple(n for n in whole if singles[(n,)] == PASS)
+    if len(pool) < 2:
+        return
+    if pool != whole:
+        if run([pool])[pool] != FAIL:
+            return  # the failure is the tasks that fail alone (or it timed out)
+    failing: list[tuple[str, ...]] = []
+    passing = [set(k) for k, o in seen.items() if o.verdict == PASS]
+    for size in range(2, len(pool)):
+        cands = [
+            c
+            for c in combinations(pool, size)
+            if not any(set(f) <= set(c) for f in failing) and not any(set(c) <= p for p in passing)
+        ]
+        first, later = cands, []
+        if size == 2 and not all_pairs:
+            first = [c for c in cands if not indep(*c)]
+            later = [c for c in cands if indep(*c)]
+        for batch in (first, later):
+            if not batch:
+                continue
+            got = run(batch)
+            failing += [c for c in batch if got[c] == FAIL]
+            passing += [set(c) for c in batch if got[c] == PASS]
+            if failing and not all_pairs:
+                break
+        if failing:
+            break
+    if not failing:
+        # The whole pool is the smallest failing set, seen failing once: run it again
+        # before naming it, so a flaky gate is not reported as a collision.
+        again = run([pool], fresh=True)[pool]
+        if again == PASS:
+            res.flaky = pool
+            return
+        if again != FAIL:
+            return
+        failing = [pool]
+    res.semantic = [c for c in failing if seen[c].verdict != CONFLICT]
