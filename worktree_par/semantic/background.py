@@ -68,8 +68,12 @@ def _busy(ctx: Ctx) -> bool:
 def observe(ctx: Ctx) -> dict[str, Any] | None:
     """The last result (marked ``stale`` when the inputs changed since), starting a
     background run when it is stale or missing and none is running."""
-    if not ctx.cfg.land_gate:
-        return None
+    from ..errors import WtpError
+
+    try:
+        search.gate_of(ctx)
+    except WtpError as e:  # no gate, or not trusted yet: said, nothing started
+        return {"when": time.time(), "error": e.message}
     key = committed(ctx)[0]
     last = result.last(ctx)
     if last is not None and last.get("committed") == key and (not last.get("running") or _busy(ctx)):

@@ -116,6 +116,8 @@ def age(when: float) -> str:
 def summary(data: dict[str, Any]) -> str:
     """One line for 'wtp list' and 'wtp check': the last result and its age."""
     when = float(data.get("when", 0))
+    if data.get("error"):
+        return f"semantic: not tested in the background: {data['error']}"
     if data.get("running"):
         return f"semantic: testing {' + '.join(map(str, data.get('tasks', [])))} (started {age(when)} ago)"
     sem = data.get("semantic") or []

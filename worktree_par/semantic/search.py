@@ -27,11 +27,17 @@ AUTO = "auto"
 
 
 def gate_of(ctx: Ctx) -> str:
-    """What 'check --test' runs: [check] test when it names a command, else the land gate."""
+    """What 'check --test' runs: [check] test when it names a command, else the land gate;
+    refused until the user trusted it (and the setup commands run before it), as land does."""
+    from .. import trust
+
     test = ctx.cfg.check_test.strip()
-    gate = ctx.cfg.land_gate if test in ("", AUTO) else test
+    gate = ctx.cfg.land_gate if test in ("", AUTO) else ctx.cfg.check_test
     if not gate:
         raise UsageError("there is no gate to run: set [land] gate (or [check] test) in .wtp.toml")
+    st = ctx.store.read()
+    for key in ("land.gate" if test in ("", AUTO) else "check.test", "setup.run"):
+        trust.require_trust(ctx, st, key)
     return gate
 
 
