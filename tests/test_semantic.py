@@ -24,6 +24,9 @@ def note(what):
 note("start")
 if "--sleep" in args:
     time.sleep(float(args[args.index("--sleep") + 1]))
+if "--block" in args:  # a gate that takes as long as the test wants
+    while os.path.exists(args[args.index("--block") + 1]):
+        time.sleep(0.05)
 if "--flaky" in args:
     flag = pathlib.Path(args[args.index("--flaky") + 1])
     if not flag.exists():
