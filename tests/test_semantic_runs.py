@@ -56,6 +56,9 @@ def test_a_slow_gate_times_out_and_leaves_nothing(tmp_path: Path) -> None:
     before = g.worktrees()
     out = g.repo.wtp("check", "--test", "--timeout", "1", "--json")
     assert out.code == 3, out.out
+    assert out.err.splitlines()[-1] == (
+        "wtp: the gate timed out after 1s on the merge: no verdict; raise --timeout or [land] timeout"
+    )
     test = out.json()["test"]
     assert (test["verdict"], test["timed_out"], test["semantic"], test["runs"]) == ("timeout", [["t1", "t2"]], [], 1)
     (run,) = g.runs()
@@ -110,3 +113,26 @@ def test_a_killed_check_leaves_a_worktree_the_next_one_sweeps(tmp_path: Path) ->
     out = g.repo.wtp("check", "--test", "--timeout", "1")
     assert out.code == 3
     assert g.worktrees() == before
+
+
+def test_the_mcp_check_tool_takes_test(tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("mcp")
+    import anyio
+
+    from .test_agent_boundary import data, mcp_session
+
+    g = Gated(tmp_path)
+    t1, t2 = g.start("t1"), g.start("t2")
+    g.repo.commit({"pkg/lib.py": RENAMED, "pkg/app.py": APP_RENAMED}, cwd=t1)
+    (t2 / "pkg/welcome.py").write_text(CALLER)
+
+    async def talk() -> tuple[dict, dict]:
+        async with mcp_session(g.repo) as s:
+            return data(await s.call_tool("check", {})), data(await s.call_tool("check", {"test": True, "budget": 1}))
+
+    plain, tested = anyio.run(talk)
+    assert plain["collisions"] == [] and "test" not in plain
+    assert [(c["tasks"], c["kind"]) for c in tested["collisions"]] == [(["t1", "t2"], "semantic")]
+    assert (tested["test"]["budget"], tested["test"]["at_once"]) == (1, 1)

@@ -99,5 +99,8 @@ def _test(
     ):
         return ExitCode.FINDING
     if res.verdict() == "timeout":
+        err(
+            f"wtp: the gate timed out after {res.timeout:g}s on the merge: no verdict; raise --timeout or [land] timeout"
+        )
         return ExitCode.TIMEOUT
     return 0

@@ -26,6 +26,7 @@ class Result:
         self.timed_out: list[tuple[str, ...]] = []
         self.runs = self.reused = self.peak = 0
         self.budget = 0
+        self.timeout = 0.0  # seconds each gate run had
         self.when = time.time()
 
     @property

@@ -105,7 +105,7 @@ def check_test(
         else:
             members.append(w.name)
     res = Result(gate, base, members, inputs_key(gate, tip, work))
-    res.skipped, res.budget = skipped, budget
+    res.skipped, res.budget, res.timeout = skipped, budget, timeout
     by_name = {w.name: w for w in work}
     runner = Runner(ctx, gate, base, merger, budget=budget, timeout=timeout, cancelled=cancelled, say=say)
     if len(members) > 1:
