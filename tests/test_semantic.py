@@ -276,3 +276,26 @@ def test_verdicts_by_source(tmp_path: Path) -> None:
     assert verdicts.passed(ctx, "old", "b" * 40) and verdicts.Proofs(ctx).passed("old", "b" * 40)
     assert not verdicts.passed(ctx, "bad", "c" * 40)
     assert os.path.exists(path)
+
+
+def test_many_tasks_are_bisected_and_every_bad_pair_is_named(tmp_path: Path) -> None:
+    """Six tasks in one package (no pair independent by path: 15 pairs, more than the budget
+    gates in a round): prefixes are bisected; both bad pairs are found, in fewer runs."""
+    g = Gated(tmp_path, max_active=6)
+    g.repo.commit({"pkg/wave.py": "def wave():\n    return 1\n"}, msg="another function")
+    work = {
+        "t0": {"pkg/m0.py": "x = 0\n"},
+        "t1": {"pkg/lib.py": RENAMED, "pkg/app.py": APP_RENAMED},
+        "t2": {"pkg/wave.py": "def waved():\n    return 1\n"},
+        "t3": {"pkg/m3.py": "x = 3\n"},
+        "t4": {"pkg/welcome.py": CALLER},
+        "t5": {"pkg/hand.py": "from pkg import wave\n\nwave.wave()\n"},
+    }
+    for name, files in work.items():
+        g.repo.commit(files, cwd=g.start(name))
+    out = g.repo.wtp("check", "--test", "--budget", "2", "--json")
+    assert out.code == 1, out.err
+    test = out.json()["test"]
+    assert sorted(test["semantic"]) == [["t1", "t4"], ["t2", "t5"]]
+    assert test["runs"] == len(g.started()) < 1 + 6 + 15
+    assert test["at_once"] <= 2

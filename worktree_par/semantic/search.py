@@ -21,7 +21,7 @@ from ..repo import Ctx
 from ..state import LIVE
 from . import trees
 from .result import Result
-from .runs import CONFLICT, FAIL, PASS, TIMEOUT, Runner
+from .runs import CONFLICT, FAIL, PASS, TIMEOUT, Outcome, Runner
 
 AUTO = "auto"
 
@@ -149,6 +149,40 @@ def _search(
     if pool != whole:
         if run([pool])[pool] != FAIL:
             return  # the failure is the tasks that fail alone (or it timed out)
+    pairs = [c for c in combinations(pool, 2) if all_pairs or not indep(*c)]
+    if all_pairs or len(pairs) <= runner.budget:
+        failing = _by_size(run, seen, pool, indep, all_pairs)
+    else:
+        failing = _bisect(run, pool, runner.budget)
+    if failing == [pool]:
+        failing = []  # seen failing once as a whole: confirmed below
+    if not failing and res.timed_out:
+        return  # no verdict on some set: nothing is named on half the evidence
+    if not failing:
+        # The whole pool is the smallest failing set, seen failing once: run it again
+        # before naming it, so a flaky gate is not reported as a collision.
+        again = run([pool], fresh=True)[pool]
+        if again == PASS:
+            res.flaky = pool
+            return
+        if again != FAIL:
+            return
+        failing = [pool]
+    res.semantic = [c for c in failing if seen[c].verdict != CONFLICT]
+
+
+Run = Callable[..., dict[tuple[str, ...], str]]
+
+
+def _by_size(
+    run: Run,
+    seen: dict[tuple[str, ...], Outcome],
+    pool: tuple[str, ...],
+    indep: Callable[[str, str], bool],
+    all_pairs: bool,
+) -> list[tuple[str, ...]]:
+    """Pairs, then larger sets: every set of a size whose verdict is not implied yet, until
+    a size explains the failure (a round of the budget's runs, when the pairs fit in one)."""
     failing: list[tuple[str, ...]] = []
     passing = [set(k) for k, o in seen.items() if o.verdict == PASS]
     for size in range(2, len(pool)):
@@ -171,14 +205,52 @@ def _search(
                 break
         if failing:
             break
-    if not failing:
-        # The whole pool is the smallest failing set, seen failing once: run it again
-        # before naming it, so a flaky gate is not reported as a collision.
-        again = run([pool], fresh=True)[pool]
-        if again == PASS:
-            res.flaky = pool
-            return
-        if again != FAIL:
-            return
-        failing = [pool]
-    res.semantic = [c for c in failing if seen[c].verdict != CONFLICT]
+    return failing
+
+
+def _bisect(run: Run, pool: tuple[str, ...], budget: int) -> list[tuple[str, ...]]:
+    """Smallest failing sets by bisecting prefixes (the budget's probes a round): about
+    2·log(n) rounds for a pair where every pair would be n²/2 runs.  After each set found,
+    the pool without its last-found task is gated: if it still fails, there is another."""
+    found: list[tuple[str, ...]] = []
+    rest = pool
+    while len(rest) >= 2:
+        c = _one(run, rest, budget)
+        if c is None:
+            break
+        found.append(c)
+        rest = tuple(n for n in rest if n != c[-1])
+        if len(rest) < 2 or run([rest])[rest] != FAIL:
+            break
+    return found
+
+
+def _one(run: Run, pool: tuple[str, ...], budget: int) -> tuple[str, ...] | None:
+    """One smallest failing set inside ``pool`` (which fails; each task alone passes)."""
+
+    def ordered(names: list[str]) -> tuple[str, ...]:
+        return tuple(n for n in pool if n in names)
+
+    culprit: list[str] = []
+    cands = list(pool)  # invariant: culprit + cands fails
+    while cands:
+        if len(culprit) >= 2:
+            key = ordered(culprit)
+            v = run([key])[key]
+            if v == FAIL:
+                return key
+            if v != PASS:
+                return None
+        lo, hi = 0, len(cands)  # culprit + cands[:lo] passes, culprit + cands[:hi] fails
+        while hi - lo > 1:
+            step = (hi - lo) / (min(budget, hi - lo - 1) + 1)
+            probes = sorted({lo + max(1, round(step * i)) for i in range(1, budget + 1)} & set(range(lo + 1, hi)))
+            sets = {k: ordered(culprit + cands[:k]) for k in probes}
+            got = run(list(sets.values()))
+            if any(got[v] not in (PASS, FAIL) for v in sets.values()):
+                return None  # a timeout: no verdict to bisect on
+            hi = min((k for k in probes if got[sets[k]] == FAIL), default=hi)
+            lo = max((k for k in probes if k < hi and got[sets[k]] == PASS), default=lo)
+        culprit.append(cands[hi - 1])
+        cands = cands[: hi - 1]
+    return ordered(culprit)
