@@ -32,6 +32,13 @@ def test_land_reuses_the_verdict_of_check_test(tmp_path: Path) -> None:
         "removed task 't2' (worktree and branch 'wtp/t2')",
     ]
     assert "verdict reused" not in one.out + one.err
+    # what 'wtp queue' shows for a candidate with that tree
+    from worktree_par.land import verdicts
+    from worktree_par.repo import open_ctx
+
+    ctx = open_ctx(g.repo.path)
+    assert verdicts.queue_note(ctx, g.gate, landed) == "passed: verdict reused from check --test"
+    assert verdicts.queue_note(ctx, g.gate, g.repo.git("rev-parse", "main~1")) == ""
 
 
 def test_the_gate_must_be_trusted(tmp_path: Path) -> None:

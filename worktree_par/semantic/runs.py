@@ -4,6 +4,7 @@ at most ``budget`` at once; verdicts looked up and recorded by (gate, tree)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import threading
 import time
@@ -149,7 +150,8 @@ class Runner:
         path = trees.make(self.ctx, commit, self._n)
         try:
             name = hashlib.sha1(f"{self.gate}\0{tree}".encode()).hexdigest()[:12]
-            log = self.ctx.store.subdir("logs") / f"check-test-{name}.log"
+            # the pid: a background run and a foreground one may gate the same tree at once
+            log = self.ctx.store.subdir("logs") / f"check-test-{name}-{os.getpid()}.log"
             log.write_text(f"$ {self.gate}\n# tasks: {' + '.join(key)}\n# merge {commit} (tree {tree})\n")
             env = trees.env(self.ctx, self.base, path, port.port, key, commit)
             pseudo = Task(env["WTP_TASK"], "active", "", self.base, 0, path=str(path), port=port.port)

@@ -105,8 +105,15 @@ def remove(ctx: Ctx, path: Path, commit: str) -> str:
     return said
 
 
+LOGS_KEPT = 200  # newest check --test logs kept
+
+
 def sweep(ctx: Ctx) -> None:
-    """Remove the throw-away worktrees of check runs whose process is gone (killed with -9)."""
+    """Remove the throw-away worktrees of check runs whose process is gone (killed with -9),
+    and all but the newest LOGS_KEPT check logs."""
+    logs = sorted(ctx.store.subdir("logs").glob("check-test-*-*.log"), key=_mtime)
+    for old in logs[:-LOGS_KEPT]:
+        old.unlink(missing_ok=True)
     root = ctx.worktree_root()
     for w in ctx.worktrees():
         name = w.path.name
@@ -119,6 +126,13 @@ def sweep(ctx: Ctx) -> None:
             remove(ctx, w.path, w.head or "")
         except (OSError, gitops.GitError):
             pass  # another sweeper got there first; the next check tries again
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 # --- the environment: a port no live task has ----------------------------------------------
