@@ -143,3 +143,24 @@ def test_the_mcp_check_tool_takes_test(tmp_path: Path) -> None:
     assert plain["collisions"] == [] and "test" not in plain
     assert [(c["tasks"], c["kind"]) for c in tested["collisions"]] == [(["t1", "t2"], "semantic")]
     assert (tested["test"]["budget"], tested["test"]["at_once"]) == (1, 1)
+
+
+def test_a_commit_made_in_a_check_worktree_is_kept(tmp_path: Path) -> None:
+    """Everything in a throw-away worktree is wtp's, except a commit someone made there: it
+    is kept under refs/wtp/archive/ before the worktree goes."""
+    import json
+
+    g = Gated(tmp_path)
+    gate = "git commit -q --allow-empty -m 'made during the gate'"
+    g.repo.write(".wtp.toml", f"max_active = 4\n[land]\ngate = {json.dumps(gate)}\n")
+    assert g.repo.wtp("trust").code == 0
+    t1, t2 = g.start("t1"), g.start("t2")
+    g.repo.commit({"pkg/one.py": "x = 1\n"}, cwd=t1)
+    g.repo.commit({"pkg/two.py": "y = 2\n"}, cwd=t2)
+    before = g.worktrees()
+    out = g.repo.wtp("check", "--test", "--json")
+    assert out.code == 0, out.err
+    kept = g.repo.git("for-each-ref", "--format=%(refname) %(subject)", "refs/wtp/archive/").splitlines()
+    assert len(kept) == 1 and kept[0].endswith(" made during the gate")
+    assert kept[0].startswith("refs/wtp/archive/wtp-check-")
+    assert g.worktrees() == before

@@ -98,9 +98,9 @@ def remove(ctx: Ctx, path: Path, commit: str) -> str:
         return said
     head, attached = gitops.head(path) if (path / ".git").exists() else (None, None)
     if head is not None and (head != commit or attached):
-        ref = f"{guard.ARCHIVE}{path.name.lstrip('.')}"
-        if gitops.update_ref(ctx.root, ref, head, None, "wtp: a commit made in a check --test worktree"):
-            said = f"a commit made in {path} is kept as {ref}"
+        archive = f"{guard.ARCHIVE}{path.name.lstrip('.')}"
+        if gitops.update_ref(ctx.root, archive, head, None, "wtp: a commit made in a check --test worktree"):
+            said = f"a commit made in {path} is kept as {archive}"
     guard.delete_worktree(ctx, path)
     return said
 
