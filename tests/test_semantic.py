@@ -299,3 +299,26 @@ def test_many_tasks_are_bisected_and_every_bad_pair_is_named(tmp_path: Path) -> 
     assert sorted(test["semantic"]) == [["t1", "t4"], ["t2", "t5"]]
     assert test["runs"] == len(g.started()) < 1 + 6 + 15
     assert test["at_once"] <= 2
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    g = Gated(tmp_path)
+    g.start("t1")
+    for args, said in [
+        (("--budget", "0"), "wtp: --budget must be at least 1, not 0"),
+        (("--timeout", "0"), "wtp: --timeout must be a positive number of seconds, not 0"),
+    ]:
+        out = g.repo.wtp("check", "--test", *args)
+        assert (out.code, out.err.strip()) == (2, said)
+    out = g.repo.wtp("check", "--all-pairs")
+    assert (out.code, out.err.strip()) == (
+        2,
+        "wtp: --budget, --all-pairs and --timeout belong to --test: add --test, or drop them",
+    )
+    g.repo.write(".wtp.toml", "max_active = 4\n")
+    out = g.repo.wtp("check", "--test")
+    assert (out.code, out.err.strip()) == (
+        2,
+        "wtp: there is no gate to run: set [land] gate (or [check] test) in .wtp.toml",
+    )
+    assert g.runs() == []

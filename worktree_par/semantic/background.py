@@ -134,6 +134,7 @@ def run(ctx: Ctx) -> int:
                 )
                 return 0
             result.save(ctx, {"running": True, "tasks": [h.name for h in heads], "when": time.time(), "committed": key})
+            from ..errors import WtpError
             from .runs import Cancelled
 
             try:
@@ -147,6 +148,9 @@ def run(ctx: Ctx) -> int:
                 )
             except Cancelled:
                 continue  # the inputs changed: test the new ones
+            except WtpError as e:  # said once, for these inputs: no new runner until they change
+                result.save(ctx, {"error": e.message, "when": time.time(), "committed": key})
+                return int(e.exit_code)
             result.save(ctx, {**res.to_json(), "committed": key})
             return 0
         return 0
