@@ -63,14 +63,16 @@ class _Live(NamedTuple):
 
 @contextmanager
 def _no_interrupt() -> Iterator[None]:
-    """Cleaning up after a Ctrl-C must not be cut short by a second one."""
-    main = threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    """A Ctrl-C waits until the block is done (signals blocked, not ignored: it is delivered
+    after): removing a throw-away worktree is never left half done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         yield
     finally:
-        if main:
-            signal.signal(signal.SIGINT, old)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class Runner:
@@ -125,8 +127,9 @@ class Runner:
                 for lv in list(live):
                     done = self._poll(lv)
                     if done is not None:
-                        live.remove(lv)
-                        self._finish(lv)
+                        with _no_interrupt():  # a Ctrl-C now waits until the worktree is gone
+                            live.remove(lv)
+                            self._finish(lv)
                         for key, _ in todo[lv.tree]:
                             out[key] = done._replace(names=key)
                 if self.cancelled is not None and self.cancelled():
