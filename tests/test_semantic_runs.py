@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from .conftest import wait_for
-from .test_semantic import APP_RENAMED, CALLER, RENAMED, Gated
+from .test_semantic import APP_RENAMED, CALLER, RENAMED, Gated, _no_shared_port_at_once
 
 
 def test_land_reuses_the_verdict_of_check_test(tmp_path: Path) -> None:
@@ -164,3 +164,21 @@ def test_a_commit_made_in_a_check_worktree_is_kept(tmp_path: Path) -> None:
     assert len(kept) == 1 and kept[0].endswith(" made during the gate")
     assert kept[0].startswith("refs/wtp/archive/wtp-check-")
     assert g.worktrees() == before
+
+
+def test_two_checks_at_once_share_nothing_but_verdicts(tmp_path: Path) -> None:
+    import json
+
+    g = Gated(tmp_path)
+    t1, t2 = g.start("t1"), g.start("t2")
+    g.repo.commit({"pkg/lib.py": RENAMED, "pkg/app.py": APP_RENAMED}, cwd=t1)
+    (t2 / "pkg/welcome.py").write_text(CALLER)
+    before = g.worktrees()
+    procs = [g.repo.spawn("check", "--test", "--json") for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 1, err
+        assert json.loads(out)["test"]["semantic"] == [["t1", "t2"]]
+    assert g.worktrees() == before
+    assert _no_shared_port_at_once(g.runs())
+    assert len({r[3] for r in g.runs()}) == len(g.started())  # a worktree of its own for every run
