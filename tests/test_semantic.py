@@ -206,6 +206,7 @@ def test_a_task_that_fails_alone_is_not_a_collision(tmp_path: Path) -> None:
     t1, t2 = g.start("t1"), g.start("t2")
     g.repo.commit({"pkg/broken.py": "from pkg import lib\n\nlib.nowhere()\n"}, cwd=t1)
     g.repo.commit({"docs/guide.md": "more\n"}, cwd=t2)
+    before = g.worktrees()
     out = g.repo.wtp("check", "--test", "--json")
     assert out.code == 1
     data = out.json()
@@ -218,6 +219,7 @@ def test_a_task_that_fails_alone_is_not_a_collision(tmp_path: Path) -> None:
     assert out.code == 1
     log = alone[0]["log"]
     assert f"t1 fails '{g.gate}' alone, merged with no other task (not a collision); log: {log}" in out.lines
+    assert g.worktrees() == before
 
 
 def test_a_textual_conflict_is_reported_and_not_gated(tmp_path: Path) -> None:
@@ -243,8 +245,10 @@ def test_a_flaky_gate_is_not_a_collision(tmp_path: Path) -> None:
     t1, t2 = g.start("t1"), g.start("t2")
     g.repo.commit({"pkg/one.py": "x = 1\n"}, cwd=t1)
     g.repo.commit({"pkg/two.py": "y = 2\n"}, cwd=t2)
+    before = g.worktrees()
     out = g.repo.wtp("check", "--test", "--json", "--fail-on", "semantic")
     assert out.code == 0, out.out
+    assert g.worktrees() == before
     test = out.json()["test"]
     assert (test["flaky"], test["semantic"], test["verdict"], test["runs"]) == (["t1", "t2"], [], "pass", 4)
     out = g.repo.wtp("check", "--test", "--fail-on", "semantic")
