@@ -208,7 +208,7 @@ def test_help_lists_choices_and_plain_metavars_and_wtp_help_shows_a_command() ->
     assert "Example: wtp land feed --gate 'make test'" in land.stdout
     assert "<str>" not in land.stdout and "<float" not in land.stdout
     check = runner.invoke(app, ["check", "--help"], env={"COLUMNS": "100"})
-    assert "--fail-on conflict|overlap|likely|declared|never" in check.stdout
+    assert "--fail-on semantic|conflict|overlap|likely|declared|never" in check.stdout
     group = __import__("typer").main.get_command(app)
     for name, cmd in group.commands.items():  # one example per command (aliases share theirs)
         if name not in ("abandon", "status"):

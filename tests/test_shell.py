@@ -145,7 +145,7 @@ def test_zsh_and_fish_scripts_carry_the_same_choices(repo: Repo) -> None:
     for line in (
         "complete -c wtp -f -n '__fish_seen_subcommand_from land' -l strategy -x -a 'rebase squash merge'",
         "complete -c wtp -f -n '__fish_seen_subcommand_from land' -l mode -x -a 'speculative batch serial'",
-        "complete -c wtp -f -n '__fish_seen_subcommand_from check' -l fail-on -x -a 'conflict overlap likely declared never'",
+        "complete -c wtp -f -n '__fish_seen_subcommand_from check' -l fail-on -x -a 'semantic conflict overlap likely declared never'",
         "complete -c wtp -f -n '__fish_seen_subcommand_from land' -l gate -r",
         "complete -c wtp -f -n '__fish_seen_subcommand_from cd' -a '(command wtp __tasks 2>/dev/null)'",
         "complete -c wtp -f -n '__fish_seen_subcommand_from hook; and __fish_seen_subcommand_from install' -a 'claude git'",

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from . import cli_agents
+from . import cli_agents, cli_check
 from .cli_base import JSON, WtpGroup, completion_spec
 from .cli_base import done as _done
 from .commands import check as c_check
@@ -257,25 +257,27 @@ app.command("status", help="Alias of list.")(list_)
 # --- check --------------------------------------------------------------------------
 
 
-@app.command(short_help="Report tasks whose work collides (declared, overlap, conflict).")
+@app.command(short_help="Report tasks whose work collides (declared, overlap, conflict, semantic).")
 def check(
     ctx: typer.Context,
     tasks: Optional[list[str]] = typer.Argument(
         None, help="Limit the report to pairs involving these tasks.", metavar="[TASK]..."
     ),
     all_tasks: bool = typer.Option(False, "--all", help="Every pair, even inside a task's worktree."),
-    fail_on: str = typer.Option(
-        "overlap", "--fail-on", help="Exit 1 at or above this level.", metavar="conflict|overlap|likely|declared|never"
-    ),
+    fail_on: str = cli_check.FAIL_ON,
+    test: bool = cli_check.TEST,
+    budget: Optional[int] = cli_check.BUDGET,
+    all_pairs: bool = cli_check.ALL_PAIRS,
+    timeout: Optional[float] = cli_check.TIMEOUT,
     as_json: bool = JSON,
 ) -> None:
-    """Report tasks whose work collides: declared, overlap, conflict (and hot files), and
-    tasks that changed files outside their --touch.  Inside a task's worktree the report is
-    about that task, unless --all.
+    """Report tasks whose work collides: declared, overlap, conflict (and hot files), tasks
+    that changed files outside their --touch, and with --test, tasks that fail the gate together
+    (semantic).  Inside a task's worktree the report is about that task, unless --all.
 
     \b
-    Example: wtp check --fail-on conflict"""
-    _done(c_check.check(ctx.obj, tasks, fail_on, as_json, all_tasks=all_tasks))
+    Example: wtp check --test --fail-on semantic"""
+    _done(c_check.check(ctx.obj, tasks, fail_on, as_json, all_tasks, test, budget, all_pairs, timeout))
 
 
 # --- land ---------------------------------------------------------------------------

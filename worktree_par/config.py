@@ -41,6 +41,7 @@ class Config(NamedTuple):
     check_hot: tuple[str, ...] = ()
     rm_disposable: tuple[str, ...] = ()  # more globs of ignored build outputs ([rm] disposable)
     check_cochange: str = "warn"
+    check_test: str = ""  # "" = the land gate; a command for 'check --test'; "auto" = the land gate, in the background
     hook_on_collision: str = "deny"
     hook_on_missing: str = "deny"  # what the Claude hook answers when no wtp can be found
     gate_remote: tuple[str, ...] = ()  # globs of gate names always held through the remote
@@ -85,7 +86,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "merge": (str, "forge_merge"),
         "method": (str, "forge_method"),
     },
-    "check": {"hot": (list, "check_hot"), "cochange": (str, "check_cochange")},
+    "check": {"hot": (list, "check_hot"), "cochange": (str, "check_cochange"), "test": (str, "check_test")},
     "rm": {"disposable": (list, "rm_disposable")},
     "hook": {"on_collision": (str, "hook_on_collision"), "on_missing": (str, "hook_on_missing")},
     "gate": {"remote": (list, "gate_remote"), "lease": ((int, float), "gate_lease")},
@@ -333,7 +334,11 @@ method = ""
 [check]
 # Extra hot-file globs, added to the built-in list (lockfiles, changelogs, version files, migrations).
 hot = []
-{cochange_lines(*cochange)}
+{cochange_lines(*cochange)}# What 'wtp check --test' runs on the merge of the live tasks: "" = the land gate; a
+# command (a faster subset of it); "auto" = the land gate, re-run in the background when a
+# task commits, so 'wtp list' shows semantic collisions without anyone asking.
+test = ""
+
 [rm]
 # Extra globs of ignored build outputs that land and rm delete with a worktree, added to the
 # built-in list (dist/, build/, target/, node_modules/, .venv/, coverage and docs builds...),

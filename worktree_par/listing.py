@@ -92,7 +92,23 @@ def list_tasks(ctx: Ctx, *, all_tasks: bool = False, details: bool = True) -> li
     return infos
 
 
-def list_json(infos: list[TaskInfo]) -> dict[str, object]:
+def semantic_last(ctx: Ctx) -> dict[str, object] | None:
+    """With [check] test = "auto": the background check's last result and its age (a new
+    run is started when the tasks' commits changed since): semantic next to conflict."""
+    if ctx.cfg.check_test.strip() != "auto":
+        return None
+    from .semantic import background
+
+    return background.observe(ctx)
+
+
+def semantic_line(last: dict[str, object]) -> str:
+    from .semantic import result
+
+    return result.summary(last)
+
+
+def list_json(infos: list[TaskInfo], semantic: dict[str, object] | None = None) -> dict[str, object]:
     """What 'wtp list --json' prints."""
     out = []
     for i in infos:
@@ -108,7 +124,7 @@ def list_json(infos: list[TaskInfo]) -> dict[str, object]:
             queue_place=i.place,
         )
         out.append(d)
-    return {"tasks": out}
+    return {"tasks": out, **({"semantic": semantic} if semantic is not None else {})}
 
 
 def task_json(t: Task) -> dict[str, object]:

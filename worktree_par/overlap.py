@@ -33,8 +33,10 @@ from .repo import Ctx
 from .schedule import collisions as declared_clashes
 from .state import FINAL, LIVE, Task
 
-RANK = {"declared": 1, "resource": 1, "undeclared": 1, "likely": 1.5, "overlap": 2, "conflict": 3}
-FAIL_ON = {"conflict": 3, "overlap": 2, "likely": 1.5, "declared": 1, "never": 99}
+# 'semantic' (check --test) is the most severe: the merge is clean, so nothing but the gate
+# would stop it, and it breaks the build where a conflict only stops a merge.
+RANK = {"declared": 1, "resource": 1, "undeclared": 1, "likely": 1.5, "overlap": 2, "conflict": 3, "semantic": 4}
+FAIL_ON = {"semantic": 4, "conflict": 3, "overlap": 2, "likely": 1.5, "declared": 1, "never": 99}
 
 _MIGRATION_DIRS = ("migrations", "migrate", "versions", "alembic")
 
@@ -59,6 +61,7 @@ class Collision(NamedTuple):
     hot: bool = False
     hot_paths: list[str] = []
     evidence: list[dict[str, object]] = []  # 'likely': which file usually changes with which, how often
+    extra: dict[str, object] = {}  # 'semantic': gate, tree, log, output, verdicts (semantic/result.py)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -68,6 +71,7 @@ class Collision(NamedTuple):
             "hot": self.hot,
             "hot_paths": self.hot_paths,
             **({"evidence": self.evidence} if self.kind == "likely" else {}),
+            **self.extra,
         }
 
 

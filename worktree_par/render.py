@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .listing import TaskInfo
     from .overlap import Report
     from .repo import Ctx
+    from .semantic.result import Result
 
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
@@ -161,8 +162,8 @@ def _line(cells: list[str], widths: list[int], tty: bool, bold: bool = False) ->
 _STATE_COLOUR = {"queued": "33", "landing": "36", "blocked": "1;31", "landed": "32", "abandoned": "2"}
 
 
-_MARK = {"conflict": "C", "overlap": "O", "likely": "l", "declared": "d", "resource": "r"}
-_ORDER = {"conflict": 0, "overlap": 1, "likely": 2, "declared": 3, "resource": 4, "undeclared": 5}
+_MARK = {"semantic": "S", "conflict": "C", "overlap": "O", "likely": "l", "declared": "d", "resource": "r"}
+_ORDER = {"semantic": -1, "conflict": 0, "overlap": 1, "likely": 2, "declared": 3, "resource": 4, "undeclared": 5}
 
 
 def check_report(report: Report) -> None:
@@ -178,9 +179,11 @@ def check_report(report: Report) -> None:
                 f"{e['file']} usually with {e['with']} ({e['shared']} of {e['of']} commits)" for e in c.evidence[:5]
             ]
         shown = ", ".join(named) + (f", and {len(c.paths) - 5} more" if len(c.paths) > 5 else "")
+        if c.kind == "semantic":
+            shown = "fail together (each passes alone)"
         rows.append(
             [
-                c.kind.upper() if c.kind == "conflict" else c.kind,
+                c.kind.upper() if c.kind in ("conflict", "semantic") else c.kind,
                 " <> ".join(c.tasks) if len(c.tasks) > 1 else f"{c.tasks[0]} (outside its --touch)",
                 shown + (" (hot)" if c.hot and not any(p in c.hot_paths for p in c.paths[:5]) else ""),
             ]
@@ -189,7 +192,7 @@ def check_report(report: Report) -> None:
     if len(names) > 4:  # a matrix shows the shape at a glance when there are many tasks
         cols = names + [report.base]
         worst: dict[tuple[str, str], str] = {}  # the worst kind of collision per pair
-        rank = {"resource": 1, "declared": 1, "likely": 1.5, "overlap": 2, "conflict": 3}
+        rank = {"resource": 1, "declared": 1, "likely": 1.5, "overlap": 2, "conflict": 3, "semantic": 4}
         for c in report.collisions:
             if len(c.tasks) < 2:
                 continue  # 'undeclared' concerns one task
@@ -203,4 +206,45 @@ def check_report(report: Report) -> None:
             return "-" if r == col else _MARK[worst[r, col]] if (r, col) in worst else "."
 
         table([""] + cols, [[r] + [mark(r, col) for col in cols] for r in names])
-        print("C conflict, O overlap, l likely (history), d declared paths, r resource")
+        print(
+            "S semantic, " * any(c.kind == "semantic" for c in report.collisions)
+            + "C conflict, O overlap, l likely (history), d declared paths, r resource"
+        )
+
+
+def semantic_report(res: Result) -> None:
+    """What 'wtp check --test' adds below the collision table: the verdict on the merge,
+    each semantic collision with its failing output, tasks failing alone, and the cost."""
+    together = " + ".join(res.tasks)
+    for name, why in res.skipped.items():
+        print(f"not gated: {name} {why} (a textual conflict: resolve it first)")
+    w = res.whole
+    if w is None:
+        print("semantic: nothing to test together (fewer than two tasks merge cleanly)")
+    elif w.verdict == "pass":
+        how = f", verdict reused from {'check --test' if w.cached == 'check' else w.cached}" if w.cached else ""
+        print(f"semantic: the merge of {together} passes '{res.gate}'{how}")
+    for s in res.semantic:
+        o = res.outcomes[s]
+        print(f"SEMANTIC: {' + '.join(s)} fail together (each passes alone); log: {o.log}")
+        for line in o.tail:
+            print(f"  | {line}")
+    for name in res.alone:
+        o = res.outcomes[(name,)]
+        print(f"{name} fails '{res.gate}' alone, merged with no other task (not a collision); log: {o.log}")
+        for line in o.tail:
+            print(f"  | {line}")
+    if res.flaky:
+        print(
+            f"semantic: the merge of {' + '.join(res.flaky)} failed once and passed when run again: "
+            "a flaky gate? not reported as a collision"
+        )
+    if w is not None and w.verdict == "fail" and not (res.semantic or res.alone or res.flaky or res.timed_out):
+        print(f"semantic: the merge of {together} failed, but no smaller set does; log: {w.log}")
+    for s in res.timed_out:
+        o = res.outcomes[s]
+        print(f"timed out: the gate on {' + '.join(s)} (no verdict; raise --timeout); log: {o.log}")
+    print(
+        f"gate runs: {res.runs} (at most {res.peak} at once, budget {res.budget})"
+        + (f", verdicts reused: {res.reused}" if res.reused else "")
+    )

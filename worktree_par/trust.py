@@ -1,4 +1,4 @@
-"""Trust for commands from the committed config (``setup.run``, ``land.gate``): they run
+"""Trust for commands from the committed config (``setup.run``, ``land.gate``, ``check.test``): they run
 only once the user has trusted them as they are (``wtp trust``), and a change to them
 is refused, naming the commands, until trusted again."""
 
@@ -15,6 +15,8 @@ def config_commands(ctx: Ctx) -> dict[str, list[str]]:
         cmds["setup.run"] = list(ctx.cfg.setup_run)
     if ctx.cfg.land_gate:
         cmds["land.gate"] = [ctx.cfg.land_gate]
+    if ctx.cfg.check_test.strip() not in ("", "auto"):
+        cmds["check.test"] = [ctx.cfg.check_test]
     return cmds
 
 

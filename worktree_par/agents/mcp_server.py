@@ -127,10 +127,15 @@ def build(where: str | None) -> MCPServer:
 
     @server.tool(
         description="Which tasks collide: declared, overlap, conflict, undeclared (as 'wtp check --json'); "
-        "tasks: limit to pairs involving these."
+        "tasks: limit to pairs involving these. test=true also runs the gate on the merge of the live tasks "
+        "and names tasks that fail together while each passes alone (kind 'semantic'; as 'wtp check --test'); "
+        "budget: gate runs at once."
     )
-    async def check(tasks: list[str] | None = None) -> Any:
-        return await wtp(where, ["check", "--json", "--fail-on=never", *(["--", *tasks] if tasks else ["--all"])])
+    async def check(tasks: list[str] | None = None, test: bool = False, budget: int | None = None) -> Any:
+        opts = [*(["--test"] if test else []), *([f"--budget={budget}"] if budget is not None and test else [])]
+        return await wtp(
+            where, ["check", "--json", "--fail-on=never", *opts, *(["--", *tasks] if tasks else ["--all"])]
+        )
 
     @server.tool(
         description="Land a task through the push queue: rebase, gate, publish (as 'wtp land --json'). "

@@ -1,15 +1,16 @@
-"""'wtp check': the collision report."""
+"""'wtp check': the collision report; with --test, semantic collisions too (the gate run
+on the merge of the live tasks, semantic/)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ExitCode, UsageError
-from ..exits import open_repo
+from ..exits import err, open_repo
 from .common import emit, task_here
 
 if TYPE_CHECKING:
-    pass
+    from ..repo import Ctx
 
 
 def check(
@@ -17,8 +18,11 @@ def check(
     names: list[str] | None,
     fail_on: str = "overlap",
     as_json: bool = False,
-    *,
     all_tasks: bool = False,
+    test: bool = False,
+    budget: int | None = None,
+    all_pairs: bool = False,
+    timeout: float | None = None,
 ) -> int:
     """Inside a task's worktree, with no task named, the report is about that task (--all: every pair)."""
     from .. import overlap, render
@@ -27,13 +31,76 @@ def check(
         raise UsageError(f"--fail-on must be one of {', '.join(overlap.FAIL_ON)}, not {fail_on!r}")
     if names and all_tasks:
         raise UsageError("--all reports every pair: leave out the task names, or drop --all")
+    if not test and (budget is not None or all_pairs or timeout is not None):
+        raise UsageError("--budget, --all-pairs and --timeout belong to --test: add --test, or drop them")
+    if budget is not None and budget < 1:
+        raise UsageError(f"--budget must be at least 1, not {budget}")
+    if timeout is not None and timeout <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, not {timeout:g}")
     c = open_repo(where)
+    if test:
+        return _test(c, names, fail_on, as_json, budget, all_pairs, timeout)
     if not names and not all_tasks:
         mine = task_here(c, where)
         names = [mine] if mine else None
     report = overlap.check(c, names or None)
+    last = _last(c)
     if as_json:
-        emit(report.to_json())
+        emit({**report.to_json(), **({"semantic_last": last} if last else {})})
     else:
         render.check_report(report)
+        if last:
+            from ..semantic import result
+
+            print(result.summary(last))
     return ExitCode.FINDING if report.worst() >= overlap.FAIL_ON[fail_on] else 0
+
+
+def _last(c: Ctx) -> dict[str, Any] | None:
+    """With [check] test = "auto": the background run's last result (started anew when the
+    tasks' commits changed since)."""
+    from ..semantic import background as bg
+
+    return bg.observe(c) if c.cfg.check_test.strip() == "auto" else None
+
+
+def _test(
+    c: Ctx,
+    names: list[str] | None,
+    fail_on: str,
+    as_json: bool,
+    budget: int | None,
+    all_pairs: bool,
+    timeout: float | None,
+) -> int:
+    from .. import overlap, render
+    from ..semantic import result, search
+
+    search.gate_of(c)  # no gate: a usage error before anything is built
+    report = overlap.check(c, names or None)
+    say = (lambda msg: None) if as_json else err
+    res = search.check_test(
+        c,
+        names or None,
+        budget=budget or c.cfg.max_active,
+        timeout=timeout if timeout is not None else c.cfg.land_timeout,
+        all_pairs=all_pairs,
+        say=say,
+    )
+    result.save(c, res.to_json())
+    report = report._replace(collisions=[*report.collisions, *res.collisions()])
+    if as_json:
+        emit({**report.to_json(), "test": res.to_json()})
+    else:
+        render.check_report(report)
+        render.semantic_report(res)
+    if report.worst() >= overlap.FAIL_ON[fail_on] or (
+        res.alone and overlap.FAIL_ON[fail_on] <= overlap.RANK["semantic"]
+    ):
+        return ExitCode.FINDING
+    if res.verdict() == "timeout":
+        err(
+            f"wtp: the gate timed out after {res.timeout:g}s on the merge: no verdict; raise --timeout or [land] timeout"
+        )
+        return ExitCode.TIMEOUT
+    return 0

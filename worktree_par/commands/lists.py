@@ -19,8 +19,9 @@ def list_(where: str | None, as_json: bool = False, all_tasks: bool = False, rem
     if remote:
         return _list_remote(c, as_json)
     infos = listing.list_tasks(c, all_tasks=all_tasks)
+    semantic = listing.semantic_last(c)
     if as_json:
-        emit(listing.list_json(infos))
+        emit(listing.list_json(infos, semantic))
     else:
         from .. import render
 
@@ -29,6 +30,8 @@ def list_(where: str | None, as_json: bool = False, all_tasks: bool = False, rem
         except UsageError:
             cwd = None
         render.task_table(infos, c, cwd)
+        if semantic:
+            print(listing.semantic_line(semantic))
     return 0
 
 
@@ -72,6 +75,10 @@ def queue(where: str | None, as_json: bool = False) -> int:
         t = st.tasks.get(name)
         now = doing.get(name) if t is not None and t.phase else None
         gate = queue_status.describe(now) or "waiting"
+        if gate == "passed" and t is not None and t.candidate and isinstance(data.get("gate"), str):
+            from ..land import verdicts
+
+            gate = verdicts.queue_note(c, str(data["gate"]), t.candidate) or gate
         rows.append(
             {
                 "place": place,

@@ -150,9 +150,10 @@ def start_gate(ctx: Ctx, e: Entry, say: Say, status: QueueStatus) -> None:
     if not e.gate:
         return
     tree = gitops.tree_of(ctx.root, e.published_commit)
-    if verdicts.passed(ctx, e.gate, tree):
+    known = verdicts.lookup(ctx, e.gate, tree)
+    if known is not None and known.ok:
         e.cached = True
-        e.messages.append("gate passed earlier on this tree")
+        e.messages.append(verdicts.reused_from_check(known))
         return
     e.log = ctx.store.subdir("logs") / f"land-{e.name}.log"
     e.log.write_text(f"$ {e.gate}\n# candidate {e.cand}\n")

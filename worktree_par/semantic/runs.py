@@ -1,0 +1,203 @@
+"""Gate runs on merges: each in a throw-away worktree of its own, in its own process group,
+at most ``budget`` at once; verdicts looked up and recorded by (gate, tree)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
+
+from ..errors import Say, quiet
+from ..land import verdicts
+from ..procs import Guarded
+from ..repo import Ctx
+from ..state import Task
+from . import trees
+
+PASS, FAIL, TIMEOUT, CONFLICT = "pass", "fail", "timeout", "conflict"
+TAIL = 12  # lines of a failing run's output shown
+
+
+class Outcome(NamedTuple):
+    names: tuple[str, ...]
+    verdict: str  # PASS | FAIL | TIMEOUT | CONFLICT
+    tree: str = ""
+    log: str = ""
+    cached: str = ""  # whose earlier verdict was reused: "land" | "check"; "" = gated now
+    paths: list[str] = []  # CONFLICT: the conflicting paths
+    clash: str = ""  # CONFLICT: the task whose addition conflicted
+    tail: list[str] = []  # FAIL/TIMEOUT: the output's last lines
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"tasks": list(self.names), "verdict": self.verdict}
+        if self.tree:
+            out["tree"] = self.tree
+        if self.log:
+            out["log"] = self.log
+        if self.cached:
+            out["reused"] = self.cached
+        if self.verdict == CONFLICT:
+            out.update(paths=self.paths, conflicts_with=self.clash)
+        return out
+
+
+class Cancelled(Exception):
+    """The inputs changed while the background run was testing them."""
+
+
+class _Live(NamedTuple):
+    key: tuple[str, ...]
+    tree: str
+    commit: str
+    path: Path
+    log: Path
+    run: Guarded
+    port: trees.Port
+
+
+@contextmanager
+def _no_interrupt() -> Iterator[None]:
+    """A Ctrl-C waits until the block is done (signals blocked, not ignored: it is delivered
+    after): removing a throw-away worktree is never left half done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class Runner:
+    """Runs ``gate`` on merges of subsets of the tasks, at most ``budget`` at once."""
+
+    def __init__(
+        self,
+        ctx: Ctx,
+        gate: str,
+        base: str,
+        merger: trees.Merger,
+        *,
+        budget: int,
+        timeout: float,
+        cancelled: Callable[[], bool] | None = None,
+        say: Say = quiet,
+    ) -> None:
+        self.ctx, self.gate, self.base, self.merger = ctx, gate, base, merger
+        self.budget, self.timeout = max(1, budget), timeout
+        self.cancelled, self.say = cancelled, say
+        self.runs = 0  # gate runs started
+        self.peak = 0  # most runs at once
+        self.reused = 0  # verdicts taken from the cache instead of a run
+        self._n = 0
+        self.notes: list[str] = []
+
+    def evaluate(self, sets: Sequence[Sequence[str]], *, fresh: bool = False) -> dict[tuple[str, ...], Outcome]:
+        """The verdict on each set's merge: reused when the tree passed this gate before
+        (unless ``fresh``), else gated now; a set that does not merge is a CONFLICT, not gated."""
+        out: dict[tuple[str, ...], Outcome] = {}
+        todo: dict[str, list[tuple[tuple[str, ...], str]]] = {}  # tree -> the sets merging to it
+        for s in sets:
+            key = self.merger.key(s)
+            m = self.merger.merge(key)
+            if isinstance(m, trees.Clash):
+                out[key] = Outcome(key, CONFLICT, paths=m.paths, clash=m.task)
+                continue
+            known = None if fresh else verdicts.lookup(self.ctx, self.gate, m.tree)
+            if known is not None and known.ok:
+                self.reused += 1
+                out[key] = Outcome(key, PASS, m.tree, known.log, cached=known.by)
+                continue
+            todo.setdefault(m.tree, []).append((key, m.commit))
+        queue = list(todo.items())
+        live: list[_Live] = []
+        try:
+            while queue or live:
+                while queue and len(live) < self.budget:
+                    tree, keys = queue.pop(0)
+                    live.append(self._start(keys[0][0], tree, keys[0][1]))
+                    self.peak = max(self.peak, len(live))
+                for lv in list(live):
+                    done = self._poll(lv)
+                    if done is not None:
+                        with _no_interrupt():  # a Ctrl-C now waits until the worktree is gone
+                            live.remove(lv)
+                            self._finish(lv)
+                        for key, _ in todo[lv.tree]:
+                            out[key] = done._replace(names=key)
+                if self.cancelled is not None and self.cancelled():
+                    raise Cancelled()
+                if live:
+                    time.sleep(0.02)
+        finally:
+            if live:
+                with _no_interrupt():
+                    for lv in live:
+                        lv.run.stop()
+                        self._finish(lv)
+        return out
+
+    def _start(self, key: tuple[str, ...], tree: str, commit: str) -> _Live:
+        from .. import isolate
+
+        self._n += 1
+        self.runs += 1
+        port = trees.claim_port(self.ctx, set())
+        path = trees.make(self.ctx, commit, self._n)
+        try:
+            name = hashlib.sha1(f"{self.gate}\0{tree}".encode()).hexdigest()[:12]
+            # the pid: a background run and a foreground one may gate the same tree at once
+            log = self.ctx.store.subdir("logs") / f"check-test-{name}-{os.getpid()}.log"
+            log.write_text(f"$ {self.gate}\n# tasks: {' + '.join(key)}\n# merge {commit} (tree {tree})\n")
+            env = trees.env(self.ctx, self.base, path, port.port, key, commit)
+            pseudo = Task(env["WTP_TASK"], "active", "", self.base, 0, path=str(path), port=port.port)
+            isolate.copy_ignored(self.ctx, pseudo, quiet)  # the warm caches a task worktree gets
+            # [setup] run, then the gate, in one process group: stopped together.
+            script = " && ".join([*(f"( {c} )" for c in self.ctx.cfg.setup_run), f"( {self.gate} )"])
+            self.say(f"gate: {self.gate} on {' + '.join(key)}; log: {log}")
+            run = Guarded(["/bin/sh", "-c", script], path, env, log)
+        except BaseException:
+            with _no_interrupt():
+                trees.remove(self.ctx, path, commit)
+                if port.lock is not None:
+                    port.lock.release()
+            raise
+        return _Live(key, tree, commit, path, log, run, port)
+
+    def _poll(self, lv: _Live) -> Outcome | None:
+        code = lv.run.poll()
+        if code is None:
+            if time.monotonic() - lv.run.started <= self.timeout:
+                return None
+            lv.run.stop()
+            with open(lv.log, "a") as f:
+                f.write(f"\n# wtp: stopped after {self.timeout:g}s (--timeout)\n")
+            return Outcome(lv.key, TIMEOUT, lv.tree, str(lv.log), tail=_tail(lv.log))
+        ok = code == 0
+        verdicts.record(self.ctx, self.gate, lv.tree, ok=ok, by=verdicts.CHECK, tasks=list(lv.key), log=str(lv.log))
+        return Outcome(lv.key, PASS if ok else FAIL, lv.tree, str(lv.log), tail=[] if ok else _tail(lv.log))
+
+    def _finish(self, lv: _Live) -> None:
+        try:
+            said = trees.remove(self.ctx, lv.path, lv.commit)
+            if said:
+                self.notes.append(said)
+        finally:
+            if lv.port.lock is not None:
+                lv.port.lock.release()
+
+
+def _tail(log: Path) -> list[str]:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    body = [ln for ln in lines[3:] if ln.strip()]  # after the header wtp wrote
+    return body[-TAIL:]
