@@ -222,7 +222,9 @@ def test_12_a_bare_clone_with_linked_worktrees_reads_the_committed_config(tmp_pa
     p = Path(r.wtp("start", "a").lines[-1])
     assert p.parent == tmp_path / "b.worktrees"
     queued = r.wtp("start", "b")
-    assert queued.code == 4 and queued.err.startswith("task 'b' is queued (place 1): waits because no slot is free: 1 of 1 taken")
+    assert queued.code == 4 and queued.err.startswith(
+        "task 'b' is queued (place 1): waits because no slot is free: 1 of 1 taken"
+    )
     r.commit({"a.txt": "a\n"}, cwd=p)
     out = r.wtp("land", "a")
     assert out.code == 1 and "gate 'exit 3' exited 3" in out.err  # the committed gate ran
