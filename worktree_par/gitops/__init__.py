@@ -93,6 +93,7 @@ from .remote import (
 from .work import (
     STATUS_ARGS,
     BranchSummary,
+    Changes,
     Dirty,
     Rebase,
     branch_summary,
@@ -147,6 +148,7 @@ __all__ = [
     "base_env",
     "branch_summary",
     "changed_among",
+    "Changes",
     "Dirty",
     "dirty_of",
     "commit_message",
