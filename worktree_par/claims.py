@@ -87,7 +87,8 @@ def claims_on(ctx: Ctx, st: State, me: Task | None, paths: list[str], *, changed
     others = [o for o in st.tasks.values() if o.state in LIVE and (me is None or o.name != me.name)]
     with_tree = [o for o in others if changed and o.path and os.path.isdir(o.path)]
     # The worktrees' statuses (the costly git calls) run while the rest is worked out.
-    pending = gitops.Changes(ctx.root, [Path(str(o.path)) for o in with_tree], paths) if changed else None
+    wts = [Path(str(o.path)) for o in with_tree]
+    pending = gitops.Changes(ctx.root, wts, paths, ctx.repo.common_dir) if changed else None
     for o in others:
         for p in paths:
             g = next((g for g in o.touch if glob_matches(g, p)), None)

@@ -11,6 +11,7 @@ with its directory, exit code and duration on stderr.
 from __future__ import annotations
 
 from ..errors import GitError
+from .changes import Changes, changed_among
 from .core import (
     MAIN_ROOT_FILE,
     MIN_VERSION,
@@ -93,11 +94,9 @@ from .remote import (
 from .work import (
     STATUS_ARGS,
     BranchSummary,
-    Changes,
     Dirty,
     Rebase,
     branch_summary,
-    changed_among,
     check_ignore,
     commit_message,
     commit_tree,

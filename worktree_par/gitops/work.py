@@ -358,57 +358,6 @@ def branch_summary(wt: Path, root: Path, base_ref: str, ref: str) -> BranchSumma
     return BranchSummary(dirty, ahead, behind, committed, subject, int(when) if when.isdigit() else 0)
 
 
-PATHSPEC_LIMIT = 200  # more paths than this: ask about everything and pick the answers
-
-
-def changed_among(root: Path, tasks: Sequence[tuple[Path, str, str]], paths: Sequence[str]) -> list[dict[str, str]]:
-    """For each (worktree, base ref, branch ref): which of ``paths`` its task changed, and how
-    ("committed", "uncommitted" or "untracked"); every git call of every task runs side by
-    side (two per task: the branch since its fork point, and the worktree's status)."""
-    return Changes(root, [wt for wt, _, _ in tasks], paths).finish([(base, ref) for _, base, ref in tasks])
-
-
-class Changes:
-    """changed_among begun early: the worktrees' statuses start at once (the costly calls:
-    each reads its worktree's whole index), the branches' diffs when ``finish`` is given
-    their base refs, which a caller may still be working out meanwhile.
-
-    The statuses take no optional lock (``--no-optional-locks``): they read another task's
-    worktree, and must not write its index back, nor hold its lock while its agent commits."""
-
-    def __init__(self, root: Path, worktrees: Sequence[Path], paths: Sequence[str]) -> None:
-        self.root, self.paths = root, list(paths)
-        self.spec = ["--", *paths] if len(paths) <= PATHSPEC_LIMIT else ["--"]
-        lit = ["--literal-pathspecs"]
-        self.statuses = (
-            [spawn(["--no-optional-locks", *lit, *STATUS_ARGS, *self.spec], wt) for wt in worktrees] if paths else []
-        )
-        self.count = len(worktrees)
-
-    def finish(self, ranges: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
-        """Per worktree, in order: which paths changed and how; ``ranges``: each one's (base ref, branch ref)."""
-        if not self.statuses:
-            return [{} for _ in range(self.count)]
-        lit = ["--literal-pathspecs"]
-        diffs = [
-            spawn([*lit, "diff", "--name-only", "-z", "--no-renames", f"{base}...{ref}", *self.spec], self.root)
-            for base, ref in ranges
-        ]
-        wanted = set(self.paths)
-        out: list[dict[str, str]] = []
-        for diff, status in zip(diffs, self.statuses, strict=True):
-            d_out, s_out = (p.communicate()[0].decode("utf-8", "surrogateescape") for p in (diff, status))
-            found: dict[str, str] = {}
-            if diff.returncode == 0:
-                found.update((p, "committed") for p in d_out.split("\0") if p in wanted)
-            if status.returncode == 0:
-                for e in parse_status_entries(s_out):
-                    if e.path in wanted and e.kind != "!":
-                        found[e.path] = "untracked" if e.kind == "?" else "uncommitted"
-            out.append(found)
-        return out
-
-
 def staged_paths(wt: Path) -> list[str]:
     """Paths the commit being made would change.  In a pre-commit hook git points
     GIT_INDEX_FILE at the index it commits ('commit -a', 'commit PATH' use a temporary one):
