@@ -88,3 +88,19 @@ def test_without_the_setting_python_keeps_its_own_bytecode(tmp_path: Path) -> No
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert (out.returncode, out.stdout) == (0, "False\n")
     assert not cache.exists()
+
+
+def test_a_package_with_its_own_bytecode_is_left_to_python(tmp_path: Path) -> None:
+    """An installed wheel (or a compiled checkout) has its bytecode next to the sources:
+    Python's own loader reads it, and no copy is made."""
+    import compileall
+
+    pkg, cache = _copy(tmp_path), tmp_path / "cache"
+    assert compileall.compile_dir(str(pkg), quiet=1)
+    out = _wtp(pkg, cache, "--version")
+    assert (out.returncode, out.stderr) == (0, "")
+    assert not cache.exists()
+    with (pkg / "entry.py").open("a") as f:
+        f.write("# edited since: its bytecode is stale, so the copy is made again\n")
+    assert _wtp(pkg, cache, "--version").returncode == 0
+    assert _private(cache, pkg / "entry.py").exists()

@@ -19,8 +19,8 @@ from __future__ import annotations
 import marshal
 import os
 import sys
+from importlib._bootstrap_external import MAGIC_NUMBER, cache_from_source  # importlib.util costs ~2 ms
 from importlib.machinery import PathFinder, SourceFileLoader
-from importlib.util import MAGIC_NUMBER, cache_from_source
 
 TYPE_CHECKING = False  # typing's own costs this module's callers ~2 ms; mypy reads the name
 if TYPE_CHECKING:
@@ -36,10 +36,10 @@ def cache_root() -> str:
     return os.path.join(base, "wtp", "bytecode", sys.implementation.cache_tag or "python")
 
 
-def private_path(source: str) -> str:
-    """Where the copy of ``source``'s bytecode lives: its absolute path under cache_root()
-    (two checkouts of wtp never share a file)."""
-    return os.path.join(cache_root(), os.path.abspath(source).lstrip(os.sep)) + "c"
+def private_path(root: str, source: str) -> str:
+    """Where the copy of ``source``'s bytecode lives: its absolute path under ``root``
+    (cache_root(); two checkouts of wtp never share a file)."""
+    return os.path.join(root, os.path.abspath(source).lstrip(os.sep)) + "c"
 
 
 def _header(source: str) -> bytes:
@@ -48,8 +48,20 @@ def _header(source: str) -> bytes:
     return MAGIC_NUMBER + b"\0\0\0\0" + mtime.to_bytes(4, "little") + size.to_bytes(4, "little")
 
 
+def _valid(pyc: str, header: bytes) -> bool:
+    try:
+        with open(pyc, "rb") as f:
+            return f.read(16) == header
+    except OSError:
+        return False
+
+
 class CachingLoader(SourceFileLoader):
-    """A source loader whose bytecode falls back to the private copy."""
+    """A source loader whose bytecode falls back to the private copy under ``root``."""
+
+    def __init__(self, name: str, path: str, root: str) -> None:
+        super().__init__(name, path)
+        self.root = root
 
     def get_code(self, fullname: str) -> CodeType | None:
         source = self.get_filename(fullname)
@@ -57,7 +69,7 @@ class CachingLoader(SourceFileLoader):
             header = _header(source)
         except OSError:
             return super().get_code(fullname)
-        mine = private_path(source)
+        mine = private_path(self.root, source)
         for pyc in (cache_from_source(source), mine):
             try:
                 with open(pyc, "rb") as f:
@@ -82,6 +94,9 @@ class CachingLoader(SourceFileLoader):
 class Finder:
     """Finds wtp's own modules as the path finder does, with CachingLoader as their loader."""
 
+    def __init__(self, root: str) -> None:
+        self.root = root
+
     def find_spec(
         self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
@@ -89,13 +104,21 @@ class Finder:
             return None
         spec = PathFinder.find_spec(name, path, target)
         if spec is not None and type(spec.loader) is SourceFileLoader:
-            spec.loader = CachingLoader(spec.loader.name, spec.loader.path)
+            spec.loader = CachingLoader(spec.loader.name, spec.loader.path, self.root)
         return spec
 
 
 def install() -> None:
-    """Put the finder first, once, when Python writes no bytecode and the copy is wanted."""
+    """Put the finder first, once, when Python writes no bytecode, the package has none of
+    its own (entry.py's stands for all: an installer compiles them together) and the copy
+    is wanted."""
     if not sys.dont_write_bytecode or os.environ.get("WTP_BYTECODE_CACHE") == "0":
         return
+    entry = os.path.join(os.path.dirname(__file__), "entry.py")
+    try:
+        if _valid(cache_from_source(entry), _header(entry)):
+            return  # Python's own loader finds it
+    except OSError:
+        pass
     if not any(isinstance(f, Finder) for f in sys.meta_path):
-        sys.meta_path.insert(0, Finder())
+        sys.meta_path.insert(0, Finder(cache_root()))
