@@ -232,3 +232,93 @@ def fixed_cost_row(res: Results, part: str, case: str, wtp_ms: float, git_ms: fl
             f"fixed {cost:.0f} ms",
         )
     )
+
+
+# --- the same wtp from elsewhere, and what a careful script does by hand ------------------
+
+
+def wtp_from(root: Path) -> list[str]:
+    """wtp as its console script runs it, but from the package under ``root`` (a copy of
+    another commit): what an A/B comparison in one run starts, for both sides alike."""
+    code = f"import sys; sys.path.insert(0, {str(root)!r}); sys.argv[0] = 'wtp'; from worktree_par.entry import main; main()"
+    return [sys.executable, "-c", code]
+
+
+def export_package(rev: str, dest: Path, compile_it: bool = True) -> Path:
+    """The package as of ``rev`` of this project, copied out of git into ``dest`` (nothing
+    is written into the project), byte-compiled there unless ``compile_it`` is false."""
+    dest.mkdir(parents=True, exist_ok=True)
+    tar = subprocess.run(["git", "archive", rev, "worktree_par"], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=tar, check=True)
+    if compile_it:
+        import compileall
+
+        compileall.compile_dir(str(dest / "worktree_par"), quiet=1)
+    return dest
+
+
+def careful_snapshot(wt: Path, base: str, repo: Path) -> tuple[str, list[str]]:
+    """What a careful script does to compare one worktree's live work: one status, the paths
+    it names staged into a copy of the index, a tree, a commit, its fork point and what it
+    changed since.  (commit, changed paths)."""
+    st = subprocess.run(
+        ["git", "status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames", "--branch"],
+        cwd=wt,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    paths = []
+    fields = st.split("\0")
+    i = 0
+    while i < len(fields):
+        f = fields[i]
+        i += 1
+        if f.startswith("1 "):
+            paths.append(f.split(" ", 8)[8])
+        elif f.startswith("u "):
+            paths.append(f.split(" ", 10)[10])
+        elif f.startswith("? "):
+            paths.append(f[2:])
+    gd = subprocess.run(["git", "rev-parse", "--git-dir"], cwd=wt, env=ENV, capture_output=True, text=True).stdout
+    tmp = Path(tempfile.mkdtemp())
+    idx = tmp / "index"
+    shutil.copy(Path(wt, gd.strip(), "index"), idx)
+    e = {**ENV, "GIT_INDEX_FILE": str(idx)}
+    if paths:
+        subprocess.run(
+            ["git", "update-index", "--add", "--remove", "-z", "--stdin"],
+            cwd=wt,
+            env=e,
+            input="\0".join(p.rstrip("/") for p in paths) + "\0",
+            text=True,
+            check=True,
+        )
+    tree = subprocess.run(["git", "write-tree"], cwd=wt, env=e, capture_output=True, text=True).stdout.strip()
+    shutil.rmtree(tmp)
+    c = subprocess.run(
+        ["git", "commit-tree", tree, "-p", "HEAD", "-m", "s"], cwd=wt, env=ENV, capture_output=True, text=True
+    ).stdout.strip()
+    mb = subprocess.run(
+        ["git", "merge-base", base, c], cwd=repo, env=ENV, capture_output=True, text=True
+    ).stdout.strip()
+    out = subprocess.run(
+        ["git", "diff", "--name-only", "-z", "--no-renames", mb, c], cwd=repo, env=ENV, capture_output=True, text=True
+    ).stdout
+    return c, [p for p in out.split("\0") if p]
+
+
+def careful_check(worktrees: list[Path], base: str, repo: Path) -> None:
+    """A careful script's 'wtp check': each worktree's live work as a commit, one after another,
+    then a merge simulation for each pair whose changed paths meet."""
+    snaps = [careful_snapshot(wt, base, repo) for wt in worktrees]
+    for i, (a, pa) in enumerate(snaps):
+        for b, pb in snaps[i + 1 :]:
+            if set(pa) & set(pb):
+                subprocess.run(
+                    ["git", "merge-tree", "--write-tree", "--name-only", "-z", a, b],
+                    cwd=repo,
+                    env=ENV,
+                    capture_output=True,
+                )

@@ -296,3 +296,21 @@ def test_the_hook_answers_while_another_process_holds_the_state_lock(repo: Repo)
         assert decision(out)[0] == "deny"
         assert hook(repo, edit(a / "src/new.js", "Write")) == (0, "", "")  # recorded without the lock
         assert time.monotonic() - t0 < 10
+
+
+def test_the_hook_never_writes_another_tasks_index(repo: Repo) -> None:
+    """Asking whether another task changed a file reads that task's worktree: git status
+    would write its index back (refreshing a file whose times changed) and take its
+    index.lock, racing the commit its agent may be making.  The hook's status takes no
+    optional lock, so the other task's index stays byte for byte as it was."""
+    a = Path(repo.wtp("start", "a").lines[-1])
+    b = Path(repo.wtp("start", "b").lines[-1])
+    index_b = Path(repo.git("rev-parse", "--path-format=absolute", "--git-dir", cwd=b)) / "index"
+    before = index_b.read_bytes()
+    st = (b / "src" / "util.js").stat()
+    os.utime(b / "src" / "util.js", ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # times only
+    assert hook(repo, edit(a / "src" / "util.js")) == (0, "", "")  # b's file is unchanged: allowed
+    assert index_b.read_bytes() == before
+    # plain 'git status' there would have refreshed the entry: the index was worth writing
+    repo.git("status", "--porcelain", "--", "src/util.js", cwd=b)
+    assert index_b.read_bytes() != before

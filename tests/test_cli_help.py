@@ -35,7 +35,7 @@ def _imported(out: str) -> set[str]:
 
 
 def test_the_fast_path_does_not_import_typer(remote_repo: Repo) -> None:
-    """entry answers path, start, land and list without typer (tests/test_code_health.py shows
+    """entry answers path, start, land, list and check without typer (tests/test_code_health.py shows
     it calls the same bodies as the typer CLI); here: typer is not even imported."""
     r = remote_repo
     p = Path(r.wtp("start", "a").out.strip())
@@ -47,6 +47,8 @@ def test_the_fast_path_does_not_import_typer(remote_repo: Repo) -> None:
         (["start", "b"], 0),
         (["land", "a"], 0),
         (["path", "nosuch"], 2),
+        (["check", "--json", "--fail-on", "never"], 0),
+        (["check", "--fail-on", "nonsense"], 2),
     ):
         out = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "worktree_par", *args],

@@ -36,6 +36,11 @@ def _bound(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, 
         ["path"],  # the task of the worktree it runs in
         ["land"],
         ["run", "a", "--", "make", "test"],
+        ["check"],
+        ["check", "--json"],
+        ["-C", "/some/where", "check", "a", "b", "--fail-on", "conflict"],
+        ["check", "--fail-on=never", "a", "--json"],
+        ["check", "--all", "--json", "--fail-on", "declared"],
     ],
 )
 def test_both_front_doors_call_the_same_body_with_the_same_arguments(
@@ -45,10 +50,17 @@ def test_both_front_doors_call_the_same_body_with_the_same_arguments(
 
     from worktree_par import entry
     from worktree_par.cli import app
-    from worktree_par.commands import land, lists, run, start
+    from worktree_par.commands import check, land, lists, run, start
 
     calls: list[tuple[str, dict[str, Any]]] = []
-    for module, name in ((run, "path"), (start, "start"), (land, "land"), (lists, "list_"), (run, "run")):
+    for module, name in (
+        (run, "path"),
+        (start, "start"),
+        (land, "land"),
+        (lists, "list_"),
+        (run, "run"),
+        (check, "check"),
+    ):
         real = getattr(module, name)
 
         def record(*a: Any, _real: Any = real, _name: str = name, **k: Any) -> int:
@@ -76,6 +88,11 @@ def test_the_fast_path_leaves_every_other_form_to_typer() -> None:
         ["rm", "a"],
         ["-C"],
         [],
+        ["check", "--help"],
+        ["check", "--fail-on"],  # its value missing: typer says so
+        ["check", "--json=yes"],
+        ["check", "--unknown-option", "a"],  # an option the fast path does not know: typer's
+        ["check", "a", "--", "b"],
     ):
         assert entry.parse(argv) is None, argv
 

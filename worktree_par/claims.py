@@ -85,6 +85,10 @@ def claims_on(ctx: Ctx, st: State, me: Task | None, paths: list[str], *, changed
     """Every other live task's claim on ``paths`` (relative to the repository's top)."""
     found: list[Claim] = []
     others = [o for o in st.tasks.values() if o.state in LIVE and (me is None or o.name != me.name)]
+    with_tree = [o for o in others if changed and o.path and os.path.isdir(o.path)]
+    # The worktrees' statuses (the costly git calls) run while the rest is worked out.
+    wts = [Path(str(o.path)) for o in with_tree]
+    pending = gitops.Changes(ctx.root, wts, paths, ctx.repo.common_dir) if changed else None
     for o in others:
         for p in paths:
             g = next((g for g in o.touch if glob_matches(g, p)), None)
@@ -93,13 +97,10 @@ def claims_on(ctx: Ctx, st: State, me: Task | None, paths: list[str], *, changed
         done = {c.path for c in found if c.task == o.name}
         mine = set(recorded(ctx, o))
         found += [Claim(o.name, p, "recorded", "") for p in paths if p in mine and p not in done]
-    if changed:
+    if pending is not None:
         claimed = {(c.task, c.path) for c in found}
-        with_tree = [o for o in others if o.path and os.path.isdir(o.path)]
         bases = {o.base: ctx.base_tip_ref(o.base) for o in with_tree}
-        hits = gitops.changed_among(
-            ctx.root, [(Path(str(o.path)), bases[o.base], f"refs/heads/{o.branch}") for o in with_tree], paths
-        )
+        hits = pending.finish([(bases[o.base], f"refs/heads/{o.branch}") for o in with_tree])
         for o, changes in zip(with_tree, hits, strict=True):
             found += [Claim(o.name, p, "changed", how) for p, how in changes.items() if (o.name, p) not in claimed]
     return found

@@ -1,7 +1,7 @@
 """Console entry point: the fast front door.  ``wtp`` and ``wtp --help`` are answered from a
 stored copy of the help text without importing typer, and so are the plain forms of the
-commands agents run most, ``wtp [-C DIR] path|start|land TASK`` and ``wtp [-C DIR] list
-[--json]``: typer's import and command building are a third of their fixed cost (README, Performance).
+commands agents run most, ``wtp [-C DIR] path|start|land TASK``, ``wtp [-C DIR] list
+[--json]`` and ``wtp [-C DIR] check [TASK]... [OPTIONS]``: typer's import and command building are a third of their fixed cost (README, Performance).
 They call the same bodies in ``commands`` as the typer CLI; everything else goes to it.
 tests/test_cli_help.py keeps the stored copy identical to what typer renders
 (scripts/gen_help.py rewrites it)."""
@@ -27,6 +27,48 @@ class Call:
         self.name, self.where, self.task, self.as_json = name, where, task, as_json
 
 
+# check's options as the typer command declares them: flag -> (keyword of commands.check.check,
+# takes a value).  A flag not named here (an option added later, --help) goes to typer.
+CHECK_OPTIONS = {"--all": ("all_tasks", False), "--fail-on": ("fail_on", True), "--json": ("as_json", False)}
+
+
+class CheckCall:
+    """``wtp [-C DIR] check [TASK]... [OPTIONS]``, its options as keywords of the body."""
+
+    def __init__(self, where: str | None, names: list[str], options: dict[str, object]) -> None:
+        self.where, self.names, self.options = where, names, options
+
+
+def parse_check(where: str | None, rest: list[str]) -> CheckCall | None:
+    """check's arguments in any order, as click reads them ('--fail-on X' or '--fail-on=X');
+    None for anything it does not know."""
+    names: list[str] = []
+    options: dict[str, object] = {}
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if not arg.startswith("-"):
+            names.append(arg)
+        else:
+            flag, eq, value = arg.partition("=")
+            if flag not in CHECK_OPTIONS:
+                return None
+            key, takes_value = CHECK_OPTIONS[flag]
+            if not takes_value:
+                if eq:
+                    return None
+                options[key] = True
+            elif eq:
+                options[key] = value
+            elif i + 1 < len(rest):
+                i += 1
+                options[key] = rest[i]
+            else:
+                return None
+        i += 1
+    return CheckCall(where, names, options)
+
+
 class RunCall:
     """``wtp [-C DIR] run [TASK] -- CMD...``: typer cannot tell a left-out TASK from CMD's first word."""
 
@@ -34,9 +76,9 @@ class RunCall:
         self.where, self.task, self.cmd = where, task, cmd
 
 
-def parse(args: list[str]) -> Call | RunCall | None:
-    """``[-C DIR] CMD [TASK] [--json]`` for a command in FAST, ``run [TASK] -- CMD...``; None
-    for anything else."""
+def parse(args: list[str]) -> Call | RunCall | CheckCall | None:
+    """``[-C DIR] CMD [TASK] [--json]`` for a command in FAST, ``run [TASK] -- CMD...``,
+    ``check ...``; None for anything else."""
     where = None
     if len(args) >= 2 and args[0] == "-C":
         where, args = args[1], args[2:]
@@ -46,6 +88,8 @@ def parse(args: list[str]) -> Call | RunCall | None:
         if args[2:3] == ["--"] and not args[1].startswith("-"):
             return RunCall(where, args[1], args[3:])
         return None
+    if args[:1] == ["check"]:
+        return parse_check(where, args[1:])
     if not args or args[0] not in FAST:
         return None
     (takes_task, takes_json), rest = FAST[args[0]], args[1:]
@@ -59,8 +103,13 @@ def parse(args: list[str]) -> Call | RunCall | None:
     return Call(args[0], where, None, as_json) if not rest else None
 
 
-def run_fast(call: Call | RunCall) -> int:
+def run_fast(call: Call | RunCall | CheckCall) -> int:
     """Run the ``commands`` body the call stands for, with its arguments (importing only its module)."""
+    if isinstance(call, CheckCall):
+        from .commands import check as c_check
+
+        # The keywords are those CHECK_OPTIONS names (tests/test_code_health.py binds both doors' calls).
+        return c_check.check(call.where, call.names or None, **call.options)  # type: ignore[arg-type]
     if isinstance(call, RunCall):
         from .commands import run as c_run
 

@@ -98,13 +98,14 @@ def _side(ctx: Ctx, t: Task, base_tip: str) -> Side:
     broken = gitops.link_problem(wt)
     if broken:  # git would read a parent folder's repository, or fail
         raise Refusal(f"the worktree of task '{t.name}' is broken ({broken}): run 'wtp doctor --fix', then check again")
-    dirty = gitops.status_paths(wt)
-    if dirty:
+    dirty = gitops.dirty_of(wt)  # the one walk of its files: the snapshot stages what it found
+    if dirty.paths:
         # With every untracked file listed, a folder named with '/' is a nested repository:
         # not this repository's files ('git add' would refuse one without a commit).
-        commit, tree = gitops.snapshot(wt, exclude=[p.rstrip("/") for p in dirty if p.endswith("/")])
+        nested = [p.rstrip("/") for p in dirty.paths if p.endswith("/")]
+        commit, tree = gitops.snapshot(wt, exclude=nested, dirty=dirty)
     else:
-        commit = gitops.head(wt)[0] or gitops.Sha(base_tip)
+        commit = dirty.head or gitops.Sha(base_tip)
         tree = gitops.tree_of(wt, commit)
     fork = gitops.merge_base(ctx.root, base_tip, commit) or base_tip
     return side_of(ctx.root, t.name, commit, fork, task=t, tree=tree)

@@ -11,6 +11,7 @@ with its directory, exit code and duration on stderr.
 from __future__ import annotations
 
 from ..errors import GitError
+from .changes import Changes, changed_among
 from .core import (
     MAIN_ROOT_FILE,
     MIN_VERSION,
@@ -95,14 +96,15 @@ from .remote import (
 from .work import (
     STATUS_ARGS,
     BranchSummary,
+    Dirty,
     Rebase,
     branch_summary,
-    changed_among,
     check_ignore,
     commit_message,
     commit_tree,
     data_commit,
     diff_names,
+    dirty_of,
     finish_checkout,
     git_dir_of,
     gitlinks,
@@ -148,6 +150,9 @@ __all__ = [
     "base_env",
     "branch_summary",
     "changed_among",
+    "Changes",
+    "Dirty",
+    "dirty_of",
     "commit_message",
     "data_commit",
     "check_ignore",

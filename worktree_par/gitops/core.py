@@ -103,11 +103,13 @@ def run(
     return res
 
 
-def spawn(args: list[str], cwd: Path | str) -> subprocess.Popen[bytes]:
-    """Start ``git <args>`` without waiting, for callers that run several at once.  Under
-    ``WTP_TRACE=1`` its trace line is printed when it ends (when the caller waits for it)."""
+def spawn(args: list[str], cwd: Path | str, *, stdin: bool = False) -> subprocess.Popen[bytes]:
+    """Start ``git <args>`` without waiting, for callers that run several at once (``stdin``:
+    with a pipe to write its input to).  Under ``WTP_TRACE=1`` its trace line is printed
+    when it ends (when the caller waits for it)."""
     popen = _TracedPopen if _TRACE else subprocess.Popen
-    return popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env())
+    pipe = subprocess.PIPE if stdin else None
+    return popen(["git", *args], cwd=cwd, stdin=pipe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env())
 
 
 class _TracedPopen(subprocess.Popen[bytes]):

@@ -160,43 +160,71 @@ def rebase_in_progress(wt: Path) -> bool:
     return in_progress(wt)[0] in ("rebase", "am")
 
 
+class Dirty(NamedTuple):
+    """One status walk of a worktree: what is uncommitted in it, and its HEAD."""
+
+    paths: list[str]  # as status_paths; a nested repository is a folder named with '/'
+    head: Sha | None  # None on an unborn branch
+
+
+def dirty_of(wt: Path) -> Dirty:
+    """status_paths and HEAD in one call (the '# branch.oid' header)."""
+    out = run([*STATUS_ARGS, "--branch"], wt).out
+    head = None
+    for field in out.split("\0"):
+        if not field.startswith("# "):
+            break
+        if field.startswith("# branch.oid "):
+            oid = field[len("# branch.oid ") :]
+            head = Sha(oid) if is_object_id(oid) else None
+    return Dirty(parse_status(out), head)
+
+
 def snapshot(
     wt: Path,
     extra: list[str] | None = None,
     *,
     exclude: Sequence[str] = (),
     grafts: Sequence[tuple[str, str]] = (),
+    dirty: Dirty | None = None,
 ) -> tuple[Sha, Sha]:
     """(commit, tree) holding the worktree's current files (tracked and untracked, not ignored,
     plus the ignored ``extra`` paths).  Built with a throw-away index so the user's index,
     files and refs are untouched; its parent is HEAD.  ``exclude``: folders left out (nested
     repositories, which 'git add' would record as a bare pointer or refuse); ``grafts``:
-    (folder, tree) pairs whose files are put at that folder instead, as real files."""
-    res = run(["rev-parse", "--path-format=absolute", "--git-path", "index", "HEAD"], wt, check=False)
-    lines = res.out.splitlines()
-    index = Path(lines[0])
-    head_sha = lines[1] if res.code == 0 and len(lines) > 1 and is_object_id(lines[1]) else None
+    (folder, tree) pairs whose files are put at that folder instead, as real files;
+    ``dirty``: the worktree's status when the caller has it (else it is asked here).
+
+    One walk of the tree: starting from a copy of the real index, only the paths status
+    reported are staged (hashed, added or removed), which is what 'git add --all' gives
+    without a second walk comparing every file (tests/test_snapshot.py holds them equal)."""
+    if dirty is None:
+        dirty = dirty_of(wt)
+    index = git_dir_of(wt) / "index"
     import tempfile
 
     skip = [f":(exclude,literal){p}" for p in exclude]
-    # 'git add' without --force refuses a pathspec naming an ignored path, excluded or not.
-    # (A trailing '/' lets a pattern that matches only folders, 'dep/', match.)
-    hidden = check_ignore(wt, [f"{p}/" for p in exclude]) if exclude else set()
-    skip_shown = [f":(exclude,literal){p}" for p in exclude if f"{p}/" not in hidden]
+    left_out = tuple(f"{p}/" for p in exclude)
+    paths = [p.rstrip("/") for p in dirty.paths if p not in left_out and not p.startswith(left_out)]
     with tempfile.TemporaryDirectory(prefix="wtp-index-") as tmp:
         tmp_index = Path(tmp) / "index"
         if index.exists():
-            # Starting from the real index keeps its stat cache, so add -A only re-hashes what changed.
+            # Starting from the real index keeps its stat cache and cached trees, so only what
+            # changed is hashed and only the folders holding it are written again.
             tmp_index.write_bytes(index.read_bytes())
         env = {"GIT_INDEX_FILE": str(tmp_index)}
-        run(["add", "--all", "--", ".", *skip_shown], wt, env=env)
+        if paths:
+            # --replace: a file that became a folder (or the reverse) replaces the old entry.
+            stage = ["update-index", "--add", "--remove", "--replace", "-z", "--stdin"]
+            run(stage, wt, env=env, input="\0".join(paths) + "\0")
         if extra:
             run(["add", "--force", "--", *extra, *skip], wt, env=env)
         for folder, tree in sorted(grafts):  # outer folders first
             run(["update-index", "--force-remove", "--", folder], wt, env=env)  # a pointer staged there
             run(["read-tree", f"--prefix={folder}/", tree], wt, env=env)
         tree_id = Sha(run(["write-tree"], wt, env=env).out.strip())
-    return commit_tree(wt, tree_id, [head_sha] if head_sha else [], "wtp snapshot of uncommitted work"), tree_id
+    head = [dirty.head] if dirty.head else []
+    return commit_tree(wt, tree_id, head, "wtp snapshot of uncommitted work"), tree_id
 
 
 def commit_tree(cwd: Path, tree: str, parents: Sequence[str], message: str, env: dict[str, str] | None = None) -> Sha:
@@ -336,39 +364,6 @@ def branch_summary(wt: Path, root: Path, base_ref: str, ref: str) -> BranchSumma
     committed = set(ch_out.split("\0")) - {""} if ch.returncode == 0 else set()
     when, _, subject = lg_out.strip("\n").partition("\0")
     return BranchSummary(dirty, ahead, behind, committed, subject, int(when) if when.isdigit() else 0)
-
-
-PATHSPEC_LIMIT = 200  # more paths than this: ask about everything and pick the answers
-
-
-def changed_among(root: Path, tasks: Sequence[tuple[Path, str, str]], paths: Sequence[str]) -> list[dict[str, str]]:
-    """For each (worktree, base ref, branch ref): which of ``paths`` its task changed, and how
-    ("committed", "uncommitted" or "untracked"); every git call of every task runs side by
-    side (two per task: the branch since its fork point, and the worktree's status)."""
-    if not tasks or not paths:
-        return [{} for _ in tasks]
-    spec = ["--", *paths] if len(paths) <= PATHSPEC_LIMIT else ["--"]
-    lit = ["--literal-pathspecs"]
-    procs = [
-        (
-            spawn([*lit, "diff", "--name-only", "-z", "--no-renames", f"{base}...{branch}", *spec], root),
-            spawn([*lit, *STATUS_ARGS, *spec], wt),
-        )
-        for wt, base, branch in tasks
-    ]
-    wanted = set(paths)
-    out: list[dict[str, str]] = []
-    for diff, status in procs:
-        d_out, s_out = (p.communicate()[0].decode("utf-8", "surrogateescape") for p in (diff, status))
-        found: dict[str, str] = {}
-        if diff.returncode == 0:
-            found.update((p, "committed") for p in d_out.split("\0") if p in wanted)
-        if status.returncode == 0:
-            for e in parse_status_entries(s_out):
-                if e.path in wanted and e.kind != "!":
-                    found[e.path] = "untracked" if e.kind == "?" else "uncommitted"
-        out.append(found)
-    return out
 
 
 def staged_paths(wt: Path) -> list[str]:

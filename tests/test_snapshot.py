@@ -1,0 +1,247 @@
+"""The snapshot of a worktree's uncommitted work (gitops.snapshot, what 'wtp check' and the
+guard compare and archive) stages only the paths one 'git status' reported.  Here, case by
+case, its tree is held equal to the one 'git add --all' gives from a copy of the same index,
+and the user's index and files are shown untouched."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Repo, git
+from worktree_par import gitops
+
+
+def _add_all_tree(wt: Path, tmp: Path, exclude: list[str]) -> str:
+    """What 'git add --all' stages into a copy of the worktree's index, as a tree."""
+    index = tmp / "reference-index"
+    gd = Path(git(wt, "rev-parse", "--path-format=absolute", "--git-dir"))
+    shutil.copy(gd / "index", index)
+    env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+    skip = [f":(exclude,literal){p}" for p in exclude]
+    subprocess.run(["git", "add", "--all", "--", ".", *skip], cwd=wt, env=env, check=True, capture_output=True)
+    tree = subprocess.run(["git", "write-tree"], cwd=wt, env=env, check=True, capture_output=True, text=True)
+    index.unlink()
+    return tree.stdout.strip()
+
+
+def _untouched(wt: Path) -> tuple[bytes, str]:
+    """The user's index, and every file as git sees it (ignored ones too)."""
+    gd = Path(git(wt, "rev-parse", "--path-format=absolute", "--git-dir"))
+    listing = git(wt, "status", "--porcelain=v2", "-z", "--untracked-files=all", "--ignored")
+    return (gd / "index").read_bytes(), listing
+
+
+def _write(wt: Path, rel: str, text: str) -> Path:
+    p = wt / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def edited(wt: Path) -> None:
+    _write(wt, "src/a.py", "a = 2\n")
+
+
+def staged_then_edited(wt: Path) -> None:
+    _write(wt, "src/a.py", "a = 3\n")
+    git(wt, "add", "src/a.py")
+    _write(wt, "src/a.py", "a = 4\n")
+    _write(wt, "src/b.py", "b = 5\n")
+    git(wt, "add", "src/b.py")  # staged, not edited since
+
+
+def untracked_and_ignored(wt: Path) -> None:
+    _write(wt, "new/deep/dir/file.txt", "new\n")
+    _write(wt, "build/out.o", "ignored\n")
+    _write(wt, "src/cache.log", "ignored too\n")
+
+
+def tracked_but_ignored_edited(wt: Path) -> None:
+    _write(wt, "logs/kept.log", "changed\n")
+
+
+def deletions(wt: Path) -> None:
+    (wt / "src" / "a.py").unlink()  # not staged
+    git(wt, "rm", "-q", "src/b.py")  # staged
+    git(wt, "rm", "-q", "--cached", "src/c.py")  # staged, the file kept: untracked now
+
+
+def staged_rename(wt: Path) -> None:
+    git(wt, "mv", "src/a.py", "src/renamed.py")
+    _write(wt, "src/renamed.py", "a = 1\nmore\n")
+
+
+def intent_to_add(wt: Path) -> None:
+    _write(wt, "docs/later.md", "later\n")
+    git(wt, "add", "-N", "docs/later.md")
+    _write(wt, "docs/gone.md", "gone\n")
+    git(wt, "add", "-N", "docs/gone.md")
+    (wt / "docs" / "gone.md").unlink()
+
+
+def symlinks(wt: Path) -> None:
+    (wt / "link-new").symlink_to("src/a.py")
+    (wt / "link").unlink()
+    (wt / "link").symlink_to("src/b.py")  # a tracked link pointed elsewhere
+    (wt / "src" / "c.py").unlink()
+    (wt / "src" / "c.py").symlink_to("a.py")  # a file became a link
+    (wt / "dangling").symlink_to("nowhere")
+
+
+def executable_bits(wt: Path) -> None:
+    (wt / "src" / "a.py").chmod(0o755)
+    (wt / "run.sh").chmod(0o644)  # tracked executable, bit dropped
+    _write(wt, "tool.sh", "#!/bin/sh\n").chmod(0o755)
+
+
+def file_became_folder(wt: Path) -> None:
+    (wt / "notes").unlink()
+    _write(wt, "notes/one.txt", "one\n")
+    shutil.rmtree(wt / "lib")
+    _write(wt, "lib", "lib is a file now\n")
+
+
+def odd_names(wt: Path) -> None:
+    _write(wt, "with space.txt", "s\n")
+    _write(wt, "tab\there.txt", "t\n")
+    _write(wt, "new\nline.txt", "n\n")
+    _write(wt, "ünïcödé/ß.txt", "u\n")
+    _write(wt, ":(exclude)magic", "not a pathspec\n")
+    _write(wt, "star*.txt", "glob\n")
+
+
+def nested_repositories(wt: Path) -> None:
+    inner = wt / "vendor" / "inner"
+    _write(inner, "x.txt", "inner\n")
+    git(inner, "init", "-q")
+    git(inner, "add", "x.txt")
+    git(inner, "commit", "-q", "-m", "inner")
+    _write(inner, "y.txt", "untracked inside it\n")
+    empty = wt / "scratch"
+    empty.mkdir()
+    git(empty, "init", "-q")  # no commit
+    _write(empty, "z.txt", "z\n")
+    _write(wt, "vendor/own.txt", "the outer repository's file\n")
+
+
+def submodule_moved_and_dirty(wt: Path) -> None:
+    sub = wt / "sub"
+    _write(sub, "s.txt", "moved\n")
+    git(sub, "commit", "-q", "-am", "move the submodule")
+    _write(sub, "s.txt", "dirty inside\n")
+    _write(sub, "u.txt", "untracked inside\n")
+
+
+def submodule_dirty_only(wt: Path) -> None:
+    _write(wt / "sub", "s.txt", "dirty inside\n")
+
+
+def unmerged(wt: Path) -> None:
+    _write(wt, "src/a.py", "a = 'branch'\n")
+    git(wt, "commit", "-q", "-am", "branch side")
+    git(wt, "merge", "-q", "side", check=False)  # conflicts on src/a.py
+    assert git(wt, "diff", "--name-only", "--diff-filter=U") == "src/a.py"
+    _write(wt, "src/other.py", "edited during the merge\n")
+
+
+def everything(wt: Path) -> None:
+    for case in (staged_then_edited, untracked_and_ignored, symlinks, executable_bits, odd_names, file_became_folder):
+        case(wt)
+    (wt / "src" / "d.py").unlink()
+    nested_repositories(wt)
+    submodule_moved_and_dirty(wt)
+
+
+CASES: list[Callable[[Path], None]] = [
+    edited,
+    staged_then_edited,
+    untracked_and_ignored,
+    tracked_but_ignored_edited,
+    deletions,
+    staged_rename,
+    intent_to_add,
+    symlinks,
+    executable_bits,
+    file_became_folder,
+    odd_names,
+    nested_repositories,
+    submodule_moved_and_dirty,
+    submodule_dirty_only,
+    unmerged,
+    everything,
+]
+
+
+def _prepare(repo: Repo, tmp: Path) -> Path:
+    """A repository with a bit of everything committed, a submodule, and a linked worktree
+    of it (where tasks live) on a branch with the submodule checked out."""
+    upstream = tmp / "upstream-sub"
+    upstream.mkdir()
+    git(upstream, "init", "-q")
+    _write(upstream, "s.txt", "sub\n")
+    git(upstream, "add", "s.txt")
+    git(upstream, "commit", "-q", "-m", "sub")
+    files = {f"src/{n}.py": f"{n} = 1\n" for n in "abcd"}
+    files |= {".gitignore": "build/\n*.log\n", "notes": "a file\n", "lib/x.py": "x\n", "lib/y/z.py": "z\n"}
+    for rel, text in files.items():
+        repo.write(rel, text)
+    repo.write("run.sh", "#!/bin/sh\n").chmod(0o755)
+    (repo.path / "link").symlink_to("src/a.py")
+    repo.write("logs/kept.log", "kept\n")
+    repo.git("add", "-A")
+    repo.git("add", "-f", "logs/kept.log")  # tracked, though ignored
+    repo.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(upstream), "sub")
+    repo.git("commit", "-q", "-m", "everything")
+    repo.git("branch", "side")
+    wt = tmp / "task"
+    repo.git("worktree", "add", "-q", "-b", "task", str(wt))
+    git(wt, "-c", "protocol.file.allow=always", "submodule", "update", "-q", "--init")
+    # 'side' changes src/a.py, for the unmerged case
+    side = tmp / "side"
+    repo.git("worktree", "add", "-q", str(side), "side")
+    _write(side, "src/a.py", "a = 'side'\n")
+    git(side, "commit", "-q", "-am", "side")
+    return wt
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
+def test_snapshot_tree_equals_add_all(repo: Repo, tmp_path: Path, case: Callable[[Path], None]) -> None:
+    wt = _prepare(repo, tmp_path)
+    case(wt)
+    before = _untouched(wt)
+    dirty = gitops.dirty_of(wt)
+    assert dirty.head == git(wt, "rev-parse", "HEAD")
+    nested = [p.rstrip("/") for p in dirty.paths if p.endswith("/")]
+    commit, tree = gitops.snapshot(wt, exclude=nested, dirty=dirty)
+    assert _untouched(wt) == before  # the user's index and files as they were
+    assert tree == _add_all_tree(wt, tmp_path, nested)
+    assert git(wt, "rev-parse", f"{commit}^{{tree}}", f"{commit}^") == f"{tree}\n{dirty.head}"
+    # Asked without the status at hand, it takes its own: the same tree.
+    assert gitops.snapshot(wt, exclude=nested)[1] == tree
+
+
+def test_snapshot_in_the_main_worktree_and_on_an_unborn_branch(repo: Repo, tmp_path: Path) -> None:
+    repo.write("README.md", "changed\n")
+    repo.write("fresh/f.txt", "f\n")
+    before = _untouched(repo.path)
+    commit, tree = gitops.snapshot(repo.path)
+    assert _untouched(repo.path) == before
+    assert tree == _add_all_tree(repo.path, tmp_path, [])
+    assert git(repo.path, "rev-parse", f"{commit}^") == git(repo.path, "rev-parse", "HEAD")
+
+    unborn = tmp_path / "unborn"
+    unborn.mkdir()
+    git(unborn, "init", "-q")
+    _write(unborn, "first.txt", "1\n")
+    dirty = gitops.dirty_of(unborn)
+    assert dirty == gitops.Dirty(["first.txt"], None)
+    commit, tree = gitops.snapshot(unborn, dirty=dirty)
+    assert git(unborn, "ls-tree", "-r", "--name-only", tree) == "first.txt"
+    assert git(unborn, "rev-list", "--parents", "-n1", commit) == commit  # no parent
+    assert not (unborn / ".git" / "index").exists()  # the user's index was not made either
