@@ -116,9 +116,47 @@ def test_a_killed_check_leaves_a_worktree_the_next_one_sweeps(tmp_path: Path) ->
     (run,) = g.runs()
     wait_for(lambda: not _alive(int(run[1])), "the guardian to stop the gate of the killed check")
     left = [w for w in g.worktrees() if w not in before]
-    assert len(left) == 1 and Path(left[0]).name.startswith(f".wtp-check-{proc.pid}-")
+    assert len(left) == 1 and Path(left[0]).name.startswith(f".wtp-check-{proc.pid}.")
     out = g.repo.wtp("check", "--test", "--timeout", "1")
     assert out.code == 3
+    assert g.worktrees() == before
+
+
+def test_doctor_reports_a_killed_checks_worktree_and_keeps_a_commit_made_in_it(tmp_path: Path) -> None:
+    g = Gated(tmp_path, gate_args="--sleep 120")
+    t1, t2 = g.start("t1"), g.start("t2")
+    g.repo.commit({"pkg/one.py": "x = 1\n"}, cwd=t1)
+    g.repo.commit({"pkg/two.py": "y = 2\n"}, cwd=t2)
+    before = g.worktrees()
+    proc = g.repo.spawn("check", "--test", "--timeout", "600", new_session=True)
+    wait_for(lambda: len(g.started()) == 1, "the gate on the merge to start")
+    proc.kill()
+    proc.communicate(timeout=60)
+    (run,) = g.runs()
+    wait_for(lambda: not _alive(int(run[1])), "the guardian to stop the gate of the killed check")
+    (left,) = [Path(w) for w in g.worktrees() if w not in before]
+    made = g.repo.commit({"made-by-gate.txt": "x\n"}, "made by the gate", cwd=left)  # the gate committed there
+    found = g.repo.wtp("doctor")
+    assert found.code == 1
+    assert f"problem: {left} is the throw-away worktree of a 'wtp check --test' run that was killed" in found.out
+    fixed = g.repo.wtp("doctor", "--fix")
+    assert fixed.code == 0, fixed.out
+    assert g.worktrees() == before
+    archive = f"refs/wtp/archive/{left.name.lstrip('.')}"
+    assert g.repo.git("rev-parse", archive) == made  # kept, not dropped with the worktree
+
+
+def test_a_leftover_named_with_this_process_pid_but_another_start_is_swept(tmp_path: Path) -> None:
+    """Containers started afresh reuse pids: a run killed in one must not block the next."""
+    g = Gated(tmp_path)
+    t1, t2 = g.start("t1"), g.start("t2")
+    g.repo.commit({"pkg/one.py": "x = 1\n"}, cwd=t1)
+    g.repo.commit({"pkg/two.py": "y = 2\n"}, cwd=t2)
+    before = g.worktrees()
+    stale = t1.parent / f".wtp-check-{os.getpid()}.1-1"  # this pid (the in-process wtp's), another start time
+    g.repo.git("worktree", "add", "--detach", "--quiet", str(stale), "HEAD")
+    out = g.repo.wtp("check", "--test")
+    assert out.code == 0, out.err
     assert g.worktrees() == before
 
 

@@ -135,6 +135,15 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
                     functools.partial(_delete_trash, trash),
                 )
             )
+    from .semantic import trees
+
+    for left in trees.leftovers(ctx):
+        findings.append(
+            Finding(
+                f"{left} is the throw-away worktree of a 'wtp check --test' run that was killed",
+                functools.partial(_remove_scratch, ctx, left),
+            )
+        )
     findings += _gate_findings(ctx)
     findings += _main_worktree_findings(ctx)
     findings += _claim_findings(ctx, st, stale_claims)
@@ -265,6 +274,13 @@ def _reattach(ctx: Ctx, base: str, old: str) -> str:
         return f"could not fix: uncommitted changes to {', '.join(touched[:3])}; stash them and 'git switch {base}'"
     gitops.attach_head(ctx.root, f"refs/heads/{base}", f"follow {base}")
     return f"brought {ctx.root} along to '{base}' ({new[:12]})"
+
+
+def _remove_scratch(ctx: Ctx, path: Path) -> str:
+    from .semantic import trees
+
+    kept = trees.remove(ctx, path, "")
+    return f"removed {path}" + (f"; {kept}" if kept else "")
 
 
 def _delete_trash(path: Path) -> str:

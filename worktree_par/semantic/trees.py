@@ -67,7 +67,7 @@ class Merger:
         if mt.conflicts:
             out: Merged | Clash = Clash(w.name, mt.conflicts)
         else:
-            msg = f"wtp check --test: {' + '.join(key)} merged onto the base"
+            msg = f"{MERGE_NOTE}{' + '.join(key)} merged onto the base"
             out = Merged(gitops.commit_tree(self.root, mt.tree, [below.commit, w.commit], msg), mt.tree)
         self.memo[key] = out
         return out
@@ -76,8 +76,26 @@ class Merger:
 # --- the throw-away worktree -----------------------------------------------------------
 
 
+def _owner_tag(pid: int) -> str:
+    """The process, as a worktree's name carries it: its pid and its start time (a later
+    process that reuses the pid, as containers started afresh do, is told apart)."""
+    return f"{pid}.{locks.process_start(pid)}"
+
+
 def scratch_path(ctx: Ctx, n: int) -> Path:
-    return ctx.worktree_root() / f"{SCRATCH}{os.getpid()}-{n}"
+    return ctx.worktree_root() / f"{SCRATCH}{_owner_tag(os.getpid())}-{n}"
+
+
+def _owner_alive(name: str) -> bool:
+    """Whether the check run that named a throw-away worktree ``name`` still runs."""
+    tag = name[len(SCRATCH) :].rsplit("-", 1)[0]
+    pid, _, start = tag.partition(".")
+    if not pid.isdigit():
+        return False
+    return locks.pid_alive(int(pid)) and (not start or _owner_tag(int(pid)) == tag)
+
+
+MERGE_NOTE = "wtp check --test: "  # the subject of every merge commit check --test makes
 
 
 def make(ctx: Ctx, commit: str, n: int) -> Path:
@@ -97,6 +115,9 @@ def remove(ctx: Ctx, path: Path, commit: str) -> str:
         gitops.worktree(ctx.root, ["prune"], ctx.worktree_lock, check=False)
         return said
     head, attached = gitops.head(path) if (path / ".git").exists() else (None, None)
+    if head is not None and not commit:  # a run that was killed: was HEAD a merge wtp made?
+        ours = gitops.commit_message(ctx.root, head).startswith(MERGE_NOTE)
+        commit = head if ours else ""
     if head is not None and (head != commit or attached):
         archive = f"{guard.ARCHIVE}{path.name.lstrip('.')}"
         if gitops.update_ref(ctx.root, archive, head, None, "wtp: a commit made in a check --test worktree"):
@@ -108,22 +129,25 @@ def remove(ctx: Ctx, path: Path, commit: str) -> str:
 LOGS_KEPT = 200  # newest check --test logs kept
 
 
+def leftovers(ctx: Ctx) -> list[Path]:
+    """The throw-away worktrees of check runs whose process is gone (killed with -9)."""
+    root = ctx.worktree_root()
+    return [
+        w.path
+        for w in ctx.worktrees()
+        if w.path.parent == root and w.path.name.startswith(SCRATCH) and not _owner_alive(w.path.name)
+    ]
+
+
 def sweep(ctx: Ctx) -> None:
     """Remove the throw-away worktrees of check runs whose process is gone (killed with -9),
     and all but the newest LOGS_KEPT check logs."""
     logs = sorted(ctx.store.subdir("logs").glob("check-test-*-*.log"), key=_mtime)
     for old in logs[:-LOGS_KEPT]:
         old.unlink(missing_ok=True)
-    root = ctx.worktree_root()
-    for w in ctx.worktrees():
-        name = w.path.name
-        if w.path.parent != root or not name.startswith(SCRATCH):
-            continue
-        pid = name[len(SCRATCH) :].split("-")[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or locks.pid_alive(int(pid)):
-            continue
+    for path in leftovers(ctx):
         try:
-            remove(ctx, w.path, w.head or "")
+            remove(ctx, path, "")  # "": what wtp made is told by the merge commit's subject
         except (OSError, gitops.GitError):
             pass  # another sweeper got there first; the next check tries again
 
