@@ -120,7 +120,9 @@ def test_init_says_which_files_to_commit(repo: Repo) -> None:
 
 def test_init_shows_what_it_does_at_once(remote_repo: Repo) -> None:
     out = remote_repo.wtp("init")
-    assert out.err.splitlines()[0] == "wtp init: base 'main', remote 'origin'; checking the gate and the history ..."
+    assert out.err.splitlines()[0] == (
+        "wtp init: base 'main', remote 'origin'; checking the gate ('npm' on PATH) and the history ..."
+    )
 
 
 def test_a_long_history_is_calibrated_later_on_request(remote_repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,3 +138,56 @@ def test_a_long_history_is_calibrated_later_on_request(remote_repo: Repo, monkey
     assert config.load(remote_repo.path).check_cochange == "off"
     calibrated = remote_repo.wtp("cochange", "--calibrate")  # on request, whatever the length
     assert calibrated.code == 0 and "too few merges to tell" in calibrated.out
+
+
+def test_a_probe_that_colours_hangs_or_leaves_children_gives_one_line_and_valid_toml(
+    tmp_path: Path, python_on_path: None
+) -> None:
+    """Found by review: pytest's colour codes went into the config's comment (invalid TOML),
+    a child holding the output pipe made init wait out the deadline and call a working gate
+    slow, and what the probe started outlived it."""
+    import signal
+
+    pids = tmp_path / "pids"
+    r = _python_repo(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\naddopts = --color=yes\n",
+            # a child that outlives collection and holds the output open
+            "tests/conftest.py": (
+                "import os, subprocess, sys\n"
+                f"p = subprocess.Popen(['sleep', '300'], stdout=sys.stdout, stderr=sys.stderr)\n"
+                f"open({str(pids)!r}, 'a').write(str(p.pid) + '\\n')\n"
+            ),
+            "tests/test_broken.py": "raise RuntimeError('boom at import')\n",
+        },
+    )
+    out = r.wtp("init", "--no-remote")
+    assert out.code == 0, out.err
+    assert out.lines[1].startswith("land gate: none written: 'python -m pytest' was detected, but it cannot start here")
+    assert "\x1b" not in out.out
+    assert config.load(r.path).land_gate == ""  # the config is valid TOML
+    children = [int(x) for x in pids.read_text().split()]
+    for pid in children:  # ended with the probe's group
+        try:
+            os.kill(pid, 0)
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, FileNotFoundError):
+            continue
+        if state != "Z":
+            os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"the probe's child {pid} outlived init")
+
+
+def test_make_that_takes_too_long_to_expand_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from worktree_par import gatecheck
+
+    monkeypatch.setattr(gatecheck, "PROBE_SECONDS", 0.5)
+    r = make_repo(tmp_path, fixture=None, name="mk")
+    r.commit({"Makefile": "X := $(shell sleep 30)\ntest:\n\ttrue\n"}, "make")
+    out = r.wtp("init", "--no-remote")
+    assert out.code == 0, out.err
+    assert out.lines[1] == (
+        "land gate: none written: 'make test' was detected, but 'make -n test' took over 0.5s; set [land] gate in "
+        ".wtp.toml once it starts (it is there, commented out)"
+    )

@@ -266,6 +266,7 @@ def render_default(
     remote's URL names, proposed for [land] via; ``unverified``: a detected gate that could
     not start, and why, written commented out)."""
     tried, why = unverified
+    why = "".join(c for c in why if c.isprintable())  # a TOML comment holds no control characters
     unverified_note = f"# Detected {json.dumps(tried)}, but {why}:\n# gate = {json.dumps(tried)}\n" if tried else ""
     via_note = (
         f'# The remote is on {forge}: via = "{forge}" lands through its pull/merge requests (needed\n'

@@ -56,8 +56,9 @@ def init(
     detected = base or c.detect_base()
     from ..gatecheck import Probe
 
-    err(f"wtp init: base '{detected}', remote '{remote or 'none'}'; checking the gate and the history ...")
     probe = Probe(repo.config_root)  # runs while the history is replayed
+    checking = f"checking the gate ({probe.what}) and the history" if probe.what else "reading the history"
+    err(f"wtp init: base '{detected}', remote '{remote or 'none'}'; {checking} ...")
     try:
         mode, why = _calibrate(c, detected, defer=True)
         gate = probe.verdict()
