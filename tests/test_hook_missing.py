@@ -166,3 +166,19 @@ def test_the_git_hook_refuses_a_commit_saying_wtp_is_missing_or_lets_it_through_
         f"wtp pre-commit hook: wtp is missing: this hook runs {exe}, which is gone, and no wtp is on PATH; the "
         "commit goes ahead unchecked\n",
     )
+
+
+def test_installing_again_never_overwrites_a_wtp_hook_someone_edited(repo: Repo) -> None:
+    assert repo.wtp("hook", "install", "git").code == 0
+    hook = repo.path / ".git" / "hooks" / "pre-commit"
+    lines = hook.read_text().splitlines()
+    edited = "\n".join([*lines[:3], "./scripts/lint.sh || exit 1   # added by the user", *lines[3:]]) + "\n"
+    hook.write_text(edited)
+    again = repo.wtp("hook", "install", "git")
+    assert (again.code, again.err) == (
+        1,
+        f"wtp: the wtp pre-commit hook {hook} was edited, so it is kept as it is: move your additions into "
+        f"{hook.parent / 'pre-commit.wtp-chained'} (it runs first), delete {hook}, then run 'wtp hook install git' "
+        "again\n",
+    )
+    assert hook.read_text() == edited

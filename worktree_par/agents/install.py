@@ -138,9 +138,15 @@ here=$(dirname "$0")
 if [ -x "$here/{CHAINED}" ]; then "$here/{CHAINED}" "$@" || exit $?; fi
 {git_hook_command("hook pre-commit", ctx.cfg.hook_on_missing)}
 """
-    ours = hook.exists() and GIT_HOOK_MARK in hook.read_text(errors="replace")
-    if ours and hook.read_text(errors="replace") == script:
+    old = hook.read_text(errors="replace") if hook.exists() else ""
+    ours = GIT_HOOK_MARK in old
+    if ours and old == script:
         return [f"the wtp pre-commit hook is already in {hook}"]
+    if ours and _frame(old) != _frame(script):  # someone added to it: never overwritten
+        raise Refusal(
+            f"the wtp pre-commit hook {hook} was edited, so it is kept as it is: move your additions into "
+            f"{d / CHAINED} (it runs first), delete {hook}, then run 'wtp hook install git' again"
+        )
     d.mkdir(parents=True, exist_ok=True)
     said = []
     if ours:  # an older install (or another wtp, or [hook] on_missing changed): rewritten in place
@@ -156,6 +162,12 @@ if [ -x "$here/{CHAINED}" ]; then "$here/{CHAINED}" "$@" || exit $?; fi
     tmp.chmod(0o755)
     os.replace(tmp, hook)
     return said if ours else [f"installed the pre-commit hook {hook}", *said]
+
+
+def _frame(script: str) -> list[str]:
+    """A wtp hook's lines but the command line(s) that run wtp (those differ by install:
+    the wtp that installed it, [hook] on_missing, the wtp version that wrote it)."""
+    return [ln for ln in script.splitlines() if "hook pre-commit" not in ln and ln.strip()]
 
 
 def uninstall_git(ctx: Ctx) -> list[str]:
