@@ -415,3 +415,22 @@ def test_a_state_file_nested_past_reason_is_one_line_not_an_internal_error(repo:
     assert out.code == 2
     assert out.err.startswith(f"wtp: state file {repo.state_file} is corrupt (RecursionError")
     assert out.err.count("\n") == 1 and "internal error" not in out.err
+
+
+def test_nan_and_inf_are_not_numbers_of_seconds(repo: Repo) -> None:
+    """Found by review: '--timeout nan' passed validation and stopped every gate at once."""
+    for args in (
+        ("gate", "x", "--timeout", "nan", "--", "true"),
+        ("start", "a", "--wait", "--timeout", "inf"),
+        ("land", "a", "--timeout", "nan"),
+    ):
+        out = repo.wtp(*args)
+        assert out.code == 2 and out.err.startswith("wtp: --timeout must be a number of seconds"), (args, out.err)
+    out = repo.wtp("check", "--test", "--timeout", "nan")
+    assert (out.code, out.err) == (2, "wtp: --timeout must be a positive number of seconds, not nan\n")
+    repo.write(".wtp.toml", "[land]\ntimeout = nan\n")
+    out = repo.wtp("list")
+    assert (out.code, out.err) == (
+        2,
+        f"wtp: {repo.path / '.wtp.toml'}: 'land.timeout' must be a finite number, not nan\n",
+    )

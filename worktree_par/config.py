@@ -7,6 +7,7 @@ absurd values are ConfigError (exit 2) naming the file and the key.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -122,6 +123,8 @@ def _parse(data: dict[str, Any], where: str) -> dict[str, Any]:
                 typ, attr = _SCHEMA[table][k]
                 if (isinstance(v, bool) and typ is not bool) or not isinstance(v, typ):
                     raise ConfigError(f"{where}: '{name}' must be {_type_name(typ)}, not {v!r}")
+                if isinstance(v, float) and not math.isfinite(v):  # TOML has nan and inf
+                    raise ConfigError(f"{where}: '{name}' must be a finite number, not {v!r}")
                 if isinstance(v, list):
                     if not all(isinstance(x, str) and x for x in v):
                         raise ConfigError(f"{where}: '{name}' must be a list of non-empty strings")

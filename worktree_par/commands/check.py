@@ -35,7 +35,7 @@ def check(
         raise UsageError("--budget, --all-pairs and --timeout belong to --test: add --test, or drop them")
     if budget is not None and budget < 1:
         raise UsageError(f"--budget must be at least 1, not {budget}")
-    if timeout is not None and timeout <= 0:
+    if timeout is not None and not 0 < timeout < float("inf"):  # nan too
         raise UsageError(f"--timeout must be a positive number of seconds, not {timeout:g}")
     c = open_repo(where)
     if test:

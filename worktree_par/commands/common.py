@@ -21,6 +21,8 @@ def bound_waits(timeout: float | None, *, network: bool = True) -> None:
     """A command's --timeout bounds every wait it makes, internal locks included, and (unless
     the command bounds its network waits itself, as a remote gate does) each network call."""
     if timeout is not None:
+        if not 0 <= timeout < float("inf"):  # nan and inf too: a deadline must be a number of seconds
+            raise UsageError(f"--timeout must be a number of seconds (0 or more), not {timeout:g}")
         from .. import gitops, locks
 
         locks.set_deadline(time.monotonic() + timeout)
