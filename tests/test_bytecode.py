@@ -104,3 +104,14 @@ def test_a_package_with_its_own_bytecode_is_left_to_python(tmp_path: Path) -> No
         f.write("# edited since: its bytecode is stale, so the copy is made again\n")
     assert _wtp(pkg, cache, "--version").returncode == 0
     assert _private(cache, pkg / "entry.py").exists()
+
+
+def test_a_relative_xdg_cache_home_is_ignored_and_nothing_lands_where_the_command_runs(tmp_path: Path) -> None:
+    """Found by review: XDG_CACHE_HOME=.cache put the copy in the current folder (a user's
+    repository); the XDG spec says a relative value is invalid and ignored."""
+    pkg, cache = _copy(tmp_path), tmp_path / "cache"
+    home = tmp_path / "home"
+    out = _wtp(pkg, cache, "--version", XDG_CACHE_HOME=".cache", HOME=str(home))
+    assert out.returncode == 0, out.stderr
+    assert not (cache.parent / ".cache").exists()  # the folder the command ran in
+    assert _private(home / ".cache", pkg / "entry.py").is_file()

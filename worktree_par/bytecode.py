@@ -32,7 +32,9 @@ PACKAGE = "worktree_par"
 
 
 def cache_root() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # the XDG spec: a relative path is invalid and ignored
+        base = os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "wtp", "bytecode", sys.implementation.cache_tag or "python")
 
 
