@@ -64,9 +64,13 @@ def replay(
         if progress is not None and n % 50 == 0:
             progress(n, len(found))
         try:
-            base, *walked = graph.fork(p1, p2)
+            f = graph.fork(p1, p2)
         except KeyError:  # a parent outside the walked history (a shallow clone)
             continue
+        base, walked = f.base, [f.left, f.right]
+        if not f.sure:  # a criss-cross or a tie in commit time: git's own answer, as before
+            base = gitops.merge_base(root, p1, p2)
+            walked = list(gitops.sides(root, p1, p2))
         if base is None:
             continue
         decls = []

@@ -96,50 +96,72 @@ class Graph:
         out = run(["log", "--topo-order", "--reverse", "--format=%H %ct %P", tip, "--"], root).out
         return cls(parse_graph(out))
 
-    def fork(self, a: Sha, b: Sha) -> tuple[Sha | None, list[Sha], list[Sha]]:
-        """The merge base of ``a`` and ``b`` (the newest common ancestor in topological
-        order; None when they share none), and the commits only ``a`` reaches and those only
-        ``b`` reaches, each oldest first by commit time as 'git rev-list --reverse' lists
-        them (ties in topological order)."""
+    def fork(self, a: Sha, b: Sha) -> Fork:
+        """The merge bases of ``a`` and ``b`` and the commits only each reaches, walked as
+        'git merge-base --all' paints them: newest first in topological order, each commit's
+        paint final when it is reached, until every queued commit is an ancestor of a common
+        one.  ``sure`` is False where git's own answer could differ: more than one merge base
+        (a criss-cross: git picks one by its walk), or a side whose oldest commit ties with
+        another in commit time (rev-list orders a tie by its walk); ask git there."""
         import heapq
 
         if a not in self.at or b not in self.at:
             raise KeyError(a if a not in self.at else b)
+        STALE = 4  # reached from a common ancestor: not a merge base itself
         paint: dict[int, int] = {}
         heap: list[int] = []
+        open_ = [0, 0]  # queued commits one side reaches alone; common ones not (yet) stale
+
+        def kind(flag: int) -> int:
+            return 0 if flag & 3 != 3 else 1 if not flag & STALE else 2
+
+        def count(flag: int, by: int) -> None:
+            k = kind(flag)
+            if k < 2:
+                open_[k] += by
 
         def push(n: int, flag: int) -> None:
             old = paint.get(n, 0)
             if old == 0:
                 heapq.heappush(heap, -n)
+            else:
+                count(old, -1)
             paint[n] = old | flag
+            count(paint[n], +1)
 
         push(self.at[a], 1)
         push(self.at[b], 2)
-        base: int | None = None
+        bases: list[int] = []
         sides: tuple[list[int], list[int]] = ([], [])
-        pending = 2  # queued commits one side reaches but not (yet) the other
-        while heap and (pending or base is None):
+        while heap and (open_[0] or open_[1]):
             n = -heapq.heappop(heap)  # children before parents: its paint is final
             flag = paint[n]
-            if flag != 3:
-                pending -= 1
-                sides[flag - 1].append(n)
-            elif base is None:
-                base = n
+            count(flag, -1)
+            k = kind(flag)
+            if k == 0:
+                sides[(flag & 3) - 1].append(n)
+                up = flag & 3
+            else:
+                if k == 1:
+                    bases.append(n)
+                up = 3 | STALE
             for p in self.parents[n]:
-                before = paint.get(p, 0)
-                push(p, flag)
-                after = paint[p]
-                if before in (1, 2):
-                    pending -= 1
-                if after in (1, 2):
-                    pending += 1
-        return (
-            None if base is None else self.shas[base],
-            [self.shas[n] for n in sorted(sides[0], key=lambda n: (self.times[n], n))],
-            [self.shas[n] for n in sorted(sides[1], key=lambda n: (self.times[n], n))],
+                push(p, up)
+        left, right = (sorted(side, key=lambda n: (self.times[n], n)) for side in sides)
+        tie = any(len(side) > 1 and self.times[side[0]] == self.times[side[1]] for side in (left, right))
+        return Fork(
+            self.shas[bases[0]] if bases else None,
+            [self.shas[n] for n in left],
+            [self.shas[n] for n in right],
+            sure=len(bases) <= 1 and not tie,
         )
+
+
+class Fork(NamedTuple):
+    base: Sha | None  # None: no common ancestor
+    left: list[Sha]  # the commits only the first reaches, oldest first
+    right: list[Sha]
+    sure: bool  # False: git's own pick could differ (see Graph.fork)
 
 
 def commit_count(root: Path, tip: str) -> int:
