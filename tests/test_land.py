@@ -179,7 +179,8 @@ def test_a_failing_gate_leaves_main_untouched(remote_repo: Repo) -> None:
         "broken",
     ]
     assert err[-1] == (
-        f"wtp: gate '{gate}' exited 4 on the candidate of 'feed'; 'main' is untouched "
+        # a deterministic red: the re-run that confirms it ([land] confirm_red = 1) fails too
+        f"wtp: gate '{gate}' exited 4 on the candidate of 'feed', and again on 1 re-run; 'main' is untouched "
         f"(its output: {log}; the task is blocked: fix it and land again)"
     )
     assert git(r.remote, "rev-parse", "main") == before

@@ -328,13 +328,19 @@ def land(
 
 
 @app.command(short_help="The land queue: place, task, candidate, gate state.")
-def queue(ctx: typer.Context, as_json: bool = JSON) -> None:
+def queue(
+    ctx: typer.Context,
+    flaky: bool = typer.Option(
+        False, "--flaky", help="Show the flaky-gate ledger: reds that a re-run or a later candidate overturned."
+    ),
+    as_json: bool = JSON,
+) -> None:
     """The land queue in order: each entry's task, mode, candidate and gate state (waiting,
-    building, gating Ns, passed, failed, publishing).
+    building, gating Ns, confirming, passed, failed, publishing), and the conductor's depth.
 
     \b
     Example: wtp queue --json"""
-    _done(c_lists.queue(ctx.obj, as_json))
+    _done(c_lists.flaky(ctx.obj, as_json) if flaky else c_lists.queue(ctx.obj, as_json))
 
 
 # --- gates and trust ------------------------------------------------------------------

@@ -38,7 +38,8 @@ class Config(NamedTuple):
     land_timeout: float = 1800
     land_mode: str = "speculative"
     land_require_gate: bool = False
-    land_depth: int = 0  # candidates in flight (speculative) or per batch; 0 = max_active
+    land_depth: int = 0  # candidates in flight (speculative) or per batch; 0 = adaptive, up to max_active
+    land_confirm_red: int = 1  # re-runs that must also fail before a red gate blocks a task (flaky gates)
     check_hot: tuple[str, ...] = ()
     rm_disposable: tuple[str, ...] = ()  # more globs of ignored build outputs ([rm] disposable)
     check_cochange: str = "warn"
@@ -78,6 +79,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "timeout": ((int, float), "land_timeout"),
         "mode": (str, "land_mode"),
         "depth": (int, "land_depth"),
+        "confirm_red": (int, "land_confirm_red"),
         "require_gate": (bool, "land_require_gate"),
         "via": (str, "land_via"),
     },
@@ -166,7 +168,11 @@ def _validate(cfg: Config, where: str) -> None:
             f"{where}: 'forge.method' must be one of {', '.join(STRATEGIES)} (or \"\"), not {cfg.forge_method!r}"
         )
     if cfg.land_depth < 0:
-        raise ConfigError(f"{where}: 'land.depth' must be 0 (= max_active) or more, not {cfg.land_depth}")
+        raise ConfigError(f"{where}: 'land.depth' must be 0 (= adaptive) or more, not {cfg.land_depth}")
+    if not 0 <= cfg.land_confirm_red <= 5:
+        raise ConfigError(
+            f"{where}: 'land.confirm_red' must be 0 (block on the first red) to 5 re-runs, not {cfg.land_confirm_red}"
+        )
     if cfg.land_timeout <= 0:
         raise ConfigError(f"{where}: 'land.timeout' must be a positive number of seconds, not {cfg.land_timeout}")
     if not cfg.worktree_root.strip():
@@ -318,9 +324,12 @@ timeout = 1800
 # speculative | batch | serial: speculative gates the next candidates side by side, each
 # built on the one before it; batch gates the top of the stack once and bisects on failure.
 mode = "speculative"
-# Candidates in flight (speculative) or per batch; 0 = max_active.  Lower it if parallel
-# gates overload the machine.
+# Candidates in flight (speculative) or per batch; 0 = adaptive: one more after each green,
+# half after a red, never more than max_active or the machine's cores.  N fixes it at N.
 depth = 0
+# Re-runs of a red gate that must also fail before the task is blocked (a pass on re-run is
+# recorded as flaky: 'wtp queue --flaky'); 0 blocks on the first red.
+confirm_red = 1
 # push: publish by a compare-and-swap push | github | gitlab | gitea: through the forge's
 # pull/merge requests, with [forge] below.
 {via_note}via = "push"

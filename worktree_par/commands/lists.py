@@ -115,6 +115,33 @@ def queue(where: str | None, as_json: bool = False) -> int:
     return 0
 
 
+def flaky(where: str | None, as_json: bool = False) -> int:
+    """'wtp queue --flaky': per gate command, the reds that did not hold."""
+    from .. import render
+    from ..land import flaky as ledger
+
+    c = open_repo(where)
+    rows = ledger.rows(c)
+    if as_json:
+        emit({"gates": rows})
+    elif not rows:
+        print("no flaky gate recorded: every red gate held on its re-run")
+    else:
+        render.table(
+            ["GATE", "FLAKY", "LAST", "TASKS"],
+            [
+                [
+                    str(r["gate"]),
+                    str(r["count"]),
+                    str(r["last"] or "-"),
+                    ", ".join(dict.fromkeys(f"{e['task']} ({e['how']})" for e in reversed(r["events"]))),
+                ]
+                for r in rows
+            ],
+        )
+    return 0
+
+
 def _forge_states(c: Ctx, rows: list[dict[str, object]]) -> None:
     """Through a forge: each entry's request as the forge reports it now (state, checks);
     a forge that cannot be asked leaves them out, with one line."""

@@ -5,7 +5,7 @@ queue takes no follower whose gate differs), so the top's verdict is each task's
 
 from __future__ import annotations
 
-from .candidate import gate_passed, start_gate
+from .candidate import gate_passed, halt, start_gate
 from .entry import Entry
 from .round import Round
 
@@ -49,7 +49,5 @@ def _bisect(r: Round) -> tuple[int, list[Entry]]:
                 failing = p
                 break
         for p in probes:
-            run = stack[p].run
-            if run is not None and run.code is None:
-                run.stop()  # above the failure: its verdict is not needed
+            halt(stack[p])  # above the failure: its verdict is not needed
     return green, [stack[failing]]

@@ -158,15 +158,54 @@ def start_gate(ctx: Ctx, e: Entry, say: Say, status: QueueStatus) -> None:
     e.log = ctx.store.subdir("logs") / f"land-{e.name}.log"
     e.log.write_text(f"$ {e.gate}\n# candidate {e.cand}\n")
     say(f"gate: {e.gate} on the candidate of '{e.name}' (attempt {e.attempts}); log: {e.log}")
+    e.reds, e.red_code, e.flaky, e.halted = 0, 0, "", False
     env = {**isolate.task_env(ctx, e.task), "WTP_CANDIDATE": e.published_commit}
     e.run = Guarded(["/bin/sh", "-c", e.gate], e.wt, env, e.log)
     status.set(e, "gating")
 
 
+def _rerun(ctx: Ctx, e: Entry, status: QueueStatus) -> None:
+    """Run the entry's red gate again, on the same candidate, to confirm the red."""
+    from .. import isolate
+
+    assert e.run is not None and e.log is not None
+    if not e.reds:
+        e.red_code = e.run.code or 0
+    e.reds += 1
+    with open(e.log, "a") as f:
+        f.write(f"\n# exited {e.run.code}: re-run {e.reds}/{ctx.cfg.land_confirm_red} to confirm the red\n")
+    env = {**isolate.task_env(ctx, e.task), "WTP_CANDIDATE": e.published_commit}
+    e.run = Guarded(["/bin/sh", "-c", e.gate], e.wt, env, e.log)
+    status.set(e, "confirming")
+
+
+def confirm_reds(ctx: Ctx, entries: list[Entry], status: QueueStatus) -> None:
+    """Start the confirming re-run of every entry whose gate just went red (as soon as it
+    does, not when its turn to be published comes)."""
+    for e in entries:
+        run = e.run
+        if run is None or e.halted or e.outcome or e.reds >= ctx.cfg.land_confirm_red:
+            continue
+        if run.poll() not in (None, 0) and time.monotonic() - run.started <= ctx.cfg.land_timeout and _unmoved(ctx, e):
+            _rerun(ctx, e, status)
+
+
+def _unmoved(ctx: Ctx, e: Entry) -> bool:
+    """The worktree still holds the candidate (a re-run of a gate that committed, say, would
+    test something else): only then is a red worth confirming."""
+    return gitops.ref_value(ctx.root, f"refs/heads/{e.task.branch}") == e.cand
+
+
+def halt(e: Entry) -> None:
+    """Stop the entry's gate (its verdict is not needed, or it ran out of time)."""
+    if e.run is not None and e.run.code is None:
+        e.run.stop()
+    e.halted = True
+
+
 def stop_gates(entries: list[Entry], status: QueueStatus) -> None:
     for e in entries:
-        if e.run is not None and e.run.code is None:
-            e.run.stop()
+        halt(e)
         status.set(e, "waiting")
 
 
@@ -182,8 +221,7 @@ def gate_passed(ctx: Ctx, e: Entry, status: QueueStatus) -> bool:
             looked = time.monotonic()
             cur = ctx.store.read().tasks.get(e.name)
             if cur is not None and cur.seq == e.task.seq and cur.intent == WITHDRAWN:
-                if e.run is not None:
-                    e.run.stop()
+                halt(e)
                 e.error = Withdrawn(f"task '{e.name}' was withdrawn from the land by its lander")
                 return False
         time.sleep(0.01)
@@ -197,24 +235,43 @@ def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
         timeout = ctx.cfg.land_timeout
         timed_out = e.run.poll() is None and time.monotonic() - e.run.started > timeout
         if timed_out:
-            e.run.stop()
+            halt(e)
         elif e.run.code is None:
             return None
         code = e.run.code
+        if code != 0 and not timed_out and not e.halted and e.reds < ctx.cfg.land_confirm_red and _unmoved(ctx, e):
+            _rerun(ctx, e, status)
+            return None
         if code != 0 or timed_out:
             why = f"timed out after {timeout:g}s" if timed_out else f"exited {code}"
+            again = f", and again on {e.reds} re-run{'s' * (e.reds > 1)}" if e.reds else ""
             e.error = GateFailed(
-                f"gate '{e.gate}' {why} on the candidate of '{e.name}'; '{e.task.base}' is untouched "
+                f"gate '{e.gate}' {why} on the candidate of '{e.name}'{again}; '{e.task.base}' is untouched "
                 f"(its output: {e.log}; the task is blocked: fix it and land again)"
             )
             status.set(e, "failed")
             return False
-        verdicts.record(ctx, e.gate, gitops.tree_of(ctx.root, e.published_commit))
+        tree = gitops.tree_of(ctx.root, e.published_commit)
+        verdicts.record(ctx, e.gate, tree)
+        if e.reds and not e.flaky:
+            note_flaky(ctx, e, tree, "re-run")
     if gitops.ref_value(ctx.root, f"refs/heads/{e.task.branch}") != e.cand:
         e.error = branch_moved(e)
         return False
     status.set(e, "passed")
     return True
+
+
+def note_flaky(ctx: Ctx, e: Entry, tree: str, how: str) -> None:
+    """The entry's red did not hold: say so to its lander and note it in the ledger."""
+    from . import flaky
+
+    e.flaky = how
+    e.messages.append(
+        f"the gate exited {e.red_code} on the candidate of '{e.name}', then passed ({how}): "
+        f"recorded as flaky ('wtp queue --flaky')"
+    )
+    flaky.record(ctx, e.gate, e.name, tree, e.red_code, how)
 
 
 def branch_moved(e: Entry) -> WouldLoseWork:

@@ -14,6 +14,13 @@ class Withdrawn(LandBlocked):
     """The task's lander no longer wants it landed (Ctrl-C, or 'wtp rm'): it is given back."""
 
 
+class GateBroken(LandBlocked):
+    """The gate fails on the base itself: the gate or the base is broken, not the task; the
+    task is handed back landable (active), not blocked."""
+
+    kind = "gate-broken"
+
+
 class Entry:
     """One task in the conductor's stack: the task as taken, its pre-land tip, its strategy
     and gate, the queue ticket it serves, and what happened to it (its candidate, the gate
@@ -33,6 +40,10 @@ class Entry:
         self.attempts = 0
         self.races = 0  # rebuilds because the base moved under us
         self.landed_as: Sha | None = None  # the commit a forge's merge put on the base for it
+        self.reds = 0  # re-runs of a red gate so far (confirming it, [land] confirm_red)
+        self.red_code = 0  # the first red's exit code
+        self.flaky = ""  # how a red that did not hold was overturned, once recorded
+        self.halted = False  # its gate was stopped by the conductor (not red of its own)
 
     @property
     def name(self) -> str:

@@ -10,7 +10,7 @@ import time
 
 from .. import crashpoints
 from . import settle
-from .candidate import WITHDRAW_LOOK, poll_gate, start_gate, stop_gates
+from .candidate import WITHDRAW_LOOK, confirm_reds, poll_gate, start_gate, stop_gates
 from .entry import Entry, Withdrawn
 from .round import Round
 
@@ -45,6 +45,7 @@ def verify(r: Round) -> tuple[list[Entry], bool]:
                     del stack[j:]
                     continue
             if verdict is None:
+                confirm_reds(r.ctx, stack[i + 1 :], r.status)
                 r.grow(depth)
                 time.sleep(0.01)
                 continue

@@ -1,0 +1,62 @@
+"""Flaky gates (issue 28): a red gate is re-run ([land] confirm_red) before its task is
+blocked; a red that does not hold is recorded per gate command ('wtp queue --flaky').  And a
+gate that fails on the base itself (issue 29) is a broken gate: the task is not at fault and
+stays landable.  The tests count gate runs; speed lives in scripts/bench_queue.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conftest import Repo
+from .test_queue import _first_parents_pass, _land_all_at_once, _runs, _tasks, project
+
+__all__ = ["project"]
+
+
+def _flaky_gate(tmp: Path, task: str) -> str:
+    """The project's test, red once for ``task`` (the first time its file is in the tree)."""
+    return (
+        f'echo "$WTP_TASK" >> {tmp}/runs; '
+        f"if [ -e f{task[1:]}.txt ] && [ ! -e {tmp}/flaked ]; then touch {tmp}/flaked; exit 1; fi; ./check.sh"
+    )
+
+
+def test_a_gate_red_once_is_confirmed_and_the_good_task_lands(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, 5)
+    gate = _flaky_gate(tmp_path, "t3")
+    results = _land_all_at_once(project, [f"t{i}" for i in range(1, 6)], "--gate", gate)
+    assert [code for code, _, _ in results] == [0] * 5, results
+    assert 5 <= _runs(tmp_path) <= 5 + 2  # the flaky red cost at most two extra runs
+    assert sorted(_first_parents_pass(project)) == sorted([f"t{i} work" for i in range(1, 6)] + ["the test", "initial"])
+    said = [line for line in results[2][1].splitlines() if "flaky" in line]
+    assert said == [
+        "the gate exited 1 on the candidate of 't3', then passed (re-run): recorded as flaky ('wtp queue --flaky')"
+    ]
+    ledger = project.wtp("queue", "--flaky", "--json").json()["gates"]
+    assert [(g["gate"], g["count"], [(e["task"], e["code"], e["how"]) for e in g["events"]]) for g in ledger] == [
+        (gate, 1, [("t3", 1, "re-run")])
+    ]
+    table = project.wtp("queue", "--flaky").lines
+    assert table[0].split() == ["GATE", "FLAKY", "LAST", "TASKS"]
+    assert [c.strip() for c in table[1].split("  ") if c.strip()] == [gate, "1", ledger[0]["last"], "t3 (re-run)"]
+
+
+def test_with_confirm_red_zero_the_first_red_blocks(project: Repo, tmp_path: Path) -> None:
+    project.commit({".wtp.toml": "max_active = 5\n[land]\nconfirm_red = 0\n"}, "no re-runs")
+    project.git("push", "-q", "origin", "main")
+    _tasks(project, 1)
+    out = project.wtp("land", "t1", "--gate", _flaky_gate(tmp_path, "t1"))
+    assert out.code == 1
+    assert _runs(tmp_path) == 1
+    assert project.wtp("queue", "--flaky").lines == ["no flaky gate recorded: every red gate held on its re-run"]
+    assert project.wtp("list", "--json").json()["tasks"][0]["state"] == "blocked"
+
+
+def test_a_red_that_holds_blocks_after_one_re_run(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, 1, broken={1})
+    out = project.wtp("land", "t1", "--gate", f"echo run >> {tmp_path}/runs; ./check.sh")
+    assert out.code == 1
+    assert _runs(tmp_path) == 2  # the red, and the re-run that confirmed it
+    assert "exited 1 on the candidate of 't1', and again on 1 re-run;" in out.err
+    assert project.wtp("list", "--json").json()["tasks"][0]["state"] == "blocked"
+    assert project.wtp("queue", "--flaky", "--json").json() == {"gates": []}
