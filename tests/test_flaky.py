@@ -5,6 +5,7 @@ stays landable.  The tests count gate runs; speed lives in scripts/bench_queue.p
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .conftest import Repo
@@ -47,7 +48,7 @@ def test_with_confirm_red_zero_the_first_red_blocks(project: Repo, tmp_path: Pat
     _tasks(project, 1)
     out = project.wtp("land", "t1", "--gate", _flaky_gate(tmp_path, "t1"))
     assert out.code == 1
-    assert _runs(tmp_path) == 1
+    assert _runs(tmp_path) == 2  # the red (no re-run), and the base, whose tree no verdict knew: it passes
     assert project.wtp("queue", "--flaky").lines == ["no flaky gate recorded: every red gate held on its re-run"]
     assert project.wtp("list", "--json").json()["tasks"][0]["state"] == "blocked"
 
@@ -56,7 +57,50 @@ def test_a_red_that_holds_blocks_after_one_re_run(project: Repo, tmp_path: Path)
     _tasks(project, 1, broken={1})
     out = project.wtp("land", "t1", "--gate", f"echo run >> {tmp_path}/runs; ./check.sh")
     assert out.code == 1
-    assert _runs(tmp_path) == 2  # the red, and the re-run that confirmed it
+    assert _runs(tmp_path) == 3  # the red, the re-run that confirmed it, and the base (no verdict knew its tree)
     assert "exited 1 on the candidate of 't1', and again on 1 re-run;" in out.err
     assert project.wtp("list", "--json").json()["tasks"][0]["state"] == "blocked"
     assert project.wtp("queue", "--flaky", "--json").json() == {"gates": []}
+
+
+def test_a_gate_that_fails_on_the_base_itself_is_a_broken_gate_not_the_tasks_fault(
+    project: Repo, tmp_path: Path
+) -> None:
+    _tasks(project, 2)
+    gate = f"echo run >> {tmp_path}/runs; test -e NEEDED"  # no tree has NEEDED: the gate itself is broken
+    results = _land_all_at_once(project, ["t1", "t2"], "--gate", gate, "--json")
+    assert [code for code, _, _ in results] == [1, 1], results
+    log = project.path / ".git" / "wtp" / "logs" / "land-base-main.log"
+    want = (
+        f"gate '{gate}' fails on 'main' itself (log: {log}): fix the gate or the base; "
+        "the task is not at fault and stays landable"
+    )
+    for name, (_, out, err) in zip(["t1", "t2"], results):
+        assert json.loads(out) == {
+            "task": name,
+            "state": "gate-broken",
+            "commit": None,
+            "attempts": None,
+            "paths": [],
+            "error": want,
+        }
+        assert err.splitlines()[-1] == f"wtp: {want}"
+    # t1's red and its re-run, t2's red and its re-run (side by side), one run on the base
+    assert _runs(tmp_path) == 5
+    tasks = {t["name"]: (t["state"], t["note"]) for t in project.wtp("list", "--json").json()["tasks"]}
+    assert tasks == {"t1": ("active", want), "t2": ("active", want)}
+    assert not list((project.path / ".git" / "wtp" / "scratch").iterdir())  # the throw-away worktree is gone
+    assert len(project.git("worktree", "list").splitlines()) == 3  # the main one and the two tasks'
+    project.commit({"NEEDED": "x\n"}, "the base fixed")
+    project.git("push", "-q", "origin", "main")
+    again = project.wtp("land", "t1", "--gate", gate)
+    assert again.code == 0, again.err  # landable as it was: nothing to undo
+
+
+def test_a_red_task_on_a_base_that_passes_is_blocked_as_before(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, 1, broken={1})
+    out = project.wtp("land", "t1", "--gate", f"echo run >> {tmp_path}/runs; ./check.sh", "--json")
+    assert out.code == 1
+    assert json.loads(out.out)["state"] == "blocked"
+    assert _runs(tmp_path) == 3  # the red, its re-run, and the base (whose tree no verdict knew yet)
+    assert project.wtp("list", "--json").json()["tasks"][0]["state"] == "blocked"

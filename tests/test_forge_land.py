@@ -136,8 +136,8 @@ def test_a_red_gate_opens_no_request_and_a_closed_request_blocks(
 ) -> None:
     r, sham = _project(shamforge, tmp_path, monkeypatch, "github", merge="queue", required={"ci"})
     _task(r, "t1")
-    out = r.wtp("land", "t1", "--gate", "false")
-    assert out.code == 1 and "gate 'false' exited 1" in out.err
+    out = r.wtp("land", "t1", "--gate", "test ! -e t1.txt")  # red on t1's candidate only (the base passes)
+    assert out.code == 1 and "gate 'test ! -e t1.txt' exited 1" in out.err
     assert sham.pulls == {} and _base_log(r, sham) == ["initial"]
     # Queue mode: the request waits in the forge's queue; closed there, the task is blocked.
     import threading

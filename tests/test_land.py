@@ -167,7 +167,8 @@ def test_a_failing_gate_leaves_main_untouched(remote_repo: Repo) -> None:
     p = _task_with_commit(r, "feed", {"src/feed.js": "feed\n"})
     tip = r.git("rev-parse", "HEAD", cwd=p)
     before = git(r.remote, "rev-parse", "main")
-    gate = "echo checking $WTP_CANDIDATE; for i in $(seq 1 25); do echo line $i; done; echo broken >&2; exit 4"
+    # red on the task's candidate only: on the base it passes (else it is a broken gate)
+    gate = "echo checking $WTP_CANDIDATE; for i in $(seq 1 25); do echo line $i; done; test ! -e src/feed.js || { echo broken >&2; exit 4; }"
     out = r.wtp("land", "feed", "--gate", gate)
     assert out.code == 1
     log = r.path / ".git" / "wtp" / "logs" / "land-feed.log"

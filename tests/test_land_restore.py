@@ -152,7 +152,8 @@ def test_a_commit_on_a_squashed_candidate_keeps_the_pre_land_commits_after_the_n
             proc.kill()
     assert proc.returncode == 1 and "kept on the branch, untested" in err, err
     assert repo.git("rev-parse", "wtp/t") == late
-    again = repo.wtp_proc("land", "t", "--gate", "exit 1")  # blocked: the backup ref now holds 'late'
+    # blocked (red on the task's tree, not on the base's): the backup ref now holds 'late'
+    again = repo.wtp_proc("land", "t", "--gate", "test ! -e src/late.js")
     assert again.code == 1, again
     for c in own:
         assert repo.git("for-each-ref", "--contains", c) != "", f"commit {c} of the task is lost"

@@ -67,14 +67,14 @@ def test_a_batch_never_vouches_for_a_follower_whose_gate_differs(project: Repo, 
     try:
         p1 = _spawn(r, "land", "t1", "--mode", "batch", "--gate", "true")
         _wait(lambda: _ticket(r, "t1"), "t1 in the queue")
-        p2 = _spawn(r, "land", "t2", "--mode", "batch", "--gate", "exit 1")
+        p2 = _spawn(r, "land", "t2", "--mode", "batch", "--gate", "test ! -e b.txt")  # red on t2's tree only
         _wait(lambda: _ticket(r, "t2"), "t2 in the queue")
     finally:
         queue.release()
     out1, out2 = p1.communicate(timeout=120), p2.communicate(timeout=120)
     assert p1.returncode == 0, out1
     assert p2.returncode == 1, out2
-    assert "gate 'exit 1' exited 1" in out2[1]
+    assert "gate 'test ! -e b.txt' exited 1" in out2[1]
     assert "t1 work" in _on_origin(r) and "t2 work" not in _on_origin(r)
     assert _task_state(r, "t2")["state"] == "blocked"
 

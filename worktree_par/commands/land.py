@@ -88,7 +88,7 @@ def _land(c: Ctx, where: str | None, t: Task, req: LandRequest, follow: bool, as
             emit(
                 {
                     "task": t.name,
-                    "state": "blocked",
+                    "state": "gate-broken" if e.kind == "gate-broken" else "blocked",
                     "commit": None,
                     "attempts": None,
                     "paths": e.paths,

@@ -158,7 +158,7 @@ def start_gate(ctx: Ctx, e: Entry, say: Say, status: QueueStatus) -> None:
     e.log = ctx.store.subdir("logs") / f"land-{e.name}.log"
     e.log.write_text(f"$ {e.gate}\n# candidate {e.cand}\n")
     say(f"gate: {e.gate} on the candidate of '{e.name}' (attempt {e.attempts}); log: {e.log}")
-    e.reds, e.red_code, e.flaky, e.halted = 0, 0, "", False
+    e.reds, e.red_code, e.flaky, e.halted, e.red = 0, 0, "", False, False
     env = {**isolate.task_env(ctx, e.task), "WTP_CANDIDATE": e.published_commit}
     e.run = Guarded(["/bin/sh", "-c", e.gate], e.wt, env, e.log)
     status.set(e, "gating")
@@ -243,6 +243,7 @@ def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
             _rerun(ctx, e, status)
             return None
         if code != 0 or timed_out:
+            e.red = not timed_out and not e.halted
             why = f"timed out after {timeout:g}s" if timed_out else f"exited {code}"
             again = f", and again on {e.reds} re-run{'s' * (e.reds > 1)}" if e.reds else ""
             e.error = GateFailed(

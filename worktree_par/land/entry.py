@@ -44,6 +44,7 @@ class Entry:
         self.red_code = 0  # the first red's exit code
         self.flaky = ""  # how a red that did not hold was overturned, once recorded
         self.halted = False  # its gate was stopped by the conductor (not red of its own)
+        self.red = False  # its gate's red held (on every re-run): the task, or the gate, is at fault
 
     @property
     def name(self) -> str:

@@ -27,6 +27,7 @@ from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLI
 from ..state import interrupted as is_interrupted
 from . import forge_lane, publish, queue, recovery
 from .candidate import check_worktree
+from .entry import GateBroken
 from .request import QUEUE, LandRequest
 from .withdraw import withdraw
 
@@ -219,6 +220,8 @@ def _finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say) -> LandRes
             _show_gate_tail(ctx, t.name, say)
             raise GateFailed(cur.note)
         raise LandBlocked(cur.note)
+    if cur.state == ACTIVE and cur.note.startswith("gate '") and " itself (log: " in cur.note:
+        raise GateBroken(cur.note)
     if cur.state == ACTIVE and cur.note.startswith(f"task '{t.name}' was withdrawn"):
         raise Refusal(cur.note)
     raise Refusal(f"task '{t.name}' was taken out of the land queue (now {cur.state}): see 'wtp list'")

@@ -14,13 +14,14 @@ import random
 import time
 
 from .. import crashpoints, gitops, guard
-from ..errors import LandBlocked, Say, WouldLoseWork
+from ..errors import GateFailed, LandBlocked, Say, WouldLoseWork
 from ..gates import Gate
 from ..gitops import Sha
 from ..locks import me
 from ..repo import Ctx
 from ..state import ACTIVE, LANDING, LANDING_PHASE, interrupted
 from . import batch, candidate, recovery, settle, speculate
+from .basecheck import BaseCheck
 from .entry import Entry, Withdrawn
 from .request import LandRequest
 from .round import Round
@@ -122,6 +123,7 @@ class _Conductor:
         self.before = gitops.ref_value(ctx.root, self.base_ref)  # the base as known before fetching: a fork bound
         self.pending = list(entries)
         self.status = QueueStatus(ctx)
+        self.basecheck = BaseCheck(ctx, say)
         self.attempt = 0
 
     def run(self) -> None:
@@ -156,6 +158,14 @@ class _Conductor:
         stack = self._build(self.pending, base_tip)
         r = Round(ctx, stack, base_tip, self.remote, self.say, self.status, self._grow if self.taker else None)
         failed, ok = batch.verify(r) if self.mode == "batch" else speculate.verify(r)
+        for e in list(failed):
+            if e.red and isinstance(e.error, GateFailed):
+                broken = self.basecheck.broken(e, self.base, r.base_tip)
+                if broken is not None:  # every task gated by it would fail the same way: all go back
+                    for o in [e, *(o for o in self.pending if o.gate == e.gate and not o.outcome and o not in failed)]:
+                        o.error = broken
+                        if o not in failed:
+                            failed.append(o)
         for e in failed:
             settle.blocked(ctx, e, e.error or LandBlocked(f"the land of '{e.name}' failed"))
             why = "withdrawn" if isinstance(e.error, Withdrawn) else "blocked"

@@ -8,7 +8,7 @@ from ..errors import LandBlocked, WouldLoseWork
 from ..gitops import Sha
 from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED
-from .entry import Entry, Withdrawn
+from .entry import Entry, GateBroken, Withdrawn
 
 
 def give_back(ctx: Ctx, e: Entry) -> str:
@@ -55,7 +55,7 @@ def blocked(ctx: Ctx, e: Entry, err: LandBlocked | WouldLoseWork) -> None:
     e.outcome, e.error = BLOCKED, err
     paths = err.paths if isinstance(err, LandBlocked) else []
     note = f"{err}; {kept}" if kept else str(err)
-    state = ACTIVE if isinstance(err, Withdrawn) else BLOCKED
+    state = ACTIVE if isinstance(err, (Withdrawn, GateBroken)) else BLOCKED  # not the task's fault: landable
     ctx.store.update(
         e.task, state=state, phase="", holder=None, paths=paths, note=note, candidate=None, ticket=e.ticket, intent=""
     )
