@@ -103,6 +103,42 @@ def parse(args: list[str]) -> Call | RunCall | CheckCall | None:
     return Call(args[0], where, None, as_json) if not rest else None
 
 
+LAND_VALUES = {"--gate": "gate", "--strategy": "strategy", "--mode": "mode", "--timeout": "timeout"}
+LAND_FLAGS = {"--detach": "detach", "--no-push": "no_push", "--keep": "keep", "--json": "as_json", "--follow": "follow"}
+
+
+def parse_land(args: list[str]) -> tuple[str | None, str | None, dict[str, object]] | None:
+    """``[-C DIR] land [TASK] [options]`` (``--detach`` above all, which must return at
+    once): (where, task, keyword arguments of commands.land.land); None for anything else,
+    which typer answers (and explains)."""
+    where = None
+    if len(args) >= 2 and args[0] == "-C":
+        where, args = args[1], args[2:]
+    if args[:1] != ["land"]:
+        return None
+    task: str | None = None
+    opts: dict[str, object] = {}
+    rest = args[1:]
+    while rest:
+        a = rest.pop(0)
+        if a in LAND_FLAGS:
+            opts[LAND_FLAGS[a]] = True
+        elif a in LAND_VALUES and rest:
+            opts[LAND_VALUES[a]] = rest.pop(0)
+        elif not a.startswith("-") and task is None:
+            task = a
+        else:
+            return None
+    if "timeout" in opts:
+        try:
+            opts["timeout"] = float(str(opts["timeout"]))
+        except ValueError:
+            return None
+        if not 0 <= float(str(opts["timeout"])) < float("inf"):
+            return None
+    return where, task, opts
+
+
 def run_fast(call: Call | RunCall | CheckCall) -> int:
     """Run the ``commands`` body the call stands for, with its arguments (importing only its module)."""
     if isinstance(call, CheckCall):
@@ -151,15 +187,22 @@ def main() -> None:
         from .exits import finish
 
         finish(lambda: c_hook.share_claim(args[1], args[3]))
-    if len(args) == 4 and args[0] == "-C" and args[2] == "__land":  # a detached land's child, handed its request
+    if len(args) in (4, 5) and args[0] == "-C" and args[2] == "__land":  # a detached land's child: request, ticket
         from .commands import land as c_land
         from .exits import finish
 
-        finish(lambda: c_land.land_detached(args[1], args[3]))
+        finish(lambda: c_land.land_detached(args[1], args[3], args[4] if len(args) == 5 else None))
     if args in (["hook", "pre-edit"], ["hook", "pre-commit"]):  # on every edit or commit: no typer
         from .commands import hook as c_hook
 
         sys.exit(c_hook.hook_pre_edit() if args[1] == "pre-edit" else c_hook.hook_pre_commit(None))
+    land_call = parse_land(args) if args[:1] == ["land"] or args[2:3] == ["land"] else None
+    if land_call is not None:  # 'land --detach' returns in well under 100 ms: no typer
+        from .commands import land as c_land
+        from .exits import finish
+
+        where, task, opts = land_call
+        finish(lambda: c_land.land(where, task, **opts))  # type: ignore[arg-type]
     call = parse(args)
     if call is not None:
         from .exits import finish

@@ -165,21 +165,30 @@ class Gate:
         data: dict[str, Any] | None = None,
         until: Callable[[], bool] | None = None,
         tasks: Callable[[], list[Use]] | None = None,
+        adopt: int | None = None,
     ) -> bool:
         """Join the queue and wait for our turn (True); WaitTimeout (exit 3) after ``timeout``
         seconds.  ``data`` rides on the ticket for whoever holds the gate to read; ``until``:
         stop waiting, leave the queue and return False once it is true (the holder did our
         work for us: a conductor landed our task in its stack).  ``tasks``: the live tasks that
         declared this gate's resource (``--use``); a ticket waits while one other than its own
-        task (its label) does, and steps aside meanwhile for the tickets that may run."""
+        task (its label) does, and steps aside meanwhile for the tickets that may run.
+        ``adopt``: the seq of a ticket ``enqueue`` put in the queue for this process (its
+        place is kept; gone meanwhile, a new ticket joins at the end)."""
         me = locks.me()
         ticket = {"seq": 0, "holder": me.to_json(), "label": label, "granted": None, **({"data": data} if data else {})}
         with self.meta:
             state = self._read()
             self._prune(state)
-            state["seq"] += 1
-            self.seq = ticket["seq"] = state["seq"]
-            state["tickets"].append(ticket)
+            given = next((t for t in state["tickets"] if adopt is not None and t["seq"] == adopt), None)
+            if given is not None:  # put in the queue for us (enqueue): ours from now on
+                given["holder"] = ticket["holder"]
+                ticket = dict(given)
+                self.seq = adopt
+            else:
+                state["seq"] += 1
+                self.seq = ticket["seq"] = state["seq"]
+                state["tickets"].append(ticket)
             self._write(state)
         deadline = None if timeout is None else time.monotonic() + timeout
         last = ""
@@ -229,6 +238,36 @@ class Gate:
         except BaseException:
             self._leave()
             raise
+
+    def enqueue(self, label: str, data: dict[str, Any]) -> tuple[int, int]:
+        """Put a ticket in the queue now, held by this process until ``hand_to`` gives it to
+        the process that will wait on it (``acquire(adopt=seq)``): (its seq, its place)."""
+        with self.meta:
+            state = self._read()
+            self._prune(state)
+            state["seq"] += 1
+            ticket = {
+                "seq": state["seq"],
+                "holder": locks.me().to_json(),
+                "label": label,
+                "granted": None,
+                "data": data,
+            }
+            state["tickets"].append(ticket)
+            self._write(state)
+            return state["seq"], len(state["tickets"])
+
+    def hand_to(self, seq: int, pid: int) -> bool:
+        """Give ticket ``seq`` to the (just started) process ``pid``: its life keeps the ticket."""
+        holder = locks.holder_of(pid)
+        with self.meta:
+            state = self._read()
+            for t in state["tickets"]:
+                if t["seq"] == seq and locks.Holder.from_json(t["holder"]) == locks.me():
+                    t["holder"] = holder.to_json()
+                    self._write(state)
+                    return True
+        return False
 
     @staticmethod
     def describe(ticket: dict[str, Any]) -> str:

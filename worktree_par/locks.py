@@ -175,6 +175,11 @@ def me() -> Holder:
     return _me
 
 
+def holder_of(pid: int, cmd: str = "wtp land (detached)") -> Holder:
+    """The holder record of another local process (one this process just started)."""
+    return Holder(pid, process_start(pid), boot_id(), pid_namespace(), _host(), cmd, time.time())
+
+
 _beating = False
 
 

@@ -48,16 +48,15 @@ def land(
         place, log = lander.detach(c, t, req, say=err)
         if as_json:
             emit({"task": t.name, "state": "landing", "place": place, "log": log})
-        elif place:
-            print(f"queued '{t.name}' to land at place {place}; 'wtp queue' follows it (log: {log})")
         else:
-            print(f"'{t.name}' was handled at once; 'wtp list --all' shows how (log: {log})")
+            print(f"queued '{t.name}' to land at place {place}; 'wtp queue' follows it (log: {log})")
         return 0
     return _land(c, where, t, req, follow, as_json)
 
 
-def land_detached(where: str | None, request: str) -> int:
-    """The detached child of 'wtp land --detach': the request it was handed, whole."""
+def land_detached(where: str | None, request: str, ticket: str | None = None) -> int:
+    """The detached child of 'wtp land --detach': the request it was handed, whole, and the
+    queue ticket put in the queue for it (its task already waiting to land)."""
     from ..land.request import LandRequest
 
     req = LandRequest.loads(request)
@@ -68,10 +67,12 @@ def land_detached(where: str | None, request: str) -> int:
     t = c.store.read().task(req.task)
     if t.seq != req.seq:
         raise UsageError(f"task '{req.task}' was replaced since its land was detached: see 'wtp list'")
-    return _land(c, where, t, req, False, False)
+    return _land(c, where, t, req, False, False, int(ticket) if ticket and ticket.isdigit() else None)
 
 
-def _land(c: Ctx, where: str | None, t: Task, req: LandRequest, follow: bool, as_json: bool) -> int:
+def _land(
+    c: Ctx, where: str | None, t: Task, req: LandRequest, follow: bool, as_json: bool, adopt: int | None = None
+) -> int:
     from ..errors import LandBlocked, WtpError
     from ..land import lander
     from ..progress import Watch
@@ -82,7 +83,7 @@ def _land(c: Ctx, where: str | None, t: Task, req: LandRequest, follow: bool, as
     )
     try:
         with watch:
-            result = lander.land(c, t, req, say=watch.say)
+            result = lander.land(c, t, req, say=watch.say, adopt=adopt)
     except LandBlocked as e:
         if as_json:
             emit(

@@ -109,36 +109,25 @@ def landable(t: Task) -> LandResult | None:
     return None
 
 
-def land(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult:
-    """Land ``t`` as ``req`` asks: join the queue, conduct it or follow the conductor."""
-    done = landable(t)
-    if done is not None:
-        return done
-    if t.phase == LANDING_PHASE:
-        say(recovery.recover(ctx, t, say))
-        t = ctx.store.read().task(t.name)
-        if t.state == LANDED:
-            msg = f"task '{t.name}' is landed at {(t.commit or '')[:12]}"
-            result = LandResult(t.name, LANDED, t.commit, 0, messages=[msg])
-            result.messages += removal.remove_landed(ctx, t, keep=req.keep, say=say)
-            return result
-    tip = check_worktree(ctx, t, Path(t.path or ""))
-    if not req.gate:
-        say(f"warning: landing '{t.name}' untested: no gate (pass --gate CMD, or set [land] gate in .wtp.toml)")
-    # The pre-land tip is kept before anything can change the branch (and outside the queue,
-    # which only serializes what must be serial).
-    old_backup = gitops.ref_value(ctx.root, guard.backup_ref(t.name))
-    if old_backup and old_backup != tip and not gitops.is_ancestor(ctx.root, old_backup, tip):
-        guard.keep_pre_land(ctx, t, old_backup)  # replacing it must not drop a tip the branch no longer holds
-    gitops.update_ref(ctx.root, guard.backup_ref(t.name), tip, old_backup, f"pre-land tip of {t.name}")
-    waiting = ctx.store.update(
-        t, state=LANDING, note="waiting in the land queue", candidate=None, ticket=None, intent="", request=None
-    )
-    if waiting is None:
-        raise Refusal(f"task '{t.name}' changed meanwhile: see 'wtp list'")
+def land(ctx: Ctx, t: Task, req: LandRequest, say: Say, adopt: int | None = None) -> LandResult:
+    """Land ``t`` as ``req`` asks: join the queue, conduct it or follow the conductor.
+    ``adopt``: the queue ticket 'wtp land --detach' put in the queue for this (detached)
+    process, the task already waiting to land."""
+    if adopt is None:
+        done = landable(t)
+        if done is not None:
+            return done
+        if t.phase == LANDING_PHASE:
+            finished = _recover_first(ctx, t, req, say)
+            if finished is not None:
+                return finished
+            t = ctx.store.read().task(t.name)
+        t = _prepare(ctx, t, req, say)
     q = Gate(ctx.store, QUEUE, title="the land queue")
     try:
-        led = q.acquire(req.timeout, say=say, label=t.name, data=req.to_json(), until=lambda: _settled(ctx, t))
+        led = q.acquire(
+            req.timeout, say=say, label=t.name, data=req.to_json(), until=lambda: _settled(ctx, t), adopt=adopt
+        )
     except BaseException:
         withdraw(ctx, t)
         raise
@@ -158,6 +147,38 @@ def land(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult:
         finally:
             q.release()
     return _finish(ctx, t, q.seq, req.keep, say)
+
+
+def _recover_first(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult | None:
+    """A land of ``t`` died mid-way: finish or roll it back; its result when it had landed."""
+    say(recovery.recover(ctx, t, say))
+    t = ctx.store.read().task(t.name)
+    if t.state != LANDED:
+        return None
+    msg = f"task '{t.name}' is landed at {(t.commit or '')[:12]}"
+    result = LandResult(t.name, LANDED, t.commit, 0, messages=[msg])
+    result.messages += removal.remove_landed(ctx, t, keep=req.keep, say=say)
+    return result
+
+
+def _prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
+    """Before joining the queue: the worktree is fit to land, its tip is kept under the
+    backup ref, and the task is waiting to land (the task as now recorded)."""
+    tip = check_worktree(ctx, t, Path(t.path or ""))
+    if not req.gate:
+        say(f"warning: landing '{t.name}' untested: no gate (pass --gate CMD, or set [land] gate in .wtp.toml)")
+    # The pre-land tip is kept before anything can change the branch (and outside the queue,
+    # which only serializes what must be serial).
+    old_backup = gitops.ref_value(ctx.root, guard.backup_ref(t.name))
+    if old_backup and old_backup != tip and not gitops.is_ancestor(ctx.root, old_backup, tip):
+        guard.keep_pre_land(ctx, t, old_backup)  # replacing it must not drop a tip the branch no longer holds
+    gitops.update_ref(ctx.root, guard.backup_ref(t.name), tip, old_backup, f"pre-land tip of {t.name}")
+    waiting = ctx.store.update(
+        t, state=LANDING, note="waiting in the land queue", candidate=None, ticket=None, intent="", request=None
+    )
+    if waiting is None:
+        raise Refusal(f"task '{t.name}' changed meanwhile: see 'wtp list'")
+    return t
 
 
 def _settled(ctx: Ctx, t: Task) -> bool:
@@ -245,9 +266,11 @@ def _show_gate_tail(ctx: Ctx, name: str, say: Say) -> None:
 
 
 def detach(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> tuple[int, str]:
-    """``wtp land TASK --detach``: the land goes on in a background process of its own (its
-    own session, its log under the state dir) that joins the queue, conducting it if nobody
-    does; it is handed ``req`` whole.  Returns once its ticket is in the queue: (place, log)."""
+    """``wtp land TASK --detach``: the request goes into the queue as a ticket at once (a
+    conductor running now takes it from there) and a background process of its own (its own
+    session, its log under the state dir) is started to own that ticket: it waits for the
+    conductor's verdict and cleans up, or conducts when nobody does.  Returns without waiting
+    for that process: (the ticket's place, the log)."""
     import subprocess
     import sys
 
@@ -255,31 +278,26 @@ def detach(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> tuple[int, str]:
         raise Refusal(f"task '{t.name}' is already landed at {(t.commit or '')[:12]}")
     if t.state not in LIVE or not t.path or not Path(t.path).is_dir():
         raise Refusal(f"task '{t.name}' is {t.state} and has no worktree to land")
-    check_worktree(ctx, t, Path(t.path))  # refusals come now, not in a log nobody reads
+    if t.phase == LANDING_PHASE and is_interrupted(t):
+        if _recover_first(ctx, t, req, say) is not None:
+            raise Refusal(f"task '{t.name}' is already landed (an interrupted land had published it)")
+        t = ctx.store.read().task(t.name)
+    landable(t)
+    t = _prepare(ctx, t, req, say)  # refusals come now, not in a log nobody reads
     log = ctx.store.subdir("logs") / f"land-detached-{t.name}.log"
-    with open(log, "ab") as out:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "worktree_par", "-C", str(ctx.root), "__land", req.dumps()],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C in the shell, or the shell closing, does not stop it
-        )
-    q = Gate(ctx.store, QUEUE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        tickets = q.tickets()
-        place = next(
-            (i + 1 for i, k in enumerate(tickets) if k.get("label") == t.name and k["holder"]["pid"] == child.pid), 0
-        )
-        if place:
-            return place, str(log)
-        if child.poll() is not None:  # it finished (or failed) before we looked
-            cur = ctx.store.read().task(t.name)
-            if child.returncode == 0:
-                return 0, str(log)
-            raise Refusal(
-                f"the detached land of '{t.name}' exited {child.returncode} ({cur.note or 'see ' + str(log)})"
+    q = Gate(ctx.store, QUEUE, title="the land queue")
+    seq, place = q.enqueue(t.name, req.to_json())
+    try:
+        with open(log, "ab") as out:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "worktree_par", "-C", str(ctx.root), "__land", req.dumps(), str(seq)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C in the shell, or the shell closing, does not stop it
             )
-        time.sleep(0.02)
-    return 0, str(log)
+    except BaseException:
+        withdraw(ctx, t)  # our ticket goes with this process
+        raise
+    q.hand_to(seq, child.pid)
+    return place, str(log)
