@@ -92,8 +92,12 @@ def queue(where: str | None, as_json: bool = False) -> int:
             }
         )
     _forge_states(c, rows)
+    from ..land import window
+
+    live = status.get("depth") if rows else None  # the conductor's window, while it conducts
+    depth = live if isinstance(live, dict) else window.describe(c)
     if as_json:
-        emit({"entries": rows})
+        emit({"entries": rows, "depth": depth})
     elif not rows:
         print("the land queue is empty")
     else:
@@ -112,6 +116,8 @@ def queue(where: str | None, as_json: bool = False) -> int:
                 for r in rows
             ],
         )
+        how = f"adaptive, {depth['floor']} to {depth['cap']}" if depth.get("adaptive") else "fixed: [land] depth"
+        print(f"depth: {depth['window']} in flight ({how})")
     return 0
 
 

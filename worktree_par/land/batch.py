@@ -34,7 +34,7 @@ def _bisect(r: Round) -> tuple[int, list[Entry]]:
     start_gate(ctx, top, r.say, r.status)
     if gate_passed(ctx, top, r.status):
         return len(stack), []
-    width = max(1, (ctx.cfg.land_depth or ctx.cfg.max_active) - 1)
+    width = max(1, r.window.value - 1)
     green, failing = 0, len(stack) - 1  # stack[:green] passed; stack[failing] failed
     while green < failing:
         span = failing - green

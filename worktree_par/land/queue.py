@@ -26,13 +26,15 @@ from .entry import Entry, Withdrawn
 from .request import LandRequest
 from .round import Round
 from .status import QueueStatus
+from .window import Window
 
 MAX_ATTEMPTS = 10  # rebuilds when the base moves under us (other clones landing)
 
 
 def lead(ctx: Ctx, req: LandRequest, queue: Gate, say: Say) -> None:
     """Holding the queue: conduct our task and the ones waiting behind it, up to the depth."""
-    depth = 1 if req.mode == "serial" else (ctx.cfg.land_depth or ctx.cfg.max_active)
+    window = Window(ctx, req.mode)
+    depth = window.value
     tickets = queue.tickets()
     if not any(k["seq"] == queue.seq for k in tickets):
         return
@@ -42,7 +44,13 @@ def lead(ctx: Ctx, req: LandRequest, queue: Gate, say: Say) -> None:
     taker = _Taker(ctx, req, own, queue, say)
     entries = [own, *taker.followers(depth - 1, tickets)]
     conduct(
-        ctx, entries, req.mode, ctx.remote() if req.push else None, say, taker if req.mode == "speculative" else None
+        ctx,
+        entries,
+        req.mode,
+        ctx.remote() if req.push else None,
+        say,
+        taker if req.mode == "speculative" else None,
+        window,
     )
 
 
@@ -101,13 +109,19 @@ def _take(ctx: Ctx, req: LandRequest, seq: int, say: Say) -> Entry | None:
 
 
 def conduct(
-    ctx: Ctx, entries: list[Entry], mode: str, remote: str | None, say: Say, taker: _Taker | None = None
+    ctx: Ctx,
+    entries: list[Entry],
+    mode: str,
+    remote: str | None,
+    say: Say,
+    taker: _Taker | None = None,
+    window: Window | None = None,
 ) -> None:
     """Land ``entries`` (queue order, one base), leaving each landed or blocked in the state.
     ``taker``: where further entries that joined the queue meanwhile come from (speculative
     mode stacks them on top while the gates below run).  Interrupted, it gives back what it
     had not published and re-raises."""
-    _Conductor(ctx, entries, mode, remote, say, taker).run()
+    _Conductor(ctx, entries, mode, remote, say, taker, window or Window(ctx, mode)).run()
 
 
 class _Conductor:
@@ -115,14 +129,22 @@ class _Conductor:
     as fetched now, and verifies and publishes it; a lost race starts the next round."""
 
     def __init__(
-        self, ctx: Ctx, entries: list[Entry], mode: str, remote: str | None, say: Say, taker: _Taker | None
+        self,
+        ctx: Ctx,
+        entries: list[Entry],
+        mode: str,
+        remote: str | None,
+        say: Say,
+        taker: _Taker | None,
+        window: Window,
     ) -> None:
         self.ctx, self.entries, self.mode, self.remote, self.say, self.taker = ctx, entries, mode, remote, say, taker
+        self.window = window
         self.base = entries[0].task.base
         self.base_ref = f"refs/remotes/{remote}/{self.base}" if remote else f"refs/heads/{self.base}"
         self.before = gitops.ref_value(ctx.root, self.base_ref)  # the base as known before fetching: a fork bound
         self.pending = list(entries)
-        self.status = QueueStatus(ctx)
+        self.status = QueueStatus(ctx, window)
         self.basecheck = BaseCheck(ctx, say)
         self.attempt = 0
 
@@ -156,12 +178,16 @@ class _Conductor:
                 settle.blocked(ctx, e, LandBlocked(f"base branch '{self.base}' does not exist{where}"))
             return False
         stack = self._build(self.pending, base_tip)
-        r = Round(ctx, stack, base_tip, self.remote, self.say, self.status, self._grow if self.taker else None)
+        r = Round(
+            ctx, stack, base_tip, self.remote, self.say, self.status, self.window, self._grow if self.taker else None
+        )
         failed, ok = batch.verify(r) if self.mode == "batch" else speculate.verify(r)
         for e in list(failed):
             if e.red and isinstance(e.error, GateFailed):
                 broken = self.basecheck.broken(e, self.base, r.base_tip)
-                if broken is not None:  # every task gated by it would fail the same way: all go back
+                if broken is None:
+                    self.window.red()  # the task's own red: fewer in flight
+                else:  # every task gated by it would fail the same way: all go back
                     for o in [e, *(o for o in self.pending if o.gate == e.gate and not o.outcome and o not in failed)]:
                         o.error = broken
                         if o not in failed:

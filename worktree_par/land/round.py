@@ -14,6 +14,7 @@ from ..state import WITHDRAWN
 from . import publish
 from .entry import Entry, Withdrawn
 from .status import QueueStatus
+from .window import Window
 
 
 class Round:
@@ -28,6 +29,7 @@ class Round:
         remote: str | None,
         say: Say,
         status: QueueStatus,
+        window: Window,
         grow: Callable[[Round, int], None] | None = None,
     ) -> None:
         self.ctx, self.stack, self.base_tip, self.remote, self.say, self.status = (
@@ -38,6 +40,7 @@ class Round:
             say,
             status,
         )
+        self.window = window
         self.done = 0
         self._grow = grow
         self._looked = 0.0
@@ -52,6 +55,8 @@ class Round:
             if out.done > before:
                 top = self.stack[out.done - 1]
                 self.base_tip, self.done = top.landed_as or top.published_commit, out.done
+                self.window.landed(out.done - before)
+                self.status.show_window()
                 tasks.promote_quietly(self.ctx, self.say)
             if out.race or out.refused is not None or out.done >= k or out.done == before:
                 return out

@@ -22,7 +22,6 @@ def verify(r: Round) -> tuple[list[Entry], bool]:
     if not stack:
         return [], True
     crashpoints.step("land:before-gate")
-    depth = r.ctx.cfg.land_depth or r.ctx.cfg.max_active
     started: set[str] = set()
     i = 0
     looked = time.monotonic()
@@ -46,7 +45,7 @@ def verify(r: Round) -> tuple[list[Entry], bool]:
                     continue
             if verdict is None:
                 confirm_reds(r.ctx, stack[i + 1 :], r.status)
-                r.grow(depth)
+                r.grow(r.window.value)
                 time.sleep(0.01)
                 continue
         if not verdict:

@@ -9,20 +9,31 @@ import time
 
 from ..repo import Ctx
 from .entry import Entry
+from .window import Window
 
 
 class QueueStatus:
     """The conductor's side: one record per entry (building, gating, passed, failed, publishing)."""
 
-    def __init__(self, ctx: Ctx) -> None:
+    def __init__(self, ctx: Ctx, window: Window | None = None) -> None:
         self.path = ctx.store.ensure_dir() / "queue-status.json"
         self.entries: dict[str, dict[str, object]] = {}
+        self.window = window
 
     def set(self, e: Entry, what: str) -> None:
         self.entries[e.name] = {"gate": what, "since": time.time(), "candidate": e.cand}
+        self._write()
+
+    def show_window(self) -> None:
+        self._write()
+
+    def _write(self) -> None:
         tmp = self.path.with_name(f".queue-status-{os.getpid()}.tmp")
+        data: dict[str, object] = {"conductor": os.getpid(), "entries": self.entries}
+        if self.window is not None:
+            data["depth"] = self.window.to_json()
         try:
-            tmp.write_text(json.dumps({"conductor": os.getpid(), "entries": self.entries}))
+            tmp.write_text(json.dumps(data))
             os.replace(tmp, self.path)
         except OSError:
             pass
