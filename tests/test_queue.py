@@ -263,3 +263,21 @@ def test_a_candidate_lands_as_soon_as_it_passes_not_when_the_gates_above_it_end(
     results = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
     assert _first_parents_pass(project)[:2] == ["t2 work", "t1 work"]
+
+
+def test_a_single_task_first_batch_is_not_gated_in_series_with_the_next(project: Repo, tmp_path: Path) -> None:
+    """t1 conducts alone; t2 and t3 join while its gate runs: their batch is gated on top of
+    t1's candidate at once (t1's gate waits to see that happen, and fails if it never does)."""
+    _tasks(project, 3)
+    gate = (
+        f'echo run >> {tmp_path}/runs; touch {tmp_path}/started-"$WTP_TASK"; if [ "$WTP_TASK" = t1 ]; then i=0; '
+        f"while [ ! -e {tmp_path}/started-t2 ] && [ ! -e {tmp_path}/started-t3 ] && [ $i -lt 600 ]; "
+        f"do sleep 0.05; i=$((i+1)); done; [ $i -lt 600 ] || exit 1; fi; ./check.sh"
+    )
+    first = project.spawn("land", "t1", "--mode", "batch", "--gate", gate)
+    wait_for((tmp_path / "started-t1").exists, "t1's gate to start")
+    others = [project.spawn("land", n, "--mode", "batch", "--gate", gate) for n in ("t2", "t3")]
+    outs = [p.communicate(timeout=120) for p in [first, *others]]
+    assert [p.returncode for p in [first, *others]] == [0, 0, 0], outs
+    assert _runs(tmp_path) <= 3  # t1, the top of the batch above it, and t3 if it joined too late for that batch
+    assert sorted(_first_parents_pass(project)) == sorted(["t1 work", "t2 work", "t3 work", "the test", "initial"])

@@ -4,6 +4,7 @@ and gating it (the task's gate run in its worktree, its verdict recorded by tree
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import crashpoints, gitops, guard
@@ -209,14 +210,17 @@ def stop_gates(entries: list[Entry], status: QueueStatus) -> None:
         status.set(e, "waiting")
 
 
-def gate_passed(ctx: Ctx, e: Entry, status: QueueStatus) -> bool:
+def gate_passed(ctx: Ctx, e: Entry, status: QueueStatus, meanwhile: Callable[[], None] | None = None) -> bool:
     """Wait for the entry's gate; True when it passed and the branch is still its candidate
-    (False at once when its lander withdraws it meanwhile)."""
+    (False at once when its lander withdraws it meanwhile).  ``meanwhile`` is called while
+    it runs (at most every 0.1 s)."""
     looked = time.monotonic()
     while True:
         verdict = poll_gate(ctx, e, status)
         if verdict is not None:
             return verdict
+        if meanwhile is not None:
+            meanwhile()
         if time.monotonic() - looked > WITHDRAW_LOOK:
             looked = time.monotonic()
             cur = ctx.store.read().tasks.get(e.name)

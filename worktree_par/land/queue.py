@@ -49,7 +49,7 @@ def lead(ctx: Ctx, req: LandRequest, queue: Gate, say: Say) -> None:
         req.mode,
         ctx.remote() if req.push else None,
         say,
-        taker if req.mode == "speculative" else None,
+        taker if req.mode in ("speculative", "batch") else None,
         window,
     )
 
@@ -225,6 +225,7 @@ class _Conductor:
                 e.messages.append(f"task '{e.name}' is already on '{e.task.base}'")
                 settle.landed(ctx, e, e.tip)
                 continue
+            e.run, e.cached = None, False  # nothing of an earlier round's gate counts for the new candidate
             self.status.set(e, "building")
             try:
                 settle.give_back(ctx, e)  # every build starts from the pre-land tip

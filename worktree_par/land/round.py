@@ -61,6 +61,10 @@ class Round:
             if out.race or out.refused is not None or out.done >= k or out.done == before:
                 return out
 
+    @property
+    def can_grow(self) -> bool:
+        return self._grow is not None
+
     def grow(self, depth: int) -> None:
         """Stack what joined the queue meanwhile on the top (at most every 0.1 s)."""
         if self._grow is not None and len(self.stack) < depth and time.monotonic() - self._looked > 0.1:
