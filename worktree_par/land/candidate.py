@@ -150,7 +150,7 @@ def start_gate(ctx: Ctx, e: Entry, say: Say, status: QueueStatus) -> None:
 
     if not e.gate:
         return
-    tree = gitops.tree_of(ctx.root, e.published_commit)
+    tree = e.tree(ctx.root)
     known = verdicts.lookup(ctx, e.gate, tree)
     if known is not None and known.ok:
         e.cached = True
@@ -256,7 +256,7 @@ def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
             )
             status.set(e, "failed")
             return False
-        tree = gitops.tree_of(ctx.root, e.published_commit)
+        tree = e.tree(ctx.root)
         verdicts.record(ctx, e.gate, tree)
         if e.reds and not e.flaky:
             note_flaky(ctx, e, tree, "re-run")

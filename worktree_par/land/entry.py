@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import gitops
 from ..errors import LandBlocked, WouldLoseWork
 from ..gitops import Sha
 from ..procs import Guarded
@@ -45,10 +46,18 @@ class Entry:
         self.flaky = ""  # how a red that did not hold was overturned, once recorded
         self.halted = False  # its gate was stopped by the conductor (not red of its own)
         self.red = False  # its gate's red held (on every re-run): the task, or the gate, is at fault
+        self._tree: tuple[Sha, Sha] | None = None  # (commit, its tree): asked of git once per candidate
 
     @property
     def name(self) -> str:
         return self.task.name
+
+    def tree(self, root: Path) -> Sha:
+        """The tree of what the base takes for this entry (a commit's tree never changes)."""
+        c = self.published_commit
+        if self._tree is None or self._tree[0] != c:
+            self._tree = (c, gitops.tree_of(root, c))
+        return self._tree[1]
 
     @property
     def published_commit(self) -> Sha:

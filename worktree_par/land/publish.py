@@ -111,7 +111,7 @@ def _prove(ctx: Ctx, stack: list[Entry], done: int, k: int) -> tuple[int, Entry 
             e.error = branch_moved(e)
             return i, e
     proofs = Proofs(ctx)
-    trees = {i: gitops.tree_of(ctx.root, stack[i].published_commit) for i in range(done, k)}
+    trees = {i: stack[i].tree(ctx.root) for i in range(done, k)}  # by commit: a commit's tree never changes
     cut = k
     for i in range(done, k):
         e = stack[i]

@@ -234,7 +234,8 @@ class _Conductor:
             except (LandBlocked, WouldLoseWork) as b:
                 settle.blocked(ctx, e, b)
                 continue
-            ctx.store.update(e.task, candidate=e.cand)  # from here, recovery asks the remote whether it landed
+            if e.strategy == "rebase":  # squash and merge recorded it before moving the branch
+                ctx.store.update(e.task, candidate=e.cand)  # from here, recovery asks the remote whether it landed
             stack.append(e)
             prev = e.cand
         return stack
