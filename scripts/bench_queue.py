@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""The land queue benchmark (issue 16): five tasks land at once onto a 200-file repository
-with a bare remote, one pair of them conflicting, gated by 'sleep 2; ./check.sh'; and a
-variant where one task breaks the test.  Runs wtp in each mode (serial, speculative at
-depth 2, 3 and the default, batch) and the peer merge queue mergetrain (batch, and batch
-with its validation reuse) on the same scenario in the same run, and reports wall time,
-gate runs and landed tasks.
+"""The land queue benchmark (issues 16 and 28): N tasks (5, 10, 20) land at once onto a
+200-file repository with a bare remote, one pair of them conflicting, gated by
+'sleep G; ./check.sh', in three scenarios: all green, one red (task 3 breaks the test),
+one flaky (the gate fails once for task 3, then passes).  wtp runs speculative with a fixed
+depth of 5, with the adaptive default, and the adaptive default through 'land --detach'; the
+peer merge queue mergetrain (pinned to 3.7.1) runs batch and batch with its validation reuse
+on the same scenarios in the same run.  Reports wall time, gate runs, landed tasks, the
+ratio to the ideal ceil(N/depth)*G and to mergetrain batch+reuse, and how long the
+'--detach' calls took to return.
 
-    python3 scripts/bench_queue.py [--gate-seconds 2] [--json out.json] [--no-peer]
+    python3 scripts/bench_queue.py [--gate-seconds 2] [--sizes 5,10,20] [--json out.json] [--no-peer]
 
-mergetrain is installed into this interpreter's environment from the package index when
-missing (pip install mergetrain); --no-peer skips it.
+mergetrain 3.7.1 is installed into this interpreter's environment from the package index
+when another version or none is there (pip install mergetrain==3.7.1); --no-peer skips it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import repos  # noqa: E402
 from benchlib import ENV, WTP  # noqa: E402
 
 CHECK = "#!/bin/sh\n# the project's test: fails while a BROKEN file is in the tree\ntest ! -e BROKEN\n"
-N = 5
+MERGETRAIN = "3.7.1"  # the peer's version the README names
+FIXED_DEPTH = 5
 Row = dict[str, Any]  # one line of the results table, as written to --json
 
 
@@ -64,15 +68,17 @@ def commit(wt: Path, files: dict[str, str], msg: str) -> None:
     repos.git(wt, "commit", "-q", "-m", msg, env=ENV)
 
 
-def gate_cmd(runs: Path, seconds: float) -> str:
-    return f"echo run >> {runs}; sleep {seconds:g}; ./check.sh"
+def gate_cmd(runs: Path, seconds: float, flaky: bool) -> str:
+    """The gate; ``flaky``: red once for task 3 (the first run that has its file), then green."""
+    once = f"if [ -e src/task3.py ] && [ ! -e {runs}.flaked ]; then touch {runs}.flaked; exit 1; fi; " if flaky else ""
+    return f"echo run >> {runs}; sleep {seconds:g}; {once}./check.sh"
 
 
-def landed(repo: Path) -> int:
+def landed(repo: Path, n: int) -> int:
     """How many of the tasks' commits the remote's main has (counted the same for both tools)."""
     repos.git(repo, "fetch", "-q", "origin", env=ENV)
     subjects = set(repos.git(repo, "log", "--format=%s", "origin/main", env=ENV).splitlines())
-    return sum(f"t{i} work" in subjects for i in range(1, N + 1))
+    return sum(f"t{i} work" in subjects for i in range(1, n + 1))
 
 
 def main_is_green(repo: Path) -> bool:
@@ -83,47 +89,81 @@ def main_is_green(repo: Path) -> bool:
     return True
 
 
-def run_wtp(tmp: Path, mode: str, depth: int, red: bool, seconds: float) -> Row:
-    base = tmp / f"wtp-{mode}-{depth}-{int(red)}"
-    repo = scenario(base, red, f'max_active = {N}\n[land]\nmode = "{mode}"\ndepth = {depth}\n')
-    for i in range(1, N + 1):
+def run_wtp(tmp: Path, n: int, scen: str, depth: int, detach: bool, seconds: float) -> Row:
+    red, flaky = scen == "red", scen == "flaky"
+    base = tmp / f"wtp-{n}-{scen}-{depth}-{int(detach)}"
+    repo = scenario(base, red, f'max_active = {n}\n[land]\nmode = "speculative"\ndepth = {depth}\n')
+    for i in range(1, n + 1):
         out = subprocess.run([*WTP, "start", f"t{i}"], cwd=repo, env=ENV, capture_output=True, text=True, check=True)
         commit(Path(out.stdout.strip().splitlines()[-1]), task_files(i, red), f"t{i} work")
     runs = base / "runs"
-    gate = gate_cmd(runs, seconds)
+    gate = gate_cmd(runs, seconds, flaky)
+    returns: list[float] = []
     t0 = time.perf_counter()
-    procs = []
-    for i in range(1, N + 1):  # five agents finishing at nearly the same moment
-        procs.append(
-            subprocess.Popen(
-                [*WTP, "land", f"t{i}", "--gate", gate],
-                cwd=repo,
-                env=ENV,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+    if detach:
+        for i in range(1, n + 1):  # agents finishing at nearly the same moment, each moving on at once
+            c0 = time.perf_counter()
+            subprocess.run([*WTP, "land", f"t{i}", "--detach", "--gate", gate], cwd=repo, env=ENV, capture_output=True)
+            returns.append(time.perf_counter() - c0)
+            time.sleep(0.05)
+        codes = wait_settled(repo, n)
+    else:
+        procs = []
+        for i in range(1, n + 1):  # agents finishing at nearly the same moment
+            procs.append(
+                subprocess.Popen(
+                    [*WTP, "land", f"t{i}", "--gate", gate],
+                    cwd=repo,
+                    env=ENV,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             )
-        )
-        time.sleep(0.05)
-    codes = [p.wait() for p in procs]
+            time.sleep(0.05)
+        codes = [p.wait() for p in procs]
     wall = time.perf_counter() - t0
+    window = json.loads(
+        subprocess.run([*WTP, "queue", "--json"], cwd=repo, env=ENV, capture_output=True, text=True).stdout
+    )["depth"]
     return {
         "tool": "wtp",
-        "mode": mode,
-        "depth": depth or N,
-        "red": red,
+        "n": n,
+        "scenario": scen,
+        "mode": "speculative" + (" --detach" if detach else ""),
+        "depth": depth or n,
+        "adaptive": depth == 0,
+        "window_after": window["window"],
         "wall_s": round(wall, 2),
         "gate_runs": len(runs.read_text().splitlines()) if runs.exists() else 0,
-        "landed": landed(repo),
+        "landed": landed(repo, n),
         "exit_0": codes.count(0),
         "main_green": main_is_green(repo),
+        "detach_return_s": [round(x, 3) for x in returns] or None,
     }
+
+
+def wait_settled(repo: Path, n: int, limit: float = 600) -> list[int]:
+    """Detached lands: wait until no task is landing; 0 per landed task, 1 per other."""
+    deadline = time.perf_counter() + limit
+    while time.perf_counter() < deadline:
+        out = subprocess.run([*WTP, "list", "--all", "--json"], cwd=repo, env=ENV, capture_output=True, text=True)
+        states = [t["state"] for t in json.loads(out.stdout)["tasks"]]
+        if len(states) == n and "landing" not in states:
+            return [0 if s == "landed" else 1 for s in states]
+        time.sleep(0.05)
+    raise SystemExit(f"detached lands did not settle within {limit:g}s in {repo}")
 
 
 def ensure_mergetrain() -> list[str] | None:
     exe = Path(sys.executable).parent / "mergetrain"
-    if not exe.exists():
+    have = subprocess.run(
+        [sys.executable, "-c", "import importlib.metadata as m; print(m.version('mergetrain'))"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not exe.exists() or have != MERGETRAIN:
         res = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "mergetrain"], capture_output=True, text=True
+            [sys.executable, "-m", "pip", "install", "-q", f"mergetrain=={MERGETRAIN}"], capture_output=True, text=True
         )
         if res.returncode != 0 or not exe.exists():
             print(f"mergetrain could not be installed: {res.stderr.strip()[-300:]}", file=sys.stderr)
@@ -131,18 +171,21 @@ def ensure_mergetrain() -> list[str] | None:
     return [str(exe)]
 
 
-def run_mergetrain(tmp: Path, mt: list[str], reuse: bool, red: bool, seconds: float) -> Row:
-    base = tmp / f"mergetrain-{int(reuse)}-{int(red)}"
+def run_mergetrain(tmp: Path, mt: list[str], n: int, scen: str, reuse: bool, seconds: float) -> Row:
+    red, flaky = scen == "red", scen == "flaky"
+    base = tmp / f"mergetrain-{n}-{scen}-{int(reuse)}"
     repo = scenario(base, red)
     runs = base / "runs"
-    config = f'version: 2\nproject:\n  name: bench\ngates:\n  - name: test\n    run: "{gate_cmd(runs, seconds)}"\n'
+    config = (
+        f'version: 2\nproject:\n  name: bench\ngates:\n  - name: test\n    run: "{gate_cmd(runs, seconds, flaky)}"\n'
+    )
     if reuse:
         config += "deploy:\n  reuse:\n    enabled: true\n"
     (repo / ".mergetrain.yaml").write_text(config)
     repos.git(repo, "add", ".mergetrain.yaml", env=ENV)
     repos.git(repo, "commit", "-q", "-m", "mergetrain config", env=ENV)
     repos.git(repo, "push", "-q", "origin", "main", env=ENV)
-    for i in range(1, N + 1):
+    for i in range(1, n + 1):
         wt = base / f"w{i}"
         repos.git(repo, "worktree", "add", "-q", "-b", f"t{i}", str(wt), env=ENV)
         commit(wt, task_files(i, red), f"t{i} work")
@@ -156,9 +199,9 @@ def run_mergetrain(tmp: Path, mt: list[str], reuse: bool, red: bool, seconds: fl
             return {}
 
     t0 = time.perf_counter()
-    for i in range(1, N + 1):
+    for i in range(1, n + 1):
         call("enqueue", "--task", f"t{i}", "--branch", f"t{i}", "--json")
-    for _cycle in range(8):  # its non-interactive landing: deploy twice, then the exact plan
+    for _cycle in range(4 * n):  # its non-interactive landing: deploy twice, then the exact plan
         call("deploy", "--json")
         plan = call("deploy", "--json").get("deploy_plan_sha")
         if not plan:
@@ -167,25 +210,46 @@ def run_mergetrain(tmp: Path, mt: list[str], reuse: bool, red: bool, seconds: fl
     wall = time.perf_counter() - t0
     return {
         "tool": "mergetrain",
+        "n": n,
+        "scenario": scen,
         "mode": "batch+reuse" if reuse else "batch",
-        "depth": N,
-        "red": red,
+        "depth": n,
+        "adaptive": False,
         "wall_s": round(wall, 2),
         "gate_runs": len(runs.read_text().splitlines()) if runs.exists() else 0,
-        "landed": landed(repo),
+        "landed": landed(repo, n),
         "main_green": main_is_green(repo),
     }
 
 
-def table(rows: list[Row]) -> str:
+def ideal(r: Row, seconds: float) -> float:
+    """ceil(N/depth)*G: every gate run side by side, depth at a time, nothing else."""
+    return -(-int(r["n"]) // int(r["depth"])) * seconds
+
+
+def table(rows: list[Row], seconds: float) -> str:
     out = [
-        "| scenario | tool | mode | depth | wall s | gate runs | landed | main green |",
-        "|---|---|---|---:|---:|---:|---:|---|",
+        "| N | scenario | tool | mode | depth | wall s | x ideal | x mergetrain b+r | gate runs | landed | main green |",
+        "|---:|---|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
+        peer = next(
+            (
+                p
+                for p in rows
+                if p["tool"] == "mergetrain"
+                and p["mode"] == "batch+reuse"
+                and p["n"] == r["n"]
+                and p["scenario"] == r["scenario"]
+            ),
+            None,
+        )
+        vs = f"{float(r['wall_s']) / float(peer['wall_s']):.2f}" if peer and r["tool"] == "wtp" else "-"
+        depth = f"{r['depth']} (adaptive)" if r.get("adaptive") else str(r["depth"])
         out.append(
-            f"| {'one red task' if r['red'] else 'all green'} | {r['tool']} | {r['mode']} | {r['depth']} | "
-            f"{r['wall_s']} | {r['gate_runs']} | {r['landed']}/{N} | {'yes' if r['main_green'] else 'NO'} |"
+            f"| {r['n']} | {r['scenario']} | {r['tool']} | {r['mode']} | {depth} | {r['wall_s']} | "
+            f"{float(r['wall_s']) / ideal(r, seconds):.2f} | {vs} | {r['gate_runs']} | {r['landed']}/{r['n']} | "
+            f"{'yes' if r['main_green'] else 'NO'} |"
         )
     return "\n".join(out)
 
@@ -193,46 +257,62 @@ def table(rows: list[Row]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gate-seconds", type=float, default=2.0)
+    ap.add_argument("--sizes", default="5,10,20", help="numbers of tasks, comma-separated")
+    ap.add_argument("--scenarios", default="green,red,flaky")
     ap.add_argument("--json", type=Path, help="write the rows here")
     ap.add_argument("--no-peer", action="store_true", help="skip mergetrain")
     ap.add_argument("--table", type=Path, help="print a saved result as the README's table, and exit")
     args = ap.parse_args()
     if args.table:
-        print(table(json.loads(args.table.read_text())["rows"]))
+        saved = json.loads(args.table.read_text())
+        print(table(saved["rows"], saved["gate_seconds"]))
         return
     mt = None if args.no_peer else ensure_mergetrain()
     tmp = Path(tempfile.mkdtemp(prefix="wtp-bench-queue-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     rows: list[Row] = []
+    g = args.gate_seconds
+    t_all = time.perf_counter()
     try:
-        for red in (False, True):
-            for mode, depth in (
-                ("serial", 1),
-                ("speculative", 2),
-                ("speculative", 3),
-                ("speculative", 0),
-                ("batch", 0),
-            ):
-                rows.append(run_wtp(tmp, mode, depth, red, args.gate_seconds))
-                print(table(rows[-1:]).splitlines()[-1], flush=True)
-            if mt:
-                for reuse in (False, True):
-                    rows.append(run_mergetrain(tmp, mt, reuse, red, args.gate_seconds))
-                    print(table(rows[-1:]).splitlines()[-1], flush=True)
+        for n in (int(x) for x in args.sizes.split(",")):
+            for scen in args.scenarios.split(","):
+                if mt:
+                    for reuse in (False, True):
+                        rows.append(run_mergetrain(tmp, mt, n, scen, reuse, g))
+                        print(table(rows[-1:], g).splitlines()[-1], flush=True)
+                for depth, detach in ((FIXED_DEPTH, False), (0, False), (0, True)):
+                    rows.append(run_wtp(tmp, n, scen, depth, detach, g))
+                    print(table(rows, g).splitlines()[-1], flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
-    print(table(rows))
-    for red in (False, True):
-        sub = [r for r in rows if r["red"] == red]
-        serial = next(r for r in sub if r["mode"] == "serial")
-        spec = next(r for r in sub if r["mode"] == "speculative" and r["depth"] == N)
-        peers = {r["mode"]: r for r in sub if r["tool"] == "mergetrain"}
-        line = f"{'one red' if red else 'all green'}: speculative {spec['wall_s']}s = {float(spec['wall_s']) / float(serial['wall_s']):.2f}x serial"
-        for m, p in peers.items():
-            line += f", {float(spec['wall_s']) / float(p['wall_s']):.2f}x mergetrain {m}"
-        print(line)
+    print(table(rows, g))
+    detached = [r for r in rows if r.get("detach_return_s")]
+    for r in detached:
+        plain = next(
+            p
+            for p in rows
+            if p["tool"] == "wtp"
+            and p["adaptive"]
+            and p["n"] == r["n"]
+            and p["scenario"] == r["scenario"]
+            and not p.get("detach_return_s")
+        )
+        calls = r["detach_return_s"]
+        print(
+            f"N={r['n']} {r['scenario']}: --detach calls returned in {max(calls) * 1000:.0f} ms at most "
+            f"(the first five together {sum(calls[:5]):.2f} s); detached lands {float(r['wall_s']) / float(plain['wall_s']):.2f}x "
+            f"plain concurrent ones"
+        )
+    print(
+        f"whole run: {time.perf_counter() - t_all:.0f} s; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     if args.json:
-        args.json.write_text(json.dumps({"gate_seconds": args.gate_seconds, "rows": rows}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {"gate_seconds": g, "machine_load_end": os.getloadavg()[0], "cores": os.cpu_count(), "rows": rows},
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -99,6 +99,7 @@ def run_level(
     stats = {"landed": 0, "caught": 0, "refused": 0}
     errors: list[str] = []
     events: list[tuple[float, str, str]] = []  # (seconds since the start, task, what happened)
+    returns: list[float] = []  # how long each 'land --detach' kept its worker from the next task
 
     def note(s: Spec, what: str) -> None:
         events.append((time.perf_counter() - t0, s.name, what))
@@ -131,6 +132,7 @@ def run_level(
         gate = f"{sys.executable} test_project.py"
         if gate_seconds:  # a test suite as long as the build: the land queue's gates matter
             gate = f"sleep {gate_seconds:g}; {gate}"
+        c0 = time.perf_counter()
         res = sh(
             [
                 *WTP,
@@ -146,7 +148,9 @@ def run_level(
         )
         note(s, f"land exited {res.returncode}")
         if detach and res.returncode == 0:
-            return  # switch to the next task while it lands; counted when the queue is done
+            with lock:
+                returns.append(time.perf_counter() - c0)
+            return  # switch to the next task at once while it lands; counted when the queue is done
         with lock:
             if res.returncode == 0:
                 stats["landed"] += 1
@@ -220,6 +224,7 @@ def run_level(
         "land_refusals": stats["refused"],
         "main_passed_after_every_land": all_pass and linear and len(commits) == stats["landed"] + 1,
         "errors": errors[:3],
+        **({"detach_return_s_max": round(max(returns), 3)} if returns else {}),
         **({"timeline": [f"{at:7.2f}s {name} {what}" for at, name, what in sorted(events)]} if timeline else {}),
     }
 
