@@ -29,17 +29,36 @@ def test_a_gate_red_once_is_confirmed_and_the_good_task_lands(project: Repo, tmp
     assert [code for code, _, _ in results] == [0] * 5, results
     assert 5 <= _runs(tmp_path) <= 5 + 2  # the flaky red cost at most two extra runs
     assert sorted(_first_parents_pass(project)) == sorted([f"t{i} work" for i in range(1, 6)] + ["the test", "initial"])
+    ledger = project.wtp("queue", "--flaky", "--json").json()["gates"]
+    assert [(g["gate"], g["count"], [(e["task"], e["code"]) for e in g["events"]]) for g in ledger] == [
+        (gate, 1, [("t3", 1)])
+    ]
+    # its re-run passed, or a candidate above it that contains it (t4's or t5's) passed first
+    how = ledger[0]["events"][0]["how"]
+    assert how in ("re-run", "vouched by 't4'", "vouched by 't5'")
     said = [line for line in results[2][1].splitlines() if "flaky" in line]
     assert said == [
-        "the gate exited 1 on the candidate of 't3', then passed (re-run): recorded as flaky ('wtp queue --flaky')"
-    ]
-    ledger = project.wtp("queue", "--flaky", "--json").json()["gates"]
-    assert [(g["gate"], g["count"], [(e["task"], e["code"], e["how"]) for e in g["events"]]) for g in ledger] == [
-        (gate, 1, [("t3", 1, "re-run")])
+        f"the gate exited 1 on the candidate of 't3', then passed ({how}): recorded as flaky ('wtp queue --flaky')"
     ]
     table = project.wtp("queue", "--flaky").lines
     assert table[0].split() == ["GATE", "FLAKY", "LAST", "TASKS"]
-    assert [c.strip() for c in table[1].split("  ") if c.strip()] == [gate, "1", ledger[0]["last"], "t3 (re-run)"]
+    assert [c.strip() for c in table[1].split("  ") if c.strip()] == [gate, "1", ledger[0]["last"], f"t3 ({how})"]
+
+
+def test_a_candidate_above_that_passes_vouches_for_a_red_being_confirmed(project: Repo, tmp_path: Path) -> None:
+    """t1's gate is red once and its re-run hangs; t2's candidate (t1 + t2) passes: it vouches
+    for t1, and both land in one push without waiting for the re-run."""
+    _tasks(project, 2)
+    gate = (
+        f'echo "$WTP_TASK" >> {tmp_path}/runs; if [ "$WTP_TASK" = t1 ]; then '
+        f"if [ -e {tmp_path}/flaked ]; then sleep 60; fi; touch {tmp_path}/flaked; exit 1; fi; ./check.sh"
+    )
+    results = _land_all_at_once(project, ["t1", "t2"], "--gate", gate)
+    assert [code for code, _, _ in results] == [0, 0], results
+    assert "the gate exited 1 on the candidate of 't1', then passed (vouched by 't2')" in results[0][1]
+    assert "landed in one push together with 't2'" in results[0][1]
+    assert sorted((tmp_path / "runs").read_text().split()) == ["t1", "t1", "t2"]
+    assert sorted(_first_parents_pass(project)) == sorted(["t1 work", "t2 work", "the test", "initial"])
 
 
 def test_with_confirm_red_zero_the_first_red_blocks(project: Repo, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import time
 
 from .. import crashpoints
 from . import settle
-from .candidate import WITHDRAW_LOOK, confirm_reds, poll_gate, start_gate, stop_gates
+from .candidate import WITHDRAW_LOOK, confirm_reds, halt, note_flaky, poll_gate, start_gate, stop_gates
 from .entry import Entry, Withdrawn
 from .round import Round
 
@@ -44,10 +44,13 @@ def verify(r: Round) -> tuple[list[Entry], bool]:
                     del stack[j:]
                     continue
             if verdict is None:
-                confirm_reds(r.ctx, stack[i + 1 :], r.status)
-                r.grow(r.window.value)
-                time.sleep(0.01)
-                continue
+                above = _voucher(r, i)
+                if above is None:
+                    confirm_reds(r.ctx, stack[i + 1 :], r.status)
+                    r.grow(r.window.value)
+                    time.sleep(0.01)
+                    continue
+                i, verdict = above, True
         if not verdict:
             kept, ok = _kept_out(r, i)
             return kept, ok
@@ -62,6 +65,31 @@ def verify(r: Round) -> tuple[list[Entry], bool]:
             kept, ok = _kept_out(r, out.done)
             return kept, ok
     return [], True
+
+
+def _voucher(r: Round, i: int) -> int | None:
+    """While stack[i]'s red is being confirmed: the highest candidate above it that passed
+    the same gate (as every candidate between them is gated by) contains it and vouches
+    for it, and for those between, as the publication point's proof allows (a candidate's
+    tree above it in the same push).  Its index, the ones below noted and their runs
+    stopped; None when there is none yet."""
+    low = r.stack[i]
+    if not low.reds or low.flaky or low.halted:
+        return None
+    for j in range(len(r.stack) - 1, i, -1):
+        top = r.stack[j]
+        if any(e.gate != low.gate for e in r.stack[i : j + 1]):
+            continue
+        done = top.cached or (top.run is not None and not top.halted and top.run.poll() == 0)
+        if not done or not poll_gate(r.ctx, top, r.status):
+            continue
+        for e in r.stack[i:j]:
+            if e.reds and not e.flaky:
+                note_flaky(r.ctx, e, e.tree(r.ctx.root), f"vouched by '{top.name}'")
+            halt(e)
+            r.status.set(e, "passed")
+        return j
+    return None
 
 
 def _kept_out(r: Round, i: int) -> tuple[list[Entry], bool]:
