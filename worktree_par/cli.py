@@ -330,9 +330,7 @@ def land(
 @app.command(short_help="The land queue: place, task, candidate, gate state.")
 def queue(
     ctx: typer.Context,
-    flaky: bool = typer.Option(
-        False, "--flaky", help="Show the flaky-gate ledger: reds that a re-run or a later candidate overturned."
-    ),
+    flaky: bool = typer.Option(False, "--flaky", help="The flaky-gate ledger: reds a re-run or candidate overturned."),
     as_json: bool = JSON,
 ) -> None:
     """The land queue in order: each entry's task, mode, candidate and gate state (waiting,
