@@ -8,24 +8,43 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .conftest import Repo
+from .conftest import Repo, wait_for
 from .test_queue import _first_parents_pass, _land_all_at_once, _runs, _tasks, project
 
 __all__ = ["project"]
 
 
+def _land_in_order(r: Repo, names: list[str], *extra: str) -> list[tuple[int, str, str]]:
+    """Landers queued in this order while the queue is held, then let go."""
+    from worktree_par.gates import Gate
+    from worktree_par.land.request import QUEUE
+    from worktree_par.state import Store
+
+    queue = Gate(Store(r.path / ".git"), QUEUE)
+    queue.acquire()
+    try:
+        procs = []
+        for n, name in enumerate(names, 2):
+            procs.append(r.spawn("land", name, *extra))
+            wait_for(lambda n=n: len(queue.tickets()) == n, f"{name} in the queue")  # type: ignore[misc]
+    finally:
+        queue.release()
+    outs = [p.communicate(timeout=120) for p in procs]
+    return [(p.returncode, o, e) for p, (o, e) in zip(procs, outs)]
+
+
 def _flaky_gate(tmp: Path, task: str) -> str:
-    """The project's test, red once for ``task`` (the first time its file is in the tree)."""
+    """The project's test, red once for ``task`` (its candidate's first run)."""
     return (
         f'echo "$WTP_TASK" >> {tmp}/runs; '
-        f"if [ -e f{task[1:]}.txt ] && [ ! -e {tmp}/flaked ]; then touch {tmp}/flaked; exit 1; fi; ./check.sh"
+        f'if [ "$WTP_TASK" = {task} ] && [ ! -e {tmp}/flaked ]; then touch {tmp}/flaked; exit 1; fi; ./check.sh'
     )
 
 
 def test_a_gate_red_once_is_confirmed_and_the_good_task_lands(project: Repo, tmp_path: Path) -> None:
     _tasks(project, 5)
     gate = _flaky_gate(tmp_path, "t3")
-    results = _land_all_at_once(project, [f"t{i}" for i in range(1, 6)], "--gate", gate)
+    results = _land_in_order(project, [f"t{i}" for i in range(1, 6)], "--gate", gate)
     assert [code for code, _, _ in results] == [0] * 5, results
     assert 5 <= _runs(tmp_path) <= 5 + 2  # the flaky red cost at most two extra runs
     assert sorted(_first_parents_pass(project)) == sorted([f"t{i} work" for i in range(1, 6)] + ["the test", "initial"])
@@ -53,7 +72,7 @@ def test_a_candidate_above_that_passes_vouches_for_a_red_being_confirmed(project
         f'echo "$WTP_TASK" >> {tmp_path}/runs; if [ "$WTP_TASK" = t1 ]; then '
         f"if [ -e {tmp_path}/flaked ]; then sleep 60; fi; touch {tmp_path}/flaked; exit 1; fi; ./check.sh"
     )
-    results = _land_all_at_once(project, ["t1", "t2"], "--gate", gate)
+    results = _land_in_order(project, ["t1", "t2"], "--gate", gate)  # t1 below t2 in the stack
     assert [code for code, _, _ in results] == [0, 0], results
     assert "the gate exited 1 on the candidate of 't1', then passed (vouched by 't2')" in results[0][1]
     assert "landed in one push together with 't2'" in results[0][1]
@@ -110,6 +129,10 @@ def test_a_gate_that_fails_on_the_base_itself_is_a_broken_gate_not_the_tasks_fau
     assert tasks == {"t1": ("active", want), "t2": ("active", want)}
     assert not list((project.path / ".git" / "wtp" / "scratch").iterdir())  # the throw-away worktree is gone
     assert len(project.git("worktree", "list").splitlines()) == 3  # the main one and the two tasks'
+    # the base's failure is in the verdict cache now: a second try does not run the gate on the base again
+    second = project.wtp("land", "t2", "--gate", gate)
+    assert (second.code, second.err.splitlines()[-1]) == (1, f"wtp: {want}")
+    assert _runs(tmp_path) == 5 + 2  # t2's red and its re-run only
     project.commit({"NEEDED": "x\n"}, "the base fixed")
     project.git("push", "-q", "origin", "main")
     again = project.wtp("land", "t1", "--gate", gate)

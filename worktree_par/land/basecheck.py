@@ -38,21 +38,25 @@ class BaseCheck:
         tree = gitops.tree_of(ctx.root, base_tip)
         key = (e.gate, tree)
         if key not in self.known:
-            if verdicts.passed(ctx, e.gate, tree):
+            known = verdicts.lookup(ctx, e.gate, tree)  # a pass, or a failure 'check --test' or a land saw
+            if known is not None and known.ok:
                 self.known[key] = None
+            elif known is not None and known.log:
+                self.known[key] = _broken(e.gate, base, known.log)
             else:
                 log = ctx.store.subdir("logs") / f"land-base-{base.replace('/', '-')}.log"
                 self.say(f"gate: {e.gate} on '{base}' itself, to tell a broken gate from a red task; log: {log}")
                 code = run_on(ctx, e, base_tip, log, self.say)
-                if code == 0:
-                    verdicts.record(ctx, e.gate, tree)
-                    self.known[key] = None
-                else:
-                    self.known[key] = GateBroken(
-                        f"gate '{e.gate}' fails on '{base}' itself (log: {log}): fix the gate or the base; "
-                        f"the task is not at fault and stays landable"
-                    )
+                verdicts.record(ctx, e.gate, tree, ok=code == 0, log=str(log))
+                self.known[key] = None if code == 0 else _broken(e.gate, base, str(log))
         return self.known[key]
+
+
+def _broken(gate: str, base: str, log: str) -> GateBroken:
+    return GateBroken(
+        f"gate '{gate}' fails on '{base}' itself (log: {log}): fix the gate or the base; "
+        f"the task is not at fault and stays landable"
+    )
 
 
 def run_on(ctx: Ctx, e: Entry, commit: Sha, log: Path, say: Say) -> int:
