@@ -123,8 +123,8 @@ def test_a_gate_that_fails_on_the_base_itself_is_a_broken_gate_not_the_tasks_fau
             "error": want,
         }
         assert err.splitlines()[-1] == f"wtp: {want}"
-    # t1's red and its re-run, t2's red and its re-run (side by side), one run on the base
-    assert _runs(tmp_path) == 5
+    # t1's red and its re-run, t2's red (not re-run: its candidate stands on t1's), one run on the base
+    assert _runs(tmp_path) == 4
     tasks = {t["name"]: (t["state"], t["note"]) for t in project.wtp("list", "--json").json()["tasks"]}
     assert tasks == {"t1": ("active", want), "t2": ("active", want)}
     assert not list((project.path / ".git" / "wtp" / "scratch").iterdir())  # the throw-away worktree is gone
@@ -132,7 +132,7 @@ def test_a_gate_that_fails_on_the_base_itself_is_a_broken_gate_not_the_tasks_fau
     # the base's failure is in the verdict cache now: a second try does not run the gate on the base again
     second = project.wtp("land", "t2", "--gate", gate)
     assert (second.code, second.err.splitlines()[-1]) == (1, f"wtp: {want}")
-    assert _runs(tmp_path) == 5 + 2  # t2's red and its re-run only
+    assert _runs(tmp_path) == 4 + 2  # t2's red and its re-run only
     project.commit({"NEEDED": "x\n"}, "the base fixed")
     project.git("push", "-q", "origin", "main")
     again = project.wtp("land", "t1", "--gate", gate)

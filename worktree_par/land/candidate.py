@@ -181,14 +181,25 @@ def _rerun(ctx: Ctx, e: Entry, status: QueueStatus) -> None:
 
 
 def confirm_reds(ctx: Ctx, entries: list[Entry], status: QueueStatus) -> None:
-    """Start the confirming re-run of every entry whose gate just went red (as soon as it
-    does, not when its turn to be published comes)."""
+    """Start the confirming re-run of the lowest of ``entries`` (a stack's unpublished part,
+    bottom first) whose gate just went red, as soon as it does, not when its turn to be
+    published comes.  Only the lowest: the candidates above a red contain it, and their
+    reds are likely its own (they are rebuilt without it when it holds)."""
     for e in entries:
         run = e.run
-        if run is None or e.halted or e.outcome or e.reds >= ctx.cfg.land_confirm_red:
+        if run is None or e.halted or e.outcome:
             continue
-        if run.poll() not in (None, 0) and time.monotonic() - run.started <= ctx.cfg.land_timeout and _unmoved(ctx, e):
-            _rerun(ctx, e, status)
+        code = run.poll()
+        if code == 0:
+            continue
+        if code is None:
+            if e.reds:
+                return  # being confirmed: what stands on it waits for its verdict
+            continue
+        if e.reds < ctx.cfg.land_confirm_red and time.monotonic() - run.started <= ctx.cfg.land_timeout:
+            if _unmoved(ctx, e):
+                _rerun(ctx, e, status)
+        return
 
 
 def _unmoved(ctx: Ctx, e: Entry) -> bool:

@@ -46,7 +46,7 @@ def verify(r: Round) -> tuple[list[Entry], bool]:
             if verdict is None:
                 above = _voucher(r, i)
                 if above is None:
-                    confirm_reds(r.ctx, stack[i + 1 :], r.status)
+                    confirm_reds(r.ctx, stack[i:], r.status)
                     r.grow(r.window.value)
                     time.sleep(0.01)
                     continue
