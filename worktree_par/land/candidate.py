@@ -85,6 +85,11 @@ def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha) -> Sha:
         cand = gitops.commit_tree(ctx.root, merged.tree, [onto, tip], f"Merge task '{t.name}' ({t.branch})")
     else:
         reb = gitops.rebase_onto(wt, onto, fork)
+        for wait in LOCK_WAITS:  # another git in the worktree ('git status', 'wtp list') held its index
+            if reb.ok or not _index_busy(reb.error):
+                break
+            time.sleep(wait)
+            reb = gitops.rebase_onto(wt, onto, fork)  # the failed one was aborted: as before it
         if not reb.ok:
             if reb.conflicts:
                 raise LandConflict(_conflict_msg(t, reb.conflicts), reb.conflicts)
@@ -105,6 +110,16 @@ def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha) -> Sha:
     guard.advance(ctx, t, wt, tip, cand)
     crashpoints.step("land:after-candidate")
     return cand
+
+
+LOCK_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8)  # seconds between tries of a rebase that found the index locked
+
+
+def _index_busy(error: str) -> bool:
+    """git's 'Unable to create .../index.lock: File exists ... remove the file manually', or
+    the checkout of the base that it stopped ('could not detach HEAD'; untracked files in
+    the way stop it too: they are then refused after the last try, as before)."""
+    return any(s in error for s in ("index.lock", "remove the file manually", "could not detach HEAD"))
 
 
 def _no_space(t: Task, wt: Path, tip: Sha, onto: Sha) -> str:
