@@ -86,7 +86,7 @@ def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha) -> Sha:
     else:
         reb = gitops.rebase_onto(wt, onto, fork)
         for wait in LOCK_WAITS:  # another git in the worktree ('git status', 'wtp list') held its index
-            if reb.ok or not _index_busy(reb.error):
+            if reb.ok or reb.conflicts or reb.no_space or not _index_busy(reb.error):
                 break
             time.sleep(wait)
             reb = gitops.rebase_onto(wt, onto, fork)  # the failed one was aborted: as before it
