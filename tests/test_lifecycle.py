@@ -316,3 +316,20 @@ def test_unknown_task_is_exit_2(repo: Repo, cmd: list[str]) -> None:
     repo.wtp("start", "a")
     out = repo.wtp(*cmd)
     assert (out.code, out.err) == (2, "wtp: no task named 'ghost' (tasks: a): see 'wtp list'\n")
+
+
+def test_list_never_writes_a_task_worktrees_index(repo: Repo) -> None:
+    """'wtp list' reads worktrees others are working in: a status that refreshed and wrote
+    the index back took index.lock, and a rebase or commit there at that moment failed."""
+    import os
+    import time
+
+    p = Path(repo.wtp("start", "a").lines[-1])
+    tracked = next(f for f in p.rglob("*") if f.is_file() and ".git" not in f.parts)
+    later = time.time() + 5
+    os.utime(tracked, (later, later))  # same content, new stat data: a refreshing status writes the index
+    index = Path(repo.git("rev-parse", "--git-path", "index", cwd=p))
+    index = index if index.is_absolute() else p / index
+    before = index.read_bytes()
+    assert repo.wtp("list").code == 0
+    assert index.read_bytes() == before

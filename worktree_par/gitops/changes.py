@@ -214,7 +214,7 @@ class Changes:
                 if view is not None:
                     self.local[i] = view
         lit = ["--literal-pathspecs"]
-        status = ["--no-optional-locks", *lit, *STATUS_ARGS, *self.spec]
+        status = [*lit, *STATUS_ARGS, *self.spec]
         self.statuses = {i: spawn(status, wt) for i, wt in enumerate(worktrees) if paths and i not in self.local}
         self.heads = None
         if self.local:
@@ -256,7 +256,7 @@ class Changes:
         ]
         local = self._local_answers()
         if local is None:  # git did not answer as expected: ask it the long way
-            asked = ["--no-optional-locks", *lit, *STATUS_ARGS, *self.spec]
+            asked = [*lit, *STATUS_ARGS, *self.spec]
             self.statuses.update({i: spawn(asked, self.worktrees[i]) for i in self.local})
             local = {}
         wanted = set(self.paths)

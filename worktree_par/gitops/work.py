@@ -114,7 +114,10 @@ def relink(root: Path, common: Path, wt: Path, branch: str, lock: Path) -> str:
     return f"made its admin folder again from branch '{branch}' (what was staged is now unstaged)"
 
 
-STATUS_ARGS = ["status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"]
+# Statuses read worktrees wtp does not own at that moment (a task's, while its agent or the
+# land conductor runs git there): --no-optional-locks keeps them from writing the index back,
+# which takes index.lock and made a concurrent rebase or commit there fail.
+STATUS_ARGS = ["--no-optional-locks", "status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"]
 
 
 def status_paths(wt: Path) -> list[str]:
@@ -125,7 +128,9 @@ def status_paths(wt: Path) -> list[str]:
 def worktree_contents(wt: Path) -> tuple[list[str], list[str]]:
     """(uncommitted and untracked paths, ignored paths) of a worktree in one status call; a
     folder that is wholly untracked or wholly ignored is named once, with '/'."""
-    out = run(["status", "--porcelain=v2", "-z", "--ignored=matching", "--untracked-files=normal"], wt).out
+    out = run(
+        ["--no-optional-locks", "status", "--porcelain=v2", "-z", "--ignored=matching", "--untracked-files=normal"], wt
+    ).out
     entries = parse_status_entries(out)
     return [e.path for e in entries if e.kind != "!"], [e.path for e in entries if e.kind == "!"]
 
