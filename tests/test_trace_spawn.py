@@ -18,7 +18,7 @@ def test_wtp_trace_prints_each_git_call_run_side_by_side(repo: Repo) -> None:
         "rev-list --left-right --count refs/heads/main...refs/heads/wtp/a --": repo.path,
         "diff --name-only -z --no-renames refs/heads/main...refs/heads/wtp/a --": repo.path,
         "log -1 --format=%ct%x00%s refs/heads/wtp/a --": repo.path,
-        "status --porcelain=v2 -z": wt,
+        "--no-optional-locks status --porcelain=v2 -z": wt,
     }
     for args, where in spawned.items():
         hits = [line for line in traced if line.startswith(f"wtp trace: git {args}")]
