@@ -103,27 +103,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_a_killed_check_leaves_a_worktree_the_next_one_sweeps(tmp_path: Path) -> None:
-    g = Gated(tmp_path, gate_args="--sleep 120")
-    t1, t2 = g.start("t1"), g.start("t2")
-    g.repo.commit({"pkg/one.py": "x = 1\n"}, cwd=t1)
-    g.repo.commit({"pkg/two.py": "y = 2\n"}, cwd=t2)
-    before = g.worktrees()
-    proc = g.repo.spawn("check", "--test", "--timeout", "600", new_session=True)
-    wait_for(lambda: len(g.started()) == 1, "the gate on the merge to start")
-    proc.kill()
-    proc.communicate(timeout=60)
-    (run,) = g.runs()
-    wait_for(lambda: not _alive(int(run[1])), "the guardian to stop the gate of the killed check")
-    left = [w for w in g.worktrees() if w not in before]
-    assert len(left) == 1 and Path(left[0]).name.startswith(f".wtp-check-{proc.pid}.")
-    out = g.repo.wtp("check", "--test", "--timeout", "1")
-    assert out.code == 3
-    assert g.worktrees() == before
-
-
-def test_doctor_reports_a_killed_checks_worktree_and_keeps_a_commit_made_in_it(tmp_path: Path) -> None:
-    g = Gated(tmp_path, gate_args="--sleep 120")
+def _killed_check(g: Gated) -> tuple[list[str], Path, int]:
+    """Two tasks, and a check --test killed with -9 while its gate runs: the worktrees
+    before it, the throw-away worktree it left, and its pid."""
     t1, t2 = g.start("t1"), g.start("t2")
     g.repo.commit({"pkg/one.py": "x = 1\n"}, cwd=t1)
     g.repo.commit({"pkg/two.py": "y = 2\n"}, cwd=t2)
@@ -135,6 +117,21 @@ def test_doctor_reports_a_killed_checks_worktree_and_keeps_a_commit_made_in_it(t
     (run,) = g.runs()
     wait_for(lambda: not _alive(int(run[1])), "the guardian to stop the gate of the killed check")
     (left,) = [Path(w) for w in g.worktrees() if w not in before]
+    return before, left, proc.pid
+
+
+def test_a_killed_check_leaves_a_worktree_the_next_one_sweeps(tmp_path: Path) -> None:
+    g = Gated(tmp_path, gate_args="--sleep 120")
+    before, left, pid = _killed_check(g)
+    assert left.name.startswith(f".wtp-check-{pid}.")
+    out = g.repo.wtp("check", "--test", "--timeout", "1")
+    assert out.code == 3
+    assert g.worktrees() == before
+
+
+def test_doctor_reports_a_killed_checks_worktree_and_keeps_a_commit_made_in_it(tmp_path: Path) -> None:
+    g = Gated(tmp_path, gate_args="--sleep 120")
+    before, left, _ = _killed_check(g)
     made = g.repo.commit({"made-by-gate.txt": "x\n"}, "made by the gate", cwd=left)  # the gate committed there
     found = g.repo.wtp("doctor")
     assert found.code == 1

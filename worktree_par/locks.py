@@ -260,7 +260,7 @@ _held: dict[str, Lock] = {}  # path -> the Lock object of this process holding i
 
 
 @contextmanager
-def _no_interrupt() -> Iterator[None]:
+def no_interrupt() -> Iterator[None]:
     """SIGINT and SIGTERM wait until the block is done (in the main thread; other threads never
     get them): taking or dropping a lock is never left half done by Ctrl-C."""
     if threading.current_thread() is not threading.main_thread():
@@ -289,7 +289,7 @@ class Lock:
         key = str(self.path)
         if key in _held:
             raise RuntimeError(f"{self.what} ({self.path}) is already held by this process")
-        with _no_interrupt():  # a Ctrl-C between the flock and its bookkeeping would leave it held
+        with no_interrupt():  # a Ctrl-C between the flock and its bookkeeping would leave it held
             return self._take_now(key)
 
     def _take_now(self, key: str) -> bool:
@@ -373,7 +373,7 @@ class Lock:
     def release(self) -> None:
         if self._fd is None:
             return
-        with _no_interrupt():
+        with no_interrupt():
             fd, self._fd = self._fd, None
             _held.pop(str(self.path), None)
             os.close(fd)  # closing the last descriptor drops the flock

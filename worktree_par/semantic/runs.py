@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from .. import locks
 from ..errors import Say, quiet
 from ..land import verdicts
 from ..procs import Guarded
@@ -59,20 +57,6 @@ class _Live(NamedTuple):
     log: Path
     run: Guarded
     port: trees.Port
-
-
-@contextmanager
-def _no_interrupt() -> Iterator[None]:
-    """A Ctrl-C waits until the block is done (signals blocked, not ignored: it is delivered
-    after): removing a throw-away worktree is never left half done."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class Runner:
@@ -127,7 +111,7 @@ class Runner:
                 for lv in list(live):
                     done = self._poll(lv)
                     if done is not None:
-                        with _no_interrupt():  # a Ctrl-C now waits until the worktree is gone
+                        with locks.no_interrupt():  # a Ctrl-C now waits until the worktree is gone
                             live.remove(lv)
                             self._finish(lv)
                         for key, _ in todo[lv.tree]:
@@ -138,7 +122,7 @@ class Runner:
                     time.sleep(0.02)
         finally:
             if live:
-                with _no_interrupt():
+                with locks.no_interrupt():
                     for lv in live:
                         lv.run.stop()
                         self._finish(lv)
@@ -164,7 +148,7 @@ class Runner:
             self.say(f"gate: {self.gate} on {' + '.join(key)}; log: {log}")
             run = Guarded(["/bin/sh", "-c", script], path, env, log)
         except BaseException:
-            with _no_interrupt():
+            with locks.no_interrupt():
                 trees.remove(self.ctx, path, commit)
                 if port.lock is not None:
                     port.lock.release()
