@@ -146,3 +146,15 @@ def test_a_red_task_on_a_base_that_passes_is_blocked_as_before(project: Repo, tm
     assert json.loads(out.out)["state"] == "blocked"
     assert _runs(tmp_path) == 3  # the red, its re-run, and the base (whose tree no verdict knew yet)
     assert project.wtp("list", "--json").json()["tasks"][0]["state"] == "blocked"
+
+
+def test_a_commit_the_gate_makes_in_the_base_checks_worktree_is_kept(project: Repo, tmp_path: Path) -> None:
+    """The base check's throw-away worktree goes through the guard, as check --test's does:
+    a commit made there is archived, not dropped with the folder."""
+    _tasks(project, 1)
+    gate = 'case "$PWD" in */wtp/scratch/*) git commit -q --allow-empty -m made-by-gate;; esac; test -e NEEDED'
+    out = project.wtp("land", "t1", "--gate", gate, "--json")
+    assert out.code == 1 and json.loads(out.out)["state"] == "gate-broken", out.err
+    archived = project.git("for-each-ref", "--format=%(refname) %(subject)", "refs/wtp/archive/")
+    assert [line.split(" ", 1)[1] for line in archived.splitlines()] == ["made-by-gate"], archived
+    assert not list((project.path / ".git" / "wtp" / "scratch").iterdir())

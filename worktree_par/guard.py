@@ -285,6 +285,25 @@ def remove(ctx: Ctx, t: Task, *, force: bool = False, keep: list[str] | None = N
     return messages
 
 
+def remove_throwaway(ctx: Ctx, path: Path, made: str) -> str:
+    """Remove a worktree wtp made to run a gate in (check --test, the base check), detached
+    at ``made``, the commit wtp made or chose for it ("" when unknown).  Everything else in
+    it is what the gate wrote, but a commit made there anyway (one that neither ``made`` nor
+    any ref holds) is kept under refs/wtp/archive/<folder name> first, and said."""
+    if not path.exists():
+        gitops.worktree(ctx.root, ["prune"], ctx.worktree_lock, check=False)
+        return ""
+    said = ""
+    head, attached = gitops.head(path) if (path / ".git").exists() else (None, None)
+    kept = head is None or not gitops.commits_not_in(ctx.root, [head], [made] if made else [], ("refs/*",))
+    if head is not None and (attached or not kept):
+        archive = f"{ARCHIVE}{path.name.lstrip('.')}"
+        if gitops.update_ref(ctx.root, archive, head, None, "wtp: a commit made in a throw-away worktree"):
+            said = f"a commit made in {path} is kept as {archive}"
+    delete_worktree(ctx, path)
+    return said
+
+
 def delete_worktree(ctx: Ctx, path: Path) -> None:
     """'git worktree remove', with the files deleted outside the repo-wide worktree lock.
 

@@ -62,7 +62,7 @@ def _broken(gate: str, base: str, log: str) -> GateBroken:
 def run_on(ctx: Ctx, e: Entry, commit: Sha, log: Path, say: Say) -> int:
     """Run ``e``'s gate on ``commit`` in a throw-away worktree; its exit code."""
     path = ctx.store.subdir(SCRATCH) / f"base-{os.getpid()}"
-    _clear(ctx, path)
+    guard.remove_throwaway(ctx, path, "")  # a killed check of a process with this pid
     log.write_text(f"$ {e.gate}\n# base {commit}\n")
     gitops.worktree(ctx.root, ["add", "--detach", "--quiet", str(path), commit], ctx.worktree_lock)
     try:
@@ -77,14 +77,4 @@ def run_on(ctx: Ctx, e: Entry, commit: Sha, log: Path, say: Say) -> int:
         env = {**isolate.task_env(ctx, t), "WTP_CANDIDATE": commit}
         return run_guarded(["/bin/sh", "-c", e.gate], path, env, timeout=ctx.cfg.land_timeout, log=log).code
     finally:
-        _clear(ctx, path)
-
-
-def _clear(ctx: Ctx, path: Path) -> None:
-    """Remove the throw-away worktree at ``path`` (it holds nothing but the base's files and
-    what the gate made) and git's record of it."""
-    if path.exists():
-        trash = path.with_name(f".trash-{path.name}")
-        os.rename(path, trash)
-        guard.delete_tree(trash)
-    gitops.worktree(ctx.root, ["prune"], ctx.worktree_lock, check=False)
+        guard.remove_throwaway(ctx, path, commit)

@@ -107,23 +107,14 @@ def make(ctx: Ctx, commit: str, n: int) -> Path:
 
 
 def remove(ctx: Ctx, path: Path, commit: str) -> str:
-    """Remove a throw-away worktree.  Everything in it is wtp's: the merge commit it is
-    detached at and the files the gate wrote.  A commit someone made there anyway is kept
-    under an archive ref first (the guard's rule: nothing but what wtp made is dropped)."""
-    said = ""
-    if not path.exists():
-        gitops.worktree(ctx.root, ["prune"], ctx.worktree_lock, check=False)
-        return said
-    head, attached = gitops.head(path) if (path / ".git").exists() else (None, None)
-    if head is not None and not commit:  # a run that was killed: was HEAD a merge wtp made?
-        ours = gitops.commit_message(ctx.root, head).startswith(MERGE_NOTE)
-        commit = head if ours else ""
-    if head is not None and (head != commit or attached):
-        archive = f"{guard.ARCHIVE}{path.name.lstrip('.')}"
-        if gitops.update_ref(ctx.root, archive, head, None, "wtp: a commit made in a check --test worktree"):
-            said = f"a commit made in {path} is kept as {archive}"
-    guard.delete_worktree(ctx, path)
-    return said
+    """Remove a throw-away worktree through the guard (a commit someone made there is kept).
+    ``commit``: the merge it is detached at; "" for a run that was killed, whose merges are
+    told by their subject."""
+    if not commit and (path / ".git").exists():
+        head, _ = gitops.head(path)
+        if head is not None and gitops.commit_message(ctx.root, head).startswith(MERGE_NOTE):
+            commit = head
+    return guard.remove_throwaway(ctx, path, commit)
 
 
 LOGS_KEPT = 200  # newest check --test logs kept
