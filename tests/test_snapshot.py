@@ -245,3 +245,25 @@ def test_snapshot_in_the_main_worktree_and_on_an_unborn_branch(repo: Repo, tmp_p
     assert git(unborn, "ls-tree", "-r", "--name-only", tree) == "first.txt"
     assert git(unborn, "rev-list", "--parents", "-n1", commit) == commit  # no parent
     assert not (unborn / ".git" / "index").exists()  # the user's index was not made either
+
+
+def test_an_edit_git_sees_only_by_content_is_in_the_snapshot(repo: Repo) -> None:
+    """A file edited in the same second as the index was written, keeping its size, looks
+    unchanged by its stat data; git reads such a "racily clean" entry's content because the
+    entry is not older than the index file.  The snapshot's copy of the index must keep the
+    index's time, or a copy made a second later hides the edit: 'wtp check' lost a task's
+    conflict with its base when the task's edit came in the second the task started (CI)."""
+    repo.git("config", "core.checkStat", "minimal")  # mtime seconds and size: ctime can't be set
+    repo.commit({"RELEASE": "1.0.0\n"}, msg="release")
+    index = Path(git(repo.path, "rev-parse", "--path-format=absolute", "--git-dir")) / "index"
+    release = repo.path / "RELEASE"
+    then = release.stat().st_mtime_ns - 10_000_000_000  # ten seconds ago
+    os.utime(release, ns=(then, then))
+    repo.git("update-index", "--refresh")  # the index records that time
+    os.utime(index, ns=(then, then))  # and was written in that second
+    release.write_text("1.1.0\n")  # the same size
+    os.utime(release, ns=(then, then))  # in the same second
+    dirty = gitops.dirty_of(repo.path)
+    assert dirty.paths == ["RELEASE"]  # git status reads the content and sees the edit
+    _, tree = gitops.snapshot(repo.path, dirty=dirty)
+    assert git(repo.path, "cat-file", "-p", f"{tree}:RELEASE") == "1.1.0"

@@ -12,7 +12,7 @@ from typing import NamedTuple
 from .core import run
 from .parse import MergeTree, Sha
 from .refs import tree_of
-from .work import commit_tree, in_progress, merge_tree, read_tree_2way, rebase_abort, status_paths
+from .work import commit_tree, copy_index, in_progress, merge_tree, read_tree_2way, rebase_abort, status_paths
 
 
 class Edits(NamedTuple):
@@ -74,7 +74,7 @@ def holds(wt: Path, index: str, work: str) -> bool:
     real = Path(run(["rev-parse", "--path-format=absolute", "--git-path", "index"], wt).out.strip())
     with tempfile.TemporaryDirectory(prefix="wtp-index-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        (Path(tmp) / "index").write_bytes(real.read_bytes())
+        copy_index(real, Path(tmp) / "index")
         run(["add", "--update", "--", "."], wt, env=env)
         return run(["write-tree"], wt, env=env).out.strip() == work
 

@@ -185,6 +185,16 @@ def dirty_of(wt: Path) -> Dirty:
     return Dirty(parse_status(out), head)
 
 
+def copy_index(index: Path, to: Path) -> None:
+    """Copy an index file with its own time.  git reads the content of an entry that is not
+    older than the index file ("racily clean"); a copy dated now would make such an entry
+    look clean by its stat data and hide an edit made in the second the index was written
+    that kept the file's size."""
+    to.write_bytes(index.read_bytes())
+    st = index.stat()
+    os.utime(to, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 def snapshot(
     wt: Path,
     extra: list[str] | None = None,
@@ -216,7 +226,7 @@ def snapshot(
         if index.exists():
             # Starting from the real index keeps its stat cache and cached trees, so only what
             # changed is hashed and only the folders holding it are written again.
-            tmp_index.write_bytes(index.read_bytes())
+            copy_index(index, tmp_index)
         env = {"GIT_INDEX_FILE": str(tmp_index)}
         if paths:
             # --replace: a file that became a folder (or the reverse) replaces the old entry.
