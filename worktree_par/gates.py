@@ -47,6 +47,35 @@ def _well_formed(data: object) -> bool:
 
 
 TASK_POLL = 0.2  # seconds between looks at the registry while a task holds the gate's resource
+RELOOK = 0.5  # a waiter whose ticket file did not change reads it again after this long (dead holders)
+
+
+def file_sig(path: os.PathLike[str] | str) -> tuple[int, int, int, int]:
+    """What changes when a file that is replaced whole is written: inode, times, size."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, 0, 0, 0)
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+class OnChange:
+    """``fn()``, asked again only when ``path`` (a file replaced whole) changed, and at least
+    every ``every`` seconds: a rewrite within the clock's tick that reuses a freed inode
+    would look unchanged.  What waiters poll many times a second costs a stat per look."""
+
+    def __init__(self, path: os.PathLike[str] | str, fn: Callable[[], Any], every: float = 2.0) -> None:
+        self.path, self.fn, self.every = path, fn, every
+        self.seen: tuple[int, int, int, int] | None = None
+        self.read_at = 0.0
+        self.value: Any = None
+
+    def __call__(self) -> Any:
+        sig = file_sig(self.path)
+        if sig != self.seen or time.monotonic() - self.read_at > self.every:
+            self.seen, self.read_at = sig, time.monotonic()
+            self.value = self.fn()
+        return self.value
 
 
 class Use(NamedTuple):
@@ -71,25 +100,17 @@ class TaskUses:
 
     def __init__(self, store: Store, name: str) -> None:
         self.store, self.name = store, name
-        self.seen: tuple[int, int, int, int] | None = None
-        self.read_at = 0.0
-        self.uses: list[Use] = []
+        self._uses = OnChange(store.file, self._read)
 
-    def __call__(self) -> list[Use]:
+    def _read(self) -> list[Use]:
         from .schedule import resources_collide
 
-        try:
-            st = os.stat(self.store.file)
-            sig = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
-        except OSError:
-            sig = (0, 0, 0, 0)
-        # Also every few seconds: a rewrite within the clock's tick that reuses a freed inode
-        # would look unchanged.
-        if sig != self.seen or time.monotonic() - self.read_at > 2:
-            self.seen, self.read_at = sig, time.monotonic()
-            live = self.store.read().live()
-            self.uses = [Use(t.name, r) for t in live for r in t.use if resources_collide(r, self.name)]
-        return self.uses
+        live = self.store.read().live()
+        return [Use(t.name, r) for t in live for r in t.use if resources_collide(r, self.name)]
+
+    def __call__(self) -> list[Use]:
+        uses: list[Use] = self._uses()
+        return uses
 
 
 def wait_out_uses(uses: TaskUses, label: str, title: str, timeout: float | None, say: Say) -> None:
@@ -193,6 +214,9 @@ class Gate:
         deadline = None if timeout is None else time.monotonic() + timeout
         last = ""
         looked = 0.0
+        seen: tuple[int, int, int, int] | None = None  # the ticket file as last read, while not first
+        read_at = 0.0
+        place = 0
         try:
             while True:
                 if until is not None and time.monotonic() - looked > 0.05:
@@ -200,7 +224,19 @@ class Gate:
                     if until():
                         self._leave()
                         return False
+                # Nothing to decide while the ticket list is as last read, when not first in line
+                # (a dead holder is looked for every RELOOK seconds): a stat, not the lock and a read.
+                if (
+                    tasks is None
+                    and seen is not None
+                    and seen == file_sig(self.file)
+                    and time.monotonic() - read_at < RELOOK
+                    and (deadline is None or time.monotonic() < deadline)
+                ):
+                    time.sleep(0.005 if place <= 1 else 0.05)
+                    continue
                 users = tasks() if tasks is not None else []  # outside the ticket lock: it reads a file
+                read_at = time.monotonic()
                 with self.meta:
                     data = self._read()
                     changed = self._prune(data)
@@ -220,6 +256,8 @@ class Gate:
                         return True
                     if changed:
                         self._write(data)
+                    # First in line, we look again at once: the hold is let go after the list changes.
+                    seen = None if first is not None and first["seq"] == self.seq else file_sig(self.file)
                 place = next(i for i, t in enumerate(data["tickets"]) if t["seq"] == self.seq)
                 blocker = _held_back(ticket, users)
                 head = next((t for t in data["tickets"] if t.get("granted")), first or data["tickets"][0])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import crashpoints, gitops, guard, removal, tasks, trust
 from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, quiet
-from ..gates import Gate
+from ..gates import Gate, OnChange
 from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, Task
 from ..state import interrupted as is_interrupted
@@ -124,10 +124,9 @@ def land(ctx: Ctx, t: Task, req: LandRequest, say: Say, adopt: int | None = None
             t = ctx.store.read().task(t.name)
         t = _prepare(ctx, t, req, say)
     q = Gate(ctx.store, QUEUE, title="the land queue")
+    settled = OnChange(ctx.store.file, lambda: _settled(ctx, t), every=1.0)  # a stat per look while waiting
     try:
-        led = q.acquire(
-            req.timeout, say=say, label=t.name, data=req.to_json(), until=lambda: _settled(ctx, t), adopt=adopt
-        )
+        led = q.acquire(req.timeout, say=say, label=t.name, data=req.to_json(), until=settled, adopt=adopt)
     except BaseException:
         withdraw(ctx, t)
         raise
