@@ -147,6 +147,7 @@ class _Conductor:
         self.status = QueueStatus(ctx, window)
         self.basecheck = BaseCheck(ctx, say)
         self.attempt = 0
+        self.started: set[str] = set()  # the entries of this round whose gate was started
 
     def run(self) -> None:
         try:
@@ -177,10 +178,13 @@ class _Conductor:
                 where = f" on {self.remote}" if self.remote else ""
                 settle.blocked(ctx, e, LandBlocked(f"base branch '{self.base}' does not exist{where}"))
             return False
+        self.started = set()
         stack = self._build(self.pending, base_tip)
         r = Round(
             ctx, stack, base_tip, self.remote, self.say, self.status, self.window, self._grow if self.taker else None
         )
+        r.started = self.started
+        r.queue_file = self.taker.queue.file if self.taker else None
         failed, ok = batch.verify(r) if self.mode == "batch" else speculate.verify(r)
         for e in list(failed):
             if e.red and isinstance(e.error, GateFailed):
@@ -238,4 +242,9 @@ class _Conductor:
                 ctx.store.update(e.task, candidate=e.cand)  # from here, recovery asks the remote whether it landed
             stack.append(e)
             prev = e.cand
+            if self.mode != "batch":  # speculative: its gate starts now, while the next candidate is built
+                if not self.started:
+                    crashpoints.step("land:before-gate")
+                candidate.start_gate(ctx, e, self.say, self.status)
+                self.started.add(e.name)
         return stack

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from .. import tasks
 from ..errors import Say
+from ..gates import file_sig
 from ..gitops import Sha
 from ..repo import Ctx
 from ..state import WITHDRAWN
@@ -43,6 +45,9 @@ class Round:
         self.window = window
         self.done = 0
         self._grow = grow
+        self.started: set[str] = set()  # the entries whose gate was started (as each was built)
+        self.queue_file: Path | None = None  # the land queue's ticket file, which grows when a lander joins
+        self._queue_seen: tuple[int, int, int, int] | None = None
         self._looked = 0.0
 
     def publish(self, k: int) -> publish.Outcome:
@@ -66,9 +71,13 @@ class Round:
         return self._grow is not None
 
     def grow(self, depth: int) -> None:
-        """Stack what joined the queue meanwhile on the top (at most every 0.1 s)."""
-        if self._grow is not None and len(self.stack) < depth and time.monotonic() - self._looked > 0.1:
-            self._looked = time.monotonic()
+        """Stack what joined the queue meanwhile on the top: as soon as the queue's ticket
+        file changed (a stat per look), and every second whatever it says."""
+        if self._grow is None or len(self.stack) >= depth:
+            return
+        sig = file_sig(self.queue_file) if self.queue_file is not None else None
+        if sig != self._queue_seen or time.monotonic() - self._looked > 1.0:
+            self._looked, self._queue_seen = time.monotonic(), sig
             self._grow(self, depth - len(self.stack))
 
     def withdrawn(self) -> Entry | None:
