@@ -178,14 +178,30 @@ def lease_clock() -> float:
     return time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
 
 
+_prctl: object = None  # libc's prctl, looked up once in this process (None: not yet; False: none)
+
+
+def _find_prctl() -> object:
+    """libc's prctl where there is one (Linux), looked up in the parent: importing ctypes in
+    each child between fork and exec cost every gate start several ms."""
+    global _prctl
+    if _prctl is None:
+        _prctl = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                _prctl = ctypes.CDLL(None).prctl
+            except Exception:
+                pass  # the guardian still stops the group
+    return _prctl
+
+
 def _child_setup() -> None:  # runs in the child between fork and exec
     os.setpgid(0, 0)
-    if sys.platform.startswith("linux"):
+    if _prctl:
         try:
-            import ctypes
-
-            libc = ctypes.CDLL(None)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the wtp process
+            _prctl(1, signal.SIGKILL)  # type: ignore[operator]  # PR_SET_PDEATHSIG: die with the wtp process
         except Exception:
             pass  # the guardian still stops the group
 
@@ -209,6 +225,7 @@ class Guarded:
         lease: float | None = None,
         since: float | None = None,
     ) -> None:
+        _find_prctl()
         out = open(log, "ab") if log else None
         try:
             self.proc = subprocess.Popen(

@@ -5,7 +5,6 @@ half-way had begun to write, undone.  Only the guard calls these; moving the bra
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -72,6 +71,8 @@ def holds(wt: Path, index: str, work: str) -> bool:
     if run(["write-tree"], wt, check=False).out.strip() != index:
         return False
     real = Path(run(["rev-parse", "--path-format=absolute", "--git-path", "index"], wt).out.strip())
+    import tempfile  # here, not at the top: every land imports this module, few call this
+
     with tempfile.TemporaryDirectory(prefix="wtp-index-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         copy_index(real, Path(tmp) / "index")
