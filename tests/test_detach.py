@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
 from worktree_par.entry import parse_land
+from worktree_par.locks import pid_alive
 
 from .conftest import Repo, wait_for
 from .test_queue import _first_parents_pass, _tasks, project
@@ -51,3 +53,49 @@ def test_a_detached_land_whose_process_is_killed_is_started_again(project: Repo,
     assert again.out.startswith("queued 't1' to land at place 1; ")
     wait_for(lambda: project.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed", "t1 to land")
     assert _first_parents_pass(project) == ["t1 work", "the test", "initial"]
+
+
+def test_detached_lands_are_served_by_one_background_lander(project: Repo, tmp_path: Path) -> None:
+    """Five agents landing with --detach start one background process, not five: the first
+    call starts it, the others hand it their ticket.  It serves them one after another, then
+    stops looking for more and exits; the next detached land starts a new one."""
+    _tasks(project, 4)
+    release = tmp_path / "release"
+    gate = f"until [ -e {release} ]; do sleep 0.05; done; ./check.sh"  # a gate that waits for the test
+    outs = [project.wtp_proc("land", f"t{i}", "--detach", "--gate", gate) for i in (1, 2, 3)]
+    assert [o.code for o in outs] == [0, 0, 0], [o.err for o in outs]
+    logs = {o.out.rsplit("(log: ", 1)[1].rstrip(")\n") for o in outs}
+    assert len(logs) == 1 and next(iter(logs)).endswith("land-detached-t1.log"), logs
+    entries = json.loads(project.wtp_proc("queue", "--json").out)["entries"]
+    assert [e["task"] for e in entries] == ["t1", "t2", "t3"]
+    pids = {e["pid"] for e in entries}
+    assert len(pids) == 1, entries  # one process holds every ticket
+    release.touch()
+    wait_for(
+        lambda: [t["state"] for t in project.wtp("list", "--all", "--json").json()["tasks"]][:3] == ["landed"] * 3,
+        "the three detached lands to land",
+    )
+    (pid,) = pids
+    wait_for(lambda: not pid_alive(pid), "the background lander to exit once it holds no ticket")
+    assert _first_parents_pass(project) == ["t3 work", "t2 work", "t1 work", "the test", "initial"]
+    log = Path(next(iter(logs))).read_text()
+    assert re.findall(r"^landed '(t\d)' at [0-9a-f]{40}$", log, re.M) == ["t1", "t2", "t3"], log
+    # Gone, it is not handed tickets any more: the next detached land starts its own.
+    later = project.wtp_proc("land", "t4", "--detach", "--gate", gate)
+    assert later.code == 0, later.err
+    assert later.out.rstrip(")\n").endswith("land-detached-t4.log"), later.out
+    wait_for(lambda: project.wtp("list", "--all", "--json").json()["tasks"][3]["state"] == "landed", "t4 to land")
+
+
+def test_a_server_record_not_as_wtp_writes_it_is_ignored(project: Repo) -> None:
+    import hashlib
+
+    _tasks(project, 1)
+    gate_dir = project.path / ".git" / "wtp" / "gates" / hashlib.sha1(b"#land").hexdigest()[:16]
+    gate_dir.mkdir(parents=True, exist_ok=True)
+    planted = {"version": 1, "name": "#land", "seq": 0, "tickets": [], "server": {"holder": "pid 1", "log": 5}}
+    (gate_dir / "tickets.json").write_text(json.dumps(planted))
+    out = project.wtp_proc("land", "t1", "--detach", "--gate", "./check.sh")
+    assert out.code == 0, out.err
+    assert out.out.rstrip(")\n").endswith("land-detached-t1.log"), out.out  # its own lander, not 'pid 1'
+    wait_for(lambda: project.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed", "t1 to land")

@@ -88,6 +88,27 @@ class Use(NamedTuple):
         return f"task '{self.task}' holds {self.resource} (--use) until it lands or is removed"
 
 
+def _same_process(holder: object, h: locks.Holder) -> bool:
+    try:
+        other = locks.Holder.from_json(holder)
+    except ValueError:
+        return False
+    return other is not None and (other.pid, other.start, other.boot, other.pidns) == (h.pid, h.start, h.boot, h.pidns)
+
+
+def _server(state: dict[str, Any]) -> tuple[locks.Holder, str] | None:
+    """The live process serving the queue's handed tickets and its log; None when there is none
+    (or the record of one is not what wtp writes: it is ignored, and the next server replaces it)."""
+    rec = state.get("server")
+    if not isinstance(rec, dict) or not isinstance(rec.get("log"), str):
+        return None
+    try:
+        holder = locks.Holder.from_json(rec.get("holder"))
+    except ValueError:
+        return None
+    return (holder, rec["log"]) if holder is not None and locks.is_alive(holder) else None
+
+
 def _held_back(ticket: dict[str, Any], users: list[Use]) -> Use | None:
     """The task that holds a ticket back: one holding the resource other than the ticket's own."""
     return next((u for u in users if u.task != ticket.get("label")), None)
@@ -277,35 +298,70 @@ class Gate:
             self._leave()
             raise
 
-    def enqueue(self, label: str, data: dict[str, Any]) -> tuple[int, int]:
-        """Put a ticket in the queue now, held by this process until ``hand_to`` gives it to
-        the process that will wait on it (``acquire(adopt=seq)``): (its seq, its place)."""
+    def enqueue(self, label: str, data: dict[str, Any], *, to_server: bool = False) -> tuple[int, int, str | None]:
+        """Put a ticket in the queue now: (its seq, its place, the log of the server that took
+        it).  ``to_server``: when a server (a background process serving tickets, see
+        ``hand_to``) runs, the ticket is its own at once and that log is returned; otherwise,
+        and without ``to_server``, this process holds it until ``hand_to`` gives it to the
+        process that will wait on it (``acquire(adopt=seq)``) and the log is None."""
         with self.meta:
             state = self._read()
             self._prune(state)
+            server = _server(state) if to_server else None
             state["seq"] += 1
             ticket = {
                 "seq": state["seq"],
-                "holder": locks.me().to_json(),
+                "holder": server[0].to_json() if server else locks.me().to_json(),
                 "label": label,
                 "granted": None,
                 "data": data,
             }
             state["tickets"].append(ticket)
             self._write(state)
-            return state["seq"], len(state["tickets"])
+            return state["seq"], len(state["tickets"]), server[1] if server else None
 
-    def hand_to(self, seq: int, pid: int) -> bool:
-        """Give ticket ``seq`` to the (just started) process ``pid``: its life keeps the ticket."""
+    def hand_to(self, seq: int, pid: int, *, server_log: str | None = None) -> bool:
+        """Give ticket ``seq`` to the (just started) process ``pid``: its life keeps the ticket.
+        ``server_log``: that process serves the tickets given to it one after another (its
+        output in that log) and, unless a server runs already, becomes the one ``enqueue``
+        gives tickets to from now on, until it finds none left (``next_served``)."""
         holder = locks.holder_of(pid)
         with self.meta:
             state = self._read()
             for t in state["tickets"]:
                 if t["seq"] == seq and locks.Holder.from_json(t["holder"]) == locks.me():
                     t["holder"] = holder.to_json()
+                    if server_log is not None and _server(state) is None:
+                        state["server"] = {"holder": holder.to_json(), "log": server_log}
                     self._write(state)
                     return True
         return False
+
+    def next_served(self) -> tuple[int, dict[str, Any]] | None:
+        """For a server: the first ticket this process holds, (seq, its data); None when it
+        holds none, and then it no longer takes tickets (in the same look, so a ticket is
+        never given to a server that has stopped looking)."""
+        me = locks.me()
+        with self.meta:
+            state = self._read()
+            self._prune(state)
+            mine = [t for t in state["tickets"] if _same_process(t["holder"], me)]
+            if mine:
+                return mine[0]["seq"], dict(mine[0].get("data") or {})
+            server = _server(state)
+            if server is not None and _same_process(server[0].to_json(), me):
+                del state["server"]
+                self._write(state)
+            return None
+
+    def drop(self, seq: int) -> None:
+        """Take ticket ``seq`` out of the queue (a served ticket whose land could not start)."""
+        with self.meta:
+            state = self._read()
+            kept = [t for t in state["tickets"] if t["seq"] != seq]
+            if len(kept) != len(state["tickets"]):
+                state["tickets"] = kept
+                self._write(state)
 
     @staticmethod
     def describe(ticket: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from ..exits import err, open_repo
 from .common import bound_waits, current_task, emit, left_behind
 
 if TYPE_CHECKING:
+    from ..gates import Gate
     from ..land.lander import LandResult
     from ..land.request import LandRequest
     from ..repo import Ctx
@@ -55,19 +56,41 @@ def land(
 
 
 def land_detached(where: str | None, request: str, ticket: str | None = None) -> int:
-    """The detached child of 'wtp land --detach': the request it was handed, whole, and the
-    queue ticket put in the queue for it (its task already waiting to land)."""
-    from ..land.request import LandRequest
+    """The background lander 'wtp land --detach' starts: the request it was handed, whole,
+    and the queue ticket put in the queue for it (its task already waiting to land); then
+    every ticket later detached lands handed it, one after another, until none is left.
+    Each land's outcome is a line in its log; the exit code is the worst of them."""
+    from ..gates import Gate
+    from ..land.request import QUEUE, LandRequest
 
-    req = LandRequest.loads(request)
-    if req is None:
-        raise UsageError("the detached land was handed a request it cannot read: run 'wtp land TASK' again")
-    bound_waits(req.timeout)
     c = open_repo(where)
-    t = c.store.read().task(req.task)
-    if t.seq != req.seq:
-        raise UsageError(f"task '{req.task}' was replaced since its land was detached: see 'wtp list'")
-    return _land(c, where, t, req, False, False, int(ticket) if ticket and ticket.isdigit() else None)
+    q = Gate(c.store, QUEUE, title="the land queue")
+    seq = int(ticket) if ticket and ticket.isdigit() else None
+    code = _serve(c, where, LandRequest.loads(request), seq, q)
+    while (handed := q.next_served()) is not None:
+        seq, data = handed
+        code = max(code, _serve(c, where, LandRequest.from_json(data), seq, q))
+    return code
+
+
+def _serve(c: Ctx, where: str | None, req: LandRequest | None, seq: int | None, q: Gate) -> int:
+    """One detached land, its outcome said in the log: 0 landed, else its error's exit code
+    (its ticket leaves the queue either way)."""
+    from ..errors import WtpError
+
+    try:
+        if req is None:
+            raise UsageError("a detached land was handed a request it cannot read: run 'wtp land TASK' again")
+        bound_waits(req.timeout)
+        t = c.store.read().task(req.task)
+        if t.seq != req.seq:
+            raise UsageError(f"task '{req.task}' was replaced since its land was detached: see 'wtp list'")
+        return _land(c, where, t, req, False, False, seq)
+    except WtpError as e:
+        err(f"wtp: {e.message}")
+        if seq is not None:
+            q.drop(seq)
+        return int(e.exit_code)
 
 
 def _land(

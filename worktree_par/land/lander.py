@@ -266,10 +266,12 @@ def _show_gate_tail(ctx: Ctx, name: str, say: Say) -> None:
 
 def detach(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> tuple[int, str]:
     """``wtp land TASK --detach``: the request goes into the queue as a ticket at once (a
-    conductor running now takes it from there) and a background process of its own (its own
-    session, its log under the state dir) is started to own that ticket: it waits for the
-    conductor's verdict and cleans up, or conducts when nobody does.  Returns without waiting
-    for that process: (the ticket's place, the log)."""
+    conductor running now takes it from there) and is owned by the repository's background
+    lander: the one running now, or, when none does, a process started for it (its own
+    session, its log under the state dir) that serves every ticket detached lands hand it,
+    one after another, until none is left: it waits for the conductor's verdict and cleans
+    up, or conducts when nobody does.  Returns without waiting: (the ticket's place, the
+    background lander's log)."""
     import subprocess
     import sys
 
@@ -283,13 +285,16 @@ def detach(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> tuple[int, str]:
         t = ctx.store.read().task(t.name)
     landable(t)
     t = _prepare(ctx, t, req, say)  # refusals come now, not in a log nobody reads
-    log = ctx.store.subdir("logs") / f"land-detached-{t.name}.log"
     q = Gate(ctx.store, QUEUE, title="the land queue")
-    seq, place = q.enqueue(t.name, req.to_json())
+    seq, place, served = q.enqueue(t.name, req.to_json(), to_server=True)
+    if served is not None:
+        return place, served  # the background lander running now owns it
+    log = ctx.store.subdir("logs") / f"land-detached-{t.name}.log"
     try:
         with open(log, "ab") as out:
             child = subprocess.Popen(
                 [sys.executable, "-m", "worktree_par", "-C", str(ctx.root), "__land", req.dumps(), str(seq)],
+                cwd=ctx.root,  # not the caller's folder: it may be a task worktree the lander outlives
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -298,5 +303,5 @@ def detach(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> tuple[int, str]:
     except BaseException:
         withdraw(ctx, t)  # our ticket goes with this process
         raise
-    q.hand_to(seq, child.pid)
+    q.hand_to(seq, child.pid, server_log=str(log))
     return place, str(log)
