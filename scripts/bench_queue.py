@@ -72,9 +72,34 @@ def commit(wt: Path, files: dict[str, str], msg: str) -> None:
 
 
 def gate_cmd(runs: Path, seconds: float, flaky: bool) -> str:
-    """The gate; ``flaky``: red once for task 3 (the first run that has its file), then green."""
+    """The gate; ``flaky``: red once for task 3 (the first run that has its file), then green.
+    Each run also notes when it started and ended (``{runs}.times``), for the breakdown."""
     once = f"if [ -e src/task3.py ] && [ ! -e {runs}.flaked ]; then touch {runs}.flaked; exit 1; fi; " if flaky else ""
-    return f"echo run >> {runs}; sleep {seconds:g}; {once}./check.sh"
+
+    def stamp(what: str) -> str:
+        return f'echo "{what} $(date +%s.%N)" >> {runs}.times'
+
+    return f"echo run >> {runs}; {stamp('start')}; sleep {seconds:g}; {stamp('end')}; {once}./check.sh"
+
+
+def breakdown(runs: Path, t0: float, last_launch: float, wall: float) -> dict[str, float] | None:
+    """Where a wtp run's wall time went, from the gate's own time stamps (seconds since the
+    first lander was started): the last lander's start, the last gate's start, the last
+    gate's end, and the tail after it (publishing, cleaning up, the landers exiting)."""
+    try:
+        stamps = [line.split() for line in Path(f"{runs}.times").read_text().splitlines()]
+        starts = [float(t) - t0 for what, t in stamps if what == "start"]
+        ends = [float(t) - t0 for what, t in stamps if what == "end"]
+    except (OSError, ValueError):
+        return None
+    if not starts or not ends:
+        return None
+    return {
+        "last_lander_started_s": round(last_launch, 2),
+        "last_gate_started_s": round(max(starts), 2),
+        "last_gate_ended_s": round(max(ends), 2),
+        "tail_s": round(wall - max(ends), 2),
+    }
 
 
 def landed(repo: Path, n: int) -> int:
@@ -102,7 +127,7 @@ def run_wtp(tmp: Path, n: int, scen: str, depth: int, detach: bool, seconds: flo
     runs = base / "runs"
     gate = gate_cmd(runs, seconds, flaky)
     returns: list[float] = []
-    t0 = time.perf_counter()
+    t0, t0_wall = time.perf_counter(), time.time()
     procs = []
     for i in range(1, n + 1):  # agents finishing at nearly the same moment (detached: each moves on at once)
         args = [*WTP, "land", f"t{i}", "--gate", gate, *(["--detach"] if detach else [])]
@@ -140,6 +165,7 @@ def run_wtp(tmp: Path, n: int, scen: str, depth: int, detach: bool, seconds: flo
         "exit_0": codes.count(0),
         "main_green": main_is_green(repo),
         "detach_return_s": [round(x, 3) for x in returns] or None,
+        "breakdown": breakdown(runs, t0_wall, procs[-1][0] - t0, wall),
     }
 
 
@@ -336,6 +362,14 @@ def main() -> None:
             f"{max(calls) * 1000:.0f} ms at most; detached lands {float(r['wall_s']) / float(plain['wall_s']):.2f}x "
             f"plain concurrent ones"
         )
+    for r in rows:
+        b = r.get("breakdown")
+        if r["tool"] == "wtp" and r["adaptive"] and b:
+            print(
+                f"N={r['n']} {r['scenario']} {r['mode']}: last lander started at {b['last_lander_started_s']} s, "
+                f"its gate at {b['last_gate_started_s']} s, the last gate ended at {b['last_gate_ended_s']} s, "
+                f"all done {b['tail_s']} s later (wall {r['wall_s']} s)"
+            )
     for e in sorted(LIST_ERRORS):
         print(f"'wtp list --all --json' failed while detached lands ran: {e}")
     print(
