@@ -83,6 +83,7 @@ def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha) -> Sha:
         if merged.conflicts:
             raise LandConflict(_conflict_msg(t, merged.conflicts), merged.conflicts)
         cand = gitops.commit_tree(ctx.root, merged.tree, [onto, tip], f"Merge task '{t.name}' ({t.branch})")
+        e.knows_tree(cand, Sha(merged.tree))
     else:
         reb = gitops.rebase_onto(wt, onto, fork)
         for wait in LOCK_WAITS:  # another git in the worktree ('git status', 'wtp list') held its index
@@ -96,13 +97,14 @@ def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha) -> Sha:
             if reb.no_space:
                 raise LandBlocked(_no_space(t, wt, tip, onto))
             raise LandBlocked(f"rebase of '{t.name}' onto '{t.base}' failed: {reb.error}")
-        rebased = gitops.head(wt)[0]
-        assert rebased is not None
+        rebased, tree = gitops.head_and_tree(wt)
         if e.strategy == "rebase":
+            e.knows_tree(rebased, tree)
             return rebased
         msgs, author = gitops.log_messages(ctx.root, fork, tip)
         msg = squash_message(t.name, msgs)
-        cand = gitops.commit_tree(ctx.root, gitops.tree_of(ctx.root, rebased), [onto], msg, env=author)
+        cand = gitops.commit_tree(ctx.root, tree, [onto], msg, env=author)
+        e.knows_tree(cand, tree)
     # Recorded before the branch moves to it: a land killed in between leaves a branch on a
     # commit recovery knows to be wtp's own (a squash or merge commit is no copy of the
     # task's commits), so it can be rewound instead of refused.

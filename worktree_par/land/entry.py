@@ -59,6 +59,10 @@ class Entry:
             self._tree = (c, gitops.tree_of(root, c))
         return self._tree[1]
 
+    def knows_tree(self, commit: Sha, tree: Sha) -> None:
+        """``commit``'s tree is ``tree`` (as the build just learned): not asked of git again."""
+        self._tree = (commit, tree)
+
     @property
     def published_commit(self) -> Sha:
         """What the base takes for this entry: its candidate (the tip, when already on the base)."""
