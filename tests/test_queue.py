@@ -5,11 +5,15 @@ gate runs and check outcomes; how fast it is lives in scripts/bench_queue.py."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from worktree_par.locks import pid_alive
 
 from .conftest import Repo, git, wait_for
 
@@ -281,3 +285,20 @@ def test_a_single_task_first_batch_is_not_gated_in_series_with_the_next(project:
     assert [p.returncode for p in [first, *others]] == [0, 0, 0], outs
     assert _runs(tmp_path) <= 3  # t1, the top of the batch above it, and t3 if it joined too late for that batch
     assert sorted(_first_parents_pass(project)) == sorted(["t1 work", "t2 work", "t3 work", "the test", "initial"])
+
+
+def test_a_conductor_killed_mid_gates_leaves_none_of_their_processes(project: Repo, tmp_path: Path) -> None:
+    """Candidates gated side by side share one guardian: when the conductor dies (SIGKILL),
+    it kills every gate's whole process group, background children included."""
+    _tasks(project, 2)
+    pids = tmp_path / "pids"
+    gate = f"sleep 300 & echo $! >> {pids}; wait"  # a gate whose child outlives its shell if nobody kills it
+    landers = [project.spawn("land", "t1", "--gate", gate)]
+    wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 1, "t1's gate to start")
+    landers.append(project.spawn("land", "t2", "--gate", gate))
+    wait_for(lambda: len(pids.read_text().split()) == 2, "t2's gate to start beside it")
+    children = [int(p) for p in pids.read_text().split()]
+    for lander in landers:
+        os.kill(lander.pid, signal.SIGKILL)
+        lander.wait()
+    wait_for(lambda: not any(pid_alive(p) for p in children), "both gates' children to be killed")

@@ -172,6 +172,71 @@ sys.exit(3 if expired else 0)
 """
 
 
+# The shared guardian: one for every command this process runs without a lease (the land
+# queue's gates side by side, check --test's runs), instead of an interpreter started per
+# command.  wtp tells it each command's group as it starts ("+PGID") and once wtp has ended
+# what is left of it ("-PGID"); when its stdin closes (wtp exited, however) it kills every
+# group it still has.
+_SHARED_GUARDIAN = """
+import os, signal
+groups, buf = set(), b""
+while True:
+    chunk = os.read(0, 4096)
+    if not chunk:
+        break
+    *lines, buf = (buf + chunk).split(b"\\n")
+    for line in lines:
+        try:
+            (groups.add if line[:1] == b"+" else groups.discard)(int(line[1:]))
+        except ValueError:
+            pass
+for g in groups:
+    try:
+        os.killpg(g, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class _Shared:
+    """This process's shared guardian, started at its first command and again if it died."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.groups: set[int] = set()
+
+    def add(self, pgid: int) -> None:
+        self.groups.add(pgid)
+        self._send(f"+{pgid}\n")
+
+    def forget(self, pgid: int) -> None:
+        self.groups.discard(pgid)
+        if self.proc is not None:
+            self._send(f"-{pgid}\n")
+
+    def _send(self, line: str) -> None:
+        for _ in range(2):
+            if self.proc is None or self.proc.poll() is not None:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-S", "-c", _SHARED_GUARDIAN],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,  # a Ctrl-C to our group must not kill the guardian first
+                )
+                line = "".join(f"+{g}\n" for g in sorted(self.groups)) + (line if line.startswith("-") else "")
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(line.encode())
+                self.proc.stdin.flush()
+                return
+            except (OSError, ValueError):
+                self.proc = None  # it died: a new one is told every group still running
+
+
+_shared = _Shared()
+
+
 def lease_clock() -> float:
     """Seconds on the clock leases are timed on, the same in every process of this machine,
     that keeps counting while the machine sleeps (where there is one: CLOCK_BOOTTIME)."""
@@ -243,21 +308,25 @@ class Guarded:
         finally:
             if out:
                 out.close()  # the child has its own copy
-        self.guardian = subprocess.Popen(
-            [
-                sys.executable,
-                "-S",
-                "-c",
-                _GUARDIAN,
-                str(self.proc.pid),
-                *([f"{lease:g}"] if lease else []),
-                *([repr(since)] if lease and since is not None else []),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # a Ctrl-C to our group must not kill the guardian first
-        )
+        self.guardian: subprocess.Popen[bytes] | None = None  # its own, for a command with a lease
+        if not lease:
+            _shared.add(self.proc.pid)
+        else:
+            self.guardian = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-S",
+                    "-c",
+                    _GUARDIAN,
+                    str(self.proc.pid),
+                    f"{lease:g}",
+                    *([repr(since)] if since is not None else []),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C to our group must not kill the guardian first
+            )
         self.started = time.monotonic()
         self.code: int | None = None
         self.lease_expired = False  # the guardian stopped the command: its lease was not renewed in time
@@ -266,7 +335,7 @@ class Guarded:
         """Tell a guardian with a lease that the lease was renewed by a renewal sent at
         ``sent`` (``lease_clock``; default now): the lease runs from then."""
         try:
-            assert self.guardian.stdin is not None
+            assert self.guardian is not None and self.guardian.stdin is not None
             self.guardian.stdin.write(f"{lease_clock() if sent is None else sent!r}\n".encode())
             self.guardian.stdin.flush()
         except (OSError, ValueError):
@@ -302,6 +371,13 @@ class Guarded:
     def _done(self, rc: int) -> None:
         if self.code is None:
             self.code = rc if rc >= 0 else 128 - rc
+            if self.guardian is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)  # whatever is left of the group
+                except OSError:
+                    pass  # nothing is
+                _shared.forget(self.proc.pid)
+                return
             assert self.guardian.stdin is not None
             try:
                 self.guardian.stdin.close()  # the guardian now stops whatever is left of the group
