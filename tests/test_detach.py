@@ -80,6 +80,15 @@ def test_detached_lands_are_served_by_one_background_lander(project: Repo, tmp_p
     assert _first_parents_pass(project) == ["t3 work", "t2 work", "t1 work", "the test", "initial"]
     log = Path(next(iter(logs))).read_text()
     assert re.findall(r"^landed '(t\d)' at [0-9a-f]{40}$", log, re.M) == ["t1", "t2", "t3"], log
+    # every ticket it held was served before any clean-up: none waited at the head of the queue for one
+    assert re.findall(r"^(landed|removed task) '(t\d)'", log, re.M) == [
+        ("landed", "t1"),
+        ("landed", "t2"),
+        ("landed", "t3"),
+        ("removed task", "t1"),
+        ("removed task", "t2"),
+        ("removed task", "t3"),
+    ], log
     # Gone, it is not handed tickets any more: the next detached land starts its own.
     later = project.wtp_proc("land", "t4", "--detach", "--gate", gate)
     assert later.code == 0, later.err

@@ -337,10 +337,10 @@ class Gate:
                     return True
         return False
 
-    def next_served(self) -> tuple[int, dict[str, Any]] | None:
+    def next_served(self, stop: bool = True) -> tuple[int, dict[str, Any]] | None:
         """For a server: the first ticket this process holds, (seq, its data); None when it
-        holds none, and then it no longer takes tickets (in the same look, so a ticket is
-        never given to a server that has stopped looking)."""
+        holds none, and then, with ``stop``, it no longer takes tickets (in the same look,
+        so a ticket is never given to a server that has stopped looking)."""
         me = locks.me()
         with self.meta:
             state = self._read()
@@ -349,7 +349,7 @@ class Gate:
             if mine:
                 return mine[0]["seq"], dict(mine[0].get("data") or {})
             server = _server(state)
-            if server is not None and _same_process(server[0].to_json(), me):
+            if stop and server is not None and _same_process(server[0].to_json(), me):
                 del state["server"]
                 self._write(state)
             return None

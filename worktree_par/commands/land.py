@@ -10,7 +10,7 @@ from .common import bound_waits, current_task, emit, left_behind
 
 if TYPE_CHECKING:
     from ..gates import Gate
-    from ..land.lander import LandResult
+    from ..land.lander import LandResult, Tidy
     from ..land.request import LandRequest
     from ..repo import Ctx
     from ..state import Task
@@ -66,16 +66,24 @@ def land_detached(where: str | None, request: str, ticket: str | None = None) ->
     c = open_repo(where)
     q = Gate(c.store, QUEUE, title="the land queue")
     seq = int(ticket) if ticket and ticket.isdigit() else None
-    code = _serve(c, where, LandRequest.loads(request), seq, q)
-    while (handed := q.next_served()) is not None:
-        seq, data = handed
-        code = max(code, _serve(c, where, LandRequest.from_json(data), seq, q))
-    return code
+    later: list[Tidy] = []
+    code = _serve(c, where, LandRequest.loads(request), seq, q, later)
+    while True:
+        # The tickets it holds before any clean-up: one at the head of the queue never waits
+        # for the clean-up of another.  It stops taking tickets once it has nothing left to do.
+        handed = q.next_served(stop=not later)
+        if handed is not None:
+            seq, data = handed
+            code = max(code, _serve(c, where, LandRequest.from_json(data), seq, q, later))
+        elif later:
+            code = max(code, _tidy(later.pop(0)))
+        else:
+            return code
 
 
-def _serve(c: Ctx, where: str | None, req: LandRequest | None, seq: int | None, q: Gate) -> int:
+def _serve(c: Ctx, where: str | None, req: LandRequest | None, seq: int | None, q: Gate, later: list[Tidy]) -> int:
     """One detached land, its outcome said in the log: 0 landed, else its error's exit code
-    (its ticket leaves the queue either way)."""
+    (its ticket leaves the queue either way); its clean-up goes to ``later``."""
     from ..errors import WtpError
 
     try:
@@ -85,7 +93,7 @@ def _serve(c: Ctx, where: str | None, req: LandRequest | None, seq: int | None, 
         t = c.store.read().task(req.task)
         if t.seq != req.seq:
             raise UsageError(f"task '{req.task}' was replaced since its land was detached: see 'wtp list'")
-        return _land(c, where, t, req, False, False, seq)
+        return _land(c, where, t, req, False, False, seq, later)
     except WtpError as e:
         err(f"wtp: {e.message}")
         if seq is not None:
@@ -93,8 +101,28 @@ def _serve(c: Ctx, where: str | None, req: LandRequest | None, seq: int | None, 
         return int(e.exit_code)
 
 
+def _tidy(tidy: Tidy) -> int:
+    """A deferred clean-up, its messages in the log: 0, else its error's exit code."""
+    from ..errors import WtpError
+
+    try:
+        for m in tidy():
+            print(m)
+    except WtpError as e:
+        err(f"wtp: {e.message}")
+        return int(e.exit_code)
+    return 0
+
+
 def _land(
-    c: Ctx, where: str | None, t: Task, req: LandRequest, follow: bool, as_json: bool, adopt: int | None = None
+    c: Ctx,
+    where: str | None,
+    t: Task,
+    req: LandRequest,
+    follow: bool,
+    as_json: bool,
+    adopt: int | None = None,
+    later: list[Tidy] | None = None,
 ) -> int:
     from ..errors import LandBlocked, WtpError
     from ..land import lander
@@ -106,7 +134,7 @@ def _land(
     )
     try:
         with watch:
-            result = lander.land(c, t, req, say=watch.say, adopt=adopt)
+            result = lander.land(c, t, req, say=watch.say, adopt=adopt, tidy=later)
     except LandBlocked as e:
         if as_json:
             emit(

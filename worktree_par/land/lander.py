@@ -109,10 +109,15 @@ def landable(t: Task) -> LandResult | None:
     return None
 
 
-def land(ctx: Ctx, t: Task, req: LandRequest, say: Say, adopt: int | None = None) -> LandResult:
+def land(
+    ctx: Ctx, t: Task, req: LandRequest, say: Say, adopt: int | None = None, tidy: list[Tidy] | None = None
+) -> LandResult:
     """Land ``t`` as ``req`` asks: join the queue, conduct it or follow the conductor.
     ``adopt``: the queue ticket 'wtp land --detach' put in the queue for this (detached)
-    process, the task already waiting to land."""
+    process, the task already waiting to land.  ``tidy``: where the clean-up after a land
+    (the local base brought along, the worktree removed) goes to be done later, instead of
+    now: the background lander serves the tickets it holds first, so that one of them at
+    the head of the queue never waits for another one's clean-up."""
     if adopt is None:
         done = landable(t)
         if done is not None:
@@ -145,7 +150,7 @@ def land(ctx: Ctx, t: Task, req: LandRequest, say: Say, adopt: int | None = None
             raise
         finally:
             q.release()
-    return _finish(ctx, t, q.seq, req.keep, say)
+    return _finish(ctx, t, q.seq, req.keep, say, tidy)
 
 
 def _recover_first(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult | None:
@@ -209,7 +214,23 @@ def interrupted(ctx: Ctx, t: Task, wait: float = 60.0) -> str:
     return f"task '{t.name}' was being published when interrupted: see 'wtp list' for how it ended"
 
 
-def _finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say) -> LandResult:
+class Tidy:
+    """The clean-up after a land, done later: its result's messages."""
+
+    def __init__(self, ctx: Ctx, task: Task, keep: bool, say: Say) -> None:
+        self.ctx, self.task, self.keep, self.say = ctx, task, keep, say
+
+    def __call__(self) -> list[str]:
+        ctx, t = self.ctx, self.task
+        messages: list[str] = []
+        remote = ctx.remote()
+        if remote:
+            # Bringing the local base along is a convenience, not part of landing: outside the queue.
+            messages += publish.follow_remote(ctx, t.base, remote)
+        return messages + removal.remove_landed(ctx, t, keep=self.keep, say=self.say)
+
+
+def _finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say, later: list[Tidy] | None = None) -> LandResult:
     """Our land's result, from the state the conductor left (ours or another's)."""
     cur = ctx.store.read().task(t.name)
     if cur.seq != t.seq:
@@ -227,11 +248,11 @@ def _finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say) -> LandRes
 
                 sharing.withdraw(ctx, t.name)
             tasks.promote_quietly(ctx, say)
-            remote = ctx.remote()
-            if remote:
-                # Bringing the local base along is a convenience, not part of landing: outside the queue.
-                result.messages += publish.follow_remote(ctx, t.base, remote)
-            result.messages += removal.remove_landed(ctx, cur, keep=keep, say=say)
+            tidy = Tidy(ctx, cur, keep, say)
+            if later is None:
+                result.messages += tidy()
+            else:
+                later.append(tidy)
         return result
     if cur.state == BLOCKED:
         if cur.paths:
