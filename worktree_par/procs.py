@@ -219,6 +219,7 @@ class _Shared:
             if self.proc is None or self.proc.poll() is not None:
                 self.proc = subprocess.Popen(
                     [sys.executable, "-S", "-c", _SHARED_GUARDIAN],
+                    cwd="/",  # it outlives the gates: in a worktree, it would keep wtp from removing it
                     stdin=subprocess.PIPE,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
