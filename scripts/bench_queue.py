@@ -231,7 +231,8 @@ def run_mergetrain(tmp: Path, mt: list[str], n: int, scen: str, reuse: bool, sec
     repo = scenario(base, red)
     runs = base / "runs"
     config = (
-        f'version: 2\nproject:\n  name: bench\ngates:\n  - name: test\n    run: "{gate_cmd(runs, seconds, flaky)}"\n'
+        # json.dumps: a YAML double-quoted scalar with the gate's own quotes escaped
+        f"version: 2\nproject:\n  name: bench\ngates:\n  - name: test\n    run: {json.dumps(gate_cmd(runs, seconds, flaky))}\n"
     )
     if reuse:
         config += "deploy:\n  reuse:\n    enabled: true\n"
@@ -336,6 +337,8 @@ def main() -> None:
                     for reuse in (False, True):
                         rows.append(run_mergetrain(tmp, mt, n, scen, reuse, g))
                         print(table(rows[-1:], g).splitlines()[-1], flush=True)
+                        if not rows[-1]["gate_runs"]:  # a comparison with a peer that did nothing is no comparison
+                            raise SystemExit("mergetrain ran no gate: its configuration or install is broken")
                 for depth, detach in ((FIXED_DEPTH, False), (0, False), (0, True)):
                     rows.append(run_wtp(tmp, n, scen, depth, detach, g))
                     print(table(rows, g).splitlines()[-1], flush=True)
