@@ -190,8 +190,8 @@ def copy_index(index: Path, to: Path) -> None:
     older than the index file ("racily clean"); a copy dated now would make such an entry
     look clean by its stat data and hide an edit made in the second the index was written
     that kept the file's size."""
+    st = index.stat()  # before reading: a newer index read with an older time only makes git look closer
     to.write_bytes(index.read_bytes())
-    st = index.stat()
     os.utime(to, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
