@@ -9,11 +9,15 @@ import os
 import re
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from worktree_par.entry import parse_land
 from worktree_par.locks import pid_alive
 
 from .conftest import Repo, wait_for
+
+if TYPE_CHECKING:
+    from worktree_par.gates import Gate
 from .test_queue import _first_parents_pass, _tasks, project
 
 __all__ = ["project"]
@@ -108,3 +112,61 @@ def test_a_server_record_not_as_wtp_writes_it_is_ignored(project: Repo) -> None:
     assert out.code == 0, out.err
     assert out.out.rstrip(")\n").endswith("land-detached-t1.log"), out.out  # its own lander, not 'pid 1'
     wait_for(lambda: project.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed", "t1 to land")
+
+
+def _queue_gate(project: Repo) -> Gate:
+    from worktree_par.gates import Gate
+    from worktree_par.land.request import QUEUE
+    from worktree_par.state import Store
+
+    common = Path(project.git("rev-parse", "--path-format=absolute", "--git-common-dir"))
+    return Gate(Store(common), QUEUE, title="the land queue")
+
+
+def test_a_ticket_the_background_lander_cannot_read_is_given_back_and_the_rest_land(
+    project: Repo, tmp_path: Path
+) -> None:
+    _tasks(project, 3)
+    release = tmp_path / "release"
+    gate = f"until [ -e {release} ]; do sleep 0.05; done; ./check.sh"
+    # t2 in another mode: the conductor does not stack it, so its ticket is read only when served
+    outs = [
+        project.wtp_proc("land", f"t{i}", "--detach", "--gate", gate, *(["--mode", "serial"] if i == 2 else []))
+        for i in (1, 2, 3)
+    ]
+    assert [o.code for o in outs] == [0, 0, 0], [o.err for o in outs]
+    q = _queue_gate(project)
+    with q.meta:  # t2's ticket damaged, as another version or a torn write might leave it
+        data = json.loads(q.file.read_text())
+        next(t for t in data["tickets"] if t["label"] == "t2")["data"] = "garbage"
+        q.file.write_text(json.dumps(data))
+    release.touch()
+    states = lambda: {t["name"]: t["state"] for t in project.wtp("list", "--all", "--json").json()["tasks"]}  # noqa: E731
+    wait_for(lambda: states() == {"t1": "landed", "t2": "active", "t3": "landed"}, "t1 and t3 to land, t2 back")
+    log = Path(outs[0].out.rsplit("(log: ", 1)[1].rstrip(")\n")).read_text()
+    assert (
+        "wtp: a detached land was handed a request it cannot read: 'main' untouched by this land, "
+        "task 't2' is active again; run 'wtp land t2' again" in log.splitlines()
+    ), log
+    assert json.loads(project.wtp_proc("queue", "--json").out)["entries"] == []
+
+
+def test_a_stopped_background_lander_is_not_handed_tickets(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, 2)
+    release = tmp_path / "release"
+    gate = f"until [ -e {release} ]; do sleep 0.05; done; ./check.sh"
+    first = project.wtp_proc("land", "t1", "--detach", "--gate", gate)
+    assert first.code == 0, first.err
+    (lander,) = {e["pid"] for e in json.loads(project.wtp_proc("queue", "--json").out)["entries"]}
+    os.kill(lander, signal.SIGSTOP)  # stopped (Ctrl-Z, a debugger): it could not serve a ticket now
+    try:
+        second = project.wtp_proc("land", "t2", "--detach", "--gate", "./check.sh")
+        assert second.code == 0, second.err
+        assert second.out.rstrip(")\n").endswith("land-detached-t2.log"), second.out  # a lander of its own
+    finally:
+        os.kill(lander, signal.SIGCONT)
+    release.touch()
+    wait_for(
+        lambda: {t["state"] for t in project.wtp("list", "--all", "--json").json()["tasks"]} == {"landed"},
+        "both to land",
+    )

@@ -97,8 +97,10 @@ def _same_process(holder: object, h: locks.Holder) -> bool:
 
 
 def _server(state: dict[str, Any]) -> tuple[locks.Holder, str] | None:
-    """The live process serving the queue's handed tickets and its log; None when there is none
-    (or the record of one is not what wtp writes: it is ignored, and the next server replaces it)."""
+    """The process serving the queue's handed tickets and its log; None when there is none
+    that can take one now: it must run here (this machine, this pid namespace: a process in
+    another sandbox would land with its environment, and be gone with it) and not be stopped.
+    A record that is not what wtp writes is ignored; the next server replaces it."""
     rec = state.get("server")
     if not isinstance(rec, dict) or not isinstance(rec.get("log"), str):
         return None
@@ -106,7 +108,9 @@ def _server(state: dict[str, Any]) -> tuple[locks.Holder, str] | None:
         holder = locks.Holder.from_json(rec.get("holder"))
     except ValueError:
         return None
-    return (holder, rec["log"]) if holder is not None and locks.is_alive(holder) else None
+    if holder is None or not holder.local() or not locks.is_alive(holder) or locks.process_stopped(holder.pid):
+        return None
+    return holder, rec["log"]
 
 
 def _held_back(ticket: dict[str, Any], users: list[Use]) -> Use | None:
@@ -337,8 +341,8 @@ class Gate:
                     return True
         return False
 
-    def next_served(self, stop: bool = True) -> tuple[int, dict[str, Any]] | None:
-        """For a server: the first ticket this process holds, (seq, its data); None when it
+    def next_served(self, stop: bool = True) -> tuple[int, dict[str, Any], str] | None:
+        """For a server: the first ticket this process holds, (seq, its data, its label); None when it
         holds none, and then, with ``stop``, it no longer takes tickets (in the same look,
         so a ticket is never given to a server that has stopped looking)."""
         me = locks.me()
@@ -347,7 +351,8 @@ class Gate:
             self._prune(state)
             mine = [t for t in state["tickets"] if _same_process(t["holder"], me)]
             if mine:
-                return mine[0]["seq"], dict(mine[0].get("data") or {})
+                data, label = mine[0].get("data"), mine[0].get("label", "")
+                return mine[0]["seq"], data if isinstance(data, dict) else {}, label  # {}: refused by the caller
             server = _server(state)
             if stop and server is not None and _same_process(server[0].to_json(), me):
                 del state["server"]

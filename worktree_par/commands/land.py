@@ -59,59 +59,90 @@ def land_detached(where: str | None, request: str, ticket: str | None = None) ->
     """The background lander 'wtp land --detach' starts: the request it was handed, whole,
     and the queue ticket put in the queue for it (its task already waiting to land); then
     every ticket later detached lands handed it, one after another, until none is left.
-    Each land's outcome is a line in its log; the exit code is the worst of them."""
+    Each land runs as a command of its own (its --timeout is its own, the configuration is
+    read again) and its outcome is a line in the log; one that fails, even by an internal
+    error, is reported there and the others are still served.  The exit code is the worst."""
+    from functools import partial
+
+    from ..exits import in_command
     from ..gates import Gate
     from ..land.request import QUEUE, LandRequest
 
-    c = open_repo(where)
-    q = Gate(c.store, QUEUE, title="the land queue")
+    q = Gate(open_repo(where).store, QUEUE, title="the land queue")
     seq = int(ticket) if ticket and ticket.isdigit() else None
     later: list[Tidy] = []
-    code = _serve(c, where, LandRequest.loads(request), seq, q, later)
+    code = in_command(lambda: _serve(where, LandRequest.loads(request), seq, q, later, ""))
     while True:
         # The tickets it holds before any clean-up: one at the head of the queue never waits
         # for the clean-up of another.  It stops taking tickets once it has nothing left to do.
         handed = q.next_served(stop=not later)
         if handed is not None:
-            seq, data = handed
-            code = max(code, _serve(c, where, LandRequest.from_json(data), seq, q, later))
+            seq, data, label = handed
+            code = max(code, in_command(partial(_serve, where, LandRequest.from_json(data), seq, q, later, label)))
         elif later:
-            code = max(code, _tidy(later.pop(0)))
+            tidy = later.pop(0)
+            code = max(code, in_command(partial(_tidy, tidy)))
         else:
             return code
 
 
-def _serve(c: Ctx, where: str | None, req: LandRequest | None, seq: int | None, q: Gate, later: list[Tidy]) -> int:
+def _serve(where: str | None, req: LandRequest | None, seq: int | None, q: Gate, later: list[Tidy], label: str) -> int:
     """One detached land, its outcome said in the log: 0 landed, else its error's exit code
-    (its ticket leaves the queue either way); its clean-up goes to ``later``."""
-    from ..errors import WtpError
-
+    (its ticket leaves the queue either way); its clean-up goes to ``later``.  ``label``: the
+    task its ticket names, given back when the request cannot be read."""
     try:
         if req is None:
-            raise UsageError("a detached land was handed a request it cannot read: run 'wtp land TASK' again")
+            raise UsageError(f"a detached land was handed a request it cannot read: {_given_back(where, label)}")
         bound_waits(req.timeout)
+        c = open_repo(where)
         t = c.store.read().task(req.task)
         if t.seq != req.seq:
             raise UsageError(f"task '{req.task}' was replaced since its land was detached: see 'wtp list'")
         return _land(c, where, t, req, False, False, seq, later)
-    except WtpError as e:
-        err(f"wtp: {e.message}")
+    except Exception as e:  # noqa: BLE001 - one land's failure, said in the log; the others go on
         if seq is not None:
             q.drop(seq)
-        return int(e.exit_code)
+        return _said(e)
+
+
+def _given_back(where: str | None, label: str) -> str:
+    """The task a ticket that cannot be read names, made landable again (what to do, in words)."""
+    from ..land.withdraw import withdraw
+    from ..state import LANDED
+
+    c = open_repo(where)
+    t = c.store.read().tasks.get(label) if label else None
+    if t is None:
+        return "run 'wtp land TASK' again"
+    if t.state == LANDED:  # a conductor had read the request before it was damaged
+        return (
+            f"task '{t.name}' is landed at {(t.commit or '')[:12]}; its worktree is kept ('wtp rm {t.name}' removes it)"
+        )
+    said = withdraw(c, t)
+    if said == "publishing":
+        return f"task '{t.name}' is being published by a conductor: see 'wtp list'"
+    return f"{said or f'task {t.name!r} is {t.state}'}; run 'wtp land {t.name}' again"
 
 
 def _tidy(tidy: Tidy) -> int:
     """A deferred clean-up, its messages in the log: 0, else its error's exit code."""
-    from ..errors import WtpError
-
     try:
         for m in tidy():
             print(m)
-    except WtpError as e:
-        err(f"wtp: {e.message}")
-        return int(e.exit_code)
+    except Exception as e:  # noqa: BLE001 - as _serve
+        return _said(e)
     return 0
+
+
+def _said(e: Exception) -> int:
+    """An error of one of the background lander's lands, as the one line a command would say."""
+    from ..exits import exit_for
+
+    try:
+        exit_for(e)
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 1  # pragma: no cover - exit_for always exits
 
 
 def _land(
