@@ -100,9 +100,23 @@ def run_level(
     errors: list[str] = []
     events: list[tuple[float, str, str]] = []  # (seconds since the start, task, what happened)
     returns: list[float] = []  # how long each 'land --detach' kept its worker from the next task
+    spent: dict[str, dict[str, float]] = {}  # per worker: seconds by what it was doing (ACTIVITIES)
 
     def note(s: Spec, what: str) -> None:
-        events.append((time.perf_counter() - t0, s.name, what))
+        events.append((time.perf_counter() - t0, s.name, f"[{threading.current_thread().name}] {what}"))
+
+    class timed:
+        """Charge the time of a block to the current worker's ``what``."""
+
+        def __init__(self, what: str) -> None:
+            self.what = what
+
+        def __enter__(self) -> None:
+            self.t = time.perf_counter()
+
+        def __exit__(self, *exc: object) -> None:
+            mine = spent.setdefault(threading.current_thread().name, dict.fromkeys(ACTIVITIES, 0.0))
+            mine[self.what] += time.perf_counter() - self.t
 
     def start_args(s: Spec) -> list[str]:
         extra = (
@@ -116,36 +130,38 @@ def run_level(
 
     def work(s: Spec, path: Path) -> None:
         note(s, f"working ({s.kind})")
-        time.sleep(s.edit)  # edit phase
-        target = path / "src" / ("shared.txt" if s.kind == "file" else f"{s.name}.txt")
-        with target.open("a") as f:
-            f.write(f"task {int(s.name[1:])} edited\n")
-        sh(["git", "add", "-A"], path)
-        sh(["git", "commit", "-q", "-m", f"{s.name}: {s.kind} change"], path)
-        build = ["sh", "-c", f"sleep {s.build:.3f}"]  # build phase: mostly waiting
-        burn(cpu)
-        if s.kind == "deploy":  # one deploy to prod at a time
-            sh([*WTP, "gate", "deploy:prod", "--", *build], path)
-        else:
-            sh(build, path)
+        with timed("work"):
+            time.sleep(s.edit)  # edit phase
+            target = path / "src" / ("shared.txt" if s.kind == "file" else f"{s.name}.txt")
+            with target.open("a") as f:
+                f.write(f"task {int(s.name[1:])} edited\n")
+            sh(["git", "add", "-A"], path)
+            sh(["git", "commit", "-q", "-m", f"{s.name}: {s.kind} change"], path)
+            build = ["sh", "-c", f"sleep {s.build:.3f}"]  # build phase: mostly waiting
+            burn(cpu)
+            if s.kind == "deploy":  # one deploy to prod at a time
+                sh([*WTP, "gate", "deploy:prod", "--", *build], path)
+            else:
+                sh(build, path)
         note(s, "built; landing")
         gate = f"{sys.executable} test_project.py"
         if gate_seconds:  # a test suite as long as the build: the land queue's gates matter
             gate = f"sleep {gate_seconds:g}; {gate}"
         c0 = time.perf_counter()
-        res = sh(
-            [
-                *WTP,
-                "land",
-                s.name,
-                "--gate",
-                gate,
-                *(["--detach"] if detach else ["--timeout", "600"]),
-                *(["--mode", mode] if mode else []),
-            ],
-            repo,
-            check=False,
-        )
+        with timed("land"):
+            res = sh(
+                [
+                    *WTP,
+                    "land",
+                    s.name,
+                    "--gate",
+                    gate,
+                    *(["--detach"] if detach else ["--timeout", "600"]),
+                    *(["--mode", mode] if mode else []),
+                ],
+                repo,
+                check=False,
+            )
         note(s, f"land exited {res.returncode}")
         if detach and res.returncode == 0:
             with lock:
@@ -160,10 +176,14 @@ def run_level(
 
     def worker() -> None:
         while True:
-            with lock:
+            with timed("lock"):
+                lock.acquire()
+            try:
                 ready = None
                 if parked:  # a parked task whose collision cleared: wtp started it meanwhile
-                    states = {t["name"]: t for t in json.loads(sh([*WTP, "list", "--json"], repo).stdout)["tasks"]}
+                    with timed("wtp"):
+                        listed = json.loads(sh([*WTP, "list", "--json"], repo).stdout)["tasks"]
+                    states = {t["name"]: t for t in listed}
                     for p in parked:
                         if states.get(p.name, {}).get("state") == "active":
                             ready = p
@@ -172,11 +192,15 @@ def run_level(
                 s = ready or (todo.pop(0) if todo else None)
                 if s is None and not parked:
                     return
+            finally:
+                lock.release()
             if s is None:
-                time.sleep(0.1)
+                with timed("idle"):
+                    time.sleep(0.1)
                 continue
             if ready is None:
-                out = json.loads(sh(start_args(s), repo, check=False).stdout)  # exit 4: queued
+                with timed("wtp"):
+                    out = json.loads(sh(start_args(s), repo, check=False).stdout)  # exit 4: queued
                 if out["state"] == "queued":
                     with lock:
                         if "with task" in (out.get("note") or ""):
@@ -186,11 +210,17 @@ def run_level(
                     continue
                 path = Path(out["path"])
             else:
-                path = Path(sh([*WTP, "path", s.name], repo).stdout.strip())
+                with timed("wtp"):
+                    path = Path(sh([*WTP, "path", s.name], repo).stdout.strip())
             work(s, path)
 
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(level)]
+    watching = threading.Event()
+    registry = repo / ".git" / "wtp" / "state.json"
+    watch = threading.Thread(target=watch_registry, args=(registry, t0, events, watching), daemon=True)
+    if timeline:
+        watch.start()
+    threads = [threading.Thread(target=worker, name=f"w{i + 1}") for i in range(level)]
     for t in threads:
         t.start()
     for t in threads:
@@ -205,6 +235,9 @@ def run_level(
         stats["landed"] = states.count("landed")
         stats["refused"] = states.count("blocked")
     wall = time.perf_counter() - t0
+    watching.set()
+    if timeline:
+        watch.join()
     # main passed its test after every land: re-check every commit on main
     sh(["git", "fetch", "-q", "origin"], repo)
     commits = sh(["git", "rev-list", "origin/main"], repo).stdout.split()
@@ -225,8 +258,67 @@ def run_level(
         "main_passed_after_every_land": all_pass and linear and len(commits) == stats["landed"] + 1,
         "errors": errors[:3],
         **({"detach_return_s_max": round(max(returns), 3)} if returns else {}),
-        **({"timeline": [f"{at:7.2f}s {name} {what}" for at, name, what in sorted(events)]} if timeline else {}),
+        "worker_seconds": {w: {k: round(v, 2) for k, v in a.items()} for w, a in sorted(spent.items())},
+        **(
+            {
+                "timeline": [f"{at:7.2f}s {name} {what}" for at, name, what in sorted(events)],
+                "chain": chain(events, [s.name for s in specs if s.kind == "file"], wall),
+            }
+            if timeline
+            else {}
+        ),
     }
+
+
+# What a worker's time goes to: editing and building, its 'wtp land' call, the other wtp
+# calls (start, list, path), waiting for the workers' shared to-do list, and nothing to do.
+ACTIVITIES = ("work", "land", "wtp", "lock", "idle")
+
+
+def watch_registry(registry: Path, t0: float, events: list[tuple[float, str, str]], stop: threading.Event) -> None:
+    """Record each task's state changes as wtp's registry shows them (read every 20 ms,
+    without the lock: the file is replaced whole, never written in place)."""
+    seen: dict[str, str] = {}
+    sig = None
+    while not stop.wait(0.02):
+        try:
+            st = registry.stat()
+            if (st.st_mtime_ns, st.st_size) == sig:
+                continue
+            sig = (st.st_mtime_ns, st.st_size)
+            tasks = json.loads(registry.read_bytes())["tasks"]
+        except (OSError, ValueError):
+            continue
+        at = time.perf_counter() - t0
+        for t in tasks:
+            if seen.get(t["name"]) != t["state"]:
+                seen[t["name"]] = t["state"]
+                events.append((at, t["name"], f"registry: {t['state']}"))
+
+
+def chain(events: list[tuple[float, str, str]], names: list[str], wall: float) -> dict[str, Any]:
+    """The tasks that share one file run one after another: for each, when it became active,
+    when a worker began it, when it landed (from the registry), and the gap before the next
+    one became active; their sum is the floor of the wall time at any number of workers."""
+    first: dict[tuple[str, str], float] = {}
+    for at, name, what in sorted(events):
+        what = what.split("] ", 1)[-1]
+        first.setdefault((name, what.split(" (")[0]), at)
+    rows: list[dict[str, Any]] = []
+    spans: list[float] = []
+    gaps: list[float] = []
+    order = sorted(names, key=lambda n: first.get((n, "registry: active"), wall))
+    for i, n in enumerate(order):
+        active, begun, landed = (first.get((n, k)) for k in ("registry: active", "working", "registry: landed"))
+        row: dict[str, Any] = {"task": n, "active": active, "working": begun, "landed": landed}
+        if active is not None and landed is not None:
+            spans.append(landed - active)
+            after = first.get((order[i + 1], "registry: active")) if i + 1 < len(order) else None
+            if after is not None:
+                row["gap_to_next"] = after - landed
+                gaps.append(after - landed)
+        rows.append({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()})
+    return {"tasks": rows, "in_flight_s": round(sum(spans), 2), "gaps_s": round(sum(gaps), 2)}
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> bool:
@@ -299,13 +391,36 @@ def main() -> None:
         print(
             f"{r['level']:>7} {r['wall_s']:>7} {r['speedup']:>7}x {r['landed']:>4}/{r['tasks']:<2} {r['collisions_caught_before_start']:>7} {r['land_refusals']:>7}  {r['main_passed_after_every_land']}"
         )
+    # The tasks that share a file cannot overlap: their own work and gates, back to back, are a
+    # floor under the wall time at any number of workers (wtp's overhead, each task's start and
+    # land, comes on top, at one at a time too).
+    floor = sum(s.edit + s.build + args.cpu + args.gate_seconds for s in specs if s.kind == "file")
+    work = sum(s.edit + s.build + args.cpu + args.gate_seconds for s in specs)
+    print(
+        f"\nthe {kinds['file']} tasks on one file: {floor:.2f}s of work and gates back to back (all {args.tasks}: "
+        f"{work:.2f}s): at most {work / floor:.2f}x with no overhead at all"
+    )
+    for r in rows:
+        busy = " ".join(f"{k} {sum(a[k] for a in r['worker_seconds'].values()):.1f}s" for k in ACTIVITIES)
+        print(f"  level {r['level']}: worker time ({len(r['worker_seconds'])} workers x {r['wall_s']}s): {busy}")
+        if "chain" in r:
+            c = r["chain"]
+            print(
+                f"  level {r['level']}: the shared-file tasks were in flight {c['in_flight_s']}s, "
+                f"with {c['gaps_s']}s between one landing and the next starting"
+            )
     if args.plot and plot(rows, args.plot):
         print(f"plot: {args.plot}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps(
-                {"workload": vars(args) | {"plot": str(args.plot), "json": str(args.json)}, "rows": rows}, indent=1
+                {
+                    "workload": vars(args) | {"plot": str(args.plot), "json": str(args.json)},
+                    "floor_s": round(floor, 2),
+                    "rows": rows,
+                },
+                indent=1,
             )
         )
 
