@@ -387,22 +387,40 @@ def promote_quietly(ctx: Ctx, say: Say = quiet) -> None:
 
 
 def wait_active(ctx: Ctx, name: str, timeout: float | None, say: Say = quiet) -> Task:
-    """Block until a queued task is admitted and ready (``wtp start --wait``)."""
+    """Block until a queued task is admitted and ready (``wtp start --wait``).
+
+    Whatever frees a slot or a collision (a land, 'wtp rm') starts the queued tasks itself,
+    so the waiter only has to see its task become active: it looks at the registry with a
+    stat every LOOK seconds and reads it when it changed; it runs the promotion itself only
+    then (at least every PROMOTE_EVERY seconds, for a start that died half-way)."""
+    from .gates import OnChange
+
     deadline = None if timeout is None else time.monotonic() + timeout
     last = ""
+    changed = OnChange(ctx.store.file, lambda: object(), every=PROMOTE_EVERY)  # a new value: it changed
+    seen = None
     while True:
-        promote(ctx, say)
-        t = ctx.store.read().task(name)
-        if t.state in LIVE and not t.phase:
-            return t
-        if t.state in FINAL:
-            raise Refusal(f"task '{name}' was {t.state} while waiting")
-        msg = (
-            f"waiting for a slot for '{name}': {t.note}" if t.state == QUEUED else f"waiting for '{name}' to be set up"
-        )
-        if msg != last:
-            say(msg)
-            last = msg
+        now = changed()
+        if now is not seen:
+            seen = now
+            promote(ctx, say)
+            t = ctx.store.read().task(name)
+            if t.state in LIVE and not t.phase:
+                return t
+            if t.state in FINAL:
+                raise Refusal(f"task '{name}' was {t.state} while waiting")
+            msg = (
+                f"waiting for a slot for '{name}': {t.note}"
+                if t.state == QUEUED
+                else f"waiting for '{name}' to be set up"
+            )
+            if msg != last:
+                say(msg)
+                last = msg
         if deadline is not None and time.monotonic() >= deadline:
             raise WaitTimeout(f"timed out after {timeout:g}s; task '{name}' stays queued ({t.note})")
-        time.sleep(0.2 if deadline is None else max(0.01, min(0.2, deadline - time.monotonic())))
+        time.sleep(LOOK if deadline is None else max(0.005, min(LOOK, deadline - time.monotonic())))
+
+
+LOOK = 0.02  # seconds between two looks (a stat) at the registry while waiting for a slot
+PROMOTE_EVERY = 1.0
