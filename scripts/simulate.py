@@ -63,6 +63,19 @@ def workload(n: int, seed: int, edit: float, build: float, collide: float) -> li
     return specs
 
 
+def backlog(specs: list[Spec], order: str) -> list[Spec]:
+    """The order a worker takes up new tasks.  'listed': as listed.  'contended': the tasks
+    that declare something another task declares too (a shared file, a deploy target) first,
+    in list order, then the rest: those tasks must run one after another, so the sooner the
+    first of them starts and the others join wtp's queue behind it, the sooner the last one
+    lands (the longest chain first, as any list scheduler does).  A worker knows this without
+    guessing: it declares its tasks' --touch and --use itself."""
+    if order == "listed":
+        return list(specs)
+    shared = {k for k in ("file", "deploy") if sum(s.kind == k for s in specs) > 1}
+    return [s for s in specs if s.kind in shared] + [s for s in specs if s.kind not in shared]
+
+
 def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     res = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True)
     if check and res.returncode != 0:
@@ -91,9 +104,10 @@ def run_level(
     mode: str = "",
     detach: bool = False,
     timeline: bool = False,
+    order: str = "contended",
 ) -> dict[str, Any]:
     repo = make_repo(base, level)
-    todo = list(specs)
+    todo = backlog(specs, order)
     parked: list[Spec] = []  # queued by wtp: come back to them later
     lock = threading.Lock()
     stats = {"landed": 0, "caught": 0, "refused": 0}
@@ -174,30 +188,47 @@ def run_level(
                 stats["refused"] += 1
                 errors.append(res.stderr.strip()[-300:])
 
+    waited: set[str] = set()  # parked tasks a worker is waiting for with 'wtp start --wait'
+
     def worker() -> None:
         while True:
             with timed("lock"):
                 lock.acquire()
             try:
-                ready = None
+                ready, wait_on = None, None
                 if parked:  # a parked task whose collision cleared: wtp started it meanwhile
                     with timed("wtp"):
                         listed = json.loads(sh([*WTP, "list", "--json"], repo).stdout)["tasks"]
                     states = {t["name"]: t for t in listed}
                     for p in parked:
                         if states.get(p.name, {}).get("state") == "active":
-                            ready = p
+                            ready, path = p, Path(states[p.name]["path"])  # the listing gives its worktree
                             parked.remove(p)
                             break
                 s = ready or (todo.pop(0) if todo else None)
                 if s is None and not parked:
                     return
+                if s is None:  # nothing new to take up: wait for a parked task no other worker waits for
+                    wait_on = next((p for p in parked if p.name not in waited), None)
+                    if wait_on is not None:
+                        waited.add(wait_on.name)
             finally:
                 lock.release()
             if s is None:
+                if wait_on is None:
+                    with timed("idle"):
+                        time.sleep(0.1)
+                    continue
+                # What wtp advises when there is nothing else to do: 'wtp start TASK --wait' returns
+                # as soon as the task is started (a second at most here, then look at the others).
                 with timed("idle"):
-                    time.sleep(0.1)
-                continue
+                    res = sh([*WTP, "start", wait_on.name, "--wait", "--timeout", "1", "--json"], repo, check=False)
+                with lock:
+                    waited.discard(wait_on.name)
+                    if res.returncode != 0 or wait_on not in parked:
+                        continue  # still queued, or another worker took it up meanwhile
+                    parked.remove(wait_on)
+                s, ready, path = wait_on, wait_on, Path(json.loads(res.stdout)["path"])
             if ready is None:
                 with timed("wtp"):
                     out = json.loads(sh(start_args(s), repo, check=False).stdout)  # exit 4: queued
@@ -209,9 +240,6 @@ def run_level(
                     note(s, f"queued by wtp: {out.get('note')}")
                     continue
                 path = Path(out["path"])
-            else:
-                with timed("wtp"):
-                    path = Path(sh([*WTP, "path", s.name], repo).stdout.strip())
             work(s, path)
 
     t0 = time.perf_counter()
@@ -362,6 +390,12 @@ def main() -> None:
     ap.add_argument("--gate-seconds", type=float, default=0.0, help="seconds the land gate waits before the test")
     ap.add_argument("--mode", default="", help="land queue mode (default: wtp's, speculative)")
     ap.add_argument("--detach", action="store_true", help="land with --detach: switch to the next task at once")
+    ap.add_argument(
+        "--order",
+        choices=("contended", "listed"),
+        default="contended",
+        help="which new task a free worker takes: those that share a file or resource first (default), or as listed",
+    )
     ap.add_argument("--timeline", action="store_true", help="record when each task started, built and landed")
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
@@ -370,14 +404,17 @@ def main() -> None:
     kinds = {k: sum(s.kind == k for s in specs) for k in ("independent", "file", "deploy")}
     print(
         f"workload: {args.tasks} tasks ({kinds}), edit ~{args.edit}s, build ~{args.build}s + {args.cpu}s CPU, "
-        f"gate +{args.gate_seconds:g}s, land mode {args.mode or 'default'}{', detached' if args.detach else ''}, seed {args.seed}"
+        f"gate +{args.gate_seconds:g}s, land mode {args.mode or 'default'}{', detached' if args.detach else ''}, "
+        f"{args.order} tasks first, seed {args.seed}"
     )
     base = Path(tempfile.mkdtemp(prefix="wtp-sim-"))
     rows: list[dict[str, Any]] = []
     try:
         for level in (int(x) for x in args.levels.split(",")):
             rows.append(
-                run_level(base, specs, level, args.cpu, args.gate_seconds, args.mode, args.detach, args.timeline)
+                run_level(
+                    base, specs, level, args.cpu, args.gate_seconds, args.mode, args.detach, args.timeline, args.order
+                )
             )
             print(f"  level {level}: {rows[-1]['wall_s']}s", flush=True)
     finally:
