@@ -346,7 +346,19 @@ def chain(events: list[tuple[float, str, str]], names: list[str], wall: float) -
                 row["gap_to_next"] = after - landed
                 gaps.append(after - landed)
         rows.append({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()})
-    return {"tasks": rows, "in_flight_s": round(sum(spans), 2), "gaps_s": round(sum(gaps), 2)}
+    # How long each waiting 'wtp land' went on after its task had landed (a lander that
+    # conducts the queue serves the tasks behind its own before it returns).
+    lag = [
+        first[(n, "land exited 0")] - first[(n, "registry: landed")]
+        for n in {name for _, name, _ in events}
+        if (n, "land exited 0") in first and (n, "registry: landed") in first
+    ]
+    return {
+        "tasks": rows,
+        "in_flight_s": round(sum(spans), 2),
+        "gaps_s": round(sum(gaps), 2),
+        "land_returned_after_landed_s": {"sum": round(sum(lag), 2), "max": round(max(lag, default=0.0), 2)},
+    }
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> bool:
@@ -446,6 +458,12 @@ def main() -> None:
                 f"  level {r['level']}: the shared-file tasks were in flight {c['in_flight_s']}s, "
                 f"with {c['gaps_s']}s between one landing and the next starting"
             )
+            lag = c["land_returned_after_landed_s"]
+            if not args.detach:
+                print(
+                    f"  level {r['level']}: 'wtp land' returned {lag['sum']}s in all (at most {lag['max']}s) "
+                    "after its task had landed"
+                )
     if args.plot and plot(rows, args.plot):
         print(f"plot: {args.plot}")
     if args.json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -280,3 +281,22 @@ def test_ports_are_unique_stable_and_reused(repo: Repo) -> None:
     repo.wtp("start", "d")
     ports = {t["name"]: t["port"] for t in repo.wtp("list", "--json").json()["tasks"]}
     assert ports == {"b": 5001, "c": 5002, "d": 5000}
+
+
+def test_wait_returns_the_task_a_land_started_when_its_declared_path_cleared(repo: Repo) -> None:
+    """'wtp start --wait' needs no promotion of its own: the land that frees the path starts
+    the waiting task, and the waiter returns it, active, with its worktree."""
+    a = Path(repo.wtp("start", "a", "--touch", "src/shared.txt").out.strip())
+    waiter = repo.spawn("start", "b", "--touch", "src/shared.txt", "--wait", "--timeout", "60", "--json")
+    wait_for(lambda: _state_of(repo, "b") == "queued", "'b' to join the queue")
+    assert waiter.poll() is None
+    repo.commit({"src/shared.txt": "a\n"}, "a's change", cwd=a)
+    landed = repo.wtp("land", "a", "--no-push")
+    assert landed.code == 0, landed.err
+    stdout, stderr = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0, stderr
+    b = json.loads(stdout)
+    assert (b["name"], b["state"], b["touch"]) == ("b", "active", ["src/shared.txt"])
+    assert b["path"] == str(repo.path.parent / "repo.worktrees" / "b")
+    assert Path(b["path"], "src", "shared.txt").read_text() == "a\n"  # started from the base a landed on
+    assert "waiting for a slot for 'b': path src/shared.txt with task 'a'" in stderr
