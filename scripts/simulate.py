@@ -106,8 +106,10 @@ def run_level(
     detach: bool = False,
     timeline: bool = False,
     order: str = "listed",
+    prompt: bool = False,
 ) -> dict[str, Any]:
     repo = make_repo(base, level)
+    registry = repo / ".git" / "wtp" / "state.json"
     todo = backlog(specs, order)
     parked: list[Spec] = []  # queued by wtp: come back to them later
     lock = threading.Lock()
@@ -171,12 +173,14 @@ def run_level(
                     s.name,
                     "--gate",
                     gate,
-                    *(["--detach"] if detach else ["--timeout", "600"]),
+                    *(["--detach"] if detach or prompt else ["--timeout", "600"]),
                     *(["--mode", mode] if mode else []),
                 ],
                 repo,
                 check=False,
             )
+            if prompt and res.returncode == 0:  # what-if: wait for the task itself, not for the land command
+                res.returncode = 0 if until_settled(registry, s.name) == "landed" else 1
         note(s, f"land exited {res.returncode}")
         if detach and res.returncode == 0:
             with lock:
@@ -245,7 +249,6 @@ def run_level(
 
     t0 = time.perf_counter()
     watching = threading.Event()
-    registry = repo / ".git" / "wtp" / "state.json"
     watch = threading.Thread(target=watch_registry, args=(registry, t0, events, watching), daemon=True)
     if timeline:
         watch.start()
@@ -305,24 +308,43 @@ ACTIVITIES = ("work", "land", "wtp", "lock", "idle")
 
 
 def watch_registry(registry: Path, t0: float, events: list[tuple[float, str, str]], stop: threading.Event) -> None:
-    """Record each task's state changes as wtp's registry shows them (read every 20 ms,
-    without the lock: the file is replaced whole, never written in place)."""
+    """Record each task's state changes as wtp's registry shows them (read every 20 ms when it
+    changed, without the lock: the file is replaced whole, never written in place), and once
+    more when told to stop."""
     seen: dict[str, str] = {}
     sig = None
-    while not stop.wait(0.02):
+    while True:
+        stopping = stop.wait(0.02)
         try:
             st = registry.stat()
-            if (st.st_mtime_ns, st.st_size) == sig:
-                continue
-            sig = (st.st_mtime_ns, st.st_size)
-            tasks = json.loads(registry.read_bytes())["tasks"]
+            if (st.st_mtime_ns, st.st_size) != sig:
+                sig = (st.st_mtime_ns, st.st_size)
+                at = time.perf_counter() - t0
+                for t in json.loads(registry.read_bytes())["tasks"]:
+                    if seen.get(t["name"]) != t["state"]:
+                        seen[t["name"]] = t["state"]
+                        events.append((at, t["name"], f"registry: {t['state']}"))
         except (OSError, ValueError):
-            continue
-        at = time.perf_counter() - t0
-        for t in tasks:
-            if seen.get(t["name"]) != t["state"]:
-                seen[t["name"]] = t["state"]
-                events.append((at, t["name"], f"registry: {t['state']}"))
+            pass
+        if stopping:
+            return
+
+
+def until_settled(registry: Path, name: str) -> str:
+    """Wait until task ``name`` has left the land queue, as wtp's registry shows it (a stat every
+    20 ms; the file is replaced whole): its state then."""
+    sig = None
+    while True:
+        try:
+            st = registry.stat()
+            if (st.st_mtime_ns, st.st_size) != sig:
+                sig = (st.st_mtime_ns, st.st_size)
+                task = next(t for t in json.loads(registry.read_bytes())["tasks"] if t["name"] == name)
+                if task["state"] != "landing":
+                    return str(task["state"])
+        except (OSError, ValueError, StopIteration):
+            pass
+        time.sleep(0.02)
 
 
 def chain(events: list[tuple[float, str, str]], names: list[str], wall: float, waiting: bool) -> dict[str, Any]:
@@ -408,6 +430,13 @@ def main() -> None:
     ap.add_argument("--mode", default="", help="land queue mode (default: wtp's, speculative)")
     ap.add_argument("--detach", action="store_true", help="land with --detach: switch to the next task at once")
     ap.add_argument(
+        "--what-if-prompt-return",
+        action="store_true",
+        help="what-if study, not a user's practice: workers wait for their land, but take up the next task the "
+        "moment their task has landed (they land with --detach and watch wtp's registry), as they would if a "
+        "waiting 'wtp land' returned at once instead of serving the tasks queued behind its own first",
+    )
+    ap.add_argument(
         "--order",
         choices=("contended", "listed"),
         default="listed",
@@ -421,7 +450,8 @@ def main() -> None:
     kinds = {k: sum(s.kind == k for s in specs) for k in ("independent", "file", "deploy")}
     print(
         f"workload: {args.tasks} tasks ({kinds}), edit ~{args.edit}s, build ~{args.build}s + {args.cpu}s CPU, "
-        f"gate +{args.gate_seconds:g}s, land mode {args.mode or 'default'}{', detached' if args.detach else ''}, "
+        f"gate +{args.gate_seconds:g}s, land mode {args.mode or 'default'}{', detached' if args.detach else ''}"
+        f"{', what-if: land returns once its task landed' if args.what_if_prompt_return else ''}, "
         f"new tasks taken {'as listed' if args.order == 'listed' else 'contended first'}, seed {args.seed}"
     )
     base = Path(tempfile.mkdtemp(prefix="wtp-sim-"))
@@ -430,7 +460,16 @@ def main() -> None:
         for level in (int(x) for x in args.levels.split(",")):
             rows.append(
                 run_level(
-                    base, specs, level, args.cpu, args.gate_seconds, args.mode, args.detach, args.timeline, args.order
+                    base,
+                    specs,
+                    level,
+                    args.cpu,
+                    args.gate_seconds,
+                    args.mode,
+                    args.detach,
+                    args.timeline,
+                    args.order,
+                    args.what_if_prompt_return,
                 )
             )
             print(f"  level {level}: {rows[-1]['wall_s']}s", flush=True)
