@@ -165,22 +165,24 @@ def run_level(
         if gate_seconds:  # a test suite as long as the build: the land queue's gates matter
             gate = f"sleep {gate_seconds:g}; {gate}"
         c0 = time.perf_counter()
+        land = [
+            *WTP,
+            "land",
+            s.name,
+            "--gate",
+            gate,
+            *(["--detach"] if detach else ["--timeout", "600"]),
+            *(["--mode", mode] if mode else []),
+        ]
         with timed("land"):
-            res = sh(
-                [
-                    *WTP,
-                    "land",
-                    s.name,
-                    "--gate",
-                    gate,
-                    *(["--detach"] if detach or prompt else ["--timeout", "600"]),
-                    *(["--mode", mode] if mode else []),
-                ],
-                repo,
-                check=False,
-            )
-            if prompt and res.returncode == 0:  # what-if: wait for the task itself, not for the land command
-                res.returncode = 0 if until_settled(registry, s.name) == "landed" else 1
+            if prompt:  # what-if: the same waiting land, but the worker goes on once its task has landed
+                proc = subprocess.Popen(land, cwd=repo, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                with lock:
+                    landers.append(proc)
+                code = 0 if until_settled(registry, s.name, proc) == "landed" else 1
+                res = subprocess.CompletedProcess(land, code, "", "" if code == 0 else f"'{s.name}' did not land")
+            else:
+                res = sh(land, repo, check=False)
         note(s, f"land exited {res.returncode}")
         if detach and res.returncode == 0:
             with lock:
@@ -194,6 +196,7 @@ def run_level(
                 errors.append(res.stderr.strip()[-300:])
 
     waited: set[str] = set()  # parked tasks a worker is waiting for with 'wtp start --wait'
+    landers: list[subprocess.Popen[bytes]] = []  # --what-if-prompt-return: the lands left running
 
     def worker() -> None:
         while True:
@@ -267,6 +270,8 @@ def run_level(
         stats["landed"] = states.count("landed")
         stats["refused"] = states.count("blocked")
     wall = time.perf_counter() - t0
+    for proc in landers:  # ours: each ends once the queue behind its task is served
+        proc.wait(timeout=600)
     watching.set()
     if timeline:
         watch.join()
@@ -330,20 +335,22 @@ def watch_registry(registry: Path, t0: float, events: list[tuple[float, str, str
             return
 
 
-def until_settled(registry: Path, name: str) -> str:
-    """Wait until task ``name`` has left the land queue, as wtp's registry shows it (a stat every
-    20 ms; the file is replaced whole): its state then."""
+def until_settled(registry: Path, name: str, land: subprocess.Popen[bytes]) -> str:
+    """Wait until task ``name`` has landed or is blocked, as wtp's registry shows it (a stat
+    every 20 ms; the file is replaced whole), or its land ended: its state then."""
     sig = None
     while True:
+        ended = land.poll() is not None
         try:
             st = registry.stat()
-            if (st.st_mtime_ns, st.st_size) != sig:
+            if ended or (st.st_mtime_ns, st.st_size) != sig:
                 sig = (st.st_mtime_ns, st.st_size)
                 task = next(t for t in json.loads(registry.read_bytes())["tasks"] if t["name"] == name)
-                if task["state"] != "landing":
+                if ended or task["state"] in ("landed", "blocked"):
                     return str(task["state"])
         except (OSError, ValueError, StopIteration):
-            pass
+            if ended:
+                return "unknown"
         time.sleep(0.02)
 
 
@@ -433,8 +440,8 @@ def main() -> None:
         "--what-if-prompt-return",
         action="store_true",
         help="what-if study, not a user's practice: workers wait for their land, but take up the next task the "
-        "moment their task has landed (they land with --detach and watch wtp's registry), as they would if a "
-        "waiting 'wtp land' returned at once instead of serving the tasks queued behind its own first",
+        "moment their task has landed (wtp's registry says so) and leave the 'wtp land' to finish alone, as they "
+        "would if a waiting 'wtp land' returned at once instead of serving the tasks queued behind its own first",
     )
     ap.add_argument(
         "--order",
