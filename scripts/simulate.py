@@ -520,6 +520,13 @@ def main() -> None:
                 f"  level {r['level']}: the shared-file tasks were in flight {c['in_flight_s']}s, "
                 f"with {c['gaps_s']}s between one landing and the next starting"
             )
+            if r["level"] > 1 and c["tasks"] and c["tasks"][0]["active"] is not None:
+                # The same chain with no gap: the floor at this level with wtp's costs as measured.
+                c["floor_s"] = round(c["tasks"][0]["active"] + c["in_flight_s"], 2)
+                print(
+                    f"  level {r['level']}: with no gap in that chain: {c['floor_s']}s, "
+                    f"at most {one / c['floor_s']:.2f}x"
+                )
             if (lag := c.get("land_returned_after_landed_s")) is not None:
                 print(
                     f"  level {r['level']}: 'wtp land' returned {lag['sum']}s in all (at most {lag['max']}s) "
