@@ -23,6 +23,16 @@ from .test_queue import _first_parents_pass, _tasks, project
 __all__ = ["project"]
 
 
+def _held(release: Path) -> str:
+    """A gate held until the test creates ``release``, then the project's test."""
+    return f"until [ -e {release} ]; do sleep 0.05; done; ./check.sh"
+
+
+def _log_of(out: str) -> str:
+    """The background lander's log that 'wtp land --detach' names."""
+    return out.rsplit("(log: ", 1)[1].rstrip(")\n")
+
+
 def test_the_fast_path_reads_land_options_as_typer_does() -> None:
     assert parse_land(["land", "t1", "--detach", "--gate", "make test", "--timeout", "5"]) == (
         None,
@@ -65,10 +75,10 @@ def test_detached_lands_are_served_by_one_background_lander(project: Repo, tmp_p
     stops looking for more and exits; the next detached land starts a new one."""
     _tasks(project, 4)
     release = tmp_path / "release"
-    gate = f"until [ -e {release} ]; do sleep 0.05; done; ./check.sh"  # a gate that waits for the test
+    gate = _held(release)
     outs = [project.wtp_proc("land", f"t{i}", "--detach", "--gate", gate) for i in (1, 2, 3)]
     assert [o.code for o in outs] == [0, 0, 0], [o.err for o in outs]
-    logs = {o.out.rsplit("(log: ", 1)[1].rstrip(")\n") for o in outs}
+    logs = {_log_of(o.out) for o in outs}
     assert len(logs) == 1 and next(iter(logs)).endswith("land-detached-t1.log"), logs
     entries = json.loads(project.wtp_proc("queue", "--json").out)["entries"]
     assert [e["task"] for e in entries] == ["t1", "t2", "t3"]
@@ -128,7 +138,7 @@ def test_a_ticket_the_background_lander_cannot_read_is_given_back_and_the_rest_l
 ) -> None:
     _tasks(project, 3)
     release = tmp_path / "release"
-    gate = f"until [ -e {release} ]; do sleep 0.05; done; ./check.sh"
+    gate = _held(release)
     # t2 in another mode: the conductor does not stack it, so its ticket is read only when served
     outs = [
         project.wtp_proc("land", f"t{i}", "--detach", "--gate", gate, *(["--mode", "serial"] if i == 2 else []))
@@ -143,7 +153,7 @@ def test_a_ticket_the_background_lander_cannot_read_is_given_back_and_the_rest_l
     release.touch()
     states = lambda: {t["name"]: t["state"] for t in project.wtp("list", "--all", "--json").json()["tasks"]}  # noqa: E731
     wait_for(lambda: states() == {"t1": "landed", "t2": "active", "t3": "landed"}, "t1 and t3 to land, t2 back")
-    log = Path(outs[0].out.rsplit("(log: ", 1)[1].rstrip(")\n")).read_text()
+    log = Path(_log_of(outs[0].out)).read_text()
     assert (
         "wtp: a detached land was handed a request it cannot read: 'main' untouched by this land, "
         "task 't2' is active again; run 'wtp land t2' again" in log.splitlines()
@@ -154,7 +164,7 @@ def test_a_ticket_the_background_lander_cannot_read_is_given_back_and_the_rest_l
 def test_a_stopped_background_lander_is_not_handed_tickets(project: Repo, tmp_path: Path) -> None:
     _tasks(project, 2)
     release = tmp_path / "release"
-    gate = f"until [ -e {release} ]; do sleep 0.05; done; ./check.sh"
+    gate = _held(release)
     first = project.wtp_proc("land", "t1", "--detach", "--gate", gate)
     assert first.code == 0, first.err
     (lander,) = {e["pid"] for e in json.loads(project.wtp_proc("queue", "--json").out)["entries"]}
