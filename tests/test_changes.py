@@ -1,5 +1,5 @@
 """What the agent hook asks of every other task, "did it change this path?", answered for one
-path from the worktree's index file where that gives git's own answer (gitops/changes.py),
+path from the worktree's index file where that gives git's own answer (gitops/index_paths.py),
 is held equal to git status's answer, case by case, and shown to be taken where it should."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Repo, git
-from worktree_par import gitops
+from worktree_par.gitops.index_paths import Changes
 
 
 def _write(wt: Path, rel: str, text: str) -> None:
@@ -135,10 +135,10 @@ def test_one_path_is_answered_as_git_status_answers(
     st = index.stat()
     os.utime(index, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))  # no entry is racy
     common = repo.path / ".git"
-    asked = gitops.Changes(repo.path, [wt], [path], common)
+    asked = Changes(repo.path, [wt], [path], common)
     assert (0 in asked.local) == from_index
     fast = asked.finish([("refs/heads/main", "refs/heads/other")])
-    slow = gitops.Changes(repo.path, [wt], [path]).finish([("refs/heads/main", "refs/heads/other")])
+    slow = Changes(repo.path, [wt], [path]).finish([("refs/heads/main", "refs/heads/other")])
     assert fast == slow == [{path: answer} if answer else {}]
 
 
@@ -149,10 +149,10 @@ def test_a_racy_entry_or_an_unusual_index_is_left_to_git(repo: Repo, tmp_path: P
     index = Path(git(wt, "rev-parse", "--path-format=absolute", "--git-dir")) / "index"
     entry = (wt / "src" / "a.py").stat()
     os.utime(index, ns=(entry.st_atime_ns, entry.st_mtime_ns))  # written in the same instant: racy
-    assert gitops.Changes(repo.path, [wt], ["src/a.py"], common).local == {}
+    assert Changes(repo.path, [wt], ["src/a.py"], common).local == {}
     os.utime(index, ns=(entry.st_atime_ns, entry.st_mtime_ns + 2_000_000_000))
-    assert list(gitops.Changes(repo.path, [wt], ["src/a.py"], common).local) == [0]
+    assert list(Changes(repo.path, [wt], ["src/a.py"], common).local) == [0]
     git(wt, "update-index", "--index-version", "4")  # names compressed: not read here
-    assert gitops.Changes(repo.path, [wt], ["src/a.py"], common).local == {}
+    assert Changes(repo.path, [wt], ["src/a.py"], common).local == {}
     ranges = [("refs/heads/main", "refs/heads/other")]
-    assert gitops.Changes(repo.path, [wt], ["src/a.py"], common).finish(ranges) == [{"src/a.py": "uncommitted"}]
+    assert Changes(repo.path, [wt], ["src/a.py"], common).finish(ranges) == [{"src/a.py": "uncommitted"}]

@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from . import gitops
 from .globs import glob_matches
 from .repo import Ctx
 from .state import LIVE, State, Task
@@ -88,7 +87,9 @@ def claims_on(ctx: Ctx, st: State, me: Task | None, paths: list[str], *, changed
     with_tree = [o for o in others if changed and o.path and os.path.isdir(o.path)]
     # The worktrees' statuses (the costly git calls) run while the rest is worked out.
     wts = [Path(str(o.path)) for o in with_tree]
-    pending = gitops.Changes(ctx.root, wts, paths, ctx.repo.common_dir) if changed else None
+    from .gitops.index_paths import Changes  # here: only the hook and start need it
+
+    pending = Changes(ctx.root, wts, paths, ctx.repo.common_dir) if changed else None
     for o in others:
         for p in paths:
             g = next((g for g in o.touch if glob_matches(g, p)), None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import claims, gitops
+from . import claims
 from .errors import count
 from .repo import Ctx
 from .state import LIVE
@@ -51,9 +51,11 @@ def advise(ctx: Ctx, name: str, base: str, globs: list[str], take: bool) -> tupl
     asked = [e.file for e in mine.expansion(h)]
     with_tree = [o for o in others if o.path and os.path.isdir(o.path)]
     changed: dict[str, list[str]] = {o.name: [] for o in others}
+    from .gitops.index_paths import changed_among  # here: only a start with co-change needs it
+
     for o, found in zip(
         with_tree,
-        gitops.changed_among(ctx.root, [(Path(str(o.path)), ref, f"refs/heads/{o.branch}") for o in with_tree], asked),
+        changed_among(ctx.root, [(Path(str(o.path)), ref, f"refs/heads/{o.branch}") for o in with_tree], asked),
         strict=True,
     ):
         changed[o.name] = list(found)

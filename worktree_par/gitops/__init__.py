@@ -11,7 +11,6 @@ with its directory, exit code and duration on stderr.
 from __future__ import annotations
 
 from ..errors import GitError
-from .changes import Changes, changed_among
 from .core import (
     MAIN_ROOT_FILE,
     MIN_VERSION,
@@ -150,8 +149,6 @@ __all__ = [
     "attach_head",
     "base_env",
     "branch_summary",
-    "changed_among",
-    "Changes",
     "Dirty",
     "dirty_of",
     "commit_message",
