@@ -68,6 +68,18 @@ def test_wait_blocks_until_admitted_and_times_out_with_exit_3(repo: Repo) -> Non
     assert "waiting for a slot for 'c'" in stderr
 
 
+def test_wait_sees_max_active_raised_in_the_config(repo: Repo) -> None:
+    """Raising max_active writes nothing to the registry: the waiter reads the edited config."""
+    repo.write(".wtp.toml", "max_active = 1\n")
+    repo.wtp("start", "a")
+    waiter = repo.spawn("start", "b", "--wait", "--timeout", "60")
+    wait_for(lambda: _state_of(repo, "b") == "queued", "'b' to join the queue")
+    repo.write(".wtp.toml", "max_active = 2\n")
+    stdout, stderr = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0, stderr
+    assert stdout.splitlines()[-1] == str(repo.path.parent / "repo.worktrees" / "b")
+
+
 def test_declared_path_collision_queues_and_names_the_earlier_task(repo: Repo) -> None:
     repo.wtp("start", "posts", "--touch", "content/posts/**")
     out = repo.wtp("start", "index", "--touch", "content/posts/index.md")

@@ -392,15 +392,23 @@ def wait_active(ctx: Ctx, name: str, timeout: float | None, say: Say = quiet) ->
     Whatever frees a slot or a collision (a land, 'wtp rm') starts the queued tasks itself,
     so the waiter only has to see its task become active: it looks at the registry with a
     stat every LOOK seconds and reads it when it changed; it runs the promotion itself only
-    then (at least every PROMOTE_EVERY seconds, for a start that died half-way)."""
+    then (at least every PROMOTE_EVERY seconds, for a start that died half-way).  A changed
+    .wtp.toml (max_active raised, say) is read again and promotes at once: it writes nothing
+    to the registry."""
+    from . import config
     from .gates import OnChange
 
     deadline = None if timeout is None else time.monotonic() + timeout
     last = ""
     changed = OnChange(ctx.store.file, lambda: object(), every=PROMOTE_EVERY)  # a new value: it changed
-    seen = None
+    edited = OnChange(ctx.repo.config_root / config.CONFIG_FILE, lambda: object(), every=PROMOTE_EVERY)
+    seen, cfg_seen = None, None  # read again at once too: it may have changed since the command read it
     while True:
         now = changed()
+        if edited() is not cfg_seen:
+            cfg_seen = edited()
+            ctx.cfg = config.load(ctx.repo.config_root)
+            now = object()
         if now is not seen:
             seen = now
             promote(ctx, say)
