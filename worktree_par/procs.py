@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -199,20 +200,33 @@ for g in groups:
 
 
 class _Shared:
-    """This process's shared guardian, started at its first command and again if it died."""
+    """This process's shared guardian, started at its first command and again if it died
+    (looked for at every poll of a command, so a dead one leaves the gates unguarded no longer
+    than that).  Thread-safe: a second guardian started by a racing thread would be dropped,
+    and closing its pipe would kill every group it had been told about."""
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         self.groups: set[int] = set()
+        self.lock = threading.Lock()
 
     def add(self, pgid: int) -> None:
-        self.groups.add(pgid)
-        self._send(f"+{pgid}\n")
+        with self.lock:
+            self.groups.add(pgid)
+            self._send(f"+{pgid}\n")
 
     def forget(self, pgid: int) -> None:
-        self.groups.discard(pgid)
-        if self.proc is not None:
-            self._send(f"-{pgid}\n")
+        with self.lock:
+            self.groups.discard(pgid)
+            if self.proc is not None:
+                self._send(f"-{pgid}\n")
+
+    def check(self) -> None:
+        """Start a new guardian, told every group still running, if this one died."""
+        if self.proc is not None and self.proc.poll() is not None:
+            with self.lock:
+                if self.groups:
+                    self._send("")
 
     def _send(self, line: str) -> None:
         for _ in range(2):
@@ -263,6 +277,8 @@ def _find_prctl() -> object:
     return _prctl
 
 
+# PR_SET_PDEATHSIG fires when the *thread* that started the child ends, not the process:
+# wtp starts guarded commands from threads that outlive them (the main thread).
 def _child_setup() -> None:  # runs in the child between fork and exec
     os.setpgid(0, 0)
     if _prctl:
@@ -311,7 +327,12 @@ class Guarded:
                 out.close()  # the child has its own copy
         self.guardian: subprocess.Popen[bytes] | None = None  # its own, for a command with a lease
         if not lease:
-            _shared.add(self.proc.pid)
+            try:
+                _shared.add(self.proc.pid)
+            except OSError:  # no guardian could be started (no memory, too many processes): nor the command
+                _kill_group(self.proc.pid)
+                self.proc.wait()
+                raise
         else:
             self.guardian = subprocess.Popen(
                 [
@@ -344,6 +365,8 @@ class Guarded:
 
     def poll(self) -> int | None:
         """The exit code once the command ended (a signal n gives 128+n), else None."""
+        if self.code is None and self.guardian is None:
+            _shared.check()
         if self.code is None:
             rc = self.proc.poll()
             if rc is not None:
