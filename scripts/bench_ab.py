@@ -27,17 +27,6 @@ import bench_check  # noqa: E402
 import benchlib as b  # noqa: E402
 
 
-def event(wt: Path, rel: str) -> str:
-    return json.dumps(
-        {
-            "hook_event_name": "PreToolUse",
-            "cwd": str(wt),
-            "tool_name": "Edit",
-            "tool_input": {"file_path": str(wt / rel), "old_string": "a", "new_string": "b"},
-        }
-    )
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", default="main")
@@ -52,7 +41,7 @@ def main() -> None:
         repo = b.make_repo(base, args.files)
         wts = bench_check.dirty_tasks(repo, b.WTP)
         feed = wts[0]
-        allowed, denied = event(feed, "src/pkg0050/mod001.py"), event(feed, "src/pkg0011/mod001.py")
+        allowed, denied = b.hook_event(feed, "src/pkg0050/mod001.py"), b.hook_event(feed, "src/pkg0011/mod001.py")
         cache = repo / ".git" / "wtp" / "check-cache.json"
         for setting in ("compiled", "PYTHONDONTWRITEBYTECODE=1"):
             compiled = setting == "compiled"

@@ -82,20 +82,10 @@ def main() -> None:
                 f = wt / "src" / f"pkg{i + 10:04d}" / f"mod{k:03d}.py"
                 f.write_text(f.read_text() + f"# {task} wip\n")
 
-        def event(wt: Path, rel: str) -> str:
-            return json.dumps(
-                {
-                    "hook_event_name": "PreToolUse",
-                    "cwd": str(wt),
-                    "tool_name": "Edit",
-                    "tool_input": {"file_path": str(wt / rel), "old_string": "a", "new_string": "b"},
-                }
-            )
-
         hook = [*b.WTP, "hook", "pre-edit"]
         feed = paths["feed"]
-        allowed = event(feed, "src/pkg0050/mod001.py")  # nobody's file (recorded once, then known)
-        denied = event(feed, "src/pkg0011/mod001.py")  # committed by 'auth'
+        allowed = b.hook_event(feed, "src/pkg0050/mod001.py")  # nobody's file (recorded once, then known)
+        denied = b.hook_event(feed, "src/pkg0011/mod001.py")  # committed by 'auth'
         rel = "src/pkg0050/mod001.py"
         hand = [(["git", "rev-parse", "--git-dir", "--git-common-dir", "--show-toplevel"], feed)]
         for task in ("auth", "search"):

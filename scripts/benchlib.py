@@ -237,6 +237,18 @@ def fixed_cost_row(res: Results, part: str, case: str, wtp_ms: float, git_ms: fl
 # --- the same wtp from elsewhere, and what a careful script does by hand ------------------
 
 
+def hook_event(wt: Path, rel: str) -> str:
+    """The JSON an agent (Claude Code's PreToolUse) feeds 'wtp hook pre-edit' for an edit of ``rel``."""
+    return json.dumps(
+        {
+            "hook_event_name": "PreToolUse",
+            "cwd": str(wt),
+            "tool_name": "Edit",
+            "tool_input": {"file_path": str(wt / rel), "old_string": "a", "new_string": "b"},
+        }
+    )
+
+
 def wtp_from(root: Path) -> list[str]:
     """wtp as its console script runs it, but from the package under ``root`` (a copy of
     another commit): what an A/B comparison in one run starts, for both sides alike."""

@@ -70,6 +70,14 @@ def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60) ->
         time.sleep(0.02)
 
 
+def write_file(root: Path, rel: str, text: str) -> Path:
+    """Write ``text`` to ``root``/``rel``, making its folders."""
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
 def git(cwd: Path, *args: str, check: bool = True) -> str:
     res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if check and res.returncode != 0:
@@ -102,10 +110,7 @@ class Repo:
         return git(cwd or self.path, *args, check=check)
 
     def write(self, rel: str, text: str, cwd: Path | None = None) -> Path:
-        p = (cwd or self.path) / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-        return p
+        return write_file(cwd or self.path, rel, text)
 
     def commit(self, files: dict[str, str], msg: str = "change", cwd: Path | None = None) -> str:
         for rel, text in files.items():

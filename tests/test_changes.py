@@ -10,14 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Repo, git
+from tests.conftest import Repo, git, write_file
 from worktree_par.gitops.index_paths import Changes
-
-
-def _write(wt: Path, rel: str, text: str) -> None:
-    p = wt / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text)
 
 
 def _setup(repo: Repo, tmp: Path) -> Path:
@@ -40,18 +34,18 @@ def _setup(repo: Repo, tmp: Path) -> Path:
 
 
 def staged_edit(wt: Path) -> None:
-    _write(wt, "src/a.py", "a = 2\n")
+    write_file(wt, "src/a.py", "a = 2\n")
     git(wt, "add", "src/a.py")
 
 
 def unstaged_edit(wt: Path) -> None:
-    _write(wt, "src/a.py", "a = 3\n")
+    write_file(wt, "src/a.py", "a = 3\n")
 
 
 def staged_then_put_back(wt: Path) -> None:
-    _write(wt, "src/a.py", "a = 4\n")
+    write_file(wt, "src/a.py", "a = 4\n")
     git(wt, "add", "src/a.py")
-    _write(wt, "src/a.py", "a = 1\n")
+    write_file(wt, "src/a.py", "a = 1\n")
 
 
 def staged_mode_only(wt: Path) -> None:
@@ -71,20 +65,20 @@ def deleted_staged(wt: Path) -> None:
 
 
 def untracked(wt: Path) -> None:
-    _write(wt, "src/new.py", "new\n")
+    write_file(wt, "src/new.py", "new\n")
 
 
 def ignored(wt: Path) -> None:
-    _write(wt, "src/new.log", "ignored\n")
+    write_file(wt, "src/new.log", "ignored\n")
 
 
 def intent_to_add(wt: Path) -> None:
-    _write(wt, "src/new.py", "new\n")
+    write_file(wt, "src/new.py", "new\n")
     git(wt, "add", "-N", "src/new.py")
 
 
 def added_staged(wt: Path) -> None:
-    _write(wt, "src/new.py", "new\n")
+    write_file(wt, "src/new.py", "new\n")
     git(wt, "add", "src/new.py")
 
 

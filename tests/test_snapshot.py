@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Repo, git
+from tests.conftest import Repo, git, write_file
 from worktree_par import gitops
 
 
@@ -37,33 +37,26 @@ def _untouched(wt: Path) -> tuple[bytes, str]:
     return (gd / "index").read_bytes(), listing
 
 
-def _write(wt: Path, rel: str, text: str) -> Path:
-    p = wt / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text)
-    return p
-
-
 def edited(wt: Path) -> None:
-    _write(wt, "src/a.py", "a = 2\n")
+    write_file(wt, "src/a.py", "a = 2\n")
 
 
 def staged_then_edited(wt: Path) -> None:
-    _write(wt, "src/a.py", "a = 3\n")
+    write_file(wt, "src/a.py", "a = 3\n")
     git(wt, "add", "src/a.py")
-    _write(wt, "src/a.py", "a = 4\n")
-    _write(wt, "src/b.py", "b = 5\n")
+    write_file(wt, "src/a.py", "a = 4\n")
+    write_file(wt, "src/b.py", "b = 5\n")
     git(wt, "add", "src/b.py")  # staged, not edited since
 
 
 def untracked_and_ignored(wt: Path) -> None:
-    _write(wt, "new/deep/dir/file.txt", "new\n")
-    _write(wt, "build/out.o", "ignored\n")
-    _write(wt, "src/cache.log", "ignored too\n")
+    write_file(wt, "new/deep/dir/file.txt", "new\n")
+    write_file(wt, "build/out.o", "ignored\n")
+    write_file(wt, "src/cache.log", "ignored too\n")
 
 
 def tracked_but_ignored_edited(wt: Path) -> None:
-    _write(wt, "logs/kept.log", "changed\n")
+    write_file(wt, "logs/kept.log", "changed\n")
 
 
 def deletions(wt: Path) -> None:
@@ -74,13 +67,13 @@ def deletions(wt: Path) -> None:
 
 def staged_rename(wt: Path) -> None:
     git(wt, "mv", "src/a.py", "src/renamed.py")
-    _write(wt, "src/renamed.py", "a = 1\nmore\n")
+    write_file(wt, "src/renamed.py", "a = 1\nmore\n")
 
 
 def intent_to_add(wt: Path) -> None:
-    _write(wt, "docs/later.md", "later\n")
+    write_file(wt, "docs/later.md", "later\n")
     git(wt, "add", "-N", "docs/later.md")
-    _write(wt, "docs/gone.md", "gone\n")
+    write_file(wt, "docs/gone.md", "gone\n")
     git(wt, "add", "-N", "docs/gone.md")
     (wt / "docs" / "gone.md").unlink()
 
@@ -97,57 +90,57 @@ def symlinks(wt: Path) -> None:
 def executable_bits(wt: Path) -> None:
     (wt / "src" / "a.py").chmod(0o755)
     (wt / "run.sh").chmod(0o644)  # tracked executable, bit dropped
-    _write(wt, "tool.sh", "#!/bin/sh\n").chmod(0o755)
+    write_file(wt, "tool.sh", "#!/bin/sh\n").chmod(0o755)
 
 
 def file_became_folder(wt: Path) -> None:
     (wt / "notes").unlink()
-    _write(wt, "notes/one.txt", "one\n")
+    write_file(wt, "notes/one.txt", "one\n")
     shutil.rmtree(wt / "lib")
-    _write(wt, "lib", "lib is a file now\n")
+    write_file(wt, "lib", "lib is a file now\n")
 
 
 def odd_names(wt: Path) -> None:
-    _write(wt, "with space.txt", "s\n")
-    _write(wt, "tab\there.txt", "t\n")
-    _write(wt, "new\nline.txt", "n\n")
-    _write(wt, "ünïcödé/ß.txt", "u\n")
-    _write(wt, ":(exclude)magic", "not a pathspec\n")
-    _write(wt, "star*.txt", "glob\n")
+    write_file(wt, "with space.txt", "s\n")
+    write_file(wt, "tab\there.txt", "t\n")
+    write_file(wt, "new\nline.txt", "n\n")
+    write_file(wt, "ünïcödé/ß.txt", "u\n")
+    write_file(wt, ":(exclude)magic", "not a pathspec\n")
+    write_file(wt, "star*.txt", "glob\n")
 
 
 def nested_repositories(wt: Path) -> None:
     inner = wt / "vendor" / "inner"
-    _write(inner, "x.txt", "inner\n")
+    write_file(inner, "x.txt", "inner\n")
     git(inner, "init", "-q")
     git(inner, "add", "x.txt")
     git(inner, "commit", "-q", "-m", "inner")
-    _write(inner, "y.txt", "untracked inside it\n")
+    write_file(inner, "y.txt", "untracked inside it\n")
     empty = wt / "scratch"
     empty.mkdir()
     git(empty, "init", "-q")  # no commit
-    _write(empty, "z.txt", "z\n")
-    _write(wt, "vendor/own.txt", "the outer repository's file\n")
+    write_file(empty, "z.txt", "z\n")
+    write_file(wt, "vendor/own.txt", "the outer repository's file\n")
 
 
 def submodule_moved_and_dirty(wt: Path) -> None:
     sub = wt / "sub"
-    _write(sub, "s.txt", "moved\n")
+    write_file(sub, "s.txt", "moved\n")
     git(sub, "commit", "-q", "-am", "move the submodule")
-    _write(sub, "s.txt", "dirty inside\n")
-    _write(sub, "u.txt", "untracked inside\n")
+    write_file(sub, "s.txt", "dirty inside\n")
+    write_file(sub, "u.txt", "untracked inside\n")
 
 
 def submodule_dirty_only(wt: Path) -> None:
-    _write(wt / "sub", "s.txt", "dirty inside\n")
+    write_file(wt / "sub", "s.txt", "dirty inside\n")
 
 
 def unmerged(wt: Path) -> None:
-    _write(wt, "src/a.py", "a = 'branch'\n")
+    write_file(wt, "src/a.py", "a = 'branch'\n")
     git(wt, "commit", "-q", "-am", "branch side")
     git(wt, "merge", "-q", "side", check=False)  # conflicts on src/a.py
     assert git(wt, "diff", "--name-only", "--diff-filter=U") == "src/a.py"
-    _write(wt, "src/other.py", "edited during the merge\n")
+    write_file(wt, "src/other.py", "edited during the merge\n")
 
 
 def everything(wt: Path) -> None:
@@ -184,7 +177,7 @@ def _prepare(repo: Repo, tmp: Path) -> Path:
     upstream = tmp / "upstream-sub"
     upstream.mkdir()
     git(upstream, "init", "-q")
-    _write(upstream, "s.txt", "sub\n")
+    write_file(upstream, "s.txt", "sub\n")
     git(upstream, "add", "s.txt")
     git(upstream, "commit", "-q", "-m", "sub")
     files = {f"src/{n}.py": f"{n} = 1\n" for n in "abcd"}
@@ -205,7 +198,7 @@ def _prepare(repo: Repo, tmp: Path) -> Path:
     # 'side' changes src/a.py, for the unmerged case
     side = tmp / "side"
     repo.git("worktree", "add", "-q", str(side), "side")
-    _write(side, "src/a.py", "a = 'side'\n")
+    write_file(side, "src/a.py", "a = 'side'\n")
     git(side, "commit", "-q", "-am", "side")
     return wt
 
@@ -238,7 +231,7 @@ def test_snapshot_in_the_main_worktree_and_on_an_unborn_branch(repo: Repo, tmp_p
     unborn = tmp_path / "unborn"
     unborn.mkdir()
     git(unborn, "init", "-q")
-    _write(unborn, "first.txt", "1\n")
+    write_file(unborn, "first.txt", "1\n")
     dirty = gitops.dirty_of(unborn)
     assert dirty == gitops.Dirty(["first.txt"], None)
     commit, tree = gitops.snapshot(unborn, dirty=dirty)
