@@ -302,3 +302,56 @@ def test_a_conductor_killed_mid_gates_leaves_none_of_their_processes(project: Re
         os.kill(lander.pid, signal.SIGKILL)
         lander.wait()
     wait_for(lambda: not any(pid_alive(p) for p in children), "both gates' children to be killed")
+
+
+def test_commands_started_by_threads_at_once_share_one_guardian(tmp_path: Path) -> None:
+    """Two guardians started by racing threads: the one dropped closes its pipe and kills
+    every group it was told about.  One guardian, and every command still running."""
+    import threading
+
+    from worktree_par import procs
+
+    def guardians() -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == os.getpid() and b"groups, buf = set()" in cmdline:
+                found.append(int(entry))
+        return found
+
+    old, procs._shared = procs._shared, procs._Shared()
+    fresh = procs._shared
+    runs: list[procs.Guarded] = []
+    start, done = threading.Barrier(8), threading.Event()
+
+    def run() -> None:
+        start.wait()
+        runs.append(procs.Guarded(["sleep", "30"], tmp_path, dict(os.environ)))
+        done.wait()  # PR_SET_PDEATHSIG follows the thread that started the child: it stays
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        wait_for(lambda: len(runs) == 8, "eight commands to start")
+        mine = lambda: {fresh.proc.pid} if fresh.proc is not None else set()  # noqa: E731
+        theirs = {old.proc.pid} if old.proc is not None else set()  # the worker's own, from earlier tests
+        wait_for(lambda: set(guardians()) - theirs == mine(), "one guardian, and no other left")
+        assert [r.poll() for r in runs] == [None] * 8
+    finally:
+        for r in runs:
+            r.stop()
+        done.set()
+        for t in threads:
+            t.join()
+        if fresh.proc is not None:
+            assert fresh.proc.stdin is not None
+            fresh.proc.stdin.close()
+            fresh.proc.wait()
+        procs._shared = old
