@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from worktree_par import locks
 from worktree_par.locks import Lock
+
+from .conftest import wait_for
 
 
 def test_holders_exclude_each_other_and_a_second_acquire_raises_instead_of_hanging(tmp_path: Path) -> None:
@@ -118,3 +121,21 @@ def test_a_lock_interrupted_while_being_taken_is_not_left_held(tmp_path: Path, m
     with lock:  # taken again at once: nothing was left behind
         pass
     assert str(tmp_path / "x.lock") not in locks._held
+
+
+def test_a_zombie_holds_nothing(tmp_path: Path) -> None:
+    """A dead process not yet reaped (an init that reaps late keeps it for seconds) is not a
+    live holder: a queue ticket or phase it left is recovered at once."""
+    child = subprocess.Popen(["sleep", "0"])
+    holder = locks.holder_of(child.pid)
+    try:
+        wait_for(lambda: locks.dying(child.pid), "the child to exit (a zombie until this test reaps it)")
+        assert not locks.is_alive(holder)
+    finally:
+        child.wait()
+    sleeper = subprocess.Popen(["sleep", "300"])
+    try:
+        assert locks.is_alive(locks.holder_of(sleeper.pid)) and not locks.dying(sleeper.pid)
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -249,7 +249,31 @@ def is_alive(h: Holder | None) -> bool:
         return age is not None and age < STALE_AFTER
     if h.pid == os.getpid():
         return True
-    return process_start(h.pid) == h.start
+    return process_start(h.pid) == h.start and not dying(h.pid)
+
+
+_PF_EXITING = 0x4  # the kernel's task flag for a process in its exit
+
+
+def dying(pid: int) -> bool:
+    """True for a process that holds nothing any more though its pid still stands: a zombie
+    (not yet reaped: an init that reaps late keeps one for seconds), one already exiting, or
+    one with SIGKILL pending: the child of a killed 'wtp land', which PR_SET_PDEATHSIG kills
+    (land/handoff.py), is judged dead from the moment its parent died."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        if fields[0] in (b"Z", b"X", b"x") or int(fields[6]) & _PF_EXITING:
+            return True
+        with open(f"/proc/{pid}/status", "rb") as f:
+            status = f.read()
+    except (OSError, ValueError, IndexError):
+        return False  # no /proc: judged by its start time alone
+    kill = 1 << (signal.SIGKILL - 1)
+    for line in status.splitlines():
+        if line.startswith((b"SigPnd:", b"ShdPnd:")) and int(line.split()[1], 16) & kill:
+            return True
+    return False
 
 
 def _host() -> str:
