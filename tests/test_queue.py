@@ -90,7 +90,13 @@ def test_speculative_blocks_the_red_task_and_lands_the_others(project: Repo, tmp
     results = _land_all_at_once(project, [f"t{i}" for i in range(1, 6)], "--gate", _gate(tmp_path))
     assert [code for code, _, _ in results] == [0, 0, 1, 0, 0], results
     assert "gate 'echo run" in results[2][2] and "exited 1 on the candidate of 't3'" in results[2][2]
-    landed_out = "".join(out for code, out, _ in results if code == 0)
+    landed_out = "".join(
+        line  # the conductor's lander returns with its own task, naming what it still lands in the background
+        for code, out, _ in results
+        if code == 0
+        for line in out.splitlines(keepends=True)
+        if not line.startswith("the land queue goes on for ")
+    )
     assert "t3" not in landed_out.replace("rebuilt without 't3', which was blocked", "")  # t3 landed with nobody
     subjects = _first_parents_pass(project)
     assert sorted(subjects) == sorted(["t1 work", "t2 work", "t4 work", "t5 work", "the test", "initial"])

@@ -183,6 +183,21 @@ def holder_of(pid: int, cmd: str = "wtp land (detached)") -> Holder:
 _beating = False
 
 
+def _forked() -> None:
+    """In a forked child (a land handing off, land/handoff.py): its own holder record and
+    heartbeat, made when it first needs them (the parent forks before it has any)."""
+    global _me, _beating
+    _me, _beating = None, False
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def held_any() -> bool:
+    """Whether this process holds any lock (a fork then would share it with the child)."""
+    return bool(_held)
+
+
 def _start_heartbeat() -> None:
     global _beating
     if _beating or _beats_dir is None or _me is None:

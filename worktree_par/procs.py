@@ -252,6 +252,16 @@ class _Shared:
 _shared = _Shared()
 
 
+def _forked() -> None:
+    """In a forked child (a land handing off, land/handoff.py): the parent's guardian is not
+    this process's."""
+    global _shared
+    _shared = _Shared()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def lease_clock() -> float:
     """Seconds on the clock leases are timed on, the same in every process of this machine,
     that keeps counting while the machine sleeps (where there is one: CLOCK_BOOTTIME)."""
@@ -261,7 +271,7 @@ def lease_clock() -> float:
 _prctl: object = None  # libc's prctl, looked up once in this process (None: not yet; False: none)
 
 
-def _find_prctl() -> object:
+def libc_prctl() -> object:
     """libc's prctl where there is one (Linux), looked up in the parent: importing ctypes in
     each child between fork and exec cost every gate start several ms."""
     global _prctl
@@ -307,7 +317,7 @@ class Guarded:
         lease: float | None = None,
         since: float | None = None,
     ) -> None:
-        _find_prctl()
+        libc_prctl()
         out = open(log, "ab") if log else None
         try:
             self.proc = subprocess.Popen(

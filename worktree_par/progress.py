@@ -105,6 +105,10 @@ class Watch:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop drawing (the live line erased); ``say`` prints plain lines from then on."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
@@ -9,6 +10,9 @@ from ..exits import err, open_repo
 from .common import bound_waits, current_task, emit, left_behind
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..errors import Say
     from ..gates import Gate
     from ..land.lander import LandResult, Tidy
     from ..land.request import LandRequest
@@ -62,8 +66,6 @@ def land_detached(where: str | None, request: str, ticket: str | None = None) ->
     Each land runs as a command of its own (its --timeout is its own, the configuration is
     read again) and its outcome is a line in the log; one that fails, even by an internal
     error, is reported there and the others are still served.  The exit code is the worst."""
-    from functools import partial
-
     from ..exits import in_command
     from ..gates import Gate
     from ..land.request import QUEUE, LandRequest
@@ -156,16 +158,27 @@ def _land(
     later: list[Tidy] | None = None,
 ) -> int:
     from ..errors import LandBlocked, WtpError
-    from ..land import lander
+    from ..land import handoff, lander
     from ..progress import Watch
 
+    # A foreground land forks: it returns once its own task is settled, even when it conducts
+    # the queue, whose work for the tasks behind it goes on in the background (handoff.py).
+    fork = handoff.fork() if adopt is None else None
     gate_log = c.store.dir / "logs" / f"land-{t.name}.log"
     watch = Watch(
         f"landing '{t.name}'", err, detail=lambda: _land_detail(c, t.name), log=lambda: gate_log, follow=follow
     )
+    run: Callable[[], LandResult | None]
+    if fork is not None and fork.parent:
+        handed = fork.wait()  # returns only when the child handed over its task's result
+        run = partial(_handed_over, c, t, req, handed, watch.say)
+    else:
+        if fork is not None:
+            fork.quiet = watch.close
+        run = partial(lander.land, c, t, req, say=watch.say, adopt=adopt, tidy=later, handoff=fork)
     try:
         with watch:
-            result = lander.land(c, t, req, say=watch.say, adopt=adopt, tidy=later)
+            result = run()
     except LandBlocked as e:
         if as_json:
             emit(
@@ -188,7 +201,25 @@ def _land(
     except KeyboardInterrupt:
         err(lander.interrupted(c, t))  # say what Ctrl-C left, before the 'interrupted' line
         raise
+    if result is None:
+        return 0  # (the child of a fork) its parent reported our task; the others are done
     return _report(c, where, result, as_json)
+
+
+def _handed_over(c: Ctx, t: Task, req: LandRequest, handed: dict[str, object], say: Say) -> LandResult:
+    """(the parent of a fork) Our task's result, once the conductor that is our child has
+    settled it, and its clean-up; the queue's work for the others goes on in the child."""
+    from ..land import lander
+
+    seq = handed.get("seq")
+    result = lander.finish(c, t, seq if isinstance(seq, int) else None, req.keep, say)
+    others = handed.get("others")
+    if isinstance(others, list) and others:
+        names = ", ".join(f"'{o}'" for o in others)
+        result.messages.append(
+            f"the land queue goes on for {names} in the background (pid {handed.get('pid')}, log: {handed.get('log')})"
+        )
+    return result
 
 
 def _report(c: Ctx, where: str | None, result: LandResult, as_json: bool) -> int:

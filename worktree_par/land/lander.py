@@ -17,7 +17,9 @@ between clones, and whether an interrupted land published is decided by asking t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import crashpoints, gitops, guard, removal, tasks, trust
 from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, quiet
@@ -30,6 +32,9 @@ from .candidate import check_worktree
 from .entry import GateBroken
 from .request import QUEUE, LandRequest
 from .withdraw import withdraw
+
+if TYPE_CHECKING:
+    from .handoff import Handoff
 
 
 class LandResult:
@@ -110,14 +115,23 @@ def landable(t: Task) -> LandResult | None:
 
 
 def land(
-    ctx: Ctx, t: Task, req: LandRequest, say: Say, adopt: int | None = None, tidy: list[Tidy] | None = None
-) -> LandResult:
+    ctx: Ctx,
+    t: Task,
+    req: LandRequest,
+    say: Say,
+    adopt: int | None = None,
+    tidy: list[Tidy] | None = None,
+    handoff: Handoff | None = None,
+) -> LandResult | None:
     """Land ``t`` as ``req`` asks: join the queue, conduct it or follow the conductor.
     ``adopt``: the queue ticket 'wtp land --detach' put in the queue for this (detached)
     process, the task already waiting to land.  ``tidy``: where the clean-up after a land
     (the local base brought along, the worktree removed) goes to be done later, instead of
     now: the background lander serves the tickets it holds first, so that one of them at
-    the head of the queue never waits for another one's clean-up."""
+    the head of the queue never waits for another one's clean-up.  ``handoff``: the child
+    side of a foreground land's fork: conducting, it hands our task's result to the waiting
+    parent as soon as the task has its outcome, and None is returned here once the rest is
+    done (the parent reported it)."""
     if adopt is None:
         done = landable(t)
         if done is not None:
@@ -138,7 +152,7 @@ def land(
     if led:
         try:
             crashpoints.step("land:queued")
-            queue.lead(ctx, req, q, say)
+            queue.lead(ctx, req, q, say, _own_done(ctx, t, q, handoff))
         except KeyboardInterrupt:
             cur = ctx.store.read().tasks.get(t.name)
             if cur is None or cur.state != LANDED or cur.ticket != q.seq:
@@ -150,7 +164,22 @@ def land(
             raise
         finally:
             q.release()
-    return _finish(ctx, t, q.seq, req.keep, say, tidy)
+    if handoff is not None and handoff.done:
+        return None
+    return finish(ctx, t, q.seq, req.keep, say, tidy)
+
+
+def _own_done(ctx: Ctx, t: Task, q: Gate, handoff: Handoff | None) -> Callable[[list[str]], None] | None:
+    """What the conductor calls when our task has its outcome and others are still its to
+    land: the parent of a forked land takes the result (handoff.py); this process goes on."""
+    if handoff is None:
+        return None
+
+    def hand(others: list[str]) -> None:
+        log = ctx.store.subdir("logs") / f"land-conductor-{t.name}.log"
+        handoff.hand(ctx.root, log, {"seq": q.seq, "task": t.name, "others": others})
+
+    return hand
 
 
 def _recover_first(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult | None:
@@ -230,7 +259,7 @@ class Tidy:
         return messages + removal.remove_landed(ctx, t, keep=self.keep, say=self.say)
 
 
-def _finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say, later: list[Tidy] | None = None) -> LandResult:
+def finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say, later: list[Tidy] | None = None) -> LandResult:
     """Our land's result, from the state the conductor left (ours or another's)."""
     cur = ctx.store.read().task(t.name)
     if cur.seq != t.seq:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 
 from .. import crashpoints, gitops, guard
 from ..errors import GateFailed, LandBlocked, Say, WouldLoseWork
@@ -28,11 +29,14 @@ from .round import Round
 from .status import QueueStatus
 from .window import Window
 
-MAX_ATTEMPTS = 10  # rebuilds when the base moves under us (other clones landing)
+MAX_ATTEMPTS = 10
+OwnDone = Callable[[list[str]], None]  # rebuilds when the base moves under us (other clones landing)
 
 
-def lead(ctx: Ctx, req: LandRequest, queue: Gate, say: Say) -> None:
-    """Holding the queue: conduct our task and the ones waiting behind it, up to the depth."""
+def lead(ctx: Ctx, req: LandRequest, queue: Gate, say: Say, own_done: OwnDone | None = None) -> None:
+    """Holding the queue: conduct our task and the ones waiting behind it, up to the depth.
+    ``own_done`` is called once, when our task has its outcome while others are still ours to
+    land (their names): our lander may return then (handoff.py)."""
     window = Window(ctx, req.mode)
     depth = window.value
     tickets = queue.tickets()
@@ -51,6 +55,7 @@ def lead(ctx: Ctx, req: LandRequest, queue: Gate, say: Say) -> None:
         say,
         taker if req.mode in ("speculative", "batch") else None,
         window,
+        own_done,
     )
 
 
@@ -116,12 +121,13 @@ def conduct(
     say: Say,
     taker: _Taker | None = None,
     window: Window | None = None,
+    own_done: OwnDone | None = None,
 ) -> None:
     """Land ``entries`` (queue order, one base), leaving each landed or blocked in the state.
     ``taker``: where further entries that joined the queue meanwhile come from (speculative
-    mode stacks them on top while the gates below run).  Interrupted, it gives back what it
-    had not published and re-raises."""
-    _Conductor(ctx, entries, mode, remote, say, taker, window or Window(ctx, mode)).run()
+    mode stacks them on top while the gates below run).  ``own_done``: as for ``lead``, for
+    entries[0].  Interrupted, it gives back what it had not published and re-raises."""
+    _Conductor(ctx, entries, mode, remote, say, taker, window or Window(ctx, mode), own_done).run()
 
 
 class _Conductor:
@@ -137,9 +143,11 @@ class _Conductor:
         say: Say,
         taker: _Taker | None,
         window: Window,
+        own_done: OwnDone | None = None,
     ) -> None:
         self.ctx, self.entries, self.mode, self.remote, self.say, self.taker = ctx, entries, mode, remote, say, taker
         self.window = window
+        self.own_done = own_done
         self.base = entries[0].task.base
         self.base_ref = f"refs/remotes/{remote}/{self.base}" if remote else f"refs/heads/{self.base}"
         self.before = gitops.ref_value(ctx.root, self.base_ref)  # the base as known before fetching: a fork bound
@@ -180,9 +188,11 @@ class _Conductor:
             return False
         self.started = set()
         stack = self._build(self.pending, base_tip)
+        self._own_settled()
         r = Round(
             ctx, stack, base_tip, self.remote, self.say, self.status, self.window, self._grow if self.taker else None
         )
+        r.settled = self._own_settled
         r.started = self.started
         r.queue_file = self.taker.queue.file if self.taker else None
         failed, ok = batch.verify(r) if self.mode == "batch" else speculate.verify(r)
@@ -201,6 +211,7 @@ class _Conductor:
             why = "withdrawn" if isinstance(e.error, Withdrawn) else "blocked"
             for above in stack[stack.index(e) + 1 :] if e in stack else []:
                 above.messages.append(f"rebuilt without '{e.name}', which was {why}")
+        self._own_settled()
         if not ok:
             behind = [e for e in stack if not e.outcome]
             for e in behind:
@@ -211,6 +222,16 @@ class _Conductor:
             )
             time.sleep(min(2.0, 0.05 * 2**self.attempt) * random.uniform(0.5, 1.5))
         return True
+
+    def _own_settled(self) -> None:
+        """Our lander's task has its outcome while others are still ours to land: its lander
+        is told, once, and may return; the rest goes on."""
+        if self.own_done is None or not self.entries[0].outcome:
+            return
+        others = [e.name for e in self.entries if not e.outcome]
+        if others:
+            tell, self.own_done = self.own_done, None
+            tell(others)
 
     def _grow(self, r: Round, n: int) -> None:
         """Stack up to n entries that joined the queue meanwhile on top of ``r``."""

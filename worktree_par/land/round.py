@@ -49,6 +49,9 @@ class Round:
         self.queue_file: Path | None = None  # the land queue's ticket file, which grows when a lander joins
         self._queue_seen: tuple[int, int, int, int] | None = None
         self._looked = 0.0
+        self.settled: Callable[[], None] | None = (
+            None  # called after each publication (the conductor's own task may be done)
+        )
 
     def publish(self, k: int) -> publish.Outcome:
         """Publish stack[done:k] through the publication point; what waited for the landed
@@ -64,6 +67,8 @@ class Round:
                 self.status.show_window()
                 tasks.promote_quietly(self.ctx, self.say)
             if out.race or out.refused is not None or out.done >= k or out.done == before:
+                if self.settled is not None:
+                    self.settled()
                 return out
 
     @property

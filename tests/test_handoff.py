@@ -1,0 +1,133 @@
+"""A foreground 'wtp land' returns once its own task is landed or blocked, even when it
+conducts the queue: the conductor goes on in the background for the tasks stacked behind
+it (issue 28).  Real landers, real gates that wait on files the test writes."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from worktree_par import locks
+
+from .conftest import Repo, wait_for
+
+CHECK = "#!/bin/sh\n# the project's test: fails while a BROKEN file is in the tree\ntest ! -e BROKEN\n"
+HANDED = re.compile(r"the land queue goes on for 't2' in the background \(pid (\d+), log: (\S+)\)")
+
+
+@pytest.fixture
+def project(remote_repo: Repo) -> Repo:
+    r = remote_repo
+    r.commit({"check.sh": CHECK, ".wtp.toml": "max_active = 5\n"}, "the test")
+    (r.path / "check.sh").chmod(0o755)
+    r.git("commit", "-q", "--amend", "--no-edit", "-a")
+    r.git("push", "-q", "--force", "origin", "main")
+    return r
+
+
+def _tasks(r: Repo, *names: str, broken: str = "") -> None:
+    for name in names:
+        p = Path(r.wtp("start", name).lines[-1])
+        r.commit({f"{name}.txt": "x\n", **({"BROKEN": "yes\n"} if name == broken else {})}, f"{name} work", cwd=p)
+
+
+def _stacked(r: Repo, gate: str) -> list[subprocess.Popen[str]]:
+    """t1 and t2 join the queue while it is held, in that order: t1's lander conducts both."""
+    from worktree_par.gates import Gate
+    from worktree_par.land.request import QUEUE
+    from worktree_par.state import Store
+
+    queue = Gate(Store(r.path / ".git"), QUEUE)
+    queue.acquire()
+    try:
+        procs = []
+        for n, name in enumerate(("t1", "t2"), 2):
+            procs.append(r.spawn("land", name, "--gate", gate))
+            wait_for(lambda n=n: len(queue.tickets()) >= n, f"{name} to join the queue")  # type: ignore[misc]
+    finally:
+        queue.release()
+    return procs
+
+
+def _gone(pid: int) -> bool:
+    return not locks.pid_alive(pid) or locks.dying(pid)  # a zombie waits for init to reap it
+
+
+def _states(r: Repo) -> dict[str, str]:
+    return {t["name"]: t["state"] for t in r.wtp("list", "--all", "--json").json()["tasks"]}
+
+
+def test_the_conductors_lander_returns_with_its_task_while_the_queue_goes_on(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, "t1", "t2")
+    release, started = tmp_path / "release", tmp_path / "t2-started"
+    gate = (
+        f'if [ "$WTP_TASK" = t2 ]; then touch {started}; while [ ! -f {release} ]; do sleep 0.05; done; fi; ./check.sh'
+    )
+    t1, t2 = _stacked(project, gate)
+    try:
+        out, err = t1.communicate(timeout=60)  # while t2's gate still waits for the file
+        assert t1.returncode == 0, err
+        assert started.exists() and not release.exists() and t2.poll() is None
+        project.git("fetch", "-q", "origin")
+        landed = project.git("rev-parse", "origin/main")
+        lines = out.splitlines()
+        assert lines[:2] == [f"landed 't1' at {landed}", "removed task 't1' (worktree and branch 'wtp/t1')"]
+        handed = HANDED.fullmatch(lines[2])
+        assert handed is not None and len(lines) == 3, out
+        conductor, log = int(handed[1]), Path(handed[2])
+        assert conductor != t1.pid and not _gone(conductor)  # the rest is landed by the lander's child
+        assert _states(project) == {"t1": "landed", "t2": "landing"}
+        assert not (project.path.parent / "repo.worktrees" / "t1").exists()
+    finally:
+        release.write_text("go\n")
+    out2, err2 = t2.communicate(timeout=60)
+    assert t2.returncode == 0, err2
+    assert out2.splitlines()[0].startswith("landed 't2' at ")
+    wait_for(lambda: _gone(conductor), "the background conductor to exit once t2 is landed")
+    assert (
+        log.read_text().splitlines()[0] == "t1: landed or blocked; its lander returned, this process conducts the rest"
+    )
+    assert project.git("log", "--format=%s", "-2", "origin/main").splitlines() == ["t2 work", "t1 work"]
+    assert _states(project) == {"t1": "landed", "t2": "landed"}
+
+
+def test_a_conductor_blocked_by_its_own_red_gate_returns_while_the_next_is_gated(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, "t1", "t2", broken="t1")
+    release = tmp_path / "release"
+    gate = f'if [ "$WTP_TASK" = t2 ]; then while [ ! -f {release} ]; do sleep 0.05; done; fi; ./check.sh'
+    t1, t2 = _stacked(project, gate)
+    try:
+        _, err = t1.communicate(timeout=60)
+        assert t1.returncode == 1, err
+        assert "gate './check.sh' exited 1 on the candidate of 't1'" in err.replace(gate, "./check.sh"), err
+        assert t2.poll() is None and _states(project) == {"t1": "blocked", "t2": "landing"}
+    finally:
+        release.write_text("go\n")
+    out2, err2 = t2.communicate(timeout=60)
+    assert t2.returncode == 0, err2
+    assert "rebuilt without 't1', which was blocked" in out2
+    project.git("fetch", "-q", "origin")
+    assert project.git("log", "-1", "--format=%s", "origin/main") == "t2 work"
+
+
+def test_ctrl_c_to_the_lander_alone_reaches_its_land_once(project: Repo, tmp_path: Path) -> None:
+    """SIGINT to the pid the caller started (an agent cancelling its command): the land
+    behind it is withdrawn, the base untouched, and no process of it is left."""
+    _tasks(project, "t1")
+    started = tmp_path / "started"
+    lander = project.spawn("land", "t1", "--gate", f"touch {started}; sleep 300")
+    wait_for(started.exists, "t1's gate to start")
+    holder = next(t["holder"]["pid"] for t in project.state()["tasks"] if t["name"] == "t1")
+    assert holder != lander.pid  # the land runs in the command's child
+    lander.send_signal(signal.SIGINT)
+    _, err = lander.communicate(timeout=60)
+    assert lander.returncode == 130, err
+    assert "interrupted" in err.splitlines()[-1]
+    wait_for(lambda: _gone(holder), "the land's process to end")
+    assert _states(project) == {"t1": "active"}
+    project.git("fetch", "-q", "origin")
+    assert project.git("log", "-1", "--format=%s", "origin/main") == "the test"

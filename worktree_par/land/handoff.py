@@ -1,0 +1,126 @@
+"""A foreground 'wtp land' returns as soon as its own task is landed or blocked, even when it
+conducts the queue: the conductor's work for the tasks stacked behind its own goes on in the
+background (issue 28: a lander that waited for the gates of every task that joined behind
+it kept its agent from its next task).
+
+The command forks once, before any thread, lock or heartbeat of its own: the child lands,
+the parent only waits.  When the child's own task has its outcome while it still conducts
+others, it moves its output to a log, leaves the terminal, and tells the parent its queue
+ticket; the parent then reports the task's result and does its clean-up, as a lander whose
+task another conductor landed does, and exits.  Until then the child dies with the parent
+(PR_SET_PDEATHSIG: a SIGKILLed 'wtp land' stops its land as it always did), and it is in a
+session of its own, so the signals the parent gets (the terminal's Ctrl-C, SIGTERM) reach it
+once, passed on by the parent.  A child that ends without handing off ends the parent with its
+exit status.
+
+Only where that can hold: Linux (prctl), a command whose output is the process's own (not
+captured in-process), no thread running yet.  Elsewhere the land runs in one process as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import locks, procs
+
+PASSED_ON = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1
+
+
+class Handoff:
+    """One side of the fork: ``parent`` waits (``wait``); the child lands and, once its own
+    task has its outcome while the queue still has work for it, calls ``hand``."""
+
+    def __init__(self, parent: bool, child: int, fd: int) -> None:
+        self.parent, self.child, self.fd = parent, child, fd
+        self.done = False  # (child) the parent has the result: nothing more of ours to report
+        self.quiet: Callable[[], None] | None = None  # (child) ends what it draws on the terminal
+
+    def wait(self) -> dict[str, object]:
+        """(parent) What the child handed over once its own task had its outcome; when the
+        child ends first, this process ends with its exit status (the same signal, if one
+        killed it)."""
+        for sig in PASSED_ON:
+            signal.signal(sig, self._pass_on)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = os.read(self.fd, 4096)  # retried after a signal (PEP 475)
+            if not chunk:
+                break
+            data += chunk
+        os.close(self.fd)
+        for sig in PASSED_ON:
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+        if data.endswith(b"\n"):
+            handed = json.loads(data)
+            return handed if isinstance(handed, dict) else {}
+        _, status = os.waitpid(self.child, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code < 0:  # killed by a signal: so is this process, as the caller would have seen it
+            if -code != signal.SIGKILL:
+                signal.signal(-code, signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
+        os._exit(code)
+
+    def _pass_on(self, sig: int, _frame: object) -> None:
+        try:
+            os.kill(self.child, sig)
+        except ProcessLookupError:
+            pass
+
+    def hand(self, root: Path, log: Path, what: dict[str, object]) -> None:
+        """(child) Our task has its outcome: from now on this process outlives its parent, its
+        output goes to ``log``, and the parent gets ``what`` (the queue ticket, the tasks still
+        being landed) to report the task's result and clean up."""
+        prctl = procs.libc_prctl()
+        if prctl:
+            prctl(_PR_SET_PDEATHSIG, 0)  # type: ignore[operator]
+        if self.quiet is not None:
+            self.quiet()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.chdir(root)  # not the task's worktree, which the parent is about to remove
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.close(out)
+        os.close(null)
+        print(f"{what.get('task')}: landed or blocked; its lander returned, this process conducts the rest", flush=True)
+        os.write(self.fd, (json.dumps({**what, "pid": os.getpid(), "log": str(log)}) + "\n").encode())
+        os.close(self.fd)
+        self.done = True
+
+
+def fork() -> Handoff | None:
+    """Fork the land into a child that lands and a parent that waits; None where that cannot
+    keep its promises (see the module's docstring), the land then running here."""
+    prctl = procs.libc_prctl()
+    if not prctl or threading.active_count() > 1 or locks.held_any():
+        return None
+    try:
+        if sys.stdout.fileno() != 1 or sys.stderr.fileno() != 2:
+            return None
+    except (AttributeError, OSError, ValueError):
+        return None  # captured in-process (a test runner's streams): no fork
+    sys.stdout.flush()
+    sys.stderr.flush()
+    r, w = os.pipe()  # not inherited by what either side starts: EOF means the child ended
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        os.close(w)
+        return Handoff(True, pid, r)
+    os.close(r)
+    os.setsid()  # the terminal's signals go to the parent alone, which passes them on once
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # type: ignore[operator]
+    if os.getppid() != parent:  # the parent died before that took hold
+        os._exit(128 + signal.SIGKILL)
+    return Handoff(False, os.getpid(), w)
