@@ -293,6 +293,35 @@ def test_a_single_task_first_batch_is_not_gated_in_series_with_the_next(project:
     assert sorted(_first_parents_pass(project)) == sorted(["t1 work", "t2 work", "t3 work", "the test", "initial"])
 
 
+def test_batches_that_join_during_a_gate_are_gated_at_once_on_top_of_it(project: Repo, tmp_path: Path) -> None:
+    """Speculation over batches: t1's batch is gated; t2 joins and its batch is gated on top of
+    t1's at once; t3 joins while both run and its batch is gated at once too.  Each gate waits
+    to see the next one start, and fails if it never does (a batch gated only after the one
+    below it ended)."""
+    _tasks(project, 3)
+
+    def waits_for(nxt: str) -> str:
+        return (
+            f"i=0; while [ ! -e {tmp_path}/started-{nxt} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; "
+            f"[ $i -lt 600 ] || exit 1"
+        )
+
+    gate = (
+        f'echo run >> {tmp_path}/runs; touch {tmp_path}/started-"$WTP_TASK"; '
+        f'if [ "$WTP_TASK" = t1 ]; then {waits_for("t2")}; fi; if [ "$WTP_TASK" = t2 ]; then {waits_for("t3")}; fi; '
+        f"./check.sh"
+    )
+    landers = [project.spawn("land", "t1", "--mode", "batch", "--gate", gate)]
+    wait_for((tmp_path / "started-t1").exists, "t1's gate to start")
+    landers.append(project.spawn("land", "t2", "--mode", "batch", "--gate", gate))
+    wait_for((tmp_path / "started-t2").exists, "t2's batch to be gated on top of t1's")
+    landers.append(project.spawn("land", "t3", "--mode", "batch", "--gate", gate))
+    outs = [p.communicate(timeout=120) for p in landers]
+    assert [p.returncode for p in landers] == [0, 0, 0], outs
+    assert _runs(tmp_path) == 3  # one run per batch, no re-run
+    assert _first_parents_pass(project)[:3] == ["t3 work", "t2 work", "t1 work"]
+
+
 def test_a_conductor_killed_mid_gates_leaves_none_of_their_processes(project: Repo, tmp_path: Path) -> None:
     """Candidates gated side by side share one guardian: when the conductor dies (SIGKILL),
     it kills every gate's whole process group, background children included."""

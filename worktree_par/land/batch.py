@@ -1,7 +1,9 @@
 """Batch verification: only the top of the stack is gated (one run for k tasks); when it
 fails, probes spread over the stack are gated side by side until the culprit is found,
-and the green prefix is published.  A batch only ever holds tasks with the same gate (the
-queue takes no follower whose gate differs), so the top's verdict is each task's own."""
+and the green prefix is published.  Batches that join meanwhile are gated speculatively on
+top of the one below (speculation over batches).  A batch only ever holds tasks with the
+same gate (the queue takes no follower whose gate differs), so the top's verdict is each
+task's own."""
 
 from __future__ import annotations
 
@@ -11,60 +13,65 @@ from .round import Round
 
 
 def verify(r: Round) -> tuple[list[Entry], bool]:
-    """(the entries kept out, False when the push lost the race to another clone)."""
+    """(the entries kept out, False when the push lost the race to another clone).
+
+    The top of the stack is gated; while it runs, what joins the queue is stacked on it as
+    the next batch and that batch's top is gated at once, speculating that the batches below
+    pass (up to the window's gate runs in flight): a lander that joins during a gate never
+    waits for it to end.  Each batch is published as soon as its top and the ones below it
+    have passed; one that fails is bisected, and the batches above it, which contain its
+    culprit, are stopped and rebuilt without it."""
     if not r.stack:
         return [], True
-    lo = 0
-    if len(r.stack) == 1 and r.can_grow:
-        # A first batch of one task: what joins the queue while its gate runs is gated at
-        # once as the next batch, on top of it, not after it (never two runs in series).
-        first = r.stack[0]
-        start_gate(r.ctx, first, r.say, r.status)
-        passed = gate_passed(r.ctx, first, r.status, meanwhile=lambda: _second_batch(r))
-        if not passed:
-            halt_above = r.stack[1:]
-            for e in halt_above:
-                halt(e)
-            return [first], True  # the batch above contains it: rebuilt without it
-        out = r.publish(1)
+    tops = [len(r.stack) - 1]  # the batches' tops whose gate runs, bottom first
+    start_gate(r.ctx, r.stack[-1], r.say, r.status)
+    while tops:
+        top = tops[0]
+        if not gate_passed(r.ctx, r.stack[top], r.status, meanwhile=lambda: _next_batch(r, tops)):
+            _halt(r, tops[1:])
+            green, failed = _bisect(r, r.done, top)
+            if green > r.done:
+                out = r.publish(green)
+                if out.race:
+                    return [], False
+                if out.refused is not None:
+                    return [out.refused], True
+            return failed, True
+        out = r.publish(top + 1)
         if out.race:
+            _halt(r, tops[1:])
             return [], False
         if out.refused is not None:
+            _halt(r, tops[1:])
             return [out.refused], True
-        if len(r.stack) == 1:
-            return [], True
-        lo = 1
-    green, failed = _bisect(r, lo)
-    if green <= r.done:
-        return failed, True
-    out = r.publish(green)
-    if out.race:
-        return [], False
-    if out.refused is not None:
-        return [out.refused], True
-    return failed, True
+        tops.pop(0)
+    return [], True
 
 
-def _second_batch(r: Round) -> None:
-    """Stack what joined the queue meanwhile on the first batch, once, and gate its top."""
-    if len(r.stack) == 1:
-        r.grow(r.window.value)
-        if len(r.stack) > 1:
-            start_gate(r.ctx, r.stack[-1], r.say, r.status)
+def _next_batch(r: Round, tops: list[int]) -> None:
+    """Stack what joined the queue meanwhile on the top as one more batch (up to the window's
+    size), and gate its top now, while there are fewer gate runs in flight than the window."""
+    if len(tops) >= r.window.value or not r.can_grow:
+        return
+    n = len(r.stack)
+    r.grow(n + r.window.value)
+    if len(r.stack) > n:
+        start_gate(r.ctx, r.stack[-1], r.say, r.status)
+        tops.append(len(r.stack) - 1)
 
 
-def _bisect(r: Round, lo: int = 0) -> tuple[int, list[Entry]]:
-    """Gate the top; on failure, gate probes spread over the rest side by side (up to the
-    depth, less the failed top) until the first failing candidate is found.  The candidates
-    below it are green: each contains the ones before it."""
+def _halt(r: Round, tops: list[int]) -> None:
+    for t in tops:
+        halt(r.stack[t])
+
+
+def _bisect(r: Round, lo: int, failing: int) -> tuple[int, list[Entry]]:
+    """stack[failing] failed and stack[:lo] passed: gate probes spread between them side by
+    side (up to the depth, less one) until the first failing candidate is found.  The
+    candidates below it are green: each contains the ones before it."""
     stack, ctx = r.stack, r.ctx
-    top = stack[-1]
-    if top.run is None and not top.cached:  # not started yet (a second batch's top is)
-        start_gate(ctx, top, r.say, r.status)
-    if gate_passed(ctx, top, r.status):
-        return len(stack), []
     width = max(1, r.window.value - 1)
-    green, failing = lo, len(stack) - 1  # stack[:green] passed; stack[failing] failed
+    green = lo
     while green < failing:
         span = failing - green
         probes = sorted({green + (span * (k + 1)) // (min(width, span) + 1) for k in range(min(width, span))})
