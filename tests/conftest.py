@@ -193,6 +193,21 @@ def remote_repo(tmp_path: Path) -> Repo:
     return make_repo(tmp_path, remote=True)
 
 
+CHECK = "#!/bin/sh\n# the project's test: fails while a BROKEN file is in the tree\ntest ! -e BROKEN\n"
+
+
+@pytest.fixture
+def project(remote_repo: Repo) -> Repo:
+    """A repository with a remote and a test ('./check.sh', red while a BROKEN file is in
+    the tree) to gate lands with; up to five tasks at once."""
+    r = remote_repo
+    r.commit({"check.sh": CHECK, ".wtp.toml": "max_active = 5\n"}, "the test")
+    (r.path / "check.sh").chmod(0o755)
+    r.git("commit", "-q", "--amend", "--no-edit", "-a")
+    r.git("push", "-q", "--force", "origin", "main")
+    return r
+
+
 @pytest.fixture
 def repo_factory(tmp_path: Path) -> Iterator[Callable[..., Repo]]:
     n = 0

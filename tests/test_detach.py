@@ -18,9 +18,7 @@ from .conftest import Repo, wait_for
 
 if TYPE_CHECKING:
     from worktree_par.gates import Gate
-from .test_queue import _first_parents_pass, _tasks, project
-
-__all__ = ["project"]
+from .test_queue import _first_parents_pass, _tasks
 
 
 def _held(release: Path) -> str:

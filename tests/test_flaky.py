@@ -9,9 +9,7 @@ import json
 from pathlib import Path
 
 from .conftest import Repo, wait_for
-from .test_queue import _first_parents_pass, _land_all_at_once, _runs, _tasks, project
-
-__all__ = ["project"]
+from .test_queue import _first_parents_pass, _land_all_at_once, _runs, _tasks
 
 
 def _land_in_order(r: Repo, names: list[str], *extra: str) -> list[tuple[int, str, str]]:

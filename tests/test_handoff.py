@@ -9,24 +9,11 @@ import signal
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from worktree_par import locks
 
 from .conftest import Repo, wait_for
 
-CHECK = "#!/bin/sh\n# the project's test: fails while a BROKEN file is in the tree\ntest ! -e BROKEN\n"
 HANDED = re.compile(r"the land queue goes on for 't2' in the background \(pid (\d+), log: (\S+)\)")
-
-
-@pytest.fixture
-def project(remote_repo: Repo) -> Repo:
-    r = remote_repo
-    r.commit({"check.sh": CHECK, ".wtp.toml": "max_active = 5\n"}, "the test")
-    (r.path / "check.sh").chmod(0o755)
-    r.git("commit", "-q", "--amend", "--no-edit", "-a")
-    r.git("push", "-q", "--force", "origin", "main")
-    return r
 
 
 def _tasks(r: Repo, *names: str, broken: str = "") -> None:

@@ -9,9 +9,7 @@ import re
 from pathlib import Path
 
 from .conftest import Repo
-from .test_queue import _first_parents_pass, _tasks, project
-
-__all__ = ["project"]
+from .test_queue import _first_parents_pass, _tasks
 
 
 def test_a_rebase_that_finds_the_index_locked_tries_again(project: Repo) -> None:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .conftest import ROOT, Repo, wait_for
-from .test_queue import project  # noqa: F401  (the fixture)
 
 WAIT = 60
 
@@ -52,7 +51,7 @@ def _hold_gate(tmp: Path) -> str:
     return f"touch {tmp}/gating-$WTP_TASK; while [ ! -e {tmp}/go ]; do sleep 0.02; done; ./check.sh"
 
 
-def test_a_batch_never_vouches_for_a_follower_whose_gate_differs(project: Repo, tmp_path: Path) -> None:  # noqa: F811
+def test_a_batch_never_vouches_for_a_follower_whose_gate_differs(project: Repo, tmp_path: Path) -> None:
     """Before: the batch gated only its top with the top's gate, and landed t2, whose own
     gate fails, with t1's."""
     r = project
@@ -80,7 +79,7 @@ def test_a_batch_never_vouches_for_a_follower_whose_gate_differs(project: Repo, 
 
 
 def test_a_commit_in_a_lower_tasks_worktree_during_a_batch_gate_keeps_that_task_out(
-    project: Repo,  # noqa: F811
+    project: Repo,
     tmp_path: Path,
 ) -> None:
     """The batch gates its top (t2's candidate, which holds t1's); a commit made in t1's
@@ -116,7 +115,7 @@ def test_a_commit_in_a_lower_tasks_worktree_during_a_batch_gate_keeps_that_task_
 
 
 def test_a_follower_interrupted_while_a_conductor_holds_it_is_given_back(
-    project: Repo,  # noqa: F811
+    project: Repo,
     tmp_path: Path,
 ) -> None:
     """Ctrl-C of a lander whose task a conductor stacked: before, it said 'interrupted' and
@@ -143,7 +142,7 @@ def test_a_follower_interrupted_while_a_conductor_holds_it_is_given_back(
 
 
 def test_a_follower_interrupted_once_its_push_was_committed_says_it_landed_anyway(
-    project: Repo,  # noqa: F811
+    project: Repo,
     tmp_path: Path,
 ) -> None:
     r = project
@@ -177,7 +176,7 @@ def test_a_follower_interrupted_once_its_push_was_committed_says_it_landed_anywa
     assert "t2 work" in _on_origin(r)
 
 
-def test_rm_of_a_task_a_conductor_holds_withdraws_it_first(project: Repo, tmp_path: Path) -> None:  # noqa: F811
+def test_rm_of_a_task_a_conductor_holds_withdraws_it_first(project: Repo, tmp_path: Path) -> None:
     """Before: 'wtp rm' refused ('busy (landing)') and 'rm --force' could not take it back."""
     r = project
     _task(r, "t1", {"a.txt": "a\n"})

@@ -11,23 +11,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from worktree_par.locks import pid_alive
 
 from .conftest import Repo, git, wait_for
-
-CHECK = "#!/bin/sh\n# the project's test: fails while a BROKEN file is in the tree\ntest ! -e BROKEN\n"
-
-
-@pytest.fixture
-def project(remote_repo: Repo, tmp_path: Path) -> Repo:
-    r = remote_repo
-    r.commit({"check.sh": CHECK, ".wtp.toml": "max_active = 5\n"}, "the test")
-    (r.path / "check.sh").chmod(0o755)
-    r.git("commit", "-q", "--amend", "--no-edit", "-a")
-    r.git("push", "-q", "--force", "origin", "main")
-    return r
 
 
 def _tasks(r: Repo, n: int, broken: set[int] | None = None) -> None:

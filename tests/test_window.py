@@ -7,9 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .conftest import Repo
-from .test_queue import _land_all_at_once, _tasks, project
-
-__all__ = ["project"]
+from .test_queue import _land_all_at_once, _tasks
 
 
 def _depth(r: Repo) -> dict[str, object]:
