@@ -16,9 +16,9 @@ def verify(r: Round) -> tuple[list[Entry], bool]:
     """(the entries kept out, False when the push lost the race to another clone).
 
     The top of the stack is gated; while it runs, what joins the queue is stacked on it as
-    the next batch and that batch's top is gated at once, speculating that the batches below
-    pass (up to the window's gate runs in flight): a lander that joins during a gate never
-    waits for it to end.  Each batch is published as soon as its top and the ones below it
+    the next batch and that batch's top is gated at once, speculating that the batch below
+    passes; what joins while both run forms the batch after them, gated as soon as the lower
+    one passes.  Each batch is published as soon as its top and the ones below it
     have passed; one that fails is bisected, and the batches above it, which contain its
     culprit, are stopped and rebuilt without it."""
     if not r.stack:
@@ -45,13 +45,19 @@ def verify(r: Round) -> tuple[list[Entry], bool]:
             _halt(r, tops[1:])
             return [out.refused], True
         tops.pop(0)
+        _next_batch(r, tops)  # what joined while two batches were in flight: the next batch, now
     return [], True
+
+
+SPECULATIVE_BATCHES = 1  # batches gated above the lowest one in flight
 
 
 def _next_batch(r: Round, tops: list[int]) -> None:
     """Stack what joined the queue meanwhile on the top as one more batch (up to the window's
-    size), and gate its top now, while there are fewer gate runs in flight than the window."""
-    if len(tops) >= r.window.value or not r.can_grow:
+    size), and gate its top now, while only the lowest batch is in flight: one speculative
+    batch at a time, so that landers trickling in during a gate form one batch above it, not
+    a gate run each (batch mode is chosen to spend few gate runs)."""
+    if len(tops) > min(SPECULATIVE_BATCHES, r.window.value - 1) or not r.can_grow:
         return
     n = len(r.stack)
     r.grow(n + r.window.value)
