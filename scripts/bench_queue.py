@@ -7,9 +7,10 @@ depth of 5, with the adaptive default, and the adaptive default through 'land --
 peer merge queue mergetrain (pinned to 3.7.1) runs batch and batch with its validation reuse
 on the same scenarios in the same run.  Reports wall time, gate runs, landed tasks, the
 ratio to the ideal ceil(N/depth)*G and to mergetrain batch+reuse, and how long the
-'--detach' calls took to return.
+'--detach' calls took to return.  Then ten landers arriving one at a time during the gates
+(--trickle seconds apart), in wtp's batch and speculative modes: wall time and gate runs.
 
-    python3 scripts/bench_queue.py [--gate-seconds 2] [--sizes 5,10,20] [--json out.json] [--no-peer]
+    python3 scripts/bench_queue.py [--gate-seconds 2] [--sizes 5,10,20] [--trickle 0.4] [--json out.json] [--no-peer]
 
 mergetrain 3.7.1 is installed into this interpreter's environment from the package index
 when another version or none is there (pip install mergetrain==3.7.1); --no-peer skips it.
@@ -117,10 +118,13 @@ def main_is_green(repo: Path) -> bool:
     return True
 
 
-def run_wtp(tmp: Path, n: int, scen: str, depth: int, detach: bool, seconds: float) -> Row:
+def run_wtp(
+    tmp: Path, n: int, scen: str, depth: int, detach: bool, seconds: float, mode: str = "speculative", gap: float = 0.05
+) -> Row:
+    """wtp lands N tasks, the landers started ``gap`` seconds apart."""
     red, flaky = scen == "red", scen == "flaky"
-    base = tmp / f"wtp-{n}-{scen}-{depth}-{int(detach)}"
-    repo = scenario(base, red, f'max_active = {n}\n[land]\nmode = "speculative"\ndepth = {depth}\n')
+    base = tmp / f"wtp-{n}-{scen}-{depth}-{int(detach)}-{mode}-{gap:g}"
+    repo = scenario(base, red, f'max_active = {n}\n[land]\nmode = "{mode}"\ndepth = {depth}\n')
     for i in range(1, n + 1):
         out = subprocess.run([*WTP, "start", f"t{i}"], cwd=repo, env=ENV, capture_output=True, text=True, check=True)
         commit(Path(out.stdout.strip().splitlines()[-1]), task_files(i, red), f"t{i} work")
@@ -132,7 +136,7 @@ def run_wtp(tmp: Path, n: int, scen: str, depth: int, detach: bool, seconds: flo
     for i in range(1, n + 1):  # agents finishing at nearly the same moment (detached: each moves on at once)
         args = [*WTP, "land", f"t{i}", "--gate", gate, *(["--detach"] if detach else [])]
         procs.append((time.perf_counter(), subprocess.Popen(args, cwd=repo, env=ENV, stdout=DEVNULL, stderr=DEVNULL)))
-        time.sleep(0.05)
+        time.sleep(gap)
     if detach:
 
         def returned(c0: float, p: subprocess.Popen[bytes]) -> None:
@@ -155,7 +159,7 @@ def run_wtp(tmp: Path, n: int, scen: str, depth: int, detach: bool, seconds: flo
         "tool": "wtp",
         "n": n,
         "scenario": scen,
-        "mode": "speculative" + (" --detach" if detach else ""),
+        "mode": mode + (" --detach" if detach else ""),
         "depth": depth or n,
         "adaptive": depth == 0,
         "window_after": window["window"],
@@ -277,6 +281,16 @@ def run_mergetrain(tmp: Path, mt: list[str], n: int, scen: str, reuse: bool, sec
     }
 
 
+TRICKLE_N = 10  # tasks landed by landers that arrive one at a time during the gates
+
+
+def trickle_line(r: Row, gap: float) -> str:
+    return (
+        f"{r['n']} landers {gap:g} s apart, wtp {r['mode']}: {r['wall_s']} s, {r['gate_runs']} gate runs, "
+        f"{r['landed']}/{r['n']} landed, main green: {'yes' if r['main_green'] else 'NO'}"
+    )
+
+
 def ideal(r: Row, seconds: float) -> float:
     """ceil(N/depth)*G: every gate run side by side, depth at a time, nothing else."""
     return -(-int(r["n"]) // int(r["depth"])) * seconds
@@ -317,6 +331,12 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the rows here")
     ap.add_argument("--no-peer", action="store_true", help="skip mergetrain")
     ap.add_argument("--table", type=Path, help="print a saved result as the README's table, and exit")
+    ap.add_argument(
+        "--trickle",
+        type=float,
+        default=0.4,
+        help=f"also land {TRICKLE_N} tasks whose landers start this many seconds apart, in batch and speculative mode (0: skip)",
+    )
     args = ap.parse_args()
     if args.table:
         saved = json.loads(args.table.read_text())
@@ -325,6 +345,7 @@ def main() -> None:
     mt = None if args.no_peer else ensure_mergetrain()
     tmp = Path(tempfile.mkdtemp(prefix="wtp-bench-queue-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     rows: list[Row] = []
+    trickle: list[Row] = []
     g = args.gate_seconds
     t_all = time.perf_counter()
     latency: list[float] = []
@@ -344,10 +365,18 @@ def main() -> None:
                     print(table(rows, g).splitlines()[-1], flush=True)
                 if args.json:  # as it goes: a run stopped half-way keeps what it measured
                     args.json.write_text(json.dumps({"gate_seconds": g, "rows": rows}, indent=1))
+        if args.trickle:
+            for mode in ("batch", "speculative"):
+                trickle.append(run_wtp(tmp, TRICKLE_N, "green", 0, False, g, mode, args.trickle))
+                print(trickle_line(trickle[-1], args.trickle), flush=True)
+            if args.json:
+                args.json.write_text(json.dumps({"gate_seconds": g, "rows": rows, "trickle": trickle}, indent=1))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
     print(table(rows, g))
+    for r in trickle:
+        print(trickle_line(r, args.trickle))
     detached = [r for r in rows if r.get("detach_return_s")]
     for r in detached:
         plain = next(
