@@ -4,10 +4,15 @@ it (issue 28).  Real landers, real gates that wait on files the test writes."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
+from subprocess import PIPE
+from typing import Any
 
 from worktree_par import locks
 
@@ -22,8 +27,9 @@ def _tasks(r: Repo, *names: str, broken: str = "") -> None:
         r.commit({f"{name}.txt": "x\n", **({"BROKEN": "yes\n"} if name == broken else {})}, f"{name} work", cwd=p)
 
 
-def _stacked(r: Repo, gate: str) -> list[subprocess.Popen[str]]:
-    """t1 and t2 join the queue while it is held, in that order: t1's lander conducts both."""
+def _stacked(r: Repo, gate: str, *first: str, **popen: Any) -> list[subprocess.Popen[str]]:
+    """t1 and t2 join the queue while it is held, in that order: t1's lander (with the
+    options ``first``, started with ``popen``'s arguments) conducts both."""
     from worktree_par.gates import Gate
     from worktree_par.land.request import QUEUE
     from worktree_par.state import Store
@@ -33,7 +39,11 @@ def _stacked(r: Repo, gate: str) -> list[subprocess.Popen[str]]:
     try:
         procs = []
         for n, name in enumerate(("t1", "t2"), 2):
-            procs.append(r.spawn("land", name, "--gate", gate))
+            if name == "t1" and (first or popen):
+                argv = [sys.executable, "-m", "worktree_par", "land", "t1", "--gate", gate, *first]
+                procs.append(subprocess.Popen(argv, cwd=r.path, text=True, **{"stdout": PIPE, "stderr": PIPE, **popen}))
+            else:
+                procs.append(r.spawn("land", name, "--gate", gate))
             wait_for(lambda n=n: len(queue.tickets()) >= n, f"{name} to join the queue")  # type: ignore[misc]
     finally:
         queue.release()
@@ -118,3 +128,88 @@ def test_ctrl_c_to_the_lander_alone_reaches_its_land_once(project: Repo, tmp_pat
     assert _states(project) == {"t1": "active"}
     project.git("fetch", "-q", "origin")
     assert project.git("log", "-1", "--format=%s", "origin/main") == "the test"
+
+
+def _held_gate(tmp: Path) -> tuple[str, Path]:
+    """A gate that holds t2's candidate until the test writes the release file."""
+    release = tmp / "release"
+    return (
+        f'echo gate-of-"$WTP_TASK"; if [ "$WTP_TASK" = t2 ]; then while [ ! -f {release} ]; do sleep 0.05; done; fi; ./check.sh',
+        release,
+    )
+
+
+def test_what_the_conductor_lands_after_its_lander_returned_is_not_bound_by_that_landers_timeout(
+    project: Repo, tmp_path: Path
+) -> None:
+    _tasks(project, "t1", "t2")
+    gate, release = _held_gate(tmp_path)
+    t1, t2 = _stacked(project, gate, "--timeout", "2")
+    t1.communicate(timeout=60)
+    assert t1.returncode == 0
+    until = time.monotonic() + 3
+    wait_for(lambda: time.monotonic() > until, "t1's --timeout to have passed")  # the deadline is what is tested
+    release.write_text("go\n")
+    _, err = t2.communicate(timeout=60)
+    assert t2.returncode == 0, err
+    log = project.path / ".git" / "wtp" / "logs" / "land-conductor-t1.log"
+    assert log.read_text().splitlines() == [
+        "t1: landed or blocked; its lander returned, this process conducts the rest"
+    ]
+
+
+def test_the_callers_other_descriptors_are_closed_when_the_command_returns(project: Repo, tmp_path: Path) -> None:
+    """A caller that waits for EOF on a pipe it handed the command (a harness tracking its
+    process tree, a jobserver) is not held by the background conductor."""
+    _tasks(project, "t1", "t2")
+    gate, release = _held_gate(tmp_path)
+    r, w = os.pipe()
+    try:
+        t1, t2 = _stacked(project, gate, pass_fds=(w,))
+        os.close(w)
+        t1.communicate(timeout=60)
+        assert t1.returncode == 0 and t2.poll() is None
+        assert os.read(r, 1) == b""  # EOF: nobody holds the write end any more, though t2's land goes on
+    finally:
+        os.close(r)
+        release.write_text("go\n")
+    t2.communicate(timeout=60)
+    assert t2.returncode == 0
+
+
+def test_a_gate_gets_no_terminal_input_and_follow_shows_its_output_once(project: Repo, tmp_path: Path) -> None:
+    """The gates the conductor started keep running after its lander returned: one of them
+    must not read what the user types next.  --follow streams the conductor's own gate once."""
+    _tasks(project, "t1", "t2")
+    gate, release = _held_gate(tmp_path)
+    gate = f"cat > {tmp_path}/stdin-of-$WTP_TASK; {gate}"
+    t1, t2 = _stacked(project, gate, "--follow", stdin=PIPE)  # a stdin that stays open and silent
+    try:
+        t1.wait(timeout=60)  # its output is a few lines: the pipes hold it
+        assert t1.stdin is not None and t1.stderr is not None
+        t1.stdin.close()
+        err = t1.stderr.read()
+        assert t1.returncode == 0, err
+        assert err.splitlines().count("gate-of-t1") == 1, err
+        assert (tmp_path / "stdin-of-t1").read_text() == ""
+    finally:
+        release.write_text("go\n")
+    t2.communicate(timeout=60)
+    assert t2.returncode == 0
+
+
+def test_ctrl_z_stops_the_land_with_the_command_and_fg_resumes_both(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, "t1")
+    started, release = tmp_path / "started", tmp_path / "release"
+    lander = project.spawn("land", "t1", "--gate", f"touch {started}; while [ ! -f {release} ]; do sleep 0.05; done")
+    wait_for(started.exists, "t1's gate to start")
+    child = next(t["holder"]["pid"] for t in project.state()["tasks"] if t["name"] == "t1")
+    lander.send_signal(signal.SIGTSTP)  # what the terminal sends the command on Ctrl-Z
+    wait_for(lambda: locks.process_stopped(lander.pid) and locks.process_stopped(child), "both to stop")
+    lander.send_signal(signal.SIGCONT)  # 'fg'
+    wait_for(lambda: not locks.process_stopped(child), "the land to go on")
+    release.write_text("go\n")
+    out, err = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err
+    assert out.splitlines()[0].startswith("landed 't1' at ")
+

@@ -324,6 +324,10 @@ class Guarded:
                 argv,
                 cwd=cwd,
                 env=env,
+                # Logged means unattended (a land's or a check's gate, a setup run): it gets no
+                # terminal input, which a gate the land queue started for another lander could
+                # otherwise read after its own lander returned (land/handoff.py).
+                stdin=subprocess.DEVNULL if out else None,
                 stdout=out,
                 stderr=subprocess.STDOUT if out else None,
                 preexec_fn=_child_setup,

@@ -29,6 +29,7 @@ from .core import (
     run_network,
     set_network_timeout,
     spawn,
+    unbound_network,
     worktrees,
 )
 from .history import (
@@ -165,6 +166,7 @@ __all__ = [
     "diff_names",
     "discover",
     "narrow_network",
+    "unbound_network",
     "network_budget",
     "network_deadline",
     "run_network",

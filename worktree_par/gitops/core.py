@@ -167,6 +167,12 @@ def narrow_network(seconds: float) -> None:
     _until.set(end if outer is None else min(outer, end))
 
 
+def unbound_network() -> None:
+    """Lift the command's --timeout from the network calls of this context (a land's child
+    that goes on for other tasks once its own lander returned: land/handoff.py)."""
+    _until.set(None)
+
+
 def network_budget() -> float:
     """Seconds the next network call may take: the configured timeout, or less when the
     command's deadline comes sooner."""

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import locks, procs
+from .. import gitops, locks, procs
 
 PASSED_ON = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _PR_SET_PDEATHSIG = 1
@@ -46,23 +46,33 @@ class Handoff:
         """(parent) What the child handed over once its own task had its outcome; when the
         child ends first, this process ends with its exit status (the same signal, if one
         killed it)."""
-        for sig in PASSED_ON:
-            signal.signal(sig, self._pass_on)
+        before = {sig: signal.signal(sig, self._pass_on) for sig in PASSED_ON}
+        before[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, self._suspend)
+        before[signal.SIGCONT] = signal.signal(signal.SIGCONT, self._pass_on)
         data = b""
-        while not data.endswith(b"\n"):
-            chunk = os.read(self.fd, 4096)  # retried after a signal (PEP 475)
-            if not chunk:
-                break
-            data += chunk
-        os.close(self.fd)
-        for sig in PASSED_ON:
-            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+        try:
+            while not data.endswith(b"\n"):
+                chunk = os.read(self.fd, 4096)  # retried after a signal (PEP 475)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(self.fd)
+            for sig, handler in before.items():  # as the caller set them (nohup's SIGHUP, say)
+                signal.signal(sig, handler)
         if data.endswith(b"\n"):
             handed = json.loads(data)
             return handed if isinstance(handed, dict) else {}
         _, status = os.waitpid(self.child, 0)
         code = os.waitstatus_to_exitcode(status)
         if code < 0:  # killed by a signal: so is this process, as the caller would have seen it
+            if -code not in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # not one it was sent through us
+                print(
+                    f"wtp: the land's process (pid {self.child}) was killed ({signal.Signals(-code).name}): "
+                    f"run 'wtp land' again to finish or roll it back",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if -code != signal.SIGKILL:
                 signal.signal(-code, signal.SIG_DFL)
             os.kill(os.getpid(), -code)
@@ -74,10 +84,23 @@ class Handoff:
         except ProcessLookupError:
             pass
 
-    def hand(self, root: Path, log: Path, what: dict[str, object]) -> None:
+    def _suspend(self, _sig: int, _frame: object) -> None:
+        """Ctrl-Z: the land stops with the command (SIGSTOP: a stop signal's default is
+        dropped in the child's session, which has no terminal) and goes on with it (SIGCONT)."""
+        self._pass_on(signal.SIGSTOP, None)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stops here until 'fg' or 'bg'
+        signal.signal(signal.SIGTSTP, self._suspend)
+
+    def hand(self, root: Path, log: Path, what: dict[str, object]) -> bool:
         """(child) Our task has its outcome: from now on this process outlives its parent, its
         output goes to ``log``, and the parent gets ``what`` (the queue ticket, the tasks still
-        being landed) to report the task's result and clean up."""
+        being landed) to report the task's result and clean up.  False, and nothing changed,
+        when the log cannot be opened: the land then goes on here, as without a fork."""
+        try:
+            out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return False
         prctl = procs.libc_prctl()
         if prctl:
             prctl(_PR_SET_PDEATHSIG, 0)  # type: ignore[operator]
@@ -86,17 +109,30 @@ class Handoff:
         sys.stdout.flush()
         sys.stderr.flush()
         os.chdir(root)  # not the task's worktree, which the parent is about to remove
-        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(out, 1)
         os.dup2(out, 2)
         os.close(out)
         os.close(null)
-        print(f"{what.get('task')}: landed or blocked; its lander returned, this process conducts the rest", flush=True)
-        os.write(self.fd, (json.dumps({**what, "pid": os.getpid(), "log": str(log)}) + "\n").encode())
+        # The command's --timeout was its lander's: the tasks it goes on landing had their own.
+        locks.set_deadline(None)
+        gitops.unbound_network()
+        try:
+            os.write(self.fd, (json.dumps({**what, "pid": os.getpid(), "log": str(log)}) + "\n").encode())
+        except OSError:
+            pass  # the parent is gone (killed just now): the tasks behind ours still land
         os.close(self.fd)
         self.done = True
+        print(f"{what.get('task')}: landed or blocked; its lander returned, this process conducts the rest", flush=True)
+        return True
+
+
+def _max_fd() -> int:
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (OSError, ValueError):
+        return 65536
 
 
 def fork() -> Handoff | None:
@@ -119,6 +155,10 @@ def fork() -> Handoff | None:
         os.close(w)
         return Handoff(True, pid, r)
     os.close(r)
+    # What the caller handed the command beyond 0, 1 and 2 (a pipe it waits on, a jobserver)
+    # is not the child's to keep open once the command returned: nothing of the land uses it.
+    os.closerange(3, w)
+    os.closerange(w + 1, _max_fd())
     os.setsid()  # the terminal's signals go to the parent alone, which passes them on once
     prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # type: ignore[operator]
     if os.getppid() != parent:  # the parent died before that took hold
