@@ -213,3 +213,21 @@ def test_ctrl_z_stops_the_land_with_the_command_and_fg_resumes_both(project: Rep
     assert lander.returncode == 0, err
     assert out.splitlines()[0].startswith("landed 't1' at ")
 
+
+def test_a_caller_that_ignores_sigchld_does_not_make_a_red_gate_green(project: Repo) -> None:
+    """With SIGCHLD ignored (inherited across exec), the kernel reaps children itself and
+    every exit status reads 0: the red gate would pass and the task 'land'."""
+    _tasks(project, "t1", broken="t1")
+    ignored = subprocess.run(
+        [sys.executable, "-m", "worktree_par", "land", "t1", "--gate", "./check.sh"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),
+    )
+    assert ignored.returncode == 1, ignored.stderr
+    assert "gate './check.sh' exited 1 on the candidate of 't1'" in ignored.stderr
+    assert _states(project) == {"t1": "blocked"}
+    project.git("fetch", "-q", "origin")
+    assert project.git("log", "-1", "--format=%s", "origin/main") == "the test"

@@ -168,6 +168,12 @@ def run_fast(call: Call | RunCall | CheckCall) -> int:
 
 
 def main() -> None:
+    # A caller that ignores SIGCHLD (some daemons and init wrappers do; it is inherited across
+    # exec) makes the kernel reap our children itself: every git or gate would then read as
+    # exit 0, a red gate as green and a failed call as done.  Children are reaped as usual.
+    import signal
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     args = sys.argv[1:]
     if args == ["--version"]:
         from . import __version__
