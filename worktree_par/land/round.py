@@ -65,6 +65,8 @@ class Round:
                 self.base_tip, self.done = top.landed_as or top.published_commit, out.done
                 self.window.landed(out.done - before)
                 self.status.show_window()
+                if self.settled is not None:  # our lander returns now, not after a queued task's setup
+                    self.settled()
                 tasks.promote_quietly(self.ctx, self.say)
             if out.race or out.refused is not None or out.done >= k or out.done == before:
                 if self.settled is not None:
