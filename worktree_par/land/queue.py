@@ -225,16 +225,21 @@ class _Conductor:
         ctx, stack, prev = self.ctx, [], base_tip
         for e in pending:
             e.attempts = self.attempt
-            if self.attempt == 1 and gitops.is_ancestor(ctx.root, e.tip, base_tip):
+            # One git call answers what a build needs to know first: whether the task is
+            # already on the base (asked in the first round only), where its branch is, what
+            # the backup ref keeps, and whether its recorded fork is below its tip.
+            seen = candidate.look(ctx, e, base_tip if self.attempt == 1 else None)
+            if seen.on_base:
                 e.messages.append(f"task '{e.name}' is already on '{e.task.base}'")
                 settle.landed(ctx, e, e.tip)
                 continue
             e.run, e.cached = None, False  # nothing of an earlier round's gate counts for the new candidate
             self.status.set(e, "building")
             try:
-                settle.give_back(ctx, e)  # every build starts from the pre-land tip
+                settle.give_back(ctx, e, seen.branch)  # every build starts from the pre-land tip
                 crashpoints.step("land:before-candidate")
-                e.cand = candidate.build(ctx, e, prev, candidate.fork(ctx, e.task, e.tip, self.before))
+                start = candidate.fork(ctx, e.task, e.tip, self.before, seen.from_fork)
+                e.cand = candidate.build(ctx, e, prev, start, seen.kept)
             except (LandBlocked, WouldLoseWork) as b:
                 settle.blocked(ctx, e, b)
                 continue
