@@ -10,8 +10,10 @@ lander's typed request; the conductor takes the ones behind its own that it can 
 
 from __future__ import annotations
 
+import functools
 import random
 import time
+from collections.abc import Callable
 
 from .. import crashpoints, gitops, guard
 from ..errors import GateFailed, LandBlocked, Say, WouldLoseWork
@@ -64,6 +66,10 @@ class _Taker:
 
     def followers(self, n: int, tickets: list[dict[str, object]] | None = None) -> list[Entry]:
         found: list[Entry] = []
+        # Every backup ref in one git call, at the first ticket worth taking, instead of one
+        # call per ticket: a lander keeps its tip under the backup ref before it puts its
+        # ticket in the queue (lander._prepare), and the tickets were read before this.
+        backups = functools.cache(lambda: gitops.refs_under(self.ctx.root, guard.BACKUP))
         for ticket in self.queue.tickets() if tickets is None else tickets:
             if len(found) >= n:
                 break
@@ -72,7 +78,7 @@ class _Taker:
                 continue
             if self.req.mode == "batch" and other.gate != self.req.gate:
                 continue
-            e = _take(self.ctx, other, int(str(ticket["seq"])), self.say)
+            e = _take(self.ctx, other, int(str(ticket["seq"])), self.say, backups)
             if e is None:
                 continue
             self.seen.add(e.name)
@@ -85,13 +91,17 @@ class _Taker:
         return found
 
 
-def _take(ctx: Ctx, req: LandRequest, seq: int, say: Say) -> Entry | None:
+def _take(
+    ctx: Ctx, req: LandRequest, seq: int, say: Say, backups: Callable[[], dict[str, Sha]] | None = None
+) -> Entry | None:
     """The entry a queue ticket asks for, once its task is ours to land (recovered first if
-    a conductor died holding it); None when it is not waiting to land."""
+    a conductor died holding it); None when it is not waiting to land.  ``backups``: every
+    backup ref, read after the ticket (its own is read here when not given)."""
     cur = ctx.store.read().tasks.get(req.task)
     if cur is None or cur.seq != req.seq or cur.state != LANDING:
         return None
-    tip = gitops.ref_value(ctx.root, guard.backup_ref(req.task))
+    ref = guard.backup_ref(req.task)
+    tip = backups().get(ref) if backups is not None else gitops.ref_value(ctx.root, ref)
     if cur.phase and interrupted(cur):
         say(recovery.recover(ctx, cur, say, retake=seq))  # ours again in the same write, or landed
         held = ctx.store.read().tasks.get(req.task)
