@@ -27,7 +27,7 @@ def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
     broken = gitops.link_problem(wt)
     if broken:
         raise Refusal(f"the worktree of task '{t.name}' is broken ({broken}): run 'wtp doctor --fix', then land again")
-    head, attached = gitops.head(wt)
+    head, attached, dirty_paths = gitops.head_status(wt)  # one git call for both
     if attached != f"refs/heads/{t.branch}":
         what = (
             f"branch '{attached.removeprefix('refs/heads/')}'" if attached else f"a detached HEAD ({(head or '')[:12]})"
@@ -41,7 +41,7 @@ def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
         raise Refusal(
             f"task '{t.name}' has a {op} in progress in {wt}: finish it or abort it ('git -C {wt} {op} --abort')"
         )
-    dirty = sorted(set(gitops.status_paths(wt)))
+    dirty = sorted(set(dirty_paths))
     if dirty:
         raise DirtyWorktree(
             f"task '{t.name}' has {len(dirty)} uncommitted file{'s' * (len(dirty) != 1)} ({few(dirty)}): "
