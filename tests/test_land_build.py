@@ -58,3 +58,33 @@ def test_a_task_whose_branch_no_longer_holds_its_fork_lands_its_own_commits(repo
     assert out.json()["state"] == "landed"
     assert repo.git("log", "--format=%s", "main").splitlines() == ["feed: redone", "base work", "initial"]
     assert repo.git("show", "main:src/feed.js") == "feed, again"
+
+
+def test_a_new_land_keeps_an_older_pre_land_tip_its_branch_no_longer_holds(repo: Repo) -> None:
+    p, first = _task(repo, "feed", {"src/feed.js": "feed\n"})
+    assert repo.wtp("land", "feed", "--gate", "false").code != 0  # blocked: its pre-land tip stays kept
+    assert repo.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/wtp/") == (
+        f"refs/wtp/backup/feed {first}"
+    )
+    repo.write("src/feed.js", "feed, fixed\n", cwd=p)
+    repo.git("commit", "-q", "-a", "--amend", "--no-edit", cwd=p)  # the tip the backup kept is rewritten
+    amended = repo.git("rev-parse", "HEAD", cwd=p)
+    out = repo.wtp("land", "feed", "--gate", "true", "--json")
+    assert out.code == 0, out.err
+    assert out.json()["commit"] == repo.git("rev-parse", "main")
+    # The backup ref moved to the new tip (and went with the landed task); the old tip is kept.
+    assert repo.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/wtp/") == (
+        f"refs/wtp/archive-pre-land/feed/{first[:12]} {first}"
+    )
+    assert repo.git("show", "main:src/feed.js") == "feed, fixed"
+    assert repo.git("rev-parse", "main") == amended  # fast-forwarded: it was on main's tip
+
+
+def test_a_new_land_of_a_branch_that_grew_keeps_nothing_more(repo: Repo) -> None:
+    p, first = _task(repo, "feed", {"src/feed.js": "feed\n"})
+    assert repo.wtp("land", "feed", "--gate", "false").code != 0
+    second = repo.commit({"src/feed.js": "feed, fixed\n"}, msg="feed: fix", cwd=p)  # on top of the kept tip
+    out = repo.wtp("land", "feed", "--gate", "true", "--json")
+    assert out.code == 0, out.err
+    assert repo.git("rev-parse", "main") == second
+    assert repo.git("for-each-ref", "refs/wtp/") == ""

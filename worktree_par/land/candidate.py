@@ -54,6 +54,21 @@ def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
     return head
 
 
+def keep_tip(ctx: Ctx, t: Task, tip: Sha) -> None:
+    """Keep the task's tip under its backup ref before anything can change the branch.  One
+    git call when there is no backup ref (a land that finished removed its own): it is
+    created only if still absent.  Otherwise an older tip that ``tip`` does not contain is
+    kept under a ref of its own first (replacing it must not drop a tip the branch no longer
+    holds), then the ref is moved from what it held."""
+    backup, why = guard.backup_ref(t.name), f"pre-land tip of {t.name}"
+    if gitops.update_ref(ctx.root, backup, tip, None, why):
+        return
+    old = gitops.ref_value(ctx.root, backup)
+    if old and old != tip and not gitops.is_ancestor(ctx.root, old, tip):
+        guard.keep_pre_land(ctx, t, old)
+    gitops.update_ref(ctx.root, backup, tip, old, why)
+
+
 class Look(NamedTuple):
     """What a build of an entry starts from, read in one git call (``look``)."""
 
