@@ -65,29 +65,65 @@ class _Taker:
         self.seen = {own.name}
 
     def followers(self, n: int, tickets: list[dict[str, object]] | None = None) -> list[Entry]:
-        found: list[Entry] = []
-        # Every backup ref in one git call, at the first ticket worth taking, instead of one
-        # call per ticket: a lander keeps its tip under the backup ref before it puts its
-        # ticket in the queue (lander._prepare), and the tickets were read before this.
-        backups = functools.cache(lambda: gitops.refs_under(self.ctx.root, guard.BACKUP))
+        wanted: list[tuple[LandRequest, int]] = []  # in queue order
         for ticket in self.queue.tickets() if tickets is None else tickets:
-            if len(found) >= n:
-                break
             other = LandRequest.from_json(ticket.get("data"))
             if other is None or other.task in self.seen or other.push != self.req.push or other.mode != self.req.mode:
                 continue
             if self.req.mode == "batch" and other.gate != self.req.gate:
                 continue
-            e = _take(self.ctx, other, int(str(ticket["seq"])), self.say, backups)
-            if e is None:
-                continue
-            self.seen.add(e.name)
-            if e.task.base != self.own.task.base:
-                self.ctx.store.update(e.task, phase="", holder=None, ticket=None)  # not ours to land this time
-                continue
-            found.append(e)
+            wanted.append((other, int(str(ticket["seq"]))))
+        if not wanted:
+            return []
+        # Every backup ref in one git call, instead of one call per ticket: a lander keeps its
+        # tip under the backup ref before it puts its ticket in the queue (lander._prepare),
+        # and the tickets were read before this.
+        backups = functools.cache(lambda: gitops.refs_under(self.ctx.root, guard.BACKUP))
+        found = self._take_together(wanted, n, backups)
+        if found is None:
+            found = []
+            for other, seq in wanted:
+                if len(found) >= n:
+                    break
+                e = _take(self.ctx, other, seq, self.say, backups)
+                if e is None:
+                    continue
+                self.seen.add(e.name)
+                if e.task.base != self.own.task.base:
+                    self.ctx.store.update(e.task, phase="", holder=None, ticket=None)  # not ours to land this time
+                    continue
+                found.append(e)
         if found:
             self.say(f"landing {', '.join(repr(e.name) for e in found)} behind '{self.own.name}' ({self.req.mode})")
+        return found
+
+    def _take_together(
+        self, wanted: list[tuple[LandRequest, int]], n: int, backups: Callable[[], dict[str, Sha]]
+    ) -> list[Entry] | None:
+        """``_take`` for up to ``n`` of ``wanted`` in one state write instead of one each; None
+        when a conductor died holding one of them (each is then taken on its own, recovered
+        first).  A task on another base is left waiting, as ``_take`` then a release leave it."""
+        now = self.ctx.store.read()
+        for req, _ in wanted:
+            cur = now.tasks.get(req.task)
+            if cur is not None and cur.seq == req.seq and cur.state == LANDING and interrupted(cur):
+                return None
+        tips, holder = backups(), me().to_json()
+        found: list[Entry] = []
+        with self.ctx.store.transaction() as st:
+            for req, seq in wanted:
+                if len(found) >= n:
+                    break
+                cur = st.tasks.get(req.task)
+                tip = tips.get(guard.backup_ref(req.task))
+                if cur is None or cur.seq != req.seq or cur.state != LANDING or cur.phase or cur.intent or not tip:
+                    continue
+                self.seen.add(cur.name)
+                if cur.base != self.own.task.base:
+                    cur.holder, cur.ticket = None, None  # not ours to land this time
+                    continue
+                cur.phase, cur.holder, cur.ticket = LANDING_PHASE, holder, seq
+                found.append(Entry(cur, tip, req.strategy, req.gate, seq))
         return found
 
 
