@@ -73,7 +73,7 @@ class _Taker:
             if self.req.mode == "batch" and other.gate != self.req.gate:
                 continue
             wanted.append((other, int(str(ticket["seq"]))))
-        if not wanted:
+        if not wanted or n <= 0:
             return []
         # Every backup ref in one git call, instead of one call per ticket: a lander keeps its
         # tip under the backup ref before it puts its ticket in the queue (lander._prepare),
