@@ -38,6 +38,14 @@ def test_a_branch_named_like_status_shows_a_detached_head(repo: Repo) -> None:
     assert got == _both(repo.path)
 
 
+def test_head_attached_outside_the_branches(repo: Repo) -> None:
+    repo.git("tag", "v1")
+    repo.git("symbolic-ref", "HEAD", "refs/tags/v1")  # status shows it as '(null)'
+    got = gitops.head_status(repo.path)
+    assert got == (repo.git("rev-parse", "HEAD"), "refs/tags/v1", [])
+    assert got == _both(repo.path)
+
+
 def test_an_unborn_branch(tmp_path: Path) -> None:
     wt = tmp_path / "unborn"
     wt.mkdir()

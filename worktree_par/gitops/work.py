@@ -197,7 +197,8 @@ class HeadStatus(NamedTuple):
 def head_status(wt: Path) -> HeadStatus:
     """``head`` and ``status_paths`` in one call: the status's '# branch.oid' and
     '# branch.head' headers name the commit and the branch.  A HEAD that status shows as
-    '(detached)', which a branch may also be called, is asked of git again (``head``)."""
+    '(detached)', or '(null)' (attached to a ref outside refs/heads), names a branch may
+    also have, is asked of git again (``head``)."""
     out = run([*STATUS_ARGS, "--branch"], wt).out
     oid = name = ""
     for field in out.split("\0"):
@@ -207,7 +208,7 @@ def head_status(wt: Path) -> HeadStatus:
             oid = field[len("# branch.oid ") :]
         elif field.startswith("# branch.head "):
             name = field[len("# branch.head ") :]
-    if name == "(detached)" or not name:
+    if not name or name.startswith("("):
         head_, attached = head(wt)
         return HeadStatus(head_, attached, parse_status(out))
     return HeadStatus(Sha(oid) if is_object_id(oid) else None, f"refs/heads/{name}", parse_status(out))
