@@ -431,10 +431,10 @@ def forget_backup(ctx: Ctx, name: str, backup: str | None = None) -> None:
         gitops.delete_ref(ctx.root, backup_ref(name), backup)
 
 
-def backed_up(ctx: Ctx, t: Task, tip: Sha) -> None:
+def backed_up(ctx: Ctx, t: Task, tip: Sha, kept: Sha | None) -> None:
     """Before a land rewrites the task branch into a candidate: its tip must be kept by the
-    backup ref (refs/wtp/backup/<task>), or nothing is rewritten."""
-    kept = gitops.ref_value(ctx.root, backup_ref(t.name))
+    backup ref (refs/wtp/backup/<task>), or nothing is rewritten.  ``kept``: the backup
+    ref's value, as the caller read it after taking the task (with the branch, in one call)."""
     if kept != tip and (kept is None or not gitops.is_ancestor(ctx.root, tip, kept)):
         raise WouldLoseWork(
             f"the pre-land tip of '{t.name}' is not kept under {backup_ref(t.name)}: nothing was changed"

@@ -73,12 +73,29 @@ class RefInfo(NamedTuple):
     symref: str  # the target of a symbolic ref, else ""
 
 
+_REF_FORMAT = "%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)%00%(symref)"
+
+
 def refs(cwd: Path, names: list[str]) -> dict[str, RefInfo]:
     """The refs among ``names`` that exist, looked up in one ``for-each-ref`` call."""
     if not names:
         return {}
-    fmt = "%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)%00%(symref)"
-    out = run(["for-each-ref", f"--format={fmt}", *names], cwd).out
+    return _ref_infos(run(["for-each-ref", f"--format={_REF_FORMAT}", *names], cwd).out, names)
+
+
+def refs_past(cwd: Path, names: list[str], since: str | None, not_in: str | None) -> dict[str, RefInfo] | None:
+    """The refs among ``names`` that exist, have commit ``since`` in their history and are
+    not reachable from commit ``not_in`` (git's ``--contains`` and ``--no-merged``; a None
+    filter is not applied), in one ``for-each-ref`` call.  A ref left out exists only when
+    a filter excluded it.  None when git cannot tell (a filter commit it does not have)."""
+    if not names:
+        return {}
+    filters = [*([f"--contains={since}"] if since else []), *([f"--no-merged={not_in}"] if not_in else [])]
+    res = run(["for-each-ref", f"--format={_REF_FORMAT}", *filters, *names], cwd, check=False)
+    return _ref_infos(res.out, names) if res.code == 0 else None
+
+
+def _ref_infos(out: str, names: list[str]) -> dict[str, RefInfo]:
     wanted = set(names)
     found: dict[str, RefInfo] = {}
     for line in out.splitlines():

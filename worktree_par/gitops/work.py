@@ -21,6 +21,7 @@ from .parse import (
     parse_status,
     parse_status_entries,
 )
+from .refs import head
 
 # --- worktrees --------------------------------------------------------------------
 
@@ -183,6 +184,34 @@ def dirty_of(wt: Path) -> Dirty:
             oid = field[len("# branch.oid ") :]
             head = Sha(oid) if is_object_id(oid) else None
     return Dirty(parse_status(out), head)
+
+
+class HeadStatus(NamedTuple):
+    """A worktree's HEAD and what is uncommitted in it, from one status walk."""
+
+    head: Sha | None  # None on an unborn branch
+    attached: str | None  # the branch HEAD is attached to ('refs/heads/...'), None when detached
+    paths: list[str]  # as status_paths
+
+
+def head_status(wt: Path) -> HeadStatus:
+    """``head`` and ``status_paths`` in one call: the status's '# branch.oid' and
+    '# branch.head' headers name the commit and the branch.  A HEAD that status shows as
+    '(detached)', or '(null)' (attached to a ref outside refs/heads), names a branch may
+    also have, is asked of git again (``head``)."""
+    out = run([*STATUS_ARGS, "--branch"], wt).out
+    oid = name = ""
+    for field in out.split("\0"):
+        if not field.startswith("# "):
+            break
+        if field.startswith("# branch.oid "):
+            oid = field[len("# branch.oid ") :]
+        elif field.startswith("# branch.head "):
+            name = field[len("# branch.head ") :]
+    if not name or name.startswith("("):
+        head_, attached = head(wt)
+        return HeadStatus(head_, attached, parse_status(out))
+    return HeadStatus(Sha(oid) if is_object_id(oid) else None, f"refs/heads/{name}", parse_status(out))
 
 
 def copy_index(index: Path, to: Path) -> None:

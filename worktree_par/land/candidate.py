@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import crashpoints, gitops, guard
 from ..errors import DirtyWorktree, GateFailed, LandBlocked, LandConflict, Refusal, Say, WouldLoseWork
@@ -26,7 +27,7 @@ def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
     broken = gitops.link_problem(wt)
     if broken:
         raise Refusal(f"the worktree of task '{t.name}' is broken ({broken}): run 'wtp doctor --fix', then land again")
-    head, attached = gitops.head(wt)
+    head, attached, dirty_paths = gitops.head_status(wt)  # one git call for both
     if attached != f"refs/heads/{t.branch}":
         what = (
             f"branch '{attached.removeprefix('refs/heads/')}'" if attached else f"a detached HEAD ({(head or '')[:12]})"
@@ -40,7 +41,7 @@ def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
         raise Refusal(
             f"task '{t.name}' has a {op} in progress in {wt}: finish it or abort it ('git -C {wt} {op} --abort')"
         )
-    dirty = sorted(set(gitops.status_paths(wt)))
+    dirty = sorted(set(dirty_paths))
     if dirty:
         raise DirtyWorktree(
             f"task '{t.name}' has {len(dirty)} uncommitted file{'s' * (len(dirty) != 1)} ({few(dirty)}): "
@@ -53,10 +54,57 @@ def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
     return head
 
 
-def fork(ctx: Ctx, t: Task, tip: Sha, before: Sha | None) -> Sha:
+def keep_tip(ctx: Ctx, t: Task, tip: Sha) -> None:
+    """Keep the task's tip under its backup ref before anything can change the branch.  One
+    git call when there is no backup ref (a land that finished removed its own): it is
+    created only if still absent.  Otherwise an older tip that ``tip`` does not contain is
+    kept under a ref of its own first (replacing it must not drop a tip the branch no longer
+    holds), then the ref is moved from what it held."""
+    backup, why = guard.backup_ref(t.name), f"pre-land tip of {t.name}"
+    if gitops.update_ref(ctx.root, backup, tip, None, why):
+        return
+    old = gitops.ref_value(ctx.root, backup)
+    if old and old != tip and not gitops.is_ancestor(ctx.root, old, tip):
+        guard.keep_pre_land(ctx, t, old)
+    gitops.update_ref(ctx.root, backup, tip, old, why)
+
+
+class Look(NamedTuple):
+    """What a build of an entry starts from, read in one git call (``look``)."""
+
+    branch: Sha | None  # the task branch now
+    kept: Sha | None  # the backup ref now (the pre-land tip it keeps)
+    on_base: bool  # the pre-land tip is already in the history of the base asked about
+    from_fork: bool  # the task's recorded fork is in the history of its pre-land tip
+
+
+def look(ctx: Ctx, e: Entry, base: Sha | None) -> Look:
+    """The task branch and backup ref of ``e`` and, when ``base`` is given, whether its
+    pre-land tip is on it: one ``for-each-ref`` that lists both refs only when they contain
+    the task's recorded fork and are not reachable from ``base``.  When the backup ref is
+    listed holding the tip, that answers both questions; otherwise (rare: a task already
+    landed, a fork rewritten away) each is asked of git as before."""
+    t = e.task
+    branch, backup = f"refs/heads/{t.branch}", guard.backup_ref(t.name)
+    found = gitops.refs_past(ctx.root, [branch, backup], t.fork, base)
+    if found is not None and branch in found and found.get(backup, _NONE).commit == e.tip:
+        return Look(found[branch].commit, e.tip, False, bool(t.fork))
+    found = gitops.refs(ctx.root, [branch, backup])
+    on_base = base is not None and gitops.is_ancestor(ctx.root, e.tip, base)
+    return Look(found.get(branch, _NONE).commit, found.get(backup, _NONE).commit, on_base, False)
+
+
+_NONE = gitops.RefInfo(None, "")
+
+
+def fork(ctx: Ctx, t: Task, tip: Sha, before: Sha | None, from_fork: bool = False) -> Sha:
     """Where the task's own commits begin: the newest of the commit it was started from and
     its merge-base with the base as known before this land.  A base force-pushed since does
-    not move it back, so commits dropped from the base are never replayed."""
+    not move it back, so commits dropped from the base are never replayed.  ``from_fork``:
+    the recorded fork is known to be in the tip's history (``look``); when the base has not
+    moved from it either, it is that merge-base, and git is not asked."""
+    if from_fork and t.fork and before in (None, t.fork):
+        return Sha(t.fork)
     mb = gitops.merge_base(ctx.root, tip, before) if before else None  # an ancestor of tip by definition
     options = [c for c in (t.fork, mb) if c and (c == mb or gitops.is_ancestor(ctx.root, c, tip))]
     options = list(dict.fromkeys(options))
@@ -67,11 +115,11 @@ def fork(ctx: Ctx, t: Task, tip: Sha, before: Sha | None) -> Sha:
     return Sha(best)
 
 
-def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha) -> Sha:
+def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Sha:
     """Build the candidate on ``onto`` from the task's commits after ``fork``; the task branch
-    (and its clean worktree) moves to it."""
+    (and its clean worktree) moves to it.  ``kept``: the backup ref's value (``look``)."""
     t, wt, tip = e.task, e.wt, e.tip
-    guard.backed_up(ctx, t, tip)
+    guard.backed_up(ctx, t, tip, kept)
     if e.strategy == "merge":
         dropped = gitops.commits_not_in(ctx.root, [fork], [onto])
         if dropped:

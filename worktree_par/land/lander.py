@@ -21,14 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import crashpoints, gitops, guard, removal, tasks, trust
+from .. import crashpoints, removal, tasks, trust
 from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, quiet
 from ..gates import Gate, OnChange
 from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, Task
 from ..state import interrupted as is_interrupted
 from . import forge_lane, publish, queue, recovery
-from .candidate import check_worktree
+from .candidate import check_worktree, keep_tip
 from .entry import GateBroken
 from .request import QUEUE, LandRequest
 from .withdraw import withdraw
@@ -202,10 +202,7 @@ def _prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
         say(f"warning: landing '{t.name}' untested: no gate (pass --gate CMD, or set [land] gate in .wtp.toml)")
     # The pre-land tip is kept before anything can change the branch (and outside the queue,
     # which only serializes what must be serial).
-    old_backup = gitops.ref_value(ctx.root, guard.backup_ref(t.name))
-    if old_backup and old_backup != tip and not gitops.is_ancestor(ctx.root, old_backup, tip):
-        guard.keep_pre_land(ctx, t, old_backup)  # replacing it must not drop a tip the branch no longer holds
-    gitops.update_ref(ctx.root, guard.backup_ref(t.name), tip, old_backup, f"pre-land tip of {t.name}")
+    keep_tip(ctx, t, tip)
     waiting = ctx.store.update(
         t, state=LANDING, note="waiting in the land queue", candidate=None, ticket=None, intent="", request=None
     )

@@ -10,6 +10,7 @@ lander's typed request; the conductor takes the ones behind its own that it can 
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -68,35 +69,79 @@ class _Taker:
         self.seen = {own.name}
 
     def followers(self, n: int, tickets: list[dict[str, object]] | None = None) -> list[Entry]:
-        found: list[Entry] = []
+        wanted: list[tuple[LandRequest, int]] = []  # in queue order
         for ticket in self.queue.tickets() if tickets is None else tickets:
-            if len(found) >= n:
-                break
             other = LandRequest.from_json(ticket.get("data"))
             if other is None or other.task in self.seen or other.push != self.req.push or other.mode != self.req.mode:
                 continue
             if self.req.mode == "batch" and other.gate != self.req.gate:
                 continue
-            e = _take(self.ctx, other, int(str(ticket["seq"])), self.say)
-            if e is None:
-                continue
-            self.seen.add(e.name)
-            if e.task.base != self.own.task.base:
-                self.ctx.store.update(e.task, phase="", holder=None, ticket=None)  # not ours to land this time
-                continue
-            found.append(e)
+            wanted.append((other, int(str(ticket["seq"]))))
+        if not wanted or n <= 0:
+            return []
+        # Every backup ref in one git call, instead of one call per ticket: a lander keeps its
+        # tip under the backup ref before it puts its ticket in the queue (lander._prepare),
+        # and the tickets were read before this.
+        backups = functools.cache(lambda: gitops.refs_under(self.ctx.root, guard.BACKUP))
+        found = self._take_together(wanted, n, backups)
+        if found is None:
+            found = []
+            for other, seq in wanted:
+                if len(found) >= n:
+                    break
+                e = _take(self.ctx, other, seq, self.say, backups)
+                if e is None:
+                    continue
+                self.seen.add(e.name)
+                if e.task.base != self.own.task.base:
+                    self.ctx.store.update(e.task, phase="", holder=None, ticket=None)  # not ours to land this time
+                    continue
+                found.append(e)
         if found:
             self.say(f"landing {', '.join(repr(e.name) for e in found)} behind '{self.own.name}' ({self.req.mode})")
         return found
 
+    def _take_together(
+        self, wanted: list[tuple[LandRequest, int]], n: int, backups: Callable[[], dict[str, Sha]]
+    ) -> list[Entry] | None:
+        """``_take`` for up to ``n`` of ``wanted`` in one state write instead of one each; None
+        when a conductor died holding one of them (each is then taken on its own, recovered
+        first).  A task on another base is left waiting, as ``_take`` then a release leave it."""
+        now = self.ctx.store.read()
+        for req, _ in wanted:
+            cur = now.tasks.get(req.task)
+            if cur is not None and cur.seq == req.seq and cur.state == LANDING and interrupted(cur):
+                return None
+        tips, holder = backups(), me().to_json()
+        found: list[Entry] = []
+        with self.ctx.store.transaction() as st:
+            for req, seq in wanted:
+                if len(found) >= n:
+                    break
+                cur = st.tasks.get(req.task)
+                tip = tips.get(guard.backup_ref(req.task))
+                if cur is None or cur.seq != req.seq or cur.state != LANDING or cur.phase or cur.intent or not tip:
+                    continue
+                self.seen.add(cur.name)
+                if cur.base != self.own.task.base:
+                    cur.holder, cur.ticket = None, None  # not ours to land this time
+                    continue
+                cur.phase, cur.holder, cur.ticket = LANDING_PHASE, holder, seq
+                found.append(Entry(cur, tip, req.strategy, req.gate, seq))
+        return found
 
-def _take(ctx: Ctx, req: LandRequest, seq: int, say: Say) -> Entry | None:
+
+def _take(
+    ctx: Ctx, req: LandRequest, seq: int, say: Say, backups: Callable[[], dict[str, Sha]] | None = None
+) -> Entry | None:
     """The entry a queue ticket asks for, once its task is ours to land (recovered first if
-    a conductor died holding it); None when it is not waiting to land."""
+    a conductor died holding it); None when it is not waiting to land.  ``backups``: every
+    backup ref, read after the ticket (its own is read here when not given)."""
     cur = ctx.store.read().tasks.get(req.task)
     if cur is None or cur.seq != req.seq or cur.state != LANDING:
         return None
-    tip = gitops.ref_value(ctx.root, guard.backup_ref(req.task))
+    ref = guard.backup_ref(req.task)
+    tip = backups().get(ref) if backups is not None else gitops.ref_value(ctx.root, ref)
     if cur.phase and interrupted(cur):
         say(recovery.recover(ctx, cur, say, retake=seq))  # ours again in the same write, or landed
         held = ctx.store.read().tasks.get(req.task)
@@ -246,16 +291,21 @@ class _Conductor:
         ctx, stack, prev = self.ctx, [], base_tip
         for e in pending:
             e.attempts = self.attempt
-            if self.attempt == 1 and gitops.is_ancestor(ctx.root, e.tip, base_tip):
+            # One git call answers what a build needs to know first: whether the task is
+            # already on the base (asked in the first round only), where its branch is, what
+            # the backup ref keeps, and whether its recorded fork is below its tip.
+            seen = candidate.look(ctx, e, base_tip if self.attempt == 1 else None)
+            if seen.on_base:
                 e.messages.append(f"task '{e.name}' is already on '{e.task.base}'")
                 settle.landed(ctx, e, e.tip)
                 continue
             e.run, e.cached = None, False  # nothing of an earlier round's gate counts for the new candidate
             self.status.set(e, "building")
             try:
-                settle.give_back(ctx, e)  # every build starts from the pre-land tip
+                settle.give_back(ctx, e, seen.branch)  # every build starts from the pre-land tip
                 crashpoints.step("land:before-candidate")
-                e.cand = candidate.build(ctx, e, prev, candidate.fork(ctx, e.task, e.tip, self.before))
+                start = candidate.fork(ctx, e.task, e.tip, self.before, seen.from_fork)
+                e.cand = candidate.build(ctx, e, prev, start, seen.kept)
             except (LandBlocked, WouldLoseWork) as b:
                 settle.blocked(ctx, e, b)
                 continue

@@ -11,12 +11,15 @@ from ..state import ACTIVE, BLOCKED, LANDED
 from .entry import Entry, GateBroken, Withdrawn
 
 
-def give_back(ctx: Ctx, e: Entry) -> str:
+def give_back(ctx: Ctx, e: Entry, branch: Sha | None = None) -> str:
     """Put the task branch back to its pre-land tip with the user's edits, leaving no commit
     behind but wtp's own (WouldLoseWork when someone committed there meanwhile: then it
-    stays); says where edits that could not go along are kept ("" when they all did)."""
+    stays); says where edits that could not go along are kept ("" when they all did).
+    ``branch``: the branch's value as the caller just read it, when it did."""
     if gitops.rebase_in_progress(e.wt):
         gitops.rebase_abort(e.wt)
+    if branch is not None and branch == e.tip:
+        return ""  # already there: what rewind would find by reading it again
     return guard.rewind(ctx, e.task, e.wt, e.tip, [e.cand] if e.cand else [])
 
 

@@ -1,0 +1,56 @@
+"""gitops.head_status: a worktree's HEAD, its branch and its uncommitted paths from one
+'git status --branch' (issue 28: 'wtp land' asked 'rev-parse' and 'status' separately),
+the same answers as gitops.head and gitops.status_paths give."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from worktree_par import gitops
+
+from .conftest import Repo, git, write_file
+
+
+def _both(wt: Path) -> gitops.HeadStatus:
+    head, attached = gitops.head(wt)
+    return gitops.HeadStatus(head, attached, gitops.status_paths(wt))
+
+
+def test_on_a_branch_with_uncommitted_files(repo: Repo) -> None:
+    repo.write("README.md", "changed\n")
+    repo.write("new/file.txt", "new\n")
+    got = gitops.head_status(repo.path)
+    assert got == (repo.git("rev-parse", "HEAD"), "refs/heads/main", ["README.md", "new/file.txt"])
+    assert got == _both(repo.path)
+
+
+def test_detached_clean(repo: Repo) -> None:
+    repo.git("switch", "-q", "--detach")
+    got = gitops.head_status(repo.path)
+    assert got == (repo.git("rev-parse", "HEAD"), None, [])
+    assert got == _both(repo.path)
+
+
+def test_a_branch_named_like_status_shows_a_detached_head(repo: Repo) -> None:
+    repo.git("switch", "-q", "-c", "(detached)")
+    got = gitops.head_status(repo.path)
+    assert got == (repo.git("rev-parse", "HEAD"), "refs/heads/(detached)", [])
+    assert got == _both(repo.path)
+
+
+def test_head_attached_outside_the_branches(repo: Repo) -> None:
+    repo.git("tag", "v1")
+    repo.git("symbolic-ref", "HEAD", "refs/tags/v1")  # status shows it as '(null)'
+    got = gitops.head_status(repo.path)
+    assert got == (repo.git("rev-parse", "HEAD"), "refs/tags/v1", [])
+    assert got == _both(repo.path)
+
+
+def test_an_unborn_branch(tmp_path: Path) -> None:
+    wt = tmp_path / "unborn"
+    wt.mkdir()
+    git(wt, "init", "-q", "-b", "trunk")
+    write_file(wt, "first.txt", "1\n")
+    got = gitops.head_status(wt)
+    assert got == (None, "refs/heads/trunk", ["first.txt"])
+    assert got == _both(wt)

@@ -1,0 +1,90 @@
+"""What a candidate is built from (issue 28 cut the git calls of a build to one look at the
+task's refs): the paths where that look cannot answer alone, and the one where it can."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conftest import Repo
+
+
+def _task(r: Repo, name: str, files: dict[str, str]) -> tuple[Path, str]:
+    out = r.wtp("start", name)
+    assert out.code == 0, out.err
+    p = Path(out.lines[-1])
+    return p, r.commit(files, msg=f"{name}: work", cwd=p)
+
+
+def test_a_task_already_on_the_base_is_landed_as_it_is(repo: Repo) -> None:
+    _, tip = _task(repo, "feed", {"src/feed.js": "feed\n"})
+    repo.git("merge", "-q", "--ff-only", "wtp/feed")  # someone brought it onto main by hand
+    out = repo.wtp("land", "feed", "--json")
+    assert out.code == 0, out.err
+    assert out.json() == {"task": "feed", "state": "landed", "commit": tip, "attempts": 1, "paths": []}
+    assert out.err.splitlines() == [
+        "warning: landing 'feed' untested: no gate (pass --gate CMD, or set [land] gate in .wtp.toml)",
+        "task 'feed' is already on 'main'",
+        "removed task 'feed' (worktree and branch 'wtp/feed')",
+    ]
+    assert repo.git("rev-parse", "main") == tip  # nothing new was made for it
+    [t] = repo.wtp("list", "--json", "--all").json()["tasks"]
+    assert (t["state"], t["commit"]) == ("landed", tip)
+
+
+def test_commits_dropped_from_the_base_since_the_task_started_are_not_replayed(repo: Repo) -> None:
+    initial = repo.git("rev-parse", "main")
+    repo.commit({"dropped.txt": "soon gone\n"}, msg="dropped later")
+    _task(repo, "feed", {"src/feed.js": "feed\n"})  # started on 'dropped later'
+    repo.git("reset", "-q", "--hard", initial)  # the base is rewritten without it
+    repo.commit({"other.txt": "instead\n"}, msg="instead")
+    out = repo.wtp("land", "feed", "--json")
+    assert out.code == 0, out.err
+    assert out.json()["state"] == "landed"
+    assert repo.git("log", "--format=%s", "main").splitlines() == ["feed: work", "instead", "initial"]
+    assert repo.git("ls-tree", "-r", "--name-only", "main", "--", "dropped.txt", "src/feed.js", "other.txt") == (
+        "other.txt\nsrc/feed.js"
+    )
+
+
+def test_a_task_whose_branch_no_longer_holds_its_fork_lands_its_own_commits(repo: Repo) -> None:
+    initial = repo.git("rev-parse", "main")
+    repo.commit({"base.txt": "on main\n"}, msg="base work")
+    p, _ = _task(repo, "feed", {"src/feed.js": "feed\n"})
+    # The task's commit is made again on an older commit: its recorded fork is not below it.
+    repo.git("reset", "-q", "--hard", initial, cwd=p)
+    repo.commit({"src/feed.js": "feed, again\n"}, msg="feed: redone", cwd=p)
+    out = repo.wtp("land", "feed", "--json")
+    assert out.code == 0, out.err
+    assert out.json()["state"] == "landed"
+    assert repo.git("log", "--format=%s", "main").splitlines() == ["feed: redone", "base work", "initial"]
+    assert repo.git("show", "main:src/feed.js") == "feed, again"
+
+
+def test_a_new_land_keeps_an_older_pre_land_tip_its_branch_no_longer_holds(repo: Repo) -> None:
+    p, first = _task(repo, "feed", {"src/feed.js": "feed\n"})
+    assert repo.wtp("land", "feed", "--gate", "false").code != 0  # blocked: its pre-land tip stays kept
+    assert repo.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/wtp/") == (
+        f"refs/wtp/backup/feed {first}"
+    )
+    repo.write("src/feed.js", "feed, fixed\n", cwd=p)
+    repo.git("commit", "-q", "-a", "--amend", "--no-edit", cwd=p)  # the tip the backup kept is rewritten
+    amended = repo.git("rev-parse", "HEAD", cwd=p)
+    out = repo.wtp("land", "feed", "--gate", "true", "--json")
+    assert out.code == 0, out.err
+    assert out.json()["commit"] == repo.git("rev-parse", "main")
+    # The backup ref moved to the new tip (and went with the landed task); the old tip is kept.
+    assert repo.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/wtp/") == (
+        f"refs/wtp/archive-pre-land/feed/{first[:12]} {first}"
+    )
+    assert repo.git("show", "main:src/feed.js") == "feed, fixed"
+    assert repo.git("rev-parse", "main") == amended  # fast-forwarded: it was on main's tip
+
+
+def test_a_new_land_of_a_branch_that_grew_keeps_nothing_more(repo: Repo) -> None:
+    p, first = _task(repo, "feed", {"src/feed.js": "feed\n"})
+    assert repo.wtp("land", "feed", "--gate", "false").code != 0
+    second = repo.commit({"src/feed.js": "feed, fixed\n"}, msg="feed: fix", cwd=p)  # on top of the kept tip
+    out = repo.wtp("land", "feed", "--gate", "true", "--json")
+    assert out.code == 0, out.err
+    assert repo.git("rev-parse", "main") == second
+    assert repo.git("for-each-ref", "refs/wtp/") == ""
