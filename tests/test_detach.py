@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from worktree_par.entry import parse_land
-from worktree_par.locks import pid_alive
+from worktree_par.locks import pid_alive, process_stopped
+from worktree_par.state import Store
 
 from .conftest import Repo, wait_for
 
@@ -166,7 +167,14 @@ def test_a_stopped_background_lander_is_not_handed_tickets(project: Repo, tmp_pa
     first = project.wtp_proc("land", "t1", "--detach", "--gate", gate)
     assert first.code == 0, first.err
     (lander,) = {e["pid"] for e in json.loads(project.wtp_proc("queue", "--json").out)["entries"]}
-    os.kill(lander, signal.SIGSTOP)  # stopped (Ctrl-Z, a debugger): it could not serve a ticket now
+    state_lock = Store(project.path / ".git").lock()
+    while True:  # stopped (Ctrl-Z, a debugger) between two writes: it could not serve a ticket now
+        os.kill(lander, signal.SIGSTOP)
+        wait_for(lambda: process_stopped(lander), "the lander to stop")
+        if state_lock.try_acquire():  # stopped holding the state lock, every command would wait for it
+            state_lock.release()
+            break
+        os.kill(lander, signal.SIGCONT)
     try:
         second = project.wtp_proc("land", "t2", "--detach", "--gate", "./check.sh")
         assert second.code == 0, second.err
