@@ -79,6 +79,9 @@ def test_the_conductors_lander_returns_with_its_task_while_the_queue_goes_on(pro
         assert conductor != t1.pid and not _gone(conductor)  # the rest is landed by the lander's child
         assert _states(project) == {"t1": "landed", "t2": "landing"}
         assert not (project.path.parent / "repo.worktrees" / "t1").exists()
+        entries = project.wtp("queue", "--json").json()["entries"]
+        assert [e["task"] for e in entries] == ["t1", "t2"] and entries[0]["pid"] == conductor
+        assert entries[0]["gate"] == "landed; conducting the rest" and entries[1]["gate"].startswith("gating")
     finally:
         release.write_text("go\n")
     out2, err2 = t2.communicate(timeout=60)

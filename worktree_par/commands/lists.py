@@ -62,6 +62,7 @@ def queue(where: str | None, as_json: bool = False) -> int:
     from ..gates import Gate
     from ..land import status as queue_status
     from ..land.request import QUEUE
+    from ..state import LANDING
 
     c = open_repo(where)
     st = c.store.read()
@@ -75,6 +76,10 @@ def queue(where: str | None, as_json: bool = False) -> int:
         t = st.tasks.get(name)
         now = doing.get(name) if t is not None and t.phase else None
         gate = queue_status.describe(now) or "waiting"
+        if ticket["holder"]["pid"] == status.get("conductor") and (t is None or t.state != LANDING):
+            # The conductor's own task is settled (its lander returned: land/handoff.py); its
+            # ticket is the queue it still holds for the tasks behind.
+            gate = f"{t.state if t is not None else 'removed'}; conducting the rest"
         if gate == "passed" and t is not None and t.candidate and isinstance(data.get("gate"), str):
             from ..land import verdicts
 
