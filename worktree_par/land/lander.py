@@ -27,7 +27,7 @@ from ..gates import Gate, OnChange
 from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, Task
 from ..state import interrupted as is_interrupted
-from . import forge_lane, publish, queue, recovery
+from . import forge_lane, publish, recovery
 from .candidate import check_worktree, keep_tip
 from .entry import GateBroken
 from .request import QUEUE, LandRequest
@@ -152,6 +152,8 @@ def land(
     if led:
         try:
             crashpoints.step("land:queued")
+            from . import queue  # the conductor's rooms: a lander that waits never imports them
+
             queue.lead(ctx, req, q, say, _own_done(ctx, t, q, handoff))
         except KeyboardInterrupt:
             cur = ctx.store.read().tasks.get(t.name)
