@@ -416,6 +416,8 @@ def main() -> None:
                     "cores": os.cpu_count(),
                     "detach_calls_in_a_row_s": latency,
                     "rows": rows,
+                    "trickle_gap_s": args.trickle,
+                    "trickle": trickle,
                 },
                 indent=1,
             )
