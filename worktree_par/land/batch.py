@@ -34,8 +34,8 @@ def verify(r: Round) -> tuple[list[Entry], bool]:
                 out = r.publish(green)
                 if out.race:
                     return [], False
-                if out.refused is not None:
-                    return [out.refused], True
+                if out.refused is not None:  # the culprit is kept out too; what is between, rebuilt
+                    return [out.refused, *(f for f in failed if f is not out.refused)], True
             return failed, True
         out = r.publish(top + 1)
         if out.race:

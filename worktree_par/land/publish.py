@@ -96,32 +96,42 @@ def wanted(cur: Task | None, e: Entry) -> bool:
 
 
 def _prove(ctx: Ctx, stack: list[Entry], done: int, k: int) -> tuple[int, Entry | None]:
-    """How far ``stack[done:k]`` may be published, and the first entry kept out (error set)."""
+    """How far ``stack[done:k]`` may be published, and the first entry kept out (error set).
+
+    An entry withdrawn, or whose branch moved, cuts the push below it; what is below it is
+    then proved by the trees below the cut alone.  Its entries were vouched for by a tree
+    above them (a batch's top) that no longer goes: those without a proof of their own stay
+    out unsettled, for the caller to rebuild and gate, and only the entry that cut is kept
+    out (issue 28's review: a batch published the tasks below a withdrawn one ungated)."""
     st = ctx.store.read()
     heads = gitops.refs(ctx.root, [f"refs/heads/{e.task.branch}" for e in stack[done:k]])
+    cut, kept = k, None
     for i in range(done, k):
         e = stack[i]
         if not wanted(st.tasks.get(e.name), e):
             e.error = Withdrawn(
                 f"task '{e.name}' was withdrawn from the land by its lander: '{e.task.base}' untouched by it"
             )
-            return i, e
+            cut, kept = i, e
+            break
         head = heads.get(f"refs/heads/{e.task.branch}")
         if (head.commit if head else None) != e.cand:
             e.error = branch_moved(e)
-            return i, e
+            cut, kept = i, e
+            break
     proofs = Proofs(ctx)
-    trees = {i: stack[i].tree(ctx.root) for i in range(done, k)}  # by commit: a commit's tree never changes
-    cut = k
-    for i in range(done, k):
+    trees = {i: stack[i].tree(ctx.root) for i in range(done, cut)}  # by commit: a commit's tree never changes
+    for i in range(done, cut):
         e = stack[i]
         if e.gate and not any(proofs.passed(e.gate, trees[m]) for m in range(i, cut)):
+            if kept is not None:
+                return i, kept  # vouched for by what no longer goes: rebuilt and gated, not blocked
             e.error = GateFailed(
                 f"the gate of '{e.name}' ({e.gate!r}) has not passed on what would be published for it: "
                 f"kept out, '{e.task.base}' untouched by it; run 'wtp land {e.name}' again"
             )
             return i, e
-    return cut, None
+    return cut, kept
 
 
 def _commit(ctx: Ctx, going: list[Entry]) -> tuple[int, Entry | None]:

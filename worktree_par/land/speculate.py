@@ -62,10 +62,20 @@ def verify(r: Round) -> tuple[list[Entry], bool]:
         if out.race:
             stop_gates(stack[r.done :], r.status)
             return [], False
+        if out.refused is not None and out.refused is not stack[out.done]:
+            return _cut(r, out.refused), True
         if out.refused is not None:
             kept, ok = _kept_out(r, out.done)
             return kept, ok
     return [], True
+
+
+def _cut(r: Round, refused: Entry, *failed: Entry) -> list[Entry]:
+    """A withdrawn entry (or one whose branch moved) cut the push above entries that only a
+    candidate above it had vouched for: it is kept out (and ``failed`` with it), and every
+    unpublished entry is rebuilt and gated again in the next round."""
+    stop_gates(r.stack[r.done :], r.status)
+    return [refused, *(e for e in failed if e is not refused)]
 
 
 def _voucher(r: Round, i: int) -> int | None:
@@ -100,6 +110,8 @@ def _kept_out(r: Round, i: int) -> tuple[list[Entry], bool]:
         if out.race:
             stop_gates(r.stack[r.done :], r.status)
             return [], False
+        if out.refused is not None and out.refused is not r.stack[out.done]:
+            return _cut(r, out.refused, r.stack[i]), True
         if out.refused is not None and out.done < i:
             i = out.done
     stop_gates(r.stack[i + 1 :], r.status)  # their candidates contain the failed task: rebuilt without it
