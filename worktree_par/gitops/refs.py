@@ -172,9 +172,20 @@ def commits_not_in(cwd: Path, tips: Sequence[str], keep: Sequence[str], keep_glo
 
 
 def unmatched_commits(cwd: Path, left: str, right: str) -> list[Sha]:
-    """Commits of ``right`` not on ``left`` whose change ``left`` has no copy of (by patch id)."""
-    out = run(["rev-list", "--cherry-pick", "--right-only", "--no-merges", f"{left}...{right}", "--"], cwd).out
-    return [Sha(s) for s in out.split()]
+    """Commits of ``right`` not on ``left`` that ``left`` has no copy of: the same change (patch
+    id) with the same message and author (a rebase keeps both; a commit reworded, or
+    re-authored, is the user's own, not a copy)."""
+    rng = [f"{left}...{right}", "--"]
+    out = run(["rev-list", "--cherry-pick", "--right-only", "--no-merges", *rng], cwd).out
+    unmatched = [Sha(s) for s in out.split()]
+    fmt = "--format=%m%x00%H%x00%an%x00%ae%x00%at%x00%B%x01"
+    sides: dict[str, list[tuple[str, tuple[str, ...]]]] = {"<": [], ">": []}
+    for rec in run(["log", "--left-right", "--no-merges", fmt, *rng], cwd).out.split("\x01"):
+        f = rec.lstrip("\n").split("\0")
+        if len(f) == 6 and f[0] in sides:
+            sides[f[0]].append((f[1], tuple(f[2:])))
+    copies_of = {key for _, key in sides["<"]}
+    return unmatched + [Sha(c) for c, key in sides[">"] if key not in copies_of and c not in unmatched]
 
 
 def subjects(cwd: Path, commits: Sequence[str]) -> dict[str, str]:

@@ -51,6 +51,15 @@ def git_dir_of(wt: Path) -> Path:
     return Path(run(["rev-parse", "--path-format=absolute", "--git-dir"], wt).out.strip())
 
 
+def head_names(wt: Path) -> str:
+    """The ref the worktree's HEAD is attached to ('refs/heads/x'), read without a git call; '' if detached."""
+    try:
+        text = (git_dir_of(wt) / "HEAD").read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        return ""
+    return text[len("ref: ") :].strip() if text.startswith("ref: ") and text.count("\n") <= 1 else ""
+
+
 def link_problem(wt: Path) -> str:
     """What breaks the link between a linked worktree and its repository, "" when nothing
     does: its ``.git`` file is missing, or the admin folder it names (under the common git

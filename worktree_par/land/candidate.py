@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .. import crashpoints, gitops, guard
-from ..errors import DirtyWorktree, GateFailed, LandBlocked, LandConflict, Refusal, Say, WouldLoseWork
+from ..errors import DirtyWorktree, GateFailed, GitError, LandBlocked, LandConflict, Refusal, Say, WouldLoseWork
 from ..gitops import Sha
 from ..procs import Guarded
 from ..repo import Ctx, few
@@ -106,7 +106,7 @@ def fork(ctx: Ctx, t: Task, tip: Sha, before: Sha | None, from_fork: bool = Fals
     if from_fork and t.fork and before in (None, t.fork):
         return Sha(t.fork)
     mb = gitops.merge_base(ctx.root, tip, before) if before else None  # an ancestor of tip by definition
-    options = [c for c in (t.fork, mb) if c and (c == mb or gitops.is_ancestor(ctx.root, c, tip))]
+    options = [c for c in (t.fork, mb) if c and (c == mb or _in_history(ctx, c, tip))]
     options = list(dict.fromkeys(options))
     best = options[0] if options else gitops.merge_base(ctx.root, tip, f"refs/heads/{t.base}") or tip
     for c in options[1:]:
@@ -115,11 +115,27 @@ def fork(ctx: Ctx, t: Task, tip: Sha, before: Sha | None, from_fork: bool = Fals
     return Sha(best)
 
 
+def _in_history(ctx: Ctx, c: str, tip: Sha) -> bool:
+    """``c`` is in the tip's history; False for a commit git no longer has (a recorded fork
+    collected after the base was rewritten and the task rebased onto it)."""
+    try:
+        return gitops.is_ancestor(ctx.root, c, tip)
+    except GitError:
+        return False
+
+
 def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Sha:
     """Build the candidate on ``onto`` from the task's commits after ``fork``; the task branch
     (and its clean worktree) moves to it.  ``kept``: the backup ref's value (``look``)."""
     t, wt, tip = e.task, e.wt, e.tip
     guard.backed_up(ctx, t, tip, kept)
+    attached = gitops.head_names(wt)  # checked when the lander joined; the user may have switched since
+    if attached != f"refs/heads/{t.branch}":
+        what = f"'{attached.removeprefix('refs/heads/')}'" if attached else "a detached HEAD"
+        raise LandBlocked(
+            f"the worktree of task '{t.name}' switched to {what} while its land waited (nothing was rebased): "
+            f"'git -C {wt} switch {t.branch}', then run 'wtp land {t.name}' again"
+        )
     if e.strategy == "merge":
         dropped = gitops.commits_not_in(ctx.root, [fork], [onto])
         if dropped:

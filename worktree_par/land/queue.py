@@ -284,11 +284,15 @@ class _Conductor:
         new = self.taker.followers(n)
         self.entries.extend(new)
         self.pending.extend(new)
-        r.stack.extend(self._build(new, r.stack[-1].published_commit if r.stack else r.base_tip))
+        r.stack.extend(self._build(new, r.base_tip, r.stack[-1].published_commit if r.stack else r.base_tip))
 
-    def _build(self, pending: list[Entry], base_tip: Sha) -> list[Entry]:
-        """The stack on ``base_tip``; a task that conflicts is blocked at once and left out."""
-        ctx, stack, prev = self.ctx, [], base_tip
+    def _build(self, pending: list[Entry], base_tip: Sha, onto: Sha | None = None) -> list[Entry]:
+        """The stack on ``onto`` (default ``base_tip``, the base as fetched); a task that
+        conflicts is blocked at once and left out.  Whether a task is already on the base is
+        asked of ``base_tip`` only: a candidate below it, not yet published, may contain its
+        commits without the base having them (the review of issue 28: such a task was
+        settled 'landed' and its worktree removed)."""
+        ctx, stack, prev = self.ctx, [], onto or base_tip
         for e in pending:
             e.attempts = self.attempt
             # One git call answers what a build needs to know first: whether the task is
