@@ -85,12 +85,11 @@ class Handoff:
             pass
 
     def _suspend(self, _sig: int, _frame: object) -> None:
-        """Ctrl-Z: the land stops with the command (SIGSTOP: a stop signal's default is
-        dropped in the child's session, which has no terminal) and goes on with it (SIGCONT)."""
+        """Ctrl-Z: the land stops with the command and goes on with it (SIGCONT).  Both stop by
+        SIGSTOP: the default stop of SIGTSTP is dropped in a process group with no parent
+        outside it in its session (the child's own session; a command started by a daemon)."""
         self._pass_on(signal.SIGSTOP, None)
-        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTSTP)  # stops here until 'fg' or 'bg'
-        signal.signal(signal.SIGTSTP, self._suspend)
+        os.kill(os.getpid(), signal.SIGSTOP)  # stops here until 'fg' or 'bg
 
     def hand(self, root: Path, log: Path, what: dict[str, object]) -> bool:
         """(child) Our task has its outcome: from now on this process outlives its parent, its
