@@ -234,3 +234,28 @@ def test_a_caller_that_ignores_sigchld_does_not_make_a_red_gate_green(project: R
     assert _states(project) == {"t1": "blocked"}
     project.git("fetch", "-q", "origin")
     assert project.git("log", "-1", "--format=%s", "origin/main") == "the test"
+
+
+def test_sigterm_to_a_waiting_lander_withdraws_its_task(project: Repo) -> None:
+    """A tool that cancels a command with SIGTERM: the land is withdrawn as by Ctrl-C, not
+    left 'landing' with nobody landing it."""
+    from worktree_par.gates import Gate
+    from worktree_par.land.request import QUEUE
+    from worktree_par.state import Store
+
+    _tasks(project, "t1")
+    queue = Gate(Store(project.path / ".git"), QUEUE)
+    queue.acquire()
+    try:
+        lander = project.spawn("land", "t1", "--gate", "./check.sh")
+        wait_for(lambda: len(queue.tickets()) == 2, "t1 to wait in the queue")
+        lander.send_signal(signal.SIGTERM)
+        _, err = lander.communicate(timeout=60)
+    finally:
+        queue.release()
+    assert lander.returncode == 130, err
+    assert err.splitlines()[-2:] == [
+        "interrupted: 'main' untouched by this land, task 't1' is active again",
+        "wtp: interrupted",
+    ]
+    assert _states(project) == {"t1": "active"}

@@ -176,6 +176,8 @@ def _land(
     else:
         if fork is not None:
             fork.quiet = watch.close
+        if adopt is None:
+            _term_interrupts()
         run = partial(lander.land, c, t, req, say=watch.say, adopt=adopt, tidy=later, handoff=fork)
     try:
         with watch:
@@ -205,6 +207,20 @@ def _land(
     if result is None:
         return 0  # (the child of a fork) its parent reported our task; the others are done
     return _report(c, where, result, as_json)
+
+
+def _term_interrupts() -> None:
+    """SIGTERM (a tool cancelling the command, a supervisor stopping it) ends a land as Ctrl-C
+    does: a waiting task is withdrawn, a conductor gives back what it had not published.
+    Killed by it outright, a waiting lander left its task 'landing' until it was landed again."""
+    import signal
+    import threading
+
+    def interrupt(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def _handed_over(c: Ctx, t: Task, req: LandRequest, handed: dict[str, object], say: Say) -> LandResult:
