@@ -207,11 +207,16 @@ def test_ctrl_z_stops_the_land_with_the_command_and_fg_resumes_both(project: Rep
     lander = project.spawn("land", "t1", "--gate", f"touch {started}; while [ ! -f {release} ]; do sleep 0.05; done")
     wait_for(started.exists, "t1's gate to start")
     child = next(t["holder"]["pid"] for t in project.state()["tasks"] if t["name"] == "t1")
-    lander.send_signal(signal.SIGTSTP)  # what the terminal sends the command on Ctrl-Z
-    wait_for(lambda: locks.process_stopped(lander.pid) and locks.process_stopped(child), "both to stop")
-    lander.send_signal(signal.SIGCONT)  # 'fg'
-    wait_for(lambda: not locks.process_stopped(child), "the land to go on")
-    release.write_text("go\n")
+    try:
+        lander.send_signal(signal.SIGTSTP)  # what the terminal sends the command on Ctrl-Z
+        wait_for(lambda: locks.process_stopped(lander.pid) and locks.process_stopped(child), "both to stop")
+        lander.send_signal(signal.SIGCONT)  # 'fg'
+        wait_for(lambda: not locks.process_stopped(child), "the land to go on")
+    finally:  # never leave this test's processes stopped
+        for pid in (lander.pid, child):
+            if locks.pid_alive(pid):
+                os.kill(pid, signal.SIGCONT)
+        release.write_text("go\n")
     out, err = lander.communicate(timeout=60)
     assert lander.returncode == 0, err
     assert out.splitlines()[0].startswith("landed 't1' at ")
