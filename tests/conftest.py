@@ -208,6 +208,34 @@ def project(remote_repo: Repo) -> Repo:
     return r
 
 
+def queued_landers(
+    r: Repo,
+    names: list[str],
+    *extra: str,
+    spawn: Callable[[str], subprocess.Popen[str]] | None = None,
+    during: Callable[[list[subprocess.Popen[str]]], object] | None = None,
+) -> list[subprocess.Popen[str]]:
+    """The landers of ``names`` join the land queue in that order while the test holds it
+    (``spawn`` starts one; by default 'wtp land NAME *extra'); ``during`` is given them once
+    they all wait; then the queue is let go, and the first of them conducts the others."""
+    from worktree_par.gates import Gate
+    from worktree_par.land.request import QUEUE
+    from worktree_par.state import Store
+
+    queue = Gate(Store(r.path / ".git"), QUEUE)
+    queue.acquire()
+    try:
+        procs: list[subprocess.Popen[str]] = []
+        for n, name in enumerate(names, 2):
+            procs.append(spawn(name) if spawn is not None else r.spawn("land", name, *extra))
+            wait_for(lambda n=n: len(queue.tickets()) >= n, f"{name} to join the land queue")  # type: ignore[misc]
+        if during is not None:
+            during(procs)
+    finally:
+        queue.release()
+    return procs
+
+
 @pytest.fixture
 def repo_factory(tmp_path: Path) -> Iterator[Callable[..., Repo]]:
     n = 0

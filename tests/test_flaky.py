@@ -8,27 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .conftest import Repo, wait_for
+from .conftest import Repo
 from .test_queue import _first_parents_pass, _land_all_at_once, _runs, _tasks
-
-
-def _land_in_order(r: Repo, names: list[str], *extra: str) -> list[tuple[int, str, str]]:
-    """Landers queued in this order while the queue is held, then let go."""
-    from worktree_par.gates import Gate
-    from worktree_par.land.request import QUEUE
-    from worktree_par.state import Store
-
-    queue = Gate(Store(r.path / ".git"), QUEUE)
-    queue.acquire()
-    try:
-        procs = []
-        for n, name in enumerate(names, 2):
-            procs.append(r.spawn("land", name, *extra))
-            wait_for(lambda n=n: len(queue.tickets()) == n, f"{name} in the queue")  # type: ignore[misc]
-    finally:
-        queue.release()
-    outs = [p.communicate(timeout=120) for p in procs]
-    return [(p.returncode, o, e) for p, (o, e) in zip(procs, outs)]
 
 
 def _flaky_gate(tmp: Path, task: str) -> str:
@@ -42,7 +23,7 @@ def _flaky_gate(tmp: Path, task: str) -> str:
 def test_a_gate_red_once_is_confirmed_and_the_good_task_lands(project: Repo, tmp_path: Path) -> None:
     _tasks(project, 5)
     gate = _flaky_gate(tmp_path, "t3")
-    results = _land_in_order(project, [f"t{i}" for i in range(1, 6)], "--gate", gate)
+    results = _land_all_at_once(project, [f"t{i}" for i in range(1, 6)], "--gate", gate)
     assert [code for code, _, _ in results] == [0] * 5, results
     assert 5 <= _runs(tmp_path) <= 5 + 2  # the flaky red cost at most two extra runs
     assert sorted(_first_parents_pass(project)) == sorted([f"t{i} work" for i in range(1, 6)] + ["the test", "initial"])
@@ -70,7 +51,7 @@ def test_a_candidate_above_that_passes_vouches_for_a_red_being_confirmed(project
         f'echo "$WTP_TASK" >> {tmp_path}/runs; if [ "$WTP_TASK" = t1 ]; then '
         f"if [ -e {tmp_path}/flaked ]; then sleep 60; fi; touch {tmp_path}/flaked; exit 1; fi; ./check.sh"
     )
-    results = _land_in_order(project, ["t1", "t2"], "--gate", gate)  # t1 below t2 in the stack
+    results = _land_all_at_once(project, ["t1", "t2"], "--gate", gate)  # t1 below t2 in the stack
     assert [code for code, _, _ in results] == [0, 0], results
     assert "the gate exited 1 on the candidate of 't1', then passed (vouched by 't2')" in results[0][1]
     assert "landed in one push together with 't2'" in results[0][1]

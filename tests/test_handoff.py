@@ -16,7 +16,7 @@ from typing import Any
 
 from worktree_par import locks
 
-from .conftest import Repo, wait_for
+from .conftest import Repo, queued_landers, wait_for
 
 HANDED = re.compile(r"the land queue goes on for 't2' in the background \(pid (\d+), log: (\S+)\)")
 
@@ -30,24 +30,14 @@ def _tasks(r: Repo, *names: str, broken: str = "") -> None:
 def _stacked(r: Repo, gate: str, *first: str, **popen: Any) -> list[subprocess.Popen[str]]:
     """t1 and t2 join the queue while it is held, in that order: t1's lander (with the
     options ``first``, started with ``popen``'s arguments) conducts both."""
-    from worktree_par.gates import Gate
-    from worktree_par.land.request import QUEUE
-    from worktree_par.state import Store
 
-    queue = Gate(Store(r.path / ".git"), QUEUE)
-    queue.acquire()
-    try:
-        procs = []
-        for n, name in enumerate(("t1", "t2"), 2):
-            if name == "t1" and (first or popen):
-                argv = [sys.executable, "-m", "worktree_par", "land", "t1", "--gate", gate, *first]
-                procs.append(subprocess.Popen(argv, cwd=r.path, text=True, **{"stdout": PIPE, "stderr": PIPE, **popen}))
-            else:
-                procs.append(r.spawn("land", name, "--gate", gate))
-            wait_for(lambda n=n: len(queue.tickets()) >= n, f"{name} to join the queue")  # type: ignore[misc]
-    finally:
-        queue.release()
-    return procs
+    def spawn(name: str) -> subprocess.Popen[str]:
+        if name != "t1" or not (first or popen):
+            return r.spawn("land", name, "--gate", gate)
+        argv = [sys.executable, "-m", "worktree_par", "land", "t1", "--gate", gate, *first]
+        return subprocess.Popen(argv, cwd=r.path, text=True, **{"stdout": PIPE, "stderr": PIPE, **popen})
+
+    return queued_landers(r, ["t1", "t2"], spawn=spawn)
 
 
 def _gone(pid: int) -> bool:
@@ -244,23 +234,19 @@ def test_a_caller_that_ignores_sigchld_does_not_make_a_red_gate_green(project: R
 def test_sigterm_to_a_waiting_lander_withdraws_its_task(project: Repo) -> None:
     """A tool that cancels a command with SIGTERM: the land is withdrawn as by Ctrl-C, not
     left 'landing' with nobody landing it."""
-    from worktree_par.gates import Gate
-    from worktree_par.land.request import QUEUE
-    from worktree_par.state import Store
-
     _tasks(project, "t1")
-    queue = Gate(Store(project.path / ".git"), QUEUE)
-    queue.acquire()
-    try:
-        lander = project.spawn("land", "t1", "--gate", "./check.sh")
-        wait_for(lambda: len(queue.tickets()) == 2, "t1 to wait in the queue")
-        lander.send_signal(signal.SIGTERM)
-        _, err = lander.communicate(timeout=60)
-    finally:
-        queue.release()
+    ended: list[tuple[str, str]] = []
+
+    def cancel(landers: list[subprocess.Popen[str]]) -> None:  # while t1 waits in the held queue
+        landers[0].send_signal(signal.SIGTERM)
+        ended.append(landers[0].communicate(timeout=60))
+
+    (lander,) = queued_landers(project, ["t1"], "--gate", "./check.sh", during=cancel)
+    err = ended[0][1]
     assert lander.returncode == 130, err
     assert err.splitlines()[-2:] == [
         "interrupted: 'main' untouched by this land, task 't1' is active again",
         "wtp: interrupted",
     ]
     assert _states(project) == {"t1": "active"}
+

@@ -6,13 +6,12 @@ the land waited is not rebased, and a commit reworded while it waited is not dro
 from __future__ import annotations
 
 import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .conftest import Repo, wait_for
+from .conftest import Repo, queued_landers, wait_for
 
 
 def _start(r: Repo, name: str, files: dict[str, str]) -> Path:
@@ -23,24 +22,6 @@ def _start(r: Repo, name: str, files: dict[str, str]) -> Path:
 
 def _record(r: Repo, name: str) -> dict:
     return next(t for t in r.state()["tasks"] if t["name"] == name)
-
-
-def _in_queue(r: Repo, names: list[str], *extra: str) -> list[subprocess.Popen[str]]:
-    """The landers of ``names`` join the queue, in that order, while it is held; then it is let go."""
-    from worktree_par.gates import Gate
-    from worktree_par.land.request import QUEUE
-    from worktree_par.state import Store
-
-    queue = Gate(Store(r.path / ".git"), QUEUE)
-    queue.acquire()
-    try:
-        procs = []
-        for n, name in enumerate(names, 2):
-            procs.append(r.spawn("land", name, *extra))
-            wait_for(lambda n=n: len(queue.tickets()) >= n, f"{name} to join the queue")  # type: ignore[misc]
-    finally:
-        queue.release()
-    return procs
 
 
 def _main_files(r: Repo) -> list[str]:
@@ -59,7 +40,7 @@ def test_a_batch_cut_below_its_top_publishes_nothing_ungated(project: Repo, tmp_
     }
     started, go = tmp_path / "started", tmp_path / "go"
     gate = f"touch {started}; while [ ! -f {go} ]; do sleep 0.05; done; test ! -e BROKEN || test -e FIX"
-    landers = _in_queue(project, ["t1", "t2", "t3"], "--mode", "batch", "--gate", gate)
+    landers = queued_landers(project, ["t1", "t2", "t3"], "--mode", "batch", "--gate", gate)
     wait_for(started.exists, "the batch's top to be gated")
     if how == "moved":
         project.commit({"late.txt": "late\n"}, "a late commit in t2", cwd=paths["t2"])
@@ -117,25 +98,9 @@ def test_a_recorded_fork_git_no_longer_has_does_not_crash_the_land(project: Repo
 
 
 def _while_waiting(r: Repo, name: str, during: Callable[[], object], *extra: str) -> tuple[int, str, str]:
-    (lander,) = _in_queue_then(r, name, during, *extra)
+    (lander,) = queued_landers(r, [name], *extra, during=lambda _landers: during())
     out, err = lander.communicate(timeout=120)
     return lander.returncode, out, err
-
-
-def _in_queue_then(r: Repo, name: str, during: Callable[[], object], *extra: str) -> list[subprocess.Popen[str]]:
-    from worktree_par.gates import Gate
-    from worktree_par.land.request import QUEUE
-    from worktree_par.state import Store
-
-    queue = Gate(Store(r.path / ".git"), QUEUE)
-    queue.acquire()
-    try:
-        lander = r.spawn("land", name, *extra)
-        wait_for(lambda: len(queue.tickets()) == 2, f"{name} to join the queue")
-        during()
-    finally:
-        queue.release()
-    return [lander]
 
 
 def test_a_head_switched_while_the_land_waited_is_not_rebased(project: Repo) -> None:

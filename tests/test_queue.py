@@ -13,7 +13,7 @@ from pathlib import Path
 
 from worktree_par.locks import pid_alive
 
-from .conftest import Repo, git, wait_for
+from .conftest import Repo, git, queued_landers, wait_for
 
 
 def _tasks(r: Repo, n: int, broken: set[int] | None = None) -> None:
@@ -34,20 +34,7 @@ def _runs(tmp: Path) -> int:
 
 def _land_all_at_once(r: Repo, names: list[str], *extra: str) -> list[tuple[int, str, str]]:
     """Start every lander while the queue is held, so they all wait in it; then let go."""
-    from worktree_par.gates import Gate
-    from worktree_par.land.request import QUEUE
-    from worktree_par.state import Store
-
-    queue = Gate(Store(r.path / ".git"), QUEUE)
-    queue.acquire()
-    try:
-        procs = [r.spawn("land", n, *extra) for n in names]
-        deadline = time.monotonic() + 30
-        while len(queue.tickets()) < len(names) + 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert len(queue.tickets()) == len(names) + 1
-    finally:
-        queue.release()
+    procs = queued_landers(r, names, *extra)
     outs = [p.communicate(timeout=120) for p in procs]
     return [(p.returncode, o, e) for p, (o, e) in zip(procs, outs)]
 
