@@ -30,8 +30,8 @@ from .round import Round
 from .status import QueueStatus
 from .window import Window
 
-MAX_ATTEMPTS = 10
-OwnDone = Callable[[list[str]], None]  # rebuilds when the base moves under us (other clones landing)
+MAX_ATTEMPTS = 10  # rebuilds when the base moves under us (other clones landing)
+OwnDone = Callable[[list[str]], None]  # told the others still in flight once our own task has its outcome
 
 
 def lead(ctx: Ctx, req: LandRequest, queue: Gate, say: Say, own_done: OwnDone | None = None) -> None:

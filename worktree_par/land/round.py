@@ -49,9 +49,8 @@ class Round:
         self.queue_file: Path | None = None  # the land queue's ticket file, which grows when a lander joins
         self._queue_seen: tuple[int, int, int, int] | None = None
         self._looked = 0.0
-        self.settled: Callable[[], None] | None = (
-            None  # called after each publication (the conductor's own task may be done)
-        )
+        # Called after each publication: the conductor's own task may have its outcome.
+        self.settled: Callable[[], None] | None = None
 
     def publish(self, k: int) -> publish.Outcome:
         """Publish stack[done:k] through the publication point; what waited for the landed
@@ -69,8 +68,6 @@ class Round:
                     self.settled()
                 tasks.promote_quietly(self.ctx, self.say)
             if out.race or out.refused is not None or out.done >= k or out.done == before:
-                if self.settled is not None:
-                    self.settled()
                 return out
 
     @property
