@@ -4,6 +4,7 @@ it (issue 28).  Real landers, real gates that wait on files the test writes."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -250,3 +251,23 @@ def test_sigterm_to_a_waiting_lander_withdraws_its_task(project: Repo) -> None:
     ]
     assert _states(project) == {"t1": "active"}
 
+
+def test_the_conductors_lander_returns_before_a_queued_tasks_setup_runs(project: Repo, tmp_path: Path) -> None:
+    """t1's landing frees the slot t3 waits for: the conductor starts t3, whose setup takes
+    as long as the test says, after telling t1's lander, which returns at once."""
+    release, gate_go = tmp_path / "setup-go", tmp_path / "gate-go"
+    setup = f'if [ "$WTP_TASK" = t3 ]; then while [ ! -f {release} ]; do sleep 0.05; done; fi'
+    project.commit({".wtp.toml": f"max_active = 2\n[setup]\nrun = [{json.dumps(setup)}]\n"}, "setup for t3")
+    project.git("push", "-q", "origin", "main")
+    assert project.wtp("trust").code == 0
+    _tasks(project, "t1", "t2")
+    assert project.wtp("start", "t3").code == 4  # queued for a slot
+    t1, t2 = _stacked(project, f'if [ "$WTP_TASK" = t2 ]; then while [ ! -f {gate_go} ]; do sleep 0.05; done; fi')
+    try:
+        out, err = t1.communicate(timeout=60)  # while t3's setup still waits
+        assert t1.returncode == 0, err
+        assert out.splitlines()[0].startswith("landed 't1' at ") and not release.exists()
+    finally:
+        release.write_text("go\n")
+        gate_go.write_text("go\n")
+    assert t2.communicate(timeout=60) and t2.returncode == 0

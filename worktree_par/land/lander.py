@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import crashpoints, removal, tasks, trust
+from .. import crashpoints, removal, trust
 from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, quiet
 from ..gates import Gate, OnChange
 from ..repo import Ctx
@@ -269,13 +269,13 @@ def finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say, later: list
         notes = [n for n in cur.note.split("; ") if n]
         result.messages = notes if mine else [f"task '{t.name}' was landed meanwhile, at {(cur.commit or '')[:12]}"]
         if mine:
-            # The slot and the task's claims are free from the moment it landed: start what
-            # waited for them before the clean-up, which takes a while in a large checkout.
+            # The slot and the task's claims are free from the moment it landed: the conductor
+            # started what waited for them right after the publication (Round.publish), before
+            # this clean-up; a lander does not run their setup again before it returns.
             if ctx.cfg.share:  # landed: the task no longer claims anything
                 from ..remote import sharing
 
                 sharing.withdraw(ctx, t.name)
-            tasks.promote_quietly(ctx, say)
             tidy = Tidy(ctx, cur, keep, say)
             if later is None:
                 result.messages += tidy()
