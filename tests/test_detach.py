@@ -167,12 +167,15 @@ def test_a_stopped_background_lander_is_not_handed_tickets(project: Repo, tmp_pa
     first = project.wtp_proc("land", "t1", "--detach", "--gate", gate)
     assert first.code == 0, first.err
     (lander,) = {e["pid"] for e in json.loads(project.wtp_proc("queue", "--json").out)["entries"]}
-    state_lock = Store(project.path / ".git").lock()
+    # stopped holding the state lock or the queue's ticket lock, every command would rightly wait for it
+    held = [Store(project.path / ".git").lock(), _queue_gate(project).meta]
     while True:  # stopped (Ctrl-Z, a debugger) between two writes: it could not serve a ticket now
         os.kill(lander, signal.SIGSTOP)
         wait_for(lambda: process_stopped(lander), "the lander to stop")
-        if state_lock.try_acquire():  # stopped holding the state lock, every command would wait for it
-            state_lock.release()
+        free = [lock for lock in held if lock.try_acquire()]
+        for lock in free:
+            lock.release()
+        if len(free) == len(held):
             break
         os.kill(lander, signal.SIGCONT)
     try:
