@@ -126,4 +126,5 @@ def test_a_commit_reworded_while_the_land_waited_is_kept(project: Repo) -> None:
         "./check.sh",
     )
     assert code == 1 and "wtp did not make while landing" in err, err  # kept on the branch, untested
+    assert err.count("refs/wtp/archive-pre-land/t1/") == 1, err  # the pre-land tip's ref, named once
     assert project.git("log", "-1", "--format=%s", "wtp/t1") == "t1 work, reworded"

@@ -53,8 +53,8 @@ def blocked(ctx: Ctx, e: Entry, err: LandBlocked | WouldLoseWork) -> None:
             kept = give_back(ctx, e)
         except WouldLoseWork as w:
             kept = w.message
-    elif pre := guard.keep_pre_land(ctx, e.task, e.tip):  # the branch stays on the candidate
-        kept = f"its pre-land tip is kept under {pre}"
+    elif (pre := guard.keep_pre_land(ctx, e.task, e.tip)) and pre not in str(err):  # the branch stays on the candidate
+        kept = f"its pre-land tip is kept under {pre}"  # (said once: the refusal may name it already)
     e.outcome, e.error = BLOCKED, err
     paths = err.paths if isinstance(err, LandBlocked) else []
     note = f"{err}; {kept}" if kept else str(err)
