@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -87,10 +86,7 @@ def test_the_same_task_landed_twice_at_once_lands_once(remote_repo: Repo) -> Non
     queue.acquire()
     try:
         procs = [r.spawn("land", "a", "--timeout", "60") for _ in range(2)]
-        deadline = time.monotonic() + 30
-        while len(queue.tickets()) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(queue.tickets()) == 3
+        wait_for(lambda: len(queue.tickets()) == 3, "both landers to join the held queue")
     finally:
         queue.release()
     outs = [p.communicate(timeout=60) for p in procs]
@@ -257,13 +253,13 @@ def test_a_lander_killed_mid_gate_neither_wedges_the_queue_nor_loses_commits(rem
     tip_a = r.git("rev-parse", "HEAD", cwd=pa)
     started = tmp_path / "gate-started"
     lander = r.spawn("land", "a", "--gate", f"touch {started}; sleep 60")
-    for _ in range(300):
-        if started.exists():
-            break
-        time.sleep(0.05)
-    assert started.exists()
+    wait_for(started.exists, "a's gate to start")
     os.kill(lander.pid, signal.SIGKILL)
     lander.wait()
+    (listed,) = [t for t in r.wtp("list", "--json").json()["tasks"] if t["name"] == "a"]
+    assert listed["problem"] == (  # what takes it up again: 'wtp start a' would only say it is landing
+        "interrupted while landing (run 'wtp land a' to land it again, or 'wtp doctor --fix' to settle it)"
+    )
     b = r.wtp_proc("land", "b", "--timeout", "30")
     assert b.code == 0, b.err
     assert git(r.remote, "log", "--format=%s", "main").splitlines() == ["b: work", "initial"]

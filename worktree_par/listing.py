@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import gitops
 from .repo import Ctx
-from .state import FINAL, LANDED, LANDING, LIVE, Task, interrupted
+from .state import CREATING, FINAL, LANDED, LANDING, LANDING_PHASE, LIVE, REMOVING, Task, interrupted
 
 
 class TaskInfo:
@@ -25,6 +25,16 @@ class TaskInfo:
         self.when = 0
 
 
+# What takes an interrupted operation up again, by its phase: the command that was interrupted
+# completes it (a land rolls back what it had begun and lands again), or doctor settles it.
+_DOCTOR = "'wtp doctor --fix' to settle it"
+_RESUME = {
+    CREATING: "run 'wtp start {t}' to complete it, or {doctor}",
+    LANDING_PHASE: "run 'wtp land {t}' to land it again, or {doctor}",
+    REMOVING: "run 'wtp rm {t}' to complete it, or {doctor}",
+}
+
+
 def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
     info = TaskInfo(t)
     if t.state not in LIVE or not t.path:
@@ -40,7 +50,9 @@ def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
         info.problem = f"broken: {broken} (run 'wtp doctor --fix')"
         return info
     if interrupted(t):
-        info.problem = f"interrupted while {t.phase} (run 'wtp start {t.name}' or 'wtp doctor --fix')"
+        info.problem = (
+            f"interrupted while {t.phase} ({_RESUME.get(t.phase, 'run {doctor}').format(t=t.name, doctor=_DOCTOR)})"
+        )
     info.op, _ = gitops.in_progress(path)
     if info.op and not info.problem:
         verb = "rebase" if info.op == "am" else info.op

@@ -69,7 +69,7 @@ def task_table(infos: list[TaskInfo], ctx: Ctx, here: str | None = None) -> None
         t = i.task
         state = (
             t.state
-            + (f" ({t.phase})" if t.phase else "")
+            + (f" ({t.phase})" if t.phase and t.phase != t.state else "")  # not 'landing (landing)'
             + (f" ({_ING.get(i.op, i.op)})" if i.op else "")
             + (" setup-failed" if t.setup.startswith("failed") else "")
         )
