@@ -54,3 +54,18 @@ def test_an_unborn_branch(tmp_path: Path) -> None:
     got = gitops.head_status(wt)
     assert got == (None, "refs/heads/trunk", ["first.txt"])
     assert got == _both(wt)
+
+
+def test_a_land_never_has_status_count_how_far_a_branch_is_from_its_upstream(remote_repo: Repo) -> None:
+    """On a task branch far from an upstream, counting ahead/behind walks both histories: a
+    cost the land does not need (it reads HEAD, the branch and the dirt)."""
+    r = remote_repo
+    wt = Path(r.wtp("start", "a").lines[-1])
+    r.commit({"a.txt": "a\n"}, "a work", cwd=wt)
+    git(wt, "branch", "-q", "--set-upstream-to=origin/main")  # an upstream, as a tracking branch has
+    out = r.wtp_proc("land", "a", "--gate", "true", env={"WTP_TRACE": "1"})
+    assert out.code == 0, out.err
+    statuses = [line for line in out.err.splitlines() if line.startswith("wtp trace: git ") and " status " in line]
+    with_branch = [line for line in statuses if " --branch" in line]
+    assert with_branch, statuses  # the land asks status for HEAD and the branch
+    assert all(" --no-ahead-behind" in line for line in with_branch), with_branch

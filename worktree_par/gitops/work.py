@@ -128,6 +128,8 @@ def relink(root: Path, common: Path, wt: Path, branch: str, lock: Path) -> str:
 # land conductor runs git there): --no-optional-locks keeps them from writing the index back,
 # which takes index.lock and made a concurrent rebase or commit there fail.
 STATUS_ARGS = ["--no-optional-locks", "status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"]
+# With the '# branch.*' headers, not the distance to an upstream (a walk of both histories).
+BRANCH_STATUS_ARGS = [*STATUS_ARGS, "--branch", "--no-ahead-behind"]
 
 
 def status_paths(wt: Path) -> list[str]:
@@ -184,15 +186,21 @@ class Dirty(NamedTuple):
 
 def dirty_of(wt: Path) -> Dirty:
     """status_paths and HEAD in one call (the '# branch.oid' header)."""
-    out = run([*STATUS_ARGS, "--branch"], wt).out
-    head = None
+    headers, out = _branch_status(wt)
+    oid = headers.get("branch.oid", "")
+    return Dirty(parse_status(out), Sha(oid) if is_object_id(oid) else None)
+
+
+def _branch_status(wt: Path) -> tuple[dict[str, str], str]:
+    """A status with its '# branch.*' headers, as {'branch.oid': ..., 'branch.head': ...}."""
+    out = run(BRANCH_STATUS_ARGS, wt).out
+    headers = {}
     for field in out.split("\0"):
         if not field.startswith("# "):
             break
-        if field.startswith("# branch.oid "):
-            oid = field[len("# branch.oid ") :]
-            head = Sha(oid) if is_object_id(oid) else None
-    return Dirty(parse_status(out), head)
+        key, _, value = field[2:].partition(" ")
+        headers[key] = value
+    return headers, out
 
 
 class HeadStatus(NamedTuple):
@@ -204,19 +212,11 @@ class HeadStatus(NamedTuple):
 
 
 def head_status(wt: Path) -> HeadStatus:
-    """``head`` and ``status_paths`` in one call: the status's '# branch.oid' and
-    '# branch.head' headers name the commit and the branch.  A HEAD that status shows as
-    '(detached)', or '(null)' (attached to a ref outside refs/heads), names a branch may
-    also have, is asked of git again (``head``)."""
-    out = run([*STATUS_ARGS, "--branch"], wt).out
-    oid = name = ""
-    for field in out.split("\0"):
-        if not field.startswith("# "):
-            break
-        if field.startswith("# branch.oid "):
-            oid = field[len("# branch.oid ") :]
-        elif field.startswith("# branch.head "):
-            name = field[len("# branch.head ") :]
+    """``head`` and ``status_paths`` in one call (the '# branch.oid' and '# branch.head'
+    headers).  A HEAD status shows as '(detached)', or '(null)' (attached to a ref outside
+    refs/heads), names a branch may also have, is asked of git again (``head``)."""
+    headers, out = _branch_status(wt)
+    oid, name = headers.get("branch.oid", ""), headers.get("branch.head", "")
     if not name or name.startswith("("):
         head_, attached = head(wt)
         return HeadStatus(head_, attached, parse_status(out))
