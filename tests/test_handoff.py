@@ -271,3 +271,36 @@ def test_the_conductors_lander_returns_before_a_queued_tasks_setup_runs(project:
         release.write_text("go\n")
         gate_go.write_text("go\n")
     assert t2.communicate(timeout=60) and t2.returncode == 0
+
+
+def test_a_task_started_again_under_a_landed_name_is_stacked_by_the_running_conductor(
+    project: Repo, tmp_path: Path
+) -> None:
+    """The conductor knew 't2' by name: a new 't2' (another task, started after the first
+    landed) waited for the conductor to end before it was even built."""
+    _tasks(project, "t1", "t2", "t3")
+    release = tmp_path / "release"
+    gate = f'if [ "$WTP_TASK" = t3 ]; then while [ ! -f {release} ]; do sleep 0.05; done; fi; ./check.sh'
+    t1, t2, t3 = queued_landers(project, ["t1", "t2", "t3"], "--gate", gate)
+    try:
+        for lander in (t1, t2):
+            assert lander.wait(timeout=60) == 0, lander.communicate()[1]
+        p = Path(project.wtp("start", "t2").lines[-1])  # the name is free again: a new task
+        project.commit({"t2-again.txt": "x\n"}, "t2 again", cwd=p)
+        again = project.spawn("land", "t2", "--gate", gate)
+        gated = lambda: [e["gate"] for e in project.wtp("queue", "--json").json()["entries"] if e["task"] == "t2"]  # noqa: E731
+        wait_for(
+            lambda: any(g.startswith("gating") for g in gated()),
+            "the conductor to gate the new t2 while t3's gate waits",
+        )
+        assert t3.poll() is None and again.poll() is None
+    finally:
+        release.write_text("go\n")
+    for lander in (t3, again):
+        assert lander.wait(timeout=60) == 0, lander.communicate()[1]
+    assert project.git("log", "--format=%s", "-4", "origin/main").splitlines() == [
+        "t2 again",
+        "t3 work",
+        "t2 work",
+        "t1 work",
+    ]

@@ -66,13 +66,18 @@ class _Taker:
 
     def __init__(self, ctx: Ctx, req: LandRequest, own: Entry, queue: Gate, say: Say) -> None:
         self.ctx, self.req, self.own, self.queue, self.say = ctx, req, own, queue, say
-        self.seen = {own.name}
+        self.seen = {(own.name, own.task.seq)}  # a task by name and seq: one started again is another
 
     def followers(self, n: int, tickets: list[dict[str, object]] | None = None) -> list[Entry]:
         wanted: list[tuple[LandRequest, int]] = []  # in queue order
         for ticket in self.queue.tickets() if tickets is None else tickets:
             other = LandRequest.from_json(ticket.get("data"))
-            if other is None or other.task in self.seen or other.push != self.req.push or other.mode != self.req.mode:
+            if (
+                other is None
+                or (other.task, other.seq) in self.seen
+                or other.push != self.req.push
+                or other.mode != self.req.mode
+            ):
                 continue
             if self.req.mode == "batch" and other.gate != self.req.gate:
                 continue
@@ -92,7 +97,7 @@ class _Taker:
                 e = _take(self.ctx, other, seq, self.say, backups)
                 if e is None:
                     continue
-                self.seen.add(e.name)
+                self.seen.add((e.name, e.task.seq))
                 if e.task.base != self.own.task.base:
                     self.ctx.store.update(e.task, phase="", holder=None, ticket=None)  # not ours to land this time
                     continue
@@ -122,7 +127,7 @@ class _Taker:
                 tip = tips.get(guard.backup_ref(req.task))
                 if cur is None or cur.seq != req.seq or cur.state != LANDING or cur.phase or cur.intent or not tip:
                     continue
-                self.seen.add(cur.name)
+                self.seen.add((cur.name, cur.seq))
                 if cur.base != self.own.task.base:
                     cur.holder, cur.ticket = None, None  # not ours to land this time
                     continue
