@@ -317,7 +317,7 @@ def test_commands_started_by_threads_at_once_share_one_guardian(tmp_path: Path) 
     every group it was told about.  One guardian, and every command still running."""
     import threading
 
-    from worktree_par import procs
+    from worktree_par import guarded
 
     def guardians() -> list[int]:
         found = []
@@ -333,14 +333,14 @@ def test_commands_started_by_threads_at_once_share_one_guardian(tmp_path: Path) 
                 found.append(int(entry))
         return found
 
-    old, procs._shared = procs._shared, procs._Shared()
-    fresh = procs._shared
-    runs: list[procs.Guarded] = []
+    old, guarded._shared = guarded._shared, guarded._Shared()
+    fresh = guarded._shared
+    runs: list[guarded.Guarded] = []
     start, done = threading.Barrier(8), threading.Event()
 
     def run() -> None:
         start.wait()
-        runs.append(procs.Guarded(["sleep", "30"], tmp_path, dict(os.environ)))
+        runs.append(guarded.Guarded(["sleep", "30"], tmp_path, dict(os.environ)))
         done.wait()  # PR_SET_PDEATHSIG follows the thread that started the child: it stays
 
     threads = [threading.Thread(target=run) for _ in range(8)]
@@ -362,4 +362,4 @@ def test_commands_started_by_threads_at_once_share_one_guardian(tmp_path: Path) 
             assert fresh.proc.stdin is not None
             fresh.proc.stdin.close()
             fresh.proc.wait()
-        procs._shared = old
+        guarded._shared = old

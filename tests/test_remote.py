@@ -232,7 +232,7 @@ def test_doctor_withdraws_our_stale_claims_and_clears_old_ones_of_others_only_wh
 
 
 def test_a_guardian_with_a_lease_stops_the_command_when_no_renewal_comes(tmp_path: Path) -> None:
-    from worktree_par.procs import Guarded
+    from worktree_par.guarded import Guarded
 
     fed = Guarded(["sh", "-c", "sleep 1.5; echo ok"], tmp_path, dict(os.environ), lease=1)
     for _ in range(3):  # renewed in time: runs to its end

@@ -75,7 +75,7 @@ def copy_ignored(ctx: Ctx, task: Task, say: Say) -> list[str]:
 
 def run_setup(ctx: Ctx, task: Task, log: Path, say: Say) -> str | None:
     """Run setup commands in the worktree; None on success, else what failed."""
-    from .procs import run_guarded
+    from .guarded import run_guarded
 
     cmds = ctx.cfg.setup_run
     for i, cmd in enumerate(cmds, 1):

@@ -63,7 +63,7 @@ def gate_status(where: str | None, resource: str, as_json: bool = True, remote: 
 
 def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None = None, remote: bool = False) -> int:
     from .. import gates, isolate
-    from ..procs import run_guarded
+    from ..guarded import run_guarded
     from ..progress import Watch
     from ..remote import gates as remote_gates
     from ..state import LIVE

@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import gitops, guard, isolate
 from ..errors import Say
 from ..gitops import Sha
-from ..procs import run_guarded
+from ..guarded import run_guarded
 from ..repo import Ctx
 from . import verdicts
 from .entry import Entry, GateBroken

@@ -11,7 +11,7 @@ from typing import NamedTuple
 from .. import crashpoints, gitops, guard
 from ..errors import DirtyWorktree, GateFailed, GitError, LandBlocked, LandConflict, Refusal, Say, WouldLoseWork
 from ..gitops import Sha
-from ..procs import Guarded
+from ..guarded import Guarded
 from ..repo import Ctx, few
 from ..state import WITHDRAWN, Task
 from . import verdicts

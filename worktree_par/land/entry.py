@@ -7,7 +7,7 @@ from pathlib import Path
 from .. import gitops
 from ..errors import LandBlocked, WouldLoseWork
 from ..gitops import Sha
-from ..procs import Guarded
+from ..guarded import Guarded
 from ..state import Task
 
 

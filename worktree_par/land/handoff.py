@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import gitops, locks, procs
+from .. import gitops, guarded, locks
 
 PASSED_ON = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _PR_SET_PDEATHSIG = 1
@@ -100,7 +100,7 @@ class Handoff:
             out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         except OSError:
             return False
-        prctl = procs.libc_prctl()
+        prctl = guarded.libc_prctl()
         if prctl:
             prctl(_PR_SET_PDEATHSIG, 0)  # type: ignore[operator]
         if self.quiet is not None:
@@ -137,7 +137,7 @@ def _max_fd() -> int:
 def fork() -> Handoff | None:
     """Fork the land into a child that lands and a parent that waits; None where that cannot
     keep its promises (see the module's docstring), the land then running here."""
-    prctl = procs.libc_prctl()
+    prctl = guarded.libc_prctl()
     if not prctl or threading.active_count() > 1 or locks.held_any():
         return None
     try:

@@ -38,7 +38,7 @@ import time
 import uuid
 from typing import Any
 
-from .. import gitops, locks, procs, records
+from .. import gitops, guarded, locks, records
 from ..errors import ExitCode, RemoteTimeout, Say, UsageError, WaitTimeout, WtpError
 from ..repo import Ctx
 from .identity import clone_id
@@ -65,7 +65,7 @@ def ref_safe(name: str) -> str:
 def boottime() -> float:
     """Seconds on a clock that keeps counting while the machine sleeps (a suspended laptop
     must find its lease expired when it wakes), shared with the command's guardian."""
-    return procs.lease_clock()
+    return guarded.lease_clock()
 
 
 class RemoteGate:
@@ -358,7 +358,7 @@ def run_holding(
 ) -> int:
     """``wtp gate NAME --remote -- CMD``: CMD runs holding the remote gate, its lease renewed
     while it runs; a lost lease stops CMD's process group and ends with LeaseLost."""
-    from ..procs import Guarded
+    from ..guarded import Guarded
 
     lease = ctx.cfg.gate_lease
     gate = RemoteGate(ctx, name, remote, lease, say)

@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 from .. import locks
 from ..errors import Say, quiet
+from ..guarded import Guarded
 from ..land import verdicts
-from ..procs import Guarded
 from ..repo import Ctx
 from ..state import Task
 from . import trees
