@@ -1,13 +1,18 @@
-"""The queue's adaptive depth (issue 28): as Zuul's window, it starts at the cap
-(max_active), grows by one per task landed, is halved by a red that held, never below 2;
+"""The queue's adaptive depth (issue 28): as Zuul's window, it starts at the cap, grows by
+one per task landed, is halved by a red that held, never below 2; the cap is max_active and
+what the machine's cores can run of the gates, measured from the gate runs themselves;
 '[land] depth = N' fixes it.  'wtp queue' shows it."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from .conftest import Repo
 from .test_queue import _land_all_at_once, _tasks
+
+CORES = len(os.sched_getaffinity(0))
 
 
 def _depth(r: Repo) -> dict[str, object]:
@@ -16,11 +21,16 @@ def _depth(r: Repo) -> dict[str, object]:
     return depth
 
 
+def _window(window: int, cap: int = 5, *, adaptive: bool = True, gate_cores: float | None = None) -> dict[str, object]:
+    """'depth' as 'wtp queue --json' shows it; gates shorter than a second leave no measure."""
+    return {"window": window, "adaptive": adaptive, "floor": 2, "cap": cap, "cores": CORES, "gate_cores": gate_cores}
+
+
 def test_the_window_halves_on_a_red_and_grows_with_each_landed_task(project: Repo, tmp_path: Path) -> None:
-    assert _depth(project) == {"window": 5, "adaptive": True, "floor": 2, "cap": 5}
+    assert _depth(project) == _window(5)
     _tasks(project, 1, broken={1})
     assert project.wtp("land", "t1", "--gate", "./check.sh").code == 1
-    assert _depth(project) == {"window": 2, "adaptive": True, "floor": 2, "cap": 5}  # 5 // 2
+    assert _depth(project) == _window(2)  # 5 // 2
     for i in (2, 3, 4, 5):
         p = Path(project.wtp("start", f"t{i}").lines[-1])
         project.commit({f"f{i}.txt": f"{i}\n"}, f"t{i} work", cwd=p)
@@ -29,7 +39,7 @@ def test_the_window_halves_on_a_red_and_grows_with_each_landed_task(project: Rep
     # whichever lander conducts first: two in flight (its own and one behind it), twice
     stacked = [line for _, _, err in results for line in err.splitlines() if line.startswith("landing ")]
     assert len(stacked) == 2 and all(line.count("'") == 4 for line in stacked), stacked  # two in flight at first
-    assert _depth(project) == {"window": 5, "adaptive": True, "floor": 2, "cap": 5}  # 2 + 4 landed, capped at 5
+    assert _depth(project) == _window(5)  # 2 + 4 landed, capped at 5
 
 
 def test_a_fixed_depth_stays_fixed(project: Repo, tmp_path: Path) -> None:
@@ -37,5 +47,53 @@ def test_a_fixed_depth_stays_fixed(project: Repo, tmp_path: Path) -> None:
     project.git("push", "-q", "origin", "main")
     _tasks(project, 1, broken={1})
     assert project.wtp("land", "t1", "--gate", "./check.sh").code == 1
-    assert _depth(project) == {"window": 3, "adaptive": False, "floor": 2, "cap": 5}
+    assert _depth(project) == _window(3, adaptive=False)
     assert project.wtp("queue").lines == ["the land queue is empty"]
+
+
+# A gate that keeps every core busy for a second of CPU each (a test suite run in parallel).
+BURN = f"""{sys.executable} -c '
+import os, time
+kids = []
+for _ in range(len(os.sched_getaffinity(0))):
+    pid = os.fork()
+    if pid == 0:
+        t = time.process_time()
+        while time.process_time() - t < 1.0:
+            pass
+        os._exit(0)
+    kids.append(pid)
+for pid in kids:
+    os.waitpid(pid, 0)
+' && ./check.sh"""
+
+
+def test_gates_that_keep_the_cores_busy_cap_the_window_at_what_the_machine_runs(project: Repo) -> None:
+    _tasks(project, 1)
+    assert project.wtp("land", "t1", "--gate", BURN).code == 0
+    depth = _depth(project)
+    # One gate keeps every core busy: CORES cores over a run of 1 s, less when others slow it
+    # down (a run stretched k times shows CORES / k, and the cap is then about k).
+    gate_cores = depth["gate_cores"]
+    assert isinstance(gate_cores, float) and CORES / 4.5 < gate_cores <= CORES * 1.1, depth
+    assert 2 <= depth["cap"] < 5 and depth["cap"] == max(2, int(CORES / gate_cores)), depth
+    assert depth["window"] == depth["cap"], depth  # the window came down to it
+    for i in (2, 3, 4, 5):
+        p = Path(project.wtp("start", f"t{i}").lines[-1])
+        project.commit({f"f{i}.txt": f"{i}\n"}, f"t{i} work", cwd=p)
+    results = _land_all_at_once(project, ["t2", "t3", "t4", "t5"], "--gate", "./check.sh")
+    assert [code for code, _, _ in results] == [0] * 4, results
+    stacked = [line for _, _, err in results for line in err.splitlines() if line.startswith("landing ")]
+    assert stacked and all(line.count("'") // 2 <= depth["cap"] for line in stacked), stacked  # no more in flight
+    assert _depth(project)["gate_cores"] == gate_cores  # short gates leave the measure as it was
+
+
+def test_gates_that_wait_leave_the_cap_at_max_active(project: Repo) -> None:
+    _tasks(project, 1)
+    assert project.wtp("land", "t1", "--gate", "sleep 1.1 && ./check.sh").code == 0
+    depth = _depth(project)
+    gate_cores = depth["gate_cores"]
+    assert isinstance(gate_cores, float) and gate_cores < 0.3, depth  # a shell and a sleep: next to nothing
+    assert {k: v for k, v in depth.items() if k != "gate_cores"} == {
+        k: v for k, v in _window(5).items() if k != "gate_cores"
+    }

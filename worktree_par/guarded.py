@@ -5,11 +5,13 @@ guardian, and by wtp itself when it ends."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -205,6 +207,7 @@ class Guarded:
         log: Path | None = None,
         lease: float | None = None,
         since: float | None = None,
+        ended: Callable[[Guarded], None] | None = None,
     ) -> None:
         libc_prctl()
         out = open(log, "ab") if log else None
@@ -255,6 +258,11 @@ class Guarded:
         self.started = time.monotonic()
         self.code: int | None = None
         self.lease_expired = False  # the guardian stopped the command: its lease was not renewed in time
+        # Once it ended by itself: the CPU seconds it and what it waited for used, and its
+        # wall seconds (the land queue's window learns from them how many the machine can run).
+        self.cpu: float | None = None
+        self.wall: float | None = None
+        self.ended = ended  # told then
 
     def feed(self, sent: float | None = None) -> None:
         """Tell a guardian with a lease that the lease was renewed by a renewal sent at
@@ -271,13 +279,16 @@ class Guarded:
         if self.code is None and self.guardian is None:
             _shared.check()
         if self.code is None:
+            before = _children_cpu()
             rc = self.proc.poll()
             if rc is not None:
+                self._ended(before)
                 self._done(rc)
         return self.code
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the command; on timeout or Ctrl-C its whole group is killed."""
+        before = _children_cpu()
         try:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -286,9 +297,18 @@ class Guarded:
         except KeyboardInterrupt:
             self.stop()
             raise
+        if self.code is None:
+            self._ended(before)
         self._done(rc)
         assert self.code is not None
         return self.code
+
+    def _ended(self, before: float) -> None:
+        """Reaped just now, by itself: what it used is the reaper's children's time since
+        ``before`` (this process reaps nothing else between the two looks)."""
+        self.cpu, self.wall = max(0.0, _children_cpu() - before), time.monotonic() - self.started
+        if self.ended is not None:
+            self.ended(self)
 
     def stop(self) -> None:
         """Kill the command's whole process group now."""
@@ -311,6 +331,11 @@ class Guarded:
             except OSError:
                 pass  # it is gone already (it stopped the group when the lease ran out)
             self.lease_expired = self.guardian.wait() == 3
+
+
+def _children_cpu() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
 
 
 def run_guarded(

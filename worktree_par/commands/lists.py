@@ -122,6 +122,8 @@ def queue(where: str | None, as_json: bool = False) -> int:
             ],
         )
         how = f"adaptive, {depth['floor']} to {depth['cap']}" if depth.get("adaptive") else "fixed: [land] depth"
+        if depth.get("adaptive") and depth.get("gate_cores") and depth["cap"] != max(1, c.cfg.max_active):
+            how += f"; a gate keeps {depth['gate_cores']} of the {depth['cores']} cores busy"
         print(f"depth: {depth['window']} in flight ({how})")
     return 0
 

@@ -242,7 +242,7 @@ def start_gate(ctx: Ctx, e: Entry, say: Say, status: QueueStatus) -> None:
     say(f"gate: {e.gate} on the candidate of '{e.name}' (attempt {e.attempts}); log: {e.log}")
     e.reds, e.red_code, e.flaky, e.halted, e.red = 0, 0, "", False, False
     env = {**isolate.task_env(ctx, e.task), "WTP_CANDIDATE": e.published_commit}
-    e.run = Guarded(["/bin/sh", "-c", e.gate], e.wt, env, e.log)
+    e.run = Guarded(["/bin/sh", "-c", e.gate], e.wt, env, e.log, ended=status.gate_ran)
     status.set(e, "gating")
 
 
@@ -257,7 +257,7 @@ def _rerun(ctx: Ctx, e: Entry, status: QueueStatus) -> None:
     with open(e.log, "a") as f:
         f.write(f"\n# exited {e.run.code}: re-run {e.reds}/{ctx.cfg.land_confirm_red} to confirm the red\n")
     env = {**isolate.task_env(ctx, e.task), "WTP_CANDIDATE": e.published_commit}
-    e.run = Guarded(["/bin/sh", "-c", e.gate], e.wt, env, e.log)
+    e.run = Guarded(["/bin/sh", "-c", e.gate], e.wt, env, e.log, ended=status.gate_ran)
     status.set(e, "confirming")
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import time
 
+from ..guarded import Guarded
 from ..repo import Ctx
 from .entry import Entry
 from .window import Window
@@ -26,6 +27,12 @@ class QueueStatus:
 
     def show_window(self) -> None:
         self._write()
+
+    def gate_ran(self, run: Guarded) -> None:
+        """A gate ended by itself: the window learns how much of the machine one takes."""
+        if self.window is not None and run.cpu is not None and run.wall is not None:
+            self.window.gate_ran(run.cpu, run.wall)
+            self._write()
 
     def _write(self) -> None:
         tmp = self.path.with_name(f".queue-status-{os.getpid()}.tmp")
