@@ -26,18 +26,23 @@ def _window(window: int, cap: int = 5, *, adaptive: bool = True, gate_cores: flo
     return {"window": window, "adaptive": adaptive, "floor": 2, "cap": cap, "cores": CORES, "gate_cores": gate_cores}
 
 
+def _land_four_at_once(r: Repo) -> list[str]:
+    """t2..t5 landed at once with a quick gate: the conductors' 'landing ... behind ...' lines."""
+    for i in (2, 3, 4, 5):
+        p = Path(r.wtp("start", f"t{i}").lines[-1])
+        r.commit({f"f{i}.txt": f"{i}\n"}, f"t{i} work", cwd=p)
+    results = _land_all_at_once(r, ["t2", "t3", "t4", "t5"], "--gate", "./check.sh")
+    assert [code for code, _, _ in results] == [0] * 4, results
+    return [line for _, _, err in results for line in err.splitlines() if line.startswith("landing ")]
+
+
 def test_the_window_halves_on_a_red_and_grows_with_each_landed_task(project: Repo, tmp_path: Path) -> None:
     assert _depth(project) == _window(5)
     _tasks(project, 1, broken={1})
     assert project.wtp("land", "t1", "--gate", "./check.sh").code == 1
     assert _depth(project) == _window(2)  # 5 // 2
-    for i in (2, 3, 4, 5):
-        p = Path(project.wtp("start", f"t{i}").lines[-1])
-        project.commit({f"f{i}.txt": f"{i}\n"}, f"t{i} work", cwd=p)
-    results = _land_all_at_once(project, ["t2", "t3", "t4", "t5"], "--gate", "./check.sh")
-    assert [code for code, _, _ in results] == [0] * 4, results
+    stacked = _land_four_at_once(project)
     # whichever lander conducts first: two in flight (its own and one behind it), twice
-    stacked = [line for _, _, err in results for line in err.splitlines() if line.startswith("landing ")]
     assert len(stacked) == 2 and all(line.count("'") == 4 for line in stacked), stacked  # two in flight at first
     assert _depth(project) == _window(5)  # 2 + 4 landed, capped at 5
 
@@ -78,12 +83,7 @@ def test_gates_that_keep_the_cores_busy_cap_the_window_at_what_the_machine_runs(
     assert isinstance(gate_cores, float) and CORES / 4.5 < gate_cores <= CORES * 1.1, depth
     assert 2 <= depth["cap"] < 5 and depth["cap"] == max(2, int(CORES / gate_cores)), depth
     assert depth["window"] == depth["cap"], depth  # the window came down to it
-    for i in (2, 3, 4, 5):
-        p = Path(project.wtp("start", f"t{i}").lines[-1])
-        project.commit({f"f{i}.txt": f"{i}\n"}, f"t{i} work", cwd=p)
-    results = _land_all_at_once(project, ["t2", "t3", "t4", "t5"], "--gate", "./check.sh")
-    assert [code for code, _, _ in results] == [0] * 4, results
-    stacked = [line for _, _, err in results for line in err.splitlines() if line.startswith("landing ")]
+    stacked = _land_four_at_once(project)
     assert stacked and all(line.count("'") // 2 <= depth["cap"] for line in stacked), stacked  # no more in flight
     assert _depth(project)["gate_cores"] == gate_cores  # short gates leave the measure as it was
 
