@@ -86,6 +86,9 @@ def test_gates_that_keep_the_cores_busy_cap_the_window_at_what_the_machine_runs(
     stacked = _land_four_at_once(project)
     assert stacked and all(line.count("'") // 2 <= depth["cap"] for line in stacked), stacked  # no more in flight
     assert _depth(project)["gate_cores"] == gate_cores  # short gates leave the measure as it was
+    project.commit({".wtp.toml": 'max_active = 5\n[land]\nmode = "batch"\n'}, "batch mode")
+    project.git("push", "-q", "origin", "main")
+    assert _depth(project)["cap"] == 5  # a batch of any size is one gate run: the cores do not cap it
 
 
 def test_gates_that_wait_leave_the_cap_at_max_active(project: Repo) -> None:

@@ -6,8 +6,8 @@ held (never below the floor, 2), and is kept between conductors in a small file 
 state dir (a courtesy: losing it starts at the cap).
 
 The cap is what the machine can run: ``max_active`` (each task gating in its own worktree
-is what the repository was set up for), and no more gates at once than the cores can keep
-busy.  Each gate run of a second or more says how much of a core it kept busy (its CPU
+is what the repository was set up for), and, in speculative mode, no more gates at once
+than the cores can keep busy.  Each gate run of a second or more says how much of a core it kept busy (its CPU
 seconds over its wall seconds); the most any of the last few did is a gate's demand, and
 the cap is the cores over it.  A gate that waits on the network or a remote CI uses
 almost nothing and leaves the cap at ``max_active``; a test suite that keeps a core busy
@@ -34,7 +34,7 @@ class Window:
     """One conductor's depth: ``value`` now, ``fixed`` when the config sets it."""
 
     def __init__(self, ctx: Ctx, mode: str = "speculative") -> None:
-        self.ctx = ctx
+        self.ctx, self.mode = ctx, mode
         self.limit = max(1, ctx.cfg.max_active)
         self.cores = _cores()
         self.fixed = mode == "serial" or ctx.cfg.land_depth > 0
@@ -60,7 +60,7 @@ class Window:
 
     def _cap(self) -> int:
         d = self.demand
-        if not d:
+        if not d or self.mode != "speculative":  # a batch's size is not gates at once: one gate runs it
             return self.limit
         return max(self.floor, min(self.limit, int(self.cores / d)))
 
