@@ -95,11 +95,9 @@ from .remote import (
     remote_unreachable,
     set_ref,
 )
+from .status import STATUS_ARGS, Dirty, HeadStatus, dirty_of, head_status, status_paths, worktree_contents
 from .work import (
-    STATUS_ARGS,
     BranchSummary,
-    Dirty,
-    HeadStatus,
     Rebase,
     branch_summary,
     check_ignore,
@@ -107,12 +105,10 @@ from .work import (
     commit_tree,
     data_commit,
     diff_names,
-    dirty_of,
     finish_checkout,
     git_dir_of,
     gitlinks,
     head_names,
-    head_status,
     in_progress,
     link_problem,
     log_messages,
@@ -125,10 +121,8 @@ from .work import (
     reset_keep,
     snapshot,
     staged_paths,
-    status_paths,
     tracked_among,
     worktree,
-    worktree_contents,
 )
 
 __all__ = [

@@ -11,7 +11,8 @@ from typing import NamedTuple
 from .core import run
 from .parse import MergeTree, Sha
 from .refs import tree_of
-from .work import commit_tree, copy_index, in_progress, merge_tree, read_tree_2way, rebase_abort, status_paths
+from .status import status_paths
+from .work import commit_tree, copy_index, in_progress, merge_tree, read_tree_2way, rebase_abort
 
 
 class Edits(NamedTuple):

@@ -23,7 +23,8 @@ from typing import Literal, NamedTuple
 from ..errors import GitError
 from .core import spawn
 from .parse import parse_status_entries
-from .work import STATUS_ARGS, git_dir_of
+from .status import STATUS_ARGS
+from .work import git_dir_of
 
 PATHSPEC_LIMIT = 200  # more paths than this: ask about everything and pick the answers
 _STAT = struct.Struct(">10I")  # ctime s, ns, mtime s, ns, dev, ino, mode, uid, gid, size

@@ -1,0 +1,78 @@
+"""What is uncommitted in a worktree, and its HEAD, from 'git status'."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+from .core import run
+from .parse import Sha, is_object_id, parse_status, parse_status_entries
+from .refs import head
+
+# Statuses read worktrees wtp does not own at that moment (a task's, while its agent or the
+# land conductor runs git there): --no-optional-locks keeps them from writing the index back,
+# which takes index.lock and made a concurrent rebase or commit there fail.
+STATUS_ARGS = ["--no-optional-locks", "status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"]
+# With the '# branch.*' headers, not the distance to an upstream (a walk of both histories).
+BRANCH_STATUS_ARGS = [*STATUS_ARGS, "--branch", "--no-ahead-behind"]
+
+
+def status_paths(wt: Path) -> list[str]:
+    """Paths with staged, unstaged or untracked (not ignored) changes, renames under both names."""
+    return parse_status(run(STATUS_ARGS, wt).out)
+
+
+def worktree_contents(wt: Path) -> tuple[list[str], list[str]]:
+    """(uncommitted and untracked paths, ignored paths) of a worktree in one status call; a
+    folder that is wholly untracked or wholly ignored is named once, with '/'."""
+    out = run(
+        ["--no-optional-locks", "status", "--porcelain=v2", "-z", "--ignored=matching", "--untracked-files=normal"], wt
+    ).out
+    entries = parse_status_entries(out)
+    return [e.path for e in entries if e.kind != "!"], [e.path for e in entries if e.kind == "!"]
+
+
+class Dirty(NamedTuple):
+    """One status walk of a worktree: what is uncommitted in it, and its HEAD."""
+
+    paths: list[str]  # as status_paths; a nested repository is a folder named with '/'
+    head: Sha | None  # None on an unborn branch
+
+
+def dirty_of(wt: Path) -> Dirty:
+    """status_paths and HEAD in one call (the '# branch.oid' header)."""
+    headers, out = _branch_status(wt)
+    oid = headers.get("branch.oid", "")
+    return Dirty(parse_status(out), Sha(oid) if is_object_id(oid) else None)
+
+
+def _branch_status(wt: Path) -> tuple[dict[str, str], str]:
+    """A status with its '# branch.*' headers, as {'branch.oid': ..., 'branch.head': ...}."""
+    out = run(BRANCH_STATUS_ARGS, wt).out
+    headers = {}
+    for field in out.split("\0"):
+        if not field.startswith("# "):
+            break
+        key, _, value = field[2:].partition(" ")
+        headers[key] = value
+    return headers, out
+
+
+class HeadStatus(NamedTuple):
+    """A worktree's HEAD and what is uncommitted in it, from one status walk."""
+
+    head: Sha | None  # None on an unborn branch
+    attached: str | None  # the branch HEAD is attached to ('refs/heads/...'), None when detached
+    paths: list[str]  # as status_paths
+
+
+def head_status(wt: Path) -> HeadStatus:
+    """``head`` and ``status_paths`` in one call (the '# branch.oid' and '# branch.head'
+    headers).  A HEAD status shows as '(detached)', or '(null)' (attached to a ref outside
+    refs/heads), names a branch may also have, is asked of git again (``head``)."""
+    headers, out = _branch_status(wt)
+    oid, name = headers.get("branch.oid", ""), headers.get("branch.head", "")
+    if not name or name.startswith("("):
+        head_, attached = head(wt)
+        return HeadStatus(head_, attached, parse_status(out))
+    return HeadStatus(Sha(oid) if is_object_id(oid) else None, f"refs/heads/{name}", parse_status(out))
