@@ -46,9 +46,10 @@ def dirty_of(wt: Path) -> Dirty:
     return Dirty(parse_status(out), Sha(oid) if is_object_id(oid) else None)
 
 
-def _branch_status(wt: Path) -> tuple[dict[str, str], str]:
+def _branch_status(wt: Path, untracked: bool = True) -> tuple[dict[str, str], str]:
     """A status with its '# branch.*' headers, as {'branch.oid': ..., 'branch.head': ...}."""
-    out = run(BRANCH_STATUS_ARGS, wt).out
+    args = BRANCH_STATUS_ARGS if untracked else [*BRANCH_STATUS_ARGS, "--untracked-files=no"]  # the last one counts
+    out = run(args, wt).out
     headers = {}
     for field in out.split("\0"):
         if not field.startswith("# "):
@@ -66,11 +67,12 @@ class HeadStatus(NamedTuple):
     paths: list[str]  # as status_paths
 
 
-def head_status(wt: Path) -> HeadStatus:
+def head_status(wt: Path, *, untracked: bool = True) -> HeadStatus:
     """``head`` and ``status_paths`` in one call (the '# branch.oid' and '# branch.head'
     headers).  A HEAD status shows as '(detached)', or '(null)' (attached to a ref outside
-    refs/heads), names a branch may also have, is asked of git again (``head``)."""
-    headers, out = _branch_status(wt)
+    refs/heads), names a branch may also have, is asked of git again (``head``).
+    ``untracked=False``: the tracked files' changes only, untracked ones not looked for."""
+    headers, out = _branch_status(wt, untracked)
     oid, name = headers.get("branch.oid", ""), headers.get("branch.head", "")
     if not name or name.startswith("("):
         head_, attached = head(wt)

@@ -240,7 +240,7 @@ def start_gate(ctx: Ctx, e: Entry, say: Say, status: QueueStatus) -> None:
     e.log = ctx.store.subdir("logs") / f"land-{e.name}.log"
     e.log.write_text(f"$ {e.gate}\n# candidate {e.cand}\n")
     say(f"gate: {e.gate} on the candidate of '{e.name}' (attempt {e.attempts}); log: {e.log}")
-    e.reds, e.red_code, e.flaky, e.halted, e.red = 0, 0, "", False, False
+    e.reds, e.red_code, e.flaky, e.halted, e.red, e.tested = 0, 0, "", False, False, False
     env = {**isolate.task_env(ctx, e.task), "WTP_CANDIDATE": e.published_commit}
     e.run = Guarded(["/bin/sh", "-c", e.gate], e.wt, env, e.log, ended=status.gate_ran)
     status.set(e, "gating")
@@ -348,15 +348,46 @@ def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
             )
             status.set(e, "failed")
             return False
-        tree = e.tree(ctx.root)
-        verdicts.record(ctx, e.gate, tree)
-        if e.reds and not e.flaky:
-            note_flaky(ctx, e, tree, "re-run")
+        if not e.tested:
+            # The gate ran in the task's worktree: it tested the candidate only if the worktree
+            # still holds it, untouched (an agent editing or switching there meanwhile, a gate
+            # that rewrites tracked files).  One status of the tracked files, once; build
+            # output (untracked) is not looked at.
+            if (moved := _moved_under(ctx, e)) is not None:
+                e.error = moved
+                status.set(e, "failed")
+                return False
+            e.tested = True
+            tree = e.tree(ctx.root)
+            verdicts.record(ctx, e.gate, tree)
+            if e.reds and not e.flaky:
+                note_flaky(ctx, e, tree, "re-run")
     if gitops.ref_value(ctx.root, f"refs/heads/{e.task.branch}") != e.cand:
         e.error = branch_moved(e)
         return False
     status.set(e, "passed")
     return True
+
+
+def _moved_under(ctx: Ctx, e: Entry) -> LandBlocked | WouldLoseWork | None:
+    """Why the candidate's worktree no longer holds it as the gate's run began (None: it does)."""
+    if gitops.ref_value(ctx.root, f"refs/heads/{e.task.branch}") != e.cand:
+        return branch_moved(e)  # a commit made there: kept on the branch
+    now = gitops.head_status(e.wt, untracked=False)
+    untouched = f"nothing was published, '{e.task.base}' is untouched by it"
+    if now.head != e.cand or now.attached != f"refs/heads/{e.task.branch}":
+        return LandBlocked(
+            f"the worktree of '{e.name}' left branch '{e.task.branch}' while its gate ran, so the gate did not "
+            f"test the candidate: {untouched}; run 'wtp land {e.name}' again"
+        )
+    if now.paths:
+        n = len(now.paths)
+        return LandBlocked(
+            f"{n} tracked file{'s' * (n != 1)} of '{e.name}' changed while its gate ran ({few(now.paths)}), so the "
+            f"gate did not test the candidate: {untouched}, and the changes are kept in {e.wt}; commit them "
+            f"(or undo them) and run 'wtp land {e.name}' again"
+        )
+    return None
 
 
 def note_flaky(ctx: Ctx, e: Entry, tree: str, how: str) -> None:

@@ -34,6 +34,7 @@ class Entry:
         self.run: Guarded | None = None
         self.log: Path | None = None
         self.cached = False  # its tree passed this gate before
+        self.tested = False  # its gate passed on the candidate, its worktree untouched meanwhile
         self.outcome = ""  # LANDED or BLOCKED once settled
         self.commit: Sha | None = None
         self.messages: list[str] = []

@@ -308,7 +308,11 @@ class _Conductor:
                 e.messages.append(f"task '{e.name}' is already on '{e.task.base}'")
                 settle.landed(ctx, e, e.tip)
                 continue
-            e.run, e.cached = None, False  # nothing of an earlier round's gate counts for the new candidate
+            e.run, e.cached, e.tested = (
+                None,
+                False,
+                False,
+            )  # nothing of an earlier round's gate counts for the new candidate
             self.status.set(e, "building")
             try:
                 settle.give_back(ctx, e, seen.branch)  # every build starts from the pre-land tip

@@ -1,0 +1,59 @@
+"""What the third review (the land queue end to end, as several agents use it) broke, each
+kept as a test: a gate that did not test the candidate never publishes it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo, wait_for
+
+
+def _start(r: Repo, name: str, files: dict[str, str]) -> Path:
+    p = Path(r.wtp("start", name).lines[-1])
+    r.commit(files, f"{name} work", cwd=p)
+    return p
+
+
+def _main_files(r: Repo) -> list[str]:
+    r.git("fetch", "-q", "origin")
+    return r.git("ls-tree", "--name-only", "origin/main").split()
+
+
+@pytest.mark.parametrize("how", ["edit", "switch"])
+def test_a_worktree_changed_while_its_gate_ran_is_not_published(project: Repo, tmp_path: Path, how: str) -> None:
+    """The gate runs in the task's worktree: an agent fixing the red file there (uncommitted)
+    or switching the worktree away while it runs made the gate pass on what it did not
+    publish, and recorded that pass for the candidate's tree."""
+    p = _start(project, "t1", {"BROKEN": "red\n"})
+    started, release = tmp_path / "started", tmp_path / "release"
+    gate = f"touch {started}; while [ ! -e {release} ]; do sleep 0.05; done; ./check.sh"
+    lander = project.spawn("land", "t1", "--gate", gate)
+    wait_for(started.exists, "the gate to start")
+    if how == "edit":
+        project.git("rm", "-q", "BROKEN", cwd=p)  # the fix, not committed: the gate sees it
+    else:
+        project.git("switch", "-q", "--detach", "HEAD~1", cwd=p)  # the base, where the gate passes
+    release.touch()
+    out, err = lander.communicate(timeout=60)
+    assert lander.returncode == 1, err
+    assert "BROKEN" not in _main_files(project)  # main stays green
+    wtp_line = err.splitlines()[-1]
+    if how == "edit":
+        assert wtp_line == (
+            "wtp: 1 tracked file of 't1' changed while its gate ran (BROKEN), so the gate did not test the "
+            "candidate: nothing was published, 'main' is untouched by it, and the changes are kept in "
+            f"{p}; commit them (or undo them) and run 'wtp land t1' again"
+        ), err
+        assert not (p / "BROKEN").exists()  # the edit is still there
+    else:
+        assert wtp_line == (
+            "wtp: the worktree of 't1' left branch 'wtp/t1' while its gate ran, so the gate did not test the "
+            "candidate: nothing was published, 'main' is untouched by it; run 'wtp land t1' again"
+        ), err
+    verdicts = project.path / ".git" / "wtp" / "verdicts.json"
+    recorded = json.loads(verdicts.read_text()) if verdicts.exists() else {}
+    t1_tree = project.git("rev-parse", "wtp/t1^{tree}")
+    assert t1_tree not in json.dumps(recorded)  # no pass recorded for what the gate did not test
