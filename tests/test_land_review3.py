@@ -57,3 +57,29 @@ def test_a_worktree_changed_while_its_gate_ran_is_not_published(project: Repo, t
     recorded = json.loads(verdicts.read_text()) if verdicts.exists() else {}
     t1_tree = project.git("rev-parse", "wtp/t1^{tree}")
     assert t1_tree not in json.dumps(recorded)  # no pass recorded for what the gate did not test
+
+
+def test_a_commit_made_on_the_candidate_of_a_killed_land_does_not_wedge_the_task(project: Repo, tmp_path: Path) -> None:
+    """'wtp land' SIGKILLed while its gate runs leaves the branch on the candidate; a commit
+    made there then made every recovery refuse before it changed the record: the task stayed
+    'landing' for good, and 'wtp land' and 'wtp doctor --fix' said the same thing forever."""
+    p = _start(project, "t1", {"t1.txt": "1\n"})
+    other = project.commit({"other.txt": "o\n"}, "base moved")  # the candidate is a real rebase
+    project.git("push", "-q", "origin", "main")
+    started = tmp_path / "started"
+    lander = project.spawn("land", "t1", "--gate", f"touch {started}; sleep 60")
+    wait_for(started.exists, "the gate to start")
+    lander.kill()
+    lander.wait()
+    candidate = project.git("rev-parse", "wtp/t1")
+    assert project.git("rev-parse", "wtp/t1^") == other  # the branch holds the candidate
+    more = project.commit({"more.txt": "more\n"}, "t1 more", cwd=p)
+    out = project.wtp_proc("land", "t1", "--gate", "./check.sh")
+    assert out.code == 0, out.err
+    first = out.err.splitlines()[0]
+    assert first.startswith(
+        f"the interrupted land of 't1' is given back as it is: its branch stays on the candidate of the "
+        f"interrupted land ({candidate[:12]}): branch 'wtp/t1' gained 1 commit wtp did not make while landing "
+        f"({more[:10]} t1 more)"
+    ), out.err
+    assert project.git("log", "--format=%s", "-3", "origin/main").splitlines() == ["t1 more", "t1 work", "base moved"]

@@ -74,7 +74,17 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
     backup = gitops.ref_value(ctx.root, guard.backup_ref(t.name))
     kept = ""  # where edits that could not go along with the rewind are kept
     if backup is not None and wt and wt.is_dir():
-        kept = guard.rewind(ctx, t, wt, backup, [Sha(t.candidate)] if t.candidate else [])
+        try:
+            kept = guard.rewind(ctx, t, wt, backup, [Sha(t.candidate)] if t.candidate else [])
+        except WouldLoseWork as w:  # commits made on the candidate since: the branch stays, the task is given back
+            on = (
+                f"its branch stays on the candidate of the interrupted land ({t.candidate[:12]}): "
+                if t.candidate
+                else ""
+            )
+            note = f"{on}{w.message}"
+            ctx.store.update(t, state=BLOCKED, phase="", holder=None, note=note, candidate=None, ticket=None, intent="")
+            return f"the interrupted land of '{t.name}' is given back as it is: {note}"
     if retake is not None and backup is not None and t.intent != WITHDRAWN:
         ctx.store.update(
             t, state=LANDING, phase=LANDING_PHASE, holder=me().to_json(), candidate=None, ticket=retake, intent=""
