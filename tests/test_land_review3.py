@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Repo, wait_for
+from .conftest import Repo, queued_landers, wait_for
 
 
 def _start(r: Repo, name: str, files: dict[str, str]) -> Path:
@@ -83,3 +83,20 @@ def test_a_commit_made_on_the_candidate_of_a_killed_land_does_not_wedge_the_task
         f"({more[:10]} t1 more)"
     ), out.err
     assert project.git("log", "--format=%s", "-3", "origin/main").splitlines() == ["t1 more", "t1 work", "base moved"]
+
+
+def test_a_task_that_conflicts_only_with_a_red_task_below_it_lands(project: Repo) -> None:
+    """t2 rewrites the line t1 rewrites; t1 is red.  Stacked on t1's candidate, t2 conflicted
+    and was blocked as 'conflicting with main', which it never did: it lands on the base
+    once t1 is out."""
+    _start(project, "t1", {"shared.txt": "t1's line\n", "BROKEN": "red\n"})
+    _start(project, "t2", {"shared.txt": "t2's line\n"})
+
+    t1, t2 = queued_landers(project, ["t1", "t2"], "--gate", "./check.sh")
+    out1, err1 = t1.communicate(timeout=60)
+    out2, err2 = t2.communicate(timeout=60)
+    assert (t1.returncode, t2.returncode) == (1, 0), (err1, err2)
+    assert "'t2' conflicts with 't1' below it: built again once they are settled" in err1.splitlines(), err1
+    project.git("fetch", "-q", "origin")
+    assert project.git("show", "origin/main:shared.txt") == "t2's line"
+    assert "BROKEN" not in _main_files(project)

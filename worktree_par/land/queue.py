@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from .. import crashpoints, gitops, guard
-from ..errors import GateFailed, LandBlocked, Say, WouldLoseWork
+from ..errors import GateFailed, LandBlocked, LandConflict, Say, WouldLoseWork
 from ..gates import Gate
 from ..gitops import Sha
 from ..locks import me
@@ -297,7 +297,8 @@ class _Conductor:
         asked of ``base_tip`` only: a candidate below it, not yet published, may contain its
         commits without the base having them (the review of issue 28: such a task was
         settled 'landed' and its worktree removed)."""
-        ctx, stack, prev = self.ctx, [], onto or base_tip
+        ctx, prev = self.ctx, onto or base_tip
+        stack: list[Entry] = []
         for e in pending:
             e.attempts = self.attempt
             # One git call answers what a build needs to know first: whether the task is
@@ -308,17 +309,22 @@ class _Conductor:
                 e.messages.append(f"task '{e.name}' is already on '{e.task.base}'")
                 settle.landed(ctx, e, e.tip)
                 continue
-            e.run, e.cached, e.tested = (
-                None,
-                False,
-                False,
-            )  # nothing of an earlier round's gate counts for the new candidate
+            # Nothing of an earlier round's gate counts for the new candidate.
+            e.run, e.cached, e.tested = None, False, False
             self.status.set(e, "building")
             try:
                 settle.give_back(ctx, e, seen.branch)  # every build starts from the pre-land tip
                 crashpoints.step("land:before-candidate")
                 start = candidate.fork(ctx, e.task, e.tip, self.before, seen.from_fork)
                 e.cand = candidate.build(ctx, e, prev, start, seen.kept)
+            except LandConflict as b:
+                if prev == base_tip:  # a conflict with the base itself
+                    settle.blocked(ctx, e, b)
+                else:  # perhaps only with a task below, not landed yet: the next round tells
+                    names = ", ".join(f"'{o.name}'" for o in stack) or "the tasks below it"
+                    self.say(f"'{e.name}' conflicts with {names} below it: built again once they are settled")
+                    self.status.set(e, "waiting")
+                continue
             except (LandBlocked, WouldLoseWork) as b:
                 settle.blocked(ctx, e, b)
                 continue
