@@ -189,3 +189,34 @@ def test_a_stopped_background_lander_is_not_handed_tickets(project: Repo, tmp_pa
         lambda: {t["state"] for t in project.wtp("list", "--all", "--json").json()["tasks"]} == {"landed"},
         "both to land",
     )
+
+
+def test_sigterm_to_the_background_lander_gives_back_every_land_it_holds(project: Repo, tmp_path: Path) -> None:
+    """Stopped by SIGTERM (a supervisor, a shutdown), the background lander died without a
+    word: its tasks stayed 'landing' with nobody landing them."""
+    _tasks(project, 2)
+    release = tmp_path / "release"
+    gate = _held(release)
+    # t2 in another mode: not stacked by t1's conductor, it waits for its turn in the process
+    outs = [
+        project.wtp_proc("land", f"t{i}", "--detach", "--gate", gate, *(["--mode", "serial"] if i == 2 else []))
+        for i in (1, 2)
+    ]
+    assert [o.code for o in outs] == [0, 0], [o.err for o in outs]
+    entries = json.loads(project.wtp_proc("queue", "--json").out)["entries"]
+    (server,) = {e["pid"] for e in entries}
+    wait_for(lambda: (project.path / ".git/wtp/logs/land-t1.log").exists(), "t1's gate to start")
+    os.kill(server, signal.SIGTERM)  # the detached process this test's command started
+    try:
+        wait_for(lambda: not pid_alive(server), "the background lander to end")
+    finally:
+        release.touch()
+    states = {t["name"]: t["state"] for t in project.wtp("list", "--json").json()["tasks"]}
+    assert states == {"t1": "active", "t2": "active"}
+    log = Path(_log_of(outs[0].out)).read_text().splitlines()
+    assert log[-3:] == [
+        "interrupted: 'main' untouched by this land, task 't1' is active again",
+        "wtp: stopped before its turn: 'main' untouched by this land, task 't2' is active again; run 'wtp land t2' again",
+        "wtp: interrupted",
+    ], log
+    assert json.loads(project.wtp_proc("queue", "--json").out)["entries"] == []

@@ -15,6 +15,8 @@ from pathlib import Path
 from subprocess import PIPE
 from typing import Any
 
+import pytest
+
 from worktree_par import locks
 
 from .conftest import Repo, queued_landers, wait_for
@@ -232,14 +234,16 @@ def test_a_caller_that_ignores_sigchld_does_not_make_a_red_gate_green(project: R
     assert project.git("log", "-1", "--format=%s", "origin/main") == "the test"
 
 
-def test_sigterm_to_a_waiting_lander_withdraws_its_task(project: Repo) -> None:
-    """A tool that cancels a command with SIGTERM: the land is withdrawn as by Ctrl-C, not
-    left 'landing' with nobody landing it."""
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_to_a_waiting_lander_withdraws_its_task(project: Repo, sig: signal.Signals) -> None:
+    """A tool that cancels a command with SIGTERM, or the terminal it ran in closed (SIGHUP):
+    the land is withdrawn as by Ctrl-C, not left 'landing' with nobody landing it (or, once
+    a conductor had stacked it, published with nobody to clean up after it)."""
     _tasks(project, "t1")
     ended: list[tuple[str, str]] = []
 
     def cancel(landers: list[subprocess.Popen[str]]) -> None:  # while t1 waits in the held queue
-        landers[0].send_signal(signal.SIGTERM)
+        landers[0].send_signal(sig)
         ended.append(landers[0].communicate(timeout=60))
 
     (lander,) = queued_landers(project, ["t1"], "--gate", "./check.sh", during=cancel)

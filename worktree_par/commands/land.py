@@ -73,19 +73,30 @@ def land_detached(where: str | None, request: str, ticket: str | None = None) ->
     q = Gate(open_repo(where).store, QUEUE, title="the land queue")
     seq = int(ticket) if ticket and ticket.isdigit() else None
     later: list[Tidy] = []
-    code = in_command(lambda: _serve(where, LandRequest.loads(request), seq, q, later, ""))
-    while True:
-        # The tickets it holds before any clean-up: one at the head of the queue never waits
-        # for the clean-up of another.  It stops taking tickets once it has nothing left to do.
-        handed = q.next_served(stop=not later)
-        if handed is not None:
-            seq, data, label = handed
-            code = max(code, in_command(partial(_serve, where, LandRequest.from_json(data), seq, q, later, label)))
-        elif later:
-            tidy = later.pop(0)
-            code = max(code, in_command(partial(_tidy, tidy)))
-        else:
-            return code
+    _term_interrupts()
+    try:
+        code = in_command(lambda: _serve(where, LandRequest.loads(request), seq, q, later, ""))
+        while True:
+            # The tickets it holds before any clean-up: one at the head of the queue never waits
+            # for the clean-up of another.  It stops taking tickets once it has nothing left to do.
+            handed = q.next_served(stop=not later)
+            if handed is not None:
+                seq, data, label = handed
+                code = max(code, in_command(partial(_serve, where, LandRequest.from_json(data), seq, q, later, label)))
+            elif later:
+                tidy = later.pop(0)
+                code = max(code, in_command(partial(_tidy, tidy)))
+            else:
+                return code
+    except KeyboardInterrupt:  # SIGTERM: the land under way gave back what it had not published
+        import signal
+
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one does not cut this short
+        while (handed := q.next_served(stop=True)) is not None:  # and so do the ones handed to it
+            seq, _data, label = handed
+            q.drop(seq)
+            err(f"wtp: stopped before its turn: {_given_back(where, label)}")
+        raise
 
 
 def _serve(where: str | None, req: LandRequest | None, seq: int | None, q: Gate, later: list[Tidy], label: str) -> int:
@@ -210,9 +221,11 @@ def _land(
 
 
 def _term_interrupts() -> None:
-    """SIGTERM (a tool cancelling the command, a supervisor stopping it) ends a land as Ctrl-C
-    does: a waiting task is withdrawn, a conductor gives back what it had not published.
-    Killed by it outright, a waiting lander left its task 'landing' until it was landed again."""
+    """SIGTERM (a tool cancelling the command, a supervisor stopping it) and SIGHUP (its
+    terminal closed) end a land as Ctrl-C does: a waiting task is withdrawn, a conductor gives
+    back what it had not published.  Killed by them outright, a waiting lander left its task
+    to be landed by the conductor that had stacked it, with nobody to clean up after it.  A
+    signal the caller ignores ('nohup') stays ignored."""
     import signal
     import threading
 
@@ -220,7 +233,9 @@ def _term_interrupts() -> None:
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                signal.signal(sig, interrupt)
 
 
 def _handed_over(c: Ctx, t: Task, req: LandRequest, handed: dict[str, object], say: Say) -> LandResult:
