@@ -100,3 +100,25 @@ def test_a_task_that_conflicts_only_with_a_red_task_below_it_lands(project: Repo
     project.git("fetch", "-q", "origin")
     assert project.git("show", "origin/main:shared.txt") == "t2's line"
     assert "BROKEN" not in _main_files(project)
+
+
+def test_a_refused_rm_of_a_task_being_landed_leaves_its_land_alone(project: Repo, tmp_path: Path) -> None:
+    """'wtp rm t2' (not forced) withdrew t2 from its land, then refused to remove it (exit 1):
+    a refusal that had changed something."""
+    _start(project, "t1", {"t1.txt": "1\n"})
+    _start(project, "t2", {"t2.txt": "2\n"})
+    release = tmp_path / "release"
+    gate = f"while [ ! -e {release} ]; do sleep 0.05; done; ./check.sh"
+    t1, t2 = queued_landers(project, ["t1", "t2"], "--gate", gate)
+    try:
+        wait_for(lambda: project.wtp("list", "--json").json()["tasks"][1]["note"] != "", "t2 to be stacked")
+        out = project.wtp_proc("rm", "t2")
+        assert out.code == 1, out.err
+        assert out.err.startswith("wtp: task 't2' is being landed and has 2 commits not on 'main' or any other "), out.err
+        assert out.err.rstrip().endswith(
+            "let its land finish, or run 'wtp rm t2 --force' to withdraw it from the land, archive and remove it"
+        ), out.err
+    finally:
+        release.touch()
+    assert [p.wait(timeout=60) for p in (t1, t2)] == [0, 0], [p.communicate()[1] for p in (t1, t2)]
+    assert {"t1.txt", "t2.txt"} <= set(_main_files(project))

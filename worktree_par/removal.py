@@ -32,6 +32,12 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[st
             raise Refusal(f"task '{name}' changed meanwhile: see 'wtp list'")
         return [f"removed queued task '{name}'"]
     if t.state == LANDING and t.phase == LANDING_PHASE and not interrupted(t):
+        if not force and (lost := guard.losses(ctx, guard.collect(ctx, t))):  # refused before the land is touched
+            raise WouldLoseWork(
+                f"task '{name}' is being landed and has {'; '.join(lost)}: let its land finish, or run "
+                f"'wtp rm {name} --force' to withdraw it from the land, archive and remove it",
+                lost,
+            )
         t = _withdraw_from_land(ctx, t, say)
     path = Path(t.path) if t.path else None
     with ctx.store.phase(t, REMOVING) as held:  # a second 'wtp rm' of the task is told it is busy
