@@ -114,7 +114,9 @@ def test_a_refused_rm_of_a_task_being_landed_leaves_its_land_alone(project: Repo
         wait_for(lambda: project.wtp("list", "--json").json()["tasks"][1]["note"] != "", "t2 to be stacked")
         out = project.wtp_proc("rm", "t2")
         assert out.code == 1, out.err
-        assert out.err.startswith("wtp: task 't2' is being landed and has 2 commits not on 'main' or any other "), out.err
+        assert out.err.startswith("wtp: task 't2' is being landed and has 2 commits not on 'main' or any other "), (
+            out.err
+        )
         assert out.err.rstrip().endswith(
             "let its land finish, or run 'wtp rm t2 --force' to withdraw it from the land, archive and remove it"
         ), out.err
@@ -122,3 +124,22 @@ def test_a_refused_rm_of_a_task_being_landed_leaves_its_land_alone(project: Repo
         release.touch()
     assert [p.wait(timeout=60) for p in (t1, t2)] == [0, 0], [p.communicate()[1] for p in (t1, t2)]
     assert {"t1.txt", "t2.txt"} <= set(_main_files(project))
+
+
+def test_rm_force_of_a_task_whose_gate_runs_stops_the_gate_before_deleting_its_worktree(
+    project: Repo, tmp_path: Path
+) -> None:
+    """The conductor gave the withdrawn task back with its gate still running (t2 stacked on
+    it): 'wtp rm --force' then deleted the worktree under it and left the gate's processes
+    running there."""
+    _start(project, "t1", {"t1.txt": "1\n"})
+    _start(project, "t2", {"t2.txt": "2\n"})
+    started = tmp_path / "started"
+    gate = f'touch {started}-$WTP_TASK; [ "$WTP_TASK" = t2 ] || sleep 60; ./check.sh'
+    t1, t2 = queued_landers(project, ["t1", "t2"], "--gate", gate)
+    wait_for(lambda: Path(f"{started}-t1").exists() and Path(f"{started}-t2").exists(), "both gates to start")
+    out = project.wtp_proc("rm", "--force", "t1")
+    assert out.code == 0, out.err
+    assert not any("running in the removed directory" in line for line in out.out.splitlines()), out.out
+    assert [p.wait(timeout=60) for p in (t1, t2)] == [1, 0]
+    assert "t1.txt" not in _main_files(project) and "t2.txt" in _main_files(project)

@@ -46,7 +46,11 @@ def landed(ctx: Ctx, e: Entry, commit: Sha) -> None:
 
 def blocked(ctx: Ctx, e: Entry, err: LandBlocked | WouldLoseWork) -> None:
     """The task is given back to its pre-land tip and blocked with ``err`` (or, withdrawn by
-    its lander, simply active again)."""
+    its lander, simply active again).  Its gate, if it still runs, is stopped first: the task's
+    worktree is the user's again ('wtp rm' may be waiting to delete it)."""
+    if e.run is not None and e.run.code is None:
+        e.run.stop()
+        e.halted = True
     kept = ""
     if not isinstance(err, WouldLoseWork):
         try:
