@@ -143,3 +143,23 @@ def test_rm_force_of_a_task_whose_gate_runs_stops_the_gate_before_deleting_its_w
     assert not any("running in the removed directory" in line for line in out.out.splitlines()), out.out
     assert [p.wait(timeout=60) for p in (t1, t2)] == [1, 0]
     assert "t1.txt" not in _main_files(project) and "t2.txt" in _main_files(project)
+
+
+def test_a_second_land_of_a_task_already_waiting_to_land_is_refused(project: Repo) -> None:
+    """A second 'wtp land t1' (another agent, a stricter gate) while the first waited joined
+    the queue too: one lander then reported the other's gate as its own, and the stricter
+    gate never ran."""
+    _start(project, "t1", {"t1.txt": "1\n"})
+    second: list[tuple[int, str]] = []
+
+    def again(_landers: object) -> None:  # while the first waits in the held queue
+        out = project.wtp_proc("land", "t1", "--gate", "exit 1")
+        second.append((out.code, out.err))
+
+    (first,) = queued_landers(project, ["t1"], "--gate", "./check.sh", during=again)
+    code, err = second[0]
+    assert code == 1, err
+    assert err.startswith("wtp: task 't1' is already waiting to land (task 't1', pid "), err
+    assert err.rstrip().endswith("let that land finish, or interrupt it first"), err
+    assert first.wait(timeout=60) == 0
+    assert "t1.txt" in _main_files(project)

@@ -198,7 +198,15 @@ def _recover_first(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult 
 
 def _prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
     """Before joining the queue: the worktree is fit to land, its tip is kept under the
-    backup ref, and the task is waiting to land (the task as now recorded)."""
+    backup ref, and the task is waiting to land (the task as now recorded).  A task another
+    'wtp land' still waits to land is refused: that land's options (its gate) hold, not ours."""
+    if t.state == LANDING:
+        other = [k for k in Gate(ctx.store, QUEUE).tickets() if k.get("label") == t.name]  # live holders only
+        if other:
+            raise Refusal(
+                f"task '{t.name}' is already waiting to land ({Gate.describe(other[0])}): "
+                f"let that land finish, or interrupt it first"
+            )
     tip = check_worktree(ctx, t, Path(t.path or ""))
     if not req.gate:
         say(f"warning: landing '{t.name}' untested: no gate (pass --gate CMD, or set [land] gate in .wtp.toml)")
