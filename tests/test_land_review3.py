@@ -159,7 +159,7 @@ def test_a_second_land_of_a_task_already_waiting_to_land_is_refused(project: Rep
     (first,) = queued_landers(project, ["t1"], "--gate", "./check.sh", during=again)
     code, err = second[0]
     assert code == 1, err
-    assert err.startswith("wtp: task 't1' is already waiting to land (task 't1', pid "), err
+    assert err.startswith("wtp: task 't1' is already waiting to land with other options (task 't1', pid "), err
     assert err.rstrip().endswith("let that land finish, or interrupt it first"), err
     assert first.wait(timeout=60) == 0
     assert "t1.txt" in _main_files(project)

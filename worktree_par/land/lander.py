@@ -199,14 +199,18 @@ def _recover_first(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult 
 def _prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
     """Before joining the queue: the worktree is fit to land, its tip is kept under the
     backup ref, and the task is waiting to land (the task as now recorded).  A task another
-    'wtp land' still waits to land is refused: that land's options (its gate) hold, not ours."""
+    'wtp land' still waits to land with other options (a stricter gate, say) is refused:
+    that land's options would hold, not ours; with the same ones, both wait for the one land."""
     if t.state == LANDING:
-        other = [k for k in Gate(ctx.store, QUEUE).tickets() if k.get("label") == t.name]  # live holders only
-        if other:
-            raise Refusal(
-                f"task '{t.name}' is already waiting to land ({Gate.describe(other[0])}): "
-                f"let that land finish, or interrupt it first"
-            )
+        same = ("gate", "strategy", "mode", "push", "keep")
+        ours = {k: v for k, v in req.to_json().items() if k in same}
+        for k in Gate(ctx.store, QUEUE).tickets():  # live holders only
+            theirs = k.get("data")
+            if k.get("label") == t.name and isinstance(theirs, dict) and {x: theirs.get(x) for x in same} != ours:
+                raise Refusal(
+                    f"task '{t.name}' is already waiting to land with other options ({Gate.describe(k)}): "
+                    f"let that land finish, or interrupt it first"
+                )
     tip = check_worktree(ctx, t, Path(t.path or ""))
     if not req.gate:
         say(f"warning: landing '{t.name}' untested: no gate (pass --gate CMD, or set [land] gate in .wtp.toml)")
