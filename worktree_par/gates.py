@@ -46,6 +46,7 @@ def _well_formed(data: object) -> bool:
     return True
 
 
+_AGE = re.compile(r", for \d+s")  # a wait line is said again only when more than this changed
 TASK_POLL = 0.2  # seconds between looks at the registry while a task holds the gate's resource
 RELOOK = 0.5  # a waiter whose ticket file did not change reads it again after this long (dead holders)
 
@@ -212,6 +213,7 @@ class Gate:
         until: Callable[[], bool] | None = None,
         tasks: Callable[[], list[Use]] | None = None,
         adopt: int | None = None,
+        bear_stopped: bool = False,
     ) -> bool:
         """Join the queue and wait for our turn (True); WaitTimeout (exit 3) after ``timeout``
         seconds.  ``data`` rides on the ticket for whoever holds the gate to read; ``until``:
@@ -220,7 +222,10 @@ class Gate:
         declared this gate's resource (``--use``); a ticket waits while one other than its own
         task (its label) does, and steps aside meanwhile for the tickets that may run.
         ``adopt``: the seq of a ticket ``enqueue`` put in the queue for this process (its
-        place is kept; gone meanwhile, a new ticket joins at the end)."""
+        place is kept; gone meanwhile, a new ticket joins at the end).  The holder waited for,
+        stopped (Ctrl-Z), is said so in the wait line and given up on as a lock's holder is
+        (locks.StoppedHolder), unless ``bear_stopped``: a background lander, which nobody waits
+        on, goes on once the holder is resumed or ended."""
         me = locks.me()
         ticket = {"seq": 0, "holder": me.to_json(), "label": label, "granted": None, **({"data": data} if data else {})}
         with self.meta:
@@ -242,6 +247,7 @@ class Gate:
         seen: tuple[int, int, int, int] | None = None  # the ticket file as last read, while not first
         read_at = 0.0
         place = 0
+        stopped = locks.StoppedHolder(self.title)
         try:
             while True:
                 if until is not None and time.monotonic() - looked > 0.05:
@@ -285,13 +291,15 @@ class Gate:
                     seen = None if first is not None and first["seq"] == self.seq else file_sig(self.file)
                 place = next(i for i, t in enumerate(data["tickets"]) if t["seq"] == self.seq)
                 blocker = _held_back(ticket, users)
-                head = next((t for t in data["tickets"] if t.get("granted")), first or data["tickets"][0])
-                why = blocker.describe() if blocker else f"held by {self.describe(head)}"
+                who, holder = self._holding(data, first) if blocker is None else ("", None)
+                why = blocker.describe() if blocker else f"held by {who}"
                 if say is not None:
                     msg = f"waiting for {self.title} (place {place + 1}): {why}"
-                    if msg.split(", for")[0] != last:
+                    if _AGE.sub("", msg) != last:  # said again when the holder, or whether it is stopped, changes
                         say(msg)
-                        last = msg.split(", for")[0]
+                        last = _AGE.sub("", msg)
+                if not bear_stopped:
+                    stopped.check(holder, who)
                 if deadline is not None and time.monotonic() >= deadline:
                     sep = ": " if blocker else ", "
                     raise WaitTimeout(f"timed out after {timeout:g}s waiting for {self.title}{sep}{why}")
@@ -368,14 +376,24 @@ class Gate:
                 state["tickets"] = kept
                 self._write(state)
 
+    def _holding(self, data: dict[str, Any], first: dict[str, Any] | None) -> tuple[str, locks.Holder | None]:
+        """Whom a waiter waits for, in words, and its holder record: the ticket holding the gate,
+        else the first in line.  When that is our own ticket, the gate is held by a process whose
+        ticket was lost (a torn ticket file): the hold lock's record names it, never us."""
+        head = next((t for t in data["tickets"] if t.get("granted")), first or data["tickets"][0])
+        if head["seq"] != self.seq:
+            return self.describe(head), locks.Holder.from_json(head["holder"])
+        h = self.hold.holder()
+        return (h.describe(), h) if h is not None else ("another process", None)
+
     @staticmethod
     def describe(ticket: dict[str, Any]) -> str:
         h = locks.Holder.from_json(ticket["holder"])
         label = f"task '{ticket['label']}', " if ticket.get("label") else ""
         if h is None:
             return "nobody"
-        since = ticket.get("granted") or h.since
-        return f"{label}pid {h.pid} ({h.cmd}), for {max(0, int(time.time() - since))}s"
+        granted = ticket.get("granted")
+        return label + h._replace(since=granted if isinstance(granted, (int, float)) else h.since).describe()
 
     def _leave(self) -> None:
         with self.meta:

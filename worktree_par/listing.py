@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import gitops
+from .locks import STOPPED, Holder
 from .repo import Ctx
 from .state import CREATING, FINAL, LANDED, LANDING, LANDING_PHASE, LIVE, REMOVING, Task, interrupted
 
@@ -53,6 +54,8 @@ def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
         info.problem = (
             f"interrupted while {t.phase} ({_RESUME.get(t.phase, 'run {doctor}').format(t=t.name, doctor=_DOCTOR)})"
         )
+    elif t.phase:  # its process runs, but stopped (Ctrl-Z) it does nothing until resumed
+        info.problem = _stopped(t)
     info.op, _ = gitops.in_progress(path)
     if info.op and not info.problem:
         verb = "rebase" if info.op == "am" else info.op
@@ -69,6 +72,14 @@ def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
     info.dirty = len(dirty)
     info.changed = len(committed | set(dirty))
     return info
+
+
+def _stopped(t: Task) -> str:
+    try:
+        h = Holder.from_json(t.holder)
+    except ValueError:
+        return ""
+    return f"{t.phase} by pid {h.pid}, which is {STOPPED}" if h is not None and h.stopped() else ""
 
 
 def list_tasks(ctx: Ctx, *, all_tasks: bool = False, details: bool = True) -> list[TaskInfo]:

@@ -32,6 +32,8 @@ from .errors import Say, StateError, WaitTimeout, quiet
 
 BEAT_EVERY = 2.0  # seconds between heartbeats
 STALE_AFTER = float(os.environ.get("WTP_STALE_AFTER", "30"))  # a foreign holder silent this long is gone
+STOPPED_GRACE = 3.0  # seconds a wait bears with a stopped holder (a Ctrl-Z soon undone by 'fg') before giving up
+STOPPED = "stopped: resume it with 'fg' or end it"
 # Per command, not per process: each front door runs a command in a context of its own
 # (exits.in_command), so a long-lived process running many commands (the tests' in-process
 # CLI, any embedding) never carries one command's deadline or reporter into the next.
@@ -89,8 +91,13 @@ class Holder(NamedTuple):
     def describe(self) -> str:
         age = max(0, int(time.time() - self.since))
         where = "" if self.host == _host() else f" on {self.host}"
-        stopped = " (stopped: resume it with 'fg' or end it)" if self.local() and process_stopped(self.pid) else ""
+        stopped = f" ({STOPPED})" if self.stopped() else ""
         return f"pid {self.pid}{where} ({self.cmd}), for {age}s{stopped}"
+
+    def stopped(self) -> bool:
+        """Whether the holder is stopped (Ctrl-Z, SIGSTOP), so that nothing it holds can move
+        until it is resumed; judged only for a holder this process can see."""
+        return self.local() and process_stopped(self.pid)
 
     def local(self) -> bool:
         """Whether this process can judge the holder by its pid."""
@@ -291,6 +298,25 @@ def dying(pid: int) -> bool:
     return False
 
 
+class StoppedHolder:
+    """A wait's patience with a stopped holder, one for every kind of wait (a lock, a gate, the
+    land queue): ``check`` raises WaitTimeout (exit 3) once the holder it is shown has stayed
+    stopped for STOPPED_GRACE seconds, instead of the wait hanging until someone resumes it."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.since: float | None = None
+
+    def check(self, h: Holder | None, who: str = "") -> None:
+        """``h``: the holder waited for now (None: unknown); ``who``: it in words (its description)."""
+        if h is None or not h.stopped():
+            self.since = None
+            return
+        self.since = self.since or time.monotonic()
+        if time.monotonic() - self.since > STOPPED_GRACE:
+            raise WaitTimeout(f"{self.what} is held by {who or h.describe()}; nothing else can proceed until then")
+
+
 def _host() -> str:
     return os.uname().nodename  # what socket.gethostname() returns, without importing socket
 
@@ -383,19 +409,14 @@ class Lock:
             timeout = max(1.0, deadline - time.monotonic())
         t0 = time.monotonic()
         told = False
-        stopped_since: float | None = None
+        stopped = StoppedHolder(self.what)
         while not self._take():
             waited = time.monotonic() - t0
             h = self.holder() if waited > 0.5 else None
             if h is not None and not told:
                 notify(f"waiting for {self.what}, held by {h.describe()}")
                 told = True
-            if h is not None and h.local() and process_stopped(h.pid):
-                stopped_since = stopped_since or time.monotonic()
-                if time.monotonic() - stopped_since > 3:
-                    raise WaitTimeout(f"{self.what} is held by {h.describe()}; nothing else can proceed until then")
-            else:
-                stopped_since = None
+            stopped.check(h)
             if timeout is not None and waited >= timeout:
                 h = h or self.holder()
                 who = f", held by {h.describe()}" if h else ""

@@ -62,6 +62,7 @@ def queue(where: str | None, as_json: bool = False) -> int:
     from ..gates import Gate
     from ..land import status as queue_status
     from ..land.request import QUEUE
+    from ..locks import STOPPED, Holder
     from ..state import LANDING
 
     c = open_repo(where)
@@ -69,7 +70,11 @@ def queue(where: str | None, as_json: bool = False) -> int:
     status = queue_status.read(c)
     doing = queue_status.doing(c)
     rows = []
-    for place, ticket in enumerate(Gate(c.store, QUEUE).tickets(), 1):
+    tickets = Gate(c.store, QUEUE).tickets()
+    # Stopped (Ctrl-Z), the conductor does nothing of what it said it does: said with it.
+    conductor = next((Holder.from_json(k["holder"]) for k in tickets if k.get("granted")), None)
+    halted = conductor is not None and conductor.stopped()
+    for place, ticket in enumerate(tickets, 1):
         name = str(ticket.get("label", ""))
         raw = ticket.get("data")
         data: dict[str, object] = raw if isinstance(raw, dict) else {}
@@ -84,6 +89,11 @@ def queue(where: str | None, as_json: bool = False) -> int:
             from ..land import verdicts
 
             gate = verdicts.queue_note(c, str(data["gate"]), t.candidate) or gate
+        own = Holder.from_json(ticket["holder"])
+        if own is not None and own.stopped():
+            gate += f" ({STOPPED})"
+        elif halted and now is not None and conductor is not None:
+            gate += f" (its conductor, pid {conductor.pid}, is {STOPPED})"
         rows.append(
             {
                 "place": place,

@@ -145,7 +145,16 @@ def land(
     q = Gate(ctx.store, QUEUE, title="the land queue")
     settled = OnChange(ctx.store.file, lambda: _settled(ctx, t), every=1.0)  # a stat per look while waiting
     try:
-        led = q.acquire(req.timeout, say=say, label=t.name, data=req.to_json(), until=settled, adopt=adopt)
+        # A detached land (adopt) bears with a stopped conductor: nobody waits on it (gates.py).
+        led = q.acquire(
+            req.timeout,
+            say=say,
+            label=t.name,
+            data=req.to_json(),
+            until=settled,
+            adopt=adopt,
+            bear_stopped=adopt is not None,
+        )
     except BaseException:
         withdraw(ctx, t)
         raise
