@@ -58,6 +58,13 @@ def test_push_porcelain_flags_and_the_remotes_reason() -> None:
     assert not hook.lost_race and not hook.updated
     nothing = parse_push("", "fatal: could not read from remote repository.\n", "refs/heads/main")
     assert (nothing.flag, nothing.reason) == ("", "fatal: could not read from remote repository.")
+    hinted = parse_push(  # git's hint after the error is not the reason
+        "",
+        "fatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights\n"
+        "and the repository exists.\n",
+        "refs/heads/main",
+    )
+    assert hinted.reason == "fatal: Could not read from remote repository."
 
 
 def test_worktree_list_with_a_bare_repository_a_lock_and_a_detached_head() -> None:

@@ -150,7 +150,11 @@ def parse_push(out: str, err: str, dest: str) -> PushResult:
         if len(parts) >= 3 and len(parts[0]) == 1 and parts[1].endswith(":" + dest):
             summary, _, reason = parts[2].partition(" (")
             return PushResult(parts[0], summary, reason.rstrip(")"), messages)
-    return PushResult("", "", err.strip().splitlines()[-1] if err.strip() else "no report for the ref", messages)
+    # No report for the ref: git's own error says why ('fatal: Could not read from remote
+    # repository.', which a hint of several lines follows), else the last line it printed.
+    lines = [line.strip() for line in err.splitlines() if line.strip() and not line.startswith("remote: ")]
+    said = next((line for line in lines if line.startswith(("fatal:", "error:"))), "")
+    return PushResult("", "", said or (lines[-1] if lines else "no report for the ref"), messages)
 
 
 def parse_read_tree_refusal(err: str) -> list[str]:
