@@ -105,6 +105,19 @@ def test_15_a_kill_while_the_main_worktree_follows_a_local_land_is_found_and_fix
     assert repo.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed"
 
 
+def test_15_what_doctor_cannot_fix_is_said_as_not_fixed(repo: Repo) -> None:
+    p = _start(repo, "a")
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    assert repo.wtp_proc("land", "a", env={"WTP_TEST_KILL_AT": "land:base-detached"}).code == -9
+    (repo.path / "a.txt").write_text("mine\n")  # in the way of bringing the main worktree along
+    fixed = repo.wtp_proc("doctor", "--fix")
+    assert fixed.code == 1
+    assert (
+        "  could not fix: uncommitted changes to a.txt; stash them and 'git switch main'" in fixed.out.splitlines()
+    ), fixed.out
+    assert (repo.path / "a.txt").read_text() == "mine\n"
+
+
 def test_15_ctrl_c_while_the_main_worktree_follows_a_local_land_ends_landed_and_attached(repo: Repo) -> None:
     p = _start(repo, "a")
     repo.commit({"a.txt": "a\n"}, cwd=p)

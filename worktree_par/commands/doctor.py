@@ -28,7 +28,9 @@ def doctor(
         print("healthy: nothing to fix")
     for f in findings if not as_json else []:
         print(f"problem: {f.problem}")
-        if f.fixed:
+        if f.fixed.startswith("could not fix"):  # said as it is, not as 'fixed: could not fix'
+            print(f"  {f.fixed}")
+        elif f.fixed:
             print(f"  fixed: {f.fixed}")
         elif fix:
             print("  not fixed automatically: see above")
