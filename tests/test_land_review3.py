@@ -163,3 +163,20 @@ def test_a_second_land_of_a_task_already_waiting_to_land_is_refused(project: Rep
     assert err.rstrip().endswith("let that land finish, or interrupt it first"), err
     assert first.wait(timeout=60) == 0
     assert "t1.txt" in _main_files(project)
+
+
+def test_a_land_whose_process_is_killed_after_publishing_says_how_to_finish_it(project: Repo) -> None:
+    """The command's child (the land) killed right after the push: the command said to run
+    'wtp land' again, naming no task, and not that this finishes the land it had published."""
+    _start(project, "t1", {"t1.txt": "1\n"})
+    out = project.wtp_proc("land", "t1", "--gate", "./check.sh", env={"WTP_TEST_KILL_AT": "land:after-publish"})
+    assert out.code == -9, out.err  # as the caller would have seen a killed land without the fork
+    last = out.err.splitlines()[-1]
+    assert last.startswith("wtp: the land's process (pid ") and last.endswith(
+        " was killed (SIGKILL): run 'wtp land t1' again: it finishes the land if it had published, "
+        "or rolls it back, and says which"
+    ), out.err
+    again = project.wtp_proc("land", "t1")
+    assert again.code == 0, again.err
+    assert again.out.splitlines()[0].startswith("landed 't1' at "), again.out
+    assert "t1.txt" in _main_files(project)

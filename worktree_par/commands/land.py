@@ -181,7 +181,7 @@ def _land(
     )
     run: Callable[[], LandResult | None]
     if fork is not None and fork.parent:
-        handed = fork.wait()  # returns only when the child handed over its task's result
+        handed = fork.wait(t.name)  # returns only when the child handed over its task's result
         watch.follow = None  # the child streamed the gate's output already
         run = partial(_handed_over, c, t, req, handed, watch.say)
     else:

@@ -42,7 +42,7 @@ class Handoff:
         self.done = False  # (child) the parent has the result: nothing more of ours to report
         self.quiet: Callable[[], None] | None = None  # (child) ends what it draws on the terminal
 
-    def wait(self) -> dict[str, object]:
+    def wait(self, task: str = "TASK") -> dict[str, object]:
         """(parent) What the child handed over once its own task had its outcome; when the
         child ends first, this process ends with its exit status (the same signal, if one
         killed it)."""
@@ -68,8 +68,8 @@ class Handoff:
         if code < 0:  # killed by a signal: so is this process, as the caller would have seen it
             if -code not in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # not one it was sent through us
                 print(
-                    f"wtp: the land's process (pid {self.child}) was killed ({signal.Signals(-code).name}): "
-                    f"run 'wtp land' again to finish or roll it back",
+                    f"wtp: the land's process (pid {self.child}) was killed ({signal.Signals(-code).name}): run "
+                    f"'wtp land {task}' again: it finishes the land if it had published, or rolls it back, and says which",
                     file=sys.stderr,
                     flush=True,
                 )
