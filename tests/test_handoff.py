@@ -149,8 +149,11 @@ def test_what_the_conductor_lands_after_its_lander_returned_is_not_bound_by_that
     _, err = t2.communicate(timeout=60)
     assert t2.returncode == 0, err
     log = project.path / ".git" / "wtp" / "logs" / "land-conductor-t1.log"
+    wait_for(lambda: len(log.read_text().splitlines()) == 2, "the conductor to log t2's outcome")
+    project.git("fetch", "-q", "origin")
     assert log.read_text().splitlines() == [
-        "t1: landed or blocked; its lander returned, this process conducts the rest"
+        "t1: landed or blocked; its lander returned, this process conducts the rest",
+        f"'t2' landed at {project.git('rev-parse', 'origin/main')[:12]}",  # each outcome, for whoever reads it later
     ]
 
 

@@ -21,7 +21,7 @@ from ..gates import Gate
 from ..gitops import Sha
 from ..locks import me
 from ..repo import Ctx
-from ..state import ACTIVE, LANDING, LANDING_PHASE, interrupted
+from ..state import ACTIVE, LANDED, LANDING, LANDING_PHASE, interrupted
 from . import batch, candidate, recovery, settle, speculate
 from .basecheck import BaseCheck
 from .entry import Entry, Withdrawn
@@ -206,6 +206,7 @@ class _Conductor:
         self.basecheck = BaseCheck(ctx, say)
         self.attempt = 0
         self.started: set[str] = set()  # the entries of this round whose gate was started
+        self.told: set[str] = set()  # the other entries whose outcome was said
 
     def run(self) -> None:
         try:
@@ -275,7 +276,13 @@ class _Conductor:
 
     def _own_settled(self) -> None:
         """Our lander's task has its outcome while others are still ours to land: its lander
-        is told, once, and may return; the rest goes on."""
+        is told, once, and may return; the rest goes on.  Each other task's outcome is said
+        once, as it comes (after the hand-off, in the background conductor's log)."""
+        for e in self.entries[1:]:
+            if e.outcome and e.name not in self.told:
+                self.told.add(e.name)
+                how = f"landed at {(e.commit or '')[:12]}" if e.outcome == LANDED else f"not landed: {e.error}"
+                self.say(f"'{e.name}' {how}")
         if self.own_done is None or not self.entries[0].outcome:
             return
         others = [e.name for e in self.entries if not e.outcome]
