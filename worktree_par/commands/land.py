@@ -159,6 +159,7 @@ def _land(
 ) -> int:
     from ..errors import LandBlocked, WtpError
     from ..land import handoff, lander
+    from ..land.entry import PublishUnknown
     from ..progress import Watch
 
     # A foreground land forks: it returns once its own task is settled, even when it conducts
@@ -197,9 +198,8 @@ def _land(
         raise
     except WtpError as e:
         if as_json:
-            emit(
-                {"task": t.name, "state": "refused", "commit": None, "attempts": None, "paths": [], "error": e.message}
-            )
+            state = "unknown" if isinstance(e, PublishUnknown) else "refused"  # unknown: the next land asks again
+            emit({"task": t.name, "state": state, "commit": None, "attempts": None, "paths": [], "error": e.message})
         raise
     except KeyboardInterrupt:
         err(lander.interrupted(c, t))  # say what Ctrl-C left, before the 'interrupted' line

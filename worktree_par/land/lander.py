@@ -233,8 +233,8 @@ def interrupted(ctx: Ctx, t: Task, wait: float = 60.0) -> str:
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         cur = ctx.store.read().tasks.get(t.name)
-        if cur is None or cur.seq != t.seq or cur.intent != PUBLISHING:
-            break
+        if cur is None or cur.seq != t.seq or cur.intent != PUBLISHING or cur.holder is None:
+            break  # settled, or left for the next command to ask the remote (settle.unknown)
         time.sleep(0.05)
     cur = ctx.store.read().tasks.get(t.name)
     if cur is not None and cur.state == LANDED:

@@ -1,0 +1,162 @@
+"""A push the remote took but answered late (review 3, D3): whether the land published is
+decided by asking the remote, so the task is landed and tidied as any land; only when the
+remote cannot be asked either is the outcome unknown, said in one line, exit 3, and the
+next land of the task asks again.  A land that finds its task landed meanwhile (by another
+conductor, a recovery) tidies as a land does (review 3, Risk 4)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo, git
+
+TIMEOUT = 2  # [remote] timeout in these tests
+
+
+class LateRemote:
+    """The remote's receive-pack applies the push, then never answers (it records its pid
+    and sleeps); once ``asking_hangs`` is set, its upload-pack hangs too: the remote cannot
+    be asked what it holds.  Everything it leaves running is ended by pid."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.pids = tmp / "late.pids"
+        self.took = tmp / "took"  # appears once the push was applied
+        self.no_answers = tmp / "no-answers"
+        self.receive = tmp / "late-receive-pack"
+        self.receive.write_text(
+            f'#!/bin/sh\ngit receive-pack "$@"\necho $$ >> {self.pids}\ntouch {self.took}\nexec sleep 3600\n'
+        )
+        self.upload = tmp / "upload-pack"
+        self.upload.write_text(
+            f"#!/bin/sh\nif [ -e {self.no_answers} ]; then echo $$ >> {self.pids}; exec sleep 3600; fi\n"
+            'exec git upload-pack "$@"\n'
+        )
+        for script in (self.receive, self.upload):
+            script.chmod(0o755)
+
+    def on(self, r: Repo, *, asking_hangs: bool = False) -> None:
+        r.git("config", "remote.origin.receivepack", str(self.receive))
+        r.git("config", "remote.origin.uploadpack", str(self.upload))
+        if asking_hangs:
+            self.no_answers.write_text("")
+
+    def off(self, r: Repo) -> None:
+        for w in ("receivepack", "uploadpack"):
+            r.git("config", "--unset", f"remote.origin.{w}", check=False)
+        self.no_answers.unlink(missing_ok=True)
+
+    def end(self) -> None:
+        for pid in [int(p) for p in self.pids.read_text().split()] if self.pids.exists() else []:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def late(tmp_path: Path) -> Iterator[LateRemote]:
+    remote = LateRemote(tmp_path)
+    yield remote
+    remote.end()
+
+
+def _task(r: Repo, name: str) -> Path:
+    out = r.wtp_proc("start", name, "--touch", f"{name}/**")
+    assert out.code == 0, out.err
+    p = Path(out.out.strip())
+    r.commit({f"{name}/work.txt": f"{name}\n"}, f"{name}: work", cwd=p)
+    return p
+
+
+def _remote_main(r: Repo) -> str:
+    assert r.remote is not None
+    return git(r.remote, "rev-parse", "main")
+
+
+def _task_json(r: Repo, name: str) -> dict:
+    return next(t for t in r.wtp("list", "--all", "--json").json()["tasks"] if t["name"] == name)
+
+
+def test_a_push_the_remote_took_but_answered_late_is_landed_and_tidied(remote_repo: Repo, late: LateRemote) -> None:
+    r = remote_repo
+    r.write(".wtp.toml", f"[remote]\ntimeout = {TIMEOUT}\n")
+    p = _task(r, "feed")
+    late.on(r)
+    out = r.wtp_proc("land", "feed", "--json", timeout=120)
+    assert late.took.exists()
+    landed = _remote_main(r)
+    assert git(r.remote or r.path, "log", "-1", "--format=%s", "main") == "feed: work"
+    assert (out.code, out.json()) == (
+        0,
+        {"task": "feed", "state": "landed", "commit": landed, "attempts": 1, "paths": []},
+    ), out.err
+    assert "Traceback" not in out.err
+    said = [line for line in out.err.splitlines() if not line.startswith("gate") and "untested" not in line]
+    assert said == [
+        f"remote 'origin' did not answer within {TIMEOUT}s (pushing refs/heads/main), "
+        "but 'main' took it (asked 'origin' again): landed",
+        "removed task 'feed' (worktree and branch 'wtp/feed')",
+    ], out.err
+    # tidied as any land: worktree and branch gone, backup forgotten, local main brought along
+    assert not p.exists() and "wtp/feed" not in r.branches()
+    assert r.git("for-each-ref", "refs/wtp/backup/") == ""
+    assert r.git("rev-parse", "main") == r.git("rev-parse", "origin/main") == landed
+    assert _task_json(r, "feed")["state"] == "landed"
+    late.off(r)
+    assert r.wtp_proc("doctor").code == 0
+
+
+def test_when_the_remote_cannot_be_asked_either_the_land_is_unknown_and_the_next_land_asks_again(
+    remote_repo: Repo, late: LateRemote
+) -> None:
+    r = remote_repo
+    r.write(".wtp.toml", f"[remote]\ntimeout = {TIMEOUT}\n")
+    p = _task(r, "feed")
+    before = r.git("rev-parse", "wtp/feed")
+    late.on(r)
+    late.receive.write_text(late.receive.read_text().replace("touch", f"touch {late.no_answers}; touch"))
+    out = r.wtp_proc("land", "feed", "--json", timeout=120)
+    assert late.took.exists() and late.no_answers.exists()
+    why = (
+        f"remote 'origin' did not answer within {TIMEOUT}s (pushing refs/heads/main), and 'origin' could not be "
+        f"asked whether it took the push (remote 'origin' did not answer within {TIMEOUT}s (fetching 'main')): "
+        "whether 'feed' landed is not known"
+    )
+    error = (
+        f"{why}: run 'wtp land feed' again once 'origin' answers (or 'wtp doctor --fix'): "
+        "it asks 'origin' and finishes the land, or gives the task back"
+    )
+    assert (out.code, out.json()) == (
+        3,
+        {"task": "feed", "state": "unknown", "commit": None, "attempts": None, "paths": [], "error": error},
+    ), out.err
+    assert out.err.splitlines()[-1] == f"wtp: {error}"
+    # never rolled back unasked: the task is left mid-publication, held by nobody
+    t = next(t for t in r.state()["tasks"] if t["name"] == "feed")
+    assert (t["state"], t["phase"], t["holder"], t["intent"]) == ("landing", "landing", None, "publishing")
+    assert t["note"] == f"{why}; landing it again asks 'origin' and finishes the land, or gives it back"
+    assert p.exists() and r.git("for-each-ref", "--format=%(objectname)", "refs/wtp/backup/feed") == before
+    listed = r.wtp("list", "--json").json()["tasks"][0]
+    assert listed["problem"] == (
+        "interrupted while landing (run 'wtp land feed' to land it again, or 'wtp doctor --fix' to settle it)"
+    )
+    # the remote answers again: the next land asks it, and finishes the land that published
+    late.off(r)
+    again = r.wtp_proc("land", "feed", timeout=120)
+    landed = _remote_main(r)
+    assert again.code == 0, again.err
+    assert again.out.splitlines() == [
+        f"landed 'feed' at {landed}",
+        f"task 'feed' is landed at {landed[:12]}",
+        "removed task 'feed' (worktree and branch 'wtp/feed')",
+    ], again.out
+    assert f"the interrupted land of 'feed' had published {landed[:12]}: marked landed" in again.err
+    assert git(r.remote or r.path, "log", "--format=%s", "main").splitlines().count("feed: work") == 1
+    assert not p.exists()
+    assert _task_json(r, "feed")["state"] == "landed"
+    assert r.wtp_proc("doctor").code == 0
