@@ -157,6 +157,96 @@ def test_when_the_remote_cannot_be_asked_either_the_land_is_unknown_and_the_next
     ], again.out
     assert f"the interrupted land of 'feed' had published {landed[:12]}: marked landed" in again.err
     assert git(r.remote or r.path, "log", "--format=%s", "main").splitlines().count("feed: work") == 1
-    assert not p.exists()
+    assert not p.exists() and r.git("rev-parse", "main") == landed  # brought along, as any land does
     assert _task_json(r, "feed")["state"] == "landed"
     assert r.wtp_proc("doctor").code == 0
+
+
+def test_a_land_that_finds_its_task_landed_by_a_recovery_tidies_and_brings_main_along(
+    remote_repo: Repo, late: LateRemote
+) -> None:
+    """The reviewer's path: a land left unknown, settled by 'doctor --fix' (landed, worktree
+    kept, local main stale); 'wtp land' then said "already landed" and did nothing more."""
+    r = remote_repo
+    r.write(".wtp.toml", f"[remote]\ntimeout = {TIMEOUT}\n")
+    p = _task(r, "feed")
+    stale = r.git("rev-parse", "main")
+    late.on(r)
+    late.receive.write_text(late.receive.read_text().replace("touch", f"touch {late.no_answers}; touch"))
+    assert r.wtp_proc("land", "feed", timeout=120).code == 3
+    late.off(r)
+    assert r.wtp_proc("doctor", "--fix").code == 0
+    landed = _remote_main(r)
+    assert _task_json(r, "feed")["state"] == "landed" and p.exists() and r.git("rev-parse", "main") == stale
+    out = r.wtp_proc("land", "feed", timeout=120)
+    assert (out.code, out.out.splitlines()) == (
+        0,
+        [
+            f"landed 'feed' at {landed}",
+            f"task 'feed' is already landed at {landed[:12]}",
+            "removed task 'feed' (worktree and branch 'wtp/feed')",
+        ],
+    ), out.err
+    assert not p.exists() and "wtp/feed" not in r.branches() and r.git("rev-parse", "main") == landed
+    again = r.wtp_proc("land", "feed")  # nothing left to tidy: said once more, nothing else
+    assert (again.code, again.out.splitlines()) == (
+        0,
+        [f"landed 'feed' at {landed}", f"task 'feed' is already landed at {landed[:12]}"],
+    ), again.err
+
+
+def test_a_lander_whose_task_another_lander_landed_meanwhile_tidies_it(remote_repo: Repo) -> None:
+    from worktree_par.gates import Gate
+    from worktree_par.land.request import QUEUE
+    from worktree_par.state import Store
+
+    from .conftest import wait_for
+
+    r = remote_repo
+    p = _task(r, "feed")
+    queue = Gate(Store(r.path / ".git"), QUEUE)
+    queue.acquire()  # both landers join the held queue: the first lands 'feed' (and keeps it)
+    procs = []
+    try:
+        procs.append(r.spawn("land", "feed", "--keep", "--timeout", "60"))
+        wait_for(lambda: len(queue.tickets()) == 2, "the first lander to join the held queue")
+        procs.append(r.spawn("land", "feed", "--timeout", "60"))
+        wait_for(lambda: len(queue.tickets()) == 3, "the second lander to join the held queue")
+    finally:
+        queue.release()
+    outs = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outs
+    landed = _remote_main(r)
+    # the first keeps it, unless the second has removed it (or is removing it) by then: each says which
+    assert outs[0][0].splitlines() in (
+        [f"landed 'feed' at {landed}", f"kept the worktree {p} (--keep); 'wtp rm feed' removes it"],
+        [f"landed 'feed' at {landed}", "the worktree of task 'feed' is being removed by another wtp process"],
+        [f"landed 'feed' at {landed}"],
+    ), outs
+    assert outs[1][0].splitlines() == [
+        f"landed 'feed' at {landed}",
+        f"task 'feed' was landed meanwhile, at {landed[:12]}",
+        "removed task 'feed' (worktree and branch 'wtp/feed')",
+    ], outs
+    assert not p.exists() and "wtp/feed" not in r.branches()
+    assert _task_json(r, "feed")["state"] == "landed"
+
+
+def test_the_guard_still_keeps_a_landed_worktree_that_holds_work_kept_nowhere_else(remote_repo: Repo) -> None:
+    r = remote_repo
+    p = _task(r, "feed")
+    assert r.wtp_proc("land", "feed", "--keep").code == 0
+    (p / "notes.txt").write_text("mine\n")  # untracked: only here
+    landed = _remote_main(r)
+    out = r.wtp_proc("land", "feed")
+    assert (out.code, out.out.splitlines()) == (
+        0,
+        [
+            f"landed 'feed' at {landed}",
+            f"task 'feed' is already landed at {landed[:12]}",
+            f"kept the worktree {p}: it has 1 uncommitted file (notes.txt), kept nowhere else; save what you need "
+            "from it and run 'wtp rm feed', or run 'wtp rm feed --force' to archive it under "
+            "refs/wtp/archive/feed and remove the worktree",
+        ],
+    ), out.err
+    assert (p / "notes.txt").read_text() == "mine\n" and "wtp/feed" in r.branches()

@@ -46,7 +46,8 @@ def land(
     t = c.store.read().task(current_task(c, where, task))
     if not detach:
         done = lander.landable(t)
-        if done is not None:
+        if done is not None:  # landed by another land, or a recovery: cleaned up as a land does
+            done.messages += lander.tidy_landed(c, t, keep, err)
             return _report(c, where, done, as_json)
     req = lander.request(c, t, strategy=strategy, gate=gate, push=not no_push, keep=keep, mode=mode, timeout=timeout)
     if detach:
