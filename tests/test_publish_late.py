@@ -250,3 +250,50 @@ def test_the_guard_still_keeps_a_landed_worktree_that_holds_work_kept_nowhere_el
         ],
     ), out.err
     assert (p / "notes.txt").read_text() == "mine\n" and "wtp/feed" in r.branches()
+
+
+def test_ctrl_c_in_a_push_the_remote_took_while_it_cannot_be_asked_is_never_rolled_back(
+    remote_repo: Repo, late: LateRemote
+) -> None:
+    """Ctrl-C while the push hangs after the remote took it, and the remote cannot be asked:
+    the task stays mid-publication for the next land to ask (it was given back before, and
+    landing it again would have published it twice)."""
+    import subprocess
+    import sys
+
+    from .conftest import wait_for
+
+    r = remote_repo
+    r.write(".wtp.toml", f"[remote]\ntimeout = {TIMEOUT}\n")
+    p = _task(r, "feed")
+    late.on(r)
+    late.receive.write_text(late.receive.read_text().replace("touch", f"touch {late.no_answers}; touch"))
+    lander = subprocess.Popen(
+        [sys.executable, "-m", "worktree_par", "land", "feed", "--strategy", "squash"],
+        cwd=r.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives it: Ctrl-C reaches all of it
+    )
+    try:
+        wait_for(late.took.exists, "the remote to take the push")
+        os.killpg(lander.pid, signal.SIGINT)
+        out, err = lander.communicate(timeout=120)
+    finally:
+        if lander.poll() is None:
+            lander.kill()
+            lander.wait()
+    assert (lander.returncode, out) == (130, ""), err
+    assert "Traceback" not in err
+    assert err.splitlines()[-2:] == [
+        "task 'feed' was being published when interrupted: see 'wtp list' for how it ended",
+        "wtp: interrupted",
+    ], err
+    t = next(t for t in r.state()["tasks"] if t["name"] == "feed")
+    assert (t["state"], t["phase"], t["holder"], t["intent"]) == ("landing", "landing", None, "publishing")
+    late.off(r)
+    again = r.wtp_proc("land", "feed", "--strategy", "squash", timeout=120)
+    assert again.code == 0, again.err
+    assert git(r.remote or r.path, "log", "--format=%s", "main").splitlines().count("feed: work") == 1  # once
+    assert not p.exists() and _task_json(r, "feed")["state"] == "landed"
