@@ -100,9 +100,12 @@ def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
                 landed = landed_commit(ctx, cur) if cur is not None else None
             except Exception:  # noqa: BLE001 - the remote cannot be asked: keep what is there
                 if cur is not None and cur.intent == PUBLISHING:  # it may have been pushed: never rolled back unasked
-                    why = f"interrupted while '{e.task.base}' was being pushed, and the remote could not be asked whether it took it"
+                    why = (
+                        f"interrupted while '{e.task.base}' was pushed, "
+                        "and the remote could not be asked whether it took it"
+                    )
                     settle.unknown(
-                        ctx, [e], f"{why}; 'wtp land {e.name}' asks again and finishes the land or gives it back"
+                        ctx, [e], f"{why}; landing it again asks the remote and finishes the land, or gives it back"
                     )
                     continue
                 landed = None
