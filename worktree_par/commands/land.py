@@ -46,7 +46,8 @@ def land(
     t = c.store.read().task(current_task(c, where, task))
     if not detach:
         done = lander.landable(t)
-        if done is not None:
+        if done is not None:  # landed by another land, or a recovery: cleaned up as a land does
+            done.messages += lander.tidy_landed(c, t, keep, err)
             return _report(c, where, done, as_json)
     req = lander.request(c, t, strategy=strategy, gate=gate, push=not no_push, keep=keep, mode=mode, timeout=timeout)
     if detach:
@@ -170,6 +171,7 @@ def _land(
 ) -> int:
     from ..errors import LandBlocked, WtpError
     from ..land import handoff, lander
+    from ..land.entry import PublishUnknown
     from ..progress import Watch
 
     # A foreground land forks: it returns once its own task is settled, even when it conducts
@@ -208,9 +210,8 @@ def _land(
         raise
     except WtpError as e:
         if as_json:
-            emit(
-                {"task": t.name, "state": "refused", "commit": None, "attempts": None, "paths": [], "error": e.message}
-            )
+            state = "unknown" if isinstance(e, PublishUnknown) else "refused"  # unknown: the next land asks again
+            emit({"task": t.name, "state": state, "commit": None, "attempts": None, "paths": [], "error": e.message})
         raise
     except KeyboardInterrupt:
         err(lander.interrupted(c, t))  # say what Ctrl-C left, before the 'interrupted' line

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import gitops
-from ..errors import LandBlocked, WouldLoseWork
+from ..errors import LandBlocked, WouldLoseWork, WtpError
 from ..gitops import Sha
 from ..guarded import Guarded
 from ..state import Task
@@ -22,6 +22,14 @@ class GateBroken(LandBlocked):
     kind = "gate-broken"
 
 
+class PublishUnknown(WtpError):
+    """The push raised and the remote could not be asked whether it took it: the tasks are
+    left mid-publication for the next command on them to ask again (recovery.recover)."""
+
+
+UNKNOWN = "unknown"  # an entry's outcome while whether the base took it is not known
+
+
 class Entry:
     """One task in the conductor's stack: the task as taken, its pre-land tip, its strategy
     and gate, the queue ticket it serves, and what happened to it (its candidate, the gate
@@ -35,7 +43,7 @@ class Entry:
         self.log: Path | None = None
         self.cached = False  # its tree passed this gate before
         self.tested = False  # its gate passed on the candidate, its worktree untouched meanwhile
-        self.outcome = ""  # LANDED or BLOCKED once settled
+        self.outcome = ""  # LANDED or BLOCKED once settled (UNKNOWN: see PublishUnknown)
         self.commit: Sha | None = None
         self.messages: list[str] = []
         self.error: LandBlocked | WouldLoseWork | None = None

@@ -135,6 +135,7 @@ def land(
     if adopt is None:
         done = landable(t)
         if done is not None:
+            done.messages += tidy_landed(ctx, t, req.keep, say, later=tidy)
             return done
         if t.phase == LANDING_PHASE:
             finished = _recover_first(ctx, t, req, say)
@@ -201,7 +202,7 @@ def _recover_first(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult 
         return None
     msg = f"task '{t.name}' is landed at {(t.commit or '')[:12]}"
     result = LandResult(t.name, LANDED, t.commit, 0, messages=[msg])
-    result.messages += removal.remove_landed(ctx, t, keep=req.keep, say=say)
+    result.messages += tidy_landed(ctx, t, req.keep, say)
     return result
 
 
@@ -254,8 +255,8 @@ def interrupted(ctx: Ctx, t: Task, wait: float = 60.0) -> str:
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         cur = ctx.store.read().tasks.get(t.name)
-        if cur is None or cur.seq != t.seq or cur.intent != PUBLISHING:
-            break
+        if cur is None or cur.seq != t.seq or cur.intent != PUBLISHING or cur.holder is None:
+            break  # settled, or left for the next command to ask the remote (settle.unknown)
         time.sleep(0.05)
     cur = ctx.store.read().tasks.get(t.name)
     if cur is not None and cur.state == LANDED:
@@ -276,11 +277,48 @@ class Tidy:
         if remote:
             # Bringing the local base along is a convenience, not part of landing: outside the queue.
             messages += publish.follow_remote(ctx, t.base, remote)
-        return messages + removal.remove_landed(ctx, t, keep=self.keep, say=self.say)
+        return messages + _remove(ctx, t, self.keep, self.say)
+
+
+def tidy_landed(ctx: Ctx, t: Task, keep: bool, say: Say, later: list[Tidy] | None = None) -> list[str]:
+    """The clean-up every land does once its task is landed, whoever landed it (this land,
+    another lander's conductor, the recovery of an interrupted land): the task's shared claims
+    withdrawn, the local base brought along, its worktree and branch removed unless ``keep``
+    (the guard keeps a worktree that holds anything kept nowhere else).  Its messages, or,
+    with ``later``, none now: the clean-up is appended there to be done later."""
+    if ctx.cfg.share and t.path:  # landed: the task no longer claims anything
+        from ..remote import sharing
+
+        sharing.withdraw(ctx, t.name)
+    job = Tidy(ctx, t, keep, say)
+    if later is not None:
+        later.append(job)
+        return []
+    return job()
+
+
+def _remove(ctx: Ctx, t: Task, keep: bool, say: Say) -> list[str]:
+    """removal.remove_landed for the task as recorded now: nothing when its worktree is gone
+    already, or while another process removes it (two landers of one task that finish at once)."""
+    cur = ctx.store.read().tasks.get(t.name)
+    if cur is None or cur.seq != t.seq or cur.state != LANDED or not cur.path:
+        return []
+    if cur.phase and not is_interrupted(cur):
+        return [f"the worktree of task '{t.name}' is being removed by another wtp process"]
+    try:
+        return removal.remove_landed(ctx, cur, keep=keep, say=say)
+    except Refusal:  # another process took it first: said, unless it is gone already
+        now = ctx.store.read().tasks.get(t.name)
+        if now is None or now.seq != t.seq or not now.path:
+            return []
+        if now.phase and not is_interrupted(now):
+            return [f"the worktree of task '{t.name}' is being removed by another wtp process"]
+        raise
 
 
 def finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say, later: list[Tidy] | None = None) -> LandResult:
-    """Our land's result, from the state the conductor left (ours or another's)."""
+    """Our land's result, from the state the conductor left (ours or another's); a task that
+    is landed is tidied as every land tidies, whoever landed it."""
     cur = ctx.store.read().task(t.name)
     if cur.seq != t.seq:
         raise Refusal(f"task '{t.name}' changed while waiting in the land queue: see 'wtp list'")
@@ -289,19 +327,10 @@ def finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say, later: list
         result = LandResult(t.name, LANDED, cur.commit, max(1, cur.attempts))
         notes = [n for n in cur.note.split("; ") if n]
         result.messages = notes if mine else [f"task '{t.name}' was landed meanwhile, at {(cur.commit or '')[:12]}"]
-        if mine:
-            # The slot and the task's claims are free from the moment it landed: the conductor
-            # started what waited for them right after the publication (Round.publish), before
-            # this clean-up; a lander does not run their setup again before it returns.
-            if ctx.cfg.share:  # landed: the task no longer claims anything
-                from ..remote import sharing
-
-                sharing.withdraw(ctx, t.name)
-            tidy = Tidy(ctx, cur, keep, say)
-            if later is None:
-                result.messages += tidy()
-            else:
-                later.append(tidy)
+        # The slot and the task's claims are free from the moment it landed: the conductor
+        # started what waited for them right after the publication (Round.publish), before
+        # this clean-up; a lander does not run their setup again before it returns.
+        result.messages += tidy_landed(ctx, cur, keep, say, later)
         return result
     if cur.state == BLOCKED:
         if cur.paths:

@@ -17,19 +17,20 @@ checked out along, without touching uncommitted work.
 
 from __future__ import annotations
 
+import contextvars
 import signal
 import sys
 from pathlib import Path
 
 from .. import crashpoints, gitops
-from ..errors import GateFailed, LandBlocked, Say
+from ..errors import ExitCode, GateFailed, LandBlocked, RemoteTimeout, Say
 from ..gitops import Sha
 from ..locks import Lock, me
 from ..repo import Ctx, few
 from ..state import LANDING, LANDING_PHASE, PUBLISHING, WITHDRAWN, State, Task
 from . import forge_lane, settle
 from .candidate import branch_moved
-from .entry import Entry, Withdrawn
+from .entry import Entry, PublishUnknown, Withdrawn
 from .verdicts import Proofs
 
 
@@ -66,7 +67,23 @@ def publish(ctx: Ctx, stack: list[Entry], done: int, k: int, base_tip: Sha, remo
             moved = top.landed_as is not None
         else:
             moved = _cas(ctx, top.task, top.published_commit, base_tip, remote, say)
-    except BaseException:
+    except LandBlocked:  # the remote said no: nothing was published
+        _uncommit(ctx, going)
+        raise
+    except Exception as failed:  # e.g. the remote took the push, then did not answer in time
+        took = _asked(ctx, going, remote, failed)
+        if took is None:
+            _uncommit(ctx, going)
+            raise
+        if remote and forge_lane.enabled(ctx):
+            top.landed_as = took
+        answer = (
+            f"{_gist(failed)}, but '{top.task.base}' took it{f' (asked {remote!r} again)' if remote else ''}: landed"
+        )
+        for e in going:
+            e.messages.append(answer)
+        moved = True
+    except BaseException:  # Ctrl-C: recovery.interrupted settles what the base took
         if not _base_has(ctx, top, remote):
             _uncommit(ctx, going)
         raise
@@ -159,6 +176,45 @@ def _clear(st: State, entries: list[Entry]) -> None:
         cur = st.tasks.get(e.name)
         if cur is not None and cur.seq == e.task.seq and cur.intent == PUBLISHING:
             cur.intent = ""
+
+
+def _asked(ctx: Ctx, going: list[Entry], remote: str | None, failed: Exception) -> Sha | None:
+    """The push of ``going`` raised: whether the base took it all the same, asked of the
+    remote now as recovery asks it (the commit it took for the top; None when it did not).
+    The question gets a network budget of its own: the push may have spent the command's.
+    When the remote cannot be asked either, ``going`` is left for the next command on it to
+    ask (settle.unknown) and PublishUnknown says so."""
+    from .recovery import landed_commit
+
+    top = going[-1]
+
+    def ask() -> str | None:
+        gitops.unbound_network()  # in a copy of the context: the command's own deadline stays
+        cur = ctx.store.read().tasks.get(top.name)
+        return landed_commit(ctx, cur) if cur is not None else None
+
+    try:
+        took = contextvars.copy_context().run(ask)
+    except Exception as asking:  # noqa: BLE001 - the outcome is not known here: said, and left to recovery
+        names = ", ".join(f"'{e.name}'" for e in going)
+        where = f"'{remote}'" if remote else "the repository"
+        why = (
+            f"{_gist(failed)}, and {where} could not be asked whether it took the push ({_gist(asking)}): "
+            f"whether {names} landed is not known"
+        )
+        settle.unknown(ctx, going, f"{why}; landing it again asks {where} and finishes the land, or gives it back")
+        timed_out = isinstance(failed, RemoteTimeout) or isinstance(asking, RemoteTimeout)
+        raise PublishUnknown(
+            f"{why}: run 'wtp land {top.name}' again once {where} answers (or 'wtp doctor --fix'): "
+            f"it asks {where} and finishes the land, or gives the task back",
+            exit_code=RemoteTimeout.exit_code if timed_out else getattr(failed, "exit_code", ExitCode.FINDING),
+        ) from failed
+    return Sha(took) if took else None
+
+
+def _gist(e: BaseException) -> str:
+    """An error's first clause: what happened, without its advice."""
+    return str(e).split(": ", 1)[0]
 
 
 def _base_has(ctx: Ctx, e: Entry, remote: str | None) -> bool:

@@ -13,7 +13,7 @@ from ..gates import Gate
 from ..gitops import Sha
 from ..locks import me
 from ..repo import Ctx
-from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, WITHDRAWN, Task
+from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, PUBLISHING, WITHDRAWN, Task
 from . import forge_lane, settle
 from .entry import Entry
 from .request import QUEUE
@@ -109,6 +109,15 @@ def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
             try:
                 landed = landed_commit(ctx, cur) if cur is not None else None
             except Exception:  # noqa: BLE001 - the remote cannot be asked: keep what is there
+                if cur is not None and cur.intent == PUBLISHING:  # it may have been pushed: never rolled back unasked
+                    why = (
+                        f"interrupted while '{e.task.base}' was pushed, "
+                        "and the remote could not be asked whether it took it"
+                    )
+                    settle.unknown(
+                        ctx, [e], f"{why}; landing it again asks the remote and finishes the land, or gives it back"
+                    )
+                    continue
                 landed = None
             if landed is not None:
                 e.messages.append(f"interrupted after '{e.task.base}' took the candidate: task '{e.name}' is landed")

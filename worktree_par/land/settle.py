@@ -8,7 +8,7 @@ from ..errors import LandBlocked, WouldLoseWork
 from ..gitops import Sha
 from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED
-from .entry import Entry, GateBroken, Withdrawn
+from .entry import UNKNOWN, Entry, GateBroken, Withdrawn
 
 
 def give_back(ctx: Ctx, e: Entry, branch: Sha | None = None) -> str:
@@ -66,3 +66,13 @@ def blocked(ctx: Ctx, e: Entry, err: LandBlocked | WouldLoseWork) -> None:
     ctx.store.update(
         e.task, state=state, phase="", holder=None, paths=paths, note=note, candidate=None, ticket=e.ticket, intent=""
     )
+
+
+def unknown(ctx: Ctx, entries: list[Entry], note: str) -> None:
+    """Whether the base took ``entries`` cannot be asked now: they stay mid-publication, held
+    by nobody, so the next command on each ('wtp land', 'wtp doctor --fix') asks the remote
+    and finishes the land or gives the task back, as after a killed conductor.  Never given
+    back here: a land the base took is never rolled back."""
+    for e in entries:
+        e.outcome = UNKNOWN
+        ctx.store.update(e.task, holder=None, note=note)
