@@ -209,10 +209,10 @@ def _recover_first(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult 
 def _prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
     """Before joining the queue: the worktree is fit to land, its tip is kept under the
     backup ref, and the task is waiting to land (the task as now recorded).  A task another
-    'wtp land' still waits to land with other options (a stricter gate, say) is refused:
+    'wtp land' still waits to land with another gate, strategy or push is refused:
     that land's options would hold, not ours; with the same ones, both wait for the one land."""
     if t.state == LANDING:
-        same = ("gate", "strategy", "mode", "push", "keep")
+        same = ("gate", "strategy", "push")  # what is tested and published: not how, nor the clean-up
         ours = {k: v for k, v in req.to_json().items() if k in same}
         for k in Gate(ctx.store, QUEUE).tickets():  # live holders only
             theirs = k.get("data")
