@@ -318,7 +318,7 @@ def gate_passed(ctx: Ctx, e: Entry, status: QueueStatus, meanwhile: Callable[[],
             cur = ctx.store.read().tasks.get(e.name)
             if cur is not None and cur.seq == e.task.seq and cur.intent == WITHDRAWN:
                 halt(e)
-                e.error = Withdrawn(f"task '{e.name}' was withdrawn from the land by its lander")
+                e.error = Withdrawn.of(e.name)
                 return False
         time.sleep(0.01)
 

@@ -14,6 +14,12 @@ from ..state import Task
 class Withdrawn(LandBlocked):
     """The task's lander no longer wants it landed (Ctrl-C, or 'wtp rm'): it is given back."""
 
+    @classmethod
+    def of(cls, name: str, more: str = "") -> Withdrawn:
+        """What its lander is told (``more``: what that left of the base)."""
+        why = f"task '{name}' was withdrawn from the land (its lander was stopped, or 'wtp rm' took it back)"
+        return cls(f"{why}: {more}" if more else why)
+
 
 class GateBroken(LandBlocked):
     """The gate fails on the base itself: the gate or the base is broken, not the task; the

@@ -126,9 +126,7 @@ def _prove(ctx: Ctx, stack: list[Entry], done: int, k: int) -> tuple[int, Entry 
     for i in range(done, k):
         e = stack[i]
         if not wanted(st.tasks.get(e.name), e):
-            e.error = Withdrawn(
-                f"task '{e.name}' was withdrawn from the land by its lander: '{e.task.base}' untouched by it"
-            )
+            e.error = Withdrawn.of(e.name, f"'{e.task.base}' untouched by it")
             cut, kept = i, e
             break
         head = heads.get(f"refs/heads/{e.task.branch}")
@@ -158,7 +156,7 @@ def _commit(ctx: Ctx, going: list[Entry]) -> tuple[int, Entry | None]:
         for n, e in enumerate(going):
             cur = st.tasks.get(e.name)
             if not wanted(cur, e):
-                e.error = Withdrawn(f"task '{e.name}' was withdrawn from the land by its lander")
+                e.error = Withdrawn.of(e.name)
                 _clear(st, going[:n])  # in the same write: nothing is left marked
                 return n, e
             assert cur is not None

@@ -90,6 +90,6 @@ class Round:
         for e in self.stack[self.done :]:
             cur = st.tasks.get(e.name)
             if cur is not None and cur.seq == e.task.seq and cur.intent == WITHDRAWN:
-                e.error = Withdrawn(f"task '{e.name}' was withdrawn from the land by its lander")
+                e.error = Withdrawn.of(e.name)
                 return e
         return None
