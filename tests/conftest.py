@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -68,6 +69,16 @@ def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60) ->
     while not predicate():
         assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
         time.sleep(0.02)
+
+
+def end_pids(pids: Path) -> None:
+    """SIGKILL the processes whose pids a test's wrapper script wrote to ``pids`` (one per
+    line): the ones this test started, ended by pid, never by name."""
+    for pid in [int(p) for p in pids.read_text().split()] if pids.exists() else []:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def write_file(root: Path, rel: str, text: str) -> Path:

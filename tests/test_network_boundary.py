@@ -5,8 +5,6 @@ to the clone; ages and leases are measured on this clone's own clock."""
 
 from __future__ import annotations
 
-import os
-import signal
 import stat
 import time
 from collections.abc import Iterator
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Out, Repo, git, wait_for
+from .conftest import Out, Repo, end_pids, git, wait_for
 
 TIMEOUT = 2  # [remote] timeout in these tests
 WITHIN = 20  # seconds a command may take in all, on a loaded machine: far below a hang
@@ -50,11 +48,7 @@ class Hang:
         return [int(p) for p in self.pids.read_text().split()] if self.pids.exists() else []
 
     def end(self) -> None:
-        for pid in self.started():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        end_pids(self.pids)
 
 
 @pytest.fixture

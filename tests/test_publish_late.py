@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Repo, git
+from .conftest import Repo, end_pids, git
 
 TIMEOUT = 2  # [remote] timeout in these tests
 
@@ -51,11 +51,12 @@ class LateRemote:
         self.no_answers.unlink(missing_ok=True)
 
     def end(self) -> None:
-        for pid in [int(p) for p in self.pids.read_text().split()] if self.pids.exists() else []:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        end_pids(self.pids)
+
+    def unaskable(self, r: Repo) -> None:
+        """On for ``r``, and once the push is taken, asking the remote hangs too."""
+        self.on(r)
+        self.receive.write_text(self.receive.read_text().replace("touch", f"touch {self.no_answers}; touch"))
 
 
 @pytest.fixture
@@ -118,8 +119,7 @@ def test_when_the_remote_cannot_be_asked_either_the_land_is_unknown_and_the_next
     r.write(".wtp.toml", f"[remote]\ntimeout = {TIMEOUT}\n")
     p = _task(r, "feed")
     before = r.git("rev-parse", "wtp/feed")
-    late.on(r)
-    late.receive.write_text(late.receive.read_text().replace("touch", f"touch {late.no_answers}; touch"))
+    late.unaskable(r)
     out = r.wtp_proc("land", "feed", "--json", timeout=120)
     assert late.took.exists() and late.no_answers.exists()
     why = (
@@ -171,8 +171,7 @@ def test_a_land_that_finds_its_task_landed_by_a_recovery_tidies_and_brings_main_
     r.write(".wtp.toml", f"[remote]\ntimeout = {TIMEOUT}\n")
     p = _task(r, "feed")
     stale = r.git("rev-parse", "main")
-    late.on(r)
-    late.receive.write_text(late.receive.read_text().replace("touch", f"touch {late.no_answers}; touch"))
+    late.unaskable(r)
     assert r.wtp_proc("land", "feed", timeout=120).code == 3
     late.off(r)
     assert r.wtp_proc("doctor", "--fix").code == 0
@@ -266,8 +265,7 @@ def test_ctrl_c_in_a_push_the_remote_took_while_it_cannot_be_asked_is_never_roll
     r = remote_repo
     r.write(".wtp.toml", f"[remote]\ntimeout = {TIMEOUT}\n")
     p = _task(r, "feed")
-    late.on(r)
-    late.receive.write_text(late.receive.read_text().replace("touch", f"touch {late.no_answers}; touch"))
+    late.unaskable(r)
     lander = subprocess.Popen(
         [sys.executable, "-m", "worktree_par", "land", "feed", "--strategy", "squash"],
         cwd=r.path,
