@@ -73,7 +73,8 @@ def test_a_commit_made_on_the_candidate_of_a_killed_land_does_not_wedge_the_task
     lander.wait()
     candidate = project.git("rev-parse", "wtp/t1")
     assert project.git("rev-parse", "wtp/t1^") == other  # the branch holds the candidate
-    more = project.commit({"more.txt": "more\n"}, "t1 more", cwd=p)
+    # it edits a file only the base has: it cannot be moved onto the pre-land tip, and stays
+    more = project.commit({"other.txt": "o, and more\n"}, "t1 more", cwd=p)
     out = project.wtp_proc("land", "t1", "--gate", "./check.sh")
     assert out.code == 0, out.err
     first = out.err.splitlines()[0]
@@ -180,3 +181,35 @@ def test_a_land_whose_process_is_killed_after_publishing_says_how_to_finish_it(p
     assert again.code == 0, again.err
     assert again.out.splitlines()[0].startswith("landed 't1' at "), again.out
     assert "t1.txt" in _main_files(project)
+
+
+def test_a_commit_made_on_a_stacked_candidate_of_a_killed_land_lands_without_the_task_below(
+    project: Repo, tmp_path: Path
+) -> None:
+    """t2 stacked on t1, both landers SIGKILLed, a commit made on t2's branch (its candidate,
+    which holds t1's rebased commit): landing t2 again published t1's work with it."""
+    _start(project, "t1", {"t1.txt": "1\n"})
+    p2 = _start(project, "t2", {"t2.txt": "2\n"})
+    project.commit({"other.txt": "o\n"}, "base moved")
+    project.git("push", "-q", "origin", "main")
+    started = tmp_path / "started"
+    gate = f"touch {started}-$WTP_TASK; sleep 60"
+    t1, t2 = queued_landers(project, ["t1", "t2"], "--gate", gate)
+    wait_for(lambda: Path(f"{started}-t1").exists() and Path(f"{started}-t2").exists(), "both gates to start")
+    for lander in (t2, t1):
+        lander.kill()
+        lander.wait()
+    assert project.git("log", "-1", "--format=%s", "wtp/t2^") == "t1 work"  # t2's candidate holds t1's commit
+    more = project.commit({"more.txt": "more\n"}, "t2 more", cwd=p2)
+    out = project.wtp_proc("land", "t2", "--gate", "./check.sh")
+    assert out.code == 0, out.err
+    assert project.git("log", "--format=%s", "-4", "origin/main").splitlines() == [
+        "t2 more",
+        "t2 work",
+        "base moved",
+        "the test",
+    ], out.err
+    assert "t1.txt" not in _main_files(project)
+    kept = f"refs/wtp/archive-pre-land/t2/{more[:12]}"
+    assert project.git("rev-parse", kept) == more  # the commit as it was made, kept
+    assert f"moved onto its pre-land tip (as made: {kept})" in out.err, out.err

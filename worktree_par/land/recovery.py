@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from .. import gitops, guard
-from ..errors import Say, WouldLoseWork
+from ..errors import Say, WouldLoseWork, count
 from ..gates import Gate
 from ..gitops import Sha
 from ..locks import me
@@ -76,15 +76,15 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
     if backup is not None and wt and wt.is_dir():
         try:
             kept = guard.rewind(ctx, t, wt, backup, [Sha(t.candidate)] if t.candidate else [])
-        except WouldLoseWork as w:  # commits made on the candidate since: the branch stays, the task is given back
-            on = (
-                f"its branch stays on the candidate of the interrupted land ({t.candidate[:12]}): "
-                if t.candidate
-                else ""
-            )
-            note = f"{on}{w.message}"
-            ctx.store.update(t, state=BLOCKED, phase="", holder=None, note=note, candidate=None, ticket=None, intent="")
-            return f"the interrupted land of '{t.name}' is given back as it is: {note}"
+        except WouldLoseWork as w:  # commits made on the candidate since
+            kept = _onto_pre_land(ctx, t, wt, backup)
+            if not kept:  # they could not go along: the branch stays, the task is given back
+                on = f"its branch stays on the candidate of the interrupted land ({(t.candidate or '')[:12]}): "
+                note = f"{on if t.candidate else ''}{w.message}"
+                ctx.store.update(
+                    t, state=BLOCKED, phase="", holder=None, note=note, candidate=None, ticket=None, intent=""
+                )
+                return f"the interrupted land of '{t.name}' is given back as it is: {note}"
     if retake is not None and backup is not None and t.intent != WITHDRAWN:
         ctx.store.update(
             t, state=LANDING, phase=LANDING_PHASE, holder=me().to_json(), candidate=None, ticket=retake, intent=""
@@ -96,6 +96,28 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
         ctx.store.update(t, state=BLOCKED, phase="", holder=None, note=note, request=None)
         return f"the interrupted land of '{t.name}' is blocked: {note}"
     return f"rolled back the interrupted land of '{t.name}' to its pre-land tip" + (f"; {kept}" if kept else "")
+
+
+def _onto_pre_land(ctx: Ctx, t: Task, wt: Path, backup: Sha) -> str:
+    """Commits made on the candidate of an interrupted land (which holds the rebased commits of
+    the tasks stacked below it, too) moved onto the pre-land tip, the commits as made kept
+    under a ref of their own; what was done, or "" when they could not go (nothing changed)."""
+    head, attached = gitops.head(wt)
+    if not t.candidate or head is None or attached != f"refs/heads/{t.branch}" or gitops.status_paths(wt):
+        return ""
+    if not gitops.is_ancestor(ctx.root, t.candidate, head):
+        return ""
+    kept = f"{guard.PRE_LAND}{t.name}/{head[:12]}"
+    gitops.update_ref(ctx.root, kept, head, None, f"commits made on the candidate of {t.name}'s interrupted land")
+    if not gitops.rebase_onto(wt, backup, t.candidate).ok:  # aborted: as before
+        gitops.delete_ref(ctx.root, kept, head)
+        return ""
+    n = len(gitops.commits_not_in(ctx.root, [head], [t.candidate]))
+    gitops.delete_ref(ctx.root, f"{guard.PRE_LAND}{t.name}/{backup[:12]}", backup)  # the branch holds it again
+    return (
+        f"the {count(n, 'commit')} made on the candidate of the interrupted land moved onto its pre-land tip "
+        f"(as made: {kept})"
+    )
 
 
 def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
