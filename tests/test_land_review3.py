@@ -213,3 +213,30 @@ def test_a_commit_made_on_a_stacked_candidate_of_a_killed_land_lands_without_the
     kept = f"refs/wtp/archive-pre-land/t2/{more[:12]}"
     assert project.git("rev-parse", kept) == more  # the commit as it was made, kept
     assert f"moved onto its pre-land tip (as made: {kept})" in out.err, out.err
+
+
+def test_two_lands_of_one_task_with_other_gates_racing_to_join_run_one_gate(project: Repo, tmp_path: Path) -> None:
+    """Both landers saw the task active (neither ticket placed yet), so the early refusal did
+    not fire: both joined, and one reported the other's gate as its own.  The ticket lock
+    now decides: the second to join is refused, whichever it is."""
+    _start(project, "t1", {"t1.txt": "1\n"})
+    hold, b_started, go = tmp_path / "hold", tmp_path / "b-started", tmp_path / "go"
+    a = project.spawn(
+        "land", "t1", "--gate", f"touch {tmp_path}/a-ran; ./check.sh",
+        env={"WTP_TEST_HOLD_AT": "land:prepared", "WTP_TEST_HOLD_FILE": str(hold)},
+    )  # fmt: skip
+    wait_for(Path(f"{hold}.reached").exists, "the first lander to be ready to join the queue")
+    b = project.spawn(
+        "land", "t1", "--gate", f"touch {b_started}; while [ ! -e {go} ]; do sleep 0.05; done; ./check.sh"
+    )
+    try:
+        wait_for(b_started.exists, "the second lander's gate to start")
+        hold.touch()
+        _, a_err = a.communicate(timeout=60)
+        assert a.returncode == 1, a_err
+        assert a_err.splitlines()[-1].startswith("wtp: task 't1' is already waiting to land with other options"), a_err
+    finally:
+        go.touch()
+    assert b.wait(timeout=60) == 0, b.communicate()[1]
+    assert not (tmp_path / "a-ran").exists()  # one gate ran: the one of the land that reports it
+    assert "t1.txt" in _main_files(project)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from . import locks
-from .errors import Say, UsageError, WaitTimeout
+from .errors import Refusal, Say, UsageError, WaitTimeout
 from .state import Store
 
 _GATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}")
@@ -47,6 +47,21 @@ def _well_formed(data: object) -> bool:
 
 
 _AGE = re.compile(r", for \d+s")  # a wait line is said again only when more than this changed
+# A ticket may refuse to join the ones in the queue (the live ones, looked at under the ticket
+# lock, so two joining at once see each other): the line saying why, or None to join.
+Refuse = Callable[[list[dict[str, Any]]], "str | None"]
+
+
+class JoinRefused(Refusal):
+    """A ticket's ``refuse`` said it does not join: nothing of the queue changed."""
+
+
+def _refused(refuse: Refuse | None, tickets: list[dict[str, Any]]) -> None:
+    why = refuse(tickets) if refuse is not None else None
+    if why:
+        raise JoinRefused(why)
+
+
 TASK_POLL = 0.2  # seconds between looks at the registry while a task holds the gate's resource
 RELOOK = 0.5  # a waiter whose ticket file did not change reads it again after this long (dead holders)
 
@@ -214,6 +229,7 @@ class Gate:
         tasks: Callable[[], list[Use]] | None = None,
         adopt: int | None = None,
         bear_stopped: bool = False,
+        refuse: Refuse | None = None,
     ) -> bool:
         """Join the queue and wait for our turn (True); WaitTimeout (exit 3) after ``timeout``
         seconds.  ``data`` rides on the ticket for whoever holds the gate to read; ``until``:
@@ -237,6 +253,7 @@ class Gate:
                 ticket = dict(given)
                 self.seq = adopt
             else:
+                _refused(refuse, state["tickets"])
                 state["seq"] += 1
                 self.seq = ticket["seq"] = state["seq"]
                 state["tickets"].append(ticket)
@@ -310,7 +327,9 @@ class Gate:
             self._leave()
             raise
 
-    def enqueue(self, label: str, data: dict[str, Any], *, to_server: bool = False) -> tuple[int, int, str | None]:
+    def enqueue(
+        self, label: str, data: dict[str, Any], *, to_server: bool = False, refuse: Refuse | None = None
+    ) -> tuple[int, int, str | None]:
         """Put a ticket in the queue now: (its seq, its place, the log of the server that took
         it).  ``to_server``: when a server (a background process serving tickets, see
         ``hand_to``) runs, the ticket is its own at once and that log is returned; otherwise,
@@ -319,6 +338,7 @@ class Gate:
         with self.meta:
             state = self._read()
             self._prune(state)
+            _refused(refuse, state["tickets"])
             server = _server(state) if to_server else None
             state["seq"] += 1
             ticket = {

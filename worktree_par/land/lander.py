@@ -19,11 +19,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import crashpoints, removal, trust
 from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, quiet
-from ..gates import Gate, OnChange
+from ..gates import Gate, JoinRefused, OnChange, Refuse
 from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, Task
 from ..state import interrupted as is_interrupted
@@ -143,6 +143,7 @@ def land(
                 return finished
             t = ctx.store.read().task(t.name)
         t = _prepare(ctx, t, req, say)
+        crashpoints.step("land:prepared")
     q = Gate(ctx.store, QUEUE, title="the land queue")
     settled = OnChange(ctx.store.file, lambda: _settled(ctx, t), every=1.0)  # a stat per look while waiting
     try:
@@ -155,7 +156,10 @@ def land(
             until=settled,
             adopt=adopt,
             bear_stopped=adopt is not None,
+            refuse=_other_options(t, req) if adopt is None else None,
         )
+    except JoinRefused:
+        raise  # another land of the task waits: the task is its, not ours to withdraw
     except BaseException:
         withdraw(ctx, t)
         raise
@@ -211,16 +215,10 @@ def _prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
     backup ref, and the task is waiting to land (the task as now recorded).  A task another
     'wtp land' still waits to land with another gate, strategy or push is refused:
     that land's options would hold, not ours; with the same ones, both wait for the one land."""
-    if t.state == LANDING:
-        same = ("gate", "strategy", "push")  # what is tested and published: not how, nor the clean-up
-        ours = {k: v for k, v in req.to_json().items() if k in same}
-        for k in Gate(ctx.store, QUEUE).tickets():  # live holders only
-            theirs = k.get("data")
-            if k.get("label") == t.name and isinstance(theirs, dict) and {x: theirs.get(x) for x in same} != ours:
-                raise Refusal(
-                    f"task '{t.name}' is already waiting to land with other options ({Gate.describe(k)}): "
-                    f"let that land finish, or interrupt it first"
-                )
+    if t.state == LANDING:  # refused before anything is done (and as the ticket joins: landers racing)
+        why = _other_options(t, req)(Gate(ctx.store, QUEUE).tickets())
+        if why:
+            raise Refusal(why)
     tip = check_worktree(ctx, t, Path(t.path or ""))
     if not req.gate:
         say(f"warning: landing '{t.name}' untested: no gate (pass --gate CMD, or set [land] gate in .wtp.toml)")
@@ -233,6 +231,26 @@ def _prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
     if waiting is None:
         raise Refusal(f"task '{t.name}' changed meanwhile: see 'wtp list'")
     return t
+
+
+def _other_options(t: Task, req: LandRequest) -> Refuse:
+    """A land of ``t`` does not join a queue where another land of it waits with another gate,
+    strategy or push (what is tested and published; not how, nor the clean-up): that land's
+    options would hold, not ours.  The line saying so, or None."""
+    same = ("gate", "strategy", "push")
+    ours = {k: v for k, v in req.to_json().items() if k in same}
+
+    def refuse(tickets: list[dict[str, Any]]) -> str | None:
+        for k in tickets:
+            theirs = k.get("data")
+            if k.get("label") == t.name and isinstance(theirs, dict) and {x: theirs.get(x) for x in same} != ours:
+                return (
+                    f"task '{t.name}' is already waiting to land with other options ({Gate.describe(k)}): "
+                    f"let that land finish, or interrupt it first"
+                )
+        return None
+
+    return refuse
 
 
 def _settled(ctx: Ctx, t: Task) -> bool:
@@ -385,7 +403,7 @@ def detach(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> tuple[int, str]:
     landable(t)
     t = _prepare(ctx, t, req, say)  # refusals come now, not in a log nobody reads
     q = Gate(ctx.store, QUEUE, title="the land queue")
-    seq, place, served = q.enqueue(t.name, req.to_json(), to_server=True)
+    seq, place, served = q.enqueue(t.name, req.to_json(), to_server=True, refuse=_other_options(t, req))
     if served is not None:
         return place, served  # the background lander running now owns it
     log = ctx.store.subdir("logs") / f"land-detached-{t.name}.log"
