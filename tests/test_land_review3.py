@@ -76,13 +76,16 @@ def test_a_commit_made_on_the_candidate_of_a_killed_land_does_not_wedge_the_task
     # it edits a file only the base has: it cannot be moved onto the pre-land tip, and stays
     more = project.commit({"other.txt": "o, and more\n"}, "t1 more", cwd=p)
     out = project.wtp_proc("land", "t1", "--gate", "./check.sh")
-    assert out.code == 0, out.err
-    first = out.err.splitlines()[0]
-    assert first.startswith(
-        f"the interrupted land of 't1' is given back as it is: its branch stays on the candidate of the "
-        f"interrupted land ({candidate[:12]}): branch 'wtp/t1' gained 1 commit wtp did not make while landing "
-        f"({more[:10]} t1 more)"
+    assert out.code == 1, out.err  # this land stops there: the branch may hold others' commits
+    assert out.err.splitlines()[-1].startswith(
+        f"wtp: the interrupted land of 't1' is given back as it is: its branch stays on the candidate of the "
+        f"interrupted land ({candidate[:12]}), which also holds the rebased commits of any task stacked below it: "
+        f"move yours onto its pre-land tip ('git -C {p} rebase --onto "
     ), out.err
+    assert f"branch 'wtp/t1' gained 1 commit wtp did not make while landing ({more[:10]} t1 more)" in out.err
+    assert project.wtp("list", "--json").json()["tasks"][0]["state"] == "blocked"
+    again = project.wtp_proc("land", "t1", "--gate", "./check.sh")  # no task below it here: it lands
+    assert again.code == 0, again.err
     assert project.git("log", "--format=%s", "-3", "origin/main").splitlines() == ["t1 more", "t1 work", "base moved"]
 
 
@@ -193,26 +196,37 @@ def test_a_commit_made_on_a_stacked_candidate_of_a_killed_land_lands_without_the
     project.commit({"other.txt": "o\n"}, "base moved")
     project.git("push", "-q", "origin", "main")
     started = tmp_path / "started"
-    gate = f"touch {started}-$WTP_TASK; sleep 60"
+    gate = f"echo built > build.out; touch {started}-$WTP_TASK; sleep 60"  # build output, untracked
     t1, t2 = queued_landers(project, ["t1", "t2"], "--gate", gate)
     wait_for(lambda: Path(f"{started}-t1").exists() and Path(f"{started}-t2").exists(), "both gates to start")
     for lander in (t2, t1):
         lander.kill()
         lander.wait()
     assert project.git("log", "-1", "--format=%s", "wtp/t2^") == "t1 work"  # t2's candidate holds t1's commit
-    more = project.commit({"more.txt": "more\n"}, "t2 more", cwd=p2)
+    (p2 / "more.txt").write_text("more\n")
+    project.git("add", "more.txt", cwd=p2)  # build.out stays untracked, as a gate's output does
+    project.git("commit", "-q", "-m", "t2 more", cwd=p2)
+    more = project.git("rev-parse", "HEAD", cwd=p2)
+    assert (p2 / "build.out").exists()
     out = project.wtp_proc("land", "t2", "--gate", "./check.sh")
-    assert out.code == 0, out.err
+    kept = f"refs/wtp/archive-pre-land/t2/{more[:12]}"
+    assert f"moved onto its pre-land tip (as made: {kept})" in out.err, (
+        out.err
+    )  # the gate's output in the way of nothing
+    assert project.git("rev-parse", kept) == more  # the commit as it was made, kept
+    assert out.code == 1 and out.err.splitlines()[-1] == (  # a land refuses an untracked file, as ever
+        "wtp: task 't2' has 1 uncommitted file (build.out): commit or stash them, then run 'wtp land t2' again"
+    ), out.err
+    (p2 / "build.out").unlink()
+    again = project.wtp_proc("land", "t2", "--gate", "./check.sh")
+    assert again.code == 0, again.err
     assert project.git("log", "--format=%s", "-4", "origin/main").splitlines() == [
         "t2 more",
         "t2 work",
         "base moved",
         "the test",
-    ], out.err
+    ], again.err
     assert "t1.txt" not in _main_files(project)
-    kept = f"refs/wtp/archive-pre-land/t2/{more[:12]}"
-    assert project.git("rev-parse", kept) == more  # the commit as it was made, kept
-    assert f"moved onto its pre-land tip (as made: {kept})" in out.err, out.err
 
 
 def test_two_lands_of_one_task_with_other_gates_racing_to_join_run_one_gate(project: Repo, tmp_path: Path) -> None:

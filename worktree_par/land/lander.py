@@ -199,9 +199,14 @@ def _own_done(ctx: Ctx, t: Task, q: Gate, handoff: Handoff | None) -> Callable[[
 
 
 def _recover_first(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult | None:
-    """A land of ``t`` died mid-way: finish or roll it back; its result when it had landed."""
-    say(recovery.recover(ctx, t, say))
+    """A land of ``t`` died mid-way: finish or roll it back; its result when it had landed.
+    Given back as it is (commits made on its candidate that could not move), this land stops
+    there: the branch may hold the commits of tasks stacked below it, for the user to see to."""
+    said = recovery.recover(ctx, t, say)
     t = ctx.store.read().task(t.name)
+    if t.state == BLOCKED and recovery.AS_IT_IS in said:
+        raise LandBlocked(said)
+    say(said)
     if t.state != LANDED:
         return None
     msg = f"task '{t.name}' is landed at {(t.commit or '')[:12]}"

@@ -18,6 +18,8 @@ from . import forge_lane, settle
 from .entry import Entry
 from .request import QUEUE
 
+AS_IT_IS = "is given back as it is"  # commits made on its candidate could not move: its land stops there
+
 
 def published(ctx: Ctx, base: str, candidate: str, remote: str | None) -> bool:
     """Whether ``candidate`` is on ``base``, as the remote says now (a fetch), or the local
@@ -79,12 +81,17 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
         except WouldLoseWork as w:  # commits made on the candidate since
             kept = _onto_pre_land(ctx, t, wt, backup)
             if not kept:  # they could not go along: the branch stays, the task is given back
-                on = f"its branch stays on the candidate of the interrupted land ({(t.candidate or '')[:12]}): "
+                c = (t.candidate or "")[:12]
+                on = (
+                    f"its branch stays on the candidate of the interrupted land ({c}), which also holds the "
+                    f"rebased commits of any task stacked below it: move yours onto its pre-land tip "
+                    f"('git -C {wt} rebase --onto {backup[:12]} {c}') before landing it again; "
+                )
                 note = f"{on if t.candidate else ''}{w.message}"
                 ctx.store.update(
                     t, state=BLOCKED, phase="", holder=None, note=note, candidate=None, ticket=None, intent=""
                 )
-                return f"the interrupted land of '{t.name}' is given back as it is: {note}"
+                return f"the interrupted land of '{t.name}' {AS_IT_IS}: {note}"
     if retake is not None and backup is not None and t.intent != WITHDRAWN:
         ctx.store.update(
             t, state=LANDING, phase=LANDING_PHASE, holder=me().to_json(), candidate=None, ticket=retake, intent=""
@@ -102,8 +109,9 @@ def _onto_pre_land(ctx: Ctx, t: Task, wt: Path, backup: Sha) -> str:
     """Commits made on the candidate of an interrupted land (which holds the rebased commits of
     the tasks stacked below it, too) moved onto the pre-land tip, the commits as made kept
     under a ref of their own; what was done, or "" when they could not go (nothing changed)."""
-    head, attached = gitops.head(wt)
-    if not t.candidate or head is None or attached != f"refs/heads/{t.branch}" or gitops.status_paths(wt):
+    now = gitops.head_status(wt, untracked=False)  # untracked files (a gate's output) do not stop a rebase
+    head = now.head
+    if not t.candidate or head is None or now.attached != f"refs/heads/{t.branch}" or now.paths:
         return ""
     if not gitops.is_ancestor(ctx.root, t.candidate, head):
         return ""
