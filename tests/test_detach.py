@@ -220,3 +220,30 @@ def test_sigterm_to_the_background_lander_gives_back_every_land_it_holds(project
         "wtp: interrupted",
     ], log
     assert json.loads(project.wtp_proc("queue", "--json").out)["entries"] == []
+
+
+def test_sigterm_to_the_background_lander_after_its_own_task_landed_still_stops_it(
+    project: Repo, tmp_path: Path
+) -> None:
+    """Its own task landed, the background lander took the SIGTERM as a Ctrl-C after the push
+    (the task is landed: finish the job) and went on to land every other task it held."""
+    _tasks(project, 3)
+    release = tmp_path / "release"
+    slow = f'[ "$WTP_TASK" = t1 ] || until [ -e {release} ]; do sleep 0.05; done; ./check.sh'
+    outs = [project.wtp_proc("land", f"t{i}", "--detach", "--gate", slow) for i in (1, 2, 3)]
+    assert [o.code for o in outs] == [0, 0, 0], [o.err for o in outs]
+    (server,) = {e["pid"] for e in json.loads(project.wtp_proc("queue", "--json").out)["entries"]}
+    states = lambda: {t["name"]: t["state"] for t in project.wtp("list", "--all", "--json").json()["tasks"]}  # noqa: E731
+    wait_for(lambda: states()["t1"] == "landed", "t1 to land")
+    os.kill(server, signal.SIGTERM)  # the detached process this test's command started
+    try:
+        wait_for(lambda: not pid_alive(server), "the background lander to end")
+    finally:
+        release.touch()
+    assert states() == {"t1": "landed", "t2": "active", "t3": "active"}
+    log = Path(_log_of(outs[0].out)).read_text().splitlines()
+    for n in ("t2", "t3"):  # given back by the land under way, or before its turn, as the signal found them
+        said = [line for line in log if f"'main' untouched by this land, task '{n}' is active again" in line]
+        assert len(said) == 1 and said[0].startswith(("interrupted: ", "wtp: stopped before its turn: ")), log
+    assert log[-1] == "wtp: interrupted", log
+    assert _first_parents_pass(project) == ["t1 work", "the test", "initial"]

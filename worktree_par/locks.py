@@ -326,12 +326,12 @@ _held: dict[str, Lock] = {}  # path -> the Lock object of this process holding i
 
 @contextmanager
 def no_interrupt() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the block is done (in the main thread; other threads never
-    get them): taking or dropping a lock is never left half done by Ctrl-C."""
+    """SIGINT, SIGTERM and SIGHUP wait until the block is done (in the main thread; other threads
+    never get them): taking or dropping a lock is never left half done by Ctrl-C."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
     try:
         yield
     finally:

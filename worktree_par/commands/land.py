@@ -78,6 +78,8 @@ def land_detached(where: str | None, request: str, ticket: str | None = None) ->
     try:
         code = in_command(lambda: _serve(where, LandRequest.loads(request), seq, q, later, ""))
         while True:
+            if STOPPED:  # told to stop while a land under way finished anyway (its task had landed)
+                raise KeyboardInterrupt
             # The tickets it holds before any clean-up: one at the head of the queue never waits
             # for the clean-up of another.  It stops taking tickets once it has nothing left to do.
             handed = q.next_served(stop=not later)
@@ -90,13 +92,15 @@ def land_detached(where: str | None, request: str, ticket: str | None = None) ->
             else:
                 return code
     except KeyboardInterrupt:  # SIGTERM: the land under way gave back what it had not published
-        import signal
+        from ..guarded import finishing
 
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one does not cut this short
-        while (handed := q.next_served(stop=True)) is not None:  # and so do the ones handed to it
-            seq, _data, label = handed
-            q.drop(seq)
-            err(f"wtp: stopped before its turn: {_given_back(where, label)}")
+        with finishing():  # a second signal does not cut this short
+            while (handed := q.next_served(stop=True)) is not None:  # and so do the ones handed to it
+                seq, _data, label = handed
+                q.drop(seq)
+                err(f"wtp: stopped before its turn: {_given_back(where, label)}")
+            for tidy in later:  # landed: only the clean-up is left undone
+                err(f"task '{tidy.task.name}' is landed; its worktree is kept ('wtp rm {tidy.task.name}' removes it)")
         raise
 
 
@@ -221,6 +225,9 @@ def _land(
     return _report(c, where, result, as_json)
 
 
+STOPPED: list[int] = []  # the signals _term_interrupts turned into Ctrl-C in this process
+
+
 def _term_interrupts() -> None:
     """SIGTERM (a tool cancelling the command, a supervisor stopping it) and SIGHUP (its
     terminal closed) end a land as Ctrl-C does: a waiting task is withdrawn, a conductor gives
@@ -230,7 +237,8 @@ def _term_interrupts() -> None:
     import signal
     import threading
 
-    def interrupt(_sig: int, _frame: object) -> None:
+    def interrupt(sig: int, _frame: object) -> None:
+        STOPPED.append(sig)
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():

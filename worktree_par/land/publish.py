@@ -18,11 +18,10 @@ checked out along, without touching uncommitted work.
 from __future__ import annotations
 
 import contextvars
-import signal
 import sys
 from pathlib import Path
 
-from .. import crashpoints, gitops
+from .. import crashpoints, gitops, guarded
 from ..errors import ExitCode, GateFailed, LandBlocked, RemoteTimeout, Say
 from ..gitops import Sha
 from ..locks import Lock, me
@@ -308,12 +307,9 @@ def sync_base(ctx: Ctx, base: str, old: str, new: str) -> list[str] | None:
 def _finish_follow(w: Path, ref: str, base: str, old: str, new: str) -> None:
     """Interrupted (Ctrl-C) after the branch moved: bring the files along before leaving,
     so the worktree is not left detached; where that cannot be done, doctor says so."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    with guarded.finishing():
         if gitops.read_tree_2way(w, old, new)[0]:
             gitops.attach_head(w, ref, f"follow {base}")
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 DETACH_WHY = "keep the worktree as it was"  # doctor looks for this in the reflog

@@ -4,10 +4,9 @@ remote-tracking ref left from before."""
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
-from .. import gitops, guard
+from .. import gitops, guard, guarded
 from ..errors import Say, WouldLoseWork, count
 from ..gates import Gate
 from ..gitops import Sha
@@ -132,8 +131,7 @@ def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
     """Ctrl-C or a failure mid-way: a candidate the base already took is landed (never rolled
     back); the rest goes back to its pre-land tip, waiting in the queue again (or active,
     when its lander withdrew it)."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    with guarded.finishing():
         for e in open_entries:
             cur = ctx.store.read().tasks.get(e.name)
             try:
@@ -164,5 +162,3 @@ def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
             )
             if kept and back is not None:
                 ctx.store.update(back, note=kept)  # the edits that could not go along, and where they are
-    finally:
-        signal.signal(signal.SIGINT, previous)
