@@ -254,3 +254,23 @@ def test_two_lands_of_one_task_with_other_gates_racing_to_join_run_one_gate(proj
     assert b.wait(timeout=60) == 0, b.communicate()[1]
     assert not (tmp_path / "a-ran").exists()  # one gate ran: the one of the land that reports it
     assert "t1.txt" in _main_files(project)
+
+
+def test_a_red_gate_on_a_worktree_edited_meanwhile_is_not_the_candidates_red(project: Repo, tmp_path: Path) -> None:
+    """A green candidate, a tracked file edited during the gate so that it fails: the red was
+    confirmed on the edited worktree, blamed on the candidate, and halved the window."""
+    p = _start(project, "t1", {"t1.txt": "1\n"})
+    started, release = tmp_path / "started", tmp_path / "release"
+    lander = project.spawn(
+        "land", "t1", "--gate", f"touch {started}; until [ -e {release} ]; do sleep 0.05; done; ./check.sh"
+    )
+    wait_for(started.exists, "the gate to start")
+    (p / "check.sh").write_text("#!/bin/sh\nexit 1\n")  # the edit makes the gate fail
+    release.touch()
+    _, err = lander.communicate(timeout=60)
+    assert lander.returncode == 1, err
+    assert err.splitlines()[-1].startswith(
+        "wtp: 1 tracked file of 't1' changed while its gate ran (check.sh), so the gate did not test the candidate"
+    ), err
+    assert "re-run" not in err  # no confirming run on the edited files
+    assert project.wtp("queue", "--json").json()["depth"]["window"] == 5  # no red counted against the window

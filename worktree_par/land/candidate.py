@@ -284,9 +284,9 @@ def confirm_reds(ctx: Ctx, entries: list[Entry], status: QueueStatus) -> None:
 
 
 def _unmoved(ctx: Ctx, e: Entry) -> bool:
-    """The worktree still holds the candidate (a re-run of a gate that committed, say, would
-    test something else): only then is a red worth confirming."""
-    return gitops.ref_value(ctx.root, f"refs/heads/{e.task.branch}") == e.cand
+    """The worktree still holds the candidate, untouched (a re-run of a gate that committed, or
+    on files an agent edited, would test something else): only then is a red worth confirming."""
+    return _moved_under(ctx, e) is None
 
 
 def halt(e: Entry) -> None:
@@ -335,8 +335,16 @@ def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
         elif e.run.code is None:
             return None
         code = e.run.code
-        if code != 0 and not timed_out and not e.halted and e.reds < ctx.cfg.land_confirm_red and _unmoved(ctx, e):
-            _rerun(ctx, e, status)
+        # The gate ran in the task's worktree: it tested the candidate only if the worktree
+        # still holds it, untouched (an agent editing or switching there meanwhile, a gate that
+        # rewrites tracked files), whatever it said.  One status of the tracked files, once;
+        # build output (untracked) is not looked at.
+        if not e.tested and not timed_out and not e.halted and (moved := _moved_under(ctx, e)) is not None:
+            e.error = moved  # not the candidate's red, nor its pass
+            status.set(e, "failed")
+            return False
+        if code != 0 and not timed_out and not e.halted and e.reds < ctx.cfg.land_confirm_red:
+            _rerun(ctx, e, status)  # the worktree holds the candidate, as the first run had it
             return None
         if code != 0 or timed_out:
             e.red = not timed_out and not e.halted
@@ -349,14 +357,6 @@ def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
             status.set(e, "failed")
             return False
         if not e.tested:
-            # The gate ran in the task's worktree: it tested the candidate only if the worktree
-            # still holds it, untouched (an agent editing or switching there meanwhile, a gate
-            # that rewrites tracked files).  One status of the tracked files, once; build
-            # output (untracked) is not looked at.
-            if (moved := _moved_under(ctx, e)) is not None:
-                e.error = moved
-                status.set(e, "failed")
-                return False
             e.tested = True
             tree = e.tree(ctx.root)
             verdicts.record(ctx, e.gate, tree)
