@@ -100,7 +100,7 @@ def test_a_task_that_conflicts_only_with_a_red_task_below_it_lands(project: Repo
     out1, err1 = t1.communicate(timeout=60)
     out2, err2 = t2.communicate(timeout=60)
     assert (t1.returncode, t2.returncode) == (1, 0), (err1, err2)
-    assert "'t2' conflicts with 't1' below it: built again once they are settled" in err1.splitlines(), err1
+    assert "'t2' conflicts with 't1', not landed yet: built again once they are settled" in err1.splitlines(), err1
     project.git("fetch", "-q", "origin")
     assert project.git("show", "origin/main:shared.txt") == "t2's line"
     assert "BROKEN" not in _main_files(project)

@@ -296,9 +296,12 @@ class _Conductor:
         new = self.taker.followers(n)
         self.entries.extend(new)
         self.pending.extend(new)
-        r.stack.extend(self._build(new, r.base_tip, r.stack[-1].published_commit if r.stack else r.base_tip))
+        below = [e.name for e in r.stack[r.done :]]
+        r.stack.extend(self._build(new, r.base_tip, r.stack[-1].published_commit if r.stack else r.base_tip, below))
 
-    def _build(self, pending: list[Entry], base_tip: Sha, onto: Sha | None = None) -> list[Entry]:
+    def _build(
+        self, pending: list[Entry], base_tip: Sha, onto: Sha | None = None, below: list[str] | None = None
+    ) -> list[Entry]:
         """The stack on ``onto`` (default ``base_tip``, the base as fetched); a task that
         conflicts is blocked at once and left out.  Whether a task is already on the base is
         asked of ``base_tip`` only: a candidate below it, not yet published, may contain its
@@ -328,9 +331,9 @@ class _Conductor:
                 if prev == base_tip:  # a conflict with the base itself
                     settle.blocked(ctx, e, b)
                 else:  # perhaps only with a task below, not landed yet: the next round tells
-                    names = ", ".join(f"'{o.name}'" for o in stack) or "the tasks below it"
-                    self.say(f"'{e.name}' conflicts with {names} below it: built again once they are settled")
-                    self.status.set(e, "waiting")
+                    names = ", ".join(f"'{n}'" for n in [*(below or []), *(o.name for o in stack)])
+                    self.say(f"'{e.name}' conflicts with {names}, not landed yet: built again once they are settled")
+                    self.status.set(e, f"waiting for {names}")
                 continue
             except (LandBlocked, WouldLoseWork) as b:
                 settle.blocked(ctx, e, b)
