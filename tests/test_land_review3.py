@@ -209,10 +209,11 @@ def test_a_commit_made_on_a_stacked_candidate_of_a_killed_land_lands_without_the
     more = project.git("rev-parse", "HEAD", cwd=p2)
     assert (p2 / "build.out").exists()
     out = project.wtp_proc("land", "t2", "--gate", "./check.sh")
-    kept = f"refs/wtp/archive-pre-land/t2/{more[:12]}"
-    assert f"moved onto its pre-land tip (as made: {kept})" in out.err, (
-        out.err
-    )  # the gate's output in the way of nothing
+    kept = f"refs/wtp/archive-moved/t2/{more[:12]}"
+    assert out.err.splitlines()[0] == (
+        f"rolled back the interrupted land of 't2': the 1 commit made on its candidate moved onto its pre-land tip "
+        f"(as made: {kept})"
+    ), out.err  # the gate's output in the way of nothing
     assert project.git("rev-parse", kept) == more  # the commit as it was made, kept
     assert out.code == 1 and out.err.splitlines()[-1] == (  # a land refuses an untracked file, as ever
         "wtp: task 't2' has 1 uncommitted file (build.out): commit or stash them, then run 'wtp land t2' again"

@@ -17,6 +17,7 @@ from . import forge_lane, settle
 from .entry import Entry
 from .request import QUEUE
 
+MOVED = "refs/wtp/archive-moved/"  # under archive*: a kept ref (guard.KEEP_GLOBS)
 AS_IT_IS = "is given back as it is"  # commits made on its candidate could not move: its land stops there
 
 
@@ -73,12 +74,13 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
         guard.forget_backup(ctx, t.name)
         return f"the interrupted land of '{t.name}' had published {landed[:12]}: marked landed"
     backup = gitops.ref_value(ctx.root, guard.backup_ref(t.name))
-    kept = ""  # where edits that could not go along with the rewind are kept
+    kept, moved = "", False  # where edits that could not go along with the rewind are kept; commits moved
     if backup is not None and wt and wt.is_dir():
         try:
             kept = guard.rewind(ctx, t, wt, backup, [Sha(t.candidate)] if t.candidate else [])
         except WouldLoseWork as w:  # commits made on the candidate since
             kept = _onto_pre_land(ctx, t, wt, backup)
+            moved = bool(kept)
             if not kept:  # they could not go along: the branch stays, the task is given back
                 c = (t.candidate or "")[:12]
                 on = (
@@ -101,6 +103,8 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
         note = f"its request #{t.request} was closed on the forge: reopen it there, or land again for a new one"
         ctx.store.update(t, state=BLOCKED, phase="", holder=None, note=note, request=None)
         return f"the interrupted land of '{t.name}' is blocked: {note}"
+    if moved:
+        return f"rolled back the interrupted land of '{t.name}': {kept}"
     return f"rolled back the interrupted land of '{t.name}' to its pre-land tip" + (f"; {kept}" if kept else "")
 
 
@@ -114,17 +118,14 @@ def _onto_pre_land(ctx: Ctx, t: Task, wt: Path, backup: Sha) -> str:
         return ""
     if not gitops.is_ancestor(ctx.root, t.candidate, head):
         return ""
-    kept = f"{guard.PRE_LAND}{t.name}/{head[:12]}"
+    kept = f"{MOVED}{t.name}/{head[:12]}"
     gitops.update_ref(ctx.root, kept, head, None, f"commits made on the candidate of {t.name}'s interrupted land")
     if not gitops.rebase_onto(wt, backup, t.candidate).ok:  # aborted: as before
         gitops.delete_ref(ctx.root, kept, head)
         return ""
     n = len(gitops.commits_not_in(ctx.root, [head], [t.candidate]))
     gitops.delete_ref(ctx.root, f"{guard.PRE_LAND}{t.name}/{backup[:12]}", backup)  # the branch holds it again
-    return (
-        f"the {count(n, 'commit')} made on the candidate of the interrupted land moved onto its pre-land tip "
-        f"(as made: {kept})"
-    )
+    return f"the {count(n, 'commit')} made on its candidate moved onto its pre-land tip (as made: {kept})"
 
 
 def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
