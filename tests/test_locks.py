@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,54 @@ def test_a_zombie_holds_nothing(tmp_path: Path) -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+class _Interrupted(Exception):
+    """What the handler raises: a land's handler raises KeyboardInterrupt, which a test must not."""
+
+
+def _raising(sig: int, _frame: object) -> None:
+    raise _Interrupted(sig)  # as a land turns SIGTERM and SIGHUP into Ctrl-C
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_taking_a_lock_defers_sigterm_and_sighup_as_ctrl_c(sig: signal.Signals) -> None:
+    """A land turns SIGHUP into Ctrl-C too: one arriving while a lock is taken must wait for the
+    block's end, or the lock's bookkeeping is left half done (the flock held, not recorded)."""
+    before = signal.signal(sig, _raising)
+    inside = False
+    try:
+        with pytest.raises(_Interrupted):
+            with locks.no_interrupt():
+                signal.pthread_kill(threading.main_thread().ident or 0, sig)  # (a test runner has threads)
+                inside = True  # reached: the signal waited
+        assert inside
+    finally:
+        signal.signal(sig, before)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_the_clean_up_of_an_interrupted_land_is_not_cut_short_by_another_signal(sig: signal.Signals) -> None:
+    from worktree_par.interrupts import finishing
+
+    before = signal.signal(sig, _raising)
+    try:
+        with finishing():
+            signal.pthread_kill(threading.main_thread().ident or 0, sig)  # dropped: the clean-up goes on
+            done = True
+        assert done and signal.getsignal(sig) is _raising  # the caller's handler is back
+    finally:
+        signal.signal(sig, before)
+
+
+def test_wtps_own_threads_leave_ctrl_c_sigterm_and_sighup_to_the_main_thread() -> None:
+    """A signal sent to the process goes to any thread that does not block it: a heartbeat or
+    progress thread took it at once, and the main thread's deferral (no_interrupt) did not hold."""
+    from worktree_par.interrupts import INTERRUPTS, start_quiet
+
+    seen: list[set[int]] = []
+    t = threading.Thread(target=lambda: seen.append(set(signal.pthread_sigmask(signal.SIG_BLOCK, []))))
+    start_quiet(t)
+    t.join()
+    assert set(INTERRUPTS) <= seen[0]
+    assert not set(INTERRUPTS) & set(signal.pthread_sigmask(signal.SIG_BLOCK, []))  # the caller's mask is back

@@ -11,8 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -332,20 +331,6 @@ class Guarded:
             except OSError:
                 pass  # it is gone already (it stopped the group when the lease ran out)
             self.lease_expired = self.guardian.wait() == 3
-
-
-@contextmanager
-def finishing() -> Iterator[None]:
-    """Ctrl-C, SIGTERM and SIGHUP (which a land turns into Ctrl-C) are dropped until the block
-    is done: the clean-up of an interrupted operation, which a second one must not cut short."""
-    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    main = threading.current_thread() is threading.main_thread()
-    before = {s: signal.signal(s, signal.SIG_IGN) for s in sigs} if main else {}
-    try:
-        yield
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
 
 
 def _children_cpu() -> float:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import Say, StateError, WaitTimeout, quiet
+from .interrupts import INTERRUPTS, start_quiet
 
 BEAT_EVERY = 2.0  # seconds between heartbeats
 STALE_AFTER = float(os.environ.get("WTP_STALE_AFTER", "30"))  # a foreign holder silent this long is gone
@@ -191,8 +192,7 @@ _beating = False
 
 
 def _forked() -> None:
-    """In a forked child (a land handing off, land/handoff.py): its own holder record and
-    heartbeat, made when it first needs them (the parent forks before it has any)."""
+    """In a forked child (land/handoff.py): its own holder record and heartbeat, made anew."""
     global _me, _beating
     _me, _beating = None, False
 
@@ -225,7 +225,7 @@ def _start_heartbeat() -> None:
             except OSError:
                 return
 
-    threading.Thread(target=loop, name="wtp-heartbeat", daemon=True).start()
+    start_quiet(threading.Thread(target=loop, name="wtp-heartbeat", daemon=True))
     atexit.register(lambda: beat.unlink(missing_ok=True))
     try:
         beats = list(_beats_dir.iterdir())
@@ -331,7 +331,7 @@ def no_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)  # (wtp's other threads block them: start_quiet)
     try:
         yield
     finally:

@@ -100,8 +100,10 @@ class Watch:
 
     def __enter__(self) -> Watch:
         if self.terminal or self.follow is not None:
+            from .interrupts import start_quiet
+
             self._thread = threading.Thread(target=self._run, name="wtp-progress", daemon=True)
-            self._thread.start()
+            start_quiet(self._thread)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -92,7 +92,7 @@ def land_detached(where: str | None, request: str, ticket: str | None = None) ->
             else:
                 return code
     except KeyboardInterrupt:  # SIGTERM: the land under way gave back what it had not published
-        from ..guarded import finishing
+        from ..interrupts import finishing
 
         with finishing():  # a second signal does not cut this short
             while (handed := q.next_served(stop=True)) is not None:  # and so do the ones handed to it

@@ -21,7 +21,7 @@ import contextvars
 import sys
 from pathlib import Path
 
-from .. import crashpoints, gitops, guarded
+from .. import crashpoints, gitops, interrupts
 from ..errors import ExitCode, GateFailed, LandBlocked, RemoteTimeout, Say
 from ..gitops import Sha
 from ..locks import Lock, me
@@ -307,7 +307,7 @@ def sync_base(ctx: Ctx, base: str, old: str, new: str) -> list[str] | None:
 def _finish_follow(w: Path, ref: str, base: str, old: str, new: str) -> None:
     """Interrupted (Ctrl-C) after the branch moved: bring the files along before leaving,
     so the worktree is not left detached; where that cannot be done, doctor says so."""
-    with guarded.finishing():
+    with interrupts.finishing():
         if gitops.read_tree_2way(w, old, new)[0]:
             gitops.attach_head(w, ref, f"follow {base}")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import gitops, guard, guarded
+from .. import gitops, guard, interrupts
 from ..errors import Say, WouldLoseWork, count
 from ..gates import Gate
 from ..gitops import Sha
@@ -132,7 +132,7 @@ def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
     """Ctrl-C or a failure mid-way: a candidate the base already took is landed (never rolled
     back); the rest goes back to its pre-land tip, waiting in the queue again (or active,
     when its lander withdrew it)."""
-    with guarded.finishing():
+    with interrupts.finishing():
         for e in open_entries:
             cur = ctx.store.read().tasks.get(e.name)
             try:

@@ -38,7 +38,7 @@ import time
 import uuid
 from typing import Any
 
-from .. import gitops, guarded, locks, records
+from .. import gitops, guarded, interrupts, locks, records
 from ..errors import ExitCode, RemoteTimeout, Say, UsageError, WaitTimeout, WtpError
 from ..repo import Ctx
 from .identity import clone_id
@@ -404,7 +404,7 @@ def run_holding(
     # In this command's context: [remote] timeout is a context variable, and a new thread
     # would start without it.
     keeper = threading.Thread(target=contextvars.copy_context().run, args=(keep,), name="wtp-lease", daemon=True)
-    keeper.start()
+    interrupts.start_quiet(keeper)
     try:
         code = run.wait()
     finally:
