@@ -7,7 +7,7 @@ task's own."""
 
 from __future__ import annotations
 
-from .candidate import gate_passed, halt, start_gate
+from .candidate import gate_passed, start_gate
 from .entry import Entry
 from .round import Round
 
@@ -68,7 +68,7 @@ def _next_batch(r: Round, tops: list[int]) -> None:
 
 def _halt(r: Round, tops: list[int]) -> None:
     for t in tops:
-        halt(r.stack[t])
+        r.stack[t].halt()
 
 
 def _bisect(r: Round, lo: int, failing: int) -> tuple[int, list[Entry]]:
@@ -91,5 +91,5 @@ def _bisect(r: Round, lo: int, failing: int) -> tuple[int, list[Entry]]:
                 failing = p
                 break
         for p in probes:
-            halt(stack[p])  # above the failure: its verdict is not needed
+            stack[p].halt()  # above the failure: its verdict is not needed
     return green, [stack[failing]]

@@ -289,16 +289,9 @@ def _unmoved(ctx: Ctx, e: Entry) -> bool:
     return _moved_under(ctx, e) is None
 
 
-def halt(e: Entry) -> None:
-    """Stop the entry's gate (its verdict is not needed, or it ran out of time)."""
-    if e.run is not None and e.run.code is None:
-        e.run.stop()
-    e.halted = True
-
-
 def stop_gates(entries: list[Entry], status: QueueStatus) -> None:
     for e in entries:
-        halt(e)
+        e.halt()
         status.set(e, "waiting")
 
 
@@ -317,7 +310,7 @@ def gate_passed(ctx: Ctx, e: Entry, status: QueueStatus, meanwhile: Callable[[],
             looked = time.monotonic()
             cur = ctx.store.read().tasks.get(e.name)
             if cur is not None and cur.seq == e.task.seq and cur.intent == WITHDRAWN:
-                halt(e)
+                e.halt()
                 e.error = Withdrawn.of(e.name)
                 return False
         time.sleep(0.01)
@@ -331,7 +324,7 @@ def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
         timeout = ctx.cfg.land_timeout
         timed_out = e.run.poll() is None and time.monotonic() - e.run.started > timeout
         if timed_out:
-            halt(e)
+            e.halt()
         elif e.run.code is None:
             return None
         code = e.run.code

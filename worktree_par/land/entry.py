@@ -78,6 +78,12 @@ class Entry:
         """``commit``'s tree is ``tree`` (as the build just learned): not asked of git again."""
         self._tree = (commit, tree)
 
+    def halt(self) -> None:
+        """Stop its gate (its verdict is not needed, it ran out of time, or the task is given back)."""
+        if self.run is not None and self.run.code is None:
+            self.run.stop()
+        self.halted = True
+
     @property
     def published_commit(self) -> Sha:
         """What the base takes for this entry: its candidate (the tip, when already on the base)."""

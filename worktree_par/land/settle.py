@@ -49,8 +49,7 @@ def blocked(ctx: Ctx, e: Entry, err: LandBlocked | WouldLoseWork) -> None:
     its lander, simply active again).  Its gate, if it still runs, is stopped first: the task's
     worktree is the user's again ('wtp rm' may be waiting to delete it)."""
     if e.run is not None and e.run.code is None:
-        e.run.stop()
-        e.halted = True
+        e.halt()
     kept = ""
     if not isinstance(err, WouldLoseWork):
         try:

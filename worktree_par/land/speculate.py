@@ -10,7 +10,7 @@ import time
 
 from .. import crashpoints
 from . import settle
-from .candidate import WITHDRAW_LOOK, confirm_reds, halt, note_flaky, poll_gate, start_gate, stop_gates
+from .candidate import WITHDRAW_LOOK, confirm_reds, note_flaky, poll_gate, start_gate, stop_gates
 from .entry import Entry, Withdrawn
 from .round import Round
 
@@ -97,7 +97,7 @@ def _voucher(r: Round, i: int) -> int | None:
         for e in r.stack[i:j]:
             if e.reds and not e.flaky:
                 note_flaky(r.ctx, e, e.tree(r.ctx.root), f"vouched by '{top.name}'")
-            halt(e)
+            e.halt()
             r.status.set(e, "passed")
         return j
     return None
