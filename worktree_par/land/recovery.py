@@ -124,7 +124,6 @@ def _onto_pre_land(ctx: Ctx, t: Task, wt: Path, backup: Sha) -> str:
         gitops.delete_ref(ctx.root, kept, head)
         return ""
     n = len(gitops.commits_not_in(ctx.root, [head], [t.candidate]))
-    gitops.delete_ref(ctx.root, f"{guard.PRE_LAND}{t.name}/{backup[:12]}", backup)  # the branch holds it again
     return f"the {count(n, 'commit')} made on its candidate moved onto its pre-land tip (as made: {kept})"
 
 
