@@ -206,7 +206,7 @@ class _Conductor:
         self.basecheck = BaseCheck(ctx, say)
         self.attempt = 0
         self.started: set[str] = set()  # the entries of this round whose gate was started
-        self.told: set[str] = set()  # the other entries whose outcome was said
+        self.told: set[tuple[str, int]] = set()  # the other entries whose outcome was said (name, seq)
 
     def run(self) -> None:
         try:
@@ -279,8 +279,8 @@ class _Conductor:
         is told, once, and may return; the rest goes on.  Each other task's outcome is said
         once, as it comes (after the hand-off, in the background conductor's log)."""
         for e in self.entries[1:]:
-            if e.outcome and e.name not in self.told:
-                self.told.add(e.name)
+            if e.outcome and (e.name, e.task.seq) not in self.told:
+                self.told.add((e.name, e.task.seq))
                 how = f"landed at {(e.commit or '')[:12]}" if e.outcome == LANDED else f"not landed: {e.error}"
                 self.say(f"'{e.name}' {how}")
         if self.own_done is None or not self.entries[0].outcome:
