@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Repo
+from .conftest import Repo, wait_for
 
 
 def hook(repo: Repo, data: object, cwd: Path | None = None) -> tuple[int, str, str]:
@@ -314,3 +314,51 @@ def test_the_hook_never_writes_another_tasks_index(repo: Repo) -> None:
     # plain 'git status' there would have refreshed the entry: the index was worth writing
     repo.git("status", "--porcelain", "--", "src/util.js", cwd=b)
     assert index_b.read_bytes() != before
+
+
+def test_an_edit_or_a_commit_in_a_task_being_landed_is_refused_while_its_land_runs(
+    project: Repo, tmp_path: Path
+) -> None:
+    """The gate runs in the task's worktree: a file an agent writes there meanwhile is seen by
+    the gate but never published, and an edit to a file of the branch, or a commit, stops
+    the land.  The hooks say so before the change, not after."""
+    r = project
+    p = Path(r.wtp("start", "t1").lines[-1])
+    r.commit({"t1.txt": "1\n"}, "t1 work", cwd=p)
+    assert r.wtp("hook", "install", "git").code == 0
+    started, release = tmp_path / "started", tmp_path / "release"
+    lander = r.spawn(
+        "land", "t1", "--gate", f"touch {started}; while [ ! -e {release} ]; do sleep 0.05; done; ./check.sh"
+    )
+    try:
+        wait_for(started.exists, "the gate to start")
+        why = (
+            "wtp: task 't1' is being landed, so an edit made in its worktree now is not part of what lands: its gate "
+            "would see a new file that the base never gets, and a changed file of its branch stops the land; "
+            "wait until the land ends ('wtp list' shows it), then land again what is new"
+        )
+        for tool, rel in (("Write", "helper.py"), ("Edit", "t1.txt")):
+            code, out, err = hook(r, edit(p / rel, tool))
+            assert (code, err) == (0, "")
+            assert decision(out) == ("deny", why)
+        (r.path / ".wtp.toml").write_text('max_active = 5\n[hook]\non_collision = "warn"\n')
+        assert decision(hook(r, edit(p / "helper.py", "Write"))[1]) == (
+            "warn",
+            why.replace("is not part", "may not be part"),
+        )
+        (p / "t1.txt").write_text("2\n")
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        res = subprocess.run(["git", "commit", "-qam", "more"], cwd=p, capture_output=True, text=True, env=env)
+        assert res.returncode == 1
+        assert res.stderr == (
+            "wtp: task 't1' is being landed, so a commit on its branch now moves the branch under the land (under a "
+            "running gate, that stops the land); wait until the land ends ('wtp list' shows it), then land again "
+            "what is new; 'git commit --no-verify' commits anyway\n"
+        )
+        r.git("checkout", "-q", "t1.txt", cwd=p)  # the edit undone: the land goes on
+    finally:
+        release.touch()
+        lander.communicate(timeout=60)
+    assert lander.returncode == 0
+    other = Path(r.wtp("start", "t2").lines[-1])
+    assert hook(r, edit(other / "helper.py", "Write")) == (0, "", "")  # the land ended: edits are the task's again

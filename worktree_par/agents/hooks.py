@@ -31,7 +31,7 @@ from .. import claims, gitops
 from ..agentfiles import EDIT_TOOLS
 from ..errors import NotARepo
 from ..repo import Ctx, open_ctx
-from ..state import LIVE, State, Task
+from ..state import LANDING, LIVE, State, Task
 
 WHAT_TO_DO = "wait for it to land ('wtp list' shows it), pick another file, or coordinate with that task"
 
@@ -164,6 +164,9 @@ def pre_edit(raw: str) -> Answer:
         if reason is None:
             return ALLOW
         return _answer(ctx, reason.replace("should not edit it now", "may collide with it"), reason)
+    if me is not None and me.state == LANDING:
+        reason = _being_landed(me, EDIT_WHILE_LANDING)
+        return _answer(ctx, reason.replace("is not part", "may not be part"), reason)
     known = claims.recorded(ctx, me) if me is not None else []
     on = claims.claims_on(ctx, st, me, [rel])
     if not on:
@@ -194,6 +197,24 @@ def _escape(found: Target, who: str) -> str | None:
         "be part of its work and no other task would see it: edit a file inside the worktree, "
         "or ask the user to change the link"
     )
+
+
+def _being_landed(t: Task, why: str) -> str:
+    """Why a change to a task is refused while its land runs (its gate tests, and the base
+    gets, the branch as committed when the land took it)."""
+    return (
+        f"wtp: task '{t.name}' is being landed, so {why}; "
+        "wait until the land ends ('wtp list' shows it), then land again what is new"
+    )
+
+
+EDIT_WHILE_LANDING = (
+    "an edit made in its worktree now is not part of what lands: its gate would see a new file that the base "
+    "never gets, and a changed file of its branch stops the land"
+)
+COMMIT_WHILE_LANDING = (
+    "a commit on its branch now moves the branch under the land (under a running gate, that stops the land)"
+)
 
 
 def _answer(ctx: Ctx, warning: str, reason: str) -> Answer:
@@ -237,6 +258,8 @@ def pre_commit(cwd: Path) -> Answer:
     me = _owner(st, str(ctx.repo.toplevel))
     if me is None:
         return ALLOW  # commits in the main worktree are not a task's
+    if me.state == LANDING:
+        return Answer(1, "", f"{_being_landed(me, COMMIT_WHILE_LANDING)}; 'git commit --no-verify' commits anyway\n")
     staged = gitops.staged_paths(ctx.repo.toplevel)
     on = claims.claims_on(ctx, st, me, staged)
     if not on:
