@@ -275,3 +275,35 @@ def test_a_red_gate_on_a_worktree_edited_meanwhile_is_not_the_candidates_red(pro
     ), err
     assert "re-run" not in err  # no confirming run on the edited files
     assert project.wtp("queue", "--json").json()["depth"]["window"] == 5  # no red counted against the window
+
+
+def test_a_lander_that_read_the_task_before_another_land_took_it_changes_nothing(project: Repo, tmp_path: Path) -> None:
+    """Review 5: a lander slow between reading the task and marking it waiting wrote over the
+    record of a land a conductor had taken meanwhile (its candidate and intent gone), so the
+    recovery of that land, killed after it published, said it rolled back a land 'main' holds."""
+    _start(project, "t1", {"t1.txt": "1\n"})
+    hold, b_started, go = tmp_path / "hold", tmp_path / "b-started", tmp_path / "go"
+    a = project.spawn(
+        "land", "t1", "--gate", "./check.sh", env={"WTP_TEST_HOLD_AT": "land:checked", "WTP_TEST_HOLD_FILE": str(hold)}
+    )
+    wait_for(Path(f"{hold}.reached").exists, "the first lander to have checked the worktree")
+    b = project.spawn(
+        "land", "t1", "--gate", f"touch {b_started}; while [ ! -e {go} ]; do sleep 0.05; done; ./check.sh",
+        env={"WTP_TEST_KILL_AT": "land:after-publish"},
+    )  # fmt: skip
+    try:
+        wait_for(b_started.exists, "the second lander's gate to start")
+        before = project.state()["tasks"][0]
+        hold.touch()
+        _, a_err = a.communicate(timeout=60)
+        assert (a.returncode, a_err) == (1, "wtp: task 't1' is busy (landing): wait for it\n")
+        after = project.state()["tasks"][0]
+        assert after == before  # the land under way keeps its record
+    finally:
+        go.touch()
+    b.wait(timeout=60)
+    assert "t1.txt" in _main_files(project)
+    out = project.wtp_proc("land", "t1", "--gate", "./check.sh")
+    assert out.code == 0, out.err
+    assert out.err.startswith("the interrupted land of 't1' had published "), out.err
+    assert out.lines[1] == f"task 't1' is landed at {out.lines[0].split()[-1][:12]}"
