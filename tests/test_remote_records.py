@@ -114,6 +114,37 @@ def test_a_gate_record_nested_past_reason_is_refused_in_one_line(remote_repo: Re
     ]
 
 
+def _gate_refused(why: str) -> list[str]:
+    return [
+        f"wtp: the remote gate 'deploy' (refs/wtp/gates/deploy on origin) is not a wtp gate record ({why}): "
+        "reset it with 'git push origin :refs/wtp/gates/deploy' once nobody is using it"
+    ]
+
+
+@pytest.mark.parametrize("kind", ["blob", "tree"])
+def test_a_gate_ref_that_is_not_a_commit_is_refused_in_one_line(remote_repo: Repo, kind: str) -> None:
+    bare = remote_repo.remote
+    assert bare is not None
+    args = ["hash-object", "-w", "--stdin"] + (["-t", "tree"] if kind == "tree" else [])
+    obj = subprocess.run(
+        ["git", *args], cwd=bare, input="" if kind == "tree" else '{"v": 1}\n', capture_output=True, text=True
+    )
+    git(bare, "update-ref", "refs/wtp/gates/deploy", obj.stdout.strip())
+    out = remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "true")
+    assert (out.code, out.out, out.err.splitlines()) == (2, "", _gate_refused("it is not a commit"))
+
+
+def test_a_gate_token_that_cannot_grow_is_refused_and_never_written_past(remote_repo: Repo) -> None:
+    top = 2**53 - 1
+    plant(remote_repo, "refs/wtp/gates/deploy", json.dumps({"v": 1, "name": "deploy", "token": top, "tickets": []}))
+    for _ in range(2):  # the same line each time: nothing past the top was written in between
+        out = remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "true")
+        assert (out.code, out.err.splitlines()) == (2, _gate_refused(f"its token {top} cannot grow"))
+    plant(remote_repo, "refs/wtp/gates/deploy", json.dumps({"v": 1, "name": "deploy", "token": top + 1, "tickets": []}))
+    out = remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "true")
+    assert out.err.splitlines() == _gate_refused(f"'token' must be a whole number from 0 to {top}, not {top + 1}")
+
+
 def test_a_clone_copied_with_cp_a_has_its_own_id_and_never_takes_the_originals_claims(remote_repo: Repo) -> None:
     _share(remote_repo)
     assert remote_repo.wtp_proc("list", "--remote").code == 0  # the original has its id now

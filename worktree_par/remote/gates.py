@@ -36,7 +36,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import gitops, guarded, interrupts, locks, records
 from ..errors import ExitCode, RemoteTimeout, Say, UsageError, WaitTimeout, WtpError
@@ -46,6 +46,7 @@ from .identity import clone_id
 PREFIX = "refs/wtp/gates/"
 MIRROR = "refs/wtp/remote-gates/"
 VERSION = 1
+MAX_TOKEN = 2**53 - 1  # the largest a JSON reader anywhere takes exactly
 
 
 class RemoteGateError(WtpError):
@@ -106,7 +107,18 @@ class RemoteGate:
         have = gitops.ref_value(self.ctx.root, self.mirror)
         if have is None:  # a fetch that succeeded left no ref: not something to retry
             raise RemoteGateError(f"could not fetch gate '{self.name}' from '{self.remote}': try again")
-        return have, self._parse(gitops.commit_message(self.ctx.root, have))
+        try:
+            text = gitops.commit_message(self.ctx.root, have)
+        except WtpError:  # a blob or a tree another machine put there
+            text = ""
+            self._refuse("it is not a commit")
+        return have, self._parse(text)
+
+    def _refuse(self, why: object) -> NoReturn:
+        raise RemoteGateError(
+            f"the remote gate '{self.name}' ({self.ref} on {self.remote}) is not a wtp gate record ({why}): "
+            f"reset it with 'git push {self.remote} :{self.ref}' once nobody is using it"
+        ) from None
 
     def _parse(self, text: str) -> dict[str, Any]:
         """The record, every field checked (another machine wrote it).  A ticket that is not
@@ -114,14 +126,11 @@ class RemoteGate:
         token cannot be read is refused: the token only grows, so it is never guessed."""
         try:
             data = records.parse_object(text)
-            token = records.integer(data, "token")
+            token = records.integer(data, "token", hi=MAX_TOKEN)
             if not isinstance(data.get("tickets"), list) or len(data["tickets"]) > records.MAX_ITEMS:
                 raise records.Malformed("'tickets' must be a list")
         except records.Malformed as e:
-            raise RemoteGateError(
-                f"the remote gate '{self.name}' ({self.ref} on {self.remote}) is not a wtp gate record ({e}): "
-                f"reset it with 'git push {self.remote} :{self.ref}' once nobody is using it"
-            ) from None
+            self._refuse(e)
         tickets = []
         for n, t in enumerate(data["tickets"], 1):
             try:
@@ -252,6 +261,8 @@ class RemoteGate:
 
     def _take(self, sha: str | None, data: dict[str, Any]) -> int:
         head = data["tickets"][0]
+        if data["token"] >= MAX_TOKEN:  # never written by a wtp: 2^53 grants
+            self._refuse(f"its token {data['token']} cannot grow")
         data["token"] = int(data["token"]) + 1
         head["token"], head["beat"] = data["token"], 0
         sent = boottime()  # the lease runs from when the grant was sent, not from its answer
