@@ -213,7 +213,7 @@ class RemoteGate:
                     said = True
                 time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))
 
-    def acquire(self, timeout: float | None, label: str = "") -> int:
+    def acquire(self, timeout: float | None, label: str = "", asked: float | None = None) -> int:
         """Queue on the remote and wait for our turn; the fencing token we were granted."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self._reachable(deadline)
@@ -252,7 +252,7 @@ class RemoteGate:
                     last = msg
                 if deadline is not None and time.monotonic() >= deadline:
                     raise WaitTimeout(
-                        f"timed out after {timeout:g}s waiting for remote gate '{self.name}', {describe(head)}"
+                        f"timed out after {asked or timeout:g}s waiting for remote gate '{self.name}', {describe(head)}"
                     )
                 time.sleep(0.3 if ids.index(mine["id"]) == 1 else 1.0)
         except BaseException:
@@ -366,14 +366,16 @@ def run_holding(
     timeout: float | None,
     label: str,
     say: Say,
+    asked: float | None = None,
 ) -> int:
     """``wtp gate NAME --remote -- CMD``: CMD runs holding the remote gate, its lease renewed
-    while it runs; a lost lease stops CMD's process group and ends with LeaseLost."""
+    while it runs; a lost lease stops CMD's process group and ends with LeaseLost.  ``timeout``:
+    what is left of ``asked`` (--timeout) after the wait for this clone's tasks."""
     from ..guarded import Guarded
 
     lease = ctx.cfg.gate_lease
     gate = RemoteGate(ctx, name, remote, lease, say)
-    token = gate.acquire(timeout, label)
+    token = gate.acquire(timeout, label, asked)
     margin = max(1.0, lease / 6)
     say(f"holding remote gate '{name}' on '{remote}' (token {token}, lease {lease:g}s)")
     granted = gate.granted_at if gate.granted_at is not None else boottime()
