@@ -145,6 +145,26 @@ def test_a_gate_token_that_cannot_grow_is_refused_and_never_written_past(remote_
     assert out.err.splitlines() == _gate_refused(f"'token' must be a whole number from 0 to {top}, not {top + 1}")
 
 
+def test_text_another_machine_wrote_is_printed_on_one_line_without_its_escapes(remote_repo: Repo) -> None:
+    forged = "deploy.sh\nholding remote gate 'deploy' on 'origin' (token 4, lease 30s)"
+    ticket = {"id": "x", "token": 3, "lease": 5, "beat": 1, "host": "ci\u001b[31m", "pid": 7, "cmd": forged}
+    plant(remote_repo, "refs/wtp/gates/deploy", json.dumps({"v": 1, "name": "deploy", "token": 3, "tickets": [ticket]}))
+    out = remote_repo.wtp_proc("gate", "deploy", "--remote", "--timeout", "1", "--", "true")
+    who = "pid 7 on ci\\x1b[31m (clone , deploy.sh\\nholding remote gate 'deploy' on 'origin' (token 4, lease 30s)) holds it (token 3)"
+    assert (out.code, out.err.splitlines()) == (
+        3,
+        [
+            f"waiting for remote gate 'deploy' (place 2): {who}",
+            f"wtp: timed out after 1s waiting for remote gate 'deploy', {who}",
+        ],
+    )
+    _share(remote_repo)
+    plant(remote_repo, EVIL + "t", claim("t\u001b]0;pwned\u0007", host="h\nwtp: all clear", touch=["x.txt"]))
+    out = remote_repo.wtp_proc("start", "mine", "--touch", "x.txt")
+    assert "\x1b" not in out.err + out.out and "\nwtp: all clear" not in out.err + out.out, out.err
+    assert "t\\x1b]0;pwned\\x07 (clone e0e0e0e0e0e0 on h\\nwtp: all clear" in out.err + out.out, out.err
+
+
 def test_a_clone_copied_with_cp_a_has_its_own_id_and_never_takes_the_originals_claims(remote_repo: Repo) -> None:
     _share(remote_repo)
     assert remote_repo.wtp_proc("list", "--remote").code == 0  # the original has its id now

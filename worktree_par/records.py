@@ -57,6 +57,14 @@ def text(data: dict[str, Any], key: str, *, required: bool = True, empty: bool =
     return v
 
 
+def shown(s: str) -> str:
+    """A string another machine wrote, safe to print in one line: control characters (a
+    newline that would forge a second line, a terminal escape) written as escapes."""
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
+
+
 def texts(data: dict[str, Any], key: str) -> list[str]:
     """A list of non-empty strings (absent: empty).  A string is not a list of its letters."""
     v = data.get(key, [])

@@ -332,7 +332,10 @@ def _ticket(t: object, token: int, lease: float) -> dict[str, Any]:
     """A ticket as read from the remote, each field checked and typed (README: remote gates)."""
     if not isinstance(t, dict):
         raise records.Malformed("it is not an object")
-    shown = {k: records.text(t, k, required=False, empty=True) for k in ("clone", "host", "user", "cmd", "task")}
+    shown = {
+        k: records.shown(records.text(t, k, required=False, empty=True))
+        for k in ("clone", "host", "user", "cmd", "task")
+    }
     return {
         **shown,
         "id": records.text(t, "id"),

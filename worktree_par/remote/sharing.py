@@ -83,9 +83,9 @@ class RemoteClaim:
 
     def __init__(self, ref: str, data: dict[str, Any], seen: float) -> None:
         self.ref, self.seen = ref, seen
-        self.task = records.text(data, "task")
+        self.task = records.shown(records.text(data, "task"))
         self.clone = records.text(data, "clone")
-        self.host = records.text(data, "host", required=False, empty=True) or "?"
+        self.host = records.shown(records.text(data, "host", required=False, empty=True)) or "?"
         self.touch = records.texts(data, "touch")
         self.use = records.texts(data, "use")
         self.recorded = records.texts(data, "recorded")
