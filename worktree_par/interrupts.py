@@ -25,12 +25,20 @@ def start_quiet(thread: threading.Thread) -> None:
 
 @contextmanager
 def finishing() -> Iterator[None]:
-    """Ctrl-C, SIGTERM and SIGHUP (which a land turns into Ctrl-C) are dropped until the block
-    is done: the clean-up of an interrupted operation, which a second one must not cut short."""
-    main = threading.current_thread() is threading.main_thread()
-    before = {s: signal.signal(s, signal.SIG_IGN) for s in INTERRUPTS} if main else {}
+    """The clean-up of an interrupted operation, which a second signal must not cut short: a
+    second Ctrl-C is dropped (its user already asked, and is being answered); SIGTERM and
+    SIGHUP wait for the block's end and are then delivered to the caller's handler, so a
+    process told to stop (the background lander) still stops, after the clean-up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    before = {s: signal.signal(s, lambda n, _f: got.append(n)) for s in INTERRUPTS}
     try:
         yield
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+        for n in dict.fromkeys(got):
+            if n != signal.SIGINT and before[signal.Signals(n)] is not signal.SIG_IGN:
+                signal.raise_signal(n)
