@@ -307,3 +307,33 @@ def test_a_lander_that_read_the_task_before_another_land_took_it_changes_nothing
     assert out.code == 0, out.err
     assert out.err.startswith("the interrupted land of 't1' had published "), out.err
     assert out.lines[1] == f"task 't1' is landed at {out.lines[0].split()[-1][:12]}"
+
+
+def test_a_task_whose_waiting_lander_is_gone_is_said_so_by_list_and_doctor(project: Repo, tmp_path: Path) -> None:
+    """Review 5: a lander killed after marking its task waiting, before its ticket joined the
+    queue, left the task 'waiting in the land queue' in 'wtp list' with the queue empty."""
+    _start(project, "t1", {"t1.txt": "x\n"})
+
+    def problem() -> str | None:
+        (t,) = project.wtp("list", "--json").json()["tasks"]
+        assert (t["state"], t["queue_place"]) == ("landing", None)
+        return t["problem"]
+
+    hold = tmp_path / "hold"
+    held = project.spawn(
+        "land", "t1", "--gate", "./check.sh", env={"WTP_TEST_HOLD_AT": "land:prepared", "WTP_TEST_HOLD_FILE": str(hold)}
+    )
+    try:
+        wait_for(Path(f"{hold}.reached").exists, "the lander to have marked the task waiting")
+        assert problem() is None  # its lander is about to join: nothing wrong
+        assert project.wtp_proc("doctor").code == 0
+    finally:
+        held.kill()  # the command, and with it the lander it forked
+        held.wait()
+    gone = "its 'wtp land' is gone (run 'wtp land t1' to land it again, or 'wtp doctor --fix' to settle it)"
+    wait_for(lambda: problem() == gone, "the list to say the lander is gone")
+    assert (
+        project.wtp_proc("doctor").out.splitlines()[0] == "problem: task 't1' is marked landing but no lander holds it"
+    )
+    out = project.wtp_proc("land", "t1", "--gate", "./check.sh")
+    assert out.code == 0, out.err

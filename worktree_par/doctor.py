@@ -23,13 +23,13 @@ from .state import (
     CREATING,
     FINAL,
     LANDED,
-    LANDING,
     LANDING_PHASE,
     QUEUED,
     REMOVING,
     State,
     Task,
     interrupted,
+    lander_gone,
 )
 
 
@@ -180,7 +180,7 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
     if t.phase == REMOVING:
         out.append(Finding(f"the removal of task '{t.name}' was interrupted", lambda: _complete_rm(ctx, t)))
         return out
-    if t.state == LANDING and not _in_land_queue(ctx, t.name):
+    if lander_gone(t) and not _in_land_queue(ctx, t.name):
         out.append(
             Finding(f"task '{t.name}' is marked landing but no lander holds it", lambda: _set_state(ctx, t, ACTIVE))
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 from . import gitops
 from .locks import STOPPED, Holder
 from .repo import Ctx
-from .state import CREATING, FINAL, LANDED, LANDING, LANDING_PHASE, LIVE, REMOVING, Task, interrupted
+from .state import CREATING, FINAL, LANDED, LANDING, LANDING_PHASE, LIVE, REMOVING, Task, interrupted, lander_gone
 
 
 class TaskInfo:
@@ -112,6 +112,10 @@ def list_tasks(ctx: Ctx, *, all_tasks: bool = False, details: bool = True) -> li
         for i in infos:
             if i.task.state == LANDING:
                 i.place = places.get(i.task.name)
+                if i.place is None and not i.problem and lander_gone(i.task):
+                    i.problem = (
+                        f"its 'wtp land' is gone ({_RESUME[LANDING_PHASE].format(t=i.task.name, doctor=_DOCTOR)})"
+                    )
     return infos
 
 

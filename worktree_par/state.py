@@ -356,3 +356,15 @@ def interrupted(t: Task) -> bool:
         return not is_alive(Holder.from_json(t.holder))
     except ValueError:
         return True
+
+
+def lander_gone(t: Task) -> bool:
+    """The task is marked waiting to land (no operation under way) and the 'wtp land' that
+    marked it is gone (a record without one, from an older wtp, counts as gone).  Whether a
+    ticket of it still waits in the land queue (a detached land's) is the caller's to ask."""
+    if t.state != LANDING or t.phase:
+        return False
+    try:
+        return not is_alive(Holder.from_json(t.holder))
+    except ValueError:
+        return True

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .. import crashpoints, removal, trust
 from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, quiet
 from ..gates import Gate, JoinRefused, OnChange, Refuse
+from ..locks import me
 from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, Task
 from ..state import interrupted as is_interrupted
@@ -258,6 +259,7 @@ def _prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
             "",
             None,
         )
+        cur.holder = me().to_json()  # the lander, while it waits: one gone is seen (state.lander_gone)
     return t
 
 

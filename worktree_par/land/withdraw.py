@@ -25,7 +25,7 @@ def withdraw(ctx: Ctx, t: Task) -> str:
         if cur.intent == PUBLISHING:
             return "publishing"
         if not cur.phase:
-            cur.state, cur.note, cur.intent = ACTIVE, "", ""
+            cur.state, cur.note, cur.intent, cur.holder = ACTIVE, "", "", None
             return f"'{t.base}' untouched by this land, task '{t.name}' is active again"
         cur.intent = WITHDRAWN
     return f"task '{t.name}' is withdrawn: the conductor gives it back to its pre-land tip, '{t.base}' untouched by it"
