@@ -317,7 +317,7 @@ def test_a_task_whose_waiting_lander_is_gone_is_said_so_by_list_and_doctor(proje
     def problem() -> str | None:
         (t,) = project.wtp("list", "--json").json()["tasks"]
         assert (t["state"], t["queue_place"]) == ("landing", None)
-        return t["problem"]
+        return str(t["problem"]) if t["problem"] is not None else None
 
     hold = tmp_path / "hold"
     held = project.spawn(

@@ -89,7 +89,9 @@ def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None
         with Watch(f"waiting for gate '{resource}'", err) as w:
             gates.wait_out_uses(gates.TaskUses(c.store, resource), label, f"gate '{resource}'", timeout, w.say)
         left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
-        return remote_gates.run_holding(c, resource, through, cmd, here(where), env, left, label, err, timeout)
+        from ..remote.holding import run_holding
+
+        return run_holding(c, resource, through, cmd, here(where), env, left, label, err, timeout)
     g = gates.Gate(c.store, resource)
     # One meaning for a resource: a live task's --use of it (or of its family) holds the gate
     # too, for every caller but that task itself.

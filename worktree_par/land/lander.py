@@ -19,18 +19,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import crashpoints, removal, trust
 from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, quiet
-from ..gates import Gate, JoinRefused, OnChange, Refuse
-from ..locks import me
+from ..gates import Gate, JoinRefused, OnChange
 from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, Task
 from ..state import interrupted as is_interrupted
 from . import forge_lane, publish, recovery
-from .candidate import check_worktree, keep_tip
 from .entry import GateBroken
+from .prepare import other_options, prepare
 from .request import QUEUE, LandRequest
 from .withdraw import withdraw
 
@@ -143,7 +142,7 @@ def land(
             if finished is not None:
                 return finished
             t = ctx.store.read().task(t.name)
-        t = _prepare(ctx, t, req, say)
+        t = prepare(ctx, t, req, say)
         crashpoints.step("land:prepared")
     q = Gate(ctx.store, QUEUE, title="the land queue")
     settled = OnChange(ctx.store.file, lambda: _settled(ctx, t), every=1.0)  # a stat per look while waiting
@@ -157,7 +156,7 @@ def land(
             until=settled,
             adopt=adopt,
             bear_stopped=adopt is not None,
-            refuse=_other_options(t, req) if adopt is None else None,
+            refuse=other_options(t, req) if adopt is None else None,
         )
     except JoinRefused:
         raise  # another land of the task waits: the task is its, not ours to withdraw
@@ -214,73 +213,6 @@ def _recover_first(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult 
     result = LandResult(t.name, LANDED, t.commit, 0, messages=[msg])
     result.messages += tidy_landed(ctx, t, req.keep, say)
     return result
-
-
-def _prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
-    """Before joining the queue: the worktree is fit to land, its tip is kept under the
-    backup ref, and the task is waiting to land (the task as now recorded).  A task another
-    'wtp land' still waits to land with another gate, strategy or push is refused:
-    that land's options would hold, not ours; with the same ones, both wait for the one land
-    while it waits in the queue.  Once a conductor has taken it, a second land is refused
-    as busy, and changes nothing."""
-    if t.state == LANDING:  # refused before anything is done (and as the ticket joins: landers racing)
-        why = _other_options(t, req)(Gate(ctx.store, QUEUE).tickets())
-        if why:
-            raise Refusal(why)
-    try:
-        tip = check_worktree(ctx, t, Path(t.path or ""))
-    except Refusal:
-        cur = ctx.store.read().tasks.get(t.name)
-        if cur is not None and cur.seq == t.seq and cur.phase:  # a conductor took it meanwhile: its worktree
-            raise Refusal(f"task '{t.name}' is busy ({cur.phase}): wait for it") from None
-        raise
-    crashpoints.step("land:checked")
-    if not req.gate:
-        say(f"warning: landing '{t.name}' untested: no gate (pass --gate CMD, or set [land] gate in .wtp.toml)")
-    with ctx.store.transaction() as st:
-        # As read, or waiting to land by another lander since (which we join): a land under
-        # way meanwhile (a conductor took the task) keeps its record and its pre-land tip.
-        cur = st.tasks.get(t.name)
-        if cur is None or cur.seq != t.seq:
-            raise Refusal(f"task '{t.name}' changed meanwhile: see 'wtp list'")
-        if cur.phase:
-            raise Refusal(f"task '{t.name}' is busy ({cur.phase}): wait for it")
-        if cur.state not in (t.state, LANDING):
-            raise Refusal(f"task '{t.name}' changed meanwhile (now {cur.state}): see 'wtp list'")
-        # The pre-land tip is kept before anything can change the branch (and outside the
-        # queue, which only serializes what must be serial), and under the state lock, so a
-        # conductor cannot take the task between the look above and it.
-        keep_tip(ctx, t, tip)
-        cur.state, cur.note, cur.candidate, cur.ticket, cur.intent, cur.request = (
-            LANDING,
-            "waiting in the land queue",
-            None,
-            None,
-            "",
-            None,
-        )
-        cur.holder = me().to_json()  # the lander, while it waits: one gone is seen (state.lander_gone)
-    return t
-
-
-def _other_options(t: Task, req: LandRequest) -> Refuse:
-    """A land of ``t`` does not join a queue where another land of it waits with another gate,
-    strategy or push (what is tested and published; not how, nor the clean-up): that land's
-    options would hold, not ours.  The line saying so, or None."""
-    same = ("gate", "strategy", "push")
-    ours = {k: v for k, v in req.to_json().items() if k in same}
-
-    def refuse(tickets: list[dict[str, Any]]) -> str | None:
-        for k in tickets:
-            theirs = k.get("data")
-            if k.get("label") == t.name and isinstance(theirs, dict) and {x: theirs.get(x) for x in same} != ours:
-                return (
-                    f"task '{t.name}' is already waiting to land with other options ({Gate.describe(k)}): "
-                    f"let that land finish, or interrupt it first"
-                )
-        return None
-
-    return refuse
 
 
 def _settled(ctx: Ctx, t: Task) -> bool:
@@ -431,9 +363,9 @@ def detach(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> tuple[int, str]:
             raise Refusal(f"task '{t.name}' is already landed (an interrupted land had published it)")
         t = ctx.store.read().task(t.name)
     landable(t)
-    t = _prepare(ctx, t, req, say)  # refusals come now, not in a log nobody reads
+    t = prepare(ctx, t, req, say)  # refusals come now, not in a log nobody reads
     q = Gate(ctx.store, QUEUE, title="the land queue")
-    seq, place, served = q.enqueue(t.name, req.to_json(), to_server=True, refuse=_other_options(t, req))
+    seq, place, served = q.enqueue(t.name, req.to_json(), to_server=True, refuse=other_options(t, req))
     if served is not None:
         return place, served  # the background lander running now owns it
     log = ctx.store.subdir("logs") / f"land-detached-{t.name}.log"

@@ -85,7 +85,7 @@ class _Taker:
         if not wanted or n <= 0:
             return []
         # Every backup ref in one git call, instead of one call per ticket: a lander keeps its
-        # tip under the backup ref before it puts its ticket in the queue (lander._prepare),
+        # tip under the backup ref before it puts its ticket in the queue (prepare.prepare),
         # and the tickets were read before this.
         backups = functools.cache(lambda: gitops.refs_under(self.ctx.root, guard.BACKUP))
         found = self._take_together(wanted, n, backups)

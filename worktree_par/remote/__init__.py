@@ -3,6 +3,7 @@ machines, behind one network boundary (gitops.remote: every call under a deadlin
 
 ``identity`` (this clone's id, bound to the clone), ``observed`` (when this clone first saw
 a record, on its own clock), ``gates`` (remote gates: compare-and-swap tickets, leases,
-fencing tokens) and ``sharing`` (shared claims, and what doctor finds among them).  Every
-record read from the remote is checked by ``records`` (below the wing) before use.
+fencing tokens), ``holding`` (a command run holding one, its lease renewed) and ``sharing``
+(shared claims, and what doctor finds among them).  Every record read from the remote is
+checked by ``records`` (below the wing) before use.
 """
