@@ -89,6 +89,9 @@ def test_ctrl_c_while_queued_takes_the_request_out_of_the_queue(
         assert (sham.pulls[1].state, sham.pulls[1].queued) == ("open", None)  # out of the queue
     t = _t1(r)
     assert (t["state"], t["request"]) == ("active", 1)
+    assert t["note"] == (
+        f"its {kind} request #1 stays open ({URL1[kind]}): 'wtp land t1' takes it up again, 'wtp rm t1' closes it"
+    )
     assert _release_late(sham) == "open"  # the queue no longer holds it: nothing merges behind wtp's back
     assert _base(sham) == ["initial"]
     assert r.git("rev-parse", "wtp/t1") == tip and (p / "t1.txt").read_text() == "t1\n"

@@ -316,3 +316,46 @@ def landed_commit(ctx: Ctx, t: Task) -> tuple[str, str | None]:
     if remote:  # the merge commit must be here before anything is judged by it
         gitops.fetch_branch(ctx.root, remote, t.base, f"refs/remotes/{remote}/{t.base}")
     return req.state, req.merge_sha
+
+
+def abandoned(ctx: Ctx, t: Task) -> list[str]:
+    """``t`` was removed ('wtp rm'): its request, if still open and this clone's land of it
+    (the mark), is closed unmerged and its head branch deleted on the forge (the closed request
+    keeps the commit there), so no one merges it later; what was done, or what is left and why."""
+    if t.request is None or not enabled(ctx):
+        return []
+    kind = ctx.cfg.land_via
+    try:
+        f = connect(ctx, lambda _m: None)
+        req = f.get(t.request)
+        if req.state != "open":
+            return []
+        if _mark(ctx, t) not in req.body:
+            return [f"{kind} request #{req.number} ({req.url}) is not this clone's land of '{t.name}': left open"]
+        if req.queued or ctx.cfg.forge_merge == "queue":
+            f.dequeue(req.number)
+        f.close(req.number)
+        gone = f.branch_tip(req.head) == req.head_sha and f.close_branch(req.head)
+    except Exception as e:  # noqa: BLE001 - the task is removed all the same: say what is left
+        return [
+            f"{kind} request #{t.request} of '{t.name}' could not be closed ({str(e).split(': ', 1)[0]}): "
+            "close it on the forge, or it may still be merged"
+        ]
+    branch = f" and deleted its head branch '{req.head}'" if gone else ""
+    return [f"closed {kind} request #{req.number} ({req.url}){branch}"]
+
+
+def left_open(ctx: Ctx, t: Task) -> str:
+    """For a land given back (Ctrl-C, withdrawn): where its request stays open ('' when none)."""
+    if t.request is None or not enabled(ctx):
+        return ""
+    try:
+        req = connect(ctx, lambda _m: None).get(t.request)
+    except Exception:  # noqa: BLE001 - only a hint: the task is given back all the same
+        return ""
+    if req.state != "open":
+        return ""
+    return (
+        f"its {ctx.cfg.land_via} request #{req.number} stays open ({req.url}): 'wtp land {t.name}' takes it "
+        f"up again, 'wtp rm {t.name}' closes it"
+    )

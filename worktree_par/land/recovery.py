@@ -163,6 +163,8 @@ def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
             except WouldLoseWork:
                 pass  # the branch keeps the new commit; the task goes back as it is
             withdrawn = cur is not None and cur.intent == WITHDRAWN
+            if cur is not None and (left := forge_lane.left_open(ctx, cur)):  # said by 'wtp list'
+                kept = f"{kept}; {left}" if kept else left
             back = ctx.store.update(
                 e.task, state=ACTIVE if withdrawn else LANDING, phase="", holder=None, candidate=None, intent=""
             )
