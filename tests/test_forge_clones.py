@@ -163,3 +163,32 @@ def test_recovery_does_not_take_a_request_merged_with_someone_elses_head_for_the
     assert out.code == 0, out.err
     assert _files(sham)["t1.txt"] == "work of clone a"
     assert [(n, p.state) for n, p in sorted(sham.pulls.items())] == [(1, "merged"), (2, "merged")]
+
+
+def test_a_head_branch_no_request_names_is_not_pushed_over(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """'wtp/t1' exists on the forge with no request (another clone between its push and its
+    request, or a leftover): the land is blocked and says how to clear a leftover; cleared,
+    it lands."""
+    sham = shamforge("github")
+    for k, v in sham.env().items():
+        monkeypatch.setenv(k, v)
+    a = _clone(sham, tmp_path / "a")
+    pa, tip = _task(a, "t1", "t1.txt", "work of clone a\n")
+    theirs = sham.push_head("wtp/t1")
+    out = a.wtp("land", "t1", "--gate", "true")
+    assert out.code == 1, out.err
+    assert out.err.strip().splitlines()[-1] == (
+        f"wtp: the head branch 'wtp/t1' on github holds {theirs[:12]}, which no request names: another clone may "
+        "be about to open one for its own task 't1'; 'main' is untouched and 't1' keeps its branch and worktree; "
+        "if that branch is a leftover, delete it ('git push origin --delete wtp/t1'), then run 'wtp land t1' again"
+    )
+    assert sham.tip("wtp/t1") == theirs and sham.pulls == {}
+    assert a.git("rev-parse", "wtp/t1") == tip and _task_json(a, "t1")["path"] == str(pa)
+    git(a.path, "push", "-q", "origin", "--delete", "wtp/t1")
+    out = a.wtp("land", "t1", "--gate", "true")
+    assert out.code == 0, out.err
+    assert _files(sham)["t1.txt"] == "work of clone a"
