@@ -5,8 +5,9 @@ not the land's own candidate is never taken for its land."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,13 +37,24 @@ def _task(r: Repo, name: str, file: str, text: str) -> tuple[Path, str]:
     return p, r.git("rev-parse", "HEAD", cwd=p)
 
 
-def _held_land(r: Repo, sham: ShamForge, tmp_path: Path, name: str) -> tuple[subprocess.Popen[str], Path]:
-    """'wtp land name' in a process of its own, held right after its request was opened."""
+@contextlib.contextmanager
+def _held_land(r: Repo, sham: ShamForge, tmp_path: Path, name: str) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """'wtp land name' in a process of its own, held right after its request was opened; let
+    go and waited for at the end even when the test fails (no lander is left held)."""
     hold = tmp_path / f"hold-{r.path.name}"
     env = {"WTP_TEST_HOLD_AT": "land:forge-opened", "WTP_TEST_HOLD_FILE": str(hold), **sham.env()}
     proc = r.spawn("land", name, "--gate", "true", env=env)
-    wait_for(Path(f"{hold}.reached").exists, "the land held after its request opened", 120)
-    return proc, hold
+    try:
+        wait_for(Path(f"{hold}.reached").exists, "the land held after its request opened", 120)
+        yield proc, hold
+    finally:
+        hold.touch()
+        if proc.poll() is None:
+            try:
+                proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
 
 
 def _task_json(r: Repo, name: str) -> dict[str, object]:
@@ -67,29 +79,29 @@ def test_a_second_clone_neither_pushes_over_nor_takes_over_the_request_of_the_fi
     a, b = _clone(sham, tmp_path / "a"), _clone(sham, tmp_path / "b")
     _task(a, "t1", "t1.txt", "work of clone a\n")
     pb, tip_b = _task(b, "t1", "t1-b.txt", "work of clone b\n")
-    lander, hold = _held_land(a, sham, tmp_path, "t1")
-    head_a = sham.tip("wtp/t1")
-    url = URL1[kind]
+    with _held_land(a, sham, tmp_path, "t1") as (lander, hold):
+        head_a = sham.tip("wtp/t1")
+        url = URL1[kind]
 
-    out = b.wtp("land", "t1", "--gate", "true")
-    assert out.code == 1, out.err
-    said = (
-        f"wtp: another clone lands a task named 't1' through the same head branch 'wtp/t1' ({kind} request #1: "
-        f"{url}); 'main' is untouched by this land and 't1' keeps its branch and worktree: run 'wtp land t1' "
-        "again once that request is merged or closed, or start this work under another task name"
-    )
-    assert out.err.strip().splitlines()[-1] == said
-    assert sham.tip("wtp/t1") == head_a  # not pushed over
-    assert list(sham.pulls) == [1] and sham.pulls[1].state == "open"  # not taken over, not merged
-    t = _task_json(b, "t1")
-    assert (t["state"], t["path"], t["request"]) == ("blocked", str(pb), None)
-    assert b.git("rev-parse", "wtp/t1") == tip_b and (pb / "t1-b.txt").read_text() == "work of clone b\n"
+        out = b.wtp("land", "t1", "--gate", "true")
+        assert out.code == 1, out.err
+        said = (
+            f"wtp: another clone lands a task named 't1' through the same head branch 'wtp/t1' ({kind} request #1: "
+            f"{url}); 'main' is untouched by this land and 't1' keeps its branch and worktree: run 'wtp land t1' "
+            "again once that request is merged or closed, or start this work under another task name"
+        )
+        assert out.err.strip().splitlines()[-1] == said
+        assert sham.tip("wtp/t1") == head_a  # not pushed over
+        assert list(sham.pulls) == [1] and sham.pulls[1].state == "open"  # not taken over, not merged
+        t = _task_json(b, "t1")
+        assert (t["state"], t["path"], t["request"]) == ("blocked", str(pb), None)
+        assert b.git("rev-parse", "wtp/t1") == tip_b and (pb / "t1-b.txt").read_text() == "work of clone b\n"
 
-    hold.touch()
-    _, err = lander.communicate(timeout=120)
-    assert lander.returncode == 0, err
-    assert _files(sham) == {"README.md": "sham", "t1.txt": "work of clone a"}
-    assert _task_json(a, "t1")["state"] == "landed"
+        hold.touch()
+        _, err = lander.communicate(timeout=120)
+        assert lander.returncode == 0, err
+        assert _files(sham) == {"README.md": "sham", "t1.txt": "work of clone a"}
+        assert _task_json(a, "t1")["state"] == "landed"
 
     # The first clone's request is merged: the second clone's t1 lands now, through a request of its own.
     out = b.wtp("land", "t1", "--gate", "true")
@@ -112,21 +124,21 @@ def test_a_request_merged_with_someone_elses_head_is_not_this_land(
         monkeypatch.setenv(k, v)
     a = _clone(sham, tmp_path / "a")
     pa, tip = _task(a, "t1", "t1.txt", "work of clone a\n")
-    lander, hold = _held_land(a, sham, tmp_path, "t1")
-    cand = sham.tip("wtp/t1") or ""
-    other = sham.push_head("wtp/t1")
-    with sham.lock:
-        assert sham.merge(sham.pulls[1], other, "merge")[0] == ""
-    hold.touch()
-    _, err = lander.communicate(timeout=120)
-    assert lander.returncode == 1, err
-    said = (
-        f"wtp: {kind} merged request #1 of 't1' with the head {other[:12]}, not with the candidate wtp gated "
-        f"({cand[:12]}): someone else pushed to its head branch 'wtp/t1' (another clone landing a task of the "
-        f"same name?), so 't1' is not landed; its branch and worktree are kept: see {URL1[kind]}, then run "
-        "'wtp land t1' again"
-    )
-    assert err.strip().splitlines()[-1] == said, err
+    with _held_land(a, sham, tmp_path, "t1") as (lander, hold):
+        cand = sham.tip("wtp/t1") or ""
+        other = sham.push_head("wtp/t1")
+        with sham.lock:
+            assert sham.merge(sham.pulls[1], other, "merge")[0] == ""
+        hold.touch()
+        _, err = lander.communicate(timeout=120)
+        assert lander.returncode == 1, err
+        said = (
+            f"wtp: {kind} merged request #1 of 't1' with the head {other[:12]}, not with the candidate wtp gated "
+            f"({cand[:12]}): someone else pushed to its head branch 'wtp/t1' (another clone landing a task of the "
+            f"same name?), so 't1' is not landed; its branch and worktree are kept: see {URL1[kind]}, then run "
+            "'wtp land t1' again"
+        )
+        assert err.strip().splitlines()[-1] == said, err
     t = _task_json(a, "t1")
     assert (t["state"], t["path"]) == ("blocked", str(pa))
     assert a.git("rev-parse", "wtp/t1") == tip and (pa / "t1.txt").read_text() == "work of clone a\n"

@@ -5,8 +5,11 @@ that cannot be taken out leaves the land 'unknown' until the forge can be asked 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -59,6 +62,23 @@ def _queued(sham: ShamForge) -> bool:
         return 1 in sham.pulls and sham.pulls[1].queued is not None
 
 
+@contextlib.contextmanager
+def _lander(r: Repo, sham: ShamForge) -> Iterator[subprocess.Popen[str]]:
+    """'wtp land t1' in a session of its own; stopped (Ctrl-C, then SIGKILL) at the end if a
+    failing test left it waiting in the queue."""
+    proc = r.spawn("land", "t1", "--gate", "true", env=sham.env(), new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+
+
 def _release_late(sham: ShamForge) -> str:
     """The forge's queue takes the request up after wtp gave up on it: its state then."""
     with sham.lock:
@@ -76,15 +96,15 @@ def test_ctrl_c_while_queued_takes_the_request_out_of_the_queue(
     kind: str,
 ) -> None:
     r, sham, p, tip = _project(shamforge, tmp_path, monkeypatch, kind)
-    lander = r.spawn("land", "t1", "--gate", "true", env=sham.env(), new_session=True)
-    wait_for(lambda: _queued(sham), "the request in the forge's queue", 120)
-    lander.send_signal(signal.SIGINT)
-    _, err = lander.communicate(timeout=120)
-    assert lander.returncode == 130, err
-    assert err.strip().splitlines()[-2:] == [
-        "interrupted: 'main' untouched by this land, task 't1' is active again",
-        "wtp: interrupted",
-    ]
+    with _lander(r, sham) as lander:
+        wait_for(lambda: _queued(sham), "the request in the forge's queue", 120)
+        lander.send_signal(signal.SIGINT)
+        _, err = lander.communicate(timeout=120)
+        assert lander.returncode == 130, err
+        assert err.strip().splitlines()[-2:] == [
+            "interrupted: 'main' untouched by this land, task 't1' is active again",
+            "wtp: interrupted",
+        ]
     with sham.lock:
         assert (sham.pulls[1].state, sham.pulls[1].queued) == ("open", None)  # out of the queue
     t = _t1(r)
@@ -126,17 +146,17 @@ def test_a_request_the_queue_merges_while_wtp_takes_it_out_is_landed(
     kind: str,
 ) -> None:
     r, sham, _p, _tip = _project(shamforge, tmp_path, monkeypatch, kind, timeout=3, on_dequeue="merge")
-    lander = r.spawn("land", "t1", "--gate", "true", env=sham.env())
-    wait_for(lambda: _queued(sham), "the request in the forge's queue", 120)
-    with sham.lock:
-        head = sham.pulls[1].head_sha(sham)
-    sham.set_status(head, "success", "ci")  # the queue could merge it now; it does when wtp gives up
-    out, err = lander.communicate(timeout=120)
-    assert lander.returncode == 0, err
-    assert (
-        f"still in the forge's queue after 3s ([land] timeout), but {kind} merged request #1 while wtp took it "
-        "out of the queue"
-    ) in out.splitlines(), out
+    with _lander(r, sham) as lander:
+        wait_for(lambda: _queued(sham), "the request in the forge's queue", 120)
+        with sham.lock:
+            head = sham.pulls[1].head_sha(sham)
+        sham.set_status(head, "success", "ci")  # the queue could merge it now; it does when wtp gives up
+        out, err = lander.communicate(timeout=120)
+        assert lander.returncode == 0, err
+        assert (
+            f"still in the forge's queue after 3s ([land] timeout), but {kind} merged request #1 while wtp took it "
+            "out of the queue"
+        ) in out.splitlines(), out
     assert _t1(r)["state"] == "landed" and sham.pulls[1].state == "merged"
     assert "t1.txt" in git(sham.bare, "ls-tree", "--name-only", "main").split()
 
