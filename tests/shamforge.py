@@ -19,9 +19,19 @@ pushes (an env var holding a nonce only the server knows), and a merge is refuse
 unless the base is an ancestor of the head and the head is the guarded SHA.  Merges are
 real git objects made with plumbing (``commit-tree``), published by a compare-and-swap push.
 
+Taking a request out of the queue, as documented: GitHub's ``dequeuePullRequest`` and
+``disablePullRequestAutoMerge`` mutations, GitLab's ``POST .../cancel_merge_when_pipeline_succeeds``
+(406 once merged or closed), Gitea's ``DELETE .../pulls/{index}/merge``
+(repoCancelScheduledAutoMerge: 404 when none is scheduled); closing one unmerged: GitHub and
+Gitea ``PATCH .../pulls/{n}`` ``state: closed``, GitLab ``PUT .../merge_requests/{iid}``
+``state_event: close``.
+
 Controls for tests: ``fail`` (answer a status, with headers such as Retry-After), ``stall``
 (never answer), ``set_status`` (a check), ``close``, ``advance_base`` (another merge moves
-the base), ``queue_policy`` ("manual": merged by ``release``; "on_poll": at the next read).
+the base), ``queue_policy`` ("manual": merged by ``release``, also after wtp gave up on it,
+if it is still queued; "on_poll": at the next read), ``on_dequeue`` ("": taken out;
+"merge": the queue merges it just before the dequeue arrives; "refuse": the forge refuses
+to take it out), ``push_head`` (someone else pushes to a head branch).
 Use the ``shamforge`` fixture, a factory: ``sham = shamforge("github")``.
 """
 
@@ -105,6 +115,7 @@ class ShamForge:
     github_merge_queue: bool = True
     gitea_fast_forward_only: bool = True  # False: a server older than Gitea 1.21 / Forgejo 7
     required: set[str] = field(default_factory=set)  # contexts that must be green to merge
+    on_dequeue: str = ""  # "" | "merge" | "refuse": what a request to leave the queue meets
     token: str = field(default_factory=lambda: "sham-" + secrets.token_hex(16))
     pulls: dict[int, Pull] = field(default_factory=dict)
     statuses: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # sha -> newest first
@@ -290,6 +301,38 @@ class ShamForge:
             self.run_queue(pr)
             return pr
 
+    def dequeue(self, pr: Pull) -> str:
+        """A request to take ``pr`` out of the queue: '' when done (or nothing was queued),
+        else why not (``on_dequeue`` "refuse"); with "merge" the queue merges it first."""
+        if self.on_dequeue == "merge":
+            self.run_queue(pr)
+        if self.on_dequeue == "refuse" and pr.queued is not None:
+            return "the merge queue is locked"
+        pr.queued = None
+        return ""
+
+    def push_head(self, branch: str, name: str = "other.txt", text: str = "someone else's\n") -> str:
+        """Someone else (a person, an older wtp) force-pushes a commit of their own to ``branch``:
+        the base plus one file.  Its id."""
+        with self.lock:
+            base = self.tip(self.base) or ""
+            blob = subprocess.run(
+                ["git", "-C", str(self.bare), "hash-object", "-w", "--stdin"],
+                input=text,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            idx = self.root / f"sham-{self.kind}.index"
+            env = {"GIT_INDEX_FILE": str(idx)}
+            self.git("read-tree", base, env=env)
+            self.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{name}", env=env)
+            tree = self.git("write-tree", env=env)
+            idx.unlink()
+            new = self.git("commit-tree", tree, "-p", base, "-m", f"someone else's {name}", env=IDENT)
+            self.git("update-ref", f"refs/heads/{branch}", new)
+            return new
+
     def set_status(self, sha: str, state: str, context: str = "ci", description: str = "") -> None:
         with self.lock:
             self.statuses.setdefault(sha, []).insert(
@@ -470,6 +513,11 @@ def _commit(s: ShamForge, ref: str) -> str | None:
     return s.git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False) or None
 
 
+def _edit_state(p: Pull, state: Any) -> None:
+    if state == "closed" and p.state == "open":
+        p.state, p.queued = "closed", None
+
+
 def _delete_branch(s: ShamForge, branch: str) -> bool:
     if branch == s.base or s.tip(branch) is None:
         return False
@@ -533,6 +581,8 @@ def _github(s: ShamForge, m: str, path: str, q: dict[str, str], body: Any) -> An
         return 201, pull(_new_pull(s, head, base, body["title"], body.get("body", "")))
     if mt := re.fullmatch(r"/pulls/(\d+)", rest):
         p = _pull(s, mt[1])
+        if p and m == "PATCH":
+            _edit_state(p, body.get("state"))
         return (200, pull(p)) if p else (404, s.error_body("Not Found"))
     if (mt := re.fullmatch(r"/pulls/(\d+)/merge", rest)) and m == "PUT":
         p = s.pulls.get(int(mt[1]))
@@ -591,6 +641,20 @@ def _graphql(s: ShamForge, body: Any) -> Answer:
 
     if p is None:
         return error("NOT_FOUND", f"Could not resolve to a node with the global id of '{var.get('id')}'")
+    if "dequeuePullRequest" in query or "disablePullRequestAutoMerge" in query:
+        how = "merge-queue" if "dequeuePullRequest" in query else "auto-merge"
+        if p.queued is not None and p.queued["how"] == how:
+            if why := s.dequeue(p):
+                return error("UNPROCESSABLE", why)
+        if p.state != "open":
+            return error("UNPROCESSABLE", f"Pull request is {p.state}")
+        name = "dequeuePullRequest" if how == "merge-queue" else "disablePullRequestAutoMerge"
+        out = (
+            {"mergeQueueEntry": {"id": f"MQE_{p.number}"}}
+            if how == "merge-queue"
+            else {"pullRequest": {"number": p.number}}
+        )
+        return 200, {"data": {name: out}}
     if var.get("oid") and p.head_sha(s) != var["oid"]:
         return error("UNPROCESSABLE", "The expected head oid does not match the pull request's head")
     if p.state != "open":
@@ -659,7 +723,17 @@ def _gitlab(s: ShamForge, m: str, path: str, q: dict[str, str], body: Any) -> An
         return 201, mr(_new_pull(s, head, base, body["title"], body.get("description", "")))
     if mt := re.fullmatch(r"/merge_requests/(\d+)", rest):
         p = _pull(s, mt[1])
+        if p and m == "PUT" and body.get("state_event") == "close":
+            _edit_state(p, "closed")
         return (200, mr(p)) if p else (404, {"message": "404 Not found"})
+    if (mt := re.fullmatch(r"/merge_requests/(\d+)/cancel_merge_when_pipeline_succeeds", rest)) and m == "POST":
+        p = s.pulls.get(int(mt[1]))
+        if p is None:
+            return 404, {"message": "404 Not found"}
+        why = s.dequeue(p)
+        if why or p.state != "open":
+            return 406, {"message": "406 Not Acceptable"}
+        return 201, mr(p)
     if (mt := re.fullmatch(r"/merge_requests/(\d+)/merge", rest)) and m == "PUT":
         p = s.pulls.get(int(mt[1]))
         if p is None:
@@ -737,7 +811,16 @@ def _gitea(s: ShamForge, m: str, path: str, q: dict[str, str], body: Any) -> Ans
         return 201, pull(_new_pull(s, head, base, body.get("title", ""), body.get("body", "")))
     if mt := re.fullmatch(r"/pulls/(\d+)", rest):
         p = _pull(s, mt[1])
+        if p and m == "PATCH":
+            _edit_state(p, body.get("state"))
         return (200, pull(p)) if p else (404, s.error_body("The target couldn't be found."))
+    if (mt := re.fullmatch(r"/pulls/(\d+)/merge", rest)) and m == "DELETE":
+        p = s.pulls.get(int(mt[1]))
+        if p is None or p.queued is None:
+            return 404, s.error_body("The target couldn't be found.")
+        if why := s.dequeue(p):
+            return 423, s.error_body(why)
+        return 204, None
     if (mt := re.fullmatch(r"/pulls/(\d+)/merge", rest)) and m == "POST":
         p = s.pulls.get(int(mt[1]))
         if p is None:

@@ -21,6 +21,7 @@ from worktree_par.forge import (
     ForgeTimeout,
     ForgeUnreachable,
     Merged,
+    MergedOther,
     Moved,
     Queued,
     Refused,
@@ -291,6 +292,69 @@ def test_a_queued_request_whose_check_fails_leaves_the_queue(sham: ShamForge, wo
     sham.release(req.number)
     got = forge.get(req.number)
     assert (got.state, got.queued, got.checks) == ("open", False, "failure")
+
+
+def test_a_queued_request_is_taken_out_of_the_queue_and_the_queue_no_longer_merges_it(
+    sham: ShamForge, work: Work
+) -> None:
+    sham.required = {"ci"}
+    cand = work.candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    assert isinstance(forge.enqueue(req.number, cand, "merge"), Queued)
+    client(sham).dequeue(req.number)  # another process than the one that queued it (Gitea shows none)
+    assert sham.pulls[req.number].queued is None
+    got = client(sham).get(req.number)
+    assert (got.state, got.queued) == ("open", False)
+    sham.set_status(cand, "success", "ci")
+    assert sham.release(req.number).state == "open"  # the queue no longer holds it
+    client(sham).dequeue(req.number)  # nothing queued: nothing to do
+    assert sham.tip("main") == sham.git("rev-list", "--max-parents=0", "main")
+
+
+def test_a_dequeue_the_forge_refuses_is_a_forge_error(sham: ShamForge, work: Work) -> None:
+    sham.required, sham.on_dequeue = {"ci"}, "refuse"
+    cand = work.candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    assert isinstance(forge.enqueue(req.number, cand, "merge"), Queued)
+    with pytest.raises(ForgeError) as e:
+        client(sham).dequeue(req.number)
+    assert (
+        one_line(e.value, sham)
+        == {
+            "github": "GitHub did not take pull request #1 out of the merge queue (the merge queue is locked)",
+            "gitlab": "GitLab did not cancel the automatic merge of !1 (406 Not Acceptable)",
+            "gitea": "Gitea answered 423 to DELETE /repos/acme/app/pulls/1/merge (the merge queue is locked)",
+        }[sham.kind]
+    )
+    assert sham.pulls[req.number].queued is not None
+
+
+def test_requests_lists_every_state_with_its_body_and_close_closes(sham: ShamForge, work: Work) -> None:
+    base = sham.tip("main")
+    cand = work.candidate()
+    forge = client(sham)
+    first = forge.find_or_open("wtp/a", "main", "Land a", "first <!-- mark 1 -->")
+    assert forge.merge(first.number, cand, "merge", base_sha=base) == Merged(sham.tip("main") or "")
+    cand2 = work.candidate(files={"b.txt": "b\n"}, msg="task a again")
+    second = forge.find_or_open("wtp/a", "main", "Land a again", "second <!-- mark 2 -->")
+    got = sorted((r.number, r.state, r.head_sha, r.body) for r in client(sham).requests("wtp/a", "main"))
+    assert got == [(1, "merged", cand, "first <!-- mark 1 -->"), (2, "open", cand2, "second <!-- mark 2 -->")]
+    assert client(sham).requests("wtp/b", "main") == []
+    assert forge.close(second.number) is True and forge.close(second.number) is False
+    assert forge.get(second.number).state == "closed"
+
+
+def test_a_request_merged_with_another_head_is_merged_other(sham: ShamForge, work: Work) -> None:
+    cand = work.candidate()
+    forge = client(sham)
+    req = forge.find_or_open("wtp/a", "main", "Land a", "")
+    other = sham.push_head("wtp/a")
+    with sham.lock:
+        assert sham.merge(sham.pulls[req.number], other, "merge")[0] == ""
+    got = forge.merge(req.number, cand, "merge")
+    assert got == MergedOther(sham.pulls[req.number].merge_sha or "", other)
 
 
 def test_github_without_a_merge_queue_uses_auto_merge_or_merges_a_clean_request(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import claims, crashpoints, guard, tasks
 from .errors import Refusal, Say, WouldLoseWork, quiet
+from .land import forge_lane
 from .repo import Ctx, few
 from .state import ABANDONED, FINAL, LANDED, LANDING, LANDING_PHASE, QUEUED, REMOVING, Task, interrupted
 
@@ -51,6 +52,7 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[st
         messages = guard.remove(ctx, held, force=force)
         forget_path(ctx, held)
     messages.insert(0, f"removed task '{name}' (worktree and branch '{t.branch}')")
+    messages += forge_lane.abandoned(ctx, t)  # its open request, if any, closed: no one merges it later
     if procs:
         messages.append(f"left {len(procs)} process(es) running in the removed directory: {few(procs)}")
     tasks.promote_quietly(ctx, say)

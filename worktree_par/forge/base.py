@@ -54,6 +54,7 @@ class Request:
     checks: ChecksState = ""
     checks_summary: str = ""
     queued: bool = False
+    body: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,16 @@ class Merged:
     """The forge merged the request; ``sha`` is the commit it put on the base."""
 
     sha: str
+
+
+@dataclass(frozen=True)
+class MergedOther:
+    """The request was merged, but with a head that is not the guarded commit (another clone,
+    or a person, pushed to its head branch): ``sha`` is what the base took, ``head`` what the
+    request held.  Not the guarded land: landed only if that merge holds the tested tree."""
+
+    sha: str
+    head: str
 
 
 @dataclass(frozen=True)
@@ -87,8 +98,8 @@ class Queued:
     how: str
 
 
-MergeResult = Merged | Moved | Refused
-EnqueueResult = Queued | Merged | Moved | Refused
+MergeResult = Merged | MergedOther | Moved | Refused
+EnqueueResult = Queued | Merged | MergedOther | Moved | Refused
 
 
 @runtime_checkable
@@ -105,6 +116,19 @@ class Forge(Protocol):
 
     def get(self, number: int) -> Request:
         """The request as it is now."""
+        ...
+
+    def requests(self, head: str, base: str) -> list[Request]:
+        """Every request from ``head`` into ``base``, open, merged or closed (without checks)."""
+        ...
+
+    def dequeue(self, number: int) -> None:
+        """Take the request out of the forge's queue or auto-merge (nothing to do when it is not
+        queued); ForgeError when the forge refuses or cannot be asked."""
+        ...
+
+    def close(self, number: int) -> bool:
+        """Close the request without merging it; False when it was not open."""
         ...
 
     def post_status(
@@ -314,10 +338,12 @@ def open_once(
 def mergeable_now(
     req: Request, head_sha: str, base_sha: str | None, tip_of: Callable[[str], str | None], noun: str
 ) -> Request | MergeResult:
-    """Merged, Refused (closed) or Moved (head or base not the guarded ones) as the request
+    """Merged (with the guarded head; MergedOther with another), Refused (closed) or Moved (head or base not the guarded ones) as the request
     is now; the request itself when a guarded merge may be tried.  ``noun``: how the forge
     names a request ('pull request #', 'merge request !')."""
     if req.state == "merged":
+        if req.head_sha != head_sha:  # merged, but not the guarded commit: not this land's merge
+            return MergedOther(req.merge_sha or "", req.head_sha)
         return Merged(req.merge_sha or "")
     if req.state == "closed":
         return Refused(f"{noun}{req.number} is closed: {req.url}")

@@ -12,6 +12,8 @@ https://codeberg.org/api/swagger for Forgejo):
 - ``POST /repos/{owner}/{repo}/statuses/{sha}`` (repoCreateStatus),
   ``GET .../commits/{ref}/status`` (repoGetCombinedStatusByRef)
 - ``GET/DELETE /repos/{owner}/{repo}/branches/{branch}`` (repoGetBranch, repoDeleteBranch)
+- ``DELETE .../pulls/{index}/merge`` (repoCancelScheduledAutoMerge: 204; 404 when none is
+  scheduled), ``PATCH .../pulls/{index}`` with ``state: closed`` (repoEditPullRequest)
 
 ``rebase`` is sent as ``fast-forward-only`` (Gitea 1.21+, Forgejo 7+): wtp merges only a
 candidate already on the base, so the base gets exactly the gated commits; a server that
@@ -84,6 +86,7 @@ class Gitea:
             merge_sha=f.opt_text("merged_commit_id") if merged else None,
             mergeable=f.flag("mergeable"),
             queued=state == "open" and number in self.queued,
+            body=f.opt_text("body") or "",
         )
         if not checks:
             return req
@@ -101,19 +104,30 @@ class Gitea:
         """The pull request as Gitea reports it now, with its head's combined status."""
         return self._request(self._raw(number))
 
-    def _find(self, head: str, base: str) -> Request | None:
+    def _list(self, head: str, base: str, state: str, first: bool) -> list[Any]:
+        out = []
         for page in range(1, 21):
-            query: dict[str, str | int] = {"state": "open", "limit": PAGE, "page": page}
+            query: dict[str, str | int] = {"state": state, "limit": PAGE, "page": page}
             reply = self.http.call("GET", f"{self._path}/pulls", query=query)
             if not isinstance(reply.data, list):
                 raise ForgeError("Gitea answered a pull request list that is not a list: is [forge] api right?")
             for item in reply.data:
                 f = Fields(item, "pull request", "Gitea")
                 if f.obj("head").text("ref") == head and f.obj("base").text("ref") == base:
-                    return self._request(item)
+                    out.append(item)
+                    if first:
+                        return out
             if len(reply.data) < PAGE:
                 break
-        return None
+        return out
+
+    def _find(self, head: str, base: str) -> Request | None:
+        found = self._list(head, base, "open", first=True)
+        return self._request(found[0]) if found else None
+
+    def requests(self, head: str, base: str) -> list[Request]:
+        """Every pull request from ``head`` into ``base`` (open, merged or closed), without checks."""
+        return [self._request(item, checks=False) for item in self._list(head, base, "all", first=False)]
 
     def branch_tip(self, branch: str) -> str | None:
         """The commit ``branch`` points at, or None when the repository has no such branch."""
@@ -202,6 +216,24 @@ class Gitea:
         if not isinstance(before, Request):
             return before
         return self._post_merge(number, head_sha, method, None, queue=True)
+
+    def dequeue(self, number: int) -> None:
+        """Cancel the scheduled auto-merge (repoCancelScheduledAutoMerge).  Gitea does not show
+        one in the pull request, so it is asked to cancel even when this client did not schedule
+        it (another process may have): 404 means none is scheduled."""
+        if self._request(self._raw(number), checks=False).state != "open":
+            return
+        self.http.call("DELETE", f"{self._path}/pulls/{number}/merge", allow=(404,), what=f"pull request #{number}")
+        self.queued.discard(number)
+
+    def close(self, number: int) -> bool:
+        """Close the pull request unmerged (repoEditPullRequest with ``state: closed``)."""
+        if self._request(self._raw(number), checks=False).state != "open":
+            return False
+        self.http.call(
+            "PATCH", f"{self._path}/pulls/{number}", body={"state": "closed"}, what=f"pull request #{number}"
+        )
+        return True
 
     def close_branch(self, head: str) -> bool:
         """Delete the head branch; False when it was already gone."""

@@ -11,7 +11,10 @@ Endpoints, as documented:
 - branches and refs: https://docs.github.com/en/rest/branches/branches#get-a-branch,
   https://docs.github.com/en/rest/git/refs#delete-a-reference
 - merge queue and auto-merge: https://docs.github.com/en/graphql/reference/mutations#enqueuepullrequest
-  (``expectedHeadOid``) and #enablepullrequestautomerge
+  (``expectedHeadOid``) and #enablepullrequestautomerge; out of them again: #dequeuepullrequest
+  (``id``) and #disablepullrequestautomerge (``pullRequestId``)
+- close without merging: https://docs.github.com/en/rest/pulls/pulls#update-a-pull-request
+  (``state: closed``)
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ AUTO_MERGE = """mutation($id: ID!, $oid: GitObjectID, $method: PullRequestMergeM
     pullRequest { number }
   }
 }"""
+DEQUEUE = """mutation($id: ID!) { dequeuePullRequest(input: {id: $id}) { mergeQueueEntry { id } } }"""
+NO_AUTO_MERGE = """mutation($id: ID!) {
+  disablePullRequestAutoMerge(input: {pullRequestId: $id}) { pullRequest { number } }
+}"""
 
 
 def auth_headers(token: str) -> dict[str, str]:
@@ -96,6 +103,7 @@ class GitHub:
             merge_sha=f.opt_text("merge_commit_sha") if merged else None,
             mergeable=f.flag("mergeable"),
             queued=data.get("auto_merge") is not None,
+            body=f.opt_text("body") or "",
         )
         if not checks:
             return req
@@ -122,16 +130,25 @@ class GitHub:
             return replace(req, queued=True)
         return req
 
-    def _find(self, head: str, base: str) -> Request | None:
-        query: dict[str, str | int] = {"state": "open", "head": f"{self.owner}:{head}", "base": base, "per_page": 100}
+    def _list(self, head: str, base: str, state: str) -> list[Any]:
+        query: dict[str, str | int] = {"state": state, "head": f"{self.owner}:{head}", "base": base, "per_page": 100}
         reply = self.http.call("GET", f"{self._path}/pulls", query=query)
         if not isinstance(reply.data, list):
             raise ForgeError("GitHub answered a pull request list that is not a list: is [forge] api right?")
+        out = []
         for item in reply.data:
             f = Fields(item, "pull request", "GitHub")
             if f.obj("head").text("ref") == head and f.obj("base").text("ref") == base:
-                return self._request(item)
-        return None
+                out.append(item)
+        return out
+
+    def _find(self, head: str, base: str) -> Request | None:
+        found = self._list(head, base, "open")
+        return self._request(found[0]) if found else None
+
+    def requests(self, head: str, base: str) -> list[Request]:
+        """Every pull request from ``head`` into ``base`` (open, merged or closed), without checks."""
+        return [self._request(item, checks=False) for item in self._list(head, base, "all")]
 
     def branch_tip(self, branch: str) -> str | None:
         """The commit ``branch`` points at on GitHub, or None when it does not exist."""
@@ -237,6 +254,37 @@ class GitHub:
         items = errs if isinstance(errs, list) else [errs]
         texts = [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in items]
         return data, self.http.clean("; ".join(texts))
+
+    def dequeue(self, number: int) -> None:
+        """Out of the merge queue (``dequeuePullRequest``) and auto-merge off
+        (``disablePullRequestAutoMerge``), for whichever holds the request."""
+        data = self._raw(number)
+        req = self._request(data, checks=False)
+        if req.state != "open":
+            return
+        node = Fields(data, "pull request", "GitHub").text("node_id")
+        owner, name = self.repo.split("/")
+        state = self._graphql(QUEUE_STATE, {"owner": owner, "name": name, "number": number})[0]
+        repo = state.get("repository")
+        pr = repo.get("pullRequest") if isinstance(repo, dict) else None
+        pr = pr if isinstance(pr, dict) else {}
+        if pr.get("isInMergeQueue") is True:
+            said = self._graphql(DEQUEUE, {"id": node})[1]
+            if said:
+                raise ForgeError(f"GitHub did not take pull request #{number} out of the merge queue ({said})")
+        if req.queued or pr.get("autoMergeRequest"):
+            said = self._graphql(NO_AUTO_MERGE, {"id": node})[1]
+            if said:
+                raise ForgeError(f"GitHub did not turn auto-merge off for pull request #{number} ({said})")
+
+    def close(self, number: int) -> bool:
+        """Close the pull request unmerged (``PATCH .../pulls/{number}`` with ``state: closed``)."""
+        if self._request(self._raw(number), checks=False).state != "open":
+            return False
+        self.http.call(
+            "PATCH", f"{self._path}/pulls/{number}", body={"state": "closed"}, what=f"pull request #{number}"
+        )
+        return True
 
     def close_branch(self, head: str) -> bool:
         """Delete the head branch (``DELETE .../git/refs/heads/{head}``); False if already gone."""

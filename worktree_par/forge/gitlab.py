@@ -6,7 +6,10 @@ Endpoints, as documented (https://docs.gitlab.com/ee/api/merge_requests.html):
   (conflicts), 409 ``sha`` does not match the source branch, 422 cannot be merged:
   #merge-a-merge-request; ``merge_when_pipeline_succeeds`` (``auto_merge`` since 17.x) for
   queue mode, which joins the merge train when the project has merge trains
-  (https://docs.gitlab.com/ee/ci/pipelines/merge_trains.html)
+  (https://docs.gitlab.com/ee/ci/pipelines/merge_trains.html); out of it again:
+  ``POST .../merge_requests/:iid/cancel_merge_when_pipeline_succeeds`` (#cancel-merge-when-pipeline-succeeds,
+  which also takes a merge request off its merge train; 406 when it is merged or closed)
+- close without merging: ``PUT .../merge_requests/:iid`` with ``state_event: close`` (#update-mr)
 - commit statuses: https://docs.gitlab.com/ee/api/commits.html#set-the-pipeline-status-of-a-commit
   and #list-the-statuses-of-a-commit
 - branches: https://docs.gitlab.com/ee/api/branches.html#get-single-repository-branch and
@@ -83,6 +86,7 @@ class GitLab:
             merge_sha=merged_sha if state == "merged" else None,
             mergeable=mergeable,
             queued=bool(f.flag("merge_when_pipeline_succeeds")),
+            body=f.opt_text("description") or "",
         )
         if not checks:
             return req
@@ -97,16 +101,25 @@ class GitLab:
         """The merge request as GitLab reports it now, with its head's commit statuses."""
         return self._request(self._raw(number))
 
-    def _find(self, head: str, base: str) -> Request | None:
-        query: dict[str, str | int] = {"state": "opened", "source_branch": head, "target_branch": base, "per_page": 100}
+    def _list(self, head: str, base: str, state: str) -> list[Any]:
+        query: dict[str, str | int] = {"state": state, "source_branch": head, "target_branch": base, "per_page": 100}
         reply = self.http.call("GET", f"{self._path}/merge_requests", query=query)
         if not isinstance(reply.data, list):
             raise ForgeError("GitLab answered a merge request list that is not a list: is [forge] api right?")
+        out = []
         for item in reply.data:
             f = Fields(item, "merge request", "GitLab")
             if f.text("source_branch") == head and f.text("target_branch") == base:
-                return self._request(item)
-        return None
+                out.append(item)
+        return out
+
+    def _find(self, head: str, base: str) -> Request | None:
+        found = self._list(head, base, "opened")
+        return self._request(found[0]) if found else None
+
+    def requests(self, head: str, base: str) -> list[Request]:
+        """Every merge request from ``head`` into ``base`` (opened, merged, closed), without checks."""
+        return [self._request(item, checks=False) for item in self._list(head, base, "all")]
 
     def branch_tip(self, branch: str) -> str | None:
         """The commit ``branch`` points at, or None when GitLab has no such branch."""
@@ -198,6 +211,24 @@ class GitLab:
         if not isinstance(before, Request):
             return before
         return self._accept(number, head_sha, method, None, queue=True)
+
+    def dequeue(self, number: int) -> None:
+        """Cancel merge when pipeline succeeds (auto-merge), which also takes the merge request
+        off its merge train; nothing to do when it is not set."""
+        if not self._request(self._raw(number), checks=False).queued:
+            return
+        path = f"{self._path}/merge_requests/{number}/cancel_merge_when_pipeline_succeeds"
+        reply = self.http.call("POST", path, allow=(406,), what=f"merge request !{number}")
+        if reply.status == 406 and self._request(self._raw(number), checks=False).state == "open":
+            raise ForgeError(f"GitLab did not cancel the automatic merge of !{number} ({self.http.message(reply)})")
+
+    def close(self, number: int) -> bool:
+        """Close the merge request unmerged (``state_event: close``)."""
+        if self._request(self._raw(number), checks=False).state != "open":
+            return False
+        path = f"{self._path}/merge_requests/{number}"
+        self.http.call("PUT", path, body={"state_event": "close"}, what=f"merge request !{number}")
+        return True
 
     def close_branch(self, head: str) -> bool:
         """Delete the source branch; False when it was already gone."""

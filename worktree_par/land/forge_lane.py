@@ -2,18 +2,33 @@
 request ([land] via = github | gitlab | gitea), for teams whose base is protected.
 
 The candidate was built and gated locally exactly as for a push.  Publishing it: push it to
-the task's branch on the remote (compare-and-swap against what the forge has), open the
-request (or find the one open for that head: never a second), record its number, post the
-local verdict as the commit status ``wtp/gate``, then merge it through the API with the
-head-SHA guard while the base is still the candidate's parent (``merge = "direct"``), or
-hand it to the forge's queue and wait (``merge = "queue"``).  A moved base is a lost race:
-the conductor rebuilds on the new base (and a tree that passed is not gated again).  Once
-merged, the base is fetched and its tree compared with the tested one, and the head
-branch is deleted on the forge.
+the task's branch on the remote (compare-and-swap against what the forge has, and only when
+that branch is this land's own or a leftover the forge keeps: see below), open the request
+(or find the one open for that head: never a second), record its number, post the local
+verdict as the commit status ``wtp/gate``, then merge it through the API with the head-SHA
+guard while the base is still the candidate's parent (``merge = "direct"``), or hand it to
+the forge's queue and wait (``merge = "queue"``).  A moved base is a lost race: the
+conductor rebuilds on the new base (and a tree that passed is not gated again).  Once
+merged, the base is fetched and its tree compared with the tested one, and the head branch
+is deleted on the forge.
+
+Whose head branch: the head branch is one per task name on the forge, and two clones may
+land a task of the same name.  The request's body names the land (this clone's id, the
+task's name and seq).  An open request without that mark is another clone's: the land is
+blocked, nothing pushed.  A head branch with no open request is pushed over only when it is
+the head of a request merged or closed (the forge keeps that commit).  A request merged with
+a head that is not this land's candidate is not its land (unless that merge holds the tested
+tree): blocked, the task keeps its branch and worktree.
+
+Giving up on a queued request (``[land] timeout``, Ctrl-C, SIGTERM, a failing call) takes it
+out of the forge's queue first, then asks it once more: merged meanwhile is landed; out of the
+queue is not landed; still queued, or not askable, is not known (PublishUnknown), never "not
+landed" unasked.
 
 Crash safety: the request's number is recorded before anything is merged; recovery asks
-the forge (``landed_commit``): merged means landed, open means roll back and land again
-(which finds the same request), closed means blocked.
+the forge (``landed_commit``, which first takes a queued request out of the queue): merged
+with the candidate means landed, open means roll back and land again (which finds the same
+request), closed, or merged with another head, means blocked.
 """
 
 from __future__ import annotations
@@ -21,7 +36,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, cast
 
-from .. import crashpoints, gitops
+from .. import crashpoints, gitops, interrupts
 from ..errors import LandBlocked, Say
 from ..gitops import Sha
 from ..repo import Ctx
@@ -29,7 +44,7 @@ from ..state import Task
 from .entry import Entry
 
 if TYPE_CHECKING:
-    from ..forge import Forge, Merged, Method, Refused, Request
+    from ..forge import Forge, Merged, MergedOther, Method, Refused, Request
 
 POLL = 2.0  # seconds between looks at a request the forge's queue holds
 
@@ -69,21 +84,27 @@ def suggestion(ctx: Ctx, remote: str) -> str:
 
 def publish(ctx: Ctx, e: Entry, base_tip: Sha, remote: str, say: Say) -> Sha | None:
     """Publish ``e`` through the forge: the commit the base took, or None when the base moved
-    (rebuild).  LandBlocked when the forge refuses (closed, a failing required check)."""
-    from ..forge import Merged, Moved, Queued, Refused
+    (rebuild).  LandBlocked when the forge refuses (closed, a failing required check), when
+    another clone lands a task of the same name through the same head branch, or when the
+    request was merged with a head that is not this land's candidate."""
+    from ..forge import Merged, MergedOther, Moved, Queued, Refused
 
     f = connect(ctx, say)
     t, cand = e.task, e.published_commit
     head = t.branch
-    old = f.branch_tip(head)
+    mark = _mark(ctx, t)
+    old = _replaceable(f, t, head, mark, remote)
     pushed = gitops.push_ref(ctx.root, remote, f"refs/heads/{head}", cand, old)
     if not pushed.updated:
         raise LandBlocked(
             f"could not push the candidate of '{t.name}' to '{head}' on {remote} "
-            f"({pushed.reason or pushed.summary}): run 'wtp land {t.name}' again"
+            f"({pushed.reason or pushed.summary}; another clone may have pushed to it meanwhile): "
+            f"'{t.base}' is untouched; run 'wtp land {t.name}' again"
         )
-    title, body = _describe(ctx, e, base_tip)
+    title, body = _describe(ctx, e, base_tip, mark)
     req = f.find_or_open(head, t.base, title, body)
+    if mark not in req.body:  # opened by another clone between our look and our push
+        raise LandBlocked(_another(t, head, req, f.kind))
     ctx.store.update(t, request=req.number)  # before anything is merged: recovery asks the forge
     crashpoints.step("land:forge-opened")
     e.messages.append(f"through {f.kind} request #{req.number}: {req.url}")
@@ -94,7 +115,7 @@ def publish(ctx: Ctx, e: Entry, base_tip: Sha, remote: str, say: Say) -> Sha | N
         result = f.enqueue(req.number, cand, method)
         if isinstance(result, Queued):
             say(f"'{t.name}': request #{req.number} is in {f.kind}'s queue ({result.how}); waiting for it")
-            result = _wait(ctx, f, req)
+            result = _wait(ctx, f, req, cand, e)
     else:
         result = f.merge(req.number, cand, method, base_sha=base_tip)
     crashpoints.step("land:forge-merged")
@@ -105,6 +126,16 @@ def publish(ctx: Ctx, e: Entry, base_tip: Sha, remote: str, say: Say) -> Sha | N
             f"{f.kind} did not merge request #{req.number} of '{t.name}' ({result.reason}): {req.url}; "
             f"'{t.base}' is untouched; fix that on the forge, then run 'wtp land {t.name}' again"
         )
+    if isinstance(result, MergedOther):
+        if not _holds(ctx, e.task.base, result.sha, cand, remote):
+            raise LandBlocked(
+                f"{f.kind} merged request #{req.number} of '{t.name}' with the head {result.head[:12]}, not with "
+                f"the candidate wtp gated ({cand[:12]}): someone else pushed to its head branch '{head}' "
+                f"(another clone landing a task of the same name?), so '{t.name}' is not landed; its branch "
+                f"and worktree are kept: see {req.url}, then run 'wtp land {t.name}' again"
+            )
+        e.messages.append(f"request #{req.number} was merged with another head, but with the tree wtp tested")
+        result = Merged(result.sha)
     assert isinstance(result, Merged)
     merged = Sha(result.sha)
     _check_tree(ctx, e, merged, remote)
@@ -112,28 +143,116 @@ def publish(ctx: Ctx, e: Entry, base_tip: Sha, remote: str, say: Say) -> Sha | N
     return merged
 
 
-def _wait(ctx: Ctx, f: Forge, req: Request) -> Merged | Refused:
-    """Poll a queued request until the forge merged, closed or dropped it (bounded by the gate's timeout)."""
-    from ..forge import Merged, Refused
+def _mark(ctx: Ctx, t: Task) -> str:
+    """What the request's body says of whose land it is: this clone's id and the task (its
+    name and seq).  A head branch whose open request lacks it is another clone's."""
+    from ..remote.identity import clone_id
 
-    deadline = time.monotonic() + ctx.cfg.land_timeout
-    looks = 0
-    while time.monotonic() < deadline:
-        now = f.get(req.number)
-        if now.state == "merged" and now.merge_sha:
-            return Merged(now.merge_sha)
-        if now.state == "closed":
-            return Refused("the request was closed")
-        if not now.queued:
-            # Out of the queue: merged or closed in between two of get's calls, or dropped;
-            # one more look tells which.
-            looks += 1
-            if looks > 1:
-                return Refused(f"the forge's queue dropped it ({now.checks_summary or 'no reason given'})")
-            continue
+    return f"wtp-land: clone {clone_id(ctx)}, task '{t.name}' seq {t.seq}"
+
+
+def _another(t: Task, head: str, req: Request, kind: str) -> str:
+    return (
+        f"another clone lands a task named '{t.name}' through the same head branch '{head}' "
+        f"({kind} request #{req.number}: {req.url}); '{t.base}' is untouched by this land and "
+        f"'{t.name}' keeps its branch and worktree: run 'wtp land {t.name}' again once that request "
+        f"is merged or closed, or start this work under another task name"
+    )
+
+
+def _replaceable(f: Forge, t: Task, head: str, mark: str, remote: str) -> str | None:
+    """What the head branch holds on the forge, when this land may push over it (the push
+    compares and swaps against it): nothing, this land's own open request from an earlier
+    attempt (its body carries ``mark``), or the head of a request that is merged or closed
+    (the forge keeps that).  LandBlocked when the branch is another clone's."""
+    tip = f.branch_tip(head)
+    found = f.requests(head, t.base)
+    opened = [r for r in found if r.state == "open"]
+    for r in opened:
+        if mark not in r.body:
+            raise LandBlocked(_another(t, head, r, f.kind))
+    if opened or tip is None or any(r.head_sha == tip for r in found):
+        return tip
+    raise LandBlocked(
+        f"the head branch '{head}' on {f.kind} holds {tip[:12]}, which no request names: another clone may "
+        f"be about to open one for its own task '{t.name}'; '{t.base}' is untouched and '{t.name}' keeps its "
+        f"branch and worktree; if that branch is a leftover, delete it ('git push {remote} --delete {head}'), "
+        f"then run 'wtp land {t.name}' again"
+    )
+
+
+def _holds(ctx: Ctx, base: str, merged: str, cand: str, remote: str | None) -> bool:
+    """Whether the base's commit ``merged`` holds exactly the tree of ``cand`` (fetched first)."""
+    if remote:
+        gitops.fetch_branch(ctx.root, remote, base, f"refs/remotes/{remote}/{base}")
+    if not merged or gitops.rev_parse(ctx.root, merged) is None or gitops.rev_parse(ctx.root, cand) is None:
+        return False
+    return gitops.tree_of(ctx.root, merged) == gitops.tree_of(ctx.root, cand)
+
+
+def _merged(now: Request, cand: str) -> Merged | MergedOther:
+    from ..forge import Merged, MergedOther
+
+    sha = now.merge_sha or ""
+    return Merged(sha) if now.head_sha == cand else MergedOther(sha, now.head_sha)
+
+
+def _wait(ctx: Ctx, f: Forge, req: Request, cand: str, e: Entry) -> Merged | MergedOther | Refused:
+    """Poll a queued request until the forge merged, closed or dropped it (bounded by the
+    gate's timeout).  Given up on (the timeout, Ctrl-C, SIGTERM, a failing call), the request
+    is taken out of the forge's queue first, so that it does not merge after wtp said it did not."""
+    from ..forge import Refused
+
+    try:
+        deadline = time.monotonic() + ctx.cfg.land_timeout
         looks = 0
-        time.sleep(POLL)
-    return Refused(f"still in the forge's queue after {ctx.cfg.land_timeout:g}s ([land] timeout)")
+        while time.monotonic() < deadline:
+            now = f.get(req.number)
+            if now.state == "merged" and now.merge_sha:
+                return _merged(now, cand)
+            if now.state == "closed":
+                return Refused("the request was closed")
+            if not now.queued:
+                # Out of the queue: merged or closed in between two of get's calls, or dropped;
+                # one more look tells which.
+                looks += 1
+                if looks > 1:
+                    return Refused(f"the forge's queue dropped it ({now.checks_summary or 'no reason given'})")
+                continue
+            looks = 0
+            time.sleep(POLL)
+    except BaseException:
+        with interrupts.finishing():  # a second Ctrl-C must not cut this short
+            try:
+                f.dequeue(req.number)
+            except Exception:  # noqa: BLE001 - asked again (landed_commit): still queued is 'unknown'
+                pass
+        raise
+    return _give_up(f, req, cand, e, f"still in the forge's queue after {ctx.cfg.land_timeout:g}s ([land] timeout)")
+
+
+def _give_up(f: Forge, req: Request, cand: str, e: Entry, why: str) -> Merged | MergedOther | Refused:
+    """Take the request out of the queue, then ask it once more: merged meanwhile (landed),
+    out of the queue (not landed), or a ForgeError when whether it may still merge is not known."""
+    from ..forge import ForgeError, Refused
+
+    failed: Exception | None = None
+    try:
+        f.dequeue(req.number)
+    except ForgeError as err:
+        failed = err
+    now = f.get(req.number)
+    if now.state == "merged" and now.merge_sha:
+        e.messages.append(f"{why}, but {f.kind} merged request #{req.number} while wtp took it out of the queue")
+        return _merged(now, cand)
+    if now.state == "closed":
+        return Refused(f"{why}; the request was closed")
+    if failed is not None or now.queued:
+        raise ForgeError(
+            f"{why}, and it could not be taken out of it ({failed or 'it is still queued'}): {f.kind} may still "
+            f"merge request #{req.number} ({req.url})"
+        )
+    return Refused(f"{why}: taken out of the queue")
 
 
 def _check_tree(ctx: Ctx, e: Entry, merged: Sha, remote: str) -> None:
@@ -150,11 +269,14 @@ def _check_tree(ctx: Ctx, e: Entry, merged: Sha, remote: str) -> None:
         )
 
 
-def _describe(ctx: Ctx, e: Entry, base_tip: Sha) -> tuple[str, str]:
+def _describe(ctx: Ctx, e: Entry, base_tip: Sha, mark: str) -> tuple[str, str]:
     msgs, _ = gitops.log_messages(ctx.root, base_tip, e.published_commit)
     first = next((line for line in msgs.splitlines() if line.strip()), e.name)
     title = first if msgs.count("\n\n") == 0 and "\n" not in msgs.strip() else f"{e.name}: {first}"
-    body = f"Landed by wtp: task '{e.name}', candidate {e.published_commit}, gated by {e.gate or 'no gate'}.\n\n{msgs}"
+    body = (
+        f"Landed by wtp: task '{e.name}', candidate {e.published_commit}, gated by {e.gate or 'no gate'}.\n\n"
+        f"{msgs}\n\n<!-- {mark} -->\n"
+    )
     return _short(title, 200), body
 
 
@@ -163,14 +285,77 @@ def _short(text: str, n: int = 140) -> str:
 
 
 def landed_commit(ctx: Ctx, t: Task) -> tuple[str, str | None]:
-    """What the forge says of the task's recorded request: ("merged", sha), ("open", None),
-    ("closed", None), or ("none", None) when no request was recorded."""
+    """What the forge says of the task's recorded request: ("merged", sha) when merged with
+    the land's candidate (or with another head whose merge holds the candidate's tree);
+    ("taken", None) when merged with another head (someone else's work); ("open", None),
+    ("closed", None), or ("none", None) when no request was recorded.
+
+    In queue mode an open request is first taken out of the forge's queue, so that "open"
+    stays true: one still queued (or that cannot be taken out) raises ForgeError, as a forge
+    that cannot be asked does: whether it lands is not known yet."""
+    from ..forge import ForgeError
+
     if t.request is None:
         return "none", None
-    req = connect(ctx, lambda _m: None).get(t.request)
+    f = connect(ctx, lambda _m: None)
+    req = f.get(t.request)
+    if req.state == "open" and ctx.cfg.forge_merge == "queue":
+        f.dequeue(req.number)
+        req = f.get(t.request)
+        if req.state == "open" and req.queued:
+            raise ForgeError(f"{f.kind} request #{req.number} of '{t.name}' is still in the forge's queue")
     if req.state != "merged" or not req.merge_sha:
         return req.state, None
+    if (
+        t.candidate
+        and req.head_sha != t.candidate
+        and not _holds(ctx, t.base, req.merge_sha, t.candidate, ctx.remote())
+    ):
+        return "taken", None
     remote = ctx.remote()
     if remote:  # the merge commit must be here before anything is judged by it
         gitops.fetch_branch(ctx.root, remote, t.base, f"refs/remotes/{remote}/{t.base}")
     return req.state, req.merge_sha
+
+
+def abandoned(ctx: Ctx, t: Task) -> list[str]:
+    """``t`` was removed ('wtp rm'): its request, if still open and this clone's land of it
+    (the mark), is closed unmerged and its head branch deleted on the forge (the closed request
+    keeps the commit there), so no one merges it later; what was done, or what is left and why."""
+    if t.request is None or not enabled(ctx):
+        return []
+    kind = ctx.cfg.land_via
+    try:
+        f = connect(ctx, lambda _m: None)
+        req = f.get(t.request)
+        if req.state != "open":
+            return []
+        if _mark(ctx, t) not in req.body:
+            return [f"{kind} request #{req.number} ({req.url}) is not this clone's land of '{t.name}': left open"]
+        if req.queued or ctx.cfg.forge_merge == "queue":
+            f.dequeue(req.number)
+        f.close(req.number)
+        gone = f.branch_tip(req.head) == req.head_sha and f.close_branch(req.head)
+    except Exception as e:  # noqa: BLE001 - the task is removed all the same: say what is left
+        return [
+            f"{kind} request #{t.request} of '{t.name}' could not be closed ({str(e).split(': ', 1)[0]}): "
+            "close it on the forge, or it may still be merged"
+        ]
+    branch = f" and deleted its head branch '{req.head}'" if gone else ""
+    return [f"closed {kind} request #{req.number} ({req.url}){branch}"]
+
+
+def left_open(ctx: Ctx, t: Task) -> str:
+    """For a land given back (Ctrl-C, withdrawn): where its request stays open ('' when none)."""
+    if t.request is None or not enabled(ctx):
+        return ""
+    try:
+        req = connect(ctx, lambda _m: None).get(t.request)
+    except Exception:  # noqa: BLE001 - only a hint: the task is given back all the same
+        return ""
+    if req.state != "open":
+        return ""
+    return (
+        f"its {ctx.cfg.land_via} request #{req.number} stays open ({req.url}): 'wtp land {t.name}' takes it "
+        f"up again, 'wtp rm {t.name}' closes it"
+    )

@@ -16,6 +16,7 @@ from ..repo import Ctx
 from ..state import LANDING, Task
 from .candidate import check_worktree, keep_tip
 from .request import QUEUE, LandRequest
+from .withdraw import WAITING_NOTE
 
 
 def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
@@ -55,7 +56,7 @@ def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
         keep_tip(ctx, t, tip)
         cur.state, cur.note, cur.candidate, cur.ticket, cur.intent, cur.request = (
             LANDING,
-            "waiting in the land queue",
+            WAITING_NOTE,
             None,
             None,
             "",

@@ -39,7 +39,7 @@ def published(ctx: Ctx, base: str, candidate: str, remote: str | None) -> bool:
 def landed_commit(ctx: Ctx, t: Task) -> str | None:
     """The commit the base took for ``t``'s interrupted land, asked of the remote (its
     candidate, if on the base) or, through a forge, of its recorded request (the merge
-    commit, once merged); None when it did not land.  A remote or forge that cannot be
+    commit, once merged with its candidate); None when it did not land.  A remote or forge that cannot be
     asked raises."""
     if t.request is not None and forge_lane.enabled(ctx):
         state, sha = forge_lane.landed_commit(ctx, t)
@@ -99,8 +99,14 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
         )
     else:
         ctx.store.update(t, state=ACTIVE, phase="", holder=None, candidate=None, intent="")
-    if t.request is not None and forge_lane.enabled(ctx) and forge_lane.landed_commit(ctx, t)[0] == "closed":
-        note = f"its request #{t.request} was closed on the forge: reopen it there, or land again for a new one"
+    said = forge_lane.landed_commit(ctx, t)[0] if t.request is not None and forge_lane.enabled(ctx) else ""
+    if said in ("closed", "taken"):
+        note = (
+            f"its request #{t.request} was closed on the forge: reopen it there, or land again for a new one"
+            if said == "closed"
+            else f"its request #{t.request} was merged with another head than its candidate (someone else pushed "
+            "to its head branch): its own work is not on the base; land it again for a new request"
+        )
         ctx.store.update(t, state=BLOCKED, phase="", holder=None, note=note, request=None)
         return f"the interrupted land of '{t.name}' is blocked: {note}"
     if moved:
@@ -157,6 +163,8 @@ def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
             except WouldLoseWork:
                 pass  # the branch keeps the new commit; the task goes back as it is
             withdrawn = cur is not None and cur.intent == WITHDRAWN
+            if cur is not None and (left := forge_lane.left_open(ctx, cur)):  # said by 'wtp list'
+                kept = f"{kept}; {left}" if kept else left
             back = ctx.store.update(
                 e.task, state=ACTIVE if withdrawn else LANDING, phase="", holder=None, candidate=None, intent=""
             )

@@ -8,6 +8,8 @@ import time
 from ..repo import Ctx
 from ..state import ACTIVE, LANDED, LANDING, LANDING_PHASE, PUBLISHING, WITHDRAWN, Task
 
+WAITING_NOTE = "waiting in the land queue"  # what prepare.py notes on a task that joins the queue
+
 
 def withdraw(ctx: Ctx, t: Task) -> str:
     """The lander gives up (timeout, Ctrl-C) or 'wtp rm' takes the task back: the task is
@@ -25,8 +27,12 @@ def withdraw(ctx: Ctx, t: Task) -> str:
         if cur.intent == PUBLISHING:
             return "publishing"
         if not cur.phase:
-            cur.state, cur.note, cur.intent, cur.holder = ACTIVE, "", "", None
-            return f"'{t.base}' untouched by this land, task '{t.name}' is active again"
+            # Given back by a conductor already: a note it wrote for the user (edits kept aside,
+            # a forge request left open) stays; the lander's own "waiting" note goes.
+            cur.state, cur.intent, cur.holder = ACTIVE, "", None
+            cur.note = "" if cur.note == WAITING_NOTE else cur.note
+            more = f"; {cur.note}" if cur.note else ""
+            return f"'{t.base}' untouched by this land, task '{t.name}' is active again{more}"
         cur.intent = WITHDRAWN
     return f"task '{t.name}' is withdrawn: the conductor gives it back to its pre-land tip, '{t.base}' untouched by it"
 

@@ -1,0 +1,88 @@
+"""A land through a forge given up (Ctrl-C) and then its task removed (review 5's risk): the
+request the land opened is said (with its URL) while the task is kept, and closed, with its
+head branch deleted, when the task is removed, so no one merges it later."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo, git
+from .shamforge import ShamForge, shamforge  # noqa: F401  (the fixture)
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab", "gitea"])
+def test_a_request_left_by_an_interrupted_land_is_said_then_closed_when_the_task_is_removed(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    sham = shamforge(kind)
+    path = tmp_path / "work"
+    git(tmp_path, "clone", "-q", sham.url, str(path))
+    r = Repo(path, Path(sham.url))
+    r.write(".wtp.toml", "max_active = 5\n" + sham.wtp_toml())
+    r.write(".git/info/exclude", ".wtp.toml\n")
+    for k, v in sham.env().items():
+        monkeypatch.setenv(k, v)
+    p = Path(r.wtp("start", "t1").lines[-1])
+    r.commit({"t1.txt": "t1\n"}, "t1 work", cwd=p)
+    out = r.wtp_proc("land", "t1", "--gate", "true", env={"WTP_TEST_INT_AT": "land:forge-opened", **sham.env()})
+    assert out.code == 130, out.err
+    assert out.err.strip().splitlines()[-2:] == [
+        "interrupted: 'main' untouched by this land, task 't1' is active again",
+        "wtp: interrupted",
+    ]
+    url = {
+        "github": "https://github.invalid/acme/app/pull/1",
+        "gitlab": "https://gitlab.invalid/acme/tools/app/-/merge_requests/1",
+        "gitea": "https://gitea.invalid/acme/app/pulls/1",
+    }[kind]
+    t = r.wtp("list", "--json").json()["tasks"][0]
+    assert (t["state"], t["request"]) == ("active", 1)
+    assert t["note"] == (
+        f"its {kind} request #1 stays open ({url}): 'wtp land t1' takes it up again, 'wtp rm t1' closes it"
+    )
+    assert sham.pulls[1].state == "open" and sham.tip("wtp/t1") is not None
+
+    out = r.wtp("rm", "t1")
+    assert out.code == 0, out.err
+    assert out.lines == [
+        "removed task 't1' (worktree and branch 'wtp/t1')",
+        f"closed {kind} request #1 ({url}) and deleted its head branch 'wtp/t1'",
+    ]
+    assert sham.pulls[1].state == "closed" and sham.tip("wtp/t1") is None
+    assert git(sham.bare, "log", "--format=%s", "main").splitlines() == ["initial"]
+
+
+def test_removing_a_task_leaves_another_clones_open_request_alone(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The task's recorded request is open, but its body does not name this clone's land (as
+    when another clone lands a task of the same name): 'wtp rm' says so and closes nothing."""
+    sham = shamforge("github")
+    path = tmp_path / "work"
+    git(tmp_path, "clone", "-q", sham.url, str(path))
+    r = Repo(path, Path(sham.url))
+    r.write(".wtp.toml", "max_active = 5\n" + sham.wtp_toml())
+    r.write(".git/info/exclude", ".wtp.toml\n")
+    for k, v in sham.env().items():
+        monkeypatch.setenv(k, v)
+    p = Path(r.wtp("start", "t1").lines[-1])
+    r.commit({"t1.txt": "t1\n"}, "t1 work", cwd=p)
+    out = r.wtp_proc("land", "t1", "--gate", "true", env={"WTP_TEST_INT_AT": "land:forge-opened", **sham.env()})
+    assert out.code == 130, out.err
+    with sham.lock:
+        sham.pulls[1].body = "opened by someone else"
+    out = r.wtp("rm", "t1")
+    assert out.code == 0, out.err
+    assert out.lines == [
+        "removed task 't1' (worktree and branch 'wtp/t1')",
+        "github request #1 (https://github.invalid/acme/app/pull/1) is not this clone's land of 't1': left open",
+    ]
+    assert sham.pulls[1].state == "open" and sham.tip("wtp/t1") is not None

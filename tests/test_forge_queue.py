@@ -1,0 +1,195 @@
+"""Giving up on a request in the forge's queue (review 5, D2): on Ctrl-C or at [land] timeout
+wtp takes the request out of the queue through the forge's API and asks it once more, so the
+forge never merges later a land wtp said did not happen; merged meanwhile is landed; a request
+that cannot be taken out leaves the land 'unknown' until the forge can be asked again."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo, git, wait_for
+from .shamforge import ShamForge, shamforge  # noqa: F401  (the fixture)
+
+KINDS = ("github", "gitlab", "gitea")
+URL1 = {
+    "github": "https://github.invalid/acme/app/pull/1",
+    "gitlab": "https://gitlab.invalid/acme/tools/app/-/merge_requests/1",
+    "gitea": "https://gitea.invalid/acme/app/pulls/1",
+}
+
+
+def _project(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    timeout: int = 0,
+    **kw: object,
+) -> tuple[Repo, ShamForge, Path, str]:
+    """A clone landing through ``kind`` in queue mode, the check 'ci' required (so the request
+    waits in the queue until a test sets it), and task t1 with one commit."""
+    sham = shamforge(kind, required={"ci"}, **kw)
+    path = tmp_path / "work"
+    git(tmp_path, "clone", "-q", sham.url, str(path))
+    r = Repo(path, Path(sham.url))
+    land = f"[land]\ntimeout = {timeout}\n" if timeout else ""
+    r.write(".wtp.toml", "max_active = 5\n" + sham.wtp_toml("queue").replace("[land]\n", land or "[land]\n"))
+    r.write(".git/info/exclude", ".wtp.toml\n")
+    for k, v in sham.env().items():
+        monkeypatch.setenv(k, v)
+    p = Path(r.wtp("start", "t1").lines[-1])
+    r.commit({"t1.txt": "t1\n"}, "t1 work", cwd=p)
+    return r, sham, p, r.git("rev-parse", "HEAD", cwd=p)
+
+
+def _t1(r: Repo) -> dict[str, object]:
+    return next(t for t in r.wtp("list", "--all", "--json").json()["tasks"] if t["name"] == "t1")
+
+
+def _base(sham: ShamForge) -> list[str]:
+    return git(sham.bare, "log", "--format=%s", "main").splitlines()
+
+
+def _queued(sham: ShamForge) -> bool:
+    with sham.lock:
+        return 1 in sham.pulls and sham.pulls[1].queued is not None
+
+
+@contextlib.contextmanager
+def _lander(r: Repo, sham: ShamForge) -> Iterator[subprocess.Popen[str]]:
+    """'wtp land t1' in a session of its own; stopped (Ctrl-C, then SIGKILL) at the end if a
+    failing test left it waiting in the queue."""
+    proc = r.spawn("land", "t1", "--gate", "true", env=sham.env(), new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+
+
+def _release_late(sham: ShamForge) -> str:
+    """The forge's queue takes the request up after wtp gave up on it: its state then."""
+    with sham.lock:
+        pr = sham.pulls[1]
+        head = pr.head_sha(sham)
+    sham.set_status(head, "success", "ci")
+    return sham.release(1).state
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ctrl_c_while_queued_takes_the_request_out_of_the_queue(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    r, sham, p, tip = _project(shamforge, tmp_path, monkeypatch, kind)
+    with _lander(r, sham) as lander:
+        wait_for(lambda: _queued(sham), "the request in the forge's queue", 120)
+        lander.send_signal(signal.SIGINT)
+        _, err = lander.communicate(timeout=120)
+        assert lander.returncode == 130, err
+        assert err.strip().splitlines()[-2:] == [
+            "interrupted: 'main' untouched by this land, task 't1' is active again",
+            "wtp: interrupted",
+        ]
+    with sham.lock:
+        assert (sham.pulls[1].state, sham.pulls[1].queued) == ("open", None)  # out of the queue
+    t = _t1(r)
+    assert (t["state"], t["request"]) == ("active", 1)
+    assert t["note"] == (
+        f"its {kind} request #1 stays open ({URL1[kind]}): 'wtp land t1' takes it up again, 'wtp rm t1' closes it"
+    )
+    assert _release_late(sham) == "open"  # the queue no longer holds it: nothing merges behind wtp's back
+    assert _base(sham) == ["initial"]
+    assert r.git("rev-parse", "wtp/t1") == tip and (p / "t1.txt").read_text() == "t1\n"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_at_land_timeout_the_request_is_taken_out_of_the_queue_and_the_task_blocked(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    r, sham, p, tip = _project(shamforge, tmp_path, monkeypatch, kind, timeout=3)
+    out = r.wtp("land", "t1", "--gate", "true")
+    assert out.code == 1, out.err
+    said = (
+        f"wtp: {kind} did not merge request #1 of 't1' (still in the forge's queue after 3s ([land] timeout): "
+        f"taken out of the queue): {URL1[kind]}; 'main' is untouched; fix that on the forge, then run "
+        "'wtp land t1' again"
+    )
+    assert out.err.strip().splitlines()[-1] == said
+    assert _t1(r)["state"] == "blocked"
+    assert _release_late(sham) == "open" and _base(sham) == ["initial"]
+    assert r.git("rev-parse", "wtp/t1") == tip
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_request_the_queue_merges_while_wtp_takes_it_out_is_landed(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    r, sham, _p, _tip = _project(shamforge, tmp_path, monkeypatch, kind, timeout=3, on_dequeue="merge")
+    with _lander(r, sham) as lander:
+        wait_for(lambda: _queued(sham), "the request in the forge's queue", 120)
+        with sham.lock:
+            head = sham.pulls[1].head_sha(sham)
+        sham.set_status(head, "success", "ci")  # the queue could merge it now; it does when wtp gives up
+        out, err = lander.communicate(timeout=120)
+        assert lander.returncode == 0, err
+        assert (
+            f"still in the forge's queue after 3s ([land] timeout), but {kind} merged request #1 while wtp took it "
+            "out of the queue"
+        ) in out.splitlines(), out
+    assert _t1(r)["state"] == "landed" and sham.pulls[1].state == "merged"
+    assert "t1.txt" in git(sham.bare, "ls-tree", "--name-only", "main").split()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_request_that_cannot_be_taken_out_of_the_queue_leaves_the_land_unknown_then_landed(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    """The forge refuses the dequeue: wtp never says 'not landed' unasked; once the forge
+    merges the request, the next land finds it landed."""
+    r, sham, _p, _tip = _project(shamforge, tmp_path, monkeypatch, kind, timeout=3, on_dequeue="refuse")
+    out = r.wtp("land", "t1", "--gate", "true")
+    assert out.code == 1, out.err
+    why = {
+        "github": "GitHub did not take pull request #1 out of the merge queue (the merge queue is locked)",
+        "gitlab": "GitLab did not cancel the automatic merge of !1 (406 Not Acceptable)",
+        "gitea": "Gitea answered 423 to DELETE /repos/acme/app/pulls/1/merge (the merge queue is locked)",
+    }[kind]
+    said = (
+        f"wtp: still in the forge's queue after 3s ([land] timeout), and it could not be taken out of it ({why}), "
+        f"and 'origin' could not be asked whether it took the push ({why}): whether 't1' landed is not known: "
+        "run 'wtp land t1' again once 'origin' answers (or 'wtp doctor --fix'): it asks 'origin' and finishes "
+        "the land, or gives the task back"
+    )
+    assert out.err.strip().splitlines()[-1] == said
+    t = _t1(r)
+    assert t["state"] == "landing" and t["request"] == 1, t
+    assert _queued(sham)
+    assert _release_late(sham) == "merged"
+    out = r.wtp("land", "t1", "--gate", "true")
+    assert out.code == 0, out.err
+    assert _t1(r)["state"] == "landed"
+    assert "t1.txt" in git(sham.bare, "ls-tree", "--name-only", "main").split()
