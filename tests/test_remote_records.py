@@ -158,7 +158,16 @@ def test_text_another_machine_wrote_is_printed_on_one_line_without_its_escapes(r
             f"wtp: timed out after 1s waiting for remote gate 'deploy', {who}",
         ],
     )
+    bare = remote_repo.remote
+    assert bare is not None
+    (kept,) = json.loads(git(bare, "log", "-1", "--format=%B", "refs/wtp/gates/deploy"))["tickets"]
+    assert (kept["host"], kept["cmd"]) == ("ci\u001b[31m", forged)  # shown escaped, written back as it was
     _share(remote_repo)
+    plant(remote_repo, EVIL + "g", claim("g", touch=["[R\u001b\nwtp: forged]EADME"]))
+    out = remote_repo.wtp_proc("start", "other", "--touch", "README")
+    assert out.code == 0, out.err
+    assert out.err.splitlines() == [ignored(EVIL + "g", "'touch' must hold no control characters")]
+    git(bare, "update-ref", "-d", EVIL + "g")
     plant(remote_repo, EVIL + "t", claim("t\u001b]0;pwned\u0007", host="h\nwtp: all clear", touch=["x.txt"]))
     out = remote_repo.wtp_proc("start", "mine", "--touch", "x.txt")
     assert "\x1b" not in out.err + out.out and "\nwtp: all clear" not in out.err + out.out, out.err

@@ -65,8 +65,9 @@ def shown(s: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
 
 
-def texts(data: dict[str, Any], key: str) -> list[str]:
-    """A list of non-empty strings (absent: empty).  A string is not a list of its letters."""
+def texts(data: dict[str, Any], key: str, *, printable: bool = False) -> list[str]:
+    """A list of non-empty strings (absent: empty).  A string is not a list of its letters.
+    ``printable``: none holds a control character (paths and globs: wtp writes none)."""
     v = data.get(key, [])
     if (
         not isinstance(v, list)
@@ -74,6 +75,8 @@ def texts(data: dict[str, Any], key: str) -> list[str]:
         or not all(isinstance(x, str) and x and len(x) <= MAX_TEXT for x in v)
     ):
         raise Malformed(f"'{key}' must be a list of non-empty strings, not {_shown(v)}")
+    if printable and not all(x.isprintable() for x in v):
+        raise Malformed(f"'{key}' must hold no control characters")
     return list(v)
 
 

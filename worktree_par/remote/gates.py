@@ -330,10 +330,7 @@ def _ticket(t: object, token: int, lease: float) -> dict[str, Any]:
     """A ticket as read from the remote, each field checked and typed (README: remote gates)."""
     if not isinstance(t, dict):
         raise records.Malformed("it is not an object")
-    shown = {
-        k: records.shown(records.text(t, k, required=False, empty=True))
-        for k in ("clone", "host", "user", "cmd", "task")
-    }
+    shown = {k: records.text(t, k, required=False, empty=True) for k in ("clone", "host", "user", "cmd", "task")}
     return {
         **shown,
         "id": records.text(t, "id"),
@@ -352,9 +349,11 @@ def _remove(d: dict[str, Any], ticket_id: str) -> bool:
 
 
 def describe(t: dict[str, Any]) -> str:
-    who = f"task '{t['task']}' " if t.get("task") else ""
+    """A ticket in one line: its text, which another machine wrote, with control characters escaped."""
+    shown = {k: records.shown(str(t.get(k) or "")) for k in ("task", "host", "clone", "cmd")}
+    who = f"task '{shown['task']}' " if shown["task"] else ""
     state = f"holds it (token {t['token']})" if t.get("token") else "is first in line"
-    return f"{who}pid {t.get('pid')} on {t.get('host')} (clone {t.get('clone')}, {t.get('cmd')}) {state}"
+    return f"{who}pid {t.get('pid')} on {shown['host']} (clone {shown['clone']}, {shown['cmd']}) {state}"
 
 
 def remote_for(ctx: Ctx, name: str, asked: bool) -> str | None:

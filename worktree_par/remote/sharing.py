@@ -86,9 +86,9 @@ class RemoteClaim:
         self.task = records.shown(records.text(data, "task"))
         self.clone = records.text(data, "clone")
         self.host = records.shown(records.text(data, "host", required=False, empty=True)) or "?"
-        self.touch = records.texts(data, "touch")
-        self.use = records.texts(data, "use")
-        self.recorded = records.texts(data, "recorded")
+        self.touch = records.texts(data, "touch", printable=True)
+        self.use = records.texts(data, "use", printable=True)
+        self.recorded = records.texts(data, "recorded", printable=True)
         self.since = records.number(data, "since", 0, 1e11, default=0)  # the writer's clock: shown, never judged
         if records.integer(data, "v", 1, 1) != 1 or not ref.startswith(f"{PREFIX}{self.clone}/"):
             raise records.Malformed(f"its 'clone' ({self.clone}) is not the clone its ref names")
