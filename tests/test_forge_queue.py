@@ -129,7 +129,7 @@ def test_at_land_timeout_the_request_is_taken_out_of_the_queue_and_the_task_bloc
     assert out.code == 1, out.err
     said = (
         f"wtp: {kind} did not merge request #1 of 't1' (still in the forge's queue after 3s ([land] timeout): "
-        f"taken out of the queue): {URL1[kind]}; 'main' is untouched; fix that on the forge, then run "
+        f"taken out of the queue): {URL1[kind]}; 'main' is untouched; raise [land] timeout, or run "
         "'wtp land t1' again"
     )
     assert out.err.strip().splitlines()[-1] == said

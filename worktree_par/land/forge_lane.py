@@ -122,9 +122,11 @@ def publish(ctx: Ctx, e: Entry, base_tip: Sha, remote: str, say: Say) -> Sha | N
     if isinstance(result, Moved):
         return None
     if isinstance(result, Refused):
+        timed_out = "([land] timeout)" in result.reason
+        todo = "raise [land] timeout, or" if timed_out else "fix that on the forge, then"
         raise LandBlocked(
             f"{f.kind} did not merge request #{req.number} of '{t.name}' ({result.reason}): {req.url}; "
-            f"'{t.base}' is untouched; fix that on the forge, then run 'wtp land {t.name}' again"
+            f"'{t.base}' is untouched; {todo} run 'wtp land {t.name}' again"
         )
     if isinstance(result, MergedOther):
         if not _holds(ctx, e.task.base, result.sha, cand, remote):
