@@ -362,3 +362,23 @@ def test_an_edit_or_a_commit_in_a_task_being_landed_is_refused_while_its_land_ru
     assert lander.returncode == 0
     other = Path(r.wtp("start", "t2").lines[-1])
     assert hook(r, edit(other / "helper.py", "Write")) == (0, "", "")  # the land ended: edits are the task's again
+
+
+def test_a_task_whose_land_died_is_the_agents_to_edit_again(project: Repo, tmp_path: Path) -> None:
+    """Review 6: after its land was killed the hooks still said to wait for the land to end,
+    which it never would: the agent was stuck."""
+    r = project
+    p = Path(r.wtp("start", "t1").lines[-1])
+    r.commit({"t1.txt": "1\n"}, "t1 work", cwd=p)
+    started = tmp_path / "started"
+    lander = r.spawn("land", "t1", "--gate", f"touch {started}; sleep 60")
+    wait_for(started.exists, "the gate to start")
+    assert decision(hook(r, edit(p / "helper.py", "Write"))[1])[0] == "deny"  # while it runs
+    lander.kill()  # the command, and with it the land it forked
+    lander.wait()
+
+    def problem() -> object:
+        return r.wtp("list", "--json").json()["tasks"][0]["problem"]
+
+    wait_for(lambda: str(problem()).startswith("interrupted while landing"), "the land to be seen dead")
+    assert hook(r, edit(p / "helper.py", "Write")) == (0, "", "")

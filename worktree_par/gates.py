@@ -212,6 +212,16 @@ class Gate:
         data["tickets"] = [t for t in data["tickets"] if locks.is_alive(locks.Holder.from_json(t["holder"]))]
         return len(data["tickets"]) != before
 
+    def waiting(self, label: str) -> bool:
+        """A live ticket of ``label`` is in the list: read without the ticket lock (the file
+        is replaced whole), for readers that must never wait, as the agent hook."""
+        try:
+            data = json.loads(self.file.read_text())
+            found = [k for k in data["tickets"] if isinstance(k, dict) and k.get("label") == label]
+            return any(locks.is_alive(locks.Holder.from_json(k.get("holder"))) for k in found)
+        except (OSError, ValueError, TypeError, KeyError, RecursionError):
+            return False
+
     def tickets(self) -> list[dict[str, Any]]:
         with self.meta:
             data = self._read()

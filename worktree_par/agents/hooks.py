@@ -164,7 +164,7 @@ def pre_edit(raw: str) -> Answer:
         if reason is None:
             return ALLOW
         return _answer(ctx, reason.replace("should not edit it now", "may collide with it"), reason)
-    if me is not None and me.state == LANDING:
+    if me is not None and _landing(ctx, me):
         reason = _being_landed(me, EDIT_WHILE_LANDING)
         return _answer(ctx, reason.replace("is not part", "may not be part"), reason)
     known = claims.recorded(ctx, me) if me is not None else []
@@ -197,6 +197,15 @@ def _escape(found: Target, who: str) -> str | None:
         "be part of its work and no other task would see it: edit a file inside the worktree, "
         "or ask the user to change the link"
     )
+
+
+def _landing(ctx: Ctx, t: Task) -> bool:
+    """A land of the task runs now (not one that died: that one never ends by itself)."""
+    if t.state != LANDING:
+        return False
+    from ..land.withdraw import running
+
+    return running(ctx, t)
 
 
 def _being_landed(t: Task, why: str) -> str:
@@ -258,7 +267,7 @@ def pre_commit(cwd: Path) -> Answer:
     me = _owner(st, str(ctx.repo.toplevel))
     if me is None:
         return ALLOW  # commits in the main worktree are not a task's
-    if me.state == LANDING:
+    if _landing(ctx, me):
         return Answer(1, "", f"{_being_landed(me, COMMIT_WHILE_LANDING)}; 'git commit --no-verify' commits anyway\n")
     staged = gitops.staged_paths(ctx.repo.toplevel)
     on = claims.claims_on(ctx, st, me, staged)

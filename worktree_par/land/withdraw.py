@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from ..repo import Ctx
-from ..state import ACTIVE, LANDED, LANDING, LANDING_PHASE, PUBLISHING, WITHDRAWN, Task
+from ..state import ACTIVE, LANDED, LANDING, LANDING_PHASE, PUBLISHING, WITHDRAWN, Task, interrupted, lander_gone
 
 WAITING_NOTE = "waiting in the land queue"  # what prepare.py notes on a task that joins the queue
 
@@ -47,3 +47,20 @@ def given_back(ctx: Ctx, t: Task, wait: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
+
+
+def running(ctx: Ctx, t: Task) -> bool:
+    """A land of ``t`` is under way: a live process holds it (a conductor, a recovery), or a
+    live 'wtp land' waits for it (its own, or a detached land's ticket in the queue).  A land
+    whose process died is not, though the task stays marked landing until it is taken up."""
+    if t.state != LANDING:
+        return False
+    if t.phase:
+        return not interrupted(t)
+    if not lander_gone(t):
+        return True
+    from ..gates import Gate
+    from .request import QUEUE
+
+    return Gate(ctx.store, QUEUE).waiting(t.name)
+
