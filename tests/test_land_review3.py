@@ -337,3 +337,31 @@ def test_a_task_whose_waiting_lander_is_gone_is_said_so_by_list_and_doctor(proje
     )
     out = project.wtp_proc("land", "t1", "--gate", "./check.sh")
     assert out.code == 0, out.err
+
+
+def test_doctor_fix_leaves_a_task_whose_land_was_run_again_meanwhile(project: Repo, tmp_path: Path) -> None:
+    """Review 6: doctor judged a task's lander gone, then fixed it later: a 'wtp land' run again
+    in between had its task marked active under its running gate."""
+    _start(project, "t1", {"t1.txt": "x\n"})
+    killed = project.wtp_proc("land", "t1", "--gate", "./check.sh", env={"WTP_TEST_KILL_AT": "land:prepared"})
+    assert killed.code != 0
+    hold = tmp_path / "hold"
+    doctor = project.spawn("doctor", "--fix", env={"WTP_TEST_HOLD_AT": "doctor:found", "WTP_TEST_HOLD_FILE": str(hold)})
+    started, release = tmp_path / "started", tmp_path / "release"
+    lander = project.spawn("land", "t1", "--gate", f"touch {started}; until [ -e {release} ]; do sleep 0.05; done")
+    try:
+        wait_for(Path(f"{hold}.reached").exists, "doctor to have found the gone lander")
+        wait_for(started.exists, "the land run again to gate")
+        hold.touch()
+        out, _ = doctor.communicate(timeout=60)
+        assert out.splitlines()[:2] == [
+            "problem: task 't1' is marked landing but no lander holds it",
+            "  could not fix: task 't1' changed meanwhile (a land of it runs again)",
+        ], out
+        (t1,) = project.wtp("list", "--json").json()["tasks"]
+        assert t1["state"] == "landing"
+    finally:
+        release.touch()
+    _, err = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err
+    assert "t1.txt" in _main_files(project)

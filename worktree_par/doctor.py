@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from . import gitops, guard, locks, removal, tasks
+from . import crashpoints, gitops, guard, locks, removal, tasks
 from .errors import StateError, WouldLoseWork, count
 from .repo import Ctx
 from .state import (
@@ -23,13 +23,13 @@ from .state import (
     CREATING,
     FINAL,
     LANDED,
+    LANDING,
     LANDING_PHASE,
     QUEUED,
     REMOVING,
     State,
     Task,
     interrupted,
-    lander_gone,
 )
 
 
@@ -180,10 +180,13 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
     if t.phase == REMOVING:
         out.append(Finding(f"the removal of task '{t.name}' was interrupted", lambda: _complete_rm(ctx, t)))
         return out
-    if lander_gone(t) and not _in_land_queue(ctx, t.name):
-        out.append(
-            Finding(f"task '{t.name}' is marked landing but no lander holds it", lambda: _set_state(ctx, t, ACTIVE))
-        )
+    if t.state == LANDING and not t.phase:
+        from .land.withdraw import give_back_gone, running
+
+        if not running(ctx, t):
+            out.append(
+                Finding(f"task '{t.name}' is marked landing but no lander holds it", lambda: give_back_gone(ctx, t))
+            )
     path = Path(t.path) if t.path else None
     ref = f"refs/heads/{t.branch}"
     tip = gitops.ref_value(ctx.root, ref)
@@ -231,14 +234,6 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
     if t.setup.startswith("failed"):
         out.append(Finding(f"setup of task '{t.name}' {t.setup}: 'wtp start {t.name}' retries it"))
     return out
-
-
-def _in_land_queue(ctx: Ctx, name: str) -> bool:
-    """A live 'wtp land' of the task is waiting in the queue."""
-    from .gates import Gate
-    from .land.request import QUEUE
-
-    return any(ticket.get("label") == name for ticket in Gate(ctx.store, QUEUE).tickets())
 
 
 def _main_worktree_findings(ctx: Ctx) -> list[Finding]:
@@ -377,6 +372,7 @@ def doctor(ctx: Ctx, fix: bool, adopt: bool = False, stale_claims: float | None 
     findings = diagnose(ctx, adopt, stale_claims)
     if not fix:
         return findings
+    crashpoints.step("doctor:found")  # a fix judges again what it fixes: commands ran meanwhile
     done: list[Finding] = []
     rounds = 0
     while findings and rounds < 3:  # a restored state file is diagnosed again

@@ -64,3 +64,14 @@ def running(ctx: Ctx, t: Task) -> bool:
 
     return Gate(ctx.store, QUEUE).waiting(t.name)
 
+
+def give_back_gone(ctx: Ctx, t: Task) -> str:
+    """(doctor --fix) A task marked landing whose land is gone is active again, judged once
+    more under the state lock: a 'wtp land' run again since keeps it."""
+    with ctx.store.transaction() as st:
+        cur = st.tasks.get(t.name)
+        if cur is None or cur.seq != t.seq or cur.state != LANDING or running(ctx, cur):
+            return f"could not fix: task '{t.name}' changed meanwhile (a land of it runs again)"
+        cur.state, cur.phase, cur.holder, cur.intent = ACTIVE, "", None, ""
+        cur.note = "" if cur.note == WAITING_NOTE else cur.note
+    return f"marked task '{t.name}' active"
