@@ -365,3 +365,23 @@ def test_doctor_fix_leaves_a_task_whose_land_was_run_again_meanwhile(project: Re
     _, err = lander.communicate(timeout=60)
     assert lander.returncode == 0, err
     assert "t1.txt" in _main_files(project)
+
+
+def test_a_pre_land_tip_that_cannot_be_kept_stops_the_land_before_anything_changes(project: Repo) -> None:
+    """Review 6: a stale lock on the backup ref made its update fail unseen; the task was
+    marked waiting with no pre-land tip kept, and the land then failed with an untrue line."""
+    _start(project, "t1", {"t1.txt": "x\n"})
+    lock = project.path / ".git" / "refs" / "wtp" / "backup" / "t1.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.touch()  # left by a git that crashed
+    out = project.wtp_proc("land", "t1", "--gate", "./check.sh")
+    assert (out.code, out.err) == (
+        1,
+        "wtp: could not keep the pre-land tip of 't1' under refs/wtp/backup/t1: git could not write that ref "
+        "(another git writing it, or a 'refs/wtp/backup/t1.lock' left by one that crashed); nothing was changed: "
+        "run 'wtp land t1' again, or remove that .lock file under .git once no git runs\n",
+    )
+    (t1,) = project.wtp("list", "--json").json()["tasks"]
+    assert (t1["state"], t1["note"], t1["problem"]) == ("active", None, None)
+    lock.unlink()
+    assert project.wtp_proc("land", "t1", "--gate", "./check.sh").code == 0

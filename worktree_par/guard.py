@@ -411,8 +411,9 @@ def keep_pre_land(ctx: Ctx, t: Task, tip: Sha) -> str:
     cur = gitops.ref_value(ctx.root, f"refs/heads/{t.branch}")
     if cur is not None and gitops.is_ancestor(ctx.root, tip, cur):
         return ""
-    pre = f"{PRE_LAND}{t.name}/{tip[:12]}"
-    gitops.update_ref(ctx.root, pre, tip, None, f"pre-land tip of {t.name}")
+    pre, why = f"{PRE_LAND}{t.name}/{tip[:12]}", f"pre-land tip of {t.name}"
+    if not gitops.update_ref(ctx.root, pre, tip, None, why) and gitops.ref_value(ctx.root, pre) != tip:
+        raise WouldLoseWork(f"could not keep the {why} ({tip[:12]}) under {pre}: a stale .lock? Nothing was changed")
     return pre
 
 

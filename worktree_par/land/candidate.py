@@ -66,7 +66,13 @@ def keep_tip(ctx: Ctx, t: Task, tip: Sha) -> None:
     old = gitops.ref_value(ctx.root, backup)
     if old and old != tip and not gitops.is_ancestor(ctx.root, old, tip):
         guard.keep_pre_land(ctx, t, old)
-    gitops.update_ref(ctx.root, backup, tip, old, why)
+    if old == tip or gitops.update_ref(ctx.root, backup, tip, old, why):
+        return
+    raise Refusal(
+        f"could not keep the pre-land tip of '{t.name}' under {backup}: git could not write that ref (another "
+        f"git writing it, or a '{backup}.lock' left by one that crashed); nothing was changed: run 'wtp land "
+        f"{t.name}' again, or remove that .lock file under .git once no git runs"
+    )
 
 
 class Look(NamedTuple):
