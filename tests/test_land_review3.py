@@ -385,3 +385,34 @@ def test_a_pre_land_tip_that_cannot_be_kept_stops_the_land_before_anything_chang
     assert (t1["state"], t1["note"], t1["problem"]) == ("active", None, None)
     lock.unlink()
     assert project.wtp_proc("land", "t1", "--gate", "./check.sh").code == 0
+
+
+def test_a_lander_interrupted_leaves_the_task_to_another_land_of_it_that_waits(project: Repo, tmp_path: Path) -> None:
+    """Review 6: of two 'wtp land t1' with the same options waiting, the one interrupted took
+    the task back, and the other, which nobody stopped, failed: 'taken out of the land queue'."""
+    for name in ("t0", "t1"):
+        _start(project, name, {f"{name}.txt": "x\n"})
+    started, release = tmp_path / "started", tmp_path / "release"
+    first = project.spawn("land", "t0", "--gate", f"touch {started}; until [ -e {release} ]; do sleep 0.05; done")
+    try:
+        wait_for(started.exists, "t0's gate to start")
+
+        def t1_tickets() -> int:
+            return sum(e["task"] == "t1" for e in project.wtp("queue", "--json").json()["entries"])
+
+        a = project.spawn("land", "t1", "--gate", "./check.sh", "--mode", "serial")
+        wait_for(lambda: t1_tickets() == 1, "the first land of t1 to wait")
+        b = project.spawn("land", "t1", "--gate", "./check.sh", "--mode", "serial")
+        wait_for(lambda: t1_tickets() == 2, "the second land of t1 to wait")
+        a.terminate()  # SIGTERM: a land takes it as Ctrl-C
+        _, a_err = a.communicate(timeout=60)
+        assert a.returncode == 130, a_err
+        assert (
+            "interrupted: task 't1' stays in the land queue: another 'wtp land' of it waits there" in a_err.splitlines()
+        ), a_err
+    finally:
+        release.touch()
+    assert first.wait(timeout=60) == 0
+    _, b_err = b.communicate(timeout=60)
+    assert b.returncode == 0, b_err
+    assert "t1.txt" in _main_files(project)

@@ -26,6 +26,8 @@ def withdraw(ctx: Ctx, t: Task) -> str:
             return ""
         if cur.intent == PUBLISHING:
             return "publishing"
+        if not cur.phase and _others_wait(ctx, t):
+            return f"task '{t.name}' stays in the land queue: another 'wtp land' of it waits there"
         if not cur.phase:
             # Given back by a conductor already: a note it wrote for the user (edits kept aside,
             # a forge request left open) stays; the lander's own "waiting" note goes.
@@ -49,6 +51,14 @@ def given_back(ctx: Ctx, t: Task, wait: float) -> bool:
         time.sleep(0.05)
 
 
+def _others_wait(ctx: Ctx, t: Task) -> bool:
+    """Another live 'wtp land' of the task has its ticket in the queue (ours has left it)."""
+    from ..gates import Gate
+    from .request import QUEUE
+
+    return Gate(ctx.store, QUEUE).waiting(t.name)
+
+
 def running(ctx: Ctx, t: Task) -> bool:
     """A land of ``t`` is under way: a live process holds it (a conductor, a recovery), or a
     live 'wtp land' waits for it (its own, or a detached land's ticket in the queue).  A land
@@ -57,12 +67,7 @@ def running(ctx: Ctx, t: Task) -> bool:
         return False
     if t.phase:
         return not interrupted(t)
-    if not lander_gone(t):
-        return True
-    from ..gates import Gate
-    from .request import QUEUE
-
-    return Gate(ctx.store, QUEUE).waiting(t.name)
+    return not lander_gone(t) or _others_wait(ctx, t)
 
 
 def give_back_gone(ctx: Ctx, t: Task) -> str:
