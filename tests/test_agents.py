@@ -382,3 +382,15 @@ def test_a_task_whose_land_died_is_the_agents_to_edit_again(project: Repo, tmp_p
 
     wait_for(lambda: str(problem()).startswith("interrupted while landing"), "the land to be seen dead")
     assert hook(r, edit(p / "helper.py", "Write")) == (0, "", "")
+
+
+def test_an_edited_path_with_brackets_is_matched_as_written_without_a_warning(repo: Repo) -> None:
+    """Review 6: a route file such as 'app/[slug]/page.tsx' edited through the hook made every
+    later comparison print Python's FutureWarning (a '[' inside a regex set)."""
+    a = Path(repo.wtp("start", "a").lines[-1])
+    assert hook(repo, edit(a / "app/[slug]/page.tsx", "Write")) == (0, "", "")
+    out = repo.wtp_proc("start", "b", "--touch", "app/**")
+    assert (out.code, out.err) == (
+        4,
+        "task 'b' is queued (place 1): waits because path app/** ~ app/[[]slug]/page.tsx with task 'a'\n",
+    )

@@ -78,13 +78,14 @@ def _glob_re(glob: str) -> re.Pattern[str]:
             out.append("[^/]")
         elif c == "[":
             j = glob.find("]", i + 1)
-            if j == -1:
+            if j in (-1, i + 1) or glob[i + 1 : j] == "!":  # no set: '[' as written
                 out.append(re.escape(c))
             else:
-                body = glob[i + 1 : j].replace("\\", "\\\\")
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"[{body}]")
+                # Inside a set only '!' (first) and '-' (a range) mean anything: every character
+                # a regex set would read otherwise ('[', '^', '&', '~', '|', '\\') is escaped.
+                neg, body = glob[i + 1] == "!", glob[i + 1 : j]
+                body = "".join("\\" + ch if ch in "[]^&~|\\" else ch for ch in body[1 if neg else 0 :])
+                out.append(f"[{'^' if neg else ''}{body}]")
                 i = j
         else:
             out.append(re.escape(c))
