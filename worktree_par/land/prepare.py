@@ -21,7 +21,7 @@ from .withdraw import WAITING_NOTE
 
 def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
     """Before joining the queue: the worktree is fit to land, its tip is kept under the
-    backup ref, and the task is waiting to land (the task as now recorded).  A task another
+    backup ref, and the task is marked waiting to land (the task as it was read is returned).  A task another
     'wtp land' still waits to land with another gate, strategy or push is refused:
     that land's options would hold, not ours; with the same ones, both wait for the one land
     while it waits in the queue.  Once a conductor has taken it, a second land is refused
