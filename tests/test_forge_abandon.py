@@ -32,15 +32,16 @@ def test_a_request_left_by_an_interrupted_land_is_said_then_closed_when_the_task
     r.commit({"t1.txt": "t1\n"}, "t1 work", cwd=p)
     out = r.wtp_proc("land", "t1", "--gate", "true", env={"WTP_TEST_INT_AT": "land:forge-opened", **sham.env()})
     assert out.code == 130, out.err
-    assert out.err.strip().splitlines()[-2:] == [
-        "interrupted: 'main' untouched by this land, task 't1' is active again",
-        "wtp: interrupted",
-    ]
     url = {
         "github": "https://github.invalid/acme/app/pull/1",
         "gitlab": "https://gitlab.invalid/acme/tools/app/-/merge_requests/1",
         "gitea": "https://gitea.invalid/acme/app/pulls/1",
     }[kind]
+    assert out.err.strip().splitlines()[-2:] == [
+        f"interrupted: 'main' untouched by this land, task 't1' is active again; its {kind} request #1 stays open "
+        f"({url}): 'wtp land t1' takes it up again, 'wtp rm t1' closes it",
+        "wtp: interrupted",
+    ]
     t = r.wtp("list", "--json").json()["tasks"][0]
     assert (t["state"], t["request"]) == ("active", 1)
     assert t["note"] == (

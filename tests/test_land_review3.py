@@ -347,10 +347,10 @@ def test_doctor_fix_leaves_a_task_whose_land_was_run_again_meanwhile(project: Re
     assert killed.code != 0
     hold = tmp_path / "hold"
     doctor = project.spawn("doctor", "--fix", env={"WTP_TEST_HOLD_AT": "doctor:found", "WTP_TEST_HOLD_FILE": str(hold)})
+    wait_for(Path(f"{hold}.reached").exists, "doctor to have found the gone lander")
     started, release = tmp_path / "started", tmp_path / "release"
     lander = project.spawn("land", "t1", "--gate", f"touch {started}; until [ -e {release} ]; do sleep 0.05; done")
     try:
-        wait_for(Path(f"{hold}.reached").exists, "doctor to have found the gone lander")
         wait_for(started.exists, "the land run again to gate")
         hold.touch()
         out, _ = doctor.communicate(timeout=60)
