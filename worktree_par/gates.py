@@ -213,12 +213,17 @@ class Gate:
         return len(data["tickets"]) != before
 
     def waiting(self, label: str) -> bool:
-        """A live ticket of ``label`` is in the list: read without the ticket lock (the file
-        is replaced whole), for readers that must never wait, as the agent hook."""
+        """A live ticket of ``label`` held by another process is in the list: read without the
+        ticket lock (the file is replaced whole), for readers that must never wait, as the
+        agent hook."""
+        me = locks.me()
         try:
             data = json.loads(self.file.read_text())
             found = [k for k in data["tickets"] if isinstance(k, dict) and k.get("label") == label]
-            return any(locks.is_alive(locks.Holder.from_json(k.get("holder"))) for k in found)
+            return any(
+                locks.is_alive(locks.Holder.from_json(k.get("holder"))) and not _same_process(k.get("holder"), me)
+                for k in found
+            )
         except (OSError, ValueError, TypeError, KeyError, RecursionError):
             return False
 
