@@ -101,13 +101,14 @@ def test_ctrl_c_while_queued_takes_the_request_out_of_the_queue(
         lander.send_signal(signal.SIGINT)
         _, err = lander.communicate(timeout=120)
         assert lander.returncode == 130, err
-        assert err.strip().splitlines()[-2:] == [
-            "interrupted: 'main' untouched by this land, task 't1' is active again",
-            "wtp: interrupted",
-        ]
+        said = err.strip().splitlines()[-2:]
     with sham.lock:
         assert (sham.pulls[1].state, sham.pulls[1].queued) == ("open", None)  # out of the queue
     t = _t1(r)
+    assert said == [
+        f"interrupted: 'main' untouched by this land, task 't1' is active again; {t['note']}",
+        "wtp: interrupted",
+    ]
     assert (t["state"], t["request"]) == ("active", 1)
     assert t["note"] == (
         f"its {kind} request #1 stays open ({URL1[kind]}): 'wtp land t1' takes it up again, 'wtp rm t1' closes it"

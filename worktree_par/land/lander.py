@@ -229,8 +229,10 @@ def interrupted(ctx: Ctx, t: Task, wait: float = 60.0) -> str:
         if said:
             return f"interrupted: {said}"
         cur = ctx.store.read().tasks.get(t.name)
+        more = f"; {cur.note}" if cur is not None and cur.state == ACTIVE and cur.note else ""  # said when given back
         return (
-            f"interrupted: '{t.base}' untouched by this land, task '{t.name}' is {cur.state if cur else 'gone'} again"
+            f"interrupted: '{t.base}' untouched by this land, task '{t.name}' is {cur.state if cur else 'gone'} "
+            f"again{more}"
         )
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
