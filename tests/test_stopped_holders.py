@@ -80,6 +80,8 @@ def test_a_plain_lander_behind_a_stopped_conductor_exits_3_and_its_task_is_activ
     gate = f"touch {started}; while [ ! -f {release} ]; do sleep 0.05; done; ./check.sh"
     lander = project.spawn("land", "t1", "--gate", gate)
     wait_for(started.exists, "t1's gate to start")
+    # the conductor says it gates once the gate runs: stopped before that, it would say nothing
+    wait_for(lambda: project.wtp("queue", "--json").json()["entries"][0]["gate"].startswith("gating"), "'gating'")
     holder = next(t["holder"] for t in project.state()["tasks"] if t["name"] == "t1")
     conductor, cmd = holder["pid"], holder["cmd"]  # the command line as recorded, cut at 200 characters
     tip = project.git("rev-parse", "wtp/t2")
