@@ -53,6 +53,8 @@ from typing import Any
 
 import pytest
 
+from .conftest import Repo, git
+
 BOT = {"github": "GitHub", "gitlab": "GitLab", "gitea": "Gitea"}
 IDENT = {  # the forge's own commits do not depend on the caller's git identity
     "GIT_AUTHOR_NAME": "Someone Else",
@@ -191,24 +193,29 @@ class ShamForge:
         )
         return res.returncode == 0
 
+    def _with_file(self, parent: str, name: str, text: str, message: str) -> str:
+        """A commit on ``parent`` that adds ``name`` with ``text``, made in the bare repository
+        (through an index of its own); its id.  Called with the lock held."""
+        blob = subprocess.run(
+            ["git", "-C", str(self.bare), "hash-object", "-w", "--stdin"],
+            input=text,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        idx = self.root / f"sham-{self.kind}.index"
+        env = {"GIT_INDEX_FILE": str(idx)}
+        self.git("read-tree", parent, env=env)
+        self.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{name}", env=env)
+        tree = self.git("write-tree", env=env)
+        idx.unlink()
+        return self.git("commit-tree", tree, "-p", parent, "-m", message, env=IDENT)
+
     def advance_base(self, name: str = "other.txt", text: str = "another change\n") -> str:
         """Another merge lands on the base (a file added by a commit on it); its new tip."""
         with self.lock:
             old = self.tip(self.base) or ""
-            blob = subprocess.run(
-                ["git", "-C", str(self.bare), "hash-object", "-w", "--stdin"],
-                input=text,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-            idx = self.root / f"sham-{self.kind}.index"
-            env = {"GIT_INDEX_FILE": str(idx)}
-            self.git("read-tree", old, env=env)
-            self.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{name}", env=env)
-            tree = self.git("write-tree", env=env)
-            idx.unlink()
-            new = self.git("commit-tree", tree, "-p", old, "-m", f"add {name}", env=IDENT)
+            new = self._with_file(old, name, text, f"add {name}")
             assert self.publish(new, old)
             return new
 
@@ -316,20 +323,7 @@ class ShamForge:
         the base plus one file.  Its id."""
         with self.lock:
             base = self.tip(self.base) or ""
-            blob = subprocess.run(
-                ["git", "-C", str(self.bare), "hash-object", "-w", "--stdin"],
-                input=text,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-            idx = self.root / f"sham-{self.kind}.index"
-            env = {"GIT_INDEX_FILE": str(idx)}
-            self.git("read-tree", base, env=env)
-            self.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{name}", env=env)
-            tree = self.git("write-tree", env=env)
-            idx.unlink()
-            new = self.git("commit-tree", tree, "-p", base, "-m", f"someone else's {name}", env=IDENT)
+            new = self._with_file(base, name, text, f"someone else's {name}")
             self.git("update-ref", f"refs/heads/{branch}", new)
             return new
 
@@ -879,3 +873,24 @@ def shamforge(tmp_path: Path) -> Iterator[Callable[..., ShamForge]]:
     yield make
     for sham in started:
         sham.stop()
+
+
+URL1 = {  # where the stand-in says request 1 is, by kind
+    "github": "https://github.invalid/acme/app/pull/1",
+    "gitlab": "https://gitlab.invalid/acme/tools/app/-/merge_requests/1",
+    "gitea": "https://gitea.invalid/acme/app/pulls/1",
+}
+
+
+def clone_of(sham: ShamForge, path: Path, monkeypatch: pytest.MonkeyPatch | None = None, wtp_toml: str = "") -> Repo:
+    """A clone of the forge's repository at ``path`` that lands through it (``wtp_toml``: the
+    [land]/[forge] part, the forge's own by default), up to five tasks at once; with
+    ``monkeypatch``, the forge's token in the environment."""
+    git(path.parent, "clone", "-q", sham.url, str(path))
+    r = Repo(path, Path(sham.url))
+    r.write(".wtp.toml", "max_active = 5\n" + (wtp_toml or sham.wtp_toml()))
+    r.write(".git/info/exclude", ".wtp.toml\n")
+    if monkeypatch is not None:
+        for k, v in sham.env().items():
+            monkeypatch.setenv(k, v)
+    return r

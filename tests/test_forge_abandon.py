@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Repo, git
-from .shamforge import ShamForge, shamforge  # noqa: F401  (the fixture)
+from .conftest import git
+from .shamforge import URL1, ShamForge, clone_of, shamforge  # noqa: F401  (the fixture)
 
 
 @pytest.mark.parametrize("kind", ["github", "gitlab", "gitea"])
@@ -21,22 +21,12 @@ def test_a_request_left_by_an_interrupted_land_is_said_then_closed_when_the_task
     kind: str,
 ) -> None:
     sham = shamforge(kind)
-    path = tmp_path / "work"
-    git(tmp_path, "clone", "-q", sham.url, str(path))
-    r = Repo(path, Path(sham.url))
-    r.write(".wtp.toml", "max_active = 5\n" + sham.wtp_toml())
-    r.write(".git/info/exclude", ".wtp.toml\n")
-    for k, v in sham.env().items():
-        monkeypatch.setenv(k, v)
+    r = clone_of(sham, tmp_path / "work", monkeypatch)
     p = Path(r.wtp("start", "t1").lines[-1])
     r.commit({"t1.txt": "t1\n"}, "t1 work", cwd=p)
     out = r.wtp_proc("land", "t1", "--gate", "true", env={"WTP_TEST_INT_AT": "land:forge-opened", **sham.env()})
     assert out.code == 130, out.err
-    url = {
-        "github": "https://github.invalid/acme/app/pull/1",
-        "gitlab": "https://gitlab.invalid/acme/tools/app/-/merge_requests/1",
-        "gitea": "https://gitea.invalid/acme/app/pulls/1",
-    }[kind]
+    url = URL1[kind]
     assert out.err.strip().splitlines()[-2:] == [
         f"interrupted: 'main' untouched by this land, task 't1' is active again; its {kind} request #1 stays open "
         f"({url}): 'wtp land t1' takes it up again, 'wtp rm t1' closes it",
@@ -67,13 +57,7 @@ def test_removing_a_task_leaves_another_clones_open_request_alone(
     """The task's recorded request is open, but its body does not name this clone's land (as
     when another clone lands a task of the same name): 'wtp rm' says so and closes nothing."""
     sham = shamforge("github")
-    path = tmp_path / "work"
-    git(tmp_path, "clone", "-q", sham.url, str(path))
-    r = Repo(path, Path(sham.url))
-    r.write(".wtp.toml", "max_active = 5\n" + sham.wtp_toml())
-    r.write(".git/info/exclude", ".wtp.toml\n")
-    for k, v in sham.env().items():
-        monkeypatch.setenv(k, v)
+    r = clone_of(sham, tmp_path / "work", monkeypatch)
     p = Path(r.wtp("start", "t1").lines[-1])
     r.commit({"t1.txt": "t1\n"}, "t1 work", cwd=p)
     out = r.wtp_proc("land", "t1", "--gate", "true", env={"WTP_TEST_INT_AT": "land:forge-opened", **sham.env()})

@@ -13,22 +13,9 @@ from pathlib import Path
 import pytest
 
 from .conftest import Repo, git, wait_for
-from .shamforge import ShamForge, shamforge  # noqa: F401  (the fixture)
+from .shamforge import URL1, ShamForge, clone_of, shamforge  # noqa: F401  (the fixture)
 
 KINDS = ("github", "gitlab", "gitea")
-URL1 = {  # where the stand-in says request 1 is
-    "github": "https://github.invalid/acme/app/pull/1",
-    "gitlab": "https://gitlab.invalid/acme/tools/app/-/merge_requests/1",
-    "gitea": "https://gitea.invalid/acme/app/pulls/1",
-}
-
-
-def _clone(sham: ShamForge, path: Path) -> Repo:
-    git(path.parent, "clone", "-q", sham.url, str(path))
-    r = Repo(path, Path(sham.url))
-    r.write(".wtp.toml", "max_active = 5\n" + sham.wtp_toml())
-    r.write(".git/info/exclude", ".wtp.toml\n")
-    return r
 
 
 def _task(r: Repo, name: str, file: str, text: str) -> tuple[Path, str]:
@@ -76,7 +63,7 @@ def test_a_second_clone_neither_pushes_over_nor_takes_over_the_request_of_the_fi
     sham = shamforge(kind)
     for k, v in sham.env().items():
         monkeypatch.setenv(k, v)
-    a, b = _clone(sham, tmp_path / "a"), _clone(sham, tmp_path / "b")
+    a, b = clone_of(sham, tmp_path / "a"), clone_of(sham, tmp_path / "b")
     _task(a, "t1", "t1.txt", "work of clone a\n")
     pb, tip_b = _task(b, "t1", "t1-b.txt", "work of clone b\n")
     with _held_land(a, sham, tmp_path, "t1") as (lander, hold):
@@ -122,7 +109,7 @@ def test_a_request_merged_with_someone_elses_head_is_not_this_land(
     sham = shamforge(kind)
     for k, v in sham.env().items():
         monkeypatch.setenv(k, v)
-    a = _clone(sham, tmp_path / "a")
+    a = clone_of(sham, tmp_path / "a")
     pa, tip = _task(a, "t1", "t1.txt", "work of clone a\n")
     with _held_land(a, sham, tmp_path, "t1") as (lander, hold):
         cand = sham.tip("wtp/t1") or ""
@@ -155,7 +142,7 @@ def test_recovery_does_not_take_a_request_merged_with_someone_elses_head_for_the
     sham = shamforge("github")
     for k, v in sham.env().items():
         monkeypatch.setenv(k, v)
-    a = _clone(sham, tmp_path / "a")
+    a = clone_of(sham, tmp_path / "a")
     pa, tip = _task(a, "t1", "t1.txt", "work of clone a\n")
     killed = a.wtp_proc("land", "t1", "--gate", "true", env={"WTP_TEST_KILL_AT": "land:forge-opened", **sham.env()})
     assert killed.code == -9, killed.err
@@ -188,7 +175,7 @@ def test_a_head_branch_no_request_names_is_not_pushed_over(
     sham = shamforge("github")
     for k, v in sham.env().items():
         monkeypatch.setenv(k, v)
-    a = _clone(sham, tmp_path / "a")
+    a = clone_of(sham, tmp_path / "a")
     pa, tip = _task(a, "t1", "t1.txt", "work of clone a\n")
     theirs = sham.push_head("wtp/t1")
     out = a.wtp("land", "t1", "--gate", "true")

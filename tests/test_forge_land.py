@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import Repo, git, wait_for
-from .shamforge import ShamForge, shamforge  # noqa: F401  (the fixture)
+from .shamforge import ShamForge, clone_of, shamforge  # noqa: F401  (the fixture)
 
 KINDS = ("github", "gitlab", "gitea")
 
@@ -25,14 +25,7 @@ def _project(
     **kw: object,
 ) -> tuple[Repo, ShamForge]:
     sham = shamforge(kind, **kw)
-    path = tmp_path / "work"
-    git(tmp_path, "clone", "-q", sham.url, str(path))
-    r = Repo(path, Path(sham.url))
-    r.write(".wtp.toml", "max_active = 5\n" + sham.wtp_toml(merge))
-    r.write(".git/info/exclude", ".wtp.toml\n")
-    for k, v in sham.env().items():
-        monkeypatch.setenv(k, v)
-    return r, sham
+    return clone_of(sham, tmp_path / "work", monkeypatch, sham.wtp_toml(merge)), sham
 
 
 def _task(r: Repo, name: str) -> Path:

@@ -15,14 +15,9 @@ from pathlib import Path
 import pytest
 
 from .conftest import Repo, git, wait_for
-from .shamforge import ShamForge, shamforge  # noqa: F401  (the fixture)
+from .shamforge import URL1, ShamForge, clone_of, shamforge  # noqa: F401  (the fixture)
 
 KINDS = ("github", "gitlab", "gitea")
-URL1 = {
-    "github": "https://github.invalid/acme/app/pull/1",
-    "gitlab": "https://gitlab.invalid/acme/tools/app/-/merge_requests/1",
-    "gitea": "https://gitea.invalid/acme/app/pulls/1",
-}
 
 
 def _project(
@@ -36,14 +31,8 @@ def _project(
     """A clone landing through ``kind`` in queue mode, the check 'ci' required (so the request
     waits in the queue until a test sets it), and task t1 with one commit."""
     sham = shamforge(kind, required={"ci"}, **kw)
-    path = tmp_path / "work"
-    git(tmp_path, "clone", "-q", sham.url, str(path))
-    r = Repo(path, Path(sham.url))
     land = f"[land]\ntimeout = {timeout}\n" if timeout else ""
-    r.write(".wtp.toml", "max_active = 5\n" + sham.wtp_toml("queue").replace("[land]\n", land or "[land]\n"))
-    r.write(".git/info/exclude", ".wtp.toml\n")
-    for k, v in sham.env().items():
-        monkeypatch.setenv(k, v)
+    r = clone_of(sham, tmp_path / "work", monkeypatch, sham.wtp_toml("queue").replace("[land]\n", land or "[land]\n"))
     p = Path(r.wtp("start", "t1").lines[-1])
     r.commit({"t1.txt": "t1\n"}, "t1 work", cwd=p)
     return r, sham, p, r.git("rev-parse", "HEAD", cwd=p)
