@@ -40,6 +40,7 @@ def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
     crashpoints.step("land:checked")
     if not req.gate:
         say(f"warning: landing '{t.name}' untested: no gate (pass --gate CMD, or set [land] gate in .wtp.toml)")
+    mine = me().to_json()
     with ctx.store.transaction() as st:
         # As read, or waiting to land by another lander since (which we join): a land under
         # way meanwhile (a conductor took the task) keeps its record and its pre-land tip.
@@ -50,19 +51,27 @@ def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
             raise Refusal(f"task '{t.name}' is busy ({cur.phase}): wait for it")
         if cur.state not in (t.state, LANDING):
             raise Refusal(f"task '{t.name}' changed meanwhile (now {cur.state}): see 'wtp list'")
-        # The pre-land tip is kept before anything can change the branch (and outside the
-        # queue, which only serializes what must be serial), and under the state lock, so a
-        # conductor cannot take the task between the look above and it.
-        keep_tip(ctx, t, tip)
-        cur.state, cur.note, cur.candidate, cur.ticket, cur.intent, cur.request = (
+        was = (cur.state, cur.note, cur.candidate, cur.ticket, cur.intent, cur.request, cur.holder)
+        # the lander is the holder while it waits: one gone is seen (state.lander_gone)
+        cur.state, cur.note, cur.candidate, cur.ticket, cur.intent, cur.request, cur.holder = (
             LANDING,
             WAITING_NOTE,
             None,
             None,
             "",
             None,
+            mine,
         )
-        cur.holder = me().to_json()  # the lander, while it waits: one gone is seen (state.lander_gone)
+    # The pre-land tip is kept before anything can change the branch, outside the state lock
+    # (no git under it) and before our ticket joins: no conductor takes the task until then.
+    try:
+        keep_tip(ctx, t, tip)
+    except BaseException:
+        with ctx.store.transaction() as st:  # as it was, unless another lander took it up since
+            cur = st.tasks.get(t.name)
+            if cur is not None and cur.seq == t.seq and not cur.phase and cur.holder == mine:
+                cur.state, cur.note, cur.candidate, cur.ticket, cur.intent, cur.request, cur.holder = was
+        raise
     return t
 
 
