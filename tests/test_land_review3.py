@@ -416,3 +416,36 @@ def test_a_lander_interrupted_leaves_the_task_to_another_land_of_it_that_waits(p
     _, b_err = b.communicate(timeout=60)
     assert b.returncode == 0, b_err
     assert "t1.txt" in _main_files(project)
+
+
+def test_a_lander_interrupted_leaves_the_task_to_another_that_marked_it_and_is_about_to_join(
+    project: Repo, tmp_path: Path
+) -> None:
+    """Review 7: the other land of the task had marked it waiting but its ticket had not joined
+    yet: the interrupted lander took the task back, and the other then failed."""
+    for name in ("t0", "t1"):
+        _start(project, name, {f"{name}.txt": "x\n"})
+    started, release = tmp_path / "started", tmp_path / "release"
+    first = project.spawn("land", "t0", "--gate", f"touch {started}; until [ -e {release} ]; do sleep 0.05; done")
+    hold = tmp_path / "hold"
+    try:
+        wait_for(started.exists, "t0's gate to start")
+        x = project.spawn("land", "t1", "--gate", "./check.sh", "--mode", "serial")
+        wait_for(lambda: [e["task"] for e in project.wtp("queue", "--json").json()["entries"]] == ["t0", "t1"], "x")
+        a = project.spawn(
+            "land", "t1", "--gate", "./check.sh", "--mode", "serial",
+            env={"WTP_TEST_HOLD_AT": "land:prepared", "WTP_TEST_HOLD_FILE": str(hold)},
+        )  # fmt: skip
+        wait_for(Path(f"{hold}.reached").exists, "the second lander to have marked t1, its ticket not joined")
+        x.terminate()
+        _, x_err = x.communicate(timeout=60)
+        assert x.returncode == 130, x_err
+        assert "interrupted: task 't1' stays in the land queue: another 'wtp land' of it waits there" in x_err, x_err
+        hold.touch()
+    finally:
+        hold.touch()
+        release.touch()
+    assert first.wait(timeout=60) == 0
+    _, a_err = a.communicate(timeout=60)
+    assert a.returncode == 0, a_err
+    assert "t1.txt" in _main_files(project)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from ..locks import Holder, is_alive, me
 from ..repo import Ctx
 from ..state import ACTIVE, LANDED, LANDING, LANDING_PHASE, PUBLISHING, WITHDRAWN, Task, interrupted, lander_gone
 
@@ -26,7 +27,7 @@ def withdraw(ctx: Ctx, t: Task) -> str:
             return ""
         if cur.intent == PUBLISHING:
             return "publishing"
-        if not cur.phase and _others_wait(ctx, t):
+        if not cur.phase and (_others_wait(ctx, t) or _marked_by_another(cur)):
             return f"task '{t.name}' stays in the land queue: another 'wtp land' of it waits there"
         if not cur.phase:
             # Given back by a conductor already: a note it wrote for the user (edits kept aside,
@@ -57,6 +58,15 @@ def _others_wait(ctx: Ctx, t: Task) -> bool:
     from .request import QUEUE
 
     return Gate(ctx.store, QUEUE).waiting(t.name)
+
+
+def _marked_by_another(t: Task) -> bool:
+    """Another live 'wtp land' marked the task waiting (its ticket about to join)."""
+    try:
+        h = Holder.from_json(t.holder)
+    except ValueError:
+        return False
+    return h is not None and is_alive(h) and (h.pid, h.start) != (me().pid, me().start)
 
 
 def running(ctx: Ctx, t: Task) -> bool:
