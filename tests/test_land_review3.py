@@ -449,3 +449,24 @@ def test_a_lander_interrupted_leaves_the_task_to_another_that_marked_it_and_is_a
     _, a_err = a.communicate(timeout=60)
     assert a.returncode == 0, a_err
     assert "t1.txt" in _main_files(project)
+
+
+def test_two_landers_that_cannot_keep_the_tip_leave_the_task_active(project: Repo, tmp_path: Path) -> None:
+    """Review 7: A marked the task, B marked it over A, git could keep the tip for neither: A
+    left B's mark, and B put back A's, whose lander was gone: 'landing' with nobody landing it."""
+    _start(project, "t1", {"t1.txt": "x\n"})
+    lock = project.path / ".git" / "refs" / "wtp" / "backup" / "t1.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.touch()
+    holds = {n: tmp_path / f"hold-{n}" for n in ("a", "b")}
+    landers = {}
+    for n, hold in holds.items():
+        env = {"WTP_TEST_HOLD_AT": "land:marked", "WTP_TEST_HOLD_FILE": str(hold)}
+        landers[n] = project.spawn("land", "t1", "--gate", "./check.sh", env=env)
+        wait_for(Path(f"{hold}.reached").exists, f"lander {n} to have marked the task")
+    for n in ("a", "b"):
+        holds[n].touch()
+        _, err = landers[n].communicate(timeout=60)
+        assert landers[n].returncode == 1 and "could not keep the pre-land tip" in err, err
+    (t1,) = project.wtp("list", "--json").json()["tasks"]
+    assert (t1["state"], t1["note"], t1["problem"]) == ("active", None, None)

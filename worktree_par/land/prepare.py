@@ -13,10 +13,10 @@ from ..errors import Refusal, Say
 from ..gates import Gate, Refuse
 from ..locks import me
 from ..repo import Ctx
-from ..state import LANDING, Task
+from ..state import ACTIVE, LANDING, Task
 from .candidate import check_worktree, keep_tip
 from .request import QUEUE, LandRequest
-from .withdraw import WAITING_NOTE
+from .withdraw import WAITING_NOTE, running
 
 
 def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
@@ -65,12 +65,15 @@ def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
     # The pre-land tip is kept before anything can change the branch, outside the state lock
     # (no git under it) and before our ticket joins: no conductor takes the task until then.
     try:
+        crashpoints.step("land:marked")
         keep_tip(ctx, t, tip)
     except BaseException:
         with ctx.store.transaction() as st:  # as it was, unless another lander took it up since
             cur = st.tasks.get(t.name)
             if cur is not None and cur.seq == t.seq and not cur.phase and cur.holder == mine:
                 cur.state, cur.note, cur.candidate, cur.ticket, cur.intent, cur.request, cur.holder = was
+                if cur.state == LANDING and not running(ctx, cur):  # another lander's mark, that lander gone too
+                    cur.state, cur.note, cur.holder = ACTIVE, "", None
         raise
     return t
 
