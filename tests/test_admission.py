@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -184,12 +185,17 @@ def test_a_killed_holder_neither_blocks_the_gate_nor_leaves_its_command_running(
     grandchild = int(pidfile.read_text())
     waiter = repo.spawn("gate", "deploy", "--timeout", "30", "--", "true")
     wait_for(_arrived(repo, "deploy", waiter), "the waiter to queue behind the holder")
+    assert waiter.stderr is not None
+    # Its first line says it waits: read before the holder is killed (its ticket joins a
+    # moment before it says so; killed in between, the holder was gone before it looked).
+    ready, _, _ = select.select([waiter.stderr], [], [], 30)
+    first = waiter.stderr.readline() if ready else ""
+    assert first.startswith("waiting for deploy (place 2): held by pid"), first
     assert waiter.poll() is None
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
     out, err = waiter.communicate(timeout=30)
-    assert waiter.returncode == 0, err
-    assert "waiting for deploy (place 2): held by pid" in err
+    assert waiter.returncode == 0, first + err
     for _ in range(100):
         try:
             os.kill(grandchild, 0)
