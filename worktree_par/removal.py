@@ -7,7 +7,6 @@ from pathlib import Path
 
 from . import claims, crashpoints, guard, tasks
 from .errors import Refusal, Say, WouldLoseWork, quiet
-from .land import forge_lane
 from .repo import Ctx, few
 from .state import ABANDONED, FINAL, LANDED, LANDING, LANDING_PHASE, QUEUED, REMOVING, Task, interrupted
 
@@ -52,7 +51,10 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[st
         messages = guard.remove(ctx, held, force=force)
         forget_path(ctx, held)
     messages.insert(0, f"removed task '{name}' (worktree and branch '{t.branch}')")
-    messages += forge_lane.abandoned(ctx, t)  # its open request, if any, closed: no one merges it later
+    if t.request is not None:  # its open request closed: no one merges it later
+        from .land import forge_lane
+
+        messages += forge_lane.abandoned(ctx, t)
     if procs:
         messages.append(f"left {len(procs)} process(es) running in the removed directory: {few(procs)}")
     tasks.promote_quietly(ctx, say)

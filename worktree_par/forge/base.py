@@ -338,9 +338,10 @@ def open_once(
 def mergeable_now(
     req: Request, head_sha: str, base_sha: str | None, tip_of: Callable[[str], str | None], noun: str
 ) -> Request | MergeResult:
-    """Merged (with the guarded head; MergedOther with another), Refused (closed) or Moved (head or base not the guarded ones) as the request
-    is now; the request itself when a guarded merge may be tried.  ``noun``: how the forge
-    names a request ('pull request #', 'merge request !')."""
+    """Merged (with the guarded head; MergedOther with another), Refused (closed) or Moved
+    (head or base not the guarded ones) as the request is now; the request itself when a
+    guarded merge may be tried.  ``noun``: how the forge names a request ('pull request #',
+    'merge request !')."""
     if req.state == "merged":
         if req.head_sha != head_sha:  # merged, but not the guarded commit: not this land's merge
             return MergedOther(req.merge_sha or "", req.head_sha)

@@ -184,7 +184,8 @@ def _replaceable(f: Forge, t: Task, head: str, mark: str, remote: str) -> str | 
 
 
 def _holds(ctx: Ctx, base: str, merged: str, cand: str, remote: str | None) -> bool:
-    """Whether the base's commit ``merged`` holds exactly the tree of ``cand`` (fetched first)."""
+    """Whether the base's commit ``merged`` holds exactly the tree of ``cand`` (the base fetched
+    from ``remote`` first; None: already fetched)."""
     if remote:
         gitops.fetch_branch(ctx.root, remote, base, f"refs/remotes/{remote}/{base}")
     if not merged or gitops.rev_parse(ctx.root, merged) is None or gitops.rev_parse(ctx.root, cand) is None:
@@ -308,15 +309,11 @@ def landed_commit(ctx: Ctx, t: Task) -> tuple[str, str | None]:
             raise ForgeError(f"{f.kind} request #{req.number} of '{t.name}' is still in the forge's queue")
     if req.state != "merged" or not req.merge_sha:
         return req.state, None
-    if (
-        t.candidate
-        and req.head_sha != t.candidate
-        and not _holds(ctx, t.base, req.merge_sha, t.candidate, ctx.remote())
-    ):
-        return "taken", None
     remote = ctx.remote()
     if remote:  # the merge commit must be here before anything is judged by it
         gitops.fetch_branch(ctx.root, remote, t.base, f"refs/remotes/{remote}/{t.base}")
+    if t.candidate and req.head_sha != t.candidate and not _holds(ctx, t.base, req.merge_sha, t.candidate, None):
+        return "taken", None
     return req.state, req.merge_sha
 
 

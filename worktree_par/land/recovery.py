@@ -126,8 +126,7 @@ def _onto_pre_land(ctx: Ctx, t: Task, wt: Path, backup: Sha) -> str:
         return ""
     kept = f"{MOVED}{t.name}/{head[:12]}"
     gitops.update_ref(ctx.root, kept, head, None, f"commits made on the candidate of {t.name}'s interrupted land")
-    if not gitops.rebase_onto(wt, backup, t.candidate).ok:  # aborted: as before
-        gitops.delete_ref(ctx.root, kept, head)
+    if not gitops.rebase_onto(wt, backup, t.candidate).ok:  # aborted: as before (the kept ref stays, as all do)
         return ""
     n = len(gitops.commits_not_in(ctx.root, [head], [t.candidate]))
     return f"the {count(n, 'commit')} made on its candidate moved onto its pre-land tip (as made: {kept})"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-from ..locks import Holder, is_alive, me
 from ..repo import Ctx
 from ..state import ACTIVE, LANDED, LANDING, LANDING_PHASE, PUBLISHING, WITHDRAWN, Task, interrupted, lander_gone
 
@@ -62,11 +61,9 @@ def _others_wait(ctx: Ctx, t: Task) -> bool:
 
 def _marked_by_another(t: Task) -> bool:
     """Another live 'wtp land' marked the task waiting (its ticket about to join)."""
-    try:
-        h = Holder.from_json(t.holder)
-    except ValueError:
-        return False
-    return h is not None and is_alive(h) and (h.pid, h.start) != (me().pid, me().start)
+    from ..gates import live_other
+
+    return live_other(t.holder)
 
 
 def running(ctx: Ctx, t: Task) -> bool:
