@@ -470,3 +470,31 @@ def test_two_landers_that_cannot_keep_the_tip_leave_the_task_active(project: Rep
         assert landers[n].returncode == 1 and "could not keep the pre-land tip" in err, err
     (t1,) = project.wtp("list", "--json").json()["tasks"]
     assert (t1["state"], t1["note"], t1["problem"]) == ("active", None, None)
+
+
+def test_a_lander_held_while_another_lands_its_task_leaves_no_backup_ref(project: Repo, tmp_path: Path) -> None:
+    """Review 7: lander A marked the task and was held before keeping its tip; lander X landed
+    the task and removed it; A then kept the tip again under refs/wtp/backup/t1, for good."""
+    _start(project, "t1", {"t1.txt": "x\n"})
+    holds = {n: tmp_path / f"hold-{n}" for n in ("x", "a")}
+    x = project.spawn(
+        "land", "t1", "--gate", "./check.sh",
+        env={"WTP_TEST_HOLD_AT": "land:prepared", "WTP_TEST_HOLD_FILE": str(holds["x"])},
+    )  # fmt: skip
+    wait_for(Path(f"{holds['x']}.reached").exists, "lander X to have marked and kept its tip")
+    a = project.spawn(
+        "land", "t1", "--gate", "./check.sh",
+        env={"WTP_TEST_HOLD_AT": "land:marked", "WTP_TEST_HOLD_FILE": str(holds["a"])},
+    )  # fmt: skip
+    try:
+        wait_for(Path(f"{holds['a']}.reached").exists, "lander A to have marked the task")
+        holds["x"].touch()
+        _, x_err = x.communicate(timeout=60)
+        assert x.returncode == 0, x_err
+    finally:
+        for h in holds.values():
+            h.touch()
+    _, a_err = a.communicate(timeout=60)
+    assert a.returncode == 0, a_err
+    assert "t1.txt" in _main_files(project)
+    assert project.git("for-each-ref", "refs/wtp/backup/") == ""

@@ -5,12 +5,11 @@ It collects everything a worktree holds: HEAD (attached or detached), the task b
 ``refs/worktree/*``, a stopped rebase, merge or cherry-pick (its original head and every
 commit still to replay), commits and changes inside initialised submodules, uncommitted
 and untracked files, ignored files that wtp did not put there, and nested repositories
-(their refs and files, kept as objects: nested.py).  Then it proves all of
-it reachable from refs that stay (branches, tags, remote-tracking refs, archives, the
-stash), checked with git, or refuses naming what would be lost.  Forced, it archives all
-of it under one commit, ``refs/wtp/archive/<task>`` (parents: every tip found; tree: the
-files as they are), verifies the archive with git, and only then deletes, saying what it
-kept and what it dropped.
+(their refs and files, kept as objects: nested.py).  Then it proves all of it reachable from
+refs that stay (branches, tags, remote-tracking refs, archives, the stash), checked with git,
+or refuses naming what would be lost.  Forced, it archives all of it under one commit,
+``refs/wtp/archive/<task>`` (parents: every tip found; tree: the files as they are), verifies
+the archive with git, and only then deletes, saying what it kept and what it dropped.
 """
 
 from __future__ import annotations
@@ -424,11 +423,13 @@ def undo_rebase(wt: Path, tip: Sha, onto: Sha) -> bool:
     return edits.put_back(wt, tip, onto)
 
 
-def forget_backup(ctx: Ctx, name: str, backup: str | None = None) -> None:
+def forget_backup(ctx: Ctx, name: str, backup: str | None = None, landed: bool = True) -> None:
     """Drop the pre-land tip of a task that has landed: the land superseded it.  ``backup``:
-    what it is known to hold (it is deleted only from that)."""
+    what it is known to hold (it is deleted only from that).  ``landed`` False: another land
+    of it landed, and the tip goes only when no commit of it is kept by it alone."""
     backup = backup or gitops.ref_value(ctx.root, backup_ref(name))
-    if backup is not None:
+    keep = ["--branches", "--tags", "--remotes"]
+    if backup is not None and (landed or not gitops.commits_not_in(ctx.root, [backup], keep, KEEP_GLOBS)):
         gitops.delete_ref(ctx.root, backup_ref(name), backup)
 
 

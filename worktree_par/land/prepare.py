@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import crashpoints
+from .. import crashpoints, guard
 from ..errors import Refusal, Say
 from ..gates import Gate, Refuse
 from ..locks import me
 from ..repo import Ctx
-from ..state import ACTIVE, LANDING, Task
+from ..state import ACTIVE, LANDED, LANDING, Task
 from .candidate import check_worktree, keep_tip
 from .request import QUEUE, LandRequest
 from .withdraw import WAITING_NOTE, running
@@ -75,6 +75,9 @@ def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
                 if cur.state == LANDING and not running(ctx, cur):  # another lander's mark, that lander gone too
                     cur.state, cur.note, cur.holder = ACTIVE, "", None
         raise
+    cur = ctx.store.read().tasks.get(t.name)
+    if cur is None or cur.seq != t.seq or cur.state == LANDED:  # another land landed it and tidied meanwhile
+        guard.forget_backup(ctx, t.name, tip, landed=False)
     return t
 
 
