@@ -6,6 +6,7 @@ that cannot be taken out leaves the land 'unknown' until the forge can be asked 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -183,3 +184,36 @@ def test_a_request_that_cannot_be_taken_out_of_the_queue_leaves_the_land_unknown
     assert out.code == 0, out.err
     assert _t1(r)["state"] == "landed"
     assert "t1.txt" in git(sham.bare, "ls-tree", "--name-only", "main").split()
+
+
+@pytest.mark.parametrize("kind", ["github"])
+def test_rm_while_queued_says_how_to_take_the_request_out_then_removes(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    """'wtp rm' of a task whose request waits in the forge's queue: it can be merged at any
+    moment, so rm cannot take it back itself; it says who holds it and how to stop that land
+    (which takes the request out of the queue), rather than 'in a moment'."""
+    r, sham, p, _tip = _project(shamforge, tmp_path, monkeypatch, kind)
+    with _lander(r, sham) as lander:
+        wait_for(lambda: _queued(sham), "the request in the forge's queue", 120)
+        out = r.wtp_proc("rm", "t1", env=sham.env())
+        assert out.code == 1, out.err
+        tasks = json.loads((r.path / ".git" / "wtp" / "state.json").read_text())["tasks"]
+        pid = next(t for t in tasks if t["name"] == "t1")["holder"]["pid"]  # the lander's child, which lands
+        assert out.err.strip() == (
+            "wtp: task 't1' waits in the forge's merge queue (request #1), which may merge it at any moment: stop "
+            f"its 'wtp land' (pid {pid}) with Ctrl-C or 'kill {pid}', which takes the request out of the queue, "
+            "then run 'wtp rm t1' again"
+        )
+        assert _queued(sham) and p.is_dir()
+        os.kill(pid, signal.SIGTERM)  # as the line says
+        _, err = lander.communicate(timeout=120)
+        assert lander.returncode == 130, err
+    out = r.wtp_proc("rm", "t1", env=sham.env())
+    assert out.code == 0, out.err
+    with sham.lock:
+        assert sham.pulls[1].state == "closed"
+    assert not p.exists() and _base(sham) == ["initial"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import claims, crashpoints, guard, tasks
 from .errors import Refusal, Say, WouldLoseWork, quiet
+from .locks import Holder
 from .repo import Ctx, few
 from .state import ABANDONED, FINAL, LANDED, LANDING, LANDING_PHASE, QUEUED, REMOVING, Task, interrupted
 
@@ -71,7 +72,7 @@ def _withdraw_from_land(ctx: Ctx, t: Task, say: Say) -> Task:
 
     said = withdraw(ctx, t)
     if said == "publishing":
-        raise Refusal(f"task '{t.name}' is being published right now: see 'wtp list' in a moment (it is then landed)")
+        raise Refusal(_publishing(ctx, t))
     if said:
         say(said)
     if not given_back(ctx, t, WITHDRAW_WAIT):
@@ -80,6 +81,24 @@ def _withdraw_from_land(ctx: Ctx, t: Task, say: Say) -> Task:
             f"(it does when its current step ends): run 'wtp rm {t.name}' again"
         )
     return ctx.store.read().task(t.name)
+
+
+def _publishing(ctx: Ctx, t: Task) -> str:
+    """Why a task being published cannot be removed now, and what to do.  A request waiting
+    in the forge's merge queue may merge at any moment, and only its land can take it out."""
+    cur = ctx.store.read().tasks.get(t.name) or t
+    if cur.request is not None and cur.state == LANDING and ctx.cfg.forge_merge == "queue":
+        try:
+            h = Holder.from_json(cur.holder)
+        except ValueError:
+            h = None
+        stop = f" (pid {h.pid}) with Ctrl-C or 'kill {h.pid}'" if h is not None and h.local() else " with Ctrl-C"
+        return (
+            f"task '{t.name}' waits in the forge's merge queue (request #{cur.request}), which may merge it at any "
+            f"moment: stop its 'wtp land'{stop}, which takes the request out of the queue, then run "
+            f"'wtp rm {t.name}' again"
+        )
+    return f"task '{t.name}' is being published right now: see 'wtp list' in a moment (it is then landed)"
 
 
 def forget_path(ctx: Ctx, t: Task) -> None:
