@@ -155,6 +155,42 @@ class Forge(Protocol):
         ...
 
 
+class Reading:
+    """What the three clients share in reading requests, each through its own ``_raw`` (one
+    request's record), ``_list`` (the records from a head into a base) and ``_request`` (a
+    record as a Request)."""
+
+    OPEN = "open"  # the API's word for an open request in a list query
+    NOUN = "pull request #"  # how the forge names one request, before its number
+
+    def _raw(self, number: int) -> Any:
+        raise NotImplementedError
+
+    def _list(self, head: str, base: str, state: str, first: bool = False) -> list[Any]:
+        raise NotImplementedError
+
+    def _request(self, data: Any, checks: bool = True) -> Request:
+        raise NotImplementedError
+
+    def branch_tip(self, branch: str) -> str | None:
+        raise NotImplementedError
+
+    def get(self, number: int) -> Request:
+        """The request as the forge reports it now, with its head's checks."""
+        return self._request(self._raw(number))
+
+    def _find(self, head: str, base: str) -> Request | None:
+        found = self._list(head, base, self.OPEN, first=True)
+        return self._request(found[0]) if found else None
+
+    def requests(self, head: str, base: str) -> list[Request]:
+        """Every request from ``head`` into ``base`` (open, merged or closed), without checks."""
+        return [self._request(item, checks=False) for item in self._list(head, base, "all")]
+
+    def _check(self, data: Any, head_sha: str, base_sha: str | None) -> Request | MergeResult:
+        return mergeable_now(self._request(data, checks=False), head_sha, base_sha, self.branch_tip, self.NOUN)
+
+
 # -- remote URLs ------------------------------------------------------------------------
 
 _SCP = re.compile(r"^(?:(?P<user>[^@/]+)@)?(?P<host>[^:/]+):(?P<path>(?!/).+)$")

@@ -36,12 +36,12 @@ from .base import (
     Method,
     Moved,
     Queued,
+    Reading,
     Refused,
     Request,
     RequestState,
     StatusState,
     checks_of,
-    mergeable_now,
     open_once,
 )
 from .errors import ForgeAuthError, ForgeConfigError, ForgeError, ForgeNotFound
@@ -55,7 +55,7 @@ def auth_headers(token: str) -> dict[str, str]:
     return {"Authorization": f"token {token}"}
 
 
-class Gitea:
+class Gitea(Reading):
     """One Gitea or Forgejo repository (``owner/name``) through ``http``."""
 
     kind: Kind = "gitea"
@@ -100,11 +100,7 @@ class Gitea:
     def _raw(self, number: int) -> Any:
         return self.http.call("GET", f"{self._path}/pulls/{number}", what=f"pull request #{number}").data
 
-    def get(self, number: int) -> Request:
-        """The pull request as Gitea reports it now, with its head's combined status."""
-        return self._request(self._raw(number))
-
-    def _list(self, head: str, base: str, state: str, first: bool) -> list[Any]:
+    def _list(self, head: str, base: str, state: str, first: bool = False) -> list[Any]:
         out = []
         for page in range(1, 21):
             query: dict[str, str | int] = {"state": state, "limit": PAGE, "page": page}
@@ -120,14 +116,6 @@ class Gitea:
             if len(reply.data) < PAGE:
                 break
         return out
-
-    def _find(self, head: str, base: str) -> Request | None:
-        found = self._list(head, base, "open", first=True)
-        return self._request(found[0]) if found else None
-
-    def requests(self, head: str, base: str) -> list[Request]:
-        """Every pull request from ``head`` into ``base`` (open, merged or closed), without checks."""
-        return [self._request(item, checks=False) for item in self._list(head, base, "all", first=False)]
 
     def branch_tip(self, branch: str) -> str | None:
         """The commit ``branch`` points at, or None when the repository has no such branch."""
@@ -205,9 +193,6 @@ class Gitea:
         if reply.status == 409:
             return Moved(said)
         return Refused(said)
-
-    def _check(self, data: Any, head_sha: str, base_sha: str | None) -> Request | MergeResult:
-        return mergeable_now(self._request(data, checks=False), head_sha, base_sha, self.branch_tip, "pull request #")
 
     def enqueue(self, number: int, head_sha: str, method: Method) -> EnqueueResult:
         """Schedule the merge for when the required checks succeed (``merge_when_checks_succeed``),

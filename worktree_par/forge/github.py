@@ -34,12 +34,12 @@ from .base import (
     Method,
     Moved,
     Queued,
+    Reading,
     Refused,
     Request,
     RequestState,
     StatusState,
     checks_of,
-    mergeable_now,
     open_once,
 )
 from .errors import ForgeConfigError, ForgeError, ForgeNotFound
@@ -71,7 +71,7 @@ def auth_headers(token: str) -> dict[str, str]:
     return {**HEADERS, "Authorization": f"Bearer {token}"}
 
 
-class GitHub:
+class GitHub(Reading):
     """One GitHub repository (``owner/name``) through ``http``."""
 
     kind: Kind = "github"
@@ -130,7 +130,7 @@ class GitHub:
             return replace(req, queued=True)
         return req
 
-    def _list(self, head: str, base: str, state: str) -> list[Any]:
+    def _list(self, head: str, base: str, state: str, first: bool = False) -> list[Any]:
         query: dict[str, str | int] = {"state": state, "head": f"{self.owner}:{head}", "base": base, "per_page": 100}
         reply = self.http.call("GET", f"{self._path}/pulls", query=query)
         if not isinstance(reply.data, list):
@@ -141,14 +141,6 @@ class GitHub:
             if f.obj("head").text("ref") == head and f.obj("base").text("ref") == base:
                 out.append(item)
         return out
-
-    def _find(self, head: str, base: str) -> Request | None:
-        found = self._list(head, base, "open")
-        return self._request(found[0]) if found else None
-
-    def requests(self, head: str, base: str) -> list[Request]:
-        """Every pull request from ``head`` into ``base`` (open, merged or closed), without checks."""
-        return [self._request(item, checks=False) for item in self._list(head, base, "all")]
 
     def branch_tip(self, branch: str) -> str | None:
         """The commit ``branch`` points at on GitHub, or None when it does not exist."""
@@ -212,9 +204,6 @@ class GitHub:
         if reply.status == 409 or MOVED_WORDS.search(self.http.message(reply)):
             return Moved(said)
         return Refused(said)
-
-    def _check(self, data: Any, head_sha: str, base_sha: str | None) -> Request | MergeResult:
-        return mergeable_now(self._request(data, checks=False), head_sha, base_sha, self.branch_tip, "pull request #")
 
     def enqueue(self, number: int, head_sha: str, method: Method) -> EnqueueResult:
         """Add the request to the merge queue (``enqueuePullRequest`` with ``expectedHeadOid``);

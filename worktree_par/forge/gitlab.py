@@ -36,12 +36,12 @@ from .base import (
     Method,
     Moved,
     Queued,
+    Reading,
     Refused,
     Request,
     RequestState,
     StatusState,
     checks_of,
-    mergeable_now,
     open_once,
 )
 from .errors import ForgeError, ForgeNotFound
@@ -58,9 +58,10 @@ def auth_headers(token: str) -> dict[str, str]:
     return {"PRIVATE-TOKEN": token}
 
 
-class GitLab:
+class GitLab(Reading):
     """One GitLab project (its path, nested groups included) through ``http``."""
 
+    OPEN, NOUN = "opened", "merge request !"
     kind: Kind = "gitlab"
 
     def __init__(self, http: Http, repo: str) -> None:
@@ -97,11 +98,7 @@ class GitLab:
     def _raw(self, number: int) -> Any:
         return self.http.call("GET", f"{self._path}/merge_requests/{number}", what=f"merge request !{number}").data
 
-    def get(self, number: int) -> Request:
-        """The merge request as GitLab reports it now, with its head's commit statuses."""
-        return self._request(self._raw(number))
-
-    def _list(self, head: str, base: str, state: str) -> list[Any]:
+    def _list(self, head: str, base: str, state: str, first: bool = False) -> list[Any]:
         query: dict[str, str | int] = {"state": state, "source_branch": head, "target_branch": base, "per_page": 100}
         reply = self.http.call("GET", f"{self._path}/merge_requests", query=query)
         if not isinstance(reply.data, list):
@@ -112,14 +109,6 @@ class GitLab:
             if f.text("source_branch") == head and f.text("target_branch") == base:
                 out.append(item)
         return out
-
-    def _find(self, head: str, base: str) -> Request | None:
-        found = self._list(head, base, "opened")
-        return self._request(found[0]) if found else None
-
-    def requests(self, head: str, base: str) -> list[Request]:
-        """Every merge request from ``head`` into ``base`` (opened, merged, closed), without checks."""
-        return [self._request(item, checks=False) for item in self._list(head, base, "all")]
 
     def branch_tip(self, branch: str) -> str | None:
         """The commit ``branch`` points at, or None when GitLab has no such branch."""
@@ -200,9 +189,6 @@ class GitLab:
         if reply.status in (406, 409) or MOVED_WORDS.search(self.http.message(reply)):
             return Moved(said)
         return Refused(said)
-
-    def _check(self, data: Any, head_sha: str, base_sha: str | None) -> Request | MergeResult:
-        return mergeable_now(self._request(data, checks=False), head_sha, base_sha, self.branch_tip, "merge request !")
 
     def enqueue(self, number: int, head_sha: str, method: Method) -> EnqueueResult:
         """Merge when the pipeline succeeds (the merge train, where the project has one),
