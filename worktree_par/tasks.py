@@ -303,6 +303,9 @@ def _make_worktree(ctx: Ctx, t: Task, path: Path, messages: list[str]) -> None:
     else:
         fork = t.fork or gitops.rev_parse(ctx.root, ctx.base_tip_ref(t.base))
         _worktree(ctx, ["add", "--quiet", "--no-track", "-b", t.branch, str(path), str(fork)])
+        if t.fork is None and fork:  # started from the queue: its land takes its commits from here
+            t.fork = fork
+            ctx.store.update(t, fork=fork)
 
 
 def _undo_start(ctx: Ctx, t: Task, *, keep_queued: bool, why: str = "") -> None:
