@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .conftest import Repo
+from .conftest import Repo, make_repo
 
 
 def _start(r: Repo, name: str, files: dict[str, str] | None = None) -> Path:
@@ -41,3 +41,30 @@ def test_a_task_started_from_the_queue_records_its_fork(project: Repo) -> None:
     project.git("fetch", "-q", "origin")
     subjects = project.git("log", "--format=%s", "origin/main").splitlines()
     assert subjects == ["p work", "one at a time", "the test", "initial"]
+
+
+def test_a_land_rebase_leaves_the_users_branches_and_fixups_alone(project: Repo, tmp_path: Path) -> None:
+    """With rebase.updateRefs (and rebase.autoSquash) in the user's config, the land's rebase
+    moved the user's own branch that pointed into the task's commits, and left it moved when
+    the land failed; the commits are replayed as they were made."""
+    project.git("config", "rebase.updateRefs", "true")
+    project.git("config", "rebase.autoSquash", "true")
+    p = _start(project, "a", {"one.txt": "1\n"})
+    project.git("branch", "mybranch", "wtp/a")
+    project.commit({"two.txt": "2\n", "BROKEN": "red\n"}, "fixup! a work", cwd=p)
+    mine = project.git("rev-parse", "mybranch")
+    other = make_repo(tmp_path / "o", name="other")
+    other.git("fetch", "-q", str(project.remote), "main")
+    other.git("reset", "-q", "--hard", "FETCH_HEAD")
+    other.commit({"other.txt": "o\n"}, "other")
+    other.git("push", "-q", str(project.remote), "HEAD:main")  # the base moved: the land really rebases
+    out = project.wtp("land", "a", "--gate", "./check.sh")
+    assert out.code == 1, out.err  # red: BROKEN
+    assert project.git("rev-parse", "mybranch") == mine
+    project.git("rm", "-q", "BROKEN", cwd=p)
+    project.git("commit", "-q", "-m", "three", cwd=p)
+    assert project.wtp("land", "a", "--gate", "./check.sh").code == 0
+    assert project.git("rev-parse", "mybranch") == mine
+    project.git("fetch", "-q", "origin")
+    subjects = project.git("log", "--format=%s", "-4", "origin/main").splitlines()
+    assert subjects == ["three", "fixup! a work", "a work", "other"]

@@ -243,11 +243,12 @@ NO_SPACE = ("No space left on device", "unable to write file")
 
 
 def rebase_onto(wt: Path, onto: str, upstream: str) -> Rebase:
-    """``git rebase --onto onto upstream``: replay only the commits after ``upstream``.  On
-    failure the rebase is aborted, so the branch and files are as before."""
-    res = run(
-        ["rebase", "--quiet", "--no-autostash", "--onto", onto, upstream], wt, check=False, env={"GIT_EDITOR": "true"}
-    )
+    """``git rebase --onto onto upstream``: replay only the commits after ``upstream``, as
+    they were made, whatever the user's rebase.* config says (no other branch moved with them,
+    no fixup squashed, merges flattened as always).  On failure the rebase is aborted, so the
+    branch and files are as before."""
+    plain = ["--no-autostash", "--no-update-refs", "--no-autosquash", "--no-rebase-merges"]
+    res = run(["rebase", "--quiet", *plain, "--onto", onto, upstream], wt, check=False, env={"GIT_EDITOR": "true"})
     if res.code == 0:
         return Rebase(True, [], "")
     paths = run(["diff", "--name-only", "-z", "--diff-filter=U"], wt, check=False).z()
