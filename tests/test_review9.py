@@ -3,6 +3,9 @@ kept as a test."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from .conftest import Repo, make_repo
@@ -68,3 +71,45 @@ def test_a_land_rebase_leaves_the_users_branches_and_fixups_alone(project: Repo,
     project.git("fetch", "-q", "origin")
     subjects = project.git("log", "--format=%s", "-4", "origin/main").splitlines()
     assert subjects == ["three", "fixup! a work", "a work", "other"]
+
+
+def _cli(r: Repo, *args: str, stdout: int | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    res = subprocess.run(
+        [sys.executable, "-m", "worktree_par", *args],
+        cwd=r.path,
+        stdout=stdout if stdout is not None else subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+    out = res.stdout.decode("latin-1") if res.stdout is not None else ""
+    return res.returncode, out, res.stderr.decode("utf-8", "replace")
+
+
+def test_a_reader_gone_does_not_change_what_a_land_does_or_its_exit_code(project: Repo) -> None:
+    """'wtp land a | true': the land was done, but the write to the closed pipe made it say
+    'Broken pipe: free space or fix the permissions' and exit 2."""
+    _start(project, "a", {"a.txt": "a\n"})
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before wtp writes anything
+    try:
+        code, _, err = _cli(project, "land", "a", "--gate", "./check.sh", stdout=w)
+    finally:
+        os.close(w)
+    assert code == 0, err
+    assert err.splitlines()[-1].startswith("gate: ./check.sh on the candidate of 'a'"), err  # and nothing after
+    assert project.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed"
+
+
+def test_a_closed_stdout_or_a_locale_that_cannot_encode_the_output_is_no_internal_error(project: Repo) -> None:
+    """'wtp list >&-' crashed on sys.stdout being None; in a latin-1 locale the list's own '└'
+    (or a commit subject) raised UnicodeEncodeError: 'internal error' both times."""
+    p = _start(project, "a")
+    project.commit({"c.txt": "c\n"}, "naïve └ subject", cwd=p)
+    res = subprocess.run(
+        ["sh", "-c", f'exec "{sys.executable}" -m worktree_par list >&-'], cwd=project.path, capture_output=True
+    )
+    assert (res.returncode, res.stderr) == (0, b"")
+    code, out, err = _cli(project, "list", env={"PYTHONIOENCODING": "latin-1"})
+    assert (code, err) == (0, "")
+    assert "naïve \\u2514 subject" in out  # latin-1 where it can, escaped where it cannot

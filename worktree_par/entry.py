@@ -174,6 +174,9 @@ def main() -> None:
     import signal
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    from . import streams
+
+    streams.settle()  # closed, unencodable or a reader gone: the command ends as it would anyway
     args = sys.argv[1:]
     if args == ["--version"]:
         from . import __version__

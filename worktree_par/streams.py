@@ -1,0 +1,63 @@
+"""The standard streams as a command finds them: closed by its caller (``>&-``), in a locale
+that cannot encode what wtp prints, or a pipe whose reader went away (``wtp list | head -1``).
+None of these changes what the command does or the exit code it ends with (README, Exit
+codes): what cannot be written is dropped, or written escaped."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from typing import Any
+
+
+class _Dropping:
+    """A standard stream whose reader may go away: from then on what is written to it goes to
+    /dev/null (its file descriptor too, so that nothing fails at exit), and the command goes on
+    to its own end."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._gone()
+
+    def _gone(self) -> None:
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, self._stream.fileno())
+            finally:
+                os.close(null)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def settle() -> None:
+    """Make stdout and stderr safe to write to, whatever the caller gave: a closed one is
+    /dev/null, text the locale cannot encode is written backslash-escaped, and a reader that
+    goes away makes the rest of the output go nowhere rather than fail the command."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - for the life of the process
+            continue
+        if isinstance(stream, io.TextIOWrapper):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, io.UnsupportedOperation):
+                pass
+        setattr(sys, name, _Dropping(stream))
