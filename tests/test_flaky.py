@@ -137,3 +137,25 @@ def test_a_commit_the_gate_makes_in_the_base_checks_worktree_is_kept(project: Re
     archived = project.git("for-each-ref", "--format=%(refname) %(subject)", "refs/wtp/archive/")
     assert [line.split(" ", 1)[1] for line in archived.splitlines()] == ["made-by-gate"], archived
     assert not list((project.path / ".git" / "wtp" / "scratch").iterdir())
+
+
+def test_a_red_whose_run_wrote_what_a_re_run_would_pass_on_is_not_run_again(project: Repo, tmp_path: Path) -> None:
+    """Review 8: a snapshot test writes its missing expected output and fails; run again in the
+    same worktree it passed on that file, so an always-red task landed as 'flaky' and the base
+    was red for everyone.  A red whose run left untracked files is not run again: it holds."""
+    p = Path(project.wtp("start", "t1").lines[-1])
+    project.commit({"t1.test": "output 42\n"}, "t1: a test, its expected output not committed", cwd=p)
+    gate = (
+        f"echo run >> {tmp_path}/runs; "
+        'for t in *.test; do [ -e "$t" ] || continue; e="${t%.test}.expected"; '
+        'if [ ! -f "$e" ]; then cp "$t" "$e"; exit 1; fi; cmp -s "$t" "$e" || exit 1; done'
+    )
+    out = project.wtp("land", "t1", "--gate", gate)
+    assert out.code == 1, out.err
+    assert _runs(tmp_path) == 2  # the red, and the base (which passes: the task is at fault); no re-run
+    log = project.path / ".git" / "wtp" / "logs" / "land-t1.log"
+    assert out.err.strip().splitlines()[-1] == (
+        f"wtp: gate '{gate}' exited 1 on the candidate of 't1' (not run again: its run left 1 untracked file "
+        f"(t1.expected)); 'main' is untouched (its output: {log}; the task is blocked: fix it and land again)"
+    )
+    assert project.wtp("queue", "--flaky", "--json").json()["gates"] == []

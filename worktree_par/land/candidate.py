@@ -246,7 +246,7 @@ def start_gate(ctx: Ctx, e: Entry, say: Say, status: QueueStatus) -> None:
     e.log = ctx.store.subdir("logs") / f"land-{e.name}.log"
     e.log.write_text(f"$ {e.gate}\n# candidate {e.cand}\n")
     say(f"gate: {e.gate} on the candidate of '{e.name}' (attempt {e.attempts}); log: {e.log}")
-    e.reds, e.red_code, e.flaky, e.halted, e.red, e.tested = 0, 0, "", False, False, False
+    e.reds, e.red_code, e.flaky, e.halted, e.red, e.tested, e.kept_red = 0, 0, "", False, False, False, ""
     env = {**isolate.task_env(ctx, e.task), "WTP_CANDIDATE": e.published_commit}
     e.run = Guarded(["/bin/sh", "-c", e.gate], e.wt, env, e.log, ended=status.gate_ran)
     status.set(e, "gating")
@@ -284,15 +284,21 @@ def confirm_reds(ctx: Ctx, entries: list[Entry], status: QueueStatus) -> None:
                 return  # being confirmed: what stands on it waits for its verdict
             continue
         if e.reds < ctx.cfg.land_confirm_red and time.monotonic() - run.started <= ctx.cfg.land_timeout:
-            if _unmoved(ctx, e):
+            if _moved_under(ctx, e) is None and not _left_by_run(e):
                 _rerun(ctx, e, status)
         return
 
 
-def _unmoved(ctx: Ctx, e: Entry) -> bool:
-    """The worktree still holds the candidate, untouched (a re-run of a gate that committed, or
-    on files an agent edited, would test something else): only then is a red worth confirming."""
-    return _moved_under(ctx, e) is None
+def _left_by_run(e: Entry) -> str:
+    """Files the red run left untracked in the candidate's worktree (which holds none when its
+    gate starts: a land refuses a worktree with untracked files): a re-run would see them, as
+    a snapshot test passes once the run before wrote the output it expected, so the red is not
+    confirmed by running it again.  A phrase naming them, or '' (the tracked files unchanged,
+    as the caller checked).  The phrase is kept for the red's line."""
+    left = gitops.head_status(e.wt).paths
+    if left:
+        e.kept_red = f"not run again: its run left {len(left)} untracked file{'s' * (len(left) != 1)} ({few(left)})"
+    return e.kept_red if left else ""
 
 
 def stop_gates(entries: list[Entry], status: QueueStatus) -> None:
@@ -342,13 +348,15 @@ def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
             e.error = moved  # not the candidate's red, nor its pass
             status.set(e, "failed")
             return False
-        if code != 0 and not timed_out and not e.halted and e.reds < ctx.cfg.land_confirm_red:
+        confirm = code != 0 and not timed_out and not e.halted and e.reds < ctx.cfg.land_confirm_red
+        if confirm and not _left_by_run(e):
             _rerun(ctx, e, status)  # the worktree holds the candidate, as the first run had it
             return None
         if code != 0 or timed_out:
             e.red = not timed_out and not e.halted
             why = f"timed out after {timeout:g}s" if timed_out else f"exited {code}"
             again = f", and again on {e.reds} re-run{'s' * (e.reds > 1)}" if e.reds else ""
+            again += f" ({e.kept_red})" if e.kept_red and code != 0 else ""
             e.error = GateFailed(
                 f"gate '{e.gate}' {why} on the candidate of '{e.name}'{again}; '{e.task.base}' is untouched "
                 f"(its output: {e.log}; the task is blocked: fix it and land again)"

@@ -59,6 +59,7 @@ class Entry:
         self.reds = 0  # re-runs of a red gate so far (confirming it, [land] confirm_red)
         self.red_code = 0  # the first red's exit code
         self.flaky = ""  # how a red that did not hold was overturned, once recorded
+        self.kept_red = ""  # why a red was not run again to confirm it (what its run left behind)
         self.halted = False  # its gate was stopped by the conductor (not red of its own)
         self.red = False  # its gate's red held (on every re-run): the task, or the gate, is at fault
         self._tree: tuple[Sha, Sha] | None = None  # (commit, its tree): asked of git once per candidate
