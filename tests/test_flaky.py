@@ -108,10 +108,10 @@ def test_a_gate_that_fails_on_the_base_itself_is_a_broken_gate_not_the_tasks_fau
     assert tasks == {"t1": ("active", want), "t2": ("active", want)}
     assert not list((project.path / ".git" / "wtp" / "scratch").iterdir())  # the throw-away worktree is gone
     assert len(project.git("worktree", "list").splitlines()) == 3  # the main one and the two tasks'
-    # the base's failure is in the verdict cache now: a second try does not run the gate on the base again
+    # a failure recorded for the base is no proof (one flaky run would stick): a second try asks the base again
     second = project.wtp("land", "t2", "--gate", gate)
     assert (second.code, second.err.splitlines()[-1]) == (1, f"wtp: {want}")
-    assert _runs(tmp_path) == 4 + 2  # t2's red and its re-run only
+    assert _runs(tmp_path) == 4 + 3  # t2's red, its re-run, and the base
     project.commit({"NEEDED": "x\n"}, "the base fixed")
     project.git("push", "-q", "origin", "main")
     again = project.wtp("land", "t1", "--gate", gate)
@@ -159,3 +159,20 @@ def test_a_red_whose_run_wrote_what_a_re_run_would_pass_on_is_not_run_again(proj
         f"(t1.expected)); 'main' is untouched (its output: {log}; the task is blocked: fix it and land again)"
     )
     assert project.wtp("queue", "--flaky", "--json").json()["gates"] == []
+
+
+def test_one_failure_recorded_on_the_base_is_not_taken_as_a_broken_gate(project: Repo, tmp_path: Path) -> None:
+    """Review 8: a red once recorded for the base's tree (a flaky run of 'check --test' on a
+    task with no changes, say) made every later real red 'gate-broken', the task handed back
+    landable rather than blocked, without running the gate on the base."""
+    from worktree_par.land import verdicts
+    from worktree_par.repo import open_ctx
+
+    gate = f"echo run >> {tmp_path}/runs; ./check.sh"
+    ctx = open_ctx(project.path)
+    verdicts.record(ctx, gate, project.git("rev-parse", "main^{tree}"), ok=False, log=str(tmp_path / "old.log"))
+    _tasks(project, 1, broken={1})
+    out = project.wtp("land", "t1", "--gate", gate, "--json")
+    assert (out.code, json.loads(out.out)["state"]) == (1, "blocked"), out.err
+    assert _runs(tmp_path) == 3  # the red, its re-run, and the base, run again: it passes
+    assert project.wtp("list", "--json").json()["tasks"][0]["state"] == "blocked"

@@ -2,8 +2,8 @@
 broken gate (or a broken base), and the task is handed back landable, not blocked.
 
 The verdicts by tree answer first (the base's tree passed this gate before: the task is at
-fault, no run needed, the usual case, since every landed tree passed); otherwise the gate
-runs once on the base's tree in a throw-away worktree under the state dir (detached at the
+fault, no run needed, the usual case, since every landed tree passed); otherwise (a failure
+recorded for it included) the gate runs once on the base's tree in a throw-away worktree under the state dir (detached at the
 base, prepared as a task's worktree is: setup.copy and setup.run), removed afterwards."""
 
 from __future__ import annotations
@@ -38,11 +38,12 @@ class BaseCheck:
         tree = gitops.tree_of(ctx.root, base_tip)
         key = (e.gate, tree)
         if key not in self.known:
-            known = verdicts.lookup(ctx, e.gate, tree)  # a pass, or a failure 'check --test' or a land saw
+            # A pass of the base's tree is proof (every tree the queue landed passed); a failure
+            # recorded for it is not (one flaky run of 'check --test', or of a base check, would
+            # then hand every later red back as the gate's fault): the gate runs on it again.
+            known = verdicts.lookup(ctx, e.gate, tree)
             if known is not None and known.ok:
                 self.known[key] = None
-            elif known is not None and known.log:
-                self.known[key] = _broken(e.gate, base, known.log)
             else:
                 log = ctx.store.subdir("logs") / f"land-base-{base.replace('/', '-')}.log"
                 self.say(f"gate: {e.gate} on '{base}' itself, to tell a broken gate from a red task; log: {log}")
