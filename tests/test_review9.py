@@ -3,10 +3,13 @@ kept as a test."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from .conftest import Repo, make_repo
 
@@ -113,3 +116,37 @@ def test_a_closed_stdout_or_a_locale_that_cannot_encode_the_output_is_no_interna
     code, out, err = _cli(project, "list", env={"PYTHONIOENCODING": "latin-1"})
     assert (code, err) == (0, "")
     assert "naïve \\u2514 subject" in out  # latin-1 where it can, escaped where it cannot
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["land", "t1", "--json"],
+        ["check", "--json"],
+        ["list", "--json"],
+        ["queue", "--json"],
+        ["doctor", "--json"],
+        ["land", "t1", "--json", "--timeout", "-1"],
+        ["check", "--json", "--fail-on", "bogus"],
+    ],
+)
+def test_under_json_every_refusal_prints_one_json_document(project: Repo, args: list[str]) -> None:
+    """Review 9: a bad config, an unknown task or a bad option printed nothing on stdout under
+    --json (only 'start' and errors inside 'land' answered in JSON), against the README."""
+    bad = "-1" not in args and "bogus" not in args
+    if bad:
+        project.write(".wtp.toml", 'max_active = "x"\n')
+    out = project.wtp_proc(*args)
+    doc = json.loads(out.out)  # one document, nothing else on stdout
+    assert out.code == 2, out.err
+    assert doc == {"task": None, "state": "refused", "error": doc["error"], "paths": [], "exit": 2}
+    assert out.err.strip() == f"wtp: {doc['error']}"
+    if bad:
+        assert doc["error"].endswith(".wtp.toml: 'max_active' must be a whole number, not 'x'")
+
+
+def test_under_json_an_unknown_task_prints_a_json_document(project: Repo) -> None:
+    out = project.wtp_proc("land", "nosuch", "--json")
+    assert (out.code, json.loads(out.out)["state"], out.err.count("\n")) == (2, "refused", 1), out.err
+    ran = project.wtp_proc("run", "nosuch", "--", "echo", "--json")  # the command's --json is not wtp's
+    assert (ran.code, ran.out) == (2, ""), ran.err

@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from .commands.shell import TASKS, CommandSpec
 from .errors import ExitCode
-from .exits import err, exit_for, in_command
+from .exits import exit_for, failed, in_command, json_asked
 
 JSON = typer.Option(False, "--json", help="Print JSON (stable shape, see README).")
 
@@ -33,6 +33,7 @@ class WtpGroup(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> NoReturn:
+        json_asked(list(sys.argv[1:] if args is None else args))
         try:
             rv = in_command(
                 lambda: super(WtpGroup, self).main(
@@ -45,10 +46,10 @@ class WtpGroup(TyperGroup):
         except _cx.UsageError as e:
             where = e.ctx.command_path if e.ctx else "wtp"
             hint = _glob_hint(list(sys.argv[1:] if args is None else args))
-            err(f"wtp: {e.format_message()} (see '{where} --help'){hint}")
+            failed(f"{e.format_message()} (see '{where} --help'){hint}", ExitCode.USAGE)
             sys.exit(ExitCode.USAGE)
         except _cx.ClickException as e:
-            err(f"wtp: {e.format_message()}")
+            failed(e.format_message(), e.exit_code)
             sys.exit(e.exit_code)
         except typer.Abort:
             exit_for(KeyboardInterrupt())

@@ -178,6 +178,9 @@ def main() -> None:
 
     streams.settle()  # closed, unencodable or a reader gone: the command ends as it would anyway
     args = sys.argv[1:]
+    from .exits import json_asked
+
+    json_asked(args)
     if args == ["--version"]:
         from . import __version__
 

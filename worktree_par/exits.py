@@ -59,6 +59,33 @@ def err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+# Under --json a command that fails before (or instead of) printing its document still prints
+# one on stdout (README, JSON output): the front doors say whether it was asked for, emit()
+# says when one was printed.
+_json = {"wanted": False, "emitted": False}
+
+
+def json_asked(args: list[str]) -> None:
+    """The command line's own --json (not one after '--', which belongs to the command run)."""
+    own = args[: args.index("--")] if "--" in args else args
+    _json["wanted"], _json["emitted"] = "--json" in own, False
+
+
+def json_emitted() -> None:
+    _json["emitted"] = True
+
+
+def failed(message: str, code: int, state: str = "refused") -> None:
+    """The error line on stderr and, under --json when nothing was printed yet, its document."""
+    if _json["wanted"] and not _json["emitted"]:
+        import json
+
+        doc: dict[str, object] = {"task": None, "state": state, "error": message, "paths": [], "exit": int(code)}
+        print(json.dumps(doc, indent=2), flush=True)
+        _json["emitted"] = True
+    err(f"wtp: {message}")
+
+
 def crash_log(details: str = "") -> str:
     """Write the traceback (and ``details``) to a log; its path, or why none could be written."""
     import tempfile
@@ -81,20 +108,20 @@ def crash_log(details: str = "") -> str:
 def exit_for(e: BaseException) -> NoReturn:
     """Report an exception raised by a command (call it from the except clause) and exit."""
     if isinstance(e, KeyboardInterrupt):
-        err("wtp: interrupted")
+        failed("interrupted", ExitCode.INTERRUPTED, "interrupted")
         sys.exit(ExitCode.INTERRUPTED)
     if isinstance(e, GitError):
-        err(f"wtp: {e.message}; details in {crash_log(e.details())}")
+        failed(f"{e.message}; details in {crash_log(e.details())}", e.exit_code, "error")
         sys.exit(e.exit_code)
     if isinstance(e, WtpError):
-        err(f"wtp: {e.message}")
+        failed(e.message, e.exit_code)
         sys.exit(e.exit_code)
     if isinstance(e, OSError) and e.errno is not None:
         # The machine said no (no space, read-only, permissions): not a bug of wtp's.
         where = f" ({e.filename})" if e.filename else ""
-        err(f"wtp: {e.strerror}{where}: free space or fix the permissions, then run the command again")
+        failed(f"{e.strerror}{where}: free space or fix the permissions, then run the command again", ExitCode.USAGE)
         sys.exit(ExitCode.USAGE)
-    err(f"wtp: internal error ({e.__class__.__name__}: {e}); details in {crash_log()}")
+    failed(f"internal error ({e.__class__.__name__}: {e}); details in {crash_log()}", ExitCode.FINDING, "error")
     sys.exit(ExitCode.FINDING)
 
 

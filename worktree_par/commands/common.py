@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..exits import err, here
+from ..exits import err, here, json_emitted
 
 if TYPE_CHECKING:
     from ..repo import Ctx
@@ -32,6 +32,7 @@ def bound_waits(timeout: float | None, *, network: bool = True) -> None:
 
 def emit(data: Any) -> None:
     print(json.dumps(data, indent=2))
+    json_emitted()  # an error after it prints no second document
 
 
 def after_dashes(cmd: list[str]) -> list[str]:
