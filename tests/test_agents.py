@@ -394,3 +394,19 @@ def test_an_edited_path_with_brackets_is_matched_as_written_without_a_warning(re
         4,
         "task 'b' is queued (place 1): waits because path app/** ~ app/[[]slug]/page.tsx with task 'a'\n",
     )
+
+
+def test_git_hook_install_refuses_a_relative_core_hookspath(repo: Repo) -> None:
+    """Review 9: with husky's relative core.hooksPath the install rewrote the tracked
+    .husky/pre-commit in the user's checkout alone, and no task's worktree ran it."""
+    repo.commit({".husky/pre-commit": "#!/bin/sh\nnpm test\n"}, "husky")
+    repo.git("config", "core.hooksPath", ".husky")
+    out = repo.wtp("hook", "install", "git")
+    assert (out.code, out.err.strip()) == (
+        1,
+        "wtp: core.hooksPath is '.husky', relative: git runs each worktree's own copy of its pre-commit, a file "
+        "the repository tracks, so wtp does not install into it; add the line 'if command -v wtp >/dev/null; then "
+        "wtp hook pre-commit || exit 1; fi' to .husky/pre-commit and commit it (every task's worktree then runs "
+        "it), or set core.hooksPath to an absolute folder",
+    )
+    assert repo.git("status", "--porcelain") == ""

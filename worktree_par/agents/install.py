@@ -129,6 +129,17 @@ def hooks_dir(ctx: Ctx) -> Path:
 
 
 def install_git(ctx: Ctx) -> list[str]:
+    configured = gitops.config_value(ctx.root, "core.hooksPath")
+    if configured and not Path(os.path.expanduser(configured)).is_absolute():
+        # git finds a relative hooks folder (husky's '.husky') in each worktree's own checkout:
+        # a file the repository tracks, which an install here would change in the user's
+        # checkout alone, and which no task's worktree would run.
+        raise Refusal(
+            f"core.hooksPath is '{configured}', relative: git runs each worktree's own copy of its "
+            f"pre-commit, a file the repository tracks, so wtp does not install into it; add the line "
+            f"'if command -v wtp >/dev/null; then wtp hook pre-commit || exit 1; fi' to {configured}/pre-commit "
+            f"and commit it (every task's worktree then runs it), or set core.hooksPath to an absolute folder"
+        )
     d = hooks_dir(ctx)
     hook = d / "pre-commit"
     script = f"""#!/bin/sh
