@@ -66,7 +66,7 @@ def test_with_confirm_red_zero_the_first_red_blocks(project: Repo, tmp_path: Pat
     out = project.wtp("land", "t1", "--gate", _flaky_gate(tmp_path, "t1"))
     assert out.code == 1
     assert _runs(tmp_path) == 2  # the red (no re-run), and the base, whose tree no verdict knew: it passes
-    assert project.wtp("queue", "--flaky").lines == ["no flaky gate recorded: every red gate held on its re-run"]
+    assert project.wtp("queue", "--flaky").lines == ["no flaky gate recorded: reds are not run again"]
     assert project.wtp("list", "--json").json()["tasks"][0]["state"] == "blocked"
 
 
@@ -176,3 +176,23 @@ def test_one_failure_recorded_on_the_base_is_not_taken_as_a_broken_gate(project:
     assert (out.code, json.loads(out.out)["state"]) == (1, "blocked"), out.err
     assert _runs(tmp_path) == 3  # the red, its re-run, and the base, run again: it passes
     assert project.wtp("list", "--json").json()["tasks"][0]["state"] == "blocked"
+
+
+def _ledger_with(event: str) -> str:
+    return '{"version": 1, "gates": {"g": {"count": 1, "events": [' + event + "]}}}"
+
+
+def test_a_damaged_ledger_is_read_as_what_it_still_holds(project: Repo) -> None:
+    """Review 8: a time that is NaN, infinite or out of range ended 'wtp queue --flaky' with an
+    internal error; control characters in it reached the terminal."""
+    ledger = project.path / ".git" / "wtp" / "flaky.json"
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    for at in ("1e20", "-1e20", "NaN", "Infinity"):
+        ledger.write_text(_ledger_with('{"task": "t", "how": "re-run", "at": ' + at + "}"))
+        out = project.wtp_proc("queue", "--flaky", "--json")
+        want = {"gates": [{"gate": "g", "count": 1, "last": None, "events": []}]}
+        assert (out.code, json.loads(out.out)) == (0, want)
+    ledger.write_text(_ledger_with('{"task": "t\\u001b[31mRED", "how": "re-run\\u0007", "at": 1}'))
+    out = project.wtp_proc("queue", "--flaky")
+    assert out.code == 0 and "\x1b" not in out.out and "\x07" not in out.out
+    assert "t\\x1b[31mRED (re-run\\x07)" in out.out

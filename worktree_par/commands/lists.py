@@ -148,16 +148,19 @@ def flaky(where: str | None, as_json: bool = False) -> int:
     if as_json:
         emit({"gates": rows})
     elif not rows:
-        print("no flaky gate recorded: every red gate held on its re-run")
+        held = "every red gate held on its re-run" if c.cfg.land_confirm_red else "reds are not run again"
+        print(f"no flaky gate recorded: {held}")
     else:
+        from ..records import shown  # a courtesy file: whatever wrote it, nothing reaches the terminal raw
+
         render.table(
             ["GATE", "FLAKY", "LAST", "TASKS"],
             [
                 [
-                    str(r["gate"]),
+                    shown(str(r["gate"])),
                     str(r["count"]),
                     str(r["last"] or "-"),
-                    ", ".join(dict.fromkeys(f"{e['task']} ({e['how']})" for e in reversed(r["events"]))),
+                    shown(", ".join(dict.fromkeys(f"{e['task']} ({e['how']})" for e in reversed(r["events"])))),
                 ]
                 for r in rows
             ],

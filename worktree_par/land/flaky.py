@@ -28,6 +28,7 @@ def _valid_event(v: object) -> bool:
         and isinstance(v.get("task"), str)
         and isinstance(v.get("how"), str)
         and isinstance(v.get("at"), (int, float))
+        and 0 <= v["at"] < 1e11  # a time wtp could have written (not NaN, infinite or out of range)
         and isinstance(v.get("tree", ""), str)
         and isinstance(v.get("code", 0), int)
     )
