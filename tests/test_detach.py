@@ -247,3 +247,25 @@ def test_sigterm_to_the_background_lander_after_its_own_task_landed_still_stops_
         assert len(said) == 1 and said[0].startswith(("interrupted: ", "wtp: stopped before its turn: ")), log
     assert log[-1] == "wtp: interrupted", log
     assert _first_parents_pass(project) == ["t1 work", "the test", "initial"]
+
+
+def test_detach_json_has_the_lands_shape_and_a_refusal_is_json_too(project: Repo) -> None:
+    """Review 8: 'land --detach --json' left out the land's keys, and a refusal printed no JSON."""
+    p = Path(project.wtp("start", "t1").lines[-1])
+    (p / "dirty.txt").write_text("x\n")
+    refused = project.wtp_proc("land", "t1", "--detach", "--json", "--gate", "true")
+    assert (refused.code, json.loads(refused.out)["state"]) == (1, "refused"), refused.err
+    (p / "dirty.txt").unlink()
+    project.commit({"t1.txt": "1\n"}, "t1 work", cwd=p)
+    out = project.wtp_proc("land", "t1", "--detach", "--json", "--gate", "true")
+    doc = json.loads(out.out)
+    assert out.code == 0 and doc == {
+        "task": "t1",
+        "state": "landing",
+        "commit": None,
+        "attempts": None,
+        "paths": [],
+        "place": doc["place"],
+        "log": doc["log"],
+    }
+    wait_for(lambda: project.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed", "t1 to land")

@@ -53,7 +53,17 @@ def land(
     if detach:
         place, log = lander.detach(c, t, req, say=err)
         if as_json:
-            emit({"task": t.name, "state": "landing", "place": place, "log": log})
+            emit(  # the land's shape (CONTRACT), its outcome still to come
+                {
+                    "task": t.name,
+                    "state": "landing",
+                    "commit": None,
+                    "attempts": None,
+                    "paths": [],
+                    "place": place,
+                    "log": log,
+                }
+            )
         else:
             print(f"queued '{t.name}' to land at place {place}; 'wtp queue' follows it (log: {log})")
         return 0
