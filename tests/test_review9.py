@@ -150,3 +150,26 @@ def test_under_json_an_unknown_task_prints_a_json_document(project: Repo) -> Non
     assert (out.code, json.loads(out.out)["state"], out.err.count("\n")) == (2, "refused", 1), out.err
     ran = project.wtp_proc("run", "nosuch", "--", "echo", "--json")  # the command's --json is not wtp's
     assert (ran.code, ran.out) == (2, ""), ran.err
+
+
+@pytest.mark.parametrize(
+    ("root", "error"),
+    [
+        ("/", "'worktree_root' must name a folder for the task worktrees, not '/'"),
+        ("../{nope}", "'worktree_root' = '../{nope}': the only placeholder is {repo}"),
+    ],
+)
+def test_worktree_root_values_that_cannot_be_meant_are_refused(repo: Repo, root: str, error: str) -> None:
+    """Review 9: '/' put worktrees at /<task>, an unknown placeholder became a folder named
+    '{nope}'."""
+    repo.write(".wtp.toml", f"worktree_root = {json.dumps(root)}\n")
+    out = repo.wtp("start", "t")
+    assert (out.code, out.err.strip()) == (2, f"wtp: {repo.path / '.wtp.toml'}: {error}")
+
+
+def test_worktree_root_expands_the_home_folder(repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    repo.write(".wtp.toml", 'worktree_root = "~/wt/{repo}"\n')
+    out = repo.wtp("start", "t")
+    assert out.code == 0, out.err
+    assert Path(out.lines[-1]) == (tmp_path / "home" / "wt" / repo.path.name / "t").resolve()

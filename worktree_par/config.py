@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -57,7 +58,7 @@ class Config(NamedTuple):
     source: Path | None = None  # the file it came from
 
     def worktree_root_path(self, main_root: Path) -> Path:
-        rel = self.worktree_root.replace("{repo}", main_root.name.removesuffix(".git"))
+        rel = os.path.expanduser(self.worktree_root.replace("{repo}", main_root.name.removesuffix(".git")))
         return Path(main_root, rel).resolve()
 
 
@@ -177,6 +178,10 @@ def _validate(cfg: Config, where: str) -> None:
         raise ConfigError(f"{where}: 'land.timeout' must be a positive number of seconds, not {cfg.land_timeout}")
     if not cfg.worktree_root.strip():
         raise ConfigError(f"{where}: 'worktree_root' must not be empty")
+    if "{" in cfg.worktree_root.replace("{repo}", "") or "}" in cfg.worktree_root.replace("{repo}", ""):
+        raise ConfigError(f"{where}: 'worktree_root' = {cfg.worktree_root!r}: the only placeholder is {{repo}}")
+    if Path(os.path.expanduser(cfg.worktree_root)).resolve() == Path("/").resolve():
+        raise ConfigError(f"{where}: 'worktree_root' must name a folder for the task worktrees, not '/'")
     for g in cfg.rm_disposable:
         why = disposable.bad_pattern(g)
         if why:
