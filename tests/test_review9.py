@@ -173,3 +173,23 @@ def test_worktree_root_expands_the_home_folder(repo: Repo, tmp_path: Path, monke
     out = repo.wtp("start", "t")
     assert out.code == 0, out.err
     assert Path(out.lines[-1]) == (tmp_path / "home" / "wt" / repo.path.name / "t").resolve()
+
+
+def test_tasks_of_a_submodule_are_not_put_inside_its_superproject(tmp_path: Path) -> None:
+    """Review 9: run in a submodule's checkout, the default worktree_root ('../<repo>.worktrees')
+    is inside the superproject's worktree, whose 'git add -A' or 'git clean' would take them."""
+    lib = make_repo(tmp_path / "l", fixture=None, name="lib")
+    sup = make_repo(tmp_path / "s", fixture=None, name="super")
+    sup.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib.path), "lib")
+    sup.git("commit", "-qm", "the submodule")
+    sub = Repo(sup.path / "lib")
+    out = sub.wtp("start", "t1")
+    assert (out.code, out.err.strip()) == (
+        2,
+        f"wtp: worktree_root '../{{repo}}.worktrees' is inside the superproject's worktree {sup.path.resolve()}, of "
+        "which this repository is a submodule: its 'git add -A' or 'git clean' would take the task worktrees; set "
+        "worktree_root outside it, like '../../{repo}.worktrees'",
+    )
+    assert sup.git("status", "--porcelain") == ""
+    sub.write(".wtp.toml", 'worktree_root = "../../{repo}.worktrees"\n')
+    assert Path(sub.wtp("start", "t1").lines[-1]) == (tmp_path / "s" / "lib.worktrees" / "t1").resolve()

@@ -9,6 +9,7 @@ elsewhere) stays queued with the reason, and blocks only itself.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -47,6 +48,14 @@ def check_worktree_root(ctx: Ctx) -> Path:
             raise UsageError(
                 f"worktree_root {ctx.cfg.worktree_root!r} is inside the worktree {wt_top}: "
                 "worktrees must not nest; use a path outside it, like '../{repo}.worktrees'"
+            )
+    if "modules" in ctx.repo.common_dir.parts:  # a submodule's git dir lives in its superproject's
+        sup = gitops.superproject(ctx.root)
+        if sup is not None and (root == sup or sup in root.parents):
+            raise UsageError(
+                f"worktree_root {ctx.cfg.worktree_root!r} is inside the superproject's worktree {sup}, of which "
+                f"this repository is a submodule: its 'git add -A' or 'git clean' would take the task worktrees; "
+                f"set worktree_root outside it, like '{os.path.relpath(sup.parent, ctx.root)}/{{repo}}.worktrees'"
             )
     return root
 

@@ -29,6 +29,7 @@ from .core import (
     run_network,
     set_network_timeout,
     spawn,
+    superproject,
     unbound_network,
     worktrees,
 )
@@ -165,6 +166,7 @@ __all__ = [
     "delete_ref",
     "diff_names",
     "discover",
+    "superproject",
     "narrow_network",
     "unbound_network",
     "network_budget",

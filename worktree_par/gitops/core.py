@@ -269,6 +269,13 @@ class RepoInfo(NamedTuple):
 MAIN_ROOT_FILE = "main-root"  # under <common>/wtp: the main worktree, where git cannot tell it
 
 
+def superproject(cwd: Path) -> Path | None:
+    """The working tree of the superproject this repository is checked out in as a submodule,
+    or None."""
+    out = run(["rev-parse", "--show-superproject-working-tree"], cwd, check=False).out.strip()
+    return Path(out).resolve() if out else None
+
+
 def discover(path: Path) -> RepoInfo:
     """Find the repository containing ``path``; refuse bare repos and non-repos."""
     if not path.is_dir():
