@@ -193,3 +193,44 @@ def test_tasks_of_a_submodule_are_not_put_inside_its_superproject(tmp_path: Path
     assert sup.git("status", "--porcelain") == ""
     sub.write(".wtp.toml", 'worktree_root = "../../{repo}.worktrees"\n')
     assert Path(sub.wtp("start", "t1").lines[-1]) == (tmp_path / "s" / "lib.worktrees" / "t1").resolve()
+
+
+def _on_a_terminal(r: Repo, env: dict[str, str]) -> str:
+    """'wtp list' with its stdout on a pseudo-terminal: what it wrote there."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        res = subprocess.run(
+            [sys.executable, "-m", "worktree_par", "list"],
+            cwd=r.path,
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "COLUMNS": "120", **env},
+            timeout=60,
+        )
+        assert res.returncode == 0, res.stderr
+        os.close(slave)
+        slave = -1
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the terminal's other side is closed and read to the end
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out.decode()
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+
+
+def test_list_colours_only_where_colour_is_wanted(project: Repo) -> None:
+    """Review 9: NO_COLOR and TERM=dumb were ignored by the list's colours."""
+    project.wtp("start", "a")
+    assert "\x1b[" in _on_a_terminal(project, {"TERM": "xterm"})  # the test can fail
+    for env in ({"NO_COLOR": "1", "TERM": "xterm"}, {"TERM": "dumb"}):
+        assert "\x1b[" not in _on_a_terminal(project, env), env

@@ -145,9 +145,16 @@ def _cell(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
+def _plain() -> bool:
+    """No colour even on a terminal: NO_COLOR set (no-color.org), or a dumb terminal."""
+    import os
+
+    return bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM") == "dumb"
+
+
 def _line(cells: list[str], widths: list[int], tty: bool, bold: bool = False) -> str:
     out = "  ".join(_cell(c, w).ljust(w) for c, w in zip(cells, widths)).rstrip()
-    if not tty:
+    if not tty or _plain():
         return out
     if bold:
         return f"\033[1m{out}\033[0m"
