@@ -234,3 +234,20 @@ def test_list_colours_only_where_colour_is_wanted(project: Repo) -> None:
     assert "\x1b[" in _on_a_terminal(project, {"TERM": "xterm"})  # the test can fail
     for env in ({"NO_COLOR": "1", "TERM": "xterm"}, {"TERM": "dumb"}):
         assert "\x1b[" not in _on_a_terminal(project, env), env
+
+
+def test_config_that_is_not_utf8_or_has_a_bom_is_one_line(repo: Repo) -> None:
+    """Review 9: a .wtp.toml in latin-1 was an internal error; one with a BOM said only
+    'Invalid statement'."""
+    cfg = repo.path / ".wtp.toml"
+    cfg.write_bytes(b"max_active = 3 # \xe9\n")
+    out = repo.wtp_proc("list")
+    assert (out.code, out.err.strip()) == (
+        2,
+        f"wtp: {cfg}: not UTF-8 text (invalid continuation byte at byte 17): save it as UTF-8",
+    )
+    cfg.write_bytes(b"\xef\xbb\xbfmax_active = 3\n")
+    out = repo.wtp_proc("list")
+    assert out.code == 2 and out.err.strip().endswith(
+        "(it starts with a byte-order mark: save it as UTF-8 without one): fix the file or move it aside"
+    ), out.err

@@ -222,9 +222,20 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as f:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e}): fix the file or move it aside") from e
+        bom = " (it starts with a byte-order mark: save it as UTF-8 without one)" if _has_bom(path) else ""
+        raise ConfigError(f"{path}: not valid TOML ({e}){bom}: fix the file or move it aside") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8") from e
     except OSError as e:
         raise ConfigError(f"{path}: cannot be read ({e.strerror})") from e
+
+
+def _has_bom(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(3) == b"\xef\xbb\xbf"
+    except OSError:
+        return False
 
 
 COCHANGE_NOTE = "# co-change calibration: "
