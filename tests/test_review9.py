@@ -251,3 +251,10 @@ def test_config_that_is_not_utf8_or_has_a_bom_is_one_line(repo: Repo) -> None:
     assert out.code == 2 and out.err.strip().endswith(
         "(it starts with a byte-order mark: save it as UTF-8 without one): fix the file or move it aside"
     ), out.err
+
+
+def test_doctor_stale_claims_must_be_a_number_of_days(repo: Repo) -> None:
+    for bad in ("nan", "inf"):
+        out = repo.wtp_proc("doctor", "--fix", "--stale-claims", bad)
+        want = f"wtp: --stale-claims must be a number of days (0 or more), not {bad}"
+        assert (out.code, out.err.strip()) == (2, want)

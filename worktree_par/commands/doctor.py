@@ -19,6 +19,8 @@ def doctor(
 
     if stale_claims is not None and not fix:
         raise UsageError("--stale-claims clears claims: it goes with --fix")
+    if stale_claims is not None and not 0 <= stale_claims < float("inf"):  # nan and inf pass typer's min=0
+        raise UsageError(f"--stale-claims must be a number of days (0 or more), not {stale_claims:g}")
     findings = doc.doctor(open_repo(where), fix, adopt, stale_claims)
     if as_json:
         emit(
