@@ -258,3 +258,16 @@ def test_doctor_stale_claims_must_be_a_number_of_days(repo: Repo) -> None:
         out = repo.wtp_proc("doctor", "--fix", "--stale-claims", bad)
         want = f"wtp: --stale-claims must be a number of days (0 or more), not {bad}"
         assert (out.code, out.err.strip()) == (2, want)
+
+
+def test_a_callers_literal_pathspecs_do_not_reach_wtps_git(project: Repo) -> None:
+    """Review 9: with GIT_LITERAL_PATHSPECS=1 exported, 'rm --force' of a task holding a nested
+    repository failed on wtp's ':(exclude,literal)' pathspec."""
+    p = _start(project, "a", {"a.txt": "a\n", ".gitignore": ".env\n"})
+    (p / ".env").write_text("SECRET\n")  # ignored, not a build output: archived with the rest
+    nested = Repo(p / "nested")
+    subprocess.run(["git", "init", "-q", str(nested.path)], check=True)
+    nested.commit({"n.txt": "n\n"}, "n")
+    out = project.wtp_proc("rm", "a", "--force", env={"GIT_LITERAL_PATHSPECS": "1"})
+    assert out.code == 0, out.err
+    assert not p.exists()

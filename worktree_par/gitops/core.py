@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from ..errors import GitError, NotARepo, RemoteTimeout, UsageError
 from .parse import Worktree, parse_version, parse_worktrees
 
-# Variables that point git at another repository or index.  Inherited from a
+# Variables that point git at another repository or index, or make it read paths otherwise.  Inherited from a
 # hook or an outer git process they would make us operate on the wrong repo
 # (pre-commit issue #300), so they never reach our git calls.
 _REPO_ENV = (
@@ -31,6 +31,11 @@ _REPO_ENV = (
     "GIT_NAMESPACE",
     "GIT_PREFIX",
     "GIT_QUARANTINE_PATH",
+    # and those that change what every pathspec means (':(exclude)' read as a file name)
+    "GIT_LITERAL_PATHSPECS",
+    "GIT_GLOB_PATHSPECS",
+    "GIT_NOGLOB_PATHSPECS",
+    "GIT_ICASE_PATHSPECS",
 )
 _env_cache: dict[str, str] | None = None
 MIN_VERSION = (2, 38)  # merge-tree --write-tree
