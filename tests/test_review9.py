@@ -271,3 +271,31 @@ def test_a_callers_literal_pathspecs_do_not_reach_wtps_git(project: Repo) -> Non
     out = project.wtp_proc("rm", "a", "--force", env={"GIT_LITERAL_PATHSPECS": "1"})
     assert out.code == 0, out.err
     assert not p.exists()
+
+
+def test_a_land_onto_a_base_checked_out_mid_merge_says_how_to_finish_the_merge(repo: Repo) -> None:
+    """Review 9: with a merge stopped in the main checkout, the land said 'uncommitted changes
+    to files the landing changed (fatal: You need to resolve your current index first)' and
+    advised a stash that fails on an unmerged index."""
+    repo.write(".wtp.toml", 'remote = ""\n')
+    repo.commit({"m.txt": "a\n"}, "m")
+    repo.git("switch", "-q", "-c", "other")
+    repo.commit({"m.txt": "other\n"}, "other")
+    repo.git("switch", "-q", "main")
+    repo.commit({"m.txt": "mainside\n"}, "mainside")
+    _start(repo, "t1", {"t.txt": "t\n"})
+    repo.git("merge", "other", check=False)  # stops on the conflict in m.txt
+    assert (repo.path / ".git" / "MERGE_HEAD").exists()
+    out = repo.wtp("land", "t1", "--gate", "true")
+    assert out.code == 0, out.err
+    w = repo.path
+    assert (
+        f"'main' moved, but {w} has a merge in progress, so its files were not brought along: it was left detached "
+        "at the previous commit so nothing looks reverted; finish the merge there (it commits on the detached HEAD), "
+        f"then run 'git -C {w} switch main && git -C {w} merge HEAD@{{1}}'"
+    ) in out.err + out.out
+    repo.write("m.txt", "resolved\n")
+    repo.git("commit", "-qam", "merge other")  # on the detached HEAD, as the line says
+    subprocess.run(f"git -C {w} switch -q main && git -C {w} merge -q HEAD@{{1}}", shell=True, check=True)
+    assert (w / "t.txt").read_text() == "t\n" and (w / "m.txt").read_text() == "resolved\n"
+    assert repo.git("status", "--porcelain") == ""

@@ -292,6 +292,13 @@ def sync_base(ctx: Ctx, base: str, old: str, new: str) -> list[str] | None:
         if ok:
             gitops.attach_head(w, ref, f"follow {base}")
             return []
+        op = gitops.in_progress(w)[0]
+        if op:  # its index holds the user's conflicts: no stash, no switch until it is done
+            return [
+                f"'{base}' moved, but {w} has a {op} in progress, so its files were not brought along: it was "
+                f"left detached at the previous commit so nothing looks reverted; finish the {op} there (it commits "
+                f"on the detached HEAD), then run 'git -C {w} switch {base} && git -C {w} merge HEAD@{{1}}'"
+            ]
         return [
             f"'{base}' moved, but {w} has uncommitted changes to files the landing changed ({few(touched)}); "
             f"it was left detached at the previous commit so nothing looks reverted: run "
