@@ -472,18 +472,23 @@ def test_two_landers_that_cannot_keep_the_tip_leave_the_task_active(project: Rep
     assert (t1["state"], t1["note"], t1["problem"]) == ("active", None, None)
 
 
-def test_a_lander_held_while_another_lands_its_task_leaves_no_backup_ref(project: Repo, tmp_path: Path) -> None:
+@pytest.mark.parametrize("strategy", ["rebase", "squash"])
+def test_a_lander_held_while_another_lands_its_task_leaves_no_backup_ref(
+    project: Repo, tmp_path: Path, strategy: str
+) -> None:
     """Review 7: lander A marked the task and was held before keeping its tip; lander X landed
-    the task and removed it; A then kept the tip again under refs/wtp/backup/t1, for good."""
-    _start(project, "t1", {"t1.txt": "x\n"})
+    the task and removed it; A then kept the tip again under refs/wtp/backup/t1, for good (and,
+    review 8, still after a squash, whose landed commit holds none of the tip's)."""
+    p = _start(project, "t1", {"t1.txt": "x\n"})
+    project.commit({"t1.txt": "x\ny\n"}, "t1 second", cwd=p)
     holds = {n: tmp_path / f"hold-{n}" for n in ("x", "a")}
     x = project.spawn(
-        "land", "t1", "--gate", "./check.sh",
+        "land", "t1", "--gate", "./check.sh", "--strategy", strategy,
         env={"WTP_TEST_HOLD_AT": "land:prepared", "WTP_TEST_HOLD_FILE": str(holds["x"])},
     )  # fmt: skip
     wait_for(Path(f"{holds['x']}.reached").exists, "lander X to have marked and kept its tip")
     a = project.spawn(
-        "land", "t1", "--gate", "./check.sh",
+        "land", "t1", "--gate", "./check.sh", "--strategy", strategy,
         env={"WTP_TEST_HOLD_AT": "land:marked", "WTP_TEST_HOLD_FILE": str(holds["a"])},
     )  # fmt: skip
     try:

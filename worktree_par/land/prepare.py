@@ -76,7 +76,11 @@ def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
                     cur.state, cur.note, cur.holder = ACTIVE, "", None
         raise
     cur = ctx.store.read().tasks.get(t.name)
-    if cur is None or cur.seq != t.seq or cur.state == LANDED:  # another land landed it and tidied meanwhile
+    if cur is not None and cur.seq == t.seq and cur.state == LANDED:
+        # Another land of it landed it meanwhile and tidied: that land superseded this tip, as its
+        # clean-up says (a conductor blocks a branch that gained commits, so none is left out).
+        guard.forget_backup(ctx, t.name, tip)
+    elif cur is None or cur.seq != t.seq:  # gone: kept only while no other ref holds its commits
         guard.forget_backup(ctx, t.name, tip, landed=False)
     return t
 
