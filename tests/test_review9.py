@@ -299,3 +299,14 @@ def test_a_land_onto_a_base_checked_out_mid_merge_says_how_to_finish_the_merge(r
     subprocess.run(f"git -C {w} switch -q main && git -C {w} merge -q HEAD@{{1}}", shell=True, check=True)
     assert (w / "t.txt").read_text() == "t\n" and (w / "m.txt").read_text() == "resolved\n"
     assert repo.git("status", "--porcelain") == ""
+
+
+def test_a_branch_prefix_git_would_read_as_an_option_is_refused(repo: Repo) -> None:
+    """Review 9: branch_prefix = "-x/" ended in git's usage text through a crash log."""
+    repo.write(".wtp.toml", 'branch_prefix = "-x/"\n')
+    out = repo.wtp("start", "t1")
+    assert (out.code, out.err.strip()) == (
+        2,
+        "wtp: task name 't1' gives the invalid branch name '-x/t1': choose another name or fix branch_prefix in "
+        ".wtp.toml",
+    )
