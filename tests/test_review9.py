@@ -310,3 +310,19 @@ def test_a_branch_prefix_git_would_read_as_an_option_is_refused(repo: Repo) -> N
         "wtp: task name 't1' gives the invalid branch name '-x/t1': choose another name or fix branch_prefix in "
         ".wtp.toml",
     )
+
+
+def test_a_rebase_that_cannot_sign_says_so(repo: Repo) -> None:
+    """Review 9: with commit.gpgsign and no usable key the land said only 'Could not apply ...',
+    which reads like a conflict."""
+    repo.write(".wtp.toml", 'remote = ""\n')
+    repo.git("add", "-A")
+    repo.git("commit", "-qm", "cfg")
+    _start(repo, "t1", {"x.txt": "x\n"})
+    repo.commit({"b.txt": "b\n"}, "the base moves: the land rebases")
+    repo.git("config", "commit.gpgsign", "true")
+    repo.git("config", "gpg.program", "false")
+    out = repo.wtp("land", "t1", "--gate", "true")
+    assert out.code == 1
+    line = out.err.strip().splitlines()[-1]
+    assert line.startswith("wtp: rebase of 't1' onto 'main' failed: error: gpg failed to sign the data;"), line

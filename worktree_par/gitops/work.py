@@ -256,7 +256,11 @@ def rebase_onto(wt: Path, onto: str, upstream: str) -> Rebase:
     # name the path itself, as merge-tree's parser does.
     named = {p.rsplit("~", 1)[0] if "~" in p and (wt / p.rsplit("~", 1)[0]).is_dir() else p for p in paths}
     rebase_abort(wt)
-    last = res.err.strip().splitlines()[-1] if res.err.strip() else "no output"
+    # git's own error, not its closing 'Could not apply <sha>...' (which hides why: a commit
+    # that could not be signed, a hook that refused)
+    lines = res.err.strip().splitlines()
+    said = [ln for ln in lines if ln.startswith(("error:", "fatal:")) and "could not apply" not in ln.lower()]
+    last = "; ".join([*said[:2], lines[-1]] if said and lines[-1] not in said else said or lines[-1:]) or "no output"
     return Rebase(False, sorted(named), last, any(s in res.err for s in NO_SPACE))
 
 
