@@ -326,3 +326,13 @@ def test_a_rebase_that_cannot_sign_says_so(repo: Repo) -> None:
     assert out.code == 1
     line = out.err.strip().splitlines()[-1]
     assert line.startswith("wtp: rebase of 't1' onto 'main' failed: error: gpg failed to sign the data;"), line
+
+
+def test_run_from_inside_git_dir_says_where_the_working_tree_is(repo: Repo) -> None:
+    """Review 9: from .git the line said 'clone it first'."""
+    out = repo.wtp_proc("list", cwd=repo.path / ".git")
+    top = repo.path.resolve()
+    assert (out.code, out.err.strip()) == (
+        2,
+        f"wtp: {top / '.git'} is inside a .git directory: run wtp from the working tree ({top})",
+    )

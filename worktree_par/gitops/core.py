@@ -299,6 +299,9 @@ def discover(path: Path) -> RepoInfo:
     )
     if res.code != 0:
         if "must be run in a work tree" in res.err:
+            if ".git" in path.resolve().parts:
+                top = Path(*path.resolve().parts[: path.resolve().parts.index(".git")])
+                raise NotARepo(f"{path} is inside a .git directory: run wtp from the working tree ({top})")
             raise NotARepo(
                 f"{path} is a bare repository or a .git directory: wtp needs a working tree (clone it first)"
             )
