@@ -336,3 +336,21 @@ def test_run_from_inside_git_dir_says_where_the_working_tree_is(repo: Repo) -> N
         2,
         f"wtp: {top / '.git'} is inside a .git directory: run wtp from the working tree ({top})",
     )
+
+
+def test_doctor_names_a_state_dir_that_cannot_be_used(repo: Repo, tmp_path: Path) -> None:
+    """Review 9: with the state dir a dangling link, doctor said 'healthy' while start refused;
+    with state.json a directory, 'Is a directory: free space or fix the permissions'."""
+    repo.wtp("start", "a")
+    state = repo.path / ".git" / "wtp"
+    state.rename(tmp_path / "moved")
+    state.symlink_to(tmp_path / "gone")
+    out = repo.wtp_proc("doctor")
+    assert out.code == 1, out.err
+    assert f"the state dir {state} is a link to {tmp_path / 'gone'}, which does not exist" in out.out
+    state.unlink()
+    (tmp_path / "moved").rename(state)
+    (state / "state.json").rename(tmp_path / "state.json")
+    (state / "state.json").mkdir()
+    out = repo.wtp_proc("doctor")
+    assert out.code == 1 and f"{state / 'state.json'} is a directory, not the registry: move it aside" in out.out

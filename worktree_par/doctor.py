@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,8 +82,23 @@ def _claim_findings(ctx: Ctx, st: State, stale_days: float | None) -> list[Findi
     return [Finding(problem, fix) for problem, fix in sharing.findings(ctx, st, stale_days)]
 
 
+def _state_dir_problem(ctx: Ctx) -> str:
+    """What keeps wtp from writing its state dir (every command that records anything fails
+    there), or ''.  Not fixed here: its permissions or mount are the user's."""
+    d = ctx.store.dir
+    if d.is_symlink() and not d.exists():
+        return f"the state dir {d} is a link to {os.readlink(d)}, which does not exist: create it or remove the link"
+    if d.exists() and not os.access(d, os.W_OK | os.X_OK):
+        return f"the state dir {d} cannot be written: fix its permissions (or its mount, if read-only)"
+    if ctx.store.file.is_dir():
+        return f"{ctx.store.file} is a directory, not the registry: move it aside"
+    return ""
+
+
 def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -> list[Finding]:
     findings: list[Finding] = []
+    if problem := _state_dir_problem(ctx):
+        return [Finding(problem)]  # nothing else can be fixed, or trusted, until it is
     try:
         st = ctx.store.read()
     except StateError as e:
