@@ -178,9 +178,6 @@ def main() -> None:
 
     streams.settle()  # closed, unencodable or a reader gone: the command ends as it would anyway
     args = sys.argv[1:]
-    from .exits import json_asked
-
-    json_asked(args)
     if args == ["--version"]:
         from . import __version__
 
@@ -208,6 +205,9 @@ def main() -> None:
         from .commands import hook as c_hook
 
         sys.exit(c_hook.hook_pre_edit() if args[1] == "pre-edit" else c_hook.hook_pre_commit(None))
+    from .exits import json_asked
+
+    json_asked(args)  # (the fast paths above take no --json)
     land_call = parse_land(args) if args[:1] == ["land"] or args[2:3] == ["land"] else None
     if land_call is not None:  # 'land --detach' returns in well under 100 ms: no typer
         from .commands import land as c_land

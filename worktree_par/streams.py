@@ -8,7 +8,8 @@ from __future__ import annotations
 import io
 import os
 import sys
-from typing import Any
+
+# No typing import: this runs before every command, --version included (a few ms of startup).
 
 
 class _Dropping:
@@ -16,7 +17,7 @@ class _Dropping:
     /dev/null (its file descriptor too, so that nothing fails at exit), and the command goes on
     to its own end."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: io.TextIOBase) -> None:
         self._stream = stream
 
     def write(self, text: str) -> int:
@@ -42,7 +43,7 @@ class _Dropping:
         except (OSError, ValueError, io.UnsupportedOperation):
             pass
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         return getattr(self._stream, name)
 
 
