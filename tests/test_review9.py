@@ -354,3 +354,13 @@ def test_doctor_names_a_state_dir_that_cannot_be_used(repo: Repo, tmp_path: Path
     (state / "state.json").mkdir()
     out = repo.wtp_proc("doctor")
     assert out.code == 1 and f"{state / 'state.json'} is a directory, not the registry: move it aside" in out.out
+
+
+def test_a_repository_with_no_commit_says_so(tmp_path: Path) -> None:
+    """Review 9: in a fresh 'git init' the line said "no 'main'" although HEAD is on an unborn main."""
+    subprocess.run(["git", "init", "-q", "-b", "main", str(tmp_path / "r")], check=True)
+    out = Repo(tmp_path / "r").wtp("start", "t1")
+    assert (out.code, out.err.strip()) == (
+        2,
+        "wtp: this repository has no commit yet: commit something first (a task starts from a commit)",
+    )

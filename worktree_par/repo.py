@@ -109,6 +109,8 @@ class Ctx:
         for b in ("main", "master"):
             if self._ref(f"refs/heads/{b}") or (remote and self._ref(f"refs/remotes/{remote}/{b}")):
                 return b
+        if gitops.head(self.root)[0] is None:  # an unborn HEAD: 'git init' and nothing committed yet
+            raise UsageError("this repository has no commit yet: commit something first (a task starts from a commit)")
         raise UsageError(
             "cannot tell the base branch (no remote HEAD, no 'main', no 'master'): "
             "set base in .wtp.toml or pass --base BRANCH"
