@@ -24,6 +24,7 @@ class Result:
         self.alone: list[str] = []  # tasks whose gate fails with no other task merged
         self.flaky: tuple[str, ...] | None = None  # failed once, passed when run again
         self.timed_out: list[tuple[str, ...]] = []
+        self.notes: list[str] = []  # what the runs did besides their verdicts (a file changed, a commit kept)
         self.runs = self.reused = self.peak = 0
         self.budget = 0
         self.timeout = 0.0  # seconds each gate run had
@@ -72,6 +73,7 @@ class Result:
             ],
             "flaky": list(self.flaky) if self.flaky else None,
             "timed_out": [list(s) for s in self.timed_out],
+            "notes": self.notes,
             "verdicts": [o.to_json() for o in self.outcomes.values()],
             "runs": self.runs,
             "reused": self.reused,

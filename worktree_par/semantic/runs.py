@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import locks
+from .. import gitops, locks
 from ..errors import Say, quiet
 from ..guarded import Guarded
 from ..land import verdicts
-from ..repo import Ctx
+from ..repo import Ctx, few
 from ..state import Task
 from . import trees
 
@@ -31,6 +31,7 @@ class Outcome(NamedTuple):
     paths: list[str] = []  # CONFLICT: the conflicting paths
     clash: str = ""  # CONFLICT: the task whose addition conflicted
     tail: list[str] = []  # FAIL/TIMEOUT: the output's last lines
+    changed: list[str] = []  # tracked files the run changed (or "HEAD" moved): its verdict is not kept
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"tasks": list(self.names), "verdict": self.verdict}
@@ -42,6 +43,8 @@ class Outcome(NamedTuple):
             out["reused"] = self.cached
         if self.verdict == CONFLICT:
             out.update(paths=self.paths, conflicts_with=self.clash)
+        if self.changed:
+            out["changed"] = self.changed
         return out
 
 
@@ -165,17 +168,46 @@ class Runner:
                 f.write(f"\n# wtp: stopped after {self.timeout:g}s (--timeout)\n")
             return Outcome(lv.key, TIMEOUT, lv.tree, str(lv.log), tail=_tail(lv.log))
         ok = code == 0
-        verdicts.record(self.ctx, self.gate, lv.tree, ok=ok, by=verdicts.CHECK, tasks=list(lv.key), log=str(lv.log))
-        return Outcome(lv.key, PASS if ok else FAIL, lv.tree, str(lv.log), tail=[] if ok else _tail(lv.log))
+        changed = _changed(lv)
+        if changed:
+            # The gate (or [setup] run) did not test the merge as wtp made it: its verdict is
+            # reported, never kept for 'wtp land' to reuse (land refuses such a run of its own).
+            n = len(changed)
+            what = "its HEAD" if changed == ["HEAD"] else f"{n} tracked file{'s' * (n != 1)} ({few(changed)})"
+            self._note(
+                f"semantic: '{self.gate}' (or [setup] run) changed {what} in the merge of {' + '.join(lv.key)}, "
+                "so its verdict is not kept for 'wtp land' (which runs the gate itself)"
+            )
+        else:
+            verdicts.record(self.ctx, self.gate, lv.tree, ok=ok, by=verdicts.CHECK, tasks=list(lv.key), log=str(lv.log))
+        tail = [] if ok else _tail(lv.log)
+        return Outcome(lv.key, PASS if ok else FAIL, lv.tree, str(lv.log), tail=tail, changed=changed)
+
+    def _note(self, msg: str) -> None:
+        if msg not in self.notes:
+            self.notes.append(msg)
+            self.say(msg)
 
     def _finish(self, lv: _Live) -> None:
         try:
             said = trees.remove(self.ctx, lv.path, lv.commit)
             if said:
-                self.notes.append(said)
+                self._note(said)
         finally:
             if lv.port.lock is not None:
                 lv.port.lock.release()
+
+
+def _changed(lv: _Live) -> list[str]:
+    """What the run changed in its worktree: the tracked files, or ["HEAD"] when it moved
+    off the merge (a commit, a checkout); [] when the worktree still holds the merge."""
+    try:
+        now = gitops.head_status(lv.path, untracked=False)
+    except gitops.GitError:
+        return ["HEAD"]  # the worktree is not one any more (its .git removed): nothing proven
+    if now.head != lv.commit or now.attached is not None:
+        return ["HEAD"]
+    return sorted(now.paths)
 
 
 def _tail(log: Path) -> list[str]:

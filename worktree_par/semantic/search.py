@@ -110,7 +110,7 @@ def check_test(
     runner = Runner(ctx, gate, base, merger, budget=budget, timeout=timeout, cancelled=cancelled, say=say)
     if len(members) > 1:
         _search(runner, res, members, lambda a, b: independent(by_name[a], by_name[b]), all_pairs)
-    res.runs, res.reused, res.peak = runner.runs, runner.reused, runner.peak
+    res.runs, res.reused, res.peak, res.notes = runner.runs, runner.reused, runner.peak, runner.notes
     return res
 
 
