@@ -74,6 +74,7 @@ def _test(
     timeout: float | None,
 ) -> int:
     from .. import overlap, render
+    from ..semantic import report as semantic_report
     from ..semantic import result, search
 
     search.gate_of(c)  # no gate: a usage error before anything is built
@@ -93,7 +94,7 @@ def _test(
         emit({**report.to_json(), "test": res.to_json()})
     else:
         render.check_report(report)
-        render.semantic_report(res)
+        semantic_report.show(res)
     if report.worst() >= overlap.FAIL_ON[fail_on] or (
         res.alone and overlap.FAIL_ON[fail_on] <= overlap.RANK["semantic"]
     ):
