@@ -75,3 +75,48 @@ def test_a_run_that_rewrote_tracked_files_is_not_a_verdict_land_reuses(tmp_path:
         assert r.git("rev-parse", "main") == tip
     else:  # land runs no setup before its gate: its own run passed
         assert land.code == 0, land.err
+
+
+def test_a_gate_that_fails_on_the_base_itself_blames_no_task(tmp_path: Path) -> None:
+    r = _repo(tmp_path, '[land]\ngate = "sh gate.sh"\n', {"gate.sh": 'echo "the base is red"; exit 1\n'})
+    _task(r, "t1")
+    out = r.wtp("start", "t2")  # no changes at all: its merge is the base's tree
+    assert out.code == 0, out.err
+    out = r.wtp("check", "--test", "--json")
+    assert out.code == 1, out.err
+    test = out.json()["test"]
+    base = test["base_fails"]
+    assert (test["verdict"], test["semantic"], test["fails_alone"], test["flaky"]) == ("fail", [], [], None)
+    assert base["output"] == ["the base is red"]
+    # the whole set, each alone; t2's run was on the base's own tree, so the base is not gated again
+    assert test["runs"] == 3
+    on_base = [v for v in test["verdicts"] if v["tasks"] == []]
+    assert on_base == [{"tasks": [], "verdict": "fail", "tree": r.git("rev-parse", "main^{tree}"), "log": base["log"]}]
+    text = r.wtp("check", "--test")
+    assert text.code == 1
+    log = Path(text.lines[1].rsplit("; log: ", 1)[1])
+    assert text.lines == [
+        "no collisions among 2 tasks and 'main'",
+        "semantic: 'sh gate.sh' fails on 'main' itself, with no task merged: the tasks are not at fault; "
+        f"fix the gate or the base; log: {log}",
+        "  | the base is red",
+        "gate runs: 3 (at most 2 at once, budget 4)",
+    ]
+    assert r.wtp("check", "--test", "--fail-on", "never").code == 0
+
+
+def test_a_task_failing_alone_on_a_green_base_is_named_after_the_base_is_gated(tmp_path: Path) -> None:
+    gate = 'if [ -f t1.txt ]; then echo "t1 breaks it"; exit 1; fi\n'
+    r = _repo(tmp_path, '[land]\ngate = "sh gate.sh"\n', {"gate.sh": gate})
+    _task(r, "t1")
+    _task(r, "t2")
+    out = r.wtp("check", "--test", "--json")
+    assert out.code == 1, out.err
+    test = out.json()["test"]
+    assert ([a["task"] for a in test["fails_alone"]], test["base_fails"]) == (["t1"], None)
+    assert {tuple(v["tasks"]): v["verdict"] for v in test["verdicts"]} == {
+        ("t1", "t2"): "fail",
+        ("t1",): "fail",
+        ("t2",): "pass",
+        (): "pass",
+    }

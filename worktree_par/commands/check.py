@@ -96,7 +96,7 @@ def _test(
         render.check_report(report)
         semantic_report.show(res)
     if report.worst() >= overlap.FAIL_ON[fail_on] or (
-        res.alone and overlap.FAIL_ON[fail_on] <= overlap.RANK["semantic"]
+        (res.alone or res.base_red) and overlap.FAIL_ON[fail_on] <= overlap.RANK["semantic"]
     ):
         return ExitCode.FINDING
     if res.verdict() == "timeout":

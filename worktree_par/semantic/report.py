@@ -27,12 +27,24 @@ def show(res: Result) -> None:
         print(f"{name} fails '{res.gate}' alone, merged with no other task (not a collision); log: {o.log}")
         for line in o.tail:
             print(f"  | {line}")
+    if res.base_red:
+        o = res.base_red
+        print(
+            f"semantic: '{res.gate}' fails on '{res.base}' itself, with no task merged: the tasks are not at fault; "
+            f"fix the gate or the base; log: {o.log}"
+        )
+        for line in o.tail:
+            print(f"  | {line}")
     if res.flaky:
         print(
             f"semantic: the merge of {' + '.join(res.flaky)} failed once and passed when run again: "
             "a flaky gate? not reported as a collision"
         )
-    if w is not None and w.verdict == "fail" and not (res.semantic or res.alone or res.flaky or res.timed_out):
+    if (
+        w is not None
+        and w.verdict == "fail"
+        and not (res.semantic or res.alone or res.base_red or res.flaky or res.timed_out)
+    ):
         print(f"semantic: the merge of {together} failed, but no smaller set does; log: {w.log}")
     for s in res.timed_out:
         o = res.outcomes[s]

@@ -22,6 +22,7 @@ class Result:
         self.outcomes: dict[tuple[str, ...], Outcome] = {}
         self.semantic: list[tuple[str, ...]] = []  # smallest sets that fail together while each passes alone
         self.alone: list[str] = []  # tasks whose gate fails with no other task merged
+        self.base_red: Outcome | None = None  # the gate fails on the base itself: no task is at fault
         self.flaky: tuple[str, ...] | None = None  # failed once, passed when run again
         self.timed_out: list[tuple[str, ...]] = []
         self.notes: list[str] = []  # what the runs did besides their verdicts (a file changed, a commit kept)
@@ -36,7 +37,7 @@ class Result:
 
     def verdict(self) -> str:
         """pass | fail | timeout | none (nothing to test together)."""
-        if self.semantic or self.alone:
+        if self.semantic or self.alone or self.base_red:
             return FAIL
         w = self.whole
         if w is None:
@@ -49,7 +50,7 @@ class Result:
         out = []
         for s in self.semantic:
             o = self.outcomes[s]
-            subsets = [v.to_json() for k, v in self.outcomes.items() if set(k) <= set(s)]
+            subsets = [v.to_json() for k, v in self.outcomes.items() if k and set(k) <= set(s)]
             extra: dict[str, object] = {
                 "gate": self.gate,
                 "tree": o.tree,
@@ -71,6 +72,7 @@ class Result:
             "fails_alone": [
                 {"task": n, "log": self.outcomes[(n,)].log, "output": self.outcomes[(n,)].tail} for n in self.alone
             ],
+            "base_fails": {"log": self.base_red.log, "output": self.base_red.tail} if self.base_red else None,
             "flaky": list(self.flaky) if self.flaky else None,
             "timed_out": [list(s) for s in self.timed_out],
             "notes": self.notes,
@@ -127,6 +129,8 @@ def summary(data: dict[str, Any]) -> str:
     alone = [str(a.get("task")) for a in data.get("fails_alone") or [] if isinstance(a, dict)]
     parts = [f"{' + '.join(map(str, s))} fail together" for s in sem if isinstance(s, list)]
     parts += [f"{a} fails alone" for a in alone]
+    if data.get("base_fails"):
+        parts.append("the gate fails on the base itself (no task is at fault)")
     verdict = data.get("verdict")
     if not parts:
         tasks = " + ".join(map(str, data.get("tasks", [])))

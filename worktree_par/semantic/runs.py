@@ -142,13 +142,14 @@ class Runner:
             name = hashlib.sha1(f"{self.gate}\0{tree}".encode()).hexdigest()[:12]
             # the pid: a background run and a foreground one may gate the same tree at once
             log = self.ctx.store.subdir("logs") / f"check-test-{name}-{os.getpid()}.log"
-            log.write_text(f"$ {self.gate}\n# tasks: {' + '.join(key)}\n# merge {commit} (tree {tree})\n")
+            what = f"tasks: {' + '.join(key)}\n# merge" if key else f"no task: the base itself, '{self.base}'\n# commit"
+            log.write_text(f"$ {self.gate}\n# {what} {commit} (tree {tree})\n")  # 3 lines: _tail skips them
             env = trees.env(self.ctx, self.base, path, port.port, key, commit)
             pseudo = Task(env["WTP_TASK"], "active", "", self.base, 0, path=str(path), port=port.port)
             isolate.copy_ignored(self.ctx, pseudo, quiet)  # the warm caches a task worktree gets
             # [setup] run, then the gate, in one process group: stopped together.
             script = " && ".join([*(f"( {c} )" for c in self.ctx.cfg.setup_run), f"( {self.gate} )"])
-            self.say(f"gate: {self.gate} on {' + '.join(key)}; log: {log}")
+            self.say(f"gate: {self.gate} on {label(key, self.base)}; log: {log}")
             run = Guarded(["/bin/sh", "-c", script], path, env, log)
         except BaseException:
             with locks.no_interrupt():
@@ -175,7 +176,7 @@ class Runner:
             n = len(changed)
             what = "its HEAD" if changed == ["HEAD"] else f"{n} tracked file{'s' * (n != 1)} ({few(changed)})"
             self._note(
-                f"semantic: '{self.gate}' (or [setup] run) changed {what} in the merge of {' + '.join(lv.key)}, "
+                f"semantic: '{self.gate}' (or [setup] run) changed {what} in {_merge_of(lv.key, self.base)}, "
                 "so its verdict is not kept for 'wtp land' (which runs the gate itself)"
             )
         else:
@@ -196,6 +197,15 @@ class Runner:
         finally:
             if lv.port.lock is not None:
                 lv.port.lock.release()
+
+
+def label(key: Sequence[str], base: str) -> str:
+    """The set gated, as said: its tasks joined by '+', or the base itself (no task merged)."""
+    return " + ".join(key) if key else f"'{base}' itself"
+
+
+def _merge_of(key: Sequence[str], base: str) -> str:
+    return f"the merge of {' + '.join(key)}" if key else f"'{base}' itself"
 
 
 def _changed(lv: _Live) -> list[str]:

@@ -143,6 +143,13 @@ def _search(
         return
     singles = run([(n,) for n in whole])
     res.alone = [n for n in whole if singles[(n,)] == FAIL]
+    if res.alone:
+        # A task failing alone may be the base's own red (a broken gate, a red base): the
+        # base's tree is gated once (or its verdict taken from a task with no changes).
+        on_base = _on_base(runner, seen, res.alone)
+        seen[()] = on_base
+        if on_base.verdict == FAIL:
+            res.base_red, res.alone = on_base, []
     pool = tuple(n for n in whole if singles[(n,)] == PASS)
     if len(pool) < 2:
         return
@@ -169,6 +176,18 @@ def _search(
             return
         failing = [pool]
     res.semantic = [c for c in failing if seen[c].verdict != CONFLICT]
+
+
+def _on_base(runner: Runner, seen: dict[tuple[str, ...], Outcome], alone: list[str]) -> Outcome:
+    """The gate's verdict on the base's own tree: a task that failed alone with no changes
+    gave it already; else one run (a pass cached for that tree counts, as every landed tree
+    passed)."""
+    base = runner.merger.merge(())
+    assert isinstance(base, trees.Merged)  # the empty set is the base: nothing to conflict
+    for n in alone:
+        if seen[(n,)].tree == base.tree:
+            return seen[(n,)]._replace(names=())
+    return runner.evaluate([()])[()]
 
 
 Run = Callable[..., dict[tuple[str, ...], str]]
