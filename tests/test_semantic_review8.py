@@ -88,8 +88,9 @@ def test_a_gate_that_fails_on_the_base_itself_blames_no_task(tmp_path: Path) -> 
     base = test["base_fails"]
     assert (test["verdict"], test["semantic"], test["fails_alone"], test["flaky"]) == ("fail", [], [], None)
     assert base["output"] == ["the base is red"]
-    # the whole set, each alone; t2's run was on the base's own tree, so the base is not gated again
-    assert test["runs"] == 3
+    # the whole set, each alone, t2's red once more (t1's tree is the whole's: red twice
+    # already); t2's runs were on the base's own tree, so the base is not gated again
+    assert test["runs"] == 4
     on_base = [v for v in test["verdicts"] if v["tasks"] == []]
     assert on_base == [{"tasks": [], "verdict": "fail", "tree": r.git("rev-parse", "main^{tree}"), "log": base["log"]}]
     text = r.wtp("check", "--test")
@@ -100,7 +101,7 @@ def test_a_gate_that_fails_on_the_base_itself_blames_no_task(tmp_path: Path) -> 
         "semantic: 'sh gate.sh' fails on 'main' itself, with no task merged: the tasks are not at fault; "
         f"fix the gate or the base; log: {log}",
         "  | the base is red",
-        "gate runs: 3 (at most 2 at once, budget 4)",
+        "gate runs: 4 (at most 2 at once, budget 4)",
     ]
     assert r.wtp("check", "--test", "--fail-on", "never").code == 0
 
@@ -120,3 +121,59 @@ def test_a_task_failing_alone_on_a_green_base_is_named_after_the_base_is_gated(t
         ("t2",): "pass",
         (): "pass",
     }
+
+
+# A gate whose red on the sets named in $2 holds for their first run only (a flaky gate that
+# happened to fail on those); it logs each run's set to $1/runs.
+FLAKY_GATE = """\
+key=$(echo "$WTP_CHECK_TASKS" | tr ' ' '+')
+echo "$key" >> "$1/runs"
+case " $2 " in *" $key "*) ;; *) exit 0;; esac
+if [ ! -e "$1/$key" ]; then touch "$1/$key"; echo "flaky failure (first run of $key)"; exit 1; fi
+"""
+
+
+def _flaky(tmp_path: Path, sets: str) -> tuple[Repo, Path]:
+    flakes = tmp_path / "flakes"
+    flakes.mkdir()
+    r = _repo(tmp_path, f"[land]\ngate = {json.dumps(f'sh gate.sh {flakes} {sets!r}')}\n", {"gate.sh": FLAKY_GATE})
+    for n in ("t1", "t2", "t3"):
+        _task(r, n)
+    return r, flakes
+
+
+def test_a_pair_red_only_once_is_reported_flaky_not_a_collision(tmp_path: Path) -> None:
+    r, flakes = _flaky(tmp_path, "t1+t2+t3 t1+t2")
+    out = r.wtp("check", "--test", "--json", "--fail-on", "semantic")
+    assert out.code == 0, out.out
+    test = out.json()["test"]
+    assert (test["verdict"], test["semantic"], test["fails_alone"]) == ("pass", [], [])
+    assert test["flaky_sets"] == [["t1", "t2"], ["t1", "t2", "t3"]]
+    assert test["flaky"] == ["t1", "t2"]
+    assert [c for c in out.json()["collisions"] if c["kind"] == "semantic"] == []
+    # the whole, each alone, the pairs, then one re-run of each red before it could be named
+    runs = (flakes / "runs").read_text().split()
+    assert sorted(runs) == sorted(["t1+t2+t3", "t1", "t2", "t3", "t1+t2", "t1+t3", "t2+t3", "t1+t2", "t1+t2+t3"])
+    assert runs[-2:] == ["t1+t2", "t1+t2+t3"]
+    text = r.wtp("check", "--test")  # the whole's pass is cached now: nothing runs, nothing is red
+    gate = f"sh gate.sh {flakes} 't1+t2+t3 t1+t2'"
+    assert text.lines[-2:] == [
+        f"semantic: the merge of t1 + t2 + t3 passes '{gate}', verdict reused from check --test",
+        "gate runs: 0 (at most 0 at once, budget 4), verdicts reused: 1",
+    ]
+
+
+def test_a_task_red_only_once_alone_is_reported_flaky_not_failing_alone(tmp_path: Path) -> None:
+    r, flakes = _flaky(tmp_path, "t1+t2+t3 t2")
+    out = r.wtp("check", "--test", "--fail-on", "semantic")
+    assert out.code == 0, out.out
+    assert out.lines == [
+        "no collisions among 3 tasks and 'main'",
+        f"semantic: the merge of t1 + t2 + t3 passes 'sh gate.sh {flakes} 't1+t2+t3 t2''",
+        "semantic: t2 alone failed once and passed when run again: a flaky gate? not reported as failing alone",
+        "semantic: the merge of t1 + t2 + t3 failed once and passed when run again: a flaky gate? "
+        "not reported as a collision",
+        "gate runs: 9 (at most 3 at once, budget 4)",
+    ]
+    # no base run: no task's red held, so there was nothing to tell apart from a red base
+    assert "" not in (flakes / "runs").read_text().splitlines()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .result import Result
+from .runs import label
 
 
 def show(res: Result) -> None:
@@ -35,16 +36,15 @@ def show(res: Result) -> None:
         )
         for line in o.tail:
             print(f"  | {line}")
-    if res.flaky:
-        print(
-            f"semantic: the merge of {' + '.join(res.flaky)} failed once and passed when run again: "
-            "a flaky gate? not reported as a collision"
-        )
-    if (
-        w is not None
-        and w.verdict == "fail"
-        and not (res.semantic or res.alone or res.base_red or res.flaky or res.timed_out)
-    ):
+    for f in res.flaky_sets:
+        if len(f) > 1:
+            what, blame = f"the merge of {' + '.join(f)}", "a collision"
+        elif f:
+            what, blame = f"{f[0]} alone", "failing alone"
+        else:
+            what, blame = label(f, res.base), "the base's failure"
+        print(f"semantic: {what} failed once and passed when run again: a flaky gate? not reported as {blame}")
+    if w is not None and w.verdict == "fail" and not (res.semantic or res.alone or res.base_red or res.timed_out):
         print(f"semantic: the merge of {together} failed, but no smaller set does; log: {w.log}")
     for s in res.timed_out:
         o = res.outcomes[s]

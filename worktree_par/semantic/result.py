@@ -10,7 +10,7 @@ from typing import Any
 
 from ..overlap import Collision
 from ..repo import Ctx
-from .runs import FAIL, PASS, TIMEOUT, Outcome
+from .runs import FAIL, TIMEOUT, Outcome
 
 LAST = "check-test-last.json"
 
@@ -23,13 +23,18 @@ class Result:
         self.semantic: list[tuple[str, ...]] = []  # smallest sets that fail together while each passes alone
         self.alone: list[str] = []  # tasks whose gate fails with no other task merged
         self.base_red: Outcome | None = None  # the gate fails on the base itself: no task is at fault
-        self.flaky: tuple[str, ...] | None = None  # failed once, passed when run again
+        self.flaky_sets: list[tuple[str, ...]] = []  # failed once, passed when run again: not named
         self.timed_out: list[tuple[str, ...]] = []
         self.notes: list[str] = []  # what the runs did besides their verdicts (a file changed, a commit kept)
         self.runs = self.reused = self.peak = 0
         self.budget = 0
         self.timeout = 0.0  # seconds each gate run had
         self.when = time.time()
+
+    @property
+    def flaky(self) -> tuple[str, ...] | None:
+        """The first set whose red did not hold (the JSON's "flaky")."""
+        return self.flaky_sets[0] if self.flaky_sets else None
 
     @property
     def whole(self) -> Outcome | None:
@@ -44,7 +49,7 @@ class Result:
             return "none"
         if w.verdict == TIMEOUT or (w.verdict == FAIL and self.timed_out):
             return TIMEOUT
-        return PASS if w.verdict == PASS or self.flaky else w.verdict
+        return w.verdict  # the last run's: a red seen once and then a pass is a pass (flaky)
 
     def collisions(self) -> list[Collision]:
         out = []
@@ -74,6 +79,7 @@ class Result:
             ],
             "base_fails": {"log": self.base_red.log, "output": self.base_red.tail} if self.base_red else None,
             "flaky": list(self.flaky) if self.flaky else None,
+            "flaky_sets": [list(f) for f in self.flaky_sets],
             "timed_out": [list(s) for s in self.timed_out],
             "notes": self.notes,
             "verdicts": [o.to_json() for o in self.outcomes.values()],
