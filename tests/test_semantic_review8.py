@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -201,3 +203,62 @@ def test_sigterm_and_sighup_clean_up_as_ctrl_c_does(tmp_path: Path, sig: signal.
     assert g.worktrees() == before
     assert not [p for p in t1.parent.iterdir() if p.name.startswith(".wtp-")]
     assert (t2 / "pkg/two.py").read_text() == "y = 2\n"
+
+
+def _auto(tmp_path: Path) -> tuple[Gated, str, Path]:
+    """A repository with [check] test = "auto" and one task; the key of its inputs, and the
+    last result's file."""
+    from worktree_par.repo import open_ctx
+    from worktree_par.semantic import background
+
+    g = Gated(tmp_path, extra='[check]\ntest = "auto"\n')
+    g.start("t1")
+    return g, background.committed(open_ctx(g.repo.path))[0], g.repo.path / ".git/wtp/check-test-last.json"
+
+
+def _settled(g: Gated, key: str) -> bool:
+    """No background runner holds the lock, and the last result (a valid one) is for ``key``:
+    a runner the last command started has written its result and ended."""
+    from worktree_par.repo import open_ctx
+    from worktree_par.semantic import background, result
+
+    ctx = open_ctx(g.repo.path)
+    last = result.last(ctx)
+    return last is not None and last.get("committed") == key and not last.get("running") and not background._busy(ctx)
+
+
+@pytest.mark.parametrize("when", ["NaN", "Infinity", "-Infinity", "1e400", "-5", "1e300", '"x"', "true"])
+def test_a_last_result_whose_time_is_not_one_is_unknown_not_a_traceback(tmp_path: Path, when: str) -> None:
+    g, key, last = _auto(tmp_path)
+    for cmd in (("list",), ("check",)):
+        last.write_text(f'{{"when": {when}, "verdict": "pass", "tasks": ["a", "b"], "committed": "{key}"}}')
+        out = g.repo.wtp(*cmd)
+        assert out.code == 0, out.err
+        assert out.err == ""
+        if when == "1e300":  # a number, a day or more ahead: shown, its age unknown
+            assert out.lines[-1] == "semantic: the merge of a + b passes (at an unknown time)"
+        else:  # unknown: a new run is started, and said
+            assert re.fullmatch(r"semantic: testing .*\(started 0s ago\)", out.lines[-1]), out.out
+        # the runner that started (writing a valid result) ends before the file is damaged again
+        wait_for(lambda: _settled(g, key), "the background runner to end")
+        last.write_text(f'{{"when": {when}, "verdict": "pass", "tasks": ["a", "b"], "committed": "{key}"}}')
+        out = g.repo.wtp(*cmd, "--json")  # JSON every reader takes: no NaN, no Infinity
+        assert out.code == 0, out.err
+        json.loads(out.out, parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+        wait_for(lambda: _settled(g, key), "the background runner to end")
+
+
+def test_a_last_result_is_shown_with_its_control_characters_escaped(tmp_path: Path) -> None:
+    g, key, last = _auto(tmp_path)
+    two_hours_ago = time.time() - 7200
+    cases = {
+        '"error": "\\u001b]0;pwned\\u0007title"': "semantic: not tested in the background: \\x1b]0;pwned\\x07title",
+        '"verdict": "pass", "tasks": ["a\\u001b[31m", "b\\nc"]': "semantic: the merge of a\\x1b[31m + b\\nc passes (2h ago)",
+        '"semantic": [["x\\r", "y"]], "fails_alone": [{"task": "z\\u0007"}]': "semantic: x\\r + y fail together; z\\x07 fails alone (2h ago)",
+        '"verdict": "pass", "tasks": "abc", "semantic": "xy", "fails_alone": "q"': "semantic: nothing to test together (2h ago)",
+    }
+    for fields, line in cases.items():
+        last.write_text(f'{{"when": {two_hours_ago}, {fields}, "committed": "{key}"}}')
+        out = g.repo.wtp("check")
+        assert (out.code, out.err) == (0, ""), out.err
+        assert out.lines[-1] == line
