@@ -262,3 +262,29 @@ def test_a_last_result_is_shown_with_its_control_characters_escaped(tmp_path: Pa
         out = g.repo.wtp("check")
         assert (out.code, out.err) == (0, ""), out.err
         assert out.lines[-1] == line
+
+
+def test_a_daemon_the_gate_leaves_in_its_worktree_is_named(tmp_path: Path) -> None:
+    pidfile = tmp_path / "daemon.pid"
+    gate = f"""\
+setsid sleep 300 </dev/null >/dev/null 2>&1 &
+echo $! > {pidfile}
+while [ "$(cat /proc/$!/comm)" != sleep ]; do :; done
+"""
+    r = _repo(tmp_path, '[land]\ngate = "sh gate.sh"\n', {"gate.sh": gate})
+    _task(r, "t1")
+    _task(r, "t2")
+    try:
+        out = r.wtp("check", "--test", "--json")
+        assert out.code == 0, out.err
+        pid = int(pidfile.read_text())
+        (note,) = out.json()["test"]["notes"]
+        path = note.split(" running in its throw-away worktree ", 1)[1].split(", now removed", 1)[0]
+        assert Path(path).parent == r.path.parent / "repo.worktrees" and not Path(path).exists()
+        assert note == (
+            f"semantic: the gate on t1 + t2 left sleep[{pid}] running in its throw-away worktree {path}, now "
+            f"removed: stop it ('kill {pid}')"
+        )
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the one process this test started, by pid

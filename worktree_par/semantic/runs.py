@@ -190,10 +190,21 @@ class Runner:
             self.say(msg)
 
     def _finish(self, lv: _Live) -> None:
+        from ..procs import processes_in
+
         try:
+            # The run's process group is stopped; what the gate started outside it (a daemon
+            # in a session of its own) is not wtp's to kill: said, by name, as land says it.
+            left = processes_in([lv.path])[lv.path]
             said = trees.remove(self.ctx, lv.path, lv.commit)
             if said:
                 self._note(said)
+            if left:
+                self._note(
+                    f"semantic: the gate on {label(lv.key, self.base)} left {few([f'{p.name}[{p.pid}]' for p in left])} "
+                    f"running in its throw-away worktree {lv.path}, now removed: stop "
+                    f"{'them' if len(left) > 1 else 'it'} ('kill {' '.join(str(p.pid) for p in left)}')"
+                )
         finally:
             if lv.port.lock is not None:
                 lv.port.lock.release()
