@@ -288,3 +288,15 @@ while [ "$(cat /proc/$!/comm)" != sleep ]; do :; done
     finally:
         if pidfile.exists():
             os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the one process this test started, by pid
+
+
+def test_the_background_line_names_what_it_tests_and_has_one_pair_of_parentheses(tmp_path: Path) -> None:
+    g, key, last = _auto(tmp_path)
+    out = g.repo.wtp("list")  # no result yet: a run starts, on t1's commits
+    assert out.lines[-1] == "semantic: testing t1 (started 0s ago)"
+    wait_for(lambda: _settled(g, key), "the background runner to end")
+    stale = {"when": time.time() - 7200, "verdict": "pass", "tasks": ["t0", "t1"], "committed": "older inputs"}
+    last.write_text(json.dumps(stale))
+    out = g.repo.wtp("list")
+    assert out.lines[-1] == "semantic: the merge of t0 + t1 passes (2h ago; inputs changed since)"
+    wait_for(lambda: _settled(g, key), "the background runner to end")

@@ -187,5 +187,5 @@ def summary(data: dict[str, Any]) -> str:
             parts = [f"the gate timed out on {tasks}"]
         else:
             parts = ["nothing to test together"]
-    stale = " (inputs changed since)" if data.get("stale") else ""
+    stale = "; inputs changed since" if data.get("stale") else ""
     return f"semantic: {'; '.join(parts)} ({age(when)}{stale})"
