@@ -300,3 +300,20 @@ def test_the_background_line_names_what_it_tests_and_has_one_pair_of_parentheses
     out = g.repo.wtp("list")
     assert out.lines[-1] == "semantic: the merge of t0 + t1 passes (2h ago; inputs changed since)"
     wait_for(lambda: _settled(g, key), "the background runner to end")
+
+
+def test_a_base_run_that_times_out_is_named_as_the_base(tmp_path: Path) -> None:
+    gate = 'if [ -f t1.txt ]; then echo "t1 breaks it"; exit 1; fi\nif [ ! -f t2.txt ]; then exec sleep 60; fi\n'
+    r = _repo(tmp_path, '[land]\ngate = "sh gate.sh"\n', {"gate.sh": gate})
+    _task(r, "t1")
+    _task(r, "t2")
+    out = r.wtp("check", "--test", "--timeout", "1")
+    assert out.code == 1, out.err
+    logs = [line.rsplit("; log: ", 1)[-1] for line in out.lines]
+    assert out.lines == [
+        "no collisions among 2 tasks and 'main'",
+        f"t1 fails 'sh gate.sh' alone, merged with no other task (not a collision); log: {logs[1]}",
+        "  | t1 breaks it",
+        f"timed out: the gate on 'main' itself (no verdict; raise --timeout); log: {logs[3]}",
+        "gate runs: 5 (at most 2 at once, budget 4)",
+    ]

@@ -48,7 +48,7 @@ def show(res: Result) -> None:
         print(f"semantic: the merge of {together} failed, but no smaller set does; log: {w.log}")
     for s in res.timed_out:
         o = res.outcomes[s]
-        print(f"timed out: the gate on {' + '.join(s)} (no verdict; raise --timeout); log: {o.log}")
+        print(f"timed out: the gate on {label(s, res.base)} (no verdict; raise --timeout); log: {o.log}")
     print(
         f"gate runs: {res.runs} (at most {res.peak} at once, budget {res.budget})"
         + (f", verdicts reused: {res.reused}" if res.reused else "")
