@@ -42,3 +42,28 @@ def finishing() -> Iterator[None]:
         for n in dict.fromkeys(got):
             if n != signal.SIGINT and before[signal.Signals(n)] is not signal.SIG_IGN:
                 signal.raise_signal(n)
+
+
+@contextmanager
+def term_as_ctrl_c() -> Iterator[None]:
+    """In the block, SIGTERM (a tool cancelling the command, a supervisor stopping it) and
+    SIGHUP (its terminal closed) raise KeyboardInterrupt as Ctrl-C does, so the clean-up
+    Ctrl-C runs (stopping gate runs, removing throw-away worktrees) runs for them too; killed
+    outright, the command left its worktrees and said nothing.  A signal the caller ignores
+    ('nohup') stays ignored; the handlers before are put back after the block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    for s, handler in before.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(s, interrupt)
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from .listing import TaskInfo
     from .overlap import Report
     from .repo import Ctx
-    from .semantic.result import Result
 
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
@@ -217,41 +216,3 @@ def check_report(report: Report) -> None:
             "S semantic, " * any(c.kind == "semantic" for c in report.collisions)
             + "C conflict, O overlap, l likely (history), d declared paths, r resource"
         )
-
-
-def semantic_report(res: Result) -> None:
-    """What 'wtp check --test' adds below the collision table: the verdict on the merge,
-    each semantic collision with its failing output, tasks failing alone, and the cost."""
-    together = " + ".join(res.tasks)
-    for name, why in res.skipped.items():
-        print(f"not gated: {name} {why} (a textual conflict: resolve it first)")
-    w = res.whole
-    if w is None:
-        print("semantic: nothing to test together (fewer than two tasks merge cleanly)")
-    elif w.verdict == "pass":
-        how = f", verdict reused from {'check --test' if w.cached == 'check' else w.cached}" if w.cached else ""
-        print(f"semantic: the merge of {together} passes '{res.gate}'{how}")
-    for s in res.semantic:
-        o = res.outcomes[s]
-        print(f"SEMANTIC: {' + '.join(s)} fail together (each passes alone); log: {o.log}")
-        for line in o.tail:
-            print(f"  | {line}")
-    for name in res.alone:
-        o = res.outcomes[(name,)]
-        print(f"{name} fails '{res.gate}' alone, merged with no other task (not a collision); log: {o.log}")
-        for line in o.tail:
-            print(f"  | {line}")
-    if res.flaky:
-        print(
-            f"semantic: the merge of {' + '.join(res.flaky)} failed once and passed when run again: "
-            "a flaky gate? not reported as a collision"
-        )
-    if w is not None and w.verdict == "fail" and not (res.semantic or res.alone or res.flaky or res.timed_out):
-        print(f"semantic: the merge of {together} failed, but no smaller set does; log: {w.log}")
-    for s in res.timed_out:
-        o = res.outcomes[s]
-        print(f"timed out: the gate on {' + '.join(s)} (no verdict; raise --timeout); log: {o.log}")
-    print(
-        f"gate runs: {res.runs} (at most {res.peak} at once, budget {res.budget})"
-        + (f", verdicts reused: {res.reused}" if res.reused else "")
-    )

@@ -74,28 +74,31 @@ def _test(
     timeout: float | None,
 ) -> int:
     from .. import overlap, render
+    from ..interrupts import term_as_ctrl_c
+    from ..semantic import report as semantic_report
     from ..semantic import result, search
 
     search.gate_of(c)  # no gate: a usage error before anything is built
     report = overlap.check(c, names or None)
     say = (lambda msg: None) if as_json else err
-    res = search.check_test(
-        c,
-        names or None,
-        budget=budget or c.cfg.max_active,
-        timeout=timeout if timeout is not None else c.cfg.land_timeout,
-        all_pairs=all_pairs,
-        say=say,
-    )
+    with term_as_ctrl_c():  # stopped by a supervisor or a closed terminal: clean up as on Ctrl-C (130)
+        res = search.check_test(
+            c,
+            names or None,
+            budget=budget or c.cfg.max_active,
+            timeout=timeout if timeout is not None else c.cfg.land_timeout,
+            all_pairs=all_pairs,
+            say=say,
+        )
     result.save(c, res.to_json())
     report = report._replace(collisions=[*report.collisions, *res.collisions()])
     if as_json:
         emit({**report.to_json(), "test": res.to_json()})
     else:
         render.check_report(report)
-        render.semantic_report(res)
+        semantic_report.show(res)
     if report.worst() >= overlap.FAIL_ON[fail_on] or (
-        res.alone and overlap.FAIL_ON[fail_on] <= overlap.RANK["semantic"]
+        (res.alone or res.base_red) and overlap.FAIL_ON[fail_on] <= overlap.RANK["semantic"]
     ):
         return ExitCode.FINDING
     if res.verdict() == "timeout":

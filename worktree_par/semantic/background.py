@@ -74,14 +74,14 @@ def observe(ctx: Ctx) -> dict[str, Any] | None:
         search.gate_of(ctx)
     except WtpError as e:  # no gate, or not trusted yet: said, nothing started
         return {"when": time.time(), "error": e.message}
-    key = committed(ctx)[0]
+    key, _, _, heads = committed(ctx)
     last = result.last(ctx)
     if last is not None and last.get("committed") == key and (not last.get("running") or _busy(ctx)):
         return last
     if not _busy(ctx):
         spawn(ctx)
     if last is None:
-        return {"running": True, "when": time.time(), "tasks": [], "committed": key}
+        return {"running": True, "when": time.time(), "tasks": [h.name for h in heads], "committed": key}
     return {**last, "stale": not last.get("running")}
 
 

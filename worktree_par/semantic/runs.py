@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import locks
+from .. import gitops, locks
 from ..errors import Say, quiet
 from ..guarded import Guarded
 from ..land import verdicts
-from ..repo import Ctx
+from ..repo import Ctx, few
 from ..state import Task
 from . import trees
 
@@ -31,6 +31,7 @@ class Outcome(NamedTuple):
     paths: list[str] = []  # CONFLICT: the conflicting paths
     clash: str = ""  # CONFLICT: the task whose addition conflicted
     tail: list[str] = []  # FAIL/TIMEOUT: the output's last lines
+    changed: list[str] = []  # tracked files the run changed (or "HEAD" moved): its verdict is not kept
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"tasks": list(self.names), "verdict": self.verdict}
@@ -42,6 +43,8 @@ class Outcome(NamedTuple):
             out["reused"] = self.cached
         if self.verdict == CONFLICT:
             out.update(paths=self.paths, conflicts_with=self.clash)
+        if self.changed:
+            out["changed"] = self.changed
         return out
 
 
@@ -139,13 +142,14 @@ class Runner:
             name = hashlib.sha1(f"{self.gate}\0{tree}".encode()).hexdigest()[:12]
             # the pid: a background run and a foreground one may gate the same tree at once
             log = self.ctx.store.subdir("logs") / f"check-test-{name}-{os.getpid()}.log"
-            log.write_text(f"$ {self.gate}\n# tasks: {' + '.join(key)}\n# merge {commit} (tree {tree})\n")
+            what = f"tasks: {' + '.join(key)}\n# merge" if key else f"no task: the base itself, '{self.base}'\n# commit"
+            log.write_text(f"$ {self.gate}\n# {what} {commit} (tree {tree})\n")  # 3 lines: _tail skips them
             env = trees.env(self.ctx, self.base, path, port.port, key, commit)
             pseudo = Task(env["WTP_TASK"], "active", "", self.base, 0, path=str(path), port=port.port)
             isolate.copy_ignored(self.ctx, pseudo, quiet)  # the warm caches a task worktree gets
             # [setup] run, then the gate, in one process group: stopped together.
             script = " && ".join([*(f"( {c} )" for c in self.ctx.cfg.setup_run), f"( {self.gate} )"])
-            self.say(f"gate: {self.gate} on {' + '.join(key)}; log: {log}")
+            self.say(f"gate: {self.gate} on {label(key, self.base)}; log: {log}")
             run = Guarded(["/bin/sh", "-c", script], path, env, log)
         except BaseException:
             with locks.no_interrupt():
@@ -165,17 +169,66 @@ class Runner:
                 f.write(f"\n# wtp: stopped after {self.timeout:g}s (--timeout)\n")
             return Outcome(lv.key, TIMEOUT, lv.tree, str(lv.log), tail=_tail(lv.log))
         ok = code == 0
-        verdicts.record(self.ctx, self.gate, lv.tree, ok=ok, by=verdicts.CHECK, tasks=list(lv.key), log=str(lv.log))
-        return Outcome(lv.key, PASS if ok else FAIL, lv.tree, str(lv.log), tail=[] if ok else _tail(lv.log))
+        changed = _changed(lv)
+        if changed:
+            # The gate (or [setup] run) did not test the merge as wtp made it: its verdict is
+            # reported, never kept for 'wtp land' to reuse (land refuses such a run of its own).
+            n = len(changed)
+            what = "its HEAD" if changed == ["HEAD"] else f"{n} tracked file{'s' * (n != 1)} ({few(changed)})"
+            self._note(
+                f"semantic: '{self.gate}' (or [setup] run) changed {what} in {_merge_of(lv.key, self.base)}, "
+                "so its verdict is not kept for 'wtp land' (which runs the gate itself)"
+            )
+        else:
+            verdicts.record(self.ctx, self.gate, lv.tree, ok=ok, by=verdicts.CHECK, tasks=list(lv.key), log=str(lv.log))
+        tail = [] if ok else _tail(lv.log)
+        return Outcome(lv.key, PASS if ok else FAIL, lv.tree, str(lv.log), tail=tail, changed=changed)
+
+    def _note(self, msg: str) -> None:
+        if msg not in self.notes:
+            self.notes.append(msg)
+            self.say(msg)
 
     def _finish(self, lv: _Live) -> None:
+        from ..procs import processes_in
+
         try:
+            # The run's process group is stopped; what the gate started outside it (a daemon
+            # in a session of its own) is not wtp's to kill: said, by name, as land says it.
+            left = processes_in([lv.path])[lv.path]
             said = trees.remove(self.ctx, lv.path, lv.commit)
             if said:
-                self.notes.append(said)
+                self._note(said)
+            if left:
+                self._note(
+                    f"semantic: the gate on {label(lv.key, self.base)} left {few([f'{p.name}[{p.pid}]' for p in left])} "
+                    f"running in its throw-away worktree {lv.path}, now removed: stop "
+                    f"{'them' if len(left) > 1 else 'it'} ('kill {' '.join(str(p.pid) for p in left)}')"
+                )
         finally:
             if lv.port.lock is not None:
                 lv.port.lock.release()
+
+
+def label(key: Sequence[str], base: str) -> str:
+    """The set gated, as said: its tasks joined by '+', or the base itself (no task merged)."""
+    return " + ".join(key) if key else f"'{base}' itself"
+
+
+def _merge_of(key: Sequence[str], base: str) -> str:
+    return f"the merge of {' + '.join(key)}" if key else f"'{base}' itself"
+
+
+def _changed(lv: _Live) -> list[str]:
+    """What the run changed in its worktree: the tracked files, or ["HEAD"] when it moved
+    off the merge (a commit, a checkout); [] when the worktree still holds the merge."""
+    try:
+        now = gitops.head_status(lv.path, untracked=False)
+    except gitops.GitError:
+        return ["HEAD"]  # the worktree is not one any more (its .git removed): nothing proven
+    if now.head != lv.commit or now.attached is not None:
+        return ["HEAD"]
+    return sorted(now.paths)
 
 
 def _tail(log: Path) -> list[str]:

@@ -21,7 +21,7 @@ from ..repo import Ctx
 from ..state import LIVE
 from . import trees
 from .result import Result
-from .runs import CONFLICT, FAIL, PASS, TIMEOUT, Outcome, Runner
+from .runs import FAIL, PASS, TIMEOUT, Outcome, Runner
 
 AUTO = "auto"
 
@@ -110,7 +110,7 @@ def check_test(
     runner = Runner(ctx, gate, base, merger, budget=budget, timeout=timeout, cancelled=cancelled, say=say)
     if len(members) > 1:
         _search(runner, res, members, lambda a, b: independent(by_name[a], by_name[b]), all_pairs)
-    res.runs, res.reused, res.peak = runner.runs, runner.reused, runner.peak
+    res.runs, res.reused, res.peak, res.notes = runner.runs, runner.reused, runner.peak, runner.notes
     return res
 
 
@@ -131,44 +131,58 @@ def _search(
     runner: Runner, res: Result, members: list[str], indep: Callable[[str, str], bool], all_pairs: bool
 ) -> None:
     seen = res.outcomes
+    tries: dict[str, list[str]] = {}  # tree -> the verdicts of the runs made on it (cached ones not)
 
     def run(sets: list[tuple[str, ...]], fresh: bool = False) -> dict[tuple[str, ...], str]:
         got = runner.evaluate(sets, fresh=fresh)
         seen.update(got)
         res.timed_out += [k for k, o in got.items() if o.verdict == TIMEOUT]
+        for tree, verdict in {o.tree: o.verdict for o in got.values() if not o.cached}.items():
+            tries.setdefault(tree, []).append(verdict)
         return {k: o.verdict for k, o in got.items()}
+
+    def confirmed(sets: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+        """The sets whose red holds when run once more (a red is never named on one run);
+        a set that passes then is noted as flaky, one that times out gives no verdict."""
+
+        def runs(k: tuple[str, ...]) -> list[str]:
+            return tries.get(seen[k].tree, [])
+
+        once = [k for k in sets if runs(k).count(FAIL) < 2 and PASS not in runs(k)]
+        if once:
+            run(once, fresh=True)
+        res.flaky_sets += [k for k in sets if PASS in runs(k) and k not in res.flaky_sets]
+        return [k for k in sets if runs(k).count(FAIL) >= 2 and PASS not in runs(k)]
 
     whole = tuple(members)
     if run([whole])[whole] != FAIL:
         return
     singles = run([(n,) for n in whole])
-    res.alone = [n for n in whole if singles[(n,)] == FAIL]
-    pool = tuple(n for n in whole if singles[(n,)] == PASS)
-    if len(pool) < 2:
-        return
-    if pool != whole:
-        if run([pool])[pool] != FAIL:
-            return  # the failure is the tasks that fail alone (or it timed out)
-    pairs = [c for c in combinations(pool, 2) if all_pairs or not indep(*c)]
-    if all_pairs or len(pairs) <= runner.budget:
-        failing = _by_size(run, seen, pool, indep, all_pairs)
-    else:
-        failing = _bisect(run, pool, runner.budget)
-    if failing == [pool]:
-        failing = []  # seen failing once as a whole: confirmed below
-    if not failing and res.timed_out:
-        return  # no verdict on some set: nothing is named on half the evidence
-    if not failing:
-        # The whole pool is the smallest failing set, seen failing once: run it again
-        # before naming it, so a flaky gate is not reported as a collision.
-        again = run([pool], fresh=True)[pool]
-        if again == PASS:
-            res.flaky = pool
-            return
-        if again != FAIL:
-            return
-        failing = [pool]
-    res.semantic = [c for c in failing if seen[c].verdict != CONFLICT]
+    res.alone = [k[0] for k in confirmed([(n,) for n in whole if singles[(n,)] == FAIL])]
+    if res.alone:
+        # A task failing alone may be the base's own red (a broken gate, a red base): the
+        # base's tree is gated once (or its verdict taken from a task with no changes).
+        base = runner.merger.merge(())
+        assert isinstance(base, trees.Merged)  # the empty set is the base: nothing to conflict
+        same = [(n,) for n in res.alone if seen[(n,)].tree == base.tree]
+        if same:
+            seen[()] = seen[same[0]]._replace(names=())
+        else:
+            run([()])  # a pass cached for the base's tree counts: every landed tree passed
+        if seen[()].verdict == FAIL and confirmed([()]):
+            res.base_red, res.alone = seen[()], []
+    pool = tuple(n for n in whole if seen[(n,)].verdict == PASS)
+    if len(pool) >= 2 and (pool == whole or run([pool])[pool] == FAIL):
+        pairs = [c for c in combinations(pool, 2) if all_pairs or not indep(*c)]
+        if all_pairs or len(pairs) <= runner.budget:
+            failing = _by_size(run, seen, pool, indep, all_pairs)
+        else:
+            failing = _bisect(run, pool, runner.budget)
+        if not failing and not res.timed_out:
+            failing = [pool]  # the whole pool is the smallest failing set (confirmed below)
+        res.semantic = confirmed([c for c in failing if seen[c].verdict == FAIL])
+    if not (res.semantic or res.alone or res.base_red or res.timed_out) and seen[whole].verdict == FAIL:
+        confirmed([whole])  # reported as failing with no smaller set to blame: a red seen once is confirmed
 
 
 Run = Callable[..., dict[tuple[str, ...], str]]
