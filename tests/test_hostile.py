@@ -156,7 +156,7 @@ def test_in_a_repository_with_no_commits(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q", "-b", "main", "empty")
     r = Repo(tmp_path / "empty")
     out = r.wtp_proc("start", "a")
-    assert out.code == 2 and "cannot tell the base branch" in out.err
+    assert out.code == 2 and "this repository has no commit yet: commit something first" in out.err
     assert not r.state_file.exists()
 
 
