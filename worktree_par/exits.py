@@ -80,9 +80,9 @@ def failed(message: str, code: int, state: str = "refused") -> None:
     if _json["wanted"] and not _json["emitted"]:
         import json
 
+        _json["emitted"] = True  # once, whatever becomes of the write
         doc: dict[str, object] = {"task": None, "state": state, "error": message, "paths": [], "exit": int(code)}
         print(json.dumps(doc, indent=2), flush=True)
-        _json["emitted"] = True
     err(f"wtp: {message}")
 
 

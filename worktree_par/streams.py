@@ -13,9 +13,9 @@ import sys
 
 
 class _Dropping:
-    """A standard stream whose reader may go away: from then on what is written to it goes to
-    /dev/null (its file descriptor too, so that nothing fails at exit), and the command goes on
-    to its own end."""
+    """A standard stream that may stop taking what is written (its reader gone, its disk full):
+    from then on what is written to it goes to /dev/null (its file descriptor too, so that
+    nothing fails at exit), and the command goes on to its own end."""
 
     def __init__(self, stream: io.TextIOBase) -> None:
         self._stream = stream
@@ -23,14 +23,14 @@ class _Dropping:
     def write(self, text: str) -> int:
         try:
             return int(self._stream.write(text))
-        except BrokenPipeError:
+        except OSError:  # the reader gone (EPIPE), a full disk (ENOSPC), a dead terminal (EIO)
             self._gone()
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except BrokenPipeError:
+        except OSError:
             self._gone()
 
     def _gone(self) -> None:
@@ -48,9 +48,12 @@ class _Dropping:
 
 
 def settle() -> None:
-    """Make stdout and stderr safe to write to, whatever the caller gave: a closed one is
-    /dev/null, text the locale cannot encode is written backslash-escaped, and a reader that
-    goes away makes the rest of the output go nowhere rather than fail the command."""
+    """Make the standard streams safe to use, whatever the caller gave: a closed one is
+    /dev/null, text the locale cannot encode is written backslash-escaped, and an output that
+    stops taking writes (a reader gone, a full disk) makes the rest go nowhere rather than fail
+    the command."""
+    if sys.stdin is None:  # closed ('<&-'): reads find nothing, as from /dev/null
+        sys.stdin = open(os.devnull)  # noqa: SIM115 - for the life of the process
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is None:

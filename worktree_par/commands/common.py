@@ -31,8 +31,8 @@ def bound_waits(timeout: float | None, *, network: bool = True) -> None:
 
 
 def emit(data: Any) -> None:
+    json_emitted()  # an error after it prints no second document, whatever becomes of this one
     print(json.dumps(data, indent=2))
-    json_emitted()  # an error after it prints no second document
 
 
 def after_dashes(cmd: list[str]) -> list[str]:
