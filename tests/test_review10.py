@@ -3,6 +3,8 @@ each kept as a test."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +45,39 @@ def test_a_refusal_under_json_on_a_full_disk_keeps_its_exit_code(project: Repo) 
     with open("/dev/full", "w") as full:
         assert _cli(project, "land", "nosuch", "--json", stdout=full) == 2
         assert _cli(project, "nosuch", stderr=full) == 2
+
+
+def _hook(r: Repo, data: object, env: dict[str, str] | None = None) -> tuple[int, str]:
+    res = subprocess.run(
+        [sys.executable, "-m", "worktree_par", "hook", "pre-edit"],
+        input=json.dumps(data, ensure_ascii=False).encode(),  # as an agent sends it: UTF-8
+        capture_output=True,
+        cwd=r.path,
+        env={**os.environ, **(env or {})},
+        timeout=30,
+    )
+    return res.returncode, res.stdout.decode()
+
+
+def _write(path: str, cwd: Path) -> dict[str, object]:
+    return {"cwd": str(cwd), "tool_name": "Write", "tool_input": {"file_path": path, "content": "x"}}
+
+
+def test_the_hook_resolves_a_link_before_the_dots_after_it(project: Repo) -> None:
+    """Review 10: '<a>/lnk/../new.txt', lnk leading into task b's worktree, writes <b>/new.txt;
+    the hook collapsed 'lnk/..' as text, allowed it and recorded new.txt as a's claim."""
+    a = _start(project, "a")
+    b = _start(project, "b", {"sub/keep": "k\n"})
+    (a / "lnk").symlink_to(b / "sub")
+    code, out = _hook(project, _write(f"{a}/lnk/../new.txt", a))
+    assert code == 0
+    answer = json.loads(out)["hookSpecificOutput"]
+    assert answer["permissionDecision"] == "deny", answer
+    assert answer["permissionDecisionReason"] == (
+        f"wtp: {a}/lnk/../new.txt resolves to {b.resolve()}/new.txt, in the worktree of task 'b', so task 'a' "
+        "should not edit it now: wait for it to land ('wtp list' shows it), pick another file, or coordinate with "
+        "that task"
+    )
+    code, out = _hook(project, _write(f"{b}/new.txt", b))  # b's own file stays b's
+    assert (code, out) == (0, "")
+

@@ -87,6 +87,9 @@ def _entered(named: Path, roots: list[Path]) -> Path | None:
     cur = Path(named.anchor)
     parts = named.parts[1:]
     for i, part in enumerate(parts):
+        if part == "..":  # the parent of where the links led so far, as the kernel goes up
+            cur = Path(os.path.realpath(cur)).parent
+            continue
         cur = cur / part
         if cur.is_symlink():
             cur = Path(os.path.realpath(cur))
@@ -152,7 +155,9 @@ def pre_edit(raw: str) -> Answer:
         return _malformed(f"{tool} input has no '{key}' string")
     cwd = data.get("cwd")
     base = Path(cwd) if isinstance(cwd, str) and cwd else Path.cwd()
-    found = locate(Path(os.path.abspath(base / path)))  # abspath: normalized, and from our cwd if relative
+    # Absolute, from our cwd if relative, but not normalized: 'link/..' is the parent of where
+    # the link leads, as the kernel writes it, not the folder the link is in.
+    found = locate(Path(os.path.join(os.getcwd(), base, path)))
     if found is None:
         return ALLOW  # outside any repository, or git's own files
     ctx, st, me, rel = found.ctx, found.st, found.me, found.rel
