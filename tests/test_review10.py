@@ -81,3 +81,12 @@ def test_the_hook_resolves_a_link_before_the_dots_after_it(project: Repo) -> Non
     code, out = _hook(project, _write(f"{b}/new.txt", b))  # b's own file stays b's
     assert (code, out) == (0, "")
 
+
+def test_the_hook_reads_its_json_as_utf8_whatever_the_locale(project: Repo) -> None:
+    """Review 10: under a latin-1 locale the hook read 'café.txt' as 'cafÃ©.txt': the edit of
+    a file another task changed went through."""
+    a = _start(project, "a")
+    b = _start(project, "b", {"café.txt": "b\n"})
+    assert b.exists()
+    code, out = _hook(project, _write(f"{a}/café.txt", a), env={"PYTHONIOENCODING": "latin-1", "LC_ALL": "C"})
+    assert code == 0 and json.loads(out)["hookSpecificOutput"]["permissionDecision"] == "deny", out

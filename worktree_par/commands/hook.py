@@ -48,7 +48,9 @@ def hook_pre_edit() -> int:
     try:
         from ..agents import hooks
 
-        ans = hooks.pre_edit(sys.stdin.read())
+        # The protocol's JSON is UTF-8 whatever the locale (a latin-1 one read 'café' as 'cafÃ©')
+        raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        ans = hooks.pre_edit(raw.decode("utf-8", "surrogateescape"))
     except Exception as e:  # noqa: BLE001 - see above
         why = e.message if isinstance(e, WtpError) else f"{type(e).__name__}: {e}"
         err(f"wtp hook pre-edit: {why}; the edit goes ahead unchecked")
