@@ -90,3 +90,24 @@ def test_the_hook_reads_its_json_as_utf8_whatever_the_locale(project: Repo) -> N
     assert b.exists()
     code, out = _hook(project, _write(f"{a}/café.txt", a), env={"PYTHONIOENCODING": "latin-1", "LC_ALL": "C"})
     assert code == 0 and json.loads(out)["hookSpecificOutput"]["permissionDecision"] == "deny", out
+
+
+def test_worktree_root_is_judged_from_the_main_checkout_not_the_current_directory(project: Repo) -> None:
+    """Review 10: the '/' check resolved worktree_root against the current directory: '..'
+    was refused when run from '/', and a root that is '/' from the repository passed when run
+    from a subfolder (a worktree made at /<task>)."""
+    project.write(".wtp.toml", 'worktree_root = ".."\n')
+    listed = subprocess.run(
+        [sys.executable, "-m", "worktree_par", "-C", str(project.path), "list"], cwd="/", capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    depth = len(project.path.resolve().parts) - 1
+    project.write(".wtp.toml", f"worktree_root = {json.dumps('/'.join(['..'] * depth))}\n")
+    deep = project.path / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    out = project.wtp_proc("start", "zz", cwd=deep)
+    assert (out.code, out.err.strip()) == (
+        2,
+        f"wtp: {project.path / '.wtp.toml'}: 'worktree_root' must name a folder for the task worktrees, not '/'",
+    )
+    assert not Path("/zz").exists()

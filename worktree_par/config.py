@@ -59,7 +59,12 @@ class Config(NamedTuple):
 
     def worktree_root_path(self, main_root: Path) -> Path:
         rel = os.path.expanduser(self.worktree_root.replace("{repo}", main_root.name.removesuffix(".git")))
-        return Path(main_root, rel).resolve()
+        root = Path(main_root, rel).resolve()  # relative to the main checkout, wherever wtp runs
+        if root == root.parent:
+            raise ConfigError(
+                f"{self.source or CONFIG_FILE}: 'worktree_root' must name a folder for the task worktrees, not '{root}'"
+            )
+        return root
 
 
 # key -> (type, attribute) for each table; "" is the top level
@@ -180,8 +185,6 @@ def _validate(cfg: Config, where: str) -> None:
         raise ConfigError(f"{where}: 'worktree_root' must not be empty")
     if "{" in cfg.worktree_root.replace("{repo}", "") or "}" in cfg.worktree_root.replace("{repo}", ""):
         raise ConfigError(f"{where}: 'worktree_root' = {cfg.worktree_root!r}: the only placeholder is {{repo}}")
-    if Path(os.path.expanduser(cfg.worktree_root)).resolve() == Path("/").resolve():
-        raise ConfigError(f"{where}: 'worktree_root' must name a folder for the task worktrees, not '/'")
     for g in cfg.rm_disposable:
         why = disposable.bad_pattern(g)
         if why:
