@@ -12,7 +12,7 @@ from typing import IO
 
 import pytest
 
-from .conftest import Repo
+from .conftest import Repo, make_repo
 
 
 def _start(r: Repo, name: str, files: dict[str, str] | None = None) -> Path:
@@ -111,3 +111,16 @@ def test_worktree_root_is_judged_from_the_main_checkout_not_the_current_director
         f"wtp: {project.path / '.wtp.toml'}: 'worktree_root' must name a folder for the task worktrees, not '/'",
     )
     assert not Path("/zz").exists()
+
+
+def test_a_submodule_with_a_git_folder_of_its_own_is_checked_too(tmp_path: Path) -> None:
+    """Review 10: the superproject check looked only at submodules whose git dir lives in the
+    superproject's .git/modules; one added from an existing clone keeps a .git folder."""
+    lib = make_repo(tmp_path / "l", fixture=None, name="lib")
+    sup = make_repo(tmp_path / "s", fixture=None, name="super")
+    subprocess.run(["git", "clone", "-q", str(lib.path), str(sup.path / "lib")], check=True)
+    sup.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib.path), "lib")
+    assert (sup.path / "lib" / ".git").is_dir()
+    out = Repo(sup.path / "lib").wtp("start", "t1")
+    assert out.code == 2 and "is inside the superproject's worktree" in out.err, out.err
+    assert sup.git("status", "--porcelain") == "A  .gitmodules\nA  lib"

@@ -49,7 +49,9 @@ def check_worktree_root(ctx: Ctx) -> Path:
                 f"worktree_root {ctx.cfg.worktree_root!r} is inside the worktree {wt_top}: "
                 "worktrees must not nest; use a path outside it, like '../{repo}.worktrees'"
             )
-    if "modules" in ctx.repo.common_dir.parts:  # a submodule's git dir lives in its superproject's
+    # A submodule sits in its superproject's worktree: a '.git' in a folder above ours (its git
+    # dir absorbed under the superproject's .git/modules, or a folder of its own).
+    if any((d / ".git").exists() for d in ctx.repo.toplevel.parents):
         sup = gitops.superproject(ctx.root)
         if sup is not None and (root == sup or sup in root.parents):
             raise UsageError(
