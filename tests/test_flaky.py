@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from .conftest import Repo
 from .test_queue import _first_parents_pass, _land_all_at_once, _runs, _tasks
 
@@ -155,7 +157,7 @@ def test_a_red_whose_run_wrote_what_a_re_run_would_pass_on_is_not_run_again(proj
     assert _runs(tmp_path) == 2  # the red, and the base (which passes: the task is at fault); no re-run
     log = project.path / ".git" / "wtp" / "logs" / "land-t1.log"
     assert out.err.strip().splitlines()[-1] == (
-        f"wtp: gate '{gate}' exited 1 on the candidate of 't1' (not run again: its run left 1 untracked file "
+        f"wtp: gate '{gate}' exited 1 on the candidate of 't1' (not run again: its run left 1 file behind "
         f"(t1.expected)); 'main' is untouched (its output: {log}; the task is blocked: fix it and land again)"
     )
     assert project.wtp("queue", "--flaky", "--json").json()["gates"] == []
@@ -196,3 +198,23 @@ def test_a_damaged_ledger_is_read_as_what_it_still_holds(project: Repo) -> None:
     out = project.wtp_proc("queue", "--flaky")
     assert out.code == 0 and "\x1b" not in out.out and "\x07" not in out.out
     assert "t\\x1b[31mRED (re-run\\x07)" in out.out
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_red_whose_run_wrote_into_an_ignored_folder_is_not_run_again(
+    project: Repo, tmp_path: Path, cache: bool
+) -> None:
+    """Review 10: a red run that wrote its expected output into an ignored 'out/' passed on its
+    re-run and landed as flaky.  A cache any run refills (__pycache__) does not stop the re-run."""
+    where = "__pycache__" if cache else "out"
+    p = Path(project.wtp("start", "t1").lines[-1])
+    project.commit({".gitignore": f"{where}/\n", "t1.txt": "t1\n"}, "t1 work", cwd=p)
+    write = f"{{ mkdir -p {where}; touch {where}/expected; exit 1; }}"  # red on t1's tree until it wrote it
+    gate = f"echo run >> {tmp_path}/runs; [ ! -e t1.txt ] || test -f {where}/expected || {write}"
+    out = project.wtp("land", "t1", "--gate", gate)
+    if cache:  # the re-run is made, and passes: flaky, landed (what a cache can do, a rebuilt one does too)
+        assert out.code == 0, out.err
+        assert _runs(tmp_path) == 2
+        return
+    assert out.code == 1, out.err
+    assert f"(not run again: its run left 1 file behind ({where}/))" in out.err

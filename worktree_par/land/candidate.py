@@ -247,6 +247,7 @@ def start_gate(ctx: Ctx, e: Entry, say: Say, status: QueueStatus) -> None:
     e.log.write_text(f"$ {e.gate}\n# candidate {e.cand}\n")
     say(f"gate: {e.gate} on the candidate of '{e.name}' (attempt {e.attempts}); log: {e.log}")
     e.reds, e.red_code, e.flaky, e.halted, e.red, e.tested, e.kept_red = 0, 0, "", False, False, False, ""
+    e.gate_began = time.time() - 1  # file times are coarser than the clock on some filesystems
     env = {**isolate.task_env(ctx, e.task), "WTP_CANDIDATE": e.published_commit}
     e.run = Guarded(["/bin/sh", "-c", e.gate], e.wt, env, e.log, ended=status.gate_ran)
     status.set(e, "gating")
@@ -284,21 +285,36 @@ def confirm_reds(ctx: Ctx, entries: list[Entry], status: QueueStatus) -> None:
                 return  # being confirmed: what stands on it waits for its verdict
             continue
         if e.reds < ctx.cfg.land_confirm_red and time.monotonic() - run.started <= ctx.cfg.land_timeout:
-            if _moved_under(ctx, e) is None and not _left_by_run(e):
+            if _moved_under(ctx, e) is None and not _left_by_run(ctx, e):
                 _rerun(ctx, e, status)
         return
 
 
-def _left_by_run(e: Entry) -> str:
-    """Files the red run left untracked in the candidate's worktree (which holds none when its
-    gate starts: a land refuses a worktree with untracked files): a re-run would see them, as
-    a snapshot test passes once the run before wrote the output it expected, so the red is not
-    confirmed by running it again.  A phrase naming them, or '' (the tracked files unchanged,
-    as the caller checked).  The phrase is kept for the red's line."""
-    left = gitops.head_status(e.wt).paths
+def _left_by_run(ctx: Ctx, e: Entry) -> str:
+    """What the red run left in the candidate's worktree that a re-run would see, as a snapshot
+    test passes once the run before wrote the output it expected: untracked files (the worktree
+    holds none when its gate starts: a land refuses them), and ignored files or folders made or
+    changed since the run began (an 'out/' it wrote), but for the caches and build outputs any
+    run refills (__pycache__, .pytest_cache, coverage: disposable.py, and [rm] disposable),
+    which would leave no red of a Python or JavaScript gate confirmable.  Then the red is not
+    confirmed by running it again.  A phrase naming them, or '' (the tracked files unchanged, as the
+    caller checked); the phrase is kept for the red's line."""
+    from .. import disposable
+
+    untracked, ignored = gitops.worktree_contents(e.wt)
+    theirs, _refilled = disposable.split(ignored, ctx.cfg.rm_disposable)
+    left = untracked + [p for p in theirs if _changed_since(e.wt / p, e.gate_began)]
     if left:
-        e.kept_red = f"not run again: its run left {len(left)} untracked file{'s' * (len(left) != 1)} ({few(left)})"
+        e.kept_red = f"not run again: its run left {len(left)} file{'s' * (len(left) != 1)} behind ({few(left)})"
     return e.kept_red if left else ""
+
+
+def _changed_since(path: Path, began: float) -> bool:
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return max(st.st_mtime, st.st_ctime) >= began
 
 
 def stop_gates(entries: list[Entry], status: QueueStatus) -> None:
@@ -349,7 +365,7 @@ def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
             status.set(e, "failed")
             return False
         confirm = code != 0 and not timed_out and not e.halted and e.reds < ctx.cfg.land_confirm_red
-        if confirm and not _left_by_run(e):
+        if confirm and not _left_by_run(ctx, e):
             _rerun(ctx, e, status)  # the worktree holds the candidate, as the first run had it
             return None
         if code != 0 or timed_out:

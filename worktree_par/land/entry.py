@@ -60,6 +60,7 @@ class Entry:
         self.red_code = 0  # the first red's exit code
         self.flaky = ""  # how a red that did not hold was overturned, once recorded
         self.kept_red = ""  # why a red was not run again to confirm it (what its run left behind)
+        self.gate_began = 0.0  # when its gate's first run on this candidate began (wall clock)
         self.halted = False  # its gate was stopped by the conductor (not red of its own)
         self.red = False  # its gate's red held (on every re-run): the task, or the gate, is at fault
         self._tree: tuple[Sha, Sha] | None = None  # (commit, its tree): asked of git once per candidate
