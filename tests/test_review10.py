@@ -124,3 +124,38 @@ def test_a_submodule_with_a_git_folder_of_its_own_is_checked_too(tmp_path: Path)
     out = Repo(sup.path / "lib").wtp("start", "t1")
     assert out.code == 2 and "is inside the superproject's worktree" in out.err, out.err
     assert sup.git("status", "--porcelain") == "A  .gitmodules\nA  lib"
+
+
+def test_rm_of_a_task_whose_publisher_is_stopped_says_so(project: Repo, tmp_path: Path) -> None:
+    """Review 10: with the lander stopped (Ctrl-Z) mid-push, 'wtp rm' advised --force 'to
+    withdraw it from the land', and 'wtp rm --force' then said 'see wtp list in a moment'."""
+    import signal
+
+    from .conftest import wait_for
+
+    _start(project, "t1", {"x.txt": "x\n"})
+    pushing, release = tmp_path / "pushing", tmp_path / "release"
+    hook = project.path / ".git" / "hooks" / "pre-push"
+    hook.write_text(f"#!/bin/sh\ntouch {pushing}\nwhile [ ! -e {release} ]; do sleep 0.05; done\n")
+    hook.chmod(0o755)
+    lander = project.spawn("land", "t1", "--gate", "./check.sh", new_session=True)
+    pid = 0
+    try:
+        wait_for(pushing.exists, "the push to begin")
+        tasks = json.loads((project.path / ".git" / "wtp" / "state.json").read_text())["tasks"]
+        pid = next(t for t in tasks if t["name"] == "t1")["holder"]["pid"]
+        os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: "stopped" in project.wtp("list").out, "the lander to show as stopped")
+        want = (
+            f"wtp: task 't1' is being published by pid {pid}, which is stopped: resume it ('fg' in its shell, or "
+            f"'kill -CONT {pid}') and it finishes; 'wtp list' then says whether it landed"
+        )
+        for args in (["rm", "t1"], ["rm", "t1", "--force"]):
+            out = project.wtp_proc(*args)
+            assert (out.code, out.err.strip()) == (1, want), args
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGCONT)
+        release.touch()
+    _, err = lander.communicate(timeout=120)
+    assert lander.returncode == 0, err

@@ -9,7 +9,7 @@ from . import claims, crashpoints, guard, tasks
 from .errors import Refusal, Say, WouldLoseWork, quiet
 from .locks import Holder
 from .repo import Ctx, few
-from .state import ABANDONED, FINAL, LANDED, LANDING, LANDING_PHASE, QUEUED, REMOVING, Task, interrupted
+from .state import ABANDONED, FINAL, LANDED, LANDING, LANDING_PHASE, PUBLISHING, QUEUED, REMOVING, Task, interrupted
 
 
 def _processes(path: Path | None) -> list[str]:
@@ -33,6 +33,8 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[st
             raise Refusal(f"task '{name}' changed meanwhile: see 'wtp list'")
         return [f"removed queued task '{name}'"]
     if t.state == LANDING and t.phase == LANDING_PHASE and not interrupted(t):
+        if t.intent == PUBLISHING:  # past the point of no return: --force cannot withdraw it either
+            raise Refusal(_publishing(ctx, t))
         if not force and (lost := guard.losses(ctx, guard.collect(ctx, t))):  # refused before the land is touched
             raise WouldLoseWork(
                 f"task '{name}' is being landed and has {'; '.join(lost)}: let its land finish, or run "
@@ -87,11 +89,16 @@ def _publishing(ctx: Ctx, t: Task) -> str:
     """Why a task being published cannot be removed now, and what to do.  A request waiting
     in the forge's merge queue may merge at any moment, and only its land can take it out."""
     cur = ctx.store.read().tasks.get(t.name) or t
+    try:
+        h = Holder.from_json(cur.holder)
+    except ValueError:
+        h = None
+    if h is not None and h.stopped():  # Ctrl-Z mid-publication: nothing moves until it is resumed
+        return (
+            f"task '{t.name}' is being published by pid {h.pid}, which is stopped: resume it ('fg' in its shell, "
+            f"or 'kill -CONT {h.pid}') and it finishes; 'wtp list' then says whether it landed"
+        )
     if cur.request is not None and cur.state == LANDING and ctx.cfg.forge_merge == "queue":
-        try:
-            h = Holder.from_json(cur.holder)
-        except ValueError:
-            h = None
         stop = f" (pid {h.pid}) with Ctrl-C or 'kill {h.pid}'" if h is not None and h.local() else " with Ctrl-C"
         return (
             f"task '{t.name}' waits in the forge's merge queue (request #{cur.request}), which may merge it at any "
