@@ -205,8 +205,17 @@ def test_git_pre_commit_hook_refuses_a_colliding_commit_and_chains_the_existing_
 def test_git_hook_honours_core_hookspath(repo: Repo, tmp_path: Path) -> None:
     shared = tmp_path / "shared-hooks"
     repo.git("config", "core.hooksPath", str(shared))
-    assert repo.wtp("hook", "install", "git").code == 0
+    out = repo.wtp("hook", "install", "git")
+    assert out.code == 0
     assert "installed by wtp" in (shared / "pre-commit").read_text()
+    # review 10: a folder other repositories may share is said to be one
+    assert out.lines == [
+        f"installed the pre-commit hook {shared / 'pre-commit'}",
+        f"note: {shared} is outside this repository (core.hooksPath): every repository that uses that folder runs "
+        "this hook too ('wtp hook uninstall git' removes it)",
+    ]
+    inside = repo.wtp("hook", "install", "git")  # already there: nothing more to say of it
+    assert inside.code == 0
 
 
 def test_init_agents_writes_the_section_between_markers_and_keeps_the_rest(repo: Repo) -> None:

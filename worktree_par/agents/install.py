@@ -172,6 +172,12 @@ if [ -x "$here/{CHAINED}" ]; then "$here/{CHAINED}" "$@" || exit $?; fi
     tmp.write_text(script)
     tmp.chmod(0o755)
     os.replace(tmp, hook)
+    own = (ctx.repo.common_dir.resolve(), ctx.repo.toplevel.resolve())
+    if not any(d.resolve() == r or r in d.resolve().parents for r in own):  # a core.hooksPath set for more
+        said.append(
+            f"note: {d} is outside this repository (core.hooksPath): every repository that uses that folder "
+            f"runs this hook too ('wtp hook uninstall git' removes it)"
+        )
     return said if ours else [f"installed the pre-commit hook {hook}", *said]
 
 
