@@ -249,7 +249,9 @@ def test_mcp_server_lists_tools_and_answers_through_the_official_client(repo: Re
 
     errlog = repo.path.parent / "mcp-stderr.log"
 
-    async def session() -> tuple[list[str], CallToolResult, CallToolResult, CallToolResult, CallToolResult]:
+    async def session() -> tuple[
+        list[str], CallToolResult, CallToolResult, CallToolResult, CallToolResult, CallToolResult
+    ]:
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "worktree_par", "-C", str(repo.path), "mcp"], cwd=str(repo.path)
         )
@@ -261,12 +263,19 @@ def test_mcp_server_lists_tools_and_answers_through_the_official_client(repo: Re
                 bad = await s.call_tool("start", {"task": "bad/name"})
                 started = await s.call_tool("start", {"task": "b", "touch": ["src/app.js"]})
                 removed = await s.call_tool("rm", {"task": "b"})
-                return tools, listed, bad, started, removed
+                again = await s.call_tool("rm", {"task": "b"})
+                return tools, listed, bad, started, removed, again
 
-    tools, listed, bad, started, removed = anyio.run(session)
+    tools, listed, bad, started, removed, again = anyio.run(session)
     assert {"start", "list", "check", "land", "path", "gate_status", "queue", "next", "rm"} <= set(tools)
     assert "INFO" not in errlog.read_text()  # issue 29: no SDK request logging on the agent's stderr
     assert not removed.is_error and json.loads(text(removed))["removed"] is True
+    # review 10: an rm that had nothing to remove said "removed": true
+    assert not again.is_error and json.loads(text(again)) == {
+        "task": "b",
+        "removed": False,
+        "messages": ["task 'b' is already removed"],
+    }
     assert not listed.is_error
     data = json.loads(text(listed))
     assert data == cli

@@ -166,7 +166,9 @@ def build(where: str | None) -> MCPServer:
     )
     async def rm(task: str, force: bool = False) -> Any:
         out = await wtp(where, ["rm", *(["--force"] if force else []), "--", task])
-        return {"task": task, "removed": True, "messages": str(out.get("output", "")).strip().splitlines()}
+        lines = str(out.get("output", "")).strip().splitlines()
+        nothing = lines[:1] and lines[0].endswith(("nothing to remove", "is already removed"))  # removal.rm's words
+        return {"task": task, "removed": not nothing, "messages": lines}
 
     @server.tool(
         name="next", description="Start queued tasks whose slot and collisions have cleared (as 'wtp next --json')."
