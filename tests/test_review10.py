@@ -159,3 +159,24 @@ def test_rm_of_a_task_whose_publisher_is_stopped_says_so(project: Repo, tmp_path
         release.touch()
     _, err = lander.communicate(timeout=120)
     assert lander.returncode == 0, err
+
+
+def test_doctor_adopt_says_what_it_could_not_fix_and_leaves_branches_wtp_never_makes(repo: Repo) -> None:
+    """Review 10: for a hand-made worktree where a queued task would start, 'doctor --fix
+    --adopt' printed "fixed: 'q' is already registered" and the next doctor found it again; a
+    worktree on 'wtp/x/y' could never be fixed, so doctor was never healthy."""
+    repo.write(".wtp.toml", "max_active = 1\n")
+    repo.wtp("start", "a")
+    assert repo.wtp("start", "q").code == 4  # queued
+    root = repo.path.parent / f"{repo.path.name}.worktrees"
+    repo.git("worktree", "add", "-q", "-b", "wtp/q", str(root / "q"))
+    repo.git("worktree", "add", "-q", "-b", "wtp/x/y", str(root / "xy"))
+    out = repo.wtp("doctor", "--fix", "--adopt", "--json")
+    assert out.code == 1
+    assert json.loads(out.out)["findings"] == [
+        {
+            "problem": f"worktree {root / 'q'} (refs/heads/wtp/q) is not in the registry",
+            "fixed": f"could not fix: task 'q' is queued already, with its own worktree to come: move {root / 'q'} "
+            "away (or 'git worktree remove' it) and its branch's commits where you want them",
+        }
+    ]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import crashpoints, gitops, guard, locks, removal, tasks
-from .errors import StateError, WouldLoseWork, count
+from .errors import Refusal, StateError, WouldLoseWork, WtpError, count
 from .repo import Ctx
 from .state import (
     ABANDONED,
@@ -127,6 +127,8 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
             continue
         if path.parent == root and w.branch and w.branch.startswith(prefix):
             name = w.branch[len(prefix) :]
+            if not _task_name(name):  # 'wtp/x/y': a branch wtp never makes, so not a worktree of its
+                continue
             if adopt:
                 findings.append(
                     Finding(
@@ -357,13 +359,26 @@ def _recreate(ctx: Ctx, t: Task) -> str:
     return f"recreated the worktree of '{t.name}' at {t.path} from its branch"
 
 
+def _task_name(name: str) -> bool:
+    from .repo import validate_name
+
+    try:
+        validate_name(name)
+    except WtpError:
+        return False
+    return True
+
+
 def _adopt(ctx: Ctx, name: str, path: Path) -> str:
     from .repo import validate_name
 
     validate_name(name)
     with ctx.store.transaction() as st:
-        if name in st.tasks and st.tasks[name].state not in FINAL:
-            return f"'{name}' is already registered"
+        if name in st.tasks and st.tasks[name].state not in FINAL:  # not fixed: said so, found again
+            raise Refusal(
+                f"task '{name}' is {st.tasks[name].state} already, with its own worktree to come: move {path} away "
+                f"(or 'git worktree remove' it) and its branch's commits where you want them"
+            )
         st.tasks[name] = _registered(ctx, st, name, path, gitops.head(path)[0], ctx.detect_base())
     return f"adopted {path} as task '{name}'"
 
