@@ -249,9 +249,7 @@ def test_mcp_server_lists_tools_and_answers_through_the_official_client(repo: Re
 
     errlog = repo.path.parent / "mcp-stderr.log"
 
-    async def session() -> tuple[
-        list[str], CallToolResult, CallToolResult, CallToolResult, CallToolResult, CallToolResult
-    ]:
+    async def session() -> tuple[list[str], list[CallToolResult]]:
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "worktree_par", "-C", str(repo.path), "mcp"], cwd=str(repo.path)
         )
@@ -264,9 +262,16 @@ def test_mcp_server_lists_tools_and_answers_through_the_official_client(repo: Re
                 started = await s.call_tool("start", {"task": "b", "touch": ["src/app.js"]})
                 removed = await s.call_tool("rm", {"task": "b"})
                 again = await s.call_tool("rm", {"task": "b"})
-                return tools, listed, bad, started, removed, again
+                repo.write(".wtp.toml", '[land]\ngate = "make test"\n')
+                ungated = await s.call_tool("land", {"task": "a", "gate": "true", "detach": False})
+                return tools, [listed, bad, started, removed, again, ungated]
 
-    tools, listed, bad, started, removed, again = anyio.run(session)
+    tools, (listed, bad, started, removed, again, ungated) = anyio.run(session)
+    # review 10: an agent could land past the team's gate with gate="true"
+    assert ungated.is_error and text(ungated) == (
+        "Error executing tool land: the project's [land] gate is 'make test': an agent cannot land with another gate (a person can, with "
+        "'wtp land --gate'); leave gate out"
+    )
     assert {"start", "list", "check", "land", "path", "gate_status", "queue", "next", "rm"} <= set(tools)
     assert "INFO" not in errlog.read_text()  # issue 29: no SDK request logging on the agent's stderr
     assert not removed.is_error and json.loads(text(removed))["removed"] is True

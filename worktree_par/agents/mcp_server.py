@@ -36,6 +36,19 @@ wrong and what to do."""
 GRACE = 60  # seconds a cancelled call's process has to put things back after SIGINT
 
 
+def _configured_gate(where: str | None) -> str:
+    """The project's [land] gate ('' when none is set, or when the repository cannot be read:
+    the land itself then says why)."""
+    from ..errors import WtpError
+    from ..exits import here
+    from ..repo import open_ctx
+
+    try:
+        return open_ctx(here(where)).cfg.land_gate
+    except WtpError:
+        return ""
+
+
 def _opts(name: str, values: list[str] | None) -> list[str]:
     """Repeated options as ``--name=value``: a value starting with '-' stays a value."""
     return [f"--{name}={v}" for v in values or ()]
@@ -142,6 +155,12 @@ def build(where: str | None) -> MCPServer:
         "detach=true (default) queues it and returns at once; follow it with 'queue' or 'list'."
     )
     async def land(task: str, detach: bool = True, strategy: str | None = None, gate: str | None = None) -> Any:
+        configured = _configured_gate(where) if gate is not None else ""
+        if configured and gate != configured:  # what tests the base is the team's: no agent sets it aside
+            raise ToolError(
+                f"the project's [land] gate is '{configured}': an agent cannot land with another gate "
+                f"(a person can, with 'wtp land --gate'); leave gate out"
+            )
         opts = [
             *(["--detach"] if detach else []),
             *([f"--strategy={strategy}"] if strategy is not None else []),
