@@ -31,8 +31,11 @@ wtp cd a; echo "in a: $PWD"
 git commit -q --allow-empty -m work
 wtp land --gate true > /dev/null 2>&1; echo "landed $?: $PWD"
 wtp cd nosuch 2> /dev/null; echo "unknown $?: $PWD"
+cd /; wtp -C "$REPO" cd b 2> /dev/null; echo "-C to b $?: $PWD"
+wtp -C "$REPO" start --cd c --json | grep -c '"name": "c"'; echo "json, no cd: $PWD"
 """
-    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "REPO": str(repo.path)}
+    repo.wtp("start", "b")
     out = subprocess.run(["bash", "-c", script], cwd=repo.path, env=env, capture_output=True, text=True)
     wt = repo.path.parent / "repo.worktrees" / "a"
     assert out.stdout.splitlines() == [
@@ -41,13 +44,16 @@ wtp cd nosuch 2> /dev/null; echo "unknown $?: $PWD"
         f"in a: {wt}",
         f"landed 0: {repo.path}",  # the worktree it stood in was removed: moved to the main one
         f"unknown 2: {repo.path}",
+        f"-C to b 0: {wt.parent / 'b'}",  # review 10: '-C DIR' before 'cd' said the function was missing
+        "1",
+        f"json, no cd: {wt.parent / 'b'}",  # review 10: the JSON was passed to cd
     ], out.stderr
 
 
 def test_shell_init_knows_three_shells_and_refuses_others(repo: Repo) -> None:
     for shell in ("bash", "zsh", "fish"):
         out = repo.wtp("shell-init", shell)
-        assert out.code == 0 and "wtp path --main" in out.out
+        assert out.code == 0 and "path --main" in out.out
     bad = repo.wtp("shell-init", "tcsh")
     assert (bad.code, bad.err) == (2, "wtp: shell must be one of bash, zsh, fish, not 'tcsh'\n")
 
