@@ -180,3 +180,10 @@ def test_doctor_adopt_says_what_it_could_not_fix_and_leaves_branches_wtp_never_m
             "away (or 'git worktree remove' it) and its branch's commits where you want them",
         }
     ]
+
+
+def test_gate_json_goes_with_status(repo: Repo) -> None:
+    """Review 10: 'wtp gate g1 --json -- cmd' took --json and ignored it (no document when the
+    command was not found, exit 127)."""
+    out = repo.wtp_proc("gate", "g1", "--json", "--", "true")
+    assert out.code == 2 and json.loads(out.out)["error"] == "--json goes with --status: 'wtp gate g1 --status --json'"

@@ -369,7 +369,7 @@ def gate(
     if status:
         _done(c_gate.gate_status(ctx.obj, resource, as_json, remote))
     else:
-        _done(c_gate.gate(ctx.obj, resource, cmd or [], timeout, remote))
+        _done(c_gate.gate(ctx.obj, resource, cmd or [], timeout, remote, as_json))
 
 
 @app.command(short_help="Trust the commands in the committed config.")

@@ -6,7 +6,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from ..errors import ExitCode
+from ..errors import ExitCode, UsageError
 from ..exits import err, here, open_repo
 from .common import after_dashes, bound_waits, emit, task_here
 
@@ -61,13 +61,22 @@ def gate_status(where: str | None, resource: str, as_json: bool = True, remote: 
     return 0
 
 
-def gate(where: str | None, resource: str, cmd: list[str], timeout: float | None = None, remote: bool = False) -> int:
+def gate(
+    where: str | None,
+    resource: str,
+    cmd: list[str],
+    timeout: float | None = None,
+    remote: bool = False,
+    as_json: bool = False,
+) -> int:
     from .. import gates, isolate
     from ..guarded import run_guarded
     from ..progress import Watch
     from ..remote import gates as remote_gates
     from ..state import LIVE
 
+    if as_json:  # the command's output is its own: only --status has a document to print
+        raise UsageError(f"--json goes with --status: 'wtp gate {resource} --status --json'")
     cmd = after_dashes(cmd)
     gates.validate_gate(resource)
     if not _runnable(cmd[0]):  # found out before waiting for a turn, as 'wtp run' says it
