@@ -31,3 +31,31 @@ def test_the_demo_runs_and_walks_through_the_main_job() -> None:
     assert len(commands) > 20
     for c in commands:  # every shown command can be pasted: it parses as shell words
         shlex.split(c)
+
+
+def test_the_demo_runs_without_nodejs(tmp_path: Path) -> None:
+    """Review 11: on a machine without Node.js the demo's stand-in gate looked for 'a + b' while
+    the demo's own fix writes 'b + a': the README's first command failed."""
+    import os
+    import shutil
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for folder in dict.fromkeys(os.environ["PATH"].split(os.pathsep)):
+        if not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            if name != "node" and not (bindir / name).exists():
+                (bindir / name).symlink_to(Path(folder) / name)
+    env = {**os.environ, "PATH": str(bindir)}
+    assert shutil.which("node", path=env["PATH"]) is None
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=env,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "demo finished" in out.stdout
