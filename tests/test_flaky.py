@@ -6,11 +6,12 @@ stays landable.  The tests count gate runs; speed lives in scripts/bench_queue.p
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import Repo
+from .conftest import Repo, wait_for
 from .test_queue import _first_parents_pass, _land_all_at_once, _runs, _tasks
 
 
@@ -218,3 +219,25 @@ def test_a_red_whose_run_wrote_into_an_ignored_folder_is_not_run_again(
         return
     assert out.code == 1, out.err
     assert f"(not run again: its run left 1 file behind ({where}/))" in out.err
+
+
+def test_a_red_that_rewrote_a_file_inside_an_existing_ignored_folder_is_not_run_again(
+    project: Repo, tmp_path: Path
+) -> None:
+    """Review 11: a folder's own times change only when an entry right in it is added or
+    removed: a red that rewrote 'out/snap/expected' in an 'out/' that was already there
+    passed on its re-run and landed as flaky."""
+    p = Path(project.wtp("start", "t1").lines[-1])
+    project.commit({".gitignore": "out/\n", "t1.txt": "t1\n"}, "t1 work", cwd=p)
+    (p / "out" / "snap").mkdir(parents=True)
+    (p / "out" / "snap" / "expected").write_text("an old snapshot\n")
+    made = (p / "out" / "snap" / "expected").stat().st_ctime
+    # from before the land (wtp allows a second for coarse file times): the clock, not a race
+    wait_for(lambda: time.time() > made + 1.2, "the old snapshot to be more than a second old", 10)
+    gate = (
+        f"echo run >> {tmp_path}/runs; [ ! -e t1.txt ] || cmp -s t1.txt out/snap/expected || "
+        "{ cp t1.txt out/snap/expected; exit 1; }"
+    )
+    out = project.wtp("land", "t1", "--gate", gate)
+    assert out.code == 1, out.err
+    assert "(not run again: its run left 1 file behind (out/))" in out.err

@@ -14,7 +14,7 @@ from ..gitops import Sha
 from ..guarded import Guarded
 from ..repo import Ctx, few
 from ..state import WITHDRAWN, Task
-from . import verdicts
+from . import flaky, verdicts
 from .entry import Entry, Withdrawn
 from .status import QueueStatus
 
@@ -285,36 +285,9 @@ def confirm_reds(ctx: Ctx, entries: list[Entry], status: QueueStatus) -> None:
                 return  # being confirmed: what stands on it waits for its verdict
             continue
         if e.reds < ctx.cfg.land_confirm_red and time.monotonic() - run.started <= ctx.cfg.land_timeout:
-            if _moved_under(ctx, e) is None and not _left_by_run(ctx, e):
+            if _moved_under(ctx, e) is None and not flaky.left_by_run(ctx, e):
                 _rerun(ctx, e, status)
         return
-
-
-def _left_by_run(ctx: Ctx, e: Entry) -> str:
-    """What the red run left in the candidate's worktree that a re-run would see, as a snapshot
-    test passes once the run before wrote the output it expected: untracked files (the worktree
-    holds none when its gate starts: a land refuses them), and ignored files or folders made or
-    changed since the run began (an 'out/' it wrote), but for the caches and build outputs any
-    run refills (__pycache__, .pytest_cache, coverage: disposable.py, and [rm] disposable),
-    which would leave no red of a Python or JavaScript gate confirmable.  Then the red is not
-    confirmed by running it again.  A phrase naming them, or '' (the tracked files unchanged, as the
-    caller checked); the phrase is kept for the red's line."""
-    from .. import disposable
-
-    untracked, ignored = gitops.worktree_contents(e.wt)
-    theirs, _refilled = disposable.split(ignored, ctx.cfg.rm_disposable)
-    left = untracked + [p for p in theirs if _changed_since(e.wt / p, e.gate_began)]
-    if left:
-        e.kept_red = f"not run again: its run left {len(left)} file{'s' * (len(left) != 1)} behind ({few(left)})"
-    return e.kept_red if left else ""
-
-
-def _changed_since(path: Path, began: float) -> bool:
-    try:
-        st = path.lstat()
-    except OSError:
-        return False
-    return max(st.st_mtime, st.st_ctime) >= began
 
 
 def stop_gates(entries: list[Entry], status: QueueStatus) -> None:
@@ -365,7 +338,7 @@ def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
             status.set(e, "failed")
             return False
         confirm = code != 0 and not timed_out and not e.halted and e.reds < ctx.cfg.land_confirm_red
-        if confirm and not _left_by_run(ctx, e):
+        if confirm and not flaky.left_by_run(ctx, e):
             _rerun(ctx, e, status)  # the worktree holds the candidate, as the first run had it
             return None
         if code != 0 or timed_out:
@@ -415,8 +388,6 @@ def _moved_under(ctx: Ctx, e: Entry) -> LandBlocked | WouldLoseWork | None:
 
 def note_flaky(ctx: Ctx, e: Entry, tree: str, how: str) -> None:
     """The entry's red did not hold: say so to its lander and note it in the ledger."""
-    from . import flaky
-
     e.flaky = how
     e.messages.append(
         f"the gate exited {e.red_code} on the candidate of '{e.name}', then passed ({how}): "

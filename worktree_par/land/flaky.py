@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import disposable, gitops
 from ..locks import Lock
-from ..repo import Ctx
+from ..repo import Ctx, few
+from .entry import Entry
 
 MAX_GATES = 50  # gate commands kept (the ones flaky most recently)
 MAX_EVENTS = 20  # events kept per gate command
@@ -92,3 +94,44 @@ def rows(ctx: Ctx) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def left_by_run(ctx: Ctx, e: Entry) -> str:
+    """What the red run left in the candidate's worktree that a re-run would see, as a snapshot
+    test passes once the run before wrote the output it expected: untracked files (the worktree
+    holds none when its gate starts: a land refuses them), and ignored files or folders made or
+    changed since the run began (an 'out/' it wrote), but for the caches and build outputs any
+    run refills (__pycache__, .pytest_cache, coverage: disposable.py, and [rm] disposable),
+    which would leave no red of a Python or JavaScript gate confirmable.  Then the red is not
+    confirmed by running it again.  A phrase naming them, or '' (the tracked files unchanged, as the
+    caller checked); the phrase is kept for the red's line."""
+    untracked, ignored = gitops.worktree_contents(e.wt)
+    theirs, _refilled = disposable.split(ignored, ctx.cfg.rm_disposable)
+    left = untracked + [p for p in theirs if _changed_since(e.wt / p, e.gate_began)]
+    if left:
+        e.kept_red = f"not run again: its run left {len(left)} file{'s' * (len(left) != 1)} behind ({few(left)})"
+    return e.kept_red if left else ""
+
+
+LOOK_LIMIT = 20_000  # entries of ignored folders looked at for a red's leftovers; past it, assumed changed
+
+
+def _changed_since(path: Path, began: float) -> bool:
+    """``path``, or anything under it (a folder's own times change only when an entry is added
+    or removed right in it), made or changed since ``began``.  A folder too big to look through
+    counts as changed: the red then holds, which never lands a red."""
+    looked = 0
+    for top, dirs, files in (
+        os.walk(path) if path.is_dir() and not path.is_symlink() else [(str(path.parent), [], [path.name])]
+    ):
+        for name in [".", *dirs, *files]:
+            looked += 1
+            if looked > LOOK_LIMIT:
+                return True
+            try:
+                st = os.lstat(os.path.join(top, name))
+            except OSError:
+                continue
+            if max(st.st_mtime, st.st_ctime) >= began:
+                return True
+    return False
