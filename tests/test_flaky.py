@@ -159,7 +159,7 @@ def test_a_red_whose_run_wrote_what_a_re_run_would_pass_on_is_not_run_again(proj
     log = project.path / ".git" / "wtp" / "logs" / "land-t1.log"
     assert out.err.strip().splitlines()[-1] == (
         f"wtp: gate '{gate}' exited 1 on the candidate of 't1' (not run again: its run left 1 file behind "
-        f"(t1.expected)); 'main' is untouched (its output: {log}; the task is blocked: fix it and land again)"
+        f"(t1.expected), which a re-run would see; an output any run makes anew goes in [rm] disposable); 'main' is untouched (its output: {log}; the task is blocked: fix it and land again)"
     )
     assert project.wtp("queue", "--flaky", "--json").json()["gates"] == []
 
@@ -201,13 +201,14 @@ def test_a_damaged_ledger_is_read_as_what_it_still_holds(project: Repo) -> None:
     assert "t\\x1b[31mRED (re-run\\x07)" in out.out
 
 
-@pytest.mark.parametrize("cache", [False, True])
+@pytest.mark.parametrize("where", ["out", "__pycache__", "test-results"])
 def test_a_red_whose_run_wrote_into_an_ignored_folder_is_not_run_again(
-    project: Repo, tmp_path: Path, cache: bool
+    project: Repo, tmp_path: Path, where: str
 ) -> None:
     """Review 10: a red run that wrote its expected output into an ignored 'out/' passed on its
-    re-run and landed as flaky.  A cache any run refills (__pycache__) does not stop the re-run."""
-    where = "__pycache__" if cache else "out"
+    re-run and landed as flaky.  A cache any run refills (__pycache__) or a report folder a run
+    only writes (Playwright's test-results/, review 11) does not stop the re-run."""
+    cache = where != "out"
     p = Path(project.wtp("start", "t1").lines[-1])
     project.commit({".gitignore": f"{where}/\n", "t1.txt": "t1\n"}, "t1 work", cwd=p)
     write = f"{{ mkdir -p {where}; touch {where}/expected; exit 1; }}"  # red on t1's tree until it wrote it
@@ -218,7 +219,7 @@ def test_a_red_whose_run_wrote_into_an_ignored_folder_is_not_run_again(
         assert _runs(tmp_path) == 2
         return
     assert out.code == 1, out.err
-    assert f"(not run again: its run left 1 file behind ({where}/))" in out.err
+    assert f"(not run again: its run left 1 file behind ({where}/), which a re-run would see;" in out.err
 
 
 def test_a_red_that_rewrote_a_file_inside_an_existing_ignored_folder_is_not_run_again(
@@ -240,4 +241,4 @@ def test_a_red_that_rewrote_a_file_inside_an_existing_ignored_folder_is_not_run_
     )
     out = project.wtp("land", "t1", "--gate", gate)
     assert out.code == 1, out.err
-    assert "(not run again: its run left 1 file behind (out/))" in out.err
+    assert "(not run again: its run left 1 file behind (out/), which a re-run would see;" in out.err

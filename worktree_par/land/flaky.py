@@ -96,20 +96,40 @@ def rows(ctx: Ctx) -> list[dict[str, Any]]:
     return out
 
 
+# What test runners write and never read back: reports, recordings and logs.  A red's run that
+# wrote them leaves nothing a re-run would pass on.
+REPORTS = (
+    "test-results/",  # Playwright
+    "playwright-report/",
+    "cypress/videos/",
+    "cypress/screenshots/",
+    "coverage.xml",
+    "coverage.out",  # go test -coverprofile
+    "junit*.xml",
+    "*.junit.xml",
+    "log/",  # Rails' test.log
+    "*.log",
+    ".eslintcache",
+)
+
+
 def left_by_run(ctx: Ctx, e: Entry) -> str:
     """What the red run left in the candidate's worktree that a re-run would see, as a snapshot
     test passes once the run before wrote the output it expected: untracked files (the worktree
     holds none when its gate starts: a land refuses them), and ignored files or folders made or
     changed since the run began (an 'out/' it wrote), but for the caches and build outputs any
-    run refills (__pycache__, .pytest_cache, coverage: disposable.py, and [rm] disposable),
-    which would leave no red of a Python or JavaScript gate confirmable.  Then the red is not
-    confirmed by running it again.  A phrase naming them, or '' (the tracked files unchanged, as the
-    caller checked); the phrase is kept for the red's line."""
+    run refills (__pycache__, .pytest_cache, coverage: disposable.py, and [rm] disposable) and
+    the reports a run writes (REPORTS), which would leave no red of most gates confirmable.
+    Then the red is not confirmed by running it again.  A phrase naming them, or '' (the
+    tracked files unchanged, as the caller checked); the phrase is kept for the red's line."""
     untracked, ignored = gitops.worktree_contents(e.wt)
-    theirs, _refilled = disposable.split(ignored, ctx.cfg.rm_disposable)
+    theirs, _refilled = disposable.split(ignored, ctx.cfg.rm_disposable + REPORTS)
     left = untracked + [p for p in theirs if _changed_since(e.wt / p, e.gate_began)]
     if left:
-        e.kept_red = f"not run again: its run left {len(left)} file{'s' * (len(left) != 1)} behind ({few(left)})"
+        e.kept_red = (
+            f"not run again: its run left {len(left)} file{'s' * (len(left) != 1)} behind ({few(left)}), which a "
+            "re-run would see; an output any run makes anew goes in [rm] disposable"
+        )
     return e.kept_red if left else ""
 
 
