@@ -187,3 +187,51 @@ def test_gate_json_goes_with_status(repo: Repo) -> None:
     command was not found, exit 127)."""
     out = repo.wtp_proc("gate", "g1", "--json", "--", "true")
     assert out.code == 2 and json.loads(out.out)["error"] == "--json goes with --status: 'wtp gate g1 --status --json'"
+
+
+def test_a_non_blocking_stdout_is_waited_for_not_cut_short(project: Repo) -> None:
+    """Review 11: a caller's non-blocking pipe that filled up (EAGAIN) was taken as a reader
+    gone: 'wtp list --json' printed 4096 of 7223 bytes, exit 0, nothing said."""
+    import fcntl
+    import termios
+
+    for i in range(12):
+        project.wtp("start", f"task-with-a-long-name-{i:02d}", "--touch", f"src/area-{i}/**")
+    r, w = os.pipe()
+    fcntl.fcntl(w, 1031, 4096)  # F_SETPIPE_SZ: one page
+    os.set_blocking(w, False)
+    proc = subprocess.Popen([sys.executable, "-m", "worktree_par", "list", "--json"], cwd=project.path, stdout=w)
+    os.close(w)
+
+    def queued() -> int:
+        buf = bytearray(4)
+        fcntl.ioctl(r, termios.FIONREAD, buf)
+        return int.from_bytes(buf, sys.byteorder)
+
+    try:
+        from .conftest import wait_for
+
+        wait_for(lambda: queued() >= 4096 or proc.poll() is not None, "the pipe to fill up")
+        data = b""
+        while chunk := os.read(r, 65536):
+            data += chunk
+    finally:
+        os.close(r)
+    assert proc.wait(timeout=60) == 0
+    assert len(json.loads(data)["tasks"]) == 12
+
+
+def test_an_output_that_cannot_be_written_is_said_on_stderr(project: Repo) -> None:
+    """Review 11: 'wtp list --json >/dev/full' exited 0 and said nothing: the product of the
+    command was lost without a word.  A reader that went away (a pipe to 'head') stays silent."""
+    with open("/dev/full", "w") as full:
+        res = subprocess.run(
+            [sys.executable, "-m", "worktree_par", "list", "--json"],
+            cwd=project.path,
+            stdout=full,
+            stderr=subprocess.PIPE,
+        )
+    assert (res.returncode, res.stderr.decode()) == (
+        0,
+        "wtp: could not write the output (No space left on device): the rest of it is dropped\n",
+    )

@@ -17,23 +17,25 @@ class _Dropping:
     from then on what is written to it goes to /dev/null (its file descriptor too, so that
     nothing fails at exit), and the command goes on to its own end."""
 
-    def __init__(self, stream: io.TextIOBase) -> None:
-        self._stream = stream
+    def __init__(self, stream: io.TextIOBase, name: str) -> None:
+        self._stream, self._name = stream, name
 
     def write(self, text: str) -> int:
         try:
             return int(self._stream.write(text))
-        except OSError:  # the reader gone (EPIPE), a full disk (ENOSPC), a dead terminal (EIO)
-            self._gone()
+        except OSError as e:  # the reader gone (EPIPE), a full disk (ENOSPC), a dead terminal (EIO)
+            self._gone(e)
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except OSError:
-            self._gone()
+        except OSError as e:
+            self._gone(e)
 
-    def _gone(self) -> None:
+    def _gone(self, e: OSError) -> None:
+        if self._name == "stdout" and not isinstance(e, BrokenPipeError):  # not a reader that had enough
+            print(f"wtp: could not write the output ({e.strerror or e}): the rest of it is dropped", file=sys.stderr)
         try:
             null = os.open(os.devnull, os.O_WRONLY)
             try:
@@ -62,6 +64,8 @@ def settle() -> None:
         if isinstance(stream, io.TextIOWrapper):
             try:
                 stream.reconfigure(errors="backslashreplace")
-            except (ValueError, io.UnsupportedOperation):
+                if not os.get_blocking(stream.fileno()):  # a caller's non-blocking pipe: a full one
+                    os.set_blocking(stream.fileno(), True)  # is waited for, not taken as gone
+            except (ValueError, OSError, io.UnsupportedOperation):
                 pass
-        setattr(sys, name, _Dropping(stream))
+        setattr(sys, name, _Dropping(stream, name))
