@@ -235,3 +235,22 @@ def test_an_output_that_cannot_be_written_is_said_on_stderr(project: Repo) -> No
         0,
         "wtp: could not write the output (No space left on device): the rest of it is dropped\n",
     )
+
+
+@pytest.mark.parametrize("name", ["café.txt", "日本.txt"])
+def test_the_hook_judges_non_ascii_paths_in_a_locale_that_cannot_encode_them(project: Repo, name: str) -> None:
+    """Review 11: in a latin-1 or ASCII locale the paths wtp passed to git were encoded one way
+    and git's answers read another: the edit of a file another task changed went through, or
+    the hook failed with UnicodeEncodeError (and let it through)."""
+    a = _start(project, "a")
+    _start(project, "b", {name: "b\n"})
+    env = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    assert probe.stdout.strip().lower() in ("ascii", "ansi_x3.4-1968")  # the test can fail: not UTF-8 here
+    code, out = _hook(project, _write(f"{a}/{name}", a), env=env)
+    assert code == 0 and json.loads(out)["hookSpecificOutput"]["permissionDecision"] == "deny", out

@@ -174,6 +174,12 @@ def main() -> None:
     import signal
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    if not sys.flags.utf8_mode and sys.getfilesystemencoding().lower().replace("-", "") != "utf8":
+        # A latin-1 or ASCII locale: paths would be encoded one way for git and read back another
+        # (git's are bytes, UTF-8 in practice).  Once, before anything is read: the same command
+        # in Python's UTF-8 mode, as in the C and UTF-8 locales.
+        os.environ["PYTHONUTF8"] = "1"
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     from . import streams
 
     streams.settle()  # closed, unencodable or a reader gone: the command ends as it would anyway
