@@ -254,3 +254,27 @@ def test_the_hook_judges_non_ascii_paths_in_a_locale_that_cannot_encode_them(pro
     assert probe.stdout.strip().lower() in ("ascii", "ansi_x3.4-1968")  # the test can fail: not UTF-8 here
     code, out = _hook(project, _write(f"{a}/{name}", a), env=env)
     assert code == 0 and json.loads(out)["hookSpecificOutput"]["permissionDecision"] == "deny", out
+
+
+def test_a_trusted_gate_taken_out_of_the_config_stops_lands_until_trusted_again(repo: Repo) -> None:
+    """Review 11: an agent landed a .wtp.toml without [land] gate (the old gate passed it), then
+    landed its next task untested through MCP; trust noticed added commands, never a removed
+    gate."""
+    repo.commit({".wtp.toml": '[land]\ngate = "true"\n'}, "the gate")
+    assert repo.wtp("trust").code == 0
+    p = _start(repo, "cfg")
+    repo.commit({".wtp.toml": "max_active = 3\n"}, "no gate any more", cwd=p)
+    assert repo.wtp("land", "cfg", "--no-push").code == 0  # gated by 'true', as trusted
+    p = _start(repo, "t2", {"bad.txt": "x\n"})
+    out = repo.wtp("land", "t2", "--no-push")
+    assert (out.code, out.err.strip()) == (
+        1,
+        f"wtp: land.gate in {repo.path / '.wtp.toml'} no longer has the command you trusted (true), so nothing would "
+        "test the land: review that change, then run 'wtp trust' (or pass --gate CMD)",
+    )
+    trusted = repo.wtp("trust")
+    assert trusted.lines == [
+        "no longer trusted land.gate: true (not in the config any more)",
+        "the config has no commands to trust",
+    ]
+    assert repo.wtp("land", "t2", "--no-push").code == 0  # the user said so: untested, with its warning

@@ -1,6 +1,7 @@
 """Trust for commands from the committed config (``setup.run``, ``land.gate``, ``check.test``): they run
 only once the user has trusted them as they are (``wtp trust``), and a change to them
-is refused, naming the commands, until trusted again."""
+is refused, naming the commands, until trusted again; so is a trusted land gate taken out
+of the config (a land would then go untested)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,15 @@ def trust(ctx: Ctx, state: State) -> dict[str, list[str]]:
     before = state.extra.get("trusted", {})
     state.extra["trusted"] = cmds
     return {k: [c for c in v if c not in before.get(k, [])] for k, v in cmds.items() if v}
+
+
+def require_kept(ctx: Ctx, state: State, key: str) -> None:
+    """The commands the user trusted under ``key`` are still in the config: taking the land
+    gate out (a config change that landed, an agent's say) would let lands go untested, and
+    needs the user's say as much as changing it."""
+    gone = [c for c in state.extra.get("trusted", {}).get(key, []) if c not in config_commands(ctx).get(key, [])]
+    if gone:
+        raise Refusal(
+            f"{key} in {ctx.cfg.source} no longer has the command you trusted ({'; '.join(gone)}), so nothing "
+            f"would test the land: review that change, then run 'wtp trust' (or pass --gate CMD)"
+        )

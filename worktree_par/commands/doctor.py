@@ -48,8 +48,13 @@ def trust(where: str | None) -> int:
 
     c = open_repo(where)
     with c.store.transaction() as st:
+        before = dict(st.extra.get("trusted", {}))
         new = trusting.trust(c, st)
     cmds = trusting.config_commands(c)
+    for key, items in before.items():  # taken out of the config since: no longer trusted
+        for cmd in items:
+            if cmd not in cmds.get(key, []):
+                print(f"no longer trusted {key}: {cmd} (not in the config any more)")
     if not cmds:
         print("the config has no commands to trust")
     for key, items in cmds.items():

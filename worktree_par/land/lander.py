@@ -74,6 +74,8 @@ def request(
     gate_cmd = gate if gate is not None else ctx.cfg.land_gate
     if gate is None and gate_cmd:
         trust.require_trust(ctx, ctx.store.read(), "land.gate")
+    elif gate is None:
+        trust.require_kept(ctx, ctx.store.read(), "land.gate")
     if push and forge_lane.enabled(ctx):
         if ctx.remote() is None:
             raise Refusal(
