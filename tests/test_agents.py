@@ -264,9 +264,13 @@ def test_mcp_server_lists_tools_and_answers_through_the_official_client(repo: Re
                 again = await s.call_tool("rm", {"task": "b"})
                 repo.write(".wtp.toml", '[land]\ngate = "make test"\n')
                 ungated = await s.call_tool("land", {"task": "a", "gate": "true", "detach": False})
-                return tools, [listed, bad, started, removed, again, ungated]
+                repo.wtp("trust")
+                repo.write(".wtp.toml", "max_active = 3\n")  # the trusted gate taken out (review 11)
+                removed_gate = await s.call_tool("land", {"task": "a", "gate": "true", "detach": False})
+                return tools, [listed, bad, started, removed, again, ungated, removed_gate]
 
-    tools, (listed, bad, started, removed, again, ungated) = anyio.run(session)
+    tools, (listed, bad, started, removed, again, ungated, removed_gate) = anyio.run(session)
+    assert removed_gate.is_error and "the project's [land] gate is 'make test'" in text(removed_gate)
     # review 10: an agent could land past the team's gate with gate="true"
     assert ungated.is_error and text(ungated) == (
         "Error executing tool land: the project's [land] gate is 'make test': an agent cannot land with another gate (a person can, with "

@@ -37,14 +37,16 @@ GRACE = 60  # seconds a cancelled call's process has to put things back after SI
 
 
 def _configured_gate(where: str | None) -> str:
-    """The project's [land] gate ('' when none is set, or when the repository cannot be read:
-    the land itself then says why)."""
+    """The project's [land] gate, or the one the user trusted if the config no longer has it
+    ('' when neither, or when the repository cannot be read: the land itself then says why)."""
     from ..errors import WtpError
     from ..exits import here
     from ..repo import open_ctx
 
     try:
-        return open_ctx(here(where)).cfg.land_gate
+        ctx = open_ctx(here(where))
+        trusted = ctx.store.read().extra.get("trusted", {}).get("land.gate", [])
+        return ctx.cfg.land_gate or next((g for g in trusted if isinstance(g, str)), "")
     except WtpError:
         return ""
 
