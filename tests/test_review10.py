@@ -278,3 +278,23 @@ def test_a_trusted_gate_taken_out_of_the_config_stops_lands_until_trusted_again(
         "the config has no commands to trust",
     ]
     assert repo.wtp("land", "t2", "--no-push").code == 0  # the user said so: untested, with its warning
+
+
+def test_the_hook_says_an_empty_stdin_is_empty_and_reads_past_a_byte_order_mark(project: Repo) -> None:
+    """Review 11: an empty stdin said 'Expecting value at line 1 column 1'; a BOM before the
+    JSON made it 'not JSON'."""
+    res = subprocess.run(
+        [sys.executable, "-m", "worktree_par", "hook", "pre-edit"], input=b"", capture_output=True, cwd=project.path
+    )
+    assert (res.returncode, res.stderr.decode()) == (
+        1,
+        "wtp hook pre-edit: stdin is empty (the hook reads Claude Code's PreToolUse JSON there); the edit goes ahead "
+        "unchecked\n",
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "worktree_par", "hook", "pre-edit"],
+        input=b'\xef\xbb\xbf{"tool_name": "Bash"}',
+        capture_output=True,
+        cwd=project.path,
+    )
+    assert (res.returncode, res.stdout, res.stderr) == (0, b"", b"")

@@ -137,6 +137,8 @@ def locate(named: Path) -> Target | None:
 
 def pre_edit(raw: str) -> Answer:
     """The PreToolUse answer for one tool call."""
+    if not raw.strip():
+        return _malformed("stdin is empty (the hook reads Claude Code's PreToolUse JSON there)")
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as e:

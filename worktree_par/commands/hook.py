@@ -50,7 +50,7 @@ def hook_pre_edit() -> int:
 
         # The protocol's JSON is UTF-8 whatever the locale (a latin-1 one read 'café' as 'cafÃ©')
         raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
-        ans = hooks.pre_edit(raw.decode("utf-8", "surrogateescape"))
+        ans = hooks.pre_edit(raw.decode("utf-8-sig", "surrogateescape"))  # -sig: a byte-order mark is no JSON
     except Exception as e:  # noqa: BLE001 - see above
         why = e.message if isinstance(e, WtpError) else f"{type(e).__name__}: {e}"
         err(f"wtp hook pre-edit: {why}; the edit goes ahead unchecked")
