@@ -171,15 +171,13 @@ def test_doctor_adopt_says_what_it_could_not_fix_and_leaves_branches_wtp_never_m
     root = repo.path.parent / f"{repo.path.name}.worktrees"
     repo.git("worktree", "add", "-q", "-b", "wtp/q", str(root / "q"))
     repo.git("worktree", "add", "-q", "-b", "wtp/x/y", str(root / "xy"))
-    out = repo.wtp("doctor", "--fix", "--adopt", "--json")
-    assert out.code == 1
-    assert json.loads(out.out)["findings"] == [
-        {
-            "problem": f"worktree {root / 'q'} (refs/heads/wtp/q) is not in the registry",
-            "fixed": f"could not fix: task 'q' is queued already, with its own worktree to come: move {root / 'q'} "
-            "away (or 'git worktree remove' it) and its branch's commits where you want them",
-        }
-    ]
+    want = (
+        f"worktree {root / 'q'} (refs/heads/wtp/q) is where task 'q' (queued) will start, on its branch: that task "
+        "takes it as it is when it starts; move it away if it is not its"
+    )
+    for args in (["doctor", "--json"], ["doctor", "--fix", "--adopt", "--json"]):  # (review 11: plain doctor too)
+        out = repo.wtp(*args)
+        assert (out.code, json.loads(out.out)["findings"]) == (1, [{"problem": want, "fixed": None}]), args
 
 
 def test_gate_json_goes_with_status(repo: Repo) -> None:

@@ -129,6 +129,14 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
             name = w.branch[len(prefix) :]
             if not _task_name(name):  # 'wtp/x/y': a branch wtp never makes, so not a worktree of its
                 continue
+            if name in st.tasks and st.tasks[name].state not in FINAL:  # not adoptable: say what it is
+                findings.append(
+                    Finding(
+                        f"worktree {path} ({w.branch}) is where task '{name}' ({st.tasks[name].state}) will start, "
+                        f"on its branch: that task takes it as it is when it starts; move it away if it is not its"
+                    )
+                )
+                continue
             if adopt:
                 findings.append(
                     Finding(
@@ -374,11 +382,8 @@ def _adopt(ctx: Ctx, name: str, path: Path) -> str:
 
     validate_name(name)
     with ctx.store.transaction() as st:
-        if name in st.tasks and st.tasks[name].state not in FINAL:  # not fixed: said so, found again
-            raise Refusal(
-                f"task '{name}' is {st.tasks[name].state} already, with its own worktree to come: move {path} away "
-                f"(or 'git worktree remove' it) and its branch's commits where you want them"
-            )
+        if name in st.tasks and st.tasks[name].state not in FINAL:  # registered meanwhile
+            raise Refusal(f"task '{name}' is {st.tasks[name].state} already")
         st.tasks[name] = _registered(ctx, st, name, path, gitops.head(path)[0], ctx.detect_base())
     return f"adopted {path} as task '{name}'"
 
