@@ -267,14 +267,17 @@ def test_mcp_server_lists_tools_and_answers_through_the_official_client(repo: Re
                 repo.wtp("trust")
                 repo.write(".wtp.toml", "max_active = 3\n")  # the trusted gate taken out (review 11)
                 removed_gate = await s.call_tool("land", {"task": "a", "gate": "true", "detach": False})
-                return tools, [listed, bad, started, removed, again, ungated, removed_gate]
+                repo.write(".wtp.toml", '[land]\ngate = "true"\n')  # changed, not trusted (review 12)
+                changed_gate = await s.call_tool("land", {"task": "a", "gate": "true", "detach": False})
+                return tools, [listed, bad, started, removed, again, ungated, removed_gate, changed_gate]
 
-    tools, (listed, bad, started, removed, again, ungated, removed_gate) = anyio.run(session)
+    tools, (listed, bad, started, removed, again, ungated, removed_gate, changed_gate) = anyio.run(session)
     assert removed_gate.is_error and "the project's [land] gate is 'make test'" in text(removed_gate)
+    assert changed_gate.is_error and "the project's [land] gate is 'true': an agent cannot" in text(changed_gate)
     # review 10: an agent could land past the team's gate with gate="true"
     assert ungated.is_error and text(ungated) == (
-        "Error executing tool land: the project's [land] gate is 'make test': an agent cannot land with another gate (a person can, with "
-        "'wtp land --gate'); leave gate out"
+        "Error executing tool land: the project's [land] gate is 'make test': an agent cannot land with another "
+        "gate, nor with one the user has not trusted (a person can, with 'wtp land --gate'); leave gate out"
     )
     assert {"start", "list", "check", "land", "path", "gate_status", "queue", "next", "rm"} <= set(tools)
     assert "INFO" not in errlog.read_text()  # issue 29: no SDK request logging on the agent's stderr

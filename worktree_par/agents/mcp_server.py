@@ -36,9 +36,9 @@ wrong and what to do."""
 GRACE = 60  # seconds a cancelled call's process has to put things back after SIGINT
 
 
-def _configured_gate(where: str | None) -> str:
-    """The project's [land] gate, or the one the user trusted if the config no longer has it
-    ('' when neither, or when the repository cannot be read: the land itself then says why)."""
+def _gates(where: str | None) -> tuple[str, list[str]]:
+    """The project's [land] gate and the land gates the user trusted (('', []) when the
+    repository cannot be read: the land itself then says why)."""
     from ..errors import WtpError
     from ..exits import here
     from ..repo import open_ctx
@@ -46,9 +46,9 @@ def _configured_gate(where: str | None) -> str:
     try:
         ctx = open_ctx(here(where))
         trusted = ctx.store.read().extra.get("trusted", {}).get("land.gate", [])
-        return ctx.cfg.land_gate or next((g for g in trusted if isinstance(g, str)), "")
+        return ctx.cfg.land_gate, [g for g in trusted if isinstance(g, str)]
     except WtpError:
-        return ""
+        return "", []
 
 
 def _opts(name: str, values: list[str] | None) -> list[str]:
@@ -157,11 +157,11 @@ def build(where: str | None) -> MCPServer:
         "detach=true (default) queues it and returns at once; follow it with 'queue' or 'list'."
     )
     async def land(task: str, detach: bool = True, strategy: str | None = None, gate: str | None = None) -> Any:
-        configured = _configured_gate(where) if gate is not None else ""
-        if configured and gate != configured:  # what tests the base is the team's: no agent sets it aside
+        configured, trusted = _gates(where) if gate is not None else ("", [])
+        if (configured or trusted) and gate not in trusted:  # what tests the base is the team's, as trusted
             raise ToolError(
-                f"the project's [land] gate is '{configured}': an agent cannot land with another gate "
-                f"(a person can, with 'wtp land --gate'); leave gate out"
+                f"the project's [land] gate is '{configured or trusted[0]}': an agent cannot land with another "
+                f"gate, nor with one the user has not trusted (a person can, with 'wtp land --gate'); leave gate out"
             )
         opts = [
             *(["--detach"] if detach else []),
