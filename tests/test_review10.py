@@ -296,3 +296,30 @@ def test_the_hook_says_an_empty_stdin_is_empty_and_reads_past_a_byte_order_mark(
         cwd=project.path,
     )
     assert (res.returncode, res.stdout, res.stderr) == (0, b"", b"")
+
+
+@pytest.mark.parametrize("flags", [[], ["-E"], ["-X", "utf8=0"]])
+def test_the_utf8_exec_happens_once_and_leaves_the_commands_locale_alone(repo: Repo, flags: list[str]) -> None:
+    """Review 12: under -E (or -X utf8=0) the environment could not turn UTF-8 mode on, and wtp
+    exec'd itself forever; and PYTHONUTF8=1 reached every gate and command it ran."""
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    res = subprocess.run(
+        [
+            sys.executable,
+            *flags,
+            "-m",
+            "worktree_par",
+            "gate",
+            "g",
+            "--",
+            "sh",
+            "-c",
+            'echo "[$PYTHONUTF8][$WTP_UTF8_EXEC]"',
+        ],
+        cwd=repo.path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (res.returncode, res.stdout) == (0, "[0][]\n"), res.stderr

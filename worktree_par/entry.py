@@ -167,6 +167,9 @@ def run_fast(call: Call | RunCall | CheckCall) -> int:
     return c_land.land(call.where, call.task)
 
 
+_UTF8_MARK = "WTP_UTF8_EXEC"  # set for the one exec into UTF-8 mode (main), gone once there
+
+
 def main() -> None:
     # A caller that ignores SIGCHLD (some daemons and init wrappers do; it is inherited across
     # exec) makes the kernel reap our children itself: every git or gate would then read as
@@ -177,9 +180,12 @@ def main() -> None:
     if not sys.flags.utf8_mode and sys.getfilesystemencoding().lower().replace("-", "") != "utf8":
         # A latin-1 or ASCII locale: paths would be encoded one way for git and read back another
         # (git's are bytes, UTF-8 in practice).  Once, before anything is read: the same command
-        # in Python's UTF-8 mode, as in the C and UTF-8 locales.
-        os.environ["PYTHONUTF8"] = "1"
-        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+        # in Python's UTF-8 mode (-X utf8: what wtp runs, its gates and commands, keep the
+        # user's locale), never twice (the mark holds this pid, which an exec keeps).
+        if sys.executable and os.environ.get(_UTF8_MARK) != str(os.getpid()):
+            os.environ[_UTF8_MARK] = str(os.getpid())
+            os.execv(sys.executable, [sys.executable, "-X", "utf8", *sys.orig_argv[1:]])
+    os.environ.pop(_UTF8_MARK, None)
     from . import streams
 
     streams.settle()  # closed, unencodable or a reader gone: the command ends as it would anyway
