@@ -323,3 +323,16 @@ def test_the_utf8_exec_happens_once_and_leaves_the_commands_locale_alone(repo: R
         timeout=30,
     )
     assert (res.returncode, res.stdout) == (0, "[0][]\n"), res.stderr
+
+
+def test_a_callers_non_blocking_stdout_is_given_back_as_it_was(repo: Repo) -> None:
+    """Review 12: wtp made the caller's non-blocking pipe blocking, and left it so (the flag
+    belongs to the file description the caller shares)."""
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        subprocess.run([sys.executable, "-m", "worktree_par", "--version"], cwd=repo.path, stdout=w, check=True)
+        assert not os.get_blocking(w)
+    finally:
+        os.close(r)
+        os.close(w)

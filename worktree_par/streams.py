@@ -5,6 +5,7 @@ codes): what cannot be written is dropped, or written escaped."""
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import sys
@@ -49,6 +50,13 @@ class _Dropping:
         return getattr(self._stream, name)
 
 
+def _nonblocking_again(fd: int) -> None:
+    try:
+        os.set_blocking(fd, False)
+    except OSError:
+        pass
+
+
 def settle() -> None:
     """Make the standard streams safe to use, whatever the caller gave: a closed one is
     /dev/null, text the locale cannot encode is written backslash-escaped, and an output that
@@ -66,6 +74,7 @@ def settle() -> None:
                 stream.reconfigure(errors="backslashreplace")
                 if not os.get_blocking(stream.fileno()):  # a caller's non-blocking pipe: a full one
                     os.set_blocking(stream.fileno(), True)  # is waited for, not taken as gone
+                    atexit.register(_nonblocking_again, stream.fileno())  # the caller's, as it was
             except (ValueError, OSError, io.UnsupportedOperation):
                 pass
         setattr(sys, name, _Dropping(stream, name))
