@@ -336,3 +336,16 @@ def test_a_callers_non_blocking_stdout_is_given_back_as_it_was(repo: Repo) -> No
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_doctor_follows_a_worktree_moved_with_git(repo: Repo, tmp_path: Path) -> None:
+    """Review 12: a task's worktree moved with 'git worktree move' was 'gone', and the fix
+    failed on git's "'wtp/t1' is already checked out at ..."."""
+    p = _start(repo, "t1", {"t1.txt": "t1\n"})
+    moved = tmp_path / "moved-t1"
+    repo.git("worktree", "move", str(p), str(moved))
+    out = repo.wtp("doctor", "--fix", "--json")
+    fixed = [f["fixed"] for f in json.loads(out.out)["findings"]]
+    assert fixed == [f"the worktree of 't1' was moved to {moved}: recorded there"], out.out
+    assert Path(repo.wtp("path", "t1").out.strip()) == moved
+    assert repo.wtp("doctor").out.strip() == "healthy: nothing to fix"

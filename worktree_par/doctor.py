@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import crashpoints, gitops, guard, locks, removal, tasks
-from .errors import Refusal, StateError, WouldLoseWork, WtpError, count
+from .errors import Refusal, StateError, WouldLoseWork, count
 from .repo import Ctx
 from .state import (
     ABANDONED,
@@ -127,7 +127,7 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
             continue
         if path.parent == root and w.branch and w.branch.startswith(prefix):
             name = w.branch[len(prefix) :]
-            if not _task_name(name):  # 'wtp/x/y': a branch wtp never makes, so not a worktree of its
+            if "/" in name:  # 'wtp/x/y': a branch wtp never makes, so not a worktree of its
                 continue
             if name in st.tasks and st.tasks[name].state not in FINAL:  # not adoptable: say what it is
                 findings.append(
@@ -360,21 +360,15 @@ def _complete_rm(ctx: Ctx, t: Task) -> str:
 
 
 def _recreate(ctx: Ctx, t: Task) -> str:
+    moved = next((w.path for w in ctx.worktrees() if w.branch == f"refs/heads/{t.branch}" and w.path.is_dir()), None)
+    if moved is not None:  # moved with 'git worktree move': followed there, not made again
+        ctx.store.update(t, path=str(moved))
+        return f"the worktree of '{t.name}' was moved to {moved}: recorded there"
     gitops.worktree(ctx.root, ["prune"], ctx.worktree_lock)
     assert t.path is not None
     Path(t.path).parent.mkdir(parents=True, exist_ok=True)
     gitops.worktree(ctx.root, ["add", "--quiet", t.path, t.branch], ctx.worktree_lock)
     return f"recreated the worktree of '{t.name}' at {t.path} from its branch"
-
-
-def _task_name(name: str) -> bool:
-    from .repo import validate_name
-
-    try:
-        validate_name(name)
-    except WtpError:
-        return False
-    return True
 
 
 def _adopt(ctx: Ctx, name: str, path: Path) -> str:
