@@ -107,13 +107,13 @@ def main() -> None:
 
         say("a task that breaks the test is blocked, and main does not move")
         paths["math"] = Path(sh(wtp + ["start", "math", "--touch", "src/app.js"], repo).strip().splitlines()[-1])
-        edit("math", "src/app.js", "a + b", "a - b", "Subtract instead")
+        edit("math", "src/app.js", "a + b", "a - b", "Rework add()")
         sh(wtp + ["land", "math", "--gate", gate], repo, ok=(1,), note="the gate fails: its last lines, then the log")
-        edit("math", "src/app.js", "a - b", "b + a", "Add the other way round")
+        edit("math", "src/app.js", "a - b", "b + a", "Fix add(): the sum again")
         sh(
             wtp + ["land", "math", "--gate", gate, "--strategy", "squash"],
             repo,
-            note="fixed: lands as one tested commit (rebase would land 'Subtract instead' too, untested)",
+            note="fixed: lands as one tested commit (rebase would land the broken first commit too, untested)",
         )
 
         say("a land conflict: 'docs' commits its edit of the line 'api' changed; land names the paths")
