@@ -15,7 +15,7 @@ import pytest
 
 from .conftest import Repo, make_repo, wait_for
 from .test_semantic import Gated
-from .test_semantic_runs import _alive
+from .test_semantic_runs import interrupted_cleanly
 
 # A gate (a shell script committed to the base) that regenerates a tracked file, as a
 # formatter or a code generator does, and fails when t1 and t2 are merged together.
@@ -192,16 +192,8 @@ def test_sigterm_and_sighup_clean_up_as_ctrl_c_does(tmp_path: Path, sig: signal.
     g.repo.commit({"pkg/one.py": "x = 1\n"}, cwd=t1)
     (t2 / "pkg/two.py").write_text("y = 2\n")
     before = g.worktrees()
-    proc = g.repo.spawn("check", "--test", "--timeout", "600", new_session=True)
-    wait_for(lambda: len(g.started()) == 1, "the gate on the merge to start")
-    os.kill(proc.pid, sig)  # wtp alone, as a supervisor stops it; the gate is in a group of its own
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert err.splitlines()[-1] == "wtp: interrupted"
-    (run,) = g.runs()
-    wait_for(lambda: not _alive(int(run[1])), "the gate's process to be gone")
-    assert g.worktrees() == before
-    assert not [p for p in t1.parent.iterdir() if p.name.startswith(".wtp-")]
+    # wtp alone, as a supervisor stops it; the gate is in a group of its own
+    interrupted_cleanly(g, t1, before, lambda pid: os.kill(pid, sig))
     assert (t2 / "pkg/two.py").read_text() == "y = 2\n"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from .conftest import wait_for
@@ -82,9 +83,16 @@ def test_ctrl_c_stops_every_run_and_removes_its_worktree(tmp_path: Path) -> None
     (t2 / "pkg/welcome.py").write_text(CALLER)
     before = g.worktrees()
     g.log.write_text("")
+    interrupted_cleanly(g, t1, before, lambda pid: os.killpg(pid, signal.SIGINT))
+    assert (t2 / "pkg/welcome.py").read_text() == CALLER
+
+
+def interrupted_cleanly(g: Gated, t1: Path, before: list[str], stop: Callable[[int], None]) -> None:
+    """'check --test' stopped (``stop`` given its pid) while its gate runs on the merge: one
+    line and exit 130, the gate's process gone, no worktree left of it."""
     proc = g.repo.spawn("check", "--test", "--timeout", "600", new_session=True)
     wait_for(lambda: len(g.started()) == 1, "the gate on the merge to start")
-    os.killpg(proc.pid, signal.SIGINT)
+    stop(proc.pid)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.splitlines()[-1] == "wtp: interrupted"
@@ -92,7 +100,6 @@ def test_ctrl_c_stops_every_run_and_removes_its_worktree(tmp_path: Path) -> None
     wait_for(lambda: not _alive(int(run[1])), "the gate's process to be gone")
     assert g.worktrees() == before
     assert not [p for p in t1.parent.iterdir() if p.name.startswith(".wtp-")]
-    assert (t2 / "pkg/welcome.py").read_text() == CALLER
 
 
 def _alive(pid: int) -> bool:
