@@ -349,3 +349,29 @@ def test_doctor_follows_a_worktree_moved_with_git(repo: Repo, tmp_path: Path) ->
     assert fixed == [f"the worktree of 't1' was moved to {moved}: recorded there"], out.out
     assert Path(repo.wtp("path", "t1").out.strip()) == moved
     assert repo.wtp("doctor").out.strip() == "healthy: nothing to fix"
+
+
+def test_doctor_never_takes_the_main_checkout_or_another_tasks_folder_for_a_moved_worktree(
+    repo: Repo, tmp_path: Path
+) -> None:
+    """Review 13: the moved worktree was the first one git lists on the task's branch: the main
+    checkout (the branch checked out there by hand), or a folder another task records; 'rm
+    --force' of a task then went for the repository itself, or for the other task's worktree."""
+    import shutil
+
+    p1 = _start(repo, "t1", {"t1.txt": "t1\n"})
+    shutil.rmtree(p1)
+    repo.git("checkout", "-q", "--ignore-other-worktrees", "wtp/t1")
+    out = repo.wtp("doctor", "--fix", "--json")
+    fixed = [f["fixed"] for f in json.loads(out.out)["findings"] if "t1" in f["problem"]]
+    assert fixed == [
+        f"could not fix: branch 'wtp/t1' is checked out in {repo.path}, not a worktree of 't1': switch it first"
+    ], out.out
+    assert repo.wtp("path", "t1").out.strip() != str(repo.path)
+    repo.git("checkout", "-q", "main")
+    p2 = _start(repo, "t2", {"t2.txt": "t2\n"})
+    repo.git("worktree", "prune")
+    repo.git("worktree", "move", str(p2), str(tmp_path / "elsewhere-t2"))
+    repo.git("worktree", "add", "-q", str(p2), "wtp/t1")  # t1's branch, in the folder t2 records
+    repo.wtp("doctor", "--fix")
+    assert Path(repo.wtp("path", "t1").out.strip()) != p2

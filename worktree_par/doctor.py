@@ -360,10 +360,15 @@ def _complete_rm(ctx: Ctx, t: Task) -> str:
 
 
 def _recreate(ctx: Ctx, t: Task) -> str:
-    moved = next((w.path for w in ctx.worktrees() if w.branch == f"refs/heads/{t.branch}" and w.path.is_dir()), None)
-    if moved is not None:  # moved with 'git worktree move': followed there, not made again
-        ctx.store.update(t, path=str(moved))
-        return f"the worktree of '{t.name}' was moved to {moved}: recorded there"
+    wts = ctx.worktrees()
+    theirs = {ctx.root, ctx.repo.toplevel, wts[0].path if wts else ctx.root}  # the main checkout
+    theirs |= {Path(o.path) for o in ctx.store.read().tasks.values() if o.path and o.name != t.name}
+    on = [w.path for w in wts if w.branch == f"refs/heads/{t.branch}" and w.path.is_dir()]
+    if on and on[0] not in theirs:  # moved with 'git worktree move': followed there, not made again
+        ctx.store.update(t, path=str(on[0]))
+        return f"the worktree of '{t.name}' was moved to {on[0]}: recorded there"
+    if on:  # the user's checkout, or another task's folder: never taken for this task's worktree
+        raise Refusal(f"branch '{t.branch}' is checked out in {on[0]}, not a worktree of '{t.name}': switch it first")
     gitops.worktree(ctx.root, ["prune"], ctx.worktree_lock)
     assert t.path is not None
     Path(t.path).parent.mkdir(parents=True, exist_ok=True)
