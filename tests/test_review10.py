@@ -375,3 +375,16 @@ def test_doctor_never_takes_the_main_checkout_or_another_tasks_folder_for_a_move
     repo.git("worktree", "add", "-q", str(p2), "wtp/t1")  # t1's branch, in the folder t2 records
     repo.wtp("doctor", "--fix")
     assert Path(repo.wtp("path", "t1").out.strip()) != p2
+
+
+def test_the_guard_never_removes_the_main_checkout(repo: Repo) -> None:
+    """Review 13, in depth: whatever the registry says (here, a task recorded at the main
+    checkout), removing a task's worktree never renames the repository aside."""
+    _start(repo, "t1", {"t1.txt": "t1\n"})
+    state = repo.path / ".git" / "wtp" / "state.json"
+    data = json.loads(state.read_text())
+    next(t for t in data["tasks"] if t["name"] == "t1")["path"] = str(repo.path)
+    state.write_text(json.dumps(data))
+    out = repo.wtp("rm", "t1", "--force")
+    assert out.code == 1 and "is the repository's main checkout, not a task's worktree: nothing was removed" in out.err
+    assert (repo.path / ".git").is_dir() and not [p for p in repo.path.parent.iterdir() if "wtp-trash" in p.name]

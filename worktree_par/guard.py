@@ -1,11 +1,10 @@
 """The one guard for destruction.  Every step that deletes a task's worktree or branch, or
 moves a task ref backwards, goes through here (README, "Nothing is lost, and nothing needs a manual unlock").
 
-It collects everything a worktree holds: HEAD (attached or detached), the task branch,
-``refs/worktree/*``, a stopped rebase, merge or cherry-pick (its original head and every
-commit still to replay), commits and changes inside initialised submodules, uncommitted
-and untracked files, ignored files that wtp did not put there, and nested repositories
-(their refs and files, kept as objects: nested.py).  Then it proves all of it reachable from
+It collects everything a worktree holds: HEAD (attached or detached), the task branch, ``refs/worktree/*``,
+a stopped rebase, merge or cherry-pick (its original head and every commit still to replay), commits and
+changes inside initialised submodules, uncommitted and untracked files, ignored files that wtp did not put
+there, and nested repositories (their refs and files, kept as objects: nested.py).  Then it proves all of it reachable from
 refs that stay (branches, tags, remote-tracking refs, archives, the stash), checked with git,
 or refuses naming what would be lost.  Forced, it archives all of it under one commit,
 ``refs/wtp/archive/<task>`` (parents: every tip found; tree: the files as they are), verifies
@@ -309,7 +308,9 @@ def delete_worktree(ctx: Ctx, path: Path) -> None:
     Only ``remove`` calls this, after the proof.  The folder is renamed aside (atomic, same
     parent), git drops its record of the now missing worktree under the lock, and the files
     are deleted after it, so several clean-ups run side by side; a removal killed while
-    deleting leaves ``.wtp-trash-<task>-<pid>``, which doctor deletes."""
+    deleting leaves ``.wtp-trash-<task>-<pid>``, which doctor deletes.  Never the main checkout."""
+    if path.resolve() in (ctx.root.resolve(), ctx.repo.toplevel.resolve(), ctx.repo.config_root.resolve()):
+        raise WouldLoseWork(f"{path} is the repository's main checkout, not a task's worktree: nothing was removed")
     trash = path.with_name(f"{TRASH_PREFIX}{path.name}-{os.getpid()}")
     os.rename(path, trash)
     try:
@@ -321,9 +322,8 @@ def delete_worktree(ctx: Ctx, path: Path) -> None:
 
 
 def delete_tree(path: Path) -> None:
-    """Delete a folder that is no longer anybody's worktree (a removal's trash), best
-    effort, never following symlinks.  'rm -rf' does it in C, faster than shutil.rmtree's
-    per-file Python loop (README, Performance)."""
+    """Delete a folder that is no longer anybody's worktree (a removal's trash), best effort,
+    never following symlinks ('rm -rf' in C: faster than shutil.rmtree, README, Performance)."""
     import shutil
     import subprocess
 
