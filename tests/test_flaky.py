@@ -206,10 +206,10 @@ def test_a_red_whose_run_wrote_into_an_ignored_folder_is_not_run_again(
     project: Repo, tmp_path: Path, where: str
 ) -> None:
     """Review 10: a red run that wrote its expected output into an ignored 'out/' passed on its
-    re-run and landed as flaky.  A cache any run refills (__pycache__) or a report folder a run
-    only writes (Playwright's test-results/, review 11) does not stop the re-run; a generic name
-    such as log/ does (review 12: a test may read it back)."""
-    cache = where in ("__pycache__", "test-results")
+    re-run and landed as flaky.  A cache any run refills (__pycache__) does not stop the re-run;
+    any other ignored folder does, log/ or Playwright's test-results/ too (reviews 12 and 13: a
+    test may read back what it wrote there), unless [rm] disposable lists it."""
+    cache = where == "__pycache__"
     p = Path(project.wtp("start", "t1").lines[-1])
     project.commit({".gitignore": f"{where}/\n", "t1.txt": "t1\n"}, "t1 work", cwd=p)
     write = f"{{ mkdir -p {where}; touch {where}/expected; exit 1; }}"  # red on t1's tree until it wrote it

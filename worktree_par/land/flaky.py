@@ -96,31 +96,17 @@ def rows(ctx: Ctx) -> list[dict[str, Any]]:
     return out
 
 
-# What named test tools write and never read back: their reports and recordings.  A red's run that
-# wrote them leaves nothing a re-run would pass on.  Only their own names: a generic one ('*.log',
-# 'log/', 'junit*.xml') is as likely a file a test reads back, and goes in [rm] disposable when not.
-REPORTS = (
-    "test-results/",  # Playwright
-    "playwright-report/",
-    "cypress/videos/",
-    "cypress/screenshots/",
-    "coverage.xml",  # coverage.py's XML report
-    "coverage.out",  # go test -coverprofile
-    ".eslintcache",
-)
-
-
 def left_by_run(ctx: Ctx, e: Entry) -> str:
     """What the red run left in the candidate's worktree that a re-run would see, as a snapshot
     test passes once the run before wrote the output it expected: untracked files (the worktree
     holds none when its gate starts: a land refuses them), and ignored files or folders made or
     changed since the run began (an 'out/' it wrote), but for the caches and build outputs any
-    run refills (__pycache__, .pytest_cache, coverage: disposable.py, and [rm] disposable) and
-    the reports a run writes (REPORTS), which would leave no red of most gates confirmable.
-    Then the red is not confirmed by running it again.  A phrase naming them, or '' (the
+    run refills (__pycache__, .pytest_cache, coverage: disposable.py, and [rm] disposable, as
+    the guard judges them), which would leave no red of most gates confirmable.  Then the red is
+    not confirmed by running it again.  A phrase naming them, or '' (the
     tracked files unchanged, as the caller checked); the phrase is kept for the red's line."""
     untracked, ignored = gitops.worktree_contents(e.wt)
-    theirs, _refilled = disposable.split(ignored, ctx.cfg.rm_disposable + REPORTS)
+    theirs, _refilled = disposable.split(ignored, ctx.cfg.rm_disposable)
     left = untracked + [p for p in theirs if _changed_since(e.wt / p, e.gate_began)]
     if left:
         e.kept_red = (
