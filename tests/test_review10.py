@@ -388,3 +388,15 @@ def test_the_guard_never_removes_the_main_checkout(repo: Repo) -> None:
     out = repo.wtp("rm", "t1", "--force")
     assert out.code == 1 and "is the repository's main checkout, not a task's worktree: nothing was removed" in out.err
     assert (repo.path / ".git").is_dir() and not [p for p in repo.path.parent.iterdir() if "wtp-trash" in p.name]
+
+
+def test_an_interpreter_that_cannot_be_run_again_leaves_wtp_as_it_is(repo: Repo) -> None:
+    """Review 13: where sys.executable cannot be run (an embedded interpreter), the exec into
+    UTF-8 mode ended in a FileNotFoundError traceback."""
+    code = "import sys; sys.executable = '/nonexistent/python3'; sys.argv = ['wtp', '--version']; "
+    code += "from worktree_par.entry import main; main()"
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    res = subprocess.run([sys.executable, "-c", code], cwd=repo.path, env=env, capture_output=True, text=True)
+    from worktree_par import __version__
+
+    assert (res.returncode, res.stdout, res.stderr) == (0, f"wtp {__version__}\n", "")

@@ -184,7 +184,10 @@ def main() -> None:
         # user's locale), never twice (the mark holds this pid, which an exec keeps).
         if sys.executable and os.environ.get(_UTF8_MARK) != str(os.getpid()):
             os.environ[_UTF8_MARK] = str(os.getpid())
-            os.execv(sys.executable, [sys.executable, "-X", "utf8", *sys.orig_argv[1:]])
+            try:
+                os.execv(sys.executable, [sys.executable, "-X", "utf8", *sys.orig_argv[1:]])
+            except OSError:
+                pass  # no interpreter to run again (an embedded one): on, in the locale's encoding
     os.environ.pop(_UTF8_MARK, None)
     from . import streams
 
