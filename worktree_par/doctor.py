@@ -361,7 +361,7 @@ def _complete_rm(ctx: Ctx, t: Task) -> str:
 
 def _recreate(ctx: Ctx, t: Task) -> str:
     wts = ctx.worktrees()
-    theirs = {ctx.root, ctx.repo.toplevel, wts[0].path if wts else ctx.root}  # the main checkout
+    theirs = {ctx.root, wts[0].path if wts else ctx.root}  # the main checkout
     theirs |= {Path(o.path) for o in ctx.store.read().tasks.values() if o.path and o.name != t.name}
     on = [w.path for w in wts if w.branch == f"refs/heads/{t.branch}" and w.path.is_dir()]
     if on and on[0] not in theirs:  # moved with 'git worktree move': followed there, not made again

@@ -309,7 +309,7 @@ def delete_worktree(ctx: Ctx, path: Path) -> None:
     parent), git drops its record of the now missing worktree under the lock, and the files
     are deleted after it, so several clean-ups run side by side; a removal killed while
     deleting leaves ``.wtp-trash-<task>-<pid>``, which doctor deletes.  Never the main checkout."""
-    if path.resolve() in (ctx.root.resolve(), ctx.repo.toplevel.resolve(), ctx.repo.config_root.resolve()):
+    if path.resolve() == ctx.root.resolve():  # (not 'toplevel': that is where the command runs)
         raise WouldLoseWork(f"{path} is the repository's main checkout, not a task's worktree: nothing was removed")
     trash = path.with_name(f"{TRASH_PREFIX}{path.name}-{os.getpid()}")
     os.rename(path, trash)
