@@ -269,9 +269,15 @@ def test_mcp_server_lists_tools_and_answers_through_the_official_client(repo: Re
                 removed_gate = await s.call_tool("land", {"task": "a", "gate": "true", "detach": False})
                 repo.write(".wtp.toml", '[land]\ngate = "true"\n')  # changed, not trusted (review 12)
                 changed_gate = await s.call_tool("land", {"task": "a", "gate": "true", "detach": False})
-                return tools, [listed, bad, started, removed, again, ungated, removed_gate, changed_gate]
+                repo.write(".wtp.toml", "[land]\nrequire_gate = true\n")  # review 13: a gate asked for, none set
+                repo.wtp("trust")
+                required = await s.call_tool("land", {"task": "a", "gate": "true", "detach": False})
+                return tools, [listed, bad, started, removed, again, ungated, removed_gate, changed_gate, required]
 
-    tools, (listed, bad, started, removed, again, ungated, removed_gate, changed_gate) = anyio.run(session)
+    tools, (listed, bad, started, removed, again, ungated, removed_gate, changed_gate, required) = anyio.run(session)
+    assert required.is_error and text(required) == (
+        "Error executing tool land: [land] require_gate is true and the project sets no gate: a person sets [land] gate"
+    )
     assert removed_gate.is_error and "the project's [land] gate is 'make test'" in text(removed_gate)
     assert changed_gate.is_error and "the project's [land] gate is 'true': an agent cannot" in text(changed_gate)
     # review 10: an agent could land past the team's gate with gate="true"

@@ -36,9 +36,9 @@ wrong and what to do."""
 GRACE = 60  # seconds a cancelled call's process has to put things back after SIGINT
 
 
-def _gates(where: str | None) -> tuple[str, list[str]]:
-    """The project's [land] gate and the land gates the user trusted (('', []) when the
-    repository cannot be read: the land itself then says why)."""
+def _gates(where: str | None) -> tuple[str, list[str], bool]:
+    """The project's [land] gate, the land gates the user trusted, and [land] require_gate
+    (('', [], False) when the repository cannot be read: the land itself then says why)."""
     from ..errors import WtpError
     from ..exits import here
     from ..repo import open_ctx
@@ -46,9 +46,9 @@ def _gates(where: str | None) -> tuple[str, list[str]]:
     try:
         ctx = open_ctx(here(where))
         trusted = ctx.store.read().extra.get("trusted", {}).get("land.gate", [])
-        return ctx.cfg.land_gate, [g for g in trusted if isinstance(g, str)]
+        return ctx.cfg.land_gate, [g for g in trusted if isinstance(g, str)], ctx.cfg.land_require_gate
     except WtpError:
-        return "", []
+        return "", [], False
 
 
 def _opts(name: str, values: list[str] | None) -> list[str]:
@@ -157,12 +157,14 @@ def build(where: str | None) -> MCPServer:
         "detach=true (default) queues it and returns at once; follow it with 'queue' or 'list'."
     )
     async def land(task: str, detach: bool = True, strategy: str | None = None, gate: str | None = None) -> Any:
-        configured, trusted = _gates(where) if gate is not None else ("", [])
+        configured, trusted, required = _gates(where) if gate is not None else ("", [], False)
         if (configured or trusted) and gate not in trusted:  # what tests the base is the team's, as trusted
             raise ToolError(
                 f"the project's [land] gate is '{configured or trusted[0]}': an agent cannot land with another "
                 f"gate, nor with one the user has not trusted (a person can, with 'wtp land --gate'); leave gate out"
             )
+        if required and not trusted:  # the team asks for a gate and has set none: not the agent's to choose
+            raise ToolError("[land] require_gate is true and the project sets no gate: a person sets [land] gate")
         opts = [
             *(["--detach"] if detach else []),
             *([f"--strategy={strategy}"] if strategy is not None else []),
