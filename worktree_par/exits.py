@@ -62,26 +62,31 @@ def err(msg: str) -> None:
 # Under --json a command that fails before (or instead of) printing its document still prints
 # one on stdout (README, JSON output): the front doors say whether it was asked for, emit()
 # says when one was printed.
-_json = {"wanted": False, "emitted": False}
+_json: dict[str, object] = {"wanted": False, "emitted": False, "task": None}
 
 
 def json_asked(args: list[str]) -> None:
     """The command line's own --json (not one after '--', which belongs to the command run)."""
     own = args[: args.index("--")] if "--" in args else args
-    _json["wanted"], _json["emitted"] = "--json" in own, False
+    _json.update(wanted="--json" in own, emitted=False, task=None)
 
 
 def json_emitted() -> None:
     _json["emitted"] = True
 
 
-def failed(message: str, code: int, state: str = "refused") -> None:
+def json_task(name: str) -> None:
+    """The task the command is about, named in the document of a refusal from then on."""
+    _json["task"] = name
+
+
+def failed(message: str, code: int, state: str = "refused", paths: list[str] | None = None) -> None:
     """The error line on stderr and, under --json when nothing was printed yet, its document."""
     if _json["wanted"] and not _json["emitted"]:
         import json
 
         _json["emitted"] = True  # once, whatever becomes of the write
-        doc: dict[str, object] = {"task": None, "state": state, "error": message, "paths": [], "exit": int(code)}
+        doc = {"task": _json["task"], "state": state, "error": message, "paths": list(paths or []), "exit": int(code)}
         print(json.dumps(doc, indent=2), flush=True)
     err(f"wtp: {message}")
 
@@ -114,7 +119,7 @@ def exit_for(e: BaseException) -> NoReturn:
         failed(f"{e.message}; details in {crash_log(e.details())}", e.exit_code, "error")
         sys.exit(e.exit_code)
     if isinstance(e, WtpError):
-        failed(e.message, e.exit_code)
+        failed(e.message, e.exit_code, paths=getattr(e, "paths", None))
         sys.exit(e.exit_code)
     if isinstance(e, OSError) and e.errno is not None:
         # The machine said no (no space, read-only, permissions): not a bug of wtp's.

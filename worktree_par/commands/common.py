@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
@@ -54,20 +52,6 @@ def current_task(ctx: Ctx, where: str | None, task: str | None) -> str:
     if name is None:
         raise UsageError("name a task, or run this inside a task's worktree: see 'wtp list'")
     return name
-
-
-@contextmanager
-def json_refusals(as_json: bool, task: str) -> Iterator[None]:
-    """Under --json a refusal is JSON on stdout too (and still one line on stderr and its exit code)."""
-    from ..errors import WtpError
-
-    try:
-        yield
-    except WtpError as e:
-        if as_json:
-            paths = getattr(e, "paths", [])
-            emit({"task": task, "state": "refused", "error": e.message, "paths": list(paths), "exit": int(e.exit_code)})
-        raise
 
 
 def left_behind(ctx: Ctx, where: str | None) -> None:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import ExitCode, UsageError
-from ..exits import err, open_repo
-from .common import bound_waits, emit, json_refusals
+from ..exits import err, json_task, open_repo
+from .common import bound_waits, emit
 
 if TYPE_CHECKING:
     pass
@@ -42,24 +42,24 @@ def start(
         cur = c.store.read().tasks.get(task)
         return cur.note if cur is not None and cur.state == QUEUED else ""
 
-    with json_refusals(as_json, task):
-        with Watch(f"starting '{task}'", err, log=lambda: setup_log) as w:
-            result = tasks.start(
-                c,
-                task,
-                base_ref=base,
-                touch=list(touch),
-                use=list(use),
-                force=force,
-                touch_suggested=touch_suggested,
-                say=w.say,
-            )
-        t = result.task
-        for m in result.messages:
-            err(m)
-        if wait and t.state == QUEUED:
-            with Watch(f"waiting for a slot for '{task}'", err, detail=note, log=lambda: setup_log) as w:
-                t = tasks.wait_active(c, task, timeout, say=w.say)
+    json_task(task)  # a refusal from here on names the task in its --json document
+    with Watch(f"starting '{task}'", err, log=lambda: setup_log) as w:
+        result = tasks.start(
+            c,
+            task,
+            base_ref=base,
+            touch=list(touch),
+            use=list(use),
+            force=force,
+            touch_suggested=touch_suggested,
+            say=w.say,
+        )
+    t = result.task
+    for m in result.messages:
+        err(m)
+    if wait and t.state == QUEUED:
+        with Watch(f"waiting for a slot for '{task}'", err, detail=note, log=lambda: setup_log) as w:
+            t = tasks.wait_active(c, task, timeout, say=w.say)
     if as_json:
         emit(listing.task_json(t))
     elif t.state != QUEUED:
