@@ -348,23 +348,22 @@ def _mine(holder: dict[str, Any] | None) -> bool:
     return h is not None and h.pid == os.getpid() and h.start == me().start
 
 
-def interrupted(t: Task) -> bool:
-    """The task is mid-operation and the process doing it is gone."""
-    if not t.phase:
-        return False
+def _holder_gone(t: Task) -> bool:
+    """The process the task's record names is gone (a record without one, or a damaged one,
+    counts as gone)."""
     try:
         return not is_alive(Holder.from_json(t.holder))
     except ValueError:
         return True
+
+
+def interrupted(t: Task) -> bool:
+    """The task is mid-operation and the process doing it is gone."""
+    return bool(t.phase) and _holder_gone(t)
 
 
 def lander_gone(t: Task) -> bool:
     """The task is marked waiting to land (no operation under way) and the 'wtp land' that
     marked it is gone (a record without one, from an older wtp, counts as gone).  Whether a
     ticket of it still waits in the land queue (a detached land's) is the caller's to ask."""
-    if t.state != LANDING or t.phase:
-        return False
-    try:
-        return not is_alive(Holder.from_json(t.holder))
-    except ValueError:
-        return True
+    return t.state == LANDING and not t.phase and _holder_gone(t)
