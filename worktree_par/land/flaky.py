@@ -103,8 +103,8 @@ def left_by_run(ctx: Ctx, e: Entry) -> str:
     changed since the run began (an 'out/' it wrote), but for the caches and build outputs any
     run refills (__pycache__, .pytest_cache, coverage: disposable.py, and [rm] disposable, as
     the guard judges them), which would leave no red of most gates confirmable.  Then the red is
-    not confirmed by running it again.  A phrase naming them, or '' (the
-    tracked files unchanged, as the caller checked); the phrase is kept for the red's line."""
+    not confirmed by running it again.  A phrase naming them, or '' (the tracked files
+    unchanged, as the caller checked); the phrase is kept for the red's line."""
     untracked, ignored = gitops.worktree_contents(e.wt)
     theirs, _refilled = disposable.split(ignored, ctx.cfg.rm_disposable)
     left = untracked + [p for p in theirs if _changed_since(e.wt / p, e.gate_began)]
@@ -123,18 +123,20 @@ def _changed_since(path: Path, began: float) -> bool:
     """``path``, or anything under it (a folder's own times change only when an entry is added
     or removed right in it), made or changed since ``began``.  A folder too big to look through
     counts as changed: the red then holds, which never lands a red."""
+    if not path.is_dir() or path.is_symlink():
+        return _new(str(path), began)
     looked = 0
-    for top, dirs, files in (
-        os.walk(path) if path.is_dir() and not path.is_symlink() else [(str(path.parent), [], [path.name])]
-    ):
+    for top, dirs, files in os.walk(path):
         for name in [".", *dirs, *files]:
             looked += 1
-            if looked > LOOK_LIMIT:
-                return True
-            try:
-                st = os.lstat(os.path.join(top, name))
-            except OSError:
-                continue
-            if max(st.st_mtime, st.st_ctime) >= began:
+            if looked > LOOK_LIMIT or _new(os.path.join(top, name), began):
                 return True
     return False
+
+
+def _new(path: str, began: float) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return max(st.st_mtime, st.st_ctime) >= began
