@@ -1,12 +1,12 @@
 """The one guard for destruction.  Every step that deletes a task's worktree or branch, or
 moves a task ref backwards, goes through here (README, "Nothing is lost, and nothing needs a manual unlock").
 
-It collects everything a worktree holds: HEAD (attached or detached), the task branch, ``refs/worktree/*``,
-a stopped rebase, merge or cherry-pick (its original head and every commit still to replay), commits and
-changes inside initialised submodules, uncommitted and untracked files, ignored files that wtp did not put
-there, and nested repositories (their refs and files, kept as objects: nested.py).  Then it proves all of it reachable from
-refs that stay (branches, tags, remote-tracking refs, archives, the stash), checked with git,
-or refuses naming what would be lost.  Forced, it archives all of it under one commit,
+It collects everything a worktree holds: HEAD (attached or detached), the task branch,
+``refs/worktree/*``, a stopped rebase, merge or cherry-pick (its original head and every commit
+still to replay), commits and changes inside initialised submodules, uncommitted and untracked
+files, ignored files that wtp did not put there, and nested repositories (their refs and files,
+kept as objects: nested.py).  Then it proves all of it reachable from refs that stay (branches,
+tags, remote-tracking refs, archives, the stash), checked with git, or refuses naming what would be lost.  Forced, it archives all of it under one commit,
 ``refs/wtp/archive/<task>`` (parents: every tip found; tree: the files as they are), verifies
 the archive with git, and only then deletes, saying what it kept and what it dropped.
 """
@@ -32,6 +32,7 @@ TRASH_PREFIX = ".wtp-trash-"
 # Refs that stay when a task goes: what proves a commit kept.  (The task's own backup ref
 # is not among them: it goes with the task.)
 KEEP_GLOBS = ("refs/wtp/archive*", "refs/stas[h]")  # '[h]': a pattern, so git appends no '/*'
+STAY = ("--branches", "--tags", "--remotes")  # with KEEP_GLOBS, the refs that stay
 
 
 def backup_ref(name: str) -> str:
@@ -126,7 +127,7 @@ def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
     ``keep``: more refs or commits that stay (a landed commit, say)."""
     t = h.task
     # The task branch goes; every other branch, tag, remote-tracking ref and archive stays.
-    keepers = [*(keep or []), f"--exclude={t.branch}", "--branches", "--tags", "--remotes"]
+    keepers = [*(keep or []), f"--exclude={t.branch}", *STAY]
     sources: list[tuple[str, list[Sha]]] = []
     if h.branch_tip:
         sources.append((f"branch '{t.branch}'", [h.branch_tip]))
@@ -428,8 +429,7 @@ def forget_backup(ctx: Ctx, name: str, backup: str | None = None, landed: bool =
     what it is known to hold (it is deleted only from that).  ``landed`` False: another land
     of it landed, and the tip goes only when no commit of it is kept by it alone."""
     backup = backup or gitops.ref_value(ctx.root, backup_ref(name))
-    keep = ["--branches", "--tags", "--remotes"]
-    if backup is not None and (landed or not gitops.commits_not_in(ctx.root, [backup], keep, KEEP_GLOBS)):
+    if backup is not None and (landed or not gitops.commits_not_in(ctx.root, [backup], STAY, KEEP_GLOBS)):
         gitops.delete_ref(ctx.root, backup_ref(name), backup)
 
 
