@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 from ..errors import GitError, NotARepo, RemoteTimeout, UsageError
 from .parse import Worktree, parse_version, parse_worktrees
 
-# Variables that point git at another repository or index, or make it read paths otherwise.  Inherited from a
-# hook or an outer git process they would make us operate on the wrong repo
+# Variables that point git at another repository or index, or make it read paths otherwise.
+# Inherited from a hook or an outer git process they would make us operate on the wrong repo
 # (pre-commit issue #300), so they never reach our git calls.
 _REPO_ENV = (
     "GIT_DIR",
@@ -299,8 +299,9 @@ def discover(path: Path) -> RepoInfo:
     )
     if res.code != 0:
         if "must be run in a work tree" in res.err:
-            if ".git" in path.resolve().parts:
-                top = Path(*path.resolve().parts[: path.resolve().parts.index(".git")])
+            parts = path.resolve().parts
+            if ".git" in parts:
+                top = Path(*parts[: parts.index(".git")])
                 raise NotARepo(f"{path} is inside a .git directory: run wtp from the working tree ({top})")
             raise NotARepo(
                 f"{path} is a bare repository or a .git directory: wtp needs a working tree (clone it first)"

@@ -3,8 +3,9 @@ broken gate (or a broken base), and the task is handed back landable, not blocke
 
 The verdicts by tree answer first (the base's tree passed this gate before: the task is at
 fault, no run needed, the usual case, since every landed tree passed); otherwise (a failure
-recorded for it included) the gate runs once on the base's tree in a throw-away worktree under the state dir (detached at the
-base, prepared as a task's worktree is: setup.copy and setup.run), removed afterwards."""
+recorded for it included) the gate runs once on the base's tree in a throw-away worktree
+under the state dir (detached at the base, prepared as a task's worktree is: setup.copy and
+setup.run), removed afterwards."""
 
 from __future__ import annotations
 
