@@ -53,6 +53,10 @@ def pytest_configure(config: pytest.Config) -> None:
         GIT_EDITOR="false",  # a git call that would open an editor fails instead of hanging
         PYTHONDONTWRITEBYTECODE="1",
     )
+    # Started in the background by a script without job control, the runner ignores Ctrl-C,
+    # and so would every wtp it starts: the tests that stop a land with SIGINT then wait forever.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -69,6 +73,46 @@ def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60) ->
     while not predicate():
         assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
         time.sleep(0.02)
+
+
+def _pipe_holders(*streams: object) -> list[str]:
+    """The processes that hold the other end of these pipes (a CLI's stdout and stderr that
+    never reached their end), each with its state: who kept a test waiting, and on what."""
+    inodes = set()
+    for s in streams:
+        try:
+            inodes.add(os.readlink(f"/proc/self/fd/{s.fileno()}"))  # type: ignore[attr-defined]
+        except (OSError, ValueError, AttributeError):
+            pass
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if not any(os.readlink(f) in inodes for f in (d / "fd").iterdir()):
+                continue
+            status = dict(line.split(":", 1) for line in (d / "status").read_text().splitlines() if ":" in line)
+            want = ("State", "PPid", "Threads", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+            state = " ".join(f"{k}={status.get(k, '?').strip()}" for k in want)
+            wchan = (d / "wchan").read_text()
+            args = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+            found.append(f"pid {d.name} ({state} wchan={wchan}): {args}")
+        except OSError:
+            continue  # gone meanwhile, or not ours to look at
+    return found
+
+
+class _Watched(subprocess.Popen[str]):
+    """A CLI started by a test: when it does not finish in time, the failure names every
+    process still holding its output open, and what each was doing."""
+
+    def communicate(self, input: str | None = None, timeout: float | None = None) -> tuple[str, str]:
+        try:
+            return super().communicate(input, timeout)
+        except subprocess.TimeoutExpired as e:
+            holders = _pipe_holders(self.stdout, self.stderr) or ["none: its output is closed"]
+            e.add_note(f"exit code so far: {self.poll()}; holding its output: " + "; ".join(holders))
+            raise
 
 
 def end_pids(pids: Path) -> None:
@@ -159,7 +203,7 @@ class Repo:
     ) -> subprocess.Popen[str]:
         """The CLI as a background process; ``new_session``: in a session of its own, so a
         test's Ctrl-C (os.killpg) reaches it alone."""
-        return subprocess.Popen(
+        return _Watched(
             [sys.executable, "-m", "worktree_par", *args],
             cwd=cwd or self.path,
             stdout=subprocess.PIPE,
