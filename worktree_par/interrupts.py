@@ -11,6 +11,48 @@ from contextlib import contextmanager
 # Ctrl-C, and what a land turns into Ctrl-C (commands/land.py): the main thread's to handle.
 INTERRUPTS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
+# Every signal ``as_ctrl_c`` turned into Ctrl-C in this process, in order.  Python runs a
+# signal's handler wherever the main thread is, a finalizer included (an HTTP response
+# collected), and the KeyboardInterrupt raised there is lost: loops that wait for long look
+# here too (``check``), so one Ctrl-C is always enough.
+SEEN: list[int] = []
+
+
+def as_ctrl_c() -> None:
+    """From now on Ctrl-C, SIGTERM (a tool cancelling the command, a supervisor stopping it) and
+    SIGHUP (its terminal closed) raise KeyboardInterrupt in the main thread, and are counted in
+    SEEN: a land then does the clean-up Ctrl-C does (a waiting task withdrawn, a conductor
+    giving back what it had not published), where killed outright it left its task to the
+    conductor that had stacked it, with nobody to clean up after it.  A signal the caller
+    ignores ('nohup') stays ignored."""
+
+    def interrupt(sig: int, _frame: object) -> None:
+        SEEN.append(sig)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                signal.signal(sig, interrupt)
+
+
+_armed: list[int] = []  # SEEN's length when the operation under way began (arm)
+_finishing: list[None] = []  # one per clean-up block under way (finishing)
+
+
+def arm() -> None:
+    """An operation that ``check`` guards begins (a land), or goes on past an interrupt it
+    has dealt with: only the signals that come from now on stop it."""
+    _armed[:] = [len(SEEN)]
+
+
+def check() -> None:
+    """In a loop that waits: raise KeyboardInterrupt when a signal came since ``arm`` and its
+    KeyboardInterrupt was lost (swallowed by a finalizer).  Never inside a clean-up block."""
+    if _armed and len(SEEN) > _armed[0] and not _finishing:
+        _armed[0] = len(SEEN)  # acted on once
+        raise KeyboardInterrupt
+
 
 def start_quiet(thread: threading.Thread) -> None:
     """Start a helper thread (a heartbeat, a progress line, a lease keeper) with INTERRUPTS
@@ -34,9 +76,11 @@ def finishing() -> Iterator[None]:
         return
     got: list[int] = []
     before = {s: signal.signal(s, lambda n, _f: got.append(n)) for s in INTERRUPTS}
+    _finishing.append(None)
     try:
         yield
     finally:
+        _finishing.pop()
         for s, handler in before.items():
             signal.signal(s, handler)
         for n in dict.fromkeys(got):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
+from .. import interrupts
 from ..errors import UsageError
 from ..exits import err, open_repo
 from .common import bound_waits, current_task, emit, left_behind
@@ -84,11 +85,11 @@ def land_detached(where: str | None, request: str, ticket: str | None = None) ->
     q = Gate(open_repo(where).store, QUEUE, title="the land queue")
     seq = int(ticket) if ticket and ticket.isdigit() else None
     later: list[Tidy] = []
-    _term_interrupts()
+    interrupts.as_ctrl_c()
     try:
         code = in_command(lambda: _serve(where, LandRequest.loads(request), seq, q, later, ""))
         while True:
-            if STOPPED:  # told to stop while a land under way finished anyway (its task had landed)
+            if interrupts.SEEN:  # told to stop while a land under way finished anyway (its task had landed)
                 raise KeyboardInterrupt
             # The tickets it holds before any clean-up: one at the head of the queue never waits
             # for the clean-up of another.  It stops taking tickets once it has nothing left to do.
@@ -102,9 +103,7 @@ def land_detached(where: str | None, request: str, ticket: str | None = None) ->
             else:
                 return code
     except KeyboardInterrupt:  # SIGTERM: the land under way gave back what it had not published
-        from ..interrupts import finishing
-
-        with finishing():  # a second signal does not cut this short
+        with interrupts.finishing():  # a second signal does not cut this short
             while (handed := q.next_served(stop=True)) is not None:  # and so do the ones handed to it
                 seq, _data, label = handed
                 q.drop(seq)
@@ -204,7 +203,7 @@ def _land(
         if fork is not None:
             fork.quiet = watch.close
         if adopt is None:
-            _term_interrupts()
+            interrupts.as_ctrl_c()
         run = partial(lander.land, c, t, req, say=watch.say, adopt=adopt, tidy=later, handoff=fork)
     try:
         with watch:
@@ -233,28 +232,6 @@ def _land(
     if result is None:
         return 0  # (the child of a fork) its parent reported our task; the others are done
     return _report(c, where, result, as_json)
-
-
-STOPPED: list[int] = []  # the signals _term_interrupts turned into Ctrl-C in this process
-
-
-def _term_interrupts() -> None:
-    """SIGTERM (a tool cancelling the command, a supervisor stopping it) and SIGHUP (its
-    terminal closed) end a land as Ctrl-C does: a waiting task is withdrawn, a conductor gives
-    back what it had not published.  Killed by them outright, a waiting lander left its task
-    to be landed by the conductor that had stacked it, with nobody to clean up after it.  A
-    signal the caller ignores ('nohup') stays ignored."""
-    import signal
-    import threading
-
-    def interrupt(sig: int, _frame: object) -> None:
-        STOPPED.append(sig)
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            if signal.getsignal(sig) is not signal.SIG_IGN:
-                signal.signal(sig, interrupt)
 
 
 def _handed_over(c: Ctx, t: Task, req: LandRequest, handed: dict[str, object], say: Say) -> LandResult:

@@ -174,10 +174,11 @@ class Http:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=left)
         try:
             conn.request(method, target, body=payload, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-            hdrs = {k.lower(): v for k, v in resp.getheaders()}
-            status = resp.status
+            # Closed here, not by a finalizer later: a Ctrl-C that came while one ran was lost.
+            with conn.getresponse() as resp:
+                raw = resp.read()
+                hdrs = {k.lower(): v for k, v in resp.getheaders()}
+                status = resp.status
         except TimeoutError:
             raise self._timed_out(call, limit) from None
         except ssl.SSLError as e:

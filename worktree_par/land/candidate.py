@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import crashpoints, gitops, guard
+from .. import crashpoints, gitops, guard, interrupts
 from ..errors import DirtyWorktree, GateFailed, GitError, LandBlocked, LandConflict, Refusal, Say, WouldLoseWork
 from ..gitops import Sha
 from ..guarded import Guarded
@@ -314,6 +314,7 @@ def gate_passed(ctx: Ctx, e: Entry, status: QueueStatus, meanwhile: Callable[[],
                 e.halt()
                 e.error = Withdrawn.of(e.name)
                 return False
+        interrupts.check()
         time.sleep(0.01)
 
 

@@ -210,6 +210,7 @@ def _wait(ctx: Ctx, f: Forge, req: Request, cand: str, e: Entry) -> Merged | Mer
         deadline = time.monotonic() + ctx.cfg.land_timeout
         looks = 0
         while time.monotonic() < deadline:
+            interrupts.check()  # a Ctrl-C a finalizer swallowed, in the call that queued it or since
             now = f.get(req.number)
             if now.state == "merged" and now.merge_sha:
                 return _merged(now, cand)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import crashpoints, removal, trust
+from .. import crashpoints, interrupts, removal, trust
 from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, quiet
 from ..gates import Gate, JoinRefused, OnChange
 from ..repo import Ctx
@@ -134,6 +134,7 @@ def land(
     side of a foreground land's fork: conducting, it hands our task's result to the waiting
     parent as soon as the task has its outcome, and None is returned here once the rest is
     done (the parent reported it)."""
+    interrupts.arm()
     if adopt is None:
         done = landable(t)
         if done is not None:
@@ -177,6 +178,7 @@ def land(
                 withdraw(ctx, t)
                 raise
             # Ctrl-C after the base took the candidate: the task has landed; finish the job.
+            interrupts.arm()
         except BaseException:
             withdraw(ctx, t)
             raise

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from .. import crashpoints
+from .. import crashpoints, interrupts
 from . import settle
 from .candidate import WITHDRAW_LOOK, confirm_reds, note_flaky, poll_gate, start_gate, stop_gates
 from .entry import Entry, Withdrawn
@@ -49,6 +49,7 @@ def verify(r: Round) -> tuple[list[Entry], bool]:
                 if above is None:
                     confirm_reds(r.ctx, stack[i:], r.status)
                     r.grow(r.window.value)
+                    interrupts.check()
                     time.sleep(0.01)
                     continue
                 i, verdict = above, True

@@ -1,0 +1,58 @@
+"""A Ctrl-C whose KeyboardInterrupt is raised inside a finalizer is lost by Python ("Exception
+ignored in ..."); the loops a land waits in look at the signals counted since it began, so a
+single Ctrl-C always stops it (CI once waited 120 s for a land whose Ctrl-C came while a
+collected HTTP response was being closed)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from worktree_par import interrupts
+
+
+@pytest.fixture()
+def handlers() -> Iterator[None]:
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+
+
+class _SignalsWhileCollected:
+    """An object whose finalizer is running when the signal's handler runs."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs at the next check, still inside this finalizer
+            pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_interrupt_a_finalizer_swallowed_is_acted_on_at_the_next_check(handlers: None) -> None:
+    interrupts.as_ctrl_c()
+    interrupts.arm()
+    seen = len(interrupts.SEEN)
+    _SignalsWhileCollected()  # collected at once: the KeyboardInterrupt is raised in __del__, and lost
+    gc.collect()
+    assert len(interrupts.SEEN) == seen + 1  # the signal came, and nothing was raised here
+    with pytest.raises(KeyboardInterrupt):
+        interrupts.check()
+    interrupts.check()  # acted on once: the clean-up that follows is not cut short again
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_no_check_inside_a_clean_up_block_nor_for_a_signal_before_arm(handlers: None) -> None:
+    interrupts.as_ctrl_c()
+    _SignalsWhileCollected()
+    interrupts.arm()  # the land begins after it: not its to act on
+    interrupts.check()
+    _SignalsWhileCollected()
+    with interrupts.finishing():
+        interrupts.check()  # the clean-up of an interrupt goes on
