@@ -56,7 +56,10 @@ def open_repo(where: str | None) -> Ctx:
 
 
 def err(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    # One write, line and newline together: print() writes them apart, and a Ctrl-C between the
+    # two ran the next line into this one.
+    sys.stderr.write(f"{msg}\n")
+    sys.stderr.flush()
 
 
 # Under --json a command that fails before (or instead of) printing its document still prints
