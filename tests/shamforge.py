@@ -123,6 +123,9 @@ class ShamForge:
     statuses: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # sha -> newest first
     hits: list[Hit] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    # Set: the call that puts a request in the queue is answered only once this is set (a forge
+    # that queued the request and is slow to say so).
+    hold_queueing: threading.Event | None = None
 
     def __post_init__(self) -> None:
         self.repo = self.repo or ("acme/tools/app" if self.kind == "gitlab" else "acme/app")
@@ -432,7 +435,11 @@ class ShamForge:
             parts = urllib.parse.urlsplit(h.path)
             query = {k: v[-1] for k, v in urllib.parse.parse_qs(parts.query).items()}
             with self.lock:
+                was = {n: p.queued for n, p in self.pulls.items()}
                 status, data = route(self, h.command, parts.path, query, body)
+                queueing = any(p.queued and not was.get(n) for n, p in self.pulls.items())
+            if queueing and self.hold_queueing is not None:
+                self.hold_queueing.wait(60)
             headers = {}
             if fault:
                 status, data, headers = fault.status, self.error_body(fault.message), fault.headers

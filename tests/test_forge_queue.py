@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -106,6 +107,39 @@ def test_ctrl_c_while_queued_takes_the_request_out_of_the_queue(
     assert _release_late(sham) == "open"  # the queue no longer holds it: nothing merges behind wtp's back
     assert _base(sham) == ["initial"]
     assert r.git("rev-parse", "wtp/t1") == tip and (p / "t1.txt").read_text() == "t1\n"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ctrl_c_before_the_forge_answered_the_enqueue_still_takes_the_request_out(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    """The forge queued the request, but its answer has not reached wtp when Ctrl-C comes:
+    the request is taken out of the queue all the same, and the land says so at once."""
+    r, sham, p, tip = _project(shamforge, tmp_path, monkeypatch, kind)
+    sham.hold_queueing = threading.Event()
+    try:
+        with _lander(r, sham) as lander:
+            wait_for(lambda: _queued(sham), "the request in the forge's queue", 120)
+            lander.send_signal(signal.SIGINT)
+            wait_for(lambda: _out_of_queue(sham), "the request taken out of the forge's queue", 120)
+            sham.hold_queueing.set()
+            _, err = lander.communicate(timeout=120)
+            assert lander.returncode == 130, err
+    finally:
+        sham.hold_queueing.set()
+    assert _release_late(sham) == "open"  # nothing merges behind wtp's back
+    assert _base(sham) == ["initial"]
+    t = _t1(r)
+    assert (t["state"], t["request"]) == ("active", 1), err
+    assert r.git("rev-parse", "wtp/t1") == tip and (p / "t1.txt").read_text() == "t1\n"
+
+
+def _out_of_queue(sham: ShamForge) -> bool:
+    with sham.lock:
+        return sham.pulls[1].queued is None
 
 
 @pytest.mark.parametrize("kind", KINDS)
