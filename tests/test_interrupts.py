@@ -23,6 +23,7 @@ def handlers() -> Iterator[None]:
     finally:
         for s, h in before.items():
             signal.signal(s, h)
+        interrupts._armed.clear()  # this test runner's later in-process commands are no land of ours
 
 
 class _SignalsWhileCollected:

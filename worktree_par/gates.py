@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from . import locks
+from . import interrupts, locks
 from .errors import Refusal, Say, UsageError, WaitTimeout
 from .state import Store
 
@@ -343,6 +343,7 @@ class Gate:
                     raise WaitTimeout(f"timed out after {timeout:g}s waiting for {self.title}{sep}{why}")
                 # The next in line looks often, so the hand-over costs ms; the rest less often.  A
                 # ticket held back by a task waits for a registry write (a land, an rm): no hurry.
+                interrupts.check()  # a lander's Ctrl-C a finalizer swallowed still withdraws it
                 time.sleep(TASK_POLL if blocker else 0.005 if place <= 1 else 0.05)
         except BaseException:
             self._leave()
