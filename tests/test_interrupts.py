@@ -57,3 +57,29 @@ def test_no_check_inside_a_clean_up_block_nor_for_a_signal_before_arm(handlers: 
     _SignalsWhileCollected()
     with interrupts.finishing():
         interrupts.check()  # the clean-up of an interrupt goes on
+
+
+def _signalled_during_clean_up(handling: BaseException) -> None:
+    try:
+        raise handling
+    except BaseException:
+        with interrupts.finishing():
+            os.kill(os.getpid(), signal.SIGINT)  # taken by the block's own handler, at once
+
+
+def test_a_first_ctrl_c_during_a_failures_clean_up_is_delivered_after_it(handlers: None) -> None:
+    """Review 14: a clean-up block run for a failure (a forge call that failed while the land
+    waited in its queue) dropped the first and only Ctrl-C, and the background lander went on
+    to its next land.  It now waits for the block's end and is then delivered."""
+    interrupts.as_ctrl_c()
+    seen = len(interrupts.SEEN)
+    with pytest.raises(KeyboardInterrupt):
+        _signalled_during_clean_up(ValueError("the forge answered 401"))
+    assert len(interrupts.SEEN) == seen + 1  # counted: the background lander stops after this land
+
+
+def test_a_second_ctrl_c_during_a_ctrl_cs_clean_up_is_dropped(handlers: None) -> None:
+    interrupts.as_ctrl_c()
+    seen = len(interrupts.SEEN)
+    _signalled_during_clean_up(KeyboardInterrupt())  # its user already asked, and is being answered
+    assert len(interrupts.SEEN) == seen

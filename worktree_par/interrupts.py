@@ -4,6 +4,7 @@ the main thread handles them, and clean-up that must finish is not cut short by 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,13 +68,15 @@ def start_quiet(thread: threading.Thread) -> None:
 
 @contextmanager
 def finishing() -> Iterator[None]:
-    """The clean-up of an interrupted operation, which a second signal must not cut short: a
-    second Ctrl-C is dropped (its user already asked, and is being answered); SIGTERM and
-    SIGHUP wait for the block's end and are then delivered to the caller's handler, so a
+    """A clean-up that a signal must not cut short (of an interrupted operation, or of one that
+    failed): a Ctrl-C that comes during it is dropped when the block runs because of a Ctrl-C
+    (its user already asked, and is being answered); otherwise it, and SIGTERM and SIGHUP
+    always, wait for the block's end and are then delivered to the caller's handler, so a
     process told to stop (the background lander) still stops, after the clean-up."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    asked = isinstance(sys.exc_info()[1], KeyboardInterrupt)  # the block answers a Ctrl-C
     got: list[int] = []
     before = {s: signal.signal(s, lambda n, _f: got.append(n)) for s in INTERRUPTS}
     _finishing.append(None)
@@ -84,7 +87,7 @@ def finishing() -> Iterator[None]:
         for s, handler in before.items():
             signal.signal(s, handler)
         for n in dict.fromkeys(got):
-            if n != signal.SIGINT and before[signal.Signals(n)] is not signal.SIG_IGN:
+            if not (n == signal.SIGINT and asked) and before[signal.Signals(n)] is not signal.SIG_IGN:
                 signal.raise_signal(n)
 
 
