@@ -9,10 +9,13 @@ import gc
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from worktree_par import interrupts
+
+from .conftest import Repo
 
 
 @pytest.fixture()
@@ -83,3 +86,20 @@ def test_a_second_ctrl_c_during_a_ctrl_cs_clean_up_is_dropped(handlers: None) ->
     seen = len(interrupts.SEEN)
     _signalled_during_clean_up(KeyboardInterrupt())  # its user already asked, and is being answered
     assert len(interrupts.SEEN) == seen
+
+
+def test_a_land_run_in_the_callers_process_gives_its_signal_handlers_back(project: Repo, handlers: None) -> None:
+    """Review 14: a land run in-process (a test runner, a tool importing wtp) left its own
+    Ctrl-C handler installed in its caller for good, and a wait armed."""
+
+    def mine(_sig: int, _frame: object) -> None:
+        pass
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, mine)
+    p = Path(project.wtp("start", "t1").lines[-1])
+    project.commit({"t1.txt": "t1\n"}, "t1 work", cwd=p)
+    out = project.wtp("land", "t1", "--gate", "./check.sh")
+    assert out.code == 0, out.err
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)] == [mine, mine, mine]
+    assert not interrupts._armed

@@ -19,22 +19,32 @@ INTERRUPTS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 SEEN: list[int] = []
 
 
-def as_ctrl_c() -> None:
+def as_ctrl_c() -> dict[int, object]:
     """From now on Ctrl-C, SIGTERM (a tool cancelling the command, a supervisor stopping it) and
     SIGHUP (its terminal closed) raise KeyboardInterrupt in the main thread, and are counted in
     SEEN: a land then does the clean-up Ctrl-C does (a waiting task withdrawn, a conductor
     giving back what it had not published), where killed outright it left its task to the
     conductor that had stacked it, with nobody to clean up after it.  A signal the caller
-    ignores ('nohup') stays ignored."""
+    ignores ('nohup') stays ignored.  Returns the handlers replaced, for ``restore``."""
 
     def interrupt(sig: int, _frame: object) -> None:
         SEEN.append(sig)
         raise KeyboardInterrupt
 
+    before: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(sig) is not signal.SIG_IGN:
-                signal.signal(sig, interrupt)
+                before[sig] = signal.signal(sig, interrupt)
+    return before
+
+
+def restore(before: dict[int, object]) -> None:
+    """The land is over: the handlers ``as_ctrl_c`` replaced are the caller's again (a caller
+    that runs wtp in its own process, as a test runner does), and no wait acts on a signal."""
+    for sig, handler in before.items():
+        signal.signal(sig, handler)  # type: ignore[arg-type]
+    _armed.clear()
 
 
 _armed: list[int] = []  # SEEN's length when the operation under way began (arm)

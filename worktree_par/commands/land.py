@@ -195,6 +195,7 @@ def _land(
         f"landing '{t.name}'", err, detail=lambda: _land_detail(c, t.name), log=lambda: gate_log, follow=follow
     )
     run: Callable[[], LandResult | None]
+    handlers: dict[int, object] = {}
     if fork is not None and fork.parent:
         handed = fork.wait(t.name)  # returns only when the child handed over its task's result
         watch.follow = None  # the child streamed the gate's output already
@@ -203,7 +204,7 @@ def _land(
         if fork is not None:
             fork.quiet = watch.close
         if adopt is None:
-            interrupts.as_ctrl_c()
+            handlers = interrupts.as_ctrl_c()
         run = partial(lander.land, c, t, req, say=watch.say, adopt=adopt, tidy=later, handoff=fork)
     try:
         with watch:
@@ -229,6 +230,8 @@ def _land(
     except KeyboardInterrupt:
         err(lander.interrupted(c, t))  # say what Ctrl-C left, before the 'interrupted' line
         raise
+    finally:
+        interrupts.restore(handlers)
     if result is None:
         return 0  # (the child of a fork) its parent reported our task; the others are done
     return _report(c, where, result, as_json)
