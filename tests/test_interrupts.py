@@ -8,6 +8,8 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 
 from worktree_par import interrupts
 
-from .conftest import Repo
+from .conftest import Repo, wait_for
 
 
 @pytest.fixture()
@@ -103,3 +105,54 @@ def test_a_land_run_in_the_callers_process_gives_its_signal_handlers_back(projec
     assert out.code == 0, out.err
     assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)] == [mine, mine, mine]
     assert not interrupts._armed
+
+
+def test_ctrl_c_to_a_lander_whose_task_is_being_published_says_so_and_a_second_one_ends_the_wait(
+    project: Repo, tmp_path: Path
+) -> None:
+    """Review 14: t2 is being published together with t1 by t1's conductor when its lander gets
+    Ctrl-C.  It cannot be withdrawn then: the lander says at once that it waits to tell whether
+    it landed; a second Ctrl-C ends that wait with a true line (before: a minute of silence, and
+    the second Ctrl-C left only 'wtp: interrupted')."""
+    r = project
+    hold, release = tmp_path / "hold", tmp_path / "release"
+    gate = f"until [ -e {release} ]; do sleep 0.05; done; ./check.sh"
+    for name in ("t1", "t2"):
+        p = Path(r.wtp("start", name).lines[-1])
+        r.commit({f"{name}.txt": f"{name}\n"}, f"{name} work", cwd=p)
+    t1 = r.spawn(
+        "land", "t1", "--gate", gate, env={"WTP_TEST_HOLD_AT": "land:before-publish", "WTP_TEST_HOLD_FILE": str(hold)}
+    )
+    err2 = tmp_path / "t2.err"
+    try:
+        wait_for(lambda: (r.path / ".git/wtp/logs/land-t1.log").exists(), "t1's gate")
+        with open(err2, "w") as f:
+            t2 = subprocess.Popen(
+                [sys.executable, "-m", "worktree_par", "land", "t2", "--gate", gate],
+                cwd=r.path,
+                stdout=subprocess.DEVNULL,
+                stderr=f,
+                start_new_session=True,
+            )
+        wait_for(lambda: (r.path / ".git/wtp/logs/land-t2.log").exists(), "t2 stacked on t1, its gate started")
+        release.touch()
+        wait_for(Path(f"{hold}.reached").exists, "t1 and t2 about to be published together")
+        os.kill(t2.pid, signal.SIGINT)
+        wait_for(lambda: "is being published: waiting" in err2.read_text(), "t2's lander to say it waits")
+        os.kill(t2.pid, signal.SIGINT)
+        assert t2.wait(timeout=60) == 130
+        assert err2.read_text().splitlines()[-3:] == [
+            "task 't2' is being published: waiting up to 60s to say whether it landed (Ctrl-C again stops "
+            "waiting; the publication goes on either way)",
+            "task 't2' was being published when interrupted: see 'wtp list' for how it ended",
+            "wtp: interrupted",
+        ]
+    finally:
+        hold.touch()
+        release.touch()
+        t1.communicate(timeout=120)
+    assert t1.returncode == 0
+    assert {t["name"]: t["state"] for t in r.wtp("list", "--all", "--json").json()["tasks"]} == {
+        "t1": "landed",
+        "t2": "landed",
+    }

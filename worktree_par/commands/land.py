@@ -228,7 +228,7 @@ def _land(
             emit({"task": t.name, "state": state, "commit": None, "attempts": None, "paths": [], "error": e.message})
         raise
     except KeyboardInterrupt:
-        err(lander.interrupted(c, t))  # say what Ctrl-C left, before the 'interrupted' line
+        err(lander.interrupted(c, t, err))  # say what Ctrl-C left, before the 'interrupted' line
         raise
     finally:
         interrupts.restore(handlers)

@@ -225,9 +225,10 @@ def _settled(ctx: Ctx, t: Task) -> bool:
     return cur is None or cur.seq != t.seq or (cur.state != LANDING and not cur.phase)
 
 
-def interrupted(ctx: Ctx, t: Task, wait: float = 60.0) -> str:
+def interrupted(ctx: Ctx, t: Task, say: Say, wait: float = 60.0) -> str:
     """After Ctrl-C: withdraw the task, or, when it was already being published, wait for
-    the push to settle and say whether it landed anyway."""
+    the push to settle (saying so at once; a second Ctrl-C stops the wait, not the push) and
+    say whether it landed anyway."""
     said = withdraw(ctx, t)
     if said != "publishing":
         if said:
@@ -238,16 +239,24 @@ def interrupted(ctx: Ctx, t: Task, wait: float = 60.0) -> str:
             f"interrupted: '{t.base}' untouched by this land, task '{t.name}' is {cur.state if cur else 'gone'} "
             f"again{more}"
         )
+    unsettled = f"task '{t.name}' was being published when interrupted: see 'wtp list' for how it ended"
+    say(
+        f"task '{t.name}' is being published: waiting up to {wait:g}s to say whether it landed "
+        "(Ctrl-C again stops waiting; the publication goes on either way)"
+    )
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        cur = ctx.store.read().tasks.get(t.name)
-        if cur is None or cur.seq != t.seq or cur.intent != PUBLISHING or cur.holder is None:
-            break  # settled, or left for the next command to ask the remote (settle.unknown)
-        time.sleep(0.05)
+    try:
+        while time.monotonic() < deadline:
+            cur = ctx.store.read().tasks.get(t.name)
+            if cur is None or cur.seq != t.seq or cur.intent != PUBLISHING or cur.holder is None:
+                break  # settled, or left for the next command to ask the remote (settle.unknown)
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        return unsettled
     cur = ctx.store.read().tasks.get(t.name)
     if cur is not None and cur.state == LANDED:
         return f"task '{t.name}' landed anyway at {cur.commit}"
-    return f"task '{t.name}' was being published when interrupted: see 'wtp list' for how it ended"
+    return unsettled
 
 
 class Tidy:
