@@ -156,3 +156,58 @@ def test_ctrl_c_to_a_lander_whose_task_is_being_published_says_so_and_a_second_o
         "t1": "landed",
         "t2": "landed",
     }
+
+
+_LOSES_ONE_CTRL_C = """
+import os, signal, sys, time
+fire, sleep = sys.argv.pop(1), time.sleep
+class Collected:
+    def __del__(self):  # a Ctrl-C that comes while Python finalizes an object: its handler runs here
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+        finally:
+            open(fire + ".done", "w").close()
+def once(s):
+    if os.path.exists(fire) and not os.path.exists(fire + ".done"):
+        Collected()
+    sleep(s)
+time.sleep = once
+from worktree_par.entry import main
+sys.argv[0] = "wtp"
+main()
+"""
+
+
+def test_a_waiting_landers_ctrl_c_lost_in_a_finalizer_still_withdraws_its_task(project: Repo, tmp_path: Path) -> None:
+    """Review 14: t2 waits behind t1's conductor when its one Ctrl-C comes while a finalizer runs
+    (simulated: the next sleep of its wait loop drops such an object).  Its KeyboardInterrupt is
+    lost; the wait loop acts on the counted signal and t2 is withdrawn, not landed."""
+    r = project
+    release, fire = tmp_path / "release", tmp_path / "fire"
+    gate = f"until [ -e {release} ]; do sleep 0.05; done; ./check.sh"
+    for name in ("t1", "t2"):
+        p = Path(r.wtp("start", name).lines[-1])
+        r.commit({f"{name}.txt": f"{name}\n"}, f"{name} work", cwd=p)
+    (tmp_path / "loses.py").write_text(_LOSES_ONE_CTRL_C)
+    t1 = r.spawn("land", "t1", "--gate", gate)
+    err2 = tmp_path / "t2.err"
+    try:
+        wait_for(lambda: (r.path / ".git/wtp/logs/land-t1.log").exists(), "t1's gate")
+        with open(err2, "w") as f:
+            argv = [sys.executable, str(tmp_path / "loses.py"), str(fire), "land", "t2", "--gate", gate]
+            t2 = subprocess.Popen(argv, cwd=r.path, stdout=subprocess.DEVNULL, stderr=f, start_new_session=True)
+        wait_for(lambda: "waiting for the land queue" in err2.read_text(), "t2 waiting behind t1")
+        fire.touch()
+        wait_for(Path(f"{fire}.done").exists, "the Ctrl-C taken inside a finalizer")
+        release.touch()  # t1 lands now, and t2 with it unless its lost Ctrl-C was acted on
+        assert t2.wait(timeout=60) == 130, err2.read_text()
+    finally:
+        release.touch()
+        t1.communicate(timeout=120)
+    assert "interrupted: task 't2' is withdrawn" in err2.read_text() or "'t2' is active again" in err2.read_text()
+    assert {t["name"]: t["state"] for t in r.wtp("list", "--all", "--json").json()["tasks"]} == {
+        "t1": "landed",
+        "t2": "active",
+    }

@@ -288,6 +288,7 @@ class Gate:
         stopped = locks.StoppedHolder(self.title)
         try:
             while True:
+                interrupts.check()  # a lander's Ctrl-C a finalizer swallowed still withdraws it
                 if until is not None and time.monotonic() - looked > 0.05:
                     looked = time.monotonic()
                     if until():
@@ -343,7 +344,6 @@ class Gate:
                     raise WaitTimeout(f"timed out after {timeout:g}s waiting for {self.title}{sep}{why}")
                 # The next in line looks often, so the hand-over costs ms; the rest less often.  A
                 # ticket held back by a task waits for a registry write (a land, an rm): no hurry.
-                interrupts.check()  # a lander's Ctrl-C a finalizer swallowed still withdraws it
                 time.sleep(TASK_POLL if blocker else 0.005 if place <= 1 else 0.05)
         except BaseException:
             self._leave()
