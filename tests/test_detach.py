@@ -269,3 +269,25 @@ def test_detach_json_has_the_lands_shape_and_a_refusal_is_json_too(project: Repo
         "log": doc["log"],
     }
     wait_for(lambda: project.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed", "t1 to land")
+
+
+def test_sigterm_to_the_background_lander_during_a_clean_up_says_what_it_left(project: Repo, tmp_path: Path) -> None:
+    """Review 14: stopped while it removed a landed task's worktree, the background lander's log
+    ended with 'wtp: interrupted' alone: the clean-up had left the list of what was left undone
+    before it ran, so the line every other clean-up gets was never said for it."""
+    _tasks(project, 1)
+    release, hold = tmp_path / "release", tmp_path / "hold"
+    env = {"WTP_TEST_HOLD_AT": "rm:before-worktree", "WTP_TEST_HOLD_FILE": str(hold)}
+    out = project.wtp_proc("land", "t1", "--detach", "--gate", _held(release), env=env)
+    assert out.code == 0, out.err
+    (server,) = {e["pid"] for e in json.loads(project.wtp_proc("queue", "--json").out)["entries"]}
+    release.touch()
+    try:
+        wait_for(Path(f"{hold}.reached").exists, "t1 landed, its worktree about to be removed")
+        os.kill(server, signal.SIGTERM)  # the detached process this test's command started
+        wait_for(lambda: not pid_alive(server), "the background lander to end")
+    finally:
+        hold.touch()
+    log = Path(_log_of(out.out)).read_text().splitlines()
+    assert log[-2:] == ["task 't1' is landed; its worktree is kept ('wtp rm t1' removes it)", "wtp: interrupted"], log
+    assert project.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed"

@@ -97,9 +97,9 @@ def land_detached(where: str | None, request: str, ticket: str | None = None) ->
             if handed is not None:
                 seq, data, label = handed
                 code = max(code, in_command(partial(_serve, where, LandRequest.from_json(data), seq, q, later, label)))
-            elif later:
-                tidy = later.pop(0)
-                code = max(code, in_command(partial(_tidy, tidy)))
+            elif later:  # left in the list until done: an interrupt during it says what it left
+                code = max(code, in_command(partial(_tidy, later[0])))
+                later.pop(0)
             else:
                 return code
     except KeyboardInterrupt:  # SIGTERM: the land under way gave back what it had not published
