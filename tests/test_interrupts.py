@@ -116,7 +116,17 @@ def test_ctrl_c_to_a_lander_whose_task_is_being_published_says_so_and_a_second_o
     the second Ctrl-C left only 'wtp: interrupted')."""
     r = project
     hold, release = tmp_path / "hold", tmp_path / "release"
-    gate = f"until [ -e {release} ]; do sleep 0.05; done; ./check.sh"
+    # Both pass, t2's gate ending before t1's (t2 holds a lock for its whole run, which t1's
+    # waits for), so that t1's conductor publishes them together: t2 is being published.
+    lock, locked = tmp_path / "t2.lock", tmp_path / "t2.locked"
+    take = f"{sys.executable} -c 'import fcntl, sys; fcntl.flock(int(sys.argv[1]), fcntl.LOCK_EX)'"
+    (tmp_path / "gate.sh").write_text(
+        f'if [ "$WTP_TASK" = t2 ]; then exec 9>{lock}; {take} 9; touch {locked}; fi\n'
+        f"until [ -e {release} ]; do sleep 0.05; done\n"
+        f'if [ "$WTP_TASK" = t1 ]; then exec 8<{lock}; {take} 8; fi\n'
+        "exec ./check.sh\n"
+    )
+    gate = f"sh {tmp_path / 'gate.sh'}"
     for name in ("t1", "t2"):
         p = Path(r.wtp("start", name).lines[-1])
         r.commit({f"{name}.txt": f"{name}\n"}, f"{name} work", cwd=p)
@@ -134,7 +144,7 @@ def test_ctrl_c_to_a_lander_whose_task_is_being_published_says_so_and_a_second_o
                 stderr=f,
                 start_new_session=True,
             )
-        wait_for(lambda: (r.path / ".git/wtp/logs/land-t2.log").exists(), "t2 stacked on t1, its gate started")
+        wait_for(locked.exists, "t2 stacked on t1, its gate started")
         release.touch()
         wait_for(Path(f"{hold}.reached").exists, "t1 and t2 about to be published together")
         os.kill(t2.pid, signal.SIGINT)
