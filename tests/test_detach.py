@@ -11,6 +11,8 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from worktree_par.entry import parse_land
 from worktree_par.locks import pid_alive, process_stopped
 from worktree_par.state import Store
@@ -271,13 +273,26 @@ def test_detach_json_has_the_lands_shape_and_a_refusal_is_json_too(project: Repo
     wait_for(lambda: project.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed", "t1 to land")
 
 
-def test_sigterm_to_the_background_lander_during_a_clean_up_says_what_it_left(project: Repo, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("at", "said"),
+    [
+        ("rm:before-worktree", "task 't1' is landed; its worktree is kept ('wtp rm t1' removes it)"),
+        (
+            "rm:before-branch",
+            "task 't1' is landed; its clean-up was cut short, its branch 'wtp/t1' is kept ('wtp rm t1' finishes it)",
+        ),
+    ],
+)
+def test_sigterm_to_the_background_lander_during_a_clean_up_says_what_it_left(
+    project: Repo, tmp_path: Path, at: str, said: str
+) -> None:
     """Review 14: stopped while it removed a landed task's worktree, the background lander's log
     ended with 'wtp: interrupted' alone: the clean-up had left the list of what was left undone
-    before it ran, so the line every other clean-up gets was never said for it."""
+    before it ran, so the line every other clean-up gets was never said for it.  Review 15: once
+    the worktree was removed, that line said it was kept."""
     _tasks(project, 1)
     release, hold = tmp_path / "release", tmp_path / "hold"
-    env = {"WTP_TEST_HOLD_AT": "rm:before-worktree", "WTP_TEST_HOLD_FILE": str(hold)}
+    env = {"WTP_TEST_HOLD_AT": at, "WTP_TEST_HOLD_FILE": str(hold)}
     out = project.wtp_proc("land", "t1", "--detach", "--gate", _held(release), env=env)
     assert out.code == 0, out.err
     (server,) = {e["pid"] for e in json.loads(project.wtp_proc("queue", "--json").out)["entries"]}
@@ -289,5 +304,7 @@ def test_sigterm_to_the_background_lander_during_a_clean_up_says_what_it_left(pr
     finally:
         hold.touch()
     log = Path(_log_of(out.out)).read_text().splitlines()
-    assert log[-2:] == ["task 't1' is landed; its worktree is kept ('wtp rm t1' removes it)", "wtp: interrupted"], log
+    assert log[-2:] == [said, "wtp: interrupted"], log
     assert project.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed"
+    assert project.wtp("rm", "t1").code == 0  # what the line advises finishes the job
+    assert "wtp/t1" not in project.branches()

@@ -108,8 +108,13 @@ def land_detached(where: str | None, request: str, ticket: str | None = None) ->
                 seq, _data, label = handed
                 q.drop(seq)
                 err(f"wtp: stopped before its turn: {_given_back(where, label)}")
-            for tidy in later:  # landed: only the clean-up is left undone
-                err(f"task '{tidy.task.name}' is landed; its worktree is kept ('wtp rm {tidy.task.name}' removes it)")
+            for tidy in later:  # landed: only the clean-up is left undone, or part of it
+                from ..land.lander import landed_left
+
+                cur = tidy.ctx.store.read().tasks.get(tidy.task.name) or tidy.task
+                left = landed_left(tidy.ctx, cur)
+                if left:
+                    err(f"task '{tidy.task.name}' is landed; {left}")
         raise
 
 

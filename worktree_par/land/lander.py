@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import crashpoints, interrupts, removal, trust
+from .. import crashpoints, gitops, interrupts, removal, trust
 from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, quiet
 from ..gates import Gate, JoinRefused, OnChange
 from ..repo import Ctx
@@ -229,6 +229,10 @@ def interrupted(ctx: Ctx, t: Task, say: Say, wait: float = 60.0) -> str:
     """After Ctrl-C: withdraw the task, or, when it was already being published, wait for
     the push to settle (saying so at once; a second Ctrl-C stops the wait, not the push) and
     say whether it landed anyway."""
+    cur = ctx.store.read().tasks.get(t.name)
+    if cur is not None and cur.state == LANDED:  # interrupted in the clean-up after its land
+        left = landed_left(ctx, cur)
+        return f"interrupted after task '{t.name}' landed at {(cur.commit or '')[:12]}" + (f": {left}" if left else "")
     said = withdraw(ctx, t)
     if said != "publishing":
         if said:
@@ -257,6 +261,16 @@ def interrupted(ctx: Ctx, t: Task, say: Say, wait: float = 60.0) -> str:
     if cur is not None and cur.state == LANDED:
         return f"task '{t.name}' landed anyway at {cur.commit}"
     return unsettled
+
+
+def landed_left(ctx: Ctx, t: Task) -> str:
+    """What an interrupt left of a landed task's clean-up: its worktree, or (the worktree
+    already removed) its branch; "" when nothing is left."""
+    if t.path and Path(t.path).is_dir():
+        return f"its worktree is kept ('wtp rm {t.name}' removes it)"
+    if gitops.ref_value(ctx.root, f"refs/heads/{t.branch}") is not None:
+        return f"its clean-up was cut short, its branch '{t.branch}' is kept ('wtp rm {t.name}' finishes it)"
+    return ""
 
 
 class Tidy:
