@@ -221,3 +221,47 @@ def test_a_waiting_landers_ctrl_c_lost_in_a_finalizer_still_withdraws_its_task(p
         "t1": "landed",
         "t2": "active",
     }
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_a_land_in_its_clean_up_after_the_hand_off_says_what_it_left(
+    project: Repo, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Review 15: t1's lander conducts t2; once t1 is landed its process does t1's clean-up while
+    its child lands t2.  SIGTERM then killed it without a word (exit 143), and Ctrl-C said t1 was
+    'being published: waiting up to 60s' though it had landed."""
+    r = project
+    rel1, rel2, hold, started = (tmp_path / n for n in ("rel1", "rel2", "hold", "t2.started"))
+    for name in ("t1", "t2"):
+        p = Path(r.wtp("start", name).lines[-1])
+        r.commit({f"{name}.txt": f"{name}\n"}, f"{name} work", cwd=p)
+    env = {"WTP_TEST_HOLD_AT": "rm:before-worktree", "WTP_TEST_HOLD_FILE": str(hold)}
+    t1 = r.spawn("land", "t1", "--gate", f"until [ -e {rel1} ]; do sleep 0.05; done; ./check.sh", env=env)
+    t2 = None
+    try:
+        wait_for(lambda: (r.path / ".git/wtp/logs/land-t1.log").exists(), "t1's gate: t1 conducts")
+        t2 = r.spawn("land", "t2", "--gate", f"touch {started}; until [ -e {rel2} ]; do sleep 0.05; done; ./check.sh")
+        wait_for(started.exists, "t2 stacked on t1, its gate started")
+        rel1.touch()
+        wait_for(Path(f"{hold}.reached").exists, "t1 landed, its clean-up under way")
+        t1.send_signal(sig)
+        _, err = t1.communicate(timeout=60)
+        landed = next(t for t in r.wtp("list", "--all", "--json").json()["tasks"] if t["name"] == "t1")["commit"]
+        assert (t1.returncode, err.splitlines()[-2:]) == (
+            130,
+            [
+                f"interrupted after task 't1' landed at {landed[:12]}: its worktree is kept ('wtp rm t1' removes it)",
+                "wtp: interrupted",
+            ],
+        ), err
+    finally:
+        for f in (hold, rel1, rel2):
+            f.touch()
+        t1.communicate(timeout=60)
+        if t2 is not None:
+            t2.communicate(timeout=120)
+    assert t2 is not None and t2.returncode == 0
+    assert {t["name"]: t["state"] for t in r.wtp("list", "--all", "--json").json()["tasks"]} == {
+        "t1": "landed",
+        "t2": "landed",
+    }

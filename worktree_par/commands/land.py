@@ -203,6 +203,7 @@ def _land(
     handlers: dict[int, object] = {}
     if fork is not None and fork.parent:
         handed = fork.wait(t.name)  # returns only when the child handed over its task's result
+        handlers = interrupts.as_ctrl_c()  # its clean-up, stopped, says what it left
         watch.follow = None  # the child streamed the gate's output already
         run = partial(_handed_over, c, t, req, handed, watch.say)
     else:
