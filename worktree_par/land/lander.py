@@ -233,7 +233,8 @@ def interrupted(ctx: Ctx, t: Task, say: Say, wait: float = 60.0) -> str:
     if cur is not None and cur.state == LANDED:  # interrupted in the clean-up after its land
         left = landed_left(ctx, cur)
         return f"interrupted after task '{t.name}' landed at {(cur.commit or '')[:12]}" + (f": {left}" if left else "")
-    said = withdraw(ctx, t)
+    with interrupts.finishing():  # a second Ctrl-C does not cut the withdrawal short
+        said = withdraw(ctx, t)
     if said != "publishing":
         if said:
             return f"interrupted: {said}"
@@ -244,12 +245,12 @@ def interrupted(ctx: Ctx, t: Task, say: Say, wait: float = 60.0) -> str:
             f"again{more}"
         )
     unsettled = f"task '{t.name}' was being published when interrupted: see 'wtp list' for how it ended"
-    say(
-        f"task '{t.name}' is being published: waiting up to {wait:g}s to say whether it landed "
-        "(Ctrl-C again stops waiting; the publication goes on either way)"
-    )
-    deadline = time.monotonic() + wait
     try:
+        say(
+            f"task '{t.name}' is being published: waiting up to {wait:g}s to say whether it landed "
+            "(Ctrl-C again stops waiting; the publication goes on either way)"
+        )
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             cur = ctx.store.read().tasks.get(t.name)
             if cur is None or cur.seq != t.seq or cur.intent != PUBLISHING or cur.holder is None:
