@@ -62,6 +62,13 @@ def test_wait_blocks_until_admitted_and_times_out_with_exit_3(repo: Repo) -> Non
     wait_for(lambda: _state_of(repo, "c") == "queued", "'c' to join the queue")
     assert waiter.poll() is None
     assert repo.wtp("rm", "a").code == 0  # frees the slot: b is first in line
+
+    # b is started by whoever looks first (here c's waiter, which then refuses an 'rm' of it
+    # until its worktree is made): wait for that, as a user would read it in 'wtp list'.
+    def started() -> bool:
+        return any(t["name"] == "b" and t["state"] == "active" and not t.get("phase") for t in repo.state()["tasks"])
+
+    wait_for(started, "'b' to be started in the freed slot")
     assert repo.wtp("rm", "b").code == 0  # and c gets the next one
     stdout, stderr = waiter.communicate(timeout=60)
     assert waiter.returncode == 0, stderr
