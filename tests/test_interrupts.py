@@ -18,6 +18,7 @@ import pytest
 from worktree_par import interrupts
 
 from .conftest import Repo, wait_for
+from .test_queue import _tasks
 
 
 @pytest.fixture()
@@ -99,8 +100,7 @@ def test_a_land_run_in_the_callers_process_gives_its_signal_handlers_back(projec
 
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, mine)
-    p = Path(project.wtp("start", "t1").lines[-1])
-    project.commit({"t1.txt": "t1\n"}, "t1 work", cwd=p)
+    _tasks(project, 1)
     out = project.wtp("land", "t1", "--gate", "./check.sh")
     assert out.code == 0, out.err
     assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)] == [mine, mine, mine]
@@ -127,9 +127,7 @@ def test_ctrl_c_to_a_lander_whose_task_is_being_published_says_so_and_a_second_o
         "exec ./check.sh\n"
     )
     gate = f"sh {tmp_path / 'gate.sh'}"
-    for name in ("t1", "t2"):
-        p = Path(r.wtp("start", name).lines[-1])
-        r.commit({f"{name}.txt": f"{name}\n"}, f"{name} work", cwd=p)
+    _tasks(r, 2)
     t1 = r.spawn(
         "land", "t1", "--gate", gate, env={"WTP_TEST_HOLD_AT": "land:before-publish", "WTP_TEST_HOLD_FILE": str(hold)}
     )
@@ -197,9 +195,7 @@ def test_a_waiting_landers_ctrl_c_lost_in_a_finalizer_still_withdraws_its_task(p
     r = project
     release, fire = tmp_path / "release", tmp_path / "fire"
     gate = f"until [ -e {release} ]; do sleep 0.05; done; ./check.sh"
-    for name in ("t1", "t2"):
-        p = Path(r.wtp("start", name).lines[-1])
-        r.commit({f"{name}.txt": f"{name}\n"}, f"{name} work", cwd=p)
+    _tasks(r, 2)
     (tmp_path / "loses.py").write_text(_LOSES_ONE_CTRL_C)
     t1 = r.spawn("land", "t1", "--gate", gate)
     err2 = tmp_path / "t2.err"
@@ -232,9 +228,7 @@ def test_a_signal_to_a_land_in_its_clean_up_after_the_hand_off_says_what_it_left
     'being published: waiting up to 60s' though it had landed."""
     r = project
     rel1, rel2, hold, started = (tmp_path / n for n in ("rel1", "rel2", "hold", "t2.started"))
-    for name in ("t1", "t2"):
-        p = Path(r.wtp("start", name).lines[-1])
-        r.commit({f"{name}.txt": f"{name}\n"}, f"{name} work", cwd=p)
+    _tasks(r, 2)
     env = {"WTP_TEST_HOLD_AT": "rm:before-worktree", "WTP_TEST_HOLD_FILE": str(hold)}
     t1 = r.spawn("land", "t1", "--gate", f"until [ -e {rel1} ]; do sleep 0.05; done; ./check.sh", env=env)
     t2 = None
