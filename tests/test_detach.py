@@ -45,8 +45,9 @@ def test_the_fast_path_reads_land_options_as_typer_does() -> None:
         None,
         {"no_push": True, "keep": True, "mode": "batch", "as_json": True},
     )
+    assert parse_land(["land", "t1", "t2", "--detach", "t3"]) == (None, "t1", {"detach": True, "also": ("t2", "t3")})
     # anything else is typer's to answer (and explain)
-    for args in (["land", "t1", "t2"], ["land", "--gate"], ["land", "--gate=x"], ["land", "--timeout", "-1"], ["list"]):
+    for args in (["land", "--gate"], ["land", "--gate=x"], ["land", "--timeout", "-1"], ["list"]):
         assert parse_land(args) is None, args
 
 

@@ -286,7 +286,7 @@ def check(
 @app.command(short_help="Land a task through the push queue: rebase, gate, publish.")
 def land(
     ctx: typer.Context,
-    task: Optional[str] = _task(),
+    tasks: Optional[list[str]] = typer.Argument(None, help=CURRENT + " Several: landed together.", metavar="[TASK]..."),
     strategy: Optional[str] = typer.Option(
         None, "--strategy", help="How the task's commits land (default: config).", metavar="|".join(STRATEGIES)
     ),
@@ -305,15 +305,15 @@ def land(
     follow: bool = typer.Option(False, "--follow", help="Stream the gate's output to stderr as it runs."),
     as_json: bool = JSON,
 ) -> None:
-    """Join the push queue and land TASK onto the base: rebase, gate, publish with
-    compare-and-swap; exit 0 landed, 1 blocked, 3 timed out.
+    """Join the push queue and land TASK (or several) onto the base: rebase, gate, publish
+    with compare-and-swap; exit 0 landed, 1 blocked, 3 timed out (several: the worst).
 
     \b
     Example: wtp land feed --gate 'make test'"""
     _done(
         c_land.land(
             ctx.obj,
-            task,
+            tasks[0] if tasks else None,
             strategy=strategy,
             gate=gate,
             no_push=no_push,
@@ -323,6 +323,7 @@ def land(
             detach=detach,
             follow=follow,
             as_json=as_json,
+            also=tuple(tasks[1:]) if tasks else (),
         )
     )
 

@@ -108,7 +108,7 @@ LAND_FLAGS = {"--detach": "detach", "--no-push": "no_push", "--keep": "keep", "-
 
 
 def parse_land(args: list[str]) -> tuple[str | None, str | None, dict[str, object]] | None:
-    """``[-C DIR] land [TASK] [options]`` (``--detach`` above all, which must return at
+    """``[-C DIR] land [TASK...] [options]`` (``--detach`` above all, which must return at
     once): (where, task, keyword arguments of commands.land.land); None for anything else,
     which typer answers (and explains)."""
     where = None
@@ -116,7 +116,7 @@ def parse_land(args: list[str]) -> tuple[str | None, str | None, dict[str, objec
         where, args = args[1], args[2:]
     if args[:1] != ["land"]:
         return None
-    task: str | None = None
+    tasks: list[str] = []
     opts: dict[str, object] = {}
     rest = args[1:]
     while rest:
@@ -125,10 +125,13 @@ def parse_land(args: list[str]) -> tuple[str | None, str | None, dict[str, objec
             opts[LAND_FLAGS[a]] = True
         elif a in LAND_VALUES and rest:
             opts[LAND_VALUES[a]] = rest.pop(0)
-        elif not a.startswith("-") and task is None:
-            task = a
+        elif not a.startswith("-"):
+            tasks.append(a)
         else:
             return None
+    task = tasks[0] if tasks else None
+    if len(tasks) > 1:
+        opts["also"] = tuple(tasks[1:])
     if "timeout" in opts:
         try:
             opts["timeout"] = float(str(opts["timeout"]))

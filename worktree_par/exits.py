@@ -133,6 +133,14 @@ def exit_for(e: BaseException) -> NoReturn:
     sys.exit(ExitCode.FINDING)
 
 
+def reported(e: Exception) -> int:
+    """Say an error as a command would (its one line) and return its exit code, going on."""
+    try:
+        exit_for(e)
+    except SystemExit as done:
+        return int(done.code or 0)
+
+
 def finish(fn: Callable[[], int | None]) -> NoReturn:
     """Run a command body and exit with its code, or with the one its error stands for."""
     try:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from .. import interrupts
 from ..errors import UsageError
-from ..exits import err, open_repo
+from ..exits import err, open_repo, reported
 from .common import bound_waits, current_task, emit, left_behind
 
 if TYPE_CHECKING:
@@ -34,7 +34,9 @@ def land(
     detach: bool = False,
     follow: bool = False,
     as_json: bool = False,
+    also: tuple[str, ...] = (),
 ) -> int:
+    """``also``: more tasks to land with ``task`` in this one command (commands/land_many.py)."""
     from ..config import MODES, STRATEGIES
     from ..land import lander
 
@@ -43,6 +45,10 @@ def land(
     if mode is not None and mode not in MODES:
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     bound_waits(timeout)
+    if also:
+        return _several(
+            where, [task or "", *also], detach, follow, as_json, strategy, gate, no_push, keep, mode, timeout
+        )
     c = open_repo(where)
     t = c.store.read().task(current_task(c, where, task))
     if not detach:
@@ -52,23 +58,46 @@ def land(
             return _report(c, where, done, as_json)
     req = lander.request(c, t, strategy=strategy, gate=gate, push=not no_push, keep=keep, mode=mode, timeout=timeout)
     if detach:
-        place, log = lander.detach(c, t, req, say=err)
+        from .land_many import detached, queued_line
+
+        doc = detached(c, t, req)
         if as_json:
-            emit(  # the land's shape (CONTRACT), its outcome still to come
-                {
-                    "task": t.name,
-                    "state": "landing",
-                    "commit": None,
-                    "attempts": None,
-                    "paths": [],
-                    "place": place,
-                    "log": log,
-                }
-            )
+            emit(doc)
         else:
-            print(f"queued '{t.name}' to land at place {place}; 'wtp queue' follows it (log: {log})")
+            print(queued_line(doc))
         return 0
     return _land(c, where, t, req, follow, as_json)
+
+
+def _several(
+    where: str | None,
+    names: list[str],
+    detach: bool,
+    follow: bool,
+    as_json: bool,
+    strategy: str | None,
+    gate: str | None,
+    no_push: bool,
+    keep: bool,
+    mode: str | None,
+    timeout: float | None,
+) -> int:
+    """'wtp land A B ...': each detached in turn (--detach), or all landed by this command."""
+    from .land_many import detach_many, land_many
+
+    if follow:
+        raise UsageError("--follow streams one gate's output: land one task at a time to follow it")
+    opts: dict[str, object] = {
+        "strategy": strategy,
+        "gate": gate,
+        "push": not no_push,
+        "keep": keep,
+        "mode": mode,
+        "timeout": timeout,
+    }
+    if detach:
+        return detach_many(where, names, opts, as_json)
+    return land_many(where, names, opts, keep, as_json)
 
 
 def land_detached(where: str | None, request: str, ticket: str | None = None) -> int:
@@ -134,7 +163,7 @@ def _serve(where: str | None, req: LandRequest | None, seq: int | None, q: Gate,
     except Exception as e:  # noqa: BLE001 - one land's failure, said in the log; the others go on
         if seq is not None:
             q.drop(seq)
-        return _said(e)
+        return reported(e)
 
 
 def _given_back(where: str | None, label: str) -> str:
@@ -162,19 +191,8 @@ def _tidy(tidy: Tidy) -> int:
         for m in tidy():
             print(m)
     except Exception as e:  # noqa: BLE001 - as _serve
-        return _said(e)
+        return reported(e)
     return 0
-
-
-def _said(e: Exception) -> int:
-    """An error of one of the background lander's lands, as the one line a command would say."""
-    from ..exits import exit_for
-
-    try:
-        exit_for(e)
-    except SystemExit as done:
-        return int(done.code or 0)
-    return 1  # pragma: no cover - exit_for always exits
 
 
 def _land(

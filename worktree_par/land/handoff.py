@@ -41,6 +41,7 @@ class Handoff:
         self.parent, self.child, self.fd = parent, child, fd
         self.done = False  # (child) the parent has the result: nothing more of ours to report
         self.quiet: Callable[[], None] | None = None  # (child) ends what it draws on the terminal
+        self.extra: dict[str, object] = {}  # (child) more for the parent ('wtp land A B': what it said so far)
 
     def wait(self, task: str = "TASK") -> dict[str, object]:
         """(parent) What the child handed over once its own task had its outcome; when the
@@ -118,7 +119,7 @@ class Handoff:
         locks.set_deadline(None)
         gitops.unbound_network()
         try:
-            os.write(self.fd, (json.dumps({**what, "pid": os.getpid(), "log": str(log)}) + "\n").encode())
+            os.write(self.fd, (json.dumps({**what, **self.extra, "pid": os.getpid(), "log": str(log)}) + "\n").encode())
         except OSError:
             pass  # the parent is gone (killed just now): the tasks behind ours still land
         os.close(self.fd)

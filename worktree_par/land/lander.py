@@ -28,7 +28,7 @@ from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, Task
 from ..state import interrupted as is_interrupted
 from . import forge_lane, publish, recovery
-from .entry import GateBroken
+from .entry import Entry, GateBroken
 from .prepare import other_options, prepare
 from .request import QUEUE, LandRequest
 from .withdraw import withdraw
@@ -124,6 +124,8 @@ def land(
     adopt: int | None = None,
     tidy: list[Tidy] | None = None,
     handoff: Handoff | None = None,
+    also: dict[str, list[int]] | None = None,
+    idle: Callable[[list[Entry]], bool] | None = None,
 ) -> LandResult | None:
     """Land ``t`` as ``req`` asks: join the queue, conduct it or follow the conductor.
     ``adopt``: the queue ticket 'wtp land --detach' put in the queue for this (detached)
@@ -133,7 +135,9 @@ def land(
     the head of the queue never waits for another one's clean-up.  ``handoff``: the child
     side of a foreground land's fork: conducting, it hands our task's result to the waiting
     parent as soon as the task has its outcome, and None is returned here once the rest is
-    done (the parent reported it)."""
+    done (the parent reported it).  ``also``: the other tasks of 'wtp land A B' still to
+    settle (name: [ticket, task seq]), handed over with ours; the command waits on them.  ``idle``: its work,
+    done while the gates run (queue.lead)."""
     interrupts.arm()
     if adopt is None:
         done = landable(t)
@@ -141,7 +145,7 @@ def land(
             done.messages += tidy_landed(ctx, t, req.keep, say, later=tidy)
             return done
         if t.phase == LANDING_PHASE:
-            finished = _recover_first(ctx, t, req, say)
+            finished = recover_first(ctx, t, req, say)
             if finished is not None:
                 return finished
             t = ctx.store.read().task(t.name)
@@ -150,7 +154,7 @@ def land(
     q = Gate(ctx.store, QUEUE, title="the land queue")
     settled = OnChange(ctx.store.file, lambda: _settled(ctx, t), every=1.0)  # a stat per look while waiting
     try:
-        # A detached land (adopt) bears with a stopped conductor: nobody waits on it (gates.py).
+        # A detached land bears with a stopped conductor: nobody waits on it (gates.py).
         led = q.acquire(
             req.timeout,
             say=say,
@@ -158,7 +162,7 @@ def land(
             data=req.to_json(),
             until=settled,
             adopt=adopt,
-            bear_stopped=adopt is not None,
+            bear_stopped=adopt is not None and also is None,
             refuse=other_options(t, req) if adopt is None else None,
         )
     except JoinRefused:
@@ -171,7 +175,8 @@ def land(
             crashpoints.step("land:queued")
             from . import queue  # the conductor's rooms: a lander that waits never imports them
 
-            queue.lead(ctx, req, q, say, _own_done(ctx, t, q, handoff))
+            ours = frozenset(ticket for ticket, _ in (also or {}).values())
+            queue.lead(ctx, req, q, say, _own_done(ctx, t, q, handoff, also), ours, idle)
         except KeyboardInterrupt:
             cur = ctx.store.read().tasks.get(t.name)
             if cur is None or cur.state != LANDED or cur.ticket != q.seq:
@@ -189,20 +194,23 @@ def land(
     return finish(ctx, t, q.seq, req.keep, say, tidy)
 
 
-def _own_done(ctx: Ctx, t: Task, q: Gate, handoff: Handoff | None) -> Callable[[list[str]], None] | None:
-    """What the conductor calls when our task has its outcome and others are still its to
-    land: the parent of a forked land takes the result (handoff.py); this process goes on."""
+def _own_done(
+    ctx: Ctx, t: Task, q: Gate, handoff: Handoff | None, also: dict[str, list[int]] | None
+) -> Callable[[list[str]], None] | None:
+    """What the conductor calls when our tasks have their outcome and others are still its to
+    land: the parent of a forked land takes the results (handoff.py); this process goes on."""
     if handoff is None:
         return None
 
     def hand(others: list[str]) -> None:
         log = ctx.store.subdir("logs") / f"land-conductor-{t.name}.log"
-        handoff.hand(ctx.root, log, {"seq": q.seq, "task": t.name, "others": others})
+        ours = {t.name: [q.seq, t.seq], **(also or {})}
+        handoff.hand(ctx.root, log, {"seq": q.seq, "task": t.name, "others": others, "ours": ours})
 
     return hand
 
 
-def _recover_first(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult | None:
+def recover_first(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> LandResult | None:
     """A land of ``t`` died mid-way: finish or roll it back; its result when it had landed.
     Given back as it is (commits made on its candidate that could not move), this land stops
     there: the branch may hold the commits of tasks stacked below it, for the user to see to."""
@@ -389,7 +397,7 @@ def detach(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> tuple[int, str]:
     if t.state not in LIVE or not t.path or not Path(t.path).is_dir():
         raise Refusal(f"task '{t.name}' is {t.state} and has no worktree to land")
     if t.phase == LANDING_PHASE and is_interrupted(t):
-        if _recover_first(ctx, t, req, say) is not None:
+        if recover_first(ctx, t, req, say) is not None:
             raise Refusal(f"task '{t.name}' is already landed (an interrupted land had published it)")
         t = ctx.store.read().task(t.name)
     landable(t)

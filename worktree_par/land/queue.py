@@ -32,12 +32,23 @@ from .window import Window
 
 MAX_ATTEMPTS = 10  # rebuilds when the base moves under us (other clones landing)
 OwnDone = Callable[[list[str]], None]  # told the others still in flight once our own task has its outcome
+Idle = Callable[[list[Entry]], bool]  # work of our command's done while gates run (True: it did some)
 
 
-def lead(ctx: Ctx, req: LandRequest, queue: Gate, say: Say, own_done: OwnDone | None = None) -> None:
+def lead(
+    ctx: Ctx,
+    req: LandRequest,
+    queue: Gate,
+    say: Say,
+    own_done: OwnDone | None = None,
+    ours: frozenset[int] = frozenset(),
+    idle: Idle | None = None,
+) -> None:
     """Holding the queue: conduct our task and the ones waiting behind it, up to the depth.
     ``own_done`` is called once, when our task has its outcome while others are still ours to
-    land (their names): our lander may return then (handoff.py)."""
+    land (their names): our lander may return then (handoff.py).  ``ours``: the tickets of
+    the other tasks our command lands ('wtp land A B'): they too must be settled first.
+    ``idle``: given the entries while the gates run and none has its verdict yet."""
     window = Window(ctx, req.mode)
     depth = window.value
     tickets = queue.tickets()
@@ -57,6 +68,8 @@ def lead(ctx: Ctx, req: LandRequest, queue: Gate, say: Say, own_done: OwnDone | 
         taker if req.mode in ("speculative", "batch") else None,
         window,
         own_done,
+        ours,
+        idle,
     )
 
 
@@ -172,12 +185,14 @@ def conduct(
     taker: _Taker | None = None,
     window: Window | None = None,
     own_done: OwnDone | None = None,
+    ours: frozenset[int] = frozenset(),
+    idle: Idle | None = None,
 ) -> None:
     """Land ``entries`` (queue order, one base), leaving each landed or blocked in the state.
     ``taker``: where further entries that joined the queue meanwhile come from (speculative
-    mode stacks them on top while the gates below run).  ``own_done``: as for ``lead``, for
-    entries[0].  Interrupted, it gives back what it had not published and re-raises."""
-    _Conductor(ctx, entries, mode, remote, say, taker, window or Window(ctx, mode), own_done).run()
+    mode stacks them on top while the gates below run).  ``own_done`` and ``ours``: as for
+    ``lead``, for entries[0].  Interrupted, it gives back what it had not published and re-raises."""
+    _Conductor(ctx, entries, mode, remote, say, taker, window or Window(ctx, mode), own_done, ours, idle).run()
 
 
 class _Conductor:
@@ -194,10 +209,14 @@ class _Conductor:
         taker: _Taker | None,
         window: Window,
         own_done: OwnDone | None = None,
+        ours: frozenset[int] = frozenset(),
+        idle: Idle | None = None,
     ) -> None:
         self.ctx, self.entries, self.mode, self.remote, self.say, self.taker = ctx, entries, mode, remote, say, taker
         self.window = window
         self.own_done = own_done
+        self.ours: frozenset[int | None] = ours | {entries[0].ticket}  # the tickets our lander's command waits for
+        self.idle = idle
         self.base = entries[0].task.base
         self.base_ref = f"refs/remotes/{remote}/{self.base}" if remote else f"refs/heads/{self.base}"
         self.before = gitops.ref_value(ctx.root, self.base_ref)  # the base as known before fetching: a fork bound
@@ -244,6 +263,8 @@ class _Conductor:
             ctx, stack, base_tip, self.remote, self.say, self.status, self.window, self._grow if self.taker else None
         )
         r.settled = self._own_settled
+        if self.idle is not None:
+            r.idle = functools.partial(self.idle, self.entries)
         r.started = self.started
         r.queue_file = self.taker.queue.file if self.taker else None
         failed, ok = batch.verify(r) if self.mode == "batch" else speculate.verify(r)
@@ -275,16 +296,19 @@ class _Conductor:
         return True
 
     def _own_settled(self) -> None:
-        """Our lander's task has its outcome while others are still ours to land: its lander
-        is told, once, and may return; the rest goes on.  Each other task's outcome is said
+        """Our lander's tasks have their outcome while others are still ours to land: its
+        lander is told, once, and may return; the rest goes on.  Each other task's outcome is said
         once, as it comes (after the hand-off, in the background conductor's log)."""
-        for e in self.entries[1:]:
-            if e.outcome and (e.name, e.task.seq) not in self.told:
+        for e in self.entries[1:]:  # (the tasks of our own command say theirs: 'wtp land A B')
+            if e.outcome and e.ticket not in self.ours and (e.name, e.task.seq) not in self.told:
                 self.told.add((e.name, e.task.seq))
                 how = f"landed at {(e.commit or '')[:12]}" if e.outcome == LANDED else f"not landed: {e.error}"
                 self.say(f"'{e.name}' {how}")
-        if self.own_done is None or not self.entries[0].outcome:
+        if self.own_done is None:
             return
+        mine = [e for e in self.entries if e.ticket in self.ours]
+        if len(mine) < len(self.ours) or not all(e.outcome for e in mine):
+            return  # one of ours still waits: in the queue, or in the stack
         others = [e.name for e in self.entries if not e.outcome]
         if others:
             tell, self.own_done = self.own_done, None

@@ -50,7 +50,8 @@ def verify(r: Round) -> tuple[list[Entry], bool]:
                     confirm_reds(r.ctx, stack[i:], r.status)
                     r.grow(r.window.value)
                     interrupts.check()
-                    time.sleep(0.01)
+                    if r.idle is None or not r.idle():
+                        time.sleep(0.01)
                     continue
                 i, verdict = above, True
         if not verdict:

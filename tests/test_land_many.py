@@ -1,0 +1,153 @@
+"""'wtp land A B ...': several tasks in one command (issue 28: one process and one gate
+window for N tasks, not N landers).  Real landers, real gates, a bare remote."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+from worktree_par.gates import Gate
+from worktree_par.land.request import QUEUE
+from worktree_par.state import Store
+
+from .conftest import Repo, wait_for
+from .test_handoff import _gone, _states, _tasks
+
+
+def _gate(tmp: Path) -> str:
+    return f"echo $WTP_TASK >> {tmp}/runs; ./check.sh"
+
+
+def _subjects(r: Repo) -> list[str]:
+    r.git("fetch", "-q", "origin")
+    return r.git("log", "--format=%s", "origin/main").splitlines()
+
+
+def test_one_command_lands_several_tasks_in_one_stack_and_reports_each_in_order(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, "t1", "t2", "t3", broken="t2")
+    out = project.wtp_proc("land", "t1", "t2", "t3", "--gate", _gate(tmp_path))
+    assert out.code == 1, out.err  # the worst of the three: t2 is blocked
+    landed = [line for line in out.lines if line.startswith("landed '")]
+    assert [line.split("'")[1] for line in landed] == ["t1", "t3"]
+    assert "removed task 't1' (worktree and branch 'wtp/t1')" in out.lines
+    assert any(line.startswith("wtp: gate") and "'t2'" in line for line in out.err.splitlines()), out.err
+    assert "landing 't2', 't3' behind 't1' (speculative)" in out.err  # one conductor stacked all three
+    assert "'t3' landed at" not in out.err  # said once, by the command's own report
+    assert _states(project) == {"t1": "landed", "t2": "blocked", "t3": "landed"}
+    assert _subjects(project)[:2] == ["t3 work", "t1 work"]
+    assert project.git("log", "-1", "--format=%s", "wtp/t2") == "t2 work"  # kept, commits intact
+    runs = (tmp_path / "runs").read_text().split()
+    assert sorted(runs[:3]) == ["t1", "t2", "t3"]  # the three gates ran side by side, then t3's without t2
+    assert Gate(Store(project.path / ".git"), QUEUE).tickets() == []
+
+
+def test_a_refused_or_unknown_task_is_said_and_the_others_land_with_json_in_order(
+    project: Repo, tmp_path: Path
+) -> None:
+    _tasks(project, "t1", "t2")
+    (Path(project.wtp("path", "t2").lines[-1]) / "dirty.txt").write_text("not committed\n")
+    out = project.wtp_proc("land", "t2", "nosuch", "t1", "t1", "--gate", _gate(tmp_path), "--json")
+    assert out.code == 2, out.err  # the worst: an unknown task is bad input
+    docs = json.loads(out.out)
+    assert [(d["task"], d["state"]) for d in docs] == [("t2", "refused"), ("nosuch", "refused"), ("t1", "landed")]
+    assert "uncommitted" in str(docs[0]["error"]) and docs[2]["commit"] == project.git("rev-parse", "origin/main")
+    assert f"wtp: t2: {docs[0]['error']}" in out.err.splitlines() or f"wtp: {docs[0]['error']}" in out.err
+    assert _states(project) == {"t1": "landed", "t2": "active"}
+
+
+def test_the_command_returns_once_its_tasks_landed_while_the_queue_goes_on_for_another(
+    project: Repo, tmp_path: Path
+) -> None:
+    _tasks(project, "t1", "t2", "t3")
+    release, started = tmp_path / "release", tmp_path / "t3-started"
+    gate = (
+        f'if [ "$WTP_TASK" = t3 ]; then touch {started}; while [ ! -f {release} ]; do sleep 0.05; done; fi; ./check.sh'
+    )
+    queue = Gate(Store(project.path / ".git"), QUEUE)
+    queue.acquire()  # both tickets of ours, then t3's, join while the queue is held
+    try:
+        ours = project.spawn("land", "t1", "t2", "--gate", gate)
+        wait_for(lambda: len(queue.tickets()) >= 3, "the command's two tickets to join the queue")
+        other = project.spawn("land", "t3", "--gate", gate)
+        wait_for(lambda: len(queue.tickets()) >= 4, "t3 to join the queue")
+    finally:
+        queue.release()
+    try:
+        out, err = ours.communicate(timeout=60)
+        assert ours.returncode == 0, err
+        assert started.exists() and not release.exists() and other.poll() is None
+        lines = out.splitlines()
+        assert [line.split("'")[1] for line in lines if line.startswith("landed '")] == ["t1", "t2"], out
+        assert lines[-1].startswith("the land queue goes on for 't3' in the background (pid "), out
+        assert _states(project) == {"t1": "landed", "t2": "landed", "t3": "landing"}
+    finally:
+        release.write_text("go\n")
+    out3, err3 = other.communicate(timeout=60)
+    assert other.returncode == 0, err3
+    assert _subjects(project)[:3] == ["t3 work", "t2 work", "t1 work"]
+
+
+def test_ctrl_c_withdraws_every_task_of_the_command_and_says_so_for_each(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, "t1", "t2", "t3")
+    before = project.git("rev-parse", "origin/main")
+    queue = Gate(Store(project.path / ".git"), QUEUE)
+    queue.acquire()  # another conductor holds the queue: the command's tasks wait in it
+    try:
+        lander = project.spawn("land", "t1", "t2", "t3", "--gate", _gate(tmp_path))
+        wait_for(lambda: len(queue.tickets()) >= 4, "the command's three tickets to join the queue")
+        holder = next(t["holder"]["pid"] for t in project.state()["tasks"] if t["name"] == "t1")
+        lander.send_signal(signal.SIGINT)
+        _, err = lander.communicate(timeout=60)
+    finally:
+        queue.release()
+    assert lander.returncode == 130, err
+    lines = err.splitlines()
+    for name in ("t1", "t2", "t3"):
+        assert any(line.startswith("interrupted: ") and f"task '{name}' is active again" in line for line in lines), err
+    assert lines[-1] == "wtp: interrupted"
+    wait_for(lambda: _gone(holder), "the land's process to end")
+    assert _states(project) == {"t1": "active", "t2": "active", "t3": "active"}
+    assert Gate(Store(project.path / ".git"), QUEUE).tickets() == []
+    assert project.git("rev-parse", "origin/main") == before and not (tmp_path / "runs").exists()
+
+
+def test_several_detached_at_once_each_queued_and_all_land(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, "t1", "t2")
+    out = project.wtp_proc("land", "t1", "t2", "--detach", "--gate", _gate(tmp_path))
+    assert out.code == 0, out.err
+    assert [line.split("'")[1] for line in out.lines] == ["t1", "t2"] and all("queued" in x for x in out.lines)
+    wait_for(lambda: set(_states(project).values()) == {"landed"}, "both detached lands to land")
+    assert sorted(_subjects(project)[:2]) == ["t1 work", "t2 work"]
+
+
+def test_follow_takes_one_task() -> None:
+    from worktree_par.commands.land import land
+    from worktree_par.errors import UsageError
+
+    try:
+        land(None, "t1", follow=True, also=("t2",))
+    except UsageError as e:
+        assert "--follow" in e.message
+    else:
+        raise AssertionError("--follow with several tasks was not refused")
+
+
+def test_a_task_that_landed_is_cleaned_up_while_the_gate_of_another_still_runs(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, "t1", "t2")
+    release = tmp_path / "release"
+    gate = f'if [ "$WTP_TASK" = t2 ]; then while [ ! -f {release} ]; do sleep 0.05; done; fi; ./check.sh'
+    lander = project.spawn("land", "t1", "t2", "--gate", gate)
+    try:
+        t1 = project.path.parent / "repo.worktrees" / "t1"
+        wait_for(lambda: not t1.exists(), "t1's worktree to be removed while t2's gate waits")
+        assert lander.poll() is None and _states(project) == {"t1": "landed", "t2": "landing"}
+    finally:
+        release.write_text("go\n")
+    out, err = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err
+    assert out.splitlines()[:3] == [
+        f"landed 't1' at {project.git('rev-parse', 'origin/main~1')}",
+        "removed task 't1' (worktree and branch 'wtp/t1')",
+        f"landed 't2' at {project.git('rev-parse', 'origin/main')}",
+    ], out
