@@ -3,7 +3,8 @@
 200-file repository with a bare remote, one pair of them conflicting, gated by
 'sleep G; ./check.sh', in three scenarios: all green, one red (task 3 breaks the test),
 one flaky (the gate fails once for task 3, then passes).  wtp runs speculative with a fixed
-depth of 5, with the adaptive default, and the adaptive default through 'land --detach'; the
+depth of 5, with the adaptive default, the adaptive default through 'land --detach', and
+the adaptive default with one 'wtp land t1 ... tN' for all; the
 peer merge queue mergetrain (pinned to 3.7.1) runs batch and batch with its validation reuse
 on the same scenarios in the same run.  Reports wall time, gate runs, landed tasks, the
 ratio to the ideal ceil(N/depth)*G and to mergetrain batch+reuse, and how long the
@@ -119,11 +120,21 @@ def main_is_green(repo: Path) -> bool:
 
 
 def run_wtp(
-    tmp: Path, n: int, scen: str, depth: int, detach: bool, seconds: float, mode: str = "speculative", gap: float = 0.05
+    tmp: Path,
+    n: int,
+    scen: str,
+    depth: int,
+    detach: bool,
+    seconds: float,
+    mode: str = "speculative",
+    gap: float = 0.05,
+    together: bool = False,
 ) -> Row:
-    """wtp lands N tasks, the landers started ``gap`` seconds apart."""
+    """wtp lands N tasks, the landers started ``gap`` seconds apart; ``together``: one
+    'wtp land t1 ... tN' lands them all (a person landing what is ready, as mergetrain's
+    enqueue-then-deploy does)."""
     red, flaky = scen == "red", scen == "flaky"
-    base = tmp / f"wtp-{n}-{scen}-{depth}-{int(detach)}-{mode}-{gap:g}"
+    base = tmp / f"wtp-{n}-{scen}-{depth}-{int(detach)}-{mode}-{gap:g}-{int(together)}"
     repo = scenario(base, red, f'max_active = {n}\n[land]\nmode = "{mode}"\ndepth = {depth}\n')
     for i in range(1, n + 1):
         out = subprocess.run([*WTP, "start", f"t{i}"], cwd=repo, env=ENV, capture_output=True, text=True, check=True)
@@ -134,8 +145,11 @@ def run_wtp(
     t0, t0_wall = time.perf_counter(), time.time()
     procs = []
     for i in range(1, n + 1):  # agents finishing at nearly the same moment (detached: each moves on at once)
-        args = [*WTP, "land", f"t{i}", "--gate", gate, *(["--detach"] if detach else [])]
+        names = [f"t{k}" for k in range(1, n + 1)] if together else [f"t{i}"]
+        args = [*WTP, "land", *names, "--gate", gate, *(["--detach"] if detach else [])]
         procs.append((time.perf_counter(), subprocess.Popen(args, cwd=repo, env=ENV, stdout=DEVNULL, stderr=DEVNULL)))
+        if together:
+            break
         time.sleep(gap)
     if detach:
 
@@ -152,6 +166,8 @@ def run_wtp(
     else:
         codes = [p.wait() for _, p in procs]
     wall = time.perf_counter() - t0
+    if together:  # one exit code for all: a task's is whether it landed (the conflicting one does not)
+        codes = [0] * landed(repo, n) + [1] * (n - landed(repo, n))
     window = json.loads(
         subprocess.run([*WTP, "queue", "--json"], cwd=repo, env=ENV, capture_output=True, text=True).stdout
     )["depth"]
@@ -159,7 +175,8 @@ def run_wtp(
         "tool": "wtp",
         "n": n,
         "scenario": scen,
-        "mode": mode + (" --detach" if detach else ""),
+        "mode": mode + (" --detach" if detach else "") + (", one command" if together else ""),
+        "together": together,
         "depth": depth or n,
         "adaptive": depth == 0,
         "window_after": window["window"],
@@ -360,8 +377,13 @@ def main() -> None:
                         print(table(rows[-1:], g).splitlines()[-1], flush=True)
                         if not rows[-1]["gate_runs"]:  # a comparison with a peer that did nothing is no comparison
                             raise SystemExit("mergetrain ran no gate: its configuration or install is broken")
-                for depth, detach in ((FIXED_DEPTH, False), (0, False), (0, True)):
-                    rows.append(run_wtp(tmp, n, scen, depth, detach, g))
+                for depth, detach, together in (
+                    (FIXED_DEPTH, False, False),
+                    (0, False, False),
+                    (0, True, False),
+                    (0, False, True),
+                ):
+                    rows.append(run_wtp(tmp, n, scen, depth, detach, g, together=together))
                     print(table(rows, g).splitlines()[-1], flush=True)
                 if args.json:  # as it goes: a run stopped half-way keeps what it measured
                     args.json.write_text(json.dumps({"gate_seconds": g, "rows": rows}, indent=1))
@@ -387,6 +409,7 @@ def main() -> None:
             and p["n"] == r["n"]
             and p["scenario"] == r["scenario"]
             and not p.get("detach_return_s")
+            and not p.get("together")
         )
         calls = r["detach_return_s"]
         print(
