@@ -4,10 +4,12 @@ Each task is checked and prepared as 'wtp land' does, and joins the queue at onc
 ticket this command holds; a refusal is said then, and the others still land.  Then the
 command waits on its tickets in the order given: whoever conducts (this command, when it
 is at the head) stacks them together, so N tasks cost one process and one gate window,
-not N landers.  Each task's outcome is reported in the order given, and the command returns
-once all have one: the queue's work for tasks of other landers that joined meanwhile goes
-on in the background, as for one task (land/handoff.py).  Ctrl-C withdraws every task not
-yet published and says, per task, what it left.  Exit code: the worst of the tasks'.
+not N landers.  The command forks as one land does (land/handoff.py): the child lands and
+tells the parent each task's outcome as it comes; the parent says it and cleans up (a task
+that landed, its worktree removed) while the child goes on.  The command returns once all
+of its tasks have their outcome: the queue's work for tasks of other landers that joined
+meanwhile goes on in the background, as for one task.  Ctrl-C withdraws every task not yet
+published and says, per task, what it left.  Exit code: the worst of the tasks'.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from .common import left_behind
 
 if TYPE_CHECKING:
     from ..errors import Say
-    from ..land.entry import Entry
     from ..land.handoff import Handoff
     from ..land.lander import LandResult
     from ..land.request import LandRequest
@@ -30,41 +31,101 @@ if TYPE_CHECKING:
     from ..state import Task
 
 Doc = dict[str, object]  # one task's outcome, as 'wtp land --json' prints it
+SAID_ABOVE = "see the line above"  # an error whose line was said where it happened (an internal error's)
+
+
+def _described(e: Exception) -> tuple[str, int, str, list[str]]:
+    """A task's error as reported: (its message, exit code, --json state, paths); an error that
+    is not wtp's own is said at once (its line points to a log) and its message is SAID_ABOVE."""
+    from ..land.entry import PublishUnknown
+
+    if not isinstance(e, WtpError):
+        return SAID_ABOVE, reported(e), "error", []
+    state = "unknown" if isinstance(e, PublishUnknown) else error_state(e)
+    return e.message, int(e.exit_code), state, list(getattr(e, "paths", []) or [])
 
 
 class _Said:
-    """What the command has said so far: the worst exit code and, under --json, each task's document."""
+    """The reporting side: each task's outcome said as it comes (cleaned up first, when it
+    landed), the worst exit code and, under --json, each task's document."""
 
-    def __init__(self, as_json: bool) -> None:
-        self.as_json, self.code, self.docs = as_json, 0, list[Doc]()
+    def __init__(self, c: Ctx, keep: bool, as_json: bool) -> None:
+        self.c, self.keep, self.as_json, self.code, self.docs = c, keep, as_json, 0, list[Doc]()
 
-    def landed(self, result: LandResult, tidied: list[str] | None = None) -> None:
-        """``tidied``: what its clean-up, done while the gates ran, said."""
-        result.messages += tidied or []
-        self.docs.append(result.to_json())
+    def landed(self, result: LandResult) -> None:
+        self._landed(result.to_json(), result.messages)
+
+    def _landed(self, doc: Doc, messages: list[str]) -> None:
+        self.docs.append(doc)
         if self.as_json:
-            for m in result.messages:
+            for m in messages:
                 err(m)
             return
-        more = f" after {result.attempts} attempts" if result.attempts > 1 else ""
-        print(f"landed '{result.task}' at {result.commit}{more}", flush=True)
-        for m in result.messages:
+        attempts = doc.get("attempts")
+        more = f" after {attempts} attempts" if isinstance(attempts, int) and attempts > 1 else ""
+        print(f"landed '{doc.get('task')}' at {doc.get('commit')}{more}", flush=True)
+        for m in messages:
             print(m, flush=True)
 
     def failed(self, name: str, e: Exception) -> None:
-        """One task's error: its line (naming the task), its document and its exit code."""
-        from ..land.entry import PublishUnknown
+        self._failed(name, *_described(e))
 
-        if isinstance(e, WtpError):
-            msg, code = e.message, int(e.exit_code)
-            state = "unknown" if isinstance(e, PublishUnknown) else error_state(e)
-        else:
-            code, msg, state = reported(e), "see the line above", "error"  # said by the one reporter of errors
-        if msg != "see the line above":
+    def _failed(self, name: str, msg: str, code: int, state: str, paths: list[str]) -> None:
+        """One task's error: its line (naming the task), its document and its exit code."""
+        if msg != SAID_ABOVE:
             err(f"wtp: {msg}" if f"'{name}'" in msg else f"wtp: {name}: {msg}")
         self.code = max(self.code, code)
-        paths = list(getattr(e, "paths", []) or [])
         self.docs.append({"task": name, "state": state, "commit": None, "attempts": None, "paths": paths, "error": msg})
+
+    def settled(self, name: str, ticket: int | None, seq: int) -> None:
+        """A task of ours has its outcome in the state its conductor left: its result, as a
+        waiting lander finishes it (the clean-up of a landed one included)."""
+        from ..land import lander
+
+        t = self.c.store.read().tasks.get(name)
+        try:
+            if t is None or t.seq != seq:
+                raise Refusal(f"task '{name}' changed while waiting in the land queue: see 'wtp list'")
+            self.landed(lander.finish(self.c, t, ticket, self.keep, err))
+        except Exception as e:  # noqa: BLE001 - one task's: said, and the others go on
+            self.failed(name, e)
+
+    def event(self, data: dict[str, object]) -> None:
+        """(the parent of the fork) What the landing child sent (``_Relay``)."""
+        kind, name = data.get("kind"), str(data.get("task"))
+        if kind == "settled":
+            ticket, seq = data.get("ticket"), data.get("seq")
+            self.settled(name, ticket if isinstance(ticket, int) else None, seq if isinstance(seq, int) else -1)
+        elif kind == "result" and isinstance(data.get("result"), dict):
+            messages = data.get("messages")
+            self._landed(data["result"], [str(m) for m in messages] if isinstance(messages, list) else [])  # type: ignore[arg-type]
+        elif kind == "failed":
+            code, paths = data.get("code"), data.get("paths")
+            self._failed(
+                name,
+                str(data.get("error")),
+                code if isinstance(code, int) else 1,
+                str(data.get("state")),
+                [str(p) for p in paths] if isinstance(paths, list) else [],
+            )
+
+
+class _Relay:
+    """The landing side in the child of the fork: every report goes to the waiting parent,
+    which says it and cleans up while the child goes on landing."""
+
+    def __init__(self, fork: Handoff) -> None:
+        self.fork = fork
+
+    def landed(self, result: LandResult) -> None:
+        self.fork.send({"kind": "result", "task": result.task, "result": result.to_json(), "messages": result.messages})
+
+    def failed(self, name: str, e: Exception) -> None:
+        msg, code, state, paths = _described(e)
+        self.fork.send({"kind": "failed", "task": name, "error": msg, "code": code, "state": state, "paths": paths})
+
+    def settled(self, name: str, ticket: int | None, seq: int) -> None:
+        self.fork.send({"kind": "settled", "task": name, "ticket": ticket, "seq": seq})
 
 
 def error_state(e: WtpError) -> str:
@@ -77,33 +138,44 @@ def error_state(e: WtpError) -> str:
 
 
 def land_many(where: str | None, names: list[str], opts: dict[str, object], keep: bool, as_json: bool) -> int:
-    """Land ``names`` (several, each once) with the request ``opts`` (lander.request's keywords)."""
+    """Land ``names`` (several, each once) with the request ``opts`` (lander.request's keywords).
+    Forked as one land is (land/handoff.py): the child lands, the parent reports and cleans
+    up each task as the child tells it, meanwhile; where there is no fork, this process does both."""
     from ..land import handoff
 
     c = open_repo(where)
     names = list(dict.fromkeys(names))
-    said = _Said(as_json)
+    said = _Said(c, keep, as_json)
     if as_json:
         json_emitted()  # one document for the command, written below; a task's failure writes none of its own
     fork = handoff.fork()
-    try:
-        if fork is not None and fork.parent:
-            handed = fork.wait(names[0])  # the child ended first: this process ended with it
-            handlers = interrupts.as_ctrl_c()  # the clean-up, stopped, says what it left
-            try:
-                _report_handed(c, handed, keep, said)
-            finally:
-                interrupts.restore(handlers)
-        else:
-            handlers = interrupts.as_ctrl_c()
-            try:
-                if not _serve(c, names, opts, keep, said, fork):
-                    return said.code  # handed over: the parent reports
-            finally:
-                interrupts.restore(handlers)
-    finally:
-        if as_json and not (fork is not None and not fork.parent and fork.done):
-            _emit(names, said.docs)
+    if fork is not None and fork.parent:
+
+        def ended(code: int) -> int:  # the child ended (not handed over): its outcomes were all sent
+            if as_json:
+                _emit(names, said.docs)
+            return max(code, said.code)
+
+        handed = fork.wait(names[0], on_event=said.event, on_end=ended)
+        others = handed.get("others")
+        if isinstance(others, list) and others:
+            queue = ", ".join(f"'{o}'" for o in others)
+            print(
+                f"the land queue goes on for {queue} in the background (pid {handed.get('pid')}, log: {handed.get('log')})"
+            )
+    else:
+        handlers = interrupts.as_ctrl_c()
+        try:
+            if not _serve(c, names, opts, said if fork is None else _Relay(fork), fork):
+                return 0  # handed over: the parent reported every task
+            if fork is not None:
+                return 0  # all sent: the parent says the exit code (and the --json document)
+        finally:
+            interrupts.restore(handlers)
+            if as_json and fork is None:
+                _emit(names, said.docs)
+    if as_json and fork is not None:
+        _emit(names, said.docs)
     left_behind(c, where)
     return said.code
 
@@ -114,7 +186,7 @@ def detach_many(where: str | None, names: list[str], opts: dict[str, object], as
 
     c = open_repo(where)
     names = list(dict.fromkeys(names))
-    said = _Said(as_json)
+    said = _Said(c, False, as_json)
     if as_json:
         json_emitted()
     try:
@@ -164,13 +236,14 @@ def _emit(names: list[str], docs: list[Doc]) -> None:
     print(json.dumps(out, indent=2), flush=True)
 
 
-def _serve(c: Ctx, names: list[str], opts: dict[str, object], keep: bool, said: _Said, fork: Handoff | None) -> bool:
+def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Relay, fork: Handoff | None) -> bool:
     """(the child of the fork, or the one process) Join every task, then land them in
-    order; False once our tasks were handed over to the waiting parent."""
+    order, each outcome given to ``said``; False once our tasks were handed over to the waiting parent."""
     from ..land import lander
+    from ..land.queue import Ours
 
     pending: dict[str, tuple[Task, LandRequest, int]] = {}
-    tidy = _Tidier(c, keep, fork)
+    ours = Ours(frozenset(), lambda e: said.settled(e.name, e.ticket, e.task.seq))
     try:
         for name in names:
             try:
@@ -182,26 +255,28 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], keep: bool, said: 
                 pending[name] = joined
         while pending:
             name, (t, req, seq) = next(iter(pending.items()))
-            also = {n: [s, o.seq] for n, (o, _, s) in pending.items() if n != name}
-            tidy.tickets = {s for _, _, s in pending.values()}
-            if fork is not None:
-                fork.extra = {"code": said.code, "docs": said.docs, "tidied": tidy.done}
-            try:
-                result = lander.land(c, t, req, say=err, adopt=seq, handoff=fork, also=also, idle=tidy)
-            except Exception as e:  # noqa: BLE001 - as above
-                said.failed(name, e)
-            else:
-                if result is None:  # the parent has them all now
-                    return False
-                said.landed(result, tidy.done.pop(name, None))
+            if (name, t.seq) not in ours.told:  # not told by a conductor of ours already
+                ours.tickets = frozenset(
+                    s for n, (o, _, s) in pending.items() if n != name and (n, o.seq) not in ours.told
+                )
+                try:
+                    result = lander.land(c, t, req, say=err, adopt=seq, handoff=fork, ours=ours)
+                except Exception as e:  # noqa: BLE001 - as above
+                    if (name, t.seq) not in ours.told:
+                        said.failed(name, e)
+                else:
+                    if fork is not None and fork.done:
+                        return False  # the parent has them all
+                    if result is not None:  # (None: told)
+                        said.landed(result)
             del pending[name]
     except KeyboardInterrupt:
-        _interrupted(c, [t for t, _, _ in pending.values()])
+        _interrupted(c, [t for n, (t, _, _) in pending.items() if (n, t.seq) not in ours.told])
         raise
     return True
 
 
-def _join(c: Ctx, name: str, opts: dict[str, object], said: _Said) -> tuple[Task, LandRequest, int] | None:
+def _join(c: Ctx, name: str, opts: dict[str, object], said: _Said | _Relay) -> tuple[Task, LandRequest, int] | None:
     """Check, prepare and queue one task (its ticket ours); None when it is landed already (reported)."""
     from ..gates import Gate
     from ..land import lander
@@ -230,69 +305,6 @@ def _join(c: Ctx, name: str, opts: dict[str, object], said: _Said) -> tuple[Task
         withdraw(c, t)
         raise
     return t, req, seq
-
-
-def _report_handed(c: Ctx, handed: dict[str, object], keep: bool, said: _Said) -> None:
-    """(the parent of the fork) What the child said before it handed over, then each of our
-    tasks' result, from the state the conductor left, and its clean-up."""
-    from ..land import lander
-
-    code, docs, ours, tidied = handed.get("code"), handed.get("docs"), handed.get("ours"), handed.get("tidied")
-    said.code = code if isinstance(code, int) else 0
-    said.docs = [d for d in docs if isinstance(d, dict)] if isinstance(docs, list) else []
-    left = dict(ours) if isinstance(ours, dict) else {}
-    try:
-        for name, (ticket, seq) in list(left.items()):
-            t = c.store.read().tasks.get(name)
-            try:
-                if t is None or t.seq != seq:
-                    raise Refusal(f"task '{name}' changed while waiting in the land queue: see 'wtp list'")
-                done = tidied.get(name) if isinstance(tidied, dict) else None
-                said.landed(lander.finish(c, t, ticket, keep, err), [str(m) for m in done or []])
-            except Exception as e:  # noqa: BLE001 - one task's: said, and the others reported
-                said.failed(name, e)
-            del left[name]
-    except KeyboardInterrupt:
-        _interrupted(c, [t for n in left if (t := c.store.read().tasks.get(n)) is not None])
-        raise
-    others = handed.get("others")
-    if isinstance(others, list) and others:
-        names = ", ".join(f"'{o}'" for o in others)
-        print(
-            f"the land queue goes on for {names} in the background (pid {handed.get('pid')}, log: {handed.get('log')})"
-        )
-
-
-class _Tidier:
-    """The conductor's idle work for our command: the clean-up of a task of ours that landed,
-    one per call, done while the gates of the others run rather than after the last (what it
-    said is reported with the task).  A clean-up that fails is left to the task's report,
-    which runs it again and says why."""
-
-    def __init__(self, c: Ctx, keep: bool, fork: Handoff | None) -> None:
-        self.c, self.keep, self.fork = c, keep, fork
-        self.tickets: set[int] = set()  # our tickets still to report
-        self.done: dict[str, list[str]] = {}  # the tasks cleaned up: what each clean-up said
-
-    def __call__(self, entries: list[Entry]) -> bool:
-        from ..land import lander
-        from ..state import LANDED
-
-        if self.fork is not None and self.fork.done:
-            return False  # handed over: the parent cleans up
-        for e in entries:
-            if e.outcome != LANDED or e.ticket not in self.tickets or e.name in self.done:
-                continue
-            cur = self.c.store.read().tasks.get(e.name)
-            if cur is None or cur.seq != e.task.seq or cur.state != LANDED:
-                self.tickets.discard(e.ticket or 0)  # not ours to clean up now: its report says what it is
-                continue
-            try:
-                self.done[e.name] = lander.tidy_landed(self.c, cur, self.keep, err)
-            except Exception:  # noqa: BLE001 - the task's report runs it again, and says why
-                self.tickets.discard(e.ticket or 0)
-            return True
-        return False
 
 
 def _interrupted(c: Ctx, tasks: list[Task]) -> None:

@@ -41,18 +41,34 @@ class Handoff:
         self.parent, self.child, self.fd = parent, child, fd
         self.done = False  # (child) the parent has the result: nothing more of ours to report
         self.quiet: Callable[[], None] | None = None  # (child) ends what it draws on the terminal
-        self.extra: dict[str, object] = {}  # (child) more for the parent ('wtp land A B': what it said so far)
 
-    def wait(self, task: str = "TASK") -> dict[str, object]:
+    def wait(
+        self,
+        task: str = "TASK",
+        on_event: Callable[[dict[str, object]], None] | None = None,
+        on_end: Callable[[int], int] | None = None,
+    ) -> dict[str, object]:
         """(parent) What the child handed over once its own task had its outcome; when the
         child ends first, this process ends with its exit status (the same signal, if one
-        killed it)."""
+        killed it; ``on_end`` is given any other status and returns the one to exit with).
+        ``on_event``: given each event the child ``send``s before that ('wtp land A B': a
+        task of the command has its outcome), while the child goes on."""
         before = {sig: signal.signal(sig, self._pass_on) for sig in PASSED_ON}
         before[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, self._suspend)
         before[signal.SIGCONT] = signal.signal(signal.SIGCONT, self._pass_on)
         data = b""
         try:
-            while not data.endswith(b"\n"):
+            while True:
+                line, nl, rest = data.partition(b"\n")
+                if nl and on_event is not None:
+                    event = json.loads(line)
+                    if isinstance(event, dict) and "event" in event:
+                        data = rest
+                        on_event(event)
+                        continue
+                if nl:
+                    data = line + nl
+                    break
                 chunk = os.read(self.fd, 4096)  # retried after a signal (PEP 475)
                 if not chunk:
                     break
@@ -77,7 +93,14 @@ class Handoff:
             if -code != signal.SIGKILL:
                 signal.signal(-code, signal.SIG_DFL)
             os.kill(os.getpid(), -code)
-        os._exit(code)
+        os._exit(on_end(code) if on_end is not None else code)
+
+    def send(self, event: dict[str, object]) -> None:
+        """(child) An event for the parent's ``on_event``, before any hand-over."""
+        try:
+            os.write(self.fd, (json.dumps({"event": True, **event}) + "\n").encode())
+        except OSError:
+            pass  # the parent is gone (killed just now): what is under way goes on
 
     def _pass_on(self, sig: int, _frame: object) -> None:
         try:
@@ -119,7 +142,7 @@ class Handoff:
         locks.set_deadline(None)
         gitops.unbound_network()
         try:
-            os.write(self.fd, (json.dumps({**what, **self.extra, "pid": os.getpid(), "log": str(log)}) + "\n").encode())
+            os.write(self.fd, (json.dumps({**what, "pid": os.getpid(), "log": str(log)}) + "\n").encode())
         except OSError:
             pass  # the parent is gone (killed just now): the tasks behind ours still land
         os.close(self.fd)

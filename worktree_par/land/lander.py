@@ -28,13 +28,14 @@ from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, Task
 from ..state import interrupted as is_interrupted
 from . import forge_lane, publish, recovery
-from .entry import Entry, GateBroken
+from .entry import GateBroken
 from .prepare import other_options, prepare
 from .request import QUEUE, LandRequest
 from .withdraw import withdraw
 
 if TYPE_CHECKING:
     from .handoff import Handoff
+    from .queue import Ours
 
 
 class LandResult:
@@ -124,8 +125,7 @@ def land(
     adopt: int | None = None,
     tidy: list[Tidy] | None = None,
     handoff: Handoff | None = None,
-    also: dict[str, list[int]] | None = None,
-    idle: Callable[[list[Entry]], bool] | None = None,
+    ours: Ours | None = None,
 ) -> LandResult | None:
     """Land ``t`` as ``req`` asks: join the queue, conduct it or follow the conductor.
     ``adopt``: the queue ticket 'wtp land --detach' put in the queue for this (detached)
@@ -135,9 +135,9 @@ def land(
     the head of the queue never waits for another one's clean-up.  ``handoff``: the child
     side of a foreground land's fork: conducting, it hands our task's result to the waiting
     parent as soon as the task has its outcome, and None is returned here once the rest is
-    done (the parent reported it).  ``also``: the other tasks of 'wtp land A B' still to
-    settle (name: [ticket, task seq]), handed over with ours; the command waits on them.  ``idle``: its work,
-    done while the gates run (queue.lead)."""
+    done (the parent reported it).  ``ours``: what 'wtp land A B' asks of a conductor for its
+    other tasks (queue.Ours); a task of it whose outcome was told there is not finished here
+    (None is returned: the command reports it)."""
     interrupts.arm()
     if adopt is None:
         done = landable(t)
@@ -162,7 +162,7 @@ def land(
             data=req.to_json(),
             until=settled,
             adopt=adopt,
-            bear_stopped=adopt is not None and also is None,
+            bear_stopped=adopt is not None and ours is None,
             refuse=other_options(t, req) if adopt is None else None,
         )
     except JoinRefused:
@@ -175,8 +175,7 @@ def land(
             crashpoints.step("land:queued")
             from . import queue  # the conductor's rooms: a lander that waits never imports them
 
-            ours = frozenset(ticket for ticket, _ in (also or {}).values())
-            queue.lead(ctx, req, q, say, _own_done(ctx, t, q, handoff, also), ours, idle)
+            queue.lead(ctx, req, q, say, _own_done(ctx, t, q, handoff), ours)
         except KeyboardInterrupt:
             cur = ctx.store.read().tasks.get(t.name)
             if cur is None or cur.state != LANDED or cur.ticket != q.seq:
@@ -189,23 +188,20 @@ def land(
             raise
         finally:
             q.release()
-    if handoff is not None and handoff.done:
+    if (handoff is not None and handoff.done) or (ours is not None and (t.name, t.seq) in ours.told):
         return None
     return finish(ctx, t, q.seq, req.keep, say, tidy)
 
 
-def _own_done(
-    ctx: Ctx, t: Task, q: Gate, handoff: Handoff | None, also: dict[str, list[int]] | None
-) -> Callable[[list[str]], None] | None:
-    """What the conductor calls when our tasks have their outcome and others are still its to
-    land: the parent of a forked land takes the results (handoff.py); this process goes on."""
+def _own_done(ctx: Ctx, t: Task, q: Gate, handoff: Handoff | None) -> Callable[[list[str]], None] | None:
+    """What the conductor calls when our task (with 'wtp land A B', our tasks) has its outcome and
+    others are still its to land: the parent of a forked land takes over (handoff.py); this process goes on."""
     if handoff is None:
         return None
 
     def hand(others: list[str]) -> None:
         log = ctx.store.subdir("logs") / f"land-conductor-{t.name}.log"
-        ours = {t.name: [q.seq, t.seq], **(also or {})}
-        handoff.hand(ctx.root, log, {"seq": q.seq, "task": t.name, "others": others, "ours": ours})
+        handoff.hand(ctx.root, log, {"seq": q.seq, "task": t.name, "others": others})
 
     return hand
 

@@ -32,7 +32,22 @@ from .window import Window
 
 MAX_ATTEMPTS = 10  # rebuilds when the base moves under us (other clones landing)
 OwnDone = Callable[[list[str]], None]  # told the others still in flight once our own task has its outcome
-Idle = Callable[[list[Entry]], bool]  # work of our command's done while gates run (True: it did some)
+
+
+class Ours:
+    """What the command of the conductor's lander asks beyond its own task ('wtp land A B',
+    commands/land_many.py): ``tickets``, its other tickets, which must be settled too before
+    it is handed over; ``tell``, given each of its tasks as it has its outcome (the command
+    reports it and cleans up meanwhile).  ``told``: those given so far (name, task seq)."""
+
+    def __init__(self, tickets: frozenset[int], tell: Callable[[Entry], None]) -> None:
+        self.tickets, self._tell = tickets, tell
+        self.told: set[tuple[str, int]] = set()
+
+    def settled(self, e: Entry) -> None:
+        if (e.name, e.task.seq) not in self.told:
+            self.told.add((e.name, e.task.seq))
+            self._tell(e)
 
 
 def lead(
@@ -41,14 +56,12 @@ def lead(
     queue: Gate,
     say: Say,
     own_done: OwnDone | None = None,
-    ours: frozenset[int] = frozenset(),
-    idle: Idle | None = None,
+    ours: Ours | None = None,
 ) -> None:
     """Holding the queue: conduct our task and the ones waiting behind it, up to the depth.
     ``own_done`` is called once, when our task has its outcome while others are still ours to
-    land (their names): our lander may return then (handoff.py).  ``ours``: the tickets of
-    the other tasks our command lands ('wtp land A B'): they too must be settled first.
-    ``idle``: given the entries while the gates run and none has its verdict yet."""
+    land (their names): our lander may return then (handoff.py); with ``ours``, once the other
+    tasks of its command have theirs too."""
     window = Window(ctx, req.mode)
     depth = window.value
     tickets = queue.tickets()
@@ -69,7 +82,6 @@ def lead(
         window,
         own_done,
         ours,
-        idle,
     )
 
 
@@ -185,14 +197,13 @@ def conduct(
     taker: _Taker | None = None,
     window: Window | None = None,
     own_done: OwnDone | None = None,
-    ours: frozenset[int] = frozenset(),
-    idle: Idle | None = None,
+    ours: Ours | None = None,
 ) -> None:
     """Land ``entries`` (queue order, one base), leaving each landed or blocked in the state.
     ``taker``: where further entries that joined the queue meanwhile come from (speculative
     mode stacks them on top while the gates below run).  ``own_done`` and ``ours``: as for
     ``lead``, for entries[0].  Interrupted, it gives back what it had not published and re-raises."""
-    _Conductor(ctx, entries, mode, remote, say, taker, window or Window(ctx, mode), own_done, ours, idle).run()
+    _Conductor(ctx, entries, mode, remote, say, taker, window or Window(ctx, mode), own_done, ours).run()
 
 
 class _Conductor:
@@ -209,14 +220,13 @@ class _Conductor:
         taker: _Taker | None,
         window: Window,
         own_done: OwnDone | None = None,
-        ours: frozenset[int] = frozenset(),
-        idle: Idle | None = None,
+        ours: Ours | None = None,
     ) -> None:
         self.ctx, self.entries, self.mode, self.remote, self.say, self.taker = ctx, entries, mode, remote, say, taker
         self.window = window
         self.own_done = own_done
-        self.ours: frozenset[int | None] = ours | {entries[0].ticket}  # the tickets our lander's command waits for
-        self.idle = idle
+        self.ours = ours
+        self.mine: frozenset[int | None] = (ours.tickets if ours else frozenset()) | {entries[0].ticket}
         self.base = entries[0].task.base
         self.base_ref = f"refs/remotes/{remote}/{self.base}" if remote else f"refs/heads/{self.base}"
         self.before = gitops.ref_value(ctx.root, self.base_ref)  # the base as known before fetching: a fork bound
@@ -263,8 +273,6 @@ class _Conductor:
             ctx, stack, base_tip, self.remote, self.say, self.status, self.window, self._grow if self.taker else None
         )
         r.settled = self._own_settled
-        if self.idle is not None:
-            r.idle = functools.partial(self.idle, self.entries)
         r.started = self.started
         r.queue_file = self.taker.queue.file if self.taker else None
         failed, ok = batch.verify(r) if self.mode == "batch" else speculate.verify(r)
@@ -299,15 +307,17 @@ class _Conductor:
         """Our lander's tasks have their outcome while others are still ours to land: its
         lander is told, once, and may return; the rest goes on.  Each other task's outcome is said
         once, as it comes (after the hand-off, in the background conductor's log)."""
-        for e in self.entries[1:]:  # (the tasks of our own command say theirs: 'wtp land A B')
-            if e.outcome and e.ticket not in self.ours and (e.name, e.task.seq) not in self.told:
+        for e in self.entries:
+            if e.outcome and e.ticket in self.mine and self.ours is not None:
+                self.ours.settled(e)  # the command of our lander says it, and cleans up
+            elif e.outcome and e is not self.entries[0] and (e.name, e.task.seq) not in self.told:
                 self.told.add((e.name, e.task.seq))
                 how = f"landed at {(e.commit or '')[:12]}" if e.outcome == LANDED else f"not landed: {e.error}"
                 self.say(f"'{e.name}' {how}")
         if self.own_done is None:
             return
-        mine = [e for e in self.entries if e.ticket in self.ours]
-        if len(mine) < len(self.ours) or not all(e.outcome for e in mine):
+        mine = [e for e in self.entries if e.ticket in self.mine]
+        if len(mine) < len(self.mine) or not all(e.outcome for e in mine):
             return  # one of ours still waits: in the queue, or in the stack
         others = [e.name for e in self.entries if not e.outcome]
         if others:

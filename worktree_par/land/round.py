@@ -51,9 +51,6 @@ class Round:
         self._looked = 0.0
         # Called after each publication: the conductor's own task may have its outcome.
         self.settled: Callable[[], None] | None = None
-        # Called while the gates run and none has its verdict yet: True when it did something
-        # (a piece of our command's own work, as the clean-up of a task of ours that landed).
-        self.idle: Callable[[], bool] | None = None
 
     def publish(self, k: int) -> publish.Outcome:
         """Publish stack[done:k] through the publication point; what waited for the landed
