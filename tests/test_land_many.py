@@ -151,3 +151,11 @@ def test_a_task_that_landed_is_cleaned_up_while_the_gate_of_another_still_runs(p
         "removed task 't1' (worktree and branch 'wtp/t1')",
         f"landed 't2' at {project.git('rev-parse', 'origin/main')}",
     ], out
+
+
+def test_run_from_a_worktree_it_removes_it_says_where_to_go(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, "t1", "t2")
+    inside = Path(project.wtp("path", "t1").lines[-1])
+    out = project.wtp_proc("land", "t1", "t2", "--gate", _gate(tmp_path), cwd=inside)
+    assert out.code == 0, out.err
+    assert out.err.splitlines()[-1] == f"the worktree you are in was removed: cd {project.path}", out.err

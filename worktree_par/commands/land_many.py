@@ -154,9 +154,10 @@ def land_many(where: str | None, names: list[str], opts: dict[str, object], keep
         def ended(code: int) -> int:  # the child ended (not handed over): its outcomes were all sent
             if as_json:
                 _emit(names, said.docs)
+            left_behind(c, where)
             return max(code, said.code)
 
-        handed = fork.wait(names[0], on_event=said.event, on_end=ended)
+        handed = fork.wait(" ".join(names), on_event=said.event, on_end=ended)
         others = handed.get("others")
         if isinstance(others, list) and others:
             queue = ", ".join(f"'{o}'" for o in others)
