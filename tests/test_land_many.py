@@ -159,3 +159,15 @@ def test_run_from_a_worktree_it_removes_it_says_where_to_go(project: Repo, tmp_p
     out = project.wtp_proc("land", "t1", "t2", "--gate", _gate(tmp_path), cwd=inside)
     assert out.code == 0, out.err
     assert out.err.splitlines()[-1] == f"the worktree you are in was removed: cd {project.path}", out.err
+
+
+def test_ctrl_c_while_a_task_joins_gives_it_back_at_once(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, "t1", "t2")
+    out = project.wtp_proc("land", "t1", "t2", "--gate", _gate(tmp_path), env={"WTP_TEST_INT_AT": "land:marked"})
+    assert out.code == 130, out.err
+    assert out.err.splitlines() == [
+        "interrupted: 'main' untouched by this land, task 't1' is active again",
+        "wtp: interrupted",
+    ], out.err
+    assert _states(project) == {"t1": "active", "t2": "active"}
+    assert Gate(Store(project.path / ".git"), QUEUE).tickets() == []

@@ -279,7 +279,7 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Rel
 
 def _join(c: Ctx, name: str, opts: dict[str, object], said: _Said | _Relay) -> tuple[Task, LandRequest, int] | None:
     """Check, prepare and queue one task (its ticket ours); None when it is landed already (reported)."""
-    from ..gates import Gate
+    from ..gates import Gate, JoinRefused
     from ..land import lander
     from ..land.prepare import other_options, prepare
     from ..land.request import QUEUE
@@ -297,11 +297,16 @@ def _join(c: Ctx, name: str, opts: dict[str, object], said: _Said | _Relay) -> t
     if done is not None:
         said.landed(done)
         return None
-    t = prepare(c, t, req, err)
     try:
+        t = prepare(c, t, req, err)
         seq, _place, _ = Gate(c.store, QUEUE, title="the land queue").enqueue(
             t.name, req.to_json(), refuse=other_options(t, req)
         )
+    except (JoinRefused, Refusal):
+        raise  # another land of the task waits, or the task cannot land: nothing of ours to give back
+    except KeyboardInterrupt:
+        err(lander.interrupted(c, t, err))  # said for this one too, then for those already queued
+        raise
     except BaseException:
         withdraw(c, t)
         raise
