@@ -4,8 +4,11 @@ window for N tasks, not N landers).  Real landers, real gates, a bare remote."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
+
+import pytest
 
 from worktree_par.gates import Gate
 from worktree_par.land.request import QUEUE
@@ -56,8 +59,9 @@ def test_a_refused_or_unknown_task_is_said_and_the_others_land_with_json_in_orde
     assert _states(project) == {"t1": "landed", "t2": "active"}
 
 
+@pytest.mark.parametrize("as_json", [False, True])
 def test_the_command_returns_once_its_tasks_landed_while_the_queue_goes_on_for_another(
-    project: Repo, tmp_path: Path
+    project: Repo, tmp_path: Path, as_json: bool
 ) -> None:
     _tasks(project, "t1", "t2", "t3")
     release, started = tmp_path / "release", tmp_path / "t3-started"
@@ -67,7 +71,7 @@ def test_the_command_returns_once_its_tasks_landed_while_the_queue_goes_on_for_a
     queue = Gate(Store(project.path / ".git"), QUEUE)
     queue.acquire()  # both tickets of ours, then t3's, join while the queue is held
     try:
-        ours = project.spawn("land", "t1", "t2", "--gate", gate)
+        ours = project.spawn("land", "t1", "t2", "--gate", gate, *(["--json"] if as_json else []))
         wait_for(lambda: len(queue.tickets()) >= 3, "the command's two tickets to join the queue")
         other = project.spawn("land", "t3", "--gate", gate)
         wait_for(lambda: len(queue.tickets()) >= 4, "t3 to join the queue")
@@ -78,8 +82,12 @@ def test_the_command_returns_once_its_tasks_landed_while_the_queue_goes_on_for_a
         assert ours.returncode == 0, err
         assert started.exists() and not release.exists() and other.poll() is None
         lines = out.splitlines()
-        assert [line.split("'")[1] for line in lines if line.startswith("landed '")] == ["t1", "t2"], out
-        assert lines[-1].startswith("the land queue goes on for 't3' in the background (pid "), out
+        if as_json:  # stdout: the document alone (the line about the queue goes to stderr)
+            assert [(d["task"], d["state"]) for d in json.loads(out)] == [("t1", "landed"), ("t2", "landed")]
+            lines = err.splitlines()
+        else:
+            assert [line.split("'")[1] for line in lines if line.startswith("landed '")] == ["t1", "t2"], out
+        assert lines[-1].startswith("the land queue goes on for 't3' in the background (pid "), out + err
         assert _states(project) == {"t1": "landed", "t2": "landed", "t3": "landing"}
     finally:
         release.write_text("go\n")
@@ -171,3 +179,65 @@ def test_ctrl_c_while_a_task_joins_gives_it_back_at_once(project: Repo, tmp_path
     ], out.err
     assert _states(project) == {"t1": "active", "t2": "active"}
     assert Gate(Store(project.path / ".git"), QUEUE).tickets() == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_after_the_first_task_landed_stops_the_rest(project: Repo, tmp_path: Path, sig: int) -> None:
+    """The conductor finishes the job of a task the base took when the signal came, but the
+    command's other tasks are given back and the command exits 130 (review 16, D1)."""
+    _tasks(project, "t1", "t2", "t3")
+    release, started = tmp_path / "release", tmp_path / "t3-started"
+    gate = (
+        f'if [ "$WTP_TASK" != t1 ]; then touch {started}; while [ ! -f {release} ]; do sleep 0.05; done; fi; ./check.sh'
+    )
+    lander = project.spawn("land", "t1", "t2", "t3", "--gate", gate)
+    try:
+        wait_for(lambda: _states(project)["t1"] == "landed" and started.exists(), "t1 to land while the others gate")
+        lander.send_signal(sig)
+        _, err = lander.communicate(timeout=60)
+    finally:
+        release.write_text("go\n")
+    assert lander.returncode == 130, err
+    lines = err.splitlines()
+    for name in ("t2", "t3"):
+        assert any(line.startswith("interrupted: ") and f"task '{name}' is active again" in line for line in lines), err
+    assert _states(project) == {"t1": "landed", "t2": "active", "t3": "active"}
+    assert _subjects(project)[0] == "t1 work"
+
+
+def test_the_timeout_bounds_the_command_not_each_task_in_turn(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, "t1", "t2")
+    queue = Gate(Store(project.path / ".git"), QUEUE)
+    queue.acquire()  # the queue stays held: neither task gets its turn
+    try:
+        out = project.wtp_proc("land", "t1", "t2", "--gate", _gate(tmp_path), "--timeout", "1")
+    finally:
+        queue.release()
+    assert out.code == 3, out.err
+    lines = [line for line in out.err.splitlines() if line.startswith("wtp: ")]
+    assert lines[0].startswith("wtp: t1: timed out after 1s waiting for the land queue"), out.err
+    assert lines[1] == "wtp: timed out after 1s (--timeout) before task 't2' had its turn: it is active again", out.err
+    assert _states(project) == {"t1": "active", "t2": "active"}
+    assert Gate(Store(project.path / ".git"), QUEUE).tickets() == []
+
+
+def test_a_killed_landing_child_still_gives_the_json_list_and_names_every_task(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, "t1", "t2")
+    hold = tmp_path / "hold"
+    lander = project.spawn(
+        "land",
+        "t1",
+        "t2",
+        "--gate",
+        _gate(tmp_path),
+        "--json",
+        env={"WTP_TEST_HOLD_AT": "land:before-gate", "WTP_TEST_HOLD_FILE": str(hold)},
+    )
+    wait_for(Path(f"{hold}.reached").exists, "the land to reach its gate")
+    child = next(t["holder"]["pid"] for t in project.state()["tasks"] if t["name"] == "t1")
+    assert child != lander.pid
+    os.kill(child, signal.SIGKILL)
+    out, err = lander.communicate(timeout=60)
+    assert lander.returncode == -signal.SIGKILL, err
+    assert [(d["task"], d["state"]) for d in json.loads(out)] == [("t1", "interrupted"), ("t2", "interrupted")]
+    assert "run 'wtp land t1 t2' again" in err, err

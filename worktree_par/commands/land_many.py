@@ -15,10 +15,11 @@ published and says, per task, what it left.  Exit code: the worst of the tasks'.
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING
 
 from .. import interrupts
-from ..errors import Refusal, WtpError
+from ..errors import Refusal, WaitTimeout, WtpError
 from ..exits import err, json_emitted, open_repo, reported
 from .common import left_behind
 
@@ -161,9 +162,8 @@ def land_many(where: str | None, names: list[str], opts: dict[str, object], keep
         others = handed.get("others")
         if isinstance(others, list) and others:
             queue = ", ".join(f"'{o}'" for o in others)
-            print(
-                f"the land queue goes on for {queue} in the background (pid {handed.get('pid')}, log: {handed.get('log')})"
-            )
+            line = f"the land queue goes on for {queue} in the background (pid {handed.get('pid')}, log: {handed.get('log')})"
+            (err if as_json else print)(line)  # under --json, stdout holds the document alone
     else:
         handlers = interrupts.as_ctrl_c()
         try:
@@ -245,6 +245,10 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Rel
 
     pending: dict[str, tuple[Task, LandRequest, int]] = {}
     ours = Ours(frozenset(), lambda e: said.settled(e.name, e.ticket, e.task.seq))
+    begun = len(interrupts.SEEN)  # a signal since then stops the command, whatever a land did with it
+    limit = opts.get("timeout")
+    timeout = float(limit) if isinstance(limit, (int, float)) else None
+    deadline = time.monotonic() + timeout if timeout is not None else None
     try:
         for name in names:
             try:
@@ -256,7 +260,15 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Rel
                 pending[name] = joined
         while pending:
             name, (t, req, seq) = next(iter(pending.items()))
+            if len(interrupts.SEEN) > begun:  # a land that had published finished its job: the rest stop
+                raise KeyboardInterrupt
             if (name, t.seq) not in ours.told:  # not told by a conductor of ours already
+                if deadline is not None:  # --timeout bounds the command, not each task in turn
+                    req.timeout = round(deadline - time.monotonic(), 1)
+                if req.timeout is not None and req.timeout <= 0:
+                    said.failed(name, _out_of_time(c, t, seq, timeout or 0.0))
+                    del pending[name]
+                    continue
                 ours.tickets = frozenset(
                     s for n, (o, _, s) in pending.items() if n != name and (n, o.seq) not in ours.told
                 )
@@ -275,6 +287,19 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Rel
         _interrupted(c, [t for n, (t, _, _) in pending.items() if (n, t.seq) not in ours.told])
         raise
     return True
+
+
+def _out_of_time(c: Ctx, t: Task, seq: int, timeout: float) -> WaitTimeout:
+    """The command's --timeout ran out before ``t``'s turn: its land is given back, and why."""
+    from ..gates import Gate
+    from ..land.request import QUEUE
+    from ..land.withdraw import withdraw
+
+    withdraw(c, t)
+    Gate(c.store, QUEUE).drop(seq)
+    return WaitTimeout(
+        f"timed out after {timeout:g}s (--timeout) before task '{t.name}' had its turn: it is active again"
+    )
 
 
 def _join(c: Ctx, name: str, opts: dict[str, object], said: _Said | _Relay) -> tuple[Task, LandRequest, int] | None:

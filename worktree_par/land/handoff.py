@@ -82,6 +82,8 @@ class Handoff:
             return handed if isinstance(handed, dict) else {}
         _, status = os.waitpid(self.child, 0)
         code = os.waitstatus_to_exitcode(status)
+        if code < 0 and on_end is not None:
+            on_end(code)  # what it has to say (the signal's own exit status follows)
         if code < 0:  # killed by a signal: so is this process, as the caller would have seen it
             if -code not in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # not one it was sent through us
                 print(
