@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -241,3 +243,40 @@ def test_a_killed_landing_child_still_gives_the_json_list_and_names_every_task(p
     assert lander.returncode == -signal.SIGKILL, err
     assert [(d["task"], d["state"]) for d in json.loads(out)] == [("t1", "interrupted"), ("t2", "interrupted")]
     assert "run 'wtp land t1 t2' again" in err, err
+
+
+def test_a_wait_that_times_out_while_its_task_is_being_published_says_how_it_ended(
+    project: Repo, tmp_path: Path
+) -> None:
+    """Another lander's conductor had committed to publishing t2 when t2's own wait ran out:
+    the lander waits for that publication and reports t2 landed, not timed out (review 17)."""
+    _tasks(project, "t1", "t2")
+    hold = tmp_path / "hold"
+    gate = f"touch {tmp_path}/started-$WTP_TASK; while [ ! -e {tmp_path}/go ]; do sleep 0.05; done; ./check.sh"
+    a = project.spawn(
+        "land", "t1", "--gate", gate, env={"WTP_TEST_HOLD_AT": "land:before-publish", "WTP_TEST_HOLD_FILE": str(hold)}
+    )
+    try:
+        wait_for((tmp_path / "started-t1").exists, "t1's gate to start")
+        out_file, err_file = tmp_path / "b.out", tmp_path / "b.err"
+        with open(out_file, "w") as o, open(err_file, "w") as e:
+            b = subprocess.Popen(
+                [sys.executable, "-m", "worktree_par", "land", "t2", "--gate", gate, "--timeout", "10"],
+                cwd=project.path,
+                stdout=o,
+                stderr=e,
+                text=True,
+            )
+        wait_for((tmp_path / "started-t2").exists, "t2 to be stacked on t1 by a's conductor")
+        (tmp_path / "go").touch()
+        wait_for(Path(f"{hold}.reached").exists, "a's conductor to commit to publishing t1 and t2")
+        wait_for(lambda: b.poll() is not None or "is being published" in err_file.read_text(), "b's wait to run out")
+    finally:
+        hold.touch()
+    b.wait(timeout=60)
+    out, err = out_file.read_text(), err_file.read_text()
+    assert b.returncode == 0, err
+    assert "task 't2' is being published by another lander's conductor: waiting to say how it ends" in err
+    assert out.splitlines()[0] == f"landed 't2' at {project.git('rev-parse', 'origin/main')}", out
+    assert a.wait(timeout=60) == 0
+    assert _states(project) == {"t1": "landed", "t2": "landed"}

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import crashpoints, gitops, interrupts, removal, trust
-from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, quiet
+from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, WaitTimeout, quiet
 from ..gates import Gate, JoinRefused, OnChange
 from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, Task
@@ -167,6 +167,14 @@ def land(
         )
     except JoinRefused:
         raise  # another land of the task waits: the task is its, not ours to withdraw
+    except WaitTimeout:
+        if withdraw(ctx, t) != "publishing":
+            raise
+        # A conductor had committed to publishing it when our wait ran out: it lands (or not)
+        # whatever we do; we say how it ended, not that it timed out.
+        say(f"task '{t.name}' is being published by another lander's conductor: waiting to say how it ends")
+        await_publication(ctx, t)
+        return finish(ctx, t, q.seq, req.keep, say, tidy)
     except BaseException:
         withdraw(ctx, t)
         raise
@@ -254,18 +262,24 @@ def interrupted(ctx: Ctx, t: Task, say: Say, wait: float = 60.0) -> str:
             f"task '{t.name}' is being published: waiting up to {wait:g}s to say whether it landed "
             "(Ctrl-C again stops waiting; the publication goes on either way)"
         )
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            cur = ctx.store.read().tasks.get(t.name)
-            if cur is None or cur.seq != t.seq or cur.intent != PUBLISHING or cur.holder is None:
-                break  # settled, or left for the next command to ask the remote (settle.unknown)
-            time.sleep(0.05)
+        await_publication(ctx, t, wait)
     except KeyboardInterrupt:
         return unsettled
     cur = ctx.store.read().tasks.get(t.name)
     if cur is not None and cur.state == LANDED:
         return f"task '{t.name}' landed anyway at {cur.commit}"
     return unsettled
+
+
+def await_publication(ctx: Ctx, t: Task, wait: float = 60.0) -> None:
+    """Wait (up to ``wait`` seconds) for the publication a conductor committed to for ``t`` to
+    end: settled, or left for the next command to ask the remote (settle.unknown)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        cur = ctx.store.read().tasks.get(t.name)
+        if cur is None or cur.seq != t.seq or cur.intent != PUBLISHING or cur.holder is None:
+            return
+        time.sleep(0.05)
 
 
 def landed_left(ctx: Ctx, t: Task) -> str:
