@@ -280,3 +280,12 @@ def test_a_wait_that_times_out_while_its_task_is_being_published_says_how_it_end
     assert out.splitlines()[0] == f"landed 't2' at {project.git('rev-parse', 'origin/main')}", out
     assert a.wait(timeout=60) == 0
     assert _states(project) == {"t1": "landed", "t2": "landed"}
+
+
+def test_a_timeout_shorter_than_the_gate_does_not_cut_the_push(project: Repo) -> None:
+    """--timeout bounds the wait for the queue, not the push after the gate (review 17: the
+    push was given 0 s and failed with a false network error)."""
+    _tasks(project, "t1")
+    out = project.wtp_proc("land", "t1", "--gate", "sleep 2; ./check.sh", "--timeout", "1")
+    assert out.code == 0, out.err
+    assert out.lines[0] == f"landed 't1' at {project.git('rev-parse', 'origin/main')}"

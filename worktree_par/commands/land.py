@@ -44,7 +44,9 @@ def land(
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     if mode is not None and mode not in MODES:
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-    bound_waits(timeout)
+    # --timeout bounds the wait for the queue (and the locks on the way), not the network
+    # calls a land makes after its gate: its push is bounded by [remote] timeout, as every one is.
+    bound_waits(timeout, network=False)
     if also:
         return _several(
             where, [task or "", *also], detach, follow, as_json, strategy, gate, no_push, keep, mode, timeout
@@ -154,7 +156,7 @@ def _serve(where: str | None, req: LandRequest | None, seq: int | None, q: Gate,
     try:
         if req is None:
             raise UsageError(f"a detached land was handed a request it cannot read: {_given_back(where, label)}")
-        bound_waits(req.timeout)
+        bound_waits(req.timeout, network=False)
         c = open_repo(where)
         t = c.store.read().task(req.task)
         if t.seq != req.seq:
