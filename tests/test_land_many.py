@@ -218,7 +218,8 @@ def test_the_timeout_bounds_the_command_not_each_task_in_turn(project: Repo, tmp
     assert out.code == 3, out.err
     lines = [line for line in out.err.splitlines() if line.startswith("wtp: ")]
     assert lines[0].startswith("wtp: t1: timed out after 1s waiting for the land queue"), out.err
-    assert lines[1] == "wtp: timed out after 1s (--timeout) before task 't2' had its turn: it is active again", out.err
+    assert lines[1].startswith("wtp: t2: timed out after 0s waiting for the land queue"), out.err
+    assert lines[1].endswith("(what was left of the command's --timeout 1s after the tasks before it)"), out.err
     assert _states(project) == {"t1": "active", "t2": "active"}
     assert Gate(Store(project.path / ".git"), QUEUE).tickets() == []
 
@@ -279,6 +280,30 @@ def test_a_wait_that_times_out_while_its_task_is_being_published_says_how_it_end
     assert "task 't2' is being published by another lander's conductor: waiting to say how it ends" in err
     assert out.splitlines()[0] == f"landed 't2' at {project.git('rev-parse', 'origin/main')}", out
     assert a.wait(timeout=60) == 0
+    assert _states(project) == {"t1": "landed", "t2": "landed"}
+
+
+def test_ctrl_c_during_a_push_of_both_reports_both_landed(project: Repo, tmp_path: Path) -> None:
+    """One push published t1 and t2 when the signal came: --json says both landed, with their
+    commit, and the command exits 130 (review 17)."""
+    _tasks(project, "t1", "t2")
+    out = project.wtp_proc(
+        "land",
+        "t1",
+        "t2",
+        "--mode",
+        "batch",
+        "--gate",
+        _gate(tmp_path),
+        "--json",
+        env={"WTP_TEST_INT_AT": "land:after-publish"},
+    )
+    assert out.code == 130, out.err
+    top = project.git("rev-parse", "origin/main")
+    docs = json.loads(out.out)
+    assert [(d["task"], d["state"]) for d in docs] == [("t1", "landed"), ("t2", "landed")], out.out
+    assert docs[1]["commit"] == top
+    assert f"interrupted after task 't2' landed at {top[:12]}: its worktree is kept ('wtp rm t2' removes it)" in out.err
     assert _states(project) == {"t1": "landed", "t2": "landed"}
 
 

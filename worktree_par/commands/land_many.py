@@ -259,47 +259,38 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Rel
             if joined is not None:
                 pending[name] = joined
         while pending:
-            name, (t, req, seq) = next(iter(pending.items()))
             if len(interrupts.SEEN) > begun:  # a land that had published finished its job: the rest stop
                 raise KeyboardInterrupt
-            if (name, t.seq) not in ours.told:  # not told by a conductor of ours already
-                if deadline is not None:  # --timeout bounds the command, not each task in turn
-                    req.timeout = round(deadline - time.monotonic(), 1)
-                if req.timeout is not None and req.timeout <= 0:
-                    said.failed(name, _out_of_time(c, t, seq, timeout or 0.0))
-                    del pending[name]
-                    continue
-                ours.tickets = frozenset(
-                    s for n, (o, _, s) in pending.items() if n != name and (n, o.seq) not in ours.told
-                )
-                try:
-                    result = lander.land(c, t, req, say=err, adopt=seq, handoff=fork, ours=ours)
-                except Exception as e:  # noqa: BLE001 - as above
-                    if (name, t.seq) not in ours.told:
-                        said.failed(name, e)
-                else:
-                    if fork is not None and fork.done:
-                        return False  # the parent has them all
-                    if result is not None:  # (None: told)
-                        said.landed(result)
+            name, (t, req, seq) = next(iter(pending.items()))
+            if (name, t.seq) in ours.told:  # a conductor of ours told its outcome already
+                del pending[name]
+                continue
+            if deadline is not None:  # --timeout bounds the command, not each task in turn
+                req.timeout = max(0.0, round(deadline - time.monotonic(), 1))
+            ours.tickets = frozenset(s for n, (o, _, s) in pending.items() if n != name and (n, o.seq) not in ours.told)
+            try:
+                result = lander.land(c, t, req, say=err, adopt=seq, handoff=fork, ours=ours)
+            except Exception as e:  # noqa: BLE001 - as above
+                del pending[name]
+                if (name, t.seq) not in ours.told:
+                    said.failed(name, _whole(e, timeout, req.timeout))
+                continue
             del pending[name]
+            if fork is not None and fork.done:
+                return False  # the parent has them all
+            if result is not None:  # (None: told)
+                said.landed(result)
     except KeyboardInterrupt:
-        _interrupted(c, [t for n, (t, _, _) in pending.items() if (n, t.seq) not in ours.told])
+        _interrupted(c, [t for n, (t, _, _) in pending.items() if (n, t.seq) not in ours.told], said)
         raise
     return True
 
 
-def _out_of_time(c: Ctx, t: Task, seq: int, timeout: float) -> WaitTimeout:
-    """The command's --timeout ran out before ``t``'s turn: its land is given back, and why."""
-    from ..gates import Gate
-    from ..land.request import QUEUE
-    from ..land.withdraw import withdraw
-
-    withdraw(c, t)
-    Gate(c.store, QUEUE).drop(seq)
-    return WaitTimeout(
-        f"timed out after {timeout:g}s (--timeout) before task '{t.name}' had its turn: it is active again"
-    )
+def _whole(e: Exception, timeout: float | None, left: float | None) -> Exception:
+    """A task's wait timed out on what was left of the command's --timeout: said so."""
+    if timeout is None or left is None or left >= timeout or not isinstance(e, WaitTimeout):
+        return e
+    return WaitTimeout(f"{e.message} (what was left of the command's --timeout {timeout:g}s after the tasks before it)")
 
 
 def _join(c: Ctx, name: str, opts: dict[str, object], said: _Said | _Relay) -> tuple[Task, LandRequest, int] | None:
@@ -338,10 +329,19 @@ def _join(c: Ctx, name: str, opts: dict[str, object], said: _Said | _Relay) -> t
     return t, req, seq
 
 
-def _interrupted(c: Ctx, tasks: list[Task]) -> None:
-    """Ctrl-C: each task not yet reported is withdrawn (or was published: said so), one line each."""
+def _interrupted(c: Ctx, tasks: list[Task], said: _Said | _Relay) -> None:
+    """Ctrl-C: each task not yet reported is withdrawn, one line each; one the base took (in
+    the push the signal came during, or a publication it waited for) is reported landed, its
+    clean-up left undone, as the line says."""
     from ..land import lander
+    from ..land.lander import LandResult
+    from ..state import LANDED
 
     say: Say = err
     for t in tasks:
-        say(lander.interrupted(c, t, say))
+        line = lander.interrupted(c, t, say)
+        cur = c.store.read().tasks.get(t.name)
+        if cur is not None and cur.seq == t.seq and cur.state == LANDED:
+            said.landed(LandResult(t.name, LANDED, cur.commit, max(1, cur.attempts), messages=[line]))
+        else:
+            say(line)
