@@ -253,23 +253,44 @@ def test_a_wait_that_times_out_while_its_task_is_being_published_says_how_it_end
     the lander waits for that publication and reports t2 landed, not timed out (review 17)."""
     _tasks(project, "t1", "t2")
     hold = tmp_path / "hold"
-    gate = f"touch {tmp_path}/started-$WTP_TASK; while [ ! -e {tmp_path}/go ]; do sleep 0.05; done; ./check.sh"
-    a = project.spawn(
-        "land", "t1", "--gate", gate, env={"WTP_TEST_HOLD_AT": "land:before-publish", "WTP_TEST_HOLD_FILE": str(hold)}
-    )
+    out_file, err_file = tmp_path / "b.out", tmp_path / "b.err"
+    queue = Gate(Store(project.path / ".git"), QUEUE)
+    queue.acquire()  # both join before a's conductor starts: one batch, one push for both
     try:
-        wait_for((tmp_path / "started-t1").exists, "t1's gate to start")
-        out_file, err_file = tmp_path / "b.out", tmp_path / "b.err"
+        a = project.spawn(
+            "land",
+            "t1",
+            "--mode",
+            "batch",
+            "--gate",
+            "./check.sh",
+            env={"WTP_TEST_HOLD_AT": "land:before-publish", "WTP_TEST_HOLD_FILE": str(hold)},
+        )
+        wait_for(lambda: len(queue.tickets()) >= 2, "t1 to join the queue")
         with open(out_file, "w") as o, open(err_file, "w") as e:
             b = subprocess.Popen(
-                [sys.executable, "-m", "worktree_par", "land", "t2", "--gate", gate, "--timeout", "10"],
+                [
+                    sys.executable,
+                    "-m",
+                    "worktree_par",
+                    "land",
+                    "t2",
+                    "--mode",
+                    "batch",
+                    "--gate",
+                    "./check.sh",
+                    "--timeout",
+                    "15",
+                ],
                 cwd=project.path,
                 stdout=o,
                 stderr=e,
                 text=True,
             )
-        wait_for((tmp_path / "started-t2").exists, "t2 to be stacked on t1 by a's conductor")
-        (tmp_path / "go").touch()
+        wait_for(lambda: len(queue.tickets()) >= 3, "t2 to join the queue")
+    finally:
+        queue.release()
+    try:
         wait_for(Path(f"{hold}.reached").exists, "a's conductor to commit to publishing t1 and t2")
         wait_for(lambda: b.poll() is not None or "is being published" in err_file.read_text(), "b's wait to run out")
     finally:
