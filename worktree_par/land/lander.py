@@ -21,14 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import crashpoints, gitops, interrupts, removal, trust
+from .. import crashpoints, gitops, interrupts, locks, removal, trust
 from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, WaitTimeout, quiet
 from ..gates import Gate, JoinRefused, OnChange
 from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, Task
 from ..state import interrupted as is_interrupted
 from . import forge_lane, publish, recovery
-from .entry import GateBroken
+from .entry import GateBroken, PublishUnknown
 from .prepare import other_options, prepare
 from .request import QUEUE, LandRequest
 from .withdraw import withdraw
@@ -167,17 +167,22 @@ def land(
         )
     except JoinRefused:
         raise  # another land of the task waits: the task is its, not ours to withdraw
-    except WaitTimeout:
+    except WaitTimeout as timed_out:
         if withdraw(ctx, t) != "publishing":
             raise
-        # A conductor had committed to publishing it when our wait ran out: it lands (or not)
-        # whatever we do; we say how it ended, not that it timed out.
-        say(f"task '{t.name}' is being published by another lander's conductor: waiting to say how it ends")
-        await_publication(ctx, t)
-        return finish(ctx, t, q.seq, req.keep, say, tidy)
+        cur = ctx.store.read().tasks.get(t.name)
+        if cur is not None and cur.seq == t.seq and cur.state == LANDED:  # landed as the wait ran out
+            return finish(ctx, t, q.seq, req.keep, say, tidy)
+        # A conductor had committed to publishing it: it lands (or not) whatever we do now.
+        raise PublishUnknown(
+            f"{timed_out.message}; by then another lander's conductor was publishing task '{t.name}', "
+            f"so it may land: 'wtp list' says how it ended",
+            exit_code=timed_out.exit_code,
+        ) from None
     except BaseException:
         withdraw(ctx, t)
         raise
+    locks.set_deadline(None)  # --timeout bounds the wait for the queue, not the land and its clean-up
     if led:
         try:
             crashpoints.step("land:queued")
@@ -258,10 +263,11 @@ def interrupted(ctx: Ctx, t: Task, say: Say, wait: float = 60.0) -> str:
         )
     unsettled = f"task '{t.name}' was being published when interrupted: see 'wtp list' for how it ended"
     try:
-        say(
-            f"task '{t.name}' is being published: waiting up to {wait:g}s to say whether it landed "
-            "(Ctrl-C again stops waiting; the publication goes on either way)"
-        )
+        if wait > 0:
+            say(
+                f"task '{t.name}' is being published: waiting up to {wait:g}s to say whether it landed "
+                "(Ctrl-C again stops waiting; the publication goes on either way)"
+            )
         await_publication(ctx, t, wait)
     except KeyboardInterrupt:
         return unsettled
@@ -273,11 +279,12 @@ def interrupted(ctx: Ctx, t: Task, say: Say, wait: float = 60.0) -> str:
 
 def await_publication(ctx: Ctx, t: Task, wait: float = 60.0) -> None:
     """Wait (up to ``wait`` seconds) for the publication a conductor committed to for ``t`` to
-    end: settled, or left for the next command to ask the remote (settle.unknown)."""
+    end: settled, or left for the next command to ask the remote (settle.unknown, or its
+    conductor gone)."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         cur = ctx.store.read().tasks.get(t.name)
-        if cur is None or cur.seq != t.seq or cur.intent != PUBLISHING or cur.holder is None:
+        if cur is None or cur.seq != t.seq or cur.intent != PUBLISHING or cur.holder is None or is_interrupted(cur):
             return
         time.sleep(0.05)
 
