@@ -338,8 +338,11 @@ def _interrupted(c: Ctx, tasks: list[Task], said: _Said | _Relay) -> None:
     from ..state import LANDED
 
     say: Say = err
+    seen = len(interrupts.SEEN)
     for t in tasks:
-        line = lander.interrupted(c, t, say)
+        # A publication under way is waited for (up to a minute) to say how it ended; a second
+        # Ctrl-C ends that wait, and the waits of the tasks after it.
+        line = lander.interrupted(c, t, say, wait=60.0 if len(interrupts.SEEN) == seen else 0.0)
         cur = c.store.read().tasks.get(t.name)
         if cur is not None and cur.seq == t.seq and cur.state == LANDED:
             said.landed(LandResult(t.name, LANDED, cur.commit, max(1, cur.attempts), messages=[line]))
