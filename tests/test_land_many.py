@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -337,3 +338,35 @@ def test_the_clean_up_after_a_land_is_not_bounded_by_the_timeout(project: Repo) 
     out, err = lander.communicate(timeout=60)
     assert lander.returncode == 0, err
     assert out.splitlines()[0] == f"landed 't1' at {project.git('rev-parse', 'origin/main')}", out
+
+
+def test_a_clean_up_stopped_by_a_stopped_lock_holder_still_reports_the_task_landed(project: Repo) -> None:
+    """The base-follow lock is held by a process stopped with Ctrl-Z: the clean-up gives up on
+    it, and the task, on the base, is reported landed with what its clean-up left (review 19)."""
+    _tasks(project, "t1")
+    lock = project.path / ".git" / "wtp" / "follow.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from worktree_par.locks import Lock; import sys, time; Lock(__import__('pathlib').Path({str(lock)!r})).acquire(); "
+            "print('held', flush=True); time.sleep(300)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        os.kill(holder.pid, signal.SIGSTOP)
+        out = project.wtp_proc("land", "t1", "--gate", "./check.sh")
+    finally:
+        os.kill(holder.pid, signal.SIGCONT)
+        holder.kill()
+        holder.wait()
+    assert out.code == 0, out.err
+    top = project.git("rev-parse", "origin/main")
+    assert out.lines[0] == f"landed 't1' at {top}", out.out
+    assert any(
+        line.startswith("its clean-up did not finish (the base-follow lock is held by pid") for line in out.lines
+    ), out.out
+    assert _states(project) == {"t1": "landed"}

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import crashpoints, gitops, interrupts, locks, removal, trust
-from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, WaitTimeout, quiet
+from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, WaitTimeout, WtpError, quiet
 from ..gates import Gate, JoinRefused, OnChange
 from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, Task
@@ -263,7 +263,8 @@ def interrupted(ctx: Ctx, t: Task, say: Say, wait: float = 60.0) -> str:
         )
     unsettled = f"task '{t.name}' was being published when interrupted: see 'wtp list' for how it ended"
     try:
-        if wait > 0:
+        cur = ctx.store.read().tasks.get(t.name)
+        if wait > 0 and cur is not None and cur.holder is not None and not is_interrupted(cur):
             say(
                 f"task '{t.name}' is being published: waiting up to {wait:g}s to say whether it landed "
                 "(Ctrl-C again stops waiting; the publication goes on either way)"
@@ -365,7 +366,12 @@ def finish(ctx: Ctx, t: Task, seq: int | None, keep: bool, say: Say, later: list
         # The slot and the task's claims are free from the moment it landed: the conductor
         # started what waited for them right after the publication (Round.publish), before
         # this clean-up; a lander does not run their setup again before it returns.
-        result.messages += tidy_landed(ctx, cur, keep, say, later)
+        try:
+            result.messages += tidy_landed(ctx, cur, keep, say, later)
+        except WtpError as e:  # landed all the same: what the clean-up could not do is said, not the outcome
+            now = ctx.store.read().tasks.get(t.name) or cur
+            left = landed_left(ctx, now)
+            result.messages.append(f"its clean-up did not finish ({e.message})" + (f": {left}" if left else ""))
         return result
     if cur.state == BLOCKED:
         if cur.paths:
