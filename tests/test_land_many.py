@@ -168,6 +168,7 @@ def test_run_from_a_worktree_it_removes_it_says_where_to_go(project: Repo, tmp_p
     inside = Path(project.wtp("path", "t1").lines[-1])
     out = project.wtp_proc("land", "t1", "t2", "--gate", _gate(tmp_path), cwd=inside)
     assert out.code == 0, out.err
+    assert "removed task 't1' (worktree and branch 'wtp/t1')" in out.lines, out.out  # the child is not inside it
     assert out.err.splitlines()[-1] == f"the worktree you are in was removed: cd {project.path}", out.err
 
 
@@ -338,6 +339,39 @@ def test_the_clean_up_after_a_land_is_not_bounded_by_the_timeout(project: Repo) 
     out, err = lander.communicate(timeout=60)
     assert lander.returncode == 0, err
     assert out.splitlines()[0] == f"landed 't1' at {project.git('rev-parse', 'origin/main')}", out
+
+
+def test_the_clean_up_in_the_parent_after_a_hand_over_is_not_bounded_by_the_timeout(
+    project: Repo, tmp_path: Path
+) -> None:
+    """One task's land hands over to the parent, which cleans up: the command's --timeout does
+    not bound that either (review 19)."""
+    from worktree_par.locks import Lock
+
+    _tasks(project, "t1", "t3")
+    release = tmp_path / "release"
+    follow = Lock(project.path / ".git" / "wtp" / "follow.lock")
+    follow.acquire()
+    try:
+        lander = project.spawn(
+            "land", "t1", "--gate", f"touch {tmp_path}/t1-started; sleep 2; ./check.sh", "--timeout", "1"
+        )
+        wait_for((tmp_path / "t1-started").exists, "t1's gate to start")
+        other = project.spawn("land", "t3", "--gate", f"while [ ! -e {release} ]; do sleep 0.05; done; ./check.sh")
+        wait_for(lambda: _states(project)["t1"] == "landed", "t1 to land, t3 stacked on it")
+        try:  # past the second of grace a lock wait gets once the command's deadline passed
+            lander.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            pass
+        assert lander.poll() is None, lander.communicate()[1]  # still waiting for the lock, not timed out
+    finally:
+        follow.release()
+        release.touch()
+    out, err = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err
+    assert out.splitlines()[0].startswith("landed 't1' at "), out
+    assert "the land queue goes on for 't3' in the background" in out
+    assert other.wait(timeout=60) == 0
 
 
 def test_a_clean_up_stopped_by_a_stopped_lock_holder_still_reports_the_task_landed(project: Repo) -> None:

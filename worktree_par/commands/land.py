@@ -222,6 +222,9 @@ def _land(
     run: Callable[[], LandResult | None]
     handlers: dict[int, object] = {}
     if fork is not None and fork.parent:
+        from .. import locks
+
+        locks.set_deadline(None)  # this side only cleans up: --timeout bounded the child's wait for the queue
         handed = fork.wait(t.name)  # returns only when the child handed over its task's result
         handlers = interrupts.as_ctrl_c()  # its clean-up, stopped, says what it left
         watch.follow = None  # the child streamed the gate's output already

@@ -15,6 +15,7 @@ published and says, per task, what it left.  Exit code: the worst of the tasks'.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -151,6 +152,9 @@ def land_many(where: str | None, names: list[str], opts: dict[str, object], keep
         json_emitted()  # one document for the command, written below; a task's failure writes none of its own
     fork = handoff.fork()
     if fork is not None and fork.parent:
+        from .. import locks
+
+        locks.set_deadline(None)  # this side reports and cleans up: --timeout bounds the child's waits
 
         def ended(code: int) -> int:  # the child ended (not handed over): its outcomes were all sent
             if as_json:
@@ -165,6 +169,8 @@ def land_many(where: str | None, names: list[str], opts: dict[str, object], keep
             line = f"the land queue goes on for {queue} in the background (pid {handed.get('pid')}, log: {handed.get('log')})"
             (err if as_json else print)(line)  # under --json, stdout holds the document alone
     else:
+        if fork is not None:  # the child: not a process inside a worktree the parent removes meanwhile
+            os.chdir(c.root)
         handlers = interrupts.as_ctrl_c()
         try:
             if not _serve(c, names, opts, said if fork is None else _Relay(fork), fork):
@@ -288,9 +294,14 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Rel
 
 def _whole(e: Exception, timeout: float | None, left: float | None) -> Exception:
     """A task's wait timed out on what was left of the command's --timeout: said so."""
-    if timeout is None or left is None or left >= timeout or not isinstance(e, WaitTimeout):
+    from ..land.entry import PublishUnknown
+
+    if timeout is None or left is None or left >= timeout or not isinstance(e, (WaitTimeout, PublishUnknown)):
         return e
-    return WaitTimeout(f"{e.message} (what was left of the command's --timeout {timeout:g}s after the tasks before it)")
+    why = f"what was left of the command's --timeout {timeout:g}s after the tasks before it"
+    if isinstance(e, PublishUnknown):
+        return PublishUnknown(f"{e.message} (the wait had {why})", exit_code=e.exit_code)
+    return WaitTimeout(f"{e.message} ({why})")
 
 
 def _join(c: Ctx, name: str, opts: dict[str, object], said: _Said | _Relay) -> tuple[Task, LandRequest, int] | None:
