@@ -317,6 +317,16 @@ def test_a_timeout_shorter_than_the_gate_does_not_cut_the_push(project: Repo) ->
     assert out.lines[0] == f"landed 't1' at {project.git('rev-parse', 'origin/main')}"
 
 
+def _still_waiting(lander: subprocess.Popen[str]) -> None:
+    """Past the second of grace a lock wait gets once the command's deadline passed, the land
+    still waits for the lock the test holds: it did not time out."""
+    try:
+        lander.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        pass
+    assert lander.poll() is None, lander.communicate()[1]
+
+
 def test_the_clean_up_after_a_land_is_not_bounded_by_the_timeout(project: Repo) -> None:
     """--timeout bounds the wait for the queue: a land whose gate outlasts it, and whose
     clean-up then waits for the base-follow lock, reports the task landed (review 18: it said
@@ -329,11 +339,7 @@ def test_the_clean_up_after_a_land_is_not_bounded_by_the_timeout(project: Repo) 
     try:
         lander = project.spawn("land", "t1", "--gate", "sleep 2; ./check.sh", "--timeout", "1")
         wait_for(lambda: _states(project)["t1"] == "landed", "t1 to land")
-        try:  # past the second of grace a lock wait gets once the command's deadline passed
-            lander.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            pass
-        assert lander.poll() is None, lander.communicate()[1]  # still waiting for the lock, not timed out
+        _still_waiting(lander)
     finally:
         follow.release()
     out, err = lander.communicate(timeout=60)
@@ -359,11 +365,7 @@ def test_the_clean_up_in_the_parent_after_a_hand_over_is_not_bounded_by_the_time
         wait_for((tmp_path / "t1-started").exists, "t1's gate to start")
         other = project.spawn("land", "t3", "--gate", f"while [ ! -e {release} ]; do sleep 0.05; done; ./check.sh")
         wait_for(lambda: _states(project)["t1"] == "landed", "t1 to land, t3 stacked on it")
-        try:  # past the second of grace a lock wait gets once the command's deadline passed
-            lander.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            pass
-        assert lander.poll() is None, lander.communicate()[1]  # still waiting for the lock, not timed out
+        _still_waiting(lander)
     finally:
         follow.release()
         release.touch()
