@@ -406,3 +406,43 @@ def test_a_clean_up_stopped_by_a_stopped_lock_holder_still_reports_the_task_land
         line.startswith("its clean-up did not finish (the base-follow lock is held by pid") for line in out.lines
     ), out.out
     assert _states(project) == {"t1": "landed"}
+
+
+def test_a_plain_land_of_several_leaves_no_ticket_behind(project: Repo, tmp_path: Path) -> None:
+    _tasks(project, "t1", "t2")
+    out = project.wtp_proc("land", "t1", "t2", "--gate", _gate(tmp_path))
+    assert out.code == 0, out.err
+    doctor = project.wtp_proc("doctor")
+    assert doctor.code == 0, doctor.out + doctor.err  # no ticket of a dead process (review 20)
+
+
+def test_ctrl_c_while_the_parent_cleans_up_stops_the_command_and_says_what_is_kept(
+    project: Repo, tmp_path: Path
+) -> None:
+    """The command's parent waits for the base-follow lock in a landed task's clean-up: one
+    Ctrl-C ends it, exit 130, each landed task said landed with its worktree kept (review 20)."""
+    from worktree_par.locks import Lock
+
+    _tasks(project, "t1", "t2")
+    follow = Lock(project.path / ".git" / "wtp" / "follow.lock")
+    follow.acquire()
+    err_file = tmp_path / "err"
+    try:
+        with open(err_file, "w") as e:
+            lander = subprocess.Popen(
+                [sys.executable, "-m", "worktree_par", "land", "t1", "t2", "--gate", "./check.sh"],
+                cwd=project.path,
+                stdout=subprocess.PIPE,
+                stderr=e,
+                text=True,
+            )
+        wait_for(
+            lambda: "waiting for the base-follow lock" in err_file.read_text(), "the clean-up to wait for the lock"
+        )
+        lander.send_signal(signal.SIGINT)
+        out, _ = lander.communicate(timeout=30)  # while the lock is still held
+    finally:
+        follow.release()
+    assert lander.returncode == 130, err_file.read_text()
+    assert "interrupted after task 't1' landed at " in out, out
+    assert _states(project) == {"t1": "landed", "t2": "landed"}

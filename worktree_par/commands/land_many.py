@@ -162,7 +162,11 @@ def land_many(where: str | None, names: list[str], opts: dict[str, object], keep
             left_behind(c, where)
             return max(code, said.code)
 
-        handed = fork.wait(" ".join(names), on_event=said.event, on_end=ended)
+        try:
+            handed = fork.wait(" ".join(names), on_event=said.event, on_end=ended)
+        except KeyboardInterrupt:  # stopped in a clean-up; the child got the signal too
+            _stopped_reporting(c, fork.child, names, said)
+            raise
         others = handed.get("others")
         if isinstance(others, list) and others:
             queue = ", ".join(f"'{o}'" for o in others)
@@ -246,8 +250,10 @@ def _emit(names: list[str], docs: list[Doc]) -> None:
 def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Relay, fork: Handoff | None) -> bool:
     """(the child of the fork, or the one process) Join every task, then land them in
     order, each outcome given to ``said``; False once our tasks were handed over to the waiting parent."""
+    from ..gates import Gate
     from ..land import lander
     from ..land.queue import Ours
+    from ..land.request import QUEUE
 
     pending: dict[str, tuple[Task, LandRequest, int]] = {}
     ours = Ours(frozenset(), lambda e: said.settled(e.name, e.ticket, e.task.seq))
@@ -269,6 +275,7 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Rel
                 raise KeyboardInterrupt
             name, (t, req, seq) = next(iter(pending.items()))
             if (name, t.seq) in ours.told:  # a conductor of ours told its outcome already
+                Gate(c.store, QUEUE).drop(seq)  # its ticket was ours to leave the queue with
                 del pending[name]
                 continue
             if deadline is not None:  # --timeout bounds the command, not each task in turn
@@ -290,6 +297,30 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Rel
         _interrupted(c, [t for n, (t, _, _) in pending.items() if (n, t.seq) not in ours.told], said)
         raise
     return True
+
+
+def _stopped_reporting(c: Ctx, child: int, names: list[str], said: _Said) -> None:
+    """(the parent) Ctrl-C while reporting: the child, told too, gives back what it had not
+    published and says so; each task already landed but not yet reported is said landed,
+    with what of its clean-up is left; under --json, the list."""
+    from ..land.lander import LandResult, landed_left
+    from ..state import LANDED
+
+    try:
+        os.waitpid(child, 0)
+    except ChildProcessError:
+        pass
+    reported = {d.get("task") for d in said.docs}
+    for name in names:
+        cur = c.store.read().tasks.get(name)
+        if name not in reported and cur is not None and cur.state == LANDED:
+            left = landed_left(c, cur)
+            line = f"interrupted after task '{name}' landed at {(cur.commit or '')[:12]}" + (
+                f": {left}" if left else ""
+            )
+            said.landed(LandResult(name, LANDED, cur.commit, max(1, cur.attempts), messages=[line]))
+    if said.as_json:
+        _emit(names, said.docs)
 
 
 def _whole(e: Exception, timeout: float | None, left: float | None) -> Exception:

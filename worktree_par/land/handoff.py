@@ -41,6 +41,7 @@ class Handoff:
         self.parent, self.child, self.fd = parent, child, fd
         self.done = False  # (child) the parent has the result: nothing more of ours to report
         self.quiet: Callable[[], None] | None = None  # (child) ends what it draws on the terminal
+        self._in_event = False  # (parent) an on_event callback runs: Ctrl-C stops it as well
 
     def wait(
         self,
@@ -64,7 +65,11 @@ class Handoff:
                     event = json.loads(line)
                     if isinstance(event, dict) and "event" in event:
                         data = rest
-                        on_event(event)
+                        self._in_event = True  # a signal stops this side's own work too (its clean-up)
+                        try:
+                            on_event(event)
+                        finally:
+                            self._in_event = False
                         continue
                 if nl:
                     data = line + nl
@@ -109,6 +114,8 @@ class Handoff:
             os.kill(self.child, sig)
         except ProcessLookupError:
             pass
+        if self._in_event and sig in PASSED_ON:
+            raise KeyboardInterrupt
 
     def _suspend(self, _sig: int, _frame: object) -> None:
         """Ctrl-Z: the land stops with the command and goes on with it (SIGCONT).  Both stop by
