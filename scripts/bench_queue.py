@@ -167,7 +167,8 @@ def run_wtp(
         codes = [p.wait() for _, p in procs]
     wall = time.perf_counter() - t0
     if together:  # one exit code for all: a task's is whether it landed (the conflicting one does not)
-        codes = [0] * landed(repo, n) + [1] * (n - landed(repo, n))
+        k = landed(repo, n)
+        codes = [0] * k + [1] * (n - k)
     window = json.loads(
         subprocess.run([*WTP, "queue", "--json"], cwd=repo, env=ENV, capture_output=True, text=True).stdout
     )["depth"]

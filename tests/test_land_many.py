@@ -385,8 +385,8 @@ def test_a_clean_up_stopped_by_a_stopped_lock_holder_still_reports_the_task_land
         [
             sys.executable,
             "-c",
-            f"from worktree_par.locks import Lock; import sys, time; Lock(__import__('pathlib').Path({str(lock)!r})).acquire(); "
-            "print('held', flush=True); time.sleep(300)",
+            f"from worktree_par.locks import Lock; import signal; Lock(__import__('pathlib').Path({str(lock)!r})).acquire(); "
+            "print('held', flush=True); signal.pause()",  # holds the lock until the test kills it
         ],
         stdout=subprocess.PIPE,
         text=True,

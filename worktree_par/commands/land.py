@@ -207,9 +207,8 @@ def _land(
     adopt: int | None = None,
     later: list[Tidy] | None = None,
 ) -> int:
-    from ..errors import LandBlocked, WtpError
+    from ..errors import WtpError
     from ..land import handoff, lander
-    from ..land.entry import PublishUnknown
     from ..progress import Watch
 
     # A foreground land forks: it returns once its own task is settled, even when it conducts
@@ -238,23 +237,11 @@ def _land(
     try:
         with watch:
             result = run()
-    except LandBlocked as e:
+    except WtpError as e:  # blocked, gate-broken, refused, or unknown (the next land asks again)
         if as_json:
-            emit(
-                {
-                    "task": t.name,
-                    "state": "gate-broken" if e.kind == "gate-broken" else "blocked",
-                    "commit": None,
-                    "attempts": None,
-                    "paths": e.paths,
-                    "error": e.message,
-                }
-            )
-        raise
-    except WtpError as e:
-        if as_json:
-            state = "unknown" if isinstance(e, PublishUnknown) else "refused"  # unknown: the next land asks again
-            emit({"task": t.name, "state": state, "commit": None, "attempts": None, "paths": [], "error": e.message})
+            from .land_many import error_doc
+
+            emit(error_doc(t.name, e))
         raise
     except KeyboardInterrupt:
         err(lander.interrupted(c, t, err))  # say what Ctrl-C left, before the 'interrupted' line
@@ -283,15 +270,12 @@ def _handed_over(c: Ctx, t: Task, req: LandRequest, handed: dict[str, object], s
 
 
 def _report(c: Ctx, where: str | None, result: LandResult, as_json: bool) -> int:
+    from .land_many import say_landed
+
+    say_landed(result.to_json(), result.messages, as_json)
     if as_json:
-        for m in result.messages:
-            err(m)
         emit(result.to_json())
         return 0
-    more = f" after {result.attempts} attempts" if result.attempts > 1 else ""
-    print(f"landed '{result.task}' at {result.commit}{more}")
-    for m in result.messages:
-        print(m)
     left_behind(c, where)
     return 0
 

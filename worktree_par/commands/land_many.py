@@ -36,6 +36,26 @@ Doc = dict[str, object]  # one task's outcome, as 'wtp land --json' prints it
 SAID_ABOVE = "see the line above"  # an error whose line was said where it happened (an internal error's)
 
 
+def error_doc(name: str, e: WtpError) -> Doc:
+    """A land's --json document for its error (one task's 'wtp land', or one of several)."""
+    msg, _code, state, paths = _described(e)
+    return {"task": name, "state": state, "commit": None, "attempts": None, "paths": paths, "error": msg}
+
+
+def say_landed(doc: Doc, messages: list[str], as_json: bool) -> None:
+    """A landed task's report: its line and its messages on stdout, or, under --json (whose
+    document is stdout's), the messages on stderr."""
+    if as_json:
+        for m in messages:
+            err(m)
+        return
+    attempts = doc.get("attempts")
+    more = f" after {attempts} attempts" if isinstance(attempts, int) and attempts > 1 else ""
+    print(f"landed '{doc.get('task')}' at {doc.get('commit')}{more}", flush=True)
+    for m in messages:
+        print(m, flush=True)
+
+
 def _described(e: Exception) -> tuple[str, int, str, list[str]]:
     """A task's error as reported: (its message, exit code, --json state, paths); an error that
     is not wtp's own is said at once (its line points to a log) and its message is SAID_ABOVE."""
@@ -59,15 +79,7 @@ class _Said:
 
     def _landed(self, doc: Doc, messages: list[str]) -> None:
         self.docs.append(doc)
-        if self.as_json:
-            for m in messages:
-                err(m)
-            return
-        attempts = doc.get("attempts")
-        more = f" after {attempts} attempts" if isinstance(attempts, int) and attempts > 1 else ""
-        print(f"landed '{doc.get('task')}' at {doc.get('commit')}{more}", flush=True)
-        for m in messages:
-            print(m, flush=True)
+        say_landed(doc, messages, self.as_json)
 
     def failed(self, name: str, e: Exception) -> None:
         self._failed(name, *_described(e))
@@ -303,7 +315,7 @@ def _stopped_reporting(c: Ctx, child: int, names: list[str], said: _Said) -> Non
     """(the parent) Ctrl-C while reporting: the child, told too, gives back what it had not
     published and says so; each task already landed but not yet reported is said landed,
     with what of its clean-up is left; under --json, the list."""
-    from ..land.lander import LandResult, landed_left
+    from ..land import lander
     from ..state import LANDED
 
     try:
@@ -313,12 +325,8 @@ def _stopped_reporting(c: Ctx, child: int, names: list[str], said: _Said) -> Non
     reported = {d.get("task") for d in said.docs}
     for name in names:
         cur = c.store.read().tasks.get(name)
-        if name not in reported and cur is not None and cur.state == LANDED:
-            left = landed_left(c, cur)
-            line = f"interrupted after task '{name}' landed at {(cur.commit or '')[:12]}" + (
-                f": {left}" if left else ""
-            )
-            said.landed(LandResult(name, LANDED, cur.commit, max(1, cur.attempts), messages=[line]))
+        if name not in reported and cur is not None and cur.state == LANDED:  # the child gave back the rest
+            _landed_anyway(c, cur, said, lander.interrupted(c, cur, err))  # (landed: it only says what is left)
     if said.as_json:
         _emit(names, said.docs)
 
@@ -376,8 +384,6 @@ def _interrupted(c: Ctx, tasks: list[Task], said: _Said | _Relay) -> None:
     the push the signal came during, or a publication it waited for) is reported landed, its
     clean-up left undone, as the line says."""
     from ..land import lander
-    from ..land.lander import LandResult
-    from ..state import LANDED
 
     say: Say = err
     seen = len(interrupts.SEEN)
@@ -385,8 +391,18 @@ def _interrupted(c: Ctx, tasks: list[Task], said: _Said | _Relay) -> None:
         # A publication under way is waited for (up to a minute) to say how it ended; a second
         # Ctrl-C ends that wait, and the waits of the tasks after it.
         line = lander.interrupted(c, t, say, wait=60.0 if len(interrupts.SEEN) == seen else 0.0)
-        cur = c.store.read().tasks.get(t.name)
-        if cur is not None and cur.seq == t.seq and cur.state == LANDED:
-            said.landed(LandResult(t.name, LANDED, cur.commit, max(1, cur.attempts), messages=[line]))
-        else:
+        if not _landed_anyway(c, t, said, line):
             say(line)
+
+
+def _landed_anyway(c: Ctx, t: Task, said: _Said | _Relay, line: str) -> bool:
+    """After Ctrl-C: ``t``, when the base took it, reported landed with ``line`` (what its
+    clean-up left); False when it did not land."""
+    from ..land.lander import LandResult
+    from ..state import LANDED
+
+    cur = c.store.read().tasks.get(t.name)
+    if cur is None or cur.seq != t.seq or cur.state != LANDED:
+        return False
+    said.landed(LandResult(t.name, LANDED, cur.commit, max(1, cur.attempts), messages=[line]))
+    return True
