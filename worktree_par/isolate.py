@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from . import gitops
-from .errors import Refusal, Say
+from .errors import Refusal, Say, UsageError
 from .repo import Ctx
 from .state import FINAL, QUEUED, Task
 
@@ -101,3 +101,33 @@ def run_in(ctx: Ctx, name: str) -> tuple[Task, dict[str, str]]:
     if not os.path.isdir(t.path):
         raise Refusal(f"the worktree of task '{name}' ({t.path}) is missing: run 'wtp doctor'")
     return t, task_env(ctx, t)
+
+
+def worktree_path(ctx: Ctx, name: str) -> Path:
+    root = ctx.worktree_root()
+    path = (root / name).resolve()
+    # Names are validated, but a planted symlink under the root must not lead elsewhere.
+    if path.parent != root:
+        raise UsageError(f"worktree path for '{name}' resolves outside {root}: remove the link at {root / name}")
+    return path
+
+
+def check_worktree_root(ctx: Ctx) -> Path:
+    root = ctx.worktree_root()
+    for wt_top in {ctx.root, ctx.repo.toplevel}:
+        if root == wt_top or wt_top in root.parents:
+            raise UsageError(
+                f"worktree_root {ctx.cfg.worktree_root!r} is inside the worktree {wt_top}: "
+                "worktrees must not nest; use a path outside it, like '../{repo}.worktrees'"
+            )
+    # A submodule sits in its superproject's worktree: a '.git' in a folder above ours (its git
+    # dir absorbed under the superproject's .git/modules, or a folder of its own).
+    if any((d / ".git").exists() for d in ctx.repo.toplevel.parents):
+        sup = gitops.superproject(ctx.root)
+        if sup is not None and (root == sup or sup in root.parents):
+            raise UsageError(
+                f"worktree_root {ctx.cfg.worktree_root!r} is inside the superproject's worktree {sup}, of which "
+                f"this repository is a submodule: its 'git add -A' or 'git clean' would take the task worktrees; "
+                f"set worktree_root outside it, like '{os.path.relpath(sup.parent, ctx.root)}/{{repo}}.worktrees'"
+            )
+    return root

@@ -9,12 +9,11 @@ elsewhere) stays queued with the reason, and blocks only itself.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 from . import claims, cochange_start, crashpoints, gitops, isolate, schedule, trust
-from .errors import Refusal, Say, UsageError, WaitTimeout, WtpError, count, quiet
+from .errors import Refusal, Say, WaitTimeout, WtpError, count, quiet
 from .globs import normalize_glob
 from .locks import me
 from .repo import Ctx, validate_branch, validate_name
@@ -32,36 +31,6 @@ class StartResult:
         self.redeclared = False  # an existing task took new declarations
 
 
-def worktree_path(ctx: Ctx, name: str) -> Path:
-    root = ctx.worktree_root()
-    path = (root / name).resolve()
-    # Names are validated, but a planted symlink under the root must not lead elsewhere.
-    if path.parent != root:
-        raise UsageError(f"worktree path for '{name}' resolves outside {root}: remove the link at {root / name}")
-    return path
-
-
-def check_worktree_root(ctx: Ctx) -> Path:
-    root = ctx.worktree_root()
-    for wt_top in {ctx.root, ctx.repo.toplevel}:
-        if root == wt_top or wt_top in root.parents:
-            raise UsageError(
-                f"worktree_root {ctx.cfg.worktree_root!r} is inside the worktree {wt_top}: "
-                "worktrees must not nest; use a path outside it, like '../{repo}.worktrees'"
-            )
-    # A submodule sits in its superproject's worktree: a '.git' in a folder above ours (its git
-    # dir absorbed under the superproject's .git/modules, or a folder of its own).
-    if any((d / ".git").exists() for d in ctx.repo.toplevel.parents):
-        sup = gitops.superproject(ctx.root)
-        if sup is not None and (root == sup or sup in root.parents):
-            raise UsageError(
-                f"worktree_root {ctx.cfg.worktree_root!r} is inside the superproject's worktree {sup}, of which "
-                f"this repository is a submodule: its 'git add -A' or 'git clean' would take the task worktrees; "
-                f"set worktree_root outside it, like '{os.path.relpath(sup.parent, ctx.root)}/{{repo}}.worktrees'"
-            )
-    return root
-
-
 def start(
     ctx: Ctx,
     name: str,
@@ -77,10 +46,10 @@ def start(
     validate_name(name)
     globs = sorted({normalize_glob(g) for g in touch or []})
     res_names = sorted({schedule.normalize_resource(r) for r in use or []})
-    check_worktree_root(ctx)
+    isolate.check_worktree_root(ctx)
     base, fork = ctx.resolve_start(base_ref)
     validate_branch(ctx, name, base)
-    path = worktree_path(ctx, name)
+    path = isolate.worktree_path(ctx, name)
     if ctx.cfg.setup_run:
         trust.require_trust(ctx, ctx.store.read(), "setup.run")
     history: list[str] = []
@@ -367,7 +336,7 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
                 continue
             try:
                 fork = ctx.resolve_start(t.start_ref)[1] if t.start_ref else None
-                _activate(ctx, st, t, worktree_path(ctx, t.name), fork)
+                _activate(ctx, st, t, isolate.worktree_path(ctx, t.name), fork)
                 started.append(t)
             except WtpError as e:
                 t.note = CANNOT_START + e.message
