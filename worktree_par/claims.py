@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from .globs import glob_matches
 from .repo import Ctx
+from .stacking import beneath
 from .state import LIVE, State, Task
 
 TOUCHED = "touched"
@@ -83,7 +84,10 @@ def declarations(ctx: Ctx, st: State) -> dict[str, list[str]]:
 def claims_on(ctx: Ctx, st: State, me: Task | None, paths: list[str], *, changed: bool = True) -> list[Claim]:
     """Every other live task's claim on ``paths`` (relative to the repository's top)."""
     found: list[Claim] = []
-    others = [o for o in st.tasks.values() if o.state in LIVE and (me is None or o.name != me.name)]
+    under = beneath(me, st.tasks.values()) if me is not None else set()  # its edits go on top of theirs
+    others = [
+        o for o in st.tasks.values() if o.state in LIVE and (me is None or o.name != me.name) and o.name not in under
+    ]
     with_tree = [o for o in others if changed and o.path and os.path.isdir(o.path)]
     # The worktrees' statuses (the costly git calls) run while the rest is worked out.
     wts = [Path(str(o.path)) for o in with_tree]

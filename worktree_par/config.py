@@ -307,7 +307,7 @@ def render_default(
 
 # Branch tasks fork from and land onto ("" = detect: the remote's HEAD, else main, else master).
 base = {json.dumps(base)}
-# Active tasks at once; more are queued until a slot frees.
+# Active tasks at once (a task landing takes no slot); more are queued until a slot frees.
 max_active = {max_active}
 # Where task worktrees go, relative to the repository root ({{repo}} = its folder name).
 worktree_root = "../{{repo}}.worktrees"

@@ -168,4 +168,5 @@ def task_json(t: Task) -> dict[str, object]:
         "commit": t.commit,
         "note": t.note or None,
         "request": t.request,  # the forge's pull/merge request number ([land] via a forge), else null
+        "stacked_on": t.stacked_on,  # started on the work of this task, which was landing (it lands first)
     }

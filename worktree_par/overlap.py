@@ -31,6 +31,7 @@ from .errors import Refusal, UsageError
 from .globs import HOT_GLOBS, glob_matches
 from .repo import Ctx
 from .schedule import collisions as declared_clashes
+from .stacking import beneath
 from .state import FINAL, LIVE, Task
 
 # 'semantic' (check --test) is the most severe: the merge is clean, so nothing but the gate
@@ -259,9 +260,10 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
         hot = sorted(set(hot_of(common)) | clash)
         collisions.append(Collision(names, kind, sorted(paths), bool(hot), hot))
 
+    under = {t.name: beneath(t, st.tasks.values()) for t in live}  # a task started on another's work: not a pair
     for i, sa in enumerate(sides):
         for sb in sides[i + 1 :]:
-            if wanted(sa.name, sb.name):
+            if wanted(sa.name, sb.name) and sa.name not in under[sb.name] and sb.name not in under[sa.name]:
                 compare(sa, sb, [sa.name, sb.name])
     if ctx.cfg.check_cochange != "off":
         collisions += _likely(ctx, base_ref, base_tip, sides, recorded, collisions, wanted)

@@ -3,7 +3,10 @@
 Pure functions over the registry: no git, no I/O.  A task waits when the cap is
 reached or when its declared paths (``--touch`` globs) or resources (``--use``)
 collide with a task in flight or with one queued before it (FIFO: a newcomer
-never overtakes an earlier task it collides with).
+never overtakes an earlier task it collides with).  The cap counts the tasks being
+worked on (active or blocked), not those landing: their work is done, and whoever did
+it has moved on.  A task whose only collisions are on paths with a task landing starts
+on that task's work instead of waiting (stacking.py).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from typing import NamedTuple
 
 from .errors import UsageError
 from .globs import globs_intersect
-from .state import LIVE, QUEUED, State, Task
+from .stacking import beneath
+from .state import LANDING, LIVE, QUEUED, State, Task
 
 
 class Clash(NamedTuple):
@@ -50,8 +54,10 @@ def collisions(task: Task, others: list[Task], recorded: dict[str, list[str]] | 
     found: list[Clash] = []
     extra = recorded or {}
     mine = [*task.touch, *extra.get(task.name, ())]
+    pool = [task, *others]
+    under = beneath(task, pool)  # started on their work: its edits are on top of theirs
     for o in others:
-        if o.name == task.name:
+        if o.name == task.name or o.name in under or task.name in beneath(o, pool):
             continue
         queued = o.state == QUEUED
         for g in mine:
@@ -71,6 +77,7 @@ class Decision(NamedTuple):
     admit: bool
     full: bool  # the cap is reached
     collisions: list[Clash]
+    on: str | None = None  # admitted on the work of this landing task (its paths collide; stacking.py)
 
     def reason(self, max_active: int) -> str:
         why = []
@@ -87,15 +94,36 @@ def decide(
     earlier_queued: list[Task] | None = None,
     recorded: dict[str, list[str]] | None = None,
     remote: list[Task] | None = None,
+    tips: dict[str, str] | None = None,
 ) -> Decision:
     """May ``task`` become active now?  (``recorded``: as for ``collisions``; ``remote``: the
-    live tasks of other clones, from their shared claims: they collide, but take no slot.)"""
+    live tasks of other clones, from their shared claims: they collide, but take no slot;
+    ``tips``: the work of each landing task it may start on (stacking.tips), none if omitted.)"""
     live = [t for t in state.tasks.values() if t.state in LIVE and t.name != task.name]
     if earlier_queued is None:
         earlier_queued = [t for t in state.queued() if t.seq < task.seq and t.name != task.name]
-    coll = collisions(task, live + earlier_queued + (remote or []), recorded)
-    full = len(live) >= max_active
-    return Decision(admit=not full and not coll, full=full, collisions=coll)
+    coll = collisions(task, live + earlier_queued, recorded)
+    far = collisions(task, remote or [], recorded)
+    full = sum(t.state != LANDING for t in live) >= max_active
+    on = None if full or far else _on(state, task, coll, tips or {})
+    return Decision(
+        admit=not full and (not coll or on is not None) and not far, full=full, collisions=coll + far, on=on
+    )
+
+
+def _on(state: State, task: Task, coll: list[Clash], tips: dict[str, str]) -> str | None:
+    """The landing task ``task`` may start on: every collision is on paths, with tasks landing
+    onto its base, and one of them (whose work is known) was started on all the others."""
+    if not coll or task.start_ref:  # a start point asked for is kept
+        return None
+    names = set()
+    for c in coll:
+        o = state.tasks.get(c.other)
+        if c.kind not in ("declared", "likely") or c.queued or o is None or o.state != LANDING or o.base != task.base:
+            return None
+        names.add(o.name)
+    tasks = list(state.tasks.values())
+    return next((n for n in sorted(names) if n in tips and names <= {n} | beneath(state.tasks[n], tasks)), None)
 
 
 def free_port(state: State, port_base: int) -> int:

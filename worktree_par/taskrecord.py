@@ -66,6 +66,9 @@ class Task:
         # it (its lander can no longer withdraw it), "withdrawn" when its lander (Ctrl-C) or 'wtp rm' took it back.
         intent: str = "",
         request: int | None = None,  # the forge's pull/merge request number ([land] via a forge)
+        # Started on the work of a task that was landing (its name and seq): it lands after it (stacking.py).
+        stacked_on: str | None = None,
+        stacked_seq: int | None = None,
     ) -> None:
         self.name, self.state, self.branch, self.base, self.seq = name, state, branch, base, seq
         self.path, self.fork, self.start_ref, self.port = path, fork, start_ref, port
@@ -77,6 +80,7 @@ class Task:
         self.held = held if held is not None else []
         self.intent = intent
         self.request = request
+        self.stacked_on, self.stacked_seq = stacked_on, stacked_seq
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Task) and self.__dict__ == other.__dict__
@@ -146,5 +150,7 @@ _TASK_TYPES: dict[str, tuple[type, ...]] = {
     "held": (list,),
     "intent": _S,
     "request": (int, type(None)),
+    "stacked_on": _N,
+    "stacked_seq": (int, type(None)),
 }
 _REQUIRED = ("name", "state", "branch", "base", "seq")

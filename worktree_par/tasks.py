@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import claims, cochange_start, crashpoints, gitops, isolate, schedule, trust
+from . import claims, cochange_start, crashpoints, gitops, isolate, schedule, stacking, trust
 from .errors import Refusal, Say, WaitTimeout, WtpError, count, quiet
 from .globs import normalize_glob
 from .locks import me
@@ -60,6 +60,7 @@ def start(
             globs, held, history = cochange_start.advise(ctx, name, base, globs, touch_suggested)
 
     remote = _remote_tasks(ctx)
+    tips = stacking.tips(ctx, ctx.store.read())
     with ctx.store.transaction() as st:
         t = st.tasks.get(name)
         if t is not None and t.state not in FINAL:
@@ -82,14 +83,22 @@ def start(
                 created=time.time(),
                 held=[h for h in held if h in st.tasks and st.tasks[h].state in LIVE],
             )
-            decision = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st), remote=remote)
+            decision = schedule.decide(
+                st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st), remote=remote, tips=tips
+            )
             result = StartResult(t)
             result.messages += history + _archived(ctx, name)
             st.tasks[name] = t
             if decision.admit or force:
                 if not decision.admit:
                     result.messages.append(f"--force: started although {decision.reason(ctx.cfg.max_active)}")
-                _activate(ctx, st, t, path, fork)
+                _activate(
+                    ctx,
+                    st,
+                    t,
+                    path,
+                    stacking.start_on(st, t, decision.on, decision.collisions, tips, result.messages) or fork,
+                )
                 result.pending = True
             else:
                 result.place = [q.name for q in st.queued()].index(name) + 1
@@ -318,6 +327,8 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
         remote = None
         if ctx.store.read().queued():
             return []
+    tips = stacking.tips(ctx, ctx.store.read())
+    said: list[str] = []
     with ctx.store.transaction() as st:
         for t in st.tasks.values():
             if t.state == ACTIVE and t.phase == CREATING and interrupted(t):
@@ -327,7 +338,7 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
         recorded = claims.declarations(ctx, st)
         for t in st.queued():
             d = schedule.decide(
-                st, t, ctx.cfg.max_active, earlier_queued=still_waiting, recorded=recorded, remote=remote
+                st, t, ctx.cfg.max_active, earlier_queued=still_waiting, recorded=recorded, remote=remote, tips=tips
             )
             if not d.admit:
                 if not t.note.startswith(CANNOT_START):
@@ -336,11 +347,19 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
                 continue
             try:
                 fork = ctx.resolve_start(t.start_ref)[1] if t.start_ref else None
-                _activate(ctx, st, t, isolate.worktree_path(ctx, t.name), fork)
+                _activate(
+                    ctx,
+                    st,
+                    t,
+                    isolate.worktree_path(ctx, t.name),
+                    stacking.start_on(st, t, d.on, d.collisions, tips, said) or fork,
+                )
                 started.append(t)
             except WtpError as e:
                 t.note = CANNOT_START + e.message
                 say(f"queued task '{t.name}' cannot start: {e.message}")
+    for m in said:
+        say(m)
     done = []
     for t in resumed + started:
         try:

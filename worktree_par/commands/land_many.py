@@ -264,6 +264,7 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Rel
     order, each outcome given to ``said``; False once our tasks were handed over to the waiting parent."""
     from ..gates import Gate
     from ..land import lander
+    from ..land.prepare import marked
     from ..land.queue import Ours
     from ..land.request import QUEUE
 
@@ -282,6 +283,7 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Rel
                 continue
             if joined is not None:
                 pending[name] = joined
+        marked(c, err)  # a queued task may start on their work now
         while pending:
             if len(interrupts.SEEN) > begun:  # a land that had published finished its job: the rest stop
                 raise KeyboardInterrupt

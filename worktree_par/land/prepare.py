@@ -5,10 +5,12 @@ queue's ticket lock)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from .. import crashpoints, guard
+from .. import claims, crashpoints, guard, schedule, stacking
 from ..errors import Refusal, Say
 from ..gates import Gate, Refuse
 from ..locks import me
@@ -30,6 +32,8 @@ def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
         why = other_options(t, req)(Gate(ctx.store, QUEUE).tickets())
         if why:
             raise Refusal(why)
+    if t.stacked_on and (why := stacking.unmet(ctx.store.read(), t)):  # never before the task it was started on
+        raise Refusal(why)
     try:
         tip = check_worktree(ctx, t, Path(t.path or ""))
     except Refusal:
@@ -103,3 +107,36 @@ def other_options(t: Task, req: LandRequest) -> Refuse:
         return None
 
     return refuse
+
+
+def marked(ctx: Ctx, say: Say) -> None:
+    """A task now waits to land: a queued task whose declared paths collide only with tasks
+    landing may start on their work now (stacking.py).  It is started by a process of its own ('wtp next',
+    in the background, its output in a log), so that neither this land nor its report waits
+    for that task's setup.  (A slot our tasks left is taken by whatever starts queued tasks
+    next: a land that ends, 'wtp rm', 'wtp next', a 'wtp start --wait'.)"""
+    st = ctx.store.read()
+    queued = [q for q in st.queued() if q.touch or q.held]
+    if not queued:
+        return
+    tips, recorded = stacking.tips(ctx, st), claims.declarations(ctx, st)
+    can = {q.name: schedule.decide(st, q, ctx.cfg.max_active, recorded=recorded, tips=tips).on for q in queued}
+    can = {n: on for n, on in can.items() if on is not None}
+    if not can:
+        return
+    log = ctx.store.subdir("logs") / "start-behind.log"
+    try:
+        with open(log, "ab") as out:
+            subprocess.Popen(
+                [sys.executable, "-m", "worktree_par", "-C", str(ctx.root), "next"],
+                cwd=ctx.root,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # it outlives this land, and Ctrl-C here is not for it
+            )
+    except OSError as e:
+        say(f"could not start queued task(s) {', '.join(can)} now ({e}): 'wtp next' starts them")
+        return
+    for n, on in can.items():
+        say(f"queued task '{n}' starts on the work of '{on}' while it lands, in the background (log: {log})")

@@ -15,13 +15,13 @@ import random
 import time
 from collections.abc import Callable
 
-from .. import crashpoints, gitops, guard
+from .. import crashpoints, gitops, guard, stacking
 from ..errors import GateFailed, LandBlocked, LandConflict, Say, WouldLoseWork
 from ..gates import Gate
 from ..gitops import Sha
 from ..locks import me
 from ..repo import Ctx
-from ..state import ACTIVE, LANDED, LANDING, LANDING_PHASE, interrupted
+from ..state import ACTIVE, LANDED, LANDING, LANDING_PHASE, State, interrupted
 from . import batch, candidate, recovery, settle, speculate
 from .basecheck import BaseCheck
 from .entry import Entry, Withdrawn
@@ -333,6 +333,20 @@ class _Conductor:
         below = [e.name for e in r.stack[r.done :]]
         r.stack.extend(self._build(new, r.base_tip, r.stack[-1].published_commit if r.stack else r.base_tip, below))
 
+    def _after(self, e: Entry, st: State, ahead: list[str]) -> bool:
+        """``e`` was started on the work of a task that is not landed: True when it is not
+        built now, blocked if that task is neither landing nor being removed, or left to the
+        next round while that task waits in the queue below it, not stacked yet."""
+        why = stacking.unmet(st, e.task, ahead)
+        if why is None:
+            return False
+        b = stacking.below(st, e.task)
+        if b is not None and b.state == LANDING and any(o.name == b.name and not o.outcome for o in self.pending):
+            self.status.set(e, f"waiting for '{b.name}'")
+            return True
+        settle.blocked(self.ctx, e, LandBlocked(why))
+        return True
+
     def _build(
         self, pending: list[Entry], base_tip: Sha, onto: Sha | None = None, below: list[str] | None = None
     ) -> list[Entry]:
@@ -343,8 +357,11 @@ class _Conductor:
         settled 'landed' and its worktree removed)."""
         ctx, prev = self.ctx, onto or base_tip
         stack: list[Entry] = []
+        st = ctx.store.read() if any(e.task.stacked_on for e in pending) else None
         for e in pending:
             e.attempts = self.attempt
+            if st is not None and e.task.stacked_on and self._after(e, st, [*(below or []), *(o.name for o in stack)]):
+                continue
             # One git call answers what a build needs to know first: whether the task is
             # already on the base (asked in the first round only), where its branch is, what
             # the backup ref keeps, and whether its recorded fork is below its tip.

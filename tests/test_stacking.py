@@ -1,0 +1,191 @@
+"""Starting a task on the work of a task that is landing (stacking.py): a task whose declared
+paths collide only with a task in the land queue starts on that task's work instead of
+waiting for it to land, lands only its own commits, and never before or without the task
+below it.  A landing task takes no slot.  Real landers, real gates, a bare remote."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from .conftest import Repo, wait_for
+from .test_agents import edit, hook
+
+
+def _held(tmp: Path) -> str:
+    """A gate that waits until the test lets it go (a file appears), then runs the project's test."""
+    return f"while [ ! -e {tmp}/go ]; do sleep 0.02; done; ./check.sh"
+
+
+def _task(r: Repo, name: str) -> dict:
+    return next(t for t in r.wtp("list", "--all", "--json").json()["tasks"] if t["name"] == name)
+
+
+def _record(r: Repo, name: str) -> dict:
+    return next(t for t in r.state()["tasks"] if t["name"] == name)
+
+
+def _started(r: Repo, name: str) -> bool:
+    t = next((t for t in r.state()["tasks"] if t["name"] == name), None)
+    return t is not None and t["state"] == "active" and not t["phase"]
+
+
+def _shared(r: Repo, name: str, line: str) -> Path:
+    """Task ``name`` (started) appends ``line`` to the shared file and commits it."""
+    wt = Path(_task(r, name)["path"])
+    text = (wt / "shared.txt").read_text() if (wt / "shared.txt").exists() else ""
+    r.commit({"shared.txt": text + line + "\n"}, f"{name} work", cwd=wt)
+    return wt
+
+
+def _origin(r: Repo) -> tuple[list[str], str]:
+    r.git("fetch", "-q", "origin")
+    return r.git("log", "--format=%s", "origin/main").splitlines(), r.git("show", "origin/main:shared.txt")
+
+
+def _landing(r: Repo, tmp: Path, name: str = "a") -> subprocess.Popen[str]:
+    """Task ``name`` declares shared.txt and changes it; its land waits in its held gate; task
+    'b', declaring shared.txt too, is queued before that land began."""
+    assert r.wtp("start", name, "--touch", "shared.txt").code == 0
+    _shared(r, name, f"{name} line")
+    queued = r.wtp("start", "b", "--touch", "shared.txt")
+    assert queued.code == 4, queued.err
+    assert f"waits because path shared.txt with task '{name}'" in queued.err
+    lander = r.spawn("land", name, "--gate", _held(tmp))
+    wait_for(lambda: _started(r, "b"), f"'b' to start on the work of '{name}' once its land began")
+    return lander
+
+
+def test_a_task_colliding_only_with_a_landing_one_starts_on_its_work_and_lands_its_own_commits(
+    project: Repo, tmp_path: Path
+) -> None:
+    lander = _landing(project, tmp_path)
+    b = _task(project, "b")
+    assert b["stacked_on"] == "a"
+    assert (Path(b["path"]) / "shared.txt").read_text() == "a line\n"  # a's work, as it lands
+    assert _record(project, "b")["fork"] == project.git("rev-parse", "refs/wtp/backup/a")
+    # Another task on the shared file waits for b, which is being worked on.
+    c = project.wtp("start", "c", "--touch", "shared.txt")
+    assert c.code == 4 and "with task 'b'" in c.err, c.err
+    _shared(project, "b", "b line")
+    # b's edit of the shared file is made on a's: the two are not a collision for check, nor for the hook.
+    report = project.wtp("check", "--json", "--fail-on", "never").json()["collisions"]
+    assert not [x for x in report if set(x["tasks"]) == {"a", "b"}], report
+    wt_b = Path(_task(project, "b")["path"])
+    assert hook(project, edit(wt_b / "shared.txt")) == (0, "", "")  # allowed, silently
+    (tmp_path / "go").touch()
+    out, err = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err
+    assert "queued task 'b' starts on the work of 'a' while it lands, in the background (log: " in err
+    log = (project.path / ".git" / "wtp" / "logs" / "start-behind.log").read_text()
+    assert "task 'b' shares shared.txt with task 'a', which is landing: it starts on the work of 'a'" in log
+    land_b = project.wtp_proc("land", "b", "--gate", "./check.sh")
+    assert land_b.code == 0, land_b.err
+    subjects, text = _origin(project)
+    assert subjects[:2] == ["b work", "a work"]  # b replayed its own commit only
+    assert text == "a line\nb line"
+
+
+def test_a_landing_task_takes_no_slot(project: Repo, tmp_path: Path) -> None:
+    project.write(".wtp.toml", "max_active = 1\n")
+    assert project.wtp("start", "a").code == 0
+    _shared(project, "a", "a line")
+    full = project.wtp("start", "b")
+    assert full.code == 4 and "no slot is free: 1 of 1 taken" in full.err
+    lander = project.spawn("land", "a", "--gate", _held(tmp_path))
+    wait_for(lambda: _record(project, "a")["state"] == "landing", "'a' to wait to land")
+    nxt = project.wtp("next")
+    assert nxt.code == 0 and nxt.out.startswith("b\t"), nxt.out  # a's slot is free while it lands
+    assert _task(project, "b")["stacked_on"] is None  # no collision: an ordinary start
+    third = project.wtp("start", "c")
+    assert third.code == 4 and "no slot is free: 1 of 1 taken" in third.err  # b has the slot
+    (tmp_path / "go").touch()
+    _, err = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err
+
+
+LINES = "".join(f"line {i}\n" for i in range(10))
+
+
+def _edit(r: Repo, name: str, first: str | None = None, last: str | None = None, broken: bool | None = None) -> None:
+    """Task ``name`` changes the first or last line of the shared file, adds or removes BROKEN, and commits."""
+    wt = Path(_task(r, name)["path"])
+    lines = (wt / "shared.txt").read_text().splitlines()
+    lines[0], lines[-1] = first or lines[0], last or lines[-1]
+    (wt / "shared.txt").write_text("\n".join(lines) + "\n")
+    if broken is not None:
+        (wt / "BROKEN").write_text("") if broken else (wt / "BROKEN").unlink()
+    r.git("add", "-A", cwd=wt)
+    r.git("commit", "-q", "-m", f"{name} work", cwd=wt)
+
+
+def _red_below(r: Repo, tmp: Path) -> tuple[subprocess.Popen[str], subprocess.Popen[str]]:
+    """'a' lands red (its commit adds BROKEN); 'b', started on its work, removes BROKEN: alone it
+    would be green.  Both lands are under way, b's behind a's, when a's gate is let go."""
+    r.commit({"shared.txt": LINES}, "the shared file")
+    r.git("push", "-q", "origin", "main")
+    assert r.wtp("start", "a", "--touch", "shared.txt").code == 0
+    _edit(r, "a", last="a line", broken=True)
+    assert r.wtp("start", "b", "--touch", "shared.txt").code == 4
+    lander = r.spawn("land", "a", "--gate", _held(tmp))
+    wait_for(lambda: _started(r, "b"), "'b' to start on the work of 'a'")
+    _edit(r, "b", first="b line", broken=False)
+    land_b = r.spawn("land", "b", "--gate", "./check.sh")
+    wait_for(lambda: _record(r, "b")["state"] == "landing", "'b' to wait to land")
+    (tmp / "go").touch()
+    return lander, land_b
+
+
+def test_a_stacked_task_never_lands_before_or_without_the_task_below_it(project: Repo, tmp_path: Path) -> None:
+    lander, land_b = _red_below(project, tmp_path)
+    _, err_a = lander.communicate(timeout=60)
+    _, err_b = land_b.communicate(timeout=60)
+    assert lander.returncode == 1 and "gate" in err_a, err_a
+    assert land_b.returncode == 1, err_b
+    said = "task 'b' was started on the work of task 'a', which has not landed (it is blocked): land 'a' first"
+    assert said in err_b
+    assert _origin(project)[0][0] == "the shared file"  # neither landed
+    again = project.wtp_proc("land", "b", "--gate", "./check.sh")
+    assert (again.code, again.err.splitlines()[-1]) == (
+        1,
+        f"wtp: {said} ('wtp land a b' lands both), or remove it ('wtp rm a') to land 'b' without it",
+    ), again.err
+    # a fixed: both land, in one command, a first.
+    _edit(project, "a", broken=False)
+    both = project.wtp_proc("land", "a", "b", "--gate", "./check.sh")
+    assert both.code == 0, both.err
+    subjects, text = _origin(project)
+    assert subjects[:3] == ["b work", "a work", "a work"]
+    assert text.splitlines()[0] == "b line" and text.splitlines()[-1] == "a line"
+
+
+def test_a_stacked_task_lands_its_own_commits_alone_once_the_task_below_is_removed(
+    project: Repo, tmp_path: Path
+) -> None:
+    lander, land_b = _red_below(project, tmp_path)
+    lander.communicate(timeout=60)
+    land_b.communicate(timeout=60)
+    assert land_b.returncode == 1
+    rm = project.wtp("rm", "a", "--force")
+    assert rm.code == 0, rm.err
+    out = project.wtp_proc("land", "b", "--gate", "./check.sh")
+    assert out.code == 0, out.err
+    subjects, text = _origin(project)
+    assert subjects[:2] == ["b work", "the shared file"]  # a's commit is not in it
+    assert text.splitlines()[0] == "b line" and text.splitlines()[-1] == "line 9"
+    project.git("fetch", "-q", "origin")
+    assert project.git("ls-tree", "--name-only", "origin/main", "BROKEN") == ""
+
+
+def test_a_task_colliding_on_a_resource_with_a_landing_one_still_waits(project: Repo, tmp_path: Path) -> None:
+    assert project.wtp("start", "a", "--use", "deploy:prod").code == 0
+    _shared(project, "a", "a line")
+    lander = project.spawn("land", "a", "--gate", _held(tmp_path))
+    wait_for(lambda: _record(project, "a")["state"] == "landing", "'a' to wait to land")
+    b = project.wtp("start", "b", "--use", "deploy:prod")
+    assert b.code == 4 and "resource deploy:prod with task 'a'" in b.err, b.err
+    (tmp_path / "go").touch()
+    _, err = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err
+    assert "started queued task 'b'" in err  # once a landed, as before
+    assert _task(project, "b")["stacked_on"] is None

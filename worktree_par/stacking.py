@@ -1,0 +1,101 @@
+"""Starting a task on the work of a task that is landing.
+
+A task whose declared paths collide with a task in flight waits (schedule.py).  When that
+task is landing, its work is done and committed: what it lands is fixed.  A careful person
+does not wait for the land queue then; they start the next change on top of the first.
+wtp does the same: the newcomer starts on the landing task's work (its branch forks from
+that task's pre-land tip) and records it (``stacked_on``, ``stacked_seq``).  From then on:
+
+- its own commits are the ones after that fork (candidate.fork), so its land replays only
+  them, onto a base that has the task below (landed, or stacked below it in the queue);
+- it never lands before, or without, the task below: its land is refused while that task is
+  neither landed nor landing ahead of it (``unmet``); removing the task below ('wtp rm')
+  lets it land its own commits without it;
+- the two do not count as colliding with each other (``beneath``): its edits of the shared
+  paths are made on the other's, not beside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from . import gitops
+from .repo import Ctx
+from .state import ABANDONED, LANDED, LANDING, State, Task
+
+if TYPE_CHECKING:
+    from .schedule import Clash
+
+
+def tips(ctx: Ctx, st: State) -> dict[str, str]:
+    """The work each landing task lands, by name: its pre-land tip (the backup ref its land
+    keeps before anything moves the branch), else its branch.  One git call, none when no
+    task is landing.  Read before the registry's lock is taken: no git runs under it."""
+    from .guard import backup_ref
+
+    landing = [t for t in st.tasks.values() if t.state == LANDING and t.path]
+    if not landing:
+        return {}
+    names = [n for t in landing for n in (backup_ref(t.name), f"refs/heads/{t.branch}")]
+    found = gitops.refs(ctx.root, names)
+    out: dict[str, str] = {}
+    for t in landing:
+        ref = found.get(backup_ref(t.name)) or found.get(f"refs/heads/{t.branch}")
+        if ref is not None and ref.commit:
+            out[t.name] = ref.commit
+    return out
+
+
+def beneath(t: Task, tasks: Iterable[Task]) -> set[str]:
+    """The tasks ``t`` was started on, directly or through one another, while they are the
+    same tasks (their seq) and not finished: their work is under its own."""
+    by_name = {o.name: o for o in tasks}
+    out: set[str] = set()
+    cur = t
+    while cur.stacked_on and cur.stacked_on not in out:
+        below = by_name.get(cur.stacked_on)
+        if below is None or below.seq != cur.stacked_seq or below.state in (LANDED, ABANDONED):
+            break
+        out.add(below.name)
+        cur = below
+    return out
+
+
+def below(st: State, t: Task) -> Task | None:
+    """The task ``t`` was started on, while it is that task (its seq); None otherwise."""
+    b = st.tasks.get(t.stacked_on or "")
+    return b if b is not None and b.seq == t.stacked_seq else None
+
+
+def unmet(st: State, t: Task, ahead: Iterable[str] | None = None) -> str | None:
+    """Why ``t`` may not land now, or None: the task it was started on has neither landed
+    nor been removed, and is not landing ahead of it (``ahead``: the tasks below it in the
+    land queue's stack; None: a task landing is ahead of a land that joins now)."""
+    b = below(st, t)
+    if b is None or b.state in (LANDED, ABANDONED):
+        return None
+    if b.state == LANDING and (ahead is None or b.name in set(ahead)):
+        return None
+    return (
+        f"task '{t.name}' was started on the work of task '{b.name}', which has not landed (it is {b.state}): "
+        f"land '{b.name}' first ('wtp land {b.name} {t.name}' lands both), or remove it ('wtp rm {b.name}') "
+        f"to land '{t.name}' without it"
+    )
+
+
+def start_on(
+    st: State, t: Task, on: str | None, clashes: list[Clash], tips: dict[str, str], said: list[str]
+) -> str | None:
+    """Where a task admitted on the work of landing task ``on`` starts (its pre-land tip),
+    recorded in ``t`` and said; None for any other start."""
+    if on is None:
+        return None
+    b = st.tasks[on]
+    t.stacked_on, t.stacked_seq = b.name, b.seq
+    what = "; ".join(c.what for c in clashes if c.other == b.name) or "paths"
+    said.append(
+        f"task '{t.name}' shares {what} with task '{b.name}', which is landing: it starts on the work of "
+        f"'{b.name}' ({tips[on][:12]}) and lands after it"
+    )
+    return tips[on]
