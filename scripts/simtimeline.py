@@ -112,8 +112,13 @@ def report(rows: list[dict[str, Any]], one: float) -> None:
             print(
                 f"  level {r['level']}: the shared-file tasks were in flight {c['in_flight_s']}s, "
                 f"with {c['gaps_s']}s between one landing and the next starting"
+                + (
+                    f" ({-c['gaps_s']}s less: each started on the work of the one before as it landed)"
+                    if c["gaps_s"] < 0
+                    else ""
+                )
             )
-            if r["level"] > 1 and c["tasks"] and c["tasks"][0]["active"] is not None:
+            if r["level"] > 1 and c["tasks"] and c["tasks"][0]["active"] is not None and c["gaps_s"] > 0:
                 # The same chain with no gap: the floor at this level with wtp's costs as measured.
                 c["floor_s"] = round(c["tasks"][0]["active"] + c["in_flight_s"], 2)
                 print(
