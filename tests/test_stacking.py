@@ -145,10 +145,13 @@ def test_a_stacked_task_never_lands_before_or_without_the_task_below_it(project:
     said = "task 'b' was started on the work of task 'a', which has not landed (it is blocked): land 'a' first"
     assert said in err_b
     assert _origin(project)[0][0] == "the shared file"  # neither landed
+    # a is worked on again: its edits of the shared file may change what b built on, so they collide again.
+    report = project.wtp("check", "--json", "--fail-on", "never").json()["collisions"]
+    assert [x["kind"] for x in report if set(x["tasks"]) == {"a", "b"}] == ["declared", "overlap"], report
     again = project.wtp_proc("land", "b", "--gate", "./check.sh")
     assert (again.code, again.err.splitlines()[-1]) == (
         1,
-        f"wtp: {said} ('wtp land a b' lands both), or remove it ('wtp rm a') to land 'b' without it",
+        f"wtp: {said} ('wtp land a b' lands both), or remove it ('wtp rm a --force' archives its work) to land 'b' without it",
     ), again.err
     # a fixed: both land, in one command, a first.
     _edit(project, "a", broken=False)
@@ -166,8 +169,14 @@ def test_a_stacked_task_lands_its_own_commits_alone_once_the_task_below_is_remov
     lander.communicate(timeout=60)
     land_b.communicate(timeout=60)
     assert land_b.returncode == 1
+    work_a = project.git("rev-parse", "wtp/a")
+    # b's branch holds a's commit, but b's land replays only its own: that does not keep a's work.
+    rm = project.wtp("rm", "a")
+    assert rm.code == 1, rm.err
+    assert "1 commit not on 'main' or any other branch but wtp/b, whose task started on its work" in rm.err
     rm = project.wtp("rm", "a", "--force")
     assert rm.code == 0, rm.err
+    assert "archived" in rm.err + rm.out
     out = project.wtp_proc("land", "b", "--gate", "./check.sh")
     assert out.code == 0, out.err
     subjects, text = _origin(project)
@@ -175,6 +184,7 @@ def test_a_stacked_task_lands_its_own_commits_alone_once_the_task_below_is_remov
     assert text.splitlines()[0] == "b line" and text.splitlines()[-1] == "line 9"
     project.git("fetch", "-q", "origin")
     assert project.git("ls-tree", "--name-only", "origin/main", "BROKEN") == ""
+    assert work_a in project.git("rev-list", "refs/wtp/archive/a").split()  # a's work is kept
 
 
 def test_a_task_colliding_on_a_resource_with_a_landing_one_still_waits(project: Repo, tmp_path: Path) -> None:

@@ -1,14 +1,13 @@
-"""The one guard for destruction.  Every step that deletes a task's worktree or branch, or
-moves a task ref backwards, goes through here (README, "Nothing is lost, and nothing needs a manual unlock").
+"""The one guard for destruction.  Every step that deletes a task's worktree or branch, or moves a task ref backwards,
+goes through here (README, "Nothing is lost, and nothing needs a manual unlock").
 
-It collects everything a worktree holds: HEAD (attached or detached), the task branch,
-``refs/worktree/*``, a stopped rebase, merge or cherry-pick (its original head and every commit
-still to replay), commits and changes inside initialised submodules, uncommitted and untracked
-files, ignored files that wtp did not put there, and nested repositories (their refs and files,
-kept as objects: nested.py).  Then it proves all of it reachable from refs that stay (branches,
-tags, remote-tracking refs, archives, the stash), checked with git, or refuses naming what would be lost.  Forced, it archives all of it under one commit,
-``refs/wtp/archive/<task>`` (parents: every tip found; tree: the files as they are), verifies
-the archive with git, and only then deletes, saying what it kept and what it dropped.
+It collects everything a worktree holds: HEAD (attached or detached), the task branch, ``refs/worktree/*``, a stopped
+rebase, merge or cherry-pick (its original head and every commit still to replay), commits and changes inside
+initialised submodules, uncommitted and untracked files, ignored files that wtp did not put there, and nested
+repositories (their refs and files, kept as objects: nested.py).  Then it proves all of it reachable from refs that
+stay (branches, tags, remote-tracking refs, archives, the stash), checked with git, or refuses naming what would be
+lost.  Forced, it archives all of it under one commit, ``refs/wtp/archive/<task>`` (parents: every tip found; tree: the
+files as they are), verifies the archive with git, and only then deletes, saying what it kept and what it dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from . import agentfiles, crashpoints, disposable, gitops, nested, sizes
+from . import agentfiles, crashpoints, disposable, gitops, nested, sizes, stacking
 from .errors import GitError, WouldLoseWork, count
 from .gitops import MergeTree, Sha, edits
 from .repo import Ctx, few
@@ -123,11 +122,11 @@ def _copied(path: str, copied: tuple[str, ...]) -> bool:
 
 
 def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
-    """What deleting the worktree and branch would lose, one phrase each (empty: nothing).
-    ``keep``: more refs or commits that stay (a landed commit, say)."""
+    """What deleting the worktree and branch would lose, one phrase each (empty: nothing).  ``keep``: more refs
+    or commits that stay (a landed commit, say).  Not the branches of tasks started on its work (stacking.py)."""
     t = h.task
-    # The task branch goes; every other branch, tag, remote-tracking ref and archive stays.
-    keepers = [*(keep or []), f"--exclude={t.branch}", *STAY]
+    drop = [o.branch for o in stacking.above(ctx.store.read(), t)]  # their lands replay their own commits only
+    keepers = [*(keep or []), *(f"--exclude={b}" for b in (*drop, t.branch)), *STAY]  # the others stay
     sources: list[tuple[str, list[Sha]]] = []
     if h.branch_tip:
         sources.append((f"branch '{t.branch}'", [h.branch_tip]))
@@ -148,7 +147,8 @@ def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
     out: list[str] = []
     if lost:
         n = len(lost)
-        out.append(f"{n} commit{'s' * (n != 1)} not on '{t.base}' or any other branch ({', '.join(where)})")
+        but = f" but {', '.join(drop)}, whose task started on its work and lands only its own" if drop else ""
+        out.append(f"{n} commit{'s' * (n != 1)} not on '{t.base}' or any other branch{but} ({', '.join(where)})")
     elif h.op:
         out.append(f"a {h.op} in progress")
     if h.dirty:

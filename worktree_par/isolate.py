@@ -12,7 +12,7 @@ from pathlib import Path
 from . import gitops
 from .errors import Refusal, Say, UsageError
 from .repo import Ctx
-from .state import FINAL, QUEUED, Task
+from .state import FINAL, LANDING, QUEUED, State, Task
 
 
 def task_env(ctx: Ctx, task: Task) -> dict[str, str]:
@@ -131,3 +131,22 @@ def check_worktree_root(ctx: Ctx) -> Path:
                 f"set worktree_root outside it, like '{os.path.relpath(sup.parent, ctx.root)}/{{repo}}.worktrees'"
             )
     return root
+
+
+def landing_tips(ctx: Ctx, st: State) -> dict[str, str]:
+    """The work each landing task lands, by name: its pre-land tip (the backup ref its land
+    keeps before anything moves the branch), else its branch.  One git call, none when no
+    task is landing.  Read before the registry's lock is taken: no git runs under it."""
+    from .guard import backup_ref  # here: only a start next to a land needs it
+
+    landing = [t for t in st.tasks.values() if t.state == LANDING and t.path]
+    if not landing:
+        return {}
+    names = [n for t in landing for n in (backup_ref(t.name), f"refs/heads/{t.branch}")]
+    found = gitops.refs(ctx.root, names)
+    out: dict[str, str] = {}
+    for t in landing:
+        ref = found.get(backup_ref(t.name)) or found.get(f"refs/heads/{t.branch}")
+        if ref is not None and ref.commit:
+            out[t.name] = ref.commit
+    return out

@@ -98,7 +98,7 @@ def decide(
 ) -> Decision:
     """May ``task`` become active now?  (``recorded``: as for ``collisions``; ``remote``: the
     live tasks of other clones, from their shared claims: they collide, but take no slot;
-    ``tips``: the work of each landing task it may start on (stacking.tips), none if omitted.)"""
+    ``tips``: the work of each landing task it may start on (isolate.landing_tips), none if omitted.)"""
     live = [t for t in state.tasks.values() if t.state in LIVE and t.name != task.name]
     if earlier_queued is None:
         earlier_queued = [t for t in state.queued() if t.seq < task.seq and t.name != task.name]

@@ -9,10 +9,11 @@ that task's pre-land tip) and records it (``stacked_on``, ``stacked_seq``).  Fro
 - its own commits are the ones after that fork (candidate.fork), so its land replays only
   them, onto a base that has the task below (landed, or stacked below it in the queue);
 - it never lands before, or without, the task below: its land is refused while that task is
-  neither landed nor landing ahead of it (``unmet``); removing the task below ('wtp rm')
-  lets it land its own commits without it;
-- the two do not count as colliding with each other (``beneath``): its edits of the shared
-  paths are made on the other's, not beside them.
+  neither landed nor landing ahead of it (``unmet``); removing the task below lets it land
+  its own commits without it ('wtp rm' of that task archives its work first: this task's branch
+  holds it, but its land drops it: ``above``);
+- the two do not count as colliding with each other while the one below is landing
+  (``beneath``): its edits of the shared paths are made on the other's, not beside them.
 """
 
 from __future__ import annotations
@@ -20,46 +21,44 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from . import gitops
-from .repo import Ctx
 from .state import ABANDONED, LANDED, LANDING, State, Task
 
 if TYPE_CHECKING:
     from .schedule import Clash
 
 
-def tips(ctx: Ctx, st: State) -> dict[str, str]:
-    """The work each landing task lands, by name: its pre-land tip (the backup ref its land
-    keeps before anything moves the branch), else its branch.  One git call, none when no
-    task is landing.  Read before the registry's lock is taken: no git runs under it."""
-    from .guard import backup_ref
-
-    landing = [t for t in st.tasks.values() if t.state == LANDING and t.path]
-    if not landing:
-        return {}
-    names = [n for t in landing for n in (backup_ref(t.name), f"refs/heads/{t.branch}")]
-    found = gitops.refs(ctx.root, names)
-    out: dict[str, str] = {}
-    for t in landing:
-        ref = found.get(backup_ref(t.name)) or found.get(f"refs/heads/{t.branch}")
-        if ref is not None and ref.commit:
-            out[t.name] = ref.commit
-    return out
-
-
 def beneath(t: Task, tasks: Iterable[Task]) -> set[str]:
     """The tasks ``t`` was started on, directly or through one another, while they are the
-    same tasks (their seq) and not finished: their work is under its own."""
+    same tasks (their seq) and landing: their work is fixed, and under its own.  One that is
+    being worked on again (its land failed or was withdrawn) may change what ``t`` built on:
+    the two collide again."""
     by_name = {o.name: o for o in tasks}
     out: set[str] = set()
     cur = t
     while cur.stacked_on and cur.stacked_on not in out:
         below = by_name.get(cur.stacked_on)
-        if below is None or below.seq != cur.stacked_seq or below.state in (LANDED, ABANDONED):
+        if below is None or below.seq != cur.stacked_seq or below.state != LANDING:
             break
         out.add(below.name)
         cur = below
     return out
+
+
+def above(st: State, t: Task) -> list[Task]:
+    """The unfinished tasks started on the work of ``t``, directly or through one another.
+    Their branches hold its commits, but their lands replay only their own: they do not
+    keep its work (guard.losses)."""
+    found: list[Task] = []
+    names = {(t.name, t.seq)}
+    grew = True
+    while grew:
+        grew = False
+        for o in st.tasks.values():
+            if o not in found and o.state not in (LANDED, ABANDONED) and (o.stacked_on, o.stacked_seq) in names:
+                found.append(o)
+                names.add((o.name, o.seq))
+                grew = True
+    return found
 
 
 def below(st: State, t: Task) -> Task | None:
@@ -79,8 +78,8 @@ def unmet(st: State, t: Task, ahead: Iterable[str] | None = None) -> str | None:
         return None
     return (
         f"task '{t.name}' was started on the work of task '{b.name}', which has not landed (it is {b.state}): "
-        f"land '{b.name}' first ('wtp land {b.name} {t.name}' lands both), or remove it ('wtp rm {b.name}') "
-        f"to land '{t.name}' without it"
+        f"land '{b.name}' first ('wtp land {b.name} {t.name}' lands both), or remove it ('wtp rm {b.name} --force' "
+        f"archives its work) to land '{t.name}' without it"
     )
 
 

@@ -60,7 +60,7 @@ def start(
             globs, held, history = cochange_start.advise(ctx, name, base, globs, touch_suggested)
 
     remote = _remote_tasks(ctx)
-    tips = stacking.tips(ctx, ctx.store.read())
+    tips = isolate.landing_tips(ctx, ctx.store.read())
     with ctx.store.transaction() as st:
         t = st.tasks.get(name)
         if t is not None and t.state not in FINAL:
@@ -327,7 +327,7 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
         remote = None
         if ctx.store.read().queued():
             return []
-    tips = stacking.tips(ctx, ctx.store.read())
+    tips = isolate.landing_tips(ctx, ctx.store.read())
     said: list[str] = []
     with ctx.store.transaction() as st:
         for t in st.tasks.values():

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import claims, crashpoints, guard, schedule, stacking
+from .. import claims, crashpoints, guard, isolate, schedule, stacking
 from ..errors import Refusal, Say
 from ..gates import Gate, Refuse
 from ..locks import me
@@ -119,7 +119,7 @@ def marked(ctx: Ctx, say: Say) -> None:
     queued = [q for q in st.queued() if q.touch or q.held]
     if not queued:
         return
-    tips, recorded = stacking.tips(ctx, st), claims.declarations(ctx, st)
+    tips, recorded = isolate.landing_tips(ctx, st), claims.declarations(ctx, st)
     can = {q.name: schedule.decide(st, q, ctx.cfg.max_active, recorded=recorded, tips=tips).on for q in queued}
     can = {n: on for n, on in can.items() if on is not None}
     if not can:

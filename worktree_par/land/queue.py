@@ -357,10 +357,10 @@ class _Conductor:
         settled 'landed' and its worktree removed)."""
         ctx, prev = self.ctx, onto or base_tip
         stack: list[Entry] = []
-        st = ctx.store.read() if any(e.task.stacked_on for e in pending) else None
         for e in pending:
             e.attempts = self.attempt
-            if st is not None and e.task.stacked_on and self._after(e, st, [*(below or []), *(o.name for o in stack)]):
+            # Read as it is now: a task below may have been settled earlier in this loop.
+            if e.task.stacked_on and self._after(e, ctx.store.read(), [*(below or []), *(o.name for o in stack)]):
                 continue
             # One git call answers what a build needs to know first: whether the task is
             # already on the base (asked in the first round only), where its branch is, what
