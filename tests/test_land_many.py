@@ -446,3 +446,13 @@ def test_ctrl_c_while_the_parent_cleans_up_stops_the_command_and_says_what_is_ke
     assert lander.returncode == 130, err_file.read_text()
     assert "interrupted after task 't1' landed at " in out, out
     assert _states(project) == {"t1": "landed", "t2": "landed"}
+
+
+def test_tasks_landed_together_without_a_push_say_so(project: Repo, tmp_path: Path) -> None:
+    """With --no-push the local base takes the batch in one update: no push is said."""
+    _tasks(project, "t1", "t2")
+    out = project.wtp_proc("land", "t1", "t2", "--gate", _gate(tmp_path), "--no-push", "--mode", "batch")
+    assert out.code == 0, out.err
+    assert "landed in one update of 'main' together with 't2'" in out.lines
+    assert "landed in one update of 'main' together with 't1'" in out.lines
+    assert project.git("log", "-2", "--format=%s", "main").splitlines() == ["t2 work", "t1 work"]

@@ -94,7 +94,8 @@ def publish(ctx: Ctx, stack: list[Entry], done: int, k: int, base_tip: Sha, remo
     for e in going:
         if len(together) > 1:
             others = ", ".join(f"'{n}'" for n in together if n != e.name)
-            e.messages.append(f"landed in one push together with {others}")
+            how = "push" if remote else f"update of '{e.task.base}'"  # --no-push, or no remote: the local base
+            e.messages.append(f"landed in one {how} together with {others}")
         settle.landed(ctx, e, e.landed_as or e.published_commit)
     return Outcome(cut, refused=refused)
 
