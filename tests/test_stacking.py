@@ -64,6 +64,7 @@ def test_a_task_colliding_only_with_a_landing_one_starts_on_its_work_and_lands_i
     assert b["stacked_on"] == "a"
     assert (Path(b["path"]) / "shared.txt").read_text() == "a line\n"  # a's work, as it lands
     assert _record(project, "b")["fork"] == project.git("rev-parse", "refs/wtp/backup/a")
+    assert "  └ started on the work of 'a' (landing): lands after it" in project.wtp("list").lines
     # Another task on the shared file waits for b, which is being worked on.
     c = project.wtp("start", "c", "--touch", "shared.txt")
     assert c.code == 4 and "with task 'b'" in c.err, c.err
