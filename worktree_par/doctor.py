@@ -175,9 +175,10 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
     findings += _claim_findings(ctx, st, stale_claims)
     waiting = [t for t in st.queued()]
     if waiting:
-        from . import schedule
+        from . import isolate, schedule
 
-        can = [t.name for t in waiting if schedule.decide(st, t, ctx.cfg.max_active).admit]
+        tips = isolate.landing_tips(ctx, st)  # one may start on the work of a task landing (stacking.py)
+        can = [t.name for t in waiting if schedule.decide(st, t, ctx.cfg.max_active, tips=tips).admit]
         if can:
             findings.append(Finding(f"queued task(s) {', '.join(can)} can start now", lambda: _promote(ctx)))
     return findings
