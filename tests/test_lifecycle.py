@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Repo, make_repo
+from .conftest import Repo, make_repo, wait_for
 
 
 def test_three_tasks_get_branches_and_worktrees_outside_the_main_worktree(repo: Repo) -> None:
@@ -333,3 +333,23 @@ def test_list_never_writes_a_task_worktrees_index(repo: Repo) -> None:
     before = index.read_bytes()
     assert repo.wtp("list").code == 0
     assert index.read_bytes() == before
+
+
+def test_rm_does_not_say_a_branch_removed_that_it_kept(repo: Repo, tmp_path: Path) -> None:
+    """A commit made on the branch while 'wtp rm' removed the worktree keeps the branch: the
+    first line no longer says it was removed."""
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, "a work", cwd=p)
+    repo.git("branch", "keep-a", "wtp/a")  # the work is kept elsewhere: rm proceeds without --force
+    hold = tmp_path / "hold"
+    rm = repo.spawn("rm", "a", env={"WTP_TEST_HOLD_AT": "rm:before-branch", "WTP_TEST_HOLD_FILE": str(hold)})
+    wait_for(lambda: Path(f"{hold}.reached").exists(), "rm to reach the branch's deletion")
+    tree = repo.git("rev-parse", "wtp/a^{tree}")
+    moved = repo.git("commit-tree", tree, "-p", "wtp/a", "-m", "made meanwhile")
+    repo.git("update-ref", "refs/heads/wtp/a", moved)
+    hold.write_text("")
+    out, err = rm.communicate(timeout=60)
+    assert rm.returncode == 0, err
+    assert out.splitlines()[0] == "removed task 'a' (its worktree; its branch is kept, below)"
+    assert "kept branch 'wtp/a': it moved while the worktree was removed" in out
+    assert repo.git("rev-parse", "wtp/a") == moved

@@ -53,7 +53,7 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[st
         crashpoints.step("rm:before-archive")
         messages = guard.remove(ctx, held, force=force)
         forget_path(ctx, held)
-    messages.insert(0, f"removed task '{name}' (worktree and branch '{t.branch}')")
+    messages.insert(0, _removed(t, messages))
     if t.request is not None:  # its open request closed: no one merges it later
         from .land import forge_lane
 
@@ -135,7 +135,7 @@ def remove_landed(ctx: Ctx, t: Task, *, keep: bool, say: Say = quiet) -> list[st
         ]
     try:
         with ctx.store.phase(t, REMOVING) as held:
-            guard.remove(ctx, held, keep=_landed_as(ctx, t))
+            said = guard.remove(ctx, held, keep=_landed_as(ctx, t))
             forget_path(ctx, held)
     except WouldLoseWork as e:
         # Build outputs alone never keep a worktree (disposable.py): what is named here is not one.
@@ -144,9 +144,17 @@ def remove_landed(ctx: Ctx, t: Task, *, keep: bool, say: Say = quiet) -> list[st
             f"save what you need from it and run 'wtp rm {t.name}', "
             f"or run 'wtp rm {t.name} --force' to archive it under {guard.archive_ref(t.name)} and remove the worktree"
         ]
-    messages = [f"removed task '{t.name}' (worktree and branch '{t.branch}')"]
+    messages = [_removed(t, said), *(m for m in said if m.startswith("kept branch"))]
     tasks.promote_quietly(ctx, say)
     return messages
+
+
+def _removed(t: Task, said: list[str]) -> str:
+    """The first line of a removal: the branch is said removed only when it was (the guard
+    keeps one that moved meanwhile, and says so in ``said``)."""
+    if any(m.startswith(f"kept branch '{t.branch}'") for m in said):
+        return f"removed task '{t.name}' (its worktree; its branch is kept, below)"
+    return f"removed task '{t.name}' (worktree and branch '{t.branch}')"
 
 
 def _landed_as(ctx: Ctx, t: Task) -> list[str] | None:
