@@ -200,3 +200,80 @@ def test_a_task_colliding_on_a_resource_with_a_landing_one_still_waits(project: 
     assert lander.returncode == 0, err
     assert "started queued task 'b'" in err  # once a landed, as before
     assert _task(project, "b")["stacked_on"] is None
+
+
+def test_what_a_land_says_it_starts_in_the_background_is_what_starts(project: Repo, tmp_path: Path) -> None:
+    """A task queued for a slot ahead of one that could start on the landing task's work takes
+    the free slot first ('wtp next' starts in queue order): nothing is started on the landing
+    task's work, and the land does not say it is."""
+    project.write(".wtp.toml", "max_active = 1\n")
+    assert project.wtp("start", "a", "--touch", "shared.txt").code == 0
+    _shared(project, "a", "a line")
+    assert project.wtp("start", "q1").code == 4  # waits for a slot
+    assert project.wtp("start", "q2", "--touch", "shared.txt").code == 4  # could start on a's work
+    lander = project.spawn("land", "a", "--gate", _held(tmp_path))
+    wait_for(lambda: _record(project, "a")["state"] == "landing", "'a' to wait to land")
+    (tmp_path / "go").touch()
+    _, err = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err
+    assert "in the background" not in err, err
+    assert "started queued task 'q1'" in err  # once a landed, as before
+    assert _record(project, "q2")["state"] == "queued"
+
+
+def test_a_task_on_a_removed_task_still_lands_only_after_the_task_below_that(project: Repo, tmp_path: Path) -> None:
+    """c was started on b's work, b on a's: removing b does not let c land before or without a."""
+    project.commit({"shared.txt": LINES}, "the shared file")
+    project.git("push", "-q", "origin", "main")
+    for name in "abc":
+        out = project.wtp("start", name, "--touch", "shared.txt")
+        assert out.code == (0 if name == "a" else 4), out.err
+    _edit(project, "a", last="a line", broken=True)  # a is red
+    land_a = project.spawn("land", "a", "--gate", _held(tmp_path))
+    wait_for(lambda: _started(project, "b"), "'b' to start on the work of 'a'")
+    _edit(project, "b", first="b line")
+    land_b = project.spawn("land", "b", "--gate", _held(tmp_path))
+    wait_for(lambda: _started(project, "c"), "'c' to start on the work of 'b'")
+    assert _task(project, "c")["stacked_on"] == "b"
+    report = project.wtp("check", "--json", "--fail-on", "never").json()["collisions"]
+    assert not [x for x in report if "c" in x["tasks"] and len(x["tasks"]) == 2], report  # on a's and b's work
+    wt_c = Path(_task(project, "c")["path"])
+    project.commit({"c.txt": "c\n"}, "c work", cwd=wt_c)
+    rm = project.wtp("rm", "b", "--force")  # withdrawn from its land and archived
+    assert rm.code == 0, rm.err
+    (tmp_path / "go").touch()
+    land_a.communicate(timeout=60)
+    land_b.communicate(timeout=60)
+    assert _record(project, "a")["state"] == "blocked"
+    out = project.wtp_proc("land", "c", "--gate", "./check.sh")
+    assert out.code == 1, out.err
+    assert (
+        "task 'c' was started on the work of task 'a' (through the removed 'b'), which has not landed (it is blocked)"
+        in out.err
+    )
+    assert _origin(project)[0][0] == "the shared file"
+
+
+def test_a_start_takes_the_landing_tasks_work_as_it_lands_not_an_earlier_land_of_it(
+    project: Repo, tmp_path: Path
+) -> None:
+    """Between a land marking its task and keeping its tip, the backup ref an earlier land of it
+    left holds an older tip: a task started then starts on the tip that lands."""
+    project.commit({"shared.txt": LINES}, "the shared file")
+    project.git("push", "-q", "origin", "main")
+    assert project.wtp("start", "a", "--touch", "shared.txt").code == 0
+    _edit(project, "a", last="a line", broken=True)
+    assert project.wtp("land", "a", "--gate", "./check.sh").code == 1  # red: blocked, its backup ref stays
+    old = project.git("rev-parse", "refs/wtp/backup/a")
+    _edit(project, "a", broken=False)
+    new = project.git("rev-parse", "wtp/a")
+    hold = tmp_path / "hold"
+    env = {"WTP_TEST_HOLD_AT": "land:marked", "WTP_TEST_HOLD_FILE": str(hold)}
+    lander = project.spawn("land", "a", "--gate", "./check.sh", env=env)
+    wait_for(lambda: Path(f"{hold}.reached").exists(), "a's land to be marked, its tip not kept yet")
+    assert project.git("rev-parse", "refs/wtp/backup/a") == old
+    assert project.wtp("start", "b", "--touch", "shared.txt").code == 0
+    assert _record(project, "b")["fork"] == new
+    hold.write_text("")
+    _, err = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err

@@ -135,8 +135,10 @@ def check_worktree_root(ctx: Ctx) -> Path:
 
 def landing_tips(ctx: Ctx, st: State) -> dict[str, str]:
     """The work each landing task lands, by name: its pre-land tip (the backup ref its land
-    keeps before anything moves the branch), else its branch.  One git call, none when no
-    task is landing.  Read before the registry's lock is taken: no git runs under it."""
+    keeps before anything moves the branch), else its branch; the branch too when it has the
+    backup ref in its history (a backup left by an earlier land, the new one not kept yet).
+    No git call when no task is landing.  Read before the registry's lock is taken: no git
+    runs under it."""
     from .guard import backup_ref  # here: only a start next to a land needs it
 
     landing = [t for t in st.tasks.values() if t.state == LANDING and t.path]
@@ -146,7 +148,11 @@ def landing_tips(ctx: Ctx, st: State) -> dict[str, str]:
     found = gitops.refs(ctx.root, names)
     out: dict[str, str] = {}
     for t in landing:
-        ref = found.get(backup_ref(t.name)) or found.get(f"refs/heads/{t.branch}")
-        if ref is not None and ref.commit:
-            out[t.name] = ref.commit
+        kept, branch = found.get(backup_ref(t.name)), found.get(f"refs/heads/{t.branch}")
+        tip = kept.commit if kept is not None else branch.commit if branch is not None else None
+        if kept is not None and branch is not None and tip != branch.commit:
+            if gitops.is_ancestor(ctx.root, tip or "", branch.commit or ""):  # a candidate is not: it is rebased
+                tip = branch.commit
+        if tip:
+            out[t.name] = tip
     return out

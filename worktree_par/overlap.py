@@ -236,10 +236,11 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
 
     collisions: list[Collision] = []
     recorded = claims.declarations(ctx, st)  # paths the agent hook recorded count as declared
+    under = {t.name: beneath(t, st.tasks.values()) for t in all_tasks}  # started on another's work: not a pair
     # layer 1: declared globs and resources, between every pair (queued tasks included)
     for i, a in enumerate(all_tasks):
         for b in all_tasks[i + 1 :]:
-            if not wanted(a.name, b.name):
+            if not wanted(a.name, b.name) or a.name in under[b.name] or b.name in under[a.name]:
                 continue
             found = declared_clashes(a, [b], recorded)
             for kind in ("declared", "resource"):
@@ -260,7 +261,6 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
         hot = sorted(set(hot_of(common)) | clash)
         collisions.append(Collision(names, kind, sorted(paths), bool(hot), hot))
 
-    under = {t.name: beneath(t, st.tasks.values()) for t in live}  # a task started on another's work: not a pair
     for i, sa in enumerate(sides):
         for sb in sides[i + 1 :]:
             if wanted(sa.name, sb.name) and sa.name not in under[sb.name] and sb.name not in under[sa.name]:

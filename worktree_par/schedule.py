@@ -78,11 +78,12 @@ class Decision(NamedTuple):
     full: bool  # the cap is reached
     collisions: list[Clash]
     on: str | None = None  # admitted on the work of this landing task (its paths collide; stacking.py)
+    taken: int = 0  # slots taken (active and blocked tasks): above max_active after failed or withdrawn lands
 
     def reason(self, max_active: int) -> str:
         why = []
         if self.full:
-            why.append(f"no slot is free: {max_active} of {max_active} taken")
+            why.append(f"no slot is free: {max(self.taken, max_active)} of {max_active} taken")
         why += [c.describe() for c in self.collisions]
         return "; ".join(why)
 
@@ -104,11 +105,11 @@ def decide(
         earlier_queued = [t for t in state.queued() if t.seq < task.seq and t.name != task.name]
     coll = collisions(task, live + earlier_queued, recorded)
     far = collisions(task, remote or [], recorded)
-    full = sum(t.state != LANDING for t in live) >= max_active
+    taken = sum(t.state != LANDING for t in live)
+    full = taken >= max_active
     on = None if full or far else _on(state, task, coll, tips or {})
-    return Decision(
-        admit=not full and (not coll or on is not None) and not far, full=full, collisions=coll + far, on=on
-    )
+    admit = not full and (not coll or on is not None) and not far
+    return Decision(admit=admit, full=full, collisions=coll + far, on=on, taken=taken)
 
 
 def _on(state: State, task: Task, coll: list[Clash], tips: dict[str, str]) -> str | None:

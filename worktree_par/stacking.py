@@ -34,37 +34,53 @@ def beneath(t: Task, tasks: Iterable[Task]) -> set[str]:
     the two collide again."""
     by_name = {o.name: o for o in tasks}
     out: set[str] = set()
+    seen: set[str] = set()
     cur = t
-    while cur.stacked_on and cur.stacked_on not in out:
+    while cur.stacked_on and cur.stacked_on not in seen:
+        seen.add(cur.stacked_on)
         below = by_name.get(cur.stacked_on)
-        if below is None or below.seq != cur.stacked_seq or below.state != LANDING:
+        if below is None or below.seq != cur.stacked_seq or below.state not in (LANDING, ABANDONED):
             break
-        out.add(below.name)
+        if below.state == LANDING:  # a removed one is passed through: what it was started on is under ours
+            out.add(below.name)
         cur = below
     return out
 
 
 def above(st: State, t: Task) -> list[Task]:
-    """The unfinished tasks started on the work of ``t``, directly or through one another.
-    Their branches hold its commits, but their lands replay only their own: they do not
-    keep its work (guard.losses)."""
+    """The unfinished tasks started on the work of ``t``, directly or through one another
+    (removed ones included: what they were started on is under the tasks started on them).
+    Their branches hold its commits, but their lands replay only their own: they do not keep
+    its work (guard.losses)."""
     found: list[Task] = []
     names = {(t.name, t.seq)}
     grew = True
     while grew:
         grew = False
         for o in st.tasks.values():
-            if o not in found and o.state not in (LANDED, ABANDONED) and (o.stacked_on, o.stacked_seq) in names:
-                found.append(o)
+            if (o.name, o.seq) not in names and (o.stacked_on, o.stacked_seq) in names:
                 names.add((o.name, o.seq))
                 grew = True
+                if o.state not in (LANDED, ABANDONED):
+                    found.append(o)
     return found
 
 
 def below(st: State, t: Task) -> Task | None:
-    """The task ``t`` was started on, while it is that task (its seq); None otherwise."""
-    b = st.tasks.get(t.stacked_on or "")
-    return b if b is not None and b.seq == t.stacked_seq else None
+    """The task ``t`` was started on, while it is that task (its seq); when that one was
+    removed, the task it was started on in turn: its work is still under ``t``'s.  None when
+    there is none."""
+    seen: set[str] = set()
+    cur = t
+    while cur.stacked_on and cur.stacked_on not in seen:
+        seen.add(cur.stacked_on)
+        b = st.tasks.get(cur.stacked_on)
+        if b is None or b.seq != cur.stacked_seq:
+            return None
+        if b.state != ABANDONED:
+            return b
+        cur = b
+    return None
 
 
 def unmet(st: State, t: Task, ahead: Iterable[str] | None = None) -> str | None:
@@ -76,8 +92,9 @@ def unmet(st: State, t: Task, ahead: Iterable[str] | None = None) -> str | None:
         return None
     if b.state == LANDING and (ahead is None or b.name in set(ahead)):
         return None
+    via = f" (through the removed '{t.stacked_on}')" if b.name != t.stacked_on else ""
     return (
-        f"task '{t.name}' was started on the work of task '{b.name}', which has not landed (it is {b.state}): "
+        f"task '{t.name}' was started on the work of task '{b.name}'{via}, which has not landed (it is {b.state}): "
         f"land '{b.name}' first ('wtp land {b.name} {t.name}' lands both), or remove it ('wtp rm {b.name} --force' "
         f"archives its work) to land '{t.name}' without it"
     )

@@ -283,7 +283,7 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Rel
                 continue
             if joined is not None:
                 pending[name] = joined
-        marked(c, err)  # a queued task may start on their work now
+        marked(c, list(pending), err)  # a queued task may start on their work now
         while pending:
             if len(interrupts.SEEN) > begun:  # a land that had published finished its job: the rest stop
                 raise KeyboardInterrupt

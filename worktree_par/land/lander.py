@@ -151,7 +151,7 @@ def land(
             t = ctx.store.read().task(t.name)
         t = prepare(ctx, t, req, say)
         crashpoints.step("land:prepared")
-        marked(ctx, say)
+        marked(ctx, [t.name], say)
     q = Gate(ctx.store, QUEUE, title="the land queue")
     settled = OnChange(ctx.store.file, lambda: _settled(ctx, t), every=1.0)  # a stat per look while waiting
     try:
@@ -428,7 +428,7 @@ def detach(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> tuple[int, str]:
     t = prepare(ctx, t, req, say)  # refusals come now, not in a log nobody reads
     q = Gate(ctx.store, QUEUE, title="the land queue")
     seq, place, served = q.enqueue(t.name, req.to_json(), to_server=True, refuse=other_options(t, req))
-    marked(ctx, say)
+    marked(ctx, [t.name], say)
     if served is not None:
         return place, served  # the background lander running now owns it
     log = ctx.store.subdir("logs") / f"land-detached-{t.name}.log"

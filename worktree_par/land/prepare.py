@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from ..gates import Gate, Refuse
 from ..locks import me
 from ..repo import Ctx
 from ..state import ACTIVE, LANDED, LANDING, Task
+from ..tasks import CANNOT_START
 from .candidate import check_worktree, keep_tip
 from .request import QUEUE, LandRequest
 from .withdraw import WAITING_NOTE, running
@@ -109,24 +111,33 @@ def other_options(t: Task, req: LandRequest) -> Refuse:
     return refuse
 
 
-def marked(ctx: Ctx, say: Say) -> None:
-    """A task now waits to land: a queued task whose declared paths collide only with tasks
-    landing may start on their work now (stacking.py).  It is started by a process of its own ('wtp next',
-    in the background, its output in a log), so that neither this land nor its report waits
-    for that task's setup.  (A slot our tasks left is taken by whatever starts queued tasks
-    next: a land that ends, 'wtp rm', 'wtp next', a 'wtp start --wait'.)"""
+def marked(ctx: Ctx, landing: list[str], say: Say) -> None:
+    """Tasks now wait to land (``landing``): a queued task whose declared paths collide only
+    with tasks landing may start on their work now (stacking.py).  'wtp next' starts it, in
+    the background, its output in a log, so that neither this land nor its report waits for
+    its setup; that starts what can start, in queue order, so what is said is worked out the
+    same way.  (When only slots are free, the tasks waiting for one are started by whatever
+    starts queued tasks next: a land that ends, 'wtp rm', 'wtp next', a 'wtp start --wait'.)"""
     st = ctx.store.read()
-    queued = [q for q in st.queued() if q.touch or q.held]
-    if not queued:
+    if not any(q.touch or q.held for q in st.queued()):
         return
     tips, recorded = isolate.landing_tips(ctx, st), claims.declarations(ctx, st)
-    can = {q.name: schedule.decide(st, q, ctx.cfg.max_active, recorded=recorded, tips=tips).on for q in queued}
-    can = {n: on for n, on in can.items() if on is not None}
-    if not can:
+    starting: dict[str, str | None] = {}  # what 'wtp next' would start now, and on whose work
+    waiting: list[Task] = []
+    for q in st.queued():
+        d = schedule.decide(st, q, ctx.cfg.max_active, earlier_queued=waiting, recorded=recorded, tips=tips)
+        if d.admit:
+            q.state, starting[q.name] = ACTIVE, d.on  # takes its slot, for the ones after it (as promote)
+        elif not q.note.startswith(CANNOT_START):
+            waiting.append(q)
+    if all(on is None for on in starting.values()):
         return
     log = ctx.store.subdir("logs") / "start-behind.log"
+    names = ", ".join(f"'{n}'" for n in landing)
     try:
         with open(log, "ab") as out:
+            out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {names} began to land: 'wtp next'\n".encode())
+            out.flush()
             subprocess.Popen(
                 [sys.executable, "-m", "worktree_par", "-C", str(ctx.root), "next"],
                 cwd=ctx.root,
@@ -136,7 +147,8 @@ def marked(ctx: Ctx, say: Say) -> None:
                 start_new_session=True,  # it outlives this land, and Ctrl-C here is not for it
             )
     except OSError as e:
-        say(f"could not start queued task(s) {', '.join(can)} now ({e}): 'wtp next' starts them")
+        say(f"could not start queued task(s) {', '.join(starting)} now ({e}): 'wtp next' starts them")
         return
-    for n, on in can.items():
-        say(f"queued task '{n}' starts on the work of '{on}' while it lands, in the background (log: {log})")
+    for n, on in starting.items():
+        how = f"on the work of '{on}' while it lands" if on else "in the slot that is free"
+        say(f"queued task '{n}' starts {how}, in the background (log: {log})")
