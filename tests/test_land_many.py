@@ -402,9 +402,12 @@ def test_a_clean_up_stopped_by_a_stopped_lock_holder_still_reports_the_task_land
     assert out.code == 0, out.err
     top = project.git("rev-parse", "origin/main")
     assert out.lines[0] == f"landed 't1' at {top}", out.out
-    assert any(
-        line.startswith("its clean-up did not finish (the base-follow lock is held by pid") for line in out.lines
-    ), out.out
+    said = [line for line in out.lines if line.startswith("its clean-up did not finish (the base-follow lock is held")]
+    assert len(said) == 1, out.out
+    assert said[0].endswith(  # what was left is said: the worktree, and the local base not brought along
+        f": its worktree is kept ('wtp rm t1' removes it); local 'main' is behind origin/main "
+        f"('git pull --ff-only' in {project.path})"
+    ), said
     assert _states(project) == {"t1": "landed"}
 
 

@@ -139,7 +139,7 @@ def land_detached(where: str | None, request: str, ticket: str | None = None) ->
                 seq, _data, label = handed
                 q.drop(seq)
                 err(f"wtp: stopped before its turn: {_given_back(where, label)}")
-            from ..land.lander import landed_left
+            from ..land.publish import landed_left
 
             for tidy in later:  # landed: only the clean-up is left undone, or part of it
                 cur = tidy.ctx.store.read().tasks.get(tidy.task.name) or tidy.task

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import crashpoints, gitops, interrupts, locks, removal, trust
+from .. import crashpoints, interrupts, locks, removal, trust
 from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, WaitTimeout, WtpError, quiet
 from ..gates import Gate, JoinRefused, OnChange
 from ..repo import Ctx
@@ -30,6 +30,7 @@ from ..state import interrupted as is_interrupted
 from . import forge_lane, publish, recovery
 from .entry import GateBroken, PublishUnknown
 from .prepare import marked, other_options, prepare
+from .publish import landed_left
 from .request import QUEUE, LandRequest
 from .withdraw import withdraw
 
@@ -289,16 +290,6 @@ def await_publication(ctx: Ctx, t: Task, wait: float = 60.0) -> None:
         if cur is None or cur.seq != t.seq or cur.intent != PUBLISHING or cur.holder is None or is_interrupted(cur):
             return
         time.sleep(0.05)
-
-
-def landed_left(ctx: Ctx, t: Task) -> str:
-    """What an interrupt left of a landed task's clean-up: its worktree, or (the worktree
-    already removed) its branch; "" when nothing is left."""
-    if t.path and Path(t.path).is_dir():
-        return f"its worktree is kept ('wtp rm {t.name}' removes it)"
-    if gitops.ref_value(ctx.root, f"refs/heads/{t.branch}") is not None:
-        return f"its clean-up was cut short, its branch '{t.branch}' is kept ('wtp rm {t.name}' finishes it)"
-    return ""
 
 
 class Tidy:

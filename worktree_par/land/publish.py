@@ -270,6 +270,25 @@ def follow_remote(ctx: Ctx, base: str, remote: str) -> list[str]:
         return sync_base(ctx, base, local, tracking) or []
 
 
+def landed_left(ctx: Ctx, t: Task) -> str:
+    """What an interrupt or a failure left of a landed task's clean-up: its worktree, or (the
+    worktree already removed) its branch, and a local base not brought along; "" when nothing
+    is left."""
+    left = []
+    if t.path and Path(t.path).is_dir():
+        left.append(f"its worktree is kept ('wtp rm {t.name}' removes it)")
+    elif gitops.ref_value(ctx.root, f"refs/heads/{t.branch}") is not None:
+        left.append(f"its clean-up was cut short, its branch '{t.branch}' is kept ('wtp rm {t.name}' finishes it)")
+    remote = ctx.remote()
+    if remote:
+        local, tracking = f"refs/heads/{t.base}", f"refs/remotes/{remote}/{t.base}"
+        found = gitops.refs(ctx.root, [local, tracking])
+        if local in found and tracking in found and found[local].commit != found[tracking].commit:
+            if gitops.is_ancestor(ctx.root, found[local].commit or "", found[tracking].commit or ""):
+                left.append(f"local '{t.base}' is behind {remote}/{t.base} ('git pull --ff-only' in {ctx.root})")
+    return "; ".join(left)
+
+
 def sync_base(ctx: Ctx, base: str, old: str, new: str) -> list[str] | None:
     """Move local ``base`` from old to new (CAS), keeping a worktree that has it checked out
     in step without touching its uncommitted changes.  None when ``base`` was not at old."""
