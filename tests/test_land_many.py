@@ -459,3 +459,35 @@ def test_tasks_landed_together_without_a_push_say_so(project: Repo, tmp_path: Pa
     assert "landed in one update of 'main' together with 't2'" in out.lines
     assert "landed in one update of 'main' together with 't1'" in out.lines
     assert project.git("log", "-2", "--format=%s", "main").splitlines() == ["t2 work", "t1 work"]
+
+
+def test_ctrl_c_in_a_single_lands_clean_up_prints_its_landed_json_document(project: Repo, tmp_path: Path) -> None:
+    """One task, --json: Ctrl-C while its clean-up waits for the base-follow lock; the task is
+    landed, so its document says so (not the generic 'interrupted' one), exit 130."""
+    from worktree_par.locks import Lock
+
+    _tasks(project, "t1")
+    follow = Lock(project.path / ".git" / "wtp" / "follow.lock")
+    follow.acquire()
+    err_file = tmp_path / "err"
+    try:
+        with open(err_file, "w") as e:
+            lander = subprocess.Popen(
+                [sys.executable, "-m", "worktree_par", "land", "t1", "--gate", "./check.sh", "--json"],
+                cwd=project.path,
+                stdout=subprocess.PIPE,
+                stderr=e,
+                text=True,
+            )
+        wait_for(
+            lambda: "waiting for the base-follow lock" in err_file.read_text(), "the clean-up to wait for the lock"
+        )
+        lander.send_signal(signal.SIGINT)
+        out, _ = lander.communicate(timeout=30)
+    finally:
+        follow.release()
+    assert lander.returncode == 130, err_file.read_text()
+    doc = json.loads(out)
+    top = project.git("rev-parse", "origin/main")
+    assert doc == {"task": "t1", "state": "landed", "commit": top, "attempts": 1, "paths": []}
+    assert "interrupted after task 't1' landed at " in err_file.read_text()
