@@ -277,3 +277,93 @@ def test_a_start_takes_the_landing_tasks_work_as_it_lands_not_an_earlier_land_of
     hold.write_text("")
     _, err = lander.communicate(timeout=60)
     assert lander.returncode == 0, err
+
+
+def test_a_land_says_nothing_starts_that_another_clones_claim_holds_back(remote_repo: Repo, tmp_path: Path) -> None:
+    """q2 collides with landing 'a' (here) and with 'z' (another clone's shared claim): 'wtp
+    next' starts nothing, and the land does not say it does."""
+    from .test_remote import clone
+
+    other = clone(remote_repo, "other")
+    for r in (remote_repo, other):
+        r.write(".wtp.toml", "share = true\n")
+    assert other.wtp_proc("start", "z", "--touch", "z.txt").code == 0
+    assert remote_repo.wtp_proc("start", "a", "--touch", "shared.txt").code == 0
+    _shared(remote_repo, "a", "a line")
+    held = remote_repo.wtp_proc("start", "q2", "--touch", "shared.txt", "--touch", "z.txt")
+    assert held.code == 4, held.err
+    out = remote_repo.wtp_proc("land", "a", "--gate", "true")
+    assert out.code == 0, out.err
+    assert "in the background" not in out.err, out.err
+    assert _record(remote_repo, "q2")["state"] == "queued"
+
+
+def test_a_queued_task_whose_start_failed_before_does_not_hide_one_that_can_start(
+    project: Repo, tmp_path: Path
+) -> None:
+    """q0's start failed (its --base is gone); q2 may start on landing 'a': the land starts it
+    and says so, and says nothing of q0."""
+    project.write(".wtp.toml", "max_active = 1\n")
+    project.git("branch", "other")
+    assert project.wtp("start", "a", "--touch", "shared.txt").code == 0
+    _shared(project, "a", "a line")
+    assert project.wtp("start", "q0", "--base", "other").code == 4
+    project.git("branch", "-D", "other")
+    project.write(".wtp.toml", "max_active = 2\n")
+    assert "queued task 'q0' cannot start" in project.wtp("next").err  # tried once, and failed
+    project.write(".wtp.toml", "max_active = 1\n")
+    assert project.wtp("start", "q2", "--touch", "shared.txt").code == 4
+    lander = project.spawn("land", "a", "--gate", _held(tmp_path))
+    wait_for(lambda: _started(project, "q2"), "'q2' to start on the work of 'a'")
+    (tmp_path / "go").touch()
+    _, err = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err
+    assert "queued task 'q2' starts on the work of 'a' while it lands, in the background" in err
+    assert "queued task 'q0' starts" not in err
+
+
+def test_a_start_takes_an_amended_tip_that_lands_not_the_red_one_before(project: Repo, tmp_path: Path) -> None:
+    """a's red land kept its tip; a is fixed by amending; while its next land is marked, not
+    yet taken by a conductor, b starts on the amended tip, the one that lands."""
+    project.commit({"shared.txt": LINES}, "the shared file")
+    project.git("push", "-q", "origin", "main")
+    assert project.wtp("start", "a", "--touch", "shared.txt").code == 0
+    _edit(project, "a", last="a line", broken=True)
+    assert project.wtp("land", "a", "--gate", "./check.sh").code == 1
+    wt_a = Path(_task(project, "a")["path"])
+    (wt_a / "BROKEN").unlink()
+    project.git("commit", "-q", "-a", "--amend", "--no-edit", cwd=wt_a)
+    amended = project.git("rev-parse", "wtp/a")
+    hold = tmp_path / "hold"
+    env = {"WTP_TEST_HOLD_AT": "land:marked", "WTP_TEST_HOLD_FILE": str(hold)}
+    lander = project.spawn("land", "a", "--gate", "./check.sh", env=env)
+    wait_for(lambda: Path(f"{hold}.reached").exists(), "a's land to be marked")
+    assert project.wtp("start", "b", "--touch", "shared.txt").code == 0
+    assert _record(project, "b")["fork"] == amended
+    hold.write_text("")
+    _, err = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err
+
+
+def test_a_removed_middle_task_whose_name_is_reused_still_leaves_the_top_waiting(project: Repo, tmp_path: Path) -> None:
+    """c on b on a; b removed, and a new task named b started: c still lands after a."""
+    project.commit({"shared.txt": LINES}, "the shared file")
+    project.git("push", "-q", "origin", "main")
+    for name in "abc":
+        assert project.wtp("start", name, "--touch", "shared.txt").code == (0 if name == "a" else 4)
+    _edit(project, "a", last="a line", broken=True)
+    land_a = project.spawn("land", "a", "--gate", _held(tmp_path))
+    wait_for(lambda: _started(project, "b"), "'b' to start on the work of 'a'")
+    _edit(project, "b", first="b line")
+    land_b = project.spawn("land", "b", "--gate", _held(tmp_path))
+    wait_for(lambda: _started(project, "c"), "'c' to start on the work of 'b'")
+    project.commit({"c.txt": "c\n"}, "c work", cwd=Path(_task(project, "c")["path"]))
+    assert project.wtp("rm", "b", "--force").code == 0
+    assert project.wtp("start", "b", "--touch", "other.txt").code == 0  # another task, the same name
+    (tmp_path / "go").touch()
+    land_a.communicate(timeout=60)
+    land_b.communicate(timeout=60)
+    out = project.wtp_proc("land", "c", "--gate", "./check.sh")
+    assert out.code == 1, out.err
+    assert "task 'c' was started on the work of task 'a' (through the removed 'b'), which has not landed" in out.err
+    assert _origin(project)[0][0] == "the shared file"

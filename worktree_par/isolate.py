@@ -12,7 +12,7 @@ from pathlib import Path
 from . import gitops
 from .errors import Refusal, Say, UsageError
 from .repo import Ctx
-from .state import FINAL, LANDING, QUEUED, State, Task
+from .state import FINAL, LANDING, LANDING_PHASE, QUEUED, State, Task
 
 
 def task_env(ctx: Ctx, task: Task) -> dict[str, str]:
@@ -134,11 +134,12 @@ def check_worktree_root(ctx: Ctx) -> Path:
 
 
 def landing_tips(ctx: Ctx, st: State) -> dict[str, str]:
-    """The work each landing task lands, by name: its pre-land tip (the backup ref its land
-    keeps before anything moves the branch), else its branch; the branch too when it has the
-    backup ref in its history (a backup left by an earlier land, the new one not kept yet).
-    No git call when no task is landing.  Read before the registry's lock is taken: no git
-    runs under it."""
+    """The work each landing task lands, by name.  Until a conductor takes it (no phase yet),
+    its branch: the land checked it and keeps it as it is (a backup ref there may be an
+    earlier land's, the new one not kept yet).  Once a conductor holds it, its pre-land tip,
+    the backup ref its land kept before it joined the queue: the branch may be a candidate
+    by then.  No git call when no task is landing.  Read before the registry's lock is taken:
+    no git runs under it."""
     from .guard import backup_ref  # here: only a start next to a land needs it
 
     landing = [t for t in st.tasks.values() if t.state == LANDING and t.path]
@@ -149,10 +150,7 @@ def landing_tips(ctx: Ctx, st: State) -> dict[str, str]:
     out: dict[str, str] = {}
     for t in landing:
         kept, branch = found.get(backup_ref(t.name)), found.get(f"refs/heads/{t.branch}")
-        tip = kept.commit if kept is not None else branch.commit if branch is not None else None
-        if kept is not None and branch is not None and tip != branch.commit:
-            if gitops.is_ancestor(ctx.root, tip or "", branch.commit or ""):  # a candidate is not: it is rebased
-                tip = branch.commit
-        if tip:
-            out[t.name] = tip
+        ref = (kept or branch) if t.phase == LANDING_PHASE else (branch or kept)
+        if ref is not None and ref.commit:
+            out[t.name] = ref.commit
     return out

@@ -27,24 +27,24 @@ if TYPE_CHECKING:
     from .schedule import Clash
 
 
+def chain(t: Task) -> list[tuple[int, str]]:
+    """The tasks ``t`` was started on, nearest first, as (seq, name), as recorded when it
+    started: a task below that was removed, and its name reused since, still counts."""
+    out = []
+    for link in t.stacked_under or ([f"{t.stacked_seq}:{t.stacked_on}"] if t.stacked_on else []):
+        seq, _, name = link.partition(":")
+        if seq.isdigit() and name:
+            out.append((int(seq), name))
+    return out
+
+
 def beneath(t: Task, tasks: Iterable[Task]) -> set[str]:
     """The tasks ``t`` was started on, directly or through one another, while they are the
     same tasks (their seq) and landing: their work is fixed, and under its own.  One that is
     being worked on again (its land failed or was withdrawn) may change what ``t`` built on:
     the two collide again."""
     by_name = {o.name: o for o in tasks}
-    out: set[str] = set()
-    seen: set[str] = set()
-    cur = t
-    while cur.stacked_on and cur.stacked_on not in seen:
-        seen.add(cur.stacked_on)
-        below = by_name.get(cur.stacked_on)
-        if below is None or below.seq != cur.stacked_seq or below.state not in (LANDING, ABANDONED):
-            break
-        if below.state == LANDING:  # a removed one is passed through: what it was started on is under ours
-            out.add(below.name)
-        cur = below
-    return out
+    return {n for seq, n in chain(t) if (b := by_name.get(n)) is not None and b.seq == seq and b.state == LANDING}
 
 
 def above(st: State, t: Task) -> list[Task]:
@@ -52,34 +52,19 @@ def above(st: State, t: Task) -> list[Task]:
     (removed ones included: what they were started on is under the tasks started on them).
     Their branches hold its commits, but their lands replay only their own: they do not keep
     its work (guard.losses)."""
-    found: list[Task] = []
-    names = {(t.name, t.seq)}
-    grew = True
-    while grew:
-        grew = False
-        for o in st.tasks.values():
-            if (o.name, o.seq) not in names and (o.stacked_on, o.stacked_seq) in names:
-                names.add((o.name, o.seq))
-                grew = True
-                if o.state not in (LANDED, ABANDONED):
-                    found.append(o)
-    return found
+    me = (t.seq, t.name)
+    return [o for o in st.tasks.values() if o.state not in (LANDED, ABANDONED) and me in chain(o)]
 
 
 def below(st: State, t: Task) -> Task | None:
-    """The task ``t`` was started on, while it is that task (its seq); when that one was
-    removed, the task it was started on in turn: its work is still under ``t``'s.  None when
-    there is none."""
-    seen: set[str] = set()
-    cur = t
-    while cur.stacked_on and cur.stacked_on not in seen:
-        seen.add(cur.stacked_on)
-        b = st.tasks.get(cur.stacked_on)
-        if b is None or b.seq != cur.stacked_seq:
-            return None
-        if b.state != ABANDONED:
+    """The task ``t`` lands after: the nearest task it was started on that is still that task
+    (its seq) and was not removed; past one removed (or whose record is gone: removed, and
+    its name reused; or landed long ago, and then so was everything below it), the task that
+    one was started on: its work is still under ``t``'s.  None when there is none."""
+    for seq, name in chain(t):
+        b = st.tasks.get(name)
+        if b is not None and b.seq == seq and b.state != ABANDONED:
             return b
-        cur = b
     return None
 
 
@@ -109,6 +94,7 @@ def start_on(
         return None
     b = st.tasks[on]
     t.stacked_on, t.stacked_seq = b.name, b.seq
+    t.stacked_under = [f"{b.seq}:{b.name}", *(f"{q}:{n}" for q, n in chain(b))]
     what = "; ".join(c.what for c in clashes if c.other == b.name) or "paths"
     said.append(
         f"task '{t.name}' shares {what} with task '{b.name}', which is landing: it starts on the work of "

@@ -69,6 +69,7 @@ class Task:
         # Started on the work of a task that was landing (its name and seq): it lands after it (stacking.py).
         stacked_on: str | None = None,
         stacked_seq: int | None = None,
+        stacked_under: list[str] | None = None,  # "seq:name" of each task below, nearest first
     ) -> None:
         self.name, self.state, self.branch, self.base, self.seq = name, state, branch, base, seq
         self.path, self.fork, self.start_ref, self.port = path, fork, start_ref, port
@@ -81,6 +82,7 @@ class Task:
         self.intent = intent
         self.request = request
         self.stacked_on, self.stacked_seq = stacked_on, stacked_seq
+        self.stacked_under = stacked_under if stacked_under is not None else []
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Task) and self.__dict__ == other.__dict__
@@ -93,11 +95,12 @@ class Task:
         # few hundred tasks cost tens of ms per transaction.  Lists and the holder are the
         # only mutable fields; they are copied so a snapshot does not change with the task.
         d = dict(self.__dict__)
-        d["touch"], d["use"], d["paths"], d["held"] = (
+        d["touch"], d["use"], d["paths"], d["held"], d["stacked_under"] = (
             list(self.touch),
             list(self.use),
             list(self.paths),
             list(self.held),
+            list(self.stacked_under),
         )
         d["holder"] = dict(self.holder) if self.holder is not None else None
         return d
@@ -111,7 +114,7 @@ class Task:
         for k, types in _TASK_TYPES.items():
             if k in fields and not isinstance(fields[k], types) or (k in _REQUIRED and k not in fields):
                 raise ValueError(f"task field {k!r} is {fields.get(k)!r}")
-        for k in ("touch", "use", "paths", "held"):
+        for k in ("touch", "use", "paths", "held", "stacked_under"):
             if not all(isinstance(x, str) for x in fields.get(k) or []):
                 raise ValueError(f"task field {k!r} must list strings")
         if (
@@ -152,5 +155,6 @@ _TASK_TYPES: dict[str, tuple[type, ...]] = {
     "request": (int, type(None)),
     "stacked_on": _N,
     "stacked_seq": (int, type(None)),
+    "stacked_under": (list,),
 }
 _REQUIRED = ("name", "state", "branch", "base", "seq")

@@ -59,8 +59,8 @@ def start(
         if cur is None or cur.state in FINAL:  # a new task: what does the history say?
             globs, held, history = cochange_start.advise(ctx, name, base, globs, touch_suggested)
 
-    remote = _remote_tasks(ctx)
-    tips = isolate.landing_tips(ctx, ctx.store.read())
+    remote = remote_tasks(ctx)
+    tips = isolate.landing_tips(ctx, ctx.store.read()) if globs or held else {}  # stacking needs paths
     with ctx.store.transaction() as st:
         t = st.tasks.get(name)
         if t is not None and t.state not in FINAL:
@@ -136,7 +136,7 @@ def _archived(ctx: Ctx, name: str) -> list[str]:
     ]
 
 
-def _remote_tasks(ctx: Ctx) -> list[Task] | None:
+def remote_tasks(ctx: Ctx) -> list[Task] | None:
     """Other clones' live tasks, from their shared claims (None when sharing is off)."""
     if not ctx.cfg.share or ctx.remote() is None:
         return None
@@ -321,13 +321,14 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
     started: list[Task] = []
     resumed: list[Task] = []
     try:
-        remote = _remote_tasks(ctx)
+        remote = remote_tasks(ctx)
     except WtpError as e:  # other clones' claims cannot be read: nothing queued starts blind
         say(f"queued tasks stay queued: {e.message}")
         remote = None
         if ctx.store.read().queued():
             return []
-    tips = isolate.landing_tips(ctx, ctx.store.read())
+    now = ctx.store.read()
+    tips = isolate.landing_tips(ctx, now) if any(q.touch or q.held for q in now.queued()) else {}
     said: list[str] = []
     with ctx.store.transaction() as st:
         for t in st.tasks.values():

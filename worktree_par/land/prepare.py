@@ -11,13 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import claims, crashpoints, guard, isolate, schedule, stacking
-from ..errors import Refusal, Say
+from .. import claims, crashpoints, guard, isolate, schedule, stacking, tasks
+from ..errors import Refusal, Say, WtpError
 from ..gates import Gate, Refuse
 from ..locks import me
 from ..repo import Ctx
 from ..state import ACTIVE, LANDED, LANDING, Task
-from ..tasks import CANNOT_START
 from .candidate import check_worktree, keep_tip
 from .request import QUEUE, LandRequest
 from .withdraw import WAITING_NOTE, running
@@ -121,14 +120,22 @@ def marked(ctx: Ctx, landing: list[str], say: Say) -> None:
     st = ctx.store.read()
     if not any(q.touch or q.held for q in st.queued()):
         return
+    try:
+        remote = tasks.remote_tasks(ctx)  # other clones' claims hold queued tasks back as in promote
+    except WtpError:
+        return  # they cannot be read: promote starts nothing queued, nor is anything said here
     tips, recorded = isolate.landing_tips(ctx, st), claims.declarations(ctx, st)
     starting: dict[str, str | None] = {}  # what 'wtp next' would start now, and on whose work
     waiting: list[Task] = []
     for q in st.queued():
-        d = schedule.decide(st, q, ctx.cfg.max_active, earlier_queued=waiting, recorded=recorded, tips=tips)
+        if q.note.startswith(tasks.CANNOT_START):  # its start failed before: it may again, so nothing is said
+            continue  # of it, and it neither takes a slot nor holds back the ones after it
+        d = schedule.decide(
+            st, q, ctx.cfg.max_active, earlier_queued=waiting, recorded=recorded, remote=remote, tips=tips
+        )
         if d.admit:
             q.state, starting[q.name] = ACTIVE, d.on  # takes its slot, for the ones after it (as promote)
-        elif not q.note.startswith(CANNOT_START):
+        else:
             waiting.append(q)
     if all(on is None for on in starting.values()):
         return
