@@ -267,16 +267,7 @@ def test_a_start_takes_the_landing_tasks_work_as_it_lands_not_an_earlier_land_of
     old = project.git("rev-parse", "refs/wtp/backup/a")
     _edit(project, "a", broken=False)
     new = project.git("rev-parse", "wtp/a")
-    hold = tmp_path / "hold"
-    env = {"WTP_TEST_HOLD_AT": "land:marked", "WTP_TEST_HOLD_FILE": str(hold)}
-    lander = project.spawn("land", "a", "--gate", "./check.sh", env=env)
-    wait_for(lambda: Path(f"{hold}.reached").exists(), "a's land to be marked, its tip not kept yet")
-    assert project.git("rev-parse", "refs/wtp/backup/a") == old
-    assert project.wtp("start", "b", "--touch", "shared.txt").code == 0
-    assert _record(project, "b")["fork"] == new
-    hold.write_text("")
-    _, err = lander.communicate(timeout=60)
-    assert lander.returncode == 0, err
+    assert _start_while_marked(project, tmp_path, old) == new
 
 
 def test_a_land_says_nothing_starts_that_another_clones_claim_holds_back(remote_repo: Repo, tmp_path: Path) -> None:
@@ -334,15 +325,7 @@ def test_a_start_takes_an_amended_tip_that_lands_not_the_red_one_before(project:
     (wt_a / "BROKEN").unlink()
     project.git("commit", "-q", "-a", "--amend", "--no-edit", cwd=wt_a)
     amended = project.git("rev-parse", "wtp/a")
-    hold = tmp_path / "hold"
-    env = {"WTP_TEST_HOLD_AT": "land:marked", "WTP_TEST_HOLD_FILE": str(hold)}
-    lander = project.spawn("land", "a", "--gate", "./check.sh", env=env)
-    wait_for(lambda: Path(f"{hold}.reached").exists(), "a's land to be marked")
-    assert project.wtp("start", "b", "--touch", "shared.txt").code == 0
-    assert _record(project, "b")["fork"] == amended
-    hold.write_text("")
-    _, err = lander.communicate(timeout=60)
-    assert lander.returncode == 0, err
+    assert _start_while_marked(project, tmp_path, project.git("rev-parse", "refs/wtp/backup/a")) == amended
 
 
 def test_a_removed_middle_task_whose_name_is_reused_still_leaves_the_top_waiting(project: Repo, tmp_path: Path) -> None:
@@ -367,3 +350,19 @@ def test_a_removed_middle_task_whose_name_is_reused_still_leaves_the_top_waiting
     assert out.code == 1, out.err
     assert "task 'c' was started on the work of task 'a' (through the removed 'b'), which has not landed" in out.err
     assert _origin(project)[0][0] == "the shared file"
+
+
+def _start_while_marked(r: Repo, tmp: Path, kept: str) -> str:
+    """'a' lands again, held where its land has marked it but not kept its tip yet (the backup
+    ref still holds ``kept``, an earlier land's); 'b' starts then: where b's branch forks."""
+    hold = tmp / "hold"
+    env = {"WTP_TEST_HOLD_AT": "land:marked", "WTP_TEST_HOLD_FILE": str(hold)}
+    lander = r.spawn("land", "a", "--gate", "./check.sh", env=env)
+    wait_for(lambda: Path(f"{hold}.reached").exists(), "a's land to be marked, its tip not kept yet")
+    assert r.git("rev-parse", "refs/wtp/backup/a") == kept
+    assert r.wtp("start", "b", "--touch", "shared.txt").code == 0
+    fork = _record(r, "b")["fork"]
+    hold.write_text("")
+    _, err = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err
+    return str(fork)
