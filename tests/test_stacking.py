@@ -5,6 +5,7 @@ below it.  A landing task takes no slot.  Real landers, real gates, a bare remot
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -366,3 +367,50 @@ def _start_while_marked(r: Repo, tmp: Path, kept: str) -> str:
     _, err = lander.communicate(timeout=60)
     assert lander.returncode == 0, err
     return str(fork)
+
+
+def test_a_commit_made_on_a_landing_branch_that_a_stacked_task_holds_is_not_dropped(
+    project: Repo, tmp_path: Path
+) -> None:
+    """a waits in the queue (no conductor has taken it); its owner commits X on its branch; b
+    starts on that branch.  b's branch holding X does not keep it: b's land replays only its own
+    commits.  So a's land keeps X on a's branch, untested, and is blocked, as without b."""
+    from worktree_par.gates import Gate
+    from worktree_par.land.request import QUEUE
+    from worktree_par.state import Store
+
+    assert project.wtp("start", "a", "--touch", "shared.txt").code == 0
+    wt_a = _shared(project, "a", "a line")
+    queue = Gate(Store(project.path / ".git"), QUEUE)
+    queue.acquire()  # another conductor holds the queue: a waits in it
+    try:
+        lander = project.spawn("land", "a", "--gate", "./check.sh")
+        wait_for(lambda: len(queue.tickets()) >= 2, "a to join the land queue")
+        x = project.commit({"x.txt": "x\n"}, "a extra X", cwd=wt_a)
+        assert project.wtp("start", "b", "--touch", "shared.txt").code == 0
+        assert _record(project, "b")["fork"] == x
+    finally:
+        queue.release()
+    _, err = lander.communicate(timeout=60)
+    assert lander.returncode == 1, err
+    assert "branch 'wtp/a' gained 1 commit wtp did not make while landing" in err
+    assert project.git("rev-parse", "wtp/a") == x  # kept on a's branch
+    assert _record(project, "a")["state"] == "blocked"
+
+
+def test_a_damaged_chain_below_a_task_is_a_damaged_registry_not_a_crash(project: Repo, tmp_path: Path) -> None:
+    """A record whose chain below (stacked_under) is not what a start writes is refused as a
+    corrupt registry (one line, exit 2, what to run), never read past nor a crash."""
+    lander = _landing(project, tmp_path)
+    (tmp_path / "go").touch()
+    lander.communicate(timeout=60)
+    for damaged in (["\u00b2:a"], ["junk"], ["7:someone-else"]):
+        data = project.state()
+        next(t for t in data["tasks"] if t["name"] == "b")["stacked_under"] = damaged
+        project.state_file.write_text(json.dumps(data))
+        out = project.wtp_proc("list")
+        assert out.code == 2, out.err
+        assert (
+            out.err.startswith("wtp: state file ") and "is corrupt (ValueError: task field 'stacked_under'" in out.err
+        )
+        assert "internal error" not in out.err and len(out.err.splitlines()) == 1

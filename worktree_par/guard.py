@@ -122,8 +122,8 @@ def _copied(path: str, copied: tuple[str, ...]) -> bool:
 
 
 def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
-    """What deleting the worktree and branch would lose, one phrase each (empty: nothing).  ``keep``: more refs
-    or commits that stay (a landed commit, say).  Not the branches of tasks started on its work (stacking.py)."""
+    """What deleting the worktree and branch would lose, one phrase each (empty: nothing); ``keep``: more refs or
+    commits that stay (a landed commit), not the branches of tasks started on its work (stacking.py)."""
     t = h.task
     drop = [o.branch for o in stacking.above(ctx.store.read(), t)]  # their lands replay their own commits only
     keepers = [*(keep or []), *(f"--exclude={b}" for b in (*drop, t.branch)), *STAY]  # the others stay
@@ -334,22 +334,22 @@ def delete_tree(path: Path) -> None:
 
 
 def rewind(ctx: Ctx, t: Task, wt: Path, target: Sha, ours: list[Sha]) -> str:
-    """Move the task branch (checked out in ``wt``) back to ``target``, with the user's edits
-    (``_carry``).  Only commits wtp made itself may be left behind: ``ours`` (a candidate it
-    built) and copies of commits ``target`` has (a rebase).  A commit anyone else made there
-    (an agent committing while the gate ran) refuses the move, naming it."""
+    """Move the task branch (checked out in ``wt``) back to ``target``, with the user's edits (``_carry``).  Only
+    commits wtp made itself may be left behind: ``ours`` (a candidate it built) and copies of commits ``target``
+    has (a rebase).  A commit anyone else made there (an agent, while the gate ran) refuses the move, naming it."""
     ref = f"refs/heads/{t.branch}"
     cur = gitops.ref_value(ctx.root, ref)
     if cur is None or cur == target:
         return ""
-    keepers = [target, f"--exclude={t.branch}", "--branches", "--tags", "--remotes"]
+    up = {o.name: o.branch for o in stacking.above(ctx.store.read(), t)}  # started on its work: they keep none of it
+    keepers = [target, *(f"--exclude={b}" for b in (*up.values(), t.branch)), *STAY]
     left = set(gitops.commits_not_in(ctx.root, [cur], keepers, KEEP_GLOBS))
     if ours and left:
         left -= set(gitops.commits_not_in(ctx.root, ours, [target]))
     if left:
         left &= set(gitops.unmatched_commits(ctx.root, target, cur))  # not a rebased copy of the task's own
     if left:  # nor a copy of another task's commit, stacked under this one by a conductor
-        for other in gitops.refs_under(ctx.root, BACKUP).values():
+        for other in (v for k, v in gitops.refs_under(ctx.root, BACKUP).items() if k[len(BACKUP) :] not in up):
             left &= set(gitops.unmatched_commits(ctx.root, other, cur))
             if not left:
                 break

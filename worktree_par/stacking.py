@@ -33,7 +33,7 @@ def chain(t: Task) -> list[tuple[int, str]]:
     out = []
     for link in t.stacked_under or ([f"{t.stacked_seq}:{t.stacked_on}"] if t.stacked_on else []):
         seq, _, name = link.partition(":")
-        if seq.isdigit() and name:
+        if seq.isascii() and seq.isdigit() and name:  # as checked when the record was read
             out.append((int(seq), name))
     return out
 

@@ -124,6 +124,12 @@ class Task:
         ):
             raise ValueError(f"task {fields['name']!r} has an unknown state or phase")
         Holder.from_json(fields.get("holder"))  # raises on a bad holder
+        under, on = fields.get("stacked_under") or [], fields.get("stacked_on")
+        links = [x.partition(":") for x in under]
+        if any(not (q.isascii() and q.isdigit()) or not n for q, _, n in links) or (
+            under and (on is None or under[0] != f"{fields.get('stacked_seq')}:{on}")
+        ):  # the chain a land checks before landing the task: never read past a damaged one
+            raise ValueError(f"task field 'stacked_under' is {under!r}, not the chain below '{on}'")
         return cls(**fields)
 
 

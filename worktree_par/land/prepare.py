@@ -117,28 +117,19 @@ def marked(ctx: Ctx, landing: list[str], say: Say) -> None:
     its setup; that starts what can start, in queue order, so what is said is worked out the
     same way.  (When only slots are free, the tasks waiting for one are started by whatever
     starts queued tasks next: a land that ends, 'wtp rm', 'wtp next', a 'wtp start --wait'.)"""
-    st = ctx.store.read()
-    if not any(q.touch or q.held for q in st.queued()):
+    if not any(q.touch or q.held for q in ctx.store.read().queued()):
         return
+    starting = _forecast(ctx, None)
+    if all(on is None for on in starting.values()):
+        return  # nothing starts on a landing task's work: no network call to ask the other clones
     try:
         remote = tasks.remote_tasks(ctx)  # other clones' claims hold queued tasks back as in promote
     except WtpError:
         return  # they cannot be read: promote starts nothing queued, nor is anything said here
-    tips, recorded = isolate.landing_tips(ctx, st), claims.declarations(ctx, st)
-    starting: dict[str, str | None] = {}  # what 'wtp next' would start now, and on whose work
-    waiting: list[Task] = []
-    for q in st.queued():
-        if q.note.startswith(tasks.CANNOT_START):  # its start failed before: it may again, so nothing is said
-            continue  # of it, and it neither takes a slot nor holds back the ones after it
-        d = schedule.decide(
-            st, q, ctx.cfg.max_active, earlier_queued=waiting, recorded=recorded, remote=remote, tips=tips
-        )
-        if d.admit:
-            q.state, starting[q.name] = ACTIVE, d.on  # takes its slot, for the ones after it (as promote)
-        else:
-            waiting.append(q)
-    if all(on is None for on in starting.values()):
-        return
+    if remote:
+        starting = _forecast(ctx, remote)
+        if all(on is None for on in starting.values()):
+            return
     log = ctx.store.subdir("logs") / "start-behind.log"
     names = ", ".join(f"'{n}'" for n in landing)
     try:
@@ -159,3 +150,22 @@ def marked(ctx: Ctx, landing: list[str], say: Say) -> None:
     for n, on in starting.items():
         how = f"on the work of '{on}' while it lands" if on else "in the slot that is free"
         say(f"queued task '{n}' starts {how}, in the background (log: {log})")
+
+
+def _forecast(ctx: Ctx, remote: list[Task] | None) -> dict[str, str | None]:
+    """What 'wtp next' would start now, in queue order, and on whose work (as promote decides)."""
+    st = ctx.store.read()
+    tips, recorded = isolate.landing_tips(ctx, st), claims.declarations(ctx, st)
+    starting: dict[str, str | None] = {}
+    waiting: list[Task] = []
+    for q in st.queued():
+        if q.note.startswith(tasks.CANNOT_START):  # its start failed before: it may again, so nothing is said
+            continue  # of it, and it neither takes a slot nor holds back the ones after it
+        d = schedule.decide(
+            st, q, ctx.cfg.max_active, earlier_queued=waiting, recorded=recorded, remote=remote, tips=tips
+        )
+        if d.admit:
+            q.state, starting[q.name] = ACTIVE, d.on  # takes its slot, for the ones after it (as promote)
+        else:
+            waiting.append(q)
+    return starting
