@@ -233,7 +233,7 @@ def run_network(args: list[str], cwd: Path | str, remote: str, what: str) -> Res
         _kill_group(proc.pid)
         _reap(proc)
         raise RemoteTimeout(
-            f"remote '{remote}' did not answer within {budget:.3g}s ({what}): its git process was stopped; "
+            f"remote '{remote}' did not answer within {_secs(budget)}s ({what}): its git process was stopped; "
             "check the network and the remote's URL, then try again (or raise [remote] timeout in .wtp.toml)"
         ) from None
     except BaseException:  # Ctrl-C: the group is not ours in the terminal's eyes, so end it here
@@ -384,3 +384,9 @@ def object_format(cwd: Path) -> ObjectFormat:
         name = run(["rev-parse", "--show-object-format"], cwd).out.strip() or "sha1"
         _formats[key] = ObjectFormat(name, 64 if name == "sha256" else 40)
     return _formats[key]
+
+
+def _secs(x: float) -> str:
+    """Seconds as said in a line: a budget cut from a deadline a moment ago (0.999) is the 1 s
+    it was given; two significant figures below 10 (0.04, 2.5), whole seconds above."""
+    return f"{x:.0f}" if x >= 9.5 else f"{x:.2g}"
