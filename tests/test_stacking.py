@@ -157,7 +157,7 @@ def test_a_stacked_task_never_lands_before_or_without_the_task_below_it(project:
     ), again.err
     # a fixed: both land, in one command, a first.
     _edit(project, "a", broken=False)
-    both = project.wtp_proc("land", "a", "b", "--gate", "./check.sh")
+    both = project.wtp_proc("land", "b", "a", "--gate", "./check.sh")  # b after a all the same
     assert both.code == 0, both.err
     subjects, text = _origin(project)
     assert subjects[:3] == ["b work", "a work", "a work"]
@@ -331,17 +331,7 @@ def test_a_start_takes_an_amended_tip_that_lands_not_the_red_one_before(project:
 
 def test_a_removed_middle_task_whose_name_is_reused_still_leaves_the_top_waiting(project: Repo, tmp_path: Path) -> None:
     """c on b on a; b removed, and a new task named b started: c still lands after a."""
-    project.commit({"shared.txt": LINES}, "the shared file")
-    project.git("push", "-q", "origin", "main")
-    for name in "abc":
-        assert project.wtp("start", name, "--touch", "shared.txt").code == (0 if name == "a" else 4)
-    _edit(project, "a", last="a line", broken=True)
-    land_a = project.spawn("land", "a", "--gate", _held(tmp_path))
-    wait_for(lambda: _started(project, "b"), "'b' to start on the work of 'a'")
-    _edit(project, "b", first="b line")
-    land_b = project.spawn("land", "b", "--gate", _held(tmp_path))
-    wait_for(lambda: _started(project, "c"), "'c' to start on the work of 'b'")
-    project.commit({"c.txt": "c\n"}, "c work", cwd=Path(_task(project, "c")["path"]))
+    land_a, land_b = _chain_of_three(project, tmp_path)
     assert project.wtp("rm", "b", "--force").code == 0
     assert project.wtp("start", "b", "--touch", "other.txt").code == 0  # another task, the same name
     (tmp_path / "go").touch()
@@ -414,3 +404,37 @@ def test_a_damaged_chain_below_a_task_is_a_damaged_registry_not_a_crash(project:
             out.err.startswith("wtp: state file ") and "is corrupt (ValueError: task field 'stacked_under'" in out.err
         )
         assert "internal error" not in out.err and len(out.err.splitlines()) == 1
+
+
+def test_in_a_chain_the_advice_names_every_task_below_and_any_order_lands_them(project: Repo, tmp_path: Path) -> None:
+    """c on b on a, a red: c's refusal names the command that lands all three; once a is fixed,
+    'wtp land c b a' lands them, a first."""
+    land_a, land_b = _chain_of_three(project, tmp_path)
+    (tmp_path / "go").touch()
+    land_a.communicate(timeout=60)
+    land_b.communicate(timeout=60)
+    out = project.wtp_proc("land", "c", "--gate", "./check.sh")
+    assert out.code == 1, out.err
+    assert "land 'b' first ('wtp land a b c' lands them all)" in out.err, out.err
+    _edit(project, "a", broken=False)
+    every = project.wtp_proc("land", "c", "b", "a", "--gate", "./check.sh", "--json")
+    assert every.code == 0, every.err
+    assert [d["task"] for d in json.loads(every.out)] == ["c", "b", "a"]  # the order given
+    assert _origin(project)[0][:4] == ["c work", "b work", "a work", "a work"]
+
+
+def _chain_of_three(r: Repo, tmp: Path) -> tuple[subprocess.Popen[str], subprocess.Popen[str]]:
+    """a (red: it adds BROKEN) lands in a held gate; b, started on its work, lands behind it in
+    a held gate; c, started on b's work, has a commit of its own.  The two lands, under way."""
+    r.commit({"shared.txt": LINES}, "the shared file")
+    r.git("push", "-q", "origin", "main")
+    for name in "abc":
+        assert r.wtp("start", name, "--touch", "shared.txt").code == (0 if name == "a" else 4)
+    _edit(r, "a", last="a line", broken=True)
+    land_a = r.spawn("land", "a", "--gate", _held(tmp))
+    wait_for(lambda: _started(r, "b"), "'b' to start on the work of 'a'")
+    _edit(r, "b", first="b line")
+    land_b = r.spawn("land", "b", "--gate", _held(tmp))
+    wait_for(lambda: _started(r, "c"), "'c' to start on the work of 'b'")
+    r.commit({"c.txt": "c\n"}, "c work", cwd=Path(_task(r, "c")["path"]))
+    return land_a, land_b

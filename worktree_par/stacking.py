@@ -78,9 +78,11 @@ def unmet(st: State, t: Task, ahead: Iterable[str] | None = None) -> str | None:
     if b.state == LANDING and (ahead is None or b.name in set(ahead)):
         return None
     via = f" (through the removed '{t.stacked_on}')" if b.name != t.stacked_on else ""
+    unlanded = [n for q, n in chain(t) if (o := st.tasks.get(n)) and o.seq == q and o.state not in (LANDED, ABANDONED)]
+    both = f"'wtp land {' '.join([*reversed(unlanded), t.name])}' lands {'both' if len(unlanded) == 1 else 'them all'}"
     return (
         f"task '{t.name}' was started on the work of task '{b.name}'{via}, which has not landed (it is {b.state}): "
-        f"land '{b.name}' first ('wtp land {b.name} {t.name}' lands both), or remove it ('wtp rm {b.name} --force' "
+        f"land '{b.name}' first ({both}), or remove it ('wtp rm {b.name} --force' "
         f"archives its work) to land '{t.name}' without it"
     )
 

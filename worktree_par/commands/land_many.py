@@ -275,7 +275,7 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Rel
     timeout = float(limit) if isinstance(limit, (int, float)) else None
     deadline = time.monotonic() + timeout if timeout is not None else None
     try:
-        for name in names:
+        for name in _below_first(c, names):
             try:
                 joined = _join(c, name, opts, said)
             except Exception as e:  # noqa: BLE001 - one task refused: said, and the others land
@@ -408,3 +408,14 @@ def _landed_anyway(c: Ctx, t: Task, said: _Said | _Relay, line: str) -> bool:
         return False
     said.landed(LandResult(t.name, LANDED, cur.commit, max(1, cur.attempts), messages=[line]))
     return True
+
+
+def _below_first(c: Ctx, names: list[str]) -> list[str]:
+    """The order the tasks join the queue: as given, but a task started on the work of others
+    in the command after them (stacking.py), so 'wtp land c b a' lands all three as 'wtp land a
+    b c' does.  (The --json list keeps the order given.)"""
+    from ..stacking import chain
+
+    tasks = c.store.read().tasks
+    under = {n: {m for _, m in chain(tasks[n])} & set(names) if n in tasks else set() for n in names}
+    return sorted(names, key=lambda n: len(under[n])) if any(under.values()) else names
