@@ -343,11 +343,13 @@ def test_rm_does_not_say_a_branch_removed_that_it_kept(repo: Repo, tmp_path: Pat
     repo.git("branch", "keep-a", "wtp/a")  # the work is kept elsewhere: rm proceeds without --force
     hold = tmp_path / "hold"
     rm = repo.spawn("rm", "a", env={"WTP_TEST_HOLD_AT": "rm:before-branch", "WTP_TEST_HOLD_FILE": str(hold)})
-    wait_for(lambda: Path(f"{hold}.reached").exists(), "rm to reach the branch's deletion")
-    tree = repo.git("rev-parse", "wtp/a^{tree}")
-    moved = repo.git("commit-tree", tree, "-p", "wtp/a", "-m", "made meanwhile")
-    repo.git("update-ref", "refs/heads/wtp/a", moved)
-    hold.write_text("")
+    try:
+        wait_for(lambda: Path(f"{hold}.reached").exists(), "rm to reach the branch's deletion")
+        tree = repo.git("rev-parse", "wtp/a^{tree}")
+        moved = repo.git("commit-tree", tree, "-p", "wtp/a", "-m", "made meanwhile")
+        repo.git("update-ref", "refs/heads/wtp/a", moved)
+    finally:
+        hold.write_text("")  # let it go, whatever happened
     out, err = rm.communicate(timeout=60)
     assert rm.returncode == 0, err
     assert out.splitlines()[0] == "removed task 'a' (its worktree; its branch is kept, below)"

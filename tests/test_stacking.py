@@ -7,10 +7,22 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from .conftest import Repo, wait_for
 from .test_agents import edit, hook
+
+
+@pytest.fixture(autouse=True)
+def _let_go(tmp_path: Path) -> Iterator[None]:
+    """What a failed assertion left waiting (a gate held on 'go', a land held on 'hold') is let
+    go when the test ends, so no process of it waits on after the run."""
+    yield
+    (tmp_path / "go").touch()
+    (tmp_path / "hold").touch()
 
 
 def _held(tmp: Path) -> str:
