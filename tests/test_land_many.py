@@ -424,29 +424,9 @@ def test_ctrl_c_while_the_parent_cleans_up_stops_the_command_and_says_what_is_ke
 ) -> None:
     """The command's parent waits for the base-follow lock in a landed task's clean-up: one
     Ctrl-C ends it, exit 130, each landed task said landed with its worktree kept (review 20)."""
-    from worktree_par.locks import Lock
-
     _tasks(project, "t1", "t2")
-    follow = Lock(project.path / ".git" / "wtp" / "follow.lock")
-    follow.acquire()
-    err_file = tmp_path / "err"
-    try:
-        with open(err_file, "w") as e:
-            lander = subprocess.Popen(
-                [sys.executable, "-m", "worktree_par", "land", "t1", "t2", "--gate", "./check.sh"],
-                cwd=project.path,
-                stdout=subprocess.PIPE,
-                stderr=e,
-                text=True,
-            )
-        wait_for(
-            lambda: "waiting for the base-follow lock" in err_file.read_text(), "the clean-up to wait for the lock"
-        )
-        lander.send_signal(signal.SIGINT)
-        out, _ = lander.communicate(timeout=30)  # while the lock is still held
-    finally:
-        follow.release()
-    assert lander.returncode == 130, err_file.read_text()
+    code, out, _ = _ctrl_c_in_clean_up(project, tmp_path, "t1", "t2")
+    assert code == 130, out
     assert "interrupted after task 't1' landed at " in out, out
     assert _states(project) == {"t1": "landed", "t2": "landed"}
 
@@ -464,17 +444,28 @@ def test_tasks_landed_together_without_a_push_say_so(project: Repo, tmp_path: Pa
 def test_ctrl_c_in_a_single_lands_clean_up_prints_its_landed_json_document(project: Repo, tmp_path: Path) -> None:
     """One task, --json: Ctrl-C while its clean-up waits for the base-follow lock; the task is
     landed, so its document says so (not the generic 'interrupted' one), exit 130."""
+    _tasks(project, "t1")
+    code, out, err = _ctrl_c_in_clean_up(project, tmp_path, "t1", "--json")
+    assert code == 130, err
+    doc = json.loads(out)
+    top = project.git("rev-parse", "origin/main")
+    assert doc == {"task": "t1", "state": "landed", "commit": top, "attempts": 1, "paths": []}
+    assert "interrupted after task 't1' landed at " in err
+
+
+def _ctrl_c_in_clean_up(r: Repo, tmp: Path, *args: str) -> tuple[int, str, str]:
+    """'wtp land *args' gated by the project's test, interrupted (SIGINT) while a landed task's
+    clean-up waits for the base-follow lock the test holds: its exit code, stdout and stderr."""
     from worktree_par.locks import Lock
 
-    _tasks(project, "t1")
-    follow = Lock(project.path / ".git" / "wtp" / "follow.lock")
+    follow = Lock(r.path / ".git" / "wtp" / "follow.lock")
     follow.acquire()
-    err_file = tmp_path / "err"
+    err_file = tmp / "err"
     try:
         with open(err_file, "w") as e:
             lander = subprocess.Popen(
-                [sys.executable, "-m", "worktree_par", "land", "t1", "--gate", "./check.sh", "--json"],
-                cwd=project.path,
+                [sys.executable, "-m", "worktree_par", "land", *args, "--gate", "./check.sh"],
+                cwd=r.path,
                 stdout=subprocess.PIPE,
                 stderr=e,
                 text=True,
@@ -483,11 +474,7 @@ def test_ctrl_c_in_a_single_lands_clean_up_prints_its_landed_json_document(proje
             lambda: "waiting for the base-follow lock" in err_file.read_text(), "the clean-up to wait for the lock"
         )
         lander.send_signal(signal.SIGINT)
-        out, _ = lander.communicate(timeout=30)
+        out, _ = lander.communicate(timeout=30)  # while the lock is still held
     finally:
         follow.release()
-    assert lander.returncode == 130, err_file.read_text()
-    doc = json.loads(out)
-    top = project.git("rev-parse", "origin/main")
-    assert doc == {"task": "t1", "state": "landed", "commit": top, "attempts": 1, "paths": []}
-    assert "interrupted after task 't1' landed at " in err_file.read_text()
+    return lander.returncode, out, err_file.read_text()

@@ -177,7 +177,7 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
     if waiting:
         from . import isolate, schedule
 
-        tips = isolate.landing_tips(ctx, st)  # one may start on the work of a task landing (stacking.py)
+        tips = isolate.landing_tips(ctx, st) if any(t.touch or t.held for t in waiting) else {}  # stacking.py
         can = [t.name for t in waiting if schedule.decide(st, t, ctx.cfg.max_active, tips=tips).admit]
         if can:
             findings.append(Finding(f"queued task(s) {', '.join(can)} can start now", lambda: _promote(ctx)))

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import stacking
 from .state import State
 
 if TYPE_CHECKING:
@@ -63,8 +64,8 @@ def task_table(infos: list[TaskInfo], ctx: Ctx, here: str | None = None) -> None
         print("no tasks: start one with 'wtp start NAME'")
         return
     rows, notes = [], []
-    by_name = {i.task.name: i.task for i in infos}
-    standing = State(tasks=by_name).task_at(here) if here else None
+    listed = State(tasks={i.task.name: i.task for i in infos})
+    standing = listed.task_at(here) if here else None
     for i in infos:
         t = i.task
         state = (
@@ -75,10 +76,9 @@ def task_table(infos: list[TaskInfo], ctx: Ctx, here: str | None = None) -> None
         )
         ab = "-" if i.ahead is None else f"+{i.ahead}/-{i.behind}"
         note = i.problem or (t.note if t.state in ("queued", "blocked", "landing") else "")
-        below = by_name.get(t.stacked_on or "")
-        if not note and t.state == "active" and below is not None and below.seq == t.stacked_seq:
-            if below.state not in ("landed", "abandoned"):  # stacking.py
-                note = f"started on the work of '{below.name}' ({below.state}): lands after it"
+        below = stacking.below(listed, t) if t.stacked_on and not note and t.state == "active" else None
+        if below is not None and below.state != "landed":
+            note = f"started on the work of '{below.name}' ({below.state}): lands after it"
         if t.state == "landed" and t.commit and not i.problem:
             note = f"landed {t.commit[:10]}"
         if i.place:

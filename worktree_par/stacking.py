@@ -61,11 +61,12 @@ def below(st: State, t: Task) -> Task | None:
     (its seq) and was not removed; past one removed (or whose record is gone: removed, and
     its name reused; or landed long ago, and then so was everything below it), the task that
     one was started on: its work is still under ``t``'s.  None when there is none."""
-    for seq, name in chain(t):
-        b = st.tasks.get(name)
-        if b is not None and b.seq == seq and b.state != ABANDONED:
-            return b
-    return None
+    return next((b for b in _records(st, t) if b.state != ABANDONED), None)
+
+
+def _records(st: State, t: Task) -> list[Task]:
+    """The tasks ``t`` was started on whose records are still theirs (their seq), nearest first."""
+    return [b for seq, name in chain(t) if (b := st.tasks.get(name)) is not None and b.seq == seq]
 
 
 def unmet(st: State, t: Task, ahead: Iterable[str] | None = None) -> str | None:
@@ -78,7 +79,7 @@ def unmet(st: State, t: Task, ahead: Iterable[str] | None = None) -> str | None:
     if b.state == LANDING and (ahead is None or b.name in set(ahead)):
         return None
     via = f" (through the removed '{t.stacked_on}')" if b.name != t.stacked_on else ""
-    unlanded = [n for q, n in chain(t) if (o := st.tasks.get(n)) and o.seq == q and o.state not in (LANDED, ABANDONED)]
+    unlanded = [o.name for o in _records(st, t) if o.state not in (LANDED, ABANDONED)]
     both = f"'wtp land {' '.join([*reversed(unlanded), t.name])}' lands {'both' if len(unlanded) == 1 else 'them all'}"
     return (
         f"task '{t.name}' was started on the work of task '{b.name}'{via}, which has not landed (it is {b.state}): "

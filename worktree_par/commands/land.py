@@ -209,9 +209,7 @@ def _land(
 ) -> int:
     from ..errors import WtpError
     from ..land import handoff, lander
-    from ..land.lander import LandResult
     from ..progress import Watch
-    from ..state import LANDED
 
     # A foreground land forks: it returns once its own task is settled, even when it conducts
     # the queue, whose work for the tasks behind it goes on in the background (handoff.py).
@@ -247,9 +245,8 @@ def _land(
         raise
     except KeyboardInterrupt:
         err(lander.interrupted(c, t, err))  # say what Ctrl-C left, before the 'interrupted' line
-        cur = c.store.read().tasks.get(t.name)
-        if as_json and cur is not None and cur.seq == t.seq and cur.state == LANDED:  # landed: its document
-            emit(LandResult(t.name, LANDED, cur.commit, max(1, cur.attempts)).to_json())
+        if as_json and (done := lander.landed_result(c, t)) is not None:  # landed: its document
+            emit(done.to_json())
         raise
     finally:
         interrupts.restore(handlers)

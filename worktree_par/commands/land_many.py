@@ -400,13 +400,12 @@ def _interrupted(c: Ctx, tasks: list[Task], said: _Said | _Relay) -> None:
 def _landed_anyway(c: Ctx, t: Task, said: _Said | _Relay, line: str) -> bool:
     """After Ctrl-C: ``t``, when the base took it, reported landed with ``line`` (what its
     clean-up left); False when it did not land."""
-    from ..land.lander import LandResult
-    from ..state import LANDED
+    from ..land.lander import landed_result
 
-    cur = c.store.read().tasks.get(t.name)
-    if cur is None or cur.seq != t.seq or cur.state != LANDED:
+    result = landed_result(c, t, [line])
+    if result is None:
         return False
-    said.landed(LandResult(t.name, LANDED, cur.commit, max(1, cur.attempts), messages=[line]))
+    said.landed(result)
     return True
 
 

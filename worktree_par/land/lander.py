@@ -280,6 +280,14 @@ def interrupted(ctx: Ctx, t: Task, say: Say, wait: float = 60.0) -> str:
     return unsettled
 
 
+def landed_result(ctx: Ctx, t: Task, messages: list[str] | None = None) -> LandResult | None:
+    """``t``'s result when the base took it (its record, the same task: seq), else None."""
+    cur = ctx.store.read().tasks.get(t.name)
+    if cur is None or cur.seq != t.seq or cur.state != LANDED:
+        return None
+    return LandResult(t.name, LANDED, cur.commit, max(1, cur.attempts), messages)
+
+
 def await_publication(ctx: Ctx, t: Task, wait: float = 60.0) -> None:
     """Wait (up to ``wait`` seconds) for the publication a conductor committed to for ``t`` to
     end: settled, or left for the next command to ask the remote (settle.unknown, or its
