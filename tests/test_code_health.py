@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -140,19 +141,29 @@ def test_wtp_trace_prints_each_git_call(repo: Repo) -> None:
     )
 
 
-def test_a_git_failure_writes_its_argv_and_output_to_the_crash_log(remote_repo: Repo) -> None:
-    r = remote_repo
+def test_a_git_failure_writes_its_argv_and_output_to_the_crash_log(repo: Repo, tmp_path: Path) -> None:
+    """A local git call failing where nothing expects it (here 'git for-each-ref', made to fail by
+    a wrapper in front of the real git): one line, exit 1, and the crash log holds the argv, the
+    directory and git's output; the land rolled back and lost nothing."""
+    r = repo
     p = Path(r.wtp("start", "a").lines[-1])
     r.commit({"a.txt": "a\n"}, cwd=p)
-    r.git("remote", "set-url", "origin", str(r.path.parent / "gone.git"))
-    out = r.wtp_proc("land", "a", "--gate", "true")
+    wrapper = tmp_path / "bin" / "git"
+    wrapper.parent.mkdir()
+    real = shutil.which("git")
+    wrapper.write_text(
+        f'#!/bin/sh\nfor a in "$@"; do [ "$a" = for-each-ref ] && {{ echo "fatal: injected" >&2; exit 128; }}; done\n'
+        f'exec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    out = r.wtp_proc("land", "a", "--gate", "true", env={"PATH": f"{wrapper.parent}:{os.environ['PATH']}"})
     assert out.code == 1 and len(out.err.strip().splitlines()) == 1, out.err
-    assert out.err.startswith(
-        "wtp: 'git fetch --quiet --no-tags origin +refs/heads/main:refs/remotes/origin/main' failed (exit 128)"
+    assert (
+        out.err.startswith("wtp: 'git for-each-ref ") and "failed (exit 128): fatal: injected; details in " in out.err
     )
     log = Path(out.err.rsplit("details in ", 1)[1].strip())
     text = log.read_text()
-    assert f"cwd: {r.path}" in text and "argv: git fetch" in text and "--- stderr" in text and "gone.git" in text
+    assert f"cwd: {r.path}" in text and "argv: git for-each-ref" in text and "--- stderr\nfatal: injected" in text
     assert r.wtp("list", "--json").json()["tasks"][0]["state"] == "active"  # rolled back, nothing lost
 
 

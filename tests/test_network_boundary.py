@@ -5,6 +5,7 @@ to the clone; ages and leases are measured on this clone's own clock."""
 
 from __future__ import annotations
 
+import json
 import stat
 import time
 from collections.abc import Iterator
@@ -134,6 +135,29 @@ def test_a_land_against_a_hung_remote_stops_and_frees_the_queue(remote_repo: Rep
     assert git(remote_repo.path, "ls-remote", "origin", "refs/heads/main").split()[0] == remote_repo.git(
         "rev-parse", "main"
     )
+
+
+@pytest.mark.parametrize("which", ["url", "pushurl"])
+def test_a_land_against_a_refused_remote_is_one_line_and_keeps_the_task(
+    remote_repo: Repo, tmp_path: Path, which: str
+) -> None:
+    """A remote that refuses (a wrong URL, no access): git's reason in one line, exit 2, no
+    crash log, the task active again, and the next land, with the URL mended, lands it."""
+    p = Path(remote_repo.wtp_proc("start", "feed").out.strip())
+    remote_repo.commit({"src/feed.txt": "x\n"}, cwd=p)
+    remote_repo.git("config", f"remote.origin.{which}", str(tmp_path / "gone.git"))
+    out = remote_repo.wtp_proc("land", "feed", timeout=60)
+    what = "fetching 'main'" if which == "url" else "pushing refs/heads/main"
+    assert out.code == 2 and "Traceback" not in out.err and "details in" not in out.err, out.err
+    assert out.err.splitlines()[-1] == (
+        f"wtp: {what} failed on remote 'origin': '{tmp_path / 'gone.git'}' does not appear to be a git "
+        "repository; check the network and the remote's URL ('git remote -v'), then try again"
+    )
+    as_json = remote_repo.wtp_proc("land", "feed", "--json", timeout=60)
+    assert as_json.code == 2 and json.loads(as_json.out)["error"].startswith(f"{what} failed on remote 'origin'")
+    assert [t["state"] for t in remote_repo.state()["tasks"]] == ["active"]
+    remote_repo.git("config", f"remote.origin.{which}", str(remote_repo.remote))
+    assert remote_repo.wtp_proc("land", "feed", timeout=60).code == 0
 
 
 def test_a_command_deadline_shortens_every_network_call_and_stays_in_its_context(remote_repo: Repo, hang: Hang) -> None:

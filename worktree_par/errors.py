@@ -113,6 +113,13 @@ class RemoteTimeout(WaitTimeout):
     or a command's --timeout) and its process group was stopped."""
 
 
+class RemoteFailed(WtpError):
+    """A git network call that the remote refused, or could not be reached for (a wrong URL, no
+    network, no access, no such branch): one line with git's reason and what to check."""
+
+    exit_code = ExitCode.USAGE
+
+
 class GitError(WtpError):
     """A git command failed in a way the caller did not expect.  Built only by gitops.run."""
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import GitError
+from ..errors import GitError, RemoteFailed
 from .core import Result, run_network
 from .parse import PushResult, parse_push
 
@@ -24,7 +24,19 @@ def fetch_branch(cwd: Path, remote: str, branch: str, dest_ref: str) -> None:
         if res.code == 0:
             return
         time.sleep(0.2 * (attempt + 1))
-    raise GitError(args, res.code, res.out, res.err, str(cwd))
+    raise failed(remote, f"fetching '{branch}'", res.err)
+
+
+def failed(remote: str, what: str, err: str) -> RemoteFailed:
+    """The one line for a network call the remote refused or could not be reached for: git's
+    own reason ('fatal: ...', which a hint of several lines follows) and what to check."""
+    lines = [line.strip() for line in err.splitlines() if line.strip() and not line.startswith("remote: ")]
+    said = next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[-1] if lines else "")
+    reason = said.removeprefix("fatal:").removeprefix("error:").strip() or "no reason given"
+    return RemoteFailed(
+        f"{what} failed on remote '{remote}': {reason}; check the network and the remote's URL "
+        "('git remote -v'), then try again"
+    )
 
 
 def fetch_commits(cwd: Path, source: str, pairs: Sequence[tuple[str, str]]) -> None:
@@ -40,7 +52,7 @@ def push_cas(cwd: Path, remote: str, ref: str, new: str, expected: str) -> PushR
     res = run_network(args, cwd, remote, f"pushing {ref}")
     result = parse_push(res.out, res.err, ref)
     if not result.flag and res.code != 0 and not result.messages:
-        raise GitError(["push", remote, ref], res.code, res.out, res.err, str(cwd))
+        raise failed(remote, f"pushing {ref}", res.err)
     return result
 
 
