@@ -67,17 +67,21 @@ def test_a_stopped_holder_loses_the_gate_its_command_is_stopped_and_it_says_so(
     other = clone(remote_repo, "other")
     other.write(".wtp.toml", "[gate]\nlease = 3\n")
     a, b = tmp_path / "a", tmp_path / "b"
-    first = remote_repo.spawn("gate", "deploy:prod", "--remote", "--", "sh", "-c", f"{holding(a)}; sleep 60")
+    first = remote_repo.spawn("gate", "deploy:prod", "--remote", "--", "sh", "-c", f"echo $$ > {a}.pid; {holding(a)}")
     wait_for(lambda: a.with_suffix(".token").exists(), "the first holder")
     os.kill(first.pid, signal.SIGSTOP)  # a laptop lid closed, a partition: it cannot renew
     try:
-        second = other.spawn("gate", "deploy:prod", "--remote", "--", "sh", "-c", f'echo "$WTP_GATE_TOKEN" > {b}.token')
+        # the second's command looks whether the first's is still running when it gets the gate
+        # (a process killed but not yet reaped by its stopped parent is a zombie: not running)
+        state = f"$(sed 's/.*) //' /proc/$(cat {a}.pid)/stat 2>/dev/null | cut -c1)"
+        looks = f'case "{state}" in ""|Z) ;; *) echo alive > {b}.alive;; esac; echo "$WTP_GATE_TOKEN" > {b}.token'
+        second = other.spawn("gate", "deploy:prod", "--remote", "--", "sh", "-c", looks)
         assert second.wait(timeout=30) == 0, second.communicate()
         assert int(b.with_suffix(".token").read_text()) > int(a.with_suffix(".token").read_text())
         _, err = second.communicate()
         assert "did not renew for a whole lease: dropped" in err
-        a.with_suffix(".go").write_text("")  # too late: its guardian stopped the command already
-        time.sleep(0.5)
+        assert not b.with_suffix(".alive").exists()  # its guardian had stopped the command before
+        a.with_suffix(".go").write_text("")  # too late: nothing is left to see it
         assert not a.with_suffix(".done").exists()
     finally:
         os.kill(first.pid, signal.SIGCONT)
