@@ -18,6 +18,8 @@ from .globs import globs_intersect
 from .stacking import beneath
 from .state import LANDING, LIVE, QUEUED, State, Task
 
+CANNOT_START = "cannot start: "  # the note of a queued task whose start failed
+
 
 class Clash(NamedTuple):
     """A declared collision between a task and one in flight (admission's word; check has its own)."""

@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import claims, cochange_start, crashpoints, gitops, isolate, schedule, stacking, trust
+from . import claims, cochange_start, crashpoints, gitops, isolate, redeclare, schedule, stacking, trust
 from .errors import Refusal, Say, WaitTimeout, WtpError, count, quiet
 from .globs import normalize_glob
 from .locks import me
 from .repo import Ctx, validate_branch, validate_name
 from .state import ACTIVE, CREATING, FINAL, LIVE, QUEUED, State, Task, interrupted
 
-CANNOT_START = "cannot start: "  # the note of a queued task whose start failed
+CANNOT_START = schedule.CANNOT_START
 
 
 class StartResult:
@@ -64,7 +64,7 @@ def start(
     with ctx.store.transaction() as st:
         t = st.tasks.get(name)
         if t is not None and t.state not in FINAL:
-            declared = _redeclare(ctx, st, t, globs, res_names, force)
+            declared = redeclare.add(ctx, st, t, globs, res_names, force)
             result = _resume(ctx, st, t, path, force, remote)
             result.messages[:0] = declared
             result.redeclared = bool(declared)
@@ -143,39 +143,6 @@ def remote_tasks(ctx: Ctx) -> list[Task] | None:
     from .remote import sharing
 
     return [c.as_task() for c in sharing.others(ctx)]
-
-
-def _redeclare(ctx: Ctx, st: State, t: Task, globs: list[str], res_names: list[str], force: bool) -> list[str]:
-    """``wtp start TASK --touch/--use`` on a task that exists adds to its declarations, after
-    the same collision check as admission: a live task's new declarations must not collide
-    with another live task's (refused, exit 1, unless --force); a queued task's are simply
-    taken and its place re-decided."""
-    touch = sorted(set(t.touch) | set(globs))
-    use = sorted(set(t.use) | set(res_names))
-    if (touch, use) == (sorted(t.touch), sorted(t.use)):
-        return []
-    if t.state in LIVE:
-        # Only what is added is checked: a collision the task already had (forced, or
-        # declared before the other task started) does not refuse an unrelated addition.
-        new_touch = [g for g in touch if g not in t.touch]
-        new_use = [r for r in use if r not in t.use]
-        trial = Task(name=t.name, state=t.state, branch=t.branch, base=t.base, seq=t.seq, touch=new_touch, use=new_use)
-        others = [o for o in st.tasks.values() if o.state in LIVE and o.name != t.name]
-        recorded = {k: v for k, v in claims.declarations(ctx, st).items() if k != t.name}
-        clashes = schedule.collisions(trial, others, recorded)
-        if clashes and not force:
-            raise Refusal(
-                f"cannot add to the declarations of '{t.name}': "
-                + "; ".join(c.describe() for c in clashes)
-                + ": land or remove the other task first, or pass --force"
-            )
-    added = [f"--touch {g}" for g in touch if g not in t.touch] + [f"--use {r}" for r in use if r not in t.use]
-    t.touch, t.use = touch, use
-    if t.state == QUEUED and not t.note.startswith(CANNOT_START):
-        t.note = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st)).reason(
-            ctx.cfg.max_active
-        )
-    return [f"task '{t.name}' now also declares {', '.join(added)}"]
 
 
 def _resume(
