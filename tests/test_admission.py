@@ -325,3 +325,39 @@ def test_wait_returns_the_task_a_land_started_when_its_declared_path_cleared(rep
     assert b["path"] == str(repo.path.parent / "repo.worktrees" / "b")
     assert Path(b["path"], "src", "shared.txt").read_text() == "a\n"  # started from the base a landed on
     assert "waiting for a slot for 'b': path src/shared.txt with task 'a'" in stderr
+
+
+def test_a_slot_freed_by_a_land_goes_to_the_task_queued_first_not_to_a_newcomer(repo: Repo, tmp_path: Path) -> None:
+    """A landing task takes no slot: the task queued for it starts as the land begins (in the
+    background), and a task started meanwhile queues behind it instead of overtaking it."""
+    repo.write(".wtp.toml", "max_active = 1\n")
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    assert repo.wtp("start", "q1").code == 4
+    gate = f"while [ ! -e {tmp_path}/go ]; do sleep 0.02; done"
+    lander = repo.spawn("land", "a", "--gate", gate)
+    try:
+        wait_for(lambda: _state_of(repo, "q1") == "active", "'q1' to start as a's land began")
+        assert _state_of(repo, "a") == "landing"
+        late = repo.wtp("start", "q3")
+        assert late.code == 4 and "no slot is free: 1 of 1 taken" in late.err, late.err
+    finally:
+        (tmp_path / "go").touch()
+    _, err = lander.communicate(timeout=60)
+    assert lander.returncode == 0 and "queued task 'q1' starts in the slot that is free, in the background" in err
+    assert _state_of(repo, "q3") == "queued"
+
+
+def test_a_newcomer_starts_the_tasks_queued_before_it_first(repo: Repo) -> None:
+    """Slots freed with nothing to start the queue (max_active raised): a new start serves the
+    tasks queued before it first, in order, and takes a slot only if one is left."""
+    repo.write(".wtp.toml", "max_active = 1\n")
+    assert repo.wtp("start", "a").code == 0
+    assert repo.wtp("start", "q1").code == 4
+    assert repo.wtp("start", "q2").code == 4
+    repo.write(".wtp.toml", "max_active = 3\n")
+    out = repo.wtp("start", "q3")
+    assert out.code == 4, out.err
+    assert "started queued task 'q1'" in out.err and "started queued task 'q2'" in out.err
+    assert "no slot is free: 3 of 3 taken" in out.err
+    assert [_state_of(repo, n) for n in ("q1", "q2", "q3")] == ["active", "active", "queued"]

@@ -98,11 +98,14 @@ def decide(
     recorded: dict[str, list[str]] | None = None,
     remote: list[Task] | None = None,
     tips: dict[str, str] | None = None,
+    started: list[Task] | None = None,
 ) -> Decision:
     """May ``task`` become active now?  (``recorded``: as for ``collisions``; ``remote``: the
     live tasks of other clones, from their shared claims: they collide, but take no slot;
-    ``tips``: the work of each landing task it may start on (isolate.landing_tips), none if omitted.)"""
+    ``tips``: the work of each landing task it may start on (isolate.landing_tips), none if omitted;
+    ``started``: queued tasks ahead of it that start first (``in_order``): they count as active.)"""
     live = [t for t in state.tasks.values() if t.state in LIVE and t.name != task.name]
+    live += [t for t in started or () if t.name != task.name]
     if earlier_queued is None:
         earlier_queued = [t for t in state.queued() if t.seq < task.seq and t.name != task.name]
     coll = collisions(task, live + earlier_queued, recorded)
@@ -112,6 +115,32 @@ def decide(
     on = None if full or far else _on(state, task, coll, tips or {})
     admit = not full and (not coll or on is not None) and not far
     return Decision(admit=admit, full=full, collisions=coll + far, on=on, taken=taken)
+
+
+def in_order(
+    state: State,
+    max_active: int,
+    *,
+    recorded: dict[str, list[str]] | None = None,
+    remote: list[Task] | None = None,
+    tips: dict[str, str] | None = None,
+) -> list[tuple[Task, Decision]]:
+    """The decision for each queued task, in queue order, as 'wtp next' makes them: a task
+    admitted takes its slot (and counts as active) for the ones after it, a task left waiting
+    is ahead of them in line.  A task whose start failed before is left out: it may fail
+    again, so it neither takes a slot nor holds the others back."""
+    started: list[Task] = []
+    waiting: list[Task] = []
+    out = []
+    for q in state.queued():
+        if q.note.startswith(CANNOT_START):
+            continue
+        d = decide(
+            state, q, max_active, earlier_queued=waiting, recorded=recorded, remote=remote, tips=tips, started=started
+        )
+        out.append((q, d))
+        (started if d.admit else waiting).append(q)
+    return out
 
 
 def _on(state: State, task: Task, coll: list[Clash], tips: dict[str, str]) -> str | None:

@@ -60,7 +60,11 @@ def start(
             globs, held, history = cochange_start.advise(ctx, name, base, globs, touch_suggested)
 
     remote = remote_tasks(ctx)
-    tips = isolate.landing_tips(ctx, ctx.store.read()) if globs or held else {}  # stacking needs paths
+    now = ctx.store.read()
+    # stacking needs paths: this task's, or those of a task queued ahead of it
+    tips = isolate.landing_tips(ctx, now) if globs or held or any(q.touch or q.held for q in now.queued()) else {}
+    if _earlier_can_start(ctx, now, name, remote, tips):
+        promote_quietly(ctx, say)  # first come, first served: their slots before this task's
     with ctx.store.transaction() as st:
         t = st.tasks.get(name)
         if t is not None and t.state not in FINAL:
@@ -122,6 +126,24 @@ def start(
     return result
 
 
+def queue_order(
+    ctx: Ctx, st: State, remote: list[Task] | None = None, tips: dict[str, str] | None = None
+) -> list[tuple[Task, schedule.Decision]]:
+    """What 'wtp next' would decide for each queued task now, in queue order (schedule.in_order)."""
+    if tips is None:  # stacking needs paths: read the landing tasks' work only when one is declared
+        tips = isolate.landing_tips(ctx, st) if any(q.touch or q.held for q in st.queued()) else {}
+    return schedule.in_order(st, ctx.cfg.max_active, recorded=claims.declarations(ctx, st), remote=remote, tips=tips)
+
+
+def _earlier_can_start(ctx: Ctx, st: State, name: str, remote: list[Task] | None, tips: dict[str, str]) -> bool:
+    """A new task arrives while tasks queued before it can start (a slot freed by a task that
+    began to land, whose 'wtp next' has not run yet; max_active raised): they start first."""
+    cur = st.tasks.get(name)
+    if not st.queued() or (cur is not None and cur.state not in FINAL):
+        return False
+    return any(d.admit for _, d in queue_order(ctx, st, remote, tips))
+
+
 def _archived(ctx: Ctx, name: str) -> list[str]:
     """A new task named like one whose work 'wtp rm --force' archived starts afresh: say
     where that work is, so it is not taken for lost (or forgotten)."""
@@ -136,9 +158,14 @@ def _archived(ctx: Ctx, name: str) -> list[str]:
     ]
 
 
+def shared(ctx: Ctx) -> bool:
+    """Whether tasks are shared with other clones through the remote (share = true)."""
+    return ctx.cfg.share and ctx.remote() is not None
+
+
 def remote_tasks(ctx: Ctx) -> list[Task] | None:
     """Other clones' live tasks, from their shared claims (None when sharing is off)."""
-    if not ctx.cfg.share or ctx.remote() is None:
+    if not shared(ctx):
         return None
     from .remote import sharing
 

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import claims, crashpoints, guard, isolate, schedule, stacking, tasks
-from ..errors import Refusal, Say, WtpError
+from .. import crashpoints, guard, stacking, tasks
+from ..errors import Refusal, Say
 from ..gates import Gate, Refuse
 from ..locks import me
 from ..repo import Ctx
@@ -111,25 +111,17 @@ def other_options(t: Task, req: LandRequest) -> Refuse:
 
 
 def marked(ctx: Ctx, landing: list[str], say: Say) -> None:
-    """Tasks now wait to land (``landing``): a queued task whose declared paths collide only
-    with tasks landing may start on their work now (stacking.py).  'wtp next' starts it, in
-    the background, its output in a log, so that neither this land nor its report waits for
-    its setup; that starts what can start, in queue order, so what is said is worked out the
-    same way.  (When only slots are free, the tasks waiting for one are started by whatever
-    starts queued tasks next: a land that ends, 'wtp rm', 'wtp next', a 'wtp start --wait'.)"""
-    if not any(q.touch or q.held for q in ctx.store.read().queued()):
+    """Tasks now wait to land (``landing``): their slots are free, and a queued task whose
+    declared paths collide only with tasks landing may start on their work (stacking.py).
+    'wtp next' starts what can start, in the background, its output in a log, so that neither
+    this land nor its report waits for a setup; it starts in queue order, and what is said
+    here is worked out the same way.  Other clones' claims (share = true) are not asked here,
+    on the network, before the land: 'wtp next' asks them, and what is said allows for it."""
+    if not ctx.store.read().queued():
         return
-    starting = _forecast(ctx, None)
-    if all(on is None for on in starting.values()):
-        return  # nothing starts on a landing task's work: no network call to ask the other clones
-    try:
-        remote = tasks.remote_tasks(ctx)  # other clones' claims hold queued tasks back as in promote
-    except WtpError:
-        return  # they cannot be read: promote starts nothing queued, nor is anything said here
-    if remote:
-        starting = _forecast(ctx, remote)
-        if all(on is None for on in starting.values()):
-            return
+    starting = _forecast(ctx)
+    if not starting:
+        return
     log = ctx.store.subdir("logs") / "start-behind.log"
     names = ", ".join(f"'{n}'" for n in landing)
     try:
@@ -147,25 +139,14 @@ def marked(ctx: Ctx, landing: list[str], say: Say) -> None:
     except OSError as e:
         say(f"could not start queued task(s) {', '.join(starting)} now ({e}): 'wtp next' starts them")
         return
+    unless = ", unless another clone's claim holds it back" if tasks.shared(ctx) else ""
     for n, on in starting.items():
         how = f"on the work of '{on}' while it lands" if on else "in the slot that is free"
-        say(f"queued task '{n}' starts {how}, in the background (log: {log})")
+        say(f"queued task '{n}' starts {how}, in the background{unless} (log: {log})")
 
 
-def _forecast(ctx: Ctx, remote: list[Task] | None) -> dict[str, str | None]:
-    """What 'wtp next' would start now, in queue order, and on whose work (as promote decides)."""
-    st = ctx.store.read()
-    tips, recorded = isolate.landing_tips(ctx, st), claims.declarations(ctx, st)
-    starting: dict[str, str | None] = {}
-    waiting: list[Task] = []
-    for q in st.queued():
-        if q.note.startswith(tasks.CANNOT_START):  # its start failed before: it may again, so nothing is said
-            continue  # of it, and it neither takes a slot nor holds back the ones after it
-        d = schedule.decide(
-            st, q, ctx.cfg.max_active, earlier_queued=waiting, recorded=recorded, remote=remote, tips=tips
-        )
-        if d.admit:
-            q.state, starting[q.name] = ACTIVE, d.on  # takes its slot, for the ones after it (as promote)
-        else:
-            waiting.append(q)
-    return starting
+def _forecast(ctx: Ctx) -> dict[str, str | None]:
+    """What 'wtp next' would start now, in queue order, and on whose work (as promote decides),
+    other clones' claims aside."""
+    order = tasks.queue_order(ctx, ctx.store.read())
+    return {q.name: d.on for q, d in order if d.admit}
