@@ -459,3 +459,24 @@ def _chain_of_three(r: Repo, tmp: Path) -> tuple[subprocess.Popen[str], subproce
     wait_for(lambda: _started(r, "c"), "'c' to start on the work of 'b'")
     r.commit({"c.txt": "c\n"}, "c work", cwd=Path(_task(r, "c")["path"]))
     return land_a, land_b
+
+
+def test_check_counts_a_stacked_tasks_own_changes_not_those_of_the_task_below(project: Repo, tmp_path: Path) -> None:
+    """While 'a' lands, 'b' started on its work holds a's commits too; 'wtp check' counts what b
+    itself changed: a's files are neither b's undeclared changes nor b's overlap with 'c'."""
+    assert project.wtp("start", "a", "--touch", "shared.txt", "--touch", "a.txt").code == 0
+    wt_a = _shared(project, "a", "a line")
+    project.commit({"a.txt": "a\n"}, "a's own file", cwd=wt_a)
+    assert project.wtp("start", "b", "--touch", "shared.txt").code == 4
+    assert project.wtp("start", "c", "--touch", "c.txt").code == 0
+    project.commit({"a.txt": "c's take\n", "c.txt": "c\n"}, "c work", cwd=Path(_task(project, "c")["path"]))
+    lander = project.spawn("land", "a", "--gate", _held(tmp_path))
+    wait_for(lambda: _started(project, "b"), "'b' to start on the work of 'a'")
+    _shared(project, "b", "b line")
+    report = project.wtp("check", "--json", "--fail-on", "never").json()["collisions"]
+    pairs = {(tuple(x["tasks"]), x["kind"]): x["paths"] for x in report}
+    assert (("b",), "undeclared") not in pairs, report  # a.txt is a's
+    assert not [k for k in pairs if "b" in k[0] and "c" in k[0]], report  # b did not touch a.txt; a did
+    assert any("a" in k[0] and "c" in k[0] for k in pairs), report  # the pair that does collide is named
+    (tmp_path / "go").touch()
+    assert lander.wait(timeout=60) == 0

@@ -109,7 +109,14 @@ def _side(ctx: Ctx, t: Task, base_tip: str) -> Side:
         commit = dirty.head or gitops.Sha(base_tip)
         tree = gitops.tree_of(wt, commit)
     fork = gitops.merge_base(ctx.root, base_tip, commit) or base_tip
-    return side_of(ctx.root, t.name, commit, fork, task=t, tree=tree)
+    own = t.fork if t.stacked_on and t.fork and t.fork != fork else None
+    if own is None or not gitops.is_ancestor(ctx.root, own, commit):
+        return side_of(ctx.root, t.name, commit, fork, task=t, tree=tree)
+    # Started on a landing task's work: what it changed itself is counted from where it started
+    # (the work below is that task's, in its own pairs); the base is compared from the fork.
+    side = side_of(ctx.root, t.name, commit, own, task=t, tree=tree)
+    side.fork = fork
+    return side
 
 
 def side_of(root: Path, name: str, commit: str, fork: str, *, task: Task | None = None, tree: str = "") -> Side:
