@@ -343,3 +343,34 @@ def test_a_cancelled_mcp_land_leaves_the_queue_as_ctrl_c_would(repo: Repo, tmp_p
         anyio.run(talk)
     assert repo.wtp("list", "--json").json()["tasks"][0]["state"] == "active"  # a landed, b is back, not landed
     assert repo.git("log", "--format=%s", "main").splitlines()[0] == "a work"
+
+
+def test_mcp_land_takes_several_tasks_as_the_refusal_for_a_stacked_task_advises(repo: Repo, tmp_path: Path) -> None:
+    """b was started on a's work while a's first land waited; a's land was given back. The
+    refusal of b alone says 'wtp land a b' lands both: an agent can do just that through MCP
+    (also=[...]), whatever the order, and gets one document per task."""
+    pytest.importorskip("mcp")
+    import anyio
+
+    wt_a = Path(repo.wtp("start", "a", "--touch", "shared.txt").lines[-1])
+    repo.commit({"shared.txt": "a\n"}, "a work", cwd=wt_a)
+    assert repo.wtp("start", "b", "--touch", "shared.txt").code == 4
+    release = tmp_path / "release"
+    lander = repo.spawn("land", "a", "--gate", f"while [ ! -e {release} ]; do sleep 0.05; done; false")
+    wait_for(lambda: any(t["name"] == "b" and t["state"] == "active" for t in repo.state()["tasks"]), "b to start")
+    release.touch()
+    lander.communicate(timeout=60)  # a's gate failed: a is blocked, b waits for it
+    wt_b = Path(next(t["path"] for t in repo.state()["tasks"] if t["name"] == "b"))
+    repo.commit({"shared.txt": "a\nb\n"}, "b work", cwd=wt_b)
+
+    async def talk() -> tuple[str, dict]:
+        async with mcp_session(repo) as s:
+            alone = await s.call_tool("land", {"task": "b", "detach": False, "gate": "true"})
+            assert alone.is_error
+            both = await s.call_tool("land", {"task": "b", "also": ["a"], "detach": False, "gate": "true"})
+            return alone.content[0].text, data(both)
+
+    refused, landed = anyio.run(talk)
+    assert "'wtp land a b' lands both" in refused, refused
+    assert [(d["task"], d["state"]) for d in landed["tasks"]] == [("b", "landed"), ("a", "landed")]
+    assert repo.git("log", "--format=%s", "main").splitlines()[:2] == ["b work", "a work"]

@@ -103,6 +103,9 @@ def result(code: int, out: str, err: str) -> Any:
     except ValueError:
         data = {"output": out}
     lines = err.strip().splitlines()
+    if isinstance(data, list):  # one document per task ('wtp land A B --json')
+        failed = [f"{d.get('task')}: {d['error']}" for d in data if isinstance(d, dict) and d.get("error")]
+        data = {"tasks": data, **({"error": "; ".join(failed)} if failed else {})}
     if code not in (0, 4):
         said = data.get("error") if isinstance(data, dict) else None
         if not isinstance(said, str):
@@ -154,9 +157,17 @@ def build(where: str | None) -> MCPServer:
 
     @server.tool(
         description="Land a task through the push queue: rebase, gate, publish (as 'wtp land --json'). "
-        "detach=true (default) queues it and returns at once; follow it with 'queue' or 'list'."
+        "detach=true (default) queues it and returns at once; follow it with 'queue' or 'list'. "
+        "also: more tasks to land in the same call (a task started on another's work joins after it); "
+        "the answer then has one document per task under 'tasks'."
     )
-    async def land(task: str, detach: bool = True, strategy: str | None = None, gate: str | None = None) -> Any:
+    async def land(
+        task: str,
+        detach: bool = True,
+        strategy: str | None = None,
+        gate: str | None = None,
+        also: list[str] | None = None,
+    ) -> Any:
         configured, trusted, required = _gates(where) if gate is not None else ("", [], False)
         if (configured or trusted) and gate not in trusted:  # what tests the base is the team's, as trusted
             raise ToolError(
@@ -170,7 +181,7 @@ def build(where: str | None) -> MCPServer:
             *([f"--strategy={strategy}"] if strategy is not None else []),
             *([f"--gate={gate}"] if gate is not None else []),
         ]
-        return await wtp(where, ["land", "--json", *opts, "--", task])
+        return await wtp(where, ["land", "--json", *opts, "--", task, *(also or [])])
 
     @server.tool(description="The land queue in order: task, mode, candidate, gate state (as 'wtp queue --json').")
     async def queue() -> Any:
