@@ -151,13 +151,51 @@ def test_a_land_against_a_refused_remote_is_one_line_and_keeps_the_task(
     assert out.code == 2 and "Traceback" not in out.err and "details in" not in out.err, out.err
     assert out.err.splitlines()[-1] == (
         f"wtp: {what} failed on remote 'origin': '{tmp_path / 'gone.git'}' does not appear to be a git "
-        "repository; check the network and the remote's URL ('git remote -v'), then try again"
+        "repository; check the network, your access and the remote's URL ('git remote -v'), then try again"
     )
     as_json = remote_repo.wtp_proc("land", "feed", "--json", timeout=60)
     assert as_json.code == 2 and json.loads(as_json.out)["error"].startswith(f"{what} failed on remote 'origin'")
     assert [t["state"] for t in remote_repo.state()["tasks"]] == ["active"]
     remote_repo.git("config", f"remote.origin.{which}", str(remote_repo.remote))
     assert remote_repo.wtp_proc("land", "feed", timeout=60).code == 0
+
+
+def test_a_push_the_server_refuses_access_to_is_one_line_with_its_words_and_exit_2(remote_repo: Repo) -> None:
+    """As GitHub or GitLab over https answer a push without access: the server's 'remote:' line,
+    then git's fatal line. No report for the ref: exit 2 (not a blocked land), both said."""
+    p = Path(remote_repo.wtp_proc("start", "feed").out.strip())
+    remote_repo.commit({"src/feed.txt": "x\n"}, cwd=p)
+    refuse = (
+        "echo 'remote: You are not allowed to push code to this project.' >&2; "
+        "echo 'fatal: unable to access the repository: The requested URL returned error: 403' >&2; exit 128"
+    )
+    remote_repo.git("config", "remote.origin.receivepack", f'sh -c "{refuse}"')
+    out = remote_repo.wtp_proc("land", "feed", "--gate", "true", timeout=60)
+    assert out.code == 2 and "Traceback" not in out.err, out.err
+    assert out.err.splitlines()[-1] == (
+        "wtp: pushing refs/heads/main failed on remote 'origin': unable to access the repository: The requested "
+        "URL returned error: 403 (the remote said: You are not allowed to push code to this project); check the "
+        "network, your access and the remote's URL ('git remote -v'), then try again"
+    )
+    remote_repo.git(
+        "config",
+        "remote.origin.receivepack",
+        "sh -c \"echo 'ssh: Could not resolve hostname git.invalid: Name or service not known' >&2; exit 255\"",
+    )
+    ssh = remote_repo.wtp_proc("land", "feed", "--gate", "true", timeout=60)
+    assert ssh.code == 2 and "failed on remote 'origin': ssh: Could not resolve hostname git.invalid" in ssh.err
+    assert [t["state"] for t in remote_repo.state()["tasks"]] == ["active"]
+
+
+def test_a_base_branch_the_remote_lacks_is_named_with_what_to_do(remote_repo: Repo) -> None:
+    p = Path(remote_repo.wtp_proc("start", "feed").out.strip())
+    remote_repo.commit({"src/feed.txt": "x\n"}, cwd=p)
+    assert remote_repo.remote is not None
+    git(remote_repo.remote, "update-ref", "-d", "refs/heads/main")  # as a bare remote without it
+    out = remote_repo.wtp_proc("land", "feed", "--gate", "true", timeout=60)
+    assert out.code == 2 and out.err.splitlines()[-1] == (
+        "wtp: remote 'origin' has no branch 'main': push it first ('git push origin main'), or land onto a branch it has"
+    ), out.err
 
 
 def test_a_command_deadline_shortens_every_network_call_and_stays_in_its_context(remote_repo: Repo, hang: Hang) -> None:

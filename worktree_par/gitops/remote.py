@@ -23,19 +23,33 @@ def fetch_branch(cwd: Path, remote: str, branch: str, dest_ref: str) -> None:
         res = run_network(args, cwd, remote, f"fetching '{branch}'")  # a timeout is not retried
         if res.code == 0:
             return
+        if "couldn't find remote ref" in res.err.lower():
+            raise RemoteFailed(
+                f"remote '{remote}' has no branch '{branch}': push it first ('git push {remote} {branch}'), "
+                "or land onto a branch it has"
+            )
         time.sleep(0.2 * (attempt + 1))
     raise failed(remote, f"fetching '{branch}'", res.err)
 
 
+# git's hint under a failed connection: not the reason, which is on the line before it
+_BOILERPLATE = ("could not read from remote repository", "please make sure you have", "and the repository exists")
+
+
 def failed(remote: str, what: str, err: str) -> RemoteFailed:
     """The one line for a network call the remote refused or could not be reached for: git's
-    own reason ('fatal: ...', which a hint of several lines follows) and what to check."""
-    lines = [line.strip() for line in err.splitlines() if line.strip() and not line.startswith("remote: ")]
-    said = next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[-1] if lines else "")
-    reason = said.removeprefix("fatal:").removeprefix("error:").strip() or "no reason given"
+    own reason (an 'ssh:' or 'fatal:' line, without the hint of several lines that follows it)
+    and what the server said ('remote: ...'), then what to check."""
+    lines = [line.strip() for line in err.splitlines() if line.strip()]
+    said = [line[len("remote: ") :].strip() for line in lines if line.startswith("remote: ")]
+    own = [line for line in lines if not line.startswith("remote: ")]
+    told = [line for line in own if not any(b in line.lower() for b in _BOILERPLATE)] or own
+    reason = next((line for line in told if line.startswith(("fatal:", "error:"))), told[0] if told else "")
+    reason = reason.removeprefix("fatal:").removeprefix("error:").strip().rstrip(".") or "no reason given"
+    server = f" (the remote said: {said[0].rstrip('.')})" if said else ""
     return RemoteFailed(
-        f"{what} failed on remote '{remote}': {reason}; check the network and the remote's URL "
-        "('git remote -v'), then try again"
+        f"{what} failed on remote '{remote}': {reason}{server}; check the network, your access and the remote's "
+        "URL ('git remote -v'), then try again"
     )
 
 
@@ -51,7 +65,7 @@ def push_cas(cwd: Path, remote: str, ref: str, new: str, expected: str) -> PushR
     args = ["push", "--porcelain", f"--force-with-lease={ref}:{expected}", remote, f"{new}:{ref}"]
     res = run_network(args, cwd, remote, f"pushing {ref}")
     result = parse_push(res.out, res.err, ref)
-    if not result.flag and res.code != 0 and not result.messages:
+    if not result.flag and res.code != 0:  # no report for the ref: the push never reached it
         raise failed(remote, f"pushing {ref}", res.err)
     return result
 
