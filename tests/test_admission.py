@@ -349,15 +349,75 @@ def test_a_slot_freed_by_a_land_goes_to_the_task_queued_first_not_to_a_newcomer(
 
 
 def test_a_newcomer_starts_the_tasks_queued_before_it_first(repo: Repo) -> None:
-    """Slots freed with nothing to start the queue (max_active raised): a new start serves the
-    tasks queued before it first, in order, and takes a slot only if one is left."""
+    """Slots freed with nothing to start the queue (max_active raised): a new start has the
+    tasks queued before it started first, in the background and in order, and takes a slot
+    only if one is left; it waits for none of their setups."""
     repo.write(".wtp.toml", "max_active = 1\n")
     assert repo.wtp("start", "a").code == 0
     assert repo.wtp("start", "q1").code == 4
     assert repo.wtp("start", "q2").code == 4
     repo.write(".wtp.toml", "max_active = 3\n")
     out = repo.wtp("start", "q3")
-    assert out.code == 4, out.err
-    assert "started queued task 'q1'" in out.err and "started queued task 'q2'" in out.err
+    assert (out.code, out.out) == (4, ""), out.err
+    assert "'q1', 'q2', queued before 'q3', start first, in the background (log: " in out.err
     assert "no slot is free: 3 of 3 taken" in out.err
-    assert [_state_of(repo, n) for n in ("q1", "q2", "q3")] == ["active", "active", "queued"]
+    wait_for(lambda: [_state_of(repo, n) for n in ("q1", "q2")] == ["active", "active"], "q1 and q2 to start")
+    assert _state_of(repo, "q3") == "queued"
+
+
+def _held_at(step: str, hold: Path) -> dict[str, str]:
+    return {"WTP_TEST_HOLD_AT": step, "WTP_TEST_HOLD_FILE": str(hold)}
+
+
+def test_a_newcomer_that_read_the_registry_before_a_land_freed_a_slot_still_queues_behind(
+    repo: Repo, tmp_path: Path
+) -> None:
+    """Review 26: 'wtp start x' read the registry (no slot free), then a's land began and freed
+    a slot, and x's transaction came before the land's background 'wtp next': x took the slot
+    ahead of q1.  It is decided in queue order inside its transaction now."""
+    repo.write(".wtp.toml", "max_active = 1\n")
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    assert repo.wtp("start", "q1").code == 4
+    h1, h2, go = tmp_path / "h1", tmp_path / "h2", tmp_path / "go"
+    x = repo.spawn("start", "x", env=_held_at("start:before-decide", h1))
+    lander = repo.spawn(
+        "land", "a", "--gate", f"while [ ! -e {go} ]; do sleep 0.02; done", env=_held_at("promote:before", h2)
+    )
+    try:
+        wait_for(lambda: h1.with_suffix(".reached").exists(), "x to have read the registry")
+        wait_for(lambda: h2.with_suffix(".reached").exists(), "the land's background 'wtp next' to be held")
+        assert _state_of(repo, "a") == "landing" and _state_of(repo, "q1") == "queued"
+        h1.touch()  # x decides now, before the land's 'wtp next'
+        out, err = x.communicate(timeout=60)
+        assert (x.returncode, out) == (4, ""), err
+        assert "'q1', queued before 'x', start first, in the background" in err
+        wait_for(lambda: _state_of(repo, "q1") == "active", "q1 to start in the slot")
+        assert _state_of(repo, "x") == "queued"
+    finally:
+        h1.touch()
+        h2.touch()
+        go.touch()
+    assert lander.wait(timeout=60) == 0
+
+
+def test_what_starts_in_a_freed_slot_is_what_the_land_says_when_a_base_is_gone(repo: Repo, tmp_path: Path) -> None:
+    """Review 26: q1's --base was deleted while it waited; the land said q1 starts, but q1
+    cannot, and q2 took the slot.  The forecast asks, as promote does, whether q1 can start."""
+    repo.write(".wtp.toml", "max_active = 1\n")
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    repo.git("branch", "feat")
+    assert repo.wtp("start", "q1", "--base", "feat").code == 4
+    assert repo.wtp("start", "q2").code == 4
+    repo.git("branch", "-D", "feat")
+    go = tmp_path / "go"
+    lander = repo.spawn("land", "a", "--gate", f"while [ ! -e {go} ]; do sleep 0.02; done")
+    try:
+        wait_for(lambda: _state_of(repo, "q2") == "active", "q2 to start in the slot q1 cannot take")
+    finally:
+        go.touch()
+    _, err = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err
+    assert "queued task 'q2' starts in the slot that is free" in err and "'q1' starts" not in err, err
+    assert _state_of(repo, "q1") == "queued"

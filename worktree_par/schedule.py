@@ -11,6 +11,7 @@ on that task's work instead of waiting (stacking.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from .errors import UsageError
@@ -124,22 +125,27 @@ def in_order(
     recorded: dict[str, list[str]] | None = None,
     remote: list[Task] | None = None,
     tips: dict[str, str] | None = None,
+    startable: Callable[[Task], bool] = lambda _: True,
 ) -> list[tuple[Task, Decision]]:
-    """The decision for each queued task, in queue order, as 'wtp next' makes them: a task
-    admitted takes its slot (and counts as active) for the ones after it, a task left waiting
-    is ahead of them in line.  A task whose start failed before is left out: it may fail
-    again, so it neither takes a slot nor holds the others back."""
+    """The decision for each queued task, in queue order, as 'wtp next' (tasks.promote) makes
+    them: a task admitted that can start (``startable``: its --base resolves, its setup is
+    trusted) takes its slot, and counts as active, for the ones after it; a task left waiting
+    is ahead of them in line, unless its start failed before: that one is tried again when
+    admitted, but holds nobody back.  The decisions of tasks that cannot start are left out."""
     started: list[Task] = []
     waiting: list[Task] = []
     out = []
     for q in state.queued():
-        if q.note.startswith(CANNOT_START):
-            continue
         d = decide(
             state, q, max_active, earlier_queued=waiting, recorded=recorded, remote=remote, tips=tips, started=started
         )
-        out.append((q, d))
-        (started if d.admit else waiting).append(q)
+        if d.admit and startable(q):
+            started.append(q)
+            out.append((q, d))
+        elif not d.admit:
+            out.append((q, d))
+            if not q.note.startswith(CANNOT_START):
+                waiting.append(q)
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import claims, cochange_start, crashpoints, gitops, isolate, redeclare, schedule, stacking, trust
+from . import claims, cochange_start, crashpoints, gitops, isolate, queued, redeclare, schedule, stacking, trust
 from .errors import Refusal, Say, WaitTimeout, WtpError, count, quiet
 from .globs import normalize_glob
 from .locks import me
@@ -63,8 +63,8 @@ def start(
     now = ctx.store.read()
     # stacking needs paths: this task's, or those of a task queued ahead of it
     tips = isolate.landing_tips(ctx, now) if globs or held or any(q.touch or q.held for q in now.queued()) else {}
-    if _earlier_can_start(ctx, now, name, remote, tips):
-        promote_quietly(ctx, say)  # first come, first served: their slots before this task's
+    ahead: list[str] = []  # tasks queued before it that can start now: they take their slots first
+    crashpoints.step("start:before-decide")
     with ctx.store.transaction() as st:
         t = st.tasks.get(name)
         if t is not None and t.state not in FINAL:
@@ -87,12 +87,13 @@ def start(
                 created=time.time(),
                 held=[h for h in held if h in st.tasks and st.tasks[h].state in LIVE],
             )
-            decision = schedule.decide(
-                st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st), remote=remote, tips=tips
-            )
+            st.tasks[name] = t
+            # First come, first served: decided in queue order, as 'wtp next' would decide it.
+            order = queued.order(ctx, st, remote, tips)
+            decision = next(d for q, d in order if q is t)
+            ahead = [q.name for q, d in order if d.admit and q is not t]
             result = StartResult(t)
             result.messages += history + _archived(ctx, name)
-            st.tasks[name] = t
             if decision.admit or force:
                 if not decision.admit:
                     result.messages.append(f"--force: started although {decision.reason(ctx.cfg.max_active)}")
@@ -108,6 +109,13 @@ def start(
                 result.place = [q.name for q in st.queued()].index(name) + 1
                 t.note = decision.reason(ctx.cfg.max_active)
                 result.messages.append(f"task '{name}' is queued (place {result.place}): waits because {t.note}")
+    if ahead:  # started in the background: this start waits for none of their setups
+        names = ", ".join(f"'{n}'" for n in ahead)
+        try:
+            log = queued.start_behind(ctx, f"'wtp start {name}' found {names} able to start")
+            result.messages.append(f"{names}, queued before '{name}', start first, in the background (log: {log})")
+        except OSError as e:
+            result.messages.append(f"{names}, queued before '{name}', can start: 'wtp next' starts them ({e})")
     if result.pending:
         try:
             result.messages += materialize(ctx, result.task, say)
@@ -124,24 +132,6 @@ def start(
         if (note := sharing.publish(ctx, result.task)) is not None:
             result.messages.append(note)
     return result
-
-
-def queue_order(
-    ctx: Ctx, st: State, remote: list[Task] | None = None, tips: dict[str, str] | None = None
-) -> list[tuple[Task, schedule.Decision]]:
-    """What 'wtp next' would decide for each queued task now, in queue order (schedule.in_order)."""
-    if tips is None:  # stacking needs paths: read the landing tasks' work only when one is declared
-        tips = isolate.landing_tips(ctx, st) if any(q.touch or q.held for q in st.queued()) else {}
-    return schedule.in_order(st, ctx.cfg.max_active, recorded=claims.declarations(ctx, st), remote=remote, tips=tips)
-
-
-def _earlier_can_start(ctx: Ctx, st: State, name: str, remote: list[Task] | None, tips: dict[str, str]) -> bool:
-    """A new task arrives while tasks queued before it can start (a slot freed by a task that
-    began to land, whose 'wtp next' has not run yet; max_active raised): they start first."""
-    cur = st.tasks.get(name)
-    if not st.queued() or (cur is not None and cur.state not in FINAL):
-        return False
-    return any(d.admit for _, d in queue_order(ctx, st, remote, tips))
 
 
 def _archived(ctx: Ctx, name: str) -> list[str]:
@@ -312,6 +302,7 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
     """Start queued tasks whose slot and collisions have cleared, in queue order; also
     complete starts whose process died mid-way.  Never raises for one task: a task that
     cannot start stays queued with the reason, and the others go on."""
+    crashpoints.step("promote:before")
     started: list[Task] = []
     resumed: list[Task] = []
     try:

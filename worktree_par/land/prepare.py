@@ -5,13 +5,10 @@ queue's ticket lock)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from .. import crashpoints, guard, stacking, tasks
+from .. import crashpoints, guard, queued, stacking, tasks
 from ..errors import Refusal, Say
 from ..gates import Gate, Refuse
 from ..locks import me
@@ -113,40 +110,31 @@ def other_options(t: Task, req: LandRequest) -> Refuse:
 def marked(ctx: Ctx, landing: list[str], say: Say) -> None:
     """Tasks now wait to land (``landing``): their slots are free, and a queued task whose
     declared paths collide only with tasks landing may start on their work (stacking.py).
-    'wtp next' starts what can start, in the background, its output in a log, so that neither
+    'wtp next' starts what can start, in the background (queued.start_behind), so that neither
     this land nor its report waits for a setup; it starts in queue order, and what is said
     here is worked out the same way.  Other clones' claims (share = true) are not asked here,
-    on the network, before the land: 'wtp next' asks them, and what is said allows for it."""
+    on the network, before the land: 'wtp next' asks them, so no task is named then."""
     if not ctx.store.read().queued():
         return
     starting = _forecast(ctx)
     if not starting:
         return
-    log = ctx.store.subdir("logs") / "start-behind.log"
     names = ", ".join(f"'{n}'" for n in landing)
     try:
-        with open(log, "ab") as out:
-            out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {names} began to land: 'wtp next'\n".encode())
-            out.flush()
-            subprocess.Popen(
-                [sys.executable, "-m", "worktree_par", "-C", str(ctx.root), "next"],
-                cwd=ctx.root,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # it outlives this land, and Ctrl-C here is not for it
-            )
+        log = queued.start_behind(ctx, f"{names} began to land")
     except OSError as e:
-        say(f"could not start queued task(s) {', '.join(starting)} now ({e}): 'wtp next' starts them")
+        say(f"could not start queued tasks now ({e}): 'wtp next' starts them")
         return
-    unless = ", unless another clone's claim holds it back" if tasks.shared(ctx) else ""
+    if tasks.shared(ctx):  # what other clones' claims allow is known only once 'wtp next' asks
+        say(f"'wtp next' starts the queued tasks that can start now, in the background (log: {log})")
+        return
     for n, on in starting.items():
         how = f"on the work of '{on}' while it lands" if on else "in the slot that is free"
-        say(f"queued task '{n}' starts {how}, in the background{unless} (log: {log})")
+        say(f"queued task '{n}' starts {how}, in the background (log: {log})")
 
 
 def _forecast(ctx: Ctx) -> dict[str, str | None]:
     """What 'wtp next' would start now, in queue order, and on whose work (as promote decides),
     other clones' claims aside."""
-    order = tasks.queue_order(ctx, ctx.store.read())
+    order = queued.order(ctx, ctx.store.read())
     return {q.name: d.on for q, d in order if d.admit}

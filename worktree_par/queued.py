@@ -1,0 +1,59 @@
+"""Queued tasks: what 'wtp next' would start now, in queue order, and starting it in the
+background, so that the command that freed a slot (a land that began, a new start that
+found earlier tasks able to start) waits for none of their setups."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import claims, isolate, schedule
+from .errors import WtpError
+from .repo import Ctx
+from .state import State, Task
+
+LOG_LIMIT = 1 << 20  # bytes of start-behind.log before it is rotated
+
+
+def order(
+    ctx: Ctx, st: State, remote: list[Task] | None = None, tips: dict[str, str] | None = None
+) -> list[tuple[Task, schedule.Decision]]:
+    """What 'wtp next' would decide for each queued task now, in queue order (schedule.in_order):
+    what promote would start, and what it would leave waiting."""
+    if tips is None:  # stacking needs paths: read the landing tasks' work only when one is declared
+        tips = isolate.landing_tips(ctx, st) if any(q.touch or q.held for q in st.queued()) else {}
+
+    def startable(q: Task) -> bool:
+        try:
+            return q.start_ref is None or ctx.resolve_start(q.start_ref) is not None
+        except WtpError:  # its --base is gone: promote leaves it queued, and it takes no slot
+            return False
+
+    recorded = claims.declarations(ctx, st)
+    return schedule.in_order(st, ctx.cfg.max_active, recorded=recorded, remote=remote, tips=tips, startable=startable)
+
+
+def start_behind(ctx: Ctx, why: str) -> Path:
+    """Start what the queue can start in a background 'wtp next', its output appended to a log
+    (returned); it outlives this command, and a Ctrl-C here is not for it.  OSError if it
+    cannot be started."""
+    log = ctx.store.subdir("logs") / "start-behind.log"
+    with contextlib.suppress(OSError):
+        if log.stat().st_size > LOG_LIMIT:  # one earlier generation kept
+            os.replace(log, log.with_suffix(".log.1"))
+    with open(log, "ab") as out:
+        out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {why}: 'wtp next'\n".encode())
+        out.flush()
+        subprocess.Popen(
+            [sys.executable, "-m", "worktree_par", "-C", str(ctx.root), "next"],
+            cwd=ctx.root,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return log
