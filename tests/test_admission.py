@@ -421,3 +421,28 @@ def test_what_starts_in_a_freed_slot_is_what_the_land_says_when_a_base_is_gone(r
     assert lander.returncode == 0, err
     assert "queued task 'q2' starts in the slot that is free" in err and "'q1' starts" not in err, err
     assert _state_of(repo, "q1") == "queued"
+
+
+def test_no_one_but_the_user_runs_an_untrusted_setup_of_a_queued_task(repo: Repo, tmp_path: Path) -> None:
+    """Review 26: a committed change to setup.run, not trusted, was run for a queued task by
+    the 'wtp next' a land starts (and by any promote): only 'wtp start' asked for trust."""
+    repo.write(".wtp.toml", "max_active = 1\n")
+    repo.git("add", ".wtp.toml")
+    repo.git("commit", "-q", "-m", "cap")
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    assert repo.wtp("start", "q1").code == 4
+    pwned = tmp_path / "pwned"
+    repo.write(".wtp.toml", f'max_active = 1\n[setup]\nrun = ["touch {pwned}"]\n')
+    refused = repo.wtp_proc("start", "z")
+    assert refused.code == 1 and "wtp trust" in refused.err
+    landed = repo.wtp_proc("land", "a", "--gate", "true")
+    assert landed.code == 0, landed.err
+    assert "starts in the slot" not in landed.err  # nothing can start: nothing is said
+    nxt = repo.wtp_proc("next")
+    assert "setup.run" in nxt.err and "wtp trust" in nxt.err, nxt.err
+    assert not pwned.exists()
+    assert _state_of(repo, "q1") == "queued"
+    repo.wtp("trust")
+    assert repo.wtp_proc("next").code == 0
+    assert pwned.exists() and _state_of(repo, "q1") == "active"

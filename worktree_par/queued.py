@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import claims, isolate, schedule
+from . import claims, isolate, schedule, trust
 from .errors import WtpError
 from .repo import Ctx
 from .state import State, Task
@@ -26,6 +26,8 @@ def order(
     what promote would start, and what it would leave waiting."""
     if tips is None:  # stacking needs paths: read the landing tasks' work only when one is declared
         tips = isolate.landing_tips(ctx, st) if any(q.touch or q.held for q in st.queued()) else {}
+    if ctx.cfg.setup_run and trust.untrusted(ctx, st, "setup.run"):
+        return [(q, schedule.Decision(False, False, [])) for q in st.queued()]  # promote starts nothing (materialize)
 
     def startable(q: Task) -> bool:
         try:

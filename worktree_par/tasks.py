@@ -204,6 +204,8 @@ def materialize(ctx: Ctx, t: Task, say: Say = quiet) -> list[str]:
     """Create the branch and worktree of an activated task and prepare it.  Idempotent,
     so an interrupted start is completed by running it again."""
     assert t.path is not None
+    if ctx.cfg.setup_run:  # whoever starts it ('wtp next', a land, doctor): never an untrusted command
+        trust.require_trust(ctx, ctx.store.read(), "setup.run")
     path = Path(t.path)
     messages: list[str] = []
     crashpoints.step("start:before-worktree")
