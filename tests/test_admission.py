@@ -446,3 +446,82 @@ def test_no_one_but_the_user_runs_an_untrusted_setup_of_a_queued_task(repo: Repo
     repo.wtp("trust")
     assert repo.wtp_proc("next").code == 0
     assert pwned.exists() and _state_of(repo, "q1") == "active"
+
+
+def _occupy(repo: Repo, name: str) -> Path:
+    """Task ``name``'s worktree path taken by a folder with a file: its start fails there."""
+    where = repo.path.parent / f"{repo.path.name}.worktrees" / name
+    where.mkdir(parents=True)
+    (where / "precious.txt").write_text("mine\n")
+    return where
+
+
+def test_a_task_whose_start_fails_holds_nobody_back_and_waiters_do_not_spin(repo: Repo) -> None:
+    """Review 27: q1's start kept failing (its worktree path is taken); every later start and
+    'wtp next' gave q1 the free slot first, and a 'start --wait' retried it about 40 times a
+    second, printing each failure.  A failed start waits for 'wtp start q1' to try it again."""
+    repo.write(".wtp.toml", "max_active = 1\n")
+    assert repo.wtp("start", "a").code == 0
+    assert repo.wtp("start", "q1").code == 4
+    folder = _occupy(repo, "q1")
+    repo.write(".wtp.toml", "max_active = 2\n")
+    assert "queued task 'q1' cannot start" in repo.wtp("next").err
+    x = repo.wtp("start", "x")
+    assert x.code == 0, x.err  # the free slot, not q1's
+    assert "'q1'" not in x.err
+    assert "cannot start" not in repo.wtp("next").err  # not tried again behind the user's back
+    waited = repo.wtp_proc("start", "y", "--wait", "--timeout", "1.5")
+    assert waited.code == 3, waited.err
+    assert len(waited.err.splitlines()) <= 4, waited.err
+    assert (folder / "precious.txt").read_text() == "mine\n"
+    (folder / "precious.txt").unlink()
+    folder.rmdir()
+    again = repo.wtp("start", "q1")
+    assert again.code == 4 and "task 'q1' is queued again (place 1): waits because no slot is free" in again.err
+    assert repo.wtp("rm", "x").code == 0  # its slot goes to q1, first in line again
+    assert _state_of(repo, "q1") == "active" and _state_of(repo, "y") == "queued"
+
+
+def test_a_retried_start_takes_its_place_in_line_and_does_not_overtake(repo: Repo, tmp_path: Path) -> None:
+    """Review 27: 'wtp start q2', retrying a failed start, took the slot a's land freed ahead of
+    q1, which could start on a's work and was queued first."""
+    repo.write(".wtp.toml", "max_active = 1\n")
+    p = Path(repo.wtp("start", "a", "--touch", "shared.txt").lines[-1])
+    repo.commit({"shared.txt": "a\n"}, cwd=p)
+    assert repo.wtp("start", "q1", "--touch", "shared.txt").code == 4
+    assert repo.wtp("start", "q2").code == 4
+    folder = _occupy(repo, "q2")
+    repo.write(".wtp.toml", "max_active = 2\n")
+    assert "queued task 'q2' cannot start" in repo.wtp("next").err  # q1 still collides with a
+    (folder / "precious.txt").unlink()
+    folder.rmdir()
+    repo.write(".wtp.toml", "max_active = 1\n")
+    hold, go = tmp_path / "hold", tmp_path / "go"
+    lander = repo.spawn(
+        "land", "a", "--gate", f"while [ ! -e {go} ]; do sleep 0.02; done", env=_held_at("promote:before", hold)
+    )
+    try:
+        wait_for(lambda: hold.with_suffix(".reached").exists(), "the land's background 'wtp next' to be held")
+        retry = repo.wtp("start", "q2")
+        assert (retry.code, retry.out) == (4, ""), retry.err
+        assert "task 'q2' is queued again (place 2)" in retry.err
+        assert "'q1', queued before 'q2', start first, in the background" in retry.err
+        wait_for(lambda: _state_of(repo, "q1") == "active", "q1 to start on a's work")
+        assert _state_of(repo, "q2") == "queued"
+    finally:
+        hold.touch()
+        go.touch()
+    assert lander.wait(timeout=60) == 0
+
+
+def test_a_forced_start_says_what_it_took(repo: Repo) -> None:
+    """Review 27: 'wtp start x --force' took the slot q1 was to take, and said both that no
+    slot was free ('2 of 2 taken' with one taken) and that q1 starts first."""
+    repo.write(".wtp.toml", "max_active = 1\n")
+    assert repo.wtp("start", "a").code == 0
+    assert repo.wtp("start", "q1").code == 4
+    repo.write(".wtp.toml", "max_active = 2\n")
+    x = repo.wtp("start", "x", "--force")
+    assert x.code == 0, x.err
+    assert "--force: started although no slot is free: 2 of 2 taken, 1 task queued before it starting in them" in x.err
+    assert "start first" not in x.err and _state_of(repo, "q1") == "queued"

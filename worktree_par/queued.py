@@ -59,3 +59,15 @@ def start_behind(ctx: Ctx, why: str) -> Path:
             start_new_session=True,
         )
     return log
+
+
+def start_first(ctx: Ctx, t: Task, ahead: list[Task]) -> str:
+    """Queued tasks that 'wtp start T' found able to start (they take free slots before it):
+    started in the background, and the line that says so."""
+    names = ", ".join(f"'{q.name}'" for q in ahead)
+    said = f"{names}, queued before '{t.name}', start first" if all(q.seq < t.seq for q in ahead) else f"{names} start"
+    try:
+        log = start_behind(ctx, f"'wtp start {t.name}' found {names} able to start")
+    except OSError as e:
+        return f"{names} can start now: 'wtp next' starts them ({e})"
+    return f"{said}, in the background (log: {log})"

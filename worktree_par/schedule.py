@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from .errors import UsageError
+from .errors import UsageError, count
 from .globs import globs_intersect
 from .stacking import beneath
 from .state import LANDING, LIVE, QUEUED, State, Task
@@ -82,11 +82,13 @@ class Decision(NamedTuple):
     collisions: list[Clash]
     on: str | None = None  # admitted on the work of this landing task (its paths collide; stacking.py)
     taken: int = 0  # slots taken (active and blocked tasks): above max_active after failed or withdrawn lands
+    ahead: int = 0  # of those, by queued tasks before it that start first (in_order)
 
     def reason(self, max_active: int) -> str:
         why = []
         if self.full:
-            why.append(f"no slot is free: {max(self.taken, max_active)} of {max_active} taken")
+            by = f", {count(self.ahead, 'task')} queued before it starting in them" if self.ahead else ""
+            why.append(f"no slot is free: {max(self.taken, max_active)} of {max_active} taken{by}")
         why += [c.describe() for c in self.collisions]
         return "; ".join(why)
 
@@ -106,7 +108,8 @@ def decide(
     ``tips``: the work of each landing task it may start on (isolate.landing_tips), none if omitted;
     ``started``: queued tasks ahead of it that start first (``in_order``): they count as active.)"""
     live = [t for t in state.tasks.values() if t.state in LIVE and t.name != task.name]
-    live += [t for t in started or () if t.name != task.name]
+    first = [t for t in started or () if t.name != task.name]
+    live += first
     if earlier_queued is None:
         earlier_queued = [t for t in state.queued() if t.seq < task.seq and t.name != task.name]
     coll = collisions(task, live + earlier_queued, recorded)
@@ -115,7 +118,7 @@ def decide(
     full = taken >= max_active
     on = None if full or far else _on(state, task, coll, tips or {})
     admit = not full and (not coll or on is not None) and not far
-    return Decision(admit=admit, full=full, collisions=coll + far, on=on, taken=taken)
+    return Decision(admit=admit, full=full, collisions=coll + far, on=on, taken=taken, ahead=len(first))
 
 
 def in_order(
@@ -128,24 +131,26 @@ def in_order(
     startable: Callable[[Task], bool] = lambda _: True,
 ) -> list[tuple[Task, Decision]]:
     """The decision for each queued task, in queue order, as 'wtp next' (tasks.promote) makes
-    them: a task admitted that can start (``startable``: its --base resolves, its setup is
-    trusted) takes its slot, and counts as active, for the ones after it; a task left waiting
-    is ahead of them in line, unless its start failed before: that one is tried again when
-    admitted, but holds nobody back.  The decisions of tasks that cannot start are left out."""
+    them: a task admitted that can start (``startable``: its --base resolves) takes its slot,
+    and counts as active, for the ones after it; a task left waiting is ahead of them in line.
+    A task whose start failed is left out: it waits for 'wtp start NAME' to try it again, and
+    neither takes a slot nor holds anyone back.  So is one admitted that cannot start."""
     started: list[Task] = []
     waiting: list[Task] = []
     out = []
     for q in state.queued():
+        if q.note.startswith(CANNOT_START):
+            continue
         d = decide(
             state, q, max_active, earlier_queued=waiting, recorded=recorded, remote=remote, tips=tips, started=started
         )
-        if d.admit and startable(q):
+        if not d.admit:
+            waiting.append(q)
+        elif not startable(q):
+            continue
+        else:
             started.append(q)
-            out.append((q, d))
-        elif not d.admit:
-            out.append((q, d))
-            if not q.note.startswith(CANNOT_START):
-                waiting.append(q)
+        out.append((q, d))
     return out
 
 

@@ -63,13 +63,12 @@ def start(
     now = ctx.store.read()
     # stacking needs paths: this task's, or those of a task queued ahead of it
     tips = isolate.landing_tips(ctx, now) if globs or held or any(q.touch or q.held for q in now.queued()) else {}
-    ahead: list[str] = []  # tasks queued before it that can start now: they take their slots first
     crashpoints.step("start:before-decide")
     with ctx.store.transaction() as st:
         t = st.tasks.get(name)
         if t is not None and t.state not in FINAL:
             declared = redeclare.add(ctx, st, t, globs, res_names, force)
-            result = _resume(ctx, st, t, path, force, remote)
+            result = _resume(ctx, st, t, path, force, remote, tips)
             result.messages[:0] = declared
             result.redeclared = bool(declared)
         else:
@@ -88,34 +87,16 @@ def start(
                 held=[h for h in held if h in st.tasks and st.tasks[h].state in LIVE],
             )
             st.tasks[name] = t
-            # First come, first served: decided in queue order, as 'wtp next' would decide it.
-            order = queued.order(ctx, st, remote, tips)
-            decision = next(d for q, d in order if q is t)
-            ahead = [q.name for q, d in order if d.admit and q is not t]
             result = StartResult(t)
             result.messages += history + _archived(ctx, name)
-            if decision.admit or force:
-                if not decision.admit:
-                    result.messages.append(f"--force: started although {decision.reason(ctx.cfg.max_active)}")
-                _activate(
-                    ctx,
-                    st,
-                    t,
-                    path,
-                    stacking.start_on(st, t, decision.on, decision.collisions, tips, result.messages) or fork,
-                )
-                result.pending = True
-            else:
+            if not _admit(ctx, st, t, path, fork, force, remote, tips, result):
                 result.place = [q.name for q in st.queued()].index(name) + 1
-                t.note = decision.reason(ctx.cfg.max_active)
                 result.messages.append(f"task '{name}' is queued (place {result.place}): waits because {t.note}")
+        # First come, first served: what 'wtp next' would start now, this task's start decided
+        # (--force included), are tasks that took free slots before it.
+        ahead = [q for q, d in queued.order(ctx, st, remote, tips) if d.admit] if st.queued() else []
     if ahead:  # started in the background: this start waits for none of their setups
-        names = ", ".join(f"'{n}'" for n in ahead)
-        try:
-            log = queued.start_behind(ctx, f"'wtp start {name}' found {names} able to start")
-            result.messages.append(f"{names}, queued before '{name}', start first, in the background (log: {log})")
-        except OSError as e:
-            result.messages.append(f"{names}, queued before '{name}', can start: 'wtp next' starts them ({e})")
+        result.messages.append(queued.start_first(ctx, result.task, ahead))
     if result.pending:
         try:
             result.messages += materialize(ctx, result.task, say)
@@ -162,20 +143,49 @@ def remote_tasks(ctx: Ctx) -> list[Task] | None:
     return [c.as_task() for c in sharing.others(ctx)]
 
 
+def _admit(
+    ctx: Ctx,
+    st: State,
+    t: Task,
+    path: Path,
+    fork: str | None,
+    force: bool,
+    remote: list[Task] | None,
+    tips: dict[str, str],
+    result: StartResult,
+) -> bool:
+    """Decide queued ``t`` in queue order, as 'wtp next' would, and activate it when admitted
+    (or forced); otherwise its note says why it waits."""
+    order = queued.order(ctx, st, remote, tips)
+    d = next((d for q, d in order if q is t), None)
+    if d is None:  # admitted, but its --base went away meanwhile: decided alone (its start says why)
+        d = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st), remote=remote)
+    if not (d.admit or force):
+        t.note = d.reason(ctx.cfg.max_active)
+        return False
+    if not d.admit:
+        result.messages.append(f"--force: started although {d.reason(ctx.cfg.max_active)}")
+    _activate(ctx, st, t, path, stacking.start_on(st, t, d.on, d.collisions, tips, result.messages) or fork)
+    result.pending = True
+    return True
+
+
 def _resume(
-    ctx: Ctx, st: State, t: Task, path: Path, force: bool = False, remote: list[Task] | None = None
+    ctx: Ctx, st: State, t: Task, path: Path, force: bool, remote: list[Task] | None, tips: dict[str, str]
 ) -> StartResult:
     """``wtp start`` on a task that exists: report it, start it (a queued one, with --force),
-    or take over what was interrupted."""
+    try again a start that failed (the task takes its place in the queue again), or take over
+    what was interrupted."""
     result = StartResult(t)
     if t.state == QUEUED and (force or t.note.startswith(CANNOT_START)):
-        d = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st), remote=remote)
-        if d.admit or force:  # --force, or a retry of a start that failed before (the cause may be fixed)
-            if not d.admit:
-                result.messages.append(f"--force: started although {d.reason(ctx.cfg.max_active)}")
-            fork = ctx.resolve_start(t.start_ref)[1] if t.start_ref else None
-            _activate(ctx, st, t, path, fork)
-            result.pending = True
+        again = t.note.startswith(CANNOT_START)
+        fork = ctx.resolve_start(t.start_ref)[1] if t.start_ref else None
+        t.note = ""  # back in line: decided in queue order, and tried again by whoever starts it
+        if _admit(ctx, st, t, path, fork, force, remote, tips, result):
+            return result
+        if again:
+            result.place = [q.name for q in st.queued()].index(t.name) + 1
+            result.messages.append(f"task '{t.name}' is queued again (place {result.place}): waits because {t.note}")
             return result
     if t.state == QUEUED:
         result.place = [q.name for q in st.queued()].index(t.name) + 1
@@ -307,6 +317,12 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
     crashpoints.step("promote:before")
     started: list[Task] = []
     resumed: list[Task] = []
+    if ctx.cfg.setup_run:  # no start runs a command the user has not trusted: all of them wait for it
+        try:
+            trust.require_trust(ctx, ctx.store.read(), "setup.run")
+        except Refusal as e:
+            say(f"queued tasks stay queued: {e.message}")
+            return []
     try:
         remote = remote_tasks(ctx)
     except WtpError as e:  # other clones' claims cannot be read: nothing queued starts blind
@@ -325,13 +341,14 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
         still_waiting: list[Task] = []
         recorded = claims.declarations(ctx, st)
         for t in st.queued():
+            if t.note.startswith(CANNOT_START):  # tried again by 'wtp start NAME' only: it holds nobody back
+                continue
             d = schedule.decide(
                 st, t, ctx.cfg.max_active, earlier_queued=still_waiting, recorded=recorded, remote=remote, tips=tips
             )
             if not d.admit:
-                if not t.note.startswith(CANNOT_START):
-                    t.note = d.reason(ctx.cfg.max_active)
-                    still_waiting.append(t)
+                t.note = d.reason(ctx.cfg.max_active)
+                still_waiting.append(t)
                 continue
             try:
                 fork = ctx.resolve_start(t.start_ref)[1] if t.start_ref else None
@@ -393,6 +410,13 @@ def wait_active(ctx: Ctx, name: str, timeout: float | None, say: Say = quiet) ->
     changed = OnChange(ctx.store.file, lambda: object(), every=PROMOTE_EVERY)  # a new value: it changed
     edited = OnChange(ctx.repo.config_root / config.CONFIG_FILE, lambda: object(), every=PROMOTE_EVERY)
     seen, cfg_seen = None, None  # read again at once too: it may have changed since the command read it
+    told: set[str] = set()
+
+    def once(m: str) -> None:  # promote is run again and again: what it says is said once
+        if m not in told:
+            told.add(m)
+            say(m)
+
     while True:
         now = changed()
         if edited() is not cfg_seen:
@@ -401,7 +425,7 @@ def wait_active(ctx: Ctx, name: str, timeout: float | None, say: Say = quiet) ->
             now = object()
         if now is not seen:
             seen = now
-            promote(ctx, say)
+            promote(ctx, once)
             t = ctx.store.read().task(name)
             if t.state in LIVE and not t.phase:
                 return t
