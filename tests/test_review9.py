@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Repo, make_repo
+from .conftest import Repo, make_repo, wait_for
 
 
 def _start(r: Repo, name: str, files: dict[str, str] | None = None) -> Path:
@@ -36,9 +36,11 @@ def test_a_task_started_from_the_queue_records_its_fork(project: Repo) -> None:
     _start(project, "a", {"a.txt": "a\n"})
     assert project.wtp("start", "p").code == 4  # queued behind a
     assert project.wtp("land", "a", "--gate", "./check.sh").code == 0
+    wait_for(lambda: _fork(project, "p") is not None, "p, started in the slot a's land freed, to record its fork")
     p = Path(project.wtp("path", "p").out.strip())
     landed = project.git("rev-parse", "origin/main")
-    assert _fork(project, "p") == landed  # where its branch was made
+    # where its branch was made: the base as a began to land, or as it landed (a background start)
+    assert _fork(project, "p") == project.git("rev-parse", "wtp/p") and _fork(project, "p") in (cfg, landed)
     out = project.wtp("land", "p", "--gate", "./check.sh")
     assert (out.code, out.err.strip()) == (1, f"wtp: task 'p' has no commits to land: commit your work in {p} first")
     project.commit({"p.txt": "p\n"}, "p work", cwd=p)
