@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from . import crashpoints, gitops, guard, locks, removal, tasks
+from . import crashpoints, gitops, guard, locks, queued, removal, tasks
 from .errors import Refusal, StateError, WouldLoseWork, count
 from .repo import Ctx
 from .state import (
@@ -173,14 +173,13 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
     findings += _gate_findings(ctx)
     findings += _main_worktree_findings(ctx)
     findings += _claim_findings(ctx, st, stale_claims)
-    waiting = [t for t in st.queued()]
-    if waiting:
-        from . import isolate, schedule
-
-        tips = isolate.landing_tips(ctx, st) if any(t.touch or t.held for t in waiting) else {}  # stacking.py
-        can = [t.name for t in waiting if schedule.decide(st, t, ctx.cfg.max_active, tips=tips).admit]
+    if st.queued():  # what 'wtp next' would start, in queue order (none while setup.run is untrusted)
+        can = [t.name for t, d in queued.order(ctx, st) if d.admit]
         if can:
             findings.append(Finding(f"queued task(s) {', '.join(can)} can start now", lambda: _promote(ctx)))
+        for t in st.queued():  # tried again only when asked: said with what to run
+            if t.note.startswith(tasks.CANNOT_START):
+                findings.append(Finding(f"queued task '{t.name}' {t.note}"))
     return findings
 
 

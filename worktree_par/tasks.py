@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import claims, cochange_start, crashpoints, gitops, isolate, queued, redeclare, schedule, stacking, trust
-from .errors import Refusal, Say, WaitTimeout, WtpError, count, quiet
+from .errors import Refusal, Say, WtpError, count, quiet
 from .globs import normalize_glob
 from .locks import me
 from .repo import Ctx, validate_branch, validate_name
@@ -29,6 +29,7 @@ class StartResult:
         self.place = 0  # 1-based place in the queue when queued
         self.pending = False  # activated here: the worktree is still to be made
         self.redeclared = False  # an existing task took new declarations
+        self.was_queued = False  # a queued task activated here: a failed start leaves it queued
 
 
 def start(
@@ -100,12 +101,14 @@ def start(
     if result.pending:
         try:
             result.messages += materialize(ctx, result.task, say)
-        except BaseException:
+        except BaseException as e:
             # Once its worktree exists, the task keeps its entry (active, phase 'creating'
             # held by this process): the next start, 'wtp next' or doctor completes it.
             # Forgetting it here would leave a worktree and a branch no registry names.
-            if not (result.task.path and Path(result.task.path).exists()):
-                _undo_start(ctx, result.task, keep_queued=False)
+            # A folder there that is not its worktree (the user's) is not: the start is undone.
+            if not _made(ctx, result.task):
+                why = e.message if isinstance(e, WtpError) else str(e) or type(e).__name__
+                _undo_start(ctx, result.task, keep_queued=result.was_queued, why=why)
             raise
     if remote is not None and (result.pending or result.redeclared) and result.task.state in LIVE:
         from .remote import sharing
@@ -182,6 +185,7 @@ def _resume(
         fork = ctx.resolve_start(t.start_ref)[1] if t.start_ref else None
         t.note = ""  # back in line: decided in queue order, and tried again by whoever starts it
         if _admit(ctx, st, t, path, fork, force, remote, tips, result):
+            result.was_queued = True
             return result
         if again:
             result.place = [q.name for q in st.queued()].index(t.name) + 1
@@ -293,6 +297,22 @@ def _make_worktree(ctx: Ctx, t: Task, path: Path, messages: list[str]) -> None:
             ctx.store.update(t, fork=fork)
 
 
+def _made(ctx: Ctx, t: Task) -> bool:
+    """Whether the task's worktree is there, as git's own (a start that can be completed)."""
+    path = Path(t.path) if t.path else None
+    return path is not None and path.exists() and any(w.path == path for w in gitops.worktrees(ctx.root))
+
+
+def cannot_start(name: str, why: str) -> str:
+    """The note of a queued task whose start failed: why, and what tries it again."""
+    told = f"wtp start {name}" in why  # the reason says it already
+    return (
+        f"{CANNOT_START}{why}"
+        if told
+        else f"{CANNOT_START}{why.rstrip('.')}; once that is fixed, 'wtp start {name}' tries it again"
+    )
+
+
 def _undo_start(ctx: Ctx, t: Task, *, keep_queued: bool, why: str = "") -> None:
     """A start whose worktree could not be made: no half-registered task stays.  A task the
     user asked for directly is forgotten (they saw the error); a promoted one stays queued."""
@@ -304,7 +324,7 @@ def _undo_start(ctx: Ctx, t: Task, *, keep_queued: bool, why: str = "") -> None:
             del st.tasks[t.name]
             return
         cur.state, cur.path, cur.port, cur.phase, cur.holder = QUEUED, None, None, "", None
-        cur.note = CANNOT_START + why
+        cur.note = cannot_start(t.name, why)
 
 
 # --- the queue ---------------------------------------------------------------------
@@ -361,11 +381,11 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
                 )
                 started.append(t)
             except WtpError as e:
-                t.note = CANNOT_START + e.message
+                t.note = cannot_start(t.name, e.message)
                 say(f"queued task '{t.name}' cannot start: {e.message}")
     for m in said:
         say(m)
-    done = []
+    done, failed = [], False
     for t in resumed + started:
         try:
             for m in materialize(ctx, t, say):
@@ -373,6 +393,7 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
         except (WtpError, OSError) as e:
             _undo_start(ctx, t, keep_queued=True, why=str(e))
             say(f"queued task '{t.name}' cannot start: {e}; it stays queued ('wtp start {t.name}' retries)")
+            failed = True
             continue
         done.append(t)
         say(f"started queued task '{t.name}' at {t.path}" if t in started else f"completed the start of '{t.name}'")
@@ -381,6 +402,8 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
 
             if (note := sharing.publish(ctx, t)) is not None:
                 say(note)
+    if failed:  # the slots its failures took in this pass are free again: hand them on now
+        done += promote(ctx, say)
     return done
 
 
@@ -391,58 +414,3 @@ def promote_quietly(ctx: Ctx, say: Say = quiet) -> None:
         promote(ctx, say)
     except WtpError as e:
         say(f"could not start queued tasks: {e.message}")
-
-
-def wait_active(ctx: Ctx, name: str, timeout: float | None, say: Say = quiet) -> Task:
-    """Block until a queued task is admitted and ready (``wtp start --wait``).
-
-    Whatever frees a slot or a collision (a land, 'wtp rm') starts the queued tasks itself,
-    so the waiter only has to see its task become active: it looks at the registry with a
-    stat every LOOK seconds and reads it when it changed; it runs the promotion itself only
-    then (at least every PROMOTE_EVERY seconds, for a start that died half-way).  A changed
-    .wtp.toml (max_active raised, say) is read again and promotes at once: it writes nothing
-    to the registry."""
-    from . import config
-    from .gates import OnChange
-
-    deadline = None if timeout is None else time.monotonic() + timeout
-    last = ""
-    changed = OnChange(ctx.store.file, lambda: object(), every=PROMOTE_EVERY)  # a new value: it changed
-    edited = OnChange(ctx.repo.config_root / config.CONFIG_FILE, lambda: object(), every=PROMOTE_EVERY)
-    seen, cfg_seen = None, None  # read again at once too: it may have changed since the command read it
-    told: set[str] = set()
-
-    def once(m: str) -> None:  # promote is run again and again: what it says is said once
-        if m not in told:
-            told.add(m)
-            say(m)
-
-    while True:
-        now = changed()
-        if edited() is not cfg_seen:
-            cfg_seen = edited()
-            ctx.cfg = config.load(ctx.repo.config_root)
-            now = object()
-        if now is not seen:
-            seen = now
-            promote(ctx, once)
-            t = ctx.store.read().task(name)
-            if t.state in LIVE and not t.phase:
-                return t
-            if t.state in FINAL:
-                raise Refusal(f"task '{name}' was {t.state} while waiting")
-            msg = (
-                f"waiting for a slot for '{name}': {t.note}"
-                if t.state == QUEUED
-                else f"waiting for '{name}' to be set up"
-            )
-            if msg != last:
-                say(msg)
-                last = msg
-        if deadline is not None and time.monotonic() >= deadline:
-            raise WaitTimeout(f"timed out after {timeout:g}s; task '{name}' stays queued ({t.note})")
-        time.sleep(LOOK if deadline is None else max(0.005, min(LOOK, deadline - time.monotonic())))
-
-
-LOOK = 0.02  # seconds between two looks (a stat) at the registry while waiting for a slot
-PROMOTE_EVERY = 1.0

@@ -28,7 +28,7 @@ def start(
 ) -> int:
     """Stdout is the worktree's path and nothing else (so 'cd "$(wtp start x)"' is safe), or
     empty with exit 4 when the task was queued; notes and reasons go to stderr."""
-    from .. import listing, tasks
+    from .. import listing, tasks, waiting
     from ..progress import Watch
     from ..state import QUEUED
 
@@ -59,7 +59,7 @@ def start(
         err(m)
     if wait and t.state == QUEUED:
         with Watch(f"waiting for a slot for '{task}'", err, detail=note, log=lambda: setup_log) as w:
-            t = tasks.wait_active(c, task, timeout, say=w.say)
+            t = waiting.wait_active(c, task, timeout, say=w.say)
     if as_json:
         emit(listing.task_json(t))
     elif t.state != QUEUED:
