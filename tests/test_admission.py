@@ -549,7 +549,7 @@ def test_a_failed_start_tried_again_while_its_cause_remains_stays_queued_and_not
     nxt = repo.wtp("next")
     assert "queued task 'q1' cannot start" in nxt.err
     again = repo.wtp("start", "q1")
-    assert again.code == 1, again.err
+    assert again.code == 1 and again.err.rstrip().endswith("; task 'q1' stays queued"), again.err
     q1 = next(t for t in repo.state()["tasks"] if t["name"] == "q1")
     assert q1["state"] == "queued" and q1["note"].startswith("cannot start: ")
     assert q1["note"].endswith("move it away, then run 'wtp start q1' again")
@@ -580,3 +580,17 @@ def test_a_pass_whose_start_fails_hands_the_slot_on_and_a_waiter_for_it_stops(re
     assert err.splitlines()[-1].startswith("wtp: task 'q1' cannot start: ")
     assert _state_of(repo, "q2") == "active" and _state_of(repo, "q1") == "queued"
     assert (folder / "precious.txt").read_text() == "mine\n"
+
+
+def test_a_worktree_of_the_users_own_at_a_tasks_path_is_not_taken_for_the_tasks(repo: Repo) -> None:
+    """Review 29: a git worktree on another branch at the task's path counted as the task's:
+    the failed start left the task 'active (creating)' on the user's folder, which a forced
+    'wtp rm' then removed.  The start is undone; the user's worktree stays as it was."""
+    where = repo.path.parent / f"{repo.path.name}.worktrees" / "n2"
+    repo.git("worktree", "add", "-q", "-b", "mine", str(where), "main")
+    (where / "notes.txt").write_text("mine\n")
+    out = repo.wtp("start", "n2")
+    assert out.code == 1 and "not of 'wtp/n2'" in out.err, out.err
+    assert _state_of(repo, "n2") is None
+    assert (where / "notes.txt").read_text() == "mine\n" and repo.git("branch", "--list", "mine").strip()
+    assert repo.wtp("start", "x").code == 0  # no slot held by it

@@ -109,6 +109,8 @@ def start(
             if not _made(ctx, result.task):
                 why = e.message if isinstance(e, WtpError) else str(e) or type(e).__name__
                 _undo_start(ctx, result.task, keep_queued=result.was_queued, why=why)
+                if result.was_queued and isinstance(e, WtpError):  # said as a finding, with where it stays
+                    raise WtpError(f"{why}; task '{name}' stays queued", exit_code=e.exit_code) from None
             raise
     if remote is not None and (result.pending or result.redeclared) and result.task.state in LIVE:
         from .remote import sharing
@@ -299,8 +301,12 @@ def _make_worktree(ctx: Ctx, t: Task, path: Path, messages: list[str]) -> None:
 
 def _made(ctx: Ctx, t: Task) -> bool:
     """Whether the task's worktree is there, as git's own (a start that can be completed)."""
-    path = Path(t.path) if t.path else None
-    return path is not None and path.exists() and any(w.path == path for w in gitops.worktrees(ctx.root))
+    path, ref = (Path(t.path) if t.path else None), f"refs/heads/{t.branch}"
+    return (
+        path is not None
+        and path.exists()
+        and any(w.path == path and w.branch == ref for w in gitops.worktrees(ctx.root))
+    )
 
 
 def cannot_start(name: str, why: str) -> str:
@@ -392,7 +398,7 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
                 say(m)
         except (WtpError, OSError) as e:
             _undo_start(ctx, t, keep_queued=True, why=str(e))
-            say(f"queued task '{t.name}' cannot start: {e}; it stays queued ('wtp start {t.name}' retries)")
+            say(f"queued task '{t.name}' {cannot_start(t.name, str(e))}; it stays queued")
             failed = True
             continue
         done.append(t)
