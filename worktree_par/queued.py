@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import claims, isolate, schedule, trust
@@ -19,24 +20,40 @@ from .state import State, Task
 LOG_LIMIT = 1 << 20  # bytes of start-behind.log before it is rotated
 
 
-def order(
-    ctx: Ctx, st: State, remote: list[Task] | None = None, tips: dict[str, str] | None = None
-) -> list[tuple[Task, schedule.Decision]]:
-    """What 'wtp next' would decide for each queued task now, in queue order (schedule.in_order):
-    what promote would start, and what it would leave waiting."""
-    if tips is None:  # stacking needs paths: read the landing tasks' work only when one is declared
-        tips = isolate.landing_tips(ctx, st) if any(q.touch or q.held for q in st.queued()) else {}
-    if ctx.cfg.setup_run and trust.untrusted(ctx, st, "setup.run"):
-        return [(q, schedule.Decision(False, False, [])) for q in st.queued()]  # promote starts nothing (materialize)
+def tips_for(ctx: Ctx, st: State, declares: bool = False) -> dict[str, str]:
+    """The landing tasks' work a queued task may start on (isolate.landing_tips), read only when
+    one declares paths (or the task being started does: ``declares``): stacking needs paths."""
+    return isolate.landing_tips(ctx, st) if declares or any(q.touch or q.held for q in st.queued()) else {}
 
-    def startable(q: Task) -> bool:
+
+def order(
+    ctx: Ctx,
+    st: State,
+    remote: list[Task] | None = None,
+    tips: dict[str, str] | None = None,
+    startable: Callable[[Task], bool] | None = None,
+) -> list[tuple[Task, schedule.Decision]]:
+    """What 'wtp next' decides for each queued task now, in queue order (schedule.in_order):
+    what promote starts, and what it leaves waiting; promote itself goes by it.  ``startable``
+    (default: its --base resolves) says whether an admitted task can be started."""
+    if ctx.cfg.setup_run and trust.untrusted(ctx, st, "setup.run"):
+        return [(q, schedule.Decision(False, False, [])) for q in st.queued()]  # promote starts nothing
+
+    def resolves(q: Task) -> bool:
         try:
             return q.start_ref is None or ctx.resolve_start(q.start_ref) is not None
         except WtpError:  # its --base is gone: promote leaves it queued, and it takes no slot
             return False
 
     recorded = claims.declarations(ctx, st)
-    return schedule.in_order(st, ctx.cfg.max_active, recorded=recorded, remote=remote, tips=tips, startable=startable)
+    return schedule.in_order(
+        st,
+        ctx.cfg.max_active,
+        recorded=recorded,
+        remote=remote,
+        tips=tips_for(ctx, st) if tips is None else tips,
+        startable=startable or resolves,
+    )
 
 
 def start_behind(ctx: Ctx, why: str) -> Path:

@@ -30,6 +30,7 @@ class StartResult:
         self.pending = False  # activated here: the worktree is still to be made
         self.redeclared = False  # an existing task took new declarations
         self.was_queued = False  # a queued task activated here: a failed start leaves it queued
+        self.ahead: list[Task] | None = None  # queued tasks that start before it, as decided here
 
 
 def start(
@@ -61,9 +62,7 @@ def start(
             globs, held, history = cochange_start.advise(ctx, name, base, globs, touch_suggested)
 
     remote = remote_tasks(ctx)
-    now = ctx.store.read()
-    # stacking needs paths: this task's, or those of a task queued ahead of it
-    tips = isolate.landing_tips(ctx, now) if globs or held or any(q.touch or q.held for q in now.queued()) else {}
+    tips = queued.tips_for(ctx, ctx.store.read(), declares=bool(globs or held))
     crashpoints.step("start:before-decide")
     with ctx.store.transaction() as st:
         t = st.tasks.get(name)
@@ -95,7 +94,9 @@ def start(
                 result.messages.append(f"task '{name}' is queued (place {result.place}): waits because {t.note}")
         # First come, first served: what 'wtp next' would start now, this task's start decided
         # (--force included), are tasks that took free slots before it.
-        ahead = [q for q, d in queued.order(ctx, st, remote, tips) if d.admit] if st.queued() else []
+        ahead = result.ahead
+        if ahead is None:  # not decided in queue order here, or forced past it
+            ahead = [q for q, d in queued.order(ctx, st, remote, tips) if d.admit] if st.queued() else []
     if ahead:  # started in the background: this start waits for none of their setups
         result.messages.append(queued.start_first(ctx, result.task, ahead))
     if result.pending:
@@ -165,6 +166,8 @@ def _admit(
     d = next((d for q, d in order if q is t), None)
     if d is None:  # admitted, but its --base went away meanwhile: decided alone (its start says why)
         d = schedule.decide(st, t, ctx.cfg.max_active, recorded=claims.declarations(ctx, st), remote=remote)
+    if d.admit or not force:  # decided in queue order: the others it admits start before it
+        result.ahead = [q for q, e in order if e.admit and q is not t]
     if not (d.admit or force):
         t.note = d.reason(ctx.cfg.max_active)
         return False
@@ -343,6 +346,7 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
     crashpoints.step("promote:before")
     started: list[Task] = []
     resumed: list[Task] = []
+    failed = False  # a start failed after its slot was counted: the slots are handed on once more
     if ctx.cfg.setup_run:  # no start runs a command the user has not trusted: all of them wait for it
         try:
             trust.require_trust(ctx, ctx.store.read(), "setup.run")
@@ -356,42 +360,38 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
         remote = None
         if ctx.store.read().queued():
             return []
-    now = ctx.store.read()
-    tips = isolate.landing_tips(ctx, now) if any(q.touch or q.held for q in now.queued()) else {}
+    tips = queued.tips_for(ctx, ctx.store.read())
     said: list[str] = []
     with ctx.store.transaction() as st:
         for t in st.tasks.values():
             if t.state == ACTIVE and t.phase == CREATING and interrupted(t):
                 t.holder = me().to_json()
                 resumed.append(t)
-        still_waiting: list[Task] = []
-        recorded = claims.declarations(ctx, st)
-        for t in st.queued():
-            if t.note.startswith(CANNOT_START):  # tried again by 'wtp start NAME' only: it holds nobody back
-                continue
-            d = schedule.decide(
-                st, t, ctx.cfg.max_active, earlier_queued=still_waiting, recorded=recorded, remote=remote, tips=tips
-            )
-            if not d.admit:
-                t.note = d.reason(ctx.cfg.max_active)
-                still_waiting.append(t)
-                continue
+        forks: dict[str, str | None] = {}
+
+        def startable(t: Task) -> bool:  # its --base resolves: where it starts from; else it is said why
             try:
-                fork = ctx.resolve_start(t.start_ref)[1] if t.start_ref else None
-                _activate(
-                    ctx,
-                    st,
-                    t,
-                    isolate.worktree_path(ctx, t.name),
-                    stacking.start_on(st, t, d.on, d.collisions, tips, said) or fork,
-                )
-                started.append(t)
+                forks[t.name] = ctx.resolve_start(t.start_ref)[1] if t.start_ref else None
+                return True
             except WtpError as e:
                 t.note = cannot_start(t.name, e.message)
                 say(f"queued task '{t.name}' cannot start: {e.message}")
+                return False
+
+        for t, d in queued.order(ctx, st, remote, tips, startable):
+            if not d.admit:
+                t.note = d.reason(ctx.cfg.max_active)
+                continue
+            try:
+                path = isolate.worktree_path(ctx, t.name)
+                _activate(ctx, st, t, path, stacking.start_on(st, t, d.on, d.collisions, tips, said) or forks[t.name])
+                started.append(t)
+            except WtpError as e:  # its slot, counted for the ones after it, is handed on below
+                t.note, failed = cannot_start(t.name, e.message), True
+                say(f"queued task '{t.name}' cannot start: {e.message}")
     for m in said:
         say(m)
-    done, failed = [], False
+    done: list[Task] = []
     for t in resumed + started:
         try:
             for m in materialize(ctx, t, say):
