@@ -594,3 +594,18 @@ def test_a_worktree_of_the_users_own_at_a_tasks_path_is_not_taken_for_the_tasks(
     assert _state_of(repo, "n2") is None
     assert (where / "notes.txt").read_text() == "mine\n" and repo.git("branch", "--list", "mine").strip()
     assert repo.wtp("start", "x").code == 0  # no slot held by it
+
+
+def test_the_start_behind_log_is_rotated_past_its_limit(repo: Repo) -> None:
+    """The background starts' log is appended to on every land and start that starts queued
+    tasks: past 1 MiB the last generation is kept as .log.1 and a new one begun."""
+    repo.write(".wtp.toml", "max_active = 1\n")
+    assert repo.wtp("start", "a").code == 0
+    assert repo.wtp("start", "q1").code == 4
+    log = repo.path / ".git" / "wtp" / "logs" / "start-behind.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_bytes(b"x" * ((1 << 20) + 1))
+    repo.write(".wtp.toml", "max_active = 2\n")
+    assert "'q1', queued before 'q2', start first" in repo.wtp("start", "q2").err
+    assert log.with_suffix(".log.1").stat().st_size == (1 << 20) + 1
+    assert log.stat().st_size < 1000 and "'wtp start q2' found 'q1' able to start" in log.read_text()
