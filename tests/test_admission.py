@@ -445,6 +445,12 @@ def test_no_one_but_the_user_runs_an_untrusted_setup_of_a_queued_task(repo: Repo
     assert "starts in the slot" not in landed.err  # nothing can start: nothing is said
     nxt = repo.wtp_proc("next")
     assert "setup.run" in nxt.err and "wtp trust" in nxt.err, nxt.err
+    assert nxt.out == "nothing started; 1 queued\n"  # not q1's older note of a slot taken as well
+    held = json.loads(repo.wtp("next", "--json").out)
+    assert held["started"] == [] and [q["name"] for q in held["queued"]] == ["q1"], held
+    assert any("wtp trust" in m for m in held["messages"]), held
+    listed = {t["name"]: t for t in json.loads(repo.wtp("list", "--json").out)["tasks"]}
+    assert listed["q1"]["problem"].startswith("waits for 'wtp trust': setup.run"), listed["q1"]
     assert not pwned.exists()
     assert _state_of(repo, "q1") == "queued"
     repo.wtp("trust")

@@ -5,10 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import gitops
+from . import gitops, trust
 from .locks import STOPPED, Holder
 from .repo import Ctx
-from .state import CREATING, FINAL, LANDED, LANDING, LANDING_PHASE, LIVE, REMOVING, Task, interrupted, lander_gone
+from .state import (
+    CREATING,
+    FINAL,
+    LANDED,
+    LANDING,
+    LANDING_PHASE,
+    LIVE,
+    QUEUED,
+    REMOVING,
+    Task,
+    interrupted,
+    lander_gone,
+)
 
 
 class TaskInfo:
@@ -104,6 +116,10 @@ def list_tasks(ctx: Ctx, *, all_tasks: bool = False, details: bool = True) -> li
         for i in infos:
             if i.task.path and Path(i.task.path) in found:
                 i.processes = [p.pid for p in found[Path(i.task.path)]]
+    held = trust.untrusted(ctx, st, "setup.run") if any(t.state == QUEUED for t in tasks) else []
+    for i in infos:  # no command starts them until then, whatever their note says of slots
+        if held and i.task.state == QUEUED:
+            i.problem = f"waits for 'wtp trust': setup.run in {ctx.cfg.source} has commands not trusted yet"
     if any(i.task.state == LANDING for i in infos):
         from .gates import Gate
         from .land.request import QUEUE

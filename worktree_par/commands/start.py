@@ -71,16 +71,30 @@ def next_(where: str | None, as_json: bool = False) -> int:
     from .. import listing, tasks
 
     c = open_repo(where)
-    started = tasks.promote(c, say=err)
-    if as_json:
-        emit({"started": [listing.task_json(t) for t in started]})
-    elif not started:
-        waiting = c.store.read().queued()
+    said: list[str] = []
+
+    def say(m: str) -> None:
+        said.append(m)
+        err(m)
+
+    started = tasks.promote(c, say=say)
+    waiting = c.store.read().queued()
+    if as_json:  # why each queued task still waits, and what promote said (a start that failed, trust)
+        emit(
+            {
+                "started": [listing.task_json(t) for t in started],
+                "queued": [{"name": t.name, "note": t.note} for t in waiting],
+                "messages": said,
+            }
+        )
+    elif started:
+        for t in started:
+            print(f"{t.name}\t{t.path}")
+    elif any(m.startswith("queued tasks stay queued:") for m in said):
+        print(f"nothing started; {len(waiting)} queued")  # why is the line above, not their older notes
+    else:
         print(
             "nothing to start"
             + (f"; {len(waiting)} queued: " + "; ".join(f"{t.name}: {t.note}" for t in waiting) if waiting else "")
         )
-    else:
-        for t in started:
-            print(f"{t.name}\t{t.path}")
     return 0
