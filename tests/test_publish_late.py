@@ -295,3 +295,57 @@ def test_ctrl_c_in_a_push_the_remote_took_while_it_cannot_be_asked_is_never_roll
     assert again.code == 0, again.err
     assert git(r.remote or r.path, "log", "--format=%s", "main").splitlines().count("feed: work") == 1  # once
     assert not p.exists() and _task_json(r, "feed")["state"] == "landed"
+
+
+def test_a_task_whose_lander_is_gone_when_its_push_fails_is_active_again_with_why(
+    remote_repo: Repo, tmp_path: Path
+) -> None:
+    """A land whose 'wtp land' is gone (its wait ran out while the conductor published it, or it
+    was killed) and whose push then fails stayed marked landing with nobody to take it up
+    again: it is active again, its note saying why and what lands it."""
+    from worktree_par.gates import Gate
+    from worktree_par.land.request import QUEUE
+    from worktree_par.state import Store
+
+    from .conftest import queued_landers, wait_for
+
+    r = remote_repo
+    r.write(".wtp.toml", f"[remote]\ntimeout = {TIMEOUT * 15}\n")
+    for name in ("a", "b"):
+        _task(r, name)
+    pushing, go, count = tmp_path / "pushing", tmp_path / "go", tmp_path / "count"
+    wrapper = tmp_path / "receive-pack"  # the second push (b's) waits for the test, then fails unanswered
+    wrapper.write_text(
+        f"#!/bin/sh\nn=$(($(cat {count} 2>/dev/null || echo 0) + 1)); echo $n > {count}\n"
+        f"if [ $n -ge 2 ]; then touch {pushing}; while [ ! -e {go} ]; do sleep 0.05; done; exit 1; fi\n"
+        'exec git receive-pack "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    r.git("config", "remote.origin.receivepack", str(wrapper))
+    hold = tmp_path / "hold"  # b's gate passes once a has landed: two pushes
+    gate_b = f"while [ ! -e {hold} ]; do sleep 0.05; done"
+    queue = Gate(Store(r.path / ".git"), QUEUE)
+    landers = queued_landers(
+        r,
+        ["a", "b"],
+        spawn=lambda n: r.spawn("land", n, "--gate", "true" if n == "a" else gate_b),
+    )
+    b_pids = [landers[1].pid] + [int(k["holder"]["pid"]) for k in queue.tickets() if k.get("label") == "b"]
+    wait_for(lambda: _task_json(r, "a")["state"] == "landed", "a to land")
+    hold.write_text("")
+    wait_for(pushing.exists, "b's push")
+    for pid in b_pids:  # b's 'wtp land' is gone while its candidate is pushed
+        os.kill(pid, signal.SIGKILL)
+    landers[1].wait(timeout=60)
+    go.write_text("")
+    wait_for(lambda: _task_json(r, "b")["state"] != "landing", "b to be given back")
+    b = _task_json(r, "b")
+    assert b["state"] == "active", b
+    assert b["note"].startswith("its land stopped (pushing refs/heads/main failed on remote 'origin'"), b["note"]
+    assert b["note"].endswith("after its 'wtp land' had gone: 'wtp land b' lands it again"), b["note"]
+    assert "lands it again" in r.wtp("list").out
+    assert landers[0].wait(timeout=120) == 0
+    r.git("config", "--unset", "remote.origin.receivepack")
+    again = r.wtp_proc("land", "b", "--gate", "true")
+    assert again.code == 0, again.err
+    assert git(r.remote or r.path, "log", "-2", "--format=%s", "main").split("\n") == ["b: work", "a: work"]

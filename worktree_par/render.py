@@ -75,7 +75,7 @@ def task_table(infos: list[TaskInfo], ctx: Ctx, here: str | None = None) -> None
             + (" setup-failed" if t.setup.startswith("failed") else "")
         )
         ab = "-" if i.ahead is None else f"+{i.ahead}/-{i.behind}"
-        note = i.problem or (t.note if t.state in ("queued", "blocked", "landing") else "")
+        note = i.problem or (t.note if t.state in ("queued", "active", "blocked", "landing") else "")
         below = stacking.below(listed, t) if t.stacked_on and not note and t.state == "active" else None
         if below is not None and below.state != "landed":
             note = f"started on the work of '{below.name}' ({below.state}): lands after it"

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from .. import crashpoints, gitops, guard, stacking
-from ..errors import GateFailed, LandBlocked, LandConflict, Say, WouldLoseWork
+from ..errors import GateFailed, LandBlocked, LandConflict, Say, WouldLoseWork, WtpError
 from ..gates import Gate
 from ..gitops import Sha
 from ..locks import me
@@ -246,8 +246,9 @@ class _Conductor:
             for e in self.pending:
                 why = f"'{self.base}' kept moving: gave up after {MAX_ATTEMPTS} attempts; run 'wtp land {e.name}' again"
                 settle.blocked(self.ctx, e, LandBlocked(why))
-        except BaseException:
-            recovery.interrupted(self.ctx, [e for e in self.entries if not e.outcome])
+        except BaseException as stop:
+            why = stop.message if isinstance(stop, WtpError) else "interrupted"
+            recovery.interrupted(self.ctx, [e for e in self.entries if not e.outcome], why)
             raise
         finally:
             for e in self.entries:

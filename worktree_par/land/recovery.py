@@ -132,10 +132,11 @@ def _onto_pre_land(ctx: Ctx, t: Task, wt: Path, backup: Sha) -> str:
     return f"the {count(n, 'commit')} made on its candidate moved onto its pre-land tip (as made: {kept})"
 
 
-def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
-    """Ctrl-C or a failure mid-way: a candidate the base already took is landed (never rolled
-    back); the rest goes back to its pre-land tip, waiting in the queue again (or active,
-    when its lander withdrew it)."""
+def interrupted(ctx: Ctx, open_entries: list[Entry], why: str = "") -> None:
+    """Ctrl-C or a failure mid-way (``why``): a candidate the base already took is landed
+    (never rolled back); the rest goes back to its pre-land tip, waiting in the queue again
+    for its lander, or active when its lander withdrew it or is gone (its wait ran out while
+    the task was being published, say): nobody would land it again, nor say why."""
     with interrupts.finishing():
         for e in open_entries:
             cur = ctx.store.read().tasks.get(e.name)
@@ -164,8 +165,24 @@ def interrupted(ctx: Ctx, open_entries: list[Entry]) -> None:
             withdrawn = cur is not None and cur.intent == WITHDRAWN
             if cur is not None and (left := forge_lane.left_open(ctx, cur)):  # said by 'wtp list'
                 kept = f"{kept}; {left}" if kept else left
+            alone = not withdrawn and not _awaited(ctx, e.name)
+            if alone:
+                stopped = f"its land stopped ({why})" if why else "its land stopped"
+                gone = f"{stopped} after its 'wtp land' had gone: 'wtp land {e.name}' lands it again"
+                kept = f"{gone}; {kept}" if kept else gone
             back = ctx.store.update(
-                e.task, state=ACTIVE if withdrawn else LANDING, phase="", holder=None, candidate=None, intent=""
+                e.task,
+                state=ACTIVE if withdrawn or alone else LANDING,
+                phase="",
+                holder=None,
+                candidate=None,
+                intent="",
             )
             if kept and back is not None:
                 ctx.store.update(back, note=kept)  # the edits that could not go along, and where they are
+
+
+def _awaited(ctx: Ctx, name: str) -> bool:
+    """A live 'wtp land' (this process's included: a background lander serving its tickets)
+    has a ticket for task ``name`` in the land queue, and takes it up again."""
+    return any(k.get("label") == name for k in Gate(ctx.store, QUEUE).tickets())
