@@ -17,12 +17,18 @@ import pytest
 from .conftest import Repo, wait_for
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-def test_bash_function_cd_start_and_land(repo: Repo, tmp_path: Path) -> None:
+def _wtp_on_path(tmp_path: Path) -> Path:
+    """A folder with a 'wtp' that runs this checkout, to put first on PATH."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "wtp").write_text(f'#!/bin/sh\nexec {sys.executable} -m worktree_par "$@"\n')
     (bindir / "wtp").chmod(0o755)
+    return bindir
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_function_cd_start_and_land(repo: Repo, tmp_path: Path) -> None:
+    bindir = _wtp_on_path(tmp_path)
     script = """
 eval "$(wtp shell-init bash)"
 wtp start --cd a > /dev/null; echo "started: $PWD"
@@ -47,6 +53,46 @@ wtp -C "$REPO" start --cd c --json | grep -c '"name": "c"'; echo "json, no cd: $
         f"-C to b 0: {wt.parent / 'b'}",  # review 10: '-C DIR' before 'cd' said the function was missing
         "1",
         f"json, no cd: {wt.parent / 'b'}",  # review 10: the JSON was passed to cd
+    ], out.stderr
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="needs fish")
+def test_fish_function_does_what_the_bash_one_does(repo: Repo, tmp_path: Path) -> None:
+    """The fish function had none of review 10's fixes ('-C DIR' before 'cd', no cd with
+    --json), nor 'start --cd' keeping the exit code: the same script as for bash, in fish."""
+    bindir = _wtp_on_path(tmp_path)
+    script = """
+wtp shell-init fish | source
+wtp start --cd a > /dev/null; echo "started: $PWD"
+wtp cd; echo "main: $PWD"
+wtp cd a; echo "in a: $PWD"
+git commit -q --allow-empty -m work
+wtp land --gate true > /dev/null 2>&1; echo "landed $status: $PWD"
+wtp cd nosuch 2> /dev/null; echo "unknown $status: $PWD"
+cd /; wtp -C "$REPO" cd b 2> /dev/null; echo "-C to b $status: $PWD"
+wtp -C "$REPO" start --cd c --json | grep -c '"name": "c"'; echo "json, no cd: $PWD"
+wtp -C "$REPO" start --cd q --touch src/app.py 2> /dev/null; echo "queued $status: $PWD"
+"""
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}:{os.environ['PATH']}",
+        "REPO": str(repo.path),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),  # no user's config.fish
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+    }
+    repo.wtp("start", "b", "--touch", "src/app.py")
+    out = subprocess.run(["fish", "--no-config", "-c", script], cwd=repo.path, env=env, capture_output=True, text=True)
+    wt = repo.path.parent / "repo.worktrees" / "a"
+    assert out.stdout.splitlines() == [
+        f"started: {wt}",
+        f"main: {repo.path}",
+        f"in a: {wt}",
+        f"landed 0: {repo.path}",
+        f"unknown 2: {repo.path}",
+        f"-C to b 0: {wt.parent / 'b'}",
+        "1",
+        f"json, no cd: {wt.parent / 'b'}",
+        f"queued 4: {wt.parent / 'b'}",  # queued: the exit code, and no cd to an empty path
     ], out.stderr
 
 
@@ -140,8 +186,8 @@ def test_bash_completion_offers_cd_every_command_and_option_choices_not_task_nam
 
 
 def test_zsh_and_fish_scripts_carry_the_same_choices(repo: Repo) -> None:
-    """zsh and fish are not installed here (checked with 'which'), so their scripts are
-    checked as text: zsh loads the bash function through bashcompinit; fish gets one
+    """zsh is not installed here, and fish may not be (CI installs it when it can), so their
+    completions are checked as text: zsh loads the bash function through bashcompinit; fish gets one
     'complete' line per option, choices with -x -a, free values with -r."""
     zsh = repo.wtp("completion", "zsh").out
     bash = repo.wtp("completion", "bash").out
