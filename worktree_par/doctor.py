@@ -15,12 +15,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from . import crashpoints, gitops, guard, locks, queued, removal, tasks
+from . import adoption, crashpoints, gitops, guard, locks, queued, removal, tasks
 from .errors import Refusal, StateError, WouldLoseWork, count
 from .repo import Ctx
 from .state import (
     ABANDONED,
-    ACTIVE,
     CREATING,
     FINAL,
     LANDED,
@@ -107,7 +106,7 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
             if ctx.store.restore_backup():
                 return f"restored {ctx.store.file} from {ctx.store.backup}"
             aside = ctx.store.quarantine()
-            return f"set the corrupt file aside as {aside}; " + rebuild(ctx)
+            return f"set the corrupt file aside as {aside}; " + adoption.rebuild(ctx)
 
         findings.append(Finding(str(e).split(": run")[0], restore))
         return findings  # diagnose the rest once restored
@@ -141,7 +140,7 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
                 findings.append(
                     Finding(
                         f"worktree {path} ({w.branch}) is not in the registry",
-                        functools.partial(_adopt, ctx, name, path),
+                        functools.partial(adoption.adopt, ctx, name, path),
                     )
                 )
             else:
@@ -376,33 +375,6 @@ def _recreate(ctx: Ctx, t: Task) -> str:
     return f"recreated the worktree of '{t.name}' at {t.path} from its branch"
 
 
-def _adopt(ctx: Ctx, name: str, path: Path) -> str:
-    from .repo import validate_name
-
-    validate_name(name)
-    with ctx.store.transaction() as st:
-        if name in st.tasks and st.tasks[name].state not in FINAL:  # registered meanwhile
-            raise Refusal(f"task '{name}' is {st.tasks[name].state} already")
-        st.tasks[name] = _registered(ctx, st, name, path, gitops.head(path)[0], ctx.detect_base())
-    return f"adopted {path} as task '{name}'"
-
-
-def _registered(ctx: Ctx, st: State, name: str, path: Path, head: str | None, base: str) -> Task:
-    """An active task for a wtp worktree found in git (adopted, or rebuilt after a lost registry)."""
-    from . import schedule
-
-    return Task(
-        name=name,
-        state=ACTIVE,
-        branch=ctx.branch_of(name),
-        base=base,
-        seq=st.next_seq(),
-        path=str(path),
-        fork=gitops.merge_base(ctx.root, ctx.base_tip_ref(base), head) if head else None,
-        port=schedule.free_port(st, ctx.cfg.port_base),
-    )
-
-
 def doctor(ctx: Ctx, fix: bool, adopt: bool = False, stale_claims: float | None = None) -> list[Finding]:
     findings = diagnose(ctx, adopt, stale_claims)
     if not fix:
@@ -423,27 +395,3 @@ def doctor(ctx: Ctx, fix: bool, adopt: bool = False, stale_claims: float | None 
             break
         findings = diagnose(ctx, adopt, stale_claims)
     return done
-
-
-def rebuild(ctx: Ctx) -> str:
-    """A registry rebuilt from git alone, after the state file was lost: every wtp worktree
-    becomes an active task again, and a task branch without a worktree is named."""
-    prefix = f"refs/heads/{ctx.cfg.branch_prefix}"
-    base = ctx.detect_base()
-    branches = gitops.refs_under(ctx.root, prefix)
-    by_branch = {w.branch: w for w in ctx.worktrees() if w.branch}
-    root = ctx.worktree_root()
-    names = []
-    with ctx.store.transaction() as st:
-        for ref in sorted(branches):
-            name = ref[len(prefix) :]
-            w = by_branch.get(ref)
-            if name in st.tasks or w is None or w.path.parent != root:
-                continue
-            st.tasks[name] = _registered(ctx, st, name, w.path, w.head, base)
-            names.append(name)
-    loose = sorted(r[len(prefix) :] for r in branches if r not in by_branch)
-    said = f"rebuilt the registry from git: {len(names)} task(s) ({', '.join(names) or 'none'})"
-    if loose:
-        said += f"; task branches without a worktree, kept as they are: {', '.join(loose)}"
-    return said

@@ -1,0 +1,62 @@
+"""Tasks found in git and not in the registry: a wtp worktree adopted ('wtp doctor --fix
+--adopt'), or every one of them registered again after the state file was lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import gitops
+from .errors import Refusal
+from .repo import Ctx
+from .state import ACTIVE, FINAL, State, Task
+
+
+def adopt(ctx: Ctx, name: str, path: Path) -> str:
+    from .repo import validate_name
+
+    validate_name(name)
+    with ctx.store.transaction() as st:
+        if name in st.tasks and st.tasks[name].state not in FINAL:  # registered meanwhile
+            raise Refusal(f"task '{name}' is {st.tasks[name].state} already")
+        st.tasks[name] = _registered(ctx, st, name, path, gitops.head(path)[0], ctx.detect_base())
+    return f"adopted {path} as task '{name}'"
+
+
+def _registered(ctx: Ctx, st: State, name: str, path: Path, head: str | None, base: str) -> Task:
+    """An active task for a wtp worktree found in git (adopted, or rebuilt after a lost registry)."""
+    from . import schedule
+
+    return Task(
+        name=name,
+        state=ACTIVE,
+        branch=ctx.branch_of(name),
+        base=base,
+        seq=st.next_seq(),
+        path=str(path),
+        fork=gitops.merge_base(ctx.root, ctx.base_tip_ref(base), head) if head else None,
+        port=schedule.free_port(st, ctx.cfg.port_base),
+    )
+
+
+def rebuild(ctx: Ctx) -> str:
+    """A registry rebuilt from git alone, after the state file was lost: every wtp worktree
+    becomes an active task again, and a task branch without a worktree is named."""
+    prefix = f"refs/heads/{ctx.cfg.branch_prefix}"
+    base = ctx.detect_base()
+    branches = gitops.refs_under(ctx.root, prefix)
+    by_branch = {w.branch: w for w in ctx.worktrees() if w.branch}
+    root = ctx.worktree_root()
+    names = []
+    with ctx.store.transaction() as st:
+        for ref in sorted(branches):
+            name = ref[len(prefix) :]
+            w = by_branch.get(ref)
+            if name in st.tasks or w is None or w.path.parent != root:
+                continue
+            st.tasks[name] = _registered(ctx, st, name, w.path, w.head, base)
+            names.append(name)
+    loose = sorted(r[len(prefix) :] for r in branches if r not in by_branch)
+    said = f"rebuilt the registry from git: {len(names)} task(s) ({', '.join(names) or 'none'})"
+    if loose:
+        said += f"; task branches without a worktree, kept as they are: {', '.join(loose)}"
+    return said
