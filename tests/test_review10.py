@@ -344,6 +344,8 @@ def test_doctor_follows_a_worktree_moved_with_git(repo: Repo, tmp_path: Path) ->
     p = _start(repo, "t1", {"t1.txt": "t1\n"})
     moved = tmp_path / "moved-t1"
     repo.git("worktree", "move", str(p), str(moved))
+    found = [f["problem"] for f in json.loads(repo.wtp("doctor", "--json").out)["findings"]]
+    assert found == [f"the worktree of task 't1' was moved to {moved} (not recorded yet)"]  # not "gone"
     out = repo.wtp("doctor", "--fix", "--json")
     fixed = [f["fixed"] for f in json.loads(out.out)["findings"]]
     assert fixed == [f"the worktree of 't1' was moved to {moved}: recorded there"], out.out

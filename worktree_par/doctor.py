@@ -217,11 +217,9 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
     tip = gitops.ref_value(ctx.root, ref)
     if path is None or not path.is_dir():
         if tip is not None:
-            out.append(
-                Finding(
-                    f"the worktree of task '{t.name}' ({path}) is gone; its branch is kept", lambda: _recreate(ctx, t)
-                )
-            )
+            on, moved = _checked_out(ctx, t)
+            gone = f"was moved to {on} (not recorded yet)" if moved else f"({path}) is gone; its branch is kept"
+            out.append(Finding(f"the worktree of task '{t.name}' {gone}", lambda: _recreate(ctx, t)))
         else:
             archived = gitops.ref_value(ctx.root, guard.archive_ref(t.name))
             note = f" (archived at {archived[:12]})" if archived else ""
@@ -358,16 +356,23 @@ def _complete_rm(ctx: Ctx, t: Task) -> str:
     return f"completed the removal of '{t.name}'"
 
 
-def _recreate(ctx: Ctx, t: Task) -> str:
+def _checked_out(ctx: Ctx, t: Task) -> tuple[Path | None, bool]:
+    """Where git has the task's branch checked out, and whether that is a worktree of its own
+    (moved with 'git worktree move'), not the user's checkout or another task's folder."""
     wts = ctx.worktrees()
     theirs = {ctx.root, wts[0].path if wts else ctx.root}  # the main checkout
     theirs |= {Path(o.path) for o in ctx.store.read().tasks.values() if o.path and o.name != t.name}
     on = [w.path for w in wts if w.branch == f"refs/heads/{t.branch}" and w.path.is_dir()]
-    if on and on[0] not in theirs:  # moved with 'git worktree move': followed there, not made again
-        ctx.store.update(t, path=str(on[0]))
-        return f"the worktree of '{t.name}' was moved to {on[0]}: recorded there"
+    return (on[0], on[0] not in theirs) if on else (None, False)
+
+
+def _recreate(ctx: Ctx, t: Task) -> str:
+    on, moved = _checked_out(ctx, t)
+    if on and moved:  # moved with 'git worktree move': followed there, not made again
+        ctx.store.update(t, path=str(on))
+        return f"the worktree of '{t.name}' was moved to {on}: recorded there"
     if on:  # the user's checkout, or another task's folder: never taken for this task's worktree
-        raise Refusal(f"branch '{t.branch}' is checked out in {on[0]}, not a worktree of '{t.name}': switch it first")
+        raise Refusal(f"branch '{t.branch}' is checked out in {on}, not a worktree of '{t.name}': switch it first")
     gitops.worktree(ctx.root, ["prune"], ctx.worktree_lock)
     assert t.path is not None
     Path(t.path).parent.mkdir(parents=True, exist_ok=True)
