@@ -4,10 +4,13 @@ GitLab and Gitea: real HTTP over 127.0.0.1, a real bare repository, real merges.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -548,3 +551,103 @@ def test_the_token_comes_from_the_environment_then_the_forge_cli(tmp_path: Path)
 def test_an_unknown_forge_kind_is_a_config_error() -> None:
     with pytest.raises(ForgeConfigError):
         connect("bitbucket", repo="a/b", api="https://example.com", token=Token("t", "test"))
+
+
+# -- a forge that answers badly, byte by byte (review 30) ------------------------------------
+
+
+class RawForge:
+    """A server on 127.0.0.1 that answers every connection with ``answer(sock)``: raw bytes,
+    as slowly or as oddly as a test wants."""
+
+    def __init__(self, answer: Callable[[socket.socket], None]) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.api = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.answer = answer
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            try:
+                self.answer(conn)
+            except OSError:
+                pass  # the client hung up: what a cut connection does
+
+    def client(self, timeout: float = 10) -> Forge:
+        return connect(
+            "github", repo="acme/app", api=self.api, token=Token("raw-token", "test"), timeout=timeout, backoff=0.01
+        )
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw() -> Iterator[Callable[[Callable[[socket.socket], None]], RawForge]]:
+    made: list[RawForge] = []
+
+    def make(answer: Callable[[socket.socket], None]) -> RawForge:
+        made.append(RawForge(answer))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def _dripping(head: bool) -> Callable[[socket.socket], None]:
+    """An answer a byte (or a header line) at a time, for a minute: each read gets something."""
+
+    def answer(conn: socket.socket) -> None:
+        if head:
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            for n in range(300):
+                conn.sendall(f"X-Drip-{n}: 1\r\n".encode())
+                time.sleep(0.2)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+        for _ in range(300):
+            conn.sendall(b" ")
+            time.sleep(0.2)
+
+    return answer
+
+
+@pytest.mark.parametrize("head", [False, True], ids=["body", "headers"])
+def test_a_forge_that_trickles_its_answer_times_out_at_the_deadline(raw: Any, head: bool) -> None:
+    """The socket's timeout bounded each read, not the call: a byte a second kept wtp waiting
+    for as long as the forge liked."""
+    started = time.monotonic()
+    with pytest.raises(ForgeTimeout) as e:
+        raw(_dripping(head)).client(timeout=1).get(1)
+    assert time.monotonic() - started < 15  # one deadline, not 300 reads' worth of them
+    assert e.value.exit_code == 3 and "did not answer GET" in str(e.value)
+
+
+def _answer(status: int, body: bytes) -> Callable[[socket.socket], None]:
+    def answer(conn: socket.socket) -> None:
+        conn.sendall(f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    "status,body",
+    [(200, b"[" * 200_000), (200, b"\x1c"), (500, b"\xc2\x85"), (200, b" " + b"x" * (17 << 20))],
+    ids=["nested", "separator", "unicode-break", "huge"],
+)
+def test_an_answer_no_parser_takes_is_one_line(raw: Any, status: int, body: bytes) -> None:
+    """JSON nested past the parser's depth (RecursionError), a body that is only a Unicode
+    line break (IndexError), and 17 MiB: each was an internal error or took the memory."""
+    with pytest.raises(ForgeError) as e:
+        raw(_answer(status, body)).client().find_or_open("wtp/a", "main", "t", "")
+    said = str(e.value)
+    assert "\n" not in said and len(said) < 400 and e.value.exit_code == 1, said

@@ -22,7 +22,9 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import json
+import socket
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -34,6 +36,7 @@ from .errors import ForgeAuthError, ForgeConfigError, ForgeError, ForgeNotFound,
 
 LOOPBACK = ("localhost",)
 USER_AGENT = "wtp-forge/1 (+https://pypi.org/project/worktree-par/)"
+MAX_BODY = 16 << 20  # bytes of an answer: the largest wtp asks for (a page of requests) is far smaller
 
 
 @dataclass(frozen=True)
@@ -172,26 +175,33 @@ class Http:
             )
         else:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=left)
+        # The socket's timeout bounds each read; the deadline bounds the call: a forge that
+        # trickles its answer a byte at a time has its connection cut when the deadline comes.
+        came = threading.Event()  # the deadline came and the connection was cut
+        cut = threading.Timer(left, _cut, (conn, came))
+        cut.daemon = True
+        cut.start()
         try:
             conn.request(method, target, body=payload, headers=headers)
             # Closed here, not by a finalizer later: a Ctrl-C that came while one ran was lost.
             with conn.getresponse() as resp:
-                raw = resp.read()
+                raw = resp.read(MAX_BODY + 1)
                 hdrs = {k.lower(): v for k, v in resp.getheaders()}
                 status = resp.status
         except TimeoutError:
             raise self._timed_out(call, limit) from None
-        except ssl.SSLError as e:
-            raise ForgeUnreachable(
-                f"{self.forge} API at {self.api}: TLS failed ({self.clean(str(e.reason or e))}): check [forge] api"
-            ) from None
         except (OSError, http.client.HTTPException) as e:
-            raise ForgeUnreachable(
-                f"{self.forge} API at {self.api} cannot be reached ({self.clean(str(e) or type(e).__name__)}): "
-                "check the network and [forge] api, then try again"
-            ) from None
+            raise (self._timed_out(call, limit) if came.is_set() else self._unreachable(e)) from None
         finally:
+            cut.cancel()
             conn.close()
+        if came.is_set():  # an answer read until the connection closed: cut short, not whole
+            raise self._timed_out(call, limit)
+        if len(raw) > MAX_BODY:
+            raise ForgeError(
+                f"{self.forge} API at {self.api} answered {call} with more than {MAX_BODY >> 20} MiB, "
+                "which no answer wtp asks for needs: check [forge] api"
+            )
         if 300 <= status < 400:
             where = hdrs.get("location", "?")
             raise ForgeConfigError(
@@ -202,9 +212,20 @@ class Http:
         if raw.strip():
             try:
                 data = json.loads(raw)
-            except ValueError:
-                data = {"message": raw.decode(errors="replace").strip().splitlines()[0][:200]}
+            except (ValueError, RecursionError):  # not JSON, or nested past what the parser takes
+                lines = raw.decode(errors="replace").strip().splitlines()
+                data = {"message": lines[0][:200]} if lines else None
         return Reply(status, data, hdrs)
+
+    def _unreachable(self, e: BaseException) -> ForgeUnreachable:
+        if isinstance(e, ssl.SSLError):
+            return ForgeUnreachable(
+                f"{self.forge} API at {self.api}: TLS failed ({self.clean(str(e.reason or e))}): check [forge] api"
+            )
+        return ForgeUnreachable(
+            f"{self.forge} API at {self.api} cannot be reached ({self.clean(str(e) or type(e).__name__)}): "
+            "check the network and [forge] api, then try again"
+        )
 
     def _timed_out(self, call: str, limit: float) -> ForgeTimeout:
         return ForgeTimeout(
@@ -304,3 +325,14 @@ def _seconds(value: str | None) -> float | None:
         return max(0.0, float(value.strip()))
     except ValueError:
         return None  # an HTTP date: backoff instead (the forges send seconds)
+
+
+def _cut(conn: http.client.HTTPConnection, came: threading.Event) -> None:
+    """The call's deadline came: the blocked read returns at once (the caller says timed out)."""
+    came.set()
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
