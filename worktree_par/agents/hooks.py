@@ -10,10 +10,15 @@ worktree is recorded for the task (claims.py), so a second task asking for the s
 is refused before anything is written.  It reads the state without its lock.
 
 The file judged is the one that will be written, not the path named: links are resolved
-first (issue 24).  The editor is the worktree the path is named in; a link inside it to
-another of its files is judged as that file; a link into another live task's worktree is
-an edit of that task's file; a task's link out of its own worktree is refused too, since
-that edit would escape its branch and every check.  Both answer per ``[hook] on_collision``.
+first (issue 24).  The editor is the live task whose worktree holds the hook input's
+``cwd`` (the agent's working folder: Claude Code's Edit and Write always name absolute
+paths, so the path alone would let a task's agent edit any worktree); when ``cwd`` is in
+no task's worktree (the main worktree, or none given), the worktree the path is named in.
+A path of the editor's that leads to another of its files is judged as that file; a file
+in another live task's worktree is an edit of that task's file, never recorded as its
+claim; a task's edit out of its own worktree (the main worktree's files included) is
+refused too, since that edit would escape its branch and every check.  Both answer per
+``[hook] on_collision``.
 
 ``pre_commit`` is the git hook's body: a commit in a task's worktree that touches a path
 another live task declared, changed or edited is refused, naming it.
@@ -104,15 +109,17 @@ class Target(NamedTuple):
 
     ctx: Ctx
     st: State
-    me: Task | None  # the task whose worktree the path was named in; None: another worktree
+    me: Task | None  # the task that edits (see locate); None: the main worktree
     named: Path  # the path as the agent named it
     real: Path  # the file that will be written: every link resolved
     rel: str | None  # ``real`` relative to the editor's worktree; None when it lies outside it
     owner: Task | None  # when it lies outside: the live task whose worktree holds it
 
 
-def locate(named: Path) -> Target | None:
-    """Who edits and what is written; None for a path outside every worktree, or git's own files."""
+def locate(named: Path, cwd: Path | None = None) -> Target | None:
+    """Who edits and what is written; None for a path outside every worktree, or git's own files.
+    The editor is the live task whose worktree holds ``cwd`` (the agent's working folder);
+    when none does, or no ``cwd`` is known, the worktree the path is named in."""
     ctx = _open(named)
     if ctx is None:
         return None
@@ -120,7 +127,10 @@ def locate(named: Path) -> Target | None:
     live = [t for t in sorted(st.tasks.values(), key=lambda t: -t.seq) if t.state in LIVE and t.path]
     by_root = {Path(os.path.realpath(str(t.path))): t for t in reversed(live)}
     roots = [*by_root, *{Path(os.path.realpath(r)) for r in (ctx.repo.toplevel, ctx.repo.config_root)}]
-    editor = _entered(named, roots)
+    # cwd is read as a named path is: a link into a worktree enters it, a link inside it
+    # (b/peek -> a/src) does not make the agent standing there another task's
+    at = _entered(cwd, roots) if cwd is not None else None
+    editor = at if at in by_root else _entered(named, roots)
     if editor is None:
         return None
     me = by_root.get(editor)
@@ -156,17 +166,17 @@ def pre_edit(raw: str) -> Answer:
     if not isinstance(path, str) or not path or "\0" in path:
         return _malformed(f"{tool} input has no '{key}' string")
     cwd = data.get("cwd")
-    base = Path(cwd) if isinstance(cwd, str) and cwd else Path.cwd()
+    base = Path(os.getcwd(), cwd) if isinstance(cwd, str) and cwd else None
     # Absolute, from our cwd if relative, but not normalized: 'link/..' is the parent of where
     # the link leads, as the kernel writes it, not the folder the link is in.
-    found = locate(Path(os.path.join(os.getcwd(), base, path)))
+    found = locate(Path(os.path.join(base or os.getcwd(), path)), base)
     if found is None:
         return ALLOW  # outside any repository, or git's own files
     ctx, st, me, rel = found.ctx, found.st, found.me, found.rel
     who = "the main worktree" if me is None else f"task '{me.name}'"
     if rel is None:
-        # A link leads out of the worktree the path was named in: the file written is
-        # another task's, or no task's work at all (see _escape).
+        # The file written lies outside the editor's worktree: it is another task's, or no
+        # task's work at all (see _escape).
         reason = _escape(found, who)
         if reason is None:
             return ALLOW
@@ -187,22 +197,22 @@ def pre_edit(raw: str) -> Answer:
 
 
 def _escape(found: Target, who: str) -> str | None:
-    """Why an edit whose file lies outside the worktree it was named in is not simply allowed:
-    it writes another live task's file (a collision, whoever the editor), or a task's agent
+    """Why an edit whose file lies outside the editor's worktree is not simply allowed: it
+    writes another live task's file (a collision, whoever the editor), or a task's agent
     writes outside its own worktree, so the edit would escape its branch, 'wtp check' and
     every other task's view.  None: the main worktree writing outside every task, which is
     not wtp's business (as a path named outside the repository is not)."""
+    linked = os.path.normpath(found.named) != str(found.real)  # a link on the way, not just '..'
+    where = f"{found.named} resolves to {found.real}," if linked else f"{found.real} is"
     if found.owner is not None:
         return (
-            f"wtp: {found.named} resolves to {found.real}, in the worktree of task '{found.owner.name}', "
-            f"so {who} should not edit it now: {WHAT_TO_DO}"
+            f"wtp: {where} in the worktree of task '{found.owner.name}', so {who} should not edit it now: {WHAT_TO_DO}"
         )
     if found.me is None:
         return None
     return (
-        f"wtp: {found.named} resolves to {found.real}, outside the worktree of {who}, so the edit would not "
-        "be part of its work and no other task would see it: edit a file inside the worktree, "
-        "or ask the user to change the link"
+        f"wtp: {where} outside the worktree of {who}, so the edit would not be part of its work and no other "
+        f"task would see it: edit a file inside the worktree{', or ask the user to change the link' if linked else ''}"
     )
 
 

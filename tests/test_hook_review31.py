@@ -1,0 +1,76 @@
+"""The agent hook after review 31: the editor is the task whose worktree holds the hook's
+``cwd`` (Claude Code names every file by absolute path), two tasks asking for one file at
+once are not both allowed, a path with a line break is one claim, and deep JSON or an
+over-long path is one short line.  All through the real 'wtp hook pre-edit'."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo
+from .test_agents import decision, edit, hook
+
+WHAT_TO_DO = "wait for it to land ('wtp list' shows it), pick another file, or coordinate with that task"
+
+
+def _touched(repo: Repo) -> dict[str, list[str]]:
+    """The paths recorded per task file (touched/<task>-<seq>), as the hook wrote them."""
+    d = repo.path / ".git" / "wtp" / "touched"
+    return {p.name.rsplit("-", 1)[0]: p.read_text().splitlines() for p in d.iterdir()} if d.is_dir() else {}
+
+
+def _from(cwd: Path, path: Path | str, tool: str = "Edit") -> dict[str, object]:
+    """The hook input of an agent working in ``cwd`` that names ``path`` (absolute or relative)."""
+    return {**edit(Path(path), tool, cwd=cwd), "tool_input": {"file_path": str(path), "old_string": "a"}}
+
+
+# --- 1. the editor is the task whose worktree holds cwd --------------------------------
+
+
+@pytest.mark.parametrize("policy", ["deny", "ask", "warn"])
+def test_a_tasks_edit_of_another_worktree_named_by_absolute_path_is_judged_as_the_relative_spelling(
+    repo: Repo, policy: str
+) -> None:
+    repo.write(".wtp.toml", f'[hook]\non_collision = "{policy}"\n')
+    a = Path(repo.wtp("start", "a").lines[-1])
+    b = Path(repo.wtp("start", "b").lines[-1])
+    (a / "src/app.js").write_text("a's change\n")
+    said = "may collide with it" if policy == "warn" else "should not edit it now"
+    for target, tool in ((a / "new.txt", "Write"), (a / "src/app.js", "Edit")):
+        absolute = hook(repo, _from(b, target, tool))
+        relative = hook(repo, _from(b, os.path.relpath(target, b), tool))
+        assert absolute == relative, target
+        code, out, err = absolute
+        assert (code, err) == (0, "")
+        assert decision(out) == (
+            policy,
+            f"wtp: {target} is in the worktree of task 'a', so task 'b' {said}: {WHAT_TO_DO}",
+        )
+    main_file = repo.path / "README.md"
+    absolute = hook(repo, _from(b, main_file))
+    assert absolute == hook(repo, _from(b, os.path.relpath(main_file, b)))
+    assert decision(absolute[1]) == (
+        policy,
+        f"wtp: {main_file} is outside the worktree of task 'b', so the edit would not be part of its work and "
+        "no other task would see it: edit a file inside the worktree",
+    )
+    assert _touched(repo) == {}  # not a's claim (a did not edit), nor b's (not its file)
+    # a's own agent may edit a's new file, and b's its own by absolute path: recorded for each
+    assert hook(repo, _from(a, a / "new.txt", "Write")) == (0, "", "")
+    assert hook(repo, _from(b, b / "src/util.js")) == (0, "", "")
+    assert _touched(repo) == {"a": ["new.txt"], "b": ["src/util.js"]}
+
+
+def test_without_a_tasks_cwd_the_editor_is_the_worktree_the_path_is_named_in(repo: Repo) -> None:
+    a = Path(repo.wtp("start", "a").lines[-1])
+    b = Path(repo.wtp("start", "b").lines[-1])
+    no_cwd = {k: v for k, v in _from(b, b / "new.txt", "Write").items() if k != "cwd"}
+    assert hook(repo, no_cwd, cwd=a) == (0, "", "")  # the hook's own folder is not the agent's
+    assert hook(repo, _from(repo.path, a / "mine.txt", "Write")) == (0, "", "")  # from the main worktree
+    assert _touched(repo) == {"a": ["mine.txt"], "b": ["new.txt"]}
+    # ... and b's file is then refused to a's agent, by either spelling
+    for named in (b / "new.txt", "../b/new.txt"):
+        assert decision(hook(repo, _from(a, named, "Write"))[1])[0] == "deny"
