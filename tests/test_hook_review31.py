@@ -5,7 +5,11 @@ over-long path is one short line.  All through the real 'wtp hook pre-edit'."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,3 +78,57 @@ def test_without_a_tasks_cwd_the_editor_is_the_worktree_the_path_is_named_in(rep
     # ... and b's file is then refused to a's agent, by either spelling
     for named in (b / "new.txt", "../b/new.txt"):
         assert decision(hook(repo, _from(a, named, "Write"))[1])[0] == "deny"
+
+
+# --- 2. two tasks asking for one file at once -------------------------------------------
+
+
+def test_tasks_asking_for_the_same_file_at_the_same_moment_are_not_all_allowed(repo: Repo) -> None:
+    repo.write(".wtp.toml", "max_active = 5\n")
+    trees = [Path(repo.wtp("start", name).lines[-1]) for name in ("a", "b", "c", "d")]
+    for n in range(6):
+        name = f"race-{n}.txt"
+        # every hook started first, then all given their input at once: they ask together
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "worktree_par", "hook", "pre-edit"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=wt,
+            )
+            for wt in trees
+        ]
+        for wt, p in zip(trees, procs, strict=True):
+            assert p.stdin is not None
+            p.stdin.write(json.dumps(_from(wt, wt / name, "Write")))
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.close()
+        answers = [(p.wait(timeout=60), p.stdout.read(), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+        allowed = [wt.name for wt, ans in zip(trees, answers, strict=True) if ans == (0, "", "")]
+        assert len(allowed) == 1, answers
+        refused = [decision(out) for code, out, err in answers if out]
+        assert len(refused) == 3 and all(v == "deny" for v, _ in refused), answers
+        assert all(f"{name} was already edited by task '{allowed[0]}'" in why for _, why in refused), answers
+        assert [t for t, paths in _touched(repo).items() if name in paths] == [allowed[0]]
+
+
+def test_a_hook_that_cannot_have_the_record_lock_answers_in_one_line_and_records_nothing(repo: Repo) -> None:
+    a = Path(repo.wtp("start", "a").lines[-1])
+    lock = repo.path / ".git" / "wtp" / "touched.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held, as by a hook stopped with the lock in hand
+        code, out, err = hook(repo, _from(a, a / "new.txt", "Write"))
+    finally:
+        os.close(fd)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"wtp hook pre-edit: timed out after 1s waiting for the record of the agents' edits ({lock}); "
+        "the edit goes ahead unchecked\n"
+    )
+    assert _touched(repo) == {}
+    assert hook(repo, _from(a, a / "new.txt", "Write")) == (0, "", "")  # the lock let go: recorded
+    assert _touched(repo) == {"a": ["new.txt"]}

@@ -4,10 +4,11 @@ unstaged or untracked).  The question the pre-edit hook, the pre-commit hook and
 admission ask.
 
 Recorded paths live in one append-only file per task under the state dir
-(``touched/<task>-<seq>``, one path per line): a small ``O_APPEND`` write needs no lock,
-so an edit is recorded without taking the state lock, and a file that belongs to an
-earlier task of the same name is never read (the seq differs).  They go when the task
-lands or is removed.
+(``touched/<task>-<seq>``, one path per line): an edit is recorded without taking the state
+lock, and a file that belongs to an earlier task of the same name is never read (the seq
+differs).  The hook's look at the other tasks' records and its own record are one step
+under ``touched.lock``, held for a few file reads, so of two tasks asking for one file at
+once exactly one gets it.  They go when the task lands or is removed.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .globs import glob_matches
+from .locks import Lock
 from .repo import Ctx
 from .stacking import beneath
 from .state import LIVE, State, Task
 
 TOUCHED = "touched"
+# Held for a few file reads and one append: a wait this long means a stopped or wedged
+# holder, and the hook (run before every edit) answers instead of hanging.
+RECORD_WAIT = 1.0
 
 
 class Claim(NamedTuple):
@@ -56,17 +61,26 @@ def recorded(ctx: Ctx, t: Task) -> list[str]:
     return list(dict.fromkeys(line for line in text.split("\n") if line))
 
 
-def record(ctx: Ctx, t: Task, rel: str, known: list[str] | None = None) -> None:
-    """Note that ``t`` edits ``rel`` (once per path; no lock: one appended line)."""
-    if rel in (known if known is not None else recorded(ctx, t)):
-        return
-    d = ctx.store.ensure_dir() / TOUCHED
-    d.mkdir(exist_ok=True)
-    fd = os.open(_file(ctx, t), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+def record_first(ctx: Ctx, st: State, t: Task, rel: str, *, anyway: bool = False) -> tuple[list[Claim], bool]:
+    """Record that ``t`` edits ``rel`` unless another live task recorded it first (``anyway``:
+    even then).  The other tasks' records on it, and whether ``rel`` was newly recorded.
+    WaitTimeout when the lock is not had within RECORD_WAIT seconds."""
+    lock = Lock(ctx.store.ensure_dir() / "touched.lock", what="the record of the agents' edits")
     try:
-        os.write(fd, (rel + "\n").encode("utf-8", "surrogateescape"))
+        lock.acquire(timeout=RECORD_WAIT)
+        on = [Claim(o.name, rel, "recorded", "") for o in _others(st, t) if rel in recorded(ctx, o)]
+        if (on and not anyway) or rel in recorded(ctx, t):
+            return on, False
+        d = ctx.store.dir / TOUCHED
+        d.mkdir(exist_ok=True)
+        fd = os.open(_file(ctx, t), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, (rel + "\n").encode("utf-8", "surrogateescape"))
+        finally:
+            os.close(fd)
+        return on, True
     finally:
-        os.close(fd)
+        lock.release()
 
 
 def forget(ctx: Ctx, t: Task) -> None:
@@ -81,13 +95,18 @@ def declarations(ctx: Ctx, st: State) -> dict[str, list[str]]:
     return {t.name: [literal_glob(p) for p in recorded(ctx, t)] for t in st.tasks.values() if t.state in LIVE}
 
 
+def _others(st: State, me: Task | None) -> list[Task]:
+    """The live tasks whose claims count against ``me``'s edits."""
+    under = beneath(me, st.tasks.values()) if me is not None else set()  # its edits go on top of theirs
+    return [
+        o for o in st.tasks.values() if o.state in LIVE and (me is None or o.name != me.name) and o.name not in under
+    ]
+
+
 def claims_on(ctx: Ctx, st: State, me: Task | None, paths: list[str], *, changed: bool = True) -> list[Claim]:
     """Every other live task's claim on ``paths`` (relative to the repository's top)."""
     found: list[Claim] = []
-    under = beneath(me, st.tasks.values()) if me is not None else set()  # its edits go on top of theirs
-    others = [
-        o for o in st.tasks.values() if o.state in LIVE and (me is None or o.name != me.name) and o.name not in under
-    ]
+    others = _others(st, me)
     with_tree = [o for o in others if changed and o.path and os.path.isdir(o.path)]
     # The worktrees' statuses (the costly git calls) run while the rest is worked out.
     wts = [Path(str(o.path)) for o in with_tree]

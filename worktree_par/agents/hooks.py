@@ -184,15 +184,17 @@ def pre_edit(raw: str) -> Answer:
     if me is not None and _landing(ctx, me):
         reason = _being_landed(me, EDIT_WHILE_LANDING)
         return _answer(ctx, reason.replace("is not part", "may not be part"), reason)
-    known = claims.recorded(ctx, me) if me is not None else []
     on = claims.claims_on(ctx, st, me, [rel])
+    warn = ctx.cfg.hook_on_collision == "warn"
+    if me is not None and (warn or not on):
+        # Looked at again under a lock with the record: another task may have recorded it meanwhile
+        first, fresh = claims.record_first(ctx, st, me, rel, anyway=warn)
+        on = on or first
+        if fresh:
+            _share(ctx, me)
     if not on:
-        if me is not None:
-            _record(ctx, me, rel, known)
         return ALLOW
     reason = f"wtp: {'; '.join(c.describe() for c in on)}, so {who} should not edit it now: {WHAT_TO_DO}"
-    if ctx.cfg.hook_on_collision == "warn" and me is not None:
-        _record(ctx, me, rel, known)
     return _answer(ctx, reason.replace("should not edit it now", "may collide with it"), reason)
 
 
@@ -255,12 +257,9 @@ def _answer(ctx: Ctx, warning: str, reason: str) -> Answer:
     return Answer(0, json.dumps({"hookSpecificOutput": out}) + "\n")
 
 
-def _record(ctx: Ctx, t: Task, rel: str, known: list[str]) -> None:
-    """Record an edit for the task; with share = true, its claim on the remote is refreshed by
-    a process of its own, so the edit is never kept waiting for the network."""
-    if rel in known:
-        return
-    claims.record(ctx, t, rel, known)
+def _share(ctx: Ctx, t: Task) -> None:
+    """After a new record: with share = true, the task's claim on the remote is refreshed by a
+    process of its own, so the edit is never kept waiting for the network."""
     if ctx.cfg.share:
         import subprocess
 
