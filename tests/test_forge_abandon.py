@@ -39,12 +39,19 @@ def test_a_request_left_by_an_interrupted_land_is_said_then_closed_when_the_task
     )
     assert sham.pulls[1].state == "open" and sham.tip("wtp/t1") is not None
 
-    out = r.wtp("rm", "t1")
+    refused = r.wtp("rm", "t1")  # review 30: the head branch it deletes on the forge kept its commit
+    assert refused.code == 1 and "1 commit not on 'main'" in refused.err, refused.err
+    assert sham.pulls[1].state == "open"
+    out = r.wtp("rm", "t1", "--force")
     assert out.code == 0, out.err
+    archived = git(r.path, "for-each-ref", "--format=%(refname)", "refs/wtp/archive/")
     assert out.lines == [
         "removed task 't1' (worktree and branch 'wtp/t1')",
+        f"archived 1 commit not on 'main' or any other branch (branch 'wtp/t1') of task 't1' under {archived} "
+        f"(restore: 'git branch t1-restored {archived}')",
         f"closed {kind} request #1 ({url}) and deleted its head branch 'wtp/t1'",
     ]
+    assert git(r.path, "log", "-1", "--format=%s", archived) == "t1 work"
     assert sham.pulls[1].state == "closed" and sham.tip("wtp/t1") is None
     assert git(sham.bare, "log", "--format=%s", "main").splitlines() == ["initial"]
 
@@ -64,9 +71,9 @@ def test_removing_a_task_leaves_another_clones_open_request_alone(
     assert out.code == 130, out.err
     with sham.lock:
         sham.pulls[1].body = "opened by someone else"
-    out = r.wtp("rm", "t1")
+    out = r.wtp("rm", "t1", "--force")
     assert out.code == 0, out.err
-    assert out.lines == [
+    assert [line for line in out.lines if not line.startswith("archived ")] == [
         "removed task 't1' (worktree and branch 'wtp/t1')",
         "github request #1 (https://github.invalid/acme/app/pull/1) is not this clone's land of 't1': left open",
     ]

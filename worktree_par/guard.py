@@ -127,6 +127,8 @@ def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
     t = h.task
     drop = [o.branch for o in stacking.above(ctx.store.read(), t)]  # their lands replay their own commits only
     keepers = [*(keep or []), *(f"--exclude={b}" for b in (*drop, t.branch)), *STAY]  # the others stay
+    if t.request is not None:  # its head branch on the forge, which closing its request deletes, keeps nothing
+        keepers.insert(keepers.index("--remotes"), f"--exclude=*/{t.branch}")
     sources: list[tuple[str, list[Sha]]] = []
     if h.branch_tip:
         sources.append((f"branch '{t.branch}'", [h.branch_tip]))
