@@ -225,6 +225,30 @@ def test_a_forge_that_refuses_or_fails_is_one_line_and_loses_nothing(
     assert _base_log(r, sham) == ["initial"]
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_head_branch_left_by_this_clones_own_failed_open_does_not_wedge_the_task(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    """Review 30: the candidate was pushed to the head branch, then opening the request failed
+    (a 500; a kill between the two does the same): every later land was refused for a head
+    branch "no request names", until someone deleted it by hand.  The task branch's reflog has
+    that candidate (it is built on the branch): the next land pushes over it and lands."""
+    r, sham = _project(shamforge, tmp_path, monkeypatch, kind)
+    _task(r, "t1")
+    sham.fail(500, times=1, match="POST")  # the first POST opens the request
+    failed = r.wtp("land", "t1", "--gate", "true")
+    assert failed.code == 1 and "the forge failed" in failed.err, failed.err
+    left = sham.tip("wtp/t1")
+    assert left is not None and not sham.pulls  # pushed, never opened
+    again = r.wtp("land", "t1", "--gate", "true")
+    assert again.code == 0, again.err
+    assert _base_log(r, sham)[0] == "t1 work"
+    assert [p.state for p in sham.pulls.values()] == ["merged"] and sham.tip("wtp/t1") is None
+
+
 def test_queue_mode_waits_for_the_forge_and_wtp_queue_shows_the_request(
     shamforge: Callable[..., ShamForge],  # noqa: F811
     tmp_path: Path,

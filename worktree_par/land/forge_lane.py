@@ -93,7 +93,7 @@ def publish(ctx: Ctx, e: Entry, base_tip: Sha, remote: str, say: Say) -> Sha | N
     t, cand = e.task, e.published_commit
     head = t.branch
     mark = _mark(ctx, t)
-    old = _replaceable(f, t, head, mark, remote)
+    old = _replaceable(ctx, f, t, head, mark, remote)
     pushed = gitops.push_ref(ctx.root, remote, f"refs/heads/{head}", cand, old)
     if not pushed.updated:
         raise LandBlocked(
@@ -162,11 +162,13 @@ def _another(t: Task, head: str, req: Request, kind: str) -> str:
     )
 
 
-def _replaceable(f: Forge, t: Task, head: str, mark: str, remote: str) -> str | None:
+def _replaceable(ctx: Ctx, f: Forge, t: Task, head: str, mark: str, remote: str) -> str | None:
     """What the head branch holds on the forge, when this land may push over it (the push
     compares and swaps against it): nothing, this land's own open request from an earlier
-    attempt (its body carries ``mark``), or the head of a request that is merged or closed
-    (the forge keeps that).  LandBlocked when the branch is another clone's."""
+    attempt (its body carries ``mark``), the head of a request that is merged or closed
+    (the forge keeps that), or a candidate this clone built for the task in an earlier
+    attempt whose request was never opened (the task branch's reflog has it: the candidate
+    is built on the branch).  LandBlocked when the branch is another clone's."""
     tip = f.branch_tip(head)
     found = f.requests(head, t.base)
     opened = [r for r in found if r.state == "open"]
@@ -174,6 +176,8 @@ def _replaceable(f: Forge, t: Task, head: str, mark: str, remote: str) -> str | 
         if mark not in r.body:
             raise LandBlocked(_another(t, head, r, f.kind))
     if opened or tip is None or any(r.head_sha == tip for r in found):
+        return tip
+    if tip in gitops.reflog_commits(ctx.root, f"refs/heads/{t.branch}"):
         return tip
     raise LandBlocked(
         f"the head branch '{head}' on {f.kind} holds {tip[:12]}, which no request names: another clone may "
