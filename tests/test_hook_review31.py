@@ -132,3 +132,22 @@ def test_a_hook_that_cannot_have_the_record_lock_answers_in_one_line_and_records
     assert _touched(repo) == {}
     assert hook(repo, _from(a, a / "new.txt", "Write")) == (0, "", "")  # the lock let go: recorded
     assert _touched(repo) == {"a": ["new.txt"]}
+
+
+# --- 3. a path with a line break is one claim -------------------------------------------
+
+
+@pytest.mark.parametrize("brk", ["\n", "\r", "\r\n"])
+def test_a_path_with_a_line_break_is_recorded_as_one_claim_not_two(repo: Repo, brk: str) -> None:
+    a = Path(repo.wtp("start", "a").lines[-1])
+    b = Path(repo.wtp("start", "b").lines[-1])
+    assert hook(repo, _from(a, a / f"nl{brk}README.md", "Write")) == (0, "", "")
+    # a claimed neither README.md nor a file 'nl': admission and the hook see no such claim
+    out = repo.wtp_proc("start", "c", "--touch", "README.md", "--touch", "nl")
+    assert out.code == 0, out.err
+    c = Path(out.lines[-1])
+    assert hook(repo, _from(c, c / "README.md")) == (0, "", "")
+    assert hook(repo, _from(c, c / "nl", "Write")) == (0, "", "")
+    # ... and b is refused the file a did claim
+    verdict, reason = decision(hook(repo, _from(b, b / f"nl{brk}README.md", "Write"))[1])
+    assert verdict == "deny" and reason.startswith(f"wtp: nl{brk}README.md was already edited by task 'a'"), reason

@@ -4,7 +4,8 @@ unstaged or untracked).  The question the pre-edit hook, the pre-commit hook and
 admission ask.
 
 Recorded paths live in one append-only file per task under the state dir
-(``touched/<task>-<seq>``, one path per line): an edit is recorded without taking the state
+(``touched/<task>-<seq>``, one path per line; a path holding a line break, or starting
+with a quote, is written as a JSON string): an edit is recorded without taking the state
 lock, and a file that belongs to an earlier task of the same name is never read (the seq
 differs).  The hook's look at the other tasks' records and its own record are one step
 under ``touched.lock``, held for a few file reads, so of two tasks asking for one file at
@@ -13,6 +14,7 @@ once exactly one gets it.  They go when the task lands or is removed.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -52,13 +54,30 @@ def _file(ctx: Ctx, t: Task) -> Path:
     return ctx.store.dir / TOUCHED / f"{t.name}-{t.seq}"
 
 
+def _line(rel: str) -> str:
+    """``rel`` as one line of a record: as it is, or as a JSON string when it holds a line
+    break (a file name may: written as it is, it was two false claims) or starts with a quote."""
+    return json.dumps(rel) if "\n" in rel or rel.startswith('"') else rel
+
+
+def _path(line: str) -> str:
+    if line.startswith('"'):
+        try:
+            p = json.loads(line)
+        except ValueError:
+            return line  # not ours to decode (an older record): the path as written
+        if isinstance(p, str):
+            return p
+    return line
+
+
 def recorded(ctx: Ctx, t: Task) -> list[str]:
     """The paths the agent hook recorded for ``t``, in the order first recorded."""
     try:
-        text = _file(ctx, t).read_text(encoding="utf-8", errors="surrogateescape")
+        text = _file(ctx, t).read_bytes().decode("utf-8", "surrogateescape")  # bytes: a '\r' is no line end
     except OSError:
         return []
-    return list(dict.fromkeys(line for line in text.split("\n") if line))
+    return list(dict.fromkeys(_path(line) for line in text.split("\n") if line))
 
 
 def record_first(ctx: Ctx, st: State, t: Task, rel: str, *, anyway: bool = False) -> tuple[list[Claim], bool]:
@@ -75,7 +94,7 @@ def record_first(ctx: Ctx, st: State, t: Task, rel: str, *, anyway: bool = False
         d.mkdir(exist_ok=True)
         fd = os.open(_file(ctx, t), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
         try:
-            os.write(fd, (rel + "\n").encode("utf-8", "surrogateescape"))
+            os.write(fd, (_line(rel) + "\n").encode("utf-8", "surrogateescape"))
         finally:
             os.close(fd)
         return on, True
