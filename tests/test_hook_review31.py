@@ -151,3 +151,22 @@ def test_a_path_with_a_line_break_is_recorded_as_one_claim_not_two(repo: Repo, b
     # ... and b is refused the file a did claim
     verdict, reason = decision(hook(repo, _from(b, b / f"nl{brk}README.md", "Write"))[1])
     assert verdict == "deny" and reason.startswith(f"wtp: nl{brk}README.md was already edited by task 'a'"), reason
+
+
+# --- 4. hostile input is one short line --------------------------------------------------
+
+
+LONG = "a/" * 3000 + "x"
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "stdin is nested too deeply to be Claude Code's PreToolUse JSON"),
+        (None, f"the path is too long for this system ({len(LONG)} characters)"),
+    ],
+)
+def test_deeply_nested_json_and_an_over_long_path_are_one_short_line(repo: Repo, raw: str | None, why: str) -> None:
+    a = Path(repo.wtp("start", "a").lines[-1])
+    raw = raw or json.dumps(_from(a, LONG, "Write"))
+    assert hook(repo, raw) == (1, "", f"wtp hook pre-edit: {why}; the edit goes ahead unchecked\n")

@@ -26,6 +26,7 @@ another live task declared, changed or edited is refused, naming it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -153,6 +154,8 @@ def pre_edit(raw: str) -> Answer:
         data = json.loads(raw)
     except json.JSONDecodeError as e:
         return _malformed(f"stdin is not JSON ({e.msg} at line {e.lineno} column {e.colno})")
+    except RecursionError:
+        return _malformed("stdin is nested too deeply to be Claude Code's PreToolUse JSON")
     if not isinstance(data, dict):
         return _malformed("stdin must be a JSON object (Claude Code's PreToolUse hook input)")
     tool = data.get("tool_name")
@@ -169,7 +172,12 @@ def pre_edit(raw: str) -> Answer:
     base = Path(os.getcwd(), cwd) if isinstance(cwd, str) and cwd else None
     # Absolute, from our cwd if relative, but not normalized: 'link/..' is the parent of where
     # the link leads, as the kernel writes it, not the folder the link is in.
-    found = locate(Path(os.path.join(base or os.getcwd(), path)), base)
+    try:
+        found = locate(Path(os.path.join(base or os.getcwd(), path)), base)
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise
+        return _malformed(f"the path is too long for this system ({len(path)} characters)")
     if found is None:
         return ALLOW  # outside any repository, or git's own files
     ctx, st, me, rel = found.ctx, found.st, found.me, found.rel
