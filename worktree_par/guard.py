@@ -23,15 +23,14 @@ from .repo import Ctx, few
 from .state import Task
 
 ARCHIVE = "refs/wtp/archive/"
-ARCHIVE_PREV = "refs/wtp/archive-prev/"
-ARCHIVE_SUB = "refs/wtp/archive-sub/"
+ARCHIVE_PREV, ARCHIVE_SUB = "refs/wtp/archive-prev/", "refs/wtp/archive-sub/"
 BACKUP = "refs/wtp/backup/"
 EDITS, PRE_LAND = "refs/wtp/archive-edits/", "refs/wtp/archive-pre-land/"  # under archive*: kept refs
 TRASH_PREFIX = ".wtp-trash-"
 # Refs that stay when a task goes: what proves a commit kept.  (The task's own backup ref
 # is not among them: it goes with the task.)
 KEEP_GLOBS = ("refs/wtp/archive*", "refs/stas[h]")  # '[h]': a pattern, so git appends no '/*'
-STAY = ("--branches", "--tags", "--remotes")  # with KEEP_GLOBS, the refs that stay
+STAY = ("--branches", "--tags", "--remotes")  # with KEEP_GLOBS, the refs that stay (--remotes last)
 
 
 def backup_ref(name: str) -> str:
@@ -126,9 +125,8 @@ def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
     commits that stay (a landed commit), not the branches of tasks started on its work (stacking.py)."""
     t = h.task
     drop = [o.branch for o in stacking.above(ctx.store.read(), t)]  # their lands replay their own commits only
-    keepers = [*(keep or []), *(f"--exclude={b}" for b in (*drop, t.branch)), *STAY]  # the others stay
-    if t.request is not None:  # its head branch on the forge, which closing its request deletes, keeps nothing
-        keepers.insert(keepers.index("--remotes"), f"--exclude=*/{t.branch}")
+    gone = [f"--exclude=*/{t.branch}"] * (t.request is not None)  # a forge's head branch goes with its request
+    keepers = [*(keep or []), *(f"--exclude={b}" for b in (*drop, t.branch)), *STAY[:2], *gone, STAY[2]]
     sources: list[tuple[str, list[Sha]]] = []
     if h.branch_tip:
         sources.append((f"branch '{t.branch}'", [h.branch_tip]))
