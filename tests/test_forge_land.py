@@ -249,6 +249,37 @@ def test_a_head_branch_left_by_this_clones_own_failed_open_does_not_wedge_the_ta
     assert [p.state for p in sham.pulls.values()] == ["merged"] and sham.tip("wtp/t1") is None
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_forge_that_says_merged_with_a_commit_the_base_lacks_is_not_a_landing(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    """Review 30: the forge answered the merge with a commit that is not on the base (a lie,
+    or a merge not visible yet): wtp warned, said 'landed', exit 0, and removed the worktree
+    and branch, the commit kept by nothing but a stale tracking ref."""
+    r, sham = _project(shamforge, tmp_path, monkeypatch, kind)
+    p = _task(r, "t1")
+    tip = r.git("rev-parse", "HEAD", cwd=p)
+    fake = "1234567890abcdef1234567890abcdef12345678"
+
+    def lie(self: ShamForge, pr: object, guard: str | None, style: str) -> tuple[str, str]:
+        pr.state, pr.merge_sha, pr.merged_head, pr.queued = "merged", fake, self.tip(pr.head), None  # type: ignore[attr-defined]
+        return "", fake
+
+    monkeypatch.setattr(ShamForge, "merge", lie)
+    out = r.wtp("land", "t1", "--gate", "true")
+    assert out.code == 1, out.err
+    assert "says it merged request #1 of 't1' as " in out.err, out.err  # GitLab's fast-forward names another
+    assert "but origin/main does not hold that commit after a fetch" in out.err, out.err
+    t = r.wtp("list", "--all", "--json").json()["tasks"][0]
+    assert t["state"] != "landed" and t["commit"] is None, t
+    assert p.is_dir() and r.git("rev-parse", "wtp/t1") != "" and _base_log(r, sham) == ["initial"]
+    assert r.wtp("rm", "t1").code == 1  # its commit is on no branch: not removed unforced
+    assert tip in r.git("rev-list", "wtp/t1", "refs/wtp/backup/t1").split()  # kept where it was
+
+
 def test_queue_mode_waits_for_the_forge_and_wtp_queue_shows_the_request(
     shamforge: Callable[..., ShamForge],  # noqa: F811
     tmp_path: Path,

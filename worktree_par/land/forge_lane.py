@@ -44,7 +44,7 @@ from ..state import Task
 from .entry import Entry
 
 if TYPE_CHECKING:
-    from ..forge import Forge, Merged, MergedOther, Method, Refused, Request
+    from ..forge import Forge, ForgeError, Merged, MergedOther, Method, Refused, Request
 
 POLL = 2.0  # seconds between looks at a request the forge's queue holds
 
@@ -140,7 +140,7 @@ def publish(ctx: Ctx, e: Entry, base_tip: Sha, remote: str, say: Say) -> Sha | N
         result = Merged(result.sha)
     assert isinstance(result, Merged)
     merged = Sha(result.sha)
-    _check_tree(ctx, e, merged, remote)
+    _check_tree(ctx, e, merged, remote, f.kind, req.number)
     f.close_branch(head)
     return merged
 
@@ -263,13 +263,30 @@ def _give_up(f: Forge, req: Request, cand: str, e: Entry, why: str) -> Merged | 
     return Refused(f"{why}: taken out of the queue")
 
 
-def _check_tree(ctx: Ctx, e: Entry, merged: Sha, remote: str) -> None:
-    """The base now holds ``merged``: fetched, and its tree compared with the tested one."""
+def _on_base(ctx: Ctx, merged: str, remote: str, base: str) -> bool:
+    """The fetched base holds the commit the forge says it merged as."""
+    tracking = f"refs/remotes/{remote}/{base}"
+    return gitops.rev_parse(ctx.root, merged) is not None and gitops.is_ancestor(ctx.root, merged, tracking)
+
+
+def _not_on_base(kind: str, number: int, merged: str, remote: str, t: Task) -> ForgeError:
+    """The forge says it merged, the base does not show it: not landed, as far as wtp can tell."""
+    from ..forge import ForgeError
+
+    return ForgeError(
+        f"{kind} says it merged request #{number} of '{t.name}' as {merged[:12]}, but {remote}/{t.base} does not "
+        f"hold that commit after a fetch: '{t.name}' is not said landed; once the forge shows the merge on "
+        f"'{t.base}', 'wtp land {t.name}' asks it again"
+    )
+
+
+def _check_tree(ctx: Ctx, e: Entry, merged: Sha, remote: str, kind: str, number: int) -> None:
+    """The base now holds ``merged``: fetched, and its tree compared with the tested one; a
+    ForgeError when the base does not hold it (a forge that says merged, wrongly or too early)."""
     base = e.task.base
     gitops.fetch_branch(ctx.root, remote, base, f"refs/remotes/{remote}/{base}")
-    if gitops.rev_parse(ctx.root, merged) is None:
-        e.messages.append(f"warning: the forge's merge {merged[:12]} is not on {remote}/{base} after a fetch")
-        return
+    if not _on_base(ctx, merged, remote, base):
+        raise _not_on_base(kind, number, merged, remote, e.task)
     if gitops.tree_of(ctx.root, merged) != gitops.tree_of(ctx.root, e.published_commit):
         e.messages.append(
             f"WARNING: the forge's merge {merged[:12]} does not hold the tree wtp tested for '{e.name}' "
@@ -315,8 +332,10 @@ def landed_commit(ctx: Ctx, t: Task) -> tuple[str, str | None]:
     if req.state != "merged" or not req.merge_sha:
         return req.state, None
     remote = ctx.remote()
-    if remote:  # the merge commit must be here before anything is judged by it
+    if remote:  # the merge commit must be on the base before anything is judged by it
         gitops.fetch_branch(ctx.root, remote, t.base, f"refs/remotes/{remote}/{t.base}")
+        if not _on_base(ctx, req.merge_sha, remote, t.base):
+            raise _not_on_base(f.kind, req.number, req.merge_sha, remote, t)
     if t.candidate and req.head_sha != t.candidate and not _holds(ctx, t.base, req.merge_sha, t.candidate, None):
         return "taken", None
     return req.state, req.merge_sha

@@ -196,8 +196,9 @@ def _asked(ctx: Ctx, going: list[Entry], remote: str | None, failed: Exception) 
     except Exception as asking:  # noqa: BLE001 - the outcome is not known here: said, and left to recovery
         names = ", ".join(f"'{e.name}'" for e in going)
         where = f"'{remote}'" if remote else "the repository"
+        again = "" if _gist(asking) == _gist(failed) else f" ({_gist(asking)})"  # said once
         why = (
-            f"{_gist(failed)}, and {where} could not be asked whether it took the push ({_gist(asking)}): "
+            f"{_gist(failed)}, and {where} could not be asked whether it took the push{again}: "
             f"whether {names} landed is not known"
         )
         settle.unknown(ctx, going, f"{why}; landing it again asks {where} and finishes the land, or gives it back")
