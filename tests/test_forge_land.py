@@ -280,6 +280,32 @@ def test_a_forge_that_says_merged_with_a_commit_the_base_lacks_is_not_a_landing(
     assert tip in r.git("rev-list", "wtp/t1", "refs/wtp/backup/t1").split()  # kept where it was
 
 
+def test_a_committed_api_on_another_host_than_the_remote_gets_no_token_until_trusted(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review 30: the committed [forge] api decided where the token went, whatever the remote:
+    a change to it (by a person, or an agent) sent GITHUB_TOKEN to another host at the next
+    land.  Here the remote is github.com (rewritten to the stand-in's repository by git) and
+    the api another host: refused until the user trusts it, and nothing is sent before."""
+    r, sham = _project(shamforge, tmp_path, monkeypatch, "github")
+    r.git("remote", "set-url", "origin", "https://github.com/acme/app.git")
+    r.git("config", f"url.{sham.url}.insteadOf", "https://github.com/acme/app.git")
+    _task(r, "t1")
+    out = r.wtp("land", "t1", "--gate", "true")
+    assert out.code == 1, out.err
+    assert out.err.strip().splitlines()[-1] == (
+        f"wtp: [forge] api in {r.path / '.wtp.toml'} sends your forge token to 127.0.0.1, which is not the host of "
+        "the remote (github.com): review it, then run 'wtp trust'"
+    )
+    assert sham.calls() == []  # not one call, so no token
+    assert f"trusted forge.api: {sham.api}" in r.wtp("trust").out
+    landed = r.wtp("land", "t1", "--gate", "true")
+    assert landed.code == 0, landed.err
+    assert _base_log(r, sham)[0] == "t1 work"
+
+
 def test_queue_mode_waits_for_the_forge_and_wtp_queue_shows_the_request(
     shamforge: Callable[..., ShamForge],  # noqa: F811
     tmp_path: Path,

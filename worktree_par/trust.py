@@ -1,4 +1,5 @@
-"""Trust for commands from the committed config (``setup.run``, ``land.gate``, ``check.test``): they run
+"""Trust for commands from the committed config (``setup.run``, ``land.gate``, ``check.test``, and
+``forge.api`` on another host than the remote's, where a land sends the forge token): they run
 only once the user has trusted them as they are (``wtp trust``), and a change to them
 is refused, naming the commands, until trusted again; so is a trusted land gate taken out
 of the config (a land would then go untested)."""
@@ -18,6 +19,8 @@ def config_commands(ctx: Ctx) -> dict[str, list[str]]:
         cmds["land.gate"] = [ctx.cfg.land_gate]
     if ctx.cfg.check_test.strip() not in ("", "auto"):
         cmds["check.test"] = [ctx.cfg.check_test]
+    if ctx.cfg.forge_api and ctx.cfg.land_via != "push":  # where the forge token goes (trusted when it is
+        cmds["forge.api"] = [ctx.cfg.forge_api]  # not the remote's own host: land/forge_lane.py)
     return cmds
 
 

@@ -34,10 +34,11 @@ request), closed, or merged with another head, means blocked.
 from __future__ import annotations
 
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, cast
 
 from .. import crashpoints, gitops, interrupts
-from ..errors import LandBlocked, Say
+from ..errors import LandBlocked, Refusal, Say
 from ..gitops import Sha
 from ..repo import Ctx
 from ..state import Task
@@ -60,6 +61,7 @@ def connect(ctx: Ctx, say: Say) -> Forge:
 
     remote = ctx.remote()
     url = ctx.git_setting(f"remote.{remote}.url") or "" if remote else ""
+    _trusted_api(ctx, url)
     return forge.connect(
         ctx.cfg.land_via,
         repo=ctx.cfg.forge_repo,
@@ -68,6 +70,30 @@ def connect(ctx: Ctx, say: Say) -> Forge:
         timeout=ctx.cfg.remote_timeout,
         say=say,
     )
+
+
+def _trusted_api(ctx: Ctx, remote_url: str) -> None:
+    """The committed ``[forge] api`` receives the token: on the remote's own host (or its
+    ``api.`` host; loopback for a remote on this machine, as the tests' stand-in) it is the
+    forge's; on any other host it must be trusted first, as a committed command must ('wtp trust')."""
+    from .. import trust
+    from ..forge import ForgeConfigError, parse_remote_url
+    from ..forge.http import is_loopback
+
+    api_host = (urllib.parse.urlsplit(ctx.cfg.forge_api.strip()).hostname or "").lower()
+    try:
+        host = parse_remote_url(remote_url).host
+    except ForgeConfigError:  # a path, or a URL without a repository: a remote on this machine
+        host = ""
+    if not api_host or (host and api_host in (host, f"api.{host}")):
+        return
+    if is_loopback(api_host) and (not host or is_loopback(host)):
+        return
+    if trust.untrusted(ctx, ctx.store.read(), "forge.api"):
+        raise Refusal(
+            f"[forge] api in {ctx.cfg.source} sends your forge token to {api_host}, which is not the host of the "
+            f"remote ({host or 'none'}): review it, then run 'wtp trust'"
+        )
 
 
 def suggestion(ctx: Ctx, remote: str) -> str:
