@@ -168,6 +168,8 @@ def test_a_land_killed_after_the_request_opened_or_merged_is_finished_by_the_nex
     assert len(merges) == 1  # never merged twice
     assert _base_log(r, sham)[0] == "t1 work"
     assert r.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed"
+    assert sham.tip("wtp/t1") is None  # review 30: the recovered land left its head branch on the forge
+    assert r.git("for-each-ref", "refs/remotes/origin/wtp/") == ""  # nor a tracking ref of it here
 
 
 def test_a_missing_token_is_one_line_naming_the_variable(

@@ -168,7 +168,29 @@ def publish(ctx: Ctx, e: Entry, base_tip: Sha, remote: str, say: Say) -> Sha | N
     merged = Sha(result.sha)
     _check_tree(ctx, e, merged, remote, f.kind, req.number)
     f.close_branch(head)
+    _forget_tracking(ctx, remote, head)
     return merged
+
+
+def _forget_tracking(ctx: Ctx, remote: str | None, head: str) -> None:
+    """The head branch is gone on the forge: so goes its remote-tracking ref here, which
+    only wtp's own push of a candidate made."""
+    ref = f"refs/remotes/{remote}/{head}"
+    tip = gitops.ref_value(ctx.root, ref) if remote else None
+    if tip is not None:
+        gitops.delete_ref(ctx.root, ref, tip)
+
+
+def tidy_landed(ctx: Ctx, t: Task) -> None:
+    """(recovery) A killed land the forge merged: its head branch deleted, as the land would
+    have; best effort, since the task is landed whatever happens here."""
+    try:
+        f = connect(ctx, lambda _m: None)
+        req = f.get(t.request) if t.request is not None else None
+        if req is not None and f.branch_tip(req.head) == req.head_sha and f.close_branch(req.head):
+            _forget_tracking(ctx, ctx.remote(), req.head)
+    except Exception:  # noqa: BLE001 - a leftover head branch loses nothing: the next land pushes over it
+        pass
 
 
 def _mark(ctx: Ctx, t: Task) -> str:
@@ -385,6 +407,8 @@ def abandoned(ctx: Ctx, t: Task) -> list[str]:
             f.dequeue(req.number)
         f.close(req.number)
         gone = f.branch_tip(req.head) == req.head_sha and f.close_branch(req.head)
+        if gone:
+            _forget_tracking(ctx, ctx.remote(), req.head)
     except Exception as e:  # noqa: BLE001 - the task is removed all the same: say what is left
         return [
             f"{kind} request #{t.request} of '{t.name}' could not be closed ({str(e).split(': ', 1)[0]}): "

@@ -72,6 +72,8 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
             intent="",
         )
         guard.forget_backup(ctx, t.name)
+        if t.request is not None and forge_lane.enabled(ctx):
+            forge_lane.tidy_landed(ctx, t)
         return f"the interrupted land of '{t.name}' had published {landed[:12]}: marked landed"
     backup = gitops.ref_value(ctx.root, guard.backup_ref(t.name))
     kept, moved = "", False  # where edits that could not go along with the rewind are kept; commits moved
