@@ -4,6 +4,7 @@ guardian, and by wtp itself when it ends."""
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import UsageError
+from .jobcontrol import Terminal
 
 # The guardian: a tiny process that waits for its stdin (a pipe only wtp writes) to
 # close, which happens when wtp exits for any reason, SIGKILL included, and then kills
@@ -180,8 +182,10 @@ def libc_prctl() -> object:
 
 # PR_SET_PDEATHSIG fires when the *thread* that started the child ends, not the process:
 # wtp starts guarded commands from threads that outlive them (the main thread).
-def _child_setup() -> None:  # runs in the child between fork and exec
+def _child_setup(tty: Terminal | None = None) -> None:  # runs in the child between fork and exec
     os.setpgid(0, 0)
+    if tty is not None:
+        tty.child_setup()
     if _prctl:
         try:
             _prctl(1, signal.SIGKILL)  # type: ignore[operator]  # PR_SET_PDEATHSIG: die with the wtp process
@@ -208,9 +212,13 @@ class Guarded:
         lease: float | None = None,
         since: float | None = None,
         ended: Callable[[Guarded], None] | None = None,
+        terminal: bool = False,
     ) -> None:
         libc_prctl()
         out = open(log, "ab") if log else None
+        # ``terminal``: a command the user runs and waits for ('wtp gate') gets the terminal, if
+        # wtp has one, as a shell's foreground job does (jobcontrol.py); an unattended one never.
+        self.tty = Terminal.open() if terminal and out is None else None
         try:
             self.proc = subprocess.Popen(
                 argv,
@@ -222,15 +230,21 @@ class Guarded:
                 stdin=subprocess.DEVNULL if out else None,
                 stdout=out,
                 stderr=subprocess.STDOUT if out else None,
-                preexec_fn=_child_setup,
+                preexec_fn=functools.partial(_child_setup, self.tty),
             )
-        except FileNotFoundError as e:
-            raise UsageError(f"command not found: {argv[0]}") from e
-        except PermissionError as e:
-            raise UsageError(f"command cannot be run (permission denied): {argv[0]}") from e
+        except BaseException as e:
+            if self.tty is not None:
+                self.tty.close()  # the command's group took the terminal before its exec failed
+            if isinstance(e, FileNotFoundError):
+                raise UsageError(f"command not found: {argv[0]}") from e
+            if isinstance(e, PermissionError):
+                raise UsageError(f"command cannot be run (permission denied): {argv[0]}") from e
+            raise
         finally:
             if out:
                 out.close()  # the child has its own copy
+        if self.tty is not None:
+            self.tty.started(self.proc.pid)
         self.guardian: subprocess.Popen[bytes] | None = None  # its own, for a command with a lease
         if not lease:
             try:
@@ -238,6 +252,8 @@ class Guarded:
             except OSError:  # no guardian could be started (no memory, too many processes): nor the command
                 _kill_group(self.proc.pid)
                 self.proc.wait()
+                if self.tty is not None:
+                    self.tty.close()
                 raise
         else:
             self.guardian = subprocess.Popen(
@@ -290,6 +306,8 @@ class Guarded:
         """Wait for the command; on timeout or Ctrl-C its whole group is killed."""
         before = _children_cpu()
         try:
+            if self.tty is not None and timeout is None:
+                self.tty.wait(self.proc.pid)  # through Ctrl-Z and 'fg'
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.stop()
@@ -297,6 +315,9 @@ class Guarded:
         except KeyboardInterrupt:
             self.stop()
             raise
+        finally:
+            if self.tty is not None:
+                self.tty.close()  # once the group is ended: never left owning the terminal
         if self.code is None:
             self._ended(before)
         self._done(rc)
@@ -318,6 +339,8 @@ class Guarded:
     def _done(self, rc: int) -> None:
         if self.code is None:
             self.code = rc if rc >= 0 else 128 - rc
+            if self.tty is not None:
+                self.tty.reclaim()  # also when another thread stopped it (a lost lease)
             if self.guardian is None:
                 try:
                     os.killpg(self.proc.pid, signal.SIGKILL)  # whatever is left of the group
@@ -345,10 +368,11 @@ def run_guarded(
     *,
     timeout: float | None = None,
     log: Path | None = None,
+    terminal: bool = False,
 ) -> Outcome:
     """Run argv in its own process group, bound to our life; kill the group on timeout,
     on Ctrl-C, when we die, and when it exits (no stray background process survives)."""
-    g = Guarded(argv, cwd, env, log)
+    g = Guarded(argv, cwd, env, log, terminal=terminal)
     try:
         return Outcome(g.wait(timeout), False)
     except subprocess.TimeoutExpired:

@@ -107,7 +107,7 @@ def gate(
     with Watch(f"waiting for gate '{resource}'", err) as w:
         g.acquire(timeout, say=w.say, label=label, tasks=gates.TaskUses(c.store, resource))
     try:
-        outcome = run_guarded(cmd, here(where), env)
+        outcome = run_guarded(cmd, here(where), env, terminal=True)
     finally:
         g.release()
     return outcome.code

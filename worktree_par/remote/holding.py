@@ -39,7 +39,7 @@ def run_holding(
     say(f"holding remote gate '{name}' on '{remote}' (token {token}, lease {lease:g}s)")
     granted = gate.granted_at if gate.granted_at is not None else boottime()
     env = {**env, "WTP_GATE_TOKEN": str(token), "WTP_GATE": name}
-    run = Guarded(cmd, cwd, env, lease=lease - margin, since=granted)
+    run = Guarded(cmd, cwd, env, lease=lease - margin, since=granted, terminal=True)
     lost: list[str] = []
     # When the last acknowledged renewal was sent.  A waiter cannot see a beat before it was
     # sent, and takes over only a whole lease after it first saw the last one; the command is

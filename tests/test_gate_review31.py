@@ -1,0 +1,178 @@
+"""'wtp gate' at a terminal (review 31): a gated command that reads the terminal gets it, as
+in a shell, and wtp takes it back however the command ends (Ctrl-C, Ctrl-Z and 'fg', a lost
+remote gate)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import Repo
+from .test_network_boundary import Hang
+
+# A shell's job control, reduced to what these tests look at: wtp runs as a foreground job
+# of its own, and the shell reports who has the terminal when the job stops (then 'fg's it
+# at once) and when it ends.  Unlike a real shell it never takes the terminal back itself.
+SHELL = r"""
+import os, signal, sys
+signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+pid = os.fork()
+if pid == 0:
+    os.setpgid(0, 0)
+    os.tcsetpgrp(0, os.getpid())
+    signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+    os.execv(sys.executable, [sys.executable, "-m", "worktree_par", *sys.argv[1:]])
+try:
+    os.setpgid(pid, pid)
+except OSError:
+    pass  # the child did it first
+print(f"[wtp pid {pid}]", flush=True)
+def owner():
+    fg = os.tcgetpgrp(0)
+    return "wtp" if fg == pid else "the shell" if fg == os.getpgrp() else f"group {fg}"
+while True:
+    _, status = os.waitpid(pid, os.WUNTRACED)
+    if not os.WIFSTOPPED(status):
+        break
+    print(f"[stopped; terminal with {owner()}]", flush=True)
+    os.tcsetpgrp(0, pid)
+    os.killpg(pid, signal.SIGCONT)
+print(f"[exit {os.waitstatus_to_exitcode(status)}; terminal with {owner()}]", flush=True)
+"""
+
+PROMPT = 'printf "Continue? "; read x; echo "got: $x"'
+TWICE = f'{PROMPT}; printf "Again? "; read y; echo "never: $y"'
+
+
+class Terminal:
+    """``wtp ARGS`` run by SHELL in a pseudo-terminal of its own, as typed at a prompt."""
+
+    def __init__(self, cwd: Path, *args: str) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the session leader, with the terminal as its controlling one
+            try:
+                os.chdir(cwd)
+                os.execv(sys.executable, [sys.executable, "-c", SHELL, *args])
+            finally:
+                os._exit(127)
+        self.out, self.pos = "", 0
+        self.wtp = int(self.expect(r"\[wtp pid (\d+)\]").group(1))
+        self.ended = False
+
+    def expect(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        """Wait until the terminal shows ``pattern`` (after what was expected before)."""
+        deadline = time.monotonic() + timeout
+        while (found := re.compile(pattern).search(self.out, self.pos)) is None:
+            left = deadline - time.monotonic()
+            assert left > 0, f"timed out waiting for {pattern!r} on the terminal, which shows: {self.out!r}"
+            if select.select([self.fd], [], [], min(left, 1.0))[0]:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # EIO: everything on the terminal ended
+                    chunk = b""
+                assert chunk, f"the terminal closed before {pattern!r} showed: {self.out!r}"
+                self.out += chunk.decode(errors="replace")
+        self.pos = found.end()
+        if found.group(0).startswith("[exit "):
+            self.ended = True
+        return found
+
+    def type(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def close(self) -> None:
+        # What this test started, by pid: wtp (its guardian then ends the command's group)
+        # unless the shell reaped it already, then the shell.
+        for pid in ([] if self.ended else [self.wtp]) + [self.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+@pytest.fixture
+def terminal() -> Iterator[list[Terminal]]:
+    started: list[Terminal] = []
+    yield started
+    for t in started:
+        t.close()
+
+
+def _answered(started: list[Terminal], r: Repo, script: str, *gate: str) -> Terminal:
+    """'wtp gate deploy GATE... -- sh -c SCRIPT' at a terminal, once its command read the
+    answer typed to its first prompt (before: it was stopped, SIGTTIN, and wtp held the gate
+    for ever)."""
+    t = Terminal(r.path, "gate", "deploy", *gate, "--", "sh", "-c", script)
+    started.append(t)
+    t.expect(r"Continue\? ")
+    t.type("yes\n")
+    t.expect("got: yes")
+    return t
+
+
+def _tickets(r: Repo, remote: list[str]) -> list[object]:
+    out = r.wtp_proc("gate", "deploy", "--status", "--json", *remote)
+    assert out.code == 0, out.err
+    tickets: list[object] = json.loads(out.out)["tickets"]
+    return tickets
+
+
+@pytest.mark.parametrize("remote", [[], ["--remote"]], ids=["local", "remote"])
+def test_a_gate_command_reads_the_terminal_and_wtp_takes_it_back(
+    remote_repo: Repo, terminal: list[Terminal], remote: list[str]
+) -> None:
+    t = _answered(terminal, remote_repo, PROMPT, *remote)
+    t.expect(r"\[exit 0; terminal with wtp\]")
+    assert _tickets(remote_repo, remote) == []
+
+
+@pytest.mark.parametrize("remote", [[], ["--remote"]], ids=["local", "remote"])
+def test_ctrl_c_at_the_terminal_ends_the_command_and_the_gate(
+    remote_repo: Repo, terminal: list[Terminal], remote: list[str]
+) -> None:
+    t = _answered(terminal, remote_repo, TWICE, *remote)
+    t.expect(r"Again\? ")
+    t.type("\x03")  # Ctrl-C: to the foreground group, the command's
+    t.expect(r"\[exit 130; terminal with wtp\]")
+    assert "never" not in t.out
+    assert _tickets(remote_repo, remote) == []
+
+
+def test_ctrl_z_stops_the_job_with_the_terminal_back_and_fg_goes_on(
+    remote_repo: Repo, terminal: list[Terminal]
+) -> None:
+    t = Terminal(remote_repo.path, "gate", "deploy", "--", "sh", "-c", PROMPT)
+    terminal.append(t)
+    t.expect(r"Continue\? ")
+    t.type("\x1a")  # Ctrl-Z: the command stops, and wtp's job with it, the terminal back with wtp
+    t.expect(r"\[stopped; terminal with wtp\]")
+    t.type("yes\n")  # the shell put the job in the foreground again: the command has the terminal
+    t.expect("got: yes")
+    t.expect(r"\[exit 0; terminal with wtp\]")
+
+
+def test_a_lost_remote_gate_gives_the_terminal_back(
+    remote_repo: Repo, terminal: list[Terminal], tmp_path: Path
+) -> None:
+    remote_repo.write(".wtp.toml", "[gate]\nlease = 3\n")
+    hang = Hang(tmp_path)
+    try:
+        t = _answered(terminal, remote_repo, TWICE, "--remote")
+        t.expect(r"Again\? ")
+        hang.on(remote_repo, "receivepack")  # renewals never get an answer: the lease runs out
+        t.expect("lost remote gate 'deploy' while its command ran")
+        t.expect(r"\[exit 1; terminal with wtp\]")
+    finally:
+        hang.end()
