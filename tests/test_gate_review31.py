@@ -1,6 +1,7 @@
-"""'wtp gate' at a terminal (review 31): a gated command that reads the terminal gets it, as
-in a shell, and wtp takes it back however the command ends (Ctrl-C, Ctrl-Z and 'fg', a lost
-remote gate)."""
+"""'wtp gate' at a terminal and with a remote gate record from elsewhere (review 31): a gated
+command that reads the terminal gets it, as in a shell, and wtp takes it back however the
+command ends (Ctrl-C, Ctrl-Z and 'fg', a lost remote gate); a record full of malformed
+tickets is one line."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 
 from .conftest import Repo
 from .test_network_boundary import Hang
+from .test_remote_records import plant
 
 # A shell's job control, reduced to what these tests look at: wtp runs as a foreground job
 # of its own, and the shell reports who has the terminal when the job stops (then 'fg's it
@@ -176,3 +178,16 @@ def test_a_lost_remote_gate_gives_the_terminal_back(
         t.expect(r"\[exit 1; terminal with wtp\]")
     finally:
         hang.end()
+
+
+def test_many_malformed_tickets_are_said_in_one_line(remote_repo: Repo) -> None:
+    tickets = [{"bogus": n} for n in range(2000)]
+    plant(remote_repo, "refs/wtp/gates/deploy", json.dumps({"v": 1, "name": "deploy", "token": 3, "tickets": tickets}))
+    out = remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "true")
+    assert out.code == 0, out.err
+    assert out.err.splitlines()[0] == (
+        "ignored 2000 tickets of remote gate 'deploy' (refs/wtp/gates/deploy on origin) that wtp does not write "
+        "(ticket 1: 'id' must be a non-empty string, not null; and the others); "
+        "they go with the next change to the gate"
+    )
+    assert "ticket 2" not in out.err  # before: one line per ticket

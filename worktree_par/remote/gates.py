@@ -129,18 +129,23 @@ class RemoteGate:
                 raise records.Malformed("'tickets' must be a list")
         except records.Malformed as e:
             self._refuse(e)
-        tickets = []
+        tickets, bad = [], []
         for n, t in enumerate(data["tickets"], 1):
             try:
                 tickets.append(_ticket(t, token, self.lease))
             except records.Malformed as e:
-                line = (
-                    f"ignored ticket {n} of remote gate '{self.name}' ({self.ref} on {self.remote}): {e}; "
-                    "it is not one wtp writes and goes with the next change to the gate"
-                )
-                if line not in self._reported:
-                    self._reported.add(line)
-                    self.say(line)
+                bad.append((n, e))
+        if bad:  # in one line, however many (a record may hold thousands)
+            (n, why), where = bad[0], f"remote gate '{self.name}' ({self.ref} on {self.remote})"
+            line = (
+                f"ignored ticket {n} of {where}: {why}; it is not one wtp writes and goes with the next change to the gate"
+                if len(bad) == 1
+                else f"ignored {len(bad)} tickets of {where} that wtp does not write (ticket {n}: {why}; and the "
+                "others); they go with the next change to the gate"
+            )
+            if line not in self._reported:
+                self._reported.add(line)
+                self.say(line)
         return {"v": VERSION, "name": self.name, "token": token, "tickets": tickets}
 
     def write(self, old: str | None, data: dict[str, Any]) -> bool:
