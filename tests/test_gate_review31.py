@@ -1,7 +1,7 @@
-"""'wtp gate' at a terminal and with a remote gate record from elsewhere (review 31): a gated
-command that reads the terminal gets it, as in a shell, and wtp takes it back however the
-command ends (Ctrl-C, Ctrl-Z and 'fg', a lost remote gate); a record full of malformed
-tickets is one line."""
+"""'wtp gate' at a terminal and against a dead remote (review 31): a gated command that reads
+the terminal gets it, as in a shell, and wtp takes it back however the command ends (Ctrl-C,
+Ctrl-Z and 'fg', a lost remote gate); --timeout bounds every network call of a remote gate's
+wait; a record full of malformed tickets is one line."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from .conftest import Repo
-from .test_network_boundary import Hang
+from .test_network_boundary import Hang, _alive
 from .test_remote_records import plant
+
+WITHIN = 20  # seconds: far below the 30 s of [remote] timeout these waits took before
 
 # A shell's job control, reduced to what these tests look at: wtp runs as a foreground job
 # of its own, and the shell reports who has the terminal when the job stops (then 'fg's it
@@ -191,3 +193,24 @@ def test_many_malformed_tickets_are_said_in_one_line(remote_repo: Repo) -> None:
         "they go with the next change to the gate"
     )
     assert "ticket 2" not in out.err  # before: one line per ticket
+
+
+def _timed_out(remote_repo: Repo, *args: str) -> tuple[int, str, str, float]:
+    t0 = time.monotonic()
+    out = remote_repo.wtp_proc(*args, timeout=90)
+    return out.code, out.out, out.err, time.monotonic() - t0
+
+
+def test_timeout_bounds_the_push_that_joins_a_remote_gates_queue(remote_repo: Repo, tmp_path: Path) -> None:
+    hang = Hang(tmp_path)
+    hang.on(remote_repo, "receivepack")  # the remote lists its refs, and never answers a push
+    try:
+        code, out, err, took = _timed_out(remote_repo, "gate", "deploy", "--remote", "--timeout", "2", "--", "true")
+    finally:
+        hang.end()
+    assert (code, out) == (3, ""), err
+    assert err.count("\n") == 1 and err.startswith(
+        "wtp: timed out after 2s waiting for remote gate 'deploy': remote 'origin' did not answer within"
+    ), err
+    assert took < WITHIN  # before: [remote] timeout (30 s)
+    assert hang.started() and not any(_alive(p) for p in hang.started())

@@ -28,6 +28,7 @@ token is for.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -200,11 +201,7 @@ class RemoteGate:
         said = False
         while True:
             try:
-                if deadline is None:
-                    self.read()
-                else:  # --timeout bounds the network calls too: a hung remote is waited for no longer
-                    with gitops.network_deadline(max(0.0, deadline - time.monotonic())):
-                        self.read()
+                self.read()
                 return
             except (RemoteGateError, RemoteTimeout) as e:
                 if deadline is None or not (isinstance(e, RemoteTimeout) or "cannot reach" in e.message):
@@ -217,50 +214,62 @@ class RemoteGate:
                 time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))
 
     def acquire(self, timeout: float | None, label: str = "", asked: float | None = None) -> int:
-        """Queue on the remote and wait for our turn; the fencing token we were granted."""
+        """Queue on the remote and wait for our turn; the fencing token we were granted.  With
+        ``timeout``, every network call of the wait ends by then too (exit 3): joining the
+        queue, reading it, taking the gate (README: --timeout bounds the wait)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            with gitops.network_deadline(timeout) if timeout is not None else contextlib.nullcontext():
+                return self._wait_turn(deadline, label, asked or timeout)
+        except RemoteTimeout as e:
+            self.release()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(
+                    f"timed out after {asked or timeout:g}s waiting for remote gate '{self.name}': {e.message}"
+                ) from None
+            raise
+        except BaseException:
+            self.release()  # outside the deadline above: it has run out, or Ctrl-C came
+            raise
+
+    def _wait_turn(self, deadline: float | None, label: str, shown: float | None) -> int:
+        """Join the queue and wait in it (``shown``: the --timeout the user gave, for its line)."""
         self._reachable(deadline)
         mine = self._my_ticket(label)
         self._update(lambda d: d["tickets"].append(mine) or True)
         self.ticket = mine
         seen: dict[tuple[str, int, int], float] = {}  # (ticket id, beat, token) -> when we first saw it
         last = ""
-        try:
-            while True:
-                sha, data = self.read()
-                tickets = data["tickets"]
-                ids = [t["id"] for t in tickets]
-                if mine["id"] not in ids:  # taken out as dead (we were stopped too long): queue again
-                    self.say(f"our ticket for gate '{self.name}' was dropped: queueing again")
-                    self._update(lambda d: d["tickets"].append(mine) or True)
-                    continue
-                head = tickets[0]
-                if head["id"] == mine["id"]:
-                    if head.get("token"):  # granted by a write of ours whose answer we missed
-                        self.token = int(head["token"])
-                        self.granted_at = self._first_take if self._first_take is not None else boottime()
-                        return self.token
-                    granted = self._take(sha, data)
-                    if granted:
-                        return granted
-                    continue
-                key = (head["id"], int(head.get("beat", 0)), int(head.get("token") or 0))
-                first = seen.setdefault(key, time.monotonic())
-                if time.monotonic() - first > float(head.get("lease") or self.lease):
-                    self._drop(head)
-                    continue
-                msg = f"waiting for remote gate '{self.name}' (place {ids.index(mine['id']) + 1}): {describe(head)}"
-                if msg != last:
-                    self.say(msg)
-                    last = msg
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise WaitTimeout(
-                        f"timed out after {asked or timeout:g}s waiting for remote gate '{self.name}', {describe(head)}"
-                    )
-                time.sleep(0.3 if ids.index(mine["id"]) == 1 else 1.0)
-        except BaseException:
-            self.release()
-            raise
+        while True:
+            sha, data = self.read()
+            tickets = data["tickets"]
+            ids = [t["id"] for t in tickets]
+            if mine["id"] not in ids:  # taken out as dead (we were stopped too long): queue again
+                self.say(f"our ticket for gate '{self.name}' was dropped: queueing again")
+                self._update(lambda d: d["tickets"].append(mine) or True)
+                continue
+            head = tickets[0]
+            if head["id"] == mine["id"]:
+                if head.get("token"):  # granted by a write of ours whose answer we missed
+                    self.token = int(head["token"])
+                    self.granted_at = self._first_take if self._first_take is not None else boottime()
+                    return self.token
+                granted = self._take(sha, data)
+                if granted:
+                    return granted
+                continue
+            key = (head["id"], int(head.get("beat", 0)), int(head.get("token") or 0))
+            first = seen.setdefault(key, time.monotonic())
+            if time.monotonic() - first > float(head.get("lease") or self.lease):
+                self._drop(head)
+                continue
+            msg = f"waiting for remote gate '{self.name}' (place {ids.index(mine['id']) + 1}): {describe(head)}"
+            if msg != last:
+                self.say(msg)
+                last = msg
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"timed out after {shown:g}s waiting for remote gate '{self.name}', {describe(head)}")
+            time.sleep(0.3 if ids.index(mine["id"]) == 1 else 1.0)
 
     def _take(self, sha: str | None, data: dict[str, Any]) -> int:
         head = data["tickets"][0]
