@@ -1,7 +1,8 @@
 """'wtp gate' at a terminal and against a dead remote (review 31): a gated command that reads
 the terminal gets it, as in a shell, and wtp takes it back however the command ends (Ctrl-C,
 Ctrl-Z and 'fg', a lost remote gate); --timeout bounds every network call of a remote gate's
-wait; a record full of malformed tickets is one line."""
+wait; Ctrl-C of a waiter whose remote died ends within seconds and says its ticket was left;
+a record full of malformed tickets is one line."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Repo
+from .conftest import Repo, wait_for
 from .test_network_boundary import Hang, _alive
+from .test_remote import clone, holding
 from .test_remote_records import plant
 
 WITHIN = 20  # seconds: far below the 30 s of [remote] timeout these waits took before
@@ -214,3 +216,36 @@ def test_timeout_bounds_the_push_that_joins_a_remote_gates_queue(remote_repo: Re
     ), err
     assert took < WITHIN  # before: [remote] timeout (30 s)
     assert hang.started() and not any(_alive(p) for p in hang.started())
+
+
+def test_ctrl_c_of_a_waiter_whose_remote_died_ends_within_seconds_and_says_its_ticket_is_left(
+    remote_repo: Repo, tmp_path: Path
+) -> None:
+    other = clone(remote_repo, "other")
+    a = tmp_path / "a"
+    holder = remote_repo.spawn("gate", "deploy", "--remote", "--", "sh", "-c", holding(a))
+    hang = Hang(tmp_path)
+    try:
+        wait_for(lambda: a.with_suffix(".token").exists(), "the holder")
+        waiter = other.spawn("gate", "deploy", "--remote", "--", "true", new_session=True)
+        wait_for(lambda: len(_tickets(remote_repo, ["--remote"])) == 2, "the waiter to queue")
+        hang.on(other)  # the waiter's remote goes dead: each read and push hangs ([remote] timeout 30 s)
+        wait_for(hang.started, "the waiter to ask the dead remote")
+        t0 = time.monotonic()
+        os.killpg(waiter.pid, signal.SIGINT)
+        _, err = waiter.communicate(timeout=90)
+        took = time.monotonic() - t0
+    finally:
+        hang.end()
+        a.with_suffix(".go").write_text("")
+    assert waiter.returncode == 130, err
+    assert took < WITHIN, (took, err)  # before: 30 s in silence
+    assert err.splitlines()[-3:] == [
+        "removing our ticket from remote gate 'deploy' (for up to 5s)",
+        "left our ticket in remote gate 'deploy' on 'origin' ('origin' did not answer in time): it expires, and "
+        "the next caller drops it, once it has stood first in line for a lease (30s) without renewal",
+        "wtp: interrupted",
+    ]
+    assert holder.wait(timeout=60) == 0
+    holder.communicate()
+    assert len(_tickets(remote_repo, ["--remote"])) == 1  # what the line said: the waiter's ticket is left

@@ -33,11 +33,12 @@ import json
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from typing import Any, NoReturn
 
-from .. import gitops, guarded, locks, records
+from .. import gitops, guarded, interrupts, locks, records
 from ..errors import ExitCode, RemoteTimeout, Say, UsageError, WaitTimeout, WtpError
 from ..repo import Ctx
 from .identity import clone_id
@@ -46,6 +47,7 @@ PREFIX = "refs/wtp/gates/"
 MIRROR = "refs/wtp/remote-gates/"
 VERSION = 1
 MAX_TOKEN = 2**53 - 1  # the largest a JSON reader anywhere takes exactly
+LEAVE_WITHIN = 5.0  # seconds to take our ticket out after Ctrl-C, a timeout or an error, at most
 
 
 class RemoteGateError(WtpError):
@@ -222,14 +224,14 @@ class RemoteGate:
             with gitops.network_deadline(timeout) if timeout is not None else contextlib.nullcontext():
                 return self._wait_turn(deadline, label, asked or timeout)
         except RemoteTimeout as e:
-            self.release()
+            self.release(LEAVE_WITHIN)
             if deadline is not None and time.monotonic() >= deadline:
                 raise WaitTimeout(
                     f"timed out after {asked or timeout:g}s waiting for remote gate '{self.name}': {e.message}"
                 ) from None
             raise
         except BaseException:
-            self.release()  # outside the deadline above: it has run out, or Ctrl-C came
+            self.release(LEAVE_WITHIN)  # outside the deadline above: it has run out, or Ctrl-C came
             raise
 
     def _wait_turn(self, deadline: float | None, label: str, shown: float | None) -> int:
@@ -324,16 +326,38 @@ class RemoteGate:
         self._update(change)
         return not lost
 
-    def release(self) -> None:
-        """Leave the gate (or its queue).  Best effort: a ticket left behind expires."""
+    def release(self, within: float | None = None) -> None:
+        """Leave the gate (or its queue); ``within``: in at most so many seconds (after Ctrl-C,
+        a timeout or an error, someone waits for wtp to end).  Said while it takes more than a
+        moment, and when it could not be done: a ticket left behind expires."""
         if self.ticket is None:
             return
         mine = self.ticket["id"]
         self.ticket = None
+        limit = f" (for up to {within:g}s)" if within is not None else ""
+        note = threading.Timer(1.0, self.say, [f"removing our ticket from remote gate '{self.name}'{limit}"])
+        note.daemon = True
+        interrupts.start_quiet(note)
         try:
-            self._update(lambda d: _remove(d, mine))
-        except WtpError:
-            pass
+            with gitops.network_deadline(within) if within is not None else contextlib.nullcontext():
+                self._update(lambda d: _remove(d, mine))
+        except (WtpError, KeyboardInterrupt) as e:
+            note.cancel()
+            why = (
+                "interrupted"
+                if isinstance(e, KeyboardInterrupt)
+                else f"'{self.remote}' did not answer in time"
+                if isinstance(e, RemoteTimeout)
+                else e.message
+            )
+            self.say(
+                f"left our ticket in remote gate '{self.name}' on '{self.remote}' ({why}): it expires, and the next "
+                f"caller drops it, once it has stood first in line for a lease ({self.lease:g}s) without renewal"
+            )
+            if isinstance(e, KeyboardInterrupt):
+                raise
+        finally:
+            note.cancel()
 
     def status(self) -> dict[str, Any]:
         sha, data = self.read()

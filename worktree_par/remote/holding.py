@@ -6,13 +6,15 @@ that is safe without comparing clocks)."""
 from __future__ import annotations
 
 import contextvars
+import signal
+import sys
 import threading
 from typing import Any
 
 from .. import gitops, interrupts
 from ..errors import Say, WtpError
 from ..repo import Ctx
-from .gates import LeaseLost, RemoteGate, boottime
+from .gates import LEAVE_WITHIN, LeaseLost, RemoteGate, boottime
 
 
 def run_holding(
@@ -86,7 +88,10 @@ def run_holding(
         if run.lease_expired and not lost:
             lost.append(f"its lease was not renewed within {lease - margin:g}s, so its guardian stopped the command")
         if not lost:
-            gate.release()
+            # Ctrl-C (typed at the terminal, it reaches the command alone): someone waits for
+            # wtp to end, so the ticket's removal is bounded; otherwise it has [remote] timeout.
+            hurry = sys.exc_info()[0] is not None or run.proc.returncode == -signal.SIGINT
+            gate.release(LEAVE_WITHIN if hurry else None)
     if lost:
         raise LeaseLost(
             f"lost remote gate '{name}' while its command ran: {lost[0]}; the command's process group was stopped "
