@@ -251,3 +251,43 @@ def test_rm_while_queued_says_how_to_take_the_request_out_then_removes(
     with sham.lock:
         assert sham.pulls[1].state == "closed"
     assert not p.exists() and _base(sham) == ["initial"]
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab"])
+def test_a_request_the_queue_drops_after_the_base_moved_is_rebuilt_not_blocked(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    """Review 30: another merge moved the base while the request waited in the queue, and the
+    queue dropped it as not up to date: the task was blocked, told to fix that on the forge,
+    with the checks' summary for a reason.  A lost race is rebuilt on the new base, the same
+    request queued again with the new candidate, and landed."""
+    sham = shamforge(kind)
+    r = clone_of(sham, tmp_path / "work", monkeypatch, sham.wtp_toml("queue"))
+    p = Path(r.wtp("start", "t1").lines[-1])
+    r.commit({"t1.txt": "t1\n"}, "t1 work", cwd=p)
+
+    def queued_with() -> str | None:
+        with sham.lock:
+            q = sham.pulls[1].queued if 1 in sham.pulls else None
+            return q["sha"] if q else None
+
+    proc = r.spawn("land", "t1", "--gate", "true", env=sham.env())
+    try:
+        wait_for(queued_with, "the request in the queue", 120)
+        first = queued_with()
+        sham.advance_base()
+        assert sham.release(1).queued is None  # dropped: behind the base
+        wait_for(lambda: queued_with() not in (None, first), "the rebuilt candidate queued again", 120)
+        assert sham.release(1).state == "merged"
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "t1 work" in git(sham.bare, "log", "--format=%s", "main").splitlines(), err
+    assert "rebuilding (attempt 2/" in err
+    assert len(sham.pulls) == 1  # the same request, never a second

@@ -38,7 +38,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, cast
 
 from .. import crashpoints, gitops, interrupts
-from ..errors import LandBlocked, Refusal, Say
+from ..errors import LandBlocked, Refusal, Say, WtpError
 from ..gitops import Sha
 from ..repo import Ctx
 from ..state import Task
@@ -142,6 +142,8 @@ def publish(ctx: Ctx, e: Entry, base_tip: Sha, remote: str, say: Say) -> Sha | N
         if isinstance(result, Queued):
             say(f"'{t.name}': request #{req.number} is in {f.kind}'s queue ({result.how}); waiting for it")
             result = _wait(ctx, f, req, cand, e)
+            if isinstance(result, Refused) and _moved(ctx, remote, t.base, base_tip):
+                result = Moved(f"the forge's queue dropped it after '{t.base}' moved ({result.reason})")
     else:
         result = f.merge(req.number, cand, method, base_sha=base_tip)
     crashpoints.step("land:forge-merged")
@@ -170,6 +172,17 @@ def publish(ctx: Ctx, e: Entry, base_tip: Sha, remote: str, say: Say) -> Sha | N
     f.close_branch(head)
     _forget_tracking(ctx, remote, head)
     return merged
+
+
+def _moved(ctx: Ctx, remote: str, base: str, base_tip: Sha) -> bool:
+    """The base moved past the candidate's parent (fetched now): a request a queue dropped
+    then lost a race, and is rebuilt rather than blocked (a forge whose queue needs requests
+    up to date drops the ones behind)."""
+    try:
+        gitops.fetch_branch(ctx.root, remote, base, f"refs/remotes/{remote}/{base}")
+    except WtpError:
+        return False  # cannot tell: blocked with the forge's reason, as before
+    return gitops.ref_value(ctx.root, f"refs/remotes/{remote}/{base}") != base_tip
 
 
 def _forget_tracking(ctx: Ctx, remote: str | None, head: str) -> None:
