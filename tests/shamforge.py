@@ -399,6 +399,9 @@ class ShamForge:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        # Its loop looks at stop() only between two accepts: an accept never blocks for good (a
+        # connection gone from the backlog after select saw it left stop() waiting for ever).
+        self._server.socket.settimeout(0.5)
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"sham-{self.kind}", daemon=True)
         self._thread.start()
         return self
