@@ -249,3 +249,50 @@ def test_ctrl_c_of_a_waiter_whose_remote_died_ends_within_seconds_and_says_its_t
     assert holder.wait(timeout=60) == 0
     holder.communicate()
     assert len(_tickets(remote_repo, ["--remote"])) == 1  # what the line said: the waiter's ticket is left
+
+
+def test_a_signal_that_ends_wtp_gives_the_terminal_back_first(remote_repo: Repo, terminal: list[Terminal]) -> None:
+    """Review 33: SIGTERM (as SIGHUP and SIGQUIT) ended wtp with the terminal still the
+    command's, whose group then died: the script that ran 'wtp gate' read nothing more (EIO)."""
+    t = Terminal(remote_repo.path, "gate", "deploy", "--", "sh", "-c", PROMPT)
+    terminal.append(t)
+    t.expect(r"Continue\? ")
+    os.kill(t.wtp, signal.SIGTERM)
+    t.expect(r"\[exit -15; terminal with wtp\]")
+    wait_for(lambda: _tickets(remote_repo, []) == [], "the gate free")
+
+
+def test_in_a_pipeline_the_command_does_not_take_the_terminal(remote_repo: Repo) -> None:
+    """Review 33: 'wtp gate ... | less' handed the terminal to the command's group, so the
+    pager (the pipeline's own job) was stopped reading its keys.  With stdout a pipe, the
+    terminal stays with the pipeline's job, as before."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.chdir(remote_repo.path)
+            script = (
+                f"{sys.executable} -m worktree_par gate deploy -- sh -c 'ps -o tpgid=,pgid= -p $$' | cat; echo done"
+            )
+            os.execv("/bin/sh", ["sh", "-c", script])
+        finally:
+            os._exit(127)
+    out = b""
+    try:
+        while b"done" not in out:
+            assert select.select([fd], [], [], 60)[0], out
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+        os.close(fd)
+    tpgid, pgid = out.decode().split()[:2]
+    assert tpgid != pgid, out  # the command's group is not the terminal's foreground one

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 
 _JOB_STOPS = frozenset({signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
+_FATAL = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 def _give(fd: int, pgid: int) -> None:
@@ -52,13 +53,16 @@ class Terminal:
         self.pgid = 0  # the command's group, once started
         self.handed = False  # the command's group has the terminal from us
         self.ttou: object = None  # wtp's SIGTTOU handler before the command started
-        self.lock = threading.Lock()
+        self.fatal: dict[int, object] = {}  # the default handlers replaced by _dying
+        self.lock = threading.RLock()  # reentrant: _dying may run inside reclaim
 
     @classmethod
     def open(cls) -> Terminal | None:
         """The controlling terminal, for a command the main thread runs (only it may set
         signal handlers); None when there is none."""
         if threading.current_thread() is not threading.main_thread():
+            return None
+        if not (os.isatty(0) and os.isatty(1)):  # in a pipeline (| less) the terminal is the pipeline's
             return None
         try:
             fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
@@ -82,6 +86,9 @@ class Terminal:
         SIGTTOU meanwhile: it writes to the terminal and takes it back from the background."""
         self.pgid = pgid
         self.ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        for sig in _FATAL:  # wtp ended by one of them: the terminal back first (not to a dead group)
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                self.fatal[sig] = signal.signal(sig, self._dying)
         if self.ahead:
             _give(self.fd, pgid)
             self.handed = True
@@ -135,13 +142,23 @@ class Terminal:
             if owner != os.getpgrp() and (handed or owner == self.pgid or _gone(owner)):
                 _give(self.fd, os.getpgrp())
 
+    def _dying(self, sig: int, _frame: object) -> None:
+        """SIGTERM, SIGHUP or SIGQUIT, which end wtp: the terminal back to wtp's group (its
+        shell's job), then the signal's own end (the command's guardian ends the command)."""
+        self.reclaim()
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+
     def close(self) -> None:
-        """(main thread) The command ended: the terminal and SIGTTOU as they were."""
+        """(main thread) The command ended: the terminal and the signals as they were."""
         self.reclaim()
         with self.lock:
             if self.ttou is not None:
                 signal.signal(signal.SIGTTOU, self.ttou)  # type: ignore[arg-type]
                 self.ttou = None
+            for sig, handler in self.fatal.items():
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+            self.fatal = {}
             if self.fd >= 0:
                 os.close(self.fd)
                 self.fd = -1
