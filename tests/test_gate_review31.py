@@ -296,3 +296,23 @@ def test_in_a_pipeline_the_command_does_not_take_the_terminal(remote_repo: Repo)
         os.close(fd)
     tpgid, pgid = out.decode().split()[:2]
     assert tpgid != pgid, out  # the command's group is not the terminal's foreground one
+
+
+def test_a_join_push_the_remote_took_unanswered_takes_its_ticket_out(remote_repo: Repo, tmp_path: Path) -> None:
+    """Review 33: the push that joins the queue reached the remote, whose answer never came
+    (a post-receive hook that hangs once): --timeout ended wtp without a word of the ticket,
+    and the next caller waited a whole lease behind it.  It is taken out, as after any wait."""
+    from .conftest import end_pids
+
+    assert remote_repo.remote is not None
+    pids, once = tmp_path / "hook.pids", tmp_path / "hung-once"
+    hook = remote_repo.remote / "hooks" / "post-receive"
+    hook.write_text(f"#!/bin/sh\nif [ ! -e {once} ]; then touch {once}; echo $$ >> {pids}; exec sleep 120; fi\n")
+    hook.chmod(0o755)
+    try:
+        code, out, err, took = _timed_out(remote_repo, "gate", "deploy", "--remote", "--timeout", "2", "--", "true")
+    finally:
+        end_pids(pids)
+    assert (code, out) == (3, "") and once.exists(), err
+    assert took < WITHIN, err
+    assert _tickets(remote_repo, ["--remote"]) == [], err  # before: our ticket, first in line

@@ -238,8 +238,8 @@ class RemoteGate:
         """Join the queue and wait in it (``shown``: the --timeout the user gave, for its line)."""
         self._reachable(deadline)
         mine = self._my_ticket(label)
+        self.ticket = mine  # before the push: one that reached the remote unanswered is still taken out
         self._update(lambda d: d["tickets"].append(mine) or True)
-        self.ticket = mine
         seen: dict[tuple[str, int, int], float] = {}  # (ticket id, beat, token) -> when we first saw it
         last = ""
         while True:
