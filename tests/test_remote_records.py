@@ -60,6 +60,21 @@ def test_a_claim_whose_touch_is_a_string_holds_nothing_back_and_is_named_once(re
     assert out.err.splitlines() == [ignored(EVIL + "bad", "'" + why)]
 
 
+def test_a_claim_whose_recorded_paths_hold_odd_characters_still_holds_its_touch(remote_repo: Repo) -> None:
+    """Review 33: the agent hook records any file name a task writes (a line break, a
+    non-breaking space), and one such path made the whole claim malformed to every other
+    clone: its --touch no longer held anyone back, and the user was told to delete it."""
+    _share(remote_repo)
+    odd = ["nl\ngate.sh", "nb\u00a0sp.txt", "esc\u001b[2J.txt"]
+    plant(remote_repo, EVIL + "s1", claim("s1", touch=["src/**"], recorded=[*odd, "lib/x.txt"]))
+    held = remote_repo.wtp_proc("start", "s3", "--touch", "src/app.js")
+    assert held.code == 4 and "ignored" not in held.err, held.err
+    other = remote_repo.wtp_proc("start", "s4", "--touch", "lib/x.txt")
+    assert other.code == 4, other.err  # its safe recorded path holds too
+    listed = remote_repo.wtp_proc("list", "--remote")
+    assert listed.code == 0 and "\u001b" not in listed.out and "nb\\xa0sp.txt" in listed.out, listed.out
+
+
 def test_malformed_claims_are_left_out_named_and_never_crash_list_or_doctor(remote_repo: Repo) -> None:
     _share(remote_repo)
     plant(remote_repo, EVIL + "good", claim("good", touch=["docs/**"]))

@@ -37,7 +37,7 @@ def list_(where: str | None, as_json: bool = False, all_tasks: bool = False, rem
 
 def _list_remote(c: Ctx, as_json: bool) -> int:
     """The tasks of other clones, from their claims on the remote."""
-    from .. import render
+    from .. import records, render
     from ..remote import sharing
 
     name = c.remote()
@@ -52,7 +52,10 @@ def _list_remote(c: Ctx, as_json: bool) -> int:
         return 0
     render.table(
         ["TASK", "CLONE", "HOST", "AGE", "DECLARES"],
-        [[x.task, x.clone, x.host, x.age(), ", ".join([*x.touch, *x.use, *x.recorded]) or "-"] for x in found],
+        [
+            [x.task, x.clone, x.host, x.age(), records.shown(", ".join([*x.touch, *x.use, *x.recorded])) or "-"]
+            for x in found
+        ],
     )
     return 0
 
