@@ -76,6 +76,7 @@ class RemoteGate:
         self.ref = PREFIX + ref_safe(name)
         self.mirror = MIRROR + ref_safe(name)
         self.ticket: dict[str, Any] | None = None
+        self.behind = ""  # the holder we wait behind, as described
         self.token = 0
         self._reported: set[str] = set()
         self.granted_at: float | None = None  # (boottime) when the write that granted us the gate was sent
@@ -226,8 +227,10 @@ class RemoteGate:
         except RemoteTimeout as e:
             self.release(LEAVE_WITHIN)
             if deadline is not None and time.monotonic() >= deadline:
+                # Cut in a look at the queue while waiting behind a holder: said as the wait's end.
+                why = f", {self.behind}" if self.behind else f": {e.message}"
                 raise WaitTimeout(
-                    f"timed out after {asked or timeout:g}s waiting for remote gate '{self.name}': {e.message}"
+                    f"timed out after {asked or timeout:g}s waiting for remote gate '{self.name}'{why}"
                 ) from None
             raise
         except BaseException:
@@ -265,6 +268,7 @@ class RemoteGate:
             if time.monotonic() - first > float(head.get("lease") or self.lease):
                 self._drop(head)
                 continue
+            self.behind = describe(head)  # who we wait for, to say if the deadline cuts a look short
             msg = f"waiting for remote gate '{self.name}' (place {ids.index(mine['id']) + 1}): {describe(head)}"
             if msg != last:
                 self.say(msg)
