@@ -279,7 +279,34 @@ def test_a_forge_that_says_merged_with_a_commit_the_base_lacks_is_not_a_landing(
     assert t["state"] != "landed" and t["commit"] is None, t
     assert p.is_dir() and r.git("rev-parse", "wtp/t1") != "" and _base_log(r, sham) == ["initial"]
     assert r.wtp("rm", "t1").code == 1  # its commit is on no branch: not removed unforced
-    assert tip in r.git("rev-list", "wtp/t1", "refs/wtp/backup/t1").split()  # kept where it was
+    assert tip in r.git("rev-list", "wtp/t1").split()  # kept where it was
+    assert t["state"] == "blocked" and "check 'main' on the forge" in t["note"], t
+    monkeypatch.undo()
+    monkeypatch.setenv("GITHUB_TOKEN" if kind == "github" else f"{kind.upper()}_TOKEN", sham.token)
+    again = r.wtp("land", "t1", "--gate", "true")  # not a wedge: a new request lands it
+    assert again.code == 0, again.err
+    assert _base_log(r, sham)[0].startswith("t1 work") or "t1 work" in _base_log(r, sham)
+
+
+def test_a_killed_land_whose_merge_the_base_lost_is_landed_again_not_stuck(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review 32: the forge merged the request, the land was killed, and someone rewrote the
+    base to before the merge: every 'wtp land' and 'wtp doctor --fix' said 'asks it again' and
+    failed, for good.  The merge the base lacks is not a landing: the land says so, gives the
+    task back, and lands it through a new request."""
+    r, sham = _project(shamforge, tmp_path, monkeypatch, "github")
+    _task(r, "t1")
+    before = git(sham.bare, "rev-parse", "main")
+    killed = r.wtp_proc("land", "t1", "--gate", "true", env={"WTP_TEST_KILL_AT": "land:forge-merged", **sham.env()})
+    assert killed.code == -9, killed.err
+    git(sham.bare, "update-ref", "refs/heads/main", before)  # the base rewritten past the merge
+    out = r.wtp("land", "t1", "--gate", "true")  # says so, rolls it back, and lands it through a new request
+    assert out.code == 0 and "does not hold that merge: it is not landed" in out.err, out.err
+    assert [p.state for p in sorted(sham.pulls.values(), key=lambda p: p.number)] == ["merged", "merged"]
+    assert "t1 work" in _base_log(r, sham)[0]
 
 
 def test_a_committed_api_on_another_host_than_the_remote_gets_no_token_until_trusted(

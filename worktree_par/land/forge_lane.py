@@ -45,7 +45,7 @@ from ..state import Task
 from .entry import Entry
 
 if TYPE_CHECKING:
-    from ..forge import Forge, ForgeError, Merged, MergedOther, Method, Refused, Request
+    from ..forge import Forge, Merged, MergedOther, Method, Refused, Request
 
 POLL = 2.0  # seconds between looks at a request the forge's queue holds
 
@@ -330,24 +330,23 @@ def _on_base(ctx: Ctx, merged: str, remote: str, base: str) -> bool:
     return gitops.rev_parse(ctx.root, merged) is not None and gitops.is_ancestor(ctx.root, merged, tracking)
 
 
-def _not_on_base(kind: str, number: int, merged: str, remote: str, t: Task) -> ForgeError:
-    """The forge says it merged, the base does not show it: not landed, as far as wtp can tell."""
-    from ..forge import ForgeError
-
-    return ForgeError(
+def _not_on_base(kind: str, number: int, merged: str, remote: str, t: Task) -> str:
+    """The forge says it merged, the fetched base does not hold it: not landed (a forge that
+    says merged wrongly, or a base rewritten since): the task is blocked, its work kept."""
+    return (
         f"{kind} says it merged request #{number} of '{t.name}' as {merged[:12]}, but {remote}/{t.base} does not "
-        f"hold that commit after a fetch: '{t.name}' is not said landed; once the forge shows the merge on "
-        f"'{t.base}', 'wtp land {t.name}' asks it again"
+        f"hold that commit after a fetch: '{t.name}' is not landed; its branch and worktree are kept: check "
+        f"'{t.base}' on the forge, then run 'wtp land {t.name}' again (a new request) or 'wtp rm {t.name}'"
     )
 
 
 def _check_tree(ctx: Ctx, e: Entry, merged: Sha, remote: str, kind: str, number: int) -> None:
-    """The base now holds ``merged``: fetched, and its tree compared with the tested one; a
-    ForgeError when the base does not hold it (a forge that says merged, wrongly or too early)."""
+    """The base now holds ``merged``: fetched, and its tree compared with the tested one;
+    LandBlocked when the base does not hold it (a forge that says merged, wrongly or too early)."""
     base = e.task.base
     gitops.fetch_branch(ctx.root, remote, base, f"refs/remotes/{remote}/{base}")
     if not _on_base(ctx, merged, remote, base):
-        raise _not_on_base(kind, number, merged, remote, e.task)
+        raise LandBlocked(_not_on_base(kind, number, merged, remote, e.task))
     if gitops.tree_of(ctx.root, merged) != gitops.tree_of(ctx.root, e.published_commit):
         e.messages.append(
             f"WARNING: the forge's merge {merged[:12]} does not hold the tree wtp tested for '{e.name}' "
@@ -373,7 +372,8 @@ def _short(text: str, n: int = 140) -> str:
 def landed_commit(ctx: Ctx, t: Task) -> tuple[str, str | None]:
     """What the forge says of the task's recorded request: ("merged", sha) when merged with
     the land's candidate (or with another head whose merge holds the candidate's tree);
-    ("taken", None) when merged with another head (someone else's work); ("open", None),
+    ("taken", None) when merged with another head (someone else's work); ("lacking", None) when
+    merged as a commit the fetched base does not hold; ("open", None),
     ("closed", None), or ("none", None) when no request was recorded.
 
     In queue mode an open request is first taken out of the forge's queue, so that "open"
@@ -396,7 +396,7 @@ def landed_commit(ctx: Ctx, t: Task) -> tuple[str, str | None]:
     if remote:  # the merge commit must be on the base before anything is judged by it
         gitops.fetch_branch(ctx.root, remote, t.base, f"refs/remotes/{remote}/{t.base}")
         if not _on_base(ctx, req.merge_sha, remote, t.base):
-            raise _not_on_base(f.kind, req.number, req.merge_sha, remote, t)
+            return "lacking", None
     if t.candidate and req.head_sha != t.candidate and not _holds(ctx, t.base, req.merge_sha, t.candidate, None):
         return "taken", None
     return req.state, req.merge_sha

@@ -102,12 +102,15 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
     else:
         ctx.store.update(t, state=ACTIVE, phase="", holder=None, candidate=None, intent="")
     said = forge_lane.landed_commit(ctx, t)[0] if t.request is not None and forge_lane.enabled(ctx) else ""
-    if said in ("closed", "taken"):
+    if said in ("closed", "taken", "lacking"):
         note = (
             f"its request #{t.request} was closed on the forge: reopen it there, or land again for a new one"
             if said == "closed"
             else f"its request #{t.request} was merged with another head than its candidate (someone else pushed "
             "to its head branch): its own work is not on the base; land it again for a new request"
+            if said == "taken"
+            else f"the forge says its request #{t.request} merged, but '{t.base}' does not hold that merge: it is "
+            "not landed; check the base on the forge, then land it again for a new request"
         )
         ctx.store.update(t, state=BLOCKED, phase="", holder=None, note=note, request=None)
         return f"the interrupted land of '{t.name}' is blocked: {note}"
