@@ -291,3 +291,39 @@ def test_a_request_the_queue_drops_after_the_base_moved_is_rebuilt_not_blocked(
     assert "t1 work" in git(sham.bare, "log", "--format=%s", "main").splitlines(), err
     assert "rebuilding (attempt 2/" in err
     assert len(sham.pulls) == 1  # the same request, never a second
+
+
+def test_a_queue_that_keeps_dropping_the_request_blocks_it_with_its_reason(
+    shamforge: Callable[..., ShamForge],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review 32: a queue that drops the request for a reason of its own while other merges
+    move the base was taken for a lost race every time: ten rebuilds, each gated again, then
+    'kept moving', the queue's reason never said.  Twice rebuilt; the third drop blocks."""
+    sham = shamforge("github")
+    r = clone_of(sham, tmp_path / "work", monkeypatch, sham.wtp_toml("queue"))
+    p = Path(r.wtp("start", "t1").lines[-1])
+    r.commit({"t1.txt": "t1\n"}, "t1 work", cwd=p)
+
+    def queued_with() -> str | None:
+        with sham.lock:
+            q = sham.pulls[1].queued if 1 in sham.pulls else None
+            return q["sha"] if q else None
+
+    proc = r.spawn("land", "t1", "--gate", "true", env=sham.env())
+    try:
+        last = None
+        for n in range(3):
+            wait_for(lambda: queued_with() not in (None, last), f"the request queued ({n + 1})", 120)
+            last = queued_with()
+            sham.advance_base(name=f"other{n}.txt")
+            assert sham.release(1).queued is None
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, err
+    assert err.count("rebuilding (attempt") == 2, err
+    assert "the forge's queue dropped it" in err.strip().splitlines()[-1], err

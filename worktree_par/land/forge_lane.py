@@ -142,7 +142,9 @@ def publish(ctx: Ctx, e: Entry, base_tip: Sha, remote: str, say: Say) -> Sha | N
         if isinstance(result, Queued):
             say(f"'{t.name}': request #{req.number} is in {f.kind}'s queue ({result.how}); waiting for it")
             result = _wait(ctx, f, req, cand, e)
-            if isinstance(result, Refused) and _moved(ctx, remote, t.base, base_tip):
+            # Dropped by the queue after the base moved: a lost race, rebuilt; twice only, since a
+            # queue that keeps dropping it may have a reason of its own (said when it blocks).
+            if isinstance(result, Refused) and e.races < 2 and _moved(ctx, remote, t.base, base_tip):
                 result = Moved(f"the forge's queue dropped it after '{t.base}' moved ({result.reason})")
     else:
         result = f.merge(req.number, cand, method, base_sha=base_tip)
