@@ -297,6 +297,8 @@ class _Conductor:
             behind = [e for e in stack if not e.outcome]
             for e in behind:
                 e.races += 1
+            if self.attempt >= MAX_ATTEMPTS:
+                return True  # no attempt left: run() says it gave up
             names = ", ".join(f"'{e.name}'" for e in behind)
             self.say(
                 f"'{self.base}' moved while landing {names}: rebuilding (attempt {self.attempt + 1}/{MAX_ATTEMPTS})"
