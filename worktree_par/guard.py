@@ -125,7 +125,7 @@ def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
     commits that stay (a landed commit), not the branches of tasks started on its work (stacking.py)."""
     t = h.task
     drop = [o.branch for o in stacking.above(ctx.store.read(), t)]  # their lands replay their own commits only
-    gone = [f"--exclude=*/{t.branch}"] * (t.request is not None)  # a forge's head branch goes with its request
+    gone = [f"--exclude={ctx.remote() or '*'}/{t.branch}"] * (t.request is not None)  # goes with its request
     keepers = [*(keep or []), *(f"--exclude={b}" for b in (*drop, t.branch)), *STAY[:2], *gone, STAY[2]]
     sources: list[tuple[str, list[Sha]]] = []
     if h.branch_tip:
