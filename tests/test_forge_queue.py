@@ -253,6 +253,40 @@ def test_rm_while_queued_says_how_to_take_the_request_out_then_removes(
     assert not p.exists() and _base(sham) == ["initial"]
 
 
+class _Dropping:
+    """t1 landing in queue mode through ``kind``, with no required check: the test moves the
+    base and lets the queue take the request up, which drops it while it is behind."""
+
+    def __init__(self, sham: ShamForge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sham = sham
+        r = clone_of(sham, tmp_path / "work", monkeypatch, sham.wtp_toml("queue"))
+        p = Path(r.wtp("start", "t1").lines[-1])
+        r.commit({"t1.txt": "t1\n"}, "t1 work", cwd=p)
+        self.proc = r.spawn("land", "t1", "--gate", "true", env=sham.env())
+        self.last: str | None = None
+
+    def queued_with(self) -> str | None:
+        with self.sham.lock:
+            q = self.sham.pulls[1].queued if 1 in self.sham.pulls else None
+            return q["sha"] if q else None
+
+    def drop(self, n: int) -> None:
+        """Once a new candidate is queued: the base moves, and the queue drops the request."""
+        wait_for(lambda: self.queued_with() not in (None, self.last), f"a candidate queued ({n})", 120)
+        self.last = self.queued_with()
+        self.sham.advance_base(name=f"other{n}.txt")
+        assert self.sham.release(1).queued is None  # dropped: behind the base
+
+    def end(self) -> tuple[int, str]:
+        try:
+            _, err = self.proc.communicate(timeout=120)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.communicate()
+        return self.proc.returncode, err
+
+
 @pytest.mark.parametrize("kind", ["github", "gitlab"])
 def test_a_request_the_queue_drops_after_the_base_moved_is_rebuilt_not_blocked(
     shamforge: Callable[..., ShamForge],  # noqa: F811
@@ -265,29 +299,14 @@ def test_a_request_the_queue_drops_after_the_base_moved_is_rebuilt_not_blocked(
     with the checks' summary for a reason.  A lost race is rebuilt on the new base, the same
     request queued again with the new candidate, and landed."""
     sham = shamforge(kind)
-    r = clone_of(sham, tmp_path / "work", monkeypatch, sham.wtp_toml("queue"))
-    p = Path(r.wtp("start", "t1").lines[-1])
-    r.commit({"t1.txt": "t1\n"}, "t1 work", cwd=p)
-
-    def queued_with() -> str | None:
-        with sham.lock:
-            q = sham.pulls[1].queued if 1 in sham.pulls else None
-            return q["sha"] if q else None
-
-    proc = r.spawn("land", "t1", "--gate", "true", env=sham.env())
+    d = _Dropping(sham, tmp_path, monkeypatch)
     try:
-        wait_for(queued_with, "the request in the queue", 120)
-        first = queued_with()
-        sham.advance_base()
-        assert sham.release(1).queued is None  # dropped: behind the base
-        wait_for(lambda: queued_with() not in (None, first), "the rebuilt candidate queued again", 120)
+        d.drop(1)
+        wait_for(lambda: d.queued_with() not in (None, d.last), "the rebuilt candidate queued again", 120)
         assert sham.release(1).state == "merged"
-        _, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
+        code, err = d.end()
+    assert code == 0, err
     assert "t1 work" in git(sham.bare, "log", "--format=%s", "main").splitlines(), err
     assert "rebuilding (attempt 2/" in err
     assert len(sham.pulls) == 1  # the same request, never a second
@@ -301,29 +320,12 @@ def test_a_queue_that_keeps_dropping_the_request_blocks_it_with_its_reason(
     """Review 32: a queue that drops the request for a reason of its own while other merges
     move the base was taken for a lost race every time: ten rebuilds, each gated again, then
     'kept moving', the queue's reason never said.  Twice rebuilt; the third drop blocks."""
-    sham = shamforge("github")
-    r = clone_of(sham, tmp_path / "work", monkeypatch, sham.wtp_toml("queue"))
-    p = Path(r.wtp("start", "t1").lines[-1])
-    r.commit({"t1.txt": "t1\n"}, "t1 work", cwd=p)
-
-    def queued_with() -> str | None:
-        with sham.lock:
-            q = sham.pulls[1].queued if 1 in sham.pulls else None
-            return q["sha"] if q else None
-
-    proc = r.spawn("land", "t1", "--gate", "true", env=sham.env())
+    d = _Dropping(shamforge("github"), tmp_path, monkeypatch)
     try:
-        last = None
-        for n in range(3):
-            wait_for(lambda: queued_with() not in (None, last), f"the request queued ({n + 1})", 120)
-            last = queued_with()
-            sham.advance_base(name=f"other{n}.txt")
-            assert sham.release(1).queued is None
-        _, err = proc.communicate(timeout=120)
+        for n in (1, 2, 3):
+            d.drop(n)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 1, err
+        code, err = d.end()
+    assert code == 1, err
     assert err.count("rebuilding (attempt") == 2, err
     assert "the forge's queue dropped it" in err.strip().splitlines()[-1], err
