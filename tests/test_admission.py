@@ -448,6 +448,7 @@ def test_no_one_but_the_user_runs_an_untrusted_setup_of_a_queued_task(repo: Repo
     assert nxt.out == "nothing started; 1 queued\n"  # not q1's older note of a slot taken as well
     held = json.loads(repo.wtp("next", "--json").out)
     assert held["started"] == [] and [q["name"] for q in held["queued"]] == ["q1"], held
+    assert held["queued"][0]["note"].startswith("setup.run in "), held  # why, not its older slot note
     assert any("wtp trust" in m for m in held["messages"]), held
     listed = {t["name"]: t for t in json.loads(repo.wtp("list", "--json").out)["tasks"]}
     assert listed["q1"]["problem"].startswith("waits for 'wtp trust': setup.run"), listed["q1"]
@@ -456,6 +457,9 @@ def test_no_one_but_the_user_runs_an_untrusted_setup_of_a_queued_task(repo: Repo
     repo.wtp("trust")
     assert repo.wtp_proc("next").code == 0
     assert pwned.exists() and _state_of(repo, "q1") == "active"
+    repo.write(".wtp.toml", f'max_active = 1\n[setup]\nrun = ["touch {pwned}-again"]\n')
+    idle = repo.wtp_proc("next")  # nothing queued: nothing to say of trust
+    assert (idle.out, idle.err) == ("nothing to start\n", ""), idle
 
 
 def _occupy(repo: Repo, name: str) -> Path:

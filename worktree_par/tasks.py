@@ -349,9 +349,10 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
     failed = False  # a start failed after its slot was counted: the slots are handed on once more
     if ctx.cfg.setup_run:  # no start runs a command the user has not trusted: all of them wait for it
         try:
-            trust.require_trust(ctx, ctx.store.read(), "setup.run")
+            trust.require_trust(ctx, (st := ctx.store.read()), "setup.run")
         except Refusal as e:
-            say(f"queued tasks stay queued: {e.message}")
+            if st.queued() or any(t.phase == CREATING and interrupted(t) for t in st.tasks.values()):
+                say(f"queued tasks stay queued: {e.message}")
             return []
     try:
         remote = remote_tasks(ctx)

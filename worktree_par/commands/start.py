@@ -79,18 +79,19 @@ def next_(where: str | None, as_json: bool = False) -> int:
 
     started = tasks.promote(c, say=say)
     waiting = c.store.read().queued()
-    if as_json:  # why each queued task still waits, and what promote said (a start that failed, trust)
+    held = next((m.split(": ", 1)[1] for m in said if m.startswith("queued tasks stay queued: ")), None)
+    if as_json:  # why each queued task still waits (all of them, when held), and what promote said
         emit(
             {
                 "started": [listing.task_json(t) for t in started],
-                "queued": [{"name": t.name, "note": t.note} for t in waiting],
+                "queued": [{"name": t.name, "note": held or t.note} for t in waiting],
                 "messages": said,
             }
         )
     elif started:
         for t in started:
             print(f"{t.name}\t{t.path}")
-    elif any(m.startswith("queued tasks stay queued:") for m in said):
+    elif held is not None:
         print(f"nothing started; {len(waiting)} queued")  # why is the line above, not their older notes
     else:
         print(
