@@ -71,6 +71,28 @@ def test_a_detached_land_whose_process_is_killed_is_started_again(project: Repo,
     assert _first_parents_pass(project) == ["t1 work", "the test", "initial"]
 
 
+def test_a_detached_land_whose_push_fails_says_why_on_its_task(project: Repo, tmp_path: Path) -> None:
+    """Review 32: a detached land whose push failed gave its task back active with no note:
+    'wtp list', 'wtp queue' and 'wtp doctor' said nothing, and only the land's log knew."""
+    _tasks(project, 1)
+    refuse = tmp_path / "receive-pack"
+    refuse.write_text("#!/bin/sh\nexit 1\n")  # the remote hangs up on every push
+    refuse.chmod(0o755)
+    project.git("config", "remote.origin.receivepack", str(refuse))
+    out = project.wtp_proc("land", "t1", "--detach", "--gate", "./check.sh")
+    assert out.code == 0, out.err
+
+    def given_back() -> dict[str, object] | None:
+        t: dict[str, object] = project.wtp("list", "--json").json()["tasks"][0]
+        return t if t["state"] == "active" and t["note"] else None
+
+    wait_for(given_back, "t1 given back with a note")
+    note = str((given_back() or {})["note"])
+    assert note.startswith("its detached land stopped (pushing refs/heads/main failed on remote 'origin'"), note
+    assert note.endswith("'wtp land t1' lands it again"), note
+    assert "lands it again" in project.wtp("list").out
+
+
 def test_detached_lands_are_served_by_one_background_lander(project: Repo, tmp_path: Path) -> None:
     """Five agents landing with --detach start one background process, not five: the first
     call starts it, the others hand it their ticket.  It serves them one after another, then

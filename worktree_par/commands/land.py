@@ -165,7 +165,25 @@ def _serve(where: str | None, req: LandRequest | None, seq: int | None, q: Gate,
     except Exception as e:  # noqa: BLE001 - one land's failure, said in the log; the others go on
         if seq is not None:
             q.drop(seq)
+        if req is not None:
+            _noted(where, req, e)
         return reported(e)
+
+
+def _noted(where: str | None, req: LandRequest, e: Exception) -> None:
+    """A detached land that stopped and gave its task back says why on the task too ('wtp list'):
+    nobody waits on a detached land to read it in its log."""
+    from ..errors import WtpError
+    from ..state import ACTIVE
+
+    why = (e.message if isinstance(e, WtpError) else str(e) or type(e).__name__).splitlines()[0]
+    try:
+        c = open_repo(where)
+        t = c.store.read().tasks.get(req.task)
+        if t is not None and t.seq == req.seq and t.state == ACTIVE and not t.note:
+            c.store.update(t, note=f"its detached land stopped ({why}): 'wtp land {t.name}' lands it again")
+    except Exception:  # noqa: BLE001 - only a note: the log has the failure all the same
+        pass
 
 
 def _given_back(where: str | None, label: str) -> str:
