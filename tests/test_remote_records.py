@@ -230,3 +230,13 @@ def test_a_record_of_first_sightings_that_is_not_ours_is_set_aside_in_one_line(r
     )
     assert line.endswith("): ages of remote records start from now")
     assert json.loads(seen.read_text())["seen"][f"origin {EVIL}good"]["first"] <= time.time()
+
+
+def test_doctor_does_not_say_a_task_another_clones_claim_holds_back_can_start(remote_repo: Repo) -> None:
+    """Review 31: with share = true, 'wtp doctor' said 'queued task(s) c2 can start now' (exit 1)
+    for a task another clone's claim held back, which 'wtp next' rightly did not start."""
+    _share(remote_repo)
+    plant(remote_repo, EVIL + "x4", claim("x4", touch=["README.md"]))
+    assert remote_repo.wtp_proc("start", "c2", "--touch", "README.md").code == 4
+    out = remote_repo.wtp_proc("doctor")
+    assert "can start now" not in out.out, out.out

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import adoption, crashpoints, gitops, guard, locks, queued, removal, tasks
-from .errors import Refusal, StateError, WouldLoseWork, count
+from .errors import Refusal, StateError, WouldLoseWork, WtpError, count
 from .repo import Ctx
 from .state import (
     ABANDONED,
@@ -173,7 +173,15 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
     findings += _main_worktree_findings(ctx)
     findings += _claim_findings(ctx, st, stale_claims)
     if st.queued():  # what 'wtp next' would start, in queue order (none while setup.run is untrusted)
-        can = [t.name for t, d in queued.order(ctx, st) if d.admit]
+        try:  # other clones' claims hold tasks back too (share = true), as for 'wtp next'
+            remote = tasks.remote_tasks(ctx)
+        except WtpError:  # they cannot be read: nothing is said to start blind
+            remote = None
+        can = (
+            [t.name for t, d in queued.order(ctx, st, remote) if d.admit]
+            if remote is not None or not tasks.shared(ctx)
+            else []
+        )
         if can:
             findings.append(Finding(f"queued task(s) {', '.join(can)} can start now", lambda: _promote(ctx)))
         for t in st.queued():  # tried again only when asked: said with what to run
