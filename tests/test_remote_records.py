@@ -240,3 +240,17 @@ def test_doctor_does_not_say_a_task_another_clones_claim_holds_back_can_start(re
     assert remote_repo.wtp_proc("start", "c2", "--touch", "README.md").code == 4
     out = remote_repo.wtp_proc("doctor")
     assert "can start now" not in out.out, out.out
+
+
+def test_a_claim_ref_that_is_not_a_commit_is_named_not_ignored_silently(remote_repo: Repo) -> None:
+    """Review 31: a blob pushed at refs/wtp/claims/... was left out without a word."""
+    _share(remote_repo)
+    bare = remote_repo.remote
+    assert bare is not None
+    blob = subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"], cwd=bare, input="not a claim", capture_output=True, text=True
+    ).stdout.strip()
+    git(bare, "update-ref", EVIL + "blob", blob)
+    out = remote_repo.wtp_proc("start", "mine")
+    assert out.code == 0, out.err
+    assert out.err.splitlines() == [ignored(EVIL + "blob", "it is not a commit")]

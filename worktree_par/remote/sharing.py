@@ -183,6 +183,9 @@ def _listed_and_fetched(ctx: Ctx, remote: str) -> tuple[list[RemoteClaim], list[
     seen = observed.first_seen(ctx, remote, now)
     good: list[RemoteClaim] = []
     bad: list[tuple[str, str, str]] = []
+    for ref in sorted(set(wanted) - set(now)):  # fetched, but not a commit (a blob, a tree): said, as others are
+        if (got := fetched.get(mirror[ref])) is not None:
+            bad.append((ref, wanted[ref], "it is not a commit"))
     for ref in sorted(now):
         try:
             data = records.parse_object(gitops.commit_message(ctx.root, now[ref]))
