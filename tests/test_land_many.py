@@ -411,6 +411,25 @@ def test_a_clean_up_stopped_by_a_stopped_lock_holder_still_reports_the_task_land
     assert _states(project) == {"t1": "landed"}
 
 
+def test_ctrl_c_while_the_gates_run_leaves_no_ticket_behind(project: Repo, tmp_path: Path) -> None:
+    """Review 32: Ctrl-C of 'wtp land c d' while their gates ran gave both back but left d's
+    ticket (ours, queued for d) in the queue: 'wtp doctor' then found a dead process's ticket."""
+    _tasks(project, "c", "d")
+    started, hold = tmp_path / "started", tmp_path / "hold"
+    gate = f"echo $WTP_TASK >> {started}; while [ ! -e {hold} ]; do sleep 0.05; done"
+    lander = project.spawn("land", "c", "d", "--gate", gate)
+    try:
+        wait_for(lambda: started.exists() and len(started.read_text().split()) >= 2, "both gates running")
+        lander.send_signal(signal.SIGINT)
+        _, err = lander.communicate(timeout=60)
+    finally:
+        hold.write_text("")
+    assert lander.returncode == 130, err
+    wait_for(lambda: set(_states(project).values()) == {"active"}, "both given back")
+    doctor = project.wtp_proc("doctor")
+    assert doctor.code == 0, doctor.out + doctor.err
+
+
 def test_a_plain_land_of_several_leaves_no_ticket_behind(project: Repo, tmp_path: Path) -> None:
     _tasks(project, "t1", "t2")
     out = project.wtp_proc("land", "t1", "t2", "--gate", _gate(tmp_path))

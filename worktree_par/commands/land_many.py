@@ -308,7 +308,12 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Rel
             if result is not None:  # (None: told)
                 said.landed(result)
     except KeyboardInterrupt:
-        _interrupted(c, [t for n, (t, _, _) in pending.items() if (n, t.seq) not in ours.told], said)
+        try:
+            _interrupted(c, [t for n, (t, _, _) in pending.items() if (n, t.seq) not in ours.told], said)
+        finally:
+            with interrupts.finishing():
+                for _, _, seq in pending.values():  # the tickets we queued for them leave with us
+                    Gate(c.store, QUEUE).drop(seq)
         raise
     return True
 
