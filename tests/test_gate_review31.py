@@ -12,6 +12,7 @@ import pty
 import re
 import select
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -316,3 +317,42 @@ def test_a_join_push_the_remote_took_unanswered_takes_its_ticket_out(remote_repo
     assert (code, out) == (3, "") and once.exists(), err
     assert took < WITHIN, err
     assert _tickets(remote_repo, ["--remote"]) == [], err  # before: our ticket, first in line
+
+
+def test_the_next_holder_waits_for_the_command_a_killed_holder_left_running(repo: Repo, tmp_path: Path) -> None:
+    """Review 31: a holder's wtp killed frees the gate at once, and its command is ended by its
+    guardian a moment later: with the guardian slow to run (here: stopped), the next holder's
+    command ran beside it.  One command per gate at a time: the next one waits for it."""
+    a_pid, b_ran, b_err, stop = tmp_path / "a.pid", tmp_path / "b.ran", tmp_path / "b.err", tmp_path / "stop"
+    # A's command: a shell whose child runs on (as a deploy's steps do) until the test says stop.
+    inner = f"while [ ! -e {stop} ]; do sleep 0.05; done"
+    a = repo.spawn("gate", "deploy", "--", "sh", "-c", f"echo $$ > {a_pid}; sh -c '{inner}'")
+    wait_for(lambda: a_pid.exists() and a_pid.read_text().strip(), "A's command to run")
+    with b_err.open("w") as errs:
+        b = subprocess.Popen(
+            [sys.executable, "-m", "worktree_par", "gate", "deploy", "--", "touch", str(b_ran)],
+            cwd=repo.path,
+            stdout=subprocess.DEVNULL,
+            stderr=errs,
+        )
+    try:
+        wait_for(lambda: len(_tickets(repo, [])) == 2, "B waiting for the gate")
+        kids = Path(f"/proc/{a.pid}/task/{a.pid}/children").read_text().split()
+        guardian = next(int(k) for k in kids if int(k) != int(a_pid.read_text()))
+        os.kill(guardian, signal.SIGSTOP)  # a guardian slow to be scheduled, as under load
+        os.kill(a.pid, signal.SIGKILL)
+        a.wait()  # (its pipes stay open in the command it left: not read here)
+        wait_for(lambda: "left running" in b_err.read_text(), "B waiting for A's command")
+        assert not b_ran.exists()
+        stop.write_text("")  # A's command ends; then B runs
+        assert b.wait(timeout=60) == 0
+        assert b_ran.exists()
+    finally:
+        stop.write_text("")  # A's command ends, if it still runs
+        os.kill(guardian, signal.SIGCONT)  # then its guardian, which A's death told to end
+        if b.poll() is None:
+            b.kill()
+            b.wait()
+        for pipe in (a.stdout, a.stderr):
+            if pipe is not None:
+                pipe.close()

@@ -369,11 +369,15 @@ def run_guarded(
     timeout: float | None = None,
     log: Path | None = None,
     terminal: bool = False,
+    started: Callable[[int], None] | None = None,
 ) -> Outcome:
     """Run argv in its own process group, bound to our life; kill the group on timeout,
-    on Ctrl-C, when we die, and when it exits (no stray background process survives)."""
+    on Ctrl-C, when we die, and when it exits (no stray background process survives).
+    ``started``: told the command's pid once it runs."""
     g = Guarded(argv, cwd, env, log, terminal=terminal)
     try:
+        if started is not None:
+            started(g.proc.pid)
         return Outcome(g.wait(timeout), False)
     except subprocess.TimeoutExpired:
         return Outcome(g.code if g.code is not None else 137, True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import TYPE_CHECKING
@@ -11,6 +12,9 @@ from ..exits import err, here, open_repo
 from .common import after_dashes, bound_waits, emit, task_here
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..locks import Holder
     from ..repo import Ctx
 
 
@@ -106,11 +110,39 @@ def gate(
     # too, for every caller but that task itself.
     with Watch(f"waiting for gate '{resource}'", err) as w:
         g.acquire(timeout, say=w.say, label=label, tasks=gates.TaskUses(c.store, resource))
+    running = g.file.parent / "command.json"  # the command the holder runs, while it runs
     try:
-        outcome = run_guarded(cmd, here(where), env, terminal=True)
+        _after_the_last(running, resource)
+        outcome = run_guarded(cmd, here(where), env, terminal=True, started=lambda pid: _running(running, pid, cmd))
     finally:
+        running.unlink(missing_ok=True)
         g.release()
     return outcome.code
+
+
+def _running(at: Path, pid: int, cmd: list[str]) -> None:
+    from .. import locks
+
+    tmp = at.with_name(f"{at.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(locks.holder_of(pid, " ".join(cmd)[:200]).to_json()))
+    tmp.replace(at)
+
+
+def _after_the_last(at: Path, resource: str) -> None:
+    """A holder whose wtp was killed frees the gate at once, while its command is ended by its
+    guardian a moment later: one command per gate at a time means waiting for that one first."""
+    from .. import locks
+
+    try:
+        last = locks.Holder.from_json(json.loads(at.read_text()))
+    except (OSError, ValueError):
+        return  # none recorded (the last holder's command ended, and it said so), or unreadable
+    said = False
+    while last is not None and last.local() and _group_runs(last):
+        if not said:
+            err(f"waiting for the command the last holder of gate '{resource}' left running (pid {last.pid}) to end")
+            said = True
+        time.sleep(0.05)
 
 
 def _caller(c: Ctx, where: str | None) -> str:
@@ -130,3 +162,22 @@ def _runnable(program: str) -> bool:
     import shutil
 
     return shutil.which(program) is not None or (os.sep in program and os.access(program, os.X_OK))
+
+
+def _group_runs(h: Holder) -> bool:
+    """The command's process group still runs: its leader (the same process, by its start time),
+    or, the leader gone (killed with its wtp), any process of its group.  Linux hands out no pid
+    that names a live group, so a group of that id is still the command's."""
+    from .. import locks
+
+    if locks.is_alive(h):
+        return True
+    if locks.process_start(h.pid) not in (0, h.start):
+        return False  # the pid is another process's now: the group ended before
+    try:
+        os.killpg(h.pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # it runs, and is not ours to signal
+    return True
