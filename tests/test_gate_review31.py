@@ -263,17 +263,19 @@ def test_a_signal_that_ends_wtp_gives_the_terminal_back_first(remote_repo: Repo,
     wait_for(lambda: _tickets(remote_repo, []) == [], "the gate free")
 
 
-def test_in_a_pipeline_the_command_does_not_take_the_terminal(remote_repo: Repo) -> None:
+@pytest.mark.parametrize("piped", [True, False], ids=["pipeline", "output-to-a-file"])
+def test_in_a_pipeline_the_command_does_not_take_the_terminal(remote_repo: Repo, tmp_path: Path, piped: bool) -> None:
     """Review 33: 'wtp gate ... | less' handed the terminal to the command's group, so the
     pager (the pipeline's own job) was stopped reading its keys.  With stdout a pipe, the
-    terminal stays with the pipeline's job, as before."""
+    terminal stays with the pipeline's job, as before.  Review 34: with stdout a file, the
+    command still gets it (it may prompt on the terminal: sudo, ssh, terraform apply > log)."""
+    out_file = tmp_path / "out"
     pid, fd = pty.fork()
     if pid == 0:
         try:
             os.chdir(remote_repo.path)
-            script = (
-                f"{sys.executable} -m worktree_par gate deploy -- sh -c 'ps -o tpgid=,pgid= -p $$' | cat; echo done"
-            )
+            gate = f"{sys.executable} -m worktree_par gate deploy -- sh -c 'ps -o tpgid=,pgid= -p $$'"
+            script = f"{gate} | cat; echo done" if piped else f"{gate} > {out_file}; cat {out_file}; echo done"
             os.execv("/bin/sh", ["sh", "-c", script])
         finally:
             os._exit(127)
@@ -296,7 +298,7 @@ def test_in_a_pipeline_the_command_does_not_take_the_terminal(remote_repo: Repo)
         os.waitpid(pid, 0)
         os.close(fd)
     tpgid, pgid = out.decode().split()[:2]
-    assert tpgid != pgid, out  # the command's group is not the terminal's foreground one
+    assert (tpgid != pgid) == piped, out  # whether the command's group is the terminal's foreground one
 
 
 def test_a_join_push_the_remote_took_unanswered_takes_its_ticket_out(remote_repo: Repo, tmp_path: Path) -> None:

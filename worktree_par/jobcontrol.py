@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Callable
@@ -32,6 +33,15 @@ def _give(fd: int, pgid: int) -> None:
         pass  # the group is gone already (the command ended), or the terminal is
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _piped(fd: int) -> bool:
+    """``fd`` is a pipe: wtp runs in a pipeline.  A file or /dev/null is not (a command whose
+    output goes to a log still prompts on the terminal: sudo, ssh, terraform apply > log)."""
+    try:
+        return stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except OSError:
+        return False
 
 
 def _gone(pgid: int) -> bool:
@@ -62,7 +72,7 @@ class Terminal:
         signal handlers); None when there is none."""
         if threading.current_thread() is not threading.main_thread():
             return None
-        if not (os.isatty(0) and os.isatty(1)):  # in a pipeline (| less) the terminal is the pipeline's
+        if _piped(0) or _piped(1):  # in a pipeline (| less) the terminal is the pipeline's other commands'
             return None
         try:
             fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
