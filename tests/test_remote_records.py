@@ -63,16 +63,19 @@ def test_a_claim_whose_touch_is_a_string_holds_nothing_back_and_is_named_once(re
 def test_a_claim_whose_recorded_paths_hold_odd_characters_still_holds_its_touch(remote_repo: Repo) -> None:
     """Review 33: the agent hook records any file name a task writes (a line break, a
     non-breaking space), and one such path made the whole claim malformed to every other
-    clone: its --touch no longer held anyone back, and the user was told to delete it."""
+    clone: its --touch no longer held anyone back, and the user was told to delete it.
+    Review 34: so did more than 10,000 recorded paths, and a format character (U+202E) got
+    printed raw.  Such paths are left out of the claim; the rest holds."""
     _share(remote_repo)
-    odd = ["nl\ngate.sh", "nb\u00a0sp.txt", "esc\u001b[2J.txt"]
-    plant(remote_repo, EVIL + "s1", claim("s1", touch=["src/**"], recorded=[*odd, "lib/x.txt"]))
+    odd = ["nl\ngate.sh", "nb\u00a0sp.txt", "esc\u001b[2J.txt", "rtl\u202efile.txt", 7, ""]
+    many = [f"gen/f{n}.txt" for n in range(10_001)]
+    plant(remote_repo, EVIL + "s1", claim("s1", touch=["src/**"], recorded=[*odd, "lib/x.txt", *many]))
     held = remote_repo.wtp_proc("start", "s3", "--touch", "src/app.js")
     assert held.code == 4 and "ignored" not in held.err, held.err
     other = remote_repo.wtp_proc("start", "s4", "--touch", "lib/x.txt")
-    assert other.code == 4, other.err  # its safe recorded path holds too
+    assert other.code == 4, other.err  # its printable recorded path holds too
     listed = remote_repo.wtp_proc("list", "--remote")
-    assert listed.code == 0 and "\u001b" not in listed.out and "nb\\xa0sp.txt" in listed.out, listed.out
+    assert listed.code == 0 and "\u202e" not in listed.out and "\u001b" not in listed.out, listed.out
 
 
 def test_malformed_claims_are_left_out_named_and_never_crash_list_or_doctor(remote_repo: Repo) -> None:

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import time
-import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -66,15 +65,20 @@ def shown(s: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
 
 
-def path_safe(x: str) -> bool:
-    """No control character (a NUL, a line break, a terminal escape): a path or glob another
-    machine wrote that is safe to compare and to print (``shown`` escapes the rest)."""
-    return not any(unicodedata.category(c) == "Cc" for c in x)
+def claimable(paths: object) -> list[str]:
+    """The recorded paths of a claim that others can take (another clone's, or ours to publish):
+    the strings that are printable (no line break, terminal escape, or format character) and
+    not too long, at most MAX_ITEMS of them.  The rest is left out, never the whole claim:
+    the agent hook records any file name a task writes."""
+    if not isinstance(paths, list):
+        return []
+    good = [p for p in paths if isinstance(p, str) and p and len(p) <= MAX_TEXT and p.isprintable()]
+    return good[:MAX_ITEMS]
 
 
 def texts(data: dict[str, Any], key: str, *, printable: bool = False) -> list[str]:
     """A list of non-empty strings (absent: empty).  A string is not a list of its letters.
-    ``printable``: none holds a control character (``path_safe``; globs: wtp writes none)."""
+    ``printable``: none holds a control character (paths and globs: wtp writes none)."""
     v = data.get(key, [])
     if (
         not isinstance(v, list)
@@ -82,7 +86,7 @@ def texts(data: dict[str, Any], key: str, *, printable: bool = False) -> list[st
         or not all(isinstance(x, str) and x and len(x) <= MAX_TEXT for x in v)
     ):
         raise Malformed(f"'{key}' must be a list of non-empty strings, not {_shown(v)}")
-    if printable and not all(path_safe(x) for x in v):
+    if printable and not all(x.isprintable() for x in v):
         raise Malformed(f"'{key}' must hold no control characters")
     return list(v)
 

@@ -53,7 +53,7 @@ def publish(ctx: Ctx, t: Task) -> str | None:
         "base": t.base,
         "touch": t.touch,
         "use": t.use,
-        "recorded": [p for p in claims.recorded(ctx, t) if records.path_safe(p)],  # what readers take
+        "recorded": records.claimable(claims.recorded(ctx, t)),  # what readers take
         "since": t.created or time.time(),
     }
     commit = gitops.data_commit(ctx.root, json.dumps(record, sort_keys=True))
@@ -89,8 +89,8 @@ class RemoteClaim:
         self.touch = records.texts(data, "touch", printable=True)
         self.use = records.texts(data, "use", printable=True)
         # The paths the agent hook recorded: any file name a task may write (a line break, a
-        # non-breaking space); one that is not safe to compare and print is left out, not the claim.
-        self.recorded = [p for p in records.texts(data, "recorded") if records.path_safe(p)]
+        # non-breaking space); one not safe to compare and print is left out, not the claim.
+        self.recorded = records.claimable(data.get("recorded", []))
         self.since = records.number(data, "since", 0, 1e11, default=0)  # the writer's clock: shown, never judged
         if records.integer(data, "v", 1, 1) != 1 or not ref.startswith(f"{PREFIX}{self.clone}/"):
             raise records.Malformed(f"its 'clone' ({self.clone}) is not the clone its ref names")
