@@ -179,9 +179,10 @@ def _noted(where: str | None, req: LandRequest, e: Exception) -> None:
     why = (e.message if isinstance(e, WtpError) else str(e) or type(e).__name__).splitlines()[0]
     try:
         c = open_repo(where)
-        t = c.store.read().tasks.get(req.task)
-        if t is not None and t.seq == req.seq and t.state == ACTIVE and not t.note:
-            c.store.update(t, note=f"its detached land stopped ({why}): 'wtp land {t.name}' lands it again")
+        with c.store.transaction() as st:  # judged and written in one step: a land begun meanwhile keeps its state
+            t = st.tasks.get(req.task)
+            if t is not None and t.seq == req.seq and t.state == ACTIVE and not t.note:
+                t.note = f"its detached land stopped ({why}): 'wtp land {t.name}' lands it again"
     except Exception:  # noqa: BLE001 - only a note: the log has the failure all the same
         pass
 
