@@ -324,19 +324,23 @@ def test_a_join_push_the_remote_took_unanswered_takes_its_ticket_out(remote_repo
 def test_the_next_holder_waits_for_the_command_a_killed_holder_left_running(repo: Repo, tmp_path: Path) -> None:
     """Review 31: a holder's wtp killed frees the gate at once, and its command is ended by its
     guardian a moment later: with the guardian slow to run (here: stopped), the next holder's
-    command ran beside it.  One command per gate at a time: the next one waits for it."""
-    a_pid, b_ran, b_err, stop = tmp_path / "a.pid", tmp_path / "b.ran", tmp_path / "b.err", tmp_path / "stop"
+    command ran beside it.  One command per gate at a time: the next one waits for it, within
+    its --timeout, and one that gives up leaves the record for the one after it."""
+    a_pid, stop = tmp_path / "a.pid", tmp_path / "stop"
     # A's command: a shell whose child runs on (as a deploy's steps do) until the test says stop.
     inner = f"while [ ! -e {stop} ]; do sleep 0.05; done"
     a = repo.spawn("gate", "deploy", "--", "sh", "-c", f"echo $$ > {a_pid}; sh -c '{inner}'")
     wait_for(lambda: a_pid.exists() and a_pid.read_text().strip(), "A's command to run")
-    with b_err.open("w") as errs:
-        b = subprocess.Popen(
-            [sys.executable, "-m", "worktree_par", "gate", "deploy", "--", "touch", str(b_ran)],
-            cwd=repo.path,
-            stdout=subprocess.DEVNULL,
-            stderr=errs,
-        )
+
+    def holder(name: str, *timeout: str) -> tuple[subprocess.Popen[bytes], Path]:
+        errs = tmp_path / f"{name}.err"
+        with errs.open("w") as f:
+            argv = ["gate", "deploy", *timeout, "--", "touch", str(tmp_path / f"{name}.ran")]
+            return subprocess.Popen([sys.executable, "-m", "worktree_par", *argv], cwd=repo.path, stderr=f), errs
+
+    b, b_err = holder("b", "--timeout", "5")
+    c: subprocess.Popen[bytes] | None = None
+    guardian = 0
     try:
         wait_for(lambda: len(_tickets(repo, [])) == 2, "B waiting for the gate")
         kids = Path(f"/proc/{a.pid}/task/{a.pid}/children").read_text().split()
@@ -345,16 +349,22 @@ def test_the_next_holder_waits_for_the_command_a_killed_holder_left_running(repo
         os.kill(a.pid, signal.SIGKILL)
         a.wait()  # (its pipes stay open in the command it left: not read here)
         wait_for(lambda: "left running" in b_err.read_text(), "B waiting for A's command")
-        assert not b_ran.exists()
-        stop.write_text("")  # A's command ends; then B runs
-        assert b.wait(timeout=60) == 0
-        assert b_ran.exists()
+        assert b.wait(timeout=60) == 3  # its --timeout ran out while A's command ran
+        assert b_err.read_text().splitlines()[-1].endswith("still runs"), b_err.read_text()
+        assert not (tmp_path / "b.ran").exists()
+        c, c_err = holder("c")
+        wait_for(lambda: "left running" in c_err.read_text(), "C waiting for A's command too")
+        stop.write_text("")  # A's command ends; then C runs
+        assert c.wait(timeout=60) == 0
+        assert (tmp_path / "c.ran").exists()
     finally:
         stop.write_text("")  # A's command ends, if it still runs
-        os.kill(guardian, signal.SIGCONT)  # then its guardian, which A's death told to end
-        if b.poll() is None:
-            b.kill()
-            b.wait()
+        if guardian:
+            os.kill(guardian, signal.SIGCONT)  # then its guardian, which A's death told to end
+        for p in (b, c):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
         for pipe in (a.stdout, a.stderr):
             if pipe is not None:
                 pipe.close()

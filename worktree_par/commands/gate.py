@@ -108,30 +108,44 @@ def gate(
     g = gates.Gate(c.store, resource)
     # One meaning for a resource: a live task's --use of it (or of its family) holds the gate
     # too, for every caller but that task itself.
+    deadline = None if timeout is None else time.monotonic() + timeout
     with Watch(f"waiting for gate '{resource}'", err) as w:
         g.acquire(timeout, say=w.say, label=label, tasks=gates.TaskUses(c.store, resource))
     running = g.file.parent / "command.json"  # the command the holder runs, while it runs
+    wrote: list[bool] = []  # ours is recorded: ours to take out (never the last holder's)
     try:
-        _after_the_last(running, resource)
-        outcome = run_guarded(cmd, here(where), env, terminal=True, started=lambda pid: _running(running, pid, cmd))
+        _after_the_last(running, resource, deadline, timeout)
+        outcome = run_guarded(
+            cmd, here(where), env, terminal=True, started=lambda pid: wrote.append(_running(running, pid, cmd))
+        )
     finally:
-        running.unlink(missing_ok=True)
+        if any(wrote):
+            running.unlink(missing_ok=True)
         g.release()
     return outcome.code
 
 
-def _running(at: Path, pid: int, cmd: list[str]) -> None:
+def _running(at: Path, pid: int, cmd: list[str]) -> bool:
+    """Record the command this holder runs; False when it could not be (the next holder then
+    has nothing to wait for, as before)."""
     from .. import locks
 
     tmp = at.with_name(f"{at.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(locks.holder_of(pid, " ".join(cmd)[:200]).to_json()))
-    tmp.replace(at)
+    try:
+        tmp.write_text(json.dumps(locks.holder_of(pid, " ".join(cmd)[:200]).to_json()))
+        tmp.replace(at)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
+    return True
 
 
-def _after_the_last(at: Path, resource: str) -> None:
+def _after_the_last(at: Path, resource: str, deadline: float | None, timeout: float | None) -> None:
     """A holder whose wtp was killed frees the gate at once, while its command is ended by its
-    guardian a moment later: one command per gate at a time means waiting for that one first."""
+    guardian a moment later: one command per gate at a time means waiting for that one first
+    (within --timeout, which bounds the whole wait for the gate)."""
     from .. import locks
+    from ..errors import WaitTimeout
 
     try:
         last = locks.Holder.from_json(json.loads(at.read_text()))
@@ -139,8 +153,11 @@ def _after_the_last(at: Path, resource: str) -> None:
         return  # none recorded (the last holder's command ended, and it said so), or unreadable
     said = False
     while last is not None and last.local() and _group_runs(last):
+        what = f"the command the last holder of gate '{resource}' left running (pid {last.pid})"
+        if deadline is not None and time.monotonic() >= deadline:
+            raise WaitTimeout(f"timed out after {timeout:g}s waiting for gate '{resource}': {what} still runs")
         if not said:
-            err(f"waiting for the command the last holder of gate '{resource}' left running (pid {last.pid}) to end")
+            err(f"waiting for {what} to end")
             said = True
         time.sleep(0.05)
 
