@@ -556,14 +556,18 @@ def test_an_unknown_forge_kind_is_a_config_error() -> None:
 # -- a forge that answers badly, byte by byte (review 30) ------------------------------------
 
 
-class RawForge:
-    """A server on 127.0.0.1 that answers every connection with ``answer(sock)``: raw bytes,
-    as slowly or as oddly as a test wants."""
+Answer = Callable[[socket.socket, threading.Event], None]
 
-    def __init__(self, answer: Callable[[socket.socket], None]) -> None:
+
+class RawForge:
+    """A server on 127.0.0.1 that answers every connection with ``answer(sock, closed)``: raw
+    bytes, as slowly or as oddly as a test wants, until ``closed`` is set (the test is over)."""
+
+    def __init__(self, answer: Answer) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.api = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.answer = answer
+        self.closed = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -578,7 +582,7 @@ class RawForge:
         with conn:
             conn.recv(65536)
             try:
-                self.answer(conn)
+                self.answer(conn, self.closed)
             except OSError:
                 pass  # the client hung up: what a cut connection does
 
@@ -588,14 +592,15 @@ class RawForge:
         )
 
     def close(self) -> None:
+        self.closed.set()
         self.sock.close()
 
 
 @pytest.fixture
-def raw() -> Iterator[Callable[[Callable[[socket.socket], None]], RawForge]]:
+def raw() -> Iterator[Callable[[Answer], RawForge]]:
     made: list[RawForge] = []
 
-    def make(answer: Callable[[socket.socket], None]) -> RawForge:
+    def make(answer: Answer) -> RawForge:
         made.append(RawForge(answer))
         return made[-1]
 
@@ -604,19 +609,21 @@ def raw() -> Iterator[Callable[[Callable[[socket.socket], None]], RawForge]]:
         r.close()
 
 
-def _dripping(head: bool) -> Callable[[socket.socket], None]:
-    """An answer a byte (or a header line) at a time, for a minute: each read gets something."""
+def _dripping(head: bool) -> Answer:
+    """An answer a byte (or a header line) every 0.2 s, for a minute or until the test is over:
+    each read gets something.  The pace is the point: this forge is slow on purpose."""
 
-    def answer(conn: socket.socket) -> None:
+    def answer(conn: socket.socket, closed: threading.Event) -> None:
+        n = 0
         if head:
             conn.sendall(b"HTTP/1.1 200 OK\r\n")
-            for n in range(300):
+            while n < 300 and not closed.wait(0.2):
                 conn.sendall(f"X-Drip-{n}: 1\r\n".encode())
-                time.sleep(0.2)
+                n += 1
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
-        for _ in range(300):
+        while n < 600 and not closed.wait(0.2):
             conn.sendall(b" ")
-            time.sleep(0.2)
+            n += 1
 
     return answer
 
@@ -632,8 +639,8 @@ def test_a_forge_that_trickles_its_answer_times_out_at_the_deadline(raw: Any, he
     assert e.value.exit_code == 3 and "did not answer GET" in str(e.value)
 
 
-def _answer(status: int, body: bytes) -> Callable[[socket.socket], None]:
-    def answer(conn: socket.socket) -> None:
+def _answer(status: int, body: bytes) -> Answer:
+    def answer(conn: socket.socket, closed: threading.Event) -> None:
         conn.sendall(f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
 
     return answer
