@@ -252,15 +252,63 @@ def test_ctrl_c_of_a_waiter_whose_remote_died_ends_within_seconds_and_says_its_t
     assert len(_tickets(remote_repo, ["--remote"])) == 1  # what the line said: the waiter's ticket is left
 
 
-def test_a_signal_that_ends_wtp_gives_the_terminal_back_first(remote_repo: Repo, terminal: list[Terminal]) -> None:
+@pytest.mark.parametrize(
+    ("sig", "ends"),
+    [(signal.SIGTERM, "130"), (signal.SIGHUP, "130"), (signal.SIGQUIT, "-3")],
+    ids=["term", "hup", "quit"],
+)
+def test_a_signal_that_ends_wtp_gives_the_terminal_back_first(
+    remote_repo: Repo, terminal: list[Terminal], sig: signal.Signals, ends: str
+) -> None:
     """Review 33: SIGTERM (as SIGHUP and SIGQUIT) ended wtp with the terminal still the
-    command's, whose group then died: the script that ran 'wtp gate' read nothing more (EIO)."""
+    command's, whose group then died: the script that ran 'wtp gate' read nothing more (EIO).
+    SIGTERM and SIGHUP now end the command and the gate as Ctrl-C does (exit 130)."""
     t = Terminal(remote_repo.path, "gate", "deploy", "--", "sh", "-c", PROMPT)
     terminal.append(t)
     t.expect(r"Continue\? ")
-    os.kill(t.wtp, signal.SIGTERM)
-    t.expect(r"\[exit -15; terminal with wtp\]")
+    if sig == signal.SIGQUIT:
+        # SIGQUIT ends wtp at once, as it always did: only once wtp has set up the command (its
+        # record written) does it take the terminal back first.  SIGTERM and SIGHUP are sent
+        # as soon as the command prompts, wtp setting it up yet or not.
+        wait_for(
+            lambda: list((remote_repo.path / ".git" / "wtp" / "gates").glob("*/command.json")), "the command set up"
+        )
+    os.kill(t.wtp, sig)
+    t.expect(rf"\[exit {ends}; terminal with wtp\]")
     wait_for(lambda: _tickets(remote_repo, []) == [], "the gate free")
+
+
+@pytest.mark.parametrize("at_a_terminal", [False, True], ids=["unattended", "terminal"])
+def test_sigterm_to_a_remote_gate_holder_ends_its_command_and_takes_its_ticket_out(
+    remote_repo: Repo, tmp_path: Path, terminal: list[Terminal], at_a_terminal: bool
+) -> None:
+    """Review 34: a remote gate holder ended by SIGTERM (a CI runner cancelling its job) left
+    its ticket on the remote, so every other clone waited a whole lease for a holder that was
+    gone.  Now SIGTERM is Ctrl-C there: the command's group is ended, then the ticket taken out."""
+    a = tmp_path / "a"
+    args = ("gate", "deploy", "--remote", "--", "sh", "-c", holding(a))
+    if at_a_terminal:
+        t = Terminal(remote_repo.path, *args)
+        terminal.append(t)
+        pid = t.wtp
+    else:
+        p = remote_repo.spawn(*args, new_session=True)
+        pid = p.pid
+    wait_for(lambda: a.with_suffix(".token").exists(), "the holder's command")
+    assert len(_tickets(remote_repo, ["--remote"])) == 1
+    os.kill(pid, signal.SIGTERM)
+    if at_a_terminal:
+        t.expect(r"\[exit 130; terminal with wtp\]")
+    else:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 130, err
+        assert err.splitlines()[-1] == "wtp: interrupted", err
+    assert _tickets(remote_repo, ["--remote"]) == []  # taken out before wtp ended: nobody waits a lease
+    a.with_suffix(".go").write_text("")  # the command, had it lived on, would write .done now
+    other = clone(remote_repo, "other")
+    out = other.wtp_proc("gate", "deploy", "--remote", "--timeout", "20", "--", "true")
+    assert out.code == 0, out.err
+    assert not a.with_suffix(".done").exists()  # ended with its group, not left running past its gate
 
 
 @pytest.mark.parametrize("piped", [True, False], ids=["pipeline", "output-to-a-file"])

@@ -243,34 +243,37 @@ class Guarded:
         finally:
             if out:
                 out.close()  # the child has its own copy
-        if self.tty is not None:
-            self.tty.started(self.proc.pid)
         self.guardian: subprocess.Popen[bytes] | None = None  # its own, for a command with a lease
-        if not lease:
-            try:
+        try:
+            if self.tty is not None:
+                self.tty.started(self.proc.pid)
+            if not lease:
                 _shared.add(self.proc.pid)
-            except OSError:  # no guardian could be started (no memory, too many processes): nor the command
-                _kill_group(self.proc.pid)
-                self.proc.wait()
-                if self.tty is not None:
-                    self.tty.close()
-                raise
-        else:
-            self.guardian = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-S",
-                    "-c",
-                    _GUARDIAN,
-                    str(self.proc.pid),
-                    f"{lease:g}",
-                    *([repr(since)] if since is not None else []),
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # a Ctrl-C to our group must not kill the guardian first
-            )
+            else:
+                self.guardian = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-S",
+                        "-c",
+                        _GUARDIAN,
+                        str(self.proc.pid),
+                        f"{lease:g}",
+                        *([repr(since)] if since is not None else []),
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,  # a Ctrl-C to our group must not kill the guardian first
+                )
+        except BaseException:
+            # No guardian could be started (no memory, too many processes), or an interrupt came
+            # while one was (the first command of a process starts the shared one, a Python
+            # start): nor the command, which would otherwise run on unguarded, with the terminal.
+            _kill_group(self.proc.pid)
+            self.proc.wait()
+            if self.tty is not None:
+                self.tty.close()
+            raise
         self.started = time.monotonic()
         self.code: int | None = None
         self.lease_expired = False  # the guardian stopped the command: its lease was not renewed in time
@@ -336,6 +339,16 @@ class Guarded:
         _kill_group(self.proc.pid)
         self._done(self.proc.wait())
 
+    def end(self) -> None:
+        """Its caller is leaving early (an interrupt, an error) wherever it was, ``wait`` or not
+        yet: the command's group ended if it still runs, and the terminal back (idempotent)."""
+        try:
+            if self.code is None:
+                self.stop()
+        finally:
+            if self.tty is not None:
+                self.tty.close()
+
     def _done(self, rc: int) -> None:
         if self.code is None:
             self.code = rc if rc >= 0 else 128 - rc
@@ -381,6 +394,11 @@ def run_guarded(
         return Outcome(g.wait(timeout), False)
     except subprocess.TimeoutExpired:
         return Outcome(g.code if g.code is not None else 137, True)
+    except BaseException:
+        # Also a Ctrl-C (or a SIGTERM taken as one) that came before the wait began, while
+        # ``started`` ran: the command would run on past its gate, holding the terminal.
+        g.end()
+        raise
 
 
 def _kill_group(pgid: int) -> None:

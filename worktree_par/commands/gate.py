@@ -73,11 +73,8 @@ def gate(
     remote: bool = False,
     as_json: bool = False,
 ) -> int:
-    from .. import gates, isolate
-    from ..guarded import run_guarded
-    from ..progress import Watch
-    from ..remote import gates as remote_gates
-    from ..state import LIVE
+    from .. import gates
+    from ..interrupts import term_as_ctrl_c
 
     if as_json:  # the command's output is its own: only --status has a document to print
         raise UsageError(f"--json goes with --status: 'wtp gate {resource} --status --json'")
@@ -87,6 +84,21 @@ def gate(
         err(f"wtp: command not found: {cmd[0]}")
         return ExitCode.NOT_FOUND
     bound_waits(timeout, network=False)  # a remote gate waits out a hung remote until its timeout
+    # SIGTERM (a supervisor, a CI runner cancelling the job) and SIGHUP (its terminal closed) end
+    # the command and free the gate as Ctrl-C does: killed outright, wtp left a remote gate's
+    # ticket to expire (a lease, every other clone waiting), and a local gate to the next holder
+    # while its command was still being ended.
+    with term_as_ctrl_c():
+        return _held(where, resource, cmd, timeout, remote)
+
+
+def _held(where: str | None, resource: str, cmd: list[str], timeout: float | None, remote: bool) -> int:
+    from .. import gates, isolate
+    from ..guarded import run_guarded
+    from ..progress import Watch
+    from ..remote import gates as remote_gates
+    from ..state import LIVE
+
     c = open_repo(where)
     env, label = dict(os.environ), _caller(c, where)
     t = c.store.read().tasks.get(label)
