@@ -201,3 +201,29 @@ def test_a_repository_cloned_into_a_build_output_is_still_kept(built: Repo) -> N
         "land it, or run 'wtp rm a --force' to archive and remove it\n",
     )
     assert (dep / "dep.py").exists()
+
+
+def test_a_tracked_folder_named_like_an_output_makes_nothing_in_it_disposable(repo: Repo) -> None:
+    """Review 35: a monorepo's tracked app folder called 'site/' (or 'build/', 'target/') made
+    the ignored '.env' in it a "build output", deleted by a plain 'wtp rm'.  Only a folder the
+    project ignores counts: a 'build/' in .gitignore holding a tracked file still does."""
+    repo.commit({".gitignore": ".env\nbuild/\n", "apps/site/index.js": "1\n", "apps/web/index.js": "2\n"}, "a monorepo")
+    (repo.path / "build").mkdir()
+    (repo.path / "build" / "keep.txt").write_text("tracked in an ignored folder\n")
+    repo.git("add", "-f", "build/keep.txt")
+    repo.git("commit", "-q", "-m", "a tracked file in build/")
+    p = _start(repo, "u")
+    (p / "apps" / "site" / ".env").write_text("STRIPE_KEY=only-here\n")
+    (p / "build" / "app.o").write_bytes(b"\x7fELF")
+    out = repo.wtp("rm", "u")
+    assert (out.code, out.err) == (
+        1,
+        "wtp: task 'u' has 1 ignored file that is not a build output (apps/site/.env): "
+        "land it, or run 'wtp rm u --force' to archive and remove it\n",
+    )
+    assert (p / "apps" / "site" / ".env").is_file()
+    (p / "apps" / "site" / ".env").unlink()
+    out = repo.wtp("rm", "u")
+    assert out.code == 0, out.err
+    assert "deleted 1 build output(s), made again by a build: build/app.o" in out.lines
+

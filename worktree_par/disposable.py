@@ -16,6 +16,7 @@ is anchored at the worktree's root ('**' spans folders).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 
 from .globs import glob_matches
@@ -75,7 +76,13 @@ CACHE_FOLDERS = frozenset(p.rstrip("/") for p in CACHES if p.endswith("/") and n
 def matches(path: str, patterns: tuple[str, ...]) -> bool:
     """Whether ``path`` (as 'git status' names it: a folder ends in '/') is, or lies inside,
     something one of ``patterns`` matches."""
+    return bool(_matched_at(path, patterns))
+
+
+def _matched_at(path: str, patterns: tuple[str, ...]) -> list[str]:
+    """The prefixes of ``path`` (itself included, a folder ending in '/') that a pattern matches."""
     parts = path.rstrip("/").split("/")
+    found = []
     for i, name in enumerate(parts, 1):
         is_dir = i < len(parts) or path.endswith("/")
         prefix = "/".join(parts[:i])
@@ -85,18 +92,40 @@ def matches(path: str, patterns: tuple[str, ...]) -> bool:
             body = pat.strip("/")
             anchored = "/" in body or pat.startswith("/")
             if glob_matches(body, prefix) if anchored else fnmatchcase(name, body):
-                return True
-    return False
+                found.append(prefix + "/" * is_dir)
+                break
+    return found
 
 
-def split(ignored: list[str], extra: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+def split(
+    ignored: list[str], extra: tuple[str, ...] = (), ignored_folders: Callable[[list[str]], set[str]] | None = None
+) -> tuple[list[str], list[str]]:
     """The ignored paths a user may have made (kept by the guard), and the disposable ones
-    (the built-in list and the project's ``[rm] disposable`` globs)."""
+    (the built-in list and the project's ``[rm] disposable`` globs).
+
+    'git status' names the topmost ignored path, so the folders above one are not ignored
+    themselves; one of them named like an output ('apps/site/' holding a tracked app) makes
+    nothing in it disposable: '.env' in it is the user's.  A folder above that is ignored too
+    (a 'build/' in .gitignore holding a tracked file, so status names what is in it) counts:
+    ``ignored_folders`` says which of the folders asked about the project ignores (git
+    check-ignore); without it, none does."""
     patterns = DISPOSABLE + extra
     keep: list[str] = []
     drop: list[str] = []
+    above: dict[str, list[str]] = {}  # a path matched only through a folder above it: those folders
     for p in ignored:
-        (drop if matches(p, patterns) else keep).append(p)
+        at = _matched_at(p, patterns)
+        if not at:
+            keep.append(p)
+        elif at[-1].rstrip("/") == p.rstrip("/"):
+            drop.append(p)
+        else:
+            above[p] = at
+    if above:
+        asked = sorted({f for at in above.values() for f in at})
+        ours = ignored_folders(asked) if ignored_folders is not None else set()
+        for p, at in above.items():
+            (drop if any(f in ours or f.rstrip("/") in ours for f in at) else keep).append(p)
     return keep, drop
 
 

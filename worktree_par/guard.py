@@ -89,7 +89,7 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     h.dirty = sorted(set(dirty))
     copied = tuple(e.rstrip("/") for e in ctx.cfg.setup_copy)
     made = [p for p in ignored if not _copied(p, copied) and not agentfiles.is_wtp_made(path, p)]
-    h.ignored, h.disposable = disposable.split(made, ctx.cfg.rm_disposable)
+    h.ignored, h.disposable = disposable.split(made, ctx.cfg.rm_disposable, lambda ps: gitops.check_ignore(path, ps))
     # A nested repository is kept even inside a build output (pip -e clones into .venv/src/).
     built = [p for p in h.disposable if not disposable.refilled(p)]
     folders = [p for p in (*h.dirty, *h.ignored, *built) if p.endswith("/")]

@@ -106,7 +106,7 @@ def left_by_run(ctx: Ctx, e: Entry) -> str:
     not confirmed by running it again.  A phrase naming them, or '' (the tracked files
     unchanged, as the caller checked); the phrase is kept for the red's line."""
     untracked, ignored = gitops.worktree_contents(e.wt)
-    theirs, _refilled = disposable.split(ignored, ctx.cfg.rm_disposable)
+    theirs, _refilled = disposable.split(ignored, ctx.cfg.rm_disposable, lambda ps: gitops.check_ignore(e.wt, ps))
     left = untracked + [p for p in theirs if _changed_since(e.wt / p, e.gate_began)]
     if left:
         e.kept_red = (
