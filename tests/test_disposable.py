@@ -227,3 +227,36 @@ def test_a_tracked_folder_named_like_an_output_makes_nothing_in_it_disposable(re
     assert out.code == 0, out.err
     assert "deleted 1 build output(s), made again by a build: build/app.o" in out.lines
 
+
+def test_what_is_made_in_a_copied_path_is_the_users(repo: Repo) -> None:
+    """Review 35: the guard skipped everything under a setup.copy path, so a plain 'wtp rm'
+    deleted a file made in a copied 'data/', a copied '.env' edited for the task, and a
+    repository cloned into 'data/', none of them anywhere else.  What the copy put there,
+    unchanged, still goes without asking."""
+    repo.commit({".gitignore": ".env\ndata/\n", ".wtp.toml": '[setup]\ncopy = ["data", ".env"]\n'}, "copy data")
+    (repo.path / "data").mkdir()
+    (repo.path / "data" / "seed.csv").write_text("seed\n")
+    (repo.path / ".env").write_text("KEY=main\n")
+    p = _start(repo, "a")
+    assert (p / "data" / "seed.csv").read_text() == "seed\n"
+    (repo.path / ".env").write_text(
+        "KEY=main, edited later\n"
+    )  # the main worktree moves on: the copy is still as copied
+    out = repo.wtp("rm", "a")
+    assert out.code == 0, out.err  # only what the copy put there
+    p = _start(repo, "b")
+    (p / "data" / "results.csv").write_text("made only here\n")
+    (p / ".env").write_text("KEY=secret-only-in-this-worktree\n")
+    repo.git("init", "-q", str(p / "data" / "mylib"))
+    repo.commit({"v.txt": "v\n"}, "my unpushed work", cwd=p / "data" / "mylib")
+    out = repo.wtp("rm", "b")
+    assert out.code == 1
+    assert "2 ignored files that are not build outputs (.env, data/results.csv)" in out.err, out.err
+    assert "the nested repository 'data/mylib'" in out.err, out.err
+    out = repo.wtp("rm", "b", "--force")
+    assert out.code == 0, out.err
+    assert repo.git("show", "refs/wtp/archive/b:data/results.csv") == "made only here"
+    assert repo.git("show", "refs/wtp/archive/b:.env") == "KEY=secret-only-in-this-worktree"
+    assert not [
+        f for f in repo.git("ls-tree", "-r", "--name-only", "refs/wtp/archive/b").split() if f.endswith("seed.csv")
+    ]

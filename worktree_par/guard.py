@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from . import agentfiles, crashpoints, disposable, gitops, nested, sizes, stacking
+from . import agentfiles, copies, crashpoints, disposable, gitops, nested, sizes, stacking
 from .errors import GitError, WouldLoseWork, count
 from .gitops import MergeTree, Sha, edits
 from .repo import Ctx, few
@@ -87,9 +87,13 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     h.op_commits = gitops.existing_commits(ctx.root, h.op_commits)  # ids of commits only, in one call
     dirty, ignored = gitops.worktree_contents(path)
     h.dirty = sorted(set(dirty))
-    copied = tuple(e.rstrip("/") for e in ctx.cfg.setup_copy)
-    made = [p for p in ignored if not _copied(p, copied) and not agentfiles.is_wtp_made(path, p)]
-    h.ignored, h.disposable = disposable.split(made, ctx.cfg.rm_disposable, lambda ps: gitops.check_ignore(path, ps))
+    copied, ours = copies.entries_of(ctx), lambda ps: gitops.check_ignore(path, ps)
+    made = [p for p in ignored if not copies.under(p, copied) and not agentfiles.is_wtp_made(path, p)]
+    # Under a setup.copy path: what was made or changed there since the copy (a copied build output: exempt).
+    made += copies.made_here(
+        ctx, t, path, disposable.split([p for p in ignored if copies.under(p, copied)], (), ours)[0]
+    )
+    h.ignored, h.disposable = disposable.split(made, ctx.cfg.rm_disposable, ours)
     # A nested repository is kept even inside a build output (pip -e clones into .venv/src/).
     built = [p for p in h.disposable if not disposable.refilled(p)]
     folders = [p for p in (*h.dirty, *h.ignored, *built) if p.endswith("/")]
@@ -113,11 +117,6 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
         if unpushed or dirty:
             h.submodules.append(Submodule(sub, repo, tips, unpushed, dirty))
     return h
-
-
-def _copied(path: str, copied: tuple[str, ...]) -> bool:
-    p = path.rstrip("/")
-    return any(p == c or p.startswith(c + "/") for c in copied)  # setup.copy put it there
 
 
 def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
@@ -281,6 +280,7 @@ def remove(ctx: Ctx, t: Task, *, force: bool = False, keep: list[str] | None = N
         messages.append(f"kept branch '{t.branch}': it moved while the worktree was removed")
     if h.backup is not None:
         gitops.delete_ref(ctx.root, backup_ref(t.name), h.backup)
+    copies.forget(ctx, t)
     return messages
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import claims, cochange_start, crashpoints, gitops, isolate, queued, redeclare, schedule, stacking, trust
+from . import claims, cochange_start, copies, crashpoints, gitops, isolate, queued, redeclare, schedule, stacking, trust
 from .errors import Refusal, Say, WtpError, count, quiet
 from .globs import normalize_glob
 from .locks import me
@@ -243,7 +243,8 @@ def materialize(ctx: Ctx, t: Task, say: Say = quiet) -> list[str]:
     if ctx.cfg.setup_copy or ctx.cfg.setup_run:
         log = ctx.store.subdir("logs") / f"setup-{t.name}.log"
         try:
-            isolate.copy_ignored(ctx, t, say)
+            if isolate.copy_ignored(ctx, t, say) or not copies.recorded(ctx, t):
+                copies.record(ctx, t)  # what the copy put there, told apart from what is made there later
             failure = isolate.run_setup(ctx, t, log, say)
         except OSError as e:
             failure = f"copy failed: {e}"

@@ -1,0 +1,140 @@
+"""What ``setup.copy`` put in a task's worktree, told apart from what was made there since.
+
+The guard (guard.py) does not ask anyone to keep what setup.copy copied: it is in the main
+worktree still.  But a copied folder ('data/', '.venv/') is a place people and tools write
+to, and a copied '.env' is edited for the task: those files are the user's, and until
+review 35 the guard skipped everything under a copied path, so a plain 'wtp rm' deleted
+them.  So when a start copies, it records each copied file's kind, size and modification
+time in the state dir (``cp -a`` keeps the source's times; any write changes them); the
+guard exempts a file only while it is still as recorded, or (a task started before the
+record existed, or one past its limit) as the same path in the main worktree is now.
+Everything else under a copied path is judged as any ignored file: kept, archived, or
+disposable by its name.  A folder holding a repository of its own is named as a folder, for
+the guard's nested-repository search."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from .repo import Ctx
+from .state import Task
+
+LIMIT = 200_000  # files recorded per task; past it, the rest are judged against the main worktree
+
+Seen = tuple[str, int, int]  # (kind: 'f' file, 'l' link, 'o' other; size; mtime in ns)
+
+
+def _seen(st: os.stat_result) -> Seen:
+    kind = "f" if stat.S_ISREG(st.st_mode) else "l" if stat.S_ISLNK(st.st_mode) else "o"
+    return (kind, st.st_size, st.st_mtime_ns)
+
+
+def _record_file(ctx: Ctx, name: str) -> Path:
+    return ctx.store.subdir("copied") / f"{name}.json"
+
+
+def under(path: str, entries: tuple[str, ...]) -> bool:
+    """``path`` (as git status names it) is, or lies in, one of the setup.copy entries."""
+    p = path.rstrip("/")
+    return any(p == c or p.startswith(c + "/") for c in entries)
+
+
+def entries_of(ctx: Ctx) -> tuple[str, ...]:
+    return tuple(e.rstrip("/") for e in ctx.cfg.setup_copy)
+
+
+def record(ctx: Ctx, task: Task) -> None:
+    """After a start's copy: what each copied path now holds.  Best effort: without a record
+    the guard compares with the main worktree, which only ever keeps more."""
+    from . import disposable
+
+    assert task.path is not None
+    wt = Path(task.path)
+    files: dict[str, Seen] = {}
+    for e in entries_of(ctx):
+        if disposable.matches(e + "/", disposable.DISPOSABLE + ctx.cfg.rm_disposable):
+            continue  # deleted with the worktree whatever it holds: nothing to tell apart
+        for rel, st in _walk(wt, e):
+            if len(files) >= LIMIT:
+                break
+            files[rel] = _seen(st)
+    at = _record_file(ctx, task.name)
+    tmp = at.with_name(f"{at.name}.{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps({"seq": task.seq, "files": files}))
+        tmp.replace(at)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def recorded(ctx: Ctx, task: Task) -> bool:
+    return _load(_record_file(ctx, task.name), task.seq) is not None
+
+
+def forget(ctx: Ctx, task: Task) -> None:
+    """The task's worktree is gone: its record goes too (one of another task of that name stays)."""
+    at = _record_file(ctx, task.name)
+    if _load(at, task.seq) is not None:
+        at.unlink(missing_ok=True)
+
+
+def _load(at: Path, seq: int) -> dict[str, Seen] | None:
+    try:
+        data = json.loads(at.read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("seq") != seq or not isinstance(data.get("files"), dict):
+        return None
+    return {k: tuple(v) for k, v in data["files"].items() if isinstance(v, list) and len(v) == 3}
+
+
+def made_here(ctx: Ctx, task: Task, wt: Path, paths: list[str]) -> list[str]:
+    """Of ``paths`` (ignored paths under setup.copy entries, as git status names them), what
+    was made or changed in the worktree after the copy: files, and folders holding a
+    repository of their own (with '/')."""
+    if not paths:
+        return []
+    recorded = _load(_record_file(ctx, task.name), task.seq) or {}
+    main = ctx.repo.config_root
+    out: list[str] = []
+    for p in paths:
+        for rel, st in _walk(wt, p.rstrip("/"), repos=out):
+            now = _seen(st)
+            if recorded.get(rel) == now:
+                continue
+            try:
+                if _seen(os.lstat(main / rel)) == now:
+                    continue  # as the main worktree holds it: safely there
+            except OSError:
+                pass
+            out.append(rel)
+    return out
+
+
+def _walk(wt: Path, rel: str, repos: list[str] | None = None) -> list[tuple[str, os.stat_result]]:
+    """Every file and link at or under ``rel`` in ``wt``, with its lstat; a folder holding a
+    '.git' is not entered, and is added to ``repos`` (with '/') when given."""
+    found: list[tuple[str, os.stat_result]] = []
+    stack = [rel]
+    while stack:
+        cur = stack.pop()
+        try:
+            st = os.lstat(wt / cur)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            found.append((cur, st))
+            continue
+        if cur != rel and os.path.lexists(wt / cur / ".git"):
+            if repos is not None:
+                repos.append(cur + "/")
+            continue
+        try:
+            names = os.listdir(wt / cur)
+        except OSError:
+            continue
+        stack.extend(f"{cur}/{n}" for n in names)
+    return found
