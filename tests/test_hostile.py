@@ -435,3 +435,68 @@ def test_nan_and_inf_are_not_numbers_of_seconds(repo: Repo) -> None:
         2,
         f"wtp: {repo.path / '.wtp.toml'}: 'land.timeout' must be a finite number, not nan\n",
     )
+
+
+def _damaged(records: list[dict], damage: str) -> list[dict]:
+    a, b = records
+    if damage == "base-branch":
+        return [a, {**b, "name": "x", "branch": "main"}]
+    if damage == "two-records":
+        return [a, {**b, "name": "a"}]
+    if damage == "name-a-path":
+        return [a, {**b, "name": "../../../etc", "branch": "wtp/../../../etc"}]
+    if damage == "another-tasks-branch":
+        return [a, {**b, "branch": a["branch"]}]
+    if damage == "shared-worktree":
+        return [a, {**b, "path": a["path"]}]
+    assert damage == "relative-path"
+    return [a, {**b, "path": "b"}]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["base-branch", "two-records", "name-a-path", "another-tasks-branch", "shared-worktree", "relative-path"],
+)
+def test_records_of_the_right_shape_that_no_wtp_writes_are_corruption(repo: Repo, damage: str) -> None:
+    """Review 35: records were checked for their types only.  A record naming 'main' as its
+    task's branch had a plain 'wtp rm' delete the base branch; two records of one name had
+    'wtp rm a' remove b's worktree and branch; a name that is a path could not be removed."""
+    pa, pb = (Path(repo.wtp("start", n).lines[-1]) for n in "ab")
+    data = json.loads(repo.state_file.read_text())
+    data["tasks"] = _damaged(data["tasks"], damage)
+    repo.state_file.write_text(json.dumps(data))
+    for args in (["rm", "a"], ["rm", "b"], ["rm", "x"], ["list"]):
+        out = repo.wtp_proc(*args)
+        assert out.code == 2, (args, out.err)
+        assert out.err.startswith(f"wtp: state file {repo.state_file} is corrupt (ValueError: "), out.err
+        assert len(out.err.splitlines()) == 1 and "try something like" not in out.err
+    assert repo.branches() == ["main", "wtp/a", "wtp/b"] and pa.is_dir() and pb.is_dir()  # nothing touched
+    fixed = repo.wtp_proc("doctor", "--fix")
+    assert fixed.code == 0 and "restored" in fixed.out, fixed.out + fixed.err
+    assert [t["name"] for t in repo.wtp("list", "--json").json()["tasks"]] == ["a", "b"]
+
+
+def test_a_record_naming_a_folder_of_the_main_worktree_has_nothing_deleted_there(repo: Repo) -> None:
+    """Review 35: a record whose worktree was '<main>/src' had a plain 'wtp rm' write 'src/.git'
+    into the main checkout (mending it as a broken worktree), and 'rm --force' delete src/."""
+    repo.commit({"src/a.py": "a\n"}, "src")
+    repo.wtp("start", "a")
+    repo.git("branch", "wtp/v")
+    data = json.loads(repo.state_file.read_text())
+    data["tasks"].append({**data["tasks"][0], "name": "v", "branch": "wtp/v", "path": str(repo.path / "src"), "seq": 9})
+    repo.state_file.write_text(json.dumps(data))
+    for args in (["rm", "v"], ["rm", "v", "--force"]):
+        out = repo.wtp_proc(*args)
+        assert (out.code, out.err) == (
+            2,
+            f"wtp: task 'v' is recorded with its worktree at {repo.path / 'src'}, in the main worktree: its record "
+            "is damaged, and nothing was touched; 'wtp doctor --fix' sets the record aside (the folder and the "
+            "branch stay)\n",
+        )
+    assert not (repo.path / "src" / ".git").exists() and (repo.path / "src" / "a.py").is_file()
+    assert len(repo.git("worktree", "list").splitlines()) == 2
+    fixed = repo.wtp_proc("doctor", "--fix")
+    assert fixed.code == 0, fixed.out + fixed.err
+    assert "in the main worktree (a damaged record)" in fixed.out and "marked task 'v' abandoned" in fixed.out
+    assert (repo.path / "src" / "a.py").is_file() and "wtp/v" in repo.branches()
+    assert repo.wtp_proc("doctor").out == "healthy: nothing to fix\n"

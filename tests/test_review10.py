@@ -388,7 +388,8 @@ def test_the_guard_never_removes_the_main_checkout(repo: Repo) -> None:
     next(t for t in data["tasks"] if t["name"] == "t1")["path"] = str(repo.path)
     state.write_text(json.dumps(data))
     out = repo.wtp("rm", "t1", "--force")
-    assert out.code == 1 and "is the repository's main checkout, not a task's worktree: nothing was removed" in out.err
+    # Review 35: a record naming a folder of the main worktree is refused before anything reads it.
+    assert out.code == 2 and f"task 't1' is recorded with its worktree at {repo.path}, in the main worktree" in out.err
     assert (repo.path / ".git").is_dir() and not [p for p in repo.path.parent.iterdir() if "wtp-trash" in p.name]
 
 

@@ -220,6 +220,12 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
             out.append(
                 Finding(f"task '{t.name}' is marked landing but no lander holds it", lambda: give_back_gone(ctx, t))
             )
+    try:
+        ctx.task_worktree(t.name, t.path)
+    except WtpError:  # a damaged record: its task set aside, the folder and the branch left as they are
+        why = f"task '{t.name}' is recorded with its worktree at {t.path}, in the main worktree (a damaged record)"
+        out.append(Finding(why, lambda: _set_state(ctx, t, ABANDONED, clear_path=True)))
+        return out
     path = Path(t.path) if t.path else None
     ref = f"refs/heads/{t.branch}"
     tip = gitops.ref_value(ctx.root, ref)

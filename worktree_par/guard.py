@@ -74,7 +74,7 @@ class Holdings:
 
 def collect(ctx: Ctx, t: Task) -> Holdings:
     """What the task's worktree (if it still exists) and branch hold right now."""
-    path = Path(t.path) if t.path and Path(t.path).is_dir() else None
+    path = ctx.task_worktree(t.name, t.path)
     h = Holdings(t, path)
     found = gitops.refs(ctx.root, [f"refs/heads/{t.branch}", backup_ref(t.name)])  # both in one call
     h.branch_tip = found[f"refs/heads/{t.branch}"].commit if f"refs/heads/{t.branch}" in found else None
@@ -226,8 +226,8 @@ def mend(ctx: Ctx, t: Task) -> str:
     """Mend the task's worktree if its link to the repository is broken (its .git file
     missing, its admin folder gone), before anything reads it: git would otherwise answer
     for the repository of a parent folder, or fail.  Says what it did ("" if nothing)."""
-    path = Path(t.path) if t.path else None
-    problem = gitops.link_problem(path) if path is not None and path.is_dir() else ""
+    path = ctx.task_worktree(t.name, t.path)
+    problem = gitops.link_problem(path) if path is not None else ""
     if not problem:
         return ""
     assert path is not None

@@ -3,6 +3,7 @@ plus the few repository-wide facts (base branch, remote) derived from them."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from . import config, gitops
@@ -41,6 +42,20 @@ class Ctx:
         if found and not self.repo.bare and found[0].path == self.repo.common_dir != self.root:
             found[0] = found[0]._replace(path=self.root)
         return found
+
+    def task_worktree(self, name: str, path: str | None) -> Path | None:
+        """A task's recorded worktree folder, as the guard acts on it (None when there is none):
+        never the main worktree or a folder in it, whatever a damaged record says (the guard
+        would mend it as a worktree of its own, then delete it)."""
+        if not path or not Path(path).is_dir():
+            return None
+        main = None if self.repo.bare else os.path.normpath(self.root)
+        if main is not None and (os.path.normpath(path) + "/").startswith(main + "/"):
+            raise UsageError(
+                f"task '{name}' is recorded with its worktree at {path}, in the main worktree: its record is "
+                f"damaged, and nothing was touched; 'wtp doctor --fix' sets the record aside (the folder and the branch stay)"
+            )
+        return Path(path)
 
     @property
     def worktree_lock(self) -> Path:

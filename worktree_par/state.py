@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import StateError, TaskNotFound
+from .errors import StateError, TaskNotFound, WtpError
 from .locks import Holder, Lock, is_alive, me, set_beats_dir
 from .names import shown, validate_name
 from .taskrecord import (
@@ -139,6 +139,40 @@ def encode(data: dict[str, Any]) -> bytes:
     return f'{head}{", " if rest else ""}"tasks": [\n{lines}\n]}}\n'.encode()
 
 
+_BAD_REF = ("..", "@{", "//", "/.", ".lock/")
+
+
+def _check_meaning(tasks: dict[str, Task]) -> None:
+    """Records of the right shape that no wtp writes (a damaged or planted file): rm and doctor
+    would act on them, deleting the base branch a record names as its own, or another task's
+    worktree.  ValueError naming the first."""
+    branches: dict[str, str] = {}
+    paths: dict[str, str] = {}
+    for t in tasks.values():
+        try:
+            validate_name(t.name)
+        except WtpError as e:
+            raise ValueError(e.message.split('; try')[0]) from None
+        b = t.branch
+        # A task's branch is the branch prefix and its name (Ctx.branch_of), never its base.
+        if (
+            not b.endswith(t.name)
+            or b == t.base
+            or b.startswith(("-", "/", "refs/"))
+            or any(x in b for x in _BAD_REF)
+            or not b.isprintable()
+            or any(c in b for c in " ~^:?*[\\")
+        ):
+            raise ValueError(f"task '{t.name}' names the branch '{shown(b)}', which is not a task branch")
+        if t.path is not None and (not os.path.isabs(t.path) or "\0" in t.path):
+            raise ValueError(f"task '{t.name}' has the worktree path '{shown(t.path)}', which is not absolute")
+        if t.state in FINAL:
+            continue
+        for key, seen in ((b, branches), (os.path.normpath(t.path) if t.path else "", paths)):
+            if key and seen.setdefault(key, t.name) != t.name:
+                raise ValueError(f"tasks '{seen[key]}' and '{t.name}' are both recorded with '{shown(key)}'")
+
+
 class Store:
     """The registry on disk and the one way to change it: ``update`` re-reads a task under the lock and sets typed
     fields only while it is the same task, ``phase`` marks one mid-operation for a body, ``transaction`` is for changes
@@ -202,10 +236,13 @@ class Store:
             records, extra, seq = data.get("tasks", []), data.get("extra", {}), data.get("seq", 0)
             if not isinstance(records, list) or not isinstance(extra, dict) or not isinstance(seq, int):
                 raise ValueError("'tasks' must be a list, 'extra' an object and 'seq' a number")
-            tasks = {}
+            tasks: dict[str, Task] = {}
             for d in records:
                 t = Task.from_json(d)
+                if t.name in tasks:
+                    raise ValueError(f"two records of task '{shown(t.name)}'")
                 tasks[t.name] = t
+            _check_meaning(tasks)
             return State(seq=seq, tasks=tasks, extra=dict(extra))
         except StateError:
             raise
