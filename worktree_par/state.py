@@ -152,7 +152,7 @@ def _check_meaning(tasks: dict[str, Task]) -> None:
         try:
             validate_name(t.name)
         except WtpError as e:
-            raise ValueError(e.message.split('; try')[0]) from None
+            raise ValueError(e.message.split("; try")[0]) from None
         b = t.branch
         # A task's branch is the branch prefix and its name (Ctx.branch_of), never its base.
         if (
