@@ -226,6 +226,24 @@ def test_rm_of_a_queued_task_just_drops_it(repo: Repo) -> None:
     assert "wtp/d" not in repo.branches()
 
 
+def test_rm_of_a_queued_task_that_a_freed_slot_starts_meanwhile_refuses(repo: Repo, tmp_path: Path) -> None:
+    """Review 35: 'wtp rm q' read q queued, 'wtp rm a' freed the slot and started q, then the
+    first marked the started task abandoned: its worktree and branch were left to nobody."""
+    repo.write(".wtp.toml", "max_active = 1\n")
+    repo.wtp("start", "a")
+    assert repo.wtp_proc("start", "q").code == 4
+    hold = tmp_path / "hold"
+    rm_q = repo.spawn("rm", "q", env={"WTP_TEST_HOLD_AT": "rm:before-queued", "WTP_TEST_HOLD_FILE": str(hold)})
+    wait_for(lambda: hold.with_suffix(".reached").exists(), "'wtp rm q' to read q queued")
+    assert repo.wtp("rm", "a").code == 0  # frees the slot: q starts
+    hold.write_text("")
+    _, err = rm_q.communicate(timeout=60)
+    assert (rm_q.returncode, err) == (1, "wtp: task 'q' was started meanwhile (see 'wtp list'): run 'wtp rm q' again\n")
+    q = next(t for t in repo.state()["tasks"] if t["name"] == "q")
+    assert q["state"] == "active" and Path(q["path"]).is_dir() and "wtp/q" in repo.branches()
+    assert repo.wtp("rm", "q").code == 0 and "wtp/q" not in repo.branches()
+
+
 def test_abandon_is_an_alias_of_rm(repo: Repo) -> None:
     repo.wtp("start", "a")
     assert repo.wtp("abandon", "a").code == 0

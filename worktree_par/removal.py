@@ -29,8 +29,14 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[st
             return [f"task '{name}' is landed and has no worktree left: nothing to remove"]
         if t.state == ABANDONED:
             return [f"task '{name}' is already removed"]
-        if ctx.store.update(t, state=ABANDONED, note="") is None:
-            raise Refusal(f"task '{name}' changed meanwhile: see 'wtp list'")
+        crashpoints.step("rm:before-queued")
+        with ctx.store.transaction() as st:  # still queued: a freed slot may be starting it right now
+            cur = st.tasks.get(name)
+            still = cur is not None and cur.seq == t.seq and cur.state == QUEUED and not cur.phase
+            if still and cur is not None:
+                cur.state, cur.note = ABANDONED, ""
+        if not still:
+            raise Refusal(f"task '{name}' was started meanwhile (see 'wtp list'): run 'wtp rm {name}' again")
         return [f"removed queued task '{name}'"]
     if t.state == LANDING and t.phase == LANDING_PHASE and not interrupted(t):
         if t.intent == PUBLISHING:  # past the point of no return: --force cannot withdraw it either
