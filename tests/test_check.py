@@ -110,6 +110,19 @@ def test_file_against_directory_and_migrations(repo: Repo) -> None:
     assert paths == ("assets", "db/migrations/")  # the file/dir conflict, and the migrations clash
 
 
+def test_a_file_removed_then_made_a_folder_is_compared(repo: Repo) -> None:
+    """'git rm' of a tracked file and a folder made in its place: the snapshot of the task's
+    work handed the folder to 'git update-index', which refused it, and every 'wtp check'
+    failed with git's error (exit 1)."""
+    a, b = _start(repo, "a"), _start(repo, "b")
+    repo.git("rm", "-q", "src/app.js", cwd=a)
+    (a / "src/app.js").mkdir()
+    (a / "src/app.js" / "x.js").write_text("x\n")
+    (b / "src/app.js").write_text("edited\n")
+    assert _collisions(repo) == [(("a", "b"), "conflict", ("src/app.js",), False)]
+    assert repo.git("status", "--porcelain", cwd=a) == "D  src/app.js\n?? src/app.js/"
+
+
 def test_merge_attributes_are_respected(repo: Repo) -> None:
     repo.commit({".gitattributes": "NOTES.md merge=union\n", "NOTES.md": "start\n"})
     a, b = _start(repo, "a"), _start(repo, "b")

@@ -100,6 +100,15 @@ def file_became_folder(wt: Path) -> None:
     write_file(wt, "lib", "lib is a file now\n")
 
 
+def staged_deletion_then_folder(wt: Path) -> None:
+    """'git rm' of a file, then a folder of that name: the index has no entry there, and
+    'git update-index' given the folder's name refused it ('Unable to process path')."""
+    git(wt, "rm", "-q", "notes")
+    write_file(wt, "notes/one.txt", "one\n")
+    git(wt, "rm", "-q", "src/d.py")
+    (wt / "src" / "d.py").mkdir()  # an empty folder: only the deletion
+
+
 def odd_names(wt: Path) -> None:
     write_file(wt, "with space.txt", "s\n")
     write_file(wt, "tab\there.txt", "t\n")
@@ -162,6 +171,7 @@ CASES: list[Callable[[Path], None]] = [
     symlinks,
     executable_bits,
     file_became_folder,
+    staged_deletion_then_folder,
     odd_names,
     nested_repositories,
     submodule_moved_and_dirty,

@@ -4,6 +4,7 @@ snapshots, rebases, merges and the checkout's files."""
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -195,6 +196,14 @@ def snapshot(
             # changed is hashed and only the folders holding it are written again.
             copy_index(index, tmp_index)
         env = {"GIT_INDEX_FILE": str(tmp_index)}
+        # A path status names that is now a plain folder (not a repository) was a file: its
+        # entry is removed, and the folder's files, which status names one by one, are added.
+        # 'update-index --add' given the folder itself refuses it ('Unable to process path')
+        # when the index has no entry there (a 'git rm' before the folder was made).
+        gone = {p for p in paths if _plain_folder(wt / p)}
+        if gone:
+            run(["update-index", "--force-remove", "-z", "--stdin"], wt, env=env, input="\0".join(gone) + "\0")
+            paths = [p for p in paths if p not in gone]
         if paths:
             # --replace: a file that became a folder (or the reverse) replaces the old entry.
             stage = ["update-index", "--add", "--remove", "--replace", "-z", "--stdin"]
@@ -207,6 +216,14 @@ def snapshot(
         tree_id = Sha(run(["write-tree"], wt, env=env).out.strip())
     head = [dirty.head] if dirty.head else []
     return commit_tree(wt, tree_id, head, "wtp snapshot of uncommitted work"), tree_id
+
+
+def _plain_folder(p: Path) -> bool:
+    """A folder (not a link to one) that is not a repository ('git add' records those as a commit)."""
+    try:
+        return stat.S_ISDIR(os.lstat(p).st_mode) and not os.path.lexists(p / ".git")
+    except OSError:
+        return False
 
 
 def commit_tree(cwd: Path, tree: str, parents: Sequence[str], message: str, env: dict[str, str] | None = None) -> Sha:
