@@ -244,6 +244,29 @@ def test_rm_of_a_queued_task_that_a_freed_slot_starts_meanwhile_refuses(repo: Re
     assert repo.wtp("rm", "q").code == 0 and "wtp/q" not in repo.branches()
 
 
+def test_rm_whose_worktree_record_a_prune_beside_it_dropped_still_removes_it(repo: Repo) -> None:
+    """Review 35: 'wtp rm' renames the folder aside, then asks git to drop its record; a 'git
+    worktree prune' in between (doctor --fix, another rm) saw the folder missing and dropped
+    the record first, and the rm failed with a git error, leaving the worktree broken."""
+    import fcntl
+    import os
+
+    p = Path(repo.wtp("start", "a").lines[-1])
+    lock = repo.path / ".git" / "wtp" / "worktrees.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # git's record of it is dropped only under this lock
+        rm = repo.spawn("rm", "a")
+        wait_for(lambda: not p.exists(), "the folder renamed aside")
+        repo.git("worktree", "prune")  # its folder is missing: the record goes
+    finally:
+        os.close(fd)
+    out, err = rm.communicate(timeout=60)
+    assert (rm.returncode, err) == (0, ""), err
+    assert out == "removed task 'a' (worktree and branch 'wtp/a')\n"
+    assert not [x for x in p.parent.iterdir() if x.name.startswith(".wtp-trash-")] and "wtp/a" not in repo.branches()
+
+
 def test_abandon_is_an_alias_of_rm(repo: Repo) -> None:
     repo.wtp("start", "a")
     assert repo.wtp("abandon", "a").code == 0

@@ -145,17 +145,15 @@ def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
             lost.update(found)
     out: list[str] = []
     if lost:
-        n = len(lost)
         but = f" but {', '.join(drop)}, whose task started on its work and lands only its own" if drop else ""
-        out.append(f"{n} commit{'s' * (n != 1)} not on '{t.base}' or any other branch{but} ({', '.join(where)})")
+        out.append(f"{count(len(lost), 'commit')} not on '{t.base}' or any other branch{but} ({', '.join(where)})")
     elif h.op:
         out.append(f"a {h.op} in progress")
     if h.dirty:
-        out.append(f"{len(h.dirty)} uncommitted file{'s' * (len(h.dirty) != 1)} ({few(h.dirty)})")
+        out.append(f"{count(len(h.dirty), 'uncommitted file')} ({few(h.dirty)})")
     if h.ignored:
-        n = len(h.ignored)
-        what = "that is not a build output" if n == 1 else "that are not build outputs"
-        out.append(f"{n} ignored file{'s' * (n != 1)} {what} ({few(h.ignored)})")
+        what = "that is not a build output" if len(h.ignored) == 1 else "that are not build outputs"
+        out.append(f"{count(len(h.ignored), 'ignored file')} {what} ({few(h.ignored)})")
     out += [n.phrase() for n in h.nested]
     for s in h.submodules:
         if s.unpushed:
@@ -304,21 +302,20 @@ def remove_throwaway(ctx: Ctx, path: Path, made: str) -> str:
 
 
 def delete_worktree(ctx: Ctx, path: Path) -> None:
-    """'git worktree remove', with the files deleted outside the repo-wide worktree lock.
-
-    Only ``remove`` calls this, after the proof.  The folder is renamed aside (atomic, same
-    parent), git drops its record of the now missing worktree under the lock, and the files
-    are deleted after it, so several clean-ups run side by side; a removal killed while
-    deleting leaves ``.wtp-trash-<task>-<pid>``, which doctor deletes.  Never the main checkout."""
+    """'git worktree remove', with the files deleted outside the repo-wide worktree lock: only ``remove`` calls this,
+    after the proof.  The folder is renamed aside (atomic, same parent), git drops its record of the now missing
+    worktree under the lock, and the files are deleted after it, so several clean-ups run side by side; a removal
+    killed while deleting leaves ``.wtp-trash-<task>-<pid>``, which doctor deletes.  Never the main checkout."""
     if path.resolve() == ctx.root.resolve():  # (not 'toplevel': that is where the command runs)
         raise WouldLoseWork(f"{path} is the repository's main checkout, not a task's worktree: nothing was removed")
     trash = path.with_name(f"{TRASH_PREFIX}{path.name}-{os.getpid()}")
     os.rename(path, trash)
     try:
         gitops.worktree(ctx.root, ["remove", "--force", "--force", str(path)], ctx.worktree_lock)
-    except BaseException:
-        os.rename(trash, path)  # git refused: put it back as it was
-        raise
+    except BaseException as e:  # git refused: put it back as it was, unless a prune beside us (doctor, an rm) ...
+        if not isinstance(e, GitError) or any(_same(w.path, path) for w in gitops.worktrees(ctx.root)):
+            os.rename(trash, path)
+            raise  # ... dropped its record first: then it is gone from git, as asked
     delete_tree(trash)
 
 
@@ -418,10 +415,13 @@ def keep_pre_land(ctx: Ctx, t: Task, tip: Sha) -> str:
 
 
 def undo_rebase(wt: Path, tip: Sha, onto: Sha) -> bool:
-    """Put back the files of a worktree whose rebase from ``tip`` onto ``onto`` stopped
-    half-way (a full disk): only the rebase's own writes are undone, since git's rebase starts
-    only on a clean worktree.  True when the worktree is clean at ``tip`` again."""
+    """Put back the files of a worktree whose rebase from ``tip`` onto ``onto`` stopped half-way (a full disk): only
+    the rebase's own writes are undone (it starts on a clean worktree).  True when it is clean at ``tip`` again."""
     return edits.put_back(wt, tip, onto)
+
+
+def _same(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def forget_backup(ctx: Ctx, name: str, backup: str | None = None, landed: bool = True) -> None:
