@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -265,6 +266,32 @@ def test_rm_whose_worktree_record_a_prune_beside_it_dropped_still_removes_it(rep
     assert (rm.returncode, err) == (0, ""), err
     assert out == "removed task 'a' (worktree and branch 'wtp/a')\n"
     assert not [x for x in p.parent.iterdir() if x.name.startswith(".wtp-trash-")] and "wtp/a" not in repo.branches()
+
+
+def test_start_of_a_task_whose_worktree_is_not_there_prints_no_path(repo: Repo) -> None:
+    """Review 35: after an rm killed once the worktree was deleted, or a worktree deleted by
+    hand, 'wtp start a' said "already active" and printed the missing path with exit 0, so
+    'cd "$(wtp start a)"' failed where the README says it cannot go wrong."""
+    repo.wtp("start", "a")
+    killed = repo.wtp_proc("rm", "a", env={"WTP_TEST_KILL_AT": "rm:before-branch"})
+    assert killed.code == -9
+    out = repo.wtp_proc("start", "a")
+    assert (out.code, out.out, out.err) == (
+        1,
+        "",
+        "wtp: the removal of task 'a' was interrupted: run 'wtp rm a' to finish it\n",
+    )
+    assert repo.wtp("rm", "a").code == 0
+    p = Path(repo.wtp("start", "b").lines[-1])
+    shutil.rmtree(p)
+    out = repo.wtp_proc("start", "b")
+    assert (out.code, out.out) == (1, ""), out.err
+    assert out.err == (
+        f"wtp: the worktree of task 'b' ({p}) is not there: 'wtp doctor --fix' records where it was moved, "
+        "or makes it again\n"
+    )
+    assert repo.wtp("doctor", "--fix").code == 0
+    assert repo.wtp("start", "b").lines[-1] == str(p) and p.is_dir()
 
 
 def test_abandon_is_an_alias_of_rm(repo: Repo) -> None:

@@ -17,7 +17,7 @@ from .errors import Refusal, Say, WtpError, count, quiet
 from .globs import normalize_glob
 from .locks import me
 from .repo import Ctx, validate_branch, validate_name
-from .state import ACTIVE, CREATING, FINAL, LIVE, QUEUED, State, Task, interrupted
+from .state import ACTIVE, CREATING, FINAL, LIVE, QUEUED, REMOVING, State, Task, interrupted
 
 CANNOT_START = schedule.CANNOT_START
 
@@ -205,6 +205,13 @@ def _resume(
         t.phase, t.holder = CREATING, me().to_json()
         result.messages.append(f"resuming the interrupted start of task '{t.name}'")
         result.pending = True
+    elif t.phase == REMOVING and interrupted(t):  # its worktree may be gone: no path to print
+        raise Refusal(f"the removal of task '{t.name}' was interrupted: run 'wtp rm {t.name}' to finish it")
+    elif t.state in LIVE and not t.phase and t.path and not Path(t.path).is_dir():
+        raise Refusal(
+            f"the worktree of task '{t.name}' ({t.path}) is not there: 'wtp doctor --fix' records where it was "
+            "moved, or makes it again"
+        )
     else:
         result.messages.append(f"task '{t.name}' is already {t.state}")
     return result
