@@ -20,6 +20,7 @@ BAD_NAMES = [
     (".hidden", "may not start with '.'"),
     ("a..b", "may not contain '..'"),
     ("x.lock", "may not end in '.lock'"),
+    ("x.", "may not end in '.'"),
     ("x;rm -rf ~", "may only contain letters"),
     ("$(id)", "may only contain letters"),
     ("a\nb", "may only contain letters"),

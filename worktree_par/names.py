@@ -16,7 +16,7 @@ def shown(name: str) -> str:
 
 
 def validate_name(name: str) -> None:
-    """Contract: 1-64 of [A-Za-z0-9._-], no leading '-' or '.', no '..', not ending in '.lock'."""
+    """Contract: 1-64 of [A-Za-z0-9._-], no leading '-' or '.', no '..', not ending in '.lock' or '.'."""
     bad = None
     if not _NAME.fullmatch(name):
         if not name:
@@ -33,6 +33,8 @@ def validate_name(name: str) -> None:
         bad = "it may not contain '..'"
     elif name.endswith(".lock"):
         bad = "it may not end in '.lock'"
+    elif name.endswith("."):
+        bad = "it may not end in '.' (git refuses such a branch name)"
     if bad:
         raise InvalidTaskName(f"invalid task name '{shown(name)}': {bad}; try something like '{_suggest(name)}'")
 
