@@ -294,6 +294,21 @@ def test_start_of_a_task_whose_worktree_is_not_there_prints_no_path(repo: Repo) 
     assert repo.wtp("start", "b").lines[-1] == str(p) and p.is_dir()
 
 
+def test_a_file_at_the_worktree_path_is_in_the_way_and_kept(repo: Repo) -> None:
+    """Review 35: a file where the worktree goes gave "Not a directory ...: free space or fix
+    the permissions" (exit 2); it is in the way, as a folder holding anything is."""
+    root = repo.path.parent / "repo.worktrees"
+    root.mkdir()
+    (root / "f").write_text("mine\n")
+    out = repo.wtp_proc("start", "f")
+    assert (out.code, out.err) == (
+        1,
+        f"wtp: {root / 'f'} already exists and is not a worktree of this repository: move it away, then run "
+        "'wtp start f' again\n",
+    )
+    assert (root / "f").read_text() == "mine\n" and "wtp/f" not in repo.branches()
+
+
 def test_abandon_is_an_alias_of_rm(repo: Repo) -> None:
     repo.wtp("start", "a")
     assert repo.wtp("abandon", "a").code == 0

@@ -5,6 +5,7 @@ kept free of typer so the fast path does not import it."""
 from __future__ import annotations
 
 import contextvars
+import errno
 import os
 import sys
 import time
@@ -113,6 +114,18 @@ def crash_log(details: str = "") -> str:
     return f"no log could be written ({'; '.join(tried)})"
 
 
+# What to do about what the machine said, where it is not the usual full disk or permissions.
+_FIX = {
+    errno.ENOSPC: "free space",
+    errno.EDQUOT: "free space (a quota is full)",
+    errno.EACCES: "fix the permissions",
+    errno.EPERM: "fix the permissions",
+    errno.EROFS: "make the filesystem writable",
+    errno.ENOTDIR: "a file stands where a folder is needed: move it away",
+    errno.EEXIST: "something is in the way: move it away",
+}
+
+
 def exit_for(e: BaseException) -> NoReturn:
     """Report an exception raised by a command (call it from the except clause) and exit."""
     if isinstance(e, KeyboardInterrupt):
@@ -127,7 +140,8 @@ def exit_for(e: BaseException) -> NoReturn:
     if isinstance(e, OSError) and e.errno is not None:
         # The machine said no (no space, read-only, permissions): not a bug of wtp's.
         where = f" ({e.filename})" if e.filename else ""
-        failed(f"{e.strerror}{where}: free space or fix the permissions, then run the command again", ExitCode.USAGE)
+        fix = _FIX.get(e.errno, "free space or fix the permissions")
+        failed(f"{e.strerror}{where}: {fix}, then run the command again", ExitCode.USAGE)
         sys.exit(ExitCode.USAGE)
     failed(f"internal error ({e.__class__.__name__}: {e}); details in {crash_log()}", ExitCode.FINDING, "error")
     sys.exit(ExitCode.FINDING)

@@ -294,7 +294,7 @@ def _make_worktree(ctx: Ctx, t: Task, path: Path, messages: list[str]) -> None:
                 )
             )
         return
-    if path.exists() and any(path.iterdir()):
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):  # a file, or a folder holding anything
         raise Refusal(
             f"{path} already exists and is not a worktree of this repository: move it away, then run 'wtp start {t.name}' again"
         )
