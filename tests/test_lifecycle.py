@@ -309,6 +309,23 @@ def test_a_file_at_the_worktree_path_is_in_the_way_and_kept(repo: Repo) -> None:
     assert (root / "f").read_text() == "mine\n" and "wtp/f" not in repo.branches()
 
 
+def test_an_rm_that_another_rm_beat_says_so_and_claims_nothing(repo: Repo, tmp_path: Path) -> None:
+    """Review 35: of two 'wtp rm --force' of one task, the second, having read the task before
+    the first removed it, also printed "removed task 'a' (worktree and branch 'wtp/a')"."""
+    p = Path(repo.wtp("start", "a").lines[-1])
+    (p / "new.txt").write_text("n\n")
+    hold = tmp_path / "hold"
+    second = repo.spawn("rm", "a", "--force", env={"WTP_TEST_HOLD_AT": "rm:read", "WTP_TEST_HOLD_FILE": str(hold)})
+    wait_for(lambda: hold.with_suffix(".reached").exists(), "the second rm to read the task")
+    first = repo.wtp("rm", "a", "--force")
+    assert first.code == 0 and first.lines[0] == "removed task 'a' (worktree and branch 'wtp/a')"
+    hold.write_text("")
+    out, err = second.communicate(timeout=60)
+    assert (second.returncode, out, err) == (0, "task 'a' was removed meanwhile, by another command\n", "")
+    assert repo.git("show", "refs/wtp/archive/a:new.txt") == "n"
+    assert repo.git("for-each-ref", "refs/wtp/archive-prev/") == ""  # archived once
+
+
 def test_abandon_is_an_alias_of_rm(repo: Repo) -> None:
     repo.wtp("start", "a")
     assert repo.wtp("abandon", "a").code == 0

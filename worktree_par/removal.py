@@ -24,6 +24,7 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[st
     """Remove a task's worktree and branch.  Refuses to lose anything the worktree holds, or
     a worktree in use, unless forced; forced, it archives first and says what."""
     t = ctx.store.read().task(name)
+    crashpoints.step("rm:read")
     if t.state == QUEUED or (t.state in FINAL and not t.path):
         if t.state == LANDED:
             return [f"task '{name}' is landed and has no worktree left: nothing to remove"]
@@ -50,6 +51,8 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[st
         t = _withdraw_from_land(ctx, t, say)
     path = Path(t.path) if t.path else None
     with ctx.store.phase(t, REMOVING) as held:  # a second 'wtp rm' of the task is told it is busy
+        if held.state in FINAL and t.state not in FINAL:  # one that ran meanwhile removed it
+            return [f"task '{name}' was removed meanwhile, by another command"]
         procs = _processes(path)
         if procs and not force:
             raise Refusal(
