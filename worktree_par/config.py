@@ -213,7 +213,12 @@ def load(main_root: Path) -> Config:
                     raise ConfigError(f"{where}: must be a table")
     if data is None:
         return Config()
-    cfg = Config(**_parse(data, where), source=path if path.is_file() else main_root / "pyproject.toml")
+    return parse(data, where, path if path.is_file() else main_root / "pyproject.toml")
+
+
+def parse(data: dict[str, Any], where: str, source: Path | None = None) -> Config:
+    """The config a parsed TOML document holds (ConfigError naming ``where`` when it is not one)."""
+    cfg = Config(**_parse(data, where), source=source)
     _validate(cfg, where)
     return cfg
 
@@ -242,43 +247,17 @@ def _has_bom(path: Path) -> bool:
 
 
 COCHANGE_NOTE = "# co-change calibration: "
+COCHANGE_ABOUT = "# Files that usually changed together in this repository's history: warn | hold | off."
 
 
 def cochange_lines(mode: str, why: str) -> str:
     """The [check] cochange setting with the figures that chose it, as 'wtp init' and
     'wtp cochange --calibrate' write them."""
-    return (
-        "# Files that usually changed together in this repository's history: warn | hold | off.\n"
-        f"{COCHANGE_NOTE}{why}\n"
-        f"cochange = {json.dumps(mode)}\n"
-    )
+    return f"{COCHANGE_ABOUT}\n{COCHANGE_NOTE}{_printable(why)}\ncochange = {json.dumps(mode)}\n"
 
 
-def set_cochange(text: str, mode: str, why: str) -> str:
-    """``text`` (a .wtp.toml) with its [check] cochange setting replaced by ``mode``."""
-    lines = [ln for ln in text.splitlines(keepends=True) if not ln.startswith(COCHANGE_NOTE)]
-    lines = [ln for ln in lines if not ln.startswith("# Files that usually changed together")]
-    block = cochange_lines(mode, why)
-    out: list[str] = []
-    table, placed = "", False
-    for ln in lines:
-        stripped = ln.strip()
-        if stripped.startswith("[") and stripped.endswith("]"):
-            if table == "check" and not placed:
-                out.append(block)
-                placed = True
-            table = stripped[1:-1].strip()
-        if table == "check" and stripped.replace(" ", "").startswith("cochange="):
-            out.append(block)
-            placed = True
-            continue
-        out.append(ln)
-    if not placed:
-        if table == "check":
-            out.append(("" if not out or out[-1].endswith("\n") else "\n") + block)
-        else:
-            out.append(("\n" if out and out[-1].strip() else "") + "[check]\n" + block)
-    return "".join(out)
+def _printable(text: str) -> str:
+    return "".join(c for c in text if c.isprintable())  # a TOML comment holds no control characters
 
 
 def render_default(
@@ -294,7 +273,7 @@ def render_default(
     remote's URL names, proposed for [land] via; ``unverified``: a detected gate that could
     not start, and why, written commented out)."""
     tried, why = unverified
-    why = "".join(c for c in why if c.isprintable())  # a TOML comment holds no control characters
+    why = _printable(why)
     unverified_note = f"# Detected {json.dumps(tried)}, but {why}:\n# gate = {json.dumps(tried)}\n" if tried else ""
     via_note = (
         f'# The remote is on {forge}: via = "{forge}" lands through its pull/merge requests (needed\n'

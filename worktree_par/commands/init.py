@@ -170,9 +170,9 @@ def cochange_cmd(where: str | None, files: list[str], calibrate: bool = False, a
             raise UsageError(f"the config is {target} [tool.wtp]: set [tool.wtp.check] cochange there by hand")
         err(f"replaying the merges of '{base}' ...")
         mode, why = _calibrate(c, base)
-        text = target.read_text() if target.exists() else ""
-        target.write_text(config.set_cochange(text, mode, why))
-        config.load(c.repo.config_root)  # still valid
+        from .. import configedit
+
+        configedit.write_cochange(target, mode, why)  # checked to load as this config before it is written
         if as_json:
             emit({"mode": mode, "why": why, "config": str(target)})
         else:
