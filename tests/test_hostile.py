@@ -501,3 +501,16 @@ def test_a_record_naming_a_folder_of_the_main_worktree_has_nothing_deleted_there
     assert "in the main worktree (a damaged record)" in fixed.out and "marked task 'v' abandoned" in fixed.out
     assert (repo.path / "src" / "a.py").is_file() and "wtp/v" in repo.branches()
     assert repo.wtp_proc("doctor").out == "healthy: nothing to fix\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["check", "a" * 100_000], ["start", "x", "--use", "a" * 100_000], ["gate", "é" * 50_000, "--", "true"]],
+    ids=["task-name", "resource", "gate"],
+)
+def test_a_huge_bad_value_is_not_echoed_whole(repo: Repo, args: list[str]) -> None:
+    """Review 36: an invalid 100,000-character task name (or --use value) came back whole in
+    its one-line error: 100 KB on stderr, and in an MCP tool's error."""
+    out = repo.wtp_proc(*args)
+    assert out.code == 2 and len(out.err.splitlines()) == 1, out.err[:300]
+    assert len(out.err) < 600 and f"... ({len(max(args, key=len))} characters)" in out.err, out.err

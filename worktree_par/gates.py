@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from . import interrupts, locks
 from .errors import Refusal, Say, UsageError, WaitTimeout
+from .names import shown
 from .state import Store
 
 _GATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}")
@@ -27,7 +28,7 @@ _GATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}")
 def validate_gate(name: str) -> None:
     if not _GATE_NAME.fullmatch(name):
         raise UsageError(
-            f"invalid gate name {name!r}: use up to 100 letters, digits and . _ : / @ + -, "
+            f"invalid gate name '{shown(name)}': use up to 100 letters, digits and . _ : / @ + -, "
             "starting with a letter or digit (like 'deploy:prod')"
         )
 

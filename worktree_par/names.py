@@ -10,9 +10,11 @@ from .errors import InvalidTaskName
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-def shown(name: str) -> str:
-    """A name as it is safe to print: control and odd characters escaped."""
-    return name.encode("unicode_escape").decode("ascii")
+def shown(name: str, limit: int = 200) -> str:
+    """A name as it is safe to print: control and odd characters escaped, and one past
+    ``limit`` characters cut there (an error line never echoes 100 KB of input back)."""
+    s = name.encode("unicode_escape").decode("ascii")
+    return s if len(s) <= limit else f"{s[:limit]}... ({len(name)} characters)"
 
 
 def validate_name(name: str) -> None:

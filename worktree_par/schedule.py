@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from .errors import UsageError, count
 from .globs import globs_intersect
+from .names import shown
 from .stacking import beneath
 from .state import LANDING, LIVE, QUEUED, State, Task
 
@@ -42,7 +43,7 @@ class Clash(NamedTuple):
 def normalize_resource(r: str) -> str:
     s = r.strip()
     if not s or len(s) > 100 or any(ord(c) < 32 for c in s):
-        raise UsageError(f"--use {r!r} is not a resource name: use a short name such as 'deploy:prod'")
+        raise UsageError(f"--use '{shown(r)}' is not a resource name: use a short name such as 'deploy:prod'")
     return s
 
 
