@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -121,6 +122,35 @@ def test_a_file_removed_then_made_a_folder_is_compared(repo: Repo) -> None:
     (b / "src/app.js").write_text("edited\n")
     assert _collisions(repo) == [(("a", "b"), "conflict", ("src/app.js",), False)]
     assert repo.git("status", "--porcelain", cwd=a) == "D  src/app.js\n?? src/app.js/"
+
+
+def test_a_task_whose_worktree_folder_is_gone_is_compared_from_its_branch(repo: Repo) -> None:
+    """A worktree folder deleted by hand left its task out of the report ('no collisions',
+    exit 0) though its branch still held its commits."""
+    a, b = _start(repo, "a"), _start(repo, "b")
+    repo.commit({"src/util.js": "from a\n"}, cwd=a)
+    repo.commit({"src/util.js": "from b\n"}, cwd=b)
+    (a / "src/later.js").write_text("uncommitted, lost with the folder\n")
+    shutil.rmtree(a)
+    note = (
+        f"task 'a': its worktree {a} is missing: compared from its branch 'wtp/a' (its commits; what was "
+        "uncommitted there was not seen; 'wtp doctor --fix' makes the worktree again)"
+    )
+    out = repo.wtp("check", "--json")
+    assert out.code == 1, out.err
+    assert out.json()["notes"] == [note]
+    assert _collisions(repo) == [(("a", "b"), "conflict", ("src/util.js",), False)]
+    human = repo.wtp("check")
+    assert (human.code, human.out, human.err) == (
+        1,
+        "KIND      TASKS   PATHS\nCONFLICT  a <> b  src/util.js\n",
+        f"note: {note}\n",
+    )
+    # its branch gone too: nothing is left to compare, and the report says so
+    repo.git("update-ref", "-d", "refs/heads/wtp/a")
+    human = repo.wtp("check")
+    gone = f"note: task 'a': its worktree {a} is missing and its branch 'wtp/a' is gone: not compared\n"
+    assert (human.code, human.out, human.err) == (0, "no collisions among 2 tasks and 'main'\n", gone)
 
 
 def test_merge_attributes_are_respected(repo: Repo) -> None:

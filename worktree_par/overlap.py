@@ -80,12 +80,13 @@ class Report(NamedTuple):
     tasks: list[dict[str, object]]
     collisions: list[Collision]
     base: str
+    notes: list[str] = []  # the tasks not seen whole (a worktree or a branch gone), one line each
 
     def worst(self) -> float:
         return max((RANK[c.kind] for c in self.collisions), default=0)
 
     def to_json(self) -> dict[str, object]:
-        return {"tasks": self.tasks, "collisions": [c.to_json() for c in self.collisions]}
+        return {"tasks": self.tasks, "collisions": [c.to_json() for c in self.collisions], "notes": self.notes}
 
 
 def _parents(path: str) -> list[str]:
@@ -93,30 +94,52 @@ def _parents(path: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def _side(ctx: Ctx, t: Task, base_tip: str) -> Side:
-    assert t.path is not None
-    wt = Path(t.path)
-    broken = gitops.link_problem(wt)
-    if broken:  # git would read a parent folder's repository, or fail
-        raise Refusal(f"the worktree of task '{t.name}' is broken ({broken}): run 'wtp doctor --fix', then check again")
-    dirty = gitops.dirty_of(wt)  # the one walk of its files: the snapshot stages what it found
-    if dirty.paths:
-        # With every untracked file listed, a folder named with '/' is a nested repository:
-        # not this repository's files ('git add' would refuse one without a commit).
-        nested = [p.rstrip("/") for p in dirty.paths if p.endswith("/")]
-        commit, tree = gitops.snapshot(wt, exclude=nested, dirty=dirty)
+def sides(ctx: Ctx, tasks: list[Task], base_tip: str) -> tuple[list[Side], list[str]]:
+    """Each task's side as of now, and one note for each task not seen whole: a worktree
+    folder that is gone (its branch is compared: its commits, not what was uncommitted
+    there), or neither worktree nor branch left (not compared)."""
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(tasks)))) as pool:
+        got = list(pool.map(lambda t: _side(ctx, t, base_tip), tasks))
+    return [s for s, _ in got if s is not None], [note for _, note in got if note]
+
+
+def _side(ctx: Ctx, t: Task, base_tip: str) -> tuple[Side | None, str]:
+    wt = Path(t.path) if t.path else None
+    note = ""
+    if wt is None or not wt.is_dir():
+        where = f"its worktree {wt} is missing" if wt else "it has no worktree"
+        tip = gitops.ref_value(ctx.root, f"refs/heads/{t.branch}")
+        if tip is None:
+            return None, f"task '{t.name}': {where} and its branch '{t.branch}' is gone: not compared"
+        commit, tree = tip, gitops.tree_of(ctx.root, tip)
+        note = (
+            f"task '{t.name}': {where}: compared from its branch '{t.branch}' (its commits; what was "
+            "uncommitted there was not seen; 'wtp doctor --fix' makes the worktree again)"
+        )
     else:
-        commit = dirty.head or gitops.Sha(base_tip)
-        tree = gitops.tree_of(wt, commit)
+        broken = gitops.link_problem(wt)
+        if broken:  # git would read a parent folder's repository, or fail
+            raise Refusal(
+                f"the worktree of task '{t.name}' is broken ({broken}): run 'wtp doctor --fix', then check again"
+            )
+        dirty = gitops.dirty_of(wt)  # the one walk of its files: the snapshot stages what it found
+        if dirty.paths:
+            # With every untracked file listed, a folder named with '/' is a nested repository:
+            # not this repository's files ('git add' would refuse one without a commit).
+            nested = [p.rstrip("/") for p in dirty.paths if p.endswith("/")]
+            commit, tree = gitops.snapshot(wt, exclude=nested, dirty=dirty)
+        else:
+            commit = dirty.head or gitops.Sha(base_tip)
+            tree = gitops.tree_of(wt, commit)
     fork = gitops.merge_base(ctx.root, base_tip, commit) or base_tip
     own = t.fork if t.stacked_on and t.fork and t.fork != fork else None
     if own is None or not gitops.is_ancestor(ctx.root, own, commit):
-        return side_of(ctx.root, t.name, commit, fork, task=t, tree=tree)
+        return side_of(ctx.root, t.name, commit, fork, task=t, tree=tree), note
     # Started on a landing task's work: what it changed itself is counted from where it started
     # (the work below is that task's, in its own pairs); the base is compared from the fork.
     side = side_of(ctx.root, t.name, commit, own, task=t, tree=tree)
     side.fork = fork
-    return side
+    return side, note
 
 
 def side_of(root: Path, name: str, commit: str, fork: str, *, task: Task | None = None, tree: str = "") -> Side:
@@ -230,9 +253,7 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
     base_tip = gitops.rev_parse(ctx.root, base_ref)
     if base_tip is None:
         raise UsageError(f"base branch '{base}' does not exist")
-    live = [t for t in all_tasks if t.state in LIVE and t.path and Path(t.path).is_dir()]
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(live)))) as pool:
-        sides = list(pool.map(lambda t: _side(ctx, t, base_tip), live))
+    live_sides, notes = sides(ctx, [t for t in all_tasks if t.state in LIVE], base_tip)
     hot_globs = HOT_GLOBS + tuple(ctx.cfg.check_hot)
 
     def hot_of(paths: set[str]) -> list[str]:
@@ -268,14 +289,14 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
         hot = sorted(set(hot_of(common)) | clash)
         collisions.append(Collision(names, kind, sorted(paths), bool(hot), hot))
 
-    for i, sa in enumerate(sides):
-        for sb in sides[i + 1 :]:
+    for i, sa in enumerate(live_sides):
+        for sb in live_sides[i + 1 :]:
             if wanted(sa.name, sb.name) and sa.name not in under[sb.name] and sb.name not in under[sa.name]:
                 compare(sa, sb, [sa.name, sb.name])
     if ctx.cfg.check_cochange != "off":
-        collisions += _likely(ctx, base_ref, base_tip, sides, recorded, collisions, wanted)
+        collisions += _likely(ctx, base_ref, base_tip, live_sides, recorded, collisions, wanted)
     # a task that changed files outside its --touch: admission is only as good as declarations
-    for sd in sides:
+    for sd in live_sides:
         if sd.task is not None and sd.task.touch and wanted(sd.name):
             declared = [*sd.task.touch, *recorded.get(sd.name, ())]
             outside = sorted(p for p in sd.changed if not any(glob_matches(g, p) for g in declared))
@@ -284,7 +305,7 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
     # each task against the base as it is now
     base_sides: dict[str, Side] = {}
     base_tree = ""
-    for s in sides:
+    for s in live_sides:
         if not wanted(s.name) or s.fork == base_tip:
             continue  # the base has not moved since this task forked
         bs = base_sides.get(s.fork)
@@ -294,10 +315,10 @@ def check(ctx: Ctx, only: list[str] | None = None) -> Report:
             base_sides[s.fork] = bs
         compare(bs, s, [s.name, base])
     cache.save()
-    changed = {s.name: len(s.changed) for s in sides}
+    changed = {s.name: len(s.changed) for s in live_sides}
     tasks_json: list[dict[str, object]] = [
         {"name": t.name, "state": t.state, "branch": t.branch, "base": t.base, "changed": changed.get(t.name)}
         for t in all_tasks
         if wanted(t.name)
     ]
-    return Report(tasks_json, collisions, base)
+    return Report(tasks_json, collisions, base, notes)

@@ -10,6 +10,7 @@ from ..exits import err, open_repo
 from .common import emit, task_here
 
 if TYPE_CHECKING:
+    from .. import overlap
     from ..repo import Ctx
 
 
@@ -49,11 +50,19 @@ def check(
         emit({**report.to_json(), **({"semantic_last": last} if last else {})})
     else:
         render.check_report(report)
+        _notes(report)
         if last:
             from ..semantic import result
 
             print(result.summary(last))
     return ExitCode.FINDING if report.worst() >= overlap.FAIL_ON[fail_on] else 0
+
+
+def _notes(report: overlap.Report) -> None:
+    """The tasks not seen whole, below the table (the JSON has them as "notes"): a report
+    of no collisions never leaves out a task without saying so."""
+    for note in report.notes:
+        err(f"note: {note}")
 
 
 def _last(c: Ctx) -> dict[str, Any] | None:
@@ -96,6 +105,7 @@ def _test(
         emit({**report.to_json(), "test": res.to_json()})
     else:
         render.check_report(report)
+        _notes(report)
         semantic_report.show(res)
     if report.worst() >= overlap.FAIL_ON[fail_on] or (
         (res.alone or res.base_red) and overlap.FAIL_ON[fail_on] <= overlap.RANK["semantic"]

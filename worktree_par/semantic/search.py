@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from itertools import combinations
-from pathlib import Path
 
 from .. import gitops
 from ..errors import Say, UsageError, quiet
@@ -54,8 +53,6 @@ def independent(a: trees.Work, b: trees.Work) -> bool:
 def work_of(ctx: Ctx, names: list[str] | None) -> tuple[str, str, list[trees.Work]]:
     """(base, base tip, each live task's work as of now: committed, staged, unstaged and
     untracked, snapshotted as 'wtp check' does, without touching the task's worktree)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from .. import overlap
 
     st = ctx.store.read()
@@ -65,13 +62,11 @@ def work_of(ctx: Ctx, names: list[str] | None) -> tuple[str, str, list[trees.Wor
     tip = gitops.rev_parse(ctx.root, ctx.base_tip_ref(base))
     if tip is None:
         raise UsageError(f"base branch '{base}' does not exist")
-    live = sorted(
-        (t for t in st.tasks.values() if t.state in LIVE and t.path and Path(t.path).is_dir()), key=lambda t: t.seq
-    )
+    live = sorted((t for t in st.tasks.values() if t.state in LIVE), key=lambda t: t.seq)
     if names:
         live = [t for t in live if t.name in names]
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(live)))) as pool:
-        sides = list(pool.map(lambda t: overlap._side(ctx, t, tip), live))
+    # A task not seen whole is said by the report of 'wtp check' that comes with this one.
+    sides = overlap.sides(ctx, live, tip)[0]
     return base, tip, [trees.Work(s.name, s.commit, s.tree, frozenset(s.changed)) for s in sides]
 
 
