@@ -39,6 +39,7 @@ wtp land --gate true > /dev/null 2>&1; echo "landed $?: $PWD"
 wtp cd nosuch 2> /dev/null; echo "unknown $?: $PWD"
 cd /; wtp -C "$REPO" cd b 2> /dev/null; echo "-C to b $?: $PWD"
 wtp -C "$REPO" start --cd c --json | grep -c '"name": "c"'; echo "json, no cd: $PWD"
+wtp cd --help | grep -c '^Usage: wtp cd'; echo "help, no cd: $PWD"
 """
     env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "REPO": str(repo.path)}
     repo.wtp("start", "b")
@@ -53,6 +54,8 @@ wtp -C "$REPO" start --cd c --json | grep -c '"name": "c"'; echo "json, no cd: $
         f"-C to b 0: {wt.parent / 'b'}",  # review 10: '-C DIR' before 'cd' said the function was missing
         "1",
         f"json, no cd: {wt.parent / 'b'}",  # review 10: the JSON was passed to cd
+        "1",
+        f"help, no cd: {wt.parent / 'b'}",  # review 36: the help text was passed to cd
     ], out.stderr
 
 
@@ -72,6 +75,7 @@ wtp cd nosuch 2> /dev/null; echo "unknown $status: $PWD"
 cd /; wtp -C "$REPO" cd b 2> /dev/null; echo "-C to b $status: $PWD"
 wtp -C "$REPO" start --cd c --json | grep -c '"name": "c"'; echo "json, no cd: $PWD"
 wtp -C "$REPO" start --cd q --touch src/app.py 2> /dev/null; echo "queued $status: $PWD"
+wtp cd --help | grep -c '^Usage: wtp cd'; echo "help, no cd: $PWD"
 """
     env = {
         **os.environ,
@@ -93,6 +97,8 @@ wtp -C "$REPO" start --cd q --touch src/app.py 2> /dev/null; echo "queued $statu
         "1",
         f"json, no cd: {wt.parent / 'b'}",
         f"queued 4: {wt.parent / 'b'}",  # queued: the exit code, and no cd to an empty path
+        "1",
+        f"help, no cd: {wt.parent / 'b'}",
     ], out.stderr
 
 

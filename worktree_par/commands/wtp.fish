@@ -7,7 +7,9 @@ function wtp
     end
     switch "$argv[1]"
         case cd
-            if test (count $argv) -eq 1
+            if string match -q -- '-*' "$argv[2]"  # --help: shown, no cd
+                command wtp $c $argv
+            else if test (count $argv) -eq 1
                 set -l dir (command wtp $c path --main); or return
                 cd $dir
             else

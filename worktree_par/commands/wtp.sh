@@ -6,6 +6,7 @@ wtp() {
   case "$1" in
     cd)
       shift
+      case "$1" in -*) command wtp ${_wtp_c[@]+"${_wtp_c[@]}"} cd "$@"; return ;; esac  # --help: shown, no cd
       if [ $# -eq 0 ]; then _wtp_dir=$(command wtp ${_wtp_c[@]+"${_wtp_c[@]}"} path --main) || return
       else _wtp_dir=$(command wtp ${_wtp_c[@]+"${_wtp_c[@]}"} path "$1") || return; fi
       cd "$_wtp_dir" ;;
