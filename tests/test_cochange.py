@@ -188,3 +188,32 @@ def test_calibration_turns_the_layer_on_only_where_the_history_says_it_helps(tmp
     assert data["mode"] == "warn", data
     assert load(many.path).check_cochange == "warn"
     assert "lift" in data["why"] and "on 26 merges" in data["why"]
+
+
+def test_a_shallow_history_is_mined_again_once_deepened_and_its_boundary_is_no_co_change(tmp_path: Path) -> None:
+    """Review 36: the index of a shallow clone stayed shallow after 'git fetch --unshallow' (the
+    cache was keyed by the tip alone), and the commit the history stops at counted as one that
+    changed every file."""
+    src = make_repo(tmp_path, fixture=None, name="src")
+    for i in range(6):
+        src.commit({"a.txt": f"{i}\n", "b.txt": f"{i}\n"}, f"ab {i}")
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", f"file://{src.path}", str(tmp_path / "clone")],
+        check=True,
+        capture_output=True,
+    )
+    clone = Repo(tmp_path / "clone")
+    boundary = (clone.path / ".git" / "shallow").read_text().split()
+    assert boundary == [clone.git("rev-parse", "HEAD")]
+    shallow = clone.wtp("cochange", "--json", "a.txt")
+    assert shallow.json()["commits"] == 0 and shallow.json()["files"] == {"a.txt": []}  # the boundary is no evidence
+    cache = clone.path / ".git" / "wtp" / "cochange-refs_remotes_origin_main.json"
+    assert json.loads(cache.read_text())["shallow"] == boundary
+    clone.git("fetch", "-q", "--unshallow")
+    whole = clone.wtp("cochange", "a.txt")
+    assert (whole.code, whole.lines) == (0, ["b.txt usually changes with a.txt: 6 of 6 commits"])
+    assert json.loads(cache.read_text())["shallow"] == []
+    src.commit({"a.txt": "7\n", "b.txt": "7\n"}, "ab 7")
+    clone.git("fetch", "-q")
+    moved = clone.wtp("cochange", "a.txt")
+    assert (moved.code, moved.lines) == (0, ["b.txt usually changes with a.txt: 7 of 7 commits"])

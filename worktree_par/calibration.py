@@ -31,7 +31,12 @@ class Pair(NamedTuple):
 
 
 def replay(
-    root: Path, tip: str, hot: Sequence[str], limit: int = 2000, progress: Callable[[int, int], None] | None = None
+    root: Path,
+    tip: str,
+    hot: Sequence[str],
+    limit: int = 2000,
+    progress: Callable[[int, int], None] | None = None,
+    shallow: Sequence[str] = (),
 ) -> list[Pair]:
     """Treat both sides of each of the newest ``limit`` two-parent merges reachable from
     ``tip`` as two tasks: each declares only its first commit's main file (the one with the
@@ -39,7 +44,8 @@ def replay(
     Companions are mined from the commits before the fork point (in topological order)
     only.  Five git calls for the whole history, whatever its length: fork points and sides
     are walked in-process (``gitops.Graph``).  ``progress(done, total)`` is told as merges
-    are replayed."""
+    are replayed; ``shallow``: the commits a shallow clone's history stops at (never counted:
+    git shows each as a root that changed every file)."""
     # "Older than the fork" in topological order: commit times tie (a rebase, a script) and
     # lie (clocks); the place in 'git log --topo-order' does neither.
     from concurrent.futures import ThreadPoolExecutor
@@ -53,7 +59,7 @@ def replay(
         found_f = pool.submit(gitops.merges, root, tip, limit)
         graph, changes, counted, found = graph_f.result(), changes_f.result(), counted_f.result(), found_f.result()
     when = graph.at
-    h = History(tip, hot)
+    h = History(tip, hot, shallow)
     h.shas = []
     h.add(changes)
     h.times = [when.get(sha, 0) for sha in h.shas]
@@ -162,10 +168,15 @@ class Calibration(NamedTuple):
 
 
 def calibrate(
-    root: Path, tip: str, hot: Sequence[str], limit: int = 2000, progress: Callable[[int, int], None] | None = None
+    root: Path,
+    tip: str,
+    hot: Sequence[str],
+    limit: int = 2000,
+    progress: Callable[[int, int], None] | None = None,
+    shallow: Sequence[str] = (),
 ) -> Calibration:
     """The replay's verdict: the layer is on only where its extra holds are worth it here."""
-    pairs = replay(root, tip, hot, limit, progress)
+    pairs = replay(root, tip, hot, limit, progress, shallow)
     if len(pairs) < 20 or not any(p.overlap for p in pairs):
         return Calibration(
             False, f"too few merges to tell ({len(pairs)} usable pairs; 20 needed)", len(pairs), 0, 0, 0, 0, 0, 0

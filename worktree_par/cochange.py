@@ -7,7 +7,10 @@ The index is the base's history as it matters here: each non-merge commit of at 
 version files: overlap.HOT_GLOBS and ``[check] hot``) left out, renames followed where git
 reports them (a file's history goes on under its new name).  Mined once (one ``git log``),
 cached under the state dir with the tip it was mined at, and brought up to date with only
-the commits since when the base moves forward.
+the commits since when the base moves forward.  In a shallow clone the commits the history
+stops at (git's ``shallow`` file) are left out: git shows each as a root whose diff is every
+file, which is no co-change; and the cache keeps where the history stopped, so a history
+deepened or unshallowed since is mined again, whole.
 
 A file g is a likely companion of a file f when at least ``MIN_SHARED`` commits changed
 both and at least ``MIN_CONFIDENCE`` of the commits that changed f changed g too.  The
@@ -30,7 +33,7 @@ from .globs import glob_matches
 MAX_FILES = 30  # commits touching more files say little about coupling (mass renames, formatting)
 MIN_SHARED = 2
 MIN_CONFIDENCE = 0.2
-VERSION = 2
+VERSION = 3  # 3: the shallow boundary it was mined with
 MAX_SOURCES = 200  # files of a glob declaration expanded at most
 
 
@@ -64,9 +67,10 @@ class History:
     freshly mined, its time: the replay asks what was known before a fork; the cache keeps
     no times, to load fast on every start)."""
 
-    def __init__(self, tip: str = "", hot: Sequence[str] = ()) -> None:
+    def __init__(self, tip: str = "", hot: Sequence[str] = (), shallow: Sequence[str] = ()) -> None:
         self.tip = tip
         self.hot = tuple(hot)
+        self.shallow = sorted(shallow)  # the commits a shallow clone's history stops at: never counted
         self.files: list[str] = []
         self.ids: dict[str, int] = {}
         self.commits: list[list[int]] = []
@@ -87,8 +91,11 @@ class History:
         return any(glob_matches(g, path) for g in self.hot)
 
     def add(self, commits: Iterable[gitops.CommitChanges]) -> None:
-        """Take mined commits, oldest first (gitops.changes)."""
+        """Take mined commits, oldest first (gitops.changes; with their ids in a shallow clone)."""
+        boundary = set(self.shallow)
         for c in commits:
+            if c.sha in boundary:
+                continue  # its parents were not fetched: git lists every file it holds
             for old, new in c.renames:
                 if old in self.ids and new not in self.ids:
                     i = self.ids.pop(old)  # the history goes on under the new name
@@ -154,6 +161,7 @@ class History:
             "version": VERSION,
             "tip": self.tip,
             "hot": list(self.hot),
+            "shallow": self.shallow,
             "files": self.files,
             "commits": self.commits,
         }
@@ -167,12 +175,14 @@ class History:
             raise ValueError("not a co-change index")
         if data["version"] != VERSION:
             return None
-        tip, hot, files, commits = (data.get(k) for k in ("tip", "hot", "files", "commits"))
+        tip, hot, shallow, files, commits = (data.get(k) for k in ("tip", "hot", "shallow", "files", "commits"))
         if not isinstance(tip, str) or not gitops.is_object_id(tip):
             raise ValueError("its tip is not a commit id")  # it reaches git's command line
         if not _strings(hot) or not _strings(files) or not isinstance(commits, list):
             raise ValueError("its hot, files or commits are not lists of the right kind")
-        h = cls(tip, hot)
+        if not _strings(shallow) or not all(gitops.is_object_id(c) for c in shallow):
+            raise ValueError("its shallow boundary is not a list of commit ids")
+        h = cls(tip, hot, shallow)
         h.files = files
         h.ids = {f: i for i, f in enumerate(files)}
         n_files = len(files)
@@ -193,20 +203,36 @@ def _strings(v: object) -> TypeGuard[list[str]]:
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
-def mine(root: Path, tip: str, since: str | None = None, hot: Sequence[str] = ()) -> History:
-    """The index of the commits reachable from ``tip`` (and not from ``since``): one git call."""
-    h = History(tip, hot)
-    h.add(gitops.changes(root, tip, since=since))
+def mine(
+    root: Path, tip: str, since: str | None = None, hot: Sequence[str] = (), shallow: Sequence[str] = ()
+) -> History:
+    """The index of the commits reachable from ``tip`` (and not from ``since``), the shallow
+    boundary ``shallow`` left out: one git call."""
+    h = History(tip, hot, shallow)
+    h.add(gitops.changes(root, tip, since=since, with_sha=bool(shallow)))
     return h
+
+
+def shallow_boundary(common_dir: Path) -> list[str]:
+    """The commits a shallow clone's history stops at, sorted ([] for a whole history): git
+    lists them in ``shallow`` in the common git dir (gitrepository-layout(5)), and 'fetch
+    --unshallow' or '--deepen' rewrites or removes that file."""
+    try:
+        text = (common_dir / "shallow").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return []  # none: the history is whole
+    return sorted({w for w in text.split() if gitops.is_object_id(w)})
 
 
 def load(root: Path, cache_dir: Path, base_ref: str, hot: Sequence[str], tip: str | None = None) -> History | None:
     """The index of the history of ``base_ref`` (at ``tip`` when the caller knows it), from
     the cache when it is up to date, else brought up to date (only the new commits mined
-    when the base moved forward) and saved.  None when the base has no commits."""
+    when the base moved forward) and saved.  None when the base has no commits.
+    ``cache_dir`` is the state dir, in the common git dir (state.Store)."""
     tip = tip or gitops.rev_parse(root, base_ref)
     if tip is None:
         return None
+    shallow = shallow_boundary(cache_dir.parent)
     name = base_ref.replace("/", "_")
     path = cache_dir / f"cochange-{name}.json"
     cached: History | None = None
@@ -219,15 +245,17 @@ def load(root: Path, cache_dir: Path, base_ref: str, hot: Sequence[str], tip: st
             cached = History.from_json(json.loads(text))
         except (ValueError, RecursionError):  # a planted or damaged cache: never trusted, never fatal
             records.set_aside(path, "the co-change cache", "it is mined again")
-    if cached is not None and tuple(cached.hot) == tuple(hot):
+    # A history deepened or unshallowed since (or made shallow) is mined again, whole: the
+    # commits behind the old boundary are not "since" the cached tip (review 36).
+    if cached is not None and tuple(cached.hot) == tuple(hot) and cached.shallow == shallow:
         if cached.tip == tip:
             return cached
         if cached.tip and gitops.is_ancestor(root, cached.tip, tip):
-            cached.add(gitops.changes(root, tip, since=cached.tip))
+            cached.add(gitops.changes(root, tip, since=cached.tip, with_sha=bool(shallow)))
             cached.tip = tip
             _save(path, cached)
             return cached
-    fresh = mine(root, tip, hot=hot)
+    fresh = mine(root, tip, hot=hot, shallow=shallow)
     _save(path, fresh)
     return fresh
 
