@@ -250,15 +250,18 @@ def a_holds_the_queue(repo: Repo, tmp_path: Path) -> Iterator[Path]:
     assert lander.returncode == 0, out
 
 
-def mcp_session(repo: Repo) -> Any:
+def mcp_session(repo: Repo, sigint_ignored: bool = False) -> Any:
+    """A client session with 'wtp mcp'; ``sigint_ignored``: the server started with SIGINT
+    ignored, as a script's 'wtp mcp &' starts it."""
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
     @asynccontextmanager
     async def session() -> AsyncIterator[ClientSession]:
-        params = StdioServerParameters(
-            command=sys.executable, args=["-m", "worktree_par", "-C", str(repo.path), "mcp"], cwd=str(repo.path)
-        )
+        argv = [sys.executable, "-m", "worktree_par", "-C", str(repo.path), "mcp"]
+        if sigint_ignored:
+            argv = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *argv]
+        params = StdioServerParameters(command=argv[0], args=argv[1:], cwd=str(repo.path))
         async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
             await s.initialize()
             yield s
@@ -320,14 +323,20 @@ def test_mcp_answers_list_queue_check_and_gate_status_while_a_land_waits_in_the_
     assert repo.git("log", "--format=%s", "main").splitlines()[:2] == ["b work", "a work"]
 
 
-def test_a_cancelled_mcp_land_leaves_the_queue_as_ctrl_c_would(repo: Repo, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["server", "server-started-with-sigint-ignored"])
+def test_a_cancelled_mcp_land_leaves_the_queue_as_ctrl_c_would(
+    repo: Repo, tmp_path: Path, sigint_ignored: bool
+) -> None:
+    """Review 36: a server started with SIGINT ignored ('wtp mcp &' in a script) passed that on
+    to its calls' processes, so a cancelled land went on in the queue for a minute, until its
+    SIGKILL."""
     pytest.importorskip("mcp")
     import anyio
 
     with a_holds_the_queue(repo, tmp_path):
 
         async def talk() -> None:
-            async with mcp_session(repo) as s:
+            async with mcp_session(repo, sigint_ignored) as s:
                 async with anyio.create_task_group() as tg:
 
                     async def land_b() -> None:
@@ -336,7 +345,8 @@ def test_a_cancelled_mcp_land_leaves_the_queue_as_ctrl_c_would(repo: Repo, tmp_p
                     tg.start_soon(land_b)
                     await wait_for_queue(s, ["a", "b"])
                     tg.cancel_scope.cancel()  # the client gives up on the call
-                await wait_for_queue(s, ["a"])  # its land left the queue (SIGINT: it cleans up, then exits)
+                with anyio.fail_after(30):  # far below the minute before a SIGKILL
+                    await wait_for_queue(s, ["a"])  # its land left the queue (SIGINT: it cleans up, then exits)
                 states = {t["name"]: t["state"] for t in data(await s.call_tool("list", {}))["tasks"]}
                 assert states == {"a": "landing", "b": "active"}
 

@@ -214,4 +214,9 @@ def build(where: str | None) -> MCPServer:
 
 
 def serve(where: str | None) -> None:
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started with SIGINT ignored ('wtp mcp &' in a script): the server still takes none,
+        # but through a handler of its own, which its calls' processes do not inherit (an
+        # ignored signal stays ignored across exec): a cancelled call's SIGINT ends them.
+        signal.signal(signal.SIGINT, lambda _sig, _frame: None)
     build(where).run("stdio")
