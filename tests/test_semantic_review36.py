@@ -23,3 +23,20 @@ def test_a_task_whose_worktree_folder_is_gone_is_gated_from_its_branch(tmp_path:
         f"task 't1': its worktree {t1} is missing: compared from its branch 'wtp/t1' (its commits; what was "
         "uncommitted there was not seen; 'wtp doctor --fix' makes the worktree again)"
     ]
+
+
+def test_a_task_timing_out_alone_does_not_hide_the_pair_found_failing(tmp_path: Path) -> None:
+    """t3 makes the gate slow (it times out alone); the merge of all three still fails fast
+    on t1 + t2.  The search found the pool t1 + t2 failing, but any timeout made it keep
+    quiet: 'no collisions', exit 3, "semantic": []."""
+    g = Gated(tmp_path)
+    rename_and_caller(g)
+    t3 = g.start("t3")
+    # imported after pkg/welcome.py, whose failure ends the merge's gate first
+    g.repo.commit({"pkg/zz_slow.py": "import time\n\ntime.sleep(120)\n"}, msg="slow", cwd=t3)
+    out = g.repo.wtp("check", "--test", "--timeout", "5", "--json")
+    assert out.code == 1, out.err
+    data = out.json()
+    assert [(c["tasks"], c["kind"]) for c in data["collisions"]] == [(["t1", "t2"], "semantic")]
+    test = data["test"]
+    assert (test["verdict"], test["semantic"], test["timed_out"]) == ("fail", [["t1", "t2"]], [["t3"]])

@@ -173,8 +173,11 @@ def _search(
             failing = _by_size(run, seen, pool, indep, all_pairs)
         else:
             failing = _bisect(run, pool, runner.budget)
-        if not failing and not res.timed_out:
-            failing = [pool]  # the whole pool is the smallest failing set (confirmed below)
+        if not failing and not any(set(k) < set(pool) for k in res.timed_out):
+            # The whole pool is the smallest failing set (confirmed below).  Only a set inside
+            # it that gave no verdict leaves that open: a task that timed out alone is not in
+            # the pool, and hid the pair it left failing (exit 3, "no collisions").
+            failing = [pool]
         res.semantic = confirmed([c for c in failing if seen[c].verdict == FAIL])
     if not (res.semantic or res.alone or res.base_red or res.timed_out) and seen[whole].verdict == FAIL:
         confirmed([whole])  # reported as failing with no smaller set to blame: a red seen once is confirmed
