@@ -213,17 +213,6 @@ def mine(
     return h
 
 
-def shallow_boundary(common_dir: Path) -> list[str]:
-    """The commits a shallow clone's history stops at, sorted ([] for a whole history): git
-    lists them in ``shallow`` in the common git dir (gitrepository-layout(5)), and 'fetch
-    --unshallow' or '--deepen' rewrites or removes that file."""
-    try:
-        text = (common_dir / "shallow").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return []  # none: the history is whole
-    return sorted({w for w in text.split() if gitops.is_object_id(w)})
-
-
 def load(root: Path, cache_dir: Path, base_ref: str, hot: Sequence[str], tip: str | None = None) -> History | None:
     """The index of the history of ``base_ref`` (at ``tip`` when the caller knows it), from
     the cache when it is up to date, else brought up to date (only the new commits mined
@@ -232,7 +221,7 @@ def load(root: Path, cache_dir: Path, base_ref: str, hot: Sequence[str], tip: st
     tip = tip or gitops.rev_parse(root, base_ref)
     if tip is None:
         return None
-    shallow = shallow_boundary(cache_dir.parent)
+    shallow = gitops.shallow_boundary(cache_dir.parent)
     name = base_ref.replace("/", "_")
     path = cache_dir / f"cochange-{name}.json"
     cached: History | None = None

@@ -123,7 +123,7 @@ LONG_HISTORY = 50_000  # commits; init defers calibration beyond it
 
 def _calibrate(ctx: Ctx, base: str, limit: int = 2000, *, defer: bool = False) -> tuple[str, str]:
     """Replay the base's merges: ("warn", figures) where the co-change layer helps, else ("off", why)."""
-    from .. import calibration, cochange
+    from .. import calibration
     from ..globs import HOT_GLOBS
     from ..progress import Watch
 
@@ -150,7 +150,7 @@ def _calibrate(ctx: Ctx, base: str, limit: int = 2000, *, defer: bool = False) -
         err,
         detail=lambda: f"{done[0]}/{done[1]} merges replayed" if done[1] else "reading history",
     ):
-        shallow = cochange.shallow_boundary(ctx.repo.common_dir)
+        shallow = gitops.shallow_boundary(ctx.repo.common_dir)
         cal = calibration.calibrate(ctx.root, tip, HOT_GLOBS + tuple(ctx.cfg.check_hot), limit, seen, shallow)
     return ("warn" if cal.on else "off"), cal.why
 

@@ -43,6 +43,7 @@ from .history import (
     commit_count,
     merges,
     numstat,
+    shallow_boundary,
     sides,
     topo_order,
 )
@@ -236,6 +237,7 @@ __all__ = [
     "changes",
     "merges",
     "numstat",
+    "shallow_boundary",
     "sides",
     "topo_order",
 ]

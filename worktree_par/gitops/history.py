@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .core import run
-from .parse import Sha
+from .parse import Sha, is_object_id
 
 # One 'git log' for the whole history: -z so any path survives, -M so a file's history goes
 # on under its new name, --reverse so renames are met in the order they happened.
@@ -276,3 +276,14 @@ def parse_changed_names(text: str, heads: Sequence[str]) -> list[set[str]]:
             k += 1
         diffs.append(names)
     return diffs
+
+
+def shallow_boundary(common_dir: Path) -> list[str]:
+    """The commits a shallow clone's history stops at, sorted ([] for a whole history): git
+    lists them in ``shallow`` in the common git dir (gitrepository-layout(5)), and 'fetch
+    --unshallow' or '--deepen' rewrites or removes that file."""
+    try:
+        text = (common_dir / "shallow").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return []  # none: the history is whole
+    return sorted({w for w in text.split() if is_object_id(w)})
