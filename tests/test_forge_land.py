@@ -227,19 +227,27 @@ def test_a_forge_that_refuses_or_fails_is_one_line_and_loses_nothing(
     assert _base_log(r, sham) == ["initial"]
 
 
+@pytest.mark.parametrize("reflog", [True, False], ids=["reflog", "no-reflog"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_head_branch_left_by_this_clones_own_failed_open_does_not_wedge_the_task(
     shamforge: Callable[..., ShamForge],  # noqa: F811
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     kind: str,
+    reflog: bool,
 ) -> None:
     """Review 30: the candidate was pushed to the head branch, then opening the request failed
     (a 500; a kill between the two does the same): every later land was refused for a head
-    branch "no request names", until someone deleted it by hand.  The task branch's reflog has
-    that candidate (it is built on the branch): the next land pushes over it and lands."""
+    branch "no request names", until someone deleted it by hand.  The land records each
+    candidate it pushes (refs/wtp/forge-pushed/), so the next land pushes over its own leftover
+    and lands; the task branch's reflog, which told it before, need not be kept
+    (core.logAllRefUpdates = false brought the wedge back)."""
     r, sham = _project(shamforge, tmp_path, monkeypatch, kind)
+    if not reflog:
+        r.git("config", "core.logAllRefUpdates", "false")
     _task(r, "t1")
+    if not reflog:
+        r.git("reflog", "expire", "--expire=now", "--all")
     sham.fail(500, times=1, match="POST")  # the first POST opens the request
     failed = r.wtp("land", "t1", "--gate", "true")
     assert failed.code == 1 and "the forge failed" in failed.err, failed.err
@@ -249,6 +257,7 @@ def test_a_head_branch_left_by_this_clones_own_failed_open_does_not_wedge_the_ta
     assert again.code == 0, again.err
     assert _base_log(r, sham)[0] == "t1 work"
     assert [p.state for p in sham.pulls.values()] == ["merged"] and sham.tip("wtp/t1") is None
+    assert r.git("for-each-ref", "refs/wtp/forge-pushed/") == ""  # the records go with the head branch
 
 
 @pytest.mark.parametrize("kind", KINDS)

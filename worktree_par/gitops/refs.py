@@ -188,12 +188,6 @@ def unmatched_commits(cwd: Path, left: str, right: str) -> list[Sha]:
     return unmatched + [Sha(c) for c, key in sides[">"] if key not in copies_of and c not in unmatched]
 
 
-def reflog_commits(cwd: Path, ref: str) -> set[Sha]:
-    """Every commit ``ref`` has named, as its reflog keeps them (empty without one)."""
-    res = run(["reflog", "show", "--format=%H", ref, "--"], cwd, check=False)
-    return {Sha(s) for s in res.out.split()} if res.code == 0 else set()
-
-
 def subjects(cwd: Path, commits: Sequence[str]) -> dict[str, str]:
     """The one-line subject of each commit."""
     if not commits:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ..forge import Forge, Merged, MergedOther, Method, Refused, Request
 
 POLL = 2.0  # seconds between looks at a request the forge's queue holds
+PUSHED = "refs/wtp/forge-pushed/"  # <head branch>/<candidate>: what this clone pushed there (whose is a leftover)
 
 
 def enabled(ctx: Ctx) -> bool:
@@ -96,18 +97,6 @@ def _trusted_api(ctx: Ctx, remote_url: str) -> None:
         )
 
 
-def suggestion(ctx: Ctx, remote: str) -> str:
-    """For a push the remote refused: the [land] via that lands through its forge, if the
-    remote's URL names one ('' otherwise)."""
-    from ..forge import from_remote_url
-
-    try:
-        kind, _ = from_remote_url(ctx.git_setting(f"remote.{remote}.url") or "")
-    except Exception:  # noqa: BLE001 - a URL we cannot read: no suggestion
-        return ""
-    return f'; if the branch is protected, land through its pull requests: set [land] via = "{kind}"' if kind else ""
-
-
 def publish(ctx: Ctx, e: Entry, base_tip: Sha, remote: str, say: Say) -> Sha | None:
     """Publish ``e`` through the forge: the commit the base took, or None when the base moved
     (rebuild).  LandBlocked when the forge refuses (closed, a failing required check), when
@@ -120,6 +109,7 @@ def publish(ctx: Ctx, e: Entry, base_tip: Sha, remote: str, say: Say) -> Sha | N
     head = t.branch
     mark = _mark(ctx, t)
     old = _replaceable(ctx, f, t, head, mark, remote)
+    gitops.update_ref(ctx.root, f"{PUSHED}{head}/{cand}", cand, None, "a candidate pushed to the forge")  # ours
     pushed = gitops.push_ref(ctx.root, remote, f"refs/heads/{head}", cand, old)
     if not pushed.updated:
         raise LandBlocked(
@@ -188,12 +178,14 @@ def _moved(ctx: Ctx, remote: str, base: str, base_tip: Sha) -> bool:
 
 
 def _forget_tracking(ctx: Ctx, remote: str | None, head: str) -> None:
-    """The head branch is gone on the forge: so goes its remote-tracking ref here, which
-    only wtp's own push of a candidate made."""
-    ref = f"refs/remotes/{remote}/{head}"
-    tip = gitops.ref_value(ctx.root, ref) if remote else None
-    if tip is not None:
-        gitops.delete_ref(ctx.root, ref, tip)
+    """The head branch is gone on the forge: so go its remote-tracking ref here, which only
+    wtp's own push of a candidate made, and the records of the candidates pushed there."""
+    refs = (
+        {f"refs/remotes/{remote}/{head}": gitops.ref_value(ctx.root, f"refs/remotes/{remote}/{head}")} if remote else {}
+    )
+    for ref, tip in {**refs, **gitops.refs_under(ctx.root, f"{PUSHED}{head}/")}.items():
+        if tip is not None:
+            gitops.delete_ref(ctx.root, ref, tip)
 
 
 def tidy_landed(ctx: Ctx, t: Task) -> None:
@@ -229,9 +221,9 @@ def _replaceable(ctx: Ctx, f: Forge, t: Task, head: str, mark: str, remote: str)
     """What the head branch holds on the forge, when this land may push over it (the push
     compares and swaps against it): nothing, this land's own open request from an earlier
     attempt (its body carries ``mark``), the head of a request that is merged or closed
-    (the forge keeps that), or a candidate this clone built for the task in an earlier
-    attempt whose request was never opened (the task branch's reflog has it: the candidate
-    is built on the branch).  LandBlocked when the branch is another clone's."""
+    (the forge keeps that), or a candidate this clone pushed there in an earlier attempt
+    whose request was never opened (recorded under PUSHED before the push).  LandBlocked
+    when the branch is another clone's."""
     tip = f.branch_tip(head)
     found = f.requests(head, t.base)
     opened = [r for r in found if r.state == "open"]
@@ -240,7 +232,7 @@ def _replaceable(ctx: Ctx, f: Forge, t: Task, head: str, mark: str, remote: str)
             raise LandBlocked(_another(t, head, r, f.kind))
     if opened or tip is None or any(r.head_sha == tip for r in found):
         return tip
-    if tip in gitops.reflog_commits(ctx.root, f"refs/heads/{t.branch}"):
+    if gitops.ref_value(ctx.root, f"{PUSHED}{head}/{tip}") == tip:
         return tip
     raise LandBlocked(
         f"the head branch '{head}' on {f.kind} holds {tip[:12]}, which no request names: another clone may "

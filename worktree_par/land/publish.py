@@ -239,7 +239,7 @@ def _cas(ctx: Ctx, t: Task, cand: Sha, base_tip: Sha, remote: str | None, say: S
             raise LandBlocked(
                 f"{remote} refused '{t.base}' ({pushed.reason or pushed.summary}){': ' + said if said else ''}; "
                 f"nothing was published: fix that on the remote's side, then run 'wtp land {t.name}' again"
-                + forge_lane.suggestion(ctx, remote)
+                + _forge_suggestion(ctx, remote)
             )
         # Just fetched: the tracking ref holds what we pushed against (CAS from it).
         gitops.update_ref(ctx.root, f"refs/remotes/{remote}/{t.base}", cand, base_tip, "landed")
@@ -341,3 +341,15 @@ def _finish_follow(w: Path, ref: str, base: str, old: str, new: str) -> None:
 
 
 DETACH_WHY = "keep the worktree as it was"  # doctor looks for this in the reflog
+
+
+def _forge_suggestion(ctx: Ctx, remote: str) -> str:
+    """For a push the remote refused: the [land] via that lands through its forge, if the
+    remote's URL names one ('' otherwise)."""
+    from ..forge import from_remote_url
+
+    try:
+        kind, _ = from_remote_url(ctx.git_setting(f"remote.{remote}.url") or "")
+    except Exception:  # noqa: BLE001 - a URL we cannot read: no suggestion
+        return ""
+    return f'; if the branch is protected, land through its pull requests: set [land] via = "{kind}"' if kind else ""
