@@ -4,10 +4,14 @@ folder, and what is shown of a failing gate's output."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from pathlib import Path
 
+from .conftest import wait_for
 from .test_semantic import Gated, rename_and_caller
+from .test_semantic_review8 import _settled
 
 
 def test_a_task_whose_worktree_folder_is_gone_is_gated_from_its_branch(tmp_path: Path) -> None:
@@ -40,3 +44,61 @@ def test_a_task_timing_out_alone_does_not_hide_the_pair_found_failing(tmp_path: 
     assert [(c["tasks"], c["kind"]) for c in data["collisions"]] == [(["t1", "t2"], "semantic")]
     test = data["test"]
     assert (test["verdict"], test["semantic"], test["timed_out"]) == ("fail", [["t1", "t2"]], [["t3"]])
+
+
+def test_a_current_background_result_counts_as_a_collision(tmp_path: Path) -> None:
+    """With [check] test = "auto", 'wtp check' printed "no collisions" and exited 0 (even at
+    --fail-on semantic) right above a current "t1 + t2 fail together"."""
+    from worktree_par.repo import open_ctx
+    from worktree_par.semantic import background
+
+    g = Gated(tmp_path, extra='[check]\ntest = "auto"\n')
+    g.start("t1")
+    g.start("t2")
+    key = background.committed(open_ctx(g.repo.path))[0]
+    last = g.repo.path / ".git/wtp/check-test-last.json"
+    found = {
+        "when": time.time() - 7200,
+        "gate": g.gate,
+        "tasks": ["t1", "t2"],
+        "verdict": "fail",
+        "semantic": [["t1", "t2"], ["t1", "gone"]],  # a set naming no live task is not shown
+        "verdicts": [{"tasks": ["t1", "t2"], "verdict": "fail", "tree": "ab" * 20, "log": "/elsewhere.log"}],
+        "committed": key,
+    }
+    last.write_text(json.dumps(found))
+    out = g.repo.wtp("check", "--fail-on", "semantic")
+    assert (out.code, out.err) == (1, "")
+    assert out.lines == [
+        "KIND      TASKS     PATHS",
+        "SEMANTIC  t1 <> t2  fail together (each passes alone)",
+        "semantic: t1 + t2 fail together; t1 + gone fail together (2h ago)",
+    ]
+    data = g.repo.wtp("check", "--json").json()
+    assert data["collisions"] == [
+        {
+            "tasks": ["t1", "t2"],
+            "kind": "semantic",
+            "paths": [],
+            "hot": False,
+            "hot_paths": [],
+            "gate": g.gate,
+            "tree": "ab" * 20,
+            "log": "/elsewhere.log",
+            "output": [],  # a log outside wtp's logs folder is not read
+            "verdicts": found["verdicts"],
+            "background": True,
+            "when": found["when"],
+        }
+    ]
+    assert g.repo.wtp("check", "t2", "--fail-on", "semantic").code == 1  # t2 is in the pair
+    # a task failing alone: exit 1 as 'check --test' does, no row (it is not a collision)
+    last.write_text(json.dumps({**found, "semantic": [], "fails_alone": [{"task": "t1"}]}))
+    out = g.repo.wtp("check", "--fail-on", "semantic")
+    assert (out.code, out.lines[0]) == (1, "no collisions among 2 tasks and 'main'")
+    # stale (the tasks' commits changed since): shown, not counted
+    last.write_text(json.dumps({**found, "committed": "older inputs"}))
+    out = g.repo.wtp("check", "--fail-on", "semantic")
+    assert (out.code, out.lines[0]) == (0, "no collisions among 2 tasks and 'main'")
+    assert out.lines[-1] == "semantic: t1 + t2 fail together; t1 + gone fail together (2h ago; inputs changed since)"
+    wait_for(lambda: _settled(g, key), "the background runner to end")

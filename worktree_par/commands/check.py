@@ -46,6 +46,10 @@ def check(
         names = [mine] if mine else None
     report = overlap.check(c, names or None)
     last = _last(c)
+    red = False  # a current background result in which a task fails alone (or the base does)
+    if last is not None and (found := _background(c, last, names)) is not None:
+        report = report._replace(collisions=[*report.collisions, *found[0]])
+        red = found[1]
     if as_json:
         emit({**report.to_json(), **({"semantic_last": last} if last else {})})
     else:
@@ -55,7 +59,30 @@ def check(
             from ..semantic import result
 
             print(result.summary(last))
-    return ExitCode.FINDING if report.worst() >= overlap.FAIL_ON[fail_on] else 0
+    return _exit(report, red, fail_on)
+
+
+def _exit(report: overlap.Report, red: bool, fail_on: str) -> int:
+    """1 on a collision at or above --fail-on, or at 'semantic' and below on a task failing
+    its gate alone or the gate failing on the base (as 'check --test' exits)."""
+    from .. import overlap
+
+    level = overlap.FAIL_ON[fail_on]
+    return ExitCode.FINDING if report.worst() >= level or (red and level <= overlap.RANK["semantic"]) else 0
+
+
+def _background(c: Ctx, last: dict[str, Any], names: list[str] | None) -> tuple[list[overlap.Collision], bool] | None:
+    """What a current background result found about the tasks reported (its semantic
+    collisions, and whether a task or the base fails alone); None when it is stale, under
+    way or an error: then it is only shown."""
+    from ..semantic import result
+    from ..state import LIVE
+
+    if not result.current(last):
+        return None
+    live = {t.name for t in c.store.read().tasks.values() if t.state in LIVE}
+    found = result.background_collisions(last, live, c.store.dir / "logs")
+    return [s for s in found if not names or set(s.tasks) & set(names)], result.background_red(last, live, names)
 
 
 def _notes(report: overlap.Report) -> None:

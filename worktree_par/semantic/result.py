@@ -7,12 +7,13 @@ import json
 import math
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from ..overlap import Collision
 from ..records import shown
 from ..repo import Ctx
-from .runs import FAIL, PASS, TIMEOUT, Outcome
+from .runs import FAIL, PASS, TIMEOUT, Outcome, output_tail
 
 LAST = "check-test-last.json"
 
@@ -159,6 +160,49 @@ def age(when: object) -> str:
 def _names(v: object) -> list[str]:
     """A list of task names from the file, each safe to print on one line (anything else: none)."""
     return [shown(x) for x in v if isinstance(x, str)] if isinstance(v, list) else []
+
+
+def current(data: dict[str, Any] | None) -> bool:
+    """A background result that holds for the tasks' commits as they are (not stale, not a
+    run under way, not an error): what it found counts, as a 'check --test' run's does."""
+    if not data:
+        return False
+    return not (data.get("stale") or data.get("running") or data.get("error"))
+
+
+def background_collisions(data: dict[str, Any], live: set[str], logs: Path) -> list[Collision]:
+    """The semantic collisions of a current background result, shaped as 'check --test'
+    gives them (plus ``"background": true`` and its ``when``).  The file is a courtesy:
+    a set naming anything but live tasks is left out, and a log is read only in ``logs``."""
+    sets = data.get("semantic")
+    outcomes = [v for v in data.get("verdicts") or [] if isinstance(v, dict) and isinstance(v.get("tasks"), list)]
+    gate = data.get("gate")
+    out = []
+    for s in sets if isinstance(sets, list) else []:
+        if not isinstance(s, list) or len(s) < 2 or not all(isinstance(n, str) and n in live for n in s):
+            continue
+        mine = [v for v in outcomes if v["tasks"] == s]
+        log = mine[0].get("log") if mine else None
+        extra: dict[str, object] = {
+            "gate": gate if isinstance(gate, str) else "",
+            "tree": str(mine[0].get("tree", "")) if mine else "",
+            "log": log if isinstance(log, str) else "",
+            "output": output_tail(Path(log)) if isinstance(log, str) and Path(log).parent == logs else [],
+            "verdicts": [v for v in outcomes if v["tasks"] and set(map(str, v["tasks"])) <= set(s)],
+            "background": True,
+            "when": _when(data.get("when")),
+        }
+        out.append(Collision(list(s), "semantic", [], extra=extra))
+    return out
+
+
+def background_red(data: dict[str, Any], live: set[str], names: list[str] | None) -> bool:
+    """A current background result in which a live task (one of ``names``, when given)
+    fails its gate alone, or the gate fails on the base itself."""
+    alone = data.get("fails_alone")
+    tasks = [a.get("task") for a in (alone if isinstance(alone, list) else []) if isinstance(a, dict)]
+    mine = [n for n in tasks if isinstance(n, str) and n in live and (not names or n in names)]
+    return bool(mine) or isinstance(data.get("base_fails"), dict)
 
 
 def summary(data: dict[str, Any]) -> str:

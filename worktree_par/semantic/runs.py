@@ -143,7 +143,7 @@ class Runner:
             # the pid: a background run and a foreground one may gate the same tree at once
             log = self.ctx.store.subdir("logs") / f"check-test-{name}-{os.getpid()}.log"
             what = f"tasks: {' + '.join(key)}\n# merge" if key else f"no task: the base itself, '{self.base}'\n# commit"
-            log.write_text(f"$ {self.gate}\n# {what} {commit} (tree {tree})\n")  # 3 lines: _tail skips them
+            log.write_text(f"$ {self.gate}\n# {what} {commit} (tree {tree})\n")  # 3 lines: output_tail skips them
             env = trees.env(self.ctx, self.base, path, port.port, key, commit)
             pseudo = Task(env["WTP_TASK"], "active", "", self.base, 0, path=str(path), port=port.port)
             isolate.copy_ignored(self.ctx, pseudo, quiet)  # the warm caches a task worktree gets
@@ -167,7 +167,7 @@ class Runner:
             lv.run.stop()
             with open(lv.log, "a") as f:
                 f.write(f"\n# wtp: stopped after {self.timeout:g}s (--timeout)\n")
-            return Outcome(lv.key, TIMEOUT, lv.tree, str(lv.log), tail=_tail(lv.log))
+            return Outcome(lv.key, TIMEOUT, lv.tree, str(lv.log), tail=output_tail(lv.log))
         ok = code == 0
         changed = _changed(lv)
         if changed:
@@ -181,7 +181,7 @@ class Runner:
             )
         else:
             verdicts.record(self.ctx, self.gate, lv.tree, ok=ok, by=verdicts.CHECK, tasks=list(lv.key), log=str(lv.log))
-        tail = [] if ok else _tail(lv.log)
+        tail = [] if ok else output_tail(lv.log)
         return Outcome(lv.key, PASS if ok else FAIL, lv.tree, str(lv.log), tail=tail, changed=changed)
 
     def _note(self, msg: str) -> None:
@@ -231,7 +231,8 @@ def _changed(lv: _Live) -> list[str]:
     return sorted(now.paths)
 
 
-def _tail(log: Path) -> list[str]:
+def output_tail(log: Path) -> list[str]:
+    """The last lines of a run's log that say something (its output's end), for the report."""
     try:
         lines = log.read_text(errors="replace").splitlines()
     except OSError:
