@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .conftest import wait_for
 from .test_semantic import Gated, rename_and_caller
-from .test_semantic_review8 import _settled
+from .test_semantic_review8 import _repo, _settled, _task
 
 
 def test_a_task_whose_worktree_folder_is_gone_is_gated_from_its_branch(tmp_path: Path) -> None:
@@ -102,3 +102,23 @@ def test_a_current_background_result_counts_as_a_collision(tmp_path: Path) -> No
     assert (out.code, out.lines[0]) == (0, "no collisions among 2 tasks and 'main'")
     assert out.lines[-1] == "semantic: t1 + t2 fail together; t1 + gone fail together (2h ago; inputs changed since)"
     wait_for(lambda: _settled(g, key), "the background runner to end")
+
+
+def test_a_gate_that_deletes_its_own_folder_is_a_run_of_that_merge(tmp_path: Path) -> None:
+    """The check after the run asked git about the folder the gate had deleted: 'directory
+    ... does not exist', exit 2, and no report."""
+    gate = 'if [ -f t2.txt ]; then cd .. && rm -rf "$OLDPWD"; echo "t2 breaks it"; exit 1; fi\n'
+    r = _repo(tmp_path, '[land]\ngate = "sh gate.sh"\n', {"gate.sh": gate})
+    _task(r, "t1")
+    _task(r, "t2")
+    out = r.wtp("check", "--test", "--json")
+    assert out.code == 1, out.err
+    test = out.json()["test"]
+    assert [(a["task"], a["output"]) for a in test["fails_alone"]] == [("t2", ["t2 breaks it"])]
+    assert test["notes"] == [
+        f"semantic: 'sh gate.sh' (or [setup] run) deleted the throw-away worktree of {m}, so its verdict is not "
+        "kept for 'wtp land' (which runs the gate itself)"
+        for m in ("the merge of t1 + t2", "the merge of t2")
+    ]
+    listed = r.git("worktree", "list", "--porcelain").splitlines()
+    assert [ln.rsplit("/", 1)[-1] for ln in listed if ln.startswith("worktree ")] == ["repo", "t1", "t2"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .. import gitops, locks
-from ..errors import Say, quiet
+from ..errors import Say, UsageError, quiet
 from ..guarded import Guarded
 from ..land import verdicts
 from ..repo import Ctx, few
@@ -20,6 +20,7 @@ from . import trees
 
 PASS, FAIL, TIMEOUT, CONFLICT = "pass", "fail", "timeout", "conflict"
 TAIL = 12  # lines of a failing run's output shown
+GONE = "(its worktree)"  # what a run changed when it deleted the worktree it ran in
 
 
 class Outcome(NamedTuple):
@@ -174,9 +175,14 @@ class Runner:
             # The gate (or [setup] run) did not test the merge as wtp made it: its verdict is
             # reported, never kept for 'wtp land' to reuse (land refuses such a run of its own).
             n = len(changed)
-            what = "its HEAD" if changed == ["HEAD"] else f"{n} tracked file{'s' * (n != 1)} ({few(changed)})"
+            merge = _merge_of(lv.key, self.base)
+            did = f"changed {n} tracked file{'s' * (n != 1)} ({few(changed)}) in {merge}"
+            if changed == ["HEAD"]:
+                did = f"changed its HEAD in {merge}"
+            elif changed == [GONE]:
+                did = f"deleted the throw-away worktree of {merge}"
             self._note(
-                f"semantic: '{self.gate}' (or [setup] run) changed {what} in {_merge_of(lv.key, self.base)}, "
+                f"semantic: '{self.gate}' (or [setup] run) {did}, "
                 "so its verdict is not kept for 'wtp land' (which runs the gate itself)"
             )
         else:
@@ -222,10 +228,12 @@ def _merge_of(key: Sequence[str], base: str) -> str:
 def _changed(lv: _Live) -> list[str]:
     """What the run changed in its worktree: the tracked files, or ["HEAD"] when it moved
     off the merge (a commit, a checkout); [] when the worktree still holds the merge."""
+    if not lv.path.is_dir():
+        return [GONE]  # the gate deleted its own folder ('cd .. && rm -rf "$OLDPWD"'): nothing proven
     try:
         now = gitops.head_status(lv.path, untracked=False)
-    except gitops.GitError:
-        return ["HEAD"]  # the worktree is not one any more (its .git removed): nothing proven
+    except (gitops.GitError, UsageError):  # its .git removed; its folder removed just now
+        return ["HEAD"]  # the worktree is not one any more: nothing proven
     if now.head != lv.commit or now.attached is not None:
         return ["HEAD"]
     return sorted(now.paths)
