@@ -117,6 +117,21 @@ def test_doctor_reports_a_hung_remote_in_one_finding_and_checks_the_rest(remote_
     assert took < WITHIN and not any(_alive(p) for p in hang.started())
 
 
+def test_doctor_asks_a_hung_remote_once_with_a_task_queued(remote_repo: Repo, hang: Hang) -> None:
+    """Review 34: with shared claims and a queued task, doctor asked the hung remote twice (the
+    claims, then the other clones' tasks before saying what can start): two timeouts."""
+    _config(remote_repo, "share = true\nmax_active = 1\n")
+    assert remote_repo.wtp_proc("start", "a").code == 0
+    assert remote_repo.wtp_proc("start", "q").code == 4
+    hang.on(remote_repo)
+    out, took = _timed(remote_repo, "doctor")
+    assert out.code == 1 and "Traceback" not in out.err
+    assert f"shared claims not checked: remote 'origin' did not answer within {TIMEOUT}s" in out.out
+    assert "can start now" not in out.out  # nothing is said to start blind
+    assert len(hang.started()) == 1, hang.started()  # one call to the hung remote, one timeout
+    assert took < WITHIN
+
+
 @pytest.mark.parametrize("which", ["uploadpack", "receivepack"])
 def test_a_land_against_a_hung_remote_stops_and_frees_the_queue(remote_repo: Repo, hang: Hang, which: str) -> None:
     _config(remote_repo)

@@ -74,11 +74,13 @@ def _gate_findings(ctx: Ctx) -> list[Finding]:
     return found
 
 
-def _claim_findings(ctx: Ctx, st: State, stale_days: float | None) -> list[Finding]:
-    """Shared claims on the remote (remote/sharing.py says what is wrong with them)."""
+def _claim_findings(ctx: Ctx, st: State, stale_days: float | None) -> tuple[list[Finding], bool]:
+    """Shared claims on the remote (remote/sharing.py says what is wrong with them); False
+    when the remote did not answer."""
     from .remote import sharing
 
-    return [Finding(problem, fix) for problem, fix in sharing.findings(ctx, st, stale_days)]
+    found, reached = sharing.findings(ctx, st, stale_days)
+    return [Finding(problem, fix) for problem, fix in found], reached
 
 
 def _state_dir_problem(ctx: Ctx) -> str:
@@ -171,10 +173,11 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
         )
     findings += _gate_findings(ctx)
     findings += _main_worktree_findings(ctx)
-    findings += _claim_findings(ctx, st, stale_claims)
+    claimed, reached = _claim_findings(ctx, st, stale_claims)
+    findings += claimed
     if st.queued():  # what 'wtp next' would start, in queue order (none while setup.run is untrusted)
         try:  # other clones' claims hold tasks back too (share = true), as for 'wtp next'
-            remote = tasks.remote_tasks(ctx)
+            remote = tasks.remote_tasks(ctx) if reached else None
         except WtpError:  # they cannot be read: nothing is said to start blind
             remote = None
         can = (

@@ -209,24 +209,25 @@ def _found(problem: str, fix: Callable[[], str] | None = None) -> Found:
 STALE_CLAIM_DAYS = 7  # other clones' claims older than this are reported
 
 
-def findings(ctx: Ctx, st: State, stale_days: float | None) -> list[Found]:
+def findings(ctx: Ctx, st: State, stale_days: float | None) -> tuple[list[Found], bool]:
     """Shared claims on the remote: this clone's claims of tasks that are no longer live
     (withdrawn), and other clones' old ones (cleared only with --stale-claims DAYS), for
-    doctor: (problem, the fix or None)."""
+    doctor: (problem, the fix or None); and False when the remote did not answer (doctor
+    then asks it nothing more: a hung remote costs one [remote] timeout, not two)."""
     remote = ctx.remote()
     if remote is None or not (ctx.cfg.share or stale_days is not None):
-        return []
+        return [], True
     try:
         return _claims_on(ctx, st, remote, stale_days)
     except RemoteTimeout as e:  # one finding, and doctor goes on with the rest
-        return [_found(f"shared claims not checked: {e.message}")]
+        return [_found(f"shared claims not checked: {e.message}")], False
 
 
-def _claims_on(ctx: Ctx, st: State, remote: str, stale_days: float | None) -> list[Found]:
+def _claims_on(ctx: Ctx, st: State, remote: str, stale_days: float | None) -> tuple[list[Found], bool]:
 
     found = gitops.ls_remote(ctx.root, remote, [f"{PREFIX}*"])
     if found is None:
-        return [_found(f"cannot reach remote '{remote}' to check the shared claims")]
+        return [_found(f"cannot reach remote '{remote}' to check the shared claims")], False
     out: list[Found] = []
     mine = f"{PREFIX}{clone_id(ctx)}/"
     live = {ref_safe(t.name) for t in st.tasks.values() if t.state in LIVE}
@@ -251,7 +252,7 @@ def _claims_on(ctx: Ctx, st: State, remote: str, stale_days: float | None) -> li
         else:
             out.append(_found(what, functools.partial(_clear_claim, ctx, remote, c.ref)))
     out += [_found(line) for _, line in malformed]
-    return out
+    return out, True
 
 
 def _clear_claim(ctx: Ctx, remote: str, ref: str) -> str:
