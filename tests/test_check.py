@@ -153,6 +153,23 @@ def test_a_task_whose_worktree_folder_is_gone_is_compared_from_its_branch(repo: 
     assert (human.code, human.out, human.err) == (0, "no collisions among 2 tasks and 'main'\n", gone)
 
 
+def test_a_task_whose_branch_is_gone_is_compared_from_its_worktree(repo: Repo) -> None:
+    """Its branch ref deleted by hand, the worktree's HEAD names no commit: the snapshot of
+    its files had no parent, and merge-tree refused it ('unrelated histories', exit 1)."""
+    a, b = _start(repo, "a"), _start(repo, "b")
+    repo.commit({"src/util.js": "from a\n"}, cwd=a)
+    repo.commit({"src/util.js": "from b\n"}, cwd=b)
+    (fork,) = [t["fork"] for t in repo.state()["tasks"] if t["name"] == "a"]
+    repo.git("update-ref", "-d", "refs/heads/wtp/a")
+    out = repo.wtp("check", "--json")
+    assert out.code == 1, out.err
+    assert out.json()["notes"] == [
+        f"task 'a': its branch 'wtp/a' is gone (its worktree's HEAD names no commit): its worktree's files were "
+        f"compared as work started from {fork[:12]}"
+    ]
+    assert _collisions(repo) == [(("a", "b"), "conflict", ("src/util.js",), False)]
+
+
 def test_merge_attributes_are_respected(repo: Repo) -> None:
     repo.commit({".gitattributes": "NOTES.md merge=union\n", "NOTES.md": "start\n"})
     a, b = _start(repo, "a"), _start(repo, "b")

@@ -122,3 +122,18 @@ def test_a_gate_that_deletes_its_own_folder_is_a_run_of_that_merge(tmp_path: Pat
     ]
     listed = r.git("worktree", "list", "--porcelain").splitlines()
     assert [ln.rsplit("/", 1)[-1] for ln in listed if ln.startswith("worktree ")] == ["repo", "t1", "t2"]
+
+
+def test_a_task_whose_branch_is_gone_is_gated_from_its_worktree(tmp_path: Path) -> None:
+    """'check --test' died on merge-tree's 'refusing to merge unrelated histories' (exit 1,
+    no result for any task): the snapshot of a worktree whose HEAD names no commit had no
+    parent."""
+    g = Gated(tmp_path)
+    rename_and_caller(g)
+    g.repo.git("update-ref", "-d", "refs/heads/wtp/t1")
+    out = g.repo.wtp("check", "--test", "--json")
+    assert out.code == 1, out.err
+    data = out.json()
+    assert [(c["tasks"], c["kind"]) for c in data["collisions"]] == [(["t1", "t2"], "semantic")]
+    (note,) = data["notes"]
+    assert note.startswith("task 't1': its branch 'wtp/t1' is gone (its worktree's HEAD names no commit)")

@@ -97,7 +97,7 @@ def _parents(path: str) -> list[str]:
 def sides(ctx: Ctx, tasks: list[Task], base_tip: str) -> tuple[list[Side], list[str]]:
     """Each task's side as of now, and one note for each task not seen whole: a worktree
     folder that is gone (its branch is compared: its commits, not what was uncommitted
-    there), or neither worktree nor branch left (not compared)."""
+    there), a branch that is gone under its worktree, or neither left (not compared)."""
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(tasks)))) as pool:
         got = list(pool.map(lambda t: _side(ctx, t, base_tip), tasks))
     return [s for s, _ in got if s is not None], [note for _, note in got if note]
@@ -123,11 +123,20 @@ def _side(ctx: Ctx, t: Task, base_tip: str) -> tuple[Side | None, str]:
                 f"the worktree of task '{t.name}' is broken ({broken}): run 'wtp doctor --fix', then check again"
             )
         dirty = gitops.dirty_of(wt)  # the one walk of its files: the snapshot stages what it found
-        if dirty.paths:
+        parent = None
+        if dirty.head is None:
+            # Its branch was deleted under it: its files are compared as work on the commit it
+            # started from (a snapshot with no parent shares no history: merge-tree refuses it).
+            parent = (gitops.rev_parse(ctx.root, t.fork) if t.fork else None) or gitops.Sha(base_tip)
+            note = (
+                f"task '{t.name}': its branch '{t.branch}' is gone (its worktree's HEAD names no commit): "
+                f"its worktree's files were compared as work started from {parent[:12]}"
+            )
+        if dirty.paths or parent:
             # With every untracked file listed, a folder named with '/' is a nested repository:
             # not this repository's files ('git add' would refuse one without a commit).
             nested = [p.rstrip("/") for p in dirty.paths if p.endswith("/")]
-            commit, tree = gitops.snapshot(wt, exclude=nested, dirty=dirty)
+            commit, tree = gitops.snapshot(wt, exclude=nested, dirty=dirty, parent=parent)
         else:
             commit = dirty.head or gitops.Sha(base_tip)
             tree = gitops.tree_of(wt, commit)

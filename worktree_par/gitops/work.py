@@ -170,13 +170,15 @@ def snapshot(
     exclude: Sequence[str] = (),
     grafts: Sequence[tuple[str, str]] = (),
     dirty: Dirty | None = None,
+    parent: str | None = None,
 ) -> tuple[Sha, Sha]:
     """(commit, tree) holding the worktree's current files (tracked and untracked, not ignored,
     plus the ignored ``extra`` paths).  Built with a throw-away index so the user's index,
     files and refs are untouched; its parent is HEAD.  ``exclude``: folders left out (nested
     repositories, which 'git add' would record as a bare pointer or refuse); ``grafts``:
     (folder, tree) pairs whose files are put at that folder instead, as real files;
-    ``dirty``: the worktree's status when the caller has it (else it is asked here).
+    ``dirty``: the worktree's status when the caller has it (else it is asked here);
+    ``parent``: the commit taken as its parent when HEAD names none (an unborn branch).
 
     One walk of the tree: starting from a copy of the real index, only the paths status
     reported are staged (hashed, added or removed), which is what 'git add --all' gives
@@ -214,7 +216,7 @@ def snapshot(
             run(["update-index", "--force-remove", "--", folder], wt, env=env)  # a pointer staged there
             run(["read-tree", f"--prefix={folder}/", tree], wt, env=env)
         tree_id = Sha(run(["write-tree"], wt, env=env).out.strip())
-    head = [dirty.head] if dirty.head else []
+    head = [dirty.head] if dirty.head else [parent] if parent else []
     return commit_tree(wt, tree_id, head, "wtp snapshot of uncommitted work"), tree_id
 
 
