@@ -80,6 +80,17 @@ def test_without_a_tasks_cwd_the_editor_is_the_worktree_the_path_is_named_in(rep
         assert decision(hook(repo, _from(a, named, "Write"))[1])[0] == "deny"
 
 
+def test_a_cwd_spelled_through_another_worktree_and_dot_dot_is_where_it_leads(repo: Repo) -> None:
+    """Review 31's nit: a cwd of '<a>/../b' (b's worktree, spelled through a's) made the agent
+    a's, as the first worktree the walk entered."""
+    a = Path(repo.wtp("start", "a").lines[-1])
+    b = Path(repo.wtp("start", "b").lines[-1])
+    through_a = Path(f"{a}/../{b.name}")
+    assert hook(repo, _from(through_a, b / "mine.txt", "Write")) == (0, "", "")
+    assert _touched(repo) == {"b": ["mine.txt"]}  # b's agent wrote its own file
+    assert decision(hook(repo, _from(through_a, a / "theirs.txt", "Write"))[1])[0] == "deny"
+
+
 # --- 2. two tasks asking for one file at once -------------------------------------------
 
 

@@ -99,7 +99,7 @@ def _entered(named: Path, roots: list[Path]) -> Path | None:
         cur = cur / part
         if cur.is_symlink():
             cur = Path(os.path.realpath(cur))
-        if any(_within(cur, r) for r in roots):
+        if ".." not in parts[i + 1 :] and any(_within(cur, r) for r in roots):  # 'a/../b' goes on to b
             lexical = cur.joinpath(*parts[i + 1 :])
             return max((r for r in roots if _within(lexical, r)), key=lambda r: len(r.parts), default=None)
     return None
