@@ -137,3 +137,27 @@ def test_a_task_whose_branch_is_gone_is_gated_from_its_worktree(tmp_path: Path) 
     assert [(c["tasks"], c["kind"]) for c in data["collisions"]] == [(["t1", "t2"], "semantic")]
     (note,) = data["notes"]
     assert note.startswith("task 't1': its branch 'wtp/t1' is gone (its worktree's HEAD names no commit)")
+
+
+def test_a_big_log_is_read_from_its_end_only(tmp_path: Path) -> None:
+    """The tail of a failing gate's log was found by reading the whole log and splitting it
+    (memory ~13 times the log's size: 1.2 GB for a gate that printed 100 MB)."""
+    import tracemalloc
+
+    from worktree_par.semantic.runs import output_tail
+
+    log = tmp_path / "big.log"
+    with open(log, "w") as f:
+        f.write("$ gate\n# tasks: t1\n# merge abc (tree def)\n")
+        f.writelines(f"line {i}\n" for i in range(2_000_000))  # 25 MB
+    tracemalloc.start()
+    try:
+        tail = output_tail(log)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert tail == [f"line {i}" for i in range(1_999_988, 2_000_000)]
+    assert peak < 1_000_000, peak
+    small = tmp_path / "small.log"
+    small.write_text("$ gate\n# tasks: t1\n# merge abc (tree def)\nonly\n\n  \nthis\n")
+    assert output_tail(small) == ["only", "this"]  # the header and blank lines left out

@@ -239,11 +239,18 @@ def _changed(lv: _Live) -> list[str]:
     return sorted(now.paths)
 
 
+TAIL_BYTES = 64 * 1024  # what is read of a log for its last lines: a gate may write gigabytes
+
+
 def output_tail(log: Path) -> list[str]:
-    """The last lines of a run's log that say something (its output's end), for the report."""
+    """The last lines of a run's log that say something (its output's end), for the report:
+    read from its last TAIL_BYTES only (the whole log split in lines took ~13 times its size)."""
     try:
-        lines = log.read_text(errors="replace").splitlines()
+        with open(log, "rb") as f:
+            start = max(0, f.seek(0, os.SEEK_END) - TAIL_BYTES)
+            f.seek(start)
+            lines = f.read().decode("utf-8", errors="replace").splitlines()
     except OSError:
         return []
-    body = [ln for ln in lines[3:] if ln.strip()]  # after the header wtp wrote
-    return body[-TAIL:]
+    lines = lines[3:] if start == 0 else lines[1:]  # the header wtp wrote, or a line cut where the read began
+    return [ln for ln in lines if ln.strip()][-TAIL:]
