@@ -161,3 +161,17 @@ def test_a_big_log_is_read_from_its_end_only(tmp_path: Path) -> None:
     small = tmp_path / "small.log"
     small.write_text("$ gate\n# tasks: t1\n# merge abc (tree def)\nonly\n\n  \nthis\n")
     assert output_tail(small) == ["only", "this"]  # the header and blank lines left out
+
+
+def test_a_failing_gates_output_is_shown_with_its_control_characters_escaped(tmp_path: Path) -> None:
+    """Its last lines reached the terminal raw: an ESC cleared the screen, a CR wrote over
+    the line ('all good', then 'SEMANTIC: none' over it).  Tabs are kept."""
+    gate = "if [ -f t2.txt ]; then printf '\\033[2J\\033[Hall good\\rSEMANTIC: none\\tok\\r\\n'; exit 1; fi\n"
+    r = _repo(tmp_path, '[land]\ngate = "sh gate.sh"\n', {"gate.sh": gate})
+    _task(r, "t1")
+    _task(r, "t2")
+    out = r.wtp("check", "--test")
+    assert out.code == 1, out.err
+    assert out.lines[2] == "  | \\x1b[2J\\x1b[Hall good\\rSEMANTIC: none\tok"
+    (alone,) = r.wtp("check", "--test", "--json").json()["test"]["fails_alone"]
+    assert alone["output"] == ["\x1b[2J\x1b[Hall good\rSEMANTIC: none\tok"]  # the JSON has it as it was

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from ..records import shown
 from .result import Result
 from .runs import label
+
+
+def _output(lines: list[str]) -> None:
+    """A failing run's last lines, as the gate wrote them but for its control characters,
+    escaped (an ESC would drive the terminal; tabs are kept)."""
+    for line in lines:
+        kept = "\t".join(shown(part) for part in line.split("\t"))
+        print(f"  | {kept}")
 
 
 def show(res: Result) -> None:
@@ -11,7 +20,7 @@ def show(res: Result) -> None:
     each semantic collision with its failing output, tasks failing alone, and the cost."""
     together = " + ".join(res.tasks)
     for name, why in res.skipped.items():
-        print(f"not gated: {name} {why} (a textual conflict: resolve it first)")
+        print(f"not gated: {name} {shown(why)} (a textual conflict: resolve it first)")
     w = res.whole
     if w is None:
         print("semantic: nothing to test together (fewer than two tasks merge cleanly)")
@@ -21,21 +30,18 @@ def show(res: Result) -> None:
     for s in res.semantic:
         o = res.outcomes[s]
         print(f"SEMANTIC: {' + '.join(s)} fail together (each passes alone); log: {o.log}")
-        for line in o.tail:
-            print(f"  | {line}")
+        _output(o.tail)
     for name in res.alone:
         o = res.outcomes[(name,)]
         print(f"{name} fails '{res.gate}' alone, merged with no other task (not a collision); log: {o.log}")
-        for line in o.tail:
-            print(f"  | {line}")
+        _output(o.tail)
     if res.base_red:
         o = res.base_red
         print(
             f"semantic: '{res.gate}' fails on '{res.base}' itself, with no task merged: the tasks are not at fault; "
             f"fix the gate or the base; log: {o.log}"
         )
-        for line in o.tail:
-            print(f"  | {line}")
+        _output(o.tail)
     for f in res.flaky_sets:
         if len(f) > 1:
             what, blame = f"the merge of {' + '.join(f)}", "a collision"

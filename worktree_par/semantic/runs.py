@@ -249,7 +249,9 @@ def output_tail(log: Path) -> list[str]:
         with open(log, "rb") as f:
             start = max(0, f.seek(0, os.SEEK_END) - TAIL_BYTES)
             f.seek(start)
-            lines = f.read().decode("utf-8", errors="replace").splitlines()
+            # Lines end at '\n' only: a '\r' inside one (a progress bar, or an attempt to
+            # overwrite what is shown) stays in it, to be printed escaped, not as a line break.
+            lines = [ln.removesuffix("\r") for ln in f.read().decode("utf-8", errors="replace").split("\n")]
     except OSError:
         return []
     lines = lines[3:] if start == 0 else lines[1:]  # the header wtp wrote, or a line cut where the read began
