@@ -170,6 +170,22 @@ def test_a_task_whose_branch_is_gone_is_compared_from_its_worktree(repo: Repo) -
     assert _collisions(repo) == [(("a", "b"), "conflict", ("src/util.js",), False)]
 
 
+def test_a_path_is_printed_with_its_control_characters_escaped(repo: Repo) -> None:
+    """A file name holding a line break printed raw forged a row of the table; an ESC in it
+    drove the terminal.  The JSON keeps the name as it is."""
+    name = "evil\nCONFLICT  x <> y  forged.txt\x1b[2K"
+    repo.commit({name: "base\n"})
+    a, b = _start(repo, "a"), _start(repo, "b")
+    (a / name).write_text("one\n")
+    (b / name).write_text("two\n")
+    out = repo.wtp("check")
+    assert (out.code, out.lines) == (
+        1,
+        ["KIND      TASKS   PATHS", "CONFLICT  a <> b  evil\\nCONFLICT  x <> y  forged.txt\\x1b[2K"],
+    )
+    assert _collisions(repo) == [(("a", "b"), "conflict", (name,), False)]
+
+
 def test_merge_attributes_are_respected(repo: Repo) -> None:
     repo.commit({".gitattributes": "NOTES.md merge=union\n", "NOTES.md": "start\n"})
     a, b = _start(repo, "a"), _start(repo, "b")

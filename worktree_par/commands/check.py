@@ -53,7 +53,7 @@ def check(
     if as_json:
         emit({**report.to_json(), **({"semantic_last": last} if last else {})})
     else:
-        render.check_report(report)
+        render.check_report(_shown(report))
         _notes(report)
         if last:
             from ..semantic import result
@@ -83,6 +83,21 @@ def _background(c: Ctx, last: dict[str, Any], names: list[str] | None) -> tuple[
     live = {t.name for t in c.store.read().tasks.values() if t.state in LIVE}
     found = result.background_collisions(last, live, c.store.dir / "logs")
     return [s for s in found if not names or set(s.tasks) & set(names)], result.background_red(last, live, names)
+
+
+def _shown(report: overlap.Report) -> overlap.Report:
+    """The report as the table prints it: paths with their control characters escaped (a
+    file name holding a line break forged a row, an ESC drove the terminal); the JSON
+    keeps them as they are."""
+    from ..records import shown
+
+    def one(c: overlap.Collision) -> overlap.Collision:
+        evidence = [{**e, **{k: shown(str(e[k])) for k in ("file", "with") if k in e}} for e in c.evidence]
+        return c._replace(
+            paths=[shown(p) for p in c.paths], hot_paths=[shown(p) for p in c.hot_paths], evidence=evidence
+        )
+
+    return report._replace(collisions=[one(c) for c in report.collisions])
 
 
 def _notes(report: overlap.Report) -> None:
@@ -131,7 +146,7 @@ def _test(
     if as_json:
         emit({**report.to_json(), "test": res.to_json()})
     else:
-        render.check_report(report)
+        render.check_report(_shown(report))
         _notes(report)
         semantic_report.show(res)
     if report.worst() >= overlap.FAIL_ON[fail_on] or (
