@@ -257,3 +257,19 @@ def test_a_claim_ref_that_is_not_a_commit_is_named_not_ignored_silently(remote_r
     out = remote_repo.wtp_proc("start", "mine")
     assert out.code == 0, out.err
     assert out.err.splitlines() == [ignored(EVIL + "blob", "it is not a commit")]
+
+
+def test_a_claim_past_the_limit_of_one_command_argument_is_published_and_read(remote_repo: Repo) -> None:
+    """Review 34: a claim's record travelled as 'git commit-tree -m RECORD', and one past the
+    kernel's 128 KiB limit for one argument could not be published ("Argument list too long
+    (git): free space or fix the permissions"): other clones did not see the task at all."""
+    from .test_remote import clone
+
+    other = clone(remote_repo, "other")
+    _share(remote_repo, other)
+    globs = [f"--touch=src/module_{i:05d}/a/rather/long/path/name/*.py" for i in range(4000)]
+    assert sum(len(g) for g in globs) > 160_000
+    out = remote_repo.wtp_proc("start", "big", *globs)
+    assert out.code == 0 and "could not publish" not in out.err, out.err[-500:]
+    seen = other.wtp("list", "--remote", "--json").json()["tasks"]
+    assert [(t["task"], len(t["touch"])) for t in seen] == [("big", 4000)]
