@@ -514,3 +514,29 @@ def test_a_huge_bad_value_is_not_echoed_whole(repo: Repo, args: list[str]) -> No
     out = repo.wtp_proc(*args)
     assert out.code == 2 and len(out.err.splitlines()) == 1, out.err[:300]
     assert len(out.err) < 600 and f"... ({len(max(args, key=len))} characters)" in out.err, out.err
+
+
+@pytest.mark.parametrize("prefix", ["wtp/", ""], ids=["default-prefix", "empty-prefix"])
+def test_a_registry_rebuilt_from_git_leaves_out_worktrees_no_task_could_have(repo: Repo, prefix: str) -> None:
+    """Review 37: after a lost registry, doctor --fix registered every worktree in the
+    worktree root on a prefixed branch, one on 'wtp/a@b' (or on the base itself, with an empty
+    prefix) too: a registry the record checks call corrupt, so every command exited 2 and each
+    doctor --fix rebuilt the same one.  Adopting the base's worktree did the same."""
+    if not prefix:
+        repo.write(".wtp.toml", 'branch_prefix = ""\n')
+    repo.wtp("start", "t1")
+    root = repo.path.parent / "repo.worktrees"
+    odd = root / ("main" if not prefix else "a@b")
+    if prefix:
+        repo.git("worktree", "add", "-q", "-b", "wtp/a@b", str(odd))
+    else:
+        repo.git("worktree", "add", "-q", "--force", str(odd), "main")
+    repo.state_file.write_text("garbage")
+    (repo.state_file.parent / "state.json.bak").unlink()
+    fixed = repo.wtp_proc("doctor", "--fix")
+    assert fixed.code == 0, fixed.out + fixed.err
+    assert "rebuilt the registry from git: 1 task(s) (t1)" in fixed.out
+    assert f"worktrees on branches no task could have, left as they are: {odd}" in fixed.out
+    assert [t["name"] for t in repo.wtp("list", "--json").json()["tasks"]] == ["t1"]
+    assert repo.wtp_proc("doctor", "--fix", "--adopt").out == "healthy: nothing to fix\n"
+    assert odd.is_dir()

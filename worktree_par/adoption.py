@@ -6,20 +6,34 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import gitops
-from .errors import Refusal
+from .errors import Refusal, WtpError
 from .repo import Ctx
 from .state import ACTIVE, FINAL, State, Task
 
 
 def adopt(ctx: Ctx, name: str, path: Path) -> str:
-    from .repo import validate_name
+    from .repo import validate_branch, validate_name
 
     validate_name(name)
+    validate_branch(ctx, name, ctx.detect_base())  # never the base: a registry no wtp writes (state.py)
     with ctx.store.transaction() as st:
         if name in st.tasks and st.tasks[name].state not in FINAL:  # registered meanwhile
             raise Refusal(f"task '{name}' is {st.tasks[name].state} already")
         st.tasks[name] = _registered(ctx, st, name, path, gitops.head(path)[0], ctx.detect_base())
     return f"adopted {path} as task '{name}'"
+
+
+def could_be_task(ctx: Ctx, name: str, base: str | None = None) -> bool:
+    """Whether a branch named ``branch_prefix + name`` could be a task's: a valid name whose
+    branch is not the base (what the registry's own check requires: state.py)."""
+    from .repo import validate_branch, validate_name
+
+    try:
+        validate_name(name)
+        validate_branch(ctx, name, ctx.detect_base() if base is None else base)
+    except WtpError:
+        return False
+    return True
 
 
 def _registered(ctx: Ctx, st: State, name: str, path: Path, head: str | None, base: str) -> Task:
@@ -40,18 +54,25 @@ def _registered(ctx: Ctx, st: State, name: str, path: Path, head: str | None, ba
 
 def rebuild(ctx: Ctx) -> str:
     """A registry rebuilt from git alone, after the state file was lost: every wtp worktree
-    becomes an active task again, and a task branch without a worktree is named."""
+    becomes an active task again, and a task branch without a worktree is named.  A worktree
+    whose branch no task could have (a name outside the rules, the base itself with an empty
+    branch_prefix) is left as it is and named: registered, it would make the new registry one
+    no wtp writes, and every command refuse it (doctor --fix would go round)."""
     prefix = f"refs/heads/{ctx.cfg.branch_prefix}"
     base = ctx.detect_base()
     branches = gitops.refs_under(ctx.root, prefix)
     by_branch = {w.branch: w for w in ctx.worktrees() if w.branch}
     root = ctx.worktree_root()
-    names = []
+    names: list[str] = []
+    odd: list[str] = []
     with ctx.store.transaction() as st:
         for ref in sorted(branches):
             name = ref[len(prefix) :]
             w = by_branch.get(ref)
             if name in st.tasks or w is None or w.path.parent != root:
+                continue
+            if not could_be_task(ctx, name, base):
+                odd.append(f"{w.path} ({ref[len('refs/heads/') :]})")
                 continue
             st.tasks[name] = _registered(ctx, st, name, w.path, w.head, base)
             names.append(name)
@@ -59,4 +80,6 @@ def rebuild(ctx: Ctx) -> str:
     said = f"rebuilt the registry from git: {len(names)} task(s) ({', '.join(names) or 'none'})"
     if loose:
         said += f"; task branches without a worktree, kept as they are: {', '.join(loose)}"
+    if odd:
+        said += f"; worktrees on branches no task could have, left as they are: {', '.join(odd)}"
     return said

@@ -128,7 +128,7 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
             continue
         if path.parent == root and w.branch and w.branch.startswith(prefix):
             name = w.branch[len(prefix) :]
-            if "/" in name:  # 'wtp/x/y': a branch wtp never makes, so not a worktree of its
+            if not adoption.could_be_task(ctx, name):  # 'wtp/x/y', 'wtp/a@b', the base: not a worktree of wtp's
                 continue
             if name in st.tasks and st.tasks[name].state not in FINAL:  # not adoptable: say what it is
                 findings.append(
