@@ -260,3 +260,39 @@ def test_what_is_made_in_a_copied_path_is_the_users(repo: Repo) -> None:
     assert not [
         f for f in repo.git("ls-tree", "-r", "--name-only", "refs/wtp/archive/b").split() if f.endswith("seed.csv")
     ]
+
+
+def test_a_copied_path_is_judged_as_git_names_it_and_its_repositories_are_looked_at(repo: Repo) -> None:
+    """Review 37: a file made in a copied 'data/' under a folder named like an output
+    ('data/dist/') was deleted as a build output, where the same file in an ignored folder
+    not copied is kept; a clone with an unpushed commit in a copied '.venv' was never looked
+    at; and a setup.run that writes into a copied '.env' made every task hold "the user's"
+    file.  A repository the copy brought, as the main worktree has it, is not the task's."""
+    repo.commit(
+        {
+            ".gitignore": ".env\ndata/\n.venv/\n",
+            ".wtp.toml": '[setup]\ncopy = ["data", ".env", ".venv"]\nrun = ["echo PORT=$PORT >> .env"]\n',
+        },
+        "copy",
+    )
+    (repo.path / "data").mkdir()
+    (repo.path / "data" / "seed.csv").write_text("seed\n")
+    (repo.path / ".env").write_text("KEY=main\n")
+    repo.git("init", "-q", str(repo.path / ".venv" / "src" / "dep"))
+    repo.commit({"dep.py": "d\n"}, "the dependency", cwd=repo.path / ".venv" / "src" / "dep")
+    assert repo.wtp("trust").code == 0
+    p = _start(repo, "a")
+    assert "PORT=" in (p / ".env").read_text()
+    out = repo.wtp("rm", "a")  # the copy, setup.run's write to it and the copied clone: nothing of the task's
+    assert out.code == 0, out.err
+    p = _start(repo, "b")
+    (p / "data" / "dist").mkdir()
+    (p / "data" / "dist" / "results.csv").write_text("made here\n")
+    repo.commit({"mine.py": "m\n"}, "unpushed work", cwd=p / ".venv" / "src" / "dep")
+    out = repo.wtp("rm", "b")
+    assert out.code == 1, out.err
+    assert "1 ignored file that is not a build output (data/dist/results.csv)" in out.err, out.err
+    assert "the nested repository '.venv/src/dep'" in out.err, out.err
+    out = repo.wtp("rm", "b", "--force")
+    assert out.code == 0, out.err
+    assert repo.git("show", "refs/wtp/archive/b:data/dist/results.csv") == "made here"

@@ -18,9 +18,13 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .repo import Ctx
 from .state import Task
+
+if TYPE_CHECKING:
+    from .nested import Nested
 
 LIMIT = 200_000  # files recorded per task; past it, the rest are judged against the main worktree
 
@@ -138,3 +142,19 @@ def _walk(wt: Path, rel: str, repos: list[str] | None = None) -> list[tuple[str,
             continue
         stack.extend(f"{cur}/{n}" for n in names)
     return found
+
+
+def as_in_main(ctx: Ctx, n: Nested) -> bool:
+    """A nested repository that the main worktree holds at the same path, as it is here (its
+    HEAD and every ref the same) with nothing uncommitted here: what setup.copy brought (a
+    'pip install -e' clone in a copied '.venv'), whose work is in the main worktree."""
+    from . import gitops
+    from .errors import GitError
+
+    main = ctx.repo.config_root / n.path
+    if n.dirty or not os.path.lexists(main / ".git"):
+        return False
+    try:
+        return gitops.head(main) == (n.head, n.head_ref) and gitops.refs_under(main, "refs/") == n.refs
+    except GitError:
+        return False

@@ -89,16 +89,16 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     h.dirty = sorted(set(dirty))
     copied, ours = copies.entries_of(ctx), lambda ps: gitops.check_ignore(path, ps)
     made = [p for p in ignored if not copies.under(p, copied) and not agentfiles.is_wtp_made(path, p)]
-    # Under a setup.copy path: what was made or changed there since the copy (a copied build output: exempt).
-    made += copies.made_here(
-        ctx, t, path, disposable.split([p for p in ignored if copies.under(p, copied)], (), ours)[0]
-    )
     h.ignored, h.disposable = disposable.split(made, ctx.cfg.rm_disposable, ours)
+    # Under setup.copy: what was made or changed there since, judged by the copied path (copied outputs: exempt).
+    theirs, outputs = disposable.split([p for p in ignored if copies.under(p, copied)], (), ours)
+    h.ignored += copies.made_here(ctx, t, path, theirs)
     # A nested repository is kept even inside a build output (pip -e clones into .venv/src/).
-    built = [p for p in h.disposable if not disposable.refilled(p)]
+    built = [p for p in (*h.disposable, *outputs) if not disposable.refilled(p)]
     folders = [p for p in (*h.dirty, *h.ignored, *built) if p.endswith("/")]
     if folders:
         h.nested, only_repos = nested.find(path, folders, disposable.CACHE_FOLDERS)
+        h.nested = [n for n in h.nested if not copies.as_in_main(ctx, n)]  # a copy brought it: its work is there
         # A folder holding nothing but nested repositories is named as them, not as files.
         h.dirty = [p for p in h.dirty if p not in only_repos]
         h.ignored = [p for p in h.ignored if p not in only_repos]

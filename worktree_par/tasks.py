@@ -250,9 +250,10 @@ def materialize(ctx: Ctx, t: Task, say: Say = quiet) -> list[str]:
     if ctx.cfg.setup_copy or ctx.cfg.setup_run:
         log = ctx.store.subdir("logs") / f"setup-{t.name}.log"
         try:
-            if isolate.copy_ignored(ctx, t, say) or not copies.recorded(ctx, t):
-                copies.record(ctx, t)  # what the copy put there, told apart from what is made there later
+            copied = isolate.copy_ignored(ctx, t, say)
             failure = isolate.run_setup(ctx, t, log, say)
+            if copied or not copies.recorded(ctx, t):  # what the copy put there, and setup.run made of it
+                copies.record(ctx, t)  # told apart from what is made there later
         except OSError as e:
             failure = f"copy failed: {e}"
         if failure:
