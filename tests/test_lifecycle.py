@@ -326,6 +326,38 @@ def test_an_rm_that_another_rm_beat_says_so_and_claims_nothing(repo: Repo, tmp_p
     assert repo.git("for-each-ref", "refs/wtp/archive-prev/") == ""  # archived once
 
 
+def test_an_rm_whose_task_landed_meanwhile_with_its_worktree_kept_goes_on(repo: Repo, tmp_path: Path) -> None:
+    """Review 37: the rm held after reading the task said "removed meanwhile" (exit 0) when a
+    land had landed it meanwhile and kept its worktree for the user's .env."""
+    repo.commit({".gitignore": ".env\n"}, "ignore .env")
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, "a work", cwd=p)
+    (p / ".env").write_text("SECRET=1\n")
+    hold = tmp_path / "hold"
+    rm = repo.spawn("rm", "a", env={"WTP_TEST_HOLD_AT": "rm:read", "WTP_TEST_HOLD_FILE": str(hold)})
+    wait_for(lambda: hold.with_suffix(".reached").exists(), "the rm to read the task")
+    landed = repo.wtp("land", "a", "--gate", "true")
+    assert landed.code == 0 and "kept the worktree" in landed.out, landed.out
+    hold.write_text("")
+    _, err = rm.communicate(timeout=60)
+    assert rm.returncode == 1 and "1 ignored file that is not a build output (.env)" in err, err
+    assert (p / ".env").is_file()
+
+
+def test_the_second_of_two_rms_of_a_queued_task_says_it_was_removed(repo: Repo, tmp_path: Path) -> None:
+    """Review 37: it said the task "was started meanwhile ... run 'wtp rm q' again" (exit 1)."""
+    repo.write(".wtp.toml", "max_active = 1\n")
+    repo.wtp("start", "a")
+    assert repo.wtp_proc("start", "q").code == 4
+    hold = tmp_path / "hold"
+    second = repo.spawn("rm", "q", env={"WTP_TEST_HOLD_AT": "rm:before-queued", "WTP_TEST_HOLD_FILE": str(hold)})
+    wait_for(lambda: hold.with_suffix(".reached").exists(), "the second rm to read q queued")
+    assert repo.wtp("rm", "q").lines == ["removed queued task 'q'"]
+    hold.write_text("")
+    out, err = second.communicate(timeout=60)
+    assert (second.returncode, out, err) == (0, "task 'q' was removed meanwhile, by another command\n", "")
+
+
 def test_abandon_is_an_alias_of_rm(repo: Repo) -> None:
     repo.wtp("start", "a")
     assert repo.wtp("abandon", "a").code == 0

@@ -36,6 +36,8 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[st
             still = cur is not None and cur.seq == t.seq and cur.state == QUEUED and not cur.phase
             if still and cur is not None:
                 cur.state, cur.note = ABANDONED, ""
+        if not still and cur is not None and cur.seq == t.seq and cur.state == ABANDONED:
+            return [f"task '{name}' was removed meanwhile, by another command"]
         if not still:
             raise Refusal(f"task '{name}' was started meanwhile (see 'wtp list'): run 'wtp rm {name}' again")
         return [f"removed queued task '{name}'"]
@@ -51,7 +53,7 @@ def rm(ctx: Ctx, name: str, *, force: bool = False, say: Say = quiet) -> list[st
         t = _withdraw_from_land(ctx, t, say)
     path = Path(t.path) if t.path else None
     with ctx.store.phase(t, REMOVING) as held:  # a second 'wtp rm' of the task is told it is busy
-        if held.state in FINAL and t.state not in FINAL:  # one that ran meanwhile removed it
+        if held.state in FINAL and not held.path and t.path:  # one that ran meanwhile removed it
             return [f"task '{name}' was removed meanwhile, by another command"]
         procs = _processes(path)
         if procs and not force:
