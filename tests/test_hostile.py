@@ -540,3 +540,19 @@ def test_a_registry_rebuilt_from_git_leaves_out_worktrees_no_task_could_have(rep
     assert [t["name"] for t in repo.wtp("list", "--json").json()["tasks"]] == ["t1"]
     assert repo.wtp_proc("doctor", "--fix", "--adopt").out == "healthy: nothing to fix\n"
     assert odd.is_dir()
+
+
+def test_a_fifo_planted_as_the_state_file_is_one_line_not_a_hang(repo: Repo) -> None:
+    """Review 37: a FIFO at state.json (or at a task's copy record) made every command wait
+    for a writer that never came."""
+    repo.wtp("start", "a")
+    repo.state_file.unlink()
+    os.mkfifo(repo.state_file)
+    out = repo.wtp_proc("list", timeout=20)
+    assert (out.code, out.err) == (
+        2,
+        f"wtp: state file {repo.state_file} is not a regular file: run 'wtp doctor --fix' to set it aside\n",
+    )
+    fixed = repo.wtp_proc("doctor", "--fix", timeout=20)
+    assert fixed.code == 0 and "restored" in fixed.out, fixed.out + fixed.err
+    assert [t["name"] for t in repo.wtp("list", "--json").json()["tasks"]] == ["a"]

@@ -86,8 +86,10 @@ def forget(ctx: Ctx, task: Task) -> None:
 
 
 def _load(at: Path, seq: int) -> dict[str, Seen] | None:
-    try:
-        data = json.loads(at.read_text())
+    try:  # never a FIFO or a device planted there: one that blocks would hang every rm
+        fd = os.open(at, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            data = json.loads(f.read()) if stat.S_ISREG(os.fstat(fd).st_mode) else None
     except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or data.get("seq") != seq or not isinstance(data.get("files"), dict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -212,7 +213,8 @@ class Store:
 
     def _read_bytes(self, path: Path) -> bytes | None:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            # O_NONBLOCK: a FIFO planted there opens at once (and is refused) instead of hanging.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         except NotADirectoryError as e:
@@ -221,6 +223,8 @@ class Store:
             hint = "it is a symlink: remove it" if path.is_symlink() else e.strerror
             raise StateError(f"state file {path} cannot be read ({hint})") from e
         with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StateError(f"state file {path} is not a regular file: run 'wtp doctor --fix' to set it aside")
             return f.read()
 
     def _decode(self, raw: bytes, path: Path) -> State:
