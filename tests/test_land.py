@@ -195,6 +195,22 @@ def test_a_failing_gate_leaves_main_untouched(remote_repo: Repo) -> None:
     assert ok.code == 0, ok.err
 
 
+def test_a_failing_gates_last_lines_are_shown_escaped_and_read_from_the_logs_end(remote_repo: Repo) -> None:
+    """Review 36, for the land: a failed gate's output was printed raw (an ESC drove the
+    terminal, a CR wrote over what was shown), from the whole log read and split."""
+    r = remote_repo
+    _task_with_commit(r, "feed", {"src/feed.js": "feed\n"})
+    gate = (
+        "seq 1 200000; test ! -e src/feed.js || { printf 'clear\\033[2Jscreen\\n'; "
+        "printf 'over\\rwritten\\tcol\\n'; exit 4; }"
+    )
+    out = r.wtp("land", "feed", "--gate", gate)
+    assert out.code == 1
+    err = out.err.splitlines()
+    assert err[-3:-1] == ["clear\\x1b[2Jscreen", "over\\rwritten\tcol"], err[-4:]
+    assert "\x1b" not in out.err and "\r" not in out.err
+
+
 def test_config_gate_needs_trust(repo: Repo) -> None:
     repo.commit({".wtp.toml": '[land]\ngate = "true"\n'})
     _task_with_commit(repo, "feed", {"src/feed.js": "feed\n"})

@@ -391,17 +391,17 @@ GATE_TAIL = 20  # lines of a failed gate's output shown as they are
 
 
 def _show_gate_tail(ctx: Ctx, name: str, say: Say) -> None:
-    """The last lines of a failed gate's output, verbatim, one per line (the log has all)."""
+    """The last lines of a failed gate's output, one per line, control characters escaped
+    (the log has all, as written)."""
+    from ..logtail import last_lines, shown_line
+
     log = ctx.store.dir / "logs" / f"land-{name}.log"
-    try:
-        lines = log.read_text(errors="replace").rstrip("\n").splitlines()[2:]  # past the '$ cmd' header
-    except OSError:
-        return
+    lines = last_lines(log, GATE_TAIL, header=2)  # past the '$ cmd' header
     if lines:
-        n = min(GATE_TAIL, len(lines))
+        n = len(lines)
         say(f"--- the last {f'{n} lines' if n > 1 else 'line'} of the gate's output ({log}):")
-        for line in lines[-GATE_TAIL:]:
-            say(line)
+        for line in lines:
+            say(shown_line(line))
 
 
 def detach(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> tuple[int, str]:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+from ..logtail import shown_line
 from ..records import shown
 from .result import Result
 from .runs import label
 
 
 def _output(lines: list[str]) -> None:
-    """A failing run's last lines, as the gate wrote them but for its control characters,
-    escaped (an ESC would drive the terminal; tabs are kept)."""
+    """A failing run's last lines, as the gate wrote them but for its control characters."""
     for line in lines:
-        kept = "\t".join(shown(part) for part in line.split("\t"))
-        print(f"  | {kept}")
+        print(f"  | {shown_line(line)}")
 
 
 def show(res: Result) -> None:

@@ -14,6 +14,7 @@ from .. import gitops, locks
 from ..errors import Say, UsageError, quiet
 from ..guarded import Guarded
 from ..land import verdicts
+from ..logtail import last_lines
 from ..repo import Ctx, few
 from ..state import Task
 from . import trees
@@ -239,20 +240,6 @@ def _changed(lv: _Live) -> list[str]:
     return sorted(now.paths)
 
 
-TAIL_BYTES = 64 * 1024  # what is read of a log for its last lines: a gate may write gigabytes
-
-
 def output_tail(log: Path) -> list[str]:
-    """The last lines of a run's log that say something (its output's end), for the report:
-    read from its last TAIL_BYTES only (the whole log split in lines took ~13 times its size)."""
-    try:
-        with open(log, "rb") as f:
-            start = max(0, f.seek(0, os.SEEK_END) - TAIL_BYTES)
-            f.seek(start)
-            # Lines end at '\n' only: a '\r' inside one (a progress bar, or an attempt to
-            # overwrite what is shown) stays in it, to be printed escaped, not as a line break.
-            lines = [ln.removesuffix("\r") for ln in f.read().decode("utf-8", errors="replace").split("\n")]
-    except OSError:
-        return []
-    lines = lines[3:] if start == 0 else lines[1:]  # the header wtp wrote, or a line cut where the read began
-    return [ln for ln in lines if ln.strip()][-TAIL:]
+    """The last lines of a run's log that say something (its output's end), for the report."""
+    return last_lines(log, TAIL, header=3)
