@@ -171,8 +171,27 @@ def _on(state: State, task: Task, coll: list[Clash], tips: dict[str, str]) -> st
 
 
 def free_port(state: State, port_base: int) -> int:
+    """The first port from ``port_base`` that no live task holds and nothing on this machine
+    listens on (a dev server of the main worktree, one a gate left running): a task's PORT
+    that its server cannot bind fails it for a reason that is not its own."""
     used = {t.port for t in state.tasks.values() if t.state in LIVE and t.port is not None}
     port = port_base
-    while port in used:
+    while port in used or (port < port_base + 1000 and not bindable(port)):
         port += 1
     return port
+
+
+def bindable(port: int) -> bool:
+    """Whether a server could listen on ``port`` on this machine now (loopback, as a dev
+    server or a test's server binds it; a server on every address holds it there too)."""
+    import socket
+
+    if not 0 < port < 65536:
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

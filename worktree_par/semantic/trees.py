@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import gitops, guard, isolate, locks
+from .. import gitops, guard, isolate, locks, schedule
 from ..gitops import Sha
 from ..repo import Ctx
 from ..state import LIVE, Task
@@ -171,7 +171,9 @@ def claim_port(ctx: Ctx, taken: set[int]) -> Port:
         lock = locks.Lock(folder / f"{port}.lock", what=f"check port {port}")
         try:
             if lock.try_acquire():
-                return Port(port, lock)
+                if schedule.bindable(port):
+                    return Port(port, lock)
+                lock.release()  # in use on this machine (a server an earlier gate left running): not this one
         except RuntimeError:
             continue  # held by another run of this process
 
