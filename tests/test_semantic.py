@@ -328,3 +328,22 @@ def test_usage_errors(tmp_path: Path) -> None:
         "wtp: there is no gate to run: set [land] gate (or [check] test) in .wtp.toml",
     )
     assert g.runs() == []
+
+
+def test_the_repositorys_post_checkout_hook_does_not_run_for_a_throw_away_worktree(tmp_path: Path) -> None:
+    """Review 36: every throw-away worktree 'check --test' made ran the repository's
+    post-checkout hook, under wtp's worktree lock (a 'wtp start' beside it waited) and past
+    --timeout.  Setup for a run is [setup] run's; a task's own worktree still runs the hook."""
+    g = Gated(tmp_path)
+    t1, t2 = g.start("t1"), g.start("t2")
+    (t1 / "pkg" / "one.py").write_text("X = 1\n")
+    (t2 / "pkg" / "two.py").write_text("Y = 2\n")
+    ran = tmp_path / "hook.log"
+    hook = g.repo.path / ".git" / "hooks" / "post-checkout"
+    hook.write_text(f'#!/bin/sh\necho "$PWD" >> {ran}\n')
+    hook.chmod(0o755)
+    out = g.repo.wtp("check", "--test")
+    assert out.code == 0, out.err
+    assert g.started() and not ran.exists()
+    g.start("t3")
+    assert ran.read_text().splitlines() == [str(g.repo.path.parent / "repo.worktrees" / "t3")]

@@ -25,12 +25,18 @@ from .status import STATUS_ARGS, Dirty, dirty_of, status_paths
 # --- worktrees --------------------------------------------------------------------
 
 
-def worktree(root: Path, args: list[str], lock: Path, *, parallel_checkout: bool = False, check: bool = True) -> Result:
+def worktree(
+    root: Path, args: list[str], lock: Path, *, parallel_checkout: bool = False, check: bool = True, hooks: bool = True
+) -> Result:
     """'git worktree add/remove/prune/unlock' under the repo-wide worktree lock ``lock``: git
     reads every worktree's admin folder while adding one, and fails ('failed to read
-    .git/worktrees/x/commondir') when another process is creating or deleting one."""
+    .git/worktrees/x/commondir') when another process is creating or deleting one.
+    ``hooks`` False: the repository's post-checkout hook does not run (a throw-away worktree
+    wtp makes to run a gate in: the hook ran under the worktree lock, past any --timeout)."""
     # git's parallel checkout (one worker per core; git keeps small checkouts sequential).
     opts = ["-c", "checkout.workers=0"] if parallel_checkout and args[0] == "add" else []
+    if not hooks:
+        opts += ["-c", f"core.hooksPath={os.devnull}"]
     with locks.Lock(lock, what="the worktree lock"):
         return run([*opts, "worktree", *args], root, check=check)
 

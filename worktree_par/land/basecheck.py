@@ -66,7 +66,7 @@ def run_on(ctx: Ctx, e: Entry, commit: Sha, log: Path, say: Say) -> int:
     path = ctx.store.subdir(SCRATCH) / f"base-{os.getpid()}"
     guard.remove_throwaway(ctx, path, "")  # a killed check of a process with this pid
     log.write_text(f"$ {e.gate}\n# base {commit}\n")
-    gitops.worktree(ctx.root, ["add", "--detach", "--quiet", str(path), commit], ctx.worktree_lock)
+    gitops.worktree(ctx.root, ["add", "--detach", "--quiet", str(path), commit], ctx.worktree_lock, hooks=False)
     try:
         t = copy.copy(e.task)
         t.path = str(path)

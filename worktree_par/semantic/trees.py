@@ -102,7 +102,7 @@ def make(ctx: Ctx, commit: str, n: int) -> Path:
     """A worktree detached at ``commit`` (a merge wtp made), beside the task worktrees."""
     path = scratch_path(ctx, n)
     path.parent.mkdir(parents=True, exist_ok=True)
-    gitops.worktree(ctx.root, ["add", "--detach", "--quiet", str(path), commit], ctx.worktree_lock)
+    gitops.worktree(ctx.root, ["add", "--detach", "--quiet", str(path), commit], ctx.worktree_lock, hooks=False)
     return path
 
 
