@@ -298,3 +298,18 @@ def test_a_rebase_stopped_in_a_worktree_is_shown_by_list_and_doctor_gives_one_ad
         f"problem: task 'a' has a rebase in progress in {p}: finish it with 'git rebase --continue' or '--abort' "
         f"(run in {p})\n",
     )
+
+
+def test_a_folder_made_at_a_moved_worktrees_old_path_is_not_mended_into_it(repo: Repo) -> None:
+    """Review 35: after a worktree was moved away by hand and someone made a folder of their
+    own at its old path, doctor --fix wrote a .git file into that folder: its files then
+    showed as deleted tracked files, and a later 'rm --force' would have taken the notes."""
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"wip.txt": "work\n"}, "wip", cwd=p)
+    shutil.move(str(p), str(repo.path.parent / "moved-a"))
+    p.mkdir()
+    (p / "notes.txt").write_text("unrelated notes\n")
+    out = repo.wtp_proc("doctor", "--fix")
+    assert out.code == 1 and "holds none of the files of its branch: it is not that worktree" in out.out, out.out
+    assert sorted(os.listdir(p)) == ["notes.txt"]  # no .git written into it
+    assert repo.git("status", "--short", cwd=repo.path.parent / "moved-a") == ""

@@ -107,6 +107,18 @@ def relink(root: Path, common: Path, wt: Path, branch: str, lock: Path) -> str:
     again from ``branch`` (the index, which lived there, is rebuilt from the branch)."""
     admin = _admin_of(common, wt)
     if admin is not None:
+        # Only a folder that holds its files: one made at a worktree's old path after the
+        # worktree was moved away by hand is not it, and must not become it.
+        top = run(["--git-dir", str(admin), "ls-tree", "--name-only", "HEAD"], root, check=False)
+        names = top.out.splitlines() if top.code == 0 else []
+        if names and not any(os.path.lexists(wt / n) for n in names):
+            raise GitError(
+                ["worktree", "repair"],
+                1,
+                "",
+                f"{wt} holds none of the files of its branch: it is not that worktree",
+                str(root),
+            )
         (wt / ".git").write_text(f"gitdir: {admin}\n")
         return f"wrote back its .git file (its admin folder {admin} was kept)"
     if run(["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"], root, check=False).code != 0:
