@@ -313,3 +313,25 @@ def test_a_folder_made_at_a_moved_worktrees_old_path_is_not_mended_into_it(repo:
     assert out.code == 1 and "holds none of the files of its branch: it is not that worktree" in out.out, out.out
     assert sorted(os.listdir(p)) == ["notes.txt"]  # no .git written into it
     assert repo.git("status", "--short", cwd=repo.path.parent / "moved-a") == ""
+
+
+def test_a_branch_deleted_under_its_worktree_is_found_and_made_again(repo: Repo) -> None:
+    """Review 36: with a task's branch deleted by hand under its worktree, doctor said
+    "healthy", and the task's commits were kept only by the worktree's own reflog."""
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"wip.txt": "work\n"}, "wip", cwd=p)
+    tip = repo.git("rev-parse", "HEAD", cwd=p)
+    repo.git("update-ref", "-d", "refs/heads/wtp/a")
+    out = repo.wtp_proc("doctor")
+    assert (
+        out.code == 1
+        and (
+            f"the branch 'wtp/a' of task 'a' is gone under its worktree; its worktree's HEAD last had {tip[:12]}, "
+            "where --fix puts the branch back"
+        )
+        in out.out
+    ), out.out
+    fixed = repo.wtp_proc("doctor", "--fix")
+    assert fixed.code == 0, fixed.out
+    assert repo.git("rev-parse", "wtp/a") == tip and repo.git("status", "--short", cwd=p) == ""
+    assert repo.wtp_proc("doctor").out == "healthy: nothing to fix\n"

@@ -16,6 +16,7 @@ from .parse import (
     MergeTree,
     Sha,
     commit_ids,
+    is_object_id,
     parse_merge_tree,
     parse_read_tree_refusal,
     parse_status,
@@ -39,6 +40,20 @@ def worktree(
         opts += ["-c", f"core.hooksPath={os.devnull}"]
     with locks.Lock(lock, what="the worktree lock"):
         return run([*opts, "worktree", *args], root, check=check)
+
+
+def head_last_logged(wt: Path) -> Sha | None:
+    """The commit a worktree's HEAD last named, from its reflog file read directly: git reads
+    no log of a HEAD whose branch was deleted under it (an unborn HEAD).  None without one."""
+    try:
+        lines = (git_dir_of(wt) / "logs" / "HEAD").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        fields = line.split(" ", 2)
+        if len(fields) == 3 and is_object_id(fields[1]) and fields[1].strip("0"):
+            return Sha(fields[1])
+    return None
 
 
 def git_dir_of(wt: Path) -> Path:
