@@ -240,3 +240,17 @@ def test_a_new_task_named_like_an_archived_one_says_where_that_work_is(repo: Rep
     ]
     assert not (Path(again.lines[-1]) / "mine.txt").exists()
     assert repo.wtp("start", "b").err == ""  # no archive, no note
+
+
+def test_rm_of_a_task_whose_branch_was_deleted_under_it_keeps_its_commits(repo: Repo) -> None:
+    """A task's branch deleted by hand under its worktree: its commits were named by the
+    worktree's reflog alone, and a plain 'wtp rm' deleted that with the worktree."""
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"wip.txt": "work\n"}, "wip", cwd=p)
+    tip = repo.git("rev-parse", "HEAD", cwd=p)
+    repo.git("update-ref", "-d", "refs/heads/wtp/a")
+    out = repo.wtp_proc("rm", "a")
+    assert out.code == 1 and "1 commit not on 'main' or any other branch (a detached HEAD)" in out.err, out.err
+    out = repo.wtp_proc("rm", "a", "--force")
+    assert out.code == 0, out.err
+    assert tip in repo.git("rev-list", "refs/wtp/archive/a").split()

@@ -82,6 +82,8 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     if path is None:
         return h
     h.head, h.head_ref = gitops.head(path)
+    if h.head is None:  # its branch deleted under it: what its HEAD last had (its reflog), as a detached HEAD
+        h.head, h.head_ref = gitops.head_last_logged(path), None
     h.worktree_refs = gitops.refs_under(path, "refs/worktree/")
     h.op, h.op_commits = gitops.in_progress(path)
     h.op_commits = gitops.existing_commits(ctx.root, h.op_commits)  # ids of commits only, in one call
@@ -131,11 +133,9 @@ def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
         sources.append((f"branch '{t.branch}'", [h.branch_tip]))
     if h.head and h.head_ref is None and h.head != h.branch_tip:
         sources.append(("a detached HEAD", [h.head]))
-    if h.backup and h.backup != h.branch_tip:
-        sources.append(("the pre-land tip", [h.backup]))
+    sources += [("the pre-land tip", [h.backup])] if h.backup and h.backup != h.branch_tip else []
     sources += [(r, [c]) for r, c in sorted(h.worktree_refs.items())]
-    if h.op_commits:
-        sources.append((f"the stopped {h.op}", h.op_commits))
+    sources += [(f"the stopped {h.op}", h.op_commits)] if h.op_commits else []
     lost: set[Sha] = set()
     where = []
     for label, tips in sources:
