@@ -270,7 +270,7 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
         )
     elif tip is None and not (w.head or "").strip("0"):  # its branch deleted under it: HEAD names no commit
         last = gitops.head_last_logged(path)
-        fix = functools.partial(_rebranch, ctx, t, last) if last else None
+        fix = functools.partial(guard.rebranch, ctx, t, last) if last else None
         where = f"; its worktree's HEAD last had {last[:12]}, where --fix puts the branch back" if last else ""
         out.append(Finding(f"the branch '{t.branch}' of task '{t.name}' is gone under its worktree{where}", fix))
     if op:
@@ -349,12 +349,6 @@ def _promote(ctx: Ctx) -> str:
 def _clear_phase(ctx: Ctx, t: Task) -> str:
     ctx.store.update(t, phase="", holder=None)
     return f"cleared the stale phase of '{t.name}'"
-
-
-def _rebranch(ctx: Ctx, t: Task, at: str) -> str:
-    if not gitops.update_ref(ctx.root, f"refs/heads/{t.branch}", at, None, "the branch deleted under its worktree"):
-        raise Refusal(f"branch '{t.branch}' was made again meanwhile: see 'git -C {t.path} log'")
-    return f"made branch '{t.branch}' again at {at[:12]}, the last commit its worktree had"
 
 
 def _set_state(ctx: Ctx, t: Task, state: str, clear_path: bool = False) -> str:

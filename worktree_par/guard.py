@@ -313,7 +313,8 @@ def delete_worktree(ctx: Ctx, path: Path) -> None:
     try:
         gitops.worktree(ctx.root, ["remove", "--force", "--force", str(path)], ctx.worktree_lock)
     except BaseException as e:  # git refused: put it back as it was, unless a prune beside us (doctor, an rm) ...
-        if not isinstance(e, GitError) or any(_same(w.path, path) for w in gitops.worktrees(ctx.root)):
+        real = os.path.realpath(path)
+        if not isinstance(e, GitError) or any(os.path.realpath(w.path) == real for w in gitops.worktrees(ctx.root)):
             os.rename(trash, path)
             raise  # ... dropped its record first: then it is gone from git, as asked
     delete_tree(trash)
@@ -401,6 +402,13 @@ def _carry(ctx: Ctx, t: Task, wt: Path, cur: Sha, target: Sha) -> str:
     return ""
 
 
+def rebranch(ctx: Ctx, t: Task, at: Sha) -> str:
+    """Make the task's branch again at ``at``, where it is absent (deleted under its worktree)."""
+    if not gitops.update_ref(ctx.root, f"refs/heads/{t.branch}", at, None, "the branch deleted under its worktree"):
+        raise WouldLoseWork(f"branch '{t.branch}' was made again meanwhile: nothing was changed")
+    return f"made branch '{t.branch}' again at {at[:12]}, the last commit its worktree had"
+
+
 def keep_pre_land(ctx: Ctx, t: Task, tip: Sha) -> str:
     """Keep a pre-land tip the task branch no longer holds (it stayed on wtp's candidate, which
     a squash or merge makes of none of its commits) under a ref of its own, since the next
@@ -412,16 +420,6 @@ def keep_pre_land(ctx: Ctx, t: Task, tip: Sha) -> str:
     if not gitops.update_ref(ctx.root, pre, tip, None, why) and gitops.ref_value(ctx.root, pre) != tip:
         raise WouldLoseWork(f"could not keep the {why} ({tip[:12]}) under {pre}: a stale .lock? Nothing was changed")
     return pre
-
-
-def undo_rebase(wt: Path, tip: Sha, onto: Sha) -> bool:
-    """Put back the files of a worktree whose rebase from ``tip`` onto ``onto`` stopped half-way (a full disk): only
-    the rebase's own writes are undone (it starts on a clean worktree).  True when it is clean at ``tip`` again."""
-    return edits.put_back(wt, tip, onto)
-
-
-def _same(a: Path, b: Path) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def forget_backup(ctx: Ctx, name: str, backup: str | None = None, landed: bool = True) -> None:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from .. import crashpoints, gitops, guard, interrupts
 from ..errors import DirtyWorktree, GateFailed, GitError, LandBlocked, LandConflict, Refusal, Say, WouldLoseWork
-from ..gitops import Sha
+from ..gitops import Sha, edits
 from ..guarded import Guarded
 from ..repo import Ctx, few
 from ..state import WITHDRAWN, Task
@@ -199,7 +199,7 @@ def _no_space(t: Task, wt: Path, tip: Sha, onto: Sha) -> str:
     tip (never leaving the task's own files deleted, which 'git status' would offer to commit),
     or the one command that puts them back is named."""
     again = f"free space, then run 'wtp land {t.name}' again"
-    if guard.undo_rebase(wt, tip, onto):
+    if edits.put_back(wt, tip, onto):  # only the rebase's own writes are undone (it starts on a clean worktree)
         return f"the disk holding {wt} is full: the rebase of '{t.name}' stopped and its worktree is back as it was; {again}"
     if gitops.in_progress(wt)[0]:
         undo = f"git -C {wt} rebase --abort"
