@@ -11,13 +11,11 @@ from __future__ import annotations
 import copy
 import json
 import os
-import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import config
+from . import atomic, config
 from .errors import ConfigError
 
 _PROBE = json.dumps("wtp\0probe")  # a value no config holds: where it lands, the setting was
@@ -223,19 +221,7 @@ def _string_end(text: str, i: int) -> int:
 def _replace(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically (a new file beside it, then os.replace),
     keeping its permissions; nothing is changed when it cannot be written."""
-    tmp = path.with_name(f".{path.name}.wtp-{os.getpid()}-{time.monotonic_ns()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            if path.exists():
-                os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic.replace(path, data, keep_mode=True)
     except OSError as e:
         raise ConfigError(f"cannot write {path} ({e.strerror}); nothing was changed") from None

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from . import atomic
 from .errors import StateError, TaskNotFound, WtpError
 from .locks import Holder, Lock, is_alive, me, set_beats_dir
 from .names import shown, validate_name
@@ -277,20 +278,8 @@ class Store:
         return aside
 
     def _write_bytes(self, path: Path, data: bytes) -> None:
-        # A name of our own, created exclusively (not tempfile.mkstemp: importing tempfile
-        # costs every command start-up time); 0o666 less the user's umask, as any file they write.
-        tmp = self.dir / f".state-{os.getpid()}-{time.monotonic_ns()}.tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)  # replaces a planted symlink instead of following it
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic.replace(path, data, self.dir)  # 0o666 less the user's umask, as any file they write
         except OSError as e:
             # ENOSPC, EROFS, EACCES: nothing was changed, the old file is whole.
             raise StateError(

@@ -1,0 +1,32 @@
+"""Replacing a file atomically: the new content written to a file of our own beside it,
+flushed to disk, then renamed over it, so a reader sees the old file or the new one, never
+half of either, and a crash leaves the old one whole.  (Not tempfile.mkstemp: importing
+tempfile costs every command start-up time.)"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+
+def replace(path: Path, data: bytes, where: Path | None = None, *, keep_mode: bool = False) -> None:
+    """Replace ``path`` with ``data``; the new file is made in ``where`` (default: beside it,
+    which must be on the same filesystem), created exclusively, 0o666 less the umask, or with
+    ``path``'s own permissions (``keep_mode``).  A planted symlink at ``path`` is replaced,
+    never followed.  OSError when it cannot be written: then nothing was changed."""
+    folder = where if where is not None else path.parent
+    tmp = folder / f".{path.name}.wtp-{os.getpid()}-{time.monotonic_ns()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if keep_mode and path.exists():
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
