@@ -5,6 +5,9 @@ to keep.  Real git, real files, the real CLI."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ import pytest
 from worktree_par import config, disposable
 from worktree_par.errors import ConfigError
 
-from .conftest import Repo
+from .conftest import Repo, wait_for
 
 # What the project ignores: build outputs of several ecosystems, and a secret.
 GITIGNORE = "node_modules/\n.env\ndist/\ntarget/\n*.egg-info/\n.venv/\nout/\n"
@@ -296,3 +299,39 @@ def test_a_copied_path_is_judged_as_git_names_it_and_its_repositories_are_looked
     out = repo.wtp("rm", "b", "--force")
     assert out.code == 0, out.err
     assert repo.git("show", "refs/wtp/archive/b:data/dist/results.csv") == "made here"
+
+
+def test_an_edit_inside_a_copied_repository_or_after_a_killed_setup_is_the_users(repo: Repo, tmp_path: Path) -> None:
+    """Review 38: a repository setup.copy brought counted as the main worktree's even with a
+    file its own .gitignore hides edited in the task (a plain rm deleted the edit); and a
+    start killed while setup.run ran had its copy recorded later, by the resumed start, with
+    the user's edits made meanwhile taken for the copy's."""
+    go, ready = tmp_path / "go", tmp_path / "ready"
+    setup = f"test -e {go} || {{ touch {ready}; while [ ! -e {go} ]; do sleep 0.05; done; }}"
+    repo.commit(
+        {
+            ".gitignore": ".env\nvendor/\n",
+            ".wtp.toml": f'[setup]\ncopy = ["vendor", ".env"]\nrun = [{json.dumps(setup)}]\n',
+        },
+        "copy vendor",
+    )
+    (repo.path / ".env").write_text("KEY=main\n")
+    lib = repo.path / "vendor" / "lib"
+    repo.git("init", "-q", str(lib))
+    repo.commit({".gitignore": "local.cfg\n", "lib.py": "l\n"}, "lib", cwd=lib)
+    (lib / "local.cfg").write_text("token=main\n")
+    assert repo.wtp("trust").code == 0
+    start = repo.spawn("start", "a", new_session=True)
+    wait_for(ready.exists, "setup.run to run")
+    os.killpg(start.pid, signal.SIGKILL)
+    start.communicate()
+    p = repo.path.parent / "repo.worktrees" / "a"
+    (p / ".env").write_text("KEY=edited after the kill\n")
+    go.touch()
+    assert repo.wtp_proc("doctor", "--fix").code == 0
+    (p / "vendor" / "lib" / "local.cfg").write_text("token=edited here\n")
+    out = repo.wtp_proc("rm", "a")
+    assert out.code == 1, out.err
+    assert "1 ignored file that is not a build output (.env)" in out.err, out.err
+    assert "the nested repository 'vendor/lib'" in out.err, out.err
+    assert (p / ".env").read_text() == "KEY=edited after the kill\n"

@@ -157,6 +157,20 @@ def as_in_main(ctx: Ctx, n: Nested) -> bool:
     if n.dirty or not os.path.lexists(main / ".git"):
         return False
     try:
-        return gitops.head(main) == (n.head, n.head_ref) and gitops.refs_under(main, "refs/") == n.refs
+        if gitops.head(main) != (n.head, n.head_ref) or gitops.refs_under(main, "refs/") != n.refs:
+            return False
     except GitError:
         return False
+    # Its files too, those its own .gitignore hides from 'git status' (a local.cfg edited here):
+    # each as the main worktree's copy of it is (cp -a keeps the times; an edit changes them).
+    try:
+        top = [name for name in os.listdir(n.repo) if name != ".git"]
+    except OSError:
+        return False
+    for rel, st in (found for name in top for found in _walk(n.repo, name, repos=[])):
+        try:
+            if _seen(os.lstat(main / rel)) != _seen(st):
+                return False
+        except OSError:
+            return False
+    return True
