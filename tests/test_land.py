@@ -372,3 +372,14 @@ def test_a_gate_that_leaves_untracked_files_keeps_the_worktree(repo: Repo) -> No
     )
     assert (p / "report.txt").read_text() == "results\n" and (p / "a.txt").exists()
     assert "wtp/a" in repo.branches() and not list(p.parent.glob(".wtp-trash-*"))
+
+
+def test_the_end_of_one_long_line_of_output_is_still_shown(tmp_path: Path) -> None:
+    """Review 38: when the last 64 KiB of a gate's log held no line break (progress updates
+    with '\\r', then the error on the same line), the cut line was dropped: nothing was shown."""
+    from worktree_par.logtail import last_lines, shown_line
+
+    log = tmp_path / "land-a.log"
+    log.write_text("$ gate\n\n" + "".join(f"\r{i}%" for i in range(100_000)) + " FATAL: broken\n")
+    (line,) = last_lines(log, 20, header=2)
+    assert shown_line(line).endswith("\\r99999% FATAL: broken")

@@ -24,7 +24,12 @@ def last_lines(log: Path, n: int, header: int = 0) -> list[str]:
             lines = [ln.removesuffix("\r") for ln in f.read().decode("utf-8", errors="replace").split("\n")]
     except OSError:
         return []
-    lines = lines[header:] if start == 0 else lines[1:]  # the header, or a line cut where the read began
+    # The header, or the line cut where the read began (kept when it is the only one: the end of
+    # one long line of progress updates, its error at the end, is better than nothing).
+    if start == 0:
+        lines = lines[header:]
+    elif any(ln.strip() for ln in lines[1:]):
+        lines = lines[1:]
     return [ln for ln in lines if ln.strip()][-n:]
 
 
