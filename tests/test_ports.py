@@ -43,3 +43,20 @@ def test_a_check_run_is_given_a_port_nothing_listens_on(tmp_path: Path, held: so
     assert out.code == 0, out.err
     ports = [int(r[2]) for r in g.runs() if r[0] == "start"]
     assert ports and busy not in ports, ports
+
+
+def test_a_server_on_the_ipv6_loopback_holds_its_port_too(repo: Repo) -> None:
+    """Review 38: only 127.0.0.1 was tried, and a dev server on [::1] (how Node and Vite bind
+    'localhost') left its port to a task whose own server then failed."""
+    try:
+        s = socket.socket(socket.AF_INET6)
+        s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with s:
+        s.listen()
+        busy = s.getsockname()[1]
+        repo.write(".wtp.toml", f"port_base = {busy}\n")
+        repo.wtp("start", "a")
+        port = next(t["port"] for t in repo.wtp("list", "--json").json()["tasks"] if t["name"] == "a")
+    assert port > busy

@@ -182,16 +182,23 @@ def free_port(state: State, port_base: int) -> int:
 
 
 def bindable(port: int) -> bool:
-    """Whether a server could listen on ``port`` on this machine now (loopback, as a dev
-    server or a test's server binds it; a server on every address holds it there too)."""
+    """Whether a server could listen on ``port`` on this machine now (loopback, IPv4 and IPv6,
+    as a dev server or a test's server binds it; a server on every address holds it there too)."""
+    import errno
     import socket
 
     if not 0 < port < 65536:
         return False
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):  # 'localhost' is either
         try:
-            s.bind(("127.0.0.1", port))
+            s = socket.socket(family, socket.SOCK_STREAM)
         except OSError:
-            return False
+            continue  # no IPv6 here: nothing can listen there
+        with s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+            try:
+                s.bind((host, port))
+            except OSError as e:
+                if e.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):  # ::1 not configured: not held
+                    return False
     return True
