@@ -254,6 +254,15 @@ def test_squash_and_merge_strategies(repo: Repo, strategy: str, subjects: list[s
         assert "Squashed from task 'feed':" in body and "second" in body
 
 
+def test_a_squashed_single_commit_ends_its_message_as_git_commit_does(repo: Repo) -> None:
+    """Review 38: with the message given to 'git commit-tree' on stdin, a squash of one commit
+    ended its message without a line feed, where '-m' (and 'git commit') end it with one."""
+    _task_with_commit(repo, "feed", {"src/feed.js": "feed\n"})
+    assert repo.wtp("land", "feed", "--strategy", "squash").code == 0
+    raw = subprocess.run(["git", "cat-file", "commit", "main"], cwd=repo.path, capture_output=True, text=True)
+    assert raw.stdout.endswith("feed: work\n"), raw.stdout[-40:]
+
+
 def test_six_landers_at_once_all_land_exactly_once_in_linear_history(remote_repo: Repo) -> None:
     r = remote_repo
     r.write(".wtp.toml", "max_active = 6\n")

@@ -265,7 +265,8 @@ def commit_tree(cwd: Path, tree: str, parents: Sequence[str], message: str, env:
     # The message on stdin, not as '-m': a record or an archive's list of what it keeps may be
     # past the kernel's limit for one argument (128 KiB), where the call could not even start.
     args = ["commit-tree", tree, *(a for p in dict.fromkeys(parents) for a in ("-p", p))]
-    return Sha(run(args, cwd, env=env, input=message).out.strip())
+    text = message if message.endswith("\n") else message + "\n"  # as '-m' ends it
+    return Sha(run(args, cwd, env=env, input=text).out.strip())
 
 
 def reset_keep(wt: Path, commit: str) -> bool:
