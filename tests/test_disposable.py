@@ -335,3 +335,15 @@ def test_an_edit_inside_a_copied_repository_or_after_a_killed_setup_is_the_users
     assert "1 ignored file that is not a build output (.env)" in out.err, out.err
     assert "the nested repository 'vendor/lib'" in out.err, out.err
     assert (p / ".env").read_text() == "KEY=edited after the kill\n"
+
+
+def test_a_copy_entry_spelled_with_dot_slash_is_the_same_path(repo: Repo) -> None:
+    """Review 38: setup.copy = ["./data"] copied, but the guard never matched 'data/' to it,
+    so every untouched task's plain rm was refused."""
+    repo.commit({".gitignore": "data/\n", ".wtp.toml": '[setup]\ncopy = ["./data"]\n'}, "copy ./data")
+    (repo.path / "data").mkdir()
+    (repo.path / "data" / "seed.csv").write_text("seed\n")
+    p = _start(repo, "a")
+    assert (p / "data" / "seed.csv").is_file()
+    out = repo.wtp("rm", "a")
+    assert out.code == 0, out.err

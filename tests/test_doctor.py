@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Repo
+from .conftest import Repo, make_repo
 
 
 def _doctor(r: Repo, *args: str) -> tuple[int, str]:
@@ -335,3 +335,18 @@ def test_a_branch_deleted_under_its_worktree_is_found_and_made_again(repo: Repo)
     assert fixed.code == 0, fixed.out
     assert repo.git("rev-parse", "wtp/a") == tip and repo.git("status", "--short", cwd=p) == ""
     assert repo.wtp_proc("doctor").out == "healthy: nothing to fix\n"
+
+
+def test_a_worktree_whose_files_have_non_ascii_names_is_mended(repo: Repo) -> None:
+    """Review 38: the check that a folder holds files of its branch read git's quoted names
+    ('"caf\\303\\251.txt"'), so a worktree whose top-level names were all non-ASCII was
+    refused as "not that worktree"."""
+    r = make_repo(repo.path.parent, fixture=None, name="accents")
+    r.commit({"café.txt": "c\n"}, "non-ASCII names only")
+    p = Path(r.wtp("start", "a").lines[-1])
+    (p / "README.md").unlink()
+    r.git("add", "-A", cwd=p)
+    r.git("commit", "-q", "-m", "only the café", cwd=p)
+    (p / ".git").unlink()
+    out = r.wtp_proc("doctor", "--fix")
+    assert out.code == 0 and "wrote back its .git file" in out.out, out.out

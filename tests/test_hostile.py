@@ -556,3 +556,18 @@ def test_a_fifo_planted_as_the_state_file_is_one_line_not_a_hang(repo: Repo) -> 
     fixed = repo.wtp_proc("doctor", "--fix", timeout=20)
     assert fixed.code == 0 and "restored" in fixed.out, fixed.out + fixed.err
     assert [t["name"] for t in repo.wtp("list", "--json").json()["tasks"]] == ["a"]
+
+
+def test_a_folder_at_the_state_file_and_a_task_named_head_are_one_line(repo: Repo) -> None:
+    """Review 38: a folder where state.json goes said "Is a directory (3): free space or fix
+    the permissions"; with an empty branch_prefix a task named HEAD failed in git (a crash
+    log, exit 1) instead of being refused as a name."""
+    repo.wtp("start", "a")
+    repo.state_file.unlink()
+    repo.state_file.mkdir()
+    out = repo.wtp_proc("list")
+    assert (out.code, out.err) == (2, f"wtp: {repo.state_file} is a directory, not the registry: move it aside\n")
+    repo.state_file.rmdir()
+    repo.write(".wtp.toml", 'branch_prefix = ""\n')
+    out = repo.wtp_proc("start", "HEAD")
+    assert out.code == 2 and "gives the invalid branch name 'HEAD'" in out.err, out.err

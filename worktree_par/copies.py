@@ -47,7 +47,8 @@ def under(path: str, entries: tuple[str, ...]) -> bool:
 
 
 def entries_of(ctx: Ctx) -> tuple[str, ...]:
-    return tuple(e.rstrip("/") for e in ctx.cfg.setup_copy)
+    """The setup.copy paths as git status names them ('./data/' is 'data')."""
+    return tuple(os.path.normpath(e).rstrip("/") for e in ctx.cfg.setup_copy)
 
 
 def record(ctx: Ctx, task: Task) -> None:

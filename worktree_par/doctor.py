@@ -271,7 +271,11 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
     elif tip is None and not (w.head or "").strip("0"):  # its branch deleted under it: HEAD names no commit
         last = gitops.head_last_logged(path)
         fix = functools.partial(guard.rebranch, ctx, t, last) if last else None
-        where = f"; its worktree's HEAD last had {last[:12]}, where --fix puts the branch back" if last else ""
+        where = (
+            f"; its worktree's HEAD last had {last[:12]}, where --fix puts the branch back"
+            if last
+            else f": no commit of it is known; 'wtp rm {t.name} --force' archives its files"
+        )
         out.append(Finding(f"the branch '{t.branch}' of task '{t.name}' is gone under its worktree{where}", fix))
     if op:
         how = "'git rebase --continue' or '--abort'" if op == "rebase" else f"'git {op} --continue' or '--abort'"

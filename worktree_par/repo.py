@@ -173,7 +173,12 @@ def few(items: list[str], n: int = 3) -> str:
 
 def validate_branch(ctx: Ctx, name: str, base: str = "") -> None:
     ref = f"refs/heads/{ctx.branch_of(name)}"
-    if ctx.branch_of(name).startswith("-") or not gitops.check_ref_format(ctx.root, ref):  # '-x': an option to git
+    # '-x': an option to git; 'HEAD' (an empty branch_prefix): git's name for the checkout itself
+    if (
+        ctx.branch_of(name).startswith("-")
+        or ctx.branch_of(name) == "HEAD"
+        or not gitops.check_ref_format(ctx.root, ref)
+    ):
         raise InvalidTaskName(
             f"task name '{shown(name)}' gives the invalid branch name '{ctx.branch_of(name)}': "
             "choose another name or fix branch_prefix in .wtp.toml"

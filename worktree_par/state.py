@@ -223,9 +223,12 @@ class Store:
         except OSError as e:
             hint = "it is a symlink: remove it" if path.is_symlink() else e.strerror
             raise StateError(f"state file {path} cannot be read ({hint})") from e
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device, a folder
+            os.close(fd)
+            if stat.S_ISDIR(os.stat(path, follow_symlinks=False).st_mode):
+                raise StateError(f"{path} is a directory, not the registry: move it aside")
+            raise StateError(f"state file {path} is not a regular file: run 'wtp doctor --fix' to set it aside")
         with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise StateError(f"state file {path} is not a regular file: run 'wtp doctor --fix' to set it aside")
             return f.read()
 
     def _decode(self, raw: bytes, path: Path) -> State:

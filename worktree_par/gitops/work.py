@@ -52,7 +52,9 @@ def head_last_logged(wt: Path) -> Sha | None:
     for line in reversed(lines):
         fields = line.split(" ", 2)
         if len(fields) == 3 and is_object_id(fields[1]) and fields[1].strip("0"):
-            return Sha(fields[1])
+            # A commit git has (a log edited by hand may name one it never had).
+            ok = run(["cat-file", "-e", f"{fields[1]}^{{commit}}"], wt, check=False).code == 0
+            return Sha(fields[1]) if ok else None
     return None
 
 
@@ -124,8 +126,8 @@ def relink(root: Path, common: Path, wt: Path, branch: str, lock: Path) -> str:
     if admin is not None:
         # Only a folder that holds its files: one made at a worktree's old path after the
         # worktree was moved away by hand is not it, and must not become it.
-        top = run(["--git-dir", str(admin), "ls-tree", "--name-only", "HEAD"], root, check=False)
-        names = top.out.splitlines() if top.code == 0 else []
+        top = run(["--git-dir", str(admin), "ls-tree", "-z", "--name-only", "HEAD"], root, check=False)
+        names = top.z() if top.code == 0 else []
         if names and not any(os.path.lexists(wt / n) for n in names):
             raise GitError(
                 ["worktree", "repair"],
