@@ -571,3 +571,18 @@ def test_a_folder_at_the_state_file_and_a_task_named_head_are_one_line(repo: Rep
     repo.write(".wtp.toml", 'branch_prefix = ""\n')
     out = repo.wtp_proc("start", "HEAD")
     assert out.code == 2 and "gives the invalid branch name 'HEAD'" in out.err, out.err
+
+
+def test_a_fifo_planted_as_a_gates_tickets_or_the_check_cache_is_no_hang(repo: Repo) -> None:
+    """Review 38: a FIFO at a gate's tickets.json hung 'wtp gate' and 'wtp doctor' (the repair
+    tool), one at check-cache.json hung 'wtp check': each waited for a writer."""
+    import hashlib
+
+    repo.wtp("start", "a")
+    gates = repo.path / ".git" / "wtp" / "gates" / hashlib.sha1(b"g").hexdigest()[:16]
+    gates.mkdir(parents=True)
+    os.mkfifo(gates / "tickets.json")
+    os.mkfifo(repo.path / ".git" / "wtp" / "check-cache.json")
+    for args in (["gate", "g", "--", "true"], ["doctor"], ["check"]):
+        out = repo.wtp_proc(*args, timeout=30)
+        assert out.code in (0, 1) and "Traceback" not in out.err, (args, out.err)

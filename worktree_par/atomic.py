@@ -5,6 +5,7 @@ tempfile costs every command start-up time.)"""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import time
@@ -30,3 +31,13 @@ def replace(path: Path, data: bytes, where: Path | None = None, *, keep_mode: bo
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of ``path``, a regular file: a FIFO or a device planted there is refused
+    (OSError) at once instead of being waited on for ever, and a symlink is not followed."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return f.read()

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from . import adoption, crashpoints, gitops, guard, locks, queued, removal, tasks
+from . import adoption, atomic, crashpoints, gitops, guard, locks, queued, removal, tasks
 from .errors import Refusal, StateError, WouldLoseWork, WtpError, count
 from .repo import Ctx
 from .state import (
@@ -57,7 +57,7 @@ def _gate_findings(ctx: Ctx) -> list[Finding]:
     for d in sorted(gates_dir.iterdir()):
         f = d / "tickets.json"
         try:
-            data = json.loads(f.read_text())
+            data = json.loads(atomic.read_regular(f))
         except (OSError, ValueError, RecursionError):
             continue
         tickets = data.get("tickets", []) if isinstance(data, dict) else []

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from . import interrupts, locks
+from . import atomic, interrupts, locks
 from .errors import Refusal, Say, UsageError, WaitTimeout
 from .names import shown
 from .state import Store
@@ -198,7 +198,7 @@ class Gate:
     # -- the ticket list, always read and written under the meta lock --
     def _read(self) -> dict[str, Any]:
         try:
-            data = json.loads(self.file.read_text())
+            data = json.loads(atomic.read_regular(self.file))
         except (OSError, ValueError):
             data = None  # a missing or torn ticket file only loses waiters' places, never a hold
         except RecursionError:  # nested past reason: not ours, so set aside as below
@@ -228,7 +228,7 @@ class Gate:
         ticket lock (the file is replaced whole), for readers that must never wait, as the
         agent hook."""
         try:
-            data = json.loads(self.file.read_text())
+            data = json.loads(atomic.read_regular(self.file))
             found = [k for k in data["tickets"] if isinstance(k, dict) and k.get("label") == label]
             return any(live_other(k.get("holder")) for k in found)
         except (OSError, ValueError, TypeError, KeyError, RecursionError):

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
-from . import claims, gitops
+from . import atomic, claims, gitops
 from .errors import Refusal, UsageError
 from .globs import HOT_GLOBS, glob_matches
 from .repo import Ctx
@@ -188,7 +188,7 @@ class _Cache:
     def __init__(self, ctx: Ctx) -> None:
         self.file = ctx.store.ensure_dir() / "check-cache.json"
         try:
-            self.data: dict[str, list[str] | None] = json.loads(self.file.read_text())
+            self.data: dict[str, list[str] | None] = json.loads(atomic.read_regular(self.file))
         except (OSError, ValueError):
             self.data = {}
         self.dirty = False

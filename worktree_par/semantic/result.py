@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import atomic
 from ..overlap import Collision
 from ..records import shown
 from ..repo import Ctx
@@ -114,7 +115,7 @@ def last(ctx: Ctx) -> dict[str, Any] | None:
     again).  NaN and infinities are not numbers here: they would be printed as JSON no reader
     takes, and have no age."""
     try:
-        data = json.loads((ctx.store.dir / LAST).read_text(), parse_constant=_no_constant, parse_float=_finite)
+        data = json.loads(atomic.read_regular(ctx.store.dir / LAST), parse_constant=_no_constant, parse_float=_finite)
     except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or _when(data.get("when")) is None:
