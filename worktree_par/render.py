@@ -180,7 +180,9 @@ _ORDER = {"semantic": -1, "conflict": 0, "overlap": 1, "likely": 2, "declared": 
 def check_report(report: Report) -> None:
     names = [str(t["name"]) for t in report.tasks]
     if not report.collisions:
-        print(f"no collisions among {len(names)} task{'s' * (len(names) != 1)} and '{report.base}'")
+        n = len(report.notes)  # tasks not seen whole (a worktree or a branch gone): said on their own lines
+        part = f" ({n} not seen whole: see the note{'s' * (n != 1)} above)" if n else ""
+        print(f"no collisions among {len(names)} task{'s' * (len(names) != 1)} and '{report.base}'{part}")
         return
     rows = []
     for c in sorted(report.collisions, key=lambda c: (_ORDER[c.kind], c.tasks)):
