@@ -350,3 +350,18 @@ def test_a_worktree_whose_files_have_non_ascii_names_is_mended(repo: Repo) -> No
     (p / ".git").unlink()
     out = r.wtp_proc("doctor", "--fix")
     assert out.code == 0 and "wrote back its .git file" in out.out, out.out
+
+
+def test_the_advice_for_a_detached_head_with_commits_of_its_own_keeps_them(repo: Repo) -> None:
+    """Review 38: doctor said "git switch wtp/a" for a worktree on a detached HEAD with a commit
+    of its own; followed, that commit was left to the reflog, and a later plain rm took it."""
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.git("switch", "-q", "--detach", cwd=p)
+    repo.commit({"d.txt": "d\n"}, "on a detached HEAD", cwd=p)
+    out = repo.wtp_proc("doctor")
+    assert f"'git -C {p} branch a-detached' (keeps its commits), then 'git -C {p} switch wtp/a'" in out.out, out.out
+    repo.git("switch", "-q", "wtp/a", cwd=p)
+    repo.commit({"e.txt": "e\n"}, "on the branch", cwd=p)
+    repo.git("switch", "-q", "--detach", "HEAD~1", cwd=p)  # detached at a commit the branch has: a plain switch
+    out = repo.wtp_proc("doctor")
+    assert f"checked out instead of wtp/a: 'git -C {p} switch wtp/a'" in out.out, out.out

@@ -263,9 +263,13 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
         )
     elif w.branch != ref and not (w.branch is None and op in ("rebase", "am")):
         # (a rebase detaches HEAD until it ends: finishing it is the advice, not a switch)
+        switch = f"'git -C {path} switch {t.branch}'"
+        if w.branch is None and w.head and tip and not gitops.is_ancestor(ctx.root, w.head, tip):
+            # Its detached commits would be left to the reflog alone: a branch keeps them first.
+            switch = f"'git -C {path} branch {t.name}-detached' (keeps its commits), then {switch}"
         out.append(
             Finding(
-                f"the worktree of task '{t.name}' has {w.branch or 'a detached HEAD'} checked out instead of {t.branch}: 'git -C {path} switch {t.branch}'"
+                f"the worktree of task '{t.name}' has {w.branch or 'a detached HEAD'} checked out instead of {t.branch}: {switch}"
             )
         )
     elif tip is None and not (w.head or "").strip("0"):  # its branch deleted under it: HEAD names no commit
