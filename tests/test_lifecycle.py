@@ -487,3 +487,11 @@ def test_rm_does_not_say_a_branch_removed_that_it_kept(repo: Repo, tmp_path: Pat
     assert out.splitlines()[0] == "removed task 'a' (its worktree; its branch is kept, below)"
     assert "kept branch 'wtp/a': it moved while the worktree was removed" in out
     assert repo.git("rev-parse", "wtp/a") == moved
+
+
+def test_list_prints_a_commit_subject_with_its_control_characters_escaped(repo: Repo) -> None:
+    """Review 38: a subject holding an ESC sequence or a CR reached the terminal raw."""
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, "clear \x1b[2J screen\rover", cwd=p)
+    out = repo.wtp("list")
+    assert "clear \\x1b[2J screen\\rover" in out.out and "\x1b" not in out.out and "\r" not in out.out, out.out

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import stacking
+from .records import shown
 from .state import State
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def task_table(infos: list[TaskInfo], ctx: Ctx, here: str | None = None) -> None
             note = f"landed {t.commit[:10]}"
         if i.place:
             note = f"land queue place {i.place}" + (f"; {note}" if note and not note.startswith("waiting") else "")
-        last = f"{i.subject} ({_age(i.when)})" if i.subject else "-"
+        last = f"{shown(i.subject)} ({_age(i.when)})" if i.subject else "-"  # an ESC in it would drive the terminal
         mark = "*" if standing is not None and standing.name == t.name else ""
         procs = ",".join(map(str, i.processes))
         rows.append([mark + t.name, state, ab, _n(i.dirty), _n(i.changed), _n(t.port), _short(t.path, ctx), last])
