@@ -183,6 +183,7 @@ def libc_prctl() -> object:
 # PR_SET_PDEATHSIG fires when the *thread* that started the child ends, not the process:
 # wtp starts guarded commands from threads that outlive them (the main thread).
 def _child_setup(tty: Terminal | None = None) -> None:  # runs in the child between fork and exec
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)  # held by wtp while it started the command
     os.setpgid(0, 0)
     if tty is not None:
         tty.child_setup()
@@ -191,6 +192,9 @@ def _child_setup(tty: Terminal | None = None) -> None:  # runs in the child betw
             _prctl(1, signal.SIGKILL)  # type: ignore[operator]  # PR_SET_PDEATHSIG: die with the wtp process
         except Exception:
             pass  # the guardian still stops the group
+
+
+_INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Outcome(NamedTuple):
@@ -219,6 +223,10 @@ class Guarded:
         # ``terminal``: a command the user runs and waits for ('wtp gate') gets the terminal, if
         # wtp has one, as a shell's foreground job does (jobcontrol.py); an unattended one never.
         self.tty = Terminal.open() if terminal and out is None else None
+        # Ctrl-C, SIGTERM and SIGHUP wait until the command runs and wtp knows it: one that came
+        # while Popen forked was raised there, the command running on unguarded, with the terminal.
+        held = threading.current_thread() is threading.main_thread()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS) if held else None
         try:
             self.proc = subprocess.Popen(
                 argv,
@@ -233,6 +241,8 @@ class Guarded:
                 preexec_fn=functools.partial(_child_setup, self.tty),
             )
         except BaseException as e:
+            if mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             if self.tty is not None:
                 self.tty.close()  # the command's group took the terminal before its exec failed
             if isinstance(e, FileNotFoundError):
@@ -245,6 +255,8 @@ class Guarded:
                 out.close()  # the child has its own copy
         self.guardian: subprocess.Popen[bytes] | None = None  # its own, for a command with a lease
         try:
+            if mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one that came meanwhile is raised here
             if self.tty is not None:
                 self.tty.started(self.proc.pid)
             if not lease:
