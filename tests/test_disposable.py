@@ -269,12 +269,13 @@ def test_a_copied_path_is_judged_as_git_names_it_and_its_repositories_are_looked
     """Review 37: a file made in a copied 'data/' under a folder named like an output
     ('data/dist/') was deleted as a build output, where the same file in an ignored folder
     not copied is kept; a clone with an unpushed commit in a copied '.venv' was never looked
-    at; and a setup.run that writes into a copied '.env' made every task hold "the user's"
-    file.  A repository the copy brought, as the main worktree has it, is not the task's."""
+    at.  A repository the copy brought, as the main worktree has it, is not the task's.  (What
+    setup.run writes into a copied file is not told from what anyone else writes there while
+    it runs (review 39): it counts as the user's, and the test's setup writes elsewhere.)"""
     repo.commit(
         {
             ".gitignore": ".env\ndata/\n.venv/\n",
-            ".wtp.toml": '[setup]\ncopy = ["data", ".env", ".venv"]\nrun = ["echo PORT=$PORT >> .env"]\n',
+            ".wtp.toml": '[setup]\ncopy = ["data", ".env", ".venv"]\nrun = ["echo PORT=$PORT > port.txt"]\n',
         },
         "copy",
     )
@@ -285,8 +286,8 @@ def test_a_copied_path_is_judged_as_git_names_it_and_its_repositories_are_looked
     repo.commit({"dep.py": "d\n"}, "the dependency", cwd=repo.path / ".venv" / "src" / "dep")
     assert repo.wtp("trust").code == 0
     p = _start(repo, "a")
-    assert "PORT=" in (p / ".env").read_text()
-    out = repo.wtp("rm", "a")  # the copy, setup.run's write to it and the copied clone: nothing of the task's
+    (p / "port.txt").unlink()  # setup.run's own output, not a copied path: the user's like any file
+    out = repo.wtp("rm", "a")  # the copy and the copied clone: nothing of the task's
     assert out.code == 0, out.err
     p = _start(repo, "b")
     (p / "data" / "dist").mkdir()
@@ -345,5 +346,52 @@ def test_a_copy_entry_spelled_with_dot_slash_is_the_same_path(repo: Repo) -> Non
     (repo.path / "data" / "seed.csv").write_text("seed\n")
     p = _start(repo, "a")
     assert (p / "data" / "seed.csv").is_file()
+    out = repo.wtp("rm", "a")
+    assert out.code == 0, out.err
+
+
+def test_a_copy_is_recorded_once_by_the_start_that_made_it(repo: Repo, tmp_path: Path) -> None:
+    """Review 39: the record was written again after setup.run and by a start that retried a
+    failed setup, so an edit made while setup.run ran (by the user, or an agent already in the
+    worktree), or before the retry, was taken for the copy's, and a plain rm deleted it."""
+    go, ready = tmp_path / "go", tmp_path / "ready"
+    setup = f"test -d data && {{ test -e {go} || {{ touch {ready}; while [ ! -e {go} ]; do sleep 0.05; done; }}; }}"
+    repo.commit(
+        {
+            ".gitignore": ".env\ndata/\n",
+            ".wtp.toml": f'[setup]\ncopy = [".env", "data"]\nrun = [{json.dumps(setup)}]\n',
+        },
+        "copy",
+    )
+    (repo.path / ".env").write_text("KEY=main\n")
+    assert repo.wtp("trust").code == 0
+    out = repo.wtp_proc("start", "a")  # 'data' is not in the main worktree yet: setup fails
+    assert "setup of task 'a' failed" in out.err, out.err
+    p = repo.path.parent / "repo.worktrees" / "a"
+    (p / ".env").write_text("KEY=edited before the retry\n")
+    (repo.path / "data").mkdir()
+    (repo.path / "data" / "seed.csv").write_text("seed\n")
+    retry = repo.spawn("start", "a")
+    wait_for(ready.exists, "the retried setup.run to run")
+    (p / "data" / "seed.csv").write_text("edited while setup.run ran\n")
+    go.touch()
+    _, err = retry.communicate(timeout=60)
+    assert retry.returncode == 0, err
+    assert "setup: '.env' is in the worktree already (an earlier start of 'a'): not copied again" in err, err
+    out = repo.wtp_proc("rm", "a")
+    assert out.code == 1, out.err
+    assert "2 ignored files that are not build outputs (.env, data/seed.csv)" in out.err, out.err
+
+
+def test_a_cache_in_a_copied_repository_is_not_the_users(repo: Repo) -> None:
+    """Review 39: a test run in the task wrote __pycache__ into a repository a copied .venv
+    brought, and every plain rm was refused for it."""
+    repo.commit({".gitignore": ".venv/\n", ".wtp.toml": '[setup]\ncopy = [".venv"]\n'}, "copy .venv")
+    lib = repo.path / ".venv" / "src" / "lib"
+    repo.git("init", "-q", str(lib))
+    repo.commit({".gitignore": "__pycache__/\n", "lib.py": "l\n"}, "lib", cwd=lib)
+    p = _start(repo, "a")
+    (p / ".venv" / "src" / "lib" / "__pycache__").mkdir()
+    (p / ".venv" / "src" / "lib" / "__pycache__" / "lib.cpython-311.pyc").write_bytes(b"\x00pyc")
     out = repo.wtp("rm", "a")
     assert out.code == 0, out.err

@@ -51,21 +51,25 @@ def entries_of(ctx: Ctx) -> tuple[str, ...]:
     return tuple(os.path.normpath(e).rstrip("/") for e in ctx.cfg.setup_copy)
 
 
-def record(ctx: Ctx, task: Task) -> None:
-    """After a start's copy: what each copied path now holds.  Best effort: without a record
-    the guard compares with the main worktree, which only ever keeps more."""
+def record(ctx: Ctx, task: Task, copied: list[str]) -> None:
+    """Right after a start copied ``copied`` (setup.copy entries it made just now, before
+    setup.run or anyone else could write there): what each of them holds, added to the task's
+    record; an entry recorded before is never recorded again (a resumed or retried start would
+    take the user's edits made since for the copy's).  Best effort: an entry without a record
+    is compared with the main worktree, which only ever keeps more."""
     from . import disposable
 
     assert task.path is not None
     wt = Path(task.path)
-    files: dict[str, Seen] = {}
-    for e in entries_of(ctx):
+    files: dict[str, Seen] = dict(_load(_record_file(ctx, task.name), task.seq) or {})
+    for e in copied:
+        e = os.path.normpath(e).rstrip("/")
         if disposable.matches(e + "/", disposable.DISPOSABLE + ctx.cfg.rm_disposable):
             continue  # deleted with the worktree whatever it holds: nothing to tell apart
         for rel, st in _walk(wt, e):
             if len(files) >= LIMIT:
                 break
-            files[rel] = _seen(st)
+            files.setdefault(rel, _seen(st))
     at = _record_file(ctx, task.name)
     tmp = at.with_name(f"{at.name}.{os.getpid()}")
     try:
@@ -73,10 +77,6 @@ def record(ctx: Ctx, task: Task) -> None:
         tmp.replace(at)
     except OSError:
         tmp.unlink(missing_ok=True)
-
-
-def recorded(ctx: Ctx, task: Task) -> bool:
-    return _load(_record_file(ctx, task.name), task.seq) is not None
 
 
 def forget(ctx: Ctx, task: Task) -> None:
@@ -151,7 +151,7 @@ def as_in_main(ctx: Ctx, n: Nested) -> bool:
     """A nested repository that the main worktree holds at the same path, as it is here (its
     HEAD and every ref the same) with nothing uncommitted here: what setup.copy brought (a
     'pip install -e' clone in a copied '.venv'), whose work is in the main worktree."""
-    from . import gitops
+    from . import disposable, gitops
     from .errors import GitError
 
     main = ctx.repo.config_root / n.path
@@ -169,6 +169,8 @@ def as_in_main(ctx: Ctx, n: Nested) -> bool:
     except OSError:
         return False
     for rel, st in (found for name in top for found in _walk(n.repo, name, repos=[])):
+        if disposable.refilled(rel):
+            continue  # a cache a run refills (__pycache__ of an import): not the user's work
         try:
             if _seen(os.lstat(main / rel)) != _seen(st):
                 return False

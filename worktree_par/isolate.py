@@ -58,8 +58,12 @@ def copy_ignored(ctx: Ctx, task: Task, say: Say) -> list[str]:
             )
             continue
         src, dst = src_root / e, Path(task.path) / e
-        if dst.exists() or dst.is_symlink():
-            continue  # a resumed setup: already copied
+        if dst.exists() or dst.is_symlink():  # a resumed setup: copied before, maybe cut short
+            say(
+                f"setup: '{e}' is in the worktree already (an earlier start of '{task.name}'): not copied again; "
+                f"if that copy was cut short, remove it there and run 'wtp start {task.name}' again"
+            )
+            continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
         if sys.platform.startswith("linux") and shutil.which("cp"):

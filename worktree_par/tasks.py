@@ -250,15 +250,11 @@ def materialize(ctx: Ctx, t: Task, say: Say = quiet) -> list[str]:
     if ctx.cfg.setup_copy or ctx.cfg.setup_run:
         log = ctx.store.subdir("logs") / f"setup-{t.name}.log"
         try:
-            # What the copy put there, told apart from what is made there later: recorded before
-            # setup.run (a start killed while it runs leaves that record, and the user's edits
-            # after it stay theirs), then again with what this start's setup.run made of it.
-            copied = isolate.copy_ignored(ctx, t, say)
-            if copied or not copies.recorded(ctx, t):
-                copies.record(ctx, t)
+            # What the copy put there, told apart from what is made there later (setup.run's
+            # writes included: while it runs, the user or an agent may write there too).
+            if copied := isolate.copy_ignored(ctx, t, say):
+                copies.record(ctx, t, copied)
             failure = isolate.run_setup(ctx, t, log, say)
-            if copied:
-                copies.record(ctx, t)
         except OSError as e:
             failure = f"copy failed: {e}"
         if failure:
