@@ -586,3 +586,10 @@ def test_a_fifo_planted_as_a_gates_tickets_or_the_check_cache_is_no_hang(repo: R
     for args in (["gate", "g", "--", "true"], ["doctor"], ["check"]):
         out = repo.wtp_proc(*args, timeout=30)
         assert out.code in (0, 1) and "Traceback" not in out.err, (args, out.err)
+    # Review 39: the co-change index's cache too ('wtp cochange' hung)
+    assert repo.wtp_proc("cochange", "README.md").code == 0
+    (cache,) = (repo.path / ".git" / "wtp").glob("cochange-*.json")
+    cache.unlink()
+    os.mkfifo(cache)
+    out = repo.wtp_proc("cochange", "README.md", timeout=30)
+    assert out.code == 0, out.err

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TypeGuard
 
-from . import gitops, records
+from . import atomic, gitops, records
 from .globs import glob_matches
 
 MAX_FILES = 30  # commits touching more files say little about coupling (mass renames, formatting)
@@ -226,9 +226,9 @@ def load(root: Path, cache_dir: Path, base_ref: str, hot: Sequence[str], tip: st
     path = cache_dir / f"cochange-{name}.json"
     cached: History | None = None
     try:
-        text = path.read_text(encoding="utf-8")
+        text = atomic.read_regular(path).decode("utf-8", errors="replace")
     except OSError:
-        text = None  # no cache yet
+        text = None  # no cache yet (or not a file: a FIFO planted there is never waited on)
     if text is not None:
         try:
             cached = History.from_json(json.loads(text))

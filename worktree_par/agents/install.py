@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from .. import gitops
+from .. import atomic, gitops
 from ..agentfiles import (
     CLAUDE_SETTINGS,
     MATCHER,
@@ -69,7 +69,7 @@ def _before(ctx: Ctx, file: Path, data: dict[str, Any]) -> tuple[bool, str | Non
     """(True, text) when the text from before the install is ``data`` exactly (None: there
     was no file); (False, None) when it is unknown or the file was edited since."""
     try:
-        record = json.loads((ctx.store.dir / BEFORE).read_text(encoding="utf-8"))
+        record = json.loads(atomic.read_regular(ctx.store.dir / BEFORE).decode("utf-8"))
         before = record["before"]
         if record["file"] != str(file) or not (before is None or isinstance(before, str)):
             return False, None
