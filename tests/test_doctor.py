@@ -359,7 +359,9 @@ def test_the_advice_for_a_detached_head_with_commits_of_its_own_keeps_them(repo:
     repo.git("switch", "-q", "--detach", cwd=p)
     repo.commit({"d.txt": "d\n"}, "on a detached HEAD", cwd=p)
     out = repo.wtp_proc("doctor")
-    assert f"'git -C {p} branch a-detached' (keeps its commits), then 'git -C {p} switch wtp/a'" in out.out, out.out
+    head = repo.git("rev-parse", "--short=7", "HEAD", cwd=p)
+    keep = f"'git -C {p} branch a-detached-{head}' (keeps its commits), then 'git -C {p} switch wtp/a'"
+    assert keep in out.out, out.out
     repo.git("switch", "-q", "wtp/a", cwd=p)
     repo.commit({"e.txt": "e\n"}, "on the branch", cwd=p)
     repo.git("switch", "-q", "--detach", "HEAD~1", cwd=p)  # detached at a commit the branch has: a plain switch

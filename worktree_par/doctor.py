@@ -266,7 +266,7 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
         switch = f"'git -C {path} switch {t.branch}'"
         if w.branch is None and w.head and tip and not gitops.is_ancestor(ctx.root, w.head, tip):
             # Its detached commits would be left to the reflog alone: a branch keeps them first.
-            switch = f"'git -C {path} branch {t.name}-detached' (keeps its commits), then {switch}"
+            switch = f"'git -C {path} branch {t.name}-detached-{w.head[:7]}' (keeps its commits), then {switch}"
         out.append(
             Finding(
                 f"the worktree of task '{t.name}' has {w.branch or 'a detached HEAD'} checked out instead of {t.branch}: {switch}"
