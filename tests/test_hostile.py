@@ -569,8 +569,9 @@ def test_a_folder_at_the_state_file_and_a_task_named_head_are_one_line(repo: Rep
     assert (out.code, out.err) == (2, f"wtp: {repo.state_file} is a directory, not the registry: move it aside\n")
     repo.state_file.rmdir()
     repo.write(".wtp.toml", 'branch_prefix = ""\n')
-    out = repo.wtp_proc("start", "HEAD")
-    assert out.code == 2 and "gives the invalid branch name 'HEAD'" in out.err, out.err
+    for name in ("HEAD", "ORIG_HEAD", "FETCH_HEAD"):  # review 39: git's own names, shadowed by a branch
+        out = repo.wtp_proc("start", name)
+        assert out.code == 2 and f"gives the invalid branch name '{name}'" in out.err, out.err
 
 
 def test_a_fifo_planted_as_a_gates_tickets_or_the_check_cache_is_no_hang(repo: Repo) -> None:

@@ -4,6 +4,7 @@ plus the few repository-wide facts (base branch, remote) derived from them."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from . import config, gitops
@@ -173,10 +174,11 @@ def few(items: list[str], n: int = 3) -> str:
 
 def validate_branch(ctx: Ctx, name: str, base: str = "") -> None:
     ref = f"refs/heads/{ctx.branch_of(name)}"
-    # '-x': an option to git; 'HEAD' (an empty branch_prefix): git's name for the checkout itself
+    # '-x': an option to git; 'HEAD', 'FETCH_HEAD', 'ORIG_HEAD'... (an empty branch_prefix): names
+    # git gives refs of its own, which a branch of that name would shadow
     if (
         ctx.branch_of(name).startswith("-")
-        or ctx.branch_of(name) == "HEAD"
+        or re.fullmatch(r"(?:[A-Z]+_)*HEAD", ctx.branch_of(name))
         or not gitops.check_ref_format(ctx.root, ref)
     ):
         raise InvalidTaskName(
