@@ -302,21 +302,22 @@ def test_a_copied_path_is_judged_as_git_names_it_and_its_repositories_are_looked
     assert repo.git("show", "refs/wtp/archive/b:data/dist/results.csv") == "made here"
 
 
+def _held_setup(repo: Repo, tmp: Path, ignore: str, copy: str, first: str = "") -> tuple[Path, Path]:
+    """setup.copy of ``copy`` (a TOML array) and a setup.run that, the first time, waits for a
+    'go' file after touching 'ready'; .env is 'KEY=main' in the main worktree.  (go, ready)."""
+    go, ready = tmp / "go", tmp / "ready"
+    setup = f"{first}{{ test -e {go} || {{ touch {ready}; while [ ! -e {go} ]; do sleep 0.05; done; }}; }}"
+    repo.commit({".gitignore": ignore, ".wtp.toml": f"[setup]\ncopy = {copy}\nrun = [{json.dumps(setup)}]\n"}, "copy")
+    (repo.path / ".env").write_text("KEY=main\n")
+    return go, ready
+
+
 def test_an_edit_inside_a_copied_repository_or_after_a_killed_setup_is_the_users(repo: Repo, tmp_path: Path) -> None:
     """Review 38: a repository setup.copy brought counted as the main worktree's even with a
     file its own .gitignore hides edited in the task (a plain rm deleted the edit); and a
     start killed while setup.run ran had its copy recorded later, by the resumed start, with
     the user's edits made meanwhile taken for the copy's."""
-    go, ready = tmp_path / "go", tmp_path / "ready"
-    setup = f"test -e {go} || {{ touch {ready}; while [ ! -e {go} ]; do sleep 0.05; done; }}"
-    repo.commit(
-        {
-            ".gitignore": ".env\nvendor/\n",
-            ".wtp.toml": f'[setup]\ncopy = ["vendor", ".env"]\nrun = [{json.dumps(setup)}]\n',
-        },
-        "copy vendor",
-    )
-    (repo.path / ".env").write_text("KEY=main\n")
+    go, ready = _held_setup(repo, tmp_path, ".env\nvendor/\n", '["vendor", ".env"]')
     lib = repo.path / "vendor" / "lib"
     repo.git("init", "-q", str(lib))
     repo.commit({".gitignore": "local.cfg\n", "lib.py": "l\n"}, "lib", cwd=lib)
@@ -354,16 +355,7 @@ def test_a_copy_is_recorded_once_by_the_start_that_made_it(repo: Repo, tmp_path:
     """Review 39: the record was written again after setup.run and by a start that retried a
     failed setup, so an edit made while setup.run ran (by the user, or an agent already in the
     worktree), or before the retry, was taken for the copy's, and a plain rm deleted it."""
-    go, ready = tmp_path / "go", tmp_path / "ready"
-    setup = f"test -d data && {{ test -e {go} || {{ touch {ready}; while [ ! -e {go} ]; do sleep 0.05; done; }}; }}"
-    repo.commit(
-        {
-            ".gitignore": ".env\ndata/\n",
-            ".wtp.toml": f'[setup]\ncopy = [".env", "data"]\nrun = [{json.dumps(setup)}]\n',
-        },
-        "copy",
-    )
-    (repo.path / ".env").write_text("KEY=main\n")
+    go, ready = _held_setup(repo, tmp_path, ".env\ndata/\n", '[".env", "data"]', first="test -d data && ")
     assert repo.wtp("trust").code == 0
     out = repo.wtp_proc("start", "a")  # 'data' is not in the main worktree yet: setup fails
     assert "setup of task 'a' failed" in out.err, out.err
