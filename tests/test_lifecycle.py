@@ -227,15 +227,22 @@ def test_rm_of_a_queued_task_just_drops_it(repo: Repo) -> None:
     assert "wtp/d" not in repo.branches()
 
 
-def test_rm_of_a_queued_task_that_a_freed_slot_starts_meanwhile_refuses(repo: Repo, tmp_path: Path) -> None:
-    """Review 35: 'wtp rm q' read q queued, 'wtp rm a' freed the slot and started q, then the
-    first marked the started task abandoned: its worktree and branch were left to nobody."""
+def _rm_of_queued_q_held(repo: Repo, tmp: Path) -> tuple[subprocess.Popen[str], Path]:
+    """With max_active 1, 'a' active and 'q' queued: a 'wtp rm q' held once it has read q
+    queued; (that rm, the file that lets it go on)."""
     repo.write(".wtp.toml", "max_active = 1\n")
     repo.wtp("start", "a")
     assert repo.wtp_proc("start", "q").code == 4
-    hold = tmp_path / "hold"
+    hold = tmp / "hold"
     rm_q = repo.spawn("rm", "q", env={"WTP_TEST_HOLD_AT": "rm:before-queued", "WTP_TEST_HOLD_FILE": str(hold)})
     wait_for(lambda: hold.with_suffix(".reached").exists(), "'wtp rm q' to read q queued")
+    return rm_q, hold
+
+
+def test_rm_of_a_queued_task_that_a_freed_slot_starts_meanwhile_refuses(repo: Repo, tmp_path: Path) -> None:
+    """Review 35: 'wtp rm q' read q queued, 'wtp rm a' freed the slot and started q, then the
+    first marked the started task abandoned: its worktree and branch were left to nobody."""
+    rm_q, hold = _rm_of_queued_q_held(repo, tmp_path)
     assert repo.wtp("rm", "a").code == 0  # frees the slot: q starts
     hold.write_text("")
     _, err = rm_q.communicate(timeout=60)
@@ -346,12 +353,7 @@ def test_an_rm_whose_task_landed_meanwhile_with_its_worktree_kept_goes_on(repo: 
 
 def test_the_second_of_two_rms_of_a_queued_task_says_it_was_removed(repo: Repo, tmp_path: Path) -> None:
     """Review 37: it said the task "was started meanwhile ... run 'wtp rm q' again" (exit 1)."""
-    repo.write(".wtp.toml", "max_active = 1\n")
-    repo.wtp("start", "a")
-    assert repo.wtp_proc("start", "q").code == 4
-    hold = tmp_path / "hold"
-    second = repo.spawn("rm", "q", env={"WTP_TEST_HOLD_AT": "rm:before-queued", "WTP_TEST_HOLD_FILE": str(hold)})
-    wait_for(lambda: hold.with_suffix(".reached").exists(), "the second rm to read q queued")
+    second, hold = _rm_of_queued_q_held(repo, tmp_path)
     assert repo.wtp("rm", "q").lines == ["removed queued task 'q'"]
     hold.write_text("")
     out, err = second.communicate(timeout=60)
