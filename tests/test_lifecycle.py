@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -201,7 +202,6 @@ def test_rm_allows_work_that_is_already_on_the_base(repo: Repo) -> None:
 
 
 def test_rm_refuses_while_a_process_runs_inside(repo: Repo) -> None:
-    import subprocess
 
     p = Path(repo.wtp("start", "a").lines[-1])
     proc = subprocess.Popen(["sleep", "30"], cwd=p)
