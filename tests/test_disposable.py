@@ -369,7 +369,7 @@ def test_a_copy_is_recorded_once_by_the_start_that_made_it(repo: Repo, tmp_path:
     go.touch()
     _, err = retry.communicate(timeout=60)
     assert retry.returncode == 0, err
-    assert "setup: '.env' is in the worktree already (an earlier start of 'a'): not copied again" in err, err
+    assert "setup: '.env' is in the worktree already (an earlier start of 'a'): not copied again; if that copy " in err
     out = repo.wtp_proc("rm", "a")
     assert out.code == 1, out.err
     assert "2 ignored files that are not build outputs (.env, data/seed.csv)" in out.err, out.err
@@ -387,3 +387,27 @@ def test_a_cache_in_a_copied_repository_is_not_the_users(repo: Repo) -> None:
     (p / ".venv" / "src" / "lib" / "__pycache__" / "lib.cpython-311.pyc").write_bytes(b"\x00pyc")
     out = repo.wtp("rm", "a")
     assert out.code == 0, out.err
+
+
+def test_an_edit_made_while_the_start_copies_is_the_users(repo: Repo, tmp_path: Path) -> None:
+    """Review 40: the record was read from the worktree after every entry was copied, so a file
+    edited there meanwhile (the copy of a big folder takes seconds) was taken for the copy's,
+    and a plain rm deleted it.  It is read from the main worktree's files now, as 'cp -a'
+    gives their kind, size and time to the copies."""
+    repo.commit({".gitignore": ".env\ndata/\n", ".wtp.toml": '[setup]\ncopy = ["data/sub", ".env", "data"]\n'}, "copy")
+    (repo.path / ".env").write_text("KEY=main\n")
+    (repo.path / "data" / "sub").mkdir(parents=True)
+    (repo.path / "data" / "sub" / "s.txt").write_text("s\n")
+    (repo.path / "data" / "other.txt").write_text("o\n")
+    hold = tmp_path / "hold"
+    start = repo.spawn("start", "a", env={"WTP_TEST_HOLD_AT": "start:copied", "WTP_TEST_HOLD_FILE": str(hold)})
+    wait_for(lambda: hold.with_suffix(".reached").exists(), "the copy to be made")
+    p = repo.path.parent / "repo.worktrees" / "a"
+    (p / ".env").write_text("KEY=edited while the start ran\n")
+    hold.write_text("")
+    _, err = start.communicate(timeout=60)
+    assert start.returncode == 0, err
+    # 'data/sub' listed before 'data': copying it made 'data', which is then said, not blamed on an earlier start
+    assert "setup: not copying 'data': copying 'data/sub' made it; list 'data' before what is in it" in err, err
+    out = repo.wtp_proc("rm", "a")
+    assert out.code == 1 and "1 ignored file that is not a build output (.env)" in out.err, out.err

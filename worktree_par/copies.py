@@ -59,14 +59,16 @@ def record(ctx: Ctx, task: Task, copied: list[str]) -> None:
     is compared with the main worktree, which only ever keeps more."""
     from . import disposable
 
-    assert task.path is not None
-    wt = Path(task.path)
+    # Read from the source, not the worktree: 'cp -a' gives each copy its source's kind, size
+    # and time, and what is written in the worktree while the start copies the rest (an
+    # editor, an agent already there) must not be taken for the copy's.
+    src = ctx.repo.config_root
     files: dict[str, Seen] = dict(_load(_record_file(ctx, task.name), task.seq) or {})
     for e in copied:
         e = os.path.normpath(e).rstrip("/")
         if disposable.matches(e + "/", disposable.DISPOSABLE + ctx.cfg.rm_disposable):
             continue  # deleted with the worktree whatever it holds: nothing to tell apart
-        for rel, st in _walk(wt, e):
+        for rel, st in _walk(src, e):
             if len(files) >= LIMIT:
                 break
             files.setdefault(rel, _seen(st))

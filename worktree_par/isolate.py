@@ -45,7 +45,7 @@ def copy_ignored(ctx: Ctx, task: Task, say: Say) -> list[str]:
     # Only ignored paths: tracked ones are already in the new worktree, from the task's commit.
     ignored = gitops.check_ignore(src_root, entries)
     tracked = gitops.tracked_among(src_root, [e for e in entries if e not in ignored])
-    copied = []
+    copied: list[str] = []
     assert task.path is not None
     for e in entries:
         if e in tracked:
@@ -58,11 +58,16 @@ def copy_ignored(ctx: Ctx, task: Task, say: Say) -> list[str]:
             )
             continue
         src, dst = src_root / e, Path(task.path) / e
-        if dst.exists() or dst.is_symlink():  # a resumed setup: copied before, maybe cut short
-            say(
-                f"setup: '{e}' is in the worktree already (an earlier start of '{task.name}'): not copied again; "
-                f"if that copy was cut short, remove it there and run 'wtp start {task.name}' again"
-            )
+        if dst.exists() or dst.is_symlink():
+            inside = [c for c in copied if Path(c).is_relative_to(e)]
+            if inside:  # 'data/sub' listed before 'data': copying it made 'data'
+                say(f"setup: not copying '{e}': copying '{inside[0]}' made it; list '{e}' before what is in it")
+            else:  # a resumed setup: copied before, maybe cut short
+                say(
+                    f"setup: '{e}' is in the worktree already (an earlier start of '{task.name}'): not copied "
+                    f"again; if that copy was cut short, 'cp -an {src} {dst.parent}/' adds what is missing, "
+                    "changing nothing there"
+                )
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()

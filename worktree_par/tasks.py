@@ -253,6 +253,7 @@ def materialize(ctx: Ctx, t: Task, say: Say = quiet) -> list[str]:
             # What the copy put there, told apart from what is made there later (setup.run's
             # writes included: while it runs, the user or an agent may write there too).
             if copied := isolate.copy_ignored(ctx, t, say):
+                crashpoints.step("start:copied")
                 copies.record(ctx, t, copied)
             failure = isolate.run_setup(ctx, t, log, say)
         except OSError as e:
