@@ -4,7 +4,6 @@ plus the few repository-wide facts (base branch, remote) derived from them."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from . import config, gitops
@@ -172,13 +171,20 @@ def few(items: list[str], n: int = 3) -> str:
     return out + (f", and {len(items) - n} more" if len(items) > n else "")
 
 
+# The names git gives refs of its own, in .git: a branch of one of them is shadowed by it.
+_GITS_OWN = frozenset(
+    {"HEAD", "FETCH_HEAD", "ORIG_HEAD", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "REBASE_HEAD"}
+    | {"BISECT_HEAD", "AUTO_MERGE"}
+)
+
+
 def validate_branch(ctx: Ctx, name: str, base: str = "") -> None:
     ref = f"refs/heads/{ctx.branch_of(name)}"
     # '-x': an option to git; 'HEAD', 'FETCH_HEAD', 'ORIG_HEAD'... (an empty branch_prefix): names
     # git gives refs of its own, which a branch of that name would shadow
     if (
         ctx.branch_of(name).startswith("-")
-        or re.fullmatch(r"(?:[A-Z]+_)*HEAD", ctx.branch_of(name))
+        or ctx.branch_of(name) in _GITS_OWN
         or not gitops.check_ref_format(ctx.root, ref)
     ):
         raise InvalidTaskName(
