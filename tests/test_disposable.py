@@ -411,3 +411,43 @@ def test_an_edit_made_while_the_start_copies_is_the_users(repo: Repo, tmp_path: 
     assert "setup: not copying 'data': copying 'data/sub' made it; list 'data' before what is in it" in err, err
     out = repo.wtp_proc("rm", "a")
     assert out.code == 1 and "1 ignored file that is not a build output (.env)" in out.err, out.err
+
+
+def test_the_main_worktree_changing_during_a_start_leaves_the_task_removable(repo: Repo, tmp_path: Path) -> None:
+    """Review 41: the record was read from the main worktree once the whole copy was done, so
+    a file there written meanwhile (an app's database, a .env) was recorded new while the
+    task's copy stayed old: an untouched task was refused by every plain rm.  Each entry is
+    read just before it is copied."""
+    repo.commit({".gitignore": ".env\n", ".wtp.toml": '[setup]\ncopy = [".env"]\n'}, "copy")
+    (repo.path / ".env").write_text("KEY=main\n")
+    hold = tmp_path / "hold"
+    start = repo.spawn("start", "a", env={"WTP_TEST_HOLD_AT": "start:copied", "WTP_TEST_HOLD_FILE": str(hold)})
+    wait_for(lambda: hold.with_suffix(".reached").exists(), "the copy to be made")
+    (repo.path / ".env").write_text("KEY=main, written while the task started\n")
+    hold.write_text("")
+    _, err = start.communicate(timeout=60)
+    assert start.returncode == 0, err
+    out = repo.wtp_proc("rm", "a")
+    assert out.code == 0, out.err
+
+
+def test_an_ignored_folder_the_branch_brings_and_a_failed_copy_are_said(repo: Repo, tmp_path: Path) -> None:
+    """Review 41: an ignored folder holding a force-added file was skipped with "an earlier start
+    of 'a'" on a first start; and a copy that cp failed (a full disk, a file-size limit) ended
+    in an internal error instead of the setup-failed line."""
+    repo.commit({".gitignore": "config/\nbig/\n", ".wtp.toml": '[setup]\ncopy = ["config", "big"]\n'}, "copy")
+    (repo.path / "config").mkdir()
+    (repo.path / "config" / "example.env").write_text("EXAMPLE=1\n")
+    repo.git("add", "-f", "config/example.env")
+    repo.git("commit", "-q", "-m", "an example config, force-added")
+    (repo.path / "config" / "local.env").write_text("LOCAL=1\n")
+    (repo.path / "big").mkdir()
+    (repo.path / "big" / "blob").write_bytes(b"x" * 300_000)
+    limit = "import resource, sys, os; resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))"
+    script = f"{limit}; os.execv(sys.executable, [sys.executable, '-m', 'worktree_par', 'start', 'a'])"
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", script], cwd=repo.path, capture_output=True, text=True, timeout=60)
+    assert "not copying 'config': the branch brings it, with files git tracks in it" in res.stderr, res.stderr
+    assert "setup of task 'a' failed: copy failed" in res.stderr and "internal error" not in res.stderr, res.stderr

@@ -51,34 +51,41 @@ def entries_of(ctx: Ctx) -> tuple[str, ...]:
     return tuple(os.path.normpath(e).rstrip("/") for e in ctx.cfg.setup_copy)
 
 
-def record(ctx: Ctx, task: Task, copied: list[str]) -> None:
-    """Right after a start copied ``copied`` (setup.copy entries it made just now, before
-    setup.run or anyone else could write there): what each of them holds, added to the task's
-    record; an entry recorded before is never recorded again (a resumed or retried start would
-    take the user's edits made since for the copy's).  Best effort: an entry without a record
-    is compared with the main worktree, which only ever keeps more."""
-    from . import disposable
+class Recorder:
+    """What a start's copy puts in the task's worktree, for the guard: each setup.copy entry's
+    files, read from the main worktree just before the entry is copied ('cp -a' gives each
+    copy its source's kind, size and time), never from the worktree, where the user or an
+    agent may write while the start goes on; saved once the copy is done, added to what the
+    task's record holds, and an entry recorded before is never recorded again (a resumed or
+    retried start would take the user's edits made since for the copy's).  Best effort: an
+    entry without a record is compared with the main worktree, which only ever keeps more."""
 
-    # Read from the source, not the worktree: 'cp -a' gives each copy its source's kind, size
-    # and time, and what is written in the worktree while the start copies the rest (an
-    # editor, an agent already there) must not be taken for the copy's.
-    src = ctx.repo.config_root
-    files: dict[str, Seen] = dict(_load(_record_file(ctx, task.name), task.seq) or {})
-    for e in copied:
-        e = os.path.normpath(e).rstrip("/")
-        if disposable.matches(e + "/", disposable.DISPOSABLE + ctx.cfg.rm_disposable):
-            continue  # deleted with the worktree whatever it holds: nothing to tell apart
-        for rel, st in _walk(src, e):
-            if len(files) >= LIMIT:
+    def __init__(self, ctx: Ctx, task: Task) -> None:
+        self.ctx, self.task = ctx, task
+        self.files: dict[str, Seen] = {}
+
+    def before(self, entry: str) -> None:
+        from . import disposable
+
+        e = os.path.normpath(entry).rstrip("/")
+        if disposable.matches(e + "/", disposable.DISPOSABLE + self.ctx.cfg.rm_disposable):
+            return  # deleted with the worktree whatever it holds: nothing to tell apart
+        for rel, st in _walk(self.ctx.repo.config_root, e):
+            if len(self.files) >= LIMIT:
                 break
-            files.setdefault(rel, _seen(st))
-    at = _record_file(ctx, task.name)
-    tmp = at.with_name(f"{at.name}.{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps({"seq": task.seq, "files": files}))
-        tmp.replace(at)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+            self.files.setdefault(rel, _seen(st))
+
+    def save(self) -> None:
+        at = _record_file(self.ctx, self.task.name)
+        files = dict(_load(at, self.task.seq) or {})
+        for rel, seen in self.files.items():
+            files.setdefault(rel, seen)
+        tmp = at.with_name(f"{at.name}.{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps({"seq": self.task.seq, "files": files}))
+            tmp.replace(at)
+        except OSError:
+            tmp.unlink(missing_ok=True)
 
 
 def forget(ctx: Ctx, task: Task) -> None:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import gitops
@@ -33,13 +34,15 @@ def task_env(ctx: Ctx, task: Task) -> dict[str, str]:
 # --- setup ---------------------------------------------------------------------------
 
 
-def copy_ignored(ctx: Ctx, task: Task, say: Say) -> list[str]:
+def copy_ignored(ctx: Ctx, task: Task, say: Say, before: Callable[[str], None] | None = None) -> list[str]:
     """Copy configured gitignored paths from the main worktree; symlinks stay symlinks,
-    copy-on-write where the filesystem can, never hard links to the original."""
+    copy-on-write where the filesystem can, never hard links to the original.  ``before``:
+    told each entry just before it is copied (the guard's record of what the copy holds)."""
     import shutil
 
     src_root = ctx.repo.config_root  # the main worktree (this one, in a bare repository)
-    entries = [e for e in ctx.cfg.setup_copy if (src_root / e).exists() or (src_root / e).is_symlink()]
+    listed = dict.fromkeys(os.path.normpath(e) for e in ctx.cfg.setup_copy)  # 'x/' and './x' are 'x', once
+    entries = [e for e in listed if (src_root / e).exists() or (src_root / e).is_symlink()]
     if not entries:
         return []
     # Only ignored paths: tracked ones are already in the new worktree, from the task's commit.
@@ -60,15 +63,24 @@ def copy_ignored(ctx: Ctx, task: Task, say: Say) -> list[str]:
         src, dst = src_root / e, Path(task.path) / e
         if dst.exists() or dst.is_symlink():
             inside = [c for c in copied if Path(c).is_relative_to(e)]
-            if inside:  # 'data/sub' listed before 'data': copying it made 'data'
+            around = [c for c in copied if Path(e).is_relative_to(c)]
+            if around:  # 'data' listed before 'data/sub': it came with it
+                say(f"setup: '{e}' came with '{around[0]}'")
+            elif inside:  # 'data/sub' listed before 'data': copying it made 'data'
                 say(f"setup: not copying '{e}': copying '{inside[0]}' made it; list '{e}' before what is in it")
+            elif gitops.tracked_among(Path(task.path), [e]):  # an ignored folder holding a tracked file
+                say(
+                    f"setup: not copying '{e}': the branch brings it, with files git tracks in it; list the "
+                    f"ignored files in it in setup.copy to have them copied"
+                )
             else:  # a resumed setup: copied before, maybe cut short
                 say(
                     f"setup: '{e}' is in the worktree already (an earlier start of '{task.name}'): not copied "
-                    f"again; if that copy was cut short, 'cp -an {src} {dst.parent}/' adds what is missing, "
-                    "changing nothing there"
+                    f"again; if that copy was cut short, remove it there and copy it again from {src}"
                 )
             continue
+        if before is not None:
+            before(e)
         dst.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
         if sys.platform.startswith("linux") and shutil.which("cp"):

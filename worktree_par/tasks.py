@@ -9,6 +9,7 @@ elsewhere) stays queued with the reason, and blocks only itself.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -252,11 +253,12 @@ def materialize(ctx: Ctx, t: Task, say: Say = quiet) -> list[str]:
         try:
             # What the copy put there, told apart from what is made there later (setup.run's
             # writes included: while it runs, the user or an agent may write there too).
-            if copied := isolate.copy_ignored(ctx, t, say):
+            seen = copies.Recorder(ctx, t)
+            if isolate.copy_ignored(ctx, t, say, seen.before):
                 crashpoints.step("start:copied")
-                copies.record(ctx, t, copied)
+                seen.save()
             failure = isolate.run_setup(ctx, t, log, say)
-        except OSError as e:
+        except (OSError, subprocess.CalledProcessError) as e:  # a full disk, a file-size limit: cp failed
             failure = f"copy failed: {e}"
         if failure:
             messages.append(
