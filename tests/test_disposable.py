@@ -451,3 +451,26 @@ def test_an_ignored_folder_the_branch_brings_and_a_failed_copy_are_said(repo: Re
     res = subprocess.run([sys.executable, "-c", script], cwd=repo.path, capture_output=True, text=True, timeout=60)
     assert "not copying 'config': the branch brings it, with files git tracks in it" in res.stderr, res.stderr
     assert "setup of task 'a' failed: copy failed" in res.stderr and "internal error" not in res.stderr, res.stderr
+
+
+def test_what_a_failed_copy_had_copied_is_recorded(repo: Repo) -> None:
+    """Review 42: the record was saved only when every entry copied, so after a copy cp failed
+    (a full disk, a file-size limit) the entries copied before it had none, and were compared
+    with the main worktree: once that changed, an untouched task was refused."""
+    repo.commit({".gitignore": "data/\nbig/\n", ".wtp.toml": '[setup]\ncopy = ["data", "big"]\n'}, "copy")
+    (repo.path / "data").mkdir()
+    (repo.path / "data" / "f").write_text("v1\n")
+    (repo.path / "big").mkdir()
+    (repo.path / "big" / "blob").write_bytes(b"x" * 300_000)
+    limit = "import resource, sys, os; resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))"
+    script = f"{limit}; os.execv(sys.executable, [sys.executable, '-m', 'worktree_par', 'start', 'a'])"
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", script], cwd=repo.path, capture_output=True, text=True, timeout=60)
+    assert "copy failed" in res.stderr, res.stderr
+    p = repo.path.parent / "repo.worktrees" / "a"
+    subprocess.run(["rm", "-rf", str(p / "big")], check=True)  # the cut-short copy
+    (repo.path / "data" / "f").write_text("v2, the main worktree moved on\n")
+    out = repo.wtp_proc("rm", "a")
+    assert out.code == 0, out.err

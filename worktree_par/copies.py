@@ -55,10 +55,11 @@ class Recorder:
     """What a start's copy puts in the task's worktree, for the guard: each setup.copy entry's
     files, read from the main worktree just before the entry is copied ('cp -a' gives each
     copy its source's kind, size and time), never from the worktree, where the user or an
-    agent may write while the start goes on; saved once the copy is done, added to what the
-    task's record holds, and an entry recorded before is never recorded again (a resumed or
-    retried start would take the user's edits made since for the copy's).  Best effort: an
-    entry without a record is compared with the main worktree, which only ever keeps more."""
+    agent may write while the start goes on; saved once the copy is done (or failed), over
+    what the task's record held of those entries (copied anew, their old record is stale).
+    An entry a start does not copy (a resumed or retried start finds it there) is not
+    recorded again: the user's edits made since would be taken for the copy's.  Best effort:
+    an entry without a record is compared with the main worktree, which only ever keeps more."""
 
     def __init__(self, ctx: Ctx, task: Task) -> None:
         self.ctx, self.task = ctx, task
@@ -76,10 +77,12 @@ class Recorder:
             self.files.setdefault(rel, _seen(st))
 
     def save(self) -> None:
+        if not self.files:
+            return
         at = _record_file(self.ctx, self.task.name)
-        files = dict(_load(at, self.task.seq) or {})
-        for rel, seen in self.files.items():
-            files.setdefault(rel, seen)
+        # An entry this start copied was not in the worktree before: what an earlier start
+        # recorded of it is stale (its copy was removed, and made again just now).
+        files = {**(_load(at, self.task.seq) or {}), **self.files}
         tmp = at.with_name(f"{at.name}.{os.getpid()}")
         try:
             tmp.write_text(json.dumps({"seq": self.task.seq, "files": files}))

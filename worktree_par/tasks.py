@@ -254,9 +254,11 @@ def materialize(ctx: Ctx, t: Task, say: Say = quiet) -> list[str]:
             # What the copy put there, told apart from what is made there later (setup.run's
             # writes included: while it runs, the user or an agent may write there too).
             seen = copies.Recorder(ctx, t)
-            if isolate.copy_ignored(ctx, t, say, seen.before):
-                crashpoints.step("start:copied")
-                seen.save()
+            try:
+                if isolate.copy_ignored(ctx, t, say, seen.before):
+                    crashpoints.step("start:copied")
+            finally:
+                seen.save()  # what was copied, also when a later entry's copy failed
             failure = isolate.run_setup(ctx, t, log, say)
         except (OSError, subprocess.CalledProcessError) as e:  # a full disk, a file-size limit: cp failed
             failure = f"copy failed: {e}"
