@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -431,6 +434,17 @@ def test_the_main_worktree_changing_during_a_start_leaves_the_task_removable(rep
     assert out.code == 0, out.err
 
 
+def _start_past_a_file_size_limit(repo: Repo) -> str:
+    """'wtp start a' with a file-size limit that the main worktree's 'big/blob' (made here) is
+    past, so its copy fails as on a full disk; its stderr."""
+    (repo.path / "big").mkdir()
+    (repo.path / "big" / "blob").write_bytes(b"x" * 300_000)
+    limit = "import resource, sys, os; resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))"
+    script = f"{limit}; os.execv(sys.executable, [sys.executable, '-m', 'worktree_par', 'start', 'a'])"
+    res = subprocess.run([sys.executable, "-c", script], cwd=repo.path, capture_output=True, text=True, timeout=60)
+    return res.stderr
+
+
 def test_an_ignored_folder_the_branch_brings_and_a_failed_copy_are_said(repo: Repo, tmp_path: Path) -> None:
     """Review 41: an ignored folder holding a force-added file was skipped with "an earlier start
     of 'a'" on a first start; and a copy that cp failed (a full disk, a file-size limit) ended
@@ -441,16 +455,9 @@ def test_an_ignored_folder_the_branch_brings_and_a_failed_copy_are_said(repo: Re
     repo.git("add", "-f", "config/example.env")
     repo.git("commit", "-q", "-m", "an example config, force-added")
     (repo.path / "config" / "local.env").write_text("LOCAL=1\n")
-    (repo.path / "big").mkdir()
-    (repo.path / "big" / "blob").write_bytes(b"x" * 300_000)
-    limit = "import resource, sys, os; resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))"
-    script = f"{limit}; os.execv(sys.executable, [sys.executable, '-m', 'worktree_par', 'start', 'a'])"
-    import subprocess
-    import sys
-
-    res = subprocess.run([sys.executable, "-c", script], cwd=repo.path, capture_output=True, text=True, timeout=60)
-    assert "not copying 'config': the branch brings it, with files git tracks in it" in res.stderr, res.stderr
-    assert "setup of task 'a' failed: copy failed" in res.stderr and "internal error" not in res.stderr, res.stderr
+    err = _start_past_a_file_size_limit(repo)
+    assert "not copying 'config': the branch brings it, with files git tracks in it" in err, err
+    assert "setup of task 'a' failed: copy failed" in err and "internal error" not in err, err
 
 
 def test_what_a_failed_copy_had_copied_is_recorded(repo: Repo) -> None:
@@ -460,17 +467,9 @@ def test_what_a_failed_copy_had_copied_is_recorded(repo: Repo) -> None:
     repo.commit({".gitignore": "data/\nbig/\n", ".wtp.toml": '[setup]\ncopy = ["data", "big"]\n'}, "copy")
     (repo.path / "data").mkdir()
     (repo.path / "data" / "f").write_text("v1\n")
-    (repo.path / "big").mkdir()
-    (repo.path / "big" / "blob").write_bytes(b"x" * 300_000)
-    limit = "import resource, sys, os; resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))"
-    script = f"{limit}; os.execv(sys.executable, [sys.executable, '-m', 'worktree_par', 'start', 'a'])"
-    import subprocess
-    import sys
-
-    res = subprocess.run([sys.executable, "-c", script], cwd=repo.path, capture_output=True, text=True, timeout=60)
-    assert "copy failed" in res.stderr, res.stderr
-    p = repo.path.parent / "repo.worktrees" / "a"
-    subprocess.run(["rm", "-rf", str(p / "big")], check=True)  # the cut-short copy
+    err = _start_past_a_file_size_limit(repo)
+    assert "copy failed" in err, err
+    shutil.rmtree(repo.path.parent / "repo.worktrees" / "a" / "big")  # the cut-short copy
     (repo.path / "data" / "f").write_text("v2, the main worktree moved on\n")
     out = repo.wtp_proc("rm", "a")
     assert out.code == 0, out.err
