@@ -37,7 +37,8 @@ def read_regular(path: Path) -> bytes:
     """The bytes of ``path``, a regular file: a FIFO or a device planted there is refused
     (OSError) at once instead of being waited on for ever, and a symlink is not followed."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # (before fdopen, which refuses a folder itself)
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
         return f.read()

@@ -20,6 +20,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import atomic
 from .repo import Ctx
 from .state import Task
 
@@ -47,8 +48,8 @@ def under(path: str, entries: tuple[str, ...]) -> bool:
 
 
 def entries_of(ctx: Ctx) -> tuple[str, ...]:
-    """The setup.copy paths as git status names them ('./data/' is 'data')."""
-    return tuple(os.path.normpath(e).rstrip("/") for e in ctx.cfg.setup_copy)
+    """The setup.copy paths as git status names them ('./data/' is 'data'), each once."""
+    return tuple(dict.fromkeys(os.path.normpath(e) for e in ctx.cfg.setup_copy))
 
 
 class Recorder:
@@ -66,12 +67,12 @@ class Recorder:
         self.files: dict[str, Seen] = {}
 
     def before(self, entry: str) -> None:
+        """``entry`` (one of ``entries_of``) is about to be copied."""
         from . import disposable
 
-        e = os.path.normpath(entry).rstrip("/")
-        if disposable.matches(e + "/", disposable.DISPOSABLE + self.ctx.cfg.rm_disposable):
+        if disposable.matches(entry + "/", disposable.DISPOSABLE + self.ctx.cfg.rm_disposable):
             return  # deleted with the worktree whatever it holds: nothing to tell apart
-        for rel, st in _walk(self.ctx.repo.config_root, e):
+        for rel, st in _walk(self.ctx.repo.config_root, entry):
             if len(self.files) >= LIMIT:
                 break
             self.files.setdefault(rel, _seen(st))
@@ -83,12 +84,10 @@ class Recorder:
         # An entry this start copied was not in the worktree before: what an earlier start
         # recorded of it is stale (its copy was removed, and made again just now).
         files = {**(_load(at, self.task.seq) or {}), **self.files}
-        tmp = at.with_name(f"{at.name}.{os.getpid()}")
         try:
-            tmp.write_text(json.dumps({"seq": self.task.seq, "files": files}))
-            tmp.replace(at)
+            atomic.replace(at, json.dumps({"seq": self.task.seq, "files": files}).encode())
         except OSError:
-            tmp.unlink(missing_ok=True)
+            pass  # best effort (above)
 
 
 def forget(ctx: Ctx, task: Task) -> None:
@@ -100,9 +99,7 @@ def forget(ctx: Ctx, task: Task) -> None:
 
 def _load(at: Path, seq: int) -> dict[str, Seen] | None:
     try:  # never a FIFO or a device planted there: one that blocks would hang every rm
-        fd = os.open(at, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as f:
-            data = json.loads(f.read()) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        data = json.loads(atomic.read_regular(at))
     except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or data.get("seq") != seq or not isinstance(data.get("files"), dict):

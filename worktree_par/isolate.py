@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import gitops
+from . import copies, gitops
 from .errors import Refusal, Say, UsageError
 from .repo import Ctx
 from .state import FINAL, LANDING, LANDING_PHASE, QUEUED, State, Task
@@ -41,8 +41,7 @@ def copy_ignored(ctx: Ctx, task: Task, say: Say, before: Callable[[str], None] |
     import shutil
 
     src_root = ctx.repo.config_root  # the main worktree (this one, in a bare repository)
-    listed = dict.fromkeys(os.path.normpath(e) for e in ctx.cfg.setup_copy)  # 'x/' and './x' are 'x', once
-    entries = [e for e in listed if (src_root / e).exists() or (src_root / e).is_symlink()]
+    entries = [e for e in copies.entries_of(ctx) if (src_root / e).exists() or (src_root / e).is_symlink()]
     if not entries:
         return []
     # Only ignored paths: tracked ones are already in the new worktree, from the task's commit.
@@ -84,7 +83,9 @@ def copy_ignored(ctx: Ctx, task: Task, say: Say, before: Callable[[str], None] |
         dst.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
         if sys.platform.startswith("linux") and shutil.which("cp"):
-            subprocess.run(["cp", "-a", "--reflink=auto", "--", str(src), str(dst)], check=True)
+            done = subprocess.run(["cp", "-a", "--reflink=auto", "--", str(src), str(dst)])
+            if done.returncode != 0:  # a full disk, a file-size limit: said by cp on stderr
+                raise OSError(f"'cp -a {src} {dst}' exited {done.returncode}")
         elif src.is_dir() and not src.is_symlink():
             shutil.copytree(src, dst, symlinks=True)
         else:

@@ -7,9 +7,9 @@ Readers that do not change anything read without the lock: ``os.replace`` makes 
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
-import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -214,22 +214,20 @@ class Store:
 
     def _read_bytes(self, path: Path) -> bytes | None:
         try:
-            # O_NONBLOCK: a FIFO planted there opens at once (and is refused) instead of hanging.
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            return atomic.read_regular(path)  # a FIFO planted there is refused, not waited on
         except FileNotFoundError:
             return None
         except NotADirectoryError as e:
             raise StateError(f"cannot create the state folder {self.dir} (File exists)") from e
         except OSError as e:
+            if e.errno == errno.EINVAL:  # not a regular file: a FIFO, a device, a folder
+                if path.is_dir() and not path.is_symlink():
+                    raise StateError(f"{path} is a directory, not the registry: move it aside") from None
+                raise StateError(
+                    f"state file {path} is not a regular file: run 'wtp doctor --fix' to set it aside"
+                ) from None
             hint = "it is a symlink: remove it" if path.is_symlink() else e.strerror
             raise StateError(f"state file {path} cannot be read ({hint})") from e
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device, a folder
-            os.close(fd)
-            if stat.S_ISDIR(os.stat(path, follow_symlinks=False).st_mode):
-                raise StateError(f"{path} is a directory, not the registry: move it aside")
-            raise StateError(f"state file {path} is not a regular file: run 'wtp doctor --fix' to set it aside")
-        with os.fdopen(fd, "rb") as f:
-            return f.read()
 
     def _decode(self, raw: bytes, path: Path) -> State:
         try:

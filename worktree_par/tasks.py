@@ -9,7 +9,6 @@ elsewhere) stays queued with the reason, and blocks only itself.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
@@ -260,7 +259,7 @@ def materialize(ctx: Ctx, t: Task, say: Say = quiet) -> list[str]:
             finally:
                 seen.save()  # what was copied, also when a later entry's copy failed
             failure = isolate.run_setup(ctx, t, log, say)
-        except (OSError, subprocess.CalledProcessError) as e:  # a full disk, a file-size limit: cp failed
+        except OSError as e:  # a full disk, a file-size limit: the copy failed
             failure = f"copy failed: {e}"
         if failure:
             messages.append(
