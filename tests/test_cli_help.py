@@ -62,3 +62,10 @@ def test_the_fast_path_does_not_import_typer(remote_repo: Repo) -> None:
         [sys.executable, "-m", "worktree_par", "-C", "/", "path", "a"], capture_output=True, text=True
     )
     assert outside.returncode == 2 and outside.stderr.count("\n") == 1 and "Traceback" not in outside.stderr
+
+
+def test_a_ctrl_c_while_a_command_is_still_importing_is_one_line_and_exit_130(repo: Repo) -> None:
+    """A nit carried from the last reviews: a Ctrl-C during typer's import (before any command's own handling)
+    printed a KeyboardInterrupt traceback.  Now it is the interrupted line and code 130."""
+    out = repo.wtp_proc("doctor", env={"WTP_TEST_INT_AT": "entry:typer"})
+    assert (out.code, out.err) == (130, "wtp: interrupted\n"), out.err

@@ -174,6 +174,18 @@ _UTF8_MARK = "WTP_UTF8_EXEC"  # set for the one exec into UTF-8 mode (main), gon
 
 
 def main() -> None:
+    try:
+        _main()
+    except KeyboardInterrupt:  # Ctrl-C before a command's own handling began (its imports): no traceback
+        import contextlib
+
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write("wtp: interrupted\n")
+            sys.stderr.flush()
+        sys.exit(130)  # the documented code for an interrupted command
+
+
+def _main() -> None:
     # A caller that ignores SIGCHLD (some daemons and init wrappers do; it is inherited across
     # exec) makes the kernel reap our children itself: every git or gate would then read as
     # exit 0, a red gate as green and a failed call as done.  Children are reaped as usual.
@@ -238,6 +250,9 @@ def main() -> None:
         from .exits import finish
 
         finish(lambda: run_fast(call))
+    from . import crashpoints
+
+    crashpoints.step("entry:typer")  # typer's import, the longest window before a command's own handling
     from .cli import main as cli_main
 
     cli_main()
