@@ -287,7 +287,7 @@ def test_a_rebase_stopped_in_a_worktree_is_shown_by_list_and_doctor_gives_one_ad
     listed = json.loads(repo.wtp_proc("list", "--json").out)["tasks"][0]
     assert listed["operation"] == "rebase"
     assert listed["problem"] == (
-        "a rebase is in progress in its worktree: finish it ('git rebase --continue') or abort it ('git rebase --abort')"
+        f"a rebase is in progress in its worktree: end it with 'git -C {p} rebase --continue' or 'git -C {p} rebase --abort'"
     )
     assert repo.wtp("list").lines[1].split()[:3] == ["a", "active", "(rebasing)"]
     code, out = _doctor(repo)
@@ -295,9 +295,32 @@ def test_a_rebase_stopped_in_a_worktree_is_shown_by_list_and_doctor_gives_one_ad
     # would have suggested and which would leave the rebase stranded)
     assert (code, out) == (
         1,
-        f"problem: task 'a' has a rebase in progress in {p}: finish it with 'git rebase --continue' or '--abort' "
-        f"(run in {p})\n",
+        f"problem: task 'a' has a rebase in progress in {p}: end it with 'git -C {p} rebase --continue' or "
+        f"'git -C {p} rebase --abort'\n",
     )
+
+
+def test_a_bisect_in_a_worktree_is_named_with_its_own_advice_not_a_switch(repo: Repo) -> None:
+    """A bisect detaches HEAD until it ends: doctor advised 'git switch', which leaves the
+    bisect stranded, and list and land said nothing of it.  Its advice is 'git bisect reset'."""
+    p = Path(repo.wtp("start", "a").lines[-1])
+    for i in range(4):
+        repo.commit({"x.txt": f"{i}\n"}, f"a: {i}", cwd=p)
+    subprocess.run(["git", "bisect", "start", "HEAD", "HEAD~3"], cwd=p, check=True, capture_output=True)
+    reset = f"'git -C {p} bisect reset'"
+    listed = json.loads(repo.wtp_proc("list", "--json").out)["tasks"][0]
+    assert (listed["operation"], listed["problem"]) == (
+        "bisect",
+        f"a bisect is in progress in its worktree: end it with {reset}",
+    )
+    assert repo.wtp("list").lines[1].split()[:3] == ["a", "active", "(bisecting)"]
+    assert _doctor(repo) == (1, f"problem: task 'a' has a bisect in progress in {p}: end it with {reset}\n")
+    land = repo.wtp("land", "a", "--gate", "true")
+    assert (
+        land.code == 1 and f"task 'a' has a bisect in progress in {p}: end it with {reset}, then land again" in land.err
+    )
+    subprocess.run(["git", "bisect", "reset"], cwd=p, check=True, capture_output=True)
+    assert _doctor(repo)[0] == 0
 
 
 def test_a_folder_made_at_a_moved_worktrees_old_path_is_not_mended_into_it(repo: Repo) -> None:

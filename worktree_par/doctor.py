@@ -261,8 +261,8 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
                 f"{path} of task '{t.name}' exists but git does not know it as a worktree: move it aside and run 'wtp doctor --fix'"
             )
         )
-    elif w.branch != ref and not (w.branch is None and op in ("rebase", "am")):
-        # (a rebase detaches HEAD until it ends: finishing it is the advice, not a switch)
+    elif w.branch != ref and not (w.branch is None and op in ("rebase", "am", "bisect")):
+        # (a rebase or a bisect detaches HEAD until it ends: ending it is the advice, not a switch)
         switch = f"'git -C {path} switch {t.branch}'"
         if w.branch is None and w.head and tip and not gitops.is_ancestor(ctx.root, w.head, tip):
             # Its detached commits would be left to the reflog alone: a branch keeps them first.
@@ -282,8 +282,7 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
         )
         out.append(Finding(f"the branch '{t.branch}' of task '{t.name}' is gone under its worktree{where}", fix))
     if op:
-        how = "'git rebase --continue' or '--abort'" if op == "rebase" else f"'git {op} --continue' or '--abort'"
-        out.append(Finding(f"task '{t.name}' has a {op} in progress in {path}: finish it with {how} (run in {path})"))
+        out.append(Finding(f"task '{t.name}' has a {op} in progress in {path}: end it with {gitops.ending(op, path)}"))
     if t.setup.startswith("failed"):
         out.append(Finding(f"setup of task '{t.name}' {t.setup}: 'wtp start {t.name}' retries it"))
     return out

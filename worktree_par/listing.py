@@ -70,11 +70,7 @@ def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
         info.problem = _stopped(t)
     info.op, _ = gitops.in_progress(path)
     if info.op and not info.problem:
-        verb = "rebase" if info.op == "am" else info.op
-        info.problem = (
-            f"a {info.op} is in progress in its worktree: finish it ('git {verb} --continue') "
-            f"or abort it ('git {verb} --abort')"
-        )
+        info.problem = f"a {info.op} is in progress in its worktree: end it with {gitops.ending(info.op, path)}"
     base_ref = base_refs.get(t.base) or f"refs/heads/{t.base}"
     ref = f"refs/heads/{t.branch}"
     summary = gitops.branch_summary(path, ctx.root, base_ref, ref)

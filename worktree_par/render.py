@@ -121,6 +121,7 @@ _ING = {
     "cherry-pick": "cherry-picking",
     "revert": "reverting",
     "am": "applying",
+    "bisect": "bisecting",
 }
 
 

@@ -159,9 +159,9 @@ def relink(root: Path, common: Path, wt: Path, branch: str, lock: Path) -> str:
 
 
 def in_progress(wt: Path) -> tuple[str, list[Sha]]:
-    """The operation stopped in a worktree ("rebase", "merge", "cherry-pick", "revert", "am"
-    or "") and the commits it holds: the original head and every commit it still has to
-    replay, the merged heads, the picked commit."""
+    """The operation stopped in a worktree ("rebase", "merge", "cherry-pick", "revert", "am",
+    "bisect" or "") and the commits it holds: the original head and every commit it still has
+    to replay, the merged heads, the picked commit, the commit a bisect began on."""
     gd = git_dir_of(wt)
 
     def read(p: Path) -> str:
@@ -181,7 +181,17 @@ def in_progress(wt: Path) -> tuple[str, list[Sha]]:
         text = read(gd / f)
         if text:
             return name, commit_ids(text)
+    start = read(gd / "BISECT_START")  # where the bisect began: a branch name, or a commit id
+    if start.strip():
+        return "bisect", commit_ids(start)
     return "", []
+
+
+def ending(op: str, wt: Path | str) -> str:
+    """The git commands that end a stopped operation (as in_progress names it) in ``wt``."""
+    if op == "bisect":  # nothing to continue: the bisect is ended, and HEAD put back where it began
+        return f"'git -C {wt} bisect reset'"
+    return f"'git -C {wt} {op} --continue' or 'git -C {wt} {op} --abort'"
 
 
 def rebase_in_progress(wt: Path) -> bool:

@@ -28,7 +28,8 @@ def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
     if broken:
         raise Refusal(f"the worktree of task '{t.name}' is broken ({broken}): run 'wtp doctor --fix', then land again")
     head, attached, dirty_paths = gitops.head_status(wt)  # one git call for both
-    if attached != f"refs/heads/{t.branch}":
+    op, _ = gitops.in_progress(wt)
+    if attached != f"refs/heads/{t.branch}" and op != "bisect":  # (a bisect's advice is below)
         what = (
             f"branch '{attached.removeprefix('refs/heads/')}'" if attached else f"a detached HEAD ({(head or '')[:12]})"
         )
@@ -36,10 +37,9 @@ def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
             f"the worktree of task '{t.name}' has {what} checked out, not '{t.branch}': "
             f"'git -C {wt} switch {t.branch}' (after committing what you want to land there), then land again"
         )
-    op, _ = gitops.in_progress(wt)
     if op:
         raise Refusal(
-            f"task '{t.name}' has a {op} in progress in {wt}: finish it or abort it ('git -C {wt} {op} --abort')"
+            f"task '{t.name}' has a {op} in progress in {wt}: end it with {gitops.ending(op, wt)}, then land again"
         )
     dirty = sorted(set(dirty_paths))
     if dirty:
