@@ -188,10 +188,9 @@ def in_progress(wt: Path) -> tuple[str, list[Sha]]:
 
 
 def ending(op: str, wt: Path | str) -> str:
-    """The git commands that end a stopped operation (as in_progress names it) in ``wt``."""
-    if op == "bisect":  # nothing to continue: the bisect is ended, and HEAD put back where it began
-        return f"'git -C {wt} bisect reset'"
-    return f"'git -C {wt} {op} --continue' or 'git -C {wt} {op} --abort'"
+    """The git commands that end a stopped operation (in_progress) in ``wt``: a bisect, its reset."""
+    go_on = f"'git -C {wt} {op} --continue' or 'git -C {wt} {op} --abort'"
+    return f"'git -C {wt} bisect reset'" if op == "bisect" else go_on
 
 
 def rebase_in_progress(wt: Path) -> bool:
