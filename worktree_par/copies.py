@@ -8,17 +8,24 @@ them.  So when a start copies, it records each copied file's kind, size and modi
 time in the state dir (``cp -a`` keeps the source's times; any write changes them); the
 guard exempts a file only while it is still as recorded, or (a task started before the
 record existed, or one past its limit) as the same path in the main worktree is now.
-Everything else under a copied path is judged as any ignored file: kept, archived, or
-disposable by its name.  A folder holding a repository of its own is named as a folder, for
-the guard's nested-repository search."""
+Kind, size and time are not enough alone: an edit of the same size in the timestamp tick of
+the copy (a filesystem stamping in whole seconds), or one whose time was put back ('touch
+-r', a 'mv' of a file given the old time), looks as copied.  So the record also holds, for
+each entry, the change time its copied files have at most, read off the filesystem itself
+once the copy is done; every change since (a write, a rename over, a chmod, a 'touch') sets
+a later change time, which no one can put back.  A file changed since is the user's, also
+when it matches the record or the main worktree.  Everything else under a copied path is
+judged as any ignored file: kept, archived, or disposable by its name.  A folder holding a
+repository of its own is named as a folder, for the guard's nested-repository search."""
 
 from __future__ import annotations
 
 import json
 import os
 import stat
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import atomic
 from .repo import Ctx
@@ -30,6 +37,12 @@ if TYPE_CHECKING:
 LIMIT = 200_000  # files recorded per task; past it, the rest are judged against the main worktree
 
 Seen = tuple[str, int, int]  # (kind: 'f' file, 'l' link, 'o' other; size; mtime in ns)
+TICK_WAIT = 5.0  # seconds the change time may take to move on: FAT stamps in 2 s steps, a FUSE mount caches 1 s
+
+
+class Record(NamedTuple):
+    files: dict[str, Seen]
+    until: dict[str, int]  # entry -> the latest change time its copy gave (records made before it: none)
 
 
 def _seen(st: os.stat_result) -> Seen:
@@ -59,35 +72,86 @@ class Recorder:
     agent may write while the start goes on; saved once the copy is done (or failed), over
     what the task's record held of those entries (copied anew, their old record is stale).
     An entry a start does not copy (a resumed or retried start finds it there) is not
-    recorded again: the user's edits made since would be taken for the copy's.  Best effort:
+    recorded again: the user's edits made since would be taken for the copy's.  With each
+    entry, once its copy is over, the change time the worktree's filesystem gives a change
+    made then: no file of that copy has a later one, every later change has.  Best effort:
     an entry without a record is compared with the main worktree, which only ever keeps more."""
 
     def __init__(self, ctx: Ctx, task: Task) -> None:
         self.ctx, self.task = ctx, task
+        self.root = Path(task.path) if task.path else None
         self.files: dict[str, Seen] = {}
+        self.until: dict[str, int] = {}
+        self.copying: list[str] = []  # the entries this start copies, the last one still being copied
 
     def before(self, entry: str) -> None:
-        """``entry`` (one of ``entries_of``) is about to be copied."""
+        """``entry`` (one of ``entries_of``) is about to be copied: the one before it is done
+        (the copy goes one entry at a time)."""
         from . import disposable
 
+        self._copied()
         if disposable.matches(entry + "/", disposable.DISPOSABLE + self.ctx.cfg.rm_disposable):
             return  # deleted with the worktree whatever it holds: nothing to tell apart
+        self.copying.append(entry)
         for rel, st in _walk(self.ctx.repo.config_root, entry):
             if len(self.files) >= LIMIT:
                 break
             self.files.setdefault(rel, _seen(st))
 
+    def _copied(self) -> None:
+        """The last entry's copy is over: the change time a change made now is given bounds
+        what that copy made (the filesystem's own stamp, from its clock, in its steps)."""
+        if self.copying and self.copying[-1] not in self.until and self.root is not None:
+            if (now := change_time(self.root)) is not None:
+                self.until[self.copying[-1]] = now
+
     def save(self) -> None:
-        if not self.files:
+        self._copied()
+        # A change made in the tick of that last stamp is given that stamp too: not told from
+        # the copy.  Wait for the next tick, so every change from now on is stamped later.
+        if self.root is not None and self.until and change_time(self.root, max(self.until.values())) is None:
+            self.until = {}  # the change time does not move on here: it tells nothing, as records before it
+        if not self.files and not self.until:  # (an empty folder copied: what is made in it later is the user's)
             return
         at = _record_file(self.ctx, self.task.name)
         # An entry this start copied was not in the worktree before: what an earlier start
         # recorded of it is stale (its copy was removed, and made again just now).
-        files = {**(_load(at, self.task.seq) or {}), **self.files}
+        old = _load(at, self.task.seq) or Record({}, {})
+        files = {**old.files, **self.files}
+        until = {e: t for e, t in old.until.items() if e not in self.copying} | self.until
         try:
-            atomic.replace(at, json.dumps({"seq": self.task.seq, "files": files}).encode())
+            atomic.replace(at, json.dumps({"seq": self.task.seq, "files": files, "until": until}).encode())
         except OSError:
             pass  # best effort (above)
+
+
+def change_time(folder: Path, past: int = -1) -> int | None:
+    """The change time (ns) the filesystem of ``folder`` gives a change made now, once it is
+    later than ``past``; None when it cannot be read there, or does not pass ``past`` within
+    TICK_WAIT.  Read off a file of our own, without a name where the system allows it."""
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)  # nothing left, even if killed
+    except (AttributeError, OSError):  # not Linux, or a filesystem without O_TMPFILE
+        name = folder / f".wtp-clock-{os.getpid()}-{time.monotonic_ns()}.tmp"
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return None
+        name.unlink(missing_ok=True)
+    try:
+        deadline, pause = time.monotonic() + TICK_WAIT, 0.001
+        while True:
+            os.fchmod(fd, 0o600)  # sets the change time, as a write, a rename or a 'touch' does
+            if (now := os.fstat(fd).st_ctime_ns) > past:
+                return now
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(pause)  # the filesystem's clock moves on in its own steps (a jiffy, a second)
+            pause = min(pause * 2, 0.05)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def forget(ctx: Ctx, task: Task) -> None:
@@ -97,14 +161,27 @@ def forget(ctx: Ctx, task: Task) -> None:
         at.unlink(missing_ok=True)
 
 
-def _load(at: Path, seq: int) -> dict[str, Seen] | None:
+def _load(at: Path, seq: int) -> Record | None:
     try:  # never a FIFO or a device planted there: one that blocks would hang every rm
         data = json.loads(atomic.read_regular(at))
     except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or data.get("seq") != seq or not isinstance(data.get("files"), dict):
         return None
-    return {k: tuple(v) for k, v in data["files"].items() if isinstance(v, list) and len(v) == 3}
+    until = data.get("until")
+    return Record(
+        {k: tuple(v) for k, v in data["files"].items() if isinstance(v, list) and len(v) == 3},
+        {
+            e: t
+            for e, t in (until.items() if isinstance(until, dict) else ())
+            if isinstance(t, int) and not isinstance(t, bool)
+        },
+    )
+
+
+def _until(until: dict[str, int], rel: str) -> int | None:
+    """The latest change time the copy that brought ``rel`` gave, when the record says it."""
+    return max((t for e, t in until.items() if rel == e or rel.startswith(e + "/")), default=None)
 
 
 def made_here(ctx: Ctx, task: Task, wt: Path, paths: list[str]) -> list[str]:
@@ -113,13 +190,16 @@ def made_here(ctx: Ctx, task: Task, wt: Path, paths: list[str]) -> list[str]:
     repository of their own (with '/')."""
     if not paths:
         return []
-    recorded = _load(_record_file(ctx, task.name), task.seq) or {}
+    recorded = _load(_record_file(ctx, task.name), task.seq) or Record({}, {})
     main = ctx.repo.config_root
     out: list[str] = []
     for p in paths:
         for rel, st in _walk(wt, p.rstrip("/"), repos=out):
+            if (until := _until(recorded.until, rel)) is not None and st.st_ctime_ns > until:
+                out.append(rel)  # changed since the copy, whatever it looks like now
+                continue
             now = _seen(st)
-            if recorded.get(rel) == now:
+            if recorded.files.get(rel) == now:
                 continue
             try:
                 if _seen(os.lstat(main / rel)) == now:
