@@ -594,3 +594,30 @@ def test_a_fifo_planted_as_a_gates_tickets_or_the_check_cache_is_no_hang(repo: R
     os.mkfifo(cache)
     out = repo.wtp_proc("cochange", "README.md", timeout=30)
     assert out.code == 0, out.err
+
+
+def test_a_fifo_planted_as_a_log_is_one_line_not_a_hang(repo: Repo) -> None:
+    """Review 38: a FIFO at a log under .git/wtp/logs/ (a land's gate log, a setup log) made
+    the command writing it wait for a reader that never came, holding the land queue."""
+    logs = repo.path / ".git" / "wtp" / "logs"
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    logs.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(logs / "land-a.log")
+    out = repo.wtp_proc("land", "a", "--gate", "true", timeout=30)
+    assert out.code == 2 and out.err.endswith(
+        f"wtp: not a regular file, so not a log ({logs / 'land-a.log'}): something is in the way: "
+        "move it away, then run the command again\n"
+    ), out.err
+    assert repo.wtp("list", "--json").json()["tasks"][0]["state"] == "active"  # given back, nothing published
+    (logs / "land-a.log").unlink()
+    assert repo.wtp_proc("land", "a", "--gate", "true").code == 0
+    # A setup log: the start goes on, its setup said failed, and why (not "copy failed").
+    repo.write(".wtp.toml", '[setup]\nrun = ["true"]\n')
+    assert repo.wtp("trust").code == 0
+    os.mkfifo(logs / "setup-b.log")
+    out = repo.wtp_proc("start", "b", timeout=30)
+    assert out.code == 0 and (
+        f"setup of task 'b' failed: setup.run could not run: not a regular file, so not a log ({logs / 'setup-b.log'})"
+        in out.err
+    ), out.err

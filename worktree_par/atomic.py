@@ -1,7 +1,8 @@
 """Replacing a file atomically: the new content written to a file of our own beside it,
 flushed to disk, then renamed over it, so a reader sees the old file or the new one, never
 half of either, and a crash leaves the old one whole.  (Not tempfile.mkstemp: importing
-tempfile costs every command start-up time.)"""
+tempfile costs every command start-up time.)  And reading a record, or writing a log, where
+something else than a regular file may have been put: refused at once, never waited on."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import os
 import stat
 import time
 from pathlib import Path
+
+TYPE_CHECKING = False  # (typing is not imported at run time: it costs start-up time)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 def replace(path: Path, data: bytes, where: Path | None = None, *, keep_mode: bool = False) -> None:
@@ -42,3 +47,27 @@ def read_regular(path: Path) -> bytes:
         raise OSError(errno.EINVAL, "not a regular file", str(path))
     with os.fdopen(fd, "rb") as f:
         return f.read()
+
+
+def open_log(path: Path, *, fresh: bool = False) -> BinaryIO:
+    """``path`` opened to append to (``fresh``: emptied first), as a log: a FIFO or a device
+    planted there is refused (OSError, said as "something is in the way") at once instead
+    of being waited on for ever, and a symlink is not followed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | (os.O_TRUNC if fresh else 0), 0o644)
+    except OSError as e:  # a FIFO nobody reads (ENXIO), a symlink (ELOOP)
+        if e.errno in (errno.ENXIO, errno.ELOOP):
+            raise OSError(errno.EEXIST, "not a regular file, so not a log", str(path)) from e
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # (a FIFO someone reads, a device)
+        os.close(fd)
+        raise OSError(errno.EEXIST, "not a regular file, so not a log", str(path))
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "ab")
+
+
+def write_log(path: Path, text: str, *, fresh: bool = False) -> None:
+    """Append ``text`` to the log ``path`` (``fresh``: in place of what it held): open_log."""
+    with open_log(path, fresh=fresh) as f:
+        f.write(text.encode())

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from . import atomic
 from .errors import UsageError
 from .jobcontrol import Terminal
 
@@ -219,7 +220,7 @@ class Guarded:
         terminal: bool = False,
     ) -> None:
         libc_prctl()
-        out = open(log, "ab") if log else None
+        out = atomic.open_log(log) if log else None
         # ``terminal``: a command the user runs and waits for ('wtp gate') gets the terminal, if
         # wtp has one, as a shell's foreground job does (jobcontrol.py); an unattended one never.
         self.tty = Terminal.open() if terminal and out is None else None

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import copies, gitops
+from . import atomic, copies, gitops
 from .errors import Refusal, Say, UsageError
 from .repo import Ctx
 from .state import FINAL, LANDING, LANDING_PHASE, QUEUED, State, Task
@@ -102,8 +102,7 @@ def run_setup(ctx: Ctx, task: Task, log: Path, say: Say) -> str | None:
     cmds = ctx.cfg.setup_run
     for i, cmd in enumerate(cmds, 1):
         say(f"setup [{i}/{len(cmds)}]: {cmd}")
-        with open(log, "ab") as f:
-            f.write(f"$ {cmd}\n".encode())
+        atomic.write_log(log, f"$ {cmd}\n")
         assert task.path is not None
         # A trusted command from the committed config, written as a shell line by its author.
         outcome = run_guarded(["/bin/sh", "-c", cmd], Path(task.path), task_env(ctx, task), log=log)

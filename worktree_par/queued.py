@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import claims, isolate, schedule, trust
+from . import atomic, claims, isolate, schedule, trust
 from .errors import WtpError
 from .repo import Ctx
 from .state import State, Task
@@ -64,7 +64,7 @@ def start_behind(ctx: Ctx, why: str) -> Path:
     with contextlib.suppress(OSError):
         if log.stat().st_size > LOG_LIMIT:  # one earlier generation kept
             os.replace(log, log.with_suffix(".log.1"))
-    with open(log, "ab") as out:
+    with atomic.open_log(log) as out:
         out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {why}: 'wtp next'\n".encode())
         out.flush()
         subprocess.Popen(

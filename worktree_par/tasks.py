@@ -258,9 +258,12 @@ def materialize(ctx: Ctx, t: Task, say: Say = quiet) -> list[str]:
                     crashpoints.step("start:copied")
             finally:
                 seen.save()  # what was copied, also when a later entry's copy failed
-            failure = isolate.run_setup(ctx, t, log, say)
         except OSError as e:  # a full disk, a file-size limit: the copy failed
             failure = f"copy failed: {e}"
+        try:
+            failure = failure or isolate.run_setup(ctx, t, log, say)
+        except OSError as e:  # its log cannot be written, a command cannot be started
+            failure = f"setup.run could not run: {e.strerror or e}" + (f" ({e.filename})" if e.filename else "")
         if failure:
             messages.append(
                 f"setup of task '{t.name}' failed: {failure} (log: {log}); the worktree is ready to inspect: "

@@ -13,7 +13,7 @@ import copy
 import os
 from pathlib import Path
 
-from .. import gitops, guard, isolate
+from .. import atomic, gitops, guard, isolate
 from ..errors import Say
 from ..gitops import Sha
 from ..guarded import run_guarded
@@ -65,7 +65,7 @@ def run_on(ctx: Ctx, e: Entry, commit: Sha, log: Path, say: Say) -> int:
     """Run ``e``'s gate on ``commit`` in a throw-away worktree; its exit code."""
     path = ctx.store.subdir(SCRATCH) / f"base-{os.getpid()}"
     guard.remove_throwaway(ctx, path, "")  # a killed check of a process with this pid
-    log.write_text(f"$ {e.gate}\n# base {commit}\n")
+    atomic.write_log(log, f"$ {e.gate}\n# base {commit}\n", fresh=True)
     gitops.worktree(ctx.root, ["add", "--detach", "--quiet", str(path), commit], ctx.worktree_lock, hooks=False)
     try:
         t = copy.copy(e.task)
@@ -73,8 +73,7 @@ def run_on(ctx: Ctx, e: Entry, commit: Sha, log: Path, say: Say) -> int:
         isolate.copy_ignored(ctx, t, say)
         failed = isolate.run_setup(ctx, t, log, say)
         if failed:
-            with open(log, "a") as f:
-                f.write(f"# setup failed: {failed}\n")
+            atomic.write_log(log, f"# setup failed: {failed}\n")
             return 1
         env = {**isolate.task_env(ctx, t), "WTP_CANDIDATE": commit}
         return run_guarded(["/bin/sh", "-c", e.gate], path, env, timeout=ctx.cfg.land_timeout, log=log).code

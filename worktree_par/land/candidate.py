@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import crashpoints, gitops, guard, interrupts
+from .. import atomic, crashpoints, gitops, guard, interrupts
 from ..errors import DirtyWorktree, GateFailed, GitError, LandBlocked, LandConflict, Refusal, Say, WouldLoseWork
 from ..gitops import Sha, edits
 from ..guarded import Guarded
@@ -244,7 +244,7 @@ def start_gate(ctx: Ctx, e: Entry, say: Say, status: QueueStatus) -> None:
         e.messages.append(verdicts.reused_from_check(known))
         return
     e.log = ctx.store.subdir("logs") / f"land-{e.name}.log"
-    e.log.write_text(f"$ {e.gate}\n# candidate {e.cand}\n")
+    atomic.write_log(e.log, f"$ {e.gate}\n# candidate {e.cand}\n", fresh=True)
     say(f"gate: {e.gate} on the candidate of '{e.name}' (attempt {e.attempts}); log: {e.log}")
     e.reds, e.red_code, e.flaky, e.halted, e.red, e.tested, e.kept_red = 0, 0, "", False, False, False, ""
     e.gate_began = time.time() - 1  # file times are coarser than the clock on some filesystems
@@ -261,8 +261,7 @@ def _rerun(ctx: Ctx, e: Entry, status: QueueStatus) -> None:
     if not e.reds:
         e.red_code = e.run.code or 0
     e.reds += 1
-    with open(e.log, "a") as f:
-        f.write(f"\n# exited {e.run.code}: re-run {e.reds}/{ctx.cfg.land_confirm_red} to confirm the red\n")
+    atomic.write_log(e.log, f"\n# exited {e.run.code}: re-run {e.reds}/{ctx.cfg.land_confirm_red} to confirm the red\n")
     env = {**isolate.task_env(ctx, e.task), "WTP_CANDIDATE": e.published_commit}
     e.run = Guarded(["/bin/sh", "-c", e.gate], e.wt, env, e.log, ended=status.gate_ran)
     status.set(e, "confirming")

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import gitops, guarded, locks
+from .. import atomic, gitops, guarded, locks
 
 PASSED_ON = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _PR_SET_PDEATHSIG = 1
@@ -130,7 +130,8 @@ class Handoff:
         being landed) to report the task's result and clean up.  False, and nothing changed,
         when the log cannot be opened: the land then goes on here, as without a fork."""
         try:
-            out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            with atomic.open_log(log) as opened:
+                out = os.dup(opened.fileno())
         except OSError:
             return False
         prctl = guarded.libc_prctl()

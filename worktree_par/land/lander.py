@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import crashpoints, interrupts, locks, removal, trust
+from .. import atomic, crashpoints, interrupts, locks, removal, trust
 from ..errors import GateFailed, LandBlocked, LandConflict, Refusal, Say, WaitTimeout, WtpError, quiet
 from ..gates import Gate, JoinRefused, OnChange
 from ..repo import Ctx
@@ -432,7 +432,7 @@ def detach(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> tuple[int, str]:
         return place, served  # the background lander running now owns it
     log = ctx.store.subdir("logs") / f"land-detached-{t.name}.log"
     try:
-        with open(log, "ab") as out:
+        with atomic.open_log(log) as out:
             child = subprocess.Popen(
                 [sys.executable, "-m", "worktree_par", "-C", str(ctx.root), "__land", req.dumps(), str(seq)],
                 cwd=ctx.root,  # not the caller's folder: it may be a task worktree the lander outlives

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import gitops, locks
+from .. import atomic, gitops, locks
 from ..repo import Ctx
 from ..state import LIVE
 from . import result, search, trees
@@ -89,7 +89,7 @@ def spawn(ctx: Ctx) -> None:
     """Start the runner detached: its own session (a Ctrl-C in this terminal is not for
     it), output to a log, nothing inherited but the environment."""
     log = ctx.store.subdir("logs") / "check-test-background.log"
-    with open(log, "ab") as out:
+    with atomic.open_log(log) as out:
         subprocess.Popen(
             [sys.executable, "-m", "worktree_par.semantic.background", str(ctx.root)],
             cwd=ctx.root,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import gitops, locks
+from .. import atomic, gitops, locks
 from ..errors import Say, UsageError, quiet
 from ..guarded import Guarded
 from ..land import verdicts
@@ -145,7 +145,9 @@ class Runner:
             # the pid: a background run and a foreground one may gate the same tree at once
             log = self.ctx.store.subdir("logs") / f"check-test-{name}-{os.getpid()}.log"
             what = f"tasks: {' + '.join(key)}\n# merge" if key else f"no task: the base itself, '{self.base}'\n# commit"
-            log.write_text(f"$ {self.gate}\n# {what} {commit} (tree {tree})\n")  # 3 lines: output_tail skips them
+            atomic.write_log(
+                log, f"$ {self.gate}\n# {what} {commit} (tree {tree})\n", fresh=True
+            )  # 3 lines: output_tail skips them
             env = trees.env(self.ctx, self.base, path, port.port, key, commit)
             pseudo = Task(env["WTP_TASK"], "active", "", self.base, 0, path=str(path), port=port.port)
             isolate.copy_ignored(self.ctx, pseudo, quiet)  # the warm caches a task worktree gets
@@ -167,8 +169,7 @@ class Runner:
             if time.monotonic() - lv.run.started <= self.timeout:
                 return None
             lv.run.stop()
-            with open(lv.log, "a") as f:
-                f.write(f"\n# wtp: stopped after {self.timeout:g}s (--timeout)\n")
+            atomic.write_log(lv.log, f"\n# wtp: stopped after {self.timeout:g}s (--timeout)\n")
             return Outcome(lv.key, TIMEOUT, lv.tree, str(lv.log), tail=output_tail(lv.log))
         ok = code == 0
         changed = _changed(lv)
