@@ -314,10 +314,17 @@ def ideal(r: Row, seconds: float) -> float:
     return -(-int(r["n"]) // int(r["depth"])) * seconds
 
 
+def arrived(r: Row, seconds: float) -> str:
+    """Wall time against the ideal counted from the last lander's start (landers started
+    apart cannot finish before the last one's gate has run): '-' where no lander came late."""
+    late = (r.get("breakdown") or {}).get("last_lander_started_s") or 0.0
+    return f"{float(r['wall_s']) / (late + ideal(r, seconds)):.2f}" if late >= 0.01 else "-"
+
+
 def table(rows: list[Row], seconds: float) -> str:
     out = [
-        "| N | scenario | tool | mode | depth | wall s | x ideal | x mergetrain b+r | gate runs | landed | main green |",
-        "|---:|---|---|---|---|---:|---:|---:|---:|---:|---|",
+        "| N | scenario | tool | mode | depth | wall s | x ideal | x ideal from the last arrival | x mergetrain b+r | gate runs | landed | main green |",
+        "|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         peer = next(
@@ -335,7 +342,8 @@ def table(rows: list[Row], seconds: float) -> str:
         depth = f"{r['depth']} (adaptive)" if r.get("adaptive") else str(r["depth"])
         out.append(
             f"| {r['n']} | {r['scenario']} | {r['tool']} | {r['mode']} | {depth} | {r['wall_s']} | "
-            f"{float(r['wall_s']) / ideal(r, seconds):.2f} | {vs} | {r['gate_runs']} | {r['landed']}/{r['n']} | "
+            f"{float(r['wall_s']) / ideal(r, seconds):.2f} | {arrived(r, seconds)} | {vs} | {r['gate_runs']} | "
+            f"{r['landed']}/{r['n']} | "
             f"{'yes' if r['main_green'] else 'NO'} |"
         )
     return "\n".join(out)
