@@ -605,10 +605,10 @@ def test_a_fifo_planted_as_a_log_is_one_line_not_a_hang(repo: Repo) -> None:
     logs.mkdir(parents=True, exist_ok=True)
     os.mkfifo(logs / "land-a.log")
     out = repo.wtp_proc("land", "a", "--gate", "true", timeout=30)
-    assert out.code == 2 and out.err.endswith(
-        f"wtp: not a regular file, so not a log ({logs / 'land-a.log'}): something is in the way: "
-        "move it away, then run the command again\n"
-    ), out.err
+    assert (out.code, out.err) == (
+        2,
+        f"wtp: {logs / 'land-a.log'} is not a regular file, so not a log: move it away, then land again\n",
+    )
     assert repo.wtp("list", "--json").json()["tasks"][0]["state"] == "active"  # given back, nothing published
     (logs / "land-a.log").unlink()
     assert repo.wtp_proc("land", "a", "--gate", "true").code == 0
@@ -621,3 +621,40 @@ def test_a_fifo_planted_as_a_log_is_one_line_not_a_hang(repo: Repo) -> None:
         f"setup of task 'b' failed: setup.run could not run: not a regular file, so not a log ({logs / 'setup-b.log'})"
         in out.err
     ), out.err
+
+
+def test_a_fifo_at_one_tasks_gate_log_refuses_that_task_alone(repo: Repo) -> None:
+    """Review 43: met by the conductor, one task's planted log ended the lands beside it
+    (both 'wtp land' exited 2, the good task not landed).  Its own lander refuses it first."""
+    logs = repo.path / ".git" / "wtp" / "logs"
+    for name in ("c", "d"):
+        p = Path(repo.wtp("start", name).lines[-1])
+        repo.commit({f"{name}.txt": f"{name}\n"}, cwd=p)
+    logs.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(logs / "land-d.log")
+    out = repo.wtp_proc("land", "c", "d", "--gate", "true", timeout=60)
+    assert out.code == 2, out.err
+    assert (
+        f"wtp: d: {logs / 'land-d.log'} is not a regular file, so not a log: move it away, then land again" in out.err
+    )
+    states = {t["name"]: t["state"] for t in repo.wtp("list", "--all", "--json").json()["tasks"]}
+    assert states == {"c": "landed", "d": "active"}, out.err
+
+
+def test_a_fifo_where_a_log_tail_or_a_stopped_operation_is_read_is_not_waited_on(repo: Repo, tmp_path: Path) -> None:
+    """Review 43: the tail of a gate's log (shown by 'wtp check' for a background collision,
+    and by a failed land) and a worktree's BISECT_START or MERGE_HEAD were read with a plain
+    open: a FIFO there hung 'wtp check', 'wtp list', 'wtp doctor' and 'wtp rm'."""
+    fifo = tmp_path / "x.log"
+    os.mkfifo(fifo)
+    code = f"from pathlib import Path; from worktree_par.logtail import last_lines; print(last_lines(Path({str(fifo)!r}), 5))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.stdout == "[]\n", out.stderr
+    p = Path(repo.wtp("start", "a").lines[-1])
+    gd = Path(git(p, "rev-parse", "--absolute-git-dir"))
+    for name in ("BISECT_START", "MERGE_HEAD"):
+        os.mkfifo(gd / name)
+        for args in (["list"], ["doctor"]):
+            out = repo.wtp_proc(*args, timeout=30)
+            assert "Traceback" not in out.err, (name, args, out.err)
+        (gd / name).unlink()

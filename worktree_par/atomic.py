@@ -67,6 +67,14 @@ def open_log(path: Path, *, fresh: bool = False) -> BinaryIO:
     return os.fdopen(fd, "ab")
 
 
+def in_the_way(path: Path) -> bool:
+    """Something that open_log refuses is at ``path`` now (a FIFO, a device, a folder, a symlink)."""
+    try:
+        return not stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
 def write_log(path: Path, text: str, *, fresh: bool = False) -> None:
     """Append ``text`` to the log ``path`` (``fresh``: in place of what it held): open_log."""
     with open_log(path, fresh=fresh) as f:

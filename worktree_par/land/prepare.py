@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import crashpoints, guard, queued, stacking, tasks
-from ..errors import Refusal, Say
+from .. import atomic, crashpoints, guard, queued, stacking, tasks
+from ..errors import Refusal, Say, UsageError
 from ..gates import Gate, Refuse
 from ..locks import me
 from ..repo import Ctx
@@ -40,6 +40,9 @@ def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
             raise Refusal(f"task '{t.name}' is busy ({cur.phase}): wait for it") from None
         raise
     crashpoints.step("land:checked")
+    if req.gate and atomic.in_the_way(log := ctx.store.dir / "logs" / f"land-{t.name}.log"):
+        # (refused here, by its own lander: met by the conductor, it would end the lands beside it too)
+        raise UsageError(f"{log} is not a regular file, so not a log: move it away, then land again")
     if not req.gate:
         say(f"warning: landing '{t.name}' untested: no gate (pass --gate CMD, or set [land] gate in .wtp.toml)")
     mine = me().to_json()
