@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import locks
+from .. import atomic, locks
 from ..errors import GitError
 from .core import Result, require_version, run, spawn
 from .parse import (
@@ -46,7 +46,7 @@ def head_last_logged(wt: Path) -> Sha | None:
     """The commit a worktree's HEAD last named, from its reflog file read directly: git reads
     no log of a HEAD whose branch was deleted under it (an unborn HEAD).  None without one."""
     try:
-        lines = (git_dir_of(wt) / "logs" / "HEAD").read_text(errors="replace").splitlines()
+        lines = atomic.read_regular(git_dir_of(wt) / "logs" / "HEAD").decode(errors="replace").splitlines()
     except OSError:
         return None
     for line in reversed(lines):
@@ -164,9 +164,9 @@ def in_progress(wt: Path) -> tuple[str, list[Sha]]:
     to replay, the merged heads, the picked commit, the commit a bisect began on."""
     gd = git_dir_of(wt)
 
-    def read(p: Path) -> str:
+    def read(p: Path) -> str:  # (a FIFO planted there is not waited on)
         try:
-            return p.read_text(errors="replace")
+            return atomic.read_regular(p).decode(errors="replace")
         except OSError:
             return ""
 
