@@ -648,8 +648,8 @@ def test_a_fifo_where_a_log_tail_or_a_stopped_operation_is_read_is_not_waited_on
     fifo = tmp_path / "x.log"
     os.mkfifo(fifo)
     code = f"from pathlib import Path; from worktree_par.logtail import last_lines; print(last_lines(Path({str(fifo)!r}), 5))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
-    assert out.stdout == "[]\n", out.stderr
+    tail = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert tail.stdout == "[]\n", tail.stderr
     p = Path(repo.wtp("start", "a").lines[-1])
     gd = Path(git(p, "rev-parse", "--absolute-git-dir"))
     for name in ("BISECT_START", "MERGE_HEAD"):
