@@ -390,3 +390,27 @@ def test_the_advice_for_a_detached_head_with_commits_of_its_own_keeps_them(repo:
     repo.git("switch", "-q", "--detach", "HEAD~1", cwd=p)  # detached at a commit the branch has: a plain switch
     out = repo.wtp_proc("doctor")
     assert f"checked out instead of wtp/a: 'git -C {p} switch wtp/a'" in out.out, out.out
+
+
+def test_a_failed_setup_tried_again_mid_bisect_keeps_the_task(repo: Repo) -> None:
+    """Review 43: 'wtp start a' (as a failed setup advises) on a worktree mid-bisect, or with a
+    detached HEAD, dropped the task from the registry ("remove it first"), its worktree and
+    commits left for wtp to forget, and doctor said healthy."""
+    repo.write(".wtp.toml", '[setup]\nrun = ["test -e ok"]\n')
+    assert repo.wtp("trust").code == 0
+    first = repo.wtp("start", "a")
+    assert "setup of task 'a' failed" in first.err, first.err
+    p = Path(first.lines[-1])
+    for i in range(4):
+        repo.commit({"x.txt": f"{i}\n"}, f"a: {i}", cwd=p)
+    subprocess.run(["git", "bisect", "start", "HEAD", "HEAD~3"], cwd=p, check=True, capture_output=True)
+    (p / "ok").touch()
+    again = repo.wtp("start", "a")
+    assert again.code == 1, again.err
+    assert f"end the bisect there ('git -C {p} bisect reset')" in again.err, again.err
+    (task,) = repo.wtp("list", "--json").json()["tasks"]
+    assert (task["name"], task["state"], task["path"]) == ("a", "active", str(p))
+    assert _doctor(repo)[0] == 1  # the bisect is said, not "healthy"
+    subprocess.run(["git", "bisect", "reset"], cwd=p, check=True, capture_output=True)
+    assert repo.wtp("start", "a").code == 0
+    assert repo.wtp("list", "--json").json()["tasks"][0]["setup"] == "done"

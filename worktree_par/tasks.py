@@ -30,6 +30,7 @@ class StartResult:
         self.pending = False  # activated here: the worktree is still to be made
         self.redeclared = False  # an existing task took new declarations
         self.was_queued = False  # a queued task activated here: a failed start leaves it queued
+        self.resumed = False  # a start of this task tried again: a failure leaves it as it was
         self.ahead: list[Task] | None = None  # queued tasks that start before it, as decided here
 
 
@@ -107,7 +108,9 @@ def start(
             # held by this process): the next start, 'wtp next' or doctor completes it.
             # Forgetting it here would leave a worktree and a branch no registry names.
             # A folder there that is not its worktree (the user's) is not: the start is undone.
-            if not _made(ctx, result.task):
+            if result.resumed and _made(ctx, result.task, any_branch=True):  # its own, switched away
+                ctx.store.update(result.task, phase="", holder=None)  # as it was: said, never forgotten
+            elif not _made(ctx, result.task):
                 why = e.message if isinstance(e, WtpError) else str(e) or type(e).__name__
                 _undo_start(ctx, result.task, keep_queued=result.was_queued, why=why)
                 if result.was_queued and isinstance(e, WtpError):  # said as a finding, with where it stays
@@ -204,7 +207,7 @@ def _resume(
     ):
         t.phase, t.holder = CREATING, me().to_json()
         result.messages.append(f"resuming the interrupted start of task '{t.name}'")
-        result.pending = True
+        result.pending = result.resumed = True
     elif t.phase == REMOVING and interrupted(t):  # its worktree may be gone: no path to print
         raise Refusal(f"the removal of task '{t.name}' was interrupted: run 'wtp rm {t.name}' to finish it")
     elif t.state in LIVE and not t.phase and t.path and not Path(t.path).is_dir():
@@ -287,8 +290,11 @@ def _make_worktree(ctx: Ctx, t: Task, path: Path, messages: list[str]) -> None:
     wt = {w.path: w for w in gitops.worktrees(ctx.root)}.get(path)
     if wt is not None:
         if wt.branch != ref:
+            op = gitops.in_progress(path)[0]
+            fix = f"end the {op} there ({gitops.ending(op, path)})" if op else f"'git -C {path} switch {t.branch}'"
             raise Refusal(
-                f"{path} is a worktree of '{wt.branch or 'a detached HEAD'}', not of '{t.branch}': remove it first"
+                f"{path} is a worktree of '{wt.branch or 'a detached HEAD'}', not of '{t.branch}': {fix} "
+                f"(or, if it is not the task's, move it away), then run 'wtp start {t.name}' again"
             )
         if wt.locked and wt.lock_reason.startswith("initializing"):
             # 'git worktree add' was killed mid-checkout: finish it (it never reached the user).
@@ -319,13 +325,13 @@ def _make_worktree(ctx: Ctx, t: Task, path: Path, messages: list[str]) -> None:
             ctx.store.update(t, fork=fork)
 
 
-def _made(ctx: Ctx, t: Task) -> bool:
-    """Whether the task's worktree is there, as git's own (a start that can be completed)."""
+def _made(ctx: Ctx, t: Task, any_branch: bool = False) -> bool:
+    """Whether the task's worktree is there, as git's own, its branch checked out unless ``any_branch``."""
     path, ref = (Path(t.path) if t.path else None), f"refs/heads/{t.branch}"
     return (
         path is not None
         and path.exists()
-        and any(w.path == path and w.branch == ref for w in gitops.worktrees(ctx.root))
+        and any(w.path == path and (any_branch or w.branch == ref) for w in gitops.worktrees(ctx.root))
     )
 
 
@@ -415,8 +421,12 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
             for m in materialize(ctx, t, say):
                 say(m)
         except (WtpError, OSError) as e:
-            _undo_start(ctx, t, keep_queued=True, why=str(e))
-            say(f"queued task '{t.name}' {cannot_start(t.name, str(e))}; it stays queued")
+            if t in resumed and _made(ctx, t, any_branch=True):  # its own worktree, switched away: as it was
+                ctx.store.update(t, phase="", holder=None)
+                say(f"the start of '{t.name}' cannot be completed: {e}")
+            else:
+                _undo_start(ctx, t, keep_queued=True, why=str(e))
+                say(f"queued task '{t.name}' {cannot_start(t.name, str(e))}; it stays queued")
             failed = True
             continue
         done.append(t)
