@@ -323,6 +323,23 @@ def test_a_bisect_in_a_worktree_is_named_with_its_own_advice_not_a_switch(repo: 
     assert _doctor(repo)[0] == 0
 
 
+def test_a_commit_only_a_bisect_mark_holds_is_kept_and_archived(repo: Repo) -> None:
+    """Review 43: a commit made on a bisect's detached HEAD, then marked good (the bisect moves
+    HEAD away), is held only by refs/bisect/*, which go with the worktree: 'rm --force' did not
+    archive it."""
+    p = Path(repo.wtp("start", "a").lines[-1])
+    for i in range(6):
+        repo.commit({"x.txt": f"{i}\n"}, f"a: {i}", cwd=p)
+    subprocess.run(["git", "bisect", "start", "HEAD", "HEAD~6"], cwd=p, check=True, capture_output=True)
+    fix = repo.commit({"fix.txt": "fix\n"}, "my fix while bisecting", cwd=p)
+    subprocess.run(["git", "bisect", "good"], cwd=p, check=True, capture_output=True)
+    assert repo.git("rev-parse", "HEAD", cwd=p) != fix
+    refused = repo.wtp("rm", "a")
+    assert refused.code == 1 and "refs/bisect/good-" in refused.err, refused.err
+    assert repo.wtp("rm", "a", "--force").code == 0
+    repo.git("merge-base", "--is-ancestor", fix, "refs/wtp/archive/a")  # (raises when it is not)
+
+
 def test_a_folder_made_at_a_moved_worktrees_old_path_is_not_mended_into_it(repo: Repo) -> None:
     """Review 35: after a worktree was moved away by hand and someone made a folder of their
     own at its old path, doctor --fix wrote a .git file into that folder: its files then

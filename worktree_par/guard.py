@@ -84,7 +84,7 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     h.head, h.head_ref = gitops.head(path)
     if h.head is None:  # its branch deleted under it: what its HEAD last had (its reflog), as a detached HEAD
         h.head, h.head_ref = gitops.head_last_logged(path), None
-    h.worktree_refs = gitops.refs_under(path, "refs/worktree/")
+    h.worktree_refs = gitops.refs_under(path, "refs/worktree/", "refs/bisect/")  # (a bisect's marks: this worktree's)
     h.op, h.op_commits = gitops.in_progress(path)
     h.op_commits = gitops.existing_commits(ctx.root, h.op_commits)  # ids of commits only, in one call
     dirty, ignored = gitops.worktree_contents(path)

@@ -107,9 +107,9 @@ def _ref_infos(out: str, names: list[str]) -> dict[str, RefInfo]:
     return found
 
 
-def refs_under(cwd: Path, prefix: str) -> dict[str, Sha]:
-    """Every ref below ``prefix`` (e.g. 'refs/heads/wtp/') with the object it names."""
-    out = run(["for-each-ref", "--format=%(refname)%00%(objectname)", prefix], cwd).out
+def refs_under(cwd: Path, *prefixes: str) -> dict[str, Sha]:
+    """Every ref below the ``prefixes`` (e.g. 'refs/heads/wtp/') with the object it names."""
+    out = run(["for-each-ref", "--format=%(refname)%00%(objectname)", *prefixes], cwd).out
     return {f[0]: Sha(f[1]) for f in (line.split("\0") for line in out.splitlines()) if len(f) == 2}
 
 
