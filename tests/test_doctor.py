@@ -319,6 +319,8 @@ def test_a_bisect_in_a_worktree_is_named_with_its_own_advice_not_a_switch(repo: 
     assert (
         land.code == 1 and f"task 'a' has a bisect in progress in {p}: end it with {reset}, then land again" in land.err
     )
+    refused = repo.wtp("rm", "a")  # a land is refused mid-bisect: ending it comes first
+    assert refused.code == 1 and f"end the bisect ({reset}) and land it, or run 'wtp rm a --force'" in refused.err
     subprocess.run(["git", "bisect", "reset"], cwd=p, check=True, capture_output=True)
     assert _doctor(repo)[0] == 0
 

@@ -247,8 +247,10 @@ def remove(ctx: Ctx, t: Task, *, force: bool = False, keep: list[str] | None = N
     messages: list[str] = [mended] if mended else []
     lost = losses(ctx, h, keep)
     if lost and not force:
+        end = f"end the {h.op} ({gitops.ending(h.op, h.path)})" if h.op and h.path else ""
+        land = end if lost == [f"a {h.op} in progress"] else f"{end} and land it" if end else "land it"
         raise WouldLoseWork(
-            f"task '{t.name}' has {'; '.join(lost)}: land it, or run 'wtp rm {t.name} --force' to archive and remove it",
+            f"task '{t.name}' has {'; '.join(lost)}: {land}, or run 'wtp rm {t.name} --force' to archive and remove it",
             lost,
         )
     if lost:
