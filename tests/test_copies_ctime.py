@@ -94,3 +94,25 @@ def test_a_record_made_before_change_times_is_read_as_before(repo: Repo) -> None
     (p / "data" / "seed.csv").write_text("seed, and an edit\n")
     _refused(repo, "b", "data/seed.csv")
     assert (p / "data" / "seed.csv").read_text() == "seed, and an edit\n"
+
+
+def test_a_same_size_edit_in_a_repository_setup_copy_brought_is_the_users(repo: Repo) -> None:
+    """Review 43: a repository inside a copied folder, as the main worktree has it, is not the
+    task's (copies.as_in_main); an edit of a file its own .gitignore hides, same size, time
+    put back, was taken for the copy and a plain rm deleted it."""
+    _project(repo)
+    lib = repo.path / "data" / "lib"
+    lib.mkdir(parents=True)
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "lib"]):
+        repo.write("data/lib/.gitignore", "local.cfg\n")
+        repo.write("data/lib/m.py", "code\n")
+        repo.git(*args, cwd=lib)
+    repo.write("data/lib/local.cfg", "secret=1\n")
+    p = _start(repo, "a")
+    cfg = p / "data" / "lib" / "local.cfg"
+    was = cfg.stat().st_mtime_ns
+    cfg.write_text("secret=2\n")
+    os.utime(cfg, ns=(was, was))
+    out = repo.wtp("rm", "a")
+    assert out.code == 1 and "the nested repository 'data/lib'" in out.err, out.err
+    assert cfg.read_text() == "secret=2\n"  # nothing deleted

@@ -236,10 +236,11 @@ def _walk(wt: Path, rel: str, repos: list[str] | None = None) -> list[tuple[str,
     return found
 
 
-def as_in_main(ctx: Ctx, n: Nested) -> bool:
+def as_in_main(ctx: Ctx, task: Task, n: Nested) -> bool:
     """A nested repository that the main worktree holds at the same path, as it is here (its
     HEAD and every ref the same) with nothing uncommitted here: what setup.copy brought (a
-    'pip install -e' clone in a copied '.venv'), whose work is in the main worktree."""
+    'pip install -e' clone in a copied '.venv'), whose work is in the main worktree.  None of
+    its files changed since the task's copy, when the record says when that copy ended."""
     from . import disposable, gitops
     from .errors import GitError
 
@@ -257,9 +258,12 @@ def as_in_main(ctx: Ctx, n: Nested) -> bool:
         top = [name for name in os.listdir(n.repo) if name != ".git"]
     except OSError:
         return False
+    until = _until((_load(_record_file(ctx, task.name), task.seq) or Record({}, {})).until, n.path)
     for rel, st in (found for name in top for found in _walk(n.repo, name, repos=[])):
         if disposable.refilled(rel):
             continue  # a cache a run refills (__pycache__ of an import): not the user's work
+        if until is not None and st.st_ctime_ns > until:
+            return False  # changed since the copy, whatever it looks like now
         try:
             if _seen(os.lstat(main / rel)) != _seen(st):
                 return False

@@ -100,7 +100,7 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     folders = [p for p in (*h.dirty, *h.ignored, *built) if p.endswith("/")]
     if folders:
         h.nested, only_repos = nested.find(path, folders, disposable.CACHE_FOLDERS)
-        h.nested = [n for n in h.nested if not copies.as_in_main(ctx, n)]  # a copy brought it: its work is there
+        h.nested = [n for n in h.nested if not copies.as_in_main(ctx, t, n)]  # a copy brought it: its work is there
         # A folder holding nothing but nested repositories is named as them, not as files.
         h.dirty = [p for p in h.dirty if p not in only_repos]
         h.ignored = [p for p in h.ignored if p not in only_repos]
