@@ -243,3 +243,31 @@ def test_a_red_that_rewrote_a_file_inside_an_existing_ignored_folder_is_not_run_
     out = project.wtp("land", "t1", "--gate", gate)
     assert out.code == 1, out.err
     assert "(not run again: its run left 1 file behind (out/), which a re-run would see;" in out.err
+
+
+def test_a_pass_above_that_changes_what_the_red_task_changed_does_not_vouch_for_it(
+    project: Repo, tmp_path: Path
+) -> None:
+    """Review 44: t1 breaks the test for good (a BUG line in shared.txt) and t2 fixes it (a FIX
+    line in the same file); t2's candidate (t1 + t2) passed while t1's red was being
+    confirmed and vouched for it: t1's red commit reached main, recorded as flaky.  A task
+    above that changes a path the red one changes is no sign of a flake: the re-run decides."""
+    project.commit({"shared.txt": "".join(f"line {i}\n" for i in range(10))}, "the shared file")
+    project.git("push", "-q", "origin", "main")
+    for name, first, last in (("t1", None, "BUG"), ("t2", "FIX", None)):
+        p = Path(project.wtp("start", name).lines[-1])
+        lines = (p / "shared.txt").read_text().splitlines()
+        lines[0], lines[-1] = first or lines[0], last or lines[-1]
+        project.commit({"shared.txt": "\n".join(lines) + "\n"}, f"{name} work", cwd=p)
+    gate = (  # red while BUG is there unfixed; t1's re-run waits until well after t2's gate passed
+        f'if [ "$WTP_TASK" = t1 ] && [ -e {tmp_path}/t1-ran ]; then '
+        f"while [ ! -e {tmp_path}/t2-ran ]; do sleep 0.05; done; sleep 2; fi; "
+        f'touch {tmp_path}/"$WTP_TASK"-ran; ! {{ grep -q BUG shared.txt && ! grep -q FIX shared.txt; }}'
+    )
+    results = _land_all_at_once(project, ["t1", "t2"], "--gate", gate)
+    assert [code for code, _, _ in results] == [1, 0], results
+    assert "exited 1 on the candidate of 't1', and again on 1 re-run" in results[0][2], results[0][2]
+    project.git("fetch", "-q", "origin")
+    assert "BUG" not in project.git("show", "origin/main:shared.txt")
+    assert project.git("log", "--format=%s", "origin/main").splitlines()[0] == "t2 work"
+    assert project.wtp("queue", "--flaky", "--json").json() == {"gates": []}

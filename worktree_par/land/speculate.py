@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from .. import crashpoints, interrupts
+from .. import crashpoints, gitops, interrupts
 from . import settle
 from .candidate import WITHDRAW_LOOK, confirm_reds, note_flaky, poll_gate, start_gate, stop_gates
 from .entry import Entry, Withdrawn
@@ -83,11 +83,13 @@ def _voucher(r: Round, i: int) -> int | None:
     """While stack[i]'s red is being confirmed: the highest candidate above it that passed
     the same gate (as every candidate between them is gated by) contains it and vouches
     for it, and for those between, as the publication point's proof allows (a candidate's
-    tree above it in the same push).  Its index, the ones below noted and their runs
-    stopped; None when there is none yet."""
+    tree above it in the same push); not one whose tasks above the red one change a path it
+    changes (review 44: 'b' fixing what 'a' broke vouched for a red 'a').  Its index, the
+    ones below noted and their runs stopped; None when there is none yet."""
     low = r.stack[i]
     if not low.reds or low.flaky or low.halted:
         return None
+    own: set[str] | None = None  # the paths the red task's own commits change, read once
     for j in range(len(r.stack) - 1, i, -1):
         top = r.stack[j]
         if any(e.gate != low.gate for e in r.stack[i : j + 1]):
@@ -95,6 +97,12 @@ def _voucher(r: Round, i: int) -> int | None:
         done = top.cached or (top.run is not None and not top.halted and top.run.poll() == 0)
         if not done or not poll_gate(r.ctx, top, r.status):
             continue
+        assert low.cand is not None and top.cand is not None  # (both built: their gates ran)
+        if own is None:
+            below = (r.stack[i - 1].cand if i > 0 else None) or r.base_tip
+            own = {p for _, p in gitops.diff_names(r.ctx.root, below, low.cand)}
+        if own & {p for _, p in gitops.diff_names(r.ctx.root, low.cand, top.cand)}:
+            continue  # a task above changes what the red one changed: it may have fixed it, no sign of a flake
         for e in r.stack[i:j]:
             if e.reds and not e.flaky:
                 note_flaky(r.ctx, e, e.tree(r.ctx.root), f"vouched by '{top.name}'")
