@@ -658,3 +658,19 @@ def test_a_fifo_where_a_log_tail_or_a_stopped_operation_is_read_is_not_waited_on
             out = repo.wtp_proc(*args, timeout=30)
             assert "Traceback" not in out.err, (name, args, out.err)
         (gd / name).unlink()
+
+
+def test_a_fifo_at_a_land_queue_record_is_read_as_none_not_waited_on(repo: Repo) -> None:
+    """Review 44: a FIFO at the land queue's window, verdicts, status or flaky ledger made
+    'wtp land' wait for ever holding the queue, and 'wtp queue' hang; doctor said healthy."""
+    state = repo.path / ".git" / "wtp"
+    p = Path(repo.wtp("start", "a").lines[-1])
+    repo.commit({"a.txt": "a\n"}, cwd=p)
+    state.mkdir(parents=True, exist_ok=True)
+    for name in ("land-window.json", "verdicts.json", "queue-status.json", "flaky.json"):
+        (state / name).unlink(missing_ok=True)
+        os.mkfifo(state / name)
+    for args in (["queue"], ["queue", "--flaky"], ["land", "a", "--gate", "true"]):
+        out = repo.wtp_proc(*args, timeout=30)
+        assert out.code == 0 and "Traceback" not in out.err, (args, out.err)
+    assert repo.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed"

@@ -7,6 +7,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from .. import atomic
 from ..errors import ExitCode, UsageError
 from ..exits import err, here, open_repo
 from .common import after_dashes, bound_waits, emit, task_here
@@ -160,7 +161,7 @@ def _after_the_last(at: Path, resource: str, deadline: float | None, timeout: fl
     from ..errors import WaitTimeout
 
     try:
-        last = locks.Holder.from_json(json.loads(at.read_text()))
+        last = locks.Holder.from_json(json.loads(atomic.read_regular(at)))
     except (OSError, ValueError):
         return  # none recorded (the last holder's command ended, and it said so), or unreadable
     said = False

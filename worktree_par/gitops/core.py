@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .. import atomic
 from ..errors import GitError, NotARepo, RemoteTimeout, UsageError
 from .parse import Worktree, parse_version, parse_worktrees
 
@@ -327,7 +328,7 @@ def discover(path: Path) -> RepoInfo:
         return RepoInfo(path, top, common, first.path, bare=True)
     if first.path == common:  # git 2.39 names the git dir itself for a separate-git-dir checkout
         try:
-            return RepoInfo(path, top, common, Path(record.read_text().strip()))
+            return RepoInfo(path, top, common, Path(atomic.read_regular(record).decode().strip()))
         except OSError:
             raise NotARepo(
                 f"the git dir {common} is kept apart from its checkout, and git cannot say where that is: "
@@ -338,9 +339,9 @@ def discover(path: Path) -> RepoInfo:
 
 def _remember_main(record: Path, top: Path) -> None:
     try:
-        if not record.is_file() or record.read_text().strip() != str(top):
+        if not record.is_file() or atomic.read_regular(record).decode().strip() != str(top):
             record.parent.mkdir(exist_ok=True)
-            record.write_text(f"{top}\n")
+            atomic.replace(record, f"{top}\n".encode())  # (over whatever is there: never opened, a FIFO too)
     except OSError:
         pass  # a read-only state dir: the error comes where state is written
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import disposable, gitops
+from .. import atomic, disposable, gitops
 from ..locks import Lock
 from ..repo import Ctx, few
 from .entry import Entry
@@ -40,7 +40,7 @@ def read(ctx: Ctx) -> dict[str, dict[str, Any]]:
     """Gate command -> {"count": n, "events": [{"task", "tree", "code", "how", "at"}, ...]}
     (oldest first); malformed parts are left out."""
     try:
-        data = json.loads((ctx.store.dir / "flaky.json").read_text())
+        data = json.loads(atomic.read_regular(ctx.store.dir / "flaky.json"))
     except (OSError, ValueError, RecursionError):
         return {}
     gates = data.get("gates") if isinstance(data, dict) else None

@@ -7,6 +7,7 @@ import json
 import os
 import time
 
+from .. import atomic
 from ..guarded import Guarded
 from ..repo import Ctx
 from .entry import Entry
@@ -47,7 +48,7 @@ class QueueStatus:
 
     def clear(self) -> None:
         try:
-            data = json.loads(self.path.read_text())
+            data = json.loads(atomic.read_regular(self.path))
             if data.get("conductor") == os.getpid():
                 self.path.unlink()
         except (OSError, ValueError, AttributeError, RecursionError):
@@ -56,7 +57,7 @@ class QueueStatus:
 
 def read(ctx: Ctx) -> dict[str, object]:
     try:
-        data = json.loads((ctx.store.dir / "queue-status.json").read_text())
+        data = json.loads(atomic.read_regular(ctx.store.dir / "queue-status.json"))
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError, RecursionError):
         return {}

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .. import atomic
 from ..locks import Lock
 from ..repo import Ctx
 
@@ -64,7 +65,7 @@ def _parse(v: Any) -> Verdict | None:
 
 def _read(path: Path) -> dict[str, Verdict]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(atomic.read_regular(path))
     except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict):

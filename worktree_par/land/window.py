@@ -22,6 +22,7 @@ import os
 import time
 from typing import NamedTuple
 
+from .. import atomic
 from ..repo import Ctx
 
 FLOOR = 2
@@ -126,7 +127,7 @@ def _stored(ctx: Ctx) -> Stored:
     """The window and the gates' demands the last conductor left (none if stale or damaged)."""
     none = Stored(None, [])
     try:
-        data = json.loads((ctx.store.dir / "land-window.json").read_text())
+        data = json.loads(atomic.read_regular(ctx.store.dir / "land-window.json"))
         at = data["at"]
     except (OSError, ValueError, RecursionError, KeyError, TypeError):
         return none
