@@ -392,3 +392,25 @@ def test_the_end_of_one_long_line_of_output_is_still_shown(tmp_path: Path) -> No
     log.write_text("$ gate\n\n" + "".join(f"\r{i}%" for i in range(100_000)) + " FATAL: broken\n")
     (line,) = last_lines(log, 20, header=2)
     assert shown_line(line).endswith("\\r99999% FATAL: broken")
+
+
+def test_an_ignored_file_of_the_task_that_the_base_came_to_track_is_never_overwritten(remote_repo: Repo) -> None:
+    """Review 43: the base came to track a path (git add -f) that the task's worktree held as
+    an ignored file (an edited copy of data); the land's rebase overwrote it, as git
+    overwrites ignored files, and the clean-up removed the worktree: the edit was in no ref.
+    The land is refused, nothing moved; the same content is no loss and lands."""
+    r = remote_repo
+    r.commit({".gitignore": "data/\n"}, "ignore data")
+    r.git("push", "-q", "origin", "main")
+    p = Path(r.wtp("start", "a").lines[-1])
+    r.commit({"x.txt": "x\n"}, "a: x", cwd=p)
+    r.write("data/seed.csv", "MY EDIT\n", cwd=p)
+    r.write("data/seed.csv", "seed\n")
+    r.git("add", "-f", "data/seed.csv")
+    r.git("commit", "-q", "-m", "track seed")
+    r.git("push", "-q", "origin", "main")
+    out = r.wtp("land", "a")
+    assert out.code == 1 and "'main' now tracks data/seed.csv, which the worktree of task 'a' holds ignored" in out.err
+    assert (p / "data" / "seed.csv").read_text() == "MY EDIT\n"
+    (p / "data" / "seed.csv").write_text("seed\n")  # as the base has it: nothing is lost
+    assert r.wtp("land", "a").code == 0

@@ -97,7 +97,16 @@ from .remote import (
     remote_unreachable,
     set_ref,
 )
-from .status import STATUS_ARGS, Dirty, HeadStatus, dirty_of, head_status, status_paths, worktree_contents
+from .status import (
+    STATUS_ARGS,
+    Dirty,
+    HeadStatus,
+    dirty_of,
+    head_status,
+    same_as_tracked,
+    status_paths,
+    worktree_contents,
+)
 from .work import (
     BranchSummary,
     Rebase,
@@ -222,6 +231,7 @@ __all__ = [
     "snapshot",
     "spawn",
     "staged_paths",
+    "same_as_tracked",
     "status_paths",
     "subjects",
     "tree_of",

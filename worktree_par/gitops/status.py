@@ -78,3 +78,17 @@ def head_status(wt: Path, *, untracked: bool = True) -> HeadStatus:
         head_, attached = head(wt)
         return HeadStatus(head_, attached, parse_status(out))
     return HeadStatus(Sha(oid) if is_object_id(oid) else None, f"refs/heads/{name}", parse_status(out))
+
+
+def same_as_tracked(wt: Path, commit: str, paths: list[str]) -> set[str]:
+    """The ``paths`` (files in ``wt``, git's names) that hold what ``commit`` tracks there, as
+    git would store them (its filters applied): a checkout of ``commit`` would leave them as
+    they are."""
+    listed = run(["ls-tree", "-z", commit, "--", *paths], wt).z()
+    tracked = {f.split("\t", 1)[1]: f.split("\t", 1)[0].split()[-1] for f in listed if "\t" in f}
+    files = [p for p in paths if p in tracked]
+    if not files:
+        return set()
+    hashed = run(["hash-object", "--stdin-paths"], wt, input="\n".join(files) + "\n", check=False)
+    oids = hashed.out.split() if hashed.code == 0 else []
+    return {p for p, oid in zip(files, oids) if tracked[p] == oid}

@@ -3,6 +3,7 @@ and gating it (the task's gate run in its worktree, its verdict recorded by tree
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -130,6 +131,23 @@ def _in_history(ctx: Ctx, c: str, tip: Sha) -> bool:
         return False
 
 
+def _no_ignored_overwritten(ctx: Ctx, e: Entry, fork: Sha, onto: Sha) -> None:
+    """A path the base came to track since the task's fork, which the task's worktree holds
+    as an ignored file (its own '.env' or data, an edit of what setup.copy brought): moving
+    the worktree onto the base would overwrite it, as git overwrites ignored files, and the
+    user's file would be lost.  LandBlocked, nothing moved (review 43)."""
+    if onto == fork:
+        return
+    # What the rebase writes that the task's tip does not track: paths 'onto' has and the tip lacks.
+    added = [p for s, p in gitops.diff_names(ctx.root, e.tip, onto) if s == "A" and os.path.lexists(e.wt / p)]
+    if added and (added := sorted(set(added) - gitops.same_as_tracked(e.wt, onto, added))):  # (the same: no loss)
+        raise LandBlocked(
+            f"'{e.task.base}' now tracks {few(added)}, which the worktree of task '{e.name}' holds ignored: "
+            f"moved onto '{e.task.base}', git would overwrite it there; move it away (or commit it to the task), "
+            f"then run 'wtp land {e.name}' again"
+        )
+
+
 def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Sha:
     """Build the candidate on ``onto`` from the task's commits after ``fork``; the task branch
     (and its clean worktree) moves to it.  ``kept``: the backup ref's value (``look``)."""
@@ -142,6 +160,7 @@ def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Sha:
             f"the worktree of task '{t.name}' switched to {what} while its land waited (nothing was rebased): "
             f"'git -C {wt} switch {t.branch}', then run 'wtp land {t.name}' again"
         )
+    _no_ignored_overwritten(ctx, e, fork, onto)
     if e.strategy == "merge":
         dropped = gitops.commits_not_in(ctx.root, [fork], [onto])
         if dropped:
