@@ -116,3 +116,7 @@ def test_a_same_size_edit_in_a_repository_setup_copy_brought_is_the_users(repo: 
     out = repo.wtp("rm", "a")
     assert out.code == 1 and "the nested repository 'data/lib'" in out.err, out.err
     assert cfg.read_text() == "secret=2\n"  # nothing deleted
+    # --force keeps it, its ignored file too (the nested repository's archive held only what
+    # 'git status' shows, and its ignored files were deleted unsaid)
+    assert repo.wtp("rm", "a", "--force").code == 0
+    assert repo.git("show", "refs/wtp/archive/a:data/lib/local.cfg") == "secret=2"

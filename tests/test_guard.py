@@ -254,3 +254,25 @@ def test_rm_of_a_task_whose_branch_was_deleted_under_it_keeps_its_commits(repo: 
     out = repo.wtp_proc("rm", "a", "--force")
     assert out.code == 0, out.err
     assert tip in repo.git("rev-list", "refs/wtp/archive/a").split()
+
+
+def test_a_nested_repositorys_ignored_files_are_archived_by_force_and_large_ones_named(repo: Repo) -> None:
+    """A nested repository's archive held only what its 'git status' shows: its ignored files
+    (a local config, a big download) were deleted by 'rm --force' unsaid."""
+    p = Path(repo.wtp("start", "a").lines[-1])
+    lib = p / "lib"
+    lib.mkdir()
+    git(lib, "init", "-q")
+    (lib / ".gitignore").write_text("local.cfg\nbig.bin\n__pycache__/\n")
+    (lib / "m.py").write_text("code\n")
+    git(lib, "add", "-A")
+    git(lib, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "lib")
+    (lib / "local.cfg").write_text("secret\n")
+    (lib / "big.bin").write_bytes(b"\0" * (3 << 20))
+    (lib / "__pycache__").mkdir()
+    (lib / "__pycache__" / "m.pyc").write_bytes(b"\0")
+    out = repo.wtp("rm", "a", "--force")
+    assert out.code == 0, out.err
+    assert "deleted 1 large ignored file of it without archiving them: big.bin" in out.out, out.out
+    assert repo.git("show", "refs/wtp/archive/a:lib/local.cfg") == "secret"
+    assert "__pycache__" not in repo.git("ls-tree", "-r", "--name-only", "refs/wtp/archive/a")

@@ -180,7 +180,7 @@ def archive(ctx: Ctx, h: Holdings) -> Archived:
         small, dropped = sizes.split_by_size(h.path, h.ignored)
     parents = h.tips()
     # Nested repositories first: their objects must be here before their files join the tree.
-    kept_nested = nested.archive(ctx.root, t.name, ARCHIVE_SUB, h.nested)
+    kept_nested = nested.archive(ctx.root, t.name, ARCHIVE_SUB, h.nested, ctx.cfg.rm_disposable)
     files = h.path is not None and bool(h.dirty or small or h.submodules or h.op or h.nested)
     if files:
         assert h.path is not None
@@ -258,11 +258,7 @@ def remove(ctx: Ctx, t: Task, *, force: bool = False, keep: list[str] | None = N
         messages.append(
             f"archived {'; '.join(a.kept)} of task '{t.name}' under {a.ref} (restore: 'git branch {t.name}-restored {a.ref}')"
         )
-        for k in a.nested:
-            messages.append(
-                f"kept the nested repository '{k.nested.path}' as objects under {k.at} "
-                f"(restore: '{nested.restore_hint(ctx.root, k.nested, k.at)}')"
-            )
+        messages += [nested.kept_line(ctx.root, k) for k in a.nested]
         if a.dropped:
             messages.append(
                 f"deleted {count(len(a.dropped), 'large ignored file')} without archiving them: {few(a.dropped, 10)}"

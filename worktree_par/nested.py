@@ -10,6 +10,7 @@ and its files are grafted into the archive's tree at its folder (issue 24, B).
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 from pathlib import Path
@@ -80,11 +81,17 @@ class Kept(NamedTuple):
     at: str  # the archive's ref prefix, ending in '/'
     tree: Sha  # its files as they were
     refs: list[tuple[Sha, str]]  # (commit, ref) fetched into the superproject
+    dropped: list[str]  # its ignored files too large to archive (deleted, and named)
 
 
-def archive(root: Path, task: str, prefix: str, nested: list[Nested]) -> list[Kept]:
+def archive(root: Path, task: str, prefix: str, nested: list[Nested], disposable: tuple[str, ...] = ()) -> list[Kept]:
     """Fetch every nested repository's refs and a snapshot of its files into ``root``, under
-    ``<prefix><task>/<snapshot id>/`` (the id keeps an older archive of the task apart)."""
+    ``<prefix><task>/<snapshot id>/`` (the id keeps an older archive of the task apart): its
+    ignored files too, as the guard keeps a worktree's (not its build outputs, nor the
+    ``disposable`` globs; up to the archive's size limits)."""
+    from . import disposable as outputs
+    from . import sizes
+
     mine = gitops.object_format(root)
     out: list[Kept] = []
     for n in nested:
@@ -95,7 +102,10 @@ def archive(root: Path, task: str, prefix: str, nested: list[Nested]) -> list[Ke
                 f"the nested repository '{n.path}' uses {fmt.name} object ids and this repository {mine.name}: "
                 f"it cannot be archived here; move it out of the worktree, then run the command again"
             )
-        commit, tree = gitops.snapshot(n.repo, exclude=inner)
+        ignored = [p for p in gitops.worktree_contents(n.repo)[1] if not any(_under(p, i) for i in inner)]
+        kept = outputs.split(ignored, disposable, functools.partial(gitops.check_ignore, n.repo))[0]
+        small, dropped = sizes.split_by_size(n.repo, kept)
+        commit, tree = gitops.snapshot(n.repo, small, exclude=inner)
         at = f"{prefix}{task}/{commit[:12]}/"
         pairs = [(c, at + r[len("refs/") :]) for r, c in sorted(n.refs.items())]
         pairs += [(c, at + name) for c, name in ((n.head, HEAD_REF), (commit, WORKTREE_REF)) if c]
@@ -105,8 +115,23 @@ def archive(root: Path, task: str, prefix: str, nested: list[Nested]) -> list[Ke
             raise WouldLoseWork(
                 f"could not copy the nested repository '{n.path}' into the archive ({e.message}): nothing was deleted"
             ) from None
-        out.append(Kept(n, at, tree, [(Sha(c), r) for c, r in pairs]))
+        out.append(Kept(n, at, tree, [(Sha(c), r) for c, r in pairs], dropped))
     return out
+
+
+def _under(path: str, folder: str) -> bool:
+    p = path.rstrip("/")
+    return p == folder or p.startswith(folder + "/")
+
+
+def kept_line(root: Path, k: Kept) -> str:
+    """What ``rm --force`` says of a nested repository it archived: where, how to restore it,
+    and the ignored files of it that were too large to keep."""
+    line = f"kept the nested repository '{k.nested.path}' as objects under {k.at} (restore: '{restore_hint(root, k.nested, k.at)}')"
+    if k.dropped:
+        n = len(k.dropped)
+        line += f"; deleted {n} large ignored file{'s' * (n != 1)} of it without archiving them: {', '.join(k.dropped[:10])}"
+    return line
 
 
 def restore_hint(root: Path, n: Nested, at: str) -> str:
