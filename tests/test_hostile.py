@@ -618,7 +618,7 @@ def test_a_fifo_planted_as_a_log_is_one_line_not_a_hang(repo: Repo) -> None:
     os.mkfifo(logs / "setup-b.log")
     out = repo.wtp_proc("start", "b", timeout=30)
     assert out.code == 0 and (
-        f"setup of task 'b' failed: setup.run could not run: not a regular file, so not a log ({logs / 'setup-b.log'})"
+        f"setup of task 'b' failed: setup.run could not run: not a regular file, so not a log (log: {logs / 'setup-b.log'})"
         in out.err
     ), out.err
 
@@ -674,3 +674,21 @@ def test_a_fifo_at_a_land_queue_record_is_read_as_none_not_waited_on(repo: Repo)
         out = repo.wtp_proc(*args, timeout=30)
         assert out.code == 0 and "Traceback" not in out.err, (args, out.err)
     assert repo.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed"
+
+
+def test_a_fifo_at_the_background_checks_log_is_said_and_list_goes_on(repo: Repo) -> None:
+    """Review 43: with [check] test = "auto", 'wtp list' and 'wtp check' start the background
+    check; a FIFO at its log made both exit 2 (its OSError not caught), unusable."""
+    repo.commit({".wtp.toml": '[land]\ngate = "true"\n[check]\ntest = "auto"\n'}, "background check")
+    assert repo.wtp("trust").code == 0
+    logs = repo.path / ".git" / "wtp" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(logs / "check-test-background.log")
+    for name in ("a", "b"):
+        p = Path(repo.wtp("start", name).lines[-1])
+        repo.commit({f"{name}.txt": f"{name}\n"}, cwd=p)
+    for args in (["list"], ["check"]):
+        out = repo.wtp_proc(*args, timeout=30)
+        assert out.code == 0, (args, out.err)
+        said = "the background check could not start: not a regular file, so not a log"
+        assert said in out.out + out.err, (args, out.out, out.err)

@@ -143,3 +143,11 @@ class GitError(WtpError):
 def count(n: int, noun: str) -> str:
     """``count(1, "file")`` is "1 file", ``count(2, "file")`` "2 files"."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def os_said(e: OSError) -> str:
+    """An OSError as a line says it: what the system said and of which file, without Python's
+    '[Errno N]'."""
+    if not e.strerror:
+        return str(e)
+    return f"{e.strerror} ({e.filename})" if e.filename else e.strerror

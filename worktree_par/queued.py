@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import atomic, claims, isolate, schedule, trust
-from .errors import WtpError
+from .errors import WtpError, os_said
 from .repo import Ctx
 from .state import State, Task
 
@@ -86,5 +86,5 @@ def start_first(ctx: Ctx, t: Task, ahead: list[Task]) -> str:
     try:
         log = start_behind(ctx, f"'wtp start {t.name}' found {names} able to start")
     except OSError as e:
-        return f"{names} can start now: 'wtp next' starts them ({e})"
+        return f"{names} can start now: 'wtp next' starts them ({os_said(e)})"
     return f"{said}, in the background (log: {log})"

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import claims, cochange_start, copies, crashpoints, gitops, isolate, queued, redeclare, schedule, stacking, trust
-from .errors import Refusal, Say, WtpError, count, quiet
+from .errors import Refusal, Say, WtpError, count, os_said, quiet
 from .globs import normalize_glob
 from .locks import me
 from .repo import Ctx, validate_branch, validate_name
@@ -266,7 +266,7 @@ def materialize(ctx: Ctx, t: Task, say: Say = quiet) -> list[str]:
         try:
             failure = failure or isolate.run_setup(ctx, t, log, say)
         except OSError as e:  # its log cannot be written, a command cannot be started
-            failure = f"setup.run could not run: {e.strerror or e}" + (f" ({e.filename})" if e.filename else "")
+            failure = f"setup.run could not run: {os_said(e) if e.filename != str(log) else e.strerror or e}"
         if failure:
             messages.append(
                 f"setup of task '{t.name}' failed: {failure} (log: {log}); the worktree is ready to inspect: "

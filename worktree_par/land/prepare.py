@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import atomic, crashpoints, guard, queued, stacking, tasks
-from ..errors import Refusal, Say, UsageError
+from ..errors import Refusal, Say, UsageError, os_said
 from ..gates import Gate, Refuse
 from ..locks import me
 from ..repo import Ctx
@@ -126,7 +126,7 @@ def marked(ctx: Ctx, landing: list[str], say: Say) -> None:
     try:
         log = queued.start_behind(ctx, f"{names} began to land")
     except OSError as e:
-        say(f"could not start queued tasks now ({e}): 'wtp next' starts them")
+        say(f"could not start queued tasks now ({os_said(e)}): 'wtp next' starts them")
         return
     if tasks.shared(ctx):  # what other clones' claims allow is known only once 'wtp next' asks
         say(f"'wtp next' starts the queued tasks that can start now, in the background (log: {log})")

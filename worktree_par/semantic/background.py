@@ -79,7 +79,12 @@ def observe(ctx: Ctx) -> dict[str, Any] | None:
     if last is not None and last.get("committed") == key and (not last.get("running") or _busy(ctx)):
         return last
     if not _busy(ctx):
-        spawn(ctx)
+        try:
+            spawn(ctx)
+        except OSError as e:  # its log cannot be written (something in the way): said, the command goes on
+            from ..errors import os_said
+
+            return {"when": time.time(), "error": f"the background check could not start: {os_said(e)}"}
     if last is None:
         return {"running": True, "when": time.time(), "tasks": [h.name for h in heads], "committed": key}
     return {**last, "stale": not last.get("running")}
