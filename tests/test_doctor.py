@@ -186,6 +186,8 @@ def test_a_land_killed_once_the_branch_is_on_a_squash_or_merge_candidate_is_roll
     code, out = _doctor(r, "--fix")
     assert code == 0 and "rolled back the interrupted land of 'a'" in out, out
     assert r.git("rev-parse", "wtp/a") == tip
+    back = r.wtp("list", "--json").json()["tasks"][0]  # review 44: it said "waiting in the land queue", empty
+    assert (back["state"], back["note"]) == ("active", None), back
     assert r.wtp_proc("land", "a", "--strategy", strategy, "--gate", "true").code == 0
 
 

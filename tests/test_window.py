@@ -101,3 +101,21 @@ def test_gates_that_wait_leave_the_cap_at_max_active(project: Repo) -> None:
     assert {k: v for k, v in depth.items() if k != "gate_cores"} == {
         k: v for k, v in _window(5).items() if k != "gate_cores"
     }
+
+
+def test_the_depth_of_a_serial_land_is_said_as_serial_not_as_a_fixed_setting(project: Repo, tmp_path: Path) -> None:
+    """Review 44: under '--mode serial' 'wtp queue' said 'depth: 1 in flight (fixed: [land]
+    depth)' with no depth set."""
+    from .conftest import wait_for
+
+    _tasks(project, 1)
+    lander = project.spawn(
+        "land", "t1", "--mode", "serial", "--gate", f"while [ ! -e {tmp_path}/go ]; do sleep 0.02; done"
+    )
+    try:
+        wait_for(lambda: bool(project.wtp("queue", "--json").json()["entries"]), "t1 to be in the land queue")
+        assert project.wtp("queue").lines[-1] == "depth: 1 in flight (serial: one at a time)"
+    finally:
+        (tmp_path / "go").touch()
+        lander.communicate(timeout=60)
+    assert lander.returncode == 0

@@ -114,6 +114,8 @@ def queue(where: str | None, as_json: bool = False) -> int:
 
     live = status.get("depth") if rows else None  # the conductor's window, while it conducts
     depth = live if isinstance(live, dict) else window.describe(c)
+    if any(r["mode"] == "serial" for r in rows):  # one candidate at a time, whatever the window says
+        depth = {**depth, "window": 1, "adaptive": False, "mode": "serial"}
     if as_json:
         emit({"entries": rows, "depth": depth})
     elif not rows:
@@ -134,7 +136,8 @@ def queue(where: str | None, as_json: bool = False) -> int:
                 for r in rows
             ],
         )
-        how = f"adaptive, {depth['floor']} to {depth['cap']}" if depth.get("adaptive") else "fixed: [land] depth"
+        fixed = "serial: one at a time" if depth.get("mode") == "serial" else "fixed: [land] depth"
+        how = f"adaptive, {depth['floor']} to {depth['cap']}" if depth.get("adaptive") else fixed
         if depth.get("adaptive") and depth.get("gate_cores") and depth["cap"] != max(1, c.cfg.max_active):
             how += f"; a gate keeps {depth['gate_cores']} of the {depth['cores']} cores busy"
         print(f"depth: {depth['window']} in flight ({how})")

@@ -165,8 +165,9 @@ def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Sha:
         dropped = gitops.commits_not_in(ctx.root, [fork], [onto])
         if dropped:
             raise LandBlocked(
-                f"'{t.base}' no longer has {len(dropped)} commit(s) that task '{t.name}' was started on (the base was "
-                f"rewritten): a merge would bring them back; land with '--strategy rebase' or 'squash'"
+                f"'{t.base}' does not have {len(dropped)} commit(s) that task '{t.name}' was started on (the base was "
+                f"rewritten, or the task it was started on landed squashed or rebased): a merge would bring them "
+                f"back; land with '--strategy rebase' or 'squash'"
             )
         merged = gitops.merge_tree(ctx.root, onto, tip)
         if merged.conflicts:

@@ -16,6 +16,7 @@ from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, PUBLISHING,
 from . import forge_lane, settle
 from .entry import Entry
 from .request import QUEUE
+from .withdraw import WAITING_NOTE
 
 MOVED = "refs/wtp/archive-moved/"  # under archive*: a kept ref (guard.KEEP_GLOBS)
 AS_IT_IS = "is given back as it is"  # commits made on its candidate could not move: its land stops there
@@ -99,8 +100,9 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
         ctx.store.update(
             t, state=LANDING, phase=LANDING_PHASE, holder=me().to_json(), candidate=None, ticket=retake, intent=""
         )
-    else:
-        ctx.store.update(t, state=ACTIVE, phase="", holder=None, candidate=None, intent="")
+    else:  # given back: no longer "waiting in the land queue" (review 44)
+        note = "" if t.note == WAITING_NOTE else t.note
+        ctx.store.update(t, state=ACTIVE, phase="", holder=None, candidate=None, intent="", note=note)
     said = forge_lane.landed_commit(ctx, t)[0] if t.request is not None and forge_lane.enabled(ctx) else ""
     if said in ("closed", "taken", "lacking"):
         note = (
@@ -175,14 +177,17 @@ def interrupted(ctx: Ctx, open_entries: list[Entry], why: str = "") -> None:
                 stopped = f"its land stopped ({why})" if why else "its land stopped"
                 gone = f"{stopped} after its 'wtp land' had gone: 'wtp land {e.name}' lands it again"
                 kept = f"{gone}; {kept}" if kept else gone
+            active = withdrawn or alone
             back = ctx.store.update(
                 e.task,
-                state=ACTIVE if withdrawn or alone else LANDING,
+                state=ACTIVE if active else LANDING,
                 phase="",
                 holder=None,
                 candidate=None,
                 intent="",
             )
+            if back is not None and active and back.note == WAITING_NOTE and not kept:  # no longer waiting
+                back = ctx.store.update(back, note="")
             if kept and back is not None:
                 ctx.store.update(back, note=kept)  # the edits that could not go along, and where they are
 
