@@ -139,13 +139,18 @@ def _no_ignored_overwritten(ctx: Ctx, e: Entry, fork: Sha, onto: Sha) -> None:
     if onto == fork:
         return
     # What the rebase writes that the task's tip does not track: paths 'onto' has and the tip lacks.
-    added = [p for s, p in gitops.diff_names(ctx.root, e.tip, onto) if s == "A" and os.path.lexists(e.wt / p)]
+    added = [p for s, p in gitops.diff_names(ctx.root, e.tip, onto) if s == "A" and _a_file(e.wt / p)]
     if added and (added := sorted(set(added) - gitops.same_as_tracked(e.wt, onto, added))):  # (the same: no loss)
         raise LandBlocked(
             f"'{e.task.base}' now tracks {few(added)}, which the worktree of task '{e.name}' holds ignored: "
             f"moved onto '{e.task.base}', git would overwrite it there; move it away (or commit it to the task), "
             f"then run 'wtp land {e.name}' again"
         )
+
+
+def _a_file(path: Path) -> bool:
+    """A file (or a symlink) is there; a folder (the task's own, where the base has a file) is a conflict, not a loss."""
+    return os.path.lexists(path) and (os.path.islink(path) or not path.is_dir())
 
 
 def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Sha:
