@@ -692,3 +692,29 @@ def test_a_fifo_at_the_background_checks_log_is_said_and_list_goes_on(repo: Repo
         assert out.code == 0, (args, out.err)
         said = "the background check could not start: not a regular file, so not a log"
         assert said in out.out + out.err, (args, out.out, out.err)
+
+
+def test_a_fifo_at_an_agents_record_or_a_remote_record_is_no_hang(remote_repo: Repo) -> None:
+    """Review 45: a FIFO at a task's record of its agent's edits (.git/wtp/touched/<task>-<seq>)
+    hung check, start and land, a land's child holding the state lock; one at clone-id or
+    remote-seen.json hung 'wtp list --remote' and 'wtp gate --remote' past its --timeout."""
+    from .test_agents import edit, hook
+
+    r = remote_repo
+    r.write(".wtp.toml", "share = true\n")
+    p = Path(r.wtp("start", "a").lines[-1])
+    seq = r.state()["tasks"][0]["seq"]
+    touched = r.path / ".git" / "wtp" / "touched"
+    touched.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(touched / f"a-{seq}")
+    for args in (["check", "--all"], ["start", "c"], ["list", "--remote"]):
+        out = r.wtp_proc(*args, timeout=30)
+        assert out.code in (0, 1) and "Traceback" not in out.err, (args, out.err)
+    code, _, err = hook(r, edit(p / "README.md"))  # the hook writes that record: refused, at once
+    assert "Traceback" not in err, err
+    for name in ("clone-id", "remote-seen.json"):
+        (r.path / ".git" / "wtp" / name).unlink(missing_ok=True)
+        os.mkfifo(r.path / ".git" / "wtp" / name)
+    for args in (["list", "--remote"], ["gate", "g", "--remote", "--timeout", "5", "--", "true"]):
+        out = r.wtp_proc(*args, timeout=30)
+        assert out.code == 0 and "Traceback" not in out.err, (args, out.err)

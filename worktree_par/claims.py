@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+from . import atomic
 from .globs import glob_matches
 from .locks import Lock
 from .repo import Ctx
@@ -74,7 +75,7 @@ def _path(line: str) -> str:
 def recorded(ctx: Ctx, t: Task) -> list[str]:
     """The paths the agent hook recorded for ``t``, in the order first recorded."""
     try:
-        text = _file(ctx, t).read_bytes().decode("utf-8", "surrogateescape")  # bytes: a '\r' is no line end
+        text = atomic.read_regular(_file(ctx, t)).decode("utf-8", "surrogateescape")  # bytes: a '\r' is no line end
     except OSError:
         return []
     return list(dict.fromkeys(_path(line) for line in text.split("\n") if line))
@@ -92,11 +93,8 @@ def record_first(ctx: Ctx, st: State, t: Task, rel: str, *, anyway: bool = False
             return on, False
         d = ctx.store.dir / TOUCHED
         d.mkdir(exist_ok=True)
-        fd = os.open(_file(ctx, t), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
-        try:
-            os.write(fd, (_line(rel) + "\n").encode("utf-8", "surrogateescape"))
-        finally:
-            os.close(fd)
+        with atomic.open_log(_file(ctx, t)) as f:  # (a FIFO planted there: refused, never waited on)
+            f.write((_line(rel) + "\n").encode("utf-8", "surrogateescape"))
         return on, True
     finally:
         lock.release()

@@ -14,6 +14,7 @@ import os
 import uuid
 from pathlib import Path
 
+from .. import atomic
 from ..locks import Lock
 from ..repo import Ctx
 
@@ -28,7 +29,7 @@ def _place(common: Path) -> str:
 def _read(path: Path) -> tuple[str, str] | None:
     """(id, place) as recorded, or None when there is no valid record."""
     try:
-        fields = path.read_text(encoding="utf-8", errors="replace").split()
+        fields = atomic.read_regular(path).decode("utf-8", errors="replace").split()
     except OSError:
         return None
     if not fields or not (4 <= len(fields[0]) <= 64) or not fields[0].isalnum():

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .. import records
+from .. import atomic, records
 from ..repo import Ctx
 
 FILE = "remote-seen.json"
@@ -25,8 +25,8 @@ VERSION = 1
 def _load(ctx: Ctx) -> dict[str, dict[str, Any]]:
     path = ctx.store.dir / FILE
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+        text = atomic.read_regular(path).decode("utf-8")
+    except (OSError, ValueError):  # (a FIFO planted there, bytes that are not UTF-8: no record)
         return {}
     try:
         data = json.loads(text)
