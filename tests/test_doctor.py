@@ -435,3 +435,20 @@ def test_a_failed_setup_tried_again_mid_bisect_keeps_the_task(repo: Repo) -> Non
     subprocess.run(["git", "bisect", "reset"], cwd=p, check=True, capture_output=True)
     assert repo.wtp("start", "a").code == 0
     assert repo.wtp("list", "--json").json()["tasks"][0]["setup"] == "done"
+
+
+def test_an_interrupted_start_tried_again_on_a_switched_worktree_stays_interrupted(repo: Repo) -> None:
+    """Review 45: a start killed before its setup, tried again while its worktree had another
+    branch checked out, was refused and marked done: switched back, 'wtp start a' said it was
+    already active and its setup never ran."""
+    repo.write(".wtp.toml", '[setup]\nrun = ["touch set-up"]\n')
+    assert repo.wtp("trust").code == 0
+    assert repo.wtp_proc("start", "a", env={"WTP_TEST_KILL_AT": "start:before-setup"}).code == -9
+    p = Path(repo.state()["tasks"][0]["path"])
+    repo.git("switch", "-q", "-c", "other", cwd=p)
+    refused = repo.wtp("start", "a")
+    assert refused.code == 1 and f"is a worktree of 'other', not of 'wtp/a': 'git -C {p} switch wtp/a'" in refused.err
+    repo.git("switch", "-q", "wtp/a", cwd=p)
+    again = repo.wtp("start", "a")
+    assert again.code == 0 and "resuming the interrupted start of task 'a'" in again.err, again.err
+    assert (p / "set-up").exists()

@@ -30,7 +30,7 @@ class StartResult:
         self.pending = False  # activated here: the worktree is still to be made
         self.redeclared = False  # an existing task took new declarations
         self.was_queued = False  # a queued task activated here: a failed start leaves it queued
-        self.resumed = False  # a start of this task tried again: a failure leaves it as it was
+        self.resumed: str | None = None  # a start tried again: the phase it had, which a failure leaves
         self.ahead: list[Task] | None = None  # queued tasks that start before it, as decided here
 
 
@@ -108,8 +108,8 @@ def start(
             # held by this process): the next start, 'wtp next' or doctor completes it.
             # Forgetting it here would leave a worktree and a branch no registry names.
             # A folder there that is not its worktree (the user's) is not: the start is undone.
-            if result.resumed and _made(ctx, result.task, any_branch=True):  # its own, switched away
-                ctx.store.update(result.task, phase="", holder=None)  # as it was: said, never forgotten
+            if result.resumed is not None and _made(ctx, result.task, any_branch=True):  # its own, switched away
+                ctx.store.update(result.task, phase=result.resumed, holder=None)  # as it was: the next start resumes
             elif not _made(ctx, result.task):
                 why = e.message if isinstance(e, WtpError) else str(e) or type(e).__name__
                 _undo_start(ctx, result.task, keep_queued=result.was_queued, why=why)
@@ -205,9 +205,9 @@ def _resume(
     elif (t.phase == CREATING and interrupted(t)) or (
         t.state == ACTIVE and not t.phase and t.setup.startswith("failed")
     ):
-        t.phase, t.holder = CREATING, me().to_json()
+        result.resumed, t.phase, t.holder = t.phase, CREATING, me().to_json()
         result.messages.append(f"resuming the interrupted start of task '{t.name}'")
-        result.pending = result.resumed = True
+        result.pending = True
     elif t.phase == REMOVING and interrupted(t):  # its worktree may be gone: no path to print
         raise Refusal(f"the removal of task '{t.name}' was interrupted: run 'wtp rm {t.name}' to finish it")
     elif t.state in LIVE and not t.phase and t.path and not Path(t.path).is_dir():
@@ -293,7 +293,7 @@ def _make_worktree(ctx: Ctx, t: Task, path: Path, messages: list[str]) -> None:
             op = gitops.in_progress(path)[0]
             fix = f"end the {op} there ({gitops.ending(op, path)})" if op else f"'git -C {path} switch {t.branch}'"
             raise Refusal(
-                f"{path} is a worktree of '{wt.branch or 'a detached HEAD'}', not of '{t.branch}': {fix} "
+                f"{path} is a worktree of '{(wt.branch or 'a detached HEAD').removeprefix('refs/heads/')}', not of '{t.branch}': {fix} "
                 f"(or, if it is not the task's, move it away), then run 'wtp start {t.name}' again"
             )
         if wt.locked and wt.lock_reason.startswith("initializing"):
@@ -422,7 +422,7 @@ def promote(ctx: Ctx, say: Say = quiet) -> list[Task]:
                 say(m)
         except (WtpError, OSError) as e:
             if t in resumed and _made(ctx, t, any_branch=True):  # its own worktree, switched away: as it was
-                ctx.store.update(t, phase="", holder=None)
+                ctx.store.update(t, holder=None)  # still an interrupted start: the next one resumes it
                 say(f"the start of '{t.name}' cannot be completed: {e}")
             else:
                 _undo_start(ctx, t, keep_queued=True, why=str(e))
