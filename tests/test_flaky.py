@@ -47,8 +47,10 @@ def test_a_gate_red_once_is_confirmed_and_the_good_task_lands(project: Repo, tmp
 
 
 def test_a_candidate_above_that_passes_vouches_for_a_red_being_confirmed(project: Repo, tmp_path: Path) -> None:
-    """t1's gate is red once and its re-run hangs; t2's candidate (t1 + t2) passes: it vouches
-    for t1, and both land in one push without waiting for the re-run."""
+    """With [land] vouch = true: t1's gate is red once and its re-run hangs; t2's candidate
+    (t1 + t2) passes: it vouches for t1, and both land in one push without waiting for the re-run."""
+    project.commit({".wtp.toml": "max_active = 5\n[land]\nvouch = true\n"}, "vouching")
+    project.git("push", "-q", "origin", "main")
     _tasks(project, 2)
     gate = (
         f'echo "$WTP_TASK" >> {tmp_path}/runs; if [ "$WTP_TASK" = t1 ]; then '
@@ -59,7 +61,7 @@ def test_a_candidate_above_that_passes_vouches_for_a_red_being_confirmed(project
     assert "the gate exited 1 on the candidate of 't1', then passed (vouched by 't2')" in results[0][1]
     assert "landed in one push together with 't2'" in results[0][1]
     assert sorted((tmp_path / "runs").read_text().split()) == ["t1", "t1", "t2"]
-    assert sorted(_first_parents_pass(project)) == sorted(["t1 work", "t2 work", "the test", "initial"])
+    assert sorted(_first_parents_pass(project)) == sorted(["t1 work", "t2 work", "vouching", "the test", "initial"])
 
 
 def test_with_confirm_red_zero_the_first_red_blocks(project: Repo, tmp_path: Path) -> None:
@@ -252,6 +254,7 @@ def test_a_pass_above_that_changes_what_the_red_task_changed_does_not_vouch_for_
     line in the same file); t2's candidate (t1 + t2) passed while t1's red was being
     confirmed and vouched for it: t1's red commit reached main, recorded as flaky.  A task
     above that changes a path the red one changes is no sign of a flake: the re-run decides."""
+    project.commit({".wtp.toml": "max_active = 5\n[land]\nvouch = true\n"}, "vouching")
     project.commit({"shared.txt": "".join(f"line {i}\n" for i in range(10))}, "the shared file")
     project.git("push", "-q", "origin", "main")
     for name, first, last in (("t1", None, "BUG"), ("t2", "FIX", None)):
@@ -270,4 +273,24 @@ def test_a_pass_above_that_changes_what_the_red_task_changed_does_not_vouch_for_
     project.git("fetch", "-q", "origin")
     assert "BUG" not in project.git("show", "origin/main:shared.txt")
     assert project.git("log", "--format=%s", "origin/main").splitlines()[0] == "t2 work"
+    assert project.wtp("queue", "--flaky", "--json").json() == {"gates": []}
+
+
+def test_by_default_no_pass_above_vouches_for_a_red_the_re_run_decides(project: Repo, tmp_path: Path) -> None:
+    """Review 45: t1 breaks the test for good (BUG in t1.txt) and t2 makes it pass from another
+    file (SHIM in t2.txt): a vouch by t2's pass, even one that looked at the paths, landed t1's
+    red commit.  By default nothing vouches: t1's re-run confirms its red, and t2 lands alone."""
+    _tasks(project, 2)
+    for name, rel, line in (("t1", "t1.txt", "BUG"), ("t2", "t2.txt", "SHIM")):
+        p = Path(project.wtp("path", name).out.strip())
+        project.commit({rel: line + "\n"}, f"{name} work", cwd=p)
+    gate = (
+        f'if [ "$WTP_TASK" = t1 ] && [ -e {tmp_path}/t1-ran ]; then '
+        f"while [ ! -e {tmp_path}/t2-ran ]; do sleep 0.05; done; sleep 2; fi; "
+        f'touch {tmp_path}/"$WTP_TASK"-ran; ! grep -q BUG t1.txt || grep -q SHIM t2.txt 2>/dev/null'
+    )
+    results = _land_all_at_once(project, ["t1", "t2"], "--gate", gate)
+    assert [code for code, _, _ in results] == [1, 0], results
+    project.git("fetch", "-q", "origin")
+    assert "BUG" not in project.git("show", "origin/main:t1.txt", check=False)
     assert project.wtp("queue", "--flaky", "--json").json() == {"gates": []}

@@ -41,6 +41,7 @@ class Config(NamedTuple):
     land_require_gate: bool = False
     land_depth: int = 0  # candidates in flight (speculative) or per batch; 0 = adaptive, up to max_active
     land_confirm_red: int = 1  # re-runs that must also fail before a red gate blocks a task (flaky gates)
+    land_vouch: bool = False  # a pass above a red being confirmed may land it without its re-run
     check_hot: tuple[str, ...] = ()
     rm_disposable: tuple[str, ...] = ()  # more globs of ignored build outputs ([rm] disposable)
     check_cochange: str = "warn"
@@ -86,6 +87,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "mode": (str, "land_mode"),
         "depth": (int, "land_depth"),
         "confirm_red": (int, "land_confirm_red"),
+        "vouch": (bool, "land_vouch"),
         "require_gate": (bool, "land_require_gate"),
         "via": (str, "land_via"),
     },
@@ -328,6 +330,9 @@ depth = 0
 # Re-runs of a red gate that must also fail before the task is blocked (a pass on re-run is
 # recorded as flaky: 'wtp queue --flaky'); 0 blocks on the first red.
 confirm_red = 1
+# true: a candidate above a red being confirmed that passes lands it at once, without waiting
+# for its re-run (faster; a task above that fixes it passes too, and its red commit lands).
+vouch = false
 # push: publish by a compare-and-swap push | github | gitlab | gitea: through the forge's
 # pull/merge requests, with [forge] below.
 {via_note}via = "push"

@@ -6,7 +6,9 @@ candidates contain it: they are rebuilt without it."""
 
 from __future__ import annotations
 
+import functools
 import time
+from pathlib import Path
 
 from .. import crashpoints, gitops, interrupts
 from . import settle
@@ -80,16 +82,17 @@ def _cut(r: Round, refused: Entry, *failed: Entry) -> list[Entry]:
 
 
 def _voucher(r: Round, i: int) -> int | None:
-    """While stack[i]'s red is being confirmed: the highest candidate above it that passed
+    """With ``[land] vouch = true`` (off by default: a task above that fixes the red one in
+    another file passes too, review 45), while stack[i]'s red is being confirmed: the highest candidate above it that passed
     the same gate (as every candidate between them is gated by) contains it and vouches
     for it, and for those between, as the publication point's proof allows (a candidate's
     tree above it in the same push); not one whose tasks above the red one change a path it
     changes (review 44: 'b' fixing what 'a' broke vouched for a red 'a').  Its index, the
     ones below noted and their runs stopped; None when there is none yet."""
     low = r.stack[i]
-    if not low.reds or low.flaky or low.halted:
+    if not r.ctx.cfg.land_vouch or not low.reds or low.flaky or low.halted:
         return None
-    own: set[str] | None = None  # the paths the red task's own commits change, read once
+    own: frozenset[str] | None = None  # the paths the red task's own commits change
     for j in range(len(r.stack) - 1, i, -1):
         top = r.stack[j]
         if any(e.gate != low.gate for e in r.stack[i : j + 1]):
@@ -99,9 +102,8 @@ def _voucher(r: Round, i: int) -> int | None:
             continue
         assert low.cand is not None and top.cand is not None  # (both built: their gates ran)
         if own is None:
-            below = (r.stack[i - 1].cand if i > 0 else None) or r.base_tip
-            own = {p for _, p in gitops.diff_names(r.ctx.root, below, low.cand)}
-        if own & {p for _, p in gitops.diff_names(r.ctx.root, low.cand, top.cand)}:
+            own = _changed(r.ctx.root, (r.stack[i - 1].cand if i > 0 else None) or r.base_tip, low.cand)
+        if own & _changed(r.ctx.root, low.cand, top.cand):
             continue  # a task above changes what the red one changed: it may have fixed it, no sign of a flake
         for e in r.stack[i:j]:
             if e.reds and not e.flaky:
@@ -110,6 +112,13 @@ def _voucher(r: Round, i: int) -> int | None:
             r.status.set(e, "passed")
         return j
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _changed(root: Path, a: str, b: str) -> frozenset[str]:
+    """The paths that differ between commits a and b (asked once: the vouch is looked for
+    every few milliseconds while a red is confirmed)."""
+    return frozenset(p for _, p in gitops.diff_names(root, a, b))
 
 
 def _kept_out(r: Round, i: int) -> tuple[list[Entry], bool]:
