@@ -410,7 +410,45 @@ def test_an_ignored_file_of_the_task_that_the_base_came_to_track_is_never_overwr
     r.git("commit", "-q", "-m", "track seed")
     r.git("push", "-q", "origin", "main")
     out = r.wtp("land", "a")
-    assert out.code == 1 and "'main' now tracks data/seed.csv, which the worktree of task 'a' holds ignored" in out.err
+    assert out.code == 1 and "would write what 'main' has at data/seed.csv over the ignored file" in out.err, out.err
     assert (p / "data" / "seed.csv").read_text() == "MY EDIT\n"
     (p / "data" / "seed.csv").write_text("seed\n")  # as the base has it: nothing is lost
     assert r.wtp("land", "a").code == 0
+
+
+@pytest.mark.parametrize("strategy", ["rebase", "merge"])
+def test_an_ignored_file_where_the_base_came_to_track_a_folder_is_never_overwritten(
+    remote_repo: Repo, strategy: str
+) -> None:
+    """Review 45: the base came to track 'cache/x' where the task's worktree held an ignored
+    file 'cache': the land went on, and the file was in no ref and on no disk."""
+    r = remote_repo
+    r.commit({".gitignore": "cache\n"}, "ignore cache")
+    r.git("push", "-q", "origin", "main")
+    p = Path(r.wtp("start", "a").lines[-1])
+    r.commit({"x.txt": "x\n"}, "a: x", cwd=p)
+    r.write("cache", "MY DATA\n", cwd=p)
+    r.write("cache/x", "tracked\n")
+    r.git("add", "-f", "cache/x")
+    r.git("commit", "-q", "-m", "track cache/x")
+    r.git("push", "-q", "origin", "main")
+    out = r.wtp("land", "a", "--strategy", strategy)
+    assert out.code == 1 and "would write what 'main' has at cache over the ignored file" in out.err, out.err
+    assert (p / "cache").read_text() == "MY DATA\n"
+
+
+def test_a_file_the_task_untracked_and_keeps_ignored_lands_by_merge(remote_repo: Repo) -> None:
+    """Review 45: the task untracked local.cfg (ignored now, its own copy kept); a merge leaves
+    the file alone, but the land was refused as if the base had come to track it."""
+    r = remote_repo
+    r.commit({"local.cfg": "shared\n"}, "a tracked config")
+    r.git("push", "-q", "origin", "main")
+    p = Path(r.wtp("start", "a").lines[-1])
+    r.git("rm", "-q", "--cached", "local.cfg", cwd=p)
+    r.commit({".gitignore": "local.cfg\n"}, "a: untrack local.cfg", cwd=p)
+    (p / "local.cfg").write_text("SECRET\n")
+    r.commit({"other.txt": "o\n"}, "main moves")
+    r.git("push", "-q", "origin", "main")
+    out = r.wtp("land", "a", "--strategy", "merge", "--keep")
+    assert out.code == 0, out.err
+    assert (p / "local.cfg").read_text() == "SECRET\n"

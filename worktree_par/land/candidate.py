@@ -131,19 +131,23 @@ def _in_history(ctx: Ctx, c: str, tip: Sha) -> bool:
         return False
 
 
-def _no_ignored_overwritten(ctx: Ctx, e: Entry, fork: Sha, onto: Sha) -> None:
-    """A path the base came to track since the task's fork, which the task's worktree holds
-    as an ignored file (its own '.env' or data, an edit of what setup.copy brought): moving
-    the worktree onto the base would overwrite it, as git overwrites ignored files, and the
-    user's file would be lost.  LandBlocked, nothing moved (review 43)."""
-    if onto == fork:
-        return
-    # What the rebase writes that the task's tip does not track: paths 'onto' has and the tip lacks.
-    added = [p for s, p in gitops.diff_names(ctx.root, e.tip, onto) if s == "A" and _a_file(e.wt / p)]
-    if added and (added := sorted(set(added) - gitops.same_as_tracked(e.wt, onto, added))):  # (the same: no loss)
+def _no_ignored_overwritten(ctx: Ctx, e: Entry, target: Sha) -> None:
+    """A file the task's worktree holds ignored (its own '.env' or data, an edit of what
+    setup.copy brought) where ``target`` (what the worktree moves to) has a file, or a folder:
+    git overwrites ignored files, and the user's would be lost.  LandBlocked, nothing moved
+    (review 43; review 45: a folder the base came to track where the file was)."""
+    # What the move writes that the task's tip does not track: paths 'target' has and the tip lacks.
+    diffs = gitops.diff_names(ctx.root, e.tip, target)
+    added = [p for s, p in diffs if s == "A"]
+    there = [p for p in added if _a_file(e.wt / p)]
+    hit = sorted(set(there) - gitops.same_as_tracked(e.wt, target, there)) if there else []  # (the same: no loss)
+    gone = {p for s, p in diffs if s == "D"}  # a file the tip tracks where a folder comes: a conflict, git's to say
+    hit += sorted({a for p in added for a in _parents(p) if a not in gone and _a_file(e.wt / a)})
+    if hit:
         raise LandBlocked(
-            f"'{e.task.base}' now tracks {few(added)}, which the worktree of task '{e.name}' holds ignored: "
-            f"moved onto '{e.task.base}', git would overwrite it there; move it away (or commit it to the task), "
+            f"landing task '{e.name}' would write what '{e.task.base}' has at {few(hit)} over the ignored "
+            f"file{'s' * (len(hit) != 1)} its worktree holds there (git overwrites ignored files): move "
+            f"{'it' if len(hit) == 1 else 'them'} away, or commit {'it' if len(hit) == 1 else 'them'} to the task, "
             f"then run 'wtp land {e.name}' again"
         )
 
@@ -151,6 +155,12 @@ def _no_ignored_overwritten(ctx: Ctx, e: Entry, fork: Sha, onto: Sha) -> None:
 def _a_file(path: Path) -> bool:
     """A file (or a symlink) is there; a folder (the task's own, where the base has a file) is a conflict, not a loss."""
     return os.path.lexists(path) and (os.path.islink(path) or not path.is_dir())
+
+
+def _parents(path: str) -> list[str]:
+    """'a/b/c' -> ['a', 'a/b']."""
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: k + 1]) for k in range(len(parts))]
 
 
 def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Sha:
@@ -165,7 +175,8 @@ def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Sha:
             f"the worktree of task '{t.name}' switched to {what} while its land waited (nothing was rebased): "
             f"'git -C {wt} switch {t.branch}', then run 'wtp land {t.name}' again"
         )
-    _no_ignored_overwritten(ctx, e, fork, onto)
+    if e.strategy != "merge" and onto != fork:  # (a merge moves the worktree to its candidate: below)
+        _no_ignored_overwritten(ctx, e, onto)  # the rebase writes 'onto' first, then the task's commits
     if e.strategy == "merge":
         dropped = gitops.commits_not_in(ctx.root, [fork], [onto])
         if dropped:
@@ -179,6 +190,7 @@ def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Sha:
             raise LandConflict(_conflict_msg(t, merged.conflicts), merged.conflicts)
         cand = gitops.commit_tree(ctx.root, merged.tree, [onto, tip], f"Merge task '{t.name}' ({t.branch})")
         e.knows_tree(cand, Sha(merged.tree))
+        _no_ignored_overwritten(ctx, e, cand)
     else:
         reb = gitops.rebase_onto(wt, onto, fork)
         for wait in LOCK_WAITS:  # another git in the worktree ('git status', 'wtp list') held its index
