@@ -276,3 +276,17 @@ def test_a_nested_repositorys_ignored_files_are_archived_by_force_and_large_ones
     assert "deleted 1 large ignored file of it without archiving them: big.bin" in out.out, out.out
     assert repo.git("show", "refs/wtp/archive/a:lib/local.cfg") == "secret"
     assert "__pycache__" not in repo.git("ls-tree", "-r", "--name-only", "refs/wtp/archive/a")
+
+
+def test_rm_force_archives_more_ignored_files_than_a_command_line_holds(repo: Repo) -> None:
+    """Review 45: thousands of ignored files (2 MB of names) were handed to 'git add' on its
+    command line: 'Argument list too long', and the task could not be removed at all."""
+    repo.commit({".gitignore": "*.tmp\n"}, "ignore tmp")
+    p = Path(repo.wtp("start", "a").lines[-1])
+    name = "an-ignored-file-with-a-name-long-enough-to-fill-a-command-line-quickly-" + "x" * 100
+    for i in range(12000):
+        (p / f"{name}-{i:05d}.tmp").write_text(str(i))
+    out = repo.wtp("rm", "a", "--force")
+    assert out.code == 0, out.err
+    assert "archived 12000 ignored files" in out.out, out.out[:300]
+    assert repo.git("show", f"refs/wtp/archive/a:{name}-11999.tmp") == "11999"

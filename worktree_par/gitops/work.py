@@ -224,9 +224,8 @@ def snapshot(
     ``dirty``: the worktree's status when the caller has it (else it is asked here);
     ``parent``: the commit taken as its parent when HEAD names none (an unborn branch).
 
-    One walk of the tree: starting from a copy of the real index, only the paths status
-    reported are staged (hashed, added or removed), which is what 'git add --all' gives
-    without a second walk comparing every file (tests/test_snapshot.py holds them equal)."""
+    One walk of the tree: from a copy of the real index, only the paths status reported are
+    staged, what 'git add --all' gives without a second walk (tests/test_snapshot.py)."""
     if dirty is None:
         dirty = dirty_of(wt)
     index = git_dir_of(wt) / "index"
@@ -254,8 +253,9 @@ def snapshot(
             # --replace: a file that became a folder (or the reverse) replaces the old entry.
             stage = ["update-index", "--add", "--remove", "--replace", "-z", "--stdin"]
             run(stage, wt, env=env, input="\0".join(paths) + "\0")
-        if extra:
-            run(["add", "--force", "--", *extra, *skip], wt, env=env)
+        if extra:  # (on stdin: thousands of paths are too long for a command line)
+            spec = "\0".join([*extra, *skip]) + "\0"
+            run(["add", "--force", "--pathspec-from-file=-", "--pathspec-file-nul"], wt, env=env, input=spec)
         for folder, tree in sorted(grafts):  # outer folders first
             run(["update-index", "--force-remove", "--", folder], wt, env=env)  # a pointer staged there
             run(["read-tree", f"--prefix={folder}/", tree], wt, env=env)
