@@ -273,7 +273,7 @@ def test_a_nested_repositorys_ignored_files_are_archived_by_force_and_large_ones
     (lib / "__pycache__" / "m.pyc").write_bytes(b"\0")
     out = repo.wtp("rm", "a", "--force")
     assert out.code == 0, out.err
-    assert "deleted 1 large ignored file of it without archiving them: big.bin" in out.out, out.out
+    assert "deleted 1 large ignored file of it without archiving it: big.bin" in out.out, out.out
     assert repo.git("show", "refs/wtp/archive/a:lib/local.cfg") == "secret"
     assert "__pycache__" not in repo.git("ls-tree", "-r", "--name-only", "refs/wtp/archive/a")
 
@@ -290,3 +290,20 @@ def test_rm_force_archives_more_ignored_files_than_a_command_line_holds(repo: Re
     assert out.code == 0, out.err
     assert "archived 12000 ignored files" in out.out, out.out[:300]
     assert repo.git("show", f"refs/wtp/archive/a:{name}-11999.tmp") == "11999"
+
+
+def test_an_ignored_folder_of_small_files_is_archived_file_by_file(repo: Repo) -> None:
+    """Review 45: an ignored folder holding three files of 600 KB each (each under the 1 MiB
+    limit) was weighed as one 1.8 MB file: 'rm --force' deleted it whole, unarchived, and
+    said both 'archived' and 'deleted 1 large ignored file' of it."""
+    repo.commit({".gitignore": "data/\n"}, "ignore data")
+    p = Path(repo.wtp("start", "a").lines[-1])
+    (p / "data").mkdir()
+    for i in range(3):
+        (p / "data" / f"d{i}.bin").write_bytes(bytes([i]) * 600_000)
+    (p / "data" / "big.bin").write_bytes(b"\0" * (2 << 20))
+    out = repo.wtp("rm", "a", "--force")
+    assert out.code == 0, out.err
+    archived = repo.git("ls-tree", "-r", "--name-only", "refs/wtp/archive/a").split()
+    assert [f for f in archived if f.startswith("data/")] == ["data/d0.bin", "data/d1.bin", "data/d2.bin"]
+    assert "deleted 1 large ignored file without archiving them: data/big.bin" in out.out, out.out

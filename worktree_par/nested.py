@@ -130,7 +130,8 @@ def kept_line(root: Path, k: Kept) -> str:
     line = f"kept the nested repository '{k.nested.path}' as objects under {k.at} (restore: '{restore_hint(root, k.nested, k.at)}')"
     if k.dropped:
         n = len(k.dropped)
-        line += f"; deleted {n} large ignored file{'s' * (n != 1)} of it without archiving them: {', '.join(k.dropped[:10])}"
+        them = "them" if n != 1 else "it"
+        line += f"; deleted {n} large ignored file{'s' * (n != 1)} of it without archiving {them}: {', '.join(k.dropped[:10])}"
     return line
 
 
