@@ -394,21 +394,28 @@ def test_the_end_of_one_long_line_of_output_is_still_shown(tmp_path: Path) -> No
     assert shown_line(line).endswith("\\r99999% FATAL: broken")
 
 
+def _base_comes_to_track(r: Repo, ignored: str, mine: tuple[str, str], tracked: tuple[str, str]) -> Path:
+    """Task 'a' (one commit) holds the ignored file ``mine`` (path, text) in its worktree; then
+    the base force-adds ``tracked`` (path, text) and pushes.  The task's worktree."""
+    r.commit({".gitignore": f"{ignored}\n"}, "ignore it")
+    r.git("push", "-q", "origin", "main")
+    p = Path(r.wtp("start", "a").lines[-1])
+    r.commit({"x.txt": "x\n"}, "a: x", cwd=p)
+    r.write(mine[0], mine[1], cwd=p)
+    r.write(tracked[0], tracked[1])
+    r.git("add", "-f", tracked[0])
+    r.git("commit", "-q", "-m", "the base tracks it")
+    r.git("push", "-q", "origin", "main")
+    return p
+
+
 def test_an_ignored_file_of_the_task_that_the_base_came_to_track_is_never_overwritten(remote_repo: Repo) -> None:
     """Review 43: the base came to track a path (git add -f) that the task's worktree held as
     an ignored file (an edited copy of data); the land's rebase overwrote it, as git
     overwrites ignored files, and the clean-up removed the worktree: the edit was in no ref.
     The land is refused, nothing moved; the same content is no loss and lands."""
     r = remote_repo
-    r.commit({".gitignore": "data/\n"}, "ignore data")
-    r.git("push", "-q", "origin", "main")
-    p = Path(r.wtp("start", "a").lines[-1])
-    r.commit({"x.txt": "x\n"}, "a: x", cwd=p)
-    r.write("data/seed.csv", "MY EDIT\n", cwd=p)
-    r.write("data/seed.csv", "seed\n")
-    r.git("add", "-f", "data/seed.csv")
-    r.git("commit", "-q", "-m", "track seed")
-    r.git("push", "-q", "origin", "main")
+    p = _base_comes_to_track(r, "data/", ("data/seed.csv", "MY EDIT\n"), ("data/seed.csv", "seed\n"))
     out = r.wtp("land", "a")
     assert out.code == 1 and "would write what 'main' has at data/seed.csv over the ignored file" in out.err, out.err
     assert (p / "data" / "seed.csv").read_text() == "MY EDIT\n"
@@ -423,15 +430,7 @@ def test_an_ignored_file_where_the_base_came_to_track_a_folder_is_never_overwrit
     """Review 45: the base came to track 'cache/x' where the task's worktree held an ignored
     file 'cache': the land went on, and the file was in no ref and on no disk."""
     r = remote_repo
-    r.commit({".gitignore": "cache\n"}, "ignore cache")
-    r.git("push", "-q", "origin", "main")
-    p = Path(r.wtp("start", "a").lines[-1])
-    r.commit({"x.txt": "x\n"}, "a: x", cwd=p)
-    r.write("cache", "MY DATA\n", cwd=p)
-    r.write("cache/x", "tracked\n")
-    r.git("add", "-f", "cache/x")
-    r.git("commit", "-q", "-m", "track cache/x")
-    r.git("push", "-q", "origin", "main")
+    p = _base_comes_to_track(r, "cache", ("cache", "MY DATA\n"), ("cache/x", "tracked\n"))
     out = r.wtp("land", "a", "--strategy", strategy)
     assert out.code == 1 and "would write what 'main' has at cache over the ignored file" in out.err, out.err
     assert (p / "cache").read_text() == "MY DATA\n"
