@@ -38,14 +38,19 @@ def replace(path: Path, data: bytes, where: Path | None = None, *, keep_mode: bo
         raise
 
 
-def read_regular(path: Path) -> bytes:
-    """The bytes of ``path``, a regular file: a FIFO or a device planted there is refused
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened to read, a regular file: a FIFO or a device planted there is refused
     (OSError) at once instead of being waited on for ever, and a symlink is not followed."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     if not stat.S_ISREG(os.fstat(fd).st_mode):  # (before fdopen, which refuses a folder itself)
         os.close(fd)
         raise OSError(errno.EINVAL, "not a regular file", str(path))
-    with os.fdopen(fd, "rb") as f:
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of ``path``, a regular file (open_regular)."""
+    with open_regular(path) as f:
         return f.read()
 
 

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from . import atomic
 from .errors import UsageError
+from .interrupts import INTERRUPTS
 from .jobcontrol import Terminal
 
 # The guardian: a tiny process that waits for its stdin (a pipe only wtp writes) to
@@ -184,7 +185,7 @@ def libc_prctl() -> object:
 # PR_SET_PDEATHSIG fires when the *thread* that started the child ends, not the process:
 # wtp starts guarded commands from threads that outlive them (the main thread).
 def _child_setup(tty: Terminal | None = None) -> None:  # runs in the child between fork and exec
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)  # held by wtp while it started the command
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)  # held by wtp while it started the command
     os.setpgid(0, 0)
     if tty is not None:
         tty.child_setup()
@@ -193,9 +194,6 @@ def _child_setup(tty: Terminal | None = None) -> None:  # runs in the child betw
             _prctl(1, signal.SIGKILL)  # type: ignore[operator]  # PR_SET_PDEATHSIG: die with the wtp process
         except Exception:
             pass  # the guardian still stops the group
-
-
-_INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Outcome(NamedTuple):
@@ -227,7 +225,7 @@ class Guarded:
         # Ctrl-C, SIGTERM and SIGHUP wait until the command runs and wtp knows it: one that came
         # while Popen forked was raised there, the command running on unguarded, with the terminal.
         held = threading.current_thread() is threading.main_thread()
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS) if held else None
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS) if held else None
         try:
             self.proc = subprocess.Popen(
                 argv,

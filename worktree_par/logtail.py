@@ -6,9 +6,9 @@ log read and split took ~13 times its size), and printed with control characters
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
+from . import atomic
 from .records import shown
 
 TAIL_BYTES = 64 * 1024
@@ -19,11 +19,7 @@ def last_lines(log: Path, n: int, header: int = 0) -> list[str]:
     the lines wtp wrote at its top, never shown.  Lines end at '\\n' only: a '\\r' inside one
     (a progress bar) stays in it, to be shown escaped."""
     try:
-        fd = os.open(log, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO planted there: not waited on
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            return []
-        with os.fdopen(fd, "rb") as f:
+        with atomic.open_regular(log) as f:  # a FIFO planted there: not waited on
             start = max(0, f.seek(0, os.SEEK_END) - TAIL_BYTES)
             f.seek(start)
             lines = [ln.removesuffix("\r") for ln in f.read().decode("utf-8", errors="replace").split("\n")]

@@ -89,8 +89,8 @@ def archive(root: Path, task: str, prefix: str, nested: list[Nested], disposable
     ``<prefix><task>/<snapshot id>/`` (the id keeps an older archive of the task apart): its
     ignored files too, as the guard keeps a worktree's (not its build outputs, nor the
     ``disposable`` globs; up to the archive's size limits)."""
+    from . import copies, sizes
     from . import disposable as outputs
-    from . import sizes
 
     mine = gitops.object_format(root)
     out: list[Kept] = []
@@ -102,7 +102,7 @@ def archive(root: Path, task: str, prefix: str, nested: list[Nested], disposable
                 f"the nested repository '{n.path}' uses {fmt.name} object ids and this repository {mine.name}: "
                 f"it cannot be archived here; move it out of the worktree, then run the command again"
             )
-        ignored = [p for p in gitops.worktree_contents(n.repo)[1] if not any(_under(p, i) for i in inner)]
+        ignored = [p for p in gitops.worktree_contents(n.repo)[1] if not copies.under(p, tuple(inner))]
         kept = outputs.split(ignored, disposable, functools.partial(gitops.check_ignore, n.repo))[0]
         small, dropped = sizes.split_by_size(n.repo, kept)
         commit, tree = gitops.snapshot(n.repo, small, exclude=inner)
@@ -117,11 +117,6 @@ def archive(root: Path, task: str, prefix: str, nested: list[Nested], disposable
             ) from None
         out.append(Kept(n, at, tree, [(Sha(c), r) for c, r in pairs], dropped))
     return out
-
-
-def _under(path: str, folder: str) -> bool:
-    p = path.rstrip("/")
-    return p == folder or p.startswith(folder + "/")
 
 
 def kept_line(root: Path, k: Kept) -> str:

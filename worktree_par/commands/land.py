@@ -228,15 +228,14 @@ def _land(
 ) -> int:
     from ..errors import WtpError
     from ..land import handoff, lander
+    from ..land.entry import gate_log
     from ..progress import Watch
 
     # A foreground land forks: it returns once its own task is settled, even when it conducts
     # the queue, whose work for the tasks behind it goes on in the background (handoff.py).
     fork = handoff.fork() if adopt is None else None
-    gate_log = c.store.dir / "logs" / f"land-{t.name}.log"
-    watch = Watch(
-        f"landing '{t.name}'", err, detail=lambda: _land_detail(c, t.name), log=lambda: gate_log, follow=follow
-    )
+    log = gate_log(c, t.name)
+    watch = Watch(f"landing '{t.name}'", err, detail=lambda: _land_detail(c, t.name), log=lambda: log, follow=follow)
     run: Callable[[], LandResult | None]
     handlers: dict[int, object] = {}
     if fork is not None and fork.parent:

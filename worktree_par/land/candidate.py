@@ -16,7 +16,7 @@ from ..guarded import Guarded
 from ..repo import Ctx, few
 from ..state import WITHDRAWN, Task
 from . import flaky, verdicts
-from .entry import Entry, Withdrawn
+from .entry import Entry, Withdrawn, gate_log
 from .status import QueueStatus
 
 WITHDRAW_LOOK = 0.2  # seconds between looks for a withdrawn entry while its gate runs
@@ -280,7 +280,8 @@ def start_gate(ctx: Ctx, e: Entry, say: Say, status: QueueStatus) -> None:
         e.cached = True
         e.messages.append(verdicts.reused_from_check(known))
         return
-    e.log = ctx.store.subdir("logs") / f"land-{e.name}.log"
+    ctx.store.subdir("logs")  # (made when missing)
+    e.log = gate_log(ctx, e.name)
     atomic.write_log(e.log, f"$ {e.gate}\n# candidate {e.cand}\n", fresh=True)
     say(f"gate: {e.gate} on the candidate of '{e.name}' (attempt {e.attempts}); log: {e.log}")
     e.reds, e.red_code, e.flaky, e.halted, e.red, e.tested, e.kept_red = 0, 0, "", False, False, False, ""

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import gitops
 from ..errors import LandBlocked, WouldLoseWork, WtpError
 from ..gitops import Sha
 from ..guarded import Guarded
 from ..state import Task
+
+if TYPE_CHECKING:
+    from ..repo import Ctx
+
+
+def gate_log(ctx: Ctx, name: str) -> Path:
+    """Where the gate of task ``name``'s candidate writes its output (rewritten each run)."""
+    return ctx.store.dir / "logs" / f"land-{name}.log"
 
 
 class Withdrawn(LandBlocked):

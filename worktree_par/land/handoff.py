@@ -28,8 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import atomic, gitops, guarded, locks
+from ..interrupts import INTERRUPTS
 
-PASSED_ON = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PASSED_ON = tuple(sorted(INTERRUPTS))  # Ctrl-C, SIGTERM and SIGHUP
 _PR_SET_PDEATHSIG = 1
 
 
@@ -90,7 +91,7 @@ class Handoff:
         if code < 0 and on_end is not None:
             on_end(code)  # what it has to say (the signal's own exit status follows)
         if code < 0:  # killed by a signal: so is this process, as the caller would have seen it
-            if -code not in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # not one it was sent through us
+            if -code not in PASSED_ON:  # not one it was sent through us
                 print(
                     f"wtp: the land's process (pid {self.child}) was killed ({signal.Signals(-code).name}): run "
                     f"'wtp land {task}' again: it finishes the land if it had published, or rolls it back, and says which",

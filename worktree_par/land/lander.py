@@ -28,7 +28,7 @@ from ..repo import Ctx
 from ..state import ACTIVE, BLOCKED, LANDED, LANDING, LANDING_PHASE, LIVE, PUBLISHING, QUEUED, Task
 from ..state import interrupted as is_interrupted
 from . import forge_lane, publish, recovery
-from .entry import GateBroken, PublishUnknown
+from .entry import GateBroken, PublishUnknown, gate_log
 from .prepare import marked, other_options, prepare
 from .publish import landed_left
 from .request import QUEUE, LandRequest
@@ -395,7 +395,7 @@ def _show_gate_tail(ctx: Ctx, name: str, say: Say) -> None:
     (the log has all, as written)."""
     from ..logtail import last_lines, shown_line
 
-    log = ctx.store.dir / "logs" / f"land-{name}.log"
+    log = gate_log(ctx, name)
     lines = last_lines(log, GATE_TAIL, header=2)  # past the '$ cmd' header
     if lines:
         n = len(lines)

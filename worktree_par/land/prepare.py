@@ -15,6 +15,7 @@ from ..locks import me
 from ..repo import Ctx
 from ..state import ACTIVE, LANDED, LANDING, Task
 from .candidate import check_worktree, keep_tip
+from .entry import gate_log
 from .request import QUEUE, LandRequest
 from .withdraw import WAITING_NOTE, running
 
@@ -40,7 +41,7 @@ def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
             raise Refusal(f"task '{t.name}' is busy ({cur.phase}): wait for it") from None
         raise
     crashpoints.step("land:checked")
-    if req.gate and atomic.in_the_way(log := ctx.store.dir / "logs" / f"land-{t.name}.log"):
+    if req.gate and atomic.in_the_way(log := gate_log(ctx, t.name)):
         # (refused here, by its own lander: met by the conductor, it would end the lands beside it too)
         raise UsageError(f"{log} is not a regular file, so not a log: move it away, then land again")
     if not req.gate:

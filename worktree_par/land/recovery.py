@@ -186,10 +186,8 @@ def interrupted(ctx: Ctx, open_entries: list[Entry], why: str = "") -> None:
                 candidate=None,
                 intent="",
             )
-            if back is not None and active and back.note == WAITING_NOTE and not kept:  # no longer waiting
-                back = ctx.store.update(back, note="")
-            if kept and back is not None:
-                ctx.store.update(back, note=kept)  # the edits that could not go along, and where they are
+            if back is not None and (kept or active and back.note == WAITING_NOTE):
+                ctx.store.update(back, note=kept)  # what could not go along and where it is; or no longer waiting
 
 
 def _awaited(ctx: Ctx, name: str) -> bool:
