@@ -169,15 +169,15 @@ def test_a_git_failure_writes_its_argv_and_output_to_the_crash_log(repo: Repo, t
 
 def test_the_psutil_path_finds_processes_and_start_times(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where /proc is missing (macOS, BSD), wtp asks psutil: forced here so that path runs."""
-    from worktree_par import locks, procs
+    from worktree_par import procs
 
     child = subprocess.Popen(["sleep", "30"], cwd=tmp_path)
     try:
         real_isdir = os.path.isdir
         monkeypatch.setattr(os.path, "isdir", lambda p: False if str(p) == "/proc/self" else real_isdir(p))
         assert procs.processes_in([tmp_path])[tmp_path] == [procs.Proc(child.pid, "sleep")]
-        start = locks.process_start(child.pid)
-        assert start > 0 and locks.process_start(child.pid) == start
+        start = procs.process_start(child.pid)
+        assert start > 0 and procs.process_start(child.pid) == start
     finally:
         child.kill()
         child.wait()

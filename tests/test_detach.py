@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from worktree_par.entry import parse_land
-from worktree_par.locks import pid_alive, process_stopped
+from worktree_par.procs import pid_alive, process_stopped
 from worktree_par.state import Store
 
 from .conftest import Repo, wait_for

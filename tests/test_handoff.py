@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from worktree_par import locks
+from worktree_par import procs
 
 from .conftest import Repo, queued_landers, wait_for
 
@@ -44,7 +44,7 @@ def _stacked(r: Repo, gate: str, *first: str, **popen: Any) -> list[subprocess.P
 
 
 def _gone(pid: int) -> bool:
-    return not locks.pid_alive(pid) or locks.dying(pid)  # a zombie waits for init to reap it
+    return not procs.pid_alive(pid) or procs.dying(pid)  # a zombie waits for init to reap it
 
 
 def _states(r: Repo) -> dict[str, str]:
@@ -205,12 +205,12 @@ def test_ctrl_z_stops_the_land_with_the_command_and_fg_resumes_both(project: Rep
     child = next(t["holder"]["pid"] for t in project.state()["tasks"] if t["name"] == "t1")
     try:
         lander.send_signal(signal.SIGTSTP)  # what the terminal sends the command on Ctrl-Z
-        wait_for(lambda: locks.process_stopped(lander.pid) and locks.process_stopped(child), "both to stop")
+        wait_for(lambda: procs.process_stopped(lander.pid) and procs.process_stopped(child), "both to stop")
         lander.send_signal(signal.SIGCONT)  # 'fg'
-        wait_for(lambda: not locks.process_stopped(child), "the land to go on")
+        wait_for(lambda: not procs.process_stopped(child), "the land to go on")
     finally:  # never leave this test's processes stopped
         for pid in (lander.pid, child):
-            if locks.pid_alive(pid):
+            if procs.pid_alive(pid):
                 os.kill(pid, signal.SIGCONT)
         release.write_text("go\n")
     out, err = lander.communicate(timeout=60)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from worktree_par import locks
+from worktree_par import locks, procs
 from worktree_par.locks import Lock
 
 from .conftest import wait_for
@@ -131,13 +131,13 @@ def test_a_zombie_holds_nothing(tmp_path: Path) -> None:
     child = subprocess.Popen(["sleep", "0"])
     holder = locks.holder_of(child.pid)
     try:
-        wait_for(lambda: locks.dying(child.pid), "the child to exit (a zombie until this test reaps it)")
+        wait_for(lambda: procs.dying(child.pid), "the child to exit (a zombie until this test reaps it)")
         assert not locks.is_alive(holder)
     finally:
         child.wait()
     sleeper = subprocess.Popen(["sleep", "300"])
     try:
-        assert locks.is_alive(locks.holder_of(sleeper.pid)) and not locks.dying(sleeper.pid)
+        assert locks.is_alive(locks.holder_of(sleeper.pid)) and not procs.dying(sleeper.pid)
     finally:
         sleeper.kill()
         sleeper.wait()

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from worktree_par.locks import pid_alive
+from worktree_par.procs import pid_alive
 
 from .conftest import Repo, git, queued_landers, wait_for
 

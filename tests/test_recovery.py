@@ -198,13 +198,13 @@ def test_25_a_lander_killed_in_a_container_with_its_own_host_name_does_not_wedge
 
 
 def test_17_a_wall_clock_step_does_not_make_a_live_holder_look_dead(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worktree_par import locks
+    from worktree_par import locks, procs
 
     child = subprocess.Popen(["sleep", "30"])
     try:
         h = locks.Holder(
             child.pid,
-            locks.process_start(child.pid),
+            procs.process_start(child.pid),
             locks.boot_id(),
             locks.pid_namespace(),
             os.uname().nodename,

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from worktree_par import locks
+from worktree_par import locks, procs
 from worktree_par.gates import Gate
 from worktree_par.land.request import QUEUE
 from worktree_par.state import Store
@@ -24,7 +24,7 @@ STOPPED = re.escape("(stopped: resume it with 'fg' or end it)")
 
 def _resume(*pids: int) -> None:
     for pid in pids:
-        if locks.pid_alive(pid):
+        if procs.pid_alive(pid):
             os.kill(pid, signal.SIGCONT)
 
 
@@ -35,7 +35,7 @@ def _ctrl_z_between_writes(r: Repo, lander: subprocess.Popen[str], conductor: in
     held = [Store(r.path / ".git").lock(), Gate(Store(r.path / ".git"), QUEUE).meta]
     while True:
         lander.send_signal(signal.SIGTSTP)  # what the terminal sends the command on Ctrl-Z
-        wait_for(lambda: locks.process_stopped(lander.pid) and locks.process_stopped(conductor), "both to stop")
+        wait_for(lambda: procs.process_stopped(lander.pid) and procs.process_stopped(conductor), "both to stop")
         free = [lock for lock in held if lock.try_acquire()]
         for lock in free:
             lock.release()
@@ -50,7 +50,7 @@ def test_a_waiter_behind_a_stopped_gate_holder_says_so_and_gives_up_with_exit_3(
     try:
         wait_for(held.exists, "the gate to be held")
         os.kill(holder.pid, signal.SIGSTOP)
-        wait_for(lambda: locks.process_stopped(holder.pid), "the holder to stop")
+        wait_for(lambda: procs.process_stopped(holder.pid), "the holder to stop")
         out = repo.wtp_proc("gate", "dep", "--", "touch", str(tmp_path / "ran"))
         who = re.escape(f"pid {holder.pid} (wtp gate dep -- sh -c 'touch {held}; sleep 60'), for ") + r"\d+s " + STOPPED
         assert out.code == 3, out.err

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from . import adoption, atomic, crashpoints, gitops, guard, locks, queued, removal, tasks
+from . import adoption, atomic, crashpoints, gitops, guard, locks, procs, queued, removal, tasks
 from .errors import Refusal, StateError, WouldLoseWork, WtpError, count
 from .repo import Ctx
 from .state import (
@@ -154,7 +154,7 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
     if root.is_dir():
         for trash in sorted(root.glob(f"{guard.TRASH_PREFIX}*")):
             pid = trash.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and locks.pid_alive(int(pid)):
+            if pid.isdigit() and procs.pid_alive(int(pid)):
                 continue  # a removal still under way
             findings.append(
                 Finding(

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from . import atomic, interrupts, locks
+from . import atomic, interrupts, locks, procs
 from .errors import Refusal, Say, UsageError, WaitTimeout
 from .names import shown
 from .state import Store
@@ -135,7 +135,7 @@ def _server(state: dict[str, Any]) -> tuple[locks.Holder, str] | None:
         holder = locks.Holder.from_json(rec.get("holder"))
     except ValueError:
         return None
-    if holder is None or not holder.local() or not locks.is_alive(holder) or locks.process_stopped(holder.pid):
+    if holder is None or not holder.local() or not locks.is_alive(holder) or procs.process_stopped(holder.pid):
         return None
     return holder, rec["log"]
 

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 from .errors import Say, StateError, WaitTimeout, quiet
 from .interrupts import INTERRUPTS, start_quiet
+from .procs import dying, process_start, process_stopped
 
 BEAT_EVERY = 2.0  # seconds between heartbeats
 STALE_AFTER = float(os.environ.get("WTP_STALE_AFTER", "30"))  # a foreign holder silent this long is gone
@@ -106,36 +107,6 @@ class Holder(NamedTuple):
 
     def beat_name(self) -> str:
         return f"{self.boot}-{self.pidns}-{self.pid}-{self.start}"
-
-
-def process_start(pid: int) -> int:
-    """When the process started, in clock ticks since boot; 0 when there is none.  Linux
-    reads /proc without importing psutil; elsewhere psutil's creation time (in ms)."""
-    if os.path.isdir("/proc/self"):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                return int(f.read().rsplit(b")", 1)[1].split()[19])
-        except (OSError, ValueError, IndexError):
-            return 0
-    return _psutil_start(pid)
-
-
-def _psutil_start(pid: int) -> int:
-    import psutil
-
-    try:
-        return int(psutil.Process(pid).create_time() * 1000)
-    except psutil.Error:
-        return 0
-
-
-def process_stopped(pid: int) -> bool:
-    """True when the process is stopped (SIGSTOP, Ctrl-Z) or traced."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t")
-    except (OSError, IndexError):
-        return False
 
 
 _ids: dict[str, str] = {}
@@ -239,16 +210,6 @@ def _start_heartbeat() -> None:
             pass  # another process got there first
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def heartbeat_age(h: Holder) -> float | None:
     """Seconds since the holder's last heartbeat, None when it has none."""
     if _beats_dir is None:
@@ -272,30 +233,6 @@ def is_alive(h: Holder | None) -> bool:
     if h.pid == os.getpid():
         return True
     return process_start(h.pid) == h.start and not dying(h.pid)
-
-
-_PF_EXITING = 0x4  # the kernel's task flag for a process in its exit
-
-
-def dying(pid: int) -> bool:
-    """True for a process that holds nothing any more though its pid still stands: a zombie
-    (not yet reaped: an init that reaps late keeps one for seconds), one already exiting, or
-    one with SIGKILL pending: the child of a killed 'wtp land', which PR_SET_PDEATHSIG kills
-    (land/handoff.py), is judged dead from the moment its parent died."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        if fields[0] in (b"Z", b"X", b"x") or int(fields[6]) & _PF_EXITING:
-            return True
-        with open(f"/proc/{pid}/status", "rb") as f:
-            status = f.read()
-    except (OSError, ValueError, IndexError):
-        return False  # no /proc: judged by its start time alone
-    kill = 1 << (signal.SIGKILL - 1)
-    for line in status.splitlines():
-        if line.startswith((b"SigPnd:", b"ShdPnd:")) and int(line.split()[1], 16) & kill:
-            return True
-    return False
 
 
 class StoppedHolder:

@@ -198,11 +198,11 @@ def _group_runs(h: Holder) -> bool:
     """The command's process group still runs: its leader (the same process, by its start time),
     or, the leader gone (killed with its wtp), any process of its group.  Linux hands out no pid
     that names a live group, so a group of that id is still the command's."""
-    from .. import locks
+    from .. import locks, procs
 
     if locks.is_alive(h):
         return True
-    if locks.process_start(h.pid) not in (0, h.start):
+    if procs.process_start(h.pid) not in (0, h.start):
         return False  # the pid is another process's now: the group ended before
     try:
         os.killpg(h.pid, 0)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import gitops, guard, isolate, locks, schedule
+from .. import gitops, guard, isolate, locks, procs, schedule
 from ..gitops import Sha
 from ..repo import Ctx
 from ..state import LIVE, Task
@@ -79,7 +79,7 @@ class Merger:
 def _owner_tag(pid: int) -> str:
     """The process, as a worktree's name carries it: its pid and its start time (a later
     process that reuses the pid, as containers started afresh do, is told apart)."""
-    return f"{pid}.{locks.process_start(pid)}"
+    return f"{pid}.{procs.process_start(pid)}"
 
 
 def scratch_path(ctx: Ctx, n: int) -> Path:
@@ -92,7 +92,7 @@ def _owner_alive(name: str) -> bool:
     pid, _, start = tag.partition(".")
     if not pid.isdigit():
         return False
-    return locks.pid_alive(int(pid)) and (not start or _owner_tag(int(pid)) == tag)
+    return procs.pid_alive(int(pid)) and (not start or _owner_tag(int(pid)) == tag)
 
 
 MERGE_NOTE = "wtp check --test: "  # the subject of every merge commit check --test makes
