@@ -481,14 +481,7 @@ def _ctrl_c_in_clean_up(r: Repo, tmp: Path, *args: str) -> tuple[int, str, str]:
     follow.acquire()
     err_file = tmp / "err"
     try:
-        with open(err_file, "w") as e:
-            lander = subprocess.Popen(
-                [sys.executable, "-m", "worktree_par", "land", *args, "--gate", "./check.sh"],
-                cwd=r.path,
-                stdout=subprocess.PIPE,
-                stderr=e,
-                text=True,
-            )
+        lander = logged_land(r, [*args, "--gate", "./check.sh"], err_file)
         wait_for(
             lambda: "waiting for the base-follow lock" in err_file.read_text(), "the clean-up to wait for the lock"
         )
@@ -497,3 +490,17 @@ def _ctrl_c_in_clean_up(r: Repo, tmp: Path, *args: str) -> tuple[int, str, str]:
     finally:
         follow.release()
     return lander.returncode, out, err_file.read_text()
+
+
+def logged_land(r: Repo, args: list[str], err_file: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """'wtp land *args' in the background, its stdout piped and its stderr written to ``err_file``
+    (read while it runs)."""
+    with open(err_file, "w") as e:
+        return subprocess.Popen(
+            [sys.executable, "-m", "worktree_par", "land", *args],
+            cwd=r.path,
+            stdout=subprocess.PIPE,
+            stderr=e,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )

@@ -171,9 +171,26 @@ def _forked() -> None:
 os.register_at_fork(after_in_child=_forked)
 
 
+_HEARTBEAT = "wtp-heartbeat"
+
+
 def held_any() -> bool:
     """Whether this process holds any lock (a fork then would share it with the child)."""
     return bool(_held)
+
+
+def fork_safe() -> bool:
+    """Whether a fork now gives the child no lock of ours, and no lock a thread of ours held
+    mid-way: none is held, and no thread runs but the heartbeat, which takes none (it
+    sleeps and touches its file)."""
+    main = threading.main_thread()
+    return not _held and all(t is main or t.name == _HEARTBEAT for t in threading.enumerate())
+
+
+def drop_heartbeat() -> None:
+    """(a process about to end by os._exit, its atexit not run) Its heartbeat file, if it made one."""
+    if _beating and _beats_dir is not None and _me is not None:
+        (_beats_dir / _me.beat_name()).unlink(missing_ok=True)
 
 
 def _start_heartbeat() -> None:
@@ -196,7 +213,7 @@ def _start_heartbeat() -> None:
             except OSError:
                 return
 
-    start_quiet(threading.Thread(target=loop, name="wtp-heartbeat", daemon=True))
+    start_quiet(threading.Thread(target=loop, name=_HEARTBEAT, daemon=True))
     atexit.register(lambda: beat.unlink(missing_ok=True))
     try:
         beats = list(_beats_dir.iterdir())

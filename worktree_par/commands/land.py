@@ -257,7 +257,7 @@ def _land(
             result = run()
     except WtpError as e:  # blocked, gate-broken, refused, or unknown (the next land asks again)
         if as_json:
-            from .land_many import error_doc
+            from .land_report import error_doc
 
             emit(error_doc(t.name, e))
         raise
@@ -290,7 +290,7 @@ def _handed_over(c: Ctx, t: Task, req: LandRequest, handed: dict[str, object], s
 
 
 def _report(c: Ctx, where: str | None, result: LandResult, as_json: bool) -> int:
-    from .land_many import say_landed
+    from .land_report import say_landed
 
     say_landed(result.to_json(), result.messages, as_json)
     if as_json:

@@ -14,141 +14,22 @@ published and says, per task, what it left.  Exit code: the worst of the tasks'.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import TYPE_CHECKING
 
 from .. import interrupts
-from ..errors import Refusal, WaitTimeout, WtpError
-from ..exits import err, json_emitted, open_repo, reported
+from ..errors import Refusal, WaitTimeout
+from ..exits import err, json_emitted, open_repo
 from .common import left_behind
+from .land_report import Relay, Said, emit
 
 if TYPE_CHECKING:
     from ..errors import Say
     from ..land.handoff import Handoff
-    from ..land.lander import LandResult
     from ..land.request import LandRequest
     from ..repo import Ctx
     from ..state import Task
-
-Doc = dict[str, object]  # one task's outcome, as 'wtp land --json' prints it
-SAID_ABOVE = "see the line above"  # an error whose line was said where it happened (an internal error's)
-
-
-def error_doc(name: str, e: WtpError) -> Doc:
-    """A land's --json document for its error (one task's 'wtp land', or one of several)."""
-    msg, _code, state, paths = _described(e)
-    return {"task": name, "state": state, "commit": None, "attempts": None, "paths": paths, "error": msg}
-
-
-def say_landed(doc: Doc, messages: list[str], as_json: bool) -> None:
-    """A landed task's report: its line and its messages on stdout, or, under --json (whose
-    document is stdout's), the messages on stderr."""
-    if as_json:
-        for m in messages:
-            err(m)
-        return
-    attempts = doc.get("attempts")
-    more = f" after {attempts} attempts" if isinstance(attempts, int) and attempts > 1 else ""
-    print(f"landed '{doc.get('task')}' at {doc.get('commit')}{more}", flush=True)
-    for m in messages:
-        print(m, flush=True)
-
-
-def _described(e: Exception) -> tuple[str, int, str, list[str]]:
-    """A task's error as reported: (its message, exit code, --json state, paths); an error that
-    is not wtp's own is said at once (its line points to a log) and its message is SAID_ABOVE."""
-    from ..land.entry import PublishUnknown
-
-    if not isinstance(e, WtpError):
-        return SAID_ABOVE, reported(e), "error", []
-    state = "unknown" if isinstance(e, PublishUnknown) else error_state(e)
-    return e.message, int(e.exit_code), state, list(getattr(e, "paths", []) or [])
-
-
-class _Said:
-    """The reporting side: each task's outcome said as it comes (cleaned up first, when it
-    landed), the worst exit code and, under --json, each task's document."""
-
-    def __init__(self, c: Ctx, keep: bool, as_json: bool) -> None:
-        self.c, self.keep, self.as_json, self.code, self.docs = c, keep, as_json, 0, list[Doc]()
-
-    def landed(self, result: LandResult) -> None:
-        self._landed(result.to_json(), result.messages)
-
-    def _landed(self, doc: Doc, messages: list[str]) -> None:
-        self.docs.append(doc)
-        say_landed(doc, messages, self.as_json)
-
-    def failed(self, name: str, e: Exception) -> None:
-        self._failed(name, *_described(e))
-
-    def _failed(self, name: str, msg: str, code: int, state: str, paths: list[str]) -> None:
-        """One task's error: its line (naming the task), its document and its exit code."""
-        if msg != SAID_ABOVE:
-            err(f"wtp: {msg}" if f"'{name}'" in msg else f"wtp: {name}: {msg}")
-        self.code = max(self.code, code)
-        self.docs.append({"task": name, "state": state, "commit": None, "attempts": None, "paths": paths, "error": msg})
-
-    def settled(self, name: str, ticket: int | None, seq: int) -> None:
-        """A task of ours has its outcome in the state its conductor left: its result, as a
-        waiting lander finishes it (the clean-up of a landed one included)."""
-        from ..land import lander
-
-        t = self.c.store.read().tasks.get(name)
-        try:
-            if t is None or t.seq != seq:
-                raise Refusal(f"task '{name}' changed while waiting in the land queue: see 'wtp list'")
-            self.landed(lander.finish(self.c, t, ticket, self.keep, err))
-        except Exception as e:  # noqa: BLE001 - one task's: said, and the others go on
-            self.failed(name, e)
-
-    def event(self, data: dict[str, object]) -> None:
-        """(the parent of the fork) What the landing child sent (``_Relay``)."""
-        kind, name = data.get("kind"), str(data.get("task"))
-        if kind == "settled":
-            ticket, seq = data.get("ticket"), data.get("seq")
-            self.settled(name, ticket if isinstance(ticket, int) else None, seq if isinstance(seq, int) else -1)
-        elif kind == "result" and isinstance(data.get("result"), dict):
-            messages = data.get("messages")
-            self._landed(data["result"], [str(m) for m in messages] if isinstance(messages, list) else [])  # type: ignore[arg-type]
-        elif kind == "failed":
-            code, paths = data.get("code"), data.get("paths")
-            self._failed(
-                name,
-                str(data.get("error")),
-                code if isinstance(code, int) else 1,
-                str(data.get("state")),
-                [str(p) for p in paths] if isinstance(paths, list) else [],
-            )
-
-
-class _Relay:
-    """The landing side in the child of the fork: every report goes to the waiting parent,
-    which says it and cleans up while the child goes on landing."""
-
-    def __init__(self, fork: Handoff) -> None:
-        self.fork = fork
-
-    def landed(self, result: LandResult) -> None:
-        self.fork.send({"kind": "result", "task": result.task, "result": result.to_json(), "messages": result.messages})
-
-    def failed(self, name: str, e: Exception) -> None:
-        msg, code, state, paths = _described(e)
-        self.fork.send({"kind": "failed", "task": name, "error": msg, "code": code, "state": state, "paths": paths})
-
-    def settled(self, name: str, ticket: int | None, seq: int) -> None:
-        self.fork.send({"kind": "settled", "task": name, "ticket": ticket, "seq": seq})
-
-
-def error_state(e: WtpError) -> str:
-    """The ``state`` of a land's --json document for its error (CONTRACT's, and this note's departures)."""
-    from ..errors import LandBlocked
-
-    if isinstance(e, LandBlocked):
-        return "gate-broken" if e.kind == "gate-broken" else "blocked"
-    return "refused"
 
 
 def land_many(where: str | None, names: list[str], opts: dict[str, object], keep: bool, as_json: bool) -> int:
@@ -159,7 +40,7 @@ def land_many(where: str | None, names: list[str], opts: dict[str, object], keep
 
     c = open_repo(where)
     names = list(dict.fromkeys(names))
-    said = _Said(c, keep, as_json)
+    said = Said(c, keep, as_json)
     if as_json:
         json_emitted()  # one document for the command, written below; a task's failure writes none of its own
     fork = handoff.fork()
@@ -170,12 +51,13 @@ def land_many(where: str | None, names: list[str], opts: dict[str, object], keep
 
         def ended(code: int) -> int:  # the child ended (not handed over): its outcomes were all sent
             if as_json:
-                _emit(names, said.docs)
+                emit(names, said.docs)
             left_behind(c, where)
             return max(code, said.code)
 
+        said.fork = fork
         try:
-            handed = fork.wait(" ".join(names), on_event=said.event, on_end=ended)
+            handed = fork.wait(" ".join(names), on_events=said.events, on_end=ended)
         except KeyboardInterrupt:  # stopped in a clean-up; the child got the signal too
             _stopped_reporting(c, fork.child, names, said)
             raise
@@ -189,16 +71,16 @@ def land_many(where: str | None, names: list[str], opts: dict[str, object], keep
             os.chdir(c.root)
         handlers = interrupts.as_ctrl_c()
         try:
-            if not _serve(c, names, opts, said if fork is None else _Relay(fork), fork):
+            if not _serve(c, names, opts, said if fork is None else Relay(fork.send), fork):
                 return 0  # handed over: the parent reported every task
             if fork is not None:
                 return 0  # all sent: the parent says the exit code (and the --json document)
         finally:
             interrupts.restore(handlers)
             if as_json and fork is None:
-                _emit(names, said.docs)
+                emit(names, said.docs)
     if as_json and fork is not None:
-        _emit(names, said.docs)
+        emit(names, said.docs)
     left_behind(c, where)
     return said.code
 
@@ -209,7 +91,7 @@ def detach_many(where: str | None, names: list[str], opts: dict[str, object], as
 
     c = open_repo(where)
     names = list(dict.fromkeys(names))
-    said = _Said(c, False, as_json)
+    said = Said(c, False, as_json)
     if as_json:
         json_emitted()
     try:
@@ -225,7 +107,7 @@ def detach_many(where: str | None, names: list[str], opts: dict[str, object], as
                 print(queued_line(doc), flush=True)
     finally:
         if as_json:
-            _emit(names, said.docs)
+            emit(names, said.docs)
     return said.code
 
 
@@ -249,17 +131,7 @@ def queued_line(doc: dict[str, object]) -> str:
     return f"queued '{doc['task']}' to land at place {doc['place']}; 'wtp queue' follows it (log: {doc['log']})"
 
 
-def _emit(names: list[str], docs: list[Doc]) -> None:
-    """The command's --json document: one per task, in the order given (``interrupted`` for a
-    task the command stopped before it had an outcome)."""
-    by = {d["task"]: d for d in docs}
-    out = [
-        by.get(n) or {"task": n, "state": "interrupted", "commit": None, "attempts": None, "paths": []} for n in names
-    ]
-    print(json.dumps(out, indent=2), flush=True)
-
-
-def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Relay, fork: Handoff | None) -> bool:
+def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: Said | Relay, fork: Handoff | None) -> bool:
     """(the child of the fork, or the one process) Join every task, then land them in
     order, each outcome given to ``said``; False once our tasks were handed over to the waiting parent."""
     from ..gates import Gate
@@ -318,7 +190,7 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: _Said | _Rel
     return True
 
 
-def _stopped_reporting(c: Ctx, child: int, names: list[str], said: _Said) -> None:
+def _stopped_reporting(c: Ctx, child: int, names: list[str], said: Said) -> None:
     """(the parent) Ctrl-C while reporting: the child, told too, gives back what it had not
     published and says so; each task already landed but not yet reported is said landed,
     with what of its clean-up is left; under --json, the list."""
@@ -335,7 +207,7 @@ def _stopped_reporting(c: Ctx, child: int, names: list[str], said: _Said) -> Non
         if name not in reported and cur is not None and cur.state == LANDED:  # the child gave back the rest
             _landed_anyway(c, cur, said, lander.interrupted(c, cur, err))  # (landed: it only says what is left)
     if said.as_json:
-        _emit(names, said.docs)
+        emit(names, said.docs)
 
 
 def _whole(e: Exception, timeout: float | None, left: float | None) -> Exception:
@@ -350,7 +222,7 @@ def _whole(e: Exception, timeout: float | None, left: float | None) -> Exception
     return WaitTimeout(f"{e.message} ({why})")
 
 
-def _join(c: Ctx, name: str, opts: dict[str, object], said: _Said | _Relay) -> tuple[Task, LandRequest, int] | None:
+def _join(c: Ctx, name: str, opts: dict[str, object], said: Said | Relay) -> tuple[Task, LandRequest, int] | None:
     """Check, prepare and queue one task (its ticket ours); None when it is landed already (reported)."""
     from ..gates import Gate, JoinRefused
     from ..land import lander
@@ -386,7 +258,7 @@ def _join(c: Ctx, name: str, opts: dict[str, object], said: _Said | _Relay) -> t
     return t, req, seq
 
 
-def _interrupted(c: Ctx, tasks: list[Task], said: _Said | _Relay) -> None:
+def _interrupted(c: Ctx, tasks: list[Task], said: Said | Relay) -> None:
     """Ctrl-C: each task not yet reported is withdrawn, one line each; one the base took (in
     the push the signal came during, or a publication it waited for) is reported landed, its
     clean-up left undone, as the line says."""
@@ -402,7 +274,7 @@ def _interrupted(c: Ctx, tasks: list[Task], said: _Said | _Relay) -> None:
             say(line)
 
 
-def _landed_anyway(c: Ctx, t: Task, said: _Said | _Relay, line: str) -> bool:
+def _landed_anyway(c: Ctx, t: Task, said: Said | Relay, line: str) -> bool:
     """After Ctrl-C: ``t``, when the base took it, reported landed with ``line`` (what its
     clean-up left); False when it did not land."""
     from ..land.lander import landed_result

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-from .. import atomic, gitops, guarded, locks
+from .. import atomic, crashpoints, gitops, guarded, interrupts, locks
 from ..interrupts import INTERRUPTS
 
 PASSED_ON = tuple(sorted(INTERRUPTS))  # Ctrl-C, SIGTERM and SIGHUP
@@ -42,43 +44,50 @@ class Handoff:
         self.parent, self.child, self.fd = parent, child, fd
         self.done = False  # (child) the parent has the result: nothing more of ours to report
         self.quiet: Callable[[], None] | None = None  # (child) ends what it draws on the terminal
-        self._in_event = False  # (parent) an on_event callback runs: Ctrl-C stops it as well
+        self._in_event = False  # (parent) an on_events callback runs: Ctrl-C stops it as well
+        self._before: dict[int, object] = {}  # (parent) the caller's handlers, while it waits
 
     def wait(
         self,
         task: str = "TASK",
-        on_event: Callable[[dict[str, object]], None] | None = None,
+        on_events: Callable[[list[dict[str, object]]], None] | None = None,
         on_end: Callable[[int], int] | None = None,
     ) -> dict[str, object]:
         """(parent) What the child handed over once its own task had its outcome; when the
         child ends first, this process ends with its exit status (the same signal, if one
         killed it; ``on_end`` is given any other status and returns the one to exit with).
-        ``on_event``: given each event the child ``send``s before that ('wtp land A B': a
-        task of the command has its outcome), while the child goes on."""
+        ``on_events``: given the events the child ``send``s before that ('wtp land A B': a
+        task of the command has its outcome), as many as have come, while the child goes on."""
         before = {sig: signal.signal(sig, self._pass_on) for sig in PASSED_ON}
         before[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, self._suspend)
         before[signal.SIGCONT] = signal.signal(signal.SIGCONT, self._pass_on)
+        self._before = {int(sig): handler for sig, handler in before.items()}
         data = b""
         try:
             while True:
-                line, nl, rest = data.partition(b"\n")
-                if nl and on_event is not None:
-                    event = json.loads(line)
-                    if isinstance(event, dict) and "event" in event:
-                        data = rest
-                        self._in_event = True  # a signal stops this side's own work too (its clean-up)
-                        try:
-                            on_event(event)
-                        finally:
-                            self._in_event = False
-                        continue
-                if nl:
+                batch: list[dict[str, object]] = []
+                while on_events is not None:
+                    line, nl, rest = data.partition(b"\n")
+                    event = json.loads(line) if nl else None
+                    if not (isinstance(event, dict) and "event" in event):
+                        break
+                    batch.append(event)
+                    data = rest
+                if batch:
+                    self._in_event = True  # a signal stops this side's own work too (its clean-up)
+                    try:
+                        on_events(batch)  # type: ignore[misc]
+                    finally:
+                        self._in_event = False
+                    continue
+                line, nl, _ = data.partition(b"\n")
+                if nl:  # the hand-over
                     data = line + nl
                     break
-                chunk = os.read(self.fd, 4096)  # retried after a signal (PEP 475)
+                chunk = os.read(self.fd, 65536)  # retried after a signal (PEP 475)
                 if not chunk:
                     break
-                data += chunk
+                data += chunk + self._more()
         finally:
             os.close(self.fd)
             for sig, handler in before.items():  # as the caller set them (nohup's SIGHUP, say)
@@ -103,8 +112,80 @@ class Handoff:
             os.kill(os.getpid(), -code)
         os._exit(on_end(code) if on_end is not None else code)
 
+    def _more(self) -> bytes:
+        """What else the child has sent by now, without waiting: told together, several tasks'
+        clean-ups are shared (commands/land_report.py)."""
+        out = b""
+        while select.select([self.fd], [], [], 0)[0]:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                break  # its end: the next read says so
+            out += chunk
+        return out
+
+    def helper(self, work: Callable[[Callable[[dict[str, object]], None]], None], cwd: Path) -> Helper | None:
+        """(parent, in ``on_events``) A process forked to do part of this side's work beside
+        it: ``work`` is given the function that sends its reports (``Helper.events``).  It
+        starts in ``cwd`` (never inside a worktree this side removes: it would keep it), dies
+        with this process and takes signals as a command does.  None where a fork cannot keep
+        that (a lock is held, a thread of ours other than the heartbeat runs): the caller then
+        does the work itself."""
+        prctl = guarded.libc_prctl()
+        if not self.parent or not prctl or not locks.fork_safe():
+            return None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        parent = os.getpid()
+        try:
+            here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        r = w = -1
+        # Held back until the helper has its own handlers: ours pass a signal on to the land.
+        masked = signal.pthread_sigmask(signal.SIG_BLOCK, [*PASSED_ON, signal.SIGTSTP, signal.SIGCONT])
+        try:
+            r, w = os.pipe()
+            os.chdir(cwd)  # (this side's own cwd is put back below: it tells whether it was removed)
+            pid = os.fork()
+        except OSError:
+            pid = -1
+        if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+            os.fchdir(here)
+            os.close(here)
+            if pid < 0:
+                for fd in (r, w):
+                    if fd >= 0:
+                        os.close(fd)
+                return None
+            os.close(w)
+            return Helper(pid, r)
+        code = 1
+        try:  # the helper: never back in the caller's code, whatever happens
+            os.close(here)
+            os.close(r)
+            os.close(self.fd)  # the land child's reports are the parent's to read
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # type: ignore[operator]
+            if os.getppid() != parent:
+                os._exit(128 + signal.SIGKILL)
+            interrupts.restore(self._before)  # the caller's handlers, not the parent's pass-on
+            interrupts.as_ctrl_c()
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+            crashpoints.step("land:helper")
+            work(partial(_report, w))
+            code = 0
+        except KeyboardInterrupt:
+            code = 130
+        finally:
+            try:
+                locks.drop_heartbeat()
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+
     def send(self, event: dict[str, object]) -> None:
-        """(child) An event for the parent's ``on_event``, before any hand-over."""
+        """(child) An event for the parent's ``on_events``, before any hand-over."""
         try:
             os.write(self.fd, (json.dumps({"event": True, **event}) + "\n").encode())
         except OSError:
@@ -160,6 +241,60 @@ class Handoff:
         self.done = True
         print(f"{what.get('task')}: landed or blocked; its lander returned, this process conducts the rest", flush=True)
         return True
+
+
+class Helper:
+    """(parent) A helper forked by ``Handoff.helper``."""
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid, self.fd, self.ended = pid, fd, False
+
+    def events(self) -> list[dict[str, object]]:
+        """What it reported, once it ended (read to its end: it may write more than a pipe
+        holds before it ends); a report cut short by its death is left out."""
+        data = b""
+        try:
+            while chunk := os.read(self.fd, 65536):
+                data += chunk
+        finally:
+            self._reap()
+        out = []
+        for line in data.splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                out.append(event)
+        return out
+
+    def stop(self) -> None:
+        """Told to stop (as Ctrl-C tells a command), and waited for: what it was doing is
+        left as an interrupted command leaves it."""
+        if not self.ended:
+            try:
+                os.kill(self.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+            self._reap()
+
+    def _reap(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        os.close(self.fd)
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def _report(fd: int, event: dict[str, object]) -> None:
+    """(a helper) One report, a line to its parent."""
+    try:
+        os.write(fd, (json.dumps(event) + "\n").encode())
+    except OSError:
+        pass  # the parent is gone: the work goes on, said by the next command
 
 
 def _max_fd() -> int:

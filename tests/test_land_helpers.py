@@ -1,0 +1,102 @@
+"""'wtp land A B ...': the tasks the landing child says landed at once are cleaned up side by
+side, the parent's share here and the rest in helpers forked for it (issue 28: each removal
+costs some 30 ms, and the command waited for them in turn).  Every task is still reported,
+in order, when a helper dies or the command is stopped while one works.
+
+To be sure a helper is forked, the test holds the base-follow lock: the parent's first
+clean-up waits on it while the one push of the batch says all three tasks landed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from worktree_par.locks import Lock
+
+from .conftest import Repo, wait_for
+from .test_handoff import _states, _tasks
+from .test_land_many import logged_land
+
+pytestmark = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="helpers are forked only with two processors")
+
+TASKS = ("t1", "t2", "t3")
+
+
+@contextmanager
+def _landing(r: Repo, tmp: Path, at: str) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
+    """'wtp land t1 t2 t3 --mode batch' started while the test holds the base-follow lock, the
+    crash point land:helper set to ``at`` ("hold" or "kill"); once its parent waits for that
+    lock in its first clean-up (all three landed by then), the lock is let go and, held there,
+    a helper reached: the process, its stderr file and the hold file (touch it to go on)."""
+    _tasks(r, *TASKS)
+    hold = tmp / "hold"
+    env = {"WTP_TEST_HOLD_AT": "land:helper", "WTP_TEST_HOLD_FILE": str(hold)} if at == "hold" else {}
+    follow = Lock(r.path / ".git" / "wtp" / "follow.lock")
+    follow.acquire()
+    err_file = tmp / "err"
+    lander = logged_land(
+        r, [*TASKS, "--mode", "batch", "--gate", "./check.sh"], err_file, env or {"WTP_TEST_KILL_AT": "land:helper"}
+    )
+    try:
+        try:
+            wait_for(lambda: "waiting for the base-follow lock" in err_file.read_text(), "a clean-up to wait")
+            assert _states(r) == dict.fromkeys(TASKS, "landed")
+        finally:
+            follow.release()
+        if env:
+            wait_for(Path(f"{hold}.reached").exists, "a helper to be forked")
+        yield lander, err_file, hold
+    finally:
+        if lander.poll() is None:
+            lander.kill()
+            lander.communicate()
+
+
+def _removed_in_order(out: str) -> None:
+    lines = out.splitlines()
+    assert [line.split("'")[1] for line in lines if line.startswith("landed '")] == list(TASKS), out
+    assert [line.split("'")[1] for line in lines if line.startswith("removed task '")] == list(TASKS), out
+
+
+def _worktrees(r: Repo) -> int:
+    return r.git("worktree", "list", "--porcelain").count("worktree ")
+
+
+def test_tasks_that_landed_together_are_cleaned_up_by_a_helper_and_reported_in_order(
+    project: Repo, tmp_path: Path
+) -> None:
+    with _landing(project, tmp_path, "hold") as (lander, err_file, hold):
+        hold.touch()
+        out, _ = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err_file.read_text()
+    _removed_in_order(out)
+    assert _worktrees(project) == 1  # the main checkout alone
+
+
+def test_a_helper_that_dies_leaves_its_share_to_the_parent(project: Repo, tmp_path: Path) -> None:
+    with _landing(project, tmp_path, "kill") as (lander, err_file, _):
+        out, _ = lander.communicate(timeout=60)
+    assert lander.returncode == 0, err_file.read_text()
+    _removed_in_order(out)
+    assert _worktrees(project) == 1
+
+
+def test_ctrl_c_while_a_helper_works_stops_it_and_says_what_each_task_left(project: Repo, tmp_path: Path) -> None:
+    with _landing(project, tmp_path, "hold") as (lander, err_file, _):
+        lander.send_signal(signal.SIGINT)  # the command's pid alone, as a tool stopping it does
+        out, _ = lander.communicate(timeout=60)
+    err = err_file.read_text()
+    assert lander.returncode == 130, err
+    assert [line.split("'")[1] for line in out.splitlines() if line.startswith("landed '")] == list(TASKS), out
+    assert "interrupted after task 't3' landed at " in out and "'wtp rm t3' removes it" in out, out
+    assert _states(project) == dict.fromkeys(TASKS, "landed")
+    kept = Path(project.wtp("path", "t3").lines[-1])
+    assert kept.is_dir()
+    assert project.wtp("rm", "t3").code == 0  # nothing left held: the helper was stopped, and waited for
+    assert not kept.exists()
