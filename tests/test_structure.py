@@ -1,6 +1,7 @@
 """The house's shape, checked (issue 25): no import cycle between the package's modules
-(imports inside functions count: a lazy import hides a cycle, it does not remove it), and
-no module over 450 lines.  Both fail CI when broken."""
+(imports inside functions count: a lazy import hides a cycle, it does not remove it), no
+module over 450 lines, and one way to write a file whole (``atomic.replace``).  All fail CI
+when broken."""
 
 from __future__ import annotations
 
@@ -109,3 +110,42 @@ def test_no_package_module_is_over_450_lines() -> None:
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert big == {}
+
+
+# Renames of a file written aside that are not atomic.replace's: bytecode.py runs before the
+# package's imports (it makes their bytecode) and keeps to the standard library.
+OWN_RENAMES = {"worktree_par/atomic.py", "worktree_par/bytecode.py"}
+
+
+def _renames_of_a_written_file(path: Path) -> list[int]:
+    """Lines of ``path`` that rename a file the module wrote itself ('os.replace(tmp, ...)'):
+    a name made from the pid, opened as it is (a FIFO planted there hangs the command, a
+    symlink is followed), where atomic.replace creates its file exclusively."""
+    tree = ast.parse(path.read_text())
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("replace", "rename")
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "os"
+        and node.args
+        and isinstance(node.args[0], ast.Name)
+        and "tmp" in node.args[0].id
+    ]
+
+
+def test_records_are_written_whole_by_atomic_replace_alone() -> None:
+    found = {
+        rel: lines
+        for p in PKG.rglob("*.py")
+        if (rel := p.relative_to(ROOT).as_posix()) not in OWN_RENAMES and (lines := _renames_of_a_written_file(p))
+    }
+    assert found == {}
+
+
+def test_the_rename_check_finds_a_hand_made_write(tmp_path: Path) -> None:
+    made = tmp_path / "m.py"
+    made.write_text("import os\ntmp = 'x.tmp'\nopen(tmp, 'w').write('{}')\nos.replace(tmp, 'x')\n")
+    assert _renames_of_a_written_file(made) == [4]

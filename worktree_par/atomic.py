@@ -17,19 +17,33 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
 
-def replace(path: Path, data: bytes, where: Path | None = None, *, keep_mode: bool = False) -> None:
+def replace(
+    path: Path,
+    data: bytes,
+    where: Path | None = None,
+    *,
+    keep_mode: bool = False,
+    mode: int | None = None,
+    durable: bool = True,
+) -> None:
     """Replace ``path`` with ``data``; the new file is made in ``where`` (default: beside it,
-    which must be on the same filesystem), created exclusively, 0o666 less the umask, or with
-    ``path``'s own permissions (``keep_mode``).  A planted symlink at ``path`` is replaced,
-    never followed.  OSError when it cannot be written: then nothing was changed."""
+    which must be on the same filesystem), created exclusively (nothing planted at its name is
+    opened: a FIFO is never waited on, a symlink never followed), 0o666 less the umask, or
+    with ``path``'s own permissions (``keep_mode``), or ``mode``, and synced to disk unless ``durable`` is
+    False (a cache or a courtesy record, rewritten often, that a crash may lose).  A planted
+    symlink at ``path`` is replaced, never followed.  OSError when it cannot be written: then
+    nothing was changed."""
     folder = where if where is not None else path.parent
     tmp = folder / f".{path.name}.wtp-{os.getpid()}-{time.monotonic_ns()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         if keep_mode and path.exists():
             os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         os.replace(tmp, path)

@@ -21,7 +21,6 @@ task's own declared or changed files, or the reverse.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -250,10 +249,8 @@ def load(root: Path, cache_dir: Path, base_ref: str, hot: Sequence[str], tip: st
 
 
 def _save(path: Path, h: History) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(h.to_json(), separators=(",", ":")))
-        os.replace(tmp, path)
+        atomic.replace(path, json.dumps(h.to_json(), separators=(",", ":")).encode(), durable=False)
     except OSError:
         pass  # a cache: losing it costs one mining
 

@@ -213,9 +213,7 @@ class Gate:
         return data if data is not None else {"version": 1, "name": self.name, "seq": 0, "tickets": []}
 
     def _write(self, data: dict[str, Any]) -> None:
-        tmp = self.dir / f".tickets-{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.file)
+        atomic.replace(self.file, json.dumps(data).encode())
 
     @staticmethod
     def _prune(data: dict[str, Any]) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -197,9 +196,7 @@ class _Cache:
         if not self.dirty:
             return
         items = list(self.data.items())[-2000:]  # bounded
-        tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(dict(items)))
-        os.replace(tmp, self.file)
+        atomic.replace(self.file, json.dumps(dict(items)).encode(), durable=False)
 
 
 def merge_conflicts(root: Path, a: str, b: str) -> list[str] | None:

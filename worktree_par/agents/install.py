@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,7 @@ def _write_text(path: Path, text: str) -> None:
     """Replace the file at ``path`` (never a link: callers pass the file a link points to)
     atomically, keeping its permissions."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.wtp-{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    if path.exists():
-        os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
-    os.replace(tmp, path)
+    atomic.replace(path, text.encode("utf-8"), keep_mode=True)
 
 
 def _settings_file(ctx: Ctx) -> tuple[Path, str]:
@@ -168,10 +163,7 @@ if [ -x "$here/{CHAINED}" ]; then "$here/{CHAINED}" "$@" || exit $?; fi
             raise Refusal(f"{chained} exists already: move it away, then install again")
         os.replace(hook, chained)
         said.append(f"the existing pre-commit hook now runs first, from {chained}")
-    tmp = d / f".pre-commit.wtp-{os.getpid()}"
-    tmp.write_text(script)
-    tmp.chmod(0o755)
-    os.replace(tmp, hook)
+    atomic.replace(hook, script.encode(), mode=0o755)
     own = (ctx.repo.common_dir.resolve(), ctx.repo.toplevel.resolve())
     if not any(d.resolve() == r or r in d.resolve().parents for r in own):  # a core.hooksPath set for more
         said.append(

@@ -71,9 +71,7 @@ def record(ctx: Ctx, gate: str, task: str, tree: str, code: int, how: str) -> No
             ]
             gates[gate] = rec  # last: the most recently flaky
             kept = dict(list(gates.items())[-MAX_GATES:])
-            tmp = path.with_name(f".flaky-{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"version": 1, "gates": kept}))
-            os.replace(tmp, path)
+            atomic.replace(path, json.dumps({"version": 1, "gates": kept}).encode(), durable=False)
     except OSError:
         pass  # a ledger that cannot be written loses history, never a land
 

@@ -36,13 +36,11 @@ class QueueStatus:
             self._write()
 
     def _write(self) -> None:
-        tmp = self.path.with_name(f".queue-status-{os.getpid()}.tmp")
         data: dict[str, object] = {"conductor": os.getpid(), "entries": self.entries}
         if self.window is not None:
             data["depth"] = self.window.to_json()
         try:
-            tmp.write_text(json.dumps(data))
-            os.replace(tmp, self.path)
+            atomic.replace(self.path, json.dumps(data).encode(), durable=False)
         except OSError:
             pass
 

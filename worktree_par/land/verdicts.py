@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -114,9 +113,7 @@ def record(
             }
             for k, v in kept.items()
         }
-        tmp = path.with_name(f".verdicts-{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(out))
-        os.replace(tmp, path)
+        atomic.replace(path, json.dumps(out).encode(), durable=False)
 
 
 def reused_from_check(v: Verdict | None) -> str:

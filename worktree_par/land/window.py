@@ -100,13 +100,11 @@ class Window:
 
     def _save(self) -> None:
         path = self.ctx.store.ensure_dir() / "land-window.json"
-        tmp = path.with_name(f".land-window-{os.getpid()}.tmp")
         data: dict[str, object] = {"at": time.time(), "demands": self.demands}
         if not self.fixed:
             data["window"] = self.value
         try:
-            tmp.write_text(json.dumps(data))
-            os.replace(tmp, path)
+            atomic.replace(path, json.dumps(data).encode(), durable=False)
         except OSError:
             pass  # a courtesy: the next conductor starts at the cap
 

@@ -53,7 +53,5 @@ def clone_id(ctx: Ctx) -> str:
             cid = found[0]  # written before ids were bound: this is the clone that made it
         else:
             cid = uuid.uuid4().hex[:12]  # new, or copied from another clone: an id of our own
-        tmp = path.with_name(f".{ID_FILE}-{os.getpid()}")
-        tmp.write_text(f"{cid} {here}\n")
-        os.replace(tmp, path)
+        atomic.replace(path, f"{cid} {here}\n".encode())
         return cid

@@ -10,7 +10,6 @@ we write is set aside with one line and started afresh (ages then start from now
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -67,9 +66,7 @@ def first_seen(ctx: Ctx, remote: str, current: Mapping[str, str]) -> dict[str, f
 
 def _save(ctx: Ctx, seen: dict[str, dict[str, Any]]) -> None:
     d = ctx.store.ensure_dir()
-    tmp = d / f".{FILE}-{os.getpid()}"
     try:
-        tmp.write_text(json.dumps({"version": VERSION, "seen": seen}, sort_keys=True))
-        os.replace(tmp, d / FILE)
+        atomic.replace(d / FILE, json.dumps({"version": VERSION, "seen": seen}, sort_keys=True).encode(), durable=False)
     except OSError:
-        tmp.unlink(missing_ok=True)  # ages then start again from the next sighting: younger, never older
+        pass  # ages then start again from the next sighting: younger, never older

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -101,10 +100,8 @@ class Result:
 
 def save(ctx: Ctx, data: dict[str, Any]) -> None:
     path = ctx.store.ensure_dir() / LAST
-    tmp = path.with_name(f".{LAST}-{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
+        atomic.replace(path, json.dumps(data).encode(), durable=False)
     except OSError:
         pass
 
