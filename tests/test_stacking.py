@@ -481,3 +481,28 @@ def test_check_counts_a_stacked_tasks_own_changes_not_those_of_the_task_below(pr
     assert any("a" in k[0] and "c" in k[0] for k in pairs), report  # the pair that does collide is named
     (tmp_path / "go").touch()
     assert lander.wait(timeout=60) == 0
+
+
+def test_a_land_of_a_task_whose_task_below_is_being_removed_says_so(project: Repo, tmp_path: Path) -> None:
+    """'wtp rm a --force' withdraws 'a' from its land and removes it; a land of 'b', started on
+    a's work, that comes meanwhile is told to land again once 'a' is gone, not to remove it
+    (review 44)."""
+    lander = _landing(project, tmp_path)
+    _shared(project, "b", "b line")
+    hold = tmp_path / "hold"
+    rm = project.spawn(
+        "rm", "a", "--force", env={"WTP_TEST_HOLD_AT": "rm:before-archive", "WTP_TEST_HOLD_FILE": str(hold)}
+    )
+    wait_for(Path(f"{hold}.reached").exists, "the removal of 'a' to be under way")
+    out = project.wtp_proc("land", "b", "--gate", "./check.sh")
+    assert out.code == 1, out.err
+    assert out.err.splitlines()[-1] == (
+        "wtp: task 'b' was started on the work of task 'a', which is being removed by another wtp command: "
+        "land 'b' again once it is gone ('wtp list' shows it)"
+    ), out.err
+    hold.touch()
+    assert rm.wait(timeout=60) == 0, rm.communicate()
+    lander.communicate(timeout=60)
+    out = project.wtp_proc("land", "b", "--gate", "./check.sh")
+    # It goes on alone now (here to a conflict with main: its line was written after a's).
+    assert "started on the work of task 'a'" not in out.err, out.err

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .state import ABANDONED, LANDED, LANDING, State, Task
+from .state import ABANDONED, LANDED, LANDING, REMOVING, State, Task, interrupted
 
 if TYPE_CHECKING:
     from .schedule import Clash
@@ -79,6 +79,11 @@ def unmet(st: State, t: Task, ahead: Iterable[str] | None = None) -> str | None:
     if b.state == LANDING and (ahead is None or b.name in set(ahead)):
         return None
     via = f" (through the removed '{t.stacked_on}')" if b.name != t.stacked_on else ""
+    if b.phase == REMOVING and not interrupted(b):  # 'wtp rm' under way: the way out it would advise
+        return (
+            f"task '{t.name}' was started on the work of task '{b.name}'{via}, which is being removed by another "
+            f"wtp command: land '{t.name}' again once it is gone ('wtp list' shows it)"
+        )
     unlanded = [o.name for o in _records(st, t) if o.state not in (LANDED, ABANDONED)]
     both = f"'wtp land {' '.join([*reversed(unlanded), t.name])}' lands {'both' if len(unlanded) == 1 else 'them all'}"
     return (
