@@ -78,7 +78,7 @@ def test_rm_force_keeps_nested_repositories_as_objects_and_says_how_to_restore_t
         where = repo.path.parent / name.replace("/", "-")
         where.mkdir()
         subprocess.run(hints[name][1], shell=True, cwd=where, check=True)
-        back = where / Path(name).name
+        back = where / name
         assert git(back, "rev-parse", "main", "feature", "v1^{commit}").split() == [
             kept["main"],
             kept["feature"],
@@ -92,6 +92,32 @@ def test_rm_force_keeps_nested_repositories_as_objects_and_says_how_to_restore_t
     where.mkdir()
     subprocess.run(hints["fresh"][1], shell=True, cwd=where, check=True)
     assert (where / "fresh" / "notes.txt").read_text() == "first draft\n"
+
+
+def test_the_hints_put_a_nested_repository_inside_another_back_where_it_was(repo: Repo) -> None:
+    """Run from one folder, the restore hints rebuild the layout: 'vendor/lib' and the
+    repository inside it, 'vendor/lib/inner' (review 45: the inner one came back as './inner')."""
+    p = _start(repo, "a")
+    made = {}
+    for name in ("vendor/lib", "vendor/lib/inner"):
+        (p / name).mkdir(parents=True)
+        git(p / name, "init", "-q", "-b", "main")
+        made[name] = repo.commit({"f.txt": f"{name}\n"}, f"{name} work", cwd=p / name)
+    out = repo.wtp("rm", "a", "--force")
+    assert out.code == 0, out.err
+    hints = {
+        line.split("'")[1]: line.split("(restore: '")[1].removesuffix("')")
+        for line in out.lines
+        if "(restore: 'git init" in line
+    }
+    assert sorted(hints) == ["vendor/lib", "vendor/lib/inner"]
+    where = repo.path.parent / "back"
+    where.mkdir()
+    for name in sorted(hints):
+        subprocess.run(hints[name], shell=True, cwd=where, check=True)
+    for name, commit in made.items():
+        assert git(where / name, "rev-parse", "HEAD") == commit, name
+        assert (where / name / "f.txt").read_text() == f"{name}\n"
 
 
 def test_a_second_archive_of_the_task_keeps_the_first_ones_nested_repository(repo: Repo) -> None:
