@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,10 +59,10 @@ def _landing(r: Repo, tmp: Path, at: str) -> Iterator[tuple[subprocess.Popen[str
             lander.communicate()
 
 
-def _removed_in_order(out: str) -> None:
+def _removed_in_order(out: str, tasks: tuple[str, ...] = TASKS) -> None:
     lines = out.splitlines()
-    assert [line.split("'")[1] for line in lines if line.startswith("landed '")] == list(TASKS), out
-    assert [line.split("'")[1] for line in lines if line.startswith("removed task '")] == list(TASKS), out
+    assert [line.split("'")[1] for line in lines if line.startswith("landed '")] == list(tasks), out
+    assert [line.split("'")[1] for line in lines if line.startswith("removed task '")] == list(tasks), out
 
 
 def _worktrees(r: Repo) -> int:
@@ -100,3 +101,40 @@ def test_ctrl_c_while_a_helper_works_stops_it_and_says_what_each_task_left(proje
     assert kept.is_dir()
     assert project.wtp("rm", "t3").code == 0  # nothing left held: the helper was stopped, and waited for
     assert not kept.exists()
+
+
+def test_what_a_helper_says_of_a_task_comes_with_that_tasks_report(project: Repo, tmp_path: Path) -> None:
+    """t1 lands first and its clean-up is held; meanwhile t2 lands and t3's gate fails: the two
+    are then settled together, t3 by a helper, and its gate's log tail is said right before
+    its error line, after t2's report, not whenever the helper got to it (stdout and stderr
+    read as a terminal shows them, in one stream)."""
+    _tasks(project, "t1", "t2", "t3", broken="t3")
+    go, hold = tmp_path / "go", tmp_path / "hold"
+    gate = f'if [ "$WTP_TASK" != t1 ]; then while [ ! -e {go} ]; do sleep 0.02; done; fi; echo "gate of $WTP_TASK"; ./check.sh'
+    env = {**os.environ, "WTP_TEST_HOLD_AT": "rm:before-worktree", "WTP_TEST_HOLD_FILE": str(hold)}
+    with open(tmp_path / "out", "w") as both:
+        lander = subprocess.Popen(
+            [sys.executable, "-m", "worktree_par", "land", "t1", "t2", "t3", "--gate", gate],
+            cwd=project.path,
+            stdout=both,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        wait_for(Path(f"{hold}.reached").exists, "t1's clean-up to be held")
+        go.touch()
+        wait_for(lambda: _states(project)["t3"] == "blocked" and _states(project)["t2"] == "landed", "t2 and t3")
+        hold.touch()
+        assert lander.wait(timeout=60) == 1
+    finally:
+        go.touch()
+        hold.touch()
+        if lander.poll() is None:
+            lander.kill()
+            lander.wait()
+    lines = (tmp_path / "out").read_text().splitlines()
+    t2 = lines.index("removed task 't2' (worktree and branch 'wtp/t2')")
+    tail = next(i for i, line in enumerate(lines) if line.startswith("--- the last ") and "land-t3.log" in line)
+    failed = next(i for i, line in enumerate(lines) if line.startswith("wtp: gate") and "'t3'" in line)
+    assert t2 < tail < failed, lines
+    assert "gate of t3" in lines[tail + 1 : failed], lines

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from ..errors import Refusal, WtpError
+from ..errors import Refusal, Say, WtpError
 from ..exits import err, reported
 
 if TYPE_CHECKING:
@@ -123,7 +123,8 @@ class Said:
                 told = set()
                 for data in h.events():
                     self.event(data)
-                    told.add(data.get("task"))
+                    if data.get("kind") in ("result", "failed"):
+                        told.add(data.get("task"))
                 for item in share:
                     if item[0] not in told:
                         self.settled(*item)
@@ -135,7 +136,9 @@ class Said:
     def event(self, data: dict[str, object]) -> None:
         """(the parent of the fork) What the landing child sent (``Relay``)."""
         kind, name = data.get("kind"), str(data.get("task"))
-        if kind == "settled":
+        if kind == "said":  # (from a helper) a line said while it settled a task
+            err(str(data.get("line")))
+        elif kind == "settled":
             ticket, seq = data.get("ticket"), data.get("seq")
             self.settled(name, ticket if isinstance(ticket, int) else None, seq if isinstance(seq, int) else -1)
         elif kind == "result" and isinstance(data.get("result"), dict):
@@ -194,25 +197,31 @@ Settled = tuple[str, "int | None", int]  # a task told settled: its name, queue 
 _MOST_HELPERS = 3
 
 
-def settle(c: Ctx, keep: bool, said: Said | Relay, name: str, ticket: int | None, seq: int) -> None:
+def settle(c: Ctx, keep: bool, said: Said | Relay, name: str, ticket: int | None, seq: int, say: Say = err) -> None:
     """A task of ours has its outcome in the state its conductor left: its result, as a
-    waiting lander finishes it (the clean-up of a landed one included), given to ``said``."""
+    waiting lander finishes it (the clean-up of a landed one included), given to ``said``;
+    what it says meanwhile (a gate's log tail), to ``say``."""
     from ..land import lander
 
     t = c.store.read().tasks.get(name)
     try:
         if t is None or t.seq != seq:
             raise Refusal(f"task '{name}' changed while waiting in the land queue: see 'wtp list'")
-        said.landed(lander.finish(c, t, ticket, keep, err))
+        said.landed(lander.finish(c, t, ticket, keep, say))
     except Exception as e:  # noqa: BLE001 - one task's: said, and the others go on
         said.failed(name, e)
 
 
 def _settle_each(c: Ctx, keep: bool, share: list[Settled], send: Callable[[dict[str, object]], None]) -> None:
-    """(a helper) Its share of ``Said.settle_all``, each report sent to the parent."""
+    """(a helper) Its share of ``Said.settle_all``, each report sent to the parent, and what
+    it says before it too: the parent says all of a task's lines together, in order."""
     relay = Relay(send)
     for name, ticket, seq in share:
-        settle(c, keep, relay, name, ticket, seq)
+        settle(c, keep, relay, name, ticket, seq, partial(_said_line, send, name))
+
+
+def _said_line(send: Callable[[dict[str, object]], None], name: str, line: str) -> None:
+    send({"kind": "said", "task": name, "line": line})
 
 
 def _settled_item(data: dict[str, object]) -> Settled:
