@@ -115,7 +115,8 @@ def test_a_refused_rm_of_a_task_being_landed_leaves_its_land_alone(project: Repo
     gate = f"while [ ! -e {release} ]; do sleep 0.05; done; ./check.sh"
     t1, t2 = queued_landers(project, ["t1", "t2"], "--gate", gate)
     try:
-        wait_for(lambda: project.wtp("list", "--json").json()["tasks"][1]["note"] != "", "t2 to be stacked")
+        # Stacked: its branch moved onto t1's candidate (its note says it waits from the moment it joins).
+        wait_for(lambda: project.git("rev-list", "--count", "main..wtp/t2") == "2", "t2 to be stacked on t1")
         out = project.wtp_proc("rm", "t2")
         assert out.code == 1, out.err
         assert out.err.startswith("wtp: task 't2' is being landed and has 2 commits not on 'main' or any other "), (
