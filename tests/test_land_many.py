@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -218,7 +219,8 @@ def test_the_timeout_bounds_the_command_not_each_task_in_turn(project: Repo, tmp
         queue.release()
     assert out.code == 3, out.err
     lines = [line for line in out.err.splitlines() if line.startswith("wtp: ")]
-    assert lines[0].startswith("wtp: t1: timed out after 1s waiting for the land queue"), out.err
+    # (t1 waits what was left once both joined: 1s, or 0.9s when joining them took a tenth under load)
+    assert re.match(r"wtp: t1: timed out after (1|0\.9)s waiting for the land queue", lines[0]), out.err
     assert lines[1].startswith("wtp: t2: timed out after 0s waiting for the land queue"), out.err
     assert lines[1].endswith("(what was left of the command's --timeout 1s after the tasks before it)"), out.err
     assert _states(project) == {"t1": "active", "t2": "active"}
