@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,11 +30,14 @@ TASKS = ("t1", "t2", "t3")
 
 
 @contextmanager
-def _landing(r: Repo, tmp: Path, at: str) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
+def _landing(
+    r: Repo, tmp: Path, at: str, preexec_fn: Callable[[], object] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
     """'wtp land t1 t2 t3 --mode batch' started while the test holds the base-follow lock, the
     crash point land:helper set to ``at`` ("hold" or "kill"); once its parent waits for that
     lock in its first clean-up (all three landed by then), the lock is let go and, held there,
-    a helper reached: the process, its stderr file and the hold file (touch it to go on)."""
+    a helper reached: the process, its stderr file (its stdout: the same with .out) and the
+    hold file (touch it to go on)."""
     _tasks(r, *TASKS)
     hold = tmp / "hold"
     env = {"WTP_TEST_HOLD_AT": "land:helper", "WTP_TEST_HOLD_FILE": str(hold)} if at == "hold" else {}
@@ -42,7 +45,11 @@ def _landing(r: Repo, tmp: Path, at: str) -> Iterator[tuple[subprocess.Popen[str
     follow.acquire()
     err_file = tmp / "err"
     lander = logged_land(
-        r, [*TASKS, "--mode", "batch", "--gate", "./check.sh"], err_file, env or {"WTP_TEST_KILL_AT": "land:helper"}
+        r,
+        [*TASKS, "--mode", "batch", "--gate", "./check.sh"],
+        err_file,
+        env or {"WTP_TEST_KILL_AT": "land:helper"},
+        preexec_fn,
     )
     try:
         try:
@@ -56,7 +63,7 @@ def _landing(r: Repo, tmp: Path, at: str) -> Iterator[tuple[subprocess.Popen[str
     finally:
         if lander.poll() is None:
             lander.kill()
-            lander.communicate()
+            lander.wait()
 
 
 def _removed_in_order(out: str, tasks: tuple[str, ...] = TASKS) -> None:
@@ -74,7 +81,8 @@ def test_tasks_that_landed_together_are_cleaned_up_by_a_helper_and_reported_in_o
 ) -> None:
     with _landing(project, tmp_path, "hold") as (lander, err_file, hold):
         hold.touch()
-        out, _ = lander.communicate(timeout=60)
+        lander.wait(timeout=60)
+        out = err_file.with_suffix(".out").read_text()
     assert lander.returncode == 0, err_file.read_text()
     _removed_in_order(out)
     assert _worktrees(project) == 1  # the main checkout alone
@@ -82,7 +90,8 @@ def test_tasks_that_landed_together_are_cleaned_up_by_a_helper_and_reported_in_o
 
 def test_a_helper_that_dies_leaves_its_share_to_the_parent(project: Repo, tmp_path: Path) -> None:
     with _landing(project, tmp_path, "kill") as (lander, err_file, _):
-        out, _ = lander.communicate(timeout=60)
+        lander.wait(timeout=60)
+        out = err_file.with_suffix(".out").read_text()
     assert lander.returncode == 0, err_file.read_text()
     _removed_in_order(out)
     assert _worktrees(project) == 1
@@ -91,15 +100,43 @@ def test_a_helper_that_dies_leaves_its_share_to_the_parent(project: Repo, tmp_pa
 def test_ctrl_c_while_a_helper_works_stops_it_and_says_what_each_task_left(project: Repo, tmp_path: Path) -> None:
     with _landing(project, tmp_path, "hold") as (lander, err_file, _):
         lander.send_signal(signal.SIGINT)  # the command's pid alone, as a tool stopping it does
-        out, _ = lander.communicate(timeout=60)
+        lander.wait(timeout=60)
+        out = err_file.with_suffix(".out").read_text()
+    _stopped(project, lander, err_file, out)
+
+
+def _ignore_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell without job control starts 'cmd &'
+
+
+@pytest.mark.parametrize(("sig", "ignored"), [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGTERM, True)])
+def test_a_signal_while_the_parent_waits_for_a_helper_stops_the_helper_at_once(
+    project: Repo, tmp_path: Path, sig: int, ignored: bool
+) -> None:
+    """The parent has said its own share and waits for the helper's reports (the helper held):
+    a signal to the parent's pid alone stops the helper and the command at once (review 46:
+    it waited for the helper's whole share), also when the command was started with Ctrl-C
+    ignored, which the helper then ignores too."""
+    with _landing(project, tmp_path, "hold", _ignore_ctrl_c if ignored else None) as (lander, err_file, _):
+        out_file = err_file.with_suffix(".out")
+        wait_for(lambda: "removed task 't2'" in out_file.read_text(), "the parent's own share to be said")
+        lander.send_signal(sig)
+        lander.wait(timeout=30)  # the helper is held until the test ends: only a stop ends it
+        out = out_file.read_text()
+    _stopped(project, lander, err_file, out)
+
+
+def _stopped(r: Repo, lander: subprocess.Popen[str], err_file: Path, out: str) -> None:
+    """The command stopped while a helper worked on t3: exit 130, every task said, t3's
+    worktree kept and removable (nothing left held)."""
     err = err_file.read_text()
     assert lander.returncode == 130, err
     assert [line.split("'")[1] for line in out.splitlines() if line.startswith("landed '")] == list(TASKS), out
     assert "interrupted after task 't3' landed at " in out and "'wtp rm t3' removes it" in out, out
-    assert _states(project) == dict.fromkeys(TASKS, "landed")
-    kept = Path(project.wtp("path", "t3").lines[-1])
+    assert _states(r) == dict.fromkeys(TASKS, "landed")
+    kept = Path(r.wtp("path", "t3").lines[-1])
     assert kept.is_dir()
-    assert project.wtp("rm", "t3").code == 0  # nothing left held: the helper was stopped, and waited for
+    assert r.wtp("rm", "t3").code == 0  # nothing left held: the helper was stopped, and waited for
     assert not kept.exists()
 
 

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -488,21 +489,29 @@ def _ctrl_c_in_clean_up(r: Repo, tmp: Path, *args: str) -> tuple[int, str, str]:
             lambda: "waiting for the base-follow lock" in err_file.read_text(), "the clean-up to wait for the lock"
         )
         lander.send_signal(signal.SIGINT)
-        out, _ = lander.communicate(timeout=30)  # while the lock is still held
+        lander.wait(timeout=30)  # while the lock is still held
+        out = err_file.with_suffix(".out").read_text()
     finally:
         follow.release()
     return lander.returncode, out, err_file.read_text()
 
 
-def logged_land(r: Repo, args: list[str], err_file: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """'wtp land *args' in the background, its stdout piped and its stderr written to ``err_file``
-    (read while it runs)."""
-    with open(err_file, "w") as e:
+def logged_land(
+    r: Repo,
+    args: list[str],
+    err_file: Path,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], object] | None = None,
+) -> subprocess.Popen[str]:
+    """'wtp land *args' in the background, its stderr written to ``err_file`` and its stdout
+    to ``err_file`` with the suffix .out (both read while it runs)."""
+    with open(err_file, "w") as e, open(err_file.with_suffix(".out"), "w") as o:
         return subprocess.Popen(
             [sys.executable, "-m", "worktree_par", "land", *args],
             cwd=r.path,
-            stdout=subprocess.PIPE,
+            stdout=o,
             stderr=e,
             text=True,
             env={**os.environ, **(env or {})},
+            preexec_fn=preexec_fn,
         )

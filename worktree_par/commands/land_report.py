@@ -103,25 +103,19 @@ class Said:
         landed worktree costs some 30 ms, and the command waited for each in turn (issue 28).
         A task a helper did not report (it could not start, or died) is done here."""
         items = [_settled_item(d) for d in settled]
-        shares = _shares(items, _helpers(len(items)))
-        started: list[tuple[Helper, list[Settled]]] = []
+        mine, *rest = _shares(items, _helpers(len(items)))
+        helped: list[tuple[list[Settled], Helper | None]] = []
         try:
-            for share in shares[1:]:
-                h = (
-                    self.fork.helper(partial(_settle_each, self.c, self.keep, share), self.c.root)
-                    if self.fork
-                    else None
-                )
-                if h is None:
-                    break
-                started.append((h, share))
-            handed = {item for _, share in started for item in share}
-            for item in items:
-                if item not in handed:
-                    self.settled(*item)
-            for h, share in started:
+            for share in rest:  # once one cannot be forked, no more are tried: those shares are ours
+                h = None
+                if self.fork is not None and (not helped or helped[-1][1] is not None):
+                    h = self.fork.helper(partial(_settle_each, self.c, self.keep, share), self.c.root)
+                helped.append((share, h))
+            for item in mine:
+                self.settled(*item)
+            for share, h in helped:  # in order: a share whose helper could not start is done here, in its turn
                 told = set()
-                for data in h.events():
+                for data in h.events() if h is not None else []:
                     self.event(data)
                     if data.get("kind") in ("result", "failed"):
                         told.add(data.get("task"))
@@ -129,8 +123,10 @@ class Said:
                     if item[0] not in told:
                         self.settled(*item)
         except BaseException:
-            for h, _ in started:
-                h.stop()
+            for _, h in helped:  # (a second Ctrl-C ends this wait: a helper left dies with us)
+                if h is not None and not h.ended:  # what it had reported is said all the same
+                    for data in h.stop():
+                        self.event(data)
             raise
 
     def event(self, data: dict[str, object]) -> None:

@@ -33,6 +33,7 @@ from .. import atomic, crashpoints, gitops, guarded, interrupts, locks
 from ..interrupts import INTERRUPTS
 
 PASSED_ON = tuple(sorted(INTERRUPTS))  # Ctrl-C, SIGTERM and SIGHUP
+STOP_HELPER = signal.SIGTERM  # how the parent stops a helper (Helper.stop): taken even where the caller ignores it
 _PR_SET_PDEATHSIG = 1
 
 
@@ -169,6 +170,7 @@ class Handoff:
             if os.getppid() != parent:
                 os._exit(128 + signal.SIGKILL)
             interrupts.restore(self._before)  # the caller's handlers, not the parent's pass-on
+            signal.signal(STOP_HELPER, signal.SIG_DFL)  # (as_ctrl_c keeps an ignored signal ignored)
             interrupts.as_ctrl_c()
             signal.pthread_sigmask(signal.SIG_SETMASK, masked)
             crashpoints.step("land:helper")
@@ -247,19 +249,47 @@ class Helper:
     """(parent) A helper forked by ``Handoff.helper``."""
 
     def __init__(self, pid: int, fd: int) -> None:
-        self.pid, self.fd, self.ended = pid, fd, False
+        self.pid, self.fd, self.ended, self._data = pid, fd, False, b""
 
     def events(self) -> list[dict[str, object]]:
         """What it reported, once it ended (read to its end: it may write more than a pipe
-        holds before it ends); a report cut short by its death is left out."""
-        data = b""
+        holds before it ends); a report cut short by its death is left out.  A signal while
+        this waits leaves it running: ``stop`` ends it."""
+        while chunk := os.read(self.fd, 65536):
+            self._data += chunk
+        self._reap()
+        return self._parsed()
+
+    def stop(self) -> list[dict[str, object]]:
+        """Told to stop (STOP_HELPER, which it takes as a command takes Ctrl-C, even where the
+        caller ignores Ctrl-C), and waited for: what it was doing is left as an interrupted command
+        leaves it.  What it had reported by then, to be said all the same."""
+        if not self.ended:
+            try:
+                os.kill(self.pid, STOP_HELPER)
+            except ProcessLookupError:
+                pass
+            self._reap()
+        return self._parsed()
+
+    def _reap(self) -> None:
+        """Waited for, then what it wrote read to the end (the pipe's writer is gone)."""
+        if self.ended:
+            return
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        self.ended = True
         try:
             while chunk := os.read(self.fd, 65536):
-                data += chunk
+                self._data += chunk
         finally:
-            self._reap()
+            os.close(self.fd)
+
+    def _parsed(self) -> list[dict[str, object]]:
         out = []
-        for line in data.splitlines():
+        for line in self._data.splitlines():
             try:
                 event = json.loads(line)
             except ValueError:
@@ -267,26 +297,6 @@ class Helper:
             if isinstance(event, dict):
                 out.append(event)
         return out
-
-    def stop(self) -> None:
-        """Told to stop (as Ctrl-C tells a command), and waited for: what it was doing is
-        left as an interrupted command leaves it."""
-        if not self.ended:
-            try:
-                os.kill(self.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-            self._reap()
-
-    def _reap(self) -> None:
-        if self.ended:
-            return
-        self.ended = True
-        os.close(self.fd)
-        try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
 
 
 def _report(fd: int, event: dict[str, object]) -> None:
