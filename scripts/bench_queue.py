@@ -166,6 +166,7 @@ def run_wtp(
     else:
         codes = [p.wait() for _, p in procs]
     wall = time.perf_counter() - t0
+    quiet(repo)
     if together:  # one exit code for all: a task's is whether it landed (the conflicting one does not)
         k = landed(repo, n)
         codes = [0] * k + [1] * (n - k)
@@ -216,6 +217,21 @@ def _detach_round(base: Path, n: int) -> list[float]:
         took.append(round(time.perf_counter() - c0, 3))
     wait_settled(repo, n)
     return took
+
+
+def quiet(repo: Path, limit: float = 120) -> None:
+    """After a row is timed: wait until no process of it is left (a lander's child that goes
+    on in the background, a detached lander's clean-up, a queued task started behind), so
+    the next row starts on an idle machine.  They all work from the repository or a worktree."""
+    from worktree_par.procs import processes_in
+
+    where = [repo, repo.with_name(f"{repo.name}.worktrees")]
+    deadline = time.perf_counter() + limit
+    while any(processes_in([p for p in where if p.exists()]).values()):
+        if time.perf_counter() > deadline:
+            print(f"processes still run in {repo} {limit:g}s after its row: the next row may be slowed", flush=True)
+            return
+        time.sleep(0.05)
 
 
 def wait_settled(repo: Path, n: int, limit: float = 600) -> list[int]:
