@@ -250,6 +250,22 @@ def wait_settled(repo: Path, n: int, limit: float = 600) -> list[int]:
     raise SystemExit(f"detached lands did not settle within {limit:g}s in {repo}")
 
 
+def with_bytecode() -> None:
+    """Both tools timed as installed, with their bytecode: where PYTHONDONTWRITEBYTECODE is set
+    (sandboxes, CI), mergetrain would compile every module at each call while wtp keeps its
+    own bytecode (bytecode.py), a difference of the machine, not of the tools.  It is unset
+    for the tools and the installed packages compiled once, first."""
+    if ENV.pop("PYTHONDONTWRITEBYTECODE", None) is None:
+        return
+    import sysconfig
+
+    import worktree_par
+
+    where = [sysconfig.get_paths()["purelib"], str(Path(worktree_par.__file__).parent)]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *where], env=ENV, stdout=DEVNULL, check=False)
+    print("PYTHONDONTWRITEBYTECODE was set: unset for the tools timed, their bytecode compiled first", flush=True)
+
+
 def ensure_mergetrain() -> list[str] | None:
     exe = Path(sys.executable).parent / "mergetrain"
     have = subprocess.run(
@@ -389,6 +405,7 @@ def main() -> None:
         print(table(saved["rows"], saved["gate_seconds"]))
         return
     mt = None if args.no_peer else ensure_mergetrain()
+    with_bytecode()
     tmp = Path(tempfile.mkdtemp(prefix="wtp-bench-queue-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     rows: list[Row] = []
     trickle: list[Row] = []
