@@ -105,6 +105,7 @@ class Said:
         items = [_settled_item(d) for d in settled]
         mine, *rest = _shares(items, _helpers(len(items)))
         helped: list[tuple[list[Settled], Helper | None]] = []
+        forked = len(self.fork.helpers) if self.fork is not None else 0
         try:
             for share in rest:  # once one cannot be forked, no more are tried: those shares are ours
                 h = None
@@ -123,8 +124,10 @@ class Said:
                     if item[0] not in told:
                         self.settled(*item)
         except BaseException:
-            for _, h in helped:  # (a second Ctrl-C ends this wait: a helper left dies with us)
-                if h is not None and not h.ended:  # what it had reported is said all the same
+            # Every helper forked here, one a signal came during the fork of included (a second
+            # Ctrl-C ends this wait: a helper left dies with us); what it had reported is said.
+            for h in self.fork.helpers[forked:] if self.fork is not None else []:
+                if not h.ended:
                     for data in h.stop():
                         self.event(data)
             raise

@@ -47,6 +47,7 @@ class Handoff:
         self.quiet: Callable[[], None] | None = None  # (child) ends what it draws on the terminal
         self._in_event = False  # (parent) an on_events callback runs: Ctrl-C stops it as well
         self._before: dict[int, object] = {}  # (parent) the caller's handlers, while it waits
+        self.helpers: list[Helper] = []  # (parent) every helper forked, in order (``helper``)
 
     def wait(
         self,
@@ -151,16 +152,19 @@ class Handoff:
         except OSError:
             pid = -1
         if pid:
-            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
             os.fchdir(here)
             os.close(here)
+            h = None
             if pid < 0:
                 for fd in (r, w):
                     if fd >= 0:
                         os.close(fd)
-                return None
-            os.close(w)
-            return Helper(pid, r)
+            else:
+                os.close(w)
+                h = Helper(pid, r)
+                self.helpers.append(h)  # before a signal held back meanwhile comes: the caller's stop finds it
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+            return h
         code = 1
         try:  # the helper: never back in the caller's code, whatever happens
             os.close(here)
@@ -194,10 +198,24 @@ class Handoff:
             pass  # the parent is gone (killed just now): what is under way goes on
 
     def _pass_on(self, sig: int, _frame: object) -> None:
-        try:
-            os.kill(self.child, sig)
-        except ProcessLookupError:
-            pass
+        # A stop or a continue goes to the helpers too; Ctrl-C, SIGTERM and SIGHUP end them by
+        # the parent's own stop (Helper.stop), once it has their reports.
+        for pid in [self.child, *(h.pid for h in self.helpers if not h.ended and sig not in PASSED_ON)]:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        if sig == signal.SIGCONT:
+            # Continued alone ('kill -CONT PID'): so is what works for us in our group, stopped
+            # with us (a helper, a git command), which we would wait for for ever.  Our own share
+            # of it is ignored meanwhile: it would run this again.
+            mine = signal.signal(signal.SIGCONT, signal.SIG_IGN)
+            try:
+                os.killpg(os.getpgrp(), signal.SIGCONT)
+            except OSError:
+                pass
+            finally:
+                signal.signal(signal.SIGCONT, mine)
         if self._in_event and sig in PASSED_ON:
             raise KeyboardInterrupt
 
@@ -265,10 +283,11 @@ class Helper:
         caller ignores Ctrl-C), and waited for: what it was doing is left as an interrupted command
         leaves it.  What it had reported by then, to be said all the same."""
         if not self.ended:
-            try:
-                os.kill(self.pid, STOP_HELPER)
-            except ProcessLookupError:
-                pass
+            for sig in (STOP_HELPER, signal.SIGCONT):  # (a helper stopped by Ctrl-Z takes it once continued)
+                try:
+                    os.kill(self.pid, sig)
+                except ProcessLookupError:
+                    pass
             self._reap()
         return self._parsed()
 
