@@ -574,6 +574,30 @@ def test_a_folder_at_the_state_file_and_a_task_named_head_are_one_line(repo: Rep
         assert out.code == 2 and f"gives the invalid branch name '{name}'" in out.err, out.err
 
 
+def test_a_folder_where_wtp_keeps_a_record_is_named_with_what_to_do(repo: Repo) -> None:
+    """Review 47: a folder at a gate's tickets.json or at the registry's kept copy made every
+    command that writes them fail naming a temporary file that no longer exists, and advising
+    to free space or fix the permissions."""
+    import hashlib
+
+    repo.wtp("start", "a")
+    tickets = repo.path / ".git" / "wtp" / "gates" / hashlib.sha1(b"g").hexdigest()[:16] / "tickets.json"
+    tickets.mkdir(parents=True)
+    out = repo.wtp_proc("gate", "g", "--", "true", timeout=30)
+    assert (out.code, out.err) == (
+        2,
+        f"wtp: Is a directory ({tickets}): a folder stands where wtp keeps a file: move it away, "
+        "then run the command again\n",
+    )
+    backup = repo.path / ".git" / "wtp" / "state.json.bak"
+    backup.unlink(missing_ok=True)
+    backup.mkdir()
+    out = repo.wtp_proc("start", "b")
+    assert out.code == 2 and out.err.endswith(
+        f"(Is a directory); nothing was changed: move the folder {backup} aside (wtp keeps a file there)\n"
+    ), out.err
+
+
 def test_a_fifo_planted_as_a_gates_tickets_or_the_check_cache_is_no_hang(repo: Repo) -> None:
     """Review 38: a FIFO at a gate's tickets.json hung 'wtp gate' and 'wtp doctor' (the repair
     tool), one at check-cache.json hung 'wtp check': each waited for a writer."""

@@ -46,7 +46,10 @@ def replace(
                 os.fsync(f.fileno())
         if keep_mode and path.exists():
             os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:  # said of the file in the way (a folder there), not of our tmp file
+            raise OSError(e.errno, e.strerror, str(path)) from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

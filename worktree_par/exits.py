@@ -123,6 +123,7 @@ _FIX = {
     errno.EROFS: "make the filesystem writable",
     errno.ENOTDIR: "a file stands where a folder is needed: move it away",
     errno.EEXIST: "something is in the way: move it away",
+    errno.EISDIR: "a folder stands where wtp keeps a file: move it away",
 }
 
 

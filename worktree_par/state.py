@@ -283,9 +283,12 @@ class Store:
             atomic.replace(path, data, self.dir)  # 0o666 less the user's umask, as any file they write
         except OSError as e:
             # ENOSPC, EROFS, EACCES: nothing was changed, the old file is whole.
-            raise StateError(
-                f"cannot write {path} ({e.strerror}); nothing was changed: free space or make {self.dir} writable"
-            ) from None
+            fix = (
+                f"move the folder {path} aside (wtp keeps a file there)"
+                if e.errno == errno.EISDIR
+                else f"free space or make {self.dir} writable"
+            )
+            raise StateError(f"cannot write {path} ({e.strerror}); nothing was changed: {fix}") from None
 
     def lock(self) -> Lock:
         self.ensure_dir()
