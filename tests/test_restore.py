@@ -94,12 +94,14 @@ def test_rm_force_keeps_nested_repositories_as_objects_and_says_how_to_restore_t
     assert (where / "fresh" / "notes.txt").read_text() == "first draft\n"
 
 
-def test_the_hints_put_a_nested_repository_inside_another_back_where_it_was(repo: Repo) -> None:
+@pytest.mark.parametrize("outer", ["vendor/lib", "-lib"])
+def test_the_hints_put_a_nested_repository_inside_another_back_where_it_was(repo: Repo, outer: str) -> None:
     """Run from one folder, the restore hints rebuild the layout: 'vendor/lib' and the
-    repository inside it, 'vendor/lib/inner' (review 45: the inner one came back as './inner')."""
+    repository inside it, 'vendor/lib/inner' (review 45: the inner one came back as './inner');
+    a folder named with a leading dash is not taken for an option of git init (review 47)."""
     p = _start(repo, "a")
     made = {}
-    for name in ("vendor/lib", "vendor/lib/inner"):
+    for name in (outer, f"{outer}/inner"):
         (p / name).mkdir(parents=True)
         git(p / name, "init", "-q", "-b", "main")
         made[name] = repo.commit({"f.txt": f"{name}\n"}, f"{name} work", cwd=p / name)
@@ -110,7 +112,7 @@ def test_the_hints_put_a_nested_repository_inside_another_back_where_it_was(repo
         for line in out.lines
         if "(restore: 'git init" in line
     }
-    assert sorted(hints) == ["vendor/lib", "vendor/lib/inner"]
+    assert sorted(hints) == [outer, f"{outer}/inner"]
     where = repo.path.parent / "back"
     where.mkdir()
     for name in sorted(hints):

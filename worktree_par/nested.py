@@ -134,7 +134,7 @@ def restore_hint(root: Path, n: Nested, at: str) -> str:
     """The commands that bring a nested repository back from its archive under ``at``, at its
     own path: run from one folder, the hints of a task put each nested repository back where it
     was, one inside another included (git init makes the folders on the way)."""
-    name = shlex.quote(n.path)
+    name = shlex.quote(f"./{n.path}" if n.path.startswith("-") else n.path)  # never read as an option
     fetch = f'git init -q {name} && git -C {name} fetch -q --update-head-ok {shlex.quote(str(root))} "+{at}*:refs/*"'
     if n.head and n.head_ref:
         checkout = f" && git -C {name} checkout -q -f {n.head_ref.removeprefix('refs/heads/')}"
