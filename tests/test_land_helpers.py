@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from worktree_par import procs
 from worktree_par.locks import Lock
 
 from .conftest import Repo, wait_for
@@ -64,7 +63,7 @@ def _landing(
     finally:
         if lander.poll() is None:
             lander.kill()
-            lander.wait()
+        lander.wait()
 
 
 def _removed_in_order(out: str, tasks: tuple[str, ...] = TASKS) -> None:
@@ -176,18 +175,3 @@ def test_what_a_helper_says_of_a_task_comes_with_that_tasks_report(project: Repo
     failed = next(i for i, line in enumerate(lines) if line.startswith("wtp: gate") and "'t3'" in line)
     assert t2 < tail < failed, lines
     assert "gate of t3" in lines[tail + 1 : failed], lines
-
-
-def test_a_command_stopped_whole_and_continued_by_its_pid_continues_its_helper(project: Repo, tmp_path: Path) -> None:
-    """Ctrl-Z stops the command's whole group, its helper included; a 'kill -CONT PID' (a
-    supervisor's) reaches the parent alone, which passes it on to the helper as to the land,
-    and to what else runs in its group (a git command, stopped with it) (review 47: the
-    helper stayed stopped and the parent waited for it for ever)."""
-    with _landing(project, tmp_path, "hold", os.setsid) as (lander, err_file, hold):
-        os.killpg(lander.pid, signal.SIGSTOP)  # the group of the command alone: its own session
-        wait_for(lambda: procs.process_stopped(lander.pid), "the command to stop")
-        os.kill(lander.pid, signal.SIGCONT)
-        hold.touch()
-        assert lander.wait(timeout=60) == 0, err_file.read_text()
-        out = err_file.with_suffix(".out").read_text()
-    _removed_in_order(out)
