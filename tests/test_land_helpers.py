@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from worktree_par import procs
 from worktree_par.locks import Lock
 
 from .conftest import Repo, wait_for
@@ -86,6 +87,10 @@ def test_tasks_that_landed_together_are_cleaned_up_by_a_helper_and_reported_in_o
     assert lander.returncode == 0, err_file.read_text()
     _removed_in_order(out)
     assert _worktrees(project) == 1  # the main checkout alone
+    beats = (
+        project.path / ".git" / "wtp" / "beats"
+    )  # the helpers and the parent end by os._exit: their heartbeats go too
+    assert [b.name for b in beats.iterdir() if not procs.pid_alive(int(b.name.rsplit("-", 2)[1]))] == []
 
 
 def test_a_helper_that_dies_leaves_its_share_to_the_parent(project: Repo, tmp_path: Path) -> None:

@@ -112,7 +112,9 @@ class Handoff:
             if -code != signal.SIGKILL:
                 signal.signal(-code, signal.SIG_DFL)
             os.kill(os.getpid(), -code)
-        os._exit(on_end(code) if on_end is not None else code)
+        code = on_end(code) if on_end is not None else code
+        locks.drop_heartbeat()  # (os._exit runs no atexit)
+        os._exit(code)
 
     def _more(self) -> bytes:
         """What else the child has sent by now, without waiting: told together, several tasks'
