@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import Repo, make_repo
+from worktree_par import procs
+
+from .conftest import Repo, make_repo, wait_for
 
 
 def _doctor(r: Repo, *args: str) -> tuple[int, str]:
@@ -69,6 +71,23 @@ def test_the_leftover_of_an_interrupted_worktree_deletion_is_cleaned_up(repo: Re
     assert f"deleted {trash}" in out and not trash.exists()
     assert (repo.path / "src").is_dir() and any((repo.path / "src").iterdir())
     assert _doctor(repo)[0] == 0
+
+
+def test_the_leftover_of_a_removal_whose_process_is_a_zombie_is_cleaned_up(repo: Repo) -> None:
+    """A removal killed while deleting files (a land's helper or child killed with its parent)
+    whose process the kernel still lists, a zombie not yet reaped or one dying: it will never
+    finish, so its leftover is a leftover (it was taken for a removal still under way, and the
+    random-fault test's doctor found it a moment later)."""
+    p = Path(repo.wtp_proc("start", "a").out.strip())
+    zombie = subprocess.Popen(["true"])
+    wait_for(lambda: procs.dying(zombie.pid), "the process to end, not reaped")
+    try:
+        trash = p.parent / f".wtp-trash-b-{zombie.pid}"
+        (trash / "src").mkdir(parents=True)
+        code, out = _doctor(repo)
+        assert code == 1 and f"{trash} is the leftover of an interrupted worktree removal" in out, out
+    finally:
+        zombie.wait()
 
 
 def test_dead_gate_tickets_are_dropped(repo: Repo) -> None:

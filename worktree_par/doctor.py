@@ -154,8 +154,8 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
     if root.is_dir():
         for trash in sorted(root.glob(f"{guard.TRASH_PREFIX}*")):
             pid = trash.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and procs.pid_alive(int(pid)):
-                continue  # a removal still under way
+            if pid.isdigit() and procs.pid_alive(int(pid)) and not procs.dying(int(pid)):
+                continue  # a removal still under way (a zombie, or a process being killed, never finishes it)
             findings.append(
                 Finding(
                     f"{trash} is the leftover of an interrupted worktree removal (its record was already removed)",
