@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from worktree_par.errors import StateError
 from worktree_par.state import ACTIVE, KEEP_FINISHED, LANDED, Store, Task
 
 from .conftest import ROOT, Repo
@@ -34,6 +35,34 @@ def test_in_place_changes_are_written_and_reads_are_not(tmp_path: Path) -> None:
     data = json.loads(store.file.read_text())
     assert data["tasks"][0]["touch"] == ["src/**"] and data["extra"]["trust"] == {"k": "w"}
     assert json.loads(store.backup.read_text())["extra"]["trust"] == {"k": "v"}
+
+
+def test_reads_of_the_same_registry_are_snapshots_of_their_own_and_any_change_is_seen(tmp_path: Path) -> None:
+    """The decoded registry is kept per file with its bytes: a read that finds the same bytes
+    gets a copy of its own, and one byte changed (same size, written by another process),
+    or a corrupt file after a good one, is decoded afresh."""
+    store = Store(tmp_path)
+    with store.transaction() as st:
+        st.tasks["a"] = _task("a", st.next_seq())
+        st.extra["trusted"] = {"land.gate": ["make"]}
+    first, second = store.read(), store.read()
+    for changed_here in (first, second):
+        changed_here.tasks["a"].touch.append("src/**")
+        changed_here.tasks["a"].state = LANDED
+        changed_here.extra["trusted"]["land.gate"].append("rm -rf /")
+    for st in (store.read(), store.read()):
+        assert st.tasks["a"].touch == [] and st.tasks["a"].state == ACTIVE
+        assert st.extra == {"trusted": {"land.gate": ["make"]}}
+    raw = store.file.read_bytes()
+    changed = raw.replace(b'"/w/a"', b'"/w/b"')
+    assert len(changed) == len(raw) and changed != raw
+    store.file.write_bytes(changed)
+    assert store.read().tasks["a"].path == "/w/b"
+    store.file.write_bytes(raw[:-3])
+    with pytest.raises(StateError, match="is corrupt"):
+        store.read()
+    store.file.write_bytes(raw)
+    assert store.read().tasks["a"].path == "/w/a"
 
 
 def test_only_the_newest_finished_tasks_are_kept(tmp_path: Path) -> None:

@@ -122,6 +122,11 @@ class State:
         for t in done[: max(0, len(done) - KEEP_FINISHED)]:
             del self.tasks[t.name]
 
+    def copy(self) -> State:
+        """A snapshot of its own (``Store``'s last decoded registry is handed out as copies)."""
+        extra = copy.deepcopy(self.extra) if self.extra else {}
+        return State(self.seq, {n: t.copy() for n, t in self.tasks.items()}, extra)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "version": VERSION,
@@ -173,6 +178,9 @@ def _check_meaning(tasks: dict[str, Task]) -> None:
         for key, seen in ((b, branches), (os.path.normpath(t.path) if t.path else "", paths)):
             if key and seen.setdefault(key, t.name) != t.name:
                 raise ValueError(f"tasks '{seen[key]}' and '{t.name}' are both recorded with '{shown(key)}'")
+
+
+_DECODED: dict[Path, tuple[bytes, State]] = {}  # per file: the bytes last decoded, and what they held (Store._decode)
 
 
 class Store:
@@ -230,6 +238,19 @@ class Store:
             raise StateError(f"state file {path} cannot be read ({hint})") from e
 
     def _decode(self, raw: bytes, path: Path) -> State:
+        """The registry in ``raw``, checked; StateError when it is corrupt.  The bytes last
+        decoded from ``path`` are kept with what they held: a land queue reads the registry
+        every few milliseconds and mostly finds it as it was, and checking every record again
+        cost 0.6 ms with 20 tasks.  The bytes are compared whole, so the answer is the one a
+        fresh decoding gives (a copy: the caller may change it)."""
+        last = _DECODED.get(path)
+        if last is not None and last[0] == raw:
+            return last[1].copy()
+        state = self._decode_fresh(raw, path)
+        _DECODED[path] = (raw, state.copy())
+        return state
+
+    def _decode_fresh(self, raw: bytes, path: Path) -> State:
         try:
             data = json.loads(raw)
             if not isinstance(data, dict) or not isinstance(data.get("version"), int):

@@ -105,6 +105,12 @@ class Task:
         d["holder"] = dict(self.holder) if self.holder is not None else None
         return d
 
+    def copy(self) -> Task:
+        """A snapshot of its own: changing it (or its lists) leaves this one as it is."""
+        t = Task.__new__(Task)
+        t.__dict__.update(self.to_json())
+        return t
+
     @classmethod
     def from_json(cls, d: object) -> Task:
         """A task from its record; ValueError naming the field when the record has the wrong shape."""
