@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from worktree_par import interrupts
+from worktree_par import interrupts, procs
 
 from .conftest import Repo, wait_for
 from .test_queue import _tasks
@@ -259,3 +260,46 @@ def test_a_signal_to_a_land_in_its_clean_up_after_the_hand_off_says_what_it_left
         "t1": "landed",
         "t2": "landed",
     }
+
+
+_WAITER = """
+import os, select, signal, sys, threading, time
+from worktree_par import interrupts, procs
+out = int(sys.argv[1])
+signal.signal(signal.SIGCONT, lambda *_: os.write(out, b"c"))
+def beat():  # a heartbeat's kind of thread: asleep most of the time
+    while True:
+        time.sleep(0.05)
+interrupts.start_quiet(threading.Thread(target=beat, daemon=True))
+os.write(out, b"r")
+r, _ = os.pipe()
+with interrupts.Wakeup() as wake:
+    wake.read(r)  # blocked for ever, as a parent waiting for a stopped helper's reports
+"""
+
+
+def test_a_continue_reaches_the_main_thread_blocked_in_a_wait_whatever_threads_run(tmp_path: Path) -> None:
+    """A process stopped and continued (SIGCONT) runs its handler at once while its main thread
+    waits, blocked, with a thread of wtp's running beside it.  A plain blocking read missed
+    one continue in a few dozen, for ever (the land's parent then waited for a helper still
+    stopped): the kernel gave the signal to the other thread, and Python only noted it; or it
+    came after Python had looked for signals and before the read blocked.  The wait watches
+    the pipe Python writes each signal to (Wakeup), and helper threads block the signals wtp
+    handles (TO_MAIN)."""
+    script = tmp_path / "waiter.py"
+    script.write_text(_WAITER)
+    r, w = os.pipe()
+    proc = subprocess.Popen([sys.executable, str(script), str(w)], pass_fds=(w,))
+    os.close(w)
+    try:
+        assert os.read(r, 1) == b"r"
+        for i in range(300):
+            os.kill(proc.pid, signal.SIGSTOP)
+            wait_for(lambda: procs.process_stopped(proc.pid), "the process to stop")
+            os.kill(proc.pid, signal.SIGCONT)
+            ready, _, _ = select.select([r], [], [], 30)
+            assert ready and os.read(r, 1) == b"c", f"continue {i + 1}: the handler did not run"
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(r)

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -180,3 +181,35 @@ def test_what_a_helper_says_of_a_task_comes_with_that_tasks_report(project: Repo
     failed = next(i for i, line in enumerate(lines) if line.startswith("wtp: gate") and "'t3'" in line)
     assert t2 < tail < failed, lines
     assert "gate of t3" in lines[tail + 1 : failed], lines
+
+
+def test_a_command_stopped_whole_and_continued_by_its_pid_continues_its_helper(project: Repo, tmp_path: Path) -> None:
+    """Ctrl-Z stops the command's whole group, its helper included; a 'kill -CONT PID' (a
+    supervisor's) reaches the parent alone, which passes it on to the helper as to the land,
+    and to what else runs in its group (a git command, stopped with it) (review 47: the
+    helper stayed stopped and the parent waited for it for ever; one run in ten still did
+    while the parent's heartbeat thread could take the continue, which the main thread,
+    blocked in its wait, then never handled)."""
+    with _landing(project, tmp_path, "hold", os.setsid) as (lander, err_file, hold):
+        _stop_group(lander.pid)
+        os.kill(lander.pid, signal.SIGCONT)
+        hold.touch()
+        assert lander.wait(timeout=60) == 0, err_file.read_text()
+        out = err_file.with_suffix(".out").read_text()
+    _removed_in_order(out)
+
+
+def _stop_group(pid: int) -> None:
+    """Stop the group led by ``pid`` (as Ctrl-Z does) once its leader is seen stopped.  A
+    leader caught starting a command cannot stop: the kernel holds it until its child, just
+    forked (vfork) and stopped with the group before its exec, goes on; the group is then
+    continued whole and stopped again (README: continue the whole job)."""
+    for _ in range(50):
+        os.killpg(pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if procs.process_stopped(pid):
+                return
+            time.sleep(0.01)
+        os.killpg(pid, signal.SIGCONT)
+    raise AssertionError(f"the command (pid {pid}) never stopped")

@@ -3,6 +3,8 @@ the main thread handles them, and clean-up that must finish is not cut short by 
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import sys
 import threading
@@ -11,6 +13,13 @@ from contextlib import contextmanager
 
 # Ctrl-C, and what a land turns into Ctrl-C (commands/land.py): the main thread's to handle.
 INTERRUPTS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+# What a helper thread blocks: the signals wtp handles (the interrupts, the job-control
+# stops and continue, a child's end), so the kernel gives them to the main thread, waking
+# it where it waits.  Given to a thread, Python only notes one, and a main thread blocked in
+# a wait for a stopped helper's report never ran the continue's handler (review 47's
+# 'kill -CONT PID' hung one run in ten).  What a thread starts inherits the mask: kept to these.
+TO_MAIN = INTERRUPTS | {signal.SIGCONT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD}
 
 # Every signal ``as_ctrl_c`` turned into Ctrl-C in this process, in order.  Python runs a
 # signal's handler wherever the main thread is, a finalizer included (an HTTP response
@@ -66,10 +75,11 @@ def check() -> None:
 
 
 def start_quiet(thread: threading.Thread) -> None:
-    """Start a helper thread (a heartbeat, a progress line, a lease keeper) with INTERRUPTS
-    blocked, as it inherits the mask it starts with: a signal sent to the process then waits
-    for the main thread, and a block that defers them there (locks.no_interrupt) holds."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+    """Start a helper thread (a heartbeat, a progress line, a lease keeper) with the signals
+    sent to the process blocked (TO_MAIN), as it inherits the mask it starts with: such a
+    signal then goes to the main thread, and a block that defers them there
+    (locks.no_interrupt) holds."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, TO_MAIN)
     try:
         thread.start()
     finally:
@@ -124,3 +134,46 @@ def term_as_ctrl_c() -> Iterator[None]:
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+
+
+class Wakeup:
+    """(main thread) A pipe Python writes each signal to as it comes (``signal.set_wakeup_fd``),
+    while the block runs: ``read`` waits on it beside its own fd.  A signal that came just
+    before a wait blocked (Python had checked for one, not yet entered the read) has its
+    handler run only once the read returns by itself: waiting on a helper that was stopped,
+    a 'kill -CONT PID' never got its handler run, and the command waited for ever."""
+
+    def __init__(self) -> None:
+        self.r = self.w = -1
+        self._before = -1
+
+    def __enter__(self) -> Wakeup:
+        if threading.current_thread() is threading.main_thread():
+            self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self._before = signal.set_wakeup_fd(self.w, warn_on_full_buffer=False)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.drop()
+
+    def drop(self) -> None:
+        """No wakeup pipe from now on (also in a process forked meanwhile: not its parent's)."""
+        if self.w >= 0:
+            signal.set_wakeup_fd(self._before, warn_on_full_buffer=False)
+            os.close(self.r)
+            os.close(self.w)
+            self.r = self.w = -1
+
+    def read(self, fd: int) -> bytes:
+        """``os.read(fd, 65536)`` once ``fd`` is readable; each signal meanwhile wakes the wait,
+        so its handler runs (and may raise) before the wait goes on."""
+        while self.r >= 0:
+            ready = select.select([fd, self.r], [], [])[0]
+            if self.r in ready:
+                try:
+                    os.read(self.r, 4096)
+                except BlockingIOError:
+                    pass
+            if fd in ready:
+                break
+        return os.read(fd, 65536)

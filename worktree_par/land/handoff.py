@@ -48,6 +48,7 @@ class Handoff:
         self._in_event = False  # (parent) an on_events callback runs: Ctrl-C stops it as well
         self._before: dict[int, object] = {}  # (parent) the caller's handlers, while it waits
         self.helpers: list[Helper] = []  # (parent) every helper forked, in order (``helper``)
+        self.wake = interrupts.Wakeup()  # (parent) its waits wake for each signal (``wait``)
 
     def wait(
         self,
@@ -65,6 +66,7 @@ class Handoff:
         before[signal.SIGCONT] = signal.signal(signal.SIGCONT, self._pass_on)
         self._before = {int(sig): handler for sig, handler in before.items()}
         data = b""
+        self.wake.__enter__()
         try:
             while True:
                 batch: list[dict[str, object]] = []
@@ -86,11 +88,12 @@ class Handoff:
                 if nl:  # the hand-over
                     data = line + nl
                     break
-                chunk = os.read(self.fd, 65536)  # retried after a signal (PEP 475)
+                chunk = self.wake.read(self.fd)  # each signal meanwhile handled as it comes
                 if not chunk:
                     break
                 data += chunk + self._more()
         finally:
+            self.wake.drop()
             os.close(self.fd)
             for sig, handler in before.items():  # as the caller set them (nohup's SIGHUP, say)
                 signal.signal(sig, handler)
@@ -163,7 +166,7 @@ class Handoff:
                         os.close(fd)
             else:
                 os.close(w)
-                h = Helper(pid, r)
+                h = Helper(pid, r, self.wake)
                 self.helpers.append(h)  # before a signal held back meanwhile comes: the caller's stop finds it
             signal.pthread_sigmask(signal.SIG_SETMASK, masked)
             return h
@@ -172,6 +175,7 @@ class Handoff:
             os.close(here)
             os.close(r)
             os.close(self.fd)  # the land child's reports are the parent's to read
+            self.wake.drop()  # (the parent's signals are not ours to wake it with)
             prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # type: ignore[operator]
             if os.getppid() != parent:
                 os._exit(128 + signal.SIGKILL)
@@ -268,14 +272,14 @@ class Handoff:
 class Helper:
     """(parent) A helper forked by ``Handoff.helper``."""
 
-    def __init__(self, pid: int, fd: int) -> None:
-        self.pid, self.fd, self.ended, self._data = pid, fd, False, b""
+    def __init__(self, pid: int, fd: int, wake: interrupts.Wakeup) -> None:
+        self.pid, self.fd, self.ended, self._data, self._wake = pid, fd, False, b"", wake
 
     def events(self) -> list[dict[str, object]]:
         """What it reported, once it ended (read to its end: it may write more than a pipe
         holds before it ends); a report cut short by its death is left out.  A signal while
         this waits leaves it running: ``stop`` ends it."""
-        while chunk := os.read(self.fd, 65536):
+        while chunk := self._wake.read(self.fd):
             self._data += chunk
         self._reap()
         return self._parsed()
