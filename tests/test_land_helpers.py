@@ -213,3 +213,36 @@ def _stop_group(pid: int) -> None:
             time.sleep(0.01)
         os.killpg(pid, signal.SIGCONT)
     raise AssertionError(f"the command (pid {pid}) never stopped")
+
+
+def test_a_continue_to_the_command_alone_leaves_the_rest_of_its_group_stopped(project: Repo, tmp_path: Path) -> None:
+    """What the parent continues, continued alone, is its own (the helper, the git commands
+    below it), not every process of its group: a script's two lands in one group passed one
+    continue back and forth, dozens a second, to everything in the group, and a process the
+    script had stopped went on."""
+    bystander = tmp_path / "bystander.pid"
+
+    def session_with_a_bystander() -> None:  # (between fork and exec of the command)
+        os.setsid()
+        middle = os.fork()
+        if middle == 0:  # a process of the group that is not the command's: its parent ends
+            if os.fork() == 0:
+                bystander.write_text(str(os.getpid()))
+                os.execvp("sleep", ["sleep", "300"])
+            os._exit(0)
+        os.waitpid(middle, 0)
+
+    with _landing(project, tmp_path, "hold", session_with_a_bystander) as (lander, err_file, hold):
+        wait_for(bystander.exists, "the bystander to start")
+        other = int(bystander.read_text())
+        try:
+            assert os.getpgid(other) == lander.pid
+            _stop_group(lander.pid)
+            wait_for(lambda: procs.process_stopped(other), "the bystander to stop")
+            os.kill(lander.pid, signal.SIGCONT)
+            hold.touch()
+            assert lander.wait(timeout=60) == 0, err_file.read_text()
+            assert procs.process_stopped(other)
+        finally:
+            os.kill(other, signal.SIGKILL)
+    _removed_in_order(err_file.with_suffix(".out").read_text())

@@ -40,6 +40,37 @@ def process_stopped(pid: int) -> bool:
         return False
 
 
+def descendants(pid: int) -> list[int]:
+    """The live processes descended from ``pid`` (its children, theirs, ...), traced ones
+    left out (a debugger's to continue): what a process continued alone continues in turn,
+    never another process of its group (another land's, which would send it back)."""
+    if not os.path.isdir("/proc/self"):
+        import psutil
+
+        try:
+            return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            return []
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if fields[0] not in (b"t", b"Z", b"X", b"x"):
+            children.setdefault(int(fields[1]), []).append(int(name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

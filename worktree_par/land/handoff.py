@@ -29,7 +29,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from .. import atomic, crashpoints, gitops, guarded, interrupts, locks
+from .. import atomic, crashpoints, gitops, guarded, interrupts, locks, procs
 from ..interrupts import INTERRUPTS
 
 PASSED_ON = tuple(sorted(INTERRUPTS))  # Ctrl-C, SIGTERM and SIGHUP
@@ -212,16 +212,14 @@ class Handoff:
             except ProcessLookupError:
                 pass
         if sig == signal.SIGCONT:
-            # Continued alone ('kill -CONT PID'): so is what works for us in our group, stopped
-            # with us (a helper, a git command), which we would wait for for ever.  Our own share
-            # of it is ignored meanwhile: it would run this again.
-            mine = signal.signal(signal.SIGCONT, signal.SIG_IGN)
-            try:
-                os.killpg(os.getpgrp(), signal.SIGCONT)
-            except OSError:
-                pass
-            finally:
-                signal.signal(signal.SIGCONT, mine)
+            # Continued alone ('kill -CONT PID'): so is what works for us, stopped with us (a
+            # helper's git command, our own), which we would wait for for ever; not the rest
+            # of our group (two lands of one script passed it back and forth to all of it).
+            for pid in procs.descendants(os.getpid()):
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
         if self._in_event and sig in PASSED_ON:
             raise KeyboardInterrupt
 
