@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from worktree_par import state
 from worktree_par.errors import StateError
 from worktree_par.state import ACTIVE, KEEP_FINISHED, LANDED, Store, Task
 
@@ -63,6 +64,13 @@ def test_reads_of_the_same_registry_are_snapshots_of_their_own_and_any_change_is
         store.read()
     store.file.write_bytes(raw)
     assert store.read().tasks["a"].path == "/w/a"
+    for i in range(20):  # a long-lived process meeting many repositories keeps a few of them
+        (tmp_path / f"r{i}").mkdir()
+        other = Store(tmp_path / f"r{i}")
+        with other.transaction() as st:
+            st.tasks["a"] = _task("a", st.next_seq())
+        other.read()
+    assert len(state._DECODED) <= 8
 
 
 def test_only_the_newest_finished_tasks_are_kept(tmp_path: Path) -> None:

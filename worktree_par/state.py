@@ -247,7 +247,10 @@ class Store:
         if last is not None and last[0] == raw:
             return last[1].copy()
         state = self._decode_fresh(raw, path)
+        _DECODED.pop(path, None)
         _DECODED[path] = (raw, state.copy())
+        while len(_DECODED) > 8:  # a long-lived process (the MCP server, a test runner) meets many repositories
+            del _DECODED[next(iter(_DECODED))]
         return state
 
     def _decode_fresh(self, raw: bytes, path: Path) -> State:
