@@ -129,10 +129,15 @@ def _renames_of_a_written_file(path: Path) -> list[int]:
         and isinstance(node.func, ast.Attribute)
         and node.func.attr in ("replace", "rename")
         and isinstance(node.func.value, ast.Name)
-        and node.func.value.id == "os"
-        and node.args
-        and isinstance(node.args[0], ast.Name)
-        and "tmp" in node.args[0].id
+        and (
+            (
+                node.func.value.id == "os"
+                and node.args
+                and isinstance(node.args[0], ast.Name)
+                and "tmp" in node.args[0].id
+            )
+            or ("tmp" in node.func.value.id and len(node.args) == 1)  # a Path's: 'tmp.replace(at)'
+        )
     ]
 
 
@@ -147,5 +152,8 @@ def test_records_are_written_whole_by_atomic_replace_alone() -> None:
 
 def test_the_rename_check_finds_a_hand_made_write(tmp_path: Path) -> None:
     made = tmp_path / "m.py"
-    made.write_text("import os\ntmp = 'x.tmp'\nopen(tmp, 'w').write('{}')\nos.replace(tmp, 'x')\n")
-    assert _renames_of_a_written_file(made) == [4]
+    made.write_text(
+        "import os\ntmp = 'x.tmp'\nopen(tmp, 'w').write('{}')\nos.replace(tmp, 'x')\n"
+        "from pathlib import Path\ntmp2 = Path('y.tmp')\ntmp2.write_text('{}')\ntmp2.replace(Path('y'))\n"
+    )
+    assert _renames_of_a_written_file(made) == [4, 8]

@@ -143,12 +143,9 @@ def _running(at: Path, pid: int, cmd: list[str]) -> bool:
     has nothing to wait for, as before)."""
     from .. import locks
 
-    tmp = at.with_name(f"{at.name}.{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(locks.holder_of(pid, " ".join(cmd)[:200]).to_json()))
-        tmp.replace(at)
+    try:  # (written whole, as every record: a FIFO planted beside it is never waited on)
+        atomic.replace(at, json.dumps(locks.holder_of(pid, " ".join(cmd)[:200]).to_json()).encode(), durable=False)
     except OSError:
-        tmp.unlink(missing_ok=True)
         return False
     return True
 
