@@ -196,3 +196,41 @@ def test_what_a_command_sets_for_itself_ends_with_it(repo: Repo) -> None:
     assert locks._notify.get() is not exits.err
     assert exits._state_dir.get() is None
     assert gitops.network_budget() == before
+
+
+_PLANT_THEN_LAND = """
+import os, sys, time
+logs, now = sys.argv[1], int(time.time())
+for second in range(now, now + 60):  # the crash log's names for this process in the next minute
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(second))
+    os.mkfifo(os.path.join(logs, f"wtp-crash-{stamp}-{os.getpid()}.log"))
+os.execv(sys.executable, [sys.executable, "-m", "worktree_par", "doctor"])
+"""
+
+
+def test_a_crash_log_is_not_written_through_what_is_planted_at_its_name(repo: Repo, tmp_path: Path) -> None:
+    """A git failure nothing expects ('git worktree' made to fail) with FIFOs planted at the
+    crash log's names in the temporary folder (its second, and the pid of the command, planted
+    by the process that then becomes it): one line saying no log could be written there,
+    instead of waiting on a FIFO for ever."""
+    r = repo
+    wrapper = tmp_path / "bin" / "git"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        f'#!/bin/sh\nfor a in "$@"; do [ "$a" = worktree ] && {{ echo "fatal: injected" >&2; exit 128; }}; done\n'
+        f'exec {shutil.which("git")} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    planted = tmp_path / "tmp"
+    planted.mkdir()
+    env = {**os.environ, "PATH": f"{wrapper.parent}:{os.environ['PATH']}", "TMPDIR": str(planted)}
+    out = subprocess.run(
+        [sys.executable, "-c", _PLANT_THEN_LAND, str(planted)],
+        cwd=r.path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.endswith("not a regular file, so not a log)\n"), out.stderr

@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
+from . import atomic
 from .errors import ExitCode, GitError, UsageError, WtpError
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ def crash_log(details: str = "") -> str:
     for base in ([state_dir / "logs"] if state_dir else []) + [Path(tempfile.gettempdir())]:
         try:
             base.mkdir(exist_ok=True)
-            (base / name).write_text(text)
+            atomic.write_log(base / name, text, fresh=True)  # (a FIFO or a link planted at its name: refused)
             return str(base / name)
         except OSError as e:
             tried.append(f"{base}: {e.strerror}")
