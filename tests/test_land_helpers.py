@@ -246,3 +246,42 @@ def test_a_continue_to_the_command_alone_leaves_the_rest_of_its_group_stopped(pr
         finally:
             os.kill(other, signal.SIGKILL)
     _removed_in_order(err_file.with_suffix(".out").read_text())
+
+
+def _took_it(pid: int, sig: int) -> bool:
+    """``sig`` is no longer pending and ``pid`` waits in its select again: its handler ran."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    bit = 1 << (sig - 1)
+    pending = any(
+        int(line.split()[1], 16) & bit for line in status.splitlines() if line.startswith(("SigPnd", "ShdPnd"))
+    )
+    return not pending and "poll_schedule_timeout" in Path(f"/proc/{pid}/wchan").read_text()
+
+
+def test_a_continue_to_the_command_leaves_what_its_gate_stopped_on_purpose_stopped(
+    project: Repo, tmp_path: Path
+) -> None:
+    """The land's gate runs in a session of its own, which Ctrl-Z never stops: a process
+    stopped there was stopped on purpose (a test suite checking how code copes with one).  A
+    continue to the command does not reach it (review 48: the gate's own stopped child was
+    continued, the gate failed, and its re-run's pass was recorded as a flaky red)."""
+    _tasks(project, "t1")
+    stopped, release, seen = tmp_path / "stopped", tmp_path / "release", tmp_path / "seen"
+    gate = (
+        f"sleep 300 & c=$!; kill -STOP $c; echo $c > {stopped}.tmp; mv {stopped}.tmp {stopped}; "
+        f"while [ ! -f {release} ]; do sleep 0.05; done; cut -d' ' -f3 /proc/$c/stat > {seen}; kill -9 $c; ./check.sh"
+    )
+    err_file = tmp_path / "err"
+    lander = logged_land(project, ["t1", "--gate", gate], err_file, None, os.setsid)
+    try:
+        wait_for(stopped.exists, "the gate to stop its own process")
+        os.kill(lander.pid, signal.SIGCONT)
+        wait_for(lambda: _took_it(lander.pid, signal.SIGCONT), "the command to take the continue")
+        release.touch()
+        assert lander.wait(timeout=60) == 0, err_file.read_text()
+    finally:
+        if lander.poll() is None:
+            lander.kill()
+            lander.wait()
+    assert seen.read_text().strip() == "T"
+    assert "flaky" not in err_file.read_text()

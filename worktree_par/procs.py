@@ -40,18 +40,23 @@ def process_stopped(pid: int) -> bool:
         return False
 
 
-def descendants(pid: int) -> list[int]:
-    """The live processes descended from ``pid`` (its children, theirs, ...), traced ones
-    left out (a debugger's to continue): what a process continued alone continues in turn,
-    never another process of its group (another land's, which would send it back)."""
+def descendants_in_group(pid: int) -> list[int]:
+    """The live processes descended from ``pid`` (its children, theirs, ...) that are in its
+    process group, traced ones left out (a debugger's to continue): what a process continued
+    alone continues in turn.  Never another process of its group (another land's, which would
+    send it back), nor one in a group of its own (a gate's, whose stopped process was stopped
+    on purpose: review 48)."""
+    group = os.getpgid(pid)
     if not os.path.isdir("/proc/self"):
         import psutil
 
         try:
-            return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+            kids = psutil.Process(pid).children(recursive=True)
+            return [c.pid for c in kids if _pgid(c.pid) == group]
         except psutil.Error:
             return []
     children: dict[int, list[int]] = {}
+    grouped: set[int] = set()
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -62,13 +67,22 @@ def descendants(pid: int) -> list[int]:
             continue  # gone meanwhile
         if fields[0] not in (b"t", b"Z", b"X", b"x"):
             children.setdefault(int(fields[1]), []).append(int(name))
+            if int(fields[2]) == group:
+                grouped.add(int(name))
     found: list[int] = []
     todo = [pid]
     while todo:
         kids = children.get(todo.pop(), [])
-        found += kids
+        found += [k for k in kids if k in grouped]
         todo += kids
     return found
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def pid_alive(pid: int) -> bool:

@@ -212,10 +212,11 @@ class Handoff:
             except ProcessLookupError:
                 pass
         if sig == signal.SIGCONT:
-            # Continued alone ('kill -CONT PID'): so is what works for us, stopped with us (a
-            # helper's git command, our own), which we would wait for for ever; not the rest
-            # of our group (two lands of one script passed it back and forth to all of it).
-            for pid in procs.descendants(os.getpid()):
+            # Continued alone ('kill -CONT PID'): so is what works for us, stopped with us in our
+            # group (a helper's git command, our own), which we would wait for for ever; not the
+            # rest of our group (two lands of one script passed it back and forth to all of it),
+            # nor the land's gate, in its own session, which Ctrl-Z never stops.
+            for pid in procs.descendants_in_group(os.getpid()):
                 try:
                     os.kill(pid, signal.SIGCONT)
                 except ProcessLookupError:
