@@ -176,6 +176,35 @@ def test_the_callers_other_descriptors_are_closed_when_the_command_returns(proje
     assert t2.returncode == 0
 
 
+_MANY_FILES_THEN_LAND = """
+import os, sys
+null = os.open(os.devnull, os.O_RDONLY)
+for fd in range(3, 1200):  # every descriptor below 1200 open, as a caller with many files open leaves them
+    if fd != null:
+        os.dup2(null, fd)
+os.execv(sys.executable, [sys.executable, "-m", "worktree_par", "land", *sys.argv[1:]])
+"""
+
+
+@pytest.mark.skipif(
+    __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)[0] < 1300, reason="needs 1300 open files"
+)
+def test_a_caller_that_hands_the_command_over_a_thousand_files_gets_its_land(project: Repo, tmp_path: Path) -> None:
+    """The waiting parent's pipes then have numbers select() cannot take (FD_SETSIZE): it waits
+    with poll (review 48: 'internal error (ValueError: filedescriptor out of range in
+    select())', the land child dying with it, tasks left 'landing')."""
+    _tasks(project, "t1", "t2")
+    out = subprocess.run(
+        [sys.executable, "-c", _MANY_FILES_THEN_LAND, "t1", "t2", "--gate", "sleep 0.5; ./check.sh"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert [t["state"] for t in project.wtp("list", "--all", "--json").json()["tasks"]] == ["landed", "landed"]
+
+
 def test_a_gate_gets_no_terminal_input_and_follow_shows_its_output_once(project: Repo, tmp_path: Path) -> None:
     """The gates the conductor started keep running after its lander returned: one of them
     must not read what the user types next.  --follow streams the conductor's own gate once."""

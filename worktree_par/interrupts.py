@@ -168,7 +168,7 @@ class Wakeup:
         """``os.read(fd, 65536)`` once ``fd`` is readable; each signal meanwhile wakes the wait,
         so its handler runs (and may raise) before the wait goes on."""
         while self.r >= 0:
-            ready = select.select([fd, self.r], [], [])[0]
+            ready = readable([fd, self.r])
             if self.r in ready:
                 try:
                     os.read(self.r, 4096)
@@ -177,3 +177,13 @@ class Wakeup:
             if fd in ready:
                 break
         return os.read(fd, 65536)
+
+
+def readable(fds: list[int], timeout: float | None = None) -> set[int]:
+    """Which of ``fds`` can be read now (or are at their end), waiting up to ``timeout``
+    seconds (None: until one can).  poll, not select: a caller that handed the command
+    more than 1024 open files gave it descriptors select() cannot take (review 48)."""
+    p = select.poll()
+    for fd in fds:
+        p.register(fd, select.POLLIN)
+    return {fd for fd, _ in p.poll(None if timeout is None else timeout * 1000)}

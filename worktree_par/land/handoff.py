@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import sys
 import threading
@@ -123,7 +122,7 @@ class Handoff:
         """What else the child has sent by now, without waiting: told together, several tasks'
         clean-ups are shared (commands/land_report.py)."""
         out = b""
-        while select.select([self.fd], [], [], 0)[0]:
+        while interrupts.readable([self.fd], 0):
             chunk = os.read(self.fd, 65536)
             if not chunk:
                 break  # its end: the next read says so
