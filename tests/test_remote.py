@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -314,3 +315,24 @@ def test_a_gate_record_that_moved_after_it_was_listed_is_read_as_fetched(
     )
     sha, record = RemoteGate(open_ctx(other.path), "deploy", "origin", 30, lambda _m: None).read()
     assert (sha, record["token"]) == (newest, 2)
+
+
+def test_the_lease_renewals_git_commands_can_be_stopped_as_the_job_is(remote_repo: Repo, tmp_path: Path) -> None:
+    """The thread that renews a remote gate's lease starts git commands, which inherit its
+    signal mask: it blocks the interrupts alone (the main thread's to handle), not Ctrl-Z's
+    stop and continue, so a renewal's push (and an ssh asking for a passphrase) stops with the
+    job (review 48)."""
+    remote_repo.write(".wtp.toml", "[gate]\nlease = 3\n")
+    wrapper, log = tmp_path / "bin" / "git", tmp_path / "masks"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        f'#!/bin/sh\necho "$(grep SigBlk /proc/$$/status | cut -f2) $1 $2" >> {log}\nexec {shutil.which("git")} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    env = {"PATH": f"{wrapper.parent}:{os.environ['PATH']}"}
+    out = remote_repo.wtp_proc("gate", "deploy", "--remote", "--", "sleep", "2.5", env=env)
+    assert out.code == 0, out.err
+    pushes = [int(line.split()[0], 16) for line in log.read_text().splitlines() if " push " in f" {line} "]
+    assert len(pushes) >= 3, log.read_text()  # the take, a renewal every second, the release
+    job = (signal.SIGTSTP, signal.SIGCONT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
+    assert not [m for m in pushes if any(m & (1 << (s - 1)) for s in job)], log.read_text()

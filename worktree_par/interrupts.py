@@ -74,12 +74,13 @@ def check() -> None:
         raise KeyboardInterrupt
 
 
-def start_quiet(thread: threading.Thread) -> None:
+def start_quiet(thread: threading.Thread, blocked: frozenset[int] | None = None) -> None:
     """Start a helper thread (a heartbeat, a progress line, a lease keeper) with the signals
     sent to the process blocked (TO_MAIN), as it inherits the mask it starts with: such a
     signal then goes to the main thread, and a block that defers them there
-    (locks.no_interrupt) holds."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, TO_MAIN)
+    (locks.no_interrupt) holds.  ``blocked``: a thread that starts commands (which inherit its
+    mask) blocks the interrupts alone, so Ctrl-Z still stops them."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, TO_MAIN if blocked is None else blocked)
     try:
         thread.start()
     finally:

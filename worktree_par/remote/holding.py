@@ -83,7 +83,7 @@ def run_holding(
         # In this command's context: [remote] timeout is a context variable, and a new thread
         # would start without it.
         keeper = threading.Thread(target=contextvars.copy_context().run, args=(keep,), name="wtp-lease", daemon=True)
-        interrupts.start_quiet(keeper)
+        interrupts.start_quiet(keeper, interrupts.INTERRUPTS)  # (its git commands inherit its mask)
         code = run.wait()
     finally:
         stop.set()
