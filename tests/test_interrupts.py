@@ -5,6 +5,7 @@ collected HTTP response was being closed)."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import select
@@ -303,3 +304,62 @@ def test_a_continue_reaches_the_main_thread_blocked_in_a_wait_whatever_threads_r
         proc.kill()
         proc.wait()
         os.close(r)
+
+
+_BUSY = """
+import os, signal, sys
+from worktree_par import interrupts
+out, go = int(sys.argv[1]), int(sys.argv[2])
+with interrupts.Wakeup() as wake:
+    def stop(*_):
+        os.write(out, b"g" if wake.continued_since_stop() else b"s")
+    signal.signal(signal.SIGTSTP, stop)
+    signal.signal(signal.SIGCONT, lambda *_: None)
+    for sig in (signal.SIGTSTP, signal.SIGCONT):  # their handlers wait for the read: a command being started
+        signal.siginterrupt(sig, False)
+    os.write(out, b"r")
+    while os.read(go, 1) == b"n":  # one round of signals each
+        pass
+"""
+
+
+def _taken(pid: int, sig: int) -> bool:
+    """``sig`` is no longer pending and the process waits in its read again: its C handler
+    ran (and wrote to the wakeup pipe), and the read went on (a handler not yet run leaves
+    the process running, not waiting there)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    bit = 1 << (sig - 1)
+    pending = any(
+        int(line.split()[1], 16) & bit for line in status.splitlines() if line.startswith(("SigPnd", "ShdPnd"))
+    )
+    return not pending and Path(f"/proc/{pid}/wchan").read_text().endswith("pipe_read")
+
+
+@pytest.mark.parametrize(("first", "then", "decided"), [("TSTP", "CONT", b"g"), ("CONT", "TSTP", b"s")])
+def test_a_ctrl_z_whose_handler_runs_after_the_jobs_continue_does_not_stop_it(
+    tmp_path: Path, first: str, then: str, decided: bytes
+) -> None:
+    """Ctrl-Z, then 'fg', both come while the main thread is back from neither (starting a
+    command that the same Ctrl-Z stopped: review 47): Python runs the continue's handler first
+    (the lower number), then the stop's, which stopped the job with nothing to continue it.
+    The order they came in decides: a continue after the stop, and the stop is dropped."""
+    script = tmp_path / "busy.py"
+    script.write_text(_BUSY)
+    out_r, out_w = os.pipe()
+    go_r, go_w = os.pipe()
+    proc = subprocess.Popen([sys.executable, str(script), str(out_w), str(go_r)], pass_fds=(out_w, go_r))
+    os.close(out_w)
+    os.close(go_r)
+    try:
+        assert os.read(out_r, 1) == b"r"
+        wait_for(lambda: Path(f"/proc/{proc.pid}/wchan").read_text().endswith("pipe_read"), "the read to block")
+        for name in (first, then):
+            sig = signal.Signals[f"SIG{name}"]
+            os.kill(proc.pid, sig)
+            wait_for(functools.partial(_taken, proc.pid, sig), f"SIG{name} to be taken")
+        os.write(go_w, b"n")
+        assert os.read(out_r, 1) == decided
+    finally:
+        os.close(go_w)
+        proc.wait(timeout=30)
+        os.close(out_r)

@@ -147,6 +147,7 @@ class Wakeup:
     def __init__(self) -> None:
         self.r = self.w = -1
         self._before = -1
+        self.came = bytearray()  # the signals that came, as they came (Python runs handlers in number order)
 
     def __enter__(self) -> Wakeup:
         if threading.current_thread() is threading.main_thread():
@@ -171,13 +172,29 @@ class Wakeup:
         while self.r >= 0:
             ready = readable([fd, self.r])
             if self.r in ready:
-                try:
-                    os.read(self.r, 4096)
-                except BlockingIOError:
-                    pass
+                self._drain()
             if fd in ready:
                 break
         return os.read(fd, 65536)
+
+    def _drain(self) -> None:
+        try:
+            self.came += os.read(self.r, 4096)
+        except BlockingIOError:
+            pass
+        del self.came[:-64]
+
+    def continued_since_stop(self) -> bool:
+        """(a Ctrl-Z's handler) A continue came after the last stop (SIGTSTP): the job was
+        continued before its stop could be acted on.  Python ran the continue's handler first
+        (the lower number) when both waited for the main thread, back from starting a command
+        ('fg' came while the command started was stopped with the job, review 47): stopping
+        now, nothing would continue it.  What came so far is forgotten."""
+        if self.r >= 0:
+            self._drain()
+        came, self.came = bytes(self.came), bytearray()
+        last = came.rfind(bytes([signal.SIGTSTP]))
+        return last >= 0 and bytes([signal.SIGCONT]) in came[last:]
 
 
 def readable(fds: list[int], timeout: float | None = None) -> set[int]:

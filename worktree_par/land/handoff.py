@@ -226,7 +226,10 @@ class Handoff:
     def _suspend(self, _sig: int, _frame: object) -> None:
         """Ctrl-Z: the land stops with the command and goes on with it (SIGCONT).  Both stop by
         SIGSTOP: the default stop of SIGTSTP is dropped in a process group with no parent
-        outside it in its session (the child's own session; a command started by a daemon)."""
+        outside it in its session (the child's own session; a command started by a daemon).
+        Not when the job was continued since (its continue's handler ran first)."""
+        if self.wake.continued_since_stop():
+            return
         self._pass_on(signal.SIGSTOP, None)
         os.kill(os.getpid(), signal.SIGSTOP)  # stops here until 'fg' or 'bg
 
