@@ -285,3 +285,33 @@ def test_a_continue_to_the_command_leaves_what_its_gate_stopped_on_purpose_stopp
             lander.wait()
     assert seen.read_text().strip() == "T"
     assert "flaky" not in err_file.read_text()
+
+
+def test_a_continue_that_comes_while_ctrl_z_stops_the_land_leaves_the_command_running(
+    project: Repo, tmp_path: Path
+) -> None:
+    """The parent, stopping the land for a Ctrl-Z (held there), gets a continue: a supervisor's
+    stop and continue a millisecond apart (review 49).  It used that continue up and then
+    stopped itself, with nothing left to continue it; now the land and the command go on."""
+    _tasks(project, "t1")
+    started, release, hold = tmp_path / "started", tmp_path / "release", tmp_path / "hold"
+    gate = f"touch {started}; while [ ! -f {release} ]; do sleep 0.05; done; ./check.sh"
+    err_file = tmp_path / "err"
+    env = {"WTP_TEST_HOLD_AT": "land:suspend", "WTP_TEST_HOLD_FILE": str(hold)}
+    lander = logged_land(project, ["t1", "--gate", gate], err_file, env, os.setsid)
+    try:
+        wait_for(started.exists, "the gate to start")
+        child = int(Path(f"/proc/{lander.pid}/task/{lander.pid}/children").read_text().split()[0])
+        os.kill(lander.pid, signal.SIGTSTP)
+        wait_for(Path(f"{hold}.reached").exists, "the parent to stop the land")
+        wait_for(lambda: procs.process_stopped(child), "the land to stop")
+        os.kill(lander.pid, signal.SIGCONT)
+        wait_for(lambda: not procs.process_stopped(child), "the land to go on")
+        hold.touch()
+        release.touch()
+        assert lander.wait(timeout=60) == 0, err_file.read_text()
+    finally:
+        if lander.poll() is None:
+            os.kill(lander.pid, signal.SIGCONT)
+            lander.kill()
+            lander.wait()

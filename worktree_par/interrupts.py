@@ -196,6 +196,13 @@ class Wakeup:
         last = came.rfind(bytes([signal.SIGTSTP]))
         return last >= 0 and bytes([signal.SIGCONT]) in came[last:]
 
+    def continued(self) -> bool:
+        """A continue came since the last look (its handler may not have run yet)."""
+        if self.r >= 0:
+            self._drain()
+        came, self.came = bytes(self.came), bytearray()
+        return bytes([signal.SIGCONT]) in came
+
 
 def readable(fds: list[int], timeout: float | None = None) -> set[int]:
     """Which of ``fds`` can be read now (or are at their end), waiting up to ``timeout``

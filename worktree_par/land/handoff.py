@@ -48,6 +48,7 @@ class Handoff:
         self._before: dict[int, object] = {}  # (parent) the caller's handlers, while it waits
         self.helpers: list[Helper] = []  # (parent) every helper forked, in order (``helper``)
         self.wake = interrupts.Wakeup()  # (parent) its waits wake for each signal (``wait``)
+        self._continues = 0  # (parent) the continues handled so far (``_suspend``)
 
     def wait(
         self,
@@ -211,6 +212,7 @@ class Handoff:
             except ProcessLookupError:
                 pass
         if sig == signal.SIGCONT:
+            self._continues += 1
             # Continued alone ('kill -CONT PID'): so is what works for us, stopped with us in our
             # group (a helper's git command, our own), which we would wait for for ever; not the
             # rest of our group (two lands of one script passed it back and forth to all of it),
@@ -227,10 +229,18 @@ class Handoff:
         """Ctrl-Z: the land stops with the command and goes on with it (SIGCONT).  Both stop by
         SIGSTOP: the default stop of SIGTSTP is dropped in a process group with no parent
         outside it in its session (the child's own session; a command started by a daemon).
-        Not when the job was continued since (its continue's handler ran first)."""
+        Not when the job was continued since (its continue's handler ran first), nor when a
+        continue comes while this stops the land: it would be used up before this process
+        stopped itself, and nothing would continue it (review 49: a supervisor's stop and
+        continue a millisecond apart)."""
         if self.wake.continued_since_stop():
             return
+        seen = self._continues
         self._pass_on(signal.SIGSTOP, None)
+        crashpoints.step("land:suspend")
+        if self._continues != seen or self.wake.continued():
+            self._pass_on(signal.SIGCONT, None)  # what was stopped goes on, as this process does
+            return
         os.kill(os.getpid(), signal.SIGSTOP)  # stops here until 'fg' or 'bg
 
     def hand(self, root: Path, log: Path, what: dict[str, object]) -> bool:
