@@ -596,6 +596,13 @@ def test_a_folder_where_wtp_keeps_a_record_is_named_with_what_to_do(repo: Repo) 
     assert out.code == 2 and out.err.endswith(
         f"(Is a directory); nothing was changed: move the folder {backup} aside (wtp keeps a file there)\n"
     ), out.err
+    (tickets / "kept.txt").write_text("someone's\n")
+    out = repo.wtp_proc("doctor")  # names both, and moves them aside with --fix, never deleting
+    assert out.code == 1 and all(f"a folder stands where wtp keeps a file: {d}" in out.out for d in (tickets, backup))
+    out = repo.wtp_proc("doctor", "--fix")
+    assert out.code == 0 and f"moved the folder {tickets} aside to tickets.json.folder-" in out.out, out.out
+    assert [p.name for p in tickets.parent.glob("tickets.json.folder-*/kept.txt")] == ["kept.txt"]
+    assert repo.wtp_proc("gate", "g", "--", "true").code == 0 and repo.wtp_proc("start", "b").code == 0
 
 
 def test_a_fifo_planted_as_a_gates_tickets_or_the_check_cache_is_no_hang(repo: Repo) -> None:

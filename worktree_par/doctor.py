@@ -12,10 +12,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import adoption, atomic, crashpoints, gitops, guard, locks, procs, queued, removal, tasks
+from . import adoption, atomic, crashpoints, gitops, guard, locks, procs, queued, records, removal, tasks
 from .errors import Refusal, StateError, WouldLoseWork, WtpError, count
 from .repo import Ctx
 from .state import (
@@ -172,6 +173,8 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
             )
         )
     findings += _gate_findings(ctx)
+    for d in records.folders_in_the_way(ctx.store.dir):
+        findings.append(Finding(f"a folder stands where wtp keeps a file: {d}", functools.partial(_move_aside, d)))
     findings += _main_worktree_findings(ctx)
     claimed, reached = _claim_findings(ctx, st, stale_claims)
     findings += claimed
@@ -328,6 +331,12 @@ def _remove_scratch(ctx: Ctx, path: Path) -> str:
 
     kept = trees.remove(ctx, path, "")
     return f"removed {path}" + (f"; {kept}" if kept else "")
+
+
+def _move_aside(path: Path) -> str:
+    aside = path.with_name(f"{path.name}.folder-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.rename(path, aside)  # (kept, with what it holds: nothing of it is wtp's to delete)
+    return f"moved the folder {path} aside to {aside.name}"
 
 
 def _delete_trash(path: Path) -> str:

@@ -48,6 +48,31 @@ def set_aside(path: Path, what: str, then: str) -> None:
     locks.notify(f"wtp: {what} {path} is not one wtp wrote ({where}): {then}")
 
 
+FILE_NAMES = (".json", ".lock", ".log", ".bak")  # how the files wtp keeps in its state dir end
+
+
+def folders_in_the_way(state_dir: Path) -> list[Path]:
+    """Folders where wtp keeps its files (a record, a lock, a log): in its state dir, in a
+    folder of it (logs, copied, ...) or in a gate's folder.  Every command that writes one of
+    them refuses ("a folder stands where wtp keeps a file").  A scratch worktree's own
+    folders are not looked at."""
+    found: list[Path] = []
+    for top in [state_dir, *_folders(state_dir), *_folders(state_dir / "gates")]:
+        if top.name != SCRATCH:
+            found += [d for d in _folders(top) if d.name.endswith(FILE_NAMES)]
+    return sorted(set(found))
+
+
+SCRATCH = "scratch"  # the state dir's folder for throw-away worktrees (land/basecheck.py)
+
+
+def _folders(top: Path) -> list[Path]:
+    try:
+        return [Path(e.path) for e in os.scandir(top) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
 def text(data: dict[str, Any], key: str, *, required: bool = True, empty: bool = False) -> str:
     v = data.get(key)
     if v is None and not required:

@@ -17,11 +17,10 @@ from .. import atomic, gitops, guard, isolate
 from ..errors import Say
 from ..gitops import Sha
 from ..guarded import run_guarded
+from ..records import SCRATCH
 from ..repo import Ctx
 from . import verdicts
 from .entry import Entry, GateBroken
-
-SCRATCH = "scratch"  # the state dir's folder for throw-away worktrees
 
 
 class BaseCheck:
