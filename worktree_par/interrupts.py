@@ -150,10 +150,14 @@ class Wakeup:
         self.came = bytearray()  # the signals that came, as they came (Python runs handlers in number order)
 
     def __enter__(self) -> Wakeup:
+        self.open()
+        return self
+
+    def open(self) -> None:
+        """From now on each signal wakes ``read`` (in the main thread; elsewhere nothing changes)."""
         if threading.current_thread() is threading.main_thread():
             self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self._before = signal.set_wakeup_fd(self.w, warn_on_full_buffer=False)
-        return self
 
     def __exit__(self, *_: object) -> None:
         self.drop()
@@ -190,18 +194,20 @@ class Wakeup:
         (the lower number) when both waited for the main thread, back from starting a command
         ('fg' came while the command started was stopped with the job, review 47): stopping
         now, nothing would continue it.  What came so far is forgotten."""
-        if self.r >= 0:
-            self._drain()
-        came, self.came = bytes(self.came), bytearray()
+        came = self._taken()
         last = came.rfind(bytes([signal.SIGTSTP]))
         return last >= 0 and bytes([signal.SIGCONT]) in came[last:]
 
     def continued(self) -> bool:
         """A continue came since the last look (its handler may not have run yet)."""
+        return bytes([signal.SIGCONT]) in self._taken()
+
+    def _taken(self) -> bytes:
+        """The signals that came since the last look, as they came; forgotten from here."""
         if self.r >= 0:
             self._drain()
         came, self.came = bytes(self.came), bytearray()
-        return bytes([signal.SIGCONT]) in came
+        return came
 
 
 def readable(fds: list[int], timeout: float | None = None) -> set[int]:

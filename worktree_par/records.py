@@ -49,6 +49,7 @@ def set_aside(path: Path, what: str, then: str) -> None:
 
 
 FILE_NAMES = (".json", ".lock", ".log", ".bak")  # how the files wtp keeps in its state dir end
+SCRATCH = "scratch"  # the state dir's folder for throw-away worktrees (land/basecheck.py)
 
 
 def folders_in_the_way(state_dir: Path) -> list[Path]:
@@ -61,9 +62,6 @@ def folders_in_the_way(state_dir: Path) -> list[Path]:
         if top.name != SCRATCH:
             found += [d for d in _folders(top) if d.name.endswith(FILE_NAMES)]
     return sorted(set(found))
-
-
-SCRATCH = "scratch"  # the state dir's folder for throw-away worktrees (land/basecheck.py)
 
 
 def _folders(top: Path) -> list[Path]:

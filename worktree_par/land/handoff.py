@@ -66,7 +66,7 @@ class Handoff:
         before[signal.SIGCONT] = signal.signal(signal.SIGCONT, self._pass_on)
         self._before = {int(sig): handler for sig, handler in before.items()}
         data = b""
-        self.wake.__enter__()
+        self.wake.open()
         try:
             while True:
                 batch: list[dict[str, object]] = []
