@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -201,18 +200,27 @@ def test_a_command_stopped_whole_and_continued_by_its_pid_continues_its_helper(p
 
 def _stop_group(pid: int) -> None:
     """Stop the group led by ``pid`` (as Ctrl-Z does) once its leader is seen stopped.  A
-    leader caught starting a command cannot stop: the kernel holds it until its child, just
-    forked (vfork) and stopped with the group before its exec, goes on; the group is then
-    continued whole and stopped again (README: continue the whole job)."""
+    leader caught starting a command cannot stop: the kernel holds it (state D) until its
+    child, just forked (vfork) and stopped with the group before its exec, goes on; seen so,
+    the group is continued whole and stopped again (README: continue the whole job)."""
     for _ in range(50):
         os.killpg(pid, signal.SIGSTOP)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if procs.process_stopped(pid):
-                return
-            time.sleep(0.01)
+        wait_for(lambda: procs.process_stopped(pid) or _held_by_a_stopped_child(pid), "the command to stop")
+        if procs.process_stopped(pid):
+            return
         os.killpg(pid, signal.SIGCONT)
+        wait_for(lambda: not _held_by_a_stopped_child(pid), "the command's child to go on")
     raise AssertionError(f"the command (pid {pid}) never stopped")
+
+
+def _held_by_a_stopped_child(pid: int) -> bool:
+    """``pid`` waits, in state D, for a child of its that is stopped (a vfork before its exec)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, IndexError):
+        return False
+    return state == b"D" and any(procs.process_stopped(int(c)) for c in children)
 
 
 def test_a_continue_to_the_command_alone_leaves_the_rest_of_its_group_stopped(project: Repo, tmp_path: Path) -> None:
