@@ -63,6 +63,7 @@ from .parse import (
     parse_version,
     parse_worktrees,
 )
+from .rebase import Rebase, Replay, rebase_abort, rebase_onto
 from .refs import (
     RefInfo,
     attach_head,
@@ -109,7 +110,6 @@ from .status import (
 )
 from .work import (
     BranchSummary,
-    Rebase,
     branch_summary,
     check_ignore,
     commit_message,
@@ -127,9 +127,7 @@ from .work import (
     log_messages,
     merge_tree,
     read_tree_2way,
-    rebase_abort,
     rebase_in_progress,
-    rebase_onto,
     relink,
     reset_keep,
     snapshot,
@@ -149,6 +147,7 @@ __all__ = [
     "MergeTree",
     "PushResult",
     "Rebase",
+    "Replay",
     "RefInfo",
     "RepoInfo",
     "Result",

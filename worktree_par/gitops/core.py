@@ -94,9 +94,7 @@ def run(
             env=full_env,
         )
     except FileNotFoundError as e:
-        if not Path(cwd).is_dir():
-            raise UsageError(f"directory {cwd} does not exist") from e
-        raise UsageError("git is not installed or not on PATH: install git 2.38 or newer") from e
+        raise _not_found(cwd) from e
     res = Result(
         proc.returncode,
         proc.stdout.decode("utf-8", "surrogateescape"),
@@ -109,13 +107,26 @@ def run(
     return res
 
 
-def spawn(args: list[str], cwd: Path | str, *, stdin: bool = False) -> subprocess.Popen[bytes]:
+def _not_found(cwd: Path | str) -> UsageError:
+    """Why git could not be started in ``cwd``."""
+    if not Path(cwd).is_dir():
+        return UsageError(f"directory {cwd} does not exist")
+    return UsageError("git is not installed or not on PATH: install git 2.38 or newer")
+
+
+def spawn(
+    args: list[str], cwd: Path | str, *, stdin: bool = False, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``git <args>`` without waiting, for callers that run several at once (``stdin``:
     with a pipe to write its input to).  Under ``WTP_TRACE=1`` its trace line is printed
     when it ends (when the caller waits for it)."""
     popen = _TracedPopen if _TRACE else subprocess.Popen
     pipe = subprocess.PIPE if stdin else None
-    return popen(["git", *args], cwd=cwd, stdin=pipe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env())
+    full_env = base_env() if not env else {**base_env(), **env}
+    try:
+        return popen(["git", *args], cwd=cwd, stdin=pipe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env)
+    except FileNotFoundError as e:
+        raise _not_found(cwd) from e
 
 
 class _TracedPopen(subprocess.Popen[bytes]):

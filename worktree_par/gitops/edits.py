@@ -10,9 +10,10 @@ from typing import NamedTuple
 
 from .core import run
 from .parse import MergeTree, Sha
+from .rebase import rebase_abort
 from .refs import tree_of
 from .status import status_paths
-from .work import commit_tree, copy_index, in_progress, merge_tree, read_tree_2way, rebase_abort
+from .work import commit_tree, copy_index, in_progress, merge_tree, read_tree_2way
 
 
 class Edits(NamedTuple):

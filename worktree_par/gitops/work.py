@@ -297,43 +297,6 @@ def read_tree_2way(wt: Path, old: str, new: str) -> tuple[bool, list[str]]:
     return False, paths
 
 
-class Rebase(NamedTuple):
-    ok: bool
-    conflicts: list[str]
-    error: str  # git's last line when it failed without a conflict
-    no_space: bool = False  # it failed writing the worktree: the disk is full (ENOSPC)
-
-
-# strerror(ENOSPC), when git names it; a short write ('unable to write file x') has no strerror.
-NO_SPACE = ("No space left on device", "unable to write file")
-
-
-def rebase_onto(wt: Path, onto: str, upstream: str) -> Rebase:
-    """``git rebase --onto onto upstream``: replay only the commits after ``upstream``, as
-    they were made, whatever the user's rebase.* config says (no other branch moved with them,
-    no fixup squashed, merges flattened as always).  On failure the rebase is aborted, so the
-    branch and files are as before."""
-    plain = ["--no-autostash", "--no-update-refs", "--no-autosquash", "--no-rebase-merges"]
-    res = run(["rebase", "--quiet", *plain, "--onto", onto, upstream], wt, check=False, env={"GIT_EDITOR": "true"})
-    if res.code == 0:
-        return Rebase(True, [], "")
-    paths = run(["diff", "--name-only", "-z", "--diff-filter=U"], wt, check=False).z()
-    # A file/directory conflict parks the file side as 'path~<side>' next to the folder 'path':
-    # name the path itself, as merge-tree's parser does.
-    named = {p.rsplit("~", 1)[0] if "~" in p and (wt / p.rsplit("~", 1)[0]).is_dir() else p for p in paths}
-    rebase_abort(wt)
-    # git's own error, not its closing 'Could not apply <sha>...' (which hides why: a commit
-    # that could not be signed, a hook that refused)
-    lines = res.err.strip().splitlines()
-    said = [ln for ln in lines if ln.startswith(("error:", "fatal:")) and "could not apply" not in ln.lower()]
-    last = "; ".join([*said[:2], lines[-1]] if said and lines[-1] not in said else said or lines[-1:]) or "no output"
-    return Rebase(False, sorted(named), last, any(s in res.err for s in NO_SPACE))
-
-
-def rebase_abort(wt: Path) -> None:
-    run(["rebase", "--abort"], wt, check=False)
-
-
 def merge_tree(cwd: Path, a: str, b: str) -> MergeTree:
     """The tree merging commits a and b gives, and the paths that conflict (none: clean)."""
     res = run(["merge-tree", "--write-tree", "--name-only", "-z", "--no-messages", a, b], cwd, check=False)

@@ -1,0 +1,88 @@
+"""Replaying a task's commits with ``git rebase``: at once (``rebase_onto``), or started now and
+waited for later (``Replay``), so that a caller does other work while git replays."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import NamedTuple
+
+from .. import interrupts
+from .core import run, spawn
+
+
+class Rebase(NamedTuple):
+    ok: bool
+    conflicts: list[str]
+    error: str  # git's last line when it failed without a conflict
+    no_space: bool = False  # it failed writing the worktree: the disk is full (ENOSPC)
+
+
+# strerror(ENOSPC), when git names it; a short write ('unable to write file x') has no strerror.
+NO_SPACE = ("No space left on device", "unable to write file")
+
+# Whatever the user's rebase.* config says: no other branch moved with them, no fixup squashed,
+# merges flattened as always.
+_PLAIN = ["--no-autostash", "--no-update-refs", "--no-autosquash", "--no-rebase-merges"]
+
+
+class Replay:
+    """``git rebase --onto onto upstream`` in ``wt``, started and not yet waited for: replay only
+    the commits after ``upstream``, as they were made.  ``end`` waits and says how it went; on
+    failure the rebase is aborted, so the branch and files are as before.  Until ``end`` (or
+    ``wait``) returns, git is writing the worktree: nothing else may look at it or touch it."""
+
+    def __init__(self, wt: Path, onto: str, upstream: str) -> None:
+        self.wt = wt
+        self._proc: subprocess.Popen[bytes] | None = spawn(
+            ["rebase", "--quiet", *_PLAIN, "--onto", onto, upstream], wt, env={"GIT_EDITOR": "true"}
+        )
+        self._done: tuple[int, str] | None = None
+
+    def wait(self) -> None:
+        """Wait for git to end, whatever signal comes meanwhile (it is delivered after): a caller
+        leaving on an error must not leave git replaying in a worktree that its clean-up restores."""
+        if self._done is None:
+            with interrupts.finishing():
+                self._collect()
+
+    def _collect(self) -> None:
+        assert self._proc is not None
+        _out, err = self._proc.communicate()
+        self._done = (self._proc.returncode, err.decode("utf-8", "surrogateescape"))
+        self._proc = None
+
+    def end(self) -> Rebase:
+        if self._done is None:
+            try:
+                self._collect()
+            except BaseException:
+                self.wait()
+                raise
+        assert self._done is not None
+        code, err = self._done
+        if code == 0:
+            return Rebase(True, [], "")
+        wt = self.wt
+        paths = run(["diff", "--name-only", "-z", "--diff-filter=U"], wt, check=False).z()
+        # A file/directory conflict parks the file side as 'path~<side>' next to the folder 'path':
+        # name the path itself, as merge-tree's parser does.
+        named = {p.rsplit("~", 1)[0] if "~" in p and (wt / p.rsplit("~", 1)[0]).is_dir() else p for p in paths}
+        rebase_abort(wt)
+        # git's own error, not its closing 'Could not apply <sha>...' (which hides why: a commit
+        # that could not be signed, a hook that refused)
+        lines = err.strip().splitlines()
+        said = [ln for ln in lines if ln.startswith(("error:", "fatal:")) and "could not apply" not in ln.lower()]
+        last = (
+            "; ".join([*said[:2], lines[-1]] if said and lines[-1] not in said else said or lines[-1:]) or "no output"
+        )
+        return Rebase(False, sorted(named), last, any(s in err for s in NO_SPACE))
+
+
+def rebase_onto(wt: Path, onto: str, upstream: str) -> Rebase:
+    """``Replay``, waited for at once."""
+    return Replay(wt, onto, upstream).end()
+
+
+def rebase_abort(wt: Path) -> None:
+    run(["rebase", "--abort"], wt, check=False)
