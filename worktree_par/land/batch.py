@@ -7,8 +7,8 @@ task's own."""
 
 from __future__ import annotations
 
-from .candidate import gate_passed, start_gate
 from .entry import Entry
+from .gating import gate_passed, start_gate
 from .round import Round
 
 

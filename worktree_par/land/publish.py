@@ -28,8 +28,8 @@ from ..locks import Lock, me
 from ..repo import Ctx, few
 from ..state import LANDING, LANDING_PHASE, PUBLISHING, WITHDRAWN, State, Task
 from . import forge_lane, settle
-from .candidate import branch_moved
 from .entry import Entry, PublishUnknown, Withdrawn
+from .gating import branch_moved
 from .verdicts import Proofs
 
 

@@ -22,7 +22,7 @@ from ..gitops import Sha
 from ..locks import me
 from ..repo import Ctx
 from ..state import ACTIVE, LANDED, LANDING, LANDING_PHASE, State, interrupted
-from . import batch, candidate, recovery, settle, speculate
+from . import batch, candidate, gating, recovery, settle, speculate
 from .basecheck import BaseCheck
 from .entry import Entry, Withdrawn
 from .request import LandRequest
@@ -399,6 +399,6 @@ class _Conductor:
             if self.mode != "batch":  # speculative: its gate starts now, while the next candidate is built
                 if not self.started:
                     crashpoints.step("land:before-gate")
-                candidate.start_gate(ctx, e, self.say, self.status)
+                gating.start_gate(ctx, e, self.say, self.status)
                 self.started.add(e.name)
         return stack

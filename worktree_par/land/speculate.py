@@ -12,8 +12,8 @@ from pathlib import Path
 
 from .. import crashpoints, gitops, interrupts
 from . import settle
-from .candidate import WITHDRAW_LOOK, confirm_reds, note_flaky, poll_gate, start_gate, stop_gates
 from .entry import Entry, Withdrawn
+from .gating import WITHDRAW_LOOK, confirm_reds, note_flaky, poll_gate, start_gate, stop_gates
 from .round import Round
 
 
