@@ -186,6 +186,29 @@ def test_ctrl_c_while_a_task_joins_gives_it_back_at_once(project: Repo, tmp_path
     assert Gate(Store(project.path / ".git"), QUEUE).tickets() == []
 
 
+def test_ctrl_c_while_git_builds_a_candidate_waits_for_git_before_giving_back(project: Repo, tmp_path: Path) -> None:
+    """The conductor records a candidate and starts its gate while git replays the next one
+    (issue 28).  A Ctrl-C then waits for that git to end before the tasks are given back: no
+    rebase goes on in a worktree after the command said the task was active again."""
+    _tasks(project, "t1", "t2", "t3")
+    tips = {n: project.git("rev-parse", f"wtp/{n}") for n in ("t1", "t2", "t3")}
+    replayed = tmp_path / "replayed"
+    hook = project.path / ".git" / "hooks" / "pre-rebase"  # t3's replay is the one under way at the Ctrl-C
+    hook.write_text(f'#!/bin/sh\ncase "$PWD" in */t3) sleep 1; touch {replayed};; esac\n')
+    hook.chmod(0o755)
+    out = project.wtp_proc(
+        "land", "t1", "t2", "t3", "--gate", _gate(tmp_path), env={"WTP_TEST_INT_AT": "land:beside-build"}
+    )
+    assert out.code == 130, out.err
+    assert replayed.exists(), "the command ended while git was still replaying t3"
+    assert _states(project) == {"t1": "active", "t2": "active", "t3": "active"}
+    for name, tip in tips.items():
+        wt = Path(project.wtp("path", name).lines[-1])
+        assert project.git("rev-parse", f"wtp/{name}") == tip, name
+        assert project.git("-C", str(wt), "status", "--porcelain") == "", name
+        assert not (project.path / ".git" / "worktrees" / name / "rebase-merge").exists(), name
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_after_the_first_task_landed_stops_the_rest(project: Repo, tmp_path: Path, sig: int) -> None:
     """The conductor finishes the job of a task the base took when the signal came, but the

@@ -157,9 +157,27 @@ def _parents(path: str) -> list[str]:
     return ["/".join(parts[: k + 1]) for k in range(len(parts))]
 
 
+class Started(NamedTuple):
+    """A candidate whose build ``begin`` started: git replaying the task's commits (``replay``),
+    or, for a merge, the merge commit already made (``made``)."""
+
+    entry: Entry
+    onto: Sha
+    fork: Sha
+    replay: gitops.Replay | None
+    made: Sha | None = None
+
+
 def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Sha:
     """Build the candidate on ``onto`` from the task's commits after ``fork``; the task branch
     (and its clean worktree) moves to it.  ``kept``: the backup ref's value (``look``)."""
+    return finish(ctx, begin(ctx, e, onto, fork, kept))
+
+
+def begin(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Started:
+    """``build``'s first half: the checks, and git started on the replay; ``finish`` waits for
+    it.  In between the caller may do other work (the conductor starts the gate below this
+    one), but nothing that looks at this task's worktree or branch."""
     t, wt, tip = e.task, e.wt, e.tip
     guard.backed_up(ctx, t, tip, kept)
     attached = gitops.head_names(wt)  # checked when the lander joined; the user may have switched since
@@ -169,24 +187,34 @@ def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Sha:
             f"the worktree of task '{t.name}' switched to {what} while its land waited (nothing was rebased): "
             f"'git -C {wt} switch {t.branch}', then run 'wtp land {t.name}' again"
         )
-    if e.strategy != "merge" and onto != fork:  # (a merge moves the worktree to its candidate: below)
-        _no_ignored_overwritten(ctx, e, onto)  # the rebase writes 'onto' first, then the task's commits
-    if e.strategy == "merge":
-        dropped = gitops.commits_not_in(ctx.root, [fork], [onto])
-        if dropped:
-            raise LandBlocked(
-                f"'{t.base}' does not have {len(dropped)} commit(s) that task '{t.name}' was started on (the base was "
-                f"rewritten, or the task it was started on landed squashed or rebased): a merge would bring them "
-                f"back; land with '--strategy rebase' or 'squash'"
-            )
-        merged = gitops.merge_tree(ctx.root, onto, tip)
-        if merged.conflicts:
-            raise LandConflict(_conflict_msg(t, merged.conflicts), merged.conflicts)
-        cand = gitops.commit_tree(ctx.root, merged.tree, [onto, tip], f"Merge task '{t.name}' ({t.branch})")
-        e.knows_tree(cand, Sha(merged.tree))
-        _no_ignored_overwritten(ctx, e, cand)
-    else:
-        reb = gitops.rebase_onto(wt, onto, fork)
+    if e.strategy != "merge":
+        if onto != fork:
+            _no_ignored_overwritten(ctx, e, onto)  # the rebase writes 'onto' first, then the task's commits
+        return Started(e, onto, fork, gitops.Replay(wt, onto, fork))
+    dropped = gitops.commits_not_in(ctx.root, [fork], [onto])
+    if dropped:
+        raise LandBlocked(
+            f"'{t.base}' does not have {len(dropped)} commit(s) that task '{t.name}' was started on (the base was "
+            f"rewritten, or the task it was started on landed squashed or rebased): a merge would bring them "
+            f"back; land with '--strategy rebase' or 'squash'"
+        )
+    merged = gitops.merge_tree(ctx.root, onto, tip)
+    if merged.conflicts:
+        raise LandConflict(_conflict_msg(t, merged.conflicts), merged.conflicts)
+    cand = gitops.commit_tree(ctx.root, merged.tree, [onto, tip], f"Merge task '{t.name}' ({t.branch})")
+    e.knows_tree(cand, Sha(merged.tree))
+    _no_ignored_overwritten(ctx, e, cand)
+    return Started(e, onto, fork, None, cand)
+
+
+def finish(ctx: Ctx, started: Started) -> Sha:
+    """``build``'s second half: the candidate, once git has replayed the commits (a conflict
+    or a failure raised, the rebase aborted)."""
+    e, onto, fork = started.entry, started.onto, started.fork
+    t, wt, tip = e.task, e.wt, e.tip
+    cand = started.made
+    if started.replay is not None:
+        reb = started.replay.end()
         for wait in LOCK_WAITS:  # another git in the worktree ('git status', 'wtp list') held its index
             if reb.ok or reb.conflicts or reb.no_space or not _index_busy(reb.error):
                 break
@@ -206,6 +234,7 @@ def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Sha:
         msg = squash_message(t.name, msgs)
         cand = gitops.commit_tree(ctx.root, tree, [onto], msg, env=author)
         e.knows_tree(cand, tree)
+    assert cand is not None
     # Recorded before the branch moves to it: a land killed in between leaves a branch on a
     # commit recovery knows to be wtp's own (a squash or merge commit is no copy of the
     # task's commits), so it can be rewound instead of refused.
