@@ -108,6 +108,7 @@ def gate_passed(ctx: Ctx, e: Entry, status: QueueStatus, meanwhile: Callable[[],
 def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
     """The entry's verdict once its gate is done (None while it runs): True when it passed
     and the branch is still its candidate."""
+    held = False  # the worktree was just seen holding the candidate, on its branch
     if e.gate and not e.cached:
         assert e.run is not None and e.log is not None
         timeout = ctx.cfg.land_timeout
@@ -121,10 +122,13 @@ def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
         # still holds it, untouched (an agent editing or switching there meanwhile, a gate that
         # rewrites tracked files), whatever it said.  One status of the tracked files, once;
         # build output (untracked) is not looked at.
-        if not e.tested and not timed_out and not e.halted and (moved := _moved_under(ctx, e)) is not None:
-            e.error = moved  # not the candidate's red, nor its pass
-            status.set(e, "failed")
-            return False
+        if not e.tested and not timed_out and not e.halted:
+            moved = _moved_under(ctx, e)
+            if moved is not None:
+                e.error = moved  # not the candidate's red, nor its pass
+                status.set(e, "failed")
+                return False
+            held = True
         confirm = code != 0 and not timed_out and not e.halted and e.reds < ctx.cfg.land_confirm_red
         if confirm and not flaky.left_by_run(ctx, e):
             _rerun(ctx, e, status)  # the worktree holds the candidate, as the first run had it
@@ -146,7 +150,7 @@ def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
             verdicts.record(ctx, e.gate, tree)
             if e.reds and not e.flaky:
                 note_flaky(ctx, e, tree, "re-run")
-    if gitops.ref_value(ctx.root, f"refs/heads/{e.task.branch}") != e.cand:
+    if not held and gitops.ref_value(ctx.root, f"refs/heads/{e.task.branch}") != e.cand:
         e.error = branch_moved(e)
         return False
     status.set(e, "passed")
@@ -154,12 +158,15 @@ def poll_gate(ctx: Ctx, e: Entry, status: QueueStatus) -> bool | None:
 
 
 def _moved_under(ctx: Ctx, e: Entry) -> LandBlocked | WouldLoseWork | None:
-    """Why the candidate's worktree no longer holds it as the gate's run began (None: it does)."""
-    if gitops.ref_value(ctx.root, f"refs/heads/{e.task.branch}") != e.cand:
-        return branch_moved(e)  # a commit made there: kept on the branch
+    """Why the candidate's worktree no longer holds it as the gate's run began (None: it does).
+    One git call when it does: HEAD attached to the branch, on the candidate, says where the
+    branch is too; the branch is read only to tell which way it does not."""
+    branch = f"refs/heads/{e.task.branch}"
     now = gitops.head_status(e.wt, untracked=False)
     untouched = f"nothing was published, '{e.task.base}' is untouched by it"
-    if now.head != e.cand or now.attached != f"refs/heads/{e.task.branch}":
+    if now.head != e.cand or now.attached != branch:
+        if gitops.ref_value(ctx.root, branch) != e.cand:
+            return branch_moved(e)  # a commit made there: kept on the branch
         return LandBlocked(
             f"the worktree of '{e.name}' left branch '{e.task.branch}' while its gate ran, so the gate did not "
             f"test the candidate: {untouched}; run 'wtp land {e.name}' again"
