@@ -209,6 +209,31 @@ def test_ctrl_c_while_git_builds_a_candidate_waits_for_git_before_giving_back(pr
         assert not (project.path / ".git" / "worktrees" / name / "rebase-merge").exists(), name
 
 
+def test_a_commit_made_in_a_task_while_git_builds_the_one_below_is_kept_and_not_landed(project: Repo) -> None:
+    """What a build reads of a task's branch is read as its turn comes, not while git still
+    builds the candidate below (review 50: a reading taken then was stale by the time the
+    task was built; the agent's commit was replayed into the candidate and lost with it)."""
+    _tasks(project, "t1", "t2", "t3", "t4")
+    t4 = Path(project.wtp("path", "t4").lines[-1])
+    # An agent commits in t4 while git replays t3, whose replay a slow hook holds for a second.
+    hook = project.path / ".git" / "hooks" / "pre-rebase"
+    hook.write_text(
+        f'#!/bin/sh\ncase "$PWD" in */t3) sleep 1; unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE; cd {t4} && '
+        f'echo x > agent.txt && git add agent.txt && git commit -qm "agent X" && git rev-parse HEAD > ../agent-x;; esac\n'
+    )
+    hook.chmod(0o755)
+    out = project.wtp_proc("land", "t1", "t2", "t3", "t4", "--gate", "./check.sh")
+    agent = (t4.parent / "agent-x").read_text().strip()
+    assert out.code == 1, out.err  # the worst of the four: t4 is blocked
+    assert out.err.splitlines()[-1] == (
+        f"wtp: t4: branch 'wtp/t4' gained 1 commit wtp did not make while landing ({agent[:10]} agent X): they are "
+        "kept on the branch, untested; run 'wtp land t4' again to test and land them"
+    ), out.err
+    assert _states(project) == {"t1": "landed", "t2": "landed", "t3": "landed", "t4": "blocked"}
+    assert project.git("rev-parse", "wtp/t4") == agent
+    assert "agent X" not in project.git("log", "--format=%s", "origin/main")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_after_the_first_task_landed_stops_the_rest(project: Repo, tmp_path: Path, sig: int) -> None:
     """The conductor finishes the job of a task the base took when the signal came, but the

@@ -361,8 +361,7 @@ class _Conductor:
         ctx, prev = self.ctx, onto or base_tip
         stack: list[Entry] = []
         built: Entry | None = None  # the last one built: recorded, its gate started, while git builds the next
-        looked: dict[int, candidate.Look] = {}  # (by entry) the next one's look, taken while git built this one
-        for i, e in enumerate(pending):
+        for e in pending:
             e.attempts = self.attempt
             # Read as it is now: a task below may have been settled earlier in this loop.
             if e.task.stacked_on and self._after(e, ctx.store.read(), [*(below or []), *(o.name for o in stack)]):
@@ -370,7 +369,7 @@ class _Conductor:
             # One git call answers what a build needs to know first: whether the task is
             # already on the base (asked in the first round only), where its branch is, what
             # the backup ref keeps, and whether its recorded fork is below its tip.
-            seen = looked.pop(id(e), None) or candidate.look(ctx, e, base_tip if self.attempt == 1 else None)
+            seen = candidate.look(ctx, e, base_tip if self.attempt == 1 else None)
             if seen.on_base:
                 e.messages.append(f"task '{e.name}' is already on '{e.task.base}'")
                 settle.landed(ctx, e, e.tip)
@@ -390,9 +389,6 @@ class _Conductor:
                     try:
                         crashpoints.step("land:beside-build")
                         self._gate(built)
-                        nxt = pending[i + 1] if i + 1 < len(pending) else None
-                        if nxt is not None and not nxt.task.stacked_on:  # (one stacked is looked at after its check)
-                            looked[id(nxt)] = candidate.look(ctx, nxt, base_tip if self.attempt == 1 else None)
                     except BaseException:
                         if started.replay is not None:
                             started.replay.wait()
