@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .conftest import Repo
+from .conftest import Repo, wait_for
 
 
 def _task(r: Repo, name: str, files: dict[str, str]) -> tuple[Path, str]:
@@ -88,3 +88,29 @@ def test_a_new_land_of_a_branch_that_grew_keeps_nothing_more(repo: Repo) -> None
     assert out.code == 0, out.err
     assert repo.git("rev-parse", "main") == second
     assert repo.git("for-each-ref", "refs/wtp/") == ""
+
+
+def test_a_commit_made_while_a_merge_candidate_is_built_stays_on_the_branch(repo: Repo, tmp_path: Path) -> None:
+    """A merge candidate is made from the tip the land read, then the branch moves to it: a
+    commit an agent made there in between was dropped from the branch ('git reset --keep' moves
+    it from wherever it is), landed without it, and lost with the branch (review 50).  The
+    branch must still be where the candidate was built from, or nothing moves."""
+    p, tip = _task(repo, "feed", {"src/feed.js": "feed\n"})
+    hold = tmp_path / "hold"
+    env = {"WTP_TEST_HOLD_AT": "land:before-candidate", "WTP_TEST_HOLD_FILE": str(hold)}
+    land = repo.spawn("land", "feed", "--strategy", "merge", "--gate", "true", env=env)
+    try:
+        wait_for(Path(f"{hold}.reached").exists, "the land to be about to build the candidate")
+        agent = repo.commit({"src/agent.js": "agent\n"}, msg="agent X", cwd=p)
+    finally:
+        hold.touch()
+    _, err = land.communicate(timeout=60)
+    assert land.returncode == 1, err
+    assert err.splitlines()[-1] == (
+        f"wtp: branch 'wtp/feed' moved while wtp built the candidate of 'feed' (a commit made in {p}?): nothing was "
+        "published and the new commit is kept on the branch, untested; run 'wtp land feed' again to land it"
+    ), err
+    assert repo.git("rev-parse", "wtp/feed") == agent
+    assert repo.git("rev-parse", "wtp/feed~1") == tip
+    assert repo.git("log", "--format=%s", "main").splitlines()[0] != "agent X"
+    assert [t["state"] for t in repo.wtp("list", "--json").json()["tasks"]] == ["blocked"]

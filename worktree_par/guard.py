@@ -430,17 +430,21 @@ def forget_backup(ctx: Ctx, name: str, backup: str | None = None, landed: bool =
 
 
 def backed_up(ctx: Ctx, t: Task, tip: Sha, kept: Sha | None) -> None:
-    """Before a land rewrites the task branch into a candidate: its tip must be kept by the
-    backup ref (refs/wtp/backup/<task>), or nothing is rewritten.  ``kept``: the backup
-    ref's value, as the caller read it after taking the task (with the branch, in one call)."""
+    """Before a land rewrites the task branch into a candidate: its tip must be kept by the backup ref
+    (refs/wtp/backup/<task>), or nothing is rewritten.  ``kept``: that ref's value, read with the branch."""
     if kept != tip and (kept is None or not gitops.is_ancestor(ctx.root, tip, kept)):
         raise WouldLoseWork(
             f"the pre-land tip of '{t.name}' is not kept under {backup_ref(t.name)}: nothing was changed"
         )
 
 
-def advance(ctx: Ctx, t: Task, wt: Path, tip: Sha, to: Sha) -> None:
-    """Move the task branch (checked out, clean) to a candidate wtp built from ``tip``; the
-    caller proved that pre-land tip kept by the backup ref (``backed_up``) first."""
+def advance(ctx: Ctx, t: Task, wt: Path, tip: Sha, to: Sha, at: Sha | None = None) -> None:
+    """Move the task branch (checked out, clean) from ``at`` (default: ``tip``, proved kept by ``backed_up``) to a
+    candidate built from ``tip``.  A commit made there meanwhile stays: WouldLoseWork, nothing moved (review 50)."""
+    if gitops.ref_value(ctx.root, f"refs/heads/{t.branch}") != (at or tip):
+        raise WouldLoseWork(
+            f"branch '{t.branch}' moved while wtp built the candidate of '{t.name}' (a commit made in {wt}?): nothing "
+            f"was published and the new commit is kept on the branch, untested; run 'wtp land {t.name}' again to land it"
+        )
     if not gitops.reset_keep(wt, to):
         raise WouldLoseWork(f"could not move the worktree of '{t.name}' to its candidate: nothing was changed")

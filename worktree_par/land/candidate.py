@@ -212,7 +212,7 @@ def finish(ctx: Ctx, started: Started) -> Sha:
     or a failure raised, the rebase aborted)."""
     e, onto, fork = started.entry, started.onto, started.fork
     t, wt, tip = e.task, e.wt, e.tip
-    cand = started.made
+    cand, at = started.made, tip
     if started.replay is not None:
         reb = started.replay.end()
         for wait in LOCK_WAITS:  # another git in the worktree ('git status', 'wtp list') held its index
@@ -232,14 +232,14 @@ def finish(ctx: Ctx, started: Started) -> Sha:
             return rebased
         msgs, author = gitops.log_messages(ctx.root, fork, tip)
         msg = squash_message(t.name, msgs)
-        cand = gitops.commit_tree(ctx.root, tree, [onto], msg, env=author)
+        cand, at = gitops.commit_tree(ctx.root, tree, [onto], msg, env=author), rebased
         e.knows_tree(cand, tree)
     assert cand is not None
     # Recorded before the branch moves to it: a land killed in between leaves a branch on a
     # commit recovery knows to be wtp's own (a squash or merge commit is no copy of the
     # task's commits), so it can be rewound instead of refused.
     ctx.store.update(t, candidate=cand)
-    guard.advance(ctx, t, wt, tip, cand)
+    guard.advance(ctx, t, wt, tip, cand, at)
     crashpoints.step("land:after-candidate")
     return cand
 
