@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .conftest import Repo, wait_for
 
 
@@ -96,16 +98,10 @@ def test_a_commit_made_while_a_merge_candidate_is_built_stays_on_the_branch(repo
     it from wherever it is), landed without it, and lost with the branch (review 50).  The
     branch must still be where the candidate was built from, or nothing moves."""
     p, tip = _task(repo, "feed", {"src/feed.js": "feed\n"})
-    hold = tmp_path / "hold"
-    env = {"WTP_TEST_HOLD_AT": "land:before-candidate", "WTP_TEST_HOLD_FILE": str(hold)}
-    land = repo.spawn("land", "feed", "--strategy", "merge", "--gate", "true", env=env)
-    try:
-        wait_for(Path(f"{hold}.reached").exists, "the land to be about to build the candidate")
-        agent = repo.commit({"src/agent.js": "agent\n"}, msg="agent X", cwd=p)
-    finally:
-        hold.touch()
-    _, err = land.communicate(timeout=60)
-    assert land.returncode == 1, err
+    agent, err, code = _commit_as_the_build_begins(
+        repo, tmp_path, p, {"src/agent.js": "agent\n"}, "--strategy", "merge", "--gate", "true"
+    )
+    assert code == 1, err
     assert err.splitlines()[-1] == (
         f"wtp: branch 'wtp/feed' moved while wtp built the candidate of 'feed' (a commit made in {p}?): nothing was "
         "published and the new commit is kept on the branch, untested; run 'wtp land feed' again to land it"
@@ -114,3 +110,43 @@ def test_a_commit_made_while_a_merge_candidate_is_built_stays_on_the_branch(repo
     assert repo.git("rev-parse", "wtp/feed~1") == tip
     assert repo.git("log", "--format=%s", "main").splitlines()[0] != "agent X"
     assert [t["state"] for t in repo.wtp("list", "--json").json()["tasks"]] == ["blocked"]
+
+
+@pytest.mark.parametrize("base_moved", [True, False])
+def test_a_commit_made_as_the_rebase_starts_is_kept_on_the_branch_not_replayed(
+    repo: Repo, tmp_path: Path, base_moved: bool
+) -> None:
+    """A commit an agent makes after the land looked at the branch, as git starts replaying it,
+    was replayed into the candidate with the task's own: a red gate then gave the branch back
+    to the pre-land tip, and the agent's commit, taken for wtp's copy, went with the candidate.
+    What git replayed is checked (its ORIG_HEAD): the task is blocked with the commit on its
+    branch, nothing replayed.  Where the base has not moved, git leaves the branch where it
+    found it: the commit was the candidate, and went the same way."""
+    p, tip = _task(repo, "feed", {"src/feed.js": "feed\n"})
+    if base_moved:  # the land replays the task's commit; otherwise git finds nothing to replay
+        repo.commit({"src/base.js": "moved on\n"})
+    agent, err, code = _commit_as_the_build_begins(repo, tmp_path, p, {"BROKEN": "x\n"}, "--gate", "test ! -e BROKEN")
+    assert code == 1, err
+    assert err.splitlines()[-1].startswith(
+        f"wtp: branch 'wtp/feed' gained 1 commit wtp did not make while landing ({agent[:10]} agent X): "
+    ), err
+    assert repo.git("rev-parse", "wtp/feed") == agent
+    assert repo.git("rev-parse", "wtp/feed~1") == tip
+    assert (p / "BROKEN").exists() and repo.git("-C", str(p), "status", "--porcelain") == ""
+
+
+def _commit_as_the_build_begins(
+    repo: Repo, tmp_path: Path, p: Path, files: dict[str, str], *land: str
+) -> tuple[str, str, int]:
+    """'wtp land feed *land', held where it is about to build the candidate while an agent
+    commits ``files`` in the task's worktree ``p``: (that commit, the land's stderr, its code)."""
+    hold = tmp_path / "hold"
+    env = {"WTP_TEST_HOLD_AT": "land:before-candidate", "WTP_TEST_HOLD_FILE": str(hold)}
+    proc = repo.spawn("land", "feed", *land, env=env)
+    try:
+        wait_for(Path(f"{hold}.reached").exists, "the land to be about to build the candidate")
+        agent = repo.commit(files, msg="agent X", cwd=p)
+    finally:
+        hold.touch()
+    _, err = proc.communicate(timeout=60)
+    return agent, err, proc.returncode

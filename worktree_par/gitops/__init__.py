@@ -63,7 +63,7 @@ from .parse import (
     parse_version,
     parse_worktrees,
 )
-from .rebase import Rebase, Replay, rebase_abort, rebase_onto
+from .rebase import Rebase, Replay, rebase_abort, rebase_onto, replayed_from
 from .refs import (
     RefInfo,
     attach_head,
@@ -221,6 +221,7 @@ __all__ = [
     "rebase_abort",
     "rebase_in_progress",
     "rebase_onto",
+    "replayed_from",
     "ref_value",
     "refs",
     "refs_past",

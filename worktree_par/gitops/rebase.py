@@ -7,8 +7,10 @@ import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import interrupts
+from .. import atomic, interrupts
 from .core import run, spawn
+from .parse import Sha, is_object_id
+from .work import git_dir_of
 
 
 class Rebase(NamedTuple):
@@ -86,3 +88,14 @@ def rebase_onto(wt: Path, onto: str, upstream: str) -> Rebase:
 
 def rebase_abort(wt: Path) -> None:
     run(["rebase", "--abort"], wt, check=False)
+
+
+def replayed_from(wt: Path) -> Sha | None:
+    """The commit a rebase that rewrote the branch in ``wt`` started from: git's ORIG_HEAD,
+    read without a git call (a rebase with nothing to replay leaves it as it was).  None
+    when there is none."""
+    try:
+        text = atomic.read_regular(git_dir_of(wt) / "ORIG_HEAD").decode(errors="replace").strip()
+    except OSError:
+        return None
+    return Sha(text) if is_object_id(text) else None

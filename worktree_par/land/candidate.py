@@ -227,6 +227,10 @@ def finish(ctx: Ctx, started: Started) -> Sha:
                 raise LandBlocked(_no_space(t, wt, tip, onto))
             raise LandBlocked(f"rebase of '{t.name}' onto '{t.base}' failed: {reb.error}")
         rebased, tree = gitops.head_and_tree(wt)
+        if rebased != tip:  # git replays only when 'onto' is not the fork; otherwise it left the branch as it found it
+            found = gitops.replayed_from(wt) if onto != fork else rebased
+            if found is not None and found != tip:
+                _kept_back(ctx, e, found, rebased)
         if e.strategy == "rebase":
             e.knows_tree(rebased, tree)
             return rebased
@@ -242,6 +246,21 @@ def finish(ctx: Ctx, started: Started) -> Sha:
     guard.advance(ctx, t, wt, tip, cand, at)
     crashpoints.step("land:after-candidate")
     return cand
+
+
+def _kept_back(ctx: Ctx, e: Entry, found: Sha, rebased: Sha) -> None:
+    """git found the branch on a commit the land did not take (``found``: one made there after
+    the land looked at it, as the rebase began): the branch goes back to it, and the task is
+    blocked with it (WouldLoseWork).  Replayed with the task's own, it was taken for wtp's
+    copy when a red gate gave the task back, and lost (review 50)."""
+    t, wt = e.task, e.wt
+    if found != rebased:
+        guard.rewind(ctx, t, wt, found, [rebased])  # where git found it: only wtp's copies dropped
+    guard.rewind(ctx, t, wt, e.tip, [])  # names what the branch gained, and keeps it there
+    raise LandBlocked(  # (it gained only copies of the task's own commits: given back to its pre-land tip)
+        f"branch '{t.branch}' moved while wtp built the candidate of '{t.name}': nothing was published; "
+        f"run 'wtp land {t.name}' again"
+    )
 
 
 LOCK_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8)  # seconds between tries of a rebase that found the index locked
