@@ -69,16 +69,3 @@ def test_a_land_never_has_status_count_how_far_a_branch_is_from_its_upstream(rem
     with_branch = [line for line in statuses if " --branch" in line]
     assert with_branch, statuses  # the land asks status for HEAD and the branch
     assert all(" --no-ahead-behind" in line for line in with_branch), with_branch
-
-
-def test_read_ahead_gives_what_a_status_read_now_gives(repo: Repo, tmp_path: Path) -> None:
-    """HeadStatusAhead (the statuses 'wtp land A B ...' reads a few tasks ahead): the same
-    answer as head_status, on a branch, detached, and None where git cannot answer."""
-    repo.write("README.md", "changed\n")
-    assert gitops.HeadStatusAhead(repo.path).result() == gitops.head_status(repo.path)
-    repo.git("switch", "-q", "--detach")
-    assert gitops.HeadStatusAhead(repo.path).result() == gitops.head_status(repo.path)
-    assert gitops.HeadStatusAhead(tmp_path / "gone").result() is None
-    bare = tmp_path / "bare.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
-    assert gitops.HeadStatusAhead(bare).result() is None  # 'status' needs a work tree: git says no

@@ -27,7 +27,6 @@ from .land_report import Relay, Said, emit
 if TYPE_CHECKING:
     from ..errors import Say
     from ..land.handoff import Handoff
-    from ..land.prepare import StatusesAhead
     from ..land.request import LandRequest
     from ..repo import Ctx
     from ..state import Task
@@ -137,7 +136,7 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: Said | Relay
     order, each outcome given to ``said``; False once our tasks were handed over to the waiting parent."""
     from ..gates import Gate
     from ..land import lander
-    from ..land.prepare import StatusesAhead, marked
+    from ..land.prepare import marked
     from ..land.queue import Ours
     from ..land.request import QUEUE
 
@@ -148,19 +147,14 @@ def _serve(c: Ctx, names: list[str], opts: dict[str, object], said: Said | Relay
     timeout = float(limit) if isinstance(limit, (int, float)) else None
     deadline = time.monotonic() + timeout if timeout is not None else None
     try:
-        order = _below_first(c, names)
-        ahead = StatusesAhead(c, order)
-        try:
-            for name in order:
-                try:
-                    joined = _join(c, name, opts, said, ahead)
-                except Exception as e:  # noqa: BLE001 - one task refused: said, and the others land
-                    said.failed(name, e)
-                    continue
-                if joined is not None:
-                    pending[name] = joined
-        finally:
-            ahead.close()
+        for name in _below_first(c, names):
+            try:
+                joined = _join(c, name, opts, said)
+            except Exception as e:  # noqa: BLE001 - one task refused: said, and the others land
+                said.failed(name, e)
+                continue
+            if joined is not None:
+                pending[name] = joined
         marked(c, list(pending), err)  # a queued task may start on their work now
         while pending:
             if len(interrupts.SEEN) > begun:  # a land that had published finished its job: the rest stop
@@ -228,9 +222,7 @@ def _whole(e: Exception, timeout: float | None, left: float | None) -> Exception
     return WaitTimeout(f"{e.message} ({why})")
 
 
-def _join(
-    c: Ctx, name: str, opts: dict[str, object], said: Said | Relay, ahead: StatusesAhead
-) -> tuple[Task, LandRequest, int] | None:
+def _join(c: Ctx, name: str, opts: dict[str, object], said: Said | Relay) -> tuple[Task, LandRequest, int] | None:
     """Check, prepare and queue one task (its ticket ours); None when it is landed already (reported)."""
     from ..gates import Gate, JoinRefused
     from ..land import lander
@@ -251,7 +243,7 @@ def _join(
         said.landed(done)
         return None
     try:
-        t = prepare(c, t, req, err, ahead.take(t))
+        t = prepare(c, t, req, err)
         seq, _place, _ = Gate(c.store, QUEUE, title="the land queue").enqueue(
             t.name, req.to_json(), refuse=other_options(t, req)
         )

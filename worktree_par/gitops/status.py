@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
-from ..errors import UsageError
-from .core import run, spawn
+from .core import run
 from .parse import Sha, is_object_id, parse_status, parse_status_entries
 from .refs import head
 
@@ -52,17 +50,13 @@ def _branch_status(wt: Path, untracked: bool = True) -> tuple[dict[str, str], st
     """A status with its '# branch.*' headers, as {'branch.oid': ..., 'branch.head': ...}."""
     args = BRANCH_STATUS_ARGS if untracked else [*BRANCH_STATUS_ARGS, "--untracked-files=no"]  # the last one counts
     out = run(args, wt).out
-    return _headers(out), out
-
-
-def _headers(out: str) -> dict[str, str]:
     headers = {}
     for field in out.split("\0"):
         if not field.startswith("# "):
             break
         key, _, value = field[2:].partition(" ")
         headers[key] = value
-    return headers
+    return headers, out
 
 
 class HeadStatus(NamedTuple):
@@ -79,38 +73,11 @@ def head_status(wt: Path, *, untracked: bool = True) -> HeadStatus:
     refs/heads), names a branch may also have, is asked of git again (``head``).
     ``untracked=False``: the tracked files' changes only, untracked ones not looked for."""
     headers, out = _branch_status(wt, untracked)
-    return _head_status(wt, headers, out)
-
-
-def _head_status(wt: Path, headers: dict[str, str], out: str) -> HeadStatus:
     oid, name = headers.get("branch.oid", ""), headers.get("branch.head", "")
     if not name or name.startswith("("):
         head_, attached = head(wt)
         return HeadStatus(head_, attached, parse_status(out))
     return HeadStatus(Sha(oid) if is_object_id(oid) else None, f"refs/heads/{name}", parse_status(out))
-
-
-class HeadStatusAhead:
-    """``head_status`` of a worktree started now and read later (``result``), so that the
-    statuses of several worktrees run side by side while their caller does other work.
-    None from ``result`` when git could not say (the caller asks again, and is told why)."""
-
-    def __init__(self, wt: Path) -> None:
-        self.wt = wt
-        self._proc: subprocess.Popen[bytes] | None = None
-        try:
-            self._proc = spawn(BRANCH_STATUS_ARGS, wt)
-        except UsageError:
-            pass
-
-    def result(self) -> HeadStatus | None:
-        if self._proc is None:
-            return None
-        raw, _ = self._proc.communicate()
-        if self._proc.returncode != 0:
-            return None
-        out = raw.decode("utf-8", "surrogateescape")
-        return _head_status(self.wt, _headers(out), out)
 
 
 def same_as_tracked(wt: Path, commit: str, paths: list[str]) -> set[str]:

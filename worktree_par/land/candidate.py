@@ -16,13 +16,13 @@ from ..state import Task
 from .entry import Entry
 
 
-def check_worktree(ctx: Ctx, t: Task, wt: Path, seen: gitops.HeadStatus | None = None) -> Sha:
+def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
     """The task branch's tip, once the worktree is fit to land: the task branch checked out,
-    nothing in progress, nothing uncommitted.  ``seen``: its status, read a moment ago."""
+    nothing in progress, nothing uncommitted."""
     broken = gitops.link_problem(wt)
     if broken:
         raise Refusal(f"the worktree of task '{t.name}' is broken ({broken}): run 'wtp doctor --fix', then land again")
-    head, attached, dirty_paths = seen or gitops.head_status(wt)  # one git call for both
+    head, attached, dirty_paths = gitops.head_status(wt)  # one git call for both
     op, _ = gitops.in_progress(wt)
     if attached != f"refs/heads/{t.branch}" and op != "bisect":  # (a bisect's advice is below)
         what = (

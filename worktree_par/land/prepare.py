@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import atomic, crashpoints, gitops, guard, queued, stacking, tasks
+from .. import atomic, crashpoints, guard, queued, stacking, tasks
 from ..errors import Refusal, Say, UsageError, os_said
 from ..gates import Gate, Refuse
 from ..locks import me
@@ -20,7 +20,7 @@ from .request import QUEUE, LandRequest
 from .withdraw import WAITING_NOTE, running
 
 
-def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say, seen: gitops.HeadStatus | None = None) -> Task:
+def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say) -> Task:
     """Before joining the queue: the worktree is fit to land, its tip is kept under the
     backup ref, and the task is marked waiting to land (the task as it was read is returned).  A task another
     'wtp land' still waits to land with another gate, strategy or push is refused:
@@ -34,7 +34,7 @@ def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say, seen: gitops.HeadStat
     if t.stacked_on and (why := stacking.unmet(ctx.store.read(), t)):  # never before the task it was started on
         raise Refusal(why)
     try:
-        tip = check_worktree(ctx, t, Path(t.path or ""), seen)
+        tip = check_worktree(ctx, t, Path(t.path or ""))
     except Refusal:
         cur = ctx.store.read().tasks.get(t.name)
         if cur is not None and cur.seq == t.seq and cur.phase:  # a conductor took it meanwhile: its worktree
@@ -89,39 +89,6 @@ def prepare(ctx: Ctx, t: Task, req: LandRequest, say: Say, seen: gitops.HeadStat
     elif cur is None or cur.seq != t.seq:  # gone: kept only while no other ref holds its commits
         guard.forget_backup(ctx, t.name, tip, landed=False)
     return t
-
-
-class StatusesAhead:
-    """The worktree statuses of the tasks one command lands, each read a few tasks ahead of
-    its turn: git walks the next worktrees while this process prepares the one before (issue
-    28).  What a status says is checked again where it matters, as a status read at the join
-    is: a commit made since is found by the build, an edit made since stops the rebase."""
-
-    AHEAD = 4
-
-    def __init__(self, ctx: Ctx, names: list[str]) -> None:
-        tasks = ctx.store.read().tasks
-        self._paths = {n: tasks[n].path for n in names if n in tasks and tasks[n].path}
-        self._order = [n for n in names if n in self._paths]
-        self._running: dict[str, gitops.HeadStatusAhead] = {}
-        self._next = 0
-
-    def take(self, t: Task) -> gitops.HeadStatus | None:
-        """The status read ahead for ``t``, None when there is none for the worktree it has now."""
-        if t.name in self._order:
-            while self._next < len(self._order) and self._next <= self._order.index(t.name) + self.AHEAD:
-                name = self._order[self._next]
-                wt = Path(self._paths[name] or "")
-                if wt.is_dir() and not gitops.link_problem(wt):  # (git would answer for a folder above)
-                    self._running[name] = gitops.HeadStatusAhead(wt)
-                self._next += 1
-        ahead = self._running.pop(t.name, None)
-        return ahead.result() if ahead is not None and str(ahead.wt) == t.path else None
-
-    def close(self) -> None:
-        for ahead in self._running.values():
-            ahead.result()
-        self._running.clear()
 
 
 def other_options(t: Task, req: LandRequest) -> Refuse:
