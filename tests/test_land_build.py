@@ -150,3 +150,31 @@ def _commit_as_the_build_begins(
         hold.touch()
     _, err = proc.communicate(timeout=60)
     return agent, err, proc.returncode
+
+
+def test_a_commit_made_before_git_detaches_head_survives_the_abort(repo: Repo) -> None:
+    """A commit made on the branch as 'git rebase' starts (here by its pre-rebase hook, as an
+    agent's could be in the instant before git detaches HEAD): git's last step, moving the
+    branch, fails, and 'git rebase --abort' put the branch back where the rebase began, over
+    that commit (review 51).  The abort now leaves the branch where it was, with its files,
+    and the task is blocked with the commit on it."""
+    p, tip = _task(repo, "feed", {"src/feed.js": "feed\n"})
+    repo.commit({"src/base.js": "moved on\n"})  # the base moved: git replays the task's commit
+    hook = repo.path / ".git" / "hooks" / "pre-rebase"
+    hook.write_text(
+        "#!/bin/sh\nunset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE\n"
+        "echo x > agent.txt && git add agent.txt && git commit -qm 'agent X' && git rev-parse HEAD > ../agent-x\n"
+    )
+    hook.chmod(0o755)
+    out = repo.wtp("land", "feed", "--gate", "true")
+    agent = (p.parent / "agent-x").read_text().strip()
+    assert out.code == 1, out.err
+    [line] = out.err.splitlines()  # git's refusal, then what the land kept
+    assert line.startswith("wtp: rebase of 'feed' onto 'main' failed: error: update_ref failed for ref"), line
+    assert line.endswith(
+        f"; branch 'wtp/feed' gained 1 commit wtp did not make while landing ({agent[:10]} agent X): they are kept "
+        "on the branch, untested; run 'wtp land feed' again to test and land them"
+    ), line
+    assert repo.git("rev-parse", "wtp/feed") == agent and repo.git("rev-parse", "wtp/feed~1") == tip
+    assert (p / "agent.txt").exists() and repo.git("-C", str(p), "status", "--porcelain") == ""
+    assert "agent X" not in repo.git("log", "--format=%s", "main")

@@ -87,7 +87,31 @@ def rebase_onto(wt: Path, onto: str, upstream: str) -> Rebase:
 
 
 def rebase_abort(wt: Path) -> None:
+    """'git rebase --abort'.  git puts the branch back where the rebase began, even over a commit
+    made on it meanwhile (one made as the rebase started, before git detached HEAD: git's last
+    step, moving the branch, then failed): such a branch is put back where it was, with its files
+    (review 51)."""
+    moved = _moved_since_it_began(wt)
     run(["rebase", "--abort"], wt, check=False)
+    if moved is not None:
+        branch, was, now = moved
+        if run(["reset", "--quiet", "--keep", now], wt, check=False).code != 0:
+            run(["update-ref", "-m", "wtp: keep a commit made during a rebase", branch, now, was], wt, check=False)
+
+
+def _moved_since_it_began(wt: Path) -> tuple[str, Sha, Sha] | None:
+    """(the branch, where the rebase in progress began, where the branch is now) when it moved."""
+    for state in ("rebase-merge", "rebase-apply"):
+        try:
+            name = atomic.read_regular(git_dir_of(wt) / state / "head-name").decode(errors="replace").strip()
+            began = atomic.read_regular(git_dir_of(wt) / state / "orig-head").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if not name.startswith("refs/heads/") or not is_object_id(began):
+            return None
+        now = run(["rev-parse", "--verify", "--quiet", "--end-of-options", name], wt, check=False).out.strip()
+        return (name, Sha(began), Sha(now)) if is_object_id(now) and now != began else None
+    return None
 
 
 def replayed_from(wt: Path) -> Sha | None:
