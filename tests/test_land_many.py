@@ -209,6 +209,28 @@ def test_ctrl_c_while_git_builds_a_candidate_waits_for_git_before_giving_back(pr
         assert not (project.path / ".git" / "worktrees" / name / "rebase-merge").exists(), name
 
 
+def test_recovery_waits_for_a_rebase_the_killed_land_left_running(project: Repo, tmp_path: Path) -> None:
+    """A land killed while git rebases a task leaves that git running (the kill does not reach
+    it).  The next command's recovery waits for it to end before it restores the task: it
+    rolled the task back while git still ran, and git then left the branch on copies of the
+    tasks below it, which a later land of that task published as its own (review 50)."""
+    _tasks(project, "t1", "t2", "t3")
+    tip = project.git("rev-parse", "wtp/t3")
+    replayed = tmp_path / "replayed"
+    hook = project.path / ".git" / "hooks" / "pre-rebase"  # t3's replay runs on when the land is killed
+    hook.write_text(f'#!/bin/sh\ncase "$PWD" in */t3) sleep 2; touch {replayed};; esac\n')
+    hook.chmod(0o755)
+    killed = project.wtp_proc(
+        "land", "t1", "t2", "t3", "--gate", _gate(tmp_path), env={"WTP_TEST_KILL_AT": "land:beside-build"}
+    )
+    assert killed.code != 0, killed.err
+    fixed = project.wtp_proc("doctor", "--fix")
+    assert replayed.exists(), "the land's recovery ran while the killed land's git still rebased t3"
+    assert "rolled back the interrupted land of 't3' to its pre-land tip" in fixed.out, fixed.out
+    assert project.git("rev-parse", "wtp/t3") == tip
+    assert _states(project) == {"t1": "active", "t2": "active", "t3": "active"}
+
+
 def test_a_commit_made_in_a_task_while_git_builds_the_one_below_is_kept_and_not_landed(project: Repo) -> None:
     """What a build reads of a task's branch is read as its turn comes, not while git still
     builds the candidate below (review 50: a reading taken then was stale by the time the

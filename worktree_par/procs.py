@@ -124,6 +124,24 @@ class Proc(NamedTuple):
     name: str
 
 
+def command_of(pid: int) -> list[str]:
+    """The argv a process runs ([] when it cannot be read: gone, or not ours)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]]
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            return []
+    except OSError:
+        return []
+    import psutil
+
+    try:
+        return list(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return []
+
+
 def processes_in(paths: list[Path]) -> dict[Path, list[Proc]]:
     """Live processes whose working directory lies inside each path (one scan for all),
     not counting this process and its ancestors.  A cwd is matched by device and inode,

@@ -4,10 +4,11 @@ remote-tracking ref left from before."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from .. import gitops, guard, interrupts
-from ..errors import Say, WouldLoseWork, count
+from .. import gitops, guard, interrupts, procs
+from ..errors import Refusal, Say, WouldLoseWork, count
 from ..gates import Gate
 from ..gitops import Sha
 from ..locks import me
@@ -20,6 +21,23 @@ from .withdraw import WAITING_NOTE
 
 MOVED = "refs/wtp/archive-moved/"  # under archive*: a kept ref (guard.KEEP_GLOBS)
 AS_IT_IS = "is given back as it is"  # commits made on its candidate could not move: its land stops there
+
+
+def _rebase_left_running(wt: Path, name: str) -> None:
+    """A land killed while git rebased its task left that git running (the kill does not reach
+    it): recovery waits for it to end, or it would restore the worktree while git writes it, and
+    git would move the branch after (review 50).  Refused after GIT_WAIT seconds."""
+    deadline = time.monotonic() + GIT_WAIT
+    while running := [p.pid for p in procs.processes_in([wt])[wt] if procs.command_of(p.pid)[1:2] == ["rebase"]]:
+        if time.monotonic() > deadline:
+            raise Refusal(
+                f"a 'git rebase' (pid {running[0]}) still runs in the worktree of '{name}', left by a land that "
+                f"died: wait for it to end, then run 'wtp doctor --fix'"
+            )
+        time.sleep(0.05)
+
+
+GIT_WAIT = 30.0  # seconds recovery waits for a git rebase a dead land left running
 
 
 def published(ctx: Ctx, base: str, candidate: str, remote: str | None) -> bool:
@@ -56,6 +74,8 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
     it in the same state write, so its own waiting lander never sees it idle in between."""
     Gate(ctx.store, QUEUE).tickets()  # drops the dead lander's ticket
     wt = Path(t.path) if t.path else None
+    if wt and wt.is_dir():
+        _rebase_left_running(wt, t.name)
     if wt and wt.is_dir() and gitops.rebase_in_progress(wt):
         gitops.rebase_abort(wt)
     landed = landed_commit(ctx, t)
