@@ -427,24 +427,3 @@ def forget_backup(ctx: Ctx, name: str, backup: str | None = None, landed: bool =
     backup = backup or gitops.ref_value(ctx.root, backup_ref(name))
     if backup is not None and (landed or not gitops.commits_not_in(ctx.root, [backup], STAY, KEEP_GLOBS)):
         gitops.delete_ref(ctx.root, backup_ref(name), backup)
-
-
-def backed_up(ctx: Ctx, t: Task, tip: Sha, kept: Sha | None) -> None:
-    """Before a land rewrites the task branch into a candidate: its tip must be kept by the backup ref
-    (refs/wtp/backup/<task>), or nothing is rewritten.  ``kept``: that ref's value, read with the branch."""
-    if kept != tip and (kept is None or not gitops.is_ancestor(ctx.root, tip, kept)):
-        raise WouldLoseWork(
-            f"the pre-land tip of '{t.name}' is not kept under {backup_ref(t.name)}: nothing was changed"
-        )
-
-
-def advance(ctx: Ctx, t: Task, wt: Path, tip: Sha, to: Sha, at: Sha | None = None) -> None:
-    """Move the task branch (checked out, clean) from ``at`` (default: ``tip``, proved kept by ``backed_up``) to a
-    candidate built from ``tip``.  A commit made there meanwhile stays: WouldLoseWork, nothing moved (review 50)."""
-    if gitops.ref_value(ctx.root, f"refs/heads/{t.branch}") != (at or tip):
-        raise WouldLoseWork(
-            f"branch '{t.branch}' moved while wtp built the candidate of '{t.name}' (a commit made in {wt}?): nothing "
-            f"was published and the new commit is kept on the branch, untested; run 'wtp land {t.name}' again to land it"
-        )
-    if not gitops.reset_keep(wt, to):
-        raise WouldLoseWork(f"could not move the worktree of '{t.name}' to its candidate: nothing was changed")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .. import crashpoints, gitops, guard
-from ..errors import DirtyWorktree, GitError, LandBlocked, LandConflict, Refusal
+from ..errors import DirtyWorktree, GitError, LandBlocked, LandConflict, Refusal, WouldLoseWork
 from ..gitops import Sha, edits
 from ..repo import Ctx, few
 from ..state import Task
@@ -179,7 +179,7 @@ def begin(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Started
     it.  In between the caller may do other work (the conductor starts the gate below this
     one), but nothing that looks at this task's worktree or branch."""
     t, wt, tip = e.task, e.wt, e.tip
-    guard.backed_up(ctx, t, tip, kept)
+    _backed_up(ctx, t, tip, kept)
     attached = gitops.head_names(wt)  # checked when the lander joined; the user may have switched since
     if attached != f"refs/heads/{t.branch}":
         what = f"'{attached.removeprefix('refs/heads/')}'" if attached else "a detached HEAD"
@@ -243,7 +243,7 @@ def finish(ctx: Ctx, started: Started) -> Sha:
     # commit recovery knows to be wtp's own (a squash or merge commit is no copy of the
     # task's commits), so it can be rewound instead of refused.
     ctx.store.update(t, candidate=cand)
-    guard.advance(ctx, t, wt, tip, cand, at)
+    _advance(ctx, t, wt, tip, cand, at)
     crashpoints.step("land:after-candidate")
     return cand
 
@@ -261,6 +261,29 @@ def _kept_back(ctx: Ctx, e: Entry, found: Sha, rebased: Sha) -> None:
         f"branch '{t.branch}' moved while wtp built the candidate of '{t.name}': nothing was published; "
         f"run 'wtp land {t.name}' again"
     )
+
+
+def _backed_up(ctx: Ctx, t: Task, tip: Sha, kept: Sha | None) -> None:
+    """Before a land rewrites the task branch into a candidate: its tip must be kept by the backup ref
+    (refs/wtp/backup/<task>), or nothing is rewritten.  ``kept``: that ref's value, read with the branch."""
+    if kept != tip and (kept is None or not gitops.is_ancestor(ctx.root, tip, kept)):
+        raise WouldLoseWork(
+            f"the pre-land tip of '{t.name}' is not kept under {guard.backup_ref(t.name)}: nothing was changed"
+        )
+
+
+def _advance(ctx: Ctx, t: Task, wt: Path, tip: Sha, to: Sha, at: Sha | None = None) -> None:
+    """Move the task branch (checked out, clean) from ``at`` (default: ``tip``, proved kept by ``_backed_up``) to a
+    candidate built from ``tip``.  A commit made there meanwhile stays: WouldLoseWork, nothing moved (review 50)."""
+    ref = f"refs/heads/{t.branch}"
+    moved = WouldLoseWork(
+        f"branch '{t.branch}' moved while wtp built the candidate of '{t.name}' (a commit made in {wt}?): nothing was "
+        f"published and the new commit is kept on the branch, untested; run 'wtp land {t.name}' again to land it"
+    )
+    if gitops.ref_value(ctx.root, ref) != (at or tip):
+        raise moved
+    if not gitops.reset_keep(wt, to):
+        raise WouldLoseWork(f"could not move the worktree of '{t.name}' to its candidate: nothing was changed")
 
 
 LOCK_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8)  # seconds between tries of a rebase that found the index locked
