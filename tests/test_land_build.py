@@ -92,14 +92,19 @@ def test_a_new_land_of_a_branch_that_grew_keeps_nothing_more(repo: Repo) -> None
     assert repo.git("for-each-ref", "refs/wtp/") == ""
 
 
-def test_a_commit_made_while_a_merge_candidate_is_built_stays_on_the_branch(repo: Repo, tmp_path: Path) -> None:
+@pytest.mark.parametrize("at", ["land:before-candidate", "land:before-advance"])
+def test_a_commit_made_while_a_merge_candidate_is_built_stays_on_the_branch(
+    repo: Repo, tmp_path: Path, at: str
+) -> None:
     """A merge candidate is made from the tip the land read, then the branch moves to it: a
     commit an agent made there in between was dropped from the branch ('git reset --keep' moves
     it from wherever it is), landed without it, and lost with the branch (review 50).  The
-    branch must still be where the candidate was built from, or nothing moves."""
+    branch must still be where the candidate was built from, or nothing moves; one made after
+    that look, as 'reset --keep' begins, is found in the branch's reflog and the branch goes
+    back to it, with its files."""
     p, tip = _task(repo, "feed", {"src/feed.js": "feed\n"})
     agent, err, code = _commit_as_the_build_begins(
-        repo, tmp_path, p, {"src/agent.js": "agent\n"}, "--strategy", "merge", "--gate", "true"
+        repo, tmp_path, p, {"src/agent.js": "agent\n"}, "--strategy", "merge", "--gate", "true", at=at
     )
     assert code == 1, err
     assert err.splitlines()[-1] == (
@@ -110,6 +115,7 @@ def test_a_commit_made_while_a_merge_candidate_is_built_stays_on_the_branch(repo
     assert repo.git("rev-parse", "wtp/feed~1") == tip
     assert repo.git("log", "--format=%s", "main").splitlines()[0] != "agent X"
     assert [t["state"] for t in repo.wtp("list", "--json").json()["tasks"]] == ["blocked"]
+    assert (p / "src/agent.js").exists() and repo.git("-C", str(p), "status", "--porcelain") == ""
 
 
 @pytest.mark.parametrize("base_moved", [True, False])
@@ -136,12 +142,13 @@ def test_a_commit_made_as_the_rebase_starts_is_kept_on_the_branch_not_replayed(
 
 
 def _commit_as_the_build_begins(
-    repo: Repo, tmp_path: Path, p: Path, files: dict[str, str], *land: str
+    repo: Repo, tmp_path: Path, p: Path, files: dict[str, str], *land: str, at: str = "land:before-candidate"
 ) -> tuple[str, str, int]:
-    """'wtp land feed *land', held where it is about to build the candidate while an agent
-    commits ``files`` in the task's worktree ``p``: (that commit, the land's stderr, its code)."""
+    """'wtp land feed *land', held at step ``at`` (where it is about to build the candidate)
+    while an agent commits ``files`` in the task's worktree ``p``: (that commit, the land's
+    stderr, its code)."""
     hold = tmp_path / "hold"
-    env = {"WTP_TEST_HOLD_AT": "land:before-candidate", "WTP_TEST_HOLD_FILE": str(hold)}
+    env = {"WTP_TEST_HOLD_AT": at, "WTP_TEST_HOLD_FILE": str(hold)}
     proc = repo.spawn("land", "feed", *land, env=env)
     try:
         wait_for(Path(f"{hold}.reached").exists, "the land to be about to build the candidate")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from .. import atomic
 from ..errors import GitError
 from .core import run
 from .parse import Sha, is_object_id
@@ -213,3 +214,17 @@ def config_value(cwd: Path, key: str) -> str | None:
     """One git setting, as git resolves it (None when unset)."""
     res = run(["config", "--get", key], cwd, check=False)
     return res.out.strip("\n") if res.code == 0 else None
+
+
+def moved_from(common_dir: Path, ref: str, to: str) -> Sha | None:
+    """Where the last move of ``ref`` to ``to`` took it from, as the ref's reflog file says
+    (read without a git call): None without a reflog, or no such move among its last entries."""
+    try:
+        lines = atomic.read_regular(common_dir / "logs" / ref).decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines[-20:]):
+        fields = line.split(" ", 2)
+        if len(fields) == 3 and fields[1] == to and is_object_id(fields[0]):
+            return Sha(fields[0])
+    return None

@@ -282,8 +282,14 @@ def _advance(ctx: Ctx, t: Task, wt: Path, tip: Sha, to: Sha, at: Sha | None = No
     )
     if gitops.ref_value(ctx.root, ref) != (at or tip):
         raise moved
+    crashpoints.step("land:before-advance")
     if not gitops.reset_keep(wt, to):
         raise WouldLoseWork(f"could not move the worktree of '{t.name}' to its candidate: nothing was changed")
+    # A commit made as the reset began: the reset moved the branch from it (its reflog says), so
+    # the branch goes back on it, with its files.  (A squash of one commit can be that commit.)
+    if to != (at or tip) and (was := gitops.moved_from(ctx.repo.common_dir, ref, to)) not in (None, at or tip):
+        gitops.reset_keep(wt, was)
+        raise moved
 
 
 LOCK_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8)  # seconds between tries of a rebase that found the index locked
