@@ -101,10 +101,11 @@ def rebase_abort(wt: Path) -> None:
 
 def _moved_since_it_began(wt: Path) -> tuple[str, Sha, Sha] | None:
     """(the branch, where the rebase in progress began, where the branch is now) when it moved."""
+    git_dir = git_dir_of(wt)
     for state in ("rebase-merge", "rebase-apply"):
         try:
-            name = atomic.read_regular(git_dir_of(wt) / state / "head-name").decode(errors="replace").strip()
-            began = atomic.read_regular(git_dir_of(wt) / state / "orig-head").decode(errors="replace").strip()
+            name = atomic.read_regular(git_dir / state / "head-name").decode(errors="replace").strip()
+            began = atomic.read_regular(git_dir / state / "orig-head").decode(errors="replace").strip()
         except OSError:
             continue
         if not name.startswith("refs/heads/") or not is_object_id(began):

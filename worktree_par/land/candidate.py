@@ -168,16 +168,12 @@ class Started(NamedTuple):
     made: Sha | None = None
 
 
-def build(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Sha:
-    """Build the candidate on ``onto`` from the task's commits after ``fork``; the task branch
-    (and its clean worktree) moves to it.  ``kept``: the backup ref's value (``look``)."""
-    return finish(ctx, begin(ctx, e, onto, fork, kept))
-
-
 def begin(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Started:
-    """``build``'s first half: the checks, and git started on the replay; ``finish`` waits for
-    it.  In between the caller may do other work (the conductor starts the gate below this
-    one), but nothing that looks at this task's worktree or branch."""
+    """Start building the candidate on ``onto`` from the task's commits after ``fork`` (the
+    task branch and its clean worktree move to it): the checks, and git started on the
+    replay; ``finish`` waits for it.  ``kept``: the backup ref's value (``look``).  In between
+    the caller may do other work (the conductor starts the gate below this one), but nothing
+    that looks at this task's worktree or branch."""
     t, wt, tip = e.task, e.wt, e.tip
     _backed_up(ctx, t, tip, kept)
     attached = gitops.head_names(wt)  # checked when the lander joined; the user may have switched since
@@ -208,8 +204,8 @@ def begin(ctx: Ctx, e: Entry, onto: Sha, fork: Sha, kept: Sha | None) -> Started
 
 
 def finish(ctx: Ctx, started: Started) -> Sha:
-    """``build``'s second half: the candidate, once git has replayed the commits (a conflict
-    or a failure raised, the rebase aborted)."""
+    """The candidate ``begin`` started, once git has replayed the commits (a conflict or a
+    failure raised, the rebase aborted)."""
     e, onto, fork = started.entry, started.onto, started.fork
     t, wt, tip = e.task, e.wt, e.tip
     cand, at = started.made, tip
@@ -288,7 +284,7 @@ def _advance(ctx: Ctx, t: Task, wt: Path, tip: Sha, to: Sha, at: Sha | None = No
     # A commit made as the reset began: the reset moved the branch from it (its reflog says), so
     # the branch goes back on it, with its files.  (A squash of one commit can be that commit.)
     if to != (at or tip) and (was := gitops.moved_from(ctx.repo.common_dir, ref, to)) not in (None, at or tip):
-        gitops.reset_keep(wt, was)
+        guard.rewind(ctx, t, wt, was, [to])  # back through the guard: only wtp's candidate is left behind
         raise moved
 
 

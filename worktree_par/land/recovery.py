@@ -23,6 +23,9 @@ MOVED = "refs/wtp/archive-moved/"  # under archive*: a kept ref (guard.KEEP_GLOB
 AS_IT_IS = "is given back as it is"  # commits made on its candidate could not move: its land stops there
 
 
+GIT_WAIT = 30.0  # seconds recovery waits for a git rebase a dead land left running
+
+
 def _rebase_left_running(wt: Path, name: str) -> None:
     """A land killed while git rebased its task left that git running (the kill does not reach
     it): recovery waits for it to end, or it would restore the worktree while git writes it, and
@@ -35,9 +38,6 @@ def _rebase_left_running(wt: Path, name: str) -> None:
                 f"died: wait for it to end, then run 'wtp doctor --fix'"
             )
         time.sleep(0.05)
-
-
-GIT_WAIT = 30.0  # seconds recovery waits for a git rebase a dead land left running
 
 
 def published(ctx: Ctx, base: str, candidate: str, remote: str | None) -> bool:
@@ -76,8 +76,8 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
     wt = Path(t.path) if t.path else None
     if wt and wt.is_dir():
         _rebase_left_running(wt, t.name)
-    if wt and wt.is_dir() and gitops.rebase_in_progress(wt):
-        gitops.rebase_abort(wt)
+        if gitops.rebase_in_progress(wt):
+            gitops.rebase_abort(wt)
     landed = landed_commit(ctx, t)
     if landed is not None:
         ctx.store.update(
