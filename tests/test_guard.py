@@ -307,3 +307,24 @@ def test_an_ignored_folder_of_small_files_is_archived_file_by_file(repo: Repo) -
     archived = repo.git("ls-tree", "-r", "--name-only", "refs/wtp/archive/a").split()
     assert [f for f in archived if f.startswith("data/")] == ["data/d0.bin", "data/d1.bin", "data/d2.bin"]
     assert "deleted 1 large ignored file without archiving them: data/big.bin" in out.out, out.out
+
+
+def test_refs_private_to_a_worktree_are_seen_after_git_packs_its_refs(repo: Repo) -> None:
+    """The guard reads a worktree's own refs (refs/worktree/, refs/bisect/) without git when
+    its git dir holds none; git never packs them, so a pack of every ref leaves them where
+    that look finds them."""
+    p = _start(repo, "a")
+    repo.git("checkout", "-q", "--detach", cwd=p)
+    marked = repo.commit({"m.txt": "marked\n"}, cwd=p)
+    bisected = repo.commit({"b.txt": "bisected\n"}, cwd=p)
+    repo.git("checkout", "-q", "wtp/a", cwd=p)
+    repo.git("update-ref", "refs/worktree/keep", marked, cwd=p)
+    repo.git("update-ref", "refs/bisect/bad", bisected, cwd=p)
+    repo.git("pack-refs", "--all", cwd=p)
+    repo.git("pack-refs", "--all")
+    out = repo.wtp("rm", "a")
+    assert out.code == 1 and "(refs/bisect/bad, refs/worktree/keep)" in out.err, out.err
+    assert p.exists()
+    out = repo.wtp("rm", "a", "--force")
+    assert out.code == 0, out.err
+    assert _reachable(repo, marked, "refs/wtp/archive/a") and _reachable(repo, bisected, "refs/wtp/archive/a")

@@ -81,13 +81,12 @@ def collect(ctx: Ctx, t: Task) -> Holdings:
     h.backup = found[backup_ref(t.name)].commit if backup_ref(t.name) in found else None
     if path is None:
         return h
-    h.head, h.head_ref = gitops.head(path)
+    dirty, ignored, h.head, h.head_ref = gitops.contents_and_head(path)
     if h.head is None:  # its branch deleted under it: what its HEAD last had (its reflog), as a detached HEAD
         h.head, h.head_ref = gitops.head_last_logged(path), None
-    h.worktree_refs = gitops.refs_under(path, "refs/worktree/", "refs/bisect/")  # (a bisect's marks: this worktree's)
+    h.worktree_refs = gitops.private_refs(path, "refs/worktree/", "refs/bisect/")  # (a bisect's marks: this worktree's)
     h.op, h.op_commits = gitops.in_progress(path)
     h.op_commits = gitops.existing_commits(ctx.root, h.op_commits)  # ids of commits only, in one call
-    dirty, ignored = gitops.worktree_contents(path)
     h.dirty = sorted(set(dirty))
     copied, ours = copies.entries_of(ctx), lambda ps: gitops.check_ignore(path, ps)
     made = [p for p in ignored if not copies.under(p, copied) and not agentfiles.is_wtp_made(path, p)]

@@ -101,8 +101,10 @@ from .remote import (
 )
 from .status import (
     STATUS_ARGS,
+    Contents,
     Dirty,
     HeadStatus,
+    contents_and_head,
     dirty_of,
     head_status,
     same_as_tracked,
@@ -127,6 +129,7 @@ from .work import (
     link_problem,
     log_messages,
     merge_tree,
+    private_refs,
     read_tree_2way,
     rebase_in_progress,
     relink,
@@ -165,6 +168,9 @@ __all__ = [
     "HeadStatus",
     "dirty_of",
     "head_status",
+    "contents_and_head",
+    "Contents",
+    "private_refs",
     "commit_message",
     "data_commit",
     "check_ignore",

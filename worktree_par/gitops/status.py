@@ -22,14 +22,41 @@ def status_paths(wt: Path) -> list[str]:
     return parse_status(run(STATUS_ARGS, wt).out)
 
 
+CONTENTS_ARGS = [
+    "--no-optional-locks",
+    "status",
+    "--porcelain=v2",
+    "-z",
+    "--ignored=matching",
+    "--untracked-files=normal",
+]
+
+
 def worktree_contents(wt: Path) -> tuple[list[str], list[str]]:
     """(uncommitted and untracked paths, ignored paths) of a worktree in one status call; a
     folder that is wholly untracked or wholly ignored is named once, with '/'."""
-    out = run(
-        ["--no-optional-locks", "status", "--porcelain=v2", "-z", "--ignored=matching", "--untracked-files=normal"], wt
-    ).out
+    return _contents(run(CONTENTS_ARGS, wt).out)
+
+
+def _contents(out: str) -> tuple[list[str], list[str]]:
     entries = parse_status_entries(out)
     return [e.path for e in entries if e.kind != "!"], [e.path for e in entries if e.kind == "!"]
+
+
+class Contents(NamedTuple):
+    """What a worktree holds beside its commits, and its HEAD, from one status walk."""
+
+    dirty: list[str]  # as worktree_contents
+    ignored: list[str]
+    head: Sha | None  # as head_status
+    attached: str | None
+
+
+def contents_and_head(wt: Path) -> Contents:
+    """``worktree_contents`` and ``head`` in one status walk (the '# branch.*' headers): the
+    guard reads both of every worktree it removes."""
+    headers, out = _branch_status(wt, [*CONTENTS_ARGS, "--branch", "--no-ahead-behind"])
+    return Contents(*_contents(out), *_head_of(wt, headers))
 
 
 class Dirty(NamedTuple):
@@ -41,14 +68,13 @@ class Dirty(NamedTuple):
 
 def dirty_of(wt: Path) -> Dirty:
     """status_paths and HEAD in one call (the '# branch.oid' header)."""
-    headers, out = _branch_status(wt)
+    headers, out = _branch_status(wt, BRANCH_STATUS_ARGS)
     oid = headers.get("branch.oid", "")
     return Dirty(parse_status(out), Sha(oid) if is_object_id(oid) else None)
 
 
-def _branch_status(wt: Path, untracked: bool = True) -> tuple[dict[str, str], str]:
+def _branch_status(wt: Path, args: list[str]) -> tuple[dict[str, str], str]:
     """A status with its '# branch.*' headers, as {'branch.oid': ..., 'branch.head': ...}."""
-    args = BRANCH_STATUS_ARGS if untracked else [*BRANCH_STATUS_ARGS, "--untracked-files=no"]  # the last one counts
     out = run(args, wt).out
     headers = {}
     for field in out.split("\0"):
@@ -72,12 +98,17 @@ def head_status(wt: Path, *, untracked: bool = True) -> HeadStatus:
     headers).  A HEAD status shows as '(detached)', or '(null)' (attached to a ref outside
     refs/heads), names a branch may also have, is asked of git again (``head``).
     ``untracked=False``: the tracked files' changes only, untracked ones not looked for."""
-    headers, out = _branch_status(wt, untracked)
+    args = BRANCH_STATUS_ARGS if untracked else [*BRANCH_STATUS_ARGS, "--untracked-files=no"]  # the last one counts
+    headers, out = _branch_status(wt, args)
+    return HeadStatus(*_head_of(wt, headers), parse_status(out))
+
+
+def _head_of(wt: Path, headers: dict[str, str]) -> tuple[Sha | None, str | None]:
+    """HEAD as ``head`` says it, from a status's '# branch.*' headers, or asked of git again."""
     oid, name = headers.get("branch.oid", ""), headers.get("branch.head", "")
     if not name or name.startswith("("):
-        head_, attached = head(wt)
-        return HeadStatus(head_, attached, parse_status(out))
-    return HeadStatus(Sha(oid) if is_object_id(oid) else None, f"refs/heads/{name}", parse_status(out))
+        return head(wt)
+    return Sha(oid) if is_object_id(oid) else None, f"refs/heads/{name}"
 
 
 def same_as_tracked(wt: Path, commit: str, paths: list[str]) -> set[str]:

@@ -21,6 +21,7 @@ from .parse import (
     parse_read_tree_refusal,
     parse_status,
 )
+from .refs import refs_under
 from .status import STATUS_ARGS, Dirty, dirty_of, status_paths
 
 # --- worktrees --------------------------------------------------------------------
@@ -71,6 +72,18 @@ def git_dir_of(wt: Path) -> Path:
     if text.startswith("gitdir: ") and text.count("\n") <= 1:
         return (wt / text[len("gitdir: ") :].strip("\n")).resolve()
     return Path(run(["rev-parse", "--path-format=absolute", "--git-dir"], wt).out.strip())
+
+
+def private_refs(wt: Path, *prefixes: str) -> dict[str, Sha]:
+    """``refs_under`` for refs private to a worktree ('refs/worktree/', 'refs/bisect/'),
+    without a git call when it has none.  git keeps them in the worktree's own git dir,
+    never packed (pack-refs leaves per-worktree refs loose): with the files backend, no
+    folder there for a prefix means no such ref.  A reftable store, or a folder there, is
+    asked of git."""
+    gd = git_dir_of(wt)
+    if all(not os.path.lexists(gd / p.rstrip("/")) for p in ("reftable", *prefixes)):
+        return {}
+    return refs_under(wt, *prefixes)
 
 
 def head_names(wt: Path) -> str:
