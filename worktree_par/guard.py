@@ -138,6 +138,8 @@ def losses(ctx: Ctx, h: Holdings, keep: list[str] | None = None) -> list[str]:
     lost: set[Sha] = set()
     where = []
     for label, tips in sources:
+        if set(tips) <= set(keep or []):
+            continue  # the commits that stay themselves (a landed task's branch at its landed commit): no walk
         found = gitops.commits_not_in(ctx.root, tips, keepers, KEEP_GLOBS)
         if found:
             where.append(label)
