@@ -69,3 +69,17 @@ def test_a_land_never_has_status_count_how_far_a_branch_is_from_its_upstream(rem
     with_branch = [line for line in statuses if " --branch" in line]
     assert with_branch, statuses  # the land asks status for HEAD and the branch
     assert all(" --no-ahead-behind" in line for line in with_branch), with_branch
+
+
+def test_contents_and_head_says_what_head_and_worktree_contents_say(repo: Repo) -> None:
+    """The guard's one status walk (issue 28): HEAD from its headers, the files as before."""
+    repo.write(".gitignore", "out/\n")
+    repo.write("out/built.txt", "built\n")
+    repo.write("new.txt", "new\n")
+    for detach in (False, True):
+        if detach:
+            repo.git("switch", "-q", "--detach")
+        got = gitops.contents_and_head(repo.path)
+        assert (got.dirty, got.ignored) == gitops.worktree_contents(repo.path)
+        assert (got.head, got.attached) == gitops.head(repo.path)
+
