@@ -83,3 +83,16 @@ def test_contents_and_head_says_what_head_and_worktree_contents_say(repo: Repo) 
         assert (got.dirty, got.ignored) == gitops.worktree_contents(repo.path)
         assert (got.head, got.attached) == gitops.head(repo.path)
 
+
+def test_replayed_to_reads_the_branch_git_moved_or_asks_git(repo: Repo) -> None:
+    """Where a rebase left the branch: its loose ref, read without git; a packed ref, a
+    detached HEAD, asked of git (the same answer each way)."""
+    common = Path(repo.git("rev-parse", "--path-format=absolute", "--git-common-dir"))
+    head = repo.git("rev-parse", "HEAD")
+    assert (common / "refs/heads/main").is_file()
+    assert gitops.replayed_to(repo.path, common) == head
+    repo.git("pack-refs", "--all", "--prune")
+    assert not (common / "refs/heads/main").exists()
+    assert gitops.replayed_to(repo.path, common) == head
+    repo.git("switch", "-q", "--detach")
+    assert gitops.replayed_to(repo.path, common) == head

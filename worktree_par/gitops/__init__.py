@@ -63,7 +63,7 @@ from .parse import (
     parse_version,
     parse_worktrees,
 )
-from .rebase import Rebase, Replay, rebase_abort, rebase_onto, replayed_from
+from .rebase import Rebase, Replay, rebase_abort, rebase_onto, replayed_from, replayed_to
 from .refs import (
     RefInfo,
     attach_head,
@@ -74,7 +74,6 @@ from .refs import (
     delete_ref,
     existing_commits,
     head,
-    head_and_tree,
     is_ancestor,
     last_reflog_message,
     merge_base,
@@ -199,7 +198,6 @@ __all__ = [
     "gitlinks",
     "head_names",
     "head",
-    "head_and_tree",
     "worktree_contents",
     "ending",
     "in_progress",
@@ -228,6 +226,7 @@ __all__ = [
     "rebase_in_progress",
     "rebase_onto",
     "replayed_from",
+    "replayed_to",
     "ref_value",
     "refs",
     "refs_past",

@@ -3,6 +3,7 @@ waited for later (``Replay``), so that a caller does other work while git replay
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import NamedTuple
@@ -124,3 +125,19 @@ def replayed_from(wt: Path) -> Sha | None:
     except OSError:
         return None
     return Sha(text) if is_object_id(text) else None
+
+
+def replayed_to(wt: Path, common_dir: Path) -> Sha:
+    """The commit the branch checked out in ``wt`` is on, just after a rebase moved it: the
+    loose ref git wrote as it moved the branch, read without a git call (a loose ref is what
+    the files backend writes, and it overrides a packed one).  Asked of git when there is
+    none: a reftable store, a detached HEAD, a packed ref."""
+    try:
+        head = atomic.read_regular(git_dir_of(wt) / "HEAD").decode(errors="replace").strip()
+        if head.startswith("ref: refs/heads/") and not os.path.lexists(common_dir / "reftable"):
+            text = atomic.read_regular(common_dir / head[len("ref: ") :]).decode(errors="replace").strip()
+            if is_object_id(text):
+                return Sha(text)
+    except OSError:
+        pass
+    return Sha(run(["rev-parse", "--verify", "--end-of-options", "HEAD"], wt).out.strip())

@@ -44,12 +44,6 @@ def head(wt: Path) -> tuple[Sha | None, str | None]:
     return commit, branch
 
 
-def head_and_tree(wt: Path) -> tuple[Sha, Sha]:
-    """(HEAD commit, its tree) of a worktree whose HEAD has a commit, in one call."""
-    out = run(["rev-parse", "HEAD", "HEAD^{tree}"], wt).out.split()  # fixed names: no options to end
-    return Sha(out[0]), Sha(out[1])
-
-
 _PLAIN_REF = re.compile(r"[A-Za-z0-9._/-]+")
 
 

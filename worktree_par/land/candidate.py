@@ -222,14 +222,16 @@ def finish(ctx: Ctx, started: Started) -> Sha:
             if reb.no_space:
                 raise LandBlocked(_no_space(t, wt, tip, onto))
             raise LandBlocked(f"rebase of '{t.name}' onto '{t.base}' failed: {reb.error}")
-        rebased, tree = gitops.head_and_tree(wt)
+        rebased = gitops.replayed_to(
+            wt, ctx.repo.common_dir
+        )  # (its tree is asked as its gate starts, beside the next build)
         if rebased != tip:  # git replays only when 'onto' is not the fork; otherwise it left the branch as it found it
             found = gitops.replayed_from(wt) if onto != fork else rebased
             if found is not None and found != tip:
                 _kept_back(ctx, e, found, rebased)
         if e.strategy == "rebase":
-            e.knows_tree(rebased, tree)
             return rebased
+        tree = gitops.tree_of(ctx.root, rebased)
         msgs, author = gitops.log_messages(ctx.root, fork, tip)
         msg = squash_message(t.name, msgs)
         cand, at = gitops.commit_tree(ctx.root, tree, [onto], msg, env=author), rebased
