@@ -225,6 +225,25 @@ def test_plain_rm_of_a_broken_worktree_refuses_in_one_line_naming_what_it_holds(
     assert (p / "staged.txt").is_file() and repo.git("status", "--porcelain", cwd=p).splitlines()[0] == "A  staged.txt"
 
 
+def test_a_dangling_git_link_in_a_worktree_is_named_and_never_written_through(repo: Repo, tmp_path: Path) -> None:
+    """A task worktree whose .git is a symbolic link to nothing (review 52): one line naming the
+    link, nothing deleted, no file made where it points; once the link is deleted, doctor mends it."""
+    p, held = _broken(repo, "git-file")
+    target = tmp_path / "gone" / "gitdir"
+    (p / ".git").symlink_to(target)
+    for args in (["rm", "a"], ["rm", "a", "--force"]):
+        out = repo.wtp(*args)
+        assert (out.code, out.err) == (
+            1,
+            f"wtp: the worktree of task 'a' is broken (its .git is a symbolic link to {target}, which does not exist): "
+            "nothing was deleted; restore what its .git links to, or delete that link and run 'wtp doctor --fix'\n",
+        )
+    assert (p / "staged.txt").is_file() and not target.parent.exists()
+    (p / ".git").unlink()
+    assert repo.wtp("doctor", "--fix").code == 0
+    assert repo.git("rev-parse", "wtp/a") == held["commit"] and repo.wtp("rm", "a", "--force").code == 0
+
+
 def test_check_on_a_broken_worktree_says_so_in_one_line(repo: Repo) -> None:
     p, held = _broken(repo, "git-file")
     _start(repo, "b")

@@ -230,6 +230,11 @@ def mend(ctx: Ctx, t: Task) -> str:
     if not problem:
         return ""
     assert path is not None
+    if (path / ".git").is_symlink():  # the user's link: neither written through nor replaced
+        raise WouldLoseWork(
+            f"the worktree of task '{t.name}' is broken ({problem}): nothing was deleted; restore what its .git "
+            f"links to, or delete that link and run 'wtp doctor --fix'"
+        )
     try:
         did = gitops.relink(ctx.root, ctx.repo.common_dir, path, t.branch, ctx.worktree_lock)
     except GitError as e:

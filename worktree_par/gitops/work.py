@@ -106,6 +106,8 @@ def link_problem(wt: Path) -> str:
     try:
         text = dot.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
+        if dot.is_symlink():
+            return f"its .git is a symbolic link to {os.readlink(dot)}, which does not exist"
         return "its .git file is missing"
     except OSError as e:
         return f"its .git file cannot be read ({e.strerror})"
@@ -148,6 +150,10 @@ def relink(root: Path, common: Path, wt: Path, branch: str, lock: Path) -> str:
                 "",
                 f"{wt} holds none of the files of its branch: it is not that worktree",
                 str(root),
+            )
+        if (wt / ".git").is_symlink():  # the user's: not written through, nor replaced
+            raise GitError(
+                ["worktree", "repair"], 1, "", "restore what its .git links to, or delete that link", str(root)
             )
         (wt / ".git").write_text(f"gitdir: {admin}\n")
         return f"wrote back its .git file (its admin folder {admin} was kept)"
