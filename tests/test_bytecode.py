@@ -106,6 +106,22 @@ def test_a_package_with_its_own_bytecode_is_left_to_python(tmp_path: Path) -> No
     assert _private(cache, pkg / "entry.py").exists()
 
 
+def test_a_module_edited_since_the_package_was_compiled_is_not_compiled_on_every_command(tmp_path: Path) -> None:
+    """A checkout whose __pycache__ was written once (a run without the setting), then edited:
+    the edited module's copy is kept, the others are read where Python wrote them."""
+    import compileall
+
+    pkg, cache = _copy(tmp_path), tmp_path / "cache"
+    assert compileall.compile_dir(str(pkg), quiet=1)
+    with (pkg / "streams.py").open("a") as f:
+        f.write("# edited since the package was compiled\n")
+    assert _wtp(pkg, cache, "--version").returncode == 0
+    kept = {p.name for p in cache.rglob("*.pyc")}
+    assert kept == {"streams.pyc"}, kept
+    assert _wtp(pkg, cache, "--version").returncode == 0
+    assert {p.name for p in cache.rglob("*.pyc")} == {"streams.pyc"}
+
+
 def test_a_relative_xdg_cache_home_is_ignored_and_nothing_lands_where_the_command_runs(tmp_path: Path) -> None:
     """Found by review: XDG_CACHE_HOME=.cache put the copy in the current folder (a user's
     repository); the XDG spec says a relative value is invalid and ignored."""

@@ -50,14 +50,6 @@ def _header(source: str) -> bytes:
     return MAGIC_NUMBER + b"\0\0\0\0" + mtime.to_bytes(4, "little") + size.to_bytes(4, "little")
 
 
-def _valid(pyc: str, header: bytes) -> bool:
-    try:
-        with open(pyc, "rb") as f:
-            return f.read(16) == header
-    except OSError:
-        return False
-
-
 class CachingLoader(SourceFileLoader):
     """A source loader whose bytecode falls back to the private copy under ``root``."""
 
@@ -111,16 +103,12 @@ class Finder:
 
 
 def install() -> None:
-    """Put the finder first, once, when Python writes no bytecode, the package has none of
-    its own (entry.py's stands for all: an installer compiles them together) and the copy
-    is wanted."""
+    """Put the finder first, once, when Python writes no bytecode and the copy is wanted.
+    Where the package has bytecode of its own (an installed wheel) the loader reads that,
+    as Python's would, for the same cost; a module edited since (a checkout whose
+    ``__pycache__`` was written once, by a run without the setting) is no longer compiled
+    on every command: its copy is kept instead."""
     if not sys.dont_write_bytecode or os.environ.get("WTP_BYTECODE_CACHE") == "0":
         return
-    entry = os.path.join(os.path.dirname(__file__), "entry.py")
-    try:
-        if _valid(cache_from_source(entry), _header(entry)):
-            return  # Python's own loader finds it
-    except OSError:
-        pass
     if not any(isinstance(f, Finder) for f in sys.meta_path):
         sys.meta_path.insert(0, Finder(cache_root()))
