@@ -231,6 +231,39 @@ def test_recovery_waits_for_a_rebase_the_killed_land_left_running(project: Repo,
     assert _states(project) == {"t1": "active", "t2": "active", "t3": "active"}
 
 
+def test_recovery_gives_up_on_a_rebase_left_running_at_the_commands_timeout(project: Repo, tmp_path: Path) -> None:
+    """Recovery waits for the git a killed land left running, but no longer than the command
+    asks: 'wtp land --timeout 1' gives up after a second (exit 3, one line naming git's pid,
+    nothing changed), and once that git has ended the task is rolled back as usual."""
+    _tasks(project, "t1", "t2", "t3")
+    tip = project.git("rev-parse", "wtp/t3")
+    release, replayed = tmp_path / "release", tmp_path / "replayed"
+    hook = project.path / ".git" / "hooks" / "pre-rebase"  # t3's replay runs on when the land is killed
+    hook.write_text(
+        f'#!/bin/sh\ncase "$PWD" in */t3) while [ ! -f {release} ]; do sleep 0.05; done; touch {replayed};; esac\n'
+    )
+    hook.chmod(0o755)
+    killed = project.wtp_proc(
+        "land", "t1", "t2", "t3", "--gate", _gate(tmp_path), env={"WTP_TEST_KILL_AT": "land:beside-build"}
+    )
+    assert killed.code != 0, killed.err
+    try:
+        out = project.wtp_proc("land", "t3", "--gate", _gate(tmp_path), "--timeout", "1")
+        assert out.code == 3, out.err
+        assert re.fullmatch(
+            r"wtp: a 'git rebase' \(pid \d+\) still runs in the worktree of 't3', left by a land that died: "
+            r"wait for it to end, then run 'wtp doctor --fix'\n",
+            out.err,
+        ), out.err
+        assert project.git("rev-parse", "wtp/t3") == tip and not replayed.exists()
+    finally:
+        release.touch()  # the git the killed land left ends
+    fixed = project.wtp_proc("doctor", "--fix")
+    assert replayed.exists() and "rolled back the interrupted land of 't3' to its pre-land tip" in fixed.out, fixed.out
+    assert project.git("rev-parse", "wtp/t3") == tip
+    assert _states(project)["t3"] == "active"
+
+
 def test_a_commit_made_in_a_task_while_git_builds_the_one_below_is_kept_and_not_landed(project: Repo) -> None:
     """What a build reads of a task's branch is read as its turn comes, not while git still
     builds the candidate below (review 50: a reading taken then was stale by the time the

@@ -57,6 +57,11 @@ def set_deadline(monotonic: float | None) -> None:
     _deadline.set(monotonic)
 
 
+def deadline() -> float | None:
+    """The running command's --timeout (monotonic), None without one."""
+    return _deadline.get()
+
+
 class Holder(NamedTuple):
     pid: int
     start: int  # start time in clock ticks since boot (/proc/<pid>/stat): tells a reused pid apart

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .. import gitops, guard, interrupts, procs
-from ..errors import Refusal, Say, WouldLoseWork, count
+from .. import gitops, guard, interrupts, locks, procs
+from ..errors import Say, WaitTimeout, WouldLoseWork, count
 from ..gates import Gate
 from ..gitops import Sha
 from ..locks import me
@@ -29,11 +29,12 @@ GIT_WAIT = 30.0  # seconds recovery waits for a git rebase a dead land left runn
 def _rebase_left_running(wt: Path, name: str) -> None:
     """A land killed while git rebased its task left that git running (the kill does not reach
     it): recovery waits for it to end, or it would restore the worktree while git writes it, and
-    git would move the branch after (review 50).  Refused after GIT_WAIT seconds."""
-    deadline = time.monotonic() + GIT_WAIT
+    git would move the branch after (review 50).  Given up (exit 3, nothing changed) after
+    GIT_WAIT seconds, or at the command's --timeout if that comes first."""
+    deadline = min(time.monotonic() + GIT_WAIT, locks.deadline() or float("inf"))
     while running := [p.pid for p in procs.processes_in([wt])[wt] if procs.command_of(p.pid)[1:2] == ["rebase"]]:
         if time.monotonic() > deadline:
-            raise Refusal(
+            raise WaitTimeout(
                 f"a 'git rebase' (pid {running[0]}) still runs in the worktree of '{name}', left by a land that "
                 f"died: wait for it to end, then run 'wtp doctor --fix'"
             )
