@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
-from importlib.util import MAGIC_NUMBER
+from importlib.util import MAGIC_NUMBER, cache_from_source
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -120,6 +120,35 @@ def test_a_module_edited_since_the_package_was_compiled_is_not_compiled_on_every
     assert kept == {"streams.pyc"}, kept
     assert _wtp(pkg, cache, "--version").returncode == 0
     assert {p.name for p in cache.rglob("*.pyc")} == {"streams.pyc"}
+
+
+def test_a_moved_checkout_names_its_sources_where_they_are_now(tmp_path: Path) -> None:
+    """Bytecode records the path it was compiled from; Python's loader sets it to where the
+    source is now, and so does wtp's (review 53: a moved checkout's crash logs named the old one)."""
+    import compileall
+
+    pkg, cache = _copy(tmp_path), tmp_path / "cache"
+    assert compileall.compile_dir(str(pkg), quiet=1)
+    moved = tmp_path / "moved" / "worktree_par"
+    moved.parent.mkdir()
+    pkg.rename(moved)
+    probe = "import worktree_par.entry as e; print(e.main.__code__.co_filename)"
+    env = {**os.environ, "PYTHONPATH": str(moved.parent), "XDG_CACHE_HOME": str(cache), "PYTHONDONTWRITEBYTECODE": "1"}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert (out.returncode, out.stdout) == (0, f"{moved / 'entry.py'}\n"), out.stderr
+
+
+def test_bytecode_whose_body_is_not_code_is_compiled_again(tmp_path: Path) -> None:
+    """A .pyc whose header matches the source but whose body is some other object: the
+    module is compiled from source, as if there were none (review 53: an internal error)."""
+    import compileall
+
+    pkg, cache = _copy(tmp_path), tmp_path / "cache"
+    assert compileall.compile_dir(str(pkg), quiet=1)
+    pyc = Path(cache_from_source(str(pkg / "streams.py")))
+    pyc.write_bytes(pyc.read_bytes()[:16] + marshal.dumps(42))
+    out = _wtp(pkg, cache, "--version")
+    assert (out.returncode, out.stderr) == (0, ""), out.stderr
 
 
 def test_a_relative_xdg_cache_home_is_ignored_and_nothing_lands_where_the_command_runs(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ folder that cannot be written only means compiling again next time.
 
 from __future__ import annotations
 
+import _imp
 import marshal
 import os
 import sys
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from types import CodeType, ModuleType
 
 PACKAGE = "worktree_par"
+_CODE = type(compile("", "", "exec"))  # types.CodeType, without importing types
 
 
 def cache_root() -> str:
@@ -69,7 +71,10 @@ class CachingLoader(SourceFileLoader):
                 with open(pyc, "rb") as f:
                     data = f.read()
                 if data[:16] == header:
-                    code: CodeType = marshal.loads(data[16:])
+                    code = marshal.loads(data[16:])
+                    if type(code) is not _CODE:
+                        continue  # a header that matches over a body that is not code: compiled again
+                    _imp._fix_co_filename(code, source)  # type: ignore[attr-defined]  # (as Python's loader: a moved checkout)
                     return code
             except (OSError, ValueError, EOFError, TypeError):
                 continue
