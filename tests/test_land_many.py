@@ -251,7 +251,8 @@ def test_recovery_gives_up_on_a_rebase_left_running_at_the_commands_timeout(proj
         out = project.wtp_proc("land", "t3", "--gate", _gate(tmp_path), "--timeout", "1")
         assert out.code == 3, out.err
         assert re.fullmatch(
-            r"wtp: a 'git rebase' \(pid \d+\) still runs in the worktree of 't3', left by a land that died: "
+            r"waiting for a 'git rebase' \(pid (\d+)\) that a land that died left running in \S+/t3\n"
+            r"wtp: a 'git rebase' \(pid \1\) still runs in the worktree of 't3', left by a land that died: "
             r"wait for it to end, then run 'wtp doctor --fix'\n",
             out.err,
         ), out.err
@@ -261,6 +262,43 @@ def test_recovery_gives_up_on_a_rebase_left_running_at_the_commands_timeout(proj
     fixed = project.wtp_proc("doctor", "--fix")
     assert replayed.exists() and "rolled back the interrupted land of 't3' to its pre-land tip" in fixed.out, fixed.out
     assert project.git("rev-parse", "wtp/t3") == tip
+    assert _states(project)["t3"] == "active"
+
+
+def test_a_lander_whose_task_a_dead_conductor_left_gives_up_on_its_git_at_its_timeout(
+    project: Repo, tmp_path: Path
+) -> None:
+    """The same wait when the task's own lander finds it so on taking the queue (review 53: its
+    --timeout was cleared by then, and it waited 30 s): exit 3 at its --timeout, nothing changed."""
+    _tasks(project, "t1", "t2", "t3")
+    tip = project.git("rev-parse", "wtp/t3")
+    release, replayed = tmp_path / "release", tmp_path / "replayed"
+    hook = project.path / ".git" / "hooks" / "pre-rebase"
+    hook.write_text(
+        f'#!/bin/sh\ncase "$PWD" in */t3) while [ ! -f {release} ]; do sleep 0.05; done; touch {replayed};; esac\n'
+    )
+    hook.chmod(0o755)
+    queue = Gate(Store(project.path / ".git"), QUEUE)
+    queue.acquire()
+    try:
+        conductor = project.spawn(
+            "land", "t1", "t2", "--gate", _gate(tmp_path), env={"WTP_TEST_KILL_AT": "land:beside-build"}
+        )
+        wait_for(lambda: len(queue.tickets()) >= 3, "t1 and t2 to join the land queue")
+        lander = project.spawn("land", "t3", "--gate", _gate(tmp_path), "--timeout", "2")
+        wait_for(lambda: len(queue.tickets()) >= 4, "t3 to join the land queue")
+    finally:
+        queue.release()
+    try:
+        assert conductor.wait(timeout=60) != 0  # killed with t3 taken, git replaying it
+        _, err = lander.communicate(timeout=20)
+        assert lander.returncode == 3, err
+        assert err.splitlines()[-1].startswith("wtp: a 'git rebase' (pid "), err
+        assert project.git("rev-parse", "wtp/t3") == tip and not replayed.exists()
+    finally:
+        release.touch()
+    fixed = project.wtp_proc("doctor", "--fix")
+    assert replayed.exists() and project.git("rev-parse", "wtp/t3") == tip, fixed.out
     assert _states(project)["t3"] == "active"
 
 

@@ -184,13 +184,14 @@ def land(
     except BaseException:
         withdraw(ctx, t)
         raise
+    until = locks.deadline()  # (the recovery of our task, if a land that died left it, waits no longer)
     locks.set_deadline(None)  # --timeout bounds the wait for the queue, not the land and its clean-up
     if led:
         try:
             crashpoints.step("land:queued")
             from . import queue  # the conductor's rooms: a lander that waits never imports them
 
-            queue.lead(ctx, req, q, say, _own_done(ctx, t, q, handoff), ours)
+            queue.lead(ctx, req, q, say, _own_done(ctx, t, q, handoff), ours, until)
         except KeyboardInterrupt:
             cur = ctx.store.read().tasks.get(t.name)
             if cur is None or cur.state != LANDED or cur.ticket != q.seq:

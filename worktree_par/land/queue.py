@@ -57,17 +57,19 @@ def lead(
     say: Say,
     own_done: OwnDone | None = None,
     ours: Ours | None = None,
+    until: float | None = None,
 ) -> None:
     """Holding the queue: conduct our task and the ones waiting behind it, up to the depth.
     ``own_done`` is called once, when our task has its outcome while others are still ours to
     land (their names): our lander may return then (handoff.py); with ``ours``, once the other
-    tasks of its command have theirs too."""
+    tasks of its command have theirs too.  ``until``: our lander's --timeout, which bounds the
+    recovery of our own task if a land that died left it (its wait for that land's git)."""
     window = Window(ctx, req.mode)
     depth = window.value
     tickets = queue.tickets()
     if not any(k["seq"] == queue.seq for k in tickets):
         return
-    own = _take(ctx, req, queue.seq or 0, say)
+    own = _take(ctx, req, queue.seq or 0, say, until=until)
     if own is None:
         return  # settled meanwhile (a conductor landed it just before handing the queue on)
     taker = _Taker(ctx, req, own, queue, say)
@@ -162,7 +164,12 @@ class _Taker:
 
 
 def _take(
-    ctx: Ctx, req: LandRequest, seq: int, say: Say, backups: Callable[[], dict[str, Sha]] | None = None
+    ctx: Ctx,
+    req: LandRequest,
+    seq: int,
+    say: Say,
+    backups: Callable[[], dict[str, Sha]] | None = None,
+    until: float | None = None,
 ) -> Entry | None:
     """The entry a queue ticket asks for, once its task is ours to land (recovered first if
     a conductor died holding it); None when it is not waiting to land.  ``backups``: every
@@ -173,7 +180,7 @@ def _take(
     ref = guard.backup_ref(req.task)
     tip = backups().get(ref) if backups is not None else gitops.ref_value(ctx.root, ref)
     if cur.phase and interrupted(cur):
-        say(recovery.recover(ctx, cur, say, retake=seq))  # ours again in the same write, or landed
+        say(recovery.recover(ctx, cur, say, retake=seq, until=until))  # ours again in the same write, or landed
         held = ctx.store.read().tasks.get(req.task)
         if held is None or held.state != LANDING or held.ticket != seq or held.holder != me().to_json():
             return None

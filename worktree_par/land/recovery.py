@@ -26,13 +26,16 @@ AS_IT_IS = "is given back as it is"  # commits made on its candidate could not m
 GIT_WAIT = 30.0  # seconds recovery waits for a git rebase a dead land left running
 
 
-def _rebase_left_running(wt: Path, name: str) -> None:
+def _rebase_left_running(wt: Path, name: str, until: float | None) -> None:
     """A land killed while git rebased its task left that git running (the kill does not reach
     it): recovery waits for it to end, or it would restore the worktree while git writes it, and
     git would move the branch after (review 50).  Given up (exit 3, nothing changed) after
-    GIT_WAIT seconds, or at the command's --timeout if that comes first."""
-    deadline = min(time.monotonic() + GIT_WAIT, locks.deadline() or float("inf"))
+    GIT_WAIT seconds, or at ``until`` (monotonic) if that comes first."""
+    deadline, told = min(time.monotonic() + GIT_WAIT, until or float("inf")), False
     while running := [p.pid for p in procs.processes_in([wt])[wt] if procs.command_of(p.pid)[1:2] == ["rebase"]]:
+        if not told:
+            locks.notify(f"waiting for a 'git rebase' (pid {running[0]}) that a land that died left running in {wt}")
+            told = True
         if time.monotonic() > deadline:
             raise WaitTimeout(
                 f"a 'git rebase' (pid {running[0]}) still runs in the worktree of '{name}', left by a land that "
@@ -69,14 +72,16 @@ def landed_commit(ctx: Ctx, t: Task) -> str | None:
     return None
 
 
-def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None) -> str:
+def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None, until: float | None = None) -> str:
     """Finish or roll back a land whose process died.  Returns what was done.  ``retake``: a
     conductor's queue ticket for the task; a rolled-back task is then landing again under
-    it in the same state write, so its own waiting lander never sees it idle in between."""
+    it in the same state write, so its own waiting lander never sees it idle in between.
+    ``until``: when to give up waiting for a git the dead land left running (the command's
+    --timeout when not given)."""
     Gate(ctx.store, QUEUE).tickets()  # drops the dead lander's ticket
     wt = Path(t.path) if t.path else None
     if wt and wt.is_dir():
-        _rebase_left_running(wt, t.name)
+        _rebase_left_running(wt, t.name, until if until is not None else locks.deadline())
         if gitops.rebase_in_progress(wt):
             gitops.rebase_abort(wt)
     landed = landed_commit(ctx, t)
