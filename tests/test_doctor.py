@@ -190,6 +190,36 @@ def test_killed_land_is_completed_or_rolled_back(remote_repo: Repo, step: str) -
     _no_lock_left(r)
 
 
+@pytest.mark.parametrize("link", ["missing", "dangling"])
+def test_a_killed_land_whose_worktree_link_broke_is_mended_then_rolled_back(
+    remote_repo: Repo, tmp_path: Path, link: str
+) -> None:
+    """Recovery mends the worktree's link before git reads it (review 53: doctor never got to the
+    link, and failed on git's own error; 'wtp land' too, with a crash log).  A link that is the
+    user's to mend is named in one line, nothing changed, until it is deleted."""
+    r = remote_repo
+    p = Path(r.wtp_proc("start", "a").out.strip())
+    tip = r.commit({"a.txt": "a\n"}, cwd=p)
+    r.commit({"other.txt": "o\n"}, msg="base moved")
+    r.git("push", "-q", "origin", "main")
+    _killed(r, "land:before-gate", "land", "a", "--gate", "true")
+    (p / ".git").unlink()
+    if link == "dangling":
+        (p / ".git").symlink_to(tmp_path / "gone")
+        code, out = _doctor(r, "--fix")
+        assert "could not fix: the worktree of task 'a' is broken (its .git is a symbolic link to " in out, out
+        assert r.git("rev-parse", "wtp/a") != tip  # the branch is still on the candidate: nothing changed
+        (p / ".git").unlink()
+    code, out = _doctor(r, "--fix")
+    assert code == 0, out
+    assert (
+        "the worktree of task 'a' was broken (its .git file is missing): wrote back its .git file" in out
+        and "rolled back the interrupted land of 'a' to its pre-land tip" in out
+    ), out
+    assert r.git("rev-parse", "wtp/a") == tip and r.git("status", "--porcelain", cwd=p) == ""
+    assert r.wtp_proc("land", "a", "--gate", "true").code == 0
+
+
 @pytest.mark.parametrize("strategy", ["squash", "merge"])
 def test_a_land_killed_once_the_branch_is_on_a_squash_or_merge_candidate_is_rolled_back(
     remote_repo: Repo, strategy: str

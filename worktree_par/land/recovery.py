@@ -77,9 +77,16 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None, until: float
     conductor's queue ticket for the task; a rolled-back task is then landing again under
     it in the same state write, so its own waiting lander never sees it idle in between.
     ``until``: when to give up waiting for a git the dead land left running (the command's
-    --timeout when not given)."""
+    --timeout when not given).  A worktree whose link to the repository broke meanwhile is
+    mended first (git cannot read it until then), or the recovery refuses, nothing changed."""
     Gate(ctx.store, QUEUE).tickets()  # drops the dead lander's ticket
     wt = Path(t.path) if t.path else None
+    mended = guard.mend(ctx, t) if wt and wt.is_dir() else ""
+    done = _recover(ctx, t, wt, retake, until)
+    return f"{mended}; {done}" if mended else done
+
+
+def _recover(ctx: Ctx, t: Task, wt: Path | None, retake: int | None, until: float | None) -> str:
     if wt and wt.is_dir():
         _rebase_left_running(wt, t.name, until if until is not None else locks.deadline())
         if gitops.rebase_in_progress(wt):
