@@ -244,6 +244,34 @@ def test_a_dangling_git_link_in_a_worktree_is_named_and_never_written_through(re
     assert repo.git("rev-parse", "wtp/a") == held["commit"] and repo.wtp("rm", "a", "--force").code == 0
 
 
+@pytest.mark.parametrize("how", ["link to an empty folder", "empty folder"])
+def test_a_git_folder_that_is_not_the_worktrees_own_is_named_and_kept(repo: Repo, tmp_path: Path, how: str) -> None:
+    """A task worktree whose .git is a folder (or a link to one) that is not its git dir: git
+    would answer for a parent folder's repository.  Every command names it (review 53: 'list'
+    and 'doctor' said healthy, 'rm' and 'land' failed on git's own error); nothing is deleted."""
+    p, held = _broken(repo, "git-file")
+    if how == "empty folder":
+        (p / ".git").mkdir()
+        problem = "its .git is a folder that is not its git dir (a repository of its own, or none)"
+        do = "move that .git folder out of the worktree (it may hold work of its own)"
+    else:
+        (tmp_path / "empty").mkdir()
+        (p / ".git").symlink_to(tmp_path / "empty")
+        problem = f"its .git is a symbolic link to {tmp_path / 'empty'}, a folder that is not its git dir"
+        do = "restore what its .git links to, or delete that link"
+    assert repo.wtp("list", "--json").json()["tasks"][0]["problem"] == f"broken: {problem} (run 'wtp doctor --fix')"
+    assert f"is broken: {problem}" in repo.wtp("doctor").out
+    for args in (["rm", "a"], ["rm", "a", "--force"]):
+        out = repo.wtp(*args)
+        assert (out.code, out.err) == (
+            1,
+            f"wtp: the worktree of task 'a' is broken ({problem}): nothing was deleted; {do} and run 'wtp doctor --fix'\n",
+        )
+    assert (p / "staged.txt").is_file() and repo.git("rev-parse", "wtp/a") == held["commit"]
+    (p / ".git").unlink() if how != "empty folder" else (p / ".git").rmdir()
+    assert repo.wtp("doctor", "--fix").code == 0 and repo.wtp("rm", "a", "--force").code == 0
+
+
 def test_check_on_a_broken_worktree_says_so_in_one_line(repo: Repo) -> None:
     p, held = _broken(repo, "git-file")
     _start(repo, "b")

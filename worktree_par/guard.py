@@ -230,10 +230,15 @@ def mend(ctx: Ctx, t: Task) -> str:
     if not problem:
         return ""
     assert path is not None
-    if (path / ".git").is_symlink():  # the user's link: neither written through nor replaced
+    dot = path / ".git"
+    if dot.is_symlink() or dot.is_dir():  # the user's link, or a folder: neither written through nor replaced
+        do = (
+            "restore what its .git links to, or delete that link"
+            if dot.is_symlink()
+            else "move that .git folder out of the worktree (it may hold work of its own)"
+        )
         raise WouldLoseWork(
-            f"the worktree of task '{t.name}' is broken ({problem}): nothing was deleted; restore what its .git "
-            f"links to, or delete that link and run 'wtp doctor --fix'"
+            f"the worktree of task '{t.name}' is broken ({problem}): nothing was deleted; {do} and run 'wtp doctor --fix'"
         )
     try:
         did = gitops.relink(ctx.root, ctx.repo.common_dir, path, t.branch, ctx.worktree_lock)

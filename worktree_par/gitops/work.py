@@ -99,10 +99,16 @@ def link_problem(wt: Path) -> str:
     """What breaks the link between a linked worktree and its repository, "" when nothing
     does: its ``.git`` file is missing, or the admin folder it names (under the common git
     dir's ``worktrees/``) is gone.  Read without a git call: git, finding no repository
-    there, would go on to the parent folders and answer for whatever repository holds them."""
+    there, would go on to the parent folders and answer for whatever repository holds them.
+    A ``.git`` folder (or a link to one) is a linked worktree's only when it holds what its
+    admin folder does; anything else is another repository, or none, to git."""
     dot = wt / ".git"
     if dot.is_dir():
-        return ""
+        if (dot / "HEAD").is_file() and (dot / "commondir").is_file():
+            return ""
+        if dot.is_symlink():
+            return f"its .git is a symbolic link to {os.readlink(dot)}, a folder that is not its git dir"
+        return "its .git is a folder that is not its git dir (a repository of its own, or none)"
     try:
         text = dot.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
