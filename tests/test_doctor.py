@@ -220,6 +220,21 @@ def test_a_killed_land_whose_worktree_link_broke_is_mended_then_rolled_back(
     assert r.wtp_proc("land", "a", "--gate", "true").code == 0
 
 
+def test_a_killed_land_that_had_published_is_landed_whatever_its_worktree_link(remote_repo: Repo) -> None:
+    """Review 54: the link's refusal came before the question whether the land had published:
+    a task the base holds stayed 'landing'.  It is marked landed; its removal names the folder."""
+    r = remote_repo
+    p = Path(r.wtp_proc("start", "a").out.strip())
+    r.commit({"a.txt": "a\n"}, cwd=p)
+    _killed(r, "land:after-publish", "land", "a", "--gate", "true")
+    (p / ".git").unlink()
+    (p / ".git").mkdir()
+    code, out = _doctor(r, "--fix")
+    assert "had published" in out and "marked landed" in out, out
+    assert r.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed"
+    assert "a.txt" in r.git("ls-tree", "--name-only", "origin/main")
+
+
 @pytest.mark.parametrize("strategy", ["squash", "merge"])
 def test_a_land_killed_once_the_branch_is_on_a_squash_or_merge_candidate_is_rolled_back(
     remote_repo: Repo, strategy: str

@@ -477,6 +477,29 @@ def test_records_of_the_right_shape_that_no_wtp_writes_are_corruption(repo: Repo
     assert [t["name"] for t in repo.wtp("list", "--json").json()["tasks"]] == ["a", "b"]
 
 
+def test_an_interrupted_land_whose_record_names_a_folder_of_the_main_worktree_is_settled(remote_repo: Repo) -> None:
+    """Review 54: the recovery of a land mends the worktree's link first, and took a damaged
+    record for a worktree to mend: every 'doctor --fix' refused, sending the user to itself.
+    The land is rolled back, then the record set aside; the main worktree is untouched."""
+    r = remote_repo
+    p = Path(r.wtp_proc("start", "a").out.strip())
+    tip = r.commit({"a.txt": "a\n"}, cwd=p)
+    r.commit({"other.txt": "o\n"}, msg="base moved")
+    r.git("push", "-q", "origin", "main")
+    killed = r.wtp_proc("land", "a", "--gate", "true", env={"WTP_TEST_KILL_AT": "land:before-gate"})
+    assert killed.code != 0
+    (r.path / "sub").mkdir()
+    data = json.loads(r.state_file.read_text())
+    data["tasks"][0]["path"] = str(r.path / "sub")
+    r.state_file.write_text(json.dumps(data))
+    first = r.wtp_proc("doctor", "--fix")
+    assert "rolled back the interrupted land of 'a'" in first.out, first.out + first.err
+    second = r.wtp_proc("doctor", "--fix")
+    assert "marked task 'a' abandoned" in second.out, second.out + second.err  # (its real folder: said, kept)
+    assert r.git("rev-parse", "wtp/a") == tip and not (r.path / "sub" / ".git").exists()
+    assert r.git("status", "--porcelain") == ""
+
+
 def test_a_record_naming_a_folder_of_the_main_worktree_has_nothing_deleted_there(repo: Repo) -> None:
     """Review 35: a record whose worktree was '<main>/src' had a plain 'wtp rm' write 'src/.git'
     into the main checkout (mending it as a broken worktree), and 'rm --force' delete src/."""

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from .. import gitops, guard, interrupts, locks, procs
-from ..errors import Say, WaitTimeout, WouldLoseWork, count
+from ..errors import Say, UsageError, WaitTimeout, WouldLoseWork, count
 from ..gates import Gate
 from ..gitops import Sha
 from ..locks import me
@@ -81,9 +81,26 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None, until: float
     mended first (git cannot read it until then), or the recovery refuses, nothing changed."""
     Gate(ctx.store, QUEUE).tickets()  # drops the dead lander's ticket
     wt = Path(t.path) if t.path else None
-    mended = guard.mend(ctx, t) if wt and wt.is_dir() else ""
+    try:
+        mended = _mend(ctx, t, wt)
+    except WouldLoseWork:
+        if landed_commit(ctx, t) is None:
+            raise
+        mended, wt = "", None  # it had published: landed, whatever its worktree (its removal says what it holds)
     done = _recover(ctx, t, wt, retake, until)
     return f"{mended}; {done}" if mended else done
+
+
+def _mend(ctx: Ctx, t: Task, wt: Path | None) -> str:
+    """The task's worktree link mended (guard.mend), unless its record names a folder of the main
+    worktree: a damaged record, which doctor sets aside once the land is settled (review 54)."""
+    if wt is None or not wt.is_dir():
+        return ""
+    try:
+        ctx.task_worktree(t.name, t.path)
+    except UsageError:
+        return ""
+    return guard.mend(ctx, t)
 
 
 def _recover(ctx: Ctx, t: Task, wt: Path | None, retake: int | None, until: float | None) -> str:
