@@ -18,7 +18,7 @@ from worktree_par.gates import Gate
 from worktree_par.land.request import QUEUE
 from worktree_par.state import Store
 
-from .conftest import Repo, wait_for
+from .conftest import Repo, queued_landers, wait_for
 from .test_handoff import _gone, _states, _tasks
 
 
@@ -300,6 +300,61 @@ def test_a_lander_whose_task_a_dead_conductor_left_gives_up_on_its_git_at_its_ti
     fixed = project.wtp_proc("doctor", "--fix")
     assert replayed.exists() and project.git("rev-parse", "wtp/t3") == tip, fixed.out
     assert _states(project)["t3"] == "active"
+
+
+def test_a_waiting_task_whose_worktree_link_broke_is_left_out_and_the_others_land(project: Repo) -> None:
+    """Review 54: t2's .git file deleted while t2 waited behind t1: the conductor's give-back read
+    t2's worktree, git failed, and t1's own land ended on a crash log.  t2 is blocked, untouched,
+    with one line; t1 lands; once doctor has mended the link, t2 lands."""
+    _tasks(project, "t1", "t2")
+    t2 = Path(project.wtp("path", "t2").lines[-1])
+    tip = project.git("rev-parse", "wtp/t2")
+    l1, l2 = queued_landers(project, ["t1", "t2"], "--gate", "./check.sh", during=lambda _: (t2 / ".git").unlink())
+    _, err1 = l1.communicate(timeout=60)
+    _, err2 = l2.communicate(timeout=60)
+    assert l1.returncode == 0, err1
+    assert l2.returncode == 1 and err2.splitlines()[-1] == (
+        "wtp: the worktree of task 't2' broke while its land waited (its .git file is missing): nothing of it was "
+        "landed or touched; run 'wtp doctor --fix', then 'wtp land t2' again"
+    ), err2
+    assert _states(project)["t1"] == "landed" and project.git("rev-parse", "wtp/t2") == tip
+    assert project.wtp_proc("doctor", "--fix").code == 0
+    assert project.wtp_proc("land", "t2", "--gate", "./check.sh").code == 0
+
+
+def test_an_interrupted_follower_that_cannot_be_recovered_is_left_to_its_own_lander(
+    project: Repo, tmp_path: Path
+) -> None:
+    """Review 54: a conductor taking a task a dead conductor left, whose worktree's .git had become
+    a link to nothing, ended its own land on the refusal.  The task is left out with one line, the
+    others land, and the task's own lander says the refusal."""
+    _tasks(project, "t1", "t2", "t3")
+    t2 = Path(project.wtp("path", "t2").lines[-1])
+    queue = Gate(Store(project.path / ".git"), QUEUE)
+    queue.acquire()
+    try:
+        dead = project.spawn("land", "t1", "--gate", "./check.sh", env={"WTP_TEST_KILL_AT": "land:before-gate"})
+        wait_for(lambda: len(queue.tickets()) >= 2, "t1 to join the land queue")
+        landers = []
+        for n, name in enumerate(["t3", "t2"], 3):  # t3 first: its lander leads next, and takes t2 as it was left
+            landers.append(project.spawn("land", name, "--gate", "./check.sh"))
+            wait_for(lambda n=n: len(queue.tickets()) >= n, f"{name} to join the land queue")  # type: ignore[misc]
+        for p in landers:  # they wait, stopped, while the conductor takes their tasks and dies
+            os.kill(p.pid, signal.SIGSTOP)
+    finally:
+        queue.release()
+    try:
+        assert dead.wait(timeout=60) != 0
+        (t2 / ".git").unlink()
+        (t2 / ".git").symlink_to(tmp_path / "gone")
+    finally:
+        for p in landers:
+            os.kill(p.pid, signal.SIGCONT)
+    (_, err3), (_, err2) = (p.communicate(timeout=60) for p in landers)
+    assert landers[0].returncode == 0, err3
+    assert "'t2' is left out of this land: the worktree of task 't2' is broken (its .git is a symbolic link" in err3
+    assert landers[1].returncode == 1 and "its .git is a symbolic link to " in err2.splitlines()[-1], err2
+    assert _states(project)["t3"] == "landed"
 
 
 def test_a_commit_made_in_a_task_while_git_builds_the_one_below_is_kept_and_not_landed(project: Repo) -> None:

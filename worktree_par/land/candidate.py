@@ -49,6 +49,18 @@ def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
     return head
 
 
+def still_linked(e: Entry) -> None:
+    """The worktree of a task taken into the stack is still linked to the repository: git,
+    finding no repository there, would answer for a parent folder's, or fail (review 54: the
+    conductor's own land ended on a crash log).  WouldLoseWork, nothing of it touched, if not."""
+    broken = gitops.link_problem(e.wt)
+    if broken:
+        raise WouldLoseWork(
+            f"the worktree of task '{e.name}' broke while its land waited ({broken}): nothing of it was landed or "
+            f"touched; run 'wtp doctor --fix', then 'wtp land {e.name}' again"
+        )
+
+
 def keep_tip(ctx: Ctx, t: Task, tip: Sha) -> None:
     """Keep the task's tip under its backup ref before anything can change the branch.  One
     git call when there is no backup ref (a land that finished removed its own): it is

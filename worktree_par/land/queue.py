@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from .. import crashpoints, gitops, guard, stacking
-from ..errors import GateFailed, LandBlocked, LandConflict, Say, WouldLoseWork, WtpError
+from ..errors import GateFailed, LandBlocked, LandConflict, Say, WaitTimeout, WouldLoseWork, WtpError
 from ..gates import Gate
 from ..gitops import Sha
 from ..locks import me
@@ -121,7 +121,12 @@ class _Taker:
             for other, seq in wanted:
                 if len(found) >= n:
                     break
-                e = _take(self.ctx, other, seq, self.say, backups)
+                try:
+                    e = _take(self.ctx, other, seq, self.say, backups)
+                except (WouldLoseWork, WaitTimeout) as left:  # its recovery cannot be done now: its own lander's
+                    self.seen.add((other.task, other.seq))
+                    self.say(f"'{other.task}' is left out of this land: {left.message}")
+                    continue
                 if e is None:
                     continue
                 self.seen.add((e.name, e.task.seq))
@@ -385,6 +390,7 @@ class _Conductor:
             e.run, e.cached, e.tested = None, False, False
             self.status.set(e, "building")
             try:
+                candidate.still_linked(e)  # (give_back and the build read its worktree)
                 settle.give_back(ctx, e, seen.branch)  # every build starts from the pre-land tip
                 crashpoints.step("land:before-candidate")
                 start = candidate.fork(ctx, e.task, e.tip, self.before, seen.from_fork)
