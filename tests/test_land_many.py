@@ -322,6 +322,25 @@ def test_a_waiting_task_whose_worktree_link_broke_is_left_out_and_the_others_lan
     assert project.wtp_proc("land", "t2", "--gate", "./check.sh").code == 0
 
 
+def test_a_task_whose_worktree_link_breaks_while_its_gate_runs_is_blocked_and_the_others_land(project: Repo) -> None:
+    """Review 55: the link checked before the build can still break while the gate runs (here the
+    gate deletes .git); the gate's check of the worktree then failed on git, and the conductor
+    crashed.  The task is blocked with one line, its branch kept; the others land."""
+    _tasks(project, "t1", "t2", "t3")
+    gate = 'if [ "$WTP_TASK" = t2 ]; then rm .git; fi; ./check.sh'
+    out = project.wtp_proc("land", "t1", "t2", "t3", "--gate", gate)
+    assert out.code == 1, out.err
+    assert (
+        "wtp: the worktree of task 't2' broke while its gate ran (its .git file is missing): nothing of it was "
+        "landed, and its branch stays on its candidate; run 'wtp doctor --fix', then 'wtp land t2' again; its "
+        "pre-land tip is kept under refs/wtp/archive-pre-land/t2/" in out.err
+    ), out.err
+    assert _states(project) == {"t1": "landed", "t2": "blocked", "t3": "landed"}
+    assert "wtp-crash" not in out.err
+    assert project.wtp_proc("doctor", "--fix").code == 0
+    assert project.wtp_proc("land", "t2", "--gate", "./check.sh").code == 0
+
+
 def test_an_interrupted_follower_that_cannot_be_recovered_is_left_to_its_own_lander(
     project: Repo, tmp_path: Path
 ) -> None:

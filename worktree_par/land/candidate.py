@@ -50,15 +50,11 @@ def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
 
 
 def still_linked(e: Entry) -> None:
-    """The worktree of a task taken into the stack is still linked to the repository: git,
-    finding no repository there, would answer for a parent folder's, or fail (review 54: the
-    conductor's own land ended on a crash log).  WouldLoseWork, nothing of it touched, if not."""
-    broken = gitops.link_problem(e.wt)
-    if broken:
-        raise WouldLoseWork(
-            f"the worktree of task '{e.name}' broke while its land waited ({broken}): nothing of it was landed or "
-            f"touched; run 'wtp doctor --fix', then 'wtp land {e.name}' again"
-        )
+    """The worktree of a task taken into the stack is still linked to the repository (review 54:
+    the conductor's own land ended on a crash log).  WouldLoseWork, nothing of it touched, if not."""
+    broken = e.unlinked("while its land waited", " or touched")
+    if broken is not None:
+        raise broken
 
 
 def keep_tip(ctx: Ctx, t: Task, tip: Sha) -> None:

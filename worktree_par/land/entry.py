@@ -89,6 +89,18 @@ class Entry:
         """``commit``'s tree is ``tree`` (as the build just learned): not asked of git again."""
         self._tree = (commit, tree)
 
+    def unlinked(self, when: str, left: str) -> WouldLoseWork | None:
+        """Why its worktree is no longer linked to the repository (None: it is): git, finding
+        no repository there, would answer for a parent folder's, or fail (review 54, 55).
+        ``left``: what the land left of the task, as the line says it."""
+        broken = gitops.link_problem(self.wt)
+        if not broken:
+            return None
+        return WouldLoseWork(
+            f"the worktree of task '{self.name}' broke {when} ({broken}): nothing of it was landed{left}; "
+            f"run 'wtp doctor --fix', then 'wtp land {self.name}' again"
+        )
+
     def halt(self) -> None:
         """Stop its gate (its verdict is not needed, it ran out of time, or the task is given back)."""
         if self.run is not None and self.run.code is None:

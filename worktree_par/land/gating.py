@@ -161,6 +161,9 @@ def _moved_under(ctx: Ctx, e: Entry) -> LandBlocked | WouldLoseWork | None:
     """Why the candidate's worktree no longer holds it as the gate's run began (None: it does).
     One git call when it does: HEAD attached to the branch, on the candidate, says where the
     branch is too; the branch is read only to tell which way it does not."""
+    broken = e.unlinked("while its gate ran", ", and its branch stays on its candidate")  # (git cannot read it)
+    if broken is not None:
+        return broken
     branch = f"refs/heads/{e.task.branch}"
     now = gitops.head_status(e.wt, untracked=False)
     untouched = f"nothing was published, '{e.task.base}' is untouched by it"
