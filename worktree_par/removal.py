@@ -149,6 +149,8 @@ def remove_landed(ctx: Ctx, t: Task, *, keep: bool, say: Say = quiet) -> list[st
             said = guard.remove(ctx, held, keep=_landed_as(ctx, t))
             forget_path(ctx, held)
     except WouldLoseWork as e:
+        if not e.lost:  # not what it holds, but the worktree itself (a broken link the user must mend): as said
+            return [f"kept the worktree {t.path}: {e.message}"]
         # Build outputs alone never keep a worktree (disposable.py): what is named here is not one.
         return [
             f"kept the worktree {t.path}: it has {'; '.join(e.lost)}, kept nowhere else; "
