@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from .. import crashpoints, gitops, guard, stacking
-from ..errors import GateFailed, LandBlocked, LandConflict, Say, WaitTimeout, WouldLoseWork, WtpError
+from ..errors import GateFailed, LandBlocked, LandConflict, Say, WouldLoseWork, WtpError
 from ..gates import Gate
 from ..gitops import Sha
 from ..locks import me
@@ -123,7 +123,9 @@ class _Taker:
                     break
                 try:
                     e = _take(self.ctx, other, seq, self.say, backups)
-                except (WouldLoseWork, WaitTimeout) as left:  # its recovery cannot be done now: its own lander's
+                except WouldLoseWork as left:  # its recovery is refused (a broken link): its own lander's to meet
+                    # (A git the dead land left running there is waited for, or the land ends, as before: another
+                    # task landed meanwhile would leave that git's copies of it on this branch, unknown as wtp's.)
                     self.seen.add((other.task, other.seq))
                     self.say(f"'{other.task}' is left out of this land: {left.message}")
                     continue

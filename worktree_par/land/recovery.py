@@ -81,13 +81,15 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None, until: float
     mended first (git cannot read it until then), or the recovery refuses, nothing changed."""
     Gate(ctx.store, QUEUE).tickets()  # drops the dead lander's ticket
     wt = Path(t.path) if t.path else None
+    if wt and wt.is_dir():  # (first: the mend below must not refuse while that land's git still runs)
+        _rebase_left_running(wt, t.name, until if until is not None else locks.deadline())
     try:
         mended = _mend(ctx, t, wt)
     except WouldLoseWork:
         if landed_commit(ctx, t) is None:
             raise
         mended, wt = "", None  # it had published: landed, whatever its worktree (its removal says what it holds)
-    done = _recover(ctx, t, wt, retake, until)
+    done = _recover(ctx, t, wt, retake)
     return f"{mended}; {done}" if mended else done
 
 
@@ -103,9 +105,8 @@ def _mend(ctx: Ctx, t: Task, wt: Path | None) -> str:
     return guard.mend(ctx, t)
 
 
-def _recover(ctx: Ctx, t: Task, wt: Path | None, retake: int | None, until: float | None) -> str:
+def _recover(ctx: Ctx, t: Task, wt: Path | None, retake: int | None) -> str:
     if wt and wt.is_dir():
-        _rebase_left_running(wt, t.name, until if until is not None else locks.deadline())
         if gitops.rebase_in_progress(wt):
             gitops.rebase_abort(wt)
     landed = landed_commit(ctx, t)
