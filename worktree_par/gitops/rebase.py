@@ -11,7 +11,7 @@ from typing import NamedTuple
 from .. import atomic, interrupts
 from .core import run, spawn
 from .parse import Sha, is_object_id
-from .work import git_dir_of
+from .work import git_dir_of, head_names
 
 
 class Rebase(NamedTuple):
@@ -132,12 +132,12 @@ def replayed_to(wt: Path, common_dir: Path) -> Sha:
     loose ref git wrote as it moved the branch, read without a git call (a loose ref is what
     the files backend writes, and it overrides a packed one).  Asked of git when there is
     none: a reftable store, a detached HEAD, a packed ref."""
-    try:
-        head = atomic.read_regular(git_dir_of(wt) / "HEAD").decode(errors="replace").strip()
-        if head.startswith("ref: refs/heads/") and not os.path.lexists(common_dir / "reftable"):
-            text = atomic.read_regular(common_dir / head[len("ref: ") :]).decode(errors="replace").strip()
+    branch = head_names(wt)
+    if branch.startswith("refs/heads/") and not os.path.lexists(common_dir / "reftable"):
+        try:
+            text = atomic.read_regular(common_dir / branch).decode(errors="replace").strip()
             if is_object_id(text):
                 return Sha(text)
-    except OSError:
-        pass
+        except OSError:
+            pass
     return Sha(run(["rev-parse", "--verify", "--end-of-options", "HEAD"], wt).out.strip())

@@ -230,9 +230,8 @@ def finish(ctx: Ctx, started: Started) -> Sha:
             if reb.no_space:
                 raise LandBlocked(_no_space(t, wt, tip, onto))
             raise LandBlocked(f"rebase of '{t.name}' onto '{t.base}' failed: {reb.error}")
-        rebased = gitops.replayed_to(
-            wt, ctx.repo.common_dir
-        )  # (its tree is asked as its gate starts, beside the next build)
+        # (its tree is asked as its gate starts, beside the next build)
+        rebased = gitops.replayed_to(wt, ctx.repo.common_dir)
         if rebased != tip:  # git replays only when 'onto' is not the fork; otherwise it left the branch as it found it
             found = gitops.replayed_from(wt) if onto != fork else rebased
             if found is not None and found != tip:

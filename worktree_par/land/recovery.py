@@ -83,13 +83,14 @@ def recover(ctx: Ctx, t: Task, say: Say, retake: int | None = None, until: float
     wt = Path(t.path) if t.path else None
     if wt and wt.is_dir():  # (first: the mend below must not refuse while that land's git still runs)
         _rebase_left_running(wt, t.name, until if until is not None else locks.deadline())
+    landed: str | None = None
     try:
         mended = _mend(ctx, t, wt)
     except WouldLoseWork:
-        if landed_commit(ctx, t) is None:
+        if (landed := landed_commit(ctx, t)) is None:
             raise
         mended, wt = "", None  # it had published: landed, whatever its worktree (its removal says what it holds)
-    done = _recover(ctx, t, wt, retake)
+    done = _recover(ctx, t, wt, retake, landed)
     return f"{mended}; {done}" if mended else done
 
 
@@ -99,17 +100,18 @@ def _mend(ctx: Ctx, t: Task, wt: Path | None) -> str:
     if wt is None or not wt.is_dir():
         return ""
     try:
-        ctx.task_worktree(t.name, t.path)
-    except UsageError:
+        return guard.mend(ctx, t)
+    except UsageError:  # (ctx.task_worktree's refusal of such a record, before anything is done)
         return ""
-    return guard.mend(ctx, t)
 
 
-def _recover(ctx: Ctx, t: Task, wt: Path | None, retake: int | None) -> str:
+def _recover(ctx: Ctx, t: Task, wt: Path | None, retake: int | None, landed: str | None) -> str:
+    """``recover`` once the worktree is readable (or not looked at: ``wt`` None); ``landed``:
+    the commit the base took for it, when already asked."""
     if wt and wt.is_dir():
         if gitops.rebase_in_progress(wt):
             gitops.rebase_abort(wt)
-    landed = landed_commit(ctx, t)
+    landed = landed or landed_commit(ctx, t)
     if landed is not None:
         ctx.store.update(
             t,
