@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-HELP_FILE = Path(__file__).with_name("help.txt")
+# os.path, not pathlib: pathlib's import (re, enum, urllib.parse) is most of '--help' (~3 ms).
+HELP_FILE = os.path.join(os.path.dirname(__file__), "help.txt")
 
 # The commands the fast path answers: (takes a TASK, may take --json).  Plain tuples and a
 # plain class: importing typing (for NamedTuple) would cost 'wtp --help' ~2 ms.
@@ -189,7 +189,10 @@ def _main() -> None:
     # A caller that ignores SIGCHLD (some daemons and init wrappers do; it is inherited across
     # exec) makes the kernel reap our children itself: every git or gate would then read as
     # exit 0, a red gate as green and a failed call as done.  Children are reaped as usual.
-    import signal
+    try:  # the builtin itself: 'signal' wraps its constants in enums, ~1 ms (3 without enum loaded)
+        import _signal as signal  # type: ignore[import-not-found]
+    except ImportError:  # an interpreter without it (not CPython)
+        import signal
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     if not sys.flags.utf8_mode and sys.getfilesystemencoding().lower().replace("-", "") != "utf8":
@@ -213,8 +216,9 @@ def _main() -> None:
 
         sys.stdout.write(f"wtp {__version__}\n")
         sys.exit(0)
-    if args in ([], ["-h"], ["--help"]) and os.environ.get("COLUMNS", "80") == "80" and HELP_FILE.exists():
-        sys.stdout.write(HELP_FILE.read_text())
+    if args in ([], ["-h"], ["--help"]) and os.environ.get("COLUMNS", "80") == "80" and os.path.exists(HELP_FILE):
+        with open(HELP_FILE, encoding="utf-8") as f:
+            sys.stdout.write(f.read())
         sys.exit(0)
     if args[-1:] == ["__tasks"] and len(args) in (1, 3):  # shell completion's task names, fast
         from .commands import lists as c_lists
