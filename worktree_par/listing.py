@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import gitops, trust
+from . import gitops
 from .locks import STOPPED, Holder
 from .repo import Ctx
 from .state import (
@@ -97,11 +97,9 @@ def list_tasks(ctx: Ctx, *, all_tasks: bool = False, details: bool = True) -> li
     if not details:
         return [TaskInfo(t) for t in tasks]
     base_refs = {b: ctx.base_tip_ref(b) for b in {t.base for t in tasks if t.state in LIVE}}
-    workers = min(8, max(1, len(tasks)))
-    from concurrent.futures import ThreadPoolExecutor  # only list needs threads
+    from .fanout import map_threads  # only list needs threads
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        infos = list(pool.map(lambda t: _info(ctx, t, base_refs), tasks))
+    infos = map_threads(lambda t: _info(ctx, t, base_refs), tasks)
     live_paths = [
         Path(i.task.path) for i in infos if i.task.state in LIVE and i.task.path and Path(i.task.path).is_dir()
     ]
@@ -112,7 +110,11 @@ def list_tasks(ctx: Ctx, *, all_tasks: bool = False, details: bool = True) -> li
         for i in infos:
             if i.task.path and Path(i.task.path) in found:
                 i.processes = [p.pid for p in found[Path(i.task.path)]]
-    held = trust.untrusted(ctx, st, "setup.run") if any(t.state == QUEUED for t in tasks) else []
+    held = []
+    if any(t.state == QUEUED for t in tasks):
+        from . import trust
+
+        held = trust.untrusted(ctx, st, "setup.run")
     for i in infos:  # no command starts them until then, whatever their note says of slots
         if held and i.task.state == QUEUED:
             i.problem = f"waits for 'wtp trust': setup.run in {ctx.cfg.source} has commands not trusted yet"

@@ -21,12 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
 from . import atomic, claims, gitops
 from .errors import Refusal, UsageError
+from .fanout import map_threads
 from .globs import HOT_GLOBS, glob_matches
 from .repo import Ctx
 from .schedule import collisions as declared_clashes
@@ -97,8 +97,7 @@ def sides(ctx: Ctx, tasks: list[Task], base_tip: str) -> tuple[list[Side], list[
     """Each task's side as of now, and one note for each task not seen whole: a worktree
     folder that is gone (its branch is compared: its commits, not what was uncommitted
     there), a branch that is gone under its worktree, or neither left (not compared)."""
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(tasks)))) as pool:
-        got = list(pool.map(lambda t: _side(ctx, t, base_tip), tasks))
+    got = map_threads(lambda t: _side(ctx, t, base_tip), tasks)
     return [s for s, _ in got if s is not None], [note for _, note in got if note]
 
 
