@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import atomic, copies, gitops
+from . import atomic, gitops
 from .errors import Refusal, Say, UsageError
 from .repo import Ctx
 from .state import FINAL, LANDING, LANDING_PHASE, QUEUED, State, Task
@@ -39,6 +39,8 @@ def copy_ignored(ctx: Ctx, task: Task, say: Say, before: Callable[[str], None] |
     copy-on-write where the filesystem can, never hard links to the original.  ``before``:
     told each entry just before it is copied (the guard's record of what the copy holds)."""
     import shutil
+
+    from . import copies  # only a start copies ('wtp path' and 'wtp run' are hot)
 
     src_root = ctx.repo.config_root  # the main worktree (this one, in a bare repository)
     entries = [e for e in copies.entries_of(ctx) if (src_root / e).exists() or (src_root / e).is_symlink()]
