@@ -206,6 +206,10 @@ def test_a_killed_land_whose_worktree_link_broke_is_mended_then_rolled_back(
     (p / ".git").unlink()
     if link == "dangling":
         (p / ".git").symlink_to(tmp_path / "gone")
+    code, out = _doctor(r)  # plain doctor names both (it named the interrupted land alone)
+    shape = "a symbolic link to " if link == "dangling" else "file is missing"
+    assert "the land of task 'a' was interrupted, and its worktree is broken (its .git " in out and shape in out, out
+    if link == "dangling":
         code, out = _doctor(r, "--fix")
         assert "could not fix: the worktree of task 'a' is broken (its .git is a symbolic link to " in out, out
         assert r.git("rev-parse", "wtp/a") != tip  # the branch is still on the candidate: nothing changed
@@ -237,6 +241,17 @@ def test_a_killed_land_that_had_published_is_landed_whatever_its_worktree_link(r
     ), out.out + out.err
     assert r.wtp("list", "--all", "--json").json()["tasks"][0]["state"] == "landed"
     assert "a.txt" in r.git("ls-tree", "--name-only", "origin/main") and p.is_dir()
+    # The kept worktree's broken link is named by list and doctor too, not only by 'wtp rm'.
+    listed = r.wtp("list", "--all", "--json").json()["tasks"][0]
+    assert "its worktree was kept, and is broken: its .git is a folder that is not its git dir" in listed["problem"]
+    code, said = _doctor(r)
+    assert code != 0 and f"the worktree landed task 'a' kept ({p}) is broken: its .git is a folder" in said, said
+    code, said = _doctor(r, "--fix")  # the user's folder: named, never written through
+    assert "could not fix: the worktree of task 'a' is broken" in said and "move that .git folder out" in said, said
+    shutil.rmtree(p / ".git")
+    code, said = _doctor(r, "--fix")
+    assert "wrote back its .git file" in said, said
+    assert r.wtp_proc("rm", "a").code == 0 and not p.exists()
 
 
 @pytest.mark.parametrize("strategy", ["squash", "merge"])

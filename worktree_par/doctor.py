@@ -203,6 +203,9 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
             out.append(Finding(f"queued task '{t.name}' has a stale phase '{t.phase}'", lambda: _clear_phase(ctx, t)))
         if t.state == LANDED and t.path and not Path(t.path).is_dir():
             out.append(Finding(f"landed task '{t.name}' kept a worktree that is gone", lambda: _forget(ctx, t)))
+        elif t.state == LANDED and t.path and (problem := gitops.link_problem(Path(t.path))):
+            why = f"the worktree landed task '{t.name}' kept ({t.path}) is broken: {problem}"
+            out.append(Finding(why, lambda: guard.mend(ctx, t)))  # ('wtp rm' mends it too, first)
         return out  # a landed task whose worktree was kept is not a problem: 'wtp rm' removes it
     if t.phase and not interrupted(t):
         return out  # an operation is running right now (here or where we cannot see): leave it alone
@@ -212,8 +215,13 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
     if t.phase == LANDING_PHASE:
         from .land import recovery
 
+        problem = gitops.link_problem(Path(t.path)) if t.path and Path(t.path).is_dir() else ""
+        broken = f", and its worktree is broken ({problem})" if problem else ""  # (recovery mends it first)
         out.append(
-            Finding(f"the land of task '{t.name}' was interrupted", lambda: recovery.recover(ctx, t, lambda _m: None))
+            Finding(
+                f"the land of task '{t.name}' was interrupted{broken}",
+                lambda: recovery.recover(ctx, t, lambda _m: None),
+            )
         )
         return out
     if t.phase == REMOVING:

@@ -52,7 +52,12 @@ def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
     info = TaskInfo(t)
     if t.state not in LIVE or not t.path:
         if t.state == LANDED and t.path and Path(t.path).is_dir():
-            info.problem = f"landed; its worktree was kept ('wtp rm {t.name}' removes it)"
+            broken = gitops.link_problem(Path(t.path))
+            info.problem = (
+                f"landed; its worktree was kept, and is broken: {broken} (run 'wtp doctor --fix')"
+                if broken
+                else f"landed; its worktree was kept ('wtp rm {t.name}' removes it)"
+            )
         return info
     path = Path(t.path)
     if not path.is_dir():
