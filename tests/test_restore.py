@@ -259,8 +259,14 @@ def test_a_git_folder_that_is_not_the_worktrees_own_is_named_and_kept(repo: Repo
         (p / ".git").symlink_to(tmp_path / "empty")
         problem = f"its .git is a symbolic link to {tmp_path / 'empty'}, a folder that is not its git dir"
         do = "restore what its .git links to, or delete that link"
-    assert repo.wtp("list", "--json").json()["tasks"][0]["problem"] == f"broken: {problem} (run 'wtp doctor --fix')"
+    fix = f"{do} and run 'wtp doctor --fix'"  # (doctor --fix alone would only say this again)
+    assert repo.wtp("list", "--json").json()["tasks"][0]["problem"] == f"broken: {problem} ({fix})"
     assert f"is broken: {problem}" in repo.wtp("doctor").out
+    _start(repo, "b")
+    out = repo.wtp("check")
+    assert (out.code, out.err) == (1, f"wtp: the worktree of task 'a' is broken ({problem}): {fix}, then check again\n")
+    out = repo.wtp("land", "a", "--gate", "true")
+    assert out.code == 1 and f"wtp: the worktree of task 'a' is broken ({problem}): {fix}, then land again" in out.err
     for args in (["rm", "a"], ["rm", "a", "--force"]):
         out = repo.wtp(*args)
         assert (out.code, out.err) == (

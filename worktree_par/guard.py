@@ -232,13 +232,8 @@ def mend(ctx: Ctx, t: Task) -> str:
     assert path is not None
     dot = path / ".git"
     if dot.is_symlink() or dot.is_dir():  # the user's link, or a folder: neither written through nor replaced
-        do = (
-            "restore what its .git links to, or delete that link"
-            if dot.is_symlink()
-            else "move that .git folder out of the worktree (it may hold work of its own)"
-        )
         raise WouldLoseWork(
-            f"the worktree of task '{t.name}' is broken ({problem}): nothing was deleted; {do} and run 'wtp doctor --fix'"
+            f"the worktree of task '{t.name}' is broken ({problem}): nothing was deleted; {gitops.link_fix(path)}"
         )
     try:
         did = gitops.relink(ctx.root, ctx.repo.common_dir, path, t.branch, ctx.worktree_lock)

@@ -54,7 +54,7 @@ def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
         if t.state == LANDED and t.path and Path(t.path).is_dir():
             broken = gitops.link_problem(Path(t.path))
             info.problem = (
-                f"landed; its worktree was kept, and is broken: {broken} (run 'wtp doctor --fix')"
+                f"landed; its worktree was kept, and is broken: {broken} ({gitops.link_fix(Path(t.path))})"
                 if broken
                 else f"landed; its worktree was kept ('wtp rm {t.name}' removes it)"
             )
@@ -65,7 +65,7 @@ def _info(ctx: Ctx, t: Task, base_refs: dict[str, str]) -> TaskInfo:
         return info
     broken = gitops.link_problem(path)
     if broken:  # git cannot read it: nothing is shown as clean
-        info.problem = f"broken: {broken} (run 'wtp doctor --fix')"
+        info.problem = f"broken: {broken} ({gitops.link_fix(path)})"
         return info
     if interrupted(t):
         info.problem = (

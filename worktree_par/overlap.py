@@ -118,7 +118,7 @@ def _side(ctx: Ctx, t: Task, base_tip: str) -> tuple[Side | None, str]:
         broken = gitops.link_problem(wt)
         if broken:  # git would read a parent folder's repository, or fail
             raise Refusal(
-                f"the worktree of task '{t.name}' is broken ({broken}): run 'wtp doctor --fix', then check again"
+                f"the worktree of task '{t.name}' is broken ({broken}): {gitops.link_fix(wt)}, then check again"
             )
         dirty = gitops.dirty_of(wt)  # the one walk of its files: the snapshot stages what it found
         parent = None

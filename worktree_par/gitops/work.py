@@ -125,6 +125,17 @@ def link_problem(wt: Path) -> str:
     return ""
 
 
+def link_fix(wt: Path) -> str:
+    """What to do about a broken link (``link_problem``): doctor --fix mends a .git file or an
+    admin folder; a .git that is a link or a folder is the user's to mend first."""
+    dot = wt / ".git"
+    if dot.is_symlink():
+        return "restore what its .git links to, or delete that link and run 'wtp doctor --fix'"
+    if dot.is_dir():
+        return "move that .git folder out of the worktree (it may hold work of its own) and run 'wtp doctor --fix'"
+    return "run 'wtp doctor --fix'"
+
+
 def _admin_of(common: Path, wt: Path) -> Path | None:
     """The admin folder under ``common``/worktrees whose ``gitdir`` file names ``wt``/.git."""
     want = (wt / ".git").resolve()

@@ -21,7 +21,7 @@ def check_worktree(ctx: Ctx, t: Task, wt: Path) -> Sha:
     nothing in progress, nothing uncommitted."""
     broken = gitops.link_problem(wt)
     if broken:
-        raise Refusal(f"the worktree of task '{t.name}' is broken ({broken}): run 'wtp doctor --fix', then land again")
+        raise Refusal(f"the worktree of task '{t.name}' is broken ({broken}): {gitops.link_fix(wt)}, then land again")
     head, attached, dirty_paths = gitops.head_status(wt)  # one git call for both
     op, _ = gitops.in_progress(wt)
     if attached != f"refs/heads/{t.branch}" and op != "bisect":  # (a bisect's advice is below)

@@ -98,7 +98,7 @@ class Entry:
             return None
         return WouldLoseWork(
             f"the worktree of task '{self.name}' broke {when} ({broken}): nothing of it was landed{left}; "
-            f"run 'wtp doctor --fix', then 'wtp land {self.name}' again"
+            f"{gitops.link_fix(self.wt)}, then 'wtp land {self.name}' again"
         )
 
     def halt(self) -> None:
