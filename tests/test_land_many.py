@@ -349,26 +349,27 @@ def test_an_interrupted_follower_that_cannot_be_recovered_is_left_to_its_own_lan
     others land, and the task's own lander says the refusal."""
     _tasks(project, "t1", "t2", "t3")
     t2 = Path(project.wtp("path", "t2").lines[-1])
+    hold = tmp_path / "hold"
     queue = Gate(Store(project.path / ".git"), QUEUE)
     queue.acquire()
     try:
-        dead = project.spawn("land", "t1", "--gate", "./check.sh", env={"WTP_TEST_KILL_AT": "land:before-gate"})
+        at_gate = {"WTP_TEST_HOLD_AT": "land:before-gate", "WTP_TEST_HOLD_FILE": str(hold)}
+        dead = project.spawn("land", "t1", "--gate", "./check.sh", env=at_gate, new_session=True)
         wait_for(lambda: len(queue.tickets()) >= 2, "t1 to join the land queue")
         landers = []
         for n, name in enumerate(["t3", "t2"], 3):  # t3 first: its lander leads next, and takes t2 as it was left
-            landers.append(project.spawn("land", name, "--gate", "./check.sh", new_session=True))
+            landers.append(project.spawn("land", name, "--gate", "./check.sh"))
             wait_for(lambda n=n: len(queue.tickets()) >= n, f"{name} to join the land queue")  # type: ignore[misc]
-        for p in landers:  # they wait, stopped (with the child that holds the ticket), while the conductor dies
-            os.killpg(p.pid, signal.SIGSTOP)
     finally:
         queue.release()
-    try:
-        assert dead.wait(timeout=60) != 0
-        (t2 / ".git").unlink()
-        (t2 / ".git").symlink_to(tmp_path / "gone")
-    finally:
-        for p in landers:
-            os.killpg(p.pid, signal.SIGCONT)
+    # t1's lander conducts, the others behind it, and is held at its first gate, the queue still its
+    # own: t2's link breaks then, and it dies there as a crash would (the others wait for the queue
+    # meanwhile, as landers do: stopping them instead could catch one holding the state's lock).
+    wait_for(lambda: Path(f"{hold}.reached").exists(), "t1's conductor to reach its first gate")
+    (t2 / ".git").unlink()
+    (t2 / ".git").symlink_to(tmp_path / "gone")
+    os.killpg(dead.pid, signal.SIGKILL)
+    assert dead.wait(timeout=60) != 0
     (_, err3), (_, err2) = (p.communicate(timeout=60) for p in landers)
     assert landers[0].returncode == 0, err3
     # Taken as the dead conductor left it, its recovery refused (the case of the review); or, when that
