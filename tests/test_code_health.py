@@ -236,9 +236,11 @@ def test_a_crash_log_is_not_written_through_what_is_planted_at_its_name(repo: Re
     assert out.stderr.endswith("not a regular file, so not a log)\n"), out.stderr
 
 
-def test_fanout_keeps_the_order_runs_every_call_and_raises_the_first_error() -> None:
+def test_fanout_keeps_the_order_starts_nothing_after_an_error_and_runs_off_the_main_thread() -> None:
     """list's and check's threads (fanout, not concurrent.futures: its import is ~4 ms of
-    each command): results in the items' order, every call made, the first error raised."""
+    each command): results in the items' order; once a call raises no other starts, and the
+    first error is raised (as a pool's map); a single call runs in a thread too, so a Ctrl-C
+    never lands inside its git (review 56)."""
     import threading
 
     from worktree_par.fanout import map_threads
@@ -260,6 +262,7 @@ def test_fanout_keeps_the_order_runs_every_call_and_raises_the_first_error() -> 
         return x
 
     with pytest.raises(ValueError, match="odd 1"):
-        map_threads(fail_on_odd, [0, 1, 2, 3, 4], workers=2)
-    assert sorted(ran) == [0, 1, 2, 3, 4]
+        map_threads(fail_on_odd, [0, 1, 2, 3, 4], workers=1)
+    assert ran == [0, 1]
     assert map_threads(fail_on_odd, [], workers=2) == [] and map_threads(fail_on_odd, [4]) == [4]
+    assert map_threads(lambda _: threading.current_thread() is threading.main_thread(), [0]) == [False]

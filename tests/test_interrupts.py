@@ -363,3 +363,32 @@ def test_a_ctrl_z_whose_handler_runs_after_the_jobs_continue_does_not_stop_it(
         os.close(go_w)
         proc.wait(timeout=30)
         os.close(out_r)
+
+
+@pytest.mark.parametrize("command", ["list", "check"])
+def test_ctrl_c_during_list_or_check_of_many_tasks_starts_no_more_git(repo: Repo, tmp_path: Path, command: str) -> None:
+    """Review 56: with more tasks than threads, a Ctrl-C let the threads go on to every task
+    left (each its git status) before the command could end.  Each status is held in its
+    fsmonitor hook until released; after the Ctrl-C (to the whole group, as a terminal sends
+    it) the command ends with 130 and no other status starts."""
+    (repo.path / ".wtp.toml").write_text("max_active = 12\n")
+    for i in range(12):
+        repo.wtp("start", f"t{i}")
+    marks, release = tmp_path / "marks", tmp_path / "release"
+    marks.mkdir()
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\ntouch {marks}/$$\nwhile [ ! -e {release} ]; do sleep 0.05; done\nexit 1\n")
+    hook.chmod(0o755)
+    repo.git("config", "core.fsmonitor", str(hook))
+    p = repo.spawn(command, new_session=True)
+    try:
+        wait_for(lambda: len(list(marks.iterdir())) >= 8, "eight git status calls under way")
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=30)  # before the release: every call under way died with the group
+    finally:
+        release.touch()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130 and err.strip().splitlines()[-1] == "wtp: interrupted", err
+    assert len(list(marks.iterdir())) == 8

@@ -13,17 +13,18 @@ R = TypeVar("R")
 
 
 def map_threads(fn: Callable[[T], R], items: Sequence[T], workers: int = 8) -> list[R]:
-    """``[fn(x) for x in items]``, at most ``workers`` at a time.  Every call runs, as in a
-    pool's map; the first item's exception, in order, is raised once all have ended."""
-    if len(items) <= 1:
-        return [fn(x) for x in items]
+    """``[fn(x) for x in items]``, at most ``workers`` at a time, as a pool's map: once a call
+    raises, or the caller is interrupted (Ctrl-C), no further call starts; the calls under way
+    end first (their git), then the first exception in the items' order is raised.  Each call
+    runs in a thread, one item too: a Ctrl-C reaches the caller's thread, never a call's git,
+    which would be left running (review 56)."""
     results: list[R | None] = [None] * len(items)
     errors: list[BaseException | None] = [None] * len(items)
     todo = iter(range(len(items)))
-    take = threading.Lock()
+    take, stop = threading.Lock(), threading.Event()
 
     def work() -> None:
-        while True:
+        while not stop.is_set():
             with take:
                 i = next(todo, None)
             if i is None:
@@ -32,16 +33,21 @@ def map_threads(fn: Callable[[T], R], items: Sequence[T], workers: int = 8) -> l
                 results[i] = fn(items[i])
             except BaseException as e:  # raised in the caller's thread, below
                 errors[i] = e
+                stop.set()
 
     threads = [threading.Thread(target=work, name="wtp-fanout") for _ in range(min(workers, len(items)))]
-    for t in threads:
-        t.start()
     try:
         for t in threads:
-            t.join()
-    finally:  # a Ctrl-C while waiting: the calls under way end first (their git), as a pool's shutdown waits
+            t.start()
         for t in threads:
             t.join()
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        for t in threads:
+            if t.is_alive():
+                t.join()
     for e in errors:
         if e is not None:
             raise e
