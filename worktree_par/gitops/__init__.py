@@ -235,6 +235,10 @@ def __getattr__(name: str) -> object:
     return value
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
+
 __all__ = [
     "NETWORK_TIMEOUT",
     "existing_commits",
