@@ -365,6 +365,18 @@ def test_a_ctrl_z_whose_handler_runs_after_the_jobs_continue_does_not_stop_it(
         os.close(out_r)
 
 
+def _held_status(repo: Repo, tmp_path: Path) -> tuple[Path, Path]:
+    """Every git status in the repository held in its fsmonitor hook until ``release`` exists;
+    each call leaves a file in ``marks``, named by the hook's pid, holding its git's pid."""
+    marks, release = tmp_path / "marks", tmp_path / "release"
+    marks.mkdir()
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\necho $PPID > {marks}/$$\nwhile [ ! -e {release} ]; do sleep 0.05; done\nexit 1\n")
+    hook.chmod(0o755)
+    repo.git("config", "core.fsmonitor", str(hook))
+    return marks, release
+
+
 @pytest.mark.parametrize("command", ["list", "check"])
 def test_ctrl_c_during_list_or_check_of_many_tasks_starts_no_more_git(repo: Repo, tmp_path: Path, command: str) -> None:
     """Review 56: with more tasks than threads, a Ctrl-C let the threads go on to every task
@@ -374,12 +386,7 @@ def test_ctrl_c_during_list_or_check_of_many_tasks_starts_no_more_git(repo: Repo
     (repo.path / ".wtp.toml").write_text("max_active = 12\n")
     for i in range(12):
         repo.wtp("start", f"t{i}")
-    marks, release = tmp_path / "marks", tmp_path / "release"
-    marks.mkdir()
-    hook = tmp_path / "hook.sh"
-    hook.write_text(f"#!/bin/sh\ntouch {marks}/$$\nwhile [ ! -e {release} ]; do sleep 0.05; done\nexit 1\n")
-    hook.chmod(0o755)
-    repo.git("config", "core.fsmonitor", str(hook))
+    marks, release = _held_status(repo, tmp_path)
     p = repo.spawn(command, new_session=True)
     try:
         wait_for(lambda: len(list(marks.iterdir())) >= 8, "eight git status calls under way")
@@ -392,3 +399,26 @@ def test_ctrl_c_during_list_or_check_of_many_tasks_starts_no_more_git(repo: Repo
             p.wait()
     assert p.returncode == 130 and err.strip().splitlines()[-1] == "wtp: interrupted", err
     assert len(list(marks.iterdir())) == 8
+
+
+@pytest.mark.parametrize("command", ["list", "check"])
+def test_a_sigint_to_wtp_alone_during_list_or_check_leaves_no_git_running(
+    repo: Repo, tmp_path: Path, command: str
+) -> None:
+    """Review 56: SIGINT to wtp's pid alone (a supervisor, an agent's harness; not the group, as
+    a terminal sends it) while its one task's git status ran: the command ended at once and
+    left that git running.  It ends once its git has (held here in its fsmonitor hook)."""
+    repo.wtp("start", "t0")
+    marks, release = _held_status(repo, tmp_path)
+    p = repo.spawn(command, new_session=True)
+    try:
+        wait_for(lambda: any(marks.iterdir()), "its git status to be under way")
+        git_pid = int(next(marks.iterdir()).read_text())
+        os.kill(p.pid, signal.SIGINT)
+        with pytest.raises(subprocess.TimeoutExpired):
+            p.wait(timeout=2)  # its git is held: the command waits for it (it used to exit at once)
+    finally:
+        release.touch()
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130 and err.strip().splitlines()[-1] == "wtp: interrupted", err
+    assert not procs.pid_alive(git_pid)  # waited for (reaped) before the command ended

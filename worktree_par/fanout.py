@@ -21,33 +21,39 @@ def map_threads(fn: Callable[[T], R], items: Sequence[T], workers: int = 8) -> l
     results: list[R | None] = [None] * len(items)
     errors: list[BaseException | None] = [None] * len(items)
     todo = iter(range(len(items)))
-    take, stop = threading.Lock(), threading.Event()
+    take, stop, ended = threading.Lock(), threading.Event(), threading.Semaphore(0)
 
     def work() -> None:
-        while not stop.is_set():
-            with take:
-                i = next(todo, None)
-            if i is None:
-                return
-            try:
-                results[i] = fn(items[i])
-            except BaseException as e:  # raised in the caller's thread, below
-                errors[i] = e
-                stop.set()
+        try:
+            while not stop.is_set():
+                with take:
+                    i = next(todo, None)
+                if i is None:
+                    return
+                try:
+                    results[i] = fn(items[i])
+                except BaseException as e:  # raised in the caller's thread, below
+                    errors[i] = e
+                    stop.set()
+        finally:
+            ended.release()
 
     threads = [threading.Thread(target=work, name="wtp-fanout") for _ in range(min(workers, len(items)))]
+    started = 0
     try:
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+            started += 1
+        for _ in threads:
+            # Not Thread.join: Python 3.11's join, interrupted by a Ctrl-C, marks a thread still
+            # running as ended (bpo-45274's fix), and the command then exits without its git.
+            ended.acquire()
     except BaseException:
         stop.set()
         raise
     finally:
-        for t in threads:
-            if t.is_alive():
-                t.join()
+        for t in threads[:started]:
+            t.join()
     for e in errors:
         if e is not None:
             raise e
