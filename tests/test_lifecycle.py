@@ -497,3 +497,28 @@ def test_list_prints_a_commit_subject_with_its_control_characters_escaped(repo: 
     repo.commit({"a.txt": "a\n"}, "clear \x1b[2J screen\rover", cwd=p)
     out = repo.wtp("list")
     assert "clear \\x1b[2J screen\\rover" in out.out and "\x1b" not in out.out and "\r" not in out.out, out.out
+
+
+def test_the_config_file_is_parsed_once_while_its_text_is_the_same(repo: Repo) -> None:
+    """Commands keep the config file's parsed form in the state dir (tomllib's import and parse
+    are ~4 ms of each command) and use it while the file's text is the same byte for byte: an
+    edit is seen by the next command, and a cache that is not wtp's own is read past."""
+    repo.write(".wtp.toml", "max_active = 2\n")
+    repo.wtp("start", "a")  # (the state dir exists from here: the cache is kept there)
+    repo.wtp("list")
+    cache = repo.path / ".git" / "wtp" / "config-cache.json"
+    kept = json.loads(cache.read_text())
+    assert kept == {"key": [str(repo.path / ".wtp.toml"), "max_active = 2\n"], "data": {"max_active": 2}}
+    kept["data"] = {"max_active": 1}  # used as it says while the text matches: one active task, b waits
+    cache.write_text(json.dumps(kept))
+    assert repo.wtp_proc("start", "b").code == 4
+    repo.write(".wtp.toml", "max_active = 3\n")  # the same length: read again all the same
+    assert repo.wtp_proc("start", "c").code == 0
+    assert json.loads(cache.read_text())["data"] == {"max_active": 3}
+    for planted in ("not json", '{"key": "x"}', "[1]"):
+        cache.write_text(planted)
+        assert repo.wtp("list", "--json").code == 0
+    repo.write(".wtp.toml", "max_actve = 3\n")  # parsed, then refused: the error names the key each time
+    for _ in range(2):
+        out = repo.wtp_proc("list")
+        assert out.code == 2 and "unknown key 'max_actve'" in out.err, out.err

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import disposable
+from . import atomic, disposable
 from .errors import ConfigError
 
 CONFIG_FILE = ".wtp.toml"
@@ -197,17 +197,21 @@ def _validate(cfg: Config, where: str) -> None:
             raise ConfigError(f"{where}: 'setup.copy' entry {s!r} must be a path inside the repository")
 
 
-def load(main_root: Path) -> Config:
-    """Read the config of the repository whose main worktree is ``main_root``."""
+CACHE_FILE = "config-cache.json"  # in the state dir: the last config file read, as parsed
+
+
+def load(main_root: Path, cache: Path | None = None) -> Config:
+    """Read the config of the repository whose main worktree is ``main_root`` (``cache``: where
+    the file's parsed form is kept, for the next command to use while the file is unchanged)."""
     path = main_root / CONFIG_FILE
     data: dict[str, Any] | None = None
     if path.is_file():
-        data = _read_toml(path)
+        data = _read_toml(path, cache)
         where = str(path)
     else:
         py = main_root / "pyproject.toml"
         if py.is_file():
-            tool = _read_toml(py).get("tool", {})
+            tool = _read_toml(py, cache).get("tool", {})
             if isinstance(tool, dict) and "wtp" in tool:
                 data = tool["wtp"]
                 where = f"{py} [tool.wtp]"
@@ -225,27 +229,37 @@ def parse(data: dict[str, Any], where: str, source: Path | None = None) -> Confi
     return cfg
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    import tomllib  # paid only by repositories that have a config file (README, Performance)
-
+def _read_toml(path: Path, cache: Path | None = None) -> dict[str, Any]:
+    """The file's TOML; with ``cache``, as parsed by an earlier command when its text is the same
+    byte for byte (tomllib's import and parse are ~4 ms of every command: README, Performance)."""
     try:
         with path.open("rb") as f:
-            return tomllib.load(f)
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror})") from e
+    key = [str(path), raw.decode("utf-8", "surrogateescape")]
+    if cache is not None:
+        try:
+            kept = json.loads(atomic.read_regular(cache))
+            if isinstance(kept, dict) and kept.get("key") == key and isinstance(kept.get("data"), dict):
+                return dict(kept["data"])
+        except (OSError, ValueError, RecursionError):  # none yet, or not one wtp wrote: read the file
+            pass
+    import tomllib  # paid only by repositories that have a config file, when it changed
+
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
     except tomllib.TOMLDecodeError as e:
-        bom = " (it starts with a byte-order mark: save it as UTF-8 without one)" if _has_bom(path) else ""
+        bom = " (it starts with a byte-order mark: save it as UTF-8 without one)" if raw[:3] == b"\xef\xbb\xbf" else ""
         raise ConfigError(f"{path}: not valid TOML ({e}){bom}: fix the file or move it aside") from e
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8") from e
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot be read ({e.strerror})") from e
-
-
-def _has_bom(path: Path) -> bool:
-    try:
-        with path.open("rb") as f:
-            return f.read(3) == b"\xef\xbb\xbf"
-    except OSError:
-        return False
+    if cache is not None and cache.parent.is_dir():
+        try:
+            atomic.replace(cache, json.dumps({"key": key, "data": data}).encode(), durable=False)
+        except (OSError, TypeError, ValueError):  # a read-only .git; a TOML date, which JSON cannot hold
+            pass
+    return data
 
 
 COCHANGE_NOTE = "# co-change calibration: "

@@ -160,9 +160,10 @@ class Ctx:
 
 def open_ctx(cwd: Path) -> Ctx:
     repo = gitops.discover(cwd.resolve())
-    cfg = config.load(repo.config_root)
+    store = Store(repo.common_dir)
+    cfg = config.load(repo.config_root, store.dir / config.CACHE_FILE)
     gitops.set_network_timeout(cfg.remote_timeout)  # this command's network deadline (README)
-    return Ctx(repo=repo, cfg=cfg, store=Store(repo.common_dir))
+    return Ctx(repo=repo, cfg=cfg, store=store)
 
 
 def few(items: list[str], n: int = 3) -> str:
