@@ -4,6 +4,7 @@ link broke is reported and repaired instead of crashing a command."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -355,3 +356,38 @@ def test_land_of_a_broken_worktree_says_so_in_one_line(repo: Repo) -> None:
     assert out.err == (
         "wtp: the worktree of task 'a' is broken (its .git file is missing): run 'wtp doctor --fix', then land again\n"
     )
+
+
+def test_a_fifo_at_a_worktrees_git_is_named_never_waited_on_nor_written_through(remote_repo: Repo) -> None:
+    """Review 57: a FIFO at a task's .git made list, doctor, check, land and rm wait for ever
+    (reading it blocks until a writer comes; git itself says at once that it is no repository).
+    Every command names it in one line and changes nothing; once it is deleted, doctor mends."""
+    r = remote_repo
+    a = Path(r.wtp_proc("start", "a").out.strip())
+    r.commit({"a.txt": "a\n"}, cwd=a)
+    k = Path(r.wtp_proc("start", "k").out.strip())
+    r.commit({"k.txt": "k\n"}, cwd=k)
+    assert r.wtp_proc("land", "k", "--gate", "true", "--keep").code == 0  # landed, its worktree kept
+    for p in (a, k):
+        (p / ".git").unlink()
+        os.mkfifo(p / ".git")
+    problem = "its .git is neither a file nor a folder (a FIFO, a socket or a device)"
+    fix = "delete what stands at its .git (it holds nothing) and run 'wtp doctor --fix'"
+    listed = {t["name"]: t["problem"] for t in r.wtp_proc("list", "--all", "--json", timeout=30).json()["tasks"]}
+    assert listed == {
+        "a": f"broken: {problem} ({fix})",
+        "k": f"landed; its worktree was kept, and is broken: {problem} ({fix})",
+    }
+    out = r.wtp_proc("doctor", timeout=30)
+    assert f"the worktree of task 'a' ({a}) is broken: {problem}: {fix}" in out.out, out.out
+    assert f"the worktree landed task 'k' kept ({k}) is broken: {problem}: {fix}" in out.out, out.out
+    assert "run 'wtp doctor --fix' to repair" not in out.out  # (--fix would only say this again)
+    out = r.wtp_proc("doctor", "--fix", timeout=30)
+    assert out.code == 1 and (a / ".git").is_fifo() and (k / ".git").is_fifo(), out.out
+    for args in (["check"], ["land", "a", "--gate", "true"], ["rm", "a"], ["rm", "k"]):
+        out = r.wtp_proc(*args, timeout=30)
+        assert out.code == 1 and problem in out.err and "Traceback" not in out.err, (args, out.err)
+    for p in (a, k):
+        (p / ".git").unlink()
+    assert r.wtp_proc("doctor", "--fix", timeout=30).code == 0
+    assert r.wtp_proc("rm", "k", timeout=30).code == 0 and r.wtp_proc("land", "a", "--gate", "true").code == 0

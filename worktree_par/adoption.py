@@ -1,5 +1,6 @@
 """Tasks found in git and not in the registry: a wtp worktree adopted ('wtp doctor --fix
---adopt'), or every one of them registered again after the state file was lost."""
+--adopt'), or every one of them registered again after the state file was lost; and a task
+whose worktree git has elsewhere (moved: followed there) or nowhere (made again)."""
 
 from __future__ import annotations
 
@@ -83,3 +84,27 @@ def rebuild(ctx: Ctx) -> str:
     if odd:
         said += f"; worktrees on branches no task could have, left as they are: {', '.join(odd)}"
     return said
+
+
+def checked_out(ctx: Ctx, t: Task) -> tuple[Path | None, bool]:
+    """Where git has the task's branch checked out, and whether that is a worktree of its own
+    (moved with 'git worktree move'), not the user's checkout or another task's folder."""
+    wts = ctx.worktrees()
+    theirs = {ctx.root, wts[0].path if wts else ctx.root}  # the main checkout
+    theirs |= {Path(o.path) for o in ctx.store.read().tasks.values() if o.path and o.name != t.name}
+    on = [w.path for w in wts if w.branch == f"refs/heads/{t.branch}" and w.path.is_dir()]
+    return (on[0], on[0] not in theirs) if on else (None, False)
+
+
+def recreate(ctx: Ctx, t: Task) -> str:
+    on, moved = checked_out(ctx, t)
+    if on and moved:  # moved with 'git worktree move': followed there, not made again
+        ctx.store.update(t, path=str(on))
+        return f"the worktree of '{t.name}' was moved to {on}: recorded there"
+    if on:  # the user's checkout, or another task's folder: never taken for this task's worktree
+        raise Refusal(f"branch '{t.branch}' is checked out in {on}, not a worktree of '{t.name}': switch it first")
+    gitops.worktree(ctx.root, ["prune"], ctx.worktree_lock)
+    assert t.path is not None
+    Path(t.path).parent.mkdir(parents=True, exist_ok=True)
+    gitops.worktree(ctx.root, ["add", "--quiet", t.path, t.branch], ctx.worktree_lock)
+    return f"recreated the worktree of '{t.name}' at {t.path} from its branch"

@@ -55,19 +55,20 @@ def replace(
         raise
 
 
-def open_regular(path: Path) -> BinaryIO:
+def open_regular(path: Path, *, follow: bool = False) -> BinaryIO:
     """``path`` opened to read, a regular file: a FIFO or a device planted there is refused
-    (OSError) at once instead of being waited on for ever, and a symlink is not followed."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    (OSError) at once instead of being waited on for ever, and a symlink is not followed
+    (``follow``: it is, to a regular file)."""
+    fd = os.open(path, os.O_RDONLY | (0 if follow else os.O_NOFOLLOW) | os.O_NONBLOCK | os.O_CLOEXEC)
     if not stat.S_ISREG(os.fstat(fd).st_mode):  # (before fdopen, which refuses a folder itself)
         os.close(fd)
         raise OSError(errno.EINVAL, "not a regular file", str(path))
     return os.fdopen(fd, "rb")
 
 
-def read_regular(path: Path) -> bytes:
+def read_regular(path: Path, *, follow: bool = False) -> bytes:
     """The bytes of ``path``, a regular file (open_regular)."""
-    with open_regular(path) as f:
+    with open_regular(path, follow=follow) as f:
         return f.read()
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import adoption, atomic, crashpoints, gitops, guard, locks, procs, queued, records, removal, tasks
-from .errors import Refusal, StateError, WouldLoseWork, WtpError, count
+from .errors import StateError, WouldLoseWork, WtpError, count
 from .repo import Ctx
 from .state import (
     ABANDONED,
@@ -196,6 +196,17 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
     return findings
 
 
+def _broken(ctx: Ctx, t: Task, what: str, problem: str) -> Finding:
+    """A broken link: mended by --fix, or what to do first when what is at .git is the user's."""
+    fix = gitops.link_fix(Path(t.path or ""))
+    mend = functools.partial(guard.mend, ctx, t)
+    return (
+        Finding(f"{what} is broken: {problem}: {fix}")
+        if fix != gitops.DOCTOR_FIX
+        else Finding(f"{what} is broken: {problem}", mend)
+    )
+
+
 def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[Finding]:
     out: list[Finding] = []
     if t.state in FINAL or t.state == QUEUED:
@@ -204,8 +215,7 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
         if t.state == LANDED and t.path and not Path(t.path).is_dir():
             out.append(Finding(f"landed task '{t.name}' kept a worktree that is gone", lambda: _forget(ctx, t)))
         elif t.state == LANDED and t.path and (problem := gitops.link_problem(Path(t.path))):
-            why = f"the worktree landed task '{t.name}' kept ({t.path}) is broken: {problem}"
-            out.append(Finding(why, lambda: guard.mend(ctx, t)))  # ('wtp rm' mends it too, first)
+            out.append(_broken(ctx, t, f"the worktree landed task '{t.name}' kept ({t.path})", problem))
         return out  # a landed task whose worktree was kept is not a problem: 'wtp rm' removes it
     if t.phase and not interrupted(t):
         return out  # an operation is running right now (here or where we cannot see): leave it alone
@@ -216,13 +226,14 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
         from .land import recovery
 
         problem = gitops.link_problem(Path(t.path)) if t.path and Path(t.path).is_dir() else ""
-        broken = f", and its worktree is broken ({problem})" if problem else ""  # (recovery mends it first)
-        out.append(
-            Finding(
-                f"the land of task '{t.name}' was interrupted{broken}",
-                lambda: recovery.recover(ctx, t, lambda _m: None),
-            )
+        mend = gitops.link_fix(Path(t.path or "")) if problem else gitops.DOCTOR_FIX  # (recovery mends the link first)
+        why = f"the land of task '{t.name}' was interrupted" + (
+            f", and its worktree is broken ({problem})" if problem else ""
         )
+        recover = functools.partial(recovery.recover, ctx, t, lambda _m: None)
+        out.append(
+            Finding(f"{why}: {mend}") if mend != gitops.DOCTOR_FIX else Finding(why, recover)
+        )  # (the user's first)
         return out
     if t.phase == REMOVING:
         out.append(Finding(f"the removal of task '{t.name}' was interrupted", lambda: _complete_rm(ctx, t)))
@@ -245,9 +256,9 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
     tip = gitops.ref_value(ctx.root, ref)
     if path is None or not path.is_dir():
         if tip is not None:
-            on, moved = _checked_out(ctx, t)
+            on, moved = adoption.checked_out(ctx, t)
             gone = f"was moved to {on} (not recorded yet)" if moved else f"({path}) is gone; its branch is kept"
-            out.append(Finding(f"the worktree of task '{t.name}' {gone}", lambda: _recreate(ctx, t)))
+            out.append(Finding(f"the worktree of task '{t.name}' {gone}", lambda: adoption.recreate(ctx, t)))
         else:
             archived = gitops.ref_value(ctx.root, guard.archive_ref(t.name))
             note = f" (archived at {archived[:12]})" if archived else ""
@@ -260,9 +271,7 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
         return out
     problem = gitops.link_problem(path)
     if problem:
-        out.append(
-            Finding(f"the worktree of task '{t.name}' ({path}) is broken: {problem}", lambda: guard.mend(ctx, t))
-        )
+        out.append(_broken(ctx, t, f"the worktree of task '{t.name}' ({path})", problem))
         return out  # git cannot read it until it is mended
     w = wts.get(path)
     op, _ = gitops.in_progress(path)
@@ -400,30 +409,6 @@ def _complete_rm(ctx: Ctx, t: Task) -> str:
     except WouldLoseWork as e:
         return f"could not fix: {e.message}"
     return f"completed the removal of '{t.name}'"
-
-
-def _checked_out(ctx: Ctx, t: Task) -> tuple[Path | None, bool]:
-    """Where git has the task's branch checked out, and whether that is a worktree of its own
-    (moved with 'git worktree move'), not the user's checkout or another task's folder."""
-    wts = ctx.worktrees()
-    theirs = {ctx.root, wts[0].path if wts else ctx.root}  # the main checkout
-    theirs |= {Path(o.path) for o in ctx.store.read().tasks.values() if o.path and o.name != t.name}
-    on = [w.path for w in wts if w.branch == f"refs/heads/{t.branch}" and w.path.is_dir()]
-    return (on[0], on[0] not in theirs) if on else (None, False)
-
-
-def _recreate(ctx: Ctx, t: Task) -> str:
-    on, moved = _checked_out(ctx, t)
-    if on and moved:  # moved with 'git worktree move': followed there, not made again
-        ctx.store.update(t, path=str(on))
-        return f"the worktree of '{t.name}' was moved to {on}: recorded there"
-    if on:  # the user's checkout, or another task's folder: never taken for this task's worktree
-        raise Refusal(f"branch '{t.branch}' is checked out in {on}, not a worktree of '{t.name}': switch it first")
-    gitops.worktree(ctx.root, ["prune"], ctx.worktree_lock)
-    assert t.path is not None
-    Path(t.path).parent.mkdir(parents=True, exist_ok=True)
-    gitops.worktree(ctx.root, ["add", "--quiet", t.path, t.branch], ctx.worktree_lock)
-    return f"recreated the worktree of '{t.name}' at {t.path} from its branch"
 
 
 def doctor(ctx: Ctx, fix: bool, adopt: bool = False, stale_claims: float | None = None) -> list[Finding]:

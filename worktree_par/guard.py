@@ -230,11 +230,11 @@ def mend(ctx: Ctx, t: Task) -> str:
     if not problem:
         return ""
     assert path is not None
-    dot = path / ".git"
-    if dot.is_symlink() or dot.is_dir():  # the user's link, or a folder: neither written through nor replaced
-        raise WouldLoseWork(
-            f"the worktree of task '{t.name}' is broken ({problem}): nothing was deleted; {gitops.link_fix(path)}"
-        )
+    fix = gitops.link_fix(path)
+    if (
+        fix != gitops.DOCTOR_FIX
+    ):  # the user's link, a folder, a FIFO, an unreadable file: never written through nor replaced
+        raise WouldLoseWork(f"the worktree of task '{t.name}' is broken ({problem}): nothing was deleted; {fix}")
     try:
         did = gitops.relink(ctx.root, ctx.repo.common_dir, path, t.branch, ctx.worktree_lock)
     except GitError as e:

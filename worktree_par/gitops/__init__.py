@@ -94,6 +94,7 @@ if TYPE_CHECKING:
         sides,
         topo_order,
     )
+    from .link import DOCTOR_FIX, link_fix, link_problem, relink
     from .rebase import Rebase, Replay, rebase_abort, rebase_onto, replayed_from, replayed_to
     from .remote import (
         fetch_branch,
@@ -132,14 +133,11 @@ if TYPE_CHECKING:
         head_last_logged,
         head_names,
         in_progress,
-        link_fix,
-        link_problem,
         log_messages,
         merge_tree,
         private_refs,
         read_tree_2way,
         rebase_in_progress,
-        relink,
         reset_keep,
         snapshot,
         staged_paths,
@@ -162,6 +160,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "sides",
         "topo_order",
     ),
+    "link": ("DOCTOR_FIX", "link_fix", "link_problem", "relink"),
     "rebase": (
         "Rebase",
         "Replay",
@@ -207,14 +206,11 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "head_last_logged",
         "head_names",
         "in_progress",
-        "link_fix",
-        "link_problem",
         "log_messages",
         "merge_tree",
         "private_refs",
         "read_tree_2way",
         "rebase_in_progress",
-        "relink",
         "reset_keep",
         "snapshot",
         "staged_paths",
@@ -301,6 +297,7 @@ __all__ = [
     "worktree_contents",
     "ending",
     "in_progress",
+    "DOCTOR_FIX",
     "link_fix",
     "link_problem",
     "relink",

@@ -66,7 +66,7 @@ def git_dir_of(wt: Path) -> Path:
     if dot.is_dir():
         return dot
     try:
-        text = dot.read_text(encoding="utf-8", errors="surrogateescape")
+        text = atomic.read_regular(dot, follow=True).decode("utf-8", "surrogateescape")  # (a FIFO: not waited on)
     except OSError:
         text = ""
     if text.startswith("gitdir: ") and text.count("\n") <= 1:
@@ -93,105 +93,6 @@ def head_names(wt: Path) -> str:
     except OSError:
         return ""
     return text[len("ref: ") :].strip() if text.startswith("ref: ") and text.count("\n") <= 1 else ""
-
-
-def link_problem(wt: Path) -> str:
-    """What breaks the link between a linked worktree and its repository, "" when nothing
-    does: its ``.git`` file is missing, or the admin folder it names (under the common git
-    dir's ``worktrees/``) is gone.  Read without a git call: git, finding no repository
-    there, would go on to the parent folders and answer for whatever repository holds them.
-    A ``.git`` folder (or a link to one) is a linked worktree's only when it holds what its
-    admin folder does; anything else is another repository, or none, to git."""
-    dot = wt / ".git"
-    if dot.is_dir():
-        if (dot / "HEAD").is_file() and (dot / "commondir").is_file():
-            return ""
-        if dot.is_symlink():
-            return f"its .git is a symbolic link to {os.readlink(dot)}, a folder that is not its git dir"
-        return "its .git is a folder that is not its git dir (a repository of its own, or none)"
-    try:
-        text = dot.read_text(encoding="utf-8", errors="surrogateescape")
-    except FileNotFoundError:
-        if dot.is_symlink():
-            return f"its .git is a symbolic link to {os.readlink(dot)}, which does not exist"
-        return "its .git file is missing"
-    except OSError as e:
-        return f"its .git file cannot be read ({e.strerror})"
-    if not text.startswith("gitdir: "):
-        return "its .git file does not name a git dir"
-    admin = wt / text[len("gitdir: ") :].strip()
-    if not (admin / "HEAD").is_file() or not (admin / "commondir").is_file():
-        return f"its admin folder {admin} is gone"
-    return ""
-
-
-def link_fix(wt: Path) -> str:
-    """What to do about a broken link (``link_problem``): doctor --fix mends a .git file or an
-    admin folder; a .git that is a link or a folder is the user's to mend first."""
-    dot = wt / ".git"
-    if dot.is_symlink():
-        return "restore what its .git links to, or delete that link and run 'wtp doctor --fix'"
-    if dot.is_dir():
-        return "move that .git folder out of the worktree (it may hold work of its own) and run 'wtp doctor --fix'"
-    return "run 'wtp doctor --fix'"
-
-
-def _admin_of(common: Path, wt: Path) -> Path | None:
-    """The admin folder under ``common``/worktrees whose ``gitdir`` file names ``wt``/.git."""
-    want = (wt / ".git").resolve()
-    for admin in sorted((common / "worktrees").glob("*")):
-        try:
-            named = (admin / (admin / "gitdir").read_text().strip()).resolve()
-        except OSError:
-            continue
-        if named == want and (admin / "HEAD").is_file():
-            return admin
-    return None
-
-
-def relink(root: Path, common: Path, wt: Path, branch: str, lock: Path) -> str:
-    """Mend a worktree whose link is broken (``link_problem``), touching none of its files;
-    says what it did.  A missing .git file is written back when its admin folder is still
-    there (its HEAD, index and stopped operation are kept); a lost admin folder is made
-    again from ``branch`` (the index, which lived there, is rebuilt from the branch)."""
-    admin = _admin_of(common, wt)
-    if admin is not None:
-        # Only a folder that holds its files: one made at a worktree's old path after the
-        # worktree was moved away by hand is not it, and must not become it.
-        top = run(["--git-dir", str(admin), "ls-tree", "-z", "--name-only", "HEAD"], root, check=False)
-        names = top.z() if top.code == 0 else []
-        if names and not any(os.path.lexists(wt / n) for n in names):
-            raise GitError(
-                ["worktree", "repair"],
-                1,
-                "",
-                f"{wt} holds none of the files of its branch: it is not that worktree",
-                str(root),
-            )
-        if (wt / ".git").is_symlink():  # the user's: not written through, nor replaced
-            raise GitError(
-                ["worktree", "repair"], 1, "", "restore what its .git links to, or delete that link", str(root)
-            )
-        (wt / ".git").write_text(f"gitdir: {admin}\n")
-        return f"wrote back its .git file (its admin folder {admin} was kept)"
-    if run(["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"], root, check=False).code != 0:
-        raise GitError(["worktree", "add", branch], 1, "", f"branch '{branch}' does not exist", str(root))
-    # 'git worktree add' makes an admin folder only for an empty path: make one beside the
-    # worktree, with the same name, and move its .git file into the worktree.
-    spare = wt.parent / f".wtp-relink-{os.getpid()}" / wt.name
-    spare.parent.mkdir(exist_ok=True)
-    try:
-        worktree(root, ["add", "--no-checkout", "--quiet", str(spare), branch], lock)
-        os.replace(spare / ".git", wt / ".git")
-        worktree(root, ["repair", str(wt)], lock)  # the admin folder's gitdir now names wt
-    finally:
-        for d in (spare, spare.parent):
-            try:
-                d.rmdir()
-            except OSError:
-                pass
-    run(["read-tree", branch], wt)  # the index from the branch; every file stays as it is
-    return f"made its admin folder again from branch '{branch}' (what was staged is now unstaged)"
 
 
 def in_progress(wt: Path) -> tuple[str, list[Sha]]:
