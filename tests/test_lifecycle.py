@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -508,10 +509,14 @@ def test_the_config_file_is_parsed_once_while_its_text_is_the_same(repo: Repo) -
     repo.wtp("list")
     cache = repo.path / ".git" / "wtp" / "config-cache.json"
     kept = json.loads(cache.read_text())
-    assert kept == {"key": [str(repo.path / ".wtp.toml"), "max_active = 2\n"], "data": {"max_active": 2}}
+    form = f"1 python {sys.version_info[0]}.{sys.version_info[1]}"  # (another Python's tomllib: parsed again)
+    assert kept == {"key": [form, str(repo.path / ".wtp.toml"), "max_active = 2\n"], "data": {"max_active": 2}}
     kept["data"] = {"max_active": 1}  # used as it says while the text matches: one active task, b waits
     cache.write_text(json.dumps(kept))
     assert repo.wtp_proc("start", "b").code == 4
+    kept["data"] = {"max_active": "lots"}  # what the file does not say is never said of it (review 57)
+    cache.write_text(json.dumps(kept))
+    assert repo.wtp_proc("list").code == 0 and json.loads(cache.read_text())["data"] == {"max_active": 2}
     repo.write(".wtp.toml", "max_active = 3\n")  # the same length: read again all the same
     assert repo.wtp_proc("start", "c").code == 0
     assert json.loads(cache.read_text())["data"] == {"max_active": 3}
@@ -522,3 +527,10 @@ def test_the_config_file_is_parsed_once_while_its_text_is_the_same(repo: Repo) -
     for _ in range(2):
         out = repo.wtp_proc("list")
         assert out.code == 2 and "unknown key 'max_actve'" in out.err, out.err
+    for text in (
+        "x = " + "[" * 1000 + "]" * 1000 + "\n",
+        f"max_active = {'9' * 5000}\n",
+    ):  # review 57: exit 1, a crash log
+        repo.write(".wtp.toml", text)
+        out = repo.wtp_proc("list")
+        assert (out.code, len(out.err.splitlines())) == (2, 1) and "not valid TOML" in out.err, out.err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -198,20 +199,32 @@ def _validate(cfg: Config, where: str) -> None:
 
 
 CACHE_FILE = "config-cache.json"  # in the state dir: the last config file read, as parsed
+_CACHE_FORMAT = (
+    f"1 python {sys.version_info[0]}.{sys.version_info[1]}"  # (another Python's tomllib may read it otherwise)
+)
 
 
 def load(main_root: Path, cache: Path | None = None) -> Config:
     """Read the config of the repository whose main worktree is ``main_root`` (``cache``: where
     the file's parsed form is kept, for the next command to use while the file is unchanged)."""
+    try:
+        return _load(main_root, cache)
+    except ConfigError:
+        if cache is None:
+            raise
+        return _load(main_root, cache, fresh=True)  # said of the file as it reads, not of what a cache held
+
+
+def _load(main_root: Path, cache: Path | None, fresh: bool = False) -> Config:
     path = main_root / CONFIG_FILE
     data: dict[str, Any] | None = None
     if path.is_file():
-        data = _read_toml(path, cache)
+        data = _read_toml(path, cache, fresh)
         where = str(path)
     else:
         py = main_root / "pyproject.toml"
         if py.is_file():
-            tool = _read_toml(py, cache).get("tool", {})
+            tool = _read_toml(py, cache, fresh).get("tool", {})
             if isinstance(tool, dict) and "wtp" in tool:
                 data = tool["wtp"]
                 where = f"{py} [tool.wtp]"
@@ -229,16 +242,17 @@ def parse(data: dict[str, Any], where: str, source: Path | None = None) -> Confi
     return cfg
 
 
-def _read_toml(path: Path, cache: Path | None = None) -> dict[str, Any]:
+def _read_toml(path: Path, cache: Path | None = None, fresh: bool = False) -> dict[str, Any]:
     """The file's TOML; with ``cache``, as parsed by an earlier command when its text is the same
-    byte for byte (tomllib's import and parse are ~4 ms of every command: README, Performance)."""
+    byte for byte (tomllib's import and parse are ~4 ms of every command: README, Performance),
+    unless ``fresh`` (then parsed, and kept there)."""
     try:
         with path.open("rb") as f:
             raw = f.read()
     except OSError as e:
         raise ConfigError(f"{path}: cannot be read ({e.strerror})") from e
-    key = [str(path), raw.decode("utf-8", "surrogateescape")]
-    if cache is not None:
+    key = [_CACHE_FORMAT, str(path), raw.decode("utf-8", "surrogateescape")]
+    if cache is not None and not fresh:
         try:
             kept = json.loads(atomic.read_regular(cache))
             if isinstance(kept, dict) and kept.get("key") == key and isinstance(kept.get("data"), dict):
@@ -254,6 +268,8 @@ def _read_toml(path: Path, cache: Path | None = None) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML ({e}){bom}: fix the file or move it aside") from e
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8") from e
+    except (RecursionError, ValueError) as e:  # nested past Python's depth; an integer past its digits
+        raise ConfigError(f"{path}: not valid TOML ({e}): fix the file or move it aside") from None
     if cache is not None and cache.parent.is_dir():
         try:
             atomic.replace(cache, json.dumps({"key": key, "data": data}).encode(), durable=False)
