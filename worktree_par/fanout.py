@@ -17,7 +17,9 @@ def map_threads(fn: Callable[[T], R], items: Sequence[T], workers: int = 8) -> l
     raises, or the caller is interrupted (Ctrl-C), no further call starts; the calls under way
     end first (their git), then the first exception in the items' order is raised.  Each call
     runs in a thread, one item too: a Ctrl-C reaches the caller's thread, never a call's git,
-    which would be left running (review 56)."""
+    which would be left running (review 56).  A second Ctrl-C ends that wait, as it ends every
+    wait of wtp's (a git that never ends must not hold the command): the git under way, a
+    read of list's or check's, ends alone (review 57)."""
     results: list[R | None] = [None] * len(items)
     errors: list[BaseException | None] = [None] * len(items)
     todo = iter(range(len(items)))
