@@ -28,7 +28,7 @@ def start(
 ) -> int:
     """Stdout is the worktree's path and nothing else (so 'cd "$(wtp start x)"' is safe), or
     empty with exit 4 when the task was queued; notes and reasons go to stderr."""
-    from .. import listing, tasks, waiting
+    from .. import tasks
     from ..progress import Watch
     from ..state import QUEUED
 
@@ -58,9 +58,13 @@ def start(
     for m in result.messages:
         err(m)
     if wait and t.state == QUEUED:
+        from .. import waiting  # (its gates import hashlib: ~2.5 ms of a start that does not wait)
+
         with Watch(f"waiting for a slot for '{task}'", err, detail=note, log=lambda: setup_log) as w:
             t = waiting.wait_active(c, task, timeout, say=w.say)
     if as_json:
+        from .. import listing
+
         emit(listing.task_json(t))
     elif t.state != QUEUED:
         print(t.path)
