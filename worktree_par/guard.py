@@ -19,26 +19,15 @@ from typing import NamedTuple
 from . import agentfiles, copies, crashpoints, disposable, gitops, nested, sizes, stacking
 from .errors import GitError, WouldLoseWork, count
 from .gitops import MergeTree, Sha, edits
+from .refnames import ARCHIVE, ARCHIVE_PREV, ARCHIVE_SUB, BACKUP, EDITS, PRE_LAND, archive_ref, backup_ref
 from .repo import Ctx, few
 from .state import Task
 
-ARCHIVE = "refs/wtp/archive/"
-ARCHIVE_PREV, ARCHIVE_SUB = "refs/wtp/archive-prev/", "refs/wtp/archive-sub/"
-BACKUP = "refs/wtp/backup/"
-EDITS, PRE_LAND = "refs/wtp/archive-edits/", "refs/wtp/archive-pre-land/"  # under archive*: kept refs
 TRASH_PREFIX = ".wtp-trash-"
 # Refs that stay when a task goes: what proves a commit kept.  (The task's own backup ref
 # is not among them: it goes with the task.)
 KEEP_GLOBS = ("refs/wtp/archive*", "refs/stas[h]")  # '[h]': a pattern, so git appends no '/*'
 STAY = ("--branches", "--tags", "--remotes")  # with KEEP_GLOBS, the refs that stay (--remotes last)
-
-
-def backup_ref(name: str) -> str:
-    return f"{BACKUP}{name}"
-
-
-def archive_ref(name: str) -> str:
-    return f"{ARCHIVE}{name}"
 
 
 class Submodule(NamedTuple):

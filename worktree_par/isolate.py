@@ -163,11 +163,11 @@ def landing_tips(ctx: Ctx, st: State) -> dict[str, str]:
     the backup ref its land kept before it joined the queue: the branch may be a candidate
     by then.  No git call when no task is landing.  Read before the registry's lock is taken:
     no git runs under it."""
-    from .guard import backup_ref  # here: only a start next to a land needs it
-
     landing = [t for t in st.tasks.values() if t.state == LANDING and t.path]
     if not landing:
         return {}
+    from .refnames import backup_ref
+
     names = [n for t in landing for n in (backup_ref(t.name), f"refs/heads/{t.branch}")]
     found = gitops.refs(ctx.root, names)
     out: dict[str, str] = {}

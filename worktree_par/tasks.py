@@ -127,7 +127,7 @@ def start(
 def _archived(ctx: Ctx, name: str) -> list[str]:
     """A new task named like one whose work 'wtp rm --force' archived starts afresh: say
     where that work is, so it is not taken for lost (or forgotten)."""
-    from .guard import ARCHIVE
+    from .refnames import ARCHIVE
 
     ref = ARCHIVE + name
     if gitops.ref_value(ctx.root, ref) is None:
