@@ -240,6 +240,31 @@ def test_a_new_task_named_like_an_archived_one_says_where_that_work_is(repo: Rep
     ]
     assert not (Path(again.lines[-1]) / "mine.txt").exists()
     assert repo.wtp("start", "b").err == ""  # no archive, no note
+    # The archive is looked for without git (gitops.stored_ref): packed, it is still found.
+    assert repo.wtp("rm", "a", "--force").code == 0
+    repo.git("pack-refs", "--all")
+    assert not (repo.path / ".git" / "refs" / "wtp" / "archive" / "a").exists()
+    assert "note: earlier work of a task 'a' is archived under refs/wtp/archive/a" in repo.wtp("start", "a").err
+
+
+def test_a_ref_read_without_git_is_what_git_reads(repo: Repo) -> None:
+    """gitops.stored_ref against git's own answer: loose, packed, packed and overridden by a
+    loose one, absent, a symbolic ref, and a folder where the ref would be."""
+    from worktree_par import gitops
+
+    git_dir = repo.path / ".git"
+    one, two = repo.git("rev-parse", "HEAD"), repo.commit({"x.txt": "x\n"}, "two")
+    repo.git("update-ref", "refs/wtp/archive/p", one)
+    repo.git("update-ref", "refs/wtp/archive/q", one)
+    repo.git("pack-refs", "--all")
+    repo.git("update-ref", "refs/wtp/archive/q", two)  # loose now, over the packed line
+    repo.git("update-ref", "refs/wtp/archive/l", two)
+    repo.git("symbolic-ref", "refs/wtp/archive/s", "refs/heads/main")
+    repo.git("update-ref", "refs/wtp/archive/d/x", one)
+    for name in ("p", "q", "l", "s", "d", "none", "d/x"):
+        ref = f"refs/wtp/archive/{name}"
+        assert gitops.stored_ref(repo.path, git_dir, ref) == gitops.ref_value(repo.path, ref), name
+    assert gitops.stored_ref(repo.path, git_dir, "refs/wtp/archive/p") == one
 
 
 def test_rm_of_a_task_whose_branch_was_deleted_under_it_keeps_its_commits(repo: Repo) -> None:

@@ -130,7 +130,7 @@ def _archived(ctx: Ctx, name: str) -> list[str]:
     from .refnames import ARCHIVE
 
     ref = ARCHIVE + name
-    if gitops.ref_value(ctx.root, ref) is None:
+    if gitops.stored_ref(ctx.root, ctx.repo.common_dir, ref) is None:  # (no git call: ~2 ms of every start)
         return []
     return [
         f"note: earlier work of a task '{name}' is archived under {ref}; this task starts afresh from its base "

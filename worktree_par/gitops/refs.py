@@ -3,6 +3,7 @@ reaches what."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -26,6 +27,34 @@ def rev_parse(cwd: Path, rev: str) -> Sha | None:
 def ref_value(cwd: Path, ref: str) -> Sha | None:
     res = run(["rev-parse", "--verify", "--quiet", "--end-of-options", ref], cwd, check=False)
     return Sha(res.out.strip()) if res.code == 0 else None
+
+
+def stored_ref(cwd: Path, common_dir: Path, ref: str) -> Sha | None:
+    """``ref_value`` of a ref under refs/, read without a git call where the files backend keeps
+    it: the loose ref, else its line in packed-refs (a loose one overrides it).  Asked of git for
+    a reftable store, or for anything else found there (a symbolic ref, a folder, a FIFO)."""
+    if os.path.lexists(common_dir / "reftable") or not ref.startswith("refs/"):
+        return ref_value(cwd, ref)
+    try:
+        text = atomic.read_regular(common_dir / ref).decode(errors="replace").strip()
+    except FileNotFoundError:
+        text = None
+    except OSError:
+        return ref_value(cwd, ref)
+    if text is not None:
+        return Sha(text) if is_object_id(text) else ref_value(cwd, ref)
+    try:
+        packed = atomic.read_regular(common_dir / "packed-refs")
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ref_value(cwd, ref)
+    want = ref.encode()
+    for line in packed.splitlines():
+        sha, _, name = line.partition(b" ")
+        if name == want:
+            return Sha(sha.decode()) if is_object_id(sha.decode(errors="replace")) else ref_value(cwd, ref)
+    return None
 
 
 def tree_of(cwd: Path, rev: str) -> Sha:
