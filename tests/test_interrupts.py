@@ -382,23 +382,24 @@ def test_ctrl_c_during_list_or_check_of_many_tasks_starts_no_more_git(repo: Repo
     """Review 56: with more tasks than threads, a Ctrl-C let the threads go on to every task
     left (each its git status) before the command could end.  Each status is held in its
     fsmonitor hook until released; after the Ctrl-C (to the whole group, as a terminal sends
-    it) the command ends with 130 and no other status starts."""
-    (repo.path / ".wtp.toml").write_text("max_active = 12\n")
-    for i in range(12):
+    it) the command ends with 130, and the tasks left are not all looked at: a thread whose
+    git the Ctrl-C ended may take one more before the signal is seen (its git and the signal
+    race on two busy cores), never more (the signal's wakeup byte is there by then)."""
+    (repo.path / ".wtp.toml").write_text("max_active = 24\n")
+    for i in range(24):
         repo.wtp("start", f"t{i}")
     marks, release = _held_status(repo, tmp_path)
     p = repo.spawn(command, new_session=True)
     try:
         wait_for(lambda: len(list(marks.iterdir())) >= 8, "eight git status calls under way")
         os.killpg(p.pid, signal.SIGINT)
-        _, err = p.communicate(timeout=30)  # before the release: every call under way died with the group
     finally:
-        release.touch()
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        release.touch()  # (a status started after the Ctrl-C ends too)
+    _, err = p.communicate(timeout=60)
     assert p.returncode == 130 and err.strip().splitlines()[-1] == "wtp: interrupted", err
-    assert len(list(marks.iterdir())) == 8
+    # 8 under way; then at most one more task per thread, whose status (released) runs its hook
+    # twice: 24 at most.  Before review 56's fix every task left ran: 8 + 2 x 16 = 40.
+    assert len(list(marks.iterdir())) <= 24
 
 
 @pytest.mark.parametrize("command", ["list", "check"])

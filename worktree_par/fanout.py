@@ -20,6 +20,8 @@ def map_threads(fn: Callable[[T], R], items: Sequence[T], workers: int = 8) -> l
     which would be left running (review 56).  A second Ctrl-C ends that wait, as it ends every
     wait of wtp's (a git that never ends must not hold the command): the git under way, a
     read of list's or check's, ends alone (review 57)."""
+    from . import interrupts
+
     results: list[R | None] = [None] * len(items)
     errors: list[BaseException | None] = [None] * len(items)
     todo = iter(range(len(items)))
@@ -28,6 +30,9 @@ def map_threads(fn: Callable[[T], R], items: Sequence[T], workers: int = 8) -> l
     def work() -> None:
         try:
             while not stop.is_set():
+                if wake.r >= 0 and interrupts.readable([wake.r], 0):  # a signal came: its call's git ended,
+                    stop.set()  # perhaps this very one, before the caller's thread could say so
+                    return
                 with take:
                     i = next(todo, None)
                 if i is None:
@@ -42,20 +47,21 @@ def map_threads(fn: Callable[[T], R], items: Sequence[T], workers: int = 8) -> l
 
     threads = [threading.Thread(target=work, name="wtp-fanout") for _ in range(min(workers, len(items)))]
     started = 0
-    try:
-        for t in threads:
-            t.start()
-            started += 1
-        for _ in threads:
-            # Not Thread.join: Python 3.11's join, interrupted by a Ctrl-C, marks a thread still
-            # running as ended (bpo-45274's fix), and the command then exits without its git.
-            ended.acquire()
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        for t in threads[:started]:
-            t.join()
+    with interrupts.Wakeup() as wake:  # (the caller's thread; none elsewhere: wake.r is -1)
+        try:
+            for t in threads:
+                t.start()
+                started += 1
+            for _ in threads:
+                # Not Thread.join: Python 3.11's join, interrupted by a Ctrl-C, marks a thread still
+                # running as ended (bpo-45274's fix), and the command then exits without its git.
+                ended.acquire()
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            for t in threads[:started]:
+                t.join()
     for e in errors:
         if e is not None:
             raise e
