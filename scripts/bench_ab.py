@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Before and after, in one run: the everyday commands of wtp as of two commits, on one
-repository of 2,000 files with three dirty tasks, samples alternating between the two.
+repository of 2,000 files with three dirty tasks (and 'start', each sample a new task, in a
+repository of its own), samples alternating between the two.
 
 Both sides are copies of the package taken out of git (nothing is written into the
 project) and started the same way (benchlib.wtp_from).  Two settings: bytecode compiled
@@ -15,6 +16,7 @@ above 1 is slower.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
@@ -43,6 +45,11 @@ def main() -> None:
         feed = wts[0]
         allowed, denied = b.hook_event(feed, "src/pkg0050/mod001.py"), b.hook_event(feed, "src/pkg0011/mod001.py")
         cache = repo / ".git" / "wtp" / "check-cache.json"
+        # 'start' makes a task each time: in a repository of its own, so that the tasks it
+        # makes do not weigh on the others' list and check.
+        fresh = b.make_repo(base / "starts", args.files)
+        (fresh / ".wtp.toml").write_text("max_active = 1000\n")
+        made = itertools.count()
         for setting in ("compiled", "PYTHONDONTWRITEBYTECODE=1"):
             compiled = setting == "compiled"
             env = dict(b.ENV)
@@ -62,6 +69,7 @@ def main() -> None:
                 "check (3 dirty tasks, cold cache)": (["check", "--json", "--fail-on", "never"], repo, None),
                 "hook pre-edit, allowed": (["hook", "pre-edit"], feed, allowed),
                 "hook pre-edit, denied": (["hook", "pre-edit"], feed, denied),
+                "start (a new task)": (["start", "{task}"], fresh, None),
             }
             times: dict[str, dict[str, list[float]]] = {c: {r: [] for r in sides} for c in cases}
             for rnd in range(args.runs + 1):  # round 0 warms (and writes any bytecode cache)
@@ -70,9 +78,10 @@ def main() -> None:
                     for rev in order:
                         if argv[0] == "check":
                             cache.unlink(missing_ok=True)
+                        run = [f"s{next(made)}" if a == "{task}" else a for a in argv]
                         t0 = time.perf_counter()
                         res = subprocess.run(
-                            [*sides[rev], *argv], cwd=cwd, input=stdin, env=env, capture_output=True, text=True
+                            [*sides[rev], *run], cwd=cwd, input=stdin, env=env, capture_output=True, text=True
                         )
                         took = (time.perf_counter() - t0) * 1000
                         if res.returncode != 0:
