@@ -199,12 +199,9 @@ def diagnose(ctx: Ctx, adopt: bool = False, stale_claims: float | None = None) -
 def _broken(ctx: Ctx, t: Task, what: str, problem: str) -> Finding:
     """A broken link: mended by --fix, or what to do first when what is at .git is the user's."""
     fix = gitops.link_fix(Path(t.path or ""))
-    mend = functools.partial(guard.mend, ctx, t)
-    return (
-        Finding(f"{what} is broken: {problem}: {fix}")
-        if fix != gitops.DOCTOR_FIX
-        else Finding(f"{what} is broken: {problem}", mend)
-    )
+    if fix != gitops.DOCTOR_FIX:
+        return Finding(f"{what} is broken: {problem}: {fix}")
+    return Finding(f"{what} is broken: {problem}", lambda: guard.mend(ctx, t))
 
 
 def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[Finding]:
@@ -226,14 +223,14 @@ def _task_findings(ctx: Ctx, t: Task, wts: dict[Path, gitops.Worktree]) -> list[
         from .land import recovery
 
         problem = gitops.link_problem(Path(t.path)) if t.path and Path(t.path).is_dir() else ""
-        mend = gitops.link_fix(Path(t.path or "")) if problem else gitops.DOCTOR_FIX  # (recovery mends the link first)
+        first = gitops.link_fix(Path(t.path or "")) if problem else gitops.DOCTOR_FIX  # (recovery mends the link)
         why = f"the land of task '{t.name}' was interrupted" + (
             f", and its worktree is broken ({problem})" if problem else ""
         )
-        recover = functools.partial(recovery.recover, ctx, t, lambda _m: None)
-        out.append(
-            Finding(f"{why}: {mend}") if mend != gitops.DOCTOR_FIX else Finding(why, recover)
-        )  # (the user's first)
+        if first != gitops.DOCTOR_FIX:  # the user's to mend first: said, not tried
+            out.append(Finding(f"{why}: {first}"))
+        else:
+            out.append(Finding(why, lambda: recovery.recover(ctx, t, lambda _m: None)))
         return out
     if t.phase == REMOVING:
         out.append(Finding(f"the removal of task '{t.name}' was interrupted", lambda: _complete_rm(ctx, t)))

@@ -220,9 +220,8 @@ def mend(ctx: Ctx, t: Task) -> str:
         return ""
     assert path is not None
     fix = gitops.link_fix(path)
-    if (
-        fix != gitops.DOCTOR_FIX
-    ):  # the user's link, a folder, a FIFO, an unreadable file: never written through nor replaced
+    # The user's link, a folder, a FIFO, an unreadable file: never written through nor replaced.
+    if fix != gitops.DOCTOR_FIX:
         raise WouldLoseWork(f"the worktree of task '{t.name}' is broken ({problem}): nothing was deleted; {fix}")
     try:
         did = gitops.relink(ctx.root, ctx.repo.common_dir, path, t.branch, ctx.worktree_lock)

@@ -127,9 +127,9 @@ def start(
 def _archived(ctx: Ctx, name: str) -> list[str]:
     """A new task named like one whose work 'wtp rm --force' archived starts afresh: say
     where that work is, so it is not taken for lost (or forgotten)."""
-    from .refnames import ARCHIVE
+    from .refnames import archive_ref
 
-    ref = ARCHIVE + name
+    ref = archive_ref(name)
     if gitops.stored_ref(ctx.root, ctx.repo.common_dir, ref) is None:  # (no git call: ~2 ms of every start)
         return []
     return [

@@ -3,7 +3,6 @@ waited for later (``Replay``), so that a caller does other work while git replay
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import NamedTuple
@@ -11,6 +10,7 @@ from typing import NamedTuple
 from .. import atomic, interrupts
 from .core import run, spawn
 from .parse import Sha, is_object_id
+from .refs import stored_ref
 from .work import git_dir_of, head_names
 
 
@@ -129,15 +129,8 @@ def replayed_from(wt: Path) -> Sha | None:
 
 def replayed_to(wt: Path, common_dir: Path) -> Sha:
     """The commit the branch checked out in ``wt`` is on, just after a rebase moved it: the
-    loose ref git wrote as it moved the branch, read without a git call (a loose ref is what
-    the files backend writes, and it overrides a packed one).  Asked of git when there is
-    none: a reftable store, a detached HEAD, a packed ref."""
+    loose ref git wrote as it moved the branch, read without a git call (``stored_ref``).
+    Asked of git for a detached HEAD, and where ``stored_ref`` asks it (a reftable store)."""
     branch = head_names(wt)
-    if branch.startswith("refs/heads/") and not os.path.lexists(common_dir / "reftable"):
-        try:
-            text = atomic.read_regular(common_dir / branch).decode(errors="replace").strip()
-            if is_object_id(text):
-                return Sha(text)
-        except OSError:
-            pass
-    return Sha(run(["rev-parse", "--verify", "--end-of-options", "HEAD"], wt).out.strip())
+    found = stored_ref(wt, common_dir, branch) if branch.startswith("refs/heads/") else None
+    return found or Sha(run(["rev-parse", "--verify", "--end-of-options", "HEAD"], wt).out.strip())
