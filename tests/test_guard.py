@@ -247,7 +247,7 @@ def test_a_new_task_named_like_an_archived_one_says_where_that_work_is(repo: Rep
     assert "note: earlier work of a task 'a' is archived under refs/wtp/archive/a" in repo.wtp("start", "a").err
 
 
-def test_a_ref_read_without_git_is_what_git_reads(repo: Repo) -> None:
+def test_a_ref_read_without_git_is_what_git_reads(repo: Repo, tmp_path: Path) -> None:
     """gitops.stored_ref against git's own answer: loose, packed, packed and overridden by a
     loose one, absent, a symbolic ref, and a folder where the ref would be."""
     from worktree_par import gitops
@@ -265,6 +265,12 @@ def test_a_ref_read_without_git_is_what_git_reads(repo: Repo) -> None:
         ref = f"refs/wtp/archive/{name}"
         assert gitops.stored_ref(repo.path, git_dir, ref) == gitops.ref_value(repo.path, ref), name
     assert gitops.stored_ref(repo.path, git_dir, "refs/wtp/archive/p") == one
+    # Read without git where the files hold it: asked in a folder no git answers for, the
+    # loose, packed and absent refs still come out as git said (a git call there gives None).
+    elsewhere = tmp_path / "no-repository"
+    elsewhere.mkdir()
+    for name, want in (("p", one), ("q", two), ("l", two), ("none", None)):
+        assert gitops.stored_ref(elsewhere, git_dir, f"refs/wtp/archive/{name}") == want, name
 
 
 def test_rm_of_a_task_whose_branch_was_deleted_under_it_keeps_its_commits(repo: Repo) -> None:
