@@ -500,6 +500,17 @@ def test_list_prints_a_commit_subject_with_its_control_characters_escaped(repo: 
     assert "clear \\x1b[2J screen\\rover" in out.out and "\x1b" not in out.out and "\r" not in out.out, out.out
 
 
+def test_the_config_cache_is_never_written_through_a_linked_state_dir(repo: Repo, tmp_path: Path) -> None:
+    """wtp keeps its state only in a real directory (a link there is refused): the config's
+    cache is not written where such a link points either."""
+    repo.write(".wtp.toml", "max_active = 2\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (repo.path / ".git" / "wtp").symlink_to(elsewhere)
+    repo.wtp_proc("list")
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_the_config_file_is_parsed_once_while_its_text_is_the_same(repo: Repo) -> None:
     """Commands keep the config file's parsed form in the state dir (tomllib's import and parse
     are ~4 ms of each command) and use it while the file's text is the same byte for byte: an

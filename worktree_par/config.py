@@ -270,7 +270,7 @@ def _read_toml(path: Path, cache: Path | None = None, fresh: bool = False) -> di
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8") from e
     except (RecursionError, ValueError) as e:  # nested past Python's depth; an integer past its digits
         raise ConfigError(f"{path}: not valid TOML ({e}): fix the file or move it aside") from None
-    if cache is not None and cache.parent.is_dir():
+    if cache is not None and cache.parent.is_dir() and not cache.parent.is_symlink():  # (the state dir's rule)
         try:
             atomic.replace(cache, json.dumps({"key": key, "data": data}).encode(), durable=False)
         except (OSError, TypeError, ValueError):  # a read-only .git; a TOML date, which JSON cannot hold
